@@ -1029,7 +1029,10 @@ fn a_job_whose_snapshot_session_ends_says_so_and_resume_finishes() {
     assert!(
         stderr.contains("cannot import the job's snapshot (the session that exported it has ended")
             && stderr.contains("--resume")
-            && !stderr.contains("mend"),
+            && !stderr.contains("mend")
+            // The source's failure, named as the source's (it named destination 1's CONN).
+            && stderr.contains("the job stopped: table \"public\".\"small\", source (")
+            && !stderr.contains("the job stopped: table \"public\".\"small\" on destination"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "big"), 5000);

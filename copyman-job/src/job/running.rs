@@ -1034,15 +1034,33 @@ fn finish_table(shared: &Shared<'_>, worker: usize, i: usize, report: TableRepor
             )
         })
     {
-        shared.stop(format!(
-            "table {} on destination {} ({}): {}",
-            t.table,
-            d + 1,
-            shared.destinations[d].name,
-            r.error
-                .as_ref()
-                .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
-        ));
+        // The source's failure, every destination's alike, is the source's (it named
+        // destination 1 and its CONN).
+        let of_source = r
+            .error
+            .as_ref()
+            .filter(|e| e.message.starts_with("source: "));
+        let stopped = match of_source {
+            Some(e) => format!(
+                "table {}, source ({}): {}",
+                t.table,
+                shared.source.name,
+                TableError {
+                    message: e.message["source: ".len()..].to_owned(),
+                    ..e.clone()
+                }
+            ),
+            None => format!(
+                "table {} on destination {} ({}): {}",
+                t.table,
+                d + 1,
+                shared.destinations[d].name,
+                r.error
+                    .as_ref()
+                    .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
+            ),
+        };
+        shared.stop(stopped);
     }
     shared
         .reports
