@@ -395,9 +395,10 @@ impl Monitor {
                          THEN {} END,
                     (SELECT CASE WHEN length(q) < length(a.query) THEN q || '...' ELSE q END
                        FROM (SELECT left(split_part(a.query, '''', 1), 60) AS q) s),
-                    a.backend_start::text,
+                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
                     CASE WHEN a.wait_event_type = 'Lock'
-                         THEN (SELECT string_agg(b.pid || ' ' || b.backend_start::text, ',')
+                         THEN (SELECT string_agg(b.pid || ' ' || to_char(b.backend_start
+                                          AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ',')
                                  FROM pg_stat_activity b
                                 WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END
                FROM pg_stat_activity a
@@ -518,7 +519,7 @@ impl Monitor {
 pub(crate) struct Backend {
     /// Its process id.
     pub(crate) pid: i32,
-    /// `pg_stat_activity.backend_start`, as text.
+    /// `pg_stat_activity.backend_start`, in UTC and a fixed form (`YYYY-MM-DD HH24:MI:SS.US`).
     pub(crate) started: String,
 }
 

@@ -888,8 +888,12 @@ impl Holder {
     }
 }
 
-/// This session's backend as [`Holder::backend`] names it.
-const BACKEND_SQL: &str = "SELECT pid::text || ' ' || backend_start::text \
+/// This session's backend as [`Holder::backend`] names it: its pid and start, in UTC and a
+/// fixed form whatever the session's `TimeZone` and `DateStyle` (a run's and a recovery's
+/// sessions of two zones did not know one backend: "nothing pending", and its PREPARE landed
+/// after).
+const BACKEND_SQL: &str = "SELECT pid::text || ' ' || pg_catalog.to_char(backend_start AT TIME \
+     ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') \
      FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()";
 
 /// Every backend of `conn`'s server that the session may see, as [`Holder::backend`] names
@@ -899,7 +903,8 @@ const BACKEND_SQL: &str = "SELECT pid::text || ' ' || backend_start::text \
 /// The query failed.
 pub fn live_backends(conn: &mut Connection) -> Result<HashSet<String>, Error> {
     let rows = conn.query(
-        "SELECT pid::text || ' ' || backend_start::text FROM pg_catalog.pg_stat_activity \
+        "SELECT pid::text || ' ' || pg_catalog.to_char(backend_start AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD HH24:MI:SS.US') FROM pg_catalog.pg_stat_activity \
          WHERE backend_start IS NOT NULL",
     )?;
     Ok(rows

@@ -321,16 +321,27 @@ fn recover_does_not_finish_a_run_whose_session_may_still_prepare() {
     // One table, and a job (a state file): a job's party lines named no session (its planning
     // session's server only), so recover said "nothing pending" and recorded the run done.
     for job in [false, true] {
-        session_that_may_still_prepare(job);
+        session_that_may_still_prepare(job, false);
     }
+    // The run's sessions in another TimeZone than the recovery's: its session still known (its
+    // start was compared as text in each session's zone: "nothing pending", exit 0, and the
+    // PREPARE landed after).
+    session_that_may_still_prepare(false, true);
 }
 
-fn session_that_may_still_prepare(job: bool) {
+fn session_that_may_still_prepare(job: bool, zoned: bool) {
     let run = Run::new();
     let mut copy = run.copy_args();
     let state = TempPath::new("may-still-prepare.state");
     if job {
         copy.extend(["--state".to_owned(), state.arg().to_owned()]);
+    }
+    if zoned {
+        let urls = run.urls();
+        for arg in copy.iter_mut().filter(|a| urls.contains(a)) {
+            let join = if arg.contains('?') { '&' } else { '?' };
+            arg.push_str(&format!("{join}options=-c%20TimeZone%3DAsia%2FTokyo"));
+        }
     }
     let paused = Paused::start(&args(&copy), "prepared:1");
     // A destination not prepared yet: its session waits, idle in its transaction.
