@@ -812,6 +812,8 @@ fn watch(
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
+    // When the wait was last said: again every `say_after`, shortly, while nothing moves.
+    let mut said_at = Instant::now();
     let mut told_itself = false;
     // The backend a look found waiting on copyman's prepared transactions: cancelled if the
     // next look finds it so still (one a DBA finishes by hand just then is let go).
@@ -934,6 +936,14 @@ fn watch(
             }
             w.monitor.cancel(w.target);
         }
+        if told_stuck
+            && !quiet
+            && !committing.load(Ordering::SeqCst)
+            && said_at.elapsed() >= say_after()
+        {
+            said_at = Instant::now();
+            say_still(moved, "", &looks);
+        }
         if !told_stuck
             && !quiet
             && !committing.load(Ordering::SeqCst)
@@ -941,6 +951,7 @@ fn watch(
             && !activities.is_empty()
         {
             told_stuck = true;
+            said_at = Instant::now();
             // The servers idle because the input has sent nothing yet: said first.
             let fifo =
                 signals::fifo_wait().map(|what| format!("{what} (the servers wait with it): "));
@@ -985,6 +996,21 @@ fn watch(
             ));
         }
     }
+}
+
+/// Says again, shortly, that nothing has moved since `moved` (`whose`: " on job 2 (t)", or
+/// nothing), with the locks still waited for: a wait is said every [`say_after`] while it
+/// lasts (it was said once, then nothing for as long as it lasted: a log read as a hang).
+fn say_still(moved: Instant, whose: &str, looks: &[Look]) {
+    let locks: Vec<&str> = looks.iter().filter_map(|l| l.lock.as_deref()).collect();
+    let what = match locks.is_empty() {
+        true => String::new(),
+        false => format!(": {}", locks.join("; ")),
+    };
+    progress::println(&format!(
+        "copyman: still nothing has moved for {} s{whose}{what}",
+        moved.elapsed().as_secs()
+    ));
 }
 
 /// How a job's watch puts a note (a lock wait) on a worker's line of the progress display.
@@ -1068,6 +1094,8 @@ struct WorkerBackends {
     /// it was said to wait for a lock.
     backends: Vec<(usize, Target, bool)>,
     told_stuck: bool,
+    /// When its wait was last said: again every `say_after`, shortly, while nothing moves.
+    said_at: Instant,
     /// Said (and recorded) that its table's copy waits on itself ([`waits_on_itself`]).
     told_itself: bool,
     /// The backend a look found waiting on copyman's prepared transactions alone: cancelled if
@@ -1144,6 +1172,7 @@ impl WorkerBackends {
             ending: false,
             backends: Vec::new(),
             told_stuck: false,
+            said_at: Instant::now(),
             told_itself: false,
             on_prepared: None,
             last_look: None,
@@ -1678,9 +1707,18 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             // The planning moves with each table it looks up (a catalog query for hundreds of
             // them may take a while: what its backends do is said then, as a copy's).
             let planning = w.table == PLANNING;
+            if w.told_stuck && !quiet && w.said_at.elapsed() >= say_after() {
+                w.said_at = Instant::now();
+                let whose = match planning {
+                    true => format!(" {PLANNING}"),
+                    false => format!(" on job {} ({})", worker + 1, w.table),
+                };
+                say_still(w.moved, &whose, &looks);
+            }
             if !w.told_stuck && !quiet && w.moved.elapsed() >= say_after() && !activities.is_empty()
             {
                 w.told_stuck = true;
+                w.said_at = Instant::now();
                 let waits = w
                     .copying
                     .as_ref()

@@ -937,6 +937,11 @@ fn a_lock_wait_is_said_with_its_holder_and_the_lock_timeout() {
             && !said.contains("is frozen"),
         "{said}"
     );
+    // Said again while it lasts, shortly, with the lock (it was said once: live37 F5).
+    let mut stderr = stderr;
+    let again = stderr.wait_for("still nothing has moved for ");
+    let again = again.unwrap_or_else(|| panic!("said once: {}", stderr.seen()));
+    assert!(again.contains("waits for a relation lock on t"), "{again}");
     holder.batch_execute("ROLLBACK").unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", stderr.rest());
