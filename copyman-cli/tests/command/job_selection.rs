@@ -1344,3 +1344,49 @@ fn a_dry_runs_plan_escapes_control_characters_in_names() {
         "{plan:?}"
     );
 }
+
+/// A pattern that misses only for case folding or a dot taken as pattern syntax says the name
+/// the source has and the quoting that selects it (it said only "no table matches"; jobs37 F4).
+#[test]
+fn a_pattern_that_misses_by_case_or_a_dot_says_the_name_and_its_quoting() {
+    let c = clusters();
+    let tables = "CREATE SCHEMA \"Mixed Case\"; CREATE TABLE \"Mixed Case\".t (id int);
+                  CREATE TABLE \"dot.table\" (id int);";
+    let src = database(&c.source, tables);
+    let d = database(&c.dest[0], tables);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let refused = |flag: &str, pattern: &str| {
+        let out = run(&[
+            "table",
+            flag,
+            pattern,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--dry-run",
+        ]);
+        assert_exit(&out, 2);
+        text(&out.stderr)
+    };
+    let said = refused("--schema", "Mixed Case");
+    assert!(
+        said.contains("no table matches the selection")
+            && said.contains("--schema '\"Mixed Case\"'"),
+        "{said}"
+    );
+    let said = refused("--table", "dot.table");
+    assert!(said.contains("--table 'public.\"dot.table\"'"), "{said}");
+    // The quoting it says selects it.
+    let out = run(&[
+        "table",
+        "--schema",
+        "\"Mixed Case\"",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+}

@@ -900,12 +900,26 @@ fn plan_all(
         .map_err(|e| JobError::Selection(e.to_string()))?
         .and_then(|query| src.query(&query).ok())
         .unwrap_or_default();
+    // A name the source has but for case folding or a dot or space taken as pattern syntax:
+    // said with the quoting that selects it.
+    let mut spelled: Vec<String> = Vec::new();
     for row in &unmatched {
         if let [Some(flag), Some(pattern)] = &row[..] {
+            let literal = (flag != "--exclude-table")
+                .then(|| literally_named(&mut src, flag == "--schema", pattern))
+                .flatten();
+            let hint = literal.map_or_else(String::new, |name| {
+                let hint = format!(
+                    ": {name} does (a pattern's letters fold to lower case and a dot parts \
+                     schema from table, as pg_dump reads them: {flag} '{name}')"
+                );
+                spelled.push(hint[2..].to_owned());
+                hint
+            });
             notes.push(match flag.as_str() {
                 "--exclude-table" => unmatched_exclusion(pattern, &selection.schemas),
-                "--schema" => format!("--schema {pattern} matches no schema on the source"),
-                _ => format!("{flag} {pattern} matches no table on the source"),
+                "--schema" => format!("--schema {pattern} matches no schema on the source{hint}"),
+                _ => format!("{flag} {pattern} matches no table on the source{hint}"),
             });
         }
     }
@@ -915,7 +929,11 @@ fn plan_all(
     // while the job plans would be copied twice, or by nobody; and recorded with the claims.
     let mut covers_before = source_covers(&mut src, selected.iter().map(|s| &s.table));
     if selected.is_empty() {
-        return Err(JobError::Empty(selection.to_string()));
+        let mut said = selection.to_string();
+        for hint in spelled {
+            said.push_str(&format!("; {hint}"));
+        }
+        return Err(JobError::Empty(said));
     }
     // A table the source's role cannot read is refused here, by name, rather than left out (the
     // destinations would lack it without a word) or found only after other tables committed.
@@ -2206,6 +2224,36 @@ fn plan_all(
         coordinator,
         block_size,
     })
+}
+
+/// The schema (`schema`) or table the source has whose name is `pattern` taken literally,
+/// but for case, or with its dot between schema and table (a pattern's letters fold to lower
+/// case, and a dot parts schema from table, as pg_dump reads them): as a pattern that selects
+/// it spells it (quoted). `None` for a pattern with wildcards, or where none is.
+fn literally_named(src: &mut Connection, schema: bool, pattern: &str) -> Option<String> {
+    if pattern.contains(['*', '?', '"']) {
+        return None;
+    }
+    let literal = crate::sql::literal(pattern);
+    let query = if schema {
+        format!(
+            "SELECT pg_catalog.quote_ident(nspname) FROM pg_catalog.pg_namespace \
+             WHERE pg_catalog.lower(nspname) = pg_catalog.lower({literal}) LIMIT 1"
+        )
+    } else {
+        format!(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || \
+               pg_catalog.quote_ident(c.relname) \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND \
+               (pg_catalog.lower(c.relname) = pg_catalog.lower({literal}) \
+                OR pg_catalog.lower(n.nspname || '.' || c.relname) = pg_catalog.lower({literal})) \
+             ORDER BY n.nspname = 'public' DESC LIMIT 1"
+        )
+    };
+    let rows = src.query(&query).ok()?;
+    rows.first()?.first()?.clone()
 }
 
 /// A resume that copies tables to a destination beside others an earlier run committed there:
