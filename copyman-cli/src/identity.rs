@@ -174,6 +174,31 @@ pub(crate) fn check(
             }
             let emptied = matches!(t.statements, Statements::Table { truncate: true, .. });
             refuse_standby_of(source, &id, i, &name, false, emptied)?;
+            // A --send query that reads the --receive's table (or a partition of it): every
+            // row stored a second time into the table it is read from (it was the warning
+            // below, exit 0).
+            let query = match &t.statements {
+                Statements::Raw {
+                    send: Some(send), ..
+                } => statement::copy_query(send),
+                _ => None,
+            };
+            if !table_mode
+                && id.same_database(source)
+                && let (Some(query), Some(conn)) = (query, source_conn.as_deref_mut())
+                && query_reads(conn, query, id.written()) == Some(true)
+            {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "destination {} ({name}): its --receive table is one the --send query \
+                         reads, in the source's database ({id}): every row would be stored a \
+                         second time into the table it is read from",
+                        i + 1
+                    ),
+                });
+            }
             if !table_mode && id.same_database(source) {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
@@ -243,6 +268,39 @@ pub(crate) fn check(
         Some(first) if dests.iter().all(|d| d.error.is_some()) => Err(refused(first)),
         _ => Ok(()),
     }
+}
+
+/// Whether `query` (a `--send`'s `COPY (query) TO STDOUT`) reads one of the relations
+/// `written` (oids), asked on the source's session `conn` (idle): a temporary view of the
+/// query, in a transaction rolled back at once, and the relations its rule depends on. `None`
+/// where that cannot be told (a query a view cannot be, a standby, nothing to compare).
+fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option<bool> {
+    use copyman_core::session::TransactionStatus;
+    if written.is_empty() || conn.session().transaction_status() != TransactionStatus::Idle {
+        return None;
+    }
+    conn.execute("BEGIN READ WRITE").ok()?;
+    // The query ends its line: a `-- comment` on its last line ends there.
+    let reads = conn
+        .execute(&format!(
+            "CREATE TEMPORARY VIEW pg_temp.copyman_send_reads AS {query}\n"
+        ))
+        .ok()
+        .and_then(|_| {
+            let oids = written.join(", ");
+            conn.query(&format!(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_depend d \
+                   JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid \
+                   WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                     AND r.ev_class = 'pg_temp.copyman_send_reads'::pg_catalog.regclass \
+                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                     AND d.refobjid = ANY (ARRAY[{oids}]::pg_catalog.oid[]))::text"
+            ))
+            .ok()
+        });
+    let _ = conn.execute("ROLLBACK");
+    let value = reads?.first()?.first()?.clone()?;
+    Some(value == "true")
 }
 
 /// The endpoints `x` < `y` (0 the source, then each destination), where both have a session.

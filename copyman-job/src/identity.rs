@@ -168,6 +168,12 @@ impl Identity {
             }
     }
 
+    /// The oids of the relations a COPY into its table writes rows into: itself and its
+    /// partitions (empty where they cannot be asked, or no table was found).
+    pub fn written(&self) -> &[String] {
+        &self.writes
+    }
+
     /// Whether a COPY of this table reads rows that a COPY into `target` writes, another table
     /// of the same database: this a partition of `target` or its partitioned parent (at any
     /// level). Its rows would be copied into the table they are read from.

@@ -405,6 +405,32 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.source, &src, "t2"), 100);
+    // A --send query that reads the --receive's table: refused (every row was stored there a
+    // second time, exit 0, after that warning; conn37 F5); one that reads another table is not.
+    let copy = |send: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            send,
+            "--to",
+            &c.source.conninfo(&src),
+            "--receive",
+            "COPY t2 FROM STDIN",
+        ])
+    };
+    let out = copy("COPY (SELECT * FROM t2 WHERE id > 0) TO STDOUT");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("its --receive table is one the --send query reads"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "t2"), 100);
+    let out = copy("COPY (SELECT * FROM t WHERE id <= 10) TO STDOUT");
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.source, &src, "t2"), 110);
 
     // Table mode into another table of the source's database (--target-table) is no duplicate.
     let out = run(&[
