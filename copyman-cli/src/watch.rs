@@ -397,8 +397,8 @@ impl Monitor {
                        FROM (SELECT left(split_part(a.query, '''', 1), 60) AS q) s),
                     to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
                     CASE WHEN a.wait_event_type = 'Lock'
-                         THEN (SELECT string_agg(b.pid || ' ' || to_char(b.backend_start
-                                          AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ',')
+                         THEN (SELECT string_agg(b.pid || ' ' || coalesce(to_char(b.backend_start
+                                          AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ''), ',')
                                  FROM pg_stat_activity b
                                 WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END
                FROM pg_stat_activity a
@@ -564,12 +564,20 @@ pub(crate) struct Look {
 /// transaction, not waiting for a lock): only a cancel ends it.
 ///
 /// `looks` are the copy's backends; the first waiter found and its holder, by their indexes.
+/// A holder is known by its pid and start; by its pid alone where the waiter's server hides
+/// its start (a role that may not see another role's backends whole: two destinations of one
+/// database reached as two roles waited on each other for ever). A pid is another's on
+/// another host only; on one host, never while that backend lives.
 fn waits_on_itself(looks: &[&Look]) -> Option<(usize, usize)> {
     looks.iter().enumerate().find_map(|(i, look)| {
         look.blockers.iter().find_map(|blocker| {
             looks
                 .iter()
-                .position(|other| other.backend.as_ref() == Some(blocker))
+                .position(|other| {
+                    other.backend.as_ref().is_some_and(|own| {
+                        own == blocker || (blocker.started.is_empty() && own.pid == blocker.pid)
+                    })
+                })
                 .filter(|&j| j != i)
                 .map(|j| (i, j))
         })
@@ -1849,5 +1857,8 @@ mod tests {
         // A holder outside the copy.
         let waits = look(21, "t2", &[(99, "t1")]);
         assert_eq!(waits_on_itself(&[&source, &first, &waits]), None);
+        // Its start hidden from the waiter's role: known by its pid.
+        let hidden = look(21, "t2", &[(20, "")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &hidden]), Some((2, 1)));
     }
 }

@@ -428,6 +428,69 @@ fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once
     assert_eq!(count(&c.source, &src, "s"), 50000);
 }
 
+/// The same copy waiting on itself with its two destinations reached as two roles that may
+/// not see each other's backends whole (their start hidden): cancelled at once as well (it
+/// waited for ever, said every 10 s; conn37 F12).
+#[test]
+fn a_copy_waiting_on_itself_as_two_roles_fails_at_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE s (id int8, v text);
+         INSERT INTO s SELECT g, 'x' FROM generate_series(1, 50000) g;",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE pt (id int8 PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (1) TO (100001);
+         CREATE TABLE side (id int8, v text);
+         CREATE FUNCTION fwd() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO pt VALUES (NEW.id, NEW.v); RETURN NULL; END$$;
+         CREATE TRIGGER fwd AFTER INSERT ON side FOR EACH ROW EXECUTE FUNCTION fwd();",
+    );
+    let (one, two) = (format!("one_{d1}"), format!("two_{d1}"));
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute(&format!(
+            "CREATE ROLE {one} LOGIN; CREATE ROLE {two} LOGIN;
+             GRANT SELECT, INSERT ON side, pt, pt_1 TO {one}, {two};"
+        ))
+        .unwrap();
+    let to = c.dest[0].conninfo(&d1);
+    let (to_one, to_two) = (
+        to.replace("user=postgres", &format!("user={one}")),
+        to.replace("user=postgres", &format!("user={two}")),
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY s TO STDOUT",
+        "--to",
+        &to_one,
+        "--receive",
+        "COPY side FROM STDIN",
+        "--to",
+        &to_two,
+        "--receive",
+        "COPY pt_1 FROM STDIN",
+        // Bounded, should the watch not see it (it waited for ever).
+        "--lock-timeout",
+        "60s",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("was cancelled by copyman: it waited for")
+            && stderr.contains("another session of this same copy")
+            && !stderr.contains("55P03"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "pt"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+}
+
 #[test]
 fn a_split_table_whose_ranges_wait_on_each_other_fails_at_once_and_says_to_mend_it() {
     let c = clusters();
