@@ -466,9 +466,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     {
         run_error = Some(
             "source: the table was truncated or rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL, \
-             CLUSTER) while copyman read it, and its role may not lock it first (SELECT on its \
-             columns only): what the copy read may be none of its rows; run it again (SELECT on \
-             the table lets copyman lock it)"
+             CLUSTER), or a partition of it attached or detached, while copyman read it, and its \
+             role may not lock it first (SELECT on its columns only): what the copy read may be \
+             none of its rows, or not its partitions' as its snapshot saw them; run it again \
+             (SELECT on the table lets copyman lock it)"
                 .to_owned(),
         );
     }

@@ -336,7 +336,8 @@ pub fn next_xid(conn: &mut Connection) -> Option<u64> {
 /// The files that hold `table`'s rows on the server of `conn` ([`sql::files_query`]), as the
 /// catalog says now; `None` where they cannot be asked.
 pub fn table_files(conn: &mut Connection, table: &sql::TableName) -> Option<String> {
-    let rows = conn.query(&sql::files_query(table)).ok()?;
+    let version = conn.session().server_version_num();
+    let rows = conn.query(&sql::files_query(table, version)).ok()?;
     rows.into_iter().next()?.into_iter().next().flatten()
 }
 

@@ -462,17 +462,31 @@ pub fn lockable(kind: &str, server_version_num: Option<u32>) -> bool {
 /// text (oid and file node of each): a TRUNCATE or a table-rewriting ALTER TABLE, VACUUM FULL or
 /// CLUSTER gives a relation a new file. Where the role may not lock a table before the snapshot
 /// that reads it (`SELECT` on its columns only), it is asked before that snapshot and again once
-/// the COPY read it: the catalog it reads is the latest, whatever the snapshot. Other files than
-/// before mean the snapshot may have read the table empty.
-pub fn files_query(table: &TableName) -> String {
+/// the COPY read it: a file node is the latest, whatever the snapshot. Other files than
+/// before mean the snapshot may have read the table empty. The partitions as they are now too
+/// (`pg_partition_tree`, from PostgreSQL 12, which reads the catalog as it is, where a query of
+/// `pg_inherits` in the copy's snapshot saw the tree as it was): a partition detached or
+/// attached meanwhile, which a partitioned table's COPY then read or not (its rows copied by
+/// nobody, or twice), changes them.
+pub fn files_query(table: &TableName, server_version_num: Option<u32>) -> String {
+    let table = literal(&table.to_string());
+    let now = if server_version_num.is_some_and(|v| v >= 120_000) {
+        format!(
+            " || '|' || coalesce((SELECT pg_catalog.string_agg(\
+               p.relid::pg_catalog.oid::pg_catalog.text, ',' ORDER BY p.relid::pg_catalog.oid) \
+               FROM pg_catalog.pg_partition_tree(\
+               pg_catalog.to_regclass({table})) p), '')"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "WITH RECURSIVE tree(oid) AS ( \
-           SELECT pg_catalog.to_regclass({})::pg_catalog.oid \
+           SELECT pg_catalog.to_regclass({table})::pg_catalog.oid \
            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid) \
          SELECT pg_catalog.string_agg(tree.oid::pg_catalog.text || ':' \
            || coalesce(pg_catalog.pg_relation_filenode(tree.oid)::pg_catalog.text, '-'), ',' \
-           ORDER BY tree.oid) FROM tree",
-        literal(&table.to_string())
+           ORDER BY tree.oid){now} FROM tree"
     )
 }
 

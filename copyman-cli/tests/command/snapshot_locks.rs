@@ -297,3 +297,51 @@ fn a_view_whose_lock_the_role_may_not_take_is_copied_unlocked() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "sv"), 1000);
 }
+
+/// The same role, a partition detached while the job waits to copy (no lock of the job's holds
+/// the partitioned table): the snapshot's COPY reads the partitions as they are now, without it
+/// (its rows copied by nobody, exit 0). The partition tree, as it is now, is part of what is
+/// compared: the table fails, nothing committed; `--resume` copies what it is then.
+#[test]
+fn a_partition_detached_during_a_job_that_cannot_lock_its_table_fails_it() {
+    let c = clusters();
+    let tree = "CREATE TABLE pt (id int, v text) PARTITION BY RANGE (id);
+        CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000);
+        CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (1000) TO (2000);";
+    let src = database(
+        &c.source,
+        &format!("{tree} INSERT INTO pt SELECT g, 'v' || g FROM generate_series(0, 1999) g;"),
+    );
+    let dst = database(&c.dest[0], tree);
+    let role = format!("detached_{src}");
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT (id, v) ON pt TO {role};"
+        ))
+        .unwrap();
+    let from = format!(
+        "host=127.0.0.1 port={} user={role} dbname={src}",
+        c.source.port()
+    );
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("partition-detached.state");
+    let args = [
+        "table",
+        "pt",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "planned");
+    c.source
+        .connect(&src)
+        .batch_execute("SET lock_timeout = '20s'; ALTER TABLE pt DETACH PARTITION pt2")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 1);
+    assert_eq!(count(&c.dest[0], &dst, "pt"), 0, "{}", text(&out.stderr));
+}

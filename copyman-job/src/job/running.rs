@@ -1184,10 +1184,11 @@ pub(super) fn files_unchanged(conn: &mut Connection, t: &TablePlan) -> Result<()
         return Ok(());
     }
     Err(TableError::new(format!(
-        "source: {} was truncated or rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL, CLUSTER) \
-         while the job read it, and its role may not lock it first (SELECT on its columns \
-         only): what the copy read may be none of its rows; not committed (--resume copies it; \
-         SELECT on the table lets the job lock it)",
+        "source: {} was truncated or rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL, CLUSTER), \
+         or a partition of it attached or detached, while the job read it, and its role may \
+         not lock it first (SELECT on its columns only): what the copy read may be none of its \
+         rows, or not its partitions' as its snapshot saw them; not committed (--resume copies \
+         it; SELECT on the table lets the job lock it)",
         t.table
     )))
 }

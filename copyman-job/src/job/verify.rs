@@ -133,10 +133,12 @@ fn checksum_on(
 /// source's checksum if the copy computed it, else computed now), as a table copied now is
 /// compared: a resume that adds `--verify` checks every table of the job. One that differs, or
 /// cannot be compared, is recorded `mismatch`: not done, so that the next resume empties it
-/// there and copies it again. A job that began with `--verify` recorded each table done only
-/// once it matched the source in its own run's snapshot: it is not compared again (against a
-/// live source, every table copied earlier differs from the source now, and each was called
-/// different and un-recorded). Nothing is compared once the job halted (an interrupt may have
+/// there and copies it again. A table recorded done with the checksum it matched the source's
+/// with (a run that verified it, in its own snapshot) is compared with that checksum, not with
+/// the source as it is now: against a live source every table copied earlier differs from the
+/// source now (each was called different and un-recorded), and a difference from the checksum
+/// recorded is a change on the destination since — unless the destination was failed over or
+/// restored since (compared with the source then). Nothing is compared once the job halted (an interrupt may have
 /// cancelled the source's checksum: that would say nothing of the table). `sum_kept` keeps the
 /// source's checksum, for [`verify_after_triggers`].
 pub(super) fn verify_done(
