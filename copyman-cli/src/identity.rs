@@ -271,36 +271,14 @@ pub(crate) fn check(
 }
 
 /// Whether `query` (a `--send`'s `COPY (query) TO STDOUT`) reads one of the relations
-/// `written` (oids), asked on the source's session `conn` (idle): a temporary view of the
-/// query, in a transaction rolled back at once, and the relations its rule depends on. `None`
-/// where that cannot be told (a query a view cannot be, a standby, nothing to compare).
+/// `written` (oids), asked on the source's session `conn` (idle) without running it
+/// ([`copyman_job::plan::relations_read`]). `None` where that cannot be told.
 fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option<bool> {
-    use copyman_core::session::TransactionStatus;
-    if written.is_empty() || conn.session().transaction_status() != TransactionStatus::Idle {
+    if written.is_empty() {
         return None;
     }
-    conn.execute("BEGIN READ WRITE").ok()?;
-    // The query ends its line: a `-- comment` on its last line ends there.
-    let reads = conn
-        .execute(&format!(
-            "CREATE TEMPORARY VIEW pg_temp.copyman_send_reads AS {query}\n"
-        ))
-        .ok()
-        .and_then(|_| {
-            let oids = written.join(", ");
-            conn.query(&format!(
-                "SELECT EXISTS (SELECT FROM pg_catalog.pg_depend d \
-                   JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid \
-                   WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
-                     AND r.ev_class = 'pg_temp.copyman_send_reads'::pg_catalog.regclass \
-                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-                     AND d.refobjid = ANY (ARRAY[{oids}]::pg_catalog.oid[]))::text"
-            ))
-            .ok()
-        });
-    let _ = conn.execute("ROLLBACK");
-    let value = reads?.first()?.first()?.clone()?;
-    Some(value == "true")
+    let read = copyman_job::plan::relations_read(conn, query)?;
+    Some(read.iter().any(|r| written.contains(&r.oid)))
 }
 
 /// The endpoints `x` < `y` (0 the source, then each destination), where both have a session.

@@ -811,6 +811,29 @@ fn table_plan(
                 .then(|| sql::lock_itself(&resolved.table, "ACCESS SHARE"))
         })
     });
+    // The relations a --where reads, locked before the snapshot as the table is (a lookup
+    // table's TRUNCATE and reload, waited for, was read empty by the older snapshot: no row
+    // copied, exit 0); those the role may lock.
+    let where_locks = match (&copy.condition, source.as_deref_mut()) {
+        (Some(condition), Some(conn)) if source_rel.is_some() => {
+            let query = format!(
+                "SELECT 1 FROM {} {}",
+                resolved.table,
+                sql::where_clause(condition)
+            );
+            let read = copyman_job::plan::relations_read(conn, &query).unwrap_or_default();
+            let lockable = read
+                .iter()
+                .filter(|r| r.may_lock && sql::lockable(&r.kind, source_version));
+            sql::lock_for_snapshot(lockable.map(|r| (&r.name, r.kind.as_str())))
+        }
+        _ => None,
+    };
+    // The locks first: the guard's statements may take the snapshot.
+    let source_guard = match (where_locks, source_guard) {
+        (Some(locks), Some(guard)) => Some(format!("{locks}; {guard}")),
+        (locks, guard) => locks.or(guard),
+    };
     let mut sequences = vec![Vec::new(); dests.len()];
     // From a file, destinations of other types each read its text as theirs do: said.
     // (Its columns: those named, else the first destination's.)

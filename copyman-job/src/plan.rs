@@ -109,6 +109,68 @@ pub fn write_refusal(
     })
 }
 
+/// A relation a query reads ([`relations_read`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// Its oid, as text.
+    pub oid: String,
+    /// Its name as statements spell it (`"schema"."name"`).
+    pub name: TableName,
+    /// Its `pg_class.relkind`.
+    pub kind: String,
+    /// Whether the role may lock it (`SELECT` on it, not on some columns only).
+    pub may_lock: bool,
+}
+
+/// The relations `query` (a `SELECT`) reads directly, asked on `conn` (idle) without running
+/// it: a temporary view of it, in a transaction rolled back at once, and the relations its rule
+/// depends on. `None` where that cannot be told (a session in a transaction, a standby, a role
+/// without `TEMP`, a query a view cannot be).
+pub fn relations_read(conn: &mut Connection, query: &str) -> Option<Vec<Read>> {
+    if conn.session().transaction_status() != TransactionStatus::Idle {
+        return None;
+    }
+    conn.execute("BEGIN READ WRITE").ok()?;
+    // The query ends its line: a `-- comment` on its last line ends there.
+    let read = conn
+        .execute(&format!(
+            "CREATE TEMPORARY VIEW pg_temp.copyman_reads AS {query}\n"
+        ))
+        .ok()
+        .and_then(|_| {
+            conn.query(&format!(
+                "SELECT DISTINCT c.oid::pg_catalog.text, {}, c.relkind::pg_catalog.text, \
+                   pg_catalog.has_table_privilege(c.oid, 'SELECT')::pg_catalog.text \
+                 FROM pg_catalog.pg_depend d \
+                   JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid \
+                   JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                   AND r.ev_class = 'pg_temp.copyman_reads'::pg_catalog.regclass \
+                   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                   AND d.refobjid <> r.ev_class AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                sql::quoted_relation("n", "c")
+            ))
+            .ok()
+        });
+    let _ = conn.execute("ROLLBACK");
+    Some(
+        read?
+            .into_iter()
+            .filter_map(|row| {
+                let mut row = row.into_iter().map(Option::unwrap_or_default);
+                let (oid, name, kind, may) = (row.next()?, row.next()?, row.next()?, row.next()?);
+                Some(Read {
+                    oid,
+                    name: TableName::parse(&name).ok()?,
+                    kind,
+                    may_lock: may == "true",
+                })
+            })
+            .collect(),
+    )
+}
+
 /// A table on `conn`'s server other than `table` itself whose foreign key references it (named
 /// as [`TableName`] spells it, `"schema"."name"`), with the key's name (quoted as statements
 /// spell it): a `TRUNCATE` of `table` alone is then refused (0A000, however empty that table),

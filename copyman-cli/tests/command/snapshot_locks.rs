@@ -345,3 +345,38 @@ fn a_partition_detached_during_a_job_that_cannot_lock_its_table_fails_it() {
     assert_exit(&out, 1);
     assert_eq!(count(&c.dest[0], &dst, "pt"), 0, "{}", text(&out.stderr));
 }
+
+/// A `--where` that reads another table, which the application refreshes with a `TRUNCATE`
+/// and a reload in one transaction: that table is locked before the snapshot as the copied one
+/// is, so the copy waits for the refresh and reads what it left (the older snapshot read it
+/// empty: no row copied, exit 0).
+#[test]
+fn a_table_the_where_reads_is_locked_before_the_snapshot() {
+    let c = clusters();
+    let tables = "CREATE TABLE w (id int, v text); CREATE TABLE wsel (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO w SELECT g, 'v' FROM generate_series(1, 100) g;
+             INSERT INTO wsel SELECT generate_series(1, 10);"
+        ),
+    );
+    let d = database(&c.dest[0], tables);
+    let out = while_held(
+        &c.source,
+        &src,
+        "BEGIN; TRUNCATE wsel; INSERT INTO wsel SELECT generate_series(1, 20)",
+        &[
+            "table",
+            "w",
+            "--where",
+            "id IN (SELECT id FROM wsel)",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d),
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "w"), 20, "{}", text(&out.stderr));
+}
