@@ -45,7 +45,7 @@ pub struct Identity {
     /// The oids of the relations a COPY of the table reads, for a view every relation its query
     /// reads (its rows or a condition on them), and of those it writes rows into: itself and
     /// its partitions ([`sql::relations_query`]); empty where they cannot be asked (before
-    /// PostgreSQL 12).
+    /// PostgreSQL 10).
     reads: Vec<String>,
     writes: Vec<String>,
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.

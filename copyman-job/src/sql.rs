@@ -424,11 +424,16 @@ pub fn relations_query(oid: &str, read: bool) -> Option<String> {
     } else {
         ""
     };
+    // The partitions by pg_inherits, not pg_partition_tree, which locks each of them: a
+    // partition a session held (a TRUNCATE and reload) kept this question waiting in silence,
+    // before any lock timeout or watch stood.
     Some(format!(
-        "WITH RECURSIVE base(oid) AS (SELECT {oid}::pg_catalog.oid {views}) \
-         SELECT pg_catalog.string_agg(DISTINCT t.relid::pg_catalog.text, ',') FROM base, \
-           LATERAL (SELECT base.oid AS relid UNION \
-                    SELECT p.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(base.oid) AS p) AS t"
+        "WITH RECURSIVE base(oid) AS (SELECT {oid}::pg_catalog.oid {views}), \
+           tree(relid) AS (SELECT oid FROM base \
+             UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i \
+               JOIN tree ON i.inhparent = tree.relid \
+               JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid AND c.relispartition) \
+         SELECT pg_catalog.string_agg(DISTINCT relid::pg_catalog.text, ',') FROM tree"
     ))
 }
 

@@ -380,3 +380,45 @@ fn a_table_the_where_reads_is_locked_before_the_snapshot() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d, "w"), 20, "{}", text(&out.stderr));
 }
+
+/// A partition of the source's partitioned table held by another session (a TRUNCATE and
+/// reload): copyman's first questions about the table took each partition's lock
+/// (`pg_partition_tree`) and waited in silence, past `--lock-timeout`, before any watch stood.
+/// They take none now: the wait is the copy's, said and bounded by `--lock-timeout`.
+#[test]
+fn a_held_partition_is_a_wait_said_and_bounded_by_the_lock_timeout() {
+    let c = clusters();
+    let tree = "CREATE TABLE hp (id int, v text) PARTITION BY LIST (v);
+        CREATE TABLE hp_a PARTITION OF hp FOR VALUES IN ('a');
+        CREATE TABLE hp_b PARTITION OF hp FOR VALUES IN ('b');";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tree} INSERT INTO hp SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 100) g;"
+        ),
+    );
+    let d = database(&c.dest[0], tree);
+    let mut holder = c.source.connect(&src);
+    holder.batch_execute("BEGIN; TRUNCATE hp_b").unwrap();
+    // Let go once copyman ended, or after 20 s should it wait (it waited in silence).
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    let release = std::thread::spawn(move || {
+        let _ = ended.recv_timeout(std::time::Duration::from_secs(20));
+        holder.batch_execute("ROLLBACK").unwrap();
+    });
+    let out = run(&[
+        "table",
+        "hp",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--lock-timeout",
+        "1s",
+    ]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("55P03"), "{}", text(&out.stderr));
+    done.send(()).unwrap();
+    release.join().unwrap();
+    assert_eq!(count(&c.dest[0], &d, "hp"), 0);
+}
