@@ -50,6 +50,9 @@ pub struct Identity {
     writes: Vec<String>,
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
     in_recovery: bool,
+    /// What a standby shares with its primary, for a server that cannot say its system
+    /// identifier ([`sql::catalog_fingerprint_query`]).
+    fingerprint: Option<String>,
     /// The session's transactions are read-only by default (`default_transaction_read_only`,
     /// a soft freeze: its writes fail as a standby's): where that is set (`pg_settings.source`).
     read_only: Option<String>,
@@ -103,6 +106,9 @@ impl Identity {
                 .unwrap_or_default()
         };
         let (reads, writes) = (relations(conn, true), relations(conn, false));
+        let fingerprint = first_value(conn, &sql::catalog_fingerprint_query(table.as_deref()))
+            .ok()
+            .flatten();
         let in_recovery = first_value(conn, sql::IN_RECOVERY)
             .ok()
             .flatten()
@@ -140,6 +146,7 @@ impl Identity {
             reads,
             writes,
             in_recovery,
+            fingerprint,
             read_only,
             listens,
             streams_from,
@@ -194,12 +201,17 @@ impl Identity {
     /// Whether this is a standby (in recovery) of a cluster with `other`'s system identifier,
     /// and the same database: a streaming standby of `other` (a copy from it into `other`
     /// writes `other`'s own rows a second time), or of a clone of it (two servers, as clones
-    /// are) — the servers cannot tell which.
+    /// are) — the servers cannot tell which. Where either cannot say its system identifier
+    /// (`pg_control_system()` revoked), by the catalog rows a standby shares with its primary
+    /// ([`sql::catalog_fingerprint_query`]: a copy from the standby into its primary wrote
+    /// every row a second time, exit 0).
     pub fn standby_of(&self, other: &Self) -> bool {
+        let one_cluster = match (self.how, other.how) {
+            (How::SystemIdentifier, How::SystemIdentifier) => self.server == other.server,
+            _ => self.fingerprint.is_some() && self.fingerprint == other.fingerprint,
+        };
         self.in_recovery
-            && self.how == How::SystemIdentifier
-            && other.how == How::SystemIdentifier
-            && self.server == other.server
+            && one_cluster
             && self.instance != other.instance
             && self.database == other.database
     }
@@ -405,6 +417,7 @@ mod tests {
             reads: table.into_iter().map(Into::into).collect(),
             writes: table.into_iter().map(Into::into).collect(),
             in_recovery: false,
+            fingerprint: None,
             read_only: None,
             listens: Default::default(),
             streams_from: None,
@@ -474,6 +487,32 @@ mod tests {
             ..write(p, &[p, p1, p2])
         };
         assert!(!write(p1, &[p1]).feeds(&other));
+    }
+
+    /// A standby read as a role that may not call `pg_control_system()`: told from its
+    /// primary by the catalog rows they share, not from another cluster's.
+    #[test]
+    fn a_standby_without_the_system_identifier_is_told_by_its_catalog_rows() {
+        let primary = Identity {
+            how: How::StartTimeAndPort,
+            fingerprint: Some("731:716:745:16457".into()),
+            ..id("primary start", "5", Some("16457"))
+        };
+        let standby = Identity {
+            in_recovery: true,
+            instance: "another start".into(),
+            ..primary.clone()
+        };
+        assert!(standby.standby_of(&primary));
+        let elsewhere = Identity {
+            fingerprint: Some("751:716:745:16457".into()),
+            ..primary.clone()
+        };
+        assert!(!standby.standby_of(&elsewhere));
+        assert!(!standby.standby_of(&Identity {
+            fingerprint: None,
+            ..primary
+        }));
     }
 
     /// One role may read the system identifier, the other not: the same running server and

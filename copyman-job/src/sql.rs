@@ -374,6 +374,27 @@ pub fn comparison_form(source: &str, other: &str) -> Option<&'static str> {
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
      WHERE datname = pg_catalog.current_database()";
 
+/// What a physical standby shares with its primary that every role may read, where neither
+/// can say its system identifier: the database's catalog row (the transaction that wrote it,
+/// its oldest unfrozen transaction id) and, with `table` (an oid), the table's (the transaction
+/// that wrote it, its file node). A standby has its primary's catalog rows as they are; another
+/// cluster's differ (made by other transactions).
+pub fn catalog_fingerprint_query(table: Option<&str>) -> String {
+    let table = table
+        .filter(|oid| !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_digit()))
+        .map(|oid| {
+            format!(
+                " || ':' || coalesce((SELECT c.xmin::pg_catalog.text || ':' || \
+                 c.relfilenode::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = {oid}), '')"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "SELECT d.xmin::pg_catalog.text || ':' || d.datfrozenxid::pg_catalog.text{table} \
+         FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()"
+    )
+}
+
 /// The oid (as text) of the relation `name` names on the session's `search_path`, as a
 /// statement naming it would find it; NULL when there is none. `name` is spelled as in a
 /// statement (`t`, `public."T"`, `U&"t\0061ble" UESCAPE '!'`, comments and all): the server reads

@@ -439,6 +439,41 @@ fn a_source_on_a_standby_of_the_destination_is_refused_into_its_own_table() {
     assert_eq!(count(&primary, &db, "t"), 100);
 }
 
+/// The same source as a role that may not call `pg_control_system()` (revoked, as some sites
+/// harden): told a standby of the destination by the catalog rows a standby shares with its
+/// primary, and refused (every row was written a second time, exit 0, in silence; conn37 F13).
+#[test]
+fn a_standby_source_that_cannot_say_its_system_identifier_is_refused_into_its_own_table() {
+    let table = "CREATE TABLE t (id int);";
+    let primary = Cluster::start();
+    let db = database(
+        &primary,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let role = format!("plain_{db}");
+    primary
+        .connect(&db)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON t TO {role};
+             REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;"
+        ))
+        .unwrap();
+    let standby = primary.clone_as_standby();
+    let as_role = |conninfo: String| conninfo.replace("user=postgres", &format!("user={role}"));
+    let (from, to) = (
+        as_role(standby.conninfo(&db)),
+        as_role(primary.conninfo(&db)),
+    );
+    let out = run(&["table", "t", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the source is a standby (in recovery) of destination 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&primary, &db, "t"), 100);
+}
+
 /// A source on a hot standby whose read a replayed change of its primary cancels (here a lock
 /// taken there; in the wild a VACUUM's cleanup, or copyman's own `--truncate` of a destination
 /// that feeds the standby) fails with the server's "conflict with recovery" (40001) and what it
