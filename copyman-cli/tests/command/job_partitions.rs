@@ -174,6 +174,50 @@ fn a_partition_tree_changed_while_the_job_plans_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "shape.s"), 0);
 }
 
+/// A column added on the source while the job plans (after it read the table's columns, before
+/// it locked the table): refused once the tables are locked, nothing copied (the copy left the
+/// column out, NULL on a destination that has it, exit 0, and --verify agreed; jobs37 F12).
+#[test]
+fn a_column_added_while_the_job_plans_is_refused() {
+    let c = clusters();
+    let tables = "CREATE TABLE ca (id int); CREATE TABLE cb (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO ca VALUES (1); INSERT INTO cb VALUES (1);"),
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE ca (id int, extra int); CREATE TABLE cb (id int, extra int);",
+    );
+    let state = TempPath::new("column-added.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "ca",
+        "cb",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "planning:1");
+    c.source
+        .connect(&src)
+        .batch_execute("ALTER TABLE ca ADD COLUMN extra int DEFAULT 5; ALTER TABLE cb ADD COLUMN extra int DEFAULT 5")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("columns changed on the source while the job planned"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "ca"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "cb"), 0);
+}
+
 /// Copies every table of [`SCHEMA`] to a fresh destination database, runs `change` on the source
 /// and the destination, then resumes: the resume's output, and the destination database.
 fn resume_after(change: &str) -> (std::process::Output, String) {

@@ -928,6 +928,9 @@ fn plan_all(
     // checked again once the tables are locked (below), since a partition attached or detached
     // while the job plans would be copied twice, or by nobody; and recorded with the claims.
     let mut covers_before = source_covers(&mut src, selected.iter().map(|s| &s.table));
+    // And their columns, checked again once they are locked: one added while the job planned
+    // would be left out of the copy, NULL on a destination that has it (exit 0).
+    let columns_before = source_columns(&mut src, selected.iter().map(|s| &s.table));
     if selected.is_empty() {
         let mut said = selection.to_string();
         for hint in spelled {
@@ -2163,21 +2166,33 @@ fn plan_all(
     // locks of their own (`pg_partition_tree` locks the partitions it lists, the selection's
     // sizes every table): released at once, or a DDL on a table the job could not lock would
     // wait for the job, and that table's copy for the DDL — a deadlock no server sees.
-    let (after, now) = match asker.as_mut() {
+    let (after, now, columns_after) = match asker.as_mut() {
         Some((conn, ours)) => {
             let ours = *ours && conn.execute("SAVEPOINT copyman_asked").is_ok();
             let after = covers_before
                 .as_ref()
                 .and_then(|_| source_covers(conn, tables.iter().map(|t| &t.table)));
+            let columns = columns_before
+                .as_ref()
+                .and_then(|_| source_columns(conn, tables.iter().map(|t| &t.table)));
             let now = conn.query(&query).ok();
             if ours {
                 conn.execute("ROLLBACK TO SAVEPOINT copyman_asked")
                     .map_err(|e| JobError::Snapshot(describe(&e)))?;
             }
-            (after, now)
+            (after, now, columns)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
+    if let (Some(before), Some(after)) = (&columns_before, &columns_after)
+        && let Some((table, _)) = after.iter().find(|a| !before.contains(a))
+    {
+        return Err(JobError::Source(TableError::new(format!(
+            "{table}'s columns changed on the source while the job planned (a column added, \
+             dropped or renamed): its copy would leave a column out; nothing was copied: run \
+             the job again"
+        ))));
+    }
     if let (Some(before), Some(after)) = (&covers_before, &after)
         && let Some((table, _)) = after.iter().find(|a| !before.contains(a))
     {
@@ -2327,6 +2342,37 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
         at.join(" and "),
         if at.len() == 1 { "holds" } else { "each hold" },
     ))
+}
+
+/// Each of `tables` with its columns on the source, as one text (number and name of each), as
+/// the catalog stands in the session's snapshot (no lock taken). `None` if the question fails.
+fn source_columns<'a>(
+    conn: &mut Connection,
+    tables: impl Iterator<Item = &'a TableName>,
+) -> Option<Vec<(String, String)>> {
+    let list: Vec<String> = tables
+        .map(|t| crate::sql::literal(&t.to_string()))
+        .collect();
+    if list.is_empty() {
+        return Some(Vec::new());
+    }
+    let sql = format!(
+        "SELECT t, coalesce((SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text || ' ' || \
+           a.attname::pg_catalog.text, ',' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid = pg_catalog.to_regclass(t) AND a.attnum > 0 \
+             AND NOT a.attisdropped), '') \
+         FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t",
+        list.join(", ")
+    );
+    let rows = conn.query(&sql).ok()?;
+    Some(
+        rows.into_iter()
+            .filter_map(|r| {
+                let mut r = r.into_iter();
+                Some((r.next()??, r.next()??))
+            })
+            .collect(),
+    )
 }
 
 /// Each of `tables` with the source's oids of the relations its copy covers, sorted (itself, and
