@@ -2184,8 +2184,13 @@ fn plan_all(
         }
         None => (None, None, None),
     };
+    // (A table the selection did not list then is not compared.)
     if let (Some(before), Some(after)) = (&columns_before, &columns_after)
-        && let Some((table, _)) = after.iter().find(|a| !before.contains(a))
+        && let Some((table, _)) = after.iter().find(|(table, now)| {
+            before
+                .iter()
+                .any(|(then_table, then)| then_table == table && then != now)
+        })
     {
         return Err(JobError::Source(TableError::new(format!(
             "{table}'s columns changed on the source while the job planned (a column added, \
