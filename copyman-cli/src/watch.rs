@@ -179,12 +179,27 @@ const ENDING_WAYS_OUT: &str = " (a backend that shows a wait for its client whil
      for it is frozen, or the network path to it lost; --stall-timeout does not bound the end of \
      a COPY, a signal stops the copy and commits nothing)";
 
+/// [`ENDING_WAYS_OUT`] where no backend shows a wait for its client: the destinations are working
+/// at the end of their COPY.
+const ENDING_BUSY: &str = " (the destinations end their COPY: a backend active and waiting on \
+     nothing runs the statement's constraint checks or triggers on the rows it took; \
+     --stall-timeout does not bound the end of a COPY, a signal stops the copy and commits \
+     nothing)";
+
 /// What ends "nothing has moved" for a copy (`copying`, if it streams) whose backends look as
 /// `looks` say: where one waits for a lock, the lock in words with its holders, which
 /// `--lock-timeout` bounds (not a frozen server's wait); else the copy's own
 /// ([`Copying::ways_out`]). One rule for the one-table and the job watch.
 fn ways_out(copying: Option<&Copying>, looks: &[Look]) -> String {
     let locks: Vec<&str> = looks.iter().filter_map(|l| l.lock.as_deref()).collect();
+    // At the end of the data, backends active and waiting on nothing are working (their
+    // constraint checks, their triggers): not frozen (they were met with that hint).
+    let client_wait = looks.iter().any(|l| {
+        l.state.as_deref() == Some("active") && l.wait.as_ref().is_some_and(|(k, _)| k == "Client")
+    });
+    if locks.is_empty() && copying.is_some_and(|c| c.under_way.completing()) && !client_wait {
+        return ENDING_BUSY.to_owned();
+    }
     if locks.is_empty() {
         return copying.map_or(WAYS_OUT, Copying::ways_out).to_owned();
     }
