@@ -218,6 +218,54 @@ fn a_column_added_while_the_job_plans_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "cb"), 0);
 }
 
+/// Under `--no-snapshot` each table is locked at its turn: a column added, or a partition
+/// detached, after planning and before then fails that table once locked (the column was left
+/// out, NULL on a destination that has it; the partition's rows copied by nobody; exit 0), and
+/// `--resume` copies it as it is then.
+#[test]
+fn under_no_snapshot_a_table_changed_since_planning_fails_at_its_turn() {
+    let c = clusters();
+    for change in [
+        "ALTER TABLE nt ADD COLUMN extra int DEFAULT 5",
+        "ALTER TABLE nt DETACH PARTITION nt_2",
+    ] {
+        let tree = "CREATE TABLE nt (id int) PARTITION BY RANGE (id);
+            CREATE TABLE nt_1 PARTITION OF nt FOR VALUES FROM (0) TO (100);
+            CREATE TABLE nt_2 PARTITION OF nt FOR VALUES FROM (100) TO (200);";
+        let src = database(
+            &c.source,
+            &format!("{tree} INSERT INTO nt SELECT generate_series(0, 199);"),
+        );
+        let dst = database(
+            &c.dest[0],
+            &format!("{tree} ALTER TABLE nt ADD COLUMN extra int;"),
+        );
+        let state = TempPath::new("no-snapshot-changed.state");
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        let args = [
+            "table",
+            "nt",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--no-snapshot",
+        ];
+        let paused = Paused::start(&args, "planned");
+        c.source.connect(&src).batch_execute(change).unwrap();
+        let out = paused.resume();
+        assert_exit(&out, 1);
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("changed since the job planned"),
+            "{change}: {said}"
+        );
+        assert_eq!(count(&c.dest[0], &dst, "nt"), 0, "{change}");
+    }
+}
+
 /// Copies every table of [`SCHEMA`] to a fresh destination database, runs `change` on the source
 /// and the destination, then resumes: the resume's output, and the destination database.
 fn resume_after(change: &str) -> (std::process::Output, String) {

@@ -237,6 +237,9 @@ pub struct Plan {
     /// Each table and the source's oids of what its copy covers (itself and its partitions):
     /// recorded with the claims ([`StateFile::covers`](crate::state::StateFile::covers)).
     pub(super) covers: Vec<(String, Vec<u64>)>,
+    /// Each table's columns on the source as the plan read them ([`source_columns`]): under
+    /// `--no-snapshot`, a worker compares them, and the covers, once it locked the table.
+    pub(super) columns: Vec<(String, String)>,
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     pub(super) confirmed: Vec<(String, usize, u64)>,
@@ -2238,6 +2241,7 @@ fn plan_all(
         selection: selection.key(),
         relatives,
         covers,
+        columns: columns_before.unwrap_or_default(),
         confirmed,
         moved,
         parties,
@@ -2351,7 +2355,7 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
 
 /// Each of `tables` with its columns on the source, as one text (number and name of each), as
 /// the catalog stands in the session's snapshot (no lock taken). `None` if the question fails.
-fn source_columns<'a>(
+pub(super) fn source_columns<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
 ) -> Option<Vec<(String, String)>> {
@@ -2383,7 +2387,7 @@ fn source_columns<'a>(
 /// Each of `tables` with the source's oids of the relations its copy covers, sorted (itself, and
 /// on PostgreSQL 12 and later every partition below it; none for a table gone). `None` if the
 /// question fails.
-fn source_covers<'a>(
+pub(super) fn source_covers<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
 ) -> Option<Vec<(String, Vec<u64>)>> {

@@ -1129,6 +1129,12 @@ pub(super) fn begin_source(
             }
         })?;
     }
+    // Without the job's snapshot, the tables as the plan saw them, now that they are locked (a
+    // partition detached, or a column added, after planning: its rows copied by nobody, or the
+    // column left out, exit 0). The transaction's snapshot is taken here, after the locks.
+    if snapshot.is_none() {
+        changed_since_planned(shared, conn, tables)?;
+    }
     // After the snapshot's import, which must come first in the transaction.
     // Tables read as pg_dump reads them (`regclass` values schema-qualified); not a view.
     if tables.iter().all(|t| crate::sql::reads_pinned(&t.kind)) {
@@ -1140,6 +1146,43 @@ pub(super) fn begin_source(
         conn.execute(guard).map_err(|e| shared.describe(&e))?;
     }
     pass_data_encoding(shared, conn, tables)
+}
+
+/// Under `--no-snapshot`, whether `tables` (locked) are still what the plan read: the same
+/// relations covered (partitions), the same columns; a table changed since fails, to be
+/// copied again as it is then.
+fn changed_since_planned(
+    shared: &Shared<'_>,
+    conn: &mut Connection,
+    tables: &[&TablePlan],
+) -> Result<(), TableError> {
+    let plan = shared.plan;
+    let names = || tables.iter().map(|t| &t.table);
+    let covers = super::planning::source_covers(conn, names());
+    let columns = super::planning::source_columns(conn, names());
+    let changed = |table: &String| {
+        let covered = covers.as_ref().and_then(|now| {
+            let now = now.iter().find(|(t, _)| t == table)?;
+            let then = plan.covers.iter().find(|(t, _)| t == table)?;
+            (now.1 != then.1).then_some("a partition attached or detached")
+        });
+        let columned = columns.as_ref().and_then(|now| {
+            let now = now.iter().find(|(t, _)| t == table)?;
+            let then = plan.columns.iter().find(|(t, _)| t == table)?;
+            (now.1 != then.1).then_some("a column added, dropped or renamed")
+        });
+        covered.or(columned)
+    };
+    for t in tables {
+        let table = t.table.to_string();
+        if let Some(what) = changed(&table) {
+            return Err(TableError::new(format!(
+                "source: {table} changed since the job planned ({what}): copied now, its rows \
+                 or a column would be left out; not copied (--resume copies it as it is then)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Begins a destination's transaction for `tables`, their data to pass in the servers' shared
