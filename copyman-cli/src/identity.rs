@@ -111,6 +111,7 @@ pub(crate) fn check(
         report::log(format_args!("destination {}: {id}", i + 1));
         dest.identity = id.state_key();
         let name = dest.endpoint.display();
+        replica_by_default(&id, i, &name);
         if let Some(why) = takes_no_writes(&id) {
             if !t.keep_going {
                 return Err(refused(format!("destination {} ({name}) {why}", i + 1)));
@@ -408,29 +409,46 @@ fn takes_no_writes(id: &Identity) -> Option<String> {
     // exited 0. Said with where it is set (the server's `pg_settings.source`).
     let by = id.read_only_by()?;
     // Set elsewhere than its CONN, its CONN may lift it for this copy.
-    let lift = "copy there once it is off (or with options='-c default_transaction_read_only=off' \
-                in its CONN, if the freeze is not meant for this copy)";
-    let (whose, way) = match by {
-        "client" => (
-            "its CONN's options (or PGOPTIONS)",
-            "take it out of them to copy there",
-        ),
-        "user" => ("its role (ALTER ROLE … SET)", lift),
-        "database" => ("its database (ALTER DATABASE … SET)", lift),
-        "database user" => (
-            "its role in its database (ALTER ROLE … IN DATABASE … SET)",
-            lift,
-        ),
-        "configuration file" => (
-            "its server's configuration (postgresql.conf, ALTER SYSTEM)",
-            lift,
-        ),
-        other => (other, lift),
+    let way = match by {
+        "client" => "take it out of them to copy there",
+        _ => {
+            "copy there once it is off (or with options='-c default_transaction_read_only=off' \
+             in its CONN, if the freeze is not meant for this copy)"
+        }
     };
     Some(format!(
         "takes no writes: its transactions are read-only by default: \
-         default_transaction_read_only is on, set by {whose}; {way}"
+         default_transaction_read_only is on, set by {}; {way}",
+        set_by(by)
     ))
+}
+
+/// Where a setting `pg_settings.source` names was set, in words.
+fn set_by(source: &str) -> &str {
+    match source {
+        "client" => "its CONN's options (or PGOPTIONS)",
+        "user" => "its role (ALTER ROLE … SET)",
+        "database" => "its database (ALTER DATABASE … SET)",
+        "database user" => "its role in its database (ALTER ROLE … IN DATABASE … SET)",
+        "configuration file" => "its server's configuration (postgresql.conf, ALTER SYSTEM)",
+        other => other,
+    }
+}
+
+/// A destination whose sessions are `session_replication_role = replica` by a setting of its
+/// role, database or server (not its CONN's, which asks for it): its triggers and foreign keys
+/// do not run for the copy, without a word (a child table's rows loaded with no parent, a
+/// trigger that refuses every row never ran). Said, with where it is set.
+fn replica_by_default(id: &Identity, i: usize, name: &str) {
+    if let Some(by) = id.replica_by().filter(|by| *by != "client") {
+        report::warn(format_args!(
+            "destination {} ({name}): its sessions are session_replication_role = replica, set \
+             by {}: its triggers and foreign keys do not run for what the copy writes there \
+             (a superuser's RESET of it there lets them run)",
+            i + 1,
+            set_by(by)
+        ));
+    }
 }
 
 /// Refuses, or warns about, a source that is a standby with destination `i`'s system
@@ -568,6 +586,7 @@ pub(crate) fn check_job(
             }
             Err(unreachable) => return Err(unreachable.into()),
         };
+        replica_by_default(&id, i, &dest.name);
         if let Some(why) = takes_no_writes(&id) {
             if !keep_going {
                 return Err(refused(format!("destination {} ({}) {why}", i + 1, dest.name)).into());

@@ -50,6 +50,8 @@ pub struct Identity {
     writes: Vec<String>,
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
     in_recovery: bool,
+    /// The session's `session_replication_role` is `replica`: where that is set.
+    replica_by: Option<String>,
     /// What a standby shares with its primary, for a server that cannot say its system
     /// identifier ([`sql::catalog_fingerprint_query`]).
     fingerprint: Option<String>,
@@ -114,6 +116,7 @@ impl Identity {
             .flatten()
             .is_some_and(|v| v == "true");
         let read_only = first_value(conn, sql::DEFAULT_READ_ONLY).ok().flatten();
+        let replica_by = first_value(conn, sql::REPLICA_ROLE).ok().flatten();
         let listens = first_value(conn, sql::LISTENS)
             .ok()
             .flatten()
@@ -147,6 +150,7 @@ impl Identity {
             writes,
             in_recovery,
             fingerprint,
+            replica_by,
             read_only,
             listens,
             streams_from,
@@ -264,6 +268,13 @@ impl Identity {
     /// standby.
     pub fn read_only_by(&self) -> Option<&str> {
         self.read_only.as_deref()
+    }
+
+    /// Where the session's `session_replication_role` is set to `replica`
+    /// (`pg_settings.source`), if it is: a destination's triggers and foreign keys do not run
+    /// for what it writes.
+    pub fn replica_by(&self) -> Option<&str> {
+        self.replica_by.as_deref()
     }
 
     /// Whether a table was named and found.
@@ -418,6 +429,7 @@ mod tests {
             writes: table.into_iter().map(Into::into).collect(),
             in_recovery: false,
             fingerprint: None,
+            replica_by: None,
             read_only: None,
             listens: Default::default(),
             streams_from: None,

@@ -338,6 +338,11 @@ pub const IN_RECOVERY: &str = "SELECT pg_catalog.pg_is_in_recovery()::text";
 pub const DEFAULT_READ_ONLY: &str = "SELECT source FROM pg_catalog.pg_settings \
      WHERE name = 'default_transaction_read_only' AND setting = 'on'";
 
+/// Where the session's `session_replication_role` is `replica` is set, if it is: a
+/// destination's triggers and foreign keys then do not run for the copy.
+pub const REPLICA_ROLE: &str = "SELECT source FROM pg_catalog.pg_settings \
+     WHERE name = 'session_replication_role' AND setting = 'replica'";
+
 /// The form in which `--verify` reads a column whose type is `source` on the source and `other`
 /// on a destination, on every side, where one form shows their values alike: numbers (integers,
 /// `numeric` of any scale, `real`, `double precision`) as a `numeric` with its scale trimmed
