@@ -1074,8 +1074,9 @@ pub fn partly_ended(found: &[Party]) -> Vec<Party> {
 }
 
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
-/// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid,
-/// and `prepared GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
+/// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid
+/// (`replay PID` for a standby's startup process, which holds what its primary's transactions
+/// lock), and `prepared GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
 /// expression's own tables have `pid` columns too. `pg_blocking_pids` gives 0 for a prepared
 /// transaction (it has no backend); its locks are `pg_locks` rows without a pid, whose
 /// `virtualtransaction` is that of the transaction's own `transactionid` lock, which names it
@@ -1083,7 +1084,9 @@ pub fn partly_ended(found: &[Party]) -> Vec<Party> {
 pub fn lock_holders_sql(pid: &str) -> String {
     format!(
         "(SELECT pg_catalog.string_agg(h, ', ') FROM (SELECT DISTINCT CASE WHEN b.pid <> 0 \
-         THEN b.pid::text ELSE coalesce((SELECT pg_catalog.string_agg(DISTINCT 'prepared ' || \
+         THEN CASE WHEN (SELECT s.backend_type FROM pg_catalog.pg_stat_activity s \
+         WHERE s.pid = b.pid) = 'startup' THEN 'replay ' || b.pid::text ELSE b.pid::text END \
+         ELSE coalesce((SELECT pg_catalog.string_agg(DISTINCT 'prepared ' || \
          px.gid, ', ') FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks h ON h.pid IS NULL \
          AND h.granted AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, \
          h.transactionid, h.classid, h.objid, h.objsubid) IS NOT DISTINCT FROM (w.locktype, \
@@ -1105,6 +1108,7 @@ pub fn lock_holders_sql(pid: &str) -> String {
 /// use copyman_core::commit::held_by;
 ///
 /// assert_eq!(held_by("1234"), "held by backend 1234");
+/// assert!(held_by("replay 77").starts_with("held by the standby's WAL replay (its startup process 77)"));
 /// assert!(held_by("prepared copyman:1764479123-42-9f3a:2")
 ///     .starts_with("held by the prepared transaction copyman:1764479123-42-9f3a:2 (run `copyman recover"));
 /// assert!(held_by("77, prepared app-xact").ends_with("(COMMIT PREPARED or ROLLBACK PREPARED in its database ends it)"));
@@ -1125,6 +1129,13 @@ pub fn held_by(holders: &str) -> String {
             ),
             // A prepared transaction that could not be named (gone meanwhile).
             None if h == "0" => "a prepared transaction (see pg_prepared_xacts)".to_owned(),
+            // No backend to end: the lock is a primary's transaction's, replayed here.
+            None if h.starts_with("replay ") => format!(
+                "the standby's WAL replay (its startup process {}): a transaction on its \
+                 primary holds that lock there (an ALTER TABLE, TRUNCATE, VACUUM FULL or LOCK), \
+                 and the wait ends when that transaction ends on the primary",
+                &h["replay ".len()..]
+            ),
             None => format!("backend {h}"),
         })
         .collect();
