@@ -182,6 +182,12 @@ const SNAPSHOT_TOO_OLD: &str = ": the source's old_snapshot_threshold is shorter
     standby, or fewer tables per run, or raise old_snapshot_threshold on the source (-1 turns it \
     off; a restart)";
 
+/// What a write refused in a read-only transaction (25006) means: the statement's session is
+/// read-only, on a standby or by a setting (the server names neither).
+const READ_ONLY: &str = ": its session is read-only — a standby (in recovery), or \
+    default_transaction_read_only set by its role or database — so a statement that writes (a \
+    move's `COPY (DELETE … RETURNING …)`) runs on a primary that takes writes";
+
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
 pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
@@ -221,6 +227,9 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         }
         if db.code == "72000" && db.message.contains("snapshot too old") {
             message.push_str(SNAPSHOT_TOO_OLD);
+        }
+        if db.code == "25006" && db.message.contains("in a read-only transaction") {
+            message.push_str(READ_ONLY);
         }
         return TableError {
             lasting: false,
@@ -377,13 +386,26 @@ mod tests {
     /// "snapshot too old" is said with what it means for a copy and the ways out (a rerun
     /// met it again).
     #[test]
-    fn snapshot_too_old_is_said_with_its_ways_out() {
+    fn snapshot_too_old_and_a_read_only_write_are_said_with_their_ways_out() {
         let db = DbError::new("ERROR", "72000", "snapshot too old");
         let error = copyman_sync::Error::Session(SessionError::Db(Box::new(db)));
         let said = describe(&error);
         assert_eq!(said.sqlstate.as_deref(), Some("72000"));
         assert!(
             said.message.contains("old_snapshot_threshold"),
+            "{}",
+            said.message
+        );
+        let db = DbError::new(
+            "ERROR",
+            "25006",
+            "cannot execute DELETE in a read-only transaction",
+        );
+        let said = describe(&copyman_sync::Error::Session(SessionError::Db(Box::new(
+            db,
+        ))));
+        assert!(
+            said.message.contains("a standby (in recovery)"),
             "{}",
             said.message
         );
