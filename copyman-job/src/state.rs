@@ -156,6 +156,10 @@ pub struct Recorded {
     pub writer: Option<Writer>,
     /// `(table, destination)` pairs done, with the rows committed.
     pub done: HashMap<(String, String), u64>,
+    /// `(table, destination)` pairs done, with the transaction ids their `commit` line recorded
+    /// (where it did): a resume looks for rows they wrote in an UNLOGGED table, which a crash
+    /// of its server empties whatever was written there since.
+    pub done_xids: HashMap<(String, String), Vec<u64>>,
     /// `(table, destination)` pairs done under `--verify`, with the checksum the destination
     /// and the source had then ([`StateFile::done`]).
     pub checksums: HashMap<(String, String), String>,
@@ -524,6 +528,11 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                         .and_then(|a| a.commits.last())
                         .filter(|c| c.rows > 0)
                         .cloned();
+                    if let Some(committed) = &committed {
+                        recorded
+                            .done_xids
+                            .insert((table.clone(), dest.clone()), committed.xids.clone());
+                    }
                     if let Some(committed) = committed {
                         let newest = |c: &Committing| c.xids.iter().copied().max();
                         let later = recorded

@@ -306,6 +306,55 @@ fn an_unlogged_table_emptied_by_a_crash_is_said_so_on_resume() {
     assert_eq!(count(&dest, &db, "later"), 1);
 }
 
+/// The same crash, a row written into the UNLOGGED table since, and another table done after
+/// it: none of the rows its run committed are there, and the resume copies it again beside
+/// the row written since (it took the table for done: 1 row of 300, exit 0; jobs37 F11).
+#[test]
+fn an_unlogged_table_emptied_by_a_crash_and_written_since_is_copied_again() {
+    let c = clusters();
+    let schema = "CREATE UNLOGGED TABLE cache (id int, pad text); CREATE TABLE tail (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO cache SELECT g, repeat('x', 200) FROM generate_series(1, 300) g;
+             INSERT INTO tail VALUES (1);"
+        ),
+    );
+    let dest = Cluster::start();
+    let db = database(&dest, schema);
+    let state = TempPath::new("unlogged-written.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "--from"];
+        let (from, to) = (c.source.conninfo(&src), dest.conninfo(&db));
+        args.extend([
+            from.as_str(),
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--jobs",
+            "1",
+        ]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 0);
+    assert_eq!(count(&dest, &db, "cache"), 300);
+    dest.stop_immediate();
+    dest.start_again();
+    dest.connect(&db)
+        .batch_execute("INSERT INTO cache VALUES (0, 'written since')")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("it is UNLOGGED there, and a crash or an immediate stop"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&dest, &db, "cache"), 301);
+}
+
 /// A destination on a hot standby is refused while planning, named as one (exit 2, nothing
 /// copied anywhere) — one table, its dry run, a job, copy mode: it failed at its first write
 /// with the server's "cannot execute TRUNCATE TABLE in a read-only transaction" (25006), the
