@@ -381,23 +381,20 @@ pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option
     Some(rows.first()?.first()?.as_deref()? == "true")
 }
 
-/// Whether `table` (a name as a statement spells it) on the server of `conn` is UNLOGGED itself
-/// (`Some(true)`), or has UNLOGGED partitions below it (`Some(false)`): a crash of its server
-/// empties those, whatever was written there since. `None` for neither, or where it cannot be
-/// asked.
-pub fn unlogged_within(conn: &mut Connection, table: &str) -> Option<bool> {
+/// Whether `table` (a name as a statement spells it) on the server of `conn` is UNLOGGED, or
+/// has UNLOGGED partitions below it: a crash of its server empties those, whatever was written
+/// there since. `false` where it cannot be asked.
+pub fn unlogged_within(conn: &mut Connection, table: &str) -> bool {
     let sql = format!(
         "WITH RECURSIVE tree(oid) AS (SELECT pg_catalog.to_regclass({})::pg_catalog.oid \
            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
              JOIN tree ON i.inhparent = tree.oid \
              JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid AND k.relispartition) \
-         SELECT (c.oid = pg_catalog.to_regclass({0}))::text FROM tree \
-           JOIN pg_catalog.pg_class c ON c.oid = tree.oid \
-         WHERE c.relpersistence = 'u' ORDER BY 1 DESC LIMIT 1",
+         SELECT EXISTS (SELECT FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid \
+           WHERE c.relpersistence = 'u')::text",
         sql::literal(table)
     );
-    let rows = conn.query(&sql).ok()?;
-    Some(rows.first()?.first()?.as_deref()? == "true")
+    first_value(conn, &sql).ok().flatten().as_deref() == Some("true")
 }
 
 /// Why an UNLOGGED `table` (a name as a statement spells it) on the server of `conn` may have

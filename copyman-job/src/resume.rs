@@ -462,25 +462,16 @@ pub(crate) fn resumed_here(
         // none of them: 1 row of 60, exit 0): none of the rows its transaction committed.
         let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));
         if let (true, Some(xids)) = (rows > 0, xids)
-            && let Some(itself) = crate::identity::unlogged_within(conn, &key)
+            && crate::identity::unlogged_within(conn, &key)
             && crate::identity::holds_rows_of(conn, &key, xids) == Some(false)
         {
-            if !itself {
-                return Err(format!(
-                    "--resume: table {key} on destination {}: its UNLOGGED partitions there \
-                     hold none of the rows the earlier run committed (a crash of its server \
-                     empties them): the table holds part of the job's rows; empty it there \
-                     (TRUNCATE) and resume, which copies it again",
-                    d + 1
-                ));
-            }
             return Ok(Resumed::Copy {
                 empty: false,
                 note: Some(format!(
                     "{key}: destination {} holds none of the {rows} rows the earlier run \
-                     committed there — it is UNLOGGED there, and a crash or an immediate stop \
-                     of its server since emptied it (the rows there were written since): \
-                     copied again beside them",
+                     committed there — it is UNLOGGED there (or its partitions are), and a \
+                     crash or an immediate stop of its server since emptied it (the rows there \
+                     were written since): copied again beside them",
                     d + 1
                 )),
             });
