@@ -73,6 +73,9 @@ pub(crate) fn set_recovering(log: &Path) {
     *RECOVERING.lock().unwrap_or_else(PoisonError::into_inner) = Some(log.display().to_string());
 }
 
+/// What a party whose COMMIT was not sent is, by its name ([`print_at_once_json`]'s `rest`).
+type PartyStatus<'a> = dyn Fn(&str) -> &'static str + 'a;
+
 /// An exit at once during a one-table run's commit, as JSON on stdout (under `--json`): each
 /// party of the commit (`endpoints`: its name and endpoint, once the commit knows them), whose
 /// COMMIT was answered (`committed`), sent and not answered (`in doubt`), or not sent (`rest`
@@ -83,7 +86,7 @@ fn print_at_once_json(
     exit: i32,
     committed: &[String],
     unanswered: &[String],
-    (endpoints, rest): (&[(String, String)], &dyn Fn(&str) -> &'static str),
+    (endpoints, rest): (&[(String, String)], &PartyStatus<'_>),
     note: &str,
     error: &str,
 ) {
@@ -190,7 +193,7 @@ enum Stage {
 
 impl Stage {
     /// Copying: nothing of the commit began.
-    const RUNNING: Stage = Stage::Running {
+    const RUNNING: Self = Self::Running {
         ending: None,
         point: false,
         parties: None,
@@ -892,7 +895,7 @@ fn handle(signal: i32, stopping: &'static str) {
         // none: `--json | jq` got no input).
         let exit = job.unwrap_or_else(|| {
             let exit = at_once_exit(signal, false);
-            let rest: (&[_], &dyn Fn(&str) -> &'static str) = (&endpoints, &|_| "rolled back");
+            let rest: (&[_], &PartyStatus<'_>) = (&endpoints, &|_| "rolled back");
             print_at_once_json(exit, &[], &[], rest, "nothing committed", &said);
             exit
         });

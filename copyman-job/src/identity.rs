@@ -322,9 +322,8 @@ pub fn one_database(a: &mut Connection, b: &mut Connection) -> Option<bool> {
         h.write_u32(attempt);
         h.write_u32(std::process::id());
         let key = h.finish() as i64;
-        match taken(a, &format!("SELECT pg_catalog.pg_try_advisory_lock({key})"))? {
-            false => continue,
-            true => {}
+        if !taken(a, &format!("SELECT pg_catalog.pg_try_advisory_lock({key})"))? {
+            continue;
         }
         let other = taken(b, &format!("SELECT pg_catalog.pg_try_advisory_lock({key})"));
         if other == Some(true) {

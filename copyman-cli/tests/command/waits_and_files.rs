@@ -911,7 +911,7 @@ fn a_databases_own_lock_timeout_does_not_fail_the_copy() {
         .batch_execute("BEGIN; LOCK TABLE lt IN ACCESS EXCLUSIVE MODE")
         .unwrap();
     let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(1500));
         holder.batch_execute("COMMIT").unwrap();
     });
     let out = run(&[
