@@ -492,10 +492,16 @@ impl Monitor {
                 "backend {pid} waits for {what} to end (a row it holds or wrote: FOR UPDATE, or \
                  an uncommitted row of the same key)"
             )
-        } else if what.is_empty() {
-            format!("backend {pid} waits for a {event} lock")
         } else {
-            format!("backend {pid} waits for a {event} lock on {what}")
+            let a = if event.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            match what.is_empty() {
+                true => format!("backend {pid} waits for {a} {event} lock"),
+                false => format!("backend {pid} waits for {a} {event} lock on {what}"),
+            }
         };
         if !holders.is_empty() {
             // A prepared transaction (pg_blocking_pids says 0) by its name.
@@ -675,6 +681,11 @@ impl Look {
         match &self.wait {
             Some((kind, event)) if kind == "Lock" && event == "transactionid" => {
                 "a row's lock (the end of the transaction that holds or wrote the row)".to_owned()
+            }
+            Some((kind, event))
+                if kind == "Lock" && event.starts_with(['a', 'e', 'i', 'o', 'u']) =>
+            {
+                format!("an {event} lock")
             }
             Some((kind, event)) if kind == "Lock" => format!("a {event} lock"),
             _ => "a lock".to_owned(),

@@ -122,10 +122,10 @@ pub struct Read {
     pub may_lock: bool,
 }
 
-/// The relations `query` (a `SELECT`) reads directly, asked on `conn` (idle) without running
-/// it: a temporary view of it, in a transaction rolled back at once, and the relations its rule
-/// depends on. `None` where that cannot be told (a session in a transaction, a standby, a role
-/// without `TEMP`, a query a view cannot be).
+/// The relations `query` (a `SELECT`) reads, directly or through views, asked on `conn` (idle)
+/// without running it: a temporary view of it, in a transaction rolled back at once, and the
+/// relations its rule depends on, and theirs for a view. `None` where that cannot be told (a
+/// session in a transaction, a standby, a role without `TEMP`, a query a view cannot be).
 pub fn relations_read(conn: &mut Connection, query: &str) -> Option<Vec<Read>> {
     if conn.session().transaction_status() != TransactionStatus::Idle {
         return None;
@@ -138,17 +138,26 @@ pub fn relations_read(conn: &mut Connection, query: &str) -> Option<Vec<Read>> {
         ))
         .ok()
         .and_then(|_| {
+            // Through views too, theirs in turn (a view that reads the table).
             conn.query(&format!(
-                "SELECT DISTINCT c.oid::pg_catalog.text, {}, c.relkind::pg_catalog.text, \
+                "WITH RECURSIVE read(oid) AS ( \
+                   SELECT d.refobjid FROM pg_catalog.pg_depend d \
+                     JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid \
+                   WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                     AND r.ev_class = 'pg_temp.copyman_reads'::pg_catalog.regclass \
+                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                     AND d.refobjid <> r.ev_class \
+                   UNION SELECT d.refobjid FROM read \
+                     JOIN pg_catalog.pg_rewrite r ON r.ev_class = read.oid \
+                     JOIN pg_catalog.pg_depend d ON d.objid = r.oid \
+                       AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                       AND d.refobjid <> r.ev_class) \
+                 SELECT DISTINCT c.oid::pg_catalog.text, {}, c.relkind::pg_catalog.text, \
                    pg_catalog.has_table_privilege(c.oid, 'SELECT')::pg_catalog.text \
-                 FROM pg_catalog.pg_depend d \
-                   JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid \
-                   JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
+                 FROM read JOIN pg_catalog.pg_class c ON c.oid = read.oid \
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
-                   AND r.ev_class = 'pg_temp.copyman_reads'::pg_catalog.regclass \
-                   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-                   AND d.refobjid <> r.ev_class AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')",
                 sql::quoted_relation("n", "c")
             ))
             .ok()

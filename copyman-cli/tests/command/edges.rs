@@ -420,13 +420,23 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
             "COPY t2 FROM STDIN",
         ])
     };
-    let out = copy("COPY (SELECT * FROM t2 WHERE id > 0) TO STDOUT");
-    assert_exit(&out, 2);
-    assert!(
-        text(&out.stderr).contains("its --receive table is one the --send query reads"),
-        "{}",
-        text(&out.stderr)
-    );
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE VIEW t2v AS SELECT * FROM t2")
+        .unwrap();
+    // Directly, and through a view.
+    for send in [
+        "COPY (SELECT * FROM t2 WHERE id > 0) TO STDOUT",
+        "COPY (SELECT * FROM t2v) TO STDOUT",
+    ] {
+        let out = copy(send);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("its --receive table is one the --send query reads"),
+            "{send}: {}",
+            text(&out.stderr)
+        );
+    }
     assert_eq!(count(&c.source, &src, "t2"), 100);
     let out = copy("COPY (SELECT * FROM t WHERE id <= 10) TO STDOUT");
     assert_exit(&out, 0);
