@@ -1795,7 +1795,8 @@ fn write_human(
 fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
     // By destination and SQLSTATE, in the order met, each with its first tables: 500 tables
     // missing on one destination are one group, not a line of 24 000 characters.
-    type Group<'a> = ((usize, Option<&'a str>), Vec<String>);
+    // (`None`: the source's, every destination's alike, said once.)
+    type Group<'a> = ((Option<usize>, Option<&'a str>), Vec<String>);
     let mut groups: Vec<Group<'_>> = Vec::new();
     for t in &report.tables {
         for (i, d) in t.destinations.iter().enumerate() {
@@ -1803,10 +1804,13 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
             let Some(e) = d.error.as_ref().filter(|e| e.lasts() && !d.unverified) else {
                 continue;
             };
-            let key = (i, e.sqlstate.as_deref());
+            let whose = (!e.message.starts_with("source: ")).then_some(i);
+            let key = (whose, e.sqlstate.as_deref());
+            let name = t.table.to_string();
             match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, tables)) => tables.push(t.table.to_string()),
-                None => groups.push((key, vec![t.table.to_string()])),
+                Some((_, tables)) if !tables.contains(&name) => tables.push(name),
+                Some(_) => {}
+                None => groups.push((key, vec![name])),
             }
         }
     }
@@ -1816,20 +1820,34 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
     }
     let said: Vec<String> = groups
         .iter()
-        .map(|((i, code), tables)| {
+        .map(|((whose, code), tables)| {
             let code = code.map(|c| format!(", SQLSTATE {c}")).unwrap_or_default();
             let names: Vec<&str> = tables.iter().map(String::as_str).collect();
-            format!("destination {}{code}: {}", i + 1, job::first_names(&names))
+            let server = whose.map_or_else(
+                || "the source".to_owned(),
+                |i| format!("destination {}", i + 1),
+            );
+            format!("{server}{code}: {}", job::first_names(&names))
         })
         .collect();
-    // A table or a schema missing there: what creates them, as a DBA does it.
-    let missing = (groups.iter()).any(|((_, code), _)| matches!(code, Some("42P01" | "3F000")));
-    let create = match missing {
-        true => {
+    // A table or a schema missing there: what creates them, as a DBA does it; one gone from
+    // the source since the job planned is the source's to mend (it advised creating it on the
+    // destination from the source).
+    let missing = |on_source: bool| {
+        (groups.iter()).any(|((whose, code), _)| {
+            whose.is_none() == on_source && matches!(code, Some("42P01" | "3F000"))
+        })
+    };
+    let create = match (missing(false), missing(true)) {
+        (true, _) => {
             "; a table or schema missing there is created from the source's definitions, e.g. \
              pg_dump --schema-only of the source into it"
         }
-        false => "",
+        (false, true) => {
+            "; a table gone from the source since the job planned is created again there, or \
+             left out of the job (--exclude-table)"
+        }
+        (false, false) => "",
     };
     Some(format!(
         "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \

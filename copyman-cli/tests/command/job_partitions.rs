@@ -266,6 +266,49 @@ fn under_no_snapshot_a_table_changed_since_planning_fails_at_its_turn() {
     }
 }
 
+/// Under `--no-snapshot`, a table dropped on the source after planning fails as the source's
+/// (it was said under destination 1, with advice to create it there from the source).
+#[test]
+fn under_no_snapshot_a_table_dropped_on_the_source_is_the_sources_failure() {
+    let c = clusters();
+    let tables = "CREATE TABLE keep (id int); CREATE TABLE gone (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO keep VALUES (1); INSERT INTO gone VALUES (1);"),
+    );
+    let dst = database(&c.dest[0], tables);
+    let state = TempPath::new("no-snapshot-dropped.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "keep",
+        "gone",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--no-snapshot",
+        "--keep-going",
+    ];
+    let paused = Paused::start(&args, "planned");
+    c.source
+        .connect(&src)
+        .batch_execute("DROP TABLE gone")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("the source, SQLSTATE 42P01")
+            && said.contains("a table gone from the source since the job planned")
+            && !said.contains("pg_dump --schema-only of the source into it"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "keep"), 1);
+}
+
 /// Copies every table of [`SCHEMA`] to a fresh destination database, runs `change` on the source
 /// and the destination, then resumes: the resume's output, and the destination database.
 fn resume_after(change: &str) -> (std::process::Output, String) {
