@@ -218,6 +218,12 @@ pub(crate) fn run(
         .filter_map(|l| Some((l.2.as_ref()?.0.clone(), &l.3)))
         .flat_map(|(server, found)| found.iter().map(move |p| (server.clone(), p.gid.clone())))
         .collect();
+    // Those found in the database of a CONN given: finished there, whatever else sees them (a
+    // server that cannot say who it is was not known for the same as another CONN's, and its
+    // other databases' transactions were asked for again: exit 1 after finishing them all).
+    let given_here: BTreeSet<String> = (listed.iter())
+        .flat_map(|l| l.3.iter().filter(|p| p.here).map(|p| p.gid.clone()))
+        .collect();
     let split = partly_ended(&every, &contents, no_decision_log, &log);
     for (spec, mut conn, identity, found) in listed {
         // A prepared transaction can be finished only from its own database: one in another
@@ -225,9 +231,10 @@ pub(crate) fn run(
         // still in progress is not a crash's leftover.
         let (found, elsewhere): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.here);
         let elsewhere = elsewhere.into_iter().filter(|p| {
-            !identity.as_ref().is_some_and(|(server, _)| {
-                identities.contains(&(server.clone(), p.database.clone()))
-            })
+            !given_here.contains(&p.gid)
+                && !identity.as_ref().is_some_and(|(server, _)| {
+                    identities.contains(&(server.clone(), p.database.clone()))
+                })
         });
         // A run still in progress holds them, prepared, with their locks; else they wait for a
         // CONN of their database.

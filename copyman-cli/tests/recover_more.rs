@@ -1763,3 +1763,59 @@ fn a_copy_waiting_on_a_live_runs_prepared_transaction_waits_for_it() {
     assert!(!text(&out.stderr).contains("was cancelled by copyman"));
     assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
 }
+
+/// An `--atomic` run into two databases of one server whose role may not call
+/// `pg_control_system()` nor `pg_postmaster_start_time()`, killed after its decision: recover
+/// given both databases finishes both and exits 0 — each database's transaction is finished by
+/// its own CONN, not asked for again as "in other databases of this server" (it committed
+/// everything, then exited 1 asking for CONNs it was given; conn37 F6).
+#[test]
+fn recover_of_two_databases_of_a_server_that_cannot_say_who_it_is_ends_at_zero() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let (d1, d2) = (database(&s.dest[0], T), database(&s.dest[0], T));
+    let to: Vec<String> = [&d1, &d2]
+        .iter()
+        .map(|d| {
+            let role = format!("plain_{d}");
+            s.dest[0]
+                .connect(d)
+                .batch_execute(&format!(
+                    "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON t TO {role};
+                     REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;
+                     REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC;"
+                ))
+                .unwrap();
+            s.dest[0]
+                .conninfo(d)
+                .replace("user=postgres", &format!("user={role}"))
+        })
+        .collect();
+    let log = TempPath::new("unidentified-recover.log");
+    let from = s.source.conninfo(&src);
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to[0],
+        "--to",
+        &to[1],
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    Paused::start(&args, "recorded").kill();
+    let out = recover(&[&to[0], &to[1]], log.arg());
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("give a CONN for each"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&s.dest[0], &d1, "t"), 300);
+    assert_eq!(count(&s.dest[0], &d2, "t"), 300);
+    assert!(prepared_in(&s.dest[0], &d1).is_empty() && prepared_in(&s.dest[0], &d2).is_empty());
+}
