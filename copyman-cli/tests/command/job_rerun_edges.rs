@@ -367,27 +367,30 @@ fn a_table_that_met_a_lock_timeout_gets_the_advice_to_resume_and_resume_finishes
 
 // Point 4: a copy waiting on itself is cancelled at once.
 
+/// A source table of 50 000 rows, for a copy waiting on itself.
+const SELF_WAIT_SOURCE: &str = "CREATE TABLE s (id int8, v text);
+    INSERT INTO s SELECT g, 'x' FROM generate_series(1, 50000) g;";
+
+/// A partition whose rows reach it twice, through a trigger of another table (`side`) and
+/// directly: the second COPY waits for the first's transaction on the primary key, which waits
+/// for copyman.
+const SELF_WAIT_DESTINATION: &str =
+    "CREATE TABLE pt (id int8 PRIMARY KEY, v text) PARTITION BY RANGE (id);
+    CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (1) TO (100001);
+    CREATE TABLE side (id int8, v text);
+    CREATE FUNCTION fwd() RETURNS trigger LANGUAGE plpgsql AS
+      $$BEGIN INSERT INTO pt VALUES (NEW.id, NEW.v); RETURN NULL; END$$;
+    CREATE TRIGGER fwd AFTER INSERT ON side FOR EACH ROW EXECUTE FUNCTION fwd();";
+
 #[test]
 fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        "CREATE TABLE s (id int8, v text);
-         INSERT INTO s SELECT g, 'x' FROM generate_series(1, 50000) g;",
-    );
+    let src = database(&c.source, SELF_WAIT_SOURCE);
     // The partition's rows reach it twice, through a trigger of another table and directly:
     // the second COPY waits for the first's transaction on the primary key, which waits for
     // copyman. (A partitioned table and its partition named by two --receive are refused
     // before anything is sent: the same storage.)
-    let d1 = database(
-        &c.dest[0],
-        "CREATE TABLE pt (id int8 PRIMARY KEY, v text) PARTITION BY RANGE (id);
-         CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (1) TO (100001);
-         CREATE TABLE side (id int8, v text);
-         CREATE FUNCTION fwd() RETURNS trigger LANGUAGE plpgsql AS
-           $$BEGIN INSERT INTO pt VALUES (NEW.id, NEW.v); RETURN NULL; END$$;
-         CREATE TRIGGER fwd AFTER INSERT ON side FOR EACH ROW EXECUTE FUNCTION fwd();",
-    );
+    let d1 = database(&c.dest[0], SELF_WAIT_DESTINATION);
     let to = c.dest[0].conninfo(&d1);
     // No --lock-timeout: without the watch's cancel, this would wait for ever.
     let out = run(&[
@@ -434,20 +437,8 @@ fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once
 #[test]
 fn a_copy_waiting_on_itself_as_two_roles_fails_at_once() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        "CREATE TABLE s (id int8, v text);
-         INSERT INTO s SELECT g, 'x' FROM generate_series(1, 50000) g;",
-    );
-    let d1 = database(
-        &c.dest[0],
-        "CREATE TABLE pt (id int8 PRIMARY KEY, v text) PARTITION BY RANGE (id);
-         CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (1) TO (100001);
-         CREATE TABLE side (id int8, v text);
-         CREATE FUNCTION fwd() RETURNS trigger LANGUAGE plpgsql AS
-           $$BEGIN INSERT INTO pt VALUES (NEW.id, NEW.v); RETURN NULL; END$$;
-         CREATE TRIGGER fwd AFTER INSERT ON side FOR EACH ROW EXECUTE FUNCTION fwd();",
-    );
+    let src = database(&c.source, SELF_WAIT_SOURCE);
+    let d1 = database(&c.dest[0], SELF_WAIT_DESTINATION);
     let (one, two) = (format!("one_{d1}"), format!("two_{d1}"));
     c.dest[0]
         .connect(&d1)

@@ -10,7 +10,7 @@
 
 use crate::common;
 
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 
 use common::*;
 use copyman_testkit::Cluster;
@@ -189,13 +189,11 @@ fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
     );
 }
 
-/// A partitioned table its role may read only column by column, a partition truncated while an
-/// earlier table of the job copies: the job's snapshot session held the partitions' locks (its
-/// `pg_partition_tree`), the TRUNCATE waited for it and the table's copy for the TRUNCATE, for
-/// ever. The job's own questions release their locks: the TRUNCATE goes through, and the table's
-/// files tell it (failed, not recorded; `--resume` copies it).
-#[test]
-fn a_partition_truncated_during_a_job_that_cannot_lock_its_table_does_not_hang_it() {
+/// A job of a partitioned table `pt` (partitions `pt1`, `pt2`, 1000 rows each) its source role
+/// may read only column by column (it may not lock it), paused once planned while `change` runs
+/// on the source as its owner: the source's database, the destination's, the state file and the
+/// job's output.
+fn unlockable_partitioned_job(change: &str) -> (String, String, TempPath, Output) {
     let c = clusters();
     let tree = "CREATE TABLE pt (id int, v text) PARTITION BY RANGE (id);
         CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000);
@@ -212,13 +210,32 @@ fn a_partition_truncated_during_a_job_that_cannot_lock_its_table_does_not_hang_i
             "CREATE ROLE {role} LOGIN; GRANT SELECT (id, v) ON pt TO {role};"
         ))
         .unwrap();
+    let state = TempPath::new("partition-changed.state");
+    let out = {
+        let args = unlockable_args(&src, &dst, &state, role.as_str());
+        let paused = Paused::start(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            "planned",
+        );
+        // Not waiting for the job (it waited for ever).
+        c.source
+            .connect(&src)
+            .batch_execute(&format!("SET lock_timeout = '20s'; {change}"))
+            .unwrap();
+        paused.resume()
+    };
+    (src, dst, state, out)
+}
+
+/// [`unlockable_partitioned_job`]'s arguments.
+fn unlockable_args(src: &str, dst: &str, state: &TempPath, role: &str) -> Vec<String> {
+    let c = clusters();
     let from = format!(
         "host=127.0.0.1 port={} user={role} dbname={src}",
         c.source.port()
     );
-    let to = c.dest[0].conninfo(&dst);
-    let state = TempPath::new("partition-truncated.state");
-    let args = [
+    let to = c.dest[0].conninfo(dst);
+    [
         "table",
         "pt",
         "--from",
@@ -227,14 +244,20 @@ fn a_partition_truncated_during_a_job_that_cannot_lock_its_table_does_not_hang_i
         &to,
         "--state",
         state.arg(),
-    ];
-    let paused = Paused::start(&args, "planned");
-    // Not waiting for the job (it waited for ever).
-    c.source
-        .connect(&src)
-        .batch_execute("SET lock_timeout = '20s'; TRUNCATE pt1")
-        .unwrap();
-    let out = paused.resume();
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A partitioned table its role may read only column by column, a partition truncated while an
+/// earlier table of the job copies: the job's snapshot session held the partitions' locks (its
+/// `pg_partition_tree`), the TRUNCATE waited for it and the table's copy for the TRUNCATE, for
+/// ever. The job's own questions release their locks: the TRUNCATE goes through, and the table's
+/// files tell it (failed, not recorded; `--resume` copies it).
+#[test]
+fn a_partition_truncated_during_a_job_that_cannot_lock_its_table_does_not_hang_it() {
+    let c = clusters();
+    let (src, dst, state, out) = unlockable_partitioned_job("TRUNCATE pt1");
     assert_exit(&out, 1);
     assert!(
         text(&out.stderr).contains("was truncated or rewritten"),
@@ -242,6 +265,7 @@ fn a_partition_truncated_during_a_job_that_cannot_lock_its_table_does_not_hang_i
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &dst, "pt"), 0);
+    let args = unlockable_args(&src, &dst, &state, &format!("parts_{src}"));
     let out = copyman().args(args).arg("--resume").output().unwrap();
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "pt"), 1000);
@@ -301,47 +325,11 @@ fn a_view_whose_lock_the_role_may_not_take_is_copied_unlocked() {
 /// The same role, a partition detached while the job waits to copy (no lock of the job's holds
 /// the partitioned table): the snapshot's COPY reads the partitions as they are now, without it
 /// (its rows copied by nobody, exit 0). The partition tree, as it is now, is part of what is
-/// compared: the table fails, nothing committed; `--resume` copies what it is then.
+/// compared: the table fails, nothing committed.
 #[test]
 fn a_partition_detached_during_a_job_that_cannot_lock_its_table_fails_it() {
     let c = clusters();
-    let tree = "CREATE TABLE pt (id int, v text) PARTITION BY RANGE (id);
-        CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000);
-        CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (1000) TO (2000);";
-    let src = database(
-        &c.source,
-        &format!("{tree} INSERT INTO pt SELECT g, 'v' || g FROM generate_series(0, 1999) g;"),
-    );
-    let dst = database(&c.dest[0], tree);
-    let role = format!("detached_{src}");
-    c.source
-        .connect(&src)
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN; GRANT SELECT (id, v) ON pt TO {role};"
-        ))
-        .unwrap();
-    let from = format!(
-        "host=127.0.0.1 port={} user={role} dbname={src}",
-        c.source.port()
-    );
-    let to = c.dest[0].conninfo(&dst);
-    let state = TempPath::new("partition-detached.state");
-    let args = [
-        "table",
-        "pt",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--state",
-        state.arg(),
-    ];
-    let paused = Paused::start(&args, "planned");
-    c.source
-        .connect(&src)
-        .batch_execute("SET lock_timeout = '20s'; ALTER TABLE pt DETACH PARTITION pt2")
-        .unwrap();
-    let out = paused.resume();
+    let (_, dst, _state, out) = unlockable_partitioned_job("ALTER TABLE pt DETACH PARTITION pt2");
     assert_exit(&out, 1);
     assert_eq!(count(&c.dest[0], &dst, "pt"), 0, "{}", text(&out.stderr));
 }
