@@ -40,7 +40,7 @@ fn column_reader(cluster: &Cluster, db: &str) -> String {
 
 /// The job `args`, paused once its snapshot is taken while the source begins its reload of `k`,
 /// committed once the job waits for it: the job's output.
-fn reload_once_planned(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
+fn reload_once_planned(cluster: &Cluster, db: &str, args: &[&str]) -> Output {
     let paused = Paused::start(args, "planned");
     let mut reload = cluster.connect(db);
     reload.batch_execute(RELOAD).unwrap();
