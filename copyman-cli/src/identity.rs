@@ -282,19 +282,27 @@ fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option
     Some(read.iter().any(|r| written.contains(&r.oid)))
 }
 
-/// The endpoints `x` < `y` (0 the source, then each destination), where both have a session.
-fn two_sessions<'a>(
-    source: &'a mut Option<&mut Connection>,
-    dests: &'a mut [Dest<'_>],
-    (x, y): (usize, usize),
-) -> Option<(&'a mut Connection, &'a mut Connection)> {
-    let (before, from) = dests.split_at_mut(y - 1);
-    let second = from.first_mut()?.conn.as_mut()?;
-    let first = match x {
-        0 => source.as_deref_mut()?,
-        x => before.get_mut(x - 1)?.conn.as_mut()?,
-    };
-    Some((first, second))
+/// The pairs `(x, y)`, `x` < `y`, of `sessions` (0 the source, then each destination; `None`
+/// for one without a session, or left out) that are one database, one of each pair a server
+/// that could not say who it is (`unknown`): told by an advisory lock
+/// ([`copyman_job::identity::one_database`]), each pair asked once.
+fn unidentified_twins(
+    sessions: &mut [Option<&mut Connection>],
+    unknown: &[usize],
+) -> Vec<(usize, usize)> {
+    let mut twins = Vec::new();
+    for &u in unknown {
+        for other in (0..sessions.len()).filter(|o| *o != u && !(unknown.contains(o) && *o < u)) {
+            let (x, y) = (u.min(other), u.max(other));
+            let (before, from) = sessions.split_at_mut(y);
+            if let (Some(a), Some(b)) = (before[x].as_deref_mut(), from[0].as_deref_mut())
+                && copyman_job::identity::one_database(a, b) == Some(true)
+            {
+                twins.push((x, y));
+            }
+        }
+    }
+    twins
 }
 
 /// A database given twice where a server could not say who it is (`unknown`: 0 the source,
@@ -305,7 +313,7 @@ fn two_sessions<'a>(
 /// even that cannot be asked, the warning stands.
 fn refuse_unidentified_twins(
     t: &Transfer,
-    mut source: Option<&mut Connection>,
+    source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
     unknown: &[usize],
     (table, target): (&Option<String>, &Option<String>),
@@ -319,68 +327,51 @@ fn refuse_unidentified_twins(
     let name = |k: usize| names[k].clone();
     let how = "(their servers cannot say who they are, but an advisory lock taken on one is \
                held on the other)";
-    for &u in unknown {
-        for other in 0..=dests.len() {
-            // Each pair once; none with a destination left out.
-            if other == u || (unknown.contains(&other) && other < u) {
-                continue;
-            }
-            let (x, y) = (u.min(other), u.max(other));
-            if dests[y - 1].error.is_some() || (x > 0 && dests[x - 1].error.is_some()) {
-                continue;
-            }
-            let Some((a, b)) = two_sessions(&mut source, dests, (x, y)) else {
-                continue;
-            };
-            if copyman_job::identity::one_database(a, b) != Some(true) {
-                continue;
-            }
-            let refusal = match (&t.statements, x) {
-                (Statements::Table { .. }, 0) if table == target => Some(format!(
-                    "{} is the source's own database {how}: copying a table into itself",
-                    name(y)
-                )),
-                (Statements::Table { .. }, 0) => None,
-                (Statements::Table { .. }, _) => Some(format!(
-                    "{} and {} are the same database {how}: its rows would be copied into one \
-                     table twice; give it once",
-                    name(x),
-                    name(y)
-                )),
-                (Statements::Raw { receive, .. }, _) if x > 0 => {
-                    let statement = |k: usize| {
-                        receive
-                            .get(k - 1)
-                            .cloned()
-                            .flatten()
-                            .map(|s| s.trim().to_owned())
-                    };
-                    (statement(x) == statement(y)).then(|| {
-                        format!(
-                            "{} and {} are the same database {how}: its rows would be copied \
-                             into one table twice; give it once",
-                            name(x),
-                            name(y)
-                        )
-                    })
-                }
-                (Statements::Raw { .. }, _) => None,
-            };
-            if let Some(message) = refusal {
-                return Err(Fatal {
-                    exit: Exit::Usage,
-                    server: None,
-                    message,
-                });
-            }
-            report::warn(format_args!(
-                "{} and {} are the same database {how}: if their statements reach the same \
-                 table, every row is stored there twice, and the copy can wait on itself \
-                 (--lock-timeout bounds the wait)",
+    let mut sessions: Vec<Option<&mut Connection>> = std::iter::once(source)
+        .chain(dests.iter_mut().map(|d| match d.error {
+            Some(_) => None,
+            None => d.conn.as_mut(),
+        }))
+        .collect();
+    for (x, y) in unidentified_twins(&mut sessions, unknown) {
+        let twice = || {
+            format!(
+                "{} and {} are the same database {how}: its rows would be copied into one table \
+                 twice; give it once",
                 name(x),
                 name(y)
-            ));
+            )
+        };
+        let refusal = match (&t.statements, x) {
+            (Statements::Table { .. }, 0) if table == target => Some(format!(
+                "{} is the source's own database {how}: copying a table into itself",
+                name(y)
+            )),
+            (Statements::Table { .. }, 0) => None,
+            (Statements::Table { .. }, _) => Some(twice()),
+            (Statements::Raw { receive, .. }, _) if x > 0 => {
+                let statement = |k: usize| {
+                    let receive = receive.get(k - 1).cloned().flatten();
+                    receive.map(|s| s.trim().to_owned())
+                };
+                (statement(x) == statement(y)).then(twice)
+            }
+            (Statements::Raw { .. }, _) => None,
+        };
+        if let Some(message) = refusal {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message,
+            });
         }
+        report::warn(format_args!(
+            "{} and {} are the same database {how}: if their statements reach the same table, \
+             every row is stored there twice, and the copy can wait on itself (--lock-timeout \
+             bounds the wait)",
+            name(x),
+            name(y)
+        ));
     }
     Ok(())
 }
@@ -631,36 +622,30 @@ pub(crate) fn check_job(
     // A database given twice where a server could not say who it is: told by an advisory lock.
     let how = "(their servers cannot say who they are, but an advisory lock taken on one is held \
                on the other)";
-    for &u in &unknown {
-        for other in (0..conns.len()).filter(|o| *o != u && !(unknown.contains(o) && *o < u)) {
-            let (x, y) = (u.min(other), u.max(other));
-            let (before, from) = conns.split_at_mut(y);
-            let (Some(a), Some(b)) = (before[x].as_mut(), from[0].as_mut()) else {
-                continue;
-            };
-            if copyman_job::identity::one_database(a, b) != Some(true) {
-                continue;
-            }
-            let message = match x {
-                0 => format!(
-                    "destination {y} ({}) is the source's database {how}: every table would be \
-                     copied into itself",
-                    dests[y - 1].name
-                ),
-                x => format!(
-                    "destinations {x} ({}) and {y} ({}) are the same database {how}: every \
-                     table would be copied into it twice; give it once",
-                    dests[x - 1].name,
-                    dests[y - 1].name
-                ),
-            };
-            return Err(Fatal {
-                exit: Exit::Usage,
-                server: None,
-                message,
-            }
-            .into());
+    let mut sessions: Vec<Option<&mut Connection>> = conns.iter_mut().map(Option::as_mut).collect();
+    if let Some((x, y)) = unidentified_twins(&mut sessions, &unknown)
+        .into_iter()
+        .next()
+    {
+        let message = match x {
+            0 => format!(
+                "destination {y} ({}) is the source's database {how}: every table would be \
+                 copied into itself",
+                dests[y - 1].name
+            ),
+            x => format!(
+                "destinations {x} ({}) and {y} ({}) are the same database {how}: every table \
+                 would be copied into it twice; give it once",
+                dests[x - 1].name,
+                dests[y - 1].name
+            ),
+        };
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message,
         }
+        .into());
     }
     refuse_lossy_encodings(&encodings)?;
     Ok((encodings.into_iter().map(|e| e.server).collect(), left_out))
