@@ -2353,25 +2353,29 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
     ))
 }
 
+/// `tables`' names as an SQL `text[]` of literals, for a question about each; `None` for none.
+fn names_array<'a>(tables: impl Iterator<Item = &'a TableName>) -> Option<String> {
+    let list: Vec<String> = tables
+        .map(|t| crate::sql::literal(&t.to_string()))
+        .collect();
+    (!list.is_empty()).then(|| format!("ARRAY[{}]::text[]", list.join(", ")))
+}
+
 /// Each of `tables` with its columns on the source, as one text (number and name of each), as
 /// the catalog stands in the session's snapshot (no lock taken). `None` if the question fails.
 pub(super) fn source_columns<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
 ) -> Option<Vec<(String, String)>> {
-    let list: Vec<String> = tables
-        .map(|t| crate::sql::literal(&t.to_string()))
-        .collect();
-    if list.is_empty() {
+    let Some(list) = names_array(tables) else {
         return Some(Vec::new());
-    }
+    };
     let sql = format!(
         "SELECT t, coalesce((SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text || ' ' || \
            a.attname::pg_catalog.text, ',' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
            WHERE a.attrelid = pg_catalog.to_regclass(t) AND a.attnum > 0 \
              AND NOT a.attisdropped), '') \
-         FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t",
-        list.join(", ")
+         FROM pg_catalog.unnest({list}) AS t"
     );
     let rows = conn.query(&sql).ok()?;
     Some(
@@ -2391,12 +2395,9 @@ pub(super) fn source_covers<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
 ) -> Option<Vec<(String, Vec<u64>)>> {
-    let list: Vec<String> = tables
-        .map(|t| crate::sql::literal(&t.to_string()))
-        .collect();
-    if list.is_empty() {
+    let Some(list) = names_array(tables) else {
         return Some(Vec::new());
-    }
+    };
     let tree = if conn
         .session()
         .server_version_num()
@@ -2410,8 +2411,7 @@ pub(super) fn source_covers<'a>(
     };
     let sql = format!(
         "SELECT t, (SELECT pg_catalog.string_agg(o::pg_catalog.oid::text, ',') FROM ({tree}) \
-         AS x(o)) FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t",
-        list.join(", ")
+         AS x(o)) FROM pg_catalog.unnest({list}) AS t"
     );
     let rows = conn.query(&sql).ok()?;
     Some(
