@@ -278,7 +278,11 @@ fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option
     if written.is_empty() {
         return None;
     }
-    let read = copyman_job::plan::relations_read(conn, query)?;
+    // Asked before any lock timeout or watch stands: a relation the query reads that another
+    // session holds is not waited for (it cannot be told then, and the copy's own wait is
+    // watched).
+    let read =
+        copyman_job::plan::relations_read(conn, query, Some(std::time::Duration::from_secs(2)))?;
     Some(read.iter().any(|r| written.contains(&r.oid)))
 }
 

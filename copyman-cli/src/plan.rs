@@ -821,7 +821,8 @@ fn table_plan(
                 resolved.table,
                 sql::where_clause(condition)
             );
-            let read = copyman_job::plan::relations_read(conn, &query).unwrap_or_default();
+            // (Watched, and bounded by --lock-timeout, as every question of the plan.)
+            let read = copyman_job::plan::relations_read(conn, &query, None).unwrap_or_default();
             let lockable = read
                 .iter()
                 .filter(|r| r.may_lock && sql::lockable(&r.kind, source_version));

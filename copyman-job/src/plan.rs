@@ -125,12 +125,30 @@ pub struct Read {
 /// The relations `query` (a `SELECT`) reads, directly or through views, asked on `conn` (idle)
 /// without running it: a temporary view of it, in a transaction rolled back at once, and the
 /// relations its rule depends on, and theirs for a view. `None` where that cannot be told (a
-/// session in a transaction, a standby, a role without `TEMP`, a query a view cannot be).
-pub fn relations_read(conn: &mut Connection, query: &str) -> Option<Vec<Read>> {
+/// session in a transaction, a standby, a role without `TEMP`, a query a view cannot be, or,
+/// with `lock_wait`, a relation it reads locked by another session for longer than that: the
+/// view's creation waits for it, which before any watch or lock timeout stands would be a
+/// silent wait).
+pub fn relations_read(
+    conn: &mut Connection,
+    query: &str,
+    lock_wait: Option<std::time::Duration>,
+) -> Option<Vec<Read>> {
     if conn.session().transaction_status() != TransactionStatus::Idle {
         return None;
     }
     conn.execute("BEGIN READ WRITE").ok()?;
+    if let Some(wait) = lock_wait
+        && conn
+            .execute(&format!(
+                "SET LOCAL lock_timeout = '{}ms'",
+                wait.as_millis().max(1)
+            ))
+            .is_err()
+    {
+        let _ = conn.execute("ROLLBACK");
+        return None;
+    }
     // The query ends its line: a `-- comment` on its last line ends there.
     let read = conn
         .execute(&format!(

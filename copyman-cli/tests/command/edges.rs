@@ -1398,3 +1398,44 @@ fn a_target_table_that_holds_the_source_rows_is_refused() {
     assert!(text(&out.stderr).contains("23514"), "{}", text(&out.stderr));
     assert_eq!(count(&c.source, &src, "p"), 100);
 }
+
+/// `copy` into the source's database while another session holds the table the `--send` reads:
+/// the question whether the query reads the `--receive`'s table (a temporary view of it) waited
+/// for that lock in silence, before any lock timeout or watch stood. It waits no longer than a
+/// moment; the copy's own wait is then said and bounded by `--lock-timeout`.
+#[test]
+fn the_send_readers_question_does_not_wait_in_silence_for_a_held_table() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); CREATE TABLE t2 (id int); INSERT INTO t VALUES (1);",
+    );
+    let mut holder = c.source.connect(&src);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // Let go once copyman ended, or after 20 s should it wait.
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    let release = std::thread::spawn(move || {
+        let _ = ended.recv_timeout(std::time::Duration::from_secs(20));
+        holder.batch_execute("ROLLBACK").unwrap();
+    });
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY (SELECT * FROM t) TO STDOUT",
+        "--to",
+        &c.source.conninfo(&src),
+        "--receive",
+        "COPY t2 FROM STDIN",
+        "--lock-timeout",
+        "1s",
+    ]);
+    done.send(()).unwrap();
+    release.join().unwrap();
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("55P03"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.source, &src, "t2"), 0);
+}
