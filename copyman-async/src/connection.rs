@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use copyman_core::connect::{self, Learned, Next, Target};
+use copyman_core::connect::{self, CancelKey, Learned, Next, Target};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::Endpoint;
 use copyman_core::session::{Session, State};
@@ -166,20 +166,16 @@ fn abstract_address(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
 }
 
 /// Sends a CancelRequest on a new connection to `target` and waits for the server to close it.
-pub(crate) async fn cancel_at(
-    target: &Target,
-    request: Bytes,
-    timeout: Duration,
-) -> io::Result<()> {
+pub(crate) async fn cancel_at(key: &CancelKey) -> io::Result<()> {
     let run = async {
-        let stream = open(target, None).await?;
-        stream.write_all(&request).await?;
+        let stream = open(&key.target, None).await?;
+        stream.write_all(&key.request).await?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
         while stream.read(&mut sink).await? > 0 {}
         Ok(())
     };
-    tokio::time::timeout(timeout, run)
+    tokio::time::timeout(key.timeout, run)
         .await
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
@@ -407,21 +403,6 @@ impl Connection {
         }
     }
 
-    /// A token that cancels whatever this connection runs at the time it is used, from anywhere
-    /// (another task), while the connection itself is busy.
-    ///
-    /// # Errors
-    /// The session has no backend key (the server sent none).
-    pub fn cancel_token(&self) -> Result<CancelToken, Error> {
-        let (request, timeout) = self.cancel_request()?;
-        let target = self.target.clone();
-        Ok(CancelToken {
-            target,
-            request,
-            timeout,
-        })
-    }
-
     pub(crate) fn stream(&mut self) -> Result<&mut Stream, Error> {
         live(&mut self.stream, self.closed)
     }
@@ -447,15 +428,12 @@ impl Connection {
     /// Sends a cancel request from a task on the current tokio runtime, for a COPY OUT that was
     /// abandoned without awaiting; the next call waits for it. `false` when there is no runtime
     /// at hand or no backend key.
-    pub(crate) fn cancel_in_background(&mut self) -> bool {
-        let (Ok((request, timeout)), Ok(runtime)) =
-            (self.cancel_request(), tokio::runtime::Handle::try_current())
+    pub(crate) fn cancel_abandoned(&mut self) -> bool {
+        let (Ok(token), Ok(runtime)) = (self.cancel_token(), tokio::runtime::Handle::try_current())
         else {
             return false;
         };
-        let target = self.target.clone();
-        self.pending_cancel =
-            Some(runtime.spawn(async move { cancel_at(&target, request, timeout).await }));
+        self.pending_cancel = Some(runtime.spawn(async move { cancel_at(&token.key).await }));
         true
     }
 
@@ -480,7 +458,7 @@ impl Connection {
     }
 
     /// Whether every byte the session queued went out.
-    pub(crate) fn flushed(&self) -> bool {
+    pub(crate) fn is_flushed(&self) -> bool {
         // The endpoint's own queue is whole messages, which the next operation writes first.
         self.outgoing.is_empty() && self.stream.as_ref().is_none_or(Stream::is_flushed)
     }
@@ -551,21 +529,9 @@ impl Connection {
 }
 
 /// Cancels what a [`Connection`] runs, without borrowing it: see [`Connection::cancel_token`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct CancelToken {
-    target: Target,
-    request: Bytes,
-    timeout: Duration,
-}
-
-impl fmt::Debug for CancelToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the request: it holds the backend's secret key.
-        let target = self.target.to_string();
-        f.debug_struct("CancelToken")
-            .field("target", &target)
-            .finish_non_exhaustive()
-    }
+    key: CancelKey,
 }
 
 impl CancelToken {
@@ -575,7 +541,7 @@ impl CancelToken {
     /// # Errors
     /// The server could not be reached (within `connect_timeout`, 10 s if none).
     pub async fn cancel(&self) -> Result<(), Error> {
-        Ok(cancel_at(&self.target, self.request.clone(), self.timeout).await?)
+        Ok(cancel_at(&self.key).await?)
     }
 }
 

@@ -204,11 +204,16 @@ impl<'a> CopyManager<'a> {
             producer.set_buffer_size(size);
         }
         let protocols = receivers.iter().map(|r| r.protocol());
-        let diagnose = crate::Error::diagnose;
+        let (resumable, diagnose) = (producer.resumable(), crate::Error::diagnose);
+        let core = CopyRun::for_options(
+            producer.protocol(),
+            protocols,
+            &options,
+            resumable,
+            diagnose,
+        );
         let mut copy = Self {
-            core: CopyRun::new(producer.protocol(), protocols, options.config, diagnose)
-                .with_stall_timeout(options.stall_limit())
-                .with_resumable_producer(producer.resumable()),
+            core,
             options,
             producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),

@@ -6,7 +6,6 @@ use std::task::Poll;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
 use copyman_core::start::{DataFormat, Styles};
 use copyman_core::statement::Direction;
@@ -47,27 +46,7 @@ pub trait Producer: Send {
     /// A failure to produce: the copy reports a ProducerFault and may go on or abort.
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
 
-    /// Rows it says it produced (its `COPY n`), once at its end, if it knows.
-    fn count(&self) -> Option<u64> {
-        None
-    }
-
-    /// Whether it can be read again after `next_chunk` failed: the copy's progress then goes
-    /// on past its ProducerFault if the caller goes on, as py-postgresql's copyman lets it "if
-    /// it's safe to continue". True by default (a producer of the caller's whose failure was
-    /// transient); a producer whose server ended its COPY with the error says false, and the
-    /// progress ends after its fault.
-    fn resumable(&self) -> bool {
-        true
-    }
-
-    /// What its data is, once its COPY started, if it has a server: the overall format (text or
-    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
-    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
-    /// producer and receivers differ in either.
-    fn format(&self) -> Option<DataFormat> {
-        None
-    }
+    copyman_core::producer_items!();
 
     /// Stops producing before the end and leaves its connection usable (cancel and drain).
     ///
@@ -75,18 +54,6 @@ pub trait Producer: Send {
     /// Its connection could not be made usable again.
     async fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(())
-    }
-
-    /// Its server sent no byte for the copy's stall timeout, and the copy gives it up
-    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a producer on a connection
-    /// closes it at once, without waiting for an answer
-    /// ([`copyman_core::endpoint::STALLED_COPY_OUT`]). The default does nothing.
-    fn stalled(&mut self) {}
-
-    /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
-    /// producers that read in buffers; the others ignore it.
-    fn set_buffer_size(&mut self, size: usize) {
-        let _ = size;
     }
 
     /// Whether a [`Producer::next_chunk`] still pending may be left (its future dropped) when the
@@ -157,36 +124,15 @@ copyman_core::statement_producer! {
 
 impl Drop for StatementProducer<'_> {
     fn drop(&mut self) {
-        if self.conn.is_closed() {
-            // Nothing runs any more: the connection's next call reads what is left.
-            return;
-        }
-        // Dropped in the middle of its COPY, where nothing can be awaited: core switches the
-        // session to draining; a server that still streams is cancelled from a background task
-        // (the connection's next call waits for it and reads the rest), or, without a runtime
-        // to cancel from, the connection is closed.
-        match self.out.abandon(&mut self.conn.endpoint) {
-            Abandon::Nothing => {}
-            Abandon::Cancel if self.conn.cancel_in_background() => {}
-            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_OUT),
-        }
+        // Dropped in the middle of its COPY: a server that still streams is cancelled (the
+        // connection's next call reads the rest), or the connection closed.
+        self.conn.abandon_copy_out(&mut self.out);
     }
 }
 
 #[async_trait]
 impl Producer for StatementProducer<'_> {
-    // Its server ended the COPY with the error: nothing more can be read.
-    fn resumable(&self) -> bool {
-        false
-    }
-
-    fn protocol(&self) -> Protocol {
-        Protocol::PQv3
-    }
-
-    fn format(&self) -> Option<DataFormat> {
-        self.out.format()
-    }
+    copyman_core::statement_producer_items!();
 
     async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
         let statement = self.out.begin();
@@ -220,26 +166,12 @@ impl Producer for StatementProducer<'_> {
         }
     }
 
-    fn count(&self) -> Option<u64> {
-        self.out.count()
-    }
-
     async fn cancel(&mut self) -> Result<(), BoxError> {
         let aborted = self.out.abort(&mut self.conn.endpoint);
         if aborted.map_err(Error::Session)? {
             self.conn.drive().await?;
         }
         Ok(())
-    }
-
-    fn stalled(&mut self) {
-        // Its query may still run, or wait on a lock, which the close alone does not end.
-        self.conn.cancel_detached();
-        self.conn.close(copyman_core::endpoint::STALLED_COPY_OUT);
-    }
-
-    fn set_buffer_size(&mut self, size: usize) {
-        self.out.set_buffer_size(size);
     }
 }
 
@@ -451,28 +383,26 @@ impl<'c> ClientProducer<'c> {
     }
 }
 
-/// What a client-bound endpoint's `statement` says of its data ([`DataFormat::of_statement`]),
-/// with its client's date and interval styles and `client_encoding`, asked of it (the client
-/// keeps what its server reported): compared with the other ends' at the copy's start.
+/// What a client-bound endpoint's `statement` says of its data, asked of its client
+/// ([`DataFormat::of_client_statement`]).
 pub(crate) async fn client_format<C: tokio_postgres::GenericClient>(
     client: &C,
     statement: &str,
 ) -> Result<DataFormat, Error> {
-    let mut format = DataFormat::of_statement(statement);
     let row = client.query_one(Styles::QUERY, &[]).await?;
-    format.styles = Some(Styles::from_row(row.get(0), row.get(1)));
-    let encoding: String = row.get(2);
-    format.representation = format.representation.map(|r| r.in_session(Some(&encoding)));
-    Ok(format)
+    let (date, interval, encoding) = (row.get(0), row.get(1), row.get(2));
+    Ok(DataFormat::of_client_statement(
+        statement, date, interval, encoding,
+    ))
 }
 
 #[async_trait]
 impl Producer for ClientProducer<'_> {
-    // Its server ended the COPY with the error: nothing more can be read.
     fn format(&self) -> Option<DataFormat> {
         self.format.clone()
     }
 
+    // Its server ended the COPY with the error: nothing more can be read.
     fn resumable(&self) -> bool {
         false
     }

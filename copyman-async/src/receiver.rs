@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use copyman_core::endpoint::{Abandon, Endpoint};
+use copyman_core::endpoint::Endpoint;
 use copyman_core::local::{CallReceiver, CopyInStatement, NullReceiver, completed, joined, lines};
 use copyman_core::stall::Written;
 use copyman_core::start::DataFormat;
@@ -76,19 +76,7 @@ pub trait Receiver: Send {
     /// Its connection could not be made usable again.
     async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
 
-    /// Its server took no byte for the copy's stall timeout, and the copy gives it up
-    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a receiver on a connection
-    /// closes it at once, without waiting for an answer
-    /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
-    fn stalled(&mut self) {}
-
-    /// What its data is, once its COPY started, if it has a server: the overall format (text or
-    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
-    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
-    /// producer and receivers differ in either.
-    fn format(&self) -> Option<DataFormat> {
-        None
-    }
+    copyman_core::receiver_items!();
 }
 
 copyman_core::forward_boxed! {
@@ -214,23 +202,8 @@ fn read_server(stream: &Stream, endpoint: &mut Endpoint, scratch: &mut [u8]) -> 
 
 impl Drop for StatementReceiver<'_> {
     fn drop(&mut self) {
-        if self.conn.is_closed() {
-            return;
-        }
-        // Only CopyDone commits a COPY: core says how to fail one dropped midway without
-        // waiting (the connection's next call reads the answer), or that the socket must close,
-        // which makes the server abort the COPY and the transaction around it.
-        let flushed = self.conn.flushed();
-        match self.copy.abandon(&mut self.conn.endpoint, flushed) {
-            Abandon::Nothing => {}
-            Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
-            // Its backend may wait on a lock (a trigger's), holding its own, which the close
-            // alone does not end: a cancel too.
-            _ => {
-                self.conn.cancel_detached();
-                self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN);
-            }
-        }
+        // Only CopyDone commits a COPY: one dropped midway is failed or its connection closed.
+        self.conn.abandon_copy_in(&self.copy);
     }
 }
 

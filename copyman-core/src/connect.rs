@@ -384,6 +384,29 @@ pub enum Target {
     Unix(PathBuf),
 }
 
+/// What cancelling a connection's backend takes: the address its session is on (not its host
+/// name's first address, where another server may answer), the CancelRequest (which holds the
+/// backend's secret key) and how long each step of sending it may take. Each adapter's
+/// `CancelToken` carries one and sends it. Its `Debug` shows the address only: whoever reads
+/// the key may cancel.
+#[derive(Clone)]
+pub struct CancelKey {
+    /// Where the CancelRequest goes.
+    pub target: Target,
+    /// The CancelRequest message.
+    pub request: bytes::Bytes,
+    /// The bound of each step of sending it (the connection's `connect_timeout`, 10 s if none).
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for CancelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelKey")
+            .field("target", &self.target.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The name in Linux's abstract namespace that a [`Target::Unix`] path stands for: the rest of
 /// one that begins with `@` (libpq's `host=@name`); `None` for a file. The adapters make the
 /// socket address of it.

@@ -68,13 +68,14 @@ where
 
 /// Expands, inside an adapter's `impl Connection`, to the methods both adapters' connections
 /// share: `session`, `is_closed`, `check`, `execute`, `query`, `take_notices`,
-/// `take_notifications`, `command_tag` (public), and `run_query`, `start_copy`, `drive`,
-/// `cancel_request`.
+/// `take_notifications`, `command_tag`, `cancel_token` (public), and `run_query`, `start_copy`,
+/// `drive`, `abandon_copy_in`, `abandon_copy_out`.
 ///
 /// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
 /// (each call into the adapter then awaited). The connection has the fields `endpoint:
-/// Endpoint` and `connect_timeout: Option<Duration>`, and these methods of its own, blocking or
-/// `async` alike:
+/// Endpoint`, `connect_timeout: Option<Duration>` and `target: Target` (where its session is),
+/// the adapter a `CancelToken { key: CancelKey }` type, and the connection these methods of its
+/// own, blocking or `async` alike:
 ///
 /// - `settle(&mut self) -> Result<(), Error>`: before a new operation;
 /// - `flush(&mut self) -> Result<(), Error>`: writes what the session has to send;
@@ -83,6 +84,11 @@ where
 /// - `poll_server(&mut self) -> Result<(), Error>`: reads into the session what the socket has
 ///   at hand, without waiting for more;
 /// - `cancel(&self) -> Result<(), Error>`: sends a CancelRequest on a new connection.
+///
+/// and these, never waiting: `is_flushed(&self) -> bool` (no message is half written),
+/// `try_write_all(&mut self, &[u8]) -> bool` (all of it written at once), `cancel_detached(&self)`
+/// (a cancel sent in the background), `cancel_abandoned(&mut self) -> bool` (the cancel of a
+/// COPY OUT given up, which the next call waits for), `close(&mut self, &'static str)`.
 ///
 /// `Error` is the adapter's, in scope where the macro is expanded (the one
 /// [`client_glue!`](crate::client_glue) makes).
@@ -219,14 +225,56 @@ macro_rules! connection_glue {
             }
         }
 
-        /// The CancelRequest for whatever the connection runs, and how long sending it may take
-        /// (`connect_timeout`, 10 s if none).
-        fn cancel_request(&self) -> Result<(::bytes::Bytes, ::std::time::Duration), Error> {
+        /// Gives up the COPY IN of `copy`, whose receiver is dropped midway, without waiting
+        /// (core's [`abandon_copy_in`](crate::endpoint::Endpoint::abandon_copy_in)): its
+        /// realignment and CopyFail written if the socket takes them at once (the connection's
+        /// next call reads the answer), or the connection closed — and its backend cancelled
+        /// too, as it may wait on a lock (a trigger's), holding its own, which the close alone
+        /// does not end.
+        pub(crate) fn abandon_copy_in(&mut self, copy: &$crate::local::CopyInStatement) {
+            if self.is_closed() {
+                return;
+            }
+            let flushed = self.is_flushed();
+            match copy.abandon(&mut self.endpoint, flushed) {
+                $crate::endpoint::Abandon::Nothing => {}
+                $crate::endpoint::Abandon::Write(bytes) if self.try_write_all(&bytes) => {}
+                _ => {
+                    self.cancel_detached();
+                    self.close($crate::endpoint::ABANDONED_COPY_IN);
+                }
+            }
+        }
+
+        /// Gives up the COPY OUT of `out`, whose producer is dropped midway (core's
+        /// [`abandon_copy_out`](crate::endpoint::Endpoint::abandon_copy_out)): the session
+        /// switched to draining and a server that still streams cancelled (the connection's
+        /// next call reads the rest), or the connection closed where that cannot be done.
+        pub(crate) fn abandon_copy_out(&mut self, out: &mut $crate::local::CopyOutStatement) {
+            if self.is_closed() {
+                return;
+            }
+            match out.abandon(&mut self.endpoint) {
+                $crate::endpoint::Abandon::Nothing => {}
+                $crate::endpoint::Abandon::Cancel if self.cancel_abandoned() => {}
+                _ => self.close($crate::endpoint::ABANDONED_COPY_OUT),
+            }
+        }
+
+        /// A [`CancelToken`] for whatever this connection's backend runs at the time it is
+        /// used, to cancel it from another thread or task while the connection itself is busy
+        /// (rust-postgres's `CancelToken`): the CancelRequest goes, on a new connection, to the
+        /// address this session is on, each step bounded by `connect_timeout` (10 s if none).
+        ///
+        /// # Errors
+        /// The server gave no backend key.
+        pub fn cancel_token(&self) -> Result<CancelToken, Error> {
             let request = self.endpoint.session().cancel_request().ok_or(
                 Error::State("the server gave no backend key: cannot cancel"),
             )?;
             let timeout = self.connect_timeout.unwrap_or(::std::time::Duration::from_secs(10));
-            Ok((request, timeout))
+            let target = self.target.clone();
+            Ok(CancelToken { key: $crate::connect::CancelKey { target, request, timeout } })
         }
 
         /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since

@@ -297,6 +297,107 @@ macro_rules! statement_producer {
     };
 }
 
+/// Expands, inside an adapter's `impl Producer for StatementProducer`, to the methods that do no
+/// IO: `resumable` (false: its server ended the COPY with the error, nothing more can be read),
+/// `protocol`, `format`, `count`, `set_buffer_size` (its [`CopyOutStatement`]'s) and `stalled`
+/// (its backend cancelled and its connection closed: its query may still run, or wait on a lock,
+/// which the close alone does not end).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! statement_producer_items {
+    () => {
+        fn resumable(&self) -> bool {
+            false
+        }
+
+        fn protocol(&self) -> $crate::Protocol {
+            $crate::Protocol::PQv3
+        }
+
+        fn format(&self) -> Option<$crate::start::DataFormat> {
+            self.out.format()
+        }
+
+        fn count(&self) -> Option<u64> {
+            self.out.count()
+        }
+
+        fn set_buffer_size(&mut self, size: usize) {
+            self.out.set_buffer_size(size);
+        }
+
+        fn stalled(&mut self) {
+            self.conn.cancel_detached();
+            self.conn.close($crate::endpoint::STALLED_COPY_OUT);
+        }
+    };
+}
+
+/// Expands, inside an adapter's `Producer` trait, to the methods whose meaning and defaults are
+/// the same in both adapters (neither waits on IO): `count`, `resumable`, `format`, `stalled`
+/// and `set_buffer_size`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! producer_items {
+    () => {
+        /// Rows it says it produced (its `COPY n`), once at its end, if it knows.
+        fn count(&self) -> Option<u64> {
+            None
+        }
+
+        /// Whether it can be read again after `next_chunk` failed: the copy's progress then goes
+        /// on past its ProducerFault if the caller goes on, as py-postgresql's copyman lets it
+        /// "if it's safe to continue". True by default (a producer of the caller's whose failure
+        /// was transient); a producer whose server ended its COPY with the error says false, and
+        /// the progress ends after its fault.
+        fn resumable(&self) -> bool {
+            true
+        }
+
+        /// What its data is, once its COPY started, if it has a server: the overall format
+        /// (text or binary) the server announced and its statement's representation (FORMAT,
+        /// DELIMITER, NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data
+        /// moves, a copy whose producer and receivers differ in either.
+        fn format(&self) -> Option<$crate::start::DataFormat> {
+            None
+        }
+
+        /// Its server sent no byte for the copy's stall timeout, and the copy gives it up
+        /// ([`Options::close_stalled`](crate::Options::close_stalled)): a producer on a
+        /// connection closes it at once, without waiting for an answer
+        /// ([`copyman_core::endpoint::STALLED_COPY_OUT`]). The default does nothing.
+        fn stalled(&mut self) {}
+
+        /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
+        /// producers that read in buffers; the others ignore it.
+        fn set_buffer_size(&mut self, size: usize) {
+            let _ = size;
+        }
+    };
+}
+
+/// Expands, inside an adapter's `Receiver` trait, to the methods whose meaning and defaults are
+/// the same in both adapters (neither waits on IO): `format` and `stalled`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! receiver_items {
+    () => {
+        /// What its data is, once its COPY started, if it has a server: the overall format
+        /// (text or binary) the server announced and its statement's representation (FORMAT,
+        /// DELIMITER, NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data
+        /// moves, a copy whose producer and receivers differ in either.
+        fn format(&self) -> Option<$crate::start::DataFormat> {
+            None
+        }
+
+        /// Its server took no byte for the copy's stall timeout, and the copy gives it up
+        /// ([`Options::close_stalled`](crate::Options::close_stalled)): a receiver on a
+        /// connection closes it at once, without waiting for an answer
+        /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
+        fn stalled(&mut self) {}
+    };
+}
+
 /// Expands, in an adapter, to `impl<T: Trait + ?Sized> Trait for Box<T>` forwarding each listed
 /// method to the box's content, so that a boxed endpoint (a `Box<dyn Producer>` chosen at run
 /// time) is one too. Methods are listed as in the trait, each ending in `;` (`fn` with `&self` or

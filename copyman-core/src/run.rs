@@ -352,6 +352,21 @@ impl CopyRun {
         }
     }
 
+    /// A copy as an adapter's `CopyManager` starts one: [`new`](Self::new) with `options`'
+    /// configuration and [stall timeout](Self::with_stall_timeout), and a producer that is
+    /// [`resumable`](Self::with_resumable_producer) or not.
+    pub fn for_options(
+        producer: Protocol,
+        receivers: impl IntoIterator<Item = Protocol>,
+        options: &crate::manager::Options,
+        resumable: bool,
+        diagnose: Diagnose,
+    ) -> Self {
+        Self::new(producer, receivers, options.config, diagnose)
+            .with_stall_timeout(options.stall_limit())
+            .with_resumable_producer(resumable)
+    }
+
     /// This copy with a stall timeout ([`Options::stall_timeout`](crate::manager::Options)):
     /// the errors reported for an endpoint's start (its wait for the server's
     /// CopyIn/CopyOutResponse), a producer read, a transmit, a server's message or a CopyFail

@@ -221,6 +221,22 @@ impl DataFormat {
         };
         Self::new(format, Some(representation))
     }
+
+    /// What a client-bound endpoint's `statement` says of its data ([`of_statement`](Self::of_statement)),
+    /// with its client's date and interval styles and `client_encoding`: the row of
+    /// [`Styles::QUERY`] asked of it (the client keeps what its server reported), compared with
+    /// the other ends' at the copy's start.
+    pub fn of_client_statement(
+        statement: &str,
+        date_style: String,
+        interval_style: String,
+        encoding: &str,
+    ) -> Self {
+        let mut format = Self::of_statement(statement);
+        format.styles = Some(Styles::from_row(date_style, interval_style));
+        format.representation = format.representation.map(|r| r.in_session(Some(encoding)));
+        format
+    }
 }
 
 /// An end of a copy whose statement's options copyman cannot read (a dollar-quoted or `U&`

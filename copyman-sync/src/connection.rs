@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use copyman_core::connect::{self, Learned, Next, Started, Target, TimeoutExpired};
+use copyman_core::connect::{self, CancelKey, Learned, Next, Started, Target, TimeoutExpired};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::{Endpoint, GIVEN_UP_AFTER_INTERRUPT};
 use copyman_core::session::{Session, State};
@@ -198,6 +198,7 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("target", &self.target.to_string())
             .field("session", self.endpoint.session())
+            .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
@@ -513,20 +514,6 @@ impl Connection {
         self.cancel_token()?.cancel()
     }
 
-    /// A [`CancelToken`] for what this connection's backend runs, to cancel it from another
-    /// thread while the connection is busy.
-    ///
-    /// # Errors
-    /// The server gave no backend key.
-    pub fn cancel_token(&self) -> Result<CancelToken, Error> {
-        let (request, timeout) = self.cancel_request()?;
-        Ok(CancelToken {
-            target: self.target.clone(),
-            request,
-            timeout,
-        })
-    }
-
     /// The address of the server this connection is on (`None` over a Unix socket): one of
     /// its host name's addresses, the one that answered.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
@@ -534,6 +521,12 @@ impl Connection {
             Target::Tcp { addr, .. } => Some(*addr),
             Target::Unix(_) => None,
         }
+    }
+
+    /// Cancels a COPY OUT given up midway, waiting until the server took the request (the
+    /// connection's next call reads the rest of the COPY): `false` if that failed.
+    pub(crate) fn cancel_abandoned(&mut self) -> bool {
+        self.cancel().is_ok()
     }
 
     /// Sends the cancel request from a thread of its own, without waiting for it: for a
@@ -830,28 +823,11 @@ fn write_all(stream: &mut Stream, mut bytes: &[u8], fd: RawFd, limit: Limit) -> 
     Ok(())
 }
 
-/// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
-/// that host (an error the server sent stays as it is).
-/// Sends a CancelRequest to `target` on a connection of its own, then waits (within `timeout`
-/// for each step) for the server to close it, as libpq does.
-/// Cancels what a [`Connection`]'s backend runs, from any thread, while the connection is busy
-/// (rust-postgres's `CancelToken`): the CancelRequest goes, on a new connection, to the address
-/// the session is on — not to its host name's first address, where another server may answer.
-#[derive(Clone)]
+/// Cancels what a [`Connection`]'s backend runs, from any thread, while the connection is busy:
+/// see [`Connection::cancel_token`].
+#[derive(Clone, Debug)]
 pub struct CancelToken {
-    target: Target,
-    request: bytes::Bytes,
-    timeout: Duration,
-}
-
-impl fmt::Debug for CancelToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the request: it holds the backend's secret key (whoever reads it may cancel).
-        let target = self.target.to_string();
-        f.debug_struct("CancelToken")
-            .field("target", &target)
-            .finish_non_exhaustive()
-    }
+    key: CancelKey,
 }
 
 impl CancelToken {
@@ -861,26 +837,30 @@ impl CancelToken {
     /// # Errors
     /// The server could not be reached or did not take the request in time.
     pub fn cancel(&self) -> Result<(), Error> {
-        send_cancel(&self.target, &self.request, self.timeout)
+        send_cancel(&self.key)
     }
 
     /// This token with each step of its cancel bounded by `timeout` instead.
     pub fn within(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.key.timeout = timeout;
         self
     }
 }
 
-fn send_cancel(target: &Target, request: &[u8], timeout: Duration) -> Result<(), Error> {
-    let mut stream = open(target, Some(timeout), None)?.into_nonblocking()?;
-    let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(timeout)));
-    write_all(&mut stream, request, fd, limit)?;
+/// Sends a CancelRequest to `target` on a connection of its own, then waits (within `timeout`
+/// for each step) for the server to close it, as libpq does.
+fn send_cancel(key: &CancelKey) -> Result<(), Error> {
+    let mut stream = open(&key.target, Some(key.timeout), None)?.into_nonblocking()?;
+    let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(key.timeout)));
+    write_all(&mut stream, &key.request, fd, limit)?;
     // The server closes the connection once it has the request.
     let mut sink = [0u8; 64];
     while retry(fd, READABLE, limit, || stream.read(&mut sink))? > 0 {}
     Ok(())
 }
 
+/// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
+/// that host (an error the server sent stays as it is).
 fn expired(error: Error, target: &Target, deadline: Started) -> Error {
     let timed_out = match &error {
         Error::Io(e) | Error::Connect { source: e, .. } => {

@@ -177,15 +177,14 @@ impl<'a> CopyManager<'a> {
             producer.set_buffer_size(size);
         }
         let protocols = receivers.iter().map(|r| r.protocol());
-        let config = options.config;
-        let core = CopyRun::new(
+        let (resumable, diagnose) = (producer.resumable(), crate::Error::diagnose);
+        let core = CopyRun::for_options(
             producer.protocol(),
             protocols,
-            config,
-            crate::Error::diagnose,
-        )
-        .with_stall_timeout(options.stall_limit())
-        .with_resumable_producer(producer.resumable());
+            &options,
+            resumable,
+            diagnose,
+        );
         let count = receivers.len();
         let mut copy = Self {
             core,

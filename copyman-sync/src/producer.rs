@@ -4,7 +4,6 @@ use std::io::BufRead;
 use std::task::Poll;
 use std::time::Duration;
 
-use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
 use copyman_core::start::{DataFormat, Styles};
 use copyman_core::statement::Direction;
@@ -39,27 +38,7 @@ pub trait Producer {
     /// A failure to produce: the copy reports a ProducerFault and may go on or abort.
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
 
-    /// Rows it says it produced (its `COPY n`), once at its end, if it knows.
-    fn count(&self) -> Option<u64> {
-        None
-    }
-
-    /// Whether it can be read again after `next_chunk` failed: the copy's progress then goes
-    /// on past its ProducerFault if the caller goes on, as py-postgresql's copyman lets it "if
-    /// it's safe to continue". True by default (a producer of the caller's whose failure was
-    /// transient); a producer whose server ended its COPY with the error says false, and the
-    /// progress ends after its fault.
-    fn resumable(&self) -> bool {
-        true
-    }
-
-    /// What its data is, once its COPY started, if it has a server: the overall format (text or
-    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
-    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
-    /// producer and receivers differ in either.
-    fn format(&self) -> Option<DataFormat> {
-        None
-    }
+    copyman_core::producer_items!();
 
     /// Stops producing before the end and leaves its connection usable (cancel and drain).
     ///
@@ -68,12 +47,6 @@ pub trait Producer {
     fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
-
-    /// Its server sent no byte for the copy's stall timeout, and the copy gives it up
-    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a producer on a connection
-    /// closes it at once, without waiting for an answer
-    /// ([`copyman_core::endpoint::STALLED_COPY_OUT`]). The default does nothing.
-    fn stalled(&mut self) {}
 
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, a read that
@@ -87,12 +60,6 @@ pub trait Producer {
     fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         let _ = timeout;
         Ok(())
-    }
-
-    /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
-    /// producers that read in buffers; the others ignore it.
-    fn set_buffer_size(&mut self, size: usize) {
-        let _ = size;
     }
 
     /// The socket a driver may wait on with `poll(2)` (readable) to read this producer without
@@ -231,30 +198,14 @@ impl StatementProducer<'_> {
 
 impl Drop for StatementProducer<'_> {
     fn drop(&mut self) {
-        // Dropped in the middle of its COPY: core switches the session to draining, and a server
-        // that still streams is cancelled now (the connection's next call reads the rest), or
-        // the connection is closed if that cannot be done.
-        match self.out.abandon(&mut self.conn.endpoint) {
-            Abandon::Nothing => {}
-            Abandon::Cancel if self.conn.cancel().is_ok() => {}
-            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_OUT),
-        }
+        // Dropped in the middle of its COPY: a server that still streams is cancelled (the
+        // connection's next call reads the rest), or the connection closed.
+        self.conn.abandon_copy_out(&mut self.out);
     }
 }
 
 impl Producer for StatementProducer<'_> {
-    // Its server ended the COPY with the error: nothing more can be read.
-    fn resumable(&self) -> bool {
-        false
-    }
-
-    fn protocol(&self) -> Protocol {
-        Protocol::PQv3
-    }
-
-    fn format(&self) -> Option<DataFormat> {
-        self.out.format()
-    }
+    copyman_core::statement_producer_items!();
 
     fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
         let started = self
@@ -293,10 +244,6 @@ impl Producer for StatementProducer<'_> {
         Ok(self.read_chunk(eager)?)
     }
 
-    fn count(&self) -> Option<u64> {
-        self.out.count()
-    }
-
     fn cancel(&mut self) -> Result<(), BoxError> {
         let aborted = self.out.abort(&mut self.conn.endpoint);
         if aborted.map_err(Error::Session)? {
@@ -305,19 +252,9 @@ impl Producer for StatementProducer<'_> {
         Ok(())
     }
 
-    fn stalled(&mut self) {
-        // Its query may still run, or wait on a lock, which the close alone does not end.
-        self.conn.cancel_detached();
-        self.conn.close(copyman_core::endpoint::STALLED_COPY_OUT);
-    }
-
     fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         self.conn.set_copy_timeout(timeout);
         Ok(())
-    }
-
-    fn set_buffer_size(&mut self, size: usize) {
-        self.out.set_buffer_size(size);
     }
 }
 
@@ -417,27 +354,25 @@ fn client_error(error: std::io::Error) -> BoxError {
     }
 }
 
-/// What a client-bound endpoint's `statement` says of its data ([`DataFormat::of_statement`]),
-/// with its client's date and interval styles and `client_encoding`, asked of it (the client
-/// keeps what its server reported): compared with the other ends' at the copy's start.
+/// What a client-bound endpoint's `statement` says of its data, asked of its client
+/// ([`DataFormat::of_client_statement`]).
 pub(crate) fn client_format<C: postgres::GenericClient>(
     client: &mut C,
     statement: &str,
 ) -> Result<DataFormat, Error> {
-    let mut format = DataFormat::of_statement(statement);
     let row = client.query_one(Styles::QUERY, &[])?;
-    format.styles = Some(Styles::from_row(row.get(0), row.get(1)));
-    let encoding: String = row.get(2);
-    format.representation = format.representation.map(|r| r.in_session(Some(&encoding)));
-    Ok(format)
+    let (date, interval, encoding) = (row.get(0), row.get(1), row.get(2));
+    Ok(DataFormat::of_client_statement(
+        statement, date, interval, encoding,
+    ))
 }
 
 impl Producer for ClientProducer<'_> {
-    // Its server ended the COPY with the error: nothing more can be read.
     fn format(&self) -> Option<DataFormat> {
         self.format.clone()
     }
 
+    // Its server ended the COPY with the error: nothing more can be read.
     fn resumable(&self) -> bool {
         false
     }

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use copyman_core::endpoint::Abandon;
 use copyman_core::local::{CallReceiver, CopyInStatement, NullReceiver, completed, lines};
 use copyman_core::start::DataFormat;
 use copyman_core::statement::Direction;
@@ -91,13 +90,7 @@ pub trait Receiver {
     /// Its connection could not be made usable again.
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
 
-    /// What its data is, once its COPY started, if it has a server: the overall format (text or
-    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
-    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
-    /// producer and receivers differ in either.
-    fn format(&self) -> Option<DataFormat> {
-        None
-    }
+    copyman_core::receiver_items!();
 
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, IO that moves no
@@ -113,12 +106,6 @@ pub trait Receiver {
         let _ = timeout;
         Ok(())
     }
-
-    /// Its server took no byte for the copy's stall timeout, and the copy gives it up
-    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a receiver on a connection
-    /// closes it at once, without waiting for an answer
-    /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
-    fn stalled(&mut self) {}
 
     /// Lets `interrupter` (its copy's, [`CopyManager::interrupter`](crate::CopyManager::interrupter))
     /// cut this receiver's blocking waits for its server — the CopyFail of an abort — where its
@@ -406,20 +393,8 @@ impl Receiver for StatementReceiver<'_> {
 
 impl Drop for StatementReceiver<'_> {
     fn drop(&mut self) {
-        // Only CopyDone commits a COPY: core says how to fail one dropped midway without waiting
-        // (the connection's next call reads the answer), or that the socket must close, which
-        // makes the server abort the COPY and the transaction around it.
-        let flushed = self.conn.is_flushed();
-        match self.copy.abandon(&mut self.conn.endpoint, flushed) {
-            Abandon::Nothing => {}
-            Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
-            // Its backend may wait on a lock (a trigger's), holding its own, which the close
-            // alone does not end: a cancel too.
-            _ => {
-                self.conn.cancel_detached();
-                self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN);
-            }
-        }
+        // Only CopyDone commits a COPY: one dropped midway is failed or its connection closed.
+        self.conn.abandon_copy_in(&self.copy);
         if self.lent {
             self.conn.set_interrupter(None);
         }
