@@ -68,7 +68,7 @@ where
 
 /// Expands, inside an adapter's `impl Connection`, to the methods both adapters' connections
 /// share: `session`, `is_closed`, `check`, `execute`, `query`, `take_notices`,
-/// `take_notifications`, `command_tag`, `cancel_token` (public), and `run_query`, `start_copy`,
+/// `take_notifications`, `keep_notices`, `command_tag`, `cancel_token` (public), and `run_query`, `start_copy`,
 /// `drive`, `abandon_copy_in`, `abandon_copy_out`.
 ///
 /// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
@@ -299,6 +299,14 @@ macro_rules! connection_glue {
         pub fn take_over_notices(&mut self, earlier: &mut Self) {
             let kept = earlier.take_notices();
             self.endpoint.session_mut().keep_earlier_notices(kept);
+        }
+
+        /// Puts `notices` before those waiting to be taken by [`take_notices`](Self::take_notices):
+        /// what was said of this connection's server elsewhere (another session to it, such as a
+        /// new session's refusal). See
+        /// [`Session::keep_earlier_notices`](copyman_core::session::Session::keep_earlier_notices).
+        pub fn keep_notices(&mut self, notices: Vec<$crate::session::DbError>) {
+            self.endpoint.session_mut().keep_earlier_notices(notices);
         }
 
         /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the

@@ -50,6 +50,7 @@ pub use copyman_core::commit::{
     valid_run_id,
 };
 
+use copyman_core::session::DbError;
 use copyman_sync::{Connection, Error};
 
 /// Something whose transaction a [`Commit`] ends: a server connection, or (in an application)
@@ -143,8 +144,16 @@ pub fn run_on_a_live_session(
     if !action.finishes_anywhere() {
         return first;
     }
-    let Ok(mut fresh) = connect() else {
-        return first;
+    let mut fresh = match connect() {
+        Ok(fresh) => fresh,
+        Err(refused) => {
+            // The error that decides the outcome, and what must be fixed before a recovery can
+            // finish it: said with the server's other words on this connection.
+            let mut said = conn.take_notices();
+            said.push(refused_retry(action, &refused));
+            conn.keep_notices(said);
+            return first;
+        }
     };
     let old_backend = conn.session().backend_key().map(|(pid, _)| pid);
     let again = Participant::run(&mut fresh, action);
@@ -161,6 +170,21 @@ pub fn run_on_a_live_session(
     fresh.take_over_notices(conn);
     *conn = fresh;
     result
+}
+
+/// A new session's refusal to carry out `action` (its connect failed), as the notice it is said
+/// with: the server's own error (a FATAL such as 55000, database not accepting connections)
+/// where it gave one.
+fn refused_retry(action: &Action, refused: &Error) -> DbError {
+    let what = format!("a new session to send {} again", action.sql());
+    match refused.db_error() {
+        Some(db) => {
+            let mut said = db.clone();
+            said.message = format!("{what} was refused: {}", db.message);
+            said
+        }
+        None => DbError::new("ERROR", "08006", &format!("{what} failed: {refused}")),
+    }
 }
 
 /// Whether backend `pid` is still there, asked on `conn` (another session on its server);

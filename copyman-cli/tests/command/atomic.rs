@@ -631,6 +631,43 @@ fn a_destination_stopped_after_it_prepared_keeps_its_transaction_for_recover() {
     assert!(run.prepared().is_empty());
 }
 
+/// A destination's session lost after the decision (terminated), and the new session its COMMIT
+/// PREPARED is sent on refused (the database takes no connections): pending, exit 4, and the
+/// refusal — what must be fixed before recover can finish it — is said, not only the lost
+/// session's 57P01.
+#[test]
+fn a_commit_prepared_whose_new_session_is_refused_says_the_refusal() {
+    let run = Run::new();
+    let (b, db) = (run.dests[1].0, run.dests[1].1.clone());
+    let paused = Paused::start(&args(&run.copy_args()), "recorded");
+    let mut admin = b.connect("postgres");
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ))
+        .unwrap();
+    let out = paused.resume();
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"))
+        .unwrap();
+
+    assert_exit(&out, 4);
+    assert_eq!(json(&out)["destinations"][1]["status"], "commit pending");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("a new session to send COMMIT PREPARED")
+            && stderr.contains("not currently accepting connections"),
+        "{stderr}"
+    );
+    assert_eq!(run.counts(), [2000, 0, 2000]);
+    let out = run.recover();
+    assert_exit(&out, 0);
+    run.assert_all();
+}
+
 #[test]
 fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
     let run = Run::new();
