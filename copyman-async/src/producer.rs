@@ -193,7 +193,8 @@ impl<I: LineChunks + Send> Producer for IteratorProducer<I> {
 /// binary), split anywhere: each item goes to the manager as it comes, as a chunk of one
 /// "line" (so progress counts items, not rows). Receivers of PQv3 data get each item as one
 /// CopyData message, which COPY FROM accepts whatever the split; call receivers get the items
-/// as given.
+/// as given. An item that is an error ends the copy (it is not [resumable](Producer::resumable)):
+/// the bytes lost with it may be part of a row.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -226,6 +227,12 @@ where
 {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
+    }
+
+    // Its items split rows anywhere: a stream that failed may have lost bytes of a row, which
+    // the next item would close with another row's end. It is not read again.
+    fn resumable(&self) -> bool {
+        false
     }
 
     /// A stream's `next` is cancel-safe: a read left takes nothing from the stream.

@@ -216,3 +216,52 @@ fn a_bad_connection_string_names_the_parameter() {
         );
     });
 }
+
+/// A byte stream that fails in the middle of a row (an upload reset) cannot be read again: the
+/// iteration ends at its fault, so that a caller going on as it may past a resumable producer's
+/// fault does not store the row cut where the stream broke (lib38 F5).
+#[test]
+fn a_failed_byte_stream_is_not_read_again() {
+    use bytes::Bytes;
+    use copyman_async::{CopyManager, Producer, StatementReceiver, StreamProducer};
+    use futures_util::StreamExt;
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    runtime().block_on(async {
+        let mut conn = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE t (id int, v text)")
+            .await
+            .unwrap();
+        let items = vec![
+            Ok(Bytes::from_static(b"1\tfirst row\n2\tsecond row, cut")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        ];
+        let producer = StreamProducer::new(futures_util::stream::iter(items));
+        assert!(!producer.resumable());
+        let mut copy = CopyManager::builder(producer)
+            .to(StatementReceiver::new(&mut conn, "COPY t FROM STDIN"))
+            .start()
+            .await
+            .unwrap();
+        let mut faults = 0;
+        while let Some(step) = copy.next().await {
+            if let Err(fault) = step {
+                faults += 1;
+                assert!(copy.ends_copy(&fault), "{fault}");
+            }
+        }
+        assert_eq!(faults, 1);
+        assert!(
+            copy.finish().await.is_err(),
+            "a failed stream fails the copy"
+        );
+        let rows = conn.query("SELECT count(*) FROM t").await.unwrap();
+        assert_eq!(rows[0][0].as_deref(), Some("0"), "nothing stored");
+    });
+}
