@@ -141,7 +141,15 @@ macro_rules! client_glue {
             pub fn is_closed(&self) -> bool {
                 match self {
                     Self::Session(SessionError::Closed) | Self::Closed { .. } => true,
-                    Self::Client(e) => e.error.is_closed(),
+                    // The client's own "closed", or its socket's error (a reset): its connection
+                    // task ended with it.
+                    Self::Client(e) => {
+                        e.error.is_closed()
+                            || ::std::error::Error::source(&e.error).is_some_and(|s| s.is::<io::Error>())
+                            || e.error.as_db_error().is_some_and(|db| {
+                                matches!(db.severity(), "FATAL" | "PANIC")
+                            })
+                    }
                     Self::Io(e) => $crate::fault::is_connection_lost(e),
                     _ => self.db_error().is_some_and(DbError::is_fatal),
                 }

@@ -258,6 +258,36 @@ fn client_producer_failing_midway_carries_the_servers_error() {
     assert!(dest.is_ready());
 }
 
+/// A `ClientProducer` whose backend is terminated midway: its fault says the connection is gone
+/// (`is_closed`), as copyman-async's does and as the client itself says (it said not, the
+/// client's error being its socket's reset or the server's FATAL rather than its "closed").
+#[test]
+fn client_producer_whose_backend_is_terminated_is_closed() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, _) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut client = cluster.connect(&src_db);
+    let mut dest = Connection::connect_str(&cluster.conninfo(&dst_db)).unwrap();
+    let producer = ClientProducer::new(
+        &mut client,
+        "COPY (SELECT i, CASE WHEN i = 50000 THEN pg_terminate_backend(pg_backend_pid())::text END \
+         FROM generate_series(1, 100000) i) TO STDOUT",
+    )
+    .unwrap();
+    let fail = CopyManager::builder(producer)
+        .to(StatementReceiver::new(&mut dest, "COPY dst FROM STDIN"))
+        .run()
+        .unwrap_err();
+    let error = fail
+        .producer_fault
+        .as_ref()
+        .unwrap_or_else(|| panic!("the producer's error: {fail}"));
+    assert!(error.is_closed(), "{fail}");
+    assert!(client.is_closed());
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    assert!(dest.is_ready());
+}
+
 /// A client-bound end whose statement reads the data otherwise than the other end writes it
 /// (text into CSV): between raw ends refused before any data moves, it was copied (a NULL
 /// stored as the string `\N`, exit Ok). Its statement's representation is compared too, both
