@@ -490,6 +490,16 @@ impl Drop for StopWatch {
     }
 }
 
+/// Whether the job's failures were all failures to connect ([`job::TableError::connect`], to
+/// the source or a destination), and there was one.
+fn only_connections_failed(report: &JobReport) -> bool {
+    let mut failed = report.tables.iter().flat_map(|t| {
+        let failed = t.destinations.iter().filter(|d| d.status == Status::Failed);
+        failed.map(|d| d.error.as_ref().is_some_and(|e| e.connect))
+    });
+    failed.next() == Some(true) && failed.all(|connect| connect)
+}
+
 /// Whether a destination holds a table an earlier run committed (a resume found it done): the
 /// destinations are then partly copied, whatever this run committed.
 fn holds_earlier(report: &JobReport) -> bool {
@@ -910,8 +920,13 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     } else if !report.committed_any() && !differs(&report) && !holds_earlier(&report) {
         // 1 says nothing was committed anywhere; a table --verify found different was (by this
         // run, or by an earlier one that a resume compared), and a table a resume found done
-        // is there from an earlier run.
-        Exit::CopyFailed
+        // is there from an earlier run. Where every failure was a server refusing a
+        // connection (down, its connection limit reached after planning), 3 says so, as a
+        // refusal met before the job began does: a script retries a busy server.
+        match only_connections_failed(&report) {
+            true => Exit::Connect,
+            false => Exit::CopyFailed,
+        }
     } else {
         Exit::Partial
     };
@@ -1051,6 +1066,7 @@ fn own_cancels(report: &mut JobReport) {
         if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
             d.status = Status::Interrupted;
             d.error = Some(job::TableError {
+                connect: false,
                 lasting: false,
                 sqlstate: None,
                 message: format!("{why}: its statement was cancelled, nothing of it committed"),
@@ -2634,6 +2650,7 @@ mod tests {
     fn a_source_error_is_said_once_for_every_destination() {
         let failed = |message: &str| job::DestResult {
             error: Some(job::TableError {
+                connect: false,
                 lasting: true,
                 sqlstate: Some("42501".to_owned()),
                 message: message.to_owned(),
@@ -2825,6 +2842,7 @@ mod tests {
             bytes: 0,
             seconds: 0.0,
             error: error.map(|(code, message)| job::TableError {
+                connect: false,
                 lasting: false,
                 sqlstate: Some(code.to_owned()),
                 message: message.to_owned(),
@@ -2915,6 +2933,7 @@ mod tests {
             bytes: 0,
             seconds: 0.0,
             error: error.map(|message| job::TableError {
+                connect: false,
                 lasting: true,
                 sqlstate: Some("42501".to_owned()),
                 message: message.to_owned(),
@@ -3003,6 +3022,7 @@ mod tests {
             bytes: 0,
             seconds: 0.0,
             error: Some(job::TableError {
+                connect: false,
                 lasting: false,
                 sqlstate: Some("57014".to_owned()),
                 message: german.to_owned(),

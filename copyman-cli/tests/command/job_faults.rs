@@ -1462,3 +1462,56 @@ fn a_keep_going_summary_counts_failures_said_as_they_happened() {
         .count();
     assert_eq!(live, 1, "{stderr}");
 }
+
+/// A destination that refuses the job's sessions once it planned (a connection storm took its
+/// slots, it stopped accepting connections): nothing committed, and the exit is 3, a connection
+/// failure, as the same refusal met before the job began — not 1, "the copy failed" (scale38
+/// F2).
+#[test]
+fn a_job_whose_destination_refuses_its_sessions_after_planning_exits_as_a_connection_failure() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("refused.state");
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+        "--json",
+    ];
+    let paused = Paused::start(&args, "planned");
+    let mut admin = c.dest[0].connect("postgres");
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{d1}\" ALLOW_CONNECTIONS false"))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{d1}'"
+        ))
+        .unwrap();
+    let out = paused.resume();
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{d1}\" ALLOW_CONNECTIONS true"))
+        .unwrap();
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 0);
+    // Once it accepts them again, the resume copies both.
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    assert_exit(&copyman().args(&resume).output().unwrap(), 0);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 1);
+}

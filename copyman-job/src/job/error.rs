@@ -22,6 +22,10 @@ pub struct TableError {
     /// columns different), or a copy its caller cancelled because it waited on itself
     /// ([`TableError::lasts`]).
     pub lasting: bool,
+    /// It is the failure to connect to its server (a server down, its connection limit
+    /// reached: 53300): a job that failed of nothing else ends as a connection failure (exit 3
+    /// of the command), not as a failed copy.
+    pub connect: bool,
 }
 
 impl TableError {
@@ -30,6 +34,7 @@ impl TableError {
             sqlstate: None,
             message: message.into(),
             lasting: false,
+            connect: false,
         }
     }
 
@@ -197,6 +202,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         error.downcast_ref::<copyman_sync::Error>()
     {
         return TableError {
+            connect: false,
             lasting: false,
             sqlstate: all.code().map(str::to_owned),
             message: one_line(&error_chain(error)),
@@ -232,6 +238,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             message.push_str(READ_ONLY);
         }
         return TableError {
+            connect: false,
             lasting: false,
             sqlstate: Some(db.code.clone()),
             message: one_line(&message),

@@ -950,6 +950,7 @@ fn plan_all(
         .collect();
     if !unreadable.is_empty() {
         return Err(JobError::Source(TableError {
+            connect: false,
             lasting: false,
             sqlstate: None,
             message: format!(
@@ -977,6 +978,7 @@ fn plan_all(
     let refused = with_row_security(RowSecurity::Refused);
     if !refused.is_empty() {
         return Err(JobError::Source(TableError {
+            connect: false,
             lasting: false,
             // As the source would have refused the COPY.
             sqlstate: Some("42501".to_owned()),
@@ -996,6 +998,7 @@ fn plan_all(
         .next()
     {
         return Err(JobError::Source(TableError {
+            connect: false,
             lasting: false,
             sqlstate: Some("42501".to_owned()),
             message: format!("{why} with --exclude-table"),

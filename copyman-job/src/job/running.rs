@@ -489,6 +489,7 @@ impl Shared<'_> {
                 })
                 .collect();
             return TableError {
+                connect: false,
                 lasting: false,
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(

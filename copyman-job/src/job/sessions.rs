@@ -136,7 +136,11 @@ pub(super) fn ensure<'c>(
 ) -> Result<&'c mut Connection, TableError> {
     give_up(slot, server);
     if slot.is_none() {
-        *slot = Some((server.connect)().map_err(|e| describe(&e).prefixed("cannot connect: "))?);
+        let connected = (server.connect)().map_err(|e| TableError {
+            connect: true,
+            ..describe(&e).prefixed("cannot connect: ")
+        });
+        *slot = Some(connected?);
     }
     Ok(slot.as_mut().expect("connected just above"))
 }
