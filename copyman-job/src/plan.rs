@@ -37,15 +37,40 @@ pub fn write_refusal(
     columns: &[&Ident],
     empty: Option<&str>,
 ) -> Option<(&'static str, String)> {
-    let rows = conn
-        .query(&sql::privileges_query(table, columns, empty))
-        .ok()?;
+    write_refusals(conn, &[(table, columns, empty)])?
+        .pop()
+        .flatten()
+}
+
+/// [`write_refusal`] of each of `tables` (a table, its copied columns, the privilege that
+/// empties it), asked in one question: `None` when it was not answered.
+pub fn write_refusals(
+    conn: &mut Connection,
+    tables: &[sql::Written<'_>],
+) -> Option<Vec<Option<(&'static str, String)>>> {
+    let rows = conn.query(&sql::privileges_query(tables)).ok()?;
+    let refusals = tables.iter().enumerate().map(|(i, (_, _, empty))| {
+        let position = i.to_string();
+        let own = rows
+            .iter()
+            .filter(|row| row.first().cloned().flatten().as_deref() == Some(&position));
+        refusal(own, *empty)
+    });
+    Some(refusals.collect())
+}
+
+/// What the rows of [`sql::privileges_query`] about one table (emptied with `empty`) say it
+/// may not do, in words.
+fn refusal<'r>(
+    rows: impl Iterator<Item = &'r copyman_core::endpoint::Row>,
+    empty: Option<&str>,
+) -> Option<(&'static str, String)> {
     let (mut quoted, mut sequences) = (Vec::new(), Vec::new());
     let (mut may_not_empty, mut row_security) = (false, false);
-    for row in &rows {
+    for row in rows {
         match (
-            row.first().cloned().flatten().as_deref(),
-            row.get(1).cloned().flatten(),
+            row.get(1).cloned().flatten().as_deref(),
+            row.get(2).cloned().flatten(),
         ) {
             (Some("column"), Some(name)) => quoted.push(Ident::new(name).to_string()),
             (Some("empty"), _) => may_not_empty = true,

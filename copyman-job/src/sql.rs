@@ -1024,35 +1024,46 @@ fn delete_is_quiet(t: &str) -> String {
     )
 }
 
-/// The privileges the session's role lacks to copy into `table` (asked while planning, as
-/// [`crate::plan::write_refusal`] reads it): a row `column` with the name of each of
-/// `columns` it may not `INSERT` into (neither on the table nor on the column), in the table's
-/// order, a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`), a row `sequence` with
-/// each sequence whose `nextval` a default of a column not copied takes and whose `USAGE` (or
-/// `UPDATE`) it lacks (the COPY fails 42501 at its first row; an identity's own sequence needs
-/// none), and a row `rls` if row-level security applies to the role there (COPY FROM refuses
-/// such a table, 0A000).
-pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&str>) -> String {
-    let t = format!("pg_catalog.to_regclass({})", literal(&table.to_string()));
-    let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
-    let lacks_empty = match empty {
-        Some(privilege) => format!(
-            "NOT pg_catalog.has_table_privilege(r.oid, {})",
-            literal(privilege)
-        ),
-        None => "false".to_owned(),
-    };
+/// One table a role is to copy into, for [`privileges_query`]: its name, the columns copied and
+/// the privilege that empties it first, if it is emptied (`TRUNCATE` or `DELETE`).
+pub type Written<'a> = (&'a TableName, &'a [&'a Ident], Option<&'a str>);
+
+/// The privileges the session's role lacks to copy into each of `tables` (asked while planning,
+/// as [`crate::plan::write_refusals`] reads it; one question for many tables: a job of
+/// thousands asked one per table and destination, for minutes), each row beginning with the
+/// table's position in `tables`: a row `column` with the name of each copied column it may not
+/// `INSERT` into (neither on the table nor on the column) and its number, a row `empty` if it
+/// may not empty it, a row `sequence` with each sequence whose `nextval` a default of a column
+/// not copied takes and whose `USAGE` (or `UPDATE`) it lacks (the COPY fails 42501 at its first
+/// row; an identity's own sequence needs none), and a row `rls` if row-level security applies
+/// to the role there (COPY FROM refuses such a table, 0A000).
+pub fn privileges_query(tables: &[Written<'_>]) -> String {
+    let values: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, (table, columns, empty))| {
+            let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
+            format!(
+                "({i}, {}, ARRAY[{}]::pg_catalog.text[], {}::pg_catalog.text)",
+                literal(&table.to_string()),
+                names.join(", "),
+                empty.map_or("NULL".to_owned(), literal),
+            )
+        })
+        .collect();
     format!(
-        "WITH r AS (SELECT {t} AS oid) \
-         SELECT 'column', name FROM (SELECT a.attname::pg_catalog.text AS name \
+        "WITH r AS (SELECT v.i, pg_catalog.to_regclass(v.name) AS oid, v.cols, v.empty \
+           FROM (VALUES {}) v(i, name, cols, empty)) \
+         SELECT r.i, 'column', a.attname::pg_catalog.text, a.attnum \
              FROM r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid \
              WHERE a.attnum > 0 AND NOT a.attisdropped \
-               AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
+               AND a.attname::pg_catalog.text = ANY (r.cols) \
                AND NOT pg_catalog.has_column_privilege(r.oid, a.attnum, 'INSERT') \
-             ORDER BY a.attnum) c \
-         UNION ALL SELECT 'empty', NULL FROM r WHERE r.oid IS NOT NULL AND {lacks_empty} \
-         UNION ALL SELECT 'sequence', name FROM (SELECT DISTINCT \
-               s.oid::pg_catalog.regclass::pg_catalog.text AS name \
+         UNION ALL SELECT r.i, 'empty', NULL::pg_catalog.text, NULL::pg_catalog.int2 FROM r \
+           WHERE r.oid IS NOT NULL AND r.empty IS NOT NULL \
+             AND NOT pg_catalog.has_table_privilege(r.oid, r.empty) \
+         UNION ALL SELECT DISTINCT r.i, 'sequence', \
+               s.oid::pg_catalog.regclass::pg_catalog.text, NULL::pg_catalog.int2 \
              FROM r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid \
              JOIN pg_catalog.pg_attrdef f ON f.adrelid = r.oid AND f.adnum = a.attnum \
              JOIN pg_catalog.pg_depend d ON d.objid = f.oid \
@@ -1060,15 +1071,14 @@ pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&st
                AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
              JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S' \
              WHERE a.attnum > 0 AND NOT a.attisdropped \
-               AND a.attname::pg_catalog.text <> ALL (ARRAY[{list}]::pg_catalog.text[]) \
+               AND a.attname::pg_catalog.text <> ALL (r.cols) \
                AND CASE WHEN s.relkind = 'S' THEN \
                  NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE') \
                  AND NOT pg_catalog.has_sequence_privilege(s.oid, 'UPDATE') END \
-             ORDER BY 1) q \
-         UNION ALL SELECT 'rls', NULL FROM r \
-           WHERE r.oid IS NOT NULL AND pg_catalog.row_security_active(r.oid)",
-        names.join(", "),
-        list = names.join(", ")
+         UNION ALL SELECT r.i, 'rls', NULL::pg_catalog.text, NULL::pg_catalog.int2 FROM r \
+           WHERE r.oid IS NOT NULL AND pg_catalog.row_security_active(r.oid) \
+         ORDER BY 1, 2, 4, 3",
+        values.join(", ")
     )
 }
 

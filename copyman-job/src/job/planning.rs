@@ -1382,28 +1382,45 @@ fn plan_all(
         let key = sel.table.to_string();
         if done % LOOKED_UP_AT_ONCE == 0 {
             let next = &names[done..names.len().min(done + LOOKED_UP_AT_ONCE)];
-            source_catalog = look_ahead(&mut src, next, options)?;
-            for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
-                if down[i].is_some() {
-                    continue;
-                }
-                // Not where it has nothing to do: a table recorded done is not asked about
-                // (but under --verify, which compares it by its columns' types).
-                let undone: Vec<&TableName> = next
-                    .iter()
-                    .filter(|t| options.verify || recorded.done(&t.to_string(), &keys[i]).is_none())
+            // Every server asked at once, each on its own session: a job of thousands of tables
+            // to several destinations waited for each in turn.
+            let (looked_ahead, found) = std::thread::scope(|scope| {
+                let asking: Vec<_> = (dests.iter_mut().zip(destinations).enumerate())
+                    .filter(|(i, _)| down[*i].is_none())
+                    .map(|(i, (slot, server))| {
+                        // Not where it has nothing to do: a table recorded done is not asked
+                        // about (but under --verify, which compares it by its columns' types).
+                        let undone: Vec<&TableName> = next
+                            .iter()
+                            .filter(|t| {
+                                options.verify || recorded.done(&t.to_string(), &keys[i]).is_none()
+                            })
+                            .collect();
+                        let asked = move || match ensure(slot, server) {
+                            Ok(conn) => match lookup_many(conn, &undone) {
+                                Ok(found) => found,
+                                // Each looked up alone, on a new session if this one was given
+                                // up.
+                                Err(_) => {
+                                    give_up(slot, server);
+                                    HashMap::new()
+                                }
+                            },
+                            Err(_) => HashMap::new(),
+                        };
+                        (i, scope.spawn(asked))
+                    })
                     .collect();
-                dest_catalogs[i] = match ensure(slot, server) {
-                    Ok(conn) => match lookup_many(conn, &undone) {
-                        Ok(found) => found,
-                        // Each looked up alone, on a new session if this one was given up.
-                        Err(_) => {
-                            give_up(slot, server);
-                            HashMap::new()
-                        }
-                    },
-                    Err(_) => HashMap::new(),
-                };
+                let looked_ahead = look_ahead(&mut src, next, options);
+                let found: Vec<_> = asking
+                    .into_iter()
+                    .map(|(i, asked)| (i, asked.join().unwrap_or_default()))
+                    .collect();
+                (looked_ahead, found)
+            });
+            source_catalog = looked_ahead?;
+            for (i, catalog) in found {
+                dest_catalogs[i] = catalog;
             }
         }
         let looked_up = source_catalog.remove(&key).map(|rel| Ok(Some(rel)));
@@ -3073,33 +3090,48 @@ fn refuse_unprivileged(
     together: &[Vec<bool>],
     dests: &mut [Option<Connection>],
 ) {
-    for (i, t) in tables.iter_mut().enumerate() {
-        let referenced = t.referenced();
-        for (d, slot) in dests.iter_mut().enumerate() {
-            let (
-                Some(conn),
-                Some(DestPlan::Copy {
+    /// Tables asked of a destination in one question.
+    const AT_ONCE: usize = 200;
+    for (d, slot) in dests.iter_mut().enumerate() {
+        // Each table copied there, its columns and the privilege that empties it first.
+        let asked: Vec<(usize, Vec<&Ident>, Option<&str>)> = tables
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let Some(DestPlan::Copy {
                     truncate,
                     quiet_delete,
                     ..
-                }),
-            ) = (answering(slot), t.destinations.get(d))
-            else {
+                }) = t.destinations.get(d)
+                else {
+                    return None;
+                };
+                let alone = t.referenced() && *quiet_delete && !together[i][d];
+                let empty = truncate.then_some(if alone { "DELETE" } else { "TRUNCATE" });
+                Some((i, t.columns.iter().collect(), empty))
+            })
+            .collect();
+        let mut refused = Vec::new();
+        for batch in asked.chunks(AT_ONCE) {
+            let Some(conn) = answering(slot) else {
+                break;
+            };
+            let written: Vec<crate::sql::Written<'_>> = batch
+                .iter()
+                .map(|(i, columns, empty)| (&tables[*i].table, &columns[..], *empty))
+                .collect();
+            let Some(said) = crate::plan::write_refusals(conn, &written) else {
                 continue;
             };
-            let empty = truncate.then_some(if referenced && *quiet_delete && !together[i][d] {
-                "DELETE"
-            } else {
-                "TRUNCATE"
+            let found = batch.iter().zip(said);
+            refused.extend(found.filter_map(|((i, _, _), why)| Some((*i, why?))));
+        }
+        for (i, (code, why)) in refused {
+            // With the SQLSTATE its server would have refused it with.
+            tables[i].destinations[d] = DestPlan::Refused(TableError {
+                sqlstate: Some(code.to_owned()),
+                ..TableError::lasting(why)
             });
-            let columns: Vec<&Ident> = t.columns.iter().collect();
-            if let Some((code, why)) = crate::plan::write_refusal(conn, &t.table, &columns, empty) {
-                // With the SQLSTATE its server would have refused it with.
-                t.destinations[d] = DestPlan::Refused(TableError {
-                    sqlstate: Some(code.to_owned()),
-                    ..TableError::lasting(why)
-                });
-            }
         }
     }
 }
