@@ -97,9 +97,9 @@ type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
 /// different: each receiver's COPY completes when its server accepts CopyDone, and a server may
 /// refuse it only then (a constraint checked at the end, a deferred trigger, a row the server had
 /// not parsed yet) after other receivers' servers accepted theirs. In autocommit those COPYs are
-/// committed, and the copy still fails. (Receivers of lines — a file, a writer, a callback —
-/// complete first, before any receiver of PQv3 data sends its CopyDone: one of them failing
-/// there fails every server's COPY, which then commits nothing.) For all-or-nothing, copy inside a
+/// committed, and the copy still fails. (Receivers without a server — a file, a writer, a
+/// callback — complete first, before any server's COPY ends, a `ClientReceiver`'s too: one of
+/// them failing there fails every server's COPY, which then commits nothing.) For all-or-nothing, copy inside a
 /// transaction on every
 /// receiver (`BEGIN` before, `COMMIT` only once the copy succeeded, `ROLLBACK` otherwise), as the
 /// `copyman` command does; only two-phase commit could do better.
@@ -203,7 +203,9 @@ impl<'a> CopyManager<'a> {
         if let Some(size) = options.buffer_size {
             producer.set_buffer_size(size);
         }
-        let protocols = receivers.iter().map(|r| r.protocol());
+        let protocols = receivers
+            .iter()
+            .map(|r| (r.protocol(), r.completes_a_server()));
         let (resumable, diagnose) = (producer.resumable(), crate::Error::diagnose);
         let core = CopyRun::for_options(
             producer.protocol(),

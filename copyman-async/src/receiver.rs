@@ -59,8 +59,9 @@ pub trait Receiver: Send {
 
     /// Commits what it received; returns its `COPY n` if it has one.
     ///
-    /// Receivers of lines or nothing ([`Protocol::Chunks`], [`Protocol::Null`]: a file, a
-    /// writer, a callback) complete before any receiver of PQv3 data (a server's COPY), and one
+    /// Receivers without a server (lines or nothing: [`Protocol::Chunks`], [`Protocol::Null`]:
+    /// a file, a writer, a callback) complete before any receiver that commits a server's COPY
+    /// (one of PQv3 data, or a client-bound one: [`Receiver::completes_a_server`]), and one
     /// failing there fails those, so that nothing commits anywhere. A receiver of the caller's
     /// that takes PQv3 data is taken for a server's: it completes beside them, and its failure
     /// then comes after theirs may have committed (see the copy's "All or nothing").
@@ -89,6 +90,7 @@ copyman_core::forward_boxed! {
         async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
         async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
         fn stalled(&mut self);
+        fn completes_a_server(&self) -> bool;
     }
 }
 
@@ -463,6 +465,12 @@ impl<'c> ClientReceiver<'c> {
 impl Receiver for ClientReceiver<'_> {
     fn format(&self) -> Option<DataFormat> {
         self.format.clone()
+    }
+
+    // Its completion is its client's `finish`: its server's COPY ends and, outside a
+    // transaction, commits.
+    fn completes_a_server(&self) -> bool {
+        true
     }
 
     fn protocol(&self) -> Protocol {

@@ -377,7 +377,8 @@ macro_rules! producer_items {
 }
 
 /// Expands, inside an adapter's `Receiver` trait, to the methods whose meaning and defaults are
-/// the same in both adapters (neither waits on IO): `format` and `stalled`.
+/// the same in both adapters (neither waits on IO): `format`, `stalled` and
+/// `completes_a_server`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! receiver_items {
@@ -395,6 +396,15 @@ macro_rules! receiver_items {
         /// connection closes it at once, without waiting for an answer
         /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
         fn stalled(&mut self) {}
+
+        /// Whether its `complete` commits a server's COPY: true for a receiver of PQv3 data,
+        /// and for a client-bound one (`ClientReceiver`), which takes lines. Such a receiver
+        /// completes only once the receivers without a server (a file, a writer, a callback)
+        /// completed, so that one of those failing fails its COPY too (all or nothing). A
+        /// receiver of yours that takes lines and commits somewhere says true.
+        fn completes_a_server(&self) -> bool {
+            self.protocol() == $crate::Protocol::PQv3
+        }
     };
 }
 

@@ -355,16 +355,28 @@ impl CopyRun {
     /// A copy as an adapter's `CopyManager` starts one: [`new`](Self::new) with `options`'
     /// configuration and [stall timeout](Self::with_stall_timeout), and a producer that is
     /// [`resumable`](Self::with_resumable_producer) or not.
+    /// `receivers` are each one's protocol and whether its completion commits a server's COPY
+    /// ([`Manager::completes_a_server`]).
     pub fn for_options(
         producer: Protocol,
-        receivers: impl IntoIterator<Item = Protocol>,
+        receivers: impl IntoIterator<Item = (Protocol, bool)>,
         options: &crate::manager::Options,
         resumable: bool,
         diagnose: Diagnose,
     ) -> Self {
-        Self::new(producer, receivers, options.config, diagnose)
+        let receivers: Vec<(Protocol, bool)> = receivers.into_iter().collect();
+        let protocols = receivers.iter().map(|(protocol, _)| *protocol);
+        let mut run = Self::new(producer, protocols, options.config, diagnose)
             .with_stall_timeout(options.stall_limit())
-            .with_resumable_producer(resumable)
+            .with_resumable_producer(resumable);
+        for (i, _) in receivers
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, server))| *server)
+        {
+            run.manager.completes_a_server(ReceiverId(i));
+        }
+        run
     }
 
     /// This copy with a stall timeout ([`Options::stall_timeout`](crate::manager::Options)):

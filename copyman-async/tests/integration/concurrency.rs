@@ -994,3 +994,63 @@ fn a_receiver_stalled_on_a_lock_is_cancelled_when_given_up() {
     assert_eq!(count(cluster, &kept), 200_000);
     assert_eq!(count(cluster, &stuck), 0);
 }
+
+/// A writer whose flush fails, and a `ClientReceiver` in autocommit: the client's COPY ends
+/// only once the writer completed, so the writer's failure fails it and it commits nothing (all
+/// or nothing). It completed beside the writer, taken for a receiver without a server (it
+/// takes lines), and committed every row of the failed copy (lib38 F2).
+#[test]
+fn a_client_receiver_completes_after_the_receivers_without_a_server() {
+    struct FailingFlush;
+    impl tokio::io::AsyncWrite for FailingFlush {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(std::io::Error::other("disk quota exceeded")))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    let cluster = copyman_testkit::shared();
+    let db = table(cluster);
+    runtime().block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(&cluster.conninfo(&db), tokio_postgres::NoTls)
+                .await
+                .expect("connect the client");
+        tokio::spawn(connection);
+        let receiver = ClientReceiver::new(&client, "COPY t FROM STDIN")
+            .await
+            .expect("copy_in");
+        assert!(receiver.completes_a_server());
+        let lines = (0..1000).map(|i| vec![Bytes::from(format!("{i}\tx\n"))]);
+        // The client first: the order they are given in does not matter.
+        let fail = CopyManager::builder(copyman_async::IteratorProducer::new(lines))
+            .to(receiver)
+            .to(WriterReceiver::new(FailingFlush))
+            .run()
+            .await
+            .expect_err("the writer's flush fails the copy");
+        assert!(!fail.any_completed(), "{fail}");
+        let row = client.query_one("SELECT 1", &[]).await.expect("usable");
+        assert_eq!(row.get::<_, i32>(0), 1);
+    });
+    assert_eq!(
+        count(cluster, &db),
+        0,
+        "nothing of the failed copy committed"
+    );
+}

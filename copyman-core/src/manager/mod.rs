@@ -414,6 +414,9 @@ impl ReceiverState {
 #[derive(Debug)]
 struct ReceiverSlot {
     protocol: Protocol,
+    /// Its completion commits a server's COPY (a PQv3 receiver's, or a client-bound one's:
+    /// [`Manager::completes_a_server`]): it completes only once those without a server did.
+    server: bool,
     state: ReceiverState,
     /// Units given to it and not yet fully transmitted; the head may be partly written.
     queue: VecDeque<Unit>,
@@ -636,6 +639,7 @@ impl Manager {
         }
         self.receivers.push(ReceiverSlot {
             protocol,
+            server: protocol == Protocol::PQv3,
             state: ReceiverState::Live,
             queue: VecDeque::new(),
             written: 0,
@@ -648,6 +652,17 @@ impl Manager {
             failed_at_end: false,
         });
         Ok(ReceiverId(self.receivers.len() - 1))
+    }
+
+    /// Tells the manager that `receiver`, whatever data it takes, commits a server's COPY when it
+    /// completes (a client-bound receiver of lines: a `tokio-postgres` or `postgres` client's
+    /// `copy_in`): it completes with the PQv3 receivers, once the receivers without a server (a
+    /// file, a writer, a callback) completed, so that one of those failing fails its COPY too.
+    /// A receiver taking PQv3 data is taken for one already.
+    pub fn completes_a_server(&mut self, receiver: ReceiverId) {
+        if let Some(slot) = self.receivers.get_mut(receiver.0) {
+            slot.server = true;
+        }
     }
 
     /// The producer's protocol.
@@ -1286,9 +1301,10 @@ impl Manager {
         let failed_at_end = (!self.config.keep_going)
             .then(|| self.receivers.iter().position(ended_in_error))
             .flatten();
-        let local_ending = self.receivers.iter().any(|s| {
-            s.live_at_end && s.protocol != Protocol::PQv3 && s.state != ReceiverState::Ended
-        });
+        let local_ending = self
+            .receivers
+            .iter()
+            .any(|s| s.live_at_end && !s.server && s.state != ReceiverState::Ended);
         // Receivers first: failing their COPY is what keeps a partial copy from committing.
         for (i, slot) in self.receivers.iter_mut().enumerate() {
             if slot.busy || matches!(slot.state, ReceiverState::Ending | ReceiverState::Ended) {
@@ -1296,7 +1312,7 @@ impl Manager {
             }
             let live = slot.state == ReceiverState::Live;
             if completing && live && failed_at_end.is_none() {
-                if slot.protocol == Protocol::PQv3 && local_ending {
+                if slot.server && local_ending {
                     continue;
                 }
                 slot.busy = true;
