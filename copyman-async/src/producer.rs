@@ -305,7 +305,8 @@ impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
                 Ok(0) => return Ok(None),
                 Ok(_) => return Ok(Some(Chunk::lines(vec![buf.freeze()]))),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Box::new(Error::Io(e))),
+                // The reader's own error (EISDIR), not one "on the connection".
+                Err(e) => return Err(Box::new(e)),
             }
         }
     }

@@ -343,13 +343,14 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
 
     async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
         if let Some(buf) = joined(lines(data, "a writer receiver")?) {
-            self.writer.write_all(&buf).await.map_err(Error::Io)?;
+            // The writer's own error (a full disk: ENOSPC), not one "on the connection".
+            self.writer.write_all(&buf).await?;
         }
         Ok(())
     }
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        self.writer.flush().await.map_err(Error::Io)?;
+        self.writer.flush().await?;
         Ok(None)
     }
 

@@ -1045,6 +1045,12 @@ fn a_client_receiver_completes_after_the_receivers_without_a_server() {
             .await
             .expect_err("the writer's flush fails the copy");
         assert!(!fail.any_completed(), "{fail}");
+        // The writer's own words: no connection failed (lib38 F1).
+        let text = fail.to_string();
+        assert!(
+            text.contains("receiver 1: disk quota exceeded") && !text.contains("connection"),
+            "{text}"
+        );
         let row = client.query_one("SELECT 1", &[]).await.expect("usable");
         assert_eq!(row.get::<_, i32>(0), 1);
     });
