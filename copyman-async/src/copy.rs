@@ -383,8 +383,10 @@ impl<'a> CopyManager<'a> {
             }
             Order::Complete { receiver } => {
                 let mut endpoint = self.take_receiver(receiver);
+                let stall = stall.filter(|_| self.core.manager().completion_stalls(receiver));
+                let id = EndpointId::Receiver(receiver);
                 Box::pin(async move {
-                    let result = endpoint.complete().await;
+                    let result = watched(id, stall, endpoint.complete(), || 0).await;
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
                         report: Input::ReceiverDone { receiver, result }.into(),

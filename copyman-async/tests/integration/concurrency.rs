@@ -1060,3 +1060,56 @@ fn a_client_receiver_completes_after_the_receivers_without_a_server() {
         "nothing of the failed copy committed"
     );
 }
+
+/// A writer whose final flush never ends (a pipe whose reader stopped reading, the data all in
+/// a `BufWriter`) is under the stall timeout like its transmits: it stalls, the copy ends
+/// within the timeout's bound instead of hanging without a word, and under keep-going the other
+/// receiver completes (lib38 F3).
+#[test]
+fn a_writer_whose_flush_never_ends_stalls() {
+    struct FrozenFlush;
+    impl tokio::io::AsyncWrite for FrozenFlush {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    runtime().block_on(async {
+        let lines = (0..1000).map(|i| vec![Bytes::from(format!("{i}\tx\n"))]);
+        let options = Options::default()
+            .with_stall_timeout(Duration::from_millis(500))
+            .with_keep_going(true);
+        let copy = CopyManager::builder(copyman_async::IteratorProducer::new(lines))
+            .to(WriterReceiver::new(FrozenFlush))
+            .to(copyman_async::NullReceiver)
+            .options(options)
+            .run();
+        let summary = tokio::time::timeout(Duration::from_secs(60), copy)
+            .await
+            .expect("the frozen flush stalled")
+            .expect("keep-going: the survivor completes");
+        let (_, writer) = &summary.receivers[0];
+        let error = writer.error().unwrap_or_else(|| panic!("{summary:?}"));
+        assert!(error.is::<copyman_async::Stalled>(), "{summary:?}");
+        assert!(
+            matches!(summary.receivers[1].1, ReceiverOutcome::Completed(_)),
+            "{summary:?}"
+        );
+    });
+}

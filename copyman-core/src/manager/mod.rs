@@ -723,6 +723,16 @@ impl Manager {
         self.receivers.get(receiver.0).map(|r| r.protocol)
     }
 
+    /// Whether `receiver`'s completion is under the stall rule
+    /// ([`Options::stall_timeout`](crate::manager::Options::stall_timeout)): that of a receiver
+    /// without a server (a writer's flush, a sink's close) is — a flush that moves nothing for
+    /// the timeout stalls, and fails the copy before any server's COPY ends; that of one that
+    /// commits a server's COPY ([`completes_a_server`](Self::completes_a_server)) is not: once
+    /// its CopyDone went out, its answer is the only way to know whether it committed.
+    pub fn completion_stalls(&self, receiver: ReceiverId) -> bool {
+        self.receivers.get(receiver.0).is_some_and(|r| !r.server)
+    }
+
     /// Whether a PQv3 producer must hand in its frames as the server sent them (one per row),
     /// because a Chunks receiver needs lines; otherwise it may re-block them.
     pub fn needs_source_frames(&self) -> bool {

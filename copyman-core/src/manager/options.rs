@@ -33,7 +33,11 @@ pub struct Options {
     /// producer whose read gets nothing raises a ProducerFault with it. A COPY's start is timed
     /// too (its statement waiting for a lock another session holds, a source whose first rows
     /// take long): a start that stalls fails the copy, naming the endpoint. `None` (the default)
-    /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
+    /// waits for ever. The completion of a receiver without a server (copyman-async's
+    /// `WriterReceiver` flush, `SinkReceiver` close) is timed too
+    /// ([`Manager::completion_stalls`](crate::Manager::completion_stalls)): one that does not end
+    /// within the timeout stalls, and, before any server's COPY ended, fails the copy.
+    /// Completing a server's COPY is never timed out: once CopyDone is sent, waiting for
     /// the answer is the only way to know whether it committed, and the end of a COPY may run
     /// long with no byte moving (its AFTER triggers and foreign-key checks) — so a destination
     /// whose rows wait on another session's lock once all the data fit in its socket buffers
