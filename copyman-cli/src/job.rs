@@ -903,7 +903,26 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .event(&e);
         render.event(e);
     })
-    .map_err(fatal)?;
+    .map_err(|error| {
+        // A resume that stops before committing anything (its state file cannot be written)
+        // leaves what earlier runs committed: partly copied, not "nothing committed".
+        let ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let earlier = (ledger.tables.iter()).any(|(_, cells)| cells.contains(&Cell::AlreadyDone));
+        match fatal(error).downcast::<Fatal>() {
+            Ok(f) if earlier && f.exit == Exit::CopyFailed => Fatal {
+                exit: Exit::Partial,
+                message: format!(
+                    "{}; what earlier runs of the job committed stays committed: run again with \
+                     --resume once this is mended",
+                    f.message
+                ),
+                ..f
+            }
+            .into(),
+            Ok(f) => f.into(),
+            Err(other) => other,
+        }
+    })?;
     watch.stop();
     render.finish();
     let mut report = report;
@@ -2187,7 +2206,10 @@ impl Ledger {
             said.push_str(&format!("{line}\n"));
         }
         let summary = if self.tables.is_empty() {
-            "nothing was committed: the job was still being planned".to_owned()
+            // A resume's earlier runs committed tables: "nothing was committed" was false.
+            "this run committed nothing: the job was still being planned (what earlier runs \
+             of the job committed stays committed)"
+                .to_owned()
         } else {
             format!(
                 "exited at once: committed: {}; in doubt (a statement that ends its transaction \

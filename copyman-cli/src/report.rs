@@ -770,12 +770,13 @@ pub(crate) fn fatal_json(
     server: Option<(&str, &ErrorInfo)>,
     endpoint: Option<&str>,
 ) -> Value {
-    let status = if exit.is_interruption() {
-        "interrupted"
-    } else {
-        "failed"
+    let status = match exit {
+        exit if exit.is_interruption() => "interrupted",
+        // A resume that stopped before it began: what earlier runs committed stays.
+        Exit::Partial => "partial",
+        _ => "failed",
     };
-    // Nothing was begun that could have committed: no destination is listed.
+    // Nothing was begun by this run that could have committed: no destination is listed.
     json!({
         "status": status,
         "exit_code": exit.code(),

@@ -1515,3 +1515,50 @@ fn a_job_whose_destination_refuses_its_sessions_after_planning_exits_as_a_connec
     assert_exit(&copyman().args(&resume).output().unwrap(), 0);
     assert_eq!(count(&c.dest[0], &d1, "b"), 1);
 }
+
+/// A resume whose state file cannot be opened once it planned (here a directory took its
+/// place; a full or read-only file system does the same): this run commits nothing, but the
+/// table an earlier run committed stays, so the job is partly copied, exit 4, saying so and
+/// what to do — not 1, "nothing committed" (resume38 F2).
+#[test]
+fn a_resume_whose_state_file_cannot_be_written_is_partial() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("unwritable.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    Paused::start(&args, "committed:1").kill();
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", "--json"]);
+    let paused = Paused::start(&resume, "planned");
+    std::fs::remove_file(&state.0).unwrap();
+    std::fs::create_dir(&state.0).unwrap();
+    let out = paused.resume();
+    std::fs::remove_dir(&state.0).unwrap();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("what earlier runs of the job committed stays committed"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["status"], "partial");
+    let held = count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b");
+    assert_eq!(held, 1, "what the first run committed stays");
+}

@@ -772,3 +772,57 @@ fn a_destination_frozen_at_the_end_of_its_copy_is_given_up_after_one_signal() {
     assert!(settle_backends(&c.dest[1], &d2).is_empty());
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
+
+/// A signal that exits at once while a resume plans (a second Ctrl-C, or SIGQUIT) does not say
+/// "nothing was committed": the table an earlier run committed stays committed, and the words
+/// (stderr and `--json`'s error, all a script reads) say this run committed nothing (resume38
+/// F1).
+#[test]
+fn exiting_at_once_while_a_resume_plans_says_this_run_committed_nothing() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("quit.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    Paused::start(&args, "committed:1").kill();
+    let held = count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b");
+    assert_eq!(held, 1, "the first table committed");
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", "--json"]);
+    let mut paused = Paused::start(&resume, "planning:1");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(131), "{said}");
+    assert!(
+        !said.contains("nothing was committed")
+            && said.contains("this run committed nothing")
+            && said.contains("what earlier runs of the job committed stays committed"),
+        "{said}"
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("this run committed nothing"), "{report}");
+    let held = count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b");
+    assert_eq!(held, 1, "what the first run committed stays");
+}
