@@ -2086,7 +2086,13 @@ fn plan_all(
             }
         }
     }
-    refuse_unprivileged(&mut tables, &together, &mut dests);
+    refuse_unprivileged(&mut tables, &together, &mut dests, &|| {
+        options.interrupt.reason().is_some()
+    });
+    // A signal meanwhile ends the planning between two questions, not after them all.
+    if let Some(reason) = options.interrupt.reason() {
+        return Err(JobError::Interrupted(reason));
+    }
     refuse_where_unanswered(&mut tables, &dests, destinations, options, &mut left_out)?;
     drop(dests);
 
@@ -3089,6 +3095,7 @@ fn refuse_unprivileged(
     tables: &mut [TablePlan],
     together: &[Vec<bool>],
     dests: &mut [Option<Connection>],
+    interrupted: &dyn Fn() -> bool,
 ) {
     /// Tables asked of a destination in one question.
     const AT_ONCE: usize = 200;
@@ -3113,7 +3120,7 @@ fn refuse_unprivileged(
             .collect();
         let mut refused = Vec::new();
         for batch in asked.chunks(AT_ONCE) {
-            let Some(conn) = answering(slot) else {
+            let Some(conn) = answering(slot).filter(|_| !interrupted()) else {
                 break;
             };
             let written: Vec<crate::sql::Written<'_>> = batch
