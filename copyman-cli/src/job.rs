@@ -1604,7 +1604,8 @@ fn write_human(
                     s.name
                 )?;
             }
-            let show = output.verbose || interrupted || !d.status.is_done() || d.error.is_some();
+            // (Interrupted, the tables done are named together below, not each: thousands.)
+            let show = output.verbose || !d.status.is_done() || d.error.is_some();
             if !show || (output.quiet && d.status == Status::NotStarted) {
                 continue;
             }
@@ -1679,15 +1680,21 @@ fn write_human(
         let (unverified, done): (Vec<_>, Vec<_>) = done
             .into_iter()
             .partition(|t| t.destinations.iter().any(|d| d.unverified));
+        // A few named (each under --verbose), the rest counted: a job of thousands of tables
+        // said every one on one line.
+        const NAMED: usize = 10;
         let names = |tables: &[&job::TableReport]| {
-            if tables.is_empty() {
-                "none".to_owned()
-            } else {
-                tables
-                    .iter()
-                    .map(|t| t.table.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            let named = if output.verbose { tables.len() } else { NAMED };
+            let mut said: Vec<String> = (tables.iter().take(named))
+                .map(|t| t.table.to_string())
+                .collect();
+            match tables.len().saturating_sub(named) {
+                _ if tables.is_empty() => "none".to_owned(),
+                0 => said.join(", "),
+                more => {
+                    said.push(format!("and {more} more (--verbose lists each)"));
+                    format!("{} tables: {}", tables.len(), said.join(", "))
+                }
             }
         };
         let unverified = if unverified.is_empty() {
@@ -2147,12 +2154,24 @@ impl Ledger {
     /// under `--json` a document on stdout, for a process that exits at once on `signal`; returns
     /// its exit status ([`Ledger::at_once_exit`]).
     fn exit_at_once(&self, signal: i32, json: bool) -> i32 {
+        let (exit, said, document) = self.at_once(signal);
+        crate::progress::write_stderr(said.as_bytes());
+        if json {
+            let _ = report::print_json(&document);
+        }
+        exit
+    }
+
+    /// [`exit_at_once`](Self::exit_at_once)'s exit status, words for stderr and `--json`
+    /// document.
+    fn at_once(&self, signal: i32) -> (i32, String, Value) {
         let exit = self.at_once_exit(signal);
         let mut records = Vec::new();
         let mut lines = Vec::new();
         let (mut committed, mut doubt, mut prepared) = (Vec::new(), Vec::new(), Vec::new());
         // The first destination whose COMMIT is in doubt: what a script looks at first.
         let mut doubt_on: Option<(usize, &str)> = None;
+        let mut unlisted: std::collections::BTreeMap<&str, usize> = Default::default();
         for (table, cells) in &self.tables {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
                 let (status, note) = self.verdict(cell);
@@ -2184,6 +2203,14 @@ impl Ledger {
                     "prepared" | "prepared or not" => prepared.push(at),
                     _ => {}
                 }
+                // What a resume reads in the state file, or was not begun, is counted, not
+                // listed: a job of thousands of tables said each (`--json` lists them).
+                let quiet = matches!(cell, Cell::NotStarted | Cell::AlreadyDone)
+                    || *cell == Cell::Finished(Status::Committed);
+                if quiet {
+                    *unlisted.entry(status).or_default() += 1;
+                    continue;
+                }
                 let mut line = format!("  {table} → destination {} ({dest}): {status}", i + 1);
                 if let Some(sql) = &in_flight {
                     line.push_str(&format!(" ({sql} sent, not answered)"));
@@ -2194,16 +2221,30 @@ impl Ledger {
                 lines.push(line);
             }
         }
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_owned()
-            } else {
-                v.join(", ")
-            }
+        const NAMED: usize = 10;
+        let list = |v: &[String]| match v.len().saturating_sub(NAMED) {
+            _ if v.is_empty() => "none".to_owned(),
+            0 => v.join(", "),
+            more => format!(
+                "{}, and {more} more (--json lists each)",
+                v[..NAMED].join(", ")
+            ),
         };
         let mut said = String::new();
         for line in &lines {
             said.push_str(&format!("{line}\n"));
+        }
+        if !unlisted.is_empty() {
+            let counted: Vec<String> = (unlisted.iter())
+                .map(|(status, n)| match *status {
+                    "committed" => format!("{n} committed and recorded"),
+                    status => format!("{n} {status}"),
+                })
+                .collect();
+            said.push_str(&format!(
+                "  tables × destinations not listed: {} (--json lists each)\n",
+                counted.join(", ")
+            ));
         }
         let summary = if self.tables.is_empty() {
             // A resume's earlier runs committed tables: "nothing was committed" was false.
@@ -2249,21 +2290,18 @@ impl Ledger {
                 self.state
             ));
         }
-        crate::progress::write_stderr(said.as_bytes());
-        if json {
-            let _ = report::print_json(&json!({
-                "status": "interrupted",
-                "exit_code": exit,
-                "exited_at_once": true,
-                // Why, in the words said (it was "interrupted (exit 4)").
-                "error": format!("{} received: {summary}", signals::name(signal)),
-                "server": doubt_on.map(|(i, _)| format!("destination {}", i + 1)),
-                "endpoint": doubt_on.map(|(_, dest)| dest),
-                "state": self.state,
-                "tables": records,
-            }));
-        }
-        exit
+        let document = json!({
+            "status": "interrupted",
+            "exit_code": exit,
+            "exited_at_once": true,
+            // Why, in the words said (it was "interrupted (exit 4)").
+            "error": format!("{} received: {summary}", signals::name(signal)),
+            "server": doubt_on.map(|(i, _)| format!("destination {}", i + 1)),
+            "endpoint": doubt_on.map(|(_, dest)| dest),
+            "state": self.state,
+            "tables": records,
+        });
+        (exit, said, document)
     }
 }
 
@@ -2630,6 +2668,47 @@ mod tests {
         assert_eq!(all.0, "committed");
         let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]));
         assert!(one.1.contains("--resume asks its server"), "{one:?}");
+    }
+
+    /// A signal that exits at once in a job of many tables counts the tables not begun and
+    /// those committed and recorded, and names ten of those committed: it said a line per table
+    /// and destination, and every committed one again on one line (scale38 F4). `--json` lists
+    /// each.
+    #[test]
+    fn exiting_at_once_counts_what_the_state_file_holds_or_was_not_begun() {
+        let mut tables = Vec::new();
+        for i in 0..30 {
+            let cell = match i {
+                0..10 => Cell::Finished(Status::Committed),
+                10..12 => Cell::Ending(1, vec![(Some(7), Action::Commit, Some(true))]),
+                12 => Cell::Copying,
+                _ => Cell::NotStarted,
+            };
+            tables.push((format!("t{i}"), vec![cell.clone(), cell]));
+        }
+        let ledger = Ledger {
+            dests: vec!["d1".to_owned(), "d2".to_owned()],
+            state: "job.state".to_owned(),
+            two_phase: false,
+            tables,
+            ranges: HashMap::new(),
+        };
+        let (_, said, document) = ledger.at_once(3);
+        let lines: Vec<&str> = said.lines().collect();
+        // t10, t11 (committed, not recorded) and t12 (interrupted) on each destination.
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(" → ")).count(),
+            6,
+            "{said}"
+        );
+        assert!(
+            said.contains(
+                "tables × destinations not listed: 20 committed and recorded, 34 not started"
+            ),
+            "{said}"
+        );
+        assert!(said.contains("and 14 more (--json lists each)"), "{said}");
+        assert_eq!(document["tables"].as_array().map(Vec::len), Some(60));
     }
 
     /// Under `--atomic`, a second signal while a PREPARE is unanswered exits with the signal's
