@@ -60,8 +60,9 @@ pub(crate) struct LowJob {
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
     /// Skip the tables the state file records as done (one that holds none of the rows recorded
-    /// there is refused, unless --verify: then compared, and copied again if it differs — a
-    /// clone of the recorded server); copy the others again, asking each destination
+    /// there — emptied since, or a clone of the recorded server — is copied again, said in a
+    /// note; with --verify a done table is compared too, and copied again if it differs); copy
+    /// the others again, asking each destination
     /// whether an earlier run's transaction committed (done if it did; copied again, without
     /// emptying the table, if not); a table is emptied first, in the same transaction, only where
     /// that cannot be told. Refused when there is no state file to resume from.
