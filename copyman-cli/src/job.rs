@@ -1460,12 +1460,11 @@ fn partly_committed(report: &JobReport) -> bool {
 }
 
 /// Whether a table's end on a destination is in doubt (under `--atomic`: perhaps prepared).
+/// Whether a table is in doubt somewhere, or may be held there by a prepared transaction.
 fn in_doubt(report: &JobReport) -> bool {
-    report
-        .tables
-        .iter()
-        .flat_map(|t| &t.destinations)
-        .any(|d| d.status == Status::InDoubt)
+    report.tables.iter().flat_map(|t| &t.destinations).any(|d| {
+        d.status == Status::InDoubt || d.error.as_ref().is_some_and(|e| e.holds_prepared())
+    })
 }
 
 fn differs(report: &JobReport) -> bool {

@@ -100,6 +100,28 @@ pub(super) fn commit_pending(gid: &str, error: TableError) -> TableError {
     ))
 }
 
+/// Why a table failed on a destination that may hold its prepared transaction (its PREPARE
+/// sent, not answered; or answered, and its ROLLBACK PREPARED not): `why` is what broke, if
+/// known. A prepared transaction outlives its session, so nothing of a closed session's
+/// words ("its server ends the transaction") follows ([`TableError::holds_prepared`]).
+pub(super) fn rollback_pending(gid: &str, why: Option<TableError>) -> TableError {
+    let why = why.map(|e| format!(": {e}")).unwrap_or_default();
+    TableError::new(format!(
+        "{MAY_HOLD_PREPARED} {gid} (nothing visible; copyman recover rolls it back){why}"
+    ))
+}
+
+/// How [`rollback_pending`]'s words begin.
+const MAY_HOLD_PREPARED: &str = "may hold the prepared transaction";
+
+impl TableError {
+    /// Whether its destination may hold the table's prepared transaction
+    /// ([`rollback_pending`]): `copyman recover` finishes it before a resume can copy the table.
+    pub fn holds_prepared(&self) -> bool {
+        self.message.starts_with(MAY_HOLD_PREPARED)
+    }
+}
+
 impl std::fmt::Display for TableError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.sqlstate {
@@ -389,6 +411,24 @@ pub(super) fn refused(message: String, mismatch: bool) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A destination that may hold a table's prepared transaction is known as such, whatever
+    /// broke its session: what a job's advice (recover first) and its closed-session words
+    /// (which a prepared transaction outlives) look at (resume38 F4).
+    #[test]
+    fn a_destination_that_may_hold_a_prepared_transaction_is_known() {
+        let lost = TableError::new("connection closed by the server");
+        let pending = rollback_pending("copyman:1-2-3-1:2", Some(lost));
+        assert!(pending.holds_prepared(), "{pending}");
+        assert!(
+            pending
+                .message
+                .ends_with("rolls it back): connection closed by the server"),
+            "{pending}"
+        );
+        assert!(rollback_pending("g", None).holds_prepared());
+        assert!(!TableError::new("connection closed by the server").holds_prepared());
+    }
 
     /// "snapshot too old" is said with what it means for a copy and the ways out (a rerun
     /// met it again).

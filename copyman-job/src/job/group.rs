@@ -9,7 +9,9 @@ use copyman_sync::{Connection, Receiver, StatementProducer, StatementReceiver};
 #[cfg(doc)]
 use super::Options;
 use super::drive::{Driven, drive};
-use super::error::{TableError, commit_pending, describe, mismatch, refused, unrecorded};
+use super::error::{
+    TableError, commit_pending, describe, mismatch, refused, rollback_pending, unrecorded,
+};
 use super::planning::{DestPlan, TablePlan, truncates_together};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
@@ -632,15 +634,8 @@ fn copy_group_unit(
                     result.error = Some(commit_pending(gid, describe(error)));
                 }
                 Outcome::RollbackPending { gid, error } => {
-                    let why = error
-                        .as_ref()
-                        .map(|e| format!(": {}", describe(e)))
-                        .unwrap_or_default();
                     result.status = Status::Failed;
-                    result.error = Some(TableError::new(format!(
-                        "may hold the prepared transaction {gid} (nothing visible; copyman \
-                         recover rolls it back){why}"
-                    )));
+                    result.error = Some(rollback_pending(gid, error.as_ref().map(|e| describe(e))));
                 }
                 other => {
                     let error = other

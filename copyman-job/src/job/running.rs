@@ -1285,8 +1285,10 @@ pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &m
             continue;
         }
         // (One note is enough: the ranges of a split table may each have stalled.)
+        // (Nor where it may hold a prepared transaction, which outlives its session.)
         if let Some(note) = give_up(slot, &shared.destinations[d])
             && let Some(error) = &mut result.error
+            && !error.holds_prepared()
             && ![CANCELLED, ENDED, CLOSED]
                 .iter()
                 .any(|said| error.message.contains(said))

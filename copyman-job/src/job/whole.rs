@@ -7,7 +7,9 @@ use std::time::Instant;
 use copyman_sync::{Receiver, StatementProducer, StatementReceiver};
 
 use super::drive::{Driven, drive};
-use super::error::{TableError, commit_pending, describe, mismatch, refused, unrecorded};
+use super::error::{
+    TableError, commit_pending, describe, mismatch, refused, rollback_pending, unrecorded,
+};
 use super::planning::{DestPlan, TablePlan};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
@@ -446,14 +448,8 @@ pub(super) fn copy_whole(
                 result.error = Some(commit_pending(&gid, describe(&error)));
             }
             Outcome::RollbackPending { gid, error } => {
-                let why = error
-                    .map(|e| format!(": {}", describe(&e)))
-                    .unwrap_or_default();
                 result.status = Status::Failed;
-                result.error = Some(TableError::new(format!(
-                    "may hold the prepared transaction {gid} (nothing visible; copyman recover \
-                     rolls it back){why}"
-                )));
+                result.error = Some(rollback_pending(&gid, error.map(|e| describe(&e))));
             }
             // Its copy did not complete: its status and error are set already.
             Outcome::Failed(None) if result.error.is_some() => {}
