@@ -397,8 +397,10 @@ impl Receiver for NullReceiver {
     }
 }
 
-/// Receives into a `COPY … FROM STDIN` run through an existing `tokio-postgres` client or
-/// transaction (`copy_in`): the convenient path for applications that hold pooled connections.
+/// Receives into a `COPY … FROM STDIN` run through an existing `tokio-postgres` transaction
+/// (`copy_in`): the convenient path for applications that hold pooled connections. Its COPY
+/// commits with the transaction, which the caller commits once the copy succeeded (outside a
+/// transaction block it is refused: see [`ClientReceiver::new`]).
 ///
 /// Each cycle's lines go out as one CopyData message. Completing calls the sink's `finish`
 /// (its `COPY n` is checked against the producer's); failing drops the sink unfinished, which
@@ -431,10 +433,15 @@ impl std::fmt::Debug for ClientReceiver<'_> {
 }
 
 impl<'c> ClientReceiver<'c> {
-    /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
+    /// Starts `statement` on `client`, a `tokio_postgres::Transaction` (or a client inside a
+    /// transaction block): its COPY commits when the caller commits the transaction, once the
+    /// copy succeeded.
     ///
     /// The statement is checked first: one that is not `COPY … FROM STDIN` is refused before
-    /// anything is sent (the client would run it, then fail). Its COPY starts here, before the
+    /// anything is sent (the client would run it, then fail). A client outside a transaction
+    /// block is refused ([`NEEDS_A_TRANSACTION`](copyman_core::client::NEEDS_A_TRANSACTION)):
+    /// `tokio-postgres` reports the COPY's `COPY n` before its commit, and a commit that fails
+    /// (a deferred constraint) nowhere. Its COPY starts here, before the
     /// copy does, so the copy's stall timeout does not bound this start (a statement waiting for
     /// a lock another session holds waits as long as it does): bound it yourself, with
     /// `tokio::time::timeout` or the session's `lock_timeout`.
@@ -453,6 +460,19 @@ impl<'c> ClientReceiver<'c> {
         copyman_core::statement::check(statement, Direction::FromStdin)
             .map_err(|e| Error::Session(e.into()))?;
         let format = crate::producer::client_format(client, statement).await?;
+        use copyman_core::client::{NEEDS_A_TRANSACTION, OUTSIDE_A_TRANSACTION};
+        match client
+            .batch_execute(copyman_core::client::TRANSACTION_PROBE)
+            .await
+        {
+            Ok(()) => {
+                (client.batch_execute(copyman_core::client::TRANSACTION_PROBE_END)).await?;
+            }
+            Err(e) if e.code().is_some_and(|c| c.code() == OUTSIDE_A_TRANSACTION) => {
+                return Err(Error::State(NEEDS_A_TRANSACTION));
+            }
+            Err(e) => return Err(e.into()),
+        }
         let sink = client.client().copy_in(statement).await?;
         Ok(Self {
             sink: Some(Box::pin(sink)),

@@ -17,6 +17,28 @@ use std::time::Duration;
 /// raw connection leaves the system's idle time (Linux: 2 hours too), as libpq does.
 pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// What a client-bound receiver (`ClientReceiver`) runs on its client to tell whether it is in
+/// a transaction block: a savepoint, which only a transaction block takes (outside one the
+/// server refuses it: [`OUTSIDE_A_TRANSACTION`]), released at once by
+/// [`TRANSACTION_PROBE_END`].
+pub const TRANSACTION_PROBE: &str = "SAVEPOINT copyman_in_transaction";
+
+/// Releases [`TRANSACTION_PROBE`]'s savepoint.
+pub const TRANSACTION_PROBE_END: &str = "RELEASE SAVEPOINT copyman_in_transaction";
+
+/// The SQLSTATE of [`TRANSACTION_PROBE`] outside a transaction block (no_active_sql_transaction).
+pub const OUTSIDE_A_TRANSACTION: &str = "25P01";
+
+/// Why a client-bound receiver is refused outside a transaction block: its client crate runs the
+/// COPY in the extended protocol, whose implicit transaction commits at the Sync after the
+/// `COPY n` the receiver's completion returns on — so a commit that fails (a deferred
+/// constraint, a wait for a synchronous standby cut short) was reported nowhere, and the copy
+/// said the rows were there while none were.
+pub const NEEDS_A_TRANSACTION: &str = "a ClientReceiver needs its client in a transaction: \
+     outside one, the client crate reports the COPY's `COPY n` before its commit and a commit \
+     that fails (a deferred constraint) nowhere; begin one (`client.transaction()`), give the \
+     receiver the transaction, and commit it once the copy succeeded";
+
 /// What the innermost cause of `error` says: for a connection string the client crate refused,
 /// which parameter and why (``invalid value for option `port` ``), under two layers that say
 /// only "invalid connection string".

@@ -438,8 +438,10 @@ impl Receiver for NullReceiver {
     }
 }
 
-/// Receives into a `COPY … FROM STDIN` run through an existing `postgres` client or transaction
-/// (`copy_in`): the convenient path for applications that hold pooled connections.
+/// Receives into a `COPY … FROM STDIN` run through an existing `postgres` transaction
+/// (`copy_in`): the convenient path for applications that hold pooled connections. Its COPY
+/// commits with the transaction, which the caller commits once the copy succeeded (outside a
+/// transaction block it is refused: see [`ClientReceiver::new`]).
 ///
 /// Completing calls the writer's `finish` (its `COPY n` is checked against the producer's);
 /// failing drops the writer unfinished, which makes the client abort the COPY — when the client
@@ -479,10 +481,15 @@ impl std::fmt::Debug for ClientReceiver<'_> {
 }
 
 impl<'c> ClientReceiver<'c> {
-    /// Starts `statement` on `client` (a `postgres::Client` or `postgres::Transaction`).
+    /// Starts `statement` on `client`, a `postgres::Transaction` (or a client inside a
+    /// transaction block): its COPY commits when the caller commits the transaction, once the
+    /// copy succeeded.
     ///
     /// The statement is checked first: one that is not `COPY … FROM STDIN` is refused before
-    /// anything is sent (the client would run it, then fail).
+    /// anything is sent (the client would run it, then fail). A client outside a transaction
+    /// block is refused ([`NEEDS_A_TRANSACTION`](copyman_core::client::NEEDS_A_TRANSACTION)):
+    /// the `postgres` crate reports the COPY's `COPY n` before its commit, and a commit that
+    /// fails (a deferred constraint) nowhere.
     ///
     /// # Errors
     /// A statement of the wrong kind ([`Error::Session`] with
@@ -498,6 +505,14 @@ impl<'c> ClientReceiver<'c> {
         copyman_core::statement::check(statement, Direction::FromStdin)
             .map_err(|e| Error::Session(e.into()))?;
         let format = crate::producer::client_format(client, statement)?;
+        use copyman_core::client::{NEEDS_A_TRANSACTION, OUTSIDE_A_TRANSACTION};
+        match client.batch_execute(copyman_core::client::TRANSACTION_PROBE) {
+            Ok(()) => client.batch_execute(copyman_core::client::TRANSACTION_PROBE_END)?,
+            Err(e) if e.code().is_some_and(|c| c.code() == OUTSIDE_A_TRANSACTION) => {
+                return Err(Error::State(NEEDS_A_TRANSACTION));
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(Self {
             writer: Some(client.copy_in(statement)?),
             format: Some(format),

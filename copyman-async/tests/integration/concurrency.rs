@@ -554,8 +554,20 @@ fn tokio_postgres_client_endpoints() {
         ));
         transaction.commit().await.expect("commit");
 
+        // Outside a transaction block: refused, saying why (its commit's failure would be
+        // reported nowhere: lib38 F6).
+        let refused = ClientReceiver::new(&dest, "COPY t FROM STDIN").await;
+        let refused = refused.expect_err("a client outside a transaction");
+        assert!(
+            refused
+                .to_string()
+                .contains("needs its client in a transaction"),
+            "{refused}"
+        );
+
         // Aborted: nothing more arrives, and the client goes on.
-        let receiver = ClientReceiver::new(&dest, "COPY t FROM STDIN")
+        let transaction = dest.transaction().await.expect("begin");
+        let receiver = ClientReceiver::new(&transaction, "COPY t FROM STDIN")
             .await
             .expect("copy_in");
         let lines = (0..100).map(|i| vec![Bytes::from(format!("{i}\tx\n"))]);
@@ -567,6 +579,7 @@ fn tokio_postgres_client_endpoints() {
         .expect("start");
         let fail = copy.abort("changed my mind").await;
         assert_eq!(fail.reason, "changed my mind");
+        transaction.rollback().await.expect("rollback");
         let row = dest.query_one("SELECT 1", &[]).await.expect("usable");
         assert_eq!(row.get::<_, i32>(0), 1);
 
@@ -995,10 +1008,10 @@ fn a_receiver_stalled_on_a_lock_is_cancelled_when_given_up() {
     assert_eq!(count(cluster, &stuck), 0);
 }
 
-/// A writer whose flush fails, and a `ClientReceiver` in autocommit: the client's COPY ends
-/// only once the writer completed, so the writer's failure fails it and it commits nothing (all
-/// or nothing). It completed beside the writer, taken for a receiver without a server (it
-/// takes lines), and committed every row of the failed copy (lib38 F2).
+/// A writer whose flush fails, and a `ClientReceiver`: the client's COPY ends only once the
+/// writer completed, so the writer's failure fails it (all or nothing). It completed beside the
+/// writer, taken for a receiver without a server (it takes lines), and in autocommit committed
+/// every row of the failed copy (lib38 F2).
 #[test]
 fn a_client_receiver_completes_after_the_receivers_without_a_server() {
     struct FailingFlush;
@@ -1032,7 +1045,9 @@ fn a_client_receiver_completes_after_the_receivers_without_a_server() {
                 .await
                 .expect("connect the client");
         tokio::spawn(connection);
-        let receiver = ClientReceiver::new(&client, "COPY t FROM STDIN")
+        let mut client = client;
+        let transaction = client.transaction().await.expect("begin");
+        let receiver = ClientReceiver::new(&transaction, "COPY t FROM STDIN")
             .await
             .expect("copy_in");
         assert!(receiver.completes_a_server());
@@ -1051,6 +1066,8 @@ fn a_client_receiver_completes_after_the_receivers_without_a_server() {
             text.contains("receiver 1: disk quota exceeded") && !text.contains("connection"),
             "{text}"
         );
+        // Its COPY failed: the transaction can only roll back.
+        transaction.rollback().await.expect("rollback");
         let row = client.query_one("SELECT 1", &[]).await.expect("usable");
         assert_eq!(row.get::<_, i32>(0), 1);
     });

@@ -50,10 +50,11 @@ fn typed_faults_give_each_receivers_sqlstate() {
     let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
     let mut raw = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
     let mut client = cluster.connect(&db);
+    let mut tx = client.transaction().unwrap();
     let result: Result<Summary, _> = {
         let receivers: Vec<Box<dyn Receiver + '_>> = vec![
             Box::new(StatementReceiver::new(&mut raw, "COPY dst FROM STDIN")),
-            Box::new(ClientReceiver::new(&mut client, "COPY dst FROM STDIN").unwrap()),
+            Box::new(ClientReceiver::new(&mut tx, "COPY dst FROM STDIN").unwrap()),
         ];
         CopyManager::start(
             StatementProducer::new(&mut source, "COPY src TO STDOUT"),

@@ -117,15 +117,17 @@ fn client_producer_over_a_transaction_into_client_receiver() {
     let mut src_client = cluster.connect(&src_db);
     let mut dst_client = cluster.connect(&dst_db);
     let mut tx = src_client.transaction().unwrap();
+    let mut dst_tx = dst_client.transaction().unwrap();
     let (rows, _) = transfer(
         ClientProducer::new(&mut tx, "COPY src TO STDOUT (FORMAT csv)").unwrap(),
         vec![Box::new(
-            ClientReceiver::new(&mut dst_client, "COPY dst FROM STDIN (FORMAT csv)").unwrap(),
+            ClientReceiver::new(&mut dst_tx, "COPY dst FROM STDIN (FORMAT csv)").unwrap(),
         )],
     )
     .unwrap();
     assert_eq!(rows, ROWS);
     tx.commit().unwrap();
+    dst_tx.commit().unwrap();
     assert_eq!(digest(cluster, &dst_db, "dst"), expected);
     select_one(&mut src_client);
     select_one(&mut dst_client);
@@ -138,10 +140,11 @@ fn client_receiver_stopped_early_commits_nothing() {
     let dst_db = destination(cluster);
     let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
     let mut client = cluster.connect(&dst_db);
+    let mut tx = client.transaction().unwrap();
     let mut copy = CopyManager::start(
         StatementProducer::new(&mut source, "COPY src TO STDOUT").buffer_size(4096),
         vec![Box::new(
-            ClientReceiver::new(&mut client, "COPY dst FROM STDIN").unwrap(),
+            ClientReceiver::new(&mut tx, "COPY dst FROM STDIN").unwrap(),
         )],
     )
     .unwrap();
@@ -150,6 +153,8 @@ fn client_receiver_stopped_early_commits_nothing() {
     }
     let fail = copy.finish().unwrap_err();
     assert_eq!(fail.reason, "copy stopped before the producer's end");
+    // Its COPY failed: the transaction can only roll back.
+    drop(tx);
     assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
     select_one(&mut client);
     assert_eq!(
@@ -170,15 +175,17 @@ fn client_receiver_rejecting_a_row_fails_the_copy_with_its_sqlstate() {
     );
     let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
     let mut client = cluster.connect(&dst_db);
+    let mut tx = client.transaction().unwrap();
     let fail = CopyManager::start(
         StatementProducer::new(&mut source, "COPY src TO STDOUT"),
         vec![Box::new(
-            ClientReceiver::new(&mut client, "COPY dst FROM STDIN").unwrap(),
+            ClientReceiver::new(&mut tx, "COPY dst FROM STDIN").unwrap(),
         )],
     )
     .unwrap()
     .run()
     .unwrap_err();
+    drop(tx);
     // The client reports the server's error only when the COPY ends.
     let error = fail
         .receiver_fault(copyman_sync::ReceiverId(0))
@@ -288,6 +295,47 @@ fn client_producer_whose_backend_is_terminated_is_closed() {
     assert!(dest.is_ready());
 }
 
+/// A `ClientReceiver` on a client outside a transaction block is refused before its COPY
+/// starts, saying why and what to do: the `postgres` crate returns the COPY's `COPY n` before
+/// its implicit transaction commits, so a commit that failed (here a deferred foreign key) was
+/// reported nowhere — the copy said every row was there, and none was (lib38 F6). In a
+/// transaction, the caller's COMMIT says it.
+#[test]
+fn client_receiver_outside_a_transaction_is_refused_and_its_commit_failure_said_in_one() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    exec(
+        cluster,
+        &db,
+        "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1);
+         CREATE TABLE child (parent int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);",
+    );
+    let mut client = cluster.connect(&db);
+    let err = ClientReceiver::new(&mut client, "COPY child FROM STDIN").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("needs its client in a transaction"),
+        "{err}"
+    );
+    select_one(&mut client);
+    let mut tx = client.transaction().unwrap();
+    let lines = vec![
+        vec![Bytes::from_static(b"1\n")],
+        vec![Bytes::from_static(b"2\n")],
+    ];
+    let summary = CopyManager::builder(copyman_sync::IteratorProducer::new(lines))
+        .to(ClientReceiver::new(&mut tx, "COPY child FROM STDIN").unwrap())
+        .run()
+        .unwrap();
+    assert!(summary.all_completed());
+    let refused = tx
+        .commit()
+        .expect_err("the deferred foreign key fails the commit");
+    assert_eq!(refused.code().map(|c| c.code()), Some("23503"), "{refused}");
+    assert_eq!(digest(cluster, &db, "child").0, 0);
+    select_one(&mut client);
+}
+
 /// A client-bound end whose statement reads the data otherwise than the other end writes it
 /// (text into CSV): between raw ends refused before any data moves, it was copied (a NULL
 /// stored as the string `\N`, exit Ok). Its statement's representation is compared too, both
@@ -346,20 +394,24 @@ fn client_endpoints_of_another_representation_are_refused() {
     dest_client
         .batch_execute("SET client_encoding = 'LATIN1'")
         .unwrap();
-    let receiver = ClientReceiver::new(&mut dest_client, "COPY dst FROM STDIN");
+    let mut tx = dest_client.transaction().unwrap();
+    let receiver = ClientReceiver::new(&mut tx, "COPY dst FROM STDIN");
     let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
         .to(receiver.unwrap())
         .run()
         .unwrap_err();
     assert!(fail.to_string().contains("LATIN1"), "{fail}");
+    drop(tx);
     assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
     dest_client.batch_execute("RESET client_encoding").unwrap();
-    let receiver = ClientReceiver::new(&mut dest_client, "COPY dst FROM STDIN (FORMAT csv)");
+    let mut tx = dest_client.transaction().unwrap();
+    let receiver = ClientReceiver::new(&mut tx, "COPY dst FROM STDIN (FORMAT csv)");
     let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
         .to(receiver.unwrap())
         .run()
         .unwrap_err();
     assert!(fail.to_string().contains("reads FORMAT csv"), "{fail}");
+    drop(tx);
     assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
     select_one(&mut dest_client);
     assert!(source.is_ready());
