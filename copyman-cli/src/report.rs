@@ -125,7 +125,7 @@ pub(crate) fn warnings() -> Vec<String> {
 }
 
 /// A notice (NOTICE, WARNING, …) a server sent during the run, and whose server sent it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Notice {
     /// `source` or `destination N` (1-based, as on the command line).
     pub(crate) endpoint: String,
@@ -164,6 +164,39 @@ impl fmt::Display for Notice {
     }
 }
 
+/// Prints `notices` on stderr as psql does, each said once: one said again by the same server
+/// (copyman's planning queries each quote a name longer than 63 bytes, and its server says
+/// "identifier … will be truncated" for each) is said with how many times (`--json` keeps each).
+pub(crate) fn print_notices(notices: &[Notice]) {
+    for said in notices_said(notices) {
+        progress::println(&said);
+    }
+}
+
+/// What [`print_notices`] prints.
+fn notices_said(notices: &[Notice]) -> Vec<String> {
+    let mut distinct: Vec<(&Notice, usize)> = Vec::new();
+    for notice in notices {
+        match distinct.iter_mut().find(|(seen, _)| *seen == notice) {
+            Some((_, times)) => *times += 1,
+            None => distinct.push((notice, 1)),
+        }
+    }
+    (distinct.into_iter())
+        .map(|(notice, times)| {
+            let said = notice.to_string();
+            if times == 1 {
+                return said;
+            }
+            // On its first line, before any DETAIL or HINT.
+            match said.split_once('\n') {
+                Some((first, rest)) => format!("{first} (said {times} times)\n{rest}"),
+                None => format!("{said} (said {times} times)"),
+            }
+        })
+        .collect()
+}
+
 /// Takes what the run's servers said (notices and warnings, on every connection: the source's
 /// and each destination's, in command-line order), prints each on stderr as psql does, and
 /// returns them for `--json`.
@@ -180,14 +213,14 @@ pub(crate) fn take_notices<'c>(
     );
     for (endpoint, conn) in connections {
         let Some(conn) = conn else { continue };
-        for notice in conn.take_notices() {
-            let notice = Notice {
+        let said: Vec<Notice> = (conn.take_notices().into_iter())
+            .map(|notice| Notice {
                 endpoint: endpoint.clone(),
                 notice,
-            };
-            progress::println(&notice.to_string());
-            all.push(notice);
-        }
+            })
+            .collect();
+        print_notices(&said);
+        all.extend(said);
         let dropped = conn.session().dropped_messages();
         if dropped > 0 {
             warn(format_args!("{endpoint}: {dropped} more notices not kept"));
@@ -1017,6 +1050,35 @@ pub(crate) fn print_json(value: &Value) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A notice a server said again (a long name quoted by each of copyman's planning queries:
+    /// 16 times each) is said once, with how many times; another server's is its own (scale38
+    /// F7).
+    #[test]
+    fn a_notice_said_again_is_said_once() {
+        let truncated = DbError::new("NOTICE", "42622", "identifier \"x\" will be truncated");
+        let on = |endpoint: &str, notice: &DbError| Notice {
+            endpoint: endpoint.to_owned(),
+            notice: notice.clone(),
+        };
+        let mut other = DbError::new("WARNING", "01000", "something else");
+        other.hint = Some("a hint".to_owned());
+        let notices = [
+            on("destination 1", &truncated),
+            on("destination 1", &other),
+            on("destination 1", &truncated),
+            on("destination 2", &truncated),
+            on("destination 1", &other),
+        ];
+        assert_eq!(
+            notices_said(&notices),
+            [
+                "destination 1: NOTICE:  identifier \"x\" will be truncated (said 2 times)",
+                "destination 1: WARNING:  something else (said 2 times)\nHINT:  a hint",
+                "destination 2: NOTICE:  identifier \"x\" will be truncated",
+            ]
+        );
+    }
 
     #[test]
     fn every_destination_failed_says_one_error_once() {

@@ -1562,3 +1562,62 @@ fn a_resume_whose_state_file_cannot_be_written_is_partial() {
     let held = count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b");
     assert_eq!(held, 1, "what the first run committed stays");
 }
+
+/// A resume whose planning session on the source is lost (terminated) ends before it begins
+/// anything, but the table an earlier run committed stays: partial, exit 4, saying so and to
+/// run again — not 1 and `committed: 0` alone (resume38 F6).
+#[test]
+fn a_resume_whose_planning_session_is_lost_is_partial() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    // The first run copies a, and leaves b out (not there yet): a is recorded done.
+    let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
+    let state = TempPath::new("lost.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    let mut first = args.to_vec();
+    first.push("--keep-going");
+    assert_exit(&copyman().args(&first).output().unwrap(), 4);
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("CREATE TABLE b (id int)")
+        .unwrap();
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", "--json"]);
+    let paused = Paused::start(&resume, "planning:1");
+    c.source
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{src}'"
+        ))
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("what earlier runs of the job committed stays committed"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["status"], "partial");
+    // Run again, it finishes.
+    let mut again = args.to_vec();
+    again.push("--resume");
+    assert_exit(&copyman().args(&again).output().unwrap(), 0);
+    assert_eq!(count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b"), 2);
+}
