@@ -323,6 +323,12 @@ where
 /// Each cycle's lines are written as one buffer; [`Receiver::complete`] flushes the writer (it
 /// does not shut it down). A writer cannot take back what it was given: when the copy fails it
 /// holds part of the data (write to a temporary file and rename it on success).
+///
+/// Under a stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)), each
+/// write that takes bytes counts as progress, so a slow writer whose bytes still move is not
+/// stalled; its final flush is timed as a whole (what a buffering writer such as a
+/// `BufWriter` does inside it cannot be seen): one that does not end within the timeout
+/// stalls, and fails the copy before any server's COPY ends.
 #[derive(Debug)]
 pub struct WriterReceiver<W> {
     writer: W,
@@ -341,10 +347,22 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
         Protocol::Chunks
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
-        if let Some(buf) = joined(lines(data, "a writer receiver")?) {
-            // The writer's own error (a full disk: ENOSPC), not one "on the connection".
-            self.writer.write_all(&buf).await?;
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
+        let Some(buf) = joined(lines(data, "a writer receiver")?) else {
+            return Ok(());
+        };
+        // Write by write, each a sign of life for the stall rule: a slow writer whose bytes
+        // still move (a pipe read a little at a time) is not stalled. The writer's own error
+        // (a full disk: ENOSPC), not one "on the connection".
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            match self.writer.write(rest).await? {
+                0 => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                n => {
+                    written.moved();
+                    rest = &rest[n..];
+                }
+            }
         }
         Ok(())
     }

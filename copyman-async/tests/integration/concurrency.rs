@@ -1130,3 +1130,58 @@ fn a_writer_whose_flush_never_ends_stalls() {
         );
     });
 }
+
+/// A writer that takes a few bytes at a time, slowly but steadily (a pipe read a little at a
+/// time), is not stalled while its bytes move, though one transmit takes many times the stall
+/// timeout (lib38 F11: it was "stalled: no byte moved").
+#[test]
+fn a_slow_writer_whose_bytes_move_is_not_stalled() {
+    /// Takes 10 KiB every 50 ms.
+    struct Trickle(Option<Instant>);
+    impl tokio::io::AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let now = Instant::now();
+            let next = *self.0.get_or_insert(now + Duration::from_millis(50));
+            if now < next {
+                let waker = cx.waker().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(next - now);
+                    waker.wake();
+                });
+                return std::task::Poll::Pending;
+            }
+            self.0 = Some(now + Duration::from_millis(50));
+            std::task::Poll::Ready(Ok(buf.len().min(10 * 1024)))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    runtime().block_on(async {
+        // 100 KiB in one chunk: 10 writes, 50 ms apart, half a second in all.
+        let line = Bytes::from(format!("{}\n", "x".repeat(1023)));
+        let lines = std::iter::once(vec![line; 100]);
+        let options = Options::default().with_stall_timeout(Duration::from_millis(150));
+        let summary = CopyManager::builder(copyman_async::IteratorProducer::new(lines))
+            .to(WriterReceiver::new(Trickle(None)))
+            .options(options)
+            .run()
+            .await
+            .expect("bytes moved all along");
+        assert!(summary.all_completed(), "{summary:?}");
+    });
+}
