@@ -357,7 +357,7 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
         let mut rest = &buf[..];
         while !rest.is_empty() {
             match self.writer.write(rest).await? {
-                0 => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                0 => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 n => {
                     written.moved();
                     rest = &rest[n..];
