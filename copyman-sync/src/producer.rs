@@ -245,6 +245,11 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn cancel(&mut self) -> Result<(), BoxError> {
+        // Closed (its stall gave it up): nothing runs there any more that a cancel could end;
+        // the stall stays the producer's error, not this close's consequence.
+        if self.conn.is_closed() {
+            return Ok(());
+        }
         let aborted = self.out.abort(&mut self.conn.endpoint);
         if aborted.map_err(Error::Session)? {
             self.conn.drive()?;

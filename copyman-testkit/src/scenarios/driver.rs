@@ -57,6 +57,9 @@ pub struct StatementSpec {
     /// The copy's keep-going policy (`Options::keep_going`: a faulted receiver leaves the copy
     /// and the others complete), on when any session of the plan asks for it.
     pub keep_going: bool,
+    /// The copy closes a stalled endpoint's connection at once (`Options::close_stalled`), on
+    /// when any session of the plan asks for it.
+    pub close_stalled: bool,
 }
 
 impl StatementSpec {
@@ -70,6 +73,7 @@ impl StatementSpec {
             timeout: None,
             window: None,
             keep_going: false,
+            close_stalled: false,
         }
     }
 
@@ -105,6 +109,13 @@ impl StatementSpec {
     #[must_use]
     pub fn keep_going(mut self) -> Self {
         self.keep_going = true;
+        self
+    }
+
+    /// Has the copy close a stalled endpoint's connection at once.
+    #[must_use]
+    pub fn close_stalled(mut self) -> Self {
+        self.close_stalled = true;
         self
     }
 }

@@ -33,7 +33,8 @@
 //!   [`a_transient_producer_fault_can_be_gone_past`];
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
-//!   [`stall_timeout_faults_producer`], [`stall_timeout_bounds_a_locked_start`],
+//!   [`stall_timeout_faults_producer`], [`stall_timeout_faults_producer_closed_at_once`],
+//!   [`stall_timeout_bounds_a_locked_start`],
 //!   [`stall_timeout_bounds_failing_a_receiver_that_stays_blocked`],
 //!   [`stall_timeout_bounds_cancelling_a_stopped_source`],
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
@@ -96,7 +97,8 @@ pub use server::{
     server_error_noticed_mid_copy_in, stall_timeout_bounds_a_locked_start,
     stall_timeout_bounds_cancelling_a_stopped_source,
     stall_timeout_bounds_failing_a_receiver_that_stays_blocked, stall_timeout_faults_producer,
-    stall_timeout_faults_receiver, tcp_keepalives_are_set_as_libpq_sets_them,
+    stall_timeout_faults_producer_closed_at_once, stall_timeout_faults_receiver,
+    tcp_keepalives_are_set_as_libpq_sets_them,
 };
 
 use crate::Cluster;
@@ -212,6 +214,7 @@ macro_rules! scenario_tests {
             stall_timeout_faults_receiver,
             stall_timeout_bounds_failing_a_receiver_that_stays_blocked,
             stall_timeout_faults_producer,
+            stall_timeout_faults_producer_closed_at_once,
             stall_timeout_bounds_cancelling_a_stopped_source,
             stall_timeout_bounds_a_locked_start,
             server_error_noticed_mid_copy_in,

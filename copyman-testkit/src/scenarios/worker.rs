@@ -362,6 +362,7 @@ pub fn options<'s>(specs: impl IntoIterator<Item = &'s StatementSpec>) -> Option
         stall = stall.into_iter().chain(spec.timeout).min();
         window = window.into_iter().chain(spec.window).min();
         options = options.with_keep_going(options.config.keep_going || spec.keep_going);
+        options = options.with_close_stalled(options.close_stalled || spec.close_stalled);
     }
     if let Some(stall) = stall {
         options = options.with_stall_timeout(stall);
