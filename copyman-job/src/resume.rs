@@ -518,23 +518,25 @@ fn xid(conn: &mut Connection) -> Result<u64, TableError> {
 
 /// Records, before the COMMIT (or `PREPARE TRANSACTION`) of `table` on a destination (`dest`,
 /// its key in the state file), the ids of its open transactions (`conns`: one, or one per
-/// range), with the `rows` copied: a resume then asks the destination whether they committed.
+/// range), with the `rows` copied: a resume then asks the destination whether they committed;
+/// under `--verify`, with the source's checksum (`source_sum`: what a resume compares the
+/// destination with, should this run stop before it did).
 ///
 /// # Errors
 /// An id could not be read, or the line not written: that destination must not commit (a
 /// resume would take its attempt for one that never committed, and copy it again).
 pub(crate) fn announce_commit(
     state: &StateFile,
-    table: &str,
-    dest: &str,
+    (table, dest): (&str, &str),
     rows: u64,
     conns: Vec<&mut Connection>,
+    source_sum: Option<&str>,
 ) -> Result<(), TableError> {
     let xids = conns
         .into_iter()
         .map(xid)
         .collect::<Result<Vec<u64>, TableError>>()?;
     state
-        .commit(table, dest, rows, &xids)
+        .commit(table, dest, rows, &xids, source_sum)
         .map_err(|e| TableError::new(format!("state file: cannot record its commit: {e}")))
 }

@@ -801,19 +801,36 @@ impl StateFile {
     ///
     /// # Errors
     /// Writing or syncing failed.
+    ///
+    /// Under `--verify`, `source_sum` is the source's checksum of the table in the run's
+    /// snapshot, recorded first (a `checksum` line): a run stopped between the COMMIT and its
+    /// comparison leaves a resume what to compare the destination with — not the source as it
+    /// is then, which a live source has changed since (a faithful copy was called different,
+    /// and every resume refused it).
     pub fn commit(
         &self,
         table: &str,
         destination: &str,
         rows: u64,
         xids: &[u64],
+        source_sum: Option<&str>,
     ) -> io::Result<()> {
         let xids = xids
             .iter()
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        self.append(&["commit", table, destination, &rows.to_string(), &xids])
+        let mut lines = source_sum
+            .map(|sum| line(&["checksum", table, destination, sum]))
+            .unwrap_or_default();
+        lines.push_str(&line(&[
+            "commit",
+            table,
+            destination,
+            &rows.to_string(),
+            &xids,
+        ]));
+        self.write(&lines, Durable::Now)
     }
 
     /// Records that `table` is committed on `destination` with `rows` rows, and under
@@ -1076,11 +1093,11 @@ mod tests {
         state.done("\"n\"", "host=x", 4, Some("4:99")).unwrap();
         // An attempt announces its commit; a `begin` of format 2 does not; done forgets both.
         state.begin("\"c\"", "host=x").unwrap();
-        state.commit("\"c\"", "host=x", 7, &[41, 42]).unwrap();
+        state.commit("\"c\"", "host=x", 7, &[41, 42], None).unwrap();
         state.begin("\"c\"", "host=x").unwrap();
         state.append(&["begin", "\"c\"", "host=x"]).unwrap();
         state.begin("\"d\"", "host=x").unwrap();
-        state.commit("\"d\"", "host=x", 2, &[43]).unwrap();
+        state.commit("\"d\"", "host=x", 2, &[43], None).unwrap();
         state.done("\"d\"", "host=x", 2, None).unwrap();
         drop(state);
         let recorded = read(&path).unwrap();

@@ -566,7 +566,8 @@ fn copy_group_unit(
                 let rows = counted[k][d].unwrap_or(0);
                 let table = tables[k].table.to_string();
                 let key = &shared.plan.keys[d];
-                resume::announce_commit(shared.state, &table, key, rows, vec![&mut *conn])
+                let sum = sums[k].as_deref();
+                resume::announce_commit(shared.state, (&table, key), rows, vec![&mut *conn], sum)
                     .err()
                     .map(|e| (k, e))
             });

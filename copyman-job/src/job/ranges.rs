@@ -499,9 +499,13 @@ pub(super) fn copy_split(
                 })
                 .collect();
             let rows = report.destinations[d].rows.unwrap_or(0);
-            if let Err(e) =
-                resume::announce_commit(shared.state, &key, &shared.plan.keys[d], rows, open)
-            {
+            if let Err(e) = resume::announce_commit(
+                shared.state,
+                (&key, &shared.plan.keys[d]),
+                rows,
+                open,
+                source_sum.as_deref(),
+            ) {
                 report.destinations[d].fail(Status::Failed, e);
             }
         }

@@ -178,9 +178,10 @@ pub(super) fn verify_done(
         if result.verified == Some(false) {
             let now = now.unwrap_or_default();
             result.error = Some(TableError::new(format!(
-                "verify: the checksum differs from the one recorded when an earlier run found \
-                 it equal to the source's (rows:sum {now} here now, {sum} then): it changed \
-                 there since"
+                "verify: the checksum differs from the source's as an earlier run read it, \
+                 recorded in the state file (rows:sum {now} here now, {sum} then): it changed \
+                 there since, or was stored otherwise than it was read (a trigger or a rule \
+                 there)"
             )));
             record_mismatch(shared, &key, d, result);
         }

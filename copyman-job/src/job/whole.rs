@@ -376,10 +376,10 @@ pub(super) fn copy_whole(
             let conn = conns.dests[d].as_mut().expect("begun above");
             let announced = resume::announce_commit(
                 shared.state,
-                &key,
-                &shared.plan.keys[d],
+                (&key, &shared.plan.keys[d]),
                 rows.unwrap_or(0),
                 vec![conn],
+                source_sum.as_deref(),
             );
             if let Err(e) = announced {
                 flags[k] = false;
