@@ -4,7 +4,7 @@
 //! A `copyman table` runs a job when it names more or fewer than one table, or gives any of the
 //! selection or job flags; one plain `TABLE` keeps the single-table copy.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hasher;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -1927,6 +1927,9 @@ struct Ledger {
     tables: Vec<(String, Vec<Cell>)>,
     /// The ranges of each table split into ranges (one backend each on every destination).
     ranges: HashMap<String, usize>,
+    /// Under `--atomic`, the tables whose commit decision is recorded ([`Event::Decided`]):
+    /// what is prepared of them commits (`copyman recover` commits it).
+    decided: HashSet<String>,
 }
 
 /// Where a table stands on a destination, as far as this process knows.
@@ -1975,6 +1978,7 @@ impl Ledger {
                 .filter(|t| t.ranges.len() > 1)
                 .map(|t| (t.table.to_string(), t.ranges.len()))
                 .collect(),
+            decided: HashSet::new(),
         }
     }
 
@@ -2032,6 +2036,9 @@ impl Ledger {
                     }
                 }
             }
+            Event::Decided { tables } => {
+                self.decided.extend(tables.iter().map(ToString::to_string));
+            }
             Event::TableFinished { report, .. } => {
                 if let Some(cells) = self.cells(&report.table.to_string()) {
                     for (cell, d) in cells.iter_mut().zip(&report.destinations) {
@@ -2045,7 +2052,7 @@ impl Ledger {
 
     /// Where `cell` stands if the process exits now: a status (`--json`'s words), and what
     /// follows from it.
-    fn verdict(&self, cell: &Cell) -> (&'static str, &'static str) {
+    fn verdict(&self, cell: &Cell, decided: bool) -> (&'static str, &'static str) {
         let recover = if self.two_phase {
             "it may have committed or be prepared: copyman recover finishes it"
         } else {
@@ -2107,6 +2114,12 @@ impl Ledger {
                          refuses it (see its advice), one under --truncate empties it and copies \
                          it again",
                     )
+                } else if prepared && decided {
+                    (
+                        "commit pending",
+                        "its PREPARE TRANSACTION was answered and the run recorded its commit \
+                         decision: it commits — copyman recover commits it",
+                    )
                 } else if prepared {
                     (
                         "prepared",
@@ -2148,11 +2161,14 @@ impl Ledger {
     /// `--atomic` the first goes out once the commit decision is recorded), or one is in doubt
     /// —, else the signal's own: a PREPARE commits nothing.
     fn at_once_exit(&self, signal: i32) -> i32 {
-        let committing = self.tables.iter().flat_map(|(_, cells)| cells).any(|cell| {
-            let (status, _) = self.verdict(cell);
+        let cells = (self.tables.iter())
+            .flat_map(|(table, cells)| cells.iter().map(move |cell| (table, cell)));
+        let committing = cells.into_iter().any(|(table, cell)| {
+            let (status, _) = self.verdict(cell, self.decided.contains(table));
             let decided = matches!(cell, Cell::Ending(_, steps)
                 if steps.iter().any(|(_, a, _)| matches!(a, Action::CommitPrepared(_))));
             decided
+                || status == "commit pending"
                 || status == "in doubt"
                 || status == "partly committed"
                 || (matches!(cell, Cell::Ending(..)) && status == "committed")
@@ -2179,12 +2195,13 @@ impl Ledger {
         let mut records = Vec::new();
         let mut lines = Vec::new();
         let (mut committed, mut doubt, mut prepared) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pending = Vec::new();
         // The first destination whose COMMIT is in doubt: what a script looks at first.
         let mut doubt_on: Option<(usize, &str)> = None;
         let mut unlisted: std::collections::BTreeMap<&str, usize> = Default::default();
         for (table, cells) in &self.tables {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
-                let (status, note) = self.verdict(cell);
+                let (status, note) = self.verdict(cell, self.decided.contains(table));
                 let in_flight = match cell {
                     Cell::Ending(_, steps) => steps
                         .iter()
@@ -2211,6 +2228,7 @@ impl Ledger {
                         doubt.push(at);
                     }
                     "prepared" | "prepared or not" => prepared.push(at),
+                    "commit pending" => pending.push(at),
                     _ => {}
                 }
                 // What a resume reads in the state file, or was not begun, is counted, not
@@ -2263,10 +2281,19 @@ impl Ledger {
                 .to_owned()
         } else {
             format!(
-                "exited at once: committed: {}; in doubt (a statement that ends its transaction \
+                "exited at once: committed: {}; {}in doubt (a statement that ends its transaction \
                  was sent, not answered: it may have committed; {}): {}; {}nothing else was \
                  committed by this run (the servers roll back the open transactions)",
                 list(&committed),
+                if pending.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "decided commit, prepared, its COMMIT PREPARED not sent yet (copyman \
+                         recover commits them): {}; ",
+                        list(&pending)
+                    )
+                },
                 if self.two_phase {
                     "copyman recover finishes what is prepared"
                 } else {
@@ -2286,11 +2313,12 @@ impl Ledger {
         };
         // A prepared transaction, or a COMMIT PREPARED unanswered: a resume refuses its table
         // until recover has finished it.
-        let recover_first = if self.two_phase && !(doubt.is_empty() && prepared.is_empty()) {
-            "run copyman recover with the same --to and decision log first, then "
-        } else {
-            ""
-        };
+        let recover_first =
+            if self.two_phase && !(doubt.is_empty() && prepared.is_empty() && pending.is_empty()) {
+                "run copyman recover with the same --to and decision log first, then "
+            } else {
+                ""
+            };
         said.push_str(&format!("copyman: {summary}\n"));
         // Nothing was begun while planning: nothing to resume.
         if !self.tables.is_empty() {
@@ -2390,7 +2418,7 @@ struct RenderState {
     /// The failures said as they happened, by destination and words (the table's name left
     /// out): one destination that cannot be reached fails every table alike, said once (it
     /// was 500 lines).
-    said: std::collections::HashSet<(usize, String)>,
+    said: HashSet<(usize, String)>,
 }
 
 impl RenderState {
@@ -2459,7 +2487,7 @@ impl Render {
                     .collect(),
                 started: now,
                 last_plain: now,
-                said: std::collections::HashSet::new(),
+                said: HashSet::new(),
             }),
         }
     }
@@ -2664,23 +2692,56 @@ mod tests {
             two_phase: false,
             tables: Vec::new(),
             ranges: HashMap::new(),
+            decided: HashSet::new(),
         };
         let step = |pid, answered| (Some(pid), Action::Commit, answered);
-        let doubt = ledger.verdict(&Cell::Ending(2, vec![step(1, Some(true)), step(2, None)]));
+        let doubt = ledger.verdict(
+            &Cell::Ending(2, vec![step(1, Some(true)), step(2, None)]),
+            false,
+        );
         assert_eq!(doubt.0, "in doubt");
         assert!(
             doubt.1.contains("an append's --resume refuses it"),
             "{doubt:?}"
         );
-        let not_sent = ledger.verdict(&Cell::Ending(2, vec![step(1, None)]));
+        let not_sent = ledger.verdict(&Cell::Ending(2, vec![step(1, None)]), false);
         assert!(not_sent.1.contains("some of its ranges"), "{not_sent:?}");
-        let all = ledger.verdict(&Cell::Ending(
-            2,
-            vec![step(1, Some(true)), step(2, Some(true))],
-        ));
+        let all = ledger.verdict(
+            &Cell::Ending(2, vec![step(1, Some(true)), step(2, Some(true))]),
+            false,
+        );
         assert_eq!(all.0, "committed");
-        let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]));
+        let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]), false);
         assert!(one.1.contains("--resume asks its server"), "{one:?}");
+    }
+
+    /// Under `--atomic`, a table prepared everywhere whose commit decision the run recorded is
+    /// committing: a signal exiting at once then says it is decided and that recover commits
+    /// it, and exits 4 — it said "committed: none", "not committed", and the signal's code,
+    /// though recover then committed it everywhere (resume38 F9).
+    #[test]
+    fn a_decided_table_is_said_committing_when_exiting_at_once() {
+        let prepared = || Cell::Ending(1, vec![(Some(1), Action::Prepare("g".into()), Some(true))]);
+        let mut ledger = Ledger {
+            dests: vec!["d1".to_owned(), "d2".to_owned()],
+            state: "job.state".to_owned(),
+            two_phase: true,
+            tables: vec![("\"public\".\"t\"".to_owned(), vec![prepared(), prepared()])],
+            ranges: HashMap::new(),
+            decided: HashSet::new(),
+        };
+        assert_eq!(ledger.at_once(3).0, 131, "not decided: nothing commits");
+        ledger.event(&Event::Decided {
+            tables: vec![TableName::from_parts(Some("public".into()), "t".into())],
+        });
+        let (exit, said, document) = ledger.at_once(3);
+        assert_eq!(exit, 4, "{said}");
+        assert!(
+            said.contains("decided commit, prepared, its COMMIT PREPARED not sent yet")
+                && said.contains("run copyman recover with the same --to and decision log first"),
+            "{said}"
+        );
+        assert_eq!(document["tables"][0]["status"], "commit pending");
     }
 
     /// A signal that exits at once in a job of many tables counts the tables not begun and
@@ -2705,6 +2766,7 @@ mod tests {
             two_phase: false,
             tables,
             ranges: HashMap::new(),
+            decided: HashSet::new(),
         };
         let (_, said, document) = ledger.at_once(3);
         let lines: Vec<&str> = said.lines().collect();
@@ -2742,12 +2804,13 @@ mod tests {
                 ],
             )],
             ranges: HashMap::new(),
+            decided: HashSet::new(),
         };
         let preparing = ledger(Cell::Ending(
             1,
             vec![(Some(2), Action::Prepare("g2".into()), None)],
         ));
-        let (status, note) = preparing.verdict(&preparing.tables[0].1[1]);
+        let (status, note) = preparing.verdict(&preparing.tables[0].1[1], false);
         assert_eq!(status, "prepared or not");
         assert!(note.contains("nothing of it committed"), "{note}");
         assert_eq!(preparing.at_once_exit(15), 143);

@@ -585,7 +585,7 @@ pub(super) fn copy_split(
                 commit_options,
                 &flags,
                 &mut parties,
-                (&here, &backends),
+                (&here, &backends, std::slice::from_ref(&t.table)),
             );
             order.extend(here);
             outcomes.extend(outcome.destinations);
@@ -605,7 +605,7 @@ pub(super) fn copy_split(
             commit_options,
             &flags,
             &mut parties,
-            (&parties_of, &backends),
+            (&parties_of, &backends, std::slice::from_ref(&t.table)),
         )
         .destinations
     };

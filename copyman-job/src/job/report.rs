@@ -304,6 +304,13 @@ pub enum Event {
         /// Whether it took effect, once answered.
         answered: Option<bool>,
     },
+    /// Under [`Options::two_phase`], the commit decision of `tables` (a table, or the members
+    /// of a foreign-key group) is recorded in the decision log: they commit from now on, and
+    /// what a stop leaves prepared of them `copyman recover` commits.
+    Decided {
+        /// The tables.
+        tables: Vec<TableName>,
+    },
     /// While planning ([`plan_with`]), before a resume waits for a transaction an earlier run
     /// announced on a destination and that is still in progress there: what it waits for, and
     /// how long at most (then it goes on if the transaction ended, or refuses the resume).

@@ -188,7 +188,7 @@ pub(super) fn commit_live(
         options,
         flags,
         &mut parties,
-        (&destination_of, &backends),
+        (&destination_of, &backends, tables),
     )
 }
 
@@ -202,7 +202,7 @@ pub(super) fn commit_table(
     mut options: commit::Options,
     flags: &[bool],
     parties: &mut [&mut dyn Participant<Error = copyman_sync::Error>],
-    (destination_of, backends): (&[usize], &[String]),
+    (destination_of, backends, tables): (&[usize], &[String], &[TableName]),
 ) -> commit::Report<copyman_sync::Error> {
     let Some(two) = &shared.two_phase else {
         return commit::run(
@@ -258,9 +258,13 @@ pub(super) fn commit_table(
             if shared.options.interrupt.is_interrupted() {
                 return Err(copyman_sync::Error::State(JOB_STOPPED));
             }
-            two.log
-                .record_parties(d, &holders, None)
-                .map_err(|e| log_failed("the commit decision (every PREPARE is rolled back)", &e))
+            two.log.record_parties(d, &holders, None).map_err(|e| {
+                log_failed("the commit decision (every PREPARE is rolled back)", &e)
+            })?;
+            (shared.events)(Event::Decided {
+                tables: tables.to_vec(),
+            });
+            Ok(())
         },
         // Best effort: not recorded, a recovery that finds the run half rolled back, or a gap
         // among its prepared transactions, asks for its servers or refuses rather than guess.
