@@ -209,6 +209,15 @@ const SNAPSHOT_TOO_OLD: &str = ": the source's old_snapshot_threshold is shorter
     standby, or fewer tables per run, or raise old_snapshot_threshold on the source (-1 turns it \
     off; a restart)";
 
+/// What "out of shared memory" (53200, its hint `max_locks_per_transaction`) means for a
+/// copy: the server's lock table cannot hold the locks the statement takes — a `TRUNCATE` of a
+/// table with thousands of partitions takes one per partition — and a rerun meets it again.
+const LOCK_TABLE_FULL: &str = ": the server's lock table cannot hold the locks this takes \
+    (one for each table locked or emptied — a TRUNCATE of a partitioned table one for each of \
+    its partitions — held to the transaction's end), and a rerun meets it again: raise \
+    max_locks_per_transaction there (it holds max_locks_per_transaction × (max_connections + \
+    max_prepared_transactions) locks; a restart), or copy fewer tables or partitions at once";
+
 /// What a write refused in a read-only transaction (25006) means: the statement's session is
 /// read-only, on a standby or by a setting (the server names neither).
 const READ_ONLY: &str = ": its session is read-only — a standby (in recovery), or \
@@ -259,9 +268,13 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         if db.code == "25006" && db.message.contains("in a read-only transaction") {
             message.push_str(READ_ONLY);
         }
+        let lock_table_full = db.code == "53200";
+        if lock_table_full {
+            message.push_str(LOCK_TABLE_FULL);
+        }
         return TableError {
             connect: false,
-            lasting: false,
+            lasting: lock_table_full,
             sqlstate: Some(db.code.clone()),
             message: one_line(&message),
         };
@@ -411,6 +424,24 @@ pub(super) fn refused(message: String, mismatch: bool) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock table too small for what a statement locks (53200: a TRUNCATE of a table with
+    /// thousands of partitions) is said with what to raise, and as met again by a rerun, not
+    /// "run again with --resume" for ever (scale38 F12).
+    #[test]
+    fn a_lock_table_too_small_is_said_with_what_to_raise_and_lasts() {
+        let mut db = DbError::new("ERROR", "53200", "out of shared memory");
+        db.hint = Some("You might need to increase max_locks_per_transaction.".to_owned());
+        let said = describe(&copyman_sync::Error::Session(SessionError::Db(Box::new(
+            db,
+        ))));
+        assert!(said.lasts(), "{said}");
+        assert!(
+            said.message
+                .contains("raise max_locks_per_transaction there"),
+            "{said}"
+        );
+    }
 
     /// A destination that may hold a table's prepared transaction is known as such, whatever
     /// broke its session: what a job's advice (recover first) and its closed-session words
