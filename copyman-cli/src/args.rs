@@ -141,7 +141,9 @@ the log does not know, a run the servers show partly ended, a transaction in ano
 or on a server not given, one a signal left) or that could not be finished, 2 usage error,
 3 connection failure, 4 a second signal exited at once (a COMMIT PREPARED sent may have
 committed: run recover again). A first signal (SIGINT, SIGTERM, SIGHUP) lets the statement
-under way finish and leaves the rest: the exit then says what is left, 0 or 1.";
+under way finish and leaves the rest: the exit then says what is left, 0 or 1; one while
+connecting, before anything was finished, exits at once with the signal's code (129, 130, 143),
+as the other commands do.";
 
 /// The raw command line, as clap parses it.
 // No Debug for the raw arguments: they hold CONNs as typed, passwords and all.

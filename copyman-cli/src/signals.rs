@@ -826,8 +826,9 @@ fn handle(signal: i32, stopping: &'static str) {
         let before_decision;
         let (said, exit) = if two_phase && point {
             (
-                "prepared transactions may be left: copyman recover with the same \
-                 --to finishes them (it commits them if the decision was recorded)",
+                "the commit decision is recorded, so the prepared transactions commit: \
+                 copyman recover with the same --to commits those whose COMMIT PREPARED this \
+                 run did not send (one may be going out as copyman exits)",
                 at_once_exit(signal, true),
             )
         } else if two_phase {
@@ -865,9 +866,14 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             ("nothing committed", at_once_exit(signal, false))
         };
+        // Decided: the COMMIT PREPAREDs begin as it exits (it said "before any COMMIT was sent"
+        // of a run whose first one was out).
+        let when = match two_phase && point {
+            true => "once the commit was decided",
+            false => "before any COMMIT was sent",
+        };
         let error = say(&format!(
-            "copyman: {}{} exiting at once before any COMMIT was \
-             sent: {said}",
+            "copyman: {}{} exiting at once {when}: {said}",
             name(signal),
             again(signal)
         ));
