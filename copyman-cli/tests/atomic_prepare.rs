@@ -294,3 +294,42 @@ fn an_atomic_job_fits_its_workers_to_the_free_prepared_transactions() {
         .batch_execute("ROLLBACK PREPARED 'someone_else'")
         .unwrap();
 }
+
+/// A signal exiting at once once the commit decision is recorded (SIGQUIT), before the COMMIT
+/// PREPAREDs: it says the commit was decided and the prepared transactions commit, exit 4 —
+/// it said "before any COMMIT was sent … (it commits them if the decision was recorded)" of a
+/// decision it had recorded itself (resume38 F11) — and recover commits them everywhere.
+#[test]
+fn atomic_exiting_at_once_after_the_decision_says_it_commits() {
+    let s = two_phase_clusters();
+    let log = TempPath::new("decided.log");
+    let (dbs, mut paused) = paused_atomic_copy(&log, &[], "recorded");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let out = paused.resume();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("exiting at once once the commit was decided")
+            && said.contains("the prepared transactions commit")
+            && !said.contains("before any COMMIT was sent"),
+        "{said}"
+    );
+    let urls: Vec<String> = (s.dest.iter().zip(&dbs))
+        .map(|(cluster, db)| cluster.url(db))
+        .collect();
+    let out = run(&[
+        "recover",
+        "--to",
+        &urls[0],
+        "--to",
+        &urls[1],
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
