@@ -329,8 +329,7 @@ pub fn check_formats(
 /// differ.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{receiver} reads {reads}, but {against} {verb} {expected}: {why}; give both ends the same \
-     FORMAT and options",
+    "{receiver} reads {reads}, but {against} {verb} {expected}: {why}",
     verb = if *.against_producer { "writes" } else { "reads" },
     why = what_changes(.reads, .expected)
 )]
@@ -354,15 +353,21 @@ fn what_changes(reads: &Representation, written: &Representation) -> &'static st
     let (mut a, mut b) = (reads.clone(), written.clone());
     (a.header, b.header) = (false, false);
     (a.forced_nulls, b.forced_nulls) = (Vec::new(), Vec::new());
-    if !a.agrees_with(&b) {
+    let mut same_encoding = a.clone();
+    same_encoding.encoding.clone_from(&b.encoding);
+    if a.encoding != b.encoding && same_encoding.agrees_with(&b) {
+        "its characters would be decoded as another encoding ('é' stored as 'Ã©') without an \
+         error; give both ends the same encoding (their sessions' client_encoding, or an \
+         ENCODING option on one statement)"
+    } else if !a.agrees_with(&b) {
         "its rows would be read as another format (NULLs, empty strings and escapes changed \
-         without an error)"
+         without an error); give both ends the same FORMAT and options"
     } else if reads.header != written.header {
         "a HEADER on one end only: the first row would be skipped as a header, or a header \
-         stored as a row"
+         stored as a row; give both ends the same FORMAT and options"
     } else {
         "FORCE_NULL or FORCE_NOT_NULL on one end only: empty strings and NULLs of those \
-         columns would be read as each other"
+         columns would be read as each other; give both ends the same FORMAT and options"
     }
 }
 

@@ -339,6 +339,15 @@ fn a_receiver_reading_another_representation_than_the_producers_fails_the_start(
         ),
         "{fail}"
     );
+    // Said as an encoding's difference, with its own way out (lib38 F10: it spoke of NULLs
+    // and escapes, and of making the statements' options the same).
+    let said = representation_mismatch(&fail, R0);
+    assert!(
+        said.contains("decoded as another encoding")
+            && said.contains("client_encoding")
+            && !said.contains("NULLs"),
+        "{said}"
+    );
     assert_eq!(io.logged("cancel"), ["cancel producer"]);
 }
 
