@@ -86,7 +86,8 @@ impl Demand {
 /// says so, its endpoints (whether each is the source).
 struct Room {
     key: String,
-    names: String,
+    /// Its first endpoint, with its CONN (redacted); the others' roles after it.
+    names: Vec<String>,
     free: i64,
     limit: String,
     endpoints: Vec<bool>,
@@ -149,10 +150,9 @@ impl Rooms {
                      for a DBA, left free"
                 );
             }
-            let name = format!("{role} ({})", server.name);
             match connections.iter_mut().find(|s| s.key == key) {
                 Some(s) => {
-                    s.names.push_str(&format!(" and {name}"));
+                    s.names.push(role);
                     // Another role or database of the server may have a lower limit of its own.
                     if free < s.free {
                         (s.free, s.limit) = (free, limit);
@@ -161,7 +161,7 @@ impl Rooms {
                 }
                 None => connections.push(Room {
                     key,
-                    names: name,
+                    names: vec![format!("{role} ({})", server.name)],
                     free,
                     limit,
                     endpoints: vec![is_source],
@@ -239,9 +239,14 @@ impl Rooms {
             .iter()
             .min_by_key(|s| most_on(s))
             .expect("one server does not fit");
+        // One server, however many of the job's endpoints are its databases: named once.
+        let server = match tightest.names.as_slice() {
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("the server of {first}, {}", rest.join(", ")),
+            [] => "a server".to_owned(),
+        };
         let what = format!(
-            "{} accepts {} now ({})",
-            tightest.names,
+            "{server} accepts {} now ({})",
             plural(
                 usize::try_from(tightest.free.max(0)).unwrap_or(0),
                 "more connection"
@@ -271,9 +276,13 @@ impl Rooms {
             ""
         };
         warnings.push(format!(
-            "--jobs {wanted} needs up to {} connections there{ranges}, and {what}: copying {} \
-             (--jobs {jobs})",
-            need(wanted, &tightest.endpoints),
+            "{what}, and --jobs {wanted} needs up to {} there{ranges}: copying {} (--jobs {jobs})",
+            plural(
+                need(wanted, &tightest.endpoints)
+                    .try_into()
+                    .unwrap_or(usize::MAX),
+                "connection"
+            ),
             demand(jobs).said(plan_ranges)
         ));
         Ok(jobs)

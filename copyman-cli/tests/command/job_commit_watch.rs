@@ -548,6 +548,31 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
     for i in 1..=20 {
         assert_eq!(count(&tight, &d1, &format!("m{i}")), 1000);
     }
+    // Two databases of the one server: named once, as one server (scale38 F13: each was named,
+    // joined by "and", as if each accepted the connections).
+    let d2 = database(&tight, &schema);
+    let out = copyman()
+        .args(["table", "--table", "m*", "--dry-run", "--from"])
+        .arg(source.conninfo(&src))
+        .args(["--to", &tight.conninfo(&d1), "--to", &tight.conninfo(&d2)])
+        .args([
+            "--state",
+            TempPath::new("two-dbs.state").arg(),
+            "--jobs",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    let warning = (stderr.lines())
+        .find(|l| l.contains("--jobs 20 needs up to"))
+        .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
+    assert!(
+        warning.contains("the server of destination 1 (")
+            && warning.contains("), destination 2 accepts")
+            && !warning.contains(" and destination 2"),
+        "{warning}"
+    );
     // --split-larger-than costs range sessions only where a table is split: none over 1G, the
     // cap is the same (it was 2, as if every worker split a table); one over 64K, said why.
     for (split, jobs, says_split) in [("1G", "--jobs 11)", false), ("64K", "--jobs 2)", true)] {
