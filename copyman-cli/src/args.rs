@@ -1285,7 +1285,7 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
         return in_a_directory("--decision-log", &path);
     }
     let state = env
-        .get("XDG_STATE_HOME")
+        .xdg_dir("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| env.home().map(|h| PathBuf::from(h).join(".local/state")))
         .ok_or_else(|| {

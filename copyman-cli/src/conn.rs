@@ -190,6 +190,13 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// An XDG base directory variable (`XDG_CACHE_HOME`, `XDG_STATE_HOME`), if set to an
+    /// absolute path: a relative one is invalid and ignored, as the XDG base directory
+    /// specification says (it was taken relative to the working directory).
+    pub(crate) fn xdg_dir(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|dir| Path::new(dir).is_absolute())
+    }
+
     /// libpq's `client_encoding=auto`: the encoding of the locale (`LC_ALL`, `LC_CTYPE`,
     /// `LANG`), `SQL_ASCII` for the C locale or one whose codeset is not known here.
     fn locale_encoding(&self) -> String {

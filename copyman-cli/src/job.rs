@@ -289,7 +289,7 @@ impl JobArgs {
             Some(path) => (crate::args::in_a_directory("--state", path)?, None),
             None => {
                 let cache = env
-                    .get("XDG_CACHE_HOME")
+                    .xdg_dir("XDG_CACHE_HOME")
                     .map(PathBuf::from)
                     .or_else(|| env.home().map(|h| PathBuf::from(h).join(".cache")))
                     .ok_or_else(|| {
@@ -3401,6 +3401,14 @@ mod tests {
         let err = hi(
             &["table", "--from", "host=a", "--to", "host=b"],
             &[("USER", "u")],
+        )
+        .unwrap_err();
+        assert!(err.message.contains("--state"), "{err}");
+        // A relative XDG_CACHE_HOME is invalid and ignored, as the XDG specification says (it
+        // was taken relative to the working directory: scale38 F9).
+        let err = hi(
+            &["table", "--from", "host=a", "--to", "host=b"],
+            &[("USER", "u"), ("XDG_CACHE_HOME", "relative/cache")],
         )
         .unwrap_err();
         assert!(err.message.contains("--state"), "{err}");
