@@ -1245,7 +1245,22 @@ fn dry_run(
             ));
         }
     }
-    report::print_stdout(&text)?;
+    // A reader gone (`… | head`) wanted no more; a stdout closed or full lost the plan: said,
+    // the exit status standing (it exited 0 without a word).
+    if crate::closed_at_start(1) {
+        report::warn(
+            "--dry-run: stdout is closed: the plan goes nowhere (redirect it: > FILE); the exit \
+             status says how the run would end",
+        );
+    }
+    match report::print_stdout(&text) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(e.into()),
+        Err(e) => report::warn(format_args!(
+            "the plan could not be written to stdout ({e}); the exit status says how the run \
+             would end"
+        )),
+        Ok(()) => {}
+    }
     // How the run would end, where it would not succeed, said last on stderr as the run's last
     // line is (the reasons stood deep in the plan, and stderr said nothing at exit 1).
     if exit != Exit::Success {

@@ -360,6 +360,30 @@ fn a_closed_stdout_or_stdin_is_refused_before_connecting() {
         text(&out.stderr)
     );
     assert_eq!(digest(&c.dest[0], &d2, "t"), digest(&c.source, &src, "t"));
+    // A job's dry run whose plan goes nowhere says so (it exited 0 without a word: scale38 F9).
+    let out = via_sh(
+        r#"exec "$0" "$@" >&-"#,
+        &[
+            "table",
+            "t",
+            "--from",
+            &url,
+            "--to",
+            &c.dest[0].url(&d2),
+            "--truncate",
+            "--dry-run",
+            "--state",
+            TempPath::new("closed-dry.state").arg(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("--dry-run: stdout is closed: the plan goes nowhere"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Point 5: a 249-byte file name was refused ("File name too long"): the temporary name is
