@@ -68,8 +68,8 @@ where
 
 /// Expands, inside an adapter's `impl Connection`, to the methods both adapters' connections
 /// share: `session`, `is_closed`, `check`, `execute`, `query`, `take_notices`,
-/// `take_notifications`, `keep_notices`, `command_tag`, `cancel_token` (public), and `run_query`, `start_copy`,
-/// `drive`, `abandon_copy_in`, `abandon_copy_out`.
+/// `take_notifications`, `keep_notices`, `command_tag`, `cancel_token` (public), and
+/// `run_query`, `start_copy`, `drive`, `abandon_copy_in`, `abandon_copy_out`.
 ///
 /// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
 /// (each call into the adapter then awaited). The connection has the fields `endpoint:

@@ -1463,6 +1463,53 @@ fn a_keep_going_summary_counts_failures_said_as_they_happened() {
     assert_eq!(live, 1, "{stderr}");
 }
 
+/// Tables `a` and `b` (a row each) on the source, a database on destination 1 made by
+/// `dest_schema`, and a job copying both there one at a time, with a state file of its own.
+struct TwoTables {
+    src: String,
+    d1: String,
+    state: TempPath,
+    from: String,
+    to: String,
+}
+
+impl TwoTables {
+    fn new(dest_schema: &str, state: &str) -> Self {
+        let c = clusters();
+        let src = database(
+            &c.source,
+            "CREATE TABLE a (id int); CREATE TABLE b (id int);
+             INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);",
+        );
+        let d1 = database(&c.dest[0], dest_schema);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+        let state = TempPath::new(state);
+        Self {
+            src,
+            d1,
+            state,
+            from,
+            to,
+        }
+    }
+
+    /// The job's arguments, then `extra`.
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["table", "a", "b", "--from", &self.from, "--to", &self.to];
+        args.extend(["--state", self.state.arg(), "--jobs", "1"]);
+        args.extend(extra);
+        args
+    }
+
+    /// Rows of `a` and `b` on destination 1.
+    fn held(&self) -> i64 {
+        let c = clusters();
+        count(&c.dest[0], &self.d1, "a") + count(&c.dest[0], &self.d1, "b")
+    }
+}
+
+const BOTH: &str = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+
 /// A destination that refuses the job's sessions once it planned (a connection storm took its
 /// slots, it stopped accepting connections): nothing committed, and the exit is 3, a connection
 /// failure, as the same refusal met before the job began — not 1, "the copy failed" (scale38
@@ -1470,28 +1517,9 @@ fn a_keep_going_summary_counts_failures_said_as_they_happened() {
 #[test]
 fn a_job_whose_destination_refuses_its_sessions_after_planning_exits_as_a_connection_failure() {
     let c = clusters();
-    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
-    let src = database(
-        &c.source,
-        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
-    );
-    let d1 = database(&c.dest[0], schema);
-    let state = TempPath::new("refused.state");
-    let args = [
-        "table",
-        "a",
-        "b",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--state",
-        state.arg(),
-        "--jobs",
-        "1",
-        "--json",
-    ];
-    let paused = Paused::start(&args, "planned");
+    let job = TwoTables::new(BOTH, "refused.state");
+    let d1 = &job.d1;
+    let paused = Paused::start(&job.args(&["--json"]), "planned");
     let mut admin = c.dest[0].connect("postgres");
     admin
         .batch_execute(&format!("ALTER DATABASE \"{d1}\" ALLOW_CONNECTIONS false"))
@@ -1508,12 +1536,11 @@ fn a_job_whose_destination_refuses_its_sessions_after_planning_exits_as_a_connec
     assert_exit(&out, 3);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
-    assert_eq!(count(&c.dest[0], &d1, "a"), 0);
+    assert_eq!(job.held(), 0);
     // Once it accepts them again, the resume copies both.
-    let mut resume = args.to_vec();
-    resume.push("--resume");
+    let resume = job.args(&["--resume"]);
     assert_exit(&copyman().args(&resume).output().unwrap(), 0);
-    assert_eq!(count(&c.dest[0], &d1, "b"), 1);
+    assert_eq!(job.held(), 2);
 }
 
 /// A resume whose state file cannot be opened once it planned (here a directory took its
@@ -1522,36 +1549,13 @@ fn a_job_whose_destination_refuses_its_sessions_after_planning_exits_as_a_connec
 /// what to do — not 1, "nothing committed" (resume38 F2).
 #[test]
 fn a_resume_whose_state_file_cannot_be_written_is_partial() {
-    let c = clusters();
-    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
-    let src = database(
-        &c.source,
-        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
-    );
-    let d1 = database(&c.dest[0], schema);
-    let state = TempPath::new("unwritable.state");
-    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let args = [
-        "table",
-        "a",
-        "b",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--state",
-        state.arg(),
-        "--jobs",
-        "1",
-    ];
-    Paused::start(&args, "committed:1").kill();
-    let mut resume = args.to_vec();
-    resume.extend(["--resume", "--json"]);
-    let paused = Paused::start(&resume, "planned");
-    std::fs::remove_file(&state.0).unwrap();
-    std::fs::create_dir(&state.0).unwrap();
+    let job = TwoTables::new(BOTH, "unwritable.state");
+    Paused::start(&job.args(&[]), "committed:1").kill();
+    let paused = Paused::start(&job.args(&["--resume", "--json"]), "planned");
+    std::fs::remove_file(&job.state.0).unwrap();
+    std::fs::create_dir(&job.state.0).unwrap();
     let out = paused.resume();
-    std::fs::remove_dir(&state.0).unwrap();
+    std::fs::remove_dir(&job.state.0).unwrap();
     assert_exit(&out, 4);
     let stderr = text(&out.stderr);
     assert!(
@@ -1559,8 +1563,7 @@ fn a_resume_whose_state_file_cannot_be_written_is_partial() {
         "{stderr}"
     );
     assert_eq!(json(&out)["status"], "partial");
-    let held = count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b");
-    assert_eq!(held, 1, "what the first run committed stays");
+    assert_eq!(job.held(), 1, "what the first run committed stays");
 }
 
 /// A resume whose planning session on the source is lost (terminated) ends before it begins
@@ -1569,42 +1572,25 @@ fn a_resume_whose_state_file_cannot_be_written_is_partial() {
 #[test]
 fn a_resume_whose_planning_session_is_lost_is_partial() {
     let c = clusters();
-    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
-    let src = database(
-        &c.source,
-        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
-    );
     // The first run copies a, and leaves b out (not there yet): a is recorded done.
-    let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
-    let state = TempPath::new("lost.state");
-    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let args = [
-        "table",
-        "a",
-        "b",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--state",
-        state.arg(),
-        "--jobs",
-        "1",
-    ];
-    let mut first = args.to_vec();
-    first.push("--keep-going");
-    assert_exit(&copyman().args(&first).output().unwrap(), 4);
+    let job = TwoTables::new("CREATE TABLE a (id int);", "lost.state");
+    assert_exit(
+        &copyman()
+            .args(job.args(&["--keep-going"]))
+            .output()
+            .unwrap(),
+        4,
+    );
     c.dest[0]
-        .connect(&d1)
+        .connect(&job.d1)
         .batch_execute("CREATE TABLE b (id int)")
         .unwrap();
-    let mut resume = args.to_vec();
-    resume.extend(["--resume", "--json"]);
-    let paused = Paused::start(&resume, "planning:1");
+    let paused = Paused::start(&job.args(&["--resume", "--json"]), "planning:1");
     c.source
         .connect("postgres")
         .batch_execute(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{src}'"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            job.src
         ))
         .unwrap();
     let out = paused.resume();
@@ -1616,8 +1602,9 @@ fn a_resume_whose_planning_session_is_lost_is_partial() {
     );
     assert_eq!(json(&out)["status"], "partial");
     // Run again, it finishes.
-    let mut again = args.to_vec();
-    again.push("--resume");
-    assert_exit(&copyman().args(&again).output().unwrap(), 0);
-    assert_eq!(count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b"), 2);
+    assert_exit(
+        &copyman().args(job.args(&["--resume"])).output().unwrap(),
+        0,
+    );
+    assert_eq!(job.held(), 2);
 }

@@ -112,10 +112,10 @@ impl StatementSpec {
         self
     }
 
-    /// Has the copy close a stalled endpoint's connection at once.
+    /// Has the copy close a stalled endpoint's connection at once, if `close`.
     #[must_use]
-    pub fn close_stalled(mut self) -> Self {
-        self.close_stalled = true;
+    pub fn close_stalled_if(mut self, close: bool) -> Self {
+        self.close_stalled = close;
         self
     }
 }

@@ -372,65 +372,11 @@ pub fn an_autocommit_receiver_ended_after_copydone_is_in_doubt<D: CopyDriver>(
 /// ProducerFault with the core's "stalled" error naming the producer; aborting then cancels the
 /// source's COPY, commits nothing, and leaves every session usable.
 pub fn stall_timeout_faults_producer<D: CopyDriver>(driver: &D, clusters: &Clusters) {
-    let source_db = clusters.source.create_database();
-    let dest = &clusters.destinations[0];
-    let dest_db = dest.create_database();
-    exec(dest, &dest_db, "CREATE TABLE t (i int8)");
-    let plan = CopyPlan {
-        source: SourceSpec::Statement(
-            StatementSpec::new(
-                clusters.source.conninfo(&source_db),
-                "COPY (SELECT CASE WHEN i = 50000 THEN (SELECT i FROM pg_sleep(30)) ELSE i END \
-                 FROM generate_series(1, 100000) AS g(i)) TO STDOUT",
-            )
-            .timeout(Duration::from_secs(1)),
-        ),
-        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
-            dest.conninfo(&dest_db),
-            "COPY t FROM STDIN",
-        ))],
-    };
-    let mut copy = open(driver, plan);
-    copy.start()
-        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
-    let fault = loop {
-        match copy.next() {
-            Some(Ok(_)) => {}
-            Some(Err(fault)) => break fault,
-            None => panic!("[{}] the copy ended without the stall", driver.name()),
-        }
-    };
-    let FaultInfo::Producer { error, .. } = &fault else {
-        panic!("[{}] a producer fault: {fault}", driver.name());
-    };
-    assert!(
-        error
-            .text
-            .contains("producer stalled: no byte moved for 1s"),
-        "[{}] {error}",
-        driver.name()
-    );
-    assert!(error.is_timeout(), "{error}");
-    let fail = copy.abort("the source stalled");
-    assert_eq!(
-        fail.reason,
-        "the source stalled",
-        "[{}] {fail}",
-        driver.name()
-    );
-    assert_eq!(count(dest, &dest_db, "t"), 0);
-    select_one(&mut copy, Endpoint::Source);
-    select_one(&mut copy, Endpoint::Destination(0));
+    producer_stalls(driver, clusters, false);
 }
 
-/// [`stall_timeout_faults_producer`] under `close_stalled`: the producer's connection is closed
-/// at once, and its fault stays the stall (what an application tells a stall from a failure
-/// by), in both adapters — copyman-async's said the consequence, "connection closed", its
-/// cancel on the closed connection taken for the producer's error (lib38 F9).
-pub fn stall_timeout_faults_producer_closed_at_once<D: CopyDriver>(
-    driver: &D,
-    clusters: &Clusters,
-) {
+/// [`stall_timeout_faults_producer`], with `close_stalled` or not.
+fn producer_stalls<D: CopyDriver>(driver: &D, clusters: &Clusters, close_stalled: bool) {
     let source_db = clusters.source.create_database();
     let dest = &clusters.destinations[0];
     let dest_db = dest.create_database();
@@ -443,7 +389,7 @@ pub fn stall_timeout_faults_producer_closed_at_once<D: CopyDriver>(
                  FROM generate_series(1, 100000) AS g(i)) TO STDOUT",
             )
             .timeout(Duration::from_secs(1))
-            .close_stalled(),
+            .close_stalled_if(close_stalled),
         ),
         destinations: vec![DestinationSpec::Statement(StatementSpec::new(
             dest.conninfo(&dest_db),
@@ -478,7 +424,8 @@ pub fn stall_timeout_faults_producer_closed_at_once<D: CopyDriver>(
         "[{}] {fail}",
         driver.name()
     );
-    // The copy's own failure says the stall too, not its consequence.
+    // The copy's own failure says the stall too, not its consequence (a producer closed at
+    // once is said closed only by its connection).
     let said = fail.producer_fault.as_ref().map(|e| e.text.clone());
     assert!(
         said.is_none_or(|said| said.contains("producer stalled")) && !fail.text.contains("closed"),
@@ -486,7 +433,22 @@ pub fn stall_timeout_faults_producer_closed_at_once<D: CopyDriver>(
         driver.name()
     );
     assert_eq!(count(dest, &dest_db, "t"), 0);
+    // A source closed at once is not asked again.
+    if !close_stalled {
+        select_one(&mut copy, Endpoint::Source);
+    }
     select_one(&mut copy, Endpoint::Destination(0));
+}
+
+/// [`stall_timeout_faults_producer`] under `close_stalled`: the producer's connection is closed
+/// at once, and its fault stays the stall (what an application tells a stall from a failure
+/// by), in both adapters — copyman-async's said the consequence, "connection closed", its
+/// cancel on the closed connection taken for the producer's error (lib38 F9).
+pub fn stall_timeout_faults_producer_closed_at_once<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    producer_stalls(driver, clusters, true);
 }
 
 /// With a stall timeout, a source server that stops answering altogether (its backend stopped:
