@@ -411,17 +411,11 @@ pub(crate) async fn client_format<C: tokio_postgres::GenericClient>(
 
 #[async_trait]
 impl Producer for ClientProducer<'_> {
-    fn format(&self) -> Option<DataFormat> {
-        self.format.clone()
-    }
+    copyman_core::client_endpoint_items!();
 
     // Its server ended the COPY with the error: nothing more can be read.
     fn resumable(&self) -> bool {
         false
-    }
-
-    fn protocol(&self) -> Protocol {
-        Protocol::Chunks
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {

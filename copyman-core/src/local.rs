@@ -297,6 +297,23 @@ macro_rules! statement_producer {
     };
 }
 
+/// Expands, inside an adapter's `impl Producer for ClientProducer` or `impl Receiver for
+/// ClientReceiver`, to what a client-bound endpoint says of its data: `format` (its statement's
+/// and its client's, asked when it was made) and `protocol` (lines: its client crate's rows).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! client_endpoint_items {
+    () => {
+        fn format(&self) -> Option<$crate::start::DataFormat> {
+            self.format.clone()
+        }
+
+        fn protocol(&self) -> $crate::Protocol {
+            $crate::Protocol::Chunks
+        }
+    };
+}
+
 /// Expands, inside an adapter's `impl Producer for StatementProducer`, to the methods that do no
 /// IO: `resumable` (false: its server ended the COPY with the error, nothing more can be read),
 /// `protocol`, `format`, `count`, `set_buffer_size` (its [`CopyOutStatement`]'s) and `stalled`

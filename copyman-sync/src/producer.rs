@@ -373,17 +373,11 @@ pub(crate) fn client_format<C: postgres::GenericClient>(
 }
 
 impl Producer for ClientProducer<'_> {
-    fn format(&self) -> Option<DataFormat> {
-        self.format.clone()
-    }
+    copyman_core::client_endpoint_items!();
 
     // Its server ended the COPY with the error: nothing more can be read.
     fn resumable(&self) -> bool {
         false
-    }
-
-    fn protocol(&self) -> Protocol {
-        Protocol::Chunks
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {

@@ -521,18 +521,12 @@ impl<'c> ClientReceiver<'c> {
 }
 
 impl Receiver for ClientReceiver<'_> {
-    fn format(&self) -> Option<DataFormat> {
-        self.format.clone()
-    }
+    copyman_core::client_endpoint_items!();
 
-    // Its completion is its client's `finish`: its server's COPY ends and, outside a
-    // transaction, commits.
+    // Its completion is its client's `finish`: its server's COPY ends, and commits with the
+    // caller's transaction.
     fn completes_a_server(&self) -> bool {
         true
-    }
-
-    fn protocol(&self) -> Protocol {
-        Protocol::Chunks
     }
 
     fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
