@@ -115,8 +115,9 @@ pub(super) fn rollback_pending(gid: &str, why: Option<TableError>) -> TableError
 const MAY_HOLD_PREPARED: &str = "may hold the prepared transaction";
 
 impl TableError {
-    /// Whether its destination may hold the table's prepared transaction
-    /// ([`rollback_pending`]): `copyman recover` finishes it before a resume can copy the table.
+    /// Whether its destination may hold the table's prepared transaction (its PREPARE sent
+    /// and not answered, or its ROLLBACK PREPARED not): `copyman recover` finishes it before a
+    /// resume can copy the table.
     pub fn holds_prepared(&self) -> bool {
         self.message.starts_with(MAY_HOLD_PREPARED)
     }
