@@ -479,16 +479,21 @@ impl<'a> CopyManager<'a> {
         let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
         for r in 0..self.writes.len() {
             if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
-                if close {
-                    self.receivers[r].stalled();
+                // Given up after an interrupt: said so, not as a stall timeout.
+                match (close, stalled.interrupted) {
+                    (true, true) => self.receivers[r].given_up(),
+                    (true, false) => self.receivers[r].stalled(),
+                    (false, _) => {}
                 }
                 self.receiver_failed(r, Box::new(stalled));
             }
         }
         if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
             self.reading = None;
-            if close {
-                self.producer.stalled();
+            match (close, stalled.interrupted) {
+                (true, true) => self.producer.given_up(),
+                (true, false) => self.producer.stalled(),
+                (false, _) => {}
             }
             self.report(Input::ProducerError(Box::new(stalled)));
         }

@@ -48,6 +48,14 @@ pub trait Producer {
         Ok(())
     }
 
+    /// The copy was interrupted and its server sent no byte for the interrupt's grace: a
+    /// producer on a connection closes it at once, saying so
+    /// ([`copyman_core::endpoint::GIVEN_UP_AFTER_INTERRUPT`]), not as a stall timeout the caller
+    /// may not have set. The default: [`Producer::stalled`].
+    fn given_up(&mut self) {
+        self.stalled();
+    }
+
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, a read that
     /// gets no byte for that long fails with a timeout error, which the manager reports as a
@@ -122,6 +130,7 @@ copyman_core::forward_boxed! {
         fn format(&self) -> Option<DataFormat>;
         fn cancel(&mut self) -> Result<(), BoxError>;
         fn stalled(&mut self);
+        fn given_up(&mut self);
         fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
         fn poll_socket(&self) -> Option<PollSocket>;
@@ -260,6 +269,12 @@ impl Producer for StatementProducer<'_> {
     fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         self.conn.set_copy_timeout(timeout);
         Ok(())
+    }
+
+    fn given_up(&mut self) {
+        self.conn.cancel_detached();
+        self.conn
+            .close(copyman_core::endpoint::GIVEN_UP_AFTER_INTERRUPT);
     }
 }
 

@@ -108,6 +108,14 @@ pub trait Receiver {
         Ok(())
     }
 
+    /// The copy was interrupted ([`CopyManager::interrupter`](crate::CopyManager::interrupter))
+    /// and its server moved no byte for the interrupt's grace: a receiver on a connection closes
+    /// it at once, saying so ([`copyman_core::endpoint::GIVEN_UP_AFTER_INTERRUPT`]), not as a
+    /// stall timeout the caller may not have set. The default: [`Receiver::stalled`].
+    fn given_up(&mut self) {
+        self.stalled();
+    }
+
     /// Lets `interrupter` (its copy's, [`CopyManager::interrupter`](crate::CopyManager::interrupter))
     /// cut this receiver's blocking waits for its server — the CopyFail of an abort — where its
     /// connection has no interrupter of its own: once interrupted, a frozen server is given up
@@ -360,6 +368,12 @@ impl Receiver for StatementReceiver<'_> {
         // does not end.
         self.conn.cancel_detached();
         self.conn.close(copyman_core::endpoint::STALLED_COPY_IN);
+    }
+
+    fn given_up(&mut self) {
+        self.conn.cancel_detached();
+        self.conn
+            .close(copyman_core::endpoint::GIVEN_UP_AFTER_INTERRUPT);
     }
 
     fn poll_socket(&self) -> Option<PollSocket> {

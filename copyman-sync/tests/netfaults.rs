@@ -727,3 +727,50 @@ fn an_interrupted_abort_gives_up_a_frozen_receiver() {
     assert_eq!(committed(cluster, &dbs[0]), 0);
     assert_eq!(committed(cluster, &dbs[1]), 0);
 }
+
+/// A copy interrupted while a receiver's server is frozen mid-transmit, with no stall timeout:
+/// the receiver is given up after the interrupt's grace and its connection says so — it said
+/// "closed … for the stall timeout", a timeout the application never set (lib38 F8).
+#[test]
+fn a_receiver_given_up_after_an_interrupt_says_so() {
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let db = cluster.create_database();
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&cluster.conninfo(&src_db));
+    let mut d0 = destination(&proxy.conninfo(cluster, &db));
+    let producer = StatementProducer::new(&mut source, series(1_000_000));
+    let mut copy = CopyManager::start(producer, vec![receiver(&mut d0)]).unwrap();
+    proxy.set(S2C, Net::Stall);
+    proxy.set(C2S, Net::Stall);
+    let interrupter = copy.interrupter().unwrap();
+    let (done, ended) = mpsc::channel::<()>();
+    let given_up = thread::scope(|s| {
+        let (interrupter, proxy) = (&interrupter, &proxy);
+        let watchdog = s.spawn(move || {
+            thread::sleep(Duration::from_millis(500));
+            interrupter.interrupt();
+            let in_time = ended.recv_timeout(Duration::from_secs(30)).is_ok();
+            proxy.set(S2C, Net::Pass);
+            proxy.set(C2S, Net::Pass);
+            in_time
+        });
+        // Its transmit, under way, is given up by the copy's own wait.
+        let fault = copy.by_ref().find_map(Result::err);
+        assert!(matches!(fault, Some(Fault::Receiver(_))), "{fault:?}");
+        done.send(()).unwrap();
+        watchdog.join().unwrap()
+    });
+    assert!(
+        given_up,
+        "the interrupted copy waited for the frozen receiver"
+    );
+    let _ = copy.abort("given up");
+    let again = d0.query("SELECT 1").expect_err("given up");
+    let said = chain(&again);
+    assert!(
+        said.contains("interrupt's grace") && !said.contains("stall timeout"),
+        "{said}"
+    );
+    assert_eq!(committed(cluster, &db), 0);
+}
