@@ -201,6 +201,21 @@ macro_rules! client_glue {
                 }
             }
 
+            /// A `ClientReceiver`'s client, by its answer to core's
+            /// [`TRANSACTION_PROBE`](crate::client::TRANSACTION_PROBE): in a transaction block
+            /// (the probe's savepoint then to release), or refused outside one
+            /// ([`NEEDS_A_TRANSACTION`](crate::client::NEEDS_A_TRANSACTION)).
+            pub(crate) fn in_a_transaction(probe: Result<(), $krate::Error>) -> Result<(), Self> {
+                let outside = $crate::client::OUTSIDE_A_TRANSACTION;
+                match probe {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.code().is_some_and(|c| c.code() == outside) => {
+                        Err(Self::State($crate::client::NEEDS_A_TRANSACTION))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
             /// What core's manager needs to know of an endpoint's error of this type.
             pub(crate) fn diagnose(error: &(dyn ::std::error::Error + 'static)) -> Diagnosis {
                 match error.downcast_ref::<Self>() {

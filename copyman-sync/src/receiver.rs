@@ -519,14 +519,9 @@ impl<'c> ClientReceiver<'c> {
         copyman_core::statement::check(statement, Direction::FromStdin)
             .map_err(|e| Error::Session(e.into()))?;
         let format = crate::producer::client_format(client, statement)?;
-        use copyman_core::client::{NEEDS_A_TRANSACTION, OUTSIDE_A_TRANSACTION};
-        match client.batch_execute(copyman_core::client::TRANSACTION_PROBE) {
-            Ok(()) => client.batch_execute(copyman_core::client::TRANSACTION_PROBE_END)?,
-            Err(e) if e.code().is_some_and(|c| c.code() == OUTSIDE_A_TRANSACTION) => {
-                return Err(Error::State(NEEDS_A_TRANSACTION));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        use copyman_core::client::{TRANSACTION_PROBE, TRANSACTION_PROBE_END};
+        Error::in_a_transaction(client.batch_execute(TRANSACTION_PROBE))?;
+        client.batch_execute(TRANSACTION_PROBE_END)?;
         Ok(Self {
             writer: Some(client.copy_in(statement)?),
             format: Some(format),
