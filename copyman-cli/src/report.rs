@@ -175,24 +175,25 @@ pub(crate) fn print_notices(notices: &[Notice]) {
 
 /// What [`print_notices`] prints.
 fn notices_said(notices: &[Notice]) -> Vec<String> {
-    let mut distinct: Vec<(&Notice, usize)> = Vec::new();
+    // By what is printed, in one pass: a flood of 10 000 notices kept was compared pair by pair.
+    let mut distinct: Vec<(String, usize)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for notice in notices {
-        match distinct.iter_mut().find(|(seen, _)| *seen == notice) {
-            Some((_, times)) => *times += 1,
-            None => distinct.push((notice, 1)),
+        let said = notice.to_string();
+        match seen.get(&said) {
+            Some(&at) => distinct[at].1 += 1,
+            None => {
+                seen.insert(said.clone(), distinct.len());
+                distinct.push((said, 1));
+            }
         }
     }
     (distinct.into_iter())
-        .map(|(notice, times)| {
-            let said = notice.to_string();
-            if times == 1 {
-                return said;
-            }
+        .map(|(said, times)| match (times, said.split_once('\n')) {
+            (1, _) => said,
             // On its first line, before any DETAIL or HINT.
-            match said.split_once('\n') {
-                Some((first, rest)) => format!("{first} (said {times} times)\n{rest}"),
-                None => format!("{said} (said {times} times)"),
-            }
+            (_, Some((first, rest))) => format!("{first} (said {times} times)\n{rest}"),
+            (_, None) => format!("{said} (said {times} times)"),
         })
         .collect()
 }
