@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::panic::resume_unwind;
 use std::path::Path;
 use std::time::Duration;
 
@@ -1420,7 +1421,8 @@ fn plan_all(
                 let looked_ahead = look_ahead(&mut src, next, options);
                 let found: Vec<_> = asking
                     .into_iter()
-                    .map(|(i, asked)| (i, asked.join().unwrap_or_default()))
+                    // A question's panic is the job's, as on the planning's own thread.
+                    .map(|(i, asked)| (i, asked.join().unwrap_or_else(|p| resume_unwind(p))))
                     .collect();
                 (looked_ahead, found)
             });
