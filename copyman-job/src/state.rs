@@ -799,14 +799,14 @@ impl StateFile {
     /// `COMMIT` (or `PREPARE TRANSACTION`), and send none if this fails: a resume takes an
     /// attempt without this record for one that never committed.
     ///
-    /// # Errors
-    /// Writing or syncing failed.
-    ///
     /// Under `--verify`, `source_sum` is the source's checksum of the table in the run's
     /// snapshot, recorded first (a `checksum` line): a run stopped between the COMMIT and its
     /// comparison leaves a resume what to compare the destination with — not the source as it
     /// is then, which a live source has changed since (a faithful copy was called different,
     /// and every resume refused it).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
     pub fn commit(
         &self,
         table: &str,
