@@ -780,3 +780,23 @@ fn progress(event: Event) -> Option<Progress> {
         _ => None,
     }
 }
+
+/// Expands, in an adapter's `start_boxed`, to the [`CopyRun`] of a boxed producer and its
+/// receivers under `options`: the producer's reads take the options' buffer size, if they give
+/// one; then [`CopyRun::for_options`] with each endpoint's protocol, which receivers complete a
+/// server and whether the producer is resumable — the methods both adapters' traits have
+/// ([`producer_items!`](crate::producer_items), [`receiver_items!`](crate::receiver_items)).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! copy_run_for {
+    ($producer:ident, $receivers:ident, $options:ident, $diagnose:expr) => {{
+        if let Some(size) = $options.buffer_size {
+            $producer.set_buffer_size(size);
+        }
+        let receivers = $receivers
+            .iter()
+            .map(|r| (r.protocol(), r.completes_a_server()));
+        let (protocol, resumable) = ($producer.protocol(), $producer.resumable());
+        $crate::run::CopyRun::for_options(protocol, receivers, &$options, resumable, $diagnose)
+    }};
+}

@@ -173,20 +173,8 @@ impl<'a> CopyManager<'a> {
         receivers: Vec<Box<dyn Receiver + 'a>>,
         options: Options,
     ) -> Result<Self, CopyFail> {
-        if let Some(size) = options.buffer_size {
-            producer.set_buffer_size(size);
-        }
-        let protocols = receivers
-            .iter()
-            .map(|r| (r.protocol(), r.completes_a_server()));
-        let (resumable, diagnose) = (producer.resumable(), crate::Error::diagnose);
-        let core = CopyRun::for_options(
-            producer.protocol(),
-            protocols,
-            &options,
-            resumable,
-            diagnose,
-        );
+        let core =
+            copyman_core::copy_run_for!(producer, receivers, options, crate::Error::diagnose);
         let count = receivers.len();
         let mut copy = Self {
             core,
