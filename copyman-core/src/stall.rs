@@ -68,7 +68,18 @@ impl Stalled {
             endpoint,
             timeout,
             interrupted: false,
-            source: io::ErrorKind::TimedOut.into(),
+            // Words the Display holds: a chain of causes (`Chain`) says them once, not a
+            // trailing ": timed out".
+            source: io::Error::new(io::ErrorKind::TimedOut, "no byte moved"),
+        }
+    }
+
+    /// `endpoint` moved no byte for the interrupt's `grace` after its copy was interrupted.
+    pub fn given_up(endpoint: EndpointId, grace: Duration) -> Self {
+        Self {
+            interrupted: true,
+            source: io::Error::new(io::ErrorKind::TimedOut, "given up"),
+            ..Self::new(endpoint, grace)
         }
     }
 }
@@ -272,9 +283,9 @@ impl StallTimer {
     /// [`Stalled`] when no byte moved for the whole limit.
     pub fn handle_timeout(&self, now: Instant) -> Result<(), Stalled> {
         if now.saturating_duration_since(self.since) >= self.limit {
-            return Err(Stalled {
-                interrupted: self.interrupted,
-                ..Stalled::new(self.endpoint, self.limit)
+            return Err(match self.interrupted {
+                true => Stalled::given_up(self.endpoint, self.limit),
+                false => Stalled::new(self.endpoint, self.limit),
             });
         }
         Ok(())
@@ -344,10 +355,7 @@ pub fn classify(error: BoxError, endpoint: EndpointId, timeout: Option<Duration>
             // Cut by the interrupt's grace, not the stall timeout: said as such.
             let cut = io.get_ref().and_then(|p| p.downcast_ref::<GraceExpired>());
             return Box::new(match cut {
-                Some(cut) => Stalled {
-                    interrupted: true,
-                    ..Stalled::new(endpoint, cut.grace)
-                },
+                Some(cut) => Stalled::given_up(endpoint, cut.grace),
                 None => Stalled::new(endpoint, timeout),
             });
         }
@@ -385,6 +393,10 @@ mod tests {
             .and_then(|s| s.downcast_ref::<io::Error>())
             .map(io::Error::kind);
         assert_eq!(kind, Some(io::ErrorKind::TimedOut));
+        assert_eq!(
+            crate::fault::Chain(&*stalled).to_string(),
+            "receiver 2 stalled: no byte moved for 3s"
+        );
         let other: BoxError = Box::new(io::Error::from(io::ErrorKind::ConnectionReset));
         let other = classify(other, EndpointId::Producer, Some(Duration::from_secs(1)));
         assert!(other.is::<io::Error>());
@@ -398,6 +410,11 @@ mod tests {
         assert_eq!(
             stalled.to_string(),
             "receiver 1 moved no byte for 2s after the copy was interrupted: given up"
+        );
+        // Its cause, an io::Error for code that looks for timeouts, adds no words to a chain.
+        assert_eq!(
+            crate::fault::Chain(&*stalled).to_string(),
+            stalled.to_string()
         );
         assert_eq!(cut_by_interrupt(&*stalled), Some(INTERRUPT_GRACE));
         let alone = classify(cut(), endpoint, None);
