@@ -118,8 +118,9 @@ macro_rules! client_glue {
             /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
             #[error(transparent)]
             Session(#[from] SessionError),
-            /// Reading or writing the socket failed.
-            #[error("i/o error on the connection")]
+            /// Reading or writing the socket failed (said with its cause, which is also its
+            /// `source()`, as rust-postgres says its IO errors).
+            #[error("i/o error on the connection: {0}")]
             Io(#[from] io::Error),
             /// The endpoint was used in a state where that is not possible.
             #[error("{0}")]
@@ -249,13 +250,7 @@ macro_rules! client_glue {
                         text.push_str(&attempt.target);
                         text.push_str(": ");
                     }
-                    text.push_str(&attempt.error.to_string());
-                    let mut source = ::std::error::Error::source(&attempt.error);
-                    while let Some(e) = source {
-                        text.push_str(": ");
-                        text.push_str(&e.to_string());
-                        source = e.source();
-                    }
+                    text.push_str(&$crate::fault::Chain(&attempt.error).to_string());
                     // One line each, whatever the server's message holds (DETAIL, HINT).
                     text.split(['\n', '\r'])
                         .map(str::trim)

@@ -236,8 +236,29 @@ impl ReceiverFault {
 /// An error and its sources on one line, `a: b: c` (a source whose words the text already holds
 /// is not said again): how a fault that lists several errors, and so is no error's source
 /// itself, says each with its cause — "i/o error on the connection: Connection reset by peer",
-/// not the first words alone.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn Error + 'static));
+/// not the first words alone. The adapters' errors that say their cause in their own words too
+/// (as rust-postgres's do) so are said once.
+///
+/// ```
+/// use std::io;
+/// use copyman_core::fault::Chain;
+///
+/// #[derive(Debug)]
+/// struct Reading(io::Error);
+/// impl std::fmt::Display for Reading {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "reading failed: {}", self.0)
+///     }
+/// }
+/// impl std::error::Error for Reading {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+/// let error = Reading(io::Error::other("disk gone"));
+/// assert_eq!(Chain(&error).to_string(), "reading failed: disk gone");
+/// ```
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -63,12 +63,5 @@ pub fn tls_1_2() -> (Cluster, String) {
 
 /// An error and its sources, for a test's messages: `outer: inner: …`.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
+    copyman_core::fault::Chain(error).to_string()
 }

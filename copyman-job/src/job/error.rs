@@ -309,16 +309,10 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
 /// destination's failure.
 pub(crate) const CUT_BY_INTERRUPT: &str = "after the interrupt: given up";
 
-/// An error and its sources on one line, `a: b: c`.
+/// An error and its sources on one line, `a: b: c`, each cause said once
+/// ([`copyman_core::fault::Chain`]).
 pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
+    copyman_core::fault::Chain(error).to_string()
 }
 
 /// Folds line breaks so that a message is one line.

@@ -125,6 +125,14 @@ fn a_wait_in_which_nothing_moves_for_the_timeout_fails_timed_out_and_is_a_stall(
             panic!("[{kind}] an IO error expected: {error:?}");
         };
         assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "[{kind}] {io}");
+        // Its own words say the cause, as rust-postgres's IO errors do (an application that
+        // logs `{error}` learns what happened), and a chain of causes says it once.
+        assert_eq!(
+            error.to_string(),
+            format!("i/o error on the connection: {io}"),
+            "[{kind}]"
+        );
+        assert_eq!(chain(&error), error.to_string(), "[{kind}]");
         assert!(
             stall::is_timeout(io),
             "[{kind}] core takes it for a timeout"
