@@ -1272,7 +1272,8 @@ fn dry_run(
                 .map(|t| t.table.to_string())
                 .collect();
             refused += tables.len();
-            if let Some(listed) = listed_briefly(&tables) {
+            if !tables.is_empty() {
+                let listed = named_briefly(&tables, 10, "the plan above says each");
                 by_destination.push(format!("destination {} ({}): {listed}", i + 1, s.name));
             }
         }
@@ -1290,15 +1291,15 @@ fn dry_run(
     Ok(exit)
 }
 
-/// `names` joined, the first ten of them and how many more: `None` for none.
-fn listed_briefly(names: &[String]) -> Option<String> {
-    const SHOWN: usize = 10;
-    let (first, rest) = names.split_at(names.len().min(SHOWN));
-    let listed = first.join(", ");
+/// `names` on one line, as a job's report says a list of tables: "none", every one, or the
+/// first `shown` and how many more, with where each is said (`lists`): "a, b and 12 more
+/// (--verbose lists each)". A job of thousands of tables said every one on one line.
+fn named_briefly(names: &[String], shown: usize, lists: &str) -> String {
+    let (first, rest) = names.split_at(names.len().min(shown));
     match rest.len() {
-        _ if first.is_empty() => None,
-        0 => Some(listed),
-        more => Some(format!("{listed} and {more} more")),
+        _ if names.is_empty() => "none".to_owned(),
+        0 => first.join(", "),
+        more => format!("{} and {more} more ({lists})", first.join(", ")),
     }
 }
 
@@ -1677,12 +1678,7 @@ fn write_human(
         )?;
     }
     if !not_started.is_empty() {
-        const NAMED: usize = 5;
-        let more = not_started.len().saturating_sub(NAMED);
-        let mut names = not_started[..not_started.len().min(NAMED)].join(", ");
-        if more > 0 {
-            names.push_str(&format!(" and {more} more (--verbose lists each)"));
-        }
+        let names = named_briefly(&not_started, 5, "--verbose lists each");
         writeln!(
             out,
             "  not started on some or every destination: {} ({names})",
@@ -1705,21 +1701,13 @@ fn write_human(
         let (unverified, done): (Vec<_>, Vec<_>) = done
             .into_iter()
             .partition(|t| t.destinations.iter().any(|d| d.unverified));
-        // A few named (each under --verbose), the rest counted: a job of thousands of tables
-        // said every one on one line.
-        const NAMED: usize = 10;
+        // Ten named (each under --verbose), the rest counted.
         let names = |tables: &[&job::TableReport]| {
-            let named = if output.verbose { tables.len() } else { NAMED };
-            let mut said: Vec<String> = (tables.iter().take(named))
-                .map(|t| t.table.to_string())
-                .collect();
-            match tables.len().saturating_sub(named) {
-                _ if tables.is_empty() => "none".to_owned(),
-                0 => said.join(", "),
-                more => {
-                    said.push(format!("and {more} more (--verbose lists each)"));
-                    format!("{} tables: {}", tables.len(), said.join(", "))
-                }
+            let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+            let shown = if output.verbose { names.len() } else { 10 };
+            match named_briefly(&names, shown, "--verbose lists each") {
+                said if names.len() > shown => format!("{} tables: {said}", names.len()),
+                said => said,
             }
         };
         let unverified = if unverified.is_empty() {
@@ -2264,15 +2252,7 @@ impl Ledger {
                 lines.push(line);
             }
         }
-        const NAMED: usize = 10;
-        let list = |v: &[String]| match v.len().saturating_sub(NAMED) {
-            _ if v.is_empty() => "none".to_owned(),
-            0 => v.join(", "),
-            more => format!(
-                "{}, and {more} more (--json lists each)",
-                v[..NAMED].join(", ")
-            ),
-        };
+        let list = |v: &[String]| named_briefly(v, 10, "--json lists each");
         let mut said = String::new();
         for line in &lines {
             said.push_str(&format!("{line}\n"));
