@@ -510,6 +510,9 @@ impl Participant for Party<'_, '_> {
         {
             dest.ended = Some(std::time::Instant::now());
         }
+        if let (Err(Failure::Refused(why)), true) = (&result, commits) {
+            signals::commit_refused(&self.name, &why.to_string());
+        }
         if result.is_ok() {
             if commits {
                 signals::committed(&self.name);

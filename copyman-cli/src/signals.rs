@@ -188,6 +188,9 @@ enum Stage {
         prepared: Vec<String>,
         sent: Vec<String>,
         committed: Vec<String>,
+        /// Of those sent, the ones whose COMMIT the server answered with an error (a deferred
+        /// constraint): nothing committed there, and it is said so, with why, not in doubt.
+        refused: Vec<(String, String)>,
     },
 }
 
@@ -202,6 +205,7 @@ impl Stage {
         prepared: Vec::new(),
         sent: Vec::new(),
         committed: Vec::new(),
+        refused: Vec::new(),
     };
 }
 
@@ -357,6 +361,15 @@ pub(crate) fn committed(party: &str) {
     }
 }
 
+/// `party`'s COMMIT was answered with an error (`why`): nothing committed there.
+pub(crate) fn commit_refused(party: &str, why: &str) {
+    if let Stage::Running { refused, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        refused.push((party.to_owned(), why.to_owned()));
+    }
+}
+
 /// Where the commit of a one-table run stands when a signal comes.
 struct Commits {
     /// The commit began: `Some(two_phase)`.
@@ -367,6 +380,8 @@ struct Commits {
     committed: Vec<String>,
     /// Destinations whose COMMIT was sent and is unanswered.
     unanswered: Vec<String>,
+    /// Destinations whose COMMIT was answered with an error, and the error.
+    refused: Vec<(String, String)>,
     /// Parties whose COMMIT was not sent yet, once the commit knows its parties.
     not_sent: Option<Vec<String>>,
     /// Each party's name and endpoint ([`Stage::Running`]'s `parties`).
@@ -392,6 +407,7 @@ fn commits() -> Option<Commits> {
             prepared,
             sent,
             committed,
+            refused,
         } => Some(Commits {
             prepared: prepared.clone(),
             preparing: preparing
@@ -414,9 +430,10 @@ fn commits() -> Option<Commits> {
             committed: committed.clone(),
             unanswered: sent
                 .iter()
-                .filter(|p| !committed.contains(p))
+                .filter(|p| !committed.contains(p) && !refused.iter().any(|(r, _)| r == *p))
                 .cloned()
                 .collect(),
+            refused: refused.clone(),
         }),
     }
 }
@@ -619,6 +636,7 @@ fn handle(signal: i32, stopping: &'static str) {
         point,
         committed,
         unanswered,
+        refused,
         not_sent,
         endpoints,
         failed_before,
@@ -664,7 +682,19 @@ fn handle(signal: i32, stopping: &'static str) {
         }
         exit_at_once(exit_code(signal).into());
     };
-    let committing = !committed.is_empty() || !unanswered.is_empty();
+    let committing = !committed.is_empty() || !unanswered.is_empty() || !refused.is_empty();
+    // A COMMIT the server refused: nothing committed there, and why (not "in doubt").
+    let failed = match refused.as_slice() {
+        [] => String::new(),
+        refused => format!(
+            "; COMMIT failed (nothing committed there): {}",
+            (refused.iter())
+                .map(|(party, why)| format!("{party} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let was_refused = |name: &str| refused.iter().any(|(r, _)| r == name);
     interrupt_waits();
     if !first {
         EXITING_AT_ONCE.store(true, Ordering::SeqCst);
@@ -719,25 +749,25 @@ fn handle(signal: i32, stopping: &'static str) {
         remove_temp_files();
         let said = say(&format!(
             "copyman: {}{} exiting at once: every COMMIT was answered: committed: \
-             {}",
+             {}{failed}",
             name(signal),
             again(signal),
-            committed.join(", ")
+            match committed.as_slice() {
+                [] => "none".to_owned(),
+                committed => committed.join(", "),
+            }
         ));
-        let exit = if failed_before {
-            crate::report::Exit::Partial as i32
-        } else {
-            0
+        let exit = match (failed_before || !refused.is_empty(), committed.is_empty()) {
+            (false, _) => 0,
+            (true, false) => crate::report::Exit::Partial as i32,
+            (true, true) => crate::report::Exit::CopyFailed as i32,
         };
         let note = "none: every COMMIT was answered";
-        print_at_once_json(
-            exit,
-            &committed,
-            &[],
-            (&endpoints, &|_| "committed"),
-            note,
-            &said,
-        );
+        let rest = |name: &str| match was_refused(name) {
+            true => "failed",
+            false => "committed",
+        };
+        print_at_once_json(exit, &committed, &[], (&endpoints, &rest), note, &said);
         exit_at_once(exit);
     } else if committing {
         remove_temp_files();
@@ -794,7 +824,7 @@ fn handle(signal: i32, stopping: &'static str) {
         };
         let said = say(&format!(
             "copyman: {}{} exiting at once during the COMMITs: \
-             committed: {}; {statement} sent, not answered ({doubt}): {}{source}; \
+             committed: {}; {statement} sent, not answered ({doubt}): {}{source}{failed}; \
              {others} ({rest}){kept}",
             name(signal),
             again(signal),
@@ -813,7 +843,9 @@ fn handle(signal: i32, stopping: &'static str) {
             exit,
             &committed,
             &unanswered,
-            (&endpoints, &|_| rest),
+            (&endpoints, &|name| {
+                if was_refused(name) { "failed" } else { rest }
+            }),
             &format!("not committed ({rest}): {}{kept}", list(&not_sent)),
             &said,
         );

@@ -240,6 +240,72 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
 }
 
+/// A COMMIT the server answered with an error (a constraint deferred past copyman's check, as
+/// a trigger can) is said as failed by a second signal, with the server's words, not "sent, not
+/// answered (may have committed)" nor `in doubt`: it was counted among the unanswered.
+#[test]
+fn a_second_signal_says_a_refused_commit_failed_not_in_doubt() {
+    let c = clusters();
+    let (_, d2, [from, _, to2]) = one_table_to_two(c);
+    // Destination 1's COMMIT fails: its trigger defers the constraint again and breaks it.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int);
+         CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE bomb (pid int REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE FUNCTION arm() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN SET CONSTRAINTS ALL DEFERRED; INSERT INTO bomb VALUES (-1); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER arm AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION arm();",
+    );
+    let to1 = c.dest[0].conninfo(&d1);
+    let args = [
+        "--json",
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--keep-going",
+    ];
+    let mut paused = Paused::start(&args, "committed:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    let again = said
+        .lines()
+        .find(|l| l.contains("received again"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        again.contains("every COMMIT was answered: committed: destination 2")
+            && again.contains("COMMIT failed (nothing committed there): destination 1 (")
+            && again.contains("23503")
+            && !again.contains("may have committed"),
+        "{said}"
+    );
+    assert_eq!(status.code(), Some(4), "{said}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["exit_code"], 4, "{report}");
+    let statuses: Vec<_> = (report["destinations"].as_array().unwrap().iter())
+        .map(|d| (d["server"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("destination 1", "failed"), ("destination 2", "committed")],
+        "{report}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
+}
+
 /// A table's source reads in a read-only transaction: its COMMIT commits nothing, and a second
 /// signal does not list it among what committed or may have (it listed "source").
 #[test]
