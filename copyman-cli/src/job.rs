@@ -1935,6 +1935,10 @@ struct Ledger {
     decided: HashSet<String>,
 }
 
+/// A backend's statement that ends a table's transaction ([`Cell::Ending`]): its process id,
+/// the statement, its answer (`None`: not yet) and the server's error if it refused it.
+type Step = (Option<i32>, Action, Option<bool>, Option<String>);
+
 /// Where a table stands on a destination, as far as this process knows.
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
@@ -1947,8 +1951,9 @@ enum Cell {
     /// Being copied: its transaction is open (a closed connection rolls it back).
     Copying,
     /// Its transactions end (one, or one per range of a split table: how many): each
-    /// backend's last statement and its answer (`None`: sent, not answered).
-    Ending(usize, Vec<(Option<i32>, Action, Option<bool>)>),
+    /// backend's last statement, its answer (`None`: sent, not answered) and the server's error
+    /// if it answered with one (nothing of it took effect).
+    Ending(usize, Vec<Step>),
     /// The job's report for it.
     Finished(Status),
 }
@@ -1991,7 +1996,7 @@ impl Ledger {
         (self.tables.iter())
             .filter(|(_, cells)| {
                 cells.iter().any(|cell| {
-                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(|(_, a, _)| {
+                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(|(_, a, _, _)| {
                         matches!(a, Action::Commit | Action::CommitPrepared(_))
                     }))
                 })
@@ -2022,6 +2027,7 @@ impl Ledger {
                 pid,
                 action,
                 answered,
+                refused,
                 ..
             } => {
                 let key = table.to_string();
@@ -2034,8 +2040,8 @@ impl Ledger {
                         *cell = Cell::Ending(ranges, Vec::new());
                     }
                     if let Cell::Ending(_, steps) = cell {
-                        steps.retain(|(p, _, _)| p != pid);
-                        steps.push((*pid, action.clone(), *answered));
+                        steps.retain(|(p, _, _, _)| p != pid);
+                        steps.push((*pid, action.clone(), *answered, refused.clone()));
                     }
                 }
             }
@@ -2079,27 +2085,29 @@ impl Ledger {
                 let all_committed = steps.len() == *ranges
                     && steps
                         .iter()
-                        .all(|(_, a, answered)| committed(a) && *answered == Some(true));
+                        .all(|(_, a, answered, _)| committed(a) && *answered == Some(true));
                 // Some of a split table's ranges committed, none unanswered: a part is there.
                 let part = steps
                     .iter()
-                    .any(|(_, a, answered)| committed(a) && *answered == Some(true))
-                    && steps.iter().all(|(_, a, answered)| {
+                    .any(|(_, a, answered, _)| committed(a) && *answered == Some(true))
+                    && steps.iter().all(|(_, a, answered, _)| {
                         answered.is_some() && !matches!(a, Action::Prepare(_))
                     });
                 // An error answer or a broken connection leaves a COMMIT in doubt too.
                 // Prepared and answered, nothing sent after: not committed (yet).
                 let prepared = !steps.is_empty()
-                    && steps.iter().all(|(_, a, answered)| {
+                    && steps.iter().all(|(_, a, answered, _)| {
                         matches!(a, Action::Prepare(_)) && *answered == Some(true)
                     });
                 // Its PREPAREs sent, one not answered yet: prepared or not, nothing committed
                 // (the decision comes once every PREPARE was answered).
                 let preparing = steps
                     .iter()
-                    .all(|(_, a, _)| matches!(a, Action::Prepare(_)))
-                    && steps.iter().any(|(_, _, answered)| answered.is_none());
-                let may_have = steps.iter().any(|(_, a, answered)| match a {
+                    .all(|(_, a, _, _)| matches!(a, Action::Prepare(_)))
+                    && steps.iter().any(|(_, _, answered, _)| answered.is_none());
+                // A statement its server refused took no effect.
+                let may_have = steps.iter().any(|(_, a, answered, refused)| match a {
+                    _ if refused.is_some() => false,
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
                     Action::RollbackPrepared(_) => *answered != Some(true),
                     _ => false,
@@ -2148,6 +2156,12 @@ impl Ledger {
                     )
                 } else if may_have {
                     ("in doubt", recover)
+                } else if steps.iter().any(|(_, _, _, refused)| refused.is_some()) {
+                    (
+                        "failed",
+                        "its server refused the statement that ends its transaction: nothing \
+                         of it committed there",
+                    )
                 } else {
                     (
                         "interrupted",
@@ -2169,7 +2183,7 @@ impl Ledger {
         let committing = cells.into_iter().any(|(table, cell)| {
             let (status, _) = self.verdict(cell, self.decided.contains(table));
             let decided = matches!(cell, Cell::Ending(_, steps)
-                if steps.iter().any(|(_, a, _)| matches!(a, Action::CommitPrepared(_))));
+                if steps.iter().any(|(_, a, _, _)| matches!(a, Action::CommitPrepared(_))));
             decided
                 || status == "commit pending"
                 || status == "in doubt"
@@ -2205,13 +2219,18 @@ impl Ledger {
         for (table, cells) in &self.tables {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
                 let (status, note) = self.verdict(cell, self.decided.contains(table));
-                let in_flight = match cell {
-                    Cell::Ending(_, steps) => steps
-                        .iter()
-                        .filter(|(_, _, answered)| answered.is_none())
-                        .map(|(_, a, _)| a.sql())
+                let (in_flight, refused) = match cell {
+                    Cell::Ending(_, steps) => (
+                        (steps
+                            .iter()
+                            .filter(|(_, _, answered, _)| answered.is_none()))
+                        .map(|(_, a, _, _)| a.sql())
                         .next(),
-                    _ => None,
+                        steps.iter().find_map(|(_, a, _, refused)| {
+                            refused.as_ref().map(|why| format!("{}: {why}", a.sql()))
+                        }),
+                    ),
+                    _ => (None, None),
                 };
                 records.push(json!({
                     "table": table,
@@ -2221,6 +2240,7 @@ impl Ledger {
                     "status": status,
                     "recorded": matches!(cell, Cell::Finished(Status::Committed | Status::AlreadyDone)),
                     "unanswered": in_flight,
+                    "refused": refused,
                     "note": (!note.is_empty()).then_some(note),
                 }));
                 let at = format!("{table} on destination {}", i + 1);
@@ -2248,6 +2268,9 @@ impl Ledger {
                 }
                 if !note.is_empty() {
                     line.push_str(&format!(": {note}"));
+                }
+                if let Some(refused) = &refused {
+                    line.push_str(&format!(" ({refused})"));
                 }
                 lines.push(line);
             }
@@ -2689,7 +2712,7 @@ mod tests {
             ranges: HashMap::new(),
             decided: HashSet::new(),
         };
-        let step = |pid, answered| (Some(pid), Action::Commit, answered);
+        let step = |pid, answered| (Some(pid), Action::Commit, answered, None);
         let doubt = ledger.verdict(
             &Cell::Ending(2, vec![step(1, Some(true)), step(2, None)]),
             false,
@@ -2708,6 +2731,14 @@ mod tests {
         assert_eq!(all.0, "committed");
         let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]), false);
         assert!(one.1.contains("--resume asks its server"), "{one:?}");
+        // A COMMIT its server answered with an error committed nothing; one whose connection
+        // broke may have.
+        let why = Some("SQLSTATE 23503: insert or update violates a foreign key".to_owned());
+        let refused = (Some(1), Action::Commit, Some(false), why);
+        let refused = ledger.verdict(&Cell::Ending(1, vec![refused]), false);
+        assert_eq!(refused.0, "failed", "{refused:?}");
+        let lost = ledger.verdict(&Cell::Ending(1, vec![step(1, Some(false))]), false);
+        assert_eq!(lost.0, "in doubt", "{lost:?}");
     }
 
     /// Under `--atomic`, a table prepared everywhere whose commit decision the run recorded is
@@ -2716,7 +2747,12 @@ mod tests {
     /// though recover then committed it everywhere (resume38 F9).
     #[test]
     fn a_decided_table_is_said_committing_when_exiting_at_once() {
-        let prepared = || Cell::Ending(1, vec![(Some(1), Action::Prepare("g".into()), Some(true))]);
+        let prepared = || {
+            Cell::Ending(
+                1,
+                vec![(Some(1), Action::Prepare("g".into()), Some(true), None)],
+            )
+        };
         let mut ledger = Ledger {
             dests: vec!["d1".to_owned(), "d2".to_owned()],
             state: "job.state".to_owned(),
@@ -2749,7 +2785,7 @@ mod tests {
         for i in 0..30 {
             let cell = match i {
                 0..10 => Cell::Finished(Status::Committed),
-                10..12 => Cell::Ending(1, vec![(Some(7), Action::Commit, Some(true))]),
+                10..12 => Cell::Ending(1, vec![(Some(7), Action::Commit, Some(true), None)]),
                 12 => Cell::Copying,
                 _ => Cell::NotStarted,
             };
@@ -2794,7 +2830,10 @@ mod tests {
             tables: vec![(
                 "\"public\".\"t\"".to_owned(),
                 vec![
-                    Cell::Ending(1, vec![(Some(1), Action::Prepare("g1".into()), Some(true))]),
+                    Cell::Ending(
+                        1,
+                        vec![(Some(1), Action::Prepare("g1".into()), Some(true), None)],
+                    ),
                     cell,
                 ],
             )],
@@ -2803,7 +2842,7 @@ mod tests {
         };
         let preparing = ledger(Cell::Ending(
             1,
-            vec![(Some(2), Action::Prepare("g2".into()), None)],
+            vec![(Some(2), Action::Prepare("g2".into()), None, None)],
         ));
         let (status, note) = preparing.verdict(&preparing.tables[0].1[1], false);
         assert_eq!(status, "prepared or not");
@@ -2811,7 +2850,7 @@ mod tests {
         assert_eq!(preparing.at_once_exit(15), 143);
         let deciding = ledger(Cell::Ending(
             1,
-            vec![(Some(2), Action::CommitPrepared("g2".into()), None)],
+            vec![(Some(2), Action::CommitPrepared("g2".into()), None, None)],
         ));
         assert_eq!(deciding.at_once_exit(15), 4);
     }

@@ -1401,6 +1401,7 @@ impl JobWatch {
                 pid,
                 action,
                 answered,
+                ..
             } => {
                 let server = destination + 1;
                 let (Some(w), Some((label, spec))) =

@@ -303,6 +303,10 @@ pub enum Event {
         action: commit::Action,
         /// Whether it took effect, once answered.
         answered: Option<bool>,
+        /// The server's error, when it answered with one (`answered: Some(false)` and the
+        /// connection stood): nothing of the statement took effect. `None` otherwise (a broken
+        /// connection leaves it unknown).
+        refused: Option<String>,
     },
     /// Under [`Options::two_phase`], the commit decision of `tables` (a table, or the members
     /// of a foreign-key group) is recorded in the decision log: they commit from now on, and

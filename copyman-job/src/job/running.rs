@@ -101,16 +101,17 @@ impl Participant for Announced<'_, '_, '_> {
     fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
         let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
         let (worker, destination) = (self.worker, self.destination);
-        let step = |table: &TableName, answered| Event::CommitStep {
+        let step = |table: &TableName, answered, refused: &Option<String>| Event::CommitStep {
             worker,
             table: table.clone(),
             destination,
             pid,
             action: action.clone(),
             answered,
+            refused: refused.clone(),
         };
         for table in self.tables {
-            (self.shared.events)(step(table, None));
+            (self.shared.events)(step(table, None, &None));
         }
         // Called off before its first COMMIT: nothing more is checked or prepared (a PREPARE
         // would hold its locks until rolled back, or until recover after a second signal).
@@ -139,14 +140,18 @@ impl Participant for Announced<'_, '_, '_> {
         // follows (`give_up_stalled`), rolls it back.
         if *action == commit::Action::Rollback && !self.conn.is_ready() {
             for table in self.tables {
-                (self.shared.events)(step(table, Some(true)));
+                (self.shared.events)(step(table, Some(true), &None));
             }
             return Ok(());
         }
         let connect = &self.shared.committing[self.destination].connect;
         let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
+        let refused = match &result {
+            Err(commit::Failure::Refused(e)) => Some(describe_with(e, None).to_string()),
+            _ => None,
+        };
         for table in self.tables {
-            (self.shared.events)(step(table, Some(result.is_ok())));
+            (self.shared.events)(step(table, Some(result.is_ok()), &refused));
         }
         result
     }
