@@ -219,6 +219,14 @@ const LOCK_TABLE_FULL: &str = ": the server's lock table cannot hold the locks t
     max_locks_per_transaction there (it holds max_locks_per_transaction × (max_connections + \
     max_prepared_transactions) locks; a restart), or copy fewer tables or partitions at once";
 
+/// What "maximum number of prepared transactions reached" (53200 too, its hint
+/// `max_prepared_transactions`) means for an `--atomic` copy: other prepared transactions took
+/// every slot since the plan looked, and a rerun meets it again until they end.
+const PREPARED_SLOTS_FULL: &str = ": every prepared-transaction slot of that server is in use \
+    (max_prepared_transactions), and a rerun meets it again: finish the prepared transactions \
+    there first (copyman recover for copyman's, else COMMIT PREPARED or ROLLBACK PREPARED; \
+    pg_prepared_xacts lists them), or raise max_prepared_transactions (a restart)";
+
 /// What a write refused in a read-only transaction (25006) means: the statement's session is
 /// read-only, on a standby or by a setting (the server names neither).
 const READ_ONLY: &str = ": its session is read-only — a standby (in recovery), or \
@@ -269,13 +277,19 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         if db.code == "25006" && db.message.contains("in a read-only transaction") {
             message.push_str(READ_ONLY);
         }
-        let lock_table_full = db.code == "53200";
-        if lock_table_full {
-            message.push_str(LOCK_TABLE_FULL);
+        // 53200 is the server's class for every resource it ran out of: said by which.
+        let hint = db.hint.as_deref().unwrap_or_default();
+        let out_of = match db.code.as_str() {
+            "53200" if db.message.contains("prepared transactions") => Some(PREPARED_SLOTS_FULL),
+            "53200" if hint.contains("max_locks_per_transaction") => Some(LOCK_TABLE_FULL),
+            _ => None,
+        };
+        if let Some(why) = out_of {
+            message.push_str(why);
         }
         return TableError {
             connect: false,
-            lasting: lock_table_full,
+            lasting: out_of.is_some(),
             sqlstate: Some(db.code.clone()),
             message: one_line(&message),
         };
@@ -435,6 +449,37 @@ mod tests {
             said.message
                 .contains("raise max_locks_per_transaction there"),
             "{said}"
+        );
+    }
+
+    /// The server's other resources it ran out of (53200 too) are not said as a full lock
+    /// table: full prepared-transaction slots say what to finish (commit39 F2); plain "out of
+    /// memory" adds nothing.
+    #[test]
+    fn fifty_three_two_hundred_is_said_by_what_ran_out() {
+        let said = |message: &str, hint: &str| {
+            let mut db = DbError::new("ERROR", "53200", message);
+            db.hint = Some(hint.to_owned());
+            describe(&copyman_sync::Error::Session(SessionError::Db(Box::new(
+                db,
+            ))))
+        };
+        let slots = said(
+            "maximum number of prepared transactions reached",
+            "Increase max_prepared_transactions (currently 20).",
+        );
+        assert!(slots.lasts(), "{slots}");
+        assert!(
+            slots
+                .message
+                .contains("finish the prepared transactions there first")
+                && !slots.message.contains("max_locks_per_transaction"),
+            "{slots}"
+        );
+        let memory = said("out of memory", "Failed on request of size 8192.");
+        assert!(
+            !memory.lasts() && !memory.message.contains("max_locks_per_transaction"),
+            "{memory}"
         );
     }
 
