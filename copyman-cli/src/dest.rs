@@ -596,6 +596,20 @@ fn open_direct(path: &Path, quiet: bool, give_up: Option<Duration>) -> io::Resul
     OpenOptions::new().append(true).open(path)
 }
 
+/// Whether the destination file `path` is a terminal: one of our own descriptors that is one
+/// (`/dev/stdout`, `/dev/fd/2`: written as `-` writes fd 1) or a character device that is one
+/// (`/dev/tty`, `/dev/pts/N`). Only a destination written directly is looked at (a FIFO never
+/// is one, and is not opened here).
+pub(crate) fn is_terminal(path: &Path) -> bool {
+    use std::io::IsTerminal;
+    use std::os::unix::fs::FileTypeExt;
+
+    let direct = matches!(target(path), Ok(FileTarget::Direct));
+    let device = own_descriptor(path).is_some()
+        || fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device());
+    direct && device && open_direct(path, true, None).is_ok_and(|f| f.is_terminal())
+}
+
 /// How often the wait for a FIFO's other end looks whether a signal came.
 const FIFO_SIGNAL_CHECK: Duration = Duration::from_millis(100);
 

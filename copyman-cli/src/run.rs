@@ -820,21 +820,27 @@ pub(crate) fn describe_sync(error: &copyman_sync::Error) -> ErrorInfo {
 /// destination begins (exit 2), with what works.
 fn refuse_binary_to_terminal(plan: &crate::plan::Plan, dests: &[Dest<'_>]) -> Result<(), Fatal> {
     use std::io::IsTerminal;
-    let to_stdout = dests.iter().any(|d| matches!(d.endpoint, Endpoint::Stdio));
     // A table's format is the plan's; a --send's, its statement's.
     let binary = plan.format == Some(Format::Binary)
         || (plan.send.as_deref())
             .and_then(copyman_core::statement::representation)
             .is_some_and(|r| r.format == "binary");
-    if binary && to_stdout && std::io::stdout().is_terminal() {
-        return Err(Fatal {
+    // `-`, and a file that names a terminal (`/dev/stdout`, `/dev/fd/2`, `/dev/tty`).
+    let terminal = dests.iter().find_map(|d| match &d.endpoint {
+        Endpoint::Stdio => std::io::stdout().is_terminal().then(|| "-".to_owned()),
+        Endpoint::File(path) => crate::dest::is_terminal(path).then(|| path.display().to_string()),
+        Endpoint::Server(_) => None,
+    });
+    match terminal {
+        Some(name) if binary => Err(Fatal {
             exit: Exit::Usage,
             server: None,
-            message: "--to -: binary COPY data is not written to a terminal: redirect stdout \
-                      to a file or a pipe, or give --to FILE (or copy in text: --format text or \
-                      csv, FORMAT text or csv in a --send)"
-                .to_owned(),
-        });
+            message: format!(
+                "--to {name}: binary COPY data is not written to a terminal: give --to FILE, \
+                 or --to - with stdout redirected to a file or a pipe (or copy in text: \
+                 --format text or csv, FORMAT text or csv in a --send)"
+            ),
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }

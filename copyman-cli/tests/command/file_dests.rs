@@ -1071,6 +1071,8 @@ fn file_names_that_are_not_utf8_are_taken() {
 /// stdout (a pseudo-terminal from util-linux's `script`) with binary data — a table's
 /// `--format binary`, a `--send`'s `FORMAT binary` — is refused before any destination begins
 /// (exit 2, the ways said), and nothing of the data reaches the terminal; text still goes.
+/// The same for a destination file that names the terminal: `/dev/stdout`, `/dev/fd/2`,
+/// `/dev/tty` (they wrote PGCOPY's bytes on it, exit 0).
 #[test]
 fn binary_data_is_not_written_to_a_terminal() {
     let c = clusters();
@@ -1113,8 +1115,22 @@ fn binary_data_is_not_written_to_a_terminal() {
         let said = text(&out.stdout);
         assert_exit(&out, 2);
         assert!(
-            said.contains("binary COPY data is not written to a terminal: redirect stdout")
+            said.contains("--to -: binary COPY data is not written to a terminal: give --to FILE")
                 && !said.contains("PGCOPY"),
+            "{said}"
+        );
+    }
+    for terminal in ["/dev/stdout", "/dev/fd/2", "/dev/tty"] {
+        let args = [
+            "table", "t", "--from", &url, "--to", terminal, "--format", "binary",
+        ];
+        let out = on_terminal(&args);
+        let said = text(&out.stdout);
+        assert_exit(&out, 2);
+        assert!(
+            said.contains(&format!(
+                "--to {terminal}: binary COPY data is not written to a terminal"
+            )) && !said.contains("PGCOPY"),
             "{said}"
         );
     }
