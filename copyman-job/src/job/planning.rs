@@ -1086,12 +1086,28 @@ fn plan_all(
     }
     let source_key = identity(&mut src);
     let mut recorded = if options.resume {
+        // A session lost while it was asked who it is (its server shut down under the
+        // question) is not a server that cannot say: said as lost, as a later question's loss
+        // is ([`refuse_where_unanswered`], which leaves it out under --keep-going), not as a
+        // destination the state file may not know.
+        let mut lost = down.clone();
+        for (d, (conn, server)) in dests.iter().zip(destinations).enumerate() {
+            let Some(why) = (conn.as_ref()).and_then(|c| unanswered(c, options.stall_timeout))
+            else {
+                continue;
+            };
+            if !options.keep_going {
+                let server = format!("destination {} {}", d + 1, server.name);
+                return Err(JobError::Destination { server, error: why });
+            }
+            lost[d].get_or_insert(why);
+        }
         let (recorded, narrowing) = resumed(
             &options.state,
             selection,
             &keys,
             destinations,
-            (&shared, &down),
+            (&shared, &lost),
         )?;
         if let Some(narrowing) = &narrowing {
             notes.extend(narrowed(&mut src, narrowing, &selected, &recorded, &keys)?);
