@@ -1331,10 +1331,20 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
             let mut steps = vec!["BEGIN".to_owned()];
             match group {
                 // Emptied with its group, in the group's one transaction.
+                // The group's statement said once, at its first member: each member's line
+                // said the whole group's (N² names, hundreds of MB for a chain of thousands).
                 Some(g) => {
                     steps.push(crate::sql::GROUP_DEFERS.to_owned());
-                    if let Some(emptying) = plan.group_emptying(g, dest) {
-                        steps.push(format!("{emptying} (with its group)"));
+                    let first = g.members.iter().min().copied().unwrap_or(i);
+                    if first == i {
+                        if let Some(emptying) = plan.group_emptying(g, dest) {
+                            steps.push(format!("{emptying} (with its group)"));
+                        }
+                    } else if *truncate {
+                        steps.push(format!(
+                            "emptied with its group (the statement at {})",
+                            plan.tables[first].table
+                        ));
                     }
                 }
                 None if *truncate => steps.push(t.emptying(kind, *quiet_delete)),

@@ -109,6 +109,14 @@ fn refresh_of_a_fk_linked_schema_with_rows_on_two_destinations_succeeds() {
         ) && plan.contains("copied as one unit"),
         "{plan}"
     );
+    // Said once per destination, at the group's first member; the others name it (each said
+    // the whole group's statement: N² names for a chain of N).
+    assert_eq!(plan.matches("(with its group)").count(), 2, "{plan}");
+    assert_eq!(
+        (plan.matches("emptied with its group (the statement at ")).count(),
+        4,
+        "{plan}"
+    );
 
     let out = job(&src, &d1, &d2, &state, &["--truncate"]);
     assert_exit(&out, 0);
