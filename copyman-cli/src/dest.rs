@@ -83,7 +83,10 @@ impl<'e> Dest<'e> {
     pub(crate) fn fail(&mut self, error: &EndpointError) {
         if self.error.is_none() {
             self.broken_pipe = !self.endpoint.is_server() && report::is_broken_pipe(&**error);
-            self.error = Some(report::describe(&**error));
+            let mut said = report::describe(&**error);
+            let rename = self.sink.as_ref().and_then(|s| s.rename.as_ref());
+            said.message.push_str(&no_room_beside(rename, &**error));
+            self.error = Some(said);
         }
     }
 
@@ -199,11 +202,13 @@ impl<'e> Dest<'e> {
         let (Some(sink), None) = (self.sink.as_mut(), &self.error) else {
             return Ok(());
         };
+        let rename = sink.rename.clone();
         sink.seal().map_err(|e| {
             self.broken_pipe = report::is_broken_pipe(&e);
+            let beside = no_room_beside(rename.as_ref(), &e);
             self.fail_with(ErrorInfo {
                 sqlstate: None,
-                message: format!("cannot write {}: {e}", self.endpoint.display()),
+                message: format!("cannot write {}: {e}{beside}", self.endpoint.display()),
             });
         })
     }
@@ -219,6 +224,36 @@ impl<'e> Dest<'e> {
             })?;
         }
         Ok(())
+    }
+}
+
+/// What a full disk (ENOSPC, EDQUOT) in `error` means for a file replaced through a temporary
+/// copy beside it (`rename`: the temporary file and the file): the new copy needs room beside
+/// the old file, which stays until the rename (`df` showed room for the data, and the message
+/// named the old file only). Empty for other errors, and for what is written directly.
+fn no_room_beside(
+    rename: Option<&(PathBuf, PathBuf)>,
+    error: &(dyn std::error::Error + 'static),
+) -> String {
+    let Some((temp, path)) = rename else {
+        return String::new();
+    };
+    let mut next = Some(error);
+    let mut full = false;
+    while let Some(e) = next {
+        full |= (e.downcast_ref::<io::Error>())
+            .and_then(io::Error::raw_os_error)
+            .is_some_and(|code| code == libc::ENOSPC || code == libc::EDQUOT);
+        next = e.source();
+    }
+    match full && path.exists() {
+        true => format!(
+            " (the new copy is written beside the old file, as {}, and replaces it once \
+             everything committed: the disk has no room for both; remove the old file first, \
+             or write it in place through stdout: --to - > FILE)",
+            temp.display()
+        ),
+        false => String::new(),
     }
 }
 
@@ -1246,6 +1281,32 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    /// A full disk met by the temporary copy beside an existing file says so, and the ways out
+    /// (files39 F2: "cannot write FILE: No space left on device" where the data fitted).
+    #[test]
+    fn a_full_disk_beside_the_old_file_is_said_as_such() {
+        let dir = std::env::temp_dir().join(format!("copyman-room-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (old, temp) = (dir.join("out.txt"), dir.join(".out.txt.copyman-1-0.tmp"));
+        let rename = (temp.clone(), old.clone());
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        // No old file: the data itself did not fit; nothing to add.
+        assert_eq!(no_room_beside(Some(&rename), &full), "");
+        fs::write(&old, "old rows").unwrap();
+        let said = no_room_beside(Some(&rename), &full);
+        assert!(
+            said.contains("the disk has no room for both")
+                && said.contains(&temp.display().to_string())
+                && said.contains("--to - > FILE"),
+            "{said}"
+        );
+        // Other errors, and files written directly, are said as they are.
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(no_room_beside(Some(&rename), &denied), "");
+        assert_eq!(no_room_beside(None, &full), "");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn temporary_names_fit_and_differ() {
