@@ -501,6 +501,23 @@ fn only_connections_failed(report: &JobReport) -> bool {
     failed.next() == Some(true) && failed.all(|connect| connect)
 }
 
+/// Whether a table is committed (or may be) on some destinations and not on the others: the
+/// destinations disagree (exit 4), whatever stopped the job — a signal that came while its
+/// COMMITs ran lets them finish, and one may fail (it exited 130, "interrupted", the table
+/// committed on one destination).
+fn split_across(report: &JobReport) -> bool {
+    report.tables.iter().any(|t| {
+        let committed = |d: &&job::DestResult| {
+            matches!(
+                d.status,
+                Status::Committed | Status::PartlyCommitted | Status::InDoubt
+            )
+        };
+        t.destinations.iter().any(|d| committed(&d))
+            && t.destinations.iter().any(|d| !d.status.is_done())
+    })
+}
+
 /// Whether a destination holds a table an earlier run committed (a resume found it done): the
 /// destinations are then partly copied, whatever this run committed.
 fn holds_earlier(report: &JobReport) -> bool {
@@ -807,7 +824,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
                 .push(note);
         }
     });
-    let mut plan = planned.map_err(|e| match (e, signals::received()) {
+    let planning_failed = |e| match (e, signals::received()) {
         // A resume's destinations hold what earlier runs committed: not "nothing committed".
         (JobError::Interrupted(reason), Some(signal)) if options.resume => Fatal {
             exit: Exit::interrupted(signal),
@@ -822,7 +839,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .into(),
         // (A state file that cannot be read now says nothing either way.)
         (e, _) => fatal_after(e, options.resume && done_earlier(&options.state)),
-    })?;
+    };
+    let mut plan = planned.map_err(planning_failed)?;
     let plan_ranges = plan
         .tables
         .iter()
@@ -858,6 +876,13 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         report::warn(why);
     }
     if args.dry_run {
+        // A signal that came as the planning ended stops the dry run as one during it does
+        // (it said it stopped, then printed the whole plan and exited 0); one while the plan is
+        // printed exits at once: a dry run began nothing anywhere.
+        if let Some(reason) = options.interrupt.reason() {
+            return Err(planning_failed(JobError::Interrupted(reason)));
+        }
+        signals::printing_dry_run();
         plan.notes.splice(0..0, waited);
         return dry_run(&plan, &dests, options.keep_going, output);
     }
@@ -943,7 +968,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     waited_on_itself(&mut report, watch.waited_on_itself());
     let exit = if report.succeeded() {
         Exit::Success
-    } else if let Some(signal) = signals::received().filter(|_| report.interrupted.is_some()) {
+    } else if let Some(signal) =
+        (signals::received()).filter(|_| report.interrupted.is_some() && !split_across(&report))
+    {
         // Interrupted: the tables it committed stay (and are recorded); the exit status says
         // why the rest is missing, as a shell's would for a killed process.
         Exit::interrupted(signal)

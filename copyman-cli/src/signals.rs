@@ -225,6 +225,17 @@ pub(crate) fn waiting_for_input(on: bool) {
     connecting(on);
 }
 
+/// A job's dry run prints its plan ([`printing_dry_run`]).
+static PRINTING_DRY_RUN: AtomicBool = AtomicBool::new(false);
+
+/// A job's dry run prints its plan: a signal exits at once, as while connecting (nothing was
+/// begun anywhere; its plan, blocked on a pipe whose reader waits, was printed whole, exit 0,
+/// after the signal said the job stopped).
+pub(crate) fn printing_dry_run() {
+    PRINTING_DRY_RUN.store(true, Ordering::SeqCst);
+    connecting(true);
+}
+
 /// A file destination waits for its reader to read (a full pipe or FIFO): said by the watch.
 static WAITING_FOR_READER: AtomicBool = AtomicBool::new(false);
 
@@ -644,8 +655,11 @@ fn handle(signal: i32, stopping: &'static str) {
         preparing,
     }) = commits()
     else {
+        let dry_run = PRINTING_DRY_RUN.load(Ordering::SeqCst);
         let what = if WAITING_FOR_INPUT.load(Ordering::SeqCst) {
             "waiting for the input's first bytes"
+        } else if dry_run {
+            "printing the dry run's plan"
         } else {
             "connecting"
         };
@@ -663,7 +677,8 @@ fn handle(signal: i32, stopping: &'static str) {
             "copyman: {} received while {what}: {outcome}; exiting",
             name(signal)
         ));
-        if JSON.load(Ordering::SeqCst) {
+        // (A dry run's document is being printed: no second one after it.)
+        if JSON.load(Ordering::SeqCst) && !dry_run {
             let exit = crate::report::Exit::interrupted(signal);
             let document = match recovering {
                 // recover's document: nothing looked at yet, so no `prepared` list.

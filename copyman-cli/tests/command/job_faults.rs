@@ -1282,6 +1282,59 @@ fn a_job_whose_state_file_went_says_what_it_committed() {
     assert_eq!(count(&c.dest[0], &d1, "b"), 0);
 }
 
+/// A signal that comes while a table's COMMITs run lets them finish; when one of them fails (a
+/// constraint deferred past the check), the table is committed on one destination and not on
+/// the other: exit 4, as without the signal — not 130 "interrupted", which says the tables
+/// committed before the signal stay and the others rolled back (commit39 F3).
+#[test]
+fn a_signal_during_commits_that_end_apart_exits_partial() {
+    let c = clusters();
+    let schema = "CREATE TABLE t (id int); CREATE TABLE u (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO t SELECT generate_series(1, 100); INSERT INTO u VALUES (1);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    // Destination 2's COMMIT of t fails: its trigger defers the constraint again and breaks it.
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{schema} CREATE TABLE parent (id int PRIMARY KEY);
+             CREATE TABLE bomb (pid int REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE FUNCTION arm() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN SET CONSTRAINTS ALL DEFERRED; INSERT INTO bomb VALUES (-1); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER arm AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+             FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION arm();"
+        ),
+    );
+    let state = TempPath::new("apart.state");
+    let args = [
+        "table",
+        "t",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    signal(&paused.child, "INT");
+    let out = paused.resume();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
+
 /// A `--resume` while the run it would resume is alive (paused between its destinations'
 /// COMMITs) is refused at once as another run of the job: it waited for the live run's
 /// transaction and advised ending it (pg_terminate_backend), which would have cut the live run

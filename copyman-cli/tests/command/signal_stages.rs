@@ -551,6 +551,63 @@ fn a_signal_before_the_first_commit_says_stdout_got_its_rows() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 }
 
+/// A job's dry run stopped by a signal once planned ends with the signal's status, not after
+/// printing its whole plan with exit 0 (it said "stopping the job", then did not): a signal
+/// that came as its planning ended stops it before the plan, one while the plan is printed
+/// (here into a pipe nobody reads, as a pager that waits) exits at once (recheck39 F2).
+#[test]
+fn a_signal_stops_a_jobs_dry_run_once_planned() {
+    let c = clusters();
+    // Enough tables of long names that the plan outgrows a pipe's buffer.
+    let tables = "DO $$ BEGIN FOR i IN 1..150 LOOP EXECUTE format(
+        'CREATE TABLE %I (id int)', 'a_table_whose_name_is_long_enough_to_fill_a_pipe_' || i);
+        END LOOP; END $$;";
+    let src = database(&c.source, tables);
+    let (d1, d2) = (database(&c.dest[0], tables), database(&c.dest[1], tables));
+    let state = TempPath::new("dry.state");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let args = [
+        "table",
+        "--table",
+        "a_table_*",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--dry-run",
+    ];
+    // A signal as the planning ends: no plan, the signal's status.
+    let mut paused = Paused::start(&args, "planned");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(!text(&out.stdout).contains("dry run"), "{said}");
+    // A signal while the plan is printed into a pipe nobody reads: out at once.
+    let mut paused = Paused::start(&args, "planned");
+    let stderr = StderrLines::take(&mut paused.child);
+    fs::remove_file(&paused.file.0).unwrap();
+    thread::sleep(Duration::from_millis(1500));
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("SIGINT received while printing the dry run's plan: nothing was copied"),
+        "{said}"
+    );
+}
+
 /// A job interrupted while a table's commit checks its deferred constraints (before any COMMIT
 /// of it) calls that table's commit off, as a one-table run does (it said the tables being
 /// copied roll back, then committed it everywhere).
