@@ -227,6 +227,16 @@ impl<'e> Dest<'e> {
     }
 }
 
+/// Syncs the directory that holds `path` (a rename into it, or a file created there, is
+/// durable once it is).
+fn sync_directory_of(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
 /// What a full disk (ENOSPC, EDQUOT) in `error` means for a file replaced through a temporary
 /// copy beside it (`rename`: the temporary file and the file): the new copy needs room beside
 /// the old file, which stays until the rename (`df` showed room for the data, and the message
@@ -543,6 +553,15 @@ impl FileSink {
             format!(
                 "cannot rename {temp} onto it: {e}; the complete copy is kept in {temp}: move \
                  it into place, or remove it"
+            )
+        })?;
+        // The rename is the directory's change: made durable before any server commits, as
+        // PostgreSQL's durable_rename does (an OS crash could bring the old file back beside
+        // servers that committed the new rows).
+        sync_directory_of(&path).map_err(|e| {
+            format!(
+                "it was renamed into place, but its directory could not be made durable ({e}): \
+                 an OS crash may bring the old file back"
             )
         })
     }

@@ -1142,3 +1142,83 @@ fn binary_data_is_not_written_to_a_terminal() {
         text(&out.stdout)
     );
 }
+
+/// A file destination's rename into place is made durable (its directory synced) before any
+/// server commits, as PostgreSQL's `durable_rename` does: an OS crash could otherwise bring the
+/// old file back beside servers that committed the new rows, after a run that exited 0
+/// (files39 F5). Read from strace's trace of the run: the directory's `fsync` follows the
+/// `rename` and precedes every `COMMIT` sent.
+#[test]
+fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!(
+            "SKIPPED a_file_renamed_into_place_is_durable_before_any_server_commits: strace is \
+             not installed (.ci/run installs it)"
+        );
+        return;
+    }
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("durable");
+    fs::create_dir(&dir.0).unwrap();
+    let out_file = dir.0.join("out.txt");
+    fs::write(&out_file, "old\n").unwrap();
+    let trace = dir.0.join("trace");
+    let plain = copyman();
+    let mut strace = Command::new("strace");
+    for (var, value) in plain.get_envs() {
+        match value {
+            Some(value) => strace.env(var, value),
+            None => strace.env_remove(var),
+        };
+    }
+    let out = strace
+        .args([
+            "-f",
+            "-s",
+            "32",
+            "-e",
+            "trace=rename,renameat,renameat2,fsync,openat,sendto,write",
+        ])
+        .arg("-o")
+        .arg(&trace)
+        .arg(plain.get_program())
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            out_file.to_str().unwrap(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(lines(&out_file).len(), 1000);
+    let trace = fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    let renamed = (lines.iter())
+        .position(|l| l.contains("rename") && l.contains("out.txt\""))
+        .unwrap_or_else(|| panic!("no rename onto out.txt:\n{trace}"));
+    let first_commit = (lines.iter())
+        .position(|l| l.contains("COMMIT\\0"))
+        .unwrap_or_else(|| panic!("no COMMIT sent:\n{trace}"));
+    // The directory opened and synced between the two.
+    let between = &lines[renamed..first_commit];
+    let dir_name = dir.0.to_str().unwrap();
+    let opened = (between.iter())
+        .find(|l| l.contains("openat") && l.contains(&format!("\"{dir_name}\"")))
+        .and_then(|l| l.rsplit("= ").next())
+        .and_then(|fd| fd.trim().parse::<i32>().ok())
+        .unwrap_or_else(|| panic!("the directory is not opened after the rename:\n{trace}"));
+    assert!(
+        between
+            .iter()
+            .any(|l| l.contains(&format!("fsync({opened})"))),
+        "the directory is not synced before the first COMMIT:\n{trace}"
+    );
+}
