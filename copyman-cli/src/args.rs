@@ -319,7 +319,8 @@ pub(crate) struct LowCopy {
     /// Two-phase commit.
     #[command(flatten)]
     pub(crate) atomic: LowAtomic,
-    /// Connect and print the plan (the statements per destination); copy nothing.
+    /// Connect and print the plan (the statements per destination; on stderr when the data
+    /// would go to stdout); copy nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// Limits and checks.

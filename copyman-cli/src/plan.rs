@@ -2188,7 +2188,19 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
                 ));
             }
         }
-        report::print_stdout(&text)?;
+        // With stdout a destination (`--to -`, `--to /dev/stdout`), the plan goes to stderr: a
+        // pipeline checked with --dry-run (`… --to - --dry-run | psql -c '\copy …'`) loaded the
+        // plan as rows.
+        let data_on_stdout = t.destinations.iter().any(|d| match d {
+            Endpoint::Stdio => true,
+            Endpoint::File(path) => crate::dest::own_descriptor(path) == Some(1),
+            Endpoint::Server(_) => false,
+        });
+        if data_on_stdout {
+            crate::progress::write_stderr(crate::progress::printable(&text).as_bytes());
+        } else {
+            report::print_stdout(&text)?;
+        }
         // How the run would end, said last on stderr as a job's dry run says it (exit 4 with
         // nothing on stderr).
         if exit != Exit::Success {

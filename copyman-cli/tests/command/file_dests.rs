@@ -1222,3 +1222,36 @@ fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
         "the directory is not synced before the first COMMIT:\n{trace}"
     );
 }
+
+/// A dry run whose data would go to stdout (`--to -`, `--to /dev/stdout`) prints its plan on
+/// stderr: on stdout, a pipeline checked with `--dry-run` (`| psql -c '\copy …'`, `| copyman …
+/// --from -`) loaded the plan as rows, every process exiting 0 (files39 F7). A plan whose data
+/// goes elsewhere stays on stdout.
+#[test]
+fn a_dry_run_with_data_on_stdout_prints_its_plan_on_stderr() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let from = c.source.url(&src);
+    for to in ["-", "/dev/stdout"] {
+        let out = run(&["table", "t", "--from", &from, "--to", to, "--dry-run"]);
+        assert_exit(&out, 0);
+        assert_eq!(text(&out.stdout), "", "--to {to}");
+        assert!(
+            text(&out.stderr).contains("dry run, nothing copied"),
+            "--to {to}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[0].url(&d1),
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains("dry run, nothing copied"));
+}
