@@ -1408,6 +1408,7 @@ fn notices(t: &job::TableReport) -> impl Iterator<Item = report::Notice> + '_ {
             _ => format!("{} on the source", t.table),
         },
         notice: n.notice.clone(),
+        times: n.times,
     })
 }
 

@@ -459,6 +459,7 @@ pub(crate) fn run(
                             &report::Notice {
                                 endpoint: spec.display.clone(),
                                 notice,
+                                times: 1,
                             }
                             .to_string(),
                         );

@@ -131,6 +131,8 @@ pub(crate) struct Notice {
     pub(crate) endpoint: String,
     /// The server's notice, field by field.
     pub(crate) notice: DbError,
+    /// How many times it was said (a job folds a notice said again: [`copyman_job::job::Notice`]).
+    pub(crate) times: u64,
 }
 
 impl Notice {
@@ -144,6 +146,7 @@ impl Notice {
             "message": n.message,
             "detail": n.detail,
             "hint": n.hint,
+            "times": self.times,
         })
     }
 }
@@ -176,15 +179,15 @@ pub(crate) fn print_notices(notices: &[Notice]) {
 /// What [`print_notices`] prints.
 fn notices_said(notices: &[Notice]) -> Vec<String> {
     // By what is printed, in one pass: a flood of 10 000 notices kept was compared pair by pair.
-    let mut distinct: Vec<(String, usize)> = Vec::new();
+    let mut distinct: Vec<(String, u64)> = Vec::new();
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for notice in notices {
         let said = notice.to_string();
         match seen.get(&said) {
-            Some(&at) => distinct[at].1 += 1,
+            Some(&at) => distinct[at].1 += notice.times,
             None => {
                 seen.insert(said.clone(), distinct.len());
-                distinct.push((said, 1));
+                distinct.push((said, notice.times));
             }
         }
     }
@@ -218,6 +221,7 @@ pub(crate) fn take_notices<'c>(
             .map(|notice| Notice {
                 endpoint: endpoint.clone(),
                 notice,
+                times: 1,
             })
             .collect();
         print_notices(&said);
@@ -1061,6 +1065,7 @@ mod tests {
         let on = |endpoint: &str, notice: &DbError| Notice {
             endpoint: endpoint.to_owned(),
             notice: notice.clone(),
+            times: 1,
         };
         let mut other = DbError::new("WARNING", "01000", "something else");
         other.hint = Some("a hint".to_owned());
@@ -1078,6 +1083,15 @@ mod tests {
                 "destination 1: WARNING:  something else (said 2 times)\nHINT:  a hint",
                 "destination 2: NOTICE:  identifier \"x\" will be truncated",
             ]
+        );
+        // One a job folded as it came (a notice per row) is said with all its times.
+        let folded = Notice {
+            times: 300,
+            ..on("destination 1", &truncated)
+        };
+        assert_eq!(
+            notices_said(&[folded]),
+            ["destination 1: NOTICE:  identifier \"x\" will be truncated (said 300 times)"]
         );
     }
 
@@ -1218,6 +1232,7 @@ mod tests {
                     db.hint = Some("look".into());
                     db
                 },
+                times: 1,
             }],
         };
         assert_eq!(

@@ -228,3 +228,52 @@ fn a_job_keeps_a_few_notices_per_table_and_counts_the_rest() {
         "{report}"
     );
 }
+
+/// A notice said again (a trigger's per row) is folded as it comes, so that the kept ones are
+/// distinct: "said 300 times" of one said 300 times, and a WARNING after it kept and printed
+/// (the copies filled the 100 kept, said "said 100 times", and the WARNING was among "201 more
+/// notices not kept": recheck39 F4). `--json` carries each once with its `times`.
+#[test]
+fn a_job_folds_a_notice_said_again_and_keeps_the_distinct_ones() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 300);
+         CREATE TABLE u (n int);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (n int); CREATE TABLE u (n int);
+         CREATE FUNCTION said() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE NOTICE 'row checked';
+         IF NEW.n = 300 THEN RAISE WARNING 'row 300: price list out of date'; END IF;
+         RETURN NEW; END $$;
+         CREATE TRIGGER said BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION said();",
+    );
+    let state = TempPath::new("notices-folded.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "t",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("NOTICE:  row checked (said 300 times)")
+            && stderr.contains("WARNING:  row 300: price list out of date")
+            && !stderr.contains("not kept"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    let notices = report["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 2, "{report}");
+    assert_eq!(notices[0]["times"], 300, "{report}");
+    assert_eq!(notices[1]["severity"], "WARNING", "{report}");
+}

@@ -156,6 +156,9 @@ pub struct Notice {
     pub side: Side,
     /// What it said, field by field.
     pub notice: DbError,
+    /// How many times it said it during the table (the same side and text: a trigger's notice
+    /// per row is one entry).
+    pub times: u64,
 }
 
 /// How the job went.

@@ -3,7 +3,7 @@
 //! connections ([`Conns`]), (re)connected when missing or broken ([`ensure`]), and a
 //! transaction rolled back ([`end`]).
 
-use copyman_sync::Connection;
+use copyman_sync::{Connection, DbError};
 
 use super::error::{TableError, describe};
 use super::options::Server;
@@ -99,18 +99,37 @@ pub(super) fn take_notices(conns: &mut Conns, report: &mut TableReport) {
         .chain(dests.map(|(d, slot)| (Side::Destination(d), slot)));
     for (side, slot) in sides {
         if let Some(conn) = slot {
-            let said = conn.take_notices().into_iter();
-            report
-                .notices
-                .extend(said.map(|notice| Notice { side, notice }));
+            for notice in conn.take_notices() {
+                keep_notice(report, side, notice);
+            }
             report.notices_dropped += conn.take_dropped_messages();
         }
     }
-    // A job keeps every table's to its end: a few per table, the rest counted.
-    if report.notices.len() > NOTICES_KEPT_PER_TABLE {
-        let beyond = report.notices.len() - NOTICES_KEPT_PER_TABLE;
-        report.notices.truncate(NOTICES_KEPT_PER_TABLE);
-        report.notices_dropped += u64::try_from(beyond).unwrap_or(u64::MAX);
+}
+
+/// Keeps what `side` said in `report`: a notice it said before (the same words; the first
+/// one's context is kept) counted again on its entry, a
+/// new one kept while fewer than [`NOTICES_KEPT_PER_TABLE`] are, else counted dropped. (A
+/// trigger's notice per row filled the entries with copies of one line, said as "said 100
+/// times" of 300, and a distinct WARNING after them was dropped.)
+fn keep_notice(report: &mut TableReport, side: Side, notice: DbError) {
+    let room = report.notices.len() < NOTICES_KEPT_PER_TABLE;
+    // The same words: its context differs by row (`COPY t, line 5`).
+    let same = |n: &DbError| {
+        (n.severity == notice.severity && n.code == notice.code && n.message == notice.message)
+            && (n.detail == notice.detail && n.hint == notice.hint)
+    };
+    let known = (report.notices.iter_mut()).find(|n| n.side == side && same(&n.notice));
+    match known {
+        Some(known) => known.times += 1,
+        None if room => {
+            report.notices.push(Notice {
+                side,
+                notice,
+                times: 1,
+            });
+        }
+        None => report.notices_dropped += 1,
     }
 }
 
