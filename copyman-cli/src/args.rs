@@ -806,6 +806,41 @@ impl HiArgs {
                 Endpoint::File(path) => crate::dest::own_descriptor(path) == Some(fd),
                 Endpoint::Server(_) => false,
             };
+            // `--to /dev/fd/N` (`/proc/self/fd/N`) names the caller's descriptor N, given by a
+            // redirection (`N> FILE`): looked at now, before copyman opens anything. One not
+            // open would be one of copyman's own once it runs (a server's connection, a
+            // socketpair): the data went into it, "committed", exit 0.
+            let ends =
+                std::iter::once((&t.source, false)).chain(t.destinations.iter().map(|d| (d, true)));
+            for (end, written) in ends {
+                let Endpoint::File(path) = end else { continue };
+                let Some(fd) = crate::dest::named_descriptor(path) else {
+                    continue;
+                };
+                let flag = if written { "--to" } else { "--from" };
+                let shown = path.display();
+                let access = crate::dest::descriptor_access(fd);
+                let why = match (fd, access) {
+                    (2, _) if crate::closed_at_start(2) => {
+                        "stderr is closed: the data would go nowhere".to_owned()
+                    }
+                    (0..=2, _) => continue,
+                    (_, None) => format!(
+                        "descriptor {fd} is not open: give it with a redirection ({fd}{} FILE)",
+                        if written { ">" } else { "<" }
+                    ),
+                    (_, Some(libc::O_RDONLY)) if written => format!(
+                        "descriptor {fd} is open for reading only ({fd}<): open it for writing \
+                         ({fd}> FILE)"
+                    ),
+                    (_, Some(libc::O_WRONLY)) if !written => format!(
+                        "descriptor {fd} is open for writing only ({fd}>): open it for reading \
+                         ({fd}< FILE)"
+                    ),
+                    _ => continue,
+                };
+                return Err(ArgError::usage(format!("{flag} {shown}: {why}")));
+            }
             if crate::closed_at_start(0) && is_fd(&t.source, 0) {
                 return Err(ArgError::usage(format!(
                     "--from {}: stdin is closed: give it the data (< FILE), or name the file",

@@ -789,6 +789,30 @@ pub(crate) fn open_fifo(
     }
 }
 
+/// The descriptor number `path` names as one of this process's, whether or not it is open:
+/// [`own_descriptor`], or `/dev/fd/N`, `/proc/self/fd/N` for an `N` not open (their link does
+/// not exist then, so [`own_descriptor`] does not know them).
+pub(crate) fn named_descriptor(path: &Path) -> Option<i32> {
+    own_descriptor(path).or_else(|| {
+        let fd = path.file_name()?.to_str()?.parse::<i32>().ok()?;
+        let dir = fs::canonicalize(path.parent()?).ok()?;
+        let ours = Path::new("/proc")
+            .join(std::process::id().to_string())
+            .join("fd");
+        (dir == ours).then_some(fd)
+    })
+}
+
+/// How descriptor `fd` of this process is open: its access mode (`O_RDONLY`, `O_WRONLY`,
+/// `O_RDWR`), or `None` when it is not open.
+pub(crate) fn descriptor_access(fd: i32) -> Option<i32> {
+    // SAFETY: `fcntl(F_GETFL)` only reads the status flags of a descriptor number of this
+    // process; any integer is a valid argument (one not open fails with EBADF), and no memory
+    // is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (flags != -1).then_some(flags & libc::O_ACCMODE)
+}
+
 /// The descriptor number `path` names when it is one of this process's: a link
 /// `/proc/PID/fd/N` (or `/proc/PID/task/TID/fd/N`) of our own PID, however reached
 /// (`/dev/stdout` → `/proc/self/fd/1`, `/dev/fd/N` → `/proc/self/fd/N`).

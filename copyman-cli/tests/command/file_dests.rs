@@ -1255,3 +1255,61 @@ fn a_dry_run_with_data_on_stdout_prints_its_plan_on_stderr() {
     assert_exit(&out, 0);
     assert!(text(&out.stdout).contains("dry run, nothing copied"));
 }
+
+/// `--to /dev/fd/N` names the caller's descriptor N: one the shell did not open is refused
+/// before anything (exit 2, the redirection to give), as is one open for reading only. It was
+/// resolved once copyman ran, to a descriptor of its own that took the number (a server's
+/// connection, a socketpair): the rows went into it, "committed", exit 0 (files39 F8). One
+/// given (`7> FILE`) gets the rows.
+#[test]
+fn a_descriptor_not_given_by_the_caller_is_refused() {
+    let c = clusters();
+    let src = source(c);
+    let from = c.source.url(&src);
+    let dir = TempPath::new("fds");
+    fs::create_dir(&dir.0).unwrap();
+    let file = dir.0.join("seven.txt");
+    fs::write(&file, "").unwrap();
+    let file = file.to_str().unwrap();
+    for (fd, redirect, said) in [
+        (
+            "7",
+            String::new(),
+            "descriptor 7 is not open: give it with a redirection (7> FILE)",
+        ),
+        ("5", String::new(), "descriptor 5 is not open"),
+        (
+            "7",
+            format!(" 7<'{file}'"),
+            "descriptor 7 is open for reading only (7<)",
+        ),
+    ] {
+        let to = format!("/dev/fd/{fd}");
+        let out = via_sh(
+            &format!(r#"exec "$0" "$@"{redirect}"#),
+            &["table", "t", "--from", &from, "--to", &to],
+        )
+        .output()
+        .unwrap();
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&format!("--to {to}: {said}")), "{stderr}");
+        assert!(!connected(&out), "{stderr}");
+    }
+    // Stderr closed: `--to /dev/stderr` went to the /dev/null copyman put there, exit 0.
+    let out = via_sh(
+        r#"exec "$0" "$@" 2>&-"#,
+        &["table", "t", "--from", &from, "--to", "/dev/stderr"],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 2);
+    let out = via_sh(
+        &format!(r#"exec "$0" "$@" 7>'{file}'"#),
+        &["table", "t", "--from", &from, "--to", "/dev/fd/7"],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(lines(file).len(), 1000);
+}
