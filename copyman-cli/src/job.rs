@@ -573,6 +573,7 @@ fn fatal(error: JobError) -> anyhow::Error {
     }
     let exit = match &error {
         JobError::Connect { .. } | JobError::Unreachable(_) => Exit::Connect,
+        JobError::Destination { error, .. } if error.connect => Exit::Connect,
         JobError::Selection(_)
         | JobError::NotOnSource(_)
         | JobError::Empty(_)
@@ -1186,8 +1187,14 @@ fn dry_run(
     // so `--dry-run && run` stops where the run would not succeed.
     let planned = plan.tables.iter().flat_map(|t| &t.destinations);
     let refused = planned.clone().any(|d| matches!(d, DestPlan::Refused(_)));
+    // Every refusal a server that cannot be reached: a connection failure, as the run says.
+    let unreachable = planned
+        .clone()
+        .all(|d| !matches!(d, DestPlan::Refused(why) if !why.connect));
     let exit = if !refused {
         Exit::Success
+    } else if !keep_going && unreachable {
+        Exit::Connect
     } else if !keep_going {
         Exit::CopyFailed
     } else if planned

@@ -1619,6 +1619,37 @@ fn a_resume_whose_state_file_cannot_be_written_is_partial() {
     assert_eq!(job.held(), 1, "what the first run committed stays");
 }
 
+/// A destination's planning session lost while the job plans (its server shut down, its
+/// backend terminated) is a connection failure, exit 3, as a server that refuses the job's
+/// sessions is: it was 3 or 1 by the moment of the loss (recheck39 F3). Its dry run says 3 too.
+#[test]
+fn a_destinations_planning_session_lost_is_a_connection_failure() {
+    let c = clusters();
+    for dry in [false, true] {
+        let job = TwoTables::new(
+            "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+            "gone.state",
+        );
+        let extra: &[&str] = if dry { &["--dry-run"] } else { &[] };
+        let paused = Paused::start(&job.args(extra), "planning:1");
+        c.dest[0]
+            .connect("postgres")
+            .batch_execute(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                job.d1
+            ))
+            .unwrap();
+        let out = paused.resume();
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 3);
+        assert!(
+            stderr.contains("its planning session was lost while the job planned"),
+            "dry run {dry}: {stderr}"
+        );
+        assert_eq!(job.held(), 0);
+    }
+}
+
 /// A resume whose planning session on the source is lost (terminated) ends before it begins
 /// anything, but the table an earlier run committed stays: partial, exit 4, saying so and to
 /// run again — not 1 and `committed: 0` alone (resume38 F6).

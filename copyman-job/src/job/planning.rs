@@ -3073,7 +3073,7 @@ fn refuse_where_unanswered(
         // None: given up and not opened again (or left out already: nothing to copy there).
         let why = match conn {
             Some(conn) => unanswered(conn, options.stall_timeout),
-            None => Some(TableError::new(LOST)).filter(|_| tables.iter().any(copied)),
+            None => Some(lost()).filter(|_| tables.iter().any(copied)),
         };
         let Some(why) = why else { continue };
         let server = format!("destination {} {}", d + 1, server.name);
@@ -3100,8 +3100,18 @@ fn unanswered(conn: &Connection, stall: Option<Duration>) -> Option<TableError> 
              stuck server or a lost network path)",
             limit.as_secs_f64()
         ),
-        None => LOST.to_owned(),
+        None => return Some(lost()),
     }))
+}
+
+/// A planning session lost: its server closed it (shut down) or the path to it broke. A
+/// connection failure, as a server that refuses the job's sessions is (exit 3 of the command),
+/// whichever of the two the moment of the loss made it.
+fn lost() -> TableError {
+    TableError {
+        connect: true,
+        ..TableError::new(LOST)
+    }
 }
 
 /// A planning session lost, in [`unanswered`]'s words.
