@@ -911,6 +911,13 @@ pub enum Compression {
     /// A zip archive (`PK`, then a local file header's `03 04` or an empty archive's `05 06`):
     /// an `.xlsx` or `.ods` workbook is one.
     Zip,
+    /// LZ4's frame format (`04 22 4d 18`): what `lz4`, pg_dump and pg_basebackup's
+    /// `--compress=lz4` and pgBackRest write.
+    Lz4,
+    /// The legacy `.lzma` format (`5d 00 00`: its usual properties byte and dictionary size).
+    Lzma,
+    /// Unix `compress`'s `.Z` (`1f 9d`).
+    Compress,
 }
 
 impl Compression {
@@ -922,8 +929,9 @@ impl Compression {
     /// block's magic (π, `31 41 59 26 53 59`) or, for empty data, the end of stream's (√π,
     /// `17 72 45 38 50 90`) — text that starts with `BZh` is not taken for it; xz's
     /// `fd 37 7a 58 5a 00`; zip's `PK 03 04` (a local file header) or `PK 05 06` (an empty
-    /// archive).
-    const SIGNATURES: [(Self, &'static [(u8, u8)]); 7] = [
+    /// archive); LZ4's frame magic `04 22 4d 18`; `.lzma`'s `5d 00 00`; compress's `1f 9d`.
+    /// (Text holds no NUL and no such control bytes at its start.)
+    const SIGNATURES: [(Self, &'static [(u8, u8)]); 10] = [
         (Self::Gzip, &[(0x1f, 0x1f), (0x8b, 0x8b), (0x08, 0x08)]),
         (
             Self::Zstd,
@@ -972,6 +980,12 @@ impl Compression {
                 (0x00, 0x00),
             ],
         ),
+        (
+            Self::Lz4,
+            &[(0x04, 0x04), (0x22, 0x22), (0x4d, 0x4d), (0x18, 0x18)],
+        ),
+        (Self::Lzma, &[(0x5d, 0x5d), (0x00, 0x00), (0x00, 0x00)]),
+        (Self::Compress, &[(0x1f, 0x1f), (0x9d, 0x9d)]),
     ];
 
     /// What the input's first bytes `start` say (`ended`: they are all of it): `Some(Some(c))`
@@ -996,8 +1010,9 @@ impl Compression {
         (!undecided).then_some(None)
     }
 
-    /// The format a file name's extension names (`gz`, `tgz`, `zst`, `bz2`, `xz`, `zip`; any
-    /// case), as its tool names the files it writes.
+    /// The format a file name's extension names (`gz`, `tgz`, `zst`, `bz2`, `xz`, `zip`, `lz4`,
+    /// `lzma`, `Z`, and the tools' names `gzip`, `zstd`, `bzip2`; any case), as its tool names
+    /// the files it writes.
     ///
     /// ```
     /// use copyman_core::file_start::Compression;
@@ -1007,11 +1022,14 @@ impl Compression {
     /// ```
     pub fn of_extension(extension: &str) -> Option<Self> {
         match extension.to_ascii_lowercase().as_str() {
-            "gz" | "tgz" => Some(Self::Gzip),
-            "zst" => Some(Self::Zstd),
-            "bz2" => Some(Self::Bzip2),
-            "xz" => Some(Self::Xz),
+            "gz" | "tgz" | "gzip" => Some(Self::Gzip),
+            "zst" | "zstd" | "tzst" => Some(Self::Zstd),
+            "bz2" | "bzip2" => Some(Self::Bzip2),
+            "xz" | "txz" => Some(Self::Xz),
             "zip" => Some(Self::Zip),
+            "lz4" => Some(Self::Lz4),
+            "lzma" => Some(Self::Lzma),
+            "z" => Some(Self::Compress),
             _ => None,
         }
     }
@@ -1024,6 +1042,9 @@ impl Compression {
             Self::Bzip2 => "bzip2",
             Self::Xz => "xz",
             Self::Zip => "zip",
+            Self::Lz4 => "lz4",
+            Self::Lzma => "lzma",
+            Self::Compress => "compress",
         }
     }
 
@@ -1036,6 +1057,10 @@ impl Compression {
             Self::Bzip2 => "bzip2 -dc",
             Self::Xz => "xz -dc",
             Self::Zip => "unzip -p",
+            Self::Lz4 => "lz4 -dc",
+            Self::Lzma => "xz --format=lzma -dc",
+            // gzip reads compress's format too.
+            Self::Compress => "gzip -dc",
         }
     }
 
@@ -1044,6 +1069,9 @@ impl Compression {
     pub fn compress(self) -> &'static str {
         match self {
             Self::Zip => "zip -q - -",
+            Self::Lz4 => "lz4 -c",
+            Self::Lzma => "xz --format=lzma -c",
+            Self::Compress => "compress -c",
             other => other.name(),
         }
     }
@@ -1402,6 +1430,20 @@ mod tests {
             Some(Some(Compression::Zip))
         );
         assert_eq!(of(b"PK\x05\x06", true), Some(Some(Compression::Zip)));
+        // lz4's frame, .lzma, compress's .Z (they were read as text: "give its encoding").
+        assert_eq!(
+            of(b"\x04\x22\x4d\x18\x64", true),
+            Some(Some(Compression::Lz4))
+        );
+        assert_eq!(
+            of(b"\x5d\x00\x00\x80\x00", true),
+            Some(Some(Compression::Lzma))
+        );
+        assert_eq!(of(b"\x1f\x9d\x90", true), Some(Some(Compression::Compress)));
+        assert_eq!(of(b"]\tbracket\n", true), Some(None));
+        assert_eq!(Compression::of_extension("lz4"), Some(Compression::Lz4));
+        assert_eq!(Compression::of_extension("Z"), Some(Compression::Compress));
+        assert_eq!(Compression::of_extension("zstd"), Some(Compression::Zstd));
         // Text that starts with `PK` is text.
         assert_eq!(of(b"PK,name\n", true), Some(None));
         assert_eq!(of(b"PK", false), None);
