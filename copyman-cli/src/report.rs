@@ -265,7 +265,16 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     {
-        message = format!("{message} ({input})");
+        // No encoding reads a NUL byte: another --encoding fails the same way.
+        message = match message.contains(": 0x00") {
+            true => format!(
+                "{message} (PostgreSQL text never holds a NUL byte (0x00), in any encoding: \
+                 {}; input whose every other byte is NUL is UTF-16 without a byte order mark: \
+                 iconv -f UTF-16LE -t UTF-8 FILE | copyman … --from -)",
+                input.split(':').next().unwrap_or(&input)
+            ),
+            false => format!("{message} ({input})"),
+        };
     }
     ErrorInfo {
         sqlstate: described.sqlstate,

@@ -447,6 +447,32 @@ fn copy_statements_with_csv_and_a_header_are_counted() {
     assert_eq!(count(&c.dest[0], &d, "header_log"), 10);
 }
 
+/// A NUL byte in the input (UTF-16 without a byte order mark, padding) is in no encoding: the
+/// error says so and what such input usually is, not "give its encoding with --encoding, e.g.
+/// --encoding LATIN1", which fails the same way (files39 F3).
+#[test]
+fn a_nul_byte_is_not_said_as_another_encoding() {
+    let c = clusters();
+    let d = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let file = TempPath::new("utf16.txt");
+    fs::write(&file.0, b"1\0\t\0a\0\n\0").unwrap();
+    for encoding in [None, Some("LATIN1")] {
+        let to = c.dest[0].conninfo(&d);
+        let mut args = vec!["table", "t", "--from", file.arg(), "--to", &to];
+        args.extend(encoding.map(|e| ["--encoding", e]).into_iter().flatten());
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("PostgreSQL text never holds a NUL byte (0x00), in any encoding")
+                && stderr.contains("iconv -f UTF-16LE -t UTF-8")
+                && !stderr.contains("e.g. --encoding LATIN1"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
+}
+
 /// A file in another encoding than UTF8 read without `--encoding`: every destination refuses
 /// its bytes (22021); the error is said once in the headline, with the encoding the file was
 /// read as and `--encoding`, the way out (it was the server's bare words, three times).
