@@ -803,8 +803,19 @@ pub(crate) fn check_start(
 ) -> anyhow::Result<Start> {
     let reading = reading(t);
     let start = source.examine_start(&reading)?;
-    if let Some(front) = &source.front
-        && !start.binary
+    let front = source.front.as_deref().filter(|_| !start.binary);
+    if let Some(front) = front
+        && file_start::utf8_read_as_single_byte(front, &reading.encoding)
+    {
+        report::warn(format_args!(
+            "{} is read as {} (--encoding), but its first bytes past ASCII are all UTF-8 \
+             characters: read as {}, each becomes two or three characters (é as Ã©); if it is \
+             UTF-8, leave out --encoding",
+            source.name(),
+            reading.encoding,
+            reading.encoding
+        ));
+    } else if let Some(front) = front
         && file_start::windows_bytes_in_latin1(front, &reading.encoding)
     {
         report::warn(format_args!(

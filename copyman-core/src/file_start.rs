@@ -1138,6 +1138,36 @@ pub fn windows_bytes_in_latin1(data: &[u8], encoding: &str) -> bool {
     encoding.eq_ignore_ascii_case("LATIN1") && data.iter().any(|b| (0x80..=0x9f).contains(b))
 }
 
+/// Whether `data` (the input's first bytes) read in the single-byte `encoding` (`LATIN1`,
+/// `WIN1252`, `ISO_8859_5`, `KOI8R` …) looks like UTF-8: its bytes past ASCII, some there, all
+/// form UTF-8 characters (the last may be cut where the bytes stop). Read as `encoding`, each
+/// of them becomes two or three characters (`é` as `Ã©`), without an error — the commonest
+/// mistake with `--encoding`, which text in those encodings almost never passes for.
+///
+/// ```
+/// use copyman_core::file_start::utf8_read_as_single_byte;
+///
+/// assert!(utf8_read_as_single_byte("1\tcafé\n".as_bytes(), "LATIN1"));
+/// assert!(!utf8_read_as_single_byte(b"1\tcaf\xe9\n", "LATIN1"));
+/// assert!(!utf8_read_as_single_byte(b"1\tcafe\n", "LATIN1"));
+/// assert!(!utf8_read_as_single_byte("1\tcafé\n".as_bytes(), "SJIS"));
+/// ```
+pub fn utf8_read_as_single_byte(data: &[u8], encoding: &str) -> bool {
+    let upper = encoding.to_ascii_uppercase();
+    let single_byte = ["LATIN", "WIN", "ISO_8859", "ISO8859", "KOI8"]
+        .iter()
+        .any(|prefix| upper.starts_with(prefix));
+    let valid = match std::str::from_utf8(data) {
+        Ok(text) => text,
+        // Cut in the middle of a character where the bytes stop: what came before.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    single_byte && !valid.is_ascii()
+}
+
 /// Input that is no COPY data, told by its first bytes, for the caller to refuse with the way
 /// in: every server would read it as rows (or fail on its first bytes) where it is something
 /// else.

@@ -473,6 +473,38 @@ fn a_nul_byte_is_not_said_as_another_encoding() {
     assert_eq!(count(&c.dest[0], &d, "t"), 0);
 }
 
+/// A UTF-8 file read as `--encoding LATIN1`: loaded as asked, but said — its characters past
+/// ASCII become two each (`café` as `cafÃ©`) without an error, and the warning told it to use
+/// WIN1252, which failed or garbled it more (files39 F4).
+#[test]
+fn a_utf8_file_read_as_latin1_is_said() {
+    let c = clusters();
+    let d = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let file = TempPath::new("utf8.txt");
+    fs::write(&file.0, "1\tcafé — “x”\n").unwrap();
+    let to = c.dest[0].conninfo(&d);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "is read as LATIN1 (--encoding), but its first bytes past ASCII are all \
+             UTF-8 characters"
+        ) && stderr.contains("leave out --encoding")
+            && !stderr.contains("WIN1252"),
+        "{stderr}"
+    );
+}
+
 /// A file in another encoding than UTF8 read without `--encoding`: every destination refuses
 /// its bytes (22021); the error is said once in the headline, with the encoding the file was
 /// read as and `--encoding`, the way out (it was the server's bare words, three times).
