@@ -1169,7 +1169,28 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said,
     // as `copy` mode says it (read back by its name, a NULL became the string \N).
     // (In the source file's format where none was given: its bytes are written as they are.)
-    let written = format.or((!source.is_server()).then_some(Format::Text));
+    // A source file that starts with the PGCOPY signature is binary COPY data, whatever its
+    // name (it was said "written in FORMAT text … read it back with --format text", which is
+    // refused for a binary file).
+    let pgcopy_file = match &source {
+        Endpoint::File(path) => std::fs::File::open(path).is_ok_and(|mut file| {
+            let mut start = [0u8; 11];
+            std::io::Read::read_exact(&mut file, &mut start).is_ok()
+                && start == *copyman_wire::eod::BINARY_SIGNATURE
+        }),
+        _ => false,
+    };
+    if pgcopy_file && low.format.is_none() {
+        for d in destinations.iter().filter(|d| d.is_csv_file()) {
+            crate::report::warn(format_args!(
+                "--to {}: written as binary COPY data, as the source file is, not CSV: copyman \
+                 reads it back as binary (by its PGCOPY signature), a tool that goes by its name \
+                 does not",
+                d.display()
+            ));
+        }
+    }
+    let written = format.or((!source.is_server() && !pgcopy_file).then_some(Format::Text));
     if let Some(format) = written.filter(|f| *f != Format::Csv) {
         let why = match low.format {
             Some(_) => "--format",

@@ -963,6 +963,40 @@ fn an_empty_input_under_truncate_empties_nothing() {
     assert_eq!(count(&c.dest[0], &dbs[0], "t"), 10);
 }
 
+/// A binary (PGCOPY) file copied to a `*.csv` file is said as binary, not "written in FORMAT
+/// text … read it back with --format text", advice refused for a binary file (files39 F6); the
+/// copy reads back as it is.
+#[test]
+fn a_binary_file_copied_to_a_csv_name_is_said_binary() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE kv (k text, v text); INSERT INTO kv VALUES ('a', 'x'), ('b', NULL);",
+    );
+    let bin = TempPath::new("kv.bin");
+    let out = run(&[
+        "table",
+        "kv",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        bin.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let csv = TempPath::new("kv-copy.csv");
+    let out = run(&["table", "kv", "--from", bin.arg(), "--to", csv.arg()]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("written as binary COPY data, as the source file is, not CSV")
+            && !stderr.contains("FORMAT text"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&csv.0).unwrap(), fs::read(&bin.0).unwrap());
+}
+
 /// A text file (psql's `\copy … to`, a TSV) loaded beside a `*.csv` file destination is read as
 /// text, its own format, not as CSV for the destination's name: its NULLs stayed the string
 /// `\N`, an empty string became NULL and a comma split a field, exit 0. The `*.csv` copy is
