@@ -855,6 +855,17 @@ impl HiArgs {
                     d.display()
                 )));
             }
+            // `--to /dev/stderr` (`/dev/fd/2`): the data and copyman's own messages on one
+            // descriptor, the summary and warnings written into the data, exit 0.
+            let is_stderr = |d: &&Endpoint| matches!(d, Endpoint::File(path) if crate::dest::own_descriptor(path) == Some(2));
+            if let Some(d) = t.destinations.iter().find(is_stderr) {
+                return Err(ArgError::usage(format!(
+                    "--to {}: it is stderr, where copyman's messages go: they would be mixed \
+                     into the data; give the data another descriptor (--to /dev/fd/3 3> FILE) \
+                     or --to - (stdout)",
+                    d.display()
+                )));
+            }
             // `copyman … --to - > FILE 2>&1` (cron's usual redirection): the messages and the
             // summary would land in the data.
             if stderr_is_stdout()

@@ -1071,8 +1071,8 @@ fn file_names_that_are_not_utf8_are_taken() {
 /// stdout (a pseudo-terminal from util-linux's `script`) with binary data — a table's
 /// `--format binary`, a `--send`'s `FORMAT binary` — is refused before any destination begins
 /// (exit 2, the ways said), and nothing of the data reaches the terminal; text still goes.
-/// The same for a destination file that names the terminal: `/dev/stdout`, `/dev/fd/2`,
-/// `/dev/tty` (they wrote PGCOPY's bytes on it, exit 0).
+/// The same for a destination file that names the terminal: `/dev/stdout`, `/dev/tty` (they
+/// wrote PGCOPY's bytes on it, exit 0).
 #[test]
 fn binary_data_is_not_written_to_a_terminal() {
     let c = clusters();
@@ -1120,7 +1120,7 @@ fn binary_data_is_not_written_to_a_terminal() {
             "{said}"
         );
     }
-    for terminal in ["/dev/stdout", "/dev/fd/2", "/dev/tty"] {
+    for terminal in ["/dev/stdout", "/dev/tty"] {
         let args = [
             "table", "t", "--from", &url, "--to", terminal, "--format", "binary",
         ];
@@ -1312,4 +1312,30 @@ fn a_descriptor_not_given_by_the_caller_is_refused() {
     .unwrap();
     assert_exit(&out, 0);
     assert_eq!(lines(file).len(), 1000);
+}
+
+/// `--to /dev/stderr` (`/dev/fd/2`) is refused as `--to - 2>&1` is: copyman's warnings and
+/// summary were written into the data, exit 0 (files39 F10).
+#[test]
+fn stderr_as_a_destination_is_refused() {
+    let c = clusters();
+    let src = source(c);
+    let from = c.source.url(&src);
+    let data = TempPath::new("stderr-data.txt");
+    for to in ["/dev/stderr", "/dev/fd/2"] {
+        let out = via_sh(
+            &format!(r#"exec "$0" "$@" 2>'{}'"#, data.arg()),
+            &["table", "t", "--from", &from, "--to", to],
+        )
+        .output()
+        .unwrap();
+        assert_exit(&out, 2);
+        let said = fs::read_to_string(&data.0).unwrap();
+        assert!(
+            said.contains(&format!(
+                "--to {to}: it is stderr, where copyman's messages go"
+            )) && !said.contains("1\tv1"),
+            "{said}"
+        );
+    }
 }
