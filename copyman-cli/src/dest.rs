@@ -485,6 +485,7 @@ impl FileSink {
             Endpoint::File(path) => match target(path)? {
                 FileTarget::Direct => (To(open_direct(path, quiet, give_up)?), None),
                 FileTarget::Replace { path, existing } => {
+                    say_leftovers(&path);
                     let (temp, file) = create_temp(&path, existing.is_some())?;
                     signals::register_temp(&temp);
                     if let Some(old) = &existing
@@ -1071,6 +1072,49 @@ fn create_temp(path: &Path, private: bool) -> io::Result<(PathBuf, File)> {
         io::ErrorKind::AlreadyExists,
         "no free name for a temporary file beside it",
     ))
+}
+
+/// Says each temporary file an earlier run left beside `path` ([`temp_path`]'s name, of a
+/// process that is gone: one killed with SIGKILL, which nothing can catch), for the user to
+/// remove: a hidden copy of the file, which `ls` does not show, kept for good. Not removed
+/// here: a process of that number on another machine sharing the directory may still write
+/// it.
+fn say_leftovers(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.copyman-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some(pid) = (file_name.strip_prefix(&prefix))
+            .filter(|_| file_name.ends_with(".tmp"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: `kill` with signal 0 sends nothing: it only asks whether a process of that
+        // number exists (ESRCH when none does); no memory is passed.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            report::warn(format_args!(
+                "{}: an earlier run's temporary file {} is left beside it (its process {pid} \
+                 is gone, killed where nothing could remove it): remove it",
+                path.display(),
+                dir.join(&*file_name).display()
+            ));
+        }
+    }
 }
 
 /// `dir/.name.copyman-PID-RANDOM.tmp` beside `path`, within [`NAME_MAX`] bytes (a long name is

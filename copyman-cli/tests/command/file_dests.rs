@@ -1339,3 +1339,48 @@ fn stderr_as_a_destination_is_refused() {
         );
     }
 }
+
+/// A temporary file an earlier run left beside the destination (its process killed with
+/// SIGKILL, which nothing can catch) is said by the next run to the same file, for the user to
+/// remove: a hidden copy, kept for good without a word (files39 F11). One of a live process is
+/// not said.
+#[test]
+fn an_earlier_runs_temporary_file_left_beside_is_said() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempPath::new("leftover");
+    fs::create_dir(&dir.0).unwrap();
+    let target = dir.0.join("out.txt");
+    fs::write(&target, "old\n").unwrap();
+    // A process that is gone: one that ran and was waited for.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let left = dir
+        .0
+        .join(format!(".out.txt.copyman-{dead}-00000000deadbeef.tmp"));
+    fs::write(&left, "half a copy").unwrap();
+    let live = dir.0.join(format!(
+        ".out.txt.copyman-{}-0000000000000001.tmp",
+        std::process::id()
+    ));
+    fs::write(&live, "being written").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        target.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "an earlier run's temporary file {} is left beside it (its process {dead} is gone",
+            left.display()
+        )) && !stderr.contains(&live.display().to_string()),
+        "{stderr}"
+    );
+    assert!(left.exists(), "said, not removed");
+}
