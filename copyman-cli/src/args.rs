@@ -1183,12 +1183,16 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     // A source file that starts with the PGCOPY signature is binary COPY data, whatever its
     // name (it was said "written in FORMAT text … read it back with --format text", which is
     // refused for a binary file).
+    // A regular file only: a FIFO's open waits for its writer (before anything was said of the
+    // wait), and what a pipe's first bytes read here would be lost to the copy.
     let pgcopy_file = match &source {
-        Endpoint::File(path) => std::fs::File::open(path).is_ok_and(|mut file| {
-            let mut start = [0u8; 11];
-            std::io::Read::read_exact(&mut file, &mut start).is_ok()
-                && start == *copyman_wire::eod::BINARY_SIGNATURE
-        }),
+        Endpoint::File(path) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
+            std::fs::File::open(path).is_ok_and(|mut file| {
+                let mut start = [0u8; 11];
+                std::io::Read::read_exact(&mut file, &mut start).is_ok()
+                    && start == *copyman_wire::eod::BINARY_SIGNATURE
+            })
+        }
         _ => false,
     };
     if pgcopy_file && low.format.is_none() {
@@ -1756,7 +1760,10 @@ mod tests {
         assert!(said.ends_with("| zip -q - - > ./t.zip"), "{said}");
         // A compressed name is refused as a destination only: a source is told by its bytes.
         assert!(hi(&["table", "t", "--from", "in.csv.gz", "--to", "host=b"]).is_ok());
-        assert!(hi(&["table", "t", "--from", "host=a", "--to", "out.gzip"]).is_ok());
+        assert!(hi(&["table", "t", "--from", "host=a", "--to", "out.gzipped"]).is_ok());
+        // The tools' own names are compressed names too (files39 F9).
+        let said = usage(&["table", "t", "--from", "host=a", "--to", "out.gzip"]);
+        assert!(said.ends_with("| gzip > out.gzip"), "{said}");
     }
 
     #[test]
