@@ -1578,7 +1578,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
     while !shared.stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         // Statements ending a transaction are looked at and said, before and after a signal:
-        // they are never cancelled, so a wait there is only said.
+        // they are never cancelled, so a wait there is only said (a PREPARE's, which decides
+        // nothing, is given up by its session once the interrupt's grace passed).
         look_at_commits(shared, &mut monitors);
         if let Some(signal) = signals::received() {
             if last_cancel.is_none_or(|t| t.elapsed() >= STILL) {

@@ -121,11 +121,18 @@ impl Action {
     }
 
     /// Whether its answer is waited for whatever comes, an interrupt too (a signal given up on a
-    /// silent server): it may commit, or it decides what recovery does (`COMMIT`, `PREPARE
-    /// TRANSACTION`, `COMMIT`/`ROLLBACK PREPARED`), and only the answer says which. A check of
-    /// the constraints or a `ROLLBACK` cut short commits nothing: its closed session rolls back.
+    /// silent server): it may commit, or it decides what recovery does (`COMMIT`,
+    /// `COMMIT`/`ROLLBACK PREPARED`), and only the answer says which. A check of the constraints
+    /// or a `ROLLBACK` cut short commits nothing: its closed session rolls back. Nor does a
+    /// `PREPARE TRANSACTION`: no decision is made before every PREPARE is answered, so one cut
+    /// short (its answer lost, [`Failure::Lost`]) may at most be prepared, and is rolled back
+    /// prepared on a new session, or by recovery (a frozen backend that prepares it later) — a
+    /// signal no longer waits for ever on a backend that never answers it.
     pub fn awaited(&self) -> bool {
-        !matches!(self, Self::CheckConstraints | Self::Rollback)
+        !matches!(
+            self,
+            Self::CheckConstraints | Self::Rollback | Self::Prepare(_)
+        )
     }
 
     /// Whether the action names its transaction by its global id (`COMMIT PREPARED`, `ROLLBACK

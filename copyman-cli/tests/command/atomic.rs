@@ -1021,6 +1021,82 @@ fn a_signal_before_the_decision_calls_the_commit_off() {
     assert!(run.prepared().is_empty());
 }
 
+/// One signal ends an `--atomic` run whose destination's backend froze before it read its
+/// PREPARE (a lost network path alike): the PREPARE is given up after the interrupt's grace —
+/// no decision is made before every PREPARE is answered, so nothing can commit — the prepared
+/// ones roll back, and the frozen one is said as perhaps prepared, for `copyman recover`,
+/// which rolls it back once the backend, let go, prepared it. The run waited for ever, said
+/// every 10 s, until a second signal (commit39 F4, F5). For one table and for a job (`--state`).
+#[test]
+fn one_signal_gives_up_a_prepare_its_frozen_backend_never_answers() {
+    for job in [false, true] {
+        let run = Run::new();
+        let mut copy = run.copy_args();
+        let state = TempPath::new("frozen-prepare.state");
+        if job {
+            copy.extend(["--state".to_owned(), state.arg().to_owned()]);
+        }
+        let mut paused = Paused::start(&args(&copy), "prepared:1");
+        // Destination 2 (on B) is next to prepare: its backend idles in its transaction.
+        let (b, db) = &run.dests[1];
+        let pid: i32 = b
+            .connect("postgres")
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                 AND state = 'idle in transaction'",
+                &[db],
+            )
+            .unwrap()
+            .get(0);
+        let kill = |sig: &str| {
+            let status = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        kill("-STOP");
+        fs::remove_file(&paused.file.0).unwrap();
+        thread::sleep(std::time::Duration::from_secs(1));
+        signal(&paused.child, "TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let ended = paused.child.try_wait().unwrap().is_some();
+        kill("-CONT");
+        let out = paused.child.wait_with_output().unwrap();
+        let said = text(&out.stderr);
+        assert!(ended, "job {job}: one SIGTERM did not end the run\n{said}");
+        assert_exit(&out, 143);
+        assert!(said.contains("copyman recover"), "job {job}: {said}");
+        assert_eq!(run.counts(), [0, 0, 0], "job {job}: {said}");
+        // Let go, the backend reads its PREPARE, prepares, and ends with its closed session.
+        let mut watch = b.connect("postgres");
+        for _ in 0..200 {
+            let n: i64 = watch
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .unwrap()
+                .get(0);
+            if n == 0 {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = run.recover();
+        assert_exit(&out, 0);
+        assert!(
+            run.prepared().is_empty(),
+            "job {job}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(run.counts(), [0, 0, 0]);
+    }
+}
+
 /// A destination whose session is lost after its PREPARE (a terminated backend, a network
 /// blip) with the server up is finished by the run on a new session: its COMMIT PREPARED names
 /// the transaction by its global id. (It was left `commit pending`, holding its locks, exit 4,

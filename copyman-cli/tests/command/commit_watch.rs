@@ -767,8 +767,9 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
 /// had sent everything (in its COPY: its data, or its end, in the socket), or before its commit
 /// (under the check of its constraints, which commits nothing): the wait is cut after the
 /// grace, and the frozen one's ROLLBACK is not waited for (its closed session rolls back);
-/// nothing committed. Each was waited for until a second signal (only a COMMIT's or a
-/// PREPARE's answer is waited for whatever comes). Under a `--stall-timeout` longer than the
+/// nothing committed. Each was waited for until a second signal (only the answer of a
+/// statement that may commit is waited for whatever comes; a PREPARE's is not either:
+/// `atomic.rs`). Under a `--stall-timeout` longer than the
 /// grace, the error says the interrupt's grace cut it, not a stall timeout (which it was said as).
 #[test]
 fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {

@@ -1316,12 +1316,15 @@ pub(super) fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
     for d in &mut report.destinations {
         let cut_short = match d.status {
             Status::RolledBack => true,
+            // (Not one that may hold a prepared transaction: a PREPARE the interrupt's grace
+            // cut is perhaps prepared, for recover; "rolled back" it was not.)
             Status::Failed => d.error.as_ref().is_some_and(|e| {
-                e.sqlstate.as_deref() == Some("57014")
-                    || e.message.contains(JOB_STOPPED)
-                    || e.message.contains(OTHER_FAILED)
-                    || e.message.contains(super::options::CONNECT_GIVEN_UP)
-                    || e.message.contains(super::error::CUT_BY_INTERRUPT)
+                !e.holds_prepared()
+                    && (e.sqlstate.as_deref() == Some("57014")
+                        || e.message.contains(JOB_STOPPED)
+                        || e.message.contains(OTHER_FAILED)
+                        || e.message.contains(super::options::CONNECT_GIVEN_UP)
+                        || e.message.contains(super::error::CUT_BY_INTERRUPT))
             }),
             _ => false,
         };
