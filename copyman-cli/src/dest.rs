@@ -916,11 +916,18 @@ fn would_open(path: &Path) -> Result<(), String> {
             }
         }
         FileTarget::Replace { path, existing } => {
+            // Asked, not opened for writing: a program watching the file for the close of a
+            // write (inotify's IN_CLOSE_WRITE: "the export is ready") took the old file for a
+            // new one before any row was copied (files39 F13).
             if existing.is_some() {
-                OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| e.to_string())?;
+                if inode_flags(&path).is_some_and(|f| f & (FS_APPEND_FL | FS_IMMUTABLE_FL) != 0) {
+                    return Err(
+                        "it is append-only or immutable (chattr +a or +i, lsattr shows \
+                                it), so it cannot be replaced"
+                            .to_owned(),
+                    );
+                }
+                access(&path, libc::W_OK).map_err(|e| e.to_string())?;
             }
             let dir = path
                 .parent()
@@ -1014,6 +1021,24 @@ fn is_mount_point(path: &Path) -> bool {
         .split(|&b| b == b'\n')
         .filter_map(|line| line.split(|&b| b == b' ').nth(4))
         .any(|point| unescape(point) == path.as_os_str().as_bytes())
+}
+
+/// `FS_APPEND_FL` and `FS_IMMUTABLE_FL` of `<linux/fs.h>` (not in libc): a file that only grows,
+/// or never changes; neither can be renamed onto (EPERM).
+const FS_APPEND_FL: libc::c_long = 0x20;
+const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+
+/// The inode flags of `path` (`lsattr`'s), where it can be opened for reading and its file system
+/// keeps them.
+fn inode_flags(path: &Path) -> Option<libc::c_long> {
+    use std::os::fd::AsRawFd;
+
+    let file = File::open(path).ok()?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: `file` is an open descriptor for the call; FS_IOC_GETFLAGS writes one int (at most
+    // the c_long it is declared as) into `flags`, which lives across the call.
+    let done = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    (done == 0).then_some(flags)
 }
 
 /// `faccessat(AT_FDCWD, path, mode, AT_EACCESS)`: whether the effective user may.

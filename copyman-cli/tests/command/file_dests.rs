@@ -1221,6 +1221,61 @@ fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
             .any(|l| l.contains(&format!("fsync({opened})"))),
         "the directory is not synced before the first COMMIT:\n{trace}"
     );
+    // The old file is never opened for writing: a program watching it for the close of a write
+    // (inotify's IN_CLOSE_WRITE) took it for the new one before any row was copied (files39 F13).
+    let old_name = format!("\"{}\"", out_file.to_str().unwrap());
+    let written = (lines.iter())
+        .find(|l| l.contains(&old_name) && (l.contains("O_WRONLY") || l.contains("O_RDWR")));
+    assert!(
+        written.is_none(),
+        "the old file opened for writing: {written:?}"
+    );
+}
+
+/// An existing file destination that is append-only or immutable (`chattr +a`, `+i`) is
+/// refused before anything is copied, saying so: a rename cannot replace it (EPERM after the
+/// servers' commits). Skipped, loudly, where the file system keeps no such flags.
+#[test]
+fn an_append_only_file_destination_is_refused_before_the_copy() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("append-only");
+    fs::create_dir(&dir.0).unwrap();
+    let old = dir.0.join("log.txt");
+    fs::write(&old, "old\n").unwrap();
+    let chattr = |flag: &str| Command::new("chattr").arg(flag).arg(&old).output();
+    if !chattr("+a").is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED an_append_only_file_destination_is_refused_before_the_copy: chattr +a does \
+             not work here (no chattr, or a file system without inode flags)"
+        );
+        return;
+    }
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        old.to_str().unwrap(),
+    ]);
+    chattr("-a").unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(
+        said.contains("destination 2") && said.contains("append-only or immutable (chattr +a"),
+        "{said}"
+    );
+    assert_eq!(fs::read_to_string(&old).unwrap(), "old\n");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(
+        fs::read_dir(&dir.0).unwrap().count(),
+        1,
+        "a file left beside it"
+    );
 }
 
 /// A dry run whose data would go to stdout (`--to -`, `--to /dev/stdout`) prints its plan on
