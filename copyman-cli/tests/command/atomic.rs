@@ -185,6 +185,47 @@ impl Run {
     }
 }
 
+/// The backend of `db` on `cluster` idle in its transaction (a destination not prepared yet),
+/// if there is one.
+fn idle_in_transaction(cluster: &Cluster, db: &str) -> Option<i32> {
+    let rows = cluster
+        .connect("postgres")
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+             AND state = 'idle in transaction'",
+            &[&db],
+        )
+        .unwrap();
+    Some(rows.first()?.get(0))
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to backend `pid`.
+fn kill(sig: &str, pid: i32) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// Waits (10 s at most) until backend `pid` is gone from `cluster`.
+fn wait_gone(cluster: &Cluster, pid: i32) {
+    let mut watch = cluster.connect("postgres");
+    for _ in 0..200 {
+        let n: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -345,30 +386,12 @@ fn session_that_may_still_prepare(job: bool, zoned: bool) {
     }
     let paused = Paused::start(&args(&copy), "prepared:1");
     // A destination not prepared yet: its session waits, idle in its transaction.
-    let open = run.dests.iter().find_map(|(c, db)| {
-        let rows = c
-            .connect("postgres")
-            .query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
-                 AND state = 'idle in transaction'",
-                &[db],
-            )
-            .unwrap();
-        let pid: i32 = rows.first()?.get(0);
-        Some((*c, pid))
-    });
+    let open = (run.dests.iter()).find_map(|(c, db)| Some((*c, idle_in_transaction(c, db)?)));
     let (cluster, pid) = open.expect("a destination not prepared yet");
-    let stop = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    stop("-STOP");
+    kill("-STOP", pid);
     paused.kill();
     let out = run.recover();
-    stop("-CONT");
+    kill("-CONT", pid);
     assert_exit(&out, 1);
     let said = text(&out.stderr);
     assert!(
@@ -381,20 +404,7 @@ fn session_that_may_still_prepare(job: bool, zoned: bool) {
     let log = fs::read_to_string(&run.log.0).unwrap();
     assert!(!log.lines().any(|l| l.starts_with("done ")), "{log}");
     // Let go, the session reads the end of its connection and goes.
-    let mut watch = cluster.connect("postgres");
-    for _ in 0..100 {
-        let n: i64 = watch
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            break;
-        }
-        thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_gone(cluster, pid);
     let out = run.recover();
     assert_exit(&out, 0);
     assert!(run.prepared().is_empty());
@@ -430,16 +440,7 @@ fn a_commit_prepared_its_dead_run_sent_is_said_committed_when_it_lands_first() {
         )
         .unwrap()
         .get(0);
-    let signal_pid = |sig: &str| {
-        assert!(
-            std::process::Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal_pid("-STOP");
+    kill("-STOP", pid);
     let mut child = paused.child;
     fs::remove_file(&paused.file.0).unwrap();
     // The run records that it sends it, then waits on the frozen backend: killed there.
@@ -460,7 +461,7 @@ fn a_commit_prepared_its_dead_run_sent_is_said_committed_when_it_lands_first() {
     assert!(sent, "the run never sent {gid}'s COMMIT PREPARED");
     // recover lists it prepared, then the frozen backend runs the dead run's statement first.
     let recovering = run.recover_paused("finishing:1");
-    signal_pid("-CONT");
+    kill("-CONT", pid);
     let mut watch = cluster.connect(db);
     for _ in 0..200 {
         let n: i64 = watch
@@ -1039,23 +1040,8 @@ fn one_signal_gives_up_a_prepare_its_frozen_backend_never_answers() {
         let mut paused = Paused::start(&args(&copy), "prepared:1");
         // Destination 2 (on B) is next to prepare: its backend idles in its transaction.
         let (b, db) = &run.dests[1];
-        let pid: i32 = b
-            .connect("postgres")
-            .query_one(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
-                 AND state = 'idle in transaction'",
-                &[db],
-            )
-            .unwrap()
-            .get(0);
-        let kill = |sig: &str| {
-            let status = std::process::Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        };
-        kill("-STOP");
+        let pid = idle_in_transaction(b, db).expect("destination 2 not prepared yet");
+        kill("-STOP", pid);
         fs::remove_file(&paused.file.0).unwrap();
         thread::sleep(std::time::Duration::from_secs(1));
         signal(&paused.child, "TERM");
@@ -1064,7 +1050,7 @@ fn one_signal_gives_up_a_prepare_its_frozen_backend_never_answers() {
             thread::sleep(std::time::Duration::from_millis(100));
         }
         let ended = paused.child.try_wait().unwrap().is_some();
-        kill("-CONT");
+        kill("-CONT", pid);
         let out = paused.child.wait_with_output().unwrap();
         let said = text(&out.stderr);
         assert!(ended, "job {job}: one SIGTERM did not end the run\n{said}");
@@ -1072,20 +1058,7 @@ fn one_signal_gives_up_a_prepare_its_frozen_backend_never_answers() {
         assert!(said.contains("copyman recover"), "job {job}: {said}");
         assert_eq!(run.counts(), [0, 0, 0], "job {job}: {said}");
         // Let go, the backend reads its PREPARE, prepares, and ends with its closed session.
-        let mut watch = b.connect("postgres");
-        for _ in 0..200 {
-            let n: i64 = watch
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                    &[&pid],
-                )
-                .unwrap()
-                .get(0);
-            if n == 0 {
-                break;
-            }
-            thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_gone(b, pid);
         let out = run.recover();
         assert_exit(&out, 0);
         assert!(
