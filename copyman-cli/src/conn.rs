@@ -204,13 +204,7 @@ impl Env {
             .iter()
             .find_map(|var| self.get(var))
             .unwrap_or("C");
-        let codeset = locale
-            .split_once('.')
-            .map(|(_, rest)| rest.split('@').next().unwrap_or(rest))
-            .unwrap_or("")
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "");
-        match codeset.as_str() {
+        match locale_codeset(locale).as_str() {
             "utf8" => "UTF8",
             "iso88591" => "LATIN1",
             "iso88592" => "LATIN2",
@@ -2060,6 +2054,17 @@ fn ask(
     Ok(Some(
         password.strip_suffix('\r').unwrap_or(password).to_owned(),
     ))
+}
+
+/// The codeset a locale name (`LC_ALL`'s, `LANG`'s) names, lower case without `-` or `_`:
+/// `utf8` for `en_US.UTF-8`, `iso88591` for `de_DE.ISO-8859-1@euro`, empty for `C` or `POSIX`.
+pub(crate) fn locale_codeset(locale: &str) -> String {
+    locale
+        .split_once('.')
+        .map(|(_, rest)| rest.split('@').next().unwrap_or(rest))
+        .unwrap_or("")
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "")
 }
 
 #[cfg(test)]

@@ -2700,7 +2700,7 @@ impl Render {
             );
             overall.set_length((s.planned + beyond).max(1));
             overall.set_position(weight.min(s.planned + beyond));
-            overall.set_message(line);
+            overall.set_message(crate::progress::in_locale(&line).into_owned());
         } else if self.plain && s.last_plain.elapsed() >= PLAIN_EVERY {
             s.last_plain = Instant::now();
             crate::progress::println(&format!(
@@ -2723,7 +2723,8 @@ impl Render {
         if let (Some((_, _, bars)), Some(line)) = (&self.multi, s.lines.get(worker))
             && let Some(bar) = bars.get(worker)
         {
-            bar.set_message(crate::progress::printable(&line.concat()).into_owned());
+            let line = crate::progress::printable(&line.concat()).into_owned();
+            bar.set_message(crate::progress::in_locale(&line).into_owned());
         }
     }
 

@@ -195,8 +195,12 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Usage.code());
         }
         Err(e) => {
-            // --help and --version; a closed stdout is no error here either.
-            let _ = e.print();
+            // --help and --version; a closed stdout is no error here either. (Plain, its
+            // punctuation in ASCII, where the locale is not UTF-8.)
+            let _ = match progress::ascii_locale() {
+                true => report::print_stdout(&e.to_string()),
+                false => e.print(),
+            };
             return ExitCode::SUCCESS;
         }
     };

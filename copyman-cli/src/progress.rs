@@ -51,7 +51,7 @@ pub(crate) fn set_note(note: Option<String>) {
     *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone();
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
     if let (Some(bar), Some(note)) = (active.as_ref(), note) {
-        bar.set_message(note);
+        bar.set_message(in_locale(&note).into_owned());
     }
 }
 
@@ -80,8 +80,56 @@ const MESSAGE_EVERY: Duration = Duration::from_millis(100);
 /// servers' state still tell the truth. A panic here would instead end a run between two
 /// COMMITs, or kill the thread that handles signals.
 pub(crate) fn write_stderr(bytes: &[u8]) {
+    let local = std::str::from_utf8(bytes).map(in_locale);
+    let bytes = local.as_ref().map_or(bytes, |text| text.as_bytes());
     let mut stderr = io::stderr().lock(); // tidy: the one stderr writer
     let _ = crate::dest::write_all_waiting(&mut stderr, bytes);
+}
+
+/// Whether the locale copyman's words are shown in is not UTF-8: the first of `LC_ALL`,
+/// `LC_CTYPE` and `LANG` that is set names the C or POSIX locale or another codeset. (None set:
+/// UTF-8 is taken, as today's terminals are.)
+pub(crate) fn ascii_locale() -> bool {
+    static ASCII: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ASCII.get_or_init(|| {
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()));
+        locale.is_some_and(|l| crate::conn::locale_codeset(&l) != "utf8")
+    })
+}
+
+/// `text` with copyman's typographic punctuation (… — – → × “ ” ‘ ’) in ASCII where the locale
+/// is not UTF-8 ([`ascii_locale`]): under `LC_ALL=C` a terminal or a log showed their UTF-8
+/// bytes as garbage (`â€"`). Other characters (a table's name, a server's words) stay as
+/// they are, as psql prints them.
+pub(crate) fn in_locale(text: &str) -> std::borrow::Cow<'_, str> {
+    in_ascii_if(ascii_locale(), text)
+}
+
+fn in_ascii_if(ascii: bool, text: &str) -> std::borrow::Cow<'_, str> {
+    const ASCII: [(char, &str); 9] = [
+        ('…', "..."),
+        ('—', "--"),
+        ('–', "-"),
+        ('→', "->"),
+        ('×', "x"),
+        ('“', "\""),
+        ('”', "\""),
+        ('‘', "'"),
+        ('’', "'"),
+    ];
+    if !ascii || !text.contains(|c| ASCII.iter().any(|(t, _)| *t == c)) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match ASCII.iter().find(|(t, _)| *t == c) {
+            Some((_, ascii)) => out.push_str(ascii),
+            None => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// `text` as a terminal shows it literally: a control character other than a line break or a
@@ -450,7 +498,7 @@ impl Progress {
     fn redraw(&mut self) {
         self.last_update = Instant::now();
         if let Some(bar) = &self.bar {
-            bar.set_message(self.status_line());
+            bar.set_message(in_locale(&self.status_line()).into_owned());
         } else if self.plain && self.started.elapsed() >= PLAIN_EVERY {
             println(&format!("copyman: {}", self.status_line()));
         }
@@ -474,6 +522,22 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// copyman's own punctuation in ASCII where the locale is not UTF-8, the rest as it is
+    /// (scale38 F10).
+    #[test]
+    fn punctuation_in_ascii_outside_utf8_locales() {
+        let said = "3 tables × 2 destinations — done … “t” → ‘u’ – é";
+        assert_eq!(
+            in_ascii_if(true, said),
+            "3 tables x 2 destinations -- done ... \"t\" -> 'u' - é"
+        );
+        assert_eq!(in_ascii_if(false, said), said);
+        assert!(matches!(
+            in_ascii_if(true, "plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     /// A name with an ESC sequence or a carriage return is shown as written, not obeyed.
     #[test]

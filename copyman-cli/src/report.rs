@@ -925,6 +925,11 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 /// # Errors
 /// Stdout cannot be written.
 pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
+    write_stdout(&progress::in_locale(text))
+}
+
+/// [`print_stdout`], its words left in UTF-8 (a JSON document, UTF-8 by its definition).
+fn write_stdout(text: &str) -> io::Result<()> {
     use std::os::fd::AsFd;
 
     let mut out = io::stdout().lock();
@@ -1048,7 +1053,7 @@ pub(crate) fn print_json(value: &Value) -> io::Result<()> {
     let written = (|| {
         let mut text = serde_json::to_string_pretty(&document).map_err(io::Error::other)?;
         text.push('\n');
-        print_stdout(&text)
+        write_stdout(&text)
     })();
     // A reader gone (`… --json | head -c 10`, a closed pipe): the document is lost, said on
     // stderr; the exit status stands.

@@ -923,3 +923,34 @@ fn a_file_named_like_a_conninfo_and_a_socket_given_as_a_file_are_said() {
         "{stderr}"
     );
 }
+
+/// Under a locale that is not UTF-8 (`LC_ALL=C`, a cron job's or a minimal container's), the
+/// help and copyman's words have their punctuation in ASCII (`--`, `...`): a terminal or a log
+/// showed the UTF-8 bytes of `—` and `…` as garbage (scale38 F10). Under UTF-8 they stay.
+#[test]
+fn punctuation_is_ascii_under_a_locale_that_is_not_utf8() {
+    for (locale, ascii) in [("C", true), ("POSIX", true), ("C.UTF-8", false)] {
+        let help = copyman()
+            .args(["table", "--help"])
+            .env("LC_ALL", locale)
+            .output()
+            .unwrap();
+        assert_exit(&help, 0);
+        let shown = text(&help.stdout);
+        assert_eq!(!shown.contains('—'), ascii, "{locale}: {shown}");
+        assert!(shown.contains("--from"), "{locale}: {shown}");
+        let usage = copyman()
+            .args(["copy", "--from", "host=a", "--to", "host=b"])
+            .env("LC_ALL", locale)
+            .output()
+            .unwrap();
+        assert_exit(&usage, 2);
+        let said = text(&usage.stderr);
+        let dots = if ascii { "..." } else { "…" };
+        assert!(
+            said.contains(&format!("--send 'COPY {dots} TO STDOUT' is needed")),
+            "{locale}: {said}"
+        );
+        assert_eq!(said.is_ascii(), ascii, "{locale}: {said}");
+    }
+}
