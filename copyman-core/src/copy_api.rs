@@ -81,7 +81,9 @@ macro_rules! copy_api {
             /// with the producer's row count. A receiver that faulted during the copy and was not
             /// reconciled is not left: it holds nothing of the copy, and the [`Summary`] says it
             /// `Faulted` ([`Summary::all_completed`] tells whether the copy reached every
-            /// receiver).
+            /// receiver). Iterating on past a receiver fault (without `reconcile`) is going on
+            /// without that receiver, whatever the [`Options`]: to keep a copy all or nothing,
+            /// `abort` at the fault instead (`ends_copy` says which faults `run` stops at).
             ///
             /// # Errors
             /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer
@@ -100,8 +102,12 @@ macro_rules! copy_api {
                 }
             }
 
-            /// Whether `fault`, met while iterating the copy, ends it under its [`Options`]: a
-            /// producer fault always, a receiver fault unless keep-going (as `run` decides).
+            /// Whether `fault`, met while iterating the copy, ends it under its [`Options`] — what
+            /// `run` does with it: a producer fault always, a receiver fault unless keep-going.
+            /// Iterating leaves that to the caller: the iterator goes on with the receivers
+            /// still live (py-postgresql's continuation past a trapped `ReceiverFault`), and
+            /// `finish` then completes those alone. A caller that wants the copy all or nothing
+            /// calls `abort` at a fault for which this is `true`, as `run` does.
             pub fn ends_copy(&self, fault: &Fault) -> bool {
                 self.core.manager().ends_copy(fault)
             }

@@ -477,11 +477,13 @@ impl CopyFail {
 impl fmt::Display for CopyFail {
     /// The reason, every receiver's error (those that faulted during the copy too: "no
     /// receivers" alone would hide why), the producer's, and the receivers whose COPY completed
-    /// all the same — committed, unless their session had a transaction open.
+    /// all the same — committed, unless their session had a transaction open. Parts follow each
+    /// other after `; `, or on lines of their own once a server's error took several (its
+    /// DETAIL, HINT, CONTEXT): what follows is not read as part of its CONTEXT.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason)?;
+        let mut parts = vec![self.reason.clone()];
         for (id, error) in &self.receiver_faults {
-            write!(f, "; receiver {id}: {}", Chain(&**error))?;
+            parts.push(format!("receiver {id}: {}", Chain(&**error)));
         }
         for (id, outcome) in &self.receivers {
             // Not again when the reason says it already (a copy ended by that fault: one
@@ -496,11 +498,11 @@ impl fmt::Display for CopyFail {
                 && !self.reason.contains(&said)
                 && !self.reason.contains(&among)
             {
-                write!(f, "; {said}")?;
+                parts.push(said);
             }
         }
         if let Some(error) = &self.producer_fault {
-            write!(f, "; producer: {}", Chain(&**error))?;
+            parts.push(format!("producer: {}", Chain(&**error)));
         }
         let completed: Vec<String> = self
             .receivers
@@ -510,17 +512,23 @@ impl fmt::Display for CopyFail {
             .collect();
         match completed.as_slice() {
             [] => {}
-            [one] => write!(
-                f,
-                "; receiver {one}'s COPY completed all the same: committed there unless it ran \
+            [one] => parts.push(format!(
+                "receiver {one}'s COPY completed all the same: committed there unless it ran \
                  inside a transaction"
-            )?,
-            several => write!(
-                f,
-                "; the COPYs of receivers {} completed all the same: committed there unless they \
+            )),
+            several => parts.push(format!(
+                "the COPYs of receivers {} completed all the same: committed there unless they \
                  ran inside a transaction",
                 several.join(", ")
-            )?,
+            )),
+        }
+        let mut lines = false;
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                f.write_str(if lines { "\n" } else { "; " })?;
+            }
+            f.write_str(part)?;
+            lines |= part.contains('\n');
         }
         Ok(())
     }
@@ -618,6 +626,34 @@ mod display_tests {
         assert_eq!(
             fail.to_string(),
             "2 receivers faulted; receiver 0: stalled; receiver 2: stalled"
+        );
+    }
+
+    /// After a server's error of several lines (its CONTEXT), what follows starts a line of its
+    /// own: a receiver that committed all the same was said at the end of the CONTEXT line, as
+    /// if part of it (lib40 F2).
+    #[test]
+    fn what_follows_an_error_of_several_lines_starts_a_line() {
+        let deferred = EndpointError::new(io::Error::other(
+            "ERROR:  P0001: deferred boom\nCONTEXT:  PL/pgSQL function boom2() line 1 at RAISE",
+        ));
+        let fail = CopyFail {
+            reason: "could not complete the COPY operation".to_owned(),
+            receivers: vec![
+                (ReceiverId(0), ReceiverOutcome::Completed(Some(3))),
+                (ReceiverId(1), ReceiverOutcome::Failed(deferred.clone())),
+            ],
+            receiver_faults: vec![(ReceiverId(1), deferred)],
+            producer_fault: None,
+            producer_ended: true,
+            producer_count: Some(3),
+        };
+        assert_eq!(
+            fail.to_string(),
+            "could not complete the COPY operation; receiver 1: ERROR:  P0001: deferred boom\n\
+             CONTEXT:  PL/pgSQL function boom2() line 1 at RAISE\n\
+             receiver 0's COPY completed all the same: committed there unless it ran inside a \
+             transaction"
         );
     }
 
