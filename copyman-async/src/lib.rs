@@ -84,6 +84,12 @@ pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, Null
 pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled, Written};
+/// What the API hands out from copyman-core, nameable here: a connection's [`Session`] and its
+/// [`TransactionStatus`], a copy's [`UnderWay`] handle, a connect's [`Attempted`] hosts. The
+/// whole of copyman-core, at the version these crates use, is [`copyman_core`].
+pub use copyman_core::{
+    self, connect::Attempted, run::UnderWay, session::Session, session::TransactionStatus,
+};
 pub use copyman_core::{
     BoxError, Chunk, Config, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault,
     Protocol, ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
@@ -91,7 +97,7 @@ pub use copyman_core::{
 /// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
 pub use copyman_tls::{SslMode, TlsSettings};
 pub use copyman_wire::realign::Completion;
-pub use error::Error;
+pub use error::{ClientError, Error};
 pub use producer::{ClientProducer, Producer, ReaderProducer, StatementProducer, StreamProducer};
 pub use receiver::{ClientReceiver, Receiver, SinkReceiver, StatementReceiver, WriterReceiver};
 

@@ -72,17 +72,23 @@ pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, Null
 pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{
-    EndpointId, GraceExpired, INTERRUPT_GRACE, Stalled, cut_by_interrupt,
+    EndpointId, GraceExpired, INTERRUPT_GRACE, Stalled, Written, cut_by_interrupt,
+};
+/// What the API hands out from copyman-core, nameable here: a connection's [`Session`] and its
+/// [`TransactionStatus`], a copy's [`UnderWay`] handle, a connect's [`Attempted`] hosts. The
+/// whole of copyman-core, at the version these crates use, is [`copyman_core`].
+pub use copyman_core::{
+    self, connect::Attempted, run::UnderWay, session::Session, session::TransactionStatus,
 };
 pub use copyman_core::{
-    BoxError, Chunk, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault, Protocol,
-    ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
+    BoxError, Chunk, Config, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault,
+    Protocol, ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
 };
 /// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
 pub use copyman_tls::{SslMode, TlsSettings};
 /// What a [`Receiver::fail`] is given: the bytes that finish its partial frame.
 pub use copyman_wire::realign::Completion;
-pub use error::Error;
+pub use error::{ClientError, Error};
 pub use interrupt::Interrupter;
 pub use producer::{ClientProducer, Producer, StatementProducer};
 pub use receiver::{ClientReceiver, Receiver, StatementReceiver, TransmitError};

@@ -265,3 +265,31 @@ fn a_failed_byte_stream_is_not_read_again() {
         assert_eq!(rows[0][0].as_deref(), Some("0"), "nothing stored");
     });
 }
+
+/// The types the API hands out are named from copyman-async alone (lib40 F4): a connection's
+/// `Session` and `TransactionStatus`, a copy's `UnderWay`, a connect's `Attempted`, a
+/// client-bound endpoint's `ClientError`; and copyman-core itself.
+#[test]
+fn the_types_the_api_hands_out_are_named_here() {
+    use copyman_async::copyman_core::session::KEPT_MESSAGES;
+    use copyman_async::{Attempted, ClientError, Session, TransactionStatus, UnderWay};
+    fn status(session: &Session) -> TransactionStatus {
+        session.transaction_status()
+    }
+    fn said(error: &ClientError) -> String {
+        error.to_string()
+    }
+    fn _named(_: Option<(UnderWay, Attempted<Error>)>) {}
+    runtime().block_on(async {
+        let cluster = shared();
+        let db = cluster.create_database();
+        let mut conn = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        assert_eq!(status(conn.session()), TransactionStatus::Idle);
+        assert!(conn.session().notices().len() < KEPT_MESSAGES);
+        conn.execute("BEGIN").await.unwrap();
+        assert_eq!(status(conn.session()), TransactionStatus::InTransaction);
+    });
+    let _ = said;
+}

@@ -249,3 +249,29 @@ fn a_cancel_tokens_debug_keeps_the_secret_key_out() {
     let (_, secret) = conn.session().backend_key().unwrap();
     assert!(!said.contains(&secret.to_string()), "{said}");
 }
+
+/// The types the API hands out are named from copyman-sync alone (lib40 F4): a connection's
+/// `Session` and `TransactionStatus`, a copy's `UnderWay`, a connect's `Attempted`, a
+/// client-bound endpoint's `ClientError`, `Config` and `Written`; and copyman-core itself.
+#[test]
+fn the_types_the_api_hands_out_are_named_here() {
+    use copyman_sync::copyman_core::session::KEPT_MESSAGES;
+    use copyman_sync::{
+        Attempted, ClientError, Config, Session, TransactionStatus, UnderWay, Written,
+    };
+    fn status(session: &Session) -> TransactionStatus {
+        session.transaction_status()
+    }
+    fn said(error: &ClientError) -> String {
+        error.to_string()
+    }
+    fn _named(_: Option<(UnderWay, Attempted<Error>, Config, Written)>) {}
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    assert_eq!(status(conn.session()), TransactionStatus::Idle);
+    assert!(conn.session().notices().len() < KEPT_MESSAGES);
+    conn.execute("BEGIN").unwrap();
+    assert_eq!(status(conn.session()), TransactionStatus::InTransaction);
+    let _ = said;
+}
