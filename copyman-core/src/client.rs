@@ -111,10 +111,15 @@ macro_rules! client_glue {
                 #[source]
                 source: io::Error,
             },
+            /// The connection string could not be read (a quote left open, a word without
+            /// `=`), by copyman's own reading before the client crate's ([`Error::Config`]):
+            /// what was wrong.
+            #[error("invalid connection string: {0}")]
+            Conninfo(String),
             /// TLS could not be set up: settings, certificate files, the server's refusal, the
             /// handshake.
             #[error(transparent)]
-            Tls(#[from] ::copyman_tls::TlsError),
+            Tls(::copyman_tls::TlsError),
             /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
             #[error(transparent)]
             Session(#[from] SessionError),
@@ -229,6 +234,16 @@ macro_rules! client_glue {
         impl From<$krate::Error> for Error {
             fn from(error: $krate::Error) -> Self {
                 Self::Client(ClientError::new(error))
+            }
+        }
+
+        impl From<::copyman_tls::TlsError> for Error {
+            /// A TLS error, but a connection string that could not be read, which is not one.
+            fn from(error: ::copyman_tls::TlsError) -> Self {
+                match error {
+                    ::copyman_tls::TlsError::Conninfo(what) => Self::Conninfo(what),
+                    error => Self::Tls(error),
+                }
             }
         }
 

@@ -305,11 +305,15 @@ pub struct ProducerFault {
 }
 
 impl fmt::Display for ProducerFault {
+    /// `producer faulted: ` and its error with its causes, as a [`ReceiverFault`] says its
+    /// receiver's (it said only "producer raised an error", the cause left to `source()`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("producer raised an error")
+        write!(f, "producer faulted: {}", Chain(&*self.error))
     }
 }
 
+/// The original error stays its source (`__context__` in py-postgresql's copyman), though
+/// Display says it too ([`Chain`] says it once).
 impl Error for ProducerFault {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         Some(&*self.error)
@@ -654,6 +658,19 @@ mod display_tests {
              CONTEXT:  PL/pgSQL function boom2() line 1 at RAISE\n\
              receiver 0's COPY completed all the same: committed there unless it ran inside a \
              transaction"
+        );
+    }
+
+    /// A producer's fault says its error, as a receiver's does (lib40 F6).
+    #[test]
+    fn a_producer_fault_says_its_error() {
+        let fault = Fault::Producer(ProducerFault {
+            error: EndpointError::new(io::Error::other("no byte moved for 2s")),
+        });
+        assert_eq!(fault.to_string(), "producer faulted: no byte moved for 2s");
+        assert_eq!(
+            Chain(&fault).to_string(),
+            "producer faulted: no byte moved for 2s"
         );
     }
 

@@ -71,11 +71,14 @@ use crate::{PollSocket, Producer, Receiver};
 /// refuse it only then (a constraint checked at the end, a deferred trigger, a row the server had
 /// not parsed yet) after other receivers' servers accepted theirs. In autocommit those COPYs are
 /// committed, and the copy still fails. (Receivers without a server — a file, a writer, a
-/// callback — complete first, before any server's COPY ends, a `ClientReceiver`'s too: one of
-/// them failing there fails every server's COPY, which then commits nothing.) For all-or-nothing, copy inside a
-/// transaction on every
-/// receiver (`BEGIN` before, `COMMIT` only once the copy succeeded, `ROLLBACK` otherwise), as the
-/// `copyman` command does; only two-phase commit could do better.
+/// callback — complete first, before any server's COPY ends: one of them failing there fails
+/// every server's COPY, which then commits nothing. A `ClientReceiver` has a server, and
+/// completes with the others that do; its client crate reads nothing from the server while it
+/// writes, so its server's error for a row — a constraint, a trigger — is known only at that
+/// end, where a receiver beside it in autocommit may have committed every row.) For
+/// all-or-nothing, copy inside a transaction on every receiver (`BEGIN` before, `COMMIT` only
+/// once the copy succeeded, `ROLLBACK` otherwise), as the `copyman` command does; only
+/// two-phase commit could do better.
 ///
 /// Dropping a copy that was not finished fails it: nothing is completed on any receiver. The drop
 /// waits for each server to answer its CopyFail, but not for one that stays silent for

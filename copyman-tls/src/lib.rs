@@ -46,6 +46,11 @@ pub enum TlsError {
     /// The settings are wrong or contradict each other.
     #[error("{0}")]
     Settings(String),
+    /// The connection string could not be read to take the settings out of it (a quote left
+    /// open, a word without `=`): what was wrong. Not a TLS matter; the adapters say it as an
+    /// invalid connection string.
+    #[error("invalid connection string: {0}")]
+    Conninfo(String),
     /// A certificate or key file could not be read.
     #[error("{what} \"{}\": {reason}", path.display())]
     File {

@@ -159,10 +159,10 @@ impl TlsSettings {
     /// [`TlsSettings::default_mode`]).
     ///
     /// # Errors
-    /// An unreadable string, an unknown `sslmode`.
+    /// An unreadable string ([`TlsError::Conninfo`]), an unknown `sslmode`.
     pub fn take_from(conninfo: &str) -> Result<(String, Self), TlsError> {
         let (rest, taken) = copyman_conninfo::take(conninfo, &PARAMETERS)
-            .map_err(|e| TlsError::Settings(format!("invalid connection string: {e}")))?;
+            .map_err(|e| TlsError::Conninfo(e.to_string()))?;
         let [mode, root_cert, cert, key]: [Option<String>; 4] =
             taken.try_into().expect("one value per parameter");
         Ok((

@@ -182,6 +182,16 @@ fn a_bad_connection_string_names_the_parameter() {
         said.starts_with("invalid connection string: ") && said.contains("port"),
         "{said}"
     );
+    // One copyman reads itself (a quote left open): an invalid connection string too, not a
+    // TLS error (lib40 F5), and without the password.
+    let err = Connection::connect_str("host=127.0.0.1 password='S3cretPW dbname=x")
+        .expect_err("a quote left open");
+    assert!(matches!(err, Error::Conninfo(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "invalid connection string: unterminated quoted value of \"password\""
+    );
+    assert!(!format!("{err:?}").contains("S3cret"), "{err:?}");
 }
 
 /// A caller's own Producer and Receiver are written with copyman-sync's names (and the `bytes`
