@@ -109,17 +109,21 @@ static AT_START: extern "C" fn(libc::c_int, *mut *mut libc::c_char, *const libc:
 
 /// Overwrites, in the process's own `argv` strings, each password a connection string on the
 /// command line holds (`postgresql://u:SECRET@h/db`, `password=SECRET`), as MySQL's client does:
-/// `ps` and `/proc/PID/cmdline` then show `***` (other users on the machine can read them). An
-/// argument keeps its length (padded with spaces). Called once, right after the arguments were
-/// parsed and before any thread starts. Before it, a password is visible for the moment
-/// between `exec` and here, as with psql (which never hides it): PGPASSWORD, a password file,
-/// a service file or `-W` keep it off the command line altogether.
+/// `ps` and `/proc/PID/cmdline` then show `***` (other users on the machine can read them). The
+/// arguments after one are moved up over what it no longer takes, and `argv`'s pointers with
+/// them: only the total of what every password took beyond `***` is left, as NULs at the end
+/// (each argument padded with spaces to its length told every password's length). Called once,
+/// right after the arguments were parsed and before any thread starts. Before it, a password is
+/// visible for the moment between `exec` and here, as with psql (which never hides it):
+/// PGPASSWORD, a password file, a service file or `-W` keep it off the command line altogether.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn hide_passwords_in_argv() {
     let argv = ARGV.load(Ordering::Relaxed);
     if argv.is_null() {
         return;
     }
+    // Each argument after the program's: where it is, its length, and what it shows now.
+    let mut args: Vec<(*mut libc::c_char, usize, Vec<u8>)> = Vec::new();
     for i in 1..ARGC.load(Ordering::Relaxed) {
         // SAFETY: glibc passed `argv` with `argc` entries, each a NUL-terminated string (or
         // null), in memory of this process that lives as long as it and is writable (the
@@ -130,27 +134,52 @@ fn hide_passwords_in_argv() {
         }
         // SAFETY: `arg` is one of those strings (see above).
         let bytes = unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes();
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            continue;
+        let shown = match std::str::from_utf8(bytes) {
+            Ok(text) if text.contains('@') || text.to_ascii_lowercase().contains("password") => {
+                conn::scrub(&conn::redact(text)).into_bytes()
+            }
+            _ => bytes.to_vec(),
         };
-        if !(text.contains('@') || text.to_ascii_lowercase().contains("password")) {
-            continue;
+        args.push((arg, bytes.len(), shown));
+    }
+    if args.iter().all(|(arg, len, shown)| {
+        // SAFETY: as above: `len` bytes of `arg` are readable.
+        shown.as_slice() == unsafe { std::slice::from_raw_parts(arg.cast::<u8>(), *len) }
+    }) {
+        return;
+    }
+    // The strings lie one after the other (as the kernel lays them out at exec), and what they
+    // show fits where they were: written again from the first one's start, moved up.
+    let contiguous = args
+        .windows(2)
+        .all(|w| w[0].0.wrapping_add(w[0].1 + 1) == w[1].0);
+    let area: usize = args.iter().map(|(_, len, _)| len + 1).sum();
+    let needed: usize = args.iter().map(|(_, _, shown)| shown.len() + 1).sum();
+    let start = args.first().map(|(arg, ..)| *arg);
+    if let (true, true, Some(start)) = (contiguous, needed <= area, start) {
+        let mut written = Vec::with_capacity(area);
+        for (i, (_, _, shown)) in args.iter().enumerate() {
+            // SAFETY: `i + 1 < argc` (one entry per argument read above) and the pointer array
+            // is writable memory of this process (the initial stack); the new pointer is inside
+            // the arguments' area (`written.len() < needed <= area`). The standard library reads
+            // these pointers only when `std::env::args` is called, which nothing does after the
+            // parse; no other thread exists yet.
+            unsafe { *argv.add(i + 1) = start.add(written.len()) };
+            written.extend_from_slice(shown);
+            written.push(0);
         }
-        let shown = conn::scrub(&conn::redact(text));
-        if shown == text {
-            continue;
-        }
-        let mut hidden = shown.into_bytes();
-        hidden.resize(bytes.len(), b' ');
-        hidden
-            .iter_mut()
-            .filter(|b| **b == 0)
-            .for_each(|b| *b = b' ');
-        // SAFETY: `arg` points to `bytes.len()` writable bytes before its NUL (see above), which
-        // no Rust reference borrows any more (`bytes` and `text` are not used after this); the
-        // standard library keeps only the raw pointers and reads them when `std::env::args` is
-        // called, which nothing does after the parse; no other thread exists yet. The NUL stays.
-        unsafe { std::ptr::copy_nonoverlapping(hidden.as_ptr(), arg.cast::<u8>(), hidden.len()) };
+        written.resize(area, 0);
+        // SAFETY: `area` bytes from `start` are the arguments' strings and their NULs
+        // (contiguous, checked above), writable, borrowed by no Rust reference.
+        unsafe { std::ptr::copy_nonoverlapping(written.as_ptr(), start.cast::<u8>(), area) };
+        return;
+    }
+    // Elsewhere: each in place, padded with spaces to its length (cut if `***` is longer).
+    for (arg, len, mut shown) in args {
+        shown.resize(len, b' ');
+        // SAFETY: `arg` points to `len` writable bytes before its NUL (see above); the NUL
+        // stays.
+        unsafe { std::ptr::copy_nonoverlapping(shown.as_ptr(), arg.cast::<u8>(), len) };
     }
 }
 
