@@ -1040,7 +1040,11 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                     for (i, (host, config)) in hosts.iter().zip(&mut host_configs).enumerate() {
                         let port = port_of(i).map_or(DEFAULT_PORT.to_string(), str::to_owned);
                         let host = passfile_host(&host.passfile_host);
+                        // The first matching line wins; an empty password there is none, as
+                        // libpq has it ("no password supplied"): not sent, the server's refusal
+                        // logged as a failed login of the role.
                         if let Some(password) = pgpass_lookup(&content, host, &port, &dbname, &user)
+                            .filter(|p| !p.is_empty())
                         {
                             config.password(password);
                             password_file = Some(file.clone());

@@ -857,6 +857,52 @@ fn each_host_of_a_list_gets_its_own_password_file_entry() {
     assert!(!text(&out.stderr).contains(scram.password()));
 }
 
+/// A password file's first matching line with an empty password gives no password, as libpq
+/// has it ("no password supplied"), though a later line matches too: copyman sent the empty
+/// password (twice, TLS and plain), each a failed login of the role in the server's log, and
+/// said the password was wrong (conn40 F2).
+#[test]
+fn an_empty_password_in_the_password_file_is_none() {
+    let c = clusters();
+    let scram = scram_cluster();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    let dst = database(scram, T);
+    let passfile = TempPath::new("pgpass-empty");
+    fs::write(
+        &passfile.0,
+        format!(
+            "127.0.0.1:{}:*:*:\n*:*:*:*:{}\n",
+            scram.port(),
+            scram.password()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let to = format!(
+        "host=127.0.0.1 port={} user=postgres dbname={dst}",
+        scram.port()
+    );
+    let out = copyman()
+        .env("PGPASSFILE", &passfile.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &to,
+        ])
+        .output()
+        .unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 3);
+    assert!(
+        said.contains("the server asks for a password") && !said.contains("28P01"),
+        "{said}"
+    );
+    assert_eq!(count(scram, &dst, "t"), 0);
+}
+
 /// With no host at all, libpq tries the default socket directory and nothing else: copyman went
 /// on to `localhost` over TCP, where a forwarded port may be another server, and committed.
 #[test]
