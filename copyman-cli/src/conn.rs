@@ -975,8 +975,12 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     let all_tcp = !config.get_hostaddrs().is_empty()
         || (!config.get_hosts().is_empty()
             && config.get_hosts().iter().all(|h| matches!(h, Host::Tcp(_))));
+    // So is every other local file's problem there (an encrypted key, a certificate that is
+    // not the key's, a root file that cannot be read), all found by making the TLS
+    // configuration: before connecting, exit 2, as the key's mode (they were connection
+    // failures, exit 3, which scripts retry).
     if tls.mode.requires_tls() && all_tcp {
-        tls.check_client_key()
+        tls.client_config()
             .map_err(|e| ConnError::Invalid(e.to_string()))?;
     }
 
