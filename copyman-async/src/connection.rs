@@ -248,8 +248,10 @@ impl Connection {
     /// No `host` (nor `hostaddr`) means the Unix socket in `/var/run/postgresql` only, as
     /// Debian's libpq: not `localhost` by TCP after it, which may be another server.
     ///
-    /// A raw connection cannot honour `target_session_attrs` other than `any`,
-    /// `load_balance_hosts=random` or `sslnegotiation=direct`: they are refused
+    /// `target_session_attrs=read-write` (or `read-only`) leaves a host whose session is not of
+    /// that kind for the next, as libpq (core's `SessionAttrs`: servers of PostgreSQL 14 and
+    /// later report it). A raw connection cannot honour `load_balance_hosts=random` or
+    /// `sslnegotiation=direct`: they are refused
     /// ([`Error::Unsupported`]) rather than ignored.
     ///
     /// # Errors
@@ -320,6 +322,7 @@ impl Connection {
                         }
                     };
                     attempts.connecting.learned(learned);
+                    let result = result.and_then(|c| attempts.of_the_kind(c, Self::session));
                     if let Some(conn) = attempts.connecting.attempted(result) {
                         return Ok(conn);
                     }

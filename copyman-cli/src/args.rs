@@ -960,7 +960,10 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
         }
         Target::File(path) => Ok(Endpoint::File(path)),
         Target::Server(conn) => match conn::resolve(&conn, env) {
-            Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),
+            Ok(spec) => match spec.check_tls_files() {
+                Ok(()) => Ok(Endpoint::Server(Box::new(spec))),
+                Err(m) => Err(ArgError::usage(format!("{flag}: {m}"))),
+            },
             // A file whose name holds a `=` (`x=1.csv`) reads as `key=value`: said, with the
             // way to name the file.
             // (Or one word whose key no connection has, as a file to write would be named.)

@@ -448,6 +448,7 @@ const CRATE_PARAMETERS: &[(&str, &str)] = &[
     ("keepalives_idle", "keepalives_idle"),
     ("keepalives_interval", "keepalives_interval"),
     ("keepalives_count", "keepalives_retries"),
+    ("target_session_attrs", "target_session_attrs"),
 ];
 
 /// The values libpq takes for the parameters it reads as one of a list (`connectOptions2`):
@@ -519,8 +520,10 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
         "replication" if set && !matches!(value, "0" | "false" | "off" | "no") => {
             "copyman does not open replication connections"
         }
-        "target_session_attrs" if set && value != "any" => {
-            "copyman connects to the first server that answers (target_session_attrs=any)"
+        "target_session_attrs" if set && !matches!(value, "any" | "read-write" | "read-only") => {
+            "copyman tells read-write and read-only sessions apart (as servers of PostgreSQL 14 \
+             and later report them), not primaries from standbys: target_session_attrs=read-write \
+             finds the primary of a host list"
         }
         "load_balance_hosts" if set && value != "disable" => {
             "copyman tries the hosts in the order given (load_balance_hosts=disable)"
@@ -975,12 +978,9 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     let all_tcp = !config.get_hostaddrs().is_empty()
         || (!config.get_hosts().is_empty()
             && config.get_hosts().iter().all(|h| matches!(h, Host::Tcp(_))));
-    // So is every other local file's problem there (an encrypted key, a certificate that is
-    // not the key's, a root file that cannot be read), all found by making the TLS
-    // configuration: before connecting, exit 2, as the key's mode (they were connection
-    // failures, exit 3, which scripts retry).
+    // (So is every other local file's problem there: ServerSpec::check_tls_files.)
     if tls.mode.requires_tls() && all_tcp {
-        tls.client_config()
+        tls.check_client_key()
             .map_err(|e| ConnError::Invalid(e.to_string()))?;
     }
 
@@ -1101,6 +1101,27 @@ impl ServerSpec {
         for host in &mut self.hosts {
             host.connect_timeout(limit);
         }
+    }
+
+    /// Where TLS is certain (sslmode `require` or stronger, every host on TCP), every problem
+    /// of its local files — a client key others may read, an encrypted key, a certificate that
+    /// is not its key's, a root file missing under `verify-ca` — found by making the TLS
+    /// configuration, before connecting: a file to mend, said as a usage error (exit 2; they
+    /// were connection failures, exit 3, which scripts retry).
+    ///
+    /// # Errors
+    /// The first such problem, in libpq's words where it has them.
+    pub(crate) fn check_tls_files(&self) -> Result<(), String> {
+        let all_tcp = !self.config.get_hostaddrs().is_empty()
+            || (!self.config.get_hosts().is_empty()
+                && (self.config.get_hosts().iter()).all(|h| matches!(h, Host::Tcp(_))));
+        if !(self.tls.mode.requires_tls() && all_tcp) {
+            return Ok(());
+        }
+        self.tls
+            .client_config()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Connects with these parameters.
@@ -2613,7 +2634,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             ("require_auth=scram-sha-256", "require_auth"),
             ("sslcompression=1", "sslcompression"),
             ("sslnegotiation=direct", "sslnegotiation"),
-            ("target_session_attrs=read-write", "target_session_attrs"),
+            ("target_session_attrs=primary", "target_session_attrs"),
             ("load_balance_hosts=random", "load_balance_hosts"),
             ("replication=database", "replication"),
             (
@@ -3289,7 +3310,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ("PGGSSENCMODE", "prefer", &[], Use::Unused),
         ("PGKRBSRVNAME", "postgres", &[], Use::Unused),
         ("PGGSSLIB", "gssapi", &[], Use::Unused),
-        ("PGTARGETSESSIONATTRS", "read-write", &[], Use::Refused),
+        ("PGTARGETSESSIONATTRS", "read-write", &[], Use::Honoured),
+        ("PGTARGETSESSIONATTRS", "primary", &[], Use::Refused),
         ("PGLOCALEDIR", "/usr/share/locale", &[], Use::Unused),
         // Added after libpq 15.
         ("PGSSLCERTMODE", "require", &[], Use::Refused),

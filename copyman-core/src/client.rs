@@ -120,6 +120,10 @@ macro_rules! client_glue {
             /// handshake.
             #[error(transparent)]
             Tls(::copyman_tls::TlsError),
+            /// The session made is not of the kind `target_session_attrs` asks for (libpq's
+            /// words: "session is read-only"); the next host was tried.
+            #[error("{0}")]
+            WrongSession(String),
             /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
             #[error(transparent)]
             Session(#[from] SessionError),
@@ -358,17 +362,11 @@ macro_rules! client_glue {
         pub(crate) fn startup_config(config: &$krate::Config) -> Result<StartupConfig, Error> {
             use $krate::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
             let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
-            if config.get_target_session_attrs() != TargetSessionAttrs::Any {
-                // As libpq spells it: `ReadWrite` is `read-write`.
+            // `read-write` and `read-only` are checked on each session made (core's
+            // `SessionAttrs`); a kind the client crate knows and core does not is refused.
+            if session_attrs(config).is_none() {
                 let name = format!("{:?}", config.get_target_session_attrs());
-                let mut value = String::new();
-                for (i, c) in name.chars().enumerate() {
-                    if c.is_ascii_uppercase() && i > 0 {
-                        value.push('-');
-                    }
-                    value.push(c.to_ascii_lowercase());
-                }
-                return unsupported("target_session_attrs", value);
+                return unsupported("target_session_attrs", name.to_lowercase());
             }
             if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
                 return unsupported("load_balance_hosts", "random".into());
@@ -453,9 +451,24 @@ macro_rules! client_glue {
             }
         }
 
+        /// Core's kind of session for the configuration's `target_session_attrs`; `None` for
+        /// one core does not know.
+        fn session_attrs(config: &$krate::Config) -> Option<connect::SessionAttrs> {
+            use $krate::config::TargetSessionAttrs;
+            match config.get_target_session_attrs() {
+                TargetSessionAttrs::Any => Some(connect::SessionAttrs::Any),
+                TargetSessionAttrs::ReadWrite => Some(connect::SessionAttrs::ReadWrite),
+                TargetSessionAttrs::ReadOnly => Some(connect::SessionAttrs::ReadOnly),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }
+        }
+
         /// What connecting with a configuration takes: its startup parameters, its TLS, and
         /// core's loop over its hosts ([`Connecting`](connect::Connecting)).
         pub(crate) struct Attempts {
+            /// The kind of session asked for (`target_session_attrs`).
+            pub(crate) session_attrs: connect::SessionAttrs,
             /// The startup parameters, with any extra ones.
             pub(crate) startup: StartupConfig,
             /// The configuration's `connect_timeout`.
@@ -494,6 +507,7 @@ macro_rules! client_glue {
                 };
                 let plan = plan(config, tls, client_config.is_some())?;
                 Ok(Self {
+                    session_attrs: session_attrs(config).unwrap_or_default(),
                     startup,
                     timeout,
                     mode: tls.mode,
@@ -501,6 +515,21 @@ macro_rules! client_glue {
                     connecting: connect::Connecting::new(plan, timeout),
                     tcp: TcpOptions::of(config),
                 })
+            }
+
+            /// `made`, an attempt's connection, if its session (`session`) is of the kind asked
+            /// for; else the error that sends the plan to the next host (the connection is
+            /// dropped, its socket closed).
+            pub(crate) fn of_the_kind<C>(
+                &self,
+                made: C,
+                session: impl Fn(&C) -> &$crate::session::Session,
+            ) -> Result<C, Error> {
+                let refusal = self.session_attrs.refusal(|name| session(&made).parameter(name));
+                match refusal {
+                    None => Ok(made),
+                    Some(why) => Err(Error::WrongSession(why)),
+                }
             }
 
             /// The TLS configuration for an attempt with TLS (`with_tls`), if there is one.
@@ -559,6 +588,7 @@ macro_rules! client_glue {
                     Error::Attempts(each) => each
                         .last()
                         .map_or(Failure::Refused, |a| a.error.failure()),
+                    Error::WrongSession(_) => Failure::WrongSession,
                     e if e.code() == Some(Failure::CANNOT_CONNECT_NOW) => Failure::NotNow,
                     _ => Failure::Refused,
                 }

@@ -504,6 +504,10 @@ pub enum Failure {
     /// shutting down, in recovery without hot standby): the next host, as libpq's
     /// `try_next_host` (14 and later) — the failover a host list is written for.
     NotNow,
+    /// The session was made but is not of the kind asked for ([`SessionAttrs`]: read-only where
+    /// `read-write` was asked): the next host, as libpq's `CONNECTION_CHECK_TARGET`, though the
+    /// server accepted the login.
+    WrongSession,
 }
 
 impl Failure {
@@ -514,6 +518,72 @@ impl Failure {
     /// host: yes unless the server answered and refused.
     pub fn tries_next_host(self) -> bool {
         !matches!(self, Self::Refused)
+    }
+}
+
+/// The kind of session a connection asks for (libpq's `target_session_attrs`): a host whose
+/// session is not of that kind is left for the next one ([`Failure::WrongSession`]) — the way a
+/// connection string names "whichever of these servers is the primary now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SessionAttrs {
+    /// Any session (the default).
+    #[default]
+    Any,
+    /// One that takes writes: neither in hot standby nor read-only by default.
+    ReadWrite,
+    /// One that takes no writes: in hot standby, or read-only by default.
+    ReadOnly,
+}
+
+impl SessionAttrs {
+    /// Why a session whose server reported these parameters (`in_hot_standby`,
+    /// `default_transaction_read_only`, which servers of PostgreSQL 14 and later report at
+    /// startup; `parameter` looks one up) is not of this kind, in libpq's words; `None` when it
+    /// is. A server that reports neither cannot be told apart here (libpq asks it with a
+    /// query): said so, and the next host is tried.
+    ///
+    /// ```
+    /// use copyman_core::connect::SessionAttrs;
+    ///
+    /// let standby = |name: &str| match name {
+    ///     "in_hot_standby" => Some("on"),
+    ///     "default_transaction_read_only" => Some("off"),
+    ///     _ => None,
+    /// };
+    /// assert_eq!(SessionAttrs::ReadWrite.refusal(standby).as_deref(), Some("session is read-only"));
+    /// assert_eq!(SessionAttrs::ReadOnly.refusal(standby), None);
+    /// assert_eq!(SessionAttrs::Any.refusal(|_| None), None);
+    /// ```
+    pub fn refusal<'a>(&self, parameter: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+        if *self == Self::Any {
+            return None;
+        }
+        let on = |name: &str| parameter(name).map(|v| v == "on");
+        let read_only = match (on("in_hot_standby"), on("default_transaction_read_only")) {
+            (None, None) => {
+                return Some(format!(
+                    "the server does not report whether it is read-only (PostgreSQL 13 or \
+                     older): copyman cannot tell target_session_attrs={} there",
+                    self.name()
+                ));
+            }
+            (standby, read_only) => standby.unwrap_or(false) || read_only.unwrap_or(false),
+        };
+        match (self, read_only) {
+            (Self::ReadWrite, true) => Some("session is read-only".to_owned()),
+            (Self::ReadOnly, false) => Some("session is not read-only".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Its name, as libpq spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Any => "any",
+            Self::ReadWrite => "read-write",
+            Self::ReadOnly => "read-only",
+        }
     }
 }
 
@@ -718,6 +788,13 @@ impl Plan {
     /// The last [`Step::Attempt`] failed this way.
     pub fn failed(&mut self, failure: Failure) {
         let declined = std::mem::take(&mut self.declined);
+        if failure == Failure::WrongSession {
+            // The next host, whatever the login was.
+            self.authenticated = false;
+            self.current = None;
+            self.addresses.clear();
+            return;
+        }
         if std::mem::take(&mut self.authenticated) && self.current.is_some() {
             self.current = None;
             self.done = true;
@@ -733,7 +810,7 @@ impl Plan {
         match failure {
             Failure::Unreachable => self.current = None,
             // The host's other addresses too: the next host.
-            Failure::NotNow => {
+            Failure::NotNow | Failure::WrongSession => {
                 self.current = None;
                 self.addresses.clear();
             }
@@ -898,6 +975,54 @@ mod tests {
         assert_eq!(plan.step(), Step::GiveUp);
         assert!(Failure::NotNow.tries_next_host() && Failure::Unreachable.tries_next_host());
         assert!(!Failure::Refused.tries_next_host());
+    }
+
+    /// A session of the wrong kind (`target_session_attrs`) sends the plan to the next host,
+    /// though its server accepted the login (after which any other failure gives up).
+    #[test]
+    fn a_session_of_the_wrong_kind_moves_on_to_the_next_host() {
+        let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
+        let mut plan = Plan::new(&hosts, &[1, 2], &[], &[true, false]).unwrap();
+        assert!(matches!(plan.step(), Step::Resolve { port: 1, .. }));
+        plan.resolved([addr("10.0.0.1:1"), addr("10.0.0.2:1")]);
+        assert!(matches!(plan.step(), Step::Attempt { tls: true, .. }));
+        plan.authenticated();
+        plan.failed(Failure::WrongSession);
+        assert!(matches!(plan.step(), Step::Resolve { port: 2, .. }));
+        plan.resolved([addr("10.0.0.3:2")]);
+        assert!(matches!(plan.step(), Step::Attempt { tls: true, .. }));
+        plan.authenticated();
+        plan.failed(Failure::Refused);
+        assert_eq!(plan.step(), Step::GiveUp);
+        assert!(Failure::WrongSession.tries_next_host());
+        // What the servers report decides the kind; a server that reports neither is said.
+        let reported = |standby: &'static str, read_only: &'static str| {
+            move |name: &str| match name {
+                "in_hot_standby" => Some(standby),
+                "default_transaction_read_only" => Some(read_only),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            SessionAttrs::ReadWrite.refusal(reported("off", "off")),
+            None
+        );
+        assert!(
+            SessionAttrs::ReadWrite
+                .refusal(reported("off", "on"))
+                .is_some()
+        );
+        assert!(
+            SessionAttrs::ReadWrite
+                .refusal(reported("on", "off"))
+                .is_some()
+        );
+        assert_eq!(SessionAttrs::ReadOnly.refusal(reported("off", "on")), None);
+        assert!(
+            SessionAttrs::ReadWrite
+                .refusal(|_| None)
+                .is_some_and(|why| why.contains("PostgreSQL 13 or older"))
+        );
     }
 
     #[test]

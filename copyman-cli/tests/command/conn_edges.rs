@@ -905,6 +905,68 @@ fn an_empty_password_in_the_password_file_is_none() {
     assert_eq!(count(scram, &dst, "t"), 0);
 }
 
+/// `target_session_attrs=read-write` over a host list — "whichever of these is the primary
+/// now" — goes past a host whose session takes no writes to the next, as libpq does; alone, such
+/// a host is said as libpq says it (exit 3), and `read-only` asks the opposite. It was refused
+/// by name (conn40 F3).
+#[test]
+fn target_session_attrs_read_write_finds_the_writable_host() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    // One database name on both servers: read-only by default on the first.
+    let db = database(&c.dest[0], T);
+    c.dest[1]
+        .connect("postgres")
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    c.dest[1].connect(&db).batch_execute(T).unwrap();
+    c.dest[0]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET default_transaction_read_only = on"
+        ))
+        .unwrap();
+    let passfile = TempPath::new("pgpass-attrs");
+    let line = |cl: &Cluster| format!("127.0.0.1:{}:*:*:{}\n", cl.port(), cl.password());
+    fs::write(&passfile.0, line(&c.dest[0]) + &line(&c.dest[1])).unwrap();
+    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let to = |ports: &str, attrs: &str| {
+        format!(
+            "host=127.0.0.1,127.0.0.1 port={ports} user=postgres dbname={db} \
+             target_session_attrs={attrs}"
+        )
+    };
+    let both = format!("{},{}", c.dest[0].port(), c.dest[1].port());
+    let run_to = |to: &str| {
+        copyman()
+            .env("PGPASSFILE", &passfile.0)
+            .args(["table", "t", "--from", &c.source.conninfo(&src), "--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = run_to(&to(&both, "read-write"));
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &db, "t"), 1000);
+    // The read-only one alone (its port twice: a host list of one server).
+    let first = format!("{0},{0}", c.dest[0].port());
+    let out = run_to(&to(&first, "read-write"));
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("session is read-only"),
+        "{}",
+        text(&out.stderr)
+    );
+    let second = format!("{0},{0}", c.dest[1].port());
+    let out = run_to(&to(&second, "read-only"));
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("session is not read-only"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &db, "t"), 1000);
+}
+
 /// With no host at all, libpq tries the default socket directory and nothing else: copyman went
 /// on to `localhost` over TCP, where a forwarded port may be another server, and committed.
 #[test]
