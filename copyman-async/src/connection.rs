@@ -592,7 +592,7 @@ async fn negotiate_tls(
     // data an attacker injected (CVE-2021-23222).
     let mut answer = [0u8; 1];
     if stream.read(&mut answer).await? == 0 {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        return Err(copyman_tls::closed_before_answer().into());
     }
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
         return Ok(stream);

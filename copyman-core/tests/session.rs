@@ -742,6 +742,31 @@ fn unknown_database_at_startup_is_a_db_error() {
     assert_eq!(session.state(), State::Closed);
 }
 
+/// A postmaster that could not start a backend answers at once in the old protocol's form (`E`,
+/// its text, a NUL): said in its words, as libpq says them — it was "protocol violation by the
+/// server: message 'E' announces 1668249964 bytes" (conn40 F5). Split anywhere, it waits for its
+/// end; a protocol-3 error there is read as before.
+#[test]
+fn a_fork_failure_at_startup_is_said_in_the_servers_words() {
+    let input = b"Ecould not fork new process for connection: Resource temporarily unavailable\n\0";
+    for split in [input.len(), 1, 5, 40] {
+        let mut session = Session::new(config());
+        let _ = session.poll_transmit();
+        let (first, rest) = input.split_at(split);
+        let mut outcome = session.handle_input(first);
+        if outcome.is_ok() && !rest.is_empty() {
+            outcome = session.handle_input(rest);
+        }
+        let error = outcome.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "FATAL:  could not fork new process for connection: Resource temporarily unavailable",
+            "split at {split}"
+        );
+        assert_eq!(session.state(), State::Closed);
+    }
+}
+
 #[test]
 fn no_password_when_the_server_asks_for_one() {
     let (session, events, out) = run(|| Session::new(config()), &auth(5, &[1, 2, 3, 4]));

@@ -696,7 +696,10 @@ fn negotiate_tls(
     // Exactly one byte: anything after it that came before the handshake would be unencrypted
     // data an attacker injected (CVE-2021-23222).
     let mut answer = [0u8; 1];
-    retry(fd, READABLE, limit, || stream.read_exact(&mut answer))?;
+    retry(fd, READABLE, limit, || stream.read_exact(&mut answer)).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => copyman_tls::closed_before_answer(),
+        _ => e,
+    })?;
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
         return Ok(stream);
     }

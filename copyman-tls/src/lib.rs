@@ -80,8 +80,9 @@ pub enum TlsError {
         /// The mode that required TLS.
         mode: SslMode,
     },
-    /// The server answered the SSLRequest with neither `S` nor `N`.
-    #[error("received invalid response to SSL negotiation from {target}: byte 0x{byte:02x}")]
+    /// The server answered the SSLRequest with neither `S` nor `N`: with `E`, an error (what a
+    /// server that could not start a backend for the connection sends, its words after it).
+    #[error("{}", bad_response(target, *byte))]
     BadResponse {
         /// The server.
         target: String,
@@ -126,6 +127,28 @@ impl TlsError {
         Self::Handshake {
             target: target.into(),
             reason,
+        }
+    }
+}
+
+/// What reading the answer to the [`SSL_REQUEST`] fails with when the server closed the
+/// connection first, in libpq's words (it was Rust's "failed to fill whole buffer").
+pub fn closed_before_answer() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "server closed the connection unexpectedly, before it answered the SSL negotiation",
+    )
+}
+
+/// [`TlsError::BadResponse`]'s words.
+fn bad_response(target: &str, byte: u8) -> String {
+    match byte {
+        b'E' => format!(
+            "server {target} answered the SSL negotiation with an error: it could not start a \
+             backend for the connection (out of processes or memory? its log says why)"
+        ),
+        byte => {
+            format!("received invalid response to SSL negotiation from {target}: byte 0x{byte:02x}")
         }
     }
 }

@@ -427,6 +427,56 @@ pub struct Session {
     received: u64,
 }
 
+/// The error a server sends in the old protocol's form before any message of the session (`E`,
+/// its text, a NUL): what a postmaster that could not start a backend for the connection says
+/// ("could not fork new process for connection: Resource temporarily unavailable",
+/// `report_fork_failure_to_client`). Told from a protocol-3 ErrorResponse as libpq tells it:
+/// the length a protocol-3 message would have there is below 8 or above 30 000.
+/// [`OldError::Not`] for anything else, [`OldError::Partial`] while its end has not come.
+///
+/// # Errors
+/// Such a text that does not end within 30 000 bytes.
+fn old_protocol_error(input: &[u8]) -> Result<OldError, SessionError> {
+    /// libpq's `MAX_ERRLEN`.
+    const MAX_ERRLEN: u32 = 30_000;
+    let (Some(b'E'), Some(&[a, b, c, d])) = (input.first(), input.get(1..5)) else {
+        // (An `E` whose length has not come yet: judged once it has.)
+        return Ok(match input {
+            [b'E', ..] => OldError::Partial,
+            _ => OldError::Not,
+        });
+    };
+    let len = u32::from_be_bytes([a, b, c, d]);
+    if (8..=MAX_ERRLEN).contains(&len) {
+        return Ok(OldError::Not);
+    }
+    let Some(end) = input[1..].iter().position(|&b| b == 0) else {
+        return match input.len() > MAX_ERRLEN as usize {
+            true => Err(SessionError::protocol(
+                "the server's error before the session (the old protocol's form) does not end"
+                    .to_owned(),
+            )),
+            false => Ok(OldError::Partial),
+        };
+    };
+    let text = String::from_utf8_lossy(&input[1..=end]);
+    let text = text
+        .trim_end_matches('\n')
+        .trim_start_matches("FATAL:")
+        .trim();
+    Ok(OldError::Whole(Box::new(DbError::new("FATAL", "", text))))
+}
+
+/// What [`old_protocol_error`] found at the start of the input.
+enum OldError {
+    /// Not such an error.
+    Not,
+    /// Perhaps one, not whole yet.
+    Partial,
+    /// One, whole.
+    Whole(Box<DbError>),
+}
+
 /// How many notices, and how many notifications, a [`Session`] keeps until they are taken: a
 /// server that raises a notice per row must not make memory grow with the data.
 pub const KEPT_MESSAGES: usize = 10_000;
@@ -963,6 +1013,13 @@ impl Session {
                     }
                 }
                 _ => {}
+            }
+            if matches!(self.phase, Phase::Startup) {
+                match old_protocol_error(&self.input)? {
+                    OldError::Not => {}
+                    OldError::Partial => return Ok(()),
+                    OldError::Whole(error) => return Err(SessionError::db(*error)),
+                }
             }
             if let Some((tag, len)) = peek_header(&self.input)? {
                 // Judge a message by its header, before buffering its body: garbage or a hostile

@@ -285,3 +285,37 @@ fn the_types_the_api_hands_out_are_named_here() {
     assert_eq!(status(conn.session()), TransactionStatus::InTransaction);
     let _ = said;
 }
+
+/// A postmaster that cannot start a backend answers in the old protocol's form (`E`, its text,
+/// a NUL), to the SSLRequest and to the startup packet alike: said in its words, as libpq says
+/// them — it was "protocol violation by the server: message 'E' announces 1668249964 bytes"
+/// (conn40 F5).
+#[test]
+fn a_server_that_cannot_fork_a_backend_is_said_in_its_words() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        // The TLS attempt, then the plain one (sslmode=prefer).
+        for _ in 0..2 {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut packet = [0u8; 8];
+            let _ = socket.read(&mut packet);
+            let said = b"Ecould not fork new process for connection: Resource temporarily \
+                         unavailable\n\0";
+            let _ = socket.write_all(said);
+        }
+    });
+    let err = Connection::connect_str(&format!("host=127.0.0.1 port={port} user=u dbname=d"))
+        .expect_err("no backend");
+    server.join().unwrap();
+    let said = err.to_string();
+    assert!(
+        said.contains("answered the SSL negotiation with an error")
+            && said.contains(
+                "FATAL:  could not fork new process for connection: Resource temporarily \
+                 unavailable"
+            ),
+        "{said}"
+    );
+}
