@@ -2504,14 +2504,14 @@ impl Render {
         let multi = (!output.quiet && terminal).then(|| {
             let multi = MultiProgress::with_draw_target(crate::progress::draw_target());
             let overall = multi.add(ProgressBar::new(0));
-            overall.set_style(
+            overall.set_style(crate::progress::in_locale_spinner(
                 ProgressStyle::with_template(
                     "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% ETA {eta} {msg}",
                 )
                 .expect("the progress template is valid")
                 .with_key("eta", crate::progress::eta)
                 .progress_chars("=> "),
-            );
+            ));
             overall.enable_steady_tick(Duration::from_millis(200));
             // Log lines and lock waits print above the bars.
             crate::progress::set_active(Some(overall.clone()));

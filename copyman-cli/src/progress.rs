@@ -350,10 +350,21 @@ fn style(estimate: Estimate) -> ProgressStyle {
         }
         Estimate::Unknown => "{spinner} {elapsed_precise} {msg}",
     };
-    ProgressStyle::with_template(template)
-        .expect("the progress templates are valid")
-        .with_key("eta", eta)
-        .progress_chars("=> ")
+    in_locale_spinner(
+        ProgressStyle::with_template(template)
+            .expect("the progress templates are valid")
+            .with_key("eta", eta)
+            .progress_chars("=> "),
+    )
+}
+
+/// `style` with a spinner of ASCII characters where the locale is not UTF-8 ([`in_locale`]):
+/// indicatif's turns Braille dots.
+pub(crate) fn in_locale_spinner(style: ProgressStyle) -> ProgressStyle {
+    match ascii_locale() {
+        true => style.tick_chars("|/-\\ "),
+        false => style,
+    }
 }
 
 /// Progress of one copy.
