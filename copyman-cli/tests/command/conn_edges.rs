@@ -827,33 +827,16 @@ fn each_host_of_a_list_gets_its_own_password_file_entry() {
     let src = database(&c.source, &format!("{T}{FILL}"));
     let dst = database(scram, T);
     let dead = closed_port();
-    let passfile = TempPath::new("pgpass");
-    fs::write(
-        &passfile.0,
-        format!(
-            "127.0.0.1:{dead}:*:*:not-this-one\n127.0.0.1:{}:*:*:{}\n",
-            scram.port(),
-            scram.password()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let passwords = format!(
+        "127.0.0.1:{dead}:*:*:not-this-one\n127.0.0.1:{}:*:*:{}\n",
+        scram.port(),
+        scram.password()
+    );
     let to = format!(
         "host=127.0.0.1,127.0.0.1 port={dead},{} user=postgres dbname={dst}",
         scram.port()
     );
-    let out = copyman()
-        .env("PGPASSFILE", &passfile.0)
-        .args([
-            "table",
-            "t",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &to,
-        ])
-        .output()
-        .unwrap();
+    let out = with_password_file(&passwords, &c.source.conninfo(&src), &to);
     assert_exit(&out, 0);
     assert_eq!(count(scram, &dst, "t"), 1000);
     assert!(!text(&out.stderr).contains(scram.password()));
@@ -869,33 +852,16 @@ fn an_empty_password_in_the_password_file_is_none() {
     let scram = scram_cluster();
     let src = database(&c.source, &format!("{T}{FILL}"));
     let dst = database(scram, T);
-    let passfile = TempPath::new("pgpass-empty");
-    fs::write(
-        &passfile.0,
-        format!(
-            "127.0.0.1:{}:*:*:\n*:*:*:*:{}\n",
-            scram.port(),
-            scram.password()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let passwords = format!(
+        "127.0.0.1:{}:*:*:\n*:*:*:*:{}\n",
+        scram.port(),
+        scram.password()
+    );
     let to = format!(
         "host=127.0.0.1 port={} user=postgres dbname={dst}",
         scram.port()
     );
-    let out = copyman()
-        .env("PGPASSFILE", &passfile.0)
-        .args([
-            "table",
-            "t",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &to,
-        ])
-        .output()
-        .unwrap();
+    let out = with_password_file(&passwords, &c.source.conninfo(&src), &to);
     let said = text(&out.stderr);
     assert_exit(&out, 3);
     assert!(
@@ -926,10 +892,8 @@ fn target_session_attrs_read_write_finds_the_writable_host() {
             "ALTER DATABASE {db} SET default_transaction_read_only = on"
         ))
         .unwrap();
-    let passfile = TempPath::new("pgpass-attrs");
     let line = |cl: &Cluster| format!("127.0.0.1:{}:*:*:{}\n", cl.port(), cl.password());
-    fs::write(&passfile.0, line(&c.dest[0]) + &line(&c.dest[1])).unwrap();
-    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let passwords = line(&c.dest[0]) + &line(&c.dest[1]);
     let to = |ports: &str, attrs: &str| {
         format!(
             "host=127.0.0.1,127.0.0.1 port={ports} user=postgres dbname={db} \
@@ -937,13 +901,7 @@ fn target_session_attrs_read_write_finds_the_writable_host() {
         )
     };
     let both = format!("{},{}", c.dest[0].port(), c.dest[1].port());
-    let run_to = |to: &str| {
-        copyman()
-            .env("PGPASSFILE", &passfile.0)
-            .args(["table", "t", "--from", &c.source.conninfo(&src), "--to", to])
-            .output()
-            .unwrap()
-    };
+    let run_to = |to: &str| with_password_file(&passwords, &c.source.conninfo(&src), to);
     let out = run_to(&to(&both, "read-write"));
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[1], &db, "t"), 1000);
@@ -1025,4 +983,16 @@ fn verify_full_over_a_unix_socket_needs_no_root_file() {
     ]);
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "t"), 1000);
+}
+
+/// `copyman table t --from FROM --to TO` with a password file (mode 0600) holding `passwords`.
+fn with_password_file(passwords: &str, from: &str, to: &str) -> Output {
+    let passfile = TempPath::new("pgpass");
+    fs::write(&passfile.0, passwords).unwrap();
+    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    copyman()
+        .env("PGPASSFILE", &passfile.0)
+        .args(["table", "t", "--from", from, "--to", to])
+        .output()
+        .unwrap()
 }
