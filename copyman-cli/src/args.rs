@@ -1000,7 +1000,9 @@ pub(crate) fn endpoints(
     env: &Env,
     stall: Option<Duration>,
 ) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
-    // What is not UTF-8 can only be a file's name (an old LATIN1-named export).
+    // What is not UTF-8 is a file's name (an old LATIN1-named export) — unless it reads as a
+    // connection string, which is refused: taken for a file, the rows went to a file named
+    // after it, password and all, exit 0 (conn40 F8).
     let endpoint = |text: &OsStr, flag| match text.to_str() {
         Some(text) => endpoint(text, env, flag).map(|mut e| {
             if let (Endpoint::Server(spec), Some(limit)) = (&mut e, stall) {
@@ -1008,7 +1010,15 @@ pub(crate) fn endpoints(
             }
             e
         }),
-        None => Ok(Endpoint::File(PathBuf::from(text))),
+        None => match Target::classify(&text.to_string_lossy()) {
+            Target::Server(lossy) => Err(ArgError::usage(format!(
+                "{flag} {}: this connection string is not valid UTF-8 (\u{fffd} where it is not), \
+                 and copyman reads connection strings as UTF-8: write it in UTF-8 (a database or \
+                 a password in LATIN1 bytes cannot be given so), or a file of that name as ./NAME",
+                conn::redact(&lossy)
+            ))),
+            _ => Ok(Endpoint::File(PathBuf::from(text))),
+        },
     };
     let mut source = endpoint(from, "--from")?;
     if let Endpoint::Server(spec) = &mut source {

@@ -637,3 +637,49 @@ fn password_prompt_on_a_terminal() {
     assert_eq!(screen.matches("Password: ").count(), 1, "{screen}");
     assert!(!screen.contains(cluster.password()), "{screen}");
 }
+
+/// A key=value CONN or a URL holding a byte that is not UTF-8 (a LATIN1 `dbname=café`, a
+/// password with `ä` in a LATIN1 script) is refused by name, exit 2: it was taken for a file, the
+/// rows written to `./host=… password=…`, exit 0, the password in a file name (conn40 F8). A
+/// file name that is not UTF-8 stays a file.
+#[test]
+fn a_conn_that_is_not_utf8_is_refused_not_taken_for_a_file() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (i int); INSERT INTO t VALUES (1)",
+    );
+    let dir = TempDir::new("not-utf8");
+    for conn in [
+        &b"host=127.0.0.1 port=1 user=postgres dbname=caf\xe9"[..],
+        b"host=127.0.0.1 port=1 user=app dbname=x password=S3cr\xff",
+        b"postgresql://app:S3cr\xff@127.0.0.1:1/x",
+    ] {
+        let out = copyman()
+            .current_dir(dir.path("."))
+            .args(["table", "t", "--from", &c.source.conninfo(&src), "--to"])
+            .arg(OsStr::from_bytes(conn))
+            .output()
+            .unwrap();
+        assert_exit(&out, 2);
+        let said = text(&out.stderr);
+        assert!(said.contains("is not valid UTF-8"), "{said}");
+        assert!(!said.contains("S3cr"), "{said}");
+        assert_eq!(
+            std::fs::read_dir(dir.path(".")).unwrap().count(),
+            0,
+            "{said}"
+        );
+    }
+    // A file name that is not UTF-8: a file.
+    let out = copyman()
+        .current_dir(dir.path("."))
+        .args(["table", "t", "--from", &c.source.conninfo(&src), "--to"])
+        .arg(OsStr::from_bytes(b"caf\xe9.txt"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(std::fs::read_dir(dir.path(".")).unwrap().count(), 1);
+}
