@@ -668,7 +668,7 @@ fn a_conn_that_is_not_utf8_is_refused_not_taken_for_a_file() {
         assert!(said.contains("is not valid UTF-8"), "{said}");
         assert!(!said.contains("S3cr"), "{said}");
         assert_eq!(
-            std::fs::read_dir(dir.path(".")).unwrap().count(),
+            fs::read_dir(dir.path(".")).unwrap().count(),
             0,
             "{said}"
         );
@@ -681,5 +681,5 @@ fn a_conn_that_is_not_utf8_is_refused_not_taken_for_a_file() {
         .output()
         .unwrap();
     assert_exit(&out, 0);
-    assert_eq!(std::fs::read_dir(dir.path(".")).unwrap().count(), 1);
+    assert_eq!(fs::read_dir(dir.path(".")).unwrap().count(), 1);
 }
