@@ -900,7 +900,9 @@ impl HiArgs {
             };
             if !servers.is_empty() {
                 let password = conn::prompt_password(stdin_is_data).map_err(ArgError::usage)?;
-                for spec in servers {
+                // An empty answer (Enter, Ctrl-D) is no password, as in libpq: PGPASSWORD and
+                // the password file are asked (it was sent, a failed login each: conn40 F2).
+                for spec in servers.into_iter().filter(|_| !password.is_empty()) {
                     spec.use_prompted_password(&password);
                 }
             }

@@ -212,6 +212,11 @@ impl Connection {
     /// No `host` (nor `hostaddr`) means the Unix socket in `/var/run/postgresql` only, as
     /// Debian's libpq: not `localhost` by TCP after it, which may be another server.
     ///
+    /// Unlike libpq (and the `copyman` command, which resolves a CONN as libpq does), the
+    /// environment (`PGHOST`, `PGPASSWORD`, …), the password file and the service file are not
+    /// consulted, and a key the `postgres` crate does not know (`passfile`, `service`) is an
+    /// error: give what the connection needs in the string.
+    ///
     /// `target_session_attrs=read-write` (or `read-only`) leaves a host whose session is not of
     /// that kind for the next, as libpq (core's `SessionAttrs`: servers of PostgreSQL 14 and
     /// later report it). A raw connection cannot honour `load_balance_hosts=random` or

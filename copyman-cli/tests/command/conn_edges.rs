@@ -104,6 +104,11 @@ fn require_with_a_missing_root_file_connects_unverified_and_verify_ca_refuses_as
 /// `copyman ARGS` in a session of its own (`setsid`: no controlling terminal, so `/dev/tty`
 /// cannot be opened, as under cron or CI), stdin a pipe holding `stdin`.
 fn without_terminal(args: &[&str], stdin: &str) -> Output {
+    without_terminal_env(args, stdin, &[])
+}
+
+/// [`without_terminal`], with the variables `env` set.
+fn without_terminal_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new("setsid");
     for (var, _) in std::env::vars_os() {
         if var.to_string_lossy().starts_with("PG") {
@@ -112,6 +117,7 @@ fn without_terminal(args: &[&str], stdin: &str) -> Output {
     }
     let mut child = cmd
         .env("PGPASSFILE", "/nonexistent/copyman-test-pgpass")
+        .envs(env.iter().copied())
         .arg("-w")
         .arg(env!("CARGO_BIN_EXE_copyman"))
         .args(args)
@@ -168,6 +174,16 @@ fn force_password_without_a_terminal_reads_stdin_and_never_prints_it() {
     assert!(said.contains("28P01"), "{said}");
     assert!(!said.contains(wrong), "{said}");
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+
+    // An empty answer is no password, as in libpq: PGPASSWORD is asked (the empty one was
+    // sent, a failed login: conn40 F2).
+    let out = without_terminal_env(
+        &["-W", "table", "t", "--from", &from, "--to", &to],
+        "\n",
+        &[("PGPASSWORD", cluster.password())],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
 
 #[test]

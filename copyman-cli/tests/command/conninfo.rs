@@ -667,11 +667,7 @@ fn a_conn_that_is_not_utf8_is_refused_not_taken_for_a_file() {
         let said = text(&out.stderr);
         assert!(said.contains("is not valid UTF-8"), "{said}");
         assert!(!said.contains("S3cr"), "{said}");
-        assert_eq!(
-            fs::read_dir(dir.path(".")).unwrap().count(),
-            0,
-            "{said}"
-        );
+        assert_eq!(fs::read_dir(dir.path(".")).unwrap().count(), 0, "{said}");
     }
     // A file name that is not UTF-8: a file.
     let out = copyman()
