@@ -1389,26 +1389,30 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
 fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result<(), ArgError> {
     // Options copyman cannot read (a dollar-quoted or U& value or name) cannot be compared: a
     // NULL or QUOTE of its own went through unseen ('' and NULL swapped).
-    let unreadable = |what: &str| {
-        ArgError::usage(format!(
+    // (A FORMAT the server does not know: said as that, the server's refusal.)
+    let unreadable = |what: &str, sql: &str| match statement::unknown_format(sql) {
+        Some(format) => ArgError::usage(format!(
+            "{what}: FORMAT {format} is not a COPY format: text, csv or binary"
+        )),
+        None => ArgError::usage(format!(
             "{what}: copyman cannot read its options (a dollar-quoted or U& value or name), so \
              it cannot tell that both ends read the data alike: write each option's name \
              unquoted and its value as a plain 'string' or E'string'"
-        ))
+        )),
     };
     if let Some(sql) = send
         && statement::representation(sql).is_none()
     {
-        return Err(unreadable("--send"));
+        return Err(unreadable("--send", sql));
     }
     for (i, sql) in receive.iter().enumerate() {
         if let Some(sql) = sql
             && statement::representation(sql).is_none()
         {
-            return Err(unreadable(&format!(
-                "the --receive of destination {}",
-                i + 1
-            )));
+            return Err(unreadable(
+                &format!("the --receive of destination {}", i + 1),
+                sql,
+            ));
         }
     }
     let send = send.and_then(statement::representation);

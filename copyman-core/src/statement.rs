@@ -63,6 +63,22 @@ pub enum StatementError {
         /// `TO` or `FROM`.
         word: &'static str,
     },
+    /// `TO`/`FROM` followed by a bare word other than `STDOUT`/`STDIN` (`FROM STIDN`, psql's
+    /// `pstdin`): no server file either, whose name is a quoted string — a typo.
+    #[error(
+        "expected a {expected}, got COPY {word} {target}: did you mean {stdio}? (a file on the \
+         server is named by a 'quoted string', a program by PROGRAM '…')"
+    )]
+    Misspelt {
+        /// The COPY expected.
+        expected: &'static str,
+        /// `TO` or `FROM`.
+        word: &'static str,
+        /// The word given.
+        target: String,
+        /// `STDOUT` or `STDIN`.
+        stdio: &'static str,
+    },
     /// More than one statement.
     #[error("expected a single {expected}, got several statements")]
     Several {
@@ -143,9 +159,26 @@ pub fn check_with(
     };
     let to = words[i].eq_ignore_ascii_case("to");
     let target = words.get(i + 1).map(String::as_str).unwrap_or_default();
+    // A bare word is neither a server file ('…', E'…') nor PROGRAM: a misspelt STDIN/STDOUT.
+    let bare = target.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && !target.contains('\'')
+        && !target.eq_ignore_ascii_case("program");
     let got = match (to, target.to_ascii_lowercase().as_str()) {
         (true, "stdout") => Direction::ToStdout,
         (false, "stdin") => Direction::FromStdin,
+        (to, _) if bare => {
+            let (word, stdio) = if to {
+                ("TO", "STDOUT")
+            } else {
+                ("FROM", "STDIN")
+            };
+            return Err(StatementError::Misspelt {
+                expected,
+                word,
+                target: target.to_owned(),
+                stdio,
+            });
+        }
         (true, _) => {
             return Err(StatementError::NotStdio {
                 expected,
@@ -931,6 +964,27 @@ pub fn representation(sql: &str) -> Option<Representation> {
 
 /// The decoded value of the option named at `rest[name]`, and where the value's token is
 /// followed; `None` when there is none or it cannot be read.
+/// The `FORMAT` a COPY statement names when it is none the server knows (`FORMAT cvs`: the
+/// server refuses it, 22023), which [`representation`] cannot read either: said as such rather
+/// than as options copyman cannot read.
+///
+/// ```
+/// use copyman_core::statement::unknown_format;
+///
+/// assert_eq!(unknown_format("COPY t FROM STDIN (FORMAT cvs)").as_deref(), Some("cvs"));
+/// assert_eq!(unknown_format("COPY t FROM STDIN (FORMAT 'CSV')").as_deref(), Some("CSV"));
+/// assert_eq!(unknown_format("COPY t FROM STDIN (FORMAT csv, HEADER)"), None);
+/// assert_eq!(unknown_format("COPY t FROM STDIN"), None);
+/// ```
+pub fn unknown_format(sql: &str) -> Option<String> {
+    let tokens = tokens(sql, true).ok()?;
+    let at = tokens
+        .iter()
+        .position(|t| t.depth == 1 && !t.literal && t.text.eq_ignore_ascii_case("format"))?;
+    let (value, _) = option_value(&tokens, at)?;
+    (!matches!(value.as_str(), "text" | "csv" | "binary")).then_some(value)
+}
+
 fn option_value(rest: &[Token], name: usize) -> Option<(String, usize)> {
     let depth = rest.get(name)?.depth;
     let at_depth = |i: usize| rest.get(i).filter(|t| t.depth == depth);
@@ -1817,6 +1871,21 @@ mod tests {
             check("COPY t FROM PROGRAM 'cat'", Direction::FromStdin),
             Err(E::NotStdio { .. })
         ));
+        // A bare word is no server file: a misspelt STDIN, said so (files40 F3).
+        for (sql, direction, stdio) in [
+            ("COPY t FROM STIDN", Direction::FromStdin, "STDIN"),
+            ("COPY t FROM pstdin", Direction::FromStdin, "STDIN"),
+            ("COPY t TO stdin", out, "STDOUT"),
+        ] {
+            let error = check(sql, direction).unwrap_err();
+            assert!(matches!(error, E::Misspelt { .. }), "{sql}: {error:?}");
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("did you mean {stdio}?")),
+                "{error}"
+            );
+        }
         assert!(matches!(
             check("COPY t TO STDOUT; DROP TABLE t", out),
             Err(E::Several { .. })

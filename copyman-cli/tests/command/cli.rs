@@ -954,3 +954,34 @@ fn punctuation_is_ascii_under_a_locale_that_is_not_utf8() {
         assert_eq!(said.is_ascii(), ascii, "{locale}: {said}");
     }
 }
+
+/// A mistyped FORMAT value is said as that, and a misspelt STDIN as a misspelt STDIN, before
+/// connecting (exit 2): they were "options copyman cannot read (a dollar-quoted or U& value)"
+/// and "a COPY FROM a file or program on the server" (files40 F3).
+#[test]
+fn a_mistyped_format_or_stdin_is_said_as_such() {
+    for (receive, said) in [
+        (
+            "COPY t FROM STDIN (FORMAT cvs)",
+            "FORMAT cvs is not a COPY format: text, csv or binary",
+        ),
+        (
+            "COPY t FROM STIDN",
+            "got COPY FROM STIDN: did you mean STDIN?",
+        ),
+    ] {
+        let out = copyman()
+            .args([
+                "copy",
+                "--from",
+                "host=127.0.0.1 port=1",
+                "--send",
+                "COPY t TO STDOUT",
+            ])
+            .args(["--to", "host=127.0.0.1 port=2", "--receive", receive])
+            .output()
+            .unwrap();
+        assert_exit(&out, 2);
+        assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+    }
+}
