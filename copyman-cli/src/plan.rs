@@ -84,7 +84,7 @@ pub(crate) fn plan(
                     raw_misreads(send, t, conn, receive, dests, &mut guards)?
                 }
                 _ if !t.source.is_server() => {
-                    raw_file_read_otherwise(&data_name(&t.source), receive, dests)
+                    raw_file_read_otherwise(&data_name(&t.source), receive, dests, t)
                 }
                 _ => None,
             };
@@ -1160,6 +1160,7 @@ fn raw_file_read_otherwise(
     name: &str,
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
+    t: &Transfer,
 ) -> Option<String> {
     let labels = dest_labels(dests);
     let mut rels: Vec<(usize, Relation)> = Vec::new();
@@ -1222,7 +1223,12 @@ fn raw_file_read_otherwise(
             ));
         }
     }
-    if let Some(refused) = binary_read_otherwise(name, &binary, &labels) {
+    // (A file that does not start with the PGCOPY signature is no binary data: the run refuses
+    // it, and nothing is said of how its values would be read — it was said to be binary data,
+    // then refused as not: files40 F1.)
+    if starts_signed(t) != Some(false)
+        && let Some(refused) = binary_read_otherwise(name, &binary, &labels)
+    {
         return Some(refused);
     }
     read_otherwise(dests, &rels, &labels)

@@ -615,3 +615,24 @@ fn a_sql_ascii_source_that_is_not_utf8_is_said_with_the_way_out() {
         .batch_execute(&format!("DROP DATABASE {name}"))
         .unwrap();
 }
+
+/// A text file given to a `FORMAT binary` receive is refused as not binary, and not first said
+/// to be binary data whose values are read as the destination's types: the two lines
+/// contradicted each other (files40 F1).
+#[test]
+fn a_text_file_into_a_binary_receive_is_not_said_binary_first() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let file = TempPath::new("not-binary.csv");
+    fs::write(&file.0, text_rows(5)).unwrap();
+    let out = copyman()
+        .args(["copy", "--from", file.arg(), "--to", &c.dest[0].conninfo(&d1)])
+        .args(["--receive", "COPY t FROM STDIN (FORMAT binary)"])
+        .output()
+        .unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(said.contains("this file does not"), "{said}");
+    assert!(!said.contains("is binary COPY data"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
