@@ -276,8 +276,6 @@ pub(crate) struct FileSink {
     pub(crate) out: BufWriter<Out>,
     /// The temporary file and its final name.
     pub(crate) rename: Option<(PathBuf, PathBuf)>,
-    /// Bytes written (to the buffer) so far.
-    written: u64,
 }
 
 /// Where a file destination's bytes go.
@@ -289,6 +287,8 @@ pub(crate) struct Out {
     /// otherwise hold the run, deaf to a signal, for as long as it lives. With whether it is a
     /// pipe or FIFO (else a socket).
     waits: Option<(bool, Option<Duration>)>,
+    /// Bytes the descriptor took (`write(2)` said so): what a reader got, whatever failed after.
+    taken: u64,
 }
 
 /// Where the bytes are written: the file, or a duplicate of stdout's descriptor — not Rust's
@@ -301,7 +301,11 @@ impl Out {
         use std::os::fd::AsRawFd;
 
         let waits = pipe_kind(to.0.as_raw_fd()).map(|pipe| (pipe, give_up));
-        Self { to, waits }
+        Self {
+            to,
+            waits,
+            taken: 0,
+        }
     }
 
     fn fd(&self) -> i32 {
@@ -462,7 +466,12 @@ impl Write for Out {
                     let give_up = self.waits.and_then(|(_, give_up)| give_up);
                     wait_for_room(self.fd(), give_up)?;
                 }
-                other => return other,
+                other => {
+                    if let Ok(n) = &other {
+                        self.taken += *n as u64;
+                    }
+                    return other;
+                }
             }
         }
     }
@@ -510,14 +519,11 @@ impl FileSink {
         Ok(Self {
             out: BufWriter::with_capacity(FILE_CHUNK, Out::new(out, give_up)),
             rename,
-            written: 0,
         })
     }
 
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.out.write_all(data)?;
-        self.written += data.len() as u64;
-        Ok(())
+        self.out.write_all(data)
     }
 
     /// Writes out its buffer, and makes a temporary file durable ([`Dest::seal`]).
@@ -568,19 +574,19 @@ impl FileSink {
     }
 
     /// Removes the temporary file; returns the bytes that went out anyway where there is none
-    /// (stdout, a pipe: what was written is out already; what is buffered is dropped).
+    /// (stdout, a pipe: what its descriptor took is out already — part of a large row too;
+    /// what is buffered is dropped).
     pub(crate) fn discard(mut self) -> u64 {
         // What is still buffered never goes out: the copy failed, and a reader that is not
         // reading would hold the failed run while it waited for room (dropping a `BufWriter`
         // writes its buffer; taking it apart does not).
-        let unsent = self.out.buffer().len() as u64;
-        let _ = self.out.into_parts();
+        let (out, _) = self.out.into_parts();
         if let Some((temp, _)) = self.rename.take() {
             let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
             0
         } else {
-            self.written - unsent
+            out.taken
         }
     }
 }

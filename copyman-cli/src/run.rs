@@ -654,7 +654,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             message: format!(
                 "--to {}: {}",
                 dests[0].endpoint.display(),
-                broken_pipe(dests[0].endpoint, bytes)
+                broken_pipe(dests[0].endpoint, dests[0].sent_anyway)
             ),
         }
         .into());

@@ -288,6 +288,38 @@ fn a_stdout_reader_that_goes_away_fails_the_copy() {
     assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
 }
 
+/// What went out before stdout's reader went away is what the pipe took, part of a large row
+/// too: a 20 MB row handed to a pipe that took 64 KiB was said as "went away after 19.07 MiB"
+/// (files40 F2).
+#[test]
+fn a_stdout_reader_that_goes_away_is_told_what_went_out() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let mut child = copyman()
+        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
+        .args([
+            "--send",
+            "COPY (SELECT repeat('x', 20000000) UNION ALL SELECT 'small') TO STDOUT",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1024];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdout's reader went away after")
+            && stderr.contains("KiB (broken pipe)")
+            && !stderr.contains("MiB"),
+        "{stderr}"
+    );
+}
+
 /// Beside a server destination, stdout's reader going away is said for what it is (it said only
 /// "Broken pipe (os error 32)"), and the server rolls back: nothing committed anywhere.
 #[test]

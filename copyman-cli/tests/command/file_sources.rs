@@ -626,7 +626,13 @@ fn a_text_file_into_a_binary_receive_is_not_said_binary_first() {
     let file = TempPath::new("not-binary.csv");
     fs::write(&file.0, text_rows(5)).unwrap();
     let out = copyman()
-        .args(["copy", "--from", file.arg(), "--to", &c.dest[0].conninfo(&d1)])
+        .args([
+            "copy",
+            "--from",
+            file.arg(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
         .args(["--receive", "COPY t FROM STDIN (FORMAT binary)"])
         .output()
         .unwrap();
