@@ -883,6 +883,20 @@ pub(crate) fn run(
                         && !l.ends_with(": nothing of copyman's prepared here")
                 })
                 .collect();
+            // Not what this recovery finished (committed, rolled back): what is left (it listed
+            // the transactions it had just committed as "left pending", the one line to act on
+            // last: cli40 F1).
+            let finished = |l: &&str| {
+                ["): committed", "): rolled back", "): finished meanwhile"]
+                    .iter()
+                    .any(|done| l.contains(done))
+            };
+            let unfinished: Vec<&str> = said.iter().copied().filter(|l| !finished(l)).collect();
+            let said = if unfinished.is_empty() {
+                said
+            } else {
+                unfinished
+            };
             let what = if pending { "left pending" } else { "to check" };
             format!("something is {what}: {}", said.join("; "))
         };

@@ -133,7 +133,11 @@ impl Run {
             args.push("--to".to_owned());
             args.push(urls[n].clone());
         }
-        args.extend(["--decision-log".to_owned(), self.log.arg().to_owned()]);
+        args.extend([
+            "--decision-log".to_owned(),
+            self.log.arg().to_owned(),
+            "--json".to_owned(),
+        ]);
         copyman().args(&args).output().expect("run copyman recover")
     }
 
@@ -593,6 +597,11 @@ fn recovered_one_server_at_a_time_each_is_asked_for_once() {
     let out = run.recover_only(&[committed, rest[0]]);
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("give"), "{}", text(&out.stderr));
+    // `--json`'s error is what is left, not the transaction this recovery just committed
+    // (it was listed as "left pending", the line to act on last: cli40 F1).
+    let error = json(&out)["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("give"), "{error}");
+    assert!(!error.contains("): committed"), "{error}");
     // The third alone finishes the run.
     let out = run.recover_only(&[rest[1]]);
     assert_exit(&out, 0);
