@@ -524,7 +524,7 @@ fn holds_earlier(report: &JobReport) -> bool {
     report.tables.iter().any(|t| {
         t.destinations
             .iter()
-            .any(|d| d.status == Status::AlreadyDone)
+            .any(|d| matches!(d.status, Status::AlreadyDone | Status::Differs))
     })
 }
 
@@ -1568,7 +1568,7 @@ fn write_human(
             .tables
             .iter()
             .flat_map(|t| &t.destinations)
-            .any(|d| d.status == Status::AlreadyDone);
+            .any(|d| matches!(d.status, Status::AlreadyDone | Status::Differs));
     // Under --verify, how many of those done its checksum compared equal (a mismatch is said
     // at length; a match was said nowhere but in --json).
     let verified = (report.tables.iter())

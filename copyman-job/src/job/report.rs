@@ -19,6 +19,9 @@ pub enum Status {
     Committed,
     /// Recorded done by an earlier run: skipped.
     AlreadyDone,
+    /// Done by an earlier run, but `--verify` found its checksum different from the source's
+    /// now (it changed there since): no longer recorded as done, nor copied again by this run.
+    Differs,
     /// It failed there: nothing of it is committed.
     Failed,
     /// It was fine there, but the table failed elsewhere (default policy) or the job stopped:
@@ -40,13 +43,14 @@ pub enum Status {
 }
 
 impl Status {
-    /// A short name: `committed`, `already done`, `failed`, `rolled back`, `not started`,
-    /// `in doubt`, `interrupted`, `partly committed`.
+    /// A short name: `committed`, `already done`, `differs`, `failed`, `rolled back`,
+    /// `not started`, `in doubt`, `interrupted`, `partly committed`.
     pub fn name(self) -> &'static str {
         match self {
             Self::PartlyCommitted => "partly committed",
             Self::Committed => "committed",
             Self::AlreadyDone => "already done",
+            Self::Differs => "differs",
             Self::Failed => "failed",
             Self::RolledBack => "rolled back",
             Self::NotStarted => "not started",
