@@ -824,6 +824,17 @@ impl HiArgs {
                     (2, _) if crate::closed_at_start(2) => {
                         "stderr is closed: the data would go nowhere".to_owned()
                     }
+                    // `--to /dev/stdin` (a `--from` mistyped): read-only there, as a pipe or a
+                    // file given with `<` is. It failed after connecting, "Bad file
+                    // descriptor", exit 1 (files40 F4).
+                    (0, Some(libc::O_RDONLY)) if written => "stdin (descriptor 0) is open for \
+                        reading only: the data is written to --to; did you mean --from?"
+                        .to_owned(),
+                    (1 | 2, Some(libc::O_WRONLY)) if !written => format!(
+                        "{} (descriptor {fd}) is open for writing only: the data is read from \
+                         --from; did you mean --to?",
+                        if fd == 1 { "stdout" } else { "stderr" }
+                    ),
                     (0..=2, _) => continue,
                     (_, None) => format!(
                         "descriptor {fd} is not open: give it with a redirection ({fd}{} FILE)",

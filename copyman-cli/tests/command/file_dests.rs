@@ -1338,6 +1338,13 @@ fn a_descriptor_not_given_by_the_caller_is_refused() {
             format!(" 7<'{file}'"),
             "descriptor 7 is open for reading only (7<)",
         ),
+        // `--to /dev/stdin` (a mistyped `--from`): it failed after connecting, "Bad file
+        // descriptor", exit 1 (files40 F4).
+        (
+            "0",
+            format!(" <'{file}'"),
+            "stdin (descriptor 0) is open for reading only",
+        ),
     ] {
         let to = format!("/dev/fd/{fd}");
         let out = via_sh(
