@@ -771,10 +771,12 @@ impl RunReport {
             // committed, summed over the destinations (`rows` is the source's count here, the
             // committed total in a job's).
             "source_rows": self.source_rows,
+            // Null where a committed destination's count is unknown (a file from a file,
+            // which no statement says the format of): 0 read as "nothing written" (files40 F5).
             "committed_rows": self.destinations.iter()
                 .filter(|d| d.status == Status::Committed)
-                .filter_map(|d| d.rows)
-                .sum::<u64>(),
+                .map(|d| d.rows)
+                .sum::<Option<u64>>(),
             "rows": rows,
             "bytes": self.bytes,
             "duration_secs": self.duration.as_secs_f64(),

@@ -714,3 +714,18 @@ fn source_and_committed_rows_mean_one_thing_in_both_documents() {
         assert_eq!(j["committed_rows"], 2 * source_rows, "{extra:?}: {j}");
     }
 }
+
+/// A file copied to a file in `copy` mode has no row count (no statement says its format):
+/// `committed_rows` is null, not 0, which read as "nothing written" of a complete copy
+/// (files40 F5).
+#[test]
+fn an_uncounted_copy_has_no_committed_rows() {
+    let from = TempPath::new("uncounted.txt");
+    std::fs::write(&from.0, "1\ta\n2\tb\n").unwrap();
+    let to = TempPath::new("uncounted-copy.txt");
+    let out = run(&["copy", "--from", from.arg(), "--to", to.arg(), "--json"]);
+    assert_exit(&out, 0);
+    let j = json(&out);
+    assert!(j["committed_rows"].is_null(), "{j}");
+    assert_eq!(std::fs::read(&to.0).unwrap(), b"1\ta\n2\tb\n");
+}
