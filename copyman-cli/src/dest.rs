@@ -256,7 +256,16 @@ fn no_room_beside(
             .is_some_and(|code| code == libc::ENOSPC || code == libc::EDQUOT);
         next = e.source();
     }
-    match full && path.exists() {
+    // Only where the old file is a part of the room that ran out: at least as large as what
+    // the new copy held when the disk filled (a 12-byte old file beside 900 KiB was advised
+    // removed, and `--to - > FILE` filled the disk alike: files40 F6).
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len());
+    let old_counts = match (size(path), size(temp)) {
+        (Ok(old), Ok(new)) => old >= new,
+        (Ok(_), Err(_)) => true,
+        (Err(_), _) => false,
+    };
+    match full && old_counts {
         true => format!(
             " (the new copy is written beside the old file, as {}, and replaces it once \
              everything committed: the disk has no room for both; remove the old file first, \
@@ -1411,7 +1420,12 @@ mod tests {
         let full = io::Error::from_raw_os_error(libc::ENOSPC);
         // No old file: the data itself did not fit; nothing to add.
         assert_eq!(no_room_beside(Some(&rename), &full), "");
-        fs::write(&old, "old rows").unwrap();
+        // An old file far smaller than what the new copy held when the disk filled: removing
+        // it makes no room; the data itself did not fit (files40 F6).
+        fs::write(&old, "old").unwrap();
+        fs::write(&temp, "many new rows").unwrap();
+        assert_eq!(no_room_beside(Some(&rename), &full), "");
+        fs::write(&old, "old rows, as many").unwrap();
         let said = no_room_beside(Some(&rename), &full);
         assert!(
             said.contains("the disk has no room for both")
