@@ -514,6 +514,22 @@ impl FileSink {
                         signals::unregister_temp(&temp);
                         return Err(e);
                     }
+                    // Its ACL and other extended attributes too, as writing it in place keeps
+                    // them: a reader its ACL let in lost the file (files40 F7).
+                    if existing.is_some() {
+                        for (name, e) in keep_xattrs(&file, &path) {
+                            report::warn(format_args!(
+                                "--to {}: its extended attribute {name}{} could not be kept on \
+                                 the new copy ({e})",
+                                conn::redact(&path.to_string_lossy()),
+                                if name.starts_with("system.posix_acl") {
+                                    " (its ACL: who else may read or write it)"
+                                } else {
+                                    ""
+                                }
+                            ));
+                        }
+                    }
                     (To(file), Some((temp, path)))
                 }
             },
@@ -1083,6 +1099,73 @@ fn take_owner_and_mode(file: &File, old: &fs::Metadata) -> io::Result<()> {
         }
     }
     file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o777))
+}
+
+/// Copies the extended attributes of `from` — a POSIX ACL is two of them
+/// (`system.posix_acl_access`, `system.posix_acl_default`), `user.*`, a security label — to
+/// `file`, as `cp -a` keeps them; those that could not be set, with why (listing or reading
+/// `from`'s failing: none, as a file system without them).
+fn keep_xattrs(file: &File, from: &Path) -> Vec<(String, io::Error)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+
+    let Ok(c_path) = std::ffi::CString::new(from.as_os_str().as_bytes()) else {
+        return Vec::new();
+    };
+    // SAFETY: `c_path` is a NUL-terminated path alive for the call; `buf` is null with `len` 0
+    // (the size asked) or points to `len` writable bytes (`read_sized`).
+    let names = read_sized(|buf, len| unsafe { libc::listxattr(c_path.as_ptr(), buf.cast(), len) });
+    let mut failed = Vec::new();
+    for name in names.unwrap_or_default().split(|&b| b == 0) {
+        let Ok(c_name) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        // SAFETY: as above; `c_name` is a NUL-terminated name alive for the call.
+        let value = read_sized(|buf, len| unsafe {
+            libc::getxattr(c_path.as_ptr(), c_name.as_ptr(), buf.cast(), len)
+        });
+        let Some(value) = value else { continue };
+        // SAFETY: `file` is open for the call; `c_name` is NUL-terminated and `value` holds
+        // `value.len()` readable bytes, both alive for the call.
+        let set = unsafe {
+            libc::fsetxattr(
+                file.as_raw_fd(),
+                c_name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if set != 0 {
+            failed.push((
+                String::from_utf8_lossy(name).into_owned(),
+                io::Error::last_os_error(),
+            ));
+        }
+    }
+    failed
+}
+
+/// What `call(buf, len)` fills in, `listxattr`'s and `getxattr`'s way: called with a null buffer
+/// to learn the size, then with one of that size (again if it grew meanwhile, ERANGE); `None`
+/// on another error.
+fn read_sized(call: impl Fn(*mut u8, usize) -> isize) -> Option<Vec<u8>> {
+    for _ in 0..4 {
+        let size = usize::try_from(call(std::ptr::null_mut(), 0)).ok()?;
+        let mut buf = vec![0u8; size];
+        match usize::try_from(call(buf.as_mut_ptr(), buf.len())) {
+            Ok(got) => {
+                buf.truncate(got);
+                return Some(buf);
+            }
+            Err(_) if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// The longest file name (`NAME_MAX` of Linux and the BSDs).
