@@ -749,7 +749,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                 || Ok(TlsSettings::default_mode(params.get("sslrootcert"))),
                 str::parse,
             )
-            .map_err(|e| ConnError::Invalid(e.to_string()))?,
+            .map_err(|e| match params.values.get("sslmode") {
+                // Said with where it came from (PGSSLMODE, a service), as every other
+                // variable's bad value is (conn40 F10).
+                Some((_, source)) if *source != Source::Conn => {
+                    ConnError::Invalid(format!("{e} (from {source})"))
+                }
+                _ => ConnError::Invalid(e.to_string()),
+            })?,
         root_cert: params.get("sslrootcert").map(str::to_owned),
         cert: params.get("sslcert").map(PathBuf::from),
         key: params.get("sslkey").map(PathBuf::from),
@@ -969,6 +976,27 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         all.push_str(&conninfo_pair("port", &ports.join(",")));
     }
     let config = parse(all)?;
+    // A socket path no socket address holds: a CONN that can never connect, said before
+    // anything as libpq says it (exit 2), core's plan's words.
+    let ports = config.get_ports();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let (Host::Unix(dir), true) = (host, config.get_hostaddrs().is_empty()) else {
+            continue;
+        };
+        let port = ports
+            .get(i)
+            .or(ports.first())
+            .copied()
+            .unwrap_or(DEFAULT_PORT);
+        let path = dir.join(format!(".s.PGSQL.{port}"));
+        if path.as_os_str().len() > copyman_core::connect::MAX_SOCKET_PATH {
+            let too_long = copyman_core::connect::PlanError::SocketPathTooLong {
+                path: path.display().to_string(),
+                max: copyman_core::connect::MAX_SOCKET_PATH,
+            };
+            return Err(ConnError::Invalid(too_long.to_string()));
+        }
+    }
     // As libpq, a client key file that group or world may read is refused, in its words; said
     // here, before connecting, as the settings above, where TLS will certainly be used: sslmode
     // require or stronger, every host on TCP. libpq looks at the key only once TLS is being set
@@ -2364,6 +2392,26 @@ mod tests {
         assert_eq!(c.get_application_name(), Some("mine"));
         // Named as resolved: user@host:port/dbname, never the password.
         assert_eq!(spec.display, "carol@h1:6000/db1");
+    }
+
+    /// A bad PGSSLMODE is said with where it came from, as every other variable's bad value
+    /// is (conn40 F10: the CONN, which holds no `sslmode`, was all it named).
+    #[test]
+    fn a_bad_sslmode_from_the_environment_names_it() {
+        let said = |conn: &str, vars: &[(&str, &str)]| match resolve(conn, &env(vars)) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{conn} {vars:?} resolved"),
+        };
+        let from_env = said("host=h user=u", &[("PGSSLMODE", "bogus")]);
+        assert!(from_env.ends_with("(from PGSSLMODE)"), "{from_env}");
+        // A socket path no socket address holds: refused here, in libpq's words (conn40 F9).
+        let long = said(&format!("host=/tmp/{} user=u", "x".repeat(100)), &[]);
+        assert!(long.ends_with("is too long (maximum 107 bytes)"), "{long}");
+        let own = said("host=h user=u sslmode=bogus", &[]);
+        assert!(
+            own.starts_with("invalid sslmode \"bogus\"") && !own.contains("(from"),
+            "{own}"
+        );
     }
 
     #[test]

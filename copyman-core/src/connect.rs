@@ -448,7 +448,20 @@ pub enum PlanError {
     /// Every host was tried (or resolved to no address) and no attempt left an error to say.
     #[error("no host to connect to")]
     NoHost,
+    /// A Unix socket's path longer than a socket address holds (libpq's words; checked, as
+    /// libpq checks it, before any attempt).
+    #[error("Unix-domain socket path \"{path}\" is too long (maximum {max} bytes)")]
+    SocketPathTooLong {
+        /// The socket's path.
+        path: String,
+        /// The longest path a socket address holds (`sun_path` less its NUL).
+        max: usize,
+    },
 }
+
+/// The longest Unix socket path a socket address holds: Linux's `sun_path` (108 bytes) less
+/// its terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
 
 /// What an adapter does next to connect ([`Plan::step`]).
 #[must_use]
@@ -669,7 +682,7 @@ impl Plan {
                 hostaddrs: hostaddrs.len(),
             });
         }
-        let hosts = hosts
+        let hosts: VecDeque<(Host, Option<IpAddr>, u16)> = hosts
             .iter()
             .enumerate()
             .map(|(i, host)| {
@@ -681,6 +694,20 @@ impl Plan {
                 (host.clone(), hostaddrs.get(i).copied(), port)
             })
             .collect();
+        // A socket path that cannot be connected to is said before any attempt, as libpq says
+        // it (it was the standard library's "path must be shorter than SUN_LEN").
+        for (host, addr, port) in &hosts {
+            let path = match (host, addr) {
+                (Host::Unix(dir), None) => dir.join(format!(".s.PGSQL.{port}")),
+                _ => continue,
+            };
+            if path.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(PlanError::SocketPathTooLong {
+                    path: path.display().to_string(),
+                    max: MAX_SOCKET_PATH,
+                });
+            }
+        }
         Ok(Self {
             hosts,
             addresses: VecDeque::new(),
@@ -975,6 +1002,21 @@ mod tests {
         assert_eq!(plan.step(), Step::GiveUp);
         assert!(Failure::NotNow.tries_next_host() && Failure::Unreachable.tries_next_host());
         assert!(!Failure::Refused.tries_next_host());
+    }
+
+    /// A socket path longer than a socket address holds is refused before any attempt, in
+    /// libpq's words (conn40 F9: "path must be shorter than SUN_LEN").
+    #[test]
+    fn a_socket_path_too_long_is_refused_before_any_attempt() {
+        let long = format!("/tmp/{}", "x".repeat(100));
+        let error = Plan::new(&[Host::Unix(long.clone().into())], &[5432], &[], &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "Unix-domain socket path \"{long}/.s.PGSQL.5432\" is too long (maximum 107 bytes)"
+            )
+        );
+        assert!(Plan::new(&[Host::Unix("/tmp".into())], &[5432], &[], &[]).is_ok());
     }
 
     /// A session of the wrong kind (`target_session_attrs`) sends the plan to the next host,
