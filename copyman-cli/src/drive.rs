@@ -31,29 +31,38 @@ pub(crate) struct Driven {
     pub(crate) bytes: u64,
 }
 
-pub(crate) fn drive<'a>(
-    producer: impl Producer + 'a,
-    receivers: Vec<Box<dyn Receiver + 'a>>,
-    live: &[usize],
+/// The copy's options: `--stall-timeout` during the copy is core's stall rule (an endpoint that
+/// moves no byte for that long faults, named); the sessions' socket timeouts cover what comes
+/// before and after. Keep-going and the count check are the manager's policies: with
+/// keep-going, a destination whose CopyDone is refused or whose row count is not the source's
+/// is one more casualty in the summary; without a source count the destinations' must agree.
+/// A file source is scanned for the end-of-data marker by its own format's rules
+/// (file_source.rs), which the manager's format-blind scan cannot know. An endpoint that
+/// stalls is closed at once: behind a frozen network path nothing it is sent is answered.
+pub(crate) fn copy_options(
     keep_going: bool,
     check_counts: bool,
     stall_timeout: Option<std::time::Duration>,
-    progress: &mut Progress,
-) -> Driven {
-    // `--stall-timeout` during the copy is core's stall rule (an endpoint that moves no byte for
-    // that long faults, named); the sessions' socket timeouts cover what comes before and after.
-    // Keep-going and the count check are the manager's policies: with keep-going, a
-    // destination whose CopyDone is refused or whose row count is not the source's is one more
-    // casualty in the summary; without a source count the destinations' must agree.
-    // A file source is scanned for the end-of-data marker by its own format's rules
-    // (file_source.rs), which the manager's format-blind scan cannot know. An endpoint that
-    // stalls is closed at once: behind a frozen network path nothing it is sent is answered.
+) -> Options {
     let mut options = Options::default()
         .with_keep_going(keep_going)
         .with_check_counts(check_counts)
         .with_end_marker_scan(false)
         .with_close_stalled(true);
     options.stall_timeout = stall_timeout;
+    options
+}
+
+/// Runs the copy with `options` ([`copy_options`]), `live` the destinations (by index) its
+/// receivers are, `source` the name of a source that is no server (a file, a FIFO, stdin).
+pub(crate) fn drive<'a>(
+    producer: impl Producer + 'a,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    live: &[usize],
+    options: Options,
+    source: Option<String>,
+    progress: &mut Progress,
+) -> Driven {
     let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,
         Err(fail) => {
@@ -71,6 +80,7 @@ pub(crate) fn drive<'a>(
         under_way: copy.under_way(),
         live: live.to_vec(),
         interrupter: copy.interrupter().ok(),
+        source,
     });
     let mut faults = Vec::new();
     let mut aborted = None;

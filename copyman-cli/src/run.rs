@@ -33,7 +33,7 @@ use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
 use crate::drive::{
-    carry_sequences, check_counts, dest_error, disagreement, drive, record_summary,
+    carry_sequences, check_counts, copy_options, dest_error, disagreement, drive, record_summary,
 };
 use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
@@ -289,6 +289,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             run_error = Some(report::every_destination_failed(&failed));
             break;
         }
+        let source_name = file_source.as_ref().map(|s| s.name().to_owned());
         let driven = {
             let producer: Box<dyn Producer + '_> =
                 match (source_conn.as_mut(), file_source.as_mut()) {
@@ -304,15 +305,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 .filter(|d| d.error.is_none())
                 .map(|d| d.receiver())
                 .collect();
+            // `--allow-count-mismatch`: the manager does not compare the counts; `check_counts`
+            // below warns about them instead.
+            let options = copy_options(
+                t.keep_going,
+                !t.safety.allow_count_mismatch,
+                t.safety.stall_timeout,
+            );
             drive(
                 producer,
                 receivers,
                 &live,
-                t.keep_going,
-                // `--allow-count-mismatch`: the manager does not compare the counts;
-                // `check_counts` below warns about them instead.
-                !t.safety.allow_count_mismatch,
-                t.safety.stall_timeout,
+                options,
+                source_name,
                 &mut progress,
             )
         };

@@ -74,6 +74,9 @@ pub(crate) struct Copying {
     pub(crate) under_way: UnderWay,
     pub(crate) live: Vec<usize>,
     pub(crate) interrupter: Option<Interrupter>,
+    /// A source that is no server (a file, a FIFO, stdin), by name: a wait for its data is its
+    /// writer's, not a backend's.
+    pub(crate) source: Option<String>,
 }
 
 impl Copying {
@@ -114,7 +117,12 @@ impl Copying {
             ));
         }
         if self.under_way.producer() {
-            said.push("for the source's data (nothing to read)".to_owned());
+            said.push(match &self.source {
+                // (A FIFO's or a pipe's writer that sends nothing: it was said as a frozen
+                // backend's wait: files40 F10.)
+                Some(name) => format!("for {name} to give data (its writer has sent nothing)"),
+                None => "for the source's data (nothing to read)".to_owned(),
+            });
         }
         if said.is_empty() {
             return String::new();
@@ -125,8 +133,10 @@ impl Copying {
     /// What ends "nothing has moved" for it ([`WAYS_OUT`], or [`ENDING_WAYS_OUT`] while its
     /// destinations end their COPYs).
     fn ways_out(&self) -> &'static str {
+        let only_the_source = self.source.is_some() && self.under_way.receivers().next().is_none();
         match self.under_way.completing() {
             true => ENDING_WAYS_OUT,
+            false if only_the_source => SOURCE_WAYS_OUT,
             false => WAYS_OUT,
         }
     }
@@ -171,6 +181,11 @@ pub(crate) fn copy_started(copying: Copying) {
 const WAYS_OUT: &str = " (a backend that shows a wait for its client while copyman waits for it \
      is frozen, or the network path to it lost; --stall-timeout bounds such a wait, a signal \
      stops the copy and commits nothing)";
+
+/// [`WAYS_OUT`] where only a source that is no server is waited for (a FIFO's or a pipe's
+/// writer): the destinations' backends wait for copyman, as they should.
+const SOURCE_WAYS_OUT: &str = " (the destinations wait for copyman, which waits for its source; \
+     --stall-timeout bounds such a wait, a signal stops the copy and commits nothing)";
 
 /// [`WAYS_OUT`] while the destinations complete their COPYs: `--stall-timeout` does not bound
 /// that wait (a COPY's end may run long with every byte in hand: its triggers, its constraint
@@ -1510,6 +1525,7 @@ impl JobWatch {
                         under_way: under_way.clone(),
                         live: destinations.clone(),
                         interrupter: interrupter.clone(),
+                        source: None,
                     });
                 }
             }

@@ -927,3 +927,42 @@ fn a_databases_own_lock_timeout_does_not_fail_the_copy() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d, "lt"), 10);
 }
+
+/// Stdin (a pipe, a FIFO) whose writer stops sending mid-way is said as that — the watch named
+/// the destination's backend waiting for its client, "frozen, or the network path to it lost"
+/// (files40 F10) — and the copy then ends as its writer does.
+#[test]
+fn a_silent_writer_of_stdin_is_said_as_its_own() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE t (a int)");
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&db),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = child.stdin.take().unwrap();
+    writer.write_all(b"1\n2\n").unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("nothing has moved");
+    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    assert!(
+        said.contains("for stdin to give data (its writer has sent nothing)")
+            && !said.contains("frozen"),
+        "{said}"
+    );
+    writer.write_all(b"3\n").unwrap();
+    drop(writer);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[0], &db, "t"), 3);
+}
