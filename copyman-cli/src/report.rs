@@ -700,14 +700,28 @@ impl RunReport {
                 self.pending_hint()
             )?;
         }
-        if let Some(error) = &self.error {
-            writeln!(out, "copyman: copy failed: {error}")?;
+        // Whether anything committed, as the full summary says it: it is what a cron job's
+        // mail must tell (files40 F9: the quiet lines said the error twice, and not that).
+        match (&self.error, self.partial()) {
+            (Some(error), true) => writeln!(out, "copyman: copy failed: {error}")?,
+            (Some(error), false) => writeln!(
+                out,
+                "copyman: copy failed: {error}; {}",
+                self.nothing_committed()
+            )?,
+            (None, _) => {}
         }
         if let Some(why) = crate::watch::waited_on_itself() {
             writeln!(out, "copyman: {why}")?;
         }
         for d in &self.destinations {
-            if let Some(error) = &d.error {
+            // (Not again the error the line above said.)
+            if let Some(error) = &d.error
+                && !self
+                    .error
+                    .as_ref()
+                    .is_some_and(|run| run.to_string().contains(&error.to_string()))
+            {
                 writeln!(out, "copyman: destination {} failed: {error}", d.endpoint)?;
             }
         }

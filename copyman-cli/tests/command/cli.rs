@@ -1017,3 +1017,33 @@ fn a_mistyped_format_or_stdin_is_said_as_such() {
         assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
     }
 }
+
+/// Under `--quiet` a failed run still says whether anything committed — what a cron job's mail
+/// must tell — and says its error once (it said it twice, and nothing of the commit: files40
+/// F9).
+#[test]
+fn a_quiet_failure_says_nothing_committed_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 100)",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (i int CHECK (i <> 50))");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (i int)");
+    let out = run(&[
+        "-q",
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(said.contains("; nothing committed"), "{said}");
+    assert_eq!(said.matches("23514").count(), 1, "{said}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
