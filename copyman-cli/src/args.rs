@@ -1320,6 +1320,21 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             }
         }
     }
+    // And the mirror: a *.csv file read by a --receive in text: its quotes are stored as data
+    // (`"hello, world"` with its quotes, `""` doubled), silently where one column takes each
+    // line whole (files40 F11).
+    if source.is_csv_file() {
+        let text_receive = (receive.iter().flatten())
+            .filter_map(|sql| statement::representation(sql))
+            .find(|r| r.format == "text");
+        if text_receive.is_some() {
+            crate::report::warn(format_args!(
+                "--from {}: read in FORMAT text (the --receive's), not CSV: a CSV file's quotes \
+                 are then stored as data; if it is CSV, add (FORMAT csv) to the --receive",
+                source.display()
+            ));
+        }
+    }
     Transfer {
         source,
         destinations,

@@ -642,3 +642,26 @@ fn a_text_file_into_a_binary_receive_is_not_said_binary_first() {
     assert!(!said.contains("is binary COPY data"), "{said}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 }
+
+/// A `*.csv` file read by a `--receive` in text is said: its quotes are stored as data, and
+/// silently where one column takes each line whole (files40 F11), as the mirror (text written
+/// to a `*.csv`) is said.
+#[test]
+fn a_csv_file_read_as_text_is_said() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE one (v text)");
+    let file = TempPath::new("names.csv");
+    fs::write(&file.0, "\"hello, world\"\n").unwrap();
+    let out = copyman()
+        .args(["copy", "--from", file.arg(), "--to", &c.dest[0].conninfo(&d1)])
+        .args(["--receive", "COPY one FROM STDIN"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("read in FORMAT text (the --receive's), not CSV")
+            && said.contains("add (FORMAT csv)"),
+        "{said}"
+    );
+}
