@@ -163,9 +163,10 @@ macro_rules! client_glue {
                 }
             }
 
-            /// The server's SQLSTATE, if the server reported an error.
+            /// The server's SQLSTATE, if the server reported an error with one (an error in
+            /// the old protocol's form, a fork failure's, has none).
             pub fn code(&self) -> Option<&str> {
-                self.db_error().map(|e| e.code.as_str())
+                self.db_error().map(|e| e.code.as_str()).filter(|c| !c.is_empty())
             }
 
             /// Whether the connection is gone: closed by the server (EOF, a FATAL error, a

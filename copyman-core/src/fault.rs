@@ -136,9 +136,12 @@ impl EndpointError {
         self.inner.diagnosis.db_error.as_ref()
     }
 
-    /// The SQLSTATE of the server's error, if the server reported one.
+    /// The SQLSTATE of the server's error, if the server reported one (an error in the old
+    /// protocol's form has none).
     pub fn code(&self) -> Option<&str> {
-        self.db_error().map(|e| e.code.as_str())
+        self.db_error()
+            .map(|e| e.code.as_str())
+            .filter(|c| !c.is_empty())
     }
 
     /// Whether the endpoint's connection is gone (closed by the server, a FATAL error, the

@@ -653,7 +653,13 @@ fn a_csv_file_read_as_text_is_said() {
     let file = TempPath::new("names.csv");
     fs::write(&file.0, "\"hello, world\"\n").unwrap();
     let out = copyman()
-        .args(["copy", "--from", file.arg(), "--to", &c.dest[0].conninfo(&d1)])
+        .args([
+            "copy",
+            "--from",
+            file.arg(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
         .args(["--receive", "COPY one FROM STDIN"])
         .output()
         .unwrap();

@@ -290,7 +290,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         return TableError {
             connect: false,
             lasting: out_of.is_some(),
-            sqlstate: Some(db.code.clone()),
+            sqlstate: Some(db.code.clone()).filter(|c| !c.is_empty()),
             message: one_line(&message),
         };
     }

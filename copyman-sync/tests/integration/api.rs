@@ -309,6 +309,8 @@ fn a_server_that_cannot_fork_a_backend_is_said_in_its_words() {
     let err = Connection::connect_str(&format!("host=127.0.0.1 port={port} user=u dbname=d"))
         .expect_err("no backend");
     server.join().unwrap();
+    // (Its old form has no SQLSTATE: none, not an empty one.)
+    assert_eq!(err.code(), None, "{err:?}");
     let said = err.to_string();
     assert!(
         said.contains("answered the SSL negotiation with an error")
