@@ -2084,6 +2084,9 @@ fn ask(
         // SAFETY: tcgetattr returned 0, so it filled in the whole `termios`.
         unsafe { saved.assume_init() }
     });
+    // A signal at the prompt (Ctrl-C, Ctrl-\) ends the process there: the terminal's own
+    // settings are put back first (it was left without echo: conn40 F6).
+    let _restoring = terminal.map(|saved| RestoreOnSignal::install(fd, saved));
     if let Some(saved) = terminal {
         let mut quiet = saved;
         quiet.c_lflag &= !libc::ECHO;
@@ -2111,6 +2114,79 @@ fn ask(
     Ok(Some(
         password.strip_suffix('\r').unwrap_or(password).to_owned(),
     ))
+}
+
+/// The terminal [`ask`] turned echo off on, and its own settings, for [`restore_and_die`].
+static PROMPT_TTY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+static PROMPT_SAVED: std::sync::atomic::AtomicPtr<libc::termios> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// The signals that end the process at [`ask`]'s prompt (those not ignored), each with the
+/// action it had, put back on drop.
+struct RestoreOnSignal(Vec<(libc::c_int, libc::sigaction)>);
+
+impl RestoreOnSignal {
+    /// Has SIGINT, SIGQUIT, SIGTERM and SIGHUP (those not ignored) put `saved` back on
+    /// terminal `fd` before they end the process.
+    fn install(fd: std::os::fd::RawFd, saved: libc::termios) -> Self {
+        use std::sync::atomic::Ordering;
+        // Leaked: a handler may read it until the process ends (one prompt per run).
+        PROMPT_SAVED.store(Box::into_raw(Box::new(saved)), Ordering::SeqCst);
+        PROMPT_TTY.store(fd, Ordering::SeqCst);
+        let mut previous = Vec::new();
+        for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+            let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+            // SAFETY: with a null new action, sigaction(2) only writes `signal`'s current
+            // action into `old`, zero-initialised and large enough; read only on success.
+            if unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) } != 0 {
+                continue;
+            }
+            // SAFETY: filled by the successful call above.
+            let old = unsafe { old.assume_init() };
+            if old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            // SAFETY: a zeroed `sigaction` is a valid one (no flags, an empty mask); its
+            // handler is set to `restore_and_die`, an `extern "C" fn(c_int)` as a plain
+            // handler (no SA_SIGINFO) must be.
+            let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+            new.sa_sigaction = restore_and_die as extern "C" fn(libc::c_int) as usize;
+            // SAFETY: `new` is a valid action for `signal`; the old one is not asked for.
+            if unsafe { libc::sigaction(signal, &new, std::ptr::null_mut()) } == 0 {
+                previous.push((signal, old));
+            }
+        }
+        Self(previous)
+    }
+}
+
+impl Drop for RestoreOnSignal {
+    fn drop(&mut self) {
+        for (signal, old) in &self.0 {
+            // SAFETY: `old` is the action `signal` had, read by sigaction(2).
+            unsafe { libc::sigaction(*signal, old, std::ptr::null_mut()) };
+        }
+        PROMPT_TTY.store(-1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A signal at [`ask`]'s prompt: the terminal's own settings back, then the signal's default
+/// action (the process ends as it would have, its status the signal's).
+extern "C" fn restore_and_die(signal: libc::c_int) {
+    use std::sync::atomic::Ordering;
+    let fd = PROMPT_TTY.load(Ordering::SeqCst);
+    let saved = PROMPT_SAVED.load(Ordering::SeqCst);
+    if fd >= 0 && !saved.is_null() {
+        // SAFETY: tcsetattr(3) is async-signal-safe; `saved` points to the leaked `termios`
+        // stored before this handler was installed, never freed.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) };
+    }
+    // SAFETY: signal(2) and raise(3) are async-signal-safe; the default action of `signal`
+    // (one of SIGINT, SIGQUIT, SIGTERM, SIGHUP) ends the process.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
 }
 
 /// The codeset a locale name (`LC_ALL`'s, `LANG`'s) names, lower case without `-` or `_`:

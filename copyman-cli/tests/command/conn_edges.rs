@@ -1012,3 +1012,47 @@ fn with_password_file(passwords: &str, from: &str, to: &str) -> Output {
         .output()
         .unwrap()
 }
+
+/// A signal at `-W`'s prompt on a terminal (Ctrl-C, Ctrl-\) gives the terminal its echo back
+/// before the process ends: the user's shell was left not echoing what was typed (conn40 F6).
+/// Run in a pseudo-terminal by `script`; skipped, loudly, without it.
+#[test]
+fn a_signal_at_the_password_prompt_gives_the_terminal_its_echo_back() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED a_signal_at_the_password_prompt_gives_the_terminal_its_echo_back: no \
+             `script` (util-linux) to run a pseudo-terminal"
+        );
+        return;
+    }
+    for key in [b"\x03", b"\x1c"] {
+        let shell = format!(
+            "trap 'echo got-int' INT; trap 'echo got-quit' QUIT; '{}' -W table t --from \
+             'host=127.0.0.1 port=1 user=u dbname=d' --to /dev/null -q; echo rc=$?; stty -a",
+            env!("CARGO_BIN_EXE_copyman")
+        );
+        let mut child = Command::new("script")
+            .args(["-qfc", &shell, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut keys = child.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        keys.write_all(key).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        drop(keys);
+        let out = child.wait_with_output().unwrap();
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("Password:") && shown.contains("rc=13"),
+            "{shown}"
+        );
+        let words: Vec<&str> = shown.split_whitespace().collect();
+        assert!(
+            words.contains(&"echo") && !words.contains(&"-echo"),
+            "the terminal's echo is off: {shown}"
+        );
+    }
+}
