@@ -1039,9 +1039,9 @@ fn a_signal_at_the_password_prompt_gives_the_terminal_its_echo_back() {
             .spawn()
             .unwrap();
         let mut keys = child.stdin.take().unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        thread::sleep(Duration::from_secs(1));
         keys.write_all(key).unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        thread::sleep(Duration::from_secs(2));
         drop(keys);
         let out = child.wait_with_output().unwrap();
         let shown = text(&out.stdout);
