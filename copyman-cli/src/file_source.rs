@@ -847,6 +847,34 @@ pub(crate) fn check_start(
         }
         .into());
     }
+    // The same lines under --format csv given, where no server parses them (a file from a
+    // file): a file is copied as it is, no format converted — the "conversion" wrote the text
+    // bytes to a *.csv, counted as CSV's rows (549 of 1000), exit 0 (files40 F8).
+    if let Statements::Table {
+        format: Some(Format::Csv),
+        format_given: true,
+        ..
+    } = &t.statements
+        && t.destinations.iter().all(|d| !d.is_server())
+        && let Some(front) = &source.front
+        && let columns = (plan.file_columns.as_ref().map(Vec::len))
+            .or_else(|| tab_fields_alike(front))
+            .unwrap_or(1)
+        && let Some(sign) = file_start::text_sign(front, columns)
+        && !start.binary
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{} holds {sign}: text COPY data, not CSV as --format csv says; a file is copied \
+                 to a file as it is, in its own format (copyman converts nothing without a \
+                 server): give --format text, or copy it into a table and out again as CSV",
+                source.name()
+            ),
+        }
+        .into());
+    }
     if let Some(binary) = read_as(t, &reading, &start, source.name())? {
         *plan = crate::plan::plan(&binary, source_conn, dests)?;
         if plan.format.is_some() {
@@ -861,6 +889,25 @@ pub(crate) fn check_start(
     }
     check_header(t, &start, source.name(), plan, dests)?;
     Ok(start)
+}
+
+/// How many fields tabs split the complete lines of `front` that hold no quote into, where
+/// that is the same for all of them (two at least) and more than one: a table's columns, where
+/// no server says them (a file copied to a file).
+fn tab_fields_alike(front: &[u8]) -> Option<usize> {
+    let complete = &front[..front.iter().rposition(|b| *b == b'\n')?];
+    let mut counts = (complete.split(|b| *b == b'\n'))
+        .filter(|line| !line.contains(&b'"'))
+        .map(|line| line.split(|b| *b == b'\t').count());
+    let n = counts.next()?;
+    let mut lines = 1;
+    for count in counts {
+        if count != n {
+            return None;
+        }
+        lines += 1;
+    }
+    (n > 1 && lines > 1).then_some(n)
 }
 
 /// An input refused with the way in ([`compressed`], [`no_copy_data`]): its name (a file's

@@ -671,3 +671,44 @@ fn a_csv_file_read_as_text_is_said() {
         "{said}"
     );
 }
+
+/// A text file "converted" to CSV by copying it to a `*.csv` under `--format csv`, where no
+/// server parses it, is refused: a file is copied to a file as it is, and the text bytes were
+/// written to the `*.csv`, counted as CSV's rows (549 of 1000), exit 0 (files40 F8). A CSV file
+/// so copied goes as before.
+#[test]
+fn a_text_file_is_not_converted_to_csv_without_a_server() {
+    let from = TempPath::new("data.txt");
+    fs::write(&from.0, "1\tSmith, \"J\"\n2\tDoe\n3\tRoe\n").unwrap();
+    let to = TempPath::new("data.csv");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        from.arg(),
+        "--to",
+        to.arg(),
+        "--format",
+        "csv",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("text COPY data, not CSV as --format csv says"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!to.0.exists());
+    fs::write(&from.0, "1,\"Smith, J\"\n2,Doe\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        from.arg(),
+        "--to",
+        to.arg(),
+        "--format",
+        "csv",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(fs::read(&to.0).unwrap(), fs::read(&from.0).unwrap());
+}
