@@ -159,8 +159,8 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     let db = cluster.create_database();
     runtime().block_on(async {
         for (extra, parameter) in [
-            ("target_session_attrs=read-write", "target_session_attrs"),
             ("load_balance_hosts=random", "load_balance_hosts"),
+            ("sslnegotiation=direct", "sslnegotiation"),
         ] {
             let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))
                 .await
@@ -169,9 +169,20 @@ fn unhonoured_config_fields_are_errors_naming_them() {
                 matches!(err, Error::Unsupported { parameter: p, .. } if p == parameter),
                 "{extra}: {err}"
             );
-            // The value as written, not the client's name for it (`readwrite`).
+            // The value as written, not the client's name for it.
             assert!(err.to_string().contains(extra), "{err}");
         }
+        // target_session_attrs is honoured (conn40 F3), as in copyman-sync.
+        let conninfo =
+            |attrs: &str| format!("{} target_session_attrs={attrs}", cluster.conninfo(&db));
+        Connection::connect_str(&conninfo("read-write"))
+            .await
+            .expect("a writable server is read-write");
+        let err = Connection::connect_str(&conninfo("read-only"))
+            .await
+            .expect_err("not read-only");
+        assert!(matches!(err, Error::WrongSession(_)), "{err:?}");
+        assert_eq!(err.to_string(), "session is not read-only");
     });
 }
 

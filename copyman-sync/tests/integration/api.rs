@@ -156,8 +156,8 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     let cluster = shared();
     let db = cluster.create_database();
     for (extra, parameter) in [
-        ("target_session_attrs=read-write", "target_session_attrs"),
         ("load_balance_hosts=random", "load_balance_hosts"),
+        ("sslnegotiation=direct", "sslnegotiation"),
     ] {
         let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))
             .expect_err(extra);
@@ -166,9 +166,16 @@ fn unhonoured_config_fields_are_errors_naming_them() {
             "{extra}: {err}"
         );
         assert!(err.to_string().contains(parameter), "{err}");
-        // The value as written, not the client's name for it (`readwrite`).
+        // The value as written, not the client's name for it.
         assert!(err.to_string().contains(extra), "{err}");
     }
+    // target_session_attrs is honoured (conn40 F3): a writable server is read-write, not
+    // read-only, as libpq says it.
+    let conninfo = |attrs: &str| format!("{} target_session_attrs={attrs}", cluster.conninfo(&db));
+    Connection::connect_str(&conninfo("read-write")).expect("a writable server is read-write");
+    let err = Connection::connect_str(&conninfo("read-only")).expect_err("not read-only");
+    assert!(matches!(err, Error::WrongSession(_)), "{err:?}");
+    assert_eq!(err.to_string(), "session is not read-only");
 }
 
 /// A connection string the client crate refuses says which parameter was wrong (it said only
