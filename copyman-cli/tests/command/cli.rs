@@ -256,19 +256,11 @@ fn query_to_stdout_and_table_to_file() {
     assert_eq!(fs::read_to_string(&file.0).unwrap(), "old content");
 }
 
-/// A reader of stdout that goes away before the end (`copyman … --to - | head`, a `gzip` that
-/// died) got part of the data: exit 1 with one line saying so, as pg_dump does (it exited 0,
-/// and a script saw a success with a fraction of the rows).
-#[test]
-fn a_stdout_reader_that_goes_away_fails_the_copy() {
-    let c = clusters();
-    let src = database(&c.source, "SELECT 1");
+/// `copyman copy --from SRC --to - … ARGS` whose stdout's reader reads 1 KiB and goes away.
+fn reader_goes_away(src: &str, args: &[&str]) -> std::process::Output {
     let mut child = copyman()
-        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
-        .args([
-            "--send",
-            "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
-        ])
+        .args(["copy", "--from", src, "--to", "-"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -277,7 +269,23 @@ fn a_stdout_reader_that_goes_away_fails_the_copy() {
     let mut first = [0u8; 1024];
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A reader of stdout that goes away before the end (`copyman … --to - | head`, a `gzip` that
+/// died) got part of the data: exit 1 with one line saying so, as pg_dump does (it exited 0,
+/// and a script saw a success with a fraction of the rows).
+#[test]
+fn a_stdout_reader_that_goes_away_fails_the_copy() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let out = reader_goes_away(
+        &c.source.url(&src),
+        &[
+            "--send",
+            "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
+        ],
+    );
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
@@ -295,21 +303,13 @@ fn a_stdout_reader_that_goes_away_fails_the_copy() {
 fn a_stdout_reader_that_goes_away_is_told_what_went_out() {
     let c = clusters();
     let src = database(&c.source, "SELECT 1");
-    let mut child = copyman()
-        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
-        .args([
+    let out = reader_goes_away(
+        &c.source.url(&src),
+        &[
             "--send",
             "COPY (SELECT repeat('x', 20000000) UNION ALL SELECT 'small') TO STDOUT",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 1024];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
-    let out = child.wait_with_output().unwrap();
+        ],
+    );
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
@@ -327,24 +327,17 @@ fn a_stdout_reader_that_goes_away_beside_a_server_is_said() {
     let c = clusters();
     let src = database(&c.source, "SELECT 1");
     let dst = database(&c.dest[0], "CREATE TABLE t (v text)");
-    let mut child = copyman()
-        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
-        .args(["--to", &c.dest[0].conninfo(&dst)])
-        .args([
+    let out = reader_goes_away(
+        &c.source.url(&src),
+        &[
+            "--to",
+            &c.dest[0].conninfo(&dst),
             "--send",
             "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
             "--receive",
             "COPY t FROM STDIN",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 1024];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
-    let out = child.wait_with_output().unwrap();
+        ],
+    );
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
