@@ -752,6 +752,7 @@ pub(crate) fn read_as(
     reading: &Reading,
     start: &Start,
     name: &str,
+    empty: bool,
 ) -> Result<Option<Transfer>, Fatal> {
     let table = matches!(t.statements, Statements::Table { .. });
     match file_start::check_format(reading.declared, start) {
@@ -778,10 +779,19 @@ pub(crate) fn read_as(
                 (FormatError::NotBinary, false) => "give --receive the file's FORMAT (text or csv)",
                 _ => "",
             };
+            // An empty input holds no binary data, nor any other: said as that (its advice
+            // was to give the file's FORMAT: files40 F1).
+            let message = match (e, empty) {
+                (FormatError::NotBinary, true) => format!(
+                    "{name} is empty: there is no binary COPY data in it (it starts with the \
+                     PGCOPY signature); nothing was sent"
+                ),
+                _ => format!("{name}: {e}: nothing was sent; {advice}"),
+            };
             Err(Fatal {
                 exit: Exit::Usage,
                 server: None,
-                message: format!("{name}: {e}: nothing was sent; {advice}"),
+                message,
             })
         }
     }
@@ -875,7 +885,8 @@ pub(crate) fn check_start(
         }
         .into());
     }
-    if let Some(binary) = read_as(t, &reading, &start, source.name())? {
+    let empty = source.front.as_deref().is_none_or(<[u8]>::is_empty);
+    if let Some(binary) = read_as(t, &reading, &start, source.name(), empty)? {
         *plan = crate::plan::plan(&binary, source_conn, dests)?;
         if plan.format.is_some() {
             plan.format_reason = Some(format!(

@@ -641,6 +641,25 @@ fn a_text_file_into_a_binary_receive_is_not_said_binary_first() {
     assert!(said.contains("this file does not"), "{said}");
     assert!(!said.contains("is binary COPY data"), "{said}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // An empty stdin is said empty (it was advised to give the file's FORMAT).
+    let out = run_with_stdin(
+        &[
+            "copy",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--receive",
+            "COPY t FROM STDIN (FORMAT binary)",
+        ],
+        b"",
+    );
+    assert_exit(&out, 2);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("stdin is empty: there is no binary COPY data"),
+        "{said}"
+    );
 }
 
 /// A `*.csv` file read by a `--receive` in text is said: its quotes are stored as data, and
