@@ -1025,9 +1025,11 @@ pub(crate) fn endpoints(
         }),
         None => match Target::classify(&text.to_string_lossy()) {
             Target::Server(lossy) => Err(ArgError::usage(format!(
-                "{flag} {}: this connection string is not valid UTF-8 (\u{fffd} where it is not), \
-                 and copyman reads connection strings as UTF-8: write it in UTF-8 (a database or \
-                 a password in LATIN1 bytes cannot be given so), or a file of that name as ./NAME",
+                // (The CONN before a space: what hides a password's value runs to one.)
+                "{flag} {} is a connection string that is not valid UTF-8 (\u{fffd} where it is \
+                 not), and copyman reads connection strings as UTF-8: write it in UTF-8 (a \
+                 database or a password in LATIN1 bytes cannot be given so), or a file of that \
+                 name as ./NAME",
                 conn::redact(&lossy)
             ))),
             _ => Ok(Endpoint::File(PathBuf::from(text))),

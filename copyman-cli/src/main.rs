@@ -134,9 +134,23 @@ fn hide_passwords_in_argv() {
         }
         // SAFETY: `arg` is one of those strings (see above).
         let bytes = unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes();
-        let shown = match std::str::from_utf8(bytes) {
-            Ok(text) if text.contains('@') || text.to_ascii_lowercase().contains("password") => {
-                conn::scrub(&conn::redact(text)).into_bytes()
+        // Only a CONN's, the value of --from or --to (`--to CONN`, `--to=CONN`): a --where or
+        // a statement holding `@` or "password" was shown rewritten, or cut (recheck40 F1).
+        let after_flag = args
+            .last()
+            .is_some_and(|(_, _, before)| before == b"--from" || before == b"--to");
+        let (flag, conn) = match std::str::from_utf8(bytes) {
+            Ok(text) if after_flag => ("", Some(text)),
+            Ok(text) => match (text.strip_prefix("--from="), text.strip_prefix("--to=")) {
+                (Some(conn), _) => ("--from=", Some(conn)),
+                (_, Some(conn)) => ("--to=", Some(conn)),
+                _ => ("", None),
+            },
+            Err(_) => ("", None),
+        };
+        let shown = match conn {
+            Some(conn) if conn.contains('@') || conn.to_ascii_lowercase().contains("password") => {
+                format!("{flag}{}", conn::scrub(&conn::redact(conn))).into_bytes()
             }
             _ => bytes.to_vec(),
         };

@@ -665,7 +665,10 @@ fn a_conn_that_is_not_utf8_is_refused_not_taken_for_a_file() {
             .unwrap();
         assert_exit(&out, 2);
         let said = text(&out.stderr);
-        assert!(said.contains("is not valid UTF-8"), "{said}");
+        assert!(
+            said.contains("is a connection string that is not valid UTF-8"),
+            "{said}"
+        );
         assert!(!said.contains("S3cr"), "{said}");
         assert_eq!(fs::read_dir(dir.path(".")).unwrap().count(), 0, "{said}");
     }
