@@ -977,23 +977,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
     let config = parse(all)?;
     // A socket path no socket address holds: a CONN that can never connect, said before
-    // anything as libpq says it (exit 2), core's plan's words.
+    // anything as libpq says it (exit 2), by core's plan's rule.
     let ports = config.get_ports();
     for (i, host) in config.get_hosts().iter().enumerate() {
         let (Host::Unix(dir), true) = (host, config.get_hostaddrs().is_empty()) else {
             continue;
         };
-        let port = ports
-            .get(i)
-            .or(ports.first())
-            .copied()
-            .unwrap_or(DEFAULT_PORT);
-        let path = dir.join(format!(".s.PGSQL.{port}"));
-        if path.as_os_str().len() > copyman_core::connect::MAX_SOCKET_PATH {
-            let too_long = copyman_core::connect::PlanError::SocketPathTooLong {
-                path: path.display().to_string(),
-                max: copyman_core::connect::MAX_SOCKET_PATH,
-            };
+        let port = (ports.get(i).or(ports.first()).copied()).unwrap_or(DEFAULT_PORT);
+        if let Some(too_long) = copyman_core::connect::socket_path_too_long(dir, port) {
             return Err(ConnError::Invalid(too_long.to_string()));
         }
     }

@@ -463,6 +463,17 @@ pub enum PlanError {
 /// its terminating NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// The refusal of the socket of socket directory `dir` for `port` where its path is longer than
+/// a socket address holds ([`PlanError::SocketPathTooLong`], libpq's words), as [`Plan::new`]
+/// refuses it; `None` where it fits.
+pub fn socket_path_too_long(dir: &std::path::Path, port: u16) -> Option<PlanError> {
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+    (path.as_os_str().len() > MAX_SOCKET_PATH).then(|| PlanError::SocketPathTooLong {
+        path: path.display().to_string(),
+        max: MAX_SOCKET_PATH,
+    })
+}
+
 /// What an adapter does next to connect ([`Plan::step`]).
 #[must_use]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -697,15 +708,10 @@ impl Plan {
         // A socket path that cannot be connected to is said before any attempt, as libpq says
         // it (it was the standard library's "path must be shorter than SUN_LEN").
         for (host, addr, port) in &hosts {
-            let path = match (host, addr) {
-                (Host::Unix(dir), None) => dir.join(format!(".s.PGSQL.{port}")),
-                _ => continue,
-            };
-            if path.as_os_str().len() > MAX_SOCKET_PATH {
-                return Err(PlanError::SocketPathTooLong {
-                    path: path.display().to_string(),
-                    max: MAX_SOCKET_PATH,
-                });
+            if let (Host::Unix(dir), None) = (host, addr)
+                && let Some(too_long) = socket_path_too_long(dir, *port)
+            {
+                return Err(too_long);
             }
         }
         Ok(Self {
