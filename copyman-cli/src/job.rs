@@ -1980,9 +1980,24 @@ struct Ledger {
     decided: HashSet<String>,
 }
 
-/// A backend's statement that ends a table's transaction ([`Cell::Ending`]): its process id,
-/// the statement, its answer (`None`: not yet) and the server's error if it refused it.
-type Step = (Option<i32>, Action, Option<bool>, Option<String>);
+/// A backend's statement that ends a table's transaction ([`Cell::Ending`]).
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    /// The backend's process id, if its server gave it.
+    pid: Option<i32>,
+    action: Action,
+    /// Whether it took effect, once answered (`None`: sent, not answered).
+    answered: Option<bool>,
+    /// The server's error, where it answered with one: nothing of it took effect.
+    refused: Option<String>,
+}
+
+impl Step {
+    /// A COMMIT or COMMIT PREPARED.
+    fn commits(&self) -> bool {
+        matches!(self.action, Action::Commit | Action::CommitPrepared(_))
+    }
+}
 
 /// Where a table stands on a destination, as far as this process knows.
 #[derive(Debug, Clone, PartialEq)]
@@ -2041,9 +2056,7 @@ impl Ledger {
         (self.tables.iter())
             .filter(|(_, cells)| {
                 cells.iter().any(|cell| {
-                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(|(_, a, _, _)| {
-                        matches!(a, Action::Commit | Action::CommitPrepared(_))
-                    }))
+                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(Step::commits))
                 })
             })
             .map(|(table, _)| table.clone())
@@ -2085,8 +2098,13 @@ impl Ledger {
                         *cell = Cell::Ending(ranges, Vec::new());
                     }
                     if let Cell::Ending(_, steps) = cell {
-                        steps.retain(|(p, _, _, _)| p != pid);
-                        steps.push((*pid, action.clone(), *answered, refused.clone()));
+                        steps.retain(|s| s.pid != *pid);
+                        steps.push(Step {
+                            pid: *pid,
+                            action: action.clone(),
+                            answered: *answered,
+                            refused: refused.clone(),
+                        });
                     }
                 }
             }
@@ -2124,37 +2142,29 @@ impl Ledger {
             Cell::Finished(Status::InDoubt) => ("in doubt", recover),
             Cell::Finished(status) => (status.name(), ""),
             Cell::Ending(ranges, steps) => {
-                let committed =
-                    |a: &Action| matches!(a, Action::Commit | Action::CommitPrepared(_));
+                let committed = |s: &Step| s.commits() && s.answered == Some(true);
                 // One backend per destination, or one per range of a split table.
-                let all_committed = steps.len() == *ranges
+                let all_committed = steps.len() == *ranges && steps.iter().all(committed);
+                // Some of a split table's ranges committed, none unanswered: a part is there.
+                let part = steps.iter().any(committed)
                     && steps
                         .iter()
-                        .all(|(_, a, answered, _)| committed(a) && *answered == Some(true));
-                // Some of a split table's ranges committed, none unanswered: a part is there.
-                let part = steps
-                    .iter()
-                    .any(|(_, a, answered, _)| committed(a) && *answered == Some(true))
-                    && steps.iter().all(|(_, a, answered, _)| {
-                        answered.is_some() && !matches!(a, Action::Prepare(_))
-                    });
+                        .all(|s| s.answered.is_some() && !matches!(s.action, Action::Prepare(_)));
                 // An error answer or a broken connection leaves a COMMIT in doubt too.
                 // Prepared and answered, nothing sent after: not committed (yet).
                 let prepared = !steps.is_empty()
-                    && steps.iter().all(|(_, a, answered, _)| {
-                        matches!(a, Action::Prepare(_)) && *answered == Some(true)
+                    && steps.iter().all(|s| {
+                        matches!(s.action, Action::Prepare(_)) && s.answered == Some(true)
                     });
                 // Its PREPAREs sent, one not answered yet: prepared or not, nothing committed
                 // (the decision comes once every PREPARE was answered).
-                let preparing = steps
-                    .iter()
-                    .all(|(_, a, _, _)| matches!(a, Action::Prepare(_)))
-                    && steps.iter().any(|(_, _, answered, _)| answered.is_none());
+                let preparing = steps.iter().all(|s| matches!(s.action, Action::Prepare(_)))
+                    && steps.iter().any(|s| s.answered.is_none());
                 // A statement its server refused took no effect.
-                let may_have = steps.iter().any(|(_, a, answered, refused)| match a {
-                    _ if refused.is_some() => false,
+                let may_have = steps.iter().any(|s| match &s.action {
+                    _ if s.refused.is_some() => false,
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
-                    Action::RollbackPrepared(_) => *answered != Some(true),
+                    Action::RollbackPrepared(_) => s.answered != Some(true),
                     _ => false,
                 });
                 if all_committed {
@@ -2201,7 +2211,7 @@ impl Ledger {
                     )
                 } else if may_have {
                     ("in doubt", recover)
-                } else if steps.iter().any(|(_, _, _, refused)| refused.is_some()) {
+                } else if steps.iter().any(|s| s.refused.is_some()) {
                     (
                         "failed",
                         "its server refused the statement that ends its transaction: nothing \
@@ -2228,7 +2238,7 @@ impl Ledger {
         let committing = cells.into_iter().any(|(table, cell)| {
             let (status, _) = self.verdict(cell, self.decided.contains(table));
             let decided = matches!(cell, Cell::Ending(_, steps)
-                if steps.iter().any(|(_, a, _, _)| matches!(a, Action::CommitPrepared(_))));
+                if steps.iter().any(|s| matches!(s.action, Action::CommitPrepared(_))));
             decided
                 || status == "commit pending"
                 || status == "in doubt"
@@ -2266,13 +2276,9 @@ impl Ledger {
                 let (status, note) = self.verdict(cell, self.decided.contains(table));
                 let (in_flight, refused) = match cell {
                     Cell::Ending(_, steps) => (
-                        (steps
-                            .iter()
-                            .filter(|(_, _, answered, _)| answered.is_none()))
-                        .map(|(_, a, _, _)| a.sql())
-                        .next(),
-                        steps.iter().find_map(|(_, a, _, refused)| {
-                            refused.as_ref().map(|why| format!("{}: {why}", a.sql()))
+                        (steps.iter().find(|s| s.answered.is_none())).map(|s| s.action.sql()),
+                        steps.iter().find_map(|s| {
+                            (s.refused.as_ref()).map(|why| format!("{}: {why}", s.action.sql()))
                         }),
                     ),
                     _ => (None, None),
@@ -2758,7 +2764,12 @@ mod tests {
             ranges: HashMap::new(),
             decided: HashSet::new(),
         };
-        let step = |pid, answered| (Some(pid), Action::Commit, answered, None);
+        let step = |pid, answered| Step {
+            pid: Some(pid),
+            action: Action::Commit,
+            answered,
+            refused: None,
+        };
         let doubt = ledger.verdict(
             &Cell::Ending(2, vec![step(1, Some(true)), step(2, None)]),
             false,
@@ -2780,7 +2791,12 @@ mod tests {
         // A COMMIT its server answered with an error committed nothing; one whose connection
         // broke may have.
         let why = Some("SQLSTATE 23503: insert or update violates a foreign key".to_owned());
-        let refused = (Some(1), Action::Commit, Some(false), why);
+        let refused = Step {
+            pid: Some(1),
+            action: Action::Commit,
+            answered: Some(false),
+            refused: why,
+        };
         let refused = ledger.verdict(&Cell::Ending(1, vec![refused]), false);
         assert_eq!(refused.0, "failed", "{refused:?}");
         let lost = ledger.verdict(&Cell::Ending(1, vec![step(1, Some(false))]), false);
@@ -2796,7 +2812,12 @@ mod tests {
         let prepared = || {
             Cell::Ending(
                 1,
-                vec![(Some(1), Action::Prepare("g".into()), Some(true), None)],
+                vec![Step {
+                    pid: Some(1),
+                    action: Action::Prepare("g".into()),
+                    answered: Some(true),
+                    refused: None,
+                }],
             )
         };
         let mut ledger = Ledger {
@@ -2831,7 +2852,15 @@ mod tests {
         for i in 0..30 {
             let cell = match i {
                 0..10 => Cell::Finished(Status::Committed),
-                10..12 => Cell::Ending(1, vec![(Some(7), Action::Commit, Some(true), None)]),
+                10..12 => Cell::Ending(
+                    1,
+                    vec![Step {
+                        pid: Some(7),
+                        action: Action::Commit,
+                        answered: Some(true),
+                        refused: None,
+                    }],
+                ),
                 12 => Cell::Copying,
                 _ => Cell::NotStarted,
             };
@@ -2878,7 +2907,12 @@ mod tests {
                 vec![
                     Cell::Ending(
                         1,
-                        vec![(Some(1), Action::Prepare("g1".into()), Some(true), None)],
+                        vec![Step {
+                            pid: Some(1),
+                            action: Action::Prepare("g1".into()),
+                            answered: Some(true),
+                            refused: None,
+                        }],
                     ),
                     cell,
                 ],
@@ -2888,7 +2922,12 @@ mod tests {
         };
         let preparing = ledger(Cell::Ending(
             1,
-            vec![(Some(2), Action::Prepare("g2".into()), None, None)],
+            vec![Step {
+                pid: Some(2),
+                action: Action::Prepare("g2".into()),
+                answered: None,
+                refused: None,
+            }],
         ));
         let (status, note) = preparing.verdict(&preparing.tables[0].1[1], false);
         assert_eq!(status, "prepared or not");
@@ -2896,7 +2935,12 @@ mod tests {
         assert_eq!(preparing.at_once_exit(15), 143);
         let deciding = ledger(Cell::Ending(
             1,
-            vec![(Some(2), Action::CommitPrepared("g2".into()), None, None)],
+            vec![Step {
+                pid: Some(2),
+                action: Action::CommitPrepared("g2".into()),
+                answered: None,
+                refused: None,
+            }],
         ));
         assert_eq!(deciding.at_once_exit(15), 4);
     }
