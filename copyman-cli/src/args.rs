@@ -572,6 +572,14 @@ impl Endpoint {
         }
     }
 
+    /// The host reached, for a server CONN naming several ([`ServerSpec::reached`]).
+    pub(crate) fn reached(&self) -> Option<String> {
+        match self {
+            Self::Server(spec) => spec.reached(),
+            _ => None,
+        }
+    }
+
     /// Whether it is a server.
     pub(crate) fn is_server(&self) -> bool {
         matches!(self, Self::Server(_))

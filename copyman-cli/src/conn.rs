@@ -539,6 +539,26 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
     Some(reason)
 }
 
+/// Whether `unsupported` refuses only some values of `key` (keywords such as `primary`), so a
+/// refusal names the value as well: the others (a file, a password, a key) refuse any value.
+fn refused_by_value(key: &str) -> bool {
+    matches!(
+        key,
+        "gssencmode"
+            | "gssdelegation"
+            | "sslcompression"
+            | "sslcertmode"
+            | "sslsni"
+            | "sslnegotiation"
+            | "ssl_max_protocol_version"
+            | "min_protocol_version"
+            | "max_protocol_version"
+            | "replication"
+            | "target_session_attrs"
+            | "load_balance_hosts"
+    )
+}
+
 /// Where a parameter's value came from, to say so in messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
@@ -721,8 +741,15 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             )));
         }
         if let Some(reason) = unsupported(key, value) {
+            // Where only some values are refused, the value is said (these are keywords, never
+            // secrets); where every value is, the option alone.
+            let what = if refused_by_value(key) {
+                format!("value \"{value}\" of connection option \"{key}\"")
+            } else {
+                format!("connection option \"{key}\"")
+            };
             return Err(ConnError::Invalid(format!(
-                "connection option \"{key}\"{from} is not supported: {reason}"
+                "{what}{from} is not supported: {reason}"
             )));
         }
     }
@@ -1342,6 +1369,24 @@ impl ServerSpec {
         }
         conn.set_timeout(Some(timeout))?;
         Ok(conn)
+    }
+
+    /// The host a session of a CONN naming several reached (`host:port`), which every later
+    /// session goes to: said beside the CONN where an outcome is reported, since the CONN alone
+    /// does not say which of its servers holds the rows. `None` for a CONN of one host, or
+    /// before any session connected.
+    pub(crate) fn reached(&self) -> Option<String> {
+        let pin = self.pinned.get().filter(|_| self.hosts.len() > 1)?;
+        Some(host_target(&self.host_config(pin.host)))
+    }
+
+    /// The CONN as shown with an outcome: [`ServerSpec::display`], and the host reached when
+    /// it names several (`u@a:5432,b:5432/db (at b:5432)`).
+    pub(crate) fn shown(&self) -> String {
+        match self.reached() {
+            Some(host) => format!("{} (at {host})", self.display),
+            None => self.display.clone(),
+        }
     }
 
     /// The parameters a monitoring session uses: those of the host and address the run's
@@ -2762,6 +2807,13 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             assert!(text.contains(&format!("\"{key}\"")), "{conn}: {text}");
             assert!(text.contains("not supported"), "{conn}: {text}");
             assert!(!text.contains("s3cret"), "{text}");
+            // A refused keyword is said with the option; a file or secret never is.
+            let value = conn.split_once('=').unwrap().1;
+            assert_eq!(
+                text.contains(&format!("value \"{value}\" of")),
+                refused_by_value(key),
+                "{text}"
+            );
         }
         let err = resolve("host=h user=u", &env(&[("PGGSSENCMODE", "require")])).unwrap_err();
         assert!(err.to_string().contains("from PGGSSENCMODE"), "{err}");

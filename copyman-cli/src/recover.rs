@@ -248,7 +248,7 @@ pub(crate) fn run(
             lines.push(format!(
                 "{}: {} more in other databases of this server ({}), of runs the decision log {} \
                  does not know: give a CONN for each with its run's --decision-log",
-                spec.display,
+                spec.shown(),
                 others.len(),
                 databases(&others),
                 log_path.display()
@@ -267,7 +267,7 @@ pub(crate) fn run(
             };
             lines.push(format!(
                 "{}: {} more in other databases of this server ({}){said}",
-                spec.display,
+                spec.shown(),
                 group.len(),
                 databases(group)
             ));
@@ -299,7 +299,7 @@ pub(crate) fn run(
         if found.is_empty() && elsewhere.is_empty() && others.is_empty() && live.is_empty() {
             // "Nothing pending" only if the whole recovery ends so (below).
             quiet_servers.push(lines.len());
-            lines.push(format!("{}: nothing pending", spec.display));
+            lines.push(format!("{}: nothing pending", spec.shown()));
         }
         // Another program's prepared transactions are never touched, and said: they hold locks.
         if let Ok(rows) = conn.query(
@@ -314,7 +314,7 @@ pub(crate) fn run(
                 .collect();
             lines.push(format!(
                 "{}: {} prepared transaction{} not copyman's, left alone ({})",
-                spec.display,
+                spec.shown(),
                 gids.len(),
                 if gids.len() == 1 { "" } else { "s" },
                 gids.join(", ")
@@ -384,7 +384,7 @@ pub(crate) fn run(
                              commit: give the run's --decision-log (a run of an older copyman \
                              recorded no start: --no-decision-log rolls it back, if no commit \
                              was decided)",
-                            spec.display,
+                            spec.shown(),
                             p.gid,
                             log_path.display(),
                             p.run
@@ -569,7 +569,7 @@ pub(crate) fn run(
                     }
                 }
             };
-            lines.push(format!("{}: {} ({age}): {done}", spec.display, p.gid));
+            lines.push(format!("{}: {} ({age}): {done}", spec.shown(), p.gid));
             records.push(json!({
                 "destination": spec.display,
                 "gid": p.gid,

@@ -438,6 +438,8 @@ impl Status {
 pub(crate) struct DestinationReport {
     /// The CONN, redacted.
     pub(crate) endpoint: String,
+    /// The host of the CONN's list its sessions reached, when it names several.
+    pub(crate) reached: Option<String>,
     /// How it ended.
     pub(crate) status: Status,
     /// Its `COPY n`, when it reported one.
@@ -634,26 +636,15 @@ impl RunReport {
         }
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
-            match &d.error {
-                Some(error) => writeln!(
-                    out,
-                    "  {:<12} {:<14} {}: {error}",
-                    d.status.name(),
-                    tag,
-                    d.endpoint
-                )?,
-                None => match &d.warning {
-                    Some(warning) => writeln!(
-                        out,
-                        "  {:<12} {:<14} {}: {warning}",
-                        d.status.name(),
-                        tag,
-                        d.endpoint
-                    )?,
-                    None => {
-                        writeln!(out, "  {:<12} {:<14} {}", d.status.name(), tag, d.endpoint)?;
-                    }
-                },
+            let at = d.reached.as_ref().map(|host| format!(" (at {host})"));
+            let endpoint = format!("{}{}", d.endpoint, at.unwrap_or_default());
+            let status = d.status.name();
+            match (&d.error, &d.warning) {
+                (Some(error), _) => writeln!(out, "  {status:<12} {tag:<14} {endpoint}: {error}")?,
+                (None, Some(warning)) => {
+                    writeln!(out, "  {status:<12} {tag:<14} {endpoint}: {warning}")?;
+                }
+                (None, None) => writeln!(out, "  {status:<12} {tag:<14} {endpoint}")?,
             }
         }
         Ok(())
@@ -799,6 +790,7 @@ impl RunReport {
             "destinations": self.destinations.iter().enumerate().map(|(i, d)| json!({
                 "server": format!("destination {}", i + 1),
                 "endpoint": d.endpoint,
+                "reached": d.reached,
                 "status": d.status.name(),
                 "command_tag": d.rows.map(|n| format!("COPY {n}")),
                 "rows": d.rows,
@@ -1231,6 +1223,7 @@ mod tests {
             destinations: vec![
                 DestinationReport {
                     endpoint: "host=b".into(),
+                    reached: None,
                     status: Status::Committed,
                     rows: Some(10),
                     error: None,
@@ -1239,7 +1232,8 @@ mod tests {
                     warning: None,
                 },
                 DestinationReport {
-                    endpoint: "host=c".into(),
+                    endpoint: "u@c1:5432,c2:5432/db".into(),
+                    reached: Some("c2:5432".into()),
                     status: Status::Failed,
                     rows: None,
                     error: Some(ErrorInfo {
@@ -1300,6 +1294,13 @@ mod tests {
             "{human}"
         );
         assert!(human.contains("SQLSTATE 23514: bad row"), "{human}");
+        // A host list's outcome names the host its sessions went to.
+        assert!(
+            human.contains("u@c1:5432,c2:5432/db (at c2:5432): SQLSTATE 23514"),
+            "{human}"
+        );
+        assert_eq!(json["destinations"][1]["reached"], "c2:5432");
+        assert!(json["destinations"][0]["reached"].is_null());
         assert!(human.starts_with("copyman: PARTIAL: 1 of 2"), "{human}");
         assert!(!human.contains("nothing committed"), "{human}");
 

@@ -627,6 +627,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             };
             DestinationReport {
                 endpoint: dest.endpoint.display(),
+                reached: dest.endpoint.reached(),
                 status,
                 rows,
                 error: dest.error.clone(),

@@ -921,6 +921,27 @@ fn target_session_attrs_read_write_finds_the_writable_host() {
     let out = run_to(&to(&both, "read-write"));
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[1], &db, "t"), 1000);
+    // The summary names the host the rows went to, not only the list (recheck40 F4), and so
+    // does a recovery's report of that CONN.
+    let at = format!("(at 127.0.0.1:{})", c.dest[1].port());
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(said.contains(&format!("/{db} {at}")), "{said}");
+    let passfile = TempPath::new("pgpass");
+    fs::write(&passfile.0, &passwords).unwrap();
+    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = copyman()
+        .env("PGPASSFILE", &passfile.0)
+        .args([
+            "recover",
+            "--no-decision-log",
+            "--to",
+            &to(&both, "read-write"),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(said.contains(&format!("{at}: nothing pending")), "{said}");
     // The read-only one alone (its port twice: a host list of one server).
     let first = format!("{0},{0}", c.dest[0].port());
     let out = run_to(&to(&first, "read-write"));
