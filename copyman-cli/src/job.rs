@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use copyman_job::commit::Action;
 use copyman_job::job::{
-    self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Side,
-    Status,
+    self, Answer, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server,
+    Side, Status,
 };
 use copyman_job::select::{self, Selection};
 use indicatif::{HumanBytes, HumanCount, MultiProgress, ProgressBar, ProgressStyle};
@@ -907,7 +907,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         if let Event::CommitStep {
             destination,
             action,
-            answered: Some(true),
+            answer: Answer::TookEffect,
             ..
         } = &e
         {
@@ -1986,10 +1986,8 @@ struct Step {
     /// The backend's process id, if its server gave it.
     pid: Option<i32>,
     action: Action,
-    /// Whether it took effect, once answered (`None`: sent, not answered).
-    answered: Option<bool>,
-    /// The server's error, where it answered with one: nothing of it took effect.
-    refused: Option<String>,
+    /// Where its answer stands.
+    answer: Answer,
 }
 
 impl Step {
@@ -2011,8 +2009,7 @@ enum Cell {
     /// Being copied: its transaction is open (a closed connection rolls it back).
     Copying,
     /// Its transactions end (one, or one per range of a split table: how many): each
-    /// backend's last statement, its answer (`None`: sent, not answered) and the server's error
-    /// if it answered with one (nothing of it took effect).
+    /// backend's last statement and where its answer stands.
     Ending(usize, Vec<Step>),
     /// The job's report for it.
     Finished(Status),
@@ -2084,8 +2081,7 @@ impl Ledger {
                 destination,
                 pid,
                 action,
-                answered,
-                refused,
+                answer,
                 ..
             } => {
                 let key = table.to_string();
@@ -2102,8 +2098,7 @@ impl Ledger {
                         steps.push(Step {
                             pid: *pid,
                             action: action.clone(),
-                            answered: *answered,
-                            refused: refused.clone(),
+                            answer: answer.clone(),
                         });
                     }
                 }
@@ -2142,29 +2137,29 @@ impl Ledger {
             Cell::Finished(Status::InDoubt) => ("in doubt", recover),
             Cell::Finished(status) => (status.name(), ""),
             Cell::Ending(ranges, steps) => {
-                let committed = |s: &Step| s.commits() && s.answered == Some(true);
+                let committed = |s: &Step| s.commits() && s.answer.took_effect();
                 // One backend per destination, or one per range of a split table.
                 let all_committed = steps.len() == *ranges && steps.iter().all(committed);
                 // Some of a split table's ranges committed, none unanswered: a part is there.
                 let part = steps.iter().any(committed)
                     && steps
                         .iter()
-                        .all(|s| s.answered.is_some() && !matches!(s.action, Action::Prepare(_)));
+                        .all(|s| !s.answer.is_awaited() && !matches!(s.action, Action::Prepare(_)));
                 // An error answer or a broken connection leaves a COMMIT in doubt too.
                 // Prepared and answered, nothing sent after: not committed (yet).
                 let prepared = !steps.is_empty()
-                    && steps.iter().all(|s| {
-                        matches!(s.action, Action::Prepare(_)) && s.answered == Some(true)
-                    });
+                    && steps
+                        .iter()
+                        .all(|s| matches!(s.action, Action::Prepare(_)) && s.answer.took_effect());
                 // Its PREPAREs sent, one not answered yet: prepared or not, nothing committed
                 // (the decision comes once every PREPARE was answered).
                 let preparing = steps.iter().all(|s| matches!(s.action, Action::Prepare(_)))
-                    && steps.iter().any(|s| s.answered.is_none());
+                    && steps.iter().any(|s| s.answer.is_awaited());
                 // A statement its server refused took no effect.
                 let may_have = steps.iter().any(|s| match &s.action {
-                    _ if s.refused.is_some() => false,
+                    _ if s.answer.refusal().is_some() => false,
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
-                    Action::RollbackPrepared(_) => s.answered != Some(true),
+                    Action::RollbackPrepared(_) => !s.answer.took_effect(),
                     _ => false,
                 });
                 if all_committed {
@@ -2211,7 +2206,7 @@ impl Ledger {
                     )
                 } else if may_have {
                     ("in doubt", recover)
-                } else if steps.iter().any(|s| s.refused.is_some()) {
+                } else if steps.iter().any(|s| s.answer.refusal().is_some()) {
                     (
                         "failed",
                         "its server refused the statement that ends its transaction: nothing \
@@ -2276,9 +2271,9 @@ impl Ledger {
                 let (status, note) = self.verdict(cell, self.decided.contains(table));
                 let (in_flight, refused) = match cell {
                     Cell::Ending(_, steps) => (
-                        (steps.iter().find(|s| s.answered.is_none())).map(|s| s.action.sql()),
+                        (steps.iter().find(|s| s.answer.is_awaited())).map(|s| s.action.sql()),
                         steps.iter().find_map(|s| {
-                            (s.refused.as_ref()).map(|why| format!("{}: {why}", s.action.sql()))
+                            (s.answer.refusal()).map(|why| format!("{}: {why}", s.action.sql()))
                         }),
                     ),
                     _ => (None, None),
@@ -2764,14 +2759,16 @@ mod tests {
             ranges: HashMap::new(),
             decided: HashSet::new(),
         };
-        let step = |pid, answered| Step {
+        let step = |pid, answer| Step {
             pid: Some(pid),
             action: Action::Commit,
-            answered,
-            refused: None,
+            answer,
         };
         let doubt = ledger.verdict(
-            &Cell::Ending(2, vec![step(1, Some(true)), step(2, None)]),
+            &Cell::Ending(
+                2,
+                vec![step(1, Answer::TookEffect), step(2, Answer::Awaited)],
+            ),
             false,
         );
         assert_eq!(doubt.0, "in doubt");
@@ -2779,27 +2776,29 @@ mod tests {
             doubt.1.contains("an append's --resume refuses it"),
             "{doubt:?}"
         );
-        let not_sent = ledger.verdict(&Cell::Ending(2, vec![step(1, None)]), false);
+        let not_sent = ledger.verdict(&Cell::Ending(2, vec![step(1, Answer::Awaited)]), false);
         assert!(not_sent.1.contains("some of its ranges"), "{not_sent:?}");
         let all = ledger.verdict(
-            &Cell::Ending(2, vec![step(1, Some(true)), step(2, Some(true))]),
+            &Cell::Ending(
+                2,
+                vec![step(1, Answer::TookEffect), step(2, Answer::TookEffect)],
+            ),
             false,
         );
         assert_eq!(all.0, "committed");
-        let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]), false);
+        let one = ledger.verdict(&Cell::Ending(1, vec![step(1, Answer::Awaited)]), false);
         assert!(one.1.contains("--resume asks its server"), "{one:?}");
         // A COMMIT its server answered with an error committed nothing; one whose connection
         // broke may have.
-        let why = Some("SQLSTATE 23503: insert or update violates a foreign key".to_owned());
+        let why = "SQLSTATE 23503: insert or update violates a foreign key".to_owned();
         let refused = Step {
             pid: Some(1),
             action: Action::Commit,
-            answered: Some(false),
-            refused: why,
+            answer: Answer::Refused(why),
         };
         let refused = ledger.verdict(&Cell::Ending(1, vec![refused]), false);
         assert_eq!(refused.0, "failed", "{refused:?}");
-        let lost = ledger.verdict(&Cell::Ending(1, vec![step(1, Some(false))]), false);
+        let lost = ledger.verdict(&Cell::Ending(1, vec![step(1, Answer::Lost)]), false);
         assert_eq!(lost.0, "in doubt", "{lost:?}");
     }
 
@@ -2815,8 +2814,7 @@ mod tests {
                 vec![Step {
                     pid: Some(1),
                     action: Action::Prepare("g".into()),
-                    answered: Some(true),
-                    refused: None,
+                    answer: Answer::TookEffect,
                 }],
             )
         };
@@ -2857,8 +2855,7 @@ mod tests {
                     vec![Step {
                         pid: Some(7),
                         action: Action::Commit,
-                        answered: Some(true),
-                        refused: None,
+                        answer: Answer::TookEffect,
                     }],
                 ),
                 12 => Cell::Copying,
@@ -2910,8 +2907,7 @@ mod tests {
                         vec![Step {
                             pid: Some(1),
                             action: Action::Prepare("g1".into()),
-                            answered: Some(true),
-                            refused: None,
+                            answer: Answer::TookEffect,
                         }],
                     ),
                     cell,
@@ -2925,8 +2921,7 @@ mod tests {
             vec![Step {
                 pid: Some(2),
                 action: Action::Prepare("g2".into()),
-                answered: None,
-                refused: None,
+                answer: Answer::Awaited,
             }],
         ));
         let (status, note) = preparing.verdict(&preparing.tables[0].1[1], false);
@@ -2938,8 +2933,7 @@ mod tests {
             vec![Step {
                 pid: Some(2),
                 action: Action::CommitPrepared("g2".into()),
-                answered: None,
-                refused: None,
+                answer: Answer::Awaited,
             }],
         ));
         assert_eq!(deciding.at_once_exit(15), 4);

@@ -1415,7 +1415,7 @@ impl JobWatch {
                 destination,
                 pid,
                 action,
-                answered,
+                answer,
                 ..
             } => {
                 let server = destination + 1;
@@ -1432,7 +1432,7 @@ impl JobWatch {
                 if had != w.commits.len() && w.commits.is_empty() {
                     note(*worker, None);
                 }
-                if answered.is_none() {
+                if answer.is_awaited() {
                     w.commits.push(CommitWait {
                         server,
                         target: Target {

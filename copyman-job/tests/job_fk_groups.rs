@@ -51,7 +51,7 @@ fn every_member_of_a_group_hears_its_commit_and_finishes_committed() {
             table,
             destination,
             action: Action::Commit,
-            answered: Some(true),
+            answer: job::Answer::TookEffect,
             ..
         } => commits
             .lock()

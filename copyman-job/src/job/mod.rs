@@ -64,6 +64,6 @@ pub use self::error::{
 };
 pub use self::options::{Connect, DEFAULT_JOBS, Interrupt, Options, Server};
 pub use self::planning::{DestPlan, Plan, TablePlan, identity, plan, plan_with, split};
-pub use self::report::{DestResult, Event, JobReport, Notice, Side, Status, TableReport};
+pub use self::report::{Answer, DestResult, Event, JobReport, Notice, Side, Status, TableReport};
 pub use self::running::{first_names, run};
 pub use crate::resume::{Backend, ResumeWait};

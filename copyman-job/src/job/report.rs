@@ -11,6 +11,41 @@ use crate::commit;
 use crate::resume::ResumeWait;
 use crate::sql::{Format, TableName};
 
+/// Where the answer to a statement that ends a transaction stands ([`Event::CommitStep`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Sent, not answered yet: whether it takes effect only its answer will say.
+    Awaited,
+    /// Answered: it took effect.
+    TookEffect,
+    /// The server answered with an error (its words), or its session was known gone before
+    /// the statement was sent: nothing of it took effect.
+    Refused(String),
+    /// The connection broke after it was sent, before its answer: whether it took effect is
+    /// unknown (the final report says how the table ended).
+    Lost,
+}
+
+impl Answer {
+    /// Whether it is still awaited.
+    pub fn is_awaited(&self) -> bool {
+        matches!(self, Self::Awaited)
+    }
+
+    /// Whether it took effect.
+    pub fn took_effect(&self) -> bool {
+        matches!(self, Self::TookEffect)
+    }
+
+    /// The server's words, if it refused the statement.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Self::Refused(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
 /// How a table ended on a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -292,11 +327,10 @@ pub enum Event {
         worker: usize,
     },
     /// A statement that ends a table's transaction on a destination (`COMMIT`, `PREPARE
-    /// TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK`, …) is sent (`answered: None`), or its server
-    /// answered it (`Some(true)`: it took effect; `Some(false)`: an error, or the connection
-    /// broke and the final report says how it ended). Such a statement is never cancelled nor
-    /// timed out (only the server's answer says whether it committed): a caller that sees one
-    /// wait can only say so, and one that must exit at once can say what may have committed.
+    /// TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK`, …) is sent ([`Answer::Awaited`]), or how it
+    /// ended. Such a statement is never cancelled nor timed out (only the server's answer says
+    /// whether it committed): a caller that sees one wait can only say so, and one that must
+    /// exit at once can say what may have committed.
     CommitStep {
         /// The worker.
         worker: usize,
@@ -308,12 +342,8 @@ pub enum Event {
         pid: Option<i32>,
         /// The statement.
         action: commit::Action,
-        /// Whether it took effect, once answered.
-        answered: Option<bool>,
-        /// The server's error, when it answered with one (`answered: Some(false)` and the
-        /// connection stood): nothing of the statement took effect. `None` otherwise (a broken
-        /// connection leaves it unknown).
-        refused: Option<String>,
+        /// Where its answer stands.
+        answer: Answer,
     },
     /// Under [`Options::two_phase`], the commit decision of `tables` (a table, or the members
     /// of a foreign-key group) is recorded in the decision log: they commit from now on, and

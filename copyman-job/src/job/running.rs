@@ -21,7 +21,7 @@ use super::group::copy_group;
 use super::options::{Options, Server};
 use super::planning::{DestPlan, Plan, TablePlan};
 use super::ranges::copy_split;
-use super::report::{DestResult, Event, JobReport, Side, Status, TableReport};
+use super::report::{Answer, DestResult, Event, JobReport, Side, Status, TableReport};
 use super::sessions::{CANCELLED, CLOSED, Conns, ENDED, give_up, take_notices};
 use super::verify::{verify_after_triggers, verify_done};
 use super::whole::copy_whole;
@@ -101,36 +101,37 @@ impl Participant for Announced<'_, '_, '_> {
     fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
         let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
         let (worker, destination) = (self.worker, self.destination);
-        let step = |table: &TableName, answered, refused: &Option<String>| Event::CommitStep {
-            worker,
-            table: table.clone(),
-            destination,
-            pid,
-            action: action.clone(),
-            answered,
-            refused: refused.clone(),
+        let tell = |answer: Answer| {
+            for table in self.tables {
+                (self.shared.events)(Event::CommitStep {
+                    worker,
+                    table: table.clone(),
+                    destination,
+                    pid,
+                    action: action.clone(),
+                    answer: answer.clone(),
+                });
+            }
         };
-        for table in self.tables {
-            (self.shared.events)(step(table, None, &None));
-        }
         // Called off before its first COMMIT: nothing more is checked or prepared (a PREPARE
-        // would hold its locks until rolled back, or until recover after a second signal).
-        if matches!(
-            action,
-            commit::Action::Prepare(_) | commit::Action::CheckConstraints
-        ) && !self.sent.get()
-            && self.shared.options.interrupt.is_interrupted()
+        // would hold its locks until rolled back, or until recover after a second signal). Not
+        // told as a step: it was never sent (a PREPARE or COMMIT told sent and never answered
+        // was said "prepared or not" or "in doubt").
+        let called_off = !self.sent.get() && self.shared.options.interrupt.is_interrupted();
+        if called_off
+            && matches!(
+                action,
+                commit::Action::Prepare(_)
+                    | commit::Action::CheckConstraints
+                    | commit::Action::Commit
+            )
         {
             return Err(commit::Failure::Refused(copyman_sync::Error::State(
                 JOB_STOPPED,
             )));
         }
+        tell(Answer::Awaited);
         if *action == commit::Action::Commit {
-            if !self.sent.get() && self.shared.options.interrupt.is_interrupted() {
-                return Err(commit::Failure::Refused(copyman_sync::Error::State(
-                    JOB_STOPPED,
-                )));
-            }
             self.sent.set(true);
         }
         // (An interrupt cuts the wait for its answer only where that decides nothing: the
@@ -139,20 +140,16 @@ impl Participant for Announced<'_, '_, '_> {
         // id, a frozen backend) would queue the ROLLBACK behind it for ever: its close, which
         // follows (`give_up_stalled`), rolls it back.
         if *action == commit::Action::Rollback && !self.conn.is_ready() {
-            for table in self.tables {
-                (self.shared.events)(step(table, Some(true), &None));
-            }
+            tell(Answer::TookEffect);
             return Ok(());
         }
         let connect = &self.shared.committing[self.destination].connect;
         let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
-        let refused = match &result {
-            Err(commit::Failure::Refused(e)) => Some(describe_with(e, None).to_string()),
-            _ => None,
-        };
-        for table in self.tables {
-            (self.shared.events)(step(table, Some(result.is_ok()), &refused));
-        }
+        tell(match &result {
+            Ok(()) => Answer::TookEffect,
+            Err(commit::Failure::Refused(e)) => Answer::Refused(describe_with(e, None).to_string()),
+            Err(commit::Failure::Lost(_)) => Answer::Lost,
+        });
         result
     }
 }
