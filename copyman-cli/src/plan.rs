@@ -622,7 +622,7 @@ fn table_plan(
         }
         .into());
     }
-    // A destination `name` column that would cut the source's values.
+    // A destination `name` or `"char"` that would cut the source's values.
     if let (Some(conn), Some(rel), Some(columns)) = (source.as_deref_mut(), &source_rel, &columns) {
         let encoded: Vec<(&str, &Relation, String)> = dest_rels
             .iter()
@@ -635,13 +635,14 @@ fn table_plan(
                 Some((labels[*i].as_str(), r, encoding?.to_owned()))
             })
             .collect();
-        let condition = copy.condition.as_deref();
-        copyman_job::plan::names_cut(conn, &copy.table, condition, columns, rel, &encoded)
-            .map_err(|message| Fatal {
+        let rows = copyman_job::plan::table_rows(&copy.table, copy.condition.as_deref());
+        copyman_job::plan::values_cut(conn, &rows, columns, rel, &encoded).map_err(|message| {
+            Fatal {
                 exit: Exit::Usage,
                 server: None,
                 message,
-            })?;
+            }
+        })?;
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view, false) {
         report::warn(warning);
@@ -651,7 +652,7 @@ fn table_plan(
     }
     if !t.source.is_server()
         && let Some(warning) =
-            copyman_job::plan::name_columns_from_a_file(&dest_view, columns.as_deref())
+            copyman_job::plan::cut_columns_from_a_file(&dest_view, columns.as_deref())
     {
         report::warn(warning);
     }
@@ -1755,9 +1756,16 @@ fn raw_misreads(
         paired_all.push((label.as_str(), paired, settings));
     }
     let columns: Vec<_> = sent.iter().map(|c| c.name.clone()).collect();
-    // A destination `name` column that would cut the --send table's values (its own type, or
-    // another encoding), measured as table mode measures them.
-    if let Some(table) = &send_table_name {
+    // A destination `name` or `"char"` that would cut the --send's values (its own type, or
+    // another encoding), measured as table mode measures them: a table's rows, or the query's
+    // in a read-only transaction (one that writes fails there and is not measured; the query
+    // runs once more for it, only where such a destination column is fed another type).
+    let rows = match (&send_table_name, query) {
+        (Some(table), _) => Some(copyman_job::plan::table_rows(table, None)),
+        (None, Some(query)) => Some(copyman_job::plan::query_rows(query)),
+        (None, None) => None,
+    };
+    if let Some(rows) = rows {
         let encoding = |i: usize| {
             let conn = dests[i].conn.as_ref();
             let encoding = conn.and_then(|c| c.session().parameter("server_encoding"));
@@ -1768,8 +1776,15 @@ fn raw_misreads(
             .zip(&indices)
             .map(|((label, rel, _), i)| (*label, rel, encoding(*i)))
             .collect();
-        let cut = copyman_job::plan::names_cut(source, table, None, &columns, &sent_rel, &encoded);
-        if let Err(why) = cut {
+        let idle =
+            source.session().transaction_status() == copyman_core::session::TransactionStatus::Idle;
+        let read_only = query.is_none() || (idle && source.execute("BEGIN READ ONLY").is_ok());
+        let cut = (read_only)
+            .then(|| copyman_job::plan::values_cut(source, &rows, &columns, &sent_rel, &encoded));
+        if query.is_some() && read_only {
+            let _ = source.execute("ROLLBACK");
+        }
+        if let Some(Err(why)) = cut {
             return Ok(Some(why));
         }
     }

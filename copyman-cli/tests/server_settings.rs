@@ -1701,6 +1701,101 @@ fn name_values_a_destination_would_cut_are_refused() {
     );
 }
 
+/// The other places a server cuts text without an error are measured as a `name` column is
+/// (types41 F4, F8, F9): a `name` field of a composite (and of an array's composites), a
+/// `"char"` column (it keeps the first byte: `hello` arrived `h`, `é` half a character), and a
+/// copy mode `--send` query's values (it said only "may be cut", exit 0). Values that fit copy;
+/// a file into a `"char"` column is said, as into a `name` one.
+#[test]
+fn values_a_name_field_a_char_or_a_query_would_cut_are_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TYPE nt AS (a text, b int);
+         CREATE TABLE ntc (id int, c nt); CREATE TABLE nta (id int, ca nt[]);
+         CREATE TABLE qc (id int, c text); CREATE TABLE nm (id int, n text);
+         INSERT INTO ntc VALUES (1, ROW(repeat('z', 70), 1));
+         INSERT INTO nta VALUES (1, ARRAY[ROW('w', 1), ROW(repeat('w', 80), 2)]::nt[]);
+         INSERT INTO qc VALUES (1, 'hello'), (2, 'x');
+         INSERT INTO nm VALUES (1, repeat('x', 70)), (2, 'short');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TYPE nt AS (a name, b int);
+         CREATE TABLE ntc (id int, c nt); CREATE TABLE nta (id int, ca nt[]);
+         CREATE TABLE qc (id int, c \"char\"); CREATE TABLE nm (id int, n name);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    for (table, said) in [
+        ("ntc", "column \"c\" is public.nt on destination 1"),
+        ("ntc", "whose field \"a\" is name, which holds 63 bytes"),
+        ("nta", "whose element's field \"a\" is name"),
+        ("qc", "column \"c\" is \"char\" on destination 1"),
+        (
+            "qc",
+            "which holds one byte and keeps only the first of a longer text value",
+        ),
+        ("qc", "1 of the source's values take more"),
+    ] {
+        let out = run(&["table", table, "--from", &from, "--to", &to]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(said),
+            "{table}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &dst, table), 0, "{table}");
+    }
+    let copy = |send: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            "COPY nm FROM STDIN",
+        ])
+    };
+    let out = copy("COPY (SELECT * FROM nm) TO STDOUT");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("column \"n\" is name on destination 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "nm"), 0);
+    // The query was measured in a transaction that ended: the source's session is not left in
+    // one, and a query that fits copies.
+    let out = copy("COPY (SELECT id, left(n, 63) FROM nm) TO STDOUT");
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "nm"), 2);
+    // Values that fit a "char" copy as they are.
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE qc SET c = 'h' WHERE id = 1")
+        .unwrap();
+    assert_exit(&run(&["table", "qc", "--from", &from, "--to", &to]), 0);
+    assert_eq!(
+        c.dest[0]
+            .psql(&dst, "SELECT string_agg(c::text, ',' ORDER BY id) FROM qc")
+            .trim(),
+        "h,x"
+    );
+    // A file's values are not measured: said.
+    let file = TempPath::new("chars.txt");
+    std::fs::write(&file.0, "3\thello\n").unwrap();
+    let out = run(&["table", "qc", "--from", file.arg(), "--to", &to]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("read \"c\" as type \"char\", which keeps only the first byte"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `--encoding LATIN1` (the file's encoding) with a `--where` or names beyond ASCII: under a
 /// LATIN1 client_encoding the statement's UTF-8 bytes were read as LATIN1 (`'é'` as `'Ã©'`), so
 /// `nm = 'é'` wrote no row and `nm <> 'é'` every row, exit 0, and `--columns '"é"'` was not

@@ -499,20 +499,35 @@ fn copied_of_type(
     found
 }
 
-/// A file's values for `name` columns (`columns`, else every stored column) of the destinations,
-/// said: the server cuts a longer one to 63 bytes without a word (between servers copyman
-/// measures the source's values first and refuses; a file's are not measured). `None` when no
-/// destination reads such a column.
-pub fn name_columns_from_a_file(
+/// A file's values for `name` or `"char"` columns (`columns`, else every stored column) of the
+/// destinations, said: the server cuts a longer one to 63 bytes, or to its first byte, without a
+/// word (between servers copyman measures the source's values first and refuses; a file's are
+/// not measured). `None` when no destination reads such a column.
+pub fn cut_columns_from_a_file(
     dests: &[(&str, &Relation)],
     columns: Option<&[Ident]>,
 ) -> Option<String> {
-    let found = copied_of_type(dests, columns, |t| t == "name");
-    (!found.is_empty()).then(|| {
-        format!(
+    let names = copied_of_type(dests, columns, |t| t == "name");
+    let chars = copied_of_type(dests, columns, |t| t == "\"char\"");
+    let mut said = Vec::new();
+    if !names.is_empty() {
+        said.push(format!(
             "the destinations read {} as type name, which the server cuts to 63 bytes without a \
-             word: a longer value in the file is stored cut",
-            found.join(", ")
+             word",
+            names.join(", ")
+        ));
+    }
+    if !chars.is_empty() {
+        said.push(format!(
+            "the destinations read {} as type \"char\", which keeps only the first byte of a \
+             longer value without a word",
+            chars.join(", ")
+        ));
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "{}: a longer value in the file is stored cut",
+            said.join("; ")
         )
     })
 }
@@ -611,77 +626,155 @@ pub fn truncate_triggers_note(names: &str) -> String {
 /// The `name` type's OID: a server cuts a longer value to 63 bytes without an error.
 const NAME: u32 = 19;
 
-/// Where a destination column of type `name` (or a domain over it, an array of it) would cut
-/// values without an error: `name` holds 63 bytes, and text COPY input longer than that is cut
-/// (binary input fails, 42622). A value the source holds in another type, or in `name` under
-/// another encoding (63 LATIN1 `é` take 126 bytes in UTF8), may be longer there: the source's
-/// values of each such column are measured in each destination's `server_encoding` (a value its
-/// encoding cannot hold fails the COPY anyway, and is not asked about here). `dests` gives each
-/// destination's label, relation and `server_encoding`.
+/// The `"char"` type's OID: a server keeps the first byte of a longer value without an error.
+const CHAR: u32 = 18;
+
+/// Where the source's rows are read for [`values_cut`]: a table's rows (those of a `--where`
+/// when one is given).
+pub fn table_rows(table: &TableName, condition: Option<&str>) -> String {
+    match condition {
+        Some(condition) => format!("{table} {}", sql::where_clause(condition)),
+        None => table.to_string(),
+    }
+}
+
+/// Where the source's rows are read for [`values_cut`]: a `--send`'s query's, as a subquery
+/// (run in a read-only transaction: one that would write fails there and is not measured).
+pub fn query_rows(query: &str) -> String {
+    format!("({query}\n) AS copyman_sent")
+}
+
+/// Where a destination column holds a type that cuts text input without an error — `name`
+/// (63 bytes) or `"char"` (its first byte) — anywhere in its values: its own type, a domain
+/// over it, an array's elements, a composite's fields (an array of composites' too). Text COPY
+/// input longer than that is cut (binary input fails, 42622). A value the source holds in
+/// another type, or in `name` under another encoding (63 LATIN1 `é` take 126 bytes in UTF8),
+/// may be longer there: the source's values at that place (`rows`: [`table_rows`] or
+/// [`query_rows`]) are measured in each destination's `server_encoding` (a value its encoding
+/// cannot hold fails the COPY anyway, and is not asked about here). `dests` gives each
+/// destination's label, relation (its columns named as the source's they take) and
+/// `server_encoding`. A place the source's value has no like of (text into a composite, a
+/// range's bounds) is not measured.
 ///
 /// # Errors
 /// The first column whose values would be cut on a destination: how many, an example, and what
 /// to do.
-pub fn names_cut(
+pub fn values_cut(
     source: &mut Connection,
-    table: &TableName,
-    condition: Option<&str>,
+    rows: &str,
     columns: &[Ident],
     source_rel: &Relation,
     dests: &[(&str, &Relation, String)],
 ) -> Result<(), String> {
-    // The rows copied: those of the `--where`, if one is given.
-    let rows = match condition {
-        Some(condition) => format!("{table} {}", sql::where_clause(condition)),
-        None => table.to_string(),
-    };
     let encoding = source
         .session()
         .parameter("server_encoding")
         .unwrap_or_default()
         .to_owned();
+    // A composite's fields at a path, `/b` (a domain's base) left out as in a leaf's path.
+    let fields_at = |column: &Column, at: &str| {
+        (column.composites.iter())
+            .find(|(path, _)| {
+                path.split('/')
+                    .filter(|p| *p != "b")
+                    .collect::<Vec<_>>()
+                    .join("/")
+                    == at
+            })
+            .map(|(_, fields)| fields.clone())
+    };
     for name in columns {
         let Some(from) = source_rel.column(name) else {
             continue;
         };
         for (label, rel, dest_encoding) in dests {
-            // A name, a domain over it, an array of them (a composite's fields are not
-            // measured: its text is not theirs).
-            let Some(to) = rel
-                .column(name)
-                .filter(|c| c.holds(&[NAME]) && c.composites.is_empty())
-            else {
+            let Some(to) = rel.column(name) else {
                 continue;
             };
-            if from.holds(&[NAME]) && *dest_encoding == encoding {
-                continue;
+            for leaf in to.leaves.iter().filter(|l| [NAME, CHAR].contains(&l.oid)) {
+                // The same type at the same place on the source (and, for a name, the same
+                // encoding): its values fit.
+                let alike = from
+                    .leaves
+                    .iter()
+                    .any(|l| l.at == leaf.at && l.oid == leaf.oid);
+                if alike && (leaf.oid == CHAR || *dest_encoding == encoding) {
+                    continue;
+                }
+                // The source's values at that place: an element of each array, a field of
+                // each composite (by the source's field name at that position).
+                let mut values = format!("SELECT {name} AS v FROM {rows}");
+                let mut place = Vec::new();
+                let mut at = String::new();
+                let mut measurable = true;
+                for step in leaf.at.split('/').filter(|s| !s.is_empty()) {
+                    let field = step.parse::<usize>().ok();
+                    values = match (step, field) {
+                        ("e", _) => {
+                            place.push("element".to_owned());
+                            format!("SELECT pg_catalog.unnest(v) AS v FROM ({values}) q")
+                        }
+                        (_, Some(n)) => {
+                            let (Some(source_field), Some(dest_field)) = (
+                                fields_at(from, &at).and_then(|f| f.get(n - 1).cloned()),
+                                fields_at(to, &at).and_then(|f| f.get(n - 1).cloned()),
+                            ) else {
+                                measurable = false;
+                                break;
+                            };
+                            place.push(format!("field {}", Ident::new(dest_field)));
+                            format!(
+                                "SELECT (v).{} AS v FROM ({values}) q",
+                                Ident::new(source_field)
+                            )
+                        }
+                        _ => {
+                            measurable = false;
+                            break;
+                        }
+                    };
+                    at.push('/');
+                    at.push_str(step);
+                }
+                if !measurable {
+                    continue;
+                }
+                let (limit, cut_if) = if leaf.oid == NAME {
+                    ("63 bytes and cuts a longer text value", "> 63".to_owned())
+                } else {
+                    // PostgreSQL 15's `"char"` reads `\ooo` as one byte.
+                    (
+                        "one byte and keeps only the first of a longer text value",
+                        format!("> 1 AND v !~ {}", sql::literal(r"^\\[0-7]{3}$")),
+                    )
+                };
+                let query = format!(
+                    "SELECT count(*)::text, min(v) FROM (SELECT v::text AS v FROM ({values}) q) q \
+                     WHERE pg_catalog.octet_length(pg_catalog.convert_to(v, {})) {cut_if}",
+                    sql::literal(dest_encoding)
+                );
+                let Ok(rows) = source.query(&query) else {
+                    continue;
+                };
+                let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
+                let (Some(n), Some(example)) = (field(0), field(1)) else {
+                    continue;
+                };
+                let example: String = example.chars().take(20).collect();
+                // Said where a field holds it (an array's own elements are its type's name).
+                let kind = if leaf.oid == NAME { "name" } else { "\"char\"" };
+                let whose = match place.iter().any(|p| p != "element") {
+                    true => format!(", whose {} is {kind}", place.join("'s ")),
+                    false => String::new(),
+                };
+                return Err(format!(
+                    "column {name} is {} on {label}{whose}, which holds {limit} without an \
+                     error: {n} of the source's values take more in its encoding \
+                     ({dest_encoding}; the source's is {encoding}), e.g. '{example}…', and would \
+                     arrive cut; copy it into a text column there, or shorten them",
+                    to.type_name
+                ));
             }
-            // An array's elements are cut one by one.
-            let values = if to.type_name.ends_with("[]") {
-                format!("SELECT e::text AS v FROM {rows}, pg_catalog.unnest({name}) AS e")
-            } else {
-                format!("SELECT {name}::text AS v FROM {rows}")
-            };
-            let query = format!(
-                "SELECT count(*)::text, min(v) FROM ({values}) q \
-                 WHERE pg_catalog.octet_length(pg_catalog.convert_to(v, {})) > 63",
-                sql::literal(dest_encoding)
-            );
-            let Ok(rows) = source.query(&query) else {
-                continue;
-            };
-            let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
-            let (Some(n), Some(example)) = (field(0), field(1)) else {
-                continue;
-            };
-            let example: String = example.chars().take(20).collect();
-            return Err(format!(
-                "column {name} is {} on {label}, which holds 63 bytes and cuts a longer text \
-                 value without an error: {n} of the source's values take more in its encoding \
-                 ({dest_encoding}; the source's is {encoding}), e.g. '{example}…', and would \
-                 arrive cut; copy it into a text column there, or shorten them",
-                to.type_name
-            ));
         }
     }
     Ok(())

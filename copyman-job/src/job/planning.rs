@@ -1825,7 +1825,8 @@ fn plan_all(
                 Some((*label, *rel, encoding?.to_owned()))
             })
             .collect();
-        crate::plan::names_cut(&mut src, &sel.table, None, &columns, &source_rel, &encoded)
+        let rows = crate::plan::table_rows(&sel.table, None);
+        crate::plan::values_cut(&mut src, &rows, &columns, &source_rel, &encoded)
             .map_err(|why| JobError::Refused(format!("table {}: {why}", sel.table)))?;
         // A view is read on the source's search_path: values that name objects lose their
         // schema.
