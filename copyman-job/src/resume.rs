@@ -66,6 +66,16 @@ fn fate(conn: &mut Connection, xid: u64) -> Fate {
             Some(other) => Fate::Unknown(format!("txid_status() said {other:?}")),
             None => Fate::Unknown("the server no longer remembers it".to_owned()),
         },
+        // An id at or past the server's next one (22023 "is in the future") never committed in
+        // this server's history: a crash forgot it before its COMMIT became durable (a resume
+        // refused a server whose next id is not above an acknowledged commit's before this).
+        Err(e)
+            if e.db_error().is_some_and(|db| {
+                db.code.as_str() == "22023" && db.message.contains("in the future")
+            }) =>
+        {
+            Fate::Aborted
+        }
         Err(e) => Fate::Unknown(describe(&e).to_string()),
     }
 }
@@ -199,9 +209,11 @@ pub(crate) struct Here<'a> {
 fn settle(
     conn: &mut Connection,
     recorded: &Recorded,
-    table: &str,
+    name: &TableName,
     here: &Here<'_>,
 ) -> Result<Settled, String> {
+    let key = name.to_string();
+    let table = key.as_str();
     let (dest, d) = (here.key, here.d);
     let attempts = recorded.attempts(table, dest);
     let mut unknown: Option<String> = None;
@@ -230,6 +242,25 @@ fn settle(
             fates.push((xid, fate));
         }
         if !fates.is_empty() && fates.iter().all(|(_, f)| *f == Fate::Committed) {
+            // A committed id whose rows are not there, in a table that holds others, may be
+            // another transaction's: a crash of the destination forgot the run's id before its
+            // COMMIT was durable, and the server gave it to one of its own since (or the rows
+            // were changed since). An empty one is copied again ([`resumed_here`]).
+            let newest = commit.xids.iter().copied().max().unwrap_or_default();
+            if commit.rows > 0
+                && crate::identity::holds_rows_of(conn, table, &commit.xids) == Some(false)
+                && holds_rows(conn, name) == Some(true)
+            {
+                unknown.get_or_insert_with(|| {
+                    format!(
+                        "transaction {newest} committed there, but the table holds none of the \
+                         rows it would have written: the server may have given the id to a \
+                         transaction of its own after a crash forgot it, or the rows were \
+                         updated or deleted since"
+                    )
+                });
+                continue;
+            }
             return Ok(Settled::Committed(commit.rows));
         }
         if let Some((xid, Fate::Unknown(why))) =
@@ -484,7 +515,7 @@ pub(crate) fn resumed_here(
             note: None,
         });
     }
-    Ok(match settle(conn, recorded, &key, here)? {
+    Ok(match settle(conn, recorded, table, here)? {
         // A clone whose own transactions took the recorded id may call it committed.
         Settled::Committed(rows) if rows > 0 && holds_rows(conn, table) == Some(false) => {
             Resumed::Copy {

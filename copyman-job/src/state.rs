@@ -193,9 +193,11 @@ pub struct Recorded {
     /// Where each destination's WAL stood when a table last began there
     /// ([`StateFile::begin_at`]), by destination.
     pub positions: HashMap<String, Position>,
-    /// The highest transaction id a `commit` line recorded on each destination: a server
-    /// whose next transaction id is not above it went back in time (a restore of an older
-    /// copy), however much WAL it has written since.
+    /// The highest transaction id of a commit recorded done on each destination (its `commit`
+    /// line, acknowledged: a `done` line follows it): a server whose next transaction id is not
+    /// above it went back in time (a restore of an older copy), however much WAL it has
+    /// written since. A commit announced and never acknowledged is not counted: a crash of the
+    /// destination forgets an id whose COMMIT never became durable (jobs41 F1).
     pub highest_xid: HashMap<String, u64>,
     /// On each destination, the table recorded done whose `commit` line has the highest
     /// transaction id, among those that copied rows: a resume looks for rows that transaction
@@ -513,8 +515,6 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 if let (Ok(rows), Some(xids)) = (rows.parse(), xids) {
                     let key = (table.clone(), dest.clone());
                     recorded.begun.insert(key.clone());
-                    let highest = recorded.highest_xid.entry(dest.clone()).or_default();
-                    *highest = xids.iter().copied().fold(*highest, u64::max);
                     let attempts = recorded.attempts.entry(key).or_default();
                     attempts.commits.push(Committing { rows, xids });
                 }
@@ -522,6 +522,11 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             [kind, table, dest, rows] if kind == "done" => {
                 if let Ok(rows) = rows.parse() {
                     let key = (table.clone(), dest.clone());
+                    let acknowledged = recorded.attempts.get(&key).and_then(|a| a.commits.last());
+                    if let Some(newest) = acknowledged.and_then(|c| c.xids.iter().copied().max()) {
+                        let highest = recorded.highest_xid.entry(dest.clone()).or_default();
+                        *highest = (*highest).max(newest);
+                    }
                     let committed = recorded
                         .attempts
                         .get(&key)

@@ -743,3 +743,89 @@ fn a_server_told_by_its_start_time_is_one_server_from_any_time_zone() {
     );
     assert_eq!(count(&c.dest[0], &d, "t"), 0);
 }
+
+/// A destination that crashed before a table's announced COMMIT became durable forgets the
+/// transaction: its id is past the server's next one, and its rows are gone. A resume took that
+/// for "a restore of an older copy" and refused an append job (only --truncate or --verify went
+/// on, jobs41 F1): an id in the future never committed there, so the table is copied again; a
+/// restore is told by the commits the job saw acknowledged. And once the server has given that
+/// id to a transaction of its own that committed, `txid_status()` says "committed": the table
+/// was taken as done with none of its rows there, where the table holds rows of its own (exit
+/// 0, a silent loss; an empty one is copied again, as a clone's). Its rows are looked for
+/// (`xmin`): none there, its fate cannot be told — refused, and copied again under --truncate.
+#[test]
+fn a_commit_a_destination_crash_forgot_is_neither_a_restore_nor_taken_as_done() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 1000);
+             INSERT INTO b SELECT generate_series(1, 1000);"
+        ),
+    );
+    let dst = database(&c.dest[0], tables);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let state = TempPath::new("forgotten.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "a", "b", "--from", &from, "--to", &to, "--state"];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    // The state file as the crash leaves it: b's `commit` line with the id `xid`, no `done`.
+    let forget = |xid: u64| {
+        let text = std::fs::read_to_string(&state.0).unwrap();
+        let b = r#""public"."b""#;
+        let kept: Vec<String> = text
+            .lines()
+            .filter(|line| !line.starts_with(&format!("done\t{b}\t")))
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                match fields.as_slice() {
+                    ["commit", table, dest, rows, _] if *table == b => {
+                        format!("commit\t{table}\t{dest}\t{rows}\t{xid}")
+                    }
+                    _ => line.to_owned(),
+                }
+            })
+            .collect();
+        std::fs::write(&state.0, kept.join("\n") + "\n").unwrap();
+        // The destination's own row stays: the table is not empty.
+        let own = "DELETE FROM b; INSERT INTO b VALUES (5001)";
+        c.dest[0].connect(&dst).batch_execute(own).unwrap();
+    };
+    let txid = || -> u64 {
+        let row = c.dest[0]
+            .connect(&dst)
+            .query_one("SELECT txid_current()::text", &[])
+            .unwrap();
+        row.get::<_, String>(0).parse().unwrap()
+    };
+    assert_exit(&job(&[]), 0);
+    // Forgotten by a crash: past the server's next id.
+    forget(txid() + 1000);
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("restore"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "b"), 1001);
+    assert_eq!(count(&c.dest[0], &dst, "a"), 1000);
+    // Its id given since to a transaction of the server's own, which committed.
+    forget(txid());
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("but the table holds none of the rows it would have written")
+            && stderr.contains("--truncate"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "b"), 1, "not taken as done");
+    let out = job(&["--resume", "--truncate"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "b"), 1000);
+}
