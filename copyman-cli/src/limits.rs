@@ -300,6 +300,25 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
 pub(crate) fn warn_if_rewritten(source: &str, passes: &str, servers: &[(String, String)]) {
     use copyman_core::statement::{changes_through_utf8, encoding_name};
     let source = encoding_name(source);
+    // A SQL_ASCII destination stores the bytes it gets as they come: the source's text in
+    // another encoding there is other bytes than the source's (pg_dump's, in the source's
+    // encoding, would be the source's), which its users read as the source's (types41 F2).
+    let passes_name = encoding_name(passes);
+    let raw: Vec<&str> = (servers.iter())
+        .filter(|(_, server)| encoding_name(server) == "SQL_ASCII")
+        .map(|(role, _)| role.as_str())
+        .collect();
+    if !raw.is_empty() && !matches!(source.as_str(), "UTF8" | "SQL_ASCII") && passes_name != source
+    {
+        report::warn(format_args!(
+            "{} {} SQL_ASCII, which stores the bytes it gets as they come: the source's {source} \
+             text arrives there as {passes_name} bytes, not the source's (a pg_dump of the \
+             source would hold {source} bytes); to keep them, give client_encoding={source} in \
+             every CONN (the source's and each destination's)",
+            raw.join(", "),
+            if raw.len() == 1 { "is" } else { "are" },
+        ));
+    }
     let Some(changed) = changes_through_utf8(&source).filter(|_| encoding_name(passes) != source)
     else {
         return;

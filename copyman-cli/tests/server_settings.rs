@@ -1796,6 +1796,51 @@ fn values_a_name_field_a_char_or_a_query_would_cut_are_refused() {
     );
 }
 
+/// A SQL_ASCII destination stores the bytes it gets: a LATIN1 source's text arrived there as
+/// UTF-8 bytes (a pg_dump would hold LATIN1's), said nowhere (types41 F2). Said now, with the
+/// way to keep the source's bytes, which then holds (and is not said again).
+#[test]
+fn a_sql_ascii_destination_getting_other_bytes_than_the_sources_is_said() {
+    let c = clusters();
+    let base = database(&c.source, "SELECT 1");
+    let table = "CREATE TABLE en (id int, s text);";
+    let src = database_in(
+        &c.source,
+        format!("{base}_l1"),
+        "LATIN1",
+        &format!("{table} INSERT INTO en VALUES (1, 'café');"),
+    );
+    let dst = database_in(&c.dest[0], format!("{base}_sa"), "SQL_ASCII", table);
+    let hex = || {
+        c.dest[0]
+            .psql(&dst, "SELECT encode(s::bytea, 'hex') FROM en")
+            .trim()
+            .to_owned()
+    };
+    let copy = |extra: &str| {
+        let from = format!("{} {extra}", c.source.conninfo(&src));
+        let to = format!("{} {extra}", c.dest[0].conninfo(&dst));
+        run(&["table", "en", "--from", &from, "--to", &to, "--truncate"])
+    };
+    let out = copy("");
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destination 1 is SQL_ASCII, which stores the bytes it gets as they come")
+            && stderr.contains("give client_encoding=LATIN1 in every CONN"),
+        "{stderr}"
+    );
+    assert_eq!(hex(), "636166c3a9", "UTF-8 bytes, as said");
+    let out = copy("client_encoding=LATIN1");
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("SQL_ASCII"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(hex(), "636166e9", "the source's LATIN1 bytes");
+}
+
 /// `--encoding LATIN1` (the file's encoding) with a `--where` or names beyond ASCII: under a
 /// LATIN1 client_encoding the statement's UTF-8 bytes were read as LATIN1 (`'é'` as `'Ã©'`), so
 /// `nm = 'é'` wrote no row and `nm <> 'é'` every row, exit 0, and `--columns '"é"'` was not
