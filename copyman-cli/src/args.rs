@@ -1128,17 +1128,31 @@ pub(crate) fn endpoints(
     Ok((source, destinations))
 }
 
+/// A table's name given as `what`; psql's `\copy t(a, b)` form is pointed to `--columns`
+/// (types41 F6).
+fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
+    TableName::parse(text).map_err(|e| {
+        let hint = match text.split_once('(') {
+            Some((name, list)) if !name.trim().is_empty() => format!(
+                " (columns are given apart: {} --columns {}; to put a column into another \
+                 name, copyman copy --send 'COPY (SELECT a AS b …) TO STDOUT')",
+                name.trim(),
+                list.trim().trim_end_matches(')').replace(' ', "")
+            ),
+            _ => String::new(),
+        };
+        ArgError::usage(format!("{what}: {e}{hint}"))
+    })
+}
+
 fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     let Some(text) = low.tables.first() else {
         return Err(ArgError::usage("TABLE: a table to copy is needed"));
     };
-    let table = TableName::parse(text).map_err(|e| ArgError::usage(format!("TABLE: {e}")))?;
-    let target = low
-        .target_table
-        .as_deref()
-        .map(TableName::parse)
-        .transpose()
-        .map_err(|e| ArgError::usage(format!("--target-table: {e}")))?;
+    let table = table_arg("TABLE", text)?;
+    let target = (low.target_table.as_deref())
+        .map(|text| table_arg("--target-table", text))
+        .transpose()?;
     let columns = match &low.columns {
         Some(text) => {
             sql::parse_columns(text).map_err(|e| ArgError::usage(format!("--columns: {e}")))?
@@ -1824,6 +1838,12 @@ mod tests {
     #[test]
     fn table_refusals() {
         assert!(usage(&["table", "a.b.c", "--from", "host=a", "--to", "host=b"]).contains("TABLE"));
+        // psql's `\copy t(a, b)` form points to --columns.
+        let said = usage(&["table", "t(a,b)", "--from", "host=a", "--to", "host=b"]);
+        assert!(
+            said.contains("TABLE: ") && said.contains("t --columns a,b"),
+            "{said}"
+        );
         assert!(
             usage(&[
                 "table",
