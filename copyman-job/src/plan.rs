@@ -971,6 +971,10 @@ pub fn binary_misread(from: &Column, to: &Column) -> Option<BinaryMisread> {
     if OID_ALIAS_NAMES.contains(&from_base.trim_end_matches("[]")) {
         return Some(BinaryMisread::Oid);
     }
+    // A domain over the other's type (binary keys vouched for: no OID alias underneath).
+    if from.same_base(to) && from.binary.is_some() && to.binary.is_some() {
+        return None;
+    }
     let to_base = base_type(&to.type_name);
     if !one_binary_form(&from_base, &to_base) {
         return Some(BinaryMisread::OtherType);
@@ -2118,8 +2122,10 @@ pub fn range_reordered(from: &Column, to: &Column) -> Option<String> {
 /// Why a column's composite values would land in other fields on the destination `to`: a
 /// composite type (at the same place in the value) whose fields, by name, stand in another
 /// order there (`(street, city)` against `(city, street)`). COPY fills a composite's fields by
-/// position, in text as in binary, so the values would be swapped without an error. `None` when
-/// every field both sides name is at the same position.
+/// position, in text as in binary, so the values would be swapped without an error. Or one of
+/// another number of fields there: every value would fail (22P02, "too few columns"), said
+/// before any row (it was called "made of other types", types41 F5). `None` when every field
+/// both sides name is at the same position, and they have as many.
 pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
     for (path, fields) in &from.composites {
         let Some((_, there)) = to.composites.iter().find(|(p, _)| p == path) else {
@@ -2129,19 +2135,30 @@ pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
             .iter()
             .enumerate()
             .any(|(i, f)| there.iter().position(|g| g == f).is_some_and(|j| j != i));
+        let show = |f: &[String]| {
+            let quoted: Vec<String> = f
+                .iter()
+                .map(|n| Ident::new(n.clone()).to_string())
+                .collect();
+            quoted.join(", ")
+        };
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" (at {path} in its values)")
+        };
+        if fields.len() != there.len() {
+            return Some(format!(
+                "a composite type{at} of {} fields on the source ({}) and {} there ({}): COPY \
+                 reads a composite's value field by field and refuses one with too few or too \
+                 many (22P02), so every row holding a value would fail",
+                fields.len(),
+                show(fields),
+                there.len(),
+                show(there)
+            ));
+        }
         if moved {
-            let show = |f: &[String]| {
-                let quoted: Vec<String> = f
-                    .iter()
-                    .map(|n| Ident::new(n.clone()).to_string())
-                    .collect();
-                quoted.join(", ")
-            };
-            let at = if path.is_empty() {
-                String::new()
-            } else {
-                format!(" (at {path} in its values)")
-            };
             return Some(format!(
                 "a composite type{at} whose fields are ({}) on the source and ({}) there, and COPY \
                  fills a composite's fields by position: its values would land in the wrong \
@@ -2179,6 +2196,10 @@ pub fn binary_types(
             let Some(to) = rel.column(name) else {
                 return Err(format!("column {name} is not on {label}"));
             };
+            // A domain over the other's type: `domain_recv` reads its base type's binary form.
+            if from.same_base(to) && to.binary.is_some() {
+                continue;
+            }
             if to.type_name != from.type_name {
                 return Err(format!(
                     "column {name} is {} on the source but {} on {label}",
@@ -2262,12 +2283,31 @@ pub fn conversions(
     dests: &[(&str, &Relation)],
 ) -> Option<String> {
     let mut said = Vec::new();
+    let mut unreadable = Vec::new();
     for name in columns {
         let Some(from) = source.column(name) else {
             continue;
         };
         for (label, rel) in dests {
-            let Some(to) = rel.column(name) else { continue };
+            let Some(to) = rel.column(name).filter(|to| !from.same_base(to)) else {
+                continue;
+            };
+            // Money is written with its symbol and separators (`$1,234.56`), which no type
+            // but money and the strings reads: every value would fail (types41 F3).
+            let money = |c: &Column| c.base.as_ref().is_some_and(|(oid, _)| MONEY.contains(oid));
+            let reads_words = |c: &Column| {
+                (c.base.as_ref()).is_some_and(|(oid, _)| [790, 25, 1043, 1042].contains(oid))
+            };
+            if money(from) && to.base.is_some() && !reads_words(to) {
+                unreadable.push(format!(
+                    "column {name} is money on the source but {} on {label}, which cannot read \
+                     money's words ($1,234.56): every row holding a value would fail (22P02); \
+                     copyman copy with --send 'COPY (SELECT …, {name}::numeric …) TO STDOUT' \
+                     sends it as a number",
+                    to.type_name
+                ));
+                continue;
+            }
             // A domain over `character(n)` or `bytea` into text: its base's padding or hex
             // digits, as the bare type's (it was not said).
             let base_changes = to.type_name == "text"
@@ -2306,6 +2346,11 @@ pub fn conversions(
             said.join("; ")
         )
     });
+    let converted = match (converted, unreadable.is_empty()) {
+        (converted, true) => converted,
+        (None, false) => Some(unreadable.join("; ")),
+        (Some(converted), false) => Some(format!("{}; {converted}", unreadable.join("; "))),
+    };
     // A generated column is not copied: each destination computes it, by its own expression.
     let mut recomputed = Vec::new();
     for from in source.columns.iter().filter(|c| c.generated) {
@@ -2456,9 +2501,72 @@ mod tests {
                     parts: String::new(),
                     reached: Vec::new(),
                     leaves: Vec::new(),
+                    base: None,
                 })
                 .collect(),
         }
+    }
+
+    /// A domain over the other side's type is no conversion, and binary COPY carries it
+    /// (`domain_recv` reads its base type's form): it was said "may be rounded, cut", text was
+    /// chosen, and a forced binary refused as "stored wrong" (types41 F7). Another modifier
+    /// underneath is still said.
+    #[test]
+    fn a_domain_over_the_same_type_is_no_conversion() {
+        let column = |type_name: &str, base: &str| Column {
+            base: Some((
+                if base.starts_with("numeric") {
+                    1700
+                } else {
+                    23
+                },
+                base.to_owned(),
+            )),
+            ..rel(&[("v", type_name, false, Some("23"))])
+                .columns
+                .remove(0)
+        };
+        let with = |c: Column| Relation {
+            columns: vec![c],
+            ..rel(&[])
+        };
+        let plain = with(column("integer", "integer"));
+        let domain = with(column("public.plainint", "integer"));
+        let cols = [Ident::new("v")];
+        let dests = [("destination 1", &domain)];
+        assert_eq!(conversions(&cols, &plain, &dests), None);
+        assert_eq!(binary_types(&cols, &plain, &dests), Ok(()));
+        assert_eq!(binary_misread(&plain.columns[0], &domain.columns[0]), None);
+        let chosen = choose_format(None, Some(&cols), Some(&plain), &dests, true, true).unwrap();
+        assert_eq!(chosen.format, Format::Binary, "{}", chosen.reason);
+        let wide = with(column("numeric(12,2)", "numeric(12,2)"));
+        let narrow = with(column("public.money2", "numeric(10,2)"));
+        let said = conversions(&cols, &wide, &[("destination 1", &narrow)]).unwrap();
+        assert!(said.contains("may be rounded"), "{said}");
+        // Money's words are read by money and the strings only: said as failing, not converted
+        // (types41 F3).
+        let typed_as = |type_name: &str, oid: u32| Column {
+            base: Some((oid, type_name.to_owned())),
+            ..rel(&[("v", type_name, false, None)]).columns.remove(0)
+        };
+        let money = with(typed_as("money", 790));
+        let said = conversions(
+            &cols,
+            &money,
+            &[("destination 1", &with(typed_as("numeric", 1700)))],
+        )
+        .unwrap();
+        assert!(said.contains("which cannot read money's words"), "{said}");
+        let said = conversions(
+            &cols,
+            &money,
+            &[("destination 1", &with(typed_as("text", 25)))],
+        );
+        assert!(said.is_none_or(|s| !s.contains("money's words")));
+        // A user-defined base is not vouched for by its name.
+        let mut mood = column("public.mood", "public.mood");
+        mood.base = Some((16400, "public.mood".to_owned()));
+        assert!(!mood.same_base(&mood.clone()));
     }
 
     fn names(columns: &[Ident]) -> Vec<&str> {

@@ -1369,7 +1369,11 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_type t \
               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
             WHERE t.oid = a.atttypid AND n.nspname <> 'pg_catalog'), \
-           {orders}, fires.names, quiet.delete::text \
+           {orders}, fires.names, quiet.delete::text, \
+           (SELECT r.typ::text || ' ' || pg_catalog.format_type(r.typ, \
+              CASE WHEN r.path = '' THEN a.atttypmod ELSE r.md END) \
+            FROM reach r WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' \
+            ORDER BY pg_catalog.length(r.path) DESC LIMIT 1) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
            CROSS JOIN fires CROSS JOIN quiet \
          LEFT JOIN pg_catalog.pg_attribute a \
@@ -1483,6 +1487,10 @@ pub struct Column {
     /// reads at a place from what the source writes at the same place (a composite's text
     /// field into money, beside a number).
     pub leaves: Vec<Leaf>,
+    /// Its type once domains are seen through: the innermost base type's OID and its name with
+    /// the modifier that applies (`numeric(10,2)` for a domain over it; the column's own type
+    /// when it is no domain). `None` where the catalog did not say.
+    pub base: Option<(u32, String)>,
 }
 
 /// One type a column's values are made of, and where in the value.
@@ -1521,6 +1529,19 @@ impl Leaf {
 }
 
 impl Column {
+    /// Whether it and `other` hold one built-in type with one modifier once domains are seen
+    /// through (`integer` and a domain over `integer`, two domains over `numeric(10,2)`): text
+    /// and binary input alike take the other's values as they are, and only a domain's
+    /// constraints apply (they fail loudly).
+    pub fn same_base(&self, other: &Self) -> bool {
+        match (&self.base, &other.base) {
+            (Some((oid, name)), Some(theirs)) => {
+                *oid < 16384 && (oid, name) == (&theirs.0, &theirs.1)
+            }
+            _ => false,
+        }
+    }
+
     /// Its type's OID (the first of [`Column::reached`]).
     pub fn type_oid(&self) -> Option<u32> {
         self.reached.first().copied()
@@ -1661,6 +1682,10 @@ impl Relation {
                         Some((path.to_owned(), order.to_owned()))
                     })
                     .collect(),
+                base: field(row, 17).and_then(|base| {
+                    let (oid, name) = base.split_once(' ')?;
+                    Some((oid.parse().ok()?, name.to_owned()))
+                }),
             });
         }
         let children = field(first, 8).and_then(|n| n.parse().ok()).unwrap_or(0);

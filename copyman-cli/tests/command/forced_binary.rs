@@ -531,3 +531,50 @@ fn a_destination_column_without_binary_input_makes_text() {
     assert_eq!(count(&c.dest[0], &d1, "b"), 2);
     assert_eq!(count(&c.dest[0], &d1, "b2"), 1);
 }
+
+/// A domain over the other side's type (`integer` here, a domain over `integer` there, either
+/// way round) is no conversion: binary COPY carries it (`domain_recv` reads its base type's
+/// form and checks the domain), so it is chosen, forced binary copies, and nothing is said to
+/// be "rounded, cut". It was said a conversion, copied in text, and a forced binary refused as
+/// "stored wrong without an error" (types41 F7). The domain's CHECK still fails loudly.
+#[test]
+fn a_domain_over_the_same_type_copies_in_binary() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE DOMAIN plainint AS int; CREATE TABLE dpl (id plainint, v int);
+         INSERT INTO dpl VALUES (1, 2), (2, 3000);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE DOMAIN plainint AS int; CREATE DOMAIN small AS int CHECK (VALUE < 2500);
+         CREATE TABLE dpl (id int, v plainint); CREATE TABLE dsm (id plainint, v small);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "dpl", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("format: binary ("), "{said}");
+    assert!(!said.contains("converts each value"), "{said}");
+    let out = run(&[
+        "table", "dpl", "--from", &from, "--to", &to, "--format", "binary",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(values(&c.dest[0], &dst, "dpl"), ["2", "3000"]);
+    // The destination's domain CHECK refuses a value loudly; nothing committed.
+    let out = run(&[
+        "table",
+        "dpl",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--target-table",
+        "dsm",
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("23514"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &dst, "dsm"), 0);
+}

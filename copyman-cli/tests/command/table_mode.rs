@@ -1083,7 +1083,7 @@ fn copy_dry_run_between_servers_shows_the_statements_and_copies_nothing() {
 /// against `addr(city, street)`): COPY fills a composite's fields by position, in text as in
 /// binary, so street and city were swapped on every row with exit 0 (and --verify agreeing).
 /// Refused before anything is sent, naming the column and both field lists; an array of them
-/// too; a job refuses that table there.
+/// too; a job refuses that table there. So is one of another number of fields.
 #[test]
 fn a_composite_whose_fields_stand_in_another_order_is_refused() {
     let c = clusters();
@@ -1119,6 +1119,27 @@ fn a_composite_whose_fields_stand_in_another_order_is_refused() {
         );
         assert_eq!(count(&c.dest[0], &swapped, "people"), 0);
     }
+    // Another number of fields there: every value would fail (22P02), said before any row and
+    // not as "made of other types" (types41 F5).
+    let wider = database(
+        &c.dest[0],
+        &format!("CREATE TYPE addr AS (street text, city text, zip text); {table}"),
+    );
+    let out = run(&[
+        "table",
+        "people",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&wider),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(r#"a composite type of 2 fields on the source ("street", "city") and 3 there ("street", "city", "zip")"#),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &wider, "people"), 0);
     // The same fields in the same order (another type OID, say) still copy.
     let same = database(
         &c.dest[1],
