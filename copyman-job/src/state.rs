@@ -204,6 +204,8 @@ pub struct Recorded {
     /// wrote there (`xmin`). A server restored from an older copy lacks them, however many
     /// transactions it ran since (one may even have been given the same id).
     pub last_done: HashMap<String, (String, Committing)>,
+    /// Each destination's name ([`StateFile::named`]) with its key, as last recorded.
+    pub names: HashMap<String, String>,
 }
 
 /// Where a server's WAL stands: its timeline and write-ahead log position (LSN). A resume
@@ -478,6 +480,9 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 }
             }
             [kind] if kind == "verify" => recorded.verify = true,
+            [kind, key, name] if kind == "named" => {
+                recorded.names.insert(name.clone(), key.clone());
+            }
             [kind, boot, pid, start] if kind == "writer" => {
                 if let (Ok(pid), Ok(start)) = (pid.parse(), start.parse()) {
                     recorded.writer = Some(Writer {
@@ -647,6 +652,17 @@ impl StateFile {
     /// Writing or syncing failed.
     pub fn source(&self, key: &str) -> io::Result<()> {
         self.append(&["source", key])
+    }
+
+    /// Records how a destination was named (`name`, its [`Server::name`](crate::job::Server))
+    /// beside what it is (`key`): a resume that cannot reach it (`--keep-going`) still knows
+    /// what the file records there, and reports its tables recorded done as such (they were
+    /// said failed, jobs41 F2).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn named(&self, key: &str, name: &str) -> io::Result<()> {
+        self.append(&["named", key, name])
     }
 
     /// Records that the job empties its tables before it copies them (`--truncate`), for its

@@ -1692,3 +1692,60 @@ fn a_resume_whose_planning_session_is_lost_is_partial() {
     );
     assert_eq!(job.held(), 2);
 }
+
+/// A resume under --keep-going that cannot reach a destination reported every table there
+/// "failed", those the state file records done there too (a script reading --json believed the
+/// destination held nothing of the job, jobs41 F2). The state file records how each destination
+/// was named: one that cannot be reached is known by its name, and its tables recorded done are
+/// `already done`; the others failed, nothing written there.
+#[test]
+fn a_resume_that_cannot_reach_a_destination_reports_what_it_holds_as_done() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 10);
+             INSERT INTO b SELECT generate_series(1, 20);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2_server = copyman_testkit::Cluster::start();
+    let d2 = database(&d2_server, "CREATE TABLE a (id int);");
+    let state = TempPath::new("unreachable-resume.state");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        d2_server.conninfo(&d2),
+    );
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "table", "a", "b", "--from", &from, "--to", &to1, "--to", &to2,
+        ];
+        args.extend(["--state", state.arg(), "--keep-going", "--json"]);
+        args.extend(extra);
+        run(&args)
+    };
+    // b fails on destination 2 (no such table there): a is done on both, b on 1.
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&d2_server, &d2, "a"), 10);
+    d2_server.stop_immediate();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let status = |table: &str, d: usize| {
+        let tables = report["tables"].as_array().unwrap();
+        let row = tables.iter().find(|t| {
+            t["table"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(&format!("\"{table}\"")))
+                && t["server"] == format!("destination {d}")
+        });
+        row.map(|r| r["status"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(status("a", 2).as_deref(), Some("already done"), "{report}");
+    assert_eq!(status("b", 2).as_deref(), Some("failed"), "{report}");
+    assert_eq!(status("a", 1).as_deref(), Some("already done"), "{report}");
+    d2_server.start_again();
+    assert_eq!(count(&d2_server, &d2, "a"), 10, "nothing written there");
+}

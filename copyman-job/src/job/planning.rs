@@ -1109,6 +1109,15 @@ fn plan_all(
             destinations,
             (&shared, &lost),
         )?;
+        // A destination that could not be reached (--keep-going) is known by its name, where
+        // the file recorded it so and no other destination of this run is that server: what
+        // the file records done there is reported as such (nothing is written there).
+        for (i, server) in destinations.iter().enumerate() {
+            let recorded_key = recorded.names.get(&server.name);
+            if let Some(key) = recorded_key.filter(|k| dests[i].is_none() && !keys.contains(k)) {
+                keys[i] = key.clone();
+            }
+        }
         if let Some(narrowing) = &narrowing {
             notes.extend(narrowed(&mut src, narrowing, &selected, &recorded, &keys)?);
         }

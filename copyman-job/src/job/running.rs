@@ -814,6 +814,17 @@ pub fn run(
             error,
         })?;
     }
+    // How each destination identified now is named, where the file does not say it so yet.
+    for (key, server) in plan.keys.iter().zip(destinations) {
+        if !state::is_unidentified(key) && plan.recorded.names.get(&server.name) != Some(key) {
+            state
+                .named(key, &server.name)
+                .map_err(|error| JobError::State {
+                    path: options.state.clone(),
+                    error,
+                })?;
+        }
+    }
     // What an earlier run committed without recording it (the destination confirmed it).
     for (table, d, rows) in std::mem::take(&mut plan.confirmed) {
         state
