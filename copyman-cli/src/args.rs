@@ -1419,7 +1419,9 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
                 path.display()
             )));
         }
-        return in_a_directory("--decision-log", &path);
+        let path = in_a_directory("--decision-log", &path)?;
+        crate::recover::log_given(&path);
+        return Ok(path);
     }
     let state = env
         .xdg_dir("XDG_STATE_HOME")

@@ -1873,10 +1873,10 @@ fn write_human(
         // A prepared transaction not finished: a resume refuses its table until recover.
         writeln!(
             out,
-            "copyman: state file {}: run copyman recover with the same --to and decision log \
-             first (a table in doubt may be prepared), then run again with --resume to copy \
-             what is missing",
-            options.state.display()
+            "copyman: state file {}: run copyman recover {} first (a table in doubt may be \
+             prepared), then run again with --resume to copy what is missing",
+            options.state.display(),
+            crate::recover::same_as_this_run()
         )?;
     } else if !report.succeeded() {
         writeln!(
@@ -2379,9 +2379,12 @@ impl Ledger {
         // until recover has finished it.
         let recover_first =
             if self.two_phase && !(doubt.is_empty() && prepared.is_empty() && pending.is_empty()) {
-                "run copyman recover with the same --to and decision log first, then "
+                format!(
+                    "run copyman recover {} first, then ",
+                    crate::recover::same_as_this_run()
+                )
             } else {
-                ""
+                String::new()
             };
         said.push_str(&format!("copyman: {summary}\n"));
         // Nothing was begun while planning: nothing to resume.
@@ -2834,7 +2837,7 @@ mod tests {
         assert_eq!(exit, 4, "{said}");
         assert!(
             said.contains("decided commit, prepared, its COMMIT PREPARED not sent yet")
-                && said.contains("run copyman recover with the same --to and decision log first"),
+                && said.contains("run copyman recover with the same --to first"),
             "{said}"
         );
         assert_eq!(document["tables"][0]["status"], "commit pending");

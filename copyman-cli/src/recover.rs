@@ -5,10 +5,32 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The decision log this process was given (`--decision-log`), where it is not the default one:
+/// the advice to run `copyman recover` after a run names it, since recover reads the default
+/// one otherwise and refuses (signals41 F1).
+static GIVEN_LOG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Notes the decision log given with `--decision-log` ([`same_as_this_run`]).
+pub(crate) fn log_given(path: &Path) {
+    let _ = GIVEN_LOG.set(path.to_owned());
+}
+
+/// How a `copyman recover` after this run is given what the run had: `with the same --to`,
+/// and the decision log when it was not the default one.
+pub(crate) fn same_as_this_run() -> String {
+    match GIVEN_LOG.get() {
+        Some(path) => format!(
+            "with the same --to and --decision-log {}",
+            crate::file_source::shell_word(&path.to_string_lossy())
+        ),
+        None => "with the same --to".to_owned(),
+    }
+}
 
 use copyman_job::commit::{self, Action, DecisionLog, Failure, Recovery, recovery};
 use serde_json::{Value, json};

@@ -139,9 +139,12 @@ impl Notice {
     /// As `--json` carries it.
     pub(crate) fn to_json(&self) -> Value {
         let n = &self.notice;
+        let own = n.severity == copyman_job::commit::OWN_WORDS;
         json!({
             "endpoint": self.endpoint,
-            "severity": n.severity,
+            // copyman's own words: no server's severity.
+            "severity": (!own).then_some(&n.severity),
+            "by": if own { "copyman" } else { "server" },
             "sqlstate": n.code,
             "message": n.message,
             "detail": n.detail,
@@ -156,7 +159,11 @@ impl fmt::Display for Notice {
     /// endpoint that said it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = &self.notice;
-        write!(f, "{}: {}:  {}", self.endpoint, n.severity, n.message)?;
+        if n.severity == copyman_job::commit::OWN_WORDS {
+            write!(f, "copyman: {}: {}", self.endpoint, n.message)?;
+        } else {
+            write!(f, "{}: {}:  {}", self.endpoint, n.severity, n.message)?;
+        }
         if let Some(detail) = &n.detail {
             write!(f, "\nDETAIL:  {detail}")?;
         }
@@ -659,15 +666,18 @@ impl RunReport {
     }
 
     /// A hint to run `copyman recover` when a prepared transaction was left.
-    fn pending_hint(&self) -> &'static str {
+    fn pending_hint(&self) -> String {
         if self
             .destinations
             .iter()
             .any(|d| matches!(d.status, Status::CommitPending | Status::RollbackPending))
         {
-            "; run copyman recover with the same --to to finish the prepared transactions"
+            format!(
+                "; run copyman recover {} to finish the prepared transactions",
+                crate::recover::same_as_this_run()
+            )
         } else {
-            ""
+            String::new()
         }
     }
 
@@ -1115,6 +1125,20 @@ mod tests {
             notices_said(&[folded]),
             ["destination 1: NOTICE:  identifier \"x\" will be truncated (said 300 times)"]
         );
+        // copyman's own words are not dressed as a server's ERROR (signals41 F2).
+        let own = DbError::new(
+            copyman_job::commit::OWN_WORDS,
+            "08006",
+            "a new session failed",
+        );
+        assert_eq!(
+            notices_said(&[on("destination 2", &own)]),
+            ["copyman: destination 2: a new session failed"]
+        );
+        let json = on("destination 2", &own).to_json();
+        assert!(json["severity"].is_null(), "{json}");
+        assert_eq!(json["by"], "copyman");
+        assert_eq!(on("destination 1", &other).to_json()["by"], "server");
     }
 
     #[test]

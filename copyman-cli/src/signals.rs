@@ -870,12 +870,14 @@ fn handle(signal: i32, stopping: &'static str) {
         // No COMMIT was sent: the servers roll back the open transactions; prepared
         // ones stay, for copyman recover (which commits them if the decision was
         // recorded: they will hold the rows).
-        let before_decision;
         let (said, exit) = if two_phase && point {
             (
-                "the commit decision is recorded, so the prepared transactions commit: \
-                 copyman recover with the same --to commits those whose COMMIT PREPARED this \
-                 run did not send (one may be going out as copyman exits)",
+                format!(
+                    "the commit decision is recorded, so the prepared transactions commit: \
+                     copyman recover {} commits those whose COMMIT PREPARED this run did not \
+                     send (one may be going out as copyman exits)",
+                    crate::recover::same_as_this_run()
+                ),
                 at_once_exit(signal, true),
             )
         } else if two_phase {
@@ -900,18 +902,19 @@ fn handle(signal: i32, stopping: &'static str) {
                     parts.push(format!("{what}: {}", names.join(", ")));
                 }
             }
-            before_decision = if prepared.is_empty() && preparing.is_empty() {
+            let before_decision = if prepared.is_empty() && preparing.is_empty() {
                 "nothing committed, nothing prepared".to_owned()
             } else {
                 format!(
-                    "{}; copyman recover with the same --to rolls back whatever is prepared \
-                     (no commit decision was recorded)",
-                    parts.join("; ")
+                    "{}; copyman recover {} rolls back whatever is prepared (no commit \
+                     decision was recorded)",
+                    parts.join("; "),
+                    crate::recover::same_as_this_run()
                 )
             };
-            (before_decision.as_str(), at_once_exit(signal, false))
+            (before_decision, at_once_exit(signal, false))
         } else {
-            ("nothing committed", at_once_exit(signal, false))
+            ("nothing committed".to_owned(), at_once_exit(signal, false))
         };
         // Decided: the COMMIT PREPAREDs begin as it exits (it said "before any COMMIT was sent"
         // of a run whose first one was out).
@@ -930,7 +933,7 @@ fn handle(signal: i32, stopping: &'static str) {
             (true, false) if preparing.iter().any(|p| p == name) => "prepared or not",
             (true, false) | (false, _) => "rolled back",
         };
-        print_at_once_json(exit, &[], &[], (&endpoints, &rest), said, &error);
+        print_at_once_json(exit, &[], &[], (&endpoints, &rest), &said, &error);
         exit_at_once(exit);
     } else {
         remove_temp_files();

@@ -1506,7 +1506,8 @@ fn recover_refuses_a_standby_for_its_primary() {
 
 /// A second signal while a job's transaction is prepared on a destination: the closing advice
 /// names `copyman recover` first (a resume refuses the table until it is finished), as it does
-/// when the server is lost there; it said only "run again with --resume", which was refused.
+/// when the server is lost there; it said only "run again with --resume", which was refused. It
+/// names the run's decision log.
 #[test]
 fn a_second_signal_with_a_prepared_transaction_says_recover_first() {
     let _serial = serial();
@@ -1525,11 +1526,14 @@ fn a_second_signal_with_a_prepared_transaction_says_recover_first() {
     let said = stderr.rest();
     let status = paused.child.wait().unwrap();
     assert_eq!(status.code(), Some(4), "{said}");
+    // The run's own decision log is named: recover reads the default one otherwise, and
+    // refuses (signals41 F1).
     assert!(
-        said.contains(
-            "run copyman recover with the same --to and decision log first, then run again with \
-             --resume"
-        ),
+        said.contains(&format!(
+            "run copyman recover with the same --to and --decision-log {} first, then run \
+             again with --resume",
+            log.arg()
+        )),
         "{said}"
     );
     // As said: recover finishes it, then the resume has nothing left to copy.

@@ -172,9 +172,13 @@ pub fn run_on_a_live_session(
     result
 }
 
+/// The severity of a notice in copyman's own words, which no server said (a server's is never
+/// empty): printed as copyman's, not in a server's `ERROR:  …` form (signals41 F2).
+pub const OWN_WORDS: &str = "";
+
 /// A new session's refusal to carry out `action` (its connect failed), as the notice it is said
 /// with: the server's own error (a FATAL such as 55000, database not accepting connections)
-/// where it gave one.
+/// where it gave one, else copyman's words ([`OWN_WORDS`]).
 fn refused_retry(action: &Action, refused: &Error) -> DbError {
     let what = format!("a new session to send {} again", action.sql());
     match refused.db_error() {
@@ -183,7 +187,7 @@ fn refused_retry(action: &Action, refused: &Error) -> DbError {
             said.message = format!("{what} was refused: {}", db.message);
             said
         }
-        None => DbError::new("ERROR", "08006", &format!("{what} failed: {refused}")),
+        None => DbError::new(OWN_WORDS, "08006", &format!("{what} failed: {refused}")),
     }
 }
 
