@@ -2292,6 +2292,26 @@ pub fn conversions(
             let Some(to) = rel.column(name).filter(|to| !from.same_base(to)) else {
                 continue;
             };
+            // An enum there without some of the source's labels, at one place in the value: a
+            // row holding one fails (types41 F1: the plan said the types were the same).
+            for (at, labels) in &from.enums {
+                let Some((_, there)) = to.enums.iter().find(|(p, _)| p == at) else {
+                    continue;
+                };
+                let lacking: Vec<&str> = (labels.iter())
+                    .filter(|l| !there.contains(l))
+                    .map(String::as_str)
+                    .collect();
+                if !lacking.is_empty() {
+                    unreadable.push(format!(
+                        "column {name} is {} on {label}, whose enum lacks the source's label{} \
+                         {}: a row holding one would fail (22P02)",
+                        to.type_name,
+                        if lacking.len() == 1 { "" } else { "s" },
+                        lacking.join(", ")
+                    ));
+                }
+            }
             // Money is written with its symbol and separators (`$1,234.56`), which no type
             // but money and the strings reads: every value would fail (types41 F3).
             let money = |c: &Column| c.base.as_ref().is_some_and(|(oid, _)| MONEY.contains(oid));
@@ -2502,6 +2522,7 @@ mod tests {
                     reached: Vec::new(),
                     leaves: Vec::new(),
                     base: None,
+                    enums: Vec::new(),
                 })
                 .collect(),
         }

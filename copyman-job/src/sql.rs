@@ -1373,7 +1373,12 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            (SELECT r.typ::text || ' ' || pg_catalog.format_type(r.typ, \
               CASE WHEN r.path = '' THEN a.atttypmod ELSE r.md END) \
             FROM reach r WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' \
-            ORDER BY pg_catalog.length(r.path) DESC LIMIT 1) \
+            ORDER BY pg_catalog.length(r.path) DESC LIMIT 1), \
+           (SELECT pg_catalog.string_agg(r.path || chr(29) || \
+              (SELECT pg_catalog.string_agg(e.enumlabel::text, chr(31) ORDER BY e.enumsortorder) \
+                FROM pg_catalog.pg_enum e WHERE e.enumtypid = r.typ), chr(30) ORDER BY r.path) \
+            FROM reach r WHERE r.attnum = a.attnum \
+              AND EXISTS (SELECT FROM pg_catalog.pg_enum e WHERE e.enumtypid = r.typ)) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
            CROSS JOIN fires CROSS JOIN quiet \
          LEFT JOIN pg_catalog.pg_attribute a \
@@ -1491,6 +1496,10 @@ pub struct Column {
     /// the modifier that applies (`numeric(10,2)` for a domain over it; the column's own type
     /// when it is no domain). `None` where the catalog did not say.
     pub base: Option<(u32, String)>,
+    /// Each enum type its values are made of, where in the value (a [`Leaf`]'s path), with
+    /// its labels: a destination whose enum lacks a label the source's has fails a row that
+    /// holds it (22P02).
+    pub enums: Vec<(String, Vec<String>)>,
 }
 
 /// One type a column's values are made of, and where in the value.
@@ -1686,6 +1695,18 @@ impl Relation {
                     let (oid, name) = base.split_once(' ')?;
                     Some((oid.parse().ok()?, name.to_owned()))
                 }),
+                enums: field(row, 18)
+                    .unwrap_or_default()
+                    .split('\u{1e}')
+                    .filter_map(|e| {
+                        let (path, labels) = e.split_once('\u{1d}')?;
+                        let at = path.split('/').filter(|p| *p != "b");
+                        Some((
+                            at.collect::<Vec<_>>().join("/"),
+                            labels.split('\u{1f}').map(str::to_owned).collect(),
+                        ))
+                    })
+                    .collect(),
             });
         }
         let children = field(first, 8).and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -1450,3 +1450,39 @@ fn dry_run_says_which_of_the_reasons_for_csv_applied() {
     let said = plan(&["--header"]);
     assert!(said.contains("format: csv (given: --header)"), "{said}");
 }
+
+/// An enum whose labels on a destination lack some of the source's: a row holding one fails
+/// there (22P02). The plan said the types were the same (binary, exit 0); it says which labels
+/// are missing now, in an array of them too (types41 F1). The run still fails cleanly.
+#[test]
+fn an_enum_lacking_some_of_the_sources_labels_is_said_by_the_plan() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE TABLE e (id int, m mood, ms mood[]);
+         INSERT INTO e VALUES (1, 'sad', '{sad,ok}'), (2, 'happy', '{happy}');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TYPE mood AS ENUM ('sad', 'meh', 'ok');
+         CREATE TABLE e (id int, m mood, ms mood[]);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "e", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"m\" is public.mood on destination 1")
+            && stderr.contains("whose enum lacks the source's label happy: a row holding one"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("column \"ms\" is public.mood[] on destination 1"),
+        "{stderr}"
+    );
+    let out = run(&["table", "e", "--from", &from, "--to", &to]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("22P02"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &dst, "e"), 0);
+}
