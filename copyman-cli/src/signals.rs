@@ -937,10 +937,16 @@ fn handle(signal: i32, stopping: &'static str) {
         exit_at_once(exit);
     } else {
         remove_temp_files();
+        // One table before its commit: nothing committed, said (as --json's `others` says);
+        // a job says what it committed in its own words below (signals41 F3).
+        let a_job = crate::watch::lock_briefly(&AT_ONCE)
+            .as_deref()
+            .is_some_and(Option::is_some);
         let said = say(&format!(
-            "copyman: {}{} exiting at once (its backends cancelled)",
+            "copyman: {}{} exiting at once (its backends cancelled){}",
             name(signal),
-            again(signal)
+            again(signal),
+            if a_job { "" } else { ": nothing committed" }
         ));
         cancel_before_exit();
         let job = crate::watch::lock_briefly(&AT_ONCE)

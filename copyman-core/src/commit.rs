@@ -1128,7 +1128,7 @@ pub fn held_by(holders: &str) -> String {
         .map(|h| match h.strip_prefix("prepared ") {
             Some(gid) if parse_gid(gid).is_some() => format!(
                 "the prepared transaction {gid} (run `copyman recover --to CONN` with its \
-                 database's CONN)"
+                 database's CONN and its run's --decision-log)"
             ),
             Some(gid) => format!(
                 "the prepared transaction {gid} (COMMIT PREPARED or ROLLBACK PREPARED in its \

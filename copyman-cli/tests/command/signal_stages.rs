@@ -177,6 +177,24 @@ fn sigquit_exits_at_once_saying_what_committed() {
     assert!(said.contains("SIGQUIT received: exiting at once"), "{said}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    // Before the commit phase (the transactions begun): said too (it said only "its backends
+    // cancelled", signals41 F3).
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "begun:1");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(131), "{said}");
+    assert!(
+        said.contains(
+            "SIGQUIT received: exiting at once (its backends cancelled): nothing committed"
+        ),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
 
 #[test]

@@ -405,7 +405,7 @@ pub enum JobError {
     },
     /// Interrupted ([`Options::interrupt`](super::Options)) while it was planned: nothing was
     /// begun.
-    #[error("{0} while the job was being planned: nothing was begun, nothing committed")]
+    #[error("{0}; stopped while the job was being planned: nothing was begun, nothing committed")]
     Interrupted(String),
 }
 
