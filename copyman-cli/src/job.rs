@@ -831,7 +831,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             exit: Exit::interrupted(signal),
             server: None,
             message: format!(
-                "{reason} while the job was being planned: this run began nothing and \
+                "{reason}; stopped while the job was being planned: this run began nothing and \
                  committed nothing; the tables earlier runs committed stay committed, recorded \
                  in the state file {}: run again with --resume to copy what is missing",
                 options.state.display()
@@ -885,7 +885,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
         signals::printing_dry_run();
         plan.notes.splice(0..0, waited);
-        return dry_run(&plan, &dests, options.keep_going, output);
+        return dry_run(&plan, &dests, (options.keep_going, &options.state), output);
     }
     // Said under --quiet too, as --help promises: a note may change what is copied (an
     // --exclude-table that matches nothing leaves its table in). One note said alike of many
@@ -1178,7 +1178,7 @@ fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) 
 fn dry_run(
     plan: &job::Plan,
     dests: &[Server],
-    keep_going: bool,
+    (keep_going, state): (bool, &Path),
     output: Output,
 ) -> anyhow::Result<Exit> {
     // What the run would end with: a table refused on a destination stops the job before
@@ -1245,6 +1245,8 @@ fn dry_run(
             "endpoint": refused.and_then(|(_, i, _)| dests.get(i).map(|s| s.name.clone())),
             "sqlstate": refused.and_then(|(.., why)| why.sqlstate.clone()),
             "dry_run": true,
+            // Where the run would keep its records (jobs41 F5): not written by a dry run.
+            "state": state.display().to_string(),
             "snapshot": plan.snapshot,
             "notes": plan.notes,
             "warnings": report::warnings(),
@@ -1253,8 +1255,10 @@ fn dry_run(
         return Ok(exit);
     }
     let mut text = format!(
-        "copyman: dry run, nothing copied: {}, largest first\n",
-        plural(plan.tables.len(), "table")
+        "copyman: dry run, nothing copied: {}, largest first\n  state file: {} (the run \
+         would keep its records there; not written now)\n",
+        plural(plan.tables.len(), "table"),
+        state.display()
     );
     for note in &plan.notes {
         text.push_str(&format!("  note: {note}\n"));
@@ -1706,6 +1710,11 @@ fn write_human(
             )?;
             if let Some(rows) = d.rows {
                 write!(out, ", {rows} row{}", if rows == 1 { "" } else { "s" })?;
+                // Those an earlier run committed, which the destination no longer matches (its
+                // rows now are in the checksum's words): not what it holds (jobs41 F4).
+                if d.status == Status::Differs {
+                    write!(out, " recorded")?;
+                }
             }
             if d.verified == Some(true) {
                 write!(out, ", verified")?;

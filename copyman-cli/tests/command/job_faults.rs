@@ -117,6 +117,8 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
     assert_exit(&out, 4);
     let report = json(&out);
     assert_eq!(report["status"], "partial", "{report}");
+    // And where the run would keep its records, not written now (jobs41 F5).
+    assert_eq!(report["state"], state.arg(), "{report}");
 
     let out = job(&["--keep-going"]);
     let stderr = text(&out.stderr);

@@ -720,6 +720,18 @@ fn job_selection_a_resume_of_another_selection_is_refused() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &dst, "parts"), 3000);
+    // A job of every table is said so, not as "()" (jobs41 F3).
+    let every = TempPath::new("every-table.state");
+    let dst = database(&c.dest[0], PARTS);
+    let to = vec![c.dest[0].conninfo(&dst)];
+    assert_exit(&job(&from, &to, &["--state", every.arg()]), 0);
+    let out = job(&from, &to, &["parts", "--state", every.arg(), "--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("another selection (every table: no TABLE nor pattern), not "),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A resume may add `--exclude-table` patterns to leave out a table the earlier run did not

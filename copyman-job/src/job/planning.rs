@@ -503,7 +503,13 @@ fn resumed(
     {
         narrowing = selection.narrowing(recorded_for);
         if narrowing.is_none() {
-            let selection = selection.key();
+            // Every table (no TABLE nor pattern) is recorded as the empty key: said so, not
+            // as "()" (jobs41 F3).
+            let shown = |key: &str| match key {
+                "" => "every table: no TABLE nor pattern".to_owned(),
+                key => key.to_owned(),
+            };
+            let (recorded_for, selection) = (shown(recorded_for), shown(&selection.key()));
             return Err(JobError::Refused(format!(
                 "--resume: the state file {} was written for another selection \
                  ({recorded_for}), not {selection}: a resume of another selection could copy \
