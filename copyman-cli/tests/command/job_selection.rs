@@ -1106,6 +1106,28 @@ fn job_selection_a_pattern_that_matches_nothing_is_said() {
     );
     assert_eq!(count(&c.dest[0], &dst, "keep"), 1);
     assert_eq!(count(&c.dest[0], &dst, "audit_log"), 0);
+    // Under a schema on the search path, the note gives no other name to try: the pattern saw
+    // its tables (it said "say public.nosuch", jobs41 F6).
+    let fresh = database(&c.dest[0], schema);
+    let out = run(&[
+        "table",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&fresh),
+        "--schema",
+        "public",
+        "--exclude-table",
+        "nosuch",
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        said.contains("public among them: none of its tables is named so")
+            && !said.contains("say public.nosuch"),
+        "{said}"
+    );
 }
 
 /// A table created in a selected schema while the job plans (after the job listed its tables,

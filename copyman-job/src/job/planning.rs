@@ -919,6 +919,17 @@ fn plan_all(
     // A name the source has but for case folding or a dot or space taken as pattern syntax:
     // said with the quoting that selects it.
     let mut spelled: Vec<String> = Vec::new();
+    // The schemas an unqualified pattern sees (an --exclude-table's note).
+    let on_path: Vec<String> = (!unmatched.is_empty())
+        .then(|| {
+            src.query("SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))::text")
+                .ok()
+        })
+        .flatten()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
     for row in &unmatched {
         if let [Some(flag), Some(pattern)] = &row[..] {
             let literal = (flag != "--exclude-table")
@@ -933,7 +944,7 @@ fn plan_all(
                 hint
             });
             notes.push(match flag.as_str() {
-                "--exclude-table" => unmatched_exclusion(pattern, &selection.schemas),
+                "--exclude-table" => unmatched_exclusion(pattern, &selection.schemas, &on_path),
                 "--schema" => format!("--schema {pattern} matches no schema on the source{hint}"),
                 _ => format!("{flag} {pattern} matches no table on the source{hint}"),
             });
@@ -3571,8 +3582,10 @@ pub fn split(
 /// The note for an `--exclude-table` pattern that matches nothing. pg_dump's rule: unqualified,
 /// a pattern sees only the tables on the search path, so `--schema sales --exclude-table
 /// 'audit_*'` leaves `sales.audit_log` in: the note says how to name another schema's (the one
-/// `--schema` given, if it is one name).
-fn unmatched_exclusion(pattern: &str, schemas: &[String]) -> String {
+/// `--schema` given, if it is one name). Where that schema is on the search path (`on_path`: the
+/// source session's `current_schemas`), the pattern did see its tables: misspelt, or not there
+/// (it told to "say public.nosuch", jobs41 F6).
+fn unmatched_exclusion(pattern: &str, schemas: &[String], on_path: &[String]) -> String {
     let said = format!(
         "--exclude-table {pattern} matches no relation on the source: it leaves nothing out"
     );
@@ -3583,6 +3596,12 @@ fn unmatched_exclusion(pattern: &str, schemas: &[String]) -> String {
         [schema] if !schema.contains(['*', '?', '"', '.']) => schema.as_str(),
         _ => "SCHEMA",
     };
+    if on_path.iter().any(|s| s == schema) {
+        return format!(
+            "{said} (unqualified, it matches the tables on the search path, {schema} among \
+             them: none of its tables is named so)"
+        );
+    }
     format!(
         "{said} (unqualified, it matches only tables on the search path; say {schema}.{pattern} \
          for another schema's)"
@@ -3712,22 +3731,28 @@ mod tests {
         // The tester's F6: the README's `--schema sales --exclude-table 'audit_*'` copied
         // sales.audit_log, and the note said only that the pattern matches no relation.
         assert_eq!(
-            unmatched_exclusion("audit_*", &["sales".to_owned()]),
+            unmatched_exclusion("audit_*", &["sales".to_owned()], &[]),
             "--exclude-table audit_* matches no relation on the source: it leaves nothing out \
              (unqualified, it matches only tables on the search path; say sales.audit_* for \
              another schema's)"
         );
         assert!(
-            unmatched_exclusion("audit_*", &[])
+            unmatched_exclusion("audit_*", &[], &[])
                 .ends_with("say SCHEMA.audit_* for another schema's)")
         );
         assert!(
-            unmatched_exclusion("audit_*", &["s*".to_owned()])
+            unmatched_exclusion("audit_*", &["s*".to_owned()], &[])
                 .ends_with("say SCHEMA.audit_* for another schema's)")
         );
         assert_eq!(
-            unmatched_exclusion("sales.audit_*", &["sales".to_owned()]),
+            unmatched_exclusion("sales.audit_*", &["sales".to_owned()], &[]),
             "--exclude-table sales.audit_* matches no relation on the source: it leaves nothing out"
+        );
+        // A schema on the search path: its tables were seen, no other name to give.
+        let on_path = unmatched_exclusion("nosuch", &["public".to_owned()], &["public".to_owned()]);
+        assert!(
+            on_path.ends_with("public among them: none of its tables is named so)"),
+            "{on_path}"
         );
     }
 }
