@@ -1492,16 +1492,23 @@ pub(crate) fn copy_relation_named(
     conn: &mut copyman_sync::Connection,
     sql: &str,
 ) -> Option<(crate::sql::TableName, crate::sql::Relation)> {
-    copy_relation_generating(conn, sql).map(|(table, relation, _)| (table, relation))
+    copy_relation_generating(conn, sql).map(|(table, relation, ..)| (table, relation))
 }
 
 /// [`copy_relation_named`], with the names of the table's generated columns, which its COPY
 /// leaves out (where the statement lists none): a name there that the other end writes or reads
-/// at another place is a value landing in another column.
+/// at another place is a value landing in another column. And those its column list leaves out
+/// that a row without them cannot fill (no default, NOT NULL or a domain that refuses NULL):
+/// a `COPY … FROM` of it fails every row (23502).
 pub(crate) fn copy_relation_generating(
     conn: &mut copyman_sync::Connection,
     sql: &str,
-) -> Option<(crate::sql::TableName, crate::sql::Relation, Vec<String>)> {
+) -> Option<(
+    crate::sql::TableName,
+    crate::sql::Relation,
+    Vec<String>,
+    Vec<String>,
+)> {
     // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
     let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
     let row = conn.query(&query).ok()?.into_iter().next()?;
@@ -1513,7 +1520,17 @@ pub(crate) fn copy_relation_generating(
         .filter(|c| c.generated)
         .map(|c| c.name.as_str().to_owned())
         .collect();
-    relation.columns = match file_start::copy_columns(sql).flatten() {
+    let listed = file_start::copy_columns(sql).flatten();
+    let unfilled = match &listed {
+        Some(names) => (relation.columns.iter())
+            .filter(|c| {
+                !c.generated && !c.fills_itself && !names.iter().any(|n| n == c.name.as_str())
+            })
+            .map(|c| c.name.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    relation.columns = match listed {
         Some(names) => names
             .iter()
             .map(|n| {
@@ -1530,7 +1547,7 @@ pub(crate) fn copy_relation_generating(
             .filter(|c| !c.generated)
             .collect(),
     };
-    Some((table, relation, generated))
+    Some((table, relation, generated, unfilled))
 }
 
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'

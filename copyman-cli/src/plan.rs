@@ -1491,12 +1491,27 @@ fn raw_misreads(
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        let Some((table, read, generates)) =
+        let Some((table, read, generates, unfilled)) =
             crate::file_source::copy_relation_generating(conn, sql)
         else {
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        // Columns the --receive's list leaves out that a row cannot fill: every row fails
+        // (23502), said before any (table mode's --columns rule; types41 F6).
+        if !unfilled.is_empty() {
+            return Ok(Some(format!(
+                "the --receive's column list leaves out {} of {label}'s {table}, which take{} no \
+                 default and refuse{} NULL (NOT NULL, or of a domain that does): every row would \
+                 fail (23502); list {} in the --receive (and the --send), or give {} a DEFAULT \
+                 there",
+                unfilled.join(", "),
+                if unfilled.len() == 1 { "s" } else { "" },
+                if unfilled.len() == 1 { "s" } else { "" },
+                if unfilled.len() == 1 { "it" } else { "them" },
+                if unfilled.len() == 1 { "it" } else { "them" },
+            )));
+        }
         let settings = ReadSettings::asking_zones_of(conn, &read);
         if binary(sql) {
             let columns: Vec<Ident> = read.columns.iter().map(|c| c.name.clone()).collect();
@@ -1533,8 +1548,8 @@ fn raw_misreads(
         .then(|| crate::file_source::copy_relation_generating(source, send))
         .flatten();
     // The columns the --send's table generates, which its COPY leaves out.
-    let send_generates = (send_table.as_ref()).map_or_else(Vec::new, |(_, _, g)| g.clone());
-    let send_table = send_table.map(|(table, rel, _)| (table, rel));
+    let send_generates = (send_table.as_ref()).map_or_else(Vec::new, |(_, _, g, _)| g.clone());
+    let send_table = send_table.map(|(table, rel, ..)| (table, rel));
     let unreadable = send_table
         .as_ref()
         .and_then(|(table, rel)| Some((table, rel.refuses_copy_out()?)));
@@ -1731,12 +1746,25 @@ fn raw_misreads(
         for (to, from) in paired.columns.iter_mut().zip(sent) {
             to.name = from.name.clone();
         }
-        let columns: Vec<_> = paired.columns.iter().map(|c| c.name.clone()).collect();
+        // A value landing in a column of another name is said with that column's name (it
+        // named the --send's column only, which the destination may not have: types41 F6).
+        let (same, renamed): (Vec<_>, Vec<_>) = (paired.columns.iter())
+            .zip(&read.columns)
+            .partition(|(by_source, own)| by_source.name == own.name);
+        let same: Vec<_> = same.iter().map(|(c, _)| c.name.clone()).collect();
         converted.extend(copyman_job::plan::conversions(
-            &columns,
+            &same,
             &sent_rel,
             &[(label.as_str(), &paired)],
         ));
+        for (by_source, own) in renamed {
+            let into = format!("{label}, where it lands in column {}", own.name);
+            converted.extend(copyman_job::plan::conversions(
+                std::slice::from_ref(&by_source.name),
+                &sent_rel,
+                &[(into.as_str(), &paired)],
+            ));
+        }
         if binary {
             let misread = sent.iter().zip(&read.columns).find_map(|(from, to)| {
                 copyman_job::plan::binary_misread(from, to).map(|how| (how, from, to))

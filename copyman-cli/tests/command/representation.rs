@@ -1593,3 +1593,68 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
     }
     assert_eq!(count(&c.dest[0], &d1, "t"), 1);
 }
+
+/// A `--receive` whose column list leaves out a column that a row cannot fill (NOT NULL
+/// without a default): every row failed at the first (23502) where table mode's `--columns`
+/// refuses it while planning, and a dry run said OK (types41 F6). Refused before any row,
+/// dry run or not, naming the column; one with a default may be left out.
+#[test]
+fn copy_mode_refuses_a_receive_list_leaving_out_a_column_no_row_can_fill() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t1 (id int, name text); INSERT INTO t1 VALUES (1, 'a'), (2, 'b');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE nc (id int, name text, must int NOT NULL, dflt int NOT NULL DEFAULT 7);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let copy = |receive: &str, extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            "COPY t1 (id, name) TO STDOUT",
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = copy("COPY nc (id, name) FROM STDIN", extra);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the --receive's column list leaves out \"must\" of destination 1")
+                && !stderr.contains("\"dflt\""),
+            "{extra:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "nc"), 0);
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("ALTER TABLE nc ALTER must SET DEFAULT 0")
+        .unwrap();
+    assert_exit(&copy("COPY nc (id, name) FROM STDIN", &[]), 0);
+    assert_eq!(count(&c.dest[0], &dst, "nc"), 2);
+    // A conversion into a column of another name says that column (it named the --send's
+    // only, which the destination may not have).
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("CREATE TABLE mo (id int, m varchar(1))")
+        .unwrap();
+    let out = copy("COPY mo (id, m) FROM STDIN", &["--dry-run"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "column \"name\" is text on the source but character varying(1) on destination 1"
+        ) && stderr.contains("where it lands in column \"m\""),
+        "{stderr}"
+    );
+}
