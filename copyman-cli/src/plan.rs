@@ -1655,6 +1655,22 @@ fn raw_misreads(
             columns.iter().map(|c| c.name.as_str().to_owned()).collect()
         };
         let (written, taken) = (names(sent), names(&read.columns));
+        // HEADER MATCH on the --receive: the header the --send writes is its columns' names,
+        // which must be the destination's, in order, or the COPY fails at the first line (the
+        // dry run said OK: types41 F5).
+        if statement::header_must_match(receive_sql)
+            && statement::has_header(send) == Some(true)
+            && written != taken
+        {
+            return Ok(Some(format!(
+                "the --receive's HEADER MATCH reads a header naming {label}'s columns ({}), and \
+                 the --send's {what} writes the header ({}): COPY would refuse its first line \
+                 (22P04); name the --send's columns as the destination's (AS), or give the \
+                 --receive HEADER without MATCH",
+                taken.join(", "),
+                written.join(", ")
+            )));
+        }
         let mut sorted = (written.clone(), taken.clone());
         sorted.0.sort();
         sorted.1.sort();

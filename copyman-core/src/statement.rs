@@ -1119,6 +1119,27 @@ fn sql_string(value: &str) -> String {
 /// assert_eq!(has_header("COPY t FROM STDIN WHERE header IS NULL"), Some(false));
 /// ```
 pub fn has_header(sql: &str) -> Option<bool> {
+    header_value(sql).map(|value| value.is_some())
+}
+
+/// Whether a COPY … FROM statement that [`check`] accepted asks its header to match its columns
+/// (`HEADER MATCH`, PostgreSQL 15): the first line's fields must be the columns' names, in
+/// order, or the COPY fails at it (22P04).
+///
+/// ```
+/// use copyman_core::statement::header_must_match;
+///
+/// assert!(header_must_match("COPY t FROM STDIN (FORMAT csv, HEADER MATCH)"));
+/// assert!(header_must_match("COPY t FROM STDIN (FORMAT csv, header 'match')"));
+/// assert!(!header_must_match("COPY t FROM STDIN (FORMAT csv, HEADER)"));
+/// ```
+pub fn header_must_match(sql: &str) -> bool {
+    header_value(sql).flatten().as_deref() == Some("match")
+}
+
+/// A COPY statement's HEADER option: `None` when it cannot be told, `Some(None)` without a
+/// header, `Some(Some(value))` with one (its value in lower case, `true` when none is given).
+fn header_value(sql: &str) -> Option<Option<String>> {
     let tokens = tokens(sql, true).ok()?;
     let at = tokens.iter().position(|t| {
         t.depth == 0
@@ -1126,7 +1147,7 @@ pub fn has_header(sql: &str) -> Option<bool> {
             && (t.text.eq_ignore_ascii_case("to") || t.text.eq_ignore_ascii_case("from"))
     })?;
     let rest = tokens.get(at + 2..).unwrap_or_default();
-    let mut header = false;
+    let mut header = None;
     for (i, t) in rest.iter().enumerate() {
         if t.literal || t.depth > 1 {
             continue;
@@ -1135,16 +1156,14 @@ pub fn has_header(sql: &str) -> Option<bool> {
             break;
         }
         if t.text.eq_ignore_ascii_case("header") {
-            header = match rest
+            let value = rest
                 .get(i + 1)
                 .filter(|v| v.depth == t.depth && v.text != ",")
-            {
-                Some(value) => {
-                    let value = value.text.trim_matches('\'').to_ascii_lowercase();
-                    !matches!(value.as_str(), "false" | "off" | "0")
-                }
-                None => true,
-            };
+                .map_or_else(
+                    || "true".to_owned(),
+                    |v| v.text.trim_matches('\'').to_ascii_lowercase(),
+                );
+            header = (!matches!(value.as_str(), "false" | "off" | "0")).then_some(value);
         }
     }
     Some(header)

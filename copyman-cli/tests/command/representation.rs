@@ -1658,3 +1658,47 @@ fn copy_mode_refuses_a_receive_list_leaving_out_a_column_no_row_can_fill() {
         "{stderr}"
     );
 }
+
+/// A `--receive` with HEADER MATCH, fed a header that names other columns (a query renaming
+/// one): COPY refused the first line (22P04) where the dry run said OK (types41 F5). Said
+/// before any row; a header that matches copies.
+#[test]
+fn copy_mode_checks_a_header_match_against_the_columns_sent() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t1 (id int, name text); INSERT INTO t1 VALUES (1, 'a'), (2, 'b');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE cm (id int, name text);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let copy = |select: &str, extra: &[&str]| {
+        let send = format!("COPY ({select}) TO STDOUT (FORMAT csv, HEADER)");
+        let mut args = vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            &send,
+            "--to",
+            &to,
+            "--receive",
+            "COPY cm FROM STDIN (FORMAT csv, HEADER MATCH)",
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = copy("SELECT id AS foo, name FROM t1", extra);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("HEADER MATCH reads a header naming destination 1")
+                && stderr.contains("(id, name)")
+                && stderr.contains("writes the header (foo, name)"),
+            "{extra:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "cm"), 0);
+    assert_exit(&copy("SELECT id, name FROM t1", &[]), 0);
+    assert_eq!(count(&c.dest[0], &dst, "cm"), 2);
+}
