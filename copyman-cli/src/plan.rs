@@ -1483,6 +1483,44 @@ fn raw_misreads(
     guards: &mut (Vec<Option<String>>, Option<String>),
 ) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
+    // An ENCODING on some statements only: the others read the data in their sessions'
+    // client_encoding, as the run will set it. Refused as the other options are (exit 2, the
+    // dry run too), not at the COPYs' start (exit 1; copy41 F4).
+    let conns: Vec<&Connection> = std::iter::once(&*source)
+        .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
+        .collect();
+    let session = crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
+        .unwrap_or_else(|| "UTF8".to_owned());
+    let encoded = |sql: &str| {
+        statement::representation(sql).map(|mut rep| {
+            let given = rep.encoding.take().unwrap_or_else(|| session.clone());
+            rep.encoding = Some(statement::encoding_name(&given));
+            rep
+        })
+    };
+    let sent = encoded(send);
+    let received: Vec<_> = (receive.iter())
+        .map(|sql| sql.as_deref().and_then(encoded))
+        .collect();
+    if received
+        .iter()
+        .flatten()
+        .any(|r| r.encoding != sent.as_ref().and_then(|s| s.encoding.clone()))
+    {
+        let name = |i: usize| format!("the --receive of destination {}", i + 1);
+        let refused = copyman_core::start::check_representations(
+            sent.as_ref(),
+            received
+                .iter()
+                .enumerate()
+                .map(|(i, rep)| (i, rep.as_ref())),
+            name,
+            |against| against.map_or_else(|| "--send".to_owned(), name),
+        );
+        if let Some((_, mismatch)) = refused.into_iter().next() {
+            return Ok(Some(mismatch.to_string()));
+        }
+    }
     // What each destination's --receive reads into, where it names a table (and, in the same
     // order, which destination that is).
     let mut reads = Vec::new();
@@ -1850,8 +1888,9 @@ fn raw_misreads(
     if let Some(why) = text_read_otherwise(source, &columns, dests, &pairs, &all_labels) {
         return Ok(Some(why));
     }
+    // `copy` has no --verify: the words that point to it are table mode's (copy41 F1).
     for warning in converted {
-        report::warn(warning);
+        report::warn(warning.replace("; --verify compares what was loaded", ""));
     }
     if let Some(warning) = copyman_job::plan::named_on_search_path(&sent_rel, &columns) {
         report::warn(warning);

@@ -357,8 +357,8 @@ fn what_changes(reads: &Representation, written: &Representation) -> &'static st
     same_encoding.encoding.clone_from(&b.encoding);
     if a.encoding != b.encoding && same_encoding.agrees_with(&b) {
         "its characters would be decoded as another encoding ('é' stored as 'Ã©') without an \
-         error; give both ends the same encoding (their sessions' client_encoding, or an \
-         ENCODING option on one statement)"
+         error; give both ends the same encoding (the same ENCODING option on both statements, \
+         or neither, the sessions' client_encoding then)"
     } else if !a.agrees_with(&b) {
         "its rows would be read as another format (NULLs, empty strings and escapes changed \
          without an error); give both ends the same FORMAT and options"
@@ -366,8 +366,10 @@ fn what_changes(reads: &Representation, written: &Representation) -> &'static st
         "a HEADER on one end only: the first row would be skipped as a header, or a header \
          stored as a row; give both ends the same FORMAT and options"
     } else {
-        "FORCE_NULL or FORCE_NOT_NULL on one end only: empty strings and NULLs of those \
-         columns would be read as each other; give both ends the same FORMAT and options"
+        "FORCE_NULL or FORCE_NOT_NULL, options of COPY FROM only (no COPY TO writes to \
+         match them): empty strings and NULLs of those columns would be read as each other; \
+         to turn one into the other, do it in the producing query (NULLIF(col, '') makes an \
+         empty string NULL, coalesce(col, '') the reverse)"
     }
 }
 
