@@ -1712,21 +1712,33 @@ fn raw_misreads(
         let mut sorted = (written.clone(), taken.clone());
         sorted.0.sort();
         sorted.1.sort();
-        // Both statements listing their columns: the order is the user's, on purpose.
+        // Both statements listing their columns: the order is the user's, on purpose (but for
+        // the same names in another order, below).
         let listed =
             |sql: &str| matches!(copyman_core::file_start::copy_columns(sql), Some(Some(_)));
         let chosen = (query.is_some() || listed(send)) && listed(receive_sql);
-        let mend = match query {
-            Some(_) => {
+        let mend = match (query, chosen) {
+            // A query's columns and the --receive's list naming the same columns in another
+            // order (copy41 F7: every row stored in the wrong columns, exit 0): a slip; one
+            // meant is said with AS.
+            (Some(_), true) => {
+                "give both lists one order, or, if each value is meant for the other column, \
+                 say so in the --send with AS (SELECT email AS name, …)"
+            }
+            (Some(_), false) => {
                 "select them in the destination's order, or list the columns in the --receive \
                  in the query's order"
             }
-            None => {
+            (None, _) => {
                 "list the columns in the --receive in the --send's order, or use `copyman \
                  table`, which copies by name"
             }
         };
-        if written != taken && sorted.0 == sorted.1 && !chosen {
+        // The same names in another order: refused where a query selects them (it can say a
+        // swap with AS), listed or not; a table's column list written out against the
+        // --receive's is a swap said in the only way a table's COPY can.
+        let swap_written_out = query.is_none() && chosen;
+        if written != taken && sorted.0 == sorted.1 && !swap_written_out {
             return Ok(Some(format!(
                 "COPY reads fields by position: the --send's {what} writes the columns ({}) and \
                  {label} reads the same columns in another order ({}): their values would land \

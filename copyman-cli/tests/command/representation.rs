@@ -1707,3 +1707,57 @@ fn copy_mode_checks_a_header_match_against_the_columns_sent() {
     assert_exit(&copy("SELECT id, name FROM t1", &[]), 0);
     assert_eq!(count(&c.dest[0], &dst, "cm"), 2);
 }
+
+/// A query's columns and a `--receive`'s list naming the same columns in another order
+/// (`COPY (SELECT email, name …)` into `COPY people (name, email)`): every row was stored in the
+/// wrong columns, exit 0, where the same header from a file, or a --receive without a list, is
+/// refused (copy41 F7). Refused; renaming with AS says a swap is meant.
+#[test]
+fn copy_mode_refuses_listed_columns_naming_each_other_in_another_order() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE customers (name text, email text);
+         INSERT INTO customers VALUES ('Ada', 'ada@example.com');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE people (name text, email text);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let copy = |send: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            "COPY people (name, email) FROM STDIN",
+        ])
+    };
+    // (A table's column list written out against the --receive's is a swap said as a table's
+    // COPY can: copy_with_both_column_lists_written_out_copies_as_written.)
+    for send in [
+        "COPY (SELECT email, name FROM customers) TO STDOUT",
+        "COPY (SELECT * FROM (SELECT email, name FROM customers) s) TO STDOUT",
+    ] {
+        let out = copy(send);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("writes the columns (email, name)")
+                && stderr.contains("reads the same columns in another order (name, email)")
+                && stderr.contains("say so in the --send with AS"),
+            "{send}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "people"), 0);
+    assert_exit(
+        &copy("COPY (SELECT email AS name, name AS email FROM customers) TO STDOUT"),
+        0,
+    );
+    assert_eq!(
+        c.dest[0].psql(&dst, "SELECT name FROM people").trim(),
+        "ada@example.com"
+    );
+}
