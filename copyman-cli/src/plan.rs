@@ -624,6 +624,11 @@ fn table_plan(
     }
     // A destination `name` or `"char"` that would cut the source's values.
     if let (Some(conn), Some(rel), Some(columns)) = (source.as_deref_mut(), &source_rel, &columns) {
+        let conns: Vec<&Connection> = std::iter::once(&*conn)
+            .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
+            .collect();
+        let passes = crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
+            .unwrap_or_else(|| "UTF8".to_owned());
         let encoded: Vec<(&str, &Relation, String)> = dest_rels
             .iter()
             .filter_map(|(i, r)| {
@@ -632,17 +637,18 @@ fn table_plan(
                     .as_ref()?
                     .session()
                     .parameter("server_encoding");
-                Some((labels[*i].as_str(), r, encoding?.to_owned()))
+                let measured = copyman_job::plan::measured_in(encoding?, &passes);
+                Some((labels[*i].as_str(), r, measured))
             })
             .collect();
         let rows = copyman_job::plan::table_rows(&copy.table, copy.condition.as_deref());
-        copyman_job::plan::values_cut(conn, &rows, columns, rel, &encoded).map_err(|message| {
-            Fatal {
+        copyman_job::plan::values_cut(conn, Ok(&rows), columns, rel, &encoded).map_err(
+            |message| Fatal {
                 exit: Exit::Usage,
                 server: None,
                 message,
-            }
-        })?;
+            },
+        )?;
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view, false) {
         report::warn(warning);
@@ -1852,33 +1858,63 @@ fn raw_misreads(
     let columns: Vec<_> = sent.iter().map(|c| c.name.clone()).collect();
     // A destination `name` or `"char"` that would cut the --send's values (its own type, or
     // another encoding), measured as table mode measures them: a table's rows, or the query's
-    // in a read-only transaction (one that writes fails there and is not measured; the query
-    // runs once more for it, only where such a destination column is fed another type).
+    // in a read-only transaction (the query runs once more for it, only where such a
+    // destination column is fed another type).
     let rows = match (&send_table_name, query) {
         (Some(table), _) => Some(copyman_job::plan::table_rows(table, None)),
         (None, Some(query)) => Some(copyman_job::plan::query_rows(query)),
         (None, None) => None,
     };
     if let Some(rows) = rows {
+        let conns: Vec<&Connection> = std::iter::once(&*source)
+            .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
+            .collect();
+        let passes = crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
+            .unwrap_or_else(|| "UTF8".to_owned());
         let encoding = |i: usize| {
             let conn = dests[i].conn.as_ref();
             let encoding = conn.and_then(|c| c.session().parameter("server_encoding"));
-            encoding.unwrap_or_default().to_owned()
+            copyman_job::plan::measured_in(encoding.unwrap_or_default(), &passes)
         };
         let encoded: Vec<(&str, &Relation, String)> = paired_all
             .iter()
             .zip(&indices)
             .map(|((label, rel, _), i)| (*label, rel, encoding(*i)))
             .collect();
+        // A query is read again only where it reads: one that writes (`DELETE … RETURNING`, a
+        // data-modifying WITH, nextval()) fails in the read-only transaction, and a value it
+        // would cut is refused as not measured, never passed over (recheck41 F2).
+        let writes = query.is_some_and(|q| {
+            let first = q.trim_start().trim_start_matches('(').trim_start();
+            let word = first
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .unwrap_or("");
+            !["select", "values", "with", "table"].contains(&word.to_ascii_lowercase().as_str())
+        });
         let idle =
             source.session().transaction_status() == copyman_core::session::TransactionStatus::Idle;
-        let read_only = query.is_none() || (idle && source.execute("BEGIN READ ONLY").is_ok());
-        let cut = (read_only)
-            .then(|| copyman_job::plan::values_cut(source, &rows, &columns, &sent_rel, &encoded));
-        if query.is_some() && read_only {
+        let read = match query {
+            None => Ok(()),
+            Some(_) if writes => {
+                Err("the --send's query writes, and is not run again to measure them")
+            }
+            Some(_) if idle && source.execute("BEGIN READ ONLY").is_ok() => Ok(()),
+            Some(_) => {
+                Err("the source's session could not open a read-only transaction to read them")
+            }
+        };
+        let cut = copyman_job::plan::values_cut(
+            source,
+            read.map(|()| rows.as_str()),
+            &columns,
+            &sent_rel,
+            &encoded,
+        );
+        if query.is_some() && read.is_ok() {
             let _ = source.execute("ROLLBACK");
         }
-        if let Some(Err(why)) = cut {
+        if let Err(why) = cut {
             return Ok(Some(why));
         }
     }

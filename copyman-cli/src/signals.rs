@@ -824,17 +824,21 @@ fn handle(signal: i32, stopping: &'static str) {
         // prepared, and what was not sent rolls back as copyman exits.
         let two_phase = ending == Some(true)
             || crate::watch::lock_briefly(&RECOVERING).is_some_and(|log| log.is_some());
+        // Recover told how to find this run's decisions (its own --decision-log: recheck41 F5).
+        let recover = crate::recover::same_as_this_run();
         let (statement, doubt, rest) = if two_phase {
             (
                 "COMMIT PREPARED",
-                "may have committed or still be prepared: copyman recover finishes it",
-                "prepared: copyman recover commits them",
+                format!(
+                    "may have committed or still be prepared: copyman recover {recover} finishes it"
+                ),
+                format!("prepared: copyman recover {recover} commits them"),
             )
         } else {
             (
                 "COMMIT",
-                "may have committed",
-                "rolled back as copyman exits",
+                "may have committed".to_owned(),
+                "rolled back as copyman exits".to_owned(),
             )
         };
         let said = say(&format!(

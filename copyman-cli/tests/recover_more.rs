@@ -1353,7 +1353,8 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
         said.contains("received again: exiting at once during the COMMITs")
             && said.contains(&format!(
                 "COMMIT PREPARED sent, not answered (may have committed or still be prepared: \
-                 copyman recover finishes it): {gid} on "
+                 copyman recover with the same --to and --decision-log {} finishes it): {gid} on ",
+                log.arg()
             )),
         "{said}"
     );

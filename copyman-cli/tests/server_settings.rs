@@ -3113,3 +3113,80 @@ fn a_receives_strings_read_otherwise_on_its_destination_are_refused() {
     assert_exit(&copy("COPY rt TO STDOUT", &[&to_off], text_where), 0);
     assert_eq!(ids(&c.dest[0], &off, "rt"), "2");
 }
+
+/// Where a `name` column's values cannot be measured they are not passed over (recheck41 F2):
+/// a `--send` that writes (a `DELETE … RETURNING` move, whose long value was deleted from the
+/// source and stored cut) or that the read-only measure refuses (`nextval()`) is refused,
+/// saying so. And into a SQL_ASCII destination the values are measured in the encoding the data
+/// arrives in (a LATIN1 source's 40 `é` arrived as 80 UTF-8 bytes, cut at 63 mid-character, and
+/// `é` into a "char" kept half of it; recheck41 F3).
+#[test]
+fn values_that_cannot_be_measured_or_arrive_in_another_encoding_are_not_passed_over() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE src (id int, nm text); CREATE SEQUENCE sq;
+         INSERT INTO src VALUES (1, 'short'), (1000, repeat('L', 70));",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE dst (id int, nm name);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    for send in [
+        "COPY (DELETE FROM src WHERE id > 90 RETURNING id, nm) TO STDOUT",
+        "COPY (SELECT nextval('sq')::int, nm FROM src) TO STDOUT",
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            "COPY dst FROM STDIN",
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("column \"nm\" is name on destination 1")
+                && stderr.contains("could not be measured"),
+            "{send}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "dst"), 0);
+    assert_eq!(
+        count(&c.source, &src, "src"),
+        2,
+        "nothing moved off the source"
+    );
+    // A LATIN1 source into a SQL_ASCII destination.
+    let base = database(&c.source, "SELECT 1");
+    let table = "CREATE TABLE ch (id int, t text, nm text);";
+    let l1 = database_in(
+        &c.source,
+        format!("{base}_l1"),
+        "LATIN1",
+        &format!("{table} INSERT INTO ch VALUES (2, 'é', repeat('é', 40));"),
+    );
+    let sa = database_in(
+        &c.dest[0],
+        format!("{base}_sa"),
+        "SQL_ASCII",
+        "CREATE TABLE ch (id int, t \"char\", nm name);",
+    );
+    let out = run(&[
+        "table",
+        "ch",
+        "--from",
+        &c.source.conninfo(&l1),
+        "--to",
+        &c.dest[0].conninfo(&sa),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("take more in its encoding (UTF8; the source's is LATIN1)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &sa, "ch"), 0);
+}

@@ -920,7 +920,7 @@ fn atomic_a_second_signal_before_a_prepared_source_commits_says_recover_commits_
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
         said.contains("the source's prepared transaction stays prepared")
-            && said.contains("not committed: source (prepared: copyman recover commits them)")
+            && said.contains("not committed: source (prepared: copyman recover with the same --to")
             && !said.contains("its changes roll back"),
         "{said}"
     );

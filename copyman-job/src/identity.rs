@@ -363,6 +363,23 @@ pub fn table_files(conn: &mut Connection, table: &sql::TableName) -> Option<Stri
     rows.into_iter().next()?.into_iter().next().flatten()
 }
 
+/// How many rows of `table` on the server of `conn` one of the transactions `xids` inserted
+/// (`txid_current()`'s, with epoch: its `xmin`, which freezing keeps). `None` where it cannot be
+/// asked (no SELECT on the table, the table gone, `conn` in a transaction).
+pub fn rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option<u64> {
+    if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
+        return None;
+    }
+    // `xmin` is the id without its epoch.
+    let list: Vec<String> = xids.iter().map(|x| (x & 0xFFFF_FFFF).to_string()).collect();
+    let sql = format!(
+        "SELECT count(*)::text FROM {table} WHERE xmin = ANY ('{{{}}}'::pg_catalog.xid[])",
+        list.join(",")
+    );
+    let rows = conn.query(&sql).ok()?;
+    rows.first()?.first()?.as_deref()?.parse().ok()
+}
+
 /// Whether `table` on the server of `conn` holds a row that one of the transactions `xids`
 /// (`txid_current()`'s, with epoch) inserted: its `xmin`, which freezing keeps. `None` where it
 /// cannot be asked (no SELECT on the table, the table gone, `conn` in a transaction).

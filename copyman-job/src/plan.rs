@@ -629,6 +629,23 @@ const NAME: u32 = 19;
 /// The `"char"` type's OID: a server keeps the first byte of a longer value without an error.
 const CHAR: u32 = 18;
 
+/// The encoding a destination's values are measured in ([`values_cut`]): its server's, but for
+/// a SQL_ASCII one, which stores the bytes it gets as they come, the encoding the data passes
+/// in (`passes`: a LATIN1 source's `é` arrives there as two UTF-8 bytes, recheck41 F3).
+///
+/// ```
+/// use copyman_job::plan::measured_in;
+///
+/// assert_eq!(measured_in("LATIN1", "UTF8"), "LATIN1");
+/// assert_eq!(measured_in("SQL_ASCII", "UTF8"), "UTF8");
+/// ```
+pub fn measured_in(server_encoding: &str, passes: &str) -> String {
+    match server_encoding {
+        "SQL_ASCII" => passes.to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// Where the source's rows are read for [`values_cut`]: a table's rows (those of a `--where`
 /// when one is given).
 pub fn table_rows(table: &TableName, condition: Option<&str>) -> String {
@@ -653,15 +670,18 @@ pub fn query_rows(query: &str) -> String {
 /// [`query_rows`]) are measured in each destination's `server_encoding` (a value its encoding
 /// cannot hold fails the COPY anyway, and is not asked about here). `dests` gives each
 /// destination's label, relation (its columns named as the source's they take) and
-/// `server_encoding`. A place the source's value has no like of (text into a composite, a
-/// range's bounds) is not measured.
+/// `server_encoding` (for a SQL_ASCII one, which stores what it gets, the encoding the data
+/// passes in). A place the source's value has no like of (text into a composite, a range's
+/// bounds) is not measured. Where the rows cannot be read (`rows` is why: a `--send` that
+/// writes, which a measure must not run again), or the measure fails, nothing is passed over:
+/// the column is refused with why (recheck41 F2).
 ///
 /// # Errors
 /// The first column whose values would be cut on a destination: how many, an example, and what
-/// to do.
+/// to do; or whose values could not be measured.
 pub fn values_cut(
     source: &mut Connection,
-    rows: &str,
+    rows: Result<&str, &str>,
     columns: &[Ident],
     source_rel: &Relation,
     dests: &[(&str, &Relation, String)],
@@ -703,6 +723,18 @@ pub fn values_cut(
                 }
                 // The source's values at that place: an element of each array, a field of
                 // each composite (by the source's field name at that position).
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(why) => {
+                        return Err(format!(
+                            "column {name} is {} on {label}, which cuts a longer text value \
+                             without an error, and the source's values could not be measured \
+                             ({why}): cast it in the --send's query as the destination's type \
+                             to take the cut as yours, or copy it into a text column there",
+                            to.type_name
+                        ));
+                    }
+                };
                 let mut values = format!("SELECT {name} AS v FROM {rows}");
                 let mut place = Vec::new();
                 let mut at = String::new();
@@ -748,13 +780,25 @@ pub fn values_cut(
                         format!("> 1 AND v !~ {}", sql::literal(r"^\\[0-7]{3}$")),
                     )
                 };
+                let kind = if leaf.oid == NAME { "name" } else { "\"char\"" };
+                let unmeasured = |why: &str| {
+                    format!(
+                        "column {name} is {} on {label}, which holds {limit} without an error \
+                         ({kind}), and the source's values could not be measured ({why}): a \
+                         longer one would arrive cut; read it as the destination's type \
+                         ({name}::{kind} in a `copy` --send query) to take the cut as yours, or \
+                         copy it into a text column there",
+                        to.type_name
+                    )
+                };
                 let query = format!(
                     "SELECT count(*)::text, min(v) FROM (SELECT v::text AS v FROM ({values}) q) q \
                      WHERE pg_catalog.octet_length(pg_catalog.convert_to(v, {})) {cut_if}",
                     sql::literal(dest_encoding)
                 );
-                let Ok(rows) = source.query(&query) else {
-                    continue;
+                let rows = match source.query(&query) {
+                    Ok(rows) => rows,
+                    Err(e) => return Err(unmeasured(&crate::job::describe(&e).to_string())),
                 };
                 let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
                 let (Some(n), Some(example)) = (field(0), field(1)) else {
@@ -762,7 +806,6 @@ pub fn values_cut(
                 };
                 let example: String = example.chars().take(20).collect();
                 // Said where a field holds it (an array's own elements are its type's name).
-                let kind = if leaf.oid == NAME { "name" } else { "\"char\"" };
                 let whose = match place.iter().any(|p| p != "element") {
                     true => format!(", whose {} is {kind}", place.join("'s ")),
                     false => String::new(),

@@ -242,21 +242,25 @@ fn settle(
             fates.push((xid, fate));
         }
         if !fates.is_empty() && fates.iter().all(|(_, f)| *f == Fate::Committed) {
-            // A committed id whose rows are not there, in a table that holds others, may be
-            // another transaction's: a crash of the destination forgot the run's id before its
-            // COMMIT was durable, and the server gave it to one of its own since (or the rows
-            // were changed since). An empty one is copied again ([`resumed_here`]).
+            // A committed id whose rows are not all there, in a table that holds others, may
+            // be another transaction's: a crash of the destination forgot the run's id before
+            // its COMMIT was durable, and the server gave it to one of its own since — which
+            // may have written into this very table (recheck41 F1) — or the rows were updated
+            // or deleted since. An empty one is copied again ([`resumed_here`]).
             let newest = commit.xids.iter().copied().max().unwrap_or_default();
-            if commit.rows > 0
-                && crate::identity::holds_rows_of(conn, table, &commit.xids) == Some(false)
+            let written = (commit.rows > 0)
+                .then(|| crate::identity::rows_of(conn, table, &commit.xids))
+                .flatten();
+            if let Some(found) = written.filter(|&n| n < commit.rows)
                 && holds_rows(conn, name) == Some(true)
             {
                 unknown.get_or_insert_with(|| {
                     format!(
-                        "transaction {newest} committed there, but the table holds none of the \
-                         rows it would have written: the server may have given the id to a \
-                         transaction of its own after a crash forgot it, or the rows were \
-                         updated or deleted since"
+                        "transaction {newest} committed there, but the table holds {found} of \
+                         the {} rows it would have written: the server may have given the id to \
+                         a transaction of its own after a crash forgot it, or the rows were \
+                         updated or deleted since",
+                        commit.rows
                     )
                 });
                 continue;

@@ -346,7 +346,8 @@ fn a_second_signal_during_the_commit_prepareds_says_recover_commits_the_rest() {
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
         said.contains("exiting at once during the COMMITs: committed: destination 1;")
-            && said.contains("(prepared: copyman recover commits them)"),
+            && said.contains("(prepared: copyman recover with the same --to")
+            && said.contains("commits them)"),
         "{said}"
     );
     assert_eq!(run.counts(), [2000, 0, 0]);

@@ -1843,16 +1843,24 @@ fn plan_all(
         if let Some(warning) = crate::plan::large_object_columns(&view, Some(&columns)) {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        // The data passes in the shared encoding, else in the source session's.
+        let passes = (options.data_encoding.clone())
+            .or_else(|| {
+                src.session()
+                    .parameter("client_encoding")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "UTF8".to_owned());
         let encoded: Vec<(&str, &Relation, String)> = view
             .iter()
             .zip(&rels)
             .filter_map(|((label, rel), (i, _))| {
                 let encoding = dests[*i].as_ref()?.session().parameter("server_encoding");
-                Some((*label, *rel, encoding?.to_owned()))
+                Some((*label, *rel, crate::plan::measured_in(encoding?, &passes)))
             })
             .collect();
         let rows = crate::plan::table_rows(&sel.table, None);
-        crate::plan::values_cut(&mut src, &rows, &columns, &source_rel, &encoded)
+        crate::plan::values_cut(&mut src, Ok(&rows), &columns, &source_rel, &encoded)
             .map_err(|why| JobError::Refused(format!("table {}: {why}", sel.table)))?;
         // A view is read on the source's search_path: values that name objects lose their
         // schema.
