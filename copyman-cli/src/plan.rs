@@ -1608,6 +1608,8 @@ fn raw_misreads(
         });
     }
     let send_table_name = send_table.as_ref().map(|(table, _)| table.clone());
+    // Why the source could not describe the --send's query, where it could not.
+    let mut undescribed_why: Option<String> = None;
     let described = match query {
         None => send_table.map(|(table, rel)| {
             if binary(send) {
@@ -1648,9 +1650,11 @@ fn raw_misreads(
                         "the --send's query could not be described by the source ({why}), so \
                          copyman cannot check that {label} reads its columns in their order: \
                          list the columns in the --receive in the query's order (COPY t (a, b, \
-                         …) FROM STDIN), which says the order is yours"
+                         …) FROM STDIN), which says the order is yours{}",
+                        same_names_hint(&why)
                     )));
                 }
+                undescribed_why = Some(why);
                 None
             }
         },
@@ -1660,13 +1664,16 @@ fn raw_misreads(
         // Binary data carries no type: what the query writes could not be checked against what
         // each destination reads (a text read as an int4's bytes), and nothing would fail.
         if binary && query.is_some() && !reads.is_empty() {
-            return Ok(Some(
+            return Ok(Some(format!(
                 "--send is a query in FORMAT binary whose columns the source could not \
                  describe: the types it writes cannot be checked against the destinations' \
                  columns, and binary COPY does not convert values (a text's bytes read as an \
-                 int4); copy in text (FORMAT text or csv on both ends), which converts"
-                    .to_owned(),
-            ));
+                 int4); copy in text (FORMAT text or csv on both ends), which converts{}",
+                undescribed_why
+                    .as_deref()
+                    .map(same_names_hint)
+                    .unwrap_or_default()
+            )));
         }
         return Ok(None);
     };
@@ -2041,6 +2048,19 @@ fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescr
     let described = described_in_transaction(conn, query);
     let _ = conn.execute("ROLLBACK");
     described
+}
+
+/// Where a query could not be described because two of its columns have one name (42701: a
+/// view cannot have them; `SELECT c.id, o.id` is a fine query): the way to describe it — or
+/// nothing (copy41 F9).
+fn same_names_hint(why: &str) -> String {
+    if why.contains("42701") {
+        "; or give each of its columns its own name with AS (SELECT c.id AS customer_id, o.id \
+         AS order_id …), which lets it be described"
+            .to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// [`query_columns`]'s ways, each tried in a savepoint of the transaction it opened.

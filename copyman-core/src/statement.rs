@@ -39,6 +39,17 @@ pub enum StatementError {
         /// The COPY expected.
         expected: &'static str,
     },
+    /// psql's `\copy` meta-command, which no server reads (it slipped through as a COPY, the
+    /// server then saying only "syntax error at or near \"\\\"").
+    #[error(
+        "the statement is psql's \\copy meta-command, which no server reads; expected \
+         {expected}: write COPY (copyman does the client's side: a file on this machine is \
+         --from FILE or --to FILE)"
+    )]
+    MetaCommand {
+        /// The COPY expected.
+        expected: &'static str,
+    },
     /// The statement is not a COPY.
     #[error("the statement is not a COPY: {statement}; expected {expected}")]
     NotCopy {
@@ -135,6 +146,9 @@ pub fn check_with(
     standard_strings: bool,
 ) -> Result<(), StatementError> {
     let expected = direction.describe();
+    if sql.trim_start().starts_with('\\') {
+        return Err(StatementError::MetaCommand { expected });
+    }
     let words = top_level_words(sql, standard_strings)?;
     let not_copy = || StatementError::NotCopy {
         expected,
@@ -1941,6 +1955,14 @@ mod tests {
         let long = format!("SELECT {}", "x, ".repeat(40));
         let e = check(&long, Direction::FromStdin).unwrap_err();
         assert!(e.to_string().contains(", x,…; expected"), "{e}");
+        // psql's \copy is said as such (it passed as a COPY: copy41 F5).
+        let e = check(" \\copy t to stdout", Direction::ToStdout).unwrap_err();
+        assert!(matches!(e, StatementError::MetaCommand { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("the statement is psql's \\copy meta-command"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1761,3 +1761,56 @@ fn copy_mode_refuses_listed_columns_naming_each_other_in_another_order() {
         "ada@example.com"
     );
 }
+
+/// A query with two columns of one name (`SELECT c.id, o.id`) cannot be described as a view
+/// (42701): the refusals that follow from it give the way that lets it be described, AS
+/// (copy41 F9); and psql's `\copy`, which no server reads, is refused as such before
+/// connecting (it passed as a COPY, the server then saying only "syntax error", copy41 F5).
+#[test]
+fn copy_mode_says_the_way_out_of_a_query_with_two_columns_of_one_name() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE ab (x int, y int);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let send = "COPY (SELECT a.id, b.id FROM a JOIN b USING (id)) TO STDOUT (FORMAT binary)";
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        send,
+        "--to",
+        &to,
+        "--receive",
+        "COPY ab FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("give each of its columns its own name with AS"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "\\copy a to stdout",
+        "--to",
+        &to,
+        "--receive",
+        "COPY ab (x) FROM STDIN",
+        "--dry-run",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("psql's \\copy meta-command"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "ab"), 0);
+}
