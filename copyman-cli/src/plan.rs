@@ -1565,6 +1565,22 @@ fn raw_misreads(
             );
             guards.0[i] = read.types_unchanged(&table, hold, &columns, version);
         }
+        // A column the --receive fills whose values come from a sequence (identity, serial):
+        // copy mode writes the values, table mode advances the sequence past them after; said
+        // (copy41 F8: the next INSERT there collided).
+        let sequenced: Vec<String> = (read.columns.iter())
+            .filter(|c| c.sequence.is_some())
+            .map(|c| c.name.to_string())
+            .collect();
+        if !sequenced.is_empty() {
+            report::warn(format_args!(
+                "{label}: the --receive writes {}, whose values come from a sequence there \
+                 (identity or serial), which `copy` does not advance: the next INSERT there may \
+                 take a value copied now; advance it after (SELECT setval(…)), or copy with \
+                 `copyman table`, which does",
+                sequenced.join(", ")
+            ));
+        }
         indices.push(i);
         reads.push((label, read, settings, sql.clone(), generates));
     }

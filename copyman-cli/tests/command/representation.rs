@@ -1814,3 +1814,37 @@ fn copy_mode_says_the_way_out_of_a_query_with_two_columns_of_one_name() {
     );
     assert_eq!(count(&c.dest[0], &dst, "ab"), 0);
 }
+
+/// A `--receive` writing an identity column: `copy` does not advance its sequence (table mode
+/// does), and the next INSERT there collided without a word (copy41 F8). Said.
+#[test]
+fn copy_mode_says_a_sequence_it_does_not_advance() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, name text); INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE idpk (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);",
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY idpk (id, name) FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("the --receive writes \"id\", whose values come from a sequence"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "idpk"), 2);
+}
