@@ -313,12 +313,26 @@ pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
         crate::args::Endpoint::Stdio => Some("stdin".to_owned()),
         other => Some(format!("the file {}", other.display())),
     };
+    // A --receive's own ENCODING is what the server reads the file in, whatever --encoding
+    // says (it said "read as LATIN1 (--encoding)" of a file read as UTF8: copy41 F13).
+    let own = match &t.statements {
+        crate::args::Statements::Raw { receive, .. } => (receive.iter().flatten())
+            .find_map(|sql| copyman_core::statement::representation(sql)?.encoding),
+        crate::args::Statements::Table { .. } => None,
+    };
     *INPUT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) =
-        input.map(|input| match &t.safety.encoding {
-            Some(encoding) => format!("{input} is read as {encoding} (--encoding)"),
-            None => format!(
+        input.map(|input| match (own, &t.safety.encoding) {
+            (Some(own), given) => format!(
+                "{input} is read as {own}, the --receive's ENCODING{}",
+                given
+                    .as_ref()
+                    .map(|e| format!(" (it overrides --encoding {e})"))
+                    .unwrap_or_default()
+            ),
+            (None, Some(encoding)) => format!("{input} is read as {encoding} (--encoding)"),
+            (None, None) => format!(
                 "{input} is read as UTF8 (the default): give its encoding with --encoding, e.g. \
              --encoding LATIN1"
             ),
@@ -644,7 +658,22 @@ impl RunReport {
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
             let at = d.reached.as_ref().map(|host| format!(" (at {host})"));
-            let endpoint = format!("{}{}", d.endpoint, at.unwrap_or_default());
+            // One database given twice (a query into two of its tables): each line says its
+            // table, or the lines read alike (copy41 F11).
+            let twice = (self.destinations.iter())
+                .filter(|o| o.endpoint == d.endpoint)
+                .count()
+                > 1;
+            let table = (d.statement.as_deref())
+                .filter(|_| twice)
+                .and_then(copyman_core::statement::copy_table)
+                .map(|t| format!(" → {t}"));
+            let endpoint = format!(
+                "{}{}{}",
+                d.endpoint,
+                at.unwrap_or_default(),
+                table.unwrap_or_default()
+            );
             let status = d.status.name();
             match (&d.error, &d.warning) {
                 (Some(error), _) => writeln!(out, "  {status:<12} {tag:<14} {endpoint}: {error}")?,
@@ -1318,6 +1347,16 @@ mod tests {
             "{human}"
         );
         assert!(human.contains("SQLSTATE 23514: bad row"), "{human}");
+        // One database twice: each line names its table.
+        let mut twice = report.clone();
+        twice.destinations[1].endpoint = "host=b".into();
+        twice.destinations[1].reached = None;
+        twice.destinations[1].statement = Some("COPY other FROM STDIN".into());
+        let mut said = Vec::new();
+        twice.write_human(&mut said).unwrap();
+        let said = String::from_utf8(said).unwrap();
+        assert!(said.contains("host=b → public.t\n"), "{said}");
+        assert!(said.contains("host=b → other: "), "{said}");
         // A host list's outcome names the host its sessions went to.
         assert!(
             human.contains("u@c1:5432,c2:5432/db (at c2:5432): SQLSTATE 23514"),

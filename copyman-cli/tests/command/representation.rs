@@ -1848,3 +1848,33 @@ fn copy_mode_says_a_sequence_it_does_not_advance() {
     );
     assert_eq!(count(&c.dest[0], &dst, "idpk"), 2);
 }
+
+/// A file read by a `--receive` with an ENCODING of its own is read in that, whatever
+/// `--encoding` says: a 22021 said "the file is read as LATIN1 (--encoding)" of a file the
+/// server read as UTF8 (copy41 F13).
+#[test]
+fn a_receives_own_encoding_is_the_one_said_with_a_bad_byte() {
+    let c = clusters();
+    let dst = database(&c.dest[0], "CREATE TABLE e (id int, s text);");
+    let file = TempPath::new("latin1-own.csv");
+    std::fs::write(&file.0, b"1,Zo\xeb\n").unwrap();
+    let out = run(&[
+        "copy",
+        "--encoding",
+        "LATIN1",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY e FROM STDIN (FORMAT csv, ENCODING 'UTF8')",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("is read as UTF8, the --receive's ENCODING (it overrides --encoding LATIN1)"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "e"), 0);
+}
