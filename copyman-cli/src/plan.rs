@@ -1542,13 +1542,15 @@ fn raw_misreads(
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
         // Columns the --receive's list leaves out that a row cannot fill: every row fails
-        // (23502), said before any (table mode's --columns rule; types41 F6).
-        if !unfilled.is_empty() {
+        // (23502), or gets NULL past its domain's NOT NULL or CHECK (COPY does not check a
+        // domain for an omitted column); said before any row (table mode's --columns rule;
+        // types41 F6). Not where an INSERT trigger of the table may fill them (recheck41b F1).
+        if !unfilled.is_empty() && read.insert_triggers.is_none() {
             return Ok(Some(format!(
                 "the --receive's column list leaves out {} of {label}'s {table}, which take{} no \
-                 default and refuse{} NULL (NOT NULL, or of a domain that does): every row would \
-                 fail (23502); list {} in the --receive (and the --send), or give {} a DEFAULT \
-                 there",
+                 default and refuse{} NULL: under NOT NULL every row would fail (23502), of a \
+                 domain that refuses NULL every row would store it past the domain; list {} in \
+                 the --receive (and the --send), or give {} a DEFAULT there",
                 unfilled.join(", "),
                 if unfilled.len() == 1 { "s" } else { "" },
                 if unfilled.len() == 1 { "s" } else { "" },
@@ -1738,7 +1740,11 @@ fn raw_misreads(
                 written.join(", ")
             )));
         }
-        let mut sorted = (written.clone(), taken.clone());
+        // Names told apart by case only count as one ("Email" and email: a query's alias in
+        // another case landed every value in the other column, recheck41b F3).
+        let lower =
+            |names: &[String]| -> Vec<String> { names.iter().map(|n| n.to_lowercase()).collect() };
+        let mut sorted = (lower(&written), lower(&taken));
         sorted.0.sort();
         sorted.1.sort();
         // Both statements listing their columns: the order is the user's, on purpose (but for
@@ -1767,7 +1773,7 @@ fn raw_misreads(
         // swap with AS), listed or not; a table's column list written out against the
         // --receive's is a swap said in the only way a table's COPY can.
         let swap_written_out = query.is_none() && chosen;
-        if written != taken && sorted.0 == sorted.1 && !swap_written_out {
+        if lower(&written) != lower(&taken) && sorted.0 == sorted.1 && !swap_written_out {
             return Ok(Some(format!(
                 "COPY reads fields by position: the --send's {what} writes the columns ({}) and \
                  {label} reads the same columns in another order ({}): their values would land \

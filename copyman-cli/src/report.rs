@@ -315,9 +315,21 @@ pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
     };
     // A --receive's own ENCODING is what the server reads the file in, whatever --encoding
     // says (it said "read as LATIN1 (--encoding)" of a file read as UTF8: copy41 F13).
+    // Said only where every --receive names the same one (recheck41b F8: the first one's was
+    // said of every destination).
     let own = match &t.statements {
-        crate::args::Statements::Raw { receive, .. } => (receive.iter().flatten())
-            .find_map(|sql| copyman_core::statement::representation(sql)?.encoding),
+        crate::args::Statements::Raw { receive, .. } => {
+            let each: Vec<Option<String>> = (receive.iter())
+                .map(|sql| {
+                    let sql = sql.as_deref()?;
+                    copyman_core::statement::representation(sql)?.encoding
+                })
+                .collect();
+            match each.split_first() {
+                Some((first, rest)) if rest.iter().all(|e| e == first) => first.clone(),
+                _ => None,
+            }
+        }
         crate::args::Statements::Table { .. } => None,
     };
     *INPUT

@@ -785,8 +785,8 @@ pub fn values_cut(
                     format!(
                         "column {name} is {} on {label}, which holds {limit} without an error \
                          ({kind}), and the source's values could not be measured ({why}): a \
-                         longer one would arrive cut; read it as the destination's type \
-                         ({name}::{kind} in a `copy` --send query) to take the cut as yours, or \
+                         longer one would arrive cut; cast the value to the destination's type \
+                         in the `copy` --send query (…::{kind}) to take the cut as yours, or \
                          copy it into a text column there",
                         to.type_name
                     )
@@ -798,6 +798,14 @@ pub fn values_cut(
                 );
                 let rows = match source.query(&query) {
                     Ok(rows) => rows,
+                    // The read-only transaction is the measure's own: the query writes
+                    // (nextval(), a function that writes, a data-modifying WITH), not the
+                    // server (recheck41b F5).
+                    Err(e) if matches!(e.code(), Some("25006" | "0A000")) => {
+                        return Err(unmeasured(
+                            "the --send's query writes, and is not run again to measure them",
+                        ));
+                    }
                     Err(e) => return Err(unmeasured(&crate::job::describe(&e).to_string())),
                 };
                 let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());

@@ -824,7 +824,7 @@ fn a_commit_a_destination_crash_forgot_is_neither_a_restore_nor_taken_as_done() 
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("but the table holds 0 of the 1000 rows it would have written")
+        stderr.contains("but the table holds 0 rows it wrote where the run's wrote 1000")
             && stderr.contains("--truncate"),
         "{stderr}"
     );
@@ -848,8 +848,27 @@ fn a_commit_a_destination_crash_forgot_is_neither_a_restore_nor_taken_as_done() 
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("but the table holds 1 of the 1000 rows it would have written"),
+        stderr.contains("but the table holds 1 rows it wrote where the run's wrote 1000"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dst, "b"), 2, "not taken as done");
+    // One that inserted more rows than the run's into it: another count too (recheck41b F6).
+    crash();
+    let mut app = c.dest[0].connect(&dst);
+    app.batch_execute("BEGIN; INSERT INTO b SELECT generate_series(10001, 11200)")
+        .unwrap();
+    let xid: String = app
+        .query_one("SELECT txid_current()::text", &[])
+        .unwrap()
+        .get(0);
+    app.batch_execute("COMMIT").unwrap();
+    forget(xid.parse().unwrap());
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr)
+            .contains("but the table holds 1200 rows it wrote where the run's wrote 1000"),
+        "{}",
+        text(&out.stderr)
+    );
 }
