@@ -1094,30 +1094,6 @@ pub(crate) fn endpoints(
             }
         }
     }
-    // COPY data passes from server to server as bytes: read in another client_encoding than it
-    // was written in, it fails, or worse, is stored as other text.
-    let servers: Vec<&ServerSpec> = std::iter::once(&source)
-        .chain(&destinations)
-        .filter_map(|e| match e {
-            Endpoint::Server(spec) => Some(&**spec),
-            _ => None,
-        })
-        .collect();
-    if let Some((first, rest)) = servers.split_first()
-        && let Some(other) = rest
-            .iter()
-            .find(|s| s.client_encoding() != first.client_encoding())
-    {
-        return Err(ArgError::usage(format!(
-            "client_encoding differs between {} ({}) and {} ({}): the COPY data would be \
-                 read in another encoding than it was written in; give every server the same \
-                 client_encoding",
-            first.display,
-            first.client_encoding(),
-            other.display,
-            other.client_encoding()
-        )));
-    }
     let stdout = destinations
         .iter()
         .filter(|d| matches!(d, Endpoint::Stdio))
@@ -1145,6 +1121,39 @@ fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
     })
 }
 
+/// COPY data passes from server to server as bytes: read in another client_encoding than it
+/// was written in, it fails, or worse, is stored as other text. Refused where the servers'
+/// sessions differ — unless every statement names its ENCODING (`copy`), which then decides
+/// (recheck41b F4: refused with a reason that did not hold).
+pub(crate) fn refuse_other_client_encodings(
+    source: &Endpoint,
+    destinations: &[Endpoint],
+) -> Result<(), ArgError> {
+    let servers: Vec<&ServerSpec> = std::iter::once(source)
+        .chain(destinations)
+        .filter_map(|e| match e {
+            Endpoint::Server(spec) => Some(&**spec),
+            _ => None,
+        })
+        .collect();
+    if let Some((first, rest)) = servers.split_first()
+        && let Some(other) = rest
+            .iter()
+            .find(|s| s.client_encoding() != first.client_encoding())
+    {
+        return Err(ArgError::usage(format!(
+            "client_encoding differs between {} ({}) and {} ({}): the COPY data would be \
+                 read in another encoding than it was written in; give every server the same \
+                 client_encoding",
+            first.display,
+            first.client_encoding(),
+            other.display,
+            other.client_encoding()
+        )));
+    }
+    Ok(())
+}
+
 fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     let Some(text) = low.tables.first() else {
         return Err(ArgError::usage("TABLE: a table to copy is needed"));
@@ -1163,6 +1172,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         sql::check_condition(condition).map_err(|e| ArgError::usage(e.to_string()))?;
     }
     let (mut source, destinations) = endpoints(&low.from, &low.to, env, low.safety.stall_timeout)?;
+    refuse_other_client_encodings(&source, &destinations)?;
     // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
     // output before the COPY), and a --where in its own string and array settings.
     if let Endpoint::Server(spec) = &mut source {
@@ -1298,6 +1308,13 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
 
 fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     let (mut source, destinations) = endpoints(&low.from, &low.to, env, low.safety.stall_timeout)?;
+    // Every statement naming its ENCODING decides what the data is in, whatever the
+    // sessions' client_encoding.
+    let stated =
+        |sql: &String| statement::representation(sql).is_some_and(|r| r.encoding.is_some());
+    if !(low.send.iter().all(stated) && !low.receive.is_empty() && low.receive.iter().all(stated)) {
+        refuse_other_client_encodings(&source, &destinations)?;
+    }
     // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
     // output before the COPY) and its own string and array settings.
     if let Endpoint::Server(spec) = &mut source {

@@ -262,6 +262,7 @@ impl JobArgs {
             None => None,
         };
         let (source, destinations) = endpoints(&low.from, &low.to, env, low.safety.stall_timeout)?;
+        crate::args::refuse_other_client_encodings(&source, &destinations)?;
         // The limits and checks mean what they mean for one table (and `--encoding`, for file
         // and stdin endpoints only, is refused as for any copy between servers).
         let safety = Safety::from_low(&low.safety, &source, &destinations)?;

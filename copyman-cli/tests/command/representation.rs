@@ -1891,3 +1891,53 @@ fn a_receives_own_encoding_is_the_one_said_with_a_bad_byte() {
     );
     assert_eq!(count(&c.dest[0], &dst, "e"), 0);
 }
+
+/// Sessions of differing client_encoding were refused ("the COPY data would be read in another
+/// encoding") even where both statements name one ENCODING, which decides what the data is in
+/// (recheck41b F4): copied, the characters as they were. One statement without it is refused
+/// as before.
+#[test]
+fn both_statements_naming_one_encoding_copy_between_sessions_of_others() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE enc (id int, s text); INSERT INTO enc VALUES (1, 'é'), (2, 'plain');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE enc (id int, s text);");
+    let from = c.source.conninfo(&src);
+    let to = format!("{} client_encoding=LATIN1", c.dest[0].conninfo(&dst));
+    let copy = |send: &str, receive: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ])
+    };
+    let out = copy(
+        "COPY enc TO STDOUT",
+        "COPY enc FROM STDIN (ENCODING 'UTF8')",
+    );
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("client_encoding differs between"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = copy(
+        "COPY enc TO STDOUT (ENCODING 'UTF8')",
+        "COPY enc FROM STDIN (ENCODING 'UTF8')",
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        c.dest[0]
+            .psql(&dst, "SELECT s FROM enc WHERE id = 1")
+            .trim(),
+        "é"
+    );
+}
