@@ -624,11 +624,7 @@ fn table_plan(
     }
     // A destination `name` or `"char"` that would cut the source's values.
     if let (Some(conn), Some(rel), Some(columns)) = (source.as_deref_mut(), &source_rel, &columns) {
-        let conns: Vec<&Connection> = std::iter::once(&*conn)
-            .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
-            .collect();
-        let passes = crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
-            .unwrap_or_else(|| "UTF8".to_owned());
+        let passes = passing_encoding(t, conn, dests);
         let encoded: Vec<(&str, &Relation, String)> = dest_rels
             .iter()
             .filter_map(|(i, r)| {
@@ -1046,6 +1042,17 @@ fn servers_read_otherwise(
         .map(|(i, rel, settings)| (labels[*i].as_str(), *rel, settings))
         .collect();
     copyman_job::plan::read_otherwise(source, columns, &read)
+}
+
+/// The encoding the data will pass in between `source` and the destinations' sessions, as the
+/// run will set it ([`crate::limits::non_utf8_client_encoding`]), else UTF8: what a statement
+/// without an ENCODING is read in, and what a SQL_ASCII destination gets.
+fn passing_encoding(t: &Transfer, source: &Connection, dests: &[Dest<'_>]) -> String {
+    let conns: Vec<&Connection> = std::iter::once(source)
+        .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
+        .collect();
+    crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
+        .unwrap_or_else(|| "UTF8".to_owned())
 }
 
 /// [`copyman_job::plan::xml_declared`] for `columns` between `conns`, in the `client_encoding`
@@ -1492,11 +1499,7 @@ fn raw_misreads(
     // An ENCODING on some statements only: the others read the data in their sessions'
     // client_encoding, as the run will set it. Refused as the other options are (exit 2, the
     // dry run too), not at the COPYs' start (exit 1; copy41 F4).
-    let conns: Vec<&Connection> = std::iter::once(&*source)
-        .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
-        .collect();
-    let session = crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
-        .unwrap_or_else(|| "UTF8".to_owned());
+    let session = passing_encoding(t, source, dests);
     let encoded = |sql: &str| {
         statement::representation(sql).map(|mut rep| {
             let given = rep.encoding.take().unwrap_or_else(|| session.clone());
@@ -1848,7 +1851,8 @@ fn raw_misreads(
             to.name = from.name.clone();
         }
         // A value landing in a column of another name is said with that column's name (it
-        // named the --send's column only, which the destination may not have: types41 F6).
+        // named the --send's column only, which the destination may not have: types41 F6);
+        // without table mode's --verify advice, which `copy` has not (copy41 F1).
         let (same, renamed): (Vec<_>, Vec<_>) = (paired.columns.iter())
             .zip(&read.columns)
             .partition(|(by_source, own)| by_source.name == own.name);
@@ -1857,6 +1861,7 @@ fn raw_misreads(
             &same,
             &sent_rel,
             &[(label.as_str(), &paired)],
+            false,
         ));
         for (by_source, own) in renamed {
             let into = format!("{label}, where it lands in column {}", own.name);
@@ -1864,6 +1869,7 @@ fn raw_misreads(
                 std::slice::from_ref(&by_source.name),
                 &sent_rel,
                 &[(into.as_str(), &paired)],
+                false,
             ));
         }
         if binary {
@@ -1895,15 +1901,10 @@ fn raw_misreads(
         (None, None) => None,
     };
     if let Some(rows) = rows {
-        let conns: Vec<&Connection> = std::iter::once(&*source)
-            .chain(dests.iter().filter_map(|d| d.conn.as_ref()))
-            .collect();
-        let passes = crate::limits::non_utf8_client_encoding(t, conns.iter().copied())
-            .unwrap_or_else(|| "UTF8".to_owned());
         let encoding = |i: usize| {
             let conn = dests[i].conn.as_ref();
             let encoding = conn.and_then(|c| c.session().parameter("server_encoding"));
-            copyman_job::plan::measured_in(encoding.unwrap_or_default(), &passes)
+            copyman_job::plan::measured_in(encoding.unwrap_or_default(), &session)
         };
         let encoded: Vec<(&str, &Relation, String)> = paired_all
             .iter()
@@ -1965,9 +1966,8 @@ fn raw_misreads(
     if let Some(why) = text_read_otherwise(source, &columns, dests, &pairs, &all_labels) {
         return Ok(Some(why));
     }
-    // `copy` has no --verify: the words that point to it are table mode's (copy41 F1).
     for warning in converted {
-        report::warn(warning.replace("; --verify compares what was loaded", ""));
+        report::warn(warning);
     }
     if let Some(warning) = copyman_job::plan::named_on_search_path(&sent_rel, &columns) {
         report::warn(warning);

@@ -872,7 +872,7 @@ pub fn choose_format(
             let mut warning = None;
             if let (Some(columns), Some(source)) = (columns, source) {
                 if format != Format::Binary {
-                    warning = conversions(columns, source, dests);
+                    warning = conversions(columns, source, dests, true);
                 } else if let Err(why) = binary_misreads(columns, source, dests) {
                     return Err(why);
                 } else if let Some(why) = no_binary_input(dests) {
@@ -881,7 +881,7 @@ pub fn choose_format(
                     // What would round or cut is said as under text (the server applies a
                     // destination's modifiers to binary input as to text), and a binary form
                     // copyman cannot vouch for, besides.
-                    let said = conversions(columns, source, dests);
+                    let said = conversions(columns, source, dests, true);
                     let untrusted = binary_types(columns, source, dests)
                         .err()
                         .filter(|why| !said.as_ref().is_some_and(|s| s.contains(why.as_str())))
@@ -925,7 +925,7 @@ pub fn choose_format(
             FormatChoice {
                 format,
                 reason,
-                warning: conversions(columns, source, dests),
+                warning: conversions(columns, source, dests, true),
             }
         }
         (None, _, _) => FormatChoice {
@@ -2327,11 +2327,13 @@ pub fn file_read_as_other_types(columns: &[Ident], dests: &[(&str, &Relation)]) 
 /// may change values — the destination reads each value as its own type does (a `numeric`
 /// rounded to its scale, a `float8` to a `real`, a `timestamptz` without its offset, a `json`
 /// object's duplicate keys dropped): one warning naming them, or `None` where every value reads
-/// back unchanged (the same type, a wider one, or `text`).
+/// back unchanged (the same type, a wider one, or `text`). `verify` adds that `--verify`
+/// compares what was loaded (table mode and jobs have it; `copy` has not).
 pub fn conversions(
     columns: &[Ident],
     source: &Relation,
     dests: &[(&str, &Relation)],
+    verify: bool,
 ) -> Option<String> {
     let mut said = Vec::new();
     let mut unreadable = Vec::new();
@@ -2413,8 +2415,13 @@ pub fn conversions(
     let converted = (!said.is_empty()).then(|| {
         format!(
             "{}: the destination converts each value to its type (it may be rounded, cut or \
-             read otherwise; --verify compares what was loaded)",
-            said.join("; ")
+             read otherwise{})",
+            said.join("; "),
+            if verify {
+                "; --verify compares what was loaded"
+            } else {
+                ""
+            }
         )
     });
     let converted = match (converted, unreadable.is_empty()) {
@@ -2606,14 +2613,14 @@ mod tests {
         let domain = with(column("public.plainint", "integer"));
         let cols = [Ident::new("v")];
         let dests = [("destination 1", &domain)];
-        assert_eq!(conversions(&cols, &plain, &dests), None);
+        assert_eq!(conversions(&cols, &plain, &dests, true), None);
         assert_eq!(binary_types(&cols, &plain, &dests), Ok(()));
         assert_eq!(binary_misread(&plain.columns[0], &domain.columns[0]), None);
         let chosen = choose_format(None, Some(&cols), Some(&plain), &dests, true, true).unwrap();
         assert_eq!(chosen.format, Format::Binary, "{}", chosen.reason);
         let wide = with(column("numeric(12,2)", "numeric(12,2)"));
         let narrow = with(column("public.money2", "numeric(10,2)"));
-        let said = conversions(&cols, &wide, &[("destination 1", &narrow)]).unwrap();
+        let said = conversions(&cols, &wide, &[("destination 1", &narrow)], true).unwrap();
         assert!(said.contains("may be rounded"), "{said}");
         // Money's words are read by money and the strings only: said as failing, not converted
         // (types41 F3).
@@ -2626,6 +2633,7 @@ mod tests {
             &cols,
             &money,
             &[("destination 1", &with(typed_as("numeric", 1700)))],
+            true,
         )
         .unwrap();
         assert!(said.contains("which cannot read money's words"), "{said}");
@@ -2633,6 +2641,7 @@ mod tests {
             &cols,
             &money,
             &[("destination 1", &with(typed_as("text", 25)))],
+            true,
         );
         assert!(said.is_none_or(|s| !s.contains("money's words")));
         // A user-defined base is not vouched for by its name.
@@ -2789,7 +2798,12 @@ mod tests {
             assert_eq!(keeps_values(from, to), keeps, "{from} -> {to}");
             let source = rel(&[("v", from, false, None)]);
             let dest = rel(&[("v", to, false, None)]);
-            let said = conversions(&parse_columns("v").unwrap(), &source, &[("d1", &dest)]);
+            let said = conversions(
+                &parse_columns("v").unwrap(),
+                &source,
+                &[("d1", &dest)],
+                true,
+            );
             assert_eq!(said.is_none(), keeps, "{from} -> {to}: {said:?}");
             if let Some(said) = said {
                 assert!(said.contains(&format!("is {from} on the source but {to} on d1")));
@@ -2936,7 +2950,7 @@ mod tests {
             ("m", "mood[]", false, Some("16400@/e")),
         ]);
         let cols = parse_columns("d, m").unwrap();
-        let said = conversions(&cols, &source, &[("destination 1", &dest)]).unwrap();
+        let said = conversions(&cols, &source, &[("destination 1", &dest)], true).unwrap();
         assert!(
             said.contains(r#"column "d" is da on both sides, but made of other types"#),
             "{said}"
