@@ -9,6 +9,29 @@ const TABLE: &str = "CREATE TABLE t (i int8, s text)";
 const FILL: &str = "INSERT INTO t SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'é' || g END \
                     FROM generate_series(1, 1000) g";
 
+/// `copyman copy --from FROM --send SEND --to TO --receive RECEIVE EXTRA…`.
+fn copy_between(
+    from: &str,
+    send: &str,
+    to: &str,
+    receive: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "copy",
+        "--from",
+        from,
+        "--send",
+        send,
+        "--to",
+        to,
+        "--receive",
+        receive,
+    ];
+    args.extend(extra);
+    run(&args)
+}
+
 /// A text `--send` and a CSV `--receive`: refused before any server is reached (the hosts do not
 /// exist), exit 2, in core's words.
 #[test]
@@ -72,19 +95,8 @@ fn an_encoding_other_than_the_sessions_is_refused_once_connected() {
     let dst = database(&c.dest[0], TABLE);
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
     for extra in [&["--dry-run"][..], &[]] {
-        let mut args = vec![
-            "copy",
-            "--from",
-            &from,
-            "--send",
-            "COPY t TO STDOUT",
-            "--to",
-            &to,
-            "--receive",
-            "COPY t FROM STDIN (ENCODING 'LATIN1')",
-        ];
-        args.extend(extra);
-        let out = run(&args);
+        let receive = "COPY t FROM STDIN (ENCODING 'LATIN1')";
+        let out = copy_between(&from, "COPY t TO STDOUT", &to, receive, extra);
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
@@ -520,19 +532,7 @@ fn copy_of_a_query_checks_its_columns_as_a_tables() {
          CREATE TABLE stamps (at timestamp)",
     );
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
-    let copy = |send: &str, receive: &str| {
-        run(&[
-            "copy",
-            "--from",
-            &from,
-            "--send",
-            send,
-            "--to",
-            &to,
-            "--receive",
-            receive,
-        ])
-    };
+    let copy = |send: &str, receive: &str| copy_between(&from, send, &to, receive, &[]);
     let out = copy(
         "COPY (SELECT id, first_name, last_name FROM p WHERE id > 0) TO STDOUT",
         "COPY p FROM STDIN",
@@ -1615,19 +1615,7 @@ fn copy_mode_refuses_a_receive_list_leaving_out_a_column_no_row_can_fill() {
     );
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
     let copy = |receive: &str, extra: &[&str]| {
-        let mut args = vec![
-            "copy",
-            "--from",
-            &from,
-            "--send",
-            "COPY t1 (id, name) TO STDOUT",
-            "--to",
-            &to,
-            "--receive",
-            receive,
-        ];
-        args.extend(extra);
-        run(&args)
+        copy_between(&from, "COPY t1 (id, name) TO STDOUT", &to, receive, extra)
     };
     for extra in [&["--dry-run"][..], &[]] {
         let out = copy("COPY nc (id, name) FROM STDIN", extra);
@@ -1690,19 +1678,8 @@ fn copy_mode_checks_a_header_match_against_the_columns_sent() {
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
     let copy = |select: &str, extra: &[&str]| {
         let send = format!("COPY ({select}) TO STDOUT (FORMAT csv, HEADER)");
-        let mut args = vec![
-            "copy",
-            "--from",
-            &from,
-            "--send",
-            &send,
-            "--to",
-            &to,
-            "--receive",
-            "COPY cm FROM STDIN (FORMAT csv, HEADER MATCH)",
-        ];
-        args.extend(extra);
-        run(&args)
+        let receive = "COPY cm FROM STDIN (FORMAT csv, HEADER MATCH)";
+        copy_between(&from, &send, &to, receive, extra)
     };
     for extra in [&["--dry-run"][..], &[]] {
         let out = copy("SELECT id AS foo, name FROM t1", extra);
@@ -1734,19 +1711,8 @@ fn copy_mode_refuses_listed_columns_naming_each_other_in_another_order() {
     );
     let dst = database(&c.dest[0], "CREATE TABLE people (name text, email text);");
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
-    let copy = |send: &str| {
-        run(&[
-            "copy",
-            "--from",
-            &from,
-            "--send",
-            send,
-            "--to",
-            &to,
-            "--receive",
-            "COPY people (name, email) FROM STDIN",
-        ])
-    };
+    let receive = "COPY people (name, email) FROM STDIN";
+    let copy = |send: &str| copy_between(&from, send, &to, receive, &[]);
     // (A table's column list written out against the --receive's is a swap said as a table's
     // COPY can: copy_with_both_column_lists_written_out_copies_as_written.)
     for send in [
@@ -1790,35 +1756,15 @@ fn copy_mode_says_the_way_out_of_a_query_with_two_columns_of_one_name() {
     let dst = database(&c.dest[0], "CREATE TABLE ab (x int, y int);");
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
     let send = "COPY (SELECT a.id, b.id FROM a JOIN b USING (id)) TO STDOUT (FORMAT binary)";
-    let out = run(&[
-        "copy",
-        "--from",
-        &from,
-        "--send",
-        send,
-        "--to",
-        &to,
-        "--receive",
-        "COPY ab FROM STDIN (FORMAT binary)",
-    ]);
+    let out = copy_between(&from, send, &to, "COPY ab FROM STDIN (FORMAT binary)", &[]);
     assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("give each of its columns its own name with AS"),
         "{}",
         text(&out.stderr)
     );
-    let out = run(&[
-        "copy",
-        "--from",
-        &from,
-        "--send",
-        "\\copy a to stdout",
-        "--to",
-        &to,
-        "--receive",
-        "COPY ab (x) FROM STDIN",
-        "--dry-run",
-    ]);
+    let send = "\\copy a to stdout";
+    let out = copy_between(&from, send, &to, "COPY ab (x) FROM STDIN", &["--dry-run"]);
     assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("psql's \\copy meta-command"),
@@ -1841,17 +1787,9 @@ fn copy_mode_says_a_sequence_it_does_not_advance() {
         &c.dest[0],
         "CREATE TABLE idpk (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);",
     );
-    let out = run(&[
-        "copy",
-        "--from",
-        &c.source.conninfo(&src),
-        "--send",
-        "COPY t TO STDOUT",
-        "--to",
-        &c.dest[0].conninfo(&dst),
-        "--receive",
-        "COPY idpk (id, name) FROM STDIN",
-    ]);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let receive = "COPY idpk (id, name) FROM STDIN";
+    let out = copy_between(&from, "COPY t TO STDOUT", &to, receive, &[]);
     assert_exit(&out, 0);
     assert!(
         text(&out.stderr)
