@@ -1484,6 +1484,22 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
             ));
         }
     }
+    // Options the server refuses together (FORCE_QUOTE in text, HEADER MATCH in a COPY TO, a
+    // two-byte DELIMITER): said now, and by a dry run, rather than by the server at the start.
+    let refused = send
+        .and_then(|sql| statement::refused_options(sql, Direction::ToStdout))
+        .map(|refusal| ("--send".to_owned(), refusal))
+        .or_else(|| {
+            receive.iter().enumerate().find_map(|(i, sql)| {
+                let refusal = statement::refused_options(sql.as_deref()?, Direction::FromStdin)?;
+                Some((format!("the --receive of destination {}", i + 1), refusal))
+            })
+        });
+    if let Some((what, refusal)) = refused {
+        return Err(ArgError::usage(format!(
+            "{what}: the server refuses its options: {refusal}"
+        )));
+    }
     let send = send.and_then(statement::representation);
     // In text a value whose field is the NULL string is read back as NULL by a destination
     // server: the string 'NULL' under NULL 'NULL', every empty string under NULL '', a tab

@@ -848,6 +848,22 @@ impl fmt::Display for Representation {
 /// );
 /// ```
 pub fn representation(sql: &str) -> Option<Representation> {
+    read_options(sql).map(|read| read.representation)
+}
+
+/// What [`read_options`] reads of a COPY statement's options.
+struct ReadOptions {
+    /// The representation they make.
+    representation: Representation,
+    /// DELIMITER, NULL, QUOTE, ESCAPE and ENCODING as given (`None` where left out).
+    given: Given,
+    /// FORCE_QUOTE given (its columns or `*`).
+    force_quote: bool,
+}
+
+/// A COPY statement's options, as [`representation`] reads them: `None` when they cannot be
+/// read.
+fn read_options(sql: &str) -> Option<ReadOptions> {
     let tokens = tokens(sql, true).ok()?;
     let top: Vec<&Token> = tokens.iter().filter(|t| t.depth == 0).collect();
     let at = top.iter().position(|t| {
@@ -863,6 +879,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
     }
     let mut given = Given::default();
     let mut forced_nulls: Vec<String> = Vec::new();
+    let mut force_quote = false;
     // After `TO STDOUT` / `FROM STDIN`: the options, as words at depth 0 (old syntax) or in
     // parentheses at depth 1 (deeper: an option's column list).
     let start = tokens
@@ -937,6 +954,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
                 if not {
                     i += 1;
                 }
+                force_quote |= is(i, "quote");
                 if is(i, "null") {
                     // Its columns: a name, then `, name` …
                     let mut columns = Vec::new();
@@ -965,15 +983,112 @@ pub fn representation(sql: &str) -> Option<Representation> {
                     i += 2;
                 }
             }
-            // HEADER's and FREEZE's values, FORCE_QUOTE's column list: skipped by the loop.
+            // Its column list (depth 2) is skipped by the loop.
+            "force_quote" if t.depth == 1 => force_quote = true,
+            // HEADER's and FREEZE's values: skipped by the loop.
             _ => {}
         }
     }
-    let mut rep = Representation::resolve(format.as_deref().unwrap_or("text"), given)?;
+    let mut rep = Representation::resolve(format.as_deref().unwrap_or("text"), given.clone())?;
     rep.header = rep.format != "binary" && has_header(sql) == Some(true);
     forced_nulls.sort();
     rep.forced_nulls = forced_nulls;
-    Some(rep)
+    Some(ReadOptions {
+        representation: rep,
+        given,
+        force_quote,
+    })
+}
+
+/// The server's refusal of a COPY statement's options, in PostgreSQL 15's words (its
+/// `ProcessCopyOptions`, in its order), when the statement [`check`] accepted for `direction`
+/// names options that cannot go together: FORCE_QUOTE outside csv or in a COPY FROM, HEADER
+/// MATCH in a COPY TO, a DELIMITER of more than one byte, QUOTE in text, … The server refuses
+/// such a COPY at once, before a row moves; said before connecting, a dry run says it too.
+/// `None` when the server takes them, or they cannot be read ([`representation`]).
+///
+/// ```
+/// use copyman_core::statement::{Direction, refused_options};
+///
+/// let to = |sql| refused_options(sql, Direction::ToStdout);
+/// assert_eq!(to("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE *)"), None);
+/// assert_eq!(
+///     to("COPY t TO STDOUT (FORCE_QUOTE *)").as_deref(),
+///     Some("COPY force quote available only in CSV mode")
+/// );
+/// assert_eq!(
+///     to("COPY t TO STDOUT (DELIMITER '||')").as_deref(),
+///     Some("COPY delimiter must be a single one-byte character")
+/// );
+/// assert_eq!(
+///     refused_options("COPY t FROM STDIN CSV FORCE QUOTE *", Direction::FromStdin).as_deref(),
+///     Some("COPY force quote only available using COPY TO")
+/// );
+/// ```
+pub fn refused_options(sql: &str, direction: Direction) -> Option<String> {
+    let ReadOptions {
+        representation: rep,
+        given,
+        force_quote,
+    } = read_options(sql)?;
+    let [delimiter, null, quote, escape, _] = &given;
+    let (csv, binary) = (rep.format == "csv", rep.format == "binary");
+    let from = direction == Direction::FromStdin;
+    let forced = |kind: &str| {
+        rep.forced_nulls
+            .iter()
+            .any(|f| f.starts_with(&format!("{kind} (")))
+    };
+    // In binary the server's defaults stand in for the options it refuses there.
+    let delim = if binary { "\t" } else { rep.delimiter.as_str() };
+    let null_print = if binary { "\\N" } else { rep.null.as_str() };
+    let first = |s: &str| s.chars().next().unwrap_or_default();
+    let refusal = if !from && header_value(sql).flatten().as_deref() == Some("match") {
+        "cannot use \"match\" with HEADER in COPY TO".to_owned()
+    } else if binary && delimiter.is_some() {
+        "cannot specify DELIMITER in BINARY mode".to_owned()
+    } else if binary && null.is_some() {
+        "cannot specify NULL in BINARY mode".to_owned()
+    } else if delim.len() != 1 {
+        "COPY delimiter must be a single one-byte character".to_owned()
+    } else if matches!(delim, "\n" | "\r") {
+        "COPY delimiter cannot be newline or carriage return".to_owned()
+    } else if null_print.contains(['\n', '\r']) {
+        "COPY null representation cannot use newline or carriage return".to_owned()
+    } else if !csv && "\\.abcdefghijklmnopqrstuvwxyz0123456789".contains(delim) {
+        format!("COPY delimiter cannot be \"{delim}\"")
+    } else if binary && header_value(sql).flatten().is_some() {
+        "cannot specify HEADER in BINARY mode".to_owned()
+    } else if !csv && quote.is_some() {
+        "COPY quote available only in CSV mode".to_owned()
+    } else if csv && rep.quote.len() != 1 {
+        "COPY quote must be a single one-byte character".to_owned()
+    } else if csv && delim == rep.quote {
+        "COPY delimiter and quote must be different".to_owned()
+    } else if !csv && escape.is_some() {
+        "COPY escape available only in CSV mode".to_owned()
+    } else if csv && rep.escape.len() != 1 {
+        "COPY escape must be a single one-byte character".to_owned()
+    } else if !csv && force_quote {
+        "COPY force quote available only in CSV mode".to_owned()
+    } else if force_quote && from {
+        "COPY force quote only available using COPY TO".to_owned()
+    } else if !csv && forced("FORCE_NOT_NULL") {
+        "COPY force not null available only in CSV mode".to_owned()
+    } else if !from && forced("FORCE_NOT_NULL") {
+        "COPY force not null only available using COPY FROM".to_owned()
+    } else if !csv && forced("FORCE_NULL") {
+        "COPY force null available only in CSV mode".to_owned()
+    } else if !from && forced("FORCE_NULL") {
+        "COPY force null only available using COPY FROM".to_owned()
+    } else if null_print.contains(first(delim)) {
+        "COPY delimiter must not appear in the NULL specification".to_owned()
+    } else if csv && null_print.contains(first(&rep.quote)) {
+        "CSV quote character must not appear in the NULL specification".to_owned()
+    } else {
+        return None;
+    };
+    Some(refusal)
 }
 
 /// The decoded value of the option named at `rest[name]`, and where the value's token is
@@ -2027,9 +2142,12 @@ mod tests {
                 "E'", r"e'\x", r"\", r"\0", r"\7", r"\x", r"\xF", r"\u", "\u{85}", "7", "f", "\"",
                 "$$", "*", "\n", "FORMAT", "csv", "binary", "text", "DELIMITER", "NULL", "QUOTE",
                 "ESCAPE", "ENCODING", "AS", "FORCE", "NOT", "WHERE", "HEADER", "U&", "é",
+                "FORCE_QUOTE", "MATCH",
             ]), 0..24)) {
             let sql: String = parts.concat();
             let _ = representation(&sql).map(|r| r.to_string());
+            let _ = refused_options(&sql, Direction::ToStdout);
+            let _ = refused_options(&sql, Direction::FromStdin);
             let _ = copy_table(&sql);
             let _ = name_parts(&sql);
         }

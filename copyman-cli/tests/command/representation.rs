@@ -1879,3 +1879,137 @@ fn both_statements_naming_one_encoding_copy_between_sessions_of_others() {
         "é"
     );
 }
+
+/// COPY options the server refuses together (FORCE_QUOTE in text or in a COPY FROM, HEADER
+/// MATCH in a COPY TO, a two-byte DELIMITER, …) are refused before connecting, a dry run too,
+/// exit 2, in the server's own words — checked here against the server: each statement refused
+/// is refused by it with that message, and each one passed starts there (copy41 F6).
+#[test]
+fn options_the_server_refuses_are_refused_before_connecting() {
+    let c = clusters();
+    let db = database(&c.source, "CREATE TABLE t (a int, b text)");
+    let refused = [
+        (
+            "COPY t TO STDOUT (FORCE_QUOTE *)",
+            "COPY force quote available only in CSV mode",
+        ),
+        (
+            "COPY t TO STDOUT (HEADER MATCH)",
+            "cannot use \"match\" with HEADER in COPY TO",
+        ),
+        (
+            "COPY t TO STDOUT (DELIMITER '||')",
+            "COPY delimiter must be a single one-byte character",
+        ),
+        (
+            "COPY t TO STDOUT (DELIMITER 'é')",
+            "COPY delimiter must be a single one-byte character",
+        ),
+        (
+            "COPY t TO STDOUT (DELIMITER 'x')",
+            "COPY delimiter cannot be \"x\"",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT binary, NULL 'x')",
+            "cannot specify NULL in BINARY mode",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT binary, HEADER)",
+            "cannot specify HEADER in BINARY mode",
+        ),
+        (
+            "COPY t TO STDOUT (QUOTE '''')",
+            "COPY quote available only in CSV mode",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv, QUOTE ',')",
+            "COPY delimiter and quote must be different",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv, FORCE_NULL (a))",
+            "COPY force null only available using COPY FROM",
+        ),
+        (
+            "COPY t FROM STDIN (FORMAT csv, FORCE_QUOTE *)",
+            "COPY force quote only available using COPY TO",
+        ),
+        (
+            "COPY t FROM STDIN CSV FORCE QUOTE a",
+            "COPY force quote only available using COPY TO",
+        ),
+        (
+            "COPY t FROM STDIN (FORCE_NOT_NULL (a))",
+            "COPY force not null available only in CSV mode",
+        ),
+        (
+            "COPY t FROM STDIN (NULL 'a|b', DELIMITER '|')",
+            "COPY delimiter must not appear in the NULL specification",
+        ),
+        (
+            "COPY t FROM STDIN (FORMAT csv, NULL '\"')",
+            "CSV quote character must not appear in the NULL specification",
+        ),
+        (
+            "COPY t FROM STDIN (FORMAT csv, ESCAPE '')",
+            "COPY escape must be a single one-byte character",
+        ),
+    ];
+    let passed = [
+        "COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE *)",
+        "COPY t TO STDOUT CSV FORCE QUOTE a, b",
+        "COPY t TO STDOUT (FORMAT csv, HEADER, DELIMITER ';', QUOTE '''', ESCAPE '\\')",
+        "COPY t FROM STDIN (FORMAT csv, FORCE_NULL (a), FORCE_NOT_NULL (b))",
+        "COPY t FROM STDIN (DELIMITER 'X', NULL '')",
+        "COPY t TO STDOUT (FORMAT binary)",
+    ];
+    // A session of its own for each (a refused COPY FROM leaves postgres's client out of step).
+    let server_says = |sql: &str| -> Option<String> {
+        let mut client = c.source.connect(&db);
+        let said = if sql.contains("TO STDOUT") {
+            client.copy_out(sql).and_then(|mut r| {
+                std::io::Read::read_to_end(&mut r, &mut Vec::new()).unwrap();
+                Ok(())
+            })
+        } else {
+            client.copy_in(sql).and_then(|w| w.finish().map(|_| ()))
+        };
+        said.err().map(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |e| e.message().to_owned())
+        })
+    };
+    for (sql, refusal) in refused {
+        assert_eq!(server_says(sql).as_deref(), Some(refusal), "{sql}");
+        let (send, receive) = if sql.contains("TO STDOUT") {
+            (sql, "COPY t FROM STDIN")
+        } else {
+            ("COPY t TO STDOUT", sql)
+        };
+        let out = copy_between(
+            "host=/nonexistent/source dbname=x",
+            send,
+            "host=/nonexistent/dest dbname=x",
+            receive,
+            &["--dry-run"],
+        );
+        assert_exit(&out, 2);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("the server refuses its options: {refusal}")),
+            "{sql}: {err}"
+        );
+    }
+    for sql in passed {
+        assert_eq!(server_says(sql), None, "{sql}");
+        let direction = if sql.contains("TO STDOUT") {
+            copyman_core::statement::Direction::ToStdout
+        } else {
+            copyman_core::statement::Direction::FromStdin
+        };
+        assert_eq!(
+            copyman_core::statement::refused_options(sql, direction),
+            None,
+            "{sql}"
+        );
+    }
+}
