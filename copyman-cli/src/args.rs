@@ -288,7 +288,8 @@ pub(crate) struct LowSafety {
     pub(crate) stall_timeout: Option<Duration>,
     /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: UTF8]: each COPY's
     /// ENCODING in `table`; in `copy`, client_encoding of every server session (psql's
-    /// \encoding), which its statements' ENCODING overrides.
+    /// \encoding), which its statements' ENCODING overrides (one naming another for a file is
+    /// refused).
     #[arg(long, value_name = "ENCODING")]
     pub(crate) encoding: Option<String>,
     /// Accept destinations whose COPY stored a different number of rows than the source sent
@@ -1347,6 +1348,13 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
     }
     same_representation(low.send.as_deref(), &receive)?;
+    refuse_two_file_encodings(
+        &safety,
+        &source,
+        &destinations,
+        low.send.as_deref(),
+        &receive,
+    )?;
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said.
     let written = low.send.as_deref().and_then(statement::representation);
     if let Some(rep) = written.filter(|r| r.format != "csv") {
@@ -1544,6 +1552,48 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
     );
     match refused.into_iter().next() {
         Some((_, mismatch)) => Err(ArgError::usage(mismatch.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// `--encoding` says what the file and stdin endpoints are in; a statement that reads or writes
+/// one of them naming another ENCODING overrides it there (the server converts to and from the
+/// statement's): two answers to one question, refused rather than one silently taken (a file
+/// written in UTF-8 under `--encoding LATIN1`; copy41 F13).
+fn refuse_two_file_encodings(
+    safety: &Safety,
+    source: &Endpoint,
+    destinations: &[Endpoint],
+    send: Option<&str>,
+    receive: &[Option<String>],
+) -> Result<(), ArgError> {
+    let Some(given) = &safety.encoding else {
+        return Ok(());
+    };
+    let name = statement::encoding_name(given);
+    let other = |sql: &str| {
+        statement::representation(sql)
+            .and_then(|rep| rep.encoding)
+            .filter(|encoding| *encoding != name)
+    };
+    // The --send writes the file destinations; each --receive reads a file source.
+    let send = send
+        .filter(|_| destinations.iter().any(|d| !d.is_server()))
+        .and_then(|sql| Some(("the --send".to_owned(), other(sql)?)));
+    let receive = || {
+        let read = (!source.is_server()).then_some(receive).unwrap_or_default();
+        read.iter().enumerate().find_map(|(i, sql)| {
+            Some((
+                format!("the --receive of destination {}", i + 1),
+                other(sql.as_deref()?)?,
+            ))
+        })
+    };
+    match send.or_else(receive) {
+        Some((what, encoding)) => Err(ArgError::usage(format!(
+            "--encoding {given} says the file and stdin endpoints are in {name}, but {what} \
+             names ENCODING '{encoding}', which overrides it there: give one of the two"
+        ))),
         None => Ok(()),
     }
 }

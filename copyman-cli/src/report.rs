@@ -335,14 +335,9 @@ pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
     *INPUT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        // (An --encoding naming another is refused: `args::refuse_two_file_encodings`.)
         input.map(|input| match (own, &t.safety.encoding) {
-            (Some(own), given) => format!(
-                "{input} is read as {own}, the --receive's ENCODING{}",
-                given
-                    .as_ref()
-                    .map(|e| format!(" (it overrides --encoding {e})"))
-                    .unwrap_or_default()
-            ),
+            (Some(own), _) => format!("{input} is read as {own}, the --receive's ENCODING"),
             (None, Some(encoding)) => format!("{input} is read as {encoding} (--encoding)"),
             (None, None) => format!(
                 "{input} is read as UTF8 (the default): give its encoding with --encoding, e.g. \

@@ -1800,34 +1800,71 @@ fn copy_mode_says_a_sequence_it_does_not_advance() {
     assert_eq!(count(&c.dest[0], &dst, "idpk"), 2);
 }
 
-/// A file read by a `--receive` with an ENCODING of its own is read in that, whatever
-/// `--encoding` says: a 22021 said "the file is read as LATIN1 (--encoding)" of a file the
-/// server read as UTF8 (copy41 F13).
+/// A file read by a `--receive` with an ENCODING of its own is read in that: a 22021 said "the
+/// file is read as LATIN1 (--encoding)" of a file the server read as UTF8 (copy41 F13). And an
+/// `--encoding` that a statement reading or writing the file contradicts is refused before
+/// anything (the statement's would win silently: a file written in UTF-8 under `--encoding
+/// LATIN1`).
 #[test]
 fn a_receives_own_encoding_is_the_one_said_with_a_bad_byte() {
     let c = clusters();
     let dst = database(&c.dest[0], "CREATE TABLE e (id int, s text);");
     let file = TempPath::new("latin1-own.csv");
     std::fs::write(&file.0, b"1,Zo\xeb\n").unwrap();
+    let to = c.dest[0].conninfo(&dst);
+    let receive = "COPY e FROM STDIN (FORMAT csv, ENCODING 'UTF8')";
     let out = run(&[
         "copy",
-        "--encoding",
-        "LATIN1",
         "--from",
         file.arg(),
         "--to",
-        &c.dest[0].conninfo(&dst),
+        &to,
         "--receive",
-        "COPY e FROM STDIN (FORMAT csv, ENCODING 'UTF8')",
+        receive,
     ]);
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr
-            .contains("is read as UTF8, the --receive's ENCODING (it overrides --encoding LATIN1)"),
+        stderr.contains("is read as UTF8, the --receive's ENCODING"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dst, "e"), 0);
+
+    let (latin1, refusal) = (
+        ["--encoding", "latin-1", "--dry-run"],
+        "--encoding latin-1 says the file and stdin endpoints are in LATIN1, but",
+    );
+    let mut args = vec![
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--receive",
+        receive,
+    ];
+    args.extend(latin1);
+    let out = run(&args);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{refusal} the --receive of destination 1 names ENCODING 'UTF8'"
+        )),
+        "{stderr}"
+    );
+    let written = TempPath::new("latin1-written.csv");
+    let send = "COPY e TO STDOUT (FORMAT csv, ENCODING 'UTF8')";
+    let mut args = vec!["copy", "--from", &to, "--send", send, "--to", written.arg()];
+    args.extend(latin1);
+    let out = run(&args);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{refusal} the --send names ENCODING 'UTF8'")),
+        "{stderr}"
+    );
+    assert!(!written.0.exists());
 }
 
 /// Sessions of differing client_encoding were refused ("the COPY data would be read in another
