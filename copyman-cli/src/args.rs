@@ -1581,7 +1581,7 @@ fn refuse_two_file_encodings(
         .filter(|_| destinations.iter().any(|d| !d.is_server()))
         .and_then(|sql| Some(("the --send".to_owned(), other(sql)?)));
     let receive = || {
-        let read = (!source.is_server()).then_some(receive).unwrap_or_default();
+        let read = if source.is_server() { &[] } else { receive };
         read.iter().enumerate().find_map(|(i, sql)| {
             Some((
                 format!("the --receive of destination {}", i + 1),
