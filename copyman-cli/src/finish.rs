@@ -152,17 +152,7 @@ impl Atomic {
         let source_two_phase = match source {
             None => false,
             Some(conn) => {
-                let rows = conn.query(
-                    "SELECT current_setting('max_prepared_transactions')::int \
-                     > (SELECT count(*) FROM pg_prepared_xacts)",
-                );
-                let can = matches!(
-                    rows.as_ref()
-                        .ok()
-                        .and_then(|r| r.first()?.first().cloned().flatten())
-                        .as_deref(),
-                    Some("t")
-                );
+                let can = source_can_prepare(conn);
                 report::log(format_args!(
                     "--atomic: the source {}",
                     if can {
@@ -202,6 +192,29 @@ impl Atomic {
     }
 }
 
+/// Whether the source's server lets it prepare a transaction now (`max_prepared_transactions`
+/// above those in use): a `--send` that writes is then prepared with the destinations under
+/// `--atomic`, else [`SOURCE_CANNOT_PREPARE`].
+pub(crate) fn source_can_prepare(conn: &mut Connection) -> bool {
+    let rows = conn.query(
+        "SELECT current_setting('max_prepared_transactions')::int \
+         > (SELECT count(*) FROM pg_prepared_xacts)",
+    );
+    matches!(
+        rows.as_ref()
+            .ok()
+            .and_then(|r| r.first()?.first().cloned().flatten())
+            .as_deref(),
+        Some("t")
+    )
+}
+
+/// What `--atomic` warns of a source that cannot prepare, whose `--send` wrote.
+pub(crate) const SOURCE_CANNOT_PREPARE: &str = "--atomic: the source cannot prepare a \
+    transaction now (max_prepared_transactions is 0, or all in use), so its --send statement's \
+    changes are checked before the decision and committed after the destinations, not \
+    atomically with them";
+
 /// Ends every destination's (and the source's) transaction; the report of each party.
 pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo> {
     let completed: Vec<bool> = dests.iter().map(|d| d.error.is_none()).collect();
@@ -222,11 +235,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         && !f.source_read_only
         && !f.copy_failed
     {
-        report::warn(
-            "--atomic: the source cannot prepare a transaction now (max_prepared_transactions is \
-             0, or all in use), so its --send statement's changes are checked before the \
-             decision and committed after the destinations, not atomically with them",
-        );
+        report::warn(SOURCE_CANNOT_PREPARE);
     }
     let mut parties: Vec<Party<'_, '_>> = dests
         .iter_mut()

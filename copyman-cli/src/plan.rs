@@ -2256,6 +2256,8 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     // A statement whose table or columns its server does not have fails the run at its COPY
     // (42P01, 42703), and so do columns of other numbers on the two ends (22P04): the dry run
     // says so as the run would end (it exited 0, "ok").
+    // A copy's own statements: the columns each --receive reads, as its server says them.
+    let mut raw_columns: Vec<Option<Vec<String>>> = vec![None; dests.len()];
     if let Statements::Raw { send, receive } = &t.statements {
         let sent = send.as_deref().zip(source_conn.as_mut());
         let mut written = None;
@@ -2268,14 +2270,16 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
                 }
                 .into());
             }
-            written = copy_width(conn, send);
+            written = copy_columns(conn, send).map(|names| names.len());
         }
         for (i, dest) in dests.iter_mut().enumerate() {
             let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
                 continue;
             };
             let error = copy_fails(conn, sql).or_else(|| {
-                let (written, read) = (written?, copy_width(conn, sql)?);
+                let read = copy_columns(conn, sql);
+                raw_columns[i].clone_from(&read);
+                let (written, read) = (written?, read?.len());
                 (written != read).then(|| ErrorInfo {
                     sqlstate: Some("22P04".to_owned()),
                     message: format!(
@@ -2305,6 +2309,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     if t.atomic.is_some() {
         crate::finish::Atomic::check_destinations(&mut dests, t.keep_going)?;
     }
+    let ending = Ending::of(t, source_conn.as_mut());
     let input = input(t, output, &mut plan, source_conn.as_mut(), &mut dests)?;
     // The encodings as the run settles them, after every catalog read as the run's: COPYs
     // whose ENCODINGs would lose characters between servers refused, the warning where a
@@ -2326,7 +2331,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     };
-    let mut value = plan_json(t, &plan, &dests, exit);
+    let mut value = plan_json(t, &plan, &dests, exit, &ending, &raw_columns);
     if let Some(input) = &input {
         value["plan"]["source"]["input"] = input.to_json();
     }
@@ -2336,17 +2341,22 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         let mut text = String::from("copyman: dry run, nothing copied\n");
         text.push_str(&format!("  source: {}\n", t.source.display()));
         if let Some(send) = &plan.send {
+            if t.source.is_server() {
+                text.push_str(&format!(
+                    "    {}\n",
+                    crate::run::source_begin(&t.statements)
+                ));
+            }
             text.push_str(&format!("    {send}\n"));
+        }
+        if let Some(end) = &ending.source {
+            text.push_str(&format!("    {end}\n"));
         }
         if let Some(input) = &input {
             text.push_str(&format!("    input: {input}\n"));
         }
-        if let Some(format) = plan.format {
-            text.push_str(&format!(
-                "  format: {} ({})\n",
-                format.name(),
-                plan.format_reason.as_deref().unwrap_or("")
-            ));
+        if let Some((format, reason)) = format_said(t, &plan) {
+            text.push_str(&format!("  format: {format} ({reason})\n"));
         }
         match plan.estimate {
             Estimate::Rows(n) => text.push_str(&format!("  estimate: about {n} rows\n")),
@@ -2365,6 +2375,8 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             }
             if let Some(columns) = &plan.columns {
                 text.push_str(&format!("    columns: {}\n", show_columns(columns)));
+            } else if let Some(Some(columns)) = raw_columns.get(i) {
+                text.push_str(&format!("    columns: {}\n", columns.join(", ")));
             }
             if dest.endpoint.is_server() {
                 text.push_str("    BEGIN\n");
@@ -2374,6 +2386,9 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             }
             if let Some(receive) = receive {
                 text.push_str(&format!("    {receive}\n"));
+            }
+            if dest.endpoint.is_server() {
+                text.push_str(&format!("    {}\n", ending.destination));
             }
             for carry in plan.sequences.get(i).into_iter().flatten() {
                 text.push_str(&format!(
@@ -2414,6 +2429,75 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         }
     }
     Ok(exit)
+}
+
+/// How a dry run's plan says each transaction ends, as the run ends it.
+struct Ending {
+    /// The source's end, for a user's `--send` (which may write); `None` for a table (read
+    /// only) or a file.
+    source: Option<String>,
+    /// A server destination's end: COMMIT, or the two phases of `--atomic`.
+    destination: String,
+}
+
+impl Ending {
+    /// The ends of `t`'s transactions; under `--atomic`, asks the source whether it can
+    /// prepare now, and warns as the run would where it cannot (copy41 F10: the one fact a
+    /// DBA moving rows with `DELETE … RETURNING` needs was said only by the run).
+    fn of(t: &Transfer, source_conn: Option<&mut Connection>) -> Self {
+        let destination = match &t.atomic {
+            Some(log) => format!(
+                "PREPARE TRANSACTION, then COMMIT PREPARED once every destination prepared \
+                 (decision log {})",
+                log.display()
+            ),
+            None => "COMMIT".to_owned(),
+        };
+        let source = match (&t.statements, source_conn) {
+            (Statements::Raw { .. }, Some(conn)) => Some(match &t.atomic {
+                None => "COMMIT after every destination committed (what the --send changed, \
+                         if it writes)"
+                    .to_owned(),
+                Some(_) if crate::finish::source_can_prepare(conn) => {
+                    "if the --send writes: PREPARE TRANSACTION with the destinations, COMMIT \
+                     PREPARED with them"
+                        .to_owned()
+                }
+                Some(_) => {
+                    report::warn(format_args!(
+                        "{} (if it writes)",
+                        crate::finish::SOURCE_CANNOT_PREPARE
+                    ));
+                    "if the --send writes: checked before the decision, COMMIT after the \
+                     destinations (not atomically: the source cannot prepare now)"
+                        .to_owned()
+                }
+            }),
+            _ => None,
+        };
+        Self {
+            source,
+            destination,
+        }
+    }
+}
+
+/// The format a dry run says and why: the plan's (a table's), or in `copy` the one its
+/// statements name (the `--send`'s, or a file source's `--receive`'s).
+fn format_said(t: &Transfer, plan: &Plan) -> Option<(String, String)> {
+    if let Some(format) = plan.format {
+        let reason = plan.format_reason.clone().unwrap_or_default();
+        return Some((format.name().to_owned(), reason));
+    }
+    let Statements::Raw { send, receive } = &t.statements else {
+        return None;
+    };
+    let (sql, whose) = match send {
+        Some(send) => (send.as_str(), "the --send's"),
+        None => (receive.iter().flatten().next()?.as_str(), "the --receive's"),
+    };
+    let format = statement::representation(sql)?.format;
+    Some((format, whose.to_owned()))
 }
 
 /// What `--dry-run` knows of a file or stdin source's start.
@@ -2497,26 +2581,41 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     matches!(error.sqlstate.as_deref(), Some("42P01" | "42703")).then_some(error)
 }
 
-/// How many columns a `COPY table [(columns)] …` writes or reads on `conn`'s server (its
-/// columns, or the table's but its generated ones); `None` where that cannot be told.
-fn copy_width(conn: &mut Connection, sql: &str) -> Option<usize> {
+/// The columns a `COPY table [(columns)] …` or `COPY (query) …` writes or reads on `conn`'s
+/// server (its list, the table's but its generated ones, the query's as its server describes
+/// it); `None` where that cannot be told.
+fn copy_columns(conn: &mut Connection, sql: &str) -> Option<Vec<String>> {
     if let Some(Some(names)) = copyman_core::file_start::copy_columns(sql) {
-        return Some(names.len());
+        return Some(names);
     }
+    let names = |rel: Relation| {
+        rel.columns
+            .iter()
+            .map(|c| c.name.as_str().to_owned())
+            .collect()
+    };
     // A query's, as its source describes it (a `SELECT id, a, b` into two columns failed at
     // its first row, its dry run said nothing).
     if let Some(query) = statement::copy_query(sql) {
-        return query_columns(conn, query).ok().map(|rel| rel.columns.len());
+        return query_columns(conn, query).ok().map(names);
     }
-    crate::file_source::copy_relation_named(conn, sql).map(|(_, rel)| rel.columns.len())
+    crate::file_source::copy_relation_named(conn, sql).map(|(_, rel)| names(rel))
 }
 
 /// The plan as `--json` shows it for `--dry-run`.
-fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>], exit: Exit) -> Value {
+fn plan_json(
+    t: &Transfer,
+    plan: &Plan,
+    dests: &[Dest<'_>],
+    exit: Exit,
+    ending: &Ending,
+    raw_columns: &[Option<Vec<String>>],
+) -> Value {
     let columns = plan
         .columns
         .as_ref()
         .map(|c| c.iter().map(|c| c.as_str().to_owned()).collect::<Vec<_>>());
+    let (format, format_reason) = format_said(t, plan).unzip();
     let estimate = match plan.estimate {
         Estimate::Rows(n) => json!({ "rows": n }),
         Estimate::Bytes(n) => json!({ "bytes": n }),
@@ -2545,19 +2644,31 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>], exit: Exit) -> Value
         "sqlstate": failed.and_then(|(.., e)| e.sqlstate.clone()),
         "dry_run": true,
         "warnings": report::warnings(),
-        "format": plan.format.map(Format::name),
+        "format": format,
         "plan": {
-            "source": { "endpoint": t.source.display(), "statement": plan.send },
-            "format": plan.format.map(Format::name),
-            "format_reason": plan.format_reason,
+            "source": {
+                "endpoint": t.source.display(),
+                "begin": (plan.send.is_some() && t.source.is_server())
+                    .then(|| crate::run::source_begin(&t.statements)),
+                "statement": plan.send,
+                "end": ending.source,
+            },
+            "format": format,
+            "format_reason": format_reason,
             "estimate": estimate,
             "destinations": dests.iter().zip(&plan.receive).zip(&plan.sequences)
-                .zip(&plan.truncate)
-                .map(|(((d, receive), carries), truncate)| json!({
+                .zip(&plan.truncate).enumerate()
+                .map(|(i, (((d, receive), carries), truncate))| json!({
                 "endpoint": d.endpoint.display(),
-                "columns": if d.error.is_none() { json!(columns) } else { Value::Null },
+                "columns": match (&d.error, &columns) {
+                    (Some(_), _) => Value::Null,
+                    (None, Some(columns)) => json!(columns),
+                    (None, None) => json!(raw_columns.get(i).cloned().flatten()),
+                },
                 "truncate": truncate,
                 "statement": receive,
+                "end": (d.error.is_none() && d.endpoint.is_server())
+                    .then_some(&ending.destination),
                 "sequences": carries.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(),
                 "error": d.error.as_ref().map(report::error_json),
             })).collect::<Vec<_>>(),

@@ -157,10 +157,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // The source reads inside a transaction too: a snapshot for the table, and for a user's
     // statement (which may change data: `COPY (DELETE … RETURNING …) TO STDOUT`) a transaction
     // that commits only after every destination committed.
-    let source_begin = match &t.statements {
-        Statements::Table { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        Statements::Raw { .. } => "BEGIN",
-    };
+    let source_begin = source_begin(&t.statements);
     // A table its role may not lock before the snapshot: its files, before it.
     let files_before = match (&plan.source_files, source_conn.as_mut()) {
         (Some(table), Some(conn)) => Some(copyman_job::identity::table_files(conn, table)),
@@ -704,6 +701,16 @@ fn broken_pipe(endpoint: &Endpoint, sent: u64) -> String {
         "{whose} went away after {} (broken pipe): the copy did not complete",
         indicatif::HumanBytes(sent)
     )
+}
+
+/// How the source's transaction begins: a snapshot for a table, read only; for a user's
+/// statement (which may change data: `COPY (DELETE … RETURNING …) TO STDOUT`) a transaction
+/// that commits only after every destination committed.
+pub(crate) fn source_begin(statements: &Statements) -> &'static str {
+    match statements {
+        Statements::Table { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Statements::Raw { .. } => "BEGIN",
+    }
 }
 
 /// Connects the source (if a server) and every server destination, or ends the run with exit 3.

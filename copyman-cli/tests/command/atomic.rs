@@ -1215,3 +1215,89 @@ fn keep_going_leaves_out_a_destination_without_prepared_transactions() {
         assert_eq!(left, 0, "{stderr}");
     }
 }
+
+/// A copy's dry run says how each transaction ends as the run ends it: the source's `BEGIN`
+/// and when a `--send` that writes commits, each destination's two phases and the decision
+/// log, the warning a source that cannot prepare gets; its `--json` names the format and each
+/// destination's columns (copy41 F10: the plan showed only `BEGIN` and the statements, the
+/// format and columns null).
+#[test]
+fn a_copys_dry_run_says_how_each_transaction_ends() {
+    let s = servers();
+    let setup = "CREATE TABLE queue (id int, v text); INSERT INTO queue VALUES (1, 'a'), (2, 'b')";
+    let preparing = database(&s.a, setup);
+    let plain = database(&s.source, setup);
+    let dst = database(&s.b, "CREATE TABLE queue (id int, v text)");
+    let log = TempPath::new("dry-ends.log");
+    let to = s.b.url(&dst);
+    let dry = |from: &str, json: bool| {
+        let mut args = vec![
+            "copy",
+            "--dry-run",
+            "--atomic",
+            "--decision-log",
+            log.arg(),
+            "--from",
+            from,
+            "--send",
+            "COPY (DELETE FROM queue RETURNING *) TO STDOUT (FORMAT csv)",
+            "--to",
+            &to,
+            "--receive",
+            "COPY queue FROM STDIN (FORMAT csv)",
+        ];
+        if json {
+            args.insert(0, "--json");
+        }
+        run_args(&args)
+    };
+    let out = dry(&s.a.url(&preparing), false);
+    assert_exit(&out, 0);
+    let plan = text(&out.stdout);
+    for line in [
+        "    BEGIN\n    COPY (DELETE FROM queue RETURNING *) TO STDOUT (FORMAT csv)\n    if the \
+         --send writes: PREPARE TRANSACTION with the destinations, COMMIT PREPARED with them\n",
+        "  format: csv (the --send's)\n",
+        "    columns: id, v\n",
+        &format!(
+            "    COPY queue FROM STDIN (FORMAT csv)\n    PREPARE TRANSACTION, then COMMIT PREPARED \
+             once every destination prepared (decision log {})\n",
+            log.arg()
+        ),
+    ] {
+        assert!(plan.contains(line), "{line:?} in {plan}");
+    }
+    assert!(!text(&out.stderr).contains("cannot prepare"));
+
+    let out = dry(&s.source.url(&plain), true);
+    assert_exit(&out, 0);
+    let value = json(&out);
+    assert_eq!(value["plan"]["format"], "csv", "{value}");
+    assert_eq!(value["plan"]["format_reason"], "the --send's", "{value}");
+    assert_eq!(value["plan"]["source"]["begin"], "BEGIN", "{value}");
+    assert!(
+        value["plan"]["source"]["end"]
+            .as_str()
+            .is_some_and(|end| end.contains("not atomically: the source cannot prepare now")),
+        "{value}"
+    );
+    let dest = &value["plan"]["destinations"][0];
+    assert_eq!(dest["columns"], serde_json::json!(["id", "v"]), "{value}");
+    assert!(
+        dest["end"]
+            .as_str()
+            .is_some_and(|end| end.starts_with("PREPARE TRANSACTION")),
+        "{value}"
+    );
+    assert!(
+        value["warnings"].to_string().contains(
+            "the source cannot prepare a transaction now (max_prepared_transactions is 0"
+        ),
+        "{value}"
+    );
+    // Nothing moved, nothing prepared.
+    assert_eq!(count(&s.a, &preparing, "queue"), 2);
+    assert_eq!(count(&s.source, &plain, "queue"), 2);
+    assert_eq!(count(&s.b, &dst, "queue"), 0);
+    assert!(prepared_xacts(&s.a).is_empty());
+}
