@@ -650,12 +650,35 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     if stdout_only_broke {
         // The reader of our stdout went away before the end (`copyman … --to - | head`, a
         // `gzip` that died): it got part of the data, so the copy did not complete — a failure,
-        // as pg_dump's, so that `set -o pipefail` and scripts see it (the source rolled back).
+        // as pg_dump's, so that `set -o pipefail` and scripts see it (the source rolled back:
+        // a `--send` moving rows out, `DELETE … RETURNING`, is told they are still there).
+        let reads = |send: &str| {
+            let Some(query) = copyman_core::statement::copy_query(send) else {
+                return true; // a table's
+            };
+            let first = query
+                .trim_start()
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next();
+            first.is_some_and(|w| ["select", "values", "table"].contains(&&*w.to_lowercase()))
+        };
+        let kept = match (&t.statements, source_transaction) {
+            (
+                Statements::Raw {
+                    send: Some(send), ..
+                },
+                Some("rolled back") | None,
+            ) if !reads(send) => {
+                "; the source's transaction rolled back: what its --send would have changed (the \
+                 rows of a DELETE … RETURNING) is as it was"
+            }
+            _ => "",
+        };
         return Err(Fatal {
             exit: Exit::CopyFailed,
             server: None,
             message: format!(
-                "--to {}: {}",
+                "--to {}: {}{kept}",
                 dests[0].endpoint.display(),
                 broken_pipe(dests[0].endpoint, dests[0].sent_anyway)
             ),

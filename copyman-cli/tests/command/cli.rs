@@ -293,6 +293,37 @@ fn a_stdout_reader_that_goes_away_fails_the_copy() {
             && stderr.contains("the copy did not complete"),
         "{stderr}"
     );
+    // A SELECT changed nothing: nothing said of the source's changes.
+    assert!(!stderr.contains("DELETE"), "{stderr}");
+    assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
+}
+
+/// A `--send` moving rows out (`DELETE … RETURNING`) to a stdout whose reader goes away: the
+/// source's DELETE rolls back, and the message says the rows are still there (it said only "the
+/// copy did not complete": copy41 F12).
+#[test]
+fn a_stdout_reader_that_goes_away_from_a_delete_is_told_the_rows_stayed() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE queue (id int, v text);
+         INSERT INTO queue SELECT g, repeat('p', 50) FROM generate_series(1, 200000) g",
+    );
+    let out = reader_goes_away(
+        &c.source.url(&src),
+        &["--send", "COPY (DELETE FROM queue RETURNING *) TO STDOUT"],
+    );
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "(broken pipe): the copy did not complete; the source's transaction \
+             rolled back: what its --send would have changed (the rows of a DELETE … RETURNING) \
+             is as it was"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.source, &src, "queue"), 200_000);
     assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
 }
 
