@@ -1371,8 +1371,9 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
             WHERE t.oid = a.atttypid AND n.nspname <> 'pg_catalog'), \
            {orders}, fires.names, quiet.delete::text, \
            (SELECT r.typ::text || ' ' || pg_catalog.format_type(r.typ, \
-              CASE WHEN r.path = '' THEN a.atttypmod ELSE r.md END) \
-            FROM reach r WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' \
+              CASE WHEN r.path IN ('', '/e') THEN a.atttypmod ELSE r.md END) \
+              || CASE WHEN r.path ~ '/e' THEN '[]' ELSE '' END \
+            FROM reach r WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*(/e(/b)*)?$' \
             ORDER BY pg_catalog.length(r.path) DESC LIMIT 1), \
            (SELECT pg_catalog.string_agg(r.path || chr(29) || \
               (SELECT pg_catalog.string_agg(e.enumlabel::text, chr(31) ORDER BY e.enumsortorder) \
@@ -1494,7 +1495,9 @@ pub struct Column {
     pub leaves: Vec<Leaf>,
     /// Its type once domains are seen through: the innermost base type's OID and its name with
     /// the modifier that applies (`numeric(10,2)` for a domain over it; the column's own type
-    /// when it is no domain). `None` where the catalog did not say.
+    /// when it is no domain); an array's, its element's so seen, with `[]` (`integer[]` for an
+    /// array of a domain over `integer`, and for `integer[]`). `None` where the catalog did not
+    /// say.
     pub base: Option<(u32, String)>,
     /// Each enum type its values are made of, where in the value (a [`Leaf`]'s path), with
     /// its labels: a destination whose enum lacks a label the source's has fails a row that

@@ -578,3 +578,62 @@ fn a_domain_over_the_same_type_copies_in_binary() {
     assert!(text(&out.stderr).contains("23514"), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &dst, "dsm"), 0);
 }
+
+/// An array of a domain over the other side's element type (`int[]` into `dint[]`, and back;
+/// `numeric(10,2)[]` into an array of a domain over `numeric(10,2)`) is no conversion either:
+/// binary chosen and carried (`array_recv` reads the base element's form), nothing said to be
+/// "rounded, cut" (recheck41 F4: it was, and a forced binary was refused as "stored wrong
+/// without an error"). Another modifier (`numeric(10,1)`) still is a conversion.
+#[test]
+fn an_array_of_a_domain_over_the_same_type_copies_in_binary() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE DOMAIN dint AS int; CREATE DOMAIN dnum AS numeric(10,2);
+         CREATE TABLE da (id int, arr int[], n numeric(10,2)[], back dint[]);
+         INSERT INTO da VALUES (1, '{1,2}', '{1.25,2.5}', '{7}'), (2, '{3}', NULL, '{8,9}');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE DOMAIN dint AS int; CREATE DOMAIN dnum AS numeric(10,2);
+         CREATE TABLE da (id int, arr dint[], n dnum[], back int[]);
+         CREATE TABLE dr (id int, arr dint[], n numeric(10,1)[], back int[]);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "da", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("format: binary ("), "{said}");
+    assert!(!said.contains("converts each value"), "{said}");
+    let out = run(&[
+        "table", "da", "--from", &from, "--to", &to, "--format", "binary",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        c.dest[0].psql(
+            &dst,
+            "SELECT arr::text || n::text || back::text FROM da WHERE id = 1"
+        ),
+        "{1,2}{1.25,2.50}{7}\n"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "da"), 2);
+    // Another modifier is a conversion (numeric(10,2) rounded into numeric(10,1)).
+    let out = run(&[
+        "table",
+        "da",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--target-table",
+        "dr",
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        said.contains("column \"n\" is numeric(10,2)[] on the source"),
+        "{said}"
+    );
+    assert!(!said.contains("column \"arr\""), "{said}");
+}
