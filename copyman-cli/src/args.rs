@@ -581,6 +581,15 @@ impl Endpoint {
         }
     }
 
+    /// As shown with an outcome or a plan: [`Endpoint::display`], and the host reached when a
+    /// server CONN names several ([`ServerSpec::shown`]).
+    pub(crate) fn shown(&self) -> String {
+        match self {
+            Self::Server(spec) => spec.shown(),
+            other => other.display(),
+        }
+    }
+
     /// Whether it is a server.
     pub(crate) fn is_server(&self) -> bool {
         matches!(self, Self::Server(_))

@@ -492,6 +492,51 @@ impl Drop for StopWatch {
     }
 }
 
+/// The host each CONN naming several reached (the source's, each destination's): the CONN
+/// alone does not say which of its servers holds the tables (recheck41 F6: said by a one-table
+/// run's summary only).
+struct Reached {
+    source: Option<String>,
+    destinations: Vec<Option<String>>,
+}
+
+impl Reached {
+    fn of(source: &ServerSpec, destinations: &[ServerSpec]) -> Self {
+        Self {
+            source: source.reached(),
+            destinations: destinations.iter().map(ServerSpec::reached).collect(),
+        }
+    }
+
+    /// `copyman: destination 1 (u@a:5432,b:5432/db) is b:5432`, for each that names several.
+    fn lines(&self, dests: &[Server]) -> Vec<String> {
+        let source = (self.source.as_ref()).map(|host| format!("copyman: the source is {host}"));
+        let each = (self.destinations.iter().zip(dests).enumerate()).filter_map(|(i, (at, s))| {
+            Some(format!(
+                "copyman: destination {} ({}) is {}",
+                i + 1,
+                s.name,
+                at.as_ref()?
+            ))
+        });
+        source.into_iter().chain(each).collect()
+    }
+
+    /// `reached` beside each record's destination, and the source's.
+    fn add_to(&self, value: &mut Value) {
+        value["source_reached"] = json!(self.source);
+        if let Some(records) = value["tables"].as_array_mut() {
+            for record in records {
+                let at = (record["server"].as_str())
+                    .and_then(|s| s.strip_prefix("destination "))
+                    .and_then(|n| n.parse::<usize>().ok());
+                let reached = at.and_then(|n| self.destinations.get(n - 1).cloned().flatten());
+                record["reached"] = json!(reached);
+            }
+        }
+    }
+}
+
 /// Whether the job's failures were all failures to connect ([`job::TableError::connect`], to
 /// the source or a destination), and there was one.
 fn only_connections_failed(report: &JobReport) -> bool {
@@ -992,11 +1037,19 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // The exit status stands whoever reads the report: a reader gone from stdout or stderr
     // (`… | head`) must not turn a failed job's status into 0 (main's quiet exit on a broken
     // pipe), nor end it before it is returned.
+    let reached = Reached::of(&args.source, &args.destinations);
     if output.json {
-        let _ = report::print_json(&to_json(&report, &dests, options, exit, &notes));
+        let mut value = to_json(&report, &dests, options, exit, &notes);
+        reached.add_to(&mut value);
+        let _ = report::print_json(&value);
     }
     let mut human = Vec::new();
     write_human(&mut human, &report, &dests, options, output)?;
+    if !output.quiet {
+        for line in reached.lines(&dests) {
+            writeln!(human, "{line}")?;
+        }
+    }
     if resume_names_state && !report.succeeded() && options.state.exists() {
         writeln!(
             human,

@@ -2339,7 +2339,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         report::print_json(&value)?;
     } else {
         let mut text = String::from("copyman: dry run, nothing copied\n");
-        text.push_str(&format!("  source: {}\n", t.source.display()));
+        text.push_str(&format!("  source: {}\n", t.source.shown()));
         if let Some(send) = &plan.send {
             if t.source.is_server() {
                 text.push_str(&format!(
@@ -2367,7 +2367,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             text.push_str(&format!(
                 "  destination {}: {}\n",
                 i + 1,
-                dest.endpoint.display()
+                dest.endpoint.shown()
             ));
             if let Some(error) = &dest.error {
                 text.push_str(&format!("    skipped: {error}\n"));
@@ -2648,6 +2648,7 @@ fn plan_json(
         "plan": {
             "source": {
                 "endpoint": t.source.display(),
+                "reached": t.source.reached(),
                 "begin": (plan.send.is_some() && t.source.is_server())
                     .then(|| crate::run::source_begin(&t.statements)),
                 "statement": plan.send,
@@ -2660,6 +2661,7 @@ fn plan_json(
                 .zip(&plan.truncate).enumerate()
                 .map(|(i, (((d, receive), carries), truncate))| json!({
                 "endpoint": d.endpoint.display(),
+                "reached": d.endpoint.reached(),
                 "columns": match (&d.error, &columns) {
                     (Some(_), _) => Value::Null,
                     (None, Some(columns)) => json!(columns),

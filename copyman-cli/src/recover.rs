@@ -1039,6 +1039,8 @@ fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
     json!({
         "destination": endpoint,
         "server": at.map(|i| format!("destination {}", i + 1)),
+        // The host a CONN naming several reached (recheck41 F6: said in the lines only).
+        "reached": at.and_then(|i| given[i].reached()),
         "gid": record["gid"],
         "run": record["run"],
         "database": record["database"],

@@ -495,6 +495,8 @@ pub(crate) struct RunReport {
     pub(crate) started_at: SystemTime,
     /// The source, as it resolved (`user@host:port/dbname`) or its path.
     pub(crate) source: String,
+    /// The host of the source's CONN its sessions reached, when it names several.
+    pub(crate) source_reached: Option<String>,
     /// The COPY format, when copyman chose the statements.
     pub(crate) format: Option<&'static str>,
     /// The source's `COPY n`.
@@ -690,6 +692,9 @@ impl RunReport {
                 (None, None) => writeln!(out, "  {status:<12} {tag:<14} {endpoint}")?,
             }
         }
+        if let Some(host) = &self.source_reached {
+            writeln!(out, "  {:<27} {} (at {host})", "source", self.source)?;
+        }
         Ok(())
     }
 
@@ -812,6 +817,7 @@ impl RunReport {
             "finished_at": rfc3339(self.started_at + self.duration),
             "source": {
                 "endpoint": self.source,
+                "reached": self.source_reached,
                 "statement": self.statement,
                 "rows": self.source_rows,
                 "transaction": self.source_transaction,
@@ -1274,6 +1280,7 @@ mod tests {
             statement: Some("COPY public.t TO STDOUT".into()),
             started_at: UNIX_EPOCH + Duration::from_secs(1_764_478_972),
             source: "u@h:5432/db".into(),
+            source_reached: Some("h2:5432".into()),
             format: Some("binary"),
             source_rows: Some(10),
             source_transaction: None,
@@ -1370,6 +1377,9 @@ mod tests {
             "{human}"
         );
         assert_eq!(json["destinations"][1]["reached"], "c2:5432");
+        assert_eq!(json["source"]["reached"], "h2:5432");
+        assert!(human.contains("  source   "), "{human}");
+        assert!(human.contains(" u@h:5432/db (at h2:5432)\n"), "{human}");
         assert!(json["destinations"][0]["reached"].is_null());
         assert!(human.starts_with("copyman: PARTIAL: 1 of 2"), "{human}");
         assert!(!human.contains("nothing committed"), "{human}");

@@ -701,6 +701,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         statement: plan.send.clone(),
         started_at,
         source: t.source.display(),
+        source_reached: t.source.reached(),
         format: plan.format.map(Format::name),
         source_rows,
         source_transaction,

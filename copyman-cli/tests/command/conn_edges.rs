@@ -942,6 +942,54 @@ fn target_session_attrs_read_write_finds_the_writable_host() {
     assert_exit(&out, 0);
     let said = text(&out.stderr) + &text(&out.stdout);
     assert!(said.contains(&format!("{at}: nothing pending")), "{said}");
+    // And the other outputs (recheck41 F6): a dry run's plan, a job's summary and --json
+    // records, recover's --json.
+    let reached = format!("127.0.0.1:{}", c.dest[1].port());
+    let with_passwords = |args: &[&str]| {
+        copyman()
+            .env("PGPASSFILE", &passfile.0)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (from, list) = (c.source.conninfo(&src), to(&both, "read-write"));
+    let out = with_passwords(&["table", "t", "--from", &from, "--to", &list, "--dry-run"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains(&format!("/{db} {at}\n")),
+        "{}",
+        text(&out.stdout)
+    );
+    let job = [
+        "table",
+        "--table",
+        "t",
+        "--truncate",
+        "--from",
+        &from,
+        "--to",
+        &list,
+    ];
+    let state = TempPath::new("reached.state");
+    let mut args = job.to_vec();
+    args.extend(["--state", state.arg()]);
+    let out = with_passwords(&args);
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains(&format!("/{db}) is {reached}\n")), "{said}");
+    args.insert(0, "--json");
+    let out = with_passwords(&args);
+    assert_exit(&out, 0);
+    assert_eq!(
+        json(&out)["tables"][0]["reached"],
+        reached.as_str(),
+        "{}",
+        json(&out)
+    );
+    let out = with_passwords(&["--json", "recover", "--no-decision-log", "--to", &list]);
+    assert_exit(&out, 0);
+    let records = json(&out)["prepared"].clone();
+    assert!(records.as_array().is_some_and(Vec::is_empty), "{records}");
     // The read-only one alone (its port twice: a host list of one server).
     let first = format!("{0},{0}", c.dest[0].port());
     let out = run_to(&to(&first, "read-write"));
