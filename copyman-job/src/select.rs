@@ -469,6 +469,175 @@ pub fn uncopied_query(selection: &Selection) -> Result<Option<String>, PatternEr
     )))
 }
 
+/// The SQL conditions a selection is made of, on `pg_class c` joined with its `pg_namespace n`.
+struct Scope {
+    /// A table named (`TABLE` arguments).
+    named: String,
+    /// Matched by a `--schema` or a `--table` pattern (or, with neither and no name, every
+    /// table).
+    by_pattern: String,
+    /// Matched by an `--exclude-table` pattern.
+    excluded: String,
+    /// Whether there is an `--exclude-table` pattern.
+    excludes: bool,
+}
+
+impl Scope {
+    fn of(selection: &Selection) -> Result<Self, PatternError> {
+        let mut include = Vec::new();
+        for schema in &selection.schemas {
+            include.push(matches("n.nspname", &parse_schema_pattern(schema)?));
+        }
+        let parse_all = |patterns: &[String]| -> Result<Vec<NamePattern>, PatternError> {
+            patterns.iter().map(|p| parse_pattern(p)).collect()
+        };
+        include.extend(patterns_sql(&parse_all(&selection.include)?));
+        let exclude = patterns_sql(&parse_all(&selection.exclude)?);
+        let by_pattern = if include.is_empty() && !selection.tables.is_empty() {
+            "false".to_owned()
+        } else if include.is_empty() {
+            "true".to_owned()
+        } else {
+            include.join(" OR ")
+        };
+        let named = if selection.tables.is_empty() {
+            "false".to_owned()
+        } else {
+            let list: Vec<String> = selection
+                .tables
+                .iter()
+                .map(|t| format!("{}::pg_catalog.regclass", literal(&t.to_string())))
+                .collect();
+            format!("c.oid IN ({})", list.join(", "))
+        };
+        let excluded = if exclude.is_empty() {
+            "false".to_owned()
+        } else {
+            exclude.join(" OR ")
+        };
+        Ok(Self {
+            named,
+            by_pattern,
+            excluded,
+            excludes: !exclude.is_empty(),
+        })
+    }
+
+    /// A table a pattern or a schema (or the default) takes: ordinary or partitioned, outside
+    /// the system schemas and extensions.
+    fn taken(&self) -> String {
+        format!(
+            "c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' \
+             AND n.nspname !~ '^pg_' AND ({}) \
+             AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e \
+               WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                 AND e.objid = c.oid AND e.deptype = 'e')",
+            self.by_pattern
+        )
+    }
+}
+
+/// The catalog query that lists, on the source, what the `--exclude-table` patterns leave out
+/// beyond the tables they match (pg_dump's `-T` leaves out those alone): each partition a
+/// pattern, a schema or the default took whose partitioned ancestor an `--exclude-table`
+/// pattern matches, and which is not named itself: rows `schema`, `name`, and the ancestor's
+/// `schema`, `name` (the topmost excluded). Its rows go with that table's, left out — said, or
+/// a job over a schema loses them without a word. `None` without exclusions.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn left_out_with_query(selection: &Selection) -> Result<Option<String>, PatternError> {
+    let scope = Scope::of(selection)?;
+    if !scope.excludes {
+        return Ok(None);
+    }
+    let (named, excluded, taken) = (&scope.named, &scope.excluded, scope.taken());
+    Ok(Some(format!(
+        "WITH ex AS (SELECT c.oid, n.nspname, c.relname \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relkind = 'p' AND ({excluded})) \
+         SELECT DISTINCT ON (n.nspname, c.relname) n.nspname::text, c.relname::text, \
+             ex.nspname::text, ex.relname::text \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY AS a(relid, depth) \
+         JOIN ex ON ex.oid = a.relid \
+         WHERE c.relispartition AND a.relid <> c.oid AND {taken} \
+           AND NOT ({excluded}) AND NOT ({named}) \
+         ORDER BY n.nspname, c.relname, a.depth DESC"
+    )))
+}
+
+/// The catalog query that lists each `--exclude-table` pattern that matches relations on the
+/// source but none the selection would take (a name, a pattern, a schema: an unqualified `t1`
+/// matching `public.t1` beside `--schema sales`), with up to three of those it matches: rows
+/// `pattern`, `names` (comma-separated, quoted). Such an exclusion leaves out nothing
+/// it was meant to (a pattern matching no relation at all is [`unmatched_query`]'s). A pattern
+/// matching a partition is left out of it (a partition's rows may come with its ancestor's,
+/// said otherwise). `None` without exclusions.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn idle_exclusions_query(selection: &Selection) -> Result<Option<String>, PatternError> {
+    let scope = Scope::of(selection)?;
+    if !scope.excludes {
+        return Ok(None);
+    }
+    let (named, taken) = (&scope.named, scope.taken());
+    let from = "FROM pg_catalog.pg_class c \
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE";
+    let mut checks = Vec::new();
+    for pattern in &selection.exclude {
+        let re = pattern_sql(&parse_pattern(pattern)?);
+        checks.push(format!(
+            "SELECT {}, (SELECT pg_catalog.string_agg(x.name, ', ') FROM (SELECT \
+                 pg_catalog.chr(34) || pg_catalog.replace(n.nspname, pg_catalog.chr(34), \
+                   pg_catalog.repeat(pg_catalog.chr(34), 2)) || pg_catalog.chr(34) || '.' || \
+                 pg_catalog.chr(34) || pg_catalog.replace(c.relname, pg_catalog.chr(34), \
+                   pg_catalog.repeat(pg_catalog.chr(34), 2)) || pg_catalog.chr(34) \
+                 AS name {from} {re} ORDER BY 1 LIMIT 3) x) \
+             WHERE EXISTS (SELECT {from} {re}) \
+               AND NOT EXISTS (SELECT {from} ({re}) AND (c.relispartition OR {named} OR ({taken})))",
+            literal(pattern)
+        ));
+    }
+    Ok(Some(checks.join(" UNION ALL ")))
+}
+
+/// The catalog query that lists, for the partitioned tables `partitioned` a job over
+/// `--schema`s copies (whole), each of their partitions in a schema no `--schema` pattern
+/// matches: rows `table` (as given), `schema`, `name`. pg_dump's `-n` copies a partition's rows
+/// with its own schema; a job copies them with the partitioned table's, which two jobs split by
+/// schema would copy twice: said. `None` without `--schema` or such tables.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn outside_schemas_query(
+    selection: &Selection,
+    partitioned: &[TableName],
+) -> Result<Option<String>, PatternError> {
+    if selection.schemas.is_empty() || partitioned.is_empty() {
+        return Ok(None);
+    }
+    let mut schemas = Vec::new();
+    for schema in &selection.schemas {
+        schemas.push(matches("n.nspname", &parse_schema_pattern(schema)?));
+    }
+    let each: Vec<String> = (partitioned.iter())
+        .map(|t| {
+            let name = literal(&t.to_string());
+            format!(
+                "SELECT {name}, n.nspname::text, c.relname::text \
+                 FROM pg_catalog.pg_partition_tree({name}::pg_catalog.regclass) t \
+                 JOIN pg_catalog.pg_class c ON c.oid = t.relid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE t.level > 0 AND NOT ({})",
+                schemas.join(" OR ")
+            )
+        })
+        .collect();
+    Ok(Some(each.join(" UNION ALL ")))
+}
+
 /// The catalog query that lists the selection on the source: one row per table, `schema`,
 /// `name`, `relkind`, its heap's size in bytes (`pg_relation_size`, summed over a partitioned
 /// table's partitions), … and its size with its TOAST (`pg_table_size`, likewise), largest
@@ -477,39 +646,11 @@ pub fn uncopied_query(selection: &Selection) -> Result<Option<String>, PatternEr
 /// # Errors
 /// A pattern that cannot be read.
 pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
-    let mut include = Vec::new();
-    for schema in &selection.schemas {
-        include.push(matches("n.nspname", &parse_schema_pattern(schema)?));
-    }
-    let parse_all = |patterns: &[String]| -> Result<Vec<NamePattern>, PatternError> {
-        patterns.iter().map(|p| parse_pattern(p)).collect()
-    };
-    include.extend(patterns_sql(&parse_all(&selection.include)?));
-    let exclude = patterns_sql(&parse_all(&selection.exclude)?);
-    let by_pattern = if include.is_empty() && !selection.tables.is_empty() {
-        "false".to_owned()
-    } else if include.is_empty() {
-        "true".to_owned()
-    } else {
-        include.join(" OR ")
-    };
-    let named = if selection.tables.is_empty() {
-        "false".to_owned()
-    } else {
-        let list: Vec<String> = selection
-            .tables
-            .iter()
-            .map(|t| format!("{}::pg_catalog.regclass", literal(&t.to_string())))
-            .collect();
-        format!("c.oid IN ({})", list.join(", "))
-    };
-    let excluded = if exclude.is_empty() {
-        "false".to_owned()
-    } else {
-        exclude.join(" OR ")
-    };
+    let scope = Scope::of(selection)?;
+    let (named, excluded, taken) = (&scope.named, &scope.excluded, scope.taken());
+    let exclude = scope.excludes;
     // A partition under a partitioned table that `--exclude-table` leaves out (`ex`).
-    let under_excluded = if exclude.is_empty() {
+    let under_excluded = if !exclude {
         "false"
     } else {
         "c.relispartition AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(c.oid) a \
@@ -538,13 +679,7 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
          sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, \
              ({named}) AS named, c.relispartition \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-           WHERE ({named} OR (c.relkind IN ('r', 'p') \
-               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}) \
-               AND NOT ({under_excluded}) \
-               AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e \
-                 WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-                   AND e.objid = c.oid AND e.deptype = 'e'))) \
-             AND NOT ({excluded})), \
+           WHERE ({named} OR ({taken} AND NOT ({under_excluded}))) AND NOT ({excluded})), \
          listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
            SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true, true \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \

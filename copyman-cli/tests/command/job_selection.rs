@@ -1424,3 +1424,76 @@ fn a_pattern_that_misses_by_case_or_a_dot_says_the_name_and_its_quoting() {
     ]);
     assert_exit(&out, 0);
 }
+
+/// What exclusions and schemas do beyond the tables they name is said (names42 F2, F4, F8):
+/// partitions a schema took left out with their excluded partitioned table (pg_dump's -T keeps
+/// them), an exclusion that matches only tables the selection does not take, a partitioned
+/// table copied whole with a partition in a schema `--schema` does not take (pg_dump's -n
+/// leaves its rows out; two jobs split by schema copied them twice), and a selection emptied by
+/// an exclusion's partitions says why.
+#[test]
+fn job_selection_what_exclusions_and_schemas_take_beyond_their_names_is_said() {
+    let c = clusters();
+    let schema = "CREATE SCHEMA sales;
+        CREATE TABLE parts (id int) PARTITION BY RANGE (id);
+        CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (1) TO (101);
+        CREATE TABLE sales.parts_x PARTITION OF parts FOR VALUES FROM (101) TO (201);
+        CREATE TABLE t1 (i int); CREATE TABLE sales.t1 (i int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO parts SELECT generate_series(1, 200);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let to = [c.dest[0].conninfo(&dst)];
+    let from = c.source.conninfo(&src);
+    let said = |extra: &[&str], exit: i32| {
+        let mut args = extra.to_vec();
+        args.push("--dry-run");
+        let out = job(&from, &to, &args);
+        assert_exit(&out, exit);
+        text(&out.stderr) + &text(&out.stdout)
+    };
+    let out = said(&["--schema", "public"], 0);
+    assert!(
+        out.contains(
+            "\"public\".\"parts\": copied whole, with its partition \"sales\".\"parts_x\" in a \
+             schema --schema does not take"
+        ),
+        "{out}"
+    );
+    let out = said(
+        &["--schema", "public", "--exclude-table", "public.parts"],
+        0,
+    );
+    assert!(
+        out.contains(
+            "\"public\".\"parts_1\": left out with its partitioned table \"public\".\"parts\", \
+             which --exclude-table leaves out (pg_dump's -T would keep its rows): name it as a \
+             TABLE"
+        ),
+        "{out}"
+    );
+    let out = said(&["--schema", "sales", "--exclude-table", "t1"], 0);
+    assert!(
+        out.contains(
+            "--exclude-table t1 matches only \"public\".\"t1\", which the selection does not \
+             take: it leaves nothing out (say sales.t1 for that schema's)"
+        ),
+        "{out}"
+    );
+    let out = said(&["--table", "parts*", "--exclude-table", "parts"], 2);
+    assert!(
+        out.contains("no table matches the selection")
+            && out.contains(
+                "\"public\".\"parts_1\": left out with its partitioned table \"public\".\"parts\""
+            ),
+        "{out}"
+    );
+    // Nothing said where the exclusion takes what it names only.
+    let out = said(&["--schema", "sales", "--exclude-table", "sales.t1"], 0);
+    assert!(
+        !out.contains("leaves nothing out") && !out.contains("left out with"),
+        "{out}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "parts"), 0);
+}

@@ -951,6 +951,10 @@ fn plan_all(
         }
     }
     notes.extend(uncopied(&mut src, selection, &listed));
+    let with_excluded = left_out_with(&mut src, selection);
+    notes.extend(with_excluded.iter().cloned());
+    notes.extend(idle_exclusions(&mut src, selection));
+    notes.extend(outside_schemas(&mut src, selection, &selected));
     // What each selected table's copy covers on the source, by oid, as the selection saw it:
     // checked again once the tables are locked (below), since a partition attached or detached
     // while the job plans would be copied twice, or by nobody; and recorded with the claims.
@@ -960,7 +964,7 @@ fn plan_all(
     let columns_before = source_columns(&mut src, selected.iter().map(|s| &s.table));
     if selected.is_empty() {
         let mut said = selection.to_string();
-        for hint in spelled {
+        for hint in spelled.into_iter().chain(with_excluded) {
             said.push_str(&format!("; {hint}"));
         }
         return Err(JobError::Empty(said));
@@ -3402,6 +3406,121 @@ fn uncopied(src: &mut Connection, selection: &Selection, listed: &HashSet<String
         ));
     }
     notes
+}
+
+/// The rows of a catalog query `query` asks on the source (none where it cannot be asked:
+/// these are notes, not checks).
+fn asked(
+    src: &mut Connection,
+    query: Result<Option<String>, select::PatternError>,
+) -> Vec<Vec<Option<String>>> {
+    query
+        .ok()
+        .flatten()
+        .and_then(|query| src.query(&query).ok())
+        .unwrap_or_default()
+}
+
+/// The partitions a pattern, a schema or the default took that `--exclude-table` leaves out
+/// with their partitioned ancestor ([`select::left_out_with_query`]), said per ancestor: pg_dump's
+/// `-T` leaves out the table it names alone, and a job over a schema lost their rows without a
+/// word (names42 F8).
+fn left_out_with(src: &mut Connection, selection: &Selection) -> Vec<String> {
+    let mut by_ancestor: Vec<(String, Vec<String>)> = Vec::new();
+    for row in asked(src, select::left_out_with_query(selection)) {
+        let [Some(schema), Some(name), Some(up_schema), Some(up_name)] = &row[..] else {
+            continue;
+        };
+        let part = TableName::from_parts(Some(schema.clone()), name.clone()).to_string();
+        let up = TableName::from_parts(Some(up_schema.clone()), up_name.clone()).to_string();
+        match by_ancestor.iter_mut().find(|(a, _)| *a == up) {
+            Some((_, parts)) => parts.push(part),
+            None => by_ancestor.push((up, vec![part])),
+        }
+    }
+    (by_ancestor.into_iter())
+        .map(|(up, parts)| {
+            let one = parts.len() == 1;
+            format!(
+                "{}: left out with {} partitioned table {up}, which --exclude-table leaves out \
+                 (pg_dump's -T would keep {}): name {} as a TABLE to copy {}",
+                parts.join(", "),
+                if one { "its" } else { "their" },
+                if one { "its rows" } else { "theirs" },
+                if one { "it" } else { "each" },
+                if one { "it" } else { "them" },
+            )
+        })
+        .collect()
+}
+
+/// Each `--exclude-table` pattern that matches relations the selection does not take, leaving
+/// out nothing ([`select::idle_exclusions_query`]): an unqualified `t1` matching `public.t1`
+/// beside `--schema sales` left `sales.t1` in without a word (names42 F4).
+fn idle_exclusions(src: &mut Connection, selection: &Selection) -> Vec<String> {
+    let rows = asked(src, select::idle_exclusions_query(selection));
+    (rows.iter())
+        .filter_map(|row| {
+            let [Some(pattern), names] = &row[..] else {
+                return None;
+            };
+            let names = names.as_deref().unwrap_or_default();
+            let hint = match (&selection.schemas[..], pattern.contains('.')) {
+                ([schema], false) if !schema.contains(['*', '?', '"', '.']) => {
+                    format!(" (say {schema}.{pattern} for that schema's)")
+                }
+                _ => String::new(),
+            };
+            Some(format!(
+                "--exclude-table {pattern} matches only {names}, which the selection does not \
+                 take: it leaves nothing out{hint}"
+            ))
+        })
+        .collect()
+}
+
+/// The partitions in schemas no `--schema` takes that a job copies with their partitioned
+/// table ([`select::outside_schemas_query`]): pg_dump's `-n` would leave their rows out, and two
+/// jobs split by schema copied them twice (names42 F2).
+fn outside_schemas(
+    src: &mut Connection,
+    selection: &Selection,
+    selected: &[select::Selected],
+) -> Vec<String> {
+    let partitioned: Vec<TableName> = (selected.iter())
+        .filter(|s| s.kind == "p")
+        .map(|s| s.table.clone())
+        .collect();
+    let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
+    for row in asked(src, select::outside_schemas_query(selection, &partitioned)) {
+        let [Some(table), Some(schema), Some(name)] = &row[..] else {
+            continue;
+        };
+        let part = TableName::from_parts(Some(schema.clone()), name.clone()).to_string();
+        match by_table.iter_mut().find(|(t, _)| t == table) {
+            Some((_, parts)) => parts.push(part),
+            None => by_table.push((table.clone(), vec![part])),
+        }
+    }
+    (by_table.into_iter())
+        .map(|(table, parts)| {
+            let one = parts.len() == 1;
+            format!(
+                "{table}: copied whole, with {} {} in a schema --schema does not take (pg_dump's \
+                 -n leaves {} out); a job over {} schema copies {} again: to keep to the \
+                 schemas, --exclude-table {table} and name the partitions to copy",
+                if one {
+                    "its partition"
+                } else {
+                    "its partitions"
+                },
+                parts.join(", "),
+                if one { "its rows" } else { "their rows" },
+                if one { "that" } else { "those" },
+                if one { "it" } else { "them" },
+            )
+        })
+        .collect()
 }
 
 /// How a group's note says its members are emptied ([`plan_all`]'s): with one `TRUNCATE` (as
