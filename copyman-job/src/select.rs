@@ -568,8 +568,9 @@ pub fn left_out_with_query(selection: &Selection) -> Result<Option<String>, Patt
 }
 
 /// The catalog query that lists each `--exclude-table` pattern that matches relations on the
-/// source but none the selection would take (a name, a pattern, a schema: an unqualified `t1`
-/// matching `public.t1` beside `--schema sales`), with up to three of those it matches: rows
+/// source but none in the selection's scope (a name, a pattern, a schema — a materialized
+/// view or a sequence there too, whose note it leaves out: an unqualified `t1` matching
+/// `public.t1` beside `--schema sales` does not), with up to three of those it matches: rows
 /// `pattern`, `names` (comma-separated, quoted). Such an exclusion leaves out nothing
 /// it was meant to (a pattern matching no relation at all is [`unmatched_query`]'s). A pattern
 /// matching a partition is left out of it (a partition's rows may come with its ancestor's,
@@ -582,7 +583,11 @@ pub fn idle_exclusions_query(selection: &Selection) -> Result<Option<String>, Pa
     if !scope.excludes {
         return Ok(None);
     }
-    let (named, taken) = (&scope.named, scope.taken());
+    // Any relation in the selection's scope, of any kind: an exclusion of a schema's
+    // materialized view or sequence leaves out its note.
+    let (named, by_pattern) = (&scope.named, &scope.by_pattern);
+    let taken =
+        format!("n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern})");
     let from = "FROM pg_catalog.pg_class c \
                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE";
     let mut checks = Vec::new();
