@@ -1497,3 +1497,36 @@ fn job_selection_what_exclusions_and_schemas_take_beyond_their_names_is_said() {
     );
     assert_eq!(count(&c.dest[0], &dst, "parts"), 0);
 }
+
+/// A pattern matching nothing is told why where the source has the name: its spelling (case,
+/// a dot), or what patterns never select (a view, a system catalog) — which the hint had said
+/// "does", advising the very pattern that was refused (names42 F1).
+#[test]
+fn job_selection_a_pattern_that_matches_nothing_is_told_why() {
+    let c = clusters();
+    let schema = r#"CREATE TABLE "Mixed" (i int); CREATE VIEW v_parts AS SELECT 1 AS i;"#;
+    let src = database(&c.source, schema);
+    let dst = database(&c.dest[0], schema);
+    let to = [c.dest[0].conninfo(&dst)];
+    let from = c.source.conninfo(&src);
+    for (pattern, hint) in [
+        (
+            "Mixed",
+            r#"public."Mixed" does (a pattern's letters fold to lower case"#,
+        ),
+        (
+            "public.v_parts",
+            "public.v_parts is a view, which patterns and schemas never select: name it as a \
+             TABLE argument to copy its rows",
+        ),
+        ("pg_class", "pg_catalog.pg_class is a system catalog"),
+    ] {
+        let out = job(&from, &to, &["--table", pattern, "--dry-run"]);
+        assert_exit(&out, 2);
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("no table matches the selection") && said.contains(hint),
+            "{pattern}: {said}"
+        );
+    }
+}

@@ -935,12 +935,22 @@ fn plan_all(
             let literal = (flag != "--exclude-table")
                 .then(|| literally_named(&mut src, flag == "--schema", pattern))
                 .flatten();
-            let hint = literal.map_or_else(String::new, |name| {
-                let hint = format!(
-                    ": {name} does (a pattern's letters fold to lower case and a dot parts \
-                     schema from table, as pg_dump reads them: {flag} '{name}')"
-                );
-                spelled.push(hint[2..].to_owned());
+            let hint = literal.map_or_else(String::new, |(name, kind)| {
+                // Not a table: the spelling is not why (names42 F1 advised the very pattern).
+                let hint = match kind {
+                    Some(kind) => format!(
+                        ": {name} is {kind}, which patterns and schemas never select: name it \
+                         as a TABLE argument to copy its rows"
+                    ),
+                    None if name == pattern.to_lowercase() || name == *pattern => String::new(),
+                    None => format!(
+                        ": {name} does (a pattern's letters fold to lower case and a dot parts \
+                         schema from table, as pg_dump reads them: {flag} '{name}')"
+                    ),
+                };
+                if !hint.is_empty() {
+                    spelled.push(hint[2..].to_owned());
+                }
                 hint
             });
             notes.push(match flag.as_str() {
@@ -2342,31 +2352,49 @@ fn plan_all(
 /// The schema (`schema`) or table the source has whose name is `pattern` taken literally,
 /// but for case, or with its dot between schema and table (a pattern's letters fold to lower
 /// case, and a dot parts schema from table, as pg_dump reads them): as a pattern that selects
-/// it spells it (quoted). `None` for a pattern with wildcards, or where none is.
-fn literally_named(src: &mut Connection, schema: bool, pattern: &str) -> Option<String> {
+/// it spells it (quoted), and what it is when patterns never select it (`a view`, `a system
+/// catalog`, …). `None` for a pattern with wildcards, or where none is.
+fn literally_named(
+    src: &mut Connection,
+    schema: bool,
+    pattern: &str,
+) -> Option<(String, Option<&'static str>)> {
     if pattern.contains(['*', '?', '"']) {
         return None;
     }
     let literal = crate::sql::literal(pattern);
     let query = if schema {
         format!(
-            "SELECT pg_catalog.quote_ident(nspname) FROM pg_catalog.pg_namespace \
+            "SELECT pg_catalog.quote_ident(nspname), 'n' FROM pg_catalog.pg_namespace \
              WHERE pg_catalog.lower(nspname) = pg_catalog.lower({literal}) LIMIT 1"
         )
     } else {
+        // A table first, then what patterns never select (a view, a system catalog, …).
         format!(
             "SELECT pg_catalog.quote_ident(n.nspname) || '.' || \
-               pg_catalog.quote_ident(c.relname) \
+               pg_catalog.quote_ident(c.relname), \
+               CASE WHEN n.nspname = 'information_schema' OR n.nspname ~ '^pg_' THEN 'c' \
+                 ELSE c.relkind::text END \
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND \
                (pg_catalog.lower(c.relname) = pg_catalog.lower({literal}) \
                 OR pg_catalog.lower(n.nspname || '.' || c.relname) = pg_catalog.lower({literal})) \
-             ORDER BY n.nspname = 'public' DESC LIMIT 1"
+             ORDER BY c.relkind IN ('r', 'p') DESC, n.nspname = 'public' DESC LIMIT 1"
         )
     };
     let rows = src.query(&query).ok()?;
-    rows.first()?.first()?.clone()
+    let row = rows.first()?;
+    let name = row.first()?.clone()?;
+    let kind = match row.get(1)?.as_deref()? {
+        "v" => Some("a view"),
+        "m" => Some("a materialized view"),
+        "f" => Some("a foreign table"),
+        "S" => Some("a sequence (carried with the table whose column takes its values)"),
+        "c" => Some("a system catalog"),
+        _ => None,
+    };
+    Some((name, kind))
 }
 
 /// A resume that copies tables to a destination beside others an earlier run committed there:
