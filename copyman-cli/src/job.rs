@@ -35,21 +35,21 @@ pub(crate) struct LowJob {
     /// Copy every table of the schemas matching PATTERN (as pg_dump's -n); repeatable. A table
     /// the source's role cannot read is refused, never left out; a partition whose partitioned
     /// table is selected too is copied through it, once.
-    #[arg(long = "schema", value_name = "PATTERN")]
+    #[arg(short = 'n', long = "schema", value_name = "PATTERN")]
     pub(crate) schemas: Vec<String>,
     /// Copy the tables matching PATTERN (as pg_dump's -t: `*`, `?`, "Quoted", schema.table);
     /// ordinary and partitioned tables only, not views or foreign tables (name one as TABLE to
     /// copy it); repeatable.
-    #[arg(long = "table", value_name = "PATTERN")]
+    #[arg(short = 't', long = "table", value_name = "PATTERN")]
     pub(crate) include: Vec<String>,
     /// Leave out the tables matching PATTERN; repeatable. A partitioned table's partitions are
     /// left out with it, unless named.
-    #[arg(long = "exclude-table", value_name = "PATTERN")]
+    #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
     /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,
     /// to what every server accepts now (max_connections less the connections in use and the
     /// slots reserved for superusers, which a job leaves free).
-    #[arg(long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Copy each table under a snapshot of its own (for a source that cannot export one): the
     /// tables then come from different moments of the source.
@@ -3487,6 +3487,10 @@ mod tests {
         assert_eq!(j.options.state, PathBuf::from("/tmp/s"));
         assert_eq!(j.state_dir, None);
         assert_eq!(j.selection.exclude, ["x_old"]);
+        // pg_dump's short flags mean the same.
+        let short = job(&with(&["-n", "s", "-t", "x*", "-T", "x_old", "-j", "8"]));
+        assert_eq!(short.selection, j.selection);
+        assert_eq!(short.options.jobs, 8);
         // No table at all: every table.
         assert_eq!(job(&with(&[])).selection, Selection::default());
         // The limits of one table mean the same for a job.
