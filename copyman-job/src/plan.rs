@@ -2078,7 +2078,14 @@ pub fn resolve_columns(
                 continue;
             };
             if let Some(why) = lands_otherwise(from, to) {
-                said.push(format!("has column {name} of {}: {why}", to.type_name));
+                // The source's type too where it is named otherwise (another schema's type of
+                // the same name: names42 F3 said the fields were the destination type's).
+                let types = if from.type_name == to.type_name {
+                    format!("of {}", to.type_name)
+                } else {
+                    format!("of {} ({} on the source)", to.type_name, from.type_name)
+                };
+                said.push(format!("has column {name} {types}: {why}"));
             }
         }
         if !extra.is_empty() {
@@ -2196,7 +2203,7 @@ pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
         let at = if path.is_empty() {
             String::new()
         } else {
-            format!(" (at {path} in its values)")
+            format!(" ({})", place_in_value(path))
         };
         if fields.len() != there.len() {
             return Some(format!(
@@ -2220,6 +2227,40 @@ pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
         }
     }
     None
+}
+
+/// Where in a column's value a [`Leaf`](crate::sql::Leaf) path points, in words: `/b/e/2` is
+/// "field 2 of the array elements of its domain's base".
+///
+/// ```
+/// use copyman_job::plan::place_in_value;
+///
+/// assert_eq!(place_in_value("/e"), "its array elements");
+/// assert_eq!(place_in_value("/1/e"), "array elements of its field 1");
+/// assert_eq!(place_in_value("/b/e/2"), "field 2 of the array elements of its domain's base");
+/// ```
+pub fn place_in_value(path: &str) -> String {
+    let nouns: Vec<String> = (path.split('/').filter(|s| !s.is_empty()))
+        .map(|step| match step {
+            "e" => "array elements".to_owned(),
+            "b" => "domain's base".to_owned(),
+            "s" => "range bounds".to_owned(),
+            "m" => "multirange's ranges".to_owned(),
+            n => format!("field {n}"),
+        })
+        .rev()
+        .collect();
+    match nouns.split_last() {
+        None => "its value".to_owned(),
+        Some((last, [])) => format!("its {last}"),
+        Some((last, [first, between @ ..])) => {
+            let mut words = first.clone();
+            for noun in between {
+                words.push_str(&format!(" of the {noun}"));
+            }
+            format!("{words} of its {last}")
+        }
+    }
 }
 
 /// Whether binary COPY carries every copied column faithfully: the same type (name and

@@ -1117,8 +1117,34 @@ fn a_composite_whose_fields_stand_in_another_order_is_refused() {
             stderr.contains(r#"has column "home" of public.addr: a composite type whose fields are ("street", "city") on the source and ("city", "street") there"#),
             "{format}: {stderr}"
         );
+        // Its array's place in words (it said "at /e in its values": names42 F3).
+        assert!(
+            stderr.contains(r#"has column "past" of public.addr[]: a composite type (its array elements) whose fields"#),
+            "{format}: {stderr}"
+        );
         assert_eq!(count(&c.dest[0], &swapped, "people"), 0);
     }
+    // Another schema's type of the name there: both types said (the fields were said to be
+    // the destination type's on the source).
+    let other_schema = database(
+        &c.dest[0],
+        "CREATE SCHEMA b; CREATE TYPE b.addr AS (city text, street text);
+         CREATE TABLE people (id int, home b.addr, past b.addr[]);",
+    );
+    let out = run(&[
+        "table",
+        "people",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&other_schema),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"has column "home" of b.addr (public.addr on the source): a composite"#),
+        "{stderr}"
+    );
     // Another number of fields there: every value would fail (22P02), said before any row and
     // not as "made of other types" (types41 F5).
     let wider = database(
