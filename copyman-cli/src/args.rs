@@ -1034,7 +1034,7 @@ pub(crate) fn endpoints(
     // What is not UTF-8 is a file's name (an old LATIN1-named export) — unless it reads as a
     // connection string, which is refused: taken for a file, the rows went to a file named
     // after it, password and all, exit 0 (conn40 F8).
-    let endpoint = |text: &OsStr, flag| match text.to_str() {
+    let endpoint = |text: &OsStr, flag: &str| match text.to_str() {
         Some(text) => endpoint(text, env, flag).map(|mut e| {
             if let (Endpoint::Server(spec), Some(limit)) = (&mut e, stall) {
                 spec.bound_connect(limit);
@@ -1057,9 +1057,13 @@ pub(crate) fn endpoints(
     if let Endpoint::Server(spec) = &mut source {
         spec.read_every_row();
     }
-    let mut destinations = to
-        .iter()
-        .map(|t| endpoint(t, "--to"))
+    // Among several, each refusal names its destination (conn42 F1: "--to:" left the user to
+    // find which of five CONNs had the typo).
+    let mut destinations = (to.iter().enumerate())
+        .map(|(i, t)| match to.len() {
+            1 => endpoint(t, "--to"),
+            _ => endpoint(t, &format!("--to of destination {}", i + 1)),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     // A bare word or a host name is a file here (psql would take the word for a database name):
     // said, with the way to name a database or the server.

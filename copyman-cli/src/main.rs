@@ -259,7 +259,18 @@ fn main() -> ExitCode {
     report::set_command(low.command.name());
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,
-        Err(e) => return fail(e.exit, &conn::scrub(&e.message), None, None, json),
+        Err(e) => {
+            // One destination's refusal (a malformed CONN among several) names it: `server`.
+            let message = conn::scrub(&e.message);
+            let unsaid = report::ErrorInfo {
+                sqlstate: None,
+                message: String::new(),
+            };
+            let named = report::named_first(&message).map(report::server_and_endpoint);
+            let server = named.map(|(role, _)| (role, &unsaid));
+            let endpoint = named.and_then(|(_, endpoint)| endpoint);
+            return fail(e.exit, &message, server, endpoint, json);
+        }
     };
     let ran = run::run(hi);
     // A second signal that is exiting at once, with what it said, ends the process: not this.

@@ -509,6 +509,28 @@ fn invalid_connection_string_is_said_once() {
             "{stderr}"
         );
     }
+    // Among several --to, the refusal names its destination, and --json's `server` (conn42
+    // F1: "--to:" only).
+    let out = output(cm(&home).args([
+        "--json",
+        "table",
+        "t",
+        "--from",
+        "host=127.0.0.1 dbname=a",
+        "--to",
+        "host=127.0.0.1 dbname=b",
+        "--to",
+        "host=127.0.0.1 dbname=c keepalives=x",
+    ]));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "--to of destination 2: invalid integer value \"x\" for connection option \"keepalives\""
+        ),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["server"], "destination 2");
 }
 
 /// `setsid -w`: copyman in a session of its own, which has no controlling terminal.
