@@ -1348,7 +1348,8 @@ impl ServerSpec {
         Ok(conn)
     }
 
-    /// A session that watches the run's (`application_name` `copyman monitor`, given up after
+    /// A session that watches the run's (`application_name` `copyman monitor`, after the CONN's
+    /// own where it gives one: `nightly (copyman monitor)`; given up after
     /// `timeout`): on the host the run's sessions went to, and, as they are, not ended by a
     /// role's or database's `statement_timeout` (its question was cancelled, and a lock wait
     /// never named) nor `idle_session_timeout` (it was ended between questions, and opened
@@ -1358,9 +1359,13 @@ impl ServerSpec {
         timeout: Duration,
     ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
         let mut config = self.session_config();
-        config
-            .connect_timeout(timeout)
-            .application_name("copyman monitor");
+        // The CONN's own application_name kept in front (conn42 F4: a DBA's `nightly` missed
+        // the watching sessions).
+        let name = match config.get_application_name() {
+            Some(theirs) if !theirs.is_empty() => format!("{theirs} (copyman monitor)"),
+            _ => "copyman monitor".to_owned(),
+        };
+        config.connect_timeout(timeout).application_name(&name);
         let startup = [("statement_timeout".to_owned(), "0".to_owned())];
         let mut conn = copyman_sync::Connection::connect_with(&config, &self.tls, &startup)?;
         let version = conn.session().server_version_num();

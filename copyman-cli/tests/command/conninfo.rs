@@ -704,3 +704,60 @@ fn a_conn_that_is_not_utf8_is_refused_not_taken_for_a_file() {
     assert_exit(&out, 0);
     assert_eq!(fs::read_dir(dir.path(".")).unwrap().count(), 1);
 }
+
+/// The sessions copyman opens to watch a wait carry the CONN's application_name in front of
+/// its own (`nightly (copyman monitor)`): a DBA who names a job's sessions to find or end them
+/// missed these (conn42 F4).
+#[test]
+fn monitor_sessions_carry_the_conns_application_name() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (i int); INSERT INTO t VALUES (1), (2);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (i int);");
+    let mut holder = c.dest[0].connect(&dst);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let to = format!("{} application_name=nightly", c.dest[0].conninfo(&dst));
+    let child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &to,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watcher = c.dest[0].connect("postgres");
+    let started = std::time::Instant::now();
+    let names = loop {
+        let names: Vec<String> = watcher
+            .query(
+                "SELECT application_name FROM pg_stat_activity WHERE datname = $1 \
+                 AND application_name LIKE 'nightly%' ORDER BY 1",
+                &[&dst],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if names.iter().any(|n| n.contains("monitor")) || started.elapsed().as_secs() > 30 {
+            break names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    holder.batch_execute("COMMIT").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        names.iter().any(|n| n == "nightly (copyman monitor)"),
+        "{names:?}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 2);
+}
