@@ -1964,7 +1964,7 @@ fn scrub_urls(text: &str) -> String {
 
 /// The password file's contents, `None` if there is none; `Err` (a warning) when it exists but
 /// is not a plain file or is readable by group or others, which libpq refuses too.
-fn read_passfile(path: &Path) -> Result<Option<String>, String> {
+fn read_passfile(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let Ok(meta) = fs::metadata(path) else {
         return Ok(None);
     };
@@ -1981,9 +1981,9 @@ fn read_passfile(path: &Path) -> Result<Option<String>, String> {
             path.display()
         ));
     }
-    Ok(fs::read(path)
-        .ok()
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    // Bytes, as libpq reads them: a password in LATIN1 bytes is sent as those bytes (read as
+    // UTF-8 with replacements, another password was sent: conn42 F7).
+    Ok(fs::read(path).ok())
 }
 
 /// The name a host has in the password file: its own, but `localhost` for the default socket
@@ -2000,18 +2000,20 @@ fn passfile_host(host: &str) -> &str {
 /// `hostname:port:database:username:password` whose first four fields match (`*` matches
 /// anything, `\` escapes `:` and `\`); `#` starts a comment line.
 pub(crate) fn pgpass_lookup(
-    content: &str,
+    content: &[u8],
     host: &str,
     port: &str,
     dbname: &str,
     user: &str,
-) -> Option<String> {
-    content.lines().find_map(|line| {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() || line.starts_with('#') {
+) -> Option<Vec<u8>> {
+    content.split(|&b| b == b'\n').find_map(|line| {
+        // Every trailing CR, as libpq's pg_strip_crlf.
+        let end = line.len() - line.iter().rev().take_while(|&&b| b == b'\r').count();
+        let line = &line[..end];
+        if line.is_empty() || line.starts_with(b"#") {
             return None;
         }
-        let mut rest = line.as_bytes();
+        let mut rest = line;
         for token in [host, port, dbname, user] {
             rest = field_matches(rest, token.as_bytes())?;
         }
@@ -2025,7 +2027,7 @@ pub(crate) fn pgpass_lookup(
             password.push(rest[i]);
             i += 1;
         }
-        Some(String::from_utf8_lossy(&password).into_owned())
+        Some(password)
     })
 }
 
@@ -2615,7 +2617,7 @@ db1:*:*:alice:second
 with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
 *:*:*:*:fallback
 ";
-        let look = |h, p, d, u| pgpass_lookup(content, h, p, d, u);
+        let look = |h, p, d, u| lookup_text(content, h, p, d, u);
         assert_eq!(
             look("db1", "5432", "app", "alice").as_deref(),
             Some("first")
@@ -2633,25 +2635,35 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             Some("esc:aped\\pw")
         );
         assert_eq!(
-            pgpass_lookup("db1:5432:app:alice", "db1", "5432", "app", "alice"),
+            lookup_text("db1:5432:app:alice", "db1", "5432", "app", "alice"),
             None
         );
         assert_eq!(
-            pgpass_lookup("db1:5432:app:alice:", "db1", "5432", "app", "alice").as_deref(),
+            lookup_text("db1:5432:app:alice:", "db1", "5432", "app", "alice").as_deref(),
             Some("")
         );
         assert_eq!(
-            pgpass_lookup("db:5432:app:al:pw", "db1", "5432", "app", "al"),
+            lookup_text("db:5432:app:al:pw", "db1", "5432", "app", "al"),
             None
         );
         assert_eq!(
-            pgpass_lookup("db12:5432:app:al:pw", "db1", "5432", "app", "al"),
+            lookup_text("db12:5432:app:al:pw", "db1", "5432", "app", "al"),
             None
         );
         assert_eq!(
-            pgpass_lookup("db1:5432:app:al:pw\r\n", "db1", "5432", "app", "al").as_deref(),
+            lookup_text("db1:5432:app:al:pw\r\n", "db1", "5432", "app", "al").as_deref(),
             Some("pw")
         );
+        // Bytes as they are: a LATIN1 password is sent as its bytes (conn42 F7).
+        assert_eq!(
+            pgpass_lookup(b"h:1:d:u:p\xe4ss\r\r\n", "h", "1", "d", "u").as_deref(),
+            Some(&b"p\xe4ss"[..])
+        );
+    }
+
+    /// [`pgpass_lookup`] of text, its password as text.
+    fn lookup_text(content: &str, h: &str, p: &str, d: &str, u: &str) -> Option<String> {
+        pgpass_lookup(content.as_bytes(), h, p, d, u).map(|p| String::from_utf8(p).unwrap())
     }
 
     fn passfile(mode: u32, content: &str) -> (PathBuf, impl Drop) {
