@@ -128,8 +128,9 @@ macro_rules! client_glue {
             #[error(transparent)]
             Session(#[from] SessionError),
             /// Reading or writing the socket failed (said with its cause, which is also its
-            /// `source()`, as rust-postgres says its IO errors).
-            #[error("i/o error on the connection: {0}")]
+            /// `source()`, as rust-postgres says its IO errors; a TLS alert in words:
+            /// [`copyman_tls::io_error_words`]).
+            #[error("{}", ::copyman_tls::io_error_words(.0))]
             Io(#[from] io::Error),
             /// The endpoint was used in a state where that is not possible.
             #[error("{0}")]

@@ -131,6 +131,51 @@ impl TlsError {
     }
 }
 
+/// An IO error of a connection in words: a fatal TLS alert the server sent is said for what it
+/// means — most often the client certificate refused once the handshake ended (TLS 1.3 says it
+/// on the first read: "received fatal alert: UnknownCA" read as a network fault, conn42 F5) —
+/// else the error's own words after "i/o error on the connection".
+///
+/// ```
+/// use copyman_tls::io_error_words;
+///
+/// let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+/// let error = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+/// assert!(io_error_words(&error).starts_with("the server refused the client certificate"));
+/// let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+/// assert!(io_error_words(&reset).starts_with("i/o error on the connection: "));
+/// ```
+pub fn io_error_words(error: &std::io::Error) -> String {
+    use rustls::AlertDescription as A;
+    let alert = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|e| match e {
+            rustls::Error::AlertReceived(alert) => Some(*alert),
+            _ => None,
+        });
+    let refused = "the server refused the client certificate (sslcert)";
+    match alert {
+        None => format!("i/o error on the connection: {error}"),
+        Some(A::UnknownCA) => format!(
+            "{refused}: it is not signed by a CA the server trusts (its ssl_ca_file) (TLS \
+             alert unknown_ca)"
+        ),
+        Some(A::CertificateExpired) => format!("{refused}: it has expired (TLS alert)"),
+        Some(A::CertificateRevoked) => format!("{refused}: it is revoked (TLS alert)"),
+        Some(A::BadCertificate | A::UnsupportedCertificate | A::CertificateUnknown) => {
+            format!(
+                "{refused} (TLS alert {alert:?})",
+                alert = alert.unwrap_or(A::BadCertificate)
+            )
+        }
+        Some(A::CertificateRequired) => "the server asks for a client certificate and none was \
+             given (sslcert, sslkey) (TLS alert certificate_required)"
+            .to_owned(),
+        Some(other) => format!("the server ended TLS: received fatal alert {other:?}"),
+    }
+}
+
 /// What reading the answer to the [`SSL_REQUEST`] fails with when the server closed the
 /// connection first, in libpq's words (it was Rust's "failed to fill whole buffer").
 pub fn closed_before_answer() -> std::io::Error {

@@ -436,6 +436,47 @@ fn a_documented_version_1_client_certificate_logs_in_and_its_key_is_checked_as_i
     }
 }
 
+/// A client certificate the server does not trust (self-signed, not by its `ssl_ca_file`) is
+/// said for what it is: it was "i/o error on the connection: received fatal alert: UnknownCA",
+/// read as a network fault (conn42 F5).
+#[test]
+fn a_client_certificate_the_server_does_not_trust_is_said_so() {
+    let cluster = tls_cluster();
+    let dir = Dir(std::env::temp_dir().join(format!(
+        "copyman-cli-self-signed-client-{}",
+        std::process::id()
+    )));
+    fs::create_dir_all(&dir.0).unwrap();
+    let subject = format!("/CN={}", copyman_testkit::CERT_USER);
+    openssl(
+        &[
+            "req", "-x509", "-new", "-nodes", "-days", "2", "-subj", &subject, "-keyout",
+            "self.key", "-out", "self.crt",
+        ],
+        &dir.0,
+    );
+    let conn = format!(
+        "host=127.0.0.1 port={} user={} dbname=postgres connect_timeout=10 sslmode=require \
+         sslcert={} sslkey={}",
+        cluster.port(),
+        copyman_testkit::CERT_USER,
+        arg(&dir.0.join("self.crt")),
+        arg(&dir.0.join("self.key"))
+    );
+    assert!(!libpq_connects(&conn), "libpq logs in with it");
+    let out = current_user(&conn);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the server refused the client certificate (sslcert): it is not signed by a CA the \
+             server trusts"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("i/o error"), "{stderr}");
+}
+
 #[test]
 fn client_certificate_files_matter_only_once_tls_is_set_up_as_in_libpq() {
     use std::os::unix::fs::PermissionsExt;
