@@ -232,10 +232,10 @@ pub trait AttemptError: From<PlanError> + From<ResolveError> + From<AllFailed<Se
 /// }
 ///
 /// let plan = Plan::new(&[Host::Tcp("db".into())], &[5432], &[], &[true, false]).unwrap();
-/// // TLS, then plain on the same address: both attempts' errors are reported.
+/// // TLS, then plain on the same address: both attempts' errors are reported, each named.
 /// assert_eq!(
 ///     connect(plan).unwrap_err().0,
-///     "10.0.0.1:5432: refused (tls: true); 10.0.0.1:5432: refused (tls: false)"
+///     "10.0.0.1:5432 (TLS): refused (tls: true); 10.0.0.1:5432 (without TLS): refused (tls: false)"
 /// );
 /// ```
 #[derive(Debug)]
@@ -245,8 +245,8 @@ pub struct Connecting<E> {
     started: Option<Started>,
     /// The name of the last [`Next::Resolve`].
     resolving: Option<String>,
-    /// The target of the last [`Next::Attempt`].
-    attempting: Option<String>,
+    /// The target of the last [`Next::Attempt`], and whether over TLS.
+    attempting: Option<(String, bool)>,
     /// Every failed attempt so far, and every name that did not resolve.
     failed: Vec<Attempted<E>>,
 }
@@ -282,7 +282,7 @@ impl<E: AttemptError> Connecting<E> {
                     // One deadline for everything tried on this address (libpq's).
                     _ => *self.started.insert(Started::new(self.deadline, now)),
                 };
-                self.attempting = Some(target.to_string());
+                self.attempting = Some((target.to_string(), tls));
                 Ok(Next::Attempt {
                     target,
                     tls,
@@ -342,10 +342,19 @@ impl<E: AttemptError> Connecting<E> {
             Ok(conn) => Some(conn),
             Err(e) => {
                 self.plan.failed(e.failure());
-                self.failed.push(Attempted {
-                    target: self.attempting.take().unwrap_or_default(),
-                    error: e,
-                });
+                let (mut target, tls) = self.attempting.take().unwrap_or_default();
+                // The same address again without TLS (sslmode prefer, allow): each attempt says
+                // which it was (conn42 F3: one address twice, the two errors unexplained).
+                if let Some(before) = self.failed.last_mut().filter(|b| b.target == target) {
+                    let (first, then) = if tls {
+                        (" (without TLS)", " (TLS)")
+                    } else {
+                        (" (TLS)", " (without TLS)")
+                    };
+                    before.target.push_str(first);
+                    target.push_str(then);
+                }
+                self.failed.push(Attempted { target, error: e });
                 None
             }
         }

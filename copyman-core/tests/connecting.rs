@@ -222,7 +222,8 @@ fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
             ),
         ])
     );
-    // A name that does not resolve is one of them; a refusal ends the list.
+    // A name that does not resolve is one of them; a refusal ends the list. The same address
+    // with TLS and without: each named so.
     let hosts = [
         Host::Tcp("nowhere".into()),
         Host::Tcp("a".into()),
@@ -236,8 +237,14 @@ fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
         said,
         All(vec![
             ("nowhere".into(), Resolve("nowhere".into())),
-            ("10.0.0.1:7".into(), Refused("10.0.0.1:7 tls=true".into())),
-            ("10.0.0.1:7".into(), Refused("10.0.0.1:7 tls=false".into())),
+            (
+                "10.0.0.1:7 (TLS)".into(),
+                Refused("10.0.0.1:7 tls=true".into())
+            ),
+            (
+                "10.0.0.1:7 (without TLS)".into(),
+                Refused("10.0.0.1:7 tls=false".into())
+            ),
         ])
     );
     // One attempt: its own error, as before.

@@ -1328,6 +1328,9 @@ impl Session {
             (0, Phase::Startup | Phase::Password) => {
                 r.finish()?;
                 if self.config.channel_binding == ChannelBinding::Require && !self.channel_bound {
+                    if self.tls_server_end_point.is_none() {
+                        self.refuse_unbound("no")?;
+                    }
                     return Err(SessionError::auth(
                         "channel binding required, but server authenticated client without \
                          channel binding",
@@ -1457,6 +1460,15 @@ impl Session {
     /// Fails authentication by `method` when channel binding is required.
     fn refuse_unbound(&self, method: &str) -> Result<(), SessionError> {
         if self.config.channel_binding == ChannelBinding::Require {
+            // Without TLS no method could bind: libpq's words (its check_expected_areq, for
+            // every request), not the server's choice (conn42 F3: `sslmode=disable` blamed the
+            // server).
+            if self.tls_server_end_point.is_none() {
+                return Err(SessionError::auth(
+                    "channel binding required, but SSL not in use (or its server certificate \
+                     cannot be hashed)",
+                ));
+            }
             return Err(SessionError::auth(format!(
                 "channel binding required, but the server asked for {method} authentication"
             )));
