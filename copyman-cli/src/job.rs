@@ -469,7 +469,10 @@ fn server(
         name: spec.display.clone(),
         own_settings: Some(Arc::new(move || own.connect())),
         connect: Arc::new(move || {
-            let mut conn = spec.connect()?;
+            watch.connecting(Some(index));
+            let conn = spec.connect();
+            watch.connecting(None);
+            let mut conn = conn?;
             // The planning sessions get --stall-timeout's socket timeouts, as a single table's
             // do; a worker's sessions get them from the job, around each copy only.
             if watch.connected(index, &conn) && stall_timeout.is_some() {

@@ -1161,6 +1161,9 @@ struct WorkerBackends {
     /// ([`Event::Checksum`]): server, target. A read: cancelled on a signal even once its
     /// transactions ended (it kept its CPU and a lock for seconds after copyman exited).
     checksum: Option<(usize, Target)>,
+    /// While the job is planned: the server whose session is being opened (index into
+    /// [`JobShared::servers`]), which the others' backends then wait for.
+    connecting: Option<usize>,
 }
 
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
@@ -1228,6 +1231,7 @@ impl WorkerBackends {
             commits: Vec::new(),
             copying: None,
             checksum: None,
+            connecting: None,
         }
     }
 
@@ -1318,11 +1322,20 @@ impl JobWatch {
         w.told_stuck = false;
     }
 
+    /// A session is being opened on server `server` (`Some`), or that is over (`None`): while
+    /// the job is planned, a wait is said to be for it — the other servers' backends waiting
+    /// for copyman meanwhile are not what is stuck (conn42 F2 blamed them).
+    pub(crate) fn connecting(&self, server: Option<usize>) {
+        let mut workers = self.lock();
+        workers[self.planning].connecting = server;
+    }
+
     /// A session was opened on server `server` (0: the source, then the destinations): while
     /// the job is being planned, its backend is watched. Whether the job is being planned.
     pub(crate) fn connected(&self, server: usize, conn: &Connection) -> bool {
         let mut workers = self.lock();
         let w = &mut workers[self.planning];
+        w.connecting = None;
         if w.ending {
             return false;
         }
@@ -1776,11 +1789,24 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     .as_ref()
                     .map(|c| c.waits_for(&|_| false))
                     .unwrap_or_default();
-                let ways_out = ways_out(w.copying.as_ref(), &looks);
+                let mut ways_out = ways_out(w.copying.as_ref(), &looks);
                 let whose = if planning {
                     PLANNING.to_owned()
                 } else {
                     format!("on job {} ({})", worker + 1, w.table)
+                };
+                // Opening a session: that server is what the job waits for; the others'
+                // backends wait for copyman meanwhile.
+                let connecting = (w.connecting.filter(|_| planning))
+                    .and_then(|server| shared.servers.get(server));
+                let waits = match connecting {
+                    Some((label, _)) => {
+                        ways_out = " (a signal stops the job, nothing copied; connect_timeout \
+                                    bounds such a wait)"
+                            .to_owned();
+                        format!("copyman waits for {label} to answer its connection; meanwhile ")
+                    }
+                    None => waits,
                 };
                 progress::println(&format!(
                     "copyman: nothing has moved for {} s {whose}: {waits}{}{ways_out}",

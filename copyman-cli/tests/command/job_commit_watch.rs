@@ -1006,3 +1006,50 @@ fn job_atomic_a_prepare_whose_session_is_terminated_is_rolled_back_on_a_new_sess
     assert_eq!(prepared, 0, "{stderr}");
     assert_eq!(count(syncrep(), &d2, "t1"), 0);
 }
+
+/// A job planning while a destination never answers its connection (a socket that accepts and
+/// says nothing) says that it waits for that destination: it named the source's and the other
+/// destination's backends, which only wait for copyman, as "frozen, or the network path to it
+/// lost" (conn42 F2). A signal then stops it, nothing copied.
+#[test]
+fn a_job_waiting_for_a_connection_names_the_server_it_waits_for() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE a (i int); CREATE TABLE b (i int);");
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE a (i int); CREATE TABLE b (i int);",
+    );
+    let dir = TempDir::new("silent-socket");
+    let _silent = std::os::unix::net::UnixListener::bind(dir.0.join(".s.PGSQL.5999")).unwrap();
+    let silent = format!("host={} port=5999 user=postgres dbname=x", dir.arg());
+    let mut child = copyman()
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .args([
+            "table",
+            "a",
+            "b",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&dst))
+        .args(["--to", &silent])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("nothing has moved for");
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        line.contains(&format!(
+            "copyman waits for destination 2 (postgres@{}:5999/x) to answer its connection",
+            dir.arg()
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("frozen, or the network path"), "{line}");
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+}
