@@ -379,7 +379,8 @@ impl FileSource {
                 // A wait without a word is a hang: said once, and what may end it.
                 self.quiet_wait = true;
                 let hint = if self.stdin && io::stdin().is_terminal() {
-                    " (a terminal: type the data, then Ctrl-D)"
+                    " (a terminal: type the data, then Ctrl-D; psql's \\. does not end it \
+                     here)"
                 } else {
                     ""
                 };

@@ -192,6 +192,7 @@ pub(crate) fn draws_bars() -> bool {
     io::stderr().is_terminal()
         && std::env::var_os("TERM").is_some_and(|term| term != "dumb")
         && !(DATA_ON_STDOUT.load(Ordering::Relaxed) && io::stdout().is_terminal())
+        && !(DATA_FROM_STDIN.load(Ordering::Relaxed) && io::stdin().is_terminal())
 }
 
 /// The bars' `{eta}`: indicatif's, but `?` while nothing moves and `>30d` beyond (a job held
@@ -217,6 +218,15 @@ static DATA_ON_STDOUT: AtomicBool = AtomicBool::new(false);
 /// none.
 pub(crate) fn data_on_stdout() {
     DATA_ON_STDOUT.store(true, Ordering::Relaxed);
+}
+
+/// The run reads its data from stdin ([`data_from_stdin`]).
+static DATA_FROM_STDIN: AtomicBool = AtomicBool::new(false);
+
+/// The run reads its data from stdin: from a terminal, no bar is drawn over the line being
+/// typed (each redraw wiped its echo: files42 F2), as psql draws none at its `>>` prompt.
+pub(crate) fn data_from_stdin() {
+    DATA_FROM_STDIN.store(true, Ordering::Relaxed);
 }
 
 /// The draw target of every progress bar: the terminal on stderr, written through

@@ -260,6 +260,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     if dests.iter().any(|d| matches!(d.endpoint, Endpoint::Stdio)) {
         crate::progress::data_on_stdout();
     }
+    if matches!(t.source, Endpoint::Stdio) {
+        crate::progress::data_from_stdin();
+    }
     let mut progress = Progress::start(
         output.quiet,
         output.progress,

@@ -1317,3 +1317,40 @@ fn a_spreadsheets_empty_columns_are_said_with_the_way_to_cut_them() {
         text(&out.stderr)
     );
 }
+
+/// Rows typed on a terminal (`--from -` with stdin the terminal, through util-linux's `script`
+/// with rows fed to it slowly): no progress bar is drawn over the line being typed — each redraw
+/// wiped its echo (files42 F2) — and the rows load once the input ends.
+#[test]
+fn rows_typed_on_a_terminal_get_no_progress_bar_over_them() {
+    let c = clusters();
+    let dst = database(&c.dest[0], "CREATE TABLE u (id int, v text)");
+    let command = format!(
+        "'{}' table u --from - --to '{}'",
+        env!("CARGO_BIN_EXE_copyman"),
+        c.dest[0].conninfo(&dst)
+    );
+    let mut script = std::process::Command::new("script")
+        .env("TERM", "xterm")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux's script (Debian's bsdutils, an essential package)");
+    let mut typing = script.stdin.take().unwrap();
+    for row in ["1\thello\n", "2\tworld\n"] {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        typing.write_all(row.as_bytes()).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    drop(typing);
+    let out = script.wait_with_output().unwrap();
+    let said = text(&out.stdout);
+    assert!(said.contains("copied 2 rows"), "{said}");
+    assert!(
+        !said.contains("\x1b[2K") && !said.contains("0 B/s"),
+        "{said:?}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "u"), 2);
+}
