@@ -1186,6 +1186,32 @@ pub(crate) fn check_header(
              {fix}"
         ),
     };
+    // More fields than the COPY reads, some naming no column: no column list loads them (COPY
+    // cannot skip a field), and every row would fail, not load elsewhere (files42 F1: the
+    // advice, --columns, was then refused).
+    let extra_fields = |columns: &[String]| -> Option<Fatal> {
+        let unnamed: Vec<String> = (fields.iter().enumerate())
+            .filter(|(_, f)| !names_one(f, columns))
+            .map(|(i, f)| format!("field {} ({})", i + 1, f.as_deref().unwrap_or("")))
+            .collect();
+        // (A spreadsheet's empty columns past the table's are said below.)
+        let empty_past = (fields.iter().skip(columns.len()))
+            .all(|f| f.as_deref().is_none_or(|f| f.trim().is_empty()));
+        (fields.len() > columns.len() && !unnamed.is_empty() && !empty_past).then(|| Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{name}: the header has {} fields and the COPY reads {} columns: {} {} no \
+                 column, and COPY cannot skip a field, so every row would fail (22P04, extra \
+                 data after last expected column); nothing was sent: add the column, load into \
+                 a table that has it, or drop the field before loading",
+                fields.len(),
+                columns.len(),
+                unnamed.join(", "),
+                if unnamed.len() == 1 { "names" } else { "name" }
+            ),
+        })
+    };
     // Labels beyond ASCII in an encoding copyman cannot decode (U+FFFD): which columns they
     // name cannot be told, and loading by position could put every value in another column.
     let unreadable = || Fatal {
@@ -1221,6 +1247,11 @@ pub(crate) fn check_header(
             ));
         }
         return file_start::check_header(fields, columns).map_err(|mismatch| {
+            if mismatch.by_header.is_none()
+                && let Some(refused) = extra_fields(columns)
+            {
+                return refused;
+            }
             let fix = match &mismatch.by_header {
                 Some(names) => {
                     let list: Vec<String> =

@@ -1354,3 +1354,32 @@ fn rows_typed_on_a_terminal_get_no_progress_bar_over_them() {
     );
     assert_eq!(count(&c.dest[0], &dst, "u"), 2);
 }
+
+/// A CSV with a field past the table's whose label names no column: refused, naming that
+/// field, without advice no command can follow (it advised --columns, which was then refused:
+/// COPY cannot skip a field; files42 F1). Nothing loaded.
+#[test]
+fn a_header_with_a_field_no_column_takes_names_it() {
+    let c = clusters();
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int, name text)");
+    let csv = file("extra.csv", b"id,name,x\n1,a,extra\n");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--header",
+    ]);
+    assert_exit(&out, 2);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "the header has 3 fields and the COPY reads 2 columns: field 3 (x) names no column, \
+             and COPY cannot skip a field"
+        ) && !said.contains("--columns"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}
