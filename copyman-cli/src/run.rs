@@ -605,19 +605,23 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             if status != Status::Committed && dest.sent_anyway > 0 {
                 status = Status::Sent;
                 let sent = indicatif::HumanBytes(dest.sent_anyway);
-                if dest.broken_pipe {
-                    // Said for what it is, not as the bare "Broken pipe" of the write.
-                    dest.error = Some(ErrorInfo {
-                        sqlstate: None,
-                        message: broken_pipe(dest.endpoint, dest.sent_anyway),
-                    });
-                }
-                dest.fail_with(ErrorInfo {
+                dest.error = Some(ErrorInfo {
                     sqlstate: None,
-                    message: format!(
-                        "{sent} went out before the run failed and cannot be taken back: \
-                         discard it"
-                    ),
+                    message: match dest.error.take() {
+                        // Said for what it is, not as the bare "Broken pipe" of the write.
+                        _ if dest.broken_pipe => broken_pipe(dest.endpoint, dest.sent_anyway),
+                        // Its own failure (a full disk): with how much went out before it
+                        // (files42 F3: the OS error alone).
+                        Some(own) => format!(
+                            "{sent} went out before it failed ({}) and cannot be taken back: \
+                             discard it",
+                            own.message
+                        ),
+                        None => format!(
+                            "{sent} went out before the run failed and cannot be taken back: \
+                             discard it"
+                        ),
+                    },
                 });
             }
             // A file took every row the source sent (it has no `COPY n` of its own).
