@@ -112,12 +112,16 @@ impl Rooms {
     /// connections it holds; a role's limit), and under `atomic` every destination how many
     /// prepared transactions it has free. A server that cannot be asked is not counted (the
     /// job says so when it connects).
-    pub(crate) fn ask(source: &Server, dests: &[Server], atomic: bool) -> Self {
+    pub(crate) fn ask(
+        source: &Server,
+        dests: &[Server],
+        atomic: bool,
+        passed_over: &[usize],
+    ) -> Self {
         let mut connections: Vec<Room> = Vec::new();
         let endpoints = std::iter::once(("source".to_owned(), source, true)).chain(
-            dests
-                .iter()
-                .enumerate()
+            (dests.iter().enumerate())
+                .filter(|(i, _)| !passed_over.contains(i))
                 .map(|(i, d)| (format!("destination {}", i + 1), d, false)),
         );
         for (role, server, is_source) in endpoints {

@@ -512,13 +512,21 @@ fn refuse_standby_of(
 /// The destinations a job leaves out under `--keep-going`, by position, with why.
 pub(crate) type LeftOut = Vec<(usize, String)>;
 
+/// Destinations a job could not connect to, by position, with the error: passed over by the
+/// job's later steps ([`Options::unreachable`](copyman_job::job::Options::unreachable)).
+pub(crate) type Unreached = Vec<(usize, copyman_job::job::TableError)>;
+
+/// A server a job could not connect to: as the command says it, and as the job does.
+type NotReached = Box<(Unreachable, copyman_job::job::TableError)>;
+
 /// For a job of many tables: refuses, before anything is planned or sent, a destination on a
 /// standby, a destination database given twice and a destination that is the source's database
 /// (every table would be copied into itself), and a `client_encoding` that would change the data
 /// on its way
 /// ([`refuse_lossy_encodings`]). A server that cannot say who it is gets a warning, as in
 /// [`check`]. Under `keep_going` a destination that cannot be reached is passed over here: the
-/// job leaves it out, and so is one that takes no writes: returned, with why, for the job's
+/// job leaves it out (returned with its error, [`Unreached`], so that no later step waits for it
+/// again), and so is one that takes no writes: returned, with why, for the job's
 /// [`Options::left_out`](copyman_job::job::Options::left_out).
 ///
 /// # Errors
@@ -528,14 +536,17 @@ pub(crate) fn check_job(
     dests: &[copyman_job::job::Server],
     keep_going: bool,
     truncate: bool,
-) -> anyhow::Result<(Vec<String>, LeftOut)> {
+) -> anyhow::Result<(Vec<String>, LeftOut, Unreached)> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
-     -> Result<(Option<Identity>, Encodings, Connection), Unreachable> {
-        let mut conn = (server.connect)().map_err(|e| Unreachable {
-            role: role.to_owned(),
-            endpoint: server.name.clone(),
-            error: report::describe(&e),
+     -> Result<(Option<Identity>, Encodings, Connection), NotReached> {
+        let mut conn = (server.connect)().map_err(|e| {
+            let unreachable = Unreachable {
+                role: role.to_owned(),
+                endpoint: server.name.clone(),
+                error: report::describe(&e),
+            };
+            Box::new((unreachable, copyman_job::job::describe(&e)))
         })?;
         let encodings = Encodings::of(role.to_owned(), &conn);
         let id = match Identity::of(&mut conn, None) {
@@ -551,7 +562,9 @@ pub(crate) fn check_job(
         };
         Ok((id, encodings, conn))
     };
-    let (source_id, source_encodings, source_conn) = identify(source, "source")?;
+    let (source_id, source_encodings, source_conn) =
+        identify(source, "source").map_err(|failed| failed.0)?;
+    let mut unreached = Vec::new();
     let mut encodings = vec![source_encodings];
     let mut seen: Vec<(usize, Identity)> = Vec::new();
     let mut left_out = Vec::new();
@@ -575,11 +588,12 @@ pub(crate) fn check_job(
                     }
                 }
             }
-            Err(_) if keep_going => {
+            Err(failed) if keep_going => {
+                unreached.push((i, failed.1));
                 conns.push(None);
                 continue;
             }
-            Err(unreachable) => return Err(unreachable.into()),
+            Err(failed) => return Err(failed.0.into()),
         };
         replica_by_default(&id, i, &dest.name);
         if let Some(why) = takes_no_writes(&id) {
@@ -652,5 +666,9 @@ pub(crate) fn check_job(
         .into());
     }
     refuse_lossy_encodings(&encodings)?;
-    Ok((encodings.into_iter().map(|e| e.server).collect(), left_out))
+    Ok((
+        encodings.into_iter().map(|e| e.server).collect(),
+        left_out,
+        unreached,
+    ))
 }

@@ -325,6 +325,7 @@ impl JobArgs {
             other_states: Vec::new(),
             data_encoding: None,
             left_out: Vec::new(),
+            unreachable: Vec::new(),
         };
         Ok(Self {
             source,
@@ -359,6 +360,7 @@ fn default_state(
     dests: &[Server],
     selection: &Selection,
     (keep_going, resume): (bool, bool),
+    passed_over: &[usize],
 ) -> Result<(PathBuf, bool), Unreachable> {
     let identity = |server: &Server, role: String| {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
@@ -379,15 +381,19 @@ fn default_state(
     let mut destinations = dests
         .iter()
         .enumerate()
-        .map(
-            |(i, d)| match identity(d, format!("destination {}", i + 1)) {
-                Err(_) if keep_going => {
+        .map(|(i, d)| {
+            // Not asked again where it could not be reached (it would be another wait).
+            let asked =
+                (!passed_over.contains(&i)).then(|| identity(d, format!("destination {}", i + 1)));
+            match asked {
+                Some(Ok(id)) => Ok(id),
+                Some(Err(e)) if !keep_going => Err(e),
+                _ => {
                     unasked.push(format!("destination {}", i + 1));
                     Ok(copyman_job::state::unidentified_key(&d.name))
                 }
-                other => other,
-            },
-        )
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     destinations.sort_unstable();
     for id in destinations {
@@ -745,7 +751,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // Until planning proper: a signal while these connect (a server that accepts and never
     // answers) exits at once, nothing began anywhere.
     signals::connecting(true);
-    let (encodings, left_out) = crate::identity::check_job(
+    let (encodings, left_out, unreached) = crate::identity::check_job(
         &source,
         &dests,
         args.options.keep_going,
@@ -793,6 +799,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let mut options = args.options.clone();
     options.data_encoding = data_encoding;
     options.left_out = left_out;
+    // Each later step passes over a destination that could not be reached (conn42 F8: four
+    // connects to a dead host, four failed logins, before it was left out).
+    let passed_over: Vec<usize> = unreached.iter().map(|(i, _)| *i).collect();
+    options.unreachable = unreached;
     // The default state file is named by a destination that could not say who it is: a resume
     // must name it.
     let mut resume_names_state = false;
@@ -804,6 +814,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             &dests,
             &args.selection,
             (keep_going, options.resume),
+            &passed_over,
         )?;
         // The default directory's other state files: a table an earlier job (another selection,
         // another spelling) began on these destinations is not copied again over its rows.
@@ -827,7 +838,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // asked before the plan's own sessions count against it: the workers an unsplit job takes
     // first (a table is split into no more ranges than that), then fitted to what the plan
     // holds (which tables are split), said once.
-    let rooms = Rooms::ask(&source, &dests, options.two_phase.is_some());
+    let rooms = Rooms::ask(&source, &dests, options.two_phase.is_some(), &passed_over);
     let wanted = options.jobs;
     let (unsplit_jobs, _) = rooms.fit(wanted, &Demand::unsplit, 0)?;
     let mut options = options.clone();

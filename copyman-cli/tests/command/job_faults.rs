@@ -1751,3 +1751,41 @@ fn a_resume_that_cannot_reach_a_destination_reports_what_it_holds_as_done() {
     d2_server.start_again();
     assert_eq!(count(&d2_server, &d2, "a"), 10, "nothing written there");
 }
+
+/// A job under `--keep-going` connects to a destination it cannot reach once, not at each of
+/// its steps: it connected four times (asking who it is, for the state file's name, how many
+/// connections it takes, then planning) — four waits for a dead host, four failed logins an
+/// account lockout counts (conn42 F8). Counted at a listener that takes each connection and
+/// closes it (sslmode=disable: one connection per attempt).
+#[test]
+fn a_job_connects_once_to_a_destination_it_cannot_reach() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let closing = format!("host=127.0.0.1 port={port} dbname=x user=x sslmode=disable");
+    let out = copyman()
+        .args(["table", "a", "b", "--keep-going", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args(["--to", &c.dest[0].conninfo(&d1), "--to", &closing])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d1, "a"), 1);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 1);
+}

@@ -60,6 +60,11 @@ pub struct Options {
     /// connected to, each table's plan there refused with that reason, as for a destination
     /// that cannot be reached.
     pub left_out: Vec<(usize, String)>,
+    /// Destinations the caller could not connect to before the job (by position, with the
+    /// error, under `keep_going`): taken as a failed connect, not tried again — each try is
+    /// another wait for a dead host, and another failed login that an account lockout counts
+    /// (a job made four where a one-table run makes one).
+    pub unreachable: Vec<(usize, super::TableError)>,
     /// Copy every table under the coordinating session's exported snapshot (else each table
     /// under a snapshot of its own).
     pub snapshot: bool,
@@ -271,6 +276,7 @@ impl Options {
             other_states: Vec::new(),
             data_encoding: None,
             left_out: Vec::new(),
+            unreachable: Vec::new(),
         }
     }
 }

@@ -840,7 +840,16 @@ fn plan_all(
             dests.push(None);
             continue;
         }
-        match connect(server, &format!("destination {}", i + 1)) {
+        let role = format!("destination {}", i + 1);
+        let connected = match options.unreachable.iter().find(|(d, _)| *d == i) {
+            Some((_, error)) => Err(JobError::Connect {
+                role,
+                server: server.name.clone(),
+                error: error.clone(),
+            }),
+            None => connect(server, &role),
+        };
+        match connected {
             Ok(conn) => dests.push(Some(conn)),
             Err(JobError::Connect {
                 role,
