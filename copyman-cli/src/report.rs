@@ -695,6 +695,9 @@ impl RunReport {
         if let Some(host) = &self.source_reached {
             writeln!(out, "  {:<27} {} (at {host})", "source", self.source)?;
         }
+        if let Some(advice) = self.level_advice() {
+            writeln!(out, "{advice}")?;
+        }
         Ok(())
     }
 
@@ -720,6 +723,49 @@ impl RunReport {
         } else {
             String::new()
         }
+    }
+
+    /// What brings a partial run's destinations level, where some committed and the others
+    /// hold nothing of it (commit42 F1: the same command again failed on the ones that
+    /// committed, 23505, and the server's "might succeed if retried" said otherwise): run
+    /// again to the others only, or to all with `--truncate`. `None` where nothing or
+    /// everything committed, or a prepared transaction waits (recover's first), or a file or
+    /// stdout took the rows (what went out is said on its line).
+    fn level_advice(&self) -> Option<String> {
+        let committed: Vec<usize> = (self.destinations.iter().enumerate())
+            .filter(|(_, d)| d.status == Status::Committed)
+            .map(|(i, _)| i + 1)
+            .collect();
+        let clean = self.destinations.iter().all(|d| {
+            matches!(
+                d.status,
+                Status::Committed | Status::Failed | Status::RolledBack
+            )
+        });
+        if committed.is_empty() || committed.len() == self.destinations.len() || !clean {
+            return None;
+        }
+        let others: Vec<String> = (self.destinations.iter().enumerate())
+            .filter(|(_, d)| d.status != Status::Committed)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        let numbers = |n: &[String]| match n {
+            [one] => format!("destination {one}"),
+            many => format!("destinations {}", many.join(", ")),
+        };
+        let committed: Vec<String> = committed.iter().map(usize::to_string).collect();
+        // (`copy` has no --truncate: its statements are the user's.)
+        let truncate = match self.command {
+            "table" => ", or with every --to and --truncate, which loads each again",
+            _ => "",
+        };
+        Some(format!(
+            "copyman: {} committed and {} did not: to bring them level, run again with only the \
+             --to of {} (mend what failed first){truncate}",
+            numbers(&committed),
+            numbers(&others),
+            numbers(&others)
+        ))
     }
 
     /// Only what went wrong, one line each (for `--quiet`).
@@ -766,6 +812,9 @@ impl RunReport {
             {
                 writeln!(out, "copyman: destination {} failed: {error}", d.endpoint)?;
             }
+        }
+        if let Some(advice) = self.level_advice() {
+            writeln!(out, "{advice}")?;
         }
         Ok(())
     }

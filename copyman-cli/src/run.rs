@@ -595,7 +595,15 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 _ if cancelled => Status::RolledBack,
                 _ => Status::Failed,
             };
-            if let Some(error) = finish::outcome_error(outcome) {
+            if let Some(mut error) = finish::outcome_error(outcome) {
+                // Its copy completed and the end of its transaction failed (a deferred check,
+                // a serialization failure at COMMIT): said so, not read as the COPY's failure.
+                if dest.error.is_none()
+                    && dest.rows.is_some()
+                    && matches!(outcome, Outcome::Failed(_))
+                {
+                    error.message = format!("its transaction did not commit: {}", error.message);
+                }
                 dest.fail_with(error);
             }
             if cancelled {

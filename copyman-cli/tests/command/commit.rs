@@ -237,7 +237,35 @@ fn a_commit_refused_with_40001_under_serializable_stops_the_rest() {
     assert_eq!(count(&c.dest[0], &d3, "m"), 0);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("PARTIAL: 1 of 3"), "{stderr}");
+    // Said as its transaction's end, not its COPY's; and the way to bring the others level
+    // (commit42 F1: the same command again failed on destination 1, 23505).
+    assert!(
+        stderr.contains("SQLSTATE 40001: its transaction did not commit: could not serialize"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "copyman: destination 1 committed and destinations 2, 3 did not: to bring them \
+             level, run again with only the --to of destinations 2, 3 (mend what failed first), \
+             or with every --to and --truncate"
+        ),
+        "{stderr}"
+    );
     for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2), (&c.dest[0], &d3)] {
         assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
     }
+    // Followed: the others only.
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &u2,
+        "--to",
+        &u3,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &d2, "m"), 1000);
+    assert_eq!(count(&c.dest[0], &d3, "m"), 1000);
 }
