@@ -591,6 +591,9 @@ macro_rules! client_glue {
                         .last()
                         .map_or(Failure::Refused, |a| a.error.failure()),
                     Error::WrongSession(_) => Failure::WrongSession,
+                    Error::Tls(::copyman_tls::TlsError::BadResponse { byte, .. }) if *byte != b'E' => {
+                        Failure::Invalid
+                    }
                     e if e.code() == Some(Failure::CANNOT_CONNECT_NOW) => Failure::NotNow,
                     _ => Failure::Refused,
                 }

@@ -541,6 +541,11 @@ pub enum Failure {
     /// `read-write` was asked): the next host, as libpq's `CONNECTION_CHECK_TARGET`, though the
     /// server accepted the login.
     WrongSession,
+    /// What answered does not speak PostgreSQL's protocol (its answer to the SSLRequest was
+    /// neither `S`, `N` nor an error: a web server on that port): nothing more is tried, as
+    /// libpq gives up on "received invalid response to SSL negotiation" (the same address
+    /// without TLS only added a second, stranger error).
+    Invalid,
 }
 
 impl Failure {
@@ -550,7 +555,7 @@ impl Failure {
     /// Whether a connection whose attempts on one host ended this way goes on to the next
     /// host: yes unless the server answered and refused.
     pub fn tries_next_host(self) -> bool {
-        !matches!(self, Self::Refused)
+        !matches!(self, Self::Refused | Self::Invalid)
     }
 }
 
@@ -857,7 +862,7 @@ impl Plan {
                 self.addresses.clear();
             }
             Failure::Refused if *next + 1 < attempts && !declined => *next += 1,
-            Failure::Refused => {
+            Failure::Refused | Failure::Invalid => {
                 self.current = None;
                 self.done = true;
             }

@@ -193,7 +193,15 @@ fn bad_response(target: &str, byte: u8) -> String {
              backend for the connection (out of processes or memory? its log says why)"
         ),
         byte => {
-            format!("received invalid response to SSL negotiation from {target}: byte 0x{byte:02x}")
+            let shown = if byte.is_ascii_graphic() {
+                format!(" ('{}')", char::from(byte))
+            } else {
+                String::new()
+            };
+            format!(
+                "received invalid response to SSL negotiation from {target}: byte \
+                 0x{byte:02x}{shown}: not a PostgreSQL server, or another service on that port"
+            )
         }
     }
 }

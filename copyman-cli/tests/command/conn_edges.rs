@@ -1125,3 +1125,52 @@ fn a_signal_at_the_password_prompt_gives_the_terminal_its_echo_back() {
         );
     }
 }
+
+/// A CONN pointing at another service (a web server on that port) is said as such, once: it
+/// was "protocol violation by the server: message 'H' announces 1414811691 bytes", after a
+/// second attempt without TLS that could not succeed either (conn42 F9). libpq gives up on the
+/// first ("received invalid response to SSL negotiation: H").
+#[test]
+fn a_conn_at_another_service_is_said_to_be_no_postgresql_server() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.read(&mut [0; 1024]);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let from = |extra: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &format!("host=127.0.0.1 port={port} user=x dbname=x{extra}"),
+            "--send",
+            "COPY (SELECT 1) TO STDOUT",
+            "--to",
+            "-",
+        ])
+    };
+    let out = from("");
+    assert_exit(&out, 3);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("byte 0x48 ('H'): not a PostgreSQL server, or another service on that port"),
+        "{said}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "{said}");
+    let out = from(" sslmode=disable");
+    assert_exit(&out, 3);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "is not PostgreSQL's protocol (it begins \"HTTP/\"): not a PostgreSQL server"
+        ),
+        "{said}"
+    );
+}

@@ -1051,6 +1051,26 @@ impl Session {
         // `len` is at least 4: peek_header checked it. The 1 GiB limit itself is next_message's.
         let body = len as usize - 4;
         if limit < MAX_BODY && body > limit {
+            // The first answer to a startup message: what answered is no PostgreSQL server
+            // (a web server's "HTTP/1.1 400" read as message 'H' of 1414811691 bytes).
+            if matches!(self.phase, Phase::Startup) {
+                let mut start = vec![tag];
+                start.extend_from_slice(&len.to_be_bytes());
+                let text: String = (start.iter())
+                    .map(|&b| {
+                        if b.is_ascii_graphic() {
+                            char::from(b)
+                        } else {
+                            '.'
+                        }
+                    })
+                    .collect();
+                return Err(SessionError::protocol(format!(
+                    "the server's answer to the startup message is not PostgreSQL's protocol \
+                     (it begins \"{text}\"): not a PostgreSQL server, or another service on \
+                     that port"
+                )));
+            }
             return Err(SessionError::protocol(format!(
                 "message {} announces {body} bytes, more than such a message can hold",
                 show_tag(tag)
