@@ -561,8 +561,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     {
         report::warn(
             "the source's --send statement's changes were rolled back, since not every \
-             destination committed: the rows it wrote are on the source and on the destinations \
-             that committed",
+             destination committed: the source is as it was (the rows a DELETE … RETURNING \
+             moved are still there), and the destinations that committed hold the rows it sent \
+             too — both places now",
         );
     }
     let interrupted = signals::received().is_some();

@@ -574,7 +574,7 @@ pub fn insert_triggers(dests: &[(&str, &Relation)], in_a_job: bool) -> Option<St
     };
     Some(format!(
         "{who}: they run as the rows are copied (a row trigger for each row, a statement \
-         trigger once), and a value they set or a row they move or delete after storing it \
+         trigger once, a deferred constraint trigger at the end of the transaction), and a value they set or a row they move or delete after storing it \
          makes the table differ from the source's without an error (COPY counts the rows it \
          stored, not what the triggers did with them){}",
         if in_a_job {

@@ -121,6 +121,35 @@ fn a_data_modifying_source_statement_commits_only_with_every_destination() {
     assert_eq!(count(&c.dest[1], &d2, "m"), 0);
     assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
 
+    // Under --keep-going destination 1 commits and the source's DELETE rolls back: the rows
+    // are in both places, said so (commit42 F3: "the rows it wrote are on the source").
+    let kept = database(&c.dest[0], "CREATE TABLE m (id int8, v text)");
+    let out = run(&[
+        "copy",
+        "--keep-going",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        send,
+        "--to",
+        &c.dest[0].url(&kept),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--receive",
+        "COPY m FROM STDIN",
+    ]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains(
+            "the source is as it was (the rows a DELETE … RETURNING moved are still there), and \
+             the destinations that committed hold the rows it sent too — both places now"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "m"), 1000);
+    assert_eq!(count(&c.dest[0], &kept, "m"), 1000);
+
     // Every destination takes the rows: then the source's statement commits, last.
     let d2 = database(&c.dest[1], "CREATE TABLE m (id int8, v text)");
     let out = run(&[
