@@ -1807,6 +1807,24 @@ fn write_human(
             plural(not_started.len(), "table")
         )?;
     }
+    // A partial job names what did commit beside what failed (commit42 F4: only the failures
+    // were listed, the one table committed said by --json alone).
+    if !interrupted && !output.verbose && !report.succeeded() {
+        let committed: Vec<String> = (report.tables.iter())
+            .flat_map(|t| {
+                (t.destinations.iter().enumerate())
+                    .filter(|(_, d)| d.status == Status::Committed)
+                    .map(move |(i, _)| format!("{} → destination {}", t.table, i + 1))
+            })
+            .collect();
+        if !committed.is_empty() {
+            writeln!(
+                out,
+                "  committed by this run: {}",
+                named_briefly(&committed, 5, "--verbose lists each")
+            )?;
+        }
+    }
     if let Some(why) = &report.stopped {
         writeln!(out, "copyman: the job stopped: {why}")?;
     }

@@ -133,6 +133,12 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
             && !stderr.contains("  \"public\".\"a\" → destination 1"),
         "{stderr}"
     );
+    // And what did commit (commit42 F4: --json alone named it).
+    assert!(
+        stderr.contains("  committed by this run: \"public\".\"")
+            && stderr.contains("\" → destination 2, \"public\".\""),
+        "{stderr}"
+    );
     let report = json(&out);
     assert_eq!(report["status"], "partial", "{report}");
     // Said as a warning, as in one table's run (it was only among the notes).
