@@ -1214,15 +1214,32 @@ pub(crate) fn check_header(
     };
     // Labels beyond ASCII in an encoding copyman cannot decode (U+FFFD): which columns they
     // name cannot be told, and loading by position could put every value in another column.
+    // Read as UTF8 by default: bytes that are not UTF-8 there are most likely another
+    // encoding's, which the server would refuse too (22021) — that is the way out, not a
+    // column list (files42 F5 advised --columns, after which the server failed on line 1).
+    let default_encoding = t.safety.encoding.is_none()
+        && match &t.statements {
+            Statements::Table { .. } => true,
+            Statements::Raw { receive, .. } => (receive.iter().flatten())
+                .all(|sql| statement::representation(sql).is_none_or(|r| r.encoding.is_none())),
+        };
     let unreadable = || Fatal {
         exit: Exit::Usage,
         server: None,
-        message: format!(
-            "{name}: its header ({}) has labels beyond ASCII that copyman cannot read in \
+        message: if default_encoding {
+            format!(
+                "{name}: its header ({}) is not UTF-8, the encoding it is read in by default: \
+                 give its encoding with --encoding (e.g. --encoding LATIN1)",
+                shown(fields)
+            )
+        } else {
+            format!(
+                "{name}: its header ({}) has labels beyond ASCII that copyman cannot read in \
                  its encoding, so it cannot tell which columns they name; give the file's \
                  columns in its order (--columns, or a column list in the --receive)",
-            shown(fields)
-        ),
+                shown(fields)
+            )
+        },
     };
     let undecoded = fields.iter().flatten().any(|f| f.contains('\u{fffd}'));
     if let Statements::Table { copy, .. } = &t.statements {

@@ -1383,3 +1383,32 @@ fn a_header_with_a_field_no_column_takes_names_it() {
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
 }
+
+/// A LATIN1 CSV read without --encoding: its header's bytes are not UTF-8, and the way out is
+/// --encoding — it advised --columns, after which the server failed on line 1 (22021;
+/// files42 F5). Nothing loaded.
+#[test]
+fn a_header_not_utf8_read_by_default_is_told_to_give_its_encoding() {
+    let c = clusters();
+    let dst = database(&c.dest[0], r#"CREATE TABLE e ("café" text, "naïve" text)"#);
+    let csv = file("latin1-header.csv", b"na\xefve,caf\xe9\nx,y\n");
+    let out = run(&[
+        "table",
+        "e",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--header",
+    ]);
+    assert_exit(&out, 2);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "is not UTF-8, the encoding it is read in by default: give its encoding with \
+             --encoding (e.g. --encoding LATIN1)"
+        ) && !said.contains("--columns"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "e"), 0);
+}
