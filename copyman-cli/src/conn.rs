@@ -642,6 +642,14 @@ fn conninfo_pair(key: &str, value: &str) -> String {
 /// then those of its service (`service=` or `PGSERVICE`) it leaves out, then the environment's,
 /// then libpq's defaults; the password last, from the password file.
 pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
+    // A file as many tools take one: said how copyman takes it (files42 F6).
+    if let Some(path) = text.strip_prefix("file://") {
+        return Err(ConnError::Invalid(format!(
+            "{}: file:// URLs are not read: give the file's path ({path}; ./NAME for a \
+             relative one)",
+            redact(text)
+        )));
+    }
     if !is_url(text) && looks_like_url(text) {
         return Err(ConnError::Invalid(format!(
             "{}: not a valid connection URL: it must start with \"postgresql://\" or \

@@ -73,6 +73,20 @@ fn mistyped_url_is_a_usage_error_and_never_prints_its_password() {
             assert_eq!(json(&out)["exit_code"], 2, "{stdout}");
         }
     }
+    // A file:// URL, as many tools take a file: told to give the path (files42 F6: only how
+    // to write a server's URL was said).
+    for args in [
+        ["table", "t", "--from", "file:///tmp/x.csv", "--to", &good],
+        ["table", "t", "--from", &good, "--to", "file:///tmp/x.csv"],
+    ] {
+        let out = output(cm(&home).args(args));
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("file:// URLs are not read: give the file's path (/tmp/x.csv;"),
+            "{stderr}"
+        );
+    }
     // A file path that looks like it holds a password is shown without it.
     let missing = format!("./postgres:{secret}@nowhere.csv");
     let out = output(cm(&home).args(["table", "t", "--from", &missing, "--to", &good, "--json"]));
