@@ -482,10 +482,13 @@ fn table_plan(
 
     let columns =
         resolve_columns(&copy.columns, source_rel.as_ref(), &dest_view).map_err(|message| {
-            let hint = if copy.columns.is_empty() {
-                "; choose the columns to copy with --columns"
-            } else {
-                ""
+            // A file's header names its fields: the list to give (files42 F7).
+            let hint = match (copy.columns.is_empty(), t.source.is_server(), copy.header) {
+                (false, ..) => "",
+                (true, false, true) => {
+                    "; give --columns the file's fields in its order, as its header names them"
+                }
+                (true, ..) => "; choose the columns to copy with --columns",
             };
             Fatal {
                 exit: Exit::Usage,

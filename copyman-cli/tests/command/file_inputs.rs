@@ -1412,3 +1412,39 @@ fn a_header_not_utf8_read_by_default_is_told_to_give_its_encoding() {
     );
     assert_eq!(count(&c.dest[0], &dst, "e"), 0);
 }
+
+/// Destinations whose columns stand in other orders, and a CSV with a header: told to give
+/// --columns the file's fields as its header names them, which then loads both (files42 F7).
+#[test]
+fn destinations_of_other_column_orders_are_told_the_headers_way() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE o (a int, b text)");
+    let d2 = database(&c.dest[1], "CREATE TABLE o (b text, a int)");
+    let csv = file("orders.csv", b"a,b\n1,x\n");
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    let load = |extra: &[&str]| {
+        let mut args = vec![
+            "table",
+            "o",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+        ];
+        args.push("--header");
+        args.extend(extra);
+        run(&args)
+    };
+    let out = load(&[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr)
+            .contains("give --columns the file's fields in its order, as its header names them"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_exit(&load(&["--columns", "a,b"]), 0);
+    assert_eq!(c.dest[1].psql(&d2, "SELECT b || a FROM o").trim(), "x1");
+}
