@@ -1118,9 +1118,19 @@ pub(crate) fn endpoints(
     Ok((source, destinations))
 }
 
+/// Says, as the server's NOTICE does, each name in `text` (given as `what`) longer than 63
+/// bytes, which copyman reads as the server does — cut there (names42 F7: two TABLEs became
+/// one table without a word).
+pub(crate) fn note_truncated(what: &str, text: &str) {
+    for notice in sql::truncated_names(text) {
+        crate::report::warn(format_args!("{what}: {notice}"));
+    }
+}
+
 /// A table's name given as `what`; psql's `\copy t(a, b)` form is pointed to `--columns`
 /// (types41 F6).
 fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
+    note_truncated(what, text);
     TableName::parse(text).map_err(|e| {
         let hint = match text.split_once('(') {
             Some((name, list)) if !name.trim().is_empty() => format!(
@@ -1178,6 +1188,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         .transpose()?;
     let columns = match &low.columns {
         Some(text) => {
+            note_truncated("--columns", text);
             sql::parse_columns(text).map_err(|e| ArgError::usage(format!("--columns: {e}")))?
         }
         None => Vec::new(),

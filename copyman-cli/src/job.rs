@@ -210,7 +210,10 @@ impl JobArgs {
         let tables = low
             .tables
             .iter()
-            .map(|t| TableName::parse(t).map_err(|e| ArgError::usage(format!("TABLE: {e}"))))
+            .map(|t| {
+                crate::args::note_truncated("TABLE", t);
+                TableName::parse(t).map_err(|e| ArgError::usage(format!("TABLE: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let selection = Selection {
             tables,

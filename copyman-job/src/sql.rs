@@ -120,15 +120,46 @@ pub fn parse_columns(text: &str) -> Result<Vec<Ident>, NameError> {
     Ok(columns)
 }
 
+/// The longest name PostgreSQL keeps, in bytes (`NAMEDATALEN` - 1): its scanner cuts a longer
+/// one there, at a character's boundary, with a NOTICE.
+const NAME_LIMIT: usize = 63;
+
+/// PostgreSQL's NOTICE for each name in `text` (a table name `schema.table`, or a column list
+/// `a, b`) longer than it keeps: `identifier "…" will be truncated to "…"` — the name the
+/// server (and copyman, reading it as the server does) takes. Empty when none is, or `text`
+/// cannot be read.
+///
+/// ```
+/// use copyman_job::sql::truncated_names;
+///
+/// let long = "t".repeat(70);
+/// assert_eq!(
+///     truncated_names(&format!("public.{long}")),
+///     [format!("identifier \"{long}\" will be truncated to \"{}\"", "t".repeat(63))]
+/// );
+/// assert!(truncated_names("public.t").is_empty());
+/// ```
+pub fn truncated_names(text: &str) -> Vec<String> {
+    let mut parser = Parser::new(text);
+    while parser.ident().is_ok() && (parser.eat('.') || parser.eat(',')) {}
+    parser.truncated
+}
+
 /// Reads identifiers as PostgreSQL's scanner does.
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    /// The NOTICE for each name cut to [`NAME_LIMIT`] bytes.
+    truncated: Vec<String>,
 }
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Self {
-        Self { text, pos: 0 }
+        Self {
+            text,
+            pos: 0,
+            truncated: Vec::new(),
+        }
     }
 
     fn rest(&self) -> &'a str {
@@ -236,6 +267,20 @@ impl<'a> Parser<'a> {
         };
         if ident.contains('\0') {
             return Err(NameError("a name cannot contain a NUL character".into()));
+        }
+        // Cut as the server cuts it: the name it takes (two longer names alike in their first
+        // 63 bytes are one table there).
+        let mut ident = ident;
+        if ident.len() > NAME_LIMIT {
+            let mut end = NAME_LIMIT;
+            while !ident.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = ident[..end].to_owned();
+            self.truncated.push(format!(
+                "identifier \"{ident}\" will be truncated to \"{cut}\""
+            ));
+            ident = cut;
         }
         Ok(Ident(ident))
     }

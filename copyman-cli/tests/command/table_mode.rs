@@ -1512,3 +1512,46 @@ fn an_enum_lacking_some_of_the_sources_labels_is_said_by_the_plan() {
     assert!(text(&out.stderr).contains("22P02"), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &dst, "e"), 0);
 }
+
+/// A name longer than 63 bytes is read as the server reads it — cut there — with the server's
+/// NOTICE as a warning, a TABLE's and a --columns' alike: the TABLE was cut without a word and
+/// the column was not cut at all (refused as missing; names42 F7).
+#[test]
+fn names_longer_than_63_bytes_are_cut_as_the_server_cuts_them() {
+    let c = clusters();
+    let (table, column) = (
+        format!("t_{}", "a".repeat(61)),
+        format!("c_{}", "b".repeat(61)),
+    );
+    let schema = format!("CREATE TABLE {table} ({column} int)");
+    let src = database(
+        &c.source,
+        &format!("{schema}; INSERT INTO {table} VALUES (1), (2)"),
+    );
+    let dst = database(&c.dest[0], &schema);
+    let (long_table, long_column) = (format!("{table}zzz"), format!("{column}zzz"));
+    let out = run(&[
+        "table",
+        &long_table,
+        "--columns",
+        &long_column,
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    for (flag, long, cut) in [
+        ("TABLE", &long_table, &table),
+        ("--columns", &long_column, &column),
+    ] {
+        assert!(
+            said.contains(&format!(
+                "{flag}: identifier \"{long}\" will be truncated to \"{cut}\""
+            )),
+            "{said}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, &table), 2);
+}
