@@ -27,7 +27,7 @@ use bytes::Bytes;
 use copyman_wire::realign::Completion;
 
 use crate::ready::{ReadyWait, WaitStep};
-use crate::session::{Event, Session, SessionError, State};
+use crate::session::{Event, QUERY_CANCELED, Session, SessionError, State};
 use crate::source::{Abort as SourceAbort, CopyOutSource};
 use crate::start::{CopyStart, StartStep, Started};
 use crate::statement::Direction;
@@ -136,6 +136,11 @@ enum Keep {
     Count,
     /// Nothing: the operation's outcome is decided already (a drain, a CopyFail's 57014).
     Nothing,
+    /// A failed COPY IN's answer: nothing but an error of the server's own — one it raised on
+    /// the rows before the CopyFail reached it (a duplicate key the copy had not read yet,
+    /// blocked writing elsewhere), not the CopyFail's echo (57014). Said, the destination
+    /// is told failed of it, not rolled back for the others (files42 F4).
+    OwnError,
 }
 
 #[derive(Debug)]
@@ -348,7 +353,9 @@ impl Endpoint {
 
     /// Fails the COPY IN so that nothing of it is kept: finishes the frame the server is inside
     /// (`completion`, the realignment of the data sent so far), then CopyFail with `reason`, then
-    /// waits for the server's answer (57014, expected and not reported). A COPY the server
+    /// waits for the server's answer (57014, expected and not reported; an error the server
+    /// raised of its own before the CopyFail reached it, which the COPY's status had not
+    /// reported yet, is the outcome: the COPY failed of it). A COPY the server
     /// already failed only gets its frame finished (the server drops it) and the server's
     /// ReadyForQuery waited for; on a connection that is gone nothing is done.
     ///
@@ -378,7 +385,7 @@ impl Endpoint {
             }
             _ => {}
         }
-        self.op = Self::wait(Keep::Nothing);
+        self.op = Self::wait(Keep::OwnError);
         if abandoned_start {
             self.cancel_abandoned_start();
         }
@@ -500,13 +507,18 @@ impl Endpoint {
                         }
                     }
                     WaitStep::Event(event) => {
-                        if *keep != Keep::Nothing {
-                            match event {
-                                Event::Row(row) if *keep == Keep::Results => rows.push(row),
-                                Event::CommandComplete { rows: Some(n), .. } => *count = Some(n),
-                                Event::Error(e) => *error = Some(SessionError::Db(Box::new(e))),
-                                _ => {}
+                        match (&*keep, event) {
+                            (Keep::Nothing, _) => {}
+                            (Keep::OwnError, Event::Error(e)) => {
+                                if e.code != QUERY_CANCELED {
+                                    *error = Some(SessionError::Db(Box::new(e)));
+                                }
                             }
+                            (Keep::OwnError, _) => {}
+                            (Keep::Results, Event::Row(row)) => rows.push(row),
+                            (_, Event::CommandComplete { rows: Some(n), .. }) => *count = Some(n),
+                            (_, Event::Error(e)) => *error = Some(SessionError::Db(Box::new(e))),
+                            _ => {}
                         }
                         continue;
                     }
@@ -516,18 +528,22 @@ impl Endpoint {
                         let result = match (then_fail.take(), error.take()) {
                             (Some(e), _) | (None, Some(e)) => Err(e),
                             _ if *completed => Ok(Outcome::Completed(*count)),
-                            _ if *keep != Keep::Nothing => Ok(Outcome::Statement {
-                                rows: std::mem::take(rows),
-                                count: *count,
-                            }),
+                            _ if matches!(keep, Keep::Results | Keep::Count) => {
+                                Ok(Outcome::Statement {
+                                    rows: std::mem::take(rows),
+                                    count: *count,
+                                })
+                            }
                             _ => Ok(Outcome::Ready),
                         };
                         Step::Done(result)
                     }
                     // The session is already ready (its ReadyForQuery was read with the error
                     // that ended a COPY IN): nothing more will come.
-                    _ if matches!(self.session.state(), State::Ready) && *keep == Keep::Nothing => {
-                        Step::Done(Ok(Outcome::Ready))
+                    _ if matches!(self.session.state(), State::Ready)
+                        && matches!(keep, Keep::Nothing | Keep::OwnError) =>
+                    {
+                        Step::Done(error.take().map_or(Ok(Outcome::Ready), Err))
                     }
                     _ if matches!(self.session.state(), State::Ready) && then_fail.is_some() => {
                         Step::Done(Err(then_fail.take().expect("checked")))

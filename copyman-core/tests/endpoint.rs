@@ -209,13 +209,36 @@ fn a_frame_half_sent_when_the_server_failed_the_copy_is_finished_before_anything
     // A frame too large to finish now, or a message half written: only closing is safe.
     let mut e = failed();
     assert_eq!(e.abandon_copy_in(&half_sent(), false), Abandon::Close);
-    // The server's error read, its ReadyForQuery not yet: the same.
+    // The server's error read, its ReadyForQuery not yet: the same bytes; and that error,
+    // which the copy had not taken in (it was not asked for the COPY's status), is the
+    // failure's outcome: the server failed the COPY of its own (files42 F4: such a destination
+    // was told rolled back for the others, its error said nowhere).
     let mut e = endpoint();
     start_copy_in(&mut e);
     e.handle_input(&error("23514")).unwrap();
     e.fail_copy("stop", &half_sent()).unwrap();
     assert_eq!(sent(&mut e), vec![0; 6]);
-    assert!(matches!(finish(&mut e, &ready()), Ok(Outcome::Ready)));
+    match finish(&mut e, &ready()) {
+        Err(err) => assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("23514")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The server failed the COPY of its own before the CopyFail reached it, and the copy had not
+/// read that yet (blocked writing to another destination): the failure's outcome is that
+/// error. The CopyFail's own echo (57014) is not (fail_copy_realigns_the_frame_…).
+#[test]
+fn fail_copy_reports_an_error_the_server_raised_before_it() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    e.fail_copy("stop", &Completion::default()).unwrap();
+    assert_eq!(sent(&mut e)[0], b'f');
+    let mut server = error("23505");
+    server.extend(ready());
+    match finish(&mut e, &server) {
+        Err(err) => assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("23505")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -381,6 +381,43 @@ fn a_stdout_reader_that_goes_away_beside_a_server_is_said() {
     assert_eq!(settle_backends(&c.dest[0], &dst), Vec::<String>::new());
 }
 
+/// A destination server that failed of its own (a duplicate key at its first row) while
+/// copyman was blocked writing to a slow stdout, whose reader then went away: said failed with
+/// its error, not "rolled back" for the pipe's sake (files42 F4: its 23505 was said nowhere).
+#[test]
+fn a_destination_that_failed_of_its_own_behind_a_slow_stdout_is_said_failed() {
+    let c = clusters();
+    // Rows larger than a pipe holds: the copy blocks writing the first to stdout, after the
+    // destination (given first) took it and failed.
+    let src = database(
+        &c.source,
+        "CREATE TABLE w (id int PRIMARY KEY, v text);
+         INSERT INTO w SELECT g, repeat('y', 200000) FROM generate_series(1, 50) g;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE w (id int PRIMARY KEY, v text); INSERT INTO w VALUES (1, 'there');",
+    );
+    let mut child = copyman()
+        .args(["table", "w", "--from", &c.source.conninfo(&src), "--to"])
+        .arg(c.dest[0].conninfo(&dst))
+        .args(["--to", "-", "--format", "text"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = stdout.read(&mut [0u8; 1024]);
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("SQLSTATE 23505"), "{stderr}");
+    assert!(!stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "w"), 1);
+}
+
 /// Source rows for the CHECK tests: 1..=n, with one negative value in the middle.
 fn check_source(c: &Clusters, rows: u32) -> String {
     database(
