@@ -509,10 +509,8 @@ impl Endpoint {
                     WaitStep::Event(event) => {
                         match (&*keep, event) {
                             (Keep::Nothing, _) => {}
-                            (Keep::OwnError, Event::Error(e)) => {
-                                if e.code != QUERY_CANCELED {
-                                    *error = Some(SessionError::Db(Box::new(e)));
-                                }
+                            (Keep::OwnError, Event::Error(e)) if e.code != QUERY_CANCELED => {
+                                *error = Some(SessionError::Db(Box::new(e)));
                             }
                             (Keep::OwnError, _) => {}
                             (Keep::Results, Event::Row(row)) => rows.push(row),
