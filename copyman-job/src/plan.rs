@@ -2229,7 +2229,7 @@ pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
     None
 }
 
-/// Where in a column's value a [`Leaf`](crate::sql::Leaf) path points, in words: `/b/e/2` is
+/// Where in a column's value a [`Leaf`] path points, in words: `/b/e/2` is
 /// "field 2 of the array elements of its domain's base".
 ///
 /// ```
