@@ -497,6 +497,8 @@ pub(crate) struct RunReport {
     pub(crate) source: String,
     /// The host of the source's CONN its sessions reached, when it names several.
     pub(crate) source_reached: Option<String>,
+    /// Whether the run emptied each destination's table first (`table --truncate`).
+    pub(crate) truncated: bool,
     /// The COPY format, when copyman chose the statements.
     pub(crate) format: Option<&'static str>,
     /// The source's `COPY n`.
@@ -754,10 +756,12 @@ impl RunReport {
             many => format!("destinations {}", many.join(", ")),
         };
         let committed: Vec<String> = committed.iter().map(usize::to_string).collect();
-        // (`copy` has no --truncate: its statements are the user's.)
-        let truncate = match self.command {
-            "table" => ", or with every --to and --truncate, which loads each again",
-            _ => "",
+        // Offered only to a run that emptied its tables itself: to an appending one (a --where
+        // load beside history) --truncate would empty rows this run never copied (recheck42
+        // F3). (`copy` has no --truncate: its statements are the user's.)
+        let truncate = match self.truncated {
+            true => ", or again with every --to (--truncate empties each and loads it again)",
+            false => "",
         };
         Some(format!(
             "copyman: {} committed and {} did not: to bring them level, run again with only the \
@@ -1330,6 +1334,7 @@ mod tests {
             started_at: UNIX_EPOCH + Duration::from_secs(1_764_478_972),
             source: "u@h:5432/db".into(),
             source_reached: Some("h2:5432".into()),
+            truncated: false,
             format: Some("binary"),
             source_rows: Some(10),
             source_transaction: None,

@@ -718,6 +718,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         started_at,
         source: t.source.display(),
         source_reached: t.source.reached(),
+        truncated: matches!(t.statements, Statements::Table { truncate: true, .. }),
         format: plan.format.map(Format::name),
         source_rows,
         source_transaction,
