@@ -1496,9 +1496,10 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
             "{what}: FORMAT {format} is not a COPY format: text, csv or binary"
         )),
         None => ArgError::usage(format!(
-            "{what}: copyman cannot read its options (a dollar-quoted or U& value or name), so \
-             it cannot tell that both ends read the data alike: write each option's name \
-             unquoted and its value as a plain 'string' or E'string'"
+            "{what}: copyman cannot read its options (a dollar-quoted or U& value or name, or \
+             an E'…' escape beyond ASCII: \\xe9, \\u00e9), so it cannot tell that both ends read \
+             the data alike: write each option's name unquoted and its value as a plain \
+             'string', its characters as they are"
         )),
     };
     if let Some(sql) = send
