@@ -1178,13 +1178,29 @@ pub(crate) fn check_header(
     {
         return Ok(());
     }
+    // More fields than the COPY reads: every row would fail (22P04), not load elsewhere.
     let refuse = |mismatch: HeaderMismatch, fix: String| Fatal {
         exit: Exit::Usage,
         server: None,
         message: format!(
-            "{name}: {mismatch}: its values would load into the wrong columns, so nothing was sent; \
-             {fix}"
+            "{name}: {mismatch}: {}, so nothing was sent; {fix}",
+            if fields.len() > mismatch.columns.len() {
+                "every row would fail (22P04, extra data after last expected column)"
+            } else {
+                "its values would load into the wrong columns"
+            }
         ),
+    };
+    // Where the COPY's columns are a list the user gave (--columns, a --receive's): a field
+    // naming none of them may name a column the list leaves out (recheck42 F5).
+    let listed = match &t.statements {
+        Statements::Table { copy, .. } => !copy.columns.is_empty(),
+        Statements::Raw { .. } => true,
+    };
+    let add = match &t.statements {
+        Statements::Table { .. } if listed => "add it to --columns where the table has it",
+        Statements::Table { .. } => "add the column",
+        Statements::Raw { .. } => "add it to the --receive's columns where the table has it",
     };
     // More fields than the COPY reads, some naming no column: no column list loads them (COPY
     // cannot skip a field), and every row would fail, not load elsewhere (files42 F1: the
@@ -1202,13 +1218,14 @@ pub(crate) fn check_header(
             server: None,
             message: format!(
                 "{name}: the header has {} fields and the COPY reads {} columns: {} {} no \
-                 column, and COPY cannot skip a field, so every row would fail (22P04, extra \
-                 data after last expected column); nothing was sent: add the column, load into \
-                 a table that has it, or drop the field before loading",
+                 column {}, and COPY cannot skip a field, so every row would fail (22P04, extra \
+                 data after last expected column); nothing was sent: {add}, load into a table \
+                 that has it, or drop the field before loading",
                 fields.len(),
                 columns.len(),
                 unnamed.join(", "),
-                if unnamed.len() == 1 { "names" } else { "name" }
+                if unnamed.len() == 1 { "names" } else { "name" },
+                if listed { "it reads" } else { "of the table" },
             ),
         })
     };
@@ -1331,6 +1348,11 @@ pub(crate) fn check_header(
             ));
         }
         if let Err(mismatch) = file_start::check_header(fields, &columns) {
+            if mismatch.by_header.is_none()
+                && let Some(refused) = extra_fields(&columns)
+            {
+                return Err(refused);
+            }
             let which = if servers > 1 {
                 format!(" for destination {} ({})", i + 1, dest.endpoint.display())
             } else {

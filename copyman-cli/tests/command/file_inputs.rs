@@ -1376,12 +1376,44 @@ fn a_header_with_a_field_no_column_takes_names_it() {
     let said = text(&out.stderr);
     assert!(
         said.contains(
-            "the header has 3 fields and the COPY reads 2 columns: field 3 (x) names no column, \
-             and COPY cannot skip a field"
+            "the header has 3 fields and the COPY reads 2 columns: field 3 (x) names no column of \
+             the table, and COPY cannot skip a field"
         ) && !said.contains("--columns"),
         "{said}"
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    // A list the user gave that leaves out a column the field names: add it there (recheck42
+    // F5: "names no column … add the column" of a table that has it); copy mode alike, where
+    // it said "would load into the wrong columns".
+    let wide = database(&c.dest[0], "CREATE TABLE t (id int, name text, x text)");
+    let to = c.dest[0].conninfo(&wide);
+    for (args, add) in [
+        (
+            vec!["table", "t", "--header", "--columns", "id,name"],
+            "add it to --columns where the table has it",
+        ),
+        (
+            vec![
+                "copy",
+                "--receive",
+                "COPY t (id, name) FROM STDIN (FORMAT csv, HEADER)",
+            ],
+            "add it to the --receive's columns where the table has it",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--from", csv.arg(), "--to", &to]);
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("field 3 (x) names no column it reads, and COPY cannot skip a field")
+                && said.contains(add)
+                && !said.contains("wrong columns"),
+            "{said}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &wide, "t"), 0);
 }
 
 /// A LATIN1 CSV read without --encoding: its header's bytes are not UTF-8, and the way out is
