@@ -2109,8 +2109,9 @@ pub fn resolve_columns(
                 generated.join(", ")
             ));
         }
+        // Each item a clause of its own (two composites' reasons read as one, recheck42 F9).
         if !said.is_empty() {
-            problems.push(format!("{label} {}", said.join(" and ")));
+            problems.push(format!("{label} {}", said.join("; and ")));
         }
     }
     // COPY cannot name an empty column list: with nothing to copy, a destination with columns
@@ -2889,7 +2890,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.contains(
-                r#"destination 1 lacks "b" and has "c" that the source has not and that takes no default and refuses NULL (give it a DEFAULT there, or DROP NOT NULL); destination 2 lacks "b" (generated there)"#
+                r#"destination 1 lacks "b"; and has "c" that the source has not and that takes no default and refuses NULL (give it a DEFAULT there, or DROP NOT NULL); destination 2 lacks "b" (generated there)"#
             ),
             "{err}"
         );
