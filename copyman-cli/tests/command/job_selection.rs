@@ -1489,6 +1489,15 @@ fn job_selection_what_exclusions_and_schemas_take_beyond_their_names_is_said() {
             ),
         "{out}"
     );
+    // --schema and --table together take what either takes, which pg_dump does not
+    // (recheck42 F6).
+    let out = said(&["-n", "sales", "-t", "public.t1"], 0);
+    assert!(
+        out.contains("--schema and --table select together")
+            && out.contains("\"public\".\"t1\"")
+            && out.contains("\"sales\".\"t1\""),
+        "{out}"
+    );
     // Nothing said where the exclusion takes what it names only.
     let out = said(&["--schema", "sales", "--exclude-table", "sales.t1"], 0);
     assert!(

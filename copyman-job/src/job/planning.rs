@@ -969,6 +969,16 @@ fn plan_all(
             });
         }
     }
+    // Together they select every table either takes; pg_dump's -t makes its -n select nothing
+    // (recheck42 F6: `-n app -t app.t1` copied, and under --truncate emptied, all of app).
+    if !selection.schemas.is_empty() && !selection.include.is_empty() {
+        notes.push(
+            "--schema and --table select together: every table of the schemas and every table \
+             the patterns match (pg_dump's -t makes its -n select nothing); give --table alone \
+             to copy only the tables it matches"
+                .to_owned(),
+        );
+    }
     notes.extend(uncopied(&mut src, selection, &listed));
     let with_excluded = left_out_with(&mut src, selection);
     notes.extend(with_excluded.iter().cloned());
