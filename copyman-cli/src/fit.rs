@@ -173,7 +173,7 @@ impl Rooms {
             }
         }
         let prepared = if atomic {
-            tightest_prepared(dests)
+            tightest_prepared(dests, passed_over)
         } else {
             None
         };
@@ -296,9 +296,13 @@ impl Rooms {
 /// The destination with the fewest prepared transactions free now (`max_prepared_transactions`
 /// less those in use on its server); `None` if none can be asked or allows any (max 0 is
 /// refused by the planning, in its own words).
-fn tightest_prepared(dests: &[Server]) -> Option<PreparedRoom> {
+fn tightest_prepared(dests: &[Server], passed_over: &[usize]) -> Option<PreparedRoom> {
     let mut tightest: Option<PreparedRoom> = None;
+    // (Not one found unreachable: another wait, another failed login; recheck42 F4.)
     for (i, server) in dests.iter().enumerate() {
+        if passed_over.contains(&i) {
+            continue;
+        }
         let rows = (server.connect)().ok().and_then(|mut conn| {
             conn.query(
                 "SELECT pg_catalog.current_setting('max_prepared_transactions')::int, \

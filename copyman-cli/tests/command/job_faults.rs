@@ -1794,4 +1794,26 @@ fn a_job_connects_once_to_a_destination_it_cannot_reach() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &d1, "a"), 1);
     assert_eq!(count(&c.dest[0], &d1, "b"), 1);
+    // Under --atomic too (its question of prepared transactions connected again: recheck42
+    // F4), to destinations that can prepare.
+    let p = two_phase_clusters();
+    let d2 = database(&p.dest[0], schema);
+    let log = TempPath::new("once-atomic.log");
+    let out = copyman()
+        .args([
+            "table",
+            "a",
+            "b",
+            "--keep-going",
+            "--atomic",
+            "--decision-log",
+        ])
+        .arg(log.arg())
+        .args(["--from", &c.source.conninfo(&src)])
+        .args(["--to", &p.dest[0].conninfo(&d2), "--to", &closing])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "{}", text(&out.stderr));
+    assert_eq!(count(&p.dest[0], &d2, "a"), 1);
 }
