@@ -948,7 +948,14 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
         signals::printing_dry_run();
         plan.notes.splice(0..0, waited);
-        return dry_run(&plan, &dests, (options.keep_going, &options.state), output);
+        let reached = Reached::of(&args.source, &args.destinations);
+        return dry_run(
+            &plan,
+            &dests,
+            (options.keep_going, &options.state),
+            &reached,
+            output,
+        );
     }
     // Said under --quiet too, as --help promises: a note may change what is copied (an
     // --exclude-table that matches nothing leaves its table in). One note said alike of many
@@ -1250,6 +1257,7 @@ fn dry_run(
     plan: &job::Plan,
     dests: &[Server],
     (keep_going, state): (bool, &Path),
+    reached: &Reached,
     output: Output,
 ) -> anyhow::Result<Exit> {
     // What the run would end with: a table refused on a destination stops the job before
@@ -1322,6 +1330,9 @@ fn dry_run(
             "notes": plan.notes,
             "warnings": report::warnings(),
             "tables": tables,
+            // The host each CONN naming several reached (recheck42 F7).
+            "source_reached": reached.source,
+            "reached": reached.destinations,
         }))?;
         return Ok(exit);
     }
@@ -1331,6 +1342,9 @@ fn dry_run(
         plural(plan.tables.len(), "table"),
         state.display()
     );
+    for line in reached.lines(dests) {
+        text.push_str(&format!("  {}\n", line.trim_start_matches("copyman: ")));
+    }
     for note in &plan.notes {
         text.push_str(&format!("  note: {note}\n"));
     }

@@ -970,6 +970,19 @@ fn target_session_attrs_read_write_finds_the_writable_host() {
         "--to",
         &list,
     ];
+    // A job's dry run too (recheck42 F7).
+    let mut dry = job.to_vec();
+    dry.push("--dry-run");
+    let out = with_passwords(&dry);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains(&format!("/{db}) is {reached}\n")),
+        "{}",
+        text(&out.stdout)
+    );
+    dry.insert(0, "--json");
+    let out = with_passwords(&dry);
+    assert_eq!(json(&out)["reached"][0], reached.as_str(), "{}", json(&out));
     let state = TempPath::new("reached.state");
     let mut args = job.to_vec();
     args.extend(["--state", state.arg()]);
