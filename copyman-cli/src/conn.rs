@@ -1602,8 +1602,23 @@ fn find_service(
                 file.display()
             ))
         })?;
+        let utf8 = std::str::from_utf8(&content).is_ok();
         let content = String::from_utf8_lossy(&content);
         if let Some(entries) = service_entries(&content, service, &file)? {
+            // A value in other bytes (a LATIN1 password) would be sent otherwise than libpq
+            // sends it: refused by its key, as PGPASSWORD's (recheck42 F8: a login failed
+            // while psql's succeeded, no word why).
+            if let Some((key, _)) = (!utf8)
+                .then(|| entries.iter().find(|(_, value)| value.contains('\u{fffd}')))
+                .flatten()
+            {
+                return Err(ConnError::Invalid(format!(
+                    "service file \"{}\": the value of {key} in [{service}] is not valid \
+                     UTF-8: copyman reads service files as UTF-8, and would send other bytes \
+                     than it holds",
+                    file.display()
+                )));
+            }
             return Ok((file, entries));
         }
     }
@@ -3139,6 +3154,24 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         .to_string();
         assert!(
             err.contains("definition of service \"\" not found"),
+            "{err}"
+        );
+    }
+
+    /// A service file's value in other bytes than UTF-8 (a LATIN1 password) is refused by its
+    /// key: read with replacements, another password was sent (recheck42 F8).
+    #[test]
+    fn a_service_value_that_is_not_utf8_is_refused() {
+        let (file, _guard) = temp_file("latin1-services", "");
+        fs::write(&file, b"[lat]\nhost=h\npassword=p\xe4ss\n").unwrap();
+        let err = resolve(
+            "service=lat",
+            &env(&[("PGSERVICEFILE", file.to_str().unwrap()), ("USER", "u")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("the value of password in [lat] is not valid UTF-8"),
             "{err}"
         );
     }
