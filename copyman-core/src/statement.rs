@@ -1045,9 +1045,9 @@ pub fn refused_options(sql: &str, direction: Direction) -> Option<String> {
     let delim = if binary { "\t" } else { rep.delimiter.as_str() };
     let null_print = if binary { "\\N" } else { rep.null.as_str() };
     let first = |s: &str| s.chars().next().unwrap_or_default();
-    // More than one byte in every encoding: other than one character, or one of two or more
-    // characters. One character beyond ASCII is one byte in a LATIN1 database (the server
-    // counts in its own encoding, recheck42 F1): left to the server.
+    // Not one byte in any encoding: no character, or more than one. One character beyond
+    // ASCII is one byte in a LATIN1 database (the server counts in its own encoding,
+    // recheck42 F1): left to the server.
     let not_one_byte = |s: &str| s.chars().count() != 1;
     let refusal = if !from && header_value(sql).flatten().as_deref() == Some("match") {
         "cannot use \"match\" with HEADER in COPY TO".to_owned()
