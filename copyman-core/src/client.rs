@@ -592,8 +592,10 @@ macro_rules! client_glue {
                         .map_or(Failure::Refused, |a| a.error.failure()),
                     Error::WrongSession(_) => Failure::WrongSession,
                     Error::Tls(::copyman_tls::TlsError::BadResponse { byte, .. }) if *byte != b'E' => {
-                        Failure::Invalid
+                        Failure::Final
                     }
+                    // The client's own refusal to authenticate: the same without TLS too.
+                    Error::Session(SessionError::Auth { .. }) => Failure::Final,
                     e if e.code() == Some(Failure::CANNOT_CONNECT_NOW) => Failure::NotNow,
                     _ => Failure::Refused,
                 }

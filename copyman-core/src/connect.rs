@@ -541,11 +541,13 @@ pub enum Failure {
     /// `read-write` was asked): the next host, as libpq's `CONNECTION_CHECK_TARGET`, though the
     /// server accepted the login.
     WrongSession,
-    /// What answered does not speak PostgreSQL's protocol (its answer to the SSLRequest was
-    /// neither `S`, `N` nor an error: a web server on that port): nothing more is tried, as
-    /// libpq gives up on "received invalid response to SSL negotiation" (the same address
-    /// without TLS only added a second, stranger error).
-    Invalid,
+    /// The attempt ended in a way no other attempt can mend, and nothing more is tried, as
+    /// libpq gives up: what answered does not speak PostgreSQL's protocol (its answer to the
+    /// SSLRequest was neither `S`, `N` nor an error: a web server on that port — "received
+    /// invalid response to SSL negotiation"), or the client cannot authenticate as asked
+    /// (channel binding required where it cannot be, no password for a password request).
+    /// The same address without TLS only added a second error (conn42 F3, F9).
+    Final,
 }
 
 impl Failure {
@@ -555,7 +557,7 @@ impl Failure {
     /// Whether a connection whose attempts on one host ended this way goes on to the next
     /// host: yes unless the server answered and refused.
     pub fn tries_next_host(self) -> bool {
-        !matches!(self, Self::Refused | Self::Invalid)
+        !matches!(self, Self::Refused | Self::Final)
     }
 }
 
@@ -862,7 +864,7 @@ impl Plan {
                 self.addresses.clear();
             }
             Failure::Refused if *next + 1 < attempts && !declined => *next += 1,
-            Failure::Refused | Failure::Invalid => {
+            Failure::Refused | Failure::Final => {
                 self.current = None;
                 self.done = true;
             }

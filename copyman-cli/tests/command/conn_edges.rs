@@ -1187,3 +1187,33 @@ fn a_conn_at_another_service_is_said_to_be_no_postgresql_server() {
         "{said}"
     );
 }
+
+/// The client's own refusal to authenticate (no password for a password request) is not tried
+/// again without TLS under the default sslmode=prefer: the second attempt could only fail alike
+/// ("all 2 connection attempts failed", one address twice; conn42 F3), and libpq does not.
+#[test]
+fn a_login_the_client_cannot_make_is_tried_once() {
+    let tls = tls_cluster();
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE t (id int);");
+    let without = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        tls.port()
+    );
+    let out = copyman()
+        .env("PGPASSFILE", "/nonexistent")
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &without,
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("but none given"), "{stderr}");
+    assert!(!stderr.contains("connection attempts failed"), "{stderr}");
+}
