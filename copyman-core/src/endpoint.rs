@@ -136,10 +136,11 @@ enum Keep {
     Count,
     /// Nothing: the operation's outcome is decided already (a drain, a CopyFail's 57014).
     Nothing,
-    /// A failed COPY IN's answer: nothing but an error of the server's own — one it raised on
-    /// the rows before the CopyFail reached it (a duplicate key the copy had not read yet,
-    /// blocked writing elsewhere), not the CopyFail's echo (57014). Said, the destination
-    /// is told failed of it, not rolled back for the others (files42 F4).
+    /// A failed COPY IN's answer, where it ended on a frame's boundary: nothing but an error of
+    /// the server's own — one it raised on the rows before the CopyFail reached it (a duplicate
+    /// key the copy had not read yet, blocked writing elsewhere), not the CopyFail's echo
+    /// (57014). Said, the destination is told failed of it, not rolled back for the others
+    /// (files42 F4).
     OwnError,
 }
 
@@ -353,9 +354,10 @@ impl Endpoint {
 
     /// Fails the COPY IN so that nothing of it is kept: finishes the frame the server is inside
     /// (`completion`, the realignment of the data sent so far), then CopyFail with `reason`, then
-    /// waits for the server's answer (57014, expected and not reported; an error the server
-    /// raised of its own before the CopyFail reached it, which the COPY's status had not
-    /// reported yet, is the outcome: the COPY failed of it). A COPY the server
+    /// waits for the server's answer (57014, expected and not reported; where no frame had to be
+    /// finished, an error the server raised of its own before the CopyFail reached it, which
+    /// the COPY's status had not reported yet, is the outcome: the COPY failed of it — after a
+    /// filler, an error may be the filler's). A COPY the server
     /// already failed only gets its frame finished (the server drops it) and the server's
     /// ReadyForQuery waited for; on a connection that is gone nothing is done.
     ///
@@ -385,7 +387,15 @@ impl Endpoint {
             }
             _ => {}
         }
-        self.op = Self::wait(Keep::OwnError);
+        // An error of the server's own is its outcome only where no frame was finished: the
+        // filler is data the server reads (zeros, refused as 22021 or a bad binary field
+        // before the CopyFail is read), so an error after it may be copyman's own doing
+        // (recheck42b F2: a destination that did nothing wrong was said failed of it).
+        let keep = match completion.is_empty() {
+            true => Keep::OwnError,
+            false => Keep::Nothing,
+        };
+        self.op = Self::wait(keep);
         if abandoned_start {
             self.cancel_abandoned_start();
         }

@@ -209,24 +209,21 @@ fn a_frame_half_sent_when_the_server_failed_the_copy_is_finished_before_anything
     // A frame too large to finish now, or a message half written: only closing is safe.
     let mut e = failed();
     assert_eq!(e.abandon_copy_in(&half_sent(), false), Abandon::Close);
-    // The server's error read, its ReadyForQuery not yet: the same bytes; and that error,
-    // which the copy had not taken in (it was not asked for the COPY's status), is the
-    // failure's outcome: the server failed the COPY of its own (files42 F4: such a destination
-    // was told rolled back for the others, its error said nowhere).
+    // The server's error read, its ReadyForQuery not yet: the same bytes. A frame was finished:
+    // what the server says then may be of the filler (zeros it reads as data), so no error is
+    // taken for the COPY's own (recheck42b F2).
     let mut e = endpoint();
     start_copy_in(&mut e);
     e.handle_input(&error("23514")).unwrap();
     e.fail_copy("stop", &half_sent()).unwrap();
     assert_eq!(sent(&mut e), vec![0; 6]);
-    match finish(&mut e, &ready()) {
-        Err(err) => assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("23514")),
-        other => panic!("{other:?}"),
-    }
+    assert!(matches!(finish(&mut e, &ready()), Ok(Outcome::Ready)));
 }
 
 /// The server failed the COPY of its own before the CopyFail reached it, and the copy had not
-/// read that yet (blocked writing to another destination): the failure's outcome is that
-/// error. The CopyFail's own echo (57014) is not (fail_copy_realigns_the_frame_…).
+/// read that yet (blocked writing to another destination): where the COPY ended on a frame's
+/// boundary, the failure's outcome is that error (files42 F4). The CopyFail's own echo (57014)
+/// is not (fail_copy_realigns_the_frame_…), nor what follows a finished frame (above).
 #[test]
 fn fail_copy_reports_an_error_the_server_raised_before_it() {
     let mut e = endpoint();
