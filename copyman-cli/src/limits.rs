@@ -477,19 +477,22 @@ pub(crate) fn non_utf8_client_encoding<'c>(
 
 /// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes
 /// long must not be given up on while the server may still commit it (copyman would report as
-/// failed a destination that committed). Lock waits stay bounded by `--lock-timeout`. (The
+/// failed a destination that committed) — but for a source that wrote nothing (`source_read_only`),
+/// whose COMMIT commits nothing. Lock waits stay bounded by `--lock-timeout`. (The
 /// signal's interrupter ([`prepare`]) stays: the commit's participants take it off for the
 /// statements whose answer decides, core's `Action::awaited`.)
 pub(crate) fn end_stall_timeouts(
     t: &Transfer,
     source: Option<&mut Connection>,
+    source_read_only: bool,
     dests: &mut [Dest<'_>],
 ) {
     if t.safety.stall_timeout.is_none() {
         return;
     }
-    let conns = source
-        .into_iter()
+    // A source that wrote nothing keeps its bound: its COMMIT commits nothing, and a frozen
+    // source backend held for ever a run whose destinations had all committed (recheck42b F1).
+    let conns = (source.filter(|_| !source_read_only).into_iter())
         .chain(dests.iter_mut().filter_map(|d| d.conn.as_mut()));
     for conn in conns {
         // A connection whose socket cannot take the setting is broken: its COMMIT says so.

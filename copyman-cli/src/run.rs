@@ -509,7 +509,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         (Statements::Raw { .. }, _) => false,
         (Statements::Table { .. }, _) => true,
     };
-    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
+    limits::end_stall_timeouts(t, source_conn.as_mut(), source_read_only, &mut dests);
     watch.ending();
     let ended = finish(
         Finish {

@@ -297,3 +297,46 @@ fn a_commit_refused_with_40001_under_serializable_stops_the_rest() {
     assert_eq!(count(&c.dest[1], &d2, "m"), 1000);
     assert_eq!(count(&c.dest[0], &d3, "m"), 1000);
 }
+
+/// A source that wrote nothing (a table's snapshot) whose backend freezes once every destination
+/// committed: its COMMIT commits nothing, so --stall-timeout still bounds it and the run ends,
+/// every destination committed (recheck42b F1: it waited for ever, past --stall-timeout).
+#[test]
+fn a_frozen_read_only_source_does_not_hold_a_run_whose_destinations_committed() {
+    let c = clusters();
+    let src = database(&c.source, ROWS);
+    let empty = "CREATE TABLE m (id int8 PRIMARY KEY, v text)";
+    let (d1, d2) = (database(&c.dest[0], empty), database(&c.dest[1], empty));
+    let args = [
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--stall-timeout",
+        "2s",
+    ];
+    let paused = Paused::start(&args, "committed:2");
+    let pid = copyman_backend(&c.source, &src).to_string();
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let resumed = paused.resume_in_background();
+    std::thread::spawn(move || {
+        let _ = tx.send(resumed.join().unwrap());
+    });
+    let ended = rx.recv_timeout(std::time::Duration::from_secs(60));
+    signal("-CONT");
+    let out = ended.expect("the run ended while the source's backend was frozen");
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "m"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "m"), 1000);
+}
