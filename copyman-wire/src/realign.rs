@@ -50,7 +50,9 @@ impl Completion {
 ///
 /// Inside a header, the missing length bytes are chosen to give the smallest length consistent
 /// with those already sent (at least 4, as the length counts itself); the body is zero filler.
-/// The server then parses one whole, meaningless frame, and the CopyFail that follows discards it.
+/// The server then reads one whole, meaningless frame — as data, which it may refuse (a NUL is
+/// 22021 to it) before it reads the CopyFail that follows; either way nothing of the COPY is
+/// kept, and what the server says then is not the COPY's own failure.
 ///
 /// ```
 /// use copyman_wire::{Position, realign::completion};
