@@ -542,7 +542,8 @@ impl Reached {
                 let at = (record["server"].as_str())
                     .and_then(|s| s.strip_prefix("destination "))
                     .and_then(|n| n.parse::<usize>().ok());
-                let reached = at.and_then(|n| self.destinations.get(n - 1).cloned().flatten());
+                let reached = (at.and_then(|n| n.checked_sub(1)))
+                    .and_then(|i| self.destinations.get(i).cloned().flatten());
                 record["reached"] = json!(reached);
             }
         }
