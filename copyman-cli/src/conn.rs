@@ -645,9 +645,10 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     // A file as many tools take one: said how copyman takes it (files42 F6).
     if let Some(path) = text.strip_prefix("file://") {
         return Err(ConnError::Invalid(format!(
-            "{}: file:// URLs are not read: give the file's path ({path}; ./NAME for a \
-             relative one)",
-            redact(text)
+            "{}: file:// URLs are not read: give the file's path ({}; ./NAME for a relative \
+             one)",
+            redact(text),
+            redact(path)
         )));
     }
     if !is_url(text) && looks_like_url(text) {
