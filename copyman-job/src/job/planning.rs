@@ -3385,13 +3385,7 @@ fn partition_ancestors(conn: &mut Connection) -> Vec<(String, Vec<String>)> {
 /// (set there to the source's). `listed` are the selected tables. Nothing where the source
 /// cannot be asked: this is advice, not a check.
 fn uncopied(src: &mut Connection, selection: &Selection, listed: &HashSet<String>) -> Vec<String> {
-    let Some(rows) = select::uncopied_query(selection)
-        .ok()
-        .flatten()
-        .and_then(|query| src.query(&query).ok())
-    else {
-        return Vec::new();
-    };
+    let rows = asked(src, select::uncopied_query(selection));
     let mut views: Vec<String> = Vec::new();
     // Each sequence, and whether a selected table's default takes values from it.
     let mut sequences: Vec<(String, bool)> = Vec::new();
@@ -3468,23 +3462,32 @@ fn asked(
         .unwrap_or_default()
 }
 
+/// `(key, item)` pairs as each key with its items, keys in the order first met.
+fn grouped(pairs: impl Iterator<Item = (String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, item) in pairs {
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((key, vec![item])),
+        }
+    }
+    groups
+}
+
 /// The partitions a pattern, a schema or the default took that `--exclude-table` leaves out
 /// with their partitioned ancestor ([`select::left_out_with_query`]), said per ancestor: pg_dump's
 /// `-T` leaves out the table it names alone, and a job over a schema lost their rows without a
 /// word (names42 F8).
 fn left_out_with(src: &mut Connection, selection: &Selection) -> Vec<String> {
-    let mut by_ancestor: Vec<(String, Vec<String>)> = Vec::new();
-    for row in asked(src, select::left_out_with_query(selection)) {
+    let rows = asked(src, select::left_out_with_query(selection));
+    let by_ancestor = grouped(rows.iter().filter_map(|row| {
         let [Some(schema), Some(name), Some(up_schema), Some(up_name)] = &row[..] else {
-            continue;
+            return None;
         };
         let part = TableName::from_parts(Some(schema.clone()), name.clone()).to_string();
         let up = TableName::from_parts(Some(up_schema.clone()), up_name.clone()).to_string();
-        match by_ancestor.iter_mut().find(|(a, _)| *a == up) {
-            Some((_, parts)) => parts.push(part),
-            None => by_ancestor.push((up, vec![part])),
-        }
-    }
+        Some((up, part))
+    }));
     (by_ancestor.into_iter())
         .map(|(up, parts)| {
             let one = parts.len() == 1;
@@ -3538,17 +3541,14 @@ fn outside_schemas(
         .filter(|s| s.kind == "p")
         .map(|s| s.table.clone())
         .collect();
-    let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
-    for row in asked(src, select::outside_schemas_query(selection, &partitioned)) {
+    let rows = asked(src, select::outside_schemas_query(selection, &partitioned));
+    let by_table = grouped(rows.iter().filter_map(|row| {
         let [Some(table), Some(schema), Some(name)] = &row[..] else {
-            continue;
+            return None;
         };
         let part = TableName::from_parts(Some(schema.clone()), name.clone()).to_string();
-        match by_table.iter_mut().find(|(t, _)| t == table) {
-            Some((_, parts)) => parts.push(part),
-            None => by_table.push((table.clone(), vec![part])),
-        }
-    }
+        Some((table.clone(), part))
+    }));
     (by_table.into_iter())
         .map(|(table, parts)| {
             let one = parts.len() == 1;
