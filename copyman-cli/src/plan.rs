@@ -134,7 +134,7 @@ pub(crate) fn plan(
 fn may_read_whole(conn: &mut Connection, table: &TableName) -> bool {
     let sql = format!(
         "SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass({}), 'SELECT')",
-        sql::literal(&table.to_string())
+        table.regclass_literal()
     );
     conn.query(&sql)
         .ok()
@@ -219,7 +219,7 @@ fn table_plan(
         // Row security that would fail the COPY (42501) refused while planning (a dry run too),
         // with the ways out; turned on by the CONN, said.
         let name = copy.table.to_string();
-        let regclass = format!("pg_catalog.to_regclass({})", sql::literal(&name));
+        let regclass = format!("pg_catalog.to_regclass({})", copy.table.regclass_literal());
         let asked = conn.query(&format!("SELECT {}", row_security_sql(&regclass)));
         let answer = asked
             .ok()

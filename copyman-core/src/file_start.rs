@@ -755,20 +755,8 @@ pub fn column_name(name: &str) -> String {
         && !KEYWORDS.contains(&name);
     if plain {
         name.to_owned()
-    } else if name.contains(char::is_control) {
-        let mut escaped = String::from("U&\"");
-        for c in name.chars() {
-            match c {
-                '\\' => escaped.push_str("\\\\"),
-                '"' => escaped.push_str("\"\""),
-                c if c.is_control() => escaped.push_str(&format!("\\{:04x}", u32::from(c))),
-                c => escaped.push(c),
-            }
-        }
-        escaped.push('"');
-        escaped
     } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
+        crate::statement::quoted_identifier(name)
     }
 }
 

@@ -1217,6 +1217,35 @@ fn unescape(body: &str) -> Option<String> {
     String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
 }
 
+/// `name` as an SQL identifier that any server reads back as it is, and that stays on one line
+/// and prints literally: double-quoted with `"` doubled — or, when it holds a control character
+/// (a line break, a tab, an ESC), with Unicode escapes (`U&"…"`, `\` doubled), where PostgreSQL's
+/// own `quote_ident` leaves them raw.
+///
+/// ```
+/// use copyman_core::statement::quoted_identifier;
+///
+/// assert_eq!(quoted_identifier("Odd \"Name\""), r#""Odd ""Name""""#);
+/// assert_eq!(quoted_identifier("new\nline\\"), r#"U&"new\000aline\\""#);
+/// assert_eq!(quoted_identifier("red\x1b[31m"), r#"U&"red\001b[31m""#);
+/// ```
+pub fn quoted_identifier(name: &str) -> String {
+    if !name.contains(char::is_control) {
+        return format!("\"{}\"", name.replace('"', "\"\""));
+    }
+    let mut escaped = String::from("U&\"");
+    for c in name.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\"\""),
+            c if c.is_control() => escaped.push_str(&format!("\\{:04x}", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    escaped.push('"');
+    escaped
+}
+
 /// `value` as an SQL string for messages: `'…'`, or `E'…'` when it holds control characters.
 fn sql_string(value: &str) -> String {
     if !value.chars().any(char::is_control) {

@@ -402,13 +402,13 @@ pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option
 /// there since. `false` where it cannot be asked.
 pub fn unlogged_within(conn: &mut Connection, table: &str) -> bool {
     let sql = format!(
-        "WITH RECURSIVE tree(oid) AS (SELECT pg_catalog.to_regclass({})::pg_catalog.oid \
+        "WITH RECURSIVE tree(oid) AS (SELECT {}::pg_catalog.oid \
            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
              JOIN tree ON i.inhparent = tree.oid \
              JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid AND k.relispartition) \
          SELECT EXISTS (SELECT FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid \
            WHERE c.relpersistence = 'u')::text",
-        sql::literal(table)
+        sql::relation_regclass(table)
     );
     first_value(conn, &sql).ok().flatten().as_deref() == Some("true")
 }
@@ -420,8 +420,8 @@ pub fn unlogged_within(conn: &mut Connection, table: &str) -> bool {
 pub fn unlogged_note(conn: &mut Connection, table: &str) -> Option<&'static str> {
     let sql = format!(
         "SELECT (relpersistence = 'u')::text FROM pg_catalog.pg_class \
-         WHERE oid = pg_catalog.to_regclass({})",
-        sql::literal(table)
+         WHERE oid = {}",
+        sql::relation_regclass(table)
     );
     let rows = conn.query(&sql).ok()?;
     (rows.first()?.first()?.as_deref()? == "true").then_some(

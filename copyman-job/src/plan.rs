@@ -239,7 +239,7 @@ pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option
                AND k.confrelid = pg_catalog.to_regclass({}) AND k.conrelid <> k.confrelid \
              ORDER BY 1, 2 LIMIT 1",
             sql::quoted_relation("n", "c"),
-            sql::literal(&table.to_string())
+            table.regclass_literal()
         ))
         .ok()?;
     let row = rows.first()?;
@@ -311,7 +311,7 @@ pub fn foreign_partitions(conn: &mut Connection, table: &TableName, kind: &str) 
          JOIN pg_catalog.pg_class c ON c.oid = t.relid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind = 'f'",
-        sql::literal(&table.to_string())
+        table.regclass_literal()
     );
     let rows = conn.query(&sql).ok()?;
     rows.first()?.first()?.clone()
@@ -594,10 +594,7 @@ pub fn insert_triggers(dests: &[(&str, &Relation)], in_a_job: bool) -> Option<St
 pub fn truncate_triggers(conn: &mut Connection, table: &TableName) -> Option<String> {
     let version = conn.session().server_version_num().unwrap_or(0);
     let tree = sql::truncated_tree(
-        &format!(
-            "pg_catalog.to_regclass({})",
-            sql::literal(&table.to_string())
-        ),
+        &format!("pg_catalog.to_regclass({})", table.regclass_literal()),
         version,
     );
     let sql = format!(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use copyman_sync::Connection;
 
 use crate::job::{TableError, describe};
-use crate::sql::{TableName, literal, own_rows};
+use crate::sql::{TableName, own_rows};
 use crate::state::{Recorded, StateFile};
 
 /// How long a resume waits for an earlier run's transaction that is still in progress (the
@@ -397,7 +397,7 @@ fn prepared(conn: &mut Connection, xid: u64) -> Option<String> {
 fn missing(conn: &mut Connection, table: &TableName) -> bool {
     let asked = conn.query(&format!(
         "SELECT (pg_catalog.to_regclass({}) IS NULL)::text",
-        literal(&table.to_string())
+        table.regclass_literal()
     ));
     asked.is_ok_and(|rows| {
         rows.first()
@@ -417,7 +417,7 @@ fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<bool> {
                WHERE c.oid = {}::pg_catalog.regclass) \
              WHEN 'r' THEN EXISTS (SELECT 1 FROM {}) \
              ELSE EXISTS (SELECT 1 FROM {}) END)::text",
-            literal(&table.to_string()),
+            table.regclass_literal(),
             own_rows(table, "r"),
             own_rows(table, "p"),
         ))

@@ -506,7 +506,7 @@ impl Scope {
             let list: Vec<String> = selection
                 .tables
                 .iter()
-                .map(|t| format!("{}::pg_catalog.regclass", literal(&t.to_string())))
+                .map(|t| format!("{}::pg_catalog.regclass", t.regclass_literal()))
                 .collect();
             format!("c.oid IN ({})", list.join(", "))
         };
@@ -629,13 +629,14 @@ pub fn outside_schemas_query(
     }
     let each: Vec<String> = (partitioned.iter())
         .map(|t| {
-            let name = literal(&t.to_string());
+            let name = t.regclass_literal();
             format!(
-                "SELECT {name}, n.nspname::text, c.relname::text \
+                "SELECT {}, n.nspname::text, c.relname::text \
                  FROM pg_catalog.pg_partition_tree({name}::pg_catalog.regclass) t \
                  JOIN pg_catalog.pg_class c ON c.oid = t.relid \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE t.level > 0 AND NOT ({})",
+                literal(&t.to_string()),
                 schemas.join(" OR ")
             )
         })

@@ -41,9 +41,10 @@ impl Ident {
 }
 
 impl fmt::Display for Ident {
-    /// Always double-quoted, `"` doubled: safe for any name.
+    /// Always double-quoted, `"` doubled, in Unicode escapes where it holds a control character
+    /// ([`statement::quoted_identifier`]): safe for any name, in SQL and on a terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+        f.write_str(&statement::quoted_identifier(&self.0))
     }
 }
 
@@ -66,6 +67,17 @@ impl fmt::Display for TableName {
 }
 
 impl TableName {
+    /// The name as a `regclass` input (`to_regclass`, `::regclass`) reads it, as an SQL string
+    /// literal: each part double-quoted, control characters as they are — the Unicode escapes
+    /// of its [`Display`](fmt::Display) form are SQL syntax, which a `regclass` input does not read.
+    pub fn regclass_literal(&self) -> String {
+        let part = |ident: &Ident| format!("\"{}\"", ident.0.replace('"', "\"\""));
+        literal(&match &self.schema {
+            Some(schema) => format!("{}.{}", part(schema), part(&self.name)),
+            None => part(&self.name),
+        })
+    }
+
     /// A name from its parts as the catalog holds them.
     pub fn from_parts(schema: Option<String>, name: String) -> Self {
         Self {
@@ -454,11 +466,14 @@ pub fn catalog_fingerprint_query(table: Option<&str>) -> String {
 /// `to_regclass` resolves them quoted, on the `search_path` (and `pg_temp`) as COPY would.
 /// A name that cannot be split is given to `to_regclass` as it is.
 pub fn relation_oid_query(name: &str) -> String {
+    format!("SELECT {}::oid::text", relation_regclass(name))
+}
+
+/// The relation `name` names as [`relation_oid_query`] finds it, as an SQL expression of type
+/// `regclass` (NULL where there is none), for a query that asks about it.
+pub fn relation_regclass(name: &str) -> String {
     let Some(parts) = statement::name_parts(name) else {
-        return format!(
-            "SELECT pg_catalog.to_regclass({})::oid::text",
-            literal(name)
-        );
+        return format!("pg_catalog.to_regclass({})", literal(name));
     };
     // Each part on a line of its own: a `--` comment in it ends there.
     let aliases: Vec<String> = parts
@@ -467,11 +482,11 @@ pub fn relation_oid_query(name: &str) -> String {
         .map(|(i, part)| format!("{i} AS {part}\n"))
         .collect();
     format!(
-        "SELECT pg_catalog.to_regclass((\
+        "(SELECT pg_catalog.to_regclass((\
            SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.key), '.' ORDER BY e.n) \
            FROM pg_catalog.json_each(pg_catalog.row_to_json(r.*)) WITH ORDINALITY \
-             AS e(key, value, n)))::oid::text \
-         FROM (SELECT {}) AS r",
+             AS e(key, value, n))) \
+         FROM (SELECT {}) AS r)",
         aliases.join(", ")
     )
 }
@@ -545,7 +560,7 @@ pub fn lockable(kind: &str, server_version_num: Option<u32>) -> bool {
 /// attached meanwhile, which a partitioned table's COPY then read or not (its rows copied by
 /// nobody, or twice), changes them.
 pub fn files_query(table: &TableName, server_version_num: Option<u32>) -> String {
-    let table = literal(&table.to_string());
+    let table = table.regclass_literal();
     let now = if server_version_num.is_some_and(|v| v >= 120_000) {
         format!(
             " || '|' || coalesce((SELECT pg_catalog.string_agg(\
@@ -615,17 +630,20 @@ pub fn lock_as_worker<'a>(
     })
 }
 
-/// Those of `tables` (spelled as [`TableName`] shows them) the session's role may SELECT from as
-/// a whole (not only some of its columns): one row each, its name as given.
-pub fn readable_tables_query(tables: &[String]) -> String {
-    let list: Vec<String> = tables.iter().map(|t| literal(t)).collect();
+/// Those of `tables` the session's role may SELECT from as a whole (not only some of its
+/// columns): one row each, its name as [`TableName`] shows it.
+pub fn readable_tables_query(tables: &[&TableName]) -> String {
+    let rows: Vec<String> = tables
+        .iter()
+        .map(|t| format!("({}, {})", literal(&t.to_string()), t.regclass_literal()))
+        .collect();
     format!(
-        "SELECT n FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS n \
-         WHERE pg_catalog.has_table_privilege(n, 'SELECT')",
-        if list.is_empty() {
-            "NULL".to_owned()
+        "SELECT v.n FROM (VALUES {}) AS v(n, r) \
+         WHERE pg_catalog.has_table_privilege(v.r, 'SELECT')",
+        if rows.is_empty() {
+            "(NULL, NULL)".to_owned()
         } else {
-            list.join(", ")
+            rows.join(", ")
         }
     )
 }
@@ -648,7 +666,7 @@ pub fn unreadable_columns_query(table: &TableName, columns: &[&Ident]) -> String
            AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
            AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') \
          ORDER BY a.attnum",
-        literal(&table.to_string()),
+        table.regclass_literal(),
         names.join(", ")
     )
 }
@@ -656,27 +674,28 @@ pub fn unreadable_columns_query(table: &TableName, columns: &[&Ident]) -> String
 /// Those of `tables` whose columns given beside each (those a `--verify` checksum reads: the
 /// copied ones) the session's role may SELECT (on the table, or on each column): one row each,
 /// its name as given.
-pub fn readable_columns_query(tables: &[(String, &[Ident])]) -> String {
+pub fn readable_columns_query(tables: &[(&TableName, &[Ident])]) -> String {
     let rows: Vec<String> = tables
         .iter()
         .map(|(table, columns)| {
             let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
             format!(
-                "({}, ARRAY[{}]::pg_catalog.text[])",
-                literal(table),
+                "({}, {}, ARRAY[{}]::pg_catalog.text[])",
+                literal(&table.to_string()),
+                table.regclass_literal(),
                 names.join(", ")
             )
         })
         .collect();
     format!(
-        "SELECT v.n FROM (VALUES {}) AS v(n, c) \
-         WHERE pg_catalog.has_table_privilege(v.n, 'SELECT') \
+        "SELECT v.n FROM (VALUES {}) AS v(n, r, c) \
+         WHERE pg_catalog.has_table_privilege(v.r, 'SELECT') \
            OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
-             WHERE a.attrelid = pg_catalog.to_regclass(v.n) AND a.attnum > 0 \
+             WHERE a.attrelid = pg_catalog.to_regclass(v.r) AND a.attnum > 0 \
                AND NOT a.attisdropped AND a.attname::pg_catalog.text = ANY (v.c) \
                AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
         if rows.is_empty() {
-            "(NULL, NULL::pg_catalog.text[])".to_owned()
+            "(NULL, NULL, NULL::pg_catalog.text[])".to_owned()
         } else {
             rows.join(", ")
         }
@@ -1038,7 +1057,7 @@ pub fn emptying_together(tables: &[(&TableName, &str)]) -> String {
 /// an ordinary table (a partitioned one's partitions may have triggers of their own). Where it
 /// says no, a referenced table is not emptied at all ([`emptying`]'s `TRUNCATE` is refused).
 pub fn delete_is_quiet_query(table: &TableName) -> String {
-    let t = format!("{}::pg_catalog.regclass", literal(&table.to_string()));
+    let t = format!("{}::pg_catalog.regclass", table.regclass_literal());
     format!("SELECT {}", delete_is_quiet(&t))
 }
 
@@ -1090,7 +1109,7 @@ pub fn privileges_query(tables: &[Written<'_>]) -> String {
             let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
             format!(
                 "({i}, {}, ARRAY[{}]::pg_catalog.text[], {}::pg_catalog.text)",
-                literal(&table.to_string()),
+                table.regclass_literal(),
                 names.join(", "),
                 empty.map_or("NULL".to_owned(), literal),
             )
@@ -1241,7 +1260,7 @@ impl TableCopy {
 pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     let relation = format!(
         "{}::pg_catalog.regclass::pg_catalog.oid",
-        literal(&table.to_string())
+        table.regclass_literal()
     );
     catalog_of(&relation, version)
 }
@@ -1255,7 +1274,7 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
 /// One query instead of one per table: planning the query takes most of its time (about 8 ms
 /// against 2 ms of running it for a table), which thousands of tables paid once each.
 pub fn catalog_batch_query(tables: &[&TableName], version: Option<u32>) -> String {
-    let names: Vec<String> = tables.iter().map(|t| literal(&t.to_string())).collect();
+    let names: Vec<String> = tables.iter().map(|t| t.regclass_literal()).collect();
     format!(
         "SELECT k.i::text, q.* FROM pg_catalog.unnest(ARRAY[{}]::text[]) WITH ORDINALITY \
            AS k(name, i) CROSS JOIN LATERAL ({}) q",
@@ -1957,6 +1976,19 @@ mod tests {
         assert_eq!(t.to_string(), r#""Mixed Schema"."Odd ""Name""""#);
         assert_eq!(table(r#""a.b""#).name.as_str(), "a.b");
         assert_eq!(table(r#"s."x;y""#).to_string(), r#""s"."x;y""#);
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_unicode_escapes_and_read_back() {
+        let t = TableName::from_parts(Some("s\\".into()), "new\nline \u{1b}[0m \"q\"".into());
+        let shown = t.to_string();
+        assert_eq!(shown, r#""s\".U&"new\000aline \001b[0m ""q""""#);
+        assert_eq!(TableName::parse(&shown).unwrap(), t);
+        // A regclass input does not read U&: the parts quoted, their characters as they are.
+        assert_eq!(
+            t.regclass_literal(),
+            "E'\"s\\\\\".\"new\nline \u{1b}[0m \"\"q\"\"\"'"
+        );
     }
 
     #[test]

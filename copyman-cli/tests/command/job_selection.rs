@@ -1353,29 +1353,53 @@ fn a_tables_toast_counts_in_its_size_and_the_jobs_order() {
     assert!(size(0) > 4_000_000 && size(0) > size(1), "{doc}");
 }
 
-/// A dry run's plan (stdout) writes a table name's control characters escaped, as stderr does:
-/// an escape sequence in a name reached the terminal (jobs37 F2).
+/// A table name's control characters are written as SQL's Unicode escapes (`U&"…"`), in the
+/// dry run's plan and in a run's summary alike: an escape sequence in a name reached the terminal
+/// (jobs37 F2); then a line break broke the one-line-per-table plan and summary, and an ESC was
+/// shown `\x1b` inside a quoted name, which names another table when pasted into psql (names42
+/// F5). The names then still reach the server as the tables they are: copied, verified, resumed.
 #[test]
-fn a_dry_runs_plan_escapes_control_characters_in_names() {
+fn control_characters_in_names_are_written_as_unicode_escapes() {
     let c = clusters();
-    let table = "CREATE TABLE \"esc\u{1b}[31mred\" (id int); CREATE TABLE plain (id int);";
-    let src = database(&c.source, table);
-    let d = database(&c.dest[0], table);
-    let out = run(&[
-        "table",
-        "--schema",
-        "public",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d),
-        "--dry-run",
-    ]);
+    let tables = "CREATE TABLE \"esc\u{1b}[31mred\" (id int); CREATE TABLE \"new\nline\" (id int);
+                  CREATE TABLE plain (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO \"new\nline\" SELECT generate_series(1, 5);"),
+    );
+    let d = database(&c.dest[0], tables);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let state = TempPath::new("control.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "--schema", "public", "--from", &from, "--to", &to];
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&["--dry-run"]);
     assert_exit(&out, 0);
     let plan = text(&out.stdout);
     assert!(
-        !plan.contains('\u{1b}') && plan.contains("esc\\x1b[31mred"),
+        !plan.contains('\u{1b}')
+            && plan.contains(r#""public".U&"esc\001b[31mred""#)
+            && plan.contains(r#"COPY "public".U&"new\000aline""#),
         "{plan:?}"
+    );
+    let out = job(&["--verify", "-v", "--state", state.arg()]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(r#""public".U&"new\000aline" → destination 1"#)
+            && said.contains("committed, 5 rows, verified")
+            && !said.contains('\u{1b}'),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "\"new\nline\""), 5);
+    let out = job(&["--resume", "--state", state.arg()]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("3 of 3 tables"),
+        "{}",
+        text(&out.stderr)
     );
 }
 

@@ -2199,7 +2199,7 @@ fn plan_all(
     // the table): asked before the transaction, whose first query would take the snapshot.
     // Without the job's snapshot, each worker locks its tables before its own.
     let lockable: Vec<(&TableName, &str)> = {
-        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+        let names: Vec<&TableName> = tables.iter().map(|t| &t.table).collect();
         let readable = src
             .query(&crate::sql::readable_tables_query(&names))
             .map_err(|e| JobError::Source(describe(&e)))?;
@@ -2489,12 +2489,19 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
     ))
 }
 
-/// `tables`' names as an SQL `text[]` of literals, for a question about each; `None` for none.
-fn names_array<'a>(tables: impl Iterator<Item = &'a TableName>) -> Option<String> {
+/// `tables`' names as a `FROM` item, one row each: `t` its name as copyman shows it, `r` as a
+/// `regclass` input reads it ([`TableName::regclass_literal`]); `None` for none.
+fn names_rows<'a>(tables: impl Iterator<Item = &'a TableName>) -> Option<String> {
     let list: Vec<String> = tables
-        .map(|t| crate::sql::literal(&t.to_string()))
+        .map(|t| {
+            format!(
+                "({}, {})",
+                crate::sql::literal(&t.to_string()),
+                t.regclass_literal()
+            )
+        })
         .collect();
-    (!list.is_empty()).then(|| format!("ARRAY[{}]::text[]", list.join(", ")))
+    (!list.is_empty()).then(|| format!("(VALUES {}) AS k(t, r)", list.join(", ")))
 }
 
 /// Each of `tables` with its columns on the source, as one text (number and name of each), as
@@ -2503,15 +2510,15 @@ pub(super) fn source_columns<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
 ) -> Option<Vec<(String, String)>> {
-    let Some(list) = names_array(tables) else {
+    let Some(list) = names_rows(tables) else {
         return Some(Vec::new());
     };
     let sql = format!(
         "SELECT t, coalesce((SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text || ' ' || \
            a.attname::pg_catalog.text, ',' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
-           WHERE a.attrelid = pg_catalog.to_regclass(t) AND a.attnum > 0 \
+           WHERE a.attrelid = pg_catalog.to_regclass(r) AND a.attnum > 0 \
              AND NOT a.attisdropped), '') \
-         FROM pg_catalog.unnest({list}) AS t"
+         FROM {list}"
     );
     let rows = conn.query(&sql).ok()?;
     Some(
@@ -2531,7 +2538,7 @@ pub(super) fn source_covers<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
 ) -> Option<Vec<(String, Vec<u64>)>> {
-    let Some(list) = names_array(tables) else {
+    let Some(list) = names_rows(tables) else {
         return Some(Vec::new());
     };
     let tree = if conn
@@ -2540,14 +2547,14 @@ pub(super) fn source_covers<'a>(
         .is_some_and(|v| v >= 120_000)
     {
         // (A table neither partitioned nor a partition has no tree: itself.)
-        "SELECT pg_catalog.to_regclass(t) UNION \
-         SELECT r.relid FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(t)) r"
+        "SELECT pg_catalog.to_regclass(r) UNION \
+         SELECT p.relid FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(r)) p"
     } else {
-        "SELECT pg_catalog.to_regclass(t)"
+        "SELECT pg_catalog.to_regclass(r)"
     };
     let sql = format!(
         "SELECT t, (SELECT pg_catalog.string_agg(o::pg_catalog.oid::text, ',') FROM ({tree}) \
-         AS x(o)) FROM pg_catalog.unnest({list}) AS t"
+         AS x(o)) FROM {list}"
     );
     let rows = conn.query(&sql).ok()?;
     Some(
@@ -3060,7 +3067,7 @@ fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option
                AND k.conrelid = pg_catalog.to_regclass({}) \
                AND k.confrelid = pg_catalog.to_regclass({}) ORDER BY 1 LIMIT 1",
             crate::sql::literal(child),
-            crate::sql::literal(&parent.to_string())
+            parent.regclass_literal()
         ))
         .ok()?;
     rows.first()?.first()?.clone()
@@ -3086,7 +3093,7 @@ fn referencing_rows(
                AND k.conrelid = pg_catalog.to_regclass({}) \
                AND k.confrelid = pg_catalog.to_regclass({}){}",
             crate::sql::literal(child),
-            crate::sql::literal(&parent.to_string()),
+            parent.regclass_literal(),
             if immediate {
                 " AND NOT k.condeferrable"
             } else {
@@ -3311,7 +3318,7 @@ fn refuse_unreadable_for_verify(
     tables: &[TablePlan],
     d: usize,
 ) -> Result<(), JobError> {
-    let names: Vec<(String, &[Ident])> = tables
+    let names: Vec<(&TableName, &[Ident])> = tables
         .iter()
         .filter(|t| {
             matches!(
@@ -3319,7 +3326,7 @@ fn refuse_unreadable_for_verify(
                 Some(DestPlan::Copy { .. } | DestPlan::Done(_))
             )
         })
-        .map(|t| (t.table.to_string(), t.columns.as_slice()))
+        .map(|t| (&t.table, t.columns.as_slice()))
         .collect();
     if names.is_empty() {
         return Ok(());
@@ -3334,8 +3341,8 @@ fn refuse_unreadable_for_verify(
         .collect();
     match names
         .iter()
-        .map(|(n, _)| n)
-        .find(|n| !readable.contains(*n))
+        .map(|(n, _)| n.to_string())
+        .find(|n| !readable.contains(n))
     {
         Some(name) => Err(JobError::Refused(format!(
             "--verify reads each table back on its destinations, and destination {}'s role may \

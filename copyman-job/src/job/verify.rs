@@ -14,7 +14,7 @@ use super::planning::TablePlan;
 use super::report::{DestResult, Event, Side, Status, TableReport};
 use super::running::{Shared, begin_source, done_earlier, record_mismatch};
 use super::sessions::{Conns, end, ensure};
-use crate::sql::{Ident, TableName, literal, own_rows};
+use crate::sql::{Ident, TableName, own_rows};
 
 /// The SQL that makes two servers print values alike, for the checksum.
 const CHECKSUM_SETTINGS: [&str; 7] = [
@@ -104,7 +104,7 @@ fn checksum_on(
     let kind = conn
         .query(&format!(
             "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
-            literal(&t.table.to_string())
+            t.table.regclass_literal()
         ))
         .map_err(|e| describe(&e))?
         .first()
