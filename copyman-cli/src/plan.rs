@@ -1644,7 +1644,7 @@ fn raw_misreads(
             }
             rel
         }),
-        Some(query) => match query_columns(source, query) {
+        Some(query) => match query_columns(source, query, receive_names(&reads).as_deref()) {
             Ok(relation) => Some(relation),
             Err(Undescribed::Failed(error)) => {
                 return Err(Fatal {
@@ -1698,6 +1698,17 @@ fn raw_misreads(
                     .map(same_names_hint)
                     .unwrap_or_default()
             )));
+        }
+        // Listed by the user, its values are read as the --receive says, unchecked: said (a
+        // timestamp stored as two instants under two TimeZones went without a word, types43 F1).
+        if let Some(why) = &undescribed_why {
+            report::warn(format_args!(
+                "the --send's query could not be described by the source ({why}): its values \
+                 are not checked against the destinations' columns (a timestamp read into a \
+                 timestamptz under another TimeZone, a date's text under another DateStyle, a \
+                 text cut to a name's 63 bytes, a composite's fields in another order){}",
+                same_names_hint(why)
+            ));
         }
         return Ok(None);
     };
@@ -1900,7 +1911,7 @@ fn raw_misreads(
     // destination column is fed another type).
     let rows = match (&send_table_name, query) {
         (Some(table), _) => Some(copyman_job::plan::table_rows(table, None)),
-        (None, Some(query)) => Some(copyman_job::plan::query_rows(query)),
+        (None, Some(query)) => Some(copyman_job::plan::query_rows(query, &columns)),
         (None, None) => None,
     };
     if let Some(rows) = rows {
@@ -2057,10 +2068,18 @@ enum Undescribed {
 /// transaction (read-write, for a role whose transactions are read-only by default) rolled back
 /// at once: nothing of it stays.
 ///
+/// Two columns of one name (`SELECT a.id, b.id`), which a view cannot have (42701), are
+/// described under `names` where given (a `--receive`'s column list, which reads them by
+/// position): a query that cannot be described is copied unchecked (types43 F1).
+///
 /// # Errors
 /// [`Undescribed`]: a query that changes data on an older server, why the source could not
 /// describe it, or its failure there.
-fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescribed> {
+fn query_columns(
+    conn: &mut Connection,
+    query: &str,
+    names: Option<&[String]>,
+) -> Result<Relation, Undescribed> {
     use copyman_core::session::TransactionStatus;
     if conn.session().transaction_status() != TransactionStatus::Idle {
         return Err(Undescribed::Refused(
@@ -2070,9 +2089,20 @@ fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescr
     // A standby refuses a read-write transaction (0A000): it cannot describe.
     conn.execute("BEGIN READ WRITE")
         .map_err(|e| Undescribed::Refused(describe_sync(&e).to_string()))?;
-    let described = described_in_transaction(conn, query);
+    let described = described_in_transaction(conn, query, names);
     let _ = conn.execute("ROLLBACK");
     described
+}
+
+/// The column list of the first `--receive` that has one: the names under which a query with
+/// two columns of one name is described ([`query_columns`]).
+fn receive_names<T, U, V, W>(reads: &[(T, U, V, String, W)]) -> Option<Vec<String>> {
+    reads.iter().find_map(
+        |(_, _, _, receive_sql, _)| match copyman_core::file_start::copy_columns(receive_sql) {
+            Some(Some(names)) => Some(names),
+            _ => None,
+        },
+    )
 }
 
 /// Where a query could not be described because two of its columns have one name (42701: a
@@ -2089,10 +2119,29 @@ fn same_names_hint(why: &str) -> String {
 }
 
 /// [`query_columns`]'s ways, each tried in a savepoint of the transaction it opened.
-fn described_in_transaction(conn: &mut Connection, query: &str) -> Result<Relation, Undescribed> {
+fn described_in_transaction(
+    conn: &mut Connection,
+    query: &str,
+    names: Option<&[String]>,
+) -> Result<Relation, Undescribed> {
     let relation = "pg_temp.copyman_send_columns";
     // The query ends its line: a `-- comment` on its last line ends there.
     let mut ways = vec![format!("CREATE TEMPORARY VIEW {relation} AS {query}")];
+    // Two columns of one name (42701): renamed by position, as the --receive reads them.
+    let renamed = names.map(|names| {
+        let list: Vec<String> = (names.iter())
+            .map(|n| copyman_core::file_start::column_name(n))
+            .collect();
+        format!(
+            "CREATE TEMPORARY VIEW {relation} AS SELECT * FROM (\n{query}\n) AS copyman_send ({})",
+            list.join(", ")
+        )
+    });
+    ways.extend(renamed.clone());
+    let older = !conn
+        .session()
+        .server_version_num()
+        .is_some_and(|v| v >= 150_000);
     if conn
         .session()
         .server_version_num()
@@ -2126,8 +2175,14 @@ fn described_in_transaction(conn: &mut Connection, query: &str) -> Result<Relati
             Err(e) => describe_sync(&e),
         };
         // Not a query this way can take (42601: `DELETE …` is no SELECT; 0A000: a
-        // data-modifying `WITH` in a view): the next way. Anything else is the query's.
-        if !matches!(error.sqlstate.as_deref(), Some("42601" | "0A000")) {
+        // data-modifying `WITH` in a view; 42701 before the renamed view): the next way.
+        // Anything else is the query's.
+        let next = match error.sqlstate.as_deref() {
+            Some("42601" | "0A000") => true,
+            Some("42701") => renamed.is_some() && Some(way) != renamed.as_ref(),
+            _ => false,
+        };
+        if !next {
             return Err(undescribed(error));
         }
         last = Some(error);
@@ -2135,7 +2190,7 @@ fn described_in_transaction(conn: &mut Connection, query: &str) -> Result<Relati
             .map_err(|e| failed(&e))?;
     }
     match last {
-        Some(_) if ways.len() == 1 => Err(Undescribed::ChangesData),
+        Some(_) if older => Err(Undescribed::ChangesData),
         Some(error) => Err(undescribed(error)),
         None => unreachable!("a way was tried"),
     }
@@ -2600,7 +2655,7 @@ fn copy_columns(conn: &mut Connection, sql: &str) -> Option<Vec<String>> {
     // A query's, as its source describes it (a `SELECT id, a, b` into two columns failed at
     // its first row, its dry run said nothing).
     if let Some(query) = statement::copy_query(sql) {
-        return query_columns(conn, query).ok().map(names);
+        return query_columns(conn, query, None).ok().map(names);
     }
     crate::file_source::copy_relation_named(conn, sql).map(|(_, rel)| names(rel))
 }

@@ -653,9 +653,11 @@ pub fn table_rows(table: &TableName, condition: Option<&str>) -> String {
 }
 
 /// Where the source's rows are read for [`values_cut`]: a `--send`'s query's, as a subquery
-/// (run in a read-only transaction: one that would write fails there and is not measured).
-pub fn query_rows(query: &str) -> String {
-    format!("({query}\n) AS copyman_sent")
+/// (run in a read-only transaction: one that would write fails there and is not measured), its
+/// columns named `columns` by position (as it was described: two columns of one name renamed).
+pub fn query_rows(query: &str, columns: &[Ident]) -> String {
+    let names: Vec<String> = columns.iter().map(ToString::to_string).collect();
+    format!("({query}\n) AS copyman_sent ({})", names.join(", "))
 }
 
 /// Where a destination column holds a type that cuts text input without an error — `name`

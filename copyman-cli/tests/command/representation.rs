@@ -894,10 +894,14 @@ fn copy_of_a_query_the_source_cannot_describe_needs_the_columns_listed() {
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
-    // Listed: the user's order, copied as said.
-    assert_exit(
-        &copy(&from, "COPY t (id, last_name, first_name) FROM STDIN"),
-        0,
+    // Listed: the user's order, copied as said — its values unchecked, which is said
+    // (types43 F1).
+    let out = copy(&from, "COPY t (id, last_name, first_name) FROM STDIN");
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("its values are not checked against the destinations'"),
+        "{}",
+        text(&out.stderr)
     );
     assert_eq!(
         count(
@@ -1766,6 +1770,29 @@ fn copy_mode_says_the_way_out_of_a_query_with_two_columns_of_one_name() {
         "{}",
         text(&out.stderr)
     );
+    // Listed in the --receive, its columns are described under the list's names, by position,
+    // and checked as any query's: a composite whose fields are in another order there is
+    // refused (copied with its fields swapped, exit 0, types43 F1); named apart, the same.
+    let composite = "CREATE TYPE kv AS (k text, v text); CREATE TABLE c (id int, p kv);
+                     INSERT INTO c VALUES (1, ROW('key', 'val'));";
+    c.source.connect(&src).batch_execute(composite).unwrap();
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("CREATE TYPE kv AS (v text, k text); CREATE TABLE c (id int, p kv, q kv);")
+        .unwrap();
+    for send in [
+        "COPY (SELECT id, p, p FROM c) TO STDOUT",
+        "COPY (SELECT id, p, p AS q FROM c) TO STDOUT",
+    ] {
+        let out = copy_between(&from, send, &to, "COPY c (id, p, q) FROM STDIN", &[]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("COPY fills a composite's fields by position"),
+            "{send}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "c"), 0);
     let send = "\\copy a to stdout";
     let out = copy_between(&from, send, &to, "COPY ab (x) FROM STDIN", &["--dry-run"]);
     assert_exit(&out, 2);
