@@ -139,7 +139,8 @@ enum Keep {
     /// A failed COPY IN's answer, where it ended on a frame's boundary: nothing but an error of
     /// the server's own — one it raised on the rows before the CopyFail reached it (a duplicate
     /// key the copy had not read yet, blocked writing elsewhere), not the CopyFail's echo
-    /// (57014). Said, the destination is told failed of it, not rolled back for the others
+    /// (57014, quoting the CopyFail's reason; a 57014 of its own, a statement timeout, is its
+    /// own). Said, the destination is told failed of it, not rolled back for the others
     /// (files42 F4).
     OwnError,
 }
@@ -181,6 +182,10 @@ pub struct Endpoint {
     /// The COPY is being failed: its realignment went to the transmit queue (and a CopyFail, if
     /// the server was still copying); an abandon must not send them again.
     failing: bool,
+    /// The reason of the last CopyFail sent: the server's echo of it (57014, its message quoting
+    /// the reason) is no error of its own; a 57014 that does not quote it is (a statement timeout
+    /// or a cancel of the destination's own that beat the CopyFail).
+    fail_reason: String,
     /// Reads taken ([`Endpoint::handle_input`], [`Endpoint::handle_eof`]).
     reads: u64,
 }
@@ -202,6 +207,7 @@ impl Endpoint {
             filler: 0,
             copy_in_error: None,
             failing: false,
+            fail_reason: String::new(),
             reads: 0,
         }
     }
@@ -379,7 +385,10 @@ impl Endpoint {
         self.failing = true;
         let abandoned_start = matches!(self.op, Op::Start(_));
         match state {
-            State::CopyIn => self.session.copy_fail(reason)?,
+            State::CopyIn => {
+                self.session.copy_fail(reason)?;
+                reason.clone_into(&mut self.fail_reason);
+            }
             // The server failed the COPY and is ready: only the realignment goes out.
             State::Ready => {
                 self.op = Op::Idle;
@@ -519,7 +528,10 @@ impl Endpoint {
                     WaitStep::Event(event) => {
                         match (&*keep, event) {
                             (Keep::Nothing, _) => {}
-                            (Keep::OwnError, Event::Error(e)) if e.code != QUERY_CANCELED => {
+                            (Keep::OwnError, Event::Error(e))
+                                if e.code != QUERY_CANCELED
+                                    || !e.message.contains(self.fail_reason.as_str()) =>
+                            {
                                 *error = Some(SessionError::Db(Box::new(e)));
                             }
                             (Keep::OwnError, _) => {}

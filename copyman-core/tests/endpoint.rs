@@ -238,6 +238,31 @@ fn fail_copy_reports_an_error_the_server_raised_before_it() {
     }
 }
 
+/// The CopyFail's echo is a 57014 quoting its reason; a 57014 of the server's own (its statement
+/// timeout, a cancel from elsewhere) that beat the CopyFail is the failure's outcome, as any
+/// error of its own is.
+#[test]
+fn a_57014_of_the_servers_own_is_told_from_the_copy_fails_echo() {
+    let failed_with = |message: &str| {
+        let mut e = endpoint();
+        start_copy_in(&mut e);
+        e.fail_copy("source failed", &Completion::default())
+            .unwrap();
+        sent(&mut e);
+        let mut server = msg(b'E', format!("SERROR\0C57014\0M{message}\0\0").as_bytes());
+        server.extend(ready());
+        finish(&mut e, &server)
+    };
+    assert!(matches!(
+        failed_with("COPY from stdin failed: source failed"),
+        Ok(Outcome::Ready)
+    ));
+    match failed_with("canceling statement due to statement timeout") {
+        Err(err) => assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("57014")),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn fail_copy_at_a_frame_boundary_sends_only_copy_fail() {
     let mut e = endpoint();
