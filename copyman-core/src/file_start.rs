@@ -1077,9 +1077,12 @@ impl Compression {
 /// What in a file's first bytes `data` shows text COPY data, where it would be read as CSV for
 /// its name (psql's `\\copy t to 't.csv'` without `csv` writes text): a line that is `\N`, text's
 /// NULL (CSV writes a NULL as nothing), or, for a COPY of `columns` columns (more than one), a
-/// line without quotes that tabs split into as many fields. Read as CSV its NULLs became the string `\N`, its
-/// empty strings NULL, its escapes doubled, exit 0. Complete lines only (the last, where the
-/// bytes stop mid-line, is not looked at); `None` where nothing says text.
+/// line without quotes that tabs split into as many fields. Read as CSV its NULLs became the
+/// string `\N`, its empty strings NULL, its escapes doubled, exit 0. Unless another line is CSV
+/// as text is not: a quoted field, or commas (not tabs) splitting it into the table's columns —
+/// CSV holds a tab or a `\N` unquoted (types43 F7: a CSV file copyman wrote was refused on its
+/// way back). Complete lines only (the last, where the bytes stop mid-line, is not looked at);
+/// `None` where nothing says text.
 ///
 /// ```
 /// use copyman_core::file_start::text_sign;
@@ -1090,25 +1093,79 @@ impl Compression {
 /// // A tab within a quoted CSV field is no text.
 /// assert!(text_sign(b"\"a\tb\",c\n", 2).is_none());
 /// assert!(text_sign(b"C:\\dir,1\n", 2).is_none());
+/// // CSV as PostgreSQL writes it: a tab or a `\N` unquoted, beside lines only CSV reads so.
+/// assert!(text_sign(b"1,note\n2,a\tb\n", 2).is_none());
+/// assert!(text_sign(b"a\n\\N\n\n\"\"\n", 1).is_none());
 /// ```
 pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
     let complete = match data.iter().rposition(|b| *b == b'\n') {
         Some(end) => &data[..end],
         None => return None,
     };
-    complete.split(|b| *b == b'\n').find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let lines = || {
+        complete
+            .split(|b| *b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    };
+    let tab_fields = |line: &[u8]| line.split(|b| *b == b'\t').count();
+    let csv_only = |line: &[u8]| match csv_fields(line) {
+        Some((fields, quoted)) => {
+            fields == columns && (quoted || (columns > 1 && tab_fields(line) != columns))
+        }
+        None => false,
+    };
+    if lines().any(csv_only) {
+        return None;
+    }
+    lines().find_map(|line| {
         if line == b"\\N" {
             Some("a line that is \\N, text COPY's NULL")
-        } else if columns > 1
-            && !line.contains(&b'"')
-            && line.split(|b| *b == b'\t').count() == columns
-        {
+        } else if columns > 1 && !line.contains(&b'"') && tab_fields(line) == columns {
             Some("lines that tabs split into the table's columns")
         } else {
             None
         }
     })
+}
+
+/// How many fields a CSV line (comma-separated, `"` quoting, `""` a quote within) holds, and
+/// whether one was quoted; `None` where its quotes do not close on it (a quoted field going
+/// on to the next line) or stand inside an unquoted field.
+fn csv_fields(line: &[u8]) -> Option<(usize, bool)> {
+    let (mut fields, mut quoted, mut i) = (1, false, 0);
+    while i < line.len() {
+        if line[i] == b'"' {
+            quoted = true;
+            i += 1;
+            loop {
+                match line.get(i) {
+                    None => return None,
+                    Some(b'"') if line.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => break,
+                    Some(_) => i += 1,
+                }
+            }
+            i += 1;
+            match line.get(i) {
+                None => break,
+                Some(b',') => {}
+                Some(_) => return None,
+            }
+        } else {
+            while i < line.len() && line[i] != b',' {
+                if line[i] == b'"' {
+                    return None;
+                }
+                i += 1;
+            }
+            if i == line.len() {
+                break;
+            }
+        }
+        fields += 1;
+        i += 1;
+    }
+    Some((fields, quoted))
 }
 
 /// Whether `data`, read as LATIN1 (`encoding`, as the servers name it), holds bytes 0x80–0x9F:

@@ -1267,6 +1267,41 @@ fn a_text_export_named_csv_is_refused_rather_than_read_as_csv() {
     );
 }
 
+/// A CSV file copyman wrote reads back as CSV: PostgreSQL's CSV holds a tab or a `\N` unquoted,
+/// which alone looked like text COPY data, and the file was refused (types43 F7).
+#[test]
+fn a_csv_file_copyman_wrote_with_a_tab_or_a_backslash_n_reads_back() {
+    let c = clusters();
+    let tables = "CREATE TABLE notes (id int, note text); CREATE TABLE onec (s text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 20) g;
+             UPDATE notes SET note = E'col1\\tcol2' WHERE id = 2;
+             INSERT INTO onec VALUES ('a'), ('\\N'), (NULL), ('');"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let sum = "(SELECT md5(string_agg(coalesce(note, '<null>'), '|' ORDER BY id)) FROM notes)";
+    let one = "(SELECT string_agg(coalesce(s, '<null>'), '|' ORDER BY s NULLS FIRST) FROM onec)";
+    for (table, check) in [("notes", sum), ("onec", one)] {
+        let csv = TempPath::new(&format!("{table}-back.csv"));
+        assert_exit(
+            &run(&["table", table, "--from", &from, "--to", csv.arg()]),
+            0,
+        );
+        let out = run(&["table", table, "--from", csv.arg(), "--to", &to]);
+        assert_exit(&out, 0);
+        assert_eq!(
+            rows(&c.dest[0], &d1, &format!("SELECT {check}")),
+            rows(&c.source, &src, &format!("SELECT {check}")),
+            "{table}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
 /// A file read as LATIN1 that holds bytes 0x80–0x9F (WIN1252's `€`, `“ ”`: a Windows file,
 /// which loaded as invisible control characters, as psql's `\copy` loads it) is said, with the
 /// encoding that reads it.
