@@ -1311,6 +1311,22 @@ fn binary_read_otherwise(
     None
 }
 
+/// Whether the run's file or stdin is read as binary COPY data: `--format binary`, every
+/// `--receive` in FORMAT binary, or a regular file that starts with the PGCOPY signature.
+pub(crate) fn input_is_binary(t: &Transfer) -> bool {
+    match &t.statements {
+        Statements::Table { format, .. } => reads_binary(t, *format),
+        Statements::Raw { receive, .. } => {
+            let binary = |sql: &Option<String>| {
+                (sql.as_deref())
+                    .and_then(statement::representation)
+                    .is_some_and(|r| r.format == "binary")
+            };
+            receive.iter().any(binary) || starts_signed(t) == Some(true)
+        }
+    }
+}
+
 /// Whether a file source is read as binary: `--format binary`, or (no format given) a regular
 /// file that starts with the PGCOPY signature, which the run reads as binary once it has read
 /// the start.
@@ -1701,7 +1717,7 @@ fn raw_misreads(
         }
         // Listed by the user, its values are read as the --receive says, unchecked: said (a
         // timestamp stored as two instants under two TimeZones went without a word, types43 F1).
-        if let Some(why) = &undescribed_why {
+        if let Some(why) = undescribed_why.as_ref().filter(|_| !reads.is_empty()) {
             report::warn(format_args!(
                 "the --send's query could not be described by the source ({why}): its values \
                  are not checked against the destinations' columns (a timestamp read into a \

@@ -265,8 +265,27 @@ impl fmt::Display for ErrorInfo {
 pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
     let described = copyman_job::job::describe_with(error, stall_timeout());
     let mut message = described.message;
-    // Bytes invalid in a destination's encoding came from the file or stdin ([`set_input`]).
-    if described.sqlstate.as_deref() == Some("22021")
+    // Binary input's fields are read as the destination's types: one of another type is bytes
+    // read wrong (a 4-byte integer as text: a NUL byte, 22021; an int4 as an int8: too short,
+    // 08P01), not text in another encoding (types43 F2).
+    let binary_input = INPUT_BINARY.load(Ordering::Relaxed);
+    if binary_input
+        && matches!(
+            described.sqlstate.as_deref(),
+            Some("22021" | "08P01" | "22P03")
+        )
+    {
+        let input = INPUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        message = format!(
+            "{message} ({} is binary COPY data, which records no column types: each field is \
+             read as the destination column's type, and one written from another type (an \
+             integer read as text, an int4 as an int8) is refused so; copy from the types it \
+             was written from, or from a text or CSV file)",
+            input.as_deref().unwrap_or("the input")
+        );
+    } else if described.sqlstate.as_deref() == Some("22021")
         && let Some(input) = INPUT
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -294,6 +313,9 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
 /// as UTF8, and `client_encoding`, the way out ([`describe`]).
 static INPUT: Mutex<Option<String>> = Mutex::new(None);
 
+/// Whether the run's file or stdin is binary COPY data ([`set_input`]).
+static INPUT_BINARY: AtomicBool = AtomicBool::new(false);
+
 /// Records what [`INPUT`] says for a run whose source is a file or stdin, or a server whose
 /// database is `SQL_ASCII` read in another encoding (`sql_ascii`).
 pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
@@ -313,6 +335,13 @@ pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
         crate::args::Endpoint::Stdio => Some("stdin".to_owned()),
         other => Some(format!("the file {}", other.display())),
     };
+    if input.is_some() && crate::plan::input_is_binary(t) {
+        INPUT_BINARY.store(true, Ordering::Relaxed);
+        *INPUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = input;
+        return;
+    }
     // A --receive's own ENCODING is what the server reads the file in, whatever --encoding
     // says (it said "read as LATIN1 (--encoding)" of a file read as UTF8: copy41 F13).
     // Said only where every --receive names the same one (recheck41b F8: the first one's was

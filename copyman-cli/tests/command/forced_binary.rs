@@ -331,6 +331,32 @@ fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
         text(&out.stderr)
     );
     c.dest[1].connect(&d2).batch_execute("TRUNCATE jf").unwrap();
+    // Read into types whose binary forms the fields do not fit (an int8 as text: a NUL byte;
+    // an int4 as an int8: too short): the failure says the file's types, not an encoding
+    // (its 22021 came with a UTF-16 hint, types43 F2).
+    for (table, sqlstate) in [
+        ("CREATE TABLE jf (id text, v int4);", "SQLSTATE 22021"),
+        ("CREATE TABLE jf (id int8, v int8);", "SQLSTATE 08P01"),
+    ] {
+        let d4 = database(&c.dest[1], table);
+        let out = run(&[
+            "table",
+            "jf",
+            "--from",
+            file.arg(),
+            "--to",
+            &c.dest[1].url(&d4),
+        ]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(sqlstate)
+                && stderr.contains("is binary COPY data, which records no column types: each")
+                && !stderr.contains("UTF-16"),
+            "{stderr}"
+        );
+        assert_eq!(count(&c.dest[1], &d4, "jf"), 0);
+    }
     // A domain over integer reads an integer's bytes as the integer does: loaded into both.
     let d3 = database(
         &c.dest[1],

@@ -1793,6 +1793,17 @@ fn copy_mode_says_the_way_out_of_a_query_with_two_columns_of_one_name() {
         );
     }
     assert_eq!(count(&c.dest[0], &dst, "c"), 0);
+    // To a file there are no columns to check: nothing said of it (docs43 F10).
+    let file = TempPath::new("two-ids.txt");
+    let send = "COPY (SELECT a.id, b.id FROM a JOIN b USING (id)) TO STDOUT";
+    let out = run(&["copy", "--from", &from, "--send", send, "--to", file.arg()]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("could not be described"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file.0).unwrap(), "1\t1\n");
     let send = "\\copy a to stdout";
     let out = copy_between(&from, send, &to, "COPY ab (x) FROM STDIN", &["--dry-run"]);
     assert_exit(&out, 2);
