@@ -2154,15 +2154,8 @@ fn described_in_transaction(
         )
     });
     ways.extend(renamed.clone());
-    let older = !conn
-        .session()
-        .server_version_num()
-        .is_some_and(|v| v >= 150_000);
-    if conn
-        .session()
-        .server_version_num()
-        .is_some_and(|v| v >= 150_000)
-    {
+    let older = (conn.session().server_version_num()).is_none_or(|v| v < 150_000);
+    if !older {
         // A data-modifying `WITH … SELECT` is a SELECT to CREATE TABLE AS; a `DELETE …
         // RETURNING` is one inside a `WITH`.
         ways.push(format!(
