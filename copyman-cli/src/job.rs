@@ -830,11 +830,11 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .filter(|p| *p != options.state && p.is_file())
             .collect();
     } else {
-        // A state file of the user's: the other state files of its directory that a running
-        // job holds now, whose claims count as the default directory's do (two jobs started
-        // side by side with their own --state both appended a table, every row twice). Finished
-        // runs' files there are left alone: another --state is how to copy again.
-        options.other_states = copyman_job::state::running_beside(&options.state);
+        // A state file of the user's: the other state files of its directory, read as the
+        // default directory's are (two jobs started side by side with their own --state both
+        // appended a table, every row twice; one after the other too, jobs43 F4). A state file
+        // in another directory is how to copy again on purpose.
+        options.other_states = copyman_job::state::beside(&options.state);
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));

@@ -992,6 +992,32 @@ pub fn held_by_another_run() -> io::Error {
     )
 }
 
+/// The copyman state files beside `path` (in its directory, `path` itself left out however it
+/// is spelt; a file is one where it starts with a state file's header): the earlier jobs whose
+/// records a new job of that directory reads, as the default directory's (jobs43 F4: two append
+/// jobs whose `--state` files shared a directory copied a table they shared twice, exit 0).
+pub fn beside(path: &Path) -> Vec<PathBuf> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let itself = fs::canonicalize(path).ok();
+    let is_state = |p: &Path| {
+        let mut start = [0; HEADER.len()];
+        File::open(p).is_ok_and(|mut f| {
+            io::Read::read_exact(&mut f, &mut start).is_ok()
+                && [HEADER, HEADER_V2].iter().any(|h| start == h.as_bytes())
+        })
+    };
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|p| p.is_file() && fs::canonicalize(p).ok() != itself && is_state(p))
+        .collect()
+}
+
 /// The state files beside `path` (in its directory, `path` itself left out however it is
 /// spelt) that a copyman run holds now ([`running`]): the jobs whose claims a job of that
 /// directory must see.

@@ -86,6 +86,47 @@ fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
     }
 }
 
+/// Two append jobs whose `--state` files share a directory, one after the other: the second's
+/// table the first copied was copied twice, exit 0 (jobs43 F4) — the default directory refused
+/// it. Every state file beside a `--state` is read as the default directory's; one in another
+/// directory copies again, deliberately.
+#[test]
+fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{TABLES} INSERT INTO big SELECT g, 'v' FROM generate_series(1, 2000) g;
+             INSERT INTO unl SELECT generate_series(1, 200);"
+        ),
+    );
+    let d1 = database(&c.dest[0], TABLES);
+    let (shared, elsewhere) = (TempDir::new("shared-states"), TempDir::new("other-states"));
+    std::fs::write(shared.path("notes.txt"), "not a state file\n").unwrap();
+    let job = |tables: &[&str], state: &str| {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+        args.extend(["--from", &from, "--to", &to, "--state", state]);
+        run(&args)
+    };
+    assert_exit(&job(&["big"], &shared.path("a.state")), 0);
+    let second = job(&["big", "unl"], &shared.path("b.state"));
+    assert_exit(&second, 2);
+    let stderr = text(&second.stderr);
+    assert!(
+        stderr.contains("a.state records an earlier job into these destinations, which copied")
+            && stderr.contains("a --state in another directory"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 2000, "not twice");
+    assert_eq!(count(&c.dest[0], &d1, "unl"), 0);
+    // Tables the earlier job did not copy are no matter; elsewhere, the rows once more.
+    assert_exit(&job(&["unl"], &shared.path("c.state")), 0);
+    assert_exit(&job(&["big"], &elsewhere.path("d.state")), 0);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 4000);
+}
+
 /// Two jobs of the same state directory running at once: the later one's check of earlier
 /// runs found nothing begun (the first had not reached the shared table yet), and both appended
 /// it. A running job claims its tables in its state file before it copies: a job started

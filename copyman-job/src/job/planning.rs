@@ -699,10 +699,10 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
         "the state file {} records an earlier job into these destinations, which \
          {what} {}: copied again without emptying them, their rows would be there twice; \
          --resume copies only what that run did not finish, --truncate empties each table and \
-         copies it again, and another --state (or removing that file) adds the rows once more; \
-         a clone of a destination (a base backup, a copied data directory, a restore) shares \
-         its origin's identity, so the file names it too: --resume is wrong for a clone, give \
-         it another --state",
+         copies it again, and a --state in another directory (or removing that file) adds the \
+         rows once more; a clone of a destination (a base backup, a copied data directory, a \
+         restore) shares its origin's identity, so the file names it too: --resume is wrong \
+         for a clone, give it a --state in another directory",
         path.display(),
         super::running::first_names(&again),
     )))
@@ -2693,7 +2693,7 @@ fn copied_under_another_name(
             let under_another_name =
                 |k: &String| recorded.begun(other, k) && !recorded.begun(table, k);
             let way = "check what that destination holds, then copy it in a job of its own \
-                       (another --state), or run this job again without --resume with --truncate";
+                       (its --state in another directory), or run this job again without --resume with --truncate";
             if let Some(d) = keys.iter().position(under_another_name) {
                 return Some(format!(
                     "--resume: table {table} was copied to destination {} by the earlier run as \

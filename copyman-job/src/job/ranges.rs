@@ -684,7 +684,7 @@ pub(super) fn copy_split(
                     "a resume refuses it: without --truncate it may hold rows this job did not \
                      write, which emptying it would delete; resume with --truncate to replace \
                      the table, or delete the rows those ranges committed and copy it again in \
-                     a job of its own (another --state)"
+                     a job of its own (its --state in another directory)"
                 }
             };
             result.error = Some(TableError::new(format!(

@@ -428,7 +428,7 @@ impl Shared<'_> {
             let then = if db.code == "23503" {
                 format!("then run again with --resume{refill}")
             } else {
-                "then copy them there with a job of their own (another --state), without \
+                "then copy them there with a job of their own (its --state in another directory), without \
                  --truncate or --resume: here copyman would empty it only with a TRUNCATE, which \
                  PostgreSQL refuses (a DELETE would act on other rows: a foreign key ON DELETE \
                  CASCADE or SET NULL, a trigger or a rule)"
