@@ -879,15 +879,26 @@ impl RunReport {
             ),
             (None, None) => (None, None, None),
         };
-        let error = self.error.clone().or_else(|| {
-            let (i, d, e) = failed.filter(|_| self.exit() != Exit::Success)?;
-            Some(format!(
-                "destination {} ({}) failed: {}",
-                i + 1,
-                d.endpoint,
-                e.message
-            ))
+        // A signal is the run's error, as stderr says it (the source's 57014 that followed is
+        // copyman's own cancel, under `source`: docs43 F5); a job's document says it so too.
+        let interrupted = (self.exit().is_interruption()).then(|| {
+            format!(
+                "interrupted by {}",
+                signals::name(self.interrupted().unwrap_or_default())
+            )
         });
+        let error = interrupted
+            .clone()
+            .or_else(|| self.error.clone())
+            .or_else(|| {
+                let (i, d, e) = failed.filter(|_| self.exit() != Exit::Success)?;
+                Some(format!(
+                    "destination {} ({}) failed: {}",
+                    i + 1,
+                    d.endpoint,
+                    e.message
+                ))
+            });
         json!({
             "status": self.status(),
             "warnings": warnings(),
@@ -934,6 +945,7 @@ impl RunReport {
                 "warning": d.warning,
             })).collect::<Vec<_>>(),
             "error": error,
+            "interrupted": interrupted,
             // As a run that ends before copying says it: who said the error, and its SQLSTATE.
             "server": server,
             "endpoint": endpoint,

@@ -852,6 +852,13 @@ fn signals_abort_the_copy_and_commit_nothing() {
     let summary = json(&out);
     assert_eq!(summary["status"], "interrupted");
     assert_eq!(summary["exit_code"], 143);
+    // The signal is the run's error, as stderr says (it was the source's 57014, copyman's own
+    // cancel: docs43 F5).
+    assert_eq!(summary["error"], "interrupted by SIGTERM", "{summary}");
+    assert_eq!(
+        summary["interrupted"], "interrupted by SIGTERM",
+        "{summary}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
     assert_eq!(copy_backends(&c.dest[0], &d1), 0);
