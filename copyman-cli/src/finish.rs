@@ -602,15 +602,17 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
             sqlstate: error.sqlstate.clone(),
             message: format!(
                 "prepared as {gid} and decided commit, but COMMIT PREPARED failed ({}): \
-                 run copyman recover to finish it",
-                error.message
+                 run copyman recover{} to finish it",
+                error.message,
+                crate::recover::log_option()
             ),
         }),
         Outcome::RollbackPending { gid, error } => Some(ErrorInfo {
             sqlstate: error.as_ref().and_then(|e| e.sqlstate.clone()),
             message: format!(
                 "may hold the prepared transaction {gid} (nothing visible; it holds its locks): \
-                 run copyman recover to roll it back{}",
+                 run copyman recover{} to roll it back{}",
+                crate::recover::log_option(),
                 error
                     .as_ref()
                     .map(|e| format!(" ({})", e.message))
@@ -666,12 +668,14 @@ pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<
         Some(SourceOutcome::CommitPending { gid, error }) => Some(format!(
             "every destination committed; the source's transaction was prepared as {gid} and \
              decided commit, but COMMIT PREPARED failed ({error}): run copyman recover with the \
-             source as a --to to finish it (its changes are not visible until then)"
+             source as a --to{} to finish it (its changes are not visible until then)",
+            crate::recover::log_option()
         )),
         Some(SourceOutcome::RollbackPending { gid, error }) => Some(format!(
             "source: the connection was lost during its PREPARE TRANSACTION, so every destination \
              rolled back; the source may hold the prepared transaction {gid} (nothing visible; it \
-             holds its locks): run copyman recover with the source as a --to to roll it back{}",
+             holds its locks): run copyman recover with the source as a --to{} to roll it back{}",
+            crate::recover::log_option(),
             error
                 .as_ref()
                 .map(|e| format!(" ({e})"))

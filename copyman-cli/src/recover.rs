@@ -24,12 +24,20 @@ pub(crate) fn log_given(path: &Path) {
 /// and the decision log when it was not the default one.
 pub(crate) fn same_as_this_run() -> String {
     match GIVEN_LOG.get() {
-        Some(path) => format!(
-            "with the same --to and --decision-log {}",
-            crate::file_source::shell_word(&path.to_string_lossy())
-        ),
+        Some(_) => format!("with the same --to and{}", log_option()),
         None => "with the same --to".to_owned(),
     }
+}
+
+/// ` --decision-log PATH` where the run was given one, else nothing: a recover without it reads
+/// the default log, finds no line of the run, and leaves its transactions alone (signals43 F2).
+pub(crate) fn log_option() -> String {
+    GIVEN_LOG.get().map_or_else(String::new, |path| {
+        format!(
+            " --decision-log {}",
+            crate::file_source::shell_word(&path.to_string_lossy())
+        )
+    })
 }
 
 use copyman_job::commit::{self, Action, DecisionLog, Failure, Recovery, recovery};

@@ -333,3 +333,49 @@ fn atomic_exiting_at_once_after_the_decision_says_it_commits() {
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
+
+/// A destination lost after the commit decision, before its COMMIT PREPARED, and not reachable
+/// again: its line says to run recover with the run's `--decision-log` — recover without it
+/// reads the default log, finds no line of the run, and leaves the transaction alone
+/// (signals43 F2). Followed, the advice commits it.
+#[test]
+fn atomic_the_advice_to_recover_names_the_runs_decision_log() {
+    let s = two_phase_clusters();
+    let log = TempPath::new("advice-decisions.log");
+    let (dbs, paused) = paused_atomic_copy(&log, &[], "recorded");
+    let admin = |sql: &str| s.dest[1].connect("postgres").batch_execute(sql).unwrap();
+    admin(&format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        dbs[1]
+    ));
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        dbs[1]
+    ));
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "run copyman recover --decision-log {} to finish it",
+            log.arg()
+        )),
+        "{stderr}"
+    );
+    admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", dbs[1]));
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let out = run(&[
+        "recover",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
