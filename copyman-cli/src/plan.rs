@@ -76,6 +76,7 @@ pub(crate) fn plan(
             .map_or(Estimate::Unknown, |m| Estimate::Bytes(m.len())),
         _ => Estimate::Unknown,
     };
+    prepared_left(dests);
     match &t.statements {
         Statements::Raw { send, receive } => {
             let mut guards = (vec![None; dests.len()], None);
@@ -124,6 +125,35 @@ pub(crate) fn plan(
                 plan.estimate = file_estimate;
             }
             Ok(plan)
+        }
+    }
+}
+
+/// A prepared transaction of copyman's in a destination's database, left by an earlier run
+/// (killed between its commit decision and its COMMIT PREPARED, or during its PREPARE): said
+/// before copying — it holds its locks, and a run again into the same tables adds its rows to
+/// those it will commit when recover finishes it (a table without a unique key held them twice,
+/// exit 0 without a word: signals43 F8).
+fn prepared_left(dests: &mut [Dest<'_>]) {
+    let labels = dest_labels(dests);
+    for (dest, label) in dests.iter_mut().zip(&labels) {
+        let Some(conn) = dest.conn.as_mut() else {
+            continue;
+        };
+        let here: Vec<String> = copyman_job::commit::prepared(conn)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.here)
+            .map(|p| format!("{} (prepared {} s ago)", p.gid, p.age_secs))
+            .collect();
+        if !here.is_empty() {
+            report::warn(format_args!(
+                "{label} holds copyman's prepared transaction {} of an earlier run: it holds \
+                 its locks, and the rows it will commit (copyman recover finishes it, as its \
+                 run decided) come on top of this run's; finish it first with copyman recover \
+                 and that run's --decision-log",
+                here.join(", ")
+            ));
         }
     }
 }

@@ -379,3 +379,43 @@ fn atomic_the_advice_to_recover_names_the_runs_decision_log() {
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
+
+/// A run killed once its commit decision was recorded, before its COMMIT PREPAREDs, leaves
+/// its prepared transactions: a run into the same destination says so before copying (run
+/// again, its rows were appended to those recover later committed, a table without a unique
+/// key holding them twice, exit 0 without a word: signals43 F8).
+#[test]
+fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_says_so() {
+    let s = two_phase_clusters();
+    let log = TempPath::new("left-decisions.log");
+    let (dbs, mut paused) = paused_atomic_copy(&log, &[], "recorded");
+    paused.child.kill().unwrap();
+    let _ = paused.child.wait();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let (from, to) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let out = run(&["table", "mv", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "/{}) holds copyman's prepared transaction {} (prepared",
+            dbs[1], left[0]
+        )) && stderr.contains("finish it first with copyman recover"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "recover",
+        "--to",
+        &from,
+        "--to",
+        &to,
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
