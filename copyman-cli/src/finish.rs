@@ -267,7 +267,14 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             }),
         )
         .collect();
-    signals::commit_parties(committing, completed.iter().any(|done| !done));
+    let failed = (completed.iter().zip(&parties))
+        .filter(|(done, _)| !**done)
+        .map(|(_, p)| {
+            let endpoint = p.dest.as_ref().map(|d| d.endpoint.display());
+            (p.name.clone(), endpoint.unwrap_or_default())
+        })
+        .collect();
+    signals::commit_parties(committing, failed);
     let source_spec = f.source_spec;
     // A source that wrote and cannot prepare commits after the destinations, by this run: named
     // with the decision, so that a recovery after its death says its changes may be lost.

@@ -132,16 +132,33 @@ fn print_at_once_json(
             rest(name)
         }
     };
-    // Every party, in the commit's order; one the list of parties lacks (not known yet) too.
+    // Every party, in the commit's order; one the list of parties lacks (not known yet) too;
+    // and, in their places, the destinations that failed before the commit.
     let names = endpoints.iter().map(|(name, _)| name);
     let unlisted = committed
         .iter()
         .chain(unanswered)
         .filter(|name| !endpoints.iter().any(|(n, _)| n == *name));
-    let destinations: Vec<serde_json::Value> = names
+    let mut destinations: Vec<(usize, serde_json::Value)> = names
         .chain(unlisted)
         .map(|d| serde_json::json!({ "server": d, "endpoint": endpoint(d), "status": status(d) }))
+        .chain(
+            (commits().map(|c| c.failed_before).unwrap_or_default().into_iter()).map(
+                |(d, endpoint)| {
+                    serde_json::json!({ "server": d, "endpoint": endpoint, "status": "failed" })
+                },
+            ),
+        )
+        .map(|record| {
+            let number = (record["server"].as_str())
+                .and_then(|s| s.strip_prefix("destination "))
+                .and_then(|n| n.parse().ok());
+            (number.unwrap_or(usize::MAX), record)
+        })
         .collect();
+    destinations.sort_by_key(|(number, _)| *number);
+    let destinations: Vec<serde_json::Value> =
+        destinations.into_iter().map(|(_, record)| record).collect();
     // A COMMIT not answered is what a script must look at: its server first.
     let doubt = unanswered.first();
     let _ = crate::report::print_json(&serde_json::json!({
@@ -177,9 +194,10 @@ enum Stage {
         /// the source when its statement wrote), once the commit knows them: its name and its
         /// endpoint as the report shows it (what `--json` names it by).
         parties: Option<Vec<(String, String)>>,
-        /// A destination failed before the commit (`--keep-going`): the run is partial however
-        /// the commit ends.
-        failed_before: bool,
+        /// The destinations that failed before the commit (`--keep-going`), with their
+        /// endpoints: the run is partial however the commit ends, and a second signal's report
+        /// names them failed (it left them out: signals43 F4).
+        failed_before: Vec<(String, String)>,
         /// The parties whose PREPARE TRANSACTION was sent, and of those the ones whose PREPARE
         /// was answered: before the decision, a second signal leaves those prepared (for
         /// recover to roll back), the unanswered ones prepared or not, the others rolled back;
@@ -200,7 +218,7 @@ impl Stage {
         ending: None,
         point: false,
         parties: None,
-        failed_before: false,
+        failed_before: Vec::new(),
         preparing: Vec::new(),
         prepared: Vec::new(),
         sent: Vec::new(),
@@ -279,7 +297,7 @@ pub(crate) fn connecting(on: bool) {
 /// The parties of the commit about to run: those whose COMMIT commits something, and whether a
 /// destination failed before it. A second signal then names the ones not yet committed, and
 /// once every one's COMMIT was answered exits as the run would have.
-pub(crate) fn commit_parties(names: Vec<(String, String)>, failed: bool) {
+pub(crate) fn commit_parties(names: Vec<(String, String)>, failed: Vec<(String, String)>) {
     if let Stage::Running {
         parties,
         failed_before,
@@ -397,8 +415,8 @@ struct Commits {
     not_sent: Option<Vec<String>>,
     /// Each party's name and endpoint ([`Stage::Running`]'s `parties`).
     endpoints: Vec<(String, String)>,
-    /// A destination failed before the commit.
-    failed_before: bool,
+    /// The destinations that failed before the commit, with their endpoints.
+    failed_before: Vec<(String, String)>,
     /// Parties whose PREPARE TRANSACTION was answered.
     prepared: Vec<String>,
     /// Parties whose PREPARE TRANSACTION was sent and is unanswered.
@@ -437,7 +455,7 @@ fn commits() -> Option<Commits> {
                     .collect()
             }),
             endpoints: parties.clone().unwrap_or_default(),
-            failed_before: *failed_before,
+            failed_before: failed_before.clone(),
             committed: committed.clone(),
             unanswered: sent
                 .iter()
@@ -710,6 +728,17 @@ fn handle(signal: i32, stopping: &'static str) {
         ),
     };
     let was_refused = |name: &str| refused.iter().any(|(r, _)| r == name);
+    // Those that failed before the commit are no party of it, but the run's all the same.
+    let failed_earlier = match failed_before.as_slice() {
+        [] => String::new(),
+        failed => format!(
+            "; failed before the commit (rolled back): {}",
+            (failed.iter())
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     interrupt_waits();
     if !first {
         EXITING_AT_ONCE.store(true, Ordering::SeqCst);
@@ -764,7 +793,7 @@ fn handle(signal: i32, stopping: &'static str) {
         remove_temp_files();
         let said = say(&format!(
             "copyman: {}{} exiting at once: every COMMIT was answered: committed: \
-             {}{failed}",
+             {}{failed}{failed_earlier}",
             name(signal),
             again(signal),
             match committed.as_slice() {
@@ -772,7 +801,10 @@ fn handle(signal: i32, stopping: &'static str) {
                 committed => committed.join(", "),
             }
         ));
-        let exit = match (failed_before || !refused.is_empty(), committed.is_empty()) {
+        let exit = match (
+            !failed_before.is_empty() || !refused.is_empty(),
+            committed.is_empty(),
+        ) {
             (false, _) => 0,
             (true, false) => crate::report::Exit::Partial as i32,
             (true, true) => crate::report::Exit::CopyFailed as i32,
@@ -844,7 +876,7 @@ fn handle(signal: i32, stopping: &'static str) {
         let said = say(&format!(
             "copyman: {}{} exiting at once during the COMMITs: \
              committed: {}; {statement} sent, not answered ({doubt}): {}{source}{failed}; \
-             {others} ({rest}){kept}",
+             {others} ({rest}){kept}{failed_earlier}",
             name(signal),
             again(signal),
             list(&committed),
@@ -927,7 +959,7 @@ fn handle(signal: i32, stopping: &'static str) {
             false => "before any COMMIT was sent",
         };
         let error = say(&format!(
-            "copyman: {}{} exiting at once {when}: {said}",
+            "copyman: {}{} exiting at once {when}: {said}{failed_earlier}",
             name(signal),
             again(signal)
         ));

@@ -197,6 +197,62 @@ fn sigquit_exits_at_once_saying_what_committed() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
 
+/// Under `--keep-going`, a destination that failed before the commit is in the report of a
+/// second signal during the COMMITs (it was named nowhere but in the early warning, and a
+/// script reading `destinations` missed it: signals43 F4).
+#[test]
+fn a_second_signal_during_the_commits_names_a_destination_that_failed_before() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int)");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int CHECK (id < 50))");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let args = [
+        "--json",
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--keep-going",
+    ];
+    let mut paused = Paused::start(&args, "committed:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("failed before the commit (rolled back): destination 2"),
+        "{said}"
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let statuses: Vec<(&str, &str)> = (report["destinations"].as_array().unwrap().iter())
+        .map(|d| (d["server"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("destination 1", "committed"), ("destination 2", "failed")],
+        "{report}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
+
 #[test]
 fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     let c = clusters();
