@@ -483,6 +483,9 @@ impl Participant for Party<'_, '_> {
         if matches!(action, Action::Prepare(_)) {
             signals::prepare_sent(&self.name);
         }
+        if matches!(action, Action::RollbackPrepared(_)) {
+            signals::rollback_prepared_sent(&self.name);
+        }
         // Known to the watch until answered: a backend that does not run it is said.
         let backend = match (&self.conn, &self.dest) {
             (Some(conn), _) => Some(&**conn),
@@ -536,11 +539,15 @@ impl Participant for Party<'_, '_> {
             if matches!(action, Action::Prepare(_)) {
                 signals::prepared(&self.name);
             }
+            if matches!(action, Action::RollbackPrepared(_)) {
+                signals::rolled_back_prepared(&self.name);
+            }
             let step = match action {
                 Action::CheckConstraints => "checked",
                 Action::Commit => "committed",
                 Action::Prepare(_) => "prepared",
                 Action::CommitPrepared(_) => "commit-prepared",
+                Action::RollbackPrepared(_) => "rolled-back",
                 _ => "",
             };
             if !step.is_empty() {

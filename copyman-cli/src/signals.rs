@@ -204,6 +204,11 @@ enum Stage {
         /// after it, the source's prepared transaction stays prepared, not rolled back.
         preparing: Vec<String>,
         prepared: Vec<String>,
+        /// The prepared parties whose ROLLBACK PREPARED was sent (the commit called off), and
+        /// of those the ones answered: rolled back, no longer prepared (a second signal called
+        /// them prepared: signals43 F1).
+        rolling_back: Vec<String>,
+        rolled_back: Vec<String>,
         sent: Vec<String>,
         committed: Vec<String>,
         /// Of those sent, the ones whose COMMIT the server answered with an error (a deferred
@@ -221,6 +226,8 @@ impl Stage {
         failed_before: Vec::new(),
         preparing: Vec::new(),
         prepared: Vec::new(),
+        rolling_back: Vec::new(),
+        rolled_back: Vec::new(),
         sent: Vec::new(),
         committed: Vec::new(),
         refused: Vec::new(),
@@ -328,6 +335,24 @@ pub(crate) fn prepared(party: &str) {
     }
 }
 
+/// A ROLLBACK PREPARED goes to `party` now (the commit called off).
+pub(crate) fn rollback_prepared_sent(party: &str) {
+    if let Stage::Running { rolling_back, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        rolling_back.push(party.to_owned());
+    }
+}
+
+/// `party`'s ROLLBACK PREPARED was answered: nothing of it is left prepared.
+pub(crate) fn rolled_back_prepared(party: &str) {
+    if let Stage::Running { rolled_back, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        rolled_back.push(party.to_owned());
+    }
+}
+
 /// The commit begins (`two_phase`: with PREPAREs and a decision): from now on a signal does not
 /// stop it, and says so. Returns the signal received before, if any: the run must not commit
 /// then. (Checked under the stage's lock, which the signal thread takes after it noted the
@@ -417,10 +442,14 @@ struct Commits {
     endpoints: Vec<(String, String)>,
     /// The destinations that failed before the commit, with their endpoints.
     failed_before: Vec<(String, String)>,
-    /// Parties whose PREPARE TRANSACTION was answered.
+    /// Parties whose PREPARE TRANSACTION was answered, and no ROLLBACK PREPARED sent since.
     prepared: Vec<String>,
     /// Parties whose PREPARE TRANSACTION was sent and is unanswered.
     preparing: Vec<String>,
+    /// Prepared parties whose ROLLBACK PREPARED was sent and is unanswered.
+    rolling_back: Vec<String>,
+    /// Prepared parties whose ROLLBACK PREPARED was answered: nothing left there.
+    rolled_back: Vec<String>,
 }
 
 /// What a signal finds: `None` while connecting, else where the commit stands.
@@ -434,11 +463,21 @@ fn commits() -> Option<Commits> {
             failed_before,
             preparing,
             prepared,
+            rolling_back,
+            rolled_back,
             sent,
             committed,
             refused,
         } => Some(Commits {
-            prepared: prepared.clone(),
+            prepared: (prepared.iter())
+                .filter(|p| !rolling_back.contains(p))
+                .cloned()
+                .collect(),
+            rolling_back: (rolling_back.iter())
+                .filter(|p| !rolled_back.contains(p))
+                .cloned()
+                .collect(),
+            rolled_back: rolled_back.clone(),
             preparing: preparing
                 .iter()
                 .filter(|p| !prepared.contains(p))
@@ -671,6 +710,8 @@ fn handle(signal: i32, stopping: &'static str) {
         failed_before,
         prepared,
         preparing,
+        rolling_back,
+        rolled_back,
     }) = commits()
     else {
         let dry_run = PRINTING_DRY_RUN.load(Ordering::SeqCst);
@@ -922,7 +963,11 @@ fn handle(signal: i32, stopping: &'static str) {
             let open: Vec<&String> = endpoints
                 .iter()
                 .map(|(name, _)| name)
-                .filter(|name| !prepared.contains(name) && !preparing.contains(name))
+                .filter(|name| {
+                    ![&prepared, &preparing, &rolling_back, &rolled_back]
+                        .iter()
+                        .any(|list| list.contains(name))
+                })
                 .collect();
             let mut parts = Vec::new();
             for (names, what) in [
@@ -931,6 +976,11 @@ fn handle(signal: i32, stopping: &'static str) {
                     preparing.iter().collect(),
                     "PREPARE TRANSACTION sent, not answered (prepared or not)",
                 ),
+                (
+                    rolling_back.iter().collect(),
+                    "ROLLBACK PREPARED sent, not answered (rolled back or still prepared)",
+                ),
+                (rolled_back.iter().collect(), "rolled back"),
                 (open, "rolled back as copyman exits"),
             ] {
                 if !names.is_empty() {
@@ -938,7 +988,11 @@ fn handle(signal: i32, stopping: &'static str) {
                     parts.push(format!("{what}: {}", names.join(", ")));
                 }
             }
-            let before_decision = if prepared.is_empty() && preparing.is_empty() {
+            let before_decision = if prepared.is_empty()
+                && preparing.is_empty()
+                && rolling_back.is_empty()
+                && rolled_back.is_empty()
+            {
                 "nothing committed, nothing prepared".to_owned()
             } else {
                 format!(
@@ -965,7 +1019,9 @@ fn handle(signal: i32, stopping: &'static str) {
         ));
         let rest = |name: &str| match (two_phase, point) {
             (true, true) => "commit pending",
+            (true, false) if rolled_back.iter().any(|p| p == name) => "rolled back",
             (true, false) if prepared.iter().any(|p| p == name) => "rollback pending",
+            (true, false) if rolling_back.iter().any(|p| p == name) => "rollback pending",
             (true, false) if preparing.iter().any(|p| p == name) => "prepared or not",
             (true, false) | (false, _) => "rolled back",
         };

@@ -419,3 +419,68 @@ fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
+
+/// A second signal while the run rolls back what it prepared (destination 2 could not prepare:
+/// destination 1's ROLLBACK PREPARED answered) says destination 1 rolled back, not prepared —
+/// its `pg_prepared_xacts` held nothing (signals43 F1).
+#[test]
+fn atomic_a_second_signal_during_the_rollback_says_what_rolled_back() {
+    let s = two_phase_clusters();
+    let src = database(
+        &s.source,
+        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let dbs = [
+        database(&s.dest[0], MV),
+        database(
+            &s.dest[1],
+            &format!(
+                "{MV} CREATE FUNCTION tell() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN PERFORM pg_notify('copied', 'mv'); RETURN NULL; END $$;
+                 CREATE TRIGGER tell AFTER INSERT ON mv FOR EACH STATEMENT
+                   EXECUTE FUNCTION tell();"
+            ),
+        ),
+    ];
+    let log = TempPath::new("rollback-decisions.log");
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let args = [
+        "--json",
+        "table",
+        "mv",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    let mut paused = Paused::start(&args, "rolled-back:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let out = paused.resume();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("rolled back: destination 1") && !said.contains("prepared: destination 1"),
+        "{said}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json");
+    assert_eq!(
+        report["destinations"][0]["status"], "rolled back",
+        "{report}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
