@@ -179,7 +179,9 @@ static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Where a one-table run stands, for what a signal does and says.
 static STAGE: Mutex<Stage> = Mutex::new(Stage::RUNNING);
 
-/// Where a one-table run stands ([`STAGE`]).
+/// Where a one-table run stands ([`STAGE`]). (One of it, in a static: the size of its
+/// variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Stage {
     /// Connecting: nothing began anywhere.
     Connecting,
