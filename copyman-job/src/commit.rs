@@ -177,16 +177,20 @@ pub fn run_on_a_live_session(
 pub const OWN_WORDS: &str = "";
 
 /// A new session's refusal to carry out `action` (its connect failed), as the notice it is said
-/// with: the server's own error (a FATAL such as 55000, database not accepting connections)
-/// where it gave one, else copyman's words ([`OWN_WORDS`]).
+/// with, in copyman's words ([`OWN_WORDS`]): with the server's own error quoted (a FATAL such as
+/// 57P03, the database system is shutting down) where it gave one, and its SQLSTATE — printed
+/// in a server's `FATAL:  …` form, copyman's words passed for the server's (signals43 F5).
 fn refused_retry(action: &Action, refused: &Error) -> DbError {
     let what = format!("a new session to send {} again", action.sql());
     match refused.db_error() {
-        Some(db) => {
-            let mut said = db.clone();
-            said.message = format!("{what} was refused: {}", db.message);
-            said
-        }
+        Some(db) => DbError::new(
+            OWN_WORDS,
+            &db.code,
+            &format!(
+                "{what} was refused by the server: {}: {} (SQLSTATE {})",
+                db.severity, db.message, db.code
+            ),
+        ),
         None => DbError::new(OWN_WORDS, "08006", &format!("{what} failed: {refused}")),
     }
 }

@@ -673,6 +673,17 @@ fn a_commit_prepared_whose_new_session_is_refused_says_the_refusal() {
             && stderr.contains("not currently accepting connections"),
         "{stderr}"
     );
+    // In copyman's words, the server's FATAL quoted (it took the server's `FATAL:  ` form:
+    // signals43 F5).
+    let line = (stderr.lines())
+        .find(|l| l.contains("a new session to send COMMIT PREPARED"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("copyman: ")
+            && line.contains("was refused by the server: FATAL: ")
+            && line.contains("(SQLSTATE 55000)"),
+        "{stderr}"
+    );
     assert_eq!(run.counts(), [2000, 0, 2000]);
     let out = run.recover();
     assert_exit(&out, 0);
