@@ -2457,9 +2457,9 @@ impl Ledger {
              of the job committed stays committed)"
                 .to_owned()
         } else {
+            // An empty category is left out, its explanation with it (signals43 F6).
             format!(
-                "exited at once: committed: {}; {}in doubt (a statement that ends its transaction \
-                 was sent, not answered: it may have committed; {}): {}; {}nothing else was \
+                "exited at once: committed: {}; {}{}{}nothing else was \
                  committed by this run (the servers roll back the open transactions)",
                 list(&committed),
                 if pending.is_empty() {
@@ -2471,12 +2471,19 @@ impl Ledger {
                         list(&pending)
                     )
                 },
-                if self.two_phase {
-                    "copyman recover finishes what is prepared"
-                } else {
-                    "--resume asks each server whether such a table committed"
+                match (doubt.is_empty(), self.two_phase) {
+                    (true, _) => String::new(),
+                    (false, two_phase) => format!(
+                        "in doubt (a statement that ends its transaction was sent, not \
+                         answered: it may have committed; {}): {}; ",
+                        if two_phase {
+                            "copyman recover finishes what is prepared"
+                        } else {
+                            "--resume asks each server whether such a table committed"
+                        },
+                        list(&doubt)
+                    ),
                 },
-                list(&doubt),
                 if prepared.is_empty() {
                     String::new()
                 } else {
@@ -2954,6 +2961,8 @@ mod tests {
             "{said}"
         );
         assert_eq!(document["tables"][0]["status"], "commit pending");
+        // Nothing in doubt: that category is not said, nor its explanation (signals43 F6).
+        assert!(!said.contains("in doubt"), "{said}");
     }
 
     /// A signal that exits at once in a job of many tables counts the tables not begun and
