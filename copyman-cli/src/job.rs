@@ -61,7 +61,9 @@ pub(crate) struct LowJob {
     pub(crate) state: Option<PathBuf>,
     /// Skip the tables the state file records as done (one that holds none of the rows recorded
     /// there — emptied since, or a clone of the recorded server — is copied again, said in a
-    /// note; with --verify a done table is compared too, and copied again if it differs); copy
+    /// note; the last one done on a destination, whose rows name that run's transaction, is
+    /// refused instead, with the way: --resume --verify; with --verify a done table is compared
+    /// too, and copied again if it differs); copy
     /// the others again, asking each destination
     /// whether an earlier run's transaction committed (done if it did; copied again, without
     /// emptying the table, if not); a table is emptied first, in the same transaction, only where
