@@ -77,6 +77,7 @@ pub(crate) fn plan(
         _ => Estimate::Unknown,
     };
     prepared_left(dests);
+    beyond_ascii(t, source.as_deref(), dests)?;
     match &t.statements {
         Statements::Raw { send, receive } => {
             let mut guards = (vec![None; dests.len()], None);
@@ -127,6 +128,51 @@ pub(crate) fn plan(
             Ok(plan)
         }
     }
+}
+
+/// A statement of the user's (`--send`, a `--receive`, `--where`) beyond ASCII where its
+/// server's session would read it as other characters: refused before anything is sent, as a
+/// usage error (it said the --send "failed on the source", exit 1: docs43 F9).
+fn beyond_ascii(
+    t: &Transfer,
+    source: Option<&Connection>,
+    dests: &[Dest<'_>],
+) -> Result<(), Fatal> {
+    let labels = dest_labels(dests);
+    let mut given: Vec<(String, Option<&Connection>, &str)> = Vec::new();
+    match &t.statements {
+        Statements::Raw { send, receive } => {
+            given.extend(
+                send.as_deref()
+                    .map(|sql| ("--send".to_owned(), source, sql)),
+            );
+            for (i, sql) in receive.iter().enumerate() {
+                if let Some(sql) = sql {
+                    let what = format!("the --receive of {}", labels[i]);
+                    given.push((what, dests[i].conn.as_ref(), sql));
+                }
+            }
+        }
+        Statements::Table { copy, .. } => {
+            given.extend(
+                copy.condition
+                    .as_deref()
+                    .map(|sql| ("--where".to_owned(), source, sql)),
+            );
+        }
+    }
+    for (what, conn, sql) in given {
+        if let (false, Some(conn)) = (sql.is_ascii(), conn)
+            && let Err(e) = conn.session().reads_statements_as_utf8()
+        {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!("{what}: {e}"),
+                server: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A prepared transaction of copyman's in a destination's database, left by an earlier run

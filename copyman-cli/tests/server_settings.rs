@@ -1896,12 +1896,14 @@ fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
         "--encoding",
         "LATIN1",
     ]);
-    assert_ne!(out.status.code(), Some(0));
+    // A usage error, said as the --send's, not as a failure on the source (docs43 F9).
+    assert_exit(&out, 2);
     assert!(out.stdout.is_empty(), "nothing written");
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("holds characters beyond ASCII")
-            && stderr.contains("client_encoding is LATIN1"),
+        stderr.contains("--send: the statement holds characters beyond ASCII")
+            && stderr.contains("client_encoding is LATIN1")
+            && !stderr.contains("failed on the source"),
         "{stderr}"
     );
 }

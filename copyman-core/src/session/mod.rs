@@ -701,6 +701,24 @@ impl Session {
         })
     }
 
+    /// Whether the server reads a statement's characters beyond ASCII as the UTF-8 they are
+    /// written in: where the session's client_encoding is UTF8, or SQL_ASCII (which converts
+    /// nothing) into a UTF8 or SQL_ASCII database.
+    ///
+    /// # Errors
+    /// [`SessionError::NotUtf8`] where it does not: such a statement is not sent.
+    pub fn reads_statements_as_utf8(&self) -> Result<(), SessionError> {
+        let client_encoding = self.parameter("client_encoding").unwrap_or("UTF8");
+        let server_encoding = self.parameter("server_encoding").unwrap_or("UTF8");
+        match client_encoding {
+            "UTF8" => Ok(()),
+            "SQL_ASCII" if matches!(server_encoding, "UTF8" | "SQL_ASCII") => Ok(()),
+            _ => Err(SessionError::NotUtf8 {
+                client_encoding: client_encoding.to_owned(),
+            }),
+        }
+    }
+
     /// Sends `sql` as a simple Query. Its rows come as [`Event::Row`], its completions as
     /// [`Event::CommandComplete`], errors as [`Event::Error`], and [`Event::Ready`] ends it.
     ///
@@ -908,19 +926,10 @@ impl Session {
         if !matches!(self.phase, Phase::Ready) {
             return Err(self.misuse(operation));
         }
-        // The statement is UTF-8: read as such only where the session's client_encoding is
-        // UTF8, or SQL_ASCII (which converts nothing) into a UTF8 or SQL_ASCII database.
-        let client_encoding = self.parameter("client_encoding").unwrap_or("UTF8");
-        let server_encoding = self.parameter("server_encoding").unwrap_or("UTF8");
-        let read_as_utf8 = match client_encoding {
-            "UTF8" => true,
-            "SQL_ASCII" => matches!(server_encoding, "UTF8" | "SQL_ASCII"),
-            _ => false,
-        };
-        if !sql.is_ascii() && !read_as_utf8 {
-            return Err(SessionError::NotUtf8 {
-                client_encoding: client_encoding.to_owned(),
-            });
+        if !sql.is_ascii()
+            && let Err(e) = self.reads_statements_as_utf8()
+        {
+            return Err(e);
         }
         // Encode aside: on a NUL byte the encoder leaves a partial message behind.
         let mut message = BytesMut::new();
