@@ -106,11 +106,20 @@ pub(crate) fn log(message: impl fmt::Display) {
 /// Warns (always, on stderr).
 pub(crate) fn warn(message: impl fmt::Display) {
     let message = message.to_string();
-    progress::println(&format!("copyman: warning: {message}"));
-    WARNINGS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(message);
+    let line = format!("copyman: warning: {message}");
+    {
+        let mut said = WARNINGS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Said once: a file found binary is planned again as such, and its plan's warnings
+        // were said (and listed) twice (docs43 F8).
+        if said.contains(&message) {
+            return;
+        }
+        said.push(message);
+    }
+    // (Not under the lock: a stderr that blocks must not hold a signal's report.)
+    progress::println(&line);
 }
 
 /// Every warning said so far, for `--json` (`warnings`): what stderr said is in the document too.

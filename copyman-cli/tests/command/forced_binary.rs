@@ -334,6 +334,33 @@ fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
     // Read into types whose binary forms the fields do not fit (an int8 as text: a NUL byte;
     // an int4 as an int8: too short): the failure says the file's types, not an encoding
     // (its 22021 came with a UTF-16 hint, types43 F2).
+    // A destination whose column owns a sequence: its warning said once, though a file found
+    // binary is planned twice (said twice, and listed twice in --json: docs43 F8).
+    let d5 = database(&c.dest[1], "CREATE TABLE jf (id bigserial, v int4);");
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[1].url(&d5),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("owns a sequence there").count(),
+        1,
+        "{stderr}"
+    );
+    let warnings = json(&out)["warnings"].as_array().unwrap().clone();
+    assert_eq!(
+        (warnings.iter())
+            .filter(|w| w.as_str().unwrap().contains("owns a sequence there"))
+            .count(),
+        1,
+        "{warnings:?}"
+    );
     for (table, sqlstate) in [
         ("CREATE TABLE jf (id text, v int4);", "SQLSTATE 22021"),
         ("CREATE TABLE jf (id int8, v int8);", "SQLSTATE 08P01"),
