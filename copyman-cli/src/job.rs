@@ -143,7 +143,7 @@ fn why_a_job(low: &LowTable) -> String {
 /// A validated job.
 #[derive(Debug)]
 pub(crate) struct JobArgs {
-    source: ServerSpec,
+    pub(crate) source: ServerSpec,
     destinations: Vec<ServerSpec>,
     selection: Selection,
     options: Options,

@@ -992,7 +992,11 @@ pub(crate) fn fatal_json(
         "exit_code": exit.code(),
         "error": message,
         "server": server.map(|(whom, _)| whom),
-        "endpoint": endpoint,
+        "endpoint": endpoint.or_else(|| {
+            (server.map(|(whom, _)| whom) == Some("source"))
+                .then(|| SOURCE_ENDPOINT.get().map(String::as_str))
+                .flatten()
+        }),
         "sqlstate": server.and_then(|(_, error)| error.sqlstate.as_deref()),
         "committed": 0,
         "destinations": [],
@@ -1140,6 +1144,15 @@ static COMMAND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 /// Notes the process's start (called first thing in `main`).
 pub(crate) fn mark_start() {
     STARTED.get_or_init(SystemTime::now);
+}
+
+/// The run's source as it was given (redacted), for a document whose error the source said but
+/// that names no endpoint (a missing table: `server` was `source`, `endpoint` null: docs43 F6).
+static SOURCE_ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Notes the run's source server as it was given ([`SOURCE_ENDPOINT`]).
+pub(crate) fn set_source_endpoint(endpoint: String) {
+    let _ = SOURCE_ENDPOINT.set(endpoint);
 }
 
 /// Names the command the process runs (`table`, `copy`, `recover`, `demo`) in every `--json`

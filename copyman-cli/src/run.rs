@@ -51,6 +51,13 @@ use crate::sql::Format;
 /// What ends the run early ([`Fatal`] carries its exit status); a broken pipe on stdout.
 pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
+    match &args.command {
+        Command::Transfer(t) if t.source.is_server() => {
+            report::set_source_endpoint(t.source.display());
+        }
+        Command::Job(job) => report::set_source_endpoint(job.source.display.clone()),
+        _ => {}
+    }
     match args.command {
         Command::Transfer(t) if t.dry_run => crate::plan::dry_run(&t, args.output),
         Command::Transfer(t) => {

@@ -498,6 +498,27 @@ fn every_document_has_the_same_envelope() {
         "{j}"
     );
     assert_eq!(j["sqlstate"], "42P01", "{j}");
+    // A table missing on the source: the source's endpoint named, one table and a job alike
+    // (it was null: docs43 F6).
+    for tables in [&["nosuch"][..], &["nosuch", "a"]] {
+        let mut args = vec!["--json", "table"];
+        args.extend(tables);
+        args.extend(["--from", &from, "--to", &to]);
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let j = json(&out);
+        assert_eq!(j["server"], "source", "{j}");
+        assert!(
+            j["endpoint"].as_str().is_some_and(|e| e.contains(&src)),
+            "{j}"
+        );
+        assert!(
+            j["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("\"nosuch\"")),
+            "{j}"
+        );
+    }
 }
 
 /// A run stopped by a signal while it waits on a lock lists that wait in `--json`'s `waits`, as

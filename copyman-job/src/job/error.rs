@@ -369,7 +369,7 @@ pub enum JobError {
     Selection(String),
     /// A table the selection names does not exist on the source, or its schema does not (the
     /// server's 42P01 or 3F000, and where tables of that name are, if elsewhere).
-    #[error("source table: {0}")]
+    #[error("a table the selection names is not on the source: {0}")]
     NotOnSource(TableError),
     /// The selection matched no table.
     #[error("no table matches the selection ({0})")]
