@@ -387,7 +387,7 @@ impl Endpoint {
         match state {
             State::CopyIn => {
                 self.session.copy_fail(reason)?;
-                reason.clone_into(&mut self.fail_reason);
+                self.fail_reason = crate::session::copy_fail_reason(reason).into_owned();
             }
             // The server failed the COPY and is ready: only the realignment goes out.
             State::Ready => {

@@ -1446,3 +1446,56 @@ fn the_send_readers_question_does_not_wait_in_silence_for_a_held_table() {
     assert!(text(&out.stderr).contains("55P03"), "{}", text(&out.stderr));
     assert_eq!(count(&c.source, &src, "t2"), 0);
 }
+
+/// A destination whose failure's words hold characters a LATIN1 destination cannot hold (a
+/// constraint named in Cyrillic): the LATIN1 one, failed by copyman for it, is said rolled back,
+/// not failed of its own — copyman's CopyFail quoted the other's error, which that server could
+/// not convert (22P05 "in column g", an integer: recheck43 F2). CopyFail reasons go in ASCII.
+#[test]
+fn a_destination_failed_by_copyman_is_rolled_back_whatever_its_encoding() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (g int); INSERT INTO t SELECT generate_series(1, 5000);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE t (g int, CONSTRAINT \"проверка\" CHECK (g < 3000));",
+    );
+    let latin1 = format!("latin1_{}", std::process::id());
+    c.dest[1]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "CREATE DATABASE {latin1} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
+             TEMPLATE template0"
+        ))
+        .unwrap();
+    c.dest[1]
+        .connect(&latin1)
+        .batch_execute("CREATE TABLE t (g int);")
+        .unwrap();
+    let out = run(&[
+        "--json",
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&latin1),
+    ]);
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert_eq!(report["destinations"][0]["status"], "failed", "{report}");
+    assert_eq!(
+        report["destinations"][1]["status"], "rolled back",
+        "{report}"
+    );
+    assert!(
+        !text(&out.stderr).contains("22P05"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &latin1, "t"), 0);
+}

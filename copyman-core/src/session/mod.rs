@@ -775,7 +775,8 @@ impl Session {
         self.end_copy_in("copy_done", None)
     }
 
-    /// Fails a COPY IN: queues CopyFail with `reason`. The server answers with an
+    /// Fails a COPY IN: queues CopyFail with `reason` ([`copy_fail_reason`]: in ASCII). The
+    /// server answers with an
     /// [`Event::Error`] (SQLSTATE [`QUERY_CANCELED`], its message quoting `reason`) and
     /// [`Event::Ready`]; nothing of the COPY is kept.
     ///
@@ -785,7 +786,7 @@ impl Session {
     /// [`SessionError::Wire`] when `reason` holds a NUL byte; [`SessionError::Misuse`] outside a
     /// COPY IN; the terminal error.
     pub fn copy_fail(&mut self, reason: &str) -> Result<(), SessionError> {
-        self.end_copy_in("copy_fail", Some(reason))
+        self.end_copy_in("copy_fail", Some(&copy_fail_reason(reason)))
     }
 
     /// Abandons a COPY OUT midway: the rest of the stream is read and discarded until
@@ -1579,4 +1580,30 @@ fn parse_data_row(body: &[u8], encoding: &str) -> Result<Vec<Option<String>>, Se
     }
     r.finish()?;
     Ok(row)
+}
+
+/// `reason` as a CopyFail carries it: characters beyond ASCII written `\u{XXXX}`. The server
+/// reads it in the session's client_encoding and converts it to its own to quote it in its
+/// error: one its encoding cannot hold (another destination's error quoted into a LATIN1
+/// server) failed the COPY with 22P05 instead, said as that destination's own error
+/// (recheck43 F2).
+///
+/// ```
+/// use copyman_core::session::copy_fail_reason;
+///
+/// assert_eq!(copy_fail_reason("plain"), "plain");
+/// assert_eq!(copy_fail_reason("ключ é"), "\\u{43a}\\u{43b}\\u{44e}\\u{447} \\u{e9}");
+/// ```
+pub fn copy_fail_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason.is_ascii() {
+        return reason.into();
+    }
+    reason
+        .chars()
+        .map(|c| match c.is_ascii() {
+            true => c.to_string(),
+            false => c.escape_unicode().to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
