@@ -1002,12 +1002,20 @@ pub fn beside(path: &Path) -> Vec<PathBuf> {
         _ => Path::new("."),
     };
     let itself = fs::canonicalize(path).ok();
+    // A file that cannot be opened for its permissions counts where it is named as one (its
+    // records unknown, which the job says).
     let is_state = |p: &Path| {
         let mut start = [0; HEADER.len()];
-        File::open(p).is_ok_and(|mut f| {
-            io::Read::read_exact(&mut f, &mut start).is_ok()
-                && [HEADER, HEADER_V2].iter().any(|h| start == h.as_bytes())
-        })
+        match File::open(p) {
+            Ok(mut f) => {
+                io::Read::read_exact(&mut f, &mut start).is_ok()
+                    && [HEADER, HEADER_V2].iter().any(|h| start == h.as_bytes())
+            }
+            Err(e) => {
+                e.kind() == io::ErrorKind::PermissionDenied
+                    && p.extension().is_some_and(|x| x == "state")
+            }
+        }
     };
     fs::read_dir(dir)
         .into_iter()

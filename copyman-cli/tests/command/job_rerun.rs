@@ -125,6 +125,35 @@ fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
     assert_exit(&job(&["unl"], &shared.path("c.state")), 0);
     assert_exit(&job(&["big"], &elsewhere.path("d.state")), 0);
     assert_eq!(count(&c.dest[0], &d1, "big"), 4000);
+    // A job that stopped before a table (its first failed: --jobs 1, largest first), another
+    // job of the directory that copied that table since, then the first one's resume: refused
+    // (it appended the table again, exit 0: recheck43 F4).
+    let d1 = &d1;
+    let shared = TempDir::new("shared-states-resumed");
+    let admin = |sql: &str| c.dest[0].connect(d1).batch_execute(sql).unwrap();
+    admin("TRUNCATE big, unl; ALTER TABLE big ADD CONSTRAINT few CHECK (id < 1000)");
+    let first = |extra: &[&str]| {
+        let mut args = vec!["big", "unl", "--jobs", "1"];
+        args.extend(extra);
+        job(&args, &shared.path("e.state"))
+    };
+    assert_exit(&first(&[]), 1);
+    assert_eq!(count(&c.dest[0], d1, "unl"), 0, "not begun");
+    assert_exit(&job(&["unl"], &shared.path("f.state")), 0);
+    admin("ALTER TABLE big DROP CONSTRAINT few");
+    let resumed = first(&["--resume"]);
+    assert_exit(&resumed, 2);
+    let stderr = text(&resumed.stderr);
+    assert!(
+        stderr.contains("f.state records another job into these destinations, which began")
+            && stderr.contains("\"public\".\"unl\""),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], d1, "unl"), 200, "not twice");
+    // With --truncate it empties and copies it again: once.
+    assert_exit(&first(&["--resume", "--truncate"]), 0);
+    assert_eq!(count(&c.dest[0], d1, "unl"), 200);
+    assert_eq!(count(&c.dest[0], d1, "big"), 2000);
 }
 
 /// Two jobs of the same state directory running at once: the later one's check of earlier

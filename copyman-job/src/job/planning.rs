@@ -708,6 +708,61 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     )))
 }
 
+/// Whether the state file `path` beside this job's cannot be read (another user's, mode 0600):
+/// what it records cannot be checked, said in `notes` (a table it copied into these
+/// destinations was appended again without a word: recheck43 F5).
+fn unreadable_beside(path: &Path, notes: &mut Vec<String>) -> bool {
+    match state::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            notes.push(format!(
+                "the state file {} beside this job's cannot be read ({e}): a table its job \
+                 copied into these destinations is not known to this one, and would be copied \
+                 again on top of those rows",
+                path.display()
+            ));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A resume: where the state file at `path` (another job's, beside this one's) records one of
+/// `tables` — which this job never began — begun on one of these destinations (`keys`), the
+/// resume would append its rows a second time: refused, unless `truncate`.
+///
+/// # Errors
+/// [`JobError::Refused`], naming the tables and what to do instead.
+fn copied_beside(
+    path: &Path,
+    truncate: bool,
+    tables: &[String],
+    keys: &[String],
+    notes: &mut Vec<String>,
+) -> Result<(), JobError> {
+    if truncate || tables.is_empty() || unreadable_beside(path, notes) {
+        return Ok(());
+    }
+    let Ok(recorded) = state::read(path) else {
+        return Ok(());
+    };
+    let again: Vec<&str> = tables
+        .iter()
+        .filter(|t| keys.iter().any(|k| recorded.begun(t, k)))
+        .map(String::as_str)
+        .collect();
+    if again.is_empty() {
+        return Ok(());
+    }
+    Err(JobError::Refused(format!(
+        "--resume: the state file {} records another job into these destinations, which began \
+         {} there, which this job has not begun: resumed, their rows would be there twice; \
+         resume with --truncate (empties each table and copies it again), or leave them out \
+         (--exclude-table)",
+        path.display(),
+        super::running::first_names(&again),
+    )))
+}
+
 /// A job that is not a resume replaces the state file at `path`: one that records another
 /// selection's job that did not finish (a table it began not done somewhere) is kept for that
 /// job's resume. Replaced, that record was lost: the other job could no longer be resumed, and
@@ -1168,6 +1223,15 @@ fn plan_all(
                 keys[i] = key.clone();
             }
         }
+        // A table this job never began that another job of the directory copied into these
+        // destinations since: resumed, it was appended a second time (recheck43 F4).
+        let unbegun: Vec<String> = (selected.iter().map(|s| s.table.to_string()))
+            .chain(relatives.iter().cloned())
+            .filter(|t| !keys.iter().any(|k| recorded.begun(t, k)))
+            .collect();
+        for path in &options.other_states {
+            copied_beside(path, options.truncate, &unbegun, &keys, &mut notes)?;
+        }
         if let Some(narrowing) = &narrowing {
             notes.extend(narrowed(&mut src, narrowing, &selected, &recorded, &keys)?);
         }
@@ -1192,7 +1256,11 @@ fn plan_all(
             .chain(relatives.iter().cloned())
             .collect();
         kept_for_its_resume(&options.state, selection)?;
-        for path in std::iter::once(&options.state).chain(&options.other_states) {
+        fresh(&options.state, options.truncate, &tables, &keys)?;
+        for path in &options.other_states {
+            if unreadable_beside(path, &mut notes) {
+                continue;
+            }
             fresh(path, options.truncate, &tables, &keys)?;
         }
         Recorded::default()
