@@ -186,20 +186,9 @@ fn prepared_left(dests: &mut [Dest<'_>]) {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        let here: Vec<String> = copyman_job::commit::prepared(conn)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| p.here)
-            .map(|p| format!("{} (prepared {} s ago)", p.gid, p.age_secs))
-            .collect();
-        if !here.is_empty() {
-            report::warn(format_args!(
-                "{label} holds copyman's prepared transaction {} of an earlier run: it holds \
-                 its locks, and the rows it will commit (copyman recover finishes it, as its \
-                 run decided) come on top of this run's; finish it first with copyman recover \
-                 and that run's --decision-log",
-                here.join(", ")
-            ));
+        let here = copyman_job::commit::prepared_here(conn);
+        if let Some(warning) = copyman_job::commit::prepared_here_warning(label, &here) {
+            report::warn(warning);
         }
     }
 }

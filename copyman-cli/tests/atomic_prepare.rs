@@ -401,8 +401,26 @@ fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_
         stderr.contains(&format!(
             "/{}) holds copyman's prepared transaction {} (prepared",
             dbs[1], left[0]
-        )) && stderr.contains("finish it first with copyman recover"),
+        )) && stderr.contains("ago; on mv)")
+            && stderr.contains("finish it first with copyman recover"),
         "{stderr}"
+    );
+    // A job's plan says it too (recheck43 F6).
+    let out = run(&[
+        "table",
+        "--schema",
+        "public",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        said.contains(&format!("holds copyman's prepared transaction {}", left[0])),
+        "{said}"
     );
     let out = run(&[
         "recover",

@@ -1076,6 +1076,55 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
         .collect())
 }
 
+/// copyman's prepared transactions in the database `conn` is connected to, each said with its
+/// age and the tables it holds locks on (what recover will commit or roll back there):
+/// `copyman:…:2 (prepared 12 s ago; on "public"."t1")`. Empty where there are none or where
+/// that cannot be asked.
+pub fn prepared_here(conn: &mut Connection) -> Vec<String> {
+    // A prepared transaction's locks are listed with no backend, under the virtual
+    // transaction that holds the lock on its own transaction id.
+    let rows = conn.query(
+        "SELECT p.gid, floor(extract(epoch FROM now() - p.prepared))::int8::text, \
+           (SELECT pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ') \
+            FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_locks x \
+              ON x.virtualtransaction = l.virtualtransaction AND x.pid IS NULL \
+              AND x.locktype = 'transactionid' AND x.transactionid = p.transaction \
+            WHERE l.locktype = 'relation' AND l.pid IS NULL \
+              AND l.mode = 'RowExclusiveLock') \
+         FROM pg_catalog.pg_prepared_xacts p \
+         WHERE p.gid LIKE 'copyman:%' AND p.database = pg_catalog.current_database() \
+         ORDER BY p.prepared",
+    );
+    rows.unwrap_or_default()
+        .into_iter()
+        .filter_map(|row| {
+            let text = |i: usize| row.get(i).cloned().flatten();
+            let gid = text(0)?;
+            let age = text(1).unwrap_or_default();
+            Some(match text(2) {
+                Some(tables) => format!("{gid} (prepared {age} s ago; on {tables})"),
+                None => format!("{gid} (prepared {age} s ago)"),
+            })
+        })
+        .collect()
+}
+
+/// What a run into a database holding [`prepared_here`]'s transactions is told, before it
+/// copies (`label` names the destination): they hold their locks, and what they wrote is
+/// committed on top of this run's rows when recover finishes them as their run decided (run
+/// again after a kill, a table without a unique key held its rows twice: signals43 F8).
+pub fn prepared_here_warning(label: &str, prepared: &[String]) -> Option<String> {
+    (!prepared.is_empty()).then(|| {
+        format!(
+            "{label} holds copyman's prepared transaction {} of an earlier run: it holds its \
+             locks, and what it wrote there is committed when copyman recover finishes it as \
+             its run decided — on top of this run's rows where it is in the same tables; \
+             finish it first with copyman recover and that run's --decision-log",
+            prepared.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -948,6 +948,17 @@ fn plan_all(
             _ => JobError::Source(error),
         }
     })?;
+    // A prepared transaction an earlier run left on a destination: said before copying, as a
+    // one-table run says it (a job's rows came on top of those recover committed later:
+    // recheck43 F6).
+    let mut prepared_left = Vec::new();
+    for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
+        if let Some(conn) = conn.as_mut() {
+            let here = commit::prepared_here(conn);
+            let label = format!("destination {} ({})", i + 1, server.name);
+            prepared_left.extend(commit::prepared_here_warning(&label, &here));
+        }
+    }
     let (mut covered, mut selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
         .map_err(JobError::Selection)?
         .into_iter()
@@ -976,6 +987,7 @@ fn plan_all(
             })
         })
         .collect();
+    notes.extend(prepared_left);
     let unmatched = select::unmatched_query(selection)
         .map_err(|e| JobError::Selection(e.to_string()))?
         .and_then(|query| src.query(&query).ok())
