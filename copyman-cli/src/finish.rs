@@ -616,17 +616,17 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
             sqlstate: error.sqlstate.clone(),
             message: format!(
                 "prepared as {gid} and decided commit, but COMMIT PREPARED failed ({}): \
-                 run copyman recover{} to finish it",
+                 run copyman recover {} to finish it",
                 error.message,
-                crate::recover::log_option()
+                crate::recover::same_as_this_run()
             ),
         }),
         Outcome::RollbackPending { gid, error } => Some(ErrorInfo {
             sqlstate: error.as_ref().and_then(|e| e.sqlstate.clone()),
             message: format!(
                 "may hold the prepared transaction {gid} (nothing visible; it holds its locks): \
-                 run copyman recover{} to roll it back{}",
-                crate::recover::log_option(),
+                 run copyman recover {} to roll it back{}",
+                crate::recover::same_as_this_run(),
                 error
                     .as_ref()
                     .map(|e| format!(" ({})", e.message))

@@ -357,7 +357,7 @@ fn atomic_the_advice_to_recover_names_the_runs_decision_log() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "run copyman recover --decision-log {} to finish it",
+            "run copyman recover with the same --to and --decision-log {} to finish it",
             log.arg()
         )),
         "{stderr}"
