@@ -1096,6 +1096,8 @@ impl Compression {
 /// // CSV as PostgreSQL writes it: a tab or a `\N` unquoted, beside lines only CSV reads so.
 /// assert!(text_sign(b"1,note\n2,a\tb\n", 2).is_none());
 /// assert!(text_sign(b"a\n\\N\n\n\"\"\n", 1).is_none());
+/// // Every line split into the columns on tabs and on commas alike: said as either.
+/// assert!(text_sign(b"1,x\ty 1\n2,x\ty 2\n", 2).is_some_and(|s| s.contains("either way")));
 /// ```
 pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
     let complete = match data.iter().rposition(|b| *b == b'\n') {
@@ -1117,11 +1119,20 @@ pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
     if lines().any(csv_only) {
         return None;
     }
+    // A line that commas split into the columns as well may be either: said so.
+    let ambiguous = |line: &[u8]| csv_fields(line).is_some_and(|(fields, _)| fields == columns);
+    let tabbed = |line: &[u8]| columns > 1 && !line.contains(&b'"') && tab_fields(line) == columns;
+    if lines().any(|line| tabbed(line) && !ambiguous(line)) {
+        return Some("lines that tabs split into the table's columns");
+    }
     lines().find_map(|line| {
         if line == b"\\N" {
             Some("a line that is \\N, text COPY's NULL")
-        } else if columns > 1 && !line.contains(&b'"') && tab_fields(line) == columns {
-            Some("lines that tabs split into the table's columns")
+        } else if tabbed(line) {
+            Some(
+                "lines that tabs split into the table's columns (and commas too: each line may \
+                 be read either way)",
+            )
         } else {
             None
         }
