@@ -850,9 +850,9 @@ pub(crate) fn check_start(
             exit: Exit::Usage,
             server: None,
             message: format!(
-                "{} is read as CSV for its name, but it holds {sign}: text COPY data, whose \
-                 NULLs, empty strings and escapes CSV would load as other values, so nothing was \
-                 sent; give --format text (or --format csv if it is CSV)",
+                "{} is read as CSV for its name, but it holds {sign}, as text COPY data does \
+                 (whose NULLs, empty strings and escapes CSV would load as other values), so \
+                 nothing was sent; give --format text (or --format csv if it is CSV)",
                 source.name()
             ),
         }
