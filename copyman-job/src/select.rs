@@ -55,11 +55,67 @@ pub struct NamePattern {
     pub literal: Option<String>,
 }
 
+/// `pattern` with each `U&"…"` part outside quotes (as copyman writes a name holding a
+/// control character) written as the quoted name it spells: its escapes are no pattern syntax
+/// (`-t 'w.U&"new\000aline"'` matched nothing: recheck43 F1).
+fn unicode_quotes(pattern: &str) -> Result<String, PatternError> {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_quotes = false;
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        let unicode = !in_quotes
+            && rest
+                .get(..3)
+                .is_some_and(|p| p.eq_ignore_ascii_case("u&\""));
+        if !unicode {
+            if c == '"' {
+                in_quotes = !in_quotes;
+            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        // The quoted part, its `""` kept for the pattern's own reading.
+        let body = &rest[3..];
+        let mut end = None;
+        let mut i = 0;
+        while let Some(at) = body[i..].find('"') {
+            let at = i + at;
+            if body[at + 1..].starts_with('"') {
+                i = at + 2;
+            } else {
+                end = Some(at);
+                break;
+            }
+        }
+        let Some(end) = end else {
+            return Err(PatternError(format!(
+                "pattern {pattern:?} has an unterminated quote"
+            )));
+        };
+        // Each piece between doubled quotes unescaped, a quote it spells doubled too.
+        let pieces: Option<Vec<String>> = (body[..end].split("\"\""))
+            .map(|piece| crate::sql::unescape_unicode(piece).map(|p| p.replace('"', "\"\"")))
+            .collect();
+        let pieces = pieces.ok_or_else(|| {
+            PatternError(format!("pattern {pattern:?} has an invalid Unicode escape"))
+        })?;
+        out.push('"');
+        out.push_str(&pieces.join("\"\""));
+        out.push('"');
+        rest = &body[end + 1..];
+    }
+    Ok(out)
+}
+
 /// Reads `pattern` as pg_dump reads a `-t` pattern: `[schema.]name`.
 ///
 /// # Errors
 /// Empty, an unterminated quote, or more than two dot-separated parts.
 pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
+    let given = pattern;
+    let unescaped = unicode_quotes(pattern)?;
+    let pattern = unescaped.as_str();
     let mut parts = vec![String::new()];
     // Each part as the name it stands for, `None` once it has a wildcard.
     let mut names = vec![Some(String::new())];
@@ -122,13 +178,11 @@ pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
     }
     if in_quotes {
         return Err(PatternError(format!(
-            "pattern {pattern:?} has an unterminated quote"
+            "pattern {given:?} has an unterminated quote"
         )));
     }
     if parts.iter().any(String::is_empty) {
-        return Err(PatternError(format!(
-            "pattern {pattern:?} has an empty part"
-        )));
+        return Err(PatternError(format!("pattern {given:?} has an empty part")));
     }
     let anchored = |re: &str| format!("^({re})$");
     let literal = names.pop().flatten();
@@ -144,7 +198,7 @@ pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
             literal,
         }),
         n => Err(PatternError(format!(
-            "pattern {pattern:?} has {n} dot-separated parts: give `table` or `schema.table` \
+            "pattern {given:?} has {n} dot-separated parts: give `table` or `schema.table` \
              (quote a dot that is part of a name)"
         ))),
     }
@@ -946,6 +1000,13 @@ mod tests {
         assert_eq!(p("a$b"), (None, r"^(a\$b)$".into()));
         assert_eq!(p("(a|b)x"), (None, "^((a|b)x)$".into()));
         assert_eq!(p(r#""(a|b)""#), (None, r"^(\(a\|b\))$".into()));
+        // A `U&"…"` part as copyman writes a name with a control character: the name it spells
+        // (recheck43 F1), a quote it spells or doubles a quote still.
+        let literal = |text: &str| parse_pattern(text).unwrap().literal;
+        assert_eq!(literal(r#"w.U&"new\000aline""#), Some("new\nline".into()));
+        assert_eq!(literal(r#"u&"a\0022b""c""#), Some(r#"a"b"c"#.into()));
+        assert_eq!(p(r#"U&"x*\0009""#), (None, "^(x\\*\t)$".into()));
+        assert!(parse_pattern(r#"U&"\zz""#).is_err());
     }
 
     #[test]

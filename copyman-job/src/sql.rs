@@ -301,7 +301,7 @@ impl<'a> Parser<'a> {
 /// The name a `U&"…"` identifier's quoted text stands for: `\\` a backslash, `\XXXX` and
 /// `\+XXXXXX` the code point of those hex digits (`None`: an escape PostgreSQL refuses, or a
 /// surrogate, which it reads only as a pair).
-fn unescape_unicode(quoted: &str) -> Option<String> {
+pub(crate) fn unescape_unicode(quoted: &str) -> Option<String> {
     let mut name = String::new();
     let mut rest = quoted;
     while let Some(at) = rest.find('\\') {

@@ -1401,6 +1401,26 @@ fn control_characters_in_names_are_written_as_unicode_escapes() {
         "{}",
         text(&out.stderr)
     );
+    // The name as printed, given back as a pattern: that table (it matched nothing: recheck43
+    // F1).
+    let out = run(&[
+        "table",
+        "-t",
+        r#"public.U&"new\000aline""#,
+        "-t",
+        "plain",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains(r#"COPY "public".U&"new\000aline""#) && !plan.contains("esc"),
+        "{plan}"
+    );
 }
 
 /// A pattern that misses only for case folding or a dot taken as pattern syntax says the name
