@@ -400,7 +400,7 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
     assert!(
         stderr.contains("records an earlier job")
             && stderr.contains("clone")
-            && stderr.contains("another --state"),
+            && stderr.contains("a --state in another directory"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &clone, "jk.k3"), 2000, "not twice");

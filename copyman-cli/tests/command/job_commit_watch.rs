@@ -411,7 +411,9 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
         );
     }
     assert!(
-        rest.contains("copyman recover finishes what is prepared"),
+        rest.contains(
+            "copyman recover commits them if the run decided commit, else rolls them back"
+        ),
         "{rest}"
     );
     // Released, the PREPAREs complete: prepared, never decided; recover rolls them back.
@@ -551,16 +553,13 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
     // Two databases of the one server: named once, as one server (scale38 F13: each was named,
     // joined by "and", as if each accepted the connections).
     let d2 = database(&tight, &schema);
+    // (A state file of its own directory: the first run's, beside it, records d1's tables.)
+    let dir = TempDir::new("two-dbs");
     let out = copyman()
         .args(["table", "--table", "m*", "--dry-run", "--from"])
         .arg(source.conninfo(&src))
         .args(["--to", &tight.conninfo(&d1), "--to", &tight.conninfo(&d2)])
-        .args([
-            "--state",
-            TempPath::new("two-dbs.state").arg(),
-            "--jobs",
-            "20",
-        ])
+        .args(["--state", &dir.path("job.state"), "--jobs", "20"])
         .output()
         .unwrap();
     let stderr = text(&out.stderr);

@@ -167,7 +167,9 @@ fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
     // --no-snapshot (superuser): the worker's lock comes before its snapshot.
     c.dest[0].connect(&dst).batch_execute("TRUNCATE k").unwrap();
     let from = c.source.conninfo(&src);
-    let state = TempPath::new("snapshot-locks-none.state");
+    // (A job of its own directory: the first one's state file records k copied there.)
+    let dir = TempDir::new("snapshot-locks-none");
+    let state = dir.path("job.state");
     let args = [
         "table",
         "k",
@@ -177,7 +179,7 @@ fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
         "--to",
         &to,
         "--state",
-        state.arg(),
+        &state,
     ];
     let out = reload_once_planned(&c.source, &src, &args);
     assert_exit(&out, 0);
