@@ -46,6 +46,10 @@ pub(crate) struct LowJob {
     /// left out with it, unless named.
     #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
+    /// Leave out the tables of the schemas matching PATTERN (as pg_dump's -N; the same as
+    /// --exclude-table 'PATTERN.*'); repeatable.
+    #[arg(short = 'N', long = "exclude-schema", value_name = "PATTERN")]
+    pub(crate) exclude_schemas: Vec<String>,
     /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,
     /// to what every server accepts now (max_connections less the connections in use and the
     /// slots reserved for superusers, which a job leaves free).
@@ -96,6 +100,7 @@ impl LowJob {
         !self.schemas.is_empty()
             || !self.include.is_empty()
             || !self.exclude.is_empty()
+            || !self.exclude_schemas.is_empty()
             || self.jobs.is_some()
             || self.no_snapshot
             || self.state.is_some()
@@ -118,6 +123,7 @@ fn why_a_job(low: &LowTable) -> String {
         (!job.schemas.is_empty(), "--schema"),
         (!job.include.is_empty(), "--table"),
         (!job.exclude.is_empty(), "--exclude-table"),
+        (!job.exclude_schemas.is_empty(), "--exclude-schema"),
         (job.jobs.is_some(), "--jobs"),
         (job.no_snapshot, "--no-snapshot"),
         (job.state.is_some(), "--state"),
@@ -217,11 +223,18 @@ impl JobArgs {
                 TableName::parse(t).map_err(|e| ArgError::usage(format!("TABLE: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A schema left out is its tables left out (jobs43 F2: pg_dump's -N was refused).
+        let mut exclude = low.job.exclude.clone();
+        for schema in &low.job.exclude_schemas {
+            select::parse_schema_pattern(schema)
+                .map_err(|e| ArgError::usage(format!("--exclude-schema: {e}")))?;
+            exclude.push(format!("{schema}.*"));
+        }
         let selection = Selection {
             tables,
             schemas: low.job.schemas.clone(),
             include: low.job.include.clone(),
-            exclude: low.job.exclude.clone(),
+            exclude,
         };
         select::selection_query(&selection).map_err(|e| ArgError::usage(e.to_string()))?;
         let jobs = low.job.jobs.unwrap_or(DEFAULT_JOBS);
@@ -3552,6 +3565,9 @@ mod tests {
         let short = job(&with(&["-n", "s", "-t", "x*", "-T", "x_old", "-j", "8"]));
         assert_eq!(short.selection, j.selection);
         assert_eq!(short.options.jobs, 8);
+        // pg_dump's -N: its schemas' tables left out (it was refused: jobs43 F2).
+        let n = job(&with(&["-N", "audit", "--exclude-schema", "\"Old\""]));
+        assert_eq!(n.selection.exclude, ["audit.*", "\"Old\".*"]);
         // No table at all: every table.
         assert_eq!(job(&with(&[])).selection, Selection::default());
         // The limits of one table mean the same for a job.
