@@ -1352,7 +1352,7 @@ pub fn read_otherwise(
             setting: "TimeZone",
             value_of: |s| s.time_zone.as_deref(),
             alike: same_zone,
-            how: "no time zone on the source and one on the destinations, which read it in \
+            how: "no time zone on the source but one on the destinations, which read it in \
                   their own TimeZone",
             what: "instant",
             given_by: "PGTZ or the CONN's options",
@@ -1362,7 +1362,7 @@ pub fn read_otherwise(
             setting: "timezone_abbreviations",
             value_of: |s| s.zone_abbreviations.as_deref(),
             alike: |a, b| a == b,
-            how: "no time zone on the source and one on the destinations, which read a zone \
+            how: "no time zone on the source but one on the destinations, which read a zone \
                   written as an abbreviation (IST) as their own timezone_abbreviations say",
             what: "instant",
             given_by: "the CONN's options",
@@ -1372,7 +1372,7 @@ pub fn read_otherwise(
             setting: "DateStyle",
             value_of: |s| s.date_style.as_deref(),
             alike: |a, b| date_order(a) == date_order(b),
-            how: "no date on the source and one on the destinations, which read it in their \
+            how: "text on the source but a date on the destinations, which read it in their \
                   own DateStyle's order of a date's fields",
             what: "date",
             given_by: "PGDATESTYLE or the CONN's options",
@@ -1382,7 +1382,7 @@ pub fn read_otherwise(
             setting: "IntervalStyle",
             value_of: |s| s.interval_style.as_deref(),
             alike: |a, b| (a == "sql_standard") == (b == "sql_standard"),
-            how: "no interval on the source and one on the destinations, which read it in \
+            how: "text on the source but an interval on the destinations, which read it in \
                   their own IntervalStyle (sql_standard applies a leading sign to the whole \
                   value)",
             what: "interval",
@@ -1390,14 +1390,25 @@ pub fn read_otherwise(
         },
     ];
     for rule in rules {
+        // Every copied column the rule takes (types43 F9: one a run, four runs for four).
+        let hit: Vec<&Ident> = (columns.iter())
+            .filter(|name| {
+                source.column(name).is_some_and(|c| !c.holds(rule.kinds))
+                    && (dests.iter())
+                        .any(|(_, rel, _)| rel.column(name).is_some_and(|c| c.holds(rule.kinds)))
+            })
+            .collect();
+        if hit.is_empty() {
+            continue;
+        }
         let mut seen: Option<(&str, &str)> = None;
         for (label, rel, settings) in dests {
-            let Some(column) = columns.iter().find(|name| {
-                source.column(name).is_some_and(|c| !c.holds(rule.kinds))
-                    && rel.column(name).is_some_and(|c| c.holds(rule.kinds))
-            }) else {
+            if !hit
+                .iter()
+                .any(|name| rel.column(name).is_some_and(|c| c.holds(rule.kinds)))
+            {
                 continue;
-            };
+            }
             let Some(value) = (rule.value_of)(settings) else {
                 continue;
             };
@@ -1416,11 +1427,24 @@ pub fn read_otherwise(
                     } else {
                         ""
                     };
+                    // Two names of one zone (US/Eastern, America/New_York) read alike: what
+                    // copyman cannot compare is said as such (types43 F10).
+                    let differ = if setting == "TimeZone" {
+                        "wherever those zones' rules differ (copyman does not compare them)"
+                    } else {
+                        ""
+                    };
+                    let names: Vec<String> = hit.iter().map(ToString::to_string).collect();
+                    let columns = match names.as_slice() {
+                        [one] => format!("column {one} holds"),
+                        many => format!("columns {} hold", many.join(", ")),
+                    };
                     return Some(format!(
-                        "column {column} has {how}, and those differ: {first} has {setting} \
+                        "{columns} {how}, and those differ: {first} has {setting} \
                          {first_value}, {label} has {value}{host}; each would store another \
-                         {what} for the same row: give them the same {setting} ({given_by}), or \
-                         copy into each alone"
+                         {what} for the same row{}{differ}: give them the same {setting} \
+                         ({given_by}), or copy into each alone",
+                        if differ.is_empty() { "" } else { " " }
                     ));
                 }
                 Some(_) => {}

@@ -761,7 +761,7 @@ fn copy_mode_refuses_views_empty_rows_and_times_read_in_other_zones() {
         ]);
         assert_exit(&out, 2);
         assert!(
-            text(&out.stderr).contains("has no time zone on the source"),
+            text(&out.stderr).contains("holds no time zone on the source"),
             "{send}: {}",
             text(&out.stderr)
         );
