@@ -248,7 +248,7 @@ pub(crate) struct LowTable {
     /// Data format [default: binary between servers of one major version when every column's
     /// type matches on every side, csv for a *.csv file (a source file's own name, when the
     /// source is a file), else text].
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT")]
     pub(crate) format: Option<FormatArg>,
     /// The data has a header line (implies --format csv; with --format text, a text header,
     /// which PostgreSQL reads and writes from version 15).
@@ -1788,6 +1788,17 @@ mod tests {
         assert!(matches!(
             t.statements,
             Statements::Table { format: None, .. }
+        ));
+        // Any case, as PostgreSQL reads FORMAT (CSV was refused: cli43 F2).
+        let t = transfer(&[
+            "table", "t", "--from", "host=a", "--to", "host=b", "--format", "CSV",
+        ]);
+        assert!(matches!(
+            t.statements,
+            Statements::Table {
+                format: Some(Format::Csv),
+                ..
+            }
         ));
     }
 
