@@ -2519,14 +2519,16 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             if let Some(receive) = receive {
                 text.push_str(&format!("    {receive}\n"));
             }
-            if dest.endpoint.is_server() {
-                text.push_str(&format!("    {}\n", ending.destination));
-            }
+            // In the transaction, before its end, as the run does it (it was said after the
+            // COMMIT: cli43 F5).
             for carry in plan.sequences.get(i).into_iter().flatten() {
                 text.push_str(&format!(
-                    "    then the sequence of {} advanced to the source's (never back)\n",
+                    "    the sequence of {} advanced to the source's (never back)\n",
                     carry.column
                 ));
+            }
+            if dest.endpoint.is_server() {
+                text.push_str(&format!("    {}\n", ending.destination));
             }
         }
         // With stdout a destination (`--to -`, `--to /dev/stdout`), the plan goes to stderr: a

@@ -44,6 +44,22 @@ fn insert_default(cluster: &Cluster, db: &str, table: &str) -> Result<i32, postg
 fn one_table_leaves_each_destination_sequence_past_the_copied_rows() {
     let c = clusters();
     let (src, d1, d2) = servers(c);
+    // The plan says it where the run does it: in the transaction, before its COMMIT (it was
+    // said after it: cli43 F5).
+    let dry = run(&[
+        "table",
+        "ser",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 0);
+    let plan = text(&dry.stdout);
+    let advanced = plan.find("the sequence of \"id\" advanced").expect("said");
+    let commit = plan.rfind("    COMMIT").expect("COMMIT");
+    assert!(advanced < commit, "{plan}");
     for table in ["ident", "ser"] {
         let out = run(&[
             "table",
