@@ -257,8 +257,9 @@ pub(crate) struct LowTable {
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
     pub(crate) keep_going: bool,
-    /// All or nothing across the destinations, per table in a job: two-phase commit (needs
-    /// max_prepared_transactions > 0 on every destination; see `copyman recover`).
+    /// All or nothing across the destinations (those that did not fail, with --keep-going),
+    /// per table in a job: two-phase commit (needs max_prepared_transactions > 0 on every
+    /// destination; see `copyman recover`).
     #[command(flatten)]
     pub(crate) atomic: LowAtomic,
     /// The destinations' table, when its name differs from the source's.
@@ -337,7 +338,8 @@ pub(crate) struct LowCopy {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub(crate) struct LowAtomic {
     /// All or nothing across destinations (in a job of many tables, per table: a table committed
-    /// stays when a later one fails): every destination's transaction ends with PREPARE
+    /// stays when a later one fails; with --keep-going, across the destinations that did not
+    /// fail, one that fails being left out): every destination's transaction ends with PREPARE
     /// TRANSACTION; only when every one prepared is the decision written (fsynced) to the
     /// decision log and each is committed (COMMIT PREPARED). A crash leaves prepared
     /// transactions, which hold their locks until `copyman recover` finishes them. Needs

@@ -2581,8 +2581,15 @@ impl Ending {
     fn of(t: &Transfer, source_conn: Option<&mut Connection>) -> Self {
         let destination = match &t.atomic {
             Some(log) => format!(
-                "PREPARE TRANSACTION, then COMMIT PREPARED once every destination prepared \
+                "PREPARE TRANSACTION, then COMMIT PREPARED once every destination {} \
                  (decision log {})",
+                // --keep-going leaves one that fails out, and the others commit (cli43 F8).
+                if t.keep_going {
+                    "still in the run prepared (--keep-going: one that fails is left out, the \
+                     others commit)"
+                } else {
+                    "prepared"
+                },
                 log.display()
             ),
             None => "COMMIT".to_owned(),
