@@ -737,6 +737,15 @@ impl HiArgs {
     /// # Errors
     /// What does not make sense, with the exit status it calls for.
     pub(crate) fn from_low(low: LowArgs, env: &Env) -> Result<Self, ArgError> {
+        // clap does not see a conflict between a global flag given before the subcommand and
+        // one after it (`copyman -v table … -q` ran, printing neither: cli43 F1).
+        for (given, flag) in [(low.verbose, "--verbose"), (low.progress, "--progress")] {
+            if given && low.quiet {
+                return Err(ArgError::usage(format!(
+                    "the argument '--quiet' cannot be used with '{flag}'"
+                )));
+            }
+        }
         let output = Output {
             quiet: low.quiet,
             verbose: low.verbose,
@@ -1791,6 +1800,14 @@ mod tests {
             t.statements,
             Statements::Table { format: None, .. }
         ));
+        // Flags that conflict, on either side of the subcommand (cli43 F1).
+        for args in [
+            &["-v", "table", "t", "--from", "host=a", "--to", "host=b", "-q"][..],
+            &["-q", "table", "t", "--from", "host=a", "--to", "host=b", "--progress"],
+        ] {
+            let err = hi(args).err().expect("refused");
+            assert!(err.message.contains("'--quiet' cannot be used with"), "{}", err.message);
+        }
         // Any case, as PostgreSQL reads FORMAT (CSV was refused: cli43 F2).
         let t = transfer(&[
             "table", "t", "--from", "host=a", "--to", "host=b", "--format", "CSV",
