@@ -466,9 +466,27 @@ fn not_a_host_flag(error: clap::Error, args: &[OsString]) -> clap::Error {
 /// the command line: masked, its `postgresql://user:password@…` placeholder became
 /// `user:***@…`, out of line with the rest, where `--help` shows it.
 pub(crate) fn usage_text(error: &clap::Error) -> String {
-    match error.kind() {
-        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.to_string(),
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = match error.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => return error.to_string(),
         _ => conn::scrub(&error.to_string()),
+    };
+    // An argument clap did not expect that says what was meant (cli43 F3, F4).
+    let unexpected = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if error.kind() == ErrorKind::UnknownArgument => arg,
+        _ => return text,
+    };
+    let tip = if let Some(tip) = conn::piece_tip(unexpected) {
+        tip
+    } else if unexpected == "--from" && std::env::args().nth(1).as_deref() == Some("recover") {
+        "copyman recover takes every server it finishes as --to (the source of a copy run too)"
+    } else {
+        return text;
+    };
+    // Under the error's line, before the usage.
+    match text.split_once('\n') {
+        Some((first, rest)) => format!("{first}\n  tip: {tip}\n{rest}"),
+        None => format!("{text}\n  tip: {tip}\n"),
     }
 }
 
@@ -1151,7 +1169,10 @@ fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
                 name.trim(),
                 list.trim().trim_end_matches(')').replace(' ', "")
             ),
-            _ => String::new(),
+            _ => match conn::piece_tip(text) {
+                Some(tip) => format!(" ({tip})"),
+                None => String::new(),
+            },
         };
         ArgError::usage(format!("{what}: {e}{hint}"))
     })
@@ -1802,11 +1823,26 @@ mod tests {
         ));
         // Flags that conflict, on either side of the subcommand (cli43 F1).
         for args in [
-            &["-v", "table", "t", "--from", "host=a", "--to", "host=b", "-q"][..],
-            &["-q", "table", "t", "--from", "host=a", "--to", "host=b", "--progress"],
+            &[
+                "-v", "table", "t", "--from", "host=a", "--to", "host=b", "-q",
+            ][..],
+            &[
+                "-q",
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--progress",
+            ],
         ] {
             let err = hi(args).err().expect("refused");
-            assert!(err.message.contains("'--quiet' cannot be used with"), "{}", err.message);
+            assert!(
+                err.message.contains("'--quiet' cannot be used with"),
+                "{}",
+                err.message
+            );
         }
         // Any case, as PostgreSQL reads FORMAT (CSV was refused: cli43 F2).
         let t = transfer(&[

@@ -367,6 +367,17 @@ impl fmt::Debug for ServerSpec {
     }
 }
 
+/// Where `arg`, an argument the command line did not expect or a TABLE it could not read, is
+/// a `key=value` pair of libpq's ([`PARAMETERS`]): a connection string given unquoted, its pairs
+/// split into arguments (it was blamed on the table's name: cli43 F3). The way to give it.
+pub(crate) fn piece_tip(arg: &str) -> Option<&'static str> {
+    let (key, _) = arg.split_once('=')?;
+    PARAMETERS.iter().any(|(k, _)| *k == key.trim()).then_some(
+        "a connection string's key=value pairs go in one argument: quote it (--from 'host=h \
+         port=5432 dbname=d')",
+    )
+}
+
 /// libpq's connection parameters (PostgreSQL 18's list) and the environment variable each falls
 /// back on. A key not in this list is refused, as libpq refuses it.
 const PARAMETERS: &[(&str, Option<&str>)] = &[

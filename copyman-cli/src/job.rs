@@ -220,7 +220,10 @@ impl JobArgs {
             .iter()
             .map(|t| {
                 crate::args::note_truncated("TABLE", t);
-                TableName::parse(t).map_err(|e| ArgError::usage(format!("TABLE: {e}")))
+                TableName::parse(t).map_err(|e| {
+                    let tip = crate::conn::piece_tip(t).map(|tip| format!(" ({tip})"));
+                    ArgError::usage(format!("TABLE: {e}{}", tip.unwrap_or_default()))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         // A schema left out is its tables left out (jobs43 F2: pg_dump's -N was refused).

@@ -1133,3 +1133,39 @@ fn a_quiet_failure_says_nothing_committed_once() {
     assert_eq!(said.matches("23514").count(), 1, "{said}");
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
+
+/// A connection string given unquoted (its pairs split into arguments) and recover given a
+/// `--from`: the error says the way (it blamed the table's name, or said only "unexpected
+/// argument": cli43 F3, F4).
+#[test]
+fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
+    let quote = "a connection string's key=value pairs go in one argument: quote it";
+    for args in [
+        &["table", "t", "--from", "host=a", "port=5", "--to", "host=b"][..],
+        &[
+            "copy",
+            "--from",
+            "host=a",
+            "port=5",
+            "--send",
+            "COPY t TO STDOUT",
+            "--to",
+            "host=b",
+        ],
+    ] {
+        let out = run(args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(quote),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&["recover", "--from", "host=a", "--to", "host=b"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("copyman recover takes every server it finishes as --to"),
+        "{}",
+        text(&out.stderr)
+    );
+}
