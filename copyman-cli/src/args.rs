@@ -1837,7 +1837,7 @@ mod tests {
                 "--progress",
             ],
         ] {
-            let err = hi(args).err().expect("refused");
+            let err = hi(args).expect_err("refused");
             assert!(
                 err.message.contains("'--quiet' cannot be used with"),
                 "{}",
