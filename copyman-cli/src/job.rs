@@ -1028,6 +1028,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
                 triggers.join(", ")
             ));
         }
+        log_step(&e, &dests);
         if let Event::TableFinished { report, .. } = &e {
             report::print_notices(&notices(report).collect::<Vec<_>>());
             if report.notices_dropped > 0 {
@@ -2545,6 +2546,55 @@ impl Ledger {
             "tables": records,
         });
         (exit, said, document)
+    }
+}
+
+/// A job's steps in the step log (`--verbose`): each table a worker takes, each statement that
+/// ends a table's transaction on a destination and its answer, and how each table ended
+/// (a job logged nothing but its planning: cli43 F7).
+fn log_step(event: &Event, dests: &[Server]) {
+    let dest = |d: &usize| format!("destination {} ({})", d + 1, dests[*d].name);
+    match event {
+        Event::TableStarted {
+            worker,
+            table,
+            size,
+        } => report::log(format_args!(
+            "job {}: {table} ({})",
+            worker + 1,
+            HumanBytes(*size)
+        )),
+        Event::CommitStep {
+            table,
+            destination,
+            action,
+            answer,
+            ..
+        } => {
+            let answered = match answer {
+                Answer::Awaited => "sent".to_owned(),
+                Answer::TookEffect => "done".to_owned(),
+                Answer::Refused(why) => format!("refused: {why}"),
+                Answer::Lost => "its connection lost before its answer".to_owned(),
+            };
+            report::log(format_args!(
+                "{table} on {}: {} ({answered})",
+                dest(destination),
+                action.sql()
+            ));
+        }
+        Event::TableFinished { report, .. } => {
+            for (d, result) in report.destinations.iter().enumerate() {
+                report::log(format_args!(
+                    "{} → {}: {} ({} format)",
+                    report.table,
+                    dest(&d),
+                    result.status.name(),
+                    report.format.name()
+                ));
+            }
+        }
+        _ => {}
     }
 }
 

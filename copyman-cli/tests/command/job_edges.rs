@@ -854,3 +854,41 @@ fn a_job_that_stopped_at_once_does_not_draw_its_bar_full() {
     assert!(!full_with_nothing_done, "{screen}");
     assert_eq!(count(&c.dest[0], &d1, "big"), 0);
 }
+
+/// `--verbose` logs a job's steps: each table a worker takes, each statement that ends its
+/// transactions and its answer, how each table ended where (a job logged only its planning:
+/// cli43 F7).
+#[test]
+fn verbose_logs_a_jobs_steps() {
+    let c = clusters();
+    let tables = "CREATE TABLE va (id int); CREATE TABLE vb (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO va SELECT generate_series(1, 10);"),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let state = TempDir::new("verbose-job");
+    let out = run(&[
+        "table",
+        "va",
+        "vb",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        &state.path("job.state"),
+        "-v",
+    ]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    for step in [
+        "copyman: job 1: \"public\".",
+        "\"public\".\"va\" on destination 1 (",
+        "): COMMIT (done)",
+        "\"public\".\"vb\" → destination 1 (",
+        "): committed (",
+    ] {
+        assert!(said.contains(step), "{step}: {said}");
+    }
+}
