@@ -690,3 +690,33 @@ fn an_array_of_a_domain_over_the_same_type_copies_in_binary() {
     );
     assert!(!said.contains("column \"arr\""), "{said}");
 }
+
+/// `varchar` into `text` under `--format binary`: one binary form, copied without a warning (it
+/// warned "--format binary, but column "s" is character varying(5) … but text", which said
+/// nothing wrong: types43 F4).
+#[test]
+fn varchar_into_text_in_binary_is_no_warning() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE vt (id int, s varchar(5)); INSERT INTO vt VALUES (1, 'abc');",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE vt (id int, s text);");
+    let out = run(&[
+        "table",
+        "vt",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(c.dest[0].psql(&d1, "SELECT s FROM vt").trim(), "abc");
+}
