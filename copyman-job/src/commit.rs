@@ -1117,9 +1117,9 @@ pub fn prepared_here_warning(label: &str, prepared: &[String]) -> Option<String>
     (!prepared.is_empty()).then(|| {
         format!(
             "{label} holds copyman's prepared transaction {} of an earlier run: it holds its \
-             locks, and what it wrote there is committed when copyman recover finishes it as \
-             its run decided — on top of this run's rows where it is in the same tables; \
-             finish it first with copyman recover and that run's --decision-log",
+             locks until copyman recover finishes it as its run decided — committed, where it \
+             decided commit, on top of this run's rows in the same tables; finish it first with \
+             copyman recover and that run's --decision-log",
             prepared.join(", ")
         )
     })

@@ -623,6 +623,9 @@ pub fn truncate_triggers_note(names: &str) -> String {
 /// The `name` type's OID: a server cuts a longer value to 63 bytes without an error.
 const NAME: u32 = 19;
 
+/// `int2`, `int4`, `int8`.
+const INTEGERS: [u32; 3] = [21, 23, 20];
+
 /// `text` and `varchar` (`character varying`).
 const TEXT: u32 = 25;
 const VARCHAR: u32 = 1043;
@@ -2455,6 +2458,35 @@ pub fn conversions(
                      copyman copy with --send 'COPY (SELECT …, {name}::numeric …) TO STDOUT' \
                      sends it as a number",
                     to.type_name
+                ));
+                continue;
+            }
+            // A number with a fraction into an integer: the integer types' input reads no
+            // decimal point, so a value written with one fails, none is rounded — a
+            // numeric(p,s>0) writes it always (types43 F3: "may be rounded" was said).
+            let integer = |c: &Column| {
+                c.base
+                    .as_ref()
+                    .is_some_and(|(oid, _)| INTEGERS.contains(oid))
+            };
+            let fraction = from.base.as_ref().and_then(|(oid, shown)| {
+                let scale = (shown
+                    .strip_prefix("numeric(")
+                    .and_then(|r| r.strip_suffix(')')))
+                .and_then(|r| r.split_once(','))
+                .and_then(|(_, s)| s.trim().parse::<u32>().ok());
+                match (*oid, scale) {
+                    (1700, Some(scale)) if scale > 0 => Some("every row holding a value"),
+                    (1700 | 700 | 701, _) => Some("a row holding a value with a fraction"),
+                    _ => None,
+                }
+            });
+            if let Some(which) = fraction.filter(|_| integer(to)) {
+                unreadable.push(format!(
+                    "column {name} is {} on the source but {} on {label}, whose input reads no \
+                     decimal point: {which} would fail (22P02), none is rounded; copyman copy \
+                     with --send 'COPY (SELECT …, round({name})::bigint …) TO STDOUT' rounds it",
+                    from.type_name, to.type_name
                 ));
                 continue;
             }

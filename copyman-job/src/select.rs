@@ -97,9 +97,13 @@ fn unicode_quotes(pattern: &str) -> Result<String, PatternError> {
         let pieces: Option<Vec<String>> = (body[..end].split("\"\""))
             .map(|piece| crate::sql::unescape_unicode(piece).map(|p| p.replace('"', "\"\"")))
             .collect();
-        let pieces = pieces.ok_or_else(|| {
-            PatternError(format!("pattern {pattern:?} has an invalid Unicode escape"))
-        })?;
+        let pieces = pieces
+            .filter(|pieces| !pieces.iter().any(|p| p.contains('\0')))
+            .ok_or_else(|| {
+                PatternError(format!(
+                    "pattern {pattern:?} has an invalid Unicode escape (a name holds no NUL)"
+                ))
+            })?;
         out.push('"');
         out.push_str(&pieces.join("\"\""));
         out.push('"');
@@ -1007,6 +1011,8 @@ mod tests {
         assert_eq!(literal(r#"u&"a\0022b""c""#), Some(r#"a"b"c"#.into()));
         assert_eq!(p(r#"U&"x*\0009""#), (None, "^(x\\*\t)$".into()));
         assert!(parse_pattern(r#"U&"\zz""#).is_err());
+        // No name holds a NUL: a usage error, not the source's (recheck43b F3).
+        assert!(parse_pattern(r#"U&"a\0000b""#).is_err());
     }
 
     #[test]

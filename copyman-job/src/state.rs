@@ -321,6 +321,17 @@ impl Recorded {
         self.positions.get(destination).copied()
     }
 
+    /// Whether its job may have committed rows of `table` on `destination`: done there (or
+    /// found different), or a COMMIT announced (or a copy begun by an older copyman, which
+    /// announced none) — not a copy begun and rolled back.
+    pub fn may_hold_rows(&self, table: &str, destination: &str) -> bool {
+        let attempts = self.attempts(table, destination);
+        self.done(table, destination).is_some()
+            || self.mismatched(table, destination).is_some()
+            || attempts.unannounced
+            || !attempts.commits.is_empty()
+    }
+
     /// Whether a copy of `table` to `destination` began (and may have committed).
     pub fn begun(&self, table: &str, destination: &str) -> bool {
         self.begun

@@ -72,7 +72,7 @@ fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
                 .unwrap();
             assert_exit(&otherwise, 2);
             assert!(
-                text(&otherwise.stderr).contains("records an earlier job"),
+                text(&otherwise.stderr).contains("records another job from this source"),
                 "{}",
                 text(&otherwise.stderr)
             );
@@ -115,7 +115,8 @@ fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
     assert_exit(&second, 2);
     let stderr = text(&second.stderr);
     assert!(
-        stderr.contains("a.state records an earlier job into these destinations, which copied")
+        stderr.contains("a.state records another job from this source that committed")
+            && stderr.contains("on destination 1 (")
             && stderr.contains("a --state in another directory"),
         "{stderr}"
     );
@@ -145,7 +146,7 @@ fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
     assert_exit(&resumed, 2);
     let stderr = text(&resumed.stderr);
     assert!(
-        stderr.contains("f.state records another job into these destinations, which began")
+        stderr.contains("f.state records another job from this source that committed")
             && stderr.contains("\"public\".\"unl\""),
         "{stderr}"
     );
@@ -154,6 +155,55 @@ fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
     assert_exit(&first(&["--resume", "--truncate"]), 0);
     assert_eq!(count(&c.dest[0], d1, "unl"), 200);
     assert_eq!(count(&c.dest[0], d1, "big"), 2000);
+    // A job beside that began big and rolled it back committed nothing: no matter to the next
+    // one (recheck43b F1).
+    let shared = TempDir::new("shared-states-rolled-back");
+    admin("TRUNCATE big, unl; ALTER TABLE big ADD CONSTRAINT few CHECK (id < 1000)");
+    assert_exit(&job(&["big"], &shared.path("g.state")), 1);
+    admin("ALTER TABLE big DROP CONSTRAINT few");
+    assert_exit(&job(&["big"], &shared.path("h.state")), 0);
+    assert_eq!(count(&c.dest[0], d1, "big"), 2000);
+    // Renamed since on both sides, the same relation on the source: known by it (it was
+    // copied again, rows twice: recheck43b F2).
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], d1)] {
+        cluster
+            .connect(db)
+            .batch_execute("ALTER TABLE big RENAME TO big2")
+            .unwrap();
+    }
+    let renamed = job(&["big2"], &shared.path("i.state"));
+    assert_exit(&renamed, 2);
+    assert!(
+        text(&renamed.stderr).contains("\"public\".\"big2\" (as \"public\".\"big\")"),
+        "{}",
+        text(&renamed.stderr)
+    );
+    assert_eq!(count(&c.dest[0], d1, "big2"), 2000, "not twice");
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], d1)] {
+        cluster
+            .connect(db)
+            .batch_execute("ALTER TABLE big2 RENAME TO big")
+            .unwrap();
+    }
+    // Another source's rows into the same table (shards merged): not the same rows, no
+    // refusal (recheck43b F7).
+    let other = database(
+        &c.dest[1],
+        &format!("{TABLES} INSERT INTO big VALUES (-1, 'shard');"),
+    );
+    let merged = run(&[
+        "table",
+        "big",
+        "unl",
+        "--from",
+        &c.dest[1].conninfo(&other),
+        "--to",
+        &c.dest[0].conninfo(d1),
+        "--state",
+        &shared.path("j.state"),
+    ]);
+    assert_exit(&merged, 0);
+    assert_eq!(count(&c.dest[0], d1, "big"), 2001);
 }
 
 /// Two jobs of the same state directory running at once: the later one's check of earlier

@@ -708,6 +708,13 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     )))
 }
 
+/// Each destination as a message names it: `destination N (NAME)`.
+fn dest_labels(destinations: &[Server]) -> Vec<String> {
+    (destinations.iter().enumerate())
+        .map(|(i, server)| format!("destination {} ({})", i + 1, server.name))
+        .collect()
+}
+
 /// Whether the state file `path` beside this job's cannot be read (another user's, mode 0600):
 /// what it records cannot be checked, said in `notes` (a table it copied into these
 /// destinations was appended again without a word: recheck43 F5).
@@ -726,17 +733,25 @@ fn unreadable_beside(path: &Path, notes: &mut Vec<String>) -> bool {
     }
 }
 
-/// A resume: where the state file at `path` (another job's, beside this one's) records one of
-/// `tables` — which this job never began — begun on one of these destinations (`keys`), the
-/// resume would append its rows a second time: refused, unless `truncate`.
+/// What another job's state file beside this one's (`path`) says of `tables` on these
+/// destinations (`keys`, named `labels`): one whose rows its job may have committed there (done,
+/// or a COMMIT announced — not a copy begun and rolled back: recheck43b F1), found by its name
+/// or, renamed since, by the source's relations it covers (`covers`: recheck43b F2), is refused,
+/// unless `truncate`: a copy without emptying it would add those rows again. A file written from
+/// another source (merging shards) holds other rows: no matter (recheck43b F7). `resuming`: the
+/// tables are those this resume never began.
 ///
 /// # Errors
-/// [`JobError::Refused`], naming the tables and what to do instead.
-fn copied_beside(
+/// [`JobError::Refused`], naming the tables, the destination and what to do instead.
+#[allow(clippy::too_many_arguments)]
+fn rows_beside(
     path: &Path,
     truncate: bool,
     tables: &[String],
-    keys: &[String],
+    covers: &[(String, Vec<u64>)],
+    (keys, labels): (&[String], &[String]),
+    source_key: Option<&String>,
+    resuming: bool,
     notes: &mut Vec<String>,
 ) -> Result<(), JobError> {
     if truncate || tables.is_empty() || unreadable_beside(path, notes) {
@@ -745,21 +760,61 @@ fn copied_beside(
     let Ok(recorded) = state::read(path) else {
         return Ok(());
     };
-    let again: Vec<&str> = tables
-        .iter()
-        .filter(|t| keys.iter().any(|k| recorded.begun(t, k)))
-        .map(String::as_str)
-        .collect();
-    if again.is_empty() {
+    if let (Some(theirs), Some(ours)) = (&recorded.source, source_key)
+        && theirs != ours
+    {
         return Ok(());
     }
+    // The names it knows each of `tables` by: its own, and any it recorded covering the same
+    // source relations.
+    let known_as = |table: &String| -> Vec<String> {
+        let oids = covers.iter().find(|(t, _)| t == table).map(|(_, o)| o);
+        let renamed = (recorded.covers.iter())
+            .filter(|(_, theirs)| {
+                oids.is_some_and(|ours| !ours.is_empty() && theirs.iter().any(|o| ours.contains(o)))
+            })
+            .map(|(name, _)| name.clone());
+        std::iter::once(table.clone()).chain(renamed).collect()
+    };
+    let mut again: Vec<String> = Vec::new();
+    let mut on = None;
+    for table in tables {
+        for name in known_as(table) {
+            if let Some(d) = keys.iter().position(|k| recorded.may_hold_rows(&name, k)) {
+                on.get_or_insert(d);
+                again.push(if name == *table {
+                    table.clone()
+                } else {
+                    format!("{table} (as {name})")
+                });
+                break;
+            }
+        }
+    }
+    let Some(d) = on else {
+        return Ok(());
+    };
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let (what, way) = if resuming {
+        (
+            "which this job has not begun: resumed",
+            "resume with --truncate (empties each table and copies it again), or leave them out \
+             (--exclude-table)",
+        )
+    } else {
+        (
+            "copied again without emptying them",
+            "--truncate empties each table and copies it again, and a --state in another \
+             directory (or removing that file) adds the rows once more",
+        )
+    };
     Err(JobError::Refused(format!(
-        "--resume: the state file {} records another job into these destinations, which began \
-         {} there, which this job has not begun: resumed, their rows would be there twice; \
-         resume with --truncate (empties each table and copies it again), or leave them out \
-         (--exclude-table)",
+        "{}the state file {} records another job from this source that committed {} on {} \
+         (or may have): {what}, their rows would be there twice; {way}",
+        if resuming { "--resume: " } else { "" },
         path.display(),
         super::running::first_names(&again),
+        labels.get(d).map_or("a destination", String::as_str),
     )))
 }
 
@@ -1241,8 +1296,21 @@ fn plan_all(
             .chain(relatives.iter().cloned())
             .filter(|t| !keys.iter().any(|k| recorded.begun(t, k)))
             .collect();
+        let labels = dest_labels(destinations);
+        let covers = covers_before.clone().unwrap_or_default();
         for path in &options.other_states {
-            copied_beside(path, options.truncate, &unbegun, &keys, &mut notes)?;
+            let who = (keys.as_slice(), labels.as_slice());
+            let source = source_key.as_ref();
+            rows_beside(
+                path,
+                options.truncate,
+                &unbegun,
+                &covers,
+                who,
+                source,
+                true,
+                &mut notes,
+            )?;
         }
         if let Some(narrowing) = &narrowing {
             notes.extend(narrowed(&mut src, narrowing, &selected, &recorded, &keys)?);
@@ -1269,11 +1337,26 @@ fn plan_all(
             .collect();
         kept_for_its_resume(&options.state, selection)?;
         fresh(&options.state, options.truncate, &tables, &keys)?;
+        let labels = dest_labels(destinations);
+        let covers = covers_before.clone().unwrap_or_default();
         for path in &options.other_states {
-            if unreadable_beside(path, &mut notes) {
+            // Another job that runs now: its claims (it may not have committed yet).
+            if state::running(path) {
+                fresh(path, options.truncate, &tables, &keys)?;
                 continue;
             }
-            fresh(path, options.truncate, &tables, &keys)?;
+            let who = (keys.as_slice(), labels.as_slice());
+            let source = source_key.as_ref();
+            rows_beside(
+                path,
+                options.truncate,
+                &tables,
+                &covers,
+                who,
+                source,
+                false,
+                &mut notes,
+            )?;
         }
         Recorded::default()
     };
