@@ -2080,9 +2080,12 @@ pub fn resolve_columns(
                 if columns.contains(&c.name) {
                     continue;
                 }
+                // (Not where an INSERT trigger of the table may fill it, as in copy mode: a
+                // tenant id or an audit user set by a BEFORE trigger was refused, types43 F8;
+                // the trigger is said as such.)
                 if generated_at_source {
                     generated.push(c.name.to_string());
-                } else if !c.fills_itself {
+                } else if !c.fills_itself && rel.insert_triggers.is_none() {
                     extra.push(c.name.to_string());
                 }
             }
@@ -2095,6 +2098,7 @@ pub fn resolve_columns(
             rel.columns
                 .iter()
                 .filter(|c| !c.generated && !c.fills_itself && !columns.contains(&c.name))
+                .filter(|_| rel.insert_triggers.is_none())
                 .map(|c| c.name.to_string())
                 .collect()
         };

@@ -1555,3 +1555,61 @@ fn names_longer_than_63_bytes_are_cut_as_the_server_cuts_them() {
     }
     assert_eq!(count(&c.dest[0], &dst, &table), 2);
 }
+
+/// A destination column the source lacks, NOT NULL without a default, that a BEFORE INSERT
+/// trigger fills: copied, the trigger said, as copy mode does it (table mode refused it, and
+/// its advice --columns too: types43 F8). Without the trigger it is refused still.
+#[test]
+fn a_not_null_column_a_trigger_fills_is_no_refusal() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE xc (id int, a text); INSERT INTO xc VALUES (1, 'a'), (2, NULL);",
+    );
+    let with_trigger = database(
+        &c.dest[0],
+        "CREATE TABLE xc (id int, a text, must int NOT NULL);
+         CREATE FUNCTION fill() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN NEW.must := coalesce(NEW.must, 42); RETURN NEW; END $$;
+         CREATE TRIGGER xc_fill BEFORE INSERT ON xc FOR EACH ROW EXECUTE FUNCTION fill();",
+    );
+    let without = database(
+        &c.dest[1],
+        "CREATE TABLE xc (id int, a text, must int NOT NULL);",
+    );
+    let from = c.source.conninfo(&src);
+    let out = run(&[
+        "table",
+        "xc",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[0].conninfo(&with_trigger),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("runs INSERT triggers on it (xc_fill)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        c.dest[0]
+            .psql(&with_trigger, "SELECT sum(must) FROM xc")
+            .trim(),
+        "84"
+    );
+    let out = run(&[
+        "table",
+        "xc",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[1].conninfo(&without),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("takes no default and refuses NULL"),
+        "{}",
+        text(&out.stderr)
+    );
+}
