@@ -1613,3 +1613,34 @@ fn a_not_null_column_a_trigger_fills_is_no_refusal() {
         text(&out.stderr)
     );
 }
+
+/// numeric with a fraction, or a float, into an integer column: the integer types' input reads
+/// no decimal point, so such a row fails, none is rounded — said so, not "may be rounded"
+/// (types43 F3). The run fails on it, nothing committed.
+#[test]
+fn a_number_with_a_fraction_into_an_integer_is_said_to_fail() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE ni (id int, n numeric(10,2), f float8);
+         INSERT INTO ni VALUES (1, 3.00, 2), (2, 4.50, 2.5);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE ni (id int, n int, f int);");
+    let out = run(&[
+        "table",
+        "ni",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("whose input reads no decimal point: every row holding a value would fail")
+            && stderr.contains("a row holding a value with a fraction would fail")
+            && !stderr.contains("may be rounded"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "ni"), 0);
+}
