@@ -161,10 +161,13 @@ fn print_at_once_json(
         destinations.into_iter().map(|(_, record)| record).collect();
     // A COMMIT not answered is what a script must look at: its server first.
     let doubt = unanswered.first();
+    // The signal that stopped it, as a run that ends on its first signal says it (recheck43b F8).
+    let interrupted = received().map(|signal| format!("interrupted by {}", name(signal)));
     let _ = crate::report::print_json(&serde_json::json!({
         "status": "interrupted",
         "exit_code": exit,
         "exited_at_once": true,
+        "interrupted": interrupted,
         "error": error,
         "server": doubt,
         "endpoint": doubt.and_then(endpoint),

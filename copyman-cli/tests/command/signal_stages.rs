@@ -249,6 +249,7 @@ fn a_second_signal_during_the_commits_names_a_destination_that_failed_before() {
         [("destination 1", "committed"), ("destination 2", "failed")],
         "{report}"
     );
+    assert_eq!(report["interrupted"], "interrupted by SIGINT", "{report}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
