@@ -1911,6 +1911,23 @@ fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
             && !stderr.contains("failed on the source"),
         "{stderr}"
     );
+    // A table's name alike, under a LATIN1 session (it was exit 1, said as the source's
+    // failure: recheck43b F6).
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE \"tÿ\" (id int);")
+        .unwrap();
+    let out = copyman()
+        .env("PGCLIENTENCODING", "LATIN1")
+        .args(["table", "tÿ", "--from", &from, "--to", "-"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("TABLE: the statement holds characters beyond ASCII"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Text with a zone written as an abbreviation read into `timestamptz` on destinations whose
