@@ -261,14 +261,25 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     ));
     if output.json {
         let mut doc = report.to_json();
-        // Its copy is a one-table run's; the command is the demo.
+        // Its copy is a one-table run's; the command is the demo, whose times are the whole
+        // process's (the envelope's), the copy's under `demo.copy` (they covered the copy alone,
+        // 0.1 s of a 20 s demo: docs43 F1).
         doc["command"] = json!("demo");
+        let mut copy = serde_json::Map::new();
+        if let Some(map) = doc.as_object_mut() {
+            for key in ["started_at", "finished_at", "duration_secs"] {
+                if let Some(value) = map.remove(key) {
+                    copy.insert(key.to_owned(), value);
+                }
+            }
+        }
         doc["demo"] = json!({
             "rows": rows,
             "destinations": destinations,
             "verified": verified,
             "checks": checks,
             "source_checksum": expected.1,
+            "copy": copy,
         });
         report::print_json(&doc)?;
     }

@@ -1169,3 +1169,17 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
         text(&out.stderr)
     );
 }
+
+/// The demo's `--json` times are the whole process's, the copy's under `demo.copy` (they covered
+/// the copy alone, 0.1 s of a 20 s demo, where the README says the whole process: docs43 F1).
+#[test]
+fn demo_json_times_the_whole_demo() {
+    let out = run(&["--json", "demo", "--rows", "1000", "--destinations", "1"]);
+    assert_exit(&out, 0);
+    let doc = json(&out);
+    let whole = doc["duration_secs"].as_f64().expect("duration_secs");
+    let copy = doc["demo"]["copy"]["duration_secs"]
+        .as_f64()
+        .expect("copy's");
+    assert!(whole > copy, "{doc}");
+}
