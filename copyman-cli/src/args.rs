@@ -806,6 +806,13 @@ impl HiArgs {
                 }
             }
             LowCommand::Demo(demo) => {
+                // Its own clusters take no password: accepted, -W did nothing (docs43 F3).
+                if prompt {
+                    return Err(ArgError::usage(
+                        "--password (-W) is for servers copyman connects to; the demo's own \
+                         clusters take none",
+                    ));
+                }
                 if demo.rows == 0 {
                     return Err(ArgError::usage("--rows must be at least 1"));
                 }
@@ -1844,6 +1851,13 @@ mod tests {
                 err.message
             );
         }
+        // The demo takes no password (docs43 F3).
+        let err = hi(&["demo", "-W"]).expect_err("refused");
+        assert!(
+            err.message.contains("the demo's own clusters take none"),
+            "{}",
+            err.message
+        );
         // Any case, as PostgreSQL reads FORMAT (CSV was refused: cli43 F2).
         let t = transfer(&[
             "table", "t", "--from", "host=a", "--to", "host=b", "--format", "CSV",
