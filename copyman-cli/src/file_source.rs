@@ -858,6 +858,29 @@ pub(crate) fn check_start(
         }
         .into());
     }
+    // CSV read as text (stdin, or a file whose name says nothing, without --format): every
+    // line would fail at its first field, 22P02, with no word of CSV (cli43 F6).
+    if let Statements::Table {
+        format: None | Some(Format::Text),
+        format_given: false,
+        ..
+    } = &t.statements
+        && let (Some(front), Some(columns)) = (&source.front, &plan.file_columns)
+        && file_start::csv_sign(front, columns.len())
+        && !start.binary
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{} is read as text COPY data, but its lines are CSV (commas, not tabs, split \
+                 each into the table's columns), which text would fail at their first field; \
+                 give --format csv (with --header if its first line names the columns)",
+                source.name()
+            ),
+        }
+        .into());
+    }
     // The same lines under --format csv given, where no server parses them (a file from a
     // file): a file is copied as it is, no format converted — the "conversion" wrote the text
     // bytes to a *.csv, counted as CSV's rows (549 of 1000), exit 0 (files40 F8).

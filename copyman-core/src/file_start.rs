@@ -1139,6 +1139,34 @@ pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
     })
 }
 
+/// Whether a file's first bytes `data`, to be read as text COPY data for a COPY of `columns`
+/// columns (more than one), are CSV: every complete line (one at least) without a tab, and
+/// commas splitting it into the table's columns — as text, each would fail at its first field
+/// (22P02), said with no word of CSV (cli43 F6).
+///
+/// ```
+/// use copyman_core::file_start::csv_sign;
+///
+/// assert!(csv_sign(b"1,a\n2,\"b, c\"\n", 2));
+/// assert!(!csv_sign(b"1\ta\n2\tb\n", 2));
+/// assert!(!csv_sign(b"1,a\n2\tb\n", 2));
+/// assert!(!csv_sign(b"a,b\n", 1));
+/// ```
+pub fn csv_sign(data: &[u8], columns: usize) -> bool {
+    let Some(end) = data.iter().rposition(|b| *b == b'\n') else {
+        return false;
+    };
+    let mut lines = data[..end]
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .peekable();
+    columns > 1
+        && lines.peek().is_some()
+        && lines.all(|line| {
+            !line.contains(&b'\t') && csv_fields(line).is_some_and(|(n, _)| n == columns)
+        })
+}
+
 /// How many fields a CSV line (comma-separated, `"` quoting, `""` a quote within) holds, and
 /// whether one was quoted; `None` where its quotes do not close on it (a quoted field going
 /// on to the next line) or stand inside an unquoted field.

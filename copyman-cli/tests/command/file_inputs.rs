@@ -1515,3 +1515,38 @@ fn destinations_of_other_column_orders_are_told_the_headers_way() {
     assert_exit(&load(&["--columns", "a,b"]), 0);
     assert_eq!(c.dest[1].psql(&d2, "SELECT b || a FROM o").trim(), "x1");
 }
+
+/// CSV on stdin without `--format csv`, read as text: refused before anything is sent, saying
+/// it is CSV (every row failed at its first field, 22P02, with no word of CSV: cli43 F6).
+#[test]
+fn csv_on_stdin_read_as_text_is_told_to_give_format_csv() {
+    use std::io::Write as _;
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE cs (id int, a text);");
+    let to = c.dest[0].conninfo(&d1);
+    let feed = |extra: &[&str]| {
+        let mut child = copyman()
+            .args(["table", "cs", "--from", "-", "--to", &to])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"1,x\n2,\"y, z\"\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = feed(&[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("its lines are CSV")
+            && text(&out.stderr).contains("--format csv"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "cs"), 0);
+    assert_exit(&feed(&["--format", "csv"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "cs"), 2);
+}
