@@ -1528,9 +1528,9 @@ fn csv_on_stdin_read_as_text_is_told_to_give_format_csv() {
         let mut child = copyman()
             .args(["table", "cs", "--from", "-", "--to", &to])
             .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
