@@ -715,11 +715,13 @@ fn dest_labels(destinations: &[Server]) -> Vec<String> {
         .collect()
 }
 
-/// Whether the state file `path` beside this job's cannot be read (another user's, mode 0600):
-/// what it records cannot be checked, said in `notes` (a table it copied into these
-/// destinations was appended again without a word: recheck43 F5).
-fn unreadable_beside(path: &Path, notes: &mut Vec<String>) -> bool {
+/// The state file `path` beside this job's, read; `None` where it cannot be: one whose
+/// permissions keep it from being read (another user's, mode 0600) is said in `notes`, since what
+/// it records cannot be checked (a table it copied into these destinations was appended again
+/// without a word: recheck43 F5).
+fn read_beside(path: &Path, notes: &mut Vec<String>) -> Option<Recorded> {
     match state::read(path) {
+        Ok(recorded) => Some(recorded),
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             notes.push(format!(
                 "the state file {} beside this job's cannot be read ({e}): a table its job \
@@ -727,9 +729,9 @@ fn unreadable_beside(path: &Path, notes: &mut Vec<String>) -> bool {
                  again on top of those rows",
                 path.display()
             ));
-            true
+            None
         }
-        _ => false,
+        Err(_) => None,
     }
 }
 
@@ -754,10 +756,10 @@ fn rows_beside(
     resuming: bool,
     notes: &mut Vec<String>,
 ) -> Result<(), JobError> {
-    if truncate || tables.is_empty() || unreadable_beside(path, notes) {
+    if truncate || tables.is_empty() {
         return Ok(());
     }
-    let Ok(recorded) = state::read(path) else {
+    let Some(recorded) = read_beside(path, notes) else {
         return Ok(());
     };
     if let (Some(theirs), Some(ours)) = (&recorded.source, source_key)
@@ -1007,10 +1009,9 @@ fn plan_all(
     // one-table run says it (a job's rows came on top of those recover committed later:
     // recheck43 F6).
     let mut prepared_left = Vec::new();
-    for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
+    for (conn, label) in dests.iter_mut().zip(dest_labels(destinations)) {
         if let Some(conn) = conn.as_mut() {
             let here = commit::prepared_here(conn);
-            let label = format!("destination {} ({})", i + 1, server.name);
             prepared_left.extend(commit::prepared_here_warning(&label, &here));
         }
     }
