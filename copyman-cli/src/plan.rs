@@ -139,42 +139,33 @@ fn beyond_ascii(
     dests: &[Dest<'_>],
 ) -> Result<(), Fatal> {
     let labels = dest_labels(dests);
-    let mut names: Vec<(String, Option<&Connection>, String)> = Vec::new();
-    let mut given: Vec<(String, Option<&Connection>, &str)> = Vec::new();
+    // Each text the servers read, whose, and what it is.
+    let mut given: Vec<(String, Option<&Connection>, String)> = Vec::new();
     match &t.statements {
         Statements::Raw { send, receive } => {
-            given.extend(
-                send.as_deref()
-                    .map(|sql| ("--send".to_owned(), source, sql)),
-            );
+            given.extend(send.clone().map(|sql| ("--send".to_owned(), source, sql)));
             for (i, sql) in receive.iter().enumerate() {
                 if let Some(sql) = sql {
                     let what = format!("the --receive of {}", labels[i]);
-                    given.push((what, dests[i].conn.as_ref(), sql));
+                    given.push((what, dests[i].conn.as_ref(), sql.clone()));
                 }
             }
         }
         Statements::Table { copy, .. } => {
             given.extend(
                 copy.condition
-                    .as_deref()
+                    .clone()
                     .map(|sql| ("--where".to_owned(), source, sql)),
             );
             // The names too, which its statements carry (recheck43b F6: exit 1, said as the
             // server's failure).
-            names.push(("TABLE".to_owned(), source, copy.table.to_string()));
-            let target = copy.target().to_string();
+            given.push(("TABLE".to_owned(), source, copy.table.to_string()));
             for (i, dest) in dests.iter().enumerate() {
                 let what = format!("the table on {}", labels[i]);
-                names.push((what, dest.conn.as_ref(), target.clone()));
+                given.push((what, dest.conn.as_ref(), copy.target().to_string()));
             }
         }
     }
-    given.extend(
-        names
-            .iter()
-            .map(|(what, conn, name)| (what.clone(), *conn, name.as_str())),
-    );
     for (what, conn, sql) in given {
         if let (false, Some(conn)) = (sql.is_ascii(), conn)
             && let Err(e) = conn.session().reads_statements_as_utf8()
