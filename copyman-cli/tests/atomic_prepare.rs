@@ -25,6 +25,28 @@ fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
         .collect()
 }
 
+/// `copyman recover` of both destinations' databases `dbs` with the run's decision `log`: exit 0,
+/// every one holding `mv`'s 100 rows, nothing left prepared.
+#[track_caller]
+fn recovered_all_committed(dbs: &[String; 2], log: &TempPath) {
+    let s = two_phase_clusters();
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let out = run(&[
+        "recover",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
+
 /// What a failed PREPARE must not be followed by: our own ROLLBACK's warning.
 #[track_caller]
 fn assert_no_stray_rollback(stderr: &str) {
@@ -301,7 +323,6 @@ fn an_atomic_job_fits_its_workers_to_the_free_prepared_transactions() {
 /// decision it had recorded itself (resume38 F11) — and recover commits them everywhere.
 #[test]
 fn atomic_exiting_at_once_after_the_decision_says_it_commits() {
-    let s = two_phase_clusters();
     let log = TempPath::new("decided.log");
     let (dbs, mut paused) = paused_atomic_copy(&log, &[], "recorded");
     let stderr = StderrLines::take(&mut paused.child);
@@ -315,23 +336,7 @@ fn atomic_exiting_at_once_after_the_decision_says_it_commits() {
             && !said.contains("before any COMMIT was sent"),
         "{said}"
     );
-    let urls: Vec<String> = (s.dest.iter().zip(&dbs))
-        .map(|(cluster, db)| cluster.url(db))
-        .collect();
-    let out = run(&[
-        "recover",
-        "--to",
-        &urls[0],
-        "--to",
-        &urls[1],
-        "--decision-log",
-        log.arg(),
-    ]);
-    assert_exit(&out, 0);
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    recovered_all_committed(&dbs, &log);
 }
 
 /// A destination lost after the commit decision, before its COMMIT PREPARED, and not reachable
@@ -363,21 +368,7 @@ fn atomic_the_advice_to_recover_names_the_runs_decision_log() {
         "{stderr}"
     );
     admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", dbs[1]));
-    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
-    let out = run(&[
-        "recover",
-        "--to",
-        &to1,
-        "--to",
-        &to2,
-        "--decision-log",
-        log.arg(),
-    ]);
-    assert_exit(&out, 0);
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    recovered_all_committed(&dbs, &log);
 }
 
 /// A run killed once its commit decision was recorded, before its COMMIT PREPAREDs, leaves
@@ -422,20 +413,7 @@ fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_
         said.contains(&format!("holds copyman's prepared transaction {}", left[0])),
         "{said}"
     );
-    let out = run(&[
-        "recover",
-        "--to",
-        &from,
-        "--to",
-        &to,
-        "--decision-log",
-        log.arg(),
-    ]);
-    assert_exit(&out, 0);
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    recovered_all_committed(&dbs, &log);
 }
 
 /// A second signal while the run rolls back what it prepared (destination 2 could not prepare:
