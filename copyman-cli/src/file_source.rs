@@ -1310,16 +1310,7 @@ pub(crate) fn check_header(
                 return refused;
             }
             let fix = match &mismatch.by_header {
-                Some(names) => {
-                    let list: Vec<String> =
-                        names.iter().map(|n| file_start::column_name(n)).collect();
-                    let list = list.join(",");
-                    if list.contains(['"', ' ']) {
-                        format!("load it by its header with --columns '{list}'")
-                    } else {
-                        format!("load it by its header with --columns {list}")
-                    }
-                }
+                Some(names) => format!("load it by its header with {}", columns_option(names)),
                 // A spreadsheet's empty columns past the table's (`a,b,c,,`): its rows have
                 // them too, which no --columns can name (it advised --columns, which gave the
                 // same refusal).
@@ -1453,6 +1444,17 @@ fn names_one(field: &Option<String>, columns: &[String]) -> bool {
         || columns.iter().any(|c| c.eq_ignore_ascii_case(field.trim()))
 }
 
+/// `--columns a,b` naming `names` as a shell takes them (quoted where a name is).
+fn columns_option(names: &[String]) -> String {
+    let list: Vec<String> = names.iter().map(|n| file_start::column_name(n)).collect();
+    let list = list.join(",");
+    if list.contains(['"', ' ']) {
+        format!("--columns '{list}'")
+    } else {
+        format!("--columns {list}")
+    }
+}
+
 /// A line's fields as said: `1, Ann`, NULL for the NULL string.
 fn shown(fields: &[Option<String>]) -> String {
     let line: Vec<&str> = fields
@@ -1518,18 +1520,28 @@ fn check_first_line(
                         .server_version_num()
                         .is_some_and(|v| v >= 150_000)
                 });
+                // Naming some of the columns, or in another order: its rows are read by it.
+                let by_header = file_start::check_header(fields, columns)
+                    .err()
+                    .and_then(|mismatch| mismatch.by_header);
+                let columns = by_header
+                    .as_deref()
+                    .map(|names| format!(" {}", columns_option(names)))
+                    .unwrap_or_default();
                 let skip = if *format == Some(Format::Csv) {
-                    "give --header to skip it".to_owned()
+                    format!("give --header{columns} to skip it")
                 } else if text_header {
-                    "give --header --format text to skip it".to_owned()
+                    format!("give --header --format text{columns} to skip it")
                 } else if name == "stdin" {
-                    "leave it out (… | tail -n +2 | copyman … --from -)".to_owned()
+                    format!("leave it out (… | tail -n +2 | copyman … --from -{columns})")
                 } else {
-                    format!("leave it out (tail -n +2 {name} | copyman … --from -)")
+                    format!("leave it out (tail -n +2 {name} | copyman … --from -{columns})")
                 };
-                Err(refuse(&format!(
-                    "{skip} (or name the columns with --columns to load it as a row)"
-                )))
+                Err(refuse(&if by_header.is_some() {
+                    format!("{skip}, reading the rows by the columns it names")
+                } else {
+                    format!("{skip} (or name the columns with --columns to load it as a row)")
+                }))
             }
             _ => Ok(()),
         },
@@ -1545,10 +1557,21 @@ fn check_first_line(
                 if let Some(columns) = table_columns(conn, &sql)
                     && file_start::names_columns(fields, &columns)
                 {
-                    return Err(refuse(
-                        "add HEADER to the --receive to skip it (or a column list to load it as \
-                         a row)",
-                    ));
+                    // Naming some of the columns, or in another order: its rows are read by it.
+                    let by_header = file_start::check_header(fields, &columns)
+                        .err()
+                        .and_then(|mismatch| mismatch.by_header)
+                        .and_then(|names| file_start::with_columns(&sql, &names));
+                    return Err(refuse(&match by_header {
+                        Some(fixed) => format!(
+                            "add HEADER to the --receive to skip it, reading the rows by the \
+                             columns it names: '{}'",
+                            fixed.replace('\'', r"'\''")
+                        ),
+                        None => "add HEADER to the --receive to skip it (or a column list to \
+                                 load it as a row)"
+                            .to_owned(),
+                    }));
                 }
             }
             Ok(())

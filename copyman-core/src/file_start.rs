@@ -598,8 +598,10 @@ pub fn column_named(label: &str, columns: &[impl AsRef<str>]) -> Option<usize> {
 }
 
 /// Whether a line's `fields` name the `columns` a COPY reads, each a different one (by name, or
-/// but for ASCII case and blanks around it, as [`check_header`] reads names), as many as there
-/// are: a header, which read as a row is loaded as data (or fails on its first typed column).
+/// but for ASCII case and blanks around it, as [`check_header`] reads names): all of them, or
+/// two or more (a file without the table's defaulted columns, whose line read as a row fails
+/// for its missing fields anyway). A header, which read as a row is loaded as data (or fails on
+/// its first typed column).
 ///
 /// ```
 /// use copyman_core::file_start::names_columns;
@@ -608,6 +610,7 @@ pub fn column_named(label: &str, columns: &[impl AsRef<str>]) -> Option<usize> {
 /// assert!(names_columns(&fields(&["Name", "email"]), &["name", "email"]));
 /// assert!(names_columns(&fields(&["email", "name"]), &["name", "email"]));
 /// assert!(!names_columns(&fields(&["Ann", "ann@example.com"]), &["name", "email"]));
+/// assert!(names_columns(&fields(&["email", "name"]), &["id", "name", "email"]));
 /// assert!(!names_columns(&fields(&["name"]), &["name", "email"]));
 /// ```
 pub fn names_columns(fields: &[Option<String>], columns: &[impl AsRef<str>]) -> bool {
@@ -624,7 +627,9 @@ pub fn names_columns(fields: &[Option<String>], columns: &[impl AsRef<str>]) -> 
     }
     named.sort_unstable();
     named.dedup();
-    !fields.is_empty() && named.len() == fields.len() && fields.len() == columns.len()
+    !fields.is_empty()
+        && named.len() == fields.len()
+        && (fields.len() == columns.len() || fields.len() >= 2)
 }
 
 /// PostgreSQL's reserved and type/function-name keywords: a column so named must be quoted in a
