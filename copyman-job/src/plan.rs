@@ -2411,8 +2411,10 @@ pub fn file_read_as_other_types(columns: &[Ident], dests: &[(&str, &Relation)]) 
 /// may change values — the destination reads each value as its own type does (a `numeric`
 /// rounded to its scale, a `float8` to a `real`, a `timestamptz` without its offset, a `json`
 /// object's duplicate keys dropped): one warning naming them, or `None` where every value reads
-/// back unchanged (the same type, a wider one, or `text`). `verify` adds that `--verify`
-/// compares what was loaded (table mode and jobs have it; `copy` has not).
+/// back unchanged (the same type, a wider one, or `text`). A row that would fail is said too:
+/// an enum there lacking a label, a domain there checking what the source's column is not held
+/// to. `verify` adds that `--verify` compares what was loaded (table mode and jobs have it;
+/// `copy` has not).
 pub fn conversions(
     columns: &[Ident],
     source: &Relation,
@@ -2426,6 +2428,27 @@ pub fn conversions(
             continue;
         };
         for (label, rel) in dests {
+            // A domain there that checks what the source's column is not held to (one name,
+            // `CHECK (VALUE > 10)` there, `> 0` here; NOT NULL): a row it refuses fails the
+            // copy (types43 F6: "the same type on every server" was all the plan said).
+            let stricter: Vec<&str> = (rel.column(name).into_iter())
+                .flat_map(|to| &to.domain_checks)
+                .filter(|check| !from.domain_checks.contains(check))
+                .map(String::as_str)
+                .collect();
+            if let (false, Some(to)) = (stricter.is_empty(), rel.column(name)) {
+                unreadable.push(format!(
+                    "column {name} is {} on {label}, whose domain checks {}, which the source's \
+                     column is not held to: a row it refuses would fail the copy ({})",
+                    to.type_name,
+                    stricter.join(" and "),
+                    if stricter.iter().all(|c| *c == "NOT NULL") {
+                        "23502"
+                    } else {
+                        "23514"
+                    }
+                ));
+            }
             let Some(to) = rel.column(name).filter(|to| !from.same_base(to)) else {
                 continue;
             };
@@ -2694,6 +2717,7 @@ mod tests {
                     leaves: Vec::new(),
                     base: None,
                     enums: Vec::new(),
+                    domain_checks: Vec::new(),
                 })
                 .collect(),
         }

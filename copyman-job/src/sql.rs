@@ -1443,7 +1443,17 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
               (SELECT pg_catalog.string_agg(e.enumlabel::text, chr(31) ORDER BY e.enumsortorder) \
                 FROM pg_catalog.pg_enum e WHERE e.enumtypid = r.typ), chr(30) ORDER BY r.path) \
             FROM reach r WHERE r.attnum = a.attnum \
-              AND EXISTS (SELECT FROM pg_catalog.pg_enum e WHERE e.enumtypid = r.typ)) \
+              AND EXISTS (SELECT FROM pg_catalog.pg_enum e WHERE e.enumtypid = r.typ)), \
+           (SELECT pg_catalog.string_agg(DISTINCT checks.def, chr(31)) FROM ( \
+              SELECT CASE WHEN k.oid IS NULL THEN 'NOT NULL' \
+                  ELSE pg_catalog.pg_get_constraintdef(k.oid) END AS def \
+                FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+                LEFT JOIN pg_catalog.pg_constraint k ON k.contypid = d.oid AND k.contype = 'c' \
+               WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+                 AND (k.oid IS NOT NULL OR d.typnotnull) \
+              UNION SELECT 'NOT NULL' FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+               WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+                 AND d.typnotnull) checks) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
            CROSS JOIN fires CROSS JOIN quiet \
          LEFT JOIN pg_catalog.pg_attribute a \
@@ -1567,6 +1577,10 @@ pub struct Column {
     /// its labels: a destination whose enum lacks a label the source's has fails a row that
     /// holds it (22P02).
     pub enums: Vec<(String, Vec<String>)>,
+    /// What the domains its type is (a domain, and a domain it is over) hold each value to, as
+    /// its server deparses it: each CHECK (`CHECK (VALUE > 0)`) and `NOT NULL`. A destination
+    /// whose domain of one name checks more refuses rows the source holds (23514).
+    pub domain_checks: Vec<String>,
 }
 
 /// One type a column's values are made of, and where in the value.
@@ -1774,6 +1788,9 @@ impl Relation {
                         ))
                     })
                     .collect(),
+                domain_checks: field(row, 19)
+                    .map(|checks| checks.split('\u{1f}').map(str::to_owned).collect())
+                    .unwrap_or_default(),
             });
         }
         let children = field(first, 8).and_then(|n| n.parse().ok()).unwrap_or(0);

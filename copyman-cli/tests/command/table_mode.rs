@@ -1513,6 +1513,60 @@ fn an_enum_lacking_some_of_the_sources_labels_is_said_by_the_plan() {
     assert_eq!(count(&c.dest[0], &dst, "e"), 0);
 }
 
+/// A domain of one name that checks more on a destination (`CHECK (VALUE > 10)` there, `> 0` on
+/// the source; NOT NULL there): the plan says which column and what it checks, and that a row
+/// it refuses fails the copy (types43 F6: "the same type on every server" was all it said). A
+/// destination's looser domain is no matter. The run still fails cleanly.
+#[test]
+fn a_domain_checking_more_on_a_destination_is_said_by_the_plan() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE DOMAIN pos AS int CHECK (VALUE > 0);
+         CREATE DOMAIN label AS text;
+         CREATE TABLE dm (id int, p pos, l label);
+         INSERT INTO dm VALUES (1, 5, 'x'), (2, 50, NULL);",
+    );
+    let strict = database(
+        &c.dest[0],
+        "CREATE DOMAIN pos AS int CHECK (VALUE > 10);
+         CREATE DOMAIN label AS text NOT NULL;
+         CREATE TABLE dm (id int, p pos, l label);",
+    );
+    let loose = database(
+        &c.dest[1],
+        "CREATE DOMAIN pos AS int;
+         CREATE DOMAIN label AS text;
+         CREATE TABLE dm (id int, p pos, l label);",
+    );
+    let from = c.source.conninfo(&src);
+    let (to_strict, to_loose) = (c.dest[0].conninfo(&strict), c.dest[1].conninfo(&loose));
+    let args = [
+        "table", "dm", "--from", &from, "--to", &to_strict, "--to", &to_loose,
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = run(&dry);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"p\" is public.pos on destination 1")
+            && stderr.contains(
+                "whose domain checks CHECK ((VALUE > 10)), which the source's column is not held \
+                 to: a row it refuses would fail the copy (23514)"
+            )
+            && stderr.contains("column \"l\" is public.label on destination 1")
+            && stderr.contains("whose domain checks NOT NULL, which")
+            && stderr.matches("whose domain checks").count() == 2,
+        "{stderr}"
+    );
+    let out = run(&args);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("23514"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &strict, "dm"), 0);
+    assert_eq!(count(&c.dest[1], &loose, "dm"), 0);
+}
+
 /// A name longer than 63 bytes is read as the server reads it — cut there — with the server's
 /// NOTICE as a warning, a TABLE's and a --columns' alike: the TABLE was cut without a word and
 /// the column was not cut at all (refused as missing; names42 F7).
