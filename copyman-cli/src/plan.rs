@@ -1720,6 +1720,8 @@ fn raw_misreads(
     let send_table_name = send_table.as_ref().map(|(table, _)| table.clone());
     // Why the source could not describe the --send's query, where it could not.
     let mut undescribed_why: Option<String> = None;
+    // The query's own names where it was described under the --receive's (two of one name).
+    let mut own_names: Option<Vec<String>> = None;
     let described = match query {
         None => send_table.map(|(table, rel)| {
             if binary(send) {
@@ -1731,7 +1733,10 @@ fn raw_misreads(
             rel
         }),
         Some(query) => match query_columns(source, query, receive_names(&reads).as_deref()) {
-            Ok(relation) => Some(relation),
+            Ok((relation, own)) => {
+                own_names = own;
+                Some(relation)
+            }
             Err(Undescribed::Failed(error)) => {
                 return Err(Fatal {
                     exit: Exit::CopyFailed,
@@ -1829,10 +1834,11 @@ fn raw_misreads(
         let (written, taken) = (names(sent), names(&read.columns));
         // HEADER MATCH on the --receive: the header the --send writes is its columns' names,
         // which must be the destination's, in order, or the COPY fails at the first line (the
-        // dry run said OK: types41 F5).
+        // dry run said OK: types41 F5) — its own names, where it was described under others.
+        let header = own_names.as_ref().unwrap_or(&written);
         if statement::header_must_match(receive_sql)
             && statement::has_header(send) == Some(true)
-            && written != taken
+            && *header != taken
         {
             return Ok(Some(format!(
                 "the --receive's HEADER MATCH reads a header naming {label}'s columns ({}), and \
@@ -1840,7 +1846,7 @@ fn raw_misreads(
                  (22P04); name the --send's columns as the destination's (AS), or give the \
                  --receive HEADER without MATCH",
                 taken.join(", "),
-                written.join(", ")
+                header.join(", ")
             )));
         }
         // Names told apart by case only count as one ("Email" and email: a query's alias in
@@ -2156,7 +2162,8 @@ enum Undescribed {
 ///
 /// Two columns of one name (`SELECT a.id, b.id`), which a view cannot have (42701), are
 /// described under `names` where given (a `--receive`'s column list, which reads them by
-/// position): a query that cannot be described is copied unchecked (types43 F1).
+/// position), with the query's own names beside (the header it writes, recheck43 F8): a query
+/// that cannot be described is copied unchecked (types43 F1).
 ///
 /// # Errors
 /// [`Undescribed`]: a query that changes data on an older server, why the source could not
@@ -2165,7 +2172,7 @@ fn query_columns(
     conn: &mut Connection,
     query: &str,
     names: Option<&[String]>,
-) -> Result<Relation, Undescribed> {
+) -> Result<(Relation, Option<Vec<String>>), Undescribed> {
     use copyman_core::session::TransactionStatus;
     if conn.session().transaction_status() != TransactionStatus::Idle {
         return Err(Undescribed::Refused(
@@ -2209,7 +2216,7 @@ fn described_in_transaction(
     conn: &mut Connection,
     query: &str,
     names: Option<&[String]>,
-) -> Result<Relation, Undescribed> {
+) -> Result<(Relation, Option<Vec<String>>), Undescribed> {
     let relation = "pg_temp.copyman_send_columns";
     // The query ends its line: a `-- comment` on its last line ends there.
     let mut ways = vec![format!("CREATE TEMPORARY VIEW {relation} AS {query}")];
@@ -2243,13 +2250,21 @@ fn described_in_transaction(
             .map_err(|e| failed(&e))?;
         let error = match conn.execute(way) {
             Ok(_) => {
-                return crate::file_source::copy_relation(
-                    conn,
-                    &format!("COPY {relation} TO STDOUT"),
-                )
-                .ok_or_else(|| {
-                    Undescribed::Refused("its description could not be read".to_owned())
-                });
+                let described =
+                    crate::file_source::copy_relation(conn, &format!("COPY {relation} TO STDOUT"))
+                        .ok_or_else(|| {
+                            Undescribed::Refused("its description could not be read".to_owned())
+                        })?;
+                // Described under other names: its own, as its result says them (a view of it
+                // is a SELECT: with no row asked for, nothing of it runs).
+                let own = (Some(way) == renamed.as_ref())
+                    .then(|| {
+                        let sql = format!("SELECT * FROM (\n{query}\n) AS copyman_send LIMIT 0");
+                        conn.execute(&sql).ok()?;
+                        Some(conn.session().result_columns().to_vec())
+                    })
+                    .flatten();
+                return Ok((described, own));
             }
             Err(e) => describe_sync(&e),
         };
@@ -2743,7 +2758,9 @@ fn copy_columns(conn: &mut Connection, sql: &str) -> Option<Vec<String>> {
     // A query's, as its source describes it (a `SELECT id, a, b` into two columns failed at
     // its first row, its dry run said nothing).
     if let Some(query) = statement::copy_query(sql) {
-        return query_columns(conn, query, None).ok().map(names);
+        return query_columns(conn, query, None)
+            .ok()
+            .map(|(rel, _)| names(rel));
     }
     crate::file_source::copy_relation_named(conn, sql).map(|(_, rel)| names(rel))
 }

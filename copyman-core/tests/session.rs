@@ -896,6 +896,8 @@ fn simple_query_with_rows_and_command_tags() {
         TransactionStatus::InTransaction
     );
     assert_eq!(session.state(), State::Ready);
+    // The names of the result columns, kept until the next operation.
+    assert_eq!(session.result_columns(), ["a", "b"]);
 }
 
 #[test]

@@ -1702,6 +1702,22 @@ fn copy_mode_checks_a_header_match_against_the_columns_sent() {
     assert_eq!(count(&c.dest[0], &dst, "cm"), 0);
     assert_exit(&copy("SELECT id, name FROM t1", &[]), 0);
     assert_eq!(count(&c.dest[0], &dst, "cm"), 2);
+    // Two columns of one name, described under the --receive's list: the header it writes is
+    // still its own (recheck43 F8: the check was skipped, the server refused line 1).
+    let send = "COPY (SELECT id, name, name FROM t1) TO STDOUT (FORMAT csv, HEADER)";
+    let receive = "COPY cm (id, name, extra) FROM STDIN (FORMAT csv, HEADER MATCH)";
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("ALTER TABLE cm ADD COLUMN extra text")
+        .unwrap();
+    let out = copy_between(&from, send, &to, receive, &["--dry-run"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("(id, name, extra)")
+            && stderr.contains("writes the header (id, name, name)"),
+        "{stderr}"
+    );
 }
 
 /// A query's columns and a `--receive`'s list naming the same columns in another order

@@ -223,6 +223,9 @@ struct Op {
     errored: bool,
     /// The last CommandComplete tag (or `EMPTY QUERY`).
     tag: Option<String>,
+    /// The names of the result columns of the last statement that returns rows (its
+    /// RowDescription).
+    columns: Vec<String>,
     /// Reported as [`Event::Failed`] just before [`Event::Ready`].
     failure: Option<SessionError>,
     /// The session itself made the server abandon a COPY (CopyFail, or a requested cancel): the
@@ -902,6 +905,12 @@ impl Session {
         self.op.tag.as_deref()
     }
 
+    /// The names of the result columns of the last statement that returned rows (`SELECT 1 AS
+    /// a, 2 AS a` → `a`, `a`: names a view could not hold), until the next operation starts.
+    pub fn result_columns(&self) -> &[String] {
+        &self.op.columns
+    }
+
     /// Bytes given to [`Session::handle_input`] so far. During a COPY OUT the CopyData stream
     /// bypasses the session, so this counts what the session itself read: messages, and a COPY
     /// OUT it drained.
@@ -1233,7 +1242,12 @@ impl Session {
     /// A message while a statement runs.
     fn on_query_message(&mut self, tag: u8, body: &[u8]) -> Result<(), SessionError> {
         match tag {
-            b'T' | b'n' => Ok(()),
+            b'T' => {
+                let encoding = self.parameter("client_encoding").unwrap_or("UTF8");
+                self.op.columns = parse_row_description(body, encoding)?;
+                Ok(())
+            }
+            b'n' => Ok(()),
             b'D' => {
                 if self.op.kind == OpKind::Query {
                     let encoding = self.parameter("client_encoding").unwrap_or("UTF8");
@@ -1561,6 +1575,20 @@ fn parse_copy_response(tag: u8, body: &[u8]) -> Result<(CopyFormat, usize), Sess
     }
     r.finish()?;
     Ok((format, columns))
+}
+
+/// A RowDescription's column names, decoded in the session's `client_encoding`.
+fn parse_row_description(body: &[u8], encoding: &str) -> Result<Vec<String>, SessionError> {
+    let mut r = Reader::new(b'T', body);
+    let count = usize::try_from(r.i16()?).map_err(|_| r.malformed("negative column count"))?;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        names.push(crate::statement::decode_text(r.cstr()?, encoding));
+        // Table OID, column number, type OID, size, modifier, format.
+        r.bytes(4 + 2 + 4 + 2 + 4 + 2)?;
+    }
+    r.finish()?;
+    Ok(names)
 }
 
 /// A DataRow's values as text, decoded in the session's `client_encoding`
