@@ -471,7 +471,7 @@ pub(crate) fn run(
                         // As a run does: a later recovery that finds it gone knows copyman sent
                         // it (best effort: unrecorded, that recovery says to check the server).
                         if !no_decision_log {
-                            let _ = log.committing(&p.run, &p.gid);
+                            let _ = log.recovery_committing(&p.run, &p.gid);
                         }
                         signals::commit_sent(&party);
                     }
@@ -544,14 +544,20 @@ pub(crate) fn run(
                             if e.code() == Some("42704")
                                 && !no_decision_log
                                 && word == "committed"
-                                && contents.committing.contains(&p.gid) =>
+                                && contents.commit_sent(&p.gid) =>
                         {
                             let _ = log.ended(&p.run, &p.gid);
+                            let by = if contents.committing.contains(&p.gid) {
+                                "its run"
+                            } else {
+                                "an earlier copyman recover"
+                            };
                             (
-                                "committed meanwhile by its run (the decision log records that \
-                                 it sent its COMMIT PREPARED, which its server ran just before \
-                                 this recovery's)"
-                                    .to_owned(),
+                                format!(
+                                    "committed meanwhile by {by} (the decision log records \
+                                     that it sent its COMMIT PREPARED, which its server ran \
+                                     just before this recovery's)"
+                                ),
                                 None,
                             )
                         }
@@ -568,6 +574,15 @@ pub(crate) fn run(
                                 "being committed by its run's own COMMIT PREPARED, which its \
                                  server is still running (a wait for a synchronous standby, a \
                                  slow flush): it commits as decided once that ends"
+                            } else if word == "committed"
+                                && contents.recovery_committing.contains(&p.gid)
+                            {
+                                // Sent by a recovery killed or still waiting, not the run
+                                // (signals43 F3: it was said to be the run's).
+                                "being committed by an earlier copyman recover's COMMIT \
+                                 PREPARED, which its server is still running (a wait for a \
+                                 synchronous standby, a slow flush): it commits as decided once \
+                                 that ends"
                             } else {
                                 "in use by another session right now (its PREPARE \
                                  TRANSACTION still running there, a wait for a synchronous \
@@ -696,7 +711,7 @@ pub(crate) fn run(
             .filter(|h| {
                 !gids.contains(&h.gid)
                     && !contents.ended.contains(&h.gid)
-                    && !contents.committing.contains(&h.gid)
+                    && !contents.commit_sent(&h.gid)
                     && !h.backend.is_empty()
                     && alive.contains(&(h.server.clone(), h.backend.clone()))
             })
@@ -731,7 +746,7 @@ pub(crate) fn run(
                 decided
                     && !gids.contains(&h.gid)
                     && !contents.ended.contains(&h.gid)
-                    && contents.committing.contains(&h.gid)
+                    && contents.commit_sent(&h.gid)
                     && given(h)
             }) {
                 let _ = log.ended(run, &h.gid);
@@ -745,7 +760,7 @@ pub(crate) fn run(
             decided
                 && !gids.contains(&h.gid)
                 && !contents.ended.contains(&h.gid)
-                && !contents.committing.contains(&h.gid)
+                && !contents.commit_sent(&h.gid)
                 && !contents.out.contains(&h.gid)
                 && given(h)
         });

@@ -643,6 +643,16 @@ impl DecisionLog {
         self.append(&format!("committing {run} {gid}\n"))
     }
 
+    /// Records that a recovery sends `run`'s `COMMIT PREPARED` of `gid` now (`committing RUN
+    /// GID recovery`; an older copyman reads the line as the run's): a later recovery that finds
+    /// it busy or gone knows who sent it.
+    ///
+    /// # Errors
+    /// As [`DecisionLog::committing`].
+    pub fn recovery_committing(&self, run: &str, gid: &str) -> io::Result<()> {
+        self.append(&format!("committing {run} {gid} recovery\n"))
+    }
+
     /// Every global id a recorded commit decision names (an empty set when there is no log).
     ///
     /// # Errors
@@ -725,12 +735,14 @@ impl DecisionLog {
                     );
                 }
                 "committing" => {
-                    log.committing.extend(
-                        words
-                            .next()
-                            .filter(|w| parse_gid(w).is_some())
-                            .map(str::to_owned),
-                    );
+                    let gid = words.next().filter(|w| parse_gid(w).is_some());
+                    let by_recovery = words.next() == Some("recovery");
+                    let sent = if by_recovery {
+                        &mut log.recovery_committing
+                    } else {
+                        &mut log.committing
+                    };
+                    sent.extend(gid.map(str::to_owned));
                 }
                 "abort" => {
                     log.aborted.insert(run.to_owned());
@@ -859,6 +871,9 @@ pub struct LogContents {
     /// The prepared transactions whose run sent their `COMMIT PREPARED`
     /// ([`DecisionLog::committing`]).
     pub committing: HashSet<String>,
+    /// The prepared transactions whose `COMMIT PREPARED` a recovery sent
+    /// ([`DecisionLog::recovery_committing`]).
+    pub recovery_committing: HashSet<String>,
     /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
     pub aborted: HashSet<String>,
     /// The transactions their runs never prepared ([`DecisionLog::left_out`]).
@@ -868,6 +883,14 @@ pub struct LogContents {
     pub unprepared: HashMap<String, String>,
     /// The runs whose unprepared source a recovery said to check ([`DecisionLog::told_source`]).
     pub told: HashSet<String>,
+}
+
+impl LogContents {
+    /// Whether copyman sent `gid`'s `COMMIT PREPARED`, its run or a recovery: gone from its
+    /// server, it was committed, not ended by someone else.
+    pub fn commit_sent(&self, gid: &str) -> bool {
+        self.committing.contains(gid) || self.recovery_committing.contains(gid)
+    }
 }
 
 /// Which server holds one of a run's prepared transactions, as its decision recorded it.
@@ -1154,6 +1177,21 @@ mod tests {
         assert!(committed.contains("copyman:r1:1") && committed.contains("copyman:r1:2"));
         assert!(committed.contains("copyman:r1:0"), "the source's, too");
         assert!(!committed.contains("copyman:r2:1"), "{committed:?}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_recoverys_commit_prepared_is_told_from_its_runs() {
+        let path = temp_log("committing");
+        let log = DecisionLog::open(&path).unwrap();
+        log.committing("r1", "copyman:r1:1").unwrap();
+        log.recovery_committing("r1", "copyman:r1:2").unwrap();
+        let read = log.read().unwrap();
+        assert_eq!(read.committing, HashSet::from(["copyman:r1:1".to_owned()]));
+        assert_eq!(
+            read.recovery_committing,
+            HashSet::from(["copyman:r1:2".to_owned()])
+        );
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

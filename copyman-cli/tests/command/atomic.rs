@@ -317,13 +317,13 @@ fn killed_after_the_decision_and_one_commit_then_recover_commits_the_rest() {
     );
     run.assert_all();
     assert!(run.prepared().is_empty());
-    // recover, as the run, records each COMMIT PREPARED before it sends it: a recovery killed
-    // before its answer leaves a later one nothing to suspect.
+    // recover, as the run, records each COMMIT PREPARED before it sends it, as its own: a
+    // recovery killed before its answer leaves a later one nothing to suspect.
     let log = fs::read_to_string(&run.log.0).unwrap();
     for n in [2, 3] {
         assert!(
             log.lines()
-                .any(|l| l.starts_with("committing ") && l.ends_with(&format!(":{n}"))),
+                .any(|l| l.starts_with("committing ") && l.ends_with(&format!(":{n} recovery"))),
             "{log}"
         );
     }
@@ -529,24 +529,24 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
     thread::sleep(std::time::Duration::from_millis(500));
     let mut child = paused.child;
     fs::remove_file(&paused.file.0).unwrap();
-    let db = &run.dests[1].1;
-    let mut waiting = false;
-    for _ in 0..200 {
-        let n: i64 = sync
-            .connect("postgres")
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
-                 AND wait_event = 'SyncRep' AND query LIKE 'COMMIT PREPARED%'",
-                &[db],
-            )
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            waiting = true;
-            break;
-        }
-        thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let waits = |db: &str| {
+        (0..200).any(|_| {
+            let n: i64 = sync
+                .connect("postgres")
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                     AND wait_event = 'SyncRep' AND query LIKE 'COMMIT PREPARED%'",
+                    &[&db],
+                )
+                .unwrap()
+                .get(0);
+            n > 0 || {
+                thread::sleep(std::time::Duration::from_millis(50));
+                false
+            }
+        })
+    };
+    let waiting = waits(&run.dests[1].1);
     child.kill().unwrap();
     child.wait().unwrap();
     if !waiting {
@@ -570,12 +570,50 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
         "{doc}\n{said}"
     );
     // The wait over, the run's statement commits as decided: nothing left to finish.
-    for _ in 0..200 {
-        if run.prepared().is_empty() {
-            break;
+    let settle = |run: &Run| {
+        for _ in 0..200 {
+            if run.prepared().is_empty() {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(50));
         }
-        thread::sleep(std::time::Duration::from_millis(50));
-    }
+    };
+    settle(&run);
+    assert_exit(&run.recover(), 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+    // A run killed before its COMMIT PREPAREDs, then a recover killed while its own waits:
+    // the next recover says it is that earlier recover's, not the run's (signals43 F3).
+    let run = Run::with_second(sync);
+    let on = format!(
+        "ALTER DATABASE \"{}\" SET synchronous_commit = on",
+        run.dests[1].1
+    );
+    sync.connect("postgres").batch_execute(&on).unwrap();
+    Paused::start(&args(&run.copy_args()), "recorded").kill();
+    standby("nosuch");
+    thread::sleep(std::time::Duration::from_millis(500));
+    let recovering = run.recover_paused("finishing:1");
+    fs::remove_file(&recovering.file.0).unwrap();
+    let waiting = waits(&run.dests[1].1);
+    let mut child = recovering.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = run.recover();
+    standby("");
+    assert!(waiting, "the recover's COMMIT PREPARED never waited");
+    assert_exit(&out, 1);
+    let doc = json(&out);
+    let gid = doc["prepared"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["outcome"] == "being committed"))
+        .unwrap_or_else(|| panic!("{doc}"));
+    let outcome = gid["detail"].as_str().unwrap_or_default();
+    assert!(
+        outcome.starts_with("being committed by an earlier copyman recover's COMMIT PREPARED"),
+        "{doc}"
+    );
+    settle(&run);
     assert_exit(&run.recover(), 0);
     run.assert_all();
     assert!(run.prepared().is_empty());
