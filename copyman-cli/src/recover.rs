@@ -737,10 +737,10 @@ pub(crate) fn run(
         }
         // Decided commit, on a server given, prepared there no more, after its run (or a
         // recovery) sent its COMMIT PREPARED: committed. Recorded as ended, so that a recovery of
-        // the other servers alone does not ask for this one again.
-        let given = |h: &commit::Holder| {
-            !h.server.is_empty() && identities.contains(&(h.server.clone(), h.database.clone()))
-        };
+        // the other servers alone does not ask for this one again. A server given through any
+        // of its databases tells (it lists the prepared transactions of all): "not on the
+        // servers given", exit 1 for ever, was said of one given through another (commit44 F2).
+        let given = |h: &commit::Holder| !h.server.is_empty() && seen_servers.contains(&h.server);
         if !dry_run {
             for h in holders.iter().filter(|h| {
                 decided
@@ -787,11 +787,12 @@ pub(crate) fn run(
         // Not decided commit, its server given (through any database) and prepared there in
         // none, its run gone: nothing of it is left to roll back (its database dropped since,
         // or it never prepared). A recover given that server said "give its CONN too" for ever.
+        // Decided commit, its server given through another database: committed or said to
+        // check, above.
         let settled = |h: &commit::Holder| {
-            !decided
-                && seen_servers.contains(&h.server)
+            seen_servers.contains(&h.server)
                 && !on_server.contains(&(h.server.clone(), h.gid.clone()))
-                && another_live_copyman(run).is_none()
+                && (decided || another_live_copyman(run).is_none())
         };
         let missing: Vec<&commit::Holder> = holders
             .iter()
