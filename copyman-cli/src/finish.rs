@@ -565,8 +565,9 @@ impl Participant for Party<'_, '_> {
 /// A job's commit steps pause here too (`commit-prepared:N`, `committed:N` once destination
 /// N's `COMMIT PREPARED` or `COMMIT` of a table, or of a range of a split table, answered), and
 /// recover's before its Nth COMMIT or ROLLBACK PREPARED (`finishing:N`); a one-table run's
-/// once its Nth destination, in the order their locks are taken, began (`begun:N`; `begun:0`
-/// before the first, planning done).
+/// once its plan stands, before its source's transaction begins (`planned`, as a job's once
+/// planned), and once its Nth destination, in the order their locks are taken, began
+/// (`begun:N`; `begun:0` before the first).
 pub(crate) fn test_pause(point: &str) {
     let Ok(spec) = std::env::var("COPYMAN_TEST_PAUSE") else {
         return;

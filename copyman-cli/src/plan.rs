@@ -62,6 +62,63 @@ pub(crate) struct Plan {
     /// its files are asked before the snapshot and once the COPY read it
     /// (`copyman_job::identity::table_files`).
     pub(crate) source_files: Option<TableName>,
+    /// The source's values measured for a destination column that would cut them, to be
+    /// measured again in the copy's own snapshot.
+    pub(crate) measure: Option<Measure>,
+}
+
+/// A measure of the source's values for a destination `name` or `"char"` column that cuts a
+/// longer text value without an error ([`copyman_job::plan::values_cut`]), taken again in the
+/// source's transaction just before its COPY, in the snapshot the COPY reads: the plan's was
+/// taken in another, and a longer value committed in between arrived cut, exit 0 (copy44 F1).
+pub(crate) struct Measure {
+    /// Where the values are read: a table's rows, or the `--send`'s query's.
+    rows: String,
+    columns: Vec<Ident>,
+    source: Relation,
+    /// Each destination's label, relation and encoding, as `values_cut` takes them.
+    dests: Vec<(String, Relation, String)>,
+    /// A `--send`'s query: run again read-only, in a savepoint (the transaction is the copy's).
+    query: bool,
+}
+
+impl Measure {
+    /// Measures again on the source, in its transaction.
+    ///
+    /// # Errors
+    /// A value that would arrive cut, or that could not be measured, said as the plan says it.
+    pub(crate) fn again(&self, source: &mut Connection) -> Result<(), String> {
+        let dests: Vec<(&str, &Relation, String)> = (self.dests.iter())
+            .map(|(label, rel, encoding)| (label.as_str(), rel, encoding.clone()))
+            .collect();
+        let measure = |source: &mut Connection| {
+            copyman_job::plan::values_cut(
+                source,
+                Ok(&self.rows),
+                &self.columns,
+                &self.source,
+                &dests,
+            )
+            .map(|_| ())
+        };
+        if !self.query {
+            return measure(source);
+        }
+        let step = |source: &mut Connection, sql: &str| {
+            source.execute(sql).map(|_| ()).map_err(|e| {
+                format!(
+                    "the source could not measure its values again: {}",
+                    describe_sync(&e)
+                )
+            })
+        };
+        step(source, "SAVEPOINT copyman_measure")?;
+        step(source, "SET LOCAL transaction_read_only = on")?;
+        let measured = measure(source);
+        step(source, "ROLLBACK TO SAVEPOINT copyman_measure")?;
+        step(source, "RELEASE SAVEPOINT copyman_measure")?;
+        measured
+    }
 }
 
 pub(crate) fn plan(
@@ -81,9 +138,10 @@ pub(crate) fn plan(
     match &t.statements {
         Statements::Raw { send, receive } => {
             let mut guards = (vec![None; dests.len()], None);
+            let mut measure = None;
             let refused = match (send, source) {
                 (Some(send), Some(conn)) => {
-                    raw_misreads(send, t, conn, receive, dests, &mut guards)?
+                    raw_misreads(send, t, conn, receive, dests, &mut guards, &mut measure)?
                 }
                 _ if !t.source.is_server() => {
                     raw_file_read_otherwise(&data_name(&t.source), receive, dests, t)
@@ -113,6 +171,7 @@ pub(crate) fn plan(
                 file_columns: None,
                 pinned_search_path: false,
                 source_files: None,
+                measure,
             })
         }
         Statements::Table {
@@ -696,6 +755,7 @@ fn table_plan(
         .into());
     }
     // A destination `name` or `"char"` that would cut the source's values.
+    let mut measure = None;
     if let (Some(conn), Some(rel), Some(columns)) = (source.as_deref_mut(), &source_rel, &columns) {
         let passes = passing_encoding(t, conn, dests);
         let encoded: Vec<(&str, &Relation, String)> = dest_rels
@@ -711,13 +771,23 @@ fn table_plan(
             })
             .collect();
         let rows = copyman_job::plan::table_rows(&copy.table, copy.condition.as_deref());
-        copyman_job::plan::values_cut(conn, Ok(&rows), columns, rel, &encoded).map_err(
-            |message| Fatal {
+        let measured = copyman_job::plan::values_cut(conn, Ok(&rows), columns, rel, &encoded)
+            .map_err(|message| Fatal {
                 exit: Exit::Usage,
                 server: None,
                 message,
-            },
-        )?;
+            })?;
+        measure = measured.then(|| Measure {
+            rows,
+            columns: columns.clone(),
+            source: rel.clone(),
+            dests: (encoded.iter())
+                .map(|(label, rel, encoding)| {
+                    ((*label).to_owned(), (*rel).clone(), encoding.clone())
+                })
+                .collect(),
+            query: false,
+        });
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view, false) {
         report::warn(warning);
@@ -783,6 +853,10 @@ fn table_plan(
     if let Some(qualified) = source_qualified.filter(|_| copy.table.schema.is_none()) {
         resolved.target = Some(copy.target().clone());
         resolved.table = qualified;
+    }
+    // Measured again in the source's transaction, whose search_path may be empty.
+    if let Some(measure) = &mut measure {
+        measure.rows = copyman_job::plan::table_rows(&resolved.table, copy.condition.as_deref());
     }
     let pinned_search_path = resolved.table.schema.is_some()
         && copy.condition.is_none()
@@ -1010,6 +1084,7 @@ fn table_plan(
             .filter(|rel| !source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
             .map(|_| resolved.table.clone()),
         pinned_search_path,
+        measure,
     })
 }
 
@@ -1583,6 +1658,7 @@ fn raw_misreads(
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
     guards: &mut (Vec<Option<String>>, Option<String>),
+    measure: &mut Option<Measure>,
 ) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
     // An ENCODING on some statements only: the others read the data in their sessions'
@@ -2050,8 +2126,21 @@ fn raw_misreads(
         if query.is_some() && read.is_ok() {
             let _ = source.execute("ROLLBACK");
         }
-        if let Err(why) = cut {
-            return Ok(Some(why));
+        match cut {
+            Err(why) => return Ok(Some(why)),
+            Ok(measured) => {
+                *measure = (measured && read.is_ok()).then(|| Measure {
+                    rows: rows.clone(),
+                    columns: columns.clone(),
+                    source: sent_rel.clone(),
+                    dests: (encoded.iter())
+                        .map(|(label, rel, encoding)| {
+                            ((*label).to_owned(), (*rel).clone(), encoding.clone())
+                        })
+                        .collect(),
+                    query: query.is_some(),
+                });
+            }
         }
     }
     // Text read in each destination's settings, pair by pair.
@@ -2496,7 +2585,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             if t.source.is_server() {
                 text.push_str(&format!(
                     "    {}\n",
-                    crate::run::source_begin(&t.statements)
+                    crate::run::source_begin(&t.statements, plan.measure.is_some())
                 ));
             }
             text.push_str(&format!("    {send}\n"));
@@ -2813,7 +2902,7 @@ fn plan_json(
                 "endpoint": t.source.display(),
                 "reached": t.source.reached(),
                 "begin": (plan.send.is_some() && t.source.is_server())
-                    .then(|| crate::run::source_begin(&t.statements)),
+                    .then(|| crate::run::source_begin(&t.statements, plan.measure.is_some())),
                 "statement": plan.send,
                 "end": ending.source,
             },

@@ -164,7 +164,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // The source reads inside a transaction too: a snapshot for the table, and for a user's
     // statement (which may change data: `COPY (DELETE … RETURNING …) TO STDOUT`) a transaction
     // that commits only after every destination committed.
-    let source_begin = source_begin(&t.statements);
+    finish::test_pause("planned");
+    let source_begin = source_begin(&t.statements, plan.measure.is_some());
     // A table its role may not lock before the snapshot: its files, before it.
     let files_before = match (&plan.source_files, source_conn.as_mut()) {
         (Some(table), Some(conn)) => Some(copyman_job::identity::table_files(conn, table)),
@@ -185,6 +186,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
         if let Some(guard) = &plan.source_guard {
             conn.execute(guard).map_err(|e| source_fatal(&e))?;
+        }
+        // Measured again in the snapshot the COPY reads (the plan's was another's).
+        if let Some(measure) = &plan.measure {
+            measure.again(conn).map_err(|message| Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message,
+            })?;
         }
     }
     // Before an --atomic run records its start.
@@ -753,10 +762,12 @@ fn broken_pipe(endpoint: &Endpoint, sent: u64) -> String {
 
 /// How the source's transaction begins: a snapshot for a table, read only; for a user's
 /// statement (which may change data: `COPY (DELETE … RETURNING …) TO STDOUT`) a transaction
-/// that commits only after every destination committed.
-pub(crate) fn source_begin(statements: &Statements) -> &'static str {
+/// that commits only after every destination committed — one snapshot for it too where its
+/// values are `measured` before it (a statement that reads: [`crate::plan::Measure`]).
+pub(crate) fn source_begin(statements: &Statements, measured: bool) -> &'static str {
     match statements {
         Statements::Table { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Statements::Raw { .. } if measured => "BEGIN ISOLATION LEVEL REPEATABLE READ",
         Statements::Raw { .. } => "BEGIN",
     }
 }

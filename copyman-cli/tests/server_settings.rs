@@ -1706,6 +1706,78 @@ fn name_values_a_destination_would_cut_are_refused() {
     );
 }
 
+/// A longer value committed on the source after the plan measured the values (a table written
+/// to while a copy starts): the measure is taken again in the snapshot the COPY reads, one table
+/// and a `copy` query alike — it arrived cut to 63 bytes, exit 0 (copy44 F1).
+#[test]
+fn a_value_committed_after_the_measure_is_measured_in_the_copys_snapshot() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE w2 (id int, nm text); INSERT INTO w2 VALUES (1, 'short');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE w2 (id int, nm name);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let runs: [Vec<&str>; 2] = [
+        vec!["table", "w2", "--from", &from, "--to", &to],
+        vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            "COPY (SELECT id, nm FROM w2) TO STDOUT",
+            "--to",
+            &to,
+            "--receive",
+            "COPY w2 FROM STDIN",
+        ],
+    ];
+    for (n, args) in runs.iter().enumerate() {
+        let paused = Paused::start(args, "planned");
+        let long = format!("INSERT INTO w2 VALUES ({}, repeat('L', 80))", n + 2);
+        c.source.connect(&src).batch_execute(&long).unwrap();
+        let out = paused.resume();
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 2);
+        assert!(
+            stderr.contains("column \"nm\" is name on destination 1")
+                && stderr.contains("would arrive cut"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dst, "w2"), 0, "{args:?}");
+        c.source
+            .connect(&src)
+            .batch_execute("DELETE FROM w2 WHERE id > 1")
+            .unwrap();
+    }
+    // A job: measured again in its snapshot (paused once the first table is planned).
+    for db in [&src, &dst] {
+        let cluster = if db == &src { &c.source } else { &c.dest[0] };
+        cluster
+            .connect(db)
+            .batch_execute("CREATE TABLE z2 (id int)")
+            .unwrap();
+    }
+    let job = ["table", "w2", "z2", "--from", &from, "--to", &to];
+    let paused = Paused::start(&job, "planning:1");
+    c.source
+        .connect(&src)
+        .batch_execute("INSERT INTO w2 VALUES (9, repeat('L', 80))")
+        .unwrap();
+    let out = paused.resume();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(stderr.contains("would arrive cut"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "w2"), 0);
+    c.source
+        .connect(&src)
+        .batch_execute("DELETE FROM w2 WHERE id > 1")
+        .unwrap();
+    // Values that fit copy, in one snapshot, the query's read-only measure rolled back.
+    assert_exit(&run(&runs[1]), 0);
+    assert_eq!(count(&c.dest[0], &dst, "w2"), 1);
+}
+
 /// The other places a server cuts text without an error are measured as a `name` column is
 /// (types41 F4, F8, F9): a `name` field of a composite (and of an array's composites), a
 /// `"char"` column (it keeps the first byte: `hello` arrived `h`, `é` half a character), and a

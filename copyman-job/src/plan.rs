@@ -682,6 +682,9 @@ pub fn query_rows(query: &str, columns: &[Ident]) -> String {
 /// writes, which a measure must not run again), or the measure fails, nothing is passed over:
 /// the column is refused with why (recheck41 F2).
 ///
+/// Returns whether any value was measured: a measure taken in another snapshot than the copy's
+/// is to be taken again in the copy's own (a longer value committed in between arrives cut).
+///
 /// # Errors
 /// The first column whose values would be cut on a destination: how many, an example, and what
 /// to do; or whose values could not be measured.
@@ -691,7 +694,8 @@ pub fn values_cut(
     columns: &[Ident],
     source_rel: &Relation,
     dests: &[(&str, &Relation, String)],
-) -> Result<(), String> {
+) -> Result<bool, String> {
+    let mut measured = false;
     let encoding = source
         .session()
         .parameter("server_encoding")
@@ -814,6 +818,7 @@ pub fn values_cut(
                     }
                     Err(e) => return Err(unmeasured(&crate::job::describe(&e).to_string())),
                 };
+                measured = true;
                 let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
                 let (Some(n), Some(example)) = (field(0), field(1)) else {
                     continue;
@@ -834,10 +839,10 @@ pub fn values_cut(
             }
         }
     }
-    Ok(())
+    Ok(measured)
 }
 
-/// The major version of a `server_version_num`./// The major version of a `server_version_num`.
+/// The major version of a `server_version_num`.
 pub fn major(version: u32) -> u32 {
     if version >= 100_000 {
         version / 10_000
