@@ -1412,6 +1412,23 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
     }
     same_representation(low.send.as_deref(), &receive)?;
+    // A --send that changes data (a move: `DELETE … RETURNING`) into a --receive that filters
+    // rows: the rows it leaves out are taken from the source and stored nowhere, committed with
+    // exit 0 under --allow-count-mismatch (copy44 F8).
+    if let Some(query) = low.send.as_deref().and_then(statement::copy_query)
+        && statement::query_writes(query)
+        && let Some(i) = (receive.iter()).position(|r| {
+            r.as_deref()
+                .is_some_and(|sql| statement::names_word(sql, "where"))
+        })
+    {
+        return Err(ArgError::usage(format!(
+            "the --send's query changes data (a DELETE … RETURNING) and the --receive of \
+             destination {} filters rows with WHERE: the rows it leaves out would be taken from \
+             the source and stored nowhere; filter in the --send instead (DELETE … WHERE …)",
+            i + 1
+        )));
+    }
     // A --receive that filters rows (`FROM STDIN WHERE …`) stores fewer than the source sends:
     // the count check would fail it after the whole copy (types43 F11). Said before.
     if !safety.allow_count_mismatch
@@ -1964,6 +1981,25 @@ mod tests {
             err.message
         );
         assert!(copy(&["--allow-count-mismatch"]).is_ok());
+        // A move into it: what the WHERE leaves out would be stored nowhere (copy44 F8).
+        let moving = [
+            "copy",
+            "--from",
+            "host=a",
+            "--send",
+            "COPY (DELETE FROM t WHERE id <= 100 RETURNING *) TO STDOUT",
+            "--to",
+            "host=b",
+            "--receive",
+            "COPY t FROM STDIN WHERE id % 2 = 0",
+            "--allow-count-mismatch",
+        ];
+        let err = hi(&moving).unwrap_err();
+        assert!(
+            err.message.contains("stored nowhere; filter in the --send"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

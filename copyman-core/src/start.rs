@@ -559,8 +559,9 @@ impl CopyStart {
     /// Checks `sql` for `direction` and, if it is that COPY, queues it on `session`.
     ///
     /// # Errors
-    /// [`SessionError::Statement`] for a statement of the wrong kind (nothing is queued), or the
-    /// session's error if it cannot run a statement now.
+    /// [`SessionError::Statement`] for a statement of the wrong kind, or a query that changes
+    /// data on a session in no transaction (nothing is queued), or the session's error if it
+    /// cannot run a statement now.
     pub fn begin(
         session: &mut Session,
         sql: &str,
@@ -569,6 +570,14 @@ impl CopyStart {
         // Read the statement as this server will: its strings' backslashes depend on it.
         let standard_strings = session.parameter("standard_conforming_strings") != Some("off");
         statement::check_with(sql, direction, standard_strings)?;
+        // A query that changes data commits with its statement outside a transaction: before
+        // any receiver, and for nothing if the copy fails (lib44 F3).
+        if direction == Direction::ToStdout
+            && session.transaction_status() == crate::session::TransactionStatus::Idle
+            && statement::copy_query(sql).is_some_and(statement::query_writes)
+        {
+            return Err(statement::StatementError::WritesOutsideTransaction.into());
+        }
         // Its representation as this session reads it; with standard_conforming_strings off
         // its strings' backslashes are read otherwise, and it cannot be told.
         let representation = standard_strings

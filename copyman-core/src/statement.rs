@@ -102,6 +102,16 @@ pub enum StatementError {
         /// What was left open.
         what: &'static str,
     },
+    /// A `COPY (DELETE … RETURNING …) TO STDOUT` (a query that changes data) on a session in no
+    /// transaction: its change commits as soon as its rows are read, before any receiver
+    /// commits, and a copy that fails then leaves those rows nowhere.
+    #[error(
+        "the COPY's query changes data and its session is in no transaction: the change would \
+         commit as soon as its rows are read, before any receiver commits, and a failed copy \
+         would leave them nowhere; BEGIN on the source first, and COMMIT it once every receiver \
+         committed (copyman_core::commit orders that)"
+    )]
+    WritesOutsideTransaction,
 }
 
 /// Checks that `sql` is one COPY moving data in `direction` through the connection.
@@ -1396,6 +1406,23 @@ pub fn copy_query(sql: &str) -> Option<&str> {
     // comes after its name).
     let named = words.get(1).is_some_and(|t| t.depth == 0 && t.at < open);
     (!named).then(|| sql[open + 1..close].trim())
+}
+
+/// Whether a `COPY (query) TO STDOUT`'s `query` changes data: a `DELETE`, `UPDATE`, `INSERT`
+/// or `MERGE` (with `RETURNING`), or one inside a `WITH` — by its words, outside string
+/// constants, comments and quoted names (a function that writes is not seen).
+///
+/// ```
+/// use copyman_core::statement::query_writes;
+///
+/// assert!(query_writes("DELETE FROM q WHERE id < 10 RETURNING *"));
+/// assert!(query_writes("WITH d AS (delete from q RETURNING *) SELECT * FROM d"));
+/// assert!(!query_writes("SELECT 'delete', \"update\" FROM t"));
+/// ```
+pub fn query_writes(query: &str) -> bool {
+    ["delete", "update", "insert", "merge"]
+        .iter()
+        .any(|word| names_word(query, word))
 }
 
 /// The dot-separated parts of a qualified name as a statement spells it, each as written

@@ -54,6 +54,10 @@ fn a_statement_of_the_wrong_kind_is_refused_before_anything_is_sent() {
     assert!(matches!(e, SessionError::Statement(_)), "{e}");
     let e = CopyStart::begin(&mut s, "COPY t TO STDOUT", Direction::FromStdin).unwrap_err();
     assert!(e.to_string().contains("COPY FROM STDIN"), "{e}");
+    // A query that changes data, on a session in no transaction (lib44 F3).
+    let delete = "COPY (DELETE FROM t RETURNING *) TO STDOUT";
+    let e = CopyStart::begin(&mut s, delete, Direction::ToStdout).unwrap_err();
+    assert!(e.to_string().contains("in no transaction"), "{e}");
     assert!(s.poll_transmit().is_none());
     assert_eq!(s.state(), State::Ready);
 }

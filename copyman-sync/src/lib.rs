@@ -21,7 +21,9 @@
 //! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app")?;
 //! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app")?;
 //! // Each receiver copies inside a transaction of its own: without one, its COPY commits as it
-//! // completes, and a copy can fail after some completed (a row count that differs).
+//! // completes, and a copy can fail after some completed (a row count that differs). A source
+//! // whose query changes data (a move: `COPY (DELETE … RETURNING *) TO STDOUT`) needs one too,
+//! // committed after every receiver's: outside one it is refused before it is sent.
 //! a.execute("BEGIN")?;
 //! b.execute("BEGIN")?;
 //! let result = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))

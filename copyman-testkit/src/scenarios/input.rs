@@ -96,6 +96,45 @@ pub fn not_a_copy_statement<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     names(&fail.text, &["not a COPY"]);
 }
 
+/// A source query that changes data (`COPY (DELETE … RETURNING *) TO STDOUT`) on a session in
+/// no transaction: it would commit as soon as its rows are read, before any receiver, and a
+/// failed copy left them nowhere (lib44 F3). Refused before it is sent: the source's rows stay.
+pub fn a_writing_source_query_outside_a_transaction_is_refused<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    let source_db = clusters.source.create_database();
+    exec(
+        &clusters.source,
+        &source_db,
+        "CREATE TABLE t AS SELECT g::int8 AS i FROM generate_series(1, 10) g",
+    );
+    let d = &clusters.destinations[0];
+    let db = d.create_database();
+    exec(d, &db, "CREATE TABLE t (i int8)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            "COPY (DELETE FROM t RETURNING *) TO STDOUT",
+        )),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            d.conninfo(&db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    let mut copy = open(driver, plan);
+    let fail = match copy.start() {
+        Err(fail) => fail,
+        Ok(()) => panic!("[{}] a DELETE outside a transaction started", driver.name()),
+    };
+    let error = producer_error(&fail);
+    names(&error.text, &["changes data", "in no transaction", "BEGIN"]);
+    assert_eq!(count(&clusters.source, &source_db, "t"), 10);
+    assert_eq!(count(d, &db, "t"), 0);
+    select_one(&mut copy, Endpoint::Source);
+    select_one(&mut copy, Endpoint::Destination(0));
+}
+
 /// A COPY going the wrong way: `COPY … FROM STDIN` given to the producer, `COPY … TO STDOUT`
 /// given to a receiver.
 pub fn wrong_direction<D: CopyDriver>(driver: &D, clusters: &Clusters) {

@@ -23,8 +23,9 @@
 //! * faults with real servers: [`destination_rejects_row_midway`],
 //!   [`source_error_midstream`], [`source_backend_terminated_midstream`],
 //!   [`destination_server_stopped_midstream`], [`stopped_early`], [`dropped_mid_copy`];
-//! * bad input: [`not_a_copy_statement`], [`wrong_direction`], [`mismatched_formats`],
-//!   [`mismatched_representations`], [`styles_set_since_connecting_are_compared`] (and what is
+//! * bad input: [`not_a_copy_statement`],
+//!   [`a_writing_source_query_outside_a_transaction_is_refused`], [`wrong_direction`],
+//!   [`mismatched_formats`], [`mismatched_representations`], [`styles_set_since_connecting_are_compared`] (and what is
 //!   not a mismatch: [`encoding_spellings_agree`]),
 //!   [`missing_table`], [`wrong_password`];
 //! * row sizes: [`tiny_and_huge_rows`];
@@ -76,9 +77,9 @@ pub use faults::{
     source_backend_terminated_midstream, source_error_midstream, stopped_early,
 };
 pub use input::{
-    encoding_spellings_agree, mismatched_formats, mismatched_representations, missing_table,
-    not_a_copy_statement, styles_set_since_connecting_are_compared, wrong_direction,
-    wrong_password,
+    a_writing_source_query_outside_a_transaction_is_refused, encoding_spellings_agree,
+    mismatched_formats, mismatched_representations, missing_table, not_a_copy_statement,
+    styles_set_since_connecting_are_compared, wrong_direction, wrong_password,
 };
 pub use options::{
     keep_going_leaves_refusing_destination_usable, receivers_end_their_copies_side_by_side,
@@ -196,6 +197,7 @@ macro_rules! scenario_tests {
             stopped_early,
             dropped_mid_copy,
             not_a_copy_statement,
+            a_writing_source_query_outside_a_transaction_is_refused,
             wrong_direction,
             mismatched_formats,
             mismatched_representations,
