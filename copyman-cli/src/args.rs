@@ -1004,6 +1004,12 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
     }
     match Target::classify(text) {
         Target::Stdio => Ok(Endpoint::Stdio),
+        Target::File(_) if conn::conninfo_misspelt(text) => Err(ArgError::usage(format!(
+            "{flag} {}: this reads as a connection string written with ':' or blanks for '=', \
+             and would be taken for a file; write each setting as key=value ('host=HOST \
+             port=PORT user=USER dbname=DB'), a file of that name as ./…",
+            conn::hide_misspelt_password(text)
+        ))),
         Target::File(_) if conn::looks_like_a_server(text) => Err(ArgError::usage(format!(
             "{flag} {}: this names a server without saying so, and would be taken for a file; \
              give a server as postgresql://USER@HOST:PORT/DB or 'host=HOST port=PORT user=USER', \

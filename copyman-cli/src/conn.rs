@@ -1814,6 +1814,63 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
     user_at || host_port || ipv4 || ipv6 || text.starts_with('[')
 }
 
+/// The connection keywords a CONN written with `:` or a blank for `=` is told by.
+const MISSPELT_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "service",
+    "sslmode",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "target_session_attrs",
+];
+
+/// Whether `text`, a CONN read as a file path, reads as a connection string written with `:` or
+/// a blank for `=` (`host:db1 port:5432 password:s3cret`, `host db1 port 5432`): two keywords so
+/// written, or a `password:`. Taken for a file, the rows went to a file named after the
+/// password in the working directory, exit 0 (conn44 F3). A path that starts with `/`, `./` or
+/// `../` is a file whatever it holds.
+pub(crate) fn conninfo_misspelt(text: &str) -> bool {
+    if text.starts_with('/') || text.starts_with("./") || text.starts_with("../") {
+        return false;
+    }
+    let keyword = |word: &str| MISSPELT_KEYWORDS.contains(&word.to_ascii_lowercase().as_str());
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let colons: Vec<&str> = (words.iter())
+        .filter_map(|w| w.split_once(':'))
+        .filter(|(k, v)| keyword(k) && !v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    let blanks = words.len() >= 4 && keyword(words[0]) && keyword(words[2]);
+    colons.len() >= 2 || colons.iter().any(|k| k.eq_ignore_ascii_case("password")) || blanks
+}
+
+/// `text` ([`conninfo_misspelt`]) with the value after a `password:` or `password ` hidden.
+pub(crate) fn hide_misspelt_password(text: &str) -> String {
+    let mut shown = Vec::new();
+    let mut hide_next = false;
+    for word in text.split_whitespace() {
+        if hide_next {
+            shown.push("***".to_owned());
+            hide_next = false;
+        } else if let Some((k, _)) = word.split_once(':')
+            && k.eq_ignore_ascii_case("password")
+        {
+            shown.push(format!("{k}:***"));
+        } else {
+            hide_next = word.eq_ignore_ascii_case("password");
+            shown.push(word.to_owned());
+        }
+    }
+    shown.join(" ")
+}
+
 /// Whether `text`, a CONN read as a file name, reads as a host name: `localhost`, or a dotted
 /// name (`db2.example.com`: two dots or more, letters, digits and `-` between them) whose last
 /// part is a word that ends no data file's name. Such a destination is still a file (the name
@@ -2307,6 +2364,29 @@ mod tests {
             Target::Server("postgresql://db1/app".into())
         );
         assert_eq!(Target::classify(""), Target::Server(String::new()));
+    }
+
+    #[test]
+    fn connection_strings_written_with_colons_are_told() {
+        for conn in [
+            "host:127.0.0.1 port:59032 password:SECRETPW",
+            "dbname:d3 password:SECRETPW",
+            "password:x",
+            "host 127.0.0.1 port 59032 password SECRETPW",
+            "Host:db1 DBNAME:app",
+        ] {
+            assert!(conninfo_misspelt(conn), "{conn}");
+            assert!(!hide_misspelt_password(conn).contains("SECRETPW"), "{conn}");
+        }
+        for file in [
+            "out.csv",
+            "user list.csv",
+            "host:notes.txt",
+            "./host:a port:b",
+            "report host 1.csv",
+        ] {
+            assert!(!conninfo_misspelt(file), "{file}");
+        }
     }
 
     #[test]

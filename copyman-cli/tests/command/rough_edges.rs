@@ -771,6 +771,32 @@ fn a_server_written_as_a_file_name_is_refused_without_its_password() {
             "{to}: a file was made"
         );
     }
+    // A connection string written with ':' or blanks for '=' (conn44 F3: a file named after
+    // the password, exit 0).
+    for to in [
+        format!("host:127.0.0.1 port:{port} password:S3cretPW"),
+        format!("host 127.0.0.1 port {port} password S3cretPW"),
+    ] {
+        let out = copyman()
+            .current_dir(&dir.0)
+            .args([
+                "table",
+                "t",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &to,
+            ])
+            .output()
+            .unwrap();
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("written with ':' or blanks for '='") && !stderr.contains("S3cretPW"),
+            "{to}: {stderr}"
+        );
+        assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 0, "{to}");
+    }
     // Written as a path, it is a file.
     let out = copyman()
         .current_dir(&dir.0)
