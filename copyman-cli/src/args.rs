@@ -307,14 +307,15 @@ pub(crate) struct LowCopy {
     #[arg(long, value_name = "CONN")]
     pub(crate) from: OsString,
     /// The source's statement, COPY … TO STDOUT (not for a file source).
-    #[arg(long, value_name = "SQL")]
+    // A statement may start with a `--` comment, as psql's -c takes it (copy44 F2).
+    #[arg(long, value_name = "SQL", allow_hyphen_values = true)]
     pub(crate) send: Option<String>,
     /// Where it goes; repeat for each destination.
     #[arg(long, value_name = "CONN", required = true)]
     pub(crate) to: Vec<OsString>,
     /// The statement, COPY … FROM STDIN, of the --to before it; a single --receive serves every
     /// server destination.
-    #[arg(long, value_name = "SQL")]
+    #[arg(long, value_name = "SQL", allow_hyphen_values = true)]
     pub(crate) receive: Vec<String>,
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
@@ -2006,6 +2007,22 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn statements_may_start_with_a_comment() {
+        let parsed = hi(&[
+            "copy",
+            "--from",
+            "host=a",
+            "--send",
+            "-- nightly\nCOPY t TO STDOUT",
+            "--to",
+            "host=b",
+            "--receive",
+            "-- load\nCOPY t FROM STDIN",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.message));
     }
 
     #[test]

@@ -1612,6 +1612,40 @@ pub(crate) fn copy_relation_named(
     copy_relation_generating(conn, sql).map(|(table, relation, ..)| (table, relation))
 }
 
+/// Why a `COPY table …` statement's table or a column of its list is not on `conn`'s server
+/// (42P01, 3F000, 42703), as its COPY would fail at its start; `None` when they are there, or
+/// that cannot be told.
+pub(crate) fn copy_relation_missing(
+    conn: &mut copyman_sync::Connection,
+    sql: &str,
+) -> Option<report::ErrorInfo> {
+    let name = statement::copy_table(sql)?;
+    let found = conn.query(&crate::sql::relation_name_query(name)).ok()?;
+    let Some(row) = found.into_iter().next() else {
+        // Not there: the server's own words, as its COPY would say them.
+        let cast = format!("SELECT {}::pg_catalog.regclass", crate::sql::literal(name));
+        let error = crate::run::describe_sync(&conn.query(&cast).err()?);
+        return matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000")).then_some(error);
+    };
+    let mut parts = row.into_iter();
+    let (schema, table) = (parts.next()?, parts.next()??);
+    let table = crate::sql::TableName::from_parts(schema, table);
+    let relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    let listed = file_start::copy_columns(sql).flatten()?;
+    let missing = (listed.iter()).find(|n| {
+        relation
+            .column(&crate::sql::Ident::new(n.as_str()))
+            .is_none()
+    })?;
+    Some(report::ErrorInfo {
+        sqlstate: Some("42703".to_owned()),
+        message: format!(
+            "column {} of relation {table} does not exist",
+            crate::sql::Ident::new(missing.as_str())
+        ),
+    })
+}
+
 /// [`copy_relation_named`], with the names of the table's generated columns, which its COPY
 /// leaves out (where the statement lists none): a name there that the other end writes or reads
 /// at another place is a value landing in another column. And those its column list leaves out

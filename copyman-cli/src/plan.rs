@@ -1783,9 +1783,21 @@ fn raw_misreads(
     let unreadable = send_table
         .as_ref()
         .and_then(|(table, rel)| Some((table, rel.refuses_copy_out()?)));
+    // A table or a column the source does not have: found before anything is sent, as table
+    // mode finds it (exit 2; it was 1, "copy failed", copy44 F3).
+    if query.is_none()
+        && send_table.is_none()
+        && let Some(error) = crate::file_source::copy_relation_missing(source, send)
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            message: format!("the --send's table on the source: {error}"),
+            server: Some(("source".to_owned(), error)),
+        });
+    }
     if let Some((table, what)) = unreadable {
         return Err(Fatal {
-            exit: Exit::CopyFailed,
+            exit: Exit::Usage,
             message: format!(
                 "the --send's table {table} is {what} on the source: COPY cannot read it as a \
                  table (SQLSTATE 42809 at its start); send COPY (SELECT * FROM {table}) TO STDOUT"

@@ -1176,7 +1176,8 @@ fn copy_of_a_table_copy_cannot_read_is_refused_before_anything() {
         args.extend(["--to", &to, "--receive", &receive]);
         args.extend(extra);
         let out = run(&args);
-        assert_exit(&out, 1);
+        // A usage error, as table mode's (copy44 F3: it was exit 1).
+        assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains(what) && stderr.contains("COPY (SELECT * FROM"),
@@ -1556,9 +1557,18 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
             "--dry-run",
         ])
     };
+    // The source's own table or column missing is a usage error, as table mode says it (exit 2,
+    // copy44 F3).
+    for send in ["COPY nosuch TO STDOUT", "COPY t (nocol) TO STDOUT"] {
+        let out = dry(send, "COPY t FROM STDIN");
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("the --send's table on the source: SQLSTATE 42"),
+            "{send}: {}",
+            text(&out.stderr)
+        );
+    }
     for (send, receive, said) in [
-        ("COPY nosuch TO STDOUT", "COPY t FROM STDIN", "42P01"),
-        ("COPY t (nocol) TO STDOUT", "COPY t FROM STDIN", "42703"),
         ("COPY t TO STDOUT", "COPY t (nocol) FROM STDIN", "42703"),
         ("COPY t TO STDOUT", "COPY t (id) FROM STDIN", "22P04"),
         // A query's columns, as the source describes them (types36 F10: exit 0).
@@ -1669,6 +1679,41 @@ fn copy_mode_refuses_a_receive_list_leaving_out_a_column_no_row_can_fill() {
             && !stderr.contains("--verify"),
         "{stderr}"
     );
+}
+
+/// A `--send` naming a table or a column the source does not have, or a view as a table: found
+/// while planning, exit 2 as table mode says it (it was exit 1, "copy failed", and the
+/// destination said rolled back, copy44 F3); a leading `--` comment is a statement's, not an
+/// option (copy44 F2).
+#[test]
+fn copy_mode_refuses_a_send_table_the_source_has_not_before_copying() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t1 (id int); INSERT INTO t1 VALUES (1); CREATE VIEW v1 AS SELECT * FROM t1;",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t1 (id int);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    for (send, said) in [
+        ("COPY nosuch TO STDOUT", "SQLSTATE 42P01"),
+        ("COPY nosuch.t1 TO STDOUT", "SQLSTATE 3F000"),
+        ("COPY t1 (id, nosuch) TO STDOUT", "SQLSTATE 42703"),
+        ("COPY v1 TO STDOUT", "COPY cannot read it as a table"),
+    ] {
+        let out = copy_between(&from, send, &to, "COPY t1 FROM STDIN", &[]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(said), "{send}: {stderr}");
+    }
+    let out = copy_between(
+        &from,
+        "-- nightly\nCOPY t1 TO STDOUT",
+        &to,
+        "-- load\nCOPY t1 FROM STDIN",
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "t1"), 1);
 }
 
 /// A `--receive` with HEADER MATCH, fed a header that names other columns (a query renaming
