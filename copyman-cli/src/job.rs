@@ -986,9 +986,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         crate::progress::println(&format!("copyman: state file: {}", options.state.display()));
     }
     *ledger.lock().unwrap_or_else(PoisonError::into_inner) = Ledger::new(&plan, &dests, options);
-    let going_on = (options.keep_going && !output.quiet)
-        .then(|| dests.iter().map(|d| d.name.clone()).collect());
-    let render = Arc::new(Render::new(output, options.jobs, going_on));
+    let names = (!output.quiet).then(|| dests.iter().map(|d| d.name.clone()).collect());
+    let render = Arc::new(Render::new(output, options.jobs, names, options.keep_going));
     let _ = display.set(Arc::clone(&render));
     let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
     let report = job::run(plan, &source, &dests, options, &|e| {
@@ -2630,9 +2629,12 @@ pub(crate) fn plural(n: usize, what: &str) -> String {
 struct Render {
     multi: Option<(MultiProgress, ProgressBar, Vec<ProgressBar>)>,
     plain: bool,
-    /// Under `--keep-going` (not `--quiet`), the destinations' names: a table's failure is
-    /// said when it ends, the job going on (it was said only in the summary, hours later).
-    going_on: Option<Vec<String>>,
+    /// The destinations' names (not under `--quiet`): a table's failure is said when it ends,
+    /// the job going on under `--keep-going` (it was said only in the summary, hours later), or
+    /// stopping while other tables are in flight (said only once the slowest of them had been
+    /// taken by its destinations, scale44 F5).
+    names: Option<Vec<String>>,
+    keep_going: bool,
     state: Mutex<RenderState>,
 }
 
@@ -2674,6 +2676,8 @@ struct RenderState {
     /// out): one destination that cannot be reached fails every table alike, said once (it
     /// was 500 lines).
     said: HashSet<(usize, String)>,
+    /// That the job stops was said (once).
+    stop_said: bool,
 }
 
 impl RenderState {
@@ -2691,7 +2695,7 @@ impl RenderState {
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 impl Render {
-    fn new(output: Output, jobs: usize, going_on: Option<Vec<String>>) -> Self {
+    fn new(output: Output, jobs: usize, names: Option<Vec<String>>, keep_going: bool) -> Self {
         let terminal = crate::progress::draws_bars();
         let multi = (!output.quiet && terminal).then(|| {
             let multi = MultiProgress::with_draw_target(crate::progress::draw_target());
@@ -2723,7 +2727,8 @@ impl Render {
         Self {
             multi,
             plain: !output.quiet && !terminal && output.progress,
-            going_on,
+            names,
+            keep_going,
             state: Mutex::new(RenderState {
                 tables: 0,
                 finished: 0,
@@ -2743,6 +2748,7 @@ impl Render {
                 started: now,
                 last_plain: now,
                 said: HashSet::new(),
+                stop_said: false,
             }),
         }
     }
@@ -2813,17 +2819,29 @@ impl Render {
                         (rows, bytes, size, true)
                     }
                 };
+                // Other tables in flight: a job that stops rolls them back once each one's
+                // destinations took what they were sent, which a slow one takes long to.
+                let in_flight = (s.current.iter().enumerate())
+                    .any(|(w, table)| w != worker && !table.is_empty());
                 for (i, d) in report.destinations.iter().enumerate() {
                     if let (Some(names), Status::Failed, Some(e)) =
-                        (&self.going_on, d.status, &d.error)
+                        (&self.names, d.status, &d.error)
                     {
+                        let then = if self.keep_going {
+                            "the job goes on (--keep-going)"
+                        } else if in_flight && !s.stop_said {
+                            s.stop_said = true;
+                            "the job stops: the tables in flight are rolled back, each once its \
+                             destinations took what they were sent"
+                        } else {
+                            continue;
+                        };
                         let words = e.to_string().replace(&report.table.to_string(), "");
                         if !s.said.insert((i, words)) {
                             continue;
                         }
                         crate::progress::println(&format!(
-                            "copyman: {} → destination {} ({}): failed: {e}; the job goes on \
-                             (--keep-going)",
+                            "copyman: {} → destination {} ({}): failed: {e}; {then}",
                             report.table,
                             i + 1,
                             names.get(i).map_or("", String::as_str)
@@ -3266,7 +3284,7 @@ mod tests {
     /// the progress line, to come back at the group's end).
     #[test]
     fn a_groups_members_stay_counted_until_the_group_ends() {
-        let render = Render::new(Output::default(), 1, None);
+        let render = Render::new(Output::default(), 1, None, false);
         let copied = || render.state.lock().unwrap().copied();
         let report = |name: &str, rows| job::TableReport {
             table: TableName::parse(name).unwrap(),

@@ -1817,3 +1817,48 @@ fn a_job_connects_once_to_a_destination_it_cannot_reach() {
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "{}", text(&out.stderr));
     assert_eq!(count(&p.dest[0], &d2, "a"), 1);
 }
+
+/// A table fails while another is in flight to a slow destination (a trigger sleeping a
+/// millisecond a row): the job says at once that it stops and why — it said only "nothing has
+/// moved", the failure named once the slow table had been taken and rolled back (scale44 F5).
+#[test]
+fn a_job_that_stops_with_a_table_in_flight_says_so_at_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); INSERT INTO a VALUES (1), (2);
+         CREATE TABLE b (id int, v text);
+         INSERT INTO b SELECT g, repeat('v', 200) FROM generate_series(1, 20000) g;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int CHECK (id < 2));
+         CREATE TABLE b (id int, v text);
+         CREATE FUNCTION nap() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$;
+         CREATE TRIGGER nap BEFORE INSERT ON b FOR EACH ROW EXECUTE FUNCTION nap();",
+    );
+    let state = TempPath::new("stops.state");
+    let out = run(&[
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--jobs",
+        "2",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("failed: SQLSTATE 23514")
+            && stderr.contains("the job stops: the tables in flight are rolled back"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "b"), 0);
+}
