@@ -196,6 +196,19 @@ enum Pending {
     Start(String, Direction),
 }
 
+/// Refuses a statement that reads as one COPY of either direction before it is sent: the
+/// server would start it, the session make it give it up, and a transaction around it abort.
+fn refuse_copy(sql: &str) -> Result<(), SessionError> {
+    for direction in [Direction::ToStdout, Direction::FromStdin] {
+        if crate::statement::check(sql, direction).is_ok() {
+            return Err(SessionError::CopyNotSent {
+                got: direction.describe(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Endpoint {
     /// An endpoint on a session (connected or still in its startup).
     pub fn new(session: Session) -> Self {
@@ -267,8 +280,10 @@ impl Endpoint {
     /// Runs `sql` (simple query): [`Outcome::Statement`], or the server's error.
     ///
     /// # Errors
-    /// The session is closed, or `sql` holds a NUL byte.
+    /// The session is closed, `sql` holds a NUL byte, or it reads as a COPY of either
+    /// direction ([`SessionError::CopyNotSent`]: a COPY runs as a copy's endpoint).
     pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
+        refuse_copy(sql)?;
         self.begin(Pending::Query(sql.to_owned(), Keep::Results))
     }
 
@@ -278,6 +293,7 @@ impl Endpoint {
     /// # Errors
     /// As [`Endpoint::query`].
     pub fn execute(&mut self, sql: &str) -> Result<(), SessionError> {
+        refuse_copy(sql)?;
         self.begin(Pending::Query(sql.to_owned(), Keep::Count))
     }
 

@@ -21,7 +21,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn describe(self) -> &'static str {
+    /// `COPY TO STDOUT` or `COPY FROM STDIN`.
+    pub fn describe(self) -> &'static str {
         match self {
             Self::ToStdout => "COPY TO STDOUT",
             Self::FromStdin => "COPY FROM STDIN",

@@ -209,12 +209,25 @@ pub enum SessionError {
         /// The command tag of the statement's CommandComplete (`EMPTY QUERY` for an empty one).
         tag: String,
     },
-    /// `query()` ran a statement that started a COPY; the session made the server give it up.
+    /// `query()` ran a statement that started a COPY; the session made the server give it up
+    /// (an error there: a transaction around it is aborted).
     #[error(
-        "statement started {got}: a COPY runs as a copy's endpoint (StatementProducer for COPY TO STDOUT, StatementReceiver for COPY FROM STDIN)"
+        "statement started {got}, which the server was made to give up (an error there: a \
+         transaction around it is aborted): a COPY runs as a copy's endpoint (StatementProducer \
+         for COPY TO STDOUT, StatementReceiver for COPY FROM STDIN)"
     )]
     UnexpectedCopy {
         /// The COPY the server started, e.g. `COPY TO STDOUT`.
+        got: &'static str,
+    },
+    /// A connection's `execute()` or `query()` was given a statement that reads as a COPY:
+    /// not sent (it aborted a transaction around it, whose COMMIT then rolled back, lib44 F4).
+    #[error(
+        "the statement is a {got}, not sent: a COPY runs as a copy's endpoint (StatementProducer \
+         for COPY TO STDOUT, StatementReceiver for COPY FROM STDIN)"
+    )]
+    CopyNotSent {
+        /// The COPY the statement is, e.g. `COPY FROM STDIN`.
         got: &'static str,
     },
     /// The connection was closed by the server (end of stream without a goodbye).

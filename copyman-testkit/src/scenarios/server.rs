@@ -19,10 +19,12 @@ use super::driver::{
 use crate::Cluster;
 use crate::HOST;
 
-/// A raw `execute` (here `query`) of a `COPY … TO STDOUT` on an adapter's connection is refused
-/// and the server's COPY is **cancelled**, not read and discarded to its end: the statement would
-/// stream 200 million rows (~3 GB), the session reads only a few MB of them, and once the call
-/// returned the source backend is idle in `pg_stat_activity` and the connection usable.
+/// A raw `execute` (here `query`) of a `COPY … TO STDOUT` on an adapter's connection is refused:
+/// one that reads as a COPY before it is sent (a transaction around it stays whole, lib44 F4),
+/// and one the server starts all the same (a COPY after another statement) has its COPY
+/// **cancelled**, not read and discarded to its end: the statement would stream 200 million
+/// rows (~3 GB), the session reads only a few MB of them, and once the call returned the source
+/// backend is idle in `pg_stat_activity` and the connection usable.
 pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let source = &clusters.source;
     let db = source.create_database();
@@ -33,8 +35,23 @@ pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Cl
     let mut copy = open(driver, plan);
     let pid = backend_pid(&mut copy, Endpoint::Source);
     let before = copy.session(Endpoint::Source).received_bytes;
-    // Streamed from its first row: a join of two small series, nothing materialized first.
-    let big = "COPY (SELECT a.i * 10000 + b.i FROM generate_series(1, 20000) AS a(i), \
+    // Read as a COPY: not sent, inside a transaction that stays whole.
+    for copy_statement in ["COPY t TO STDOUT", "COPY t FROM STDIN"] {
+        copy.sql(Endpoint::Source, "BEGIN").unwrap();
+        let error = copy
+            .sql(Endpoint::Source, copy_statement)
+            .expect_err("a COPY in a plain statement is refused");
+        assert!(
+            error.text.contains("not sent"),
+            "[{}] {copy_statement}: {error}",
+            driver.name()
+        );
+        copy.sql(Endpoint::Source, "SELECT 1").unwrap();
+        copy.sql(Endpoint::Source, "ROLLBACK").unwrap();
+    }
+    // Streamed from its first row: a join of two small series, nothing materialized first;
+    // after another statement, which the check of one COPY does not read through.
+    let big = "SELECT 1; COPY (SELECT a.i * 10000 + b.i FROM generate_series(1, 20000) AS a(i), \
                generate_series(1, 10000) AS b(i)) TO STDOUT";
     let error = copy
         .sql(Endpoint::Source, big)
