@@ -279,7 +279,9 @@ macro_rules! connection_glue {
 
         /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since
         /// the last call, in order: during its statements and during any COPY it took part in,
-        /// as a producer (in the middle of the COPY OUT stream) or a receiver. See
+        /// as a producer (in the middle of the COPY OUT stream) or a receiver. At most
+        /// [`KEPT_MESSAGES`](copyman_core::session::KEPT_MESSAGES) wait, the oldest dropped
+        /// (counted) beyond: see
         /// [`Session::take_notices`](copyman_core::session::Session::take_notices).
         pub fn take_notices(&mut self) -> Vec<$crate::session::DbError> {
             self.endpoint.session_mut().take_notices()

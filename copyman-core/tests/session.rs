@@ -1973,6 +1973,43 @@ fn kept_notices_are_bounded_in_bytes_and_carried_over_in_order() {
     assert_eq!(messages, [SIZE, SIZE, 5]);
 }
 
+/// More notices than are kept (a trigger's per row): the oldest are dropped, counted, so that
+/// the latest — a COMMIT's WARNING — are kept, and `notices_since` gives a statement's own
+/// (the first ten thousand were kept and the rest dropped, lib44 F2).
+#[test]
+fn the_newest_notices_are_kept_and_a_statements_own_are_told() {
+    use copyman_core::session::KEPT_MESSAGES;
+    let many = KEPT_MESSAGES + 2_500;
+    let mut input: Vec<u8> = (0..many)
+        .flat_map(|i| notice(&format!("row {i}")))
+        .collect();
+    input.extend(command_complete("COPY 1"));
+    input.extend(ready(b'T'));
+    let (mut session, _, _) = run(session_running(|s| s.query("INSERT …").unwrap()), &input);
+    let mark = session.notice_mark();
+    let input = [
+        notice("look at me"),
+        command_complete("COMMIT"),
+        ready(b'I'),
+    ]
+    .concat();
+    session.query("COMMIT").unwrap();
+    session.handle_input(&input).unwrap();
+    while session.poll_event().is_some() {}
+    let own: Vec<&str> = (session.notices_since(mark).iter())
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(own, ["look at me"]);
+    let kept = session.take_notices();
+    assert!(kept.len() <= KEPT_MESSAGES, "{}", kept.len());
+    assert_eq!(kept.last().map(|n| n.message.as_str()), Some("look at me"));
+    assert_eq!(
+        kept.first().map(|n| n.message.clone()),
+        Some(format!("row {}", many + 1 - kept.len()))
+    );
+    assert_eq!(session.dropped_messages(), (many + 1 - kept.len()) as u64);
+}
+
 /// A plain query that starts a COPY OUT: core's `ReadyWait` says to send the cancel (the driver
 /// cannot take it for an event to pass on), then reports the refusal once the session is ready.
 #[test]

@@ -82,7 +82,7 @@ impl Participant for Connection {
         if !action.is_due(self.session().transaction_status()) {
             return Ok(());
         }
-        let said_before = self.session().notices().len();
+        let said_before = self.session().notice_mark();
         // An interrupt cuts the wait for an answer only where it decides nothing (core's rule).
         let interrupter = action.awaited().then(|| self.take_interrupter()).flatten();
         let result = self.execute(&action.sql());
@@ -104,14 +104,7 @@ impl Participant for Connection {
             Err(e) if e.db_error().is_some_and(|db| !db.is_fatal()) => Err(Failure::Refused(e)),
             // The server said it committed before the connection broke (a terminated wait for a
             // synchronous standby); its WARNING stays queued for the caller to show.
-            Err(_)
-                if action.committed_despite_loss(
-                    self.session()
-                        .notices()
-                        .get(said_before..)
-                        .unwrap_or_default(),
-                ) =>
-            {
+            Err(_) if action.committed_despite_loss(self.session().notices_since(said_before)) => {
                 Ok(())
             }
             Err(e) => Err(Failure::Lost(e)),

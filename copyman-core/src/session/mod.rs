@@ -426,6 +426,8 @@ pub struct Session {
     notifications: Vec<Notification>,
     /// Notices and notifications not kept because the queues were full.
     dropped_messages: u64,
+    /// Notices received so far, kept or not ([`Session::notice_mark`]).
+    notices_seen: u64,
     /// Bytes given to [`Session::handle_input`] so far.
     received: u64,
 }
@@ -555,6 +557,7 @@ impl Session {
             notice_bytes: 0,
             notifications: Vec::new(),
             dropped_messages: 0,
+            notices_seen: 0,
             received: 0,
         };
         let mut startup = BytesMut::new();
@@ -848,7 +851,10 @@ impl Session {
     /// direction (also those [`CopyOutSource`](crate::source::CopyOutSource) met in the middle of
     /// the stream), draining. Each also came out as [`Event::Notice`]; this queue is for the
     /// caller, so that no driver loop can lose one. At most [`KEPT_MESSAGES`] wait here, of at
-    /// most [`KEPT_NOTICE_BYTES`]; later ones are counted in [`Session::dropped_messages`].
+    /// most [`KEPT_NOTICE_BYTES`]: beyond, the oldest are dropped (counted in
+    /// [`Session::dropped_messages`]), so that the latest — those of the statement just run,
+    /// a COMMIT's WARNING — are kept (a trigger's notice per row kept the first ten thousand and
+    /// dropped the rest, lib44 F2).
     pub fn take_notices(&mut self) -> Vec<DbError> {
         self.notice_bytes = 0;
         std::mem::take(&mut self.notices)
@@ -856,8 +862,8 @@ impl Session {
 
     /// Keeps `earlier` notices, those of a session this one takes the place of (a new session to
     /// the same server after the first was lost), before its own: a caller that takes them
-    /// later misses none. Kept within [`KEPT_MESSAGES`] like the session's own (the latest of
-    /// them dropped first, counted).
+    /// later misses none. Kept within [`KEPT_MESSAGES`] like the session's own (the oldest
+    /// dropped first, counted).
     pub fn keep_earlier_notices(&mut self, earlier: Vec<DbError>) {
         let later = std::mem::take(&mut self.notices);
         self.notice_bytes = 0;
@@ -866,21 +872,49 @@ impl Session {
         }
     }
 
-    /// Keeps `notice` for [`Session::take_notices`] if the queue has room for it, else counts
-    /// it dropped.
+    /// Keeps `notice` for [`Session::take_notices`], dropping the oldest (counted) to make
+    /// room: half of the queue at once where it is full in number (the others move once per
+    /// half), as many as its bytes need. One larger than the whole room is dropped itself.
     fn keep_notice(&mut self, notice: DbError) {
         let size = notice_size(&notice);
-        if self.notices.len() < KEPT_MESSAGES && self.notice_bytes + size <= KEPT_NOTICE_BYTES {
-            self.notice_bytes += size;
-            self.notices.push(notice);
-        } else {
+        if size > KEPT_NOTICE_BYTES {
             self.dropped_messages += 1;
+            return;
         }
+        let at_least = match self.notices.len() >= KEPT_MESSAGES {
+            true => KEPT_MESSAGES / 2,
+            false => 0,
+        };
+        let mut dropped = 0;
+        while dropped < self.notices.len()
+            && (dropped < at_least || self.notice_bytes + size > KEPT_NOTICE_BYTES)
+        {
+            self.notice_bytes -= notice_size(&self.notices[dropped]);
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.notices.drain(..dropped);
+            self.dropped_messages += dropped as u64;
+        }
+        self.notice_bytes += size;
+        self.notices.push(notice);
     }
 
     /// The notices waiting to be taken by [`Session::take_notices`], oldest first (left there).
     pub fn notices(&self) -> &[DbError] {
         &self.notices
+    }
+
+    /// A mark of the notices received so far, for [`Session::notices_since`].
+    pub fn notice_mark(&self) -> u64 {
+        self.notices_seen
+    }
+
+    /// The notices received since `mark` ([`Session::notice_mark`]) that wait to be taken: those
+    /// of a statement, asked before it was sent — kept whatever came before it.
+    pub fn notices_since(&self, mark: u64) -> &[DbError] {
+        let newer = usize::try_from(self.notices_seen.saturating_sub(mark)).unwrap_or(usize::MAX);
+        &self.notices[self.notices.len().saturating_sub(newer)..]
     }
 
     /// Takes the notifications (NotificationResponse, from `LISTEN`) received since the last
@@ -1108,6 +1142,7 @@ impl Session {
             (_, b'N') => {
                 let notice =
                     DbError::parse(tag, body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
+                self.notices_seen += 1;
                 self.keep_notice(notice.clone());
                 self.events.push_back(Event::Notice(notice));
                 Ok(())
