@@ -1216,6 +1216,31 @@ pub fn compared_as_text(theirs: &Column, here: &Column) -> Option<&'static str> 
     (user_type(theirs) && settled(theirs) && into).then_some("CAST({} AS pg_catalog.text)")
 }
 
+/// The form in which `--verify` reads a column the source holds as `text` or `varchar` and a
+/// destination as a built-in type whose text form is one, whatever the settings (a uuid, a
+/// boolean, an integer, a numeric, a network address): in that type on every side, the
+/// source's text cast to it. Read back as text, the destination's canonical form (`a0ee…` of
+/// `A0EE…`, `t` of `TRUE`, `42` of ` 42`) differed from every faithful copy's source, exit 4
+/// for ever (types44 F1). A numeric is read without its modifier: one the destination rounded
+/// still differs. `None` otherwise (dates and times, read in each side's settings, among them).
+pub fn compared_in_destination_type(theirs: &Column, here: &Column) -> Option<&'static str> {
+    let string = theirs.type_name == "text" || theirs.type_name.starts_with("character varying");
+    let form = match here.type_oid()? {
+        16 => "CAST({} AS pg_catalog.bool)",
+        21 => "CAST({} AS pg_catalog.int2)",
+        23 => "CAST({} AS pg_catalog.int4)",
+        20 => "CAST({} AS pg_catalog.int8)",
+        1700 => "pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))",
+        2950 => "CAST({} AS pg_catalog.uuid)",
+        869 => "CAST({} AS pg_catalog.inet)",
+        650 => "CAST({} AS pg_catalog.cidr)",
+        829 => "CAST({} AS pg_catalog.macaddr)",
+        774 => "CAST({} AS pg_catalog.macaddr8)",
+        _ => return None,
+    };
+    string.then_some(form)
+}
+
 /// The settings a destination reads text as a date, a time or an interval in, as its session
 /// reported them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

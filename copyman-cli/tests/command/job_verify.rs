@@ -593,6 +593,44 @@ fn job_verify_compares_a_column_of_another_type_by_its_value() {
     );
 }
 
+/// Text into a typed column (a uuid, a boolean, an integer, an address, a numeric): compared in
+/// the destination's type on every side, so that a faithful copy is equal (its canonical text,
+/// `a0ee…` of `A0EE…`, `t` of `TRUE`, differed: exit 4 for ever, types44 F1) — and a numeric the
+/// destination rounded still differs.
+#[test]
+fn job_verify_compares_text_read_into_a_typed_column_in_that_type() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE tx (id int, b text, n varchar(10), u text, ip text, d text);
+         INSERT INTO tx VALUES (1, 'TRUE', ' 42', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+           '10.1.2.3/32', '1.20'), (2, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let typed = "CREATE TABLE tx (id int, b bool, n int, u uuid, ip inet, d numeric(10,2));";
+    let d0 = database(&c.dest[0], typed);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
+    let state = TempPath::new("verify-text-typed.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "tx", "--from", &from, "--to", &to, "--state"];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&["--verify"]), 0);
+    // A value rounded there is no faithful copy: still found.
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE tx SET d = '1.255' WHERE id = 1")
+        .unwrap();
+    let out = job(&["--verify", "--truncate"]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("checksum differs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `--verify` of columns the destination holds in a type read back otherwise (types36 F2, F4):
 /// a `timestamp` or `date` in a `timestamptz` and the reverse, between databases of one zone
 /// other than UTC, is its wall clock in the zone the copy read it in (the checksum's UTC read

@@ -1967,6 +1967,7 @@ fn plan_all(
                     .then(|| {
                         crate::sql::comparison_form(&theirs.type_name, &here.type_name)
                             .or_else(|| crate::plan::compared_as_text(theirs, here))
+                            .or_else(|| crate::plan::compared_in_destination_type(theirs, here))
                     })
                     .flatten()
                     && !compare_forms.iter().any(|(c, _)| c == name)
