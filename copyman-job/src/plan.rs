@@ -49,20 +49,21 @@ pub fn write_refusals(
     tables: &[sql::Written<'_>],
 ) -> Option<Vec<Option<(&'static str, String)>>> {
     let rows = conn.query(&sql::privileges_query(tables)).ok()?;
-    let refusals = tables.iter().enumerate().map(|(i, (_, _, empty))| {
+    let refusals = tables.iter().enumerate().map(|(i, (_, columns, empty))| {
         let position = i.to_string();
         let own = rows
             .iter()
             .filter(|row| row.first().cloned().flatten().as_deref() == Some(&position));
-        refusal(own, *empty)
+        refusal(own, columns, *empty)
     });
     Some(refusals.collect())
 }
 
-/// What the rows of [`sql::privileges_query`] about one table (emptied with `empty`) say it
-/// may not do, in words.
+/// What the rows of [`sql::privileges_query`] about one table (its copied `columns`, emptied
+/// with `empty`) say it may not do, in words.
 fn refusal<'r>(
     rows: impl Iterator<Item = &'r copyman_core::endpoint::Row>,
+    columns: &[&Ident],
     empty: Option<&str>,
 ) -> Option<(&'static str, String)> {
     let (mut quoted, mut sequences) = (Vec::new(), Vec::new());
@@ -112,12 +113,25 @@ fn refusal<'r>(
             format!("USAGE on the sequence{plural}, or the column copied"),
         ));
     }
+    // The columns it may write, as the source's refusal names those it may read (types44 F2).
+    let writable: Vec<String> = (columns.iter())
+        .filter(|c| !quoted.contains(&c.to_string()))
+        .map(|c| copyman_core::file_start::column_name(c.as_str()))
+        .collect();
+    let way = match (quoted.is_empty(), writable.is_empty()) {
+        (false, false) => format!(
+            "; grant it, or copy only the columns it may write (--columns {} in a one-table \
+             copy), the others taking their defaults there",
+            writable.join(",")
+        ),
+        _ => String::new(),
+    };
     if !lacks.is_empty() {
         let (what, needs): (Vec<String>, Vec<String>) = lacks.into_iter().unzip();
         return Some((
             "42501",
             format!(
-                "permission denied: the role there may not {} (it needs {})",
+                "permission denied: the role there may not {} (it needs {}){way}",
                 what.join(", nor "),
                 needs.join(", and ")
             ),

@@ -86,6 +86,13 @@ fn one_table_without_insert_on_a_copied_column_or_truncate_is_refused_while_plan
         &["table", "t", "--from", &from, "--to", &to],
         column,
     );
+    // With the way out: the columns it may write (types44 F2).
+    refused(
+        c,
+        &dst,
+        &["table", "t", "--from", &from, "--to", &to],
+        "copy only the columns it may write (--columns id,a in a one-table copy)",
+    );
     let truncate = "may not TRUNCATE it (to empty it first)";
     let args = [
         "table",
