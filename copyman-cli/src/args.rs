@@ -1430,9 +1430,10 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         })
     {
         return Err(ArgError::usage(format!(
-            "the --send's query changes data (a DELETE … RETURNING) and the --receive of \
-             destination {} filters rows with WHERE: the rows it leaves out would be taken from \
-             the source and stored nowhere; filter in the --send instead (DELETE … WHERE …)",
+            "the --send's query changes data (DELETE, UPDATE or INSERT … RETURNING) and the \
+             --receive of destination {} filters rows with WHERE: the rows it leaves out would be \
+             changed on the source and stored nowhere; filter in the --send instead (DELETE … \
+             WHERE …)",
             i + 1
         )));
     }

@@ -525,6 +525,27 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         (Statements::Raw { .. }, _) => false,
         (Statements::Table { .. }, _) => true,
     };
+    // A --send that wrote (a move: its DELETE written out, or in a function) whose destination
+    // stored fewer rows than it sent, under --allow-count-mismatch (a WHERE, a trigger that
+    // drops rows): the rest would be taken from the source and stored nowhere, exit 0
+    // (recheck44 F1). Nothing commits.
+    if run_error.is_none()
+        && !source_read_only
+        && let Some(expected) = source_rows
+        && let Some((i, rows)) = (dests.iter().enumerate())
+            .filter(|(_, d)| d.error.is_none())
+            .find_map(|(i, d)| d.rows.filter(|&r| r < expected).map(|r| (i, r)))
+    {
+        run_error = Some(format!(
+            "the --send's statement changed data on the source (its transaction wrote) and \
+             destination {} stored {} of the {} it sent (--allow-count-mismatch): the others \
+             would be taken from the source and stored nowhere; select in the --send only the \
+             rows the destinations store",
+            i + 1,
+            crate::progress::rows(rows),
+            crate::progress::rows(expected)
+        ));
+    }
     limits::end_stall_timeouts(t, source_conn.as_mut(), source_read_only, &mut dests);
     watch.ending();
     let ended = finish(
