@@ -1832,8 +1832,8 @@ const MISSPELT_KEYWORDS: &[&str] = &[
 ];
 
 /// Whether `text`, a CONN read as a file path, reads as a connection string written with `:` or
-/// a blank for `=` (`host:db1 port:5432 password:s3cret`, `host db1 port 5432`): two keywords so
-/// written, or a `password:`. Taken for a file, the rows went to a file named after the
+/// a blank for `=` (`host:db1 port:5432 password:s3cret`, `host db1 port 5432`, `password s3cret`):
+/// a keyword with `:` and a value, two with blanks, or a `password` and its value. Taken for a file, the rows went to a file named after the
 /// password in the working directory, exit 0 (conn44 F3). A path that starts with `/`, `./` or
 /// `../` is a file whatever it holds.
 pub(crate) fn conninfo_misspelt(text: &str) -> bool {
@@ -1847,8 +1847,10 @@ pub(crate) fn conninfo_misspelt(text: &str) -> bool {
         .filter(|(k, v)| keyword(k) && !v.is_empty())
         .map(|(k, _)| k)
         .collect();
-    let blanks = words.len() >= 4 && keyword(words[0]) && keyword(words[2]);
-    colons.len() >= 2 || colons.iter().any(|k| k.eq_ignore_ascii_case("password")) || blanks
+    let blanks = (words.len() >= 4 && keyword(words[0]) && keyword(words[2]))
+        || (words.len() == 2 && words[0].eq_ignore_ascii_case("password"));
+    // One setting so written names a server as much as two (`host:10.0.0.5`: recheck44 F4).
+    !colons.is_empty() || blanks
 }
 
 /// `text` ([`conninfo_misspelt`]) with the value after a `password:` or `password ` hidden.
@@ -2378,10 +2380,13 @@ mod tests {
             assert!(conninfo_misspelt(conn), "{conn}");
             assert!(!hide_misspelt_password(conn).contains("SECRETPW"), "{conn}");
         }
+        for conn in ["host:127.0.0.1", "password SECRETPW"] {
+            assert!(conninfo_misspelt(conn), "{conn}");
+        }
         for file in [
             "out.csv",
             "user list.csv",
-            "host:notes.txt",
+            "notes:host.txt",
             "./host:a port:b",
             "report host 1.csv",
         ] {

@@ -776,6 +776,8 @@ fn a_server_written_as_a_file_name_is_refused_without_its_password() {
     for to in [
         format!("host:127.0.0.1 port:{port} password:S3cretPW"),
         format!("host 127.0.0.1 port {port} password S3cretPW"),
+        "password S3cretPW".to_owned(),
+        "host:127.0.0.1".to_owned(),
     ] {
         let out = copyman()
             .current_dir(&dir.0)
