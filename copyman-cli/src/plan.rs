@@ -1826,8 +1826,13 @@ fn raw_misreads(
                 Some(relation)
             }
             Err(Undescribed::Failed(error)) => {
+                // A table, column, function or schema it names that the source has not, or a
+                // syntax error (class 42 but a permission, 3F000): the command's, as table
+                // mode's missing table is (exit 2; recheck44 F3).
+                let code = error.sqlstate.as_deref().unwrap_or_default();
+                let usage = (code.starts_with("42") && code != "42501") || code == "3F000";
                 return Err(Fatal {
-                    exit: Exit::CopyFailed,
+                    exit: if usage { Exit::Usage } else { Exit::CopyFailed },
                     message: format!(
                         "the --send's query failed on the source as copyman described it \
                          (nothing was copied): {error}"

@@ -1073,7 +1073,8 @@ fn copy_of_a_query_is_described_whatever_its_shape() {
         "COPY p FROM STDIN",
         &[],
     );
-    assert_exit(&out, 1);
+    // What the source has not: the command's (recheck44 F3).
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("42703") && !stderr.contains("list the columns"),
@@ -1699,6 +1700,9 @@ fn copy_mode_refuses_a_send_table_the_source_has_not_before_copying() {
         ("COPY nosuch.t1 TO STDOUT", "SQLSTATE 3F000"),
         ("COPY t1 (id, nosuch) TO STDOUT", "SQLSTATE 42703"),
         ("COPY v1 TO STDOUT", "COPY cannot read it as a table"),
+        // A query naming what the source has not (recheck44 F3).
+        ("COPY (SELECT * FROM nosuch) TO STDOUT", "SQLSTATE 42P01"),
+        ("COPY (SELECT nocol FROM t1) TO STDOUT", "SQLSTATE 42703"),
     ] {
         let out = copy_between(&from, send, &to, "COPY t1 FROM STDIN", &[]);
         assert_exit(&out, 2);
