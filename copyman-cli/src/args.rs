@@ -589,8 +589,16 @@ impl Endpoint {
     pub(crate) fn display(&self) -> String {
         match self {
             Self::Stdio => "-".to_owned(),
-            // A mistyped CONN may have been taken for a file: never its password.
-            Self::File(path) => conn::redact(&path.to_string_lossy()),
+            // A mistyped CONN may have been taken for a file: never its password. A name with
+            // control characters is quoted with them escaped, as `{:?}` does: a line end in it
+            // printed a forged status line in the summary (files44 F7).
+            Self::File(path) => {
+                let shown = conn::redact(&path.to_string_lossy());
+                match shown.chars().any(char::is_control) {
+                    true => format!("{shown:?}"),
+                    false => shown,
+                }
+            }
             Self::Server(spec) => spec.display.clone(),
         }
     }
@@ -2008,6 +2016,14 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_file_name_with_control_characters_is_shown_quoted() {
+        let file = Endpoint::File(PathBuf::from("./x.csv\n  failed   db"));
+        assert_eq!(file.display(), "\"./x.csv\\n  failed   db\"");
+        let plain = Endpoint::File(PathBuf::from("./x y.csv"));
+        assert_eq!(plain.display(), "./x y.csv");
     }
 
     #[test]
