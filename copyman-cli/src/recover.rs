@@ -1026,8 +1026,9 @@ fn same_server(party: &str, given: &str) -> bool {
 }
 
 /// A `--json` record of a prepared transaction in one shape, whatever said it: `destination`
-/// (the server it waits on, as given or as its run named it), `server` (`destination N` of
-/// those given, null where it is not among them), `outcome` one of `committed`, `rolled back`, `would be committed`,
+/// and `endpoint` (the server it waits on, as given or as its run named it), `server`
+/// (`destination N` of those given, null where it is not among them), `party` (what it is of
+/// its run: `destination N` as the run numbered them, or `source`), `outcome` one of `committed`, `rolled back`, `would be committed`,
 /// `would be rolled back`, `being committed` (by its run), `failed`, `left alone`, `not on the
 /// servers given`, with the words
 /// said of it in `detail` (a sentence in `outcome`, and a `server` key in some records only).
@@ -1060,9 +1061,20 @@ fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
     } else {
         "left alone"
     });
+    // Which of its run's parties it is, as the run named it (`server` is its place among the
+    // CONNs given to this recover: "destination 1" for the run's third, commit44 F3).
+    let party = record["gid"]
+        .as_str()
+        .and_then(commit::parse_gid)
+        .map(|(_, party)| match party {
+            commit::Party::Source => "source".to_owned(),
+            commit::Party::Destination(n) => format!("destination {}", n + 1),
+        });
     json!({
         "destination": endpoint,
+        "endpoint": endpoint,
         "server": at.map(|i| format!("destination {}", i + 1)),
+        "party": party,
         // The host a CONN naming several reached (recheck41 F6: said in the lines only).
         "reached": at.and_then(|i| given[i].reached()),
         "gid": record["gid"],

@@ -315,6 +315,12 @@ fn killed_after_the_decision_and_one_commit_then_recover_commits_the_rest() {
             .all(|p| p["outcome"] == "committed"),
         "{report}"
     );
+    // Each names what it is of its run, beside its place among the CONNs given (commit44 F3).
+    for p in report["prepared"].as_array().unwrap() {
+        let n = p["gid"].as_str().unwrap().rsplit(':').next().unwrap();
+        assert_eq!(p["party"], format!("destination {n}"), "{report}");
+        assert_eq!(p["endpoint"], p["destination"], "{report}");
+    }
     run.assert_all();
     assert!(run.prepared().is_empty());
     // recover, as the run, records each COMMIT PREPARED before it sends it, as its own: a
