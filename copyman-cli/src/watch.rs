@@ -676,12 +676,18 @@ fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) -> String {
 /// Says that `waiter` waits for a lock that only copyman's prepared transactions `gids` hold
 /// (an earlier run's, stopped between its PREPARE and its end: no wait ends it), records it
 /// for the summary ([`waited_on_itself`]), and returns why the waiter is cancelled.
-fn say_waits_on_prepared(waiter: &str, gids: &str) -> String {
+fn say_waits_on_prepared(waiters: &[String], gids: &str) -> String {
+    let (who, it) = match waiters.len() {
+        1 => ("was", "it"),
+        _ => ("were", "each"),
+    };
+    let plural = if gids.contains(", ") { "s" } else { "" };
     let why = format!(
-        "{waiter} was cancelled by copyman: it waited for a lock held by copyman's prepared \
-         transaction {gids} (an earlier run's, stopped between its PREPARE and its end), which \
-         no wait ends: finish it with copyman recover (its run's decision log says which way), \
-         then run again"
+        "{} {who} cancelled by copyman: {it} waited for a lock held by copyman's prepared \
+         transaction{plural} {gids} (an earlier run's, stopped between its PREPARE and its end), \
+         which no wait ends: finish it with copyman recover (its run's decision log says which \
+         way), then run again",
+        waiters.join("; ")
     );
     progress::println(&format!("copyman: {why}"));
     *WAITED_ON_ITSELF
@@ -866,7 +872,7 @@ fn watch(
     let mut told_itself = false;
     // The backend a look found waiting on copyman's prepared transactions: cancelled if the
     // next look finds it so still (one a DBA finishes by hand just then is let go).
-    let mut on_prepared: Option<i32> = None;
+    let mut on_prepared: Vec<i32> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
@@ -966,24 +972,34 @@ fn watch(
             }
             w.monitor.cancel(w.target);
         }
-        // A session waiting for a lock only copyman's prepared transactions hold, two looks in
-        // a row: cancelled (not while it commits), said once.
-        let prepared = looks
+        // Sessions waiting for a lock only copyman's prepared transactions hold, two looks in
+        // a row: cancelled (not while it commits), every one of them, said once (the first
+        // only was named, commit44 F1).
+        let prepared: Vec<(usize, String)> = (looks.iter().enumerate())
+            .filter_map(|(i, l)| l.prepared_holders.clone().map(|gids| (i, gids)))
+            .collect();
+        let seen_before = std::mem::take(&mut on_prepared);
+        on_prepared = prepared
             .iter()
-            .enumerate()
-            .find_map(|(i, l)| l.prepared_holders.clone().map(|gids| (i, gids)));
-        let seen_before = on_prepared;
-        on_prepared = prepared.as_ref().map(|(i, _)| watched[*i].target.pid);
-        if let Some((waiter, gids)) = prepared
-            && seen_before == on_prepared
-            && !committing.load(Ordering::SeqCst)
-        {
-            let w = &mut watched[waiter];
+            .map(|(i, _)| watched[*i].target.pid)
+            .collect();
+        let again: Vec<&(usize, String)> = (prepared.iter())
+            .filter(|(i, _)| seen_before.contains(&watched[*i].target.pid))
+            .collect();
+        if !again.is_empty() && !committing.load(Ordering::SeqCst) {
             if !told_itself {
                 told_itself = true;
-                let _ = say_waits_on_prepared(&looks[waiter].named(&w.target.label), &gids);
+                let waiters: Vec<String> = (again.iter())
+                    .map(|(i, _)| looks[*i].named(&watched[*i].target.label))
+                    .collect();
+                let mut gids: Vec<&str> = again.iter().map(|(_, g)| g.as_str()).collect();
+                gids.dedup();
+                let _ = say_waits_on_prepared(&waiters, &gids.join(", "));
             }
-            w.monitor.cancel(w.target);
+            for (i, _) in again {
+                let w = &mut watched[*i];
+                w.monitor.cancel(w.target);
+            }
         }
         if told_stuck
             && !quiet
@@ -1722,7 +1738,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                         {
                             if !w.told_itself {
                                 w.told_itself = true;
-                                let why = say_waits_on_prepared(&look.named(&b.1.label), gids);
+                                let why = say_waits_on_prepared(&[look.named(&b.1.label)], gids);
                                 shared.cancelled(server, &w.table, why);
                             }
                             monitors[server].cancel(&b.1);

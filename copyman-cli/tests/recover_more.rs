@@ -1722,6 +1722,24 @@ fn a_copy_waiting_on_an_earlier_runs_prepared_transaction_is_cancelled_and_says_
             "{job:?}: {stderr}"
         );
     }
+    // Into both destinations, each COPY waiting on its own's rows (their keys): both cancelled
+    // and named, in one line (the first only was, commit44 F1).
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    let out = copyman()
+        .args([
+            "table", "t", "--from", &from, "--to", &urls[0], "--to", &urls[1],
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("were cancelled by copyman: each waited for a lock held by copyman's")
+            && stderr.contains("destination 1 (")
+            && stderr.contains("destination 2 ("),
+        "{stderr}"
+    );
     assert_eq!(count(&s.dest[0], &dbs[0], "t"), 0);
     let all: Vec<&String> = urls.iter().collect();
     assert_exit(&recover(&all, log.arg()), 0);
