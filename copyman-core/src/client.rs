@@ -102,8 +102,9 @@ macro_rules! client_glue {
             /// error ([`db_error`](Self::db_error)) is the last attempt's, if it said one.
             #[error("{}", attempts_text(.0))]
             Attempts(Vec<connect::Attempted<Error>>),
-            /// No server could be reached.
-            #[error("could not connect to {target}")]
+            /// No server could be reached: said with why (its `source()` too), as libpq and
+            /// rust-postgres say it (the reason was in the source only, lib44 F1).
+            #[error("could not connect to {target}: {source}")]
             Connect {
                 /// The address tried last (host:port or socket path).
                 target: String,

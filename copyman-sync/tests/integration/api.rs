@@ -27,6 +27,20 @@ fn connect_plan_reports_dns_errors_and_moves_on() {
     );
     let mut conn = Connection::connect_str(&conninfo).expect("the second host connects");
     assert_eq!(conn.execute("SELECT 1").unwrap(), 1);
+    // A refused connection is said with why, not only in its source (lib44 F1).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Connection::connect_str(&format!("host=127.0.0.1 port={port} user=postgres"))
+        .expect_err("nothing listens there");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("could not connect to 127.0.0.1:{port}: "))
+            && err.to_string().contains("refused"),
+        "{err}"
+    );
 }
 
 /// A receiver's SQLSTATE comes straight off the fault, for a raw-session receiver and a
