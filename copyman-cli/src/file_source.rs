@@ -1564,8 +1564,8 @@ fn check_first_line(
                         .and_then(|names| file_start::with_columns(&sql, &names));
                     return Err(refuse(&match by_header {
                         Some(fixed) => format!(
-                            "add HEADER to the --receive to skip it, reading the rows by the \
-                             columns it names: '{}'",
+                            "add HEADER to the options of the --receive to skip it, and read \
+                             the rows by the columns it names: '{}' with HEADER",
                             fixed.replace('\'', r"'\''")
                         ),
                         None => "add HEADER to the --receive to skip it (or a column list to \

@@ -718,7 +718,7 @@ fn a_header_given_as_data_naming_some_columns_gets_the_columns_to_read_it_by() {
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("'COPY hx (a, id) FROM STDIN (FORMAT csv)'"),
+        stderr.contains("'COPY hx (a, id) FROM STDIN (FORMAT csv)' with HEADER"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &db, "hx"), 0);
