@@ -1418,9 +1418,26 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     let receive = pair_receives(&low, &destinations)?;
     // Malformed statements are refused before any server is reached. The check reads strings
     // as standard_conforming_strings=on; each endpoint checks again with its server's setting.
+    // A statement may start with `--` (a comment): a value that is an option alone is one the
+    // statement was left out before (`--send --dry-run`, recheck44 F6).
+    let an_option = |flag: &str, sql: &str| {
+        let option = sql.starts_with('-')
+            && sql.len() > 1
+            && (sql.bytes()).all(|b| b == b'-' || b.is_ascii_lowercase() || b.is_ascii_digit());
+        match option {
+            true => Err(ArgError::usage(format!(
+                "{flag} took {sql} as its statement: give the COPY statement after {flag}"
+            ))),
+            false => Ok(()),
+        }
+    };
     if let Some(send) = &low.send {
+        an_option("--send", send)?;
         statement::check(send, Direction::ToStdout)
             .map_err(|e| ArgError::usage(format!("--send: {e}")))?;
+    }
+    for receive in receive.iter().flatten() {
+        an_option("--receive", receive)?;
     }
     for receive in receive.iter().flatten() {
         statement::check(receive, Direction::FromStdin)
@@ -2024,6 +2041,28 @@ mod tests {
         assert_eq!(file.display(), "\"./x.csv\\n  failed   db\"");
         let plain = Endpoint::File(PathBuf::from("./x y.csv"));
         assert_eq!(plain.display(), "./x y.csv");
+    }
+
+    #[test]
+    fn a_statement_left_out_before_an_option_is_said() {
+        let err = hi(&[
+            "copy",
+            "--from",
+            "host=a",
+            "--send",
+            "--dry-run",
+            "--to",
+            "host=b",
+            "--receive",
+            "COPY t FROM STDIN",
+        ])
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("--send took --dry-run as its statement: give the COPY statement"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -1933,11 +1933,15 @@ fn raw_misreads(
             && statement::has_header(send) == Some(true)
             && *header != taken
         {
+            // A table's COPY names no column otherwise: a query does (recheck44 F6).
+            let rename = match query {
+                Some(_) => "name the --send's columns as the destination's (AS)",
+                None => "send COPY (SELECT … AS …) TO STDOUT naming them as the destination's",
+            };
             return Ok(Some(format!(
                 "the --receive's HEADER MATCH reads a header naming {label}'s columns ({}), and \
                  the --send's {what} writes the header ({}): COPY would refuse its first line \
-                 (22P04); name the --send's columns as the destination's (AS), or give the \
-                 --receive HEADER without MATCH",
+                 (22P04); {rename}, or give the --receive HEADER without MATCH",
                 taken.join(", "),
                 header.join(", ")
             )));

@@ -837,7 +837,13 @@ pub fn values_cut(
                 let (Some(n), Some(example)) = (field(0), field(1)) else {
                     continue;
                 };
-                let example: String = example.chars().take(20).collect();
+                // Shortened to 20 characters, said so where it was (recheck44 F6).
+                let cut = if example.chars().count() > 20 {
+                    "…"
+                } else {
+                    ""
+                };
+                let example: String = example.chars().take(20).collect::<String>() + cut;
                 // Said where a field holds it (an array's own elements are its type's name).
                 let whose = match place.iter().any(|p| p != "element") {
                     true => format!(", whose {} is {kind}", place.join("'s ")),
@@ -846,7 +852,7 @@ pub fn values_cut(
                 return Err(format!(
                     "column {name} is {} on {label}{whose}, which holds {limit} without an \
                      error: {n} of the source's values take more in its encoding \
-                     ({dest_encoding}; the source's is {encoding}), e.g. '{example}…', and would \
+                     ({dest_encoding}; the source's is {encoding}), e.g. '{example}', and would \
                      arrive cut; copy it into a text column there, or shorten them",
                     to.type_name
                 ));
