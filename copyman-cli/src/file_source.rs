@@ -53,6 +53,7 @@ use copyman_core::file_start::{
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{PollSocket, Producer, Protocol};
 use copyman_wire::binary::End;
+use copyman_wire::csv_quotes::StrayQuotes;
 use copyman_wire::eod::{Encoding, EndOfDataScanner, Mode};
 
 use crate::args::{Endpoint, Statements, Transfer};
@@ -84,6 +85,8 @@ pub(crate) struct FileSource {
     read: Arc<AtomicU64>,
     /// The end-of-data check and the row count (binary input's tuples too).
     scanner: EndOfDataScanner,
+    /// CSV's quotes followed ([`StrayQuotes`]), where they can be.
+    stray_quotes: Option<StrayQuotes>,
     /// Whether the scanner's row count is the servers' (see [`Scan`]).
     count_rows: bool,
     stall_timeout: Option<Duration>,
@@ -178,11 +181,18 @@ impl FileSource {
             },
         };
         let scan = scan(&t.statements);
+        let encoding = Encoding::from_name(&scan.encoding.unwrap_or_else(|| client_encoding(t)));
         let scanner = EndOfDataScanner::new(scan.mode)
             .with_header(scan.header)
-            .with_encoding(Encoding::from_name(
-                &scan.encoding.unwrap_or_else(|| client_encoding(t)),
-            ));
+            .with_encoding(encoding);
+        // A quote the server reads as opening a value inside a field (files44 F3): followed
+        // where its bytes are its own (no multibyte character embeds one).
+        let stray_quotes = match (scan.mode, scan.delimiter) {
+            (Mode::Csv { quote, .. }, Some(delimiter)) if !encoding.embeds_ascii() => {
+                Some(StrayQuotes::new(quote, delimiter))
+            }
+            _ => None,
+        };
         let cannot_start = |e: io::Error| Fatal {
             exit: Exit::CopyFailed,
             server: None,
@@ -221,6 +231,7 @@ impl FileSource {
             chunks,
             read,
             scanner,
+            stray_quotes,
             count_rows: scan.count_rows,
             stall_timeout: t.safety.stall_timeout,
             waiting: None,
@@ -333,6 +344,20 @@ impl FileSource {
                 marker.line,
                 self.name,
                 if marker.alone { "is" } else { "ends in" }
+            )
+            .into());
+        }
+        // (Binary data, which a file's name guessed CSV, has no quotes of CSV's.)
+        if let Some(stray) = (self.stray_quotes.as_mut())
+            .filter(|_| !self.scanner.is_binary())
+            .and_then(|q| q.feed(&buf))
+        {
+            return Err(format!(
+                "line {} of {} has a quote inside a field ({}): the servers read it as opening \
+                 a quoted value that runs to the next quote, across line ends, merging rows \
+                 into one without an error; quote the whole field, doubling the quotes in it \
+                 (\"5\"\" pipe\"), or give the COPY another QUOTE",
+                stray.line, self.name, stray.field
             )
             .into());
         }
@@ -586,6 +611,8 @@ impl Producer for FileProducer<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Scan {
     mode: Mode,
+    /// CSV whose ESCAPE is its QUOTE: its delimiter, for [`StrayQuotes`].
+    delimiter: Option<u8>,
     /// The first line is a header.
     header: bool,
     /// The rows the scanner counts are the rows the servers will read (binary data's tuples
@@ -610,6 +637,7 @@ fn scan(statements: &Statements) -> Scan {
             };
             Scan {
                 mode,
+                delimiter: (mode == Mode::CSV).then_some(b','),
                 header,
                 count_rows: true,
                 encoding: None,
@@ -628,8 +656,13 @@ fn scan(statements: &Statements) -> Scan {
             let Some((rep, header)) = rep.zip(header) else {
                 return uncounted();
             };
+            let delimiter = single(&rep.delimiter);
             let counted = |mode, header| Scan {
                 mode,
+                delimiter: match mode {
+                    Mode::Csv { quote, escape } if quote == escape => delimiter,
+                    _ => None,
+                },
                 header,
                 count_rows: true,
                 encoding: rep.encoding.clone(),
@@ -651,6 +684,7 @@ fn scan(statements: &Statements) -> Scan {
 fn uncounted() -> Scan {
     Scan {
         mode: Mode::Lines,
+        delimiter: None,
         header: false,
         count_rows: false,
         encoding: None,

@@ -142,7 +142,7 @@ impl Encoding {
     }
 
     /// Whether a multibyte character can hold an ASCII byte.
-    fn embeds_ascii(self) -> bool {
+    pub fn embeds_ascii(self) -> bool {
         self != Self::AsciiSafe
     }
 }

@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binary;
+pub mod csv_quotes;
 pub mod eod;
 mod error;
 mod framer;
