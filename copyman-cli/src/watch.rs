@@ -120,7 +120,8 @@ impl Copying {
             said.push(match &self.source {
                 // (A FIFO's or a pipe's writer that sends nothing: it was said as a frozen
                 // backend's wait: files40 F10.)
-                Some(name) => format!("for {name} to give data (its writer has sent nothing)"),
+                // (Nothing since what it sent: files44 F5 said "nothing" after every row.)
+                Some(name) => format!("for {name} to give data (its writer sends nothing now)"),
                 None => "for the source's data (nothing to read)".to_owned(),
             });
         }

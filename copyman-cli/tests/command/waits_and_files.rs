@@ -956,7 +956,7 @@ fn a_silent_writer_of_stdin_is_said_as_its_own() {
     let said = stderr.wait_for("nothing has moved");
     let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
     assert!(
-        said.contains("for stdin to give data (its writer has sent nothing)")
+        said.contains("for stdin to give data (its writer sends nothing now)")
             && !said.contains("frozen"),
         "{said}"
     );
