@@ -1149,12 +1149,21 @@ fn read_otherwise(
             match &seen {
                 None => seen = Some((&labels[*i], value.to_owned(), meaning(value))),
                 Some((first, first_value, means)) if *means != meaning(value) => {
+                    // A file of ISO dates (as copyman writes them) reads alike under every
+                    // order: said with the setting that lets it (files44 F6).
+                    let way = match setting {
+                        "DateStyle" => {
+                            "; a file of ISO dates (2024-01-02, as copyman writes them) reads \
+                             alike under any: PGDATESTYLE=ISO"
+                        }
+                        _ => "",
+                    };
                     return Some(format!(
                         "a file's values are read in each destination's own settings, and \
                          {what} differs: {first} has {setting} {first_value}, {} has {value}; \
-                         one file would load differently into each: give both the same \
+                         one file may load differently into each: give both the same \
                          {setting} (PGDATESTYLE, PGTZ or the CONN's options), or copy into \
-                         each alone",
+                         each alone{way}",
                         labels[*i]
                     ));
                 }

@@ -424,7 +424,8 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("the order of a date's fields differs")
-            && stderr.contains("DateStyle ISO, DMY"),
+            && stderr.contains("DateStyle ISO, DMY")
+            && stderr.contains("a file of ISO dates (2024-01-02, as copyman writes them) reads alike under any: PGDATESTYLE=ISO"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dmy, "f"), 0);
