@@ -1411,7 +1411,8 @@ pub fn copy_query(sql: &str) -> Option<&str> {
 
 /// Whether a `COPY (query) TO STDOUT`'s `query` changes data: a `DELETE`, `UPDATE`, `INSERT`
 /// or `MERGE` (with `RETURNING`), or one inside a `WITH` — by its words, outside string
-/// constants, comments and quoted names (a function that writes is not seen).
+/// constants, comments and quoted names (a function that writes is not seen); a locking read's
+/// `FOR UPDATE` or `FOR NO KEY UPDATE` changes nothing.
 ///
 /// ```
 /// use copyman_core::statement::query_writes;
@@ -1419,11 +1420,24 @@ pub fn copy_query(sql: &str) -> Option<&str> {
 /// assert!(query_writes("DELETE FROM q WHERE id < 10 RETURNING *"));
 /// assert!(query_writes("WITH d AS (delete from q RETURNING *) SELECT * FROM d"));
 /// assert!(!query_writes("SELECT 'delete', \"update\" FROM t"));
+/// assert!(!query_writes("SELECT * FROM q FOR UPDATE SKIP LOCKED"));
+/// assert!(!query_writes("SELECT * FROM q FOR NO KEY UPDATE"));
 /// ```
 pub fn query_writes(query: &str) -> bool {
-    ["delete", "update", "insert", "merge"]
-        .iter()
-        .any(|word| names_word(query, word))
+    let Ok(tokens) = tokens(query, true) else {
+        return false;
+    };
+    let word = |t: &Token| (!t.literal && !t.text.starts_with('"')).then(|| t.text.to_lowercase());
+    let words: Vec<Option<String>> = tokens.iter().map(word).collect();
+    words.iter().enumerate().any(|(i, w)| match w.as_deref() {
+        Some("delete" | "insert" | "merge") => true,
+        // `FOR UPDATE`, `FOR NO KEY UPDATE`: a lock, not a change.
+        Some("update") => !matches!(
+            i.checked_sub(1).and_then(|p| words[p].as_deref()),
+            Some("for" | "key")
+        ),
+        _ => false,
+    })
 }
 
 /// The dot-separated parts of a qualified name as a statement spells it, each as written
