@@ -1842,32 +1842,45 @@ pub(crate) fn conninfo_misspelt(text: &str) -> bool {
     }
     let keyword = |word: &str| MISSPELT_KEYWORDS.contains(&word.to_ascii_lowercase().as_str());
     let words: Vec<&str> = text.split_whitespace().collect();
-    let colons: Vec<&str> = (words.iter())
-        .filter_map(|w| w.split_once(':'))
-        .filter(|(k, v)| keyword(k) && !v.is_empty())
-        .map(|(k, _)| k)
+    // `host:db1`, or YAML's `host: db1` (the value the next word).
+    let colons: Vec<&str> = (words.iter().enumerate())
+        .filter_map(|(i, w)| Some((i, w.split_once(':')?)))
+        .filter(|(i, (k, v))| keyword(k) && (!v.is_empty() || *i + 1 < words.len()))
+        .map(|(_, (k, _))| k)
         .collect();
+    // A host, a port, a database or a password and its value (`host 10.0.0.5`), or two
+    // settings so (`user` and a word alone may well be a file's name).
+    let alone = ["password", "host", "hostaddr", "port", "dbname"];
     let blanks = (words.len() >= 4 && keyword(words[0]) && keyword(words[2]))
-        || (words.len() == 2 && words[0].eq_ignore_ascii_case("password"));
+        || (words.len() >= 2 && alone.iter().any(|k| words[0].eq_ignore_ascii_case(k)));
     // One setting so written names a server as much as two (`host:10.0.0.5`: recheck44 F4).
     !colons.is_empty() || blanks
 }
 
 /// `text` ([`conninfo_misspelt`]) with the value after a `password:` or `password ` hidden.
 pub(crate) fn hide_misspelt_password(text: &str) -> String {
+    let keyword = |word: &str| {
+        let key = word.split(':').next().unwrap_or(word);
+        MISSPELT_KEYWORDS.contains(&key.to_ascii_lowercase().as_str())
+    };
     let mut shown = Vec::new();
-    let mut hide_next = false;
+    // After a `password` (or `password:`) with no value of its own: every word up to the next
+    // setting (a quoted value holds blanks).
+    let mut hiding = false;
     for word in text.split_whitespace() {
-        if hide_next {
+        if hiding && !keyword(word) {
             shown.push("***".to_owned());
-            hide_next = false;
-        } else if let Some((k, _)) = word.split_once(':')
-            && k.eq_ignore_ascii_case("password")
-        {
-            shown.push(format!("{k}:***"));
-        } else {
-            hide_next = word.eq_ignore_ascii_case("password");
-            shown.push(word.to_owned());
+            continue;
+        }
+        match word.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("password") => {
+                shown.push(format!("{k}:***"));
+                hiding = v.is_empty();
+            }
+            _ => {
+                hiding = word.eq_ignore_ascii_case("password");
+                shown.push(word.to_owned());
+            }
         }
     }
     shown.join(" ")
@@ -2380,8 +2393,16 @@ mod tests {
             assert!(conninfo_misspelt(conn), "{conn}");
             assert!(!hide_misspelt_password(conn).contains("SECRETPW"), "{conn}");
         }
-        for conn in ["host:127.0.0.1", "password SECRETPW"] {
+        for conn in [
+            "host:127.0.0.1",
+            "password SECRETPW",
+            "password: SECRETPW",
+            "password 'SEC RET'",
+            "host 10.0.0.5",
+            "host: 10.0.0.5 port: 5432",
+        ] {
             assert!(conninfo_misspelt(conn), "{conn}");
+            assert!(!hide_misspelt_password(conn).contains("SEC"), "{conn}");
         }
         for file in [
             "out.csv",
