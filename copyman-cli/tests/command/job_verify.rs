@@ -629,6 +629,39 @@ fn job_verify_compares_text_read_into_a_typed_column_in_that_type() {
         "{}",
         text(&out.stderr)
     );
+    // One destination in uuid, another in text: compared each in its own way, so that the text
+    // one's faithful copy of a value the uuid one refused is verified (the uuid cast failed
+    // there, exit 4 for ever, recheck44b F3).
+    let src2 = database(
+        &c.source,
+        "CREATE TABLE mix (id int, u text); INSERT INTO mix VALUES (1, 'not-a-uuid');",
+    );
+    let as_uuid = database(&c.dest[0], "CREATE TABLE mix (id int, u uuid);");
+    let as_text = database(&c.dest[1], "CREATE TABLE mix (id int, u text);");
+    let state2 = TempPath::new("verify-mixed.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "mix",
+        "--from",
+        &c.source.conninfo(&src2),
+        "--to",
+        &c.dest[0].conninfo(&as_uuid),
+        "--to",
+        &c.dest[1].conninfo(&as_text),
+        "--verify",
+        "--keep-going",
+        "--state",
+        state2.arg(),
+    ]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert!(
+        records(&report, "\"public\".\"mix\"")
+            .iter()
+            .any(|r| r["server"] == "destination 2" && r["verified"] == true),
+        "{report}"
+    );
 }
 
 /// `--verify` of columns the destination holds in a type read back otherwise (types36 F2, F4):

@@ -1967,7 +1967,20 @@ fn plan_all(
                     .then(|| {
                         crate::sql::comparison_form(&theirs.type_name, &here.type_name)
                             .or_else(|| crate::plan::compared_as_text(theirs, here))
-                            .or_else(|| crate::plan::compared_in_destination_type(theirs, here))
+                            .or_else(|| {
+                                // In that type on every side: only where every destination
+                                // holds it so (a text one's value another's type refused would
+                                // fail the cast, recheck44b F3).
+                                let alike = (rels.iter().chain(&done_rels)).all(|(_, r)| {
+                                    r.column(name)
+                                        .is_some_and(|c| c.type_name == here.type_name)
+                                });
+                                alike
+                                    .then(|| {
+                                        crate::plan::compared_in_destination_type(theirs, here)
+                                    })
+                                    .flatten()
+                            })
                     })
                     .flatten()
                     && !compare_forms.iter().any(|(c, _)| c == name)
