@@ -691,9 +691,14 @@ fn say_waits_on_prepared(waiters: &[String], gids: &str) -> String {
         waiters.join("; ")
     );
     progress::println(&format!("copyman: {why}"));
-    *WAITED_ON_ITSELF
+    // Beside what was said before (waiters seen in later looks).
+    let mut said = WAITED_ON_ITSELF
         .lock()
-        .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+        .unwrap_or_else(PoisonError::into_inner);
+    *said = Some(match said.take() {
+        Some(before) => format!("{before}; {why}"),
+        None => why.clone(),
+    });
     why
 }
 
@@ -874,6 +879,8 @@ fn watch(
     // The backend a look found waiting on copyman's prepared transactions: cancelled if the
     // next look finds it so still (one a DBA finishes by hand just then is let go).
     let mut on_prepared: Vec<i32> = Vec::new();
+    // The waiters on them said so far.
+    let mut said_on_prepared: Vec<i32> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
@@ -988,12 +995,17 @@ fn watch(
             .filter(|(i, _)| seen_before.contains(&watched[*i].target.pid))
             .collect();
         if !again.is_empty() && !committing.load(Ordering::SeqCst) {
-            if !told_itself {
-                told_itself = true;
-                let waiters: Vec<String> = (again.iter())
+            // Each said once, those of one look together (a waiter first seen a look later
+            // was cancelled without a word, recheck44b F7).
+            let unsaid: Vec<&&(usize, String)> = (again.iter())
+                .filter(|(i, _)| !said_on_prepared.contains(&watched[*i].target.pid))
+                .collect();
+            if !unsaid.is_empty() {
+                said_on_prepared.extend(unsaid.iter().map(|(i, _)| watched[*i].target.pid));
+                let waiters: Vec<String> = (unsaid.iter())
                     .map(|(i, _)| looks[*i].named(&watched[*i].target.label))
                     .collect();
-                let mut gids: Vec<&str> = again.iter().map(|(_, g)| g.as_str()).collect();
+                let mut gids: Vec<&str> = unsaid.iter().map(|(_, g)| g.as_str()).collect();
                 gids.dedup();
                 let _ = say_waits_on_prepared(&waiters, &gids.join(", "));
             }
