@@ -2179,7 +2179,7 @@ fn a_move_a_destination_does_not_wholly_store_commits_nothing() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("changed data on the source")
-            && stderr.contains("stored 50 rows of the 100 rows it sent"),
+            && stderr.contains("destination 1: 50 rows of the 100 rows"),
         "{stderr}"
     );
     assert_eq!(count(&c.source, &src, "queue"), 100);
