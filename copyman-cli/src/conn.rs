@@ -357,6 +357,9 @@ pub(crate) struct ServerSpec {
     /// The password file a host's password was read from, if one was: said with a failed
     /// password authentication, as libpq says it ("password retrieved from file …").
     password_file: Option<PathBuf>,
+    /// The password file read (`passfile`, or `~/.pgpass`), whether or not it had a line for
+    /// this server: named when the server asks for a password none gave (conn44 F4).
+    passfile_read: Option<PathBuf>,
 }
 
 impl fmt::Debug for ServerSpec {
@@ -1093,6 +1096,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
 
     let mut warnings = Vec::new();
     let mut password_file = None;
+    let mut passfile_read = None;
     let password_from_conn = params
         .values
         .get("password")
@@ -1107,6 +1111,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         if let Some(file) = passfile {
             match read_passfile(&file) {
                 Ok(Some(content)) => {
+                    passfile_read = Some(file.clone());
                     for (i, (host, config)) in hosts.iter().zip(&mut host_configs).enumerate() {
                         let port = port_of(i).map_or(DEFAULT_PORT.to_string(), str::to_owned);
                         let host = passfile_host(&host.passfile_host);
@@ -1141,6 +1146,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         warnings,
         password_from_conn,
         password_file,
+        passfile_read,
     };
     // A money locale the CONN names is the user's word for what its database counts in: its
     // sessions read and write money in it (the C locale's pin would override the options); an
@@ -1225,10 +1231,13 @@ impl ServerSpec {
             if let Err(e) = &conn
                 && e.to_string().contains("but none given")
             {
+                let read = (self.passfile_read.as_ref())
+                    .map(|f| format!(" ({} gives no password for it)", f.display()))
+                    .unwrap_or_default();
                 crate::report::warn(format_args!(
                     "{}: the server asks for a password: give it in PGPASSWORD, a password \
-                     file (~/.pgpass, or PGPASSFILE) or the CONN's password, or give -W to be \
-                     asked for it (copyman does not prompt unless told to)",
+                     file (~/.pgpass, or PGPASSFILE){read} or the CONN's password, or give -W \
+                     to be asked for it (copyman does not prompt unless told to)",
                     self.display
                 ));
             }

@@ -884,6 +884,8 @@ fn an_empty_password_in_the_password_file_is_none() {
         said.contains("the server asks for a password") && !said.contains("28P01"),
         "{said}"
     );
+    // The file read is named, with no line for the server (conn44 F4).
+    assert!(said.contains("gives no password for it)"), "{said}");
     assert_eq!(count(scram, &dst, "t"), 0);
 }
 
