@@ -1862,3 +1862,58 @@ fn a_job_that_stops_with_a_table_in_flight_says_so_at_once() {
     assert_eq!(count(&c.dest[0], &dst, "a"), 0);
     assert_eq!(count(&c.dest[0], &dst, "b"), 0);
 }
+
+/// A table an earlier run committed on one destination only, then dropped on the source: a
+/// resume by pattern copies the rest and said the job done, exit 0, the destinations differing
+/// there without a word (jobs44 F4). Refused, as leaving it out with --exclude-table is.
+#[test]
+fn a_resume_refuses_a_table_committed_on_some_destinations_the_source_has_no_more() {
+    let c = clusters();
+    let schema = "CREATE SCHEMA s2; CREATE TABLE s2.t (id int); CREATE TABLE s2.u (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO s2.t SELECT g FROM generate_series(1, 1000) g;
+             INSERT INTO s2.u VALUES (1);"
+        ),
+    );
+    let (d1, d2) = (database(&c.dest[0], schema), database(&c.dest[1], schema));
+    let state = TempPath::new("gone-since.state");
+    let args = [
+        "table",
+        "-n",
+        "s2",
+        "--jobs",
+        "1",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ];
+    Paused::start(&args, "committed:1").kill();
+    let (t1, u1) = (
+        count(&c.dest[0], &d1, "s2.t"),
+        count(&c.dest[0], &d1, "s2.u"),
+    );
+    let first = if t1 > 0 { "t" } else { "u" };
+    assert!(t1 + u1 > 0 && count(&c.dest[1], &d2, &format!("s2.{first}")) == 0);
+    c.source
+        .connect(&src)
+        .batch_execute(&format!("DROP TABLE s2.{first}"))
+        .unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = run(&resume);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the earlier run may have committed \"s2\".\"{first}\" on destination 1"
+        )) && stderr.contains("did not finish it on every destination"),
+        "{stderr}"
+    );
+}
