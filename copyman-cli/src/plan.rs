@@ -64,61 +64,7 @@ pub(crate) struct Plan {
     pub(crate) source_files: Option<TableName>,
     /// The source's values measured for a destination column that would cut them, to be
     /// measured again in the copy's own snapshot.
-    pub(crate) measure: Option<Measure>,
-}
-
-/// A measure of the source's values for a destination `name` or `"char"` column that cuts a
-/// longer text value without an error ([`copyman_job::plan::values_cut`]), taken again in the
-/// source's transaction just before its COPY, in the snapshot the COPY reads: the plan's was
-/// taken in another, and a longer value committed in between arrived cut, exit 0 (copy44 F1).
-pub(crate) struct Measure {
-    /// Where the values are read: a table's rows, or the `--send`'s query's.
-    rows: String,
-    columns: Vec<Ident>,
-    source: Relation,
-    /// Each destination's label, relation and encoding, as `values_cut` takes them.
-    dests: Vec<(String, Relation, String)>,
-    /// A `--send`'s query: run again read-only, in a savepoint (the transaction is the copy's).
-    query: bool,
-}
-
-impl Measure {
-    /// Measures again on the source, in its transaction.
-    ///
-    /// # Errors
-    /// A value that would arrive cut, or that could not be measured, said as the plan says it.
-    pub(crate) fn again(&self, source: &mut Connection) -> Result<(), String> {
-        let dests: Vec<(&str, &Relation, String)> = (self.dests.iter())
-            .map(|(label, rel, encoding)| (label.as_str(), rel, encoding.clone()))
-            .collect();
-        let measure = |source: &mut Connection| {
-            copyman_job::plan::values_cut(
-                source,
-                Ok(&self.rows),
-                &self.columns,
-                &self.source,
-                &dests,
-            )
-            .map(|_| ())
-        };
-        if !self.query {
-            return measure(source);
-        }
-        let step = |source: &mut Connection, sql: &str| {
-            source.execute(sql).map(|_| ()).map_err(|e| {
-                format!(
-                    "the source could not measure its values again: {}",
-                    describe_sync(&e)
-                )
-            })
-        };
-        step(source, "SAVEPOINT copyman_measure")?;
-        step(source, "SET LOCAL transaction_read_only = on")?;
-        let measured = measure(source);
-        step(source, "ROLLBACK TO SAVEPOINT copyman_measure")?;
-        step(source, "RELEASE SAVEPOINT copyman_measure")?;
-        measured
-    }
+    pub(crate) measure: Option<copyman_job::plan::Measure>,
 }
 
 pub(crate) fn plan(
@@ -777,17 +723,8 @@ fn table_plan(
                 server: None,
                 message,
             })?;
-        measure = measured.then(|| Measure {
-            rows,
-            columns: columns.clone(),
-            source: rel.clone(),
-            dests: (encoded.iter())
-                .map(|(label, rel, encoding)| {
-                    ((*label).to_owned(), (*rel).clone(), encoding.clone())
-                })
-                .collect(),
-            query: false,
-        });
+        measure =
+            measured.then(|| copyman_job::plan::Measure::new(rows, columns, rel, &encoded, false));
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view, false) {
         report::warn(warning);
@@ -1667,7 +1604,7 @@ fn raw_misreads(
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
     guards: &mut (Vec<Option<String>>, Option<String>),
-    measure: &mut Option<Measure>,
+    measure: &mut Option<copyman_job::plan::Measure>,
 ) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
     // An ENCODING on some statements only: the others read the data in their sessions'
@@ -2159,16 +2096,15 @@ fn raw_misreads(
         match cut {
             Err(why) => return Ok(Some(why)),
             Ok(measured) => {
-                *measure = (measured && read.is_ok()).then(|| Measure {
-                    rows: rows.clone(),
-                    columns: columns.clone(),
-                    source: sent_rel.clone(),
-                    dests: (encoded.iter())
-                        .map(|(label, rel, encoding)| {
-                            ((*label).to_owned(), (*rel).clone(), encoding.clone())
-                        })
-                        .collect(),
-                    query: query.is_some(),
+                *measure = (measured && read.is_ok()).then(|| {
+                    let query = query.is_some();
+                    copyman_job::plan::Measure::new(
+                        rows.clone(),
+                        &columns,
+                        &sent_rel,
+                        &encoded,
+                        query,
+                    )
                 });
             }
         }

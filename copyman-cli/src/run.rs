@@ -787,7 +787,7 @@ fn broken_pipe(endpoint: &Endpoint, sent: u64) -> String {
 /// How the source's transaction begins: a snapshot for a table, read only; for a user's
 /// statement (which may change data: `COPY (DELETE … RETURNING …) TO STDOUT`) a transaction
 /// that commits only after every destination committed — one snapshot for it too where its
-/// values are `measured` before it (a statement that reads: [`crate::plan::Measure`]).
+/// values are `measured` before it (a statement that reads: [`copyman_job::plan::Measure`]).
 pub(crate) fn source_begin(statements: &Statements, measured: bool) -> &'static str {
     match statements {
         Statements::Table { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",

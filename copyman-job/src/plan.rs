@@ -862,6 +862,76 @@ pub fn values_cut(
     Ok(measured)
 }
 
+/// A measure of the source's values for a destination column that cuts them without an error
+/// ([`values_cut`]), kept to be taken again in the source's transaction just before its COPY, in
+/// the snapshot the COPY reads: the plan's was taken in another, and a longer value committed in
+/// between arrived cut, exit 0 (copy44 F1). One table's, a `copy` query's, a job's table's.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    /// Where the values are read ([`table_rows`] or [`query_rows`]).
+    pub rows: String,
+    columns: Vec<Ident>,
+    source: Relation,
+    /// Each destination's label, relation and encoding, as [`values_cut`] takes them.
+    dests: Vec<(String, Relation, String)>,
+    /// A `--send`'s query: run again read-only, in a savepoint (the transaction is the copy's).
+    query: bool,
+}
+
+impl Measure {
+    /// What [`values_cut`] was given (`query`: `rows` are a query's, run again read-only).
+    pub fn new(
+        rows: String,
+        columns: &[Ident],
+        source: &Relation,
+        dests: &[(&str, &Relation, String)],
+        query: bool,
+    ) -> Self {
+        Self {
+            rows,
+            columns: columns.to_vec(),
+            source: source.clone(),
+            dests: (dests.iter())
+                .map(|(label, rel, encoding)| {
+                    ((*label).to_owned(), (*rel).clone(), encoding.clone())
+                })
+                .collect(),
+            query,
+        }
+    }
+
+    /// Measures again on `source`, in its transaction.
+    ///
+    /// # Errors
+    /// A value that would arrive cut, or that could not be measured, said as [`values_cut`]
+    /// says it.
+    pub fn again(&self, source: &mut Connection) -> Result<(), String> {
+        let dests: Vec<(&str, &Relation, String)> = (self.dests.iter())
+            .map(|(label, rel, encoding)| (label.as_str(), rel, encoding.clone()))
+            .collect();
+        let measure = |source: &mut Connection| {
+            values_cut(source, Ok(&self.rows), &self.columns, &self.source, &dests).map(|_| ())
+        };
+        if !self.query {
+            return measure(source);
+        }
+        let step = |source: &mut Connection, sql: &str| {
+            source.execute(sql).map(|_| ()).map_err(|e| {
+                format!(
+                    "the source could not measure its values again: {}",
+                    crate::job::describe(&e)
+                )
+            })
+        };
+        step(source, "SAVEPOINT copyman_measure")?;
+        step(source, "SET LOCAL transaction_read_only = on")?;
+        let measured = measure(source);
+        step(source, "ROLLBACK TO SAVEPOINT copyman_measure")?;
+        step(source, "RELEASE SAVEPOINT copyman_measure")?;
+        measured
+    }
+}
+
 /// The major version of a `server_version_num`.
 pub fn major(version: u32) -> u32 {
     if version >= 100_000 {

@@ -1614,7 +1614,7 @@ fn plan_all(
     // Values measured for a destination column that cuts them: measured again in the job's
     // snapshot, which the copies read (a longer value committed in between arrived cut, copy44
     // F1).
-    let mut measure_again: Vec<Remeasure> = Vec::new();
+    let mut measure_again: Vec<(TableName, crate::plan::Measure)> = Vec::new();
     let total = selected.len();
     let names: Vec<TableName> = selected.iter().map(|s| s.table.clone()).collect();
     // Each server's catalog, read LOOKED_UP_AT_ONCE tables at a time (see `lookup_many`).
@@ -2079,17 +2079,10 @@ fn plan_all(
             crate::plan::values_cut(&mut src, Ok(&rows), &columns, &source_rel, &encoded)
                 .map_err(|why| JobError::Refused(format!("table {}: {why}", sel.table)))?;
         if measured {
-            measure_again.push(Remeasure {
-                table: sel.table.clone(),
-                rows,
-                columns: columns.clone(),
-                source: source_rel.clone(),
-                dests: (encoded.iter())
-                    .map(|(label, rel, encoding)| {
-                        ((*label).to_owned(), (*rel).clone(), encoding.clone())
-                    })
-                    .collect(),
-            });
+            measure_again.push((
+                sel.table.clone(),
+                crate::plan::Measure::new(rows, &columns, &source_rel, &encoded, false),
+            ));
         }
         // A view is read on the source's search_path: values that name objects lose their
         // schema.
@@ -2495,18 +2488,10 @@ fn plan_all(
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .ok_or_else(|| JobError::Snapshot(TableError::new("no snapshot id returned")))?;
-        for again in &measure_again {
-            let dests: Vec<(&str, &Relation, String)> = (again.dests.iter())
-                .map(|(label, rel, encoding)| (label.as_str(), rel, encoding.clone()))
-                .collect();
-            crate::plan::values_cut(
-                &mut src,
-                Ok(&again.rows),
-                &again.columns,
-                &again.source,
-                &dests,
-            )
-            .map_err(|why| JobError::Refused(format!("table {}: {why}", again.table)))?;
+        for (table, measure) in &measure_again {
+            measure
+                .again(&mut src)
+                .map_err(|why| JobError::Refused(format!("table {table}: {why}")))?;
         }
         (Some(src), Some(id))
     } else {
@@ -2673,16 +2658,6 @@ fn literally_named(
 /// (down in the earlier run, completed now) holds one moment: not said. The way to one moment
 /// depends on the job: a `--truncate` job runs again with another state file; an append job's
 /// destinations hold rows of their own, which `--truncate` would delete (said so, not advised).
-/// A table's values measured for a destination column that cuts them, to measure again in the
-/// job's snapshot ([`crate::plan::values_cut`]'s arguments).
-struct Remeasure {
-    table: TableName,
-    rows: String,
-    columns: Vec<Ident>,
-    source: Relation,
-    dests: Vec<(String, Relation, String)>,
-}
-
 fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
     let count = tables
         .iter()
