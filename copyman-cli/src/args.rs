@@ -1438,8 +1438,6 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     }
     for receive in receive.iter().flatten() {
         an_option("--receive", receive)?;
-    }
-    for receive in receive.iter().flatten() {
         statement::check(receive, Direction::FromStdin)
             .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
     }

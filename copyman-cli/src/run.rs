@@ -525,11 +525,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         (Statements::Raw { .. }, _) => false,
         (Statements::Table { .. }, _) => true,
     };
-    // A --send that wrote (a move: its DELETE written out, or in a function) whose destination
-    // stored fewer rows than it sent, under --allow-count-mismatch (a WHERE, a trigger that
-    // drops rows): the rest would be taken from the source and stored nowhere, exit 0
-    // (recheck44 F1). Nothing commits.
-    // (One destination that stored them all holds every row: the others' filters lose none.)
+    // A --send that wrote (a move: its DELETE written out, or in a function) of whose rows no
+    // destination stored all, under --allow-count-mismatch (a WHERE, a trigger that drops
+    // rows): the rest would be taken from the source and stored nowhere, exit 0 (recheck44 F1).
+    // Nothing commits. (One destination that stored them all holds every row.)
     let stored = (dests.iter().enumerate())
         .filter(|(_, d)| d.error.is_none())
         .filter_map(|(i, d)| Some((i, d.rows?)));

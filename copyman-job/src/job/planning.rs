@@ -2428,29 +2428,25 @@ fn plan_all(
     // by --exclude-table, refused.
     if options.resume {
         let planned: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
-        let mut split: Vec<(&String, Vec<usize>)> = Vec::new();
         let mut recorded_tables: Vec<&String> = recorded.begun.iter().map(|(t, _)| t).collect();
         recorded_tables.sort();
         recorded_tables.dedup();
-        for table in recorded_tables
-            .into_iter()
+        let split = (recorded_tables.into_iter())
             .filter(|t| !planned.contains(*t))
-        {
-            // Where it may hold the earlier run's rows (done, or its COMMIT sent), while not
-            // done everywhere.
-            let holding: Vec<usize> = (keys.iter().enumerate())
-                .filter(|(_, k)| recorded.may_hold_rows(table, k))
-                .map(|(d, _)| d + 1)
-                .collect();
-            // (Committed everywhere, found different by --verify somewhere: left as it is.)
-            let done = keys.iter().all(|k| {
-                recorded.done(table, k).is_some() || recorded.mismatched(table, k).is_some()
+            .find_map(|table| {
+                // Where it may hold the earlier run's rows (done, or its COMMIT sent), while
+                // not done everywhere (committed everywhere and found different by --verify
+                // somewhere: left as it is).
+                let holding: Vec<usize> = (keys.iter().enumerate())
+                    .filter(|(_, k)| recorded.may_hold_rows(table, k))
+                    .map(|(d, _)| d + 1)
+                    .collect();
+                let done = keys.iter().all(|k| {
+                    recorded.done(table, k).is_some() || recorded.mismatched(table, k).is_some()
+                });
+                (!holding.is_empty() && !done).then_some((table, holding))
             });
-            if !holding.is_empty() && !done {
-                split.push((table, holding));
-            }
-        }
-        if let Some((table, holding)) = split.first() {
+        if let Some((table, holding)) = split {
             let on: Vec<String> = holding.iter().map(usize::to_string).collect();
             return Err(JobError::Refused(format!(
                 "--resume: the earlier run may have committed {table} on destination {} and did \
