@@ -126,6 +126,22 @@ impl Stream {
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         on_socket!(self, s => s.try_write(buf))
     }
+
+    /// [`try_write`](Self::try_write) (or, `buf` empty, [`try_flush`](Self::try_flush)) tried on
+    /// the socket whether or not tokio saw it writable ([`TRY_WRITE_EVERY`](copyman_core::stall::TRY_WRITE_EVERY)).
+    pub(crate) fn try_write_unasked(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => send(socket2::SockRef::from(s), buf),
+            Self::Tls(s) => s.try_write_unasked(buf),
+            Self::Unix(s) => send(socket2::SockRef::from(s), buf),
+        }
+    }
+}
+
+/// `send(2)` on `socket` without waiting (tokio's sockets are non-blocking), and without a
+/// SIGPIPE if its peer is gone: an error says so (as std's and tokio's writes do).
+pub(crate) fn send(socket: socket2::SockRef<'_>, buf: &[u8]) -> io::Result<usize> {
+    socket.send_with_flags(buf, libc::MSG_NOSIGNAL)
 }
 
 /// Opens a socket to `target`, with the configuration's TCP options (keepalives) if given.

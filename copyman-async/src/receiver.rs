@@ -132,44 +132,51 @@ impl<'c> StatementReceiver<'c> {
         let (stream, endpoint, scratch) = self.conn.parts()?;
         // Under TLS, bytes taken may still wait in its buffer: they must go out too.
         let mut sent = 0;
+        // The socket is tried now and then, writable or not (core's `TRY_WRITE_EVERY`).
+        let every = copyman_core::stall::TRY_WRITE_EVERY;
+        let unasked = tokio::time::sleep(every);
+        tokio::pin!(unasked);
         while sent < bytes.len() || !stream.is_flushed() {
-            tokio::select! {
+            let asked = tokio::select! {
                 biased;
                 ready = stream.readable() => {
                     ready?;
                     read_server(stream, endpoint, scratch)?;
+                    continue;
                 }
-                ready = stream.writable() => {
-                    ready?;
-                    let records = stream.tls_sent();
-                    let attempt = if sent < bytes.len() {
-                        stream.try_write(&bytes[sent..])
-                    } else {
-                        stream.try_flush().map(|()| 0)
-                    };
-                    if stream.tls_sent() != records {
-                        // Records of data taken before went out: alive, however slow.
-                        written.moved();
-                    }
-                    match attempt {
-                        Ok(0) if sent < bytes.len() => {
-                            return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-                        }
-                        Ok(n) => {
-                            copy.sent(&bytes[sent..sent + n]);
-                            sent += n;
-                            written.add(n);
-                        }
-                        Err(e) if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                        Err(e) => {
-                            // The server may have said why it stopped reading: prefer its words.
-                            read_server(stream, endpoint, scratch)?;
-                            return Err(Error::Io(e));
-                        }
-                    }
+                ready = stream.writable() => ready.map(|()| true)?,
+                () = &mut unasked => false,
+            };
+            unasked.as_mut().reset(tokio::time::Instant::now() + every);
+            let records = stream.tls_sent();
+            let attempt = match (asked, sent < bytes.len()) {
+                (true, true) => stream.try_write(&bytes[sent..]),
+                (true, false) => stream.try_flush().map(|()| 0),
+                (false, true) => stream.try_write_unasked(&bytes[sent..]),
+                (false, false) => stream.try_write_unasked(&[]),
+            };
+            if stream.tls_sent() != records {
+                // Records of data taken before went out: alive, however slow.
+                written.moved();
+            }
+            match attempt {
+                Ok(0) if sent < bytes.len() => {
+                    return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+                }
+                Ok(n) => {
+                    copy.sent(&bytes[sent..sent + n]);
+                    sent += n;
+                    written.add(n);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    // The server may have said why it stopped reading: prefer its words.
+                    read_server(stream, endpoint, scratch)?;
+                    return Err(Error::Io(e));
                 }
             }
         }

@@ -51,6 +51,26 @@ impl Write for NonBlocking<'_> {
     }
 }
 
+/// The same calls made on the socket itself, without asking tokio whether it is ready (tokio
+/// knows only what `epoll` said: see [`TRY_WRITE_EVERY`](copyman_core::stall::TRY_WRITE_EVERY)).
+pub(crate) struct Unasked<'a>(pub(crate) &'a TcpStream);
+
+impl Read for Unasked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Unasked<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::connection::send(socket2::SockRef::from(self.0), buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl TlsSocket {
     /// Runs the TLS handshake of `tls` on `tcp` (right after the server's `S`).
     pub(crate) async fn handshake(
@@ -117,6 +137,20 @@ impl TlsSocket {
     /// Takes bytes to encrypt and send without waiting ([`TlsClient::try_write`]).
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.with(|tls, tcp| tls.try_write(tcp, buf))
+    }
+
+    /// [`try_write`](Self::try_write), or [`try_flush`](Self::try_flush) when `buf` is empty,
+    /// tried on the socket whether or not tokio saw it writable.
+    pub(crate) fn try_write_unasked(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut tls = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
+        let tcp = &mut Unasked(&self.tcp);
+        match buf.is_empty() {
+            true => match tls.try_flush(tcp)? {
+                true => Ok(0),
+                false => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            false => tls.try_write(tcp, buf),
+        }
     }
 
     /// Waits until [`try_read`](Self::try_read) may have something: decrypted bytes are at hand,

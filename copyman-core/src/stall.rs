@@ -14,6 +14,8 @@
 //! clock and wait. copyman-sync runs one per multiplexed write and read (every byte the socket
 //! takes or gives resets it) and arms its blocking sockets' timeouts with the same limit;
 //! copyman-async runs one per order, reset by every byte a transmit reports through [`Written`].
+//! Both try a waiting transmit's socket every [`TRY_WRITE_EVERY`], writable or not, so that a
+//! slow destination's draining counts as movement.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -129,6 +131,20 @@ pub struct StallTimer {
     /// Its limit is the interrupt's grace.
     interrupted: bool,
 }
+
+/// How often a transmit whose socket has not said it is writable is tried anyway: a byte the
+/// socket takes then is a byte moved. `poll(2)` and `epoll` say a TCP socket is writable only
+/// once a third of its send buffer is free, and on a fast path the kernel grows that buffer to
+/// megabytes: a destination that stores its rows slower than the source sends them (triggers,
+/// a slow disk) drains it steadily while the socket never says so for tens of seconds. Tried,
+/// the socket takes what the server read meanwhile: the destination moves, is not stalled (a
+/// stall timeout shorter than this is judged at this pace), and the others wait less for it.
+///
+/// ```
+/// use copyman_core::stall::TRY_WRITE_EVERY;
+/// assert!(TRY_WRITE_EVERY < std::time::Duration::from_secs(1));
+/// ```
+pub const TRY_WRITE_EVERY: Duration = Duration::from_millis(250);
 
 /// How long, once a copy is interrupted (a signal to the command, a caller giving it up), an
 /// endpoint's IO under way may move nothing before it is stalled: the copy is being aborted, and

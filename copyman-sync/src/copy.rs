@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::run::{CopyRun, Order, Report, Step};
-use copyman_core::stall::{EndpointId, StallTimer};
+use copyman_core::stall::{EndpointId, StallTimer, TRY_WRITE_EVERY};
 use copyman_core::{BoxError, CopyFail, Fault, Input, ReceiverId, Summary};
 
 use crate::interrupt::Interrupter;
@@ -124,13 +124,15 @@ pub struct CopyManager<'a> {
     adopted: bool,
 }
 
-/// A transmit under way: its data, how much went out, and core's stall timer (the socket's
-/// timeout, else the copy's stall timeout), reset by every byte the socket takes.
+/// A transmit under way: its data, how much went out, core's stall timer (the socket's
+/// timeout, else the copy's stall timeout), reset by every byte the socket takes, and when its
+/// socket was last tried ([`TRY_WRITE_EVERY`]).
 #[derive(Debug)]
 struct Pending {
     data: Bytes,
     written: usize,
     timer: Option<StallTimer>,
+    tried: Instant,
 }
 
 /// A producer read under way: its stall timer, reset by every byte that comes, and whether the
@@ -299,6 +301,7 @@ impl<'a> CopyManager<'a> {
                 data: bytes.clone(),
                 written: 0,
                 timer: self.timer(endpoint, socket),
+                tried: Instant::now(),
             });
             self.advance_write(receiver.0);
             return;
@@ -321,6 +324,7 @@ impl<'a> CopyManager<'a> {
             return;
         };
         let receiver = ReceiverId(r);
+        pending.tried = Instant::now();
         loop {
             // The data, then what the receiver still holds of it (TLS records).
             let step = match pending.data.get(pending.written..) {
@@ -431,7 +435,8 @@ impl<'a> CopyManager<'a> {
         {
             self.watches.push(interrupter.watch());
         }
-        // The wait ends at the first deadline of a transmit or read under way.
+        // The wait ends at the first deadline of a transmit or read under way, or when a
+        // transmit's socket is to be tried again.
         let deadline = self
             .writes
             .iter()
@@ -439,6 +444,12 @@ impl<'a> CopyManager<'a> {
             .filter_map(|p| p.timer)
             .chain(self.reading.and_then(|r| r.timer))
             .map(|timer| timer.poll_timeout())
+            .chain(
+                self.writes
+                    .iter()
+                    .flatten()
+                    .map(|p| p.tried + TRY_WRITE_EVERY),
+            )
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let ready = match poll::wait(&mut self.watches, timeout) {
@@ -461,6 +472,16 @@ impl<'a> CopyManager<'a> {
         self.polled = true;
         let now = Instant::now();
         self.move_ready(ready, now);
+        // A socket that never said it is writable may take bytes all the same.
+        for r in 0..self.writes.len() {
+            if self.writes[r]
+                .as_ref()
+                .is_some_and(|p| now >= p.tried + TRY_WRITE_EVERY)
+            {
+                self.advance_write(r);
+            }
+        }
+        let now = Instant::now();
         // Interrupted now: its grace starts (the next wait is bounded by it).
         let interrupted = self.interrupt_timers(now) || interrupted;
         // Whatever is still under way and moved nothing for its timeout has timed out. After an

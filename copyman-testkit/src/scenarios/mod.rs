@@ -43,7 +43,8 @@
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`],
 //!   [`abstract_unix_socket`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
-//!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`]; how it ends:
+//!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`],
+//!   [`a_slow_destination_draining_its_buffers_is_not_stalled`]; how it ends:
 //!   [`receivers_end_their_copies_side_by_side`].
 
 mod check;
@@ -82,6 +83,7 @@ pub use input::{
     styles_set_since_connecting_are_compared, wrong_direction, wrong_password,
 };
 pub use options::{
+    a_slow_destination_draining_its_buffers_is_not_stalled,
     keep_going_leaves_refusing_destination_usable, receivers_end_their_copies_side_by_side,
     window_of_one_holds_one_chunk, zero_stall_timeout_waits,
 };
@@ -229,6 +231,7 @@ macro_rules! scenario_tests {
             keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered,
             an_autocommit_receiver_ended_after_copydone_is_in_doubt,
             zero_stall_timeout_waits,
+            a_slow_destination_draining_its_buffers_is_not_stalled,
             receivers_end_their_copies_side_by_side,
         );
     };
