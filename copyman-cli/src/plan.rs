@@ -488,6 +488,25 @@ fn table_plan(
                         .as_ref()
                         .filter(|here| copy.target.is_none() && here.schema != there.schema)
                     {
+                        if qualified(conn, here).is_some() {
+                            // It holds the source's table too: which one was meant is not
+                            // copyman's to guess (a job writes the source's; psql's each
+                            // server's own).
+                            return Err(Fatal {
+                                exit: Exit::Usage,
+                                server: None,
+                                message: format!(
+                                    "destination {} ({}): {} is {there} there (on its \
+                                     search_path), {here} on the source, and it holds {here} \
+                                     too: name the one to write with --target-table \
+                                     ('{here}' or '{there}')",
+                                    i + 1,
+                                    dest.endpoint.display(),
+                                    copy.target()
+                                ),
+                            }
+                            .into());
+                        }
                         report::warn(format_args!(
                             "destination {} ({}): {} is {there} there (on its search_path), \
                              {here} on the source; name the schema (with --target-table) to \

@@ -334,8 +334,10 @@ fn idle_timeouts_of_the_servers_do_not_end_a_copy_that_waits_for_its_slowest_des
 }
 
 /// A table named without its schema is each server's to resolve: a destination whose
-/// search_path finds `staging.t` before `public.t` writes (and with --truncate empties) that
-/// one. It stays so (the name means that there), but it is said, not only `"t"` everywhere.
+/// search_path finds `staging.t` where the source's is `public.t`, and that has no `public.t`,
+/// writes (and with --truncate would empty) `staging.t`, and says so. One that holds `public.t`
+/// too is refused (exit 2, nothing written; schema45 F1): which one was meant is not copyman's to
+/// guess, and a job of the same name writes the source's.
 #[test]
 fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
     let c = clusters();
@@ -343,18 +345,24 @@ fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
         &c.source,
         "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);",
     );
-    let dst = database_setting(
+    let elsewhere = database_setting(
         &c.dest[0],
+        &["search_path = staging, public"],
+        "CREATE SCHEMA staging; CREATE TABLE staging.t (id int);",
+    );
+    let both = database_setting(
+        &c.dest[1],
         &["search_path = staging, public"],
         "CREATE TABLE t (id int); CREATE SCHEMA staging; CREATE TABLE staging.t (id int);",
     );
+    let from = c.source.conninfo(&src);
     let out = run(&[
         "table",
         "t",
         "--from",
-        &c.source.conninfo(&src),
+        &from,
         "--to",
-        &c.dest[0].conninfo(&dst),
+        &c.dest[0].conninfo(&elsewhere),
     ]);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
@@ -364,7 +372,25 @@ fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
         ),
         "{stderr}"
     );
-    assert_eq!(count(&c.dest[0], &dst, "staging.t"), 2);
+    assert_eq!(count(&c.dest[0], &elsewhere, "staging.t"), 2);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[1].conninfo(&both),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#""t" is "staging"."t" there (on its search_path), "public"."t" on the source, and it holds "public"."t" too: name the one to write with --target-table"#
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &both, "staging.t"), 0);
+    assert_eq!(count(&c.dest[1], &both, "public.t"), 0);
 }
 
 /// One file into destinations that read it otherwise: its values are read in each server's own
