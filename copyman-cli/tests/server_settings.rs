@@ -2355,6 +2355,32 @@ fn a_job_between_euc_jp_databases_keeps_their_bytes() {
     ]);
     assert_exit(&out, 0);
     assert_eq!(bytes(&c.dest[0], &dst), bytes(&c.source, &src));
+    // A table named beyond ASCII passes in UTF8 (copyman's statements are UTF-8): its bytes
+    // change, and that is said (enc45 F2: not a word, exit 0).
+    let create = r#"CREATE TABLE "表" (v text)"#;
+    let fill = format!(r#"{create}; INSERT INTO "表" SELECT v FROM nec"#);
+    c.source.connect(&src).batch_execute(&fill).unwrap();
+    c.dest[0].connect(&dst).batch_execute(create).unwrap();
+    let state = TempPath::new("euc-job-named.state");
+    let out = run(&[
+        "table",
+        "表",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "\"public\".\"表\": a name in its statements is beyond ASCII, so its data passes in \
+             UTF8, not in the EUC_JP every server holds: EUC_JP's NEC and IBM duplicates"
+        ),
+        "{stderr}"
+    );
 }
 
 /// `--verify` between databases that all hold one encoding compares their bytes: a byte WIN1252

@@ -2181,6 +2181,23 @@ fn plan_all(
             read_as,
             compare_forms,
         });
+        let plan = tables.last().expect("pushed");
+        if let Some(shared) = plan
+            .data_encoding
+            .as_deref()
+            .filter(|_| !plan.speaks_ascii())
+            && let Some(changed) = copyman_core::statement::changes_through_utf8(shared)
+        {
+            // Its data goes through UTF8 (its statements could not be sent in `shared`), and
+            // the destinations of `shared` get other bytes (enc45 F2: exit 0, not a word).
+            notes.push(format!(
+                "{}: a name in its statements is beyond ASCII, so its data passes in UTF8, not in \
+                 the {shared} every server holds: {changed}, so the {shared} destinations store \
+                 other bytes than the source's; to keep them, copy it with `copyman copy` and \
+                 ASCII statements (U&\"\\8868\" escapes a name's character)",
+                plan.table
+            ));
+        }
     }
     // The carried sequences each destination's role may not advance, asked once for every
     // table there: said now, not promised (one question a table was a round trip each).
