@@ -390,6 +390,39 @@ fn client_only_multibyte_encodings_are_read_as_the_server_reads_them() {
     );
     assert_exit(&out, 0);
     assert_eq!(count(dest, &db, "x2"), 3);
+
+    // A header in such an encoding is not split from the data: the server skips it, where it
+    // was refused as one given without --header (enc45 F1), `--header` and a `--receive`'s
+    // HEADER alike.
+    let file = TempPath::new("header.sjis.csv");
+    fs::write(&file.0, b"id,v\n1,\x95\x5c\n2,b\n").unwrap();
+    let db = database(dest, X2);
+    let to = dest.conninfo(&db);
+    let out = run(&[
+        "table",
+        "x2",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--encoding",
+        "SJIS",
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(dest, &db, "x2"), 2);
+    let receive = "COPY x2 FROM STDIN (FORMAT csv, HEADER, ENCODING 'SJIS')";
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--receive",
+        receive,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(dest, &db, "x2"), 4);
 }
 
 /// `copy` mode reads its `--receive`'s options as the server does: a CSV file with a header and
