@@ -1733,6 +1733,67 @@ fn name_values_a_destination_would_cut_are_refused() {
     );
 }
 
+/// A `--send`'s values for a name column are measured once for every destination that holds one
+/// in one encoding, not once per destination (signals45 F1: a 2-s query ran 13 times to three
+/// destinations): the query runs at planning, once again in the COPY's snapshot, and for its
+/// COPY — counted by the server (`track_functions`) as calls of a function it reads each row
+/// through.
+#[test]
+fn a_sends_values_are_measured_once_for_all_destinations() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE w3 (id int, nm text); INSERT INTO w3 VALUES (1, 'a'), (2, 'b');
+         CREATE FUNCTION seen(int) RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN $1; END';",
+    );
+    c.source
+        .connect(&src)
+        .batch_execute(&format!("ALTER DATABASE {src} SET track_functions = 'pl'"))
+        .unwrap();
+    // Three destinations: two databases of one cluster, one of another.
+    let to: Vec<(usize, String)> = [0, 1, 0]
+        .into_iter()
+        .map(|i| {
+            (
+                i,
+                database(&c.dest[i], "CREATE TABLE w3 (id int, nm name);"),
+            )
+        })
+        .collect();
+    let from = c.source.conninfo(&src);
+    let mut args = vec![
+        "copy".to_owned(),
+        "--from".to_owned(),
+        from,
+        "--send".to_owned(),
+        "COPY (SELECT id, nm || repeat('', seen(id)) AS nm FROM w3) TO STDOUT".to_owned(),
+        "--receive".to_owned(),
+        "COPY w3 FROM STDIN".to_owned(),
+    ];
+    for (i, db) in &to {
+        args.extend(["--to".to_owned(), c.dest[*i].conninfo(db)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args);
+    assert_exit(&out, 0);
+    for (i, db) in &to {
+        assert_eq!(count(&c.dest[*i], db, "w3"), 2);
+    }
+    // The backends' counts reach the statistics as they end, just after copyman's.
+    let calls = || -> i64 {
+        let mut conn = c.source.connect(&src);
+        let sql = "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_user_functions WHERE funcname = 'seen'";
+        conn.query_one(sql, &[]).unwrap().get(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while calls() < 6 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Two rows, three runs of the query.
+    assert_eq!(calls(), 6);
+}
+
 /// A longer value committed on the source after the plan measured the values (a table written
 /// to while a copy starts): the measure is taken again in the snapshot the COPY reads, one table
 /// and a `copy` query alike — it arrived cut to 63 bytes, exit 0 (copy44 F1).
