@@ -1927,7 +1927,7 @@ fn write_human(
         writeln!(
             out,
             "copyman: a table whose checksum differs is committed there but not recorded as done: \
-             {then} (mend what makes it differ first — a trigger or a rule on the destination, a \
+             {then} (mend what makes it differ first — a trigger on the destination, a \
              column of a type that reads values otherwise, as said above — or it will differ \
              again)"
         )?;

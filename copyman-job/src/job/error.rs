@@ -410,9 +410,9 @@ pub enum JobError {
 }
 
 /// What lets a row count that is not the source's through, said with every refusal of one: rows
-/// that a trigger, a rule or a `WHERE` drops or routes on purpose. The `copyman` command says
-/// the same of one table.
-pub const COUNT_WAY_OUT: &str = "if a trigger, rule or WHERE drops or routes rows on purpose, \
+/// that a trigger or a `WHERE` drops or routes on purpose (COPY applies no rule: schema45 F3).
+/// The `copyman` command says the same of one table.
+pub const COUNT_WAY_OUT: &str = "if a trigger or WHERE drops or routes rows on purpose, \
                              --allow-count-mismatch commits what each destination stored";
 
 /// The error of a destination that stored another number of rows than the source sent.

@@ -180,8 +180,8 @@ pub(super) fn verify_done(
             result.error = Some(TableError::new(format!(
                 "verify: the checksum differs from the source's as an earlier run read it, \
                  recorded in the state file (rows:sum {now} here now, {sum} then): it changed \
-                 there since, or was stored otherwise than it was read (a trigger or a rule \
-                 there)"
+                 there since, or was stored otherwise than it was read (a trigger there: COPY \
+                 applies no rule)"
             )));
             record_mismatch(shared, &key, d, result);
         }
