@@ -264,6 +264,40 @@ fn under_no_snapshot_a_table_changed_since_planning_fails_at_its_turn() {
         );
         assert_eq!(count(&c.dest[0], &dst, "nt"), 0, "{change}");
     }
+    // A plain table renamed away and another made under its name: said as that, once "source:"
+    // (schema45 F2: "source: source: … (a partition attached or detached)").
+    let src = database(
+        &c.source,
+        "CREATE TABLE pt (id int); INSERT INTO pt VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE pt (id int);");
+    let state = TempPath::new("no-snapshot-replaced.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "pt",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--no-snapshot",
+    ];
+    let paused = Paused::start(&args, "planned");
+    let replace = "ALTER TABLE pt RENAME TO pt_gone; CREATE TABLE pt (id int);";
+    c.source.connect(&src).batch_execute(replace).unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "source: \"public\".\"pt\" changed since the job planned (another table of its \
+             name now: renamed, or dropped and made again)"
+        ) && !said.contains("source: source:"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "pt"), 0);
 }
 
 /// Under `--no-snapshot`, a table dropped on the source after planning fails as the source's

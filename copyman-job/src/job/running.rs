@@ -1178,11 +1178,17 @@ fn changed_since_planned(
     let names = || tables.iter().map(|t| &t.table);
     let covers = super::planning::source_covers(conn, names());
     let columns = super::planning::source_columns(conn, names());
-    let changed = |table: &String| {
+    let changed = |table: &String, kind: &str| {
         let covered = covers.as_ref().and_then(|now| {
             let now = now.iter().find(|(t, _)| t == table)?;
             let then = plan.covers.iter().find(|(t, _)| t == table)?;
-            (now.1 != then.1).then_some("a partition attached or detached")
+            // A partitioned table's tree, else the table itself (schema45 F2: a table renamed
+            // away and another made under its name was said to be a partition's change).
+            let what = match kind {
+                "p" => "a partition attached or detached",
+                _ => "another table of its name now: renamed, or dropped and made again",
+            };
+            (now.1 != then.1).then_some(what)
         });
         let columned = columns.as_ref().and_then(|now| {
             let now = now.iter().find(|(t, _)| t == table)?;
@@ -1193,9 +1199,10 @@ fn changed_since_planned(
     };
     for t in tables {
         let table = t.table.to_string();
-        if let Some(what) = changed(&table) {
+        if let Some(what) = changed(&table, &t.kind) {
             return Err(TableError::new(format!(
-                "source: {table} changed since the job planned ({what}): copied now, its rows \
+                // (Its callers say "source: " before it.)
+                "{table} changed since the job planned ({what}): copied now, its rows \
                  or a column would be left out; not copied (--resume copies it as it is then)"
             )));
         }
