@@ -62,6 +62,9 @@ pub(crate) struct Plan {
     /// its files are asked before the snapshot and once the COPY read it
     /// (`copyman_job::identity::table_files`).
     pub(crate) source_files: Option<TableName>,
+    /// The table copied (`table` only), schema-qualified as the source resolved a name given
+    /// without its schema (a file's: as given).
+    pub(crate) table: Option<TableName>,
     /// The source's values measured for a destination column that would cut them, to be
     /// measured again in the copy's own snapshot.
     pub(crate) measure: Option<copyman_job::plan::Measure>,
@@ -117,6 +120,7 @@ pub(crate) fn plan(
                 file_columns: None,
                 pinned_search_path: false,
                 source_files: None,
+                table: None,
                 measure,
             })
         }
@@ -1040,6 +1044,7 @@ fn table_plan(
             .filter(|rel| !source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
             .map(|_| resolved.table.clone()),
         pinned_search_path,
+        table: Some(resolved.table),
         measure,
     })
 }

@@ -745,14 +745,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             Statements::Table { .. } => "table",
             Statements::Raw { .. } => "copy",
         },
-        table: match &t.statements {
-            // As named (not quoted): `app.items`, or `items` when no schema was given.
-            Statements::Table { copy, .. } => Some(match &copy.table.schema {
-                Some(schema) => format!("{}.{}", schema.as_str(), copy.table.name.as_str()),
-                None => copy.table.name.as_str().to_owned(),
-            }),
-            Statements::Raw { .. } => None,
-        },
+        // Quoted and schema-qualified as a job's tables are (enc45 F8: `a.b` said both
+        // "a"."b" and "public"."a.b").
+        table: plan.table.as_ref().map(ToString::to_string),
         statement: plan.send.clone(),
         started_at,
         source: t.source.display(),
