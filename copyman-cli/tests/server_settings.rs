@@ -3408,3 +3408,46 @@ fn values_that_cannot_be_measured_or_arrive_in_another_encoding_are_not_passed_o
     );
     assert_eq!(count(&c.dest[0], &sa, "ch"), 0);
 }
+
+/// A pattern of capitals beyond ASCII that matches nothing (pg_dump folds only ASCII letters)
+/// is told the table of its own spelling, in a database whose collation folds them all: the
+/// hint compared a name folded in "C" with the pattern folded in the database's collation, so
+/// `ÉTÉ` was sent to `"été"` (another table) and `ÀB` got no hint at all (enc45 F4).
+#[test]
+fn a_pattern_beyond_ascii_is_hinted_at_its_own_spelling() {
+    let c = clusters();
+    let base = database(&c.source, "SELECT 1");
+    let name = format!("{base}_cutf8");
+    c.source
+        .connect("postgres")
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' \
+             TEMPLATE template0"
+        ))
+        .unwrap();
+    let tables =
+        r#"CREATE TABLE "ÉTÉ" (i int); CREATE TABLE "été" (i int); CREATE TABLE "ÀB" (i int);"#;
+    c.source.connect(&name).batch_execute(tables).unwrap();
+    let dst = database(&c.dest[0], tables);
+    let state = TempPath::new("pattern-hint.state");
+    for (pattern, hint) in [
+        ("ÉTÉ", r#"public."ÉTÉ" does"#),
+        ("ÀB", r#"public."ÀB" does"#),
+    ] {
+        let out = run(&[
+            "table",
+            "--table",
+            pattern,
+            "--from",
+            &c.source.conninfo(&name),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--state",
+            state.arg(),
+            "--dry-run",
+        ]);
+        assert_exit(&out, 2);
+        let said = text(&out.stderr);
+        assert!(said.contains(hint), "{pattern}: {said}");
+    }
+}

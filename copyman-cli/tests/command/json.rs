@@ -27,7 +27,10 @@ fn a_successful_run_says_everything() {
     let j = json(&out);
     assert_eq!(j["status"], "ok");
     assert_eq!(j["command"], "table");
-    assert_eq!(j["table"], r#""public"."items""#, "as the source resolved it, quoted");
+    assert_eq!(
+        j["table"], r#""public"."items""#,
+        "as the source resolved it, quoted"
+    );
     for key in ["started_at", "finished_at"] {
         let at = j[key].as_str().unwrap_or_else(|| panic!("{key}: {j}"));
         assert!(

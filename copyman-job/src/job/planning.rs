@@ -2629,10 +2629,14 @@ fn literally_named(
         return None;
     }
     let literal = crate::sql::literal(pattern);
+    // Folded alike on both sides, in the database's collation (a `name`'s own, "C", folds only
+    // ASCII: `ÉTÉ` never met its own spelling and met `été`: enc45 F4); the spelling given
+    // first.
     let query = if schema {
         format!(
             "SELECT pg_catalog.quote_ident(nspname), 'n' FROM pg_catalog.pg_namespace \
-             WHERE pg_catalog.lower(nspname) = pg_catalog.lower({literal}) LIMIT 1"
+             WHERE pg_catalog.lower(nspname COLLATE \"default\") = pg_catalog.lower({literal}) \
+             ORDER BY nspname = {literal} DESC LIMIT 1"
         )
     } else {
         // A table first, then what patterns never select (a view, a system catalog, …).
@@ -2644,9 +2648,11 @@ fn literally_named(
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND \
-               (pg_catalog.lower(c.relname) = pg_catalog.lower({literal}) \
-                OR pg_catalog.lower(n.nspname || '.' || c.relname) = pg_catalog.lower({literal})) \
-             ORDER BY c.relkind IN ('r', 'p') DESC, n.nspname = 'public' DESC LIMIT 1"
+               (pg_catalog.lower(c.relname COLLATE \"default\") = pg_catalog.lower({literal}) \
+                OR pg_catalog.lower((n.nspname || '.' || c.relname) COLLATE \"default\") = \
+                   pg_catalog.lower({literal})) \
+             ORDER BY c.relname = {literal} OR n.nspname || '.' || c.relname = {literal} DESC, \
+               c.relkind IN ('r', 'p') DESC, n.nspname = 'public' DESC LIMIT 1"
         )
     };
     let rows = src.query(&query).ok()?;
