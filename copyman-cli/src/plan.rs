@@ -256,9 +256,10 @@ fn table_plan(
                 _ => Exit::CopyFailed,
             },
             message: format!(
-                "source table {}: {e}{}",
+                "source table {}: {e}{}{}",
                 copy.table,
-                copyman_job::plan::off_the_search_path(conn, &e.message)
+                copyman_job::plan::off_the_search_path(conn, &e.message),
+                copyman_job::plan::spelled_in_capitals(conn, &copy.table, &e.message)
             ),
             server: Some(("source".to_owned(), e)),
         })?;

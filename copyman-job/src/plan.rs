@@ -380,6 +380,42 @@ pub fn off_the_search_path(conn: &mut Connection, message: &str) -> String {
     })
 }
 
+/// Where `table` was not found (`message` the server's: a relation or schema that does not
+/// exist), what the source has of its name but for case, to quote (schema45 F4: `copyman table
+/// Sales.Orders` said only `schema "sales" does not exist`, where a job's pattern says how to
+/// spell `"Sales"."Orders"`). Empty where it has none.
+pub fn spelled_in_capitals(conn: &mut Connection, table: &TableName, message: &str) -> String {
+    if !message.ends_with("does not exist") {
+        return String::new();
+    }
+    let folded = |column: &str, ident: &Ident| {
+        format!(
+            "pg_catalog.lower({column} COLLATE \"default\") = pg_catalog.lower({})",
+            sql::literal(ident.as_str())
+        )
+    };
+    let schema = table
+        .schema
+        .as_ref()
+        .map_or_else(|| "true".to_owned(), |schema| folded("n.nspname", schema));
+    let found = conn
+        .query(&format!(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {} AND {schema} \
+              ORDER BY n.nspname = 'public' DESC LIMIT 1",
+            folded("c.relname", &table.name)
+        ))
+        .ok()
+        .and_then(|rows| rows.first()?.first()?.clone());
+    found.map_or_else(String::new, |found| {
+        format!(
+            " (a name's letters fold to lower case unless it is quoted: the source has {found}; \
+             give '{found}')"
+        )
+    })
+}
+
 /// What a plan says of a partitioned table with `foreign` partitions ([`foreign_partitions`])
 /// on `whose` side ("the source", "destination 2"): refused, with the way to copy its own rows.
 pub fn foreign_partitions_refusal(whose: &str, foreign: &str) -> String {

@@ -1296,6 +1296,27 @@ fn job_selection_a_table_off_the_search_path_is_said_with_its_schema() {
     }
 }
 
+/// One table named without the quotes its capitals need (`Sales.Orders` for `"Sales"."Orders"`)
+/// is told how to spell it, as a job's pattern is (schema45 F4: only `schema "sales" does not
+/// exist`); exit 2.
+#[test]
+fn one_table_named_without_its_quotes_is_told_how_to_spell_it() {
+    let c = clusters();
+    let schema = r#"CREATE SCHEMA "Sales"; CREATE TABLE "Sales"."Orders" (a int);"#;
+    let src = database(&c.source, schema);
+    let d = database(&c.dest[0], schema);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let out = run(&["table", "Sales.Orders", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"schema "sales" does not exist (a name's letters fold to lower case unless it is quoted: the source has "Sales"."Orders"; give '"Sales"."Orders"')"#
+        ),
+        "{stderr}"
+    );
+}
+
 /// One table to a file with a job's option (`--max-rate`, `--verify`): it said "a job of many
 /// tables copies between servers" for the one table given. It says which option made a job.
 #[test]
