@@ -158,17 +158,36 @@ pub fn db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> 
 
 /// A server's field of several lines on one: a CONTEXT's frames (`PL/pgSQL function f() line 1
 /// at RAISE`, then `COPY t, line 3`) apart with ` / ` (they ran together, "at RAISE COPY t"), a
-/// line that ends in `:` followed by its continuation (`COPY t, line 3: "3…"`).
+/// line that ends in `:` followed by its continuation (`COPY t, line 3: "3…"`). A deep one (a
+/// recursion that ran out of stack: hundreds of frames, 70 KB) keeps its first and last
+/// [`CONTEXT_ENDS`] lines and says how many went between (schema45 F5: printed whole, twice).
 fn context_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    // Cut only where more than one line would go.
+    let cut = lines.len().saturating_sub(2 * CONTEXT_ENDS);
+    let kept: Vec<String> = match cut {
+        0 | 1 => lines.iter().map(|l| l.trim().to_owned()).collect(),
+        _ => (lines[..CONTEXT_ENDS].iter().map(|l| l.trim().to_owned()))
+            .chain(std::iter::once(format!("… {cut} more lines …")))
+            .chain(
+                lines[lines.len() - CONTEXT_ENDS..]
+                    .iter()
+                    .map(|l| l.trim().to_owned()),
+            )
+            .collect(),
+    };
     let mut joined = String::new();
-    for line in text.lines() {
+    for line in kept {
         if !joined.is_empty() {
             joined.push_str(if joined.ends_with(':') { " " } else { " / " });
         }
-        joined.push_str(line.trim());
+        joined.push_str(&line);
     }
     joined
 }
+
+/// How many of a deep CONTEXT's first and last lines are said ([`context_lines`]).
+const CONTEXT_ENDS: usize = 4;
 
 /// Describes `error` on one line: the server's SQLSTATE, message, detail, hint and context when
 /// the server spoke, else the error chain.
@@ -540,6 +559,14 @@ mod tests {
         assert_eq!(
             context_lines("COPY t, line 3:\n\"3\t-1\""),
             "COPY t, line 3: \"3\t-1\""
+        );
+        // Nine lines are said whole; a deep one, its ends.
+        let deep: Vec<String> = (1..=9).map(|i| format!("f{i}")).collect();
+        assert_eq!(context_lines(&deep.join("\n")), deep.join(" / "));
+        let deep: Vec<String> = (1..=500).map(|i| format!("f{i}")).collect();
+        assert_eq!(
+            context_lines(&deep.join("\n")),
+            "f1 / f2 / f3 / f4 / … 492 more lines … / f497 / f498 / f499 / f500"
         );
     }
 
