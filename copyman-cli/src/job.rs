@@ -803,6 +803,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .collect();
         crate::limits::warn_if_rewritten(source_encoding, &args.source.client_encoding(), &servers);
     }
+    if !named
+        && encodings.first().is_some_and(|e| e == "SQL_ASCII")
+        && !encodings.iter().all(|e| e == "SQL_ASCII")
+    {
+        report::set_sql_ascii_source();
+    }
     let (source, dests) = if !named && encodings.iter().all(|e| e == "SQL_ASCII") {
         let ascii = |spec: &ServerSpec| {
             let mut spec = spec.clone();
@@ -2073,6 +2079,13 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
             whose.is_none() == on_source && matches!(code, Some("42P01" | "3F000"))
         })
     };
+    // A SQL_ASCII source's bytes read as UTF8: the way out (enc45 F6: "the error above says
+    // what is wrong", which it did not, where one table's error says this).
+    let ascii = (groups.iter()).any(|((whose, code), _)| whose.is_none() && *code == Some("22021"));
+    let ascii = match report::sql_ascii_source().filter(|_| ascii) {
+        Some(hint) => format!("; {hint}"),
+        None => String::new(),
+    };
     let create = match (missing(false), missing(true)) {
         (true, _) => {
             "; a table or schema missing there is created from the source's definitions, e.g. \
@@ -2086,7 +2099,7 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
     };
     Some(format!(
         "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \
-         first (the error above says what is wrong{create}), then run again with --resume \
+         first (the error above says what is wrong{create}{ascii}), then run again with --resume \
          (state file {}) to copy what is missing",
         plural(count, "table copy"),
         said.join("; "),

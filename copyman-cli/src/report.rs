@@ -322,6 +322,27 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
 /// as UTF8, and `client_encoding`, the way out ([`describe`]).
 static INPUT: Mutex<Option<String>> = Mutex::new(None);
 
+/// The way out of a 22021 where a `SQL_ASCII` source's bytes are read as UTF8.
+const SQL_ASCII_SOURCE: &str = "the source's database is SQL_ASCII, which holds bytes of no \
+                                declared encoding, read as UTF8: give every CONN the data's \
+                                encoding, e.g. client_encoding=LATIN1";
+
+/// Records that the run's source is a `SQL_ASCII` database read as UTF8: a 22021 of its says
+/// [`SQL_ASCII_SOURCE`] (one table's error, a job's closing advice: [`sql_ascii_source`]).
+pub(crate) fn set_sql_ascii_source() {
+    *INPUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(SQL_ASCII_SOURCE.to_owned());
+}
+
+/// [`SQL_ASCII_SOURCE`], where [`set_sql_ascii_source`] recorded it.
+pub(crate) fn sql_ascii_source() -> Option<&'static str> {
+    let input = INPUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (input.as_deref() == Some(SQL_ASCII_SOURCE)).then_some(SQL_ASCII_SOURCE)
+}
+
 /// Whether the run's file or stdin is binary COPY data ([`set_input`]).
 static INPUT_BINARY: AtomicBool = AtomicBool::new(false);
 
@@ -330,14 +351,7 @@ static INPUT_BINARY: AtomicBool = AtomicBool::new(false);
 pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
     let input = match &t.source {
         crate::args::Endpoint::Server(_) if sql_ascii => {
-            *INPUT
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(
-                "the source's database is SQL_ASCII, which holds bytes of no declared \
-                 encoding, read as UTF8: give every CONN the data's encoding, e.g. \
-                 client_encoding=LATIN1"
-                    .to_owned(),
-            );
+            set_sql_ascii_source();
             return;
         }
         crate::args::Endpoint::Server(_) => None,

@@ -576,6 +576,34 @@ fn servers_of_one_encoding_other_than_utf8_pass_their_bytes() {
     ]);
     assert_exit(&out, 0);
     assert_eq!(digests(&c.dest[1], &dst), digests(&c.source, &src));
+    // Into a UTF8 database its bytes are read as UTF8 and refused (22021): a job says the way
+    // out as one table does (enc45 F6: "the error above says what is wrong", which it did not).
+    let utf8 = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int, s text); CREATE TABLE u (id int);",
+    );
+    let state = TempPath::new("ascii-job-utf8.state");
+    let out = run(&[
+        "table",
+        "t",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&utf8),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the source's database is SQL_ASCII, which holds bytes of no declared encoding, \
+             read as UTF8: give every CONN the data's encoding, e.g. client_encoding=LATIN1"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &utf8, "t"), 0);
 }
 
 /// A role whose `CONNECTION LIMIT` leaves no connection for copyman's lock-wait monitor: the
