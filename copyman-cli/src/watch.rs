@@ -417,6 +417,19 @@ impl Monitor {
 
     /// What backend `pid` is doing: a lock it waits for, and its activity in words.
     pub(crate) fn look(&mut self, pid: i32) -> Look {
+        // What its COPY read so far, where the server says (PostgreSQL 14's view).
+        let copy_progress = match self
+            .conn()
+            .and_then(|c| c.session().server_version_num())
+            .is_some_and(|v| v >= 140_000)
+        {
+            true => {
+                "(SELECT p.tuples_processed || ' ' || p.bytes_processed \
+                    FROM pg_stat_progress_copy p \
+                   WHERE p.pid = a.pid AND p.command = 'COPY FROM')"
+            }
+            false => "NULL",
+        };
         let Some(rows) = self.query(&format!(
             "SELECT a.state, a.wait_event_type, a.wait_event,
                     (SELECT coalesce(l.relation::regclass::text,
@@ -431,7 +444,8 @@ impl Monitor {
                          THEN (SELECT string_agg(b.pid || ' ' || coalesce(to_char(b.backend_start
                                           AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ''), ',')
                                  FROM pg_stat_activity b
-                                WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END
+                                WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END,
+                    {copy_progress}
                FROM pg_stat_activity a
               WHERE a.pid = {pid}",
             commit::lock_holders_sql("a.pid")
@@ -449,6 +463,7 @@ impl Monitor {
                 blockers: Vec::new(),
                 unseen: !self.answered,
                 prepared_holders: None,
+                copied: None,
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -462,14 +477,27 @@ impl Monitor {
                 blockers: Vec::new(),
                 unseen: false,
                 prepared_holders: None,
+                copied: None,
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let (state, kind, event, what, holders) =
             (field(0), field(1), field(2), field(3), field(4));
+        let copied = field(8)
+            .split_once(' ')
+            .and_then(|(rows, bytes)| Some((rows.parse().ok()?, bytes.parse().ok()?)));
         let mut activity = format!("backend {pid} {state}");
         if !kind.is_empty() {
             activity.push_str(&format!(", waiting on {kind}/{event}"));
+        }
+        if let Some((rows, bytes)) = copied {
+            // (A frozen one that holds copyman's last bytes unread was said to run its checks
+            // "on the rows it took": progress45 F1.)
+            activity.push_str(&format!(
+                ", its COPY read {} ({}) so far",
+                progress::rows(rows),
+                indicatif::HumanBytes(bytes)
+            ));
         }
         let wait = (!kind.is_empty()).then(|| (kind.clone(), event.clone()));
         let statement = Some(field(5).trim().to_owned()).filter(|s| !s.is_empty());
@@ -499,6 +527,7 @@ impl Monitor {
                 blockers: Vec::new(),
                 unseen: false,
                 prepared_holders: None,
+                copied,
             };
         }
         // A transaction's end (a row it holds, FOR UPDATE, or wrote with the same key), not
@@ -546,6 +575,7 @@ impl Monitor {
             blockers,
             unseen: false,
             prepared_holders: (!gids.is_empty()).then(|| gids.join(", ")),
+            copied,
         }
     }
 }
@@ -592,6 +622,9 @@ pub(crate) struct Look {
     /// The lock it waits for is held by copyman's prepared transactions alone (their global
     /// ids): an earlier run's, stopped between its PREPARE and its end, which no wait ends.
     pub(crate) prepared_holders: Option<String>,
+    /// The rows and bytes its `COPY … FROM STDIN` read so far (`pg_stat_progress_copy`,
+    /// PostgreSQL 14 on; `None`: no such COPY, or its server does not say).
+    pub(crate) copied: Option<(u64, u64)>,
 }
 
 /// Two sessions of one copy, one waiting for a lock the other holds: the holder's transaction
@@ -869,6 +902,8 @@ fn watch(
         })
         .collect();
     let mut ticks = progress::ticks();
+    // The destinations storing what they were sent while copyman's bytes stand still.
+    let mut storing = Storing::default();
     let mut moved = Instant::now();
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
@@ -902,6 +937,7 @@ fn watch(
             ticks = now_ticks;
             moved = Instant::now();
             told_stuck = false;
+            storing = Storing::default();
             if watched.iter().any(|w| w.waiting) {
                 for w in &mut watched {
                     w.waiting = false;
@@ -962,6 +998,20 @@ fn watch(
             looks.push(look);
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+        if let Some((read, more, over)) = storing.look(&looks, moved) {
+            told_stuck = false;
+            if !quiet
+                && !committing.load(Ordering::SeqCst)
+                && moved.elapsed() >= say_after()
+                && over >= say_after()
+            {
+                storing.told = Some((read, Instant::now()));
+                let labels = watched.iter().map(|w| w.target.label.as_str());
+                say_storing("", labels.zip(&looks), more, over);
+            }
+        }
+        // Nothing moved since copyman's last byte or a server's last stored row.
+        let still = storing.still_since(moved);
         // A session waiting for another of this copy: cancelled, once a second until the copy
         // ends (not while it commits: a COMMIT cancelled half-way would split the destinations).
         let refs: Vec<&Look> = looks.iter().collect();
@@ -1020,12 +1070,12 @@ fn watch(
             && said_at.elapsed() >= say_after()
         {
             said_at = Instant::now();
-            say_still(moved, "", &looks);
+            say_still(still, "", &looks);
         }
         if !told_stuck
             && !quiet
             && !committing.load(Ordering::SeqCst)
-            && moved.elapsed() >= say_after()
+            && still.elapsed() >= say_after()
             && !activities.is_empty()
         {
             told_stuck = true;
@@ -1074,6 +1124,34 @@ fn watch(
             ));
         }
     }
+}
+
+/// Says that the destinations store what they were sent (`whose`: " on job 2 (t)", or
+/// nothing): each one's COPY's rows and bytes read so far (`looks`, by label), and how many
+/// rows more than when it was last said, `over` ago ([`Storing`]).
+fn say_storing<'l>(
+    whose: &str,
+    looks: impl Iterator<Item = (&'l str, &'l Look)>,
+    more: u64,
+    over: Duration,
+) {
+    let each: Vec<String> = looks
+        .filter_map(|(label, look)| {
+            let (rows, bytes) = look.copied?;
+            Some(format!(
+                "{label} has read {} ({}) of its COPY",
+                progress::rows(rows),
+                indicatif::HumanBytes(bytes)
+            ))
+        })
+        .collect();
+    progress::println(&format!(
+        "copyman: the destinations store what they were sent, slower than the source gives \
+         it{whose} (copyman's writes wait on them): {}; {} more in the last {} s",
+        each.join("; "),
+        progress::rows(more),
+        over.as_secs()
+    ));
 }
 
 /// Says again, shortly, that nothing has moved since `moved` (`whose`: " on job 2 (t)", or
@@ -1193,6 +1271,48 @@ struct WorkerBackends {
     /// While the job is planned: the server whose session is being opened (index into
     /// [`JobShared::servers`]), which the others' backends then wait for.
     connecting: Option<usize>,
+    /// Its servers' COPYs storing what they were sent while it does not move (as the one-table
+    /// watch says it): the rows they had read at the last look, when that last grew, and the
+    /// rows and time it was last said.
+    storing: Storing,
+}
+
+/// What the servers' COPYs read while copyman's bytes wait on them: more than at the last look
+/// is movement, said as theirs ("the destinations store what they were sent"), not as nothing
+/// moving (scale44 F2, progress45 F2).
+#[derive(Default)]
+struct Storing {
+    read: Option<u64>,
+    grew: Option<Instant>,
+    told: Option<(u64, Instant)>,
+}
+
+impl Storing {
+    /// The rows `looks` say their COPYs read, at a look: how many more since it was last said,
+    /// and over how long, where they read more than at the last look (`quiet_since`: when
+    /// copyman's bytes last moved).
+    fn look(&mut self, looks: &[Look], quiet_since: Instant) -> Option<(u64, u64, Duration)> {
+        let read: u64 = looks
+            .iter()
+            .filter_map(|l| l.copied)
+            .map(|(rows, _)| rows)
+            .sum();
+        if !looks.iter().any(|l| l.copied.is_some()) {
+            return None;
+        }
+        let before = self.read.replace(read)?;
+        if read <= before {
+            return None;
+        }
+        self.grew = Some(Instant::now());
+        let (rows, since) = *self.told.get_or_insert((before, quiet_since));
+        Some((read, read.saturating_sub(rows), since.elapsed()))
+    }
+
+    /// When nothing moved since: copyman's bytes (`moved`), or its servers' COPYs.
+    fn still_since(&self, moved: Instant) -> Instant {
+        self.grew.map_or(moved, |grew| grew.max(moved))
+    }
 }
 
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
@@ -1261,6 +1381,7 @@ impl WorkerBackends {
             copying: None,
             checksum: None,
             connecting: None,
+            storing: Storing::default(),
         }
     }
 
@@ -1268,6 +1389,7 @@ impl WorkerBackends {
     fn moved(&mut self, worker: usize, note: &NoteFn) {
         self.moved = Instant::now();
         self.told_stuck = false;
+        self.storing = Storing::default();
         if self.backends.iter().any(|(_, _, waiting)| *waiting) {
             for b in &mut self.backends {
                 b.2 = false;
@@ -1798,6 +1920,24 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     monitors[server].cancel(target);
                 }
             }
+            if let Some((read, more, over)) = w.storing.look(&looks, w.moved) {
+                w.told_stuck = false;
+                if !quiet && w.moved.elapsed() >= say_after() && over >= say_after() {
+                    w.storing.told = Some((read, Instant::now()));
+                    let labels: Vec<String> = pids
+                        .iter()
+                        .map(|&(server, _)| shared.servers[server].0.clone())
+                        .collect();
+                    let whose = format!(" on job {} ({})", worker + 1, w.table);
+                    say_storing(
+                        &whose,
+                        labels.iter().map(String::as_str).zip(&looks),
+                        more,
+                        over,
+                    );
+                }
+            }
+            let still = w.storing.still_since(w.moved);
             // The planning moves with each table it looks up (a catalog query for hundreds of
             // them may take a while: what its backends do is said then, as a copy's).
             let planning = w.table == PLANNING;
@@ -1807,10 +1947,9 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     true => format!(" {PLANNING}"),
                     false => format!(" on job {} ({})", worker + 1, w.table),
                 };
-                say_still(w.moved, &whose, &looks);
+                say_still(still, &whose, &looks);
             }
-            if !w.told_stuck && !quiet && w.moved.elapsed() >= say_after() && !activities.is_empty()
-            {
+            if !w.told_stuck && !quiet && still.elapsed() >= say_after() && !activities.is_empty() {
                 w.told_stuck = true;
                 w.said_at = Instant::now();
                 let waits = w
@@ -1941,7 +2080,33 @@ mod tests {
                 .collect(),
             unseen: false,
             prepared_holders: None,
+            copied: None,
         }
+    }
+
+    /// Servers' COPYs reading more between two looks move (their rows summed, said with how
+    /// many more since last said); the same rows, or no COPY, do not.
+    #[test]
+    fn servers_storing_rows_move() {
+        let copying = |rows: u64| Look {
+            copied: Some((rows, rows * 10)),
+            ..look(1, "t", &[])
+        };
+        let quiet_since = Instant::now();
+        let mut storing = Storing::default();
+        assert!(
+            storing
+                .look(&[copying(5), look(2, "t", &[])], quiet_since)
+                .is_none()
+        );
+        assert_eq!(storing.still_since(quiet_since), quiet_since);
+        let (read, more, _) = storing
+            .look(&[copying(9), look(2, "t", &[])], quiet_since)
+            .expect("it read more");
+        assert_eq!((read, more), (9, 4));
+        assert!(storing.still_since(quiet_since) > quiet_since);
+        assert!(storing.look(&[copying(9)], quiet_since).is_none());
+        assert!(storing.look(&[look(1, "t", &[])], quiet_since).is_none());
     }
 
     #[test]

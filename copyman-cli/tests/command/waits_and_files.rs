@@ -14,6 +14,7 @@
 //!    (a header in another order refused in the run's words, a PGCOPY file planned binary);
 //!    stdin and a FIFO are not read, and the plan says so.
 //! 5. A source file truncated while it is read fails the copy: nothing commits.
+//! 6. A slow destination storing what it was sent is said so, not as nothing moving.
 //!
 //! Real clusters, shared by the binary; a fresh database per test.
 
@@ -965,4 +966,71 @@ fn a_silent_writer_of_stdin_is_said_as_its_own() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", stderr.rest());
     assert_eq!(count(&c.dest[0], &db, "t"), 3);
+}
+
+/// 6. A destination slower than the source (a row trigger that sleeps) takes the source's rows
+///    into its socket buffers and stores them for seconds after copyman's last byte went: that
+///    is said as its COPY storing them, with its rows read so far from its server's
+///    `pg_stat_progress_copy` (scale44 F2, progress45 F2: "nothing has moved for 40 s" while
+///    it stored 500 rows a second); every row arrives.
+#[test]
+fn a_slow_destination_is_said_storing_its_rows() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE slow AS SELECT g AS id, repeat('x', 60) AS pad FROM generate_series(1, 3000) g;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE slow (id int, pad text);
+         CREATE FUNCTION z() RETURNS trigger LANGUAGE plpgsql
+             AS 'BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END';
+         CREATE TRIGGER z BEFORE INSERT ON slow FOR EACH ROW EXECUTE FUNCTION z();",
+    );
+    let out = copyman()
+        .args([
+            "table",
+            "slow",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("copyman: the destinations store what they were sent")
+            && stderr.contains("destination 1 (")
+            && stderr.contains("of its COPY"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "slow"), 3000);
+    // A job's watch says it of the worker's table.
+    let state = TempPath::new("slow-storing.state");
+    let out = copyman()
+        .args([
+            "table",
+            "slow",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--truncate",
+            "--state",
+            state.arg(),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("store what they were sent, slower than the source gives it on job 1")
+            && stderr.contains("of its COPY"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "slow"), 3000);
 }
