@@ -839,7 +839,8 @@ impl HiArgs {
         {
             if t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio)) {
                 return Err(ArgError::usage(
-                    "--json prints on stdout: it cannot go with --to - (data on stdout)",
+                    "--json prints on stdout: it cannot go with --to - (data on stdout); write \
+                     the data to a file, or to another descriptor: --to /dev/fd/3 3>FILE",
                 ));
             }
             // `--to /dev/stdout`, or the file stdout was redirected to.
@@ -1131,7 +1132,8 @@ pub(crate) fn endpoints(
             continue;
         };
         crate::report::warn(format_args!(
-            "--to {text}: written to the file ./{} ({named})",
+            // (Not "written": a dry run writes nothing, docs45 F4.)
+            "--to {text} is read as the file ./{} ({named})",
             path.display()
         ));
     }

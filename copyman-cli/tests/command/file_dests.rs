@@ -256,6 +256,17 @@ fn a_destination_that_is_stdout_is_written_in_place_and_only_once() {
             .contains("cannot go with --to /dev/stdout, which is stdout"),
         "{doc}"
     );
+    // `-` too, with the way that works (docs45 F5).
+    let out = run(&["table", "t", "--from", &url, "--to", "-", "--json"]);
+    assert_exit(&out, 2);
+    let doc = json(&out);
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot go with --to - (data on stdout); write the data to a file, or to another descriptor: --to /dev/fd/3 3>FILE"),
+        "{doc}"
+    );
     // `/dev/null` is not stdout here: fine with `--json`.
     let out = run(&["table", "t", "--from", &url, "--to", "/dev/null", "--json"]);
     assert_exit(&out, 0);
@@ -521,7 +532,7 @@ fn a_bare_word_destination_is_a_file_and_said_so() {
     assert_exit(&out, 0);
     assert!(
         text(&out.stderr)
-            .contains("--to mydb: written to the file ./mydb (a database is `dbname=mydb`)"),
+            .contains("--to mydb is read as the file ./mydb (a database is `dbname=mydb`)"),
         "{}",
         text(&out.stderr)
     );
@@ -543,7 +554,7 @@ fn a_host_name_as_a_file_is_said_with_the_way_to_name_the_server() {
             .output()
             .unwrap();
         assert_exit(&out, 0);
-        let said = format!("--to {host}: written to the file ./{host} (a server is `host={host}`)");
+        let said = format!("--to {host} is read as the file ./{host} (a server is `host={host}`)");
         assert!(text(&out.stderr).contains(&said), "{}", text(&out.stderr));
     }
     assert_eq!(dir.list(), ["db2.example.com", "localhost"]);
