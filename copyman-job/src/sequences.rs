@@ -256,11 +256,14 @@ pub fn from_file_warning(
     let first = owned.first()?;
     let names: Vec<String> = owned.iter().map(ToString::to_string).collect();
     let literal = |text: &str| crate::sql::literal(text);
+    // Forward only: a sequence that stands past every loaded value already is left there
+    // (docs45 F2: the advice moved one at 1,000,000 back to the file's 300,000).
     Some(format!(
         "{table} on {destination}: {} owns a sequence there, which the file's values do not \
          advance (as with psql's \\copy): an INSERT there that takes its default may collide \
-         with a loaded row; advance it past them: SELECT setval(pg_get_serial_sequence({}, {}), \
-         max({first})) FROM {table}",
+         with a loaded row where it stands below them; advance it past them: SELECT setval(s, \
+         m) FROM (SELECT pg_get_serial_sequence({}, {})::regclass AS s, max({first}) AS m FROM \
+         {table}) q WHERE m > coalesce(pg_sequence_last_value(s), 0)",
         names.join(", "),
         literal(table),
         literal(first.as_str()),

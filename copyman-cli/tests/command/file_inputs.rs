@@ -1171,6 +1171,16 @@ fn a_file_into_an_identity_column_says_its_sequence_stays() {
     dest.batch_execute("INSERT INTO idt (v) VALUES ('new')")
         .unwrap();
     assert_eq!(count(&c.dest[0], &d1, "idt"), 4);
+    // A sequence past every loaded value stays there: the advice moves it forward only
+    // (docs45 F2: it set it back to the file's highest).
+    dest.batch_execute("SELECT setval(pg_get_serial_sequence('idt', 'id'), 1000)")
+        .unwrap();
+    dest.batch_execute(advice).unwrap();
+    let next: i32 = dest
+        .query_one("INSERT INTO idt (v) VALUES ('next') RETURNING id", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 1001);
 }
 
 /// One file into destinations whose columns are of other types reads into other values on each
