@@ -1322,8 +1322,14 @@ fn dry_run(
                     "format_reason": t.format_reason,
                     "statement": t.send,
                     "ranges": t.ranges,
+                    // Named as a run's records name theirs (docs45 F1).
                     "destinations": t.destinations.iter().zip(dests).enumerate().map(|(i, (d, s))| {
-                        json!({ "endpoint": s.name, "plan": dest_plan(plan, ti, i, d) })
+                        json!({
+                            "server": format!("destination {}", i + 1),
+                            "endpoint": s.name,
+                            "reached": reached.destinations.get(i).cloned().flatten(),
+                            "plan": dest_plan(plan, ti, i, d),
+                        })
                     }).collect::<Vec<_>>(),
                 })
             })
@@ -1355,9 +1361,9 @@ fn dry_run(
             "notes": plan.notes,
             "warnings": report::warnings(),
             "tables": tables,
-            // The host each CONN naming several reached (recheck42 F7).
+            // The host each CONN naming several reached (recheck42 F7); a destination's, in its
+            // records.
             "source_reached": reached.source,
-            "reached": reached.destinations,
         }))?;
         return Ok(exit);
     }

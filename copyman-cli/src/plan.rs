@@ -2903,6 +2903,7 @@ fn plan_json(
             "destinations": dests.iter().zip(&plan.receive).zip(&plan.sequences)
                 .zip(&plan.truncate).enumerate()
                 .map(|(i, (((d, receive), carries), truncate))| json!({
+                "server": format!("destination {}", i + 1),
                 "endpoint": d.endpoint.display(),
                 "reached": d.endpoint.reached(),
                 "columns": match (&d.error, &columns) {

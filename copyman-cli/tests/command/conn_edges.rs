@@ -984,7 +984,9 @@ fn target_session_attrs_read_write_finds_the_writable_host() {
     );
     dry.insert(0, "--json");
     let out = with_passwords(&dry);
-    assert_eq!(json(&out)["reached"][0], reached.as_str(), "{}", json(&out));
+    let record = &json(&out)["tables"][0]["destinations"][0];
+    assert_eq!(record["reached"], reached.as_str(), "{record}");
+    assert_eq!(record["server"], "destination 1", "{record}");
     let state = TempPath::new("reached.state");
     let mut args = job.to_vec();
     args.extend(["--state", state.arg()]);

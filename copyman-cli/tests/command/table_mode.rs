@@ -512,6 +512,8 @@ fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
         plan["plan"]["destinations"][1]["columns"],
         serde_json::json!(["id", "note"])
     );
+    // Named as a run's records are (docs45 F1).
+    assert_eq!(plan["plan"]["destinations"][1]["server"], "destination 2");
     assert_eq!(
         plan["plan"]["destinations"][0]["statement"],
         r#"COPY "d" ("id", "note") FROM STDIN (FORMAT binary)"#
