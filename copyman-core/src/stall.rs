@@ -272,6 +272,11 @@ impl StallTimer {
         self.since = now;
     }
 
+    /// Whether its limit is the interrupt's grace ([`StallTimer::after_interrupt`]).
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted
+    }
+
     /// When the endpoint stalls unless bytes move before. A limit past what an `Instant` can
     /// hold (`Duration::MAX`: "as long as it takes") is a deadline a century away, not an
     /// overflow (it panicked inside a copy).

@@ -64,6 +64,14 @@ impl Stream {
         }
     }
 
+    /// Bytes of TLS records written to the socket so far (none on a plain socket).
+    pub(crate) fn records_sent(&self) -> u64 {
+        match self {
+            Self::Tls(_, tls) => tls.sent(),
+            _ => 0,
+        }
+    }
+
     /// Shuts the socket down both ways.
     fn shutdown(&self) -> io::Result<()> {
         match self {

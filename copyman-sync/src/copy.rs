@@ -326,6 +326,9 @@ impl<'a> CopyManager<'a> {
         let receiver = ReceiverId(r);
         pending.tried = Instant::now();
         loop {
+            // Records of data taken before that went out: alive, however slow (lib45 F1: a
+            // slow TLS destination's flushes moved nothing, and it was said stalled).
+            let records = self.receivers[r].records_sent();
             // The data, then what the receiver still holds of it (TLS records).
             let step = match pending.data.get(pending.written..) {
                 Some(rest) if !rest.is_empty() => self.receivers[r].try_write(rest),
@@ -335,6 +338,11 @@ impl<'a> CopyManager<'a> {
                     Err(error) => Err(error),
                 },
             };
+            if self.receivers[r].records_sent() != records
+                && let Some(timer) = &mut pending.timer
+            {
+                timer.moved(Instant::now());
+            }
             match step {
                 Ok(0) => {
                     self.writes[r] = Some(pending);
@@ -499,6 +507,16 @@ impl<'a> CopyManager<'a> {
                 }
                 self.receiver_failed(r, Box::new(stalled));
             }
+        }
+        // A read that waits while transmits are under way is not what the copy waits on: the
+        // producer may hold data it hands over once they are done (lib45 F1: a healthy source
+        // was said stalled beside a slow destination). Its timer runs from then.
+        let busy = self.writes.iter().any(Option::is_some);
+        if let Some(reading) = &mut self.reading
+            && busy
+            && let Some(timer) = reading.timer.as_mut().filter(|t| !t.is_interrupted())
+        {
+            timer.moved(now);
         }
         if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
             self.reading = None;

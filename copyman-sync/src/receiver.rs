@@ -175,6 +175,14 @@ pub trait Receiver {
         Ok(true)
     }
 
+    /// Bytes of records the receiver wrote to its socket for the data it took (TLS records), so
+    /// far: a driver takes a change as bytes moved (the stall rule), the data's own count
+    /// ([`Receiver::try_write`]'s) being where they went in, not out (copyman-async's
+    /// `Written::moved`). The default writes the data as it is: 0.
+    fn records_sent(&self) -> u64 {
+        0
+    }
+
     /// Reads, without blocking, what the server said (a driver calls it when
     /// [`Receiver::poll_socket`] is readable, and now and then while it writes without waiting).
     /// The default does nothing.
@@ -399,6 +407,10 @@ impl Receiver for StatementReceiver<'_> {
 
     fn try_flush(&mut self) -> Result<bool, BoxError> {
         Ok(self.conn.stream.try_flush()?)
+    }
+
+    fn records_sent(&self) -> u64 {
+        self.conn.stream.records_sent()
     }
 
     fn read_server(&mut self) -> Result<(), BoxError> {

@@ -44,7 +44,8 @@
 //!   [`abstract_unix_socket`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
 //!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`],
-//!   [`a_slow_destination_draining_its_buffers_is_not_stalled`]; how it ends:
+//!   [`a_slow_destination_draining_its_buffers_is_not_stalled`],
+//!   [`a_slow_server_is_not_stalled`]; how it ends:
 //!   [`receivers_end_their_copies_side_by_side`].
 
 mod check;
@@ -83,7 +84,7 @@ pub use input::{
     styles_set_since_connecting_are_compared, wrong_direction, wrong_password,
 };
 pub use options::{
-    a_slow_destination_draining_its_buffers_is_not_stalled,
+    a_slow_destination_draining_its_buffers_is_not_stalled, a_slow_server_is_not_stalled,
     keep_going_leaves_refusing_destination_usable, receivers_end_their_copies_side_by_side,
     window_of_one_holds_one_chunk, zero_stall_timeout_waits,
 };
@@ -232,6 +233,7 @@ macro_rules! scenario_tests {
             an_autocommit_receiver_ended_after_copydone_is_in_doubt,
             zero_stall_timeout_waits,
             a_slow_destination_draining_its_buffers_is_not_stalled,
+            a_slow_server_is_not_stalled,
             receivers_end_their_copies_side_by_side,
         );
     };
