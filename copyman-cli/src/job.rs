@@ -1955,10 +1955,10 @@ fn write_human(
         })
     });
     // The state file went while the job ran: a resume has no record of what this run committed.
-    let state_lost = report
-        .stopped
-        .as_deref()
-        .is_some_and(|why| why.contains(copyman_job::state::REMOVED_OR_REPLACED));
+    let state_lost = report.stopped.as_deref().is_some_and(|why| {
+        why.contains(copyman_job::state::REMOVED_OR_REPLACED)
+            || why.contains(copyman_job::state::ALTERED)
+    });
     if state_lost && !report.succeeded() {
         let committed: Vec<String> = report
             .tables
@@ -1981,8 +1981,8 @@ fn write_human(
         };
         writeln!(
             out,
-            "copyman: the state file {} was removed or replaced while the job ran, so --resume \
-             has no record of this run; it committed {committed}: copy the others in a job \
+            "copyman: the state file {} was removed, replaced or altered while the job ran, so \
+             --resume has no record of this run; it committed {committed}: copy the others in a job \
              without those tables, or every table again with --truncate (which empties each \
              first)",
             options.state.display()

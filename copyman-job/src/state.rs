@@ -99,6 +99,10 @@ use std::sync::Mutex;
 /// a resume has no record of that run.
 pub const REMOVED_OR_REPLACED: &str = "was removed or replaced while the job ran";
 
+/// What a job whose state file was cut short or written by another program while it ran says of
+/// it (in [`JobReport::stopped`](crate::job::JobReport::stopped)).
+pub const ALTERED: &str = "was altered while the job ran";
+
 const HEADER: &str = "copyman-job 3\n";
 
 /// The first line of a state file of format 2 (no `commit` lines): read as well.
@@ -351,9 +355,10 @@ impl Recorded {
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
-    /// `None` once a record written in part could not be taken back: no more are written.
-    file: Mutex<Option<File>>,
-    /// The file's device and inode: the path must still name it when a table begins.
+    /// `None` once a record written in part could not be taken back: no more are written. With
+    /// it, where this run's records end.
+    file: Mutex<Option<(File, u64)>>,
+    /// The file's device and inode: the path must still name it when a record is written.
     identity: (u64, u64),
 }
 
@@ -621,14 +626,14 @@ impl StateFile {
             upgrade_header(path)?;
             cut_torn_line(&file)?;
         }
-        let identity = {
+        let (identity, end) = {
             use std::os::unix::fs::MetadataExt;
             let meta = file.metadata()?;
-            (meta.dev(), meta.ino())
+            ((meta.dev(), meta.ino()), meta.len())
         };
         Ok(Self {
             path: path.to_owned(),
-            file: Mutex::new(Some(file)),
+            file: Mutex::new(Some((file, end))),
             identity,
         })
     }
@@ -743,13 +748,22 @@ impl StateFile {
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(file) = slot.as_mut() else {
+        let Some((file, end)) = slot.as_mut() else {
             return Err(io::Error::other(
                 "an earlier record was written in part (a full disk?) and could not be taken \
                  back: the state file takes no more records",
             ));
         };
+        // The file this run holds, as it left it: one removed, replaced (an editor's save, a
+        // `sed -i`) or cut short (`> file`, a restored copy) while the job runs has lost or
+        // will lose records — a `commit` written to a replaced file is nowhere a resume reads,
+        // and one appended to a cut file runs into a torn line (signals45 F3, F4: tables
+        // copied twice by the resume, exit 0). Nothing more is written (each record said why):
+        // the table in flight is not committed, no other is begun.
         let before = file.metadata()?.len();
+        if let Some(altered) = self.altered(before, *end) {
+            return Err(altered);
+        }
         let written = file
             .write_all(lines.as_bytes())
             .and_then(|()| match durable {
@@ -759,25 +773,58 @@ impl StateFile {
         // A record written in part (a disk full part-way) would run into the next one, whose
         // write then succeeds while the line they make reads as nothing: a `commit` lost so, its
         // table committed and copied again by a resume. It is cut off, or nothing more is written.
-        if written.is_err()
-            && file
-                .set_len(before)
-                .and_then(|()| file.sync_data())
-                .is_err()
-        {
-            *slot = None;
+        match written {
+            Ok(()) => *end = before + lines.len() as u64,
+            Err(_) => {
+                if file
+                    .set_len(before)
+                    .and_then(|()| file.sync_data())
+                    .is_err()
+                {
+                    *slot = None;
+                }
+            }
         }
         written
+    }
+
+    /// Why the file at its path is no longer as this run left it (`len` long now, its records
+    /// ending at `end`): removed or replaced, cut short, or written by another program.
+    fn altered(&self, len: u64, end: u64) -> Option<io::Error> {
+        use std::os::unix::fs::MetadataExt;
+
+        let here = fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
+        let what = if here.ok() != Some(self.identity) {
+            format!(
+                "{REMOVED_OR_REPLACED}: its records (and the lock that keeps another run of this job out) are no longer there"
+            )
+        } else if len != end {
+            format!(
+                "{ALTERED}: it holds {len} bytes where this run's records end at {end} (cut short, \
+                 or written by another program), so its records cannot be trusted"
+            )
+        } else {
+            return None;
+        };
+        Some(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} {what}; nothing more is recorded, so no other table is begun and none in \
+                 flight commits; another run started since finds no record of what this one \
+                 committed",
+                self.path.display()
+            ),
+        ))
     }
 
     /// Records that the copy of `table` to `destination` begins (before its transaction does),
     /// and that it will record its [`commit`](Self::commit) before it commits.
     ///
     /// # Errors
-    /// Writing or syncing failed.
-    /// A state file removed or replaced while its job runs (a cache cleaner, a `mv`) is refused
-    /// here: its records, and the lock that keeps another run of the job out, are no longer at
-    /// its path, so the job begins nothing more.
+    /// Writing or syncing failed. A state file removed, replaced or cut short while its job runs
+    /// (a cache cleaner, a `mv`, an editor's save, `> file`) is refused here, as at every record:
+    /// its records, and the lock that keeps another run of the job out, are no longer at its
+    /// path or no longer whole, so the job begins nothing more.
     pub fn begin(&self, table: &str, destination: &str) -> io::Result<()> {
         self.begin_at(&[table], destination, None)
     }
@@ -793,21 +840,6 @@ impl StateFile {
         destination: &str,
         at: Option<Position>,
     ) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-
-        let here = fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
-        if here.ok() != Some(self.identity) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "{} {REMOVED_OR_REPLACED}: its records (and the lock \
-                     that keeps another run of this job out) are no longer there, so no other \
-                     table is begun; another run started since finds no record of what this one \
-                     committed",
-                    self.path.display()
-                ),
-            ));
-        }
         let mut lines = String::new();
         if let Some(at) = at {
             lines.push_str(&line(&[

@@ -1246,9 +1246,12 @@ fn a_destination_completed_by_a_resume_holds_one_moment() {
     assert_eq!(count(&c.dest[1], &d2, "a") + count(&c.dest[1], &d2, "b"), 4);
 }
 
-/// A job whose state file was removed while it ran stops (no other table is begun), and says
-/// what it committed and that `--resume` has nothing to go by: it advised "run again with
-/// --resume", which is refused without a state file, and named no table it had committed.
+/// A job whose state file was removed, replaced (an editor's save) or cut short (`> file`, a
+/// restored copy) while it ran stops (nothing more is recorded, no other table is begun), and
+/// says what it committed and that `--resume` has nothing to go by: it advised "run again with
+/// --resume", which is refused without a state file, and named no table it had committed; a
+/// file cut short took the run's next records after a torn line, exit 0, and its resume copied
+/// a table again (signals45 F3, F4).
 #[test]
 fn a_job_whose_state_file_went_says_what_it_committed() {
     let c = clusters();
@@ -1260,34 +1263,65 @@ fn a_job_whose_state_file_went_says_what_it_committed() {
              INSERT INTO b SELECT generate_series(1, 10);"
         ),
     );
-    let d1 = database(&c.dest[0], schema);
-    let state = TempPath::new("went.state");
-    let args = [
-        "table",
-        "a",
-        "b",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--state",
-        state.arg(),
-        "--jobs",
-        "1",
+    type Alter = fn(&std::path::Path);
+    let alterations: [(&str, Alter, &str); 3] = [
+        (
+            "removed",
+            |p| std::fs::remove_file(p).unwrap(),
+            "was removed or replaced",
+        ),
+        (
+            "replaced",
+            |p| {
+                let copy = p.with_extension("copy");
+                std::fs::copy(p, &copy).unwrap();
+                std::fs::rename(&copy, p).unwrap();
+            },
+            "was removed or replaced",
+        ),
+        (
+            "cut",
+            |p| {
+                let len = std::fs::metadata(p).unwrap().len();
+                let file = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+                file.set_len(len - 5).unwrap();
+            },
+            "was altered while the job ran: it holds",
+        ),
     ];
-    let paused = Paused::start(&args, "committed:1");
-    std::fs::remove_file(&state.0).unwrap();
-    let out = paused.resume();
-    assert_exit(&out, 4);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("was removed or replaced while the job ran, so --resume has no record")
-            && stderr.contains("it committed \"public\".\"a\" on destination 1:")
-            && !stderr.contains("run again with --resume"),
-        "{stderr}"
-    );
-    assert_eq!(count(&c.dest[0], &d1, "a"), 20000);
-    assert_eq!(count(&c.dest[0], &d1, "b"), 0);
+    for (how, alter, said) in alterations {
+        let d1 = database(&c.dest[0], schema);
+        let state = TempPath::new("went.state");
+        let args = [
+            "table",
+            "a",
+            "b",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--state",
+            state.arg(),
+            "--jobs",
+            "1",
+        ];
+        let paused = Paused::start(&args, "committed:1");
+        alter(&state.0);
+        let out = paused.resume();
+        assert_exit(&out, 4);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(said)
+                && stderr.contains(
+                    "was removed, replaced or altered while the job ran, so --resume has no record"
+                )
+                && stderr.contains("it committed \"public\".\"a\" on destination 1:")
+                && !stderr.contains("run again with --resume"),
+            "{how}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "a"), 20000, "{how}");
+        assert_eq!(count(&c.dest[0], &d1, "b"), 0, "{how}");
+    }
 }
 
 /// A signal that comes while a table's COMMITs run lets them finish; when one of them fails (a
