@@ -470,13 +470,32 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
         ));
     }
     let mut recorded = Recorded::default();
-    // Whole lines only: a torn last line was never fsynced.
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+    // Whole lines only: a torn last line was never fsynced. One that is no record, before it,
+    // is damage — a file cut short and written after, two merged, an edit — whose records cannot
+    // be trusted (signals45 F3: a `commit` run into a torn line was read past, its table copied
+    // again by the resume): refused, by its line.
+    let damaged = |n: usize, line: &str| {
+        let shown: String = line.trim_end().chars().take(60).collect();
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is damaged: its line {n} is no record this copyman writes ({shown:?}): cut \
+                 short and written after, edited, or two files merged, so what it records \
+                 cannot be trusted (a table committed may be missing from it); check what each \
+                 destination holds, then run the job again without --resume, with --truncate \
+                 (which empties each table first) and another --state",
+                path.display()
+            ),
+        )
+    };
+    let lines = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+    for (n, line) in lines.enumerate().skip(1) {
         let fields: Vec<String> = line
             .trim_end_matches('\n')
             .split('\t')
             .map(unescape)
             .collect();
+        let line_damaged = || damaged(n + 1, line);
         match fields.as_slice() {
             [kind, selection] if kind == "selection" => {
                 recorded.selection = Some(selection.clone());
@@ -533,12 +552,16 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             }
             [kind, table, dest, rows, xids] if kind == "commit" => {
                 let xids: Option<Vec<u64>> = xids.split(',').map(|x| x.parse().ok()).collect();
-                if let (Ok(rows), Some(xids)) = (rows.parse(), xids) {
-                    let key = (table.clone(), dest.clone());
-                    recorded.begun.insert(key.clone());
-                    let attempts = recorded.attempts.entry(key).or_default();
-                    attempts.commits.push(Committing { rows, xids });
-                }
+                let (Ok(rows), Some(xids)) = (rows.parse(), xids) else {
+                    return Err(line_damaged());
+                };
+                let key = (table.clone(), dest.clone());
+                recorded.begun.insert(key.clone());
+                let attempts = recorded.attempts.entry(key).or_default();
+                attempts.commits.push(Committing { rows, xids });
+            }
+            [kind, _, _, rows] if kind == "done" && rows.parse::<u64>().is_err() => {
+                return Err(line_damaged());
             }
             [kind, table, dest, rows] if kind == "done" => {
                 if let Ok(rows) = rows.parse() {
@@ -588,7 +611,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                     recorded.mismatched.insert(key, rows);
                 }
             }
-            _ => {}
+            _ => return Err(line_damaged()),
         }
     }
     Ok(recorded)
@@ -1172,6 +1195,31 @@ mod tests {
         let recorded = read(&path).unwrap();
         assert_eq!(recorded.position("host=x"), Some(later));
         assert!(recorded.begun("\"c\"", "host=x"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A line that is no record before the last one (a file cut short and written after: a
+    /// torn `position` run into a `commit`) is damage: the file is refused, by its line.
+    #[test]
+    fn a_torn_line_within_the_file_is_damage() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-torn-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.begin("\"a\"", "host=x").unwrap();
+        state.commit("\"a\"", "host=x", 7, &[41], None).unwrap();
+        drop(state);
+        assert!(read(&path).is_ok());
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"position\tsystem commit\t\"b\"\thost=x\t5\t42\n")
+            .unwrap();
+        f.write_all(b"done\t\"a\"\thost=x\t7\n").unwrap();
+        let err = read(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string()
+                .contains("is damaged: its line 4 is no record"),
+            "{err}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
