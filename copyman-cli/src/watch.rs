@@ -1093,11 +1093,8 @@ fn watch(
                  the wait): "
             } else {
                 let answered = |d: usize| {
-                    let label = format!("destination {} (", d + 1);
-                    (watched.iter().zip(&looks)).any(|(w, l)| {
-                        w.target.label.starts_with(&label)
-                            && l.state.as_deref() == Some("idle in transaction")
-                    })
+                    let labels = watched.iter().map(|w| w.target.label.as_str());
+                    ended_its_copy(labels.zip(&looks), d)
                 };
                 &COPYING
                     .lock()
@@ -1124,6 +1121,16 @@ fn watch(
             ));
         }
     }
+}
+
+/// Whether destination `d` (0-based), among `looks` by label, has ended its COPY: its backend
+/// idle in its transaction. At the end of the data its answer waits unread while copyman reads
+/// another's: it is not the one waited for.
+fn ended_its_copy<'l>(mut looks: impl Iterator<Item = (&'l str, &'l Look)>, d: usize) -> bool {
+    let label = format!("destination {} (", d + 1);
+    looks.any(|(l, look)| {
+        l.starts_with(&label) && look.state.as_deref() == Some("idle in transaction")
+    })
 }
 
 /// Says that the destinations store what they were sent (`whose`: " on job 2 (t)", or
@@ -1952,10 +1959,18 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             if !w.told_stuck && !quiet && still.elapsed() >= say_after() && !activities.is_empty() {
                 w.told_stuck = true;
                 w.said_at = Instant::now();
+                // A destination whose backend ended its COPY (idle in its transaction) is not
+                // waited for (progress45 F4: both were said, one idle for 10 s).
+                let answered = |d: usize| {
+                    let labels = pids
+                        .iter()
+                        .map(|&(server, _)| shared.servers[server].0.as_str());
+                    ended_its_copy(labels.zip(&looks), d)
+                };
                 let waits = w
                     .copying
                     .as_ref()
-                    .map(|c| c.waits_for(&|_| false))
+                    .map(|c| c.waits_for(&answered))
                     .unwrap_or_default();
                 let mut ways_out = ways_out(w.copying.as_ref(), &looks);
                 let whose = if planning {

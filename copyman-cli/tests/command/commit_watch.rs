@@ -887,22 +887,31 @@ fn a_wait_for_the_end_of_a_copy_names_only_the_destination_that_has_not_answered
         ),
     );
     let d2 = database(&c.dest[1], table);
-    let (mut child, stderr, said) = first_stuck_line(&[
-        "table",
-        "t",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--to",
-        &c.dest[1].conninfo(&d2),
-    ]);
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let one = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let (mut child, stderr, said) = first_stuck_line(&one);
     assert!(
         said.contains("copyman waits for destination 1 to answer the end of its data")
             && !said.contains("destination 1 and destination 2")
             // Working, not frozen: no backend waits for its client (live37 F8).
             && said.contains("the destinations end their COPY")
             && !said.contains("is frozen"),
+        "{said}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+    // A job's watch too (progress45 F4: "destination 1 and destination 2", one idle for 10 s).
+    let state = TempPath::new("end-of-data.state");
+    let job = [&one[..], &["--truncate", "--state", state.arg()]].concat();
+    let (mut child, stderr, said) = first_stuck_line(&job);
+    assert!(
+        said.contains("copyman waits for destination 1 to answer the end of its data")
+            && !said.contains("destination 1 and destination 2"),
         "{said}"
     );
     let status = child.wait().unwrap();
