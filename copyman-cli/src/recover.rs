@@ -384,6 +384,22 @@ pub(crate) fn run(
                     ),
                     None,
                 )
+            } else if contents.contradicts(&p.gid) {
+                pending = true;
+                unfinished.insert(p.run.clone());
+                (
+                    format!(
+                        "left alone: run {} decided commit, and its decision in {} does not name \
+                         this transaction, which the log names as one of the run's, nor says it \
+                         was left out: the log contradicts itself (edited, or two merged), so \
+                         neither its commit nor a rollback can be taken from it; check what the \
+                         run's other destinations hold, then COMMIT PREPARED or ROLLBACK \
+                         PREPARED it by hand",
+                        p.run,
+                        log_path.display()
+                    ),
+                    None,
+                )
             } else if split.contains_key(&p.run) {
                 // Presumed abort could split the run: said below, with what to check.
                 pending = true;

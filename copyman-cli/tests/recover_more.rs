@@ -186,6 +186,52 @@ fn job_killed_between_commit_prepareds_is_finished_by_recover_given_every_destin
     assert!(!log_lines(&log, "done ").is_empty());
 }
 
+/// The same kill, the log's decision then edited to leave destination 2's transaction out
+/// (its `party` lines still name it, no `out` line): recover neither commits nor rolls it back
+/// (it rolled it back, exit 0, splitting the run: atomic45 F2), says the log contradicts
+/// itself, and exits 1; the transaction stays prepared for the DBA to finish.
+#[test]
+fn a_decision_that_leaves_out_a_party_the_log_names_is_not_taken_for_a_rollback() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-edit.state"),
+        TempPath::new("job-edit.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let text = fs::read_to_string(&log.0).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| match l.starts_with("commit ") {
+            true => l.replace(&format!(" {}", left[0]), ""),
+            false => l.to_owned(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert_ne!(edited, text, "the decision named it");
+    fs::write(&log.0, edited).unwrap();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 1);
+    let doc = json(&out);
+    assert!(
+        doc.to_string().contains("the log contradicts itself"),
+        "{doc}"
+    );
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 0);
+    // The DBA finishes it as the run decided.
+    s.dest[1]
+        .connect(&dbs[1])
+        .batch_execute(&format!("COMMIT PREPARED '{}'", left[0]))
+        .unwrap();
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
+
 /// The same kill; recover given only the destination that committed finds nothing prepared
 /// there, yet names destination 2's transaction of the decided run and exits 1 (before, a job's
 /// decision recorded no parties and this was "nothing pending", exit 0); destination 1's, which

@@ -705,6 +705,9 @@ impl DecisionLog {
                     // An older copyman's lines end with the display.
                     let backend = field();
                     let known = holders.entry(run.to_owned()).or_default();
+                    if parse_gid(&gid).is_some() {
+                        log.named.insert(gid.clone());
+                    }
                     // Named at its start and again with its decision: once.
                     if parse_gid(&gid).is_some() && !known.iter().any(|h| h.gid == gid) {
                         known.push(Holder {
@@ -871,6 +874,8 @@ pub struct LogContents {
     pub aborted: HashSet<String>,
     /// The transactions their runs never prepared ([`DecisionLog::left_out`]).
     pub out: HashSet<String>,
+    /// Every transaction a `party` line names, at its run's start or with its decision.
+    pub named: HashSet<String>,
     /// The runs whose source wrote and could not prepare, with the source as shown
     /// ([`DecisionLog::unprepared_source`]).
     pub unprepared: HashMap<String, String>,
@@ -883,6 +888,21 @@ impl LogContents {
     /// server, it was committed, not ended by someone else.
     pub fn commit_sent(&self, gid: &str) -> bool {
         self.committing.contains(gid) || self.recovery_committing.contains(gid)
+    }
+
+    /// Whether `gid`'s run decided commit without naming it, though a `party` line named it
+    /// and no `out` line says the run left it out: a log that contradicts itself (edited, two
+    /// merged), by which it is neither committed (the decision does not name it) nor rolled
+    /// back (its run committed its others: atomic45 F2 split a run so).
+    pub fn contradicts(&self, gid: &str) -> bool {
+        let Some((run, _)) = parse_gid(gid) else {
+            return false;
+        };
+        let decided = (self.committed.iter()).any(|g| parse_gid(g).is_some_and(|(r, _)| r == run));
+        decided
+            && !self.committed.contains(gid)
+            && self.named.contains(gid)
+            && !self.out.contains(gid)
     }
 }
 
