@@ -332,16 +332,20 @@ pub(crate) fn run(
             lines.push(format!("{}: nothing pending", spec.shown()));
         }
         // Another program's prepared transactions are never touched, and said: they hold locks.
-        if let Ok(rows) = conn.query(
-            "SELECT gid FROM pg_catalog.pg_prepared_xacts \
-             WHERE gid NOT LIKE 'copyman:%' AND database = pg_catalog.current_database() \
-             ORDER BY prepared",
-        ) && !rows.is_empty()
-        {
-            let gids: Vec<String> = rows
-                .iter()
-                .filter_map(|r| r.first().cloned().flatten())
-                .collect();
+        // Every one not of copyman's shape (a `copyman:manual` was left alone unsaid: atomic45
+        // F4).
+        let others_here: Vec<String> = conn
+            .query(
+                "SELECT gid FROM pg_catalog.pg_prepared_xacts \
+                 WHERE database = pg_catalog.current_database() ORDER BY prepared",
+            )
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r.first().cloned().flatten())
+            .filter(|gid| commit::parse_gid(gid).is_none())
+            .collect();
+        if !others_here.is_empty() {
+            let gids = others_here;
             lines.push(format!(
                 "{}: {} prepared transaction{} not copyman's, left alone ({})",
                 spec.shown(),
@@ -788,11 +792,15 @@ pub(crate) fn run(
                  session committed or rolled it back (a ROLLBACK PREPARED by hand, a failover to \
                  a standby that never received it), or its run committed it and could not record \
                  so (it said that its decision log could not record it), so that destination may \
-                 lack the run's rows: check what it holds (said once: it is recorded as ended \
-                 now)",
+                 lack the run's rows: check what it holds ({})",
                 h.gid,
                 the_runs(&h.display),
-                h.database
+                h.database,
+                // (A dry run records nothing: it said "recorded now" every time, atomic45 F1.)
+                match dry_run {
+                    true => "a recover without --dry-run records it as ended: said once",
+                    false => "said once: it is recorded as ended now",
+                }
             );
             lines.push(what.clone());
             records.push(holder_record(h, run, what));
@@ -838,6 +846,9 @@ pub(crate) fn run(
             )
         };
         for h in missing {
+            let reached_not = unreachable
+                .iter()
+                .find(|(d, ..)| same_server(&h.display, d));
             let what = if commit::parse_gid(&h.gid)
                 .is_some_and(|(_, party)| party == commit::Party::Source)
             {
@@ -846,7 +857,7 @@ pub(crate) fn run(
                      prepared, holding its changes and locks, until it is {then})",
                     h.gid
                 )
-            } else if unreachable.iter().any(|(d, ..)| same_server(&h.display, d)) {
+            } else if reached_not.is_some() {
                 format!(
                     "{} ({}, database {}) {state} and waits on a destination that could not be \
                      reached: copyman recover given it once it can be reached finishes it",
@@ -879,8 +890,12 @@ pub(crate) fn run(
                 "database": h.database,
                 "server": h.display,
                 "age_secs": Value::Null,
-                "outcome": format!("not on the servers given: {what}"),
-                "error": Value::Null,
+                // One given that could not be reached is not one left out (atomic45 F3).
+                "outcome": match reached_not {
+                    Some(_) => format!("not reached: {what}"),
+                    None => format!("not on the servers given: {what}"),
+                },
+                "error": reached_not.map(|(_, why, _)| why.clone()),
             }));
         }
     }
@@ -1046,7 +1061,7 @@ fn same_server(party: &str, given: &str) -> bool {
 /// (`destination N` of those given, null where it is not among them), `party` (what it is of
 /// its run: `destination N` as the run numbered them, or `source`), `outcome` one of `committed`, `rolled back`, `would be committed`,
 /// `would be rolled back`, `being committed` (by its run), `failed`, `left alone`, `not on the
-/// servers given`, with the words
+/// servers given`, `not reached` (given, and could not be reached: why in `error`), with the words
 /// said of it in `detail` (a sentence in `outcome`, and a `server` key in some records only).
 fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
     let said = |key: &str| record[key].as_str().map(str::to_owned);
@@ -1069,6 +1084,7 @@ fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
         "being committed",
         "left alone",
         "not on the servers given",
+        "not reached",
     ]
     .into_iter()
     .find(|kind| detail.starts_with(kind))

@@ -520,6 +520,15 @@ fn recover_says_a_decided_transaction_waits_on_the_destination_it_could_not_reac
             && !stderr.contains("give its CONN too"),
         "{stderr}"
     );
+    // Its --json record says so too, with why (atomic45 F3: "not on the servers given").
+    let doc = json(&out);
+    let record = (doc["prepared"].as_array().unwrap().iter())
+        .find(|p| p["outcome"] == "not reached")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert!(
+        record["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{record}"
+    );
     assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
     // The rest, directly.
     let all = [s.dest[0].url(&dbs[0]), direct];

@@ -896,15 +896,26 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
     // The other program's transaction is still there, untouched, and said (it said "nothing
     // pending" while it held its locks).
     assert!(prepared_xacts(a).contains(&"app-xact-1".to_owned()));
+    // One whose name starts as copyman's but is not of its shape is another's too, and said
+    // (atomic45 F4: left alone unsaid).
+    a.connect(db)
+        .batch_execute(
+            "BEGIN; INSERT INTO m VALUES (-2, 'by hand'); PREPARE TRANSACTION 'copyman:manual'",
+        )
+        .unwrap();
     let out = run.recover();
     let said = text(&out.stderr);
     assert!(
-        said.contains("1 prepared transaction not copyman's, left alone (app-xact-1)"),
+        said.contains(
+            "2 prepared transactions not copyman's, left alone (app-xact-1, copyman:manual)"
+        ),
         "{said}"
     );
-    a.connect(db)
-        .batch_execute("ROLLBACK PREPARED 'app-xact-1'")
-        .unwrap();
+    for gid in ["app-xact-1", "copyman:manual"] {
+        a.connect(db)
+            .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+            .unwrap();
+    }
     assert!(run.prepared().is_empty());
 }
 
