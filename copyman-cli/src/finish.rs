@@ -165,6 +165,7 @@ impl Atomic {
                 ));
                 if can {
                     source_server = Some(Holder::of_session(conn, "the source".to_owned()));
+                    crate::recover::source_prepares();
                 }
                 can
             }

@@ -20,12 +20,27 @@ pub(crate) fn log_given(path: &Path) {
     let _ = GIVEN_LOG.set(path.to_owned());
 }
 
+/// The run's source prepares its transaction too (a `--send` that writes, under `--atomic`):
+/// a recover is given its CONN as well ([`same_as_this_run`]).
+static SOURCE_PREPARES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the run's source prepares its transaction ([`same_as_this_run`]).
+pub(crate) fn source_prepares() {
+    SOURCE_PREPARES.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How a `copyman recover` after this run is given what the run had: `with the same --to`,
-/// and the decision log when it was not the default one.
+/// the source's CONN where it prepared too (signals45 F2: left out, its DELETE stayed
+/// prepared), and the decision log when it was not the default one.
 pub(crate) fn same_as_this_run() -> String {
+    let source = match SOURCE_PREPARES.load(std::sync::atomic::Ordering::Relaxed) {
+        true => ", one more --to of the source's CONN,",
+        false => "",
+    };
     match GIVEN_LOG.get() {
-        Some(_) => format!("with the same --to and{}", log_option()),
-        None => "with the same --to".to_owned(),
+        Some(_) => format!("with the same --to{source} and{}", log_option()),
+        None if source.is_empty() => "with the same --to".to_owned(),
+        None => "with the same --to and one more of the source's CONN".to_owned(),
     }
 }
 

@@ -817,6 +817,58 @@ fn atomic_a_prepared_source_whose_session_is_lost_is_finished_on_a_new_one() {
     assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
 }
 
+/// An `--atomic` move whose destination is lost after the decision: the advice to recover
+/// names the source's CONN too, which prepared with them (signals45 F2: "with the same --to
+/// and --decision-log", followed literally, left the source's DELETE prepared, the rows on
+/// every side). Followed, it finishes the move.
+#[test]
+fn atomic_the_advice_to_recover_a_move_names_the_source() {
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("move-advice.log");
+    let args = move_args(
+        s,
+        &s.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let paused = Paused::start(&args, "recorded");
+    let admin = |sql: &str| s.dest[1].connect("postgres").batch_execute(sql).unwrap();
+    admin(&format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        dbs[1]
+    ));
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        dbs[1]
+    ));
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "run copyman recover with the same --to, one more --to of the source's CONN, and \
+             --decision-log {}",
+            log.arg()
+        )),
+        "{stderr}"
+    );
+    admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", dbs[1]));
+    let mut recover = vec!["recover".to_owned()];
+    for url in s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)) {
+        recover.extend(["--to".to_owned(), url]);
+    }
+    recover.extend(["--to".to_owned(), s.source.url(&src)]);
+    recover.extend(["--decision-log".to_owned(), log.arg().to_owned()]);
+    assert_exit(&run_owned(&recover), 0);
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1000);
+    }
+}
+
 /// A second signal once every destination committed a move, before the source's COMMIT went
 /// out: the at-once exit names the source — its DELETE rolls back as copyman exits, so the rows
 /// are on the source and on the destinations (it named only the destinations, and "the others").
