@@ -114,9 +114,12 @@ pub(crate) fn drive<'a>(
                 // on, each failure is said as it happens (a table's copy may run for hours), as
                 // a job says a table's.
                 if !copy.ends_copy(&fault) {
-                    // (Said only where another destination goes on.)
+                    // (Said only where another destination goes on, and not once a signal
+                    // stops the copy: its own cancel, 57014, is no destination's failure, and
+                    // the copy does not go on: progress45 F7.)
                     if let Fault::Receiver(faulted) = &fault
                         && faults.len() < live.len()
+                        && signals::received().is_none()
                     {
                         for (id, error) in &faulted.faults {
                             report::warn(format_args!(

@@ -433,7 +433,12 @@ impl Monitor {
         let Some(rows) = self.query(&format!(
             "SELECT a.state, a.wait_event_type, a.wait_event,
                     (SELECT coalesce(l.relation::regclass::text,
-                                     'transaction ' || l.transactionid::text, l.locktype)
+                                     'transaction ' || l.transactionid::text,
+                                     CASE WHEN l.locktype = 'advisory' AND l.objsubid = 1
+                                          THEN 'key ' || ((l.classid::int8 << 32) | l.objid::int8)
+                                          WHEN l.locktype = 'advisory'
+                                          THEN 'keys ' || l.classid || ', ' || l.objid END,
+                                     l.locktype)
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
                          THEN {} END,

@@ -959,4 +959,34 @@ fn a_lock_wait_is_said_with_its_holder_and_the_lock_timeout() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", stderr.rest());
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    // An advisory lock (a trigger's) by its key, not "an advisory lock on advisory"
+    // (progress45 F8).
+    let d2 = database(
+        &c.dest[0],
+        &format!(
+            "{table} CREATE FUNCTION held() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+               PERFORM pg_advisory_xact_lock(42); RETURN NEW; END$$;
+             CREATE TRIGGER held BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION held();"
+        ),
+    );
+    let mut holder = c.dest[0].connect(&d2);
+    holder
+        .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(42)")
+        .unwrap();
+    let (mut child, stderr, said) = first_stuck_line(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d2),
+    ]);
+    assert!(
+        said.contains("waits for an advisory lock on key 42"),
+        "{said}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[0], &d2, "t"), 1000);
 }

@@ -851,6 +851,52 @@ fn a_destination_cancelled_on_a_signal_is_rolled_back_not_failed() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
 
+/// Under `--keep-going`, a signal while a destination's COPY waits for a lock (a trigger's
+/// advisory lock): copyman's own cancel of it is not said as that destination failing with
+/// "the copy goes on without it" one line after "stopping the copy" (progress45 F7); interrupted,
+/// nothing committed.
+#[test]
+fn a_signal_under_keep_going_does_not_say_the_copy_goes_on() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 200000);"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{table} CREATE FUNCTION held() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+               PERFORM pg_advisory_xact_lock(42); RETURN NEW; END$$;
+             CREATE TRIGGER held BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION held();"
+        ),
+    );
+    let mut holder = c.dest[1].connect(&d2);
+    holder
+        .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(42)")
+        .unwrap();
+    let child = copyman()
+        .args(["table", "t", "--keep-going", "--progress", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--to", &c.dest[1].conninfo(&d2)])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&c.dest[1], &d2);
+    // Once the copy has stood still a while (the watch looks at it).
+    thread::sleep(Duration::from_secs(3));
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    holder.batch_execute("COMMIT").unwrap();
+    assert_exit(&out, 130);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("the copy goes on without it"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
+
 /// A second signal while `--verify` computes a committed destination's checksum exits at once
 /// and cancels that query too: its session's transaction had ended (the table committed), so it
 /// was not among the backends cancelled, and it kept its CPU and its lock until the server
