@@ -197,6 +197,9 @@ pub(crate) struct Here<'a> {
     pub(crate) truncate: bool,
     /// Whether the job was interrupted (a signal): a wait ends at once.
     pub(crate) interrupted: &'a dyn Fn() -> bool,
+    /// The decision log the job was given (`--atomic`): the one a recover of its earlier run
+    /// reads, said with the refusal of a table still prepared.
+    pub(crate) log: Option<&'a std::path::Path>,
 }
 
 /// Decides what a resume does with `table`, which the state file records begun and not done
@@ -237,7 +240,7 @@ fn settle(
             };
             let fate = settled_fate(conn, xid, &waiting, here.interrupted);
             if fate == Fate::InProgress {
-                return Err(in_progress(conn, table, xid, d));
+                return Err(in_progress(conn, table, xid, here));
             }
             fates.push((xid, fate));
         }
@@ -360,12 +363,22 @@ fn settle(
 
 /// The refusal for a transaction still in progress: prepared (an `--atomic` run stopped
 /// before its decision) or still running.
-fn in_progress(conn: &mut Connection, table: &str, xid: u64, d: usize) -> String {
+fn in_progress(conn: &mut Connection, table: &str, xid: u64, here: &Here<'_>) -> String {
+    let d = here.d;
+    // The log this resume was given, where the earlier run's decision is (a recover reading the
+    // default one finds no line of the run and leaves it alone: signals45 F5).
+    let recover = match here.log {
+        Some(log) => format!(
+            "copyman recover given this job's --to and --decision-log {}",
+            log.display()
+        ),
+        None => "copyman recover given this job's --to and its run's --decision-log".to_owned(),
+    };
     let what = match prepared(conn, xid) {
         Some(gid) => format!(
             "it is prepared as {gid} and not finished (an --atomic run stopped between its \
-             PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with copyman recover (the \
-             run's decision log says which way), then resume"
+             PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with {recover} (the run's \
+             decision log says which way), then resume"
         ),
         None => format!(
             "the earlier run's session there has not ended (waited {} s): end it \

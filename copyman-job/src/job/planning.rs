@@ -1740,6 +1740,7 @@ fn plan_all(
                 // A job begun with --truncate empties its tables on every resume, given it or not.
                 truncate: options.truncate || recorded.truncate,
                 interrupted: &|| options.interrupt.is_interrupted(),
+                log: options.two_phase.as_deref(),
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
