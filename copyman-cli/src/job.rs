@@ -1703,11 +1703,18 @@ fn write_human(
         true => format!(", {verified} verified (row count and checksum as the source's)"),
         false => String::new(),
     };
+    // The copy's time leaves planning out: one that took long is said beside it (progress45
+    // F6: "in 0.0 s" for a job that sat 10 s planning, on a lock).
+    let before = report::running_for().as_secs_f64() - report.seconds;
+    let planned = match before >= 1.0 {
+        true => format!(" (after {before:.1} s of planning)"),
+        false => String::new(),
+    };
     if !output.quiet {
         writeln!(
             out,
             "copyman: {} of {} tables × destinations done ({} to {}){verified}, {} source {}, \
-             {} {} committed on the destinations in {:.1} s{}",
+             {} {} committed on the destinations in {:.1} s{planned}{}",
             done,
             pairs,
             plural(report.tables.len(), "table"),

@@ -1160,6 +1160,14 @@ pub(crate) fn mark_start() {
     STARTED.get_or_init(SystemTime::now);
 }
 
+/// How long the process has run ([`mark_start`]).
+pub(crate) fn running_for() -> Duration {
+    STARTED
+        .get()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
 /// The run's source as it was given (redacted), for a document whose error the source said but
 /// that names no endpoint (a missing table: `server` was `source`, `endpoint` null: docs43 F6).
 static SOURCE_ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();

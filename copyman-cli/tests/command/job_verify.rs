@@ -912,3 +912,43 @@ fn a_verified_table_committed_before_its_comparison_is_compared_with_the_source_
     let (a, b) = (count(&c.dest[0], &d1, "a"), count(&c.dest[0], &d1, "b"));
     assert!((a, b) == (100, 11) || (a, b) == (101, 10), "{a} {b}");
 }
+
+/// A job that took long to plan (its source table locked by another session for 1.5 s) says
+/// so beside its copy's time: it said "in 0.0 s" of a job that sat 10 s planning (progress45 F6).
+#[test]
+fn a_job_that_took_long_to_plan_says_so() {
+    let c = clusters();
+    let schema = "CREATE TABLE pl (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO pl VALUES (1), (2);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let state = TempPath::new("long-planning.state");
+    let mut holder = c.source.connect(&src);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE pl IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        holder.batch_execute("COMMIT").unwrap();
+    });
+    let out = run(&[
+        "table",
+        "pl",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--state",
+        state.arg(),
+    ]);
+    release.join().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(" s of planning)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "pl"), 2);
+}
