@@ -23,8 +23,8 @@ pub(crate) struct Driven {
     pub(crate) start_failed: bool,
     /// Why it was aborted, if copyman aborted it.
     pub(crate) aborted: Option<String>,
-    /// Destinations (by index) that faulted during the copy.
-    pub(crate) faults: Vec<(usize, EndpointError)>,
+    /// Destinations (by index) that faulted during the copy, and when.
+    pub(crate) faults: Vec<(usize, EndpointError, std::time::Instant)>,
     /// The manager's result.
     pub(crate) result: Result<Summary, CopyFail>,
     /// Payload bytes read from the source.
@@ -107,7 +107,7 @@ pub(crate) fn drive<'a>(
                             report::describe(&**error)
                         ));
                         progress.destination_failed(index);
-                        faults.push((index, error.clone()));
+                        faults.push((index, error.clone(), std::time::Instant::now()));
                     }
                 }
                 // Whether it ends the copy is the manager's policy (keep-going): where it goes

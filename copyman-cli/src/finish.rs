@@ -528,7 +528,8 @@ impl Participant for Party<'_, '_> {
             | Action::RollbackPrepared(_),
         ) = (&mut self.dest, action)
         {
-            dest.ended = Some(std::time::Instant::now());
+            // (One that failed during the copy ended then.)
+            dest.ended.get_or_insert_with(std::time::Instant::now);
         }
         if let (Err(Failure::Refused(why)), true) = (&result, commits) {
             signals::commit_refused(&self.name, &why.to_string());

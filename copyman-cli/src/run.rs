@@ -338,9 +338,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             )
         };
         bytes = driven.bytes;
-        for (i, error) in &driven.faults {
+        for (i, error, at) in &driven.faults {
             progress.destination_failed(*i);
             dests[*i].fail(error);
+            // Its time is its failure's, not the run's end's (progress45 F6.2).
+            dests[*i].ended.get_or_insert(*at);
         }
         match driven.result {
             Ok(summary) => {

@@ -753,3 +753,48 @@ fn an_uncounted_copy_has_no_committed_rows() {
     assert!(j["committed_rows"].is_null(), "{j}");
     assert_eq!(std::fs::read(&to.0).unwrap(), b"1\ta\n2\tb\n");
 }
+
+/// Under `--keep-going`, a destination that failed early in the copy has its own time in
+/// `--json`, not the run's: it had the run's whole duration (progress45 F6.2).
+#[test]
+fn a_destination_that_failed_early_has_its_own_duration() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 500000);"),
+    );
+    let slow = database(
+        &c.dest[0],
+        &format!(
+            "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+               PERFORM pg_sleep(2); RETURN NULL; END$$;
+             CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow();"
+        ),
+    );
+    let failing = database(
+        &c.dest[1],
+        &format!(
+            "{table} CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+               RAISE EXCEPTION 'no'; END$$;
+             CREATE TRIGGER no BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION no();"
+        ),
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--keep-going",
+        "--json",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&slow),
+        "--to",
+        &c.dest[1].conninfo(&failing),
+    ]);
+    assert_exit(&out, 4);
+    let doc = json(&out);
+    let secs = |i: usize| doc["destinations"][i]["duration_secs"].as_f64().unwrap();
+    assert!(secs(0) >= 2.0, "{doc}");
+    assert!(secs(1) < 1.5, "{doc}");
+}
