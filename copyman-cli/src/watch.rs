@@ -942,8 +942,9 @@ fn watch(
             ticks = now_ticks;
             moved = Instant::now();
             told_stuck = false;
+            let noted = storing.grew.is_some();
             storing = Storing::default();
-            if watched.iter().any(|w| w.waiting) {
+            if noted || watched.iter().any(|w| w.waiting) {
                 for w in &mut watched {
                     w.waiting = false;
                 }
@@ -1005,6 +1006,14 @@ fn watch(
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
         if let Some((read, more, over)) = storing.look(&looks, moved) {
             told_stuck = false;
+            // On the bar too, which counts what the source gave: it stood at 100% while they
+            // stored (progress45 F5).
+            if notes.is_empty() {
+                progress::set_note(Some(format!(
+                    "the destinations store what they were sent: {} read",
+                    progress::rows(read)
+                )));
+            }
             if !quiet
                 && !committing.load(Ordering::SeqCst)
                 && moved.elapsed() >= say_after()
