@@ -375,10 +375,20 @@ impl fmt::Debug for ServerSpec {
 /// split into arguments (it was blamed on the table's name: cli43 F3). The way to give it.
 pub(crate) fn piece_tip(arg: &str) -> Option<&'static str> {
     let (key, _) = arg.split_once('=')?;
-    PARAMETERS.iter().any(|(k, _)| *k == key.trim()).then_some(
-        "a connection string's key=value pairs go in one argument: quote it (--from 'host=h \
-         port=5432 dbname=d')",
-    )
+    if !PARAMETERS.iter().any(|(k, _)| *k == key.trim()) {
+        return None;
+    }
+    // A whole one, quoted, without its option (jobs44 F3a: told to quote it).
+    Some(match arg.trim().contains(char::is_whitespace) {
+        true => {
+            "a connection string is the value of an option: --from CONN, --to CONN (recover takes \
+             each destination as --to CONN)"
+        }
+        false => {
+            "a connection string's key=value pairs go in one argument: quote it (--from 'host=h \
+             port=5432 dbname=d')"
+        }
+    })
 }
 
 /// libpq's connection parameters (PostgreSQL 18's list) and the environment variable each falls

@@ -2015,6 +2015,14 @@ fn write_human(
              without emptying in a job of its own first",
             options.state.display()
         )?;
+    } else if !report.succeeded() && !options.truncate && differs(report) {
+        // An append's resume refuses a table whose checksum differed (jobs44 F1: "run again
+        // with --resume", which was refused, exit 2).
+        writeln!(
+            out,
+            "copyman: state file {}: --resume alone refuses a table whose checksum differs              (see its line): compare it with the source, then run again with --resume --truncate              to replace it, or leave it out (--exclude-table) to copy the rest",
+            options.state.display()
+        )?;
     } else if !report.succeeded() && !options.truncate && partly_committed(report) {
         // An append's resume refuses a table a part of which committed.
         writeln!(

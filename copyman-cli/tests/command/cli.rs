@@ -1168,6 +1168,20 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
         "{}",
         text(&out.stderr)
     );
+    // A whole one, quoted, without --to: not told to quote it (jobs44 F3a).
+    let out = run(&[
+        "recover",
+        "--decision-log",
+        "x.log",
+        "host=a port=5 dbname=d",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("recover takes each destination as --to CONN")
+            && !text(&out.stderr).contains(quote),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The demo's `--json` times are the whole process's, the copy's under `demo.copy` (they covered
