@@ -586,6 +586,12 @@ fn a_resume_without_a_destination_that_has_tables_to_do_says_so() {
         "{}",
         text(&out.stderr)
     );
+    // By its name, not only its system identifier (jobs44 F3c).
+    assert!(
+        text(&out.stderr).contains("not done (postgres@127.0.0.1:"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A `--resume` with no state file is refused before the job is planned: it planned first —

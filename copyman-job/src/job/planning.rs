@@ -1505,7 +1505,15 @@ fn plan_all(
                 } else {
                     ""
                 },
-                left.join(", "),
+                // By the name it was given, where the file recorded one (jobs44 F3c: only its
+                // system identifier, which a DBA cannot map to a server).
+                left.iter()
+                    .map(|key| match recorded.names.iter().find(|(_, k)| k == key) {
+                        Some((name, _)) => format!("{name}, {key}"),
+                        None => (*key).to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 if left.len() == 1 { "it" } else { "them" }
             ));
         }
