@@ -1869,12 +1869,30 @@ fn write_human(
     // A partial job names what did commit beside what failed (commit42 F4: only the failures
     // were listed, the one table committed said by --json alone).
     if !interrupted && !output.verbose && !report.succeeded() {
-        let committed: Vec<String> = (report.tables.iter())
-            .flat_map(|t| {
-                (t.destinations.iter().enumerate())
-                    .filter(|(_, d)| d.status == Status::Committed)
-                    .map(move |(i, _)| format!("{} → destination {}", t.table, i + 1))
-            })
+        // A table committed on some destinations and not on the others first, and said so: it
+        // was hidden in "and 39 more" beside "the tables in flight are rolled back" (jobs44 F2).
+        let split = |t: &&job::TableReport| {
+            t.destinations.iter().any(|d| d.status == Status::Committed)
+                && t.destinations.iter().any(|d| !d.status.is_done())
+        };
+        let committed_on = |t: &job::TableReport| -> Vec<String> {
+            (t.destinations.iter().enumerate())
+                .filter(|(_, d)| d.status == Status::Committed)
+                .map(|(i, _)| format!("{} → destination {}", t.table, i + 1))
+                .collect()
+        };
+        let (split_tables, whole): (Vec<&job::TableReport>, Vec<&job::TableReport>) =
+            report.tables.iter().partition(split);
+        let some: Vec<String> = split_tables.iter().flat_map(|t| committed_on(t)).collect();
+        if !some.is_empty() {
+            writeln!(
+                out,
+                "  committed on some destinations only: {}",
+                named_briefly(&some, 5, "--verbose lists each")
+            )?;
+        }
+        let committed: Vec<String> = (split_tables.iter().chain(&whole))
+            .flat_map(|t| committed_on(t))
             .collect();
         if !committed.is_empty() {
             writeln!(

@@ -133,9 +133,11 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
             && !stderr.contains("  \"public\".\"a\" → destination 1"),
         "{stderr}"
     );
-    // And what did commit (commit42 F4: --json alone named it).
+    // And what did commit (commit42 F4: --json alone named it), first what is committed on
+    // some destinations only (jobs44 F2: hidden in "and 39 more").
     assert!(
-        stderr.contains("  committed by this run: \"public\".\"")
+        stderr.contains("  committed on some destinations only: \"public\".\"")
+            && stderr.contains("  committed by this run: \"public\".\"")
             && stderr.contains("\" → destination 2, \"public\".\""),
         "{stderr}"
     );
