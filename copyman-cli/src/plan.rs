@@ -1299,13 +1299,21 @@ fn raw_file_read_otherwise(
     let mut rels: Vec<(usize, Relation)> = Vec::new();
     let mut binary: Vec<(usize, Relation)> = Vec::new();
     let mut loads: Vec<(usize, &str, Vec<String>)> = Vec::new();
+    let mut receiving: Vec<(String, Relation)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        let Some(rel) = crate::file_source::copy_relation(conn, sql) else {
+        let Some((table, rel, _, unfilled)) =
+            crate::file_source::copy_relation_generating(conn, sql)
+        else {
             continue;
         };
+        let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        if let Some(refused) = receive_table(&label, &table, &rel, &unfilled) {
+            return Some(refused);
+        }
+        receiving.push((label, rel.clone()));
         let columns: Vec<String> = rel
             .columns
             .iter()
@@ -1318,6 +1326,11 @@ fn raw_file_read_otherwise(
             rels.push((i, rel));
         }
         loads.push((i, sql.as_str(), columns));
+    }
+    let receiving: Vec<(&str, &Relation)> =
+        receiving.iter().map(|(l, r)| (l.as_str(), r)).collect();
+    if let Some(refused) = receive_tables(&receiving, t) {
+        return Some(refused);
     }
     let sorted = |columns: &[String]| {
         let mut sorted = columns.to_vec();
@@ -1606,6 +1619,69 @@ fn arrays_misread(
     None
 }
 
+/// What a `--receive`'s table on a destination (`label`) refuses or warns of, whatever the
+/// source (a server, a file, stdin: copy45 F3, F4 checked it from a server only): columns its
+/// list leaves out that a row cannot fill (`unfilled`) — every row fails (23502), or gets NULL
+/// past its domain's NOT NULL or CHECK (COPY does not check a domain for an omitted column);
+/// said before any row (table mode's --columns rule; types41 F6), not where an INSERT trigger
+/// of the table may fill them (recheck41b F1) — and, said, a column it fills whose values come
+/// from a sequence (identity, serial): copy mode writes the values, table mode advances the
+/// sequence past them after (copy41 F8: the next INSERT there collided). The refusal's words.
+fn receive_table(
+    label: &str,
+    table: &TableName,
+    read: &Relation,
+    unfilled: &[String],
+) -> Option<String> {
+    if !unfilled.is_empty() && read.insert_triggers.is_none() {
+        let one = unfilled.len() == 1;
+        return Some(format!(
+            "the --receive's column list leaves out {} of {label}'s {table}, which take{} no \
+             default and refuse{} NULL: under NOT NULL every row would fail (23502), of a domain \
+             that refuses NULL every row would store it past the domain; list {} in the \
+             --receive (and the --send), or give {} a DEFAULT there",
+            unfilled.join(", "),
+            if one { "s" } else { "" },
+            if one { "s" } else { "" },
+            if one { "it" } else { "them" },
+            if one { "it" } else { "them" },
+        ));
+    }
+    let sequenced: Vec<String> = (read.columns.iter())
+        .filter(|c| c.sequence.is_some())
+        .map(|c| c.name.to_string())
+        .collect();
+    if !sequenced.is_empty() {
+        report::warn(format_args!(
+            "{label}: the --receive writes {}, whose values come from a sequence there \
+             (identity or serial), which `copy` does not advance: the next INSERT there may take \
+             a value copied now; advance it after (SELECT setval(…)), or copy with `copyman \
+             table`, which does",
+            sequenced.join(", ")
+        ));
+    }
+    None
+}
+
+/// What the `--receive`s' tables (`receiving`, by destination label) refuse or warn of
+/// together: a view whose trigger may skip rows (its COPY counts every row handed to it), the
+/// INSERT triggers that run as the rows are copied. The refusal's words.
+fn receive_tables(receiving: &[(&str, &Relation)], t: &Transfer) -> Option<String> {
+    for (label, read) in receiving {
+        match uncounted(read, t.safety.allow_count_mismatch) {
+            Err(why) => return Some(format!("{label}: the --receive's table {why}")),
+            Ok(Some(warning)) => {
+                report::warn(format_args!("{label}: the --receive's table {warning}"));
+            }
+            Ok(None) => {}
+        }
+    }
+    if let Some(warning) = copyman_job::plan::insert_triggers(receiving, false) {
+        report::warn(format_args!("the --receive's table: {warning}"));
+    }
+    None
+}
+
 /// Where a `--send` that names a table goes to a `--receive` that reads its fields otherwise:
 /// COPY reads fields by position, so the same columns in another order (an old schema into a
 /// new one) would land in each other's places, in text as in binary; and binary COPY does not
@@ -1680,22 +1756,8 @@ fn raw_misreads(
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
-        // Columns the --receive's list leaves out that a row cannot fill: every row fails
-        // (23502), or gets NULL past its domain's NOT NULL or CHECK (COPY does not check a
-        // domain for an omitted column); said before any row (table mode's --columns rule;
-        // types41 F6). Not where an INSERT trigger of the table may fill them (recheck41b F1).
-        if !unfilled.is_empty() && read.insert_triggers.is_none() {
-            return Ok(Some(format!(
-                "the --receive's column list leaves out {} of {label}'s {table}, which take{} no \
-                 default and refuse{} NULL: under NOT NULL every row would fail (23502), of a \
-                 domain that refuses NULL every row would store it past the domain; list {} in \
-                 the --receive (and the --send), or give {} a DEFAULT there",
-                unfilled.join(", "),
-                if unfilled.len() == 1 { "s" } else { "" },
-                if unfilled.len() == 1 { "s" } else { "" },
-                if unfilled.len() == 1 { "it" } else { "them" },
-                if unfilled.len() == 1 { "it" } else { "them" },
-            )));
+        if let Some(refused) = receive_table(&label, &table, &read, &unfilled) {
+            return Ok(Some(refused));
         }
         let settings = ReadSettings::asking_zones_of(conn, &read);
         if binary(sql) {
@@ -1706,39 +1768,13 @@ fn raw_misreads(
             );
             guards.0[i] = read.types_unchanged(&table, hold, &columns, version);
         }
-        // A column the --receive fills whose values come from a sequence (identity, serial):
-        // copy mode writes the values, table mode advances the sequence past them after; said
-        // (copy41 F8: the next INSERT there collided).
-        let sequenced: Vec<String> = (read.columns.iter())
-            .filter(|c| c.sequence.is_some())
-            .map(|c| c.name.to_string())
-            .collect();
-        if !sequenced.is_empty() {
-            report::warn(format_args!(
-                "{label}: the --receive writes {}, whose values come from a sequence there \
-                 (identity or serial), which `copy` does not advance: the next INSERT there may \
-                 take a value copied now; advance it after (SELECT setval(…)), or copy with \
-                 `copyman table`, which does",
-                sequenced.join(", ")
-            ));
-        }
         indices.push(i);
         reads.push((label, read, settings, sql.clone(), generates));
     }
-    // A view whose trigger may skip rows: its COPY counts every row handed to it.
-    for (label, read, ..) in &reads {
-        match uncounted(read, t.safety.allow_count_mismatch) {
-            Err(why) => return Ok(Some(format!("{label}: the --receive's table {why}"))),
-            Ok(Some(warning)) => {
-                report::warn(format_args!("{label}: the --receive's table {warning}"));
-            }
-            Ok(None) => {}
-        }
-    }
     let receiving: Vec<(&str, &Relation)> =
         reads.iter().map(|(l, r, ..)| (l.as_str(), r)).collect();
-    if let Some(warning) = copyman_job::plan::insert_triggers(&receiving, false) {
-        report::warn(format_args!("the --receive's table: {warning}"));
+    if let Some(refused) = receive_tables(&receiving, t) {
+        return Ok(Some(refused));
     }
     // The columns each statement's COPY writes or reads, in its order: read by position.
     let query = statement::copy_query(send);

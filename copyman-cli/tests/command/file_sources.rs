@@ -793,3 +793,50 @@ fn a_file_into_a_filtering_receive_commits_what_it_stored() {
     );
     assert_eq!(count(&c.dest[0], &d, "w"), 2);
 }
+
+/// `copy` from a file checks the `--receive`'s table as from a server (copy45 F3, F4): a column
+/// list leaving out a column of a domain that refuses NULL is refused (exit 2: COPY stored NULL
+/// past the domain in every row, exit 0), and a column whose values come from a sequence, or an
+/// INSERT trigger, is said.
+#[test]
+fn copy_from_a_file_checks_the_receives_table() {
+    let c = clusters();
+    let d = database(
+        &c.dest[0],
+        "CREATE DOMAIN nn_text AS text NOT NULL;
+         CREATE TABLE dn (id int, v nn_text, w text);
+         CREATE TABLE sr (id serial PRIMARY KEY, v text);
+         CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+         CREATE TRIGGER keep BEFORE INSERT ON sr FOR EACH ROW EXECUTE FUNCTION keep();",
+    );
+    let data = TempPath::new("receive-checks.csv");
+    fs::write(&data.0, "1,x\n2,y\n").unwrap();
+    let to = c.dest[0].conninfo(&d);
+    let load = |receive: &str| {
+        run(&[
+            "copy",
+            "--from",
+            data.arg(),
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ])
+    };
+    let out = load("COPY dn (id, w) FROM STDIN (FORMAT csv)");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the --receive's column list leaves out \"v\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d, "dn"), 0);
+    let out = load("COPY sr (id, v) FROM STDIN (FORMAT csv)");
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("whose values come from a sequence there")
+            && stderr.contains("runs INSERT triggers on it (keep)"),
+        "{stderr}"
+    );
+}
