@@ -2761,7 +2761,7 @@ impl Ending {
 
 /// The format a dry run says and why: the plan's (a table's), or in `copy` the one its
 /// statements name (the `--send`'s, or a file source's `--receive`'s).
-fn format_said(t: &Transfer, plan: &Plan) -> Option<(String, String)> {
+pub(crate) fn format_said(t: &Transfer, plan: &Plan) -> Option<(String, String)> {
     if let Some(format) = plan.format {
         let reason = plan.format_reason.clone().unwrap_or_default();
         return Some((format.name().to_owned(), reason));

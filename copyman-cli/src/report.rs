@@ -552,7 +552,7 @@ pub(crate) struct RunReport {
     /// Whether the run emptied each destination's table first (`table --truncate`).
     pub(crate) truncated: bool,
     /// The COPY format, when copyman chose the statements.
-    pub(crate) format: Option<&'static str>,
+    pub(crate) format: Option<String>,
     /// The source's `COPY n`.
     pub(crate) source_rows: Option<u64>,
     /// What became of the source's transaction when its statement wrote (`committed`,
@@ -1420,7 +1420,7 @@ mod tests {
             source: "u@h:5432/db".into(),
             source_reached: Some("h2:5432".into()),
             truncated: false,
-            format: Some("binary"),
+            format: Some("binary".to_owned()),
             source_rows: Some(10),
             source_transaction: None,
             bytes: 100,

@@ -758,7 +758,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         source: t.source.display(),
         source_reached: t.source.reached(),
         truncated: matches!(t.statements, Statements::Table { truncate: true, .. }),
-        format: plan.format.map(Format::name),
+        // A copy mode's statements' own, as its dry run says it (copy44 F9.4: null).
+        format: crate::plan::format_said(t, &plan).map(|(format, _)| format),
         source_rows,
         source_transaction,
         bytes,

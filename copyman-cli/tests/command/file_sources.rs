@@ -784,6 +784,7 @@ fn a_file_into_a_filtering_receive_commits_what_it_stored() {
         "--receive",
         "COPY w FROM STDIN (FORMAT csv) WHERE id > 2",
         "--allow-count-mismatch",
+        "--json",
     ]);
     assert_exit(&out, 0);
     assert!(
@@ -792,6 +793,8 @@ fn a_file_into_a_filtering_receive_commits_what_it_stored() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &d, "w"), 2);
+    // Its format, as its dry run says it (copy44 F9.4: null).
+    assert_eq!(json(&out)["format"], "csv");
 }
 
 /// `copy` from a file checks the `--receive`'s table as from a server (copy45 F3, F4): a column
