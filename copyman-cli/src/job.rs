@@ -659,6 +659,9 @@ fn fatal(error: JobError) -> anyhow::Error {
         // Another run of this job holds its state file: refused before anything, as the same
         // tables claimed by another job are (it exited 1, "the copy failed").
         JobError::State { error, .. } if error.kind() == io::ErrorKind::WouldBlock => Exit::Usage,
+        // One that cannot be resumed from (damaged, altered under its run, an older format):
+        // refused before anything, as a file that is none (exit 2).
+        JobError::State { error, .. } if error.kind() == io::ErrorKind::InvalidData => Exit::Usage,
         _ => Exit::CopyFailed,
     };
     // What the source said, for `--json`'s `server` and `sqlstate`.

@@ -360,7 +360,15 @@ pub struct StateFile {
     file: Mutex<Option<(File, u64)>>,
     /// The file's device and inode: the path must still name it when a record is written.
     identity: (u64, u64),
+    /// The file at its path was found altered, and marked so ([`ALTERED_LINE`]).
+    marked: std::sync::atomic::AtomicBool,
 }
+
+/// The line a run writes into its state file once it found it altered under it (cut short,
+/// replaced, written by another program): a resume refuses the file rather than read what is
+/// left of its records (recheck45 F1: the cut file, whose torn last line a crash leaves too, was
+/// resumed, a table copied twice).
+const ALTERED_LINE: &str = "altered";
 
 /// What a job finds at its state file's path before it writes there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,6 +496,20 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             ),
         )
     };
+    // Marked by its run as altered under it: refused as that, whatever else it holds.
+    if text.lines().skip(1).any(|l| l == ALTERED_LINE) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} was altered while its job ran (cut short, replaced or written by another \
+                 program), and that run marked it so: what it records cannot be trusted (a \
+                 table committed may be missing from it); check what each destination holds, \
+                 then run the job again without --resume, with --truncate (which empties each \
+                 table first) and another --state",
+                path.display()
+            ),
+        ));
+    }
     let lines = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
     for (n, line) in lines.enumerate().skip(1) {
         let fields: Vec<String> = line
@@ -658,6 +680,7 @@ impl StateFile {
             path: path.to_owned(),
             file: Mutex::new(Some((file, end))),
             identity,
+            marked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -785,6 +808,9 @@ impl StateFile {
         // the table in flight is not committed, no other is begun.
         let before = file.metadata()?.len();
         if let Some(altered) = self.altered(before, *end) {
+            if !self.marked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                self.mark_altered();
+            }
             return Err(altered);
         }
         let written = file
@@ -809,6 +835,26 @@ impl StateFile {
             }
         }
         written
+    }
+
+    /// Marks the file at its path as altered under this run ([`ALTERED_LINE`], after a line end:
+    /// a torn line before it ends there), where there is one. Best effort: a removed file has
+    /// nothing to mark, and a resume finds no state file.
+    fn mark_altered(&self) {
+        use std::os::unix::fs::FileExt;
+
+        let Ok(mut file) = OpenOptions::new().read(true).append(true).open(&self.path) else {
+            return;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut last = [b'\n'];
+        if len > 0 {
+            let _ = file.read_exact_at(&mut last, len - 1);
+        }
+        let start = if last[0] == b'\n' { "" } else { "\n" };
+        let _ = file
+            .write_all(format!("{start}{}", line(&[ALTERED_LINE])).as_bytes())
+            .and_then(|()| file.sync_data());
     }
 
     /// Why the file at its path is no longer as this run left it (`len` long now, its records
@@ -1218,6 +1264,33 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("is damaged: its line 4 is no record"),
+            "{err}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A file cut short under its run refuses the run's next record, and is marked so: a
+    /// resume refuses it, though what is left reads as a crash's file (a torn last line).
+    #[test]
+    fn a_file_cut_under_its_run_is_marked_altered() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-cut-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.begin("\"a\"", "host=x").unwrap();
+        state.commit("\"a\"", "host=x", 7, &[41], None).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let err = state.done("\"a\"", "host=x", 7, None).unwrap_err();
+        assert!(err.to_string().contains(ALTERED), "{err}");
+        drop(state);
+        let err = read(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("was altered while its job ran"),
             "{err}"
         );
         let _ = fs::remove_dir_all(&dir);

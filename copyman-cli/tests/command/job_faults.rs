@@ -1323,6 +1323,19 @@ fn a_job_whose_state_file_went_says_what_it_committed() {
         );
         assert_eq!(count(&c.dest[0], &d1, "a"), 20000, "{how}");
         assert_eq!(count(&c.dest[0], &d1, "b"), 0, "{how}");
+        // What is at its path now is no record of the run: a resume refuses it (recheck45 F1:
+        // the cut file, ending in a torn line as a crash leaves one, was resumed, `a` copied
+        // twice).
+        let resumed = run(&[&args[..], &["--resume"]].concat());
+        assert_exit(&resumed, 2);
+        if how != "removed" {
+            assert!(
+                text(&resumed.stderr).contains("was altered while its job ran"),
+                "{how}: {}",
+                text(&resumed.stderr)
+            );
+        }
+        assert_eq!(count(&c.dest[0], &d1, "a"), 20000, "{how}");
     }
 }
 
