@@ -370,6 +370,13 @@ pub struct StateFile {
 /// resumed, a table copied twice).
 const ALTERED_LINE: &str = "altered";
 
+/// What a resume says of a state file it cannot trust (damaged, or altered under its run), and
+/// the way on.
+const UNTRUSTED: &str = "so what it records cannot be trusted (a table committed may be \
+                         missing from it); check what each destination holds, then run the job \
+                         again without --resume, with --truncate (which empties each table \
+                         first) and another --state";
+
 /// What a job finds at its state file's path before it writes there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -488,10 +495,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             io::ErrorKind::InvalidData,
             format!(
                 "{} is damaged: its line {n} is no record this copyman writes ({shown:?}): cut \
-                 short and written after, edited, or two files merged, so what it records \
-                 cannot be trusted (a table committed may be missing from it); check what each \
-                 destination holds, then run the job again without --resume, with --truncate \
-                 (which empties each table first) and another --state",
+                 short and written after, edited, or two files merged, {UNTRUSTED}",
                 path.display()
             ),
         )
@@ -502,10 +506,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             io::ErrorKind::InvalidData,
             format!(
                 "{} was altered while its job ran (cut short, replaced or written by another \
-                 program), and that run marked it so: what it records cannot be trusted (a \
-                 table committed may be missing from it); check what each destination holds, \
-                 then run the job again without --resume, with --truncate (which empties each \
-                 table first) and another --state",
+                 program), and that run marked it so: {UNTRUSTED}",
                 path.display()
             ),
         ));
