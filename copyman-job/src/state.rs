@@ -372,7 +372,7 @@ const ALTERED_LINE: &str = "altered";
 
 /// What a resume says of a state file it cannot trust (damaged, or altered under its run), and
 /// the way on.
-const UNTRUSTED: &str = "so what it records cannot be trusted (a table committed may be \
+const UNTRUSTED: &str = "what it records cannot be trusted (a table committed may be \
                          missing from it); check what each destination holds, then run the job \
                          again without --resume, with --truncate (which empties each table \
                          first) and another --state";
@@ -495,7 +495,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             io::ErrorKind::InvalidData,
             format!(
                 "{} is damaged: its line {n} is no record this copyman writes ({shown:?}): cut \
-                 short and written after, edited, or two files merged, {UNTRUSTED}",
+                 short and written after, edited, or two files merged, so {UNTRUSTED}",
                 path.display()
             ),
         )
