@@ -2041,7 +2041,9 @@ fn write_human(
         // with --resume", which was refused, exit 2).
         writeln!(
             out,
-            "copyman: state file {}: --resume alone refuses a table whose checksum differs              (see its line): compare it with the source, then run again with --resume --truncate              to replace it, or leave it out (--exclude-table) to copy the rest",
+            "copyman: state file {}: --resume alone refuses a table whose checksum differs \
+             (see its line): compare it with the source, then run again with --resume \
+             --truncate to replace it, or leave it out (--exclude-table) to copy the rest",
             options.state.display()
         )?;
     } else if !report.succeeded() && !options.truncate && partly_committed(report) {
