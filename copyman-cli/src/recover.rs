@@ -947,10 +947,16 @@ pub(crate) fn run(
         Exit::Success
     };
     if missing.is_some() {
+        // (Not of one it could not reach: recheck45 F4.2.)
         lines.push(format!(
             "the decision log {} does not exist: no run wrote it, and nothing of copyman's is \
-             prepared on the servers given",
-            log_path.display()
+             prepared on the servers {}",
+            log_path.display(),
+            if unreachable.is_empty() {
+                "given"
+            } else {
+                "reached"
+            }
         ));
     }
     // Something is left: a server with nothing prepared is not "nothing pending".

@@ -919,14 +919,21 @@ fn handle(signal: i32, stopping: &'static str) {
                 "rolled back as copyman exits".to_owned(),
             )
         };
+        // A group with nothing in it is not said (recheck45 F4.3: "…not answered (the whole
+        // recover advice): none").
+        let unanswered_said = match unanswered.is_empty() {
+            true => String::new(),
+            false => format!(
+                "; {statement} sent, not answered ({doubt}): {}{source}",
+                list(&unanswered)
+            ),
+        };
         let said = say(&format!(
             "copyman: {}{} exiting at once during the COMMITs: \
-             committed: {}; {statement} sent, not answered ({doubt}): {}{source}{failed}; \
-             {others} ({rest}){kept}{failed_earlier}",
+             committed: {}{unanswered_said}{failed}; {others} ({rest}){kept}{failed_earlier}",
             name(signal),
             again(signal),
             list(&committed),
-            list(&unanswered),
         ));
         let exit = at_once_exit(signal, true);
         // Not sent: prepared under the decision (recover commits them), else rolled back as
