@@ -2923,6 +2923,9 @@ fn plan_json(
         "sqlstate": failed.and_then(|(.., e)| e.sqlstate.clone()),
         "dry_run": true,
         "warnings": report::warnings(),
+        // As the run's document says them (recheck45 F4.1: a dry run named no table).
+        "table": plan.table.as_ref().map(ToString::to_string),
+        "target_table": crate::run::target_table(t),
         "format": format,
         "plan": {
             "source": {

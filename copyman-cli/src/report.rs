@@ -541,6 +541,8 @@ pub(crate) struct RunReport {
     pub(crate) command: &'static str,
     /// The table, in table mode.
     pub(crate) table: Option<String>,
+    /// The destinations' table, where `--target-table` named one.
+    pub(crate) target_table: Option<String>,
     /// The source's `COPY … TO STDOUT` (a server source).
     pub(crate) statement: Option<String>,
     /// When the run started.
@@ -929,6 +931,7 @@ impl RunReport {
             "exit_code": self.exit().code(),
             "command": self.command,
             "table": self.table,
+            "target_table": self.target_table,
             "started_at": rfc3339(self.started_at),
             "finished_at": rfc3339(self.started_at + self.duration),
             "source": {
@@ -1415,6 +1418,7 @@ mod tests {
         let report = RunReport {
             command: "table",
             table: Some("public.t".into()),
+            target_table: None,
             statement: Some("COPY public.t TO STDOUT".into()),
             started_at: UNIX_EPOCH + Duration::from_secs(1_764_478_972),
             source: "u@h:5432/db".into(),

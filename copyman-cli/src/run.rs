@@ -753,6 +753,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         // Quoted and schema-qualified as a job's tables are (enc45 F8: `a.b` said both
         // "a"."b" and "public"."a.b").
         table: plan.table.as_ref().map(ToString::to_string),
+        // What was written, where it was named otherwise (recheck45 F4.1).
+        target_table: target_table(t),
         statement: plan.send.clone(),
         started_at,
         source: t.source.display(),
@@ -938,5 +940,13 @@ fn refuse_binary_to_terminal(plan: &crate::plan::Plan, dests: &[Dest<'_>]) -> Re
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+/// The destinations' table `--target-table` named, quoted (`--json`'s `target_table`).
+pub(crate) fn target_table(t: &Transfer) -> Option<String> {
+    match &t.statements {
+        Statements::Table { copy, .. } => copy.target.as_ref().map(ToString::to_string),
+        Statements::Raw { .. } => None,
     }
 }

@@ -798,3 +798,40 @@ fn a_destination_that_failed_early_has_its_own_duration() {
     assert!(secs(0) >= 2.0, "{doc}");
     assert!(secs(1) < 1.5, "{doc}");
 }
+
+/// `--target-table` is in the document, quoted, beside the table read, and a dry run's names
+/// both as the run's does (recheck45 F4.1: neither said which destination table was written,
+/// and a dry run named no table).
+#[test]
+fn the_target_table_is_in_the_document() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+    );
+    let d = database(&c.dest[0], "CREATE TABLE \"Other\" (id int);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let args = [
+        "table",
+        "t",
+        "--target-table",
+        "\"Other\"",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--json",
+    ];
+    for dry in [true, false] {
+        let mut args = args.to_vec();
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        assert_exit(&out, 0);
+        let doc = json(&out);
+        assert_eq!(doc["table"], r#""public"."t""#, "dry {dry}: {doc}");
+        assert_eq!(doc["target_table"], r#""Other""#, "dry {dry}: {doc}");
+    }
+    assert_eq!(count(&c.dest[0], &d, "\"Other\""), 1);
+}
