@@ -147,7 +147,11 @@ impl<'c> StatementReceiver<'c> {
                 ready = stream.writable() => ready.map(|()| true)?,
                 () = &mut unasked => false,
             };
-            unasked.as_mut().reset(tokio::time::Instant::now() + every);
+            // Set again only when it fired: a try past readiness among writes that go through
+            // costs one more write, a timer reset per write would cost the hot path.
+            if !asked {
+                unasked.as_mut().reset(tokio::time::Instant::now() + every);
+            }
             let records = stream.tls_sent();
             let attempt = match (asked, sent < bytes.len()) {
                 (true, true) => stream.try_write(&bytes[sent..]),

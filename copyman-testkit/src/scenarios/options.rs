@@ -313,9 +313,9 @@ pub fn a_slow_destination_draining_its_buffers_is_not_stalled<D: CopyDriver>(
 /// every tenth row: about 1 MiB/s), over TCP or TLS, under a stall timeout of 1 s, completes:
 /// its socket is tried every `TRY_WRITE_EVERY`, TLS records flushed then count as bytes moved,
 /// and the source that waits meanwhile (its data held until the destination takes more) is
-/// not said stalled. Every row arrives. (lib45 F1 — copyman-sync failed a TLS destination
-/// draining 60 KiB/s so, blaming the source — needs a minute and a half to show: checked by
-/// hand, not here.)
+/// not said stalled. Every row arrives; without the tries copyman-sync's runs fail, "no byte
+/// moved". (lib45 F1 — copyman-sync failed a TLS destination draining 60 KiB/s so, blaming the
+/// source — needs a minute and a half to show: checked by hand, not here.)
 pub fn a_slow_server_is_not_stalled<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     use std::time::Duration;
     const ROWS: u64 = 40_000;
