@@ -271,9 +271,10 @@ impl Connection {
     ///
     /// `target_session_attrs=read-write` (or `read-only`) leaves a host whose session is not of
     /// that kind for the next, as libpq (core's `SessionAttrs`: servers of PostgreSQL 14 and
-    /// later report it). A raw connection cannot honour `load_balance_hosts=random` or
-    /// `sslnegotiation=direct`: they are refused
-    /// ([`Error::Unsupported`]) rather than ignored.
+    /// later report it); `primary`, `standby` and `prefer-standby`, which the crate's
+    /// configuration cannot carry, are given with [`Connection::connect_with`]. A raw
+    /// connection cannot honour `load_balance_hosts=random` or `sslnegotiation=direct`: they
+    /// are refused ([`Error::Unsupported`]) rather than ignored.
     ///
     /// # Errors
     /// A malformed string, an unreachable server, a failed TLS handshake or authentication.
@@ -318,8 +319,35 @@ impl Connection {
         config: &tokio_postgres::Config,
         tls: &TlsSettings,
     ) -> Result<Self, Error> {
+        Self::connect_with(config, tls, &[]).await
+    }
+
+    /// Connects as [`Connection::connect_tls`] does, with more startup parameters: settings the
+    /// `tokio-postgres` crate's configuration cannot carry, such as libpq's `client_encoding`
+    /// (which replaces the default UTF8) or `TimeZone`. A `target_session_attrs` among them is
+    /// no setting: it is the kind of session to find, any of libpq's (`primary`, `standby`,
+    /// `prefer-standby` too), in place of the configuration's.
+    ///
+    /// ```no_run
+    /// use copyman_async::{Connection, SslMode, TlsSettings};
+    ///
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: tokio_postgres::Config = "host=db1,db2 user=app dbname=shop".parse()?;
+    /// let standby = [("target_session_attrs".to_owned(), "prefer-standby".to_owned())];
+    /// let tls = TlsSettings::new(SslMode::Prefer);
+    /// let conn = Connection::connect_with(&config, &tls, &standby).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::connect_tls`].
+    pub async fn connect_with(
+        config: &tokio_postgres::Config,
+        tls: &TlsSettings,
+        startup: &[(String, String)],
+    ) -> Result<Self, Error> {
         // Core's plan says what to try in which order; this loop only does it.
-        let mut attempts = Attempts::new(config, tls, &[])?;
+        let mut attempts = Attempts::new(config, tls, startup)?;
         loop {
             match attempts.connecting.next(Instant::now())? {
                 Next::Resolve { name, port } => {

@@ -25,6 +25,7 @@ use std::time::Duration;
 pub(crate) use copyman_job::job::error_chain;
 
 use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
+use copyman_core::connect::SessionAttrs;
 use copyman_tls::{TlsSettings, TlsVersion};
 use postgres::config::Host;
 
@@ -321,6 +322,9 @@ struct Pin {
     host: usize,
     /// The address it answered on (`None` over a Unix socket).
     addr: Option<std::net::IpAddr>,
+    /// The kind of session found there: `prefer-standby`'s is `standby`, or `any` where no
+    /// host was one (and so every later session's).
+    kind: SessionAttrs,
 }
 
 /// A server CONN resolved into connection parameters.
@@ -339,6 +343,8 @@ pub(crate) struct ServerSpec {
     pinned: Arc<OnceLock<Pin>>,
     /// The TLS parameters, defaults applied.
     pub(crate) tls: TlsSettings,
+    /// The kind of session asked for (libpq's `target_session_attrs`).
+    session_attrs: SessionAttrs,
     /// Startup parameters the configuration cannot carry (`client_encoding`, and the settings
     /// libpq takes from the environment: `timezone` from `PGTZ`, `geqo` from `PGGEQO`).
     pub(crate) startup: Vec<(String, String)>,
@@ -472,7 +478,6 @@ const CRATE_PARAMETERS: &[(&str, &str)] = &[
     ("keepalives_idle", "keepalives_idle"),
     ("keepalives_interval", "keepalives_interval"),
     ("keepalives_count", "keepalives_retries"),
-    ("target_session_attrs", "target_session_attrs"),
 ];
 
 /// The values libpq takes for the parameters it reads as one of a list (`connectOptions2`):
@@ -544,11 +549,6 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
         "replication" if set && !matches!(value, "0" | "false" | "off" | "no") => {
             "copyman does not open replication connections"
         }
-        "target_session_attrs" if set && !matches!(value, "any" | "read-write" | "read-only") => {
-            "copyman tells read-write and read-only sessions apart (as servers of PostgreSQL 14 \
-             and later report them), not primaries from standbys: target_session_attrs=read-write \
-             finds the primary of a host list"
-        }
         "load_balance_hosts" if set && value != "disable" => {
             "copyman tries the hosts in the order given (load_balance_hosts=disable)"
         }
@@ -578,7 +578,6 @@ fn refused_by_value(key: &str) -> bool {
             | "min_protocol_version"
             | "max_protocol_version"
             | "replication"
-            | "target_session_attrs"
             | "load_balance_hosts"
     )
 }
@@ -974,6 +973,13 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         None => None,
     };
 
+    // libpq's six kinds of session, checked on each session made (core's `SessionAttrs`; the
+    // crate knows three): its value was checked against libpq's words above.
+    let session_attrs = params
+        .get("target_session_attrs")
+        .and_then(SessionAttrs::from_name)
+        .unwrap_or_default();
+
     // The `postgres` crate checks the values of what it knows; the rest is set here.
     let mut conninfo = String::new();
     for (key, crate_key) in CRATE_PARAMETERS {
@@ -1157,6 +1163,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         password_from_conn,
         password_file,
         passfile_read,
+        session_attrs,
     };
     // A money locale the CONN names is the user's word for what its database counts in: its
     // sessions read and write money in it (the C locale's pin would override the options); an
@@ -1287,6 +1294,7 @@ impl ServerSpec {
         if let Some(Pin {
             host,
             addr: Some(ip),
+            ..
         }) = self.pinned.get().copied()
             && host == i
             && config.get_hostaddrs().is_empty()
@@ -1296,38 +1304,65 @@ impl ServerSpec {
         config
     }
 
-    /// Connects to the pinned host, or to the first of the hosts that answers (and pins it).
+    /// Connects to the pinned host, or to the first of the hosts that answers (and pins it) with
+    /// a session of the kind asked for: with `prefer-standby`, as libpq, every host is asked for
+    /// a standby first, then, if none is one and none refused, for any session.
     fn connect_hosts(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        use copyman_core::connect::{AttemptError, Attempted};
+        use copyman_core::connect::{AttemptError, Attempted, Failure};
         let pinned = self.pinned.get().copied();
-        let mut failed = Vec::new();
-        for (i, config) in self.hosts.iter().enumerate() {
-            if pinned.is_some_and(|p| p.host != i) {
-                continue;
-            }
-            let reached = self.connect_to(&self.host_config(i)).map(|conn| {
-                let addr = conn.peer_addr().map(|a| a.ip());
-                (Pin { host: i, addr }, conn)
-            });
-            match reached {
-                Ok((pin, conn)) if *self.pinned.get_or_init(|| pin) == pin => {
-                    if self.hosts.len() > 1 && pinned.is_none() {
-                        crate::report::log(format_args!(
-                            "{}: connected to {} (every session of this CONN goes there)",
-                            self.display,
-                            resolved_name(config)
-                        ));
-                    }
-                    return Ok(conn);
+        let kinds = match (pinned, self.session_attrs) {
+            (Some(pin), _) => vec![pin.kind],
+            (None, SessionAttrs::PreferStandby) => vec![SessionAttrs::Standby, SessionAttrs::Any],
+            (None, kind) => vec![kind],
+        };
+        let mut failed: Vec<(usize, copyman_sync::Error)> = Vec::new();
+        'kinds: for kind in kinds {
+            let wrong_session =
+                |(_, e): &(usize, copyman_sync::Error)| e.failure() == Failure::WrongSession;
+            if kind == SessionAttrs::Any && kind != self.session_attrs {
+                // The second pass: only where a host was not a standby and none refused.
+                let refused = failed
+                    .last()
+                    .is_some_and(|(_, e)| !e.failure().tries_next_host());
+                if refused || !failed.iter().any(wrong_session) {
+                    break;
                 }
-                // Another session of this CONN reached another host (or address) meanwhile:
-                // that one.
-                Ok(_) => return self.connect_hosts(),
-                Err(e) => {
-                    let next = e.failure().tries_next_host();
-                    failed.push((i, e));
-                    if !next {
-                        break;
+            }
+            for (i, config) in self.hosts.iter().enumerate() {
+                if pinned.is_some_and(|p| p.host != i) {
+                    continue;
+                }
+                let reached = self.connect_to(&self.host_config(i), kind).map(|conn| {
+                    let addr = conn.peer_addr().map(|a| a.ip());
+                    (
+                        Pin {
+                            host: i,
+                            addr,
+                            kind,
+                        },
+                        conn,
+                    )
+                });
+                match reached {
+                    Ok((pin, conn)) if *self.pinned.get_or_init(|| pin) == pin => {
+                        if self.hosts.len() > 1 && pinned.is_none() {
+                            crate::report::log(format_args!(
+                                "{}: connected to {} (every session of this CONN goes there)",
+                                self.display,
+                                resolved_name(config)
+                            ));
+                        }
+                        return Ok(conn);
+                    }
+                    // Another session of this CONN reached another host (or address)
+                    // meanwhile: that one.
+                    Ok(_) => return self.connect_hosts(),
+                    Err(e) => {
+                        let next = e.failure().tries_next_host();
+                        failed.push((i, e));
+                        if !next {
+                            break 'kinds;
+                        }
                     }
                 }
             }
@@ -1352,6 +1387,7 @@ impl ServerSpec {
     fn connect_to(
         &self,
         config: &postgres::Config,
+        kind: SessionAttrs,
     ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
         // As pg_dump: a role's or database's statement_timeout would fail every copy longer than
         // it (a COPY is one statement), and its resume again; --stall-timeout bounds a copy.
@@ -1363,9 +1399,12 @@ impl ServerSpec {
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("lock_timeout"));
         let lock_timeout = (!own_lock_timeout).then(|| ("lock_timeout".to_owned(), "0".to_owned()));
+        let kind = (kind != SessionAttrs::Any)
+            .then(|| ("target_session_attrs".to_owned(), kind.name().to_owned()));
         let startup: Vec<(String, String)> = [("statement_timeout".to_owned(), "0".to_owned())]
             .into_iter()
             .chain(lock_timeout)
+            .chain(kind)
             .chain(self.startup.iter().cloned())
             .collect();
         let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &startup)?;
@@ -2971,7 +3010,6 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             ("require_auth=scram-sha-256", "require_auth"),
             ("sslcompression=1", "sslcompression"),
             ("sslnegotiation=direct", "sslnegotiation"),
-            ("target_session_attrs=primary", "target_session_attrs"),
             ("load_balance_hosts=random", "load_balance_hosts"),
             ("replication=database", "replication"),
             (
@@ -3544,6 +3582,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         let pin = Pin {
             host: 0,
             addr: Some(ip),
+            kind: SessionAttrs::Any,
         };
         spec.pinned.set(pin).unwrap();
         let config = spec.session_config();
@@ -3673,7 +3712,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ("PGKRBSRVNAME", "postgres", &[], Use::Unused),
         ("PGGSSLIB", "gssapi", &[], Use::Unused),
         ("PGTARGETSESSIONATTRS", "read-write", &[], Use::Honoured),
-        ("PGTARGETSESSIONATTRS", "primary", &[], Use::Refused),
+        ("PGTARGETSESSIONATTRS", "prefer-standby", &[], Use::Honoured),
         ("PGLOCALEDIR", "/usr/share/locale", &[], Use::Unused),
         // Added after libpq 15.
         ("PGSSLCERTMODE", "require", &[], Use::Refused),
@@ -3710,8 +3749,13 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 Ok(mut spec) => {
                     spec.read_as_the_server();
                     format!(
-                        "{:?} {:?} {:?} {:?} {:?}",
-                        spec.config, spec.hosts, spec.tls, spec.startup, spec.warnings
+                        "{:?} {:?} {:?} {:?} {:?} {:?}",
+                        spec.config,
+                        spec.hosts,
+                        spec.tls,
+                        spec.startup,
+                        spec.warnings,
+                        spec.session_attrs
                     )
                 }
                 Err(e) => format!("error: {e}"),

@@ -470,8 +470,6 @@ macro_rules! client_glue {
         /// What connecting with a configuration takes: its startup parameters, its TLS, and
         /// core's loop over its hosts ([`Connecting`](connect::Connecting)).
         pub(crate) struct Attempts {
-            /// The kind of session asked for (`target_session_attrs`).
-            pub(crate) session_attrs: connect::SessionAttrs,
             /// The startup parameters, with any extra ones.
             pub(crate) startup: StartupConfig,
             /// The configuration's `connect_timeout`.
@@ -495,6 +493,22 @@ macro_rules! client_glue {
             ) -> Result<Self, Error> {
                 let mut startup = startup_config(config)?;
                 startup.extra.extend_from_slice(extra);
+                // libpq's `target_session_attrs` among the extra parameters (the crates'
+                // `Config` knows three of its six kinds): the kind of session to find, not a
+                // setting for the server.
+                let mut session_attrs = session_attrs(config).unwrap_or_default();
+                if let Some(i) = (startup.extra.iter())
+                    .rposition(|(name, _)| name == "target_session_attrs")
+                {
+                    let (_, value) = startup.extra.remove(i);
+                    session_attrs = connect::SessionAttrs::from_name(&value).ok_or(
+                        Error::Unsupported {
+                            parameter: "target_session_attrs",
+                            value,
+                        },
+                    )?;
+                    startup.extra.retain(|(name, _)| name != "target_session_attrs");
+                }
                 let timeout = config.get_connect_timeout().copied();
                 // As libpq, no TLS over a Unix socket: a CONN of sockets only needs no
                 // certificate files, whatever its `sslmode` says.
@@ -510,12 +524,12 @@ macro_rules! client_glue {
                 };
                 let plan = plan(config, tls, client_config.is_some())?;
                 Ok(Self {
-                    session_attrs: session_attrs(config).unwrap_or_default(),
                     startup,
                     timeout,
                     mode: tls.mode,
                     tls: client_config,
-                    connecting: connect::Connecting::new(plan, timeout),
+                    connecting: connect::Connecting::new(plan, timeout)
+                        .with_session_attrs(session_attrs),
                     tcp: TcpOptions::of(config),
                 })
             }
@@ -528,7 +542,7 @@ macro_rules! client_glue {
                 made: C,
                 session: impl Fn(&C) -> &$crate::session::Session,
             ) -> Result<C, Error> {
-                let refusal = self.session_attrs.refusal(|name| session(&made).parameter(name));
+                let refusal = self.connecting.session_attrs().refusal(|name| session(&made).parameter(name));
                 match refusal {
                     None => Ok(made),
                     Some(why) => Err(Error::WrongSession(why)),

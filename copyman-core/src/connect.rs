@@ -249,6 +249,13 @@ pub struct Connecting<E> {
     attempting: Option<(String, bool)>,
     /// Every failed attempt so far, and every name that did not resolve.
     failed: Vec<Attempted<E>>,
+    /// The kind of session asked for ([`SessionAttrs`]); `Any` on `prefer-standby`'s second
+    /// pass.
+    attrs: SessionAttrs,
+    /// `prefer-standby`'s second pass: the plan again from its start, any session taken.
+    again: Option<Plan>,
+    /// A session of the wrong kind was made: a second pass has a server to find.
+    wrong_session: bool,
 }
 
 impl<E: AttemptError> Connecting<E> {
@@ -261,7 +268,26 @@ impl<E: AttemptError> Connecting<E> {
             resolving: None,
             attempting: None,
             failed: Vec::new(),
+            attrs: SessionAttrs::Any,
+            again: None,
+            wrong_session: false,
         }
+    }
+
+    /// The loop asks for sessions of the kind `attrs` ([`SessionAttrs`]; the adapter checks
+    /// each made against [`session_attrs`](Self::session_attrs) and reports one of another kind
+    /// as [`Failure::WrongSession`]). With [`SessionAttrs::PreferStandby`], as libpq: every host
+    /// is asked for a standby first; if none is one, every host again, any session taken.
+    #[must_use]
+    pub fn with_session_attrs(mut self, attrs: SessionAttrs) -> Self {
+        self.again = (attrs == SessionAttrs::PreferStandby).then(|| self.plan.clone());
+        self.attrs = attrs;
+        self
+    }
+
+    /// The kind of session the current attempt must make ([`with_session_attrs`](Self::with_session_attrs)).
+    pub fn session_attrs(&self) -> SessionAttrs {
+        self.attrs
     }
 
     /// What to do next, `now` being the adapter's clock (the first attempt on an address starts
@@ -288,6 +314,13 @@ impl<E: AttemptError> Connecting<E> {
                     tls,
                     deadline,
                 })
+            }
+            _ if self.wrong_session && !self.plan.refused() && self.again.is_some() => {
+                // prefer-standby found no standby, and no server refused: any session now.
+                self.plan = self.again.take().unwrap_or_else(|| self.plan.clone());
+                self.attrs = SessionAttrs::Any;
+                self.started = None;
+                self.next(now)
             }
             _ => {
                 let mut failed = std::mem::take(&mut self.failed);
@@ -342,6 +375,7 @@ impl<E: AttemptError> Connecting<E> {
             Ok(conn) => Some(conn),
             Err(e) => {
                 self.plan.failed(e.failure());
+                self.wrong_session |= e.failure() == Failure::WrongSession;
                 let (mut target, tls) = self.attempting.take().unwrap_or_default();
                 // The same address again without TLS (sslmode prefer, allow): each attempt says
                 // which it was (conn42 F3: one address twice, the two errors unexplained).
@@ -574,6 +608,13 @@ pub enum SessionAttrs {
     ReadWrite,
     /// One that takes no writes: in hot standby, or read-only by default.
     ReadOnly,
+    /// A primary: a server not in hot standby (libpq's `primary`).
+    Primary,
+    /// A standby: a server in hot standby (libpq's `standby`).
+    Standby,
+    /// A standby if any host is one, else any session (libpq's `prefer-standby`: every host is
+    /// asked twice, [`Connecting::with_session_attrs`]).
+    PreferStandby,
 }
 
 impl SessionAttrs {
@@ -596,25 +637,56 @@ impl SessionAttrs {
     /// assert_eq!(SessionAttrs::Any.refusal(|_| None), None);
     /// ```
     pub fn refusal<'a>(&self, parameter: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
-        if *self == Self::Any {
-            return None;
-        }
         let on = |name: &str| parameter(name).map(|v| v == "on");
-        let read_only = match (on("in_hot_standby"), on("default_transaction_read_only")) {
-            (None, None) => {
-                return Some(format!(
-                    "the server does not report whether it is read-only (PostgreSQL 13 or \
-                     older): copyman cannot tell target_session_attrs={} there",
-                    self.name()
-                ));
-            }
-            (standby, read_only) => standby.unwrap_or(false) || read_only.unwrap_or(false),
+        let (standby, read_only) = (on("in_hot_standby"), on("default_transaction_read_only"));
+        let told = match self {
+            Self::Any => return None,
+            Self::ReadWrite | Self::ReadOnly => standby.is_some() || read_only.is_some(),
+            Self::Primary | Self::Standby | Self::PreferStandby => standby.is_some(),
         };
-        match (self, read_only) {
-            (Self::ReadWrite, true) => Some("session is read-only".to_owned()),
-            (Self::ReadOnly, false) => Some("session is not read-only".to_owned()),
-            _ => None,
+        if !told {
+            return Some(format!(
+                "the server does not report whether it is {} (PostgreSQL 13 or older): copyman \
+                 cannot tell target_session_attrs={} there",
+                match self {
+                    Self::ReadWrite | Self::ReadOnly => "read-only",
+                    _ => "in hot standby",
+                },
+                self.name()
+            ));
         }
+        let standby = standby.unwrap_or(false);
+        let read_only = standby || read_only.unwrap_or(false);
+        let why = match self {
+            Self::ReadWrite if read_only => "session is read-only",
+            Self::ReadOnly if !read_only => "session is not read-only",
+            Self::Primary if standby => "server is in hot standby mode",
+            Self::Standby | Self::PreferStandby if !standby => "server is not in hot standby mode",
+            _ => return None,
+        };
+        Some(why.to_owned())
+    }
+
+    /// The kind libpq names `name` (`any`, `read-write`, `read-only`, `primary`, `standby`,
+    /// `prefer-standby`); `None` for another word.
+    ///
+    /// ```
+    /// use copyman_core::connect::SessionAttrs;
+    ///
+    /// assert_eq!(SessionAttrs::from_name("prefer-standby"), Some(SessionAttrs::PreferStandby));
+    /// assert_eq!(SessionAttrs::from_name("replica"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Any,
+            Self::ReadWrite,
+            Self::ReadOnly,
+            Self::Primary,
+            Self::Standby,
+            Self::PreferStandby,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
     }
 
     /// Its name, as libpq spells it.
@@ -623,6 +695,9 @@ impl SessionAttrs {
             Self::Any => "any",
             Self::ReadWrite => "read-write",
             Self::ReadOnly => "read-only",
+            Self::Primary => "primary",
+            Self::Standby => "standby",
+            Self::PreferStandby => "prefer-standby",
         }
     }
 }
@@ -668,6 +743,8 @@ pub struct Plan {
     authenticated: bool,
     /// The plan gave up.
     done: bool,
+    /// It gave up on a server's answer ([`Plan::refused`]).
+    refused: bool,
 }
 
 impl Plan {
@@ -742,6 +819,7 @@ impl Plan {
             declined: false,
             authenticated: false,
             done: false,
+            refused: false,
         })
     }
 
@@ -846,7 +924,7 @@ impl Plan {
         }
         if std::mem::take(&mut self.authenticated) && self.current.is_some() {
             self.current = None;
-            self.done = true;
+            (self.done, self.refused) = (true, true);
             return;
         }
         let Some((target, next)) = &mut self.current else {
@@ -866,9 +944,15 @@ impl Plan {
             Failure::Refused if *next + 1 < attempts && !declined => *next += 1,
             Failure::Refused | Failure::Final => {
                 self.current = None;
-                self.done = true;
+                (self.done, self.refused) = (true, true);
             }
         }
+    }
+
+    /// Whether the plan gave up on a server's answer (a refusal, a failure after the login, a
+    /// [`Failure::Final`]) rather than for having tried everything.
+    pub fn refused(&self) -> bool {
+        self.refused
     }
 }
 
@@ -1086,6 +1170,112 @@ mod tests {
             SessionAttrs::ReadWrite
                 .refusal(|_| None)
                 .is_some_and(|why| why.contains("PostgreSQL 13 or older"))
+        );
+    }
+
+    /// An attempt's error for [`Connecting`]'s tests: how it failed, and its words.
+    #[derive(Debug)]
+    struct Failed(Failure, String);
+
+    impl From<PlanError> for Failed {
+        fn from(e: PlanError) -> Self {
+            Self(Failure::Final, e.to_string())
+        }
+    }
+    impl From<ResolveError> for Failed {
+        fn from(e: ResolveError) -> Self {
+            Self(Failure::Unreachable, e.host)
+        }
+    }
+    impl From<AllFailed<Self>> for Failed {
+        fn from(all: AllFailed<Self>) -> Self {
+            let each: Vec<_> = all.0.iter().map(|a| a.error.1.clone()).collect();
+            Self(Failure::Refused, each.join("; "))
+        }
+    }
+    impl AttemptError for Failed {
+        fn failure(&self) -> Failure {
+            self.0
+        }
+    }
+
+    /// The session kinds each attempt of `hosts` (`standby`/`primary`/`down`/`refuses`) makes
+    /// under `attrs`, and the host connected to: the loop an adapter runs, with core's check.
+    fn connect_each(attrs: SessionAttrs, hosts: &[&str]) -> (Vec<String>, Result<String, String>) {
+        let list: Vec<Host> = hosts.iter().map(|h| Host::Tcp((*h).into())).collect();
+        let plan = Plan::new(&list, &[5432], &[], &[false]).unwrap();
+        let mut connecting = Connecting::<Failed>::new(plan, None).with_session_attrs(attrs);
+        let mut asked = Vec::new();
+        let mut resolving = String::new();
+        loop {
+            match connecting.next(Instant::now()) {
+                Err(e) => return (asked, Err(e.1)),
+                Ok(Next::Resolve { name, .. }) => {
+                    resolving = name;
+                    connecting.resolved(Ok(["10.0.0.1:5432".parse().unwrap()]));
+                }
+                Ok(Next::Attempt { .. }) => {
+                    let kind = connecting.session_attrs();
+                    asked.push(format!("{resolving}:{}", kind.name()));
+                    let standby = if resolving == "standby" { "on" } else { "off" };
+                    let outcome = match resolving.as_str() {
+                        "down" => Err(Failed(Failure::Unreachable, "down".into())),
+                        "refuses" => Err(Failed(Failure::Refused, "refused".into())),
+                        _ => match kind.refusal(|p| (p == "in_hot_standby").then_some(standby)) {
+                            Some(why) => Err(Failed(Failure::WrongSession, why)),
+                            None => Ok(resolving.clone()),
+                        },
+                    };
+                    if let Some(host) = connecting.attempted(outcome) {
+                        return (asked, Ok(host));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `prefer-standby` asks every host for a standby first, then every host again for any
+    /// session, as libpq; not after a server refused, nor when no host made a session.
+    #[test]
+    fn prefer_standby_asks_every_host_twice() {
+        use SessionAttrs::{Any, PreferStandby, Primary, Standby};
+        let (asked, got) = connect_each(PreferStandby, &["primary", "standby"]);
+        assert_eq!(got.unwrap(), "standby");
+        assert_eq!(asked, ["primary:prefer-standby", "standby:prefer-standby"]);
+        let (asked, got) = connect_each(PreferStandby, &["down", "primary"]);
+        assert_eq!(got.unwrap(), "primary");
+        assert_eq!(
+            asked,
+            [
+                "down:prefer-standby",
+                "primary:prefer-standby",
+                "down:any",
+                "primary:any"
+            ]
+        );
+        let (asked, got) = connect_each(PreferStandby, &["primary", "refuses", "standby"]);
+        assert_eq!(
+            got.unwrap_err(),
+            "server is not in hot standby mode; refused"
+        );
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        let (asked, got) = connect_each(PreferStandby, &["down", "down"]);
+        assert_eq!(got.unwrap_err(), "down; down");
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        let (_, got) = connect_each(Standby, &["primary"]);
+        assert_eq!(got.unwrap_err(), "server is not in hot standby mode");
+        let (_, got) = connect_each(Primary, &["standby", "primary"]);
+        assert_eq!(got.unwrap(), "primary");
+        let (_, got) = connect_each(Primary, &["standby"]);
+        assert_eq!(got.unwrap_err(), "server is in hot standby mode");
+        assert_eq!(connect_each(Any, &["standby"]).1.unwrap(), "standby");
+        for kind in [Any, PreferStandby, Primary, Standby] {
+            assert_eq!(SessionAttrs::from_name(kind.name()), Some(kind));
+        }
+        assert!(
+            Standby
+                .refusal(|p| (p == "default_transaction_read_only").then_some("on"))
+                .is_some_and(|why| why.contains("in hot standby (PostgreSQL 13 or older)"))
         );
     }
 

@@ -227,7 +227,8 @@ impl Connection {
     ///
     /// `target_session_attrs=read-write` (or `read-only`) leaves a host whose session is not of
     /// that kind for the next, as libpq (core's `SessionAttrs`: servers of PostgreSQL 14 and
-    /// later report it). A raw connection cannot honour `load_balance_hosts=random` or
+    /// later report it); `primary`, `standby` and `prefer-standby`, which the crate's
+    /// configuration cannot carry, are given with `connect_with`. A raw connection cannot honour `load_balance_hosts=random` or
     /// `sslnegotiation=direct`: they are refused
     /// ([`Error::Unsupported`]) rather than ignored; `client_encoding` is given with
     /// `connect_with`.
@@ -279,7 +280,9 @@ impl Connection {
 
     /// Connects as [`Connection::connect_tls`] does, with more startup parameters: settings the
     /// `postgres` crate's configuration cannot carry, such as libpq's `client_encoding`
-    /// (which replaces the default UTF8) or `TimeZone`.
+    /// (which replaces the default UTF8) or `TimeZone`. A `target_session_attrs` among them is
+    /// no setting: it is the kind of session to find, any of libpq's (`primary`, `standby`,
+    /// `prefer-standby` too), in place of the configuration's.
     ///
     /// ```no_run
     /// use copyman_sync::{Connection, SslMode, TlsSettings};

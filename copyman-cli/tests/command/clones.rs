@@ -872,3 +872,102 @@ fn a_commit_a_destination_crash_forgot_is_neither_a_restore_nor_taken_as_done() 
         text(&out.stderr)
     );
 }
+
+/// Every `target_session_attrs` of libpq is honoured over a host list (conn44 F1: `primary`,
+/// `standby` and `prefer-standby` were refused): `prefer-standby` reads a source from its
+/// standby where one answers and from the primary where none does, `standby` and `primary` leave
+/// a server of the other kind for the next host, alone said in libpq's words (exit 3), and a
+/// job's every session goes to the server its first one found. The standby is a copy of the
+/// primary that does not stream: the rows the primary took since tell which one was read.
+#[test]
+fn target_session_attrs_primary_standby_and_prefer_standby_find_their_server() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE u (id int);";
+    let primary = Cluster::start();
+    let fill = |from, to| {
+        format!(
+            "INSERT INTO t SELECT generate_series({from}, {to}); INSERT INTO u SELECT * FROM t WHERE id >= {from};"
+        )
+    };
+    let db = database(&primary, &format!("{table} {}", fill(1, 100)));
+    let standby = primary.clone_as_standby();
+    primary.connect(&db).batch_execute(&fill(101, 150)).unwrap();
+    let d1 = database(&c.dest[0], table);
+    let to = c.dest[0].conninfo(&d1);
+    let from = |ports: &[&Cluster], attrs: &str| {
+        let ports: Vec<String> = ports.iter().map(|c| c.port().to_string()).collect();
+        let hosts = vec!["127.0.0.1"; ports.len()].join(",");
+        format!(
+            "host={hosts} port={} user=postgres password={} dbname={db} \
+             target_session_attrs={attrs}",
+            ports.join(","),
+            primary.password()
+        )
+    };
+    let copy = |from: &str, extra: &[&str]| {
+        let mut args = vec!["table", "t", "--from", from, "--to", &to, "--truncate"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let cases: [(&[&Cluster], &str, i64); 6] = [
+        (&[&primary, &standby], "prefer-standby", 100),
+        (&[&primary, &primary], "prefer-standby", 150),
+        (&[&standby, &primary], "primary", 150),
+        (&[&primary, &standby], "standby", 100),
+        (&[&primary, &standby], "read-only", 100),
+        (&[&standby, &primary], "any", 100),
+    ];
+    for (hosts, attrs, rows) in cases {
+        let out = copy(&from(hosts, attrs), &[]);
+        assert_exit(&out, 0);
+        assert_eq!(
+            count(&c.dest[0], &d1, "t"),
+            rows,
+            "{attrs}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A job's workers (two tables' sessions) go where the first session went.
+    let list = from(&[&primary, &standby], "prefer-standby");
+    let out = run(&[
+        "table",
+        "-t",
+        "t",
+        "-t",
+        "u",
+        "--jobs",
+        "2",
+        "--from",
+        &list,
+        "--to",
+        &to,
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100, "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d1, "u"), 100, "{}", text(&out.stderr));
+    // Alone, a server of the other kind is said as libpq says it.
+    for (hosts, attrs, words) in [
+        (
+            &[&primary][..],
+            "standby",
+            "server is not in hot standby mode",
+        ),
+        (&[&standby][..], "primary", "server is in hot standby mode"),
+    ] {
+        let out = copy(&from(hosts, attrs), &[]);
+        assert_exit(&out, 3);
+        assert!(text(&out.stderr).contains(words), "{}", text(&out.stderr));
+    }
+    // From the environment too (for every CONN that says none, as libpq).
+    let out = copyman()
+        .env("PGTARGETSESSIONATTRS", "standby")
+        .args(["table", "t", "--truncate", "--to"])
+        .arg(format!("{to} target_session_attrs=any"))
+        .arg("--from")
+        .arg(from(&[&primary, &standby], "any").replace(" target_session_attrs=any", ""))
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100, "{}", text(&out.stderr));
+}

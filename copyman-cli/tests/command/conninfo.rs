@@ -445,7 +445,7 @@ fn options_copyman_cannot_honour_are_usage_errors() {
         ("sslpassword=hush-7731", "sslpassword"),
         ("require_auth=scram-sha-256", "require_auth"),
         ("sslcompression=1", "sslcompression"),
-        ("target_session_attrs=standby", "target_session_attrs"),
+        ("load_balance_hosts=random", "load_balance_hosts"),
     ] {
         let to = format!("{} {option}", c.dest[0].conninfo(&dst));
         let out = output(
