@@ -2558,6 +2558,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
                     ),
                 })
             });
+            let error = error.or_else(|| copy_start_fails(conn, sql));
             let Some(error) = error else {
                 continue;
             };
@@ -2856,6 +2857,36 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     let probe = format!("SELECT {columns} FROM {table} LIMIT 0");
     let error = describe_sync(&conn.query(&probe).err()?);
     matches!(error.sqlstate.as_deref(), Some("42P01" | "42703")).then_some(error)
+}
+
+/// What `conn`'s server says when `sql`, a `--receive`, starts: its refusal of an option, a
+/// column, a `WHERE`, an `ENCODING`, as the run's first statement would be refused (copy45 F2:
+/// the dry run approved them all). The COPY is started in a transaction rolled back at once,
+/// and ended before any row (a COPY started where it was not asked for is refused with
+/// CopyFail by the session itself). Not tried where the table has a `BEFORE STATEMENT` INSERT
+/// trigger, which fires as a COPY starts: a dry run runs none of the user's code.
+fn copy_start_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
+    use copyman_core::session::TransactionStatus;
+    let table = statement::copy_table(sql)?;
+    if conn.session().transaction_status() != TransactionStatus::Idle {
+        return None;
+    }
+    // tgtype: ROW 1, BEFORE 2, INSERT 4 — before the statement, on INSERT (and so COPY FROM).
+    let fires = format!(
+        "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({}) AND tgtype & 7 = 6 \
+         AND tgenabled <> 'D'",
+        sql::literal(table)
+    );
+    if !conn.query(&fires).ok()?.is_empty() {
+        return None;
+    }
+    conn.execute("BEGIN").ok()?;
+    // Dropped once started, the receiver ends its COPY with CopyFail; ROLLBACK reads the answer.
+    let started =
+        copyman_sync::Receiver::start(&mut copyman_sync::StatementReceiver::new(conn, sql));
+    let _ = conn.execute("ROLLBACK");
+    let error = report::describe(&*started.err()?);
+    error.sqlstate.is_some().then_some(error)
 }
 
 /// The columns a `COPY table [(columns)] …` or `COPY (query) …` writes or reads on `conn`'s

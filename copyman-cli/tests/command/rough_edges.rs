@@ -1044,3 +1044,91 @@ fn the_last_destination_failing_is_not_said_to_leave_a_copy_going_on() {
         "{stderr}"
     );
 }
+
+/// A dry run refuses a `--receive` its destination refuses as its COPY starts, with the
+/// server's words, as the run's first statement is refused (copy45 F2: it approved, exit 0, a
+/// FORCE_NULL of a column not copied, a column listed twice, a WHERE on an unknown column or
+/// with a subquery, an unknown ENCODING, an option of a newer server); it starts no COPY into
+/// a table whose BEFORE STATEMENT trigger would fire, and leaves no session in a transaction.
+#[test]
+fn a_dry_run_refuses_a_receive_its_destination_refuses_at_its_start() {
+    let c = clusters();
+    let table = "CREATE TABLE t3 (id int, name text, email text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t3 VALUES (1, 'a', 'x'), (2, 'b', 'y');"),
+    );
+    let dst = database(&c.dest[0], table);
+    let file = TempPath::new("t3.csv");
+    fs::write(&file.0, "1,a,x\n2,b,y\n").unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let dry = |from: &str, receive: &str, send: Option<&str>| {
+        let mut args = vec![
+            "copy",
+            "--dry-run",
+            "--allow-count-mismatch",
+            "--from",
+            from,
+        ];
+        args.extend(send.map(|s| ["--send", s]).into_iter().flatten());
+        args.extend(["--to", &to, "--receive", receive]);
+        run(&args)
+    };
+    let send = Some("COPY t3 TO STDOUT (FORMAT csv)");
+    for (receive, words) in [
+        (
+            "COPY t3 (id, name) FROM STDIN (FORMAT csv, FORCE_NULL (email))",
+            "42P10",
+        ),
+        ("COPY t3 (id, name, name) FROM STDIN (FORMAT csv)", "42701"),
+        (
+            "COPY t3 FROM STDIN (FORMAT csv, ENCODING 'nosuch')",
+            "22023",
+        ),
+        ("COPY t3 FROM STDIN (FORMAT csv) WHERE nosuch > 2", "42703"),
+        (
+            "COPY t3 FROM STDIN (FORMAT csv) WHERE id IN (SELECT 1)",
+            "0A000",
+        ),
+        ("COPY t3 FROM STDIN (FORMAT csv, ON_ERROR ignore)", "42601"),
+    ] {
+        let out = dry(file.arg(), receive, None);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(words) && stderr.contains("destination 1"),
+            "{receive}: {stderr}"
+        );
+        // From a server too (a FORCE_NULL, an ENCODING refused before, by copyman's rules).
+        let out = dry(&from, receive, send);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{receive}: {out:?}"
+        );
+        assert!(text(&out.stderr).contains("destination 1"), "{out:?}");
+    }
+    // What starts is approved, and nothing is left behind.
+    let out = dry(file.arg(), "COPY t3 FROM STDIN (FORMAT csv)", None);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "t3"), 0);
+    assert!(settle_backends(&c.dest[0], &dst).is_empty());
+    // A BEFORE STATEMENT trigger would fire as a COPY starts: not started.
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(
+            "CREATE SEQUENCE fired; \
+             CREATE FUNCTION fire() RETURNS trigger LANGUAGE plpgsql AS \
+             $$BEGIN PERFORM nextval('fired'); RETURN NULL; END$$; \
+             CREATE TRIGGER before_copy BEFORE INSERT ON t3 FOR EACH STATEMENT \
+             EXECUTE FUNCTION fire();",
+        )
+        .unwrap();
+    let out = dry(file.arg(), "COPY t3 FROM STDIN (FORMAT csv)", None);
+    assert_exit(&out, 0);
+    let fired: bool = c.dest[0]
+        .connect(&dst)
+        .query_one("SELECT is_called FROM fired", &[])
+        .unwrap()
+        .get(0);
+    assert!(!fired, "the dry run fired the destination's trigger");
+}
