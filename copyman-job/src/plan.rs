@@ -1353,13 +1353,24 @@ pub fn compared_as_text(theirs: &Column, here: &Column) -> Option<&'static str> 
 }
 
 /// The form in which `--verify` reads a column the source holds as `text` or `varchar` and a
-/// destination as a built-in type whose text form is one, whatever the settings (a uuid, a
-/// boolean, an integer, a numeric, a network address): in that type on every side, the
-/// source's text cast to it. Read back as text, the destination's canonical form (`a0ee…` of
-/// `A0EE…`, `t` of `TRUE`, `42` of ` 42`) differed from every faithful copy's source, exit 4
-/// for ever (types44 F1). A numeric is read without its modifier: one the destination rounded
-/// still differs. `None` otherwise (dates and times, read in each side's settings, among them).
-pub fn compared_in_destination_type(theirs: &Column, here: &Column) -> Option<&'static str> {
+/// destination as a built-in type: in that type on every side, the source's text cast to it.
+/// Read back as text, the destination's canonical form (`a0ee…` of `A0EE…`, `t` of `TRUE`,
+/// `1000` of `1e3`, `[5,16)` of `[5,15]`, `12:00:00` of `12:00`) differed from every faithful
+/// copy's source, exit 4 for ever (types44 F1, types46 F3). A numeric is read without its
+/// modifier: one the destination rounded still differs.
+///
+/// The types whose text is read alike whatever the session's settings (numbers, uuids, network
+/// addresses, JSON, ranges and arrays of those, …: copyman's sessions pin the float and money
+/// forms) always; those read in a setting of the session's own — a date's or timestamp's
+/// `DateStyle` order, a zone's `TimeZone`, an interval's `IntervalStyle` — only where the
+/// source's session reads text as the destinations' do (`reads_alike`, [`reads_text_alike`]):
+/// elsewhere the cast on the source could read another value than the destination stored.
+/// `None` otherwise.
+pub fn compared_in_destination_type(
+    theirs: &Column,
+    here: &Column,
+    reads_alike: bool,
+) -> Option<&'static str> {
     let string = theirs.type_name == "text" || theirs.type_name.starts_with("character varying");
     let form = match here.type_oid()? {
         16 => "CAST({} AS pg_catalog.bool)",
@@ -1367,14 +1378,62 @@ pub fn compared_in_destination_type(theirs: &Column, here: &Column) -> Option<&'
         23 => "CAST({} AS pg_catalog.int4)",
         20 => "CAST({} AS pg_catalog.int8)",
         1700 => "pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))",
+        700 => "CAST({} AS pg_catalog.float4)",
+        701 => "CAST({} AS pg_catalog.float8)",
         2950 => "CAST({} AS pg_catalog.uuid)",
         869 => "CAST({} AS pg_catalog.inet)",
         650 => "CAST({} AS pg_catalog.cidr)",
         829 => "CAST({} AS pg_catalog.macaddr)",
         774 => "CAST({} AS pg_catalog.macaddr8)",
+        3802 => "CAST({} AS pg_catalog.jsonb)",
+        3614 => "CAST({} AS pg_catalog.tsvector)",
+        600 => "CAST({} AS pg_catalog.point)",
+        1083 => "CAST({} AS pg_catalog.time)",
+        3904 => "CAST({} AS pg_catalog.int4range)",
+        3926 => "CAST({} AS pg_catalog.int8range)",
+        3906 => "CAST({} AS pg_catalog.numrange)",
+        1000 => "CAST({} AS pg_catalog.bool[])",
+        1005 => "CAST({} AS pg_catalog.int2[])",
+        1007 => "CAST({} AS pg_catalog.int4[])",
+        1016 => "CAST({} AS pg_catalog.int8[])",
+        1021 => "CAST({} AS pg_catalog.float4[])",
+        1022 => "CAST({} AS pg_catalog.float8[])",
+        1009 => "CAST({} AS pg_catalog.text[])",
+        2951 => "CAST({} AS pg_catalog.uuid[])",
+        3807 => "CAST({} AS pg_catalog.jsonb[])",
+        // Read in the session's DateStyle, TimeZone or IntervalStyle.
+        1082 if reads_alike => "CAST({} AS pg_catalog.date)",
+        1114 if reads_alike => "CAST({} AS pg_catalog.timestamp)",
+        1184 if reads_alike => "CAST({} AS pg_catalog.timestamptz)",
+        1266 if reads_alike => "CAST({} AS pg_catalog.timetz)",
+        1186 if reads_alike => "CAST({} AS pg_catalog.interval)",
+        3912 if reads_alike => "CAST({} AS pg_catalog.daterange)",
+        3908 if reads_alike => "CAST({} AS pg_catalog.tsrange)",
+        3910 if reads_alike => "CAST({} AS pg_catalog.tstzrange)",
+        1182 if reads_alike => "CAST({} AS pg_catalog.date[])",
+        1115 if reads_alike => "CAST({} AS pg_catalog.timestamp[])",
+        1185 if reads_alike => "CAST({} AS pg_catalog.timestamptz[])",
         _ => return None,
     };
     string.then_some(form)
+}
+
+/// Whether sessions of these settings read text as the same dates, times and intervals: the
+/// same `DateStyle` order, the same `TimeZone`, `IntervalStyle`'s leading sign alike.
+pub fn reads_text_alike(a: &ReadSettings, b: &ReadSettings) -> bool {
+    let alike = |x: Option<&String>, y: Option<&String>, same: fn(&str, &str) -> bool| match (x, y)
+    {
+        (Some(x), Some(y)) => same(x, y),
+        _ => false,
+    };
+    alike(a.date_style.as_ref(), b.date_style.as_ref(), |x, y| {
+        date_order(x) == date_order(y)
+    }) && alike(a.time_zone.as_ref(), b.time_zone.as_ref(), same_zone)
+        && alike(
+            a.interval_style.as_ref(),
+            b.interval_style.as_ref(),
+            |x, y| (x == "sql_standard") == (y == "sql_standard"),
+        )
 }
 
 /// The settings a destination reads text as a date, a time or an interval in, as its session

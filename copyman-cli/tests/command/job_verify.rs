@@ -664,6 +664,71 @@ fn job_verify_compares_text_read_into_a_typed_column_in_that_type() {
     );
 }
 
+/// A staging table of text loaded into typed columns verifies, whatever the text's spelling:
+/// floats, times, intervals, ranges, arrays, JSON, text-search vectors, points, dates and
+/// timestamps (where the source's session reads dates as the destination's) — each read back
+/// in the destination's canonical form (`1000` of `1e3`, `[5,16)` of `[5,15]`, `12:00:00` of
+/// `12:00`) differed from every faithful copy: exit 4, and again on every resume (types46 F3).
+/// A value the destination changed is still found.
+#[test]
+fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
+    let c = clusters();
+    let columns = [
+        ("f", "float8", "1.2500000000000000e0"),
+        ("r", "real", "1e3"),
+        ("at", "timestamp", "2026-01-06T10:00:00"),
+        ("d", "date", "Jan 2 2026"),
+        ("tm", "time", "12:00"),
+        ("iv", "interval", "36 hours"),
+        ("span", "int4range", "[5,15]"),
+        ("days", "daterange", "[2026-01-01,2026-01-31]"),
+        ("tags", "int[]", "{ 1 , 2 }"),
+        ("words", "text[]", "{a,\"b\"}"),
+        ("doc", "jsonb", "{\"b\":1, \"a\":2}"),
+        ("ts", "tsvector", "b a"),
+        ("p", "point", "(1, 2)"),
+    ];
+    let text_columns: Vec<String> = columns
+        .iter()
+        .map(|(n, _, _)| format!("{n} text"))
+        .collect();
+    let typed_columns: Vec<String> = columns.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
+    let values: Vec<String> = columns.iter().map(|(_, _, v)| format!("'{v}'")).collect();
+    let src = database(
+        &c.source,
+        &format!(
+            "CREATE TABLE stg (id int, {}); INSERT INTO stg VALUES (1, {}), (2{});",
+            text_columns.join(", "),
+            values.join(", "),
+            ", NULL".repeat(columns.len())
+        ),
+    );
+    let typed = format!("CREATE TABLE stg (id int, {});", typed_columns.join(", "));
+    let d0 = database(&c.dest[0], &typed);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
+    let state = TempPath::new("verify-staging.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "stg", "--from", &from, "--to", &to, "--state"];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&["--verify"]);
+    assert_exit(&out, 0);
+    // A value changed there is found.
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute("UPDATE stg SET span = '[5,17)' WHERE id = 1")
+        .unwrap();
+    let out = job(&["--verify", "--resume"]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("checksum differs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `--verify` of columns the destination holds in a type read back otherwise (types36 F2, F4):
 /// a `timestamp` or `date` in a `timestamptz` and the reverse, between databases of one zone
 /// other than UTC, is its wall clock in the zone the copy read it in (the checksum's UTC read

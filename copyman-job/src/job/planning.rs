@@ -1964,6 +1964,14 @@ fn plan_all(
                 }
             }
         }
+        // Whether the source's session reads text as a date, a time or an interval as every
+        // destination's does: then a text column is compared in such a type too.
+        let source_reads = ReadSettings::of(src.session());
+        let reads_alike = (rels.iter().chain(&done_rels)).all(|(i, _)| {
+            dests[*i].as_ref().is_some_and(|d| {
+                crate::plan::reads_text_alike(&source_reads, &ReadSettings::of(d.session()))
+            })
+        });
         // Those of a family every side can read in one form (numbers, JSON): compared so on
         // every side, the source's too.
         let mut compare_forms: Vec<(Ident, &'static str)> = Vec::new();
@@ -1986,7 +1994,11 @@ fn plan_all(
                                 });
                                 alike
                                     .then(|| {
-                                        crate::plan::compared_in_destination_type(theirs, here)
+                                        crate::plan::compared_in_destination_type(
+                                            theirs,
+                                            here,
+                                            reads_alike,
+                                        )
                                     })
                                     .flatten()
                             })
