@@ -21,7 +21,7 @@ use copyman_sync::Connection;
 
 use crate::job::{TableError, describe};
 use crate::sql::{TableName, own_rows};
-use crate::state::{Recorded, StateFile};
+use crate::state::{Committing, Recorded, StateFile};
 
 /// How long a resume waits for an earlier run's transaction that is still in progress (the
 /// server has not yet noticed that its client died) before it refuses.
@@ -223,7 +223,32 @@ fn settle(
     let mut partial = false;
     // The transactions of a split table's ranges that committed, where others did not.
     let mut committed: Vec<u64> = Vec::new();
-    for commit in &attempts.commits {
+    // Transactions begun with no `commit` line after them: asked too, as one that announced
+    // its COMMIT with the rows they wrote there. A state file restored from a copy taken
+    // while its job ran lacks the line of one that committed: the table was copied there a
+    // second time, exit 0 (jobs46 F1).
+    let mut commits = attempts.commits.clone();
+    if !attempts.began.is_empty() {
+        match crate::identity::rows_of(conn, table, &attempts.began) {
+            Some(rows) => commits.push(Committing {
+                rows,
+                xids: attempts.began.clone(),
+            }),
+            None if attempts
+                .began
+                .iter()
+                .any(|&x| fate(conn, x) == Fate::Committed) =>
+            {
+                unknown = Some(format!(
+                    "a transaction of it committed there that the state file records no COMMIT \
+                     of (a copy of the file, taken while its run went on, restored?), and the \
+                     rows it wrote cannot be counted (no SELECT on {table}?)"
+                ));
+            }
+            None => {}
+        }
+    }
+    for commit in &commits {
         // The first transaction still in progress (after its wait) refuses the resume: the
         // ones after it are not waited for too.
         let mut fates: Vec<(u64, Fate)> = Vec::with_capacity(commit.xids.len());
@@ -556,7 +581,7 @@ pub(crate) fn resumed_here(
 }
 
 /// The transaction id of `conn`'s open transaction (`txid_current()`, with its epoch).
-fn xid(conn: &mut Connection) -> Result<u64, TableError> {
+pub(crate) fn xid(conn: &mut Connection) -> Result<u64, TableError> {
     let rows = conn
         .query("SELECT pg_catalog.txid_current()::text")
         .map_err(|e| describe(&e).prefixed("reading its transaction id (txid_current()): "))?;

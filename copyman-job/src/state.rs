@@ -58,7 +58,9 @@
 //! were appended, and a destination's own rows may be beside them). `verify`
 //! says it began with `--verify`: a resume without it is refused. `begin` is written before a
 //! table's transaction starts on a destination (`exact`: this attempt records its `commit`
-//! line, below); `commit`, before its
+//! line, below); `transaction`, once it has, with its id there (a resume of a file restored
+//! from a copy taken while the job ran, which lacks a later `commit` line, asks whether it
+//! committed); `commit`, before its
 //! `COMMIT` (or `PREPARE TRANSACTION`) is sent, with the rows copied and the destination's
 //! transaction ids (`txid_current()`; one per range of a split table); `done` only after its
 //! `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
@@ -277,6 +279,11 @@ pub struct Attempts {
     /// The `commit` lines, oldest first: each attempt that sent (or was about to send) its
     /// COMMIT.
     pub commits: Vec<Committing>,
+    /// The destination's transaction ids of the attempts since the last `commit` line (its
+    /// `transaction` lines, [`StateFile::transaction`]): none of them announced a COMMIT — but
+    /// a state file restored from a copy taken while its job ran lacks the `commit` line of a
+    /// transaction that did commit, which a resume asks about (jobs46 F1).
+    pub began: Vec<u64>,
 }
 
 /// A `commit` line: an attempt about to commit.
@@ -571,7 +578,9 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 let key = (table.clone(), dest.clone());
                 recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
-                recorded.attempts.entry(key).or_default();
+                // The transactions of an attempt before it never committed: it would have
+                // recorded its `commit` line before this one.
+                recorded.attempts.entry(key).or_default().began.clear();
             }
             [kind, table, dest, rows, xids] if kind == "commit" => {
                 let xids: Option<Vec<u64>> = xids.split(',').map(|x| x.parse().ok()).collect();
@@ -582,6 +591,16 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 recorded.begun.insert(key.clone());
                 let attempts = recorded.attempts.entry(key).or_default();
                 attempts.commits.push(Committing { rows, xids });
+                attempts.began.clear();
+            }
+            [kind, table, dest, xid] if kind == "transaction" => {
+                let Ok(xid) = xid.parse() else {
+                    return Err(line_damaged());
+                };
+                let key = (table.clone(), dest.clone());
+                if let Some(attempts) = recorded.attempts.get_mut(&key) {
+                    attempts.began.push(xid);
+                }
             }
             [kind, _, _, rows] if kind == "done" && rows.parse::<u64>().is_err() => {
                 return Err(line_damaged());
@@ -925,6 +944,22 @@ impl StateFile {
         // Not synced: a process that dies leaves it written all the same, and an operating
         // system that crashes ends every transaction it began (none committed: a COMMIT waits
         // for its durable `commit` record, whose sync takes this line along).
+        self.write(&lines, Durable::WithTheNext)
+    }
+
+    /// Records the id of a transaction begun on `destination` (`txid_current()`, with epoch)
+    /// to copy `tables` there (after their [`begin`](Self::begin_at)): a resume whose state
+    /// file lacks their `commit` line — a copy of the file taken while the job ran, restored —
+    /// asks the destination whether it committed, rather than copy them there twice.
+    ///
+    /// # Errors
+    /// As [`begin`](Self::begin).
+    pub fn transaction(&self, tables: &[&str], destination: &str, xid: u64) -> io::Result<()> {
+        let xid = xid.to_string();
+        let lines: String = (tables.iter())
+            .map(|table| line(&["transaction", table, destination, &xid]))
+            .collect();
+        // Not synced, as `begin`: a crash of the system ends the transaction uncommitted.
         self.write(&lines, Durable::WithTheNext)
     }
 

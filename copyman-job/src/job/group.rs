@@ -240,7 +240,7 @@ fn copy_group_unit(
             .and_then(|conn| {
                 shared.announce(worker, leader, Side::Destination(d), conn);
                 shared.stall_guard(conn, true);
-                begin_destination(shared, conn, &tables).map_err(|e| (0, e))?;
+                begin_destination(shared, conn, d, &tables).map_err(|e| (0, e))?;
                 conn.execute(crate::sql::GROUP_DEFERS)
                     .map_err(|e| (0, shared.describe(&e)))?;
                 let guards = |conn: &mut Connection| {

@@ -101,7 +101,7 @@ fn copy_range_on(
         let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
             shared.announce(worker, &t.table, Side::Destination(d), c);
             shared.stall_guard(c, true);
-            begin_destination(shared, c, &[t])?;
+            begin_destination(shared, c, d, &[t])?;
             if let Some(guard) = t.guard(d) {
                 c.execute(guard).map_err(|e| shared.describe(&e))?;
             }

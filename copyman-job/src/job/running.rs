@@ -1210,14 +1210,24 @@ fn changed_since_planned(
     Ok(())
 }
 
-/// Begins a destination's transaction for `tables`, their data to pass in the servers' shared
-/// encoding where it may ([`pass_data_encoding`]).
+/// Begins destination `d`'s transaction for `tables`, their data to pass in the servers'
+/// shared encoding where it may ([`pass_data_encoding`]), and records its id with each table
+/// it copies there ([`StateFile::transaction`](crate::state::StateFile::transaction)).
 pub(super) fn begin_destination(
     shared: &Shared<'_>,
     conn: &mut Connection,
+    d: usize,
     tables: &[&TablePlan],
 ) -> Result<(), TableError> {
     conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
+    let xid = crate::resume::xid(conn)?;
+    let copied: Vec<String> = (tables.iter())
+        .filter(|t| matches!(t.destinations[d], DestPlan::Copy { .. }))
+        .map(|t| t.table.to_string())
+        .collect();
+    let copied: Vec<&str> = copied.iter().map(String::as_str).collect();
+    (shared.state.transaction(&copied, &shared.plan.keys[d], xid))
+        .map_err(|e| TableError::new(format!("state file: {e}")))?;
     pass_data_encoding(shared, conn, tables)
 }
 

@@ -96,7 +96,7 @@ pub(super) fn copy_whole(
             let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|conn| {
                 shared.announce(worker, &t.table, Side::Destination(d), conn);
                 shared.stall_guard(conn, true);
-                begin_destination(shared, conn, &[t])?;
+                begin_destination(shared, conn, d, &[t])?;
                 if truncate {
                     conn.execute(&t.emptying(kind, quiet_delete))
                         .map_err(|e| shared.resumed_truncate(&e, t, d))?;
