@@ -45,7 +45,7 @@ another: a COMMIT that fails stops the rest (they roll back), and the report say
 many tables all this holds per table (per group of tables linked by foreign keys, copied
 together): a table committed stays committed when a later one fails. A destination
 given twice (the same server and database, or the same file, however it is reached) is refused
-before anything is sent. A file is written beside it and renamed into place when everything
+before anything is sent. A file is written beside it and renamed into place once every server
 committed (keeping its permission bits; an existing file we may not write is refused before
 anything is sent); a symbolic link is written through to its target. What is not a regular file
 (a pipe, a device, /dev/stdout, /dev/fd/N) is written directly, as stdout is: what went out

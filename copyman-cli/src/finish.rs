@@ -294,13 +294,18 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         named_before_prepare: atomic_named(f.atomic.as_ref()),
         commits_nothing: f.source_read_only,
     });
+    let atomic = f.atomic.as_ref();
+    // Files commit last: renamed into place once every server committed (stdout and pipes,
+    // which got their data already, keep their place).
+    let files: Vec<bool> = (parties.iter())
+        .map(|p| (p.dest.as_ref()).is_some_and(|d| d.conn.is_none() && d.can_roll_back()))
+        .collect();
     let mut refs: Vec<&mut dyn Participant<Error = ErrorInfo>> = parties
         .iter_mut()
         .map(|p| p as &mut dyn Participant<Error = ErrorInfo>)
         .collect();
-    let atomic = f.atomic.as_ref();
     let report = commit::run(
-        Commit::new(options, &completed),
+        Commit::new(options, &completed).commit_last(&files),
         &mut refs,
         source
             .as_mut()

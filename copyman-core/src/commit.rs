@@ -525,6 +525,8 @@ pub struct Commit<E> {
     out_said: Vec<bool>,
     /// The global id of the last [`Step::RecordCommitting`].
     committing: Option<String>,
+    /// The order the destinations commit in ([`Commit::commit_last`]).
+    order: Vec<usize>,
 }
 
 impl<E> Commit<E> {
@@ -571,12 +573,41 @@ impl<E> Commit<E> {
             deferred: None,
             out_said: vec![false; completed.len()],
             committing: None,
+            order: (0..completed.len()).collect(),
         };
         // Nothing completed: nothing to check or commit.
         if !commit.slots.iter().any(|s| matches!(s, Slot::Open)) {
             commit.phase = Phase::Abort;
         }
         commit
+    }
+
+    /// The destinations marked `last` commit after the others, each group in its order: a
+    /// file, whose rename is the COMMIT least likely to fail, replaces the old one only once
+    /// every server committed — a server's COMMIT that fails first then leaves it as it was
+    /// (commit46 F3: a file named before a failing server was replaced, exit 4, by the order
+    /// of `--to` alone). Checks, PREPAREs and rollbacks keep the destinations' order.
+    ///
+    /// ```
+    /// use copyman_core::commit::{Action, Commit, Options, Party, Policy, Step};
+    ///
+    /// let mut commit: Commit<String> =
+    ///     Commit::new(Options::new(Policy::AllOrNothing), &[true, true]).commit_last(&[true, false]);
+    /// let mut order = Vec::new();
+    /// while let Some(step) = commit.poll_step() {
+    ///     if let Step::Run { party: Party::Destination(n), action: Action::Commit } = step {
+    ///         order.push(n);
+    ///     }
+    ///     commit.handle_result(Ok(()));
+    /// }
+    /// assert_eq!(order, [1, 0]);
+    /// ```
+    #[must_use]
+    pub fn commit_last(mut self, last: &[bool]) -> Self {
+        let is_last = |n: &usize| last.get(*n).copied().unwrap_or(false);
+        let (first, then): (Vec<usize>, Vec<usize>) = self.order.iter().partition(|n| !is_last(n));
+        self.order = first.into_iter().chain(then).collect();
+        self
     }
 
     /// The global id of destination `n` in run `run`: `copyman:RUN:N` (1-based N).
@@ -677,7 +708,10 @@ impl<E> Commit<E> {
     /// The next destination step of `phase`, if any is left.
     fn next_in(&mut self, phase: Phase) -> Option<Step> {
         while self.next < self.slots.len() {
-            let n = self.next;
+            let n = match phase {
+                Phase::Commit | Phase::CommitPrepared => self.order[self.next],
+                _ => self.next,
+            };
             self.next += 1;
             let action = match (phase, &self.slots[n]) {
                 (Phase::Check, Slot::Open) => Action::CheckConstraints,

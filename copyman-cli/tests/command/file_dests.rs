@@ -1154,17 +1154,19 @@ fn binary_data_is_not_written_to_a_terminal() {
     );
 }
 
-/// A file destination's rename into place is made durable (its directory synced) before any
-/// server commits, as PostgreSQL's `durable_rename` does: an OS crash could otherwise bring the
-/// old file back beside servers that committed the new rows, after a run that exited 0
-/// (files39 F5). Read from strace's trace of the run: the directory's `fsync` follows the
-/// `rename` and precedes every `COMMIT` sent.
+/// A file destination is renamed into place once every server committed — a server's COMMIT
+/// that fails then leaves the old file as it was (commit46 F3: a file named before it was
+/// replaced, exit 4) — and the rename is made durable (its directory synced) before the run
+/// ends, as PostgreSQL's `durable_rename` does: an OS crash could otherwise bring the old file
+/// back beside servers that committed the new rows, after a run that exited 0 (files39 F5).
+/// Read from strace's trace of the run: the `rename` follows the server's `COMMIT`, the
+/// directory's `fsync` follows the `rename`.
 #[test]
-fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
+fn a_file_is_renamed_into_place_after_the_servers_commit_and_made_durable() {
     if Command::new("strace").arg("-V").output().is_err() {
         eprintln!(
-            "SKIPPED a_file_renamed_into_place_is_durable_before_any_server_commits: strace is \
-             not installed (.ci/run installs it)"
+            "SKIPPED a_file_is_renamed_into_place_after_the_servers_commit_and_made_durable: \
+             strace is not installed (.ci/run installs it)"
         );
         return;
     }
@@ -1215,11 +1217,16 @@ fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
     let renamed = (lines.iter())
         .position(|l| l.contains("rename") && l.contains("out.txt\""))
         .unwrap_or_else(|| panic!("no rename onto out.txt:\n{trace}"));
-    let first_commit = (lines.iter())
+    // The destination's COMMIT (the first: the source's read-only one ends the run).
+    let commit = (lines.iter())
         .position(|l| l.contains("COMMIT\\0"))
         .unwrap_or_else(|| panic!("no COMMIT sent:\n{trace}"));
-    // The directory opened and synced between the two.
-    let between = &lines[renamed..first_commit];
+    assert!(
+        commit < renamed,
+        "renamed before the destination's COMMIT:\n{trace}"
+    );
+    // The directory opened and synced after the rename.
+    let between = &lines[renamed..];
     let dir_name = dir.0.to_str().unwrap();
     let opened = (between.iter())
         .find(|l| l.contains("openat") && l.contains(&format!("\"{dir_name}\"")))
@@ -1230,7 +1237,7 @@ fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
         between
             .iter()
             .any(|l| l.contains(&format!("fsync({opened})"))),
-        "the directory is not synced before the first COMMIT:\n{trace}"
+        "the directory is not synced after the rename:\n{trace}"
     );
     // The old file is never opened for writing: a program watching it for the close of a write
     // (inotify's IN_CLOSE_WRITE) took it for the new one before any row was copied (files39 F13).
@@ -1241,6 +1248,41 @@ fn a_file_renamed_into_place_is_durable_before_any_server_commits() {
         written.is_none(),
         "the old file opened for writing: {written:?}"
     );
+}
+
+/// A server whose COMMIT fails (a deferred unique key violated at commit) leaves a file
+/// destination as it was, whatever the order of `--to`: the file is renamed into place only
+/// once every server committed (commit46 F3: named first, it was replaced, exit 4).
+#[test]
+fn a_server_commit_that_fails_leaves_the_old_file_whatever_the_order() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int8 UNIQUE DEFERRABLE INITIALLY DEFERRED, v text); \
+         INSERT INTO t VALUES (7, 'theirs');",
+    );
+    let dir = TempPath::new("old-file-kept");
+    fs::create_dir(&dir.0).unwrap();
+    let file = dir.0.join("export.txt");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    for order in [
+        [file.to_str().unwrap(), to.as_str()],
+        [&to, file.to_str().unwrap()],
+    ] {
+        fs::write(&file, "yesterday\n").unwrap();
+        let out = run(&[
+            "table", "t", "--from", &from, "--to", order[0], "--to", order[1],
+        ]);
+        assert_exit(&out, 1);
+        assert!(text(&out.stderr).contains("23505"), "{}", text(&out.stderr));
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            "yesterday\n",
+            "{order:?}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 1);
+    }
 }
 
 /// An existing file destination that is append-only or immutable (`chattr +a`, `+i`) is
