@@ -587,7 +587,10 @@ fn table_plan(
                 (true, false, true) => {
                     "; give --columns the file's fields in its order, as its header names them"
                 }
-                (true, ..) => "; choose the columns to copy with --columns",
+                (true, ..) if copyman_job::plan::columns_may_mend(&message) => {
+                    "; choose the columns to copy with --columns"
+                }
+                (true, ..) => "",
             };
             Fatal {
                 exit: Exit::Usage,

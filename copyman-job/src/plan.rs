@@ -2392,9 +2392,19 @@ pub fn resolve_columns(
     let what = if requested.is_empty() {
         "the source's and the destinations' columns differ (table mode copies by name)"
     } else {
-        "--columns names columns a destination cannot take"
+        "the columns --columns copies do not fit a destination"
     };
     Err(format!("{what}: {}", problems.join("; ")))
+}
+
+/// Whether choosing the columns to copy (`--columns`) is a way out of [`resolve_columns`]'s
+/// refusal `why`: a column a destination lacks, holds otherwise or generates can be left out;
+/// one the source has not that takes no default and refuses NULL cannot (types46 F1: the advice
+/// led to a second refusal).
+pub fn columns_may_mend(why: &str) -> bool {
+    ["lacks ", "has column ", "that the source generates"]
+        .iter()
+        .any(|said| why.contains(said))
 }
 
 /// Why a column's values would be stored as others on the destination `to` though its type is

@@ -1668,6 +1668,12 @@ fn a_not_null_column_a_trigger_fills_is_no_refusal() {
         "{}",
         text(&out.stderr)
     );
+    // --columns cannot fill it: not advised (it led to a second refusal, types46 F1).
+    assert!(
+        !text(&out.stderr).contains("--columns"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// numeric with a fraction, or a float, into an integer column: the integer types' input reads
