@@ -915,7 +915,14 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             (
                 "COMMIT",
-                "may have committed".to_owned(),
+                // Its session stays until the COMMIT ends, which commits (commit46 F2: one
+                // waiting for a synchronous standby, ended by hand, committed; the copy redone
+                // there doubled the table).
+                "may have committed: its session stays on its server until the COMMIT ends, \
+                 which commits if the server got it (once a synchronous standby confirms it, or \
+                 at once if the session is ended): look at what it holds before copying to it \
+                 again"
+                    .to_owned(),
                 "rolled back as copyman exits".to_owned(),
             )
         };

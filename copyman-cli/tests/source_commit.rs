@@ -777,7 +777,8 @@ fn a_second_signal_during_the_source_commit_says_it_may_have_committed() {
     let said = stderr.rest();
     assert_eq!(out.status.code(), Some(4), "{said}");
     assert!(
-        said.contains("COMMIT sent, not answered (may have committed): source")
+        said.contains("COMMIT sent, not answered (may have committed: its session stays")
+            && said.contains("before copying to it again): source")
             && said.contains("check the source"),
         "{said}"
     );

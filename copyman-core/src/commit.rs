@@ -1117,7 +1117,8 @@ pub fn partly_ended(found: &[Party]) -> Vec<Party> {
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
 /// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid
 /// (`replay PID` for a standby's startup process, which holds what its primary's transactions
-/// lock), and `prepared GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
+/// lock; `syncrep PID` for one whose COMMIT waits for a synchronous standby), and `prepared GID`
+/// for a prepared transaction. `pid` must be qualified (`a.pid`): the
 /// expression's own tables have `pid` columns too. `pg_blocking_pids` gives 0 for a prepared
 /// transaction (it has no backend); its locks are `pg_locks` rows without a pid, whose
 /// `virtualtransaction` is that of the transaction's own `transactionid` lock, which names it
@@ -1126,7 +1127,9 @@ pub fn lock_holders_sql(pid: &str) -> String {
     format!(
         "(SELECT pg_catalog.string_agg(h, ', ') FROM (SELECT DISTINCT CASE WHEN b.pid <> 0 \
          THEN CASE WHEN (SELECT s.backend_type FROM pg_catalog.pg_stat_activity s \
-         WHERE s.pid = b.pid) = 'startup' THEN 'replay ' || b.pid::text ELSE b.pid::text END \
+         WHERE s.pid = b.pid) = 'startup' THEN 'replay ' || b.pid::text \
+         WHEN (SELECT s.wait_event FROM pg_catalog.pg_stat_activity s WHERE s.pid = b.pid) \
+         = 'SyncRep' THEN 'syncrep ' || b.pid::text ELSE b.pid::text END \
          ELSE coalesce((SELECT pg_catalog.string_agg(DISTINCT 'prepared ' || \
          px.gid, ', ') FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks h ON h.pid IS NULL \
          AND h.granted AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, \
@@ -1153,6 +1156,7 @@ pub fn lock_holders_sql(pid: &str) -> String {
 /// assert!(held_by("prepared copyman:1764479123-42-9f3a:2")
 ///     .starts_with("held by the prepared transaction copyman:1764479123-42-9f3a:2 (run `copyman recover"));
 /// assert!(held_by("77, prepared app-xact").ends_with("(COMMIT PREPARED or ROLLBACK PREPARED in its database ends it)"));
+/// assert!(held_by("syncrep 88").contains("backend 88, whose COMMIT waits for a synchronous standby"));
 /// assert_eq!(held_by(""), "");
 /// ```
 pub fn held_by(holders: &str) -> String {
@@ -1176,6 +1180,14 @@ pub fn held_by(holders: &str) -> String {
                  primary holds that lock there (an ALTER TABLE, TRUNCATE, VACUUM FULL or LOCK), \
                  and the wait ends when that transaction ends on the primary",
                 &h["replay ".len()..]
+            ),
+            // Its COMMIT is written; it holds its locks until a standby confirms it (commit46
+            // F2: a COMMIT a second signal left waiting, taken for a row lock).
+            None if h.starts_with("syncrep ") => format!(
+                "backend {}, whose COMMIT waits for a synchronous standby to confirm it \
+                 (synchronous_standby_names): it commits then, or at once if it is cancelled or \
+                 ended, and its rows are the table's",
+                &h["syncrep ".len()..]
             ),
             None => format!("backend {h}"),
         })

@@ -1499,3 +1499,61 @@ fn a_destination_failed_by_copyman_is_rolled_back_whatever_its_encoding() {
     );
     assert_eq!(count(&c.dest[1], &latin1, "t"), 0);
 }
+
+/// A lock held by a COMMIT that waits for a synchronous standby — one a second signal left
+/// behind — is said as such, with what ends it, not as a row lock of an unknown session
+/// (commit46 F2: the rerun waited on "FOR UPDATE, or an uncommitted row"). Its own cluster:
+/// synchronous_standby_names makes every COMMIT there wait.
+#[test]
+fn a_lock_held_by_a_commit_waiting_for_a_synchronous_standby_is_said_so() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let dest = copyman_testkit::Cluster::start();
+    let db = database(&dest, "CREATE TABLE t (id int PRIMARY KEY);");
+    let mut admin = dest.connect("postgres");
+    admin
+        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nosuch'")
+        .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let mut writer = dest.connect(&db);
+    let stuck = std::thread::spawn(move || {
+        // (The test clusters do not wait for their own disk: this session does, and so for
+        // the standby.)
+        writer
+            .batch_execute("SET synchronous_commit = on; INSERT INTO t VALUES (1)")
+            .map_err(|e| e.to_string())
+    });
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+    let started = std::time::Instant::now();
+    while admin.query_one(waiting, &[]).unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "no COMMIT waits for a standby"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut child = copyman()
+        .args(["table", "t", "--from", &c.source.conninfo(&src), "--to"])
+        .arg(dest.conninfo(&db))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("whose COMMIT waits for a synchronous standby to confirm it"),
+        "{line}"
+    );
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )
+        .unwrap();
+    let _ = stuck.join();
+}
