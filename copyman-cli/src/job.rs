@@ -863,6 +863,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         // in another directory is how to copy again on purpose.
         options.other_states = copyman_job::state::beside(&options.state);
     }
+    // A resume commits as the job began: with two-phase commit if it began with --atomic, in
+    // its decision log (jobs46 F3: it went on with plain COMMITs, unsaid).
+    if options.resume
+        && options.two_phase.is_none()
+        && let Some(log) = copyman_job::state::read(&options.state)
+            .ok()
+            .and_then(|r| r.atomic)
+    {
+        crate::progress::println(&format!(
+            "copyman: note: the job began with --atomic: it is resumed with it, its commit \
+             decisions recorded in {}",
+            log.display()
+        ));
+        options.two_phase = Some(log);
+    }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
     // --jobs within what the servers accept (max_connections, max_prepared_transactions),

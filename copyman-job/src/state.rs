@@ -196,6 +196,10 @@ pub struct Recorded {
     /// matched, and a resume must verify too (a table it finds committed and unrecorded would
     /// else be recorded done unchecked).
     pub verify: bool,
+    /// The job was run with `--atomic`, its decisions in this log: a resume commits with
+    /// two-phase commit too, in the same log, whether or not it is given `--atomic` (jobs46
+    /// F3: it committed with plain COMMITs, one destination after the other, unsaid).
+    pub atomic: Option<PathBuf>,
     /// Where each destination's WAL stood when a table last began there
     /// ([`StateFile::begin_at`]), by destination.
     pub positions: HashMap<String, Position>,
@@ -545,6 +549,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 }
             }
             [kind] if kind == "verify" => recorded.verify = true,
+            [kind, log] if kind == "atomic" => recorded.atomic = Some(PathBuf::from(log)),
             [kind, key, name] if kind == "named" => {
                 recorded.names.insert(name.clone(), key.clone());
             }
@@ -754,6 +759,15 @@ impl StateFile {
     /// Writing or syncing failed.
     pub fn truncate(&self) -> io::Result<()> {
         self.append(&["truncate"])
+    }
+
+    /// Records that the job commits its tables with two-phase commit (`--atomic`), its
+    /// decisions in `log`, for its resumes ([`Recorded::atomic`]).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn atomic(&self, log: &Path) -> io::Result<()> {
+        self.append(&["atomic", &log.to_string_lossy()])
     }
 
     /// Records that the job verifies its tables (`--verify`), for its resumes

@@ -1416,3 +1416,59 @@ fn a_copys_dry_run_says_how_each_transaction_ends() {
         assert_eq!(here, 0, "{db}");
     }
 }
+
+/// A job begun with `--atomic` is resumed with it, its decisions in its own log, said (jobs46
+/// F3: a resume without the flag committed the rest with plain COMMITs, one destination after
+/// the other, and said nothing).
+#[test]
+fn a_job_begun_with_atomic_is_resumed_with_it() {
+    let s = servers();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &s.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 30); \
+             INSERT INTO b SELECT generate_series(1, 20);"
+        ),
+    );
+    let d1 = database(&s.a, tables);
+    let log = TempPath::new("atomic-resume.log");
+    let state = TempPath::new("atomic-resume.state");
+    let (from, to) = (s.source.conninfo(&src), s.a.conninfo(&d1));
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "table", "-t", "a", "-t", "b", "--jobs", "1", "--from", &from, "--to", &to, "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(
+        &job(&["--atomic", "--decision-log", log.0.to_str().unwrap()]),
+        0,
+    );
+    // As if the run had stopped before b: its records cut there, its rows gone.
+    let written = fs::read_to_string(&state.0).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    let cut = (lines.iter())
+        .position(|l| l.starts_with("begin") && l.contains("\"b\""))
+        .expect(&written);
+    fs::write(&state.0, lines[..cut].join("\n") + "\n").unwrap();
+    s.a.connect(&d1).batch_execute("TRUNCATE b").unwrap();
+    let decisions = |log: &TempPath| {
+        (fs::read_to_string(&log.0).unwrap().lines())
+            .filter(|l| l.starts_with("commit "))
+            .count()
+    };
+    let before = decisions(&log);
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        said.contains("the job began with --atomic: it is resumed with it"),
+        "{said}"
+    );
+    assert_eq!(decisions(&log), before + 1, "b committed under a decision");
+    assert_eq!(count(&s.a, &d1, "b"), 20);
+    assert_eq!(count(&s.a, &d1, "a"), 30);
+}

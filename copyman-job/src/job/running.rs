@@ -806,6 +806,13 @@ pub fn run(
             error,
         })?;
     }
+    // And whether it commits with two-phase commit, and in which decision log.
+    if let (Some(log), false) = (&options.two_phase, options.resume) {
+        state.atomic(log).map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
     // The run that began the job says whether it verifies (a resume that verifies once does
     // not bind the next).
     if options.verify && !options.resume {
