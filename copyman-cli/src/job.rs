@@ -2002,7 +2002,21 @@ fn write_human(
         why.contains(copyman_job::state::REMOVED_OR_REPLACED)
             || why.contains(copyman_job::state::ALTERED)
     });
-    if state_lost && !report.succeeded() {
+    // Moved: its records are whole at its new name, which the reason says with the resume.
+    let state_moved = (report.stopped.as_deref())
+        .filter(|why| why.contains(copyman_job::state::MOVED))
+        .filter(|_| !report.succeeded());
+    if let Some(why) = state_moved {
+        let resume = why
+            .rsplit_once("run the job again with ")
+            .map_or("--resume", |(_, r)| r);
+        writeln!(
+            out,
+            "copyman: the state file {} was moved while the job ran: run the job again with \
+             {resume}",
+            options.state.display()
+        )?;
+    } else if state_lost && !report.succeeded() {
         let committed: Vec<String> = report
             .tables
             .iter()

@@ -101,6 +101,11 @@ use std::sync::Mutex;
 /// a resume has no record of that run.
 pub const REMOVED_OR_REPLACED: &str = "was removed or replaced while the job ran";
 
+/// What a job whose state file was moved (renamed) while it ran says of it (in
+/// [`JobReport::stopped`](crate::job::JobReport::stopped)): its records are whole at its new
+/// name, and a resume given it goes on.
+pub const MOVED: &str = "was moved while the job ran";
+
 /// What a job whose state file was cut short or written by another program while it ran says of
 /// it (in [`JobReport::stopped`](crate::job::JobReport::stopped)).
 pub const ALTERED: &str = "was altered while the job ran";
@@ -840,8 +845,9 @@ impl StateFile {
         // and one appended to a cut file runs into a torn line (signals45 F3, F4: tables
         // copied twice by the resume, exit 0). Nothing more is written (each record said why):
         // the table in flight is not committed, no other is begun.
-        let before = file.metadata()?.len();
-        if let Some(altered) = self.altered(before, *end) {
+        let held = file.metadata()?;
+        let before = held.len();
+        if let Some(altered) = self.altered(&held, *end) {
             if !self.marked.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 self.mark_altered();
             }
@@ -891,12 +897,54 @@ impl StateFile {
             .and_then(|()| file.sync_data());
     }
 
-    /// Why the file at its path is no longer as this run left it (`len` long now, its records
-    /// ending at `end`): removed or replaced, cut short, or written by another program.
-    fn altered(&self, len: u64, end: u64) -> Option<io::Error> {
+    /// Why the file at its path is no longer as this run left it (`held`: the file this run
+    /// holds, as it is now; its records ending at `end`): moved, removed or replaced, cut
+    /// short, or written by another program.
+    fn altered(&self, held: &fs::Metadata, end: u64) -> Option<io::Error> {
         use std::os::unix::fs::MetadataExt;
 
+        let len = held.len();
         let here = fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
+        // Moved (`mv`), not removed: the file this run holds still has a name, and its records
+        // are whole there (jobs46 F5: "no record of this run" sent the user to copy every
+        // table again). Looked for beside its old path.
+        if here.as_ref().ok() != Some(&self.identity) && held.nlink() > 0 && len == end {
+            let found = (self.path.parent())
+                .and_then(|dir| {
+                    fs::read_dir(if dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        dir
+                    })
+                    .ok()
+                })
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .find(|p| {
+                    fs::symlink_metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == self.identity)
+                });
+            let (at, resume) = match &found {
+                Some(new) => (
+                    format!(" to {}", new.display()),
+                    format!("--resume --state {}", new.display()),
+                ),
+                None => (
+                    " (it still has a name, in another directory)".to_owned(),
+                    "--resume and --state at its new path".to_owned(),
+                ),
+            };
+            return Some(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} {MOVED}{at}: its records up to now are whole there, but this run keeps no \
+                     lock at its new path, so nothing more is recorded: no other table is begun \
+                     and none in flight commits; run the job again with {resume}",
+                    self.path.display()
+                ),
+            ));
+        }
         let what = if here.ok() != Some(self.identity) {
             format!(
                 "{REMOVED_OR_REPLACED}: its records (and the lock that keeps another run of this job out) are no longer there"

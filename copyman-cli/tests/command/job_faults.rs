@@ -1339,6 +1339,61 @@ fn a_job_whose_state_file_went_says_what_it_committed() {
     }
 }
 
+/// A job whose state file was moved (`mv`) while it ran stops as for a removed one, but says
+/// where its records are, whole, and how to resume from there — which finishes the job (jobs46
+/// F5: "--resume has no record of this run", and the way out was to copy every table again).
+#[test]
+fn a_job_whose_state_file_was_moved_says_where_to_resume_from() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 2000);
+             INSERT INTO b SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let (state, moved) = (TempPath::new("moving.state"), TempPath::new("moved.state"));
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = |state: &TempPath| {
+        vec![
+            "table".to_owned(),
+            "a".to_owned(),
+            "b".to_owned(),
+            "--from".to_owned(),
+            from.clone(),
+            "--to".to_owned(),
+            to.clone(),
+            "--state".to_owned(),
+            state.arg().to_owned(),
+            "--jobs".to_owned(),
+            "1".to_owned(),
+        ]
+    };
+    let first = args(&state);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let paused = Paused::start(&first, "committed:1");
+    std::fs::rename(&state.0, &moved.0).unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "was moved while the job ran: run the job again with --resume --state {}",
+            moved.arg()
+        )) && !stderr.contains("no record"),
+        "{stderr}"
+    );
+    let again = args(&moved);
+    let mut again: Vec<&str> = again.iter().map(String::as_str).collect();
+    again.push("--resume");
+    let out = run(&again);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 2000);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 10);
+}
+
 /// A signal that comes while a table's COMMITs run lets them finish; when one of them fails (a
 /// constraint deferred past the check), the table is committed on one destination and not on
 /// the other: exit 4, as without the signal — not 130 "interrupted", which says the tables
