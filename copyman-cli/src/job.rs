@@ -2092,6 +2092,17 @@ fn write_human(
             options.state.display(),
             crate::recover::same_as_this_run()
         )?;
+    } else if !report.succeeded() && uncomparable(report) {
+        // Committed and not compared, for a reason a resume meets again (a column dropped
+        // there): the same run again, exit 4, for ever (jobs46 F2).
+        writeln!(
+            out,
+            "copyman: state file {}: a table's checksum cannot be computed on a destination for \
+             a reason a resume meets again (see its line): mend that there, then run again with \
+             --resume (which compares it again; with --truncate to replace it), or leave it \
+             out (--exclude-table) to finish the rest",
+            options.state.display()
+        )?;
     } else if !report.succeeded() {
         writeln!(
             out,
@@ -2100,6 +2111,20 @@ fn write_human(
         )?;
     }
     Ok(())
+}
+
+/// Whether what is not done is only tables committed whose checksum could not be computed, for a
+/// reason a rerun meets again ([`job::TableError::lasts`]): a resume copies nothing, and
+/// compares them again in vain.
+fn uncomparable(report: &JobReport) -> bool {
+    let results = || report.tables.iter().flat_map(|t| t.destinations.iter());
+    let open: Vec<_> = results()
+        .filter(|d| !d.status.is_done() || d.unverified || d.verified == Some(false))
+        .collect();
+    !open.is_empty()
+        && open
+            .iter()
+            .all(|d| d.unverified && d.error.as_ref().is_some_and(job::TableError::lasts))
 }
 
 /// What to fix when a table failed with an error a rerun meets again ([`job::TableError::lasts`]:
