@@ -1283,6 +1283,20 @@ mod tests {
         state.begin("t", "d").unwrap();
         fs::rename(&path, dir.join("moved.state")).unwrap();
         let err = state.begin("u", "d").unwrap_err();
+        // Moved: where its records are, whole, is said (jobs46 F5).
+        let moved = dir.join("moved.state");
+        assert!(
+            err.to_string().contains(&format!(
+                "was moved while the job ran to {}: its records up to now are whole there",
+                moved.display()
+            )),
+            "{err}"
+        );
+        // Removed (a second name taken away): no record of it anywhere.
+        let other = dir.join("other.state");
+        let second = StateFile::open(&other, false).unwrap();
+        fs::remove_file(&other).unwrap();
+        let err = second.begin("u", "d").unwrap_err();
         assert!(err.to_string().contains("was removed or replaced"), "{err}");
         // Another file there now (a second run's) is not this job's either.
         fs::write(&path, HEADER).unwrap();
