@@ -2583,9 +2583,12 @@ pub fn binary_types(
                 ));
             }
             if to.binary.as_ref() != Some(key) {
+                // Made of other types there (a domain or range over another base type), or of
+                // the same with other OIDs (an array's, a composite's fields): said as either
+                // (types46 F5: a domain's was said to carry OIDs, which it does not).
                 return Err(format!(
-                    "column {name} is of type {}, whose binary form carries type OIDs that \
-                     differ on {label}",
+                    "column {name} is of type {}, whose binary form differs on {label} \
+                     (another base type there, or type OIDs that differ)",
                     from.type_name
                 ));
             }
