@@ -2938,7 +2938,19 @@ impl Render {
                 // destinations took what they were sent, which a slow one takes long to.
                 let in_flight = (s.current.iter().enumerate())
                     .any(|(w, table)| w != worker && !table.is_empty());
+                // The source's failure, every destination's alike: said once, as the source's
+                // (jobs46 F4.5: it was said destination 1's).
+                let first = report.destinations.first().and_then(|d| d.error.as_ref());
+                let source_failed = first.filter(|e| {
+                    e.message.starts_with("source: ")
+                        && report.destinations.len() > 1
+                        && (report.destinations.iter())
+                            .all(|d| d.status == Status::Failed && d.error.as_ref() == Some(*e))
+                });
                 for (i, d) in report.destinations.iter().enumerate() {
+                    if source_failed.is_some() && i > 0 {
+                        break;
+                    }
                     if let (Some(names), Status::Failed, Some(e)) =
                         (&self.names, d.status, &d.error)
                     {
@@ -2955,11 +2967,17 @@ impl Render {
                         if !s.said.insert((i, words)) {
                             continue;
                         }
+                        let whom = match source_failed {
+                            Some(_) => "every destination".to_owned(),
+                            None => format!(
+                                "destination {} ({})",
+                                i + 1,
+                                names.get(i).map_or("", String::as_str)
+                            ),
+                        };
                         crate::progress::println(&format!(
-                            "copyman: {} → destination {} ({}): failed: {e}; {then}",
-                            report.table,
-                            i + 1,
-                            names.get(i).map_or("", String::as_str)
+                            "copyman: {} → {whom}: failed: {e}; {then}",
+                            report.table
                         ));
                     }
                 }

@@ -2021,3 +2021,57 @@ fn a_resume_refuses_a_table_committed_on_some_destinations_the_source_has_no_mor
         "{stderr}"
     );
 }
+
+/// The source's failure during a job (its sessions ended: a restart) is said, as it happens, as
+/// the source's for every destination (jobs46 F4.5: the live line named destination 1).
+#[test]
+fn a_source_failure_mid_job_is_said_as_the_sources() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100); \
+             INSERT INTO b SELECT generate_series(1, 100);"
+        ),
+    );
+    let (d1, d2) = (database(&c.dest[0], schema), database(&c.dest[1], schema));
+    let state = TempPath::new("source-gone.state");
+    let args = [
+        "table",
+        "-t",
+        "a",
+        "-t",
+        "b",
+        "--jobs",
+        "1",
+        "--keep-going",
+        "--no-snapshot",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "committed:2");
+    c.source
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{src}' \
+             AND pid <> pg_backend_pid()"
+        ))
+        .unwrap();
+    let out = paused.resume();
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("copyman: \"public\".\"b\" → "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("→ every destination: failed:") && line.contains("source: "),
+        "{stderr}"
+    );
+}
