@@ -272,6 +272,30 @@ impl StallTimer {
         self.since = now;
     }
 
+    /// A producer read's timer while its copy has transmits under way (`transmitting`) at
+    /// `now`: it does not run. The read is not what the copy waits on — the producer may hold
+    /// data it hands over once the receivers took theirs (lib45 F1: a healthy source beside a
+    /// slow destination was said stalled, and ended the copy under keep-going) — so its timeout
+    /// counts from when they are done. An interrupt's grace runs whatever else is under way.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use copyman_core::stall::{EndpointId, StallTimer};
+    ///
+    /// let start = Instant::now();
+    /// let mut read = StallTimer::new(EndpointId::Producer, Duration::from_secs(1), start);
+    /// let later = start + Duration::from_secs(5);
+    /// read.held_by_transmits(true, later);
+    /// assert!(read.handle_timeout(later).is_ok());
+    /// read.held_by_transmits(false, later + Duration::from_secs(2));
+    /// assert!(read.handle_timeout(later + Duration::from_secs(2)).is_err());
+    /// ```
+    pub fn held_by_transmits(&mut self, transmitting: bool, now: Instant) {
+        if transmitting && !self.interrupted {
+            self.since = now;
+        }
+    }
+
     /// Whether its limit is the interrupt's grace ([`StallTimer::after_interrupt`]).
     pub fn is_interrupted(&self) -> bool {
         self.interrupted

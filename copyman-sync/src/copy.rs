@@ -508,15 +508,10 @@ impl<'a> CopyManager<'a> {
                 self.receiver_failed(r, Box::new(stalled));
             }
         }
-        // A read that waits while transmits are under way is not what the copy waits on: the
-        // producer may hold data it hands over once they are done (lib45 F1: a healthy source
-        // was said stalled beside a slow destination). Its timer runs from then.
+        // Core's rule: a read is not timed while transmits are under way.
         let busy = self.writes.iter().any(Option::is_some);
-        if let Some(reading) = &mut self.reading
-            && busy
-            && let Some(timer) = reading.timer.as_mut().filter(|t| !t.is_interrupted())
-        {
-            timer.moved(now);
+        if let Some(timer) = self.reading.as_mut().and_then(|r| r.timer.as_mut()) {
+            timer.held_by_transmits(busy, now);
         }
         if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
             self.reading = None;
