@@ -2075,3 +2075,85 @@ fn a_source_failure_mid_job_is_said_as_the_sources() {
         "{stderr}"
     );
 }
+
+/// A resume's note of two moments counts a table copied now to one destination and committed
+/// earlier on another once (jobs46 F4.1: 18 + 196 tables of a job of 213). Made from a whole
+/// run's state file: `a` taken back from destination 2, `b` from both, `z` left done.
+#[test]
+fn a_resume_counts_a_table_committed_on_some_destinations_once() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE z (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); INSERT INTO z VALUES (1);"
+        ),
+    );
+    let (d1, d2) = (database(&c.dest[0], schema), database(&c.dest[1], schema));
+    let state = TempPath::new("counted-once.state");
+    let args = [
+        "table",
+        "-t",
+        "a",
+        "-t",
+        "b",
+        "-t",
+        "z",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ];
+    assert_exit(&run(&args), 0);
+    let key = {
+        let row = c.dest[1]
+            .connect(&d2)
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+                 (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .unwrap();
+        format!(
+            "system {} database {}",
+            row.get::<_, String>(0),
+            row.get::<_, String>(1)
+        )
+    };
+    let written = std::fs::read_to_string(&state.0).unwrap();
+    let kept: Vec<&str> = written
+        .lines()
+        .filter(|l| !(l.contains("\"public\".\"a\"") && l.contains(&key)))
+        .filter(|l| {
+            !(l.contains("\"public\".\"b\"") && !l.starts_with("claim") && !l.starts_with("covers"))
+        })
+        .collect();
+    std::fs::write(&state.0, kept.join("\n") + "\n").unwrap();
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("TRUNCATE a, b")
+        .unwrap();
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE b").unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = run(&resume);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "this resume copies 2 tables (1 of them committed earlier on another destination) \
+             from its own snapshot of the source, and the table an earlier run committed came \
+             from that run's (\"public\".\"z\")"
+        ),
+        "{stderr}"
+    );
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        for table in ["a", "b", "z"] {
+            assert_eq!(count(cluster, db, table), 1, "{table}: {stderr}");
+        }
+    }
+}

@@ -393,9 +393,8 @@ fn same_types_get_binary_and_oids_that_differ_get_text() {
     assert_exit(&out, 0);
     assert_eq!(json(&out)["format"], "text");
     assert!(
-        text(&out.stderr).contains(
-            r#"column "ms" is of type public.mood[], whose binary form differs on"#
-        ),
+        text(&out.stderr)
+            .contains(r#"column "ms" is of type public.mood[], whose binary form differs on"#),
         "{}",
         text(&out.stderr)
     );

@@ -2743,21 +2743,37 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
         "one moment across every table would take emptying them: in this append job that deletes \
          the rows the destinations held before it too (--truncate), so it is yours to choose"
     };
+    // A table copied now to some destinations and committed earlier on others is counted once,
+    // among those copied now (jobs46 F4.1: 18 + 196 tables of a job of 213).
+    let both = now.iter().filter(|t| earlier.contains(t)).count();
+    let committed_before = earlier.clone();
+    earlier.retain(|t| !now.contains(t));
+    // (None but those: the names are theirs.)
+    let named = if earlier.is_empty() {
+        &committed_before
+    } else {
+        &earlier
+    };
+    let elsewhere = match both {
+        0 => String::new(),
+        1 if now.len() == 1 => " (committed earlier on another destination)".to_owned(),
+        n => format!(" ({n} of them committed earlier on another destination)"),
+    };
     Some(format!(
-        "this resume copies {} from its own snapshot of the source, and {} an earlier run \
-         committed came from that run's ({}): {} {} tables of the source as it was at two \
-         moments, so rows written in between to two tables show in one only; {way}",
+        "this resume copies {}{elsewhere} from its own snapshot of the source, and {} an \
+         earlier run committed came from that run's ({}): {} {} tables of the source as it \
+         was at two moments, so rows written in between to two tables show in one only; {way}",
         if now.len() == 1 {
             now[0].clone()
         } else {
             format!("{} tables", now.len())
         },
-        if earlier.len() == 1 {
-            "the table".to_owned()
-        } else {
-            format!("the {} tables", earlier.len())
+        match earlier.len() {
+            0 => "what".to_owned(),
+            1 => "the table".to_owned(),
+            n => format!("the {n} tables"),
         },
-        super::running::first_names(&earlier.iter().map(String::as_str).collect::<Vec<_>>()),
+        super::running::first_names(&named.iter().map(String::as_str).collect::<Vec<_>>()),
         at.join(" and "),
         if at.len() == 1 { "holds" } else { "each hold" },
     ))
