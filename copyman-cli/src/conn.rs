@@ -1316,10 +1316,12 @@ impl ServerSpec {
             (None, kind) => vec![kind],
         };
         let mut failed: Vec<(usize, copyman_sync::Error)> = Vec::new();
-        'kinds: for kind in kinds {
+        // (A later session of a CONN whose first took any session goes to that host as any:
+        // one pass, recheck46 F1.)
+        'kinds: for (pass, kind) in kinds.into_iter().enumerate() {
             let wrong_session =
                 |(_, e): &(usize, copyman_sync::Error)| e.failure() == Failure::WrongSession;
-            if kind == SessionAttrs::Any && kind != self.session_attrs {
+            if pass > 0 {
                 // The second pass: only where a host was not a standby and none refused.
                 let refused = failed
                     .last()
