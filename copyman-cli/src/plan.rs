@@ -2561,7 +2561,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
                     ),
                 })
             });
-            let error = error.or_else(|| copy_start_fails(conn, sql));
+            let error = error.or_else(|| copy_start_fails(conn, sql, i));
             let Some(error) = error else {
                 continue;
             };
@@ -2862,13 +2862,13 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     matches!(error.sqlstate.as_deref(), Some("42P01" | "42703")).then_some(error)
 }
 
-/// What `conn`'s server says when `sql`, a `--receive`, starts: its refusal of an option, a
-/// column, a `WHERE`, an `ENCODING`, as the run's first statement would be refused (copy45 F2:
-/// the dry run approved them all). The COPY is started in a transaction rolled back at once,
+/// What `conn`'s server (destination `i`, 0-based) says when `sql`, a `--receive`, starts: its
+/// refusal of an option, a column, a `WHERE`, an `ENCODING`, as the run's first statement would
+/// be refused (copy45 F2: the dry run approved them all). The COPY is started in a transaction rolled back at once,
 /// and ended before any row (a COPY started where it was not asked for is refused with
 /// CopyFail by the session itself). Not tried where the table has a `BEFORE STATEMENT` INSERT
 /// trigger, which fires as a COPY starts: a dry run runs none of the user's code.
-fn copy_start_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
+fn copy_start_fails(conn: &mut Connection, sql: &str, i: usize) -> Option<ErrorInfo> {
     use copyman_core::session::TransactionStatus;
     let table = statement::copy_table(sql)?;
     if conn.session().transaction_status() != TransactionStatus::Idle {
@@ -2884,13 +2884,33 @@ fn copy_start_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
         return None;
     }
     conn.execute("BEGIN").ok()?;
+    // Not behind a lock on the table (a CREATE INDEX, a session idle in its transaction): the
+    // trial is given up, said, rather than waited for unsaid (recheck46 F2); the run says its
+    // own waits.
+    let bounded = format!("SET LOCAL lock_timeout = {TRIAL_LOCK_TIMEOUT_MS}");
+    if conn.execute(&bounded).is_err() {
+        let _ = conn.execute("ROLLBACK");
+        return None;
+    }
     // Dropped once started, the receiver ends its COPY with CopyFail; ROLLBACK reads the answer.
     let started =
         copyman_sync::Receiver::start(&mut copyman_sync::StatementReceiver::new(conn, sql));
     let _ = conn.execute("ROLLBACK");
     let error = report::describe(&*started.err()?);
+    if error.sqlstate.as_deref() == Some("55P03") {
+        report::warn(format!(
+            "destination {}: the --receive's COPY could not be tried: its table is locked by \
+             another session now ({error}); the run waits for that lock (said as it waits; \
+             --lock-timeout bounds it)",
+            i + 1
+        ));
+        return None;
+    }
     error.sqlstate.is_some().then_some(error)
 }
+
+/// How long a dry run's trial of a `--receive`'s COPY waits for a lock on its table (ms).
+const TRIAL_LOCK_TIMEOUT_MS: u32 = 1000;
 
 /// The columns a `COPY table [(columns)] …` or `COPY (query) …` writes or reads on `conn`'s
 /// server (its list, the table's but its generated ones, the query's as its server describes

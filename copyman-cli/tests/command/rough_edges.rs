@@ -1131,4 +1131,24 @@ fn a_dry_run_refuses_a_receive_its_destination_refuses_at_its_start() {
         .unwrap()
         .get(0);
     assert!(!fired, "the dry run fired the destination's trigger");
+    // A lock on the table (a CREATE INDEX): the trial is given up after a moment, said, not
+    // waited for unsaid (recheck46 F2).
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TRIGGER before_copy ON t3")
+        .unwrap();
+    let mut holder = c.dest[0].connect(&dst);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t3 IN SHARE MODE")
+        .unwrap();
+    let out = dry(file.arg(), "COPY t3 FROM STDIN (FORMAT csv)", None);
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(
+            "destination 1: the --receive's COPY could not be tried: its table is locked"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
