@@ -1419,7 +1419,9 @@ pub fn compared_in_destination_type(
 }
 
 /// Whether sessions of these settings read text as the same dates, times and intervals: the
-/// same `DateStyle` order, the same `TimeZone`, `IntervalStyle`'s leading sign alike.
+/// same `DateStyle` order, the same `TimeZone`, and neither reads intervals as `sql_standard`
+/// does (`--verify`'s checksum reads them in `postgres` style; it reads dates and times in
+/// the order and zone these share, [`TablePlan::checksum_reads_in`](crate::job::TablePlan)).
 pub fn reads_text_alike(a: &ReadSettings, b: &ReadSettings) -> bool {
     let alike = |x: Option<&String>, y: Option<&String>, same: fn(&str, &str) -> bool| match (x, y)
     {
@@ -1432,7 +1434,7 @@ pub fn reads_text_alike(a: &ReadSettings, b: &ReadSettings) -> bool {
         && alike(
             a.interval_style.as_ref(),
             b.interval_style.as_ref(),
-            |x, y| (x == "sql_standard") == (y == "sql_standard"),
+            |x, y| x != "sql_standard" && y != "sql_standard",
         )
 }
 

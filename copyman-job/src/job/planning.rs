@@ -136,6 +136,12 @@ pub struct TablePlan {
     /// `5` in an `int` and `5.00` in a `numeric(10,2)` are one value, which reading either back
     /// in the other's type cannot show (`'5.00'` is no `int`). [`crate::sql::comparison_form`].
     pub compare_forms: Vec<(Ident, &'static str)>,
+    /// The `DateStyle` order and `TimeZone` every side's `--verify` checksum reads text in,
+    /// where a text column is compared in a date's or a zoned time's type
+    /// ([`crate::plan::compared_in_destination_type`]): those the destinations read the copy
+    /// in, which the source's session shares — not the checksum's own (`YMD`, `UTC`), in which
+    /// a faithful copy of `01/02/2026` differed, or failed to read (recheck46 F3).
+    pub checksum_reads_in: Option<(&'static str, String)>,
 }
 
 impl TablePlan {
@@ -1972,6 +1978,9 @@ fn plan_all(
                 crate::plan::reads_text_alike(&source_reads, &ReadSettings::of(d.session()))
             })
         });
+        // Set where such a column is compared so: a table without one keeps the checksum's
+        // own forms (a resume compares with a checksum an earlier run recorded).
+        let mut reads_in_settings = false;
         // Those of a family every side can read in one form (numbers, JSON): compared so on
         // every side, the source's too.
         let mut compare_forms: Vec<(Ident, &'static str)> = Vec::new();
@@ -1992,7 +2001,7 @@ fn plan_all(
                                     r.column(name)
                                         .is_some_and(|c| c.type_name == here.type_name)
                                 });
-                                alike
+                                let form = alike
                                     .then(|| {
                                         crate::plan::compared_in_destination_type(
                                             theirs,
@@ -2000,7 +2009,13 @@ fn plan_all(
                                             reads_alike,
                                         )
                                     })
-                                    .flatten()
+                                    .flatten();
+                                reads_in_settings |= form.is_some()
+                                    && crate::plan::compared_in_destination_type(
+                                        theirs, here, false,
+                                    )
+                                    .is_none();
+                                form
                             })
                     })
                     .flatten()
@@ -2013,6 +2028,12 @@ fn plan_all(
         for each in &mut read_as {
             each.retain(|(name, _)| !compare_forms.iter().any(|(c, _)| c == name));
         }
+        let checksum_reads_in = reads_in_settings
+            .then(|| {
+                let order = crate::plan::date_order(source_reads.date_style.as_deref()?);
+                Some((order, source_reads.time_zone.clone()?))
+            })
+            .flatten();
         let labels: Vec<String> = rels
             .iter()
             .map(|(i, _)| format!("destination {}", i + 1))
@@ -2201,6 +2222,7 @@ fn plan_all(
             checksum_unconverted,
             read_as,
             compare_forms,
+            checksum_reads_in,
         });
         let plan = tables.last().expect("pushed");
         if let Some(shared) = plan
@@ -4107,6 +4129,7 @@ mod tests {
             checksum_unconverted: false,
             read_as: Vec::new(),
             compare_forms: Vec::new(),
+            checksum_reads_in: None,
         };
         assert_eq!(
             t.receive_for(true),
@@ -4139,6 +4162,7 @@ mod tests {
             checksum_unconverted: false,
             read_as: Vec::new(),
             compare_forms: Vec::new(),
+            checksum_reads_in: None,
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

@@ -101,6 +101,15 @@ fn checksum_on(
     for sql in CHECKSUM_SETTINGS {
         conn.execute(sql).map_err(|e| describe(&e))?;
     }
+    // Text read as dates or zoned times as the destinations read the copy (the output stays
+    // ISO: one instant is one text in one zone on every side).
+    if let Some((order, zone)) = &t.checksum_reads_in {
+        let sql = format!(
+            "SET LOCAL DateStyle = 'ISO, {order}'; SET LOCAL TimeZone = {}",
+            crate::sql::literal(zone)
+        );
+        conn.execute(&sql).map_err(|e| describe(&e))?;
+    }
     let kind = conn
         .query(&format!(
             "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
