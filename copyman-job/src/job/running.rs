@@ -808,7 +808,9 @@ pub fn run(
     }
     // And whether it commits with two-phase commit, and in which decision log.
     if let (Some(log), false) = (&options.two_phase, options.resume) {
-        state.atomic(log).map_err(|error| JobError::State {
+        // Absolute: a resume from another directory reads the same log (recheck46 F4).
+        let log = std::path::absolute(log).unwrap_or_else(|_| log.clone());
+        state.atomic(&log).map_err(|error| JobError::State {
             path: options.state.clone(),
             error,
         })?;
