@@ -1667,11 +1667,28 @@ fn a_not_null_column_a_trigger_fills_is_no_refusal() {
         "{}",
         text(&out.stderr)
     );
-    // --columns cannot fill it: not advised (it led to a second refusal, types46 F1).
+    // --columns cannot fill it: not advised (it led to a second refusal, types46 F1), in a
+    // job neither (recheck46 F5).
     assert!(
         !text(&out.stderr).contains("--columns"),
         "{}",
         text(&out.stderr)
+    );
+    let out = run(&[
+        "table",
+        "-t",
+        "xc",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[1].conninfo(&without),
+    ]);
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        said.contains("takes no default and refuses NULL")
+            && !said.contains("--columns")
+            && said.contains("leave it out of the job (--exclude-table)"),
+        "{said}"
     );
 }
 

@@ -1808,15 +1808,20 @@ fn plan_all(
                 continue;
             }
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
-                // A job copies whole tables: --columns is for one table copied alone.
-                plans.push(DestPlan::Refused(TableError::lasting(format!(
-                    "{why}; make its columns fit the source's there (ALTER TABLE …: a column \
-                     it lacks added, one the source generates generated there too), or, where \
-                     no other table of the job is linked to it by a \
-                     foreign key, copy it alone (copyman table {} --columns …) and leave it out \
-                     of the job (--exclude-table)",
-                    sel.table
-                ))));
+                // A job copies whole tables: --columns is for one table copied alone, where
+                // leaving a column out can mend it (not one no row can fill: recheck46 F5).
+                let way = match crate::plan::columns_may_mend(&why) {
+                    true => format!(
+                        "; make its columns fit the source's there (ALTER TABLE …: a column it \
+                         lacks added, one the source generates generated there too), or, where \
+                         no other table of the job is linked to it by a foreign key, copy it \
+                         alone (copyman table {} --columns …) and leave it out of the job \
+                         (--exclude-table)",
+                        sel.table
+                    ),
+                    false => "; or leave it out of the job (--exclude-table)".to_owned(),
+                };
+                plans.push(DestPlan::Refused(TableError::lasting(format!("{why}{way}"))));
                 continue;
             }
             if options.format == Some(Format::Binary)
