@@ -763,6 +763,23 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                 "invalid integer value \"{value}\" for connection option \"{key}\"{from}"
             )));
         }
+        // A keepalive time or count of 0 or less is one the socket refuses, where libpq fails
+        // the connection (its setsockopt's EINVAL): said so, by name, not taken silently or as
+        // a network fault (conn46 F3).
+        let socket_option = match *key {
+            "keepalives_idle" => Some("TCP_KEEPIDLE"),
+            "keepalives_interval" => Some("TCP_KEEPINTVL"),
+            "keepalives_count" => Some("TCP_KEEPCNT"),
+            _ => None,
+        };
+        if let Some(option) = socket_option
+            && value.trim().parse::<i64>().is_ok_and(|n| n <= 0)
+        {
+            return Err(ConnError::Invalid(format!(
+                "invalid value \"{value}\" for connection option \"{key}\"{from}: \
+                 setsockopt({option}) takes 1 or more (libpq fails with \"Invalid argument\")"
+            )));
+        }
         if *key == "hostaddr"
             && let Some(bad) = (value.split(',').map(str::trim))
                 .find(|a| !a.is_empty() && a.parse::<std::net::IpAddr>().is_err())
@@ -3834,6 +3851,20 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             said("host=h user=u keepalives_count=x", &[]).as_deref(),
             Some("invalid integer value \"x\" for connection option \"keepalives_count\"")
         );
+        // What the socket refuses, as libpq fails on it (conn46 F3: taken silently, or said
+        // "Invalid argument (os error 22)" as a network fault, exit 3).
+        for bad in [
+            "keepalives_idle=0",
+            "keepalives_interval=0",
+            "keepalives_count=0",
+            "keepalives_idle=-5",
+        ] {
+            assert!(
+                said(&format!("host=h user=u {bad}"), &[])
+                    .is_some_and(|e| e.contains("takes 1 or more")),
+                "{bad}"
+            );
+        }
         assert!(
             said("host=h user=u hostaddr=db1.example.com", &[])
                 .is_some_and(|e| e
