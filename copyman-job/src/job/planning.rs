@@ -1821,7 +1821,9 @@ fn plan_all(
                     ),
                     false => "; or leave it out of the job (--exclude-table)".to_owned(),
                 };
-                plans.push(DestPlan::Refused(TableError::lasting(format!("{why}{way}"))));
+                plans.push(DestPlan::Refused(TableError::lasting(format!(
+                    "{why}{way}"
+                ))));
                 continue;
             }
             if options.format == Some(Format::Binary)
