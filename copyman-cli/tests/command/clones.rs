@@ -927,45 +927,19 @@ fn target_session_attrs_primary_standby_and_prefer_standby_find_their_server() {
             text(&out.stderr)
         );
     }
-    // A job's workers (two tables' sessions) go where the first session went.
-    let list = from(&[&primary, &standby], "prefer-standby");
-    let out = run(&[
-        "table",
-        "-t",
-        "t",
-        "-t",
-        "u",
-        "--jobs",
-        "2",
-        "--from",
-        &list,
-        "--to",
-        &to,
-        "--truncate",
-    ]);
-    assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 100, "{}", text(&out.stderr));
-    assert_eq!(count(&c.dest[0], &d1, "u"), 100, "{}", text(&out.stderr));
-    // And to the primary where no host is a standby: every session goes there as any (recheck46
-    // F1: the job's later sessions tried nothing, "all 0 connection attempts failed").
-    let list = from(&[&primary, &primary], "prefer-standby");
-    let out = run(&[
-        "table",
-        "-t",
-        "t",
-        "-t",
-        "u",
-        "--jobs",
-        "2",
-        "--from",
-        &list,
-        "--to",
-        &to,
-        "--truncate",
-    ]);
-    assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 150, "{}", text(&out.stderr));
-    assert_eq!(count(&c.dest[0], &d1, "u"), 150, "{}", text(&out.stderr));
+    // A job's workers (two tables' sessions) go where the first session went: the standby,
+    // or the primary where no host is one, every session there as any (recheck46 F1: the
+    // job's later sessions tried nothing, "all 0 connection attempts failed").
+    for (hosts, rows) in [(&[&primary, &standby], 100), (&[&primary, &primary], 150)] {
+        let list = from(hosts, "prefer-standby");
+        let job = ["table", "-t", "t", "-t", "u", "--jobs", "2", "--truncate"];
+        let out = run(&[&job[..], &["--from", &list, "--to", &to]].concat());
+        assert_exit(&out, 0);
+        for table in ["t", "u"] {
+            let held = count(&c.dest[0], &d1, table);
+            assert_eq!(held, rows, "{table}: {}", text(&out.stderr));
+        }
+    }
     // Alone, a server of the other kind is said as libpq says it.
     for (hosts, attrs, words) in [
         (
