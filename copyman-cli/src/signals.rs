@@ -935,9 +935,15 @@ fn handle(signal: i32, stopping: &'static str) {
                 list(&unanswered)
             ),
         };
+        // Nor an empty "not committed" (recheck46 F6: "not committed: none (rolled back as
+        // copyman exits)").
+        let others_said = match known && not_sent.is_empty() {
+            true => String::new(),
+            false => format!("; {others} ({rest})"),
+        };
         let said = say(&format!(
             "copyman: {}{} exiting at once during the COMMITs: \
-             committed: {}{unanswered_said}{failed}; {others} ({rest}){kept}{failed_earlier}",
+             committed: {}{unanswered_said}{failed}{others_said}{kept}{failed_earlier}",
             name(signal),
             again(signal),
             list(&committed),
