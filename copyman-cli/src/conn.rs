@@ -345,6 +345,8 @@ pub(crate) struct ServerSpec {
     pub(crate) tls: TlsSettings,
     /// The kind of session asked for (libpq's `target_session_attrs`).
     session_attrs: SessionAttrs,
+    /// Where it came from when not the CONN (`PGTARGETSESSIONATTRS`, a service file).
+    session_attrs_from: Option<String>,
     /// Startup parameters the configuration cannot carry (`client_encoding`, and the settings
     /// libpq takes from the environment: `timezone` from `PGTZ`, `geqo` from `PGGEQO`).
     pub(crate) startup: Vec<(String, String)>,
@@ -996,6 +998,10 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .get("target_session_attrs")
         .and_then(SessionAttrs::from_name)
         .unwrap_or_default();
+    // Said where a session of another kind is refused: a variable sets it for every CONN.
+    let session_attrs_from = (params.values.get("target_session_attrs"))
+        .filter(|(_, source)| *source != Source::Conn)
+        .map(|(_, source)| source.to_string());
 
     // The `postgres` crate checks the values of what it knows; the rest is set here.
     let mut conninfo = String::new();
@@ -1181,6 +1187,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         password_file,
         passfile_read,
         session_attrs,
+        session_attrs_from,
     };
     // A money locale the CONN names is the user's word for what its database counts in: its
     // sessions read and write money in it (the C locale's pin would override the options); an
@@ -1259,6 +1266,18 @@ impl ServerSpec {
                     "{}: password retrieved from file \"{}\"",
                     self.display,
                     file.display()
+                ));
+            }
+            // A kind of session asked for by the environment or a service file, which the CONN
+            // does not show (recheck46 F6).
+            if let (Err(e), Some(from)) = (&conn, &self.session_attrs_from)
+                && copyman_core::connect::AttemptError::failure(e)
+                    == copyman_core::connect::Failure::WrongSession
+            {
+                crate::report::warn(format_args!(
+                    "{}: target_session_attrs={} comes from {from}",
+                    self.display,
+                    self.session_attrs.name()
                 ));
             }
             // psql would prompt; copyman asks only when told to (-W: it may run unattended).

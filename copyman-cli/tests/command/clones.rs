@@ -953,7 +953,20 @@ fn target_session_attrs_primary_standby_and_prefer_standby_find_their_server() {
         assert_exit(&out, 3);
         assert!(text(&out.stderr).contains(words), "{}", text(&out.stderr));
     }
-    // From the environment too (for every CONN that says none, as libpq).
+    // From the environment too (for every CONN that says none, as libpq): a destination that
+    // is no standby is refused, said to be asked so by the variable (recheck46 F6).
+    let out = copyman()
+        .env("PGTARGETSESSIONATTRS", "standby")
+        .args(["table", "t", "--truncate", "--to", &to, "--from"])
+        .arg(from(&[&standby], "standby"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("target_session_attrs=standby comes from PGTARGETSESSIONATTRS"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = copyman()
         .env("PGTARGETSESSIONATTRS", "standby")
         .args(["table", "t", "--truncate", "--to"])
