@@ -1125,6 +1125,37 @@ fn a_timestamp_into_timestamptz_across_other_time_zones_is_refused() {
         &c.dest[1].conninfo(&utc),
     ]);
     assert_exit(&out, 0);
+    // Text alone is said as text, whose values may carry their offsets (types46 F2: "holds
+    // no time zone on the source").
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE w (s text); INSERT INTO w VALUES ('2024-01-01 00:00+00');")
+        .unwrap();
+    for (cluster, db) in [(&c.dest[0], &tokyo), (&c.dest[1], &utc)] {
+        cluster
+            .connect(db)
+            .batch_execute("CREATE TABLE w (s timestamptz)")
+            .unwrap();
+    }
+    let out = run(&[
+        "table",
+        "w",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&tokyo),
+        "--to",
+        &c.dest[1].conninfo(&utc),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            "column \"s\" holds text on the source (a value without a UTC offset the \
+             destinations read in their own TimeZone)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// One file whose times carry a zone abbreviation, into destinations whose

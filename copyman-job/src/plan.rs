@@ -1684,6 +1684,20 @@ pub fn read_otherwise(
                         [one] => format!("column {one} holds"),
                         many => format!("columns {} hold", many.join(", ")),
                     };
+                    // Text may carry its zone in each value: said as text, not as holding none
+                    // (types46 F2: a column whose every value had its offset).
+                    let text = hit.iter().all(|name| {
+                        source.column(name).is_some_and(|c| {
+                            c.type_name == "text" || c.type_name.starts_with("character varying")
+                        })
+                    });
+                    let how = match (text, setting) {
+                        (true, "TimeZone") => {
+                            "text on the source (a value without a UTC offset the destinations \
+                             read in their own TimeZone)"
+                        }
+                        _ => how,
+                    };
                     return Some(format!(
                         "{columns} {how}, and those differ: {first} has {setting} \
                          {first_value}, {label} has {value}{host}; each would store another \
