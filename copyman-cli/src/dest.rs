@@ -581,15 +581,23 @@ impl FileSink {
         // Renamed, or kept on purpose: either way no signal may remove it now.
         signals::unregister_temp(&temp);
         renamed.map_err(|e| {
+            // Kept only where it still is (recheck46 F6: said kept, removed meanwhile).
+            let kept = temp.exists();
             let temp = conn::redact(&temp.to_string_lossy());
-            format!(
-                "cannot rename {temp} onto it: {e}; the complete copy is kept in {temp}: move \
-                 it into place, or remove it"
-            )
+            match kept {
+                true => format!(
+                    "cannot rename {temp} onto it: {e}; the complete copy is kept in {temp}: \
+                     move it into place, or remove it"
+                ),
+                false => format!(
+                    "cannot rename {temp} onto it: {e}; that file is gone (removed by another \
+                     program): the copy is not written there"
+                ),
+            }
         })?;
-        // The rename is the directory's change: made durable before any server commits, as
+        // The rename is the directory's change: made durable before the run ends, as
         // PostgreSQL's durable_rename does (an OS crash could bring the old file back beside
-        // servers that committed the new rows).
+        // servers that committed the new rows, after a run that exited 0).
         sync_directory_of(&path).map_err(|e| {
             format!(
                 "it was renamed into place, but its directory could not be made durable ({e}): \

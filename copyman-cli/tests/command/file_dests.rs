@@ -1285,6 +1285,43 @@ fn a_server_commit_that_fails_leaves_the_old_file_whatever_the_order() {
     }
 }
 
+/// A file destination whose temporary file another program removed before its rename is not
+/// said to be kept there (recheck46 F6: "the complete copy is kept in …tmp", which was gone).
+#[test]
+fn a_temporary_file_removed_before_its_rename_is_not_said_kept() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("temp-gone");
+    fs::create_dir(&dir.0).unwrap();
+    let file = dir.0.join("export.txt");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--to",
+        file.to_str().unwrap(),
+    ];
+    // The server committed; the file, last, is not renamed yet.
+    let paused = Paused::start(&args, "committed:1");
+    for entry in fs::read_dir(&dir.0).unwrap().flatten() {
+        fs::remove_file(entry.path()).unwrap();
+    }
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("that file is gone") && !stderr.contains("is kept in"),
+        "{stderr}"
+    );
+    assert!(!file.exists());
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}
+
 /// An existing file destination that is append-only or immutable (`chattr +a`, `+i`) is
 /// refused before anything is copied, saying so: a rename cannot replace it (EPERM after the
 /// servers' commits). Skipped, loudly, where the file system keeps no such flags.
