@@ -227,25 +227,26 @@ fn settle(
     // its COMMIT with the rows they wrote there. A state file restored from a copy taken
     // while its job ran lacks the line of one that committed: the table was copied there a
     // second time, exit 0 (jobs46 F1).
+    // Only one that committed is asked further (its rows counted, a scan of the table): one
+    // that did not is what a kill mid-copy leaves, copied again as before.
     let mut commits = attempts.commits.clone();
-    if !attempts.began.is_empty() {
+    if attempts
+        .began
+        .iter()
+        .any(|&x| fate(conn, x) == Fate::Committed)
+    {
         match crate::identity::rows_of(conn, table, &attempts.began) {
             Some(rows) => commits.push(Committing {
                 rows,
                 xids: attempts.began.clone(),
             }),
-            None if attempts
-                .began
-                .iter()
-                .any(|&x| fate(conn, x) == Fate::Committed) =>
-            {
+            None => {
                 unknown = Some(format!(
                     "a transaction of it committed there that the state file records no COMMIT \
                      of (a copy of the file, taken while its run went on, restored?), and the \
                      rows it wrote cannot be counted (no SELECT on {table}?)"
                 ));
             }
-            None => {}
         }
     }
     for commit in &commits {
