@@ -542,7 +542,8 @@ macro_rules! client_glue {
                 made: C,
                 session: impl Fn(&C) -> &$crate::session::Session,
             ) -> Result<C, Error> {
-                let refusal = self.connecting.session_attrs().refusal(|name| session(&made).parameter(name));
+                let kind = self.connecting.session_attrs();
+                let refusal = kind.refusal(|name| session(&made).parameter(name));
                 match refusal {
                     None => Ok(made),
                     Some(why) => Err(Error::WrongSession(why)),
