@@ -2864,10 +2864,11 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
 
 /// What `conn`'s server (destination `i`, 0-based) says when `sql`, a `--receive`, starts: its
 /// refusal of an option, a column, a `WHERE`, an `ENCODING`, as the run's first statement would
-/// be refused (copy45 F2: the dry run approved them all). The COPY is started in a transaction rolled back at once,
-/// and ended before any row (a COPY started where it was not asked for is refused with
-/// CopyFail by the session itself). Not tried where the table has a `BEFORE STATEMENT` INSERT
-/// trigger, which fires as a COPY starts: a dry run runs none of the user's code.
+/// be refused (copy45 F2: the dry run approved them all). The COPY is started in a transaction
+/// rolled back at once, and ended before any row (a COPY started where it was not asked for is
+/// refused with CopyFail by the session itself). Not tried where the table has a `BEFORE
+/// STATEMENT` INSERT trigger, which fires as a COPY starts: a dry run runs none of the user's
+/// code.
 fn copy_start_fails(conn: &mut Connection, sql: &str, i: usize) -> Option<ErrorInfo> {
     use copyman_core::session::TransactionStatus;
     let table = statement::copy_table(sql)?;

@@ -285,7 +285,8 @@ impl<E: AttemptError> Connecting<E> {
         self
     }
 
-    /// The kind of session the current attempt must make ([`with_session_attrs`](Self::with_session_attrs)).
+    /// The kind of session the current attempt must make
+    /// ([`with_session_attrs`](Self::with_session_attrs)).
     pub fn session_attrs(&self) -> SessionAttrs {
         self.attrs
     }

@@ -228,10 +228,10 @@ impl Connection {
     /// `target_session_attrs=read-write` (or `read-only`) leaves a host whose session is not of
     /// that kind for the next, as libpq (core's `SessionAttrs`: servers of PostgreSQL 14 and
     /// later report it); `primary`, `standby` and `prefer-standby`, which the crate's
-    /// configuration cannot carry, are given with `connect_with`. A raw connection cannot honour `load_balance_hosts=random` or
-    /// `sslnegotiation=direct`: they are refused
-    /// ([`Error::Unsupported`]) rather than ignored; `client_encoding` is given with
-    /// `connect_with`.
+    /// configuration cannot carry, are given with [`Connection::connect_with`]. A raw
+    /// connection cannot honour `load_balance_hosts=random` or `sslnegotiation=direct`: they
+    /// are refused ([`Error::Unsupported`]) rather than ignored; `client_encoding` is given with
+    /// `connect_with` too.
     ///
     /// # Errors
     /// A malformed string, an unreachable server, a failed TLS handshake or authentication.
