@@ -277,7 +277,77 @@ impl<E: AttemptError> Connecting<E> {
     /// The loop asks for sessions of the kind `attrs` ([`SessionAttrs`]; the adapter checks
     /// each made against [`session_attrs`](Self::session_attrs) and reports one of another kind
     /// as [`Failure::WrongSession`]). With [`SessionAttrs::PreferStandby`], as libpq: every host
-    /// is asked for a standby first; if none is one, every host again, any session taken.
+    /// is asked for a standby first; if none is one, every host again, any session taken — not
+    /// after a server refused, nor where no host made a session.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    ///
+    /// use copyman_core::connect::{
+    ///     AllFailed, AttemptError, Connecting, Failure, Host, Next, Plan, SessionAttrs,
+    /// };
+    /// # #[derive(Debug)]
+    /// # struct Failed(Failure, String);
+    /// # impl From<copyman_core::connect::PlanError> for Failed {
+    /// #     fn from(e: copyman_core::connect::PlanError) -> Self { Self(Failure::Final, e.to_string()) }
+    /// # }
+    /// # impl From<copyman_core::connect::ResolveError> for Failed {
+    /// #     fn from(e: copyman_core::connect::ResolveError) -> Self { Self(Failure::Unreachable, e.host) }
+    /// # }
+    /// # impl From<AllFailed<Failed>> for Failed {
+    /// #     fn from(all: AllFailed<Failed>) -> Self {
+    /// #         let each: Vec<_> = all.0.iter().map(|a| a.error.1.clone()).collect();
+    /// #         Self(Failure::Refused, each.join("; "))
+    /// #     }
+    /// # }
+    /// # impl AttemptError for Failed {
+    /// #     fn failure(&self) -> Failure { self.0 }
+    /// # }
+    /// // Hosts named for what they are; each attempt's kind asked, and the host connected to.
+    /// fn connect(kind: SessionAttrs, hosts: &[&str]) -> (Vec<String>, Result<String, String>) {
+    ///     let list: Vec<Host> = hosts.iter().map(|h| Host::Tcp((*h).into())).collect();
+    ///     let plan = Plan::new(&list, &[5432], &[], &[false]).unwrap();
+    ///     let mut connecting = Connecting::<Failed>::new(plan, None).with_session_attrs(kind);
+    ///     let (mut asked, mut host) = (Vec::new(), String::new());
+    ///     loop {
+    ///         match connecting.next(Instant::now()) {
+    ///             Err(e) => return (asked, Err(e.1)),
+    ///             Ok(Next::Resolve { name, .. }) => {
+    ///                 host = name;
+    ///                 connecting.resolved(Ok(["10.0.0.1:5432".parse().unwrap()]));
+    ///             }
+    ///             Ok(Next::Attempt { .. }) => {
+    ///                 let kind = connecting.session_attrs();
+    ///                 asked.push(format!("{host}:{}", kind.name()));
+    ///                 let standby = if host == "standby" { "on" } else { "off" };
+    ///                 let made = match host.as_str() {
+    ///                     "down" => Err(Failed(Failure::Unreachable, "down".into())),
+    ///                     "refuses" => Err(Failed(Failure::Refused, "refused".into())),
+    ///                     _ => match kind.refusal(|p| (p == "in_hot_standby").then_some(standby)) {
+    ///                         Some(why) => Err(Failed(Failure::WrongSession, why)),
+    ///                         None => Ok(host.clone()),
+    ///                     },
+    ///                 };
+    ///                 if let Some(host) = connecting.attempted(made) {
+    ///                     return (asked, Ok(host));
+    ///                 }
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// use SessionAttrs::{PreferStandby, Primary, Standby};
+    /// let (asked, got) = connect(PreferStandby, &["primary", "standby"]);
+    /// assert_eq!((asked.len(), got.unwrap().as_str()), (2, "standby"));
+    /// let (asked, got) = connect(PreferStandby, &["down", "primary"]);
+    /// assert_eq!(got.unwrap(), "primary");
+    /// assert_eq!(asked, ["down:prefer-standby", "primary:prefer-standby", "down:any", "primary:any"]);
+    /// // Not after a server refused, nor where nothing answered.
+    /// let (asked, got) = connect(PreferStandby, &["primary", "refuses", "standby"]);
+    /// assert_eq!((asked.len(), got.unwrap_err().as_str()), (2, "server is not in hot standby mode; refused"));
+    /// assert_eq!(connect(PreferStandby, &["down", "down"]).0.len(), 2);
+    /// assert_eq!(connect(Standby, &["primary"]).1.unwrap_err(), "server is not in hot standby mode");
+    /// assert_eq!(connect(Primary, &["standby", "primary"]).1.unwrap(), "primary");
+    /// ```
     #[must_use]
     pub fn with_session_attrs(mut self, attrs: SessionAttrs) -> Self {
         self.again = (attrs == SessionAttrs::PreferStandby).then(|| self.plan.clone());
@@ -1174,105 +1244,20 @@ mod tests {
         );
     }
 
-    /// An attempt's error for [`Connecting`]'s tests: how it failed, and its words.
-    #[derive(Debug)]
-    struct Failed(Failure, String);
-
-    impl From<PlanError> for Failed {
-        fn from(e: PlanError) -> Self {
-            Self(Failure::Final, e.to_string())
-        }
-    }
-    impl From<ResolveError> for Failed {
-        fn from(e: ResolveError) -> Self {
-            Self(Failure::Unreachable, e.host)
-        }
-    }
-    impl From<AllFailed<Self>> for Failed {
-        fn from(all: AllFailed<Self>) -> Self {
-            let each: Vec<_> = all.0.iter().map(|a| a.error.1.clone()).collect();
-            Self(Failure::Refused, each.join("; "))
-        }
-    }
-    impl AttemptError for Failed {
-        fn failure(&self) -> Failure {
-            self.0
-        }
-    }
-
-    /// The session kinds each attempt of `hosts` (`standby`/`primary`/`down`/`refuses`) makes
-    /// under `attrs`, and the host connected to: the loop an adapter runs, with core's check.
-    fn connect_each(attrs: SessionAttrs, hosts: &[&str]) -> (Vec<String>, Result<String, String>) {
-        let list: Vec<Host> = hosts.iter().map(|h| Host::Tcp((*h).into())).collect();
-        let plan = Plan::new(&list, &[5432], &[], &[false]).unwrap();
-        let mut connecting = Connecting::<Failed>::new(plan, None).with_session_attrs(attrs);
-        let mut asked = Vec::new();
-        let mut resolving = String::new();
-        loop {
-            match connecting.next(Instant::now()) {
-                Err(e) => return (asked, Err(e.1)),
-                Ok(Next::Resolve { name, .. }) => {
-                    resolving = name;
-                    connecting.resolved(Ok(["10.0.0.1:5432".parse().unwrap()]));
-                }
-                Ok(Next::Attempt { .. }) => {
-                    let kind = connecting.session_attrs();
-                    asked.push(format!("{resolving}:{}", kind.name()));
-                    let standby = if resolving == "standby" { "on" } else { "off" };
-                    let outcome = match resolving.as_str() {
-                        "down" => Err(Failed(Failure::Unreachable, "down".into())),
-                        "refuses" => Err(Failed(Failure::Refused, "refused".into())),
-                        _ => match kind.refusal(|p| (p == "in_hot_standby").then_some(standby)) {
-                            Some(why) => Err(Failed(Failure::WrongSession, why)),
-                            None => Ok(resolving.clone()),
-                        },
-                    };
-                    if let Some(host) = connecting.attempted(outcome) {
-                        return (asked, Ok(host));
-                    }
-                }
-            }
-        }
-    }
-
-    /// `prefer-standby` asks every host for a standby first, then every host again for any
-    /// session, as libpq; not after a server refused, nor when no host made a session.
+    /// libpq's six kinds by their names, and a server that does not say whether it is a
+    /// standby said as such.
     #[test]
-    fn prefer_standby_asks_every_host_twice() {
-        use SessionAttrs::{Any, PreferStandby, Primary, Standby};
-        let (asked, got) = connect_each(PreferStandby, &["primary", "standby"]);
-        assert_eq!(got.unwrap(), "standby");
-        assert_eq!(asked, ["primary:prefer-standby", "standby:prefer-standby"]);
-        let (asked, got) = connect_each(PreferStandby, &["down", "primary"]);
-        assert_eq!(got.unwrap(), "primary");
-        assert_eq!(
-            asked,
-            [
-                "down:prefer-standby",
-                "primary:prefer-standby",
-                "down:any",
-                "primary:any"
-            ]
-        );
-        let (asked, got) = connect_each(PreferStandby, &["primary", "refuses", "standby"]);
-        assert_eq!(
-            got.unwrap_err(),
-            "server is not in hot standby mode; refused"
-        );
-        assert_eq!(asked.len(), 2, "{asked:?}");
-        let (asked, got) = connect_each(PreferStandby, &["down", "down"]);
-        assert_eq!(got.unwrap_err(), "down; down");
-        assert_eq!(asked.len(), 2, "{asked:?}");
-        let (_, got) = connect_each(Standby, &["primary"]);
-        assert_eq!(got.unwrap_err(), "server is not in hot standby mode");
-        let (_, got) = connect_each(Primary, &["standby", "primary"]);
-        assert_eq!(got.unwrap(), "primary");
-        let (_, got) = connect_each(Primary, &["standby"]);
-        assert_eq!(got.unwrap_err(), "server is in hot standby mode");
-        assert_eq!(connect_each(Any, &["standby"]).1.unwrap(), "standby");
-        for kind in [Any, PreferStandby, Primary, Standby] {
+    fn session_kinds_by_name_and_an_old_server() {
+        use SessionAttrs::{Any, PreferStandby, Primary, ReadOnly, ReadWrite, Standby};
+        for kind in [Any, ReadWrite, ReadOnly, PreferStandby, Primary, Standby] {
             assert_eq!(SessionAttrs::from_name(kind.name()), Some(kind));
         }
+        let standby = |p: &str| (p == "in_hot_standby").then_some("on");
+        assert_eq!(
+            Primary.refusal(standby).as_deref(),
+            Some("server is in hot standby mode")
+        );
+        assert_eq!(Standby.refusal(standby), None);
         assert!(
             Standby
                 .refusal(|p| (p == "default_transaction_read_only").then_some("on"))
