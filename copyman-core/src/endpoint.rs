@@ -96,8 +96,13 @@ pub enum Abandon {
 pub const DROPPED: &str = "copyman: the copy was dropped before it finished";
 
 /// Why copyman closed a connection whose COPY FROM STDIN it had to abandon ([`Abandon::Close`]):
-/// both adapters' `Error::Closed` say it, in these words, on every later call.
-pub const ABANDONED_COPY_IN: &str = "a COPY FROM STDIN was abandoned midway";
+/// both adapters' `Error::Closed` say it, in these words, on every later call. Said of every
+/// such close — a copy that failed there (its server gone, a stall, an error), was given up or
+/// was dropped — not only of a drop (lib46 F2: a destination whose server shut down was said to
+/// have been "abandoned", as if the caller's code had dropped it).
+pub const ABANDONED_COPY_IN: &str = "its COPY FROM STDIN ended midway (the copy failed there, or \
+     was given up or dropped) and could not be failed on the connection, so copyman closed it: \
+     nothing of it commits";
 
 /// Why copyman closed a connection whose server took no byte of its COPY FROM STDIN for the
 /// copy's stall timeout: given up without waiting for an answer (a CopyFail's, a ROLLBACK's)
@@ -119,8 +124,10 @@ pub const STALLED_COPY_OUT: &str =
 pub const GIVEN_UP_AFTER_INTERRUPT: &str =
     "its server moved no byte for the interrupt's grace: given up";
 
-/// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]).
-pub const ABANDONED_COPY_OUT: &str = "a COPY TO STDOUT was abandoned midway";
+/// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]),
+/// as [`ABANDONED_COPY_IN`].
+pub const ABANDONED_COPY_OUT: &str = "its COPY TO STDOUT ended midway (the copy failed, or was \
+     given up or dropped) and could not be cancelled on the connection, so copyman closed it";
 
 /// The most realignment filler an abandon writes without waiting; a larger frame is ended by
 /// closing the socket instead.
