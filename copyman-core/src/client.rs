@@ -136,8 +136,9 @@ macro_rules! client_glue {
             /// The endpoint was used in a state where that is not possible.
             #[error("{0}")]
             State(&'static str),
-            /// The connection was closed by copyman to keep a COPY from committing (an endpoint
-            /// was dropped in the middle of its COPY where it could not fail it).
+            /// The connection was closed by copyman to keep a COPY from committing: its COPY
+            /// ended midway (the copy failed there, was given up, or its endpoint was dropped)
+            /// where it could not be failed on the connection; `reason` says which kind.
             #[error("connection closed: {reason}")]
             Closed {
                 /// Why it was closed.
@@ -359,6 +360,26 @@ macro_rules! client_glue {
             e
         }
 
+        /// A connection string as `connect_str` reads it: the crate's configuration of what its
+        /// parser knows, the TLS settings ([`TlsSettings::take_from`]), and libpq's
+        /// `target_session_attrs` as the startup parameter [`Attempts::new`] takes it (the
+        /// crate's parser refuses three of its six kinds: lib46 F1).
+        ///
+        /// [`TlsSettings::take_from`]: ::copyman_tls::TlsSettings::take_from
+        pub(crate) fn read_conninfo(
+            params: &str,
+        ) -> Result<($krate::Config, ::copyman_tls::TlsSettings, Vec<(String, String)>), Error>
+        {
+            let (rest, tls) = ::copyman_tls::TlsSettings::take_from(params)?;
+            let (rest, taken) = ::copyman_conninfo::take(&rest, &["target_session_attrs"])
+                .map_err(Error::Conninfo)?;
+            let config = rest.parse().map_err(Error::Config)?;
+            let startup = (taken.into_iter().flatten())
+                .map(|kind| ("target_session_attrs".to_owned(), kind))
+                .collect();
+            Ok((config, tls, startup))
+        }
+
         /// The startup parameters of `config`, after refusing the parameters a raw connection
         /// cannot honour (set to anything but their defaults): silently connecting without them
         /// would not be what was asked for.
@@ -501,12 +522,10 @@ macro_rules! client_glue {
                     .rposition(|(name, _)| name == "target_session_attrs")
                 {
                     let (_, value) = startup.extra.remove(i);
-                    session_attrs = connect::SessionAttrs::from_name(&value).ok_or(
-                        Error::Unsupported {
-                            parameter: "target_session_attrs",
-                            value,
-                        },
-                    )?;
+                    // libpq's words for a value it does not know.
+                    session_attrs = connect::SessionAttrs::from_name(&value).ok_or_else(|| {
+                        Error::Parameters(format!("invalid target_session_attrs value: \"{value}\""))
+                    })?;
                     startup.extra.retain(|(name, _)| name != "target_session_attrs");
                 }
                 let timeout = config.get_connect_timeout().copied();

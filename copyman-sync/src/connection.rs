@@ -19,7 +19,7 @@ use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
 use crate::PollSocket;
-use crate::error::{Attempts, Error, TcpOptions, tls_settings};
+use crate::error::{Attempts, Error, TcpOptions, read_conninfo, tls_settings};
 use crate::interrupt::Interrupter;
 use crate::poll::{self, READABLE, WRITABLE, Watch};
 
@@ -227,18 +227,18 @@ impl Connection {
     ///
     /// `target_session_attrs=read-write` (or `read-only`) leaves a host whose session is not of
     /// that kind for the next, as libpq (core's `SessionAttrs`: servers of PostgreSQL 14 and
-    /// later report it); `primary`, `standby` and `prefer-standby`, which the crate's
-    /// configuration cannot carry, are given with [`Connection::connect_with`]. A raw
-    /// connection cannot honour `load_balance_hosts=random` or `sslnegotiation=direct`: they
-    /// are refused ([`Error::Unsupported`]) rather than ignored; `client_encoding` is given with
-    /// `connect_with` too.
+    /// later report it), and so do `primary`, `standby` and `prefer-standby` (taken out of the
+    /// string: the crate's configuration cannot carry them; with a configuration, give them to
+    /// [`Connection::connect_with`]). A raw connection cannot honour
+    /// `load_balance_hosts=random` or `sslnegotiation=direct`: they are refused
+    /// ([`Error::Unsupported`]) rather than ignored; `client_encoding` is given with
+    /// `connect_with`.
     ///
     /// # Errors
     /// A malformed string, an unreachable server, a failed TLS handshake or authentication.
     pub fn connect_str(params: &str) -> Result<Self, Error> {
-        let (rest, tls) = TlsSettings::take_from(params)?;
-        let config: postgres::Config = rest.parse().map_err(Error::Config)?;
-        Self::connect_tls(&config, &tls)
+        let (config, tls, startup) = read_conninfo(params)?;
+        Self::connect_with(&config, &tls, &startup)
     }
 
     /// Connects with a `postgres` crate configuration: the first host that accepts wins (at its

@@ -198,6 +198,21 @@ fn unhonoured_config_fields_are_errors_naming_them() {
             .expect_err("not read-only");
         assert!(matches!(err, Error::WrongSession(_)), "{err:?}");
         assert_eq!(err.to_string(), "session is not read-only");
+        // The kinds the crate's parser does not know, as in copyman-sync (lib46 F1).
+        for kind in ["primary", "prefer-standby"] {
+            Connection::connect_str(&conninfo(kind)).await.expect(kind);
+        }
+        let err = Connection::connect_str(&conninfo("standby"))
+            .await
+            .expect_err("no standby");
+        assert_eq!(err.to_string(), "server is not in hot standby mode");
+        let err = Connection::connect_str(&conninfo("bogus"))
+            .await
+            .expect_err("no such kind");
+        assert_eq!(
+            err.to_string(),
+            "invalid connection parameters: invalid target_session_attrs value: \"bogus\""
+        );
     });
 }
 

@@ -190,6 +190,17 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     let err = Connection::connect_str(&conninfo("read-only")).expect_err("not read-only");
     assert!(matches!(err, Error::WrongSession(_)), "{err:?}");
     assert_eq!(err.to_string(), "session is not read-only");
+    // The kinds the crate's parser does not know, from the string too (lib46 F1: refused as
+    // an invalid value), and a word libpq does not know said in its words.
+    Connection::connect_str(&conninfo("primary")).expect("a primary");
+    Connection::connect_str(&conninfo("prefer-standby")).expect("no standby: any");
+    let err = Connection::connect_str(&conninfo("standby")).expect_err("no standby");
+    assert_eq!(err.to_string(), "server is not in hot standby mode");
+    let err = Connection::connect_str(&conninfo("bogus")).expect_err("no such kind");
+    assert_eq!(
+        err.to_string(),
+        "invalid connection parameters: invalid target_session_attrs value: \"bogus\""
+    );
 }
 
 /// A connection string the client crate refuses says which parameter was wrong (it said only
