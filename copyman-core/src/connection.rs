@@ -130,9 +130,12 @@ macro_rules! connection_glue {
                     closed = Some(e);
                 }
             }
+            // The error that ended it, as every other call says it, though an earlier call
+            // took its event (lib44 F6: a FATAL said by query() was "closed by the server" here).
+            let ended = || self.endpoint.session().ended_with().cloned();
             match (closed, self.endpoint.session().state()) {
                 (Some(e), _) => Err(e.into()),
-                (None, State::Closed) => Err(SessionError::Closed.into()),
+                (None, State::Closed) => Err(ended().unwrap_or(SessionError::Closed).into()),
                 _ => Ok(()),
             }
         }

@@ -238,6 +238,9 @@ fn a_terminated_backend_is_closed() {
         assert!(!conn.is_closed(), "nothing read it yet");
         assert!(conn.query("SELECT 1").await.is_err());
         assert!(conn.is_closed());
+        // Asked again, it says the server's FATAL, as the call that read it did.
+        let err = conn.check().await.expect_err("closed");
+        assert_eq!(err.code(), Some("57P01"), "{err}");
     });
 }
 

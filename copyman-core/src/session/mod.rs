@@ -657,8 +657,15 @@ impl Session {
         }
     }
 
+    /// The error that ended the session, if one did (a server's FATAL, the socket's end): the one
+    /// [`Event::Closed`] carried, kept for whoever asks later.
+    pub fn ended_with(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+
     /// The transaction status of the last ReadyForQuery ([`TransactionStatus::Idle`] before the
-    /// first).
+    /// first). A session that ended ([`State::Closed`], [`Session::ended_with`]) keeps the last
+    /// one its server reported: its transaction ended with it, whatever this says (lib44 F6).
     pub fn transaction_status(&self) -> TransactionStatus {
         self.transaction
     }

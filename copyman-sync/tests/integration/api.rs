@@ -203,6 +203,27 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     );
 }
 
+/// A backend the server terminated: once a call read it, the connection is closed, and asked
+/// again it says the server's FATAL, as copyman-async's.
+#[test]
+fn a_terminated_backend_is_closed() {
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let pid = conn.session().backend_key().expect("a backend key").0;
+    let mut admin = Connection::connect_str(&cluster.conninfo("postgres")).unwrap();
+    admin
+        .execute(&format!("SELECT pg_terminate_backend({pid})"))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(conn.query("SELECT 1").is_err());
+    assert!(conn.is_closed());
+    // (A second call after the first took its news, as a ROLLBACK after a failed copy.)
+    let _ = conn.execute("ROLLBACK");
+    let err = conn.check().expect_err("closed");
+    assert_eq!(err.code(), Some("57P01"), "{err}");
+}
+
 /// A connection string the client crate refuses says which parameter was wrong (it said only
 /// "invalid connection string", the parameter three causes down).
 #[test]
