@@ -739,3 +739,40 @@ fn a_resume_takes_a_table_renamed_since_as_done() {
     assert_eq!(count(&c.dest[0], &dst, "big_archive"), 3000, "not twice");
     assert_eq!(count(&c.dest[0], &dst, "small"), 10);
 }
+
+/// A partitioned table larger than `--split-larger-than` is copied whole through its parent,
+/// said with the way to copy its partitions side by side (jobs46 F4.4: nothing was said).
+#[test]
+fn a_partitioned_table_over_the_split_size_is_said_copied_whole() {
+    let c = clusters();
+    let schema = "CREATE TABLE meas (id int, at date) PARTITION BY RANGE (at);
+         CREATE TABLE meas_1 PARTITION OF meas FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+         CREATE TABLE meas_2 PARTITION OF meas FOR VALUES FROM ('2026-07-01') TO ('2027-01-01');";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO meas SELECT g, '2026-01-01'::date + g % 360 \
+             FROM generate_series(1, 20000) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let out = run(&[
+        "table",
+        "-t",
+        "meas",
+        "--split-larger-than",
+        "8k",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        said.contains("copied whole, not split: --split-larger-than splits an ordinary table")
+            && said.contains("select its partitions instead of it"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "meas"), 20000);
+}

@@ -2205,6 +2205,16 @@ fn plan_all(
                 ));
                 Vec::new()
             }
+            // Said, not left to be guessed (jobs46 F4.4): ranges are an ordinary table's pages.
+            Some(limit) if limit > 0 && sel.kind == "p" && sel.size > limit => {
+                notes.push(format!(
+                    "{}: copied whole, not split: --split-larger-than splits an ordinary table by \
+                     its pages, and this one is partitioned (its partitions are read through it \
+                     in one COPY); to copy them side by side, select its partitions instead of it",
+                    sel.table
+                ));
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         tables.push(TablePlan {
