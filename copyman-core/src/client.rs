@@ -522,10 +522,16 @@ macro_rules! client_glue {
                     .rposition(|(name, _)| name == "target_session_attrs")
                 {
                     let (_, value) = startup.extra.remove(i);
-                    // libpq's words for a value it does not know.
-                    session_attrs = connect::SessionAttrs::from_name(&value).ok_or_else(|| {
-                        Error::Parameters(format!("invalid target_session_attrs value: \"{value}\""))
-                    })?;
+                    // An empty one is none given, as the command reads it; libpq's words for a
+                    // value it does not know.
+                    session_attrs = match value.as_str() {
+                        "" => session_attrs,
+                        _ => connect::SessionAttrs::from_name(&value).ok_or_else(|| {
+                            Error::Parameters(format!(
+                                "invalid target_session_attrs value: \"{value}\""
+                            ))
+                        })?,
+                    };
                     startup.extra.retain(|(name, _)| name != "target_session_attrs");
                 }
                 let timeout = config.get_connect_timeout().copied();

@@ -199,7 +199,7 @@ fn unhonoured_config_fields_are_errors_naming_them() {
         assert!(matches!(err, Error::WrongSession(_)), "{err:?}");
         assert_eq!(err.to_string(), "session is not read-only");
         // The kinds the crate's parser does not know, as in copyman-sync (lib46 F1).
-        for kind in ["primary", "prefer-standby"] {
+        for kind in ["primary", "prefer-standby", "''"] {
             Connection::connect_str(&conninfo(kind)).await.expect(kind);
         }
         let err = Connection::connect_str(&conninfo("standby"))

@@ -196,6 +196,8 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     Connection::connect_str(&conninfo("prefer-standby")).expect("no standby: any");
     let err = Connection::connect_str(&conninfo("standby")).expect_err("no standby");
     assert_eq!(err.to_string(), "server is not in hot standby mode");
+    // An empty one is none given (the command reads it so).
+    Connection::connect_str(&conninfo("''")).expect("an empty target_session_attrs");
     let err = Connection::connect_str(&conninfo("bogus")).expect_err("no such kind");
     assert_eq!(
         err.to_string(),
