@@ -355,11 +355,14 @@ impl<'a> CopyManager<'a> {
             Order::Transmit { receiver, data } => {
                 let mut endpoint = self.take_receiver(receiver);
                 let close_stalled = self.options.close_stalled;
+                let under_way = self.core.under_way();
                 Box::pin(async move {
                     let written = Written::new();
                     let id = EndpointId::Receiver(receiver);
                     let transmit = endpoint.transmit(&data, &written);
-                    let result = watched(id, stall, transmit, || written.progress()).await;
+                    // What the socket took, and what the server was seen to read or store.
+                    let moved = || (written.progress() as u64).wrapping_add(under_way.heard(id));
+                    let result = watched(id, stall, transmit, moved).await;
                     let stalled = result.as_ref().err().is_some_and(|e| e.is::<Stalled>());
                     if close_stalled && stalled {
                         endpoint.stalled();
@@ -429,7 +432,7 @@ async fn watched<T>(
     endpoint: EndpointId,
     timeout: Option<Duration>,
     io: impl Future<Output = Result<T, BoxError>>,
-    moved: impl Fn() -> usize,
+    moved: impl Fn() -> u64,
 ) -> Result<T, BoxError> {
     let Some(limit) = timeout else {
         return io.await;
@@ -511,7 +514,7 @@ copyman_core::copy_api!(async await);
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
 
@@ -521,7 +524,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stall_is_said_one_timeout_after_the_last_byte() {
         let limit = Duration::from_secs(8);
-        let moved = Arc::new(AtomicUsize::new(0));
+        let moved = Arc::new(AtomicU64::new(0));
         let start = tokio::time::Instant::now();
         let last_byte = Duration::from_millis(100);
         let mover = Arc::clone(&moved);

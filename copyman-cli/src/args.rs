@@ -284,8 +284,9 @@ pub(crate) struct LowSafety {
     /// 500ms, 10s, 2min; a bare number is seconds.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) lock_timeout: Option<Duration>,
-    /// Fail a source or destination that moves no byte for this long (same units); not a
-    /// destination completing its COPY with every byte in hand (its wait is said).
+    /// Fail a source or destination that moves no byte for this long (same units); a
+    /// destination whose COPY its server shows reading or storing rows moves (looked at once a
+    /// second); not one completing its COPY with every byte in hand (its wait is said).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) stall_timeout: Option<Duration>,
     /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: UTF8]: each COPY's

@@ -112,7 +112,8 @@ pub(crate) fn prepare(
         if let (Some(conn), Endpoint::Server(spec)) = (dest.conn.as_mut(), dest.endpoint) {
             conn.set_interrupter(asking.clone());
             let role = format!("destination {}", i + 1);
-            targets.extend(Target::of(format!("{role} ({})", spec.display), spec, conn));
+            let target = Target::of(format!("{role} ({})", spec.display), spec, conn);
+            targets.extend(target.map(|t| t.destination(i)));
         }
     }
     Ok(Watch::start(targets, quiet, asking))

@@ -32,7 +32,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use copyman_core::ReceiverId;
 use copyman_core::run::UnderWay;
+use copyman_core::stall::EndpointId;
 use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::{CancelToken, Connection, Interrupter};
@@ -237,6 +239,9 @@ pub(crate) struct Target {
     /// What cancels what it runs (on the address its session is on, each step within
     /// [`MONITOR_TIMEOUT`]).
     pub(crate) cancel: Option<CancelToken>,
+    /// The destination (0-based) it is of the one-table copy, if it is one: what its COPY
+    /// reads is heard by the copy's stall timers ([`Heard`]).
+    pub(crate) destination: Option<usize>,
 }
 
 impl Target {
@@ -247,7 +252,16 @@ impl Target {
             spec: spec.clone(),
             pid,
             cancel: conn.cancel_token().ok().map(|t| t.within(MONITOR_TIMEOUT)),
+            destination: None,
         })
+    }
+
+    /// This target, as destination `d` (0-based) of the one-table copy.
+    pub(crate) fn destination(self, d: usize) -> Self {
+        Self {
+            destination: Some(d),
+            ..self
+        }
     }
 
     /// Sends the CancelRequest to the address its session is on (its host name's other
@@ -909,6 +923,7 @@ fn watch(
     let mut ticks = progress::ticks();
     // The destinations storing what they were sent while copyman's bytes stand still.
     let mut storing = Storing::default();
+    let mut heard = Heard::default();
     let mut moved = Instant::now();
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
@@ -1004,6 +1019,13 @@ fn watch(
             looks.push(look);
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+        if let Some(copying) = lock_briefly(&COPYING) {
+            let destinations = watched
+                .iter()
+                .zip(&looks)
+                .filter_map(|(w, look)| Some((w.target.destination?, w.target.pid, look)));
+            heard.look(copying.as_ref(), destinations);
+        }
         if let Some((read, more, over)) = storing.look(&looks, moved) {
             told_stuck = false;
             // On the bar too, which counts what the source gave: it stood at 100% while they
@@ -1296,6 +1318,8 @@ struct WorkerBackends {
     /// watch says it): the rows they had read at the last look, when that last grew, and the
     /// rows and time it was last said.
     storing: Storing,
+    /// What its destinations' COPYs had read at the last look, for its copy's stall timers.
+    heard: Heard,
 }
 
 /// What the servers' COPYs read while copyman's bytes wait on them: more than at the last look
@@ -1340,6 +1364,42 @@ impl Storing {
     /// a byte moved, it said "0 rows more in the last 10 s" of 3,700).
     fn bytes_moved(&mut self) {
         self.grew = None;
+    }
+}
+
+/// What the destinations' COPYs read and stored at the last look, by backend: a destination
+/// whose server read or stored more since is heard by its copy's stall timers
+/// ([`UnderWay::server_moved`]) as movement, though copyman's socket to it took nothing — one
+/// storing a large CopyData message slower than `--stall-timeout` reads nothing meanwhile, and
+/// was failed as "stalled: no byte moved" while it stored rows (recheck45 F2, F3). Looks come a
+/// second apart once copyman's bytes stand still: a stall timeout of a few seconds hears them.
+#[derive(Default)]
+struct Heard(Vec<(i32, (u64, u64))>);
+
+impl Heard {
+    /// `looks` of the destinations of `copying` (each with its index, 0-based): those whose
+    /// COPY moved since the last look are told to the copy.
+    fn look<'l>(
+        &mut self,
+        copying: Option<&Copying>,
+        looks: impl Iterator<Item = (usize, i32, &'l Look)>,
+    ) {
+        for (d, pid, look) in looks {
+            let Some(copied) = look.copied else { continue };
+            let before = match self.0.iter_mut().find(|(p, _)| *p == pid) {
+                Some((_, seen)) => Some(std::mem::replace(seen, copied)),
+                None => {
+                    self.0.push((pid, copied));
+                    None
+                }
+            };
+            let receiver = copying.and_then(|c| Some((c, c.live.iter().position(|&l| l == d)?)));
+            if let (Some(before), Some((copying, r))) = (before, receiver)
+                && before != copied
+            {
+                (copying.under_way).server_moved(EndpointId::Receiver(ReceiverId(r)));
+            }
+        }
     }
 }
 
@@ -1410,6 +1470,7 @@ impl WorkerBackends {
             checksum: None,
             connecting: None,
             storing: Storing::default(),
+            heard: Heard::default(),
         }
     }
 
@@ -1593,6 +1654,7 @@ impl JobWatch {
                     w.moved(*worker, note);
                     // Another table's COPYs: counted anew.
                     w.storing = Storing::default();
+                    w.heard = Heard::default();
                     w.table = format!("table {table}");
                     w.told_itself = false;
                     w.generation += 1;
@@ -1634,6 +1696,7 @@ impl JobWatch {
                             spec: spec.clone(),
                             pid,
                             cancel: None,
+                            destination: None,
                         },
                         table: table.to_string(),
                         statement: statement_name(action),
@@ -1668,6 +1731,7 @@ impl JobWatch {
                     spec: spec.clone(),
                     pid: *pid,
                     cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
+                    destination: None,
                 };
                 // A split table's ranges each have their own backends: keep them all.
                 w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);
@@ -1692,6 +1756,7 @@ impl JobWatch {
                         spec: spec.clone(),
                         pid: *pid,
                         cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
+                        destination: None,
                     },
                 ));
             }
@@ -1950,6 +2015,11 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     monitors[server].cancel(target);
                 }
             }
+            let destinations = pids
+                .iter()
+                .zip(&looks)
+                .filter_map(|(&(server, pid), look)| Some((server.checked_sub(1)?, pid, look)));
+            w.heard.look(w.copying.as_ref(), destinations);
             if let Some((read, more, over)) = w.storing.look(&looks, w.moved) {
                 w.told_stuck = false;
                 if !quiet && w.moved.elapsed() >= say_after() && over >= say_after() {

@@ -205,18 +205,46 @@ pub enum Step<T> {
 /// reads it from another thread (a watchdog) while the copy's own thread is blocked; receivers
 /// after the 61st are not tracked.
 ///
+/// The watchdog may tell it back what the servers show: a receiver's server that read or stored
+/// more of its COPY since it last looked ([`UnderWay::server_moved`], from PostgreSQL's
+/// `pg_stat_progress_copy`) has moved, for the stall rule, though copyman's socket to it took
+/// nothing (a destination storing one large CopyData message slower than the stall timeout:
+/// it reads the next only once done; it was said stalled).
+///
 /// ```
 /// use copyman_core::run::CopyRun;
-/// use copyman_core::{Config, Protocol};
+/// use copyman_core::stall::EndpointId;
+/// use copyman_core::{Config, Protocol, ReceiverId};
 ///
 /// let run = CopyRun::new(Protocol::Chunks, [Protocol::Chunks], Config::default(), |_| {
 ///     Default::default()
 /// });
 /// let under_way = run.under_way();
 /// assert!(!under_way.producer() && under_way.receivers().next().is_none());
+/// let receiver = EndpointId::Receiver(ReceiverId(0));
+/// let before = under_way.heard(receiver);
+/// under_way.server_moved(receiver);
+/// assert_ne!(under_way.heard(receiver), before);
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct UnderWay(Arc<AtomicU64>);
+pub struct UnderWay(Arc<Shared>);
+
+/// What an [`UnderWay`]'s clones share: the orders out, and what a watchdog heard of each
+/// endpoint's server (the producer's last).
+#[derive(Debug)]
+struct Shared {
+    orders: AtomicU64,
+    heard: [AtomicU64; UnderWay::RECEIVERS + 1],
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            orders: AtomicU64::new(0),
+            heard: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
 
 impl UnderWay {
     const PRODUCER: u64 = 1 << 63;
@@ -233,21 +261,46 @@ impl UnderWay {
 
     fn set(&self, bits: u64, on: bool) {
         if on {
-            self.0.fetch_or(bits, Ordering::Relaxed);
+            self.0.orders.fetch_or(bits, Ordering::Relaxed);
         } else {
-            self.0.fetch_and(!bits, Ordering::Relaxed);
+            self.0.orders.fetch_and(!bits, Ordering::Relaxed);
         }
+    }
+
+    /// Where what is heard of `endpoint` is kept (`None`: a receiver after the 62nd).
+    fn heard_of(&self, endpoint: EndpointId) -> Option<&AtomicU64> {
+        match endpoint {
+            EndpointId::Producer => self.0.heard.last(),
+            EndpointId::Receiver(id) if id.0 < Self::RECEIVERS => self.0.heard.get(id.0),
+            EndpointId::Receiver(_) => None,
+        }
+    }
+
+    /// A watchdog saw `endpoint`'s server move: its COPY read or stored more than at its last
+    /// look. The copy's stall timer of the endpoint's IO under way counts it as bytes moved
+    /// ([`StallTimer::hear`](crate::stall::StallTimer::hear)).
+    pub fn server_moved(&self, endpoint: EndpointId) {
+        if let Some(heard) = self.heard_of(endpoint) {
+            heard.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A number that changes whenever [`server_moved`](Self::server_moved) is said of
+    /// `endpoint`: what its stall timer hears.
+    pub fn heard(&self, endpoint: EndpointId) -> u64 {
+        self.heard_of(endpoint)
+            .map_or(0, |heard| heard.load(Ordering::Relaxed))
     }
 
     /// Whether a read (or the start) of the producer is out: the copy waits for its data.
     pub fn producer(&self) -> bool {
-        self.0.load(Ordering::Relaxed) & Self::PRODUCER != 0
+        self.0.orders.load(Ordering::Relaxed) & Self::PRODUCER != 0
     }
 
     /// The receivers with an order out: a transmit (their socket takes no more now), their
     /// start, or the completion of their COPY ([`completing`](Self::completing)).
     pub fn receivers(&self) -> impl Iterator<Item = ReceiverId> {
-        let bits = self.0.load(Ordering::Relaxed);
+        let bits = self.0.orders.load(Ordering::Relaxed);
         (0..Self::RECEIVERS)
             .filter(move |r| bits & (1 << r) != 0)
             .map(ReceiverId)
@@ -256,7 +309,7 @@ impl UnderWay {
     /// Whether a receiver was told to complete its COPY: the data is over, the copy waits for
     /// the servers' answers.
     pub fn completing(&self) -> bool {
-        self.0.load(Ordering::Relaxed) & Self::COMPLETING != 0
+        self.0.orders.load(Ordering::Relaxed) & Self::COMPLETING != 0
     }
 }
 
@@ -425,6 +478,11 @@ impl CopyRun {
     /// What the copy waits for now, as a handle another thread can read ([`UnderWay`]).
     pub fn under_way(&self) -> UnderWay {
         self.under_way.clone()
+    }
+
+    /// What a watchdog heard of `endpoint`'s server ([`UnderWay::heard`]), for its stall timer.
+    pub fn heard(&self, endpoint: EndpointId) -> u64 {
+        self.under_way.heard(endpoint)
     }
 
     /// An order's result came: it is no longer under way.

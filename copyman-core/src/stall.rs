@@ -15,7 +15,10 @@
 //! takes or gives resets it) and arms its blocking sockets' timeouts with the same limit;
 //! copyman-async runs one per order, reset by every byte a transmit reports through [`Written`].
 //! Both try a waiting transmit's socket every [`TRY_WRITE_EVERY`], writable or not, so that a
-//! slow destination's draining counts as movement.
+//! slow destination's draining counts as movement; and both count as movement of a transmit
+//! what a watchdog heard of its server ([`UnderWay::server_moved`](crate::run::UnderWay::server_moved),
+//! [`StallTimer::hear`]): a destination storing one large message slower than the timeout
+//! reads nothing from its socket meanwhile, and its server's own progress says it works.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -130,6 +133,8 @@ pub struct StallTimer {
     since: Instant,
     /// Its limit is the interrupt's grace.
     interrupted: bool,
+    /// What was last heard of the endpoint's server ([`StallTimer::hear`]).
+    heard: Option<u64>,
 }
 
 /// How often a transmit whose socket has not said it is writable is tried anyway: a byte the
@@ -264,7 +269,35 @@ impl StallTimer {
             limit,
             since: now,
             interrupted: false,
+            heard: None,
         }
+    }
+
+    /// What a watchdog heard of the endpoint's server at `now`
+    /// ([`UnderWay::heard`](crate::run::UnderWay::heard)): a number other than the one heard
+    /// before is movement, as a byte on copyman's socket is — the server read or stored more of
+    /// its COPY (a destination that stores one large message slower than the timeout reads
+    /// nothing meanwhile). The first number a timer hears is where it starts. Not after an
+    /// interrupt: its grace is for copyman's own sockets.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use copyman_core::stall::{EndpointId, StallTimer};
+    ///
+    /// let start = Instant::now();
+    /// let second = |n| start + Duration::from_secs(n);
+    /// let mut timer = StallTimer::new(EndpointId::Producer, Duration::from_secs(3), start);
+    /// timer.hear(7, second(1)); // where it starts
+    /// timer.hear(7, second(2)); // nothing new
+    /// timer.hear(8, second(2)); // the server moved: three more seconds
+    /// assert!(timer.handle_timeout(second(4)).is_ok());
+    /// assert!(timer.handle_timeout(second(5)).is_err());
+    /// ```
+    pub fn hear(&mut self, heard: u64, now: Instant) {
+        if self.heard.is_some_and(|before| before != heard) && !self.interrupted {
+            self.since = now;
+        }
+        self.heard = Some(heard);
     }
 
     /// Bytes moved at `now`: the endpoint has another full timeout.

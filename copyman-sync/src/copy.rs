@@ -498,6 +498,10 @@ impl<'a> CopyManager<'a> {
         let close = self.options.close_stalled || interrupted;
         let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
         for r in 0..self.writes.len() {
+            let heard = self.core.heard(EndpointId::Receiver(ReceiverId(r)));
+            if let Some(timer) = self.writes[r].as_mut().and_then(|p| p.timer.as_mut()) {
+                timer.hear(heard, now);
+            }
             if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
                 // Given up after an interrupt: said so, not as a stall timeout.
                 match (close, stalled.interrupted) {
@@ -605,7 +609,9 @@ impl<'a> CopyManager<'a> {
     /// timeout, if either is set.
     fn timer(&self, endpoint: EndpointId, socket: PollSocket) -> Option<StallTimer> {
         let limit = socket.timeout.or(self.options.stall_limit())?;
-        Some(StallTimer::new(endpoint, limit, Instant::now()))
+        let mut timer = StallTimer::new(endpoint, limit, Instant::now());
+        timer.hear(self.core.heard(endpoint), Instant::now());
+        Some(timer)
     }
 
     fn report(&mut self, report: impl Into<Report>) {

@@ -339,6 +339,9 @@ fn drive<'a>(
             Cmd::PeakBuffered(reply) => {
                 let _ = reply.send(copy.peak_buffered());
             }
+            Cmd::UnderWay(reply) => {
+                let _ = reply.send(copy.under_way());
+            }
             Cmd::Finish(reply) => {
                 let result = runtime.block_on(copy.finish());
                 let _ = reply.send(result.map(|s| INFOS.summary(s)).map_err(|e| INFOS.fail(&e)));

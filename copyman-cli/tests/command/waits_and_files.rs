@@ -14,7 +14,8 @@
 //!    (a header in another order refused in the run's words, a PGCOPY file planned binary);
 //!    stdin and a FIFO are not read, and the plan says so.
 //! 5. A source file truncated while it is read fails the copy: nothing commits.
-//! 6. A slow destination storing what it was sent is said so, not as nothing moving.
+//! 6. A slow destination storing what it was sent is said so, not as nothing moving; under a
+//!    `--stall-timeout` shorter than it takes to store one message, it is not stalled.
 //!
 //! Real clusters, shared by the binary; a fresh database per test.
 
@@ -1033,4 +1034,50 @@ fn a_slow_destination_is_said_storing_its_rows() {
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dst, "slow"), 3000);
+}
+
+/// 6b. A destination that stores one CopyData message longer than `--stall-timeout` (its rows
+///     each sleep: it reads nothing from its socket for 4 s while copyman's writes wait on a
+///     full socket) is not stalled: its server's `pg_stat_progress_copy` shows rows stored,
+///     which the watch tells the copy's stall timer (recheck45 F2, F3: "stalled for 2 s: no
+///     byte moved" while the monitor saw it store rows). Under a job too. Every row arrives.
+#[test]
+fn a_destination_storing_rows_is_not_stalled() {
+    let c = clusters();
+    // 20 MB, more than loopback TCP's socket buffers hold; the first 100 rows (about one
+    // 64 KiB message) take 40 ms each to store.
+    let src = database(
+        &c.source,
+        "CREATE TABLE busy AS SELECT g AS id, repeat('x', 640) AS pad \
+           FROM generate_series(1, 32000) g;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE busy (id int, pad text);
+         CREATE FUNCTION z() RETURNS trigger LANGUAGE plpgsql
+             AS 'BEGIN IF NEW.id <= 100 THEN PERFORM pg_sleep(0.04); END IF; RETURN NEW; END';
+         CREATE TRIGGER z BEFORE INSERT ON busy FOR EACH ROW EXECUTE FUNCTION z();",
+    );
+    let state = TempPath::new("busy-storing.state");
+    for job in [false, true] {
+        let mut args = vec![
+            "table".to_owned(),
+            "busy".to_owned(),
+            "--from".to_owned(),
+            c.source.conninfo(&src),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&dst),
+            "--truncate".to_owned(),
+            "--stall-timeout".to_owned(),
+            "3s".to_owned(),
+        ];
+        if job {
+            args.extend(["--state".to_owned(), state.arg().to_owned()]);
+        }
+        let out = copyman().args(&args).output().unwrap();
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("stalled"), "job {job}: {stderr}");
+        assert_eq!(count(&c.dest[0], &dst, "busy"), 32000, "job {job}");
+    }
 }

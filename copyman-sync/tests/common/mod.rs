@@ -311,6 +311,9 @@ fn drive<'a>(
             Cmd::PeakBuffered(reply) => {
                 let _ = reply.send(copy.peak_buffered());
             }
+            Cmd::UnderWay(reply) => {
+                let _ = reply.send(copy.under_way());
+            }
             Cmd::Finish(reply) => {
                 let _ = reply.send(
                     copy.finish()

@@ -467,6 +467,9 @@ pub trait RunningCopy {
     /// # Errors
     /// The server's error that ended the session, or the session is gone.
     fn check(&mut self, endpoint: Endpoint) -> Result<(), ErrorInfo>;
+    /// The running copy's handle for a watchdog (`CopyManager::under_way`): what it waits for,
+    /// and where a watchdog says a server moved.
+    fn under_way(&mut self) -> copyman_core::run::UnderWay;
 
     /// The lines a [`DestinationSpec::Collect`] destination received so far, in order.
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>>;

@@ -18,6 +18,8 @@ use super::driver::{
 };
 use crate::Cluster;
 use crate::HOST;
+use copyman_core::ReceiverId;
+use copyman_core::stall::EndpointId;
 
 /// A raw `execute` (here `query`) of a `COPY … TO STDOUT` on an adapter's connection is refused:
 /// one that reads as a COPY before it is sent (a transaction around it stays whole, lib44 F4),
@@ -227,6 +229,66 @@ pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clust
     assert_eq!(count(other, &other_db, "t"), ROWS as i64);
     select_one(&mut copy, Endpoint::Destination(0));
     select_one(&mut copy, Endpoint::Destination(1));
+}
+
+/// A destination whose server reads nothing (a row trigger waits on a lock) is not stalled while
+/// a watchdog hears its server move (`UnderWay::server_moved`: what the `copyman` command's
+/// watch reads of `pg_stat_progress_copy`, a COPY storing rows it took): its stall timer
+/// restarts at each, and it stalls one timeout after the last — never while they come. The
+/// other destination completes.
+pub fn a_receiver_heard_moving_is_not_stalled<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const LOCK: i64 = 4_242_031;
+    let (plan, [stalled_db, other_db]) = stalling_copy(clusters, LOCK);
+    let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let held = LockHeld::take(stalled, &stalled_db, LOCK);
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    let under_way = copy.under_way();
+    let heard = Arc::new(AtomicBool::new(true));
+    // Three seconds of a server heard moving, under a stall timeout of one.
+    let watchdog = {
+        let heard = Arc::clone(&heard);
+        thread::spawn(move || {
+            for _ in 0..15 {
+                under_way.server_moved(EndpointId::Receiver(ReceiverId(0)));
+                thread::sleep(Duration::from_millis(200));
+            }
+            heard.store(false, Ordering::SeqCst);
+        })
+    };
+    let mut faults = Vec::new();
+    while let Some(progress) = copy.next() {
+        if let Err(fault) = progress {
+            assert!(
+                !heard.load(Ordering::SeqCst) || !faults.is_empty(),
+                "[{}] stalled while its server was heard moving: {fault}",
+                driver.name()
+            );
+            faults.push(fault);
+        }
+    }
+    assert_eq!(faults.len(), 1, "[{}] {faults:?}", driver.name());
+    let error = faults[0]
+        .receiver(0)
+        .unwrap_or_else(|| panic!("[{}] receiver 0 stalled: {}", driver.name(), faults[0]));
+    assert!(error.text.contains("receiver 0 stalled"), "{error}");
+    watchdog.join().expect("the watchdog");
+    assert!(
+        !held.release(),
+        "[{}] the lock was held to its end",
+        driver.name()
+    );
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert!(matches!(summary.receivers[0], ReceiverEnd::Faulted(_)));
+    assert!(matches!(
+        summary.receivers[1],
+        ReceiverEnd::Completed(Some(STALLING_ROWS))
+    ));
+    assert_eq!(count(stalled, &stalled_db, "t"), 0);
+    assert_eq!(count(other, &other_db, "t"), STALLING_ROWS as i64);
 }
 
 /// With a stall timeout and the default policy, a destination server that stops reading and

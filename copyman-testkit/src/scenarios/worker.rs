@@ -13,6 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use copyman_core::manager::Options;
+use copyman_core::run::UnderWay;
 use copyman_core::session::{DbError, Notification, SessionError};
 use copyman_core::{CopyFail, Fault, ReceiverId, ReceiverOutcome, ReconcileError, Summary};
 
@@ -54,6 +55,8 @@ pub enum Cmd {
     Session(Endpoint, Sender<SessionInfo>),
     /// Whether a session is still usable, read without waiting (`Connection::check`).
     Check(Endpoint, Sender<Result<(), ErrorInfo>>),
+    /// The running copy's [`UnderWay`] handle, for a watchdog.
+    UnderWay(Sender<UnderWay>),
 }
 
 impl Cmd {
@@ -196,6 +199,10 @@ impl RunningCopy for WorkerCopy {
 
     fn check(&mut self, endpoint: Endpoint) -> Result<(), ErrorInfo> {
         self.call(|reply| Cmd::Check(endpoint, reply))
+    }
+
+    fn under_way(&mut self) -> UnderWay {
+        self.call(Cmd::UnderWay)
     }
 
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>> {
