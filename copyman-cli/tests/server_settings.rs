@@ -2065,6 +2065,43 @@ fn a_sql_ascii_destination_getting_other_bytes_than_the_sources_is_said() {
         text(&out.stderr)
     );
     assert_eq!(hex(), "636166e9", "the source's LATIN1 bytes");
+    // Verified as the characters both sides hold (the SQL_ASCII side's bytes hashed raw were
+    // "different" for ever, exit 4: enc45 F5), and so from that SQL_ASCII database on into a
+    // UTF8 one.
+    let out = run(&[
+        "table",
+        "en",
+        "--from",
+        &format!("{} client_encoding=LATIN1", c.source.conninfo(&src)),
+        "--to",
+        &format!("{} client_encoding=LATIN1", c.dest[0].conninfo(&dst)),
+        "--truncate",
+        "--verify",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("1 verified"),
+        "{}",
+        text(&out.stderr)
+    );
+    let utf8 = database(&c.dest[1], table);
+    let out = run(&[
+        "table",
+        "en",
+        "--from",
+        &format!("{} client_encoding=LATIN1", c.dest[0].conninfo(&dst)),
+        "--to",
+        &format!("{} client_encoding=LATIN1", c.dest[1].conninfo(&utf8)),
+        "--verify",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("1 verified"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stored = c.dest[1].psql(&utf8, "SELECT encode(convert_to(s, 'UTF8'), 'hex') FROM en");
+    assert_eq!(stored.trim(), "636166c3a9", "café, in UTF-8");
 }
 
 /// `--encoding LATIN1` (the file's encoding) with a `--where` or names beyond ASCII: under a

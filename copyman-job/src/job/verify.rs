@@ -41,11 +41,14 @@ type ReadAs<'a> = (&'a [(Ident, String)], &'a [(Ident, &'static str)]);
 /// children's).
 ///
 /// Each row's text is hashed as UTF-8 bytes (`convert_to`), so that servers of other encodings
-/// agree on the same characters (`café` is other bytes in LATIN1), except (`raw`) on a
-/// `SQL_ASCII` server, whose bytes are hashed as it holds them (it converts nothing, and refuses
-/// to call bytes that are not UTF-8 so), and between servers that all hold one other encoding
-/// ([`TablePlan::checksum_unconverted`]): their bytes are compared as they are (a byte WIN1252
-/// leaves undefined has no UTF-8 form, and EUC_JP's NEC and IBM duplicates share one).
+/// agree on the same characters (`café` is other bytes in LATIN1), except ([`Hashed::Raw`]) on
+/// a `SQL_ASCII` server, whose bytes are hashed as it holds them (it converts nothing, and
+/// refuses to call bytes that are not UTF-8 so), and between servers that all hold one other
+/// encoding ([`TablePlan::checksum_unconverted`]): their bytes are compared as they are (a byte
+/// WIN1252 leaves undefined has no UTF-8 form, and EUC_JP's NEC and IBM duplicates share one).
+/// A `SQL_ASCII` server read through another `client_encoding` than UTF8 (`LATIN1`, as copyman
+/// advises for one that holds LATIN1 bytes) holds its bytes in that encoding, which the others
+/// took for it: they are hashed as that encoding's characters in UTF-8 ([`Hashed::From`]).
 ///
 /// A column in `read_as` is read back as the expression given there (`{}` the column: in the
 /// source's type, so that a destination that holds it in another type compares the values, not
@@ -56,7 +59,7 @@ fn checksum_query(
     table: &TableName,
     columns: &[Ident],
     kind: &str,
-    raw: bool,
+    hashed: &Hashed,
     (read_as, forms): ReadAs<'_>,
 ) -> String {
     let list: Vec<String> = columns
@@ -72,16 +75,30 @@ fn checksum_query(
         })
         .collect();
     let row = format!("ROW({})::text", list.join(", "));
-    let bytes = if raw {
-        row
-    } else {
-        format!("pg_catalog.convert_to({row}, 'UTF8')")
+    let bytes = match hashed {
+        Hashed::Utf8 => format!("pg_catalog.convert_to({row}, 'UTF8')"),
+        Hashed::Raw => row,
+        Hashed::From(encoding) => format!(
+            "pg_catalog.convert(pg_catalog.convert_to({row}, 'SQL_ASCII'), {}, 'UTF8')",
+            crate::sql::literal(encoding)
+        ),
     };
     format!(
         "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5({bytes}), 1, 15))\
          ::bit(60)::int8), 0)::text FROM {}",
         own_rows(table, kind)
     )
+}
+
+/// How a checksum hashes each row's text ([`checksum_query`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hashed {
+    /// As UTF-8 bytes.
+    Utf8,
+    /// As the server holds it.
+    Raw,
+    /// A `SQL_ASCII` server's bytes, read as this encoding, in UTF-8.
+    From(String),
 }
 
 /// Runs the source's checksum on `conn`, inside its open transaction ([`checksum_on`]).
@@ -120,15 +137,25 @@ fn checksum_on(
         .and_then(|r| r.first().cloned().flatten())
         .ok_or_else(|| TableError::new("the relation's kind could not be read"))?;
     let encoding = conn.session().parameter("server_encoding");
-    let raw = encoding == Some("SQL_ASCII")
-        || (t.checksum_unconverted
-            && encoding.is_some_and(|e| t.data_encoding.as_deref() == Some(e)));
+    let client = conn.session().parameter("client_encoding");
+    let hashed = match (encoding, client) {
+        (Some("SQL_ASCII"), Some(client))
+            if !t.checksum_unconverted && !matches!(client, "UTF8" | "SQL_ASCII") =>
+        {
+            Hashed::From(client.to_owned())
+        }
+        (Some("SQL_ASCII"), _) => Hashed::Raw,
+        (Some(e), _) if t.checksum_unconverted && t.data_encoding.as_deref() == Some(e) => {
+            Hashed::Raw
+        }
+        _ => Hashed::Utf8,
+    };
     let rows = conn
         .query(&checksum_query(
             &t.table,
             &t.columns,
             &kind,
-            raw,
+            &hashed,
             (read_as, &t.compare_forms),
         ))
         .map_err(|e| describe(&e))?;
@@ -415,24 +442,33 @@ mod tests {
     fn the_checksum_names_every_column() {
         let table = TableName::parse("s.t").unwrap();
         let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
-        let q = checksum_query(&table, &columns, "p", false, (&[], &[]));
+        let q = checksum_query(&table, &columns, "p", &Hashed::Utf8, (&[], &[]));
         assert!(
             q.contains(r#"md5(pg_catalog.convert_to(ROW("a", "B")::text, 'UTF8'))"#),
             "{q}"
         );
         assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
         // A SQL_ASCII server's bytes as they are.
-        let q = checksum_query(&table, &columns, "p", true, (&[], &[]));
+        let q = checksum_query(&table, &columns, "p", &Hashed::Raw, (&[], &[]));
         assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
+        // Read through LATIN1: its bytes as LATIN1's characters.
+        let latin1 = Hashed::From("LATIN1".to_owned());
+        let q = checksum_query(&table, &columns, "p", &latin1, (&[], &[]));
+        assert!(
+            q.contains(
+                r#"md5(pg_catalog.convert(pg_catalog.convert_to(ROW("a", "B")::text, 'SQL_ASCII'), 'LATIN1', 'UTF8'))"#
+            ),
+            "{q}"
+        );
         // An ordinary table's own rows, as its copy reads them (not its children's).
-        let q = checksum_query(&table, &columns, "r", false, (&[], &[]));
+        let q = checksum_query(&table, &columns, "r", &Hashed::Utf8, (&[], &[]));
         assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
         // A column of another type there, read back in the source's.
         let read_as = [(
             columns[1].clone(),
             "CAST(CAST({} AS text) AS real)".to_owned(),
         )];
-        let q = checksum_query(&table, &columns, "r", false, (&read_as, &[]));
+        let q = checksum_query(&table, &columns, "r", &Hashed::Utf8, (&read_as, &[]));
         assert!(
             q.contains(r#"ROW("a", CAST(CAST("B" AS text) AS real))::text"#),
             "{q}"
