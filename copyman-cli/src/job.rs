@@ -764,6 +764,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let limits = (args.lock_timeout, args.options.stall_timeout);
+    crate::watch::set_stall_timeout(args.options.stall_timeout);
     let source = server(&args.source, limits, &watch, 0);
     let dests: Vec<Server> = args
         .destinations

@@ -7,7 +7,7 @@ use crate::args::{Endpoint, Safety, Statements, Transfer};
 use crate::dest::Dest;
 use crate::identity;
 use crate::report::{self, Exit, Fatal};
-use crate::watch::{Target, Watch};
+use crate::watch::{self, Target, Watch};
 
 /// Sets `lock_timeout` and `client_encoding` (`--encoding`, unless `in_copy_options`: `table`
 /// names it in each COPY), and the socket timeouts of `--stall-timeout`, on `conn` (`role` names
@@ -94,6 +94,7 @@ pub(crate) fn prepare(
 ) -> Result<Watch, Fatal> {
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
+    watch::set_stall_timeout(t.safety.stall_timeout);
     let ascii = source.as_deref().is_some_and(|c| {
         c.session().parameter("server_encoding") == Some("SQL_ASCII")
             && c.session().parameter("client_encoding") != Some("SQL_ASCII")

@@ -45,6 +45,22 @@ use crate::{progress, report, signals};
 /// How long the copy may not move before the servers are asked about locks.
 const STILL: Duration = Duration::from_secs(1);
 
+/// How long copyman's bytes stand still before a copy's servers are looked at, and then how
+/// long between looks: [`STILL`], or a third of a shorter `--stall-timeout` (250 ms at the
+/// least), so that a destination storing rows is heard by its stall timer in time ([`Heard`]).
+fn look_every() -> Duration {
+    let stall = *STALL_TIMEOUT.get().unwrap_or(&None);
+    stall.map_or(STILL, |t| (t / 3).clamp(Duration::from_millis(250), STILL))
+}
+
+/// The run's `--stall-timeout`, once known ([`set_stall_timeout`]).
+static STALL_TIMEOUT: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+
+/// The run's `--stall-timeout`: how often the watch looks at a copy that does not move.
+pub(crate) fn set_stall_timeout(stall: Option<Duration>) {
+    let _ = STALL_TIMEOUT.set(stall);
+}
+
 /// How often the thread looks.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -938,7 +954,7 @@ fn watch(
     let mut said_on_prepared: Vec<i32> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
-        let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
+        let due = last_look.is_none_or(|t| t.elapsed() >= look_every());
         if signals::received().is_some() {
             // At once (a second signal may follow quickly), then once a second.
             // Before the commit's point of no return, what it runs (a deferred constraint's
@@ -967,7 +983,7 @@ fn watch(
             }
             continue;
         }
-        if moved.elapsed() < STILL || !due {
+        if moved.elapsed() < look_every() || !due {
             continue;
         }
         last_look = Some(Instant::now());
@@ -1372,7 +1388,8 @@ impl Storing {
 /// ([`UnderWay::server_moved`]) as movement, though copyman's socket to it took nothing — one
 /// storing a large CopyData message slower than `--stall-timeout` reads nothing meanwhile, and
 /// was failed as "stalled: no byte moved" while it stored rows (recheck45 F2, F3). Looks come a
-/// second apart once copyman's bytes stand still: a stall timeout of a few seconds hears them.
+/// second apart once copyman's bytes stand still (a third of a shorter `--stall-timeout`:
+/// [`look_every`]).
 #[derive(Default)]
 struct Heard(Vec<(i32, (u64, u64))>);
 
@@ -1884,8 +1901,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 .filter(|(_, w)| {
                     !w.ending
                         && !w.backends.is_empty()
-                        && w.moved.elapsed() >= STILL
-                        && w.last_look.is_none_or(|t| t.elapsed() >= STILL)
+                        && w.moved.elapsed() >= look_every()
+                        && w.last_look.is_none_or(|t| t.elapsed() >= look_every())
                 })
                 .map(|(i, w)| {
                     w.last_look = Some(Instant::now());
