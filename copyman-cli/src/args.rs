@@ -348,9 +348,9 @@ pub(crate) struct LowAtomic {
     /// max_prepared_transactions > 0 on every destination.
     #[arg(long)]
     pub(crate) atomic: bool,
-    /// The decision log of --atomic [default: $XDG_STATE_HOME/copyman/decisions.log, or
-    /// ~/.local/state/copyman/decisions.log].
-    #[arg(long, value_name = "PATH", requires = "atomic")]
+    /// The decision log of --atomic (or of the job --resume goes on, if it began with --atomic)
+    /// [default: $XDG_STATE_HOME/copyman/decisions.log, or ~/.local/state/copyman/decisions.log].
+    #[arg(long, value_name = "PATH")]
     pub(crate) decision_log: Option<PathBuf>,
 }
 
@@ -1530,9 +1530,27 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     .with_atomic(low.atomic, env)
 }
 
+impl LowAtomic {
+    /// Refuses `--decision-log` without `--atomic`, unless `resume` (a job that began with
+    /// `--atomic` is resumed with it, its decisions in the log given).
+    ///
+    /// # Errors
+    /// The usage error.
+    pub(crate) fn decision_log_alone(&self, resume: bool) -> Result<(), ArgError> {
+        match (&self.decision_log, self.atomic || resume) {
+            (Some(_), false) => Err(ArgError::usage(
+                "--decision-log is the log of --atomic: give --atomic too (or --resume, for a \
+                 job that began with --atomic)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Transfer {
     /// Adds `--atomic`, which needs server destinations (a file cannot be prepared).
     fn with_atomic(mut self, low: LowAtomic, env: &Env) -> Result<Self, ArgError> {
+        low.decision_log_alone(false)?;
         if !low.atomic {
             return Ok(self);
         }

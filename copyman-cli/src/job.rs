@@ -159,6 +159,9 @@ pub(crate) struct JobArgs {
     dry_run: bool,
     /// `--lock-timeout`: `lock_timeout` of every session of the job.
     lock_timeout: Option<Duration>,
+    /// `--decision-log` given to a `--resume` without `--atomic`: the log of a job that began
+    /// with `--atomic`, in place of the one its state file names.
+    resume_log: Option<PathBuf>,
 }
 
 /// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
@@ -321,6 +324,7 @@ impl JobArgs {
                 (dir.clone(), Some(dir))
             }
         };
+        low.atomic.decision_log_alone(low.job.resume)?;
         let options = Options {
             jobs,
             truncate: low.truncate,
@@ -356,6 +360,7 @@ impl JobArgs {
             state_dir,
             dry_run: low.dry_run,
             lock_timeout: safety.lock_timeout,
+            resume_log: low.atomic.decision_log.filter(|_| !low.atomic.atomic),
         })
     }
 
@@ -865,13 +870,25 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         options.other_states = copyman_job::state::beside(&options.state);
     }
     // A resume commits as the job began: with two-phase commit if it began with --atomic, in
-    // its decision log (jobs46 F3: it went on with plain COMMITs, unsaid).
-    if options.resume
-        && options.two_phase.is_none()
-        && let Some(log) = copyman_job::state::read(&options.state)
-            .ok()
-            .and_then(|r| r.atomic)
-    {
+    // its decision log (jobs46 F3: it went on with plain COMMITs, unsaid), or the one given.
+    let recorded = (options.resume && options.two_phase.is_none())
+        .then(|| copyman_job::state::read(&options.state).ok())
+        .flatten()
+        .map(|r| r.atomic);
+    if let (Some(None), Some(given)) = (&recorded, &args.resume_log) {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            message: format!(
+                "--decision-log {}: the job did not begin with --atomic, and is resumed without \
+                 it (a job commits as it began)",
+                given.display()
+            ),
+            server: None,
+        }
+        .into());
+    }
+    if let Some(Some(log)) = recorded {
+        let log = args.resume_log.clone().unwrap_or(log);
         crate::progress::println(&format!(
             "copyman: note: the job began with --atomic: it is resumed with it, its commit \
              decisions recorded in {}",

@@ -1471,4 +1471,61 @@ fn a_job_begun_with_atomic_is_resumed_with_it() {
     assert_eq!(decisions(&log), before + 1, "b committed under a decision");
     assert_eq!(count(&s.a, &d1, "b"), 20);
     assert_eq!(count(&s.a, &d1, "a"), 30);
+    // Its log moved: a resume given the new place with --decision-log alone takes it (it was a
+    // usage error without --atomic, though the resume takes --atomic).
+    let moved = TempPath::new("atomic-resume-moved.log");
+    fs::rename(&log.0, &moved.0).unwrap();
+    fs::write(&state.0, lines[..cut].join("\n") + "\n").unwrap();
+    s.a.connect(&d1).batch_execute("TRUNCATE b").unwrap();
+    let before = decisions(&moved);
+    let out = job(&["--resume", "--decision-log", moved.arg()]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        decisions(&moved),
+        before + 1,
+        "b committed, decided in the log given"
+    );
+    assert!(!log.0.exists(), "no log at the old place");
+    assert_eq!(count(&s.a, &d1, "b"), 20);
+    // Not for a job that did not begin with --atomic, nor without --resume.
+    let plain = TempPath::new("atomic-resume-plain.state");
+    let d2 = database(&s.a, tables);
+    let to2 = s.a.conninfo(&d2);
+    let args = [
+        "table",
+        "-t",
+        "a",
+        "--from",
+        &from,
+        "--to",
+        &to2,
+        "--state",
+        plain.arg(),
+    ];
+    assert_exit(&run(&args), 0);
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", "--decision-log", moved.arg()]);
+    let out = run(&resume);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the job did not begin with --atomic"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "table",
+        "a",
+        "--from",
+        &from,
+        "--to",
+        &to2,
+        "--decision-log",
+        moved.arg(),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("give --atomic too"),
+        "{}",
+        text(&out.stderr)
+    );
 }
