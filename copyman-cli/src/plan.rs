@@ -2029,19 +2029,29 @@ fn raw_misreads(
                 }
                 let field = i + 1;
                 if let Some(g) = generates.iter().find(|g| alike(g, w)) {
-                    return Some(format!(
+                    // Not the usual mend: a COPY cannot write a generated column, listed or
+                    // not (its advice led to a list the server refuses, 42P10: copy44 F4).
+                    let how = format!(
                         "writes \"{w}\" as its field {field}, which {label} reads into its \
                          column \"{t}\", though it has a column \"{g}\", which it generates \
                          (COPY leaves it out)"
-                    ));
+                    );
+                    let mend = format!(
+                        "leave \"{w}\" out of the --send, or name the column it goes into in a \
+                         --receive column list ({label} computes \"{g}\" itself: no COPY can \
+                         write it)"
+                    );
+                    return Some((how, Some(mend)));
                 }
                 let g = send_generates.iter().find(|g| alike(g, t))?;
-                Some(format!(
+                let how = format!(
                     "generates its column \"{g}\" (COPY leaves it out) and writes \"{w}\" as \
                      its field {field}, which {label} reads into its column \"{t}\""
-                ))
+                );
+                Some((how, None))
             });
-        if let Some(how) = generated_here.filter(|_| !chosen) {
+        if let Some((how, own_mend)) = generated_here.filter(|_| !chosen) {
+            let mend = own_mend.unwrap_or_else(|| mend.to_string());
             return Ok(Some(format!(
                 "COPY reads fields by position: the --send's {what} {how}: the values would land \
                  in another column; {mend}"
