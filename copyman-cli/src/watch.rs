@@ -211,7 +211,8 @@ const SOURCE_WAYS_OUT: &str = " (the destinations wait for copyman, which waits 
 /// checks), so it is not advised.
 const ENDING_WAYS_OUT: &str = " (a backend that shows a wait for its client while copyman waits \
      for it is frozen, or the network path to it lost; --stall-timeout does not bound the end of \
-     a COPY, a signal stops the copy and commits nothing)";
+     a COPY (tcp_user_timeout and keepalives_idle in a destination's CONN bound a lost path), a \
+     signal stops the copy and commits nothing)";
 
 /// [`ENDING_WAYS_OUT`] where no backend shows a wait for its client: the destinations are working
 /// at the end of their COPY.
