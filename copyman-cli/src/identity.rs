@@ -164,14 +164,21 @@ pub(crate) fn check(
                 });
             }
             // A view that reads the destination's table: its rows may be that table's own
-            // (copied a second time), or only filtered by it; the catalog cannot tell.
+            // (copied a second time), or only filtered by it; the catalog cannot tell, and copy
+            // mode refuses such a query (it was a warning here, every row twice, exit 0:
+            // dupes47 F2).
             if found && source.mentions(&id) {
-                report::warn(format_args!(
-                    "destination {} ({name}): its table is read by the source's view (its rows, \
-                     or a condition on them): if the rows the view returns are that table's \
-                     own, they are copied into it a second time",
-                    i + 1
-                ));
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "destination {} ({name}): its table is one the source's view reads, in \
+                         the source's database ({id}): the rows the view returns may be that \
+                         table's own, stored into it a second time (within one database, \
+                         INSERT … SELECT copies in one statement)",
+                        i + 1
+                    ),
+                });
             }
             let emptied = matches!(t.statements, Statements::Table { truncate: true, .. });
             refuse_standby_of(source, &id, i, &name, false, emptied)?;
@@ -213,17 +220,21 @@ pub(crate) fn check(
             if !id.same_database(other) {
                 continue;
             }
-            // Two --receive tables of one database where one is a partition of the other (at
-            // any level): every row stored there twice (it was a warning, exit 0).
-            let raw = matches!(t.statements, Statements::Raw { .. });
-            if raw && id.feeds(other) && !id.same_table(other) {
+            // Two destination tables of one database where one is a partition of the other (at
+            // any level): every row stored there twice (it was a warning, exit 0; in table mode
+            // too, each destination's search_path finding another: dupes47 F1).
+            if id.feeds(other) && !id.same_table(other) {
+                let whose = match t.statements {
+                    Statements::Raw { .. } => "one --receive's table",
+                    Statements::Table { .. } => "one's table",
+                };
                 return Err(Fatal {
                     exit: Exit::Usage,
                     server: None,
                     message: format!(
                         "destinations {} ({other_name}) and {} ({name}) write into one table of \
-                         the same database (one --receive's table is a partition of the other's; \
-                         {id}): every row would be stored there twice; give one of them",
+                         the same database ({whose} is a partition of the other's; {id}): every \
+                         row would be stored there twice; give one of them",
                         j + 1,
                         i + 1
                     ),
@@ -283,7 +294,32 @@ fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option
     // watched).
     let read =
         copyman_job::plan::relations_read(conn, query, Some(std::time::Duration::from_secs(2)))?;
-    Some(read.iter().any(|r| written.contains(&r.oid)))
+    if read.iter().any(|r| written.contains(&r.oid)) {
+        return Some(true);
+    }
+    // A relation read returns its partitions' and inheritance children's rows too: a query of
+    // a partitioned table writing into one of its partitions stored that partition's rows
+    // twice, exit 0 (dupes47 F10).
+    let oids: Vec<&str> = read.iter().map(|r| r.oid.as_str()).collect();
+    if oids.is_empty() {
+        return Some(false);
+    }
+    let below = conn
+        .query(&format!(
+            "WITH RECURSIVE tree(oid) AS ( \
+               SELECT unnest('{{{}}}'::pg_catalog.oid[]) \
+               UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
+                 JOIN tree ON i.inhparent = tree.oid) \
+             SELECT oid::text FROM tree",
+            oids.join(",")
+        ))
+        .ok()?;
+    Some(
+        below
+            .iter()
+            .filter_map(|row| row.first().cloned().flatten())
+            .any(|oid| written.contains(&oid)),
+    )
 }
 
 /// The pairs `(x, y)`, `x` < `y`, of `sessions` (0 the source, then each destination; `None`

@@ -332,6 +332,30 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[1], &parts, "p"), 0);
+    // The same in table mode, each destination's search_path finding one of the two (every
+    // row twice, exit 0: dupes47 F1).
+    let tree = database(
+        &c.dest[1],
+        "CREATE SCHEMA pa; CREATE SCHEMA pb;
+         CREATE TABLE pa.t (id int8, v text) PARTITION BY RANGE (id);
+         CREATE TABLE pb.t PARTITION OF pa.t FOR VALUES FROM (MINVALUE) TO (MAXVALUE);",
+    );
+    let on_path = |schema: &str| {
+        format!(
+            "{} options=-csearch_path={schema}",
+            c.dest[1].conninfo(&tree)
+        )
+    };
+    let from = c.source.conninfo(&src);
+    let (pa, pb) = (on_path("pa"), on_path("pb"));
+    let out = run(&["table", "t", "--from", &from, "--to", &pa, "--to", &pb]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("(one's table is a partition of the other's"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &tree, "pa.t"), 0);
 
     // A table named `r` (or any part of its name): the lookup's row alias was `r`, and the
     // part's column shadowed it (42883: the check was lost to a warning, rows stored twice).
@@ -1332,8 +1356,9 @@ fn a_connection_that_is_never_answered_is_said() {
 /// A `--target-table` in the source's database that holds the rows the source reads — the
 /// partitioned parent of the partition read, a partition of the partitioned table read — is
 /// refused as a copy into itself (the rows were copied back into the table they were read
-/// from, doubled, exit 0); the table a view reads is warned about (the view may only filter by
-/// it). A sibling partition is another table.
+/// from, doubled, exit 0); so is the table a view reads, as copy mode refuses a query that reads
+/// it (it was only warned about, the view possibly filtering by it: every row twice, exit 0,
+/// dupes47 F2). A sibling partition is another table.
 #[test]
 fn a_target_table_that_holds_the_source_rows_is_refused() {
     let c = clusters();
@@ -1367,8 +1392,7 @@ fn a_target_table_that_holds_the_source_rows_is_refused() {
         );
     }
     assert_eq!(count(&c.source, &src, "p1"), 100);
-    // A view that reads the target: warned, not refused (its rows may come from elsewhere,
-    // the target only filtering them: `WHERE NOT EXISTS (… target …)`).
+    // A view that reads the target, through another view too.
     for view in ["base_v", "base_vv"] {
         let out = run(&[
             "table",
@@ -1383,13 +1407,34 @@ fn a_target_table_that_holds_the_source_rows_is_refused() {
             "--lock-timeout",
             "2s",
         ]);
+        assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("its table is read by the source's view"),
+            stderr.contains("its table is one the source's view reads"),
             "{view}: {stderr}"
         );
     }
     assert_eq!(count(&c.source, &src, "base"), 2);
+    // A query of the partitioned table into one of its partitions (dupes47 F10: that
+    // partition's rows twice, exit 0), and of an inheritance parent into its child.
+    let out = run(&[
+        "copy",
+        "--from",
+        &conn,
+        "--send",
+        "COPY (SELECT * FROM p WHERE id > 0) TO STDOUT",
+        "--to",
+        &conn,
+        "--receive",
+        "COPY p1 FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("every row would be stored a second time"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "p1"), 100);
     // A sibling partition is another table: its constraint refuses the rows (exit 1).
     let out = run(&[
         "table",
