@@ -249,8 +249,10 @@ const PREPARED_SLOTS_FULL: &str = ": every prepared-transaction slot of that ser
 /// What a write refused in a read-only transaction (25006) means: the statement's session is
 /// read-only, on a standby or by a setting (the server names neither).
 const READ_ONLY: &str = ": its session is read-only — a standby (in recovery), or \
-    default_transaction_read_only set by its role or database — so a statement that writes (a \
-    move's `COPY (DELETE … RETURNING …)`) runs on a primary that takes writes";
+    default_transaction_read_only set by its role or database (options='-c \
+    default_transaction_read_only=off' in its CONN turns that off) — and a statement that writes \
+    (a COPY into a table, a move's `COPY (DELETE … RETURNING …)`) needs a primary that takes \
+    writes";
 
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
@@ -542,7 +544,11 @@ mod tests {
             db,
         ))));
         assert!(
-            said.message.contains("a standby (in recovery)"),
+            said.message.contains("a standby (in recovery)")
+                && said
+                    .message
+                    .contains("default_transaction_read_only=off' in its CONN")
+                && said.message.contains("a COPY into a table"),
             "{}",
             said.message
         );
