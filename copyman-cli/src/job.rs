@@ -210,6 +210,16 @@ impl JobArgs {
             (low.target_table.is_some(), "--target-table"),
             (low.header, "--header"),
         ] {
+            // One table named: what made it a job is to leave out (types46 F4: "this is a job"
+            // said of one table, and no way forward).
+            if given && low.tables.len() == 1 {
+                return Err(ArgError::usage(format!(
+                    "{flag} is for one table copied alone, and {} makes this run a job, which \
+                     copies whole tables under their own names between servers (its --verify \
+                     checks only such copies): leave that out",
+                    why_a_job(&low)
+                )));
+            }
             if given {
                 return Err(ArgError::usage(format!(
                     "{flag} is for one table copied alone, and this is a job ({}): a job \
@@ -770,6 +780,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let limits = (args.lock_timeout, args.options.stall_timeout);
     crate::watch::set_stall_timeout(args.options.stall_timeout);
+    crate::watch::set_keep_going(args.options.keep_going);
     let source = server(&args.source, limits, &watch, 0);
     let dests: Vec<Server> = args
         .destinations

@@ -95,6 +95,7 @@ pub(crate) fn prepare(
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
     watch::set_stall_timeout(t.safety.stall_timeout);
+    watch::set_keep_going(t.keep_going);
     let ascii = source.as_deref().is_some_and(|c| {
         c.session().parameter("server_encoding") == Some("SQL_ASCII")
             && c.session().parameter("client_encoding") != Some("SQL_ASCII")

@@ -61,6 +61,14 @@ pub(crate) fn set_stall_timeout(stall: Option<Duration>) {
     let _ = STALL_TIMEOUT.set(stall);
 }
 
+/// The run's `--keep-going`: a destination copyman cancels is left out, the others go on.
+static KEEP_GOING: AtomicBool = AtomicBool::new(false);
+
+/// The run goes on without a destination that fails (`--keep-going`): what a cancel says.
+pub(crate) fn set_keep_going(on: bool) {
+    KEEP_GOING.store(on, Ordering::SeqCst);
+}
+
 /// How often the thread looks.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -734,9 +742,13 @@ fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) -> String {
          of this same copy, holds, and that session's transaction ends only with the copy: \
          nothing could ever release it"
     );
-    progress::println(&format!(
-        "copyman: {why}; the copy fails, nothing of it is committed"
-    ));
+    // Under --keep-going the others go on and commit (it said nothing of the copy was, and
+    // then one destination committed: dupes47 F4).
+    let then = match KEEP_GOING.load(Ordering::SeqCst) {
+        true => "its copy fails there, and is left out (--keep-going): the others go on",
+        false => "the copy fails, nothing of it is committed",
+    };
+    progress::println(&format!("copyman: {why}; {then}"));
     *WAITED_ON_ITSELF
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());

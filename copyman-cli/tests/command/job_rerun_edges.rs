@@ -429,6 +429,32 @@ fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once
     assert_eq!(copy_backends(&c.dest[0], &d1), 0);
     assert_eq!(copy_backends(&c.source, &src), 0);
     assert_eq!(count(&c.source, &src, "s"), 50000);
+    // Under --keep-going the cancelled one is left out and the other commits: said so (it
+    // said nothing of the copy was committed: dupes47 F4).
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY s TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY side FROM STDIN",
+        "--to",
+        &to,
+        "--receive",
+        "COPY pt_1 FROM STDIN",
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("its copy fails there, and is left out (--keep-going): the others go on")
+            && !stderr.contains("nothing of it is committed"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "pt"), 50000);
 }
 
 /// The same copy waiting on itself with its two destinations reached as two roles that may
