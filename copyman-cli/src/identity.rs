@@ -264,6 +264,22 @@ pub(crate) fn check(
                     ),
                 });
             }
+            // Table mode found both tables, other ones: said as what it is (it spoke of
+            // --receive statements table mode has not, "if they reach the same table": dupes47
+            // F11).
+            if id.has_table() && other.has_table() {
+                let each = match table_mode {
+                    true => "their sessions find another table each (their search_paths differ)",
+                    false => "their --receive statements name another table each",
+                };
+                report::warn(format_args!(
+                    "destinations {} and {} are the same database ({id}), and {each}: both \
+                     copies are stored in it",
+                    j + 1,
+                    i + 1
+                ));
+                continue;
+            }
             report::warn(format_args!(
                 "destinations {} and {} are the same database ({id}); their --receive \
                  statements differ, and both copies are stored in it (if they reach the same \

@@ -356,6 +356,27 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[1], &tree, "pa.t"), 0);
+    // Two unrelated tables found that way: copied into each, said as such (it spoke of
+    // "--receive statements" and "if they reach the same table": dupes47 F11).
+    c.dest[1]
+        .connect(&tree)
+        .batch_execute(
+            "CREATE SCHEMA qa; CREATE SCHEMA qb;
+             CREATE TABLE qa.t (id int8, v text); CREATE TABLE qb.t (id int8, v text);",
+        )
+        .unwrap();
+    let (qa, qb) = (on_path("qa"), on_path("qb"));
+    let out = run(&["table", "t", "--from", &from, "--to", &qa, "--to", &qb]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("their sessions find another table each")
+            && !text(&out.stderr).contains("--receive"),
+        "{}",
+        text(&out.stderr)
+    );
+    let rows = count(&c.source, &src, "t");
+    assert_eq!(count(&c.dest[1], &tree, "qa.t"), rows);
+    assert_eq!(count(&c.dest[1], &tree, "qb.t"), rows);
 
     // A table named `r` (or any part of its name): the lookup's row alias was `r`, and the
     // part's column shadowed it (42883: the check was lost to a warning, rows stored twice).

@@ -648,7 +648,7 @@ fn receive_tables_are_resolved_by_the_server_not_by_their_spelling() {
         let out = two_receives(c, &src, &d, first, second);
         assert_exit(&out, 0);
         assert!(
-            text(&out.stderr).contains("their --receive statements differ"),
+            text(&out.stderr).contains("their --receive statements name another table each"),
             "{}",
             text(&out.stderr)
         );
