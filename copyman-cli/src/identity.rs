@@ -403,7 +403,30 @@ fn refuse_unidentified_twins(
                 "{} is the source's own database {how}: copying a table into itself",
                 name(y)
             )),
-            (Statements::Table { .. }, 0) => None,
+            // Another table there, which may hold the rows the source reads (a partition, its
+            // parent, the table a view reads), asked of the relations as an identified server's
+            // are (it was a warning, every row twice, exit 0: dupes47 F7).
+            (Statements::Table { .. }, 0) => {
+                let (before, from) = sessions.split_at_mut(y);
+                let (read, written) = match (before[0].as_deref_mut(), from[0].as_deref_mut()) {
+                    (Some(source), Some(dest)) => (
+                        relations_of(source, table.as_deref(), true),
+                        relations_of(dest, target.as_deref(), false),
+                    ),
+                    _ => (None, None),
+                };
+                let holds = (read.zip(written))
+                    .is_some_and(|(read, written)| read.iter().any(|r| written.contains(r)));
+                holds.then(|| {
+                    format!(
+                        "{}: its table holds rows the source reads, in the source's database \
+                         {how} (a partition of the source's table, its partitioned parent, or \
+                         a table the source's view reads): the rows would be stored into the \
+                         table they are read from",
+                        name(y)
+                    )
+                })
+            }
             (Statements::Table { .. }, _) => Some(twice()),
             (Statements::Raw { receive, .. }, _) if x > 0 => {
                 let statement = |k: usize| {
@@ -430,6 +453,18 @@ fn refuse_unidentified_twins(
         ));
     }
     Ok(())
+}
+
+/// The oids of the relations a COPY of table `name` (as `conn`'s session resolves it) reads
+/// (`read`) or writes ([`copyman_job::sql::relations_query`]); `None` where it cannot be told.
+fn relations_of(conn: &mut Connection, name: Option<&str>, read: bool) -> Option<Vec<String>> {
+    let first = |conn: &mut Connection, sql: &str| {
+        let rows = conn.query(sql).ok()?;
+        rows.into_iter().next()?.into_iter().next()?
+    };
+    let oid = first(conn, &copyman_job::sql::relation_oid_query(name?))?;
+    let list = first(conn, &copyman_job::sql::relations_query(&oid, read)?)?;
+    Some(list.split(',').map(str::to_owned).collect())
 }
 
 /// A refusal before anything is sent: exit 2.

@@ -667,6 +667,30 @@ fn a_database_given_twice_whose_server_cannot_say_who_it_is_is_refused() {
         "{}",
         text(&out.stderr)
     );
+    // A view into the table it reads, as an identified server's is (dupes47 F7: every row
+    // twice, exit 0).
+    c.dest[0]
+        .connect(&d)
+        .batch_execute(&format!(
+            "CREATE VIEW tv AS SELECT * FROM t; GRANT SELECT ON tv TO {role};"
+        ))
+        .unwrap();
+    let out = run(&[
+        "table",
+        "tv",
+        "--from",
+        &over_tcp,
+        "--to",
+        &over_socket,
+        "--target-table",
+        "t",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("its table holds rows the source reads"),
+        "{}",
+        text(&out.stderr)
+    );
     // A job.
     let state = TempPath::new("unidentified-twice.state");
     let out = run(&[
