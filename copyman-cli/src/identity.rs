@@ -163,6 +163,27 @@ pub(crate) fn check(
                     ),
                 });
             }
+            // An inheritance parent and its child (at any level), one the source's and the
+            // other the destination's: the rows copied are read twice through the parent
+            // (dupes47 F3: 500 rows read twice, exit 0; a partition's pair was refused).
+            if found
+                && table_mode
+                && id.same_database(source)
+                && let (Some(a), Some(b)) = (source.table_oid(), id.table_oid())
+                && let Some(conn) = source_conn.as_deref_mut()
+                && inherits(conn, a, b) == Some(true)
+            {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "destination {} ({name}): its table and the source's are a parent and \
+                         its child (INHERITS), in the source's database ({id}): the rows copied \
+                         would be read twice through the parent",
+                        i + 1
+                    ),
+                });
+            }
             // A view that reads the destination's table: its rows may be that table's own
             // (copied a second time), or only filtered by it; the catalog cannot tell, and copy
             // mode refuses such a query (it was a warning here, every row twice, exit 0:
@@ -453,6 +474,26 @@ fn refuse_unidentified_twins(
         ));
     }
     Ok(())
+}
+
+/// Whether the tables of oids `a` and `b` are an inheritance parent and its child, at any
+/// level, either way, asked on `conn`; `None` where that cannot be told.
+fn inherits(conn: &mut Connection, a: &str, b: &str) -> Option<bool> {
+    let digits = |oid: &str| !oid.is_empty() && oid.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !digits(b) {
+        return None;
+    }
+    let up = |from: &str, to: &str| {
+        format!(
+            "{to}::pg_catalog.oid IN (WITH RECURSIVE up(oid) AS (SELECT {from}::pg_catalog.oid \
+               UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i \
+                 JOIN up ON i.inhrelid = up.oid) SELECT oid FROM up)"
+        )
+    };
+    let rows = conn
+        .query(&format!("SELECT {} OR {}", up(a, b), up(b, a)))
+        .ok()?;
+    Some(rows.first()?.first()?.as_deref()? == "t")
 }
 
 /// The oids of the relations a COPY of table `name` (as `conn`'s session resolves it) reads

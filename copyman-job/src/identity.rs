@@ -277,6 +277,11 @@ impl Identity {
         self.replica_by.as_deref()
     }
 
+    /// The oid of the table named, where it was found.
+    pub fn table_oid(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
     /// Whether a table was named and found.
     pub fn has_table(&self) -> bool {
         self.table.is_some()

@@ -1456,6 +1456,34 @@ fn a_target_table_that_holds_the_source_rows_is_refused() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.source, &src, "p1"), 100);
+    // An inheritance child into its parent, a parent into its child: read twice through the
+    // parent (dupes47 F3: exit 0).
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "CREATE TABLE par (id int, v text); CREATE TABLE chi () INHERITS (par);
+             INSERT INTO par VALUES (1, 'p'); INSERT INTO chi VALUES (2, 'c');",
+        )
+        .unwrap();
+    for (table, target) in [("chi", "par"), ("par", "chi")] {
+        let out = run(&[
+            "table",
+            table,
+            "--from",
+            &conn,
+            "--to",
+            &conn,
+            "--target-table",
+            target,
+        ]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("are a parent and its child (INHERITS)"),
+            "{table} → {target}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.source, &src, "par"), 2);
     // A sibling partition is another table: its constraint refuses the rows (exit 1).
     let out = run(&[
         "table",
