@@ -155,6 +155,22 @@ fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
     assert_exit(&first(&["--resume", "--truncate"]), 0);
     assert_eq!(count(&c.dest[0], d1, "unl"), 200);
     assert_eq!(count(&c.dest[0], d1, "big"), 2000);
+    // A job begun with --truncate resumes emptying each table, --truncate given again or not:
+    // not refused as an append (it said "resume with --truncate": first47 F7).
+    let truncating = TempDir::new("shared-states-truncating");
+    admin("TRUNCATE big, unl; ALTER TABLE big ADD CONSTRAINT few CHECK (id < 1000)");
+    let begun = |extra: &[&str]| {
+        let mut args = vec!["big", "unl", "--jobs", "1"];
+        args.extend(extra);
+        job(&args, &truncating.path("j.state"))
+    };
+    assert_exit(&begun(&["--truncate"]), 1);
+    assert_exit(&job(&["unl"], &truncating.path("k.state")), 0);
+    admin("ALTER TABLE big DROP CONSTRAINT few");
+    let resumed = begun(&["--resume"]);
+    assert_exit(&resumed, 0);
+    assert_eq!(count(&c.dest[0], d1, "unl"), 200, "emptied, copied once");
+    assert_eq!(count(&c.dest[0], d1, "big"), 2000);
     // A job beside that began big and rolled it back committed nothing: no matter to the next
     // one (recheck43b F1).
     let shared = TempDir::new("shared-states-rolled-back");

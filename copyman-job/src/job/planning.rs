@@ -1308,9 +1308,11 @@ fn plan_all(
         for path in &options.other_states {
             let who = (keys.as_slice(), labels.as_slice());
             let source = source_key.as_ref();
+            // The job's --truncate, given again or not: a resume of one begun with it empties
+            // each table (it was refused as if it appended, "resume with --truncate": first47 F7).
             rows_beside(
                 path,
-                options.truncate,
+                options.truncate || recorded.truncate,
                 &unbegun,
                 &covers,
                 who,
