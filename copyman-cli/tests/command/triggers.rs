@@ -356,6 +356,65 @@ fn verify_compares_again_where_a_later_tables_trigger_changed_an_earlier_one() {
     );
 }
 
+/// A resume whose tables' triggers write into a table an earlier run did and verified compares
+/// that one again too (first47 F6: "2 verified (row count and checksum as the source's)", exit
+/// 0, with twice the source's rows there).
+#[test]
+fn a_resumes_triggers_writing_into_a_table_done_earlier_are_verified_after() {
+    let c = clusters();
+    const SCHEMA: &str = "CREATE TABLE log (id bigserial PRIMARY KEY, what text);
+        CREATE TABLE inv (id int PRIMARY KEY, n int);
+        CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN INSERT INTO log (what) VALUES ('inv ' || NEW.id); RETURN NEW; END $$;
+        CREATE TRIGGER inv_log AFTER INSERT ON inv FOR EACH ROW EXECUTE FUNCTION trg();";
+    let src = database(
+        &c.source,
+        &format!("{SCHEMA} INSERT INTO inv SELECT g, g FROM generate_series(1, 100) g;"),
+    );
+    let dst = database(&c.dest[0], SCHEMA);
+    let state = TempPath::new("trigger-resume-verify.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "table",
+            "log",
+            "inv",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    // The first run copies log (verified) and not inv, locked there.
+    let mut holder = c.dest[0].connect(&dst);
+    holder.batch_execute("BEGIN; LOCK TABLE inv").unwrap();
+    let first = job(&[
+        "--truncate",
+        "--verify",
+        "--keep-going",
+        "--lock-timeout",
+        "1s",
+    ]);
+    assert_exit(&first, 4);
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(count(&c.dest[0], &dst, "log"), 100);
+    // The resume copies inv, whose trigger writes into log there: compared again, different.
+    let out = job(&["--resume"]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"triggers of "public"."inv" ran there"#)
+            && stderr.contains("the checksum differs")
+            && !stderr.contains("2 verified"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "log"), 200);
+}
+
 /// A TRUNCATE trigger of a partition fires as --truncate empties its partitioned table: said,
 /// and a job's --verify compares again the table it changed (nothing was said, and a verified
 /// table that the trigger changed stayed `verified`, exit 0).

@@ -375,9 +375,22 @@ pub(super) fn verify_after_triggers(
             })
             .map(|(t, _)| t.table.to_string())
             .collect();
+        // What each table verified there is compared with: the source's checksum this run
+        // read, or for a table an earlier run did, the one it recorded (a resume's done table,
+        // into which this run's triggers may have written too: it was said verified, exit 0,
+        // holding twice the source's rows: first47 F6).
+        let key = |i: usize| tables[i].table.to_string();
+        let recorded = |i: usize| {
+            let moved = shared.plan.moved.get(d).copied().unwrap_or(true);
+            let sum = (shared.plan.recorded.checksums).get(&(key(i), shared.plan.keys[d].clone()));
+            sum.filter(|_| !moved).cloned()
+        };
+        let against: Vec<Option<String>> = (0..tables.len())
+            .map(|i| sums[i].clone().or_else(|| recorded(i)))
+            .collect();
         let again: Vec<usize> = (0..tables.len())
             .filter(|&i| {
-                sums[i].is_some()
+                against[i].is_some()
                     && reports[i]
                         .as_ref()
                         .is_some_and(|r| r.destinations[d].verified == Some(true))
@@ -405,7 +418,7 @@ pub(super) fn verify_after_triggers(
                 match ensure(&mut conn, &shared.destinations[d]) {
                     Ok(c) => {
                         shared.announce(0, &t.table, Side::Destination(d), c);
-                        let sum = sums[i].as_deref().unwrap_or_default();
+                        let sum = against[i].as_deref().unwrap_or_default();
                         verify_dest((shared, 0, d), &mut now, Some(c), t, sum);
                         (shared.events)(Event::Ending { worker: 0 });
                     }
