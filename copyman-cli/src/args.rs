@@ -83,6 +83,11 @@ Examples:
   copyman table items --from - --to DST --encoding LATIN1 < items.txt
   copyman table items --from SRC --to DST --lock-timeout 10s --stall-timeout 1min
 
+copyman copies rows into tables that exist on every destination, and creates none: without
+--truncate it appends. To set up empty destinations as pg_dump and pgcopydb do, load the source's
+tables first and the rest after the copy (its triggers then run on no copied row):
+  pg_dump --section=pre-data SRC | psql DST;  copyman table --from SRC --to DST;  pg_dump --section=post-data SRC | psql DST
+
 Sequences: between servers, the sequence a copied column's values come from (the one a serial or
 identity column owns, else the one its default takes nextval of — a sequence tables share too —
 or a partition's parent's identity) is advanced on each destination to where the source's stands

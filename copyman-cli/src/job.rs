@@ -2216,7 +2216,9 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
     let create = match (missing(false), missing(true)) {
         (true, _) => {
             "; a table or schema missing there is created from the source's definitions, e.g. \
-             pg_dump --schema-only of the source into it"
+             pg_dump --section=pre-data of the source into it (its tables without their \
+             triggers, indexes and foreign keys: --section=post-data after the copy adds them, \
+             as pg_dump and pgcopydb do)"
         }
         (false, true) => {
             "; a table gone from the source since the job planned is created again there, or \

@@ -641,9 +641,13 @@ pub fn insert_triggers(dests: &[(&str, &Relation)], in_a_job: bool) -> Option<St
         if in_a_job {
             " — as does what they write into other tables, which the job may have copied \
              before this one (its --verify compares the tables there again once its writes \
-             are over)"
+             are over); where the destination's triggers are the source's own, already \
+             applied to its rows, options='-c session_replication_role=replica' in the \
+             destination's CONN keeps them from running again (pg_dump's --disable-triggers)"
         } else {
-            ""
+            "; where they are the source's own, already applied to its rows, \
+             options='-c session_replication_role=replica' in the destination's CONN keeps \
+             them from running again (pg_dump's --disable-triggers)"
         }
     ))
 }

@@ -1057,6 +1057,12 @@ fn punctuation_is_ascii_under_a_locale_that_is_not_utf8() {
         let shown = text(&help.stdout);
         assert_eq!(!shown.contains('—'), ascii, "{locale}: {shown}");
         assert!(shown.contains("--from"), "{locale}: {shown}");
+        // It says that it creates no table, and how to set up empty destinations (first47 F9).
+        assert!(
+            shown.contains("and creates none")
+                && shown.contains("pg_dump --section=pre-data SRC | psql DST"),
+            "{locale}: {shown}"
+        );
         let usage = copyman()
             .args(["copy", "--from", "host=a", "--to", "host=b"])
             .env("LC_ALL", locale)

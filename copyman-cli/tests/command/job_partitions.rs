@@ -337,7 +337,7 @@ fn under_no_snapshot_a_table_dropped_on_the_source_is_the_sources_failure() {
     assert!(
         said.contains("the source, SQLSTATE 42P01")
             && said.contains("a table gone from the source since the job planned")
-            && !said.contains("pg_dump --schema-only of the source into it"),
+            && !said.contains("pg_dump --section=pre-data of the source into it"),
         "{said}"
     );
     assert_eq!(count(&c.dest[0], &dst, "keep"), 1);

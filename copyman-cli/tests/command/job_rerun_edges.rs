@@ -221,7 +221,7 @@ fn a_schema_missing_on_a_destination_is_said_to_be_mended_first() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("until it is mended (destination 1, SQLSTATE 3F000")
-            && stderr.contains("pg_dump --schema-only of the source into it")
+            && stderr.contains("pg_dump --section=pre-data of the source into it")
             && !stderr.contains(": run again with --resume to copy what is missing"),
         "{stderr}"
     );

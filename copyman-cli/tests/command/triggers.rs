@@ -84,6 +84,11 @@ fn a_destinations_insert_triggers_are_said() {
     );
     assert!(stderr.contains(said), "{stderr}");
     assert!(stderr.contains("the job may have copied"), "{stderr}");
+    // With the way to keep the source's own triggers from running twice (first47 F1).
+    assert!(
+        stderr.contains("options='-c session_replication_role=replica' in the destination's CONN"),
+        "{stderr}"
+    );
     assert_eq!(count(&c.dest[0], &moving, "moved"), 100);
     // `copy` mode, the --receive's table.
     let moving = database(&c.dest[0], MOVING);
