@@ -1055,7 +1055,7 @@ fn watch(
                 .filter_map(|(w, look)| Some((w.target.destination?, w.target.pid, look)));
             heard.look(copying.as_ref(), destinations);
         }
-        if let Some((read, more, over)) = storing.look(&looks, moved) {
+        if let Some((read, more, over)) = storing.look(&looks) {
             told_stuck = false;
             // On the bar too, which counts what the source gave: it stood at 100% while they
             // stored (progress45 F5).
@@ -1362,10 +1362,12 @@ struct Storing {
 }
 
 impl Storing {
-    /// The rows `looks` say their COPYs read, at a look: how many more since it was last said,
-    /// and over how long, where they read more than at the last look (`quiet_since`: when
-    /// copyman's bytes last moved).
-    fn look(&mut self, looks: &[Look], quiet_since: Instant) -> Option<(u64, u64, Duration)> {
+    /// The rows `looks` say their COPYs read, at a look: how many more since it was last said
+    /// (the first time, since the first look that saw them), and over how long, where they
+    /// read more than at the last look. (Counted from the look before the first growth over
+    /// the time since copyman's bytes stopped, the first line said "0 rows more in the last
+    /// 24 s" of 11,000: recheck47 F2.)
+    fn look(&mut self, looks: &[Look]) -> Option<(u64, u64, Duration)> {
         let read: u64 = looks
             .iter()
             .filter_map(|l| l.copied)
@@ -1374,12 +1376,13 @@ impl Storing {
         if !looks.iter().any(|l| l.copied.is_some()) {
             return None;
         }
+        let now = Instant::now();
+        let (rows, since) = *self.told.get_or_insert((read, now));
         let before = self.read.replace(read)?;
         if read <= before {
             return None;
         }
-        self.grew = Some(Instant::now());
-        let (rows, since) = *self.told.get_or_insert((before, quiet_since));
+        self.grew = Some(now);
         Some((read, read.saturating_sub(rows), since.elapsed()))
     }
 
@@ -2050,7 +2053,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 .zip(&looks)
                 .filter_map(|(&(server, pid), look)| Some((server.checked_sub(1)?, pid, look)));
             w.heard.look(w.copying.as_ref(), destinations);
-            if let Some((read, more, over)) = w.storing.look(&looks, w.moved) {
+            if let Some((read, more, over)) = w.storing.look(&looks) {
                 w.told_stuck = false;
                 if !quiet && w.moved.elapsed() >= say_after() && over >= say_after() {
                     w.storing.told = Some((read, Instant::now()));
@@ -2232,19 +2235,19 @@ mod tests {
         };
         let quiet_since = Instant::now();
         let mut storing = Storing::default();
-        assert!(
-            storing
-                .look(&[copying(5), look(2, "t", &[])], quiet_since)
-                .is_none()
-        );
+        assert!(storing.look(&[copying(5), look(2, "t", &[])]).is_none());
         assert_eq!(storing.still_since(quiet_since), quiet_since);
         let (read, more, _) = storing
-            .look(&[copying(9), look(2, "t", &[])], quiet_since)
+            .look(&[copying(9), look(2, "t", &[])])
             .expect("it read more");
         assert_eq!((read, more), (9, 4));
         assert!(storing.still_since(quiet_since) > quiet_since);
-        assert!(storing.look(&[copying(9)], quiet_since).is_none());
-        assert!(storing.look(&[look(1, "t", &[])], quiet_since).is_none());
+        assert!(storing.look(&[copying(9)]).is_none());
+        assert!(storing.look(&[look(1, "t", &[])]).is_none());
+        // Counted from the first look, however many came between (the count of the first line
+        // said was from the look before the first growth: recheck47 F2).
+        let (_, more, _) = storing.look(&[copying(12)]).expect("it read more");
+        assert_eq!(more, 7, "since the first look's 5");
     }
 
     #[test]
