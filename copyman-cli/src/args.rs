@@ -291,7 +291,8 @@ pub(crate) struct LowSafety {
     pub(crate) lock_timeout: Option<Duration>,
     /// Fail a source or destination that moves no byte for this long (same units); a
     /// destination whose COPY its server shows reading or storing rows moves (looked at once a
-    /// second); not one completing its COPY with every byte in hand (its wait is said).
+    /// second, or a third of this); one that has not read all its data at the end of the copy
+    /// is given up, but not one completing its COPY with every byte in hand (its wait is said).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) stall_timeout: Option<Duration>,
     /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: UTF8]: each COPY's

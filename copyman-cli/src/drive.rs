@@ -76,11 +76,13 @@ pub(crate) fn drive<'a>(
         }
     };
     // Said by the watch when the copy stops moving: which endpoint it waits for.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     watch::copy_started(watch::Copying {
         under_way: copy.under_way(),
         live: live.to_vec(),
         interrupter: copy.interrupter().ok(),
         source,
+        sent: std::sync::Arc::clone(&sent),
     });
     let mut faults = Vec::new();
     let mut aborted = None;
@@ -95,6 +97,7 @@ pub(crate) fn drive<'a>(
         match cycle {
             Ok(_) => {
                 let (rows, bytes) = copy.totals();
+                sent.store(bytes, std::sync::atomic::Ordering::Relaxed);
                 progress.update(rows, bytes);
             }
             Err(fault) => {

@@ -27,7 +27,7 @@
 //! from the job's events, per worker, and a signal interrupts the job before its backends are
 //! cancelled.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use copyman_core::run::UnderWay;
 use copyman_core::stall::EndpointId;
 use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
-use copyman_sync::{CancelToken, Connection, Interrupter};
+use copyman_sync::{CancelToken, Closer, Connection, Interrupter};
 
 use crate::conn::ServerSpec;
 use crate::{progress, report, signals};
@@ -103,6 +103,10 @@ pub(crate) struct Copying {
     /// A source that is no server (a file, a FIFO, stdin), by name: a wait for its data is its
     /// writer's, not a backend's.
     pub(crate) source: Option<String>,
+    /// The payload bytes the copy sent each live receiver so far (the source's, every one of
+    /// them has it all once they complete): what a destination's `pg_stat_progress_copy` reads
+    /// up to ([`Unread`]). Zero where not kept (a job's).
+    pub(crate) sent: Arc<AtomicU64>,
 }
 
 impl Copying {
@@ -215,19 +219,19 @@ const SOURCE_WAYS_OUT: &str = " (the destinations wait for copyman, which waits 
      --stall-timeout bounds such a wait, a signal stops the copy and commits nothing)";
 
 /// [`WAYS_OUT`] while the destinations complete their COPYs: `--stall-timeout` does not bound
-/// that wait (a COPY's end may run long with every byte in hand: its triggers, its constraint
-/// checks), so it is not advised.
+/// that wait once a server read all its data (a COPY's end may run long with every byte in
+/// hand: its triggers, its constraint checks; before, [`Unread`]), so it is not advised.
 const ENDING_WAYS_OUT: &str = " (a backend that shows a wait for its client while copyman waits \
      for it is frozen, or the network path to it lost; --stall-timeout does not bound the end of \
-     a COPY (tcp_user_timeout and keepalives_idle in a destination's CONN bound a lost path), a \
-     signal stops the copy and commits nothing)";
+     a COPY once its server read all its data (tcp_user_timeout and keepalives_idle in a \
+     destination's CONN bound a lost path), a signal stops the copy and commits nothing)";
 
 /// [`ENDING_WAYS_OUT`] where no backend shows a wait for its client: the destinations are working
 /// at the end of their COPY.
 const ENDING_BUSY: &str = " (the destinations end their COPY: a backend active and waiting on \
      nothing runs the statement's constraint checks or triggers on the rows it took; \
-     --stall-timeout does not bound the end of a COPY, a signal stops the copy and commits \
-     nothing)";
+     --stall-timeout does not bound the end of a COPY once its server read all its data, a \
+     signal stops the copy and commits nothing)";
 
 /// What ends "nothing has moved" for a copy (`copying`, if it streams) whose backends look as
 /// `looks` say: where one waits for a lock, the lock in words with its holders, which
@@ -267,6 +271,8 @@ pub(crate) struct Target {
     /// The destination (0-based) it is of the one-table copy, if it is one: what its COPY
     /// reads is heard by the copy's stall timers ([`Heard`]).
     pub(crate) destination: Option<usize>,
+    /// What closes its connection from the watch ([`Unread`]).
+    pub(crate) closer: Option<Closer>,
 }
 
 impl Target {
@@ -278,6 +284,7 @@ impl Target {
             pid,
             cancel: conn.cancel_token().ok().map(|t| t.within(MONITOR_TIMEOUT)),
             destination: None,
+            closer: conn.closer().ok(),
         })
     }
 
@@ -953,6 +960,7 @@ fn watch(
     // The destinations storing what they were sent while copyman's bytes stand still.
     let mut storing = Storing::default();
     let mut heard = Heard::default();
+    let mut unread = Unread::default();
     let mut moved = Instant::now();
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
@@ -1054,6 +1062,13 @@ fn watch(
                 .zip(&looks)
                 .filter_map(|(w, look)| Some((w.target.destination?, w.target.pid, look)));
             heard.look(copying.as_ref(), destinations);
+            if let Some(copying) = copying.as_ref() {
+                let destinations = watched
+                    .iter()
+                    .zip(&looks)
+                    .filter_map(|(w, look)| Some((w.target.destination?, w.target, look)));
+                unread.look(copying, destinations);
+            }
         }
         if let Some((read, more, over)) = storing.look(&looks) {
             told_stuck = false;
@@ -1436,6 +1451,77 @@ impl Heard {
     }
 }
 
+/// Destinations at the end of the one-table copy whose server had not read all the data it was
+/// sent, by backend: what their COPY had read at a look, and since when it stands. One that
+/// reads no more of it for `--stall-timeout` has its connection closed ([`STALLED_UNREAD`]): the
+/// end of a COPY is never timed out (its answer may take long, its data in hand), and a backend
+/// frozen with the data in its socket buffers, or behind a lost network path, held the run until
+/// a signal (progress45 F1, recheck47 F4). Its transaction is rolled back there; the copy fails,
+/// or goes on without it under `--keep-going`.
+///
+/// [`STALLED_UNREAD`]: copyman_core::endpoint::STALLED_UNREAD
+#[derive(Default)]
+struct Unread(Vec<(i32, (u64, u64), Instant)>);
+
+impl Unread {
+    /// `looks` of the destinations of `copying` (each with its index, 0-based, and target).
+    fn look<'l>(
+        &mut self,
+        copying: &Copying,
+        looks: impl Iterator<Item = (usize, &'l Target, &'l Look)>,
+    ) {
+        let Some(limit) = STALL_TIMEOUT
+            .get()
+            .copied()
+            .flatten()
+            .filter(|t| !t.is_zero())
+        else {
+            return;
+        };
+        let sent = copying.sent.load(Ordering::Relaxed);
+        let completing = copying.under_way.completing() && copying.source.is_none();
+        for (d, target, look) in looks {
+            let pid = target.pid;
+            let ending = (copying.live.iter().position(|&l| l == d))
+                .is_some_and(|r| copying.under_way.receivers().any(|o| o.0 == r));
+            let behind = look
+                .copied
+                .filter(|&(_, read)| completing && ending && read < sent);
+            let Some(copied) = behind else {
+                self.0.retain(|(p, _, _)| *p != pid);
+                continue;
+            };
+            let now = Instant::now();
+            let Some(seen) = self.0.iter_mut().find(|(p, _, _)| *p == pid) else {
+                self.0.push((pid, copied, now));
+                continue;
+            };
+            if seen.1 != copied {
+                *seen = (pid, copied, now);
+                continue;
+            }
+            if now.duration_since(seen.2) < limit {
+                continue;
+            }
+            let Some(closer) = &target.closer else {
+                continue;
+            };
+            // Said once: the close ends the wait.
+            seen.2 = now + Duration::from_secs(3600);
+            progress::println(&format!(
+                "copyman: {}: its server has read {} of the {} of COPY data copyman sent it, and \
+                 nothing more for {} s (--stall-timeout): its backend is frozen, or the network \
+                 path to it lost; its connection is closed, nothing commits there",
+                target.label,
+                indicatif::HumanBytes(copied.1),
+                indicatif::HumanBytes(sent),
+                limit.as_secs()
+            ));
+            closer.close(copyman_core::endpoint::STALLED_UNREAD);
+        }
+    }
+}
+
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
 /// …), sent and not yet answered.
 struct CommitWait {
@@ -1730,6 +1816,7 @@ impl JobWatch {
                             pid,
                             cancel: None,
                             destination: None,
+                            closer: None,
                         },
                         table: table.to_string(),
                         statement: statement_name(action),
@@ -1765,6 +1852,7 @@ impl JobWatch {
                     pid: *pid,
                     cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
                     destination: None,
+                    closer: None,
                 };
                 // A split table's ranges each have their own backends: keep them all.
                 w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);
@@ -1790,6 +1878,7 @@ impl JobWatch {
                         pid: *pid,
                         cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
                         destination: None,
+                        closer: None,
                     },
                 ));
             }
@@ -1818,6 +1907,7 @@ impl JobWatch {
                         live: destinations.clone(),
                         interrupter: interrupter.clone(),
                         source: None,
+                        sent: Arc::default(),
                     });
                 }
             }

@@ -117,6 +117,13 @@ pub const STALLED_COPY_IN: &str =
 pub const STALLED_COPY_OUT: &str =
     "its server sent no byte of a COPY TO STDOUT for the stall timeout";
 
+/// Why copyman closed a connection whose server, at the end of a copy, had not read all the data
+/// it was sent and read no more of it for the stall timeout (its `pg_stat_progress_copy`, a
+/// watchdog's look): its backend frozen, or the network path to it lost — a wait for its answer
+/// that nothing else bounds (the end of a COPY is never timed: its answer may take long).
+pub const STALLED_UNREAD: &str = "its server read no more of the COPY data it was sent for the \
+     stall timeout, and had not read it all (its backend frozen, or the network path to it lost)";
+
 /// Why copyman closed a connection interrupted while it waited for its server, which then moved
 /// no byte for the interrupt's grace ([`crate::stall::GraceExpired`]): given up, as
 /// [`STALLED_COPY_IN`], since whatever is sent next (a ROLLBACK) would wait on the same silent

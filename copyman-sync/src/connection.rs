@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use copyman_core::connect::{self, CancelKey, Learned, Next, Started, Target, TimeoutExpired};
@@ -197,6 +197,8 @@ pub struct Connection {
     half_written: bool,
     /// Why copyman closed the socket to keep an abandoned COPY from committing, once it did.
     closed: Option<&'static str>,
+    /// Why a [`Closer`] closed it from another thread, once one did.
+    closed_by: Arc<OnceLock<&'static str>>,
     /// Cuts its waits short once interrupted ([`Connection::set_interrupter`]).
     interrupter: Option<Interrupter>,
 }
@@ -361,6 +363,7 @@ impl Connection {
             scratch: vec![0; MESSAGE_READ],
             half_written: false,
             closed: None,
+            closed_by: Arc::default(),
             interrupter: None,
         };
         conn.endpoint.wait_ready();
@@ -517,8 +520,35 @@ impl Connection {
     /// Before a new operation (`connection_glue!` calls it): nothing to wait for (cancels are
     /// sent before they return), but a connection copyman closed says why.
     fn settle(&mut self) -> Result<(), Error> {
-        match self.closed {
+        match self.closed.or_else(|| self.closed_by.get().copied()) {
             Some(reason) => Err(Error::Closed { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// What ends it from another thread, whatever it waits for then: see [`Closer`].
+    ///
+    /// # Errors
+    /// The socket could not be shared (out of file descriptors).
+    pub fn closer(&self) -> Result<Closer, Error> {
+        let socket = match &self.stream {
+            Stream::Tcp(s) | Stream::Tls(s, _) => Socket::Tcp(s.try_clone()?),
+            Stream::Unix(s) => Socket::Unix(s.try_clone()?),
+        };
+        Ok(Closer {
+            socket: Arc::new(socket),
+            reason: Arc::clone(&self.closed_by),
+        })
+    }
+
+    /// Where a [`Closer`] closed it: said as that close (the socket's end of file, an error of
+    /// its shutdown, would say the server ended it).
+    fn closed_by_closer(&mut self) -> Result<(), Error> {
+        match self.closed_by.get().copied() {
+            Some(reason) => {
+                self.closed.get_or_insert(reason);
+                Err(Error::Closed { reason })
+            }
             None => Ok(()),
         }
     }
@@ -662,12 +692,14 @@ impl Connection {
         let (fd, limit) = (self.stream.poll_fd(), self.limit());
         let read = retry(fd, READABLE, limit, || self.stream.read(&mut self.scratch));
         let read = self.given_up_if_cut(read);
+        self.closed_by_closer()?;
         handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
     /// Reads into the session without waiting, until the socket has nothing more.
     /// Reads into the session what the socket has at hand, without waiting for more.
     pub(crate) fn poll_server(&mut self) -> Result<(), Error> {
+        self.closed_by_closer()?;
         loop {
             match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
@@ -866,6 +898,49 @@ impl CancelToken {
     pub fn within(mut self, timeout: Duration) -> Self {
         self.key.timeout = timeout;
         self
+    }
+}
+
+/// Ends a [`Connection`] from another thread while it waits for its server
+/// ([`Connection::closer`]): for a watchdog that knows the server will not answer — a backend
+/// frozen, or the network path to it lost, which no cancel reaches.
+///
+/// ```no_run
+/// use copyman_sync::Connection;
+///
+/// let conn = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
+/// let closer = conn.closer()?;
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(600));
+///     closer.close("the watchdog gave it up");
+/// });
+/// # Ok::<(), copyman_sync::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Closer {
+    socket: Arc<Socket>,
+    reason: Arc<OnceLock<&'static str>>,
+}
+
+/// A duplicate of a connection's socket, for [`Closer`].
+#[derive(Debug)]
+enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Closer {
+    /// Shuts the connection's socket down both ways: its wait for the server returns, failing
+    /// with [`Error::Closed`] saying `reason`, and so does every later call. The server ends
+    /// the session once it hears of it: a transaction open there is rolled back (a COPY in
+    /// autocommit whose whole data it holds already may still commit). A second close keeps
+    /// the first reason.
+    pub fn close(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        let _ = match &*self.socket {
+            Socket::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Socket::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        };
     }
 }
 

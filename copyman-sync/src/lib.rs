@@ -66,7 +66,7 @@ mod poll;
 mod producer;
 mod receiver;
 
-pub use connection::{CancelToken, Connection};
+pub use connection::{CancelToken, Closer, Connection};
 pub use copy::{CopyBuilder, CopyManager, transfer};
 /// Shared with copyman-async: an endpoint that does no IO, written once in
 /// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here.

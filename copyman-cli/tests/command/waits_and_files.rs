@@ -15,7 +15,8 @@
 //!    stdin and a FIFO are not read, and the plan says so.
 //! 5. A source file truncated while it is read fails the copy: nothing commits.
 //! 6. A slow destination storing what it was sent is said so, not as nothing moving; under a
-//!    `--stall-timeout` shorter than it takes to store one message, it is not stalled.
+//!    `--stall-timeout` shorter than it takes to store one message, it is not stalled; one
+//!    frozen with its data unread at the end of the copy is given up at the stall timeout.
 //!
 //! Real clusters, shared by the binary; a fresh database per test.
 
@@ -1079,5 +1080,102 @@ fn a_destination_storing_rows_is_not_stalled() {
         let stderr = text(&out.stderr);
         assert!(!stderr.contains("stalled"), "job {job}: {stderr}");
         assert_eq!(count(&c.dest[0], &dst, "busy"), 32000, "job {job}");
+    }
+}
+
+/// 6c. A destination frozen at the end of the data with most of it unread (its backend stopped
+///     while the rest waits in its socket buffers) is bounded by `--stall-timeout`: the watch
+///     sees its `pg_stat_progress_copy` read no more of what copyman sent and closes its
+///     connection, said; nothing commits anywhere (progress45 F1, recheck47 F4: it was waited
+///     for until a signal, "--stall-timeout does not bound the end of a COPY").
+#[test]
+fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE fz AS SELECT g AS id, repeat('x', 90) AS pad FROM generate_series(1, 10000) g;",
+    );
+    // Its first row takes 4 s to store: the rest (1 MB, within the socket buffers) waits unread.
+    let slow = "CREATE TABLE fz (id int, pad text);
+         CREATE FUNCTION z() RETURNS trigger LANGUAGE plpgsql
+             AS 'BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END';
+         CREATE TRIGGER z BEFORE INSERT ON fz FOR EACH ROW EXECUTE FUNCTION z();";
+    for keep_going in [false, true] {
+        let dst = database(&c.dest[0], slow);
+        let other = database(&c.dest[1], "CREATE TABLE fz (id int, pad text)");
+        let (from, to, to_other) = (
+            c.source.conninfo(&src),
+            c.dest[0].conninfo(&dst),
+            c.dest[1].conninfo(&other),
+        );
+        let mut args = vec![
+            "table",
+            "fz",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--to",
+            &to_other,
+            "--stall-timeout",
+            "2s",
+        ];
+        if keep_going {
+            args.push("--keep-going");
+        }
+        let mut child = copyman()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = StderrLines::take(&mut child);
+        // Its backend, in its first row's sleep: stopped there.
+        let backend = || -> Option<i32> {
+            let rows = c.dest[0]
+                .connect("postgres")
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY%'",
+                    &[&dst],
+                )
+                .unwrap();
+            rows.first().map(|r| r.get(0))
+        };
+        let until = Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Some(pid) = backend() {
+                break pid;
+            }
+            assert!(Instant::now() < until, "no COPY backend: {}", stderr.seen());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let signal = |sig: &str| {
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+        };
+        signal("-STOP");
+        let said = stderr.wait_for("its connection is closed, nothing commits there");
+        signal("-CONT");
+        let said = said.unwrap_or_else(|| panic!("not given up: {}", stderr.seen()));
+        assert!(
+            said.contains("destination 1 (")
+                && said.contains("nothing more for 2 s (--stall-timeout)"),
+            "{said}"
+        );
+        let status = child.wait().unwrap();
+        let rest = stderr.rest();
+        assert_eq!(count(&c.dest[0], &dst, "fz"), 0, "{rest}");
+        if keep_going {
+            // The other goes on without it.
+            assert_eq!(status.code(), Some(4), "{rest}");
+            assert_eq!(count(&c.dest[1], &other, "fz"), 10000);
+        } else {
+            assert_eq!(status.code(), Some(1), "{rest}");
+            assert!(rest.contains("nothing committed"), "{rest}");
+            assert_eq!(count(&c.dest[1], &other, "fz"), 0);
+        }
     }
 }
