@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use copyman_core::connect::{self, CancelKey, Learned, Next, Target};
-use copyman_core::connection::handle_read;
+use copyman_core::connection::{Closer, handle_read};
 use copyman_core::endpoint::Endpoint;
 use copyman_core::session::{Session, State};
 use copyman_tls::rustls::ClientConfig;
@@ -240,6 +240,8 @@ pub struct Connection {
     outgoing: Bytes,
     scratch: Vec<u8>,
     closed: Option<&'static str>,
+    /// Why a [`Closer`] closed it from another task or thread, once one did.
+    closed_by: Arc<OnceLock<&'static str>>,
     /// A cancel request sent in the background by an endpoint dropped mid-COPY: the next call
     /// waits for it before reading the rest of that COPY.
     pending_cancel: Option<tokio::task::JoinHandle<io::Result<()>>>,
@@ -408,6 +410,7 @@ impl Connection {
             outgoing: Bytes::new(),
             scratch: vec![0; MESSAGE_READ],
             closed: None,
+            closed_by: Arc::default(),
             pending_cancel: None,
         };
         conn.endpoint.wait_ready();
@@ -456,11 +459,57 @@ impl Connection {
     }
 
     pub(crate) fn stream(&mut self) -> Result<&mut Stream, Error> {
+        self.heed_closer();
         live(&mut self.stream, self.closed)
+    }
+
+    /// What ends it from another task or thread, whatever it waits for then ([`Closer`]): its
+    /// wait fails with [`Error::Closed`] saying the closer's reason.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), copyman_async::Error> {
+    /// use copyman_async::Connection;
+    ///
+    /// let conn = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app").await?;
+    /// let closer = conn.closer()?;
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    ///     closer.close("the watchdog gave it up");
+    /// });
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The connection is closed, or its socket could not be shared (out of file descriptors).
+    pub fn closer(&self) -> Result<Closer, Error> {
+        let socket = match &self.stream {
+            Some(Stream::Tcp(s)) => socket2::SockRef::from(s).try_clone()?,
+            Some(Stream::Tls(s)) => s.socket_ref().try_clone()?,
+            Some(Stream::Unix(s)) => socket2::SockRef::from(s).try_clone()?,
+            None => {
+                return Err(Error::Closed {
+                    reason: self.closed.unwrap_or("closed"),
+                });
+            }
+        };
+        Ok(Closer::new(Arc::clone(&self.closed_by), move || {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }))
+    }
+
+    /// Where a [`Closer`] closed it: closed here too, saying its reason (the socket's end of
+    /// file would say the server ended it).
+    fn heed_closer(&mut self) {
+        if let Some(reason) = self.closed_by.get().copied()
+            && self.closed.is_none()
+        {
+            self.close(reason);
+        }
     }
 
     /// The socket, the session and the read buffer, borrowed apart (for reading while writing).
     pub(crate) fn parts(&mut self) -> Result<(&Stream, &mut Endpoint, &mut [u8]), Error> {
+        self.heed_closer();
         match (&self.stream, self.closed) {
             (Some(stream), None) => Ok((stream, &mut self.endpoint, &mut self.scratch)),
             (_, reason) => Err(Error::Closed {
@@ -541,8 +590,11 @@ impl Connection {
 
     /// Reads once from the socket into the session.
     pub(crate) async fn read_into_session(&mut self) -> Result<(), Error> {
+        self.heed_closer();
         let stream = live(&mut self.stream, self.closed)?;
         let read = stream.read(&mut self.scratch).await;
+        // Closed by a closer while it waited: said as that close.
+        self.stream()?;
         handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
@@ -550,6 +602,7 @@ impl Connection {
     /// letting the runtime's reactor see the socket: tokio reads only a socket it saw ready).
     pub(crate) async fn poll_server(&mut self) -> Result<(), Error> {
         tokio::task::yield_now().await;
+        self.heed_closer();
         let stream = live(&mut self.stream, self.closed)?;
         loop {
             let read = stream.try_read(&mut self.scratch);

@@ -78,6 +78,7 @@ mod tls;
 
 pub use connection::{CancelToken, Connection};
 pub use copy::{CopyBuilder, CopyManager, transfer};
+pub use copyman_core::connection::Closer;
 /// Shared with copyman-sync: an endpoint that does no IO, written once in
 /// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here (when its iterator or
 /// closure is `Send`). For data that comes asynchronously, or as raw bytes rather than lines, see

@@ -72,6 +72,11 @@ impl Write for Unasked<'_> {
 }
 
 impl TlsSocket {
+    /// The TCP socket under it (for a [`Closer`](crate::Closer)'s duplicate).
+    pub(crate) fn socket_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.tcp)
+    }
+
     /// Runs the TLS handshake of `tls` on `tcp` (right after the server's `S`).
     pub(crate) async fn handshake(
         tcp: TcpStream,

@@ -8,10 +8,71 @@
 //! [`connection_glue!`](crate::connection_glue) expands once in each adapter's `Connection`.
 //! How to connect is [`connect`](crate::connect)'s.
 
+use std::fmt;
 use std::io;
+use std::sync::{Arc, OnceLock};
 
 use crate::endpoint::Endpoint;
 use crate::session::SessionError;
+
+/// Ends a raw connection from another thread while it waits for its server (both adapters'
+/// `Connection::closer`): for a watchdog that knows the server will not answer — a backend
+/// frozen, or the network path to it lost, which no cancel reaches (the `copyman` command's
+/// watch, for a destination that reads no more of its COPY: [`STALLED_UNREAD`]).
+///
+/// [`STALLED_UNREAD`]: crate::endpoint::STALLED_UNREAD
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::{Arc, OnceLock};
+///
+/// use copyman_core::connection::Closer;
+///
+/// let (slot, shut) = (Arc::new(OnceLock::new()), Arc::new(AtomicBool::new(false)));
+/// let socket = Arc::clone(&shut);
+/// let closer = Closer::new(Arc::clone(&slot), move || socket.store(true, Ordering::SeqCst));
+/// closer.close("given up");
+/// closer.close("again");
+/// assert!(shut.load(Ordering::SeqCst));
+/// assert_eq!(slot.get(), Some(&"given up"), "the first reason stays");
+/// ```
+#[derive(Clone)]
+pub struct Closer {
+    reason: Arc<OnceLock<&'static str>>,
+    shut: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Closer {
+    /// A closer that records its reason in `reason` (the connection's: its wait, and every later
+    /// call, then fails with the connection closed, saying it) and shuts the socket with `shut`
+    /// (a duplicate's `shutdown(2)`, both ways).
+    pub fn new(
+        reason: Arc<OnceLock<&'static str>>,
+        shut: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            reason,
+            shut: Arc::new(shut),
+        }
+    }
+
+    /// Closes the connection, saying `reason`: its wait for the server returns, failing with
+    /// the connection closed, and so does every later call. The server ends the session once
+    /// it hears of it: a transaction open there is rolled back (a COPY in autocommit whose whole
+    /// data it holds already may still commit). A second close keeps the first reason.
+    pub fn close(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        (self.shut)();
+    }
+}
+
+impl fmt::Debug for Closer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closer")
+            .field("reason", &self.reason.get())
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a read of the socket into `buf` means for `endpoint`: the bytes read go to the session,
 /// the socket's end ends it, and so does an error, which is returned. A read a signal

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use copyman_core::connect::{self, CancelKey, Learned, Next, Started, Target, TimeoutExpired};
-use copyman_core::connection::handle_read;
+use copyman_core::connection::{Closer, handle_read};
 use copyman_core::endpoint::{Endpoint, GIVEN_UP_AFTER_INTERRUPT};
 use copyman_core::session::{Session, State};
 use copyman_core::stall::{GraceExpired, interrupted_limit};
@@ -526,19 +526,31 @@ impl Connection {
         }
     }
 
-    /// What ends it from another thread, whatever it waits for then: see [`Closer`].
+    /// What ends it from another thread, whatever it waits for then ([`Closer`]): its wait
+    /// fails with [`Error::Closed`] saying the closer's reason.
     ///
     /// # Errors
     /// The socket could not be shared (out of file descriptors).
+    ///
+    /// ```no_run
+    /// use copyman_sync::Connection;
+    ///
+    /// let conn = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
+    /// let closer = conn.closer()?;
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_secs(600));
+    ///     closer.close("the watchdog gave it up");
+    /// });
+    /// # Ok::<(), copyman_sync::Error>(())
+    /// ```
     pub fn closer(&self) -> Result<Closer, Error> {
         let socket = match &self.stream {
-            Stream::Tcp(s) | Stream::Tls(s, _) => Socket::Tcp(s.try_clone()?),
-            Stream::Unix(s) => Socket::Unix(s.try_clone()?),
+            Stream::Tcp(s) | Stream::Tls(s, _) => socket2::SockRef::from(s).try_clone()?,
+            Stream::Unix(s) => socket2::SockRef::from(s).try_clone()?,
         };
-        Ok(Closer {
-            socket: Arc::new(socket),
-            reason: Arc::clone(&self.closed_by),
-        })
+        Ok(Closer::new(Arc::clone(&self.closed_by), move || {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }))
     }
 
     /// Where a [`Closer`] closed it: said as that close (the socket's end of file, an error of
@@ -898,49 +910,6 @@ impl CancelToken {
     pub fn within(mut self, timeout: Duration) -> Self {
         self.key.timeout = timeout;
         self
-    }
-}
-
-/// Ends a [`Connection`] from another thread while it waits for its server
-/// ([`Connection::closer`]): for a watchdog that knows the server will not answer — a backend
-/// frozen, or the network path to it lost, which no cancel reaches.
-///
-/// ```no_run
-/// use copyman_sync::Connection;
-///
-/// let conn = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
-/// let closer = conn.closer()?;
-/// std::thread::spawn(move || {
-///     std::thread::sleep(std::time::Duration::from_secs(600));
-///     closer.close("the watchdog gave it up");
-/// });
-/// # Ok::<(), copyman_sync::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct Closer {
-    socket: Arc<Socket>,
-    reason: Arc<OnceLock<&'static str>>,
-}
-
-/// A duplicate of a connection's socket, for [`Closer`].
-#[derive(Debug)]
-enum Socket {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Closer {
-    /// Shuts the connection's socket down both ways: its wait for the server returns, failing
-    /// with [`Error::Closed`] saying `reason`, and so does every later call. The server ends
-    /// the session once it hears of it: a transaction open there is rolled back (a COPY in
-    /// autocommit whose whole data it holds already may still commit). A second close keeps
-    /// the first reason.
-    pub fn close(&self, reason: &'static str) {
-        let _ = self.reason.set(reason);
-        let _ = match &*self.socket {
-            Socket::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
-            Socket::Unix(s) => s.shutdown(std::net::Shutdown::Both),
-        };
     }
 }
 

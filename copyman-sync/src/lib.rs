@@ -66,8 +66,9 @@ mod poll;
 mod producer;
 mod receiver;
 
-pub use connection::{CancelToken, Closer, Connection};
+pub use connection::{CancelToken, Connection};
 pub use copy::{CopyBuilder, CopyManager, transfer};
+pub use copyman_core::connection::Closer;
 /// Shared with copyman-async: an endpoint that does no IO, written once in
 /// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here.
 pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};

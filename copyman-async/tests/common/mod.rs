@@ -174,6 +174,12 @@ impl Worker {
                 Cmd::Session(endpoint, reply) => {
                     let _ = reply.send(self.session(endpoint));
                 }
+                Cmd::Closer(endpoint, reply) => {
+                    let closer = self
+                        .conn(endpoint)
+                        .and_then(|c| c.closer().map_err(|e| info(&e)));
+                    let _ = reply.send(closer);
+                }
                 Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => self.copy(cmd, runtime, rx),
                 _ => panic!("no copy in progress"),
             }

@@ -470,6 +470,10 @@ pub trait RunningCopy {
     /// The running copy's handle for a watchdog (`CopyManager::under_way`): what it waits for,
     /// and where a watchdog says a server moved.
     fn under_way(&mut self) -> copyman_core::run::UnderWay;
+    /// What closes `endpoint`'s session from another thread (`Connection::closer`), asked
+    /// outside a copy.
+    fn closer(&mut self, endpoint: Endpoint)
+    -> Result<copyman_core::connection::Closer, ErrorInfo>;
 
     /// The lines a [`DestinationSpec::Collect`] destination received so far, in order.
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>>;

@@ -34,7 +34,7 @@
 //!   [`a_transient_producer_fault_can_be_gone_past`];
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
-//!   [`a_receiver_heard_moving_is_not_stalled`],
+//!   [`a_receiver_heard_moving_is_not_stalled`], [`a_closer_ends_a_wait_from_another_thread`],
 //!   [`stall_timeout_faults_producer`], [`stall_timeout_faults_producer_closed_at_once`],
 //!   [`stall_timeout_bounds_a_locked_start`],
 //!   [`stall_timeout_bounds_failing_a_receiver_that_stays_blocked`],
@@ -94,8 +94,9 @@ pub use seed::{
     seed_reconcile_after_timeout, seed_run, seed_transfer,
 };
 pub use server::{
-    a_receiver_heard_moving_is_not_stalled, a_session_ended_by_its_server_says_why,
-    abstract_unix_socket, an_autocommit_receiver_ended_after_copydone_is_in_doubt,
+    a_closer_ends_a_wait_from_another_thread, a_receiver_heard_moving_is_not_stalled,
+    a_session_ended_by_its_server_says_why, abstract_unix_socket,
+    an_autocommit_receiver_ended_after_copydone_is_in_doubt,
     check_reads_why_the_server_ended_a_session, connect_timeout_expires_then_next_host,
     execute_of_copy_out_is_cancelled,
     keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered, notices_reach_the_caller,
@@ -219,6 +220,7 @@ macro_rules! scenario_tests {
             check_reads_why_the_server_ended_a_session,
             stall_timeout_faults_receiver,
             a_receiver_heard_moving_is_not_stalled,
+            a_closer_ends_a_wait_from_another_thread,
             stall_timeout_bounds_failing_a_receiver_that_stays_blocked,
             stall_timeout_faults_producer,
             stall_timeout_faults_producer_closed_at_once,

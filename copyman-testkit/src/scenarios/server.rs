@@ -231,6 +231,42 @@ pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clust
     select_one(&mut copy, Endpoint::Destination(1));
 }
 
+/// A session closed by its `Closer` from another thread while it waits for its server (a
+/// statement that sleeps, as a frozen backend would keep it waiting): the wait ends at once with
+/// the connection closed, saying the closer's reason, and so does every later call.
+pub fn a_closer_ends_a_wait_from_another_thread<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const REASON: &str = "the watchdog gave it up";
+    let source = &clusters.source;
+    let db = source.create_database();
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(source.conninfo(&db), series(10))),
+        destinations: Vec::new(),
+    };
+    let mut copy = open(driver, plan);
+    let closer = copy
+        .closer(Endpoint::Source)
+        .unwrap_or_else(|e| panic!("[{}] closer: {e}", driver.name()));
+    let closing = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        closer.close(REASON);
+    });
+    let started = Instant::now();
+    let error = copy
+        .sql(Endpoint::Source, "SELECT pg_sleep(60)")
+        .expect_err("closed while it waited");
+    closing.join().expect("the closer");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "[{}] the wait ended with the close, not the statement",
+        driver.name()
+    );
+    assert!(error.text.contains(REASON), "[{}] {error}", driver.name());
+    let later = copy
+        .sql(Endpoint::Source, "SELECT 1")
+        .expect_err("closed for good");
+    assert!(later.text.contains(REASON), "[{}] {later}", driver.name());
+}
+
 /// A destination whose server reads nothing (a row trigger waits on a lock) is not stalled while
 /// a watchdog hears its server move (`UnderWay::server_moved`: what the `copyman` command's
 /// watch reads of `pg_stat_progress_copy`, a COPY storing rows it took): its stall timer

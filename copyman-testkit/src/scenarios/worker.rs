@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use copyman_core::connection::Closer;
 use copyman_core::manager::Options;
 use copyman_core::run::UnderWay;
 use copyman_core::session::{DbError, Notification, SessionError};
@@ -57,6 +58,8 @@ pub enum Cmd {
     Check(Endpoint, Sender<Result<(), ErrorInfo>>),
     /// The running copy's [`UnderWay`] handle, for a watchdog.
     UnderWay(Sender<UnderWay>),
+    /// What closes a session from another thread (`Connection::closer`).
+    Closer(Endpoint, Sender<Result<Closer, ErrorInfo>>),
 }
 
 impl Cmd {
@@ -76,7 +79,9 @@ impl Cmd {
             Self::Session(endpoint, _) => {
                 panic!("{endpoint}: a copy is in progress on this session")
             }
-            Self::Start(_) | Self::Run(_) | Self::Transfer(_) => panic!("a copy is in progress"),
+            Self::Start(_) | Self::Run(_) | Self::Transfer(_) | Self::Closer(..) => {
+                panic!("a copy is in progress")
+            }
             other => Some(other),
         }
     }
@@ -203,6 +208,10 @@ impl RunningCopy for WorkerCopy {
 
     fn under_way(&mut self) -> UnderWay {
         self.call(Cmd::UnderWay)
+    }
+
+    fn closer(&mut self, endpoint: Endpoint) -> Result<Closer, ErrorInfo> {
+        self.call(|reply| Cmd::Closer(endpoint, reply))
     }
 
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>> {
