@@ -67,8 +67,9 @@ pub(crate) struct LowJob {
     /// there — emptied since, or a clone of the recorded server — is copied again, said in a
     /// note; the last one done on a destination, whose rows name that run's transaction, is
     /// refused instead, with the way: --resume --verify; with --verify a done table is compared
-    /// too, and copied again if it differs); copy
-    /// the others again, asking each destination
+    /// too, and one that differs is said and no longer recorded done: the next --resume of a
+    /// job that empties its tables copies it again); copy the others again, asking each
+    /// destination
     /// whether an earlier run's transaction committed (done if it did; copied again, without
     /// emptying the table, if not); a table is emptied first, in the same transaction, only where
     /// that cannot be told. Refused when there is no state file to resume from.
@@ -1716,6 +1717,12 @@ fn differs(report: &JobReport) -> bool {
         .any(|t| t.destinations.iter().any(|d| d.verified == Some(false)))
 }
 
+/// Whether the job empties each table before it copies it: given `--truncate`, or a resume of
+/// a job that began with it (which its resumes inherit).
+fn truncating(options: &Options) -> bool {
+    options.truncate || copyman_job::state::read(&options.state).is_ok_and(|r| r.truncate)
+}
+
 fn write_human(
     out: &mut dyn Write,
     report: &JobReport,
@@ -2094,9 +2101,10 @@ fn write_human(
              without emptying in a job of its own first",
             options.state.display()
         )?;
-    } else if !report.succeeded() && !options.truncate && differs(report) {
+    } else if !report.succeeded() && !truncating(options) && differs(report) {
         // An append's resume refuses a table whose checksum differed (jobs44 F1: "run again
-        // with --resume", which was refused, exit 2).
+        // with --resume", which was refused, exit 2); a resume of a job begun with --truncate
+        // replaces it (first47 F4: this was said of one, false).
         writeln!(
             out,
             "copyman: state file {}: --resume alone refuses a table whose checksum differs \
@@ -2104,7 +2112,7 @@ fn write_human(
              --truncate to replace it, or leave it out (--exclude-table) to copy the rest",
             options.state.display()
         )?;
-    } else if !report.succeeded() && !options.truncate && partly_committed(report) {
+    } else if !report.succeeded() && !truncating(options) && partly_committed(report) {
         // An append's resume refuses a table a part of which committed.
         writeln!(
             out,

@@ -377,6 +377,17 @@ fn job_verify_a_truncate_jobs_differing_table_is_replaced_by_a_plain_resume() {
         stderr.contains("--resume empties the table there and copies it again"),
         "{stderr}"
     );
+    // A resume with --verify that finds it differing still says what is true of this job: a
+    // plain --resume replaces it (it said "--resume alone refuses a table whose checksum
+    // differs … --resume --truncate": first47 F4).
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--resume empties the table there and copies it again")
+            && !stderr.contains("--resume alone refuses"),
+        "{stderr}"
+    );
     c.dest[1]
         .connect(&d1)
         .batch_execute("DROP TRIGGER up ON vt")
