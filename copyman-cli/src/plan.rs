@@ -455,6 +455,25 @@ fn table_plan(
                 } else {
                     names.join(" ")
                 };
+                // From a file or stdin no job can copy them (it copies between servers: its
+                // advice could not be followed, first47 F3).
+                if source.is_none() {
+                    return Err(ErrorInfo {
+                        sqlstate: Some("0A000".to_owned()),
+                        message: format!(
+                            "{other} there references it (foreign key {key}): a TRUNCATE of it \
+                             alone is refused, and copyman never truncates with CASCADE (the \
+                             tables that reference it would lose their rows); copy without \
+                             --truncate, or empty them together there yourself if their rows \
+                             may go (TRUNCATE {}, {}), then copy without --truncate",
+                            copy.target(),
+                            match names.is_empty() {
+                                true => other.clone(),
+                                false => names.join(", "),
+                            }
+                        ),
+                    });
+                }
                 return Err(ErrorInfo {
                     sqlstate: Some("0A000".to_owned()),
                     message: format!(

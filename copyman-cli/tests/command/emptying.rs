@@ -326,6 +326,28 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
     }
     assert_eq!(count(&c.dest[0], &d, "customers"), 3);
     assert_eq!(count(&c.dest[0], &d, "orders"), 1);
+    // From a file no job can copy them: not advised (first47 F3), the TRUNCATE that can.
+    let file = TempPath::new("customers-fk.txt");
+    std::fs::write(&file.0, "1\n2\n").unwrap();
+    let out = run(&[
+        "table",
+        "customers",
+        "--truncate",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains("copyman table")
+            && stderr.contains(
+                r#"(TRUNCATE "customers", "public"."orders", "public"."items"), then copy without --truncate"#
+            ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "customers"), 3);
 }
 
 /// Rows of a table outside the job that come to reference a table after the job planned (so
