@@ -1364,6 +1364,8 @@ struct WorkerBackends {
     storing: Storing,
     /// What its destinations' COPYs had read at the last look, for its copy's stall timers.
     heard: Heard,
+    /// Its destinations at the end of its copy with data unread ([`Unread`]).
+    unread: Unread,
 }
 
 /// What the servers' COPYs read while copyman's bytes wait on them: more than at the last look
@@ -1451,8 +1453,8 @@ impl Heard {
     }
 }
 
-/// Destinations at the end of the one-table copy whose server had not read all the data it was
-/// sent, by backend: what their COPY had read at a look, and since when it stands. One that
+/// Destinations at the end of a copy (one table's, or a job's table's but a split one's ranges)
+/// whose server had not read all the data it was sent, by backend: what their COPY had read at a look, and since when it stands. One that
 /// reads no more of it for `--stall-timeout` has its connection closed ([`STALLED_UNREAD`]): the
 /// end of a COPY is never timed out (its answer may take long, its data in hand), and a backend
 /// frozen with the data in its socket buffers, or behind a lost network path, held the run until
@@ -1590,6 +1592,7 @@ impl WorkerBackends {
             connecting: None,
             storing: Storing::default(),
             heard: Heard::default(),
+            unread: Unread::default(),
         }
     }
 
@@ -1774,6 +1777,7 @@ impl JobWatch {
                     // Another table's COPYs: counted anew.
                     w.storing = Storing::default();
                     w.heard = Heard::default();
+                    w.unread = Unread::default();
                     w.table = format!("table {table}");
                     w.told_itself = false;
                     w.generation += 1;
@@ -1834,6 +1838,7 @@ impl JobWatch {
                 side,
                 pid,
                 cancel,
+                closer,
             } => {
                 let server = match side {
                     Side::Source => 0,
@@ -1852,7 +1857,7 @@ impl JobWatch {
                     pid: *pid,
                     cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
                     destination: None,
-                    closer: None,
+                    closer: closer.clone(),
                 };
                 // A split table's ranges each have their own backends: keep them all.
                 w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);
@@ -1900,6 +1905,7 @@ impl JobWatch {
                 under_way,
                 destinations,
                 interrupter,
+                sent,
             } => {
                 if let Some(w) = workers.get_mut(*worker) {
                     w.copying = Some(Copying {
@@ -1907,7 +1913,7 @@ impl JobWatch {
                         live: destinations.clone(),
                         interrupter: interrupter.clone(),
                         source: None,
-                        sent: Arc::default(),
+                        sent: Arc::clone(sent),
                     });
                 }
             }
@@ -2143,6 +2149,17 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 .zip(&looks)
                 .filter_map(|(&(server, pid), look)| Some((server.checked_sub(1)?, pid, look)));
             w.heard.look(w.copying.as_ref(), destinations);
+            if let Some(copying) = &w.copying {
+                let destinations = pids
+                    .iter()
+                    .zip(&looks)
+                    .filter_map(|(&(server, pid), look)| {
+                        let (_, target, _) =
+                            (w.backends.iter()).find(|(s, t, _)| *s == server && t.pid == pid)?;
+                        Some((server.checked_sub(1)?, target, look))
+                    });
+                w.unread.look(copying, destinations);
+            }
             if let Some((read, more, over)) = w.storing.look(&looks) {
                 w.told_stuck = false;
                 if !quiet && w.moved.elapsed() >= say_after() && over >= say_after() {

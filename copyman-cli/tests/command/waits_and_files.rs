@@ -1086,8 +1086,9 @@ fn a_destination_storing_rows_is_not_stalled() {
 /// 6c. A destination frozen at the end of the data with most of it unread (its backend stopped
 ///     while the rest waits in its socket buffers) is bounded by `--stall-timeout`: the watch
 ///     sees its `pg_stat_progress_copy` read no more of what copyman sent and closes its
-///     connection, said; nothing commits anywhere (progress45 F1, recheck47 F4: it was waited
-///     for until a signal, "--stall-timeout does not bound the end of a COPY").
+///     connection, said; nothing commits anywhere, or the other destination alone under
+///     `--keep-going`; in a job too (progress45 F1, recheck47 F4: it was waited for until a
+///     signal, "--stall-timeout does not bound the end of a COPY").
 #[test]
 fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() {
     let c = clusters();
@@ -1100,7 +1101,8 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
          CREATE FUNCTION z() RETURNS trigger LANGUAGE plpgsql
              AS 'BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END';
          CREATE TRIGGER z BEFORE INSERT ON fz FOR EACH ROW EXECUTE FUNCTION z();";
-    for keep_going in [false, true] {
+    let state = TempPath::new("frozen-unread.state");
+    for (keep_going, job) in [(false, false), (true, false), (false, true)] {
         let dst = database(&c.dest[0], slow);
         let other = database(&c.dest[1], "CREATE TABLE fz (id int, pad text)");
         let (from, to, to_other) = (
@@ -1122,6 +1124,10 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         ];
         if keep_going {
             args.push("--keep-going");
+        }
+        if job {
+            let _ = fs::remove_file(&state.0);
+            args.extend(["--state", state.arg()]);
         }
         let mut child = copyman()
             .args(&args)
@@ -1163,7 +1169,7 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         assert!(
             said.contains("destination 1 (")
                 && said.contains("nothing more for 2 s (--stall-timeout)"),
-            "{said}"
+            "job {job}: {said}"
         );
         let status = child.wait().unwrap();
         let rest = stderr.rest();
@@ -1173,9 +1179,9 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
             assert_eq!(status.code(), Some(4), "{rest}");
             assert_eq!(count(&c.dest[1], &other, "fz"), 10000);
         } else {
-            assert_eq!(status.code(), Some(1), "{rest}");
-            assert!(rest.contains("nothing committed"), "{rest}");
-            assert_eq!(count(&c.dest[1], &other, "fz"), 0);
+            assert_eq!(status.code(), Some(1), "job {job}: {rest}");
+            assert!(job || rest.contains("nothing committed"), "{rest}");
+            assert_eq!(count(&c.dest[1], &other, "fz"), 0, "job {job}: {rest}");
         }
     }
 }

@@ -126,12 +126,14 @@ pub(super) fn drive<'a>(
             };
         }
     };
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some((worker, destinations)) = copying {
         (shared.events)(Event::Copying {
             worker,
             under_way: copy.under_way(),
             destinations,
             interrupter: copy.interrupter().ok(),
+            sent: std::sync::Arc::clone(&sent),
         });
     }
     let mut faults = Vec::new();
@@ -154,6 +156,7 @@ pub(super) fn drive<'a>(
         match cycle {
             Ok(_) => {
                 let (rows, bytes) = copy.totals();
+                sent.store(bytes, Ordering::Relaxed);
                 if let Some(rate) = &shared.rate {
                     let stopped = || {
                         interrupt.is_interrupted()

@@ -303,6 +303,9 @@ pub enum Event {
         /// What cancels what the backend runs (a CancelRequest sent, on a new connection, to
         /// the address its session is on, as libpq's `PQcancel` does).
         cancel: Option<copyman_sync::CancelToken>,
+        /// What closes its session from another thread (a destination frozen at the end of its
+        /// COPY with its data unread: the caller's watch gives it up).
+        closer: Option<copyman_sync::Closer>,
     },
     /// A worker's copy of a table started streaming: what it waits for, readable from another
     /// thread while it runs ([`UnderWay`](copyman_core::run::UnderWay): the source's data, a
@@ -319,6 +322,9 @@ pub enum Event {
         /// nothing for [`copyman_sync::INTERRUPT_GRACE`] is given up, so that the copy ends,
         /// and the table rolls back, even where a server froze.
         interrupter: Option<copyman_sync::Interrupter>,
+        /// The payload bytes the copy sent each of its receivers so far, kept up to date: what
+        /// a destination's `pg_stat_progress_copy` reads up to.
+        sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
     },
     /// A worker's copy of a table is over and its transactions end now (`COMMIT` or
     /// `ROLLBACK`): its backends must no longer be cancelled.

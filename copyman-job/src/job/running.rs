@@ -546,6 +546,7 @@ impl Shared<'_> {
                 side,
                 pid,
                 cancel: conn.cancel_token().ok(),
+                closer: conn.closer().ok(),
             });
         }
     }
