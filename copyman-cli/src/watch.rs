@@ -1085,7 +1085,7 @@ fn watch(
                 && moved.elapsed() >= say_after()
                 && over >= say_after()
             {
-                storing.told = Some((read, Instant::now()));
+                storing.said();
                 let labels = watched.iter().map(|w| w.target.label.as_str());
                 say_storing("", labels.zip(&looks), more, over);
             }
@@ -1373,34 +1373,55 @@ struct WorkerBackends {
 /// moving (scale44 F2, progress45 F2).
 #[derive(Default)]
 struct Storing {
-    read: Option<u64>,
+    /// By backend: the rows its COPY had read at the last look.
+    last: Vec<(i32, u64)>,
+    /// By backend: the rows its COPY had read when the count was last said (or first seen),
+    /// and since when.
+    base: Vec<(i32, u64)>,
+    since: Option<Instant>,
     grew: Option<Instant>,
-    told: Option<(u64, Instant)>,
 }
 
 impl Storing {
-    /// The rows `looks` say their COPYs read, at a look: how many more since it was last said
-    /// (the first time, since the first look that saw them), and over how long, where they
-    /// read more than at the last look. (Counted from the look before the first growth over
-    /// the time since copyman's bytes stopped, the first line said "0 rows more in the last
-    /// 24 s" of 11,000: recheck47 F2.)
+    /// The rows `looks` say their COPYs read, at a look: all of them, how many more each read
+    /// since the count was last said (the first time, since the look that first saw it), summed,
+    /// and over how long — where one read more than at the last look. Counted by backend: a sum
+    /// over whichever the look saw (a backend not seen at one look, then seen again) said "0
+    /// rows more in the last 24 s" of 11,000 stored (recheck47 F2).
     fn look(&mut self, looks: &[Look]) -> Option<(u64, u64, Duration)> {
-        let read: u64 = looks
+        let now_read: Vec<(i32, u64)> = looks
             .iter()
-            .filter_map(|l| l.copied)
-            .map(|(rows, _)| rows)
-            .sum();
-        if !looks.iter().any(|l| l.copied.is_some()) {
+            .filter_map(|l| Some((l.backend.as_ref()?.pid, l.copied?.0)))
+            .collect();
+        if now_read.is_empty() {
             return None;
         }
         let now = Instant::now();
-        let (rows, since) = *self.told.get_or_insert((read, now));
-        let before = self.read.replace(read)?;
-        if read <= before {
+        let since = *self.since.get_or_insert(now);
+        for &(pid, rows) in &now_read {
+            if !self.base.iter().any(|(p, _)| *p == pid) {
+                self.base.push((pid, rows));
+            }
+        }
+        let before = |pid: i32, of: &[(i32, u64)]| of.iter().find(|(p, _)| *p == pid).map(|r| r.1);
+        let grew =
+            (now_read.iter()).any(|&(pid, rows)| before(pid, &self.last).is_some_and(|b| rows > b));
+        self.last.clone_from(&now_read);
+        if !grew {
             return None;
         }
         self.grew = Some(now);
-        Some((read, read.saturating_sub(rows), since.elapsed()))
+        let read = now_read.iter().map(|(_, rows)| rows).sum();
+        let more = (now_read.iter())
+            .map(|&(pid, rows)| rows.saturating_sub(before(pid, &self.base).unwrap_or(rows)))
+            .sum();
+        Some((read, more, since.elapsed()))
+    }
+
+    /// The count was said: the next one counts from here.
+    fn said(&mut self) {
+        self.base.clone_from(&self.last);
+        self.since = Some(Instant::now());
     }
 
     /// When nothing moved since: copyman's bytes (`moved`), or its servers' COPYs.
@@ -2160,10 +2181,10 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     });
                 w.unread.look(copying, destinations);
             }
-            if let Some((read, more, over)) = w.storing.look(&looks) {
+            if let Some((_, more, over)) = w.storing.look(&looks) {
                 w.told_stuck = false;
                 if !quiet && w.moved.elapsed() >= say_after() && over >= say_after() {
-                    w.storing.told = Some((read, Instant::now()));
+                    w.storing.said();
                     let labels: Vec<String> = pids
                         .iter()
                         .map(|&(server, _)| shared.servers[server].0.clone())
@@ -2352,9 +2373,21 @@ mod tests {
         assert!(storing.look(&[copying(9)]).is_none());
         assert!(storing.look(&[look(1, "t", &[])]).is_none());
         // Counted from the first look, however many came between (the count of the first line
-        // said was from the look before the first growth: recheck47 F2).
+        // said was from the look before the first growth: recheck47 F2), and by backend: one
+        // not seen at a look is no fewer rows.
         let (_, more, _) = storing.look(&[copying(12)]).expect("it read more");
         assert_eq!(more, 7, "since the first look's 5");
+        let other = |rows: u64| Look {
+            copied: Some((rows, rows)),
+            ..look(3, "u", &[])
+        };
+        assert!(storing.look(&[copying(12), other(100)]).is_none());
+        assert!(storing.look(&[other(150)]).is_some());
+        let (read, more, _) = storing.look(&[copying(20), other(160)]).expect("more");
+        assert_eq!((read, more), (180, 15 + 60), "each from its own first look");
+        storing.said();
+        let (_, more, _) = storing.look(&[copying(21), other(160)]).expect("more");
+        assert_eq!(more, 1, "since it was said");
     }
 
     #[test]
