@@ -1531,16 +1531,23 @@ impl Unread {
             };
             // Said once: the close ends the wait.
             seen.2 = now + Duration::from_secs(3600);
+            // (Not "frozen" alone: a backend busy on one row longer than that looks the same:
+            // recheck47b F3.)
             progress::println(&format!(
                 "copyman: {}: its server has read {} of the {} of COPY data copyman sent it, and \
-                 nothing more for {} s (--stall-timeout): its backend is frozen, or the network \
-                 path to it lost; its connection is closed, nothing commits there",
+                 nothing more for {} s (--stall-timeout): its backend is frozen, the network path \
+                 to it lost, or one row takes it longer than that ({}); its connection is closed \
+                 and its statement cancelled, nothing commits there",
                 target.label,
                 indicatif::HumanBytes(copied.1),
                 indicatif::HumanBytes(sent),
-                limit.as_secs()
+                limit.as_secs(),
+                look.activity,
             ));
             closer.close(copyman_core::endpoint::STALLED_UNREAD);
+            // A backend that runs again would store what its socket buffers hold first, holding
+            // its locks for as long (a minute, recheck47b F2): its pending cancel ends it then.
+            target.send_cancel_request();
         }
     }
 }

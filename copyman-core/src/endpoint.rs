@@ -122,7 +122,8 @@ pub const STALLED_COPY_OUT: &str =
 /// watchdog's look): its backend frozen, or the network path to it lost — a wait for its answer
 /// that nothing else bounds (the end of a COPY is never timed: its answer may take long).
 pub const STALLED_UNREAD: &str = "its server read no more of the COPY data it was sent for the \
-     stall timeout, and had not read it all (its backend frozen, or the network path to it lost)";
+     stall timeout, and had not read it all (its backend frozen, the network path to it lost, or \
+     one row taking it longer than that)";
 
 /// Why copyman closed a connection interrupted while it waited for its server, which then moved
 /// no byte for the interrupt's grace ([`crate::stall::GraceExpired`]): given up, as
