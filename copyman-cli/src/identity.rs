@@ -261,6 +261,26 @@ pub(crate) fn check(
                     ),
                 });
             }
+            // An inheritance parent and its child (at any level): every row read twice through
+            // the parent, as a partition tree's stored twice (recheck47b F5: only warned).
+            if id.has_table()
+                && other.has_table()
+                && !id.same_table(other)
+                && let (Some(a), Some(b)) = (id.table_oid(), other.table_oid())
+                && inherits(conn, a, b) == Some(true)
+            {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "destinations {} ({other_name}) and {} ({name}) write into an inheritance \
+                         parent and its child of the same database ({id}): every row would be \
+                         read twice through the parent; give one of them",
+                        j + 1,
+                        i + 1
+                    ),
+                });
+            }
             let same_statement = match &t.statements {
                 Statements::Table { .. } => id.same_table(other),
                 // Both --receive name a table each session found: the same one or not.

@@ -332,6 +332,34 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[1], &parts, "p"), 0);
+    // An inheritance parent and its child, one --receive each: every row read twice through
+    // the parent (recheck47b F5: warned only, exit 0).
+    c.dest[1]
+        .connect(&parts)
+        .batch_execute("CREATE TABLE ip (id int8, v text); CREATE TABLE ic () INHERITS (ip);")
+        .unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[1].conninfo(&parts),
+        "--receive",
+        "COPY ip FROM STDIN",
+        "--to",
+        &c.dest[1].url(&parts),
+        "--receive",
+        "COPY ic FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("write into an inheritance parent and its child"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &parts, "ip"), 0);
     // The same in table mode, each destination's search_path finding one of the two (every
     // row twice, exit 0: dupes47 F1).
     let tree = database(
