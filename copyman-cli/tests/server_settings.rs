@@ -2068,38 +2068,25 @@ fn a_sql_ascii_destination_getting_other_bytes_than_the_sources_is_said() {
     // Verified as the characters both sides hold (the SQL_ASCII side's bytes hashed raw were
     // "different" for ever, exit 4: enc45 F5), and so from that SQL_ASCII database on into a
     // UTF8 one.
-    let out = run(&[
-        "table",
-        "en",
-        "--from",
-        &format!("{} client_encoding=LATIN1", c.source.conninfo(&src)),
-        "--to",
-        &format!("{} client_encoding=LATIN1", c.dest[0].conninfo(&dst)),
-        "--truncate",
-        "--verify",
-    ]);
-    assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("1 verified"),
-        "{}",
-        text(&out.stderr)
-    );
+    let latin1 = |conninfo: String| format!("{conninfo} client_encoding=LATIN1");
     let utf8 = database(&c.dest[1], table);
-    let out = run(&[
-        "table",
-        "en",
-        "--from",
-        &format!("{} client_encoding=LATIN1", c.dest[0].conninfo(&dst)),
-        "--to",
-        &format!("{} client_encoding=LATIN1", c.dest[1].conninfo(&utf8)),
-        "--verify",
-    ]);
-    assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("1 verified"),
-        "{}",
-        text(&out.stderr)
-    );
+    for (from, to, emptied) in [
+        (c.source.conninfo(&src), c.dest[0].conninfo(&dst), true),
+        (c.dest[0].conninfo(&dst), c.dest[1].conninfo(&utf8), false),
+    ] {
+        let (from, to) = (latin1(from), latin1(to));
+        let mut args = vec!["table", "en", "--from", &from, "--to", &to, "--verify"];
+        if emptied {
+            args.push("--truncate");
+        }
+        let out = run(&args);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("1 verified"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
     let stored = c.dest[1].psql(&utf8, "SELECT encode(convert_to(s, 'UTF8'), 'hex') FROM en");
     assert_eq!(stored.trim(), "636166c3a9", "café, in UTF-8");
 }

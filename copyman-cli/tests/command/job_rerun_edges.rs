@@ -393,21 +393,27 @@ fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once
     let d1 = database(&c.dest[0], SELF_WAIT_DESTINATION);
     let to = c.dest[0].conninfo(&d1);
     // No --lock-timeout: without the watch's cancel, this would wait for ever.
-    let out = run(&[
-        "copy",
-        "--from",
-        &c.source.conninfo(&src),
-        "--send",
-        "COPY s TO STDOUT",
-        "--to",
-        &to,
-        "--receive",
-        "COPY side FROM STDIN",
-        "--to",
-        &to,
-        "--receive",
-        "COPY pt_1 FROM STDIN",
-    ]);
+    let from = c.source.conninfo(&src);
+    let copy = |extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            "COPY s TO STDOUT",
+            "--to",
+            &to,
+            "--receive",
+            "COPY side FROM STDIN",
+            "--to",
+            &to,
+            "--receive",
+            "COPY pt_1 FROM STDIN",
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let out = copy(&[]);
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
@@ -431,22 +437,7 @@ fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once
     assert_eq!(count(&c.source, &src, "s"), 50000);
     // Under --keep-going the cancelled one is left out and the other commits: said so (it
     // said nothing of the copy was committed: dupes47 F4).
-    let out = run(&[
-        "copy",
-        "--from",
-        &c.source.conninfo(&src),
-        "--send",
-        "COPY s TO STDOUT",
-        "--to",
-        &to,
-        "--receive",
-        "COPY side FROM STDIN",
-        "--to",
-        &to,
-        "--receive",
-        "COPY pt_1 FROM STDIN",
-        "--keep-going",
-    ]);
+    let out = copy(&["--keep-going"]);
     assert_exit(&out, 4);
     let stderr = text(&out.stderr);
     assert!(
