@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use copyman_core::ReceiverId;
 use copyman_core::run::UnderWay;
-use copyman_core::stall::EndpointId;
+use copyman_core::stall::{EndOfData, EndpointId};
 use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::{CancelToken, Closer, Connection, Interrupter};
@@ -1477,16 +1477,17 @@ impl Heard {
 }
 
 /// Destinations at the end of a copy (one table's, or a job's table's but a split one's ranges)
-/// whose server had not read all the data it was sent, by backend: what their COPY had read at a look, and since when it stands. One that
-/// reads no more of it for `--stall-timeout` has its connection closed ([`STALLED_UNREAD`]): the
-/// end of a COPY is never timed out (its answer may take long, its data in hand), and a backend
+/// whose server had not read all the data it was sent, by backend: what their COPY had read at
+/// a look, and since when it stands (core's [`EndOfData`]). One that reads no more of it for
+/// `--stall-timeout` has its connection closed and its statement cancelled ([`STALLED_UNREAD`]):
+/// the end of a COPY is never timed out (its answer may take long, its data in hand), and a backend
 /// frozen with the data in its socket buffers, or behind a lost network path, held the run until
 /// a signal (progress45 F1, recheck47 F4). Its transaction is rolled back there; the copy fails,
 /// or goes on without it under `--keep-going`.
 ///
 /// [`STALLED_UNREAD`]: copyman_core::endpoint::STALLED_UNREAD
 #[derive(Default)]
-struct Unread(Vec<(i32, (u64, u64), Instant)>);
+struct Unread(Vec<(i32, EndOfData)>);
 
 impl Unread {
     /// `looks` of the destinations of `copying` (each with its index, 0-based, and target).
@@ -1509,30 +1510,22 @@ impl Unread {
             let pid = target.pid;
             let ending = (copying.live.iter().position(|&l| l == d))
                 .is_some_and(|r| copying.under_way.receivers().any(|o| o.0 == r));
-            let behind = look
-                .copied
-                .filter(|&(_, read)| completing && ending && read < sent);
-            let Some(copied) = behind else {
-                self.0.retain(|(p, _, _)| *p != pid);
+            let (Some(copied), true) = (look.copied, completing && ending) else {
+                self.0.retain(|(p, _)| *p != pid);
                 continue;
             };
             let now = Instant::now();
-            let Some(seen) = self.0.iter_mut().find(|(p, _, _)| *p == pid) else {
-                self.0.push((pid, copied, now));
+            let Some((_, end)) = self.0.iter_mut().find(|(p, _)| *p == pid) else {
+                self.0.push((pid, EndOfData::new(copied, now)));
                 continue;
             };
-            if seen.1 != copied {
-                *seen = (pid, copied, now);
-                continue;
-            }
-            if now.duration_since(seen.2) < limit {
+            // Core's rule: behind what it was sent, and reading no more of it.
+            if !end.look(copied, sent, limit, now) {
                 continue;
             }
             let Some(closer) = &target.closer else {
                 continue;
             };
-            // Said once: the close ends the wait.
-            seen.2 = now + Duration::from_secs(3600);
             // (Not "frozen" alone: a backend busy on one row longer than that looks the same:
             // recheck47b F3.)
             progress::println(&format!(

@@ -370,6 +370,63 @@ impl StallTimer {
     }
 }
 
+/// The stall rule at the end of a copy, for a watchdog that looks at a receiver's server while
+/// its COPY completes (the end of a COPY is never timed out by the copy itself: its answer may
+/// take long with every byte in hand, its triggers and checks): a server that has not read all
+/// the data it was sent (its `pg_stat_progress_copy`) and read no more of it for the stall
+/// timeout has stalled — its backend frozen with the rest in its socket buffers, the network path
+/// to it lost, or one row taking it longer than that. Sans IO: the watchdog reads the clock and
+/// the server; what to do (close the connection, cancel its statement) is the caller's.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use copyman_core::stall::EndOfData;
+///
+/// let start = Instant::now();
+/// let second = |n| start + Duration::from_secs(n);
+/// let limit = Duration::from_secs(3);
+/// let mut end = EndOfData::new((10, 1_000), start);
+/// assert!(!end.look((10, 1_000), 5_000, limit, second(2)));
+/// assert!(!end.look((20, 2_000), 5_000, limit, second(2)), "it read more: three seconds more");
+/// assert!(!end.look((20, 2_000), 5_000, limit, second(4)));
+/// assert!(end.look((20, 2_000), 5_000, limit, second(5)), "stalled");
+/// assert!(!end.look((20, 2_000), 5_000, limit, second(9)), "said once");
+/// // Every byte read: its end is its own, never stalled here.
+/// let mut done = EndOfData::new((50, 5_000), start);
+/// assert!(!done.look((50, 5_000), 5_000, limit, second(60)));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct EndOfData {
+    read: (u64, u64),
+    since: Instant,
+    stalled: bool,
+}
+
+impl EndOfData {
+    /// A receiver's server whose COPY had read `read` (rows, bytes) at `now`.
+    pub fn new(read: (u64, u64), now: Instant) -> Self {
+        Self {
+            read,
+            since: now,
+            stalled: false,
+        }
+    }
+
+    /// A look at `now`: its COPY had read `read` (rows, bytes) of the `sent` bytes. Whether it
+    /// stalled, under the stall timeout `limit` — said once.
+    pub fn look(&mut self, read: (u64, u64), sent: u64, limit: Duration, now: Instant) -> bool {
+        if read != self.read || read.1 >= sent {
+            *self = Self::new(read, now);
+            return false;
+        }
+        if self.stalled || now.saturating_duration_since(self.since) < limit {
+            return false;
+        }
+        self.stalled = true;
+        true
+    }
+}
+
 /// How much of a transmit's data went out so far: the receiver adds what each write took, and
 /// the driver reads it to know whether bytes moved (the stall rule) and, if the transmit is cut
 /// short, how much of the data the server has (realignment). Bytes that go out without being
