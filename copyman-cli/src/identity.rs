@@ -362,14 +362,7 @@ fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option
         return Some(false);
     }
     let below = conn
-        .query(&format!(
-            "WITH RECURSIVE tree(oid) AS ( \
-               SELECT unnest('{{{}}}'::pg_catalog.oid[]) \
-               UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
-                 JOIN tree ON i.inhparent = tree.oid) \
-             SELECT oid::text FROM tree",
-            oids.join(",")
-        ))
+        .query(&copyman_job::sql::descendants_query(&oids)?)
         .ok()?;
     Some(
         below
@@ -497,22 +490,10 @@ fn refuse_unidentified_twins(
 }
 
 /// Whether the tables of oids `a` and `b` are an inheritance parent and its child, at any
-/// level, either way, asked on `conn`; `None` where that cannot be told.
+/// level, either way, asked on `conn` ([`copyman_job::sql::family_query`]); `None` where that
+/// cannot be told.
 fn inherits(conn: &mut Connection, a: &str, b: &str) -> Option<bool> {
-    let digits = |oid: &str| !oid.is_empty() && oid.bytes().all(|c| c.is_ascii_digit());
-    if !digits(a) || !digits(b) {
-        return None;
-    }
-    let up = |from: &str, to: &str| {
-        format!(
-            "{to}::pg_catalog.oid IN (WITH RECURSIVE up(oid) AS (SELECT {from}::pg_catalog.oid \
-               UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i \
-                 JOIN up ON i.inhrelid = up.oid) SELECT oid FROM up)"
-        )
-    };
-    let rows = conn
-        .query(&format!("SELECT {} OR {}", up(a, b), up(b, a)))
-        .ok()?;
+    let rows = conn.query(&copyman_job::sql::family_query(a, b)?).ok()?;
     Some(rows.first()?.first()?.as_deref()? == "t")
 }
 

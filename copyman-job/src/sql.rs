@@ -497,7 +497,7 @@ pub fn relation_regclass(name: &str) -> String {
 /// neither: copyman reads and writes a parent's own rows. `None` for an oid that is not one
 /// (it came from the server, as digits).
 pub fn relations_query(oid: &str, read: bool) -> Option<String> {
-    if oid.is_empty() || !oid.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_oid(oid) {
         return None;
     }
     let views = if read {
@@ -521,6 +521,56 @@ pub fn relations_query(oid: &str, read: bool) -> Option<String> {
                JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid AND c.relispartition) \
          SELECT pg_catalog.string_agg(DISTINCT relid::pg_catalog.text, ',') FROM tree"
     ))
+}
+
+/// The oids (one per row, as text) of the relations of `oids` and of every partition and
+/// inheritance child below them, at any level: what a query reading them returns rows of.
+/// `None` for an oid that is not one (they come from the server, as digits).
+///
+/// ```
+/// let q = copyman_job::sql::descendants_query(&["16384", "16390"]).unwrap();
+/// assert!(q.contains("'{16384,16390}'::pg_catalog.oid[]"), "{q}");
+/// assert!(copyman_job::sql::descendants_query(&["1); DROP"]).is_none());
+/// ```
+pub fn descendants_query(oids: &[&str]) -> Option<String> {
+    if !oids.iter().all(|oid| is_oid(oid)) {
+        return None;
+    }
+    Some(format!(
+        "WITH RECURSIVE tree(oid) AS ( \
+           SELECT unnest('{{{}}}'::pg_catalog.oid[]) \
+           UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
+             JOIN tree ON i.inhparent = tree.oid) \
+         SELECT oid::text FROM tree",
+        oids.join(",")
+    ))
+}
+
+/// Whether the relations of oids `a` and `b` are a parent and its child (`INHERITS`, or a
+/// partition), at any level, either way: one `true` or `false`. `None` for an oid that is not
+/// one.
+///
+/// ```
+/// assert!(copyman_job::sql::family_query("16384", "16390").is_some());
+/// assert!(copyman_job::sql::family_query("16384", "x").is_none());
+/// ```
+pub fn family_query(a: &str, b: &str) -> Option<String> {
+    if !is_oid(a) || !is_oid(b) {
+        return None;
+    }
+    let up = |from: &str, to: &str| {
+        format!(
+            "{to}::pg_catalog.oid IN (WITH RECURSIVE up(oid) AS (SELECT {from}::pg_catalog.oid \
+               UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i \
+                 JOIN up ON i.inhrelid = up.oid) SELECT oid FROM up)"
+        )
+    };
+    Some(format!("SELECT {} OR {}", up(a, b), up(b, a)))
+}
+
+/// Whether `oid` is one, as the server writes it: digits.
+fn is_oid(oid: &str) -> bool {
+    !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The schema and name (as the catalog holds them) of the relation `name` names on the

@@ -190,15 +190,9 @@ pub(super) fn verify_done(
     if !shared.options.verify || done.is_empty() || shared.halted() {
         return;
     }
-    // The checksum recorded when an earlier run found it equal to the source's, on a
-    // destination where that run left it (not failed over or restored since): compared with
-    // that, not with the source now (a live source differs from any earlier moment).
-    let (plan, recorded) = (shared.plan, &shared.plan.recorded);
-    let then = |d: usize| {
-        let moved = plan.moved.get(d).copied().unwrap_or(true);
-        let sum = (recorded.checksums).get(&(key.clone(), plan.keys[d].clone()));
-        sum.filter(|_| !moved)
-    };
+    // Compared with the checksum an earlier run recorded, where there is one, not with the
+    // source now (a live source differs from any earlier moment).
+    let then = |d: usize| recorded_sum(shared, &key, d);
     let (by_record, done): (Vec<usize>, Vec<usize>) =
         done.into_iter().partition(|&d| then(d).is_some());
     for d in by_record {
@@ -379,14 +373,11 @@ pub(super) fn verify_after_triggers(
         // read, or for a table an earlier run did, the one it recorded (a resume's done table,
         // into which this run's triggers may have written too: it was said verified, exit 0,
         // holding twice the source's rows: first47 F6).
-        let key = |i: usize| tables[i].table.to_string();
-        let recorded = |i: usize| {
-            let moved = shared.plan.moved.get(d).copied().unwrap_or(true);
-            let sum = (shared.plan.recorded.checksums).get(&(key(i), shared.plan.keys[d].clone()));
-            sum.filter(|_| !moved).cloned()
-        };
         let against: Vec<Option<String>> = (0..tables.len())
-            .map(|i| sums[i].clone().or_else(|| recorded(i)))
+            .map(|i| {
+                let recorded = || recorded_sum(shared, &tables[i].table.to_string(), d).cloned();
+                sums[i].clone().or_else(recorded)
+            })
             .collect();
         let again: Vec<usize> = (0..tables.len())
             .filter(|&i| {
@@ -437,6 +428,15 @@ pub(super) fn verify_after_triggers(
             reports[i].as_mut().expect("verified above").destinations[d] = now;
         }
     }
+}
+
+/// The checksum recorded for table `key` on destination `d` when an earlier run found it equal
+/// to the source's, where that run left it (not failed over or restored since).
+fn recorded_sum<'s>(shared: &'s Shared<'_>, key: &str, d: usize) -> Option<&'s String> {
+    let plan = shared.plan;
+    let moved = plan.moved.get(d).copied().unwrap_or(true);
+    let sum = (plan.recorded.checksums).get(&(key.to_owned(), plan.keys[d].clone()));
+    sum.filter(|_| !moved)
 }
 
 /// Marks `result` not compared with the source (a checksum could not be computed), with why:
