@@ -80,6 +80,7 @@ pub(crate) fn drive<'a>(
     watch::copy_started(watch::Copying {
         under_way: copy.under_way(),
         live: live.to_vec(),
+        backends: Vec::new(),
         interrupter: copy.interrupter().ok(),
         source,
         sent: std::sync::Arc::clone(&sent),

@@ -165,10 +165,10 @@ pub(crate) struct JobArgs {
     resume_log: Option<PathBuf>,
 }
 
-/// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
 /// The lowest `--max-rate`, in bytes per second (pg_basebackup's).
 const MIN_RATE: u64 = 32 << 10;
 
+/// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
 pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
     let t = t.strip_suffix("/s").unwrap_or(t);

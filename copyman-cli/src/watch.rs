@@ -99,6 +99,10 @@ const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Copying {
     pub(crate) under_way: UnderWay,
     pub(crate) live: Vec<usize>,
+    /// Each live receiver's backend (its process id), where known: a job's split table copies
+    /// to one destination in ranges side by side, each its own copy on a backend of its own.
+    /// Empty where the destination tells the receiver (one table's).
+    pub(crate) backends: Vec<Option<i32>>,
     pub(crate) interrupter: Option<Interrupter>,
     /// A source that is no server (a file, a FIFO, stdin), by name: a wait for its data is its
     /// writer's, not a backend's.
@@ -110,6 +114,15 @@ pub(crate) struct Copying {
 }
 
 impl Copying {
+    /// The receiver (its position in the copy) that destination `d`'s backend `pid` is, if it is
+    /// one of this copy's.
+    fn receiver(&self, d: usize, pid: i32) -> Option<usize> {
+        match self.backends.is_empty() {
+            true => self.live.iter().position(|&l| l == d),
+            false => self.backends.iter().position(|&p| p == Some(pid)),
+        }
+    }
+
     /// "copyman waits for destination 2 to take data (its socket is full: …): ", or nothing.
     /// `answered` tells a destination whose backend has ended its COPY (idle in its
     /// transaction): at the end of the data, its answer waits unread while copyman reads
@@ -1063,7 +1076,7 @@ fn watch(
                 .iter()
                 .zip(&looks)
                 .filter_map(|(w, look)| Some((w.target.destination?, w.target.pid, look)));
-            heard.look(copying.as_ref(), destinations);
+            heard.look(copying.as_slice(), destinations);
             if let Some(copying) = copying.as_ref() {
                 let destinations = watched
                     .iter()
@@ -1351,8 +1364,8 @@ struct WorkerBackends {
     /// ([`Event::CommitStep`]): looked at and said, never cancelled.
     commits: Vec<CommitWait>,
     /// What its table's copy waits for, while it streams ([`Event::Copying`]), and what
-    /// interrupts it on a signal.
-    copying: Option<Copying>,
+    /// interrupts it on a signal: one copy, or a split table's ranges.
+    copying: Vec<Copying>,
     /// The destination session computing a `--verify` checksum of its committed table
     /// ([`Event::Checksum`]): server, target. A read: cancelled on a signal even once its
     /// transactions ended (it kept its CPU and a lock for seconds after copyman exited).
@@ -1450,11 +1463,11 @@ impl Storing {
 struct Heard(Vec<(i32, (u64, u64))>);
 
 impl Heard {
-    /// `looks` of the destinations of `copying` (each with its index, 0-based): those whose
-    /// COPY moved since the last look are told to the copy.
+    /// `looks` of the destinations of the `copying` copies (each with its index, 0-based): those
+    /// whose COPY moved since the last look are told to their copy.
     fn look<'l>(
         &mut self,
-        copying: Option<&Copying>,
+        copying: &[Copying],
         looks: impl Iterator<Item = (usize, i32, &'l Look)>,
     ) {
         for (d, pid, look) in looks {
@@ -1466,7 +1479,7 @@ impl Heard {
                     None
                 }
             };
-            let receiver = copying.and_then(|c| Some((c, c.live.iter().position(|&l| l == d)?)));
+            let receiver = (copying.iter()).find_map(|c| Some((c, c.receiver(d, pid)?)));
             if let (Some(before), Some((copying, r))) = (before, receiver)
                 && before != copied
             {
@@ -1476,7 +1489,7 @@ impl Heard {
     }
 }
 
-/// Destinations at the end of a copy (one table's, or a job's table's but a split one's ranges)
+/// Destinations at the end of a copy (one table's, a job's table's, or each range of a split one's)
 /// whose server had not read all the data it was sent, by backend: what their COPY had read at
 /// a look, and since when it stands (core's [`EndOfData`]). One that reads no more of it for
 /// `--stall-timeout` has its connection closed and its statement cancelled ([`STALLED_UNREAD`]):
@@ -1508,8 +1521,11 @@ impl Unread {
         let completing = copying.under_way.completing() && copying.source.is_none();
         for (d, target, look) in looks {
             let pid = target.pid;
-            let ending = (copying.live.iter().position(|&l| l == d))
-                .is_some_and(|r| copying.under_way.receivers().any(|o| o.0 == r));
+            // (Another copy's: a split table's other range.)
+            let Some(r) = copying.receiver(d, pid) else {
+                continue;
+            };
+            let ending = copying.under_way.receivers().any(|o| o.0 == r);
             let (Some(copied), true) = (look.copied, completing && ending) else {
                 self.0.retain(|(p, _)| *p != pid);
                 continue;
@@ -1610,7 +1626,7 @@ impl WorkerBackends {
             on_prepared: None,
             last_look: None,
             commits: Vec::new(),
-            copying: None,
+            copying: Vec::new(),
             checksum: None,
             connecting: None,
             storing: Storing::default(),
@@ -1807,7 +1823,7 @@ impl JobWatch {
                     w.ending = false;
                     w.backends.clear();
                     w.commits.clear();
-                    w.copying = None;
+                    w.copying.clear();
                     w.checksum = None;
                 }
             }
@@ -1920,20 +1936,22 @@ impl JobWatch {
                     w.moved(*worker, note);
                     w.ending = true;
                     w.backends.clear();
-                    w.copying = None;
+                    w.copying.clear();
                 }
             }
             Event::Copying {
                 worker,
                 under_way,
                 destinations,
+                backends,
                 interrupter,
                 sent,
             } => {
                 if let Some(w) = workers.get_mut(*worker) {
-                    w.copying = Some(Copying {
+                    w.copying.push(Copying {
                         under_way: under_way.clone(),
                         live: destinations.clone(),
+                        backends: backends.clone(),
                         interrupter: interrupter.clone(),
                         source: None,
                         sent: Arc::clone(sent),
@@ -1980,7 +1998,7 @@ pub(crate) fn lock_briefly<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<
 fn interrupt_job(workers: &[WorkerBackends], interrupt: &Interrupt, signal: i32) {
     interrupt.interrupt(format!("interrupted by {}", signals::name(signal)));
     for w in workers.iter().filter(|w| !w.ending) {
-        if let Some(copying) = &w.copying {
+        for copying in &w.copying {
             copying.interrupt();
         }
     }
@@ -2171,17 +2189,16 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 .iter()
                 .zip(&looks)
                 .filter_map(|(&(server, pid), look)| Some((server.checked_sub(1)?, pid, look)));
-            w.heard.look(w.copying.as_ref(), destinations);
-            if let Some(copying) = &w.copying {
-                let destinations = pids
-                    .iter()
-                    .zip(&looks)
-                    .filter_map(|(&(server, pid), look)| {
-                        let (_, target, _) =
-                            (w.backends.iter()).find(|(s, t, _)| *s == server && t.pid == pid)?;
-                        Some((server.checked_sub(1)?, target, look))
-                    });
-                w.unread.look(copying, destinations);
+            w.heard.look(&w.copying, destinations);
+            let destinations: Vec<_> = (pids.iter().zip(&looks))
+                .filter_map(|(&(server, pid), look)| {
+                    let (_, target, _) =
+                        (w.backends.iter()).find(|(s, t, _)| *s == server && t.pid == pid)?;
+                    Some((server.checked_sub(1)?, target, look))
+                })
+                .collect();
+            for copying in &w.copying {
+                w.unread.look(copying, destinations.iter().copied());
             }
             if let Some((_, more, over)) = w.storing.look(&looks) {
                 w.told_stuck = false;
@@ -2223,12 +2240,13 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                         .map(|&(server, _)| shared.servers[server].0.as_str());
                     ended_its_copy(labels.zip(&looks), d)
                 };
-                let waits = w
-                    .copying
-                    .as_ref()
-                    .map(|c| c.waits_for(&answered))
-                    .unwrap_or_default();
-                let mut ways_out = ways_out(w.copying.as_ref(), &looks);
+                // (A split table's ranges: the wait is each backend's, said by its look.)
+                let one = match w.copying.as_slice() {
+                    [copying] => Some(copying),
+                    _ => None,
+                };
+                let waits = one.map(|c| c.waits_for(&answered)).unwrap_or_default();
+                let mut ways_out = ways_out(one, &looks);
                 let whose = if planning {
                     PLANNING.to_owned()
                 } else {

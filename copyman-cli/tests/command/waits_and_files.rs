@@ -1087,8 +1087,9 @@ fn a_destination_storing_rows_is_not_stalled() {
 ///     while the rest waits in its socket buffers) is bounded by `--stall-timeout`: the watch
 ///     sees its `pg_stat_progress_copy` read no more of what copyman sent, closes its
 ///     connection and cancels its statement, said; nothing commits anywhere, or the other destination alone under
-///     `--keep-going`; in a job too (progress45 F1, recheck47 F4: it was waited for until a
-///     signal, "--stall-timeout does not bound the end of a COPY").
+///     `--keep-going`; in a job too, and in one range of a job's split table (progress45 F1,
+///     recheck47 F4, recheck47b F6: it was waited for until a signal, "--stall-timeout does not
+///     bound the end of a COPY").
 #[test]
 fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() {
     let c = clusters();
@@ -1102,7 +1103,12 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
              AS 'BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END';
          CREATE TRIGGER z BEFORE INSERT ON fz FOR EACH ROW EXECUTE FUNCTION z();";
     let state = TempPath::new("frozen-unread.state");
-    for (keep_going, job) in [(false, false), (true, false), (false, true)] {
+    let cases = [
+        (false, false, false),
+        (true, false, false),
+        (false, true, false),
+    ];
+    for (keep_going, job, split) in cases.into_iter().chain([(false, true, true)]) {
         let dst = database(&c.dest[0], slow);
         let other = database(&c.dest[1], "CREATE TABLE fz (id int, pad text)");
         let (from, to, to_other) = (
@@ -1129,6 +1135,10 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
             let _ = fs::remove_file(&state.0);
             args.extend(["--state", state.arg()]);
         }
+        if split {
+            // Ranges of 512 kB side by side: the first row's is the one frozen.
+            args.extend(["--jobs", "2", "--split-larger-than", "512k"]);
+        }
         let mut child = copyman()
             .args(&args)
             .stdout(Stdio::null())
@@ -1137,19 +1147,20 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
             .unwrap();
         let mut stderr = StderrLines::take(&mut child);
         // Its backend, in its first row's sleep: stopped there.
-        let backend = || -> Option<i32> {
+        let backend = |pid: Option<i32>| -> Option<i32> {
             let rows = c.dest[0]
                 .connect("postgres")
                 .query(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY%'",
-                    &[&dst],
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY%' \
+                     AND wait_event = 'PgSleep' OR pid = $2",
+                    &[&dst, &pid.unwrap_or(0)],
                 )
                 .unwrap();
             rows.first().map(|r| r.get(0))
         };
         let until = Instant::now() + Duration::from_secs(30);
         let pid = loop {
-            if let Some(pid) = backend() {
+            if let Some(pid) = backend(None) {
                 break pid;
             }
             assert!(Instant::now() < until, "no COPY backend: {}", stderr.seen());
@@ -1169,7 +1180,7 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         assert!(
             said.contains("destination 1 (")
                 && said.contains("nothing more for 2 s (--stall-timeout)"),
-            "job {job}: {said}"
+            "job {job}, split {split}: {said}"
         );
         let status = child.wait().unwrap();
         let rest = stderr.rest();
@@ -1177,7 +1188,7 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         // Cancelled as well as closed: once it runs again it does not store what its socket
         // buffers held, holding its lock meanwhile (recheck47b F2: a minute more).
         let until = Instant::now() + Duration::from_secs(20);
-        while backend().is_some() {
+        while backend(Some(pid)).is_some() {
             assert!(Instant::now() < until, "its COPY runs on after the give-up");
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -86,15 +86,16 @@ pub(super) enum Driven {
 /// of a split table: a range whose failure fails the table raises it (any fault under the
 /// default policy, a source's under keep-going), and the others abort at their next cycle
 /// instead of streaming on for a table that will be rolled back.
-/// `copying`: the worker and the destination each receiver is, for [`Event::Copying`] (`None`
-/// for a split table's ranges).
+/// `copying`: the worker, the destination each receiver is and its backend's pid, for
+/// [`Event::Copying`] (a split table's ranges too: each is a copy of its own, on backends of its
+/// own).
 pub(super) fn drive<'a>(
     shared: &Shared<'_>,
     progress: &dyn Fn(u64, u64),
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
     siblings: Option<&AtomicBool>,
-    copying: Option<(usize, Vec<usize>)>,
+    copying: (usize, Vec<usize>, Vec<Option<i32>>),
 ) -> Driven {
     let sibling_failed = || siblings.is_some_and(|s| s.load(Ordering::SeqCst));
     let fails_siblings = |fault: &Fault| {
@@ -127,15 +128,15 @@ pub(super) fn drive<'a>(
         }
     };
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    if let Some((worker, destinations)) = copying {
-        (shared.events)(Event::Copying {
-            worker,
-            under_way: copy.under_way(),
-            destinations,
-            interrupter: copy.interrupter().ok(),
-            sent: std::sync::Arc::clone(&sent),
-        });
-    }
+    let (worker, destinations, backends) = copying;
+    (shared.events)(Event::Copying {
+        worker,
+        under_way: copy.under_way(),
+        destinations,
+        backends,
+        interrupter: copy.interrupter().ok(),
+        sent: std::sync::Arc::clone(&sent),
+    });
     let mut faults = Vec::new();
     let mut aborted = None;
     let mut last_event = Instant::now();

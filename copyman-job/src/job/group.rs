@@ -18,7 +18,7 @@ use super::running::{
     JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry, commit_live,
     files_unchanged, give_up_stalled, knock_on, mark_interrupted, record_committed, unstarted,
 };
-use super::sessions::{Conns, end, ensure, position};
+use super::sessions::{Conns, backend_pid, end, ensure, position};
 use super::verify::{checksum, verify_dest, verify_done};
 use crate::commit::{self, Outcome, Policy};
 use crate::resume;
@@ -322,7 +322,7 @@ fn copy_group_unit(
         let outcome = {
             let producer = StatementProducer::new(source, t.send.clone());
             let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
-            let mut copied = Vec::new();
+            let (mut copied, mut pids) = (Vec::new(), Vec::new());
             for (d, slot) in conns.dests.iter_mut().enumerate() {
                 if !here.contains(&d) {
                     continue;
@@ -330,8 +330,10 @@ fn copy_group_unit(
                 let DestPlan::Copy { freeze, .. } = t.destinations[d] else {
                     continue;
                 };
+                let conn = slot.as_mut().expect("begun above");
+                pids.push(backend_pid(conn));
                 receivers.push(Box::new(StatementReceiver::new(
-                    slot.as_mut().expect("begun above"),
+                    conn,
                     t.receive_for(freeze),
                 )));
                 copied.push(d);
@@ -349,7 +351,7 @@ fn copy_group_unit(
                 producer,
                 receivers,
                 None,
-                Some((worker, copied)),
+                (worker, copied, pids),
             )
         };
         // Each destination of `here`: its COPY n, or its error.

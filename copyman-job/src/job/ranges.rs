@@ -18,7 +18,7 @@ use super::running::{
     Announced, JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry,
     commit_table, give_up_stalled, knock_on, record_committed, report_targets, unstarted,
 };
-use super::sessions::{Conns, end, ensure, position};
+use super::sessions::{Conns, backend_pid, end, ensure, position};
 #[cfg(doc)]
 use super::verify::verify_done;
 use super::verify::{checksum, verify_dest};
@@ -126,14 +126,24 @@ fn copy_range_on(
         let source = conns.source.as_mut().expect("connected above");
         let producer = StatementProducer::new(source, send.to_owned());
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+        let mut pids = Vec::new();
         for (d, slot) in conns.dests.iter_mut().enumerate() {
             if !live.contains(&d) {
                 continue;
             }
             let conn = slot.as_mut().expect("begun above");
+            pids.push(backend_pid(conn));
             receivers.push(Box::new(StatementReceiver::new(conn, t.receive_for(false))));
         }
-        drive(shared, progress, producer, receivers, Some(siblings), None)
+        let copying = (worker, live.clone(), pids);
+        drive(
+            shared,
+            progress,
+            producer,
+            receivers,
+            Some(siblings),
+            copying,
+        )
     };
     let mut source_rows = None;
     end(conns.source.as_mut());

@@ -310,7 +310,8 @@ pub enum Event {
     /// A worker's copy of a table started streaming: what it waits for, readable from another
     /// thread while it runs ([`UnderWay`](copyman_core::run::UnderWay): the source's data, a
     /// destination's socket that takes no more), for a caller that says what a copy that stopped
-    /// moving waits on. Not for a split table's ranges, which stream side by side.
+    /// moving waits on. A split table's ranges stream side by side, each its own copy: one event
+    /// each.
     Copying {
         /// The worker.
         worker: usize,
@@ -318,6 +319,9 @@ pub enum Event {
         under_way: copyman_core::run::UnderWay,
         /// The destination (0-based) each of its receivers is, in their order.
         destinations: Vec<usize>,
+        /// Each receiver's backend (its process id), in their order, where known: a split table's
+        /// ranges copy to one destination each on a backend of its own.
+        backends: Vec<Option<i32>>,
         /// What interrupts it from another thread (a signal's): an endpoint that then moves
         /// nothing for [`copyman_sync::INTERRUPT_GRACE`] is given up, so that the copy ends,
         /// and the table rolls back, even where a server froze.

@@ -22,7 +22,7 @@ use super::options::{Options, Server};
 use super::planning::{DestPlan, Plan, TablePlan};
 use super::ranges::copy_split;
 use super::report::{Answer, DestResult, Event, JobReport, Side, Status, TableReport};
-use super::sessions::{CANCELLED, CLOSED, Conns, ENDED, give_up, take_notices};
+use super::sessions::{CANCELLED, CLOSED, Conns, ENDED, backend_pid, give_up, take_notices};
 use super::verify::{verify_after_triggers, verify_done};
 use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
@@ -99,7 +99,7 @@ impl Participant for Announced<'_, '_, '_> {
     type Error = copyman_sync::Error;
 
     fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
-        let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
+        let pid = backend_pid(self.conn);
         let (worker, destination) = (self.worker, self.destination);
         let tell = |answer: Answer| {
             for table in self.tables {
@@ -539,7 +539,7 @@ impl Shared<'_> {
 
     /// Tells the caller that `conn` is about to run `table`'s statements for `worker`.
     pub(super) fn announce(&self, worker: usize, table: &TableName, side: Side, conn: &Connection) {
-        if let Some((pid, _)) = conn.session().backend_key() {
+        if let Some(pid) = backend_pid(conn) {
             (self.events)(Event::Backend {
                 worker,
                 table: table.clone(),

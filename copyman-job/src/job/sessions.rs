@@ -10,6 +10,11 @@ use super::options::Server;
 use super::report::{Notice, Side, TableReport};
 use crate::commit::{self, backend_alive};
 
+/// The process id of `conn`'s backend, where its server said it (BackendKeyData).
+pub(super) fn backend_pid(conn: &Connection) -> Option<i32> {
+    conn.session().backend_key().map(|(pid, _)| pid)
+}
+
 /// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
 /// asks a new session what its backend was waiting for (a lock: which, held by whom), cancels
 /// its statement, so that nothing of it goes on waiting or running on the server, and leaves
@@ -27,7 +32,7 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
         return Some(CLOSED.to_owned());
     }
     let mut fresh = (server.connect)().ok();
-    let pid = old.session().backend_key().map(|(pid, _)| pid);
+    let pid = backend_pid(&old);
     let waited = pid
         .zip(fresh.as_mut())
         .and_then(|(pid, conn)| lock_wait(conn, pid));

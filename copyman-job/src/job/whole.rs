@@ -16,7 +16,7 @@ use super::running::{
     JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry, commit_live,
     done_earlier, files_unchanged, record_committed, report_targets, unstarted,
 };
-use super::sessions::{Conns, end, ensure, position};
+use super::sessions::{Conns, backend_pid, end, ensure, position};
 #[cfg(doc)]
 use super::verify::verify_done;
 use super::verify::{checksum, verify_dest};
@@ -136,7 +136,7 @@ pub(super) fn copy_whole(
             let source = conns.source.as_mut().expect("connected above");
             let producer = StatementProducer::new(source, t.send.clone());
             let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
-            let mut copied = Vec::new();
+            let (mut copied, mut pids) = (Vec::new(), Vec::new());
             for (d, slot) in conns.dests.iter_mut().enumerate() {
                 if !live.contains(&d) {
                     continue;
@@ -145,6 +145,7 @@ pub(super) fn copy_whole(
                     continue;
                 };
                 let conn = slot.as_mut().expect("begun above");
+                pids.push(backend_pid(conn));
                 receivers.push(Box::new(StatementReceiver::new(
                     conn,
                     t.receive_for(freeze),
@@ -164,7 +165,7 @@ pub(super) fn copy_whole(
                 producer,
                 receivers,
                 None,
-                Some((worker, copied)),
+                (worker, copied, pids),
             )
         };
         match outcome {
