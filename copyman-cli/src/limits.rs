@@ -201,6 +201,38 @@ pub(crate) fn refuse_lossy_between(
     send: Option<&str>,
     receive: &[Option<String>],
 ) -> Result<(), Fatal> {
+    // A binary COPY's ENCODING is ignored by its server: its text values are in the session's
+    // client_encoding (a LATIN1 file's `Ã©` was stored as `é`, exit 0: files48 F7).
+    let statements = (source
+        .as_deref()
+        .map(|c| ("source".to_owned(), c, send))
+        .into_iter())
+    .chain(dests.iter().enumerate().filter_map(|(i, d)| {
+        let role = format!("destination {}", i + 1);
+        Some((
+            role,
+            d.conn.as_ref()?,
+            receive.get(i).and_then(Option::as_deref),
+        ))
+    }));
+    for (role, conn, statement) in statements {
+        let client = Encodings::of(role.clone(), conn).client;
+        if let Some(encoding) = statement.and_then(copyman_core::statement::binary_encoding)
+            && encoding != client
+        {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: format!(
+                    "{role}'s COPY gives ENCODING '{encoding}' with FORMAT binary, which its \
+                     server ignores: binary COPY data's text values are in the session's \
+                     client_encoding ({client}); for binary data in {encoding}, leave ENCODING \
+                     out and say client_encoding={encoding} in its CONN (or \
+                     PGCLIENTENCODING={encoding})"
+                ),
+            });
+        }
+    }
     let sessions: Vec<Encodings> = source
         .map(|c| Encodings::of("source".to_owned(), c).copying(send))
         .into_iter()
@@ -273,6 +305,28 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
         )));
     }
     let Some(source) = sessions.iter().find(|s| s.role == "source") else {
+        // The data comes from a file: read as SQL_ASCII, its bytes pass into another
+        // encoding's database unchecked, and values that are not in its encoding are stored
+        // unreadable (files48 F1).
+        if let Some(raw) = sessions.iter().find(|s| {
+            s.client == "SQL_ASCII"
+                && copyman_core::statement::encoding_name(&s.server) != "SQL_ASCII"
+        }) {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: format!(
+                    "{} SQL_ASCII names no encoding, and {}'s database is {}: the file's bytes \
+                     would be stored there as they come, unchecked (those that are not {} make \
+                     its values unreadable after); give the file's own encoding (--encoding \
+                     LATIN1, WIN1252, UTF8, …)",
+                    setting(raw),
+                    raw.role,
+                    raw.server,
+                    raw.server
+                ),
+            });
+        }
         return Ok(());
     };
     let through = |s: &Encodings| s.server != s.client;

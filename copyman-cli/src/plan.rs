@@ -1142,12 +1142,18 @@ fn read_otherwise(
                         }
                         _ => "",
                     };
+                    // What sets it for a session (files48 F3: PGDATESTYLE and PGTZ were said
+                    // of IntervalStyle, which neither sets).
+                    let how = match setting {
+                        "DateStyle" => "PGDATESTYLE, or -c datestyle=… in the CONN's options",
+                        "TimeZone" => "PGTZ, or -c timezone=… in the CONN's options",
+                        _ => "-c intervalstyle=… in the CONN's options, or in PGOPTIONS",
+                    };
                     return Some(format!(
                         "a file's values are read in each destination's own settings, and \
                          {what} differs: {first} has {setting} {first_value}, {} has {value}; \
                          one file may load differently into each: give both the same \
-                         {setting} (PGDATESTYLE, PGTZ or the CONN's options), or copy into \
-                         each alone{way}",
+                         {setting} ({how}), or copy into each alone{way}",
                         labels[*i]
                     ));
                 }

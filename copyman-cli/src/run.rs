@@ -216,7 +216,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
 
     limits::pass_and_warn(t, source_conn.as_mut(), &mut dests, &plan)?;
-    refuse_binary_to_terminal(&plan, &dests)?;
+    refuse_binary_to_terminal(t, &plan, &dests)?;
 
     // Open files and transactions, the servers' in the order of what each is, not of `--to`:
     // two runs that empty one table on the same servers, given them in another order, then
@@ -916,13 +916,19 @@ pub(crate) fn describe_sync(error: &copyman_sync::Error) -> ErrorInfo {
 /// Binary COPY data is not written to a terminal (as gzip refuses to write compressed data
 /// to one): it is unreadable there and its bytes may drive the terminal. Refused before any
 /// destination begins (exit 2), with what works.
-fn refuse_binary_to_terminal(plan: &crate::plan::Plan, dests: &[Dest<'_>]) -> Result<(), Fatal> {
+fn refuse_binary_to_terminal(
+    t: &Transfer,
+    plan: &crate::plan::Plan,
+    dests: &[Dest<'_>],
+) -> Result<(), Fatal> {
     use std::io::IsTerminal;
-    // A table's format is the plan's; a --send's, its statement's.
+    // A table's format is the plan's; a --send's, its statement's; a file's, its signature's
+    // (files48 F2: a binary file's copy to `-` went to the terminal).
     let binary = plan.format == Some(Format::Binary)
         || (plan.send.as_deref())
             .and_then(copyman_core::statement::representation)
-            .is_some_and(|r| r.format == "binary");
+            .is_some_and(|r| r.format == "binary")
+        || (matches!(t.source, Endpoint::File(_)) && crate::plan::input_is_binary(t));
     // `-`, and a file that names a terminal (`/dev/stdout`, `/dev/fd/2`, `/dev/tty`).
     let terminal = dests.iter().find_map(|d| match &d.endpoint {
         Endpoint::Stdio => std::io::stdout().is_terminal().then(|| "-".to_owned()),

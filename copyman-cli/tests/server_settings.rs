@@ -456,6 +456,43 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
     );
     assert_eq!(count(&c.dest[0], &dmy, "f"), 0);
     assert_eq!(count(&c.dest[1], &mdy, "f"), 0);
+    // An interval alone: the way said is what sets IntervalStyle, and it works (files48 F3: it
+    // said PGDATESTYLE or PGTZ, which set none).
+    for (cluster, db) in [(&c.dest[0], &dmy), (&c.dest[1], &mdy)] {
+        (cluster.connect(db))
+            .batch_execute("CREATE TABLE ivs (id int, iv interval)")
+            .unwrap();
+    }
+    let ivs = TempPath::new("otherwise-ivs.txt");
+    std::fs::write(&ivs.0, "1\t-1 2:03:04\n").unwrap();
+    let out = load("ivs", ivs.arg());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("has IntervalStyle sql_standard")
+            && stderr.contains("(-c intervalstyle=… in the CONN's options, or in PGOPTIONS)")
+            && !stderr.contains("PGTZ"),
+        "{stderr}"
+    );
+    let as_postgres = format!(
+        "{} options='-c intervalstyle=postgres'",
+        c.dest[0].conninfo(&dmy)
+    );
+    let out = run(&[
+        "table",
+        "ivs",
+        "--from",
+        ivs.arg(),
+        "--to",
+        &as_postgres,
+        "--to",
+        &c.dest[1].conninfo(&mdy),
+    ]);
+    assert_exit(&out, 0);
+    // Read alike: a day back, two hours on.
+    let alike = "(SELECT 1 FROM ivs WHERE iv = make_interval(days => -1, hours => 2, mins => 3, secs => 4))";
+    assert_eq!(count(&c.dest[0], &dmy, alike), 1);
+    assert_eq!(count(&c.dest[1], &mdy, alike), 1);
     // A binary (PGCOPY) file carries values, not text: loaded alike everywhere, with or without
     // --format (it was refused for the destinations' DateStyle).
     let src = database(

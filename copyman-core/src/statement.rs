@@ -862,6 +862,24 @@ pub fn representation(sql: &str) -> Option<Representation> {
     read_options(sql).map(|read| read.representation)
 }
 
+/// The ENCODING a binary COPY statement gives, as the server names it ([`encoding_name`]): one
+/// the server ignores, a binary COPY's text values being in the session's `client_encoding`.
+/// `None` where the statement is not binary, gives none, or cannot be read.
+///
+/// ```
+/// use copyman_core::statement::binary_encoding;
+///
+/// let sql = "COPY t FROM STDIN (FORMAT binary, ENCODING 'latin1')";
+/// assert_eq!(binary_encoding(sql).as_deref(), Some("LATIN1"));
+/// assert_eq!(binary_encoding("COPY t FROM STDIN (ENCODING 'latin1')"), None);
+/// ```
+pub fn binary_encoding(sql: &str) -> Option<String> {
+    let read = read_options(sql)?;
+    let [.., encoding] = &read.given;
+    (read.representation.format == "binary").then_some(())?;
+    encoding.as_deref().map(encoding_name)
+}
+
 /// What [`read_options`] reads of a COPY statement's options.
 struct ReadOptions {
     /// The representation they make.

@@ -1182,6 +1182,85 @@ fn encoding_of_file_endpoints() {
     assert_exit(&out, 2);
 }
 
+/// A file's bytes read as SQL_ASCII into a UTF8 database are stored unchecked (values that are
+/// not UTF-8 made unreadable, exit 0: files48 F1), and a binary COPY's ENCODING is ignored by its
+/// server (a LATIN1 file's text stored as other characters, exit 0: files48 F7): both refused
+/// before anything is sent, however the encoding was given.
+#[test]
+fn a_file_read_as_sql_ascii_and_a_binary_copys_encoding_are_refused() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&d1);
+    let file = TempPath::new("sql-ascii.txt");
+    fs::write(&file.0, b"1\tcaf\xe9\n").unwrap();
+    let copy = |to: &str, receive: &str, more: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--from",
+            file.arg(),
+            "--to",
+            to,
+            "--receive",
+            receive,
+        ];
+        args.extend(more);
+        run(&args)
+    };
+    let with_client = format!("{to} client_encoding=SQL_ASCII");
+    for out in [
+        copy(&to, "COPY t FROM STDIN", &["--encoding", "SQL_ASCII"]),
+        copy(&to, "COPY t FROM STDIN (ENCODING 'sql_ascii')", &[]),
+        copy(&with_client, "COPY t FROM STDIN", &[]),
+    ] {
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("SQL_ASCII names no encoding, and destination 1's database is UTF8")
+                && stderr.contains("--encoding LATIN1"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // Its real encoding loads it.
+    assert_exit(
+        &copy(&to, "COPY t FROM STDIN", &["--encoding", "LATIN1"]),
+        0,
+    );
+    // A binary file of it; its ENCODING given in the COPY, which the server would ignore.
+    let bin = TempPath::new("sql-ascii.bin");
+    let send = "COPY t TO STDOUT (FORMAT binary, ENCODING 'LATIN1')";
+    let out = run(&["copy", "--from", &to, "--send", send, "--to", bin.arg()]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("source's COPY gives ENCODING 'LATIN1' with FORMAT binary")
+            && stderr.contains("client_encoding=LATIN1"),
+        "{stderr}"
+    );
+    assert!(!bin.0.exists());
+    // The session's own (UTF8) is what binary data holds: taken.
+    let send = "COPY t TO STDOUT (FORMAT binary, ENCODING 'UTF8')";
+    let out = run(&["copy", "--from", &to, "--send", send, "--to", bin.arg()]);
+    assert_exit(&out, 0);
+    let receive = "COPY t FROM STDIN (FORMAT binary, ENCODING 'LATIN1')";
+    let out = run(&[
+        "copy",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--receive",
+        receive,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("destination 1's COPY gives ENCODING 'LATIN1'"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1);
+}
+
 /// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
 fn drop_even_table() -> String {
     format!(

@@ -1080,7 +1080,8 @@ fn file_names_that_are_not_utf8_are_taken() {
 
 /// Binary COPY data is not written to a terminal (gzip's rule): `--to -` on a terminal's
 /// stdout (a pseudo-terminal from util-linux's `script`) with binary data — a table's
-/// `--format binary`, a `--send`'s `FORMAT binary` — is refused before any destination begins
+/// `--format binary`, a `--send`'s `FORMAT binary`, a binary file's copy — is refused before any
+/// destination begins
 /// (exit 2, the ways said), and nothing of the data reaches the terminal; text still goes.
 /// The same for a destination file that names the terminal: `/dev/stdout`, `/dev/tty` (they
 /// wrote PGCOPY's bytes on it, exit 0).
@@ -1131,6 +1132,27 @@ fn binary_data_is_not_written_to_a_terminal() {
             "{said}"
         );
     }
+    // A binary file copied to `-` (files48 F2: its PGCOPY bytes went to the terminal, exit 0).
+    let bin = TempPath::new("to-terminal.bin");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &url,
+        "--to",
+        bin.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let out = on_terminal(&["copy", "--from", bin.arg(), "--to", "-"]);
+    let said = text(&out.stdout);
+    assert_exit(&out, 2);
+    assert!(
+        said.contains("--to -: binary COPY data is not written to a terminal")
+            && !said.contains("PGCOPY"),
+        "{said}"
+    );
     for terminal in ["/dev/stdout", "/dev/tty"] {
         let args = [
             "table", "t", "--from", &url, "--to", terminal, "--format", "binary",
