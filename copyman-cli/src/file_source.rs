@@ -106,6 +106,9 @@ pub(crate) struct FileSource {
     pipe: bool,
     /// The last byte read.
     last: Option<u8>,
+    /// The byte before it: the two end binary COPY's end marker (a field count of -1) where
+    /// they are both 0xFF.
+    before_last: Option<u8>,
     /// The data's first line is a header, not a row.
     header: bool,
     done: bool,
@@ -242,6 +245,7 @@ impl FileSource {
             stdin: !matches!(t.source, Endpoint::File(_)),
             pipe,
             last: None,
+            before_last: None,
             header: scan.header,
             done: false,
             quiet_wait: quiet,
@@ -335,6 +339,11 @@ impl FileSource {
     fn chunk(&mut self, read: io::Result<Vec<u8>>) -> Result<Option<Chunk>, BoxError> {
         self.waiting = None;
         let buf = read.map_err(|e| format!("cannot read {}: {e}", self.name))?;
+        self.before_last = match buf.len() {
+            0 => self.before_last,
+            1 => self.last,
+            n => Some(buf[n - 2]),
+        };
         self.last = buf.last().copied().or(self.last);
         if let Some(marker) = self.scanner.feed(&buf) {
             return Err(format!(
@@ -367,6 +376,19 @@ impl FileSource {
     /// The thread reached the end: the copy's end, unless binary data was cut short.
     fn end(&mut self) -> Result<Option<Chunk>, BoxError> {
         if let End::Truncated { tuples } = self.scanner.binary_end() {
+            // Its last bytes are the end marker: a tuple before it is corrupt, whose field count
+            // or a field's length ran past the end (files48 F4: said "truncated?" of a whole
+            // file).
+            if self.last == Some(0xFF) && self.before_last == Some(0xFF) {
+                return Err(format!(
+                    "{} ends in the bytes of binary COPY's end marker, but its tuples do not \
+                     read up to it (after {} read whole, a field count or a field's length runs \
+                     past it): the file is corrupt (or cut short just after a NULL value)",
+                    self.name,
+                    crate::progress::rows(tuples)
+                )
+                .into());
+            }
             return Err(format!(
                 "{} ends without binary COPY's end marker (after {}): truncated?",
                 self.name,

@@ -356,7 +356,7 @@ fn load_args<'a>(file: &'a str, urls: &'a [String]) -> Vec<&'a str> {
 /// Point 2: a binary COPY file cut at a tuple boundary (its `-1` trailer gone) is refused, not
 /// loaded short.
 #[test]
-fn a_truncated_binary_file_is_refused_and_nothing_commits() {
+fn a_truncated_or_corrupt_binary_file_is_refused_and_nothing_commits() {
     let s = two_phase_clusters();
     let (file, expected) = binary_file(s, "mv.bin");
     let dbs = empty_destinations(s, "");
@@ -379,6 +379,26 @@ fn a_truncated_binary_file_is_refused_and_nothing_commits() {
     assert_exit(&out, 1);
     assert!(
         stderr.contains("ends without binary COPY's end marker (after 1,000 rows): truncated?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+
+    // Whole, but its first tuple says a field more than it has: corrupt, not cut short (files48
+    // F4: "truncated?" of a whole file).
+    let dbs = empty_destinations(s, "");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let mut corrupt = data.clone();
+    let fields = u16::from_be_bytes([corrupt[19], corrupt[20]]);
+    corrupt[19..21].copy_from_slice(&(fields + 1).to_be_bytes());
+    std::fs::write(&file.0, &corrupt).unwrap();
+    let out = run(&load_args(file.arg(), &urls));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("ends in the bytes of binary COPY's end marker, but its tuples do not read up to it (after 0 rows read whole")
+            && stderr.contains("the file is corrupt")
+            && !stderr.contains("truncated?"),
         "{stderr}"
     );
     assert!(stderr.contains("nothing committed"), "{stderr}");
