@@ -354,7 +354,7 @@ fn load_args<'a>(file: &'a str, urls: &'a [String]) -> Vec<&'a str> {
 }
 
 /// Point 2: a binary COPY file cut at a tuple boundary (its `-1` trailer gone) is refused, not
-/// loaded short.
+/// loaded short; a whole one with a corrupt tuple is said corrupt.
 #[test]
 fn a_truncated_or_corrupt_binary_file_is_refused_and_nothing_commits() {
     let s = two_phase_clusters();
