@@ -949,8 +949,10 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .to_owned();
     // A connection URL or key=value string where a name goes (`PGDATABASE=$DATABASE_URL`, a
     // common slip): libpq reads one only as a whole CONN. As a name it would be printed, its
-    // password with it, in every message that names the server (and the server's own 3D000).
-    let names = std::iter::once(("dbname", "database", &dbname))
+    // password with it, in every message that names the server (and the server's own 3D000,
+    // or 28000 for a user: conn48 F1).
+    let names = [("user", "user", &user), ("dbname", "database", &dbname)]
+        .into_iter()
         .chain(hosts.iter().map(|h| ("host", "host", &h.name)));
     for (key, what, value) in names {
         if looks_like_url(value) || value.to_ascii_lowercase().contains("password=") {
@@ -959,7 +961,11 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                  or key=value string only as a whole CONN, never inside {key} (or PG{}): give \
                  it as the CONN itself",
                 scrub(value),
-                if key == "dbname" { "DATABASE" } else { "HOST" }
+                match key {
+                    "dbname" => "DATABASE",
+                    "user" => "USER",
+                    _ => "HOST",
+                }
             )));
         }
     }
@@ -2633,6 +2639,18 @@ mod tests {
             ),
             ("user=u dbname=d", vec![("PGHOST", url)], "the host"),
             ("host=h,postgres://u:s3cret@x user=u", vec![], "the host"),
+            // The user too (conn48 F1: the server's 28000 printed it, --json twice).
+            ("host=h dbname=d", vec![("PGUSER", url)], "the user"),
+            (
+                "host=h user='u password=s3cret' dbname=d",
+                vec![],
+                "the user",
+            ),
+            (
+                "host=h dbname=d",
+                vec![("PGUSER", "u;password=s3cret")],
+                "the user",
+            ),
         ];
         for (conn, vars, what) in runs {
             let err = resolve(conn, &env(&vars)).unwrap_err().to_string();
@@ -2643,7 +2661,11 @@ mod tests {
             assert!(!err.contains("s3cret"), "{conn}: {err}");
         }
         // Names with `=`, `:` or `@` that are no connection string stay names.
-        for conn in ["host=h user=u dbname='a=b'", "host=h user=u dbname='x:y@z'"] {
+        for conn in [
+            "host=h user=u dbname='a=b'",
+            "host=h user=u dbname='x:y@z'",
+            "host=h user=app@server dbname=d",
+        ] {
             assert!(resolve(conn, &env(&[])).is_ok(), "{conn}");
         }
     }
