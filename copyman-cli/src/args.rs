@@ -295,7 +295,8 @@ pub(crate) struct LowSafety {
     /// is given up, but not one completing its COPY with every byte in hand (its wait is said).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) stall_timeout: Option<Duration>,
-    /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: UTF8]: each COPY's
+    /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: the sessions'
+    /// client_encoding (PGCLIENTENCODING, a CONN's), else UTF8, as psql's \copy]: each COPY's
     /// ENCODING in `table`; in `copy`, client_encoding of every server session (psql's
     /// \encoding), which its statements' ENCODING overrides (one naming another for a file is
     /// refused).

@@ -884,10 +884,11 @@ pub(crate) fn check_start(
     if let Some(front) = front
         && file_start::utf8_read_as_single_byte(front, &reading.encoding)
     {
+        let (_, from) = file_encoding(t);
         report::warn(format_args!(
-            "{} is read as {} (--encoding), but its first bytes past ASCII are all UTF-8 \
+            "{} is read as {} ({from}), but its first bytes past ASCII are all UTF-8 \
              characters: read as {}, each becomes two or three characters (é as Ã©); if it is \
-             UTF-8, leave out --encoding",
+             UTF-8, give --encoding UTF8",
             source.name(),
             reading.encoding,
             reading.encoding
@@ -1776,15 +1777,28 @@ pub(crate) fn copy_relation_generating(
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'
 /// `client_encoding` (they all share it), else UTF8.
 fn client_encoding(t: &Transfer) -> String {
-    t.safety.encoding.clone().unwrap_or_else(|| {
-        t.destinations
-            .iter()
-            .find_map(|d| match d {
-                Endpoint::Server(spec) => Some(spec.client_encoding()),
-                _ => None,
-            })
-            .unwrap_or_else(|| "UTF8".to_owned())
-    })
+    file_encoding(t).0
+}
+
+/// The encoding a file or stdin endpoint is read or written in, and where that comes from, as
+/// psql's `\copy` takes it: `--encoding`, else the server sessions' `client_encoding`
+/// (`PGCLIENTENCODING`, a CONN's), else UTF8 (conn48 F2: one from PGCLIENTENCODING was said
+/// "(--encoding)", with "leave out --encoding" as the way).
+pub(crate) fn file_encoding(t: &Transfer) -> (String, &'static str) {
+    if let Some(encoding) = &t.safety.encoding {
+        return (encoding.clone(), "--encoding");
+    }
+    let session = (t.destinations.iter().chain([&t.source])).find_map(|d| match d {
+        Endpoint::Server(spec) => Some(spec.client_encoding()),
+        _ => None,
+    });
+    match session {
+        Some(encoding) if encoding != "UTF8" => (
+            encoding,
+            "the sessions' client_encoding, from PGCLIENTENCODING or a CONN",
+        ),
+        _ => ("UTF8".to_owned(), "the default"),
+    }
 }
 
 #[cfg(test)]

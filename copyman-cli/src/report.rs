@@ -388,13 +388,13 @@ pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) =
         // (An --encoding naming another is refused: `args::refuse_two_file_encodings`.)
-        input.map(|input| match (own, &t.safety.encoding) {
+        input.map(|input| match (own, crate::file_source::file_encoding(t)) {
             (Some(own), _) => format!("{input} is read as {own}, the --receive's ENCODING"),
-            (None, Some(encoding)) => format!("{input} is read as {encoding} (--encoding)"),
-            (None, None) => format!(
-                "{input} is read as UTF8 (the default): give its encoding with --encoding, e.g. \
-             --encoding LATIN1"
+            (None, (encoding, "the default")) => format!(
+                "{input} is read as {encoding} (the default): give its encoding with \
+                 --encoding, e.g. --encoding LATIN1"
             ),
+            (None, (encoding, from)) => format!("{input} is read as {encoding} ({from})"),
         });
 }
 

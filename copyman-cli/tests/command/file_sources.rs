@@ -506,9 +506,9 @@ fn a_nul_byte_is_not_said_as_another_encoding() {
     assert_eq!(count(&c.dest[0], &d, "t"), 0);
 }
 
-/// A UTF-8 file read as `--encoding LATIN1`: loaded as asked, but said — its characters past
-/// ASCII become two each (`café` as `cafÃ©`) without an error, and the warning told it to use
-/// WIN1252, which failed or garbled it more (files39 F4).
+/// A UTF-8 file read as `--encoding LATIN1` (or `PGCLIENTENCODING=LATIN1`): loaded as asked, but
+/// said — its characters past ASCII become two each (`café` as `cafÃ©`) without an error, and
+/// the warning told it to use WIN1252, which failed or garbled it more (files39 F4).
 #[test]
 fn a_utf8_file_read_as_latin1_is_said() {
     let c = clusters();
@@ -532,9 +532,46 @@ fn a_utf8_file_read_as_latin1_is_said() {
         stderr.contains(
             "is read as LATIN1 (--encoding), but its first bytes past ASCII are all \
              UTF-8 characters"
-        ) && stderr.contains("leave out --encoding")
+        ) && stderr.contains("give --encoding UTF8")
             && !stderr.contains("WIN1252"),
         "{stderr}"
+    );
+    // Read as LATIN1 by the sessions' client_encoding (PGCLIENTENCODING), as psql's \copy
+    // reads it: said as such (conn48 F2: "(--encoding)", and "leave out --encoding", of an
+    // --encoding never given).
+    let out = copyman()
+        .args(["table", "t", "--from", file.arg(), "--to", &to])
+        .env("PGCLIENTENCODING", "LATIN1")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "is read as LATIN1 (the sessions' client_encoding, from PGCLIENTENCODING or a \
+             CONN), but its first bytes past ASCII are all UTF-8 characters"
+        ) && stderr.contains("give --encoding UTF8"),
+        "{stderr}"
+    );
+    // The way said loads it as it is.
+    let out = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            file.arg(),
+            "--to",
+            &to,
+            "--encoding",
+            "UTF8",
+        ])
+        .env("PGCLIENTENCODING", "LATIN1")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&c.dest[0], &d, "(SELECT 1 FROM t WHERE v = 'café — “x”')"),
+        1
     );
 }
 
