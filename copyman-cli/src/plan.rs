@@ -82,7 +82,7 @@ pub(crate) fn plan(
             .map_or(Estimate::Unknown, |m| Estimate::Bytes(m.len())),
         _ => Estimate::Unknown,
     };
-    prepared_left(dests);
+    prepared_left(t, dests)?;
     beyond_ascii(t, source.as_deref(), dests)?;
     match &t.statements {
         Statements::Raw { send, receive } => {
@@ -193,18 +193,38 @@ fn beyond_ascii(
 /// (killed between its commit decision and its COMMIT PREPARED, or during its PREPARE): said
 /// before copying — it holds its locks, and a run again into the same tables adds its rows to
 /// those it will commit when recover finishes it (a table without a unique key held them twice,
-/// exit 0 without a word: signals43 F8).
-fn prepared_left(dests: &mut [Dest<'_>]) {
+/// exit 0 without a word: signals43 F8). One that wrote into the table a `table` run writes is
+/// refused (the warning was passed over: commit48 F4).
+///
+/// # Errors
+/// [`Fatal`] (exit 2) where a destination's prepared transaction wrote into the run's table.
+fn prepared_left(t: &Transfer, dests: &mut [Dest<'_>]) -> Result<(), Fatal> {
+    use copyman_job::commit::{prepared_here, prepared_here_warning, prepared_holding};
     let labels = dest_labels(dests);
+    let table = match &t.statements {
+        Statements::Table { copy, .. } => Some(copy.target.as_ref().unwrap_or(&copy.table)),
+        Statements::Raw { .. } => None,
+    };
     for (dest, label) in dests.iter_mut().zip(&labels) {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        let here = copyman_job::commit::prepared_here(conn);
-        if let Some(warning) = copyman_job::commit::prepared_here_warning(label, &here) {
+        if let Some(table) = table {
+            let held = prepared_holding(conn, &[table.regclass_literal()]);
+            if let Some(message) = copyman_job::commit::prepared_holding_refusal(label, &held) {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message,
+                });
+            }
+        }
+        let here = prepared_here(conn);
+        if let Some(warning) = prepared_here_warning(label, &here) {
             report::warn(warning);
         }
     }
+    Ok(())
 }
 
 /// Whether the session's role may read the whole of `table` (`SELECT` on the table, not on

@@ -372,11 +372,12 @@ fn atomic_the_advice_to_recover_names_the_runs_decision_log() {
 }
 
 /// A run killed once its commit decision was recorded, before its COMMIT PREPAREDs, leaves
-/// its prepared transactions: a run into the same destination says so before copying (run
-/// again, its rows were appended to those recover later committed, a table without a unique
-/// key holding them twice, exit 0 without a word: signals43 F8).
+/// its prepared transactions: a run into the same destination's table is refused before
+/// copying, one table's and a job's, dry runs too — recover commits them, and the run's rows
+/// came on top, every row twice with exit 0 (signals43 F8 said it in a warning, which was passed
+/// over: commit48 F4). A run into another table of that database is told, not refused.
 #[test]
-fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_says_so() {
+fn atomic_a_run_into_a_table_an_earlier_runs_prepared_transaction_wrote_is_refused() {
     let s = two_phase_clusters();
     let log = TempPath::new("left-decisions.log");
     let (dbs, mut paused) = paused_atomic_copy(&log, &[], "recorded");
@@ -385,18 +386,25 @@ fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_
     let left = prepared_in(&s.dest[1], &dbs[1]);
     assert_eq!(left.len(), 1, "{left:?}");
     let (from, to) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
-    let out = run(&["table", "mv", "--from", &from, "--to", &to, "--dry-run"]);
-    assert_exit(&out, 0);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "/{}) holds copyman's prepared transaction {} (prepared",
-            dbs[1], left[0]
-        )) && stderr.contains("ago; on mv)")
-            && stderr.contains("finish it first with copyman recover"),
-        "{stderr}"
-    );
-    // A job's plan says it too (recheck43 F6).
+    for dry_run in [true, false] {
+        let mut args = vec!["table", "mv", "--from", &from, "--to", &to];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "/{}) holds copyman's prepared transaction {} (prepared",
+                dbs[1], left[0]
+            )) && stderr
+                .contains("ago; on mv) of an earlier run, which wrote into this run's table")
+                && stderr.contains("finish it first with copyman recover"),
+            "{stderr}"
+        );
+    }
+    // A job's plan refuses it too.
     let out = run(&[
         "table",
         "--schema",
@@ -407,12 +415,30 @@ fn atomic_a_run_into_a_destination_holding_an_earlier_runs_prepared_transaction_
         &to,
         "--dry-run",
     ]);
-    assert_exit(&out, 0);
+    assert_ne!(out.status.code(), Some(0));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
-        said.contains(&format!("holds copyman's prepared transaction {}", left[0])),
+        said.contains(&format!("holds copyman's prepared transaction {}", left[0]))
+            && said.contains("which wrote into this run's table"),
         "{said}"
     );
+    // Another table of that database: told, and copied.
+    for (cluster, db) in [(&s.dest[0], &dbs[0]), (&s.dest[1], &dbs[1])] {
+        (cluster.connect(db))
+            .batch_execute("CREATE TABLE other (id int); INSERT INTO other VALUES (1)")
+            .unwrap();
+    }
+    let out = run(&["table", "other", "--from", &from, "--to", &to, "--truncate"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(&format!("holds copyman's prepared transaction {}", left[0])),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&s.dest[1], &dbs[1], "other"), 1);
+    (s.dest[1].connect(&dbs[1]))
+        .batch_execute("DROP TABLE other")
+        .unwrap();
     recovered_all_committed(&dbs, &log);
 }
 

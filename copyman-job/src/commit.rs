@@ -1117,20 +1117,40 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
 /// `copyman:…:2 (prepared 12 s ago; on "public"."t1")`. Empty where there are none or where
 /// that cannot be asked.
 pub fn prepared_here(conn: &mut Connection) -> Vec<String> {
+    prepared_holding(conn, &[])
+}
+
+/// [`prepared_here`]'s transactions that wrote one of `tables` (regclass literals,
+/// [`TableName::regclass_literal`](crate::sql::TableName::regclass_literal)), or all of them
+/// where `tables` is empty.
+pub fn prepared_holding(conn: &mut Connection, tables: &[String]) -> Vec<String> {
     // A prepared transaction's locks are listed with no backend, under the virtual
     // transaction that holds the lock on its own transaction id.
-    let rows = conn.query(
-        "SELECT p.gid, floor(extract(epoch FROM now() - p.prepared))::int8::text, \
-           (SELECT pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ') \
-            FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_locks x \
+    let locks = "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_locks x \
               ON x.virtualtransaction = l.virtualtransaction AND x.pid IS NULL \
               AND x.locktype = 'transactionid' AND x.transactionid = p.transaction \
             WHERE l.locktype = 'relation' AND l.pid IS NULL \
-              AND l.mode = 'RowExclusiveLock') \
+              AND l.mode = 'RowExclusiveLock'";
+    let holding = match tables {
+        [] => String::new(),
+        tables => {
+            let regclasses: Vec<String> = (tables.iter())
+                .map(|t| format!("pg_catalog.to_regclass({t})"))
+                .collect();
+            format!(
+                "AND EXISTS (SELECT 1 {locks} AND l.relation IN ({}))",
+                regclasses.join(", ")
+            )
+        }
+    };
+    let rows = conn.query(&format!(
+        "SELECT p.gid, floor(extract(epoch FROM now() - p.prepared))::int8::text, \
+           (SELECT pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ') \
+            {locks}) \
          FROM pg_catalog.pg_prepared_xacts p \
          WHERE p.gid LIKE 'copyman:%' AND p.database = pg_catalog.current_database() \
-         ORDER BY p.prepared",
-    );
+         {holding} ORDER BY p.prepared",
+    ));
     rows.unwrap_or_default()
         .into_iter()
         .filter_map(|row| {
@@ -1156,6 +1176,24 @@ pub fn prepared_here_warning(label: &str, prepared: &[String]) -> Option<String>
              locks until copyman recover finishes it as its run decided — committed, where it \
              decided commit, on top of this run's rows in the same tables; finish it first with \
              copyman recover and that run's --decision-log",
+            prepared.join(", ")
+        )
+    })
+}
+
+/// Why a run that writes into a table that [`prepared_holding`]'s transactions of an earlier run
+/// wrote is refused (`label` names the destination): recover commits them, where their run
+/// decided commit, and this run's rows would come on top (run again after a kill, every row was
+/// there twice, exit 0, the warning of [`prepared_here_warning`] said and passed over: commit48
+/// F4).
+pub fn prepared_holding_refusal(label: &str, prepared: &[String]) -> Option<String> {
+    (!prepared.is_empty()).then(|| {
+        format!(
+            "{label} holds copyman's prepared transaction {} of an earlier run, which wrote into \
+             this run's table: copyman recover finishes it as its run decided, committing its \
+             rows where it decided commit, and this run would add them again; finish it first \
+             with copyman recover and that run's --decision-log (a run still committing \
+             finishes it in a moment), then copy what it did not commit",
             prepared.join(", ")
         )
     })

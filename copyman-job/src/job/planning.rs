@@ -2454,6 +2454,25 @@ fn plan_all(
         return Err(JobError::Interrupted(reason));
     }
     refuse_where_unanswered(&mut tables, &dests, destinations, options, &mut left_out)?;
+    // A prepared transaction an earlier run left, which wrote into a table the job writes there:
+    // refused (the warning was passed over, and recover committed it beside the job's rows, every
+    // row twice: commit48 F4).
+    for (d, (conn, label)) in dests.iter_mut().zip(dest_labels(destinations)).enumerate() {
+        let Some(conn) = conn.as_mut() else {
+            continue;
+        };
+        let written: Vec<String> = (tables.iter())
+            .filter(|t| matches!(t.destinations.get(d), Some(DestPlan::Copy { .. })))
+            .map(|t| t.table.regclass_literal())
+            .collect();
+        if written.is_empty() {
+            continue;
+        }
+        let held = commit::prepared_holding(conn, &written);
+        if let Some(message) = commit::prepared_holding_refusal(&label, &held) {
+            return Err(JobError::Refused(message));
+        }
+    }
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
