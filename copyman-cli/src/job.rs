@@ -163,6 +163,8 @@ pub(crate) struct JobArgs {
     /// `--decision-log` given to a `--resume` without `--atomic`: the log of a job that began
     /// with `--atomic`, in place of the one its state file names.
     resume_log: Option<PathBuf>,
+    /// `--decision-log` was given (with `--atomic` or not).
+    log_given: bool,
 }
 
 /// The lowest `--max-rate`, in bytes per second (pg_basebackup's).
@@ -371,6 +373,7 @@ impl JobArgs {
             state_dir,
             dry_run: low.dry_run,
             lock_timeout: safety.lock_timeout,
+            log_given: low.atomic.decision_log.is_some(),
             resume_log: low.atomic.decision_log.filter(|_| !low.atomic.atomic),
         })
     }
@@ -883,10 +886,25 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     // A resume commits as the job began: with two-phase commit if it began with --atomic, in
     // its decision log (jobs46 F3: it went on with plain COMMITs, unsaid), or the one given.
-    let recorded = (options.resume && options.two_phase.is_none())
+    let recorded = options
+        .resume
         .then(|| copyman_job::state::read(&options.state).ok())
         .flatten()
         .map(|r| r.atomic);
+    // `--resume --atomic` without `--decision-log`: the log the job began with, where the
+    // earlier run's decisions are (commit48 F1: the default log's, said as where to recover
+    // from, and its own decisions recorded there, unsaid).
+    if let (Some(Some(log)), Some(default)) = (&recorded, &options.two_phase)
+        && !args.log_given
+        && log != default
+    {
+        crate::progress::println(&format!(
+            "copyman: note: the job began with --decision-log {}: it is resumed with it",
+            log.display()
+        ));
+        options.two_phase = Some(log.clone());
+    }
+    let recorded = recorded.filter(|_| options.two_phase.is_none());
     if let (Some(None), Some(given)) = (&recorded, &args.resume_log) {
         return Err(Fatal {
             exit: Exit::Usage,

@@ -1419,7 +1419,7 @@ fn a_copys_dry_run_says_how_each_transaction_ends() {
 
 /// A job begun with `--atomic` is resumed with it, its decisions in its own log, said (jobs46
 /// F3: a resume without the flag committed the rest with plain COMMITs, one destination after
-/// the other, and said nothing).
+/// the other, and said nothing), `--atomic` given again or not.
 #[test]
 fn a_job_begun_with_atomic_is_resumed_with_it() {
     let s = servers();
@@ -1471,6 +1471,24 @@ fn a_job_begun_with_atomic_is_resumed_with_it() {
     assert_eq!(decisions(&log), before + 1, "b committed under a decision");
     assert_eq!(count(&s.a, &d1, "b"), 20);
     assert_eq!(count(&s.a, &d1, "a"), 30);
+    // Resumed with --atomic too, its --decision-log left out: the job's log, not the default
+    // one (commit48 F1: the default log was said as where to recover from, and took the
+    // resume's decisions).
+    fs::write(&state.0, lines[..cut].join("\n") + "\n").unwrap();
+    s.a.connect(&d1).batch_execute("TRUNCATE b").unwrap();
+    let before = decisions(&log);
+    let out = job(&["--resume", "--atomic"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "the job began with --decision-log {}: it is resumed with it",
+            log.arg()
+        )),
+        "{said}"
+    );
+    assert_eq!(decisions(&log), before + 1, "b decided in the job's log");
+    assert_eq!(count(&s.a, &d1, "b"), 20);
     // Its log moved: a resume given the new place with --decision-log alone takes it (it was a
     // usage error without --atomic, though the resume takes --atomic).
     let moved = TempPath::new("atomic-resume-moved.log");
