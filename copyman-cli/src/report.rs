@@ -788,28 +788,29 @@ impl RunReport {
     /// everything committed, or a prepared transaction waits (recover's first), or a file or
     /// stdout took the rows (what went out is said on its line).
     fn level_advice(&self) -> Option<String> {
-        let committed: Vec<usize> = (self.destinations.iter().enumerate())
-            .filter(|(_, d)| d.status == Status::Committed)
-            .map(|(i, _)| i + 1)
-            .collect();
-        let clean = self.destinations.iter().all(|d| {
-            matches!(
-                d.status,
-                Status::Committed | Status::Failed | Status::RolledBack
-            )
-        });
-        if committed.is_empty() || committed.len() == self.destinations.len() || !clean {
+        let numbered = |status: Status| -> Vec<String> {
+            (self.destinations.iter().enumerate())
+                .filter(|(_, d)| d.status == status)
+                .map(|(i, _)| (i + 1).to_string())
+                .collect()
+        };
+        let committed = numbered(Status::Committed);
+        let doubt = numbered(Status::InDoubt);
+        let mut others = numbered(Status::Failed);
+        others.extend(numbered(Status::RolledBack));
+        others.sort_by_key(|n| n.parse::<usize>().unwrap_or(0));
+        let known = committed.len() + doubt.len() + others.len() == self.destinations.len();
+        // (In doubt: its rows may be there. commit48 F6: no advice at all, for the others too.)
+        if !known
+            || (committed.is_empty() && doubt.is_empty())
+            || (others.is_empty() && doubt.is_empty())
+        {
             return None;
         }
-        let others: Vec<String> = (self.destinations.iter().enumerate())
-            .filter(|(_, d)| d.status != Status::Committed)
-            .map(|(i, _)| (i + 1).to_string())
-            .collect();
         let numbers = |n: &[String]| match n {
             [one] => format!("destination {one}"),
             many => format!("destinations {}", many.join(", ")),
         };
-        let committed: Vec<String> = committed.iter().map(usize::to_string).collect();
         // Offered only to a run that emptied its tables itself: to an appending one (a --where
         // load beside history) --truncate would empty rows this run never copied (recheck42
         // F3). (`copy` has no --truncate: its statements are the user's.)
@@ -817,12 +818,35 @@ impl RunReport {
             true => ", or again with every --to (--truncate empties each and loads it again)",
             false => "",
         };
+        if doubt.is_empty() {
+            return Some(format!(
+                "copyman: {} committed and {} did not: to bring them level, run again with only \
+                 the --to of {} (mend what failed first){truncate}",
+                numbers(&committed),
+                numbers(&others),
+                numbers(&others)
+            ));
+        }
+        let (is, look, of_doubt) = match doubt.len() {
+            1 => (
+                "is",
+                "its server answers, look whether it holds",
+                format!("{} if it holds none of them", numbers(&doubt)),
+            ),
+            _ => (
+                "are",
+                "their servers answer, look whether each holds",
+                format!("each of {} that holds none of them", numbers(&doubt)),
+            ),
+        };
+        let rerun = match others.is_empty() {
+            true => of_doubt,
+            false => format!("{}, and of {of_doubt}", numbers(&others)),
+        };
         Some(format!(
-            "copyman: {} committed and {} did not: to bring them level, run again with only the \
-             --to of {} (mend what failed first){truncate}",
-            numbers(&committed),
-            numbers(&others),
-            numbers(&others)
+            "copyman: {} {is} in doubt: once {look} this run's rows; to bring every destination \
+             level, run again with only the --to of {rerun} (mend what failed first){truncate}",
+            numbers(&doubt)
         ))
     }
 
@@ -1526,6 +1550,39 @@ mod tests {
         assert!(json["destinations"][0]["reached"].is_null());
         assert!(human.starts_with("copyman: PARTIAL: 1 of 2"), "{human}");
         assert!(!human.contains("nothing committed"), "{human}");
+
+        assert_eq!(
+            report.level_advice().as_deref(),
+            Some(
+                "copyman: destination 1 committed and destination 2 did not: to bring them \
+                 level, run again with only the --to of destination 2 (mend what failed first)"
+            )
+        );
+        // One in doubt beside: the others' way is said, and its own (commit48 F6: nothing was).
+        let mut doubt = report.clone();
+        doubt.destinations.push(doubt.destinations[0].clone());
+        doubt.destinations[0].status = Status::InDoubt;
+        assert_eq!(
+            doubt.level_advice().as_deref(),
+            Some(
+                "copyman: destination 1 is in doubt: once its server answers, look whether it \
+                 holds this run's rows; to bring every destination level, run again with only \
+                 the --to of destination 2, and of destination 1 if it holds none of them (mend \
+                 what failed first)"
+            )
+        );
+        doubt.destinations[1].status = Status::InDoubt;
+        assert!(
+            doubt.level_advice().is_some_and(|a| a.contains(
+                "destinations 1, 2 are in doubt: once their servers answer, look whether each \
+                 holds this run's rows; to bring every destination level, run again with only \
+                 the --to of each of destinations 1, 2 that holds none of them"
+            )),
+            "{:?}",
+            doubt.level_advice()
+        );
+        doubt.destinations[2].status = Status::CommitPending;
+        assert_eq!(doubt.level_advice(), None, "recover's first");
 
         let mut failed = report.clone();
         failed.destinations[0].status = Status::RolledBack;
