@@ -823,6 +823,31 @@ pub(crate) fn run(
                 let _ = log.ended(run, &h.gid);
             }
         }
+        // Left out of a run decided commit (under keep-going, it failed before its PREPARE): it
+        // holds none of the run's rows, which the others committed. Said once (recorded as
+        // ended), exit 1 (commit48 F3: "nothing pending" there, exit 0).
+        let left = (contents.left.get(run.as_str()).into_iter().flatten())
+            .filter(|h| decided && !contents.ended.contains(&h.gid));
+        for h in left {
+            check = true;
+            let what = format!(
+                "{} ({}, database {}) was left out of run {run}, which decided commit: it failed \
+                 before its PREPARE and holds none of the run's rows, which the others \
+                 committed: copy to it again ({})",
+                h.gid,
+                the_runs(&h.display),
+                h.database,
+                match dry_run {
+                    true => "a recover without --dry-run records it as said: said once",
+                    false => "said once: recorded now",
+                }
+            );
+            lines.push(what.clone());
+            records.push(holder_record(h, run, what));
+            if !dry_run {
+                let _ = log.ended(run, &h.gid);
+            }
+        }
         // Not decided commit, its server given (through any database) and prepared there in
         // none, its run gone: nothing of it is left to roll back (its database dropped since,
         // or it never prepared). A recover given that server said "give its CONN too" for ever.

@@ -506,3 +506,76 @@ fn atomic_a_second_signal_during_the_rollback_says_what_rolled_back() {
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
+
+/// A run under `--keep-going` that left a destination out (its deferred check failed before its
+/// PREPARE) and was killed once it decided commit: recover commits the others and names the one
+/// left out — it holds none of the run's rows — once, exit 1 (commit48 F3: "nothing pending"
+/// there, exit 0, the only word a killed run leaves).
+#[test]
+fn atomic_recover_names_a_destination_the_run_left_out() {
+    let s = two_phase_clusters();
+    let src = database(
+        &s.source,
+        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let refusing = format!(
+        "{MV} CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'no rows here'; END $$;
+         CREATE CONSTRAINT TRIGGER no AFTER INSERT ON mv DEFERRABLE INITIALLY DEFERRED
+             FOR EACH ROW EXECUTE FUNCTION no();"
+    );
+    let dbs = [database(&s.dest[0], &refusing), database(&s.dest[1], MV)];
+    let log = TempPath::new("left-out-decisions.log");
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let args = [
+        "table",
+        "mv",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--atomic",
+        "--keep-going",
+        "--decision-log",
+        log.arg(),
+    ];
+    let mut paused = Paused::start(&args, "recorded");
+    paused.child.kill().unwrap();
+    let _ = paused.child.wait();
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    let recover = || {
+        run(&[
+            "recover",
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--decision-log",
+            log.arg(),
+        ])
+    };
+    let out = recover();
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        said.contains(":1 (")
+            && said.contains("was left out of run")
+            && said.contains(
+                "holds none of the run's rows, which the others committed: copy to it again"
+            ),
+        "{said}"
+    );
+    assert_eq!(count(&s.dest[1], &dbs[1], "mv"), 100);
+    assert_eq!(count(&s.dest[0], &dbs[0], "mv"), 0);
+    // Said once.
+    let out = recover();
+    assert_exit(&out, 0);
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(!said.contains("left out"), "{said}");
+}

@@ -761,6 +761,15 @@ impl DecisionLog {
             match decisions.get(&run) {
                 // The decision's parties: the transactions it names.
                 Some(gids) => {
+                    // Those its run left out (`out` lines) are kept apart: decided commit
+                    // without them, they hold none of its rows.
+                    let left: Vec<Holder> = (known.iter())
+                        .filter(|h| !gids.contains(&h.gid) && log.out.contains(&h.gid))
+                        .cloned()
+                        .collect();
+                    if !left.is_empty() {
+                        log.left.insert(run.clone(), left);
+                    }
                     known.retain(|h| gids.contains(&h.gid));
                     log.holders.insert(run, known);
                 }
@@ -860,6 +869,10 @@ pub struct LogContents {
     /// The parties each run without a decision named at its start ([`DecisionLog::lock_run_with`];
     /// none for an older copyman's): run → the server of each transaction it may have prepared.
     pub begun: HashMap<String, Vec<Holder>>,
+    /// The parties each run with a decision named at its start and left out of it
+    /// ([`DecisionLog::left_out`]: under keep-going, a destination that failed before its
+    /// PREPARE): run → the server of each.
+    pub left: HashMap<String, Vec<Holder>>,
     /// The runs that recorded that nothing of theirs is left prepared.
     pub done: HashSet<String>,
     /// The prepared transactions recovery finished ([`DecisionLog::ended`]).
