@@ -1436,17 +1436,19 @@ impl ServerSpec {
         // As pg_dump: a role's or database's statement_timeout would fail every copy longer than
         // it (a COPY is one statement), and its resume again; --stall-timeout bounds a copy.
         // Its lock_timeout too (an application's guard failed the copy at once, 55P03, where a
-        // maintenance session held the table a moment), unless the CONN's options set one:
-        // --lock-timeout sets the run's, after connecting.
+        // maintenance session held the table a moment): each unless the CONN's options (or
+        // PGOPTIONS) set one, as psql keeps it (conn48 F3: a statement_timeout given there was
+        // replaced by 0 unsaid); --lock-timeout sets the run's, after connecting.
         let options = copyman_conninfo::option_settings(config.get_options().unwrap_or_default());
-        let own_lock_timeout = options
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("lock_timeout"));
-        let lock_timeout = (!own_lock_timeout).then(|| ("lock_timeout".to_owned(), "0".to_owned()));
+        let unless_own = |setting: &str| {
+            let own = (options.iter()).any(|(name, _)| name.eq_ignore_ascii_case(setting));
+            (!own).then(|| (setting.to_owned(), "0".to_owned()))
+        };
+        let (statement_timeout, lock_timeout) =
+            (unless_own("statement_timeout"), unless_own("lock_timeout"));
         let kind = (kind != SessionAttrs::Any)
             .then(|| ("target_session_attrs".to_owned(), kind.name().to_owned()));
-        let startup: Vec<(String, String)> = [("statement_timeout".to_owned(), "0".to_owned())]
-            .into_iter()
+        let startup: Vec<(String, String)> = (statement_timeout.into_iter())
             .chain(lock_timeout)
             .chain(kind)
             .chain(self.startup.iter().cloned())

@@ -1272,7 +1272,8 @@ fn text_into_dates_and_intervals_is_read_as_the_destination_database_reads_it() 
 /// copy that took longer than it (a COPY is one statement, 57014), and the resume a job then
 /// advised failed alike: copyman's sessions run without one, as pg_dump's (a copy is bounded by
 /// `--stall-timeout`). Here a destination's COPY takes at least 0.5 s (a trigger sleeps on its
-/// first row) under a 200 ms timeout on every database; a one-table copy and a job.
+/// first row) under a 200 ms timeout on every database; a one-table copy and a job. One given in
+/// the CONN's options is kept.
 #[test]
 fn a_databases_statement_timeout_does_not_end_a_copy() {
     let c = clusters();
@@ -1302,6 +1303,14 @@ fn a_databases_statement_timeout_does_not_end_a_copy() {
         }
         let out = run(&args);
         assert_exit(&out, 0);
+        assert_eq!(count(&c.dest[0], &dst, "slow"), 1000, "job: {job}");
+        // One the CONN's options give is the user's, kept as psql keeps it (conn48 F3: replaced
+        // by 0, unsaid): the copy fails on it, nothing committed.
+        let own = format!("{to} options='-c statement_timeout=200ms'");
+        let out = run(&["table", "slow", "--from", &from, "--to", &own, "--truncate"]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("57014"), "{stderr}");
         assert_eq!(count(&c.dest[0], &dst, "slow"), 1000, "job: {job}");
     }
 }
