@@ -112,7 +112,7 @@ pub(crate) fn check(
         dest.identity = id.state_key();
         let name = dest.endpoint.display();
         replica_by_default(&id, i, &name);
-        if let Some(why) = takes_no_writes(&id) {
+        if let Some(why) = takes_no_writes(&id, conn, &name) {
             if !t.keep_going {
                 return Err(refused(format!("destination {} ({name}) {why}", i + 1)));
             }
@@ -521,13 +521,28 @@ fn refused(message: String) -> Fatal {
 /// Why a destination takes no writes: on a standby, or read-only by default. Its first write
 /// would fail (SQLSTATE 25006) after the other destinations had begun — a resume, too: said
 /// while planning, so that a dry run exits as the run would. `None` where it takes them.
-fn takes_no_writes(id: &Identity) -> Option<String> {
+fn takes_no_writes(id: &Identity, conn: &Connection, name: &str) -> Option<String> {
     if id.is_standby() {
-        return Some(
-            "is a standby (its server is in recovery: pg_is_in_recovery()): it takes no writes; \
-             give its primary"
+        // One host of a CONN naming several (`host=a,b`): libpq's target_session_attrs takes
+        // the primary among them (conn48 F4: "give its primary" of a list that held it).
+        let several = name
+            .split('/')
+            .next()
+            .is_some_and(|hosts| hosts.contains(','));
+        let way = match (several, conn.peer_addr()) {
+            (true, Some(reached)) => format!(
+                "its sessions reached {reached} of its CONN's hosts; target_session_attrs=\
+                 read-write in its CONN takes the primary among them"
+            ),
+            (true, None) => "target_session_attrs=read-write in its CONN takes the primary \
+                             among its hosts"
                 .to_owned(),
-        );
+            (false, _) => "give its primary".to_owned(),
+        };
+        return Some(format!(
+            "is a standby (its server is in recovery: pg_is_in_recovery()): it takes no writes; \
+             {way}"
+        ));
     }
     // A soft freeze: its first write failed (25006) once the others had begun, and a dry run
     // exited 0. Said with where it is set (the server's `pg_settings.source`).
@@ -725,7 +740,8 @@ pub(crate) fn check_job(
             Err(failed) => return Err(failed.0.into()),
         };
         replica_by_default(&id, i, &dest.name);
-        if let Some(why) = takes_no_writes(&id) {
+        let conn = conns[i + 1].as_ref().expect("pushed above");
+        if let Some(why) = takes_no_writes(&id, conn, &dest.name) {
             if !keep_going {
                 return Err(refused(format!("destination {} ({}) {why}", i + 1, dest.name)).into());
             }

@@ -416,6 +416,40 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
         assert!(!stderr.contains("25006"), "{args:?}: {stderr}");
         assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{args:?}: nothing copied");
     }
+    // A host list that reaches the standby first: said with the host reached and libpq's way to
+    // its primary among them, which copies there (conn48 F4: "give its primary", of a list that
+    // held it).
+    let list = format!(
+        "host={h},{h} port={},{} user={} dbname={db}",
+        standby.port(),
+        primary.port(),
+        primary.user(),
+        h = primary.host()
+    );
+    for job in [false, true] {
+        let mut args = vec!["table", "t", "--from", &from, "--to", &list];
+        if job {
+            args.extend(["--state", state.arg()]);
+        }
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "its sessions reached {}:{} of its CONN's hosts; target_session_attrs=read-write \
+                 in its CONN takes the primary among them",
+                primary.host(),
+                standby.port()
+            )),
+            "job {job}: {stderr}"
+        );
+    }
+    let read_write = format!("{list} target_session_attrs=read-write");
+    assert_exit(
+        &run(&["table", "t", "--from", &from, "--to", &read_write]),
+        0,
+    );
+    assert_eq!(count(&primary, &db, "t"), 100);
 }
 
 /// A source on a standby of the destination's cluster (in recovery, its system identifier, the
