@@ -612,9 +612,12 @@ fn words(kind: &CertificateError, roots: &str, host: &ServerName<'_>) -> Option<
                 "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of \
                  the roots in {roots}"
             ),
+            // (Not "or sslmode=require": that verifies no server at all, and with a root file
+            // it checks the chain all the same: conn48 F5.)
             "UnsupportedCertVersion" => "the server's certificate is X.509 version 1, which \
-                copyman cannot verify against roots (libpq can): reissue it as version 3 (`openssl \
-                x509 -req … -extfile` naming its subjectAltName), or connect with sslmode=require"
+                copyman cannot verify against roots (libpq can: PostgreSQL's documented openssl \
+                recipe makes one): reissue it as version 3 (`openssl x509 -req … -extfile FILE`, \
+                FILE naming its subjectAltName), as the server's certificate"
                 .to_owned(),
             _ => return None,
         },
