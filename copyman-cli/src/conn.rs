@@ -786,10 +786,20 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             && let Some(bad) = (value.split(',').map(str::trim))
                 .find(|a| !a.is_empty() && a.parse::<std::net::IpAddr>().is_err())
         {
-            return Err(ConnError::Invalid(format!(
-                "could not parse network address \"{bad}\"{from}: hostaddr takes an IP \
-                 address (a host name goes in host)"
-            )));
+            // An IPv6 address with a zone id (`fe80::1%eth0`) is one, which libpq takes there
+            // (conn48 F6: said to be a host name).
+            let zoned = (bad.split_once('%'))
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+            return Err(ConnError::Invalid(match zoned {
+                true => format!(
+                    "hostaddr \"{bad}\"{from}: an IPv6 address with a zone id is not taken in \
+                     hostaddr by copyman (libpq takes it); give it in host, which takes it"
+                ),
+                false => format!(
+                    "could not parse network address \"{bad}\"{from}: hostaddr takes an IP \
+                     address (a host name goes in host)"
+                ),
+            }));
         }
         if let Some(reason) = unsupported(key, value) {
             // Where only some values are refused, the value is said (these are keywords, never
@@ -3912,6 +3922,10 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             said("host=h user=u hostaddr=db1.example.com", &[])
                 .is_some_and(|e| e
                     .starts_with("could not parse network address \"db1.example.com\": hostaddr"))
+        );
+        assert!(
+            said("host=h user=u hostaddr=fe80::1%eth0", &[]).is_some_and(|e| e
+                .contains("an IPv6 address with a zone id is not taken in hostaddr by copyman"))
         );
         assert_eq!(
             said("host=h user=u hostaddr=127.0.0.1 keepalives_idle=10", &[]),
