@@ -582,7 +582,7 @@ impl Monitor {
                 })
             })
             .collect();
-        if kind != "Lock" {
+        if kind != "Lock" || held_in_passing(&event) {
             return Look {
                 lock: None,
                 activity,
@@ -691,6 +691,19 @@ pub(crate) struct Look {
     /// The rows and bytes its `COPY … FROM STDIN` read so far (`pg_stat_progress_copy`,
     /// PostgreSQL 14 on; `None`: no such COPY, or its server does not say).
     pub(crate) copied: Option<(u64, u64)>,
+}
+
+/// Whether a heavyweight lock of type `event` (`pg_stat_activity.wait_event` under `Lock`) is
+/// held for the moment of one action, never to its transaction's end: a relation extended by a
+/// page, a page's, the speculative insertion's token, a row's tuple lock (whose holder waits
+/// itself on the row's transaction). Sessions that write one table side by side (a split table's
+/// ranges) meet them in passing: no lock wait to say, nor a wait on itself (jobs48 F2: ranges
+/// cancelled as waiting on each other for ever for an extend lock, and the copy failed).
+fn held_in_passing(event: &str) -> bool {
+    matches!(
+        event,
+        "extend" | "page" | "frozenid" | "spectoken" | "tuple"
+    )
 }
 
 /// Two sessions of one copy, one waiting for a lock the other holds: the holder's transaction
@@ -2375,6 +2388,22 @@ mod tests {
 
     /// Servers' COPYs reading more between two looks move (their rows summed, said with how
     /// many more since last said); the same rows, or no COPY, do not.
+    #[test]
+    fn locks_held_in_passing_are_no_wait() {
+        for event in ["extend", "page", "frozenid", "spectoken", "tuple"] {
+            assert!(held_in_passing(event), "{event}");
+        }
+        for event in [
+            "relation",
+            "transactionid",
+            "virtualxid",
+            "object",
+            "advisory",
+        ] {
+            assert!(!held_in_passing(event), "{event}");
+        }
+    }
+
     #[test]
     fn servers_storing_rows_move() {
         let copying = |rows: u64| Look {
