@@ -1058,25 +1058,10 @@ pub(crate) fn run(
     Ok(exit)
 }
 
-/// The process a run id names (`TIME-PID-SALT`, [`DecisionLog::new_run_id`]), if a copyman
-/// process of that id runs on this host: perhaps the run itself, still in progress. Known by
-/// its executable (`/proc/PID/exe`): this very program however it was started (a symbolic link,
-/// another name), or one whose file is named copyman.
+/// The process a run id names, if a copyman process of that id runs on this host
+/// ([`commit::live_run`]).
 pub(crate) fn live_copyman(run: &str) -> Option<u32> {
-    let pid: u32 = run.split('-').nth(1)?.parse().ok()?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let same = |a: &Path, b: &Path| {
-        use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    };
-    let ours = std::fs::read_link("/proc/self/exe").ok();
-    let named = exe
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("copyman"));
-    (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+    commit::live_run(run)
 }
 
 /// [`live_copyman`], but never this recovery itself (its process id may be a dead run's, given

@@ -1125,6 +1125,27 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
         .collect())
 }
 
+/// The process a run id names (`TIME-PID-SALT`, [`DecisionLog::new_run_id`]), if a copyman
+/// process of that id runs on this host: perhaps the run itself, still in progress. Known by
+/// its executable (`/proc/PID/exe`): this very program however it was started (a symbolic link,
+/// another name), or one whose file is named copyman.
+pub fn live_run(run: &str) -> Option<u32> {
+    let pid: u32 = run.split('-').nth(1)?.parse().ok()?;
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let same = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    };
+    let ours = fs::read_link("/proc/self/exe").ok();
+    let named = exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("copyman"));
+    (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
 /// copyman's prepared transactions in the database `conn` is connected to, each said with its
 /// age and the tables it holds locks on (what recover will commit or roll back there):
 /// `copyman:…:2 (prepared 12 s ago; on "public"."t1")`. Empty where there are none or where
@@ -1169,6 +1190,11 @@ pub fn prepared_holding(conn: &mut Connection, tables: &[String]) -> Vec<String>
         .filter_map(|row| {
             let text = |i: usize| row.get(i).cloned().flatten();
             let gid = text(0)?;
+            // A run in progress (a copyman process of its id runs here) ends its own: not left
+            // by an earlier run, and a copy waits for it.
+            if parse_gid(&gid).is_some_and(|(run, _)| live_run(run).is_some()) {
+                return None;
+            }
             let age = text(1).unwrap_or_default();
             Some(match text(2) {
                 Some(tables) => format!("{gid} (prepared {age} s ago; on {tables})"),
