@@ -381,8 +381,10 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
     );
     assert!(
         stderr.contains(
-            "destination 1 holds no rows of \"jk\".\"k1\", which the state file records \
-             committed with 100 rows"
+            "destination 1 holds no rows of \"jk\".\"k1\", whose transaction of an earlier \
+             run (100 rows, its COMMIT sent) reads committed there — a crash of its server before \
+             that COMMIT was durable, which lets the server give the id to a transaction of its \
+             own, or emptied or recreated there since"
         ),
         "{stderr}"
     );

@@ -477,9 +477,25 @@ fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &st
         "emptied or recreated there since, or that destination is another server with the same \
          system identifier (a clone)",
     );
+    // Its COMMIT recorded as sent, not as done: the id reads committed, which a crash of the
+    // server before that COMMIT was durable lets it give to a transaction of its own (commit48
+    // F2: said "records committed" of a COMMIT the job had said failed).
+    let (what, crash) = match done {
+        "committed" => (
+            format!(
+                "whose transaction of an earlier run ({rows} rows, its COMMIT sent) reads \
+                 committed there"
+            ),
+            "a crash of its server before that COMMIT was durable, which lets the server give \
+             the id to a transaction of its own, or ",
+        ),
+        _ => (
+            format!("which the state file records {done} with {rows} rows"),
+            "",
+        ),
+    };
     format!(
-        "destination {} holds no rows of {table}, which the state file records {done} \
-         with {rows} rows — {why}: copied again",
+        "destination {} holds no rows of {table}, {what} — {crash}{why}: copied again",
         d + 1
     )
 }
