@@ -902,6 +902,24 @@ pub(crate) fn check_start(
             source.name()
         ));
     }
+    // A *.tsv file read as text COPY data: a backslash begins an escape there (`C:\new` stored
+    // with a newline), which a TSV file another tool wrote holds as it is (files48 F6).
+    if let Statements::Table {
+        format: None | Some(Format::Text),
+        format_given: false,
+        ..
+    } = &t.statements
+        && source.name().to_ascii_lowercase().ends_with(".tsv")
+        && front.is_some_and(|front| front.contains(&b'\\'))
+    {
+        report::warn(format_args!(
+            "{} is read as PostgreSQL's text COPY format, in which a backslash begins an escape \
+             (\\n, \\t, \\\\, \\N): a TSV file another tool wrote holds its backslashes as they \
+             are, stored otherwise here; to read it as it is: copyman copy --from FILE --to … \
+             --receive \"COPY t FROM STDIN (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')\"",
+            source.name()
+        ));
+    }
     // A *.csv file read as CSV for its name whose lines are text COPY data (psql's `\copy t to
     // 't.csv'` without `csv`): its NULLs would load as the string \N, its empty strings as NULL.
     if let Statements::Table {

@@ -880,3 +880,43 @@ fn copy_from_a_file_checks_the_receives_table() {
         "{stderr}"
     );
 }
+
+/// A `*.tsv` file read as text COPY data whose backslashes would be escapes is said, with the
+/// way to read it as it is — which stores it as it is (files48 F6: `C:\new\table` stored with a
+/// newline and a tab, exit 0, without a word).
+#[test]
+fn a_tsv_file_with_backslashes_is_said_with_the_way_to_read_it_as_it_is() {
+    let c = clusters();
+    let d = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let file = TempPath::new("export.tsv");
+    fs::write(&file.0, "1\tC:\\new\\table\n").unwrap();
+    let to = c.dest[0].conninfo(&d);
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &to]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "is read as PostgreSQL's text COPY format, in which a backslash begins an escape"
+        ) && stderr.contains("DELIMITER E'\\t', QUOTE E'\\x01'"),
+        "{stderr}"
+    );
+    let receive = "COPY t FROM STDIN (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')";
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--receive",
+        receive,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &d,
+            "(SELECT 1 FROM t WHERE v = 'C:\\new\\table')"
+        ),
+        1
+    );
+}
