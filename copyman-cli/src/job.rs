@@ -857,9 +857,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     options.unreachable = unreached;
     // The default state file is named by a destination that could not say who it is: a resume
     // must name it.
-    let mut resume_names_state = false;
     if let Some(dir) = &args.state_dir {
         let keep_going = options.keep_going;
+        let resume_names_state;
         (options.state, resume_names_state) = default_state(
             dir,
             &source,
@@ -868,6 +868,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             (keep_going, options.resume),
             &passed_over,
         )?;
+        STATE_MUST_BE_NAMED.store(resume_names_state, std::sync::atomic::Ordering::Relaxed);
         // The default directory's other state files: a table an earlier job (another selection,
         // another spelling) began on these destinations is not copied again over its rows.
         options.other_states = std::fs::read_dir(dir)
@@ -1164,14 +1165,6 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         for line in reached.lines(&dests) {
             writeln!(human, "{line}")?;
         }
-    }
-    if resume_names_state && !report.succeeded() && options.state.exists() {
-        writeln!(
-            human,
-            "copyman: a destination could not be asked who it is, and the default state file's \
-             name depends on it: give every --resume of this job --state {}",
-            options.state.display()
-        )?;
     }
     crate::progress::eprint(&String::from_utf8_lossy(&human));
     Ok(exit)
@@ -2143,9 +2136,10 @@ fn write_human(
         writeln!(
             out,
             "copyman: state file {}: run copyman recover {} first (a table in doubt may be \
-             prepared), then run again with --resume to copy what is missing",
+             prepared), then run again with {} to copy what is missing",
             options.state.display(),
-            crate::recover::same_as_this_run()
+            crate::recover::same_as_this_run(),
+            resume_arg(options)
         )?;
     } else if !report.succeeded() && uncomparable(report) {
         // Committed and not compared, for a reason a resume meets again (a column dropped
@@ -2161,11 +2155,26 @@ fn write_human(
     } else if !report.succeeded() {
         writeln!(
             out,
-            "copyman: state file {}: run again with --resume to copy what is missing",
-            options.state.display()
+            "copyman: state file {}: run again with {} to copy what is missing",
+            options.state.display(),
+            resume_arg(options)
         )?;
     }
     Ok(())
+}
+
+/// Whether the default state file's name depends on a destination that could not be asked who
+/// it is ([`default_state`]): a later `--resume` finds it only given `--state`.
+static STATE_MUST_BE_NAMED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `--resume`, with `--state` where a resume must name the file (jobs48 F3: the closing line's
+/// plain `--resume` looked for another file, refused, beside a line saying to give --state).
+fn resume_arg(options: &Options) -> String {
+    match STATE_MUST_BE_NAMED.load(std::sync::atomic::Ordering::Relaxed) {
+        true => format!("--resume --state {}", options.state.display()),
+        false => "--resume".to_owned(),
+    }
 }
 
 /// Whether what is not done is only tables committed whose checksum could not be computed, for a
@@ -2383,6 +2392,7 @@ impl Ledger {
                 table,
                 destination,
                 pid,
+                replaces,
                 action,
                 answer,
                 ..
@@ -2397,7 +2407,9 @@ impl Ledger {
                         *cell = Cell::Ending(ranges, Vec::new());
                     }
                     if let Cell::Ending(_, steps) = cell {
-                        steps.retain(|s| s.pid != *pid);
+                        steps.retain(|s| {
+                            s.pid != *pid && (replaces.is_none() || s.pid != *replaces)
+                        });
                         steps.push(Step {
                             pid: *pid,
                             action: action.clone(),
@@ -2462,8 +2474,12 @@ impl Ledger {
                 let may_have = steps.iter().any(|s| match &s.action {
                     _ if s.answer.refusal().is_some() => false,
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
-                    Action::RollbackPrepared(_) => !s.answer.took_effect(),
                     _ => false,
+                });
+                // Its ROLLBACK PREPARED sent, not answered: sent only where the run decided no
+                // commit, nothing of it commits (commit48 F5: "it may have committed").
+                let rolling_back = steps.iter().any(|s| {
+                    matches!(s.action, Action::RollbackPrepared(_)) && !s.answer.took_effect()
                 });
                 if all_committed {
                     (
@@ -2497,6 +2513,12 @@ impl Ledger {
                         "its PREPARE TRANSACTION was sent, not answered: prepared or not, \
                          nothing of it committed; copyman recover commits a prepared one if the \
                          run recorded its commit decision, else rolls it back",
+                    )
+                } else if rolling_back && !may_have {
+                    (
+                        "rollback pending",
+                        "its ROLLBACK PREPARED was sent, not answered: nothing of it committed; \
+                         rolled back, or prepared until copyman recover rolls it back",
                     )
                 } else if may_have && *ranges > 1 && !self.two_phase {
                     // Its ranges commit one by one: some may be there, the others not.
@@ -3239,6 +3261,45 @@ mod tests {
         assert_eq!(document["tables"][0]["status"], "commit pending");
         // Nothing in doubt: that category is not said, nor its explanation (signals43 F6).
         assert!(!said.contains("in doubt"), "{said}");
+    }
+
+    /// A ROLLBACK PREPARED sent again on a new session (the first lost) and not answered there
+    /// (a synchronous standby that is not there): its step is the new session's, and it is a
+    /// rollback pending — never "it may have committed" (commit48 F5).
+    #[test]
+    fn a_rollback_prepared_unanswered_on_a_new_session_is_rollback_pending() {
+        let mut ledger = Ledger {
+            dests: vec!["d1".to_owned()],
+            state: "job.state".to_owned(),
+            two_phase: true,
+            tables: vec![("\"public\".\"t\"".to_owned(), vec![Cell::NotStarted])],
+            ranges: HashMap::new(),
+            decided: HashSet::new(),
+        };
+        let step = |pid, replaces, answer| Event::CommitStep {
+            worker: 0,
+            table: TableName::from_parts(Some("public".into()), "t".into()),
+            destination: 0,
+            pid: Some(pid),
+            replaces,
+            action: Action::RollbackPrepared("g".into()),
+            answer,
+        };
+        ledger.event(&step(1, None, Answer::Awaited));
+        ledger.event(&step(2, Some(1), Answer::Awaited));
+        let cell = &ledger.tables[0].1[0];
+        assert!(
+            matches!(cell, Cell::Ending(1, steps) if steps.len() == 1 && steps[0].pid == Some(2)),
+            "{cell:?}"
+        );
+        let (status, why) = ledger.verdict(cell, false);
+        assert_eq!(status, "rollback pending", "{why}");
+        assert!(why.contains("nothing of it committed"), "{why}");
+        ledger.event(&step(2, Some(1), Answer::TookEffect));
+        assert_eq!(
+            ledger.verdict(&ledger.tables[0].1[0], false).0,
+            "interrupted"
+        );
     }
 
     /// A signal that exits at once in a job of many tables counts the tables not begun and

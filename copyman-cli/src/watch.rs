@@ -176,6 +176,14 @@ impl Copying {
 
     /// What ends "nothing has moved" for it ([`WAYS_OUT`], or [`ENDING_WAYS_OUT`] while its
     /// destinations end their COPYs).
+    /// Whether its COPYs are over: the data was, and every receiver answered its end (none has
+    /// an order out). What waits then is the run's next step, not a COPY's end.
+    fn over(&self) -> bool {
+        self.under_way.completing()
+            && self.under_way.receivers().next().is_none()
+            && !self.under_way.producer()
+    }
+
     fn ways_out(&self) -> &'static str {
         let only_the_source = self.source.is_some() && self.under_way.receivers().next().is_none();
         match self.under_way.completing() {
@@ -246,6 +254,13 @@ const ENDING_BUSY: &str = " (the destinations end their COPY: a backend active a
      --stall-timeout does not bound the end of a COPY once its server read all its data, a \
      signal stops the copy and commits nothing)";
 
+/// [`WAYS_OUT`] once the COPYs are over ([`Copying::over`]): the run's next step before its
+/// COMMITs (jobs48 F1: a job's source checksum under `--verify` was said as the destinations'
+/// COPYs running their checks).
+const COPY_OVER: &str = " (the COPYs are over: copyman runs its next step before the COMMITs — \
+     the source's --verify checksum, the sequences — on the backends above; a signal stops the \
+     run and commits nothing)";
+
 /// What ends "nothing has moved" for a copy (`copying`, if it streams) whose backends look as
 /// `looks` say: where one waits for a lock, the lock in words with its holders, which
 /// `--lock-timeout` bounds (not a frozen server's wait); else the copy's own
@@ -257,6 +272,9 @@ fn ways_out(copying: Option<&Copying>, looks: &[Look]) -> String {
     let client_wait = looks.iter().any(|l| {
         l.state.as_deref() == Some("active") && l.wait.as_ref().is_some_and(|(k, _)| k == "Client")
     });
+    if locks.is_empty() && copying.is_some_and(Copying::over) {
+        return COPY_OVER.to_owned();
+    }
     if locks.is_empty() && copying.is_some_and(|c| c.under_way.completing()) && !client_wait {
         return ENDING_BUSY.to_owned();
     }
@@ -1595,6 +1613,8 @@ struct CommitWait {
     wait: Option<String>,
     /// How many looks in a row found its backend not running it.
     idle_looks: u32,
+    /// Its wait for a synchronous standby was cancelled (a rollback's: [`look_at_commits`]).
+    cancelled: bool,
 }
 
 impl CommitWait {
@@ -1845,6 +1865,7 @@ impl JobWatch {
                 table,
                 destination,
                 pid,
+                replaces,
                 action,
                 answer,
                 ..
@@ -1858,8 +1879,9 @@ impl JobWatch {
                 w.moved(*worker, note);
                 let Some(pid) = *pid else { return };
                 let had = w.commits.len();
-                w.commits
-                    .retain(|c| c.server != server || c.target.pid != pid);
+                w.commits.retain(|c| {
+                    c.server != server || (c.target.pid != pid && Some(c.target.pid) != *replaces)
+                });
                 if had != w.commits.len() && w.commits.is_empty() {
                     note(*worker, None);
                 }
@@ -1881,6 +1903,7 @@ impl JobWatch {
                         told: None,
                         wait: None,
                         idle_looks: 0,
+                        cancelled: false,
                     });
                 }
             }
@@ -2343,7 +2366,23 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
             .wait
             .as_ref()
             .map(|(kind, event)| format!("{kind} {event}"));
-        let said = c.told.is_none_or(|t| t.elapsed() >= say_after()).then(|| {
+        // A ROLLBACK PREPARED waiting for a synchronous standby: rolled back on its server
+        // already, only the standby's word is waited for, which a standby that is not there
+        // never gives; cancelled, it answers at once, nothing lost (commit48 F5: a stop waited
+        // for it until a second signal, and said it "may have committed").
+        let on_standby = (look.wait.as_ref()).is_some_and(|(k, e)| k == "IPC" && e == "SyncRep");
+        let cancel =
+            (on_standby && c.statement.starts_with("ROLLBACK") && !c.cancelled).then(|| {
+                c.cancelled = true;
+                format!(
+                    "copyman: {}'s {} of table {} waits for a synchronous standby \
+                 (synchronous_standby_names on that server): rolled back there already, only \
+                 the standby's word is waited for: its wait is cancelled",
+                    c.target.label, c.statement, c.table
+                )
+            });
+        let due = c.told.is_none_or(|t| t.elapsed() >= say_after());
+        let said = (due && cancel.is_none()).then(|| {
             c.told = Some(Instant::now());
             let table = format!(" of table {}", c.table);
             look.commit_wait(c.since.elapsed(), &c.target.label, c.statement, &table)
@@ -2353,6 +2392,10 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
         drop(workers);
         if let Some(said) = said {
             progress::println(&said);
+        }
+        if let Some(cancel) = cancel {
+            progress::println(&cancel);
+            let _ = monitors[server].query(&format!("SELECT pg_cancel_backend({pid})"));
         }
         (shared.note)(worker, Some(note));
     }
@@ -2386,8 +2429,6 @@ mod tests {
         }
     }
 
-    /// Servers' COPYs reading more between two looks move (their rows summed, said with how
-    /// many more since last said); the same rows, or no COPY, do not.
     #[test]
     fn locks_held_in_passing_are_no_wait() {
         for event in ["extend", "page", "frozenid", "spectoken", "tuple"] {
@@ -2404,6 +2445,8 @@ mod tests {
         }
     }
 
+    /// Servers' COPYs reading more between two looks move (their rows summed, said with how
+    /// many more since last said); the same rows, or no COPY, do not.
     #[test]
     fn servers_storing_rows_move() {
         let copying = |rows: u64| Look {

@@ -1052,3 +1052,70 @@ fn a_job_waiting_for_a_connection_names_the_server_it_waits_for() {
     assert_eq!(out.status.code(), Some(130));
     assert_eq!(count(&c.dest[0], &dst, "a"), 0);
 }
+
+/// A job under `--atomic` stopped while its destination's PREPAREs wait for a synchronous standby
+/// that is not there ends on its first signal: each PREPARE's wait is cancelled (prepared
+/// there, as its server says), then rolled back — the ROLLBACK PREPARED waits for the same
+/// standby, and its wait is cancelled too, said (it is rolled back on its server already).
+/// Nothing is left prepared, nothing committed (commit48 F5: the stop waited for the ROLLBACK
+/// PREPARED until a second signal, which then said it "may have committed").
+#[test]
+fn job_stopped_while_its_prepares_wait_for_a_synchronous_standby_ends_rolled_back() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let stuck = stuck_db();
+    let log = TempPath::new("stop-prepare.log");
+    let state = TempPath::new("stop-prepare.state");
+    let mut child = copyman()
+        .args(["table", "t1", "t2", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(syncrep().conninfo(&stuck))
+        .args([
+            "--atomic",
+            "--decision-log",
+            log.arg(),
+            "--state",
+            state.arg(),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let _watchdog = watchdog(child.id());
+    let started = std::time::Instant::now();
+    while sync_waiters(&stuck).is_empty() {
+        if started.elapsed() > Duration::from_secs(30) {
+            signal(&child, "KILL");
+            panic!("no PREPARE waits for the standby: {}", stderr.unseen());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, "INT");
+    stderr.expect("SIGINT received");
+    let seen = stderr.seen().to_owned();
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{seen}{rest}");
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("'s ROLLBACK PREPARED of table \"public\".\"t")
+            && said.contains("rolled back there already, only the standby's word is waited for: its wait is cancelled"),
+        "{said}"
+    );
+    assert!(!said.contains("may have committed"), "{said}");
+    let left: i64 = syncrep()
+        .connect("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+            &[&stuck],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "{said}");
+    assert!(sync_waiters(&stuck).is_empty(), "{said}");
+    assert_eq!(count(syncrep(), &stuck, "t1"), 0, "{said}");
+    assert_eq!(count(syncrep(), &stuck, "t2"), 0, "{said}");
+}

@@ -224,10 +224,13 @@ fn a_default_state_file_named_without_a_destination_says_to_name_it_on_resume() 
             && stderr.contains("a later --resume must name the file: --state "),
         "{stderr}"
     );
-    // Said again with the advice at the end, which a script shows.
-    let last = stderr.lines().last().unwrap_or_default();
+    // Said again in the advice at the end, which a script shows: its --resume names the file
+    // (jobs48 F3: a plain --resume there, refused, and a line after it saying otherwise).
     assert!(
-        last.contains("give every --resume of this job --state "),
+        stderr
+            .lines()
+            .any(|l| l.contains("run again with --resume --state ")
+                && l.ends_with(".state to copy what is missing")),
         "{stderr}"
     );
     // No destination answers: nothing begins, no file is written, and no --resume is advised
@@ -2156,4 +2159,21 @@ fn a_resume_counts_a_table_committed_on_some_destinations_once() {
             assert_eq!(count(cluster, db, table), 1, "{table}: {stderr}");
         }
     }
+    // A resume given --truncate, of this job that appended: the way is an append job's (jobs48
+    // F4: "run the whole job again (with --truncate, as it ran)").
+    std::fs::write(&state.0, kept.join("\n") + "\n").unwrap();
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("TRUNCATE a, b")
+        .unwrap();
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE b").unwrap();
+    resume.push("--truncate");
+    let out = run(&resume);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("in this append job that deletes the rows the destinations held before it")
+            && !stderr.contains("as it ran"),
+        "{stderr}"
+    );
 }

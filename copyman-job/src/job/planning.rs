@@ -2673,7 +2673,9 @@ fn plan_all(
                 }),
         );
     }
-    notes.extend(two_moments(&tables, options.truncate || recorded.truncate));
+    // As the job ran: a resume given --truncate of a job that appended deletes the rows the
+    // destinations held before it too (jobs48 F4: "with --truncate, as it ran" was said).
+    notes.extend(two_moments(&tables, recorded.truncate));
     let coordinator = asker.and_then(|(conn, ours)| ours.then_some(conn));
     Ok(Plan {
         tables,

@@ -350,6 +350,9 @@ pub enum Event {
         destination: usize,
         /// Its backend's process id, if the server gave it.
         pid: Option<i32>,
+        /// The backend whose session this one replaces, the statement sent again on a new
+        /// session once that one was lost: its step is this one's from now on.
+        replaces: Option<i32>,
         /// The statement.
         action: commit::Action,
         /// Where its answer stands.

@@ -101,13 +101,14 @@ impl Participant for Announced<'_, '_, '_> {
     fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
         let pid = backend_pid(self.conn);
         let (worker, destination) = (self.worker, self.destination);
-        let tell = |answer: Answer| {
+        let tell = |(pid, replaces): (Option<i32>, Option<i32>), answer: Answer| {
             for table in self.tables {
                 (self.shared.events)(Event::CommitStep {
                     worker,
                     table: table.clone(),
                     destination,
                     pid,
+                    replaces,
                     action: action.clone(),
                     answer: answer.clone(),
                 });
@@ -130,7 +131,7 @@ impl Participant for Announced<'_, '_, '_> {
                 JOB_STOPPED,
             )));
         }
-        tell(Answer::Awaited);
+        tell((pid, None), Answer::Awaited);
         if *action == commit::Action::Commit {
             self.sent.set(true);
         }
@@ -140,16 +141,31 @@ impl Participant for Announced<'_, '_, '_> {
         // id, a frozen backend) would queue the ROLLBACK behind it for ever: its close, which
         // follows (`give_up_stalled`), rolls it back.
         if *action == commit::Action::Rollback && !self.conn.is_ready() {
-            tell(Answer::TookEffect);
+            tell((pid, None), Answer::TookEffect);
             return Ok(());
         }
+        // Sent again on a new session where this one was lost: its backend is the one waited
+        // for from then on (commit48 F5: the lost one was watched, and said "gone" every 10 s,
+        // while the new one waited for a synchronous standby).
         let connect = &self.shared.committing[self.destination].connect;
-        let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
-        tell(match &result {
-            Ok(()) => Answer::TookEffect,
-            Err(commit::Failure::Refused(e)) => Answer::Refused(describe_with(e, None).to_string()),
-            Err(commit::Failure::Lost(_)) => Answer::Lost,
-        });
+        let on = Cell::new((pid, None));
+        let fresh = || {
+            let fresh = connect()?;
+            on.set((backend_pid(&fresh), pid));
+            tell(on.get(), Answer::Awaited);
+            Ok(fresh)
+        };
+        let result = commit::run_on_a_live_session(self.conn, action, &fresh);
+        tell(
+            on.get(),
+            match &result {
+                Ok(()) => Answer::TookEffect,
+                Err(commit::Failure::Refused(e)) => {
+                    Answer::Refused(describe_with(e, None).to_string())
+                }
+                Err(commit::Failure::Lost(_)) => Answer::Lost,
+            },
+        );
         result
     }
 }
