@@ -31,6 +31,8 @@
 //!
 //! `--dry-run` refuses what the run refuses: it calls [`check`] too.
 
+use std::sync::{Mutex, PoisonError};
+
 use copyman_core::statement;
 use copyman_job::identity::Identity;
 use copyman_sync::Connection;
@@ -83,6 +85,8 @@ pub(crate) fn check(
     let mut source_conn = source;
     let source =
         (source_conn.as_deref_mut()).and_then(|conn| identify(conn, "source", table.as_deref()));
+    *SOURCE_KEY.lock().unwrap_or_else(PoisonError::into_inner) =
+        source.as_ref().and_then(Identity::state_key);
     // Endpoints whose server could not say who it is (0 the source, then each destination):
     // told apart from the others by an advisory lock, below.
     let mut unknown: Vec<usize> = Vec::new();
@@ -507,6 +511,18 @@ fn relations_of(conn: &mut Connection, name: Option<&str>, read: bool) -> Option
     let oid = first(conn, &copyman_job::sql::relation_oid_query(name?))?;
     let list = first(conn, &copyman_job::sql::relations_query(&oid, read)?)?;
     Some(list.split(',').map(str::to_owned).collect())
+}
+
+/// The one-table run's source as a state file names a server ([`Identity::state_key`]), once
+/// [`check`] asked it.
+static SOURCE_KEY: Mutex<Option<String>> = Mutex::new(None);
+
+/// [`SOURCE_KEY`].
+pub(crate) fn source_key() -> Option<String> {
+    SOURCE_KEY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 /// A refusal before anything is sent: exit 2.

@@ -167,6 +167,14 @@ pub(crate) struct JobArgs {
     log_given: bool,
 }
 
+/// The directory of the jobs' default state files: `$XDG_CACHE_HOME/copyman/jobs`, or
+/// `~/.cache/copyman/jobs`; `None` where neither variable is set.
+pub(crate) fn default_state_dir(env: &Env) -> Option<PathBuf> {
+    let cache = (env.xdg_dir("XDG_CACHE_HOME").map(PathBuf::from))
+        .or_else(|| env.home().map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("copyman").join("jobs"))
+}
+
 /// The lowest `--max-rate`, in bytes per second (pg_basebackup's).
 const MIN_RATE: u64 = 32 << 10;
 
@@ -326,14 +334,9 @@ impl JobArgs {
         let (state, state_dir) = match &low.job.state {
             Some(path) => (crate::args::in_a_directory("--state", path)?, None),
             None => {
-                let cache = env
-                    .xdg_dir("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| env.home().map(|h| PathBuf::from(h).join(".cache")))
-                    .ok_or_else(|| {
-                        ArgError::usage("--state is needed: neither XDG_CACHE_HOME nor HOME is set")
-                    })?;
-                let dir = cache.join("copyman").join("jobs");
+                let dir = default_state_dir(env).ok_or_else(|| {
+                    ArgError::usage("--state is needed: neither XDG_CACHE_HOME nor HOME is set")
+                })?;
                 (dir.clone(), Some(dir))
             }
         };

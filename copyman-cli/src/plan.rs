@@ -227,6 +227,55 @@ fn prepared_left(t: &Transfer, dests: &mut [Dest<'_>]) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// A table a job's state file in the default directory records committed on a destination: one
+/// table's append of it there stores its rows twice (first47 F2: `copyman table -t t` refused
+/// it, `copyman table t` appended, exit 0). Refused as the job refuses it; `--truncate`
+/// replaces them. Only between servers (a file's rows are other rows), for destinations that
+/// said who they are.
+///
+/// # Errors
+/// [`Fatal`] (exit 2) naming the state file, the table and the destination.
+pub(crate) fn refuse_rows_of_jobs(
+    t: &Transfer,
+    plan: &Plan,
+    dests: &[Dest<'_>],
+) -> Result<(), Fatal> {
+    // (Into a --target-table, another table than the one a job copies.)
+    let Statements::Table {
+        truncate: false,
+        copy,
+        ..
+    } = &t.statements
+    else {
+        return Ok(());
+    };
+    if copy.target.is_some() {
+        return Ok(());
+    }
+    let dir = crate::job::default_state_dir(&crate::conn::Env::from_process());
+    let (Some(table), Some(dir), true) = (&plan.table, dir, t.source.is_server()) else {
+        return Ok(());
+    };
+    // (One that could not say who it is matches no record.)
+    let keys: Vec<String> = dests
+        .iter()
+        .map(|d| d.identity.clone().unwrap_or_default())
+        .collect();
+    let labels = dest_labels(dests);
+    let source = crate::identity::source_key();
+    copyman_job::job::refuse_rows_of_jobs(
+        &dir,
+        &table.to_string(),
+        (&keys, &labels),
+        source.as_ref(),
+    )
+    .map_err(|e| Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: e.to_string(),
+    })
+}
+
 /// Whether the session's role may read the whole of `table` (`SELECT` on the table, not on
 /// some of its columns only), and so lock it as its COPY would; `false` when that cannot be
 /// asked.
@@ -2579,6 +2628,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    refuse_rows_of_jobs(t, &plan, &dests)?;
     // A statement whose table or columns its server does not have fails the run at its COPY
     // (42P01, 42703), and so do columns of other numbers on the two ends (22P04): the dry run
     // says so as the run would end (it exited 0, "ok").

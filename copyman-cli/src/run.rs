@@ -141,6 +141,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
 
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    crate::plan::refuse_rows_of_jobs(t, &plan, &dests)?;
     // The input's start, read once the plan stands (a missing table is said without waiting
     // for stdin) and before anything is sent: its format, a byte order mark, a header. A PGCOPY
     // file without a format is planned again, as binary.
@@ -936,15 +937,24 @@ fn refuse_binary_to_terminal(
         Endpoint::Server(_) => None,
     });
     match terminal {
-        Some(name) if binary => Err(Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
-                "--to {name}: binary COPY data is not written to a terminal: give --to FILE, \
-                 or --to - with stdout redirected to a file or a pipe (or copy in text: \
-                 --format text or csv, FORMAT text or csv in a --send)"
-            ),
-        }),
+        Some(name) if binary => {
+            // (Copy mode has no --format; a binary file stays binary: recheck48a F2.)
+            let in_text = match &t.statements {
+                Statements::Table { .. } => " (or copy in text: --format text or csv)",
+                Statements::Raw { send: Some(_), .. } => {
+                    " (or copy in text: FORMAT text or csv in the --send)"
+                }
+                Statements::Raw { send: None, .. } => "",
+            };
+            Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: format!(
+                    "--to {name}: binary COPY data is not written to a terminal: give --to \
+                     FILE, or --to - with stdout redirected to a file or a pipe{in_text}"
+                ),
+            })
+        }
         _ => Ok(()),
     }
 }

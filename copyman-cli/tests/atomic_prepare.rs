@@ -415,7 +415,7 @@ fn atomic_a_run_into_a_table_an_earlier_runs_prepared_transaction_wrote_is_refus
         &to,
         "--dry-run",
     ]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_exit(&out, 2);
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
         said.contains(&format!("holds copyman's prepared transaction {}", left[0]))

@@ -2177,3 +2177,53 @@ fn a_resume_counts_a_table_committed_on_some_destinations_once() {
         "{stderr}"
     );
 }
+
+/// One table's copy (not a job's) into a table a job's state file in the default directory
+/// records committed on that destination is refused, as the job run again refuses it (first47
+/// F2: `-t t` refused, `copyman table t` appended, rows twice, exit 0); `--truncate` replaces
+/// them.
+#[test]
+fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let cache = TempPath::new("one-table-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let run_in = |args: &[&str]| {
+        copyman()
+            .env("XDG_CACHE_HOME", &cache.0)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_exit(
+        &run_in(&["table", "-t", "t", "--from", &from, "--to", &to]),
+        0,
+    );
+    for dry_run in [true, false] {
+        let mut args = vec!["table", "t", "--from", &from, "--to", &to];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = run_in(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "records a job from this source that committed \"public\".\"t\" on destination 1"
+            ) && stderr.contains("appended again by this copy, their rows would be there twice"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+    assert_exit(
+        &run_in(&["table", "t", "--from", &from, "--to", &to, "--truncate"]),
+        0,
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+    let _ = std::fs::remove_dir_all(&cache.0);
+}

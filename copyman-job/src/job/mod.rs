@@ -63,7 +63,9 @@ pub use self::error::{
     COUNT_WAY_OUT, JobError, TableError, db_error, describe, describe_with, error_chain, one_line,
 };
 pub use self::options::{Connect, DEFAULT_JOBS, Interrupt, Options, Server};
-pub use self::planning::{DestPlan, Plan, TablePlan, identity, plan, plan_with, split};
+pub use self::planning::{
+    DestPlan, Plan, TablePlan, identity, plan, plan_with, refuse_rows_of_jobs, split,
+};
 pub use self::report::{Answer, DestResult, Event, JobReport, Notice, Side, Status, TableReport};
 pub use self::running::{first_names, run};
 pub use crate::resume::{Backend, ResumeWait};

@@ -746,8 +746,8 @@ fn read_beside(path: &Path, notes: &mut Vec<String>) -> Option<Recorded> {
 /// or a COMMIT announced — not a copy begun and rolled back: recheck43b F1), found by its name
 /// or, renamed since, by the source's relations it covers (`covers`: recheck43b F2), is refused,
 /// unless `truncate`: a copy without emptying it would add those rows again. A file written from
-/// another source (merging shards) holds other rows: no matter (recheck43b F7). `resuming`: the
-/// tables are those this resume never began.
+/// another source (merging shards) holds other rows: no matter (recheck43b F7). `how`: a job's
+/// run, a resume's (the tables are those it never began), or one table's copy.
 ///
 /// # Errors
 /// [`JobError::Refused`], naming the tables, the destination and what to do instead.
@@ -759,7 +759,7 @@ fn rows_beside(
     covers: &[(String, Vec<u64>)],
     (keys, labels): (&[String], &[String]),
     source_key: Option<&String>,
-    resuming: bool,
+    how: Beside,
     notes: &mut Vec<String>,
 ) -> Result<(), JobError> {
     if truncate || tables.is_empty() {
@@ -803,27 +803,83 @@ fn rows_beside(
         return Ok(());
     };
     let again: Vec<&str> = again.iter().map(String::as_str).collect();
-    let (what, way) = if resuming {
-        (
+    let (what, way) = match how {
+        Beside::Resuming => (
             "which this job has not begun: resumed",
             "resume with --truncate (empties each table and copies it again), or leave them out \
              (--exclude-table)",
-        )
-    } else {
-        (
+        ),
+        Beside::Job => (
             "copied again without emptying them",
             "--truncate empties each table and copies it again, and a --state in another \
              directory (or removing that file) adds the rows once more",
-        )
+        ),
+        Beside::OneTable => (
+            "appended again by this copy",
+            "--truncate empties the table and copies it again (removing that file adds the \
+             rows once more)",
+        ),
     };
     Err(JobError::Refused(format!(
-        "{}the state file {} records another job from this source that committed {} on {} \
+        "{}the state file {} records {} job from this source that committed {} on {} \
          (or may have): {what}, their rows would be there twice; {way}",
-        if resuming { "--resume: " } else { "" },
+        if how == Beside::Resuming {
+            "--resume: "
+        } else {
+            ""
+        },
         path.display(),
+        if how == Beside::OneTable {
+            "a"
+        } else {
+            "another"
+        },
         super::running::first_names(&again),
         labels.get(d).map_or("a destination", String::as_str),
     )))
+}
+
+/// Whose copy [`rows_beside`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beside {
+    /// A job's run.
+    Job,
+    /// A job's resume: the tables it never began.
+    Resuming,
+    /// One table's copy.
+    OneTable,
+}
+
+/// One table's copy (not a job's) into `table` on destinations `keys` (named `labels`), from
+/// the source `source_key`: refused where a job's state file in `dir` (the default directory)
+/// records that table committed there, as the job's own run again refuses it ([`rows_beside`]):
+/// appended, its rows were stored twice (first47 F2: `-t t` refused, `copyman table t` exit 0).
+///
+/// # Errors
+/// [`JobError::Refused`], naming the state file, the table and the destination.
+pub fn refuse_rows_of_jobs(
+    dir: &Path,
+    table: &str,
+    (keys, labels): (&[String], &[String]),
+    source_key: Option<&String>,
+) -> Result<(), JobError> {
+    let mut notes = Vec::new();
+    // (Every state file of the directory: `beside` leaves out only the one it is given.)
+    for path in state::beside(&dir.join(".copyman-one-table")) {
+        let tables = [table.to_owned()];
+        let who = (keys, labels);
+        rows_beside(
+            &path,
+            false,
+            &tables,
+            &[],
+            who,
+            source_key,
+            Beside::OneTable,
+            &mut notes,
+        )?;
+    }
+    Ok(())
 }
 
 /// A job that is not a resume replaces the state file at `path`: one that records another
@@ -1317,7 +1373,7 @@ fn plan_all(
                 &covers,
                 who,
                 source,
-                true,
+                Beside::Resuming,
                 &mut notes,
             )?;
         }
@@ -1363,7 +1419,7 @@ fn plan_all(
                 &covers,
                 who,
                 source,
-                false,
+                Beside::Job,
                 &mut notes,
             )?;
         }
