@@ -965,7 +965,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .into_iter()
         .chain(hosts.iter().map(|h| ("host", "host", &h.name)));
     for (key, what, value) in names {
-        if looks_like_url(value) || value.to_ascii_lowercase().contains("password=") {
+        if looks_like_url(value) || holds_password_setting(value) {
             return Err(ConnError::Invalid(format!(
                 "the {key} \"{}\" is a connection string, not a {what} name: libpq reads a URL \
                  or key=value string only as a whole CONN, never inside {key} (or PG{}): give \
@@ -1665,6 +1665,14 @@ impl ServerSpec {
             self.display = resolved_name(&self.config);
         }
     }
+}
+
+/// Whether `value` holds a `password=` setting, blanks around its `=` too (a service file's
+/// `user=bob password = x` line makes the user name all that: recheck48a F4, printed).
+fn holds_password_setting(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    (lower.match_indices("password"))
+        .any(|(i, word)| lower[i + word.len()..].trim_start().starts_with('='))
 }
 
 /// Whether a CONN that is not a valid URL was meant to be one: `postgresql:/…`,
@@ -2662,6 +2670,16 @@ mod tests {
                 "host=h dbname=d",
                 vec![("PGUSER", "u;password=s3cret")],
                 "the user",
+            ),
+            (
+                "host=h dbname=d",
+                vec![("PGUSER", "u password = s3cret")],
+                "the user",
+            ),
+            (
+                "host=h user=u",
+                vec![("PGDATABASE", "d password =s3cret")],
+                "the dbname",
             ),
         ];
         for (conn, vars, what) in runs {

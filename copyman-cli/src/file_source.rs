@@ -155,8 +155,29 @@ impl FileSource {
     /// The file cannot be opened, or a signal came while a FIFO waited for its writer.
     pub(crate) fn open(t: &Transfer, quiet: bool) -> Result<Self, Fatal> {
         let mut pipe = true;
-        let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
-            Endpoint::File(path) => {
+        // Standard input by a path, from a regular file: opened anew it would be read from the
+        // file's start, not from where the shell left it (files48 F5: `{ read header; copyman
+        // --from /dev/stdin …; } < FILE` loaded the line read): read as `-` reads it.
+        let stdin_file = || {
+            (io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .ok())
+            .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+        };
+        let by_path = match &t.source {
+            Endpoint::File(path) => ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]
+                .contains(&path.to_string_lossy().as_ref()),
+            _ => false,
+        };
+        let stdin_by_path = if by_path { stdin_file() } else { None };
+        let (reader, name): (Box<dyn Read + Send>, String) = match (&t.source, stdin_by_path) {
+            (Endpoint::File(_), Some(file)) => {
+                pipe = false;
+                (Box::new(Unchanging::new(file)), t.source.display())
+            }
+            (Endpoint::File(path), None) => {
                 pipe = crate::dest::is_fifo(path);
                 let opened = if pipe {
                     let give_up = t.safety.stall_timeout;
@@ -169,13 +190,7 @@ impl FileSource {
             }
             // Stdin redirected from a regular file (`--from - < FILE`) is that file, read whole
             // as it was too.
-            _ => match io::stdin()
-                .as_fd()
-                .try_clone_to_owned()
-                .map(File::from)
-                .ok()
-                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
-            {
+            _ => match stdin_file() {
                 Some(file) => {
                     pipe = false;
                     (Box::new(Unchanging::new(file)), "stdin".to_owned())
@@ -912,11 +927,17 @@ pub(crate) fn check_start(
         && source.name().to_ascii_lowercase().ends_with(".tsv")
         && front.is_some_and(|front| front.contains(&b'\\'))
     {
+        // (Its table as the plan named it: recheck48a F3, `COPY t` of every table.)
+        let table = plan
+            .table
+            .as_ref()
+            .map_or("t".to_owned(), ToString::to_string);
         report::warn(format_args!(
             "{} is read as PostgreSQL's text COPY format, in which a backslash begins an escape \
              (\\n, \\t, \\\\, \\N): a TSV file another tool wrote holds its backslashes as they \
-             are, stored otherwise here; to read it as it is: copyman copy --from FILE --to … \
-             --receive \"COPY t FROM STDIN (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')\"",
+             are, stored otherwise here; to read it as it is, copy it with `copyman copy` and \
+             this --receive: COPY {table} FROM STDIN (FORMAT csv, DELIMITER E'\\t', QUOTE \
+             E'\\x01')",
             source.name()
         ));
     }

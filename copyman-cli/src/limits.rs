@@ -291,6 +291,31 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
             "client_encoding"
         }
     };
+    // The data comes from a file (no source server): read as SQL_ASCII, its bytes pass into
+    // another encoding's database unchecked, and values that are not in its encoding are stored
+    // unreadable (files48 F1); said before the servers' rule below, whose words are of servers
+    // (recheck48a F1).
+    if !sessions.iter().any(|s| s.role == "source")
+        && let Some(raw) = sessions.iter().find(|s| {
+            s.client == "SQL_ASCII"
+                && copyman_core::statement::encoding_name(&s.server) != "SQL_ASCII"
+        })
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{} SQL_ASCII names no encoding, and {}'s database is {}: the file's bytes \
+                 would be stored there as they come, unchecked (those that are not {} make its \
+                 values unreadable after); give the file's own encoding (--encoding LATIN1, \
+                 WIN1252, UTF8, …)",
+                setting(raw),
+                raw.role,
+                raw.server,
+                raw.server
+            ),
+        });
+    }
     let mut distinct: Vec<&str> = sessions.iter().map(|s| s.server.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
@@ -305,28 +330,6 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
         )));
     }
     let Some(source) = sessions.iter().find(|s| s.role == "source") else {
-        // The data comes from a file: read as SQL_ASCII, its bytes pass into another
-        // encoding's database unchecked, and values that are not in its encoding are stored
-        // unreadable (files48 F1).
-        if let Some(raw) = sessions.iter().find(|s| {
-            s.client == "SQL_ASCII"
-                && copyman_core::statement::encoding_name(&s.server) != "SQL_ASCII"
-        }) {
-            return Err(Fatal {
-                exit: Exit::Usage,
-                server: None,
-                message: format!(
-                    "{} SQL_ASCII names no encoding, and {}'s database is {}: the file's bytes \
-                     would be stored there as they come, unchecked (those that are not {} make \
-                     its values unreadable after); give the file's own encoding (--encoding \
-                     LATIN1, WIN1252, UTF8, …)",
-                    setting(raw),
-                    raw.role,
-                    raw.server,
-                    raw.server
-                ),
-            });
-        }
         return Ok(());
     };
     let through = |s: &Encodings| s.server != s.client;

@@ -1221,6 +1221,37 @@ fn a_file_read_as_sql_ascii_and_a_binary_copys_encoding_are_refused() {
         );
     }
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // Beside a SQL_ASCII database (which takes any byte): said so too, not in the words of a
+    // copy between servers (recheck48a F1: "the source's bytes", "leave client_encoding unset").
+    let ascii = format!("{d1}_ascii");
+    (c.dest[1].connect("postgres"))
+        .batch_execute(&format!(
+            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    c.dest[1].connect(&ascii).batch_execute(T).unwrap();
+    let both = [
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--to",
+        &c.dest[1].conninfo(&ascii),
+        "--receive",
+        "COPY t FROM STDIN",
+        "--encoding",
+        "SQL_ASCII",
+    ];
+    let out = run(&both);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SQL_ASCII names no encoding, and destination 1's database is UTF8")
+            && !stderr.contains("the source's bytes"),
+        "{stderr}"
+    );
     // Its real encoding loads it.
     assert_exit(
         &copy(&to, "COPY t FROM STDIN", &["--encoding", "LATIN1"]),

@@ -1150,7 +1150,8 @@ fn binary_data_is_not_written_to_a_terminal() {
     assert_exit(&out, 2);
     assert!(
         said.contains("--to -: binary COPY data is not written to a terminal")
-            && !said.contains("PGCOPY"),
+            && !said.contains("PGCOPY")
+            && !said.contains("--format"),
         "{said}"
     );
     for terminal in ["/dev/stdout", "/dev/tty"] {

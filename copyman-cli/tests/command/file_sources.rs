@@ -897,7 +897,8 @@ fn a_tsv_file_with_backslashes_is_said_with_the_way_to_read_it_as_it_is() {
     assert!(
         stderr.contains(
             "is read as PostgreSQL's text COPY format, in which a backslash begins an escape"
-        ) && stderr.contains("DELIMITER E'\\t', QUOTE E'\\x01'"),
+        ) && stderr.contains("DELIMITER E'\\t', QUOTE E'\\x01'")
+            && stderr.contains("this --receive: COPY \"t\" FROM STDIN"),
         "{stderr}"
     );
     let receive = "COPY t FROM STDIN (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')";
@@ -919,4 +920,29 @@ fn a_tsv_file_with_backslashes_is_said_with_the_way_to_read_it_as_it_is() {
         ),
         1
     );
+}
+
+/// Standard input by its path (`/dev/stdin`) from a regular file is read on from where the shell
+/// left it, as `-` is (files48 F5: `{ read header; copyman --from /dev/stdin …; } < FILE` loaded
+/// the line read: the path opened anew starts at the file's start).
+#[test]
+fn stdin_by_its_path_is_read_from_where_the_shell_left_it() {
+    let c = clusters();
+    let d = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let file = TempPath::new("skip-first.txt");
+    fs::write(&file.0, "1\tskip me\n2\tb\n3\tc\n").unwrap();
+    let to = c.dest[0].conninfo(&d);
+    for from in ["-", "/dev/stdin"] {
+        let mut stdin = fs::File::open(&file.0).unwrap();
+        std::io::Seek::seek(&mut stdin, std::io::SeekFrom::Start(10)).unwrap();
+        let out = copyman()
+            .args(["copy", "--from", from, "--to", &to])
+            .args(["--receive", "COPY t FROM STDIN"])
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+    }
+    assert_eq!(count(&c.dest[0], &d, "t"), 4);
+    assert_eq!(count(&c.dest[0], &d, "(SELECT 1 FROM t WHERE id = 1)"), 0);
 }
