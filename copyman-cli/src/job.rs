@@ -2264,14 +2264,18 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
         }
         (false, false) => "",
     };
+    // (`--resume --state FILE` where a resume must name the file: recheck48b F5.)
+    let resume = match STATE_MUST_BE_NAMED.load(std::sync::atomic::Ordering::Relaxed) {
+        true => resume_arg(options),
+        false => format!("--resume (state file {})", options.state.display()),
+    };
     Some(format!(
         "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \
-         first (the error above says what is wrong{create}{ascii}), then run again with --resume \
-         (state file {}) to copy what is missing",
+         first (the error above says what is wrong{create}{ascii}), then run again with {resume} \
+         to copy what is missing",
         plural(count, "table copy"),
         said.join("; "),
         if count == 1 { "it" } else { "them" },
-        options.state.display()
     ))
 }
 

@@ -201,16 +201,25 @@ fn beyond_ascii(
 fn prepared_left(t: &Transfer, dests: &mut [Dest<'_>]) -> Result<(), Fatal> {
     use copyman_job::commit::{prepared_here, prepared_here_warning, prepared_holding};
     let labels = dest_labels(dests);
-    let table = match &t.statements {
-        Statements::Table { copy, .. } => Some(copy.target.as_ref().unwrap_or(&copy.table)),
-        Statements::Raw { .. } => None,
+    // The table each destination writes: a table's, or the one its --receive names, as written
+    // (recheck48b F2: a copy's rerun after a kill only warned, and its rows came twice).
+    let written = |i: usize| match &t.statements {
+        Statements::Table { copy, .. } => Some(
+            copy.target
+                .as_ref()
+                .unwrap_or(&copy.table)
+                .regclass_literal(),
+        ),
+        Statements::Raw { receive, .. } => (receive.get(i).and_then(Option::as_deref))
+            .and_then(statement::copy_table)
+            .map(copyman_job::sql::literal),
     };
-    for (dest, label) in dests.iter_mut().zip(&labels) {
+    for (i, (dest, label)) in dests.iter_mut().zip(&labels).enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        if let Some(table) = table {
-            let held = prepared_holding(conn, &[table.regclass_literal()]);
+        if let Some(table) = written(i) {
+            let held = prepared_holding(conn, &[table]);
             if let Some(message) = copyman_job::commit::prepared_holding_refusal(label, &held) {
                 return Err(Fatal {
                     exit: Exit::Usage,

@@ -843,9 +843,14 @@ impl RunReport {
             true => of_doubt,
             false => format!("{}, and of {of_doubt}", numbers(&others)),
         };
+        // (Nothing to mend where none failed: recheck48b F7.)
+        let mend = match self.destinations.iter().any(|d| d.status == Status::Failed) {
+            true => " (mend what failed first)",
+            false => "",
+        };
         Some(format!(
             "copyman: {} {is} in doubt: once {look} this run's rows; to bring every destination \
-             level, run again with only the --to of {rerun} (mend what failed first){truncate}",
+             level, run again with only the --to of {rerun}{mend}{truncate}",
             numbers(&doubt)
         ))
     }
@@ -1580,6 +1585,14 @@ mod tests {
             )),
             "{:?}",
             doubt.level_advice()
+        );
+        // Nothing failed (one rolled back beside one in doubt): nothing to mend.
+        let mut rolled = doubt.clone();
+        rolled.destinations[1].status = Status::RolledBack;
+        assert!(
+            rolled.level_advice().is_some_and(|a| !a.contains("mend")),
+            "{:?}",
+            rolled.level_advice()
         );
         doubt.destinations[2].status = Status::CommitPending;
         assert_eq!(doubt.level_advice(), None, "recover's first");

@@ -404,6 +404,24 @@ fn atomic_a_run_into_a_table_an_earlier_runs_prepared_transaction_wrote_is_refus
             "{stderr}"
         );
     }
+    // A copy whose --receive writes it (recheck48b F2: warned, rows twice, exit 0).
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY mv TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY mv FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("which wrote into this run's table"),
+        "{}",
+        text(&out.stderr)
+    );
     // A job's plan refuses it too.
     let out = run(&[
         "table",

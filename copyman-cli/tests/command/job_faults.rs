@@ -252,6 +252,29 @@ fn a_default_state_file_named_without_a_destination_says_to_name_it_on_resume() 
         "{stderr}"
     );
     assert!(!written, "{stderr}");
+    // A table to mend on the other: the closing line that says so names the file too
+    // (recheck48b F5: its plain --resume looked for another file).
+    (c.dest[0].connect(&d1))
+        .batch_execute("TRUNCATE a; ALTER TABLE a ADD CHECK (id < 0)")
+        .unwrap();
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let out = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args(["table", "a", "b"])
+        .args(["--from", &c.source.conninfo(&src), "--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&cache.0);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.lines().any(|l| l.contains("until it is mended")
+            && l.contains("then run again with --resume --state ")
+            && l.ends_with(".state to copy what is missing")),
+        "{stderr}"
+    );
 }
 
 /// A one-table run under `--keep-going` leaves out a destination it cannot reach, as a job
