@@ -1401,6 +1401,8 @@ struct WorkerBackends {
     /// ([`Event::Checksum`]): server, target. A read: cancelled on a signal even once its
     /// transactions ended (it kept its CPU and a lock for seconds after copyman exited).
     checksum: Option<(usize, Target)>,
+    /// When that checksum began, and when its wait was last said ([`look_at_checksums`]).
+    checksum_since: (Instant, Option<Instant>),
     /// While the job is planned: the server whose session is being opened (index into
     /// [`JobShared::servers`]), which the others' backends then wait for.
     connecting: Option<usize>,
@@ -1661,6 +1663,7 @@ impl WorkerBackends {
             commits: Vec::new(),
             copying: Vec::new(),
             checksum: None,
+            checksum_since: (Instant::now(), None),
             connecting: None,
             storing: Storing::default(),
             heard: Heard::default(),
@@ -1950,6 +1953,7 @@ impl JobWatch {
                 else {
                     return;
                 };
+                w.checksum_since = (Instant::now(), None);
                 w.checksum = Some((
                     server,
                     Target {
@@ -2040,6 +2044,41 @@ fn interrupt_job(workers: &[WorkerBackends], interrupt: &Interrupt, signal: i32)
     }
 }
 
+/// A destination's `--verify` checksum of a committed table that runs long: said every
+/// [`say_after`] while its backend runs it, with what it does (recheck48b F4: one whose backend
+/// stopped was waited for in silence, a minute and more).
+fn look_at_checksums(shared: &JobShared, monitors: &mut [Monitor]) {
+    let due: Vec<(usize, usize, i32, String, Duration)> = {
+        let mut workers = (shared.workers.lock()).unwrap_or_else(PoisonError::into_inner);
+        (workers.iter_mut().enumerate())
+            .filter_map(|(i, w)| {
+                let (server, target) = w.checksum.as_ref()?;
+                let (since, said) = &mut w.checksum_since;
+                let waited = since.elapsed();
+                let due = waited >= say_after() && said.is_none_or(|t| t.elapsed() >= say_after());
+                due.then(|| {
+                    *said = Some(Instant::now());
+                    (i, *server, target.pid, target.label.clone(), waited)
+                })
+            })
+            .collect()
+    };
+    for (worker, server, pid, label, waited) in due {
+        let look = monitors[server].look(pid);
+        // Done (its session idle since, or closed): nothing waits on it.
+        if look.state.as_deref() != Some("active") {
+            continue;
+        }
+        progress::println(&format!(
+            "copyman: job {} waits {} s for {label}: {} (the table is committed there; a \
+             signal stops the job, and --resume --verify compares it again)",
+            worker + 1,
+            waited.as_secs(),
+            look.activity
+        ));
+    }
+}
+
 /// A worker to look at: its index, its table's generation, its backends (server, pid).
 type Due = (usize, u64, Vec<(usize, i32)>);
 
@@ -2062,6 +2101,9 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
         // they are never cancelled, so a wait there is only said (a PREPARE's, which decides
         // nothing, is given up by its session once the interrupt's grace passed).
         look_at_commits(shared, &mut monitors);
+        if !quiet {
+            look_at_checksums(shared, &mut monitors);
+        }
         if let Some(signal) = signals::received() {
             if last_cancel.is_none_or(|t| t.elapsed() >= STILL) {
                 last_cancel = Some(Instant::now());

@@ -1074,3 +1074,65 @@ fn a_checksum_that_cannot_be_computed_again_and_again_is_said_with_its_ways_out(
     // Left out, the rest is done.
     assert_exit(&job(&["--resume", "--exclude-table", "a"]), 0);
 }
+
+/// A destination's `--verify` checksum of a committed table that runs long (its backend
+/// stopped here) is said, again and again, with what its backend does — it was waited for in
+/// silence (recheck48b F4); once it runs again the job ends as before.
+#[test]
+fn a_destinations_verify_checksum_that_runs_long_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE big (id int); INSERT INTO big SELECT generate_series(1, 1000000);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE big (id int);");
+    let state = TempPath::new("verify-long.state");
+    let mut child = copyman()
+        .args(["table", "-t", "big", "--verify", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--state", state.arg()])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let mut monitor = c.dest[0].connect("postgres");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pid: i32 = loop {
+        let rows = monitor
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+                 AND query LIKE '%md5(%'",
+                &[&d1],
+            )
+            .unwrap();
+        if let Some(row) = rows.first() {
+            break row.get(0);
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no checksum seen on the destination"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    let said = stderr.wait_for("--verify of table \"public\".\"big\": backend");
+    signal("-CONT");
+    let said = said.unwrap_or_else(|| panic!("not said: {}", stderr.seen()));
+    assert!(
+        said.contains("copyman: job 1 waits ") && said.contains("the table is committed there"),
+        "{said}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[0], &d1, "big"), 1_000_000);
+}
