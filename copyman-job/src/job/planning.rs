@@ -852,7 +852,7 @@ enum Beside {
 
 /// One table's copy (not a job's) into `table` on destinations `keys` (named `labels`), from
 /// the source `source_key`: refused where a job's state file in `dir` (the default directory)
-/// records that table committed there, as the job's own run again refuses it ([`rows_beside`]):
+/// records that table committed there, as the job's own run again refuses it (`rows_beside`):
 /// appended, its rows were stored twice (first47 F2: `-t t` refused, `copyman table t` exit 0).
 ///
 /// # Errors
