@@ -258,7 +258,8 @@ pub(crate) fn refuse_rows_of_jobs(
     else {
         return Ok(());
     };
-    if copy.target.is_some() {
+    // (A --where load beside what a job copied selects other rows: a batch appended on purpose.)
+    if copy.target.is_some() || copy.condition.is_some() {
         return Ok(());
     }
     let dir = crate::job::default_state_dir(&crate::conn::Env::from_process());

@@ -2248,5 +2248,11 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
         0,
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+    // A --where load beside them selects other rows: appended, as asked.
+    let more = [
+        "table", "t", "--from", &from, "--to", &to, "--where", "id > 5",
+    ];
+    assert_exit(&run_in(&more), 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 15);
     let _ = std::fs::remove_dir_all(&cache.0);
 }
