@@ -266,6 +266,65 @@ fn a_resume_refused_by_a_prepared_table_names_the_runs_decision_log() {
     }
 }
 
+/// A resume given another `--decision-log` than the job's, killed once its transactions were
+/// prepared: the next `--resume` names the log that resume decided in (the state file named the
+/// job's first log only, which has no line of that run: recover left it alone, recheck48b F1);
+/// a resume refused before that names the job's log, which holds the first run.
+#[test]
+fn a_resume_refused_by_a_prepared_table_names_the_log_of_the_run_that_prepared_it() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log, other) = (
+        TempPath::new("job-logs.state"),
+        TempPath::new("job-logs.log"),
+        TempPath::new("job-logs-other.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    Paused::start(&strs(&args), "prepared:2").kill();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let names = |log: &TempPath| {
+        format!(
+            "finish it with copyman recover given this job's --to and --decision-log {}",
+            log.arg()
+        )
+    };
+    // Given OTHER, which holds no line of the first run: the job's log is named.
+    let mut resume = args.clone();
+    let at = resume.iter().position(|a| a == log.arg()).unwrap();
+    resume[at] = other.arg().into();
+    resume.push("--resume".into());
+    let out = copyman().args(&resume).output().unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(&names(&log)),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), log.arg()), 0);
+
+    // That resume, run again, killed after its own PREPAREs: a plain resume names OTHER.
+    Paused::start(&strs(&resume), "prepared:2").kill();
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    let mut plain = args.clone();
+    plain.push("--resume".into());
+    let out = copyman().args(&plain).output().unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(&names(&other)),
+        "{}",
+        text(&out.stderr)
+    );
+    // Followed, it finishes the run; the resume then copies the table once.
+    assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), other.arg()), 0);
+    let out = copyman().args(&plain).output().unwrap();
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert!(prepared_in(cluster, db).is_empty());
+        assert_eq!(count(cluster, db, "t"), 300);
+    }
+}
+
 /// The same kill; recover given only the destination that committed finds nothing prepared
 /// there, yet names destination 2's transaction of the decided run and exits 1 (before, a job's
 /// decision recorded no parties and this was "nothing pending", exit 0); destination 1's, which

@@ -200,6 +200,9 @@ pub(crate) struct Here<'a> {
     /// The decision log the job was given (`--atomic`): the one a recover of its earlier run
     /// reads, said with the refusal of a table still prepared.
     pub(crate) log: Option<&'a std::path::Path>,
+    /// Every decision log the job's runs were given ([`Recorded::logs`]): the one that holds
+    /// a prepared transaction's run is named for its recover.
+    pub(crate) logs: &'a [std::path::PathBuf],
 }
 
 /// Decides what a resume does with `table`, which the state file records begun and not done
@@ -391,21 +394,23 @@ fn settle(
 /// before its decision) or still running.
 fn in_progress(conn: &mut Connection, table: &str, xid: u64, here: &Here<'_>) -> String {
     let d = here.d;
-    // The log this resume was given, where the earlier run's decision is (a recover reading the
-    // default one finds no line of the run and leaves it alone: signals45 F5).
-    let recover = match here.log {
-        Some(log) => format!(
-            "copyman recover given this job's --to and --decision-log {}",
-            log.display()
-        ),
-        None => "copyman recover given this job's --to and its run's --decision-log".to_owned(),
-    };
     let what = match prepared(conn, xid) {
-        Some(gid) => format!(
-            "it is prepared as {gid} and not finished (an --atomic run stopped between its \
+        Some(gid) => {
+            let recover = match run_log(&gid, here) {
+                Some(log) => format!(
+                    "copyman recover given this job's --to and --decision-log {}",
+                    log.display()
+                ),
+                None => {
+                    "copyman recover given this job's --to and its run's --decision-log".to_owned()
+                }
+            };
+            format!(
+                "it is prepared as {gid} and not finished (an --atomic run stopped between its \
              PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with {recover} (the run's \
              decision log says which way), then resume"
-        ),
+            )
+        }
         None => format!(
             "the earlier run's session there has not ended (waited {} s): end it \
              (pg_terminate_backend) or wait for it, then resume",
@@ -418,6 +423,25 @@ fn in_progress(conn: &mut Connection, table: &str, xid: u64, here: &Here<'_>) ->
          {what}",
         d + 1
     )
+}
+
+/// The decision log a recover of the prepared transaction `gid` reads: of the logs the job's
+/// runs were given, the one that holds a line of its run (a recover reading another finds no
+/// line of the run and leaves it alone: signals45 F5, recheck48b F1); else the log this resume
+/// was given.
+fn run_log<'a>(gid: &str, here: &Here<'a>) -> Option<&'a std::path::Path> {
+    let run = copyman_core::commit::parse_gid(gid).map(|(run, _)| run);
+    let holds = |log: &std::path::Path| {
+        run.is_some_and(|run| {
+            crate::commit::DecisionLog::none(log)
+                .runs()
+                .is_ok_and(|runs| runs.contains(run))
+        })
+    };
+    (here.log.into_iter())
+        .chain(here.logs.iter().map(|l| l.as_path()))
+        .find(|log| holds(log))
+        .or(here.log)
 }
 
 /// The global id of the prepared transaction `xid`, if it is one.

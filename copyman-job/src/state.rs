@@ -205,6 +205,11 @@ pub struct Recorded {
     /// two-phase commit too, in the same log, whether or not it is given `--atomic` (jobs46
     /// F3: it committed with plain COMMITs, one destination after the other, unsaid).
     pub atomic: Option<PathBuf>,
+    /// Every decision log the job's runs decided in, the job's first: a resume given another
+    /// `--decision-log` records it too, so a transaction it left prepared is recovered from the
+    /// log that holds its run (recheck48b F1: the refusal named the job's, which has no line
+    /// of it).
+    pub logs: Vec<PathBuf>,
     /// Where each destination's WAL stood when a table last began there
     /// ([`StateFile::begin_at`]), by destination.
     pub positions: HashMap<String, Position>,
@@ -554,7 +559,13 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 }
             }
             [kind] if kind == "verify" => recorded.verify = true,
-            [kind, log] if kind == "atomic" => recorded.atomic = Some(PathBuf::from(log)),
+            [kind, log] if kind == "atomic" => {
+                let log = PathBuf::from(log);
+                recorded.atomic.get_or_insert_with(|| log.clone());
+                if !recorded.logs.contains(&log) {
+                    recorded.logs.push(log);
+                }
+            }
             [kind, key, name] if kind == "named" => {
                 recorded.names.insert(name.clone(), key.clone());
             }

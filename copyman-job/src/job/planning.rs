@@ -1813,6 +1813,7 @@ fn plan_all(
                 truncate: options.truncate || recorded.truncate,
                 interrupted: &|| options.interrupt.is_interrupted(),
                 log: options.two_phase.as_deref(),
+                logs: &recorded.logs,
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {

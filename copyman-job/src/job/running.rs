@@ -823,14 +823,18 @@ pub fn run(
             error,
         })?;
     }
-    // And whether it commits with two-phase commit, and in which decision log.
-    if let (Some(log), false) = (&options.two_phase, options.resume) {
+    // And whether it commits with two-phase commit, and in which decision log: a resume given
+    // another log records it too (where its runs' decisions are, recheck48b F1).
+    if let Some(log) = &options.two_phase {
         // Absolute: a resume from another directory reads the same log (recheck46 F4).
         let log = std::path::absolute(log).unwrap_or_else(|_| log.clone());
-        state.atomic(&log).map_err(|error| JobError::State {
-            path: options.state.clone(),
-            error,
-        })?;
+        let another = plan.recorded.atomic.is_some() && !plan.recorded.logs.contains(&log);
+        if !options.resume || another {
+            state.atomic(&log).map_err(|error| JobError::State {
+                path: options.state.clone(),
+                error,
+            })?;
+        }
     }
     // The run that began the job says whether it verifies (a resume that verifies once does
     // not bind the next).
