@@ -325,6 +325,49 @@ fn a_resume_refused_by_a_prepared_table_names_the_log_of_the_run_that_prepared_i
     }
 }
 
+/// A run waiting on the prepared transaction of a run still in progress (paused after its
+/// decision, before its COMMIT PREPAREDs) says it as that run's, which ends it, not as one to
+/// recover (recheck48b F3: "run `copyman recover --to CONN`", which would leave it alone).
+#[test]
+fn a_wait_on_a_live_runs_prepared_transaction_names_that_run_not_recover() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("live-wait.log");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let from = s.source.url(&src);
+    let plain = [
+        "table", "t", "--from", &from, "--to", &urls[0], "--to", &urls[1],
+    ];
+    let mut atomic = plain.to_vec();
+    atomic.extend(["--atomic", "--decision-log", log.arg()]);
+    let first = Paused::start(&atomic, "recorded");
+    let pid = first.child.id();
+    let mut second = copyman()
+        .args(plain)
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = StderrLines::take(&mut second);
+    let said = lines.expect("waiting for lock on destination");
+    assert!(
+        said.contains(&format!(
+            "of copyman process {pid}, a run still in progress"
+        )) && !said.contains("copyman recover"),
+        "{said}"
+    );
+    let out = first.resume();
+    assert_exit(&out, 0);
+    // Its rows committed, the second run's same keys fail there: nothing of it committed.
+    let rest = lines.rest();
+    assert_eq!(second.wait().unwrap().code(), Some(1), "{rest}");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert!(prepared_in(cluster, db).is_empty());
+        assert_eq!(count(cluster, db, "t"), 300);
+    }
+}
+
 /// The same kill; recover given only the destination that committed finds nothing prepared
 /// there, yet names destination 2's transaction of the decided run and exits 1 (before, a job's
 /// decision recorded no parties and this was "nothing pending", exit 0); destination 1's, which

@@ -1160,10 +1160,33 @@ pub fn lock_holders_sql(pid: &str) -> String {
 /// assert_eq!(held_by(""), "");
 /// ```
 pub fn held_by(holders: &str) -> String {
+    held_by_runs(holders, |_| None)
+}
+
+/// [`held_by`], where `live` tells the process of a copyman run still in progress on this
+/// host (by its run id): its prepared transaction is said as that run's, which ends it with its
+/// decision, not as one to recover (recover leaves a live run's alone: recheck48b F3).
+///
+/// ```
+/// use copyman_core::commit::held_by_runs;
+///
+/// let said = held_by_runs("prepared copyman:1764479123-42-9f3a:2", |run| {
+///     (run == "1764479123-42-9f3a").then_some(42)
+/// });
+/// assert!(said.contains("of copyman process 42, a run still in progress"), "{said}");
+/// assert!(!said.contains("copyman recover"), "{said}");
+/// ```
+pub fn held_by_runs(holders: &str, live: impl Fn(&str) -> Option<u32>) -> String {
     let said: Vec<String> = holders
         .split(", ")
         .filter(|h| !h.is_empty())
         .map(|h| match h.strip_prefix("prepared ") {
+            Some(gid) if let Some(pid) = parse_gid(gid).and_then(|(run, _)| live(run)) => {
+                format!(
+                    "the prepared transaction {gid} of copyman process {pid}, a run still in \
+                     progress (it commits or rolls it back with its decision: wait for it)"
+                )
+            }
             Some(gid) if parse_gid(gid).is_some() => format!(
                 "the prepared transaction {gid} (run `copyman recover --to CONN` with its \
                  database's CONN and its run's --decision-log)"

@@ -46,8 +46,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, partly_ended, recovery,
-    valid_run_id,
+    Report, SourceOutcome, Step, lock_holders_sql, parse_gid, partly_ended, recovery, valid_run_id,
 };
 
 use copyman_core::session::DbError;
@@ -1144,6 +1143,12 @@ pub fn live_run(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// The holders of a lock in words ([`copyman_core::commit::held_by`]), a prepared transaction
+/// of a copyman run still in progress on this host said as that run's ([`live_run`]).
+pub fn held_by(holders: &str) -> String {
+    copyman_core::commit::held_by_runs(holders, live_run)
 }
 
 /// copyman's prepared transactions in the database `conn` is connected to, each said with its
