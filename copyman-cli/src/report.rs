@@ -946,8 +946,16 @@ impl RunReport {
             .or_else(|| self.error.clone())
             .or_else(|| {
                 let (i, d, e) = failed.filter(|_| self.exit() != Exit::Success)?;
+                // As its status says it: one in doubt may have committed (recheck48b F7:
+                // "failed" where its rows were there).
+                let what = match d.status {
+                    Status::InDoubt => "is in doubt",
+                    Status::CommitPending => "is commit pending",
+                    Status::RollbackPending => "is rollback pending",
+                    _ => "failed",
+                };
                 Some(format!(
-                    "destination {} ({}) failed: {}",
+                    "destination {} ({}) {what}: {}",
                     i + 1,
                     d.endpoint,
                     e.message
@@ -1000,6 +1008,8 @@ impl RunReport {
                 "warning": d.warning,
             })).collect::<Vec<_>>(),
             "error": error,
+            // The way to bring a partial run's destinations level, as stderr says it.
+            "advice": self.level_advice().map(|a| a.replacen("copyman: ", "", 1)),
             "interrupted": interrupted,
             // As a run that ends before copying says it: who said the error, and its SQLSTATE.
             "server": server,
@@ -1587,6 +1597,27 @@ mod tests {
             doubt.level_advice()
         );
         // Nothing failed (one rolled back beside one in doubt): nothing to mend.
+        // --json names it as its status does, with the advice (recheck48b F7: "failed").
+        let mut lost = doubt.clone();
+        lost.destinations[1].status = Status::Committed;
+        lost.destinations[0].error = Some(ErrorInfo {
+            sqlstate: None,
+            message: "the connection was lost during COMMIT".into(),
+        });
+        let json = lost.to_json();
+        assert!(
+            json["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("destination 1 (")
+                    && e.contains(") is in doubt: the connection")),
+            "{json}"
+        );
+        assert!(
+            json["advice"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("destination 1 is in doubt: once its server")),
+            "{json}"
+        );
         let mut rolled = doubt.clone();
         rolled.destinations[1].status = Status::RolledBack;
         assert!(
