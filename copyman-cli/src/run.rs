@@ -145,8 +145,18 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // The input's start, read once the plan stands (a missing table is said without waiting
     // for stdin) and before anything is sent: its format, a byte order mark, a header. A PGCOPY
     // file without a format is planned again, as binary.
+    // (Its signature read here: a pipe's or a FIFO's binary data went to a terminal, only a
+    // regular file's start being read ahead, recheck48a F2.)
+    let mut signed = false;
     if let Some(source) = file_source.as_mut() {
-        crate::file_source::check_start(t, source, &mut plan, source_conn.as_mut(), &mut dests)?;
+        let start = crate::file_source::check_start(
+            t,
+            source,
+            &mut plan,
+            source_conn.as_mut(),
+            &mut dests,
+        )?;
+        signed = start.binary;
     }
     for (((dest, receive), truncate), guard) in dests
         .iter_mut()
@@ -217,7 +227,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
 
     limits::pass_and_warn(t, source_conn.as_mut(), &mut dests, &plan)?;
-    refuse_binary_to_terminal(t, &plan, &dests)?;
+    refuse_binary_to_terminal(t, &plan, &dests, signed)?;
 
     // Open files and transactions, the servers' in the order of what each is, not of `--to`:
     // two runs that empty one table on the same servers, given them in another order, then
@@ -916,11 +926,13 @@ pub(crate) fn describe_sync(error: &copyman_sync::Error) -> ErrorInfo {
 
 /// Binary COPY data is not written to a terminal (as gzip refuses to write compressed data
 /// to one): it is unreadable there and its bytes may drive the terminal. Refused before any
-/// destination begins (exit 2), with what works.
+/// destination begins (exit 2), with what works. `signed`: the input's start, read, is the
+/// PGCOPY signature.
 fn refuse_binary_to_terminal(
     t: &Transfer,
     plan: &crate::plan::Plan,
     dests: &[Dest<'_>],
+    signed: bool,
 ) -> Result<(), Fatal> {
     use std::io::IsTerminal;
     // A table's format is the plan's; a --send's, its statement's; a file's, its signature's
@@ -929,6 +941,7 @@ fn refuse_binary_to_terminal(
         || (plan.send.as_deref())
             .and_then(copyman_core::statement::representation)
             .is_some_and(|r| r.format == "binary")
+        || signed
         || (matches!(t.source, Endpoint::File(_)) && crate::plan::input_is_binary(t));
     // `-`, and a file that names a terminal (`/dev/stdout`, `/dev/fd/2`, `/dev/tty`).
     let terminal = dests.iter().find_map(|d| match &d.endpoint {

@@ -601,6 +601,11 @@ impl Monitor {
             })
             .collect();
         if kind != "Lock" || held_in_passing(&event) {
+            // Its holder named (recheck48b F6: ranges waiting on the extend lock a frozen
+            // range held were each said frozen, the frozen one never named).
+            if kind == "Lock" && !holders.is_empty() {
+                activity.push_str(&format!(" {}", commit::held_by(&holders)));
+            }
             return Look {
                 lock: None,
                 activity,
@@ -1576,11 +1581,17 @@ impl Unread {
                 continue;
             };
             // (Not "frozen" alone: a backend busy on one row longer than that looks the same:
-            // recheck47b F3.)
+            // recheck47b F3; one waiting for a lock is not frozen itself: recheck48b F6.)
+            let why = match &look.wait {
+                Some((kind, _)) if kind == "Lock" => "its backend waits for a lock",
+                _ => {
+                    "its backend is frozen, the network path to it lost, or one row takes it \
+                     longer than that"
+                }
+            };
             progress::println(&format!(
                 "copyman: {}: its server has read {} of the {} of COPY data copyman sent it, and \
-                 nothing more for {} s (--stall-timeout): its backend is frozen, the network path \
-                 to it lost, or one row takes it longer than that ({}); its connection is closed \
+                 nothing more for {} s (--stall-timeout): {why} ({}); its connection is closed \
                  and its statement cancelled, nothing commits there",
                 target.label,
                 indicatif::HumanBytes(copied.1),

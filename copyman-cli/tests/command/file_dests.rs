@@ -1090,12 +1090,17 @@ fn binary_data_is_not_written_to_a_terminal() {
     let c = clusters();
     let src = source(c);
     let url = c.source.url(&src);
-    let on_terminal = |args: &[&str]| {
+    // `piped`: a file given on copyman's stdin through a pipe (`cat FILE | copyman …`).
+    let on_terminal_piped = |piped: Option<&str>, args: &[&str]| {
         let plain = copyman();
         let quoted: Vec<String> = std::iter::once(plain.get_program().to_string_lossy())
             .chain(args.iter().map(|a| (*a).into()))
             .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
             .collect();
+        let line = match piped {
+            Some(file) => format!("cat '{file}' | {}", quoted.join(" ")),
+            None => quoted.join(" "),
+        };
         let mut script = Command::new("script");
         for (var, value) in plain.get_envs() {
             match value {
@@ -1104,11 +1109,12 @@ fn binary_data_is_not_written_to_a_terminal() {
             };
         }
         script
-            .args(["-qec", &quoted.join(" "), "/dev/null"])
+            .args(["-qec", &line, "/dev/null"])
             .stdin(Stdio::null())
             .output()
             .expect("util-linux's script (Debian's bsdutils, an essential package)")
     };
+    let on_terminal = |args: &[&str]| on_terminal_piped(None, args);
     for args in [
         &[
             "table", "t", "--from", &url, "--to", "-", "--format", "binary",
@@ -1152,6 +1158,15 @@ fn binary_data_is_not_written_to_a_terminal() {
         said.contains("--to -: binary COPY data is not written to a terminal")
             && !said.contains("PGCOPY")
             && !said.contains("--format"),
+        "{said}"
+    );
+    // The same file through a pipe on stdin, whose start only the run reads (recheck48a F2).
+    let out = on_terminal_piped(Some(bin.arg()), &["copy", "--from", "-", "--to", "-"]);
+    let said = text(&out.stdout);
+    assert_exit(&out, 2);
+    assert!(
+        said.contains("--to -: binary COPY data is not written to a terminal")
+            && !said.contains("PGCOPY"),
         "{said}"
     );
     for terminal in ["/dev/stdout", "/dev/tty"] {
