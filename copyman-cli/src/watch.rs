@@ -574,6 +574,11 @@ impl Monitor {
         if !kind.is_empty() {
             activity.push_str(&format!(", waiting on {kind}/{event}"));
         }
+        // A lock held in passing by its holder named (recheck48b F6: ranges waiting on the
+        // extend lock a frozen range held were each said frozen, the frozen one never named).
+        if kind == "Lock" && held_in_passing(&event) && !holders.is_empty() {
+            activity.push_str(&format!(" {}", commit::held_by(&holders)));
+        }
         if let Some((rows, bytes)) = copied {
             // (A frozen one that holds copyman's last bytes unread was said to run its checks
             // "on the rows it took": progress45 F1.)
@@ -601,11 +606,6 @@ impl Monitor {
             })
             .collect();
         if kind != "Lock" || held_in_passing(&event) {
-            // Its holder named (recheck48b F6: ranges waiting on the extend lock a frozen
-            // range held were each said frozen, the frozen one never named).
-            if kind == "Lock" && !holders.is_empty() {
-                activity.push_str(&format!(" {}", commit::held_by(&holders)));
-            }
             return Look {
                 lock: None,
                 activity,
@@ -1583,7 +1583,10 @@ impl Unread {
             // (Not "frozen" alone: a backend busy on one row longer than that looks the same:
             // recheck47b F3; one waiting for a lock is not frozen itself: recheck48b F6.)
             let why = match &look.wait {
-                Some((kind, _)) if kind == "Lock" => "its backend waits for a lock",
+                Some((kind, _)) if kind == "Lock" || kind == "LWLock" => {
+                    "its backend waits for a lock that another backend holds, or waits for \
+                     ahead of it (a frozen backend, perhaps)"
+                }
                 _ => {
                     "its backend is frozen, the network path to it lost, or one row takes it \
                      longer than that"
