@@ -1580,18 +1580,7 @@ impl Unread {
             let Some(closer) = &target.closer else {
                 continue;
             };
-            // (Not "frozen" alone: a backend busy on one row longer than that looks the same:
-            // recheck47b F3; one waiting for a lock is not frozen itself: recheck48b F6.)
-            let why = match &look.wait {
-                Some((kind, _)) if kind == "Lock" || kind == "LWLock" => {
-                    "its backend waits for a lock that another backend holds, or waits for \
-                     ahead of it (a frozen backend, perhaps)"
-                }
-                _ => {
-                    "its backend is frozen, the network path to it lost, or one row takes it \
-                     longer than that"
-                }
-            };
+            let why = unread_why(look.wait.as_ref());
             progress::println(&format!(
                 "copyman: {}: its server has read {} of the {} of COPY data copyman sent it, and \
                  nothing more for {} s (--stall-timeout): {why} ({}); its connection is closed \
@@ -1606,6 +1595,23 @@ impl Unread {
             // A backend that runs again would store what its socket buffers hold first, holding
             // its locks for as long (a minute, recheck47b F2): its pending cancel ends it then.
             target.send_cancel_request();
+        }
+    }
+}
+
+/// Why a backend reads no more of its COPY data, from its wait (`pg_stat_activity`'s kind and
+/// event). Not "frozen" alone: a backend busy on one row longer than that looks the same
+/// (recheck47b F3); one waiting for a lock is not frozen itself (recheck48b F6: a split
+/// table's ranges queued on the extend lock of a frozen one were each said frozen).
+fn unread_why(wait: Option<&(String, String)>) -> &'static str {
+    match wait {
+        Some((kind, _)) if kind == "Lock" || kind == "LWLock" => {
+            "its backend waits for a lock that another backend holds, or waits for ahead of it \
+             (a frozen backend, perhaps)"
+        }
+        _ => {
+            "its backend is frozen, the network path to it lost, or one row takes it longer \
+             than that"
         }
     }
 }
@@ -2482,6 +2488,22 @@ mod tests {
             unseen: false,
             prepared_holders: None,
             copied: None,
+        }
+    }
+
+    #[test]
+    fn a_backend_waiting_for_a_lock_is_not_said_frozen() {
+        let wait = |kind: &str, event: &str| Some((kind.to_owned(), event.to_owned()));
+        for (kind, event) in [("Lock", "extend"), ("LWLock", "WALInsert")] {
+            let why = unread_why(wait(kind, event).as_ref());
+            assert!(why.starts_with("its backend waits for a lock"), "{why}");
+        }
+        for w in [
+            None,
+            wait("Client", "ClientRead"),
+            wait("IO", "DataFileWrite"),
+        ] {
+            assert!(unread_why(w.as_ref()).starts_with("its backend is frozen"));
         }
     }
 
