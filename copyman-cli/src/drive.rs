@@ -84,6 +84,7 @@ pub(crate) fn drive<'a>(
         interrupter: copy.interrupter().ok(),
         source,
         sent: std::sync::Arc::clone(&sent),
+        dropped: Vec::new(),
     });
     let mut faults = Vec::new();
     let mut aborted = None;
@@ -126,6 +127,7 @@ pub(crate) fn drive<'a>(
                         && signals::received().is_none()
                     {
                         for (id, error) in &faulted.faults {
+                            watch::destination_dropped(live[id.0]);
                             report::warn(format_args!(
                                 "destination {} failed: {}; the copy goes on without it \
                                  (--keep-going)",

@@ -111,6 +111,9 @@ pub(crate) struct Copying {
     /// them has it all once they complete): what a destination's `pg_stat_progress_copy` reads
     /// up to ([`Unread`]). Zero where not kept (a job's).
     pub(crate) sent: Arc<AtomicU64>,
+    /// The destinations (0-based) the copy went on without (`--keep-going`): no longer said
+    /// storing what they were sent (recheck47 F5).
+    pub(crate) dropped: Vec<usize>,
 }
 
 impl Copying {
@@ -227,6 +230,17 @@ fn interrupt_waits(asking: Option<&Interrupter>) {
 /// The one-table copy started streaming.
 pub(crate) fn copy_started(copying: Copying) {
     *COPYING.lock().unwrap_or_else(PoisonError::into_inner) = Some(copying);
+}
+
+/// The one-table copy went on without destination `d` (0-based, `--keep-going`).
+pub(crate) fn destination_dropped(d: usize) {
+    if let Some(copying) = COPYING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+    {
+        copying.dropped.push(d);
+    }
 }
 
 /// What ends "nothing has moved": what the servers show of a frozen endpoint, and the ways out.
@@ -1119,6 +1133,17 @@ fn watch(
                     .zip(&looks)
                     .filter_map(|(w, look)| Some((w.target.destination?, w.target, look)));
                 unread.look(copying, destinations);
+                // One the copy went on without, or given up, stores nothing of it (recheck47
+                // F5: a destination dropped for a stall was still said storing).
+                for (w, look) in watched.iter().zip(looks.iter_mut()) {
+                    if w.target
+                        .destination
+                        .is_some_and(|d| copying.dropped.contains(&d))
+                        || unread.gave_up(w.target.pid)
+                    {
+                        look.copied = None;
+                    }
+                }
             }
         }
         if let Some((read, more, over)) = storing.look(&looks) {
@@ -1538,9 +1563,15 @@ impl Heard {
 ///
 /// [`STALLED_UNREAD`]: copyman_core::endpoint::STALLED_UNREAD
 #[derive(Default)]
-struct Unread(Vec<(i32, EndOfData)>);
+struct Unread(Vec<(i32, EndOfData)>, Vec<i32>);
 
 impl Unread {
+    /// Whether backend `pid` was given up (its connection closed): it stores nothing of the
+    /// copy, however its COPY still shows what it read (recheck47 F5: said storing after).
+    fn gave_up(&self, pid: i32) -> bool {
+        self.1.contains(&pid)
+    }
+
     /// `looks` of the destinations of `copying` (each with its index, 0-based, and target).
     fn look<'l>(
         &mut self,
@@ -1592,6 +1623,7 @@ impl Unread {
                 look.activity,
             ));
             closer.close(copyman_core::endpoint::STALLED_UNREAD);
+            self.1.push(pid);
             // A backend that runs again would store what its socket buffers hold first, holding
             // its locks for as long (a minute, recheck47b F2): its pending cancel ends it then.
             target.send_cancel_request();
@@ -2015,6 +2047,7 @@ impl JobWatch {
                         interrupter: interrupter.clone(),
                         source: None,
                         sent: Arc::clone(sent),
+                        dropped: Vec::new(),
                     });
                 }
             }
@@ -2297,6 +2330,12 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 .collect();
             for copying in &w.copying {
                 w.unread.look(copying, destinations.iter().copied());
+            }
+            let mut looks = looks;
+            for (&(_, pid), look) in pids.iter().zip(looks.iter_mut()) {
+                if w.unread.gave_up(pid) {
+                    look.copied = None;
+                }
             }
             if let Some((_, more, over)) = w.storing.look(&looks) {
                 w.told_stuck = false;

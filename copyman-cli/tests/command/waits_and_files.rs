@@ -1110,7 +1110,21 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
     ];
     for (keep_going, job, split) in cases.into_iter().chain([(false, true, true)]) {
         let dst = database(&c.dest[0], slow);
-        let other = database(&c.dest[1], "CREATE TABLE fz (id int, pad text)");
+        // Under --keep-going, one table: the other stores its rows for seconds after the first
+        // is given up, said storing them without the first (recheck47 F5: it was listed still).
+        let storing = keep_going && !job;
+        let other = database(
+            &c.dest[1],
+            match storing {
+                true => {
+                    "CREATE TABLE fz (id int, pad text);
+                     CREATE FUNCTION z() RETURNS trigger LANGUAGE plpgsql
+                         AS 'BEGIN PERFORM pg_sleep(0.0008); RETURN NEW; END';
+                     CREATE TRIGGER z BEFORE INSERT ON fz FOR EACH ROW EXECUTE FUNCTION z();"
+                }
+                false => "CREATE TABLE fz (id int, pad text)",
+            },
+        );
         let (from, to, to_other) = (
             c.source.conninfo(&src),
             c.dest[0].conninfo(&dst),
@@ -1141,6 +1155,7 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         }
         let mut child = copyman()
             .args(&args)
+            .env("COPYMAN_TEST_SAY_AFTER", if storing { "1" } else { "10" })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -1175,7 +1190,16 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         };
         signal("-STOP");
         let said = stderr.wait_for("its statement cancelled, nothing commits there");
+        // Kept frozen (its COPY still shows what it read) while the other stores.
+        let stored = storing.then(|| stderr.wait_for("the destinations store what they were sent"));
         signal("-CONT");
+        if let Some(line) = stored {
+            let line = line.unwrap_or_else(|| panic!("not said storing: {}", stderr.seen()));
+            assert!(
+                line.contains("destination 2 (") && !line.contains("destination 1 ("),
+                "{line}"
+            );
+        }
         let said = said.unwrap_or_else(|| panic!("not given up: {}", stderr.seen()));
         assert!(
             said.contains("destination 1 (")
