@@ -508,8 +508,13 @@ impl fmt::Display for CopyFail {
                 parts.push(said);
             }
         }
+        // Not again when the reason says it already (a copy ended by the producer's fault:
+        // `producer faulted: …`, lib49 F1).
         if let Some(error) = &self.producer_fault {
-            parts.push(format!("producer: {}", Chain(&**error)));
+            let error = Chain(&**error).to_string();
+            if !self.reason.contains(&format!("producer faulted: {error}")) {
+                parts.push(format!("producer: {error}"));
+            }
         }
         let completed: Vec<String> = self
             .receivers
@@ -707,6 +712,20 @@ mod display_tests {
             "copy stopped; receiver 3: i/o error on the connection: connection reset by peer; \
              receiver 2 faulted: i/o error on the connection: connection reset by peer; \
              producer: i/o error on the connection: connection reset by peer"
+        );
+        // The producer's fault as the reason: said once (lib49 F1).
+        let fail = CopyFail {
+            reason: "producer faulted: i/o error on the connection: connection reset by peer"
+                .to_owned(),
+            receivers: Vec::new(),
+            receiver_faults: Vec::new(),
+            producer_fault: Some(reset()),
+            producer_ended: false,
+            producer_count: None,
+        };
+        assert_eq!(
+            fail.to_string(),
+            "producer faulted: i/o error on the connection: connection reset by peer"
         );
         // A cause whose words the text holds already is not said twice.
         let stalled = EndpointError::new(Io(io::Error::other("i/o error on the connection")));

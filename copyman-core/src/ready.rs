@@ -6,7 +6,7 @@
 //! with [`Event::CancelNeeded`], and [`ReadyWait::poll`] turns that into
 //! [`WaitStep::SendCancel`], which an adapter cannot mistake for an event to pass on.
 
-use crate::session::{Event, Session, SessionError};
+use crate::session::{Event, Session, SessionError, State};
 
 /// What the caller of [`ReadyWait::poll`] must do next.
 #[derive(Debug)]
@@ -75,7 +75,10 @@ impl ReadyWait {
                     continue;
                 }
                 // A COPY OUT nobody reads: the server must stop it (reading it all could take
-                // hours), so the session drains it after a cancel.
+                // hours), so the session drains it after a cancel. Not once its end was read
+                // already (its ReadyForQuery came with it): a cancel then has nothing to stop,
+                // and one sent late could meet the session's next statement.
+                Event::CancelNeeded if session.state() == State::Ready => continue,
                 Event::CancelNeeded => WaitStep::SendCancel,
                 other => WaitStep::Event(other),
             };

@@ -1008,7 +1008,8 @@ fn query_that_starts_a_copy_is_refused() {
         events,
         vec![
             Event::Failed(SessionError::UnexpectedCopy {
-                got: "COPY FROM STDIN"
+                got: "COPY FROM STDIN",
+                completed: false,
             }),
             IDLE
         ]
@@ -1820,6 +1821,44 @@ fn errors_are_send_and_sync() {
     send::<Session>();
 }
 
+/// A COPY OUT whose cancel came after its end (`COPY n`, no error): said completed, its
+/// transaction still open, not "given up … aborted" (lib49 F2: a COMMIT after it committed).
+#[test]
+fn query_whose_copy_out_ends_before_its_cancel_says_it_completed() {
+    let input = [
+        copy_out_response(1),
+        copy_data(b"1\n"),
+        command_complete("COPY 1"),
+        ready(b'T'),
+    ]
+    .concat();
+    let (session, events, _) = run(
+        session_running(|s| s.query("BEGIN; COPY t TO STDOUT").unwrap()),
+        &input,
+    );
+    let failed = events.iter().find_map(|e| match e {
+        Event::Failed(error) => Some(error),
+        _ => None,
+    });
+    let Some(
+        error @ SessionError::UnexpectedCopy {
+            completed: true, ..
+        },
+    ) = failed
+    else {
+        panic!("{events:?}");
+    };
+    let said = error.to_string();
+    assert!(
+        said.contains("ran to its end before the cancel") && !said.contains("aborted"),
+        "{said}"
+    );
+    assert_eq!(
+        session.transaction_status(),
+        TransactionStatus::InTransaction
+    );
+}
+
 #[test]
 fn query_that_starts_a_copy_out_asks_for_a_cancel() {
     let input = [
@@ -1839,7 +1878,8 @@ fn query_that_starts_a_copy_out_asks_for_a_cancel() {
         vec![
             Event::CancelNeeded,
             Event::Failed(SessionError::UnexpectedCopy {
-                got: "COPY TO STDOUT"
+                got: "COPY TO STDOUT",
+                completed: false,
             }),
             IDLE
         ]
@@ -2028,12 +2068,52 @@ fn ready_wait_cancels_a_copy_out_nobody_reads() {
         .handle_input(&[copy_data(b"2\n"), canceled(), ready(b'I')].concat())
         .unwrap();
     match wait.poll(&mut session) {
-        WaitStep::Done(Err(SessionError::UnexpectedCopy { got })) => {
+        WaitStep::Done(Err(SessionError::UnexpectedCopy { got, completed })) => {
             assert_eq!(got, "COPY TO STDOUT");
+            assert!(!completed);
         }
         other => panic!("the refusal after ReadyForQuery: {other:?}"),
     }
     assert_eq!(session.state(), State::Ready);
+}
+
+/// A COPY OUT whose end came with its start (read in one go): nothing to cancel, and no
+/// cancel sent that could meet the session's next statement.
+#[test]
+fn ready_wait_sends_no_cancel_for_a_copy_out_already_over() {
+    use copyman_core::ready::{ReadyWait, WaitStep};
+    let mut session = session_running(|s| s.query("COPY one TO STDOUT").unwrap())();
+    let _ = sent(&mut session);
+    let mut wait = ReadyWait::new();
+    session
+        .handle_input(
+            &[
+                copy_out_response(1),
+                copy_data(b"1\n"),
+                copy_done(),
+                command_complete("COPY 1"),
+                ready(b'I'),
+            ]
+            .concat(),
+        )
+        .unwrap();
+    loop {
+        match wait.poll(&mut session) {
+            WaitStep::SendCancel => panic!("a cancel for a COPY already over"),
+            WaitStep::ReadMore => panic!("everything was read"),
+            WaitStep::Done(done) => {
+                assert!(matches!(
+                    done,
+                    Err(SessionError::UnexpectedCopy {
+                        completed: true,
+                        ..
+                    })
+                ));
+                break;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A statement beyond ASCII is UTF-8: refused, nothing sent, where the session's

@@ -210,15 +210,24 @@ pub enum SessionError {
         tag: String,
     },
     /// `query()` ran a statement that started a COPY; the session made the server give it up
-    /// (an error there: a transaction around it is aborted).
+    /// (an error there: a transaction around it is aborted), or a COPY TO STDOUT ran to its end
+    /// before the cancel reached it (its data read and discarded; a transaction around it still
+    /// open: lib49 F2, it was said aborted, and a COMMIT after committed).
     #[error(
-        "statement started {got}, which the server was made to give up (an error there: a \
-         transaction around it is aborted): a COPY runs as a copy's endpoint (StatementProducer \
-         for COPY TO STDOUT, StatementReceiver for COPY FROM STDIN)"
+        "statement started {got}, {}: a COPY runs as a copy's endpoint (StatementProducer for \
+         COPY TO STDOUT, StatementReceiver for COPY FROM STDIN)",
+        match completed {
+            false => "which the server was made to give up (an error there: a transaction \
+                      around it is aborted)",
+            true => "which ran to its end before the cancel copyman sent reached it (its data \
+                     read and discarded; no error there: a transaction around it is still open)",
+        }
     )]
     UnexpectedCopy {
         /// The COPY the server started, e.g. `COPY TO STDOUT`.
         got: &'static str,
+        /// It ended without an error (its `COPY n`), not given up.
+        completed: bool,
     },
     /// A connection's `execute()` or `query()` was given a statement that reads as a COPY:
     /// not sent (it aborted a transaction around it, whose COMMIT then rolled back, lib44 F4).

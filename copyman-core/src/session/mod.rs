@@ -1264,6 +1264,11 @@ impl Session {
         // COPY IN must still know that nothing is to be sent.
         let op = &mut self.op;
         let failure = match op.failure.take() {
+            // A COPY OUT the cancel came too late for: it ended with its `COPY n`, no error.
+            Some(SessionError::UnexpectedCopy { got, .. }) => Some(SessionError::UnexpectedCopy {
+                got,
+                completed: !op.errored,
+            }),
             Some(failure) => Some(failure),
             None if op.kind != OpKind::Query && !op.copy_started && !op.errored => {
                 Some(SessionError::NotCopy {
@@ -1332,6 +1337,7 @@ impl Session {
                         } else {
                             SessionError::UnexpectedCopy {
                                 got: "COPY TO STDOUT",
+                                completed: false,
                             }
                         });
                         self.op.self_canceled = true;
@@ -1362,6 +1368,7 @@ impl Session {
                     OpKind::Query => {
                         self.op.failure = Some(SessionError::UnexpectedCopy {
                             got: "COPY FROM STDIN",
+                            completed: false,
                         });
                         self.refuse_copy_in(
                             "copyman: COPY FROM STDIN is not allowed in a plain query",

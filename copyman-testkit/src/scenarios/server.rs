@@ -85,6 +85,30 @@ pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Cl
         row.get::<_, Option<String>>(1)
     );
     select_one(&mut copy, Endpoint::Source);
+    // A COPY that ended before any cancel could reach it (its end came with its start): said
+    // so, its transaction still open, not "given up … aborted" (lib49 F2: the COMMIT after
+    // committed what the words said was aborted).
+    copy.sql(Endpoint::Source, "BEGIN").unwrap();
+    copy.sql(Endpoint::Source, "CREATE TABLE kept (i int)")
+        .unwrap();
+    let error = copy
+        .sql(Endpoint::Source, "SELECT 1; COPY (SELECT 1) TO STDOUT")
+        .expect_err("a COPY TO STDOUT in a plain statement is refused");
+    assert!(
+        error.text.contains("ran to its end") && !error.text.contains("aborted"),
+        "[{}] {error}",
+        driver.name()
+    );
+    copy.sql(Endpoint::Source, "COMMIT").unwrap();
+    let kept: bool = admin
+        .query_one("SELECT to_regclass('kept') IS NOT NULL", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        kept,
+        "[{}] the transaction around it committed",
+        driver.name()
+    );
 }
 
 /// The rows of [`stalling_copy`].
