@@ -34,7 +34,8 @@
 //! // Each receiver copies inside a transaction of its own: without one, its COPY commits as it
 //! // completes, and a copy can fail after some completed (a row count that differs). A source
 //! // whose query changes data (a move: `COPY (DELETE … RETURNING *) TO STDOUT`) needs one too,
-//! // committed after every receiver's: outside one it is refused before it is sent.
+//! // committed after every receiver's: outside one it is refused before it is sent, and one
+//! // whose change its words do not show (a function that deletes) fails there, read only.
 //! a.execute("BEGIN").await?;
 //! b.execute("BEGIN").await?;
 //! let result = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))

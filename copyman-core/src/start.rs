@@ -534,6 +534,8 @@ pub fn check_data_formats(
 /// ```
 #[derive(Debug)]
 pub struct CopyStart {
+    /// Its COPY TO STDOUT runs in a read-only transaction of its own (its session was in none).
+    read_only: bool,
     started: bool,
     format: Option<CopyFormat>,
     representation: Option<Representation>,
@@ -576,8 +578,13 @@ impl CopyStart {
             && session.transaction_status() == crate::session::TransactionStatus::Idle
             && statement::copy_query(sql).is_some_and(statement::query_writes)
         {
-            return Err(statement::StatementError::WritesOutsideTransaction.into());
+            return Err(statement::StatementError::WritesOutsideTransaction { said: None }.into());
         }
+        // And one that changes data where its words do not show it (a function that deletes, a
+        // view over one) fails in a read-only transaction, before anything is lost: the
+        // statements of one Query are one transaction, read only from its first (lib49 F3).
+        let read_only = direction == Direction::ToStdout
+            && session.transaction_status() == crate::session::TransactionStatus::Idle;
         // Its representation as this session reads it; with standard_conforming_strings off
         // its strings' backslashes are read otherwise, and it cannot be told.
         let representation = standard_strings
@@ -585,10 +592,14 @@ impl CopyStart {
             .flatten()
             .map(|r| r.in_session(data_encoding(session)));
         match direction {
+            Direction::ToStdout if read_only => {
+                session.copy_out(&format!("SET TRANSACTION READ ONLY; {sql}"))?;
+            }
             Direction::ToStdout => session.copy_out(sql)?,
             Direction::FromStdin => session.copy_in(sql)?,
         }
         Ok(Self {
+            read_only,
             started: false,
             format: None,
             representation,
@@ -615,6 +626,12 @@ impl CopyStart {
                     Some(early) => early.extend_from_slice(&bytes),
                     None => self.early = Some(bytes),
                 },
+                // A change in the read-only transaction: said as the refusal of a change.
+                Event::Error(e) if self.read_only && e.code == "25006" => {
+                    let said = Some(e.message);
+                    self.error =
+                        Some(statement::StatementError::WritesOutsideTransaction { said }.into());
+                }
                 Event::Error(e) => self.error = Some(SessionError::Db(Box::new(e))),
                 Event::Failed(e) => self.error = Some(e),
                 Event::Closed(e) => return Err(e),

@@ -105,14 +105,21 @@ pub enum StatementError {
     },
     /// A `COPY (DELETE … RETURNING …) TO STDOUT` (a query that changes data) on a session in no
     /// transaction: its change commits as soon as its rows are read, before any receiver
-    /// commits, and a copy that fails then leaves those rows nowhere.
+    /// commits, and a copy that fails then leaves those rows nowhere. Refused from its words,
+    /// or by its server (`said`): such a COPY runs in a read-only transaction, where a change
+    /// the words do not show (a function that deletes) fails (lib49 F3: a dequeue function's
+    /// rows were deleted and stored nowhere).
     #[error(
-        "the COPY's query changes data and its session is in no transaction: the change would \
+        "the COPY's query changes data{} and its session is in no transaction: the change would \
          commit as soon as its rows are read, before any receiver commits, and a failed copy \
          would leave them nowhere; BEGIN on the source first, and COMMIT it once every receiver \
-         committed (copyman_core::commit orders that)"
+         committed (copyman_core::commit orders that)",
+        said.as_ref().map(|s| format!(" (its server said: {s}; copyman runs such a COPY read only)")).unwrap_or_default()
     )]
-    WritesOutsideTransaction,
+    WritesOutsideTransaction {
+        /// The server's words, where it refused the change (SQLSTATE 25006).
+        said: Option<String>,
+    },
 }
 
 /// Checks that `sql` is one COPY moving data in `direction` through the connection.

@@ -133,6 +133,47 @@ pub fn a_writing_source_query_outside_a_transaction_is_refused<D: CopyDriver>(
     assert_eq!(count(d, &db, "t"), 0);
     select_one(&mut copy, Endpoint::Source);
     select_one(&mut copy, Endpoint::Destination(0));
+    drop(copy);
+
+    // A change the words do not show (a dequeue function, a view over it) fails in the
+    // read-only transaction such a COPY runs in, before anything is lost (lib49 F3: the
+    // source's rows were deleted and committed, and the failed copy stored them nowhere).
+    exec(
+        &clusters.source,
+        &source_db,
+        "CREATE FUNCTION dequeue() RETURNS SETOF t LANGUAGE sql AS 'DELETE FROM t RETURNING *';
+         CREATE VIEW queue AS SELECT * FROM dequeue();",
+    );
+    for sql in [
+        "COPY (SELECT * FROM dequeue()) TO STDOUT",
+        "COPY (SELECT * FROM queue) TO STDOUT",
+    ] {
+        let plan = CopyPlan {
+            source: SourceSpec::Statement(StatementSpec::new(
+                clusters.source.conninfo(&source_db),
+                sql,
+            )),
+            destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+                d.conninfo(&db),
+                "COPY t FROM STDIN",
+            ))],
+        };
+        let mut copy = open(driver, plan);
+        let fail = match copy.run() {
+            Err(fail) => fail,
+            Ok(summary) => panic!("[{}] {sql}: {summary:?}", driver.name()),
+        };
+        let error = producer_error(&fail);
+        assert!(
+            error.text.contains("read-only transaction"),
+            "[{}] {sql}: {}",
+            driver.name(),
+            error.text
+        );
+        assert_eq!(count(&clusters.source, &source_db, "t"), 10, "{sql}");
+        assert_eq!(count(d, &db, "t"), 0, "{sql}");
+        select_one(&mut copy, Endpoint::Source);
+    }
 }
 
 /// A COPY going the wrong way: `COPY … FROM STDIN` given to the producer, `COPY … TO STDOUT`
