@@ -76,7 +76,7 @@ pub(crate) fn check(
             Err(e) => {
                 report::warn(format_args!(
                     "cannot identify the {role}'s server ({}): a database given twice is told by \
-                 an advisory lock instead, where the role may take one",
+                 an advisory lock or its sessions in pg_stat_activity instead",
                     report::describe(&e)
                 ));
                 None
@@ -383,16 +383,28 @@ fn query_reads(conn: &mut Connection, query: &str, written: &[String]) -> Option
 fn unidentified_twins(
     sessions: &mut [Option<&mut Connection>],
     unknown: &[usize],
+    name: &dyn Fn(usize) -> String,
 ) -> Vec<(usize, usize)> {
     let mut twins = Vec::new();
     for &u in unknown {
         for other in (0..sessions.len()).filter(|o| *o != u && !(unknown.contains(o) && *o < u)) {
             let (x, y) = (u.min(other), u.max(other));
             let (before, from) = sessions.split_at_mut(y);
-            if let (Some(a), Some(b)) = (before[x].as_deref_mut(), from[0].as_deref_mut())
-                && copyman_job::identity::one_database(a, b) == Some(true)
-            {
-                twins.push((x, y));
+            let (Some(a), Some(b)) = (before[x].as_deref_mut(), from[0].as_deref_mut()) else {
+                continue;
+            };
+            match copyman_job::identity::one_database(a, b) {
+                Some(true) => twins.push((x, y)),
+                Some(false) => {}
+                // Said, not passed over in silence (dups49 F4: the warning promised a check
+                // that could not be made).
+                None => report::warn(format_args!(
+                    "cannot tell whether {} and {} are one database (their servers cannot say \
+                     who they are, and neither an advisory lock nor pg_stat_activity tells it \
+                     to this role): if they are, every row is stored there twice",
+                    name(x),
+                    name(y)
+                )),
             }
         }
     }
@@ -419,15 +431,15 @@ fn refuse_unidentified_twins(
         )
         .collect();
     let name = |k: usize| names[k].clone();
-    let how = "(their servers cannot say who they are, but an advisory lock taken on one is \
-               held on the other)";
+    let how = "(their servers cannot say who they are, but a session on one is seen on the \
+               other)";
     let mut sessions: Vec<Option<&mut Connection>> = std::iter::once(source)
         .chain(dests.iter_mut().map(|d| match d.error {
             Some(_) => None,
             None => d.conn.as_mut(),
         }))
         .collect();
-    for (x, y) in unidentified_twins(&mut sessions, unknown) {
+    for (x, y) in unidentified_twins(&mut sessions, unknown, &name) {
         let twice = || {
             format!(
                 "{} and {} are the same database {how}: its rows would be copied into one table \
@@ -714,7 +726,7 @@ pub(crate) fn check_job(
             Err(e) => {
                 report::warn(format_args!(
                     "cannot identify the {role}'s server ({}): a database given twice is told \
-                     by an advisory lock instead, where the role may take one",
+                     by an advisory lock or its sessions in pg_stat_activity instead",
                     report::describe(&e)
                 ));
                 None
@@ -798,11 +810,16 @@ pub(crate) fn check_job(
         }
         seen.push((i, id));
     }
-    // A database given twice where a server could not say who it is: told by an advisory lock.
-    let how = "(their servers cannot say who they are, but an advisory lock taken on one is held \
-               on the other)";
+    // A database given twice where a server could not say who it is: told by an advisory lock,
+    // or by its sessions.
+    let how = "(their servers cannot say who they are, but a session on one is seen on the \
+               other)";
     let mut sessions: Vec<Option<&mut Connection>> = conns.iter_mut().map(Option::as_mut).collect();
-    if let Some((x, y)) = unidentified_twins(&mut sessions, &unknown)
+    let name = |k: usize| match k {
+        0 => "the source".to_owned(),
+        k => format!("destination {k} ({})", dests[k - 1].name),
+    };
+    if let Some((x, y)) = unidentified_twins(&mut sessions, &unknown, &name)
         .into_iter()
         .next()
     {

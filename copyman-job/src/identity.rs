@@ -310,10 +310,47 @@ impl fmt::Display for Identity {
 /// who they are ([`Identity::of`] failed: `pg_control_system()` and `pg_postmaster_start_time()`
 /// revoked, as some sites harden): `a` takes a session advisory lock on a random key, which `b`
 /// can take too only on another database (advisory locks are the database's), then both let
-/// it go. Any role may take one. `None` where that cannot be asked (the functions revoked too,
-/// a session in a failed transaction). Call only outside a transaction block: a refused
-/// function would abort it.
+/// it go. Any role may take one. Where the advisory lock functions are revoked too, `b` looks
+/// for `a`'s session in `pg_stat_activity` ([`one_database_by_sessions`]; dups49 F4: every row
+/// stored twice, exit 0). `None` where neither can be asked (a session in a failed
+/// transaction). Call only outside a transaction block: a refused function would abort it.
 pub fn one_database(a: &mut Connection, b: &mut Connection) -> Option<bool> {
+    one_database_by_lock(a, b).or_else(|| one_database_by_sessions(a, b))
+}
+
+/// Whether `b`'s server shows `a`'s session, on `b`'s database: its process id, database and
+/// start (to the microsecond: another server's backend never has all three). The start of
+/// another role's session is hidden from a role without `pg_read_all_stats`: then `None`, as
+/// where `pg_stat_activity` cannot be read.
+pub fn one_database_by_sessions(a: &mut Connection, b: &mut Connection) -> Option<bool> {
+    const START: &str = "to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')";
+    let own = first_value(
+        a,
+        &format!(
+            "SELECT pid::text || ' ' || datid::text || ' ' || {START} \
+             FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()"
+        ),
+    )
+    .ok()
+    .flatten()?;
+    let mut words = own.splitn(3, ' ');
+    let (pid, datid, start) = (words.next()?, words.next()?, words.next()?);
+    let (pid, datid): (i32, u32) = (pid.parse().ok()?, datid.parse().ok()?);
+    let rows = b
+        .query(&format!(
+            "SELECT coalesce({START}, '') FROM pg_catalog.pg_stat_activity WHERE pid = {pid} \
+             AND datid = {datid} AND datid = (SELECT oid FROM pg_catalog.pg_database \
+             WHERE datname = pg_catalog.current_database())"
+        ))
+        .ok()?;
+    match rows.first().and_then(|r| r.first().cloned().flatten()) {
+        None => Some(false),
+        Some(seen) if seen.is_empty() => None,
+        Some(seen) => Some(seen == start),
+    }
+}
+
+fn one_database_by_lock(a: &mut Connection, b: &mut Connection) -> Option<bool> {
     use std::hash::{BuildHasher, Hasher};
     let taken = |conn: &mut Connection, sql: &str| {
         first_value(conn, sql)

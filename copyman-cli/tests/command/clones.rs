@@ -641,6 +641,72 @@ fn stream_from(standby: &Cluster, primary: &Cluster, settings: &[&str]) {
     }
 }
 
+/// The same, where the advisory lock functions are revoked too: told by each session seen in
+/// the other's `pg_stat_activity`, and refused (dups49 F4: every row stored twice, exit 0,
+/// after a warning that promised an advisory lock's check).
+#[test]
+fn a_database_given_twice_told_by_its_sessions_where_advisory_locks_are_revoked() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let role = format!("locked_{d}");
+    c.dest[0]
+        .connect(&d)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON t TO {role};
+             REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;
+             REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC;
+             REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock(bigint) FROM PUBLIC;
+             REVOKE EXECUTE ON FUNCTION pg_advisory_unlock(bigint) FROM PUBLIC;"
+        ))
+        .unwrap();
+    let over_tcp = format!(
+        "host=127.0.0.1 port={} user={role} dbname={d}",
+        c.dest[0].port()
+    );
+    let over_socket = format!(
+        "host={} port={} user={role} dbname={d}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port()
+    );
+    let from = c.source.conninfo(&src);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &over_tcp,
+        "--to",
+        &over_socket,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("are the same database (their servers cannot say who they are"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
+    // Two databases of that server stay two.
+    let other = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &over_tcp,
+        "--to",
+        &c.dest[0].conninfo(&other),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "t"), 10);
+    assert_eq!(count(&c.dest[0], &other, "t"), 10);
+}
+
 /// A database given twice where its server cannot say who it is (`pg_control_system()` and
 /// `pg_postmaster_start_time()` revoked, as some sites harden, for an ordinary role): told by an
 /// advisory lock and refused, one table and a job alike, and a table into itself (every row was
