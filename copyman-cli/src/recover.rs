@@ -509,6 +509,8 @@ pub(crate) fn run(
                             let _ = log.recovery_committing(&p.run, &p.gid);
                         }
                         signals::commit_sent(&party);
+                    } else {
+                        signals::rollback_prepared_sent(&party);
                     }
                     finishing += 1;
                     crate::finish::test_pause(&format!("finishing:{finishing}"));
@@ -534,6 +536,8 @@ pub(crate) fn run(
                             if commits {
                                 signals::committed(&party);
                                 committed_runs.insert(p.run.clone());
+                            } else {
+                                signals::rolled_back_prepared(&party);
                             }
                             // Best effort: unrecorded, a later recovery asks for its server.
                             if !no_decision_log {

@@ -1052,6 +1052,53 @@ fn handle(signal: i32, stopping: &'static str) {
         };
         print_at_once_json(exit, &[], &[], (&endpoints, &rest), &said, &error);
         exit_at_once(exit);
+    } else if let Some(log) = crate::watch::lock_briefly(&RECOVERING).and_then(|log| log.clone()) {
+        // recover, its ROLLBACK PREPAREDs only begun: never cancelled, and what each did said
+        // (dups49 F2: "its backends cancelled: nothing committed", the one unanswered unsaid).
+        let mut parts = Vec::new();
+        if !rolled_back.is_empty() {
+            parts.push(format!("rolled back: {}", rolled_back.join(", ")));
+        }
+        if !rolling_back.is_empty() {
+            parts.push(format!(
+                "ROLLBACK PREPARED sent, not answered (rolled back or still prepared; its session \
+                 stays on its server until the statement ends): {}",
+                rolling_back.join(", ")
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("nothing was finished".to_owned());
+        }
+        let said = say(&format!(
+            "copyman: {}{} exiting at once: {}; what is still prepared stays so: copyman \
+             recover {} finishes it",
+            name(signal),
+            again(signal),
+            parts.join("; "),
+            crate::recover::same_as_this_run()
+        ));
+        let exit = at_once_exit(signal, false);
+        if JSON.load(Ordering::SeqCst) {
+            let prepared: Vec<serde_json::Value> = (rolled_back.iter())
+                .map(|p| serde_json::json!({ "transaction": p, "outcome": "rolled back" }))
+                .chain(rolling_back.iter().map(|p| {
+                    serde_json::json!({
+                        "transaction": p,
+                        "outcome": "ROLLBACK PREPARED sent, not answered: it may have rolled back",
+                    })
+                }))
+                .collect();
+            let _ = crate::report::print_json(&serde_json::json!({
+                "status": "interrupted",
+                "exit_code": exit,
+                "exited_at_once": true,
+                "decision_log": log,
+                "prepared": prepared,
+                "error": said,
+                "warnings": crate::report::warnings(),
+            }));
+        }
+        exit_at_once(exit);
     } else {
         remove_temp_files();
         // One table before its commit: nothing committed, said (as --json's `others` says);

@@ -1484,6 +1484,16 @@ fn recover_waiting_for_a_standby(
     n: &str,
     json: bool,
 ) -> (Cluster, String, String, TempPath, std::process::Child) {
+    recover_waiting_for_a_standby_to(n, json, true)
+}
+
+/// [`recover_waiting_for_a_standby`], its run decided commit or (`commit` false) not decided:
+/// then its ROLLBACK PREPARED waits.
+fn recover_waiting_for_a_standby_to(
+    n: &str,
+    json: bool,
+    commit: bool,
+) -> (Cluster, String, String, TempPath, std::process::Child) {
     let stuck = Cluster::builder()
         .setting("synchronous_standby_names", "nosuch")
         .setting("synchronous_commit", "local")
@@ -1500,7 +1510,11 @@ fn recover_waiting_for_a_standby(
         ))
         .unwrap();
     let log = TempPath::new(&format!("stuck-{n}.log"));
-    fs::write(&log.0, format!("begin {id}\ncommit {id} {gid}\n")).unwrap();
+    let decision = match commit {
+        true => format!("commit {id} {gid}\n"),
+        false => String::new(),
+    };
+    fs::write(&log.0, format!("begin {id}\n{decision}")).unwrap();
     let url = stuck.url(&db);
     let mut args = vec!["recover", "--to", &url, "--decision-log", log.arg()];
     if json {
@@ -1550,6 +1564,48 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
         "{said}"
     );
     // The server finishes it (the wait given up: committed locally).
+    stuck
+        .connect("postgres")
+        .batch_execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )
+        .unwrap();
+}
+
+/// The same for a ROLLBACK PREPARED: the second signal names it sent and not answered, never
+/// "its backends cancelled: nothing committed" (dups49 F2: it was not cancelled, and stayed).
+#[test]
+fn a_recover_stopped_by_signals_during_a_rollback_says_what_it_had_sent() {
+    let _serial = serial();
+    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby_to("7", true, false);
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("ROLLBACK PREPARED");
+    signal(&child, "TERM");
+    stderr.expect("SIGTERM received");
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(143), "{said}");
+    assert!(
+        said.contains(&format!(
+            "received again: exiting at once: ROLLBACK PREPARED sent, not answered (rolled back \
+             or still prepared; its session stays on its server until the statement ends): \
+             {gid} on "
+        )) && said.contains(&format!(
+            "copyman recover with the same --to and --decision-log {} finishes it",
+            log.arg()
+        )) && !said.contains("backends cancelled")
+            && !said.contains("nothing committed"),
+        "{said}"
+    );
+    let document = json(&out);
+    assert_eq!(document["exited_at_once"], true, "{document}");
+    assert!(
+        document["prepared"][0]["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("ROLLBACK PREPARED sent, not answered")),
+        "{document}"
+    );
     stuck
         .connect("postgres")
         .batch_execute(
