@@ -1004,6 +1004,15 @@ fn commit_wait_hint(kind: &str, event: &str) -> &'static str {
     }
 }
 
+/// How long the watch's sleep of [`POLL`] took beyond it, if that was seconds (`woke`: when it
+/// last woke, set to now): copyman itself was stopped (SIGSTOP, Ctrl-Z) or not run meanwhile,
+/// and that time is no server's.
+fn was_stopped(woke: &mut Instant) -> Option<Duration> {
+    let slept = woke.elapsed();
+    *woke = Instant::now();
+    (slept >= POLL + Duration::from_secs(3)).then_some(slept)
+}
+
 fn watch(
     targets: &[Target],
     stop: &AtomicBool,
@@ -1038,8 +1047,24 @@ fn watch(
     let mut on_prepared: Vec<i32> = Vec::new();
     // The waiters on them said so far.
     let mut said_on_prepared: Vec<i32> = Vec::new();
+    let mut woke = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
+        // copyman itself stopped (Ctrl-Z, SIGSTOP) for a while: that time is not the servers'
+        // (dups49 F3: a destination said frozen after `fg`).
+        if let Some(stopped) = was_stopped(&mut woke) {
+            moved = Instant::now();
+            said_at = moved;
+            told_stuck = false;
+            if !quiet {
+                progress::println(&format!(
+                    "copyman: copyman itself was stopped for {} s (SIGSTOP or Ctrl-Z, then \
+                     SIGCONT): that time is not counted against the servers",
+                    stopped.as_secs()
+                ));
+            }
+            continue;
+        }
         let due = last_look.is_none_or(|t| t.elapsed() >= look_every());
         if signals::received().is_some() {
             // At once (a second signal may follow quickly), then once a second.
@@ -2148,8 +2173,23 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     };
+    let mut woke = Instant::now();
     while !shared.stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
+        // copyman itself stopped for a while: not counted against the servers (dups49 F3).
+        if let Some(stopped) = was_stopped(&mut woke) {
+            for w in lock().iter_mut() {
+                w.moved = Instant::now();
+            }
+            if !quiet {
+                progress::println(&format!(
+                    "copyman: copyman itself was stopped for {} s (SIGSTOP or Ctrl-Z, then \
+                     SIGCONT): that time is not counted against the servers",
+                    stopped.as_secs()
+                ));
+            }
+            continue;
+        }
         // Statements ending a transaction are looked at and said, before and after a signal:
         // they are never cancelled, so a wait there is only said (a PREPARE's, which decides
         // nothing, is given up by its session once the interrupt's grace passed).

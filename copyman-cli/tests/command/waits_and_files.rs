@@ -1037,6 +1037,57 @@ fn a_slow_destination_is_said_storing_its_rows() {
     assert_eq!(count(&c.dest[0], &dst, "slow"), 3000);
 }
 
+/// 6a. copyman itself stopped (SIGSTOP, as Ctrl-Z) for seconds while a destination stores: after
+///     SIGCONT that time is said as copyman's own, not counted against the servers (dups49 F3:
+///     "nothing has moved for 10 s: copyman waits for destination 1 … frozen"); every row
+///     arrives.
+#[test]
+fn copyman_stopped_and_continued_says_so_and_blames_no_server() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE slow AS SELECT g AS id, repeat('x', 60) AS pad FROM generate_series(1, 3000) g;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE slow (id int, pad text);
+         CREATE FUNCTION z() RETURNS trigger LANGUAGE plpgsql
+             AS 'BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END';
+         CREATE TRIGGER z BEFORE INSERT ON slow FOR EACH ROW EXECUTE FUNCTION z();",
+    );
+    let mut child = copyman()
+        .args([
+            "table",
+            "slow",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    wait_for_query(&c.dest[0], &dst, "COPY%");
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs(4));
+    signal("-CONT");
+    let said = stderr.expect("copyman itself was stopped for");
+    assert!(said.contains("not counted against the servers"), "{said}");
+    let status = child.wait().unwrap();
+    let rest = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert_eq!(count(&c.dest[0], &dst, "slow"), 3000);
+}
+
 /// 6b. A destination that stores one CopyData message longer than `--stall-timeout` (its rows
 ///     each sleep: it reads nothing from its socket for 4 s while copyman's writes wait on a
 ///     full socket) is not stalled: its server's `pg_stat_progress_copy` shows rows stored,
