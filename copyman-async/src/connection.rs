@@ -217,7 +217,11 @@ pub(crate) async fn cancel_at(key: &CancelKey) -> io::Result<()> {
 ///
 /// Every method is cancel-safe in the sense that matters: a future dropped midway never leaves
 /// half a message on the wire (what is left is written first by the next call), and the answer
-/// to a statement whose future was dropped is read and discarded by the next call. A connection
+/// to a statement whose future was dropped is read and discarded by the next call. That statement
+/// is not cancelled: it runs on on its server (holding its locks), the next call waits for its
+/// end first, and a transaction it opened (`BEGIN; …`) is the next call's; the session's
+/// [`transaction_status`](copyman_core::session::Session::transaction_status) is the one before
+/// it until then. [`Connection::cancel`] stops it. A connection
 /// whose COPY was abandoned by a dropped endpoint is closed instead (see
 /// [`CopyManager`](crate::CopyManager)); every later call then fails with [`Error::Closed`].
 ///

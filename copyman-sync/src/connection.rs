@@ -469,6 +469,12 @@ impl Connection {
     /// long, instead of waiting for ever (`socket.timeout` in py-postgresql's copyman, which a
     /// copy may reconcile).
     ///
+    /// A statement whose call timed out is not cancelled: it runs on on its server (holding its
+    /// locks), the connection's next call waits for its end first, and a transaction it opened
+    /// (`BEGIN; …`) is the next call's; the session's
+    /// [`transaction_status`](copyman_core::session::Session::transaction_status) is the one
+    /// before it until then. [`Connection::cancel`] stops it.
+    ///
     /// # Errors
     /// A zero timeout (every wait would fail at once), as a socket refuses it (`InvalidInput`).
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
