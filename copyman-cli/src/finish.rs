@@ -332,16 +332,20 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 ));
             }
             let servers: Vec<Option<&Holder>> = atomic.servers.iter().map(Option::as_ref).collect();
-            let recorded = atomic
-                .log
-                .record_parties(decision, &servers, atomic.source_server.as_ref())
-                .map_err(|e| ErrorInfo {
-                    sqlstate: None,
-                    message: format!(
-                        "cannot record the commit decision in {}: {e}",
-                        atomic.log.path().display()
-                    ),
-                });
+            signals::recording(Some(atomic.log.path()));
+            test_pause("recording");
+            let recorded =
+                atomic
+                    .log
+                    .record_parties(decision, &servers, atomic.source_server.as_ref());
+            signals::recording(None);
+            let recorded = recorded.map_err(|e| ErrorInfo {
+                sqlstate: None,
+                message: format!(
+                    "cannot record the commit decision in {}: {e}",
+                    atomic.log.path().display()
+                ),
+            });
             if recorded.is_ok() {
                 test_pause("recorded");
             }

@@ -1151,7 +1151,9 @@ fn remind_once(signal: i32, since: Instant) {
         .and_then(Option::as_ref)
         .map(|waiting| waiting())
         .unwrap_or_default();
-    let what = if waits.is_empty() {
+    let what = if let Some(recording) = recording_words() {
+        recording
+    } else if waits.is_empty() {
         "the servers to answer".to_owned()
     } else {
         waits.join("; ")
@@ -1161,6 +1163,31 @@ fn remind_once(signal: i32, since: Instant) {
         since.elapsed().as_secs(),
         name(signal)
     ));
+}
+
+/// The decision log copyman writes a line to now, and since when: a write made durable
+/// (fsync), which a slow disk or a network file system can make last (dups49 F1: said as a
+/// wait for the servers, which waited for copyman).
+static RECORDING: Mutex<Option<(PathBuf, Instant)>> = Mutex::new(None);
+
+/// copyman writes its commit decision to `log` now (`None`: done).
+pub(crate) fn recording(log: Option<&Path>) {
+    *RECORDING.lock().unwrap_or_else(PoisonError::into_inner) =
+        log.map(|log| (log.to_owned(), Instant::now()));
+}
+
+/// What copyman itself does while the servers wait for it, in words, if it writes its decision
+/// log now: `copyman's own write of its commit decision to LOG (made durable on disk; 12 s so
+/// far: the servers wait for it)`.
+pub(crate) fn recording_words() -> Option<String> {
+    let recording = crate::watch::lock_briefly(&RECORDING)?;
+    let (log, since) = recording.as_ref()?;
+    Some(format!(
+        "copyman's own write of its commit decision to {} (made durable on disk, fsync; {} s so \
+         far: the servers wait for it)",
+        log.display(),
+        since.elapsed().as_secs()
+    ))
 }
 
 /// The first signal received, if any.

@@ -1264,8 +1264,11 @@ fn watch(
             // The servers idle because the input has sent nothing yet: said first.
             let fifo =
                 signals::fifo_wait().map(|what| format!("{what} (the servers wait with it): "));
+            let recording = signals::recording_words().map(|w| format!("{w}: "));
             let waiting = if let Some(fifo) = &fifo {
                 fifo
+            } else if let Some(recording) = &recording {
+                recording
             } else if signals::is_waiting_for_input() {
                 "waiting for the input's first bytes (the servers wait with it): "
             } else if signals::is_waiting_for_reader() {
@@ -1288,6 +1291,7 @@ fn watch(
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
             let ways_out = match fifo.is_some()
+                || recording.is_some()
                 || signals::is_waiting_for_input()
                 || signals::is_waiting_for_reader()
             {
