@@ -407,8 +407,8 @@ fn in_progress(conn: &mut Connection, table: &str, xid: u64, here: &Here<'_>) ->
             };
             format!(
                 "it is prepared as {gid} and not finished (an --atomic run stopped between its \
-             PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with {recover} (the run's \
-             decision log says which way), then resume"
+                 PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with {recover} (the run's \
+                 decision log says which way), then resume"
             )
         }
         None => format!(
