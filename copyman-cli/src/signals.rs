@@ -82,6 +82,27 @@ type PartyStatus<'a> = dyn Fn(&str) -> &'static str + 'a;
 /// says what the party then is: `rolled back` as the process exits, prepared for `copyman
 /// recover` to finish — `commit pending`, `rollback pending` — or its PREPARE unanswered:
 /// `prepared or not`).
+/// recover's document of an exit at once: the decision log, what it did with each prepared
+/// transaction it reached (`prepared`), the rest in words (`others`).
+fn print_recover_at_once_json(
+    log: &str,
+    exit: i32,
+    prepared: Vec<serde_json::Value>,
+    others: Option<&str>,
+    error: Option<&str>,
+) {
+    let _ = crate::report::print_json(&serde_json::json!({
+        "status": "interrupted",
+        "exit_code": exit,
+        "exited_at_once": true,
+        "decision_log": log,
+        "prepared": prepared,
+        "others": others,
+        "error": error,
+        "warnings": crate::report::warnings(),
+    }));
+}
+
 fn print_at_once_json(
     exit: i32,
     committed: &[String],
@@ -107,16 +128,7 @@ fn print_at_once_json(
                 })
             }))
             .collect();
-        let _ = crate::report::print_json(&serde_json::json!({
-            "status": "interrupted",
-            "exit_code": exit,
-            "exited_at_once": true,
-            "decision_log": log,
-            "prepared": prepared,
-            "others": note,
-            "error": error,
-            "warnings": crate::report::warnings(),
-        }));
+        print_recover_at_once_json(&log, exit, prepared, Some(note), error);
         return;
     }
     let endpoint = |name: &String| {
@@ -1088,15 +1100,7 @@ fn handle(signal: i32, stopping: &'static str) {
                     })
                 }))
                 .collect();
-            let _ = crate::report::print_json(&serde_json::json!({
-                "status": "interrupted",
-                "exit_code": exit,
-                "exited_at_once": true,
-                "decision_log": log,
-                "prepared": prepared,
-                "error": said,
-                "warnings": crate::report::warnings(),
-            }));
+            print_recover_at_once_json(&log, exit, prepared, None, Some(&said));
         }
         exit_at_once(exit);
     } else {

@@ -1004,13 +1004,21 @@ fn commit_wait_hint(kind: &str, event: &str) -> &'static str {
     }
 }
 
-/// How long the watch's sleep of [`POLL`] took beyond it, if that was seconds (`woke`: when it
-/// last woke, set to now): copyman itself was stopped (SIGSTOP, Ctrl-Z) or not run meanwhile,
-/// and that time is no server's.
-fn was_stopped(woke: &mut Instant) -> Option<Duration> {
+/// Whether the watch's sleep of [`POLL`] took seconds more (`woke`: when it last woke, set to
+/// now): copyman itself was stopped (SIGSTOP, Ctrl-Z) or not run meanwhile, and that time is no
+/// server's. Said (unless `quiet`).
+fn was_stopped(woke: &mut Instant, quiet: bool) -> bool {
     let slept = woke.elapsed();
     *woke = Instant::now();
-    (slept >= POLL + Duration::from_secs(3)).then_some(slept)
+    let stopped = slept >= POLL + Duration::from_secs(3);
+    if stopped && !quiet {
+        progress::println(&format!(
+            "copyman: copyman itself was stopped for {} s (SIGSTOP or Ctrl-Z, then SIGCONT): that \
+             time is not counted against the servers",
+            slept.as_secs()
+        ));
+    }
+    stopped
 }
 
 fn watch(
@@ -1052,17 +1060,10 @@ fn watch(
         thread::sleep(POLL);
         // copyman itself stopped (Ctrl-Z, SIGSTOP) for a while: that time is not the servers'
         // (dups49 F3: a destination said frozen after `fg`).
-        if let Some(stopped) = was_stopped(&mut woke) {
+        if was_stopped(&mut woke, quiet) {
             moved = Instant::now();
             said_at = moved;
             told_stuck = false;
-            if !quiet {
-                progress::println(&format!(
-                    "copyman: copyman itself was stopped for {} s (SIGSTOP or Ctrl-Z, then \
-                     SIGCONT): that time is not counted against the servers",
-                    stopped.as_secs()
-                ));
-            }
             continue;
         }
         let due = last_look.is_none_or(|t| t.elapsed() >= look_every());
@@ -2181,16 +2182,9 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
     while !shared.stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         // copyman itself stopped for a while: not counted against the servers (dups49 F3).
-        if let Some(stopped) = was_stopped(&mut woke) {
+        if was_stopped(&mut woke, quiet) {
             for w in lock().iter_mut() {
                 w.moved = Instant::now();
-            }
-            if !quiet {
-                progress::println(&format!(
-                    "copyman: copyman itself was stopped for {} s (SIGSTOP or Ctrl-Z, then \
-                     SIGCONT): that time is not counted against the servers",
-                    stopped.as_secs()
-                ));
             }
             continue;
         }

@@ -641,6 +641,18 @@ fn stream_from(standby: &Cluster, primary: &Cluster, settings: &[&str]) {
     }
 }
 
+/// One database of `cluster` as `role`, given twice: over TCP and over its Unix socket.
+fn tcp_and_socket(cluster: &Cluster, role: &str, db: &str) -> (String, String) {
+    let port = cluster.port();
+    (
+        format!("host=127.0.0.1 port={port} user={role} dbname={db}"),
+        format!(
+            "host={} port={port} user={role} dbname={db}",
+            cluster.socket_dir().display()
+        ),
+    )
+}
+
 /// The same, where the advisory lock functions are revoked too: told by each session seen in
 /// the other's `pg_stat_activity`, and refused (dups49 F4: every row stored twice, exit 0,
 /// after a warning that promised an advisory lock's check).
@@ -663,15 +675,7 @@ fn a_database_given_twice_told_by_its_sessions_where_advisory_locks_are_revoked(
              REVOKE EXECUTE ON FUNCTION pg_advisory_unlock(bigint) FROM PUBLIC;"
         ))
         .unwrap();
-    let over_tcp = format!(
-        "host=127.0.0.1 port={} user={role} dbname={d}",
-        c.dest[0].port()
-    );
-    let over_socket = format!(
-        "host={} port={} user={role} dbname={d}",
-        c.dest[0].socket_dir().display(),
-        c.dest[0].port()
-    );
+    let (over_tcp, over_socket) = tcp_and_socket(&c.dest[0], &role, &d);
     let from = c.source.conninfo(&src);
     let out = run(&[
         "table",
@@ -733,15 +737,7 @@ fn a_database_given_twice_whose_server_cannot_say_who_it_is_is_refused() {
     };
     let d = database(&c.dest[0], &format!("{table} INSERT INTO t VALUES (0);"));
     let role = hardened(&d);
-    let over_tcp = format!(
-        "host=127.0.0.1 port={} user={role} dbname={d}",
-        c.dest[0].port()
-    );
-    let over_socket = format!(
-        "host={} port={} user={role} dbname={d}",
-        c.dest[0].socket_dir().display(),
-        c.dest[0].port()
-    );
+    let (over_tcp, over_socket) = tcp_and_socket(&c.dest[0], &role, &d);
     let from = c.source.conninfo(&src);
     let out = run(&[
         "table",
