@@ -134,27 +134,9 @@ fn open(
             Ok(Stream::Tcp(stream))
         }
         Target::Unix(path) => Ok(Stream::Unix(match connect::abstract_name(path) {
-            Some(name) => UnixStream::connect_addr(&abstract_address(name)?)?,
+            Some(name) => UnixStream::connect_addr(&copyman_tls::abstract_address(name)?)?,
             None => UnixStream::connect(path)?,
         })),
-    }
-}
-
-/// The socket address of a name in Linux's abstract namespace (libpq's `host=@name`,
-/// [`connect::abstract_name`]).
-fn abstract_address(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(name)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = name;
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "abstract Unix sockets (host=@name) exist only on Linux",
-        ))
     }
 }
 

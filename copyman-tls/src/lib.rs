@@ -176,6 +176,28 @@ pub fn io_error_words(error: &std::io::Error) -> String {
     }
 }
 
+/// The socket address of a name in Linux's abstract namespace (libpq's `host=@name`, which
+/// copyman-core's `connect::abstract_name` reads), for both adapters' Unix sockets.
+///
+/// # Errors
+/// A name too long for a socket address; an operating system other than Linux
+/// ([`std::io::ErrorKind::Unsupported`]).
+pub fn abstract_address(name: &[u8]) -> std::io::Result<std::os::unix::net::SocketAddr> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = name;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "abstract Unix sockets (host=@name) exist only on Linux",
+        ))
+    }
+}
+
 /// What reading the answer to the [`SSL_REQUEST`] fails with when the server closed the
 /// connection first, in libpq's words (it was Rust's "failed to fill whole buffer").
 pub fn closed_before_answer() -> std::io::Error {
