@@ -1104,6 +1104,13 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             ));
         }
         log_step(&e, &dests);
+        // What a stop meanwhile waits for: copyman's own write, not the servers.
+        if let Event::Recording { log } = &e {
+            signals::recording(log.as_deref());
+            if log.is_some() {
+                crate::finish::test_pause("recording");
+            }
+        }
         if let Event::TableFinished { report, .. } = &e {
             report::print_notices(&notices(report).collect::<Vec<_>>());
             if report.notices_dropped > 0 {

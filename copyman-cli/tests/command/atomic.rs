@@ -366,28 +366,34 @@ fn a_second_signal_during_the_commit_prepareds_says_recover_commits_the_rest() {
 /// A signal while copyman writes its commit decision to its log (held there, as a slow disk's
 /// fsync would): the reminder says that write is what the run waits for, not "the servers to
 /// answer" (dups49 F1: it named every server, all idle, waiting for copyman); the commit then
-/// finishes.
+/// finishes. One table's run and a job's.
 #[test]
 fn a_stop_during_the_decisions_write_says_copyman_writes_it() {
-    let run = Run::new();
-    let copy = run.copy_args();
-    let mut command = copyman();
-    command.env("COPYMAN_TEST_SAY_AFTER", "1");
-    let mut paused = Paused::start_with(command, &args(&copy), "recording");
-    let mut stderr = StderrLines::take(&mut paused.child);
-    signal(&paused.child, "TERM");
-    let said = stderr.expect("still stopping");
-    assert!(
-        said.contains(&format!(
-            "waiting for copyman's own write of its commit decision to {}",
-            run.log.arg()
-        )) && !said.contains("the servers to answer"),
-        "{said}"
-    );
-    let out = paused.resume();
-    assert_exit(&out, 0);
-    run.assert_all();
-    assert!(run.prepared().is_empty());
+    for job in [false, true] {
+        let run = Run::new();
+        let state = TempPath::new("recording.state");
+        let mut copy = run.copy_args();
+        if job {
+            copy.extend(["--state".to_owned(), state.arg().to_owned()]);
+        }
+        let mut command = copyman();
+        command.env("COPYMAN_TEST_SAY_AFTER", "1");
+        let mut paused = Paused::start_with(command, &args(&copy), "recording");
+        let mut stderr = StderrLines::take(&mut paused.child);
+        signal(&paused.child, "TERM");
+        let said = stderr.expect("still stopping");
+        assert!(
+            said.contains(&format!(
+                "waiting for copyman's own write of its commit decision to {}",
+                std::path::absolute(&run.log.0).unwrap().display()
+            )) && !said.contains("the servers to answer"),
+            "job {job}: {said}"
+        );
+        let out = paused.resume();
+        assert_exit(&out, 0);
+        run.assert_all();
+        assert!(run.prepared().is_empty());
+    }
 }
 
 /// A run killed before its decision while one destination's session had not yet read its

@@ -365,6 +365,13 @@ pub enum Event {
         /// The tables.
         tables: Vec<TableName>,
     },
+    /// Under [`Options::two_phase`], copyman writes a commit decision to its decision log now
+    /// (`Some`: the log) or is done writing it (`None`): a write made durable (fsync), which a
+    /// slow disk can make last while every server waits for copyman (dups49 F1).
+    Recording {
+        /// The decision log, while the write lasts.
+        log: Option<std::path::PathBuf>,
+    },
     /// While planning ([`plan_with`]), before a resume waits for a transaction an earlier run
     /// announced on a destination and that is still in progress there: what it waits for, and
     /// how long at most (then it goes on if the transaction ended, or refuses the resume).

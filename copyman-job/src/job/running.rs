@@ -276,7 +276,12 @@ pub(super) fn commit_table(
             if shared.options.interrupt.is_interrupted() {
                 return Err(copyman_sync::Error::State(JOB_STOPPED));
             }
-            two.log.record_parties(d, &holders, None).map_err(|e| {
+            (shared.events)(Event::Recording {
+                log: Some(two.log.path().to_owned()),
+            });
+            let recorded = two.log.record_parties(d, &holders, None);
+            (shared.events)(Event::Recording { log: None });
+            recorded.map_err(|e| {
                 log_failed("the commit decision (every PREPARE is rolled back)", &e)
             })?;
             (shared.events)(Event::Decided {
