@@ -626,7 +626,7 @@ pub fn stall_timeout_bounds_cancelling_a_stopped_source<D: CopyDriver>(
         "[{}] rows flow",
         driver.name()
     );
-    let pid = backend_pid_running(&clusters.source, &source_db, "COPY (SELECT i::int8%");
+    let pid = backend_pid_running(&clusters.source, &source_db, "%COPY (SELECT i::int8%");
     let stopped = std::process::Command::new("kill")
         .args(["-STOP", &pid.to_string()])
         .status()
