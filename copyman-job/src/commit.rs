@@ -1127,9 +1127,16 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
 /// The process a run id names (`TIME-PID-SALT`, [`DecisionLog::new_run_id`]), if a copyman
 /// process of that id runs on this host: perhaps the run itself, still in progress. Known by
 /// its executable (`/proc/PID/exe`): this very program however it was started (a symbolic link,
-/// another name), or one whose file is named copyman.
+/// another name), or one whose file is named copyman; and by its start, not after the run id's
+/// time. Never this process (recheck49 F1: a run given a killed run's process id took that
+/// run's prepared transaction for its own live one, and stored every row beside it).
 pub fn live_run(run: &str) -> Option<u32> {
-    let pid: u32 = run.split('-').nth(1)?.parse().ok()?;
+    let mut words = run.split('-');
+    let time: u64 = words.next()?.parse().ok()?;
+    let pid: u32 = words.next()?.parse().ok()?;
+    if pid == std::process::id() || process_started(pid).is_some_and(|started| started > time + 1) {
+        return None;
+    }
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let same = |a: &Path, b: &Path| {
         use std::os::unix::fs::MetadataExt;
@@ -1143,6 +1150,24 @@ pub fn live_run(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// When process `pid` started, in seconds since the epoch (`/proc/PID/stat`'s start in clock
+/// ticks since boot, which Linux counts at 100 a second for `/proc`, plus `/proc/stat`'s boot
+/// time); `None` where that cannot be read.
+fn process_started(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, which may hold spaces and parentheses: the third field on.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot + ticks / 100)
 }
 
 /// The holders of a lock in words ([`copyman_core::commit::held_by`]), a prepared transaction
@@ -1246,6 +1271,25 @@ pub fn prepared_holding_refusal(label: &str, prepared: &[String]) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This process is never a live run, whatever run id names its process id; a process is
+    /// not a run whose id was made before it started (recheck49 F1: a process id given again).
+    #[test]
+    fn a_live_run_is_another_process_that_started_before_its_run_id() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let own = std::process::id();
+        assert_eq!(live_run(&format!("{now}-{own}-abcd")), None);
+        let started = process_started(own).expect("this process's start");
+        assert!(started <= now + 1, "{started} {now}");
+        // PID 1 started before now, long after a run id of the epoch's first day.
+        if let Some(init) = process_started(1) {
+            assert!(init > 86_400, "{init}");
+        }
+        assert_eq!(live_run("86400-1-abcd"), None);
+    }
 
     fn temp_log(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!(
