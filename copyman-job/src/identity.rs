@@ -318,35 +318,51 @@ pub fn one_database(a: &mut Connection, b: &mut Connection) -> Option<bool> {
     one_database_by_lock(a, b).or_else(|| one_database_by_sessions(a, b))
 }
 
-/// Whether `b`'s server shows `a`'s session, on `b`'s database: its process id, database and
-/// start (to the microsecond: another server's backend never has all three). The start of
-/// another role's session is hidden from a role without `pg_read_all_stats`: then `None`, as
-/// where `pg_stat_activity` cannot be read.
+/// Whether `b`'s server shows `a`'s session, on `b`'s database: `a` takes a random
+/// `application_name` for a moment, which every role sees of every session in
+/// `pg_stat_activity` with its process id and database (a session's start, which it hides from
+/// other roles, was compared: two roles' sessions could not be told, recheck49 F3); then `a`'s
+/// own name is set back. `None` where that cannot be asked.
 pub fn one_database_by_sessions(a: &mut Connection, b: &mut Connection) -> Option<bool> {
-    const START: &str = "to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')";
+    use std::hash::{BuildHasher, Hasher};
     let own = first_value(
         a,
-        &format!(
-            "SELECT pid::text || ' ' || datid::text || ' ' || {START} \
-             FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()"
-        ),
+        "SELECT pid::text || ' ' || datid::text || ' ' || \
+         pg_catalog.current_setting('application_name') \
+         FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
     )
     .ok()
     .flatten()?;
     let mut words = own.splitn(3, ' ');
-    let (pid, datid, start) = (words.next()?, words.next()?, words.next()?);
+    let (pid, datid, name) = (words.next()?, words.next()?, words.next().unwrap_or(""));
     let (pid, datid): (i32, u32) = (pid.parse().ok()?, datid.parse().ok()?);
-    let rows = b
-        .query(&format!(
-            "SELECT coalesce({START}, '') FROM pg_catalog.pg_stat_activity WHERE pid = {pid} \
-             AND datid = {datid} AND datid = (SELECT oid FROM pg_catalog.pg_database \
-             WHERE datname = pg_catalog.current_database())"
-        ))
-        .ok()?;
-    match rows.first().and_then(|r| r.first().cloned().flatten()) {
-        None => Some(false),
-        Some(seen) if seen.is_empty() => None,
-        Some(seen) => Some(seen == start),
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let token = format!("copyman-twin-{:016x}", h.finish());
+    let set = |conn: &mut Connection, value: &str| {
+        first_value(
+            conn,
+            &format!(
+                "SELECT pg_catalog.set_config('application_name', {}, false)",
+                sql::literal(value)
+            ),
+        )
+        .ok()
+    };
+    set(a, &token)?;
+    let seen = first_value(
+        b,
+        &format!(
+            "SELECT count(*)::text FROM pg_catalog.pg_stat_activity WHERE pid = {pid} \
+             AND datid = {datid} AND application_name = {} AND datid = (SELECT oid FROM \
+             pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+            sql::literal(&token)
+        ),
+    );
+    let _ = set(a, name);
+    match seen.ok().flatten()?.as_str() {
+        "0" => Some(false),
+        _ => Some(true),
     }
 }
 

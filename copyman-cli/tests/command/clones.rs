@@ -665,10 +665,12 @@ fn a_database_given_twice_told_by_its_sessions_where_advisory_locks_are_revoked(
     );
     let d = database(&c.dest[0], "CREATE TABLE t (id int);");
     let role = format!("locked_{d}");
+    let other_role = format!("other_{d}");
     c.dest[0]
         .connect(&d)
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON t TO {role};
+             CREATE ROLE {other_role} LOGIN; GRANT SELECT, INSERT ON t TO {other_role};
              REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;
              REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC;
              REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock(bigint) FROM PUBLIC;
@@ -693,6 +695,14 @@ fn a_database_given_twice_told_by_its_sessions_where_advisory_locks_are_revoked(
         "{}",
         text(&out.stderr)
     );
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
+    // Two roles, each blind to the other session's start (recheck49 F3: "cannot tell", every
+    // row twice, exit 0).
+    let (_, as_other) = tcp_and_socket(&c.dest[0], &other_role, &d);
+    let out = run(&[
+        "table", "t", "--from", &from, "--to", &over_tcp, "--to", &as_other,
+    ]);
+    assert_exit(&out, 2);
     assert_eq!(count(&c.dest[0], &d, "t"), 0);
     // Two databases of that server stay two.
     let other = database(&c.dest[0], "CREATE TABLE t (id int);");
