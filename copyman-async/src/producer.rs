@@ -367,7 +367,11 @@ impl<'c> ClientProducer<'c> {
     /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
     ///
     /// The statement is checked first: one that is not `COPY … TO STDOUT` is refused before
-    /// anything is sent (the client would run it, then fail).
+    /// anything is sent (the client would run it, then fail), and one whose query changes data
+    /// (a move: `COPY (DELETE … RETURNING *) TO STDOUT`) outside a transaction block (its change
+    /// would commit as its rows are read, before any receiver). A change its words do not show
+    /// (a function that deletes) cannot be told: run such a move on a
+    /// `tokio_postgres::Transaction`, committed after every receiver's.
     ///
     /// # Errors
     /// A statement of the wrong kind ([`Error::Session`] with
@@ -379,6 +383,11 @@ impl<'c> ClientProducer<'c> {
     ) -> Result<Self, Error> {
         copyman_core::statement::check(statement, Direction::ToStdout)
             .map_err(|e| Error::Session(e.into()))?;
+        if copyman_core::statement::copy_writes(statement) {
+            use copyman_core::client::{TRANSACTION_PROBE, TRANSACTION_PROBE_END};
+            Error::in_a_transaction_to_move(client.batch_execute(TRANSACTION_PROBE).await)?;
+            client.batch_execute(TRANSACTION_PROBE_END).await?;
+        }
         let format = client_format(client, statement).await?;
         let stream = client.client().copy_out(statement).await?;
         Ok(Self {

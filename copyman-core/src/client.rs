@@ -215,6 +215,28 @@ macro_rules! client_glue {
                 }
             }
 
+            /// A `ClientProducer`'s client, for a statement whose query changes data (a move,
+            /// [`copy_writes`](crate::statement::copy_writes)), by its answer to core's
+            /// [`TRANSACTION_PROBE`](crate::client::TRANSACTION_PROBE): in a transaction block
+            /// (the probe's savepoint then to release), or refused outside one as a raw
+            /// session's is ([`WritesOutsideTransaction`]: its change would commit as its rows
+            /// are read, recheck49 F4).
+            ///
+            /// [`WritesOutsideTransaction`]: crate::statement::StatementError::WritesOutsideTransaction
+            pub(crate) fn in_a_transaction_to_move(
+                probe: Result<(), $krate::Error>,
+            ) -> Result<(), Self> {
+                let outside = $crate::client::OUTSIDE_A_TRANSACTION;
+                match probe {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.code().is_some_and(|c| c.code() == outside) => Err(Self::Session(
+                        $crate::statement::StatementError::WritesOutsideTransaction { said: None }
+                            .into(),
+                    )),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
             /// A `ClientReceiver`'s client, by its answer to core's
             /// [`TRANSACTION_PROBE`](crate::client::TRANSACTION_PROBE): in a transaction block
             /// (the probe's savepoint then to release), or refused outside one

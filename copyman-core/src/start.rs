@@ -576,7 +576,7 @@ impl CopyStart {
         // any receiver, and for nothing if the copy fails (lib44 F3).
         if direction == Direction::ToStdout
             && session.transaction_status() == crate::session::TransactionStatus::Idle
-            && statement::copy_query(sql).is_some_and(statement::query_writes)
+            && statement::copy_writes(sql)
         {
             return Err(statement::StatementError::WritesOutsideTransaction { said: None }.into());
         }

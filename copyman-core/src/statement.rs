@@ -1465,6 +1465,19 @@ pub fn query_writes(query: &str) -> bool {
     })
 }
 
+/// Whether the COPY `sql` reads a query that changes data, by its words ([`copy_query`],
+/// [`query_writes`]): a move, `COPY (DELETE FROM q RETURNING *) TO STDOUT`.
+///
+/// ```
+/// use copyman_core::statement::copy_writes;
+///
+/// assert!(copy_writes("COPY (DELETE FROM q RETURNING *) TO STDOUT"));
+/// assert!(!copy_writes("COPY q TO STDOUT"));
+/// ```
+pub fn copy_writes(sql: &str) -> bool {
+    copy_query(sql).is_some_and(query_writes)
+}
+
 /// The dot-separated parts of a qualified name as a statement spells it, each as written
 /// (`public.U&"t\0061ble" UESCAPE '!'` gives `public` and `U&"t\0061ble" UESCAPE '!'`): split
 /// at the dots outside quoted identifiers, strings (a `UESCAPE` character) and comments, and

@@ -565,6 +565,18 @@ fn tokio_postgres_client_endpoints() {
             "{refused}"
         );
 
+        // A move outside a transaction block: refused before it is sent (recheck49 F4: its
+        // DELETE committed as its rows were read, and a failed copy lost them).
+        let moving = "COPY (DELETE FROM t RETURNING *) TO STDOUT";
+        let refused = ClientProducer::new(&dest, moving).await;
+        let refused = refused.expect_err("a move outside a transaction");
+        assert!(
+            refused.to_string().contains("in no transaction"),
+            "{refused}"
+        );
+        let row = dest.query_one("SELECT count(*) FROM t", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0), ROWS as i64, "nothing was run");
+
         // Aborted: nothing more arrives, and the client goes on.
         let transaction = dest.transaction().await.expect("begin");
         let receiver = ClientReceiver::new(&transaction, "COPY t FROM STDIN")

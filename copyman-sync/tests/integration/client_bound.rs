@@ -222,6 +222,11 @@ fn client_endpoints_refuse_other_statements_before_running_them() {
     assert!(err.to_string().contains("COPY"), "{err}");
     let err = ClientReceiver::new(&mut client, "COPY victim TO STDOUT").unwrap_err();
     assert!(err.to_string().contains("FROM STDIN"), "{err}");
+    // A move outside a transaction block: its DELETE would commit as its rows are read
+    // (recheck49 F4: a failed copy lost them).
+    let moving = "COPY (DELETE FROM victim RETURNING *) TO STDOUT";
+    let err = ClientProducer::new(&mut client, moving).unwrap_err();
+    assert!(err.to_string().contains("in no transaction"), "{err}");
     let n: i64 = client
         .query_one("SELECT count(*) FROM victim", &[])
         .unwrap()
