@@ -562,6 +562,7 @@ impl Monitor {
                 unseen: !self.answered,
                 prepared_holders: None,
                 copied: None,
+                held: false,
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -576,6 +577,7 @@ impl Monitor {
                 unseen: false,
                 prepared_holders: None,
                 copied: None,
+                held: false,
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -631,6 +633,7 @@ impl Monitor {
                 unseen: false,
                 prepared_holders: None,
                 copied,
+                held: !holders.is_empty(),
             };
         }
         // A transaction's end (a row it holds, FOR UPDATE, or wrote with the same key), not
@@ -679,6 +682,7 @@ impl Monitor {
             unseen: false,
             prepared_holders: (!gids.is_empty()).then(|| gids.join(", ")),
             copied,
+            held: !holders.is_empty(),
         }
     }
 }
@@ -728,6 +732,9 @@ pub(crate) struct Look {
     /// The rows and bytes its `COPY … FROM STDIN` read so far (`pg_stat_progress_copy`,
     /// PostgreSQL 14 on; `None`: no such COPY, or its server does not say).
     pub(crate) copied: Option<(u64, u64)>,
+    /// The lock it waits for has holders its server names (`pg_blocking_pids`): another
+    /// backend holds it, or waits for it ahead of this one.
+    pub(crate) held: bool,
 }
 
 /// Whether a heavyweight lock of type `event` (`pg_stat_activity.wait_event` under `Lock`) is
@@ -1641,7 +1648,7 @@ impl Unread {
             let Some(closer) = &target.closer else {
                 continue;
             };
-            let why = unread_why(look.wait.as_ref());
+            let why = unread_why(look.wait.as_ref(), look.held);
             progress::println(&format!(
                 "copyman: {}: its server has read {} of the {} of COPY data copyman sent it, and \
                  nothing more for {} s (--stall-timeout): {why} ({}); its connection is closed \
@@ -1665,9 +1672,11 @@ impl Unread {
 /// event). Not "frozen" alone: a backend busy on one row longer than that looks the same
 /// (recheck47b F3); one waiting for a lock is not frozen itself (recheck48b F6: a split
 /// table's ranges queued on the extend lock of a frozen one were each said frozen).
-fn unread_why(wait: Option<&(String, String)>) -> &'static str {
+fn unread_why(wait: Option<&(String, String)>, held: bool) -> &'static str {
     match wait {
-        Some((kind, _)) if kind == "Lock" || kind == "LWLock" => {
+        // (A heavyweight lock with no holder named: its own, granted while it was stopped, the
+        // others waiting on it: recheck49 F2.)
+        Some((kind, _)) if (kind == "Lock" && held) || kind == "LWLock" => {
             "its backend waits for a lock that another backend holds, or waits for ahead of it \
              (a frozen backend, perhaps)"
         }
@@ -2565,6 +2574,7 @@ mod tests {
             unseen: false,
             prepared_holders: None,
             copied: None,
+            held: false,
         }
     }
 
@@ -2572,7 +2582,7 @@ mod tests {
     fn a_backend_waiting_for_a_lock_is_not_said_frozen() {
         let wait = |kind: &str, event: &str| Some((kind.to_owned(), event.to_owned()));
         for (kind, event) in [("Lock", "extend"), ("LWLock", "WALInsert")] {
-            let why = unread_why(wait(kind, event).as_ref());
+            let why = unread_why(wait(kind, event).as_ref(), true);
             assert!(why.starts_with("its backend waits for a lock"), "{why}");
         }
         for w in [
@@ -2580,8 +2590,12 @@ mod tests {
             wait("Client", "ClientRead"),
             wait("IO", "DataFileWrite"),
         ] {
-            assert!(unread_why(w.as_ref()).starts_with("its backend is frozen"));
+            assert!(unread_why(w.as_ref(), false).starts_with("its backend is frozen"));
         }
+        // The one the others wait for: its lock granted while it was stopped, no holder named
+        // (recheck49 F2).
+        let own = unread_why(wait("Lock", "extend").as_ref(), false);
+        assert!(own.starts_with("its backend is frozen"), "{own}");
     }
 
     #[test]
@@ -2606,6 +2620,7 @@ mod tests {
     fn servers_storing_rows_move() {
         let copying = |rows: u64| Look {
             copied: Some((rows, rows * 10)),
+            held: false,
             ..look(1, "t", &[])
         };
         let quiet_since = Instant::now();
@@ -2626,6 +2641,7 @@ mod tests {
         assert_eq!(more, 7, "since the first look's 5");
         let other = |rows: u64| Look {
             copied: Some((rows, rows)),
+            held: false,
             ..look(3, "u", &[])
         };
         assert!(storing.look(&[copying(12), other(100)]).is_none());
