@@ -1110,10 +1110,17 @@ fn handle(signal: i32, stopping: &'static str) {
         let a_job = crate::watch::lock_briefly(&AT_ONCE)
             .as_deref()
             .is_some_and(Option::is_some);
+        // A job's COMMITs under way are never cancelled, only its copies (jobs49 F2).
         let said = say(&format!(
-            "copyman: {}{} exiting at once (its backends cancelled){}",
+            "copyman: {}{} exiting at once ({}){}",
             name(signal),
             again(signal),
+            if a_job {
+                "its copies' backends cancelled; a COMMIT sent is never cancelled: its backend \
+                 stays on its server until it ends"
+            } else {
+                "its backends cancelled"
+            },
             if a_job { "" } else { ": nothing committed" }
         ));
         cancel_before_exit();

@@ -316,6 +316,12 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     // During the COMMITs: partial, as one table's run says it (README, exit status).
     assert_exit(&out, 4);
     assert!(rest.contains("exiting at once"), "{rest}");
+    // Its COMMITs are never cancelled: not said so (jobs49 F2: "its backends cancelled").
+    assert!(
+        !rest.contains("its backends cancelled")
+            && rest.contains("a COMMIT sent is never cancelled"),
+        "{rest}"
+    );
     let report = json(&out);
     assert_eq!(report["status"], "interrupted", "{report}");
     assert_eq!(report["exit_code"], 4, "{report}");
