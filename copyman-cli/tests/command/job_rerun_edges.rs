@@ -194,6 +194,58 @@ fn a_table_missing_on_a_destination_is_said_to_be_mended_first_then_resume_finis
     assert_eq!(count(&c.dest[0], &d1, "gone"), 5);
 }
 
+/// A table renamed on the source after a run that did not begin it (missing on the destination,
+/// created there under the new name): the resume copies it under its new name, and a resume
+/// after that finds nothing to copy (jobs49 F1: the old name, taken for a partition attached
+/// since, was looked up and every later resume failed, 42P01, exit 4).
+#[test]
+fn a_table_renamed_between_resumes_leaves_the_job_resumable() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 50); INSERT INTO b SELECT generate_series(1, 5);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
+    let state = TempPath::new("renamed-between.state");
+    let job = |extra: &[&str]| {
+        run(&[
+            &[
+                "table",
+                "-t",
+                "public.*",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--state",
+                state.arg(),
+                "--keep-going",
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    assert_exit(&job(&[]), 4);
+    c.source
+        .connect(&src)
+        .batch_execute("ALTER TABLE b RENAME TO b2")
+        .unwrap();
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("CREATE TABLE b2 (id int)")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "b2"), 5);
+    for extra in [&["--resume"][..], &["--resume", "--verify"][..]] {
+        let out = job(extra);
+        assert_exit(&out, 0);
+    }
+    assert_eq!(count(&c.dest[0], &d1, "a"), 50);
+    assert_eq!(count(&c.dest[0], &d1, "b2"), 5);
+}
+
 /// A schema missing on a destination (3F000) is mended first, as a table missing is: its job
 /// said "run again with --resume", which failed the same way (firsthour36 F9); the way that
 /// creates them is said.
