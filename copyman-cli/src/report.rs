@@ -1008,8 +1008,12 @@ impl RunReport {
                 "warning": d.warning,
             })).collect::<Vec<_>>(),
             "error": error,
-            // The way to bring a partial run's destinations level, as stderr says it.
-            "advice": self.level_advice().map(|a| a.replacen("copyman: ", "", 1)),
+            // The way to bring a partial run's destinations level, or to finish what it left
+            // prepared, as stderr says it (recheck49 F5: null where recover was the way).
+            "advice": self.level_advice().map(|a| a.replacen("copyman: ", "", 1)).or_else(|| {
+                let pending = self.pending_hint();
+                (!pending.is_empty()).then(|| pending.trim_start_matches("; ").to_owned())
+            }),
             "interrupted": interrupted,
             // As a run that ends before copying says it: who said the error, and its SQLSTATE.
             "server": server,
@@ -1627,6 +1631,14 @@ mod tests {
         );
         doubt.destinations[2].status = Status::CommitPending;
         assert_eq!(doubt.level_advice(), None, "recover's first");
+        // --json says recover's way then (recheck49 F5: null).
+        let json = doubt.to_json();
+        assert!(
+            json["advice"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("run copyman recover ")),
+            "{json}"
+        );
 
         let mut failed = report.clone();
         failed.destinations[0].status = Status::RolledBack;
