@@ -387,7 +387,7 @@ pub(crate) fn run(
                 unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
             } else if let Some(pid) = (!committed.contains(&p.gid))
-                .then(|| another_live_copyman(&p.run))
+                .then(|| commit::live_run(&p.run))
                 .flatten()
             {
                 // Not decided commit, where the run's lock cannot be seen (no log, or a copy of
@@ -860,7 +860,7 @@ pub(crate) fn run(
         let settled = |h: &commit::Holder| {
             seen_servers.contains(&h.server)
                 && !on_server.contains(&(h.server.clone(), h.gid.clone()))
-                && (decided || another_live_copyman(run).is_none())
+                && (decided || commit::live_run(run).is_none())
         };
         let missing: Vec<&commit::Holder> = holders
             .iter()
@@ -1060,18 +1060,6 @@ pub(crate) fn run(
         }
     }
     Ok(exit)
-}
-
-/// The process a run id names, if a copyman process of that id runs on this host
-/// ([`commit::live_run`]).
-pub(crate) fn live_copyman(run: &str) -> Option<u32> {
-    commit::live_run(run)
-}
-
-/// [`live_copyman`], but never this recovery itself (its process id may be a dead run's, given
-/// again): recover is never the run whose transactions it finishes.
-fn another_live_copyman(run: &str) -> Option<u32> {
-    live_copyman(run).filter(|&pid| pid != std::process::id())
 }
 
 /// A run's party as its run named it (`destination 2 u@h:5432/db`), said as the run's: recover

@@ -665,8 +665,7 @@ impl Monitor {
             .filter(|h| !h.is_empty())
             .map(|h| {
                 h.strip_prefix("prepared ").filter(|g| {
-                    commit::parse_gid(g)
-                        .is_some_and(|(run, _)| crate::recover::live_copyman(run).is_none())
+                    commit::parse_gid(g).is_some_and(|(run, _)| commit::live_run(run).is_none())
                 })
             })
             .collect::<Option<_>>()
