@@ -1707,6 +1707,8 @@ fn to_json(
         "warnings": report::warnings(),
         "stopped": report.stopped,
         "interrupted": report.interrupted,
+        // What to do next, as stderr's closing line says it (a one-table run's `advice`).
+        "advice": closing_advice(report, options).map(|a| a.replacen("copyman: ", "", 1)),
         "seconds": report.seconds,
         "tables": records,
         "notices": report.tables.iter().flat_map(notices).map(|n| n.to_json()).collect::<Vec<_>>(),
@@ -2044,6 +2046,15 @@ fn write_human(
              again)"
         )?;
     }
+    if let Some(advice) = closing_advice(report, options) {
+        writeln!(out, "{advice}")?;
+    }
+    Ok(())
+}
+
+/// The closing line that says what to do next, to bring a job that did not finish to its end:
+/// stderr's last line, and `--json`'s `advice` (recheck49 F5: a job's document had none).
+fn closing_advice(report: &JobReport, options: &Options) -> Option<String> {
     // A table whose rows other tables' rows reference, which could not be emptied: a resume
     // fails on it again until that is mended (the job's error says how).
     let referenced = report.tables.iter().any(|t| {
@@ -2063,16 +2074,15 @@ fn write_human(
     let state_moved = (report.stopped.as_deref())
         .filter(|why| why.contains(copyman_job::state::MOVED))
         .filter(|_| !report.succeeded());
-    if let Some(why) = state_moved {
+    let line = if let Some(why) = state_moved {
         let resume = why
             .rsplit_once("run the job again with ")
             .map_or("--resume", |(_, r)| r);
-        writeln!(
-            out,
+        format!(
             "copyman: the state file {} was moved while the job ran: run the job again with \
              {resume}",
             options.state.display()
-        )?;
+        )
     } else if state_lost && !report.succeeded() {
         let committed: Vec<String> = report
             .tables
@@ -2093,84 +2103,78 @@ fn write_human(
         } else {
             committed.join("; ")
         };
-        writeln!(
-            out,
+        format!(
             "copyman: the state file {} was removed, replaced or altered while the job ran, so \
              --resume has no record of this run; it committed {committed}: copy the others in a job \
              without those tables, or every table again with --truncate (which empties each \
              first)",
             options.state.display()
-        )?;
+        )
     } else if referenced {
-        writeln!(
-            out,
+        format!(
             "copyman: a table whose rows other tables reference could not be emptied (above), \
              and --resume would fail on it again until that is mended there: do what its error \
              says (state file {})",
             options.state.display()
-        )?;
+        )
     } else if let Some(advice) = lasting_advice(report, options) {
-        writeln!(out, "{advice}")?;
+        advice
     } else if report.stopped_waiting {
         // The same resume would meet the same order; one that empties every table copies them
         // as one group, whatever each destination holds.
-        writeln!(
-            out,
+        format!(
             "copyman: state file {}: --resume alone would stop the same way (the tables left wait \
              on each other, above): run again with --resume --truncate, which empties every \
              table of the selection first and copies them together, or copy the table copied \
              without emptying in a job of its own first",
             options.state.display()
-        )?;
+        )
     } else if !report.succeeded() && !truncating(options) && differs(report) {
         // An append's resume refuses a table whose checksum differed (jobs44 F1: "run again
         // with --resume", which was refused, exit 2); a resume of a job begun with --truncate
         // replaces it (first47 F4: this was said of one, false).
-        writeln!(
-            out,
+        format!(
             "copyman: state file {}: --resume alone refuses a table whose checksum differs \
              (see its line): compare it with the source, then run again with --resume \
              --truncate to replace it, or leave it out (--exclude-table) to copy the rest",
             options.state.display()
-        )?;
+        )
     } else if !report.succeeded() && !truncating(options) && partly_committed(report) {
         // An append's resume refuses a table a part of which committed.
-        writeln!(
-            out,
+        format!(
             "copyman: state file {}: --resume copies what is missing, but refuses a table a part \
              of which committed (see its line)",
             options.state.display()
-        )?;
+        )
     } else if !report.succeeded() && options.two_phase.is_some() && in_doubt(report) {
         // A prepared transaction not finished: a resume refuses its table until recover.
-        writeln!(
-            out,
+        format!(
             "copyman: state file {}: run copyman recover {} first (a table in doubt may be \
              prepared), then run again with {} to copy what is missing",
             options.state.display(),
             crate::recover::same_as_this_run(),
             resume_arg(options)
-        )?;
+        )
     } else if !report.succeeded() && uncomparable(report) {
         // Committed and not compared, for a reason a resume meets again (a column dropped
         // there): the same run again, exit 4, for ever (jobs46 F2).
-        writeln!(
-            out,
+        format!(
             "copyman: state file {}: a table's checksum cannot be computed on a destination for \
              a reason a resume meets again (see its line): mend that there, then run again with \
              --resume (which compares it again; with --truncate to replace it), or leave it \
              out (--exclude-table) to finish the rest",
             options.state.display()
-        )?;
+        )
     } else if !report.succeeded() {
-        writeln!(
-            out,
+        format!(
             "copyman: state file {}: run again with {} to copy what is missing",
             options.state.display(),
             resume_arg(options)
-        )?;
-    }
-    Ok(())
+        )
+    } else {
+        return None;
+    };
+    Some(line)
 }
 
 /// Whether the default state file's name depends on a destination that could not be asked who
@@ -3659,6 +3663,12 @@ mod tests {
         let doc = to_json(&failed, &dests, &options, Exit::CopyFailed, &[]);
         assert_eq!(doc["server"], "source", "{doc}");
         assert_eq!(doc["sqlstate"], "57P01", "{doc}");
+        // What to do next, as stderr's closing line says it (recheck49 F5: no `advice`).
+        let advice = doc["advice"].as_str().unwrap_or_default();
+        assert!(
+            advice.starts_with("state file job.state: run again with --resume"),
+            "{doc}"
+        );
         let stopped = report(
             vec![
                 result(Status::RolledBack, Some(("57014", "canceling statement"))),
@@ -3696,6 +3706,7 @@ mod tests {
             "{doc}"
         );
         assert_eq!(doc["tables"][0]["source_rows"], 5, "{doc}");
+        assert!(doc["advice"].is_null(), "{doc}");
     }
 
     /// A job that stopped at its first table says why within a few lines: the tables it never

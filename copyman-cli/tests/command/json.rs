@@ -672,6 +672,15 @@ fn a_jobs_failure_is_named_where_it_happened_not_where_it_rolled_back() {
         j["endpoint"].as_str().is_some_and(|e| e.contains(&d2)),
         "{j}"
     );
+    // What to do next, as stderr's closing line says it (recheck49 F5: a job's had no `advice`).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let advice = j["advice"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no advice: {j}"));
+    assert!(
+        advice.contains(state.arg()) && stderr.contains(&format!("copyman: {advice}")),
+        "{j}\n{stderr}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 }
 
