@@ -373,16 +373,43 @@ fn matches(column: &str, re: &str) -> String {
 }
 
 fn pattern_sql(p: &NamePattern) -> String {
+    in_schema(&name_sql(p), p.schema.as_deref())
+}
+
+/// The condition on `c.relname` of a pattern's table part.
+fn name_sql(p: &NamePattern) -> String {
     // As `name` (the catalog's index) and as text: a name longer than a `name` holds is cut to
     // 63 bytes by the cast, and would match the table named by its first 63.
-    let name = match &p.literal {
+    match &p.literal {
         Some(name) => format!(
             "c.relname = {0}::pg_catalog.name AND c.relname::pg_catalog.text = {0}",
             literal(name)
         ),
         None => matches("c.relname", &p.name),
-    };
-    in_schema(&name, p.schema.as_deref())
+    }
+}
+
+/// The catalog query that lists the tables a `--table` pattern without a schema part would
+/// match in the schemas the source's search path does not make visible (`app.events` for
+/// `events` where the path is `public`): the quoted schema and table, a row each, at most seven. A
+/// pattern without a schema looks only on the search path, as pg_dump's `-t` does; these are
+/// the tables such a pattern's user likely meant. `None` for a pattern with a schema part.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn off_path_query(pattern: &str) -> Result<Option<String>, PatternError> {
+    let p = parse_pattern(pattern)?;
+    if p.schema.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "SELECT pg_catalog.quote_ident(n.nspname), pg_catalog.quote_ident(c.relname) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' \
+         AND n.nspname !~ '^pg_' AND NOT pg_catalog.pg_table_is_visible(c.oid) AND {} \
+         ORDER BY 1, 2 LIMIT 7",
+        name_sql(&p)
+    )))
 }
 
 /// `name` (a condition on `c.relname`) in the schemas `schema` matches, or in one the search

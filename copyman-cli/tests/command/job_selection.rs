@@ -1581,7 +1581,10 @@ fn job_selection_what_exclusions_and_schemas_take_beyond_their_names_is_said() {
 #[test]
 fn job_selection_a_pattern_that_matches_nothing_is_told_why() {
     let c = clusters();
-    let schema = r#"CREATE TABLE "Mixed" (i int); CREATE VIEW v_parts AS SELECT 1 AS i;"#;
+    let schema = r#"CREATE TABLE "Mixed" (i int); CREATE VIEW v_parts AS SELECT 1 AS i;
+        CREATE SCHEMA app; CREATE SCHEMA audit; CREATE TABLE app.events (i int);
+        CREATE TABLE audit.events (i int); CREATE TABLE app.small_01 (i int);
+        CREATE TABLE app.small_02 (i int);"#;
     let src = database(&c.source, schema);
     let dst = database(&c.dest[0], schema);
     let to = [c.dest[0].conninfo(&dst)];
@@ -1597,6 +1600,20 @@ fn job_selection_a_pattern_that_matches_nothing_is_told_why() {
              TABLE argument to copy its rows",
         ),
         ("pg_class", "pg_catalog.pg_class is a system catalog"),
+        // Off the search path, where a pattern without a schema never looks: every table it
+        // would match there, not one of them blamed on case and dots (jobs49 F5).
+        (
+            "events",
+            "app.events, audit.events match it off the source's search path (public), and a \
+             pattern without a schema looks on the search path only, as pg_dump's -t: --table \
+             'app.events' for one schema, --table '*.events' for all",
+        ),
+        (
+            "small_0*",
+            "app.small_01, app.small_02 match it off the source's search path (public), and a \
+             pattern without a schema looks on the search path only, as pg_dump's -t: --table \
+             'app.small_0*'",
+        ),
     ] {
         let out = job(&from, &to, &["--table", pattern, "--dry-run"]);
         assert_exit(&out, 2);

@@ -1126,12 +1126,17 @@ fn plan_all(
         .collect();
     for row in &unmatched {
         if let [Some(flag), Some(pattern)] = &row[..] {
-            let literal = (flag != "--exclude-table")
+            // A table pattern without a schema looks on the search path only (jobs49 F5: the
+            // hint named one of two `events` tables off the path, and blamed case and dots).
+            let elsewhere = (flag == "--table")
+                .then(|| off_path(&mut src, pattern, &on_path))
+                .flatten();
+            let literal = (flag != "--exclude-table" && elsewhere.is_none())
                 .then(|| literally_named(&mut src, flag == "--schema", pattern))
                 .flatten();
             let hint = literal.map_or_else(String::new, |(name, kind)| {
                 // Not a table: the spelling is not why (names42 F1 advised the very pattern).
-                let hint = match kind {
+                match kind {
                     Some(kind) => format!(
                         ": {name} is {kind}, which patterns and schemas never select: name it \
                          as a TABLE argument to copy its rows"
@@ -1141,12 +1146,12 @@ fn plan_all(
                         ": {name} does (a pattern's letters fold to lower case and a dot parts \
                          schema from table, as pg_dump reads them: {flag} '{name}')"
                     ),
-                };
-                if !hint.is_empty() {
-                    spelled.push(hint[2..].to_owned());
                 }
-                hint
             });
+            let hint = elsewhere.map_or(hint, |hint| format!(": {hint}"));
+            if !hint.is_empty() {
+                spelled.push(hint[2..].to_owned());
+            }
             notes.push(match flag.as_str() {
                 "--exclude-table" => unmatched_exclusion(pattern, &selection.schemas, &on_path),
                 "--schema" => format!("--schema {pattern} matches no schema on the source{hint}"),
@@ -2753,6 +2758,48 @@ fn plan_all(
         coordinator,
         block_size,
     })
+}
+
+/// The tables a `--table` pattern without a schema part matches in the source's schemas off its
+/// search path (`on_path`), said with the patterns that select them: a pattern without a schema
+/// looks on the search path only, as pg_dump's `-t` does. `None` where there is none, or the
+/// pattern has a schema part.
+fn off_path(src: &mut Connection, pattern: &str, on_path: &[String]) -> Option<String> {
+    let query = select::off_path_query(pattern).ok()??;
+    let rows = src.query(&query).ok()?;
+    let found: Vec<(String, String)> = (rows.into_iter())
+        .filter_map(|row| match &row[..] {
+            [Some(schema), Some(table)] => Some((schema.clone(), table.clone())),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<String> = (found.iter().take(6))
+        .map(|(s, t)| format!("{s}.{t}"))
+        .collect();
+    let mut schemas: Vec<&str> = found.iter().map(|(s, _)| s.as_str()).collect();
+    schemas.dedup();
+    let (first, _) = found.first()?;
+    let path = match on_path {
+        [] => "no schema".to_owned(),
+        path => path.join(", "),
+    };
+    let more = match found.len() > names.len() {
+        true => ", …",
+        false => "",
+    };
+    let verb = match found.len() {
+        1 => "matches",
+        _ => "match",
+    };
+    let way = match schemas.len() {
+        1 => format!("--table '{first}.{pattern}'"),
+        _ => format!("--table '{first}.{pattern}' for one schema, --table '*.{pattern}' for all"),
+    };
+    Some(format!(
+        "{}{more} {verb} it off the source's search path ({path}), and a pattern without a \
+         schema looks on the search path only, as pg_dump's -t: {way}",
+        names.join(", ")
+    ))
 }
 
 /// The schema (`schema`) or table the source has whose name is `pattern` taken literally,
