@@ -390,6 +390,27 @@ fn settle(
     Ok(Settled::Again { empty, note })
 }
 
+/// Whether every attempt the state file records at `table` on the destination `dest` (`conn`:
+/// a session there) is known to have committed nothing: not done nor committed unlike the
+/// source, attempts of a copyman that announces its COMMITs, and each transaction they name
+/// aborted there. What cannot be told (a transaction the server no longer remembers, one
+/// still in progress or prepared) is not.
+pub(crate) fn committed_nothing(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &str,
+    dest: &str,
+) -> bool {
+    if recorded.done(table, dest).is_some() || recorded.mismatched(table, dest).is_some() {
+        return false;
+    }
+    let attempts = recorded.attempts(table, dest);
+    !attempts.unannounced
+        && (attempts.commits.iter().flat_map(|c| &c.xids))
+            .chain(&attempts.began)
+            .all(|&xid| fate(conn, xid) == Fate::Aborted)
+}
+
 /// The refusal for a transaction still in progress: prepared (an `--atomic` run stopped
 /// before its decision) or still running.
 fn in_progress(conn: &mut Connection, table: &str, xid: u64, here: &Here<'_>) -> String {

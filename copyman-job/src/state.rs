@@ -188,6 +188,10 @@ pub struct Recorded {
     /// Each table a run copied, with the source's oids of the relations its copy covered (itself
     /// and every partition below it: [`StateFile::covers`]).
     pub covers: HashMap<String, Vec<u64>>,
+    /// `(table, destination)` pairs done, with the source's oids its copy covered as the run
+    /// that committed it recorded them (its last `covers` line before the `done`): a partition
+    /// attached since that run is not among them; one attached before it is, and came with it.
+    pub done_covers: HashMap<(String, String), Vec<u64>>,
     /// The source of the job that wrote it ([`StateFile::source`]), if it recorded one.
     pub source: Option<String>,
     /// The selection of the job that wrote it ([`Selection::key`](crate::select::Selection::key)),
@@ -506,6 +510,8 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
         ));
     }
     let mut recorded = Recorded::default();
+    // Each table's last `covers` line read so far: what a `done` after it covered.
+    let mut latest_covers: HashMap<String, Vec<u64>> = HashMap::new();
     // Whole lines only: a torn last line was never fsynced. One that is no record, before it,
     // is damage — a file cut short and written after, two merged, an edit — whose records cannot
     // be trusted (signals45 F3: a `commit` run into a torn line was read past, its table copied
@@ -552,11 +558,12 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             [kind, table, oids] if kind == "covers" => {
                 let oids: Vec<u64> = oids.split(',').filter_map(|o| o.parse().ok()).collect();
                 let known = recorded.covers.entry(table.clone()).or_default();
-                for oid in oids {
+                for &oid in &oids {
                     if !known.contains(&oid) {
                         known.push(oid);
                     }
                 }
+                latest_covers.insert(table.clone(), oids);
             }
             [kind] if kind == "verify" => recorded.verify = true,
             [kind, log] if kind == "atomic" => {
@@ -656,6 +663,9 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                                 .last_done
                                 .insert(dest.clone(), (table.clone(), committed));
                         }
+                    }
+                    if let Some(oids) = latest_covers.get(table) {
+                        recorded.done_covers.insert(key.clone(), oids.clone());
                     }
                     recorded.begun.insert(key.clone());
                     recorded.mismatched.remove(&key);
@@ -1417,6 +1427,33 @@ mod tests {
             "{err}"
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A table's done copy covered what its run's `covers` line said, not what a later run
+    /// recorded (a partition attached since) nor what every run's lines add up to.
+    #[test]
+    fn a_done_copy_covers_what_its_run_recorded() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-covers-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.covers([("m", &[1, 2][..]), ("x", &[3][..])]).unwrap();
+        state.begin("m", "d1").unwrap();
+        state.done("m", "d1", 5, None).unwrap();
+        // The next run: 3 attached to m since; m copied again to d2 only.
+        state.covers([("m", &[1, 2, 3][..])]).unwrap();
+        state.begin("m", "d2").unwrap();
+        state.done("m", "d2", 7, None).unwrap();
+        drop(state);
+        let read = read(&path).unwrap();
+        let covered = |d: &str| {
+            read.done_covers
+                .get(&("m".to_owned(), d.to_owned()))
+                .cloned()
+        };
+        assert_eq!(covered("d1"), Some(vec![1, 2]));
+        assert_eq!(covered("d2"), Some(vec![1, 2, 3]));
+        assert_eq!(read.covers.get("m"), Some(&vec![1, 2, 3]));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -246,6 +246,122 @@ fn a_table_renamed_between_resumes_leaves_the_job_resumable() {
     assert_eq!(count(&c.dest[0], &d1, "b2"), 5);
 }
 
+/// A table whose copy failed and rolled back, renamed since on every server: the resume asks
+/// the destination whether that copy committed, and copies the table under its new name (jobs49
+/// F4: it was refused as "copied to destination 1 by the earlier run", though nothing of it
+/// committed anywhere).
+#[test]
+fn a_table_rolled_back_then_renamed_is_copied_by_the_resume() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 50); INSERT INTO b SELECT generate_series(1, 5);",
+    );
+    // b's copy fails there (a CHECK no row meets), and rolls back.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));",
+    );
+    let state = TempPath::new("rolled-back-renamed.state");
+    let job = |extra: &[&str]| {
+        run(&[
+            &[
+                "table",
+                "-t",
+                "public.*",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--state",
+                state.arg(),
+                "--keep-going",
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 0);
+    c.source
+        .connect(&src)
+        .batch_execute("ALTER TABLE b RENAME TO b2")
+        .unwrap();
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("ALTER TABLE b RENAME TO b2; ALTER TABLE b2 DROP CONSTRAINT b_id_check")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("rows would be there twice"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "b2"), 5);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 50);
+    assert_exit(&job(&["--resume", "--verify"]), 0);
+}
+
+/// A table attached as a partition of another between a run that copied neither and its
+/// resume, which copies the partitioned table whole (its rows among them): a resume after that
+/// finds the job done (jobs49 F3: the attached table was taken for one attached after its
+/// partitioned table's copy, to be copied by itself again — refused, exit 2, every resume
+/// after).
+#[test]
+fn a_table_attached_before_its_parents_copy_leaves_the_job_resumable() {
+    let c = clusters();
+    let schema = "CREATE TABLE m (k int, v int) PARTITION BY RANGE (k);
+         CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100);
+         CREATE TABLE m2 (k int, v int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 50);
+             INSERT INTO m SELECT g, g FROM generate_series(0, 99) g;
+             INSERT INTO m2 SELECT g, g FROM generate_series(100, 129) g;"
+        ),
+    );
+    // Neither m nor m2 is there yet: the first run copies a only.
+    let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
+    let state = TempPath::new("attached-before.state");
+    let job = |extra: &[&str]| {
+        run(&[
+            &[
+                "table",
+                "-t",
+                "public.*",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--state",
+                state.arg(),
+                "--keep-going",
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    assert_exit(&job(&[]), 4);
+    let attach = "ALTER TABLE m ATTACH PARTITION m2 FOR VALUES FROM (100) TO (200)";
+    c.source.connect(&src).batch_execute(attach).unwrap();
+    (c.dest[0].connect(&d1))
+        .batch_execute(&format!("{schema} {attach}"))
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "m"), 130);
+    assert_eq!(count(&c.dest[0], &d1, "m2"), 30);
+    for extra in [&["--resume"][..], &["--resume", "--verify"][..]] {
+        let out = job(extra);
+        assert_exit(&out, 0);
+    }
+    assert_eq!(count(&c.dest[0], &d1, "m"), 130);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 50);
+}
+
 /// A schema missing on a destination (3F000) is mended first, as a table missing is: its job
 /// said "run again with --resume", which failed the same way (firsthour36 F9); the way that
 /// creates them is said.

@@ -1470,8 +1470,14 @@ fn plan_all(
             ));
         }
     }
+    // Whether every attempt at a table on destination `d` is known, asked there, to have
+    // committed nothing.
+    let mut rolled_back = |d: usize, table: &str| {
+        (dests.get_mut(d).and_then(Option::as_mut))
+            .is_some_and(|conn| resume::committed_nothing(conn, &recorded, table, &keys[d]))
+    };
     if options.resume
-        && let Some(again) = copied_under_another_name(&covers, &recorded, &keys)
+        && let Some(again) = copied_under_another_name(&covers, &recorded, &keys, &mut rolled_back)
     {
         return Err(JobError::Refused(again));
     }
@@ -3074,6 +3080,28 @@ fn reattached(
         if done == 0 {
             continue;
         }
+        // A copy of that table committed after the attach brought its rows: a later resume's
+        // (jobs49 F3: it was taken for a partition attached since, copied by itself again —
+        // refused, every resume after, exit 2).
+        let brought = |k: &&String| {
+            (recorded.done_covers.get(&(within.clone(), (*k).clone())))
+                .is_some_and(|c| oids.iter().all(|o| c.contains(o)))
+        };
+        match keys.iter().filter(brought).count() {
+            0 => {}
+            n if n == keys.len() => continue,
+            _ => {
+                return Err(JobError::Refused(format!(
+                    "--resume: table {table}, which the earlier run was to copy by itself, is \
+                     now a partition of {within}, whose copy on some destinations brought its \
+                     rows (committed after it was attached) and on others not (committed \
+                     before): copied by itself its rows would be there twice where that copy \
+                     brought them, left out they would be missing where it did not; check what \
+                     each destination holds, then run the job again without --resume with \
+                     --truncate"
+                )));
+            }
+        }
         if done < keys.len() {
             return Err(JobError::Refused(format!(
                 "--resume: table {table}, which the earlier run was to copy by itself, is now a \
@@ -3137,11 +3165,14 @@ fn renamed_done(
 /// the source: an oid the earlier run's record of that other table covers); or one it did not
 /// commit there that now covers a table it committed there (attached since as a partition of
 /// it, or moved to it from another partitioned table): copied whole, that table's rows would be
-/// there twice. (A `--truncate` run's resume empties each table first: nothing twice.)
+/// there twice. (A `--truncate` run's resume empties each table first: nothing twice.) An
+/// attempt under the other name that `rolled_back` says committed nothing there (asked of the
+/// destination) copied nothing there.
 fn copied_under_another_name(
     covers: &[(String, Vec<u64>)],
     recorded: &Recorded,
     keys: &[String],
+    rolled_back: &mut dyn FnMut(usize, &str) -> bool,
 ) -> Option<String> {
     for (table, oids) in covers {
         for (other, theirs) in &recorded.covers {
@@ -3153,11 +3184,14 @@ fn copied_under_another_name(
                     && recorded.done(other, k).is_some()
                     && recorded.done(table, k).is_none()
             };
-            let under_another_name =
-                |k: &String| recorded.begun(other, k) && !recorded.begun(table, k);
+            // Begun there under the other name, and not known to have committed nothing
+            // (jobs49 F4: a copy rolled back, renamed since, was refused as "copied").
+            let mut under_another_name = |(i, k): &(usize, &String)| {
+                recorded.begun(other, k) && !recorded.begun(table, k) && !rolled_back(*i, other)
+            };
             let way = "check what that destination holds, then copy it in a job of its own \
                        (its --state in another directory), or run this job again without --resume with --truncate";
-            if let Some(d) = keys.iter().position(under_another_name) {
+            if let Some((d, _)) = keys.iter().enumerate().find(&mut under_another_name) {
                 return Some(format!(
                     "--resume: table {table} was copied to destination {} by the earlier run as \
                      (a part of) {other} (the same relation on the source: renamed, detached or \
