@@ -30,6 +30,28 @@ pub const PORTABILITY_SETTINGS: [(&str, &str); 8] = [
 /// session and failed every destination.
 pub const SESSION_SETTINGS: [(&str, &str); 1] = [("idle_in_transaction_session_timeout", "0")];
 
+/// Whether `name` is a setting copyman's startup messages carry of its own accord, not the
+/// user's: `client_encoding`, the [`PORTABILITY_SETTINGS`] and [`SESSION_SETTINGS`], and the
+/// timeouts and `row_security` the command pins. A connection pooler that refuses one
+/// (PgBouncer's `unsupported startup parameter: lc_monetary`, 08P01) refuses copyman's
+/// sessions whatever the user gives, one such setting after another.
+///
+/// ```
+/// use copyman_core::session::sent_by_copyman;
+///
+/// assert!(sent_by_copyman("lc_monetary") && sent_by_copyman("intervalstyle"));
+/// assert!(!sent_by_copyman("search_path"));
+/// ```
+pub fn sent_by_copyman(name: &str) -> bool {
+    (PORTABILITY_SETTINGS
+        .iter()
+        .chain(&SESSION_SETTINGS)
+        .chain(&UNREPORTED))
+    .map(|(n, _)| *n)
+    .chain(["client_encoding", "lock_timeout"])
+    .any(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// The settings a startup message may pin that the server does not report back (no
 /// ParameterStatus), each with the value it is pinned to, as `current_setting` shows it: whether
 /// they took is seen only by asking ([`StartupConfig::unreported`]).

@@ -30,6 +30,7 @@ use postgres_protocol::message::frontend;
 use self::backend::{HEADER_LEN, MAX_BODY, Reader, next_message, peek_header, show_tag};
 pub use self::config::{
     ChannelBinding, PORTABILITY_SETTINGS, SESSION_SETTINGS, StartupConfig, Unreported,
+    sent_by_copyman,
 };
 pub use self::error::{DbError, SessionError};
 

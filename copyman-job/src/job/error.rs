@@ -298,6 +298,26 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         if db.code == "25006" && db.message.contains("in a read-only transaction") {
             message.push_str(READ_ONLY);
         }
+        // A pooler that refuses one of copyman's own startup settings refuses the next one
+        // too, if told to let this one through (conn50 F2: seven rounds before the words
+        // that say why).
+        if let Some(name) = (db.message.strip_prefix("unsupported startup parameter: "))
+            .filter(|name| db.code == "08P01" && copyman_core::session::sent_by_copyman(name))
+        {
+            message.push_str(&format!(
+                ": {name} is not a setting you gave — copyman sends it, with {}, in every \
+                 startup message so that text data means the same on every server: a connection \
+                 pooler (PgBouncer) that refuses startup parameters is in front; connect to \
+                 PostgreSQL itself (telling the pooler to ignore them lets the session in \
+                 without them, which copyman refuses too)",
+                copyman_core::session::PORTABILITY_SETTINGS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| !n.eq_ignore_ascii_case(name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         // 53200 is the server's class for every resource it ran out of: said by which.
         let hint = db.hint.as_deref().unwrap_or_default();
         let out_of = match db.code.as_str() {
@@ -552,6 +572,32 @@ mod tests {
             "{}",
             said.message
         );
+    }
+
+    /// A pooler's refusal of a startup setting copyman sends is said as copyman's, with the
+    /// way (conn50 F2); one of the user's own is the pooler's words alone.
+    #[test]
+    fn a_poolers_refusal_of_copymans_startup_settings_says_whose_they_are() {
+        let refused = |name: &str| {
+            let message = format!("unsupported startup parameter: {name}");
+            let db = DbError::new("FATAL", "08P01", &message);
+            describe(&copyman_sync::Error::Session(SessionError::Db(Box::new(
+                db,
+            ))))
+        };
+        let said = refused("lc_monetary");
+        assert_eq!(said.sqlstate.as_deref(), Some("08P01"));
+        assert!(
+            said.message
+                .contains("lc_monetary is not a setting you gave")
+                && said.message.contains("DateStyle, IntervalStyle")
+                && !said.message.contains("lc_monetary, array_nulls")
+                && said.message.contains("connect to PostgreSQL itself"),
+            "{}",
+            said.message
+        );
+        let said = refused("search_path");
+        assert_eq!(said.message, "unsupported startup parameter: search_path");
     }
 
     /// A CONTEXT's frames apart (they ran together: "at RAISE COPY one, line 3"), a line
