@@ -1476,6 +1476,18 @@ fn raw_file_read_otherwise(
             ));
         }
     }
+    // Destinations of other types each read the file's text as theirs do: said, as table mode
+    // says it (files50 F1: values rounded on one, not on the other, exit 0 without a word).
+    // (The columns by position: the same names on each, checked above.)
+    if let Some((_, first)) = rels.first() {
+        let columns: Vec<Ident> = first.columns.iter().map(|c| c.name.clone()).collect();
+        let text: Vec<(&str, &Relation)> = (rels.iter())
+            .map(|(i, rel)| (labels[*i].as_str(), rel))
+            .collect();
+        if let Some(warning) = copyman_job::plan::file_read_as_other_types(&columns, &text) {
+            report::warn(format_args!("{name}: {warning}"));
+        }
+    }
     // (A file that does not start with the PGCOPY signature is no binary data: the run refuses
     // it, and nothing is said of how its values would be read — it was said to be binary data,
     // then refused as not: files40 F1.)

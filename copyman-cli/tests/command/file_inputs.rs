@@ -1210,6 +1210,27 @@ fn one_file_into_destinations_of_other_types_is_said() {
             && !stderr.contains("column \"s\""),
         "{stderr}"
     );
+    // `copy` from the file into the same tables says it too (files50 F1: silence, exit 0).
+    let out = run(&[
+        "copy",
+        "--from",
+        data.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--receive",
+        "COPY nn FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"x\" is numeric(10,3) on destination 1")
+            && stderr.contains("but numeric(10,2) on destination 2")
+            && stderr.contains("each destination reads the file's text as its own type does")
+            && !stderr.contains("column \"s\""),
+        "{stderr}"
+    );
 }
 
 /// A file given as binary without the PGCOPY signature is refused as that, not first said to be
