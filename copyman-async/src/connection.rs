@@ -362,7 +362,8 @@ impl Connection {
                     };
                     attempts.connecting.learned(learned);
                     let result = result.and_then(|c| attempts.of_the_kind(c, Self::session));
-                    if let Some(conn) = attempts.connecting.attempted(result) {
+                    if let Some(mut conn) = attempts.connecting.attempted(result) {
+                        attempts.note_tls_given_up(conn.endpoint.session_mut());
                         return Ok(conn);
                     }
                 }

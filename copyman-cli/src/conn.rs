@@ -341,6 +341,9 @@ pub(crate) struct ServerSpec {
     /// or a host name with several addresses, another that answers later is another server: a
     /// job's tables would be committed there and recorded as done on the first.
     pinned: Arc<OnceLock<Pin>>,
+    /// Said once: a session of it went without TLS where its attempt with TLS failed
+    /// (`sslmode=prefer`).
+    tls_given_up_said: Arc<OnceLock<()>>,
     /// The TLS parameters, defaults applied.
     pub(crate) tls: TlsSettings,
     /// The kind of session asked for (libpq's `target_session_attrs`).
@@ -1194,6 +1197,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         config,
         hosts: host_configs,
         pinned: Arc::new(OnceLock::new()),
+        tls_given_up_said: Arc::new(OnceLock::new()),
         tls,
         startup,
         datestyle,
@@ -1294,6 +1298,19 @@ impl ServerSpec {
                     "{}: target_session_attrs={} comes from {from}",
                     self.display,
                     self.session_attrs.name()
+                ));
+            }
+            // sslmode=prefer went on without TLS after its TLS attempt failed (libpq's way):
+            // said, once per server (conn50 F1: the rows went unencrypted without a word,
+            // where psql's TLS agreed with the server).
+            if let Some(why) = (conn.as_ref().ok()).and_then(|c| c.session().tls_given_up())
+                && self.tls_given_up_said.set(()).is_ok()
+            {
+                crate::report::warn(format_args!(
+                    "{}: its sessions are not encrypted: the attempt with TLS failed ({why}), and \
+                     sslmode={} went on without it (sslmode=require refuses to)",
+                    self.display,
+                    self.tls.mode.as_str()
                 ));
             }
             // psql would prompt; copyman asks only when told to (-W: it may run unattended).

@@ -597,6 +597,14 @@ macro_rules! client_glue {
                 }
             }
 
+            /// Tells `session`, of the connection the last attempt made, why TLS was given up
+            /// for it, if it was ([`connect::Connecting::tls_given_up`]).
+            pub(crate) fn note_tls_given_up(&self, session: &mut $crate::session::Session) {
+                if let Some(error) = self.connecting.tls_given_up() {
+                    session.set_tls_given_up($crate::fault::Chain(error).to_string());
+                }
+            }
+
             /// The TLS configuration for an attempt with TLS (`with_tls`), if there is one.
             pub(crate) fn tls(
                 &self,

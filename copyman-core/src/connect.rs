@@ -256,6 +256,11 @@ pub struct Connecting<E> {
     again: Option<Plan>,
     /// A session of the wrong kind was made: a second pass has a server to find.
     wrong_session: bool,
+    /// The target whose attempt with TLS failed last, if the last attempt that failed was one.
+    failed_tls: Option<String>,
+    /// The connection made went without TLS where the attempt with TLS on its address had
+    /// just failed ([`tls_given_up`](Self::tls_given_up)).
+    tls_given_up: bool,
 }
 
 impl<E: AttemptError> Connecting<E> {
@@ -271,6 +276,8 @@ impl<E: AttemptError> Connecting<E> {
             attrs: SessionAttrs::Any,
             again: None,
             wrong_session: false,
+            failed_tls: None,
+            tls_given_up: false,
         }
     }
 
@@ -443,11 +450,16 @@ impl<E: AttemptError> Connecting<E> {
     /// taking its error (the plan goes on as [`AttemptError::failure`] says).
     pub fn attempted<C>(&mut self, outcome: Result<C, E>) -> Option<C> {
         match outcome {
-            Ok(conn) => Some(conn),
+            Ok(conn) => {
+                let (target, tls) = self.attempting.take().unwrap_or_default();
+                self.tls_given_up = !tls && self.failed_tls.as_deref() == Some(target.as_str());
+                Some(conn)
+            }
             Err(e) => {
                 self.plan.failed(e.failure());
                 self.wrong_session |= e.failure() == Failure::WrongSession;
                 let (mut target, tls) = self.attempting.take().unwrap_or_default();
+                self.failed_tls = tls.then(|| target.clone());
                 // The same address again without TLS (sslmode prefer, allow): each attempt says
                 // which it was (conn42 F3: one address twice, the two errors unexplained).
                 if let Some(before) = self.failed.last_mut().filter(|b| b.target == target) {
@@ -463,6 +475,52 @@ impl<E: AttemptError> Connecting<E> {
                 None
             }
         }
+    }
+}
+
+impl<E> Connecting<E> {
+    /// Why TLS was given up for the connection just made ([`attempted`](Self::attempted)
+    /// returned it): its attempt with TLS on the same address failed, and `sslmode=prefer`
+    /// (libpq's way) went on without TLS — the connection is not encrypted, where a client
+    /// whose TLS the server's agrees with (psql's OpenSSL) may have been. `None` where TLS was
+    /// not tried, was declined by the server, or is what the connection has.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    ///
+    /// use copyman_core::connect::{Connecting, Host, Next, Plan};
+    /// # #[derive(Debug)]
+    /// # struct Error(String);
+    /// # impl From<copyman_core::connect::PlanError> for Error {
+    /// #     fn from(e: copyman_core::connect::PlanError) -> Self { Self(e.to_string()) }
+    /// # }
+    /// # impl From<copyman_core::connect::ResolveError> for Error {
+    /// #     fn from(e: copyman_core::connect::ResolveError) -> Self { Self(e.host) }
+    /// # }
+    /// # impl From<copyman_core::connect::AllFailed<Error>> for Error {
+    /// #     fn from(_: copyman_core::connect::AllFailed<Error>) -> Self { Self(String::new()) }
+    /// # }
+    /// # impl copyman_core::connect::AttemptError for Error {
+    /// #     fn failure(&self) -> copyman_core::connect::Failure {
+    /// #         copyman_core::connect::Failure::Refused
+    /// #     }
+    /// # }
+    /// let plan = Plan::new(&[Host::Tcp("db".into())], &[5432], &[], &[true, false]).unwrap();
+    /// let mut connecting = Connecting::<Error>::new(plan, None);
+    /// let made = loop {
+    ///     match connecting.next(Instant::now()).unwrap() {
+    ///         Next::Resolve { .. } => connecting.resolved(Ok(["10.0.0.1:5432".parse().unwrap()])),
+    ///         Next::Attempt { tls: true, .. } => {
+    ///             assert!(connecting.attempted::<()>(Err(Error("handshake failed".into()))).is_none());
+    ///         }
+    ///         Next::Attempt { tls: false, .. } => break connecting.attempted(Ok("plain")),
+    ///     }
+    /// };
+    /// assert_eq!(made, Some("plain"));
+    /// assert_eq!(connecting.tls_given_up().map(|e| e.0.as_str()), Some("handshake failed"));
+    /// ```
+    pub fn tls_given_up(&self) -> Option<&E> {
+        (self.failed.last().map(|a| &a.error)).filter(|_| self.tls_given_up)
     }
 }
 

@@ -304,7 +304,8 @@ impl Connection {
                     let attempt = attempt.map_err(|e| expired(e, &target, deadline));
                     let attempt = attempt.and_then(|c| attempts.of_the_kind(c, Self::session));
                     attempts.connecting.learned(learned);
-                    if let Some(conn) = attempts.connecting.attempted(attempt) {
+                    if let Some(mut conn) = attempts.connecting.attempted(attempt) {
+                        attempts.note_tls_given_up(conn.endpoint.session_mut());
                         return Ok(conn);
                     }
                 }

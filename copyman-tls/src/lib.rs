@@ -101,12 +101,32 @@ pub enum TlsError {
     },
 }
 
+/// What a handshake that found nothing in common means: copyman's TLS (rustls, with the ring
+/// provider) offers fewer key exchange groups and signature schemes than OpenSSL, which libpq
+/// and psql use.
+const NOTHING_IN_COMMON: &str = "the server and copyman share no key exchange group or \
+    signature scheme: copyman's TLS speaks the X25519, P-256 and P-384 groups and ECDSA \
+    P-256/P-384, RSA and Ed25519 certificates, not a P-521, RSA-PSS-key or Ed448 certificate \
+    nor ssl_ecdh_curve = secp521r1 alone (psql's OpenSSL does): give the server a certificate \
+    of a kind listed (and ssl_ecdh_curve = prime256v1, its default)";
+
 impl TlsError {
     /// A handshake error from the IO error rustls' IO helpers return (which wraps its own
     /// error). A server certificate the verifier refused is said in words, rustls' own error
     /// after them in parentheses. Under `allow`/`prefer`, TLS settings whose files could not be
     /// used fail the handshake with their own error ([`TlsSettings::client_config`]): that is
-    /// [`TlsError::Settings`], in its words.
+    /// [`TlsError::Settings`], in its words. A handshake that found nothing in common with
+    /// the server is said as that, with what copyman's TLS speaks.
+    ///
+    /// ```
+    /// use copyman_tls::TlsError;
+    ///
+    /// let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+    /// let io = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+    /// let said = TlsError::handshake("db:5432", &io).to_string();
+    /// assert!(said.starts_with("TLS handshake with db:5432 failed: the server and copyman share no"));
+    /// assert!(said.ends_with("(received fatal alert: HandshakeFailure)"));
+    /// ```
     pub fn handshake(target: impl Into<String>, error: &std::io::Error) -> Self {
         if let Some(rustls::Error::Other(rustls::OtherError(other))) = error
             .get_ref()
@@ -120,6 +140,11 @@ impl TlsError {
                 Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
                     rustls::OtherError(other),
                 ))) if other.is::<verify::Refused>() => other.to_string(),
+                // Nothing in common (conn50 F1: the bare alert, where psql's OpenSSL agreed).
+                Some(
+                    rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)
+                    | rustls::Error::PeerIncompatible(_),
+                ) => format!("{NOTHING_IN_COMMON} ({inner})"),
                 _ => inner.to_string(),
             },
             None => error.to_string(),

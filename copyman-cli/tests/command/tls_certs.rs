@@ -18,7 +18,13 @@ use copyman_testkit::{Auth, Cluster};
 /// client's `sslrootcert`.
 fn self_signed_cluster() -> &'static (Cluster, PathBuf) {
     static CLUSTER: OnceLock<(Cluster, PathBuf)> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
+    CLUSTER.get_or_init(|| self_signed("prime256v1", ""))
+}
+
+/// A TLS cluster whose server certificate is self-signed, of an EC key on `curve`, `hba` after
+/// its `pg_hba.conf`'s lines, and the certificate's file.
+fn self_signed(curve: &str, hba: &str) -> (Cluster, PathBuf) {
+    {
         let cluster = Cluster::builder().auth(Auth::ScramSha256).tls().start();
         let dir = cluster
             .tls_files()
@@ -32,7 +38,8 @@ fn self_signed_cluster() -> &'static (Cluster, PathBuf) {
             .args(["req", "-new", "-x509", "-nodes", "-days", "2"])
             .args(["-subj", "/CN=localhost"])
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args(["-newkey", "ec", "-pkeyopt"])
+            .arg(format!("ec_paramgen_curve:{curve}"))
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -49,9 +56,12 @@ fn self_signed_cluster() -> &'static (Cluster, PathBuf) {
         for (from, to) in [(&cert, "server.crt"), (&key, "server.key")] {
             fs::write(cluster.data_dir().join(to), fs::read(from).unwrap()).unwrap();
         }
+        let conf = cluster.data_dir().join("pg_hba.conf");
+        let lines = fs::read_to_string(&conf).unwrap();
+        fs::write(&conf, format!("{lines}{hba}")).unwrap();
         cluster.start_again();
         (cluster, cert)
-    })
+    }
 }
 
 /// A conninfo to `db` on `cluster`, with `extra` (host, TLS) after it.
@@ -142,6 +152,56 @@ fn self_signed_server_certificate_as_sslrootcert_verifies_as_in_libpq() {
         "{stderr}"
     );
     assert_eq!(count(cluster, &dest, "t"), 0);
+}
+
+/// A server whose TLS copyman's cannot agree with (a P-521 certificate, which psql's OpenSSL
+/// takes): under `sslmode=prefer` copyman goes on without TLS as libpq does when TLS fails —
+/// and says that its sessions are not encrypted (conn50 F1: not a word); under `require` the
+/// failure says what copyman's TLS speaks (it said "received fatal alert: HandshakeFailure").
+#[test]
+fn tls_given_up_under_prefer_is_said_and_a_handshake_with_nothing_in_common_explained() {
+    // Connections without TLS taken too, as a server with `ssl = on` takes them by default.
+    let plain = "host all all 127.0.0.1/32 scram-sha-256\n";
+    let (cluster, _) = &self_signed("secp521r1", plain);
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (i int8); INSERT INTO t VALUES (1), (2)",
+    );
+    let dest = database(cluster, "CREATE TABLE t (i int8)");
+    let copy = |tls: &str| {
+        run(&[
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &conninfo(cluster, &dest, tls),
+        ])
+    };
+    let out = copy("host=localhost sslmode=require");
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("failed: the server and copyman share no key exchange group or signature")
+            && stderr.contains("not a P-521"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+    let out = copy("host=localhost sslmode=prefer");
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    let said = "its sessions are not encrypted: the attempt with TLS failed (TLS handshake with";
+    assert_eq!(stderr.matches(said).count(), 1, "said once: {stderr}");
+    assert!(
+        stderr.contains("sslmode=prefer went on without it (sslmode=require refuses to)"),
+        "{stderr}"
+    );
+    assert_eq!(count(cluster, &dest, "t"), 2);
+    // A server that takes copyman's TLS: nothing said.
+    let out = copy("host=127.0.0.1 sslmode=disable");
+    assert_exit(&out, 0);
+    assert!(!text(&out.stderr).contains("not encrypted"));
 }
 
 #[test]

@@ -417,6 +417,8 @@ pub struct Session {
     tls_server_end_point: Option<Vec<u8>>,
     /// Whether authentication used SCRAM-SHA-256-PLUS.
     channel_bound: bool,
+    /// Why TLS was given up for this connection ([`Session::tls_given_up`]).
+    tls_given_up: Option<String>,
     /// Whether the server sent AuthenticationOk ([`Session::authenticated`]).
     authenticated: bool,
     /// NoticeResponses not yet taken by [`Session::take_notices`].
@@ -553,6 +555,7 @@ impl Session {
             transaction: TransactionStatus::Idle,
             tls_server_end_point: None,
             channel_bound: false,
+            tls_given_up: None,
             authenticated: false,
             notices: Vec::new(),
             notice_bytes: 0,
@@ -583,6 +586,19 @@ impl Session {
     /// server's first message is handled.
     pub fn set_tls_server_end_point(&mut self, hash: Vec<u8>) {
         self.tls_server_end_point = Some(hash);
+    }
+
+    /// Says why TLS was given up for this session's connection: its attempt with TLS failed
+    /// (`why`), and `sslmode=prefer` went on without it ([`crate::connect::Connecting::tls_given_up`]).
+    pub fn set_tls_given_up(&mut self, why: String) {
+        self.tls_given_up = Some(why);
+    }
+
+    /// Why this session's connection is without TLS where its attempt with TLS failed, under
+    /// `sslmode=prefer` (libpq's way): what that attempt said. A caller that must not copy
+    /// unencrypted where it could have been says so (the command warns).
+    pub fn tls_given_up(&self) -> Option<&str> {
+        self.tls_given_up.as_deref()
     }
 
     /// Whether authentication was bound to the TLS channel (SCRAM-SHA-256-PLUS).
