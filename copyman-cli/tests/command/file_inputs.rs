@@ -849,11 +849,12 @@ fn a_header_that_names_no_column_is_said() {
     );
 }
 
-/// Text on stdin that ends in the middle of a line (what a `gzip -dc` of a cut archive gives):
-/// the torn last row is loaded as the server takes it, and said; a regular file without its
-/// last line end is common and says nothing.
+/// Text on stdin that ends in the middle of a line (what a `gzip -dc` of a cut archive gives,
+/// or a writer killed half way): the copy fails, nothing committed — under `--truncate` the
+/// table keeps its rows (files50 F3: they were replaced by the part that came, its last row
+/// cut, exit 0); a regular file without its last line end is common and says nothing.
 #[test]
-fn a_pipe_that_ends_mid_line_is_said() {
+fn a_pipe_that_ends_mid_line_fails_the_copy() {
     let c = clusters();
     let db = database(&c.dest[0], T);
     let to = c.dest[0].conninfo(&db);
@@ -861,12 +862,25 @@ fn a_pipe_that_ends_mid_line_is_said() {
         &["table", "t", "--from", "-", "--to", &to],
         b"1\tone\n2\ttw",
     );
-    assert_exit(&out, 0);
+    assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("stdin ended in the middle of line 2 (no line end after it)"),
+        stderr.contains("stdin ended in the middle of line 2 (no line end after it)")
+            && stderr.contains("nothing is committed"),
         "{stderr}"
     );
+    assert_eq!(count(&c.dest[0], &db, "t"), 0);
+    let whole = run_with_stdin(&["table", "t", "--from", "-", "--to", &to], b"1\tone\n");
+    assert_exit(&whole, 0);
+    let cut = run_with_stdin(
+        &["table", "t", "--from", "-", "--to", &to, "--truncate"],
+        b"2\ttwo\n3\tth",
+    );
+    assert_exit(&cut, 1);
+    assert_eq!(rows(&c.dest[0], &db, "SELECT a || b FROM t"), ["1one"]);
+    (c.dest[0].connect(&db))
+        .batch_execute("TRUNCATE t")
+        .unwrap();
     let whole = run_with_stdin(&["table", "t", "--from", "-", "--to", &to], b"3\tthree\n");
     assert_exit(&whole, 0);
     let tsv = file("no-last-newline.tsv", b"4\tfour");
@@ -887,7 +901,7 @@ fn a_pipe_that_ends_mid_line_is_said() {
     }
     assert_eq!(
         rows(&c.dest[0], &db, "SELECT a || b FROM t ORDER BY a"),
-        ["1one", "2tw", "3three", "4four"]
+        ["3three", "4four"]
     );
 }
 
