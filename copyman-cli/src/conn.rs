@@ -104,8 +104,11 @@ impl std::error::Error for ConnError {}
 pub(crate) struct Env {
     vars: HashMap<String, String>,
     /// libpq's variables (`PG…`) whose values are not UTF-8: copyman cannot read them, and
-    /// refuses to connect as if they were not set.
+    /// refuses to connect as if they were not set — where one would be used.
     unreadable: Vec<String>,
+    /// PGPASSWORD's bytes, where they are not UTF-8: sent as they are, as psql sends them and
+    /// copyman sends a password file's.
+    password_bytes: Option<Vec<u8>>,
     /// The operating system's name for the user running copyman: the default user name.
     os_user: Option<String>,
     /// The user's home directory in the password database: where `~` is when `HOME` is unset.
@@ -125,11 +128,16 @@ impl Env {
     /// The current process's environment.
     pub(crate) fn from_process() -> Self {
         let mut unreadable = Vec::new();
+        let mut password_bytes = None;
         let vars = std::env::vars_os()
             .filter_map(|(k, v): (OsString, OsString)| {
                 let k = k.into_string().ok()?;
                 match v.into_string() {
                     Ok(v) => Some((k, v)),
+                    Err(v) if k == "PGPASSWORD" => {
+                        password_bytes = Some(std::os::unix::ffi::OsStringExt::into_vec(v));
+                        None
+                    }
                     Err(_) => {
                         if k.starts_with("PG") {
                             unreadable.push(k);
@@ -150,6 +158,7 @@ impl Env {
         Self {
             vars,
             unreadable,
+            password_bytes,
             os_user,
             os_home: os_home.filter(|home| !home.is_empty()),
         }
@@ -168,6 +177,7 @@ impl Env {
             os_home: None,
             vars,
             unreadable: Vec::new(),
+            password_bytes: None,
         }
     }
 
@@ -686,9 +696,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             redact(text)
         )));
     }
-    if let Some(var) = env.unreadable.first() {
+    // A variable of a parameter is read only where the CONN and its service leave the
+    // parameter out (below): one set in a shell of another encoding stops no run that does
+    // not use it (conn50 F4).
+    let of_a_parameter = |var: &str| PARAMETERS.iter().any(|(_, v)| *v == Some(var));
+    if let Some(var) = env.unreadable.iter().find(|var| !of_a_parameter(var)) {
         return Err(ConnError::Invalid(format!(
-            "the environment variable {var} is not valid UTF-8: copyman cannot read it"
+            "the environment variable {var} is not valid UTF-8: copyman cannot read it (unset \
+             it, or set it in UTF-8)"
         )));
     }
     let invalid =
@@ -733,6 +748,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     for (key, var) in PARAMETERS {
         if let Some(value) = var.and_then(|var| env.get(var)) {
             params.fill(key, value, Source::Env(var.unwrap_or_default()));
+        }
+        if let Some(var) = var.filter(|var| env.unreadable.iter().any(|u| u == var))
+            && params.get(key).is_none()
+        {
+            return Err(ConnError::Invalid(format!(
+                "the environment variable {var} is not valid UTF-8, and copyman cannot read it: \
+                 give {key}= in the CONN (which comes first), or unset {var}"
+            )));
         }
     }
     // libpq's `conninfo_add_defaults`: the deprecated PGREQUIRESSL, when it starts with 1, means
@@ -1083,7 +1106,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         let ports: Vec<&str> = ports.iter().map(|p| p.trim()).collect();
         all.push_str(&conninfo_pair("port", &ports.join(",")));
     }
-    let config = parse(all)?;
+    let mut config = parse(all)?;
     // A socket path no socket address holds: a CONN that can never connect, said before
     // anything as libpq says it (exit 2), by core's plan's rule.
     let ports = config.get_ports();
@@ -1159,6 +1182,15 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .values
         .get("password")
         .is_some_and(|(value, source)| *source == Source::Conn && !value.is_empty());
+    // PGPASSWORD's bytes as they are where they are not UTF-8, as psql sends them (conn50 F4).
+    if let Some(bytes) = (env.password_bytes.as_ref())
+        .filter(|bytes| !bytes.is_empty() && params.get("password").is_none())
+    {
+        config.password(bytes);
+        for config in &mut host_configs {
+            config.password(bytes);
+        }
+    }
     if config.get_password().is_none() {
         // `passfile=''` is no file given: the default one, as in libpq.
         let passfile = params
@@ -1653,18 +1685,17 @@ impl ServerSpec {
     }
 
     /// The `client_encoding` the session will ask for (UTF8 unless the CONN or the environment
-    /// named another), normalised as PostgreSQL compares encoding names: case and punctuation
-    /// do not count.
+    /// named another), by the name PostgreSQL gives it: any of its aliases (`UNICODE`,
+    /// `ISO_8859_1`) is its encoding (conn50 F3: two spellings of one were refused as two); a
+    /// name PostgreSQL does not know, as PostgreSQL compares them (case and punctuation do not
+    /// count).
     pub(crate) fn client_encoding(&self) -> String {
         let name = self
             .startup
             .iter()
             .find(|(k, _)| k == "client_encoding")
             .map_or("UTF8", |(_, v)| v.as_str());
-        name.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_uppercase())
-            .collect()
+        copyman_core::statement::encoding_name(name).to_ascii_uppercase()
     }
 
     /// The last line of defence: a display that still holds the password the server will get
@@ -2326,7 +2357,10 @@ pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
             let read = ask(tty.as_raw_fd(), &mut BufReader::new(&tty), &mut &tty);
             // Ctrl-D at the prompt: the empty password, as psql.
             read.map(Option::unwrap_or_default).map_err(|e| {
-                format!("-W/--password: cannot read the password from the terminal: {e}")
+                format!(
+                    "-W/--password: cannot read the password from the terminal: {e}{}",
+                    not_utf8(&e)
+                )
             })
         }
         Err(e) if stdin_is_data => Err(format!(
@@ -2351,10 +2385,23 @@ pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
                      (/dev/tty: {e}), and standard input ended without a line"
                 )),
                 Err(e) => Err(format!(
-                    "-W/--password: cannot read the password from standard input: {e}"
+                    "-W/--password: cannot read the password from standard input: {e}{}",
+                    not_utf8(&e)
                 )),
             }
         }
+    }
+}
+
+/// The way to a password that is not UTF-8, after a prompt's error that says so: the ways
+/// copyman sends as bytes (conn50 F4).
+fn not_utf8(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::InvalidData => {
+            " (a password that is not UTF-8: give it in PGPASSWORD or the password file, \
+             whose bytes copyman sends as they are)"
+        }
+        _ => "",
     }
 }
 
@@ -2992,6 +3039,37 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         (path.clone(), Remove(path))
     }
 
+    /// A variable that is not UTF-8 stops a run only where it is used (conn50 F4: a LATIN1
+    /// PGUSER stopped runs whose CONN gave `user=`), saying the way out; PGPASSWORD's bytes
+    /// are sent as they are, as psql sends them.
+    #[test]
+    fn an_unreadable_variable_matters_only_where_it_is_used() {
+        let env = |unreadable: &[&str]| Env {
+            unreadable: unreadable.iter().map(|v| (*v).to_owned()).collect(),
+            password_bytes: Some(vec![0xE9, b't', 0xE9]),
+            ..Env::from_pairs(&[("USER", "os")])
+        };
+        let conn = "host=h user=alice dbname=d application_name=nightly";
+        let spec = resolve(conn, &env(&["PGUSER", "PGAPPNAME"])).unwrap();
+        assert_eq!(spec.config.get_user(), Some("alice"));
+        assert_eq!(spec.hosts[0].get_password(), Some(&[0xE9, b't', 0xE9][..]));
+        let Err(ConnError::Invalid(why)) = resolve("host=h dbname=d", &env(&["PGUSER"])) else {
+            panic!("PGUSER is used");
+        };
+        assert!(
+            why.contains("PGUSER is not valid UTF-8") && why.contains("give user= in the CONN"),
+            "{why}"
+        );
+        // The CONN's password comes first.
+        let spec = resolve("host=h user=a dbname=d password=pw", &env(&[])).unwrap();
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"pw"[..]));
+        // One of no parameter (read before the CONN's parameters are known): at once.
+        let Err(ConnError::Invalid(why)) = resolve("host=h user=a", &env(&["PGSYSCONFDIR"])) else {
+            panic!("PGSYSCONFDIR is refused");
+        };
+        assert!(why.contains("PGSYSCONFDIR is not valid UTF-8"), "{why}");
+    }
+
     #[test]
     fn password_file_is_used_and_checked() {
         let (path, _guard) = passfile(
@@ -3276,6 +3354,14 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ] {
             let spec = resolve(conn, &env(vars)).unwrap();
             assert_eq!(spec.client_encoding(), "LATIN1", "{conn} {vars:?}");
+        }
+        // Any of an encoding's names is that encoding.
+        for (conn, name) in [
+            ("host=h user=u client_encoding=UNICODE", "UTF8"),
+            ("host=h user=u client_encoding=ISO_8859_1", "LATIN1"),
+            ("host=h user=u client_encoding=iso88591", "LATIN1"),
+        ] {
+            assert_eq!(resolve(conn, &env(&[])).unwrap().client_encoding(), name);
         }
         // The parameter wins, as the server applies the startup packet's after the options.
         let spec = resolve(
