@@ -107,8 +107,9 @@ pub enum TlsError {
 const NOTHING_IN_COMMON: &str = "the server and copyman share no key exchange group or \
     signature scheme: copyman's TLS speaks the X25519, P-256 and P-384 groups and ECDSA \
     P-256/P-384, RSA and Ed25519 certificates, not a P-521, RSA-PSS-key or Ed448 certificate \
-    nor ssl_ecdh_curve = secp521r1 alone (psql's OpenSSL does): give the server a certificate \
-    of a kind listed (and ssl_ecdh_curve = prime256v1, its default)";
+    nor ssl_ecdh_curve = secp521r1 alone nor TLS 1.2 with DHE ciphers only (psql's OpenSSL \
+    does): give the server a certificate of a kind listed (and ssl_ecdh_curve = prime256v1, \
+    ssl_ciphers their defaults)";
 
 impl TlsError {
     /// A handshake error from the IO error rustls' IO helpers return (which wraps its own

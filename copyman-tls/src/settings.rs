@@ -461,7 +461,13 @@ impl TlsSettings {
         let key = provider
             .key_provider
             .load_private_key(key)
-            .map_err(|e| key_error(e.to_string()))?;
+            .map_err(|e| {
+                // A valid key of a kind ring cannot sign with (conn50 F1: "failed to parse",
+                // of a P-521 key psql uses).
+                key_error(format!(
+                    "{e} (copyman's TLS signs with RSA, ECDSA P-256/P-384 and Ed25519 keys, not                      P-521 or Ed448 ones)"
+                ))
+            })?;
         // The server verifies a client certificate (and that the client holds its key: the
         // handshake's CertificateVerify is signed with it); this check only says a mismatch
         // before the server refuses it with a handshake alert that does not. rustls'
