@@ -1174,6 +1174,27 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
         "{}",
         text(&out.stderr)
     );
+    // One of `table`'s options given to `copy`: said whose it is, not clap's nearest spelling
+    // (files50 F5: `--verify` was told to be `--version`, the usage line ending in it).
+    for option in ["--verify", "--resume", "--truncate"] {
+        let out = run(&[
+            "copy",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+            "--receive",
+            "COPY t FROM STDIN",
+            option,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("tip: {option} is `copyman table`'s"))
+                && !stderr.contains("--version"),
+            "{stderr}"
+        );
+    }
     // A whole one, quoted, without --to: not told to quote it (jobs44 F3a).
     let out = run(&[
         "recover",
