@@ -1034,7 +1034,62 @@ pub(crate) fn check_start(
         dest.receive.clone_from(receive);
     }
     check_header(t, &start, source.name(), plan, dests)?;
+    if let (Some(columns), Some(front)) = (&plan.file_columns, &source.front)
+        && let Some(refused) = generated_fields(source.name(), columns, &plan.generated, front)
+    {
+        return Err(refused.into());
+    }
     Ok(start)
+}
+
+/// Refuses a text file whose lines hold a field for each of the destination's `generated`
+/// columns besides the `columns` COPY loads (written where they were plain columns): every row
+/// would fail, 22P04 "extra data after last expected column", which says nothing of why
+/// (files50 F4). The fields to keep, for `cut`, are said.
+fn generated_fields(
+    name: &str,
+    columns: &[String],
+    generated: &[(usize, String)],
+    front: &[u8],
+) -> Option<Fatal> {
+    let fields = tab_fields_alike(front)?;
+    if generated.is_empty() || fields != columns.len() + generated.len() {
+        return None;
+    }
+    let keep: Vec<String> = (1..=fields)
+        .filter(|i| !generated.iter().any(|(at, _)| at == i))
+        .map(|i| i.to_string())
+        .collect();
+    let names: Vec<&str> = generated.iter().map(|(_, n)| n.as_str()).collect();
+    let (is, field) = match names.len() {
+        1 => ("is a generated column", "that field"),
+        _ => ("are generated columns", "those fields"),
+    };
+    Some(Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "{name}: its lines have {fields} fields and the COPY loads {} columns ({}): {} {is} \
+             on the destination, which COPY never loads (the file was written where {} a plain \
+             column), so every row would fail (22P04, extra data after last expected column) \
+             and nothing was sent; cut {field} out (cut -f{} {name} | copyman … --from -), or \
+             copy into a table where {} not generated",
+            columns.len(),
+            columns.join(", "),
+            names.join(", "),
+            if names.len() == 1 {
+                "it was"
+            } else {
+                "they were"
+            },
+            keep.join(","),
+            if names.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+        ),
+    })
 }
 
 /// How many fields tabs split the complete lines of `front` that hold no quote into, where

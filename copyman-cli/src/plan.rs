@@ -54,6 +54,9 @@ pub(crate) struct Plan {
     /// The columns a file's fields load into, in order (`table` only): `--columns`, else the
     /// destinations' own (the same everywhere). A header line is checked against them.
     pub(crate) file_columns: Option<Vec<String>>,
+    /// The destination's generated columns, which COPY never loads, each with its place among
+    /// the table's columns (1-based): `table` from a file without `--columns` only.
+    pub(crate) generated: Vec<(usize, String)>,
     /// The source reads with an empty search_path, as pg_dump does (values that name objects,
     /// `regclass` …, then written schema-qualified): a table named with its schema, read as
     /// such (no `--where`, not a view whose functions may depend on the search_path).
@@ -118,6 +121,7 @@ pub(crate) fn plan(
                 // One (empty) list per destination: the plan's report goes through them.
                 sequences: vec![Vec::new(); dests.len()],
                 file_columns: None,
+                generated: Vec::new(),
                 pinned_search_path: false,
                 source_files: None,
                 table: None,
@@ -1129,6 +1133,13 @@ fn table_plan(
         ),
         (None, None) => None,
     };
+    let generated = match (&columns, dest_rels.first()) {
+        (None, Some((_, rel))) => (rel.columns.iter().enumerate())
+            .filter(|(_, c)| c.generated)
+            .map(|(i, c)| (i + 1, c.name.as_str().to_owned()))
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(Plan {
         send,
         receive,
@@ -1141,6 +1152,7 @@ fn table_plan(
         columns,
         sequences,
         file_columns,
+        generated,
         source_files: source_rel
             .as_ref()
             .filter(|rel| !source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
