@@ -493,23 +493,23 @@ pub(crate) fn usage_text(error: &clap::Error) -> String {
             .to_owned()
     } else if subcommand.as_deref() == Some("copy") && is_table_option(unexpected) {
         // Not clap's nearest spelling (files50 F5: `--verify` was told to be `--version`, the
-        // usage line ending in it).
+        // usage line ending in it), and where `copy` says it another way, that way.
+        let similar = (text.lines())
+            .find_map(|line| line.split_once("a similar argument exists: '"))
+            .and_then(|(_, rest)| rest.split_once('\''))
+            .map(|(name, _)| format!(" {name}"));
         let mut lines: Vec<&str> = (text.lines())
             .filter(|line| !line.contains("a similar argument exists"))
             .collect();
         lines.dedup_by(|a, b| a.is_empty() && b.is_empty());
         let text = (lines.into_iter())
-            .map(|line| match line.starts_with("Usage: ") {
-                true => line.trim_end_matches(" --version"),
-                false => line,
+            .map(|line| match (line.starts_with("Usage: "), &similar) {
+                (true, Some(name)) => line.find(name.as_str()).map_or(line, |at| &line[..at]),
+                _ => line,
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let tip = format!(
-            "{unexpected} is `copyman table`'s: `copy` runs its --send and --receive as given, \
-             statements copyman cannot compare, resume or empty; copy a table with `copyman \
-             table TABLE --from … --to … {unexpected}`"
-        );
+        let tip = copy_says_it(unexpected);
         return match text.split_once('\n') {
             Some((first, rest)) => format!("{first}\n  tip: {tip}\n{rest}\n"),
             None => format!("{text}\n  tip: {tip}\n"),
@@ -524,16 +524,63 @@ pub(crate) fn usage_text(error: &clap::Error) -> String {
     }
 }
 
-/// Whether `arg` (`--verify`) is a long option of `copyman table`.
+/// Whether `arg` (`--verify`, `-t`) is an option of `copyman table`.
 fn is_table_option(arg: &str) -> bool {
-    let long = arg
-        .trim_start_matches("--")
-        .split('=')
-        .next()
-        .unwrap_or_default();
+    let name = arg.split('=').next().unwrap_or_default();
     let command = LowArgs::command();
-    (command.find_subcommand("table"))
-        .is_some_and(|table| table.get_arguments().any(|a| a.get_long() == Some(long)))
+    (command.find_subcommand("table")).is_some_and(|table| {
+        table
+            .get_arguments()
+            .any(|a| match name.strip_prefix("--") {
+                Some(long) => a.get_long() == Some(long),
+                None => name.strip_prefix('-').is_some_and(|short| {
+                    let mut short = short.chars();
+                    short.next().is_some_and(|c| a.get_short() == Some(c)) && short.next().is_none()
+                }),
+            })
+    })
+}
+
+/// What `copy` says instead of `table`'s option `arg`: its statements carry a COPY's options,
+/// columns and rows; a job's options are `table`'s (recheck50 F5: one sentence for all).
+fn copy_says_it(arg: &str) -> String {
+    let name = arg.split('=').next().unwrap_or_default();
+    let table = |how: &str| format!("copy a table with `copyman table {how}`");
+    let way = match name {
+        "--header" => {
+            "the --receive's COPY says it: COPY t FROM STDIN (FORMAT csv, HEADER)".to_owned()
+        }
+        "--format" => {
+            "the --send's and --receive's COPY say it: (FORMAT csv), (FORMAT binary)".to_owned()
+        }
+        "--columns" => {
+            "the --receive's (and --send's) column list says it: COPY t (a, b) FROM STDIN"
+                .to_owned()
+        }
+        "--where" => {
+            "the --send's query says it: COPY (SELECT … FROM t WHERE …) TO STDOUT".to_owned()
+        }
+        "--target-table" => "the --receive names the table it loads".to_owned(),
+        "--truncate" => format!(
+            "`copy` empties nothing (TRUNCATE the tables first), or {}",
+            table("TABLE --from … --to … --truncate")
+        ),
+        "--table" | "-t" | "--schema" | "-n" | "--exclude-table" | "-T" | "--exclude-schema"
+        | "-N" => format!(
+            "it selects a job's tables (many, each resumable): `copyman table --from … --to … \
+             {name} PATTERN`"
+        ),
+        "--state" | "--resume" | "--jobs" | "--split-larger-than" => format!(
+            "it is a job's (many tables, each resumable): `copyman table --from … --to … -n \
+             SCHEMA {name}`"
+        ),
+        _ => format!(
+            "`copy` runs its --send and --receive as given, statements copyman cannot compare, \
+             resume or empty; {}",
+            table(&format!("TABLE --from … --to … {name}"))
+        ),
+    };
+    format!("{name} is `copyman table`'s: {way}")
 }
 
 fn indices(matches: &ArgMatches, id: &str) -> Vec<usize> {

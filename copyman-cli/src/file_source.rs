@@ -1033,29 +1033,34 @@ pub(crate) fn check_start(
     for (dest, receive) in dests.iter_mut().zip(&plan.receive) {
         dest.receive.clone_from(receive);
     }
-    check_header(t, &start, source.name(), plan, dests)?;
-    if let (Some(columns), Some(front)) = (&plan.file_columns, &source.front)
-        && let Some(refused) = generated_fields(source.name(), columns, &plan.generated, front)
+    // Before the header's check, which would say a generated column's label names none.
+    if let Some(columns) = &plan.file_columns
+        && let Some(fields) = start.header.as_ref().or(start.first_line.as_ref())
+        && let Some(refused) = generated_fields(source, &reading.layout, columns, plan, fields)
     {
         return Err(refused.into());
     }
+    check_header(t, &start, source.name(), plan, dests)?;
     Ok(start)
 }
 
-/// Refuses a text file whose lines hold a field for each of the destination's `generated`
-/// columns besides the `columns` COPY loads (written where they were plain columns): every row
-/// would fail, 22P04 "extra data after last expected column", which says nothing of why
-/// (files50 F4). The fields to keep, for `cut`, are said.
+/// Refuses a file whose first line (its header, or its first row: `fields`) holds a field for
+/// each of the destination's generated columns ([`Plan::generated`](crate::plan::Plan)) besides
+/// the `columns` COPY loads (written where they were plain columns): every row would fail,
+/// 22P04 "extra data after last expected column", which says nothing of why (files50 F4;
+/// recheck50 F2: CSV, one row and a header too). The fields to keep are said, with `cut`.
 fn generated_fields(
-    name: &str,
+    source: &FileSource,
+    layout: &Layout,
     columns: &[String],
-    generated: &[(usize, String)],
-    front: &[u8],
+    plan: &Plan,
+    fields: &[Option<String>],
 ) -> Option<Fatal> {
-    let fields = tab_fields_alike(front)?;
+    let (generated, fields) = (&plan.generated, fields.len());
     if generated.is_empty() || fields != columns.len() + generated.len() {
         return None;
     }
+    let name = source.name();
     let keep: Vec<String> = (1..=fields)
         .filter(|i| !generated.iter().any(|(at, _)| at == i))
         .map(|i| i.to_string())
@@ -1065,6 +1070,24 @@ fn generated_fields(
         1 => ("is a generated column", "that field"),
         _ => ("are generated columns", "those fields"),
     };
+    let cut = match layout {
+        Layout::Csv { delimiter, .. } => format!(
+            "cut -d'{}' -f{}, where no field holds the delimiter",
+            char::from(*delimiter),
+            keep.join(",")
+        ),
+        Layout::Text {
+            delimiter: b'\t', ..
+        } => format!("cut -f{}", keep.join(",")),
+        Layout::Text { delimiter, .. } => {
+            format!("cut -d'{}' -f{}", char::from(*delimiter), keep.join(","))
+        }
+        _ => format!("keep fields {}", keep.join(",")),
+    };
+    let way = match source.stdin {
+        true => format!("… | {cut} | copyman … --from -"),
+        false => format!("{cut} {name} | copyman … --from -"),
+    };
     Some(Fatal {
         exit: Exit::Usage,
         server: None,
@@ -1072,8 +1095,8 @@ fn generated_fields(
             "{name}: its lines have {fields} fields and the COPY loads {} columns ({}): {} {is} \
              on the destination, which COPY never loads (the file was written where {} a plain \
              column), so every row would fail (22P04, extra data after last expected column) \
-             and nothing was sent; cut {field} out (cut -f{} {name} | copyman … --from -), or \
-             copy into a table where {} not generated",
+             and nothing was sent; cut {field} out ({way}), or copy into a table where {} not \
+             generated",
             columns.len(),
             columns.join(", "),
             names.join(", "),
@@ -1082,7 +1105,6 @@ fn generated_fields(
             } else {
                 "they were"
             },
-            keep.join(","),
             if names.len() == 1 {
                 "it is"
             } else {

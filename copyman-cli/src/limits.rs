@@ -329,10 +329,24 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
             held()
         )));
     }
+    let through = |s: &Encodings| s.server != s.client;
+    // A destination database whose encoding does not convert back to what it converted from:
+    // the data, arriving in another encoding, is stored as other characters there (types50
+    // F1: UTF8's ¦ read back as ￤ from an EUC_JP database, exit 0, without a word). Said, not
+    // refused: only values that hold those characters change.
+    for dest in sessions.iter().filter(|s| s.role != "source" && through(s)) {
+        if let Some(changed) = copyman_core::statement::changes_on_the_way_back(&dest.server) {
+            report::warn(format_args!(
+                "{}'s database is {}, which PostgreSQL does not convert back to what it \
+                 converted from ({changed}): a value holding such a character arrives in {} and \
+                 is stored as another there (read back, it differs from the source's)",
+                dest.role, dest.server, dest.client
+            ));
+        }
+    }
     let Some(source) = sessions.iter().find(|s| s.role == "source") else {
         return Ok(());
     };
-    let through = |s: &Encodings| s.server != s.client;
     let lossy = copyman_core::statement::changes_on_the_way_back(&source.client);
     if let Some(changed) = lossy.filter(|_| through(source))
         && let Some(dest) = sessions.iter().find(|s| s.role != "source" && through(s))

@@ -2503,6 +2503,45 @@ fn binary_xml_is_never_sent_in_another_client_encoding() {
     );
 }
 
+/// A UTF8 source into an EUC_JP database: PostgreSQL stores `¦` there as a code it reads back
+/// as `￤` (types50 F1: exit 0, not a word). Said, naming the destination; a destination that
+/// holds the source's encoding is not.
+#[test]
+fn an_euc_jp_destination_that_changes_a_character_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE e (id int, t text); INSERT INTO e VALUES (1, 'broken bar ¦'), (2, 'x')",
+    );
+    let base = database(&c.source, "SELECT 1");
+    let euc = database_in(
+        &c.dest[0],
+        format!("{base}_to_euc"),
+        "EUC_JP",
+        "CREATE TABLE e (id int, t text)",
+    );
+    let utf8 = database(&c.dest[1], "CREATE TABLE e (id int, t text)");
+    let out = run(&[
+        "table",
+        "e",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&euc),
+        "--to",
+        &c.dest[1].conninfo(&utf8),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("destination 1's database is EUC_JP, which PostgreSQL does not convert back")
+            && stderr.contains("¦ comes back as ￤")
+            && !stderr.contains("destination 2's database"),
+        "{stderr}"
+    );
+}
+
 /// A job between databases that all hold EUC_JP passes the data in it, as one table does:
 /// through UTF8 the NEC duplicates (0xADF0 `≒`) and IBM extensions (0x8FA2F1 `№`) came back
 /// as their canonical codes — other bytes, exit 0, and `--verify` (UTF-8 checksums) agreed.

@@ -458,16 +458,15 @@ impl TlsSettings {
             reason,
         };
         let key = read_private_key(&key_path)?;
-        let key = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| {
-                // A valid key of a kind ring cannot sign with (conn50 F1: "failed to parse",
-                // of a P-521 key psql uses).
-                key_error(format!(
-                    "{e} (copyman's TLS signs with RSA, ECDSA P-256/P-384 and Ed25519 keys, not                      P-521 or Ed448 ones)"
-                ))
-            })?;
+        let key = provider.key_provider.load_private_key(key).map_err(|e| {
+            // A key of a kind ring cannot sign with reads as one it cannot parse (conn50
+            // F1: "failed to parse", of a P-521 key psql uses): both said.
+            key_error(format!(
+                "{e}: a damaged file, or a key of a kind copyman's TLS cannot sign with (it \
+                     signs with RSA, ECDSA P-256/P-384 and Ed25519 keys, not P-521 or Ed448 \
+                     ones)"
+            ))
+        })?;
         // The server verifies a client certificate (and that the client holds its key: the
         // handshake's CertificateVerify is signed with it); this check only says a mismatch
         // before the server refuses it with a handshake alert that does not. rustls'

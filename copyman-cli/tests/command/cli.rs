@@ -1176,7 +1176,13 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
     );
     // One of `table`'s options given to `copy`: said whose it is, not clap's nearest spelling
     // (files50 F5: `--verify` was told to be `--version`, the usage line ending in it).
-    for option in ["--verify", "--resume", "--truncate"] {
+    for (option, way) in [
+        ("--verify", "compare, resume or empty"),
+        ("--truncate", "empties nothing"),
+        ("--state=x", "it is a job's"),
+        ("--header", "(FORMAT csv, HEADER)"),
+        ("-t", "it selects a job's tables"),
+    ] {
         let out = run(&[
             "copy",
             "--from",
@@ -1189,9 +1195,12 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
         ]);
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
+        let name = option.split('=').next().unwrap_or_default();
         assert!(
-            stderr.contains(&format!("tip: {option} is `copyman table`'s"))
-                && !stderr.contains("--version"),
+            stderr.contains(&format!("tip: {name} is `copyman table`'s"))
+                && stderr.contains(way)
+                && !stderr.contains("--version")
+                && !stderr.contains("--stall-timeout"),
             "{stderr}"
         );
     }

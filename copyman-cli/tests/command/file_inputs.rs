@@ -1225,6 +1225,24 @@ fn a_field_for_a_generated_column_is_said() {
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &db, "g"), 0);
+    // One row, CSV with a header naming it, stdin: the same (recheck50 F2: the bare 22P04, or
+    // the header's label said to name no column).
+    let to = c.dest[0].conninfo(&db);
+    let csv = file("with-generated.csv", b"id,d,v\n1,2,x\n");
+    let out = run(&["table", "g", "--from", csv.arg(), "--to", &to, "--header"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("d is a generated column") && stderr.contains("cut -d',' -f1,3"),
+        "{stderr}"
+    );
+    let out = run_with_stdin(&["table", "g", "--from", "-", "--to", &to], b"1\t2\tx\n");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("d is a generated column") && stderr.contains("… | cut -f1,3 | copyman"),
+        "{stderr}"
+    );
     // Without that field, it loads.
     let data = file("without-generated.txt", b"1\tx\n2\ty\n");
     let out = run(&[
