@@ -637,6 +637,27 @@ impl<E> Commit<E> {
                 Phase::Done => return None,
                 Phase::Record => {
                     let run = self.options.two_phase.clone().expect("two-phase run");
+                    // Those the decision leaves out and no `out` line named yet — one whose
+                    // PREPARE's answer was lost (it may be prepared), one that failed past the
+                    // last PREPARE — said first: a recovery that finds such a transaction
+                    // prepared, named by the run and not by its decision, took the log for one
+                    // that contradicts itself and left it holding its locks (commit50 F1).
+                    let out: Vec<usize> = (0..self.slots.len())
+                        .filter(|&k| {
+                            matches!(
+                                self.slots[k],
+                                Slot::MaybePrepared(..) | Slot::Done(Outcome::Failed(_))
+                            ) && !self.out_said[k]
+                        })
+                        .collect();
+                    if !out.is_empty() && self.slots.iter().any(|s| matches!(s, Slot::Prepared(_)))
+                    {
+                        let gids = out.iter().map(|&k| Self::gid(&run, k)).collect();
+                        for k in out {
+                            self.out_said[k] = true;
+                        }
+                        return Some(Step::RecordOut { run, gids });
+                    }
                     let gids = self
                         .slots
                         .iter()

@@ -908,6 +908,51 @@ fn keep_going_two_phase_records_the_failed_ones_out_before_preparing_past_them()
     assert!(!steps.iter().any(|s| matches!(s, Step::RecordOut { .. })));
 }
 
+/// Under keep-going, a destination whose PREPARE's answer was lost (it may be prepared) and one
+/// that failed after the last PREPARE are said to be out before the decision, which leaves them
+/// out: a recovery that finds the first prepared rolls it back, not "a log that contradicts
+/// itself" (commit50 F1: left holding its locks, to be ended by hand).
+#[test]
+fn keep_going_two_phase_records_out_what_the_decision_leaves_out() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        policy: Policy::KeepGoing,
+        ..Options::default()
+    };
+    // Destination 2's PREPARE is lost with its connection; destination 4's copy failed.
+    let (steps, _) = run(
+        options,
+        &[true, true, true, false],
+        |p, a| match (p, a) {
+            (p, Action::Prepare(_)) if p == d(1) => Answer::Lost,
+            _ => Answer::Ok,
+        },
+        true,
+    );
+    let kinds: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Run {
+                action: Action::Prepare(gid),
+                ..
+            } => Some(format!("prepare {gid}")),
+            Step::RecordOut { run, gids } => Some(format!("out {run} {}", gids.join(" "))),
+            Step::Record(decision) => Some(format!("decide {}", decision.gids.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "prepare copyman:r:1",
+            "prepare copyman:r:2",
+            "prepare copyman:r:3",
+            "out r copyman:r:2 copyman:r:4",
+            "decide 2",
+        ]
+    );
+}
+
 proptest! {
     /// Under keep-going two-phase commit, whatever fails: before each PREPARE every destination
     /// below it that is not prepared (and not maybe prepared: a PREPARE whose answer was lost)
