@@ -1387,8 +1387,23 @@ pub fn compared_in_destination_type(
     reads_alike: bool,
 ) -> Option<&'static str> {
     let string = theirs.type_name == "text" || theirs.type_name.starts_with("character varying");
+    // A number into money (12.50 as $12.50, in the money form copyman's sessions pin), an
+    // integer into a boolean: compared as what the destination made of it (types50 F4).
+    let number = matches!(theirs.type_oid(), Some(20 | 21 | 23 | 1700));
+    match here.type_oid()? {
+        790 if number => return Some("CAST({} AS pg_catalog.money)"),
+        16 if theirs.type_oid() == Some(23) => return Some("CAST({} AS pg_catalog.bool)"),
+        _ => {}
+    }
     let form = match here.type_oid()? {
         16 => "CAST({} AS pg_catalog.bool)",
+        // (types50 F4: these were compared as the source's text, and differed for ever.)
+        790 => "CAST({} AS pg_catalog.money)",
+        26 => "CAST({} AS pg_catalog.oid)",
+        3615 => "CAST({} AS pg_catalog.tsquery)",
+        4451 => "CAST({} AS pg_catalog.int4multirange)",
+        4536 => "CAST({} AS pg_catalog.int8multirange)",
+        4532 => "CAST({} AS pg_catalog.nummultirange)",
         21 => "CAST({} AS pg_catalog.int2)",
         23 => "CAST({} AS pg_catalog.int4)",
         20 => "CAST({} AS pg_catalog.int8)",
@@ -1425,6 +1440,9 @@ pub fn compared_in_destination_type(
         3912 if reads_alike => "CAST({} AS pg_catalog.daterange)",
         3908 if reads_alike => "CAST({} AS pg_catalog.tsrange)",
         3910 if reads_alike => "CAST({} AS pg_catalog.tstzrange)",
+        4535 if reads_alike => "CAST({} AS pg_catalog.datemultirange)",
+        4533 if reads_alike => "CAST({} AS pg_catalog.tsmultirange)",
+        4534 if reads_alike => "CAST({} AS pg_catalog.tstzmultirange)",
         1182 if reads_alike => "CAST({} AS pg_catalog.date[])",
         1115 if reads_alike => "CAST({} AS pg_catalog.timestamp[])",
         1185 if reads_alike => "CAST({} AS pg_catalog.timestamptz[])",
