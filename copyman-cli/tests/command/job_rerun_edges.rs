@@ -304,6 +304,77 @@ fn a_table_rolled_back_then_renamed_is_copied_by_the_resume() {
     assert_exit(&job(&["--resume", "--verify"]), 0);
 }
 
+/// A table committed on one destination and rolled back on the other, renamed since on every
+/// server: the resume takes it as done where it committed and copies it where it did not
+/// (recheck50 F1: every resume refused, "its rows would be there twice").
+#[test]
+fn a_table_committed_on_one_destination_then_renamed_is_finished_by_the_resume() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 50); INSERT INTO b SELECT generate_series(1, 5);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+    );
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));",
+    );
+    let state = TempPath::new("committed-once-renamed.state");
+    let job = |extra: &[&str]| {
+        run(&[
+            &[
+                "table",
+                "-t",
+                "public.*",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--to",
+                &c.dest[1].conninfo(&d2),
+                "--state",
+                state.arg(),
+                "--keep-going",
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(
+        (count(&c.dest[0], &d1, "b"), count(&c.dest[1], &d2, "b")),
+        (5, 0)
+    );
+    let rename = "ALTER TABLE b RENAME TO b2";
+    c.source.connect(&src).batch_execute(rename).unwrap();
+    c.dest[0].connect(&d1).batch_execute(rename).unwrap();
+    (c.dest[1].connect(&d2))
+        .batch_execute(&format!(
+            "{rename}; ALTER TABLE b2 DROP CONSTRAINT b_id_check"
+        ))
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("on destination 1: done there, not copied again"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        (count(&c.dest[0], &d1, "b2"), count(&c.dest[1], &d2, "b2")),
+        (5, 5)
+    );
+    assert_exit(&job(&["--resume", "--verify"]), 0);
+    assert_eq!(
+        (count(&c.dest[0], &d1, "b2"), count(&c.dest[1], &d2, "b2")),
+        (5, 5)
+    );
+}
+
 /// A table attached as a partition of another between a run that copied neither and its
 /// resume, which copies the partitioned table whole (its rows among them): a resume after that
 /// finds the job done (jobs49 F3: the attached table was taken for one attached after its

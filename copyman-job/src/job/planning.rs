@@ -1456,18 +1456,45 @@ fn plan_all(
     // table only renamed since (the same relations on the source, under a name this selection
     // no longer has) that it committed on every destination is done under its new name.
     let covers = covers_before.clone().unwrap_or_default();
+    // The names the earlier run copied tables under that this one copies under new names.
+    let mut renamed_from: HashSet<String> = HashSet::new();
+    // And each done there under the old name, recorded done under the new one by the run (a
+    // later resume finds the new name's records: recheck50 F1).
+    let mut renamed_pairs: Vec<(String, usize, u64)> = Vec::new();
     if options.resume {
-        for (table, was) in renamed_done(&covers, &recorded, &keys) {
-            for key in &keys {
+        let renamed = {
+            // Whether every attempt at a table on destination `d` is known, asked there, to
+            // have committed nothing.
+            let mut nothing = |d: usize, table: &str| {
+                (dests.get_mut(d).and_then(Option::as_mut))
+                    .is_some_and(|conn| resume::committed_nothing(conn, &recorded, table, &keys[d]))
+            };
+            renamed_done(&covers, &recorded, &keys, &mut nothing)
+        };
+        for (table, was) in renamed {
+            renamed_from.insert(was.clone());
+            let mut on = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
                 if let Some(rows) = recorded.done(&was, key) {
                     recorded.done.insert((table.clone(), key.clone()), rows);
                     recorded.begun.insert((table.clone(), key.clone()));
+                    renamed_pairs.push((table.clone(), i, rows));
+                    on.push((i + 1).to_string());
                 }
             }
-            notes.push(format!(
-                "{table}: the earlier run committed it on every destination as {was} (renamed \
-                 since: the same relation on the source): done, not copied again"
-            ));
+            notes.push(match on.len() == keys.len() {
+                true => format!(
+                    "{table}: the earlier run committed it on every destination as {was} \
+                     (renamed since: the same relation on the source): done, not copied again"
+                ),
+                // (recheck50 F1: refused, every resume, as "its rows would be there twice".)
+                false => format!(
+                    "{table}: the earlier run committed it as {was} (renamed since: the same \
+                     relation on the source) on destination {}: done there, not copied again; \
+                     copied to the others, where nothing of it committed",
+                    on.join(", ")
+                ),
+            });
         }
     }
     // Whether every attempt at a table on destination `d` is known, asked there, to have
@@ -1693,7 +1720,7 @@ fn plan_all(
             .all(|d| d.session().parameter("server_encoding") == Some(shared))
     });
     let mut tables = Vec::new();
-    let mut confirmed = Vec::new();
+    let mut confirmed = renamed_pairs;
     // Values measured for a destination column that cuts them: measured again in the job's
     // snapshot, which the copies read (a longer value committed in between arrived cut, copy44
     // F1).
@@ -2597,8 +2624,17 @@ fn plan_all(
         let mut recorded_tables: Vec<&String> = recorded.begun.iter().map(|(t, _)| t).collect();
         recorded_tables.sort();
         recorded_tables.dedup();
+        // (One renamed since, whose relations a planned table covers, is copied under that
+        // name: recheck50 F1.)
+        let now = covers_before.clone().unwrap_or_default();
+        let renamed = |t: &str| {
+            renamed_from.contains(t)
+                || (recorded.covers.get(t)).is_some_and(|was| {
+                    (now.iter()).any(|(other, oids)| other != t && !oids.is_empty() && oids == was)
+                })
+        };
         let split = (recorded_tables.into_iter())
-            .filter(|t| !planned.contains(*t))
+            .filter(|t| !planned.contains(*t) && !renamed(t))
             .find_map(|table| {
                 // Where it may hold the earlier run's rows (done, or its COMMIT sent), while
                 // not done everywhere (committed everywhere and found different by --verify
@@ -3135,13 +3171,15 @@ fn reattached(
 }
 
 /// The tables of this selection (`covers`: each with the source's oids of what its copy covers)
-/// that the earlier run committed on every destination (`keys`) under another name, which no
-/// table of this selection has: the same relations on the source, exactly (renamed since, on
-/// the source). `(table, its recorded name)`.
+/// that the earlier run committed under another name, which no table of this selection has:
+/// the same relations on the source, exactly (renamed since, on the source) — on every
+/// destination (`keys`), or on some, where on the others it never began or `nothing` (asked
+/// there) says it committed nothing. `(table, its recorded name)`.
 fn renamed_done(
     covers: &[(String, Vec<u64>)],
     recorded: &Recorded,
     keys: &[String],
+    nothing: &mut dyn FnMut(usize, &str) -> bool,
 ) -> Vec<(String, String)> {
     let selected: HashSet<&str> = covers.iter().map(|(t, _)| t.as_str()).collect();
     covers
@@ -3151,9 +3189,13 @@ fn renamed_done(
             let (was, _) = recorded.covers.iter().find(|(was, theirs)| {
                 !selected.contains(was.as_str()) && !oids.is_empty() && *theirs == oids
             })?;
-            keys.iter()
-                .all(|k| recorded.done(was, k).is_some())
-                .then(|| (table.clone(), was.clone()))
+            // Done on some, and where not, never begun or known to have committed nothing.
+            let done = |k: &String| recorded.done(was, k).is_some();
+            let whole = keys
+                .iter()
+                .enumerate()
+                .all(|(i, k)| done(k) || !recorded.begun(was, k) || nothing(i, was));
+            (whole && keys.iter().any(done)).then(|| (table.clone(), was.clone()))
         })
         .filter(|_| !keys.is_empty())
         .collect()
