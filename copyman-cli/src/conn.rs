@@ -109,6 +109,10 @@ pub(crate) struct Env {
     /// PGPASSWORD's bytes, where they are not UTF-8: sent as they are, as psql sends them and
     /// copyman sends a password file's.
     password_bytes: Option<Vec<u8>>,
+    /// The variables that name a file or directory libpq reads (`PGPASSFILE`, `PGSERVICEFILE`,
+    /// `PGSYSCONFDIR`), where they are not UTF-8: paths, whose bytes are the file's name as they
+    /// are (recheck50 F3: refused, where libpq reads them, or never needs them).
+    raw_paths: HashMap<String, PathBuf>,
     /// The operating system's name for the user running copyman: the default user name.
     os_user: Option<String>,
     /// The user's home directory in the password database: where `~` is when `HOME` is unset.
@@ -129,6 +133,7 @@ impl Env {
     pub(crate) fn from_process() -> Self {
         let mut unreadable = Vec::new();
         let mut password_bytes = None;
+        let mut raw_paths = HashMap::new();
         let vars = std::env::vars_os()
             .filter_map(|(k, v): (OsString, OsString)| {
                 let k = k.into_string().ok()?;
@@ -136,6 +141,15 @@ impl Env {
                     Ok(v) => Some((k, v)),
                     Err(v) if k == "PGPASSWORD" => {
                         password_bytes = Some(std::os::unix::ffi::OsStringExt::into_vec(v));
+                        None
+                    }
+                    Err(v)
+                        if matches!(
+                            k.as_str(),
+                            "PGPASSFILE" | "PGSERVICEFILE" | "PGSYSCONFDIR"
+                        ) =>
+                    {
+                        raw_paths.insert(k, PathBuf::from(v));
                         None
                     }
                     Err(_) => {
@@ -159,6 +173,7 @@ impl Env {
             vars,
             unreadable,
             password_bytes,
+            raw_paths,
             os_user,
             os_home: os_home.filter(|home| !home.is_empty()),
         }
@@ -178,6 +193,7 @@ impl Env {
             vars,
             unreadable: Vec::new(),
             password_bytes: None,
+            raw_paths: HashMap::new(),
         }
     }
 
@@ -191,6 +207,12 @@ impl Env {
     /// where it is unset or empty, the password database's (libpq's `pqGetHomeDirectory`).
     pub(crate) fn home(&self) -> Option<&str> {
         self.get("HOME").or(self.os_home.as_deref())
+    }
+
+    /// A variable that names a file or directory, as a path: its value, or its bytes where
+    /// they are not UTF-8.
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        (self.get(name).map(PathBuf::from)).or_else(|| self.raw_paths.get(name).cloned())
     }
 
     /// A variable's value, if set and not empty (libpq ignores empty ones).
@@ -749,8 +771,13 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         if let Some(value) = var.and_then(|var| env.get(var)) {
             params.fill(key, value, Source::Env(var.unwrap_or_default()));
         }
+    }
+    // A TLS file's variable matters only where TLS is tried.
+    let tls_off = params.get("sslmode") == Some("disable");
+    for (key, var) in PARAMETERS {
         if let Some(var) = var.filter(|var| env.unreadable.iter().any(|u| u == var))
             && params.get(key).is_none()
+            && !(tls_off && key.starts_with("ssl"))
         {
             return Err(ConnError::Invalid(format!(
                 "the environment variable {var} is not valid UTF-8, and copyman cannot read it: \
@@ -1197,6 +1224,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             .get("passfile")
             .filter(|f| !f.is_empty())
             .map(PathBuf::from)
+            .or_else(|| env.raw_paths.get("PGPASSFILE").cloned())
             .or_else(|| env.home().map(|home| Path::new(home).join(".pgpass")));
         if let Some(file) = passfile {
             match read_passfile(&file) {
@@ -1762,7 +1790,7 @@ fn find_service(
 ) -> Result<(PathBuf, ServiceEntries), ConnError> {
     // A file named (`servicefile`, `PGSERVICEFILE`) must be there, as in libpq: another file's
     // service of the same name would be another server.
-    let named = servicefile.or_else(|| env.get("PGSERVICEFILE").map(PathBuf::from));
+    let named = servicefile.or_else(|| env.path("PGSERVICEFILE"));
     if let Some(file) = &named
         && fs::metadata(file).is_err()
     {
@@ -1772,8 +1800,9 @@ fn find_service(
         )));
     }
     let user_file = named.or_else(|| env.home().map(|h| Path::new(h).join(".pg_service.conf")));
-    let system_file =
-        Path::new(env.get("PGSYSCONFDIR").unwrap_or(DEFAULT_SYSCONFDIR)).join("pg_service.conf");
+    let system_file = (env.path("PGSYSCONFDIR"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SYSCONFDIR))
+        .join("pg_service.conf");
     for file in user_file.into_iter().chain([system_file]) {
         if fs::metadata(&file).is_err() {
             continue;
@@ -3064,10 +3093,22 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         let spec = resolve("host=h user=a dbname=d password=pw", &env(&[])).unwrap();
         assert_eq!(spec.hosts[0].get_password(), Some(&b"pw"[..]));
         // One of no parameter (read before the CONN's parameters are known): at once.
-        let Err(ConnError::Invalid(why)) = resolve("host=h user=a", &env(&["PGSYSCONFDIR"])) else {
-            panic!("PGSYSCONFDIR is refused");
+        let Err(ConnError::Invalid(why)) = resolve("host=h user=a", &env(&["PGSERVICE"])) else {
+            panic!("PGSERVICE is refused");
         };
-        assert!(why.contains("PGSYSCONFDIR is not valid UTF-8"), "{why}");
+        assert!(why.contains("PGSERVICE is not valid UTF-8"), "{why}");
+        // A TLS file's, where TLS is not tried: not read (recheck50 F3).
+        let conn = "host=h user=a sslmode=disable";
+        assert!(resolve(conn, &env(&["PGSSLKEY", "PGSSLROOTCERT"])).is_ok());
+        assert!(resolve("host=h user=a", &env(&["PGSSLKEY"])).is_err());
+        // A file's, as its bytes: the password file read there.
+        let (file, _guard) = passfile(0o600, "*:*:*:a:frombytes\n");
+        let raw = Env {
+            raw_paths: HashMap::from([("PGPASSFILE".to_owned(), file.clone())]),
+            ..Env::from_pairs(&[])
+        };
+        let spec = resolve("host=h user=a", &raw).unwrap();
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"frombytes"[..]));
     }
 
     #[test]
