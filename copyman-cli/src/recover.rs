@@ -827,17 +827,19 @@ pub(crate) fn run(
                 let _ = log.ended(run, &h.gid);
             }
         }
-        // Left out of a run decided commit (under keep-going, it failed before its PREPARE): it
-        // holds none of the run's rows, which the others committed. Said once (recorded as
-        // ended), exit 1 (commit48 F3: "nothing pending" there, exit 0).
+        // Left out of a run decided commit (under keep-going, it failed before its PREPARE, or
+        // at it: a PREPARE whose answer was lost, commit50 F1): it holds none of the run's rows,
+        // which the others committed. Said once (recorded as ended), exit 1 (commit48 F3:
+        // "nothing pending" there, exit 0).
         let left = (contents.left.get(run.as_str()).into_iter().flatten())
             .filter(|h| decided && !contents.ended.contains(&h.gid));
         for h in left {
             check = true;
             let what = format!(
                 "{} ({}, database {}) was left out of run {run}, which decided commit: it failed \
-                 before its PREPARE and holds none of the run's rows, which the others \
-                 committed: copy to it again ({})",
+                 before its PREPARE, or at it (a transaction it left prepared is rolled back), \
+                 and holds none of the run's rows, which the others committed: copy to it again \
+                 ({})",
                 h.gid,
                 the_runs(&h.display),
                 h.database,
