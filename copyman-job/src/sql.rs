@@ -1511,10 +1511,10 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
                   ELSE pg_catalog.pg_get_constraintdef(k.oid) END AS def \
                 FROM {items} JOIN pg_catalog.pg_type d ON d.oid = r.typ \
                 LEFT JOIN pg_catalog.pg_constraint k ON k.contypid = d.oid AND k.contype = 'c' \
-               WHERE r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+               WHERE r.path ~ '^(/b)*(/e(/b)*)?$' AND d.typtype = 'd' \
                  AND (k.oid IS NOT NULL OR d.typnotnull) \
               UNION SELECT 'NOT NULL' FROM {items} JOIN pg_catalog.pg_type d ON d.oid = r.typ \
-               WHERE r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+               WHERE r.path ~ '^(/b)*(/e(/b)*)?$' AND d.typtype = 'd' \
                  AND d.typnotnull) checks) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
            CROSS JOIN fires CROSS JOIN quiet \
@@ -1640,9 +1640,10 @@ pub struct Column {
     /// its labels: a destination whose enum lacks a label the source's has fails a row that
     /// holds it (22P02).
     pub enums: Vec<(String, Vec<String>)>,
-    /// What the domains its type is (a domain, and a domain it is over) hold each value to, as
-    /// its server deparses it: each CHECK (`CHECK (VALUE > 0)`) and `NOT NULL`. A destination
-    /// whose domain of one name checks more refuses rows the source holds (23514).
+    /// What the domains its type is (a domain, a domain it is over, its elements' domain in an
+    /// array: types50 F5) hold each value to, as its server deparses it: each CHECK (`CHECK
+    /// (VALUE > 0)`) and `NOT NULL`. A destination whose domain of one name checks more refuses
+    /// rows the source holds (23514).
     pub domain_checks: Vec<String>,
 }
 
