@@ -544,7 +544,21 @@ fn is_table_option(arg: &str) -> bool {
 /// What `copy` says instead of `table`'s option `arg`: its statements carry a COPY's options,
 /// columns and rows; a job's options are `table`'s (recheck50 F5: one sentence for all).
 fn copy_says_it(arg: &str) -> String {
-    let name = arg.split('=').next().unwrap_or_default();
+    let given = arg.split('=').next().unwrap_or_default();
+    // A short option as its long one (recheck50b F6: `-j` was told otherwise than `--jobs`).
+    let long = (given.strip_prefix('-'))
+        .filter(|short| !short.starts_with('-'))
+        .and_then(|short| short.chars().next())
+        .and_then(|c| {
+            let command = LowArgs::command();
+            let table = command.find_subcommand("table")?;
+            let long = table
+                .get_arguments()
+                .find(|a| a.get_short() == Some(c))?
+                .get_long()?;
+            Some(format!("--{long}"))
+        });
+    let name = long.as_deref().unwrap_or(given);
     let table = |how: &str| format!("copy a table with `copyman table {how}`");
     let way = match name {
         "--header" => {
@@ -565,8 +579,7 @@ fn copy_says_it(arg: &str) -> String {
             "`copy` empties nothing (TRUNCATE the tables first), or {}",
             table("TABLE --from … --to … --truncate")
         ),
-        "--table" | "-t" | "--schema" | "-n" | "--exclude-table" | "-T" | "--exclude-schema"
-        | "-N" => format!(
+        "--table" | "--schema" | "--exclude-table" | "--exclude-schema" => format!(
             "it selects a job's tables (many, each resumable): `copyman table --from … --to … \
              {name} PATTERN`"
         ),
@@ -574,13 +587,17 @@ fn copy_says_it(arg: &str) -> String {
             "it is a job's (many tables, each resumable): `copyman table --from … --to … -n \
              SCHEMA {name}`"
         ),
-        _ => format!(
+        "--verify" => format!(
             "`copy` runs its --send and --receive as given, statements copyman cannot compare, \
              resume or empty; {}",
             table(&format!("TABLE --from … --to … {name}"))
         ),
+        _ => format!(
+            "`copy` runs its --send and --receive as given; {}",
+            table(&format!("TABLE --from … --to … {name}"))
+        ),
     };
-    format!("{name} is `copyman table`'s: {way}")
+    format!("{given} is `copyman table`'s: {way}")
 }
 
 fn indices(matches: &ArgMatches, id: &str) -> Vec<usize> {

@@ -1071,11 +1071,9 @@ fn generated_fields(
         _ => ("are generated columns", "those fields"),
     };
     let cut = match layout {
-        Layout::Csv { delimiter, .. } => format!(
-            "cut -d'{}' -f{}, where no field holds the delimiter",
-            char::from(*delimiter),
-            keep.join(",")
-        ),
+        Layout::Csv { delimiter, .. } => {
+            format!("cut -d'{}' -f{}", char::from(*delimiter), keep.join(","))
+        }
         Layout::Text {
             delimiter: b'\t', ..
         } => format!("cut -f{}", keep.join(",")),
@@ -1087,6 +1085,11 @@ fn generated_fields(
     let way = match source.stdin {
         true => format!("… | {cut} | copyman … --from -"),
         false => format!("{cut} {name} | copyman … --from -"),
+    };
+    // cut splits at every delimiter, quoted ones too.
+    let way = match layout {
+        Layout::Csv { .. } => format!("{way}, where no field holds the delimiter; else a CSV tool"),
+        _ => way,
     };
     Some(Fatal {
         exit: Exit::Usage,

@@ -334,7 +334,15 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
     // the data, arriving in another encoding, is stored as other characters there (types50
     // F1: UTF8's ¦ read back as ￤ from an EUC_JP database, exit 0, without a word). Said, not
     // refused: only values that hold those characters change.
-    for dest in sessions.iter().filter(|s| s.role != "source" && through(s)) {
+    // (From a source of that very encoding the characters come back as they were: recheck50b
+    // F2.)
+    let source_server = sessions
+        .iter()
+        .find(|s| s.role == "source")
+        .map(|s| s.server.as_str());
+    for dest in (sessions.iter())
+        .filter(|s| s.role != "source" && through(s) && source_server != Some(s.server.as_str()))
+    {
         if let Some(changed) = copyman_core::statement::changes_on_the_way_back(&dest.server) {
             report::warn(format_args!(
                 "{}'s database is {}, which PostgreSQL does not convert back to what it \

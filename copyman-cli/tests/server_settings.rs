@@ -2540,6 +2540,30 @@ fn an_euc_jp_destination_that_changes_a_character_is_said() {
             && !stderr.contains("destination 2's database"),
         "{stderr}"
     );
+    // From an EUC_JP source its characters come back as they were: nothing said (recheck50b F2).
+    let euc_src = database_in(
+        &c.source,
+        format!("{base}_from_euc"),
+        "EUC_JP",
+        "CREATE TABLE e (id int, t text); INSERT INTO e VALUES (1, 'x')",
+    );
+    let out = run(&[
+        "table",
+        "e",
+        "--from",
+        &c.source.conninfo(&euc_src),
+        "--to",
+        &c.dest[0].conninfo(&euc),
+        "--to",
+        &c.dest[1].conninfo(&utf8),
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("does not convert back"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A job between databases that all hold EUC_JP passes the data in it, as one table does:

@@ -1387,12 +1387,16 @@ pub fn compared_in_destination_type(
     reads_alike: bool,
 ) -> Option<&'static str> {
     let string = theirs.type_name == "text" || theirs.type_name.starts_with("character varying");
-    // A number into money (12.50 as $12.50, in the money form copyman's sessions pin), an
-    // integer into a boolean: compared as what the destination made of it (types50 F4).
-    let number = matches!(theirs.type_oid(), Some(20 | 21 | 23 | 1700));
+    // A number into money (12.50 as $12.50), compared as numbers, so that one the money rounded
+    // (12.505 as $12.51) differs as a numeric's rounding does; an integer into a boolean as
+    // what the destination made of it (types50 F4, recheck50b F1: the other integers and the
+    // floats could not be compared at all).
+    let number = matches!(theirs.type_oid(), Some(20 | 21 | 23 | 700 | 701 | 1700));
     match here.type_oid()? {
-        790 if number => return Some("CAST({} AS pg_catalog.money)"),
-        16 if theirs.type_oid() == Some(23) => return Some("CAST({} AS pg_catalog.bool)"),
+        790 if number => return Some("pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))"),
+        16 if matches!(theirs.type_oid(), Some(20 | 21 | 23)) => {
+            return Some("CAST(CAST({} AS pg_catalog.int4) AS pg_catalog.bool)");
+        }
         _ => {}
     }
     let form = match here.type_oid()? {
@@ -1401,6 +1405,10 @@ pub fn compared_in_destination_type(
         790 => "CAST({} AS pg_catalog.money)",
         26 => "CAST({} AS pg_catalog.oid)",
         3615 => "CAST({} AS pg_catalog.tsquery)",
+        791 => "CAST({} AS pg_catalog.money[])",
+        1028 => "CAST({} AS pg_catalog.oid[])",
+        2206 => "CAST({} AS pg_catalog.regtype)",
+        3220 => "CAST({} AS pg_catalog.pg_lsn)",
         4451 => "CAST({} AS pg_catalog.int4multirange)",
         4536 => "CAST({} AS pg_catalog.int8multirange)",
         4532 => "CAST({} AS pg_catalog.nummultirange)",

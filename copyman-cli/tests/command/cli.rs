@@ -1182,6 +1182,12 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
         ("--state=x", "it is a job's"),
         ("--header", "(FORMAT csv, HEADER)"),
         ("-t", "it selects a job's tables"),
+        // A short option as its long one (recheck50b F6).
+        ("-j", "it is a job's"),
+        (
+            "--max-rate=1M",
+            "`copy` runs its --send and --receive as given; copy a table",
+        ),
     ] {
         let out = run(&[
             "copy",

@@ -1233,7 +1233,9 @@ fn a_field_for_a_generated_column_is_said() {
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("d is a generated column") && stderr.contains("cut -d',' -f1,3"),
+        stderr.contains("d is a generated column")
+            && stderr.contains("(cut -d',' -f1,3 ")
+            && stderr.contains("| copyman … --from -, where no field holds the delimiter"),
         "{stderr}"
     );
     let out = run_with_stdin(&["table", "g", "--from", "-", "--to", &to], b"1\t2\tx\n");

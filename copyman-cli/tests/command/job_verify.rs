@@ -708,6 +708,11 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
         ("spans", "int4multirange", "{[1,5]}"),
         ("q", "tsquery", "a&b"),
         ("o", "oid", "012"),
+        // (recheck50b F1: these too.)
+        ("cashes", "money[]", "{1.5,2}"),
+        ("oids", "oid[]", "{012}"),
+        ("rt", "regtype", "int4"),
+        ("lsn", "pg_lsn", "0/a"),
     ];
     let text_columns: Vec<String> = columns
         .iter()
@@ -758,12 +763,16 @@ fn job_verify_compares_numbers_loaded_as_money() {
     let c = clusters();
     let src = database(
         &c.source,
-        "CREATE TABLE m (id int, amount numeric(10,2), whole int, flag int);
-         INSERT INTO m VALUES (1, 12.50, 12, 1), (2, NULL, NULL, 0);",
+        "CREATE TABLE m (id int, amount numeric(10,2), whole int, flag int, small smallint,
+           big bigint, f real);
+         INSERT INTO m VALUES (1, 12.50, 12, 1, 1, 1, 12.5), (2, NULL, NULL, 0, 0, 0, NULL);",
     );
+    // (recheck50b F1: smallint and bigint into boolean, a real into money, could not be
+    // compared at all.)
     let d0 = database(
         &c.dest[0],
-        "CREATE TABLE m (id int, amount money, whole money, flag bool);",
+        "CREATE TABLE m (id int, amount money, whole money, flag bool, small bool, big bool,
+           f money);",
     );
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
     let state = TempPath::new("verify-money.state");
@@ -780,6 +789,26 @@ fn job_verify_compares_numbers_loaded_as_money() {
         .batch_execute("UPDATE m SET amount = 12.51 WHERE id = 1")
         .unwrap();
     let out = job(&["--verify", "--resume"]);
+    assert_exit(&out, 4);
+    // A value the money rounded differs, as a numeric's rounding does.
+    let src = database(
+        &c.source,
+        "CREATE TABLE r (id int, amount numeric(10,3)); INSERT INTO r VALUES (1, 12.505);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE r (id int, amount money);");
+    let state = TempPath::new("verify-money-rounded.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let out = run(&[
+        "table",
+        "r",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--verify",
+    ]);
     assert_exit(&out, 4);
 }
 
