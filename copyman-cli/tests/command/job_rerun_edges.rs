@@ -194,6 +194,23 @@ fn a_table_missing_on_a_destination_is_said_to_be_mended_first_then_resume_finis
     assert_eq!(count(&c.dest[0], &d1, "gone"), 5);
 }
 
+/// A job of every table of `public` from `from` to each of `to`, `--keep-going`, with its state
+/// in `state`, and `extra` after.
+fn every_table(
+    from: &str,
+    to: &[String],
+    state: &TempPath,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["table", "-t", "public.*", "--from", from];
+    for to in to {
+        args.extend(["--to", to.as_str()]);
+    }
+    args.extend(["--state", state.arg(), "--keep-going"]);
+    args.extend(extra);
+    run(&args)
+}
+
 /// A table renamed on the source after a run that did not begin it (missing on the destination,
 /// created there under the new name): the resume copies it under its new name, and a resume
 /// after that finds nothing to copy (jobs49 F1: the old name, taken for a partition attached
@@ -208,24 +225,8 @@ fn a_table_renamed_between_resumes_leaves_the_job_resumable() {
     );
     let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
     let state = TempPath::new("renamed-between.state");
-    let job = |extra: &[&str]| {
-        run(&[
-            &[
-                "table",
-                "-t",
-                "public.*",
-                "--from",
-                &c.source.conninfo(&src),
-                "--to",
-                &c.dest[0].conninfo(&d1),
-                "--state",
-                state.arg(),
-                "--keep-going",
-            ][..],
-            extra,
-        ]
-        .concat())
-    };
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
     assert_exit(&job(&[]), 4);
     c.source
         .connect(&src)
@@ -264,24 +265,8 @@ fn a_table_rolled_back_then_renamed_is_copied_by_the_resume() {
         "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));",
     );
     let state = TempPath::new("rolled-back-renamed.state");
-    let job = |extra: &[&str]| {
-        run(&[
-            &[
-                "table",
-                "-t",
-                "public.*",
-                "--from",
-                &c.source.conninfo(&src),
-                "--to",
-                &c.dest[0].conninfo(&d1),
-                "--state",
-                state.arg(),
-                "--keep-going",
-            ][..],
-            extra,
-        ]
-        .concat())
-    };
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
     assert_exit(&job(&[]), 4);
     assert_eq!(count(&c.dest[0], &d1, "b"), 0);
     c.source
@@ -324,26 +309,8 @@ fn a_table_committed_on_one_destination_then_renamed_is_finished_by_the_resume()
         "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));",
     );
     let state = TempPath::new("committed-once-renamed.state");
-    let job = |extra: &[&str]| {
-        run(&[
-            &[
-                "table",
-                "-t",
-                "public.*",
-                "--from",
-                &c.source.conninfo(&src),
-                "--to",
-                &c.dest[0].conninfo(&d1),
-                "--to",
-                &c.dest[1].conninfo(&d2),
-                "--state",
-                state.arg(),
-                "--keep-going",
-            ][..],
-            extra,
-        ]
-        .concat())
-    };
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
     assert_exit(&job(&[]), 4);
     assert_eq!(
         (count(&c.dest[0], &d1, "b"), count(&c.dest[1], &d2, "b")),
@@ -397,24 +364,8 @@ fn a_table_attached_before_its_parents_copy_leaves_the_job_resumable() {
     // Neither m nor m2 is there yet: the first run copies a only.
     let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
     let state = TempPath::new("attached-before.state");
-    let job = |extra: &[&str]| {
-        run(&[
-            &[
-                "table",
-                "-t",
-                "public.*",
-                "--from",
-                &c.source.conninfo(&src),
-                "--to",
-                &c.dest[0].conninfo(&d1),
-                "--state",
-                state.arg(),
-                "--keep-going",
-            ][..],
-            extra,
-        ]
-        .concat())
-    };
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
     assert_exit(&job(&[]), 4);
     let attach = "ALTER TABLE m ATTACH PARTITION m2 FOR VALUES FROM (100) TO (200)";
     c.source.connect(&src).batch_execute(attach).unwrap();
