@@ -1033,15 +1033,47 @@ pub(crate) fn check_start(
     for (dest, receive) in dests.iter_mut().zip(&plan.receive) {
         dest.receive.clone_from(receive);
     }
-    // Before the header's check, which would say a generated column's label names none.
-    if let Some(columns) = &plan.file_columns
+    // Before the header's check, which would say a generated column's label names none. `copy`'s
+    // from a `--receive` that lists no columns (files50 F4's second command).
+    let loads = match (&plan.file_columns, &t.statements) {
+        (Some(columns), _) => Some((columns.clone(), plan.generated.clone())),
+        (None, Statements::Raw { .. }) => receive_generated(dests),
+        _ => None,
+    };
+    if let Some((columns, generated)) = &loads
         && let Some(fields) = start.header.as_ref().or(start.first_line.as_ref())
-        && let Some(refused) = generated_fields(source, &reading.layout, columns, plan, fields)
+        && let Some(refused) = generated_fields(source, &reading.layout, columns, generated, fields)
     {
         return Err(refused.into());
     }
     check_header(t, &start, source.name(), plan, dests)?;
     Ok(start)
+}
+
+/// A table's generated columns, each with its place among its columns (1-based).
+type Generated = Vec<(usize, String)>;
+
+/// The columns a `--receive` that lists none loads (the first server destination's), and its
+/// table's generated columns, each with its place among the table's columns (1-based), which
+/// COPY leaves out: `None` where it lists columns or the table cannot be looked up.
+fn receive_generated(dests: &mut [Dest<'_>]) -> Option<(Vec<String>, Generated)> {
+    let dest = dests
+        .iter_mut()
+        .find(|d| d.conn.is_some() && d.receive.is_some())?;
+    let sql = dest.receive.clone()?;
+    if file_start::copy_columns(&sql).flatten().is_some() {
+        return None;
+    }
+    let (_, relation) = copy_table_relation(dest.conn.as_mut()?, &sql)?;
+    let columns = (relation.columns.iter())
+        .filter(|c| !c.generated)
+        .map(|c| c.name.as_str().to_owned())
+        .collect();
+    let generated = (relation.columns.iter().enumerate())
+        .filter(|(_, c)| c.generated)
+        .map(|(i, c)| (i + 1, c.name.as_str().to_owned()))
+        .collect();
+    Some((columns, generated))
 }
 
 /// Refuses a file whose first line (its header, or its first row: `fields`) holds a field for
@@ -1053,10 +1085,10 @@ fn generated_fields(
     source: &FileSource,
     layout: &Layout,
     columns: &[String],
-    plan: &Plan,
+    generated: &[(usize, String)],
     fields: &[Option<String>],
 ) -> Option<Fatal> {
-    let (generated, fields) = (&plan.generated, fields.len());
+    let fields = fields.len();
     if generated.is_empty() || fields != columns.len() + generated.len() {
         return None;
     }
@@ -1843,6 +1875,21 @@ pub(crate) fn copy_relation_missing(
     })
 }
 
+/// The table a `COPY table …` statement names, as `conn`'s server reads the name (`U&"…"`,
+/// quotes, case, the search_path), and every column of it.
+fn copy_table_relation(
+    conn: &mut copyman_sync::Connection,
+    sql: &str,
+) -> Option<(crate::sql::TableName, crate::sql::Relation)> {
+    let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
+    let row = conn.query(&query).ok()?.into_iter().next()?;
+    let mut parts = row.into_iter();
+    let (schema, name) = (parts.next()?, parts.next()??);
+    let table = crate::sql::TableName::from_parts(schema, name);
+    let relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    Some((table, relation))
+}
+
 /// [`copy_relation_named`], with the names of the table's generated columns, which its COPY
 /// leaves out (where the statement lists none): a name there that the other end writes or reads
 /// at another place is a value landing in another column. And those its column list leaves out
@@ -1857,13 +1904,7 @@ pub(crate) fn copy_relation_generating(
     Vec<String>,
     Vec<String>,
 )> {
-    // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
-    let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
-    let row = conn.query(&query).ok()?.into_iter().next()?;
-    let mut parts = row.into_iter();
-    let (schema, name) = (parts.next()?, parts.next()??);
-    let table = crate::sql::TableName::from_parts(schema, name);
-    let mut relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    let (table, mut relation) = copy_table_relation(conn, sql)?;
     let generated = (relation.columns.iter())
         .filter(|c| c.generated)
         .map(|c| c.name.as_str().to_owned())
