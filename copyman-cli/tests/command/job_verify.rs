@@ -621,12 +621,7 @@ fn job_verify_compares_text_read_into_a_typed_column_in_that_type() {
     let d0 = database(&c.dest[0], typed);
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
     let state = TempPath::new("verify-text-typed.state");
-    let job = |extra: &[&str]| {
-        let mut args = vec!["table", "tx", "--from", &from, "--to", &to, "--state"];
-        args.push(state.arg());
-        args.extend(extra);
-        run(&args)
-    };
+    let job = |extra: &[&str]| one_table(&from, &to, "tx", &state, extra);
     assert_exit(&job(&["--verify"]), 0);
     // A value rounded there is no faithful copy: still found.
     c.source
@@ -733,12 +728,7 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
     let d0 = database(&c.dest[0], &typed);
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
     let state = TempPath::new("verify-staging.state");
-    let job = |extra: &[&str]| {
-        let mut args = vec!["table", "stg", "--from", &from, "--to", &to, "--state"];
-        args.push(state.arg());
-        args.extend(extra);
-        run(&args)
-    };
+    let job = |extra: &[&str]| one_table(&from, &to, "stg", &state, extra);
     let out = job(&["--verify"]);
     assert_exit(&out, 0);
     // A value changed there is found.
@@ -753,6 +743,28 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A job of `table` alone from `from` to `to` with its state in `state`, and `extra` after.
+fn one_table(
+    from: &str,
+    to: &str,
+    table: &str,
+    state: &TempPath,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "table",
+        table,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--state",
+        state.arg(),
+    ];
+    args.extend(extra);
+    run(&args)
 }
 
 /// A number copied into `money`, an integer into `boolean`: `--verify` compares what the
@@ -776,12 +788,7 @@ fn job_verify_compares_numbers_loaded_as_money() {
     );
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
     let state = TempPath::new("verify-money.state");
-    let job = |extra: &[&str]| {
-        let mut args = vec!["table", "m", "--from", &from, "--to", &to, "--state"];
-        args.push(state.arg());
-        args.extend(extra);
-        run(&args)
-    };
+    let job = |extra: &[&str]| one_table(&from, &to, "m", &state, extra);
     let out = job(&["--verify"]);
     assert_exit(&out, 0);
     c.dest[0]
@@ -798,18 +805,7 @@ fn job_verify_compares_numbers_loaded_as_money() {
     let d1 = database(&c.dest[0], "CREATE TABLE r (id int, amount money);");
     let state = TempPath::new("verify-money-rounded.state");
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let out = run(&[
-        "table",
-        "r",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--state",
-        state.arg(),
-        "--verify",
-    ]);
-    assert_exit(&out, 4);
+    assert_exit(&one_table(&from, &to, "r", &state, &["--verify"]), 4);
 }
 
 /// `--verify` of columns the destination holds in a type read back otherwise (types36 F2, F4):
