@@ -1268,11 +1268,7 @@ fn servers_read_otherwise(
         .iter()
         .filter_map(|(i, rel)| {
             let conn = dests[*i].conn.as_mut()?;
-            Some((
-                *i,
-                rel,
-                ReadSettings::asking_zones(conn, source, columns, rel),
-            ))
+            Some((*i, rel, ReadSettings::asked(conn, source, columns, rel)))
         })
         .collect();
     let read: Vec<(&str, &Relation, &ReadSettings)> = settings
@@ -1890,7 +1886,7 @@ fn raw_misreads(
         if let Some(refused) = receive_table(&label, &table, &read, &unfilled) {
             return Ok(Some(refused));
         }
-        let settings = ReadSettings::asking_zones_of(conn, &read);
+        let settings = ReadSettings::asked_of(conn, &read);
         if binary(sql) {
             let columns: Vec<Ident> = read.columns.iter().map(|c| c.name.clone()).collect();
             let (hold, version) = (

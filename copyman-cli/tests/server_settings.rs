@@ -1230,7 +1230,9 @@ fn one_file_into_destinations_of_other_zone_abbreviations_is_refused() {
 /// database set to `DateStyle 'ISO, DMY'` and `IntervalStyle sql_standard`: read as that database
 /// reads such text, as a psql pipe does (copyman's pinned ISO/MDY and postgres styles stored the
 /// 2nd of January and `-1 days +02:03:04`). Typed dates and intervals, which the source writes
-/// in ISO and the postgres style, are read alike under any style.
+/// in ISO and the postgres style, are read alike under any style. `--verify` reads the source's
+/// text in the destination's settings too (a zone of its own as well): a faithful copy
+/// differed, exit 4 for ever (types50 F3), where one the destination changed still differs.
 #[test]
 fn text_into_dates_and_intervals_is_read_as_the_destination_database_reads_it() {
     let c = clusters();
@@ -1241,20 +1243,46 @@ fn text_into_dates_and_intervals_is_read_as_the_destination_database_reads_it() 
            (1, '01/02/2024', '-1 2:03:04', '2024-03-04', '-1 days +02:03:04'),
            (2, '31/12/2023', '1 2:03:04', '0044-03-15 BC', '1 mon -2 days -00:00:01');",
     );
+    c.source.psql(
+        &src,
+        "ALTER TABLE ds ADD z text; UPDATE ds SET z = '2024-03-04 10:00'",
+    );
     let dst = database_setting(
         &c.dest[0],
-        &["DateStyle = 'ISO, DMY'", "IntervalStyle = 'sql_standard'"],
-        "CREATE TABLE ds (id int, d date, i interval, td date, ti interval)",
+        &[
+            "DateStyle = 'ISO, DMY'",
+            "IntervalStyle = 'sql_standard'",
+            "TimeZone = 'Asia/Kolkata'",
+        ],
+        "CREATE TABLE ds (id int, d date, i interval, td date, ti interval, z timestamptz)",
     );
-    let out = run(&[
-        "table",
-        "ds",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&dst),
-    ]);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "ds", "--from", &from, "--to", &to, "--verify"]);
     assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("1 verified"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &dst,
+            "(SELECT 1 FROM ds WHERE z = '2024-03-04 04:30+00')"
+        ),
+        2
+    );
+    c.dest[0].psql(&dst, "UPDATE ds SET i = i * 2 WHERE id = 2");
+    let out = run(&[
+        "table", "ds", "--from", &from, "--to", &to, "--verify", "--resume",
+    ]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("checksum differs"),
+        "{}",
+        text(&out.stderr)
+    );
+    c.dest[0].psql(&dst, "UPDATE ds SET i = i / 2 WHERE id = 2");
     let expect = [
         "(SELECT 1 FROM ds WHERE id = 1 AND d = '2024-02-01' \
            AND i = interval '-1 day -2 hours -3 minutes -4 seconds' \
@@ -3089,11 +3117,17 @@ fn array_text_into_a_database_of_array_nulls_off_is_refused_unless_told() {
     assert_exit(&run(&["table", "arr", "--from", &from, "--to", &to]), 0);
     let nulls = |db: &str, sql: &str| c.dest[0].psql(db, sql).trim().to_owned();
     assert_eq!(nulls(&dst, "SELECT array_position(a, NULL) FROM arr"), "2");
-    // Told, as psql reads it there: the string NULL.
+    // Told, as psql reads it there: the string NULL — and `--verify` reads the source's text
+    // so too (types50 F2: it read a NULL element, and said the copy differed for ever).
     let told_off = format!("{to} options='-c array_nulls=off'");
-    assert_exit(
-        &run(&["table", "an", "--from", &from, "--to", &told_off]),
-        0,
+    let out = run(&[
+        "table", "an", "--from", &from, "--to", &told_off, "--verify",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("1 verified"),
+        "{}",
+        text(&out.stderr)
     );
     assert_eq!(nulls(&dst, "SELECT t[2] IS NULL FROM an"), "f");
     let other = database_setting(&c.dest[0], &off, tables);

@@ -1374,18 +1374,18 @@ pub fn compared_as_text(theirs: &Column, here: &Column) -> Option<&'static str> 
 /// copy's source, exit 4 for ever (types44 F1, types46 F3). A numeric is read without its
 /// modifier: one the destination rounded still differs.
 ///
-/// The types whose text is read alike whatever the session's settings (numbers, uuids, network
-/// addresses, JSON, ranges and arrays of those, …: copyman's sessions pin the float and money
-/// forms) always; those read in a setting of the session's own — a date's or timestamp's
-/// `DateStyle` order, a zone's `TimeZone`, an interval's `IntervalStyle` — only where the
-/// source's session reads text as the destinations' do (`reads_alike`, [`reads_text_alike`]):
-/// elsewhere the cast on the source could read another value than the destination stored.
-/// `None` otherwise.
+/// With the form, the settings the destinations read such text in, which the source's cast is
+/// made in too ([`checksum_reads`]): none for the types whose text every session reads alike
+/// (numbers, uuids, network addresses, JSON, ranges of those, …: copyman's sessions pin the
+/// float and money forms); a date's or timestamp's `DateStyle` order, a zone's `TimeZone`, an
+/// interval's `IntervalStyle`, an array's `array_nulls` (`{NULL}` is a NULL element or the
+/// string) for the others: cast in the source's own, the text could read as another value than
+/// the destination stored (types50 F2, F3: faithful copies differed for ever). `None`
+/// otherwise.
 pub fn compared_in_destination_type(
     theirs: &Column,
     here: &Column,
-    reads_alike: bool,
-) -> Option<&'static str> {
+) -> Option<(&'static str, &'static [&'static str])> {
     let string = theirs.type_name == "text" || theirs.type_name.starts_with("character varying");
     // A number into money (12.50 as $12.50), compared as numbers, so that one the money rounded
     // (12.505 as $12.51) differs as a numeric's rounding does; an integer into a boolean as
@@ -1393,93 +1393,129 @@ pub fn compared_in_destination_type(
     // floats could not be compared at all).
     let number = matches!(theirs.type_oid(), Some(20 | 21 | 23 | 700 | 701 | 1700));
     match here.type_oid()? {
-        790 if number => return Some("pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))"),
+        790 if number => {
+            return Some(("pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))", &[]));
+        }
         16 if matches!(theirs.type_oid(), Some(20 | 21 | 23)) => {
-            return Some("CAST(CAST({} AS pg_catalog.int4) AS pg_catalog.bool)");
+            return Some(("CAST(CAST({} AS pg_catalog.int4) AS pg_catalog.bool)", &[]));
         }
         _ => {}
     }
+    const DATED: &[&str] = &["DateStyle", "TimeZone"];
+    const DATED_ARRAY: &[&str] = &["DateStyle", "TimeZone", "array_nulls"];
+    const ARRAY: &[&str] = &["array_nulls"];
+    const NONE: &[&str] = &[];
+    const INTERVAL_STYLE: &[&str] = &["IntervalStyle"];
     let form = match here.type_oid()? {
-        16 => "CAST({} AS pg_catalog.bool)",
+        16 => ("CAST({} AS pg_catalog.bool)", NONE),
         // (types50 F4: these were compared as the source's text, and differed for ever.)
-        790 => "CAST({} AS pg_catalog.money)",
-        26 => "CAST({} AS pg_catalog.oid)",
-        3615 => "CAST({} AS pg_catalog.tsquery)",
-        791 => "CAST({} AS pg_catalog.money[])",
-        1028 => "CAST({} AS pg_catalog.oid[])",
-        2206 => "CAST({} AS pg_catalog.regtype)",
-        3220 => "CAST({} AS pg_catalog.pg_lsn)",
-        4451 => "CAST({} AS pg_catalog.int4multirange)",
-        4536 => "CAST({} AS pg_catalog.int8multirange)",
-        4532 => "CAST({} AS pg_catalog.nummultirange)",
-        21 => "CAST({} AS pg_catalog.int2)",
-        23 => "CAST({} AS pg_catalog.int4)",
-        20 => "CAST({} AS pg_catalog.int8)",
-        1700 => "pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))",
-        700 => "CAST({} AS pg_catalog.float4)",
-        701 => "CAST({} AS pg_catalog.float8)",
-        2950 => "CAST({} AS pg_catalog.uuid)",
-        869 => "CAST({} AS pg_catalog.inet)",
-        650 => "CAST({} AS pg_catalog.cidr)",
-        829 => "CAST({} AS pg_catalog.macaddr)",
-        774 => "CAST({} AS pg_catalog.macaddr8)",
-        3802 => "CAST({} AS pg_catalog.jsonb)",
-        3614 => "CAST({} AS pg_catalog.tsvector)",
-        600 => "CAST({} AS pg_catalog.point)",
-        1083 => "CAST({} AS pg_catalog.time)",
-        3904 => "CAST({} AS pg_catalog.int4range)",
-        3926 => "CAST({} AS pg_catalog.int8range)",
-        3906 => "CAST({} AS pg_catalog.numrange)",
-        1000 => "CAST({} AS pg_catalog.bool[])",
-        1005 => "CAST({} AS pg_catalog.int2[])",
-        1007 => "CAST({} AS pg_catalog.int4[])",
-        1016 => "CAST({} AS pg_catalog.int8[])",
-        1021 => "CAST({} AS pg_catalog.float4[])",
-        1022 => "CAST({} AS pg_catalog.float8[])",
-        1009 => "CAST({} AS pg_catalog.text[])",
-        2951 => "CAST({} AS pg_catalog.uuid[])",
-        3807 => "CAST({} AS pg_catalog.jsonb[])",
-        // Read in the session's DateStyle, TimeZone or IntervalStyle.
-        1082 if reads_alike => "CAST({} AS pg_catalog.date)",
-        1114 if reads_alike => "CAST({} AS pg_catalog.timestamp)",
-        1184 if reads_alike => "CAST({} AS pg_catalog.timestamptz)",
-        1266 if reads_alike => "CAST({} AS pg_catalog.timetz)",
-        1186 if reads_alike => "CAST({} AS pg_catalog.interval)",
-        3912 if reads_alike => "CAST({} AS pg_catalog.daterange)",
-        3908 if reads_alike => "CAST({} AS pg_catalog.tsrange)",
-        3910 if reads_alike => "CAST({} AS pg_catalog.tstzrange)",
-        4535 if reads_alike => "CAST({} AS pg_catalog.datemultirange)",
-        4533 if reads_alike => "CAST({} AS pg_catalog.tsmultirange)",
-        4534 if reads_alike => "CAST({} AS pg_catalog.tstzmultirange)",
-        1182 if reads_alike => "CAST({} AS pg_catalog.date[])",
-        1115 if reads_alike => "CAST({} AS pg_catalog.timestamp[])",
-        1185 if reads_alike => "CAST({} AS pg_catalog.timestamptz[])",
+        790 => ("CAST({} AS pg_catalog.money)", NONE),
+        26 => ("CAST({} AS pg_catalog.oid)", NONE),
+        3615 => ("CAST({} AS pg_catalog.tsquery)", NONE),
+        791 => ("CAST({} AS pg_catalog.money[])", ARRAY),
+        1028 => ("CAST({} AS pg_catalog.oid[])", ARRAY),
+        2206 => ("CAST({} AS pg_catalog.regtype)", NONE),
+        3220 => ("CAST({} AS pg_catalog.pg_lsn)", NONE),
+        4451 => ("CAST({} AS pg_catalog.int4multirange)", NONE),
+        4536 => ("CAST({} AS pg_catalog.int8multirange)", NONE),
+        4532 => ("CAST({} AS pg_catalog.nummultirange)", NONE),
+        21 => ("CAST({} AS pg_catalog.int2)", NONE),
+        23 => ("CAST({} AS pg_catalog.int4)", NONE),
+        20 => ("CAST({} AS pg_catalog.int8)", NONE),
+        1700 => (
+            "pg_catalog.trim_scale(CAST({} AS pg_catalog.numeric))",
+            NONE,
+        ),
+        700 => ("CAST({} AS pg_catalog.float4)", NONE),
+        701 => ("CAST({} AS pg_catalog.float8)", NONE),
+        2950 => ("CAST({} AS pg_catalog.uuid)", NONE),
+        869 => ("CAST({} AS pg_catalog.inet)", NONE),
+        650 => ("CAST({} AS pg_catalog.cidr)", NONE),
+        829 => ("CAST({} AS pg_catalog.macaddr)", NONE),
+        774 => ("CAST({} AS pg_catalog.macaddr8)", NONE),
+        3802 => ("CAST({} AS pg_catalog.jsonb)", NONE),
+        3614 => ("CAST({} AS pg_catalog.tsvector)", NONE),
+        600 => ("CAST({} AS pg_catalog.point)", NONE),
+        1083 => ("CAST({} AS pg_catalog.time)", NONE),
+        3904 => ("CAST({} AS pg_catalog.int4range)", NONE),
+        3926 => ("CAST({} AS pg_catalog.int8range)", NONE),
+        3906 => ("CAST({} AS pg_catalog.numrange)", NONE),
+        1000 => ("CAST({} AS pg_catalog.bool[])", ARRAY),
+        1005 => ("CAST({} AS pg_catalog.int2[])", ARRAY),
+        1007 => ("CAST({} AS pg_catalog.int4[])", ARRAY),
+        1016 => ("CAST({} AS pg_catalog.int8[])", ARRAY),
+        1021 => ("CAST({} AS pg_catalog.float4[])", ARRAY),
+        1022 => ("CAST({} AS pg_catalog.float8[])", ARRAY),
+        1009 => ("CAST({} AS pg_catalog.text[])", ARRAY),
+        2951 => ("CAST({} AS pg_catalog.uuid[])", ARRAY),
+        3807 => ("CAST({} AS pg_catalog.jsonb[])", ARRAY),
+        // Read in the session's DateStyle and TimeZone, or IntervalStyle.
+        1082 => ("CAST({} AS pg_catalog.date)", DATED),
+        1114 => ("CAST({} AS pg_catalog.timestamp)", DATED),
+        1184 => ("CAST({} AS pg_catalog.timestamptz)", DATED),
+        1266 => ("CAST({} AS pg_catalog.timetz)", DATED),
+        1186 => ("CAST({} AS pg_catalog.interval)", INTERVAL_STYLE),
+        3912 => ("CAST({} AS pg_catalog.daterange)", DATED),
+        3908 => ("CAST({} AS pg_catalog.tsrange)", DATED),
+        3910 => ("CAST({} AS pg_catalog.tstzrange)", DATED),
+        4535 => ("CAST({} AS pg_catalog.datemultirange)", DATED),
+        4533 => ("CAST({} AS pg_catalog.tsmultirange)", DATED),
+        4534 => ("CAST({} AS pg_catalog.tstzmultirange)", DATED),
+        1182 => ("CAST({} AS pg_catalog.date[])", DATED_ARRAY),
+        1115 => ("CAST({} AS pg_catalog.timestamp[])", DATED_ARRAY),
+        1185 => ("CAST({} AS pg_catalog.timestamptz[])", DATED_ARRAY),
         _ => return None,
     };
     string.then_some(form)
 }
 
-/// Whether sessions of these settings read text as the same dates, times and intervals: the
-/// same `DateStyle` order, the same `TimeZone`, and neither reads intervals as `sql_standard`
-/// does (`--verify`'s checksum reads them in `postgres` style; it reads dates and times in
-/// the order and zone these share, [`TablePlan::checksum_reads_in`](crate::job::TablePlan)).
-pub fn reads_text_alike(a: &ReadSettings, b: &ReadSettings) -> bool {
-    let alike = |x: Option<&String>, y: Option<&String>, same: fn(&str, &str) -> bool| match (x, y)
-    {
-        (Some(x), Some(y)) => same(x, y),
-        _ => false,
-    };
-    alike(a.date_style.as_ref(), b.date_style.as_ref(), |x, y| {
-        date_order(x) == date_order(y)
-    }) && alike(a.time_zone.as_ref(), b.time_zone.as_ref(), same_zone)
-        && alike(
-            a.interval_style.as_ref(),
-            b.interval_style.as_ref(),
-            |x, y| x != "sql_standard" && y != "sql_standard",
-        )
+/// The settings every side's `--verify` checksum is to read text in, where a column is
+/// compared in a destination's type ([`compared_in_destination_type`]) that is read in the
+/// settings `reading`: those every destination compared (`dests`) reads the copy in, the
+/// source's cast made in them too. `None` where those differ between destinations or are not
+/// known ([`read_otherwise`] refuses a copy where they differ), or the zone is a host's own.
+///
+/// The checksum's output stays ISO and one zone on every side: one instant is one text.
+pub fn checksum_reads(
+    reading: &[&'static str],
+    dests: &[&ReadSettings],
+) -> Option<Vec<(&'static str, String)>> {
+    let (first, others) = dests.split_first()?;
+    let mut sets: Vec<(&'static str, String)> = Vec::new();
+    for &setting in reading {
+        let value_of = |s: &ReadSettings| match setting {
+            "DateStyle" => s
+                .date_style
+                .as_deref()
+                .map(|d| format!("ISO, {}", date_order(d))),
+            "TimeZone" => s.time_zone.clone(),
+            // `postgres`, `postgres_verbose` and `iso_8601` read an interval alike.
+            "IntervalStyle" => (s.interval_style.as_deref())
+                .map(|i| if i == "sql_standard" { i } else { "postgres" }.to_owned()),
+            "array_nulls" => s.array_nulls.clone(),
+            _ => None,
+        };
+        let value = value_of(first)?;
+        // Two names of UTC are one zone; a host's own zone (`localtime`) is not even itself.
+        let alike = |v: &str| match setting {
+            "TimeZone" => same_zone(&value, v),
+            _ => v == value,
+        };
+        if !alike(&value)
+            || !others
+                .iter()
+                .all(|s| value_of(s).is_some_and(|v| alike(&v)))
+        {
+            return None;
+        }
+        if !sets.iter().any(|(name, _)| *name == setting) {
+            sets.push((setting, value));
+        }
+    }
+    Some(sets)
 }
 
-/// The settings a destination reads text as a date, a time or an interval in, as its session
+/// The settings a destination reads text as a date, a time, an interval or an array in, as its session
 /// reported them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadSettings {
@@ -1490,8 +1526,11 @@ pub struct ReadSettings {
     /// `IntervalStyle`: `sql_standard` applies a leading sign to the whole interval.
     pub interval_style: Option<String>,
     /// `timezone_abbreviations`: what a zone written as an abbreviation (`IST`) means. Not
-    /// reported by the server: asked ([`ReadSettings::asking_zones`]) where it matters.
+    /// reported by the server: asked ([`ReadSettings::asked`]) where it matters.
     pub zone_abbreviations: Option<String>,
+    /// `array_nulls`: whether an unquoted `NULL` element of an array's text is a NULL. Not
+    /// reported by the server: asked ([`ReadSettings::asked`]) where it matters.
+    pub array_nulls: Option<String>,
 }
 
 impl ReadSettings {
@@ -1503,39 +1542,50 @@ impl ReadSettings {
             date_style: setting("DateStyle"),
             interval_style: setting("IntervalStyle"),
             zone_abbreviations: None,
+            array_nulls: None,
         }
     }
 
-    /// [`ReadSettings::of`] `conn`'s session, with its `timezone_abbreviations` asked where a
-    /// copied column (of `columns`) is read into a time with a zone from something else (text:
-    /// `'12:00 IST'` is India's or Israel's noon as that setting says).
-    pub fn asking_zones(
+    /// [`ReadSettings::of`] `conn`'s session, with what it does not report asked where a copied
+    /// column (of `columns`) needs it: `timezone_abbreviations` where one is read into a time
+    /// with a zone from something else (text: `'12:00 IST'` is India's or Israel's noon as that
+    /// setting says), `array_nulls` where one is read into an array from something else (text:
+    /// `{NULL}` is a NULL element or the string as that setting says).
+    pub fn asked(
         conn: &mut Connection,
         source: &Relation,
         columns: &[Ident],
         rel: &Relation,
     ) -> Self {
-        let read_as_zoned = columns.iter().any(|name| {
-            source.column(name).is_some_and(|c| !c.holds(&ZONED))
-                && rel.column(name).is_some_and(|c| c.holds(&ZONED))
-        });
-        Self::asking_zones_if(conn, read_as_zoned)
+        let read_into = |into: fn(&Column) -> bool| {
+            columns.iter().any(|name| {
+                source.column(name).is_some_and(|c| !into(c)) && rel.column(name).is_some_and(into)
+            })
+        };
+        let zoned = read_into(|c| c.holds(&ZONED));
+        Self::asked_if(conn, zoned, read_into(Column::holds_array))
     }
 
-    /// [`ReadSettings::asking_zones`] where what the source writes is not known yet (`copy`
-    /// mode's `--receive` tables): asked wherever `rel` has a column of a zoned time.
-    pub fn asking_zones_of(conn: &mut Connection, rel: &Relation) -> Self {
+    /// [`ReadSettings::asked`] where what the source writes is not known yet (`copy` mode's
+    /// `--receive` tables): asked wherever `rel` has a column of a zoned time, or an array.
+    pub fn asked_of(conn: &mut Connection, rel: &Relation) -> Self {
         let zoned = rel.columns.iter().any(|c| c.holds(&ZONED));
-        Self::asking_zones_if(conn, zoned)
+        Self::asked_if(conn, zoned, rel.columns.iter().any(Column::holds_array))
     }
 
-    fn asking_zones_if(conn: &mut Connection, ask: bool) -> Self {
+    fn asked_if(conn: &mut Connection, zones: bool, arrays: bool) -> Self {
         let mut settings = Self::of(conn.session());
-        if ask {
-            settings.zone_abbreviations = conn
-                .query("SELECT pg_catalog.current_setting('timezone_abbreviations')")
+        let mut ask = |name: &str| {
+            let sql = format!("SELECT pg_catalog.current_setting('{name}')");
+            conn.query(&sql)
                 .ok()
-                .and_then(|rows| rows.first()?.first().cloned().flatten());
+                .and_then(|rows| rows.first()?.first().cloned().flatten())
+        };
+        if zones {
+            settings.zone_abbreviations = ask("timezone_abbreviations");
+        }
+        if arrays {
+            settings.array_nulls = ask("array_nulls");
         }
         settings
     }
@@ -2983,6 +3033,43 @@ fn modifiers(name: &str) -> (String, Vec<i64>) {
 mod tests {
     use super::*;
     use crate::sql::{Column, parse_columns};
+
+    /// The destinations' settings, where they share them: a date's order with ISO output, two
+    /// names of UTC as one, an interval style that reads alike as `postgres`; none where they
+    /// differ, are not known, or the zone is each host's own.
+    #[test]
+    fn checksum_reads_the_destinations_shared_settings() {
+        let reads = |style: &str, zone: &str, interval: &str, nulls: Option<&str>| ReadSettings {
+            time_zone: Some(zone.into()),
+            date_style: Some(style.into()),
+            interval_style: Some(interval.into()),
+            zone_abbreviations: None,
+            array_nulls: nulls.map(Into::into),
+        };
+        let dmy = reads("SQL, DMY", "UTC", "sql_standard", Some("off"));
+        let iso_dmy = reads("ISO, DMY", "Etc/UTC", "sql_standard", Some("off"));
+        let all = ["DateStyle", "TimeZone", "IntervalStyle", "array_nulls"];
+        assert_eq!(
+            checksum_reads(&all, &[&dmy, &iso_dmy]),
+            Some(vec![
+                ("DateStyle", "ISO, DMY".to_owned()),
+                ("TimeZone", "UTC".to_owned()),
+                ("IntervalStyle", "sql_standard".to_owned()),
+                ("array_nulls", "off".to_owned()),
+            ])
+        );
+        let mdy = reads("ISO, MDY", "UTC", "iso_8601", None);
+        assert_eq!(checksum_reads(&["DateStyle"], &[&dmy, &mdy]), None);
+        assert_eq!(checksum_reads(&["array_nulls"], &[&dmy, &mdy]), None);
+        assert_eq!(
+            checksum_reads(&["IntervalStyle"], &[&mdy]),
+            Some(vec![("IntervalStyle", "postgres".to_owned())])
+        );
+        assert_eq!(checksum_reads(&[], &[&dmy, &mdy]), Some(vec![]));
+        let host = reads("ISO, MDY", "localtime", "postgres", None);
+        assert_eq!(checksum_reads(&["TimeZone"], &[&host]), None);
+        assert_eq!(checksum_reads(&["TimeZone"], &[]), None);
+    }
 
     fn rel(columns: &[(&str, &str, bool, Option<&str>)]) -> Relation {
         Relation {

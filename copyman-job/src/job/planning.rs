@@ -136,12 +136,14 @@ pub struct TablePlan {
     /// `5` in an `int` and `5.00` in a `numeric(10,2)` are one value, which reading either back
     /// in the other's type cannot show (`'5.00'` is no `int`). [`crate::sql::comparison_form`].
     pub compare_forms: Vec<(Ident, &'static str)>,
-    /// The `DateStyle` order and `TimeZone` every side's `--verify` checksum reads text in,
-    /// where a text column is compared in a date's or a zoned time's type
+    /// The settings (`DateStyle`, `TimeZone`, `IntervalStyle`, `array_nulls`), with their
+    /// values, every side's `--verify` checksum reads text in, where a text column is compared
+    /// in a date's, an interval's or an array's type
     /// ([`crate::plan::compared_in_destination_type`]): those the destinations read the copy
-    /// in, which the source's session shares — not the checksum's own (`YMD`, `UTC`), in which
-    /// a faithful copy of `01/02/2026` differed, or failed to read (recheck46 F3).
-    pub checksum_reads_in: Option<(&'static str, String)>,
+    /// in ([`crate::plan::checksum_reads`]) — not the checksum's own (`YMD`, `UTC`), in which
+    /// a faithful copy of `01/02/2026` differed, or failed to read (recheck46 F3), nor the
+    /// source's (types50 F2, F3).
+    pub checksum_reads_in: Vec<(&'static str, String)>,
 }
 
 impl TablePlan {
@@ -2074,17 +2076,20 @@ fn plan_all(
                 }
             }
         }
-        // Whether the source's session reads text as a date, a time or an interval as every
-        // destination's does: then a text column is compared in such a type too.
-        let source_reads = ReadSettings::of(src.session());
-        let reads_alike = (rels.iter().chain(&done_rels)).all(|(i, _)| {
-            dests[*i].as_ref().is_some_and(|d| {
-                crate::plan::reads_text_alike(&source_reads, &ReadSettings::of(d.session()))
+        // The settings each destination compared reads the copy's text in (the first
+        // `rels.len()` those copied now): a text column compared in a date's, an interval's
+        // or an array's type is read in them on every side, the source's too.
+        let compared: Vec<ReadSettings> = (rels.iter().chain(&done_rels))
+            .map(|(i, rel)| {
+                answering(&mut dests[*i])
+                    .map(|c| ReadSettings::asked(c, &source_rel, &columns, rel))
+                    .unwrap_or_default()
             })
-        });
-        // Set where such a column is compared so: a table without one keeps the checksum's
-        // own forms (a resume compares with a checksum an earlier run recorded).
-        let mut reads_in_settings = false;
+            .collect();
+        let compared_refs: Vec<&ReadSettings> = compared.iter().collect();
+        // Those set where such a column is compared so: a table without one keeps the
+        // checksum's own forms (a resume compares with a checksum an earlier run recorded).
+        let mut checksum_reads_in: Vec<(&'static str, String)> = Vec::new();
         // Those of a family every side can read in one form (numbers, JSON): compared so on
         // every side, the source's too.
         let mut compare_forms: Vec<(Ident, &'static str)> = Vec::new();
@@ -2105,21 +2110,19 @@ fn plan_all(
                                     r.column(name)
                                         .is_some_and(|c| c.type_name == here.type_name)
                                 });
-                                let form = alike
+                                let (form, reading) = alike
                                     .then(|| {
-                                        crate::plan::compared_in_destination_type(
-                                            theirs,
-                                            here,
-                                            reads_alike,
-                                        )
+                                        crate::plan::compared_in_destination_type(theirs, here)
                                     })
-                                    .flatten();
-                                reads_in_settings |= form.is_some()
-                                    && crate::plan::compared_in_destination_type(
-                                        theirs, here, false,
-                                    )
-                                    .is_none();
-                                form
+                                    .flatten()?;
+                                // Read in the destinations' settings, where they share them.
+                                let sets = crate::plan::checksum_reads(reading, &compared_refs)?;
+                                for set in sets {
+                                    if !checksum_reads_in.contains(&set) {
+                                        checksum_reads_in.push(set);
+                                    }
+                                }
+                                Some(form)
                             })
                     })
                     .flatten()
@@ -2132,12 +2135,6 @@ fn plan_all(
         for each in &mut read_as {
             each.retain(|(name, _)| !compare_forms.iter().any(|(c, _)| c == name));
         }
-        let checksum_reads_in = reads_in_settings
-            .then(|| {
-                let order = crate::plan::date_order(source_reads.date_style.as_deref()?);
-                Some((order, source_reads.time_zone.clone()?))
-            })
-            .flatten();
         let labels: Vec<String> = rels
             .iter()
             .map(|(i, _)| format!("destination {}", i + 1))
@@ -2147,14 +2144,7 @@ fn plan_all(
             .zip(&rels)
             .map(|(l, (_, r))| (l.as_str(), r))
             .collect();
-        let settings: Vec<ReadSettings> = rels
-            .iter()
-            .map(|(i, rel)| {
-                answering(&mut dests[*i])
-                    .map(|c| ReadSettings::asking_zones(c, &source_rel, &columns, rel))
-                    .unwrap_or_default()
-            })
-            .collect();
+        let settings = &compared[..rels.len()];
         // A question of this table's given up on a destination (its session stalled): the
         // table is refused there, and the next table asks on a new session (`ensure`).
         for (i, _) in &rels {
@@ -2167,7 +2157,7 @@ fn plan_all(
         }
         let read: Vec<(&str, &Relation, &ReadSettings)> = view
             .iter()
-            .zip(&settings)
+            .zip(settings)
             .map(|((label, rel), settings)| (*label, *rel, settings))
             .collect();
         if let Some(why) = crate::plan::read_otherwise(&source_rel, &columns, &read) {
@@ -4356,7 +4346,7 @@ mod tests {
             checksum_unconverted: false,
             read_as: Vec::new(),
             compare_forms: Vec::new(),
-            checksum_reads_in: None,
+            checksum_reads_in: Vec::new(),
         };
         assert_eq!(
             t.receive_for(true),
@@ -4389,7 +4379,7 @@ mod tests {
             checksum_unconverted: false,
             read_as: Vec::new(),
             compare_forms: Vec::new(),
-            checksum_reads_in: None,
+            checksum_reads_in: Vec::new(),
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

@@ -118,13 +118,10 @@ fn checksum_on(
     for sql in CHECKSUM_SETTINGS {
         conn.execute(sql).map_err(|e| describe(&e))?;
     }
-    // Text read as dates or zoned times as the destinations read the copy (the output stays
-    // ISO: one instant is one text in one zone on every side).
-    if let Some((order, zone)) = &t.checksum_reads_in {
-        let sql = format!(
-            "SET LOCAL DateStyle = 'ISO, {order}'; SET LOCAL TimeZone = {}",
-            crate::sql::literal(zone)
-        );
+    // Text read as dates, zoned times, intervals or arrays as the destinations read the copy
+    // (the output stays ISO: one instant is one text in one zone on every side).
+    for (setting, value) in &t.checksum_reads_in {
+        let sql = format!("SET LOCAL {setting} = {}", crate::sql::literal(value));
         conn.execute(&sql).map_err(|e| describe(&e))?;
     }
     let kind = conn
