@@ -1515,8 +1515,8 @@ pub fn checksum_reads(
     Some(sets)
 }
 
-/// The settings a destination reads text as a date, a time, an interval or an array in, as its session
-/// reported them.
+/// The settings a destination reads text as a date, a time, an interval or an array in, as its
+/// session reported them (or, where it does not report them, answered).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadSettings {
     /// `TimeZone`: the zone of a time written without one.
