@@ -21,6 +21,10 @@
 //! table it copies: the source's oids of the relations its copy covers (the table and every
 //! partition below it). A resume refuses a table the earlier run began under another name (one
 //! renamed since, or a partition detached from a table copied whole): its rows may be there.
+//! A resume that finds a table renamed since (its relations, under a new name) writes
+//! `renamed  OLD  NEW`, and one that finds a table of a recorded name made again (other
+//! relations) `replaced  TABLE`: the records before such a line are the renamed table's, or
+//! forgotten, and those after it the new name's, or the new table's.
 //!
 //! Each run writes, once it holds the file, a `writer  BOOT  PID  START` line naming its process
 //! ([`Writer`]): the file's lock guards it against a second run, but not a copy of it (a backup,
@@ -361,6 +365,69 @@ impl Recorded {
             || !attempts.commits.is_empty()
     }
 
+    /// The transaction ids of the copies of `table` to `destination` that committed or may
+    /// have (its `done` line's, and each attempt's about to commit since): none where no such
+    /// copy is recorded.
+    pub fn committing_xids(&self, table: &str, destination: &str) -> Vec<u64> {
+        let key = (table.to_owned(), destination.to_owned());
+        let attempts = self.attempts(table, destination);
+        (self.done_xids.get(&key).into_iter().flatten())
+            .chain(attempts.commits.iter().flat_map(|c| &c.xids))
+            .copied()
+            .collect()
+    }
+
+    /// Every record of `from` taken as `to`'s — its copies on each destination, what they
+    /// covered —: a table renamed since, whose earlier copies are its own.
+    pub fn move_records(&mut self, from: &str, to: &str) {
+        fn rekey<V>(map: &mut HashMap<(String, String), V>, from: &str, to: &str) {
+            let keys: Vec<(String, String)> =
+                map.keys().filter(|(t, _)| t == from).cloned().collect();
+            for (table, destination) in keys {
+                if let Some(value) = map.remove(&(table, destination.clone())) {
+                    map.insert((to.to_owned(), destination), value);
+                }
+            }
+        }
+        rekey(&mut self.done, from, to);
+        rekey(&mut self.done_xids, from, to);
+        rekey(&mut self.checksums, from, to);
+        rekey(&mut self.mismatched, from, to);
+        rekey(&mut self.attempts, from, to);
+        rekey(&mut self.done_covers, from, to);
+        for set in [&mut self.begun, &mut self.claimed] {
+            let moved: Vec<(String, String)> =
+                set.iter().filter(|(t, _)| t == from).cloned().collect();
+            for (table, destination) in moved {
+                set.remove(&(table, destination.clone()));
+                set.insert((to.to_owned(), destination));
+            }
+        }
+        if let Some(oids) = self.covers.remove(from) {
+            self.covers.insert(to.to_owned(), oids);
+        }
+        for (table, _) in self.last_done.values_mut() {
+            if table == from {
+                *table = to.to_owned();
+            }
+        }
+    }
+
+    /// Every record of `table` forgotten: another relation of its name now, never copied.
+    pub fn forget(&mut self, table: &str) {
+        let other = |(t, _): &(String, String)| t != table;
+        self.done.retain(|k, _| other(k));
+        self.done_xids.retain(|k, _| other(k));
+        self.checksums.retain(|k, _| other(k));
+        self.mismatched.retain(|k, _| other(k));
+        self.attempts.retain(|k, _| other(k));
+        self.done_covers.retain(|k, _| other(k));
+        self.begun.retain(other);
+        self.claimed.retain(other);
+        self.covers.remove(table);
+        self.last_done.retain(|_, (t, _)| t != table);
+    }
+
     /// Whether a copy of `table` to `destination` began (and may have committed).
     pub fn begun(&self, table: &str, destination: &str) -> bool {
         self.begun
@@ -566,6 +633,16 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 latest_covers.insert(table.clone(), oids);
             }
             [kind] if kind == "verify" => recorded.verify = true,
+            [kind, from, to] if kind == "renamed" => {
+                recorded.move_records(from, to);
+                if let Some(oids) = latest_covers.remove(from) {
+                    latest_covers.insert(to.clone(), oids);
+                }
+            }
+            [kind, table] if kind == "replaced" => {
+                recorded.forget(table);
+                latest_covers.remove(table);
+            }
             [kind, log] if kind == "atomic" => {
                 let log = PathBuf::from(log);
                 recorded.atomic.get_or_insert_with(|| log.clone());
@@ -776,6 +853,25 @@ impl StateFile {
     /// Writing or syncing failed.
     pub fn named(&self, key: &str, name: &str) -> io::Result<()> {
         self.append(&["named", key, name])
+    }
+
+    /// Records that the table the earlier runs copied as `from` is `to` now (renamed since, on
+    /// the source): their records of `from` are `to`'s ([`Recorded::move_records`]), and
+    /// `from`'s later ones another table's.
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn renamed(&self, from: &str, to: &str) -> io::Result<()> {
+        self.append(&["renamed", from, to])
+    }
+
+    /// Records that `table` is another table on the source than the earlier runs copied under
+    /// its name (made again since): their records of it are forgotten ([`Recorded::forget`]).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn replaced(&self, table: &str) -> io::Result<()> {
+        self.append(&["replaced", table])
     }
 
     /// Records that the job empties its tables before it copies them (`--truncate`), for its
@@ -1399,6 +1495,36 @@ mod tests {
                 .contains("is damaged: its line 4 is no record"),
             "{err}"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A `renamed` line makes the records before it the new name's, the old name's after it
+    /// another table's; a `replaced` line forgets the records before it.
+    #[test]
+    fn renamed_and_replaced_lines_read_back_as_the_tables_records() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-renamed-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.covers([("b", &[10][..]), ("c", &[20][..])]).unwrap();
+        for table in ["b", "c"] {
+            state.begin(table, "d1").unwrap();
+            state.commit(table, "d1", 5, &[41], None).unwrap();
+            state.done(table, "d1", 5, None).unwrap();
+        }
+        state.renamed("b", "b_old").unwrap();
+        state.replaced("c").unwrap();
+        state.covers([("b", &[11][..])]).unwrap();
+        state.begin("b", "d1").unwrap();
+        drop(state);
+        let recorded = read(&path).unwrap();
+        assert_eq!(recorded.done("b_old", "d1"), Some(5));
+        assert_eq!(recorded.covers.get("b_old"), Some(&vec![10]));
+        assert_eq!(recorded.committing_xids("b_old", "d1"), vec![41]);
+        assert_eq!(recorded.done("b", "d1"), None);
+        assert!(recorded.begun("b", "d1"));
+        assert_eq!(recorded.covers.get("b"), Some(&vec![11]));
+        assert_eq!(recorded.done("c", "d1"), None);
+        assert!(!recorded.begun("c", "d1") && !recorded.covers.contains_key("c"));
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -342,6 +342,92 @@ fn a_table_committed_on_one_destination_then_renamed_is_finished_by_the_resume()
     );
 }
 
+/// A table committed on one destination and rolled back on the other, then rotated on every
+/// server (renamed, and a new table made under its name): the resume takes the renamed one as
+/// done where it committed and copies it where it did not, and copies the new one everywhere —
+/// and a later resume still knows the old name's records for the renamed table's (recheck50b
+/// F5: every resume refused, "its rows would be there twice").
+#[test]
+fn a_table_rotated_on_every_server_is_finished_by_the_resume() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 50); INSERT INTO b SELECT generate_series(1, 5);",
+    );
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));";
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+    );
+    let d2 = database(&c.dest[1], tables);
+    let state = TempPath::new("rotated.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&[]), 4);
+    let rotate = "ALTER TABLE b RENAME TO b_old; CREATE TABLE b (id int);";
+    (c.source.connect(&src))
+        .batch_execute(&format!("{rotate} INSERT INTO b VALUES (7), (8), (9);"))
+        .unwrap();
+    // The new table's copy fails on destination 1 this time.
+    (c.dest[0].connect(&d1))
+        .batch_execute(&format!("{rotate} ALTER TABLE b ADD CHECK (id < 8);"))
+        .unwrap();
+    (c.dest[1].connect(&d2))
+        .batch_execute(&format!(
+            "{rotate} ALTER TABLE b_old DROP CONSTRAINT b_id_check;"
+        ))
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 4);
+    let counts = |table: &str| (count(&c.dest[0], &d1, table), count(&c.dest[1], &d2, table));
+    assert_eq!((counts("b_old"), counts("b")), ((5, 5), (0, 3)));
+    // Its records are the new table's now: not done on destination 1 by the old name's.
+    (c.dest[0].connect(&d1))
+        .batch_execute("ALTER TABLE b DROP CONSTRAINT b_id_check")
+        .unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!((counts("b_old"), counts("b")), ((5, 5), (3, 3)));
+    assert_exit(&job(&["--resume", "--verify"]), 0);
+}
+
+/// A table dropped and made again on the source under a name an earlier run committed on a
+/// destination that still holds those rows: the resume is refused, naming that destination
+/// (the new table's rows were skipped there as done, exit 0); emptied there as the refusal
+/// says, the resume copies the new table everywhere.
+#[test]
+fn a_table_made_again_on_the_source_is_refused_where_its_old_rows_are() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 20);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int CHECK (id > 100));");
+    let state = TempPath::new("made-again.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&[]), 4);
+    (c.source.connect(&src))
+        .batch_execute("DROP TABLE t; CREATE TABLE t (id int); INSERT INTO t VALUES (200), (201);")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is another table on the source than the earlier run copied")
+            && stderr.contains("destination 1 still holds the rows"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 20);
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!(
+        (count(&c.dest[0], &d1, "t"), count(&c.dest[1], &d2, "t")),
+        (2, 2)
+    );
+}
+
 /// A table attached as a partition of another between a run that copied neither and its
 /// resume, which copies the partitioned table whole (its rows among them): a resume after that
 /// finds the job done (jobs49 F3: the attached table was taken for one attached after its

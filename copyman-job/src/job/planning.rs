@@ -252,6 +252,12 @@ pub struct Plan {
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     pub(super) confirmed: Vec<(String, usize, u64)>,
+    /// The tables the earlier runs copied under a name that a resume found renamed since
+    /// (`(old, Some(new))`) or made again (`(name, None)`): recorded by [`run`] before anything
+    /// else ([`StateFile::renamed`](crate::state::StateFile::renamed),
+    /// [`StateFile::replaced`](crate::state::StateFile::replaced)), so that a later resume
+    /// reads the old records as the renamed table's, or forgets them.
+    pub(super) retaken: Vec<(String, Option<String>)>,
     /// By destination: not where the earlier run left it (a failover, a restore): under
     /// `--verify`, every table recorded done there is compared again, even in a job that
     /// verified each as it recorded it.
@@ -1463,6 +1469,26 @@ fn plan_all(
     // And each done there under the old name, recorded done under the new one by the run (a
     // later resume finds the new name's records: recheck50 F1).
     let mut renamed_pairs: Vec<(String, usize, u64)> = Vec::new();
+    let mut retaken: Vec<(String, Option<String>)> = Vec::new();
+    // The tables of this selection another relation on the source than the earlier run copied
+    // under their names: dropped and made again, or renamed away and another made under the
+    // name (rotated), since.
+    let replaced = if options.resume {
+        replaced_since(&covers, &recorded)
+    } else {
+        Vec::new()
+    };
+    if !replaced.is_empty() && !recorded.truncate {
+        let mut holding = |d: usize, table: &str| {
+            let xids = recorded.committing_xids(table, &keys[d]);
+            let conn = dests.get_mut(d).and_then(Option::as_mut);
+            xids.is_empty()
+                || conn.and_then(|c| crate::identity::holds_rows_of(c, table, &xids)) != Some(false)
+        };
+        if let Some(why) = replaced_where_held(&replaced, &recorded, &keys, &mut holding) {
+            return Err(JobError::Refused(why));
+        }
+    }
     if options.resume {
         let renamed = {
             // Whether every attempt at a table on destination `d` is known, asked there, to
@@ -1471,19 +1497,21 @@ fn plan_all(
                 (dests.get_mut(d).and_then(Option::as_mut))
                     .is_some_and(|conn| resume::committed_nothing(conn, &recorded, table, &keys[d]))
             };
-            renamed_done(&covers, &recorded, &keys, &mut nothing)
+            renamed_done(&covers, &recorded, &keys, &replaced, &mut nothing)
         };
         for (table, was) in renamed {
             renamed_from.insert(was.clone());
             let mut on = Vec::new();
             for (i, key) in keys.iter().enumerate() {
                 if let Some(rows) = recorded.done(&was, key) {
-                    recorded.done.insert((table.clone(), key.clone()), rows);
-                    recorded.begun.insert((table.clone(), key.clone()));
                     renamed_pairs.push((table.clone(), i, rows));
                     on.push((i + 1).to_string());
                 }
             }
+            // Its records are its own (and another table now made under the old name starts
+            // anew: recheck50b F5, refused every resume).
+            recorded.move_records(&was, &table);
+            retaken.push((was.clone(), Some(table.clone())));
             notes.push(match on.len() == keys.len() {
                 true => format!(
                     "{table}: the earlier run committed it on every destination as {was} \
@@ -1497,6 +1525,20 @@ fn plan_all(
                     on.join(", ")
                 ),
             });
+        }
+    }
+    // A table made again under a name the earlier run copied: a new one, copied everywhere
+    // (no destination holds the earlier one's rows under its name, or a `--truncate` run's
+    // resume empties it first).
+    for table in &replaced {
+        if recorded.covers.contains_key(table) {
+            recorded.forget(table);
+            retaken.push((table.clone(), None));
+            notes.push(format!(
+                "{table}: another table of that name on the source than the earlier run \
+                 copied (dropped and made again, or renamed away and another made, since): \
+                 copied as a new table"
+            ));
         }
     }
     // Whether every attempt at a table on destination `d` is known, asked there, to have
@@ -2785,6 +2827,7 @@ fn plan_all(
         covers,
         columns: columns_before.unwrap_or_default(),
         confirmed,
+        retaken,
         moved,
         parties,
         coordinator,
@@ -3161,23 +3204,31 @@ fn reattached(
 }
 
 /// The tables of this selection (`covers`: each with the source's oids of what its copy covers)
-/// that the earlier run committed under another name, which no table of this selection has:
-/// the same relations on the source, exactly (renamed since, on the source) — on every
-/// destination (`keys`), or on some, where on the others it never began or `nothing` (asked
-/// there) says it committed nothing. `(table, its recorded name)`.
+/// that the earlier run committed under another name, which no table of this selection has but
+/// one made under it since (`replaced`): the same relations on the source, exactly (renamed
+/// since, on the source) — on every destination (`keys`), or on some, where on the others it
+/// never began or `nothing` (asked there) says it committed nothing. `(table, its recorded
+/// name)`.
 fn renamed_done(
     covers: &[(String, Vec<u64>)],
     recorded: &Recorded,
     keys: &[String],
+    replaced: &[String],
     nothing: &mut dyn FnMut(usize, &str) -> bool,
 ) -> Vec<(String, String)> {
-    let selected: HashSet<&str> = covers.iter().map(|(t, _)| t.as_str()).collect();
+    let selected: HashSet<&str> = (covers.iter())
+        .map(|(t, _)| t.as_str())
+        .filter(|t| !replaced.iter().any(|r| r == t))
+        .collect();
     covers
         .iter()
-        .filter(|(table, _)| !recorded.covers.contains_key(table))
+        .filter(|(table, _)| !recorded.covers.contains_key(table) || replaced.contains(table))
         .filter_map(|(table, oids)| {
             let (was, _) = recorded.covers.iter().find(|(was, theirs)| {
-                !selected.contains(was.as_str()) && !oids.is_empty() && *theirs == oids
+                !selected.contains(was.as_str())
+                    && *was != table
+                    && !oids.is_empty()
+                    && *theirs == oids
             })?;
             // Done on some, and where not, never begun or known to have committed nothing.
             let done = |k: &String| recorded.done(was, k).is_some();
@@ -3189,6 +3240,49 @@ fn renamed_done(
         })
         .filter(|_| !keys.is_empty())
         .collect()
+}
+
+/// The tables of this selection (`covers`) that are other relations on the source than those
+/// the earlier run copied under their names (`recorded`'s covers): no oid in common.
+fn replaced_since(covers: &[(String, Vec<u64>)], recorded: &Recorded) -> Vec<String> {
+    (covers.iter())
+        .filter(|(table, now)| {
+            recorded.covers.get(table).is_some_and(|then| {
+                !now.is_empty() && !then.is_empty() && !then.iter().any(|o| now.contains(o))
+            })
+        })
+        .map(|(table, _)| table.clone())
+        .collect()
+}
+
+/// Why a resume refuses a table made again under a name the earlier run copied
+/// (`replaced`), if it must: a destination (of `keys`) where that run's copy committed or may
+/// have, whose table of that name `holding` says still holds the rows it wrote (or cannot tell:
+/// a destination not replaced as the source was): the new table's rows would join them.
+fn replaced_where_held(
+    replaced: &[String],
+    recorded: &Recorded,
+    keys: &[String],
+    holding: &mut dyn FnMut(usize, &str) -> bool,
+) -> Option<String> {
+    for table in replaced {
+        let on: Vec<String> = (keys.iter().enumerate())
+            .filter(|(d, k)| recorded.may_hold_rows(table, k) && holding(*d, table))
+            .map(|(d, _)| (d + 1).to_string())
+            .collect();
+        if !on.is_empty() {
+            return Some(format!(
+                "--resume: table {table} is another table on the source than the earlier run \
+                 copied under that name (dropped and made again, or renamed away and another \
+                 made, since), and destination {} still holds the rows that run copied there: \
+                 the new table's rows would join them; do on the destinations what was done on \
+                 the source (rename or empty that table there) and resume, or run the job again \
+                 without --resume with --truncate",
+                on.join(", ")
+            ));
+        }
+    }
+    None
 }
 
 /// Why a resume refuses, if it must: a table of this run that the earlier run never began on a

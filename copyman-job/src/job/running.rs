@@ -860,6 +860,17 @@ pub fn run(
                 })?;
         }
     }
+    // Tables renamed or made again since the earlier runs (before the new names' records).
+    for (table, renamed) in &plan.retaken {
+        match renamed {
+            Some(to) => state.renamed(table, to),
+            None => state.replaced(table),
+        }
+        .map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
     // What an earlier run committed without recording it (the destination confirmed it).
     for (table, d, rows) in std::mem::take(&mut plan.confirmed) {
         state
