@@ -55,8 +55,8 @@ Exit status:
   0  success: every destination committed
   1  the copy failed, and nothing was committed anywhere
   2  usage error (also: a destination given twice or on a standby, the source's own table, a
-     table or schema the source does not have, or --atomic with a destination that cannot
-     prepare)
+     table, schema or column the source or a destination does not have, or --atomic with a
+     destination that cannot prepare)
   3  connection or authentication failure
   4  partial: some destinations committed (or may have) and others did not (also: a second
      signal during the COMMITs; a first lets them finish), or a job's --verify found a

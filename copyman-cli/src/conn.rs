@@ -417,6 +417,13 @@ impl fmt::Debug for ServerSpec {
 /// a `key=value` pair of libpq's ([`PARAMETERS`]): a connection string given unquoted, its pairs
 /// split into arguments (it was blamed on the table's name: cli43 F3). The way to give it.
 pub(crate) fn piece_tip(arg: &str) -> Option<&'static str> {
+    // A URL, whole (cli51 F3: no tip for the form the README shows first).
+    if is_url(arg.trim()) {
+        return Some(
+            "a connection string is the value of an option: --from CONN, --to CONN (recover takes \
+             each destination as --to CONN)",
+        );
+    }
     let (key, _) = arg.split_once('=')?;
     if !PARAMETERS.iter().any(|(k, _)| *k == key.trim()) {
         return None;
@@ -1956,7 +1963,7 @@ pub(crate) fn redact(text: &str) -> String {
         Target::Stdio => text.to_owned(),
         Target::File(_) => redact_userinfo(text),
         Target::Server(_) if is_url(text) => redact_url(text),
-        Target::Server(_) if looks_like_url(text) => scrub(&redact_userinfo(text)),
+        Target::Server(_) if looks_like_url(text) => scrub_text(&redact_userinfo(text)),
         Target::Server(_) => match tokenize(text) {
             Ok(params) => {
                 let mut out = text.to_owned();
@@ -2182,8 +2189,17 @@ fn redact_url(text: &str) -> String {
 }
 
 /// Removes anything that looks like a password from free text (messages quoting a command line):
-/// `password=…` values and URL user-info passwords.
+/// each word of the command line that is a CONN with a password, where `text` quotes it, shown
+/// as [`redact`] shows it (cli51 F1: free text cannot tell where a password with a blank or a
+/// quote in it ends, and the part after it was shown), then `password=…` values and URL
+/// user-info passwords.
 pub(crate) fn scrub(text: &str) -> String {
+    scrub_text(&redact_arguments(text, std::env::args_os().skip(1)))
+}
+
+/// [`scrub`] but for the command line's words: `password=…` values and URL user-info
+/// passwords.
+fn scrub_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.to_ascii_lowercase().find("password") {
@@ -2216,6 +2232,29 @@ pub(crate) fn scrub(text: &str) -> String {
     }
     out.push_str(rest);
     scrub_userinfo(&scrub_urls(&out))
+}
+
+/// `text` with each of `args` that [`redact`] shows otherwise (a CONN with a password) shown so
+/// where `text` quotes it, as it is or escaped as Rust's `{:?}` escapes it.
+fn redact_arguments(text: &str, args: impl Iterator<Item = OsString>) -> String {
+    let mut out = text.to_owned();
+    for arg in args {
+        let Some(arg) = arg.to_str() else {
+            continue;
+        };
+        let shown = redact(arg);
+        if shown == arg {
+            continue;
+        }
+        let escaped = |s: &str| {
+            let quoted = format!("{s:?}");
+            quoted[1..quoted.len() - 1].to_owned()
+        };
+        out = out
+            .replace(arg, &shown)
+            .replace(&escaped(arg), &escaped(&shown));
+    }
+    out
 }
 
 /// [`redact_userinfo`] on every word of `text` that has an `@` (a mistyped URL or a file path
@@ -2819,6 +2858,23 @@ mod tests {
             "tip: postgresql://u:***@h/db and password=*** end"
         );
         assert_eq!(scrub("no secrets here"), "no secrets here");
+        // A CONN of the command line, quoted whole: shown as a CONN is, whatever its password
+        // holds (cli51 F1: a blank or a quote ended the free text's password).
+        let args = [
+            "postgresql://carol:Qs ecret@127.0.0.1:5432/d1",
+            "host=h password='Qs\\'ecret x'",
+            "postgresql://u@h/db?pass%77ord=Qs\"ecret",
+        ];
+        let text = format!(
+            "TABLE: unexpected ':' of {:?}; unexpected argument '{}' found; and '{}'",
+            args[0], args[1], args[2]
+        );
+        let shown = redact_arguments(&text, args.iter().map(Into::into));
+        assert!(!shown.contains("ecret"), "{shown}");
+        assert!(
+            shown.contains("carol:***@127.0.0.1") && shown.contains("pass%77ord=***"),
+            "{shown}"
+        );
     }
 
     fn env(vars: &[(&str, &str)]) -> Env {

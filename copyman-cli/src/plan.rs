@@ -627,8 +627,19 @@ fn table_plan(
                 dest_rels.push((i, rel));
             }
             Err(error) => {
+                // A table or schema it lacks: a usage error, as a column it lacks (cli51 F2:
+                // exit 1, "the copy failed"), with what creates it, as a job says.
+                let missing = matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000"))
+                    || error.message == "not found";
+                let create = match missing {
+                    true => {
+                        " (create it there from the source's definition first, e.g. \
+                         pg_dump --section=pre-data --table of the source into it)"
+                    }
+                    false => "",
+                };
                 let message = format!(
-                    "destination {} ({}): table {}: {error}",
+                    "destination {} ({}): table {}: {error}{create}",
                     i + 1,
                     dest.endpoint.display(),
                     copy.target()
@@ -636,7 +647,11 @@ fn table_plan(
                 if !t.keep_going {
                     let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
                     return Err(Fatal {
-                        exit: Exit::CopyFailed,
+                        exit: if missing {
+                            Exit::Usage
+                        } else {
+                            Exit::CopyFailed
+                        },
                         message,
                         server: Some((whom, error)),
                     }

@@ -576,8 +576,10 @@ fn destination_missing_table_with_keep_going() {
         }
         args
     };
+    // Refused before anything is sent, as a usage error (cli51 F2: exit 1, while a column
+    // missing there exits 2).
     let out = copyman().args(args(false)).output().unwrap();
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &d1, "m"), 0);
     // Some destinations committed, one did not: partial (exit 4), never "nothing committed".
@@ -642,6 +644,33 @@ fn bad_flags_exit_2() {
         "{}",
         text(&out.stderr)
     );
+    // Nor one with a blank or a quote in it, of a CONN given without its --to, which the
+    // command quotes whole (cli51 F1: the part after the blank or the quote was shown), with
+    // the way to give it (cli51 F3: a URL got no tip), in --json too.
+    for conn in [
+        "postgresql://carol:Qs ecret@127.0.0.1:1/d1",
+        "postgresql://dave:Qs'ecret@127.0.0.1:1/d1",
+        "host=127.0.0.1 password='Qs\\' ecret'",
+    ] {
+        for json in [&[][..], &["--json"][..]] {
+            let mut args = json.to_vec();
+            args.extend(["table", "t", "--from", "host=a", "--to", "host=b", conn]);
+            let out = run(&args);
+            assert_exit(&out, 2);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(
+                !said.contains("ecret") && said.contains("--to CONN"),
+                "{args:?}: {said}"
+            );
+        }
+        let out = run(&["recover", "--to", "host=b", conn]);
+        assert_exit(&out, 2);
+        assert!(
+            !text(&out.stderr).contains("ecret"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
     // --help documents the exit codes.
     let out = run(&["--help"]);
     assert_exit(&out, 0);

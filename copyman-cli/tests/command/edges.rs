@@ -521,8 +521,9 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
     ]);
     assert_exit(&out, 0);
     assert_eq!(digest(&c.source, &src, "t2"), digest(&c.source, &src, "t"));
-    // One not created yet is missing, said as such (42P01, exit 1): not "the source's own
-    // table" (exit 2), which sent a DBA after a quoting or search_path problem.
+    // One not created yet is missing, said as such (42P01, exit 2 as a column missing there,
+    // cli51 F2): not "the source's own table", which sent a DBA after a quoting or search_path
+    // problem.
     let out = run(&[
         "table",
         "t",
@@ -533,7 +534,7 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         "--target-table",
         "t_not_yet",
     ]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("42P01") && !stderr.contains("own table"),

@@ -431,7 +431,8 @@ fn target_table_names_the_destination_table() {
         ),
         digest(&c.source, &src, &cols.replace("{}", "items"))
     );
-    // A target table that does not exist is named with its destination.
+    // A target table that does not exist is named with its destination, with what creates
+    // it: a usage error (exit 2, as a column missing there: cli51 F2).
     let out = run(&[
         "table",
         "items",
@@ -442,11 +443,12 @@ fn target_table_names_the_destination_table() {
         "--to",
         &c.dest[0].url(&d1),
     ]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(r#"destination 1 (postgres@127.0.0.1:"#)
-            && stderr.contains(r#"table "nowhere": SQLSTATE 42P01"#),
+            && stderr.contains(r#"table "nowhere": SQLSTATE 42P01"#)
+            && stderr.contains("pg_dump --section=pre-data"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, r#"archive."Items 2024""#), 1000);
