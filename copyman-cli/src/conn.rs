@@ -110,8 +110,9 @@ pub(crate) struct Env {
     /// copyman sends a password file's.
     password_bytes: Option<Vec<u8>>,
     /// The variables that name a file or directory libpq reads (`PGPASSFILE`, `PGSERVICEFILE`,
-    /// `PGSYSCONFDIR`), where they are not UTF-8: paths, whose bytes are the file's name as they
-    /// are (recheck50 F3: refused, where libpq reads them, or never needs them).
+    /// `PGSYSCONFDIR`, the TLS files' `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`), where they
+    /// are not UTF-8: paths, whose bytes are the file's name as they are (recheck50 F3,
+    /// recheck50b F4: refused, where libpq reads them, or never needs them).
     raw_paths: HashMap<String, PathBuf>,
     /// The operating system's name for the user running copyman: the default user name.
     os_user: Option<String>,
@@ -147,7 +148,7 @@ impl Env {
                         if matches!(
                             k.as_str(),
                             "PGPASSFILE" | "PGSERVICEFILE" | "PGSYSCONFDIR"
-                        ) =>
+                        ) || TLS_FILES.iter().any(|(_, var)| *var == k) =>
                     {
                         raw_paths.insert(k, PathBuf::from(v));
                         None
@@ -440,6 +441,13 @@ pub(crate) fn piece_tip(arg: &str) -> Option<&'static str> {
         }
     })
 }
+
+/// The TLS files copyman reads and their variables, read as paths.
+const TLS_FILES: [(&str, &str); 3] = [
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+];
 
 /// libpq's connection parameters (PostgreSQL 18's list) and the environment variable each falls
 /// back on. A key not in this list is refused, as libpq refuses it.
@@ -779,7 +787,8 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             params.fill(key, value, Source::Env(var.unwrap_or_default()));
         }
     }
-    // A TLS file's variable matters only where TLS is tried.
+    // A TLS file's variable matters only where TLS is tried (those copyman reads are paths:
+    // `Env::raw_paths`).
     let tls_off = params.get("sslmode") == Some("disable");
     for (key, var) in PARAMETERS {
         if let Some(var) = var.filter(|var| env.unreadable.iter().any(|u| u == var))
@@ -888,13 +897,25 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             _ => Ok(None),
         }
     };
+    // The CONN's (or its service's) file, else its variable's path.
+    let tls_file = |key: &str| {
+        let var = TLS_FILES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, var)| *var);
+        (params.get(key).map(PathBuf::from)).or_else(|| env.path(var?))
+    };
     let tls = TlsSettings {
         // libpq 16+: under sslrootcert=system an sslmode none of the CONN, its service,
         // PGSSLMODE or PGREQUIRESSL gave is verify-full.
         mode: params
             .get("sslmode")
             .map_or_else(
-                || Ok(TlsSettings::default_mode(params.get("sslrootcert"))),
+                || {
+                    Ok(TlsSettings::default_mode(
+                        params.get("sslrootcert").map(Path::new),
+                    ))
+                },
                 str::parse,
             )
             .map_err(|e| match params.values.get("sslmode") {
@@ -905,9 +926,9 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                 }
                 _ => ConnError::Invalid(e.to_string()),
             })?,
-        root_cert: params.get("sslrootcert").map(str::to_owned),
-        cert: params.get("sslcert").map(PathBuf::from),
-        key: params.get("sslkey").map(PathBuf::from),
+        root_cert: tls_file("sslrootcert"),
+        cert: tls_file("sslcert"),
+        key: tls_file("sslkey"),
         min_version: version("ssl_min_protocol_version")?,
         max_version: version("ssl_max_protocol_version")?,
     };
@@ -2979,7 +3000,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.tls.mode, SslMode::VerifyFull);
-        assert_eq!(spec.tls.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(spec.tls.root_cert.as_deref(), Some(Path::new("/ca.pem")));
         assert_eq!(spec.tls.cert.as_deref(), Some(Path::new("/c.crt")));
         assert_eq!(spec.tls.key.as_deref(), Some(Path::new("/c.key")));
         let spec = resolve(
@@ -2992,7 +3013,10 @@ mod tests {
             SslMode::Require,
             "the CONN wins over PGSSLMODE"
         );
-        assert_eq!(spec.tls.root_cert.as_deref(), Some("/env-ca.pem"));
+        assert_eq!(
+            spec.tls.root_cert.as_deref(),
+            Some(Path::new("/env-ca.pem"))
+        );
         let spec = resolve("host=h user=u", &env(&[("PGSSLMODE", "verify-ca")])).unwrap();
         assert_eq!(spec.tls.mode, SslMode::VerifyCa);
         assert_eq!(
@@ -3153,10 +3177,22 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             panic!("PGSERVICE is refused");
         };
         assert!(why.contains("PGSERVICE is not valid UTF-8"), "{why}");
-        // A TLS file's, where TLS is not tried: not read (recheck50 F3).
+        // One CRL file, where TLS is not tried: not read (recheck50 F3).
         let conn = "host=h user=a sslmode=disable";
-        assert!(resolve(conn, &env(&["PGSSLKEY", "PGSSLROOTCERT"])).is_ok());
-        assert!(resolve("host=h user=a", &env(&["PGSSLKEY"])).is_err());
+        assert!(resolve(conn, &env(&["PGSSLCRL"])).is_ok());
+        assert!(resolve("host=h user=a", &env(&["PGSSLCRL"])).is_err());
+        // A TLS file copyman reads, as its bytes (recheck50b F4: refused under the default
+        // sslmode, against a server without TLS too).
+        let bytes = b"/caf\xe9/client.key".to_vec();
+        let key = PathBuf::from(<OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+            bytes,
+        ));
+        let raw = Env {
+            raw_paths: HashMap::from([("PGSSLKEY".to_owned(), key.clone())]),
+            ..Env::from_pairs(&[])
+        };
+        let spec = resolve("host=h user=a", &raw).unwrap();
+        assert_eq!(spec.tls.key, Some(key));
         // A file's, as its bytes: the password file read there.
         let (file, _guard) = passfile(0o600, "*:*:*:a:frombytes\n");
         let raw = Env {
@@ -3744,7 +3780,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ] {
             let spec = resolved(conn, vars).unwrap();
             assert_eq!(spec.tls.mode, SslMode::VerifyFull, "{conn} {vars:?}");
-            assert_eq!(spec.tls.root_cert.as_deref(), Some("system"));
+            assert_eq!(spec.tls.root_cert.as_deref(), Some(Path::new("system")));
         }
         assert_eq!(
             resolved("host=h user=u sslmode=verify-full sslrootcert=system", &[])

@@ -666,7 +666,7 @@ mod tests {
         fn settings(&self, mode: crate::SslMode) -> crate::TlsSettings {
             crate::TlsSettings {
                 mode,
-                root_cert: Some(self.0.to_str().unwrap().to_owned()),
+                root_cert: Some(self.0.clone()),
                 ..crate::TlsSettings::default()
             }
         }
@@ -739,7 +739,7 @@ mod tests {
         // require without a root: taken, as libpq takes it (webpki alone refused it).
         let settings = crate::TlsSettings {
             mode: crate::SslMode::Require,
-            root_cert: Some("/nonexistent/root.crt".to_owned()),
+            root_cert: Some("/nonexistent/root.crt".into()),
             ..crate::TlsSettings::default()
         };
         let mut pair = Pair::with_settings(&settings, "localhost", V1_SERVER, V1_SERVER_KEY);

@@ -54,7 +54,7 @@ pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"
 ///     "host=db.example.com user=app sslmode=verify-full sslrootcert=/etc/ssl/db-ca.pem",
 /// )?;
 /// assert_eq!(tls.mode, SslMode::VerifyFull);
-/// assert_eq!(tls.root_cert.as_deref(), Some("/etc/ssl/db-ca.pem"));
+/// assert_eq!(tls.root_cert.as_deref(), Some(std::path::Path::new("/etc/ssl/db-ca.pem")));
 /// // The rest is for `postgres::Config`, which knows none of these.
 /// assert_eq!(rest.split_whitespace().collect::<Vec<_>>(), ["host=db.example.com", "user=app"]);
 /// # Ok::<(), copyman_tls::TlsError>(())
@@ -63,8 +63,9 @@ pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"
 pub struct TlsSettings {
     /// Whether to use TLS and what to check.
     pub mode: SslMode,
-    /// `sslrootcert`: a PEM file of trusted root certificates, or `system`.
-    pub root_cert: Option<String>,
+    /// `sslrootcert`: a PEM file of trusted root certificates, or `system`. A path, as the
+    /// other files: its bytes need not be UTF-8.
+    pub root_cert: Option<PathBuf>,
     /// `sslcert`: the client certificate (PEM), for `cert` authentication.
     pub cert: Option<PathBuf>,
     /// `sslkey`: the client certificate's private key (PEM, unencrypted).
@@ -144,12 +145,12 @@ impl TlsSettings {
     /// use copyman_tls::{SslMode, TlsSettings};
     ///
     /// assert_eq!(TlsSettings::default_mode(None), SslMode::Prefer);
-    /// assert_eq!(TlsSettings::default_mode(Some("/ca.pem")), SslMode::Prefer);
-    /// assert_eq!(TlsSettings::default_mode(Some("system")), SslMode::VerifyFull);
+    /// assert_eq!(TlsSettings::default_mode(Some("/ca.pem".as_ref())), SslMode::Prefer);
+    /// assert_eq!(TlsSettings::default_mode(Some("system".as_ref())), SslMode::VerifyFull);
     /// ```
-    pub fn default_mode(root_cert: Option<&str>) -> SslMode {
+    pub fn default_mode(root_cert: Option<&Path>) -> SslMode {
         match root_cert {
-            Some("system") => SslMode::VerifyFull,
+            Some(system) if system == Path::new("system") => SslMode::VerifyFull,
             _ => SslMode::Prefer,
         }
     }
@@ -168,10 +169,11 @@ impl TlsSettings {
         Ok((
             rest,
             Self {
-                mode: mode
-                    .as_deref()
-                    .map_or_else(|| Ok(Self::default_mode(root_cert.as_deref())), str::parse)?,
-                root_cert,
+                mode: mode.as_deref().map_or_else(
+                    || Ok(Self::default_mode(root_cert.as_deref().map(Path::new))),
+                    str::parse,
+                )?,
+                root_cert: root_cert.map(PathBuf::from),
                 cert: cert.map(PathBuf::from),
                 key: key.map(PathBuf::from),
                 ..Self::default()
@@ -316,7 +318,9 @@ impl TlsSettings {
     /// # Errors
     /// `sslrootcert=system` with a mode other than `verify-full`.
     pub fn check_sslmode(&self) -> Result<(), TlsError> {
-        if self.root_cert.as_deref() == Some("system") && self.mode != SslMode::VerifyFull {
+        if self.root_cert.as_deref() == Some(Path::new("system"))
+            && self.mode != SslMode::VerifyFull
+        {
             return Err(TlsError::Settings(format!(
                 "weak sslmode \"{}\" may not be used with sslrootcert=system (use \
                  \"verify-full\")",
@@ -355,7 +359,7 @@ impl TlsSettings {
     fn roots(&self) -> Result<Option<Roots>, TlsError> {
         let verifying = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull);
         let path = match self.root_cert.as_deref() {
-            Some("system") => {
+            Some(system) if system == Path::new("system") => {
                 // verify-full: [`Self::check_sslmode`] refused any other mode.
                 let certs = system_roots()?;
                 return Ok(Some(Roots {
@@ -665,7 +669,7 @@ mod tests {
     fn settings(mode: SslMode, root_cert: Option<&str>) -> TlsSettings {
         TlsSettings {
             mode,
-            root_cert: root_cert.map(str::to_owned),
+            root_cert: root_cert.map(PathBuf::from),
             cert: Some(PathBuf::from("/nonexistent/no-client.crt")),
             ..TlsSettings::default()
         }
@@ -761,7 +765,7 @@ mod tests {
                     let tls = TlsSettings {
                         cert: Some(cert.clone()),
                         key: key.clone(),
-                        root_cert: Some("/nonexistent/root.crt".to_owned()),
+                        root_cert: Some("/nonexistent/root.crt".into()),
                         ..TlsSettings::new(mode)
                     };
                     tls.check_client_key().unwrap();
@@ -916,7 +920,7 @@ mod tests {
     /// Settings under `require` (no root certificate) with this client certificate and key.
     fn with_client(cert: &Path, key: &Path) -> TlsSettings {
         TlsSettings {
-            root_cert: Some("/nonexistent/root.crt".to_owned()),
+            root_cert: Some("/nonexistent/root.crt".into()),
             cert: Some(cert.to_owned()),
             key: Some(key.to_owned()),
             ..TlsSettings::new(SslMode::Require)

@@ -183,7 +183,7 @@ fn require_against_a_server_without_tls_is_refused() {
 fn connect_tls_takes_settings_apart_from_the_config() {
     let config: postgres::Config = conninfo("").parse().unwrap();
     let mut tls = TlsSettings::new(SslMode::VerifyCa);
-    tls.root_cert = Some(files().ca_cert.display().to_string());
+    tls.root_cert = Some(files().ca_cert.clone());
     assert!(Connection::connect_tls(&config, &tls).unwrap().is_tls());
     // The config's own ssl_mode is honoured by `connect`.
     let mut config = config;
