@@ -1034,7 +1034,8 @@ pub(crate) fn check_start(
         dest.receive.clone_from(receive);
     }
     // Before the header's check, which would say a generated column's label names none. `copy`'s
-    // from a `--receive` that lists no columns (files50 F4's second command).
+    // from a `--receive` that lists no columns (files50 F4's second command), or every one the
+    // table loads.
     let loads = match (&plan.file_columns, &t.statements) {
         (Some(columns), _) => Some((columns.clone(), plan.generated.clone())),
         (None, Statements::Raw { .. }) => receive_generated(dests),
@@ -1053,22 +1054,25 @@ pub(crate) fn check_start(
 /// A table's generated columns, each with its place among its columns (1-based).
 type Generated = Vec<(usize, String)>;
 
-/// The columns a `--receive` that lists none loads (the first server destination's), and its
-/// table's generated columns, each with its place among the table's columns (1-based), which
-/// COPY leaves out: `None` where it lists columns or the table cannot be looked up.
+/// The columns a `--receive` loads (the first server destination's) where it lists none, or
+/// lists every column of its table COPY loads in the table's order, and its table's generated
+/// columns, each with its place among the table's columns (1-based), which COPY leaves out:
+/// `None` where it lists others or the table cannot be looked up.
 fn receive_generated(dests: &mut [Dest<'_>]) -> Option<(Vec<String>, Generated)> {
     let dest = dests
         .iter_mut()
         .find(|d| d.conn.is_some() && d.receive.is_some())?;
     let sql = dest.receive.clone()?;
-    if file_start::copy_columns(&sql).flatten().is_some() {
-        return None;
-    }
+    let listed = file_start::copy_columns(&sql)?;
     let (_, relation) = copy_table_relation(dest.conn.as_mut()?, &sql)?;
-    let columns = (relation.columns.iter())
+    let columns: Vec<String> = (relation.columns.iter())
         .filter(|c| !c.generated)
         .map(|c| c.name.as_str().to_owned())
         .collect();
+    // (A list of them all, in order, loads what none does.)
+    if listed.is_some_and(|listed| listed != columns) {
+        return None;
+    }
     let generated = (relation.columns.iter().enumerate())
         .filter(|(_, c)| c.generated)
         .map(|(i, c)| (i + 1, c.name.as_str().to_owned()))
