@@ -437,6 +437,9 @@ fn table_plan(
         }
     }
     let mut dest_rels: Vec<(usize, Relation)> = Vec::new();
+    // (--keep-going) The first destination without the table, and how many lack it.
+    let mut missing_everywhere: Option<(String, String, ErrorInfo)> = None;
+    let mut lacking = 0;
     for (i, dest) in dests.iter_mut().enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
@@ -658,12 +661,29 @@ fn table_plan(
                     .into());
                 }
                 report::log(&message);
+                if missing {
+                    let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
+                    missing_everywhere.get_or_insert((whom, message, error.clone()));
+                    lacking += 1;
+                }
                 dest.fail_with(ErrorInfo {
                     sqlstate: error.sqlstate,
                     message: format!("table {}: {}", copy.target(), error.message),
                 });
             }
         }
+    }
+    // Under --keep-going, no destination left because none has the table: the usage error
+    // one destination's lack is, with what creates it (recheck51 F7: exit 1, "copy failed").
+    if let Some((whom, message, error)) = missing_everywhere
+        && lacking == dests.len()
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            message,
+            server: Some((whom, error)),
+        }
+        .into());
     }
     let labels = dest_labels(dests);
     // Under --keep-going a destination whose table's columns do not match the source's is left

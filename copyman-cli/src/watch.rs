@@ -1435,6 +1435,9 @@ struct JobShared {
     /// Every server of the job: the source first, then the destinations; each with its label.
     servers: Vec<(String, ServerSpec)>,
     note: NoteFn,
+    /// The workers' threads, each with its worker (told by its first table's event): a session
+    /// one opens is its wait ([`JobWatch::connecting`]).
+    threads: Mutex<Vec<(thread::ThreadId, usize)>>,
 }
 
 /// A worker, as its events left it.
@@ -1469,8 +1472,8 @@ struct WorkerBackends {
     checksum: Option<(usize, Target)>,
     /// When that checksum began, and when its wait was last said ([`look_at_checksums`]).
     checksum_since: (Instant, Option<Instant>),
-    /// While the job is planned: the server whose session is being opened (index into
-    /// [`JobShared::servers`]), which the others' backends then wait for.
+    /// The server whose session it opens (index into [`JobShared::servers`]), which the others'
+    /// backends then wait for.
     connecting: Option<usize>,
     /// Its servers' COPYs storing what they were sent while it does not move (as the one-table
     /// watch says it): the rows they had read at the last look, when that last grew, and the
@@ -1791,6 +1794,7 @@ impl JobWatch {
             workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
             servers,
             note,
+            threads: Mutex::new(Vec::new()),
         });
         let cancelled = Arc::clone(&shared);
         signals::set_cancel(move || {
@@ -1849,12 +1853,22 @@ impl JobWatch {
         w.told_stuck = false;
     }
 
-    /// A session is being opened on server `server` (`Some`), or that is over (`None`): while
-    /// the job is planned, a wait is said to be for it — the other servers' backends waiting
-    /// for copyman meanwhile are not what is stuck (conn42 F2 blamed them).
+    /// A session is being opened on server `server` (`Some`), or that is over (`None`), by the
+    /// planning or by a worker (this thread's): a wait is said to be for it — the other
+    /// servers' backends waiting for copyman meanwhile are not what is stuck (conn42 F2, and
+    /// scale51 F2 of a worker's, blamed them).
     pub(crate) fn connecting(&self, server: Option<usize>) {
+        let here = thread::current().id();
+        let worker = (self
+            .shared
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+        .iter()
+        .find(|(thread, _)| *thread == here)
+        .map_or(self.planning, |(_, worker)| *worker);
         let mut workers = self.lock();
-        workers[self.planning].connecting = server;
+        workers[worker].connecting = server;
     }
 
     /// A session was opened on server `server` (0: the source, then the destinations): while
@@ -1937,6 +1951,13 @@ impl JobWatch {
         let note = &self.shared.note;
         match event {
             Event::TableStarted { worker, table, .. } => {
+                let mut threads =
+                    (self.shared.threads.lock()).unwrap_or_else(PoisonError::into_inner);
+                let here = thread::current().id();
+                if !threads.iter().any(|(thread, _)| *thread == here) {
+                    threads.push((here, *worker));
+                }
+                drop(threads);
                 if let Some(w) = workers.get_mut(*worker) {
                     w.moved(*worker, note);
                     // Another table's COPYs: counted anew.
@@ -2437,13 +2458,21 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 };
                 // Opening a session: that server is what the job waits for; the others'
                 // backends wait for copyman meanwhile.
-                let connecting = (w.connecting.filter(|_| planning))
-                    .and_then(|server| shared.servers.get(server));
+                let connecting = w.connecting.and_then(|server| shared.servers.get(server));
                 let waits = match connecting {
                     Some((label, _)) => {
-                        ways_out = " (a signal stops the job, nothing copied; connect_timeout \
-                                    bounds such a wait)"
-                            .to_owned();
+                        ways_out = match planning {
+                            true => {
+                                " (a signal stops the job, nothing copied; connect_timeout \
+                                     bounds such a wait)"
+                            }
+                            false => {
+                                " (connect_timeout or --stall-timeout bounds such a wait; \
+                                      a signal stops the job, what it committed kept for \
+                                      --resume)"
+                            }
+                        }
+                        .to_owned();
                         format!("copyman waits for {label} to answer its connection; meanwhile ")
                     }
                     None => waits,

@@ -226,15 +226,15 @@ fn json_with_stderr_closed_still_prints_the_true_status_on_stdout() {
     assert_eq!(report["exit_code"], 0, "{report}");
     assert_copied(&src, &dests);
 
-    // A failed run: a destination without the table.
+    // A failed run: a destination without the table (a usage error: cli51 F2).
     let missing = database(&two_phase_clusters().dest[1], "SELECT 1");
     let mut failing = destinations("");
     failing[1].1 = missing;
     let out = run_with_stderr_closed(&table_args(&src, &failing, &["-v", "--json"]));
-    assert_status(&out, 1);
+    assert_status(&out, 2);
     let report = json(&out);
     assert_eq!(report["status"], "failed", "{report}");
-    assert_eq!(report["exit_code"], 1, "{report}");
+    assert_eq!(report["exit_code"], 2, "{report}");
     assert_eq!(count(failing[0].0, &failing[0].1, "t"), 0);
     assert_eq!(count(failing[2].0, &failing[2].1, "t"), 0);
 }

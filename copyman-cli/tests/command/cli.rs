@@ -591,6 +591,27 @@ fn destination_missing_table_with_keep_going() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &d1, "m"), 50);
+    // Under --keep-going, no destination having it: the same usage error, with what creates it
+    // (recheck51 F7: exit 1, "copy failed", the way lost).
+    let d3 = database(&c.dest[0], "SELECT 1");
+    let (from, to3, to2) = (c.source.url(&src), c.dest[0].url(&d3), c.dest[1].url(&d2));
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        &from,
+        "--to",
+        &to3,
+        "--to",
+        &to2,
+        "--keep-going",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("pg_dump --section=pre-data"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
