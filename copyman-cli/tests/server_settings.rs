@@ -1296,6 +1296,69 @@ fn text_into_dates_and_intervals_is_read_as_the_destination_database_reads_it() 
     }
 }
 
+/// copyman's sessions compile no query (scale51 F3: its catalog queries over many tables cost
+/// more than `jit_above_cost`, and compiling one took seconds where it ran in milliseconds),
+/// unless the CONN's options ask for it.
+#[test]
+fn sessions_run_without_jit_unless_the_conn_asks() {
+    let c = clusters();
+    let src = database_setting(&c.source, &["jit = on"], "SELECT 1");
+    let file = TempPath::new("jit.txt");
+    for (options, expect) in [("", "off"), (" options='-c jit=on'", "on")] {
+        let from = format!("{}{options}", c.source.conninfo(&src));
+        let send = "COPY (SELECT pg_catalog.current_setting('jit')) TO STDOUT";
+        let out = run(&["copy", "--from", &from, "--send", send, "--to", file.arg()]);
+        assert_exit(&out, 0);
+        assert_eq!(std::fs::read_to_string(&file.0).unwrap().trim(), expect);
+    }
+}
+
+/// A resume that copies a table to a destination reading its text in another `DateStyle`
+/// order than the destination where an earlier run copied it is refused, as one run to both is
+/// (recheck51 F2: the CONN's options left out of the resume, the two held different days for
+/// one source row, exit 0).
+#[test]
+fn a_resume_reading_dates_otherwise_than_where_the_table_is_done_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE m (id int, d text); INSERT INTO m VALUES (1, '01/02/2024');",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE m (id int, d date);");
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE m (id int, d date CHECK (id > 5));",
+    );
+    let dmy = " options='-c DateStyle=ISO,DMY'";
+    let (from, to1) = (
+        c.source.conninfo(&src),
+        format!("{}{dmy}", c.dest[0].conninfo(&d1)),
+    );
+    let state = TempPath::new("resume-datestyle.state");
+    let job = |to2: &str, extra: &[&str]| {
+        let mut args = vec!["table", "m", "--from", &from, "--to", &to1, "--to", to2];
+        args.extend(["--state", state.arg(), "--keep-going"]);
+        args.extend(extra);
+        run(&args)
+    };
+    let to2 = c.dest[1].conninfo(&d2);
+    assert_exit(&job(&format!("{to2}{dmy}"), &[]), 4);
+    c.dest[1].psql(&d2, "ALTER TABLE m DROP CONSTRAINT m_id_check");
+    let out = job(&to2, &["--resume"]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("where an earlier run copied it") && stderr.contains("DateStyle"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "m"), 0);
+    assert_exit(&job(&format!("{to2}{dmy}"), &["--resume"]), 0);
+    assert_eq!(
+        count(&c.dest[1], &d2, "(SELECT 1 FROM m WHERE d = '2024-02-01')"),
+        1
+    );
+}
+
 /// A `statement_timeout` set on a database (or role), common on production roles, failed every
 /// copy that took longer than it (a COPY is one statement, 57014), and the resume a job then
 /// advised failed alike: copyman's sessions run without one, as pg_dump's (a copy is bounded by

@@ -1386,7 +1386,10 @@ pub fn compared_in_destination_type(
     theirs: &Column,
     here: &Column,
 ) -> Option<(&'static str, &'static [&'static str])> {
-    let string = theirs.type_name == "text" || theirs.type_name.starts_with("character varying");
+    // (`character(n)` and `name` too: recheck51 F3.)
+    let string = theirs.type_name == "text"
+        || theirs.type_name.starts_with("character")
+        || theirs.type_name == "name";
     // A number into money (12.50 as $12.50), compared as numbers, so that one the money rounded
     // (12.505 as $12.51) differs as a numeric's rounding does; an integer into a boolean as
     // what the destination made of it (types50 F4, recheck50b F1: the other integers and the
@@ -1403,10 +1406,27 @@ pub fn compared_in_destination_type(
     }
     const DATED: &[&str] = &["DateStyle", "TimeZone"];
     const DATED_ARRAY: &[&str] = &["DateStyle", "TimeZone", "array_nulls"];
+    // A zone written as an abbreviation (`IST`) is read as `timezone_abbreviations` says.
+    const IN_ZONES: &[&str] = &["DateStyle", "TimeZone", "timezone_abbreviations"];
+    const IN_ZONES_ARRAY: &[&str] = &[
+        "DateStyle",
+        "TimeZone",
+        "timezone_abbreviations",
+        "array_nulls",
+    ];
     const ARRAY: &[&str] = &["array_nulls"];
     const NONE: &[&str] = &[];
     const INTERVAL_STYLE: &[&str] = &["IntervalStyle"];
-    let form = match here.type_oid()? {
+    const INTERVAL_ARRAY: &[&str] = &["IntervalStyle", "array_nulls"];
+    // A domain as its base type (recheck51 F3): the cast reads the text as the domain's input
+    // does, and a value of the domain casts to its base.
+    let oid = match here.type_oid()? {
+        oid if oid >= 16_384 => (here.leaves.iter())
+            .find(|l| l.at.is_empty() && l.oid < 16_384)
+            .map(|l| l.oid)?,
+        oid => oid,
+    };
+    let form = match oid {
         16 => ("CAST({} AS pg_catalog.bool)", NONE),
         // (types50 F4: these were compared as the source's text, and differed for ever.)
         790 => ("CAST({} AS pg_catalog.money)", NONE),
@@ -1452,18 +1472,33 @@ pub fn compared_in_destination_type(
         // Read in the session's DateStyle and TimeZone, or IntervalStyle.
         1082 => ("CAST({} AS pg_catalog.date)", DATED),
         1114 => ("CAST({} AS pg_catalog.timestamp)", DATED),
-        1184 => ("CAST({} AS pg_catalog.timestamptz)", DATED),
-        1266 => ("CAST({} AS pg_catalog.timetz)", DATED),
+        1184 => ("CAST({} AS pg_catalog.timestamptz)", IN_ZONES),
+        1266 => ("CAST({} AS pg_catalog.timetz)", IN_ZONES),
         1186 => ("CAST({} AS pg_catalog.interval)", INTERVAL_STYLE),
         3912 => ("CAST({} AS pg_catalog.daterange)", DATED),
         3908 => ("CAST({} AS pg_catalog.tsrange)", DATED),
-        3910 => ("CAST({} AS pg_catalog.tstzrange)", DATED),
+        3910 => ("CAST({} AS pg_catalog.tstzrange)", IN_ZONES),
         4535 => ("CAST({} AS pg_catalog.datemultirange)", DATED),
         4533 => ("CAST({} AS pg_catalog.tsmultirange)", DATED),
-        4534 => ("CAST({} AS pg_catalog.tstzmultirange)", DATED),
+        4534 => ("CAST({} AS pg_catalog.tstzmultirange)", IN_ZONES),
         1182 => ("CAST({} AS pg_catalog.date[])", DATED_ARRAY),
         1115 => ("CAST({} AS pg_catalog.timestamp[])", DATED_ARRAY),
-        1185 => ("CAST({} AS pg_catalog.timestamptz[])", DATED_ARRAY),
+        1185 => ("CAST({} AS pg_catalog.timestamptz[])", IN_ZONES_ARRAY),
+        1270 => ("CAST({} AS pg_catalog.timetz[])", IN_ZONES_ARRAY),
+        3913 => ("CAST({} AS pg_catalog.daterange[])", DATED_ARRAY),
+        3909 => ("CAST({} AS pg_catalog.tsrange[])", DATED_ARRAY),
+        3911 => ("CAST({} AS pg_catalog.tstzrange[])", IN_ZONES_ARRAY),
+        1187 => ("CAST({} AS pg_catalog.interval[])", INTERVAL_ARRAY),
+        // (recheck51 F3: these differed for ever.)
+        1183 => ("CAST({} AS pg_catalog.time[])", ARRAY),
+        1231 => ("CAST({} AS pg_catalog.numeric[])", ARRAY),
+        1041 => ("CAST({} AS pg_catalog.inet[])", ARRAY),
+        651 => ("CAST({} AS pg_catalog.cidr[])", ARRAY),
+        1040 => ("CAST({} AS pg_catalog.macaddr[])", ARRAY),
+        3905 => ("CAST({} AS pg_catalog.int4range[])", ARRAY),
+        3927 => ("CAST({} AS pg_catalog.int8range[])", ARRAY),
+        3907 => ("CAST({} AS pg_catalog.numrange[])", ARRAY),
+        17 => ("CAST({} AS pg_catalog.bytea)", NONE),
         _ => return None,
     };
     string.then_some(form)
@@ -1493,6 +1528,7 @@ pub fn checksum_reads(
             "IntervalStyle" => (s.interval_style.as_deref())
                 .map(|i| if i == "sql_standard" { i } else { "postgres" }.to_owned()),
             "array_nulls" => s.array_nulls.clone(),
+            "timezone_abbreviations" => s.zone_abbreviations.clone(),
             _ => None,
         };
         let value = value_of(first)?;

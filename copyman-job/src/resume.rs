@@ -203,6 +203,21 @@ pub(crate) struct Here<'a> {
     /// Every decision log the job's runs were given ([`Recorded::logs`]): the one that holds
     /// a prepared transaction's run is named for its recover.
     pub(crate) logs: &'a [std::path::PathBuf],
+    /// The first transaction id the destination gave this resume, where it was asked: an id
+    /// the state file records at or above it is one a crash of the server forgot before it was
+    /// durable — it committed nothing of the run, whatever `txid_status()` says of the
+    /// transaction the server gave it to since.
+    pub(crate) forgotten_from: Option<u64>,
+}
+
+impl Here<'_> {
+    /// The fate of the earlier run's transaction `xid` there ([`Here::forgotten_from`]).
+    fn fate(&self, conn: &mut Connection, xid: u64) -> Fate {
+        match self.forgotten_from {
+            Some(first) if xid >= first => Fate::Aborted,
+            _ => fate(conn, xid),
+        }
+    }
 }
 
 /// Decides what a resume does with `table`, which the state file records begun and not done
@@ -236,9 +251,11 @@ fn settle(
     if attempts
         .began
         .iter()
-        .any(|&x| fate(conn, x) == Fate::Committed)
+        .any(|&x| here.fate(conn, x) == Fate::Committed)
     {
         match crate::identity::rows_of(conn, table, &attempts.began) {
+            // (One that wrote nothing there duplicates nothing if it is copied again.)
+            Some(0) => {}
             Some(rows) => commits.push(Committing {
                 rows,
                 xids: attempts.began.clone(),
@@ -267,7 +284,10 @@ fn settle(
                     limit: IN_PROGRESS_WAIT,
                 });
             };
-            let fate = settled_fate(conn, xid, &waiting, here.interrupted);
+            let fate = match here.fate(conn, xid) {
+                Fate::InProgress => settled_fate(conn, xid, &waiting, here.interrupted),
+                fate => fate,
+            };
             if fate == Fate::InProgress {
                 return Err(in_progress(conn, table, xid, here));
             }
@@ -494,7 +514,7 @@ fn missing(conn: &mut Connection, table: &TableName) -> bool {
 /// Whether `table` holds any row of its own on `conn`'s database, read as the relation it is
 /// there (a table partitioned there but not on the source has its rows in its partitions:
 /// `ONLY` would find none); `None` when the question fails (then nothing is concluded).
-fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<bool> {
+pub(crate) fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<bool> {
     let rows = conn
         .query(&format!(
             "SELECT (CASE (SELECT c.relkind FROM pg_catalog.pg_class c \

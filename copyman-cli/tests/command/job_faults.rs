@@ -1888,6 +1888,64 @@ fn a_resume_that_cannot_reach_a_destination_reports_what_it_holds_as_done() {
     assert_eq!(count(&d2_server, &d2, "a"), 10, "nothing written there");
 }
 
+/// A destination that crashed while its copy of a table waited for a lock (its transaction id
+/// taken, nothing of it durable): the restarted server forgets the id and gives it again — to
+/// the resume's own probe of its next id, which commits. The resume copies the table there
+/// (scale51 F1: that commit was taken for the earlier run's copy of 0 rows, recorded done, exit
+/// 0, the table empty there).
+#[test]
+fn a_resume_after_a_crash_that_forgot_a_copys_transaction_copies_the_table() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 100);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2_server = copyman_testkit::Cluster::start();
+    let d2 = database(&d2_server, schema);
+    let state = TempPath::new("forgotten-xid.state");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        d2_server.conninfo(&d2),
+    );
+    let args = |extra: &[&'static str]| {
+        let mut args = vec![
+            "table", "a", "b", "--from", &from, "--to", &to1, "--to", &to2, "--jobs", "1",
+        ];
+        args.extend(["--state", state.arg(), "--keep-going"]);
+        args.extend(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let mut holder = d2_server.connect(&d2);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE b IN SHARE MODE")
+        .unwrap();
+    let child = copyman()
+        .args(args(&[]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&d2_server, &d2);
+    d2_server.stop_immediate();
+    drop(holder);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 4);
+    d2_server.start_again();
+    let out = run(&args(&["--resume"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_exit(&out, 0);
+    assert_eq!(count(&d2_server, &d2, "b"), 100, "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d1, "b"), 100);
+}
+
 /// A job under `--keep-going` connects to a destination it cannot reach once, not at each of
 /// its steps: it connected four times (asking who it is, for the state file's name, how many
 /// connections it takes, then planning) — four waits for a dead host, four failed logins an

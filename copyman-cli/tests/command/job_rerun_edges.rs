@@ -391,8 +391,55 @@ fn a_table_rotated_on_every_server_is_finished_by_the_resume() {
     assert_exit(&job(&["--resume", "--verify"]), 0);
 }
 
+/// Names shifted on every server between runs, as a log rotation shifts them (`t_1` → `t_2`,
+/// `t` → `t_1`, a new `t`): each resume takes the renamed tables as done and copies the new one
+/// (recheck51 F5: the second shift was refused, "its rows would be there twice").
+#[test]
+fn names_shifted_on_every_server_are_followed_by_each_resume() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int);");
+    let state = TempPath::new("shifted.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&[]), 0);
+    let shift = "ALTER TABLE IF EXISTS t_1 RENAME TO t_2; ALTER TABLE t RENAME TO t_1; \
+                 CREATE TABLE t (id int);";
+    for generation in 1..=2 {
+        (c.source.connect(&src))
+            .batch_execute(&format!(
+                "{shift} INSERT INTO t SELECT generate_series(1, {});",
+                10 + generation
+            ))
+            .unwrap();
+        c.dest[0].connect(&d1).batch_execute(shift).unwrap();
+        c.dest[1].connect(&d2).batch_execute(shift).unwrap();
+        let out = job(&["--resume"]);
+        assert_exit(&out, 0);
+        for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+            assert_eq!(
+                count(cluster, db, "t"),
+                10 + generation,
+                "{}",
+                text(&out.stderr)
+            );
+            assert_eq!(count(cluster, db, "t_1"), 10 + generation - 1);
+        }
+    }
+    assert_eq!(
+        (count(&c.dest[0], &d1, "t_2"), count(&c.dest[1], &d2, "t_2")),
+        (10, 10)
+    );
+    assert_exit(&job(&["--resume", "--verify"]), 0);
+}
+
 /// A table dropped and made again on the source under a name an earlier run committed on a
-/// destination that still holds those rows: the resume is refused, naming that destination
+/// destination that still holds those rows — updated since there, too (recheck51 F4: taken as
+/// gone, and the new table's rows appended) —: the resume is refused, naming that destination
 /// (the new table's rows were skipped there as done, exit 0); emptied there as the refusal
 /// says, the resume copies the new table everywhere.
 #[test]
@@ -411,12 +458,16 @@ fn a_table_made_again_on_the_source_is_refused_where_its_old_rows_are() {
     (c.source.connect(&src))
         .batch_execute("DROP TABLE t; CREATE TABLE t (id int); INSERT INTO t VALUES (200), (201);")
         .unwrap();
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("UPDATE t SET id = id")
+        .unwrap();
     let out = job(&["--resume"]);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("is another table on the source than the earlier run copied")
-            && stderr.contains("destination 1 still holds the rows"),
+            && stderr.contains("its table on destination 1 holds rows"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 20);

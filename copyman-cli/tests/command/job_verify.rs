@@ -708,6 +708,14 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
         ("oids", "oid[]", "{012}"),
         ("rt", "regtype", "int4"),
         ("lsn", "pg_lsn", "0/a"),
+        // (recheck51 F3: these too.)
+        ("ivs", "interval[]", "{\"26 hours\"}"),
+        ("tms", "time[]", "{10:00}"),
+        ("tzs", "timetz[]", "{10:00+02}"),
+        ("nums", "numeric[]", "{1.50,1e2}"),
+        ("ips", "inet[]", "{10.0.0.1/32}"),
+        ("drs", "daterange[]", "{\"[2024-01-01,2024-01-05]\"}"),
+        ("raw", "bytea", "abc"),
     ];
     let text_columns: Vec<String> = columns
         .iter()
@@ -743,6 +751,40 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Text from `char(n)` and `name` columns, text into a domain over a date, an interval or a
+/// zoned time, and a zone written as an abbreviation a destination reads in its own
+/// `timezone_abbreviations`: each compared as the destination read it (recheck51 F1, F3: exit 4
+/// for ever).
+#[test]
+fn job_verify_compares_text_read_into_domains_and_zone_abbreviations() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE dm (id int, c char(12), n name, d text, i text, z text, ist text);
+         INSERT INTO dm VALUES (1, '2024-3-4', '2024-3-4', '2024-3-4', '26 hours',
+           '2024-03-04 10:00+00', '2024-03-04 12:00 IST');",
+    );
+    let d0 = database(
+        &c.dest[0],
+        "CREATE DOMAIN dd AS date; CREATE DOMAIN di AS interval; CREATE DOMAIN dz AS timestamptz;
+         CREATE TABLE dm (id int, c date, n date, d dd, i di, z dz, ist timestamptz);",
+    );
+    let to = format!(
+        "{} options='-c timezone_abbreviations=India'",
+        c.dest[0].conninfo(&d0)
+    );
+    let state = TempPath::new("verify-domains.state");
+    let out = one_table(&c.source.conninfo(&src), &to, "dm", &state, &["--verify"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("1 verified"),
+        "{}",
+        text(&out.stderr)
+    );
+    let india = "(SELECT 1 FROM dm WHERE ist = '2024-03-04 06:30+00')";
+    assert_eq!(count(&c.dest[0], &d0, india), 1);
 }
 
 /// A job of `table` alone from `from` to `to` with its state in `state`, and `extra` after.

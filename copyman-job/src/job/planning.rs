@@ -1472,23 +1472,22 @@ fn plan_all(
     let mut retaken: Vec<(String, Option<String>)> = Vec::new();
     // The tables of this selection another relation on the source than the earlier run copied
     // under their names: dropped and made again, or renamed away and another made under the
-    // name (rotated), since.
+    // name (rotated), since — each with the destinations where the earlier one's copy may have
+    // left rows under that name.
     let replaced = if options.resume {
         replaced_since(&covers, &recorded)
     } else {
         Vec::new()
     };
-    if !replaced.is_empty() && !recorded.truncate {
-        let mut holding = |d: usize, table: &str| {
-            let xids = recorded.committing_xids(table, &keys[d]);
-            let conn = dests.get_mut(d).and_then(Option::as_mut);
-            xids.is_empty()
-                || conn.and_then(|c| crate::identity::holds_rows_of(c, table, &xids)) != Some(false)
-        };
-        if let Some(why) = replaced_where_held(&replaced, &recorded, &keys, &mut holding) {
-            return Err(JobError::Refused(why));
-        }
-    }
+    let held_before: Vec<(String, Vec<usize>)> = (replaced.iter())
+        .map(|table| {
+            let held = (keys.iter().enumerate())
+                .filter(|(_, k)| recorded.may_hold_rows(table, k))
+                .map(|(d, _)| d)
+                .collect();
+            (table.clone(), held)
+        })
+        .collect();
     if options.resume {
         let renamed = {
             // Whether every attempt at a table on destination `d` is known, asked there, to
@@ -1499,6 +1498,16 @@ fn plan_all(
             };
             renamed_done(&covers, &recorded, &keys, &replaced, &mut nothing)
         };
+        // In an order that moves a name's records away before another table's take it (a
+        // shift of names, t_1 → t_2 and t → t_1: recheck51 F5, refused); a cycle (two names
+        // swapped) is left to the refusal below.
+        let mut pending = renamed;
+        let mut renamed = Vec::new();
+        while let Some(i) =
+            (pending.iter()).position(|(table, _)| !pending.iter().any(|(_, was)| was == table))
+        {
+            renamed.push(pending.remove(i));
+        }
         for (table, was) in renamed {
             renamed_from.insert(was.clone());
             let mut on = Vec::new();
@@ -1527,11 +1536,34 @@ fn plan_all(
             });
         }
     }
-    // A table made again under a name the earlier run copied: a new one, copied everywhere
-    // (no destination holds the earlier one's rows under its name, or a `--truncate` run's
-    // resume empties it first).
-    for table in &replaced {
-        if recorded.covers.contains_key(table) {
+    // A name whose earlier relation is gone from it (renamed away, dropped) and whose records
+    // now describe no relation of it: a new table, copied everywhere — where a destination's
+    // table of that name holds no rows (one that holds the earlier one's, or any: its rows
+    // updated since, recheck51 F4) would get the new table's on top of them), or a `--truncate`
+    // run's resume empties it first.
+    let now_new = |recorded: &Recorded, table: &String| {
+        let now = covers.iter().find(|(t, _)| t == table).map(|(_, o)| o);
+        (recorded.covers.get(table)).is_none_or(|then| now.is_none_or(|now| then != now))
+    };
+    if !recorded.truncate {
+        let mut holding = |d: usize, table: &str| {
+            let conn = dests.get_mut(d).and_then(Option::as_mut);
+            let name = TableName::parse(table).ok();
+            let held = conn
+                .zip(name.as_ref())
+                .and_then(|(c, n)| resume::holds_rows(c, n));
+            held != Some(false)
+        };
+        let fresh: Vec<(String, Vec<usize>)> = (held_before.iter())
+            .filter(|(t, _)| now_new(&recorded, t))
+            .cloned()
+            .collect();
+        if let Some(why) = replaced_where_held(&fresh, &mut holding) {
+            return Err(JobError::Refused(why));
+        }
+    }
+    for (table, _) in &held_before {
+        if now_new(&recorded, table) && recorded.covers.contains_key(table) {
             recorded.forget(table);
             retaken.push((table.clone(), None));
             notes.push(format!(
@@ -1564,18 +1596,24 @@ fn plan_all(
     // the state file records committed there, and a transaction id it recorded may name one of
     // the new server's own: only comparing every table (--verify) can tell.
     let mut moved = vec![false; destinations.len()];
+    // By destination, the first transaction id it gives this resume: an id the state file
+    // records at or above it was forgotten by a crash before it was durable, and may be given
+    // again since (scale51 F1: to this very probe, whose commit was taken for the earlier run's
+    // copy of 0 rows: done, exit 0, the table empty there).
+    let mut forgotten_from: Vec<Option<u64>> = vec![None; destinations.len()];
     if options.resume {
         for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
             let Some(conn) = conn.as_mut() else {
                 continue;
             };
+            forgotten_from[i] = crate::identity::next_xid(conn);
             let wal = recorded.position(&keys[i]).and_then(|then| {
                 crate::identity::wal_position(conn).and_then(|now| now.went_back_from(&then))
             });
             // Transaction ids never go back on a server but by a restore: the WAL written
             // since may have passed the recorded position, its transaction ids not as soon.
             let xids = recorded.highest_xid.get(&keys[i]).and_then(|&committed| {
-                let next = crate::identity::next_xid(conn)?;
+                let next = forgotten_from[i]?;
                 (next <= committed).then(|| {
                     format!(
                         "its next transaction id is {next}, while the earlier run committed \
@@ -1792,12 +1830,16 @@ fn plan_all(
                 let asking: Vec<_> = (dests.iter_mut().zip(destinations).enumerate())
                     .filter(|(i, _)| down[*i].is_none())
                     .map(|(i, (slot, server))| {
-                        // Not where it has nothing to do: a table recorded done is not asked
-                        // about (but under --verify, which compares it by its columns' types).
+                        // Not where it has nothing to do: a table recorded done everywhere is
+                        // not asked about (but under --verify, which compares it by its
+                        // columns' types); one done here and copied elsewhere is, for how each
+                        // reads its text (recheck51 F2).
                         let undone: Vec<&TableName> = next
                             .iter()
                             .filter(|t| {
-                                options.verify || recorded.done(&t.to_string(), &keys[i]).is_none()
+                                let t = t.to_string();
+                                options.verify
+                                    || keys.iter().any(|k| recorded.done(&t, k).is_none())
                             })
                             .collect();
                         let asked = move || match ensure(slot, server) {
@@ -1896,6 +1938,7 @@ fn plan_all(
                 interrupted: &|| options.interrupt.is_interrupted(),
                 log: options.two_phase.as_deref(),
                 logs: &recorded.logs,
+                forgotten_from: forgotten_from[i],
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
@@ -2106,16 +2149,17 @@ fn plan_all(
         for (i, rel) in &rels {
             read_as[*i] = differing(*i, rel);
         }
-        // Done earlier with rows, compared under --verify: its catalog, read with the others'.
+        // Done earlier with rows: its catalog, read with the others' (compared under --verify;
+        // its settings checked against those of the destinations copied now).
         let mut done_rels: Vec<(usize, Relation)> = Vec::new();
-        if options.verify {
-            for (i, catalog) in dest_catalogs.iter_mut().enumerate() {
-                if matches!(plans[i], DestPlan::Done(rows) if rows > 0)
-                    && let Some(rel) = catalog.remove(&key)
-                {
+        for (i, catalog) in dest_catalogs.iter_mut().enumerate() {
+            if matches!(plans[i], DestPlan::Done(rows) if rows > 0)
+                && let Some(rel) = catalog.remove(&key)
+            {
+                if options.verify {
                     read_as[i] = differing(i, &rel);
-                    done_rels.push((i, rel));
                 }
+                done_rels.push((i, rel));
             }
         }
         // The settings each destination compared reads the copy's text in (the first
@@ -2186,7 +2230,6 @@ fn plan_all(
             .zip(&rels)
             .map(|(l, (_, r))| (l.as_str(), r))
             .collect();
-        let settings = &compared[..rels.len()];
         // A question of this table's given up on a destination (its session stalled): the
         // table is refused there, and the next table asks on a new session (`ensure`).
         for (i, _) in &rels {
@@ -2197,10 +2240,22 @@ fn plan_all(
                 plans[*i] = DestPlan::Refused(why);
             }
         }
-        let read: Vec<(&str, &Relation, &ReadSettings)> = view
-            .iter()
-            .zip(settings)
-            .map(|((label, rel), settings)| (*label, *rel, settings))
+        // Those where an earlier run copied it too, read in their settings now (recheck51 F2: a
+        // resume that left a CONN's DateStyle out stored another day there, exit 0).
+        // (A table copied nowhere now is not refused for them.)
+        let done_labels: Vec<String> = (done_rels.iter())
+            .filter(|_| !rels.is_empty())
+            .map(|(i, _)| format!("destination {} (where an earlier run copied it)", i + 1))
+            .collect();
+        let read: Vec<(&str, &Relation, &ReadSettings)> = (view.iter().copied())
+            .chain(
+                done_labels
+                    .iter()
+                    .map(String::as_str)
+                    .zip(done_rels.iter().map(|(_, r)| r)),
+            )
+            .zip(&compared)
+            .map(|((label, rel), settings)| (label, rel, settings))
             .collect();
         if let Some(why) = crate::plan::read_otherwise(&source_rel, &columns, &read) {
             return Err(JobError::Refused(format!("table {}: {why}", sel.table)));
@@ -3255,29 +3310,27 @@ fn replaced_since(covers: &[(String, Vec<u64>)], recorded: &Recorded) -> Vec<Str
         .collect()
 }
 
-/// Why a resume refuses a table made again under a name the earlier run copied
-/// (`replaced`), if it must: a destination (of `keys`) where that run's copy committed or may
-/// have, whose table of that name `holding` says still holds the rows it wrote (or cannot tell:
-/// a destination not replaced as the source was): the new table's rows would join them.
+/// Why a resume refuses a table made again under a name the earlier run copied, if it must:
+/// `fresh`, each with the destinations where that run's copy of the earlier table may have left
+/// rows, one of which `holding` says holds rows in its table of that name (or cannot tell): the
+/// new table's rows would join them.
 fn replaced_where_held(
-    replaced: &[String],
-    recorded: &Recorded,
-    keys: &[String],
+    fresh: &[(String, Vec<usize>)],
     holding: &mut dyn FnMut(usize, &str) -> bool,
 ) -> Option<String> {
-    for table in replaced {
-        let on: Vec<String> = (keys.iter().enumerate())
-            .filter(|(d, k)| recorded.may_hold_rows(table, k) && holding(*d, table))
-            .map(|(d, _)| (d + 1).to_string())
+    for (table, held) in fresh {
+        let on: Vec<String> = (held.iter())
+            .filter(|&&d| holding(d, table))
+            .map(|d| (d + 1).to_string())
             .collect();
         if !on.is_empty() {
             return Some(format!(
                 "--resume: table {table} is another table on the source than the earlier run \
                  copied under that name (dropped and made again, or renamed away and another \
-                 made, since), and destination {} still holds the rows that run copied there: \
-                 the new table's rows would join them; do on the destinations what was done on \
-                 the source (rename or empty that table there) and resume, or run the job again \
-                 without --resume with --truncate",
+                 made, since), and its table on destination {} holds rows (that run's, or \
+                 others since): the new table's rows would join them; do on the destinations \
+                 what was done on the source (rename or empty that table there) and resume, or \
+                 run the job again without --resume with --truncate",
                 on.join(", ")
             ));
         }
@@ -3317,12 +3370,16 @@ fn copied_under_another_name(
             };
             let way = "check what that destination holds, then copy it in a job of its own \
                        (its --state in another directory), or run this job again without --resume with --truncate";
-            if let Some((d, _)) = keys.iter().enumerate().find(&mut under_another_name) {
+            let on: Vec<String> = (keys.iter().enumerate())
+                .filter(&mut under_another_name)
+                .map(|(d, _)| (d + 1).to_string())
+                .collect();
+            if !on.is_empty() {
                 return Some(format!(
                     "--resume: table {table} was copied to destination {} by the earlier run as \
                      (a part of) {other} (the same relation on the source: renamed, detached or \
                      attached since): copied again, its rows would be there twice; {way}",
-                    d + 1
+                    on.join(", ")
                 ));
             }
             if let Some(d) = keys.iter().position(taken_in) {
