@@ -2273,27 +2273,51 @@ fn scrub_text(text: &str) -> String {
 }
 
 /// `text` with each of `args` that [`redact`] shows otherwise (a CONN with a password) shown so
-/// where `text` quotes it, as it is or trimmed (recheck51 F6: a value parser quoted it so),
-/// or escaped as Rust's `{:?}` escapes it.
+/// where `text` quotes it, as it is or escaped as Rust's `{:?}` escapes it — and so each part of
+/// one a message may quote alone, where it is a CONN with a password: trimmed, after a blank
+/// (`unknown unit "postgresql://…"` of `--stall-timeout '5 URL'`), before a `/` (`no directory
+/// postgresql://u:pw@host` of a path): recheck51 F6, recheck51b F6.
 fn redact_arguments(text: &str, args: impl Iterator<Item = OsString>) -> String {
     let mut out = text.to_owned();
     let args: Vec<String> = args.filter_map(|a| a.into_string().ok()).collect();
-    let trimmed = (args.iter())
-        .map(|a| a.trim())
-        .filter(|t| !args.iter().any(|a| a == t));
-    let words: Vec<String> = trimmed.map(str::to_owned).collect();
-    for arg in args.iter().chain(&words) {
+    let mut pieces: Vec<(String, String)> = Vec::new();
+    for arg in &args {
         let shown = redact(arg);
-        if shown == *arg {
-            continue;
+        if shown != *arg {
+            pieces.push((arg.clone(), shown));
         }
-        let escaped = |s: &str| {
-            let quoted = format!("{s:?}");
-            quoted[1..quoted.len() - 1].to_owned()
-        };
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(
+                (arg.char_indices())
+                    .filter(|(_, c)| c.is_whitespace())
+                    .map(|(i, c)| i + c.len_utf8()),
+            )
+            .collect();
+        let ends: Vec<usize> = std::iter::once(arg.len())
+            .chain(arg.match_indices('/').map(|(i, _)| i))
+            .collect();
+        let parts = (starts.iter())
+            .flat_map(|&s| ends.iter().filter(move |&&e| e > s).map(move |&e| (s, e)));
+        for piece in parts
+            .map(|(s, e)| arg[s..e].trim())
+            .filter(|p| !p.is_empty() && p != arg)
+        {
+            let shown = redact(piece);
+            if shown.contains("***") && !pieces.iter().any(|(p, _)| p == piece) {
+                pieces.push((piece.to_owned(), shown));
+            }
+        }
+    }
+    // The longest first: a part is masked where the whole one is not quoted.
+    pieces.sort_by_key(|(piece, _)| std::cmp::Reverse(piece.len()));
+    let escaped = |s: &str| {
+        let quoted = format!("{s:?}");
+        quoted[1..quoted.len() - 1].to_owned()
+    };
+    for (piece, shown) in &pieces {
         out = out
-            .replace(arg, &shown)
-            .replace(&escaped(arg), &escaped(&shown));
+            .replace(piece.as_str(), shown)
+            .replace(&escaped(piece), &escaped(shown));
     }
     out
 }
@@ -2912,6 +2936,10 @@ mod tests {
         );
         let shown = redact_arguments(&text, args.iter().map(Into::into));
         assert!(!shown.contains("ecret"), "{shown}");
+        assert!(
+            shown.contains("carol:***@127.0.0.1") && shown.contains("pass%77ord=***"),
+            "{shown}"
+        );
         // Quoted trimmed, as a value's parser quotes it (recheck51 F6).
         let arg = " host=h password='Qs ecret' \n";
         let shown = redact_arguments(
@@ -2919,9 +2947,15 @@ mod tests {
             std::iter::once(arg.into()),
         );
         assert!(!shown.contains("ecret"), "{shown}");
-        assert!(
-            shown.contains("carol:***@127.0.0.1") && shown.contains("pass%77ord=***"),
-            "{shown}"
+        // A part of one, after a blank or before a slash (recheck51b F6).
+        let arg = "5 postgresql://carol:Qs ecret@h/db";
+        let text = "unknown unit \"postgresql://carol:Qs ecret@h/db\"; no directory \
+                    postgresql://carol:Qs ecret@h";
+        let shown = redact_arguments(text, std::iter::once(arg.into()));
+        assert!(!shown.contains("ecret"), "{shown}");
+        assert_eq!(
+            redact_arguments("5 s", std::iter::once("5 s".into())),
+            "5 s"
         );
     }
 

@@ -518,9 +518,9 @@ fn server(
         name: spec.display.clone(),
         own_settings: Some(Arc::new(move || own.connect())),
         connect: Arc::new(move || {
-            watch.connecting(Some(index));
+            watch.connecting(index, true);
             let conn = spec.connect();
-            watch.connecting(None);
+            watch.connecting(index, false);
             let mut conn = conn?;
             // The planning sessions get --stall-timeout's socket timeouts, as a single table's
             // do; a worker's sessions get them from the job, around each copy only.

@@ -1435,9 +1435,10 @@ struct JobShared {
     /// Every server of the job: the source first, then the destinations; each with its label.
     servers: Vec<(String, ServerSpec)>,
     note: NoteFn,
-    /// The workers' threads, each with its worker (told by its first table's event): a session
-    /// one opens is its wait ([`JobWatch::connecting`]).
-    threads: Mutex<Vec<(thread::ThreadId, usize)>>,
+    /// The servers a session is being opened on by a worker (one entry per session; the
+    /// planning's is its own [`WorkerBackends::connecting`]): a worker without a backend on
+    /// one of them waits for it ([`JobWatch::connecting`]).
+    opening: Mutex<Vec<usize>>,
 }
 
 /// A worker, as its events left it.
@@ -1794,7 +1795,7 @@ impl JobWatch {
             workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
             servers,
             note,
-            threads: Mutex::new(Vec::new()),
+            opening: Mutex::new(Vec::new()),
         });
         let cancelled = Arc::clone(&shared);
         signals::set_cancel(move || {
@@ -1853,22 +1854,33 @@ impl JobWatch {
         w.told_stuck = false;
     }
 
-    /// A session is being opened on server `server` (`Some`), or that is over (`None`), by the
-    /// planning or by a worker (this thread's): a wait is said to be for it — the other
-    /// servers' backends waiting for copyman meanwhile are not what is stuck (conn42 F2, and
-    /// scale51 F2 of a worker's, blamed them).
-    pub(crate) fn connecting(&self, server: Option<usize>) {
-        let here = thread::current().id();
-        let worker = (self
-            .shared
-            .threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner))
-        .iter()
-        .find(|(thread, _)| *thread == here)
-        .map_or(self.planning, |(_, worker)| *worker);
-        let mut workers = self.lock();
-        workers[worker].connecting = server;
+    /// A session is being opened on server `server` (`opening`), or that is over: a wait is
+    /// said to be for it — the other servers' backends waiting for copyman meanwhile are not
+    /// what is stuck (conn42 F2 blamed them while planning, scale51 F2 and recheck51b F2 while
+    /// a worker opened one again). While the job is planned the planning opens it; after, a
+    /// worker without a backend on that server.
+    pub(crate) fn connecting(&self, server: usize, opening: bool) {
+        let planning = {
+            let mut workers = self.lock();
+            let w = &mut workers[self.planning];
+            let planning = !w.ending;
+            if planning {
+                w.connecting = opening.then_some(server);
+            }
+            planning
+        };
+        if planning {
+            return;
+        }
+        let mut open = (self.shared.opening.lock()).unwrap_or_else(PoisonError::into_inner);
+        match opening {
+            true => open.push(server),
+            false => {
+                if let Some(i) = open.iter().position(|s| *s == server) {
+                    open.remove(i);
+                }
+            }
+        }
     }
 
     /// A session was opened on server `server` (0: the source, then the destinations): while
@@ -1951,13 +1963,6 @@ impl JobWatch {
         let note = &self.shared.note;
         match event {
             Event::TableStarted { worker, table, .. } => {
-                let mut threads =
-                    (self.shared.threads.lock()).unwrap_or_else(PoisonError::into_inner);
-                let here = thread::current().id();
-                if !threads.iter().any(|(thread, _)| *thread == here) {
-                    threads.push((here, *worker));
-                }
-                drop(threads);
                 if let Some(w) = workers.get_mut(*worker) {
                     w.moved(*worker, note);
                     // Another table's COPYs: counted anew.
@@ -2458,7 +2463,12 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 };
                 // Opening a session: that server is what the job waits for; the others'
                 // backends wait for copyman meanwhile.
-                let connecting = w.connecting.and_then(|server| shared.servers.get(server));
+                let opening = (shared.opening.lock()).unwrap_or_else(PoisonError::into_inner);
+                let lacking = (opening.iter().copied())
+                    .find(|s| !w.backends.iter().any(|(server, ..)| server == s));
+                drop(opening);
+                let connecting = (if planning { w.connecting } else { lacking })
+                    .and_then(|server| shared.servers.get(server));
                 let waits = match connecting {
                     Some((label, _)) => {
                         ways_out = match planning {
