@@ -501,7 +501,15 @@ pub fn wal_position(conn: &mut Connection) -> Option<state::Position> {
     }
     let rows = conn.query(sql::WAL_POSITION).ok()?;
     let row = rows.first()?;
-    state::Position::parse(row.first()?.as_deref()?, row.get(1)?.as_deref()?)
+    let mut at = state::Position::parse(row.first()?.as_deref()?, row.get(1)?.as_deref()?)?;
+    at.started = row.get(2).cloned().flatten().and_then(|s| s.parse().ok());
+    Some(at)
+}
+
+/// When the server of `conn` started (microseconds since 1970: [`sql::SERVER_STARTED`]).
+pub fn server_started(conn: &mut Connection) -> Option<i64> {
+    let rows = conn.query(sql::SERVER_STARTED).ok()?;
+    rows.first()?.first()?.as_deref()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -248,12 +248,24 @@ fn settle(
     // Only one that committed is asked further (its rows counted, a scan of the table): one
     // that did not is what a kill mid-copy leaves, copied again as before.
     let mut commits = attempts.commits.clone();
+    // A server started since the attempts began may have forgotten an id of theirs that was
+    // never durable (a crash) and given it to another transaction since: a commit of it is not
+    // known to be theirs, whatever rows it wrote (crash51 F1, recheck51b F1: an application's
+    // rows, as many as the run's, or one, were taken for the table's copy, done, exit 0).
+    let restarted = (attempts.started)
+        .is_some_and(|then| crate::identity::server_started(conn).is_some_and(|now| now != then));
+    let given_again = || {
+        "its server restarted since the earlier run began it there, and may have given a \
+         transaction id of that run it forgot to another transaction since, which committed"
+            .to_owned()
+    };
     if attempts
         .began
         .iter()
         .any(|&x| here.fate(conn, x) == Fate::Committed)
     {
         match crate::identity::rows_of(conn, table, &attempts.began) {
+            _ if restarted => unknown = Some(given_again()),
             // (One that wrote nothing there duplicates nothing if it is copied again.)
             Some(0) => {}
             Some(rows) => commits.push(Committing {
@@ -292,6 +304,10 @@ fn settle(
                 return Err(in_progress(conn, table, xid, here));
             }
             fates.push((xid, fate));
+        }
+        if restarted && fates.iter().any(|(_, f)| *f == Fate::Committed) {
+            unknown.get_or_insert_with(given_again);
+            continue;
         }
         if !fates.is_empty() && fates.iter().all(|(_, f)| *f == Fate::Committed) {
             // A committed id whose rows are not all there, in a table that holds others, may

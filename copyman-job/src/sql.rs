@@ -355,10 +355,16 @@ pub fn literal(text: &str) -> String {
 }
 
 /// Where the server's WAL stands: the WAL file name of its current LSN (its first 8 hex digits
-/// the timeline) and the LSN, as text ([`crate::state::Position`]). PostgreSQL 10 on; a standby
-/// refuses it.
+/// the timeline) and the LSN, and when the server started, as text
+/// ([`crate::state::Position`]). PostgreSQL 10 on; a standby refuses it.
 pub const WAL_POSITION: &str = "SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), \
-     pg_catalog.pg_current_wal_lsn()::text";
+     pg_catalog.pg_current_wal_lsn()::text, \
+     (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text";
+
+/// When the server started (`pg_postmaster_start_time()`, microseconds since 1970), as
+/// [`WAL_POSITION`] reads it.
+pub const SERVER_STARTED: &str =
+    "SELECT (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text";
 
 /// The server's system identifier (`pg_control_system()`: unique per cluster, readable by every
 /// role since PostgreSQL 10 unless revoked), as text ([`crate::identity`]).

@@ -246,6 +246,10 @@ pub struct Position {
     pub timeline: u32,
     /// Its LSN (`pg_current_wal_lsn()`).
     pub lsn: u64,
+    /// When its server started (`pg_postmaster_start_time()`, microseconds since 1970), where
+    /// it was asked: a server started since an attempt began may have forgotten the ids it
+    /// took that were never durable, and given them again ([`Attempts::started`]).
+    pub started: Option<i64>,
 }
 
 impl Position {
@@ -255,6 +259,7 @@ impl Position {
         Some(Self {
             timeline,
             lsn: lsn_of(lsn)?,
+            started: None,
         })
     }
 
@@ -306,6 +311,11 @@ pub struct Attempts {
     /// a state file restored from a copy taken while its job ran lacks the `commit` line of a
     /// transaction that did commit, which a resume asks about (jobs46 F1).
     pub began: Vec<u64>,
+    /// When the destination's server had started as its last attempt began (its `position`
+    /// line's): one started since may have forgotten a transaction id of that attempt that
+    /// was never durable and given it to another transaction, whose commit is not the
+    /// attempt's (crash51 F1, recheck51b F1: taken for it, the table done with another's rows).
+    pub started: Option<i64>,
 }
 
 /// A `commit` line: an attempt about to commit.
@@ -662,11 +672,17 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                     });
                 }
             }
-            [kind, dest, timeline, lsn] if kind == "position" => {
+            [kind, dest, timeline, lsn, started @ ..]
+                if kind == "position" && started.len() < 2 =>
+            {
                 if let (Ok(timeline), Some(lsn)) = (timeline.parse(), lsn_of(lsn)) {
-                    recorded
-                        .positions
-                        .insert(dest.clone(), Position { timeline, lsn });
+                    let started = started.first().and_then(|s| s.parse().ok());
+                    let at = Position {
+                        timeline,
+                        lsn,
+                        started,
+                    };
+                    recorded.positions.insert(dest.clone(), at);
                 }
             }
             [kind, table, dest, sum] if kind == "checksum" => {
@@ -677,15 +693,21 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 let key = (table.clone(), dest.clone());
                 recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
-                recorded.attempts.entry(key).or_default().unannounced = true;
+                let started = recorded.positions.get(dest).and_then(|p| p.started);
+                let attempts = recorded.attempts.entry(key).or_default();
+                attempts.unannounced = true;
+                attempts.started = started;
             }
             [kind, table, dest, exact] if kind == "begin" && exact == EXACT => {
                 let key = (table.clone(), dest.clone());
                 recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
+                let started = recorded.positions.get(dest).and_then(|p| p.started);
+                let attempts = recorded.attempts.entry(key).or_default();
                 // The transactions of an attempt before it never committed: it would have
                 // recorded its `commit` line before this one.
-                recorded.attempts.entry(key).or_default().began.clear();
+                attempts.began.clear();
+                attempts.started = started;
             }
             [kind, table, dest, rows, xids] if kind == "commit" => {
                 let xids: Option<Vec<u64>> = xids.split(',').map(|x| x.parse().ok()).collect();
@@ -1110,12 +1132,11 @@ impl StateFile {
     ) -> io::Result<()> {
         let mut lines = String::new();
         if let Some(at) = at {
-            lines.push_str(&line(&[
-                "position",
-                destination,
-                &at.timeline.to_string(),
-                &at.to_string(),
-            ]));
+            let started = at.started.map(|s| s.to_string());
+            let (timeline, lsn) = (at.timeline.to_string(), at.to_string());
+            let mut fields = vec!["position", destination, timeline.as_str(), lsn.as_str()];
+            fields.extend(started.as_deref());
+            lines.push_str(&line(&fields));
         }
         for table in tables {
             lines.push_str(&line(&["begin", table, destination, EXACT]));
@@ -1495,6 +1516,28 @@ mod tests {
                 .contains("is damaged: its line 4 is no record"),
             "{err}"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A `position` line's server start reads back as the start of each attempt begun after it
+    /// (crash51 F1), and one without it (an older copyman's) as unknown.
+    #[test]
+    fn an_attempt_knows_when_its_server_had_started() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-started-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        let mut at = Position::parse("0000000100000016000000B3", "16/B374D848").unwrap();
+        state.begin_at(&["a"], "d1", Some(at)).unwrap();
+        at.started = Some(1_764_000_000_123_456);
+        state.begin_at(&["b"], "d1", Some(at)).unwrap();
+        drop(state);
+        let recorded = read(&path).unwrap();
+        assert_eq!(recorded.attempts("a", "d1").started, None);
+        assert_eq!(
+            recorded.attempts("b", "d1").started,
+            Some(1_764_000_000_123_456)
+        );
+        assert_eq!(recorded.position("d1"), Some(at));
         let _ = fs::remove_dir_all(&dir);
     }
 
