@@ -3193,6 +3193,20 @@ fn array_text_into_a_database_of_array_nulls_off_is_refused_unless_told() {
         text(&out.stderr)
     );
     assert_eq!(nulls(&dst, "SELECT t[2] IS NULL FROM an"), "f");
+    // Told so for one destination and not the other: each would store another array for the
+    // same row, refused as other DateStyles are (recheck51b F4: exit 0).
+    let pinned = database(&c.dest[1], tables);
+    let to_pinned = c.dest[1].conninfo(&pinned);
+    let out = run(&[
+        "table", "an", "--from", &from, "--to", &told_off, "--to", &to_pinned,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("array_nulls"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &pinned, "an"), 0);
     let other = database_setting(&c.dest[0], &off, tables);
     let other_off = format!(
         "{} options='-c array_nulls=off'",

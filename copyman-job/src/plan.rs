@@ -1688,7 +1688,9 @@ fn same_zone(a: &str, b: &str) -> bool {
 /// - no date on the source (text), a date there (`date`, `timestamp`, `timestamptz`): read in
 ///   each `DateStyle`'s order (`DMY`, `MDY`, `YMD`), another day (`04/03/2024`);
 /// - no interval on the source (text), an interval there: read in each `IntervalStyle`,
-///   `sql_standard` applying a leading sign to the whole value (`-1 2:00`).
+///   `sql_standard` applying a leading sign to the whole value (`-1 2:00`);
+/// - no array on the source (text), an array there: read in each `array_nulls` (`{NULL}` a NULL
+///   element, or the string).
 ///
 /// Each destination is given with its label, relation and settings; domains, arrays, ranges and
 /// composites of those types count as them. (A date or an interval the source writes itself is
@@ -1699,7 +1701,7 @@ pub fn read_otherwise(
     dests: &[(&str, &Relation, &ReadSettings)],
 ) -> Option<String> {
     struct Rule {
-        kinds: &'static [u32],
+        holds: fn(&Column) -> bool,
         setting: &'static str,
         value_of: fn(&ReadSettings) -> Option<&str>,
         alike: fn(&str, &str) -> bool,
@@ -1709,7 +1711,7 @@ pub fn read_otherwise(
     }
     let rules = [
         Rule {
-            kinds: &ZONED,
+            holds: |c| c.holds(&ZONED),
             setting: "TimeZone",
             value_of: |s| s.time_zone.as_deref(),
             alike: same_zone,
@@ -1719,7 +1721,7 @@ pub fn read_otherwise(
             given_by: "PGTZ or the CONN's options",
         },
         Rule {
-            kinds: &ZONED,
+            holds: |c| c.holds(&ZONED),
             setting: "timezone_abbreviations",
             value_of: |s| s.zone_abbreviations.as_deref(),
             alike: |a, b| a == b,
@@ -1729,7 +1731,7 @@ pub fn read_otherwise(
             given_by: "the CONN's options",
         },
         Rule {
-            kinds: &DATED,
+            holds: |c| c.holds(&DATED),
             setting: "DateStyle",
             value_of: |s| s.date_style.as_deref(),
             alike: |a, b| date_order(a) == date_order(b),
@@ -1739,7 +1741,7 @@ pub fn read_otherwise(
             given_by: "PGDATESTYLE or the CONN's options",
         },
         Rule {
-            kinds: &INTERVAL,
+            holds: |c| c.holds(&INTERVAL),
             setting: "IntervalStyle",
             value_of: |s| s.interval_style.as_deref(),
             alike: |a, b| (a == "sql_standard") == (b == "sql_standard"),
@@ -1749,14 +1751,26 @@ pub fn read_otherwise(
             what: "interval",
             given_by: "the CONN's options",
         },
+        // (recheck51b F4: `{NULL,a}` a NULL element on one destination, the string on
+        // another, exit 0.)
+        Rule {
+            holds: Column::holds_array,
+            setting: "array_nulls",
+            value_of: |s| s.array_nulls.as_deref(),
+            alike: |a, b| a == b,
+            how: "text on the source but an array on the destinations, which read an unquoted \
+                  NULL element as their own array_nulls says (a NULL, or the string NULL)",
+            what: "array",
+            given_by: "the CONN's options",
+        },
     ];
     for rule in rules {
         // Every copied column the rule takes (types43 F9: one a run, four runs for four).
         let hit: Vec<&Ident> = (columns.iter())
             .filter(|name| {
-                source.column(name).is_some_and(|c| !c.holds(rule.kinds))
+                source.column(name).is_some_and(|c| !(rule.holds)(c))
                     && (dests.iter())
-                        .any(|(_, rel, _)| rel.column(name).is_some_and(|c| c.holds(rule.kinds)))
+                        .any(|(_, rel, _)| rel.column(name).is_some_and(|c| (rule.holds)(c)))
             })
             .collect();
         if hit.is_empty() {
@@ -1766,7 +1780,7 @@ pub fn read_otherwise(
         for (label, rel, settings) in dests {
             if !hit
                 .iter()
-                .any(|name| rel.column(name).is_some_and(|c| c.holds(rule.kinds)))
+                .any(|name| rel.column(name).is_some_and(|c| (rule.holds)(c)))
             {
                 continue;
             }
