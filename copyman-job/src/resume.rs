@@ -305,7 +305,12 @@ fn settle(
             }
             fates.push((xid, fate));
         }
-        if restarted && fates.iter().any(|(_, f)| *f == Fate::Committed) {
+        // (A two-phase commit's PREPARE, after its `commit` line, made its id durable: one the
+        // restarted server has committed since is its COMMIT PREPARED's, `copyman recover`'s.)
+        if restarted
+            && recorded.atomic.is_none()
+            && fates.iter().any(|(_, f)| *f == Fate::Committed)
+        {
             unknown.get_or_insert_with(given_again);
             continue;
         }
