@@ -1499,6 +1499,9 @@ pub fn compared_in_destination_type(
         3927 => ("CAST({} AS pg_catalog.int8range[])", ARRAY),
         3907 => ("CAST({} AS pg_catalog.numrange[])", ARRAY),
         17 => ("CAST({} AS pg_catalog.bytea)", NONE),
+        // (recheck51b F3: these too.)
+        1001 => ("CAST({} AS pg_catalog.bytea[])", ARRAY),
+        775 => ("CAST({} AS pg_catalog.macaddr8[])", ARRAY),
         _ => return None,
     };
     string.then_some(form)

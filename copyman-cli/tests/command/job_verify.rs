@@ -716,6 +716,8 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
         ("ips", "inet[]", "{10.0.0.1/32}"),
         ("drs", "daterange[]", "{\"[2024-01-01,2024-01-05]\"}"),
         ("raw", "bytea", "abc"),
+        ("raws", "bytea[]", "{abc}"),
+        ("macs", "macaddr8[]", "{08002B0102030405}"),
     ];
     let text_columns: Vec<String> = columns
         .iter()
