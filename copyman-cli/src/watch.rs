@@ -1473,8 +1473,8 @@ struct WorkerBackends {
     checksum: Option<(usize, Target)>,
     /// When that checksum began, and when its wait was last said ([`look_at_checksums`]).
     checksum_since: (Instant, Option<Instant>),
-    /// The server whose session it opens (index into [`JobShared::servers`]), which the others'
-    /// backends then wait for.
+    /// The planning's (a worker's are [`JobShared::opening`]): the server whose session it
+    /// opens (index into [`JobShared::servers`]), which the others' backends then wait for.
     connecting: Option<usize>,
     /// Its servers' COPYs storing what they were sent while it does not move (as the one-table
     /// watch says it): the rows they had read at the last look, when that last grew, and the

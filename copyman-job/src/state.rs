@@ -375,18 +375,6 @@ impl Recorded {
             || !attempts.commits.is_empty()
     }
 
-    /// The transaction ids of the copies of `table` to `destination` that committed or may
-    /// have (its `done` line's, and each attempt's about to commit since): none where no such
-    /// copy is recorded.
-    pub fn committing_xids(&self, table: &str, destination: &str) -> Vec<u64> {
-        let key = (table.to_owned(), destination.to_owned());
-        let attempts = self.attempts(table, destination);
-        (self.done_xids.get(&key).into_iter().flatten())
-            .chain(attempts.commits.iter().flat_map(|c| &c.xids))
-            .copied()
-            .collect()
-    }
-
     /// Every record of `from` taken as `to`'s — its copies on each destination, what they
     /// covered —: a table renamed since, whose earlier copies are its own.
     pub fn move_records(&mut self, from: &str, to: &str) {
@@ -1562,7 +1550,10 @@ mod tests {
         let recorded = read(&path).unwrap();
         assert_eq!(recorded.done("b_old", "d1"), Some(5));
         assert_eq!(recorded.covers.get("b_old"), Some(&vec![10]));
-        assert_eq!(recorded.committing_xids("b_old", "d1"), vec![41]);
+        assert_eq!(
+            recorded.done_xids.get(&("b_old".into(), "d1".into())),
+            Some(&vec![41])
+        );
         assert_eq!(recorded.done("b", "d1"), None);
         assert!(recorded.begun("b", "d1"));
         assert_eq!(recorded.covers.get("b"), Some(&vec![11]));
