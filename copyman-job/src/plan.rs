@@ -1387,9 +1387,12 @@ pub fn compared_in_destination_type(
     here: &Column,
 ) -> Option<(&'static str, &'static [&'static str])> {
     // (`character(n)` and `name` too: recheck51 F3.)
+    // (`citext` too, in whichever schema: its text is a string's, recheck51b F3.)
     let string = theirs.type_name == "text"
         || theirs.type_name.starts_with("character")
-        || theirs.type_name == "name";
+        || theirs.type_name == "name"
+        || theirs.type_name == "citext"
+        || theirs.type_name.ends_with(".citext");
     // A number into money (12.50 as $12.50), compared as numbers, so that one the money rounded
     // (12.505 as $12.51) differs as a numeric's rounding does; an integer into a boolean as
     // what the destination made of it (types50 F4, recheck50b F1: the other integers and the
@@ -1419,11 +1422,17 @@ pub fn compared_in_destination_type(
     const INTERVAL_STYLE: &[&str] = &["IntervalStyle"];
     const INTERVAL_ARRAY: &[&str] = &["IntervalStyle", "array_nulls"];
     // A domain as its base type (recheck51 F3): the cast reads the text as the domain's input
-    // does, and a value of the domain casts to its base.
+    // does, and a value of the domain casts to its base; an array of a domain as its base's
+    // array (recheck51b F3).
+    let built_in = |at: &str| (here.leaves.iter()).find(|l| l.at == at && l.oid < 16_384);
     let oid = match here.type_oid()? {
-        oid if oid >= 16_384 => (here.leaves.iter())
-            .find(|l| l.at.is_empty() && l.oid < 16_384)
-            .map(|l| l.oid)?,
+        oid if oid >= 16_384 => match built_in("") {
+            Some(base) => base.oid,
+            None => {
+                let element = built_in("/e").filter(|e| !e.array)?.oid;
+                (ARRAY_OF.iter()).find(|(e, _)| *e == element)?.1
+            }
+        },
         oid => oid,
     };
     let form = match oid {
@@ -1491,7 +1500,14 @@ pub fn compared_in_destination_type(
         1187 => ("CAST({} AS pg_catalog.interval[])", INTERVAL_ARRAY),
         // (recheck51 F3: these differed for ever.)
         1183 => ("CAST({} AS pg_catalog.time[])", ARRAY),
-        1231 => ("CAST({} AS pg_catalog.numeric[])", ARRAY),
+        // Each element without the zeros a scale adds, as `trim_scale` does to one numeric
+        // (a faithful `{1.5}` in a `numeric(5,2)[]` is `{1.50}` there).
+        1231 => (
+            "pg_catalog.regexp_replace(pg_catalog.regexp_replace(\
+             CAST(CAST({} AS pg_catalog.numeric[]) AS pg_catalog.text), \
+             '(?<=[.][0-9]*[1-9])0+(?=[,}])', '', 'g'), '[.]0+(?=[,}])', '', 'g')",
+            ARRAY,
+        ),
         1041 => ("CAST({} AS pg_catalog.inet[])", ARRAY),
         651 => ("CAST({} AS pg_catalog.cidr[])", ARRAY),
         1040 => ("CAST({} AS pg_catalog.macaddr[])", ARRAY),
@@ -1502,10 +1518,52 @@ pub fn compared_in_destination_type(
         // (recheck51b F3: these too.)
         1001 => ("CAST({} AS pg_catalog.bytea[])", ARRAY),
         775 => ("CAST({} AS pg_catalog.macaddr8[])", ARRAY),
+        143 => ("CAST({} AS pg_catalog.xml[])", ARRAY),
+        // A `character(n)` element's padding is not its value, as a `character(n)`'s is not.
+        1014 => (
+            "CAST(CAST({} AS pg_catalog.bpchar[]) AS pg_catalog.text[])",
+            ARRAY,
+        ),
         _ => return None,
     };
     string.then_some(form)
 }
+
+/// The array types of the built-in element types [`compared_in_destination_type`] compares an
+/// array of in: an array of a domain over one is compared as that array.
+const ARRAY_OF: [(u32, u32); 31] = [
+    (16, 1000),
+    (21, 1005),
+    (23, 1007),
+    (20, 1016),
+    (700, 1021),
+    (701, 1022),
+    (1700, 1231),
+    (25, 1009),
+    (1042, 1014),
+    (2950, 2951),
+    (3802, 3807),
+    (1082, 1182),
+    (1114, 1115),
+    (1184, 1185),
+    (1266, 1270),
+    (1083, 1183),
+    (1186, 1187),
+    (3912, 3913),
+    (3908, 3909),
+    (3910, 3911),
+    (3904, 3905),
+    (3926, 3927),
+    (3906, 3907),
+    (869, 1041),
+    (650, 651),
+    (829, 1040),
+    (774, 775),
+    (17, 1001),
+    (142, 143),
+    (790, 791),
+    (26, 1028),
+];
 
 /// The settings every side's `--verify` checksum is to read text in, where a column is
 /// compared in a destination's type ([`compared_in_destination_type`]) that is read in the

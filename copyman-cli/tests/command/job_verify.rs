@@ -718,6 +718,10 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
         ("raw", "bytea", "abc"),
         ("raws", "bytea[]", "{abc}"),
         ("macs", "macaddr8[]", "{08002B0102030405}"),
+        // (recheck51b F3: these too; a scale's zeros are not a change, nor a char's padding.)
+        ("pads", "char(3)[]", "{ab}"),
+        ("docs", "xml[]", "{<a/>}"),
+        ("scaled", "numeric(5,2)[]", "{1.5,2,NULL}"),
     ];
     let text_columns: Vec<String> = columns
         .iter()
@@ -755,23 +759,28 @@ fn job_verify_compares_a_staging_tables_text_in_the_typed_columns() {
     );
 }
 
-/// Text from `char(n)` and `name` columns, text into a domain over a date, an interval or a
-/// zoned time, and a zone written as an abbreviation a destination reads in its own
-/// `timezone_abbreviations`: each compared as the destination read it (recheck51 F1, F3: exit 4
-/// for ever).
+/// Text from `char(n)`, `name` and `citext` columns, text into a domain over a date, an
+/// interval or a zoned time, or into an array of one, and a zone written as an abbreviation a
+/// destination reads in its own `timezone_abbreviations`: each compared as the destination read
+/// it (recheck51 F1, F3, recheck51b F3: exit 4 for ever; the `citext` one could not be computed
+/// on a destination without the extension).
 #[test]
 fn job_verify_compares_text_read_into_domains_and_zone_abbreviations() {
     let c = clusters();
     let src = database(
         &c.source,
-        "CREATE TABLE dm (id int, c char(12), n name, d text, i text, z text, ist text);
+        "CREATE EXTENSION citext;
+         CREATE TABLE dm (id int, c char(12), n name, d text, i text, z text, ist text,
+           ds text, zs text, ci citext);
          INSERT INTO dm VALUES (1, '2024-3-4', '2024-3-4', '2024-3-4', '26 hours',
-           '2024-03-04 10:00+00', '2024-03-04 12:00 IST');",
+           '2024-03-04 10:00+00', '2024-03-04 12:00 IST', '{2024-3-4}',
+           '{\"2024-03-04 10:00+00\"}', '2024-3-4');",
     );
     let d0 = database(
         &c.dest[0],
         "CREATE DOMAIN dd AS date; CREATE DOMAIN di AS interval; CREATE DOMAIN dz AS timestamptz;
-         CREATE TABLE dm (id int, c date, n date, d dd, i di, z dz, ist timestamptz);",
+         CREATE TABLE dm (id int, c date, n date, d dd, i di, z dz, ist timestamptz, ds dd[],
+           zs dz[], ci date);",
     );
     let to = format!(
         "{} options='-c timezone_abbreviations=India'",
