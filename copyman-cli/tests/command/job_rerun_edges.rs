@@ -437,6 +437,53 @@ fn names_shifted_on_every_server_are_followed_by_each_resume() {
     assert_exit(&job(&["--resume", "--verify"]), 0);
 }
 
+/// Two tables' names swapped on every server after a run that committed one on a single
+/// destination: the resume takes each as done where it committed under the other's name and
+/// copies the rest, and a later resume reads the records so too (recheck51b F5: refused, with
+/// advice to do on the destinations what had been done).
+#[test]
+fn names_swapped_on_every_server_are_followed_by_the_resume() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 10); INSERT INTO b SELECT generate_series(1, 5);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+    );
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));",
+    );
+    let state = TempPath::new("swapped.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&[]), 4);
+    let swap = "ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; \
+                ALTER TABLE tmp RENAME TO b;";
+    c.source.connect(&src).batch_execute(swap).unwrap();
+    c.dest[0].connect(&d1).batch_execute(swap).unwrap();
+    (c.dest[1].connect(&d2))
+        .batch_execute(&format!("{swap} ALTER TABLE a DROP CONSTRAINT b_id_check;"))
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#""public"."b": the earlier run committed it on every destination as "public"."a""#
+        ),
+        "{stderr}"
+    );
+    let counts = |table: &str| (count(&c.dest[0], &d1, table), count(&c.dest[1], &d2, table));
+    assert_eq!((counts("a"), counts("b")), ((5, 5), (10, 10)), "{stderr}");
+    // Read again from the state file, the records are the swapped names' too.
+    assert_exit(&job(&["--resume", "--verify"]), 0);
+    assert_eq!((counts("a"), counts("b")), ((5, 5), (10, 10)));
+}
+
 /// A table dropped and made again on the source under a name an earlier run committed on a
 /// destination that still holds those rows — updated since there, too (recheck51 F4: taken as
 /// gone, and the new table's rows appended) —: the resume is refused, naming that destination

@@ -1498,29 +1498,19 @@ fn plan_all(
             };
             renamed_done(&covers, &recorded, &keys, &replaced, &mut nothing)
         };
-        // In an order that moves a name's records away before another table's take it (a
-        // shift of names, t_1 → t_2 and t → t_1: recheck51 F5, refused); a cycle (two names
-        // swapped) is left to the refusal below.
-        let mut pending = renamed;
-        let mut renamed = Vec::new();
-        while let Some(i) =
-            (pending.iter()).position(|(table, _)| !pending.iter().any(|(_, was)| was == table))
-        {
-            renamed.push(pending.remove(i));
-        }
-        for (table, was) in renamed {
+        for (table, was, from) in in_shifting_order(renamed) {
+            // (A name set aside to break a cycle: its records only move.)
+            recorded.move_records(&from, &table);
+            retaken.push((from.clone(), Some(table.clone())));
+            let Some(was) = was else { continue };
             renamed_from.insert(was.clone());
             let mut on = Vec::new();
             for (i, key) in keys.iter().enumerate() {
-                if let Some(rows) = recorded.done(&was, key) {
+                if let Some(rows) = recorded.done(&table, key) {
                     renamed_pairs.push((table.clone(), i, rows));
                     on.push((i + 1).to_string());
                 }
             }
-            // Its records are its own (and another table now made under the old name starts
-            // anew: recheck50b F5, refused every resume).
-            recorded.move_records(&was, &table);
-            retaken.push((was.clone(), Some(table.clone())));
             notes.push(match on.len() == keys.len() {
                 true => format!(
                     "{table}: the earlier run committed it on every destination as {was} \
@@ -3297,6 +3287,36 @@ fn renamed_done(
         .collect()
 }
 
+/// The renames a resume found (`(table, was)`: the table the earlier run copied as `was`), as
+/// the moves of records that apply them, each `(table, Some(was), from)` (the records under
+/// `from` are `table`'s): in an order that moves a name's records away before another table's
+/// take it (a shift of names, `t_1` → `t_2` and `t` → `t_1`: recheck51 F5, refused). A cycle
+/// (two names swapped: recheck51b F5, refused with advice to do what was done) is broken by
+/// setting one name's records aside under a name no table has (`(aside, None, was)`), then
+/// moving them on. Their records move so: another table made under an old name starts anew
+/// (recheck50b F5, refused every resume).
+fn in_shifting_order(renamed: Vec<(String, String)>) -> Vec<(String, Option<String>, String)> {
+    let mut pending: Vec<(String, Option<String>, String)> = (renamed.into_iter())
+        .map(|(table, was)| (table, Some(was.clone()), was))
+        .collect();
+    let mut moves = Vec::new();
+    loop {
+        let free = |(table, _, _): &(String, Option<String>, String)| {
+            !pending.iter().any(|(_, _, from)| from == table)
+        };
+        if let Some(i) = pending.iter().position(free) {
+            moves.push(pending.remove(i));
+            continue;
+        }
+        let Some((_, _, from)) = pending.first_mut() else {
+            return moves;
+        };
+        // Outside the quotes of a qualified name: no table's.
+        let aside = format!("{from} (set aside)");
+        moves.push((aside.clone(), None, std::mem::replace(from, aside)));
+    }
+}
+
 /// The tables of this selection (`covers`) that are other relations on the source than those
 /// the earlier run copied under their names (`recorded`'s covers): no oid in common.
 fn replaced_since(covers: &[(String, Vec<u64>)], recorded: &Recorded) -> Vec<String> {
@@ -4616,6 +4636,36 @@ mod tests {
         assert!(
             on_path.ends_with("public among them: none of its tables is named so)"),
             "{on_path}"
+        );
+    }
+
+    #[test]
+    fn renames_are_applied_as_names_shift_and_a_swap_through_a_name_set_aside() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            (list.iter())
+                .map(|(t, w)| (t.to_string(), w.to_string()))
+                .collect()
+        };
+        let moves = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            (in_shifting_order(pairs(list)).into_iter())
+                .map(|(table, _, from)| (from, table))
+                .collect()
+        };
+        // t_1 → t_2 before t → t_1.
+        assert_eq!(
+            moves(&[("t_1", "t"), ("t_2", "t_1")]),
+            pairs(&[("t_1", "t_2"), ("t", "t_1")])
+        );
+        // a ↔ b: a's records aside, b's to a, then a's to b.
+        let swap = in_shifting_order(pairs(&[("b", "a"), ("a", "b")]));
+        let aside = "a (set aside)".to_string();
+        assert_eq!(
+            swap,
+            vec![
+                (aside.clone(), None, "a".to_string()),
+                ("a".to_string(), Some("b".to_string()), "b".to_string()),
+                ("b".to_string(), Some("a".to_string()), aside),
+            ]
         );
     }
 }
