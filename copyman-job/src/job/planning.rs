@@ -3347,11 +3347,14 @@ fn replaced_where_held(
             return Some(format!(
                 "--resume: table {table} is another table on the source than the earlier run \
                  copied under that name (dropped and made again, or renamed away and another \
-                 made, since), and its table on destination {} holds rows (that run's, or \
-                 others since): the new table's rows would join them; do on the destinations \
-                 what was done on the source (rename or empty that table there) and resume, or \
-                 run the job again without --resume with --truncate",
-                on.join(", ")
+                 made, since), and its table on {} rows (that run's, or others since): the \
+                 new table's rows would join them; do on the destinations what was done on the \
+                 source (rename or empty that table there) and resume, or run the job again \
+                 without --resume with --truncate",
+                match on.len() {
+                    1 => format!("destination {} holds", on[0]),
+                    _ => format!("destinations {} hold", on.join(", ")),
+                }
             ));
         }
     }
