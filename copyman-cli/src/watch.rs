@@ -1010,12 +1010,14 @@ fn commit_wait_hint(kind: &str, event: &str) -> &'static str {
     }
 }
 
-/// Whether the watch's sleep of [`POLL`] took seconds more (`woke`: when it last woke, set to
-/// now): copyman itself was stopped (SIGSTOP, Ctrl-Z) or not run meanwhile, and that time is no
-/// server's. Said (unless `quiet`).
-fn was_stopped(woke: &mut Instant, quiet: bool) -> bool {
-    let slept = woke.elapsed();
-    *woke = Instant::now();
+/// Sleeps [`POLL`], and whether that took seconds more: copyman itself was stopped (SIGSTOP,
+/// Ctrl-Z) or not run meanwhile, and that time is no server's. Said (unless `quiet`). (The sleep
+/// alone: the watch's own work between two sleeps — a monitoring connect that waits out its
+/// timeout — was said as copyman stopped.)
+fn sleep_was_stopped(quiet: bool) -> bool {
+    let fell_asleep = Instant::now();
+    thread::sleep(POLL);
+    let slept = fell_asleep.elapsed();
     let stopped = slept >= POLL + Duration::from_secs(3);
     if stopped && !quiet {
         progress::println(&format!(
@@ -1061,12 +1063,10 @@ fn watch(
     let mut on_prepared: Vec<i32> = Vec::new();
     // The waiters on them said so far.
     let mut said_on_prepared: Vec<i32> = Vec::new();
-    let mut woke = Instant::now();
     while !stop.load(Ordering::SeqCst) {
-        thread::sleep(POLL);
         // copyman itself stopped (Ctrl-Z, SIGSTOP) for a while: that time is not the servers'
         // (dups49 F3: a destination said frozen after `fg`).
-        if was_stopped(&mut woke, quiet) {
+        if sleep_was_stopped(quiet) {
             moved = Instant::now();
             said_at = moved;
             told_stuck = false;
@@ -2212,11 +2212,9 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     };
-    let mut woke = Instant::now();
     while !shared.stop.load(Ordering::SeqCst) {
-        thread::sleep(POLL);
         // copyman itself stopped for a while: not counted against the servers (dups49 F3).
-        if was_stopped(&mut woke, quiet) {
+        if sleep_was_stopped(quiet) {
             for w in lock().iter_mut() {
                 w.moved = Instant::now();
             }

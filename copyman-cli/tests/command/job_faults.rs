@@ -2393,3 +2393,70 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 15);
     let _ = std::fs::remove_dir_all(&cache.0);
 }
+
+/// A destination that stops answering mid-job (its session and any new one never answered, as
+/// a hung host's): each later table connects there once, bounded by the connect
+/// timeout `--stall-timeout` gives, fails there, and the job goes on (scale51 F2: each table
+/// connected twice — once to read the server's position for its `begin` record, once to begin
+/// — and waited twice the timeout it was promised).
+#[test]
+fn a_destination_that_stops_answering_between_tables_is_connected_to_once_per_table() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let tables = "CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO t1 VALUES (1); INSERT INTO t2 VALUES (2); INSERT INTO t3 VALUES (3);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let d2 = database(&c.dest[1], tables);
+    let proxy = Proxy::for_cluster(&c.dest[1]);
+    // Whichever table comes first waits there for this lock.
+    let mut holder = c.dest[1].connect(&d2);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t1, t2, t3 IN SHARE MODE")
+        .unwrap();
+    let state = TempPath::new("stops-answering.state");
+    let child = copyman()
+        .args(["table", "-t", "public.*", "--jobs", "1", "--keep-going"])
+        .args(["--stall-timeout", "2s", "--state", state.arg()])
+        .args(["--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--to", &proxy.conninfo(&c.dest[1], &d2)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&c.dest[1], &d2);
+    for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        proxy.set(dir, Fault::Stall);
+    }
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    for table in ["t2", "t3"] {
+        let failed = format!(
+            r#""public"."{table}" → destination 2 (postgres@127.0.0.1:{}/{d2}): failed: cannot connect: could not connect to 127.0.0.1:{}: timeout expired"#,
+            proxy.port(),
+            proxy.port()
+        );
+        assert!(stderr.contains(&failed), "{stderr}");
+    }
+    // (The watch's own connect there, which waited out its timeout, was said as copyman
+    // stopped.)
+    assert!(!stderr.contains("copyman itself was stopped"), "{stderr}");
+    // Connected to once each: the failed connect is the table's failure there (their `begin`
+    // is not recorded there: they never began).
+    let begun = |table: &str| {
+        (std::fs::read_to_string(&state.0).unwrap().lines())
+            .filter(|l| l.starts_with(&format!("begin\t\"public\".\"{table}\"\t")))
+            .count()
+    };
+    assert_eq!((begun("t1"), begun("t2"), begun("t3")), (2, 1, 1));
+    for table in ["t1", "t2", "t3"] {
+        assert_eq!(count(&c.dest[0], &d1, table), 1);
+    }
+}

@@ -212,7 +212,13 @@ fn copy_group_unit(
             .filter(|&k| copies(k, d))
             .map(|k| names[k].as_str())
             .collect();
-        let at = position(&mut conns.dests[d], &shared.destinations[d]);
+        let at = match position(&mut conns.dests[d], &shared.destinations[d]) {
+            Ok(at) => at,
+            Err(e) => {
+                fail_on(&mut reports, d, 0, Some(e));
+                continue;
+            }
+        };
         if let Err(e) = shared.state.begin_at(&begun, &shared.plan.keys[d], at) {
             if let Some(k) = (0..tables.len()).find(|&k| copies(k, d)) {
                 fail_on(

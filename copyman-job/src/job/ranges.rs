@@ -341,7 +341,13 @@ pub(super) fn copy_split(
         return report;
     }
     for &d in &targets {
-        let at = position(&mut conns.dests[d], &shared.destinations[d]);
+        let at = match position(&mut conns.dests[d], &shared.destinations[d]) {
+            Ok(at) => at,
+            Err(e) => {
+                report.destinations[d].fail(Status::Failed, e);
+                continue;
+            }
+        };
         if let Err(e) = shared.state.begin_at(&[&key], &shared.plan.keys[d], at) {
             report.destinations[d]
                 .fail(Status::Failed, TableError::new(format!("state file: {e}")));

@@ -144,12 +144,15 @@ fn keep_notice(report: &mut TableReport, side: Side, notice: DbError) {
 pub(super) const NOTICES_KEPT_PER_TABLE: usize = 100;
 
 /// Where the server of a destination stands in its WAL, read on its session `slot` (connected
-/// if need be, and idle): for the `position` line that goes with the `begin` of a table there.
+/// if need be, and idle): for the `position` line that goes with the `begin` of a table there
+/// (`None` where it cannot be read). A connect that fails is the table's failure there: tried
+/// again for its `begin`, a server that does not answer was waited for twice (scale51 F2: 30 s
+/// where the connect timeout said 15).
 pub(super) fn position(
     slot: &mut Option<Connection>,
     server: &Server,
-) -> Option<crate::state::Position> {
-    crate::identity::wal_position(ensure(slot, server).ok()?)
+) -> Result<Option<crate::state::Position>, TableError> {
+    Ok(crate::identity::wal_position(ensure(slot, server)?))
 }
 
 /// The connection in `slot`, (re)connected when missing or broken (a statement that did not
