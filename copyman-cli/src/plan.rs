@@ -351,6 +351,22 @@ fn table_plan(
             server: None,
             message: format!("source table {} not found", copy.table),
         })?;
+        if let Some((code, why)) = rel.copy_out_refusal() {
+            let refusal = ErrorInfo {
+                sqlstate: Some(code.to_owned()),
+                message: why,
+            };
+            return Err(Fatal {
+                // Not a relation with rows: a usage error, as a missing table.
+                exit: match code {
+                    "42809" => Exit::Usage,
+                    _ => Exit::CopyFailed,
+                },
+                message: format!("source table {}: {refusal}", copy.table),
+                server: Some(("source".to_owned(), refusal)),
+            }
+            .into());
+        }
         if let Some(foreign) = copyman_job::plan::foreign_partitions(conn, &copy.table, &rel.kind) {
             // Refused as a job refuses it (exit 2).
             return Err(Fatal {
@@ -450,10 +466,10 @@ fn table_plan(
                 message: "not found".to_owned(),
             }),
             // Refused as its server would refuse the COPY, before any copy starts.
-            Some(rel) => match rel.refuses_copy_in() {
+            Some(rel) => match rel.copy_in_refusal() {
                 Some(why) => Err(ErrorInfo {
                     sqlstate: Some("42809".to_owned()),
-                    message: format!("is {why} there: COPY cannot write into it"),
+                    message: why,
                 }),
                 None => match rel.refuses_emptying().filter(|_| truncate) {
                     Some(what) => Err(ErrorInfo {

@@ -613,6 +613,8 @@ pub fn cut_columns_from_a_file(
 ///     insert_triggers: triggers.map(str::to_owned),
 ///     truncate_triggers: None,
 ///     quiet_delete: true,
+///     system: false,
+///     populated: true,
 /// };
 /// let (plain, audited) = (rel(None), rel(Some("audit, route")));
 /// assert_eq!(insert_triggers(&[("destination 1", &plain)], false), None);
@@ -633,21 +635,35 @@ pub fn insert_triggers(dests: &[(&str, &Relation)], in_a_job: bool) -> Option<St
             format!("INSERT triggers run on it on {}", each.join(", "))
         }
     };
+    // session_replication_role=replica keeps a trigger enabled ALWAYS running and is what
+    // runs one enabled REPLICA (names52 F3: advised for those, rows doubled, exit 0).
+    let replica_stops_them = (each.iter())
+        .flat_map(|(_, names)| names.split(", "))
+        .all(|n| !n.ends_with(sql::ENABLED_ALWAYS) && !n.ends_with(sql::ENABLED_REPLICA));
+    let way = match replica_stops_them {
+        true => {
+            "options='-c session_replication_role=replica' in the destination's CONN keeps \
+             them from running again (pg_dump's --disable-triggers)"
+        }
+        false => {
+            "ALTER TABLE … DISABLE TRIGGER … there keeps them from running again while the \
+             copy runs, as pg_dump's --disable-triggers does (session_replication_role=replica \
+             does not stop a trigger enabled always, and is what runs one enabled replica)"
+        }
+    };
     Some(format!(
         "{who}: they run as the rows are copied (a row trigger for each row, a statement \
-         trigger once, a deferred constraint trigger at the end of the transaction), and a value they set or a row they move or delete after storing it \
-         makes the table differ from the source's without an error (COPY counts the rows it \
-         stored, not what the triggers did with them){}",
+         trigger once, a deferred constraint trigger at the end of the transaction), and a \
+         value they set or a row they move or delete after storing it makes the table differ \
+         from the source's without an error (COPY counts the rows it stored, not what the \
+         triggers did with them){}, {way}",
         if in_a_job {
             " — as does what they write into other tables, which the job may have copied \
              before this one (its --verify compares the tables there again once its writes \
              are over); where the destination's triggers are the source's own, already \
-             applied to its rows, options='-c session_replication_role=replica' in the \
-             destination's CONN keeps them from running again (pg_dump's --disable-triggers)"
+             applied to its rows"
         } else {
-            "; where they are the source's own, already applied to its rows, \
-             options='-c session_replication_role=replica' in the destination's CONN keeps \
-             them from running again (pg_dump's --disable-triggers)"
+            "; where they are the source's own, already applied to its rows"
         }
     ))
 }
@@ -3191,6 +3207,8 @@ mod tests {
             insert_triggers: None,
             truncate_triggers: None,
             quiet_delete: true,
+            system: false,
+            populated: true,
             columns: columns
                 .iter()
                 .map(|&(name, type_name, generated, binary)| Column {

@@ -1494,8 +1494,9 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            (SELECT pg_catalog.string_agg(r.path || ' ' || \
               pg_catalog.format_type(r.typ, r.md), ', ' ORDER BY r.path) \
             FROM {items} WHERE r.md <> -1), \
-           (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(g.tgname::text), ', ' \
-              ORDER BY pg_catalog.quote_ident(g.tgname::text)) \
+           (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(g.tgname::text) || \
+              CASE g.tgenabled WHEN 'A' THEN '{ENABLED_ALWAYS}' \
+                WHEN 'R' THEN '{ENABLED_REPLICA}' ELSE '' END, ', ') \
             FROM parts JOIN pg_catalog.pg_trigger g ON g.tgrelid = parts.oid \
             WHERE NOT g.tgisinternal AND {TRIGGER_FIRES} AND g.tgtype & 68 = 4), \
            (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_type t \
@@ -1521,7 +1522,11 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
                  AND (k.oid IS NOT NULL OR d.typnotnull) \
               UNION SELECT 'NOT NULL' FROM {items} JOIN pg_catalog.pg_type d ON d.oid = r.typ \
                WHERE r.path ~ '^(/b)*(/e(/b)*)?$' AND d.typtype = 'd' \
-                 AND d.typnotnull) checks) \
+                 AND d.typnotnull) checks), \
+           (SELECT CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') \
+                 OR n.nspname ~ '^pg_toast' THEN 'system' \
+               WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'unpopulated' END \
+             FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
            CROSS JOIN fires CROSS JOIN quiet \
          LEFT JOIN pg_catalog.pg_attribute a \
@@ -1530,6 +1535,13 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
          ORDER BY a.attnum"
     )
 }
+
+/// What [`Relation::insert_triggers`] says after the name of a trigger enabled `ALWAYS`, which
+/// runs under every `session_replication_role`.
+pub const ENABLED_ALWAYS: &str = " (enabled always)";
+/// What it says after the name of a trigger enabled `REPLICA`, which runs under
+/// `session_replication_role = replica` only.
+pub const ENABLED_REPLICA: &str = " (enabled replica)";
 
 /// A condition on a `pg_trigger g` row: the trigger fires in the session that asks, enabled
 /// always (`A`) or as its `session_replication_role` says (`O` under `origin` and `local`, `R`
@@ -1772,10 +1784,12 @@ pub struct Relation {
     /// A view with an `INSTEAD OF INSERT` row trigger, which a `COPY … FROM` can write through
     /// (`true` for every relation that is not a view).
     pub view_takes_inserts: bool,
-    /// The triggers that fire on INSERT in a session of the default `session_replication_role`
-    /// (row or statement, BEFORE or AFTER, a constraint trigger; not INSTEAD OF, not disabled
-    /// or replica-only, not the server's own for foreign keys) on it or its partitions, by name,
-    /// comma-separated: they run for every row a `COPY … FROM` stores.
+    /// The triggers that fire on INSERT in the session that asked, as its
+    /// `session_replication_role` says (row or statement, BEFORE or AFTER, a constraint
+    /// trigger; not INSTEAD OF, not disabled, not the server's own for foreign keys) on it or
+    /// its partitions, by name, comma-separated, each enabled `ALWAYS` or `REPLICA` said so
+    /// ([`ENABLED_ALWAYS`], [`ENABLED_REPLICA`]): they run for every row a `COPY … FROM`
+    /// stores.
     pub insert_triggers: Option<String>,
     /// The triggers that fire on `TRUNCATE` of it in such a session, by name, comma-separated:
     /// they run as `--truncate` empties it.
@@ -1783,6 +1797,12 @@ pub struct Relation {
     /// Whether emptying it with a `DELETE` touches nothing but its rows
     /// ([`delete_is_quiet_query`]).
     pub quiet_delete: bool,
+    /// It is one of its server's own catalogs (in `pg_catalog`, `information_schema` or a
+    /// `pg_toast` schema).
+    pub system: bool,
+    /// Its rows can be read: `false` for a materialized view not populated yet (`WITH NO
+    /// DATA`), whose COPY fails (55000) until it is refreshed.
+    pub populated: bool,
 }
 
 impl Relation {
@@ -1873,6 +1893,8 @@ impl Relation {
             insert_triggers: field(first, 12),
             truncate_triggers: field(first, 15),
             quiet_delete: field(first, 16).as_deref() == Some("true"),
+            system: field(first, 20).as_deref() == Some("system"),
+            populated: field(first, 20).as_deref() != Some("unpopulated"),
         })
     }
 
@@ -1911,11 +1933,60 @@ impl Relation {
         )
     }
 
+    /// Why a copy does not write into it, as a destination (`"is a materialized view there:
+    /// COPY cannot write into it"`): what its server would refuse (42809) at the COPY's start,
+    /// told while planning, before anything is copied anywhere. A table (ordinary,
+    /// partitioned, foreign) and a view with an `INSTEAD OF INSERT` trigger take rows — but
+    /// not a server's own catalog, which a superuser's COPY writes into (names52 F1: a
+    /// catalog's rows copied into another server's catalog broke every DDL there, exit 0; a
+    /// table named as one of them without its schema is the catalog, `pg_catalog` being
+    /// first on every search path).
+    pub fn copy_in_refusal(&self) -> Option<String> {
+        if self.system {
+            return Some(
+                "is a system catalog there: copyman does not write into a server's own \
+                 catalogs (a table of yours of that name is named with its schema, e.g. \
+                 public.NAME: pg_catalog comes first on every search path)"
+                    .to_owned(),
+            );
+        }
+        let what = self.refuses_copy_in()?;
+        Some(format!("is {what} there: COPY cannot write into it"))
+    }
+
+    /// Why a copy cannot read it, as the source: an index, a composite type or a TOAST table
+    /// (names52 F4: planned as a table, then refused by the source, or blamed on a
+    /// destination), or a materialized view not populated (names52 F2: a dry run passed it,
+    /// the run failed at its COPY, 55000). With the SQLSTATE its COPY would fail with.
+    pub fn copy_out_refusal(&self) -> Option<(&'static str, String)> {
+        let what = match self.kind.as_str() {
+            "m" if !self.populated => {
+                return Some((
+                    "55000",
+                    "is a materialized view that has not been populated on the source: \
+                     REFRESH MATERIALIZED VIEW it there first"
+                        .to_owned(),
+                ));
+            }
+            "i" | "I" => "an index",
+            "c" => "a composite type",
+            "t" => "a TOAST table",
+            _ => return None,
+        };
+        Some((
+            "42809",
+            format!(
+                "is {what} on the source, not a relation with rows: name a table, a view, a \
+                 materialized view or a foreign table"
+            ),
+        ))
+    }
+
     /// What it is when a `COPY … FROM` cannot write into it ("a materialized view"), as its
-    /// server would refuse it (42809) at the COPY's start: told while planning, before anything
-    /// is copied anywhere. A table (ordinary, partitioned, foreign) and a view with an
-    /// `INSTEAD OF INSERT` trigger take rows.
-    pub fn refuses_copy_in(&self) -> Option<String> {
+    /// server would refuse it (42809) at the COPY's start ([`Relation::copy_in_refusal`]). A
+    /// table (ordinary, partitioned, foreign) and a view with an `INSTEAD OF INSERT` trigger
+    /// take rows.
+    fn refuses_copy_in(&self) -> Option<String> {
         let what = match self.kind.as_str() {
             "r" | "p" | "f" => return None,
             "v" if self.view_takes_inserts => return None,

@@ -35,6 +35,7 @@ mod job_verify;
 mod json;
 mod notices;
 mod password_argv;
+mod relation_kinds;
 mod representation;
 mod rough_edges;
 mod row_security;

@@ -530,3 +530,39 @@ fn a_destination_replica_by_its_databases_setting_is_said() {
         text(&out.stderr)
     );
 }
+
+/// A trigger enabled ALWAYS (it runs under `session_replication_role = replica` too), and one
+/// enabled REPLICA under a CONN that sets replica (which is what runs it): said so, with the
+/// way that keeps them from running (`ALTER TABLE … DISABLE TRIGGER`), never the replica
+/// setting (names52 F3: advised for both, the rows doubled, exit 0).
+#[test]
+fn triggers_replica_mode_does_not_stop_are_said_with_the_way_that_does() {
+    let c = clusters();
+    let src = database(&c.source, SOURCE);
+    let from = c.source.conninfo(&src);
+    for (enable, options) in [
+        ("ALWAYS", ""),
+        ("REPLICA", " options='-c session_replication_role=replica'"),
+    ] {
+        let dest = database(
+            &c.dest[0],
+            &format!(
+                "{MOVING} ALTER TABLE t DISABLE TRIGGER move_away;
+                 ALTER TABLE t ENABLE {enable} TRIGGER move_away;"
+            ),
+        );
+        let to = format!("{}{options}", c.dest[0].conninfo(&dest));
+        let out = run(&["table", "t", "--from", &from, "--to", &to, "--dry-run"]);
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        let enabled = format!("(move_away (enabled {}))", enable.to_lowercase());
+        assert!(
+            stderr.contains(&enabled)
+                && stderr.contains("ALTER TABLE … DISABLE TRIGGER … there keeps them from running")
+                && !stderr.contains(
+                    "options='-c session_replication_role=replica' in the destination's CONN keeps"
+                ),
+            "{enable}: {stderr}"
+        );
+    }
+}

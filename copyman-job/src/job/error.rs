@@ -254,6 +254,17 @@ const READ_ONLY: &str = ": its session is read-only — a standby (in recovery),
     (a COPY into a table, a move's `COPY (DELETE … RETURNING …)`) needs a primary that takes \
     writes";
 
+/// What a statement refused in a read-only transaction (25006) that is no COPY into a table
+/// means: what the copy reads writes — a view or a default calling `nextval()`, a function
+/// that writes, a move's `DELETE` — where the transaction reads only: copyman's own reading of
+/// a table (one snapshot), or every transaction of a standby or of a session so set.
+const WRITES_WHILE_READ: &str = ": what the copy reads writes (nextval(), or a function or \
+    statement that writes, in a view, a default or a query), in a read-only transaction — \
+    copyman reads a table in one (a view that writes is read with copyman copy --send 'COPY \
+    (SELECT … FROM the view) TO STDOUT', whose transaction may write), as a standby (in \
+    recovery) or default_transaction_read_only (set by a role or database; options='-c \
+    default_transaction_read_only=off' in the CONN turns that off) makes every one";
+
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
 pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
@@ -296,7 +307,13 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             message.push_str(SNAPSHOT_TOO_OLD);
         }
         if db.code == "25006" && db.message.contains("in a read-only transaction") {
-            message.push_str(READ_ONLY);
+            // A COPY into a table is refused so on a read-only destination; anything else, in
+            // what the copy reads (names52 F5: a view calling nextval() was said to be on a
+            // standby, with a way out that changed nothing).
+            match db.message.contains("cannot execute COPY FROM") {
+                true => message.push_str(READ_ONLY),
+                false => message.push_str(WRITES_WHILE_READ),
+            }
         }
         // A pooler that refuses one of copyman's own startup settings refuses the next one
         // too, if told to let this one through (conn50 F2: seven rounds before the words

@@ -1877,6 +1877,11 @@ fn plan_all(
                 ))));
             }
         };
+        if let Some((code, why)) = source_rel.copy_out_refusal() {
+            return Err(JobError::Refused(format!(
+                "table {key}: SQLSTATE {code}: {why}, or leave it out with --exclude-table"
+            )));
+        }
         if let Some(foreign) =
             crate::plan::foreign_partitions(&mut src, &sel.table, &source_rel.kind)
         {
@@ -1969,10 +1974,10 @@ fn plan_all(
                     continue;
                 }
             };
-            if let Some(why) = rel.refuses_copy_in() {
+            if let Some(why) = rel.copy_in_refusal() {
                 plans.push(DestPlan::Refused(TableError {
                     sqlstate: Some("42809".to_owned()),
-                    ..TableError::lasting(format!("is {why} there: COPY cannot write into it"))
+                    ..TableError::lasting(why)
                 }));
                 continue;
             }

@@ -1,0 +1,191 @@
+//! What a name given as a table stands for on each server, refused while planning (a dry run
+//! too) where a copy cannot keep its promise: a server's own catalog as a destination, a source
+//! relation that holds no rows (an index, a composite type) or cannot be read yet (a
+//! materialized view never populated); and what a source view that writes is told.
+
+use crate::common;
+
+use common::*;
+
+/// `copyman table NAME` from the source to the first destination, with `extra` after.
+fn table(c: &Clusters, src: &str, dest: &str, name: &str, extra: &[&str]) -> std::process::Output {
+    let (from, to) = (c.source.conninfo(src), c.dest[0].conninfo(dest));
+    let mut args = vec!["table", name, "--from", &from, "--to", &to];
+    args.extend(extra);
+    run(&args)
+}
+
+/// A system catalog named as the table (here a DBA's `public.pg_event_trigger` given without its
+/// schema: `pg_catalog` comes first on every search path) is refused as a destination, a dry
+/// run too: nothing is written into the destination's catalog (names52 F1: its rows were, as a
+/// superuser's, and every DDL there failed after, exit 0). Named with its schema, the user's
+/// table is copied.
+#[test]
+fn a_system_catalog_is_never_written_as_a_destination() {
+    let c = clusters();
+    let ddl = "CREATE TABLE public.pg_event_trigger (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{ddl} INSERT INTO public.pg_event_trigger VALUES (1), (2);
+             CREATE FUNCTION noop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+             CREATE EVENT TRIGGER noop ON ddl_command_start EXECUTE FUNCTION noop();"
+        ),
+    );
+    let dest = database(&c.dest[0], ddl);
+    let catalog = "(SELECT 1 FROM pg_catalog.pg_event_trigger)";
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = table(c, &src, &dest, "pg_event_trigger", extra);
+        // (As a destination relation of any other kind COPY cannot write into.)
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "is a system catalog there: copyman does not write into a server's own catalogs"
+            ) && stderr.contains("named with its schema"),
+            "{stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dest, catalog), 0);
+    }
+    c.dest[0]
+        .connect(&dest)
+        .batch_execute("CREATE TABLE after_the_refusal (id int)")
+        .unwrap();
+    let out = table(c, &src, &dest, "public.pg_event_trigger", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dest, "public.pg_event_trigger"), 2);
+    // A job that names it alike is refused too.
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+    let state = TempPath::new("catalog-job.state");
+    let out = run(&[
+        "table",
+        "pg_event_trigger",
+        "public.pg_event_trigger",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--truncate",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a system catalog there"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dest, catalog), 0);
+}
+
+/// A source index or composite type is refused as the source's, before any destination is
+/// looked at, a dry run alike (names52 F4: planned as a table, the run failed at the source, or
+/// blamed the destination and sent the DBA to pg_dump); a materialized view never populated is
+/// refused with the way (names52 F2: the dry run passed, the run failed at its COPY; a job
+/// rolled back its other tables and advised a resume that failed alike).
+#[test]
+fn a_source_relation_without_rows_to_read_is_refused_while_planning() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE items (id int); CREATE INDEX items_id_idx ON items (id);
+         CREATE TYPE ct AS (a int, b text); INSERT INTO items VALUES (1);
+         CREATE MATERIALIZED VIEW mv AS SELECT id FROM items WITH NO DATA;",
+    );
+    let dest = database(
+        &c.dest[0],
+        "CREATE TABLE items (id int); CREATE TABLE mv (id int);",
+    );
+    for extra in [&["--dry-run"][..], &[]] {
+        for (name, what) in [
+            ("items_id_idx", "is an index"),
+            ("ct", "is a composite type"),
+        ] {
+            let out = table(c, &src, &dest, name, extra);
+            assert_exit(&out, 2);
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains(&format!(
+                    r#"source table "{name}": SQLSTATE 42809: {what} on the source"#
+                )),
+                "{stderr}"
+            );
+        }
+        let out = table(c, &src, &dest, "mv", extra);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("SQLSTATE 55000: is a materialized view that has not been populated on the source: REFRESH MATERIALIZED VIEW it there first"),
+            "{stderr}"
+        );
+    }
+    // A job: refused while planning (as a job's other refusals), nothing begun.
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+    let state = TempPath::new("unpopulated-job.state");
+    let out = run(&[
+        "table",
+        "items",
+        "mv",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            r#"table "public"."mv": SQLSTATE 55000: is a materialized view that has not been populated"#
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dest, "items"), 0);
+    c.source
+        .connect(&src)
+        .batch_execute("REFRESH MATERIALIZED VIEW mv")
+        .unwrap();
+    assert_exit(&table(c, &src, &dest, "mv", &[]), 0);
+    assert_eq!(count(&c.dest[0], &dest, "mv"), 1);
+}
+
+/// A source view that writes (calls `nextval()`) fails in the read-only transaction copyman
+/// reads a table in: said so, with the way that reads it (`copy --send`), which copies it
+/// (names52 F5: blamed on a standby or default_transaction_read_only, with a way out that
+/// changed nothing).
+#[test]
+fn a_source_view_that_writes_is_told_with_the_way_that_reads_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE SEQUENCE sq; CREATE TABLE b (v text); INSERT INTO b VALUES ('x'), ('y');
+         CREATE VIEW vn AS SELECT nextval('sq') AS id, v FROM b;",
+    );
+    let dest = database(&c.dest[0], "CREATE TABLE vn (id bigint, v text);");
+    let out = table(c, &src, &dest, "vn", &[]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SQLSTATE 25006")
+            && stderr.contains("what the copy reads writes")
+            && stderr.contains("copyman copy --send"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("its session is read-only"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dest, "vn"), 0);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY (SELECT * FROM vn) TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY vn FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dest, "vn"), 2);
+}
