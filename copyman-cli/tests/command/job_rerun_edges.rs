@@ -484,6 +484,49 @@ fn names_swapped_on_every_server_are_followed_by_the_resume() {
     assert_eq!((counts("a"), counts("b")), ((5, 5), (10, 10)));
 }
 
+/// Two names swapped on the source only: the resume refuses, naming the destination that was
+/// not renamed, and touches nothing (recheck52 F3: taken as renamed everywhere — done, exit 0,
+/// every destination's `a` holding the source's `b`'s rows' counterpart, or one's rows copied
+/// on top of the other's where a destination had failed).
+#[test]
+fn names_swapped_on_the_source_only_are_refused_by_the_resume() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 10); INSERT INTO b SELECT generate_series(1, 5);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+    );
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int CHECK (id > 100));",
+    );
+    let state = TempPath::new("swapped-on-source.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&[]), 4);
+    (c.source.connect(&src))
+        .batch_execute(
+            "ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b;",
+        )
+        .unwrap();
+    (c.dest[1].connect(&d2))
+        .batch_execute("ALTER TABLE b DROP CONSTRAINT b_id_check")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("renamed on the source only? do the same there"),
+        "{stderr}"
+    );
+    let counts = |table: &str| (count(&c.dest[0], &d1, table), count(&c.dest[1], &d2, table));
+    assert_eq!((counts("a"), counts("b")), ((10, 10), (5, 0)));
+}
+
 /// A table dropped and made again on the source under a name an earlier run committed on a
 /// destination that still holds those rows — updated since there, too (recheck51 F4: taken as
 /// gone, and the new table's rows appended) —: the resume is refused, naming that destination

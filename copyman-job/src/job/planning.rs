@@ -1498,6 +1498,35 @@ fn plan_all(
             };
             renamed_done(&covers, &recorded, &keys, &replaced, &mut nothing)
         };
+        // Followed only where each destination that holds the earlier copy renamed its table
+        // too: its table of the new name holds rows that copy's transaction wrote (recheck52
+        // F3: a swap made on the source only was taken as made everywhere — done, exit 0,
+        // every destination's tables under the other's name, or one's rows copied on top of
+        // the other's).
+        for (table, was) in &renamed {
+            for (d, key) in keys.iter().enumerate() {
+                let (Some(1..), Some(xids)) = (
+                    recorded.done(was, key),
+                    recorded.done_xids.get(&(was.clone(), key.clone())),
+                ) else {
+                    continue;
+                };
+                let conn = dests.get_mut(d).and_then(Option::as_mut);
+                if conn.and_then(|c| crate::identity::holds_rows_of(c, table, xids)) == Some(true) {
+                    continue;
+                }
+                return Err(JobError::Refused(format!(
+                    "--resume: {table} is the table the earlier run copied as {was} (renamed \
+                     since on the source), and destination {} ({})'s {table} holds none of the \
+                     rows that run's transaction {} committed there: renamed on the source only? \
+                     do the same there (ALTER TABLE … RENAME) and resume, or run the job again \
+                     with --truncate and another --state",
+                    d + 1,
+                    destinations[d].name,
+                    xids.iter().max().copied().unwrap_or_default()
+                )));
+            }
+        }
         for (table, was, from) in in_shifting_order(renamed) {
             // (A name set aside to break a cycle: its records only move.)
             recorded.move_records(&from, &table);
