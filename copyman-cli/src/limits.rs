@@ -80,18 +80,18 @@ pub(crate) fn lock_timeout_sql(limit: std::time::Duration) -> String {
     format!("SET lock_timeout = '{}ms'", limit.as_millis().max(1))
 }
 
-/// What follows the connections, before anything else is sent: refuses a database given twice
-/// ([`identity::check`]), applies the limits to every server session, and starts the
-/// [`Watch`] over their backends (it stops when dropped).
+/// What follows the connections, before anything else is sent, in a run and its dry run
+/// alike: refuses a database given twice ([`identity::check`]), takes the run's settings that
+/// errors are said in (a stall as a stall: sig52 F1, a dry run said one as an i/o error), and
+/// applies the limits to every server session.
 ///
 /// # Errors
 /// [`Fatal`], from [`identity::check`] and [`apply`].
-pub(crate) fn prepare(
+pub(crate) fn ready(
     t: &Transfer,
     mut source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
-    quiet: bool,
-) -> Result<Watch, Fatal> {
+) -> Result<(), Fatal> {
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
     watch::set_stall_timeout(t.safety.stall_timeout);
@@ -101,7 +101,20 @@ pub(crate) fn prepare(
             && c.session().parameter("client_encoding") != Some("SQL_ASCII")
     });
     report::set_input(t, ascii);
-    apply_all(t, source.as_deref_mut(), dests)?;
+    apply_all(t, source, dests)
+}
+
+/// [`ready`], then starts the [`Watch`] over the sessions' backends (it stops when dropped).
+///
+/// # Errors
+/// [`Fatal`], from [`ready`].
+pub(crate) fn prepare(
+    t: &Transfer,
+    mut source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+    quiet: bool,
+) -> Result<Watch, Fatal> {
+    ready(t, source.as_deref_mut(), dests)?;
     // A signal cuts the sessions' waits short (the commit's participants take it off for an
     // answer that decides).
     let asking = Interrupter::new().ok();

@@ -2699,9 +2699,9 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     let (mut source_conn, mut dests) = connect_all(t)?;
     crate::users_sql::read_users_sql(t, source_conn.as_mut())?;
     // A database given twice, or a table copied into itself: refused by the run's own check
-    // (its queries only read what the server says of itself), with its exit status and words.
-    crate::identity::check(t, source_conn.as_mut(), &mut dests)?;
-    crate::limits::apply_all(t, source_conn.as_mut(), &mut dests)?;
+    // (its queries only read what the server says of itself), with its exit status and words;
+    // the run's limits and settings.
+    crate::limits::ready(t, source_conn.as_mut(), &mut dests)?;
     for (i, message) in dropped.into_iter().chain(unasked) {
         dests[i].fail_with(ErrorInfo {
             sqlstate: None,
