@@ -1403,12 +1403,16 @@ pub fn compared_in_destination_type(
     here: &Column,
 ) -> Option<(&'static str, &'static [&'static str])> {
     // (`character(n)` and `name` too: recheck51 F3.)
-    // (`citext` too, in whichever schema: its text is a string's, recheck51b F3.)
-    let string = theirs.type_name == "text"
-        || theirs.type_name.starts_with("character")
-        || theirs.type_name == "name"
-        || theirs.type_name == "citext"
-        || theirs.type_name.ends_with(".citext");
+    // A string, a domain over one or an array of them (recheck52 F2); `citext` too, in
+    // whichever schema: its text is a string's (recheck51b F3).
+    const STRINGS: [u32; 4] = [25, 1043, 1042, 19];
+    let at = |at: &str| (theirs.leaves.iter()).any(|l| l.at == at && STRINGS.contains(&l.oid));
+    let citext = |name: &str| name == "citext" || name.ends_with(".citext");
+    let string = at("")
+        || at("/e")
+        || citext(&theirs.type_name)
+        || theirs.type_name.strip_suffix("[]").is_some_and(citext)
+        || matches!(theirs.type_oid(), Some(25 | 1043 | 1042 | 19));
     // A number into money (12.50 as $12.50), compared as numbers, so that one the money rounded
     // (12.505 as $12.51) differs as a numeric's rounding does; an integer into a boolean as
     // what the destination made of it (types50 F4, recheck50b F1: the other integers and the
@@ -1516,14 +1520,7 @@ pub fn compared_in_destination_type(
         1187 => ("CAST({} AS pg_catalog.interval[])", INTERVAL_ARRAY),
         // (recheck51 F3: these differed for ever.)
         1183 => ("CAST({} AS pg_catalog.time[])", ARRAY),
-        // Each element without the zeros a scale adds, as `trim_scale` does to one numeric
-        // (a faithful `{1.5}` in a `numeric(5,2)[]` is `{1.50}` there).
-        1231 => (
-            "pg_catalog.regexp_replace(pg_catalog.regexp_replace(\
-             CAST(CAST({} AS pg_catalog.numeric[]) AS pg_catalog.text), \
-             '(?<=[.][0-9]*[1-9])0+(?=[,}])', '', 'g'), '[.]0+(?=[,}])', '', 'g')",
-            ARRAY,
-        ),
+        1231 => (sql::NUMBERS_TRIMMED, ARRAY),
         1041 => ("CAST({} AS pg_catalog.inet[])", ARRAY),
         651 => ("CAST({} AS pg_catalog.cidr[])", ARRAY),
         1040 => ("CAST({} AS pg_catalog.macaddr[])", ARRAY),
@@ -1542,7 +1539,19 @@ pub fn compared_in_destination_type(
         ),
         _ => return None,
     };
-    string.then_some(form)
+    // An array's text the source's own array output wrote (quoting a string `NULL`), cast
+    // element by element: no `array_nulls` reads it (recheck52 F2: a `citext[]` into `date[]`
+    // was left to a cast to the source's type, which the destination lacks).
+    let (form, reading) = form;
+    let reading = match (theirs.leaves.iter()).any(|l| l.at.is_empty() && l.array) {
+        false => reading,
+        true if reading == DATED_ARRAY => DATED,
+        true if reading == IN_ZONES_ARRAY => IN_ZONES,
+        true if reading == INTERVAL_ARRAY => INTERVAL_STYLE,
+        true if reading == ARRAY => NONE,
+        true => reading,
+    };
+    string.then_some((form, reading))
 }
 
 /// The array types of the built-in element types [`compared_in_destination_type`] compares an

@@ -420,23 +420,35 @@ pub const REPLICA_ROLE: &str = "SELECT source FROM pg_catalog.pg_settings \
 /// assert_eq!(comparison_form("text", "character varying(10)"), None);
 /// ```
 pub fn comparison_form(source: &str, other: &str) -> Option<&'static str> {
+    // (Not `numeric(4,1)[]`, an array: recheck52 F2, cast as one number.)
     let number = |t: &str| {
         matches!(
             t,
             "smallint" | "integer" | "bigint" | "real" | "double precision" | "numeric"
-        ) || t.starts_with("numeric(")
+        ) || (t.starts_with("numeric(") && !t.ends_with("[]"))
     };
+    let numbers = |t: &str| t.strip_suffix("[]").is_some_and(number);
     let json = |t: &str| matches!(t, "json" | "jsonb");
     if number(source) && number(other) {
         // Through its text (`extra_float_digits = 3`: a `real`'s shortest exact digits): a
         // `real` cast to `numeric` keeps 6 digits, not what the destination read.
         Some("pg_catalog.trim_scale(CAST(CAST({} AS pg_catalog.text) AS pg_catalog.numeric))")
+    } else if numbers(source) && numbers(other) {
+        // (recheck52 F2: `{1.5}` and `{1.50}`, or `{1}` and `{1.00}`, differed for ever.)
+        Some(NUMBERS_TRIMMED)
     } else if json(source) && json(other) {
         Some("CAST({} AS pg_catalog.jsonb)")
     } else {
         None
     }
 }
+
+/// An array of numbers (or its text) compared as `numeric[]`, each element without the zeros a
+/// scale adds, as `trim_scale` does to one numeric: a faithful `{1.5}` is `{1.50}` in a
+/// `numeric(5,2)[]`, `{1}` of an `int[]` too.
+pub const NUMBERS_TRIMMED: &str = "pg_catalog.regexp_replace(pg_catalog.regexp_replace(\
+     CAST(CAST(CAST({} AS pg_catalog.text) AS pg_catalog.numeric[]) AS pg_catalog.text), \
+     '(?<=[.][0-9]*[1-9])0+(?=[,}])', '', 'g'), '[.]0+(?=[,}])', '', 'g')";
 
 /// The session's database's oid, as text.
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
