@@ -162,7 +162,10 @@ fn a_source_view_that_writes_is_told_with_the_way_that_reads_it() {
         "CREATE SEQUENCE sq; CREATE TABLE b (v text); INSERT INTO b VALUES ('x'), ('y');
          CREATE VIEW vn AS SELECT nextval('sq') AS id, v FROM b;",
     );
-    let dest = database(&c.dest[0], "CREATE TABLE vn (id bigint, v text);");
+    let dest = database(
+        &c.dest[0],
+        "CREATE TABLE vn (id bigint, v text); CREATE TABLE b (v text);",
+    );
     let out = table(c, &src, &dest, "vn", &[]);
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
@@ -174,7 +177,27 @@ fn a_source_view_that_writes_is_told_with_the_way_that_reads_it() {
     );
     assert!(!stderr.contains("its session is read-only"), "{stderr}");
     assert_eq!(count(&c.dest[0], &dest, "vn"), 0);
+    // A job: closed as an error a rerun meets again (recheck52 F5: "run again with --resume",
+    // which failed alike, for ever).
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+    let state = TempPath::new("writing-view.state");
+    let out = run(&[
+        "table",
+        "vn",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("failed with an error a rerun meets again until it is mended"),
+        "{stderr}"
+    );
     let out = run(&[
         "copy",
         "--from",

@@ -55,11 +55,13 @@ pub const QUERY_CANCELED: &str = "57014";
 /// ```
 pub fn sqlstate_lasts(code: &str) -> bool {
     // A full disk (53100) too: the space a failed COPY took stays taken until a VACUUM, so each
-    // retry met it again at once (said "run again" for ever).
+    // retry met it again at once (said "run again" for ever); and a write in a read-only
+    // transaction (25006: a standby's, or a source's view that writes, recheck52 F5).
     matches!(
         code.get(..2),
         Some("0A" | "22" | "23" | "3F" | "42" | "44" | "54")
     ) || code == "53100"
+        || code == "25006"
 }
 
 /// Where a [`Session`] stands.

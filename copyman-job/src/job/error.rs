@@ -260,10 +260,11 @@ const READ_ONLY: &str = ": its session is read-only — a standby (in recovery),
 /// a table (one snapshot), or every transaction of a standby or of a session so set.
 const WRITES_WHILE_READ: &str = ": what the copy reads writes (nextval(), or a function or \
     statement that writes, in a view, a default or a query), in a read-only transaction — \
-    copyman reads a table in one (a view that writes is read with copyman copy --send 'COPY \
-    (SELECT … FROM the view) TO STDOUT', whose transaction may write), as a standby (in \
-    recovery) or default_transaction_read_only (set by a role or database; options='-c \
-    default_transaction_read_only=off' in the CONN turns that off) makes every one";
+    copyman reads a table in one, and a standby (in recovery) or default_transaction_read_only \
+    (set by a role or database; options='-c default_transaction_read_only=off' in the CONN \
+    turns that off) makes every transaction one; on a primary, a table's view that writes is \
+    read with copyman copy --send 'COPY (SELECT … FROM the view) TO STDOUT', whose \
+    transaction may write";
 
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
@@ -572,20 +573,30 @@ mod tests {
             "{}",
             said.message
         );
-        let db = DbError::new(
-            "ERROR",
-            "25006",
-            "cannot execute DELETE in a read-only transaction",
-        );
-        let said = describe(&copyman_sync::Error::Session(SessionError::Db(Box::new(
-            db,
-        ))));
+        let read_only = |message: &str| {
+            let db = DbError::new("ERROR", "25006", message);
+            describe(&copyman_sync::Error::Session(SessionError::Db(Box::new(
+                db,
+            ))))
+        };
+        let said = read_only("cannot execute COPY FROM in a read-only transaction");
         assert!(
             said.message.contains("a standby (in recovery)")
                 && said
                     .message
                     .contains("default_transaction_read_only=off' in its CONN")
                 && said.message.contains("a COPY into a table"),
+            "{}",
+            said.message
+        );
+        // What the copy reads writes (names52 F5): said so, as no copy's setting; a rerun
+        // meets it again.
+        let said = read_only("cannot execute nextval() in a read-only transaction");
+        assert!(
+            said.message.contains("what the copy reads writes")
+                && said.message.contains("a standby (in recovery)")
+                && said.message.contains("copyman copy --send")
+                && said.lasts(),
             "{}",
             said.message
         );
