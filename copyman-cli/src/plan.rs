@@ -351,6 +351,14 @@ fn table_plan(
             server: None,
             message: format!("source table {} not found", copy.table),
         })?;
+        if let Some(why) = copyman_job::plan::shadowed_by_a_catalog(conn, &copy.table, &rel) {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: format!("source table {}: {why}", copy.table),
+            }
+            .into());
+        }
         if let Some((code, why)) = rel.copy_out_refusal() {
             let refusal = ErrorInfo {
                 sqlstate: Some(code.to_owned()),
@@ -1804,13 +1812,19 @@ fn arrays_misread(
 /// said before any row (table mode's --columns rule; types41 F6), not where an INSERT trigger
 /// of the table may fill them (recheck41b F1) — and, said, a column it fills whose values come
 /// from a sequence (identity, serial): copy mode writes the values, table mode advances the
-/// sequence past them after (copy41 F8: the next INSERT there collided). The refusal's words.
+/// sequence past them after (copy41 F8: the next INSERT there collided); a server's own catalog
+/// ([`Relation::copy_in_refusal`]). The refusal's words.
 fn receive_table(
     label: &str,
     table: &TableName,
     read: &Relation,
     unfilled: &[String],
 ) -> Option<String> {
+    // A server's own catalog, as `table` refuses it (recheck52 F1: a superuser's `--receive`
+    // into pg_catalog.pg_event_trigger broke every DDL there, exit 0).
+    if let Some(why) = read.copy_in_refusal().filter(|_| read.system) {
+        return Some(format!("the --receive's table {table} on {label} {why}"));
+    }
     if !unfilled.is_empty() && read.insert_triggers.is_none() {
         let one = unfilled.len() == 1;
         return Some(format!(

@@ -380,6 +380,38 @@ pub fn off_the_search_path(conn: &mut Connection, message: &str) -> String {
     })
 }
 
+/// Why a source `table` named without its schema is refused where it is a server's own catalog
+/// (`rel`: `pg_catalog` comes first on every search path) while another schema on `conn`'s
+/// database holds a table of that name, the user's (recheck52 F4: a DBA's
+/// `public.pg_description` given so was read as the catalog, 5 136 rows of it copied, exit 0).
+pub fn shadowed_by_a_catalog(
+    conn: &mut Connection,
+    table: &TableName,
+    rel: &Relation,
+) -> Option<String> {
+    if !rel.system || table.schema.is_some() {
+        return None;
+    }
+    let found = conn
+        .query(&format!(
+            "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' \
+                 ORDER BY n.nspname) \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relname = {} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                AND n.nspname !~ '^pg_toast'",
+            sql::literal(table.name.as_str())
+        ))
+        .ok()
+        .and_then(|rows| rows.first()?.first()?.clone())?;
+    Some(format!(
+        "it is the system catalog pg_catalog.{} on the source (pg_catalog comes first on every \
+         search path), while {found} is a table of that name there: name the one to copy with \
+         its schema",
+        table.name.as_str()
+    ))
+}
+
 /// Where `table` was not found (`message` the server's: a relation or schema that does not
 /// exist), what the source has of its name but for case, to quote (schema45 F4: `copyman table
 /// Sales.Orders` said only `schema "sales" does not exist`, where a job's pattern says how to

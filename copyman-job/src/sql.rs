@@ -1957,8 +1957,8 @@ impl Relation {
         if self.system {
             return Some(
                 "is a system catalog there: copyman does not write into a server's own \
-                 catalogs (a table of yours of that name is named with its schema, e.g. \
-                 public.NAME: pg_catalog comes first on every search path)"
+                 catalogs (a table of yours of that name, in another schema, is named with it, \
+                 e.g. public.NAME: pg_catalog comes first on every search path)"
                     .to_owned(),
             );
         }

@@ -1906,6 +1906,9 @@ fn plan_all(
                 ))));
             }
         };
+        if let Some(why) = crate::plan::shadowed_by_a_catalog(&mut src, &sel.table, &source_rel) {
+            return Err(JobError::Refused(format!("table {key}: {why}")));
+        }
         if let Some((code, why)) = source_rel.copy_out_refusal() {
             return Err(JobError::Refused(format!(
                 "table {key}: SQLSTATE {code}: {why}, or leave it out with --exclude-table"
