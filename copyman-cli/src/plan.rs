@@ -625,15 +625,25 @@ fn table_plan(
                         if qualified(conn, here).is_some() {
                             // It holds the source's table too: which one was meant is not
                             // copyman's to guess (a job writes the source's; psql's each
-                            // server's own).
+                            // server's own) — but for a catalog, never written (recheck52
+                            // F6: offered, then refused).
+                            let catalog = here.schema.as_ref().is_some_and(|s| {
+                                let s = s.as_str();
+                                s == "pg_catalog"
+                                    || s == "information_schema"
+                                    || s.starts_with("pg_toast")
+                            });
+                            let choice = match catalog {
+                                true => format!("'{there}' (the other is a system catalog)"),
+                                false => format!("'{here}' or '{there}'"),
+                            };
                             return Err(Fatal {
                                 exit: Exit::Usage,
                                 server: None,
                                 message: format!(
                                     "destination {} ({}): {} is {there} there (on its \
                                      search_path), {here} on the source, and it holds {here} \
-                                     too: name the one to write with --target-table \
-                                     ('{here}' or '{there}')",
+                                     too: name the one to write with --target-table ({choice})",
                                     i + 1,
                                     dest.endpoint.display(),
                                     copy.target()

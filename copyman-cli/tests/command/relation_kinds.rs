@@ -98,6 +98,44 @@ fn a_system_catalog_is_never_written_as_a_destination() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &dest, catalog), 0);
+    // The ways said around a catalog lead to no refusal (recheck52 F6): a pattern's note gives
+    // --target-table, and a destination that finds the name in a schema of the user's first
+    // is offered that one only.
+    let out = run(&[
+        "table",
+        "-t",
+        "pg_catalog.pg_event_trigger",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--dry-run",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("with --target-table naming a table of yours"),
+        "{}",
+        text(&out.stderr)
+    );
+    let user_first = format!("{to} options='-c search_path=public,pg_catalog'");
+    let from_catalog = c.source.conninfo(&catalog_only);
+    let out = run(&[
+        "table",
+        "pg_event_trigger",
+        "--from",
+        &from_catalog,
+        "--to",
+        &user_first,
+        "--dry-run",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            r#"--target-table ('"public"."pg_event_trigger"' (the other is a system catalog))"#
+        ),
+        "{}",
+        text(&out.stderr)
+    );
     // Copy mode's --receive into a catalog, qualified or not, from the source or a file
     // (recheck52 F1: written, exit 0).
     let file = TempPath::new("catalog-rows.tsv");

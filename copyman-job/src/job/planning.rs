@@ -1145,6 +1145,13 @@ fn plan_all(
             let hint = literal.map_or_else(String::new, |(name, kind)| {
                 // Not a table: the spelling is not why (names42 F1 advised the very pattern).
                 match kind {
+                    // (Copied from, into a table of the user's: a catalog is never written,
+                    // recheck52 F6.)
+                    Some(kind @ "a system catalog") => format!(
+                        ": {name} is {kind}, which patterns and schemas never select: name it \
+                         as the TABLE argument of `copyman table` with --target-table naming a \
+                         table of yours, to copy its rows into that"
+                    ),
                     Some(kind) => format!(
                         ": {name} is {kind}, which patterns and schemas never select: name it \
                          as a TABLE argument to copy its rows"
