@@ -940,11 +940,7 @@ pub fn run(
         stopped_waiting: AtomicBool::new(false),
         reports: Mutex::new(vec![None; plan.tables.len()]),
         sums: Mutex::new(vec![None; plan.tables.len()]),
-        rate: options.max_rate.filter(|&r| r > 0).map(|per_second| Rate {
-            per_second,
-            start: Instant::now(),
-            used: Mutex::new(0),
-        }),
+        rate: options.max_rate.filter(|&r| r > 0).map(Rate::new),
     };
     // Under the default policy a table refused by a destination's catalog stops the job before
     // anything is copied.
@@ -1265,7 +1261,7 @@ pub(super) fn begin_destination(
     d: usize,
     tables: &[&TablePlan],
 ) -> Result<(), TableError> {
-    conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
+    (conn.execute(crate::sql::DESTINATION_BEGIN)).map_err(|e| shared.describe(&e))?;
     let xid = crate::resume::xid(conn)?;
     let copied: Vec<String> = (tables.iter())
         .filter(|t| matches!(t.destinations[d], DestPlan::Copy { .. }))
