@@ -527,6 +527,45 @@ fn names_swapped_on_the_source_only_are_refused_by_the_resume() {
     assert_eq!((counts("a"), counts("b")), ((10, 10), (5, 0)));
 }
 
+/// Two tables of a foreign-key cycle (copied as one unit: one transaction on each destination)
+/// swapped on the source only: the resume refuses (recheck52b F2: each destination's table of
+/// the other name held rows of that transaction, and the swap was taken as made everywhere,
+/// exit 0).
+#[test]
+fn a_cycles_names_swapped_on_the_source_only_are_refused_by_the_resume() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int PRIMARY KEY, ref int); CREATE TABLE b (id int PRIMARY KEY, ref int);
+         ALTER TABLE a ADD FOREIGN KEY (ref) REFERENCES b DEFERRABLE;
+         ALTER TABLE b ADD FOREIGN KEY (ref) REFERENCES a DEFERRABLE;";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 10);
+             INSERT INTO b SELECT generate_series(1, 5);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let d2 = database(&c.dest[1], tables);
+    let state = TempPath::new("cycle-swapped-on-source.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&[]), 0);
+    (c.source.connect(&src))
+        .batch_execute(
+            "ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b;",
+        )
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("renamed on the source only? do the same there"),
+        "{}",
+        text(&out.stderr)
+    );
+    let counts = |table: &str| (count(&c.dest[0], &d1, table), count(&c.dest[1], &d2, table));
+    assert_eq!((counts("a"), counts("b")), ((10, 10), (5, 5)));
+}
+
 /// A table dropped and made again on the source under a name an earlier run committed on a
 /// destination that still holds those rows — updated since there, too (recheck51 F4: taken as
 /// gone, and the new table's rows appended) —: the resume is refused, naming that destination

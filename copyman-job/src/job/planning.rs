@@ -1506,26 +1506,27 @@ fn plan_all(
             renamed_done(&covers, &recorded, &keys, &replaced, &mut nothing)
         };
         // Followed only where each destination that holds the earlier copy renamed its table
-        // too: its table of the new name holds rows that copy's transaction wrote (recheck52
-        // F3: a swap made on the source only was taken as made everywhere — done, exit 0,
-        // every destination's tables under the other's name, or one's rows copied on top of
-        // the other's).
+        // too: its table of the new name holds as many rows of that copy's transaction as the
+        // copy committed (recheck52 F3: a swap made on the source only was taken as made
+        // everywhere — done, exit 0, every destination's tables under the other's name, or
+        // one's rows copied on top of the other's; recheck52b F2: a foreign-key cycle's tables
+        // share one transaction, whose rows the other table held).
         for (table, was) in &renamed {
             for (d, key) in keys.iter().enumerate() {
-                let (Some(1..), Some(xids)) = (
+                let (Some(rows @ 1..), Some(xids)) = (
                     recorded.done(was, key),
                     recorded.done_xids.get(&(was.clone(), key.clone())),
                 ) else {
                     continue;
                 };
                 let conn = dests.get_mut(d).and_then(Option::as_mut);
-                if conn.and_then(|c| crate::identity::holds_rows_of(c, table, xids)) == Some(true) {
+                if conn.and_then(|c| crate::identity::rows_of(c, table, xids)) == Some(rows) {
                     continue;
                 }
                 return Err(JobError::Refused(format!(
                     "--resume: {table} is the table the earlier run copied as {was} (renamed \
-                     since on the source), and destination {} ({})'s {table} holds none of the \
-                     rows that run's transaction {} committed there: renamed on the source only? \
+                     since on the source), and destination {} ({})'s {table} holds other rows \
+                     than that run's transaction {} committed there: renamed on the source only? \
                      do the same there (ALTER TABLE … RENAME) and resume, or run the job again \
                      with --truncate and another --state",
                     d + 1,
