@@ -302,6 +302,15 @@ const SESSION_SETTINGS_14: &str =
 /// a table's COPY is never compiled, and a `--send` query that gains from it can ask for it.
 const NO_JIT: &str = "SET jit = off";
 
+/// What every session is told after connecting, unless its CONN's options set
+/// `default_transaction_isolation`: its transactions are READ COMMITTED (those that say
+/// otherwise, the source's snapshot, keep theirs). A bulk load under a database's default of
+/// SERIALIZABLE took a predicate lock per page and ran the server out of them (live52 F4: "out
+/// of shared memory", exit 1, an application's serializable transactions failing beside it);
+/// what a destination's transaction reads (a foreign key's check, `--truncate`'s emptying)
+/// needs no more.
+const READ_COMMITTED: &str = "SET default_transaction_isolation = 'read committed'";
+
 /// The source's dates printed in the portable ISO style, in its transaction before its COPY;
 /// the order ([`ServerSpec::keep_date_order`]) stays as the session has it.
 pub(crate) const SOURCE_DATESTYLE: &str = "SET LOCAL DateStyle = 'ISO'";
@@ -1570,6 +1579,7 @@ impl ServerSpec {
         let (statement_timeout, lock_timeout) =
             (unless_own("statement_timeout"), unless_own("lock_timeout"));
         let jit = unless_own("jit").is_some();
+        let isolation = unless_own("default_transaction_isolation").is_some();
         let kind = (kind != SessionAttrs::Any)
             .then(|| ("target_session_attrs".to_owned(), kind.name().to_owned()));
         let startup: Vec<(String, String)> = (statement_timeout.into_iter())
@@ -1600,6 +1610,9 @@ impl ServerSpec {
                 .is_some_and(|v| v >= 110_000)
         {
             conn.execute(NO_JIT)?;
+        }
+        if isolation {
+            conn.execute(READ_COMMITTED)?;
         }
         Ok(conn)
     }

@@ -65,10 +65,10 @@ impl<'e> Dest<'e> {
         }
     }
 
-    /// Its transaction ([`copyman_job::sql::DESTINATION_BEGIN`]), and its `--truncate`.
+    /// Its transaction: `BEGIN`, and its `--truncate`.
     pub(crate) fn begin(&mut self) -> Result<(), copyman_sync::Error> {
         if let Some(conn) = self.conn.as_mut() {
-            conn.execute(copyman_job::sql::DESTINATION_BEGIN)?;
+            conn.execute("BEGIN")?;
             if let Some(sql) = &self.truncate {
                 conn.execute(sql)?;
             }

@@ -1551,7 +1551,7 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
             guard,
             triggers: _,
         } => {
-            let mut steps = vec![copyman_job::sql::DESTINATION_BEGIN.to_owned()];
+            let mut steps = vec!["BEGIN".to_owned()];
             match group {
                 // Emptied with its group, in the group's one transaction.
                 // The group's statement said once, at its first member: each member's line

@@ -443,13 +443,6 @@ pub fn comparison_form(source: &str, other: &str) -> Option<&'static str> {
     }
 }
 
-/// How a destination's transaction begins: READ COMMITTED whatever the database's
-/// `default_transaction_isolation` — a bulk load under SERIALIZABLE took a predicate lock per
-/// page and ran the server out of them (live52 F4: "out of shared memory", exit 1, an
-/// application's serializable transactions failed beside it); what it reads (a foreign key's
-/// check, `--truncate`'s emptying) needs no more.
-pub const DESTINATION_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
-
 /// An array of numbers (or its text) compared as `numeric[]`, each element without the zeros a
 /// scale adds, as `trim_scale` does to one numeric: a faithful `{1.5}` is `{1.50}` in a
 /// `numeric(5,2)[]`, `{1}` of an `int[]` too.

@@ -1261,7 +1261,7 @@ pub(super) fn begin_destination(
     d: usize,
     tables: &[&TablePlan],
 ) -> Result<(), TableError> {
-    (conn.execute(crate::sql::DESTINATION_BEGIN)).map_err(|e| shared.describe(&e))?;
+    conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
     let xid = crate::resume::xid(conn)?;
     let copied: Vec<String> = (tables.iter())
         .filter(|t| matches!(t.destinations[d], DestPlan::Copy { .. }))
