@@ -2507,9 +2507,18 @@ fn query_columns(
             "its session is in a transaction".to_owned(),
         ));
     }
-    // A standby refuses a read-write transaction (0A000): it cannot describe.
-    conn.execute("BEGIN READ WRITE")
-        .map_err(|e| Undescribed::Refused(describe_sync(&e).to_string()))?;
+    // A standby refuses a read-write transaction (0A000): it cannot describe (said so,
+    // recheck52 F7: the server's words named a mode, not the standby).
+    conn.execute("BEGIN READ WRITE").map_err(|e| {
+        let said = describe_sync(&e).to_string();
+        Undescribed::Refused(match said.contains("during recovery") {
+            true => format!(
+                "{said}: it is a standby (in recovery), where copyman cannot make the \
+                 temporary view it describes a query through"
+            ),
+            false => said,
+        })
+    })?;
     let described = described_in_transaction(conn, query, names);
     let _ = conn.execute("ROLLBACK");
     described
