@@ -1442,8 +1442,9 @@ pub fn compared_in_destination_type(
     let citext = |name: &str| name == "citext" || name.ends_with(".citext");
     let string = at("")
         || at("/e")
-        || citext(&theirs.type_name)
-        || theirs.type_name.strip_suffix("[]").is_some_and(citext)
+        || [&theirs.type_name, theirs.base_name()]
+            .iter()
+            .any(|name| citext(name) || name.strip_suffix("[]").is_some_and(citext))
         || matches!(theirs.type_oid(), Some(25 | 1043 | 1042 | 19));
     // A number into money (12.50 as $12.50), compared as numbers, so that one the money rounded
     // (12.505 as $12.51) differs as a numeric's rounding does; an integer into a boolean as

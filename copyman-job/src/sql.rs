@@ -1726,6 +1726,11 @@ impl Column {
         }
     }
 
+    /// Its type's name as its domains' base type ([`Column::base`]'s), else its own.
+    pub fn base_name(&self) -> &str {
+        self.base.as_ref().map_or(&self.type_name, |(_, name)| name)
+    }
+
     /// Its type's OID (the first of [`Column::reached`]).
     pub fn type_oid(&self) -> Option<u32> {
         self.reached.first().copied()

@@ -834,6 +834,42 @@ fn job_verify_compares_arrays_of_numbers_and_strings_of_the_sources_own_types() 
     );
 }
 
+/// Domains on either side — over a numeric array, an integer, citext on the source; over a
+/// numeric array of another scale on the destination —: compared as their base types
+/// (recheck52b F1: differed, or could not be computed on a destination without the source's
+/// types, exit 4 for ever); a value changed there is still found.
+#[test]
+fn job_verify_compares_domains_on_either_side_as_their_base_types() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE EXTENSION citext; CREATE DOMAIN dn AS numeric[]; CREATE DOMAIN di AS int;
+         CREATE DOMAIN scit AS citext;
+         CREATE TABLE dm (id int, a dn, b di, t scit);
+         INSERT INTO dm VALUES (1, '{1.5,NULL}', 7, '2024-3-4'), (2, NULL, NULL, NULL);",
+    );
+    let d0 = database(
+        &c.dest[0],
+        "CREATE DOMAIN dd AS numeric(6,2)[];
+         CREATE TABLE dm (id int, a dd, b numeric(6,2), t date);",
+    );
+    let state = TempPath::new("verify-domains-either-side.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
+    let out = one_table(&from, &to, "dm", &state, &["--verify"]);
+    assert_exit(&out, 0);
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute("UPDATE dm SET b = 8 WHERE id = 1")
+        .unwrap();
+    let out = one_table(&from, &to, "dm", &state, &["--verify", "--resume"]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("checksum differs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// A job of `table` alone from `from` to `to` with its state in `state`, and `extra` after.
 fn one_table(
     from: &str,

@@ -2221,7 +2221,8 @@ fn plan_all(
                 };
                 if let Some(form) = (theirs.type_name != here.type_name)
                     .then(|| {
-                        crate::sql::comparison_form(&theirs.type_name, &here.type_name)
+                        // (Domains as their base types: recheck52b F1.)
+                        crate::sql::comparison_form(theirs.base_name(), here.base_name())
                             .or_else(|| crate::plan::compared_as_text(theirs, here))
                             .or_else(|| {
                                 // In that type on every side: only where every destination
