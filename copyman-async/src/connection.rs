@@ -427,7 +427,7 @@ impl Connection {
     copyman_core::connection_glue!(async await);
 
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
-    /// same server (bounded by `connect_timeout`, 10 s if none).
+    /// same server (bounded by `connect_timeout`, at most 10 s).
     ///
     /// # Errors
     /// The server could not be reached, or the session has no backend key.
@@ -633,7 +633,7 @@ impl CancelToken {
     /// took it. Whether anything was running to cancel, the server does not say.
     ///
     /// # Errors
-    /// The server could not be reached (within `connect_timeout`, 10 s if none).
+    /// The server could not be reached (within `connect_timeout`, at most 10 s).
     pub async fn cancel(&self) -> Result<(), Error> {
         Ok(cancel_at(&self.key).await?)
     }

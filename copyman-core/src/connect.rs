@@ -556,6 +556,13 @@ pub enum Target {
     Unix(PathBuf),
 }
 
+/// The longest a cancel's step may take, whatever the connection's `connect_timeout`: a
+/// CancelRequest is one small packet a server takes at once, and one that takes none (frozen,
+/// a listener that never answers) would hold what waits for the cancel: under a `connect_timeout`
+/// of 300 s (`--stall-timeout 5min`), a job stopping on a signal waited 117 s for a copy to end
+/// whose source's cancel went to a listener that never answered.
+pub const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What cancelling a connection's backend takes: the address its session is on (not its host
 /// name's first address, where another server may answer), the CancelRequest (which holds the
 /// backend's secret key) and how long each step of sending it may take. Each adapter's
@@ -567,7 +574,8 @@ pub struct CancelKey {
     pub target: Target,
     /// The CancelRequest message.
     pub request: bytes::Bytes,
-    /// The bound of each step of sending it (the connection's `connect_timeout`, 10 s if none).
+    /// The bound of each step of sending it (the connection's `connect_timeout`, at most
+    /// [`CANCEL_TIMEOUT`]).
     pub timeout: Duration,
 }
 

@@ -328,7 +328,8 @@ macro_rules! connection_glue {
         /// A [`CancelToken`] for whatever this connection's backend runs at the time it is
         /// used, to cancel it from another thread or task while the connection itself is busy
         /// (rust-postgres's `CancelToken`): the CancelRequest goes, on a new connection, to the
-        /// address this session is on, each step bounded by `connect_timeout` (10 s if none).
+        /// address this session is on, each step bounded by `connect_timeout`, at most
+        /// [`CANCEL_TIMEOUT`](crate::connect::CANCEL_TIMEOUT).
         ///
         /// # Errors
         /// The server gave no backend key.
@@ -336,7 +337,8 @@ macro_rules! connection_glue {
             let request = self.endpoint.session().cancel_request().ok_or(
                 Error::State("the server gave no backend key: cannot cancel"),
             )?;
-            let timeout = self.connect_timeout.unwrap_or(::std::time::Duration::from_secs(10));
+            let most = $crate::connect::CANCEL_TIMEOUT;
+            let timeout = self.connect_timeout.map_or(most, |limit| limit.min(most));
             let target = self.target.clone();
             Ok(CancelToken { key: $crate::connect::CancelKey { target, request, timeout } })
         }

@@ -555,7 +555,7 @@ impl Connection {
     }
 
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
-    /// same server, each step bounded by `connect_timeout` (10 s if none).
+    /// same server, each step bounded by `connect_timeout` (at most 10 s).
     ///
     /// # Errors
     /// The server could not be reached or did not take the request in time, or the session has
@@ -886,8 +886,8 @@ pub struct CancelToken {
 }
 
 impl CancelToken {
-    /// Sends the CancelRequest, each step bounded by the connection's `connect_timeout` (10 s
-    /// if none) or [`CancelToken::within`]'s limit.
+    /// Sends the CancelRequest, each step bounded by the connection's `connect_timeout` (at most
+    /// [`copyman_core::connect::CANCEL_TIMEOUT`]) or [`CancelToken::within`]'s limit.
     ///
     /// # Errors
     /// The server could not be reached or did not take the request in time.

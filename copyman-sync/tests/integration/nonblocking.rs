@@ -237,6 +237,30 @@ fn a_cancel_the_server_never_takes_fails_within_the_connect_timeout() {
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "{io}");
 }
 
+/// Under a long `connect_timeout`, a cancel the server never takes fails after
+/// [`copyman_core::connect::CANCEL_TIMEOUT`]: what waits for the cancel (a job's stop on a
+/// signal) is not held for the connect's 300 s.
+#[test]
+fn a_cancel_is_given_up_within_its_own_bound_under_a_long_connect_timeout() {
+    let cluster = shared();
+    let proxy = Proxy::for_cluster(cluster);
+    let info = format!(
+        "{} connect_timeout=300",
+        proxy.conninfo(cluster, &cluster.create_database())
+    );
+    let conn = Connection::connect_str(&info).unwrap();
+    proxy.set(Direction::ClientToServer, Net::Stall);
+    let started = std::time::Instant::now();
+    let error = conn
+        .cancel()
+        .expect_err("the server never took the request");
+    assert!(
+        started.elapsed() < copyman_core::connect::CANCEL_TIMEOUT * 3,
+        "{:?}: {error}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn blocking_endpoints_copy_every_row() {
     const ROWS: u64 = 50_000;
