@@ -1138,8 +1138,10 @@ pub fn partly_ended(found: &[Party]) -> Vec<Party> {
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
 /// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid
 /// (`replay PID` for a standby's startup process, which holds what its primary's transactions
-/// lock; `syncrep PID` for one whose COMMIT waits for a synchronous standby), and `prepared GID`
-/// for a prepared transaction. `pid` must be qualified (`a.pid`): the
+/// lock; `syncrep PID` for one whose COMMIT waits for a synchronous standby; `queued PID behind
+/// PIDS` for one that holds none of that lock and waits ahead of it in its queue, with whom it
+/// waits for: live52 F7, a migration's queued ALTER TABLE was said to hold it), and `prepared
+/// GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
 /// expression's own tables have `pid` columns too. `pg_blocking_pids` gives 0 for a prepared
 /// transaction (it has no backend); its locks are `pg_locks` rows without a pid, whose
 /// `virtualtransaction` is that of the transaction's own `transactionid` lock, which names it
@@ -1150,7 +1152,14 @@ pub fn lock_holders_sql(pid: &str) -> String {
          THEN CASE WHEN (SELECT s.backend_type FROM pg_catalog.pg_stat_activity s \
          WHERE s.pid = b.pid) = 'startup' THEN 'replay ' || b.pid::text \
          WHEN (SELECT s.wait_event FROM pg_catalog.pg_stat_activity s WHERE s.pid = b.pid) \
-         = 'SyncRep' THEN 'syncrep ' || b.pid::text ELSE b.pid::text END \
+         = 'SyncRep' THEN 'syncrep ' || b.pid::text \
+         WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks g \
+         ON g.pid = b.pid AND g.granted AND (g.locktype, g.database, g.relation, g.page, \
+         g.tuple, g.virtualxid, g.transactionid, g.classid, g.objid, g.objsubid) IS NOT \
+         DISTINCT FROM (w.locktype, w.database, w.relation, w.page, w.tuple, w.virtualxid, \
+         w.transactionid, w.classid, w.objid, w.objsubid) WHERE w.pid = {pid} AND NOT \
+         w.granted) THEN 'queued ' || b.pid::text || ' behind ' || pg_catalog.array_to_string(\
+         pg_catalog.pg_blocking_pids(b.pid), ' ') ELSE b.pid::text END \
          ELSE coalesce((SELECT pg_catalog.string_agg(DISTINCT 'prepared ' || \
          px.gid, ', ') FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks h ON h.pid IS NULL \
          AND h.granted AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, \
@@ -1169,10 +1178,20 @@ pub fn lock_holders_sql(pid: &str) -> String {
 /// program's prepared transaction `held by the prepared transaction GID (COMMIT PREPARED or
 /// ROLLBACK PREPARED ends it)`; empty when there are none.
 ///
+/// A backend queued ahead (`queued PID behind PIDS`) is said as that, with whom it waits for.
+///
 /// ```
 /// use copyman_core::commit::held_by;
 ///
 /// assert_eq!(held_by("1234"), "held by backend 1234");
+/// assert_eq!(
+///     held_by("queued 22374 behind 22332"),
+///     "queued behind backend 22374, which waits itself for backend 22332 (the lock's holder)"
+/// );
+/// assert_eq!(
+///     held_by("7, queued 8 behind 7"),
+///     "held by backend 7; queued behind backend 8, which waits itself for backend 7 (the lock's holder)"
+/// );
 /// assert!(held_by("replay 77").starts_with("held by the standby's WAL replay (its startup process 77)"));
 /// assert!(held_by("prepared copyman:1764479123-42-9f3a:2")
 ///     .starts_with("held by the prepared transaction copyman:1764479123-42-9f3a:2 (run `copyman recover"));
@@ -1198,9 +1217,26 @@ pub fn held_by(holders: &str) -> String {
 /// assert!(!said.contains("copyman recover"), "{said}");
 /// ```
 pub fn held_by_runs(holders: &str, live: impl Fn(&str) -> Option<u32>) -> String {
-    let said: Vec<String> = holders
-        .split(", ")
+    let (queued, holders): (Vec<&str>, Vec<&str>) = (holders.split(", "))
         .filter(|h| !h.is_empty())
+        .partition(|h| h.starts_with("queued "));
+    let queued: Vec<String> = (queued.iter())
+        .filter_map(|q| {
+            let (pid, behind) = q["queued ".len()..].split_once(" behind ")?;
+            let behind: Vec<String> = (behind.split(' ').filter(|p| !p.is_empty()))
+                .map(|p| format!("backend {p}"))
+                .collect();
+            Some(match behind.is_empty() {
+                true => format!("queued behind backend {pid}, which waits itself"),
+                false => format!(
+                    "queued behind backend {pid}, which waits itself for {} (the lock's holder)",
+                    behind.join(", ")
+                ),
+            })
+        })
+        .collect();
+    let said: Vec<String> = holders
+        .into_iter()
         .map(|h| match h.strip_prefix("prepared ") {
             Some(gid) if let Some(pid) = parse_gid(gid).and_then(|(run, _)| live(run)) => {
                 format!(
@@ -1236,11 +1272,11 @@ pub fn held_by_runs(holders: &str, live: impl Fn(&str) -> Option<u32>) -> String
             None => format!("backend {h}"),
         })
         .collect();
-    if said.is_empty() {
-        String::new()
-    } else {
-        format!("held by {}", said.join(", "))
-    }
+    let held = (!said.is_empty()).then(|| format!("held by {}", said.join(", ")));
+    held.into_iter()
+        .chain(queued)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Whether `run` can be a two-phase run id: 1 to 100 of `[A-Za-z0-9_.-]`.

@@ -1763,3 +1763,54 @@ fn a_lock_held_by_a_commit_waiting_for_a_synchronous_standby_is_said_so() {
         .unwrap();
     let _ = stuck.join();
 }
+
+/// A copy queued behind a migration's ALTER TABLE, itself waiting for an application's open
+/// transaction: the wait names the ALTER TABLE as queued ahead and the transaction as the
+/// lock's holder (live52 F7: the queued ALTER TABLE was said to hold the lock); the copy ends
+/// once both are done.
+#[test]
+fn a_lock_wait_behind_a_queued_statement_names_the_holder_it_waits_for() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let dest = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let mut app = c.dest[0].connect(&dest);
+    app.batch_execute("BEGIN; SELECT count(*) FROM t").unwrap();
+    let app_pid: i32 = app
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let migration = {
+        let (cluster, db) = (&c.dest[0], dest.clone());
+        let mut conn = cluster.connect(&db);
+        std::thread::spawn(move || {
+            conn.batch_execute("ALTER TABLE t ADD COLUMN extra int")
+                .unwrap();
+        })
+    };
+    wait_for_lock(&c.dest[0], &dest);
+    let mut child = copyman()
+        .args(["table", "t", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&dest), "--columns", "id"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    assert!(
+        line.contains("queued behind backend")
+            && line.contains(&format!(
+                "which waits itself for backend {app_pid} (the lock's holder)"
+            )),
+        "{line}"
+    );
+    assert!(!line.contains("held by"), "{line}");
+    app.batch_execute("COMMIT").unwrap();
+    migration.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dest, "t"), 100);
+}
