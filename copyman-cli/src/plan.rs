@@ -627,12 +627,8 @@ fn table_plan(
                             // copyman's to guess (a job writes the source's; psql's each
                             // server's own) — but for a catalog, never written (recheck52
                             // F6: offered, then refused).
-                            let catalog = here.schema.as_ref().is_some_and(|s| {
-                                let s = s.as_str();
-                                s == "pg_catalog"
-                                    || s == "information_schema"
-                                    || s.starts_with("pg_toast")
-                            });
+                            let catalog = (here.schema.as_ref())
+                                .is_some_and(|s| copyman_job::sql::is_system_schema(s.as_str()));
                             let choice = match catalog {
                                 true => format!("'{there}' (the other is a system catalog)"),
                                 false => format!("'{here}' or '{there}'"),

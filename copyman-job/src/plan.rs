@@ -398,9 +398,9 @@ pub fn shadowed_by_a_catalog(
                  ORDER BY n.nspname) \
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
               WHERE c.relname = {} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
-                AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                AND n.nspname !~ '^pg_toast'",
-            sql::literal(table.name.as_str())
+                AND NOT {}",
+            sql::literal(table.name.as_str()),
+            sql::SYSTEM_SCHEMA
         ))
         .ok()
         .and_then(|rows| rows.first()?.first()?.clone())?;

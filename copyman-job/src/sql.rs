@@ -1535,8 +1535,7 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
               UNION SELECT 'NOT NULL' FROM {items} JOIN pg_catalog.pg_type d ON d.oid = r.typ \
                WHERE r.path ~ '^(/b)*(/e(/b)*)?$' AND d.typtype = 'd' \
                  AND d.typnotnull) checks), \
-           (SELECT CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') \
-                 OR n.nspname ~ '^pg_toast' THEN 'system' \
+           (SELECT CASE WHEN {SYSTEM_SCHEMA} THEN 'system' \
                WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'unpopulated' END \
              FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
@@ -1546,6 +1545,24 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
          LEFT JOIN byatt b ON b.attnum = a.attnum \
          ORDER BY a.attnum"
     )
+}
+
+/// A condition on a `pg_namespace n` row: it is a schema of the server's own catalogs
+/// (`pg_catalog`, `information_schema`, a `pg_toast` one), which copyman never writes into
+/// ([`Relation::system`]; [`is_system_schema`] says it of a name).
+pub const SYSTEM_SCHEMA: &str =
+    "(n.nspname IN ('pg_catalog', 'information_schema') OR n.nspname ~ '^pg_toast')";
+
+/// Whether `schema` is one of the server's own catalogs' ([`SYSTEM_SCHEMA`]).
+///
+/// ```
+/// use copyman_job::sql::is_system_schema;
+///
+/// assert!(is_system_schema("pg_catalog") && is_system_schema("pg_toast_temp_3"));
+/// assert!(!is_system_schema("public") && !is_system_schema("pg_temp_3"));
+/// ```
+pub fn is_system_schema(schema: &str) -> bool {
+    matches!(schema, "pg_catalog" | "information_schema") || schema.starts_with("pg_toast")
 }
 
 /// What [`Relation::insert_triggers`] says after the name of a trigger enabled `ALWAYS`, which
