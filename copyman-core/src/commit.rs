@@ -59,10 +59,19 @@
 //! assert!(outcome.partial());
 //! ```
 
+use std::time::Duration;
+
 use crate::session::{DbError, TransactionStatus};
 
 /// The prefix of every global transaction id copyman prepares: `copyman:RUN:N`.
 pub const GID_PREFIX: &str = "copyman:";
+
+/// How long an action sent again on a new session waits, at most, for the lost session's
+/// backend to end while that backend holds its transaction
+/// ([`Action::held_by_the_lost_backend`]): it was sent a cancel and its socket closed, so it
+/// ends in a moment unless it is frozen, and then the action's refusal stands (recovery
+/// finishes it).
+pub const LOST_BACKEND_WAIT: Duration = Duration::from_secs(10);
 
 /// Who a step is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +151,29 @@ impl Action {
     /// `COMMIT` or a `PREPARE` belongs to its session: lost with it.)
     pub fn finishes_anywhere(&self) -> bool {
         matches!(self, Self::CommitPrepared(_) | Self::RollbackPrepared(_))
+    }
+
+    /// Whether this action, refused with SQLSTATE `code` on a new session
+    /// ([`finishes_anywhere`](Self::finishes_anywhere)) while the lost session's backend still
+    /// runs, may be refused only because of that backend, and is sent again once it ended (for
+    /// [`LOST_BACKEND_WAIT`] at most): the transaction busy (55000), its `PREPARE TRANSACTION`
+    /// or `COMMIT PREPARED` still running there — a wait for a synchronous standby, which the
+    /// cancel sent as its session was given up ends in a moment; or not prepared yet (42704),
+    /// that `PREPARE` not so far yet. (A stop's `ROLLBACK PREPARED`, sent on a new session a
+    /// moment before the lost `PREPARE`'s backend took its cancel, found the transaction busy
+    /// and left it prepared: the run said it in doubt.)
+    ///
+    /// ```
+    /// use copyman_core::commit::Action;
+    ///
+    /// let rollback = Action::RollbackPrepared("copyman:1-2-3:1".into());
+    /// assert!(rollback.held_by_the_lost_backend(Some("55000")));
+    /// assert!(rollback.held_by_the_lost_backend(Some("42704")));
+    /// assert!(!rollback.held_by_the_lost_backend(Some("42501")));
+    /// assert!(!Action::Commit.held_by_the_lost_backend(Some("55000")));
+    /// ```
+    pub fn held_by_the_lost_backend(&self, code: Option<&str>) -> bool {
+        self.finishes_anywhere() && matches!(code, Some("55000" | "42704"))
     }
 
     /// Whether a commit whose connection broke before its answer took effect all the same, as

@@ -42,11 +42,13 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
-    Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, lock_holders_sql, parse_gid, partly_ended, recovery, valid_run_id,
+    Action, Commit, Decision, Failure, GID_PREFIX, LOST_BACKEND_WAIT, Options, Outcome, Party,
+    Policy, Recovery, Report, SourceOutcome, Step, lock_holders_sql, parse_gid, partly_ended,
+    recovery, valid_run_id,
 };
 
 use copyman_core::session::DbError;
@@ -118,7 +120,9 @@ impl Participant for Connection {
 /// there (42704) after a statement that was sent and not answered leaves that loss as the
 /// outcome: the lost statement may have finished it; and that a `ROLLBACK PREPARED` finds its
 /// transaction gone, and the lost session's backend gone too (none can still prepare it: a
-/// `PREPARE TRANSACTION` whose answer was lost), is done: nothing of it is left.
+/// `PREPARE TRANSACTION` whose answer was lost), is done: nothing of it is left. Refused there
+/// while the lost session's backend still holds the transaction, it is sent again once that
+/// backend ended ([`Action::held_by_the_lost_backend`]).
 ///
 /// # Errors
 /// As [`Participant::run`].
@@ -148,7 +152,17 @@ pub fn run_on_a_live_session(
         }
     };
     let old_backend = conn.session().backend_key().map(|(pid, _)| pid);
-    let again = Participant::run(&mut fresh, action);
+    let mut again = Participant::run(&mut fresh, action);
+    // The lost session's backend may hold the transaction a moment longer (core's rule).
+    let since = Instant::now();
+    while let Err(Failure::Refused(e)) = &again
+        && action.held_by_the_lost_backend(e.code())
+        && since.elapsed() < LOST_BACKEND_WAIT
+        && old_backend.is_some_and(|pid| backend_alive(&mut fresh, pid))
+    {
+        thread::sleep(Duration::from_millis(50));
+        again = Participant::run(&mut fresh, action);
+    }
     let gone = |fresh: &mut Connection| {
         matches!(action, Action::RollbackPrepared(_))
             && old_backend.is_some_and(|pid| !backend_alive(fresh, pid))

@@ -795,3 +795,55 @@ fn a_commit_is_durable_whatever_a_trigger_set() {
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 1);
 }
+
+/// A `ROLLBACK PREPARED` sent again on a new session, while the backend of the session whose
+/// `PREPARE TRANSACTION` answer was lost still holds that transaction (its wait for a
+/// synchronous standby not cancelled yet: busy, 55000), waits for it to let go and rolls it
+/// back: it was refused there, and the transaction was left prepared, said in doubt (CI: a
+/// job stopped while its PREPAREs waited for a standby, the cancel sent as their sessions were
+/// given up taken a moment after the new session's ROLLBACK PREPARED).
+#[test]
+fn a_rollback_prepared_waits_for_the_lost_sessions_backend_to_let_go_of_its_transaction() {
+    use copyman_job::commit::{self, Action, Failure, Participant};
+    let sync = Cluster::builder()
+        .setting("synchronous_standby_names", "nosuch")
+        .setting("synchronous_commit", "local")
+        .setting("max_prepared_transactions", "10")
+        .start();
+    let db = sync.create_database();
+    sync.connect(&db)
+        .batch_execute("CREATE TABLE t (id int)")
+        .unwrap();
+    let mut lost = copyman_sync::Connection::connect_str(&sync.conninfo(&db)).unwrap();
+    lost.execute("SET synchronous_commit = on").unwrap();
+    lost.execute("BEGIN").unwrap();
+    lost.execute("INSERT INTO t VALUES (1)").unwrap();
+    lost.set_timeout(Some(Duration::from_millis(500))).unwrap();
+    let gid = "copyman:1-2-3:1";
+    let prepare = Participant::run(&mut lost, &Action::Prepare(gid.into()));
+    assert!(matches!(prepare, Err(Failure::Lost(_))), "{prepare:?}");
+    let (pid, _) = lost.session().backend_key().unwrap();
+    // Its backend lets go of the transaction once it takes a cancel, a moment later.
+    let admin = sync.conninfo("postgres");
+    let canceller = thread::spawn(move || {
+        thread::sleep(Duration::from_secs(1));
+        let mut admin = copyman_sync::Connection::connect_str(&admin).unwrap();
+        admin
+            .query(&format!("SELECT pg_cancel_backend({pid})"))
+            .unwrap()
+    });
+    let conninfo = sync.conninfo(&db);
+    let rollback = Action::RollbackPrepared(gid.into());
+    let result = commit::run_on_a_live_session(&mut lost, &rollback, &|| {
+        copyman_sync::Connection::connect_str(&conninfo)
+    });
+    assert_eq!(canceller.join().unwrap(), [[Some("t".to_owned())]]);
+    assert!(result.is_ok(), "{result:?}");
+    let left = sync
+        .connect("postgres")
+        .query("SELECT gid FROM pg_prepared_xacts", &[])
+        .unwrap();
+    assert!(left.is_empty(), "left prepared");
+    let rows = sync.connect(&db).query("SELECT 1 FROM t", &[]).unwrap();
+    assert!(rows.is_empty(), "the row was rolled back");
+}
