@@ -176,17 +176,24 @@ impl Frozen {
     }
 
     /// Freezes the backend of `db` on `cluster` that `condition` (on `pg_stat_activity`)
-    /// finds, the only one.
+    /// finds, once it is the only one: a session the test's setup closed a moment ago may
+    /// still be listed while its backend exits (under load, the query found two).
     fn backend(cluster: &Cluster, db: &str, condition: &str) -> Self {
-        let pid: i32 = cluster
-            .connect("postgres")
-            .query_one(
-                &format!("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND {condition}"),
-                &[&db],
-            )
-            .unwrap()
-            .get(0);
-        Self::stop(pid)
+        let sql = format!("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND {condition}");
+        let mut admin = cluster.connect("postgres");
+        let started = std::time::Instant::now();
+        loop {
+            let pids: Vec<i32> = (admin.query(&sql, &[&db]).unwrap().iter())
+                .map(|r| r.get(0))
+                .collect();
+            match pids[..] {
+                [pid] => return Self::stop(pid),
+                _ if started.elapsed() > std::time::Duration::from_secs(30) => {
+                    panic!("backends of {db} where {condition}: {pids:?}, not one")
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
     }
 }
 
