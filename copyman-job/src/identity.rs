@@ -455,6 +455,29 @@ pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option
     Some(rows.first()?.first()?.as_deref()? == "true")
 }
 
+/// Which of the transactions `xids` (`txid_current()`'s, with epoch) inserted rows that `table`
+/// on the server of `conn` holds, as `xmin` (the id without its epoch) names them. `None` where
+/// it cannot be asked.
+pub fn inserted_by(conn: &mut Connection, table: &str, xids: &[u64]) -> Option<Vec<u64>> {
+    if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
+        return None;
+    }
+    let list: Vec<String> = xids.iter().map(|x| (x & 0xFFFF_FFFF).to_string()).collect();
+    let sql = format!(
+        "SELECT DISTINCT xmin::text FROM {table} WHERE xmin = ANY ('{{{}}}'::pg_catalog.xid[])",
+        list.join(",")
+    );
+    let rows = conn.query(&sql).ok()?;
+    let held: Vec<u64> = (rows.iter())
+        .filter_map(|r| r.first()?.as_deref()?.parse().ok())
+        .collect();
+    Some(
+        (xids.iter().copied())
+            .filter(|x| held.contains(&(x & 0xFFFF_FFFF)))
+            .collect(),
+    )
+}
+
 /// Whether `table` (a name as a statement spells it) on the server of `conn` is UNLOGGED, or
 /// has UNLOGGED partitions below it: a crash of its server empties those, whatever was written
 /// there since. `false` where it cannot be asked.

@@ -208,6 +208,10 @@ pub(crate) struct Here<'a> {
     /// durable — it committed nothing of the run, whatever `txid_status()` says of the
     /// transaction the server gave it to since.
     pub(crate) forgotten_from: Option<u64>,
+    /// Found not where the earlier run left it (a restore, a failover), resumed under
+    /// `--verify`: every table recorded there is compared, so one holding other rows than its
+    /// copy's is not refused.
+    pub(crate) moved: bool,
 }
 
 impl Here<'_> {
@@ -586,6 +590,51 @@ fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &st
     )
 }
 
+/// The refusal of a table recorded done with `rows` rows on destination `here`, whose table of
+/// its name holds rows there, none of them inserted by the copy's transactions (`xids`): the
+/// tables of the job whose copies' rows it holds are named.
+fn other_rows(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &str,
+    rows: u64,
+    xids: &[u64],
+    here: &Here<'_>,
+) -> String {
+    let others: Vec<(&str, &[u64])> = (recorded.done_xids.iter())
+        .filter(|((t, k), _)| k == here.key && t != table)
+        .map(|((t, _), x)| (t.as_str(), x.as_slice()))
+        .collect();
+    let all: Vec<u64> = others.iter().flat_map(|(_, x)| x.iter().copied()).collect();
+    let held = match all.is_empty() {
+        true => Vec::new(),
+        false => crate::identity::inserted_by(conn, table, &all).unwrap_or_default(),
+    };
+    let mut whose: Vec<&str> = (others.iter())
+        .filter(|(_, x)| x.iter().any(|x| held.contains(x)))
+        .map(|(t, _)| *t)
+        .collect();
+    whose.sort_unstable();
+    let holds = match whose.is_empty() {
+        true => "other rows".to_owned(),
+        false => format!(
+            "rows the earlier run copied into {} there",
+            whose.join(", ")
+        ),
+    };
+    format!(
+        "--resume: destination {} ({})'s {table}, which the state file records done with {rows} \
+         rows, holds none of the rows the earlier run's transaction {} committed there, but \
+         {holds}: renamed or swapped with another table there since? give the tables their \
+         names again (ALTER TABLE … RENAME) and resume; if it holds what it should (every row \
+         rewritten since), leave it out (--exclude-table) or run the job again with --truncate \
+         and another --state",
+        here.d + 1,
+        here.name,
+        xids.iter().max().copied().unwrap_or_default()
+    )
+}
+
 /// What a run does with a table on a destination, given what the state file says of it there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Resumed {
@@ -653,6 +702,15 @@ pub(crate) fn resumed_here(
                     d + 1
                 )),
             });
+        }
+        // Rows there, none of them its copy's: another table's under its name (swapped with
+        // it there since: recheck52b F3, "done", exit 0, the tables under each other's names),
+        // or every row rewritten since. (A foreign-key group's tables share one transaction: a
+        // swap between them is not told so.)
+        if let (true, Some(xids), false) = (rows > 0, xids, here.moved)
+            && crate::identity::holds_rows_of(conn, &key, xids) == Some(false)
+        {
+            return Err(other_rows(conn, recorded, &key, rows, xids, here));
         }
         return Ok(Resumed::Done { rows, note: None });
     }

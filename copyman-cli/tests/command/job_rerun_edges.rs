@@ -566,6 +566,59 @@ fn a_cycles_names_swapped_on_the_source_only_are_refused_by_the_resume() {
     assert_eq!((counts("a"), counts("b")), ((10, 10), (5, 5)));
 }
 
+/// Two tables' names swapped on one destination only, the source unchanged: the resume refuses,
+/// naming the table whose rows that destination's table holds (recheck52b F3: both taken as
+/// done, exit 0, the destination's `a` holding `b`'s rows — only the last table done there was
+/// looked at); the names given back, it finishes.
+#[test]
+fn names_swapped_on_a_destination_only_are_refused_by_the_resume() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int);
+                  CREATE TABLE d (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 10);
+             INSERT INTO b SELECT generate_series(1, 5); INSERT INTO c VALUES (1);
+             INSERT INTO d VALUES (-1);"
+        ),
+    );
+    // d, refused on destination 1, keeps the job unfinished.
+    let d1 = database(
+        &c.dest[0],
+        &tables.replace("d (id int)", "d (id int CHECK (id > 0))"),
+    );
+    let d2 = database(&c.dest[1], tables);
+    let state = TempPath::new("swapped-on-a-destination.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&["--jobs", "1"]), 4);
+    let swap =
+        "ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b;";
+    c.dest[1].connect(&d2).batch_execute(swap).unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "'s \"public\".\"a\", which the state file records done with 10 rows, \
+             holds none of the rows"
+        ) && stderr.contains("but rows the earlier run copied into \"public\".\"b\" there")
+            && stderr.contains("destination 2 ("),
+        "{stderr}"
+    );
+    let counts = |table: &str| (count(&c.dest[0], &d1, table), count(&c.dest[1], &d2, table));
+    let all = || [counts("a"), counts("b"), counts("c"), counts("d")];
+    assert_eq!(all(), [(10, 5), (5, 10), (1, 1), (0, 1)]);
+    c.dest[1].connect(&d2).batch_execute(swap).unwrap();
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("ALTER TABLE d DROP CONSTRAINT d_id_check")
+        .unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!(all(), [(10, 10), (5, 5), (1, 1), (1, 1)]);
+}
+
 /// A table dropped and made again on the source under a name an earlier run committed on a
 /// destination that still holds those rows — updated since there, too (recheck51 F4: taken as
 /// gone, and the new table's rows appended) —: the resume is refused, naming that destination

@@ -1974,6 +1974,7 @@ fn plan_all(
                 log: options.two_phase.as_deref(),
                 logs: &recorded.logs,
                 forgotten_from: forgotten_from[i],
+                moved: moved[i],
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
