@@ -244,14 +244,15 @@ fn prepared_left(t: &Transfer, dests: &mut [Dest<'_>]) -> Result<(), Fatal> {
 /// table's append of it there stores its rows twice (first47 F2: `copyman table -t t` refused
 /// it, `copyman table t` appended, exit 0). Refused as the job refuses it; `--truncate`
 /// replaces them. Only between servers (a file's rows are other rows), for destinations that
-/// said who they are.
+/// said who they are, and holding rows that job's transactions inserted (emptied since, they
+/// are copied: live52 F3).
 ///
 /// # Errors
 /// [`Fatal`] (exit 2) naming the state file, the table and the destination.
 pub(crate) fn refuse_rows_of_jobs(
     t: &Transfer,
     plan: &Plan,
-    dests: &[Dest<'_>],
+    dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
     // (Into a --target-table, another table than the one a job copies.)
     let Statements::Table {
@@ -277,11 +278,14 @@ pub(crate) fn refuse_rows_of_jobs(
         .collect();
     let labels = dest_labels(dests);
     let source = crate::identity::source_key();
+    let mut conns: Vec<Option<&mut Connection>> =
+        dests.iter_mut().map(|d| d.conn.as_mut()).collect();
     copyman_job::job::refuse_rows_of_jobs(
         &dir,
         &table.to_string(),
         (&keys, &labels),
         source.as_ref(),
+        &mut conns,
     )
     .map_err(|e| Fatal {
         exit: Exit::Usage,
@@ -2738,7 +2742,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
-    refuse_rows_of_jobs(t, &plan, &dests)?;
+    refuse_rows_of_jobs(t, &plan, &mut dests)?;
     // A statement whose table or columns its server does not have fails the run at its COPY
     // (42P01, 42703), and so do columns of other numbers on the two ends (22P04): the dry run
     // says so as the run would end (it exited 0, "ok").

@@ -432,6 +432,26 @@ impl Recorded {
             .contains(&(table.to_owned(), destination.to_owned()))
     }
 
+    /// The destination's transaction ids of every copy of `table` on `destination` the file
+    /// records that may have committed rows there (done, a COMMIT announced, an attempt begun
+    /// since); `None` where one may have committed rows it has no id of (an attempt recorded by
+    /// an older copyman, a copy found different from the source).
+    pub fn copies_xids(&self, table: &str, destination: &str) -> Option<Vec<u64>> {
+        let attempts = self.attempts(table, destination);
+        if attempts.unannounced || self.mismatched(table, destination).is_some() {
+            return None;
+        }
+        let mut xids: Vec<u64> = (attempts.commits.iter())
+            .flat_map(|c| c.xids.iter().copied())
+            .chain(attempts.began)
+            .collect();
+        if self.done(table, destination).is_some_and(|rows| rows > 0) {
+            let key = (table.to_owned(), destination.to_owned());
+            xids.extend(self.done_xids.get(&key)?);
+        }
+        Some(xids)
+    }
+
     /// The rows committed for `table` on `destination` by a run whose checksum found them
     /// different from the source's, if that is its last record.
     pub fn mismatched(&self, table: &str, destination: &str) -> Option<u64> {

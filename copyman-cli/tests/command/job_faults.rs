@@ -2394,6 +2394,58 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
     let _ = std::fs::remove_dir_all(&cache.0);
 }
 
+/// A table a job committed, emptied on the destination since (an application's row written
+/// there after): one table's copy and the job run again append it, the job's rows being there
+/// no more — both were refused, "their rows would be there twice", leaving `--truncate`, which
+/// deletes the application's row, as the way (live52 F3). Once the job's rows are there again,
+/// it is refused as before.
+#[test]
+fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let cache = TempPath::new("emptied-since-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let run_in = |args: &[&str]| {
+        copyman()
+            .env("XDG_CACHE_HOME", &cache.0)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let job = ["table", "-t", "t", "--from", &from, "--to", &to];
+    let one = ["table", "t", "--from", &from, "--to", &to];
+    assert_exit(&run_in(&job), 0);
+    assert_exit(&run_in(&one), 2);
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
+        .unwrap();
+    let out = run_in(&one);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 11, "{}", text(&out.stderr));
+    // The job's own state file records its copy, whose rows are gone: run again, it appends.
+    let out = run_in(&job);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 21, "{}", text(&out.stderr));
+    // Its new copy is there: refused again, by the job and by one table's copy.
+    for args in [&job[..], &one[..]] {
+        let out = run_in(args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("their rows would be there twice"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 21);
+    let _ = std::fs::remove_dir_all(&cache.0);
+}
+
 /// A destination that stops answering mid-job (its session and any new one never answered, as
 /// a hung host's): each later table connects there once, bounded by the connect
 /// timeout `--stall-timeout` gives, fails there, and the job goes on (scale51 F2: each table

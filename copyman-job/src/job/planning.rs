@@ -679,13 +679,52 @@ fn narrowed(
     Ok(notes)
 }
 
+/// Whether destination `d`'s table (this name) holds a row one of these transactions inserted
+/// (`identity::holds_rows_of` on its session); `None` where it cannot be asked.
+pub(super) type Holds<'a> = dyn FnMut(usize, &str, &[u64]) -> Option<bool> + 'a;
+
+/// Whether what the state file `recorded` says an earlier run may have committed of `table`
+/// (`name` there, the name it recorded) on destination `d` (key `key`) is there no more: the
+/// ids of every such copy's transactions are known, and that destination's table holds no row
+/// any of them inserted (emptied since: live52 F3, a plain copy into a destination emptied
+/// since was refused, "their rows would be there twice", leaving `--truncate` — which would
+/// have deleted an application's rows written since — as its way).
+fn gone_since(
+    recorded: &Recorded,
+    (name, table): (&str, &str),
+    (d, key): (usize, &str),
+    holds: &mut Holds<'_>,
+) -> bool {
+    match recorded.copies_xids(name, key) {
+        Some(xids) if xids.is_empty() => true,
+        Some(xids) => holds(d, table, &xids) == Some(false),
+        None => false,
+    }
+}
+
+/// [`Holds`] asked on the destinations' sessions `dests` (none where one is not connected).
+fn holds_on(dests: &mut [Option<Connection>]) -> impl FnMut(usize, &str, &[u64]) -> Option<bool> {
+    |d, table, xids| {
+        let conn = dests.get_mut(d)?.as_mut()?;
+        crate::identity::holds_rows_of(conn, table, xids)
+    }
+}
+
 /// A job that is not a resume starts a new state file. Where the one at `path` records an
 /// earlier run that began one of these `tables` on one of these destinations (`keys`), a copy
-/// that does not empty it first would add its rows a second time: refused, unless `truncate`.
+/// that does not empty it first would add its rows a second time: refused, unless `truncate`,
+/// or unless those rows are there no more ([`gone_since`], asked with `holds` where given: not
+/// of a job that runs, whose commits may come).
 ///
 /// # Errors
 /// [`JobError::Refused`], naming the tables and what to do instead.
-fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Result<(), JobError> {
+fn fresh(
+    path: &Path,
+    truncate: bool,
+    tables: &[String],
+    keys: &[String],
+    holds: Option<&mut Holds<'_>>,
+) -> Result<(), JobError> {
     if truncate {
         return Ok(());
     }
@@ -693,9 +732,17 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     let Ok(recorded) = state::read(path) else {
         return Ok(());
     };
+    // (A job that runs may commit what it began: its rows not there yet are no sign.)
+    let mut holds = holds.filter(|_| !state::running(path));
     let again: Vec<&str> = tables
         .iter()
-        .filter(|t| keys.iter().any(|k| recorded.begun(t, k)))
+        .filter(|t| {
+            (keys.iter().enumerate()).any(|(d, k)| {
+                recorded.begun(t, k)
+                    && !(holds.as_deref_mut())
+                        .is_some_and(|holds| gone_since(&recorded, (t, t), (d, k), holds))
+            })
+        })
         .map(String::as_str)
         .collect();
     if again.is_empty() {
@@ -753,9 +800,10 @@ fn read_beside(path: &Path, notes: &mut Vec<String>) -> Option<Recorded> {
 /// destinations (`keys`, named `labels`): one whose rows its job may have committed there (done,
 /// or a COMMIT announced — not a copy begun and rolled back: recheck43b F1), found by its name
 /// or, renamed since, by the source's relations it covers (`covers`: recheck43b F2), is refused,
-/// unless `truncate`: a copy without emptying it would add those rows again. A file written from
-/// another source (merging shards) holds other rows: no matter (recheck43b F7). `how`: a job's
-/// run, a resume's (the tables are those it never began), or one table's copy.
+/// unless `truncate`: a copy without emptying it would add those rows again — unless they are
+/// there no more ([`gone_since`], asked with `holds`). A file written from another source
+/// (merging shards) holds other rows: no matter (recheck43b F7). `how`: a job's run, a resume's
+/// (the tables are those it never began), or one table's copy.
 ///
 /// # Errors
 /// [`JobError::Refused`], naming the tables, the destination and what to do instead.
@@ -769,6 +817,7 @@ fn rows_beside(
     source_key: Option<&String>,
     how: Beside,
     notes: &mut Vec<String>,
+    holds: &mut Holds<'_>,
 ) -> Result<(), JobError> {
     if truncate || tables.is_empty() {
         return Ok(());
@@ -794,9 +843,15 @@ fn rows_beside(
     };
     let mut again: Vec<String> = Vec::new();
     let mut on = None;
+    // (A job that runs may commit what it began: its rows not there yet are no sign.)
+    let running = state::running(path);
     for table in tables {
         for name in known_as(table) {
-            if let Some(d) = keys.iter().position(|k| recorded.may_hold_rows(&name, k)) {
+            let held = |(d, k): &(usize, &String)| {
+                recorded.may_hold_rows(&name, k)
+                    && (running || !gone_since(&recorded, (&name, table), (*d, k), holds))
+            };
+            if let Some((d, _)) = keys.iter().enumerate().find(held) {
                 on.get_or_insert(d);
                 again.push(if name == *table {
                     table.clone()
@@ -862,6 +917,8 @@ enum Beside {
 /// the source `source_key`: refused where a job's state file in `dir` (the default directory)
 /// records that table committed there, as the job's own run again refuses it (`rows_beside`):
 /// appended, its rows were stored twice (first47 F2: `-t t` refused, `copyman table t` exit 0).
+/// Not where the destination's table (asked on its session in `conns`) holds none of the rows
+/// that job's transactions inserted: emptied since (live52 F3).
 ///
 /// # Errors
 /// [`JobError::Refused`], naming the state file, the table and the destination.
@@ -870,8 +927,13 @@ pub fn refuse_rows_of_jobs(
     table: &str,
     (keys, labels): (&[String], &[String]),
     source_key: Option<&String>,
+    conns: &mut [Option<&mut Connection>],
 ) -> Result<(), JobError> {
     let mut notes = Vec::new();
+    let mut holds = |d: usize, table: &str, xids: &[u64]| {
+        let conn = conns.get_mut(d)?.as_deref_mut()?;
+        crate::identity::holds_rows_of(conn, table, xids)
+    };
     // (Every state file of the directory: `beside` leaves out only the one it is given.)
     for path in state::beside(&dir.join(".copyman-one-table")) {
         let tables = [table.to_owned()];
@@ -885,6 +947,7 @@ pub fn refuse_rows_of_jobs(
             source_key,
             Beside::OneTable,
             &mut notes,
+            &mut holds,
         )?;
     }
     Ok(())
@@ -1395,6 +1458,7 @@ fn plan_all(
                 source,
                 Beside::Resuming,
                 &mut notes,
+                &mut holds_on(&mut dests),
             )?;
         }
         if let Some(narrowing) = &narrowing {
@@ -1421,13 +1485,19 @@ fn plan_all(
             .chain(relatives.iter().cloned())
             .collect();
         kept_for_its_resume(&options.state, selection)?;
-        fresh(&options.state, options.truncate, &tables, &keys)?;
+        fresh(
+            &options.state,
+            options.truncate,
+            &tables,
+            &keys,
+            Some(&mut holds_on(&mut dests)),
+        )?;
         let labels = dest_labels(destinations);
         let covers = covers_before.clone().unwrap_or_default();
         for path in &options.other_states {
             // Another job that runs now: its claims (it may not have committed yet).
             if state::running(path) {
-                fresh(path, options.truncate, &tables, &keys)?;
+                fresh(path, options.truncate, &tables, &keys, None)?;
                 continue;
             }
             let who = (keys.as_slice(), labels.as_slice());
@@ -1441,6 +1511,7 @@ fn plan_all(
                 source,
                 Beside::Job,
                 &mut notes,
+                &mut holds_on(&mut dests),
             )?;
         }
         Recorded::default()
