@@ -2042,8 +2042,8 @@ fn write_human(
             out,
             "copyman: a table whose checksum differs is committed there but not recorded as done: \
              {then} (mend what makes it differ first — a trigger on the destination, a \
-             column of a type that reads values otherwise, as said above — or it will differ \
-             again)"
+             column of a type that reads values otherwise, rows written since on the source or \
+             there, as said above — or it will differ again)"
         )?;
     }
     if let Some(advice) = closing_advice(report, options) {

@@ -421,7 +421,7 @@ fn settle(
     if recorded.mismatched(table, dest).is_some() && !here.truncate {
         return Err(format!(
             "--resume: table {table} on destination {} differs from the source (an earlier \
-             run's --verify found it so after its COMMIT): it is not emptied and copied again, \
+             run's --verify found it so): it is not emptied and copied again, \
              since without --truncate it may hold rows this job did not write; compare it with \
              the source, then resume with --truncate to replace it, or leave it out \
              (--exclude-table)",

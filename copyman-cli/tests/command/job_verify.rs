@@ -72,6 +72,11 @@ fn job_verify_on_resume_compares_the_tables_done_earlier() {
         message.contains("checksum differs") && message.contains("--resume leaves it to you"),
         "{report}"
     );
+    // Compared with the source now, not as the earlier run read it: said (live52 F5).
+    assert!(
+        message.contains("an earlier run copied it from its own snapshot of the source"),
+        "{report}"
+    );
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(r#""public"."altered" → destination 2"#)

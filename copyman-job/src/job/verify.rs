@@ -316,9 +316,10 @@ pub(super) fn verify_dest(
             } else {
                 ""
             };
+            let since = differs_since(result.status, &theirs, sum);
             result.error = Some(TableError::new(format!(
                 "verify: the checksum differs from the source's (rows:sum {theirs} here, {sum} on \
-                 the source){triggers}"
+                 the source){triggers}{since}"
             )));
             Some(theirs)
         }
@@ -329,6 +330,31 @@ pub(super) fn verify_dest(
             );
             None
         }
+    }
+}
+
+/// What else a difference (`theirs` on the destination, `sum` on the source, as `rows:sum`) may
+/// be, said after it: a table an earlier run committed was copied from that run's snapshot, and
+/// compared with this run's its difference may be the source's writes since (live52 F5: the
+/// words blamed triggers and types); one holding more rows than the source may have rows
+/// another session wrote after the COMMIT (live52 F6: an application inserting there).
+fn differs_since(status: Status, theirs: &str, sum: &str) -> String {
+    let rows = |s: &str| s.split(':').next().and_then(|n| n.parse::<u64>().ok());
+    if status == Status::AlreadyDone {
+        return "; an earlier run copied it from its own snapshot of the source, at another \
+                moment, and this one compares it with the source as it is now: rows written on \
+                the source since differ too (compare it while the source is not written)"
+            .to_owned();
+    }
+    match (rows(theirs), rows(sum)) {
+        (Some(here), Some(there)) if here > there => format!(
+            "; it holds {} row{} more than the source: rows it held before the copy (an \
+             append), or rows another session wrote there after the COMMIT (an application, a \
+             subscription: compare it while nothing else writes there)",
+            here - there,
+            if here - there == 1 { "" } else { "s" }
+        ),
+        _ => String::new(),
     }
 }
 
@@ -447,6 +473,25 @@ pub(super) fn not_compared(result: &mut DestResult, error: TableError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_difference_says_what_else_it_may_be() {
+        let earlier = differs_since(Status::AlreadyDone, "5:10", "5:11");
+        assert!(earlier.contains("its own snapshot of the source, at another moment"));
+        let more = differs_since(Status::Committed, "7:10", "5:11");
+        assert!(
+            more.contains("it holds 2 rows more than the source"),
+            "{more}"
+        );
+        assert!(
+            more.contains("another session wrote there after the COMMIT"),
+            "{more}"
+        );
+        let one = differs_since(Status::Committed, "6:10", "5:11");
+        assert!(one.contains("1 row more"), "{one}");
+        assert_eq!(differs_since(Status::Committed, "5:10", "5:11"), "");
+        assert_eq!(differs_since(Status::Committed, "4:10", "5:11"), "");
+    }
 
     #[test]
     fn the_checksum_names_every_column() {
