@@ -456,15 +456,19 @@ pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option
 }
 
 /// Which of the transactions `xids` (`txid_current()`'s, with epoch) inserted rows that `table`
-/// on the server of `conn` holds, as `xmin` (the id without its epoch) names them. `None` where
-/// it cannot be asked.
+/// on the server of `conn` holds as its own (not those of a table inheriting from it; a
+/// partitioned table's are its partitions'), as `xmin` (the id without its epoch) names them.
+/// `None` where it cannot be asked.
 pub fn inserted_by(conn: &mut Connection, table: &str, xids: &[u64]) -> Option<Vec<u64>> {
     if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
         return None;
     }
     let list: Vec<String> = xids.iter().map(|x| (x & 0xFFFF_FFFF).to_string()).collect();
     let sql = format!(
-        "SELECT DISTINCT xmin::text FROM {table} WHERE xmin = ANY ('{{{}}}'::pg_catalog.xid[])",
+        "SELECT DISTINCT xmin::text FROM (SELECT xmin FROM ONLY {table} UNION ALL \
+         SELECT xmin FROM {table} WHERE (SELECT c.relkind FROM pg_catalog.pg_class c \
+         WHERE c.oid = {}) = 'p') AS own WHERE xmin = ANY ('{{{}}}'::pg_catalog.xid[])",
+        sql::relation_regclass(table),
         list.join(",")
     );
     let rows = conn.query(&sql).ok()?;

@@ -590,48 +590,64 @@ fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &st
     )
 }
 
-/// The refusal of a table recorded done with `rows` rows on destination `here`, whose table of
-/// its name holds rows there, none of them inserted by the copy's transactions (`xids`): the
-/// tables of the job whose copies' rows it holds are named.
-fn other_rows(
+/// The other tables the state file `recorded` records copies of on destination `dest` whose
+/// rows `table` there holds as its own (`identity::inserted_by`): another table's copy under its
+/// name, renamed or swapped there since. Empty where there are none, or where it cannot be asked.
+pub(crate) fn copied_into(
     conn: &mut Connection,
     recorded: &Recorded,
     table: &str,
-    rows: u64,
-    xids: &[u64],
-    here: &Here<'_>,
-) -> String {
-    let others: Vec<(&str, &[u64])> = (recorded.done_xids.iter())
-        .filter(|((t, k), _)| k == here.key && t != table)
-        .map(|((t, _), x)| (t.as_str(), x.as_slice()))
+    dest: &str,
+) -> Vec<String> {
+    let others: Vec<(&str, Vec<u64>)> = (recorded.begun.iter())
+        .filter(|(t, k)| k == dest && t != table)
+        .filter_map(|(t, _)| Some((t.as_str(), recorded.copies_xids(t, dest)?)))
+        .filter(|(_, xids)| !xids.is_empty())
         .collect();
     let all: Vec<u64> = others.iter().flat_map(|(_, x)| x.iter().copied()).collect();
-    let held = match all.is_empty() {
-        true => Vec::new(),
-        false => crate::identity::inserted_by(conn, table, &all).unwrap_or_default(),
-    };
-    let mut whose: Vec<&str> = (others.iter())
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let held = crate::identity::inserted_by(conn, table, &all).unwrap_or_default();
+    let mut whose: Vec<String> = (others.iter())
         .filter(|(_, x)| x.iter().any(|x| held.contains(x)))
-        .map(|(t, _)| *t)
+        .map(|(t, _)| (*t).to_owned())
         .collect();
     whose.sort_unstable();
-    let holds = match whose.is_empty() {
-        true => "other rows".to_owned(),
-        false => format!(
-            "rows the earlier run copied into {} there",
-            whose.join(", ")
+    whose
+}
+
+/// Whether the server of `conn` started since the state file's last record of where it stood
+/// on destination `dest` (its `position` line's start time): `true` where either cannot be
+/// told.
+fn restarted_since(conn: &mut Connection, recorded: &Recorded, dest: &str) -> bool {
+    let then = recorded.position(dest).and_then(|p| p.started);
+    let now = crate::identity::wal_position(conn).and_then(|p| p.started);
+    match (then, now) {
+        (Some(then), Some(now)) => then != now,
+        _ => true,
+    }
+}
+
+/// The refusal of `table` on destination `here`, which holds rows the earlier run copied into
+/// the tables `whose` there: recorded done with `done`'s rows, none of its own copy's
+/// transactions' there, or to be appended to.
+fn swapped(table: &str, whose: &[String], done: Option<(u64, &[u64])>, here: &Here<'_>) -> String {
+    let own = match done {
+        Some((rows, xids)) => format!(
+            ", which the state file records done with {rows} rows, holds none of the rows the \
+             earlier run's transaction {} committed there, but",
+            xids.iter().max().copied().unwrap_or_default()
         ),
+        None => ", which this resume would append to, holds".to_owned(),
     };
     format!(
-        "--resume: destination {} ({})'s {table}, which the state file records done with {rows} \
-         rows, holds none of the rows the earlier run's transaction {} committed there, but \
-         {holds}: renamed or swapped with another table there since? give the tables their \
-         names again (ALTER TABLE … RENAME) and resume; if it holds what it should (every row \
-         rewritten since), leave it out (--exclude-table) or run the job again with --truncate \
-         and another --state",
+        "--resume: destination {} ({})'s {table}{own} rows the earlier run copied into {} there: \
+         renamed or swapped with it there since? give the tables their names again (ALTER TABLE \
+         … RENAME) and resume, or run the job again with --truncate and another --state",
         here.d + 1,
         here.name,
-        xids.iter().max().copied().unwrap_or_default()
+        whose.join(", ")
     )
 }
 
@@ -685,41 +701,79 @@ pub(crate) fn resumed_here(
                 note: Some(clone_note(conn, &key, rows, d, "done")),
             });
         }
-        // UNLOGGED there, and emptied by a crash though rows were written since (it held
-        // none of them: 1 row of 60, exit 0): none of the rows its transaction committed.
+        // Rows there, none of them its copy's (its transactions'): another table's of the job
+        // under its name, swapped with it there since (recheck52b F3: "done", exit 0, the
+        // tables under each other's names); an UNLOGGED table a crash emptied before rows were
+        // written (1 row of 60, exit 0); or every row rewritten since. Not asked where the
+        // destination was found moved (--verify compares every table there). (A foreign-key
+        // group's tables share one transaction: a swap between them is not told so.)
         let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));
-        if let (true, Some(xids)) = (rows > 0, xids)
-            && crate::identity::unlogged_within(conn, &key)
-            && crate::identity::holds_rows_of(conn, &key, xids) == Some(false)
-        {
-            return Ok(Resumed::Copy {
-                empty: false,
-                note: Some(format!(
-                    "{key}: destination {} holds none of the {rows} rows the earlier run \
-                     committed there — it is UNLOGGED there (or its partitions are), and a \
-                     crash or an immediate stop of its server since emptied it (the rows there \
-                     were written since): copied again beside them",
-                    d + 1
-                )),
-            });
-        }
-        // Rows there, none of them its copy's: another table's under its name (swapped with
-        // it there since: recheck52b F3, "done", exit 0, the tables under each other's names),
-        // or every row rewritten since. (A foreign-key group's tables share one transaction: a
-        // swap between them is not told so.)
         if let (true, Some(xids), false) = (rows > 0, xids, here.moved)
             && crate::identity::holds_rows_of(conn, &key, xids) == Some(false)
         {
-            return Err(other_rows(conn, recorded, &key, rows, xids, here));
+            let whose = copied_into(conn, recorded, &key, dest);
+            if !whose.is_empty() {
+                return Err(swapped(&key, &whose, Some((rows, xids)), here));
+            }
+            // Only where its server started since (recheck53 F5: an application's UPDATE of
+            // every row was taken for a crash's emptying, and the table appended again).
+            if crate::identity::unlogged_within(conn, &key) && restarted_since(conn, recorded, dest)
+            {
+                return Ok(Resumed::Copy {
+                    empty: false,
+                    note: Some(format!(
+                        "{key}: destination {} holds none of the {rows} rows the earlier run \
+                         committed there — it is UNLOGGED there (or its partitions are), and a \
+                         crash or an immediate stop of its server since emptied it (the rows \
+                         there were written since): copied again beside them",
+                        d + 1
+                    )),
+                });
+            }
+            return Ok(Resumed::Done {
+                rows,
+                note: Some(format!(
+                    "{key}: destination {}'s table holds none of the {rows} rows the earlier \
+                     run's transaction {} committed there, nor another table's it copied: every \
+                     row rewritten since (an UPDATE, or deleted and loaded again)? taken as done \
+                     — --verify compares it with the source",
+                    d + 1,
+                    xids.iter().max().copied().unwrap_or_default()
+                )),
+            });
         }
         return Ok(Resumed::Done { rows, note: None });
     }
-    if !recorded.begun(&key, dest) {
-        return Ok(Resumed::Copy {
+    let resumed = if recorded.begun(&key, dest) {
+        settled_here(conn, recorded, table, here)?
+    } else {
+        Resumed::Copy {
             empty: false,
             note: None,
-        });
+        }
+    };
+    // Appended to a table holding another table's copy (renamed or swapped there since:
+    // recheck53 F1, the rows of both mixed, exit 0).
+    if let Resumed::Copy { empty: false, .. } = resumed
+        && !here.truncate
+        && holds_rows(conn, table) == Some(true)
+    {
+        let whose = copied_into(conn, recorded, &key, dest);
+        if !whose.is_empty() {
+            return Err(swapped(&key, &whose, None, here));
+        }
     }
+    Ok(resumed)
+}
+
+/// [`resumed_here`] for a table the earlier run began there and did not record done.
+fn settled_here(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &TableName,
+    here: &Here<'_>,
+) -> Result<Resumed, String> {
+    let (key, d) = (table.to_string(), here.d);
     Ok(match settle(conn, recorded, table, here)? {
         // A clone whose own transactions took the recorded id may call it committed.
         Settled::Committed(rows) if rows > 0 && holds_rows(conn, table) == Some(false) => {

@@ -2394,6 +2394,60 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
     let _ = std::fs::remove_dir_all(&cache.0);
 }
 
+/// One table's copy started while a job copies that table into the same destination (its COPY
+/// waiting there on a lock) is refused: the job's rows are not there yet, and both appended
+/// (recheck53 F4: every destination held the table twice, both exit 0).
+#[test]
+fn one_tables_copy_beside_a_job_copying_the_table_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let cache = TempPath::new("beside-running-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE;")
+        .unwrap();
+    let job = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args(["table", "-t", "t", "--from", &from, "--to", &to])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&c.dest[0], &d1);
+    // (Bounded: were it not refused, it would wait behind the same lock.)
+    let out = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--lock-timeout",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    holder.batch_execute("COMMIT").unwrap();
+    let job = job.wait_with_output().unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("another copyman job is running into these destinations"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_exit(&job, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+    let _ = std::fs::remove_dir_all(&cache.0);
+}
+
 /// A table a job committed, emptied on the destination since (an application's row written
 /// there after): one table's copy and the job run again append it, the job's rows being there
 /// no more — both were refused, "their rows would be there twice", leaving `--truncate`, which

@@ -619,6 +619,142 @@ fn names_swapped_on_a_destination_only_are_refused_by_the_resume() {
     assert_eq!(all(), [(10, 10), (5, 5), (1, 1), (1, 1)]);
 }
 
+/// A table that failed on a destination, swapped there with a table the job committed: the
+/// resume refuses to append to it, naming the table whose rows it holds (recheck53 F1: the
+/// source's rows were appended to the other table's, mixed, exit 0); the names given back, it
+/// finishes.
+#[test]
+fn a_table_to_append_to_that_holds_another_tables_copy_is_refused_by_the_resume() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 10);
+             INSERT INTO b SELECT generate_series(1, 5); INSERT INTO c VALUES (1);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let d2 = database(
+        &c.dest[1],
+        &tables.replace("a (id int)", "a (id int CHECK (id > 10))"),
+    );
+    let state = TempPath::new("append-to-a-swapped-table.state");
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&["--jobs", "1"]), 4);
+    let swap = "ALTER TABLE a DROP CONSTRAINT a_id_check; ALTER TABLE a RENAME TO tmp;
+                ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b;";
+    c.dest[1].connect(&d2).batch_execute(swap).unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "'s \"public\".\"a\", which this resume would append to, holds rows the earlier run \
+             copied into \"public\".\"b\" there: renamed or swapped"
+        ),
+        "{stderr}"
+    );
+    let counts = |table: &str| (count(&c.dest[0], &d1, table), count(&c.dest[1], &d2, table));
+    assert_eq!((counts("a"), counts("b")), ((10, 5), (5, 0)));
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute(
+            "ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b;",
+        )
+        .unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!((counts("a"), counts("b")), ((10, 10), (5, 5)));
+}
+
+/// The last table a job committed on a destination, swapped there with another it committed: the
+/// resume says so, as of any other table (recheck53 F3: said as a restore of an older copy,
+/// whose advice, `--resume --verify`, struck both tables from done).
+#[test]
+fn the_last_table_done_swapped_on_a_destination_is_said_swapped() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE z (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 30);
+             INSERT INTO b SELECT generate_series(1, 20); INSERT INTO z VALUES (-1);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &tables.replace("z (id int)", "z (id int CHECK (id > 0))"),
+    );
+    let state = TempPath::new("last-swapped.state");
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&["--jobs", "1"]), 4);
+    let swap =
+        "ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b;";
+    c.dest[0].connect(&d1).batch_execute(swap).unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("renamed or swapped with it there since?")
+            && !stderr.contains("is not where the earlier run left it"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "a"), 20);
+}
+
+/// A done table whose every row an application rewrote on a destination (an UPDATE that
+/// changes nothing), UNLOGGED there or not, is taken as done, said, not copied again: the
+/// resume refused it (recheck53 F2), or, UNLOGGED, took it for emptied by a crash — its server
+/// never restarted — and appended it again (recheck53 F5: rows twice, exit 0).
+#[test]
+fn a_done_table_whose_rows_were_all_rewritten_is_taken_as_done() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int);
+                  CREATE TABLE d (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 30);
+             INSERT INTO b SELECT generate_series(1, 20); INSERT INTO c VALUES (1);
+             INSERT INTO d VALUES (-1);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &tables
+            .replace("TABLE b", "UNLOGGED TABLE b")
+            .replace("d (id int)", "d (id int CHECK (id > 0))"),
+    );
+    let state = TempPath::new("rewritten.state");
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&["--jobs", "1"]), 4);
+    (c.dest[0].connect(&d1))
+        .batch_execute(
+            "UPDATE a SET id = id; UPDATE b SET id = id; ALTER TABLE d DROP CONSTRAINT d_id_check;",
+        )
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    for table in ["a", "b"] {
+        assert!(
+            stderr.contains(&format!(
+                "\"public\".\"{table}\": destination 1's table holds none of the"
+            )) && stderr.contains("every row rewritten since"),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("a crash"), "{stderr}");
+    let counts: Vec<i64> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|t| count(&c.dest[0], &d1, t))
+        .collect();
+    assert_eq!(counts, [30, 20, 1, 1]);
+}
+
 /// A table dropped and made again on the source under a name an earlier run committed on a
 /// destination that still holds those rows — updated since there, too (recheck51 F4: taken as
 /// gone, and the new table's rows appended) —: the resume is refused, naming that destination

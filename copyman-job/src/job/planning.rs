@@ -936,6 +936,19 @@ pub fn refuse_rows_of_jobs(
     };
     // (Every state file of the directory: `beside` leaves out only the one it is given.)
     for path in state::beside(&dir.join(".copyman-one-table")) {
+        // A job copying it now, its rows not there yet (recheck53 F4: both appended, exit 0).
+        if state::running(&path)
+            && let Ok(other) = state::read(&path)
+            && keys
+                .iter()
+                .any(|k| other.begun(table, k) || other.claimed(table, k))
+        {
+            return Err(super::running::beside_running_job(
+                &path,
+                "copies",
+                &[table],
+            ));
+        }
         let tables = [table.to_owned()];
         let who = (keys, labels);
         rows_beside(
@@ -1726,6 +1739,12 @@ fn plan_all(
                 .get(&keys[i])
                 .and_then(|(table, committed)| {
                     let written = crate::identity::holds_rows_of(conn, table, &committed.xids)?;
+                    // Another table's copy under its name instead: swapped there, said so by
+                    // its own check (recheck53 F3: said as a restore, whose advice struck it).
+                    if !written && !resume::copied_into(conn, &recorded, table, &keys[i]).is_empty()
+                    {
+                        return None;
+                    }
                     let why = crate::identity::unlogged_note(conn, table).unwrap_or(
                         "a restore of an older copy since, or every such row updated or deleted",
                     );
