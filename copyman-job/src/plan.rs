@@ -381,8 +381,8 @@ pub fn off_the_search_path(conn: &mut Connection, message: &str) -> String {
 }
 
 /// Why a source `table` named without its schema is refused where it is a server's own catalog
-/// (`rel`: `pg_catalog` comes first on every search path) while another schema on `conn`'s
-/// database holds a table of that name, the user's (recheck52 F4: a DBA's
+/// (`rel`: `pg_catalog` is searched first unless the search path puts it later) while another
+/// schema on `conn`'s database holds a table of that name, the user's (recheck52 F4: a DBA's
 /// `public.pg_description` given so was read as the catalog, 5 136 rows of it copied, exit 0).
 pub fn shadowed_by_a_catalog(
     conn: &mut Connection,
@@ -405,9 +405,9 @@ pub fn shadowed_by_a_catalog(
         .ok()
         .and_then(|rows| rows.first()?.first()?.clone())?;
     Some(format!(
-        "it is the system catalog pg_catalog.{} on the source (pg_catalog comes first on every \
-         search path), while {found} is a table of that name there: name the one to copy with \
-         its schema",
+        "it is the system catalog pg_catalog.{} on the source (pg_catalog is searched first \
+         unless the search_path puts it later), while {found} is a table of that name there: \
+         name the one to copy with its schema",
         table.name.as_str()
     ))
 }

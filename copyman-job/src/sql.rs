@@ -1979,8 +1979,9 @@ impl Relation {
         if self.system {
             return Some(
                 "is a system catalog there: copyman does not write into a server's own \
-                 catalogs (a table of yours of that name, in another schema, is named with it, \
-                 e.g. public.NAME: pg_catalog comes first on every search path)"
+                 catalogs (a table of yours of that name, in another schema, is named with its \
+                 schema, e.g. public.NAME: unnamed, pg_catalog is searched first unless the \
+                 search_path puts it later)"
                     .to_owned(),
             );
         }

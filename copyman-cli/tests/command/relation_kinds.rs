@@ -16,7 +16,8 @@ fn table(c: &Clusters, src: &str, dest: &str, name: &str, extra: &[&str]) -> std
 }
 
 /// A system catalog named as the table (here a DBA's `public.pg_event_trigger` given without its
-/// schema: `pg_catalog` comes first on every search path) is refused as a destination, a dry
+/// schema: `pg_catalog` is searched first unless the search path puts it later) is refused as a
+/// destination, a dry
 /// run too: nothing is written into the destination's catalog (names52 F1: its rows were, as a
 /// superuser's, and every DDL there failed after, exit 0). Named with its schema, the user's
 /// table is copied.
@@ -43,7 +44,7 @@ fn a_system_catalog_is_never_written_as_a_destination() {
         assert!(
             stderr.contains(
                 "is a system catalog there: copyman does not write into a server's own catalogs"
-            ) && stderr.contains("in another schema, is named with it"),
+            ) && stderr.contains("in another schema, is named with its schema"),
             "{stderr}"
         );
         assert_eq!(count(&c.dest[0], &dest, catalog), 0);
@@ -67,8 +68,8 @@ fn a_system_catalog_is_never_written_as_a_destination() {
         assert!(
             text(&out.stderr).contains(
                 "it is the system catalog pg_catalog.pg_event_trigger on the source (pg_catalog \
-                 comes first on every search path), while public.pg_event_trigger is a table of \
-                 that name there"
+                 is searched first unless the search_path puts it later), while \
+                 public.pg_event_trigger is a table of that name there"
             ),
             "{}",
             text(&out.stderr)

@@ -316,7 +316,8 @@ pub(super) fn verify_dest(
             } else {
                 ""
             };
-            let since = differs_since(result.status, &theirs, sum);
+            let appended = !(shared.options.truncate || shared.plan.recorded.truncate);
+            let since = differs_since(result.status, &theirs, sum, appended);
             result.error = Some(TableError::new(format!(
                 "verify: the checksum differs from the source's (rows:sum {theirs} here, {sum} on \
                  the source){triggers}{since}"
@@ -337,8 +338,9 @@ pub(super) fn verify_dest(
 /// be, said after it: a table an earlier run committed was copied from that run's snapshot, and
 /// compared with this run's its difference may be the source's writes since (live52 F5: the
 /// words blamed triggers and types); one holding more rows than the source may have rows
-/// another session wrote after the COMMIT (live52 F6: an application inserting there).
-fn differs_since(status: Status, theirs: &str, sum: &str) -> String {
+/// another session wrote after the COMMIT (live52 F6: an application inserting there), or, where
+/// the copy was `appended` (not emptied first), rows it held before.
+fn differs_since(status: Status, theirs: &str, sum: &str, appended: bool) -> String {
     let rows = |s: &str| s.split(':').next().and_then(|n| n.parse::<u64>().ok());
     if status == Status::AlreadyDone {
         return "; an earlier run copied it from its own snapshot of the source, at another \
@@ -348,11 +350,16 @@ fn differs_since(status: Status, theirs: &str, sum: &str) -> String {
     }
     match (rows(theirs), rows(sum)) {
         (Some(here), Some(there)) if here > there => format!(
-            "; it holds {} row{} more than the source: rows it held before the copy (an \
-             append), or rows another session wrote there after the COMMIT (an application, a \
-             subscription: compare it while nothing else writes there)",
+            "; it holds {} row{} more than the source: {}rows another session wrote there after \
+             the COMMIT (an application, a subscription: compare it while nothing else writes \
+             there)",
             here - there,
-            if here - there == 1 { "" } else { "s" }
+            if here - there == 1 { "" } else { "s" },
+            if appended {
+                "rows it held before the copy (an append), or "
+            } else {
+                ""
+            }
         ),
         _ => String::new(),
     }
@@ -476,9 +483,9 @@ mod tests {
 
     #[test]
     fn a_difference_says_what_else_it_may_be() {
-        let earlier = differs_since(Status::AlreadyDone, "5:10", "5:11");
+        let earlier = differs_since(Status::AlreadyDone, "5:10", "5:11", true);
         assert!(earlier.contains("its own snapshot of the source, at another moment"));
-        let more = differs_since(Status::Committed, "7:10", "5:11");
+        let more = differs_since(Status::Committed, "7:10", "5:11", true);
         assert!(
             more.contains("it holds 2 rows more than the source"),
             "{more}"
@@ -487,10 +494,14 @@ mod tests {
             more.contains("another session wrote there after the COMMIT"),
             "{more}"
         );
-        let one = differs_since(Status::Committed, "6:10", "5:11");
+        let one = differs_since(Status::Committed, "6:10", "5:11", false);
         assert!(one.contains("1 row more"), "{one}");
-        assert_eq!(differs_since(Status::Committed, "5:10", "5:11"), "");
-        assert_eq!(differs_since(Status::Committed, "4:10", "5:11"), "");
+        assert!(
+            more.contains("(an append)") && !one.contains("(an append)"),
+            "{one}"
+        );
+        assert_eq!(differs_since(Status::Committed, "5:10", "5:11", true), "");
+        assert_eq!(differs_since(Status::Committed, "4:10", "5:11", true), "");
     }
 
     #[test]
