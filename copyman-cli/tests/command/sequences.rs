@@ -271,7 +271,7 @@ fn a_setval_the_destination_refuses_fails_the_copy_and_commits_nothing() {
     );
     assert_eq!(count(&c.dest[0], &d1, "ser"), 0);
     assert_eq!(count(&c.dest[1], &d2, "ser"), 0);
-    assert!(backends(&c.dest[0], &d1).is_empty());
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }
 
 #[test]

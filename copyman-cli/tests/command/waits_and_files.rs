@@ -551,7 +551,7 @@ fn a_file_destination_in_a_missing_directory_is_refused_before_any_connection() 
     assert_eq!(report["status"], "failed", "{report}");
     assert_eq!(report["committed"], 0, "{report}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
-    assert_eq!(backends(&c.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
     assert!(!dir.0.exists());
 }
 
