@@ -558,6 +558,21 @@ pub(crate) fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<boo
     }
 }
 
+/// How many rows `table` (a name as a statement spells it) holds on `conn`'s database as its
+/// own (not a table's that inherits from it; a partitioned table's partitions'); `None` when
+/// the question fails.
+pub(crate) fn own_row_count(conn: &mut Connection, table: &str) -> Option<u64> {
+    let rows = conn
+        .query(&format!(
+            "SELECT (CASE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = {}) \
+             WHEN 'r' THEN (SELECT count(*) FROM ONLY {table}) \
+             ELSE (SELECT count(*) FROM {table}) END)::text",
+            crate::sql::relation_regclass(table),
+        ))
+        .ok()?;
+    rows.first()?.first()?.as_deref()?.parse().ok()
+}
+
 /// What a resume says of a table recorded `done` (or committed) with `rows` rows on
 /// destination `d` (`conn`), which holds none there: an UNLOGGED table there was emptied by a
 /// crash of its server; else it was emptied or recreated there since, or the destination is
@@ -609,12 +624,50 @@ pub(crate) fn copied_into(
         return Vec::new();
     }
     let held = crate::identity::inserted_by(conn, table, &all).unwrap_or_default();
+    // Moved here: none of them left under its own name (recheck53b F3: a trigger writing into
+    // another table of the job, or a table partitioned there whose partition is another of the
+    // job, was said swapped).
     let mut whose: Vec<String> = (others.iter())
         .filter(|(_, x)| x.iter().any(|x| held.contains(x)))
+        .filter(|(t, x)| crate::identity::holds_rows_of(conn, t, x) != Some(true))
         .map(|(t, _)| (*t).to_owned())
         .collect();
     whose.sort_unstable();
     whose
+}
+
+/// The other tables the state file `recorded` records on destination `dest` that hold rows of
+/// `table`'s copy there (its transactions `xids`): its rows moved under their names, by a rename
+/// or a swap. Each is read until such a row, or through: asked only of a table found empty.
+pub(crate) fn moved_to(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &str,
+    dest: &str,
+    xids: &[u64],
+) -> Vec<String> {
+    let mut others: Vec<&str> = (recorded.begun.iter())
+        .filter(|(t, k)| k == dest && t != table)
+        .map(|(t, _)| t.as_str())
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    (others.into_iter())
+        .filter(|t| crate::identity::holds_rows_of(conn, t, xids) == Some(true))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`swapped`]'s words for a table whose copy's rows are under another's name (`own`: what it
+/// is and holds, said after its name).
+fn swapped_away(table: &str, own: &str, here: &Here<'_>) -> String {
+    format!(
+        "--resume: destination {} ({})'s {table}{own} renamed or swapped with it there since? \
+         give the tables their names again (ALTER TABLE … RENAME) and resume, or run the job \
+         again with --truncate and another --state",
+        here.d + 1,
+        here.name,
+    )
 }
 
 /// Whether the server of `conn` started since the state file's last record of where it stood
@@ -630,17 +683,8 @@ fn restarted_since(conn: &mut Connection, recorded: &Recorded, dest: &str) -> bo
 }
 
 /// The refusal of `table` on destination `here`, which holds rows the earlier run copied into
-/// the tables `whose` there: recorded done with `done`'s rows, none of its own copy's
-/// transactions' there, or to be appended to.
-fn swapped(table: &str, whose: &[String], done: Option<(u64, &[u64])>, here: &Here<'_>) -> String {
-    let own = match done {
-        Some((rows, xids)) => format!(
-            ", which the state file records done with {rows} rows, holds none of the rows the \
-             earlier run's transaction {} committed there, but",
-            xids.iter().max().copied().unwrap_or_default()
-        ),
-        None => ", which this resume would append to, holds".to_owned(),
-    };
+/// the tables `whose` there (`own`: what it is, and holds, said after its name).
+fn swapped(table: &str, whose: &[String], own: &str, here: &Here<'_>) -> String {
     format!(
         "--resume: destination {} ({})'s {table}{own} rows the earlier run copied into {} there: \
          renamed or swapped with it there since? give the tables their names again (ALTER TABLE \
@@ -695,7 +739,20 @@ pub(crate) fn resumed_here(
         ));
     }
     if let Some(rows) = recorded.done(&key, dest) {
+        let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));
         if rows > 0 && holds_rows(conn, table) == Some(false) {
+            // Its copy's rows under another table's name: swapped there with it (recheck53b
+            // F8: a table empty on the source swapped with it; copied again, the rows there
+            // twice, exit 0).
+            let moved = xids.map(|x| moved_to(conn, recorded, &key, dest, x));
+            if let Some(whose) = moved.filter(|w| !w.is_empty()) {
+                let own = format!(
+                    ", which the state file records done with {rows} rows, holds none, and \
+                     {} holds its copy's:",
+                    whose.join(", ")
+                );
+                return Err(swapped_away(&key, &own, here));
+            }
             return Ok(Resumed::Copy {
                 empty: false,
                 note: Some(clone_note(conn, &key, rows, d, "done")),
@@ -707,13 +764,31 @@ pub(crate) fn resumed_here(
         // written (1 row of 60, exit 0); or every row rewritten since. Not asked where the
         // destination was found moved (--verify compares every table there). (A foreign-key
         // group's tables share one transaction: a swap between them is not told so.)
-        let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));
         if let (true, Some(xids), false) = (rows > 0, xids, here.moved)
             && crate::identity::holds_rows_of(conn, &key, xids) == Some(false)
         {
             let whose = copied_into(conn, recorded, &key, dest);
+            let xid = xids.iter().max().copied().unwrap_or_default();
             if !whose.is_empty() {
-                return Err(swapped(&key, &whose, Some((rows, xids)), here));
+                let own = format!(
+                    ", which the state file records done with {rows} rows, holds none of the \
+                     rows the earlier run's transaction {xid} committed there, but"
+                );
+                return Err(swapped(&key, &whose, &own, here));
+            }
+            // As many rows as it committed: every row rewritten (an UPDATE keeps the count).
+            let now = own_row_count(conn, &key);
+            if now == Some(rows) {
+                return Ok(Resumed::Done {
+                    rows,
+                    note: Some(format!(
+                        "{key}: destination {}'s table holds none of the {rows} rows the earlier \
+                         run's transaction {xid} committed there, nor another table's it copied, \
+                         but as many rows: every row rewritten since (an UPDATE)? taken as done \
+                         — --verify compares it with the source",
+                        d + 1
+                    )),
+                });
             }
             // Only where its server started since (recheck53 F5: an application's UPDATE of
             // every row was taken for a crash's emptying, and the table appended again).
@@ -730,17 +805,19 @@ pub(crate) fn resumed_here(
                     )),
                 });
             }
-            return Ok(Resumed::Done {
-                rows,
-                note: Some(format!(
-                    "{key}: destination {}'s table holds none of the {rows} rows the earlier \
-                     run's transaction {} committed there, nor another table's it copied: every \
-                     row rewritten since (an UPDATE, or deleted and loaded again)? taken as done \
-                     — --verify compares it with the source",
-                    d + 1,
-                    xids.iter().max().copied().unwrap_or_default()
-                )),
-            });
+            // Other rows, not as many (recheck53b F4, F7: emptied there since — an UNLOGGED
+            // table by a crash the job went on after — and a row written since was taken as
+            // done, 1 row of 100, exit 0).
+            return Err(format!(
+                "--resume: destination {} ({})'s {key}, which the state file records done with \
+                 {rows} rows, holds none of the rows the earlier run's transaction {xid} \
+                 committed there, but {} other rows: emptied there since (an UNLOGGED table by \
+                 a crash) and written again, or replaced? leave it out (--exclude-table) and \
+                 copy it by itself, or run the job again with --truncate and another --state",
+                d + 1,
+                here.name,
+                now.map_or("some".to_owned(), |n| n.to_string())
+            ));
         }
         return Ok(Resumed::Done { rows, note: None });
     }
@@ -760,7 +837,8 @@ pub(crate) fn resumed_here(
     {
         let whose = copied_into(conn, recorded, &key, dest);
         if !whose.is_empty() {
-            return Err(swapped(&key, &whose, None, here));
+            let own = ", which this resume would append to, holds";
+            return Err(swapped(&key, &whose, own, here));
         }
     }
     Ok(resumed)

@@ -748,11 +748,108 @@ fn a_done_table_whose_rows_were_all_rewritten_is_taken_as_done() {
         );
     }
     assert!(!stderr.contains("a crash"), "{stderr}");
-    let counts: Vec<i64> = ["a", "b", "c", "d"]
+    let counts = || -> Vec<i64> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|t| count(&c.dest[0], &d1, t))
+            .collect()
+    };
+    assert_eq!(counts(), [30, 20, 1, 1]);
+    // Emptied there and a row written since: not as many rows — refused, not taken as done
+    // (recheck53b F4: 1 row of 30, exit 0).
+    (c.dest[0].connect(&d1))
+        .batch_execute("TRUNCATE a; INSERT INTO a VALUES (100);")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("but 1 other rows: emptied there since"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(counts(), [1, 20, 1, 1]);
+}
+
+/// A table the job found empty on the source, swapped on a destination with one it copied rows
+/// into: refused, naming it (recheck53b F8: the other table, found empty there, was copied
+/// again, its rows there twice, exit 0).
+#[test]
+fn a_table_empty_on_the_source_swapped_with_another_is_refused() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE e (id int); CREATE TABLE b (id int);
+                  CREATE TABLE z (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 10); INSERT INTO b VALUES (1);
+             INSERT INTO z VALUES (-1);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &tables.replace("z (id int)", "z (id int CHECK (id > 0))"),
+    );
+    let state = TempPath::new("swapped-with-empty.state");
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&["--jobs", "1"]), 4);
+    let swap =
+        "ALTER TABLE a RENAME TO tmp; ALTER TABLE e RENAME TO a; ALTER TABLE tmp RENAME TO e;";
+    c.dest[0].connect(&d1).batch_execute(swap).unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            "'s \"public\".\"a\", which the state file records done with 10 rows, holds none, \
+             and \"public\".\"e\" holds its copy's: renamed or swapped"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "e"), 10);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 0);
+}
+
+/// A trigger on a destination writing into another table of the job (rows of the first table's
+/// transaction there) is no swap: that table, failed there first, is appended to by the resume
+/// (recheck53b F3: said "renamed or swapped", which nothing was).
+#[test]
+fn a_triggers_rows_in_another_table_of_the_job_are_not_a_swap() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE e (id int); CREATE TABLE z (id int);
+                  CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 10); INSERT INTO z VALUES (-1), (2);
+             INSERT INTO b VALUES (1);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{} CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                 INSERT INTO z VALUES (NEW.id + 1000); RETURN NEW; END $$;
+             CREATE TRIGGER audit AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION audit();",
+            tables.replace("z (id int)", "z (id int CHECK (id > 0))")
+        ),
+    );
+    let state = TempPath::new("trigger-rows.state");
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| every_table(&c.source.conninfo(&src), &to, &state, extra);
+    assert_exit(&job(&["--jobs", "1"]), 4);
+    // The trigger's rows are in z, written by a's transaction; z's own copy failed.
+    assert_eq!(count(&c.dest[0], &d1, "z"), 10);
+    (c.dest[0].connect(&d1))
+        .batch_execute("ALTER TABLE z DROP CONSTRAINT z_id_check")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let counts: Vec<i64> = ["a", "e", "z"]
         .iter()
         .map(|t| count(&c.dest[0], &d1, t))
         .collect();
-    assert_eq!(counts, [30, 20, 1, 1]);
+    assert_eq!(counts, [10, 0, 12], "{}", text(&out.stderr));
 }
 
 /// A table dropped and made again on the source under a name an earlier run committed on a
