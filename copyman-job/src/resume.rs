@@ -638,7 +638,9 @@ pub(crate) fn copied_into(
 
 /// The other tables the state file `recorded` records on destination `dest` that hold rows of
 /// `table`'s copy there (its transactions `xids`): its rows moved under their names, by a rename
-/// or a swap. Each is read until such a row, or through: asked only of a table found empty.
+/// or a swap. Asked only of a table found empty; each other table with storage there is read
+/// until such a row, or through (one catalog question leaves out the empty ones: a clone whose
+/// tables are all empty asks no more).
 pub(crate) fn moved_to(
     conn: &mut Connection,
     recorded: &Recorded,
@@ -650,11 +652,23 @@ pub(crate) fn moved_to(
         .filter(|(t, k)| k == dest && t != table)
         .map(|(t, _)| t.as_str())
         .collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
     others.sort_unstable();
     others.dedup();
-    (others.into_iter())
+    let names: Vec<String> = others.iter().map(|t| crate::sql::literal(t)).collect();
+    let stored = conn.query(&format!(
+        "SELECT t FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t WHERE (SELECT c.relkind = 'p' \
+         OR pg_catalog.pg_relation_size(c.oid) > 0 FROM pg_catalog.pg_class c \
+         WHERE c.oid = pg_catalog.to_regclass(t))",
+        names.join(", ")
+    ));
+    let stored: Vec<String> = (stored.unwrap_or_default().into_iter())
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
+    (stored.into_iter())
         .filter(|t| crate::identity::holds_rows_of(conn, t, xids) == Some(true))
-        .map(str::to_owned)
         .collect()
 }
 
