@@ -164,6 +164,11 @@ fn kill(signal: &str, pid: i32) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// A job's planning session among copyman's backends of a database (`pg_stat_activity`): the
+/// watch's session, which may have connected too, asks `pg_stat_activity`.
+const PLANNING_SESSION: &str =
+    "pid <> pg_backend_pid() AND query <> '' AND query NOT ILIKE '%pg_stat_activity%'";
+
 /// A backend frozen with SIGSTOP, continued when dropped (a failing test must not leave a
 /// stopped backend behind: its server would never shut down).
 struct Frozen(i32);
@@ -519,7 +524,7 @@ fn a_planning_that_stops_moving_is_said() {
     command.env("COPYMAN_TEST_SAY_AFTER", "2");
     let paused = Paused::start_with(command, &args, "planning:0");
     // The destination's planning session.
-    let frozen = Frozen::backend(&c.dest[0], &d1, "pid <> pg_backend_pid()");
+    let frozen = Frozen::backend(&c.dest[0], &d1, PLANNING_SESSION);
     let pid = frozen.0;
     let run = paused.resume_in_background();
     std::thread::sleep(std::time::Duration::from_secs(5));
@@ -559,7 +564,8 @@ fn planning_frozen(extra: &[&str]) -> (Paused, Frozen, String) {
     ];
     args.extend(extra);
     let paused = Paused::start(&args, "planning:1");
-    let frozen = Frozen::backend(&c.dest[0], &d1, "pid <> pg_backend_pid()");
+    // Its planning session, not the watch's (which may have connected by then, under load).
+    let frozen = Frozen::backend(&c.dest[0], &d1, PLANNING_SESSION);
     (paused, frozen, d1)
 }
 
