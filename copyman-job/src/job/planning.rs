@@ -1752,11 +1752,6 @@ fn plan_all(
                     {
                         return None;
                     }
-                    // As many rows, none of them its copy's: every row rewritten (an UPDATE),
-                    // said by its own check (recheck53b F5: refused on every resume).
-                    if !written && resume::own_row_count(conn, table) == Some(committed.rows) {
-                        return None;
-                    }
                     let why = crate::identity::unlogged_note(conn, table).unwrap_or(
                         "a restore of an older copy since, or every such row updated or deleted",
                     );
