@@ -73,6 +73,17 @@ pub const GID_PREFIX: &str = "copyman:";
 /// finishes it).
 pub const LOST_BACKEND_WAIT: Duration = Duration::from_secs(10);
 
+/// Whether a finishing action refused on a new session is sent again ([`Action::resend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// No: its refusal is its answer.
+    No,
+    /// After a pause: the lost session's backend still holds the transaction.
+    AfterPause,
+    /// Once more, now, and that answer is final: the lost session's backend is gone.
+    Last,
+}
+
 /// Who a step is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Party {
@@ -174,6 +185,43 @@ impl Action {
     /// ```
     pub fn held_by_the_lost_backend(&self, code: Option<&str>) -> bool {
         self.finishes_anywhere() && matches!(code, Some("55000" | "42704"))
+    }
+
+    /// What to do next with this action, sent again on a new session and refused with SQLSTATE
+    /// `code` after `waited` since its first sending there, where `lost_backend_alive` asks
+    /// whether the lost session's backend still runs (asked only where it matters): send it
+    /// again after a pause while that backend holds the transaction
+    /// ([`held_by_the_lost_backend`](Self::held_by_the_lost_backend), [`LOST_BACKEND_WAIT`] at
+    /// most); once that backend is gone, send it once more, whose answer is final — a refusal
+    /// seen before it ended says what the transaction was then, not now (a `ROLLBACK PREPARED`
+    /// found busy a moment before the lost `PREPARE`'s backend ended left it prepared, and one
+    /// found "not prepared yet" a moment before that `PREPARE` marked it prepared would take it
+    /// for gone).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use copyman_core::commit::{Action, Resend};
+    ///
+    /// let rollback = Action::RollbackPrepared("copyman:1-2-3:1".into());
+    /// let now = Duration::from_secs(1);
+    /// assert_eq!(rollback.resend(Some("55000"), now, || true), Resend::AfterPause);
+    /// assert_eq!(rollback.resend(Some("55000"), now, || false), Resend::Last);
+    /// assert_eq!(rollback.resend(Some("42501"), now, || true), Resend::No);
+    /// assert_eq!(rollback.resend(Some("55000"), Duration::from_secs(60), || true), Resend::No);
+    /// ```
+    pub fn resend(
+        &self,
+        code: Option<&str>,
+        waited: Duration,
+        lost_backend_alive: impl FnOnce() -> bool,
+    ) -> Resend {
+        if !self.held_by_the_lost_backend(code) || waited >= LOST_BACKEND_WAIT {
+            Resend::No
+        } else if lost_backend_alive() {
+            Resend::AfterPause
+        } else {
+            Resend::Last
+        }
     }
 
     /// Whether a commit whose connection broke before its answer took effect all the same, as

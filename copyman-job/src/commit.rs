@@ -47,8 +47,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, LOST_BACKEND_WAIT, Options, Outcome, Party,
-    Policy, Recovery, Report, SourceOutcome, Step, lock_holders_sql, parse_gid, partly_ended,
-    recovery, valid_run_id,
+    Policy, Recovery, Report, Resend, SourceOutcome, Step, lock_holders_sql, parse_gid,
+    partly_ended, recovery, valid_run_id,
 };
 
 use copyman_core::session::DbError;
@@ -155,12 +155,16 @@ pub fn run_on_a_live_session(
     let mut again = Participant::run(&mut fresh, action);
     // The lost session's backend may hold the transaction a moment longer (core's rule).
     let since = Instant::now();
-    while let Err(Failure::Refused(e)) = &again
-        && action.held_by_the_lost_backend(e.code())
-        && since.elapsed() < LOST_BACKEND_WAIT
-        && old_backend.is_some_and(|pid| backend_alive(&mut fresh, pid))
-    {
-        thread::sleep(Duration::from_millis(50));
+    while let Err(Failure::Refused(e)) = &again {
+        let alive = || old_backend.is_some_and(|pid| backend_alive(&mut fresh, pid));
+        match action.resend(e.code(), since.elapsed(), alive) {
+            Resend::No => break,
+            Resend::AfterPause => thread::sleep(Duration::from_millis(50)),
+            Resend::Last => {
+                again = Participant::run(&mut fresh, action);
+                break;
+            }
+        }
         again = Participant::run(&mut fresh, action);
     }
     let gone = |fresh: &mut Connection| {
