@@ -422,6 +422,31 @@ impl Cluster {
         *running = false;
     }
 
+    /// Stops the server cleanly (`pg_ctl stop -m fast`: sessions ended, a shutdown checkpoint,
+    /// no crash recovery at the next start) and starts it again on the same data directory
+    /// and port, waiting until it accepts connections: a restart after which UNLOGGED tables
+    /// keep their rows and the cumulative statistics are kept.
+    ///
+    /// Do not call this on a cluster others share (copyman-testkit's `shared()`).
+    ///
+    /// # Panics
+    ///
+    /// If the server is stopped, or `pg_ctl` fails, or it does not come up again.
+    pub fn restart(&self) {
+        {
+            let mut running = self.lock_running();
+            assert!(*running, "copyman-cluster: restart of a stopped server");
+            if let Err(e) = self.pg_ctl_stop_as("fast") {
+                panic!(
+                    "copyman-cluster: stopping the server failed: {e}{}",
+                    self.log_tail()
+                );
+            }
+            *running = false;
+        }
+        self.start_again();
+    }
+
     /// Starts the server again after [`stop_immediate`](Self::stop_immediate),
     /// on the same data directory and port (the server runs crash recovery
     /// first), and waits until it accepts connections. Does nothing if the
@@ -843,10 +868,15 @@ impl Cluster {
     }
 
     fn pg_ctl_stop(&self) -> Result<(), String> {
+        self.pg_ctl_stop_as("immediate")
+    }
+
+    /// `pg_ctl stop` in shutdown `mode` (`fast`, `immediate`), waiting for it.
+    fn pg_ctl_stop_as(&self, mode: &str) -> Result<(), String> {
         let mut cmd = server_command(&binaries().pg_ctl, &self.root);
         cmd.arg("stop").arg("-D").arg(&self.data_dir).args([
             "-m",
-            "immediate",
+            mode,
             "-w",
             "-s",
             "-t",

@@ -515,6 +515,17 @@ pub fn unlogged_note(conn: &mut Connection, table: &str) -> Option<&'static str>
     )
 }
 
+/// Whether the server of `conn` came up from a crash (or an immediate stop) when it last started
+/// ([`sql::STARTED_AFTER_A_CRASH`]): what empties its UNLOGGED tables. `false` where it cannot
+/// be told.
+pub fn started_after_a_crash(conn: &mut Connection) -> bool {
+    first_value(conn, sql::STARTED_AFTER_A_CRASH)
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("true")
+}
+
 /// Where the server of `conn` stands in its WAL ([`state::Position`]), asked on `conn` (which
 /// must not be in a transaction a failed query would abort): `None` before PostgreSQL 10, on a
 /// standby, or where it cannot be read.

@@ -804,9 +804,12 @@ pub(crate) fn resumed_here(
                     )),
                 });
             }
-            // Only where its server started since (recheck53 F5: an application's UPDATE of
-            // every row was taken for a crash's emptying, and the table appended again).
-            if crate::identity::unlogged_within(conn, &key) && restarted_since(conn, recorded, dest)
+            // Only where its server started since, from a crash (recheck53 F5: an
+            // application's UPDATE of every row was taken for a crash's emptying, and the table
+            // appended again; recheck53c F2: so was one after a clean restart, 201 rows of 100).
+            if crate::identity::unlogged_within(conn, &key)
+                && restarted_since(conn, recorded, dest)
+                && crate::identity::started_after_a_crash(conn)
             {
                 return Ok(Resumed::Copy {
                     empty: false,

@@ -366,6 +366,13 @@ pub const WAL_POSITION: &str = "SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_
 pub const SERVER_STARTED: &str =
     "SELECT (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text";
 
+/// Whether the server's cumulative statistics were reset since it started: crash recovery (or an
+/// immediate stop's) discards them and stamps the shared ones' `stats_reset` as the server comes
+/// up; a clean restart keeps them, stamp and all (a `pg_stat_reset_shared('bgwriter')` since the
+/// start reads the same).
+pub const STARTED_AFTER_A_CRASH: &str = "SELECT (stats_reset >= pg_catalog.pg_postmaster_start_time())::text \
+     FROM pg_catalog.pg_stat_bgwriter";
+
 /// The server's system identifier (`pg_control_system()`: unique per cluster, readable by every
 /// role since PostgreSQL 10 unless revoked), as text ([`crate::identity`]).
 pub const SYSTEM_IDENTIFIER: &str =

@@ -355,6 +355,60 @@ fn an_unlogged_table_emptied_by_a_crash_and_written_since_is_copied_again() {
     assert_eq!(count(&dest, &db, "cache"), 301);
 }
 
+/// The same table, rows written into it after a CLEAN restart of its server (an UPDATE of every
+/// row, one row more): its rows were not emptied by a crash, and the resume refuses it (it took
+/// the restart for a crash and appended it again, 201 rows of 100, exit 0: recheck53c F2); after
+/// a crash of that server it is copied again.
+#[test]
+fn an_unlogged_table_written_after_a_clean_restart_is_not_taken_as_emptied_by_a_crash() {
+    let c = clusters();
+    let schema = "CREATE UNLOGGED TABLE cache (id int); CREATE TABLE tail (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO cache SELECT generate_series(1, 100);
+             INSERT INTO tail VALUES (1);"
+        ),
+    );
+    let dest = Cluster::start();
+    let db = database(&dest, schema);
+    let state = TempPath::new("unlogged-restart.state");
+    let job = |extra: &[&str]| {
+        let (from, to) = (c.source.conninfo(&src), dest.conninfo(&db));
+        let mut args = vec!["table", "--from", &from, "--to", &to];
+        args.extend(["--state", state.arg(), "--jobs", "1"]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 0);
+    dest.restart();
+    dest.connect(&db)
+        .batch_execute("UPDATE cache SET id = id; INSERT INTO cache VALUES (-1);")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("but 101 other rows: emptied there since")
+            && !stderr.contains("a crash or an immediate stop of its server since emptied"),
+        "{stderr}"
+    );
+    assert_eq!(count(&dest, &db, "cache"), 101);
+    dest.stop_immediate();
+    dest.start_again();
+    dest.connect(&db)
+        .batch_execute("INSERT INTO cache VALUES (-1);")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("a crash or an immediate stop of its server since emptied"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&dest, &db, "cache"), 101);
+}
+
 /// A destination on a hot standby is refused while planning, named as one (exit 2, nothing
 /// copied anywhere) — one table, its dry run, a job, copy mode: it failed at its first write
 /// with the server's "cannot execute TRUNCATE TABLE in a read-only transaction" (25006), the
