@@ -608,15 +608,28 @@ fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &st
 /// The other tables the state file `recorded` records copies of on destination `dest` whose
 /// rows `table` there holds as its own (`identity::inserted_by`): another table's copy under its
 /// name, renamed or swapped there since. Empty where there are none, or where it cannot be asked.
+/// Where the destination's server started since the file's last record of it, only the ids of
+/// copies recorded done count: an attempt's id a crash forgot may be an application's now
+/// (recheck53c F5: its row in an UNLOGGED table the crash emptied was taken for a failed table's
+/// copy, and the table refused as swapped with it).
 pub(crate) fn copied_into(
     conn: &mut Connection,
     recorded: &Recorded,
     table: &str,
     dest: &str,
 ) -> Vec<String> {
+    let durable_only = restarted_since(conn, recorded, dest);
+    let xids_of = |t: &str| {
+        if durable_only {
+            let key = (t.to_owned(), dest.to_owned());
+            Some(recorded.done_xids.get(&key).cloned().unwrap_or_default())
+        } else {
+            recorded.copies_xids(t, dest)
+        }
+    };
     let others: Vec<(&str, Vec<u64>)> = (recorded.begun.iter())
         .filter(|(t, k)| k == dest && t != table)
-        .filter_map(|(t, _)| Some((t.as_str(), recorded.copies_xids(t, dest)?)))
+        .filter_map(|(t, _)| Some((t.as_str(), xids_of(t)?)))
         .filter(|(_, xids)| !xids.is_empty())
         .collect();
     let all: Vec<u64> = others.iter().flat_map(|(_, x)| x.iter().copied()).collect();
@@ -640,7 +653,9 @@ pub(crate) fn copied_into(
 /// `table`'s copy there (its transactions `xids`): its rows moved under their names, by a rename
 /// or a swap. Asked only of a table found empty; each other table with storage there is read
 /// until such a row, or through (one catalog question leaves out the empty ones: a clone whose
-/// tables are all empty asks no more).
+/// tables are all empty asks no more). A table copied in one of the same transactions (a
+/// foreign-key group's member) is not asked: its own rows are of them (recheck53c F1: a group's
+/// child emptied there was refused as swapped with its parent and sibling).
 pub(crate) fn moved_to(
     conn: &mut Connection,
     recorded: &Recorded,
@@ -648,8 +663,11 @@ pub(crate) fn moved_to(
     dest: &str,
     xids: &[u64],
 ) -> Vec<String> {
+    let shares = |t: &str| {
+        (recorded.copies_xids(t, dest)).is_some_and(|x| x.iter().any(|x| xids.contains(x)))
+    };
     let mut others: Vec<&str> = (recorded.begun.iter())
-        .filter(|(t, k)| k == dest && t != table)
+        .filter(|(t, k)| k == dest && t != table && !shares(t))
         .map(|(t, _)| t.as_str())
         .collect();
     if others.is_empty() {
@@ -762,8 +780,9 @@ pub(crate) fn resumed_here(
             if let Some(whose) = moved.filter(|w| !w.is_empty()) {
                 let own = format!(
                     ", which the state file records done with {rows} rows, holds none, and \
-                     {} holds its copy's:",
-                    whose.join(", ")
+                     {} {} its copy's:",
+                    whose.join(", "),
+                    if whose.len() == 1 { "holds" } else { "hold" }
                 );
                 return Err(swapped_away(&key, &own, here));
             }

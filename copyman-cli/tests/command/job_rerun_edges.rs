@@ -1448,3 +1448,47 @@ fn a_resume_from_a_state_file_copied_mid_run_does_not_copy_a_committed_table_twi
         "{said}"
     );
 }
+
+/// A foreign-key group copied in one transaction (`--truncate`), its child emptied on a
+/// destination since: copied again as an emptied table is, not refused as "renamed or swapped"
+/// with its parent and sibling, whose own rows are of the same transaction (recheck53c F1).
+#[test]
+fn a_group_child_emptied_on_a_destination_is_copied_again() {
+    let c = clusters();
+    let tables = "CREATE TABLE p (id int PRIMARY KEY);
+                  CREATE TABLE a (id int, pid int REFERENCES p);
+                  CREATE TABLE b (id int, pid int REFERENCES p); CREATE TABLE z (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO p VALUES (1);
+             INSERT INTO a SELECT g, 1 FROM generate_series(1, 100) g;
+             INSERT INTO b SELECT g, 1 FROM generate_series(1, 50) g;
+             INSERT INTO z SELECT generate_series(1, 30);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let state = TempPath::new("group-child.state");
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| {
+        every_table(
+            &c.source.conninfo(&src),
+            &to,
+            &state,
+            &[&["--truncate", "--jobs", "1"], extra].concat(),
+        )
+    };
+    assert_exit(&job(&[]), 0);
+    (c.dest[0].connect(&d1))
+        .batch_execute("TRUNCATE a")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("swapped"), "{stderr}");
+    let counts: Vec<i64> = ["p", "a", "b", "z"]
+        .iter()
+        .map(|t| count(&c.dest[0], &d1, t))
+        .collect();
+    assert_eq!(counts, [1, 100, 50, 30], "{stderr}");
+}
