@@ -212,6 +212,9 @@ pub(crate) struct Here<'a> {
     /// `--verify`: every table recorded there is compared, so one holding other rows than its
     /// copy's is not refused.
     pub(crate) moved: bool,
+    /// Resumed under `--verify`: every table done there is compared with the source, so one
+    /// holding other rows than its copy's is taken as done, to be compared, not refused.
+    pub(crate) verify: bool,
 }
 
 impl Here<'_> {
@@ -844,15 +847,42 @@ pub(crate) fn resumed_here(
             // Other rows, not as many (recheck53b F4, F7: emptied there since — an UNLOGGED
             // table by a crash the job went on after — and a row written since was taken as
             // done, 1 row of 100, exit 0).
-            return Err(format!(
-                "--resume: destination {} ({})'s {key}, which the state file records done with \
-                 {rows} rows, holds none of the rows the earlier run's transaction {xid} \
-                 committed there, but {} other rows: emptied there since (an UNLOGGED table by \
-                 a crash) and written again, or replaced? leave it out (--exclude-table) and \
-                 copy it by itself, or run the job again with --truncate and another --state",
+            let other = match now {
+                Some(1) => "1 other row".to_owned(),
+                Some(n) => format!("{n} other rows"),
+                None => "other rows".to_owned(),
+            };
+            let what = format!(
+                "destination {} ({})'s {key}, which the state file records done with {rows} \
+                 rows, holds none of the rows the earlier run's transaction {xid} committed \
+                 there, but {other}",
                 d + 1,
                 here.name,
-                now.map_or("some".to_owned(), |n| n.to_string())
+            );
+            // Compared with the source by this run's --verify: one that differs is recorded so,
+            // and replaced by a resume that empties it (recheck53c F3: the way the refusal gave
+            // was refused again by every later resume).
+            if here.verify {
+                return Ok(Resumed::Done {
+                    rows,
+                    note: Some(format!("{what}: --verify compares it with the source")),
+                });
+            }
+            let crash = if crate::identity::unlogged_within(conn, &key) {
+                " (an UNLOGGED table by a crash)"
+            } else {
+                ""
+            };
+            let replaced = if recorded.truncate {
+                "emptied and copied again by the next resume"
+            } else {
+                "replaced by a resume with --truncate"
+            };
+            return Err(format!(
+                "--resume: {what}: emptied there since{crash} and written again, or replaced? \
+                 resume with --verify to compare it with the source (one that differs is \
+                 {replaced}), or leave it out of this and every later resume of the job \
+                 (--exclude-table)"
             ));
         }
         return Ok(Resumed::Done { rows, note: None });

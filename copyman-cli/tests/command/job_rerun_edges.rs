@@ -763,11 +763,26 @@ fn a_done_table_whose_rows_were_all_rewritten_is_taken_as_done() {
     let out = job(&["--resume"]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("but 1 other rows: emptied there since"),
+        text(&out.stderr).contains("but 1 other row: emptied there since")
+            && text(&out.stderr).contains("resume with --verify to compare it"),
         "{}",
         text(&out.stderr)
     );
     assert_eq!(counts(), [1, 20, 1, 1]);
+    // The way it gives: --verify compares it (it differs), and a resume with --truncate
+    // replaces it; later resumes find the job done (recheck53c F3: every later resume was
+    // refused the same way).
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("resume with --truncate to replace it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_exit(&job(&["--resume", "--truncate"]), 0);
+    assert_eq!(counts(), [30, 20, 1, 1]);
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!(counts(), [30, 20, 1, 1]);
 }
 
 /// A table the job found empty on the source, swapped on a destination with one it copied rows

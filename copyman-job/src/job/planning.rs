@@ -2072,6 +2072,7 @@ fn plan_all(
                 logs: &recorded.logs,
                 forgotten_from: forgotten_from[i],
                 moved: moved[i],
+                verify: options.verify,
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
