@@ -447,12 +447,57 @@ pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option
     }
     // `xmin` is the id without its epoch.
     let list: Vec<String> = xids.iter().map(|x| (x & 0xFFFF_FFFF).to_string()).collect();
+    let theirs = format!("xmin = ANY ('{{{}}}'::pg_catalog.xid[])", list.join(","));
+    let exists = |conn: &mut Connection, range: &str| -> Option<bool> {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {range}{theirs})::text");
+        let rows = conn.query(&sql).ok()?;
+        Some(rows.first()?.first()?.as_deref()? == "true")
+    };
+    // Read from its end back, in spans that double: a copy's rows were appended, after the rows
+    // the table held before, which a scan from its start reads first (0.4 s for 5 M narrow rows
+    // held before; minutes for a 100 GB table, on every resume). Each span once: the last one
+    // asked reaches the first block.
+    let Some(blocks) = tail_first_blocks(conn, table) else {
+        return exists(conn, "");
+    };
+    let (mut to, mut span) = (None::<u64>, TAIL_SPAN);
+    loop {
+        let from = to.unwrap_or(blocks).saturating_sub(span);
+        let range = match to {
+            None => format!("ctid >= '({from},0)'::pg_catalog.tid AND "),
+            Some(to) => format!(
+                "ctid >= '({from},0)'::pg_catalog.tid AND ctid < '({to},0)'::pg_catalog.tid AND "
+            ),
+        };
+        if exists(conn, &range)? {
+            return Some(true);
+        }
+        if from == 0 {
+            return Some(false);
+        }
+        (to, span) = (Some(from), span.saturating_mul(2));
+    }
+}
+
+/// The blocks [`holds_rows_of`] reads first, from a table's end: 8 MB of 8 kB blocks.
+const TAIL_SPAN: u64 = 1024;
+
+/// How many blocks `table` on the server of `conn` has, where it can be read from its end back
+/// by block ranges: a table of its own (no inheriting tables, not partitioned) on PostgreSQL 14
+/// or later, whose TID range scans read only the blocks asked (before, a range is a filter on a
+/// whole scan). `None` elsewhere.
+fn tail_first_blocks(conn: &mut Connection, table: &str) -> Option<u64> {
+    if conn.session().server_version_num()? < 140_000 {
+        return None;
+    }
     let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM {table} WHERE xmin = ANY ('{{{}}}'::pg_catalog.xid[]))::text",
-        list.join(",")
+        "SELECT (pg_catalog.pg_relation_size(c.oid) \
+           / pg_catalog.current_setting('block_size')::int8)::text \
+         FROM pg_catalog.pg_class c WHERE c.oid = {} AND c.relkind = 'r' \
+           AND NOT c.relhassubclass",
+        sql::relation_regclass(table)
     );
-    let rows = conn.query(&sql).ok()?;
-    Some(rows.first()?.first()?.as_deref()? == "true")
+    first_value(conn, &sql).ok().flatten()?.parse().ok()
 }
 
 /// Which of the transactions `xids` (`txid_current()`'s, with epoch) inserted rows that `table`

@@ -1016,3 +1016,54 @@ fn tables_looked_up_at_once_read_as_each_looked_up_alone() {
     let jit = conn.query("SHOW jit").unwrap();
     assert_eq!(jit[0][0].as_deref(), Some("on"));
 }
+
+/// Whether a table holds rows of given transactions is read from the table's end back, in
+/// spans that double (a copy's rows were appended after the rows it held before): rows found
+/// in the last span (the table's first blocks), in the first, and in neither, on a table of
+/// several spans — and alike on a table it cannot read so (one with an inheriting table).
+#[test]
+fn rows_of_transactions_are_found_anywhere_in_a_table_read_from_its_end() {
+    let c = clusters();
+    let db = c.dest[0].create_database();
+    let mut admin = c.dest[0].connect(&db);
+    let xid = |admin: &mut postgres::Client, sql: &str| -> u64 {
+        let mut tx = admin.transaction().unwrap();
+        tx.batch_execute(sql).unwrap();
+        let id: i64 = tx.query_one("SELECT txid_current()", &[]).unwrap().get(0);
+        tx.commit().unwrap();
+        id as u64
+    };
+    admin
+        .batch_execute("CREATE TABLE t (id int, pad text); CREATE TABLE p (id int)")
+        .unwrap();
+    let first = xid(&mut admin, "INSERT INTO t VALUES (0, 'first')");
+    // About 3 000 blocks: more than one span (1 024 blocks) read from the end.
+    let rest = xid(
+        &mut admin,
+        "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g",
+    );
+    let none = xid(&mut admin, "INSERT INTO p VALUES (1)");
+    let blocks: i64 = admin
+        .query_one("SELECT pg_relation_size('t') / 8192", &[])
+        .unwrap()
+        .get(0);
+    assert!(blocks > 2 * 1024, "{blocks} blocks");
+    let mut conn = Connection::connect_str(&c.dest[0].conninfo(&db)).unwrap();
+    let holds = |conn: &mut Connection, table: &str, xids: &[u64]| {
+        copyman_job::identity::holds_rows_of(conn, table, xids)
+    };
+    assert_eq!(holds(&mut conn, "t", &[first]), Some(true));
+    assert_eq!(holds(&mut conn, "t", &[rest]), Some(true));
+    assert_eq!(holds(&mut conn, "t", &[none]), Some(false));
+    assert_eq!(holds(&mut conn, "t", &[none, first]), Some(true));
+    // With an inheriting table, whose rows count too: read whole.
+    admin
+        .batch_execute("CREATE TABLE kid () INHERITS (p); INSERT INTO kid VALUES (2)")
+        .unwrap();
+    let kid: i64 = admin
+        .query_one("SELECT xmin::text::int8 FROM kid", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(holds(&mut conn, "p", &[kid as u64]), Some(true));
+    assert_eq!(holds(&mut conn, "p", &[first]), Some(false));
+}
