@@ -215,6 +215,8 @@ pub(crate) struct Here<'a> {
     /// Resumed under `--verify`: every table done there is compared with the source, so one
     /// holding other rows than its copy's is taken as done, to be compared, not refused.
     pub(crate) verify: bool,
+    /// The copies recorded there whose tables hold none of their rows ([`copied_into`]).
+    pub(crate) gone: &'a Gone,
 }
 
 impl Here<'_> {
@@ -611,16 +613,49 @@ fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &st
 /// The other tables the state file `recorded` records copies of on destination `dest` whose
 /// rows `table` there holds as its own (`identity::inserted_by`): another table's copy under its
 /// name, renamed or swapped there since. Empty where there are none, or where it cannot be asked.
-/// Where the destination's server started since the file's last record of it, only the ids of
-/// copies recorded done count: an attempt's id a crash forgot may be an application's now
-/// (recheck53c F5: its row in an UNLOGGED table the crash emptied was taken for a failed table's
-/// copy, and the table refused as swapped with it).
+/// Only copies whose own table there holds none of their rows any more count (recheck53b F3: a
+/// trigger writing into another table of the job, or a table partitioned there whose partition
+/// is another of the job, was said swapped): found once per destination (`gone`), so that
+/// `table` — often one to be appended to, holding many rows — is read only where there are
+/// such copies.
 pub(crate) fn copied_into(
     conn: &mut Connection,
     recorded: &Recorded,
     table: &str,
     dest: &str,
+    gone: &Gone,
 ) -> Vec<String> {
+    let away = gone.get_or_init(|| gone_from_their_tables(conn, recorded, dest));
+    let others: Vec<&(String, Vec<u64>)> = away.iter().filter(|(t, _)| t != table).collect();
+    let all: Vec<u64> = others.iter().flat_map(|(_, x)| x.iter().copied()).collect();
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let held = crate::identity::inserted_by(conn, table, &all).unwrap_or_default();
+    let mut whose: Vec<String> = (others.iter())
+        .filter(|(_, x)| x.iter().any(|x| held.contains(x)))
+        .map(|(t, _)| t.clone())
+        .collect();
+    whose.sort_unstable();
+    whose
+}
+
+/// The copies the state file records on one destination whose own tables there hold none of
+/// their rows any more, each table's with its transaction ids ([`gone_from_their_tables`]):
+/// asked once per destination, on first need.
+pub(crate) type Gone = std::cell::OnceCell<Vec<(String, Vec<u64>)>>;
+
+/// The copies `recorded` records on destination `dest` (`conn`: a session there) whose own
+/// tables hold none of their rows there: each table, with its copies' ids. Where the
+/// destination's server started since the file's last record of it, only the ids of copies
+/// recorded done count: an attempt's id a crash forgot may be an application's now (recheck53c
+/// F5: its row in an UNLOGGED table the crash emptied was taken for a failed table's copy, and
+/// the table refused as swapped with it).
+fn gone_from_their_tables(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    dest: &str,
+) -> Vec<(String, Vec<u64>)> {
     let durable_only = restarted_since(conn, recorded, dest);
     let xids_of = |t: &str| {
         if durable_only {
@@ -630,26 +665,15 @@ pub(crate) fn copied_into(
             recorded.copies_xids(t, dest)
         }
     };
-    let others: Vec<(&str, Vec<u64>)> = (recorded.begun.iter())
-        .filter(|(t, k)| k == dest && t != table)
-        .filter_map(|(t, _)| Some((t.as_str(), xids_of(t)?)))
+    let mut copies: Vec<(String, Vec<u64>)> = (recorded.begun.iter())
+        .filter(|(_, k)| k == dest)
+        .filter_map(|(t, _)| Some((t.clone(), xids_of(t)?)))
         .filter(|(_, xids)| !xids.is_empty())
         .collect();
-    let all: Vec<u64> = others.iter().flat_map(|(_, x)| x.iter().copied()).collect();
-    if all.is_empty() {
-        return Vec::new();
-    }
-    let held = crate::identity::inserted_by(conn, table, &all).unwrap_or_default();
-    // Moved here: none of them left under its own name (recheck53b F3: a trigger writing into
-    // another table of the job, or a table partitioned there whose partition is another of the
-    // job, was said swapped).
-    let mut whose: Vec<String> = (others.iter())
-        .filter(|(_, x)| x.iter().any(|x| held.contains(x)))
-        .filter(|(t, x)| crate::identity::holds_rows_of(conn, t, x) != Some(true))
-        .map(|(t, _)| (*t).to_owned())
-        .collect();
-    whose.sort_unstable();
-    whose
+    copies.sort_unstable();
+    copies.dedup();
+    copies.retain(|(t, x)| crate::identity::holds_rows_of(conn, t, x) != Some(true));
+    copies
 }
 
 /// The other tables the state file `recorded` records on destination `dest` that hold rows of
@@ -803,7 +827,7 @@ pub(crate) fn resumed_here(
         if let (true, Some(xids), false) = (rows > 0, xids, here.moved)
             && crate::identity::holds_rows_of(conn, &key, xids) == Some(false)
         {
-            let whose = copied_into(conn, recorded, &key, dest);
+            let whose = copied_into(conn, recorded, &key, dest, here.gone);
             let xid = xids.iter().max().copied().unwrap_or_default();
             if !whose.is_empty() {
                 let own = format!(
@@ -901,7 +925,7 @@ pub(crate) fn resumed_here(
         && !here.truncate
         && holds_rows(conn, table) == Some(true)
     {
-        let whose = copied_into(conn, recorded, &key, dest);
+        let whose = copied_into(conn, recorded, &key, dest, here.gone);
         if !whose.is_empty() {
             let own = ", which this resume would append to, holds";
             return Err(swapped(&key, &whose, own, here));

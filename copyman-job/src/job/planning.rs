@@ -1707,6 +1707,11 @@ fn plan_all(
     // the state file records committed there, and a transaction id it recorded may name one of
     // the new server's own: only comparing every table (--verify) can tell.
     let mut moved = vec![false; destinations.len()];
+    // By destination, the recorded copies whose own tables there hold none of their rows (a
+    // resume's checks: asked once).
+    let gone: Vec<resume::Gone> = (0..destinations.len())
+        .map(|_| resume::Gone::new())
+        .collect();
     // By destination, the first transaction id it gives this resume: an id the state file
     // records at or above it was forgotten by a crash before it was durable, and may be given
     // again since (scale51 F1: to this very probe, whose commit was taken for the earlier run's
@@ -1741,7 +1746,9 @@ fn plan_all(
                     let written = crate::identity::holds_rows_of(conn, table, &committed.xids)?;
                     // Another table's copy under its name instead: swapped there, said so by
                     // its own check (recheck53 F3: said as a restore, whose advice struck it).
-                    if !written && !resume::copied_into(conn, &recorded, table, &keys[i]).is_empty()
+                    if !written
+                        && !resume::copied_into(conn, &recorded, table, &keys[i], &gone[i])
+                            .is_empty()
                     {
                         return None;
                     }
@@ -2073,6 +2080,7 @@ fn plan_all(
                 forgotten_from: forgotten_from[i],
                 moved: moved[i],
                 verify: options.verify,
+                gone: &gone[i],
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
