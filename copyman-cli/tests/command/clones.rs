@@ -255,39 +255,75 @@ fn a_resume_into_a_destination_recreated_since_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "a"), 1000, "nothing copied again");
 }
 
+/// A job's source database and its one destination, on a cluster of its own that a test may
+/// stop and start, with the job's state file.
+struct OwnDestination {
+    src: String,
+    dest: Cluster,
+    db: String,
+    state: TempPath,
+}
+
+impl OwnDestination {
+    /// `source_sql` run in a new database on the shared source, `dest_sql` in one on a new
+    /// cluster; the state file named for `name`.
+    fn new(name: &str, source_sql: &str, dest_sql: &str) -> Self {
+        let src = database(&clusters().source, source_sql);
+        let dest = Cluster::start();
+        let db = database(&dest, dest_sql);
+        let state = TempPath::new(&format!("{name}.state"));
+        Self {
+            src,
+            dest,
+            db,
+            state,
+        }
+    }
+
+    /// The job of every table there, one at a time (`--jobs 1`: largest first), with `extra`.
+    fn job(&self, extra: &[&str]) -> std::process::Output {
+        let (from, to) = (
+            clusters().source.conninfo(&self.src),
+            self.dest.conninfo(&self.db),
+        );
+        let mut args = vec!["table", "--from", &from, "--to", &to];
+        args.extend(["--state", self.state.arg(), "--jobs", "1"]);
+        args.extend(extra);
+        run(&args)
+    }
+
+    /// The rows of `table` on the destination.
+    fn count(&self, table: &str) -> i64 {
+        count(&self.dest, &self.db, table)
+    }
+
+    /// `sql` run on the destination.
+    fn execute(&self, sql: &str) {
+        self.dest.connect(&self.db).batch_execute(sql).unwrap();
+    }
+}
+
 /// An UNLOGGED table a job copied, emptied by its destination's crash recovery (an immediate
 /// stop) before a resume: the resume puts it down to that, not to a restore or a clone (the
 /// words that sent a DBA looking for one), and with --verify copies it again.
 #[test]
 fn an_unlogged_table_emptied_by_a_crash_is_said_so_on_resume() {
-    let c = clusters();
     let schema = "CREATE UNLOGGED TABLE cache (id int); CREATE TABLE later (id int);";
-    let src = database(
-        &c.source,
+    let d = OwnDestination::new(
+        "unlogged",
         &format!(
             "{schema} INSERT INTO cache SELECT generate_series(1, 300);
              INSERT INTO later VALUES (1);"
         ),
+        "CREATE UNLOGGED TABLE cache (id int);",
     );
-    let dest = Cluster::start();
-    let db = database(&dest, "CREATE UNLOGGED TABLE cache (id int);");
-    let state = TempPath::new("unlogged.state");
-    let job = |extra: &[&str]| {
-        let mut args = vec!["table", "--from"];
-        let (from, to) = (c.source.conninfo(&src), dest.conninfo(&db));
-        args.extend([from.as_str(), "--to", &to, "--state", state.arg()]);
-        args.extend(extra);
-        run(&args)
-    };
     // `later` is missing there: the job leaves it out and records `cache` done.
-    assert_exit(&job(&["--keep-going"]), 4);
-    assert_eq!(count(&dest, &db, "cache"), 300);
-    dest.stop_immediate();
-    dest.start_again();
-    dest.connect(&db)
-        .batch_execute("CREATE TABLE later (id int)")
-        .unwrap();
-    let out = job(&["--resume"]);
+    assert_exit(&d.job(&["--keep-going"]), 4);
+    assert_eq!(d.count("cache"), 300);
+    d.dest.stop_immediate();
+    d.dest.start_again();
+    d.execute("CREATE TABLE later (id int)");
+    let out = d.job(&["--resume"]);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
@@ -295,15 +331,15 @@ fn an_unlogged_table_emptied_by_a_crash_is_said_so_on_resume() {
             && !stderr.contains("a restore of an older copy"),
         "{stderr}"
     );
-    let out = job(&["--resume", "--verify"]);
+    let out = d.job(&["--resume", "--verify"]);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("it is UNLOGGED there") && !stderr.contains("a clone?"),
         "{stderr}"
     );
-    assert_eq!(count(&dest, &db, "cache"), 300);
-    assert_eq!(count(&dest, &db, "later"), 1);
+    assert_eq!(d.count("cache"), 300);
+    assert_eq!(d.count("later"), 1);
 }
 
 /// The same crash, a row written into the UNLOGGED table since, and another table done after
@@ -311,48 +347,28 @@ fn an_unlogged_table_emptied_by_a_crash_is_said_so_on_resume() {
 /// the row written since (it took the table for done: 1 row of 300, exit 0; jobs37 F11).
 #[test]
 fn an_unlogged_table_emptied_by_a_crash_and_written_since_is_copied_again() {
-    let c = clusters();
     let schema = "CREATE UNLOGGED TABLE cache (id int, pad text); CREATE TABLE tail (id int);";
-    let src = database(
-        &c.source,
+    let d = OwnDestination::new(
+        "unlogged-written",
         &format!(
             "{schema} INSERT INTO cache SELECT g, repeat('x', 200) FROM generate_series(1, 300) g;
              INSERT INTO tail VALUES (1);"
         ),
+        schema,
     );
-    let dest = Cluster::start();
-    let db = database(&dest, schema);
-    let state = TempPath::new("unlogged-written.state");
-    let job = |extra: &[&str]| {
-        let mut args = vec!["table", "--from"];
-        let (from, to) = (c.source.conninfo(&src), dest.conninfo(&db));
-        args.extend([
-            from.as_str(),
-            "--to",
-            &to,
-            "--state",
-            state.arg(),
-            "--jobs",
-            "1",
-        ]);
-        args.extend(extra);
-        run(&args)
-    };
-    assert_exit(&job(&[]), 0);
-    assert_eq!(count(&dest, &db, "cache"), 300);
-    dest.stop_immediate();
-    dest.start_again();
-    dest.connect(&db)
-        .batch_execute("INSERT INTO cache VALUES (0, 'written since')")
-        .unwrap();
-    let out = job(&["--resume"]);
+    assert_exit(&d.job(&[]), 0);
+    assert_eq!(d.count("cache"), 300);
+    d.dest.stop_immediate();
+    d.dest.start_again();
+    d.execute("INSERT INTO cache VALUES (0, 'written since')");
+    let out = d.job(&["--resume"]);
     assert_exit(&out, 0);
     assert!(
         text(&out.stderr).contains("it is UNLOGGED there (or its partitions are), and a crash"),
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(count(&dest, &db, "cache"), 301);
+    assert_eq!(d.count("cache"), 301);
 }
 
 /// The same table, rows written into it after a CLEAN restart of its server (an UPDATE of every
@@ -361,31 +377,19 @@ fn an_unlogged_table_emptied_by_a_crash_and_written_since_is_copied_again() {
 /// a crash of that server it is copied again.
 #[test]
 fn an_unlogged_table_written_after_a_clean_restart_is_not_taken_as_emptied_by_a_crash() {
-    let c = clusters();
     let schema = "CREATE UNLOGGED TABLE cache (id int); CREATE TABLE tail (id int);";
-    let src = database(
-        &c.source,
+    let d = OwnDestination::new(
+        "unlogged-restart",
         &format!(
             "{schema} INSERT INTO cache SELECT generate_series(1, 100);
              INSERT INTO tail VALUES (1);"
         ),
+        schema,
     );
-    let dest = Cluster::start();
-    let db = database(&dest, schema);
-    let state = TempPath::new("unlogged-restart.state");
-    let job = |extra: &[&str]| {
-        let (from, to) = (c.source.conninfo(&src), dest.conninfo(&db));
-        let mut args = vec!["table", "--from", &from, "--to", &to];
-        args.extend(["--state", state.arg(), "--jobs", "1"]);
-        args.extend(extra);
-        run(&args)
-    };
-    assert_exit(&job(&[]), 0);
-    dest.restart();
-    dest.connect(&db)
-        .batch_execute("UPDATE cache SET id = id; INSERT INTO cache VALUES (-1);")
-        .unwrap();
-    let out = job(&["--resume"]);
+    assert_exit(&d.job(&[]), 0);
+    d.dest.restart();
+    d.execute("UPDATE cache SET id = id; INSERT INTO cache VALUES (-1);");
+    let out = d.job(&["--resume"]);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
@@ -393,20 +397,18 @@ fn an_unlogged_table_written_after_a_clean_restart_is_not_taken_as_emptied_by_a_
             && !stderr.contains("a crash or an immediate stop of its server since emptied"),
         "{stderr}"
     );
-    assert_eq!(count(&dest, &db, "cache"), 101);
-    dest.stop_immediate();
-    dest.start_again();
-    dest.connect(&db)
-        .batch_execute("INSERT INTO cache VALUES (-1);")
-        .unwrap();
-    let out = job(&["--resume"]);
+    assert_eq!(d.count("cache"), 101);
+    d.dest.stop_immediate();
+    d.dest.start_again();
+    d.execute("INSERT INTO cache VALUES (-1);");
+    let out = d.job(&["--resume"]);
     assert_exit(&out, 0);
     assert!(
         text(&out.stderr).contains("a crash or an immediate stop of its server since emptied"),
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(count(&dest, &db, "cache"), 101);
+    assert_eq!(d.count("cache"), 101);
 }
 
 /// A destination on a hot standby is refused while planning, named as one (exit 2, nothing
@@ -1171,33 +1173,20 @@ fn target_session_attrs_primary_standby_and_prefer_standby_find_their_server() {
 /// attempt's.)
 #[test]
 fn a_forgotten_attempts_id_reused_after_a_crash_is_not_taken_for_its_copy() {
-    let c = clusters();
     let schema = "CREATE UNLOGGED TABLE cache (id int); CREATE TABLE mid (id int);
                   CREATE TABLE tail (id int);";
-    let src = database(
-        &c.source,
+    let d = OwnDestination::new(
+        "forgotten-id",
         &format!(
             "{schema} INSERT INTO cache SELECT generate_series(1, 100);
              INSERT INTO mid SELECT generate_series(1, 10); INSERT INTO tail VALUES (-1);"
         ),
-    );
-    let dest = Cluster::start();
-    let db = database(
-        &dest,
         &schema.replace("tail (id int)", "tail (id int CHECK (id > 0))"),
     );
-    let state = TempPath::new("forgotten-id.state");
-    let job = |extra: &[&str]| {
-        let (from, to) = (c.source.conninfo(&src), dest.conninfo(&db));
-        let mut args = vec!["table", "--from", &from, "--to", &to];
-        args.extend(["--state", state.arg(), "--jobs", "1", "--keep-going"]);
-        args.extend(extra);
-        run(&args)
-    };
-    assert_exit(&job(&[]), 4);
-    dest.stop_immediate();
-    dest.start_again();
-    let mut session = dest.connect(&db);
+    assert_exit(&d.job(&["--keep-going"]), 4);
+    d.dest.stop_immediate();
+    d.dest.start_again();
+    let mut session = d.dest.connect(&d.db);
     session
         .batch_execute(
             "INSERT INTO cache VALUES (0); ALTER TABLE tail DROP CONSTRAINT tail_id_check;",
@@ -1207,7 +1196,7 @@ fn a_forgotten_attempts_id_reused_after_a_crash_is_not_taken_for_its_copy() {
         .query_one("SELECT xmin::text FROM cache", &[])
         .unwrap()
         .get(0);
-    let recorded = std::fs::read_to_string(state.arg()).unwrap();
+    let recorded = std::fs::read_to_string(d.state.arg()).unwrap();
     let mut forged = 0;
     let lines: Vec<String> = (recorded.lines())
         .map(|l| {
@@ -1222,9 +1211,9 @@ fn a_forgotten_attempts_id_reused_after_a_crash_is_not_taken_for_its_copy() {
         })
         .collect();
     assert_eq!(forged, 1, "{recorded}");
-    std::fs::write(state.arg(), lines.join("\n") + "\n").unwrap();
+    std::fs::write(d.state.arg(), lines.join("\n") + "\n").unwrap();
     // (`--truncate`: whether the failed attempt committed cannot be told, its id forgotten.)
-    let out = job(&["--resume", "--truncate"]);
+    let out = d.job(&["--resume", "--truncate"]);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
@@ -1233,10 +1222,10 @@ fn a_forgotten_attempts_id_reused_after_a_crash_is_not_taken_for_its_copy() {
         "{stderr}"
     );
     assert_eq!(
-        count(&dest, &db, "cache"),
+        d.count("cache"),
         100,
         "emptied and copied again: --truncate"
     );
-    assert_eq!(count(&dest, &db, "mid"), 10);
-    assert_eq!(count(&dest, &db, "tail"), 1);
+    assert_eq!(d.count("mid"), 10);
+    assert_eq!(d.count("tail"), 1);
 }
