@@ -447,6 +447,52 @@ impl Cluster {
         self.start_again();
     }
 
+    /// Kills one of the server's backends with SIGKILL, as the kernel's OOM killer does: the
+    /// postmaster ends every session and runs crash recovery without starting anew (its start
+    /// time stays; UNLOGGED tables are emptied, the statistics reset). Waits until the server
+    /// accepts connections again, recovered.
+    ///
+    /// Do not call this on a cluster others share (copyman-testkit's `shared()`).
+    ///
+    /// # Panics
+    ///
+    /// If the backend cannot be killed, or the server does not come back.
+    pub fn crash_a_backend(&self) {
+        const RESET: &str = "SELECT coalesce(stats_reset::text, '') FROM pg_stat_bgwriter";
+        off_runtime(|| {
+            let mut client = self.connect("postgres");
+            let before: String = client.query_one(RESET, &[]).unwrap().get(0);
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .unwrap()
+                .get(0);
+            let killed = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            assert!(
+                killed.as_ref().is_ok_and(|s| s.success()),
+                "copyman-cluster: kill -KILL {pid}: {killed:?}"
+            );
+            drop(client);
+            let deadline = Instant::now() + CONNECT_TIMEOUT;
+            loop {
+                let after = (self.admin_config("postgres").connect(NoTls).ok())
+                    .and_then(|mut c| c.query_one(RESET, &[]).ok())
+                    .map(|row| row.get::<_, String>(0));
+                if after.is_some_and(|after| after != before) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "copyman-cluster: the server did not recover from a killed backend within \
+                     {CONNECT_TIMEOUT:?}{}",
+                    self.log_tail()
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+    }
+
     /// Starts the server again after [`stop_immediate`](Self::stop_immediate),
     /// on the same data directory and port (the server runs crash recovery
     /// first), and waits until it accepts connections. Does nothing if the

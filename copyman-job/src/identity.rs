@@ -531,13 +531,34 @@ pub fn inserted_by(conn: &mut Connection, table: &str, xids: &[u64]) -> Option<V
 /// has UNLOGGED partitions below it: a crash of its server empties those, whatever was written
 /// there since. `false` where it cannot be asked.
 pub fn unlogged_within(conn: &mut Connection, table: &str) -> bool {
+    unlogged(
+        conn,
+        table,
+        "EXISTS (SELECT FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid \
+         WHERE c.relpersistence = 'u')",
+    )
+}
+
+/// Whether `table` on the server of `conn` is UNLOGGED in every part that holds rows (itself,
+/// or every partition below it): a crash of its server empties all of it. `false` where it
+/// cannot be asked.
+pub fn unlogged_entirely(conn: &mut Connection, table: &str) -> bool {
+    unlogged(
+        conn,
+        table,
+        "NOT EXISTS (SELECT FROM tree JOIN pg_catalog.pg_class c \
+         ON c.oid = tree.oid WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 'u')",
+    )
+}
+
+/// `table`'s partition tree (itself and its partitions, as `tree(oid)`) asked `question`.
+fn unlogged(conn: &mut Connection, table: &str, question: &str) -> bool {
     let sql = format!(
         "WITH RECURSIVE tree(oid) AS (SELECT {}::pg_catalog.oid \
            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
              JOIN tree ON i.inhparent = tree.oid \
              JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid AND k.relispartition) \
-         SELECT EXISTS (SELECT FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid \
-           WHERE c.relpersistence = 'u')::text",
+         SELECT ({question})::text",
         sql::relation_regclass(table)
     );
     first_value(conn, &sql).ok().flatten().as_deref() == Some("true")
@@ -585,14 +606,37 @@ pub fn wal_position(conn: &mut Connection) -> Option<state::Position> {
     let rows = conn.query(sql::WAL_POSITION).ok()?;
     let row = rows.first()?;
     let mut at = state::Position::parse(row.first()?.as_deref()?, row.get(1)?.as_deref()?)?;
-    at.started = row.get(2).cloned().flatten().and_then(|s| s.parse().ok());
+    let field = |i: usize| row.get(i).cloned().flatten().and_then(|s| s.parse().ok());
+    (at.started, at.reset) = (field(2), field(3));
     Some(at)
 }
 
-/// When the server of `conn` started (microseconds since 1970: [`sql::SERVER_STARTED`]).
-pub fn server_started(conn: &mut Connection) -> Option<i64> {
+/// Whether the server of `conn` started, or ran crash recovery, since it had started at
+/// `started` with its statistics last reset at `reset` (microseconds since 1970, as a
+/// [`state::Position`] records them: [`sql::SERVER_STARTED`]): either moment other now.
+/// `None` where it cannot be told (neither recorded, or not asked).
+pub fn restarted_since(
+    conn: &mut Connection,
+    started: Option<i64>,
+    reset: Option<i64>,
+) -> Option<bool> {
+    if started.is_none() && reset.is_none() {
+        return None;
+    }
     let rows = conn.query(sql::SERVER_STARTED).ok()?;
-    rows.first()?.first()?.as_deref()?.parse().ok()
+    let row = rows.first()?;
+    let field = |i: usize| -> Option<i64> { row.get(i)?.as_deref()?.parse().ok() };
+    let (now_started, now_reset) = (field(0)?, field(1));
+    Some(started.is_some_and(|s| s != now_started) || reset.is_some_and(|r| Some(r) != now_reset))
+}
+
+/// Whether the server of `conn` ran crash recovery since its statistics were last reset at
+/// `reset` (microseconds since 1970, as a [`state::Position`] records it): every kind of its
+/// statistics reset since ([`sql::RESET_SINCE`]) — a crash, an immediate stop, a backend
+/// killed — which empties its UNLOGGED tables. `false` where it cannot be told.
+pub fn crash_recovery_since(conn: &mut Connection, reset: i64) -> bool {
+    let sql = sql::RESET_SINCE.replace("{}", &reset.to_string());
+    first_value(conn, &sql).ok().flatten().as_deref() == Some("true")
 }
 
 #[cfg(test)]

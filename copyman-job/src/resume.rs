@@ -261,8 +261,10 @@ fn settle(
     // never durable (a crash) and given it to another transaction since: a commit of it is not
     // known to be theirs, whatever rows it wrote (crash51 F1, recheck51b F1: an application's
     // rows, as many as the run's, or one, were taken for the table's copy, done, exit 0).
-    let restarted = (attempts.started)
-        .is_some_and(|then| crate::identity::server_started(conn).is_some_and(|now| now != then));
+    // (Crash recovery after a backend was killed keeps the postmaster's start time: told by
+    // its statistics' reset, recheck54 F4.)
+    let restarted =
+        crate::identity::restarted_since(conn, attempts.started, attempts.reset).unwrap_or(false);
     let given_again = || {
         "its server restarted since the earlier run began it there, and may have given a \
          transaction id of that run it forgot to another transaction since, which committed"
@@ -733,12 +735,51 @@ fn swapped_away(table: &str, own: &str, here: &Here<'_>) -> String {
 /// on destination `dest` (its `position` line's start time): `true` where either cannot be
 /// told.
 fn restarted_since(conn: &mut Connection, recorded: &Recorded, dest: &str) -> bool {
-    let then = recorded.position(dest).and_then(|p| p.started);
-    let now = crate::identity::wal_position(conn).and_then(|p| p.started);
-    match (then, now) {
-        (Some(then), Some(now)) => then != now,
-        _ => true,
+    let then = recorded.position(dest);
+    let (started, reset) = (then.and_then(|p| p.started), then.and_then(|p| p.reset));
+    crate::identity::restarted_since(conn, started, reset).unwrap_or(true)
+}
+
+/// Whether the server of `conn`, destination `dest`, ran crash recovery since the copy of
+/// `table` recorded done there began — which emptied the table there if it is UNLOGGED, whatever
+/// its rows' transaction ids say since (a transaction that wrote only UNLOGGED tables commits
+/// without waiting for its WAL: a crash forgets its id, and gives it again). Told by the
+/// statistics' reset recorded with the copy ([`Recorded::done_reset`]); for a copy an older
+/// copyman recorded, by a server started since from a crash.
+fn crashed_since_done(conn: &mut Connection, recorded: &Recorded, table: &str, dest: &str) -> bool {
+    match recorded
+        .done_reset
+        .get(&(table.to_owned(), dest.to_owned()))
+    {
+        Some(&reset) => crate::identity::crash_recovery_since(conn, reset),
+        None => {
+            restarted_since(conn, recorded, dest) && crate::identity::started_after_a_crash(conn)
+        }
     }
+}
+
+/// What a resume says of copying again a done `table` that a crash of destination `d`'s server
+/// emptied (`held`: the rows written there since), under `--truncate` or not.
+fn emptied_by_a_crash(
+    table: &str,
+    rows: u64,
+    d: usize,
+    held: Option<u64>,
+    here: &Here<'_>,
+) -> String {
+    let how = match held {
+        _ if here.truncate => "emptied and copied again (--truncate)".to_owned(),
+        Some(0) => "copied again".to_owned(),
+        Some(1) => "copied again beside the 1 row written there since".to_owned(),
+        Some(n) => format!("copied again beside the {n} rows written there since"),
+        None => "copied again beside the rows written there since".to_owned(),
+    };
+    format!(
+        "{table}: destination {} holds none of the {rows} rows the earlier run committed there \
+         — it is UNLOGGED there (or its partitions are), and crash recovery of its server \
+         since (a crash, an immediate stop, a backend killed) emptied it: {how}",
+        d + 1
+    )
 }
 
 /// The refusal of `table` on destination `here`, which holds rows the earlier run copied into
@@ -799,6 +840,21 @@ pub(crate) fn resumed_here(
     }
     if let Some(rows) = recorded.done(&key, dest) {
         let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));
+        // UNLOGGED there, every part of it, and a crash recovery since: its copy's rows are
+        // gone, whatever rows it holds now and whatever their ids say (recheck54 F1: as many
+        // written since were taken as its own rewritten; F6: an id the crash forgot, given to
+        // an application's row, was taken as its copy's — done, exit 0).
+        if rows > 0
+            && !here.moved
+            && crate::identity::unlogged_entirely(conn, &key)
+            && crashed_since_done(conn, recorded, &key, dest)
+        {
+            let held = own_row_count(conn, &key);
+            return Ok(Resumed::Copy {
+                empty: false,
+                note: Some(emptied_by_a_crash(&key, rows, d, held, here)),
+            });
+        }
         if rows > 0 && holds_rows(conn, table) == Some(false) {
             // Its copy's rows under another table's name: swapped there with it (recheck53b
             // F8: a table empty on the source swapped with it; copied again, the rows there
@@ -850,22 +906,15 @@ pub(crate) fn resumed_here(
                     )),
                 });
             }
-            // Only where its server started since, from a crash (recheck53 F5: an
-            // application's UPDATE of every row was taken for a crash's emptying, and the table
-            // appended again; recheck53c F2: so was one after a clean restart, 201 rows of 100).
+            // Only where its server ran crash recovery since (recheck53 F5: an application's
+            // UPDATE of every row was taken for a crash's emptying, and the table appended
+            // again; recheck53c F2: so was one after a clean restart, 201 rows of 100).
             if crate::identity::unlogged_within(conn, &key)
-                && restarted_since(conn, recorded, dest)
-                && crate::identity::started_after_a_crash(conn)
+                && crashed_since_done(conn, recorded, &key, dest)
             {
                 return Ok(Resumed::Copy {
                     empty: false,
-                    note: Some(format!(
-                        "{key}: destination {} holds none of the {rows} rows the earlier run \
-                         committed there — it is UNLOGGED there (or its partitions are), and a \
-                         crash or an immediate stop of its server since emptied it (the rows \
-                         there were written since): copied again beside them",
-                        d + 1
-                    )),
+                    note: Some(emptied_by_a_crash(&key, rows, d, now, here)),
                 });
             }
             // Other rows, not as many (recheck53b F4, F7: emptied there since — an UNLOGGED

@@ -359,12 +359,22 @@ pub fn literal(text: &str) -> String {
 /// ([`crate::state::Position`]). PostgreSQL 10 on; a standby refuses it.
 pub const WAL_POSITION: &str = "SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), \
      pg_catalog.pg_current_wal_lsn()::text, \
-     (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text";
+     (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text, \
+     (SELECT (extract(epoch FROM stats_reset) * 1000000)::int8::text \
+       FROM pg_catalog.pg_stat_bgwriter)";
 
-/// When the server started (`pg_postmaster_start_time()`, microseconds since 1970), as
-/// [`WAL_POSITION`] reads it.
-pub const SERVER_STARTED: &str =
-    "SELECT (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text";
+/// When the server started (`pg_postmaster_start_time()`, microseconds since 1970) and when its
+/// statistics were last reset (`pg_stat_bgwriter.stats_reset`), as [`WAL_POSITION`] reads them.
+pub const SERVER_STARTED: &str = "SELECT (extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::int8::text, \
+     (SELECT (extract(epoch FROM stats_reset) * 1000000)::int8::text \
+       FROM pg_catalog.pg_stat_bgwriter)";
+
+/// Whether both the bgwriter's and the archiver's statistics were reset after the moment `{}`
+/// (microseconds since 1970, as [`WAL_POSITION`] reads `stats_reset`): a crash recovery resets
+/// every kind of statistics at once, a `pg_stat_reset_shared()` of one kind resets that kind.
+pub const RESET_SINCE: &str = "SELECT ((extract(epoch FROM b.stats_reset) * 1000000)::int8 > {} \
+     AND (extract(epoch FROM a.stats_reset) * 1000000)::int8 > {})::text \
+     FROM pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a";
 
 /// Whether the server's cumulative statistics were reset since it started: crash recovery (or an
 /// immediate stop's) discards them and stamps the shared ones' `stats_reset` as the server comes

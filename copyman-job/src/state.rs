@@ -42,7 +42,11 @@
 //! destination on another timeline or behind the last one recorded: a failover to a standby
 //! that lacked the job's commits, or a restore of an older copy, has the destination's system
 //! identifier, and the tables recorded committed there may be missing (a transaction id recorded
-//! may even name one of the new server's own).
+//! may even name one of the new server's own). Its two last fields, where the server said them,
+//! are when the server started and when its statistics were last reset: a server started or
+//! recovered from a crash since (a killed backend's crash recovery keeps the start, not the
+//! reset) may have forgotten transaction ids that were never durable, and emptied its UNLOGGED
+//! tables.
 //!
 //! A destination is named by what it is, not by how it was spelled: `system SYSID database OID`
 //! ([`identity_key`]: the cluster's `pg_control_system()` identifier and the database's oid), so
@@ -175,6 +179,10 @@ pub struct Recorded {
     /// (where it did): a resume looks for rows they wrote in an UNLOGGED table, which a crash
     /// of its server empties whatever was written there since.
     pub done_xids: HashMap<(String, String), Vec<u64>>,
+    /// `(table, destination)` pairs done, with their destination's statistics reset time as
+    /// the copy began ([`Attempts::reset`], where recorded): reset since, a crash recovery
+    /// emptied the table there if it is UNLOGGED, whatever rows it holds since.
+    pub done_reset: HashMap<(String, String), i64>,
     /// `(table, destination)` pairs done under `--verify`, with the checksum the destination
     /// and the source had then ([`StateFile::done`]).
     pub checksums: HashMap<(String, String), String>,
@@ -250,6 +258,11 @@ pub struct Position {
     /// it was asked: a server started since an attempt began may have forgotten the ids it
     /// took that were never durable, and given them again ([`Attempts::started`]).
     pub started: Option<i64>,
+    /// When its cumulative statistics were last reset (`pg_stat_bgwriter.stats_reset`,
+    /// microseconds since 1970), where it was asked: every crash recovery resets them — one
+    /// after a backend was killed too, which keeps the postmaster's start time — and empties
+    /// the UNLOGGED tables; a clean restart keeps them.
+    pub reset: Option<i64>,
 }
 
 impl Position {
@@ -260,6 +273,7 @@ impl Position {
             timeline,
             lsn: lsn_of(lsn)?,
             started: None,
+            reset: None,
         })
     }
 
@@ -316,6 +330,9 @@ pub struct Attempts {
     /// was never durable and given it to another transaction, whose commit is not the
     /// attempt's (crash51 F1, recheck51b F1: taken for it, the table done with another's rows).
     pub started: Option<i64>,
+    /// When the destination's statistics had last been reset as its last attempt began (its
+    /// `position` line's [`Position::reset`]): reset since, the server ran crash recovery.
+    pub reset: Option<i64>,
 }
 
 /// A `commit` line: an attempt about to commit.
@@ -389,6 +406,7 @@ impl Recorded {
         }
         rekey(&mut self.done, from, to);
         rekey(&mut self.done_xids, from, to);
+        rekey(&mut self.done_reset, from, to);
         rekey(&mut self.checksums, from, to);
         rekey(&mut self.mismatched, from, to);
         rekey(&mut self.attempts, from, to);
@@ -416,6 +434,7 @@ impl Recorded {
         let other = |(t, _): &(String, String)| t != table;
         self.done.retain(|k, _| other(k));
         self.done_xids.retain(|k, _| other(k));
+        self.done_reset.retain(|k, _| other(k));
         self.checksums.retain(|k, _| other(k));
         self.mismatched.retain(|k, _| other(k));
         self.attempts.retain(|k, _| other(k));
@@ -681,17 +700,21 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 }
             }
             [kind, dest, timeline, lsn, started @ ..]
-                if kind == "position" && started.len() < 2 =>
+                if kind == "position" && started.len() < 3 =>
             {
-                if let (Ok(timeline), Some(lsn)) = (timeline.parse(), lsn_of(lsn)) {
-                    let started = started.first().and_then(|s| s.parse().ok());
-                    let at = Position {
-                        timeline,
-                        lsn,
-                        started,
-                    };
-                    recorded.positions.insert(dest.clone(), at);
-                }
+                // (A line torn into the next one's fields is damage, not a position.)
+                let (Ok(timeline), Some(lsn)) = (timeline.parse(), lsn_of(lsn)) else {
+                    return Err(line_damaged());
+                };
+                let reset = started.get(1).and_then(|s| s.parse().ok());
+                let started = started.first().and_then(|s| s.parse().ok());
+                let at = Position {
+                    timeline,
+                    lsn,
+                    started,
+                    reset,
+                };
+                recorded.positions.insert(dest.clone(), at);
             }
             [kind, table, dest, sum] if kind == "checksum" => {
                 let key = (table.clone(), dest.clone());
@@ -701,21 +724,25 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 let key = (table.clone(), dest.clone());
                 recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
-                let started = recorded.positions.get(dest).and_then(|p| p.started);
+                let at = recorded.positions.get(dest);
+                let (started, reset) = (at.and_then(|p| p.started), at.and_then(|p| p.reset));
                 let attempts = recorded.attempts.entry(key).or_default();
                 attempts.unannounced = true;
                 attempts.started = started;
+                attempts.reset = reset;
             }
             [kind, table, dest, exact] if kind == "begin" && exact == EXACT => {
                 let key = (table.clone(), dest.clone());
                 recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
-                let started = recorded.positions.get(dest).and_then(|p| p.started);
+                let at = recorded.positions.get(dest);
+                let (started, reset) = (at.and_then(|p| p.started), at.and_then(|p| p.reset));
                 let attempts = recorded.attempts.entry(key).or_default();
                 // The transactions of an attempt before it never committed: it would have
                 // recorded its `commit` line before this one.
                 attempts.began.clear();
                 attempts.started = started;
+                attempts.reset = reset;
             }
             [kind, table, dest, rows, xids] if kind == "commit" => {
                 let xids: Option<Vec<u64>> = xids.split(',').map(|x| x.parse().ok()).collect();
@@ -774,6 +801,10 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                     if let Some(oids) = latest_covers.get(table) {
                         recorded.done_covers.insert(key.clone(), oids.clone());
                     }
+                    match recorded.attempts.get(&key).and_then(|a| a.reset) {
+                        Some(reset) => recorded.done_reset.insert(key.clone(), reset),
+                        None => recorded.done_reset.remove(&key),
+                    };
                     recorded.begun.insert(key.clone());
                     recorded.mismatched.remove(&key);
                     recorded.attempts.remove(&key);
@@ -1140,10 +1171,16 @@ impl StateFile {
     ) -> io::Result<()> {
         let mut lines = String::new();
         if let Some(at) = at {
+            // (The reset only after the start: a field's place says what it is.)
             let started = at.started.map(|s| s.to_string());
+            let reset = at
+                .reset
+                .filter(|_| started.is_some())
+                .map(|s| s.to_string());
             let (timeline, lsn) = (at.timeline.to_string(), at.to_string());
             let mut fields = vec!["position", destination, timeline.as_str(), lsn.as_str()];
             fields.extend(started.as_deref());
+            fields.extend(reset.as_deref());
             lines.push_str(&line(&fields));
         }
         for table in tables {
@@ -1538,12 +1575,20 @@ mod tests {
         state.begin_at(&["a"], "d1", Some(at)).unwrap();
         at.started = Some(1_764_000_000_123_456);
         state.begin_at(&["b"], "d1", Some(at)).unwrap();
+        at.reset = Some(1_764_000_000_123_999);
+        state.begin_at(&["c"], "d1", Some(at)).unwrap();
+        state.done("c", "d1", 5, None).unwrap();
         drop(state);
         let recorded = read(&path).unwrap();
         assert_eq!(recorded.attempts("a", "d1").started, None);
         assert_eq!(
             recorded.attempts("b", "d1").started,
             Some(1_764_000_000_123_456)
+        );
+        assert_eq!(recorded.attempts("b", "d1").reset, None);
+        assert_eq!(
+            recorded.done_reset.get(&("c".into(), "d1".into())),
+            Some(&1_764_000_000_123_999)
         );
         assert_eq!(recorded.position("d1"), Some(at));
         let _ = fs::remove_dir_all(&dir);
