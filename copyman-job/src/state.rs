@@ -422,11 +422,7 @@ impl Recorded {
         if let Some(oids) = self.covers.remove(from) {
             self.covers.insert(to.to_owned(), oids);
         }
-        for (table, _) in self.last_done.values_mut() {
-            if table == from {
-                *table = to.to_owned();
-            }
-        }
+        self.last_done = self.newest_done();
     }
 
     /// Every record of `table` forgotten: another relation of its name now, never copied.
@@ -442,7 +438,31 @@ impl Recorded {
         self.begun.retain(other);
         self.claimed.retain(other);
         self.covers.remove(table);
-        self.last_done.retain(|_, (t, _)| t != table);
+        self.last_done = self.newest_done();
+    }
+
+    /// [`Recorded::last_done`] as the records say now: on each destination, the table still
+    /// recorded done whose copy's transaction id is the highest (by name among a group's tables
+    /// sharing it). One found different since (`mismatch`) is not done: the restore check
+    /// asked for its rows refused every resume after a `--verify` had found it so (recheck54
+    /// F7).
+    fn newest_done(&self) -> HashMap<String, (String, Committing)> {
+        let mut newest: HashMap<String, (String, Committing)> = HashMap::new();
+        for ((table, dest), xids) in &self.done_xids {
+            let Some(&rows) = self.done.get(&(table.clone(), dest.clone())) else {
+                continue;
+            };
+            let top = xids.iter().copied().max();
+            let newer = newest.get(dest).is_none_or(|(t, c)| {
+                let theirs = c.xids.iter().copied().max();
+                top > theirs || (top == theirs && table < t)
+            });
+            if newer {
+                let xids = xids.clone();
+                newest.insert(dest.clone(), (table.clone(), Committing { rows, xids }));
+            }
+        }
+        newest
     }
 
     /// Whether a copy of `table` to `destination` began (and may have committed).
@@ -781,22 +801,10 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                         .and_then(|a| a.commits.last())
                         .filter(|c| c.rows > 0)
                         .cloned();
-                    if let Some(committed) = &committed {
+                    if let Some(committed) = committed {
                         recorded
                             .done_xids
-                            .insert((table.clone(), dest.clone()), committed.xids.clone());
-                    }
-                    if let Some(committed) = committed {
-                        let newest = |c: &Committing| c.xids.iter().copied().max();
-                        let later = recorded
-                            .last_done
-                            .get(dest)
-                            .is_none_or(|(_, last)| newest(&committed) > newest(last));
-                        if later {
-                            recorded
-                                .last_done
-                                .insert(dest.clone(), (table.clone(), committed));
-                        }
+                            .insert((table.clone(), dest.clone()), committed.xids);
                     }
                     if let Some(oids) = latest_covers.get(table) {
                         recorded.done_covers.insert(key.clone(), oids.clone());
@@ -825,6 +833,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             _ => return Err(line_damaged()),
         }
     }
+    recorded.last_done = recorded.newest_done();
     Ok(recorded)
 }
 
@@ -1561,6 +1570,27 @@ mod tests {
                 .contains("is damaged: its line 4 is no record"),
             "{err}"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The newest table done on a destination is the one a resume's restore check reads; once
+    /// found different (`mismatch`), the newest still done is (recheck54 F7).
+    #[test]
+    fn the_newest_table_done_is_one_still_done() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-newest-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        for (table, xid) in [("a", 10), ("c", 12), ("b", 11)] {
+            state.begin(table, "d1").unwrap();
+            state.commit(table, "d1", 5, &[xid], None).unwrap();
+            state.done(table, "d1", 5, None).unwrap();
+        }
+        let newest = |path: &Path| read(path).unwrap().last_done.get("d1").cloned().unwrap();
+        assert_eq!(newest(&path).0, "c");
+        state.mismatch("c", "d1", 5).unwrap();
+        assert_eq!(newest(&path).0, "b");
+        assert_eq!(newest(&path).1.xids, [11]);
+        drop(state);
         let _ = fs::remove_dir_all(&dir);
     }
 

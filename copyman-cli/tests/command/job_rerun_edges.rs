@@ -1507,3 +1507,59 @@ fn a_group_child_emptied_on_a_destination_is_copied_again() {
         .collect();
     assert_eq!(counts, [1, 100, 50, 30], "{stderr}");
 }
+
+/// A `--truncate` job's last table, every row of it updated on a destination: the plain resume
+/// is refused (the restore check finds none of its copy's rows), `--resume --verify` finds it
+/// differing and says the next resume copies it again — which it then does: that resume was
+/// refused by the same restore check, word for word (recheck54 F7).
+#[test]
+fn a_last_table_found_differing_is_copied_again_by_the_next_resume() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int, tag text); CREATE TABLE b (id int, tag text);
+                  CREATE TABLE z (id int, tag text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT g, 'a' FROM generate_series(1, 100) g;
+             INSERT INTO b SELECT g, 'b' FROM generate_series(1, 50) g;
+             INSERT INTO z SELECT g, 'z' FROM generate_series(1, 30) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let state = TempPath::new("last-differs.state");
+    let to = [c.dest[0].conninfo(&d1)];
+    let job = |extra: &[&str]| {
+        let args = [&["--truncate", "--jobs", "1"], extra].concat();
+        every_table(&c.source.conninfo(&src), &to, &state, &args)
+    };
+    assert_exit(&job(&[]), 0);
+    (c.dest[0].connect(&d1))
+        .batch_execute("UPDATE z SET tag = 'x'")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is not where the earlier run left it"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("--resume empties it there and copies it again"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let tags: i64 = (c.dest[0].connect(&d1))
+        .query_one("SELECT count(*) FROM z WHERE tag = 'z'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (count(&c.dest[0], &d1, "z"), tags),
+        (30, 30),
+        "{}",
+        text(&out.stderr)
+    );
+}
