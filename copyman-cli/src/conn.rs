@@ -1446,13 +1446,18 @@ impl ServerSpec {
         };
         let (done, wait) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
+            // Said again at each interval, as a job's waits are (ops54 F5: once, then silence).
             scope.spawn(move || {
-                if wait.recv_timeout(crate::watch::say_after()) == Err(RecvTimeoutError::Timeout) {
+                let every = crate::watch::say_after();
+                let mut waited = every;
+                while wait.recv_timeout(every) == Err(RecvTimeoutError::Timeout) {
                     crate::report::warn(format_args!(
-                        "{}: no answer after {} s, still waiting ({bound}; Ctrl-C stops)",
+                        "{}: {}no answer after {} s, still waiting ({bound}; Ctrl-C stops)",
                         self.display,
-                        crate::watch::say_after().as_secs()
+                        if waited > every { "still " } else { "" },
+                        waited.as_secs()
                     ));
+                    waited += every;
                 }
             });
             let conn = connect();

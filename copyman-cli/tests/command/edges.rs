@@ -1474,7 +1474,7 @@ fn one_row_is_one_row_and_help_has_examples() {
 
 /// A server that takes the connection and never answers is waited on as libpq waits (no
 /// `connect_timeout` given), but not in silence: after 10 s (here 2) the wait is said, naming
-/// the server.
+/// the server, and again at each interval (ops54 F5: once, then silence).
 #[test]
 fn a_connection_that_is_never_answered_is_said() {
     let c = clusters();
@@ -1501,6 +1501,8 @@ fn a_connection_that_is_never_answered_is_said() {
         line.contains(&format!("127.0.0.1:{port}")) && line.contains("connect_timeout"),
         "{line}"
     );
+    let again = stderr.expect("still no answer after 4 s");
+    assert!(again.contains(&format!("127.0.0.1:{port}")), "{again}");
     child.kill().unwrap();
     child.wait().unwrap();
 }
