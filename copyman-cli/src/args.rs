@@ -1668,7 +1668,7 @@ impl Transfer {
                 file.display()
             )));
         }
-        self.atomic = Some(decision_log(low.decision_log, env)?);
+        self.atomic = Some(decision_log_to_write(low.decision_log, env)?);
         Ok(self)
     }
 }
@@ -1688,6 +1688,71 @@ pub(crate) fn in_a_directory(flag: &str, path: &Path) -> Result<PathBuf, ArgErro
         ))),
         _ => Ok(path.to_path_buf()),
     }
+}
+
+/// `path`, given to `flag`, in a directory that exists ([`in_a_directory`]), where the run is
+/// to write it: where it does not exist yet, a file must be creatable there — asked by making
+/// one beside it and removing it — so that a dry run refuses what the run would (ops54 F1:
+/// `/proc/nope` passed the dry run, exit 0, and failed the run).
+///
+/// # Errors
+/// As [`in_a_directory`], or why no file can be made there.
+pub(crate) fn to_be_written(flag: &str, path: &Path) -> Result<PathBuf, ArgError> {
+    let path = in_a_directory(flag, path)?;
+    if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        let probe = dir.join(format!(".copyman-{}.probe", std::process::id()));
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe);
+        if let Err(e) = made {
+            return Err(ArgError::usage(format!(
+                "{flag} {}: no file can be made in {}: {e}",
+                path.display(),
+                dir.display()
+            )));
+        }
+        let _ = std::fs::remove_file(&probe);
+    }
+    Ok(path)
+}
+
+/// A decision log given that exists: a regular file this user may append to — as the run
+/// opens it, asked before anything is done, so that a dry run refuses what the run would
+/// (ops54 F1: a directory, `/dev/null`, passed the dry run, exit 0, and failed the run).
+fn appendable(path: &Path) -> Result<(), ArgError> {
+    let refused = |why: String| {
+        ArgError::usage(format!(
+            "--decision-log {}: {why}: give a file, where the decisions last",
+            path.display()
+        ))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(refused("a directory".to_owned())),
+        Ok(meta) if !meta.is_file() => {
+            Err(refused("not a regular file (a device, a FIFO)".to_owned()))
+        }
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| refused(e.to_string())),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The decision log a run writes: as given ([`decision_log`]), one it can write.
+pub(crate) fn decision_log_to_write(
+    given: Option<PathBuf>,
+    env: &Env,
+) -> Result<PathBuf, ArgError> {
+    if let Some(path) = &given {
+        to_be_written("--decision-log", path)?;
+        appendable(path)?;
+    }
+    decision_log(given, env)
 }
 
 /// The decision log: as given, else under the user's state directory.

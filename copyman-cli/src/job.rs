@@ -332,7 +332,7 @@ impl JobArgs {
             .collect::<Result<Vec<_>, _>>()?;
         // The default state file is named once the servers said who they are (in `run`).
         let (state, state_dir) = match &low.job.state {
-            Some(path) => (crate::args::in_a_directory("--state", path)?, None),
+            Some(path) => (crate::args::to_be_written("--state", path)?, None),
             None => {
                 let dir = default_state_dir(env).ok_or_else(|| {
                     ArgError::usage("--state is needed: neither XDG_CACHE_HOME nor HOME is set")
@@ -353,7 +353,7 @@ impl JobArgs {
             resume: low.job.resume,
             split_larger_than,
             two_phase: if low.atomic.atomic {
-                Some(crate::args::decision_log(
+                Some(crate::args::decision_log_to_write(
                     low.atomic.decision_log.clone(),
                     env,
                 )?)

@@ -1022,6 +1022,72 @@ fn recover_with_a_directory_for_its_decision_log_is_a_usage_error() {
     );
 }
 
+/// A dry run refuses the `--decision-log` and `--state` the run cannot write, as the run does
+/// (exit 2, nothing copied): a directory, `/dev/null`, a path where no file can be made
+/// (ops54 F1: each passed the dry run, exit 0, and failed the run).
+#[test]
+fn a_dry_run_refuses_the_files_the_run_cannot_write() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let dir = TempPath::new("dry-decision-dir");
+    fs::create_dir_all(&dir.0).unwrap();
+    let one = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--atomic",
+        "--dry-run",
+    ];
+    for (args, said) in [
+        (vec!["--decision-log", dir.arg()], "a directory"),
+        (vec!["--decision-log", "/dev/null"], "not a regular file"),
+        (
+            vec!["--decision-log", "/proc/copyman-nope"],
+            "no file can be made in /proc",
+        ),
+    ] {
+        for jobs in [
+            &[][..],
+            &["--jobs", "1", "--state", "/tmp/copyman-dry.state"][..],
+        ] {
+            let out = run(&[&one[..], &args, jobs].concat());
+            assert_exit(&out, 2);
+            assert!(
+                text(&out.stderr).contains(said),
+                "{args:?} {jobs:?}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+    let job = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--jobs",
+        "1",
+        "--dry-run",
+    ];
+    let out = run(&[&job[..], &["--state", "/proc/copyman-nope"]].concat());
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--state /proc/copyman-nope: no file can be made in /proc"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}
+
 /// A file whose name holds a `=` (`x=1.txt`) is read as a connection string: the refusal names
 /// the file and the way to give it (`./x=1.txt`), which copies it. A server's Unix socket given
 /// as a destination (`/run/postgresql/.s.PGSQL.5432`) is refused before connecting, with the
