@@ -1699,6 +1699,19 @@ pub(crate) fn in_a_directory(flag: &str, path: &Path) -> Result<PathBuf, ArgErro
 /// As [`in_a_directory`], or why no file can be made there.
 pub(crate) fn to_be_written(flag: &str, path: &Path) -> Result<PathBuf, ArgError> {
     let path = in_a_directory(flag, path)?;
+    // Where copyman's own output goes: written over by it (ops54 F4: a job's records, or the
+    // decisions of every run, replaced by the closing summary, without a word).
+    let stdio = [
+        ("stdout", crate::dest::is_stdout(&path)),
+        ("stderr", crate::dest::is_stderr(&path)),
+    ];
+    if let Some((which, _)) = stdio.iter().find(|(_, is)| *is) {
+        return Err(ArgError::usage(format!(
+            "{flag} {}: that is the file copyman's {which} goes to: what copyman records there \
+             would be written over; give another file",
+            path.display()
+        )));
+    }
     if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         let dir = dir.unwrap_or(Path::new("."));

@@ -1330,12 +1330,28 @@ fn follow(path: &Path) -> io::Result<(PathBuf, bool)> {
 /// Whether `path` names what stdout is (the same file, pipe or socket), other than a character
 /// device (`/dev/null`, a terminal: writing it twice keeps nothing twice).
 pub(crate) fn is_stdout(path: &Path) -> bool {
+    same_file_as(path, stdout_identity())
+}
+
+/// Whether `path` names what stderr is, as [`is_stdout`] tells it of stdout.
+pub(crate) fn is_stderr(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    let stderr = (io::stderr().as_fd().try_clone_to_owned().ok())
+        .and_then(|fd| File::from(fd).metadata().ok())
+        .map(|meta| (meta.dev(), meta.ino()));
+    same_file_as(path, stderr)
+}
+
+/// Whether `path` names the file of device and inode `stdio` (other than a character device).
+fn same_file_as(path: &Path, stdio: Option<(u64, u64)>) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-    let (Some(stdout), Ok(meta)) = (stdout_identity(), fs::metadata(path)) else {
+    let (Some(stdio), Ok(meta)) = (stdio, fs::metadata(path)) else {
         return false;
     };
-    !meta.file_type().is_char_device() && (meta.dev(), meta.ino()) == stdout
+    !meta.file_type().is_char_device() && (meta.dev(), meta.ino()) == stdio
 }
 
 /// The device and inode of the regular file or FIFO a source reads: its path's, or what stdin

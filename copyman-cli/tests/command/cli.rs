@@ -1024,7 +1024,8 @@ fn recover_with_a_directory_for_its_decision_log_is_a_usage_error() {
 
 /// A dry run refuses the `--decision-log` and `--state` the run cannot write, as the run does
 /// (exit 2, nothing copied): a directory, `/dev/null`, a path where no file can be made
-/// (ops54 F1: each passed the dry run, exit 0, and failed the run).
+/// (ops54 F1: each passed the dry run, exit 0, and failed the run). The run refuses the file
+/// its own stdout or stderr goes to.
 #[test]
 fn a_dry_run_refuses_the_files_the_run_cannot_write() {
     let c = clusters();
@@ -1085,6 +1086,34 @@ fn a_dry_run_refuses_the_files_the_run_cannot_write() {
         "{}",
         text(&out.stderr)
     );
+    // The file its own stdout or stderr goes to (ops54 F4: the summary written over the job's
+    // records, or the decisions, without a word).
+    let file = TempPath::new("dry-stdio.state");
+    for (flag, extra) in [
+        ("--state", &["--jobs", "1"][..]),
+        ("--decision-log", &["--atomic"][..]),
+    ] {
+        for stderr in [false, true] {
+            let redirect = || fs::File::create(&file.0).unwrap();
+            let mut command = copyman();
+            command
+                .args(&job[..4])
+                .args(["--to", &to, flag, file.arg()])
+                .args(extra);
+            let out = if stderr {
+                command.stderr(redirect()).output().unwrap()
+            } else {
+                command.stdout(redirect()).output().unwrap()
+            };
+            assert_eq!(out.status.code(), Some(2), "{flag} {stderr}");
+            let said = fs::read_to_string(&file.0).unwrap() + &text(&out.stderr);
+            let which = if stderr { "stderr" } else { "stdout" };
+            assert!(
+                said.contains(&format!("that is the file copyman's {which} goes to")),
+                "{flag}: {said}"
+            );
+        }
+    }
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
 }
 
