@@ -1333,15 +1333,14 @@ pub(crate) fn is_stdout(path: &Path) -> bool {
     same_file_as(path, stdout_identity())
 }
 
-/// Whether `path` names what stderr is, as [`is_stdout`] tells it of stdout.
+/// Whether `path` names what stderr is, as [`is_stdout`] tells it of stdout (fd 2 read through
+/// `/dev/fd/2`, whose link leads to what it is open on: stderr is only ever written by
+/// `progress::write_stderr`).
 pub(crate) fn is_stderr(path: &Path) -> bool {
-    use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
 
-    let stderr = (io::stderr().as_fd().try_clone_to_owned().ok())
-        .and_then(|fd| File::from(fd).metadata().ok())
-        .map(|meta| (meta.dev(), meta.ino()));
-    same_file_as(path, stderr)
+    let stderr = fs::metadata("/dev/fd/2").ok();
+    same_file_as(path, stderr.map(|meta| (meta.dev(), meta.ino())))
 }
 
 /// Whether `path` names the file of device and inode `stdio` (other than a character device).
