@@ -2749,6 +2749,8 @@ impl Ledger {
             "status": "interrupted",
             "exit_code": exit,
             "exited_at_once": true,
+            // The signal that stopped it, as one table's says it (ops54 F7: absent).
+            "interrupted": format!("interrupted by {}", signals::name(signal)),
             // Why, in the words said (it was "interrupted (exit 4)").
             "error": format!("{} received: {summary}", signals::name(signal)),
             "server": doubt_on.map(|(i, _)| format!("destination {}", i + 1)),

@@ -326,6 +326,8 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     assert_eq!(report["status"], "interrupted", "{report}");
     assert_eq!(report["exit_code"], 4, "{report}");
     assert_eq!(report["exited_at_once"], true, "{report}");
+    // As one table's says it (ops54 F7: absent).
+    assert_eq!(report["interrupted"], "interrupted by SIGINT", "{report}");
     for table in ["t1", "t2"] {
         assert_eq!(record(&report, table, 0)["status"], "committed", "{report}");
         assert_eq!(record(&report, table, 1)["status"], "in doubt", "{report}");
