@@ -421,6 +421,10 @@ pub(crate) struct ServerSpec {
     /// The password file read (`passfile`, or `~/.pgpass`), whether or not it had a line for
     /// this server: named when the server asks for a password none gave (conn44 F4).
     passfile_read: Option<PathBuf>,
+    /// Where the password file named by `passfile=` or `PGPASSFILE` does not exist: said so
+    /// when the server asks for a password (ops54 F9: a mistyped path read as "give a password
+    /// file").
+    passfile_missing: Option<String>,
 }
 
 impl fmt::Debug for ServerSpec {
@@ -1250,6 +1254,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     let mut warnings = Vec::new();
     let mut password_file = None;
     let mut passfile_read = None;
+    let mut passfile_missing = None;
     let password_from_conn = params
         .values
         .get("password")
@@ -1265,11 +1270,28 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
     if config.get_password().is_none() {
         // `passfile=''` is no file given: the default one, as in libpq.
-        let passfile = params
-            .get("passfile")
-            .filter(|f| !f.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| env.raw_paths.get("PGPASSFILE").cloned())
+        // (Named as where it came from: `passfile=` in the CONN, PGPASSFILE, a service file.)
+        let named = (params.values.get("passfile").filter(|(f, _)| !f.is_empty()))
+            .map(|(f, by)| {
+                let by = match by {
+                    Source::Conn => "passfile=".to_owned(),
+                    other => other.to_string(),
+                };
+                (PathBuf::from(f), by)
+            })
+            .or_else(|| {
+                let file = env.raw_paths.get("PGPASSFILE").cloned();
+                file.map(|f| (f, "PGPASSFILE".to_owned()))
+            });
+        if let Some((file, by)) = &named
+            && fs::symlink_metadata(file).is_err()
+        {
+            passfile_missing = Some(format!(
+                " (the password file {}, named by {by}, does not exist)",
+                file.display()
+            ));
+        }
+        let passfile = (named.map(|(file, _)| file))
             .or_else(|| env.home().map(|home| Path::new(home).join(".pgpass")));
         if let Some(file) = passfile {
             match read_passfile(&file) {
@@ -1311,6 +1333,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         password_from_conn,
         password_file,
         passfile_read,
+        passfile_missing,
         session_attrs,
         session_attrs_from,
     };
@@ -1424,6 +1447,7 @@ impl ServerSpec {
             {
                 let read = (self.passfile_read.as_ref())
                     .map(|f| format!(" ({} gives no password for it)", f.display()))
+                    .or_else(|| self.passfile_missing.clone())
                     .unwrap_or_default();
                 crate::report::warn(format_args!(
                     "{}: the server asks for a password: give it in PGPASSWORD, a password \

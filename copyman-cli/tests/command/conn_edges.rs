@@ -1221,3 +1221,43 @@ fn a_login_the_client_cannot_make_is_tried_once() {
     assert!(stderr.contains("but none given"), "{stderr}");
     assert!(!stderr.contains("connection attempts failed"), "{stderr}");
 }
+
+/// A password file named by `passfile=` or `PGPASSFILE` that does not exist is said so when
+/// the server asks for a password (ops54 F9: "give a password file", which one was, mistyped).
+#[test]
+fn a_password_file_named_that_does_not_exist_is_said() {
+    let c = clusters();
+    let scram = scram_cluster();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    let dst = database(scram, T);
+    let missing = "/nonexistent/copyman-no-such-pgpass";
+    let to = format!(
+        "host=127.0.0.1 port={} user=postgres dbname={dst}",
+        scram.port()
+    );
+    let from = c.source.conninfo(&src);
+    let named = format!("{to} passfile={missing}");
+    for (to, env) in [(named.as_str(), None), (to.as_str(), Some(missing))] {
+        let mut command = copyman();
+        command.args(["table", "t", "--from", &from, "--to", to]);
+        command.env_remove("PGPASSWORD").env_remove("PGPASSFILE");
+        if let Some(file) = env {
+            command.env("PGPASSFILE", file);
+        }
+        let out = command.output().unwrap();
+        assert_exit(&out, 3);
+        let by = if env.is_some() {
+            "PGPASSFILE"
+        } else {
+            "passfile="
+        };
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "(the password file {missing}, named by {by}, does not exist)"
+            )),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(scram, &dst, "t"), 0);
+}
