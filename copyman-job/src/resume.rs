@@ -969,9 +969,12 @@ pub(crate) fn resumed_here(
         }
     };
     // Appended to a table holding another table's copy (renamed or swapped there since:
-    // recheck53 F1, the rows of both mixed, exit 0).
+    // recheck53 F1, the rows of both mixed, exit 0). Asked only where the state file records
+    // another table's copy there: a fresh job's each table read once more, and waited for
+    // again where it is locked (ops54 F8: --lock-timeout waited once more per table).
     if let Resumed::Copy { empty: false, .. } = resumed
         && !here.truncate
+        && (recorded.begun.iter()).any(|(t, k)| k == dest && *t != key)
         && holds_rows(conn, table) == Some(true)
     {
         let whose = copied_into(conn, recorded, &key, dest, here.gone);

@@ -2566,3 +2566,50 @@ fn a_destination_that_stops_answering_between_tables_is_connected_to_once_per_ta
         assert_eq!(count(&c.dest[0], &d1, table), 1);
     }
 }
+
+/// A fresh job whose table is locked on a destination waits `--lock-timeout` for it no more
+/// often than its catalog questions need (the batch of tables, then that table alone): it was
+/// also read for rows another table's copy could have left there, a question only a resume
+/// has, and waited once more (ops54 F8: 2 s given, 6 s waited for one table). Counted in the
+/// server's log, by the locked table's own name.
+#[test]
+fn a_fresh_job_waits_for_a_locked_table_once_per_catalog_question() {
+    let c = clusters();
+    let locked = format!("locked_{}", std::process::id());
+    let tables = format!("CREATE TABLE a (id int); CREATE TABLE {locked} (id int);");
+    let src = database(&c.source, &format!("{tables} INSERT INTO a VALUES (1);"));
+    let d1 = database(&c.dest[0], &tables);
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {locked} IN ACCESS EXCLUSIVE MODE;"
+        ))
+        .unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let state = TempPath::new("locked-once.state");
+    let out = run(&[
+        "table",
+        "a",
+        &locked,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--lock-timeout",
+        "1s",
+        "--keep-going",
+    ]);
+    holder.batch_execute("COMMIT").unwrap();
+    assert_exit(&out, 4);
+    assert!(text(&out.stderr).contains("55P03"), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(c.dest[0].log_file()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let waits = (lines.windows(2))
+        .filter(|w| w[0].contains("canceling statement due to lock timeout"))
+        .filter(|w| w[1].contains("STATEMENT") && w[1].contains(&locked))
+        .count();
+    assert!(waits <= 2, "{waits} lock timeouts:\n{log}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 1);
+}
