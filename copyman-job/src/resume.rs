@@ -747,15 +747,26 @@ fn restarted_since(conn: &mut Connection, recorded: &Recorded, dest: &str) -> bo
 /// statistics' reset recorded with the copy ([`Recorded::done_reset`]); for a copy an older
 /// copyman recorded, by a server started since from a crash.
 fn crashed_since_done(conn: &mut Connection, recorded: &Recorded, table: &str, dest: &str) -> bool {
-    match recorded
-        .done_reset
-        .get(&(table.to_owned(), dest.to_owned()))
-    {
-        Some(&reset) => crate::identity::crash_recovery_since(conn, reset),
+    match crash_known_since_done(conn, recorded, table, dest) {
+        Some(crashed) => crashed,
         None => {
             restarted_since(conn, recorded, dest) && crate::identity::started_after_a_crash(conn)
         }
     }
+}
+
+/// [`crashed_since_done`] where the statistics' reset recorded with the copy tells it: `None`
+/// for a copy an older copyman recorded (a crash before the job and one after read alike).
+pub(crate) fn crash_known_since_done(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &str,
+    dest: &str,
+) -> Option<bool> {
+    let reset = recorded
+        .done_reset
+        .get(&(table.to_owned(), dest.to_owned()))?;
+    Some(crate::identity::crash_recovery_since(conn, *reset))
 }
 
 /// What a resume says of copying again a done `table` that a crash of destination `d`'s server
@@ -840,20 +851,38 @@ pub(crate) fn resumed_here(
     }
     if let Some(rows) = recorded.done(&key, dest) {
         let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));
-        // UNLOGGED there, every part of it, and a crash recovery since: its copy's rows are
-        // gone, whatever rows it holds now and whatever their ids say (recheck54 F1: as many
-        // written since were taken as its own rewritten; F6: an id the crash forgot, given to
-        // an application's row, was taken as its copy's — done, exit 0).
+        // UNLOGGED there (in part or whole) and a crash recovery since, known by the reset
+        // recorded with its copy: the rows of its UNLOGGED parts are gone, whatever rows it
+        // holds now and whatever their ids say (recheck54 F1: as many written since were taken
+        // as its own rewritten; F6: an id the crash forgot, given to an application's row, was
+        // taken as its copy's — done, exit 0; recheck54b F3: a logged partition's rows kept
+        // made the whole done). One with logged partitions too is done where it holds every
+        // row its copy committed, by their ids (none went to the UNLOGGED ones).
+        let entirely = |conn: &mut Connection| crate::identity::unlogged_entirely(conn, &key);
         if rows > 0
             && !here.moved
-            && crate::identity::unlogged_entirely(conn, &key)
-            && crashed_since_done(conn, recorded, &key, dest)
+            && crate::identity::unlogged_within(conn, &key)
+            && crash_known_since_done(conn, recorded, &key, dest) == Some(true)
+            && (entirely(conn)
+                || xids.is_none_or(|x| crate::identity::rows_of(conn, &key, x) != Some(rows)))
         {
-            let held = own_row_count(conn, &key);
-            return Ok(Resumed::Copy {
-                empty: false,
-                note: Some(emptied_by_a_crash(&key, rows, d, held, here)),
-            });
+            if here.truncate || entirely(conn) {
+                let held = own_row_count(conn, &key);
+                return Ok(Resumed::Copy {
+                    empty: false,
+                    note: Some(emptied_by_a_crash(&key, rows, d, held, here)),
+                });
+            }
+            return Err(format!(
+                "--resume: destination {} ({})'s {key}, which the state file records done with \
+                 {rows} rows, has UNLOGGED partitions there, which crash recovery of its server \
+                 since (a crash, an immediate stop, a backend killed) emptied, and logged ones, \
+                 which kept their rows: copied again, those would be there twice; resume with \
+                 --truncate (it is emptied and copied again), or copy its UNLOGGED partitions by \
+                 themselves and leave it out of the job (--exclude-table)",
+                d + 1,
+                here.name
+            ));
         }
         if rows > 0 && holds_rows(conn, table) == Some(false) {
             // Its copy's rows under another table's name: swapped there with it (recheck53b

@@ -369,11 +369,13 @@ pub const SERVER_STARTED: &str = "SELECT (extract(epoch FROM pg_catalog.pg_postm
      (SELECT (extract(epoch FROM stats_reset) * 1000000)::int8::text \
        FROM pg_catalog.pg_stat_bgwriter)";
 
-/// Whether both the bgwriter's and the archiver's statistics were reset after the moment `{}`
-/// (microseconds since 1970, as [`WAL_POSITION`] reads `stats_reset`): a crash recovery resets
-/// every kind of statistics at once, a `pg_stat_reset_shared()` of one kind resets that kind.
+/// Whether the bgwriter's statistics were reset after the moment `{}` (microseconds since 1970,
+/// as [`WAL_POSITION`] reads `stats_reset`) together with the archiver's, at the very same
+/// moment: a crash recovery resets every kind of statistics at once, stamped alike; a
+/// `pg_stat_reset_shared()` of one kind resets that kind, stamped apart from another's
+/// (recheck54b F2: two such resets read as a crash).
 pub const RESET_SINCE: &str = "SELECT ((extract(epoch FROM b.stats_reset) * 1000000)::int8 > {} \
-     AND (extract(epoch FROM a.stats_reset) * 1000000)::int8 > {})::text \
+     AND a.stats_reset = b.stats_reset)::text \
      FROM pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a";
 
 /// Whether the server's cumulative statistics were reset since it started: crash recovery (or an

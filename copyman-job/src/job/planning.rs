@@ -1752,6 +1752,15 @@ fn plan_all(
                     {
                         return None;
                     }
+                    // UNLOGGED there, emptied by a crash recovery known since its copy: said by
+                    // its own check, and copied again (recheck54b F4: refused as a restore).
+                    if !written
+                        && crate::identity::unlogged_within(conn, table)
+                        && resume::crash_known_since_done(conn, &recorded, table, &keys[i])
+                            == Some(true)
+                    {
+                        return None;
+                    }
                     // Its rows under another table's name (recheck53b F6).
                     if !written
                         && !resume::moved_to(conn, &recorded, table, &keys[i], &committed.xids)
