@@ -1680,6 +1680,18 @@ impl Transfer {
 /// # Errors
 /// A usage error naming the missing directory.
 pub(crate) fn in_a_directory(flag: &str, path: &Path) -> Result<PathBuf, ArgError> {
+    // A FIFO (or a socket) would hold the open of it until something opens its other end:
+    // a run, its dry run, a recover waited there without a word (recheck54b F5).
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_fifo() || meta.file_type().is_socket() {
+            return Err(ArgError::usage(format!(
+                "{flag} {} is not a regular file (a FIFO, a socket): give a file, where what \
+                 copyman records lasts",
+                path.display()
+            )));
+        }
+    }
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) if !dir.is_dir() => Err(ArgError::usage(format!(
             "{flag} {}: no directory {} (copyman creates only its default directories)",

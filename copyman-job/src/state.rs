@@ -543,13 +543,14 @@ pub enum Found {
 pub fn found(path: &Path) -> Found {
     use std::io::Read;
 
+    // A device, a FIFO, a directory: nothing a job could keep its records in — told before it
+    // is opened (a FIFO's open waits for its other end: recheck54b F5, a run that hung).
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Found::Other;
+    }
     let Ok(file) = File::open(path) else {
         return Found::Nothing;
     };
-    // A device, a FIFO, a directory: nothing a job could keep its records in.
-    if file.metadata().is_ok_and(|m| !m.is_file()) {
-        return Found::Other;
-    }
     // Its first line, whole: one of the formats this copyman reads (`copyman-job 3` with a
     // carriage return, or of a version it does not know, is none of them).
     let mut start = Vec::new();

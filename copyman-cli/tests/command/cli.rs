@@ -1086,6 +1086,27 @@ fn a_dry_run_refuses_the_files_the_run_cannot_write() {
         "{}",
         text(&out.stderr)
     );
+    // A FIFO, whose open waits for its other end: refused, by a recover too (recheck54b F5: a
+    // run, its dry run, a recover waited there without a word).
+    let fifo = TempPath::new("dry-fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo.0)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [
+        [&job[..], &["--state", fifo.arg()]].concat(),
+        [&one[..], &["--decision-log", fifo.arg()]].concat(),
+        vec!["recover", "--to", &to, "--decision-log", fifo.arg()],
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("is not a regular file (a FIFO, a socket)"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
     // The file its own stdout or stderr goes to (ops54 F4: the summary written over the job's
     // records, or the decisions, without a word).
     let file = TempPath::new("dry-stdio.state");
