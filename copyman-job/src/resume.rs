@@ -786,9 +786,9 @@ fn emptied_by_a_crash(
         None => "copied again beside the rows written there since".to_owned(),
     };
     format!(
-        "{table}: destination {} holds none of the {rows} rows the earlier run committed there \
-         — it is UNLOGGED there (or its partitions are), and crash recovery of its server \
-         since (a crash, an immediate stop, a backend killed) emptied it: {how}",
+        "{table}: destination {} lost the rows the earlier run committed there ({rows}) — it \
+         is UNLOGGED there (or its partitions are), and crash recovery of its server since (a \
+         crash, an immediate stop, a backend killed) emptied it: {how}",
         d + 1
     )
 }
