@@ -856,16 +856,42 @@ pub(crate) fn resumed_here(
         // holds now and whatever their ids say (recheck54 F1: as many written since were taken
         // as its own rewritten; F6: an id the crash forgot, given to an application's row, was
         // taken as its copy's — done, exit 0; recheck54b F3: a logged partition's rows kept
-        // made the whole done). One with logged partitions too is done where it holds every
-        // row its copy committed, by their ids (none went to the UNLOGGED ones).
+        // made the whole done). One holding every row its copy committed, by their ids, is
+        // either its copy kept — the statistics reset by hand, alike to the microsecond, or a
+        // clean start that found no statistics file (recheck54c F1: copied again beside them,
+        // doubled, exit 0) — or an application's as many rows, given the crash's forgotten id:
+        // compared under --verify, else refused.
         let entirely = |conn: &mut Connection| crate::identity::unlogged_entirely(conn, &key);
         if rows > 0
             && !here.moved
             && crate::identity::unlogged_within(conn, &key)
             && crash_known_since_done(conn, recorded, &key, dest) == Some(true)
-            && (entirely(conn)
-                || xids.is_none_or(|x| crate::identity::rows_of(conn, &key, x) != Some(rows)))
         {
+            let all_there =
+                xids.is_some_and(|x| crate::identity::rows_of(conn, &key, x) == Some(rows));
+            if all_there && here.verify {
+                return Ok(Resumed::Done {
+                    rows,
+                    note: Some(format!(
+                        "{key}: destination {}'s table is UNLOGGED there and its statistics were \
+                         reset since (crash recovery, or by hand), yet it holds the {rows} rows \
+                         of the earlier run's transactions: --verify compares it with the source",
+                        d + 1
+                    )),
+                });
+            }
+            if all_there {
+                return Err(format!(
+                    "--resume: destination {} ({})'s {key} is UNLOGGED there, and its statistics \
+                     were reset since the earlier run committed it — as a crash recovery resets \
+                     them, which empties UNLOGGED tables —, yet it holds {rows} rows of that \
+                     run's transactions, as many as it committed: its copy, kept (statistics \
+                     reset by hand), or an application's rows, given the crash's forgotten \
+                     transaction ids? resume with --verify to compare it with the source",
+                    d + 1,
+                    here.name
+                ));
+            }
             if here.truncate || entirely(conn) {
                 let held = own_row_count(conn, &key);
                 return Ok(Resumed::Copy {
