@@ -313,22 +313,30 @@ impl OwnDestination {
     /// The state file's one `kind` line of `table` given `value` as its last field: a
     /// transaction id the destination gave again since, made certain.
     fn forge(&self, kind: &str, table: &str, value: &str) {
+        let name = format!("\"public\".\"{table}\"");
+        let forged = self.rewrite(|fields| {
+            (fields[0] == kind && fields[1] == name).then(|| {
+                let head = &fields[..fields.len() - 1];
+                format!("{}\t{value}", head.join("\t"))
+            })
+        });
+        assert_eq!(forged, 1, "{kind} {table}");
+    }
+
+    /// The state file's lines rewritten where `new` gives one for a line's tab-separated
+    /// fields; how many were.
+    fn rewrite(&self, mut new: impl FnMut(&[&str]) -> Option<String>) -> usize {
         let recorded = std::fs::read_to_string(self.state.arg()).unwrap();
-        let mut forged = 0;
+        let mut rewritten = 0;
         let lines: Vec<String> = (recorded.lines())
             .map(|l| {
-                let fields: Vec<&str> = l.split('\t').collect();
-                if fields[0] == kind && fields[1] == format!("\"public\".\"{table}\"") {
-                    forged += 1;
-                    let (head, _) = l.rsplit_once('\t').unwrap();
-                    format!("{head}\t{value}")
-                } else {
-                    l.to_owned()
-                }
+                let line = new(&l.split('\t').collect::<Vec<_>>());
+                rewritten += usize::from(line.is_some());
+                line.unwrap_or_else(|| l.to_owned())
             })
             .collect();
-        assert_eq!(forged, 1, "{kind} {table}: {recorded}");
         std::fs::write(self.state.arg(), lines.join("\n") + "\n").unwrap();
+        rewritten
     }
 }
 
@@ -1293,17 +1301,13 @@ fn an_unlogged_table_holding_its_copys_rows_after_a_reset_is_compared() {
     );
     assert_exit(&d.job(&[]), 0);
     // Each `position` line's reset a moment earlier: the server's reads as one since.
-    let recorded = std::fs::read_to_string(d.state.arg()).unwrap();
-    let earlier: Vec<String> = (recorded.lines())
-        .map(|l| match l.rsplit_once('\t') {
-            Some((head, reset)) if l.starts_with("position\t") && l.split('\t').count() == 6 => {
-                format!("{head}\t{}", reset.parse::<i64>().unwrap() - 1)
-            }
-            _ => l.to_owned(),
+    let earlier = d.rewrite(|fields| {
+        (fields[0] == "position" && fields.len() == 6).then(|| {
+            let reset: i64 = fields[5].parse().unwrap();
+            format!("{}\t{}", fields[..5].join("\t"), reset - 1)
         })
-        .collect();
-    assert_ne!(earlier.join("\n") + "\n", recorded);
-    std::fs::write(d.state.arg(), earlier.join("\n") + "\n").unwrap();
+    });
+    assert!(earlier > 0, "no reset recorded");
     let out = d.job(&["--resume"]);
     assert_exit(&out, 2);
     assert!(
@@ -1369,15 +1373,10 @@ fn unlogged_tables_holding_their_rows_are_done_whatever_the_statistics_say() {
     d.dest.crash_a_backend();
     assert_exit(&d.job(&[]), 0);
     // As an older copyman wrote it: its `position` lines without the statistics' reset.
-    let recorded = std::fs::read_to_string(d.state.arg()).unwrap();
-    let older: Vec<&str> = (recorded.lines())
-        .map(|l| match l.split('\t').count() {
-            6 if l.starts_with("position\t") => l.rsplit_once('\t').unwrap().0,
-            _ => l,
-        })
-        .collect();
-    assert_ne!(older.join("\n") + "\n", recorded, "no reset recorded");
-    std::fs::write(d.state.arg(), older.join("\n") + "\n").unwrap();
+    let older = d.rewrite(|fields| {
+        (fields[0] == "position" && fields.len() == 6).then(|| fields[..5].join("\t"))
+    });
+    assert!(older > 0, "no reset recorded");
     let out = d.job(&["--resume"]);
     assert_exit(&out, 0);
     assert!(
