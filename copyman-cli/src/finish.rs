@@ -451,6 +451,7 @@ impl Participant for Party<'_, '_> {
         let describe = |f: Failure<copyman_sync::Error>| match f {
             Failure::Refused(e) => Failure::Refused(describe_sync(&e)),
             Failure::Lost(e) => Failure::Lost(describe_sync(&e)),
+            Failure::Emptied(e) => Failure::Emptied(describe_sync(&e)),
         };
         // Named in the log before it prepares: a recovery after a crash asks for its server.
         if let (Action::Prepare(gid), Some((log, run, holder))) =
@@ -542,6 +543,11 @@ impl Participant for Party<'_, '_> {
         }
         if let (Err(Failure::Refused(why)), true) = (&result, commits) {
             signals::commit_refused(&self.name, &why.to_string());
+        }
+        // (Committed with none of its rows, a crash having emptied its UNLOGGED tables since its
+        // PREPARE: it committed all the same.)
+        if commits && matches!(result, Err(Failure::Emptied(_))) {
+            signals::committed(&self.name);
         }
         if result.is_ok() {
             if commits {

@@ -517,9 +517,19 @@ pub(crate) fn run(
                     // As a run finishes it: its session lost (a server restarted), sent again on
                     // a new one; a COMMIT PREPARED the server said it committed before it closed
                     // the connection (a wait for a synchronous standby cut short) is committed.
+                    // Asked first: its locks name the tables it wrote.
+                    let emptied = commits
+                        .then(|| commit::emptied_since_prepared(&mut conn, &p.gid))
+                        .flatten();
                     let result = said_while_waiting(&what, || {
                         commit::run_on_a_live_session(&mut conn, &finish, &|| spec.connect())
                     });
+                    let result = match (result, emptied) {
+                        (Ok(()), Some(tables)) => {
+                            Err(Failure::Emptied(commit::emptied_error(&tables)))
+                        }
+                        (result, _) => result,
+                    };
                     // What the server said meanwhile (that WARNING, a trigger's NOTICE).
                     for notice in conn.take_notices() {
                         progress::println(
@@ -544,6 +554,19 @@ pub(crate) fn run(
                                 let _ = log.ended(&p.run, &p.gid);
                             }
                             (word.to_owned(), None)
+                        }
+                        // Committed as decided, with none of its rows: a crash since its
+                        // PREPARE emptied the UNLOGGED tables it wrote. Not to be finished
+                        // again: copy them again.
+                        Err(Failure::Emptied(e)) => {
+                            failed = true;
+                            signals::committed(&party);
+                            committed_runs.insert(p.run.clone());
+                            if !no_decision_log {
+                                let _ = log.ended(&p.run, &p.gid);
+                            }
+                            let e = describe_sync(&e);
+                            (e.message.clone(), Some(e))
                         }
                         // Sent and not answered, and not to be told on a new session.
                         Err(Failure::Lost(e)) => {

@@ -657,6 +657,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 if dest.error.is_none()
                     && dest.rows.is_some()
                     && matches!(outcome, Outcome::Failed(_))
+                    && !error.message.starts_with(copyman_job::commit::EMPTIED)
                 {
                     error.message = format!("its transaction did not commit: {}", error.message);
                 }

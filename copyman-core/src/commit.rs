@@ -317,12 +317,17 @@ pub enum Failure<E> {
     /// The connection broke after the statement was sent and before its answer: whether it took
     /// effect is unknown.
     Lost(E),
+    /// It took effect, but what it wrote is gone since: the server ran crash recovery after
+    /// the transaction was prepared, which empties the UNLOGGED tables it wrote (a `COMMIT
+    /// PREPARED` sent on a new session after the one that prepared it was lost). Nothing of
+    /// the rows is there.
+    Emptied(E),
 }
 
 impl<E> Failure<E> {
     fn into_error(self) -> E {
         match self {
-            Self::Refused(e) | Self::Lost(e) => e,
+            Self::Refused(e) | Self::Lost(e) | Self::Emptied(e) => e,
         }
     }
 }
@@ -925,7 +930,9 @@ impl<E> Commit<E> {
                         self.phase = Phase::Abort;
                         self.next = 0;
                         match failure {
-                            Failure::Refused(e) => Some(SourceOutcome::CheckFailed(e)),
+                            Failure::Refused(e) | Failure::Emptied(e) => {
+                                Some(SourceOutcome::CheckFailed(e))
+                            }
                             // It may have prepared before the connection broke: recovery rolls
                             // it back (no decision names it).
                             Failure::Lost(e) => Some(SourceOutcome::RollbackPending {
@@ -934,7 +941,10 @@ impl<E> Commit<E> {
                             }),
                         }
                     }
-                    (Action::CommitPrepared(_), Ok(())) => Some(SourceOutcome::Committed),
+                    // (A source's rows a crash emptied since are gone from it, as a move wants.)
+                    (Action::CommitPrepared(_), Ok(()) | Err(Failure::Emptied(_))) => {
+                        Some(SourceOutcome::Committed)
+                    }
                     (Action::CommitPrepared(gid), Err(failure)) => {
                         Some(SourceOutcome::CommitPending {
                             gid,
@@ -964,7 +974,7 @@ impl<E> Commit<E> {
                         Some(SourceOutcome::WroteNothing(Some(failure.into_error())))
                     }
                     (Action::Commit, Ok(())) => Some(SourceOutcome::Committed),
-                    (Action::Commit, Err(Failure::Refused(e))) => {
+                    (Action::Commit, Err(Failure::Refused(e) | Failure::Emptied(e))) => {
                         Some(SourceOutcome::CommitFailed(e))
                     }
                     (Action::Commit, Err(Failure::Lost(e))) => Some(SourceOutcome::InDoubt(e)),
@@ -1026,7 +1036,9 @@ impl<E> Commit<E> {
             }
             (Action::Prepare(gid), Err(f)) => {
                 *slot = match f {
-                    Failure::Refused(e) => Slot::Done(Outcome::Failed(Some(e))),
+                    Failure::Refused(e) | Failure::Emptied(e) => {
+                        Slot::Done(Outcome::Failed(Some(e)))
+                    }
                     // It may have prepared before the connection broke (there is no commit
                     // decision for this run yet): a rollback rolls it back on a new session,
                     // else recovery.
@@ -1039,13 +1051,18 @@ impl<E> Commit<E> {
             }
             (Action::Commit, Err(f)) => {
                 *slot = Slot::Done(match f {
-                    Failure::Refused(e) => Outcome::Failed(Some(e)),
+                    Failure::Refused(e) | Failure::Emptied(e) => Outcome::Failed(Some(e)),
                     Failure::Lost(e) => Outcome::InDoubt(e),
                 });
                 if all_or_nothing {
                     self.phase = Phase::Abort;
                     self.next = 0;
                 }
+            }
+            // Committed, but a crash emptied what it wrote since it was prepared: it failed, its
+            // rows are not there (the others' commits stand: the decision is commit).
+            (Action::CommitPrepared(_), Err(Failure::Emptied(e))) => {
+                *slot = Slot::Done(Outcome::Failed(Some(e)));
             }
             // The decision is commit and it is recorded: every other destination still commits;
             // this one is finished by recovery.

@@ -13,6 +13,7 @@ enum Answer {
     Ok,
     Refused,
     Lost,
+    Emptied,
 }
 
 /// Runs a commit to its end; `answer` decides each step's result; `record` whether the decision
@@ -37,6 +38,7 @@ fn run(
                     Answer::Ok => Ok(()),
                     Answer::Refused => Err(Failure::Refused(format!("{party:?} refused"))),
                     Answer::Lost => Err(Failure::Lost(format!("{party:?} lost"))),
+                    Answer::Emptied => Err(Failure::Emptied(format!("{party:?} emptied"))),
                 };
                 commit.handle_result(result);
             }
@@ -593,6 +595,39 @@ fn two_phase_a_lost_commit_prepared_is_pending_and_the_rest_still_commit() {
     assert_eq!(report.destinations[1], Outcome::Committed);
     assert_eq!(report.destinations[2], Outcome::Committed);
     assert!(report.partial());
+}
+
+/// A COMMIT PREPARED that took effect with nothing of its rows left (a crash since the PREPARE
+/// emptied the UNLOGGED tables it wrote): failed, nothing left for recovery, the rest commit.
+#[test]
+fn two_phase_a_commit_prepared_a_crash_emptied_has_failed_and_the_rest_still_commit() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        ..Options::default()
+    };
+    let (steps, report) = run(
+        options,
+        &[true, true],
+        |p, a| {
+            if p == d(0) && matches!(a, Action::CommitPrepared(_)) {
+                Answer::Emptied
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(
+        report.destinations[0],
+        Outcome::Failed(Some("Destination(0) emptied".to_owned()))
+    );
+    assert_eq!(report.destinations[1], Outcome::Committed);
+    assert!(report.partial() && !report.nothing_committed());
+    assert!(
+        !runs(&steps)
+            .iter()
+            .any(|(_, sql)| sql.starts_with("ROLLBACK"))
+    );
 }
 
 #[test]

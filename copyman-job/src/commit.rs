@@ -51,7 +51,9 @@ pub use copyman_core::commit::{
     partly_ended, recovery, valid_run_id,
 };
 
-use copyman_core::session::DbError;
+use copyman_core::session::{DbError, SessionError};
+
+use crate::sql;
 use copyman_sync::{Connection, Error};
 
 /// Something whose transaction a [`Commit`] ends: a server connection, or (in an application)
@@ -96,7 +98,7 @@ impl Participant for Connection {
         // nothing of the user's runs — so that the statement sent next is the COMMIT itself
         // (asked just before it, a server that did not answer was said to hold a COMMIT sent).
         let result = match (action, result) {
-            (Action::CheckConstraints, Ok(_)) => self.execute(crate::sql::DURABLE_COMMIT),
+            (Action::CheckConstraints, Ok(_)) => self.execute(sql::DURABLE_COMMIT),
             (_, result) => result,
         };
         match result {
@@ -152,6 +154,12 @@ pub fn run_on_a_live_session(
         }
     };
     let old_backend = conn.session().backend_key().map(|(pid, _)| pid);
+    // The lost session may have been lost to a crash of its server, which emptied the UNLOGGED
+    // tables the prepared transaction wrote: asked while it still holds their locks.
+    let emptied = match action {
+        Action::CommitPrepared(gid) => emptied_since_prepared(&mut fresh, gid),
+        _ => None,
+    };
     let mut again = Participant::run(&mut fresh, action);
     // The lost session's backend may hold the transaction a moment longer (core's rule).
     let since = Instant::now();
@@ -174,6 +182,10 @@ pub fn run_on_a_live_session(
     let result = match again {
         Err(Failure::Refused(e)) if e.code() == Some("42704") && gone(&mut fresh) => Ok(()),
         Err(Failure::Refused(e)) if lost && e.code() == Some("42704") => Err(Failure::Lost(e)),
+        Ok(()) => match emptied {
+            Some(tables) => Err(Failure::Emptied(emptied_error(&tables))),
+            None => Ok(()),
+        },
         again => again,
     };
     // What the lost session's server said (a trigger's warning, its FATAL's notice) stays.
@@ -203,6 +215,37 @@ fn refused_retry(action: &Action, refused: &Error) -> DbError {
         ),
         None => DbError::new(OWN_WORDS, "08006", &format!("{what} failed: {refused}")),
     }
+}
+
+/// The UNLOGGED tables that prepared transaction `gid` wrote, if its server ran crash recovery
+/// since it was prepared (which emptied them: [`sql::EMPTIED_SINCE_PREPARED`]), as a list to
+/// say; `None` when there are none or it cannot be told (asked on a session of the
+/// transaction's database, before it is finished: its locks name the tables).
+pub fn emptied_since_prepared(conn: &mut Connection, gid: &str) -> Option<String> {
+    let sql = sql::EMPTIED_SINCE_PREPARED.replace("{}", &sql::literal(gid));
+    conn.query(&sql)
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+        .filter(|tables| !tables.is_empty())
+}
+
+/// How [`emptied_error`]'s words begin (a caller that says a failed commit's error after its
+/// own words leaves them out for this one: it did commit).
+pub const EMPTIED: &str = "its transaction committed with none of its rows";
+
+/// A prepared transaction committed with nothing of its rows left in `tables` (UNLOGGED tables
+/// its server's crash recovery emptied since it was prepared): its failure, in copyman's words
+/// (SQLSTATE 57P02, the crash's own).
+pub fn emptied_error(tables: &str) -> Error {
+    Error::Session(SessionError::Db(Box::new(DbError::new(
+        OWN_WORDS,
+        "57P02",
+        &format!(
+            "{EMPTIED}: its server ran crash recovery since the transaction was prepared, which \
+             empties UNLOGGED tables, and {tables} lost the rows copied (the commit was decided: \
+             copy them again)"
+        ),
+    ))))
 }
 
 /// Whether backend `pid` is still there, asked on `conn` (another session on its server);

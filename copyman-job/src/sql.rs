@@ -378,6 +378,28 @@ pub const RESET_SINCE: &str = "SELECT ((extract(epoch FROM b.stats_reset) * 1000
      AND a.stats_reset = b.stats_reset)::text \
      FROM pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a";
 
+/// The UNLOGGED tables prepared transaction `{}` (its gid, a [`literal`]) wrote — the relations
+/// its locks that write (`RowExclusiveLock` of a COPY or an INSERT, `AccessExclusiveLock` of a
+/// TRUNCATE) name — if the server ran crash recovery since it was prepared (the statistics'
+/// reset, as [`RESET_SINCE`] tells it, later than its `prepared`): a crash empties UNLOGGED
+/// tables, and the prepared transaction survives it with none of its rows there. Empty when
+/// there was no such crash or it wrote none. A prepared transaction's locks are held by no
+/// process (`pid` null) under its session's virtual id until a restart, `-1/xid` after.
+pub const EMPTIED_SINCE_PREPARED: &str = "SELECT coalesce(pg_catalog.string_agg(DISTINCT \
+     c.oid::pg_catalog.regclass::text, ', '), '') \
+     FROM pg_catalog.pg_prepared_xacts p \
+     JOIN pg_catalog.pg_locks l ON l.locktype = 'relation' AND l.pid IS NULL \
+     AND l.database = (SELECT oid FROM pg_catalog.pg_database \
+     WHERE datname = pg_catalog.current_database()) \
+     AND l.mode IN ('RowExclusiveLock', 'AccessExclusiveLock') \
+     AND l.virtualtransaction IN ('-1/' || p.transaction, (SELECT x.virtualtransaction \
+     FROM pg_catalog.pg_locks x WHERE x.locktype = 'transactionid' \
+     AND x.transactionid = p.transaction AND x.pid IS NULL LIMIT 1)) \
+     JOIN pg_catalog.pg_class c ON c.oid = l.relation AND c.relkind = 'r' \
+     AND c.relpersistence = 'u', \
+     pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a \
+     WHERE p.gid = {} AND b.stats_reset > p.prepared AND a.stats_reset = b.stats_reset";
+
 /// Whether the server's cumulative statistics were reset since it started: crash recovery (or an
 /// immediate stop's) discards them and stamps the shared ones' `stats_reset` as the server comes
 /// up; a clean restart keeps them, stamp and all (a `pg_stat_reset_shared('bgwriter')` since the

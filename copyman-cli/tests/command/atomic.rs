@@ -1580,3 +1580,119 @@ fn a_job_begun_with_atomic_is_resumed_with_it() {
         text(&out.stderr)
     );
 }
+
+/// A destination's server crashing between its PREPARE TRANSACTION and its COMMIT PREPARED
+/// (recheck54c F4): crash recovery keeps the prepared transaction and empties the UNLOGGED table
+/// it wrote. Committed as decided on a new session, it is said to hold none of its rows — not
+/// "committed", exit 0, with the table empty — by a one-table run, by `copyman recover` after
+/// copyman died, and by a job, which records the table not done there: a resume copies it.
+#[test]
+fn a_crash_between_prepare_and_commit_prepared_is_said_to_empty_an_unlogged_table() {
+    let s = servers();
+    let crashing = Cluster::builder()
+        .setting("max_prepared_transactions", "10")
+        .start();
+    let src = database(
+        &s.source,
+        &format!("{TABLE}; INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 2000) g"),
+    );
+    let unlogged = "CREATE UNLOGGED TABLE m (id int8 PRIMARY KEY, v text)";
+    let from = s.source.url(&src);
+    let crash_between = |args: &[&str], point: &str, then_kill: bool| {
+        let paused = Paused::start(args, point);
+        if then_kill {
+            paused.kill();
+            crashing.crash_a_backend();
+            return None;
+        }
+        crashing.crash_a_backend();
+        Some(paused.resume())
+    };
+    let said_emptied = |said: &str| {
+        said.contains("its transaction committed with none of its rows")
+            && said.contains("ran crash recovery since the transaction was prepared")
+            && said.contains("m lost the rows copied")
+    };
+
+    // A one-table run: destination 1 failed, destination 2 committed, exit 4.
+    let (d1, d2) = (database(&crashing, unlogged), database(&s.a, TABLE));
+    let log = TempPath::new("decisions.log");
+    let (to1, to2) = (crashing.url(&d1), s.a.url(&d2));
+    let copy = [
+        "table", "m", "--from", &from, "--to", &to1, "--to", &to2, "--atomic",
+    ];
+    let copy = [&copy[..], &["--decision-log", log.arg()]].concat();
+    let out = crash_between(&copy, "recorded", false).unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(said_emptied(&said) && said.contains("PARTIAL"), "{said}");
+    assert!(
+        !said.contains("did not commit: its transaction committed"),
+        "{said}"
+    );
+    assert_eq!(
+        (count(&crashing, &d1, "m"), count(&s.a, &d2, "m")),
+        (0, 2000)
+    );
+    assert!(prepared_xacts(&crashing).is_empty());
+
+    // copyman dead after its decision, the server crashed: recover says so, exit 1.
+    let (d1, d2) = (database(&crashing, unlogged), database(&s.a, TABLE));
+    let log = TempPath::new("decisions.log");
+    let (to1, to2) = (crashing.url(&d1), s.a.url(&d2));
+    let copy = [
+        "table", "m", "--from", &from, "--to", &to1, "--to", &to2, "--atomic",
+    ];
+    let copy = [&copy[..], &["--decision-log", log.arg()]].concat();
+    crash_between(&copy, "recorded", true);
+    let recover = [
+        "recover",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--decision-log",
+        log.arg(),
+    ];
+    let out = copyman().args(recover).output().unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(said_emptied(&said), "{said}");
+    assert_eq!(
+        (count(&crashing, &d1, "m"), count(&s.a, &d2, "m")),
+        (0, 2000)
+    );
+    assert!(prepared_xacts(&crashing).is_empty());
+    assert!(prepared_xacts(&s.a).iter().all(|g| !log_names(&log, g)));
+
+    // A job (every table of the source's database: m): stopped, exit 4; its resume copies m
+    // again where it was emptied.
+    let (d1, d2) = (database(&crashing, unlogged), database(&s.a, TABLE));
+    let (log, state) = (TempPath::new("decisions.log"), TempPath::new("job.state"));
+    let (to1, to2) = (crashing.url(&d1), s.a.url(&d2));
+    let job = [
+        "table", "--from", &from, "--to", &to1, "--to", &to2, "--atomic",
+    ];
+    let job = [
+        &job[..],
+        &["--decision-log", log.arg(), "--state", state.arg()],
+    ]
+    .concat();
+    let out = crash_between(&job, "prepared:2", false).unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(said_emptied(&said), "{said}");
+    assert_eq!(count(&crashing, &d1, "m"), 0);
+    let out = run(&[&job[..], &["--resume"]].concat());
+    assert_exit(&out, 0);
+    assert_eq!(
+        (count(&crashing, &d1, "m"), count(&s.a, &d2, "m")),
+        (2000, 2000)
+    );
+    assert!(prepared_xacts(&crashing).is_empty());
+}
+
+/// Whether the decision log `log` names global id `gid`.
+fn log_names(log: &TempPath, gid: &str) -> bool {
+    fs::read_to_string(&log.0).is_ok_and(|text| text.contains(gid))
+}

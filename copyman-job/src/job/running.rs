@@ -159,7 +159,7 @@ impl Participant for Announced<'_, '_, '_> {
         tell(
             on.get(),
             match &result {
-                Ok(()) => Answer::TookEffect,
+                Ok(()) | Err(commit::Failure::Emptied(_)) => Answer::TookEffect,
                 Err(commit::Failure::Refused(e)) => {
                     Answer::Refused(describe_with(e, None).to_string())
                 }
