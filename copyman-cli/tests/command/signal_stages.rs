@@ -178,9 +178,12 @@ fn sigquit_exits_at_once_saying_what_committed() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
     // Before the commit phase (the transactions begun): said too (it said only "its backends
-    // cancelled", signals41 F3).
+    // cancelled", signals41 F3), and the document names every destination rolled back (it
+    // named none before the commit knew its parties, ops54 F6).
     let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
-    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let args = [
+        "--json", "table", "t", "--from", &from, "--to", &to1, "--to", &to2,
+    ];
     let mut paused = Paused::start(&args, "begun:1");
     let stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "QUIT");
@@ -192,6 +195,24 @@ fn sigquit_exits_at_once_saying_what_committed() {
             "SIGQUIT received: exiting at once (its backends cancelled): nothing committed"
         ),
         "{said}"
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let destinations: Vec<(&str, &str)> = (report["destinations"].as_array().unwrap().iter())
+        .map(|d| (d["server"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        destinations,
+        [
+            ("destination 1", "rolled back"),
+            ("destination 2", "rolled back")
+        ],
+        "{report}"
+    );
+    assert!(
+        report["destinations"][1]["endpoint"].is_string(),
+        "{report}"
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
