@@ -1251,10 +1251,16 @@ fn unopenable(t: &Transfer, path: &Path, e: &io::Error) -> Fatal {
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => Exit::Usage,
         _ => Exit::CopyFailed,
     };
+    let message = format!("cannot open source file {}: {e}{hint}", t.source.display());
+    // Its document names the source, the file (as a server's refusal names it: ops54 F3).
+    let info = report::ErrorInfo {
+        sqlstate: None,
+        message: message.clone(),
+    };
     Fatal {
         exit,
-        server: None,
-        message: format!("cannot open source file {}: {e}{hint}", t.source.display()),
+        server: Some(("source".to_owned(), info)),
+        message,
     }
 }
 

@@ -1061,11 +1061,24 @@ pub(crate) fn run(
         let records: Vec<Value> = (records.into_iter())
             .map(|r| one_shape(r, destinations))
             .collect();
+        // Else the record whose error it is: its server and endpoint too (they were null for a
+        // transaction refused as busy, 55000: ops54 F2).
+        let failing = (records.iter()).find(|r| r["error"]["message"].is_string());
+        let of_failing = |key: &str| failing.map_or(Value::Null, |r| r[key].clone());
         let value: Value = json!({
             "error": error,
-            "server": down.map(|(_, _, (i, _))| format!("destination {}", i + 1)),
-            "endpoint": down.map(|(display, ..)| display),
-            "sqlstate": down.and_then(|(_, _, (_, sqlstate))| sqlstate.as_deref()),
+            "server": match down {
+                Some((_, _, (i, _))) => json!(format!("destination {}", i + 1)),
+                None => of_failing("server"),
+            },
+            "endpoint": match down {
+                Some((display, ..)) => json!(display),
+                None => of_failing("endpoint"),
+            },
+            "sqlstate": match down {
+                Some((_, _, (_, sqlstate))) => json!(sqlstate),
+                None => failing.map_or(Value::Null, |r| r["error"]["sqlstate"].clone()),
+            },
             "status": match (failed, pending, check) {
                 (true, _, _) => "failed",
                 (false, true, _) => "pending",
@@ -1136,11 +1149,13 @@ fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
     ]
     .into_iter()
     .find(|kind| detail.starts_with(kind))
-    .unwrap_or(if detail.starts_with("could not be") {
-        "failed"
-    } else {
-        "left alone"
-    });
+    .unwrap_or(
+        if detail.starts_with("could not be") || detail.starts_with(commit::EMPTIED) {
+            "failed"
+        } else {
+            "left alone"
+        },
+    );
     // Which of its run's parties it is, as the run named it (`server` is its place among the
     // CONNs given to this recover: "destination 1" for the run's third, commit44 F3).
     let party = record["gid"]

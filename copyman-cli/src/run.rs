@@ -52,9 +52,7 @@ use crate::sql::Format;
 pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
     match &args.command {
-        Command::Transfer(t) if t.source.is_server() => {
-            report::set_source_endpoint(t.source.display());
-        }
+        Command::Transfer(t) => report::set_source_endpoint(t.source.display()),
         Command::Job(job) => report::set_source_endpoint(job.source.display.clone()),
         _ => {}
     }

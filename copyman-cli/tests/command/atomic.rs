@@ -602,6 +602,17 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
         .and_then(|all| all.iter().find(|p| p["gid"] == gid.as_str()))
         .unwrap_or_else(|| panic!("{doc}"));
     assert_eq!(record["outcome"], "being committed", "{doc}");
+    // The document names the server whose transaction is busy (null: ops54 F2).
+    assert_eq!(
+        (&doc["server"], &doc["endpoint"], &doc["sqlstate"]),
+        (
+            &record["server"],
+            &record["endpoint"],
+            &serde_json::json!("55000")
+        ),
+        "{doc}"
+    );
+    assert!(doc["endpoint"].is_string(), "{doc}");
     let outcome = record["detail"].as_str().unwrap_or_default();
     assert!(
         outcome.starts_with("being committed by its run's own COMMIT PREPARED")
@@ -1654,10 +1665,20 @@ fn a_crash_between_prepare_and_commit_prepared_is_said_to_empty_an_unlogged_tabl
         "--decision-log",
         log.arg(),
     ];
-    let out = copyman().args(recover).output().unwrap();
+    let out = copyman().args(recover).arg("--json").output().unwrap();
     let said = text(&out.stderr);
     assert_exit(&out, 1);
-    assert!(said_emptied(&said), "{said}");
+    let doc = json(&out);
+    let emptied = (doc["prepared"].as_array().unwrap().iter())
+        .find(|p| {
+            p["endpoint"]
+                .as_str()
+                .is_some_and(|e| to1.contains(e) || e.contains(&d1))
+        })
+        .unwrap_or_else(|| panic!("{doc}\n{said}"));
+    assert_eq!(emptied["outcome"], "failed", "{doc}");
+    assert!(said_emptied(emptied["detail"].as_str().unwrap()), "{doc}");
+    assert_eq!(doc["sqlstate"], "57P02", "{doc}");
     assert_eq!(
         (count(&crashing, &d1, "m"), count(&s.a, &d2, "m")),
         (0, 2000)

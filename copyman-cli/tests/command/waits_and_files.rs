@@ -1278,3 +1278,27 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
         }
     }
 }
+
+/// A source file that cannot be opened: the `--json` document names the source, the file (it
+/// left `server` and `endpoint` null, as no server's refusal does: ops54 F3).
+#[test]
+fn a_missing_source_file_is_named_in_the_json_document() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE t (x int)");
+    let missing = TempPath::new("missing.csv");
+    let to = c.dest[0].conninfo(&d1);
+    let out = run(&["--json", "table", "t", "--from", missing.arg(), "--to", &to]);
+    assert_exit(&out, 2);
+    let doc = json(&out);
+    assert_eq!(
+        (doc["server"].as_str(), doc["endpoint"].as_str()),
+        (Some("source"), Some(missing.arg())),
+        "{doc}"
+    );
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot open source file")),
+        "{doc}"
+    );
+}
