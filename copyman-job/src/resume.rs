@@ -13,6 +13,7 @@
 //! describes: a clone of the destination (a base backup, a copied data directory) has its
 //! system identifier and oids, hence its name in the state file.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -217,6 +218,9 @@ pub(crate) struct Here<'a> {
     pub(crate) verify: bool,
     /// The copies recorded there whose tables hold none of their rows ([`copied_into`]).
     pub(crate) gone: &'a Gone,
+    /// Under `--truncate`, a table not done there now that an earlier run copied in one
+    /// transaction with this one ([`copied_with_undone`]): this one is copied again with it.
+    pub(crate) copied_with: Option<&'a str>,
 }
 
 impl Here<'_> {
@@ -825,6 +829,34 @@ pub(crate) enum Resumed {
     },
 }
 
+/// The tables of `tables` recorded done on destination `dest` that an earlier run committed in
+/// one transaction with a table of `tables` not done there now (a foreign-key group copied as
+/// one unit, one of them found differing by `--verify` since, or copied again and failed):
+/// each with the name of one such table. A resume that empties its tables copies them again
+/// with it ([`Here::copied_with`]).
+pub(crate) fn copied_with_undone(
+    recorded: &Recorded,
+    tables: &[String],
+    dest: &str,
+) -> HashMap<String, String> {
+    let xids = |t: &String| recorded.done_xids.get(&(t.clone(), dest.to_owned()));
+    let mut by_xid: HashMap<u64, Vec<&String>> = HashMap::new();
+    for t in tables.iter().filter(|t| recorded.done(t, dest).is_some()) {
+        for &xid in xids(t).into_iter().flatten() {
+            by_xid.entry(xid).or_default().push(t);
+        }
+    }
+    let mut with = HashMap::new();
+    for undone in tables.iter().filter(|t| recorded.done(t, dest).is_none()) {
+        for xid in xids(undone).into_iter().flatten() {
+            for &t in by_xid.get(xid).into_iter().flatten() {
+                with.entry(t.clone()).or_insert_with(|| undone.clone());
+            }
+        }
+    }
+    with
+}
+
 /// What this run does with `table` on destination `here` (`conn`: a session there), from what
 /// `recorded` says: a table recorded done with rows that holds none there was done on another
 /// server with this one's identity (a clone), and is copied again; one begun and not done is
@@ -848,6 +880,17 @@ pub(crate) fn resumed_here(
              then copied again), or run the job again without --resume",
             d + 1
         ));
+    }
+    if let (Some(unit), Some(_)) = (here.copied_with, recorded.done(&key, dest)) {
+        return Ok(Resumed::Copy {
+            empty: false,
+            note: Some(format!(
+                "{key}: copied again on destination {} with {unit}, which is copied again there: \
+                 an earlier run copied them as one unit (linked by foreign keys), in one \
+                 transaction, and they are emptied together",
+                d + 1
+            )),
+        });
     }
     if let Some(rows) = recorded.done(&key, dest) {
         let xids = recorded.done_xids.get(&(key.clone(), dest.to_owned()));

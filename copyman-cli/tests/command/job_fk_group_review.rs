@@ -328,3 +328,44 @@ fn a_group_member_whose_rows_a_table_outside_references_is_refused_while_plannin
     assert_eq!(count(&c.dest[0], &d, "orders"), 1);
     assert_eq!(count(&c.dest[0], &d, "lines"), 1);
 }
+
+/// A group copied as one unit under `--truncate`, its parent found differing by `--verify` on
+/// the destination since: the resume copies the parent again with its child, emptied together
+/// (emptied alone the parent failed, 23503 — its child's rows reference it — or 0A000, with
+/// advice to empty them by hand: recheck54 F5, F8), exit 0, both as the source's.
+#[test]
+fn a_resume_copies_a_differing_member_again_with_its_unit() {
+    let c = clusters();
+    let schema = "CREATE TABLE p (id int PRIMARY KEY, v text);
+         CREATE TABLE k (id int PRIMARY KEY, p int NOT NULL REFERENCES p, v text);";
+    let rows = "INSERT INTO p SELECT g, 'p' || g FROM generate_series(1, 50) g;
+         INSERT INTO k SELECT g, 1 + g % 50, 'k' || g FROM generate_series(1, 300) g;";
+    let src = database(&c.source, &format!("{schema} {rows}"));
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("fk-review-unit.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let job = ["table", "--from", &from, "--to", &to, "--truncate"];
+    let job = [&job[..], &["--state", state.arg()]].concat();
+    assert_exit(&run(&job), 0);
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("UPDATE p SET v = 'changed' WHERE id = 7")
+        .unwrap();
+    let out = run(&[&job[..], &["--resume", "--verify"]].concat());
+    assert_exit(&out, 4);
+    let out = run(&[&job[..], &["--resume"]].concat());
+    let said = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        said.contains("\"public\".\"k\": copied again on destination 1 with \"public\".\"p\""),
+        "{said}"
+    );
+    for table in ["p", "k"] {
+        assert_eq!(
+            digest(&c.dest[0], &d1, table),
+            digest(&c.source, &src, table),
+            "{table}"
+        );
+    }
+    assert_exit(&run(&[&job[..], &["--resume", "--verify"]].concat()), 0);
+}

@@ -1949,6 +1949,20 @@ fn plan_all(
     let mut measure_again: Vec<(TableName, crate::plan::Measure)> = Vec::new();
     let total = selected.len();
     let names: Vec<TableName> = selected.iter().map(|s| s.table.clone()).collect();
+    // Emptied first, the tables an earlier run copied as one unit with a table copied again
+    // now (its copy differed under --verify, or did not finish since) are copied again with
+    // it, emptied together: emptied alone, a table the others reference failed (0A000, 23503,
+    // with advice to empty them by hand: recheck54 F5, F8).
+    let copied_with: Vec<HashMap<String, String>> = {
+        let selection: Vec<String> = names.iter().map(ToString::to_string).collect();
+        let regroups = options.resume && (options.truncate || recorded.truncate);
+        (keys.iter())
+            .map(|k| match regroups {
+                true => resume::copied_with_undone(&recorded, &selection, k),
+                false => HashMap::new(),
+            })
+            .collect()
+    };
     // Each server's catalog, read LOOKED_UP_AT_ONCE tables at a time (see `lookup_many`).
     let mut source_catalog = HashMap::new();
     let mut dest_catalogs: Vec<HashMap<String, Relation>> = vec![HashMap::new(); dests.len()];
@@ -2090,6 +2104,7 @@ fn plan_all(
                 moved: moved[i],
                 verify: options.verify,
                 gone: &gone[i],
+                copied_with: copied_with[i].get(&key).map(String::as_str),
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
