@@ -482,7 +482,23 @@ pub(crate) fn run(
                     // Still pending: a script asking "is anything pending?" reads exit 1.
                     pending = true;
                     unfinished.insert(p.run.clone());
-                    (format!("would be {word}"), None)
+                    // What the crash since its PREPARE took is said before (commit55 F4).
+                    let suspect = (action == Recovery::Commit)
+                        .then(|| commit::crash_suspect(&mut conn, &p.gid))
+                        .flatten();
+                    match suspect {
+                        Some(suspect) => (
+                            format!(
+                                "would be {word}, but its server's statistics were reset since \
+                                 it was prepared, as crash recovery resets them, which empties \
+                                 UNLOGGED tables: {} may hold none of its rows (said once \
+                                 committed)",
+                                suspect.unlogged_names
+                            ),
+                            None,
+                        ),
+                        None => (format!("would be {word}"), None),
+                    }
                 } else if let Some(e) = unrecorded {
                     failed = true;
                     unfinished.insert(p.run.clone());
@@ -518,15 +534,19 @@ pub(crate) fn run(
                     // a new one; a COMMIT PREPARED the server said it committed before it closed
                     // the connection (a wait for a synchronous standby cut short) is committed.
                     // Asked first: its locks name the tables it wrote.
-                    let emptied = commits
-                        .then(|| commit::emptied_since_prepared(&mut conn, &p.gid))
+                    let suspect = commits
+                        .then(|| commit::crash_suspect(&mut conn, &p.gid))
                         .flatten();
                     let result = said_while_waiting(&what, || {
                         commit::run_on_a_live_session(&mut conn, &finish, &|| spec.connect())
                     });
+                    let emptied = match (&result, suspect) {
+                        (Ok(()), Some(suspect)) => suspect.emptied(&mut conn),
+                        _ => None,
+                    };
                     let result = match (result, emptied) {
-                        (Ok(()), Some(tables)) => {
-                            Err(Failure::Emptied(commit::emptied_error(&tables)))
+                        (Ok(()), Some(emptied)) => {
+                            Err(Failure::Emptied(commit::emptied_error(&emptied)))
                         }
                         (result, _) => result,
                     };

@@ -155,9 +155,10 @@ pub fn run_on_a_live_session(
     };
     let old_backend = conn.session().backend_key().map(|(pid, _)| pid);
     // The lost session may have been lost to a crash of its server, which emptied the UNLOGGED
-    // tables the prepared transaction wrote: asked while it still holds their locks.
-    let emptied = match action {
-        Action::CommitPrepared(gid) => emptied_since_prepared(&mut fresh, gid),
+    // tables the prepared transaction wrote: asked while it still holds their locks, what it
+    // took once committed.
+    let suspect = match action {
+        Action::CommitPrepared(gid) => crash_suspect(&mut fresh, gid),
         _ => None,
     };
     let mut again = Participant::run(&mut fresh, action);
@@ -182,8 +183,8 @@ pub fn run_on_a_live_session(
     let result = match again {
         Err(Failure::Refused(e)) if e.code() == Some("42704") && gone(&mut fresh) => Ok(()),
         Err(Failure::Refused(e)) if lost && e.code() == Some("42704") => Err(Failure::Lost(e)),
-        Ok(()) => match emptied {
-            Some(tables) => Err(Failure::Emptied(emptied_error(&tables))),
+        Ok(()) => match suspect.and_then(|s| s.emptied(&mut fresh)) {
+            Some(emptied) => Err(Failure::Emptied(emptied_error(&emptied))),
             None => Ok(()),
         },
         again => again,
@@ -217,34 +218,121 @@ fn refused_retry(action: &Action, refused: &Error) -> DbError {
     }
 }
 
-/// The UNLOGGED tables that prepared transaction `gid` wrote, if its server ran crash recovery
-/// since it was prepared (which emptied them: [`sql::EMPTIED_SINCE_PREPARED`]), as a list to
-/// say; `None` when there are none or it cannot be told (asked on a session of the
-/// transaction's database, before it is finished: its locks name the tables).
-pub fn emptied_since_prepared(conn: &mut Connection, gid: &str) -> Option<String> {
-    let sql = sql::EMPTIED_SINCE_PREPARED.replace("{}", &sql::literal(gid));
-    conn.query(&sql)
-        .ok()
-        .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
-        .filter(|tables| !tables.is_empty())
+/// What may have taken rows of prepared transaction `gid`: its server's statistics reset since
+/// it was prepared, as crash recovery resets them, and it wrote UNLOGGED tables, which crash
+/// recovery empties ([`sql::CRASH_SINCE_PREPARED`]); `None` when not, or when that cannot be
+/// told. Asked on a session of the transaction's database before it is finished (its locks
+/// name the tables); what was taken is asked once it committed ([`CrashSuspect::emptied`]).
+pub fn crash_suspect(conn: &mut Connection, gid: &str) -> Option<CrashSuspect> {
+    let sql = sql::CRASH_SINCE_PREPARED.replace("{}", &sql::literal(gid));
+    let row = conn.query(&sql).ok()?.into_iter().next()?;
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let unlogged: Vec<String> = (field(2).split(',').filter(|o| !o.is_empty()))
+        .map(str::to_owned)
+        .collect();
+    (!unlogged.is_empty()).then(|| CrashSuspect {
+        xid: field(0),
+        crashed: field(1) == "true",
+        unlogged,
+        unlogged_names: field(3),
+        kept: field(4),
+    })
 }
 
-/// How [`emptied_error`]'s words begin (a caller that says a failed commit's error after its
-/// own words leaves them out for this one: it did commit).
-pub const EMPTIED: &str = "its transaction committed with none of its rows";
+/// A prepared transaction that wrote UNLOGGED tables, its server's statistics reset since it
+/// was prepared: crash recovery may have emptied them ([`crash_suspect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashSuspect {
+    /// Its transaction id.
+    xid: String,
+    /// The reset is crash recovery's: every kind stamped at one moment.
+    crashed: bool,
+    /// The UNLOGGED tables it wrote (oids).
+    unlogged: Vec<String>,
+    /// Their names (`a, b`).
+    pub unlogged_names: String,
+    /// The other tables it wrote, whose rows a crash keeps (`c, d`; empty when none).
+    kept: String,
+}
 
-/// A prepared transaction committed with nothing of its rows left in `tables` (UNLOGGED tables
-/// its server's crash recovery emptied since it was prepared): its failure, in copyman's words
-/// (SQLSTATE 57P02, the crash's own).
-pub fn emptied_error(tables: &str) -> Error {
+impl CrashSuspect {
+    /// Once its transaction committed (on `conn`, of its database): the UNLOGGED tables it
+    /// wrote that hold none of its rows — emptied by the crash —, and the others it wrote;
+    /// `None` when every one holds some. A table that cannot be read (no SELECT privilege, a
+    /// lock held for more than a second) counts as emptied where the reset is crash
+    /// recovery's. A copy of no rows into one also holds none: its caller knows the count.
+    pub fn emptied(&self, conn: &mut Connection) -> Option<Emptied> {
+        let _ = conn.execute("SET lock_timeout = 1000");
+        let mut tables = Vec::new();
+        for oid in &self.unlogged {
+            let name = conn
+                .query(&format!("SELECT {oid}::pg_catalog.regclass::text"))
+                .ok()
+                .and_then(|rows| rows.into_iter().next())
+                .and_then(|row| row.into_iter().next().flatten());
+            let Some(name) = name else { continue };
+            let sql = sql::HOLDS_NONE_OF
+                .replacen("{}", &name, 1)
+                .replacen("{}", &self.xid, 1);
+            let none = conn
+                .query(&sql)
+                .ok()
+                .and_then(|rows| rows.into_iter().next())
+                .and_then(|row| row.into_iter().next().flatten())
+                .map_or(self.crashed, |none| none == "true");
+            if none {
+                tables.push(name);
+            }
+        }
+        let _ = conn.execute("RESET lock_timeout");
+        (!tables.is_empty()).then(|| Emptied {
+            tables: tables.join(", "),
+            kept: self.kept.clone(),
+        })
+    }
+}
+
+/// The tables a prepared transaction wrote that crash recovery emptied since it was prepared
+/// ([`emptied_since_prepared`]), and the others it wrote, whose rows it keeps: lists to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emptied {
+    /// The UNLOGGED tables emptied (`a, b`).
+    pub tables: String,
+    /// The other tables it wrote (empty when none).
+    pub kept: String,
+}
+
+impl Emptied {
+    /// What its commit did, in copyman's words (beginning with [`EMPTIED`]).
+    pub fn words(&self) -> String {
+        let why = "its server ran crash recovery since the transaction was prepared, which \
+                   empties UNLOGGED tables";
+        match self.kept.as_str() {
+            "" => format!(
+                "{EMPTIED} any of its rows: {why}, and {} lost the rows copied (the commit was \
+                 decided: copy them again)",
+                self.tables
+            ),
+            kept => format!(
+                "{EMPTIED} the rows it wrote into {}: {why}; those it wrote into {kept} are \
+                 committed (empty them there before copying again, as --truncate does)",
+                self.tables
+            ),
+        }
+    }
+}
+
+/// How [`Emptied::words`] begin (a caller that says a failed commit's error after its own
+/// words leaves them out for this one: it did commit).
+pub const EMPTIED: &str = "its transaction committed without";
+
+/// A prepared transaction committed without the rows crash recovery emptied since it was
+/// prepared ([`Emptied`]): its failure, in copyman's words (SQLSTATE 57P02, the crash's own).
+pub fn emptied_error(emptied: &Emptied) -> Error {
     Error::Session(SessionError::Db(Box::new(DbError::new(
         OWN_WORDS,
         "57P02",
-        &format!(
-            "{EMPTIED}: its server ran crash recovery since the transaction was prepared, which \
-             empties UNLOGGED tables, and {tables} lost the rows copied (the commit was decided: \
-             copy them again)"
-        ),
+        &emptied.words(),
     ))))
 }
 

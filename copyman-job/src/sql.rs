@@ -378,15 +378,25 @@ pub const RESET_SINCE: &str = "SELECT ((extract(epoch FROM b.stats_reset) * 1000
      AND a.stats_reset = b.stats_reset)::text \
      FROM pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a";
 
-/// The UNLOGGED tables prepared transaction `{}` (its gid, a [`literal`]) wrote — the relations
-/// its locks that write (`RowExclusiveLock` of a COPY or an INSERT, `AccessExclusiveLock` of a
-/// TRUNCATE) name — if the server ran crash recovery since it was prepared (the statistics'
-/// reset, as [`RESET_SINCE`] tells it, later than its `prepared`): a crash empties UNLOGGED
-/// tables, and the prepared transaction survives it with none of its rows there. Empty when
-/// there was no such crash or it wrote none. A prepared transaction's locks are held by no
-/// process (`pid` null) under its session's virtual id until a restart, `-1/xid` after.
-pub const EMPTIED_SINCE_PREPARED: &str = "SELECT coalesce(pg_catalog.string_agg(DISTINCT \
-     c.oid::pg_catalog.regclass::text, ', '), '') \
+/// Whether a crash may have taken rows prepared transaction `{}` (its gid, a [`literal`])
+/// wrote: one row when its server's statistics were reset since it was prepared (crash
+/// recovery resets every kind at one moment; a reset by hand of one kind since would stamp
+/// them apart: commit55 F1) — its transaction id, whether the bgwriter's and the archiver's
+/// reset are one moment ([`RESET_SINCE`]'s crash), and the tables it wrote (those its locks
+/// that write name: `RowExclusiveLock` of a COPY or an INSERT, `AccessExclusiveLock` of a
+/// TRUNCATE), the UNLOGGED ones as oids then names (a crash empties them, and the prepared
+/// transaction survives it), the others by name. No row when there was no reset since or it
+/// is not prepared here. A prepared transaction's locks are held by no process (`pid` null)
+/// under its session's virtual id until a restart, `-1/xid` after. Reads no table: it asks
+/// while the transaction holds its locks.
+pub const CRASH_SINCE_PREPARED: &str = "SELECT p.transaction::text, \
+     (b.stats_reset > p.prepared AND a.stats_reset = b.stats_reset)::text, \
+     coalesce(pg_catalog.string_agg(DISTINCT c.oid::text, ',') \
+     FILTER (WHERE c.relpersistence = 'u'), ''), \
+     coalesce(pg_catalog.string_agg(DISTINCT c.oid::pg_catalog.regclass::text, ', ') \
+     FILTER (WHERE c.relpersistence = 'u'), ''), \
+     coalesce(pg_catalog.string_agg(DISTINCT c.oid::pg_catalog.regclass::text, ', ') \
+     FILTER (WHERE c.relpersistence <> 'u'), '') \
      FROM pg_catalog.pg_prepared_xacts p \
      JOIN pg_catalog.pg_locks l ON l.locktype = 'relation' AND l.pid IS NULL \
      AND l.database = (SELECT oid FROM pg_catalog.pg_database \
@@ -395,10 +405,15 @@ pub const EMPTIED_SINCE_PREPARED: &str = "SELECT coalesce(pg_catalog.string_agg(
      AND l.virtualtransaction IN ('-1/' || p.transaction, (SELECT x.virtualtransaction \
      FROM pg_catalog.pg_locks x WHERE x.locktype = 'transactionid' \
      AND x.transactionid = p.transaction AND x.pid IS NULL LIMIT 1)) \
-     JOIN pg_catalog.pg_class c ON c.oid = l.relation AND c.relkind = 'r' \
-     AND c.relpersistence = 'u', \
+     JOIN pg_catalog.pg_class c ON c.oid = l.relation AND c.relkind = 'r', \
      pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a \
-     WHERE p.gid = {} AND b.stats_reset > p.prepared AND a.stats_reset = b.stats_reset";
+     WHERE p.gid = {} AND (b.stats_reset > p.prepared OR a.stats_reset > p.prepared) \
+     GROUP BY p.transaction::text, p.prepared, b.stats_reset, a.stats_reset";
+
+/// Whether table `{}` (its name) holds none of the rows of transaction `{}` (its id),
+/// committed ([`CRASH_SINCE_PREPARED`]: a prepared transaction's rows are read once committed).
+pub const HOLDS_NONE_OF: &str = "SELECT (NOT EXISTS (SELECT 1 FROM ONLY {} \
+     WHERE xmin = '{}'::pg_catalog.xid))::text";
 
 /// Whether the server's cumulative statistics were reset since it started: crash recovery (or an
 /// immediate stop's) discards them and stamps the shared ones' `stats_reset` as the server comes
