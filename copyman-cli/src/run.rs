@@ -900,6 +900,7 @@ fn try_connect(
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
+    signals::connecting_to(role, &spec.display);
     let conn = spec.connect().map_err(|e| Unreachable {
         role: role.to_owned(),
         endpoint: spec.display.clone(),

@@ -68,6 +68,17 @@ pub(crate) fn set_json(on: bool) {
 /// recover's document (`decision_log`, `prepared`, `warnings`), not a copy's.
 static RECOVERING: Mutex<Option<String>> = Mutex::new(None);
 
+/// The server a one-table run connects to now: its role (`source`, `destination 2`) and its
+/// endpoint, which an exit at once while connecting names (ops54 F5: its document named none).
+static CONNECTING_TO: Mutex<Option<(String, String)>> = Mutex::new(None);
+
+/// The run connects to `role` at `endpoint` now.
+pub(crate) fn connecting_to(role: &str, endpoint: &str) {
+    if let Some(mut to) = crate::watch::lock_briefly(&CONNECTING_TO) {
+        *to = Some((role.to_owned(), endpoint.to_owned()));
+    }
+}
+
 /// The run is `copyman recover` with the decision log `log` ([`RECOVERING`]).
 pub(crate) fn set_recovering(log: &Path) {
     *RECOVERING.lock().unwrap_or_else(PoisonError::into_inner) = Some(log.display().to_string());
@@ -769,6 +780,14 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             "nothing was copied"
         };
+        // Whom it connected to (the last asked: the one that keeps it waiting).
+        let to = (what == "connecting")
+            .then(|| crate::watch::lock_briefly(&CONNECTING_TO).and_then(|to| to.clone()))
+            .flatten();
+        let what = match &to {
+            Some((role, endpoint)) => format!("connecting to {role} ({endpoint})"),
+            None => what.to_owned(),
+        };
         let message = format!("interrupted by {} while {what}: {outcome}", name(signal));
         say(&format!(
             "copyman: {} received while {what}: {outcome}; exiting",
@@ -788,7 +807,15 @@ fn handle(signal: i32, stopping: &'static str) {
                     "error": message,
                     "warnings": crate::report::warnings(),
                 }),
-                None => crate::report::fatal_json(exit, &message, None, None),
+                None => {
+                    let said = crate::report::ErrorInfo {
+                        sqlstate: None,
+                        message: message.clone(),
+                    };
+                    let server = to.as_ref().map(|(role, _)| (role.as_str(), &said));
+                    let endpoint = to.as_ref().map(|(_, endpoint)| endpoint.as_str());
+                    crate::report::fatal_json(exit, &message, server, endpoint)
+                }
             };
             let _ = crate::report::print_json(&document);
         }

@@ -27,6 +27,11 @@ fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
+/// How copyman names the mute server of [`a_signal_while_connecting_exits_at_once`].
+fn mute_display(dir: &str) -> String {
+    format!("postgres@{dir}:5999/x")
+}
+
 #[test]
 fn a_signal_while_connecting_exits_at_once() {
     let c = clusters();
@@ -46,7 +51,7 @@ fn a_signal_while_connecting_exits_at_once() {
     // One table, a job of two, and recover (which copies nothing: it finished nothing).
     let runs: [(&[&str], &str); 3] = [
         (
-            &["table", "t", "--from", &from, "--to", &mute],
+            &["table", "t", "--from", &from, "--to", &mute, "--json"],
             "nothing was copied",
         ),
         (
@@ -95,10 +100,22 @@ fn a_signal_while_connecting_exits_at_once() {
         let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
         assert_eq!(status.code(), Some(130), "{tables:?}: {stderr}");
+        // A one-table run and recover name whom they connected to (ops54 F5: the one-table
+        // document named none); a job connects its own way.
+        let one_table = tables[0] == "table" && !tables.contains(&"u");
+        let whom = match one_table || tables[0] == "recover" {
+            true => format!(" to destination 1 ({})", mute_display(dir.arg())),
+            false => String::new(),
+        };
         assert!(
-            stderr.contains(&format!("SIGINT received while connecting: {said}")),
+            stderr.contains(&format!("SIGINT received while connecting{whom}: {said}")),
             "{tables:?}: {stderr}"
         );
+        if one_table {
+            let report = json(&out);
+            assert_eq!(report["server"], "destination 1", "{report}");
+            assert_eq!(report["endpoint"], mute_display(dir.arg()), "{report}");
+        }
         if tables[0] == "recover" {
             // recover's document: its log, and nothing looked at (not an empty list).
             let report = json(&out);
