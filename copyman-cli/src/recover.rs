@@ -550,6 +550,11 @@ pub(crate) fn run(
                         }
                         (result, _) => result,
                     };
+                    // Answered with an error, it does not run there: a later recovery that
+                    // finds it busy is not told this one's commit runs (best effort).
+                    if commits && !no_decision_log && matches!(result, Err(Failure::Refused(_))) {
+                        let _ = log.refused(&p.run, &p.gid);
+                    }
                     // What the server said meanwhile (that WARNING, a trigger's NOTICE).
                     for notice in conn.take_notices() {
                         progress::println(

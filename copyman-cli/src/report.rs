@@ -800,6 +800,18 @@ impl RunReport {
         others.extend(numbered(Status::RolledBack));
         others.sort_by_key(|n| n.parse::<usize>().unwrap_or(0));
         let known = committed.len() + doubt.len() + others.len() == self.destinations.len();
+        // One whose commit a crash took in part only (a logged partition's rows kept) or may
+        // not have taken holds rows of it: its own words say what to do (recheck56 F2: the
+        // advice, followed, duplicated them).
+        let in_part = |d: &DestinationReport| {
+            d.error.as_ref().is_some_and(|e| {
+                e.message.starts_with(copyman_job::commit::EMPTIED)
+                    && !e.message.starts_with(copyman_job::commit::NONE_KEPT)
+            })
+        };
+        if self.destinations.iter().any(in_part) {
+            return None;
+        }
         // (In doubt: its rows may be there. commit48 F6: no advice at all, for the others too.)
         if !known
             || (committed.is_empty() && doubt.is_empty())

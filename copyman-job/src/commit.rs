@@ -256,75 +256,106 @@ pub struct CrashSuspect {
 }
 
 impl CrashSuspect {
-    /// Once its transaction committed (on `conn`, of its database): the UNLOGGED tables it
-    /// wrote that hold none of its rows — emptied by the crash —, and the others it wrote;
-    /// `None` when every one holds some. A table that cannot be read (no SELECT privilege, a
-    /// lock held for more than a second) counts as emptied where the reset is crash
-    /// recovery's. A copy of no rows into one also holds none: its caller knows the count.
+    /// Once its transaction committed (on `conn`, of its database): what the crash took of the
+    /// UNLOGGED tables it wrote — those holding none of its rows —, those of which that cannot
+    /// be told, and the others it wrote; `None` when every one holds some of its rows. A table
+    /// that cannot be read (no SELECT privilege, a lock held for more than a second) is told
+    /// by its size (no privilege asked), empty when emptied; else, or where the size cannot be
+    /// asked either, it cannot be told (recheck56 F1: taken as kept, "committed", exit 0). A
+    /// copy of no rows into one also holds none: its caller knows the count.
     pub fn emptied(&self, conn: &mut Connection) -> Option<Emptied> {
+        let first = |conn: &mut Connection, sql: &str| -> Result<String, String> {
+            let rows = conn.query(sql).map_err(|e| e.to_string())?;
+            let value = rows.into_iter().next().and_then(|r| r.into_iter().next());
+            Ok(value.flatten().unwrap_or_default())
+        };
         let _ = conn.execute("SET lock_timeout = 1000");
-        let mut tables = Vec::new();
+        let (mut tables, mut unknown) = (Vec::new(), Vec::new());
         for oid in &self.unlogged {
-            let name = conn
-                .query(&format!("SELECT {oid}::pg_catalog.regclass::text"))
-                .ok()
-                .and_then(|rows| rows.into_iter().next())
-                .and_then(|row| row.into_iter().next().flatten());
-            let Some(name) = name else { continue };
+            let named = first(conn, &format!("SELECT {oid}::pg_catalog.regclass::text"));
+            let Ok(name) = named.map(|n| if n.is_empty() { oid.clone() } else { n }) else {
+                continue;
+            };
             let sql = sql::HOLDS_NONE_OF
                 .replacen("{}", &name, 1)
                 .replacen("{}", &self.xid, 1);
-            let none = conn
-                .query(&sql)
-                .ok()
-                .and_then(|rows| rows.into_iter().next())
-                .and_then(|row| row.into_iter().next().flatten())
-                .map_or(self.crashed, |none| none == "true");
-            if none {
-                tables.push(name);
+            let size = format!("SELECT (pg_catalog.pg_relation_size({oid}) = 0)::text");
+            match first(conn, &sql).or_else(|read| match first(conn, &size) {
+                Ok(empty) if empty == "true" => Ok(empty),
+                _ => Err(read),
+            }) {
+                Ok(none) if none == "true" => tables.push(name),
+                Ok(_) => {}
+                Err(why) => unknown.push(format!("{name} ({why})")),
             }
         }
         let _ = conn.execute("RESET lock_timeout");
-        (!tables.is_empty()).then(|| Emptied {
+        (!tables.is_empty() || !unknown.is_empty()).then(|| Emptied {
             tables: tables.join(", "),
+            unknown: unknown.join(", "),
             kept: self.kept.clone(),
         })
     }
 }
 
-/// The tables a prepared transaction wrote that crash recovery emptied since it was prepared
-/// ([`emptied_since_prepared`]), and the others it wrote, whose rows it keeps: lists to say.
+/// What crash recovery since a prepared transaction was prepared took of what it wrote
+/// ([`CrashSuspect::emptied`]): lists to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Emptied {
-    /// The UNLOGGED tables emptied (`a, b`).
+    /// The UNLOGGED tables emptied (`a, b`; empty when none).
     pub tables: String,
-    /// The other tables it wrote (empty when none).
+    /// The UNLOGGED tables of which that cannot be told, each with why (`a (…)`).
+    pub unknown: String,
+    /// The other tables it wrote, whose rows it keeps (empty when none).
     pub kept: String,
 }
 
 impl Emptied {
-    /// What its commit did, in copyman's words (beginning with [`EMPTIED`]).
+    /// What its commit did, in copyman's words (beginning with [`EMPTIED`]; with
+    /// [`NONE_KEPT`] when none of its rows is there).
     pub fn words(&self) -> String {
-        let why = "its server ran crash recovery since the transaction was prepared, which \
-                   empties UNLOGGED tables";
-        match self.kept.as_str() {
-            "" => format!(
-                "{EMPTIED} any of its rows: {why}, and {} lost the rows copied (the commit was \
-                 decided: copy them again)",
-                self.tables
-            ),
-            kept => format!(
-                "{EMPTIED} the rows it wrote into {}: {why}; those it wrote into {kept} are \
-                 committed (empty them there before copying again, as --truncate does)",
-                self.tables
-            ),
+        let crash = "its server ran crash recovery since the transaction was prepared, which \
+                     empties UNLOGGED tables";
+        let only = self.kept.is_empty() && self.unknown.is_empty();
+        let mut said = match (self.tables.as_str(), only) {
+            ("", _) => format!("{EMPTIED}, but"),
+            (tables, true) => {
+                return format!(
+                    "{NONE_KEPT}: {crash}, and {tables} lost the rows copied (the commit was \
+                     decided: copy them again)"
+                );
+            }
+            (tables, false) => {
+                format!("{EMPTIED} without the rows it wrote into {tables}: {crash};")
+            }
+        };
+        if !self.unknown.is_empty() {
+            said.push_str(&format!(
+                " whether {} kept the rows it wrote cannot be told: its server's statistics \
+                 were reset since the transaction was prepared, as crash recovery resets them, \
+                 which empties UNLOGGED tables (count them there before copying again);",
+                self.unknown
+            ));
         }
+        if !self.kept.is_empty() {
+            said.push_str(&format!(
+                " those it wrote into {} are committed (empty them there before copying again, \
+                 as --truncate does);",
+                self.kept
+            ));
+        }
+        said.pop();
+        said
     }
 }
 
 /// How [`Emptied::words`] begin (a caller that says a failed commit's error after its own
 /// words leaves them out for this one: it did commit).
-pub const EMPTIED: &str = "its transaction committed without";
+pub const EMPTIED: &str = "its transaction committed";
+
+/// How [`Emptied::words`] begin where none of its rows is there: the destination holds nothing
+/// of the copy (elsewhere it holds some, or may).
+pub const NONE_KEPT: &str = "its transaction committed without any of its rows";
 
 /// A prepared transaction committed without the rows crash recovery emptied since it was
 /// prepared ([`Emptied`]): its failure, in copyman's words (SQLSTATE 57P02, the crash's own).
@@ -794,6 +825,19 @@ impl DecisionLog {
         self.append(&format!("committing {run} {gid} recovery\n"))
     }
 
+    /// Records that the `COMMIT PREPARED` of `gid` a recovery recorded sending
+    /// ([`DecisionLog::recovery_committing`]) was answered with an error (`refused RUN GID`):
+    /// it does not run on the server, and a later recovery that finds `gid` busy or gone does
+    /// not take it for that statement's work (recheck56 F3: another session's ROLLBACK
+    /// PREPARED, running, was said to be that recovery's commit). An older copyman skips the
+    /// line.
+    ///
+    /// # Errors
+    /// As [`DecisionLog::committing`].
+    pub fn refused(&self, run: &str, gid: &str) -> io::Result<()> {
+        self.append(&format!("refused {run} {gid}\n"))
+    }
+
     /// Every global id a recorded commit decision names (an empty set when there is no log).
     ///
     /// # Errors
@@ -830,7 +874,7 @@ impl DecisionLog {
             let (
                 Some(
                     kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended"
-                    | "committing" | "out" | "unprepared" | "told"),
+                    | "committing" | "refused" | "out" | "unprepared" | "told"),
                 ),
                 Some(run),
             ) = (words.next(), words.next())
@@ -887,6 +931,11 @@ impl DecisionLog {
                         &mut log.committing
                     };
                     sent.extend(gid.map(str::to_owned));
+                }
+                "refused" => {
+                    if let Some(gid) = words.next() {
+                        log.recovery_committing.remove(gid);
+                    }
                 }
                 "abort" => {
                     log.aborted.insert(run.to_owned());
@@ -1480,6 +1529,11 @@ mod tests {
             read.recovery_committing,
             HashSet::from(["copyman:r1:2".to_owned()])
         );
+        // Refused (answered with an error): not running; sent again by a later recovery: it is.
+        log.refused("r1", "copyman:r1:2").unwrap();
+        assert!(log.read().unwrap().recovery_committing.is_empty());
+        log.recovery_committing("r1", "copyman:r1:2").unwrap();
+        assert_eq!(log.read().unwrap().recovery_committing.len(), 1);
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
@@ -1757,5 +1811,40 @@ mod tests {
         drop(guard);
         assert!(!log.run_in_progress("r1"));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// What a commit a crash took in whole, in part or perhaps says: each begins as its
+    /// callers read it (a failure, not "did not commit"; in part: no advice to copy again).
+    #[test]
+    fn emptied_words() {
+        let emptied = |tables: &str, unknown: &str, kept: &str| Emptied {
+            tables: tables.to_owned(),
+            unknown: unknown.to_owned(),
+            kept: kept.to_owned(),
+        };
+        let whole = emptied("a", "", "").words();
+        assert!(
+            whole.starts_with(NONE_KEPT) && whole.contains("a lost the rows"),
+            "{whole}"
+        );
+        let part = emptied("a", "", "b").words();
+        assert!(
+            !part.starts_with(NONE_KEPT) && part.starts_with(EMPTIED),
+            "{part}"
+        );
+        assert!(part.contains("without the rows it wrote into a:"), "{part}");
+        assert!(
+            part.contains("those it wrote into b are committed"),
+            "{part}"
+        );
+        let perhaps = emptied("", "a (permission denied)", "").words();
+        assert!(
+            perhaps.starts_with(
+                "its transaction committed, but whether a (permission denied) \
+                 kept the rows it wrote cannot be told"
+            ),
+            "{perhaps}"
+        );
+        assert!(!perhaps.ends_with(';'), "{perhaps}");
     }
 }

@@ -1660,7 +1660,25 @@ fn a_crash_between_prepare_and_commit_prepared_is_said_to_empty_an_unlogged_tabl
         assert_eq!(counts, (0, 2000));
     }
 
-    // A logged partition's rows are committed, the UNLOGGED one's lost: said so.
+    // A role that may write the table and not read it, the archiver's statistics reset by hand
+    // since the crash: its size tells it emptied (recheck56 F1: "committed", exit 0, no rows).
+    let (d1, d2) = (database(&crashing, unlogged), database(&s.a, TABLE));
+    let role = format!("loader_{d1}");
+    let grant = format!("CREATE ROLE {role} LOGIN; GRANT INSERT ON m TO {role}");
+    crashing.connect(&d1).batch_execute(&grant).unwrap();
+    let log = TempPath::new("decisions.log");
+    let to1 = (crashing.conninfo(&d1)).replace("user=postgres", &format!("user={role}"));
+    let to2 = s.a.url(&d2);
+    let copy = ["table", "m", "--from", &from, "--to", &to1, "--to", &to2];
+    let copy = [&copy[..], &["--atomic", "--decision-log", log.arg()]].concat();
+    let out = crash_between(&copy, "recorded", reset, false).unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(said_emptied(&said), "{said}");
+    assert_eq!(count(&crashing, &d1, "m"), 0);
+
+    // A logged partition's rows are committed, the UNLOGGED one's lost: said so, and no
+    // advice to copy again to it alone (it duplicated them: recheck56 F2).
     let partitioned = "CREATE TABLE m (id int8 PRIMARY KEY, v text) PARTITION BY RANGE (id);
         CREATE TABLE m_kept PARTITION OF m FOR VALUES FROM (1) TO (1001);
         CREATE UNLOGGED TABLE m_lost PARTITION OF m FOR VALUES FROM (1001) TO (3000);";
@@ -1673,6 +1691,7 @@ fn a_crash_between_prepare_and_commit_prepared_is_said_to_empty_an_unlogged_tabl
         "{said}"
     );
     assert_eq!(count(&crashing, &d1, "m"), 1000);
+    assert!(!said.contains("to bring them level"), "{said}");
 
     // A copy of no rows lost none: committed, exit 0.
     let (out, d1, d2) = one_table(unlogged, &["--where", "false"], "");
