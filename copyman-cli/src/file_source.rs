@@ -1252,7 +1252,12 @@ fn unopenable(t: &Transfer, path: &Path, e: &io::Error) -> Fatal {
         _ => Exit::CopyFailed,
     };
     let message = format!("cannot open source file {}: {e}{hint}", t.source.display());
-    // Its document names the source, the file (as a server's refusal names it: ops54 F3).
+    source_fatal(exit, message)
+}
+
+/// What ends the run, about the source file: its document names the source, the file (as a
+/// server's refusal names it: ops54 F3, recheck56 F4).
+fn source_fatal(exit: Exit, message: String) -> Fatal {
     let info = report::ErrorInfo {
         sqlstate: None,
         message: message.clone(),
@@ -1277,14 +1282,13 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
         return Ok(());
     };
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
+        return Err(source_fatal(
+            Exit::Usage,
+            format!(
                 "source file {} is a directory: give a file of COPY data",
                 t.source.display()
             ),
-        });
+        ));
     }
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => {}

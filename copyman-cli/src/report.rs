@@ -1064,11 +1064,7 @@ pub(crate) fn fatal_json(
         "exit_code": exit.code(),
         "error": message,
         "server": server.map(|(whom, _)| whom),
-        "endpoint": endpoint.or_else(|| {
-            (server.map(|(whom, _)| whom) == Some("source"))
-                .then(|| SOURCE_ENDPOINT.get().map(String::as_str))
-                .flatten()
-        }),
+        "endpoint": endpoint.or_else(|| server.and_then(|(whom, _)| given_endpoint(whom))),
         "sqlstate": server.and_then(|(_, error)| error.sqlstate.as_deref()),
         "committed": 0,
         "destinations": [],
@@ -1233,6 +1229,25 @@ static SOURCE_ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new()
 /// Notes the run's source server as it was given ([`SOURCE_ENDPOINT`]).
 pub(crate) fn set_source_endpoint(endpoint: String) {
     let _ = SOURCE_ENDPOINT.set(endpoint);
+}
+
+/// A one-table run's destinations as they were given (redacted), for a document whose error
+/// names one by its number only (a file that cannot be created: recheck56 F4).
+static DESTINATION_ENDPOINTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Notes a one-table run's destinations as they were given ([`DESTINATION_ENDPOINTS`]).
+pub(crate) fn set_destination_endpoints(endpoints: Vec<String>) {
+    let _ = DESTINATION_ENDPOINTS.set(endpoints);
+}
+
+/// The endpoint `whom` (`source`, `destination 2`) was given as, where it was noted.
+fn given_endpoint(whom: &str) -> Option<&'static str> {
+    if whom == "source" {
+        return SOURCE_ENDPOINT.get().map(String::as_str);
+    }
+    let n: usize = whom.strip_prefix("destination ")?.parse().ok()?;
+    let endpoints = DESTINATION_ENDPOINTS.get()?;
+    endpoints.get(n.checked_sub(1)?).map(String::as_str)
 }
 
 /// Names the command the process runs (`table`, `copy`, `recover`, `demo`) in every `--json`

@@ -52,7 +52,10 @@ use crate::sql::Format;
 pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
     match &args.command {
-        Command::Transfer(t) => report::set_source_endpoint(t.source.display()),
+        Command::Transfer(t) => {
+            report::set_source_endpoint(t.source.display());
+            report::set_destination_endpoints(t.destinations.iter().map(|d| d.display()).collect());
+        }
         Command::Job(job) => report::set_source_endpoint(job.source.display.clone()),
         _ => {}
     }

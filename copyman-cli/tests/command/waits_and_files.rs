@@ -1279,26 +1279,55 @@ fn a_destination_frozen_with_its_data_unread_is_given_up_at_the_stall_timeout() 
     }
 }
 
-/// A source file that cannot be opened: the `--json` document names the source, the file (it
-/// left `server` and `endpoint` null, as no server's refusal does: ops54 F3).
+/// A source file that cannot be opened, a directory given as the source, a destination file
+/// that cannot be created: the `--json` document names the party and the file (it left
+/// `server` and `endpoint` null, as no server's refusal does: ops54 F3, recheck56 F4).
 #[test]
-fn a_missing_source_file_is_named_in_the_json_document() {
+fn a_file_that_cannot_be_used_is_named_in_the_json_document() {
     let c = clusters();
     let d1 = database(&c.dest[0], "CREATE TABLE t (x int)");
+    let src = database(&c.source, "CREATE TABLE t (x int)");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
     let missing = TempPath::new("missing.csv");
-    let to = c.dest[0].conninfo(&d1);
-    let out = run(&["--json", "table", "t", "--from", missing.arg(), "--to", &to]);
-    assert_exit(&out, 2);
-    let doc = json(&out);
-    assert_eq!(
-        (doc["server"].as_str(), doc["endpoint"].as_str()),
-        (Some("source"), Some(missing.arg())),
-        "{doc}"
-    );
-    assert!(
-        doc["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("cannot open source file")),
-        "{doc}"
-    );
+    let directory = TempPath::new("a-directory");
+    fs::create_dir_all(&directory.0).unwrap();
+    let nowhere = format!("{}/x.csv", missing.arg());
+    let runs = [
+        (
+            missing.arg(),
+            to.as_str(),
+            "source",
+            missing.arg(),
+            "cannot open source file",
+        ),
+        (
+            directory.arg(),
+            &to,
+            "source",
+            directory.arg(),
+            "is a directory",
+        ),
+        (
+            &from,
+            &nowhere,
+            "destination 1",
+            &nowhere,
+            "cannot create a file",
+        ),
+    ];
+    for (from, to, server, endpoint, said) in runs {
+        let out = run(&["--json", "table", "t", "--from", from, "--to", to]);
+        assert_ne!(out.status.code(), Some(0));
+        let doc = json(&out);
+        assert_eq!(
+            (doc["server"].as_str(), doc["endpoint"].as_str()),
+            (Some(server), Some(endpoint)),
+            "{doc}"
+        );
+        assert!(
+            doc["error"].as_str().is_some_and(|e| e.contains(said)),
+            "{doc}"
+        );
+    }
+    let _ = fs::remove_dir_all(&directory.0);
 }
