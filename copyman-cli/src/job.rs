@@ -2462,8 +2462,9 @@ impl Ledger {
             Cell::NotStarted => ("not started", ""),
             Cell::AlreadyDone => ("already done", ""),
             Cell::Refused => ("failed", "refused while planning"),
+            // As one table's document says it (recheck56 F5: "interrupted" here alone).
             Cell::Copying => (
-                "interrupted",
+                "rolled back",
                 "its transaction was open: its server rolls it back",
             ),
             Cell::Finished(Status::Committed) => ("committed", "recorded in the state file"),
@@ -2557,7 +2558,7 @@ impl Ledger {
                     )
                 } else {
                     (
-                        "interrupted",
+                        "rolled back",
                         "its transaction was open: its server rolls it back",
                     )
                 }
@@ -3318,7 +3319,7 @@ mod tests {
         ledger.event(&step(2, Some(1), Answer::TookEffect));
         assert_eq!(
             ledger.verdict(&ledger.tables[0].1[0], false).0,
-            "interrupted"
+            "rolled back"
         );
     }
 

@@ -338,7 +338,7 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
         );
         assert_eq!(
             record(&report, table, 2)["status"],
-            "interrupted",
+            "rolled back",
             "{report}"
         );
     }
