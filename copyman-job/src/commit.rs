@@ -827,10 +827,10 @@ impl DecisionLog {
 
     /// Records that the `COMMIT PREPARED` of `gid` a recovery recorded sending
     /// ([`DecisionLog::recovery_committing`]) was answered with an error (`refused RUN GID`):
-    /// it does not run on the server, and a later recovery that finds `gid` busy or gone does
-    /// not take it for that statement's work (recheck56 F3: another session's ROLLBACK
-    /// PREPARED, running, was said to be that recovery's commit). An older copyman skips the
-    /// line.
+    /// that one does not run on the server (another recovery's may), and a later recovery
+    /// that finds `gid` busy or gone does not take it for that statement's work (recheck56 F3:
+    /// another session's ROLLBACK PREPARED, running, was said to be that recovery's commit). An
+    /// older copyman skips the line.
     ///
     /// # Errors
     /// As [`DecisionLog::committing`].
@@ -867,6 +867,8 @@ impl DecisionLog {
         let mut log = LogContents::default();
         let mut holders: HashMap<String, Vec<Holder>> = HashMap::new();
         let mut decisions: HashMap<String, Vec<String>> = HashMap::new();
+        // Recoveries' COMMIT PREPAREDs of each transaction recorded sent, less those refused.
+        let mut recoveries_sent: HashMap<String, i32> = HashMap::new();
         // Only whole lines: a line cut short by a crash while it was written was never fsynced,
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
@@ -924,17 +926,18 @@ impl DecisionLog {
                 }
                 "committing" => {
                     let gid = words.next().filter(|w| parse_gid(w).is_some());
-                    let by_recovery = words.next() == Some("recovery");
-                    let sent = if by_recovery {
-                        &mut log.recovery_committing
-                    } else {
-                        &mut log.committing
-                    };
-                    sent.extend(gid.map(str::to_owned));
+                    match (gid, words.next() == Some("recovery")) {
+                        (Some(gid), true) => {
+                            *recoveries_sent.entry(gid.to_owned()).or_default() += 1
+                        }
+                        (gid, _) => log.committing.extend(gid.map(str::to_owned)),
+                    }
                 }
+                // One recovery's statement refused: the others' may still run (a recovery
+                // killed while its COMMIT PREPARED waits, then one refused as busy by it).
                 "refused" => {
                     if let Some(gid) = words.next() {
-                        log.recovery_committing.remove(gid);
+                        *recoveries_sent.entry(gid.to_owned()).or_default() -= 1;
                     }
                 }
                 "abort" => {
@@ -954,6 +957,10 @@ impl DecisionLog {
                 _ => {}
             }
         }
+        log.recovery_committing = (recoveries_sent.into_iter())
+            .filter(|(_, sent)| *sent > 0)
+            .map(|(gid, _)| gid)
+            .collect();
         for (run, mut known) in holders {
             match decisions.get(&run) {
                 // The decision's parties: the transactions it names.
@@ -1529,10 +1536,14 @@ mod tests {
             read.recovery_committing,
             HashSet::from(["copyman:r1:2".to_owned()])
         );
-        // Refused (answered with an error): not running; sent again by a later recovery: it is.
+        // Refused (answered with an error): not running; sent again by a later recovery: it is,
+        // and one more refused then leaves that one running.
         log.refused("r1", "copyman:r1:2").unwrap();
         assert!(log.read().unwrap().recovery_committing.is_empty());
         log.recovery_committing("r1", "copyman:r1:2").unwrap();
+        assert_eq!(log.read().unwrap().recovery_committing.len(), 1);
+        log.recovery_committing("r1", "copyman:r1:2").unwrap();
+        log.refused("r1", "copyman:r1:2").unwrap();
         assert_eq!(log.read().unwrap().recovery_committing.len(), 1);
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
