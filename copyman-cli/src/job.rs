@@ -316,12 +316,14 @@ impl JobArgs {
         let server = |e: Endpoint| match e {
             Endpoint::Server(spec) => Ok(*spec),
             other if low.tables.len() == 1 => Err(ArgError::usage(format!(
-                "{why}: a job's options copy between servers, and {} is a file (leave them out \
-                 to copy one table to a file)",
+                "{why}: a job's options copy between servers, and {} is not a server (a file, \
+                 a directory, stdin or stdout): leave them out to copy one table to or from a \
+                 file",
                 other.display()
             ))),
             other => Err(ArgError::usage(format!(
-                "a job of many tables copies between servers: {} is a file",
+                "a job of many tables copies between servers: {} is not a server (a file, a \
+                 directory, stdin or stdout)",
                 other.display()
             ))),
         };
@@ -890,8 +892,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     // A resume commits as the job began: with two-phase commit if it began with --atomic, in
     // its decision log (jobs46 F3: it went on with plain COMMITs, unsaid), or the one given.
-    let recorded = options
-        .resume
+    // (No state file: its own refusal says so, not this: recheck57 F3.)
+    let recorded = (options.resume && options.state.exists())
         .then(|| copyman_job::state::read(&options.state).ok())
         .flatten()
         .map(|r| r.atomic);

@@ -1574,6 +1574,18 @@ fn a_job_begun_with_atomic_is_resumed_with_it() {
         "{}",
         text(&out.stderr)
     );
+    // No state file at all (a mistyped --state): said so, not that a job began without
+    // --atomic (recheck57 F3).
+    let nowhere = TempPath::new("atomic-resume-none.state");
+    let resume: Vec<&str> = (resume.iter())
+        .map(|a| if *a == plain.arg() { nowhere.arg() } else { a })
+        .collect();
+    let out = run(&resume);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("there is no state file") && !said.contains("did not begin with --atomic"),
+        "{said}"
+    );
     let out = run(&[
         "table",
         "a",

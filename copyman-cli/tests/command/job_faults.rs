@@ -1159,8 +1159,8 @@ fn a_resume_says_a_table_it_copies_from_another_snapshot_than_an_earlier_runs() 
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(
-            "destination 1 holds it as an earlier run copied it, from that run's snapshot, and \
-             destination 2 gets it from this run's"
+            "destination 1 holds the copy an earlier run made, from that run's snapshot, and \
+             destination 2 gets this run's"
         ),
         "{stderr}"
     );

@@ -2283,10 +2283,10 @@ fn plan_all(
         let now = held(|p| matches!(p, DestPlan::Copy { .. }));
         if !earlier.is_empty() && !now.is_empty() {
             notes.push(format!(
-                "{key}: destination {} holds it as an earlier run copied it, from that run's \
-                 snapshot, and destination {} gets it from this run's: rows the source changed \
-                 in between differ between them (--verify compares each with the source as its own \
-                 run's snapshot saw it)",
+                "{key}: destination {} holds the copy an earlier run made, from that run's \
+                 snapshot, and destination {} gets this run's, from its own: rows the source \
+                 changed in between differ between them (--verify compares each with the source \
+                 as its own run's snapshot saw it)",
                 earlier.join(", "),
                 now.join(", ")
             ));
