@@ -317,10 +317,10 @@ pub enum Failure<E> {
     /// The connection broke after the statement was sent and before its answer: whether it took
     /// effect is unknown.
     Lost(E),
-    /// It took effect, but what it wrote is gone since: the server ran crash recovery after
-    /// the transaction was prepared, which empties the UNLOGGED tables it wrote (a `COMMIT
-    /// PREPARED` sent on a new session after the one that prepared it was lost). Nothing of
-    /// the rows is there.
+    /// It took effect, but what it wrote is gone since, in whole or in part, or may be: the
+    /// server ran crash recovery after the transaction was prepared, which empties the UNLOGGED
+    /// tables it wrote (a `COMMIT PREPARED` sent on a new session after the one that prepared
+    /// it was lost). That party failed: its rows are not all there.
     Emptied(E),
 }
 

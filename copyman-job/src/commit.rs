@@ -124,7 +124,10 @@ impl Participant for Connection {
 /// transaction gone, and the lost session's backend gone too (none can still prepare it: a
 /// `PREPARE TRANSACTION` whose answer was lost), is done: nothing of it is left. Refused there
 /// while the lost session's backend still holds the transaction, it is sent again once that
-/// backend ended ([`Action::held_by_the_lost_backend`]).
+/// backend ended ([`Action::held_by_the_lost_backend`]). A `COMMIT PREPARED` that commits
+/// there after its server's statistics were reset since the PREPARE is asked what crash
+/// recovery took of the UNLOGGED tables it wrote ([`crash_suspect`]): [`Failure::Emptied`]
+/// when some hold none of its rows, or cannot be told to.
 ///
 /// # Errors
 /// As [`Participant::run`].
@@ -227,15 +230,14 @@ pub fn crash_suspect(conn: &mut Connection, gid: &str) -> Option<CrashSuspect> {
     let sql = sql::CRASH_SINCE_PREPARED.replace("{}", &sql::literal(gid));
     let row = conn.query(&sql).ok()?.into_iter().next()?;
     let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    let unlogged: Vec<String> = (field(2).split(',').filter(|o| !o.is_empty()))
+    let unlogged: Vec<String> = (field(1).split(',').filter(|o| !o.is_empty()))
         .map(str::to_owned)
         .collect();
     (!unlogged.is_empty()).then(|| CrashSuspect {
         xid: field(0),
-        crashed: field(1) == "true",
         unlogged,
-        unlogged_names: field(3),
-        kept: field(4),
+        unlogged_names: field(2),
+        kept: field(3),
     })
 }
 
@@ -245,8 +247,6 @@ pub fn crash_suspect(conn: &mut Connection, gid: &str) -> Option<CrashSuspect> {
 pub struct CrashSuspect {
     /// Its transaction id.
     xid: String,
-    /// The reset is crash recovery's: every kind stamped at one moment.
-    crashed: bool,
     /// The UNLOGGED tables it wrote (oids).
     unlogged: Vec<String>,
     /// Their names (`a, b`).

@@ -379,18 +379,16 @@ pub const RESET_SINCE: &str = "SELECT ((extract(epoch FROM b.stats_reset) * 1000
      FROM pg_catalog.pg_stat_bgwriter b, pg_catalog.pg_stat_archiver a";
 
 /// Whether a crash may have taken rows prepared transaction `{}` (its gid, a [`literal`])
-/// wrote: one row when its server's statistics were reset since it was prepared (crash
-/// recovery resets every kind at one moment; a reset by hand of one kind since would stamp
-/// them apart: commit55 F1) — its transaction id, whether the bgwriter's and the archiver's
-/// reset are one moment ([`RESET_SINCE`]'s crash), and the tables it wrote (those its locks
-/// that write name: `RowExclusiveLock` of a COPY or an INSERT, `AccessExclusiveLock` of a
-/// TRUNCATE), the UNLOGGED ones as oids then names (a crash empties them, and the prepared
+/// wrote: one row when its server's statistics (the bgwriter's or the archiver's) were reset
+/// since it was prepared, as crash recovery resets them (either: a reset by hand of one kind
+/// since the crash restamps it alone, commit55 F1) — its transaction id and the tables it
+/// wrote (those its locks that write name: `RowExclusiveLock` of a COPY or an INSERT,
+/// `AccessExclusiveLock` of a TRUNCATE), the UNLOGGED ones as oids then names (a crash empties them, and the prepared
 /// transaction survives it), the others by name. No row when there was no reset since or it
 /// is not prepared here. A prepared transaction's locks are held by no process (`pid` null)
 /// under its session's virtual id until a restart, `-1/xid` after. Reads no table: it asks
 /// while the transaction holds its locks.
 pub const CRASH_SINCE_PREPARED: &str = "SELECT p.transaction::text, \
-     (b.stats_reset > p.prepared AND a.stats_reset = b.stats_reset)::text, \
      coalesce(pg_catalog.string_agg(DISTINCT c.oid::text, ',') \
      FILTER (WHERE c.relpersistence = 'u'), ''), \
      coalesce(pg_catalog.string_agg(DISTINCT c.oid::pg_catalog.regclass::text, ', ') \
