@@ -551,8 +551,8 @@ impl Participant for Party<'_, '_> {
         if let (Err(Failure::Refused(why)), true) = (&result, commits) {
             signals::commit_refused(&self.name, &why.to_string());
         }
-        // (Committed with none of its rows, a crash having emptied its UNLOGGED tables since its
-        // PREPARE: it committed all the same.)
+        // (Committed without rows a crash since its PREPARE took from its UNLOGGED tables: it
+        // committed all the same.)
         if commits && matches!(result, Err(Failure::Emptied(_))) {
             signals::committed(&self.name);
         }

@@ -580,9 +580,9 @@ pub(crate) fn run(
                             }
                             (word.to_owned(), None)
                         }
-                        // Committed as decided, with none of its rows: a crash since its
-                        // PREPARE emptied the UNLOGGED tables it wrote. Not to be finished
-                        // again: copy them again.
+                        // Committed as decided, without rows a crash since its PREPARE took
+                        // (UNLOGGED tables it wrote emptied, or not to be told): failed. Not to
+                        // be finished again: its words say what to copy again.
                         Err(Failure::Emptied(e)) => {
                             failed = true;
                             signals::committed(&party);
