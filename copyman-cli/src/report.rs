@@ -1232,12 +1232,25 @@ pub(crate) fn set_source_endpoint(endpoint: String) {
 }
 
 /// A one-table run's destinations as they were given (redacted), for a document whose error
-/// names one by its number only (a file that cannot be created: recheck56 F4).
+/// names one by its number only (a file that cannot be created: recheck56 F4), and for one of
+/// an exit at once before the commit ([`given_destinations`]).
 static DESTINATION_ENDPOINTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
 /// Notes a one-table run's destinations as they were given ([`DESTINATION_ENDPOINTS`]).
 pub(crate) fn set_destination_endpoints(endpoints: Vec<String>) {
     let _ = DESTINATION_ENDPOINTS.set(endpoints);
+}
+
+/// A one-table run's destinations as they were given: each named as its report names it
+/// (`destination 2`), with its endpoint.
+pub(crate) fn given_destinations() -> Vec<(String, String)> {
+    (DESTINATION_ENDPOINTS
+        .get()
+        .into_iter()
+        .flatten()
+        .enumerate())
+    .map(|(i, endpoint)| (format!("destination {}", i + 1), endpoint.clone()))
+    .collect()
 }
 
 /// The endpoint `whom` (`source`, `destination 2`) was given as, where it was noted.

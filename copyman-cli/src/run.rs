@@ -126,11 +126,6 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     let connected = connect_all(t);
     signals::connecting(false);
     let (mut source_conn, mut dests) = connected?;
-    signals::destinations(
-        (dests.iter().enumerate())
-            .map(|(i, d)| (format!("destination {}", i + 1), d.endpoint.display()))
-            .collect(),
-    );
     let user_sql = crate::users_sql::read_users_sql(t, source_conn.as_mut())?;
     for (i, message) in unopenable.into_iter().chain(unasked) {
         report::log(format_args!("destination {}: {message}", i + 1));

@@ -244,10 +244,6 @@ enum Stage {
         /// Of those sent, the ones whose COMMIT the server answered with an error (a deferred
         /// constraint): nothing committed there, and it is said so, with why, not in doubt.
         refused: Vec<(String, String)>,
-        /// Every destination of a one-table run, with its endpoint, from its start: those an
-        /// exit at once before the commit names rolled back (it named none when the signal
-        /// came before the commit knew its parties, ops54 F6).
-        destinations: Vec<(String, String)>,
     },
 }
 
@@ -265,7 +261,6 @@ impl Stage {
         sent: Vec::new(),
         committed: Vec::new(),
         refused: Vec::new(),
-        destinations: Vec::new(),
     };
 }
 
@@ -334,15 +329,6 @@ pub(crate) fn connecting(on: bool) {
     } else {
         Stage::RUNNING
     };
-}
-
-/// Every destination of a one-table run, named as its report names them, with its endpoint.
-pub(crate) fn destinations(names: Vec<(String, String)>) {
-    if let Stage::Running { destinations, .. } =
-        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
-    {
-        *destinations = names;
-    }
 }
 
 /// The parties of the commit about to run: those whose COMMIT commits something, and whether a
@@ -494,8 +480,6 @@ struct Commits {
     rolling_back: Vec<String>,
     /// Prepared parties whose ROLLBACK PREPARED was answered: nothing left there.
     rolled_back: Vec<String>,
-    /// Every destination, with its endpoint ([`destinations`]).
-    destinations: Vec<(String, String)>,
 }
 
 /// What a signal finds: `None` while connecting, else where the commit stands.
@@ -514,9 +498,7 @@ fn commits() -> Option<Commits> {
             sent,
             committed,
             refused,
-            destinations,
         } => Some(Commits {
-            destinations: destinations.clone(),
             prepared: (prepared.iter())
                 .filter(|p| !rolling_back.contains(p))
                 .cloned()
@@ -760,7 +742,6 @@ fn handle(signal: i32, stopping: &'static str) {
         preparing,
         rolling_back,
         rolled_back,
-        destinations,
     }) = commits()
     else {
         let dry_run = PRINTING_DRY_RUN.load(Ordering::SeqCst);
@@ -1178,10 +1159,12 @@ fn handle(signal: i32, stopping: &'static str) {
             .map(|at_once| at_once(signal));
         // A job says its own document; one table, before its commit, the short one (it said
         // none: `--json | jq` got no input).
-        // Every destination rolls back, whatever the copy's end made of it (copyman's own
-        // cancel fails a COPY: not that destination's failure).
+        // Every destination, as given, rolls back, whatever the copy's end made of it
+        // (copyman's own cancel fails a COPY: not that destination's failure; the commit's
+        // parties, not known yet, named none: ops54 F6).
         let exit = job.unwrap_or_else(|| {
             let exit = at_once_exit(signal, false);
+            let destinations = crate::report::given_destinations();
             let rest: (&[_], &PartyStatus<'_>) = (&destinations, &|_| "rolled back");
             print_at_once_json(exit, &[], &[], rest, "nothing committed", &said);
             exit
