@@ -608,11 +608,12 @@ fn garbage_during_startup_is_a_protocol_error() {
     drop(connect(&conninfo));
 }
 
-/// Runs a copy of fixed-width rows (every CopyData frame is 16 bytes) from a source behind
-/// `proxy`, with `garbage` injected `offset` bytes into the server's COPY OUT stream, into two
+/// Runs a copy of fixed-width rows (`0000000001` to `0001000000`) from a source behind a proxy,
+/// with `garbage` injected into the server's COPY OUT stream right after `after` (found in the
+/// bytes, not counted: a message the server sends unforeseen does not move it), into two
 /// destinations; checks the copy fails with nothing committed and the destinations usable.
 /// Returns the error text.
-fn copy_with_garbage(offset: u64, garbage: Net) -> String {
+fn copy_with_garbage(after: &[u8], garbage: Net) -> String {
     let cluster = cluster();
     let src_db = cluster.create_database();
     let dbs = [cluster.create_database(), cluster.create_database()];
@@ -624,7 +625,7 @@ fn copy_with_garbage(offset: u64, garbage: Net) -> String {
     a.set_timeout(Some(Duration::from_secs(10))).unwrap();
     b.set_timeout(Some(Duration::from_secs(10))).unwrap();
 
-    proxy.after_bytes(S2C, offset, garbage);
+    proxy.after_pattern(S2C, after, garbage);
     let statement = "COPY (SELECT lpad(i::text, 10, '0') FROM generate_series(1, 1000000) AS g(i)) \
                      TO STDOUT";
     let producer = StatementProducer::new(&mut source, statement);
@@ -653,14 +654,11 @@ fn copy_with_garbage(offset: u64, garbage: Net) -> String {
     text
 }
 
-/// The CopyOutResponse of one text column: 10 bytes; then 16-byte CopyData frames.
-const COPY_OUT_START: u64 = 10;
-
 #[test]
 fn garbage_message_during_copy_out_is_a_protocol_error() {
-    let boundary = COPY_OUT_START + 16 * 40_000;
+    // The end of row 40 000's CopyData frame: a message boundary.
     let text = copy_with_garbage(
-        boundary,
+        b"0000040000\n",
         Net::Garbage(b"\xff\x00\x00\x00\x0cgarbage!".to_vec()),
     );
     assert!(
@@ -671,10 +669,11 @@ fn garbage_message_during_copy_out_is_a_protocol_error() {
 
 #[test]
 fn garbage_inside_a_frame_during_copy_out_fails_the_copy_cleanly() {
-    for (frame, seed) in [(30_000u64, 11u64), (50_000, 12)] {
-        let offset = COPY_OUT_START + 16 * frame + 7;
-        let text = copy_with_garbage(offset, Net::garbage(61, seed));
-        eprintln!("noise in frame {frame}: {text}");
+    // 8 bytes into the body of row 30 000's and row 50 000's frames (a body of 11 bytes, after
+    // a header whose length byte is 15).
+    for (row, seed) in [(b"\x0f00000300", 11u64), (b"\x0f00000500", 12)] {
+        let text = copy_with_garbage(row, Net::garbage(61, seed));
+        eprintln!("noise in a frame: {text}");
     }
 }
 

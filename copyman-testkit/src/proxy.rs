@@ -127,13 +127,23 @@ impl Fault {
     }
 }
 
+/// What fires a direction's one-shot fault.
+#[derive(Debug)]
+enum Trigger {
+    /// Once this many more bytes have passed.
+    Bytes(u64),
+    /// Right after these bytes have passed; `seen` keeps the last bytes that passed (fewer than
+    /// the pattern's), so that a match split between two reads is found.
+    Pattern { pattern: Vec<u8>, seen: Vec<u8> },
+}
+
 /// The controls and counters of one direction.
 #[derive(Debug)]
 struct DirState {
     /// Pass, Delay or Stall.
     mode: Fault,
-    /// Bytes still to pass before the fault fires.
-    trigger: Option<(u64, Fault)>,
+    /// What fires the fault.
+    trigger: Option<(Trigger, Fault)>,
     /// Bytes forwarded, over all connections.
     bytes: u64,
 }
@@ -291,10 +301,29 @@ impl Proxy {
     /// action on the connection that carried the `n`-th byte). With `n` 0 it acts before the
     /// next byte. Replaces a pending trigger of `dir`.
     pub fn after_bytes(&self, dir: Direction, n: u64, fault: Fault) {
-        self.shared.lock().dirs[dir.index()].trigger = Some((n, fault));
+        self.shared.lock().dirs[dir.index()].trigger = Some((Trigger::Bytes(n), fault));
     }
 
-    /// Whether an [`after_bytes`](Self::after_bytes) trigger of `dir` is still waiting.
+    /// Applies `fault` to `dir` right after the first occurrence of `pattern` in the bytes that
+    /// pass in that direction from now (read as one stream: meant for one connection at a time):
+    /// where [`after_bytes`](Self::after_bytes) would count bytes, e.g. to inject a message at a
+    /// frame boundary, this does not depend on every message before it being foreseen. Replaces
+    /// a pending trigger of `dir`.
+    ///
+    /// # Panics
+    /// If `pattern` is empty.
+    pub fn after_pattern(&self, dir: Direction, pattern: &[u8], fault: Fault) {
+        assert!(!pattern.is_empty(), "after_pattern needs a pattern");
+        let pattern = pattern.to_vec();
+        let trigger = Trigger::Pattern {
+            pattern,
+            seen: Vec::new(),
+        };
+        self.shared.lock().dirs[dir.index()].trigger = Some((trigger, fault));
+    }
+
+    /// Whether an [`after_bytes`](Self::after_bytes) or [`after_pattern`](Self::after_pattern)
+    /// trigger of `dir` is still waiting.
     pub fn armed(&self, dir: Direction) -> bool {
         self.shared.lock().dirs[dir.index()].trigger.is_some()
     }
@@ -547,11 +576,33 @@ impl Pump {
                 let mut state = self.shared.lock();
                 let dir = &mut state.dirs[self.dir.index()];
                 match &mut dir.trigger {
-                    Some((0, _)) => (0, dir.trigger.take().map(|(_, f)| f)),
-                    Some((left, _)) => {
+                    Some((Trigger::Bytes(0), _)) => (0, dir.trigger.take().map(|(_, f)| f)),
+                    Some((Trigger::Bytes(left), _)) => {
                         let take = usize::try_from(*left).unwrap_or(usize::MAX).min(data.len());
                         *left -= take as u64;
                         (take, None)
+                    }
+                    Some((Trigger::Pattern { pattern, seen }, _)) => {
+                        let mut window = std::mem::take(seen);
+                        let before = window.len();
+                        window.extend_from_slice(data);
+                        let len = pattern.len();
+                        let found = window.windows(len).position(|w| w == pattern.as_slice());
+                        match found {
+                            // The match ends in `data` (`seen` is shorter than the pattern):
+                            // up to its end, then the fault fires as after 0 more bytes.
+                            Some(at) => {
+                                if let Some((trigger, _)) = &mut dir.trigger {
+                                    *trigger = Trigger::Bytes(0);
+                                }
+                                (at + len - before, None)
+                            }
+                            None => {
+                                let keep = window.len().saturating_sub(len - 1);
+                                *seen = window.split_off(keep);
+                                (data.len(), None)
+                            }
+                        }
                     }
                     None => (data.len(), None),
                 }
@@ -694,6 +745,23 @@ mod tests {
         assert_eq!(got, b"0123456");
         assert!(!proxy.armed(Direction::ServerToClient));
         assert!(proxy.wait_closed(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn garbage_after_a_pattern_split_between_reads_lands_right_after_it() {
+        let proxy = Proxy::start(echo_server()).unwrap();
+        let mut c = client(&proxy);
+        proxy.after_pattern(
+            Direction::ServerToClient,
+            b"xyz",
+            Fault::Garbage(b"!".to_vec()),
+        );
+        c.write_all(b"abxy").unwrap();
+        assert_eq!(read_n(&mut c, 4), b"abxy");
+        assert!(proxy.armed(Direction::ServerToClient));
+        c.write_all(b"zxyz").unwrap();
+        assert_eq!(read_n(&mut c, 5), b"z!xyz");
+        assert!(!proxy.armed(Direction::ServerToClient));
     }
 
     #[test]
