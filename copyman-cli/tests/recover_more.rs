@@ -532,14 +532,15 @@ fn recover_says_a_signal_stops_it_after_the_statement_in_progress() {
     let all: Vec<&String> = urls.iter().collect();
     let recover_args = recover_args(&all, log.arg());
     let args = strs(&recover_args);
-    let paused = Paused::start(&args, "finishing:1");
+    let mut paused = Paused::start(&args, "finishing:1");
+    let mut lines = StderrLines::take(&mut paused.child);
     signal(&paused.child, "HUP");
     // Said by the signal's thread while the run waits.
-    thread::sleep(Duration::from_millis(300));
+    lines.expect("SIGHUP received");
     let out = paused.resume();
     // Something is left pending: 1, as without a signal (it exited 129).
     assert_exit(&out, 1);
-    let stderr = text(&out.stderr);
+    let stderr = lines.rest();
     assert!(
         stderr.contains("finishing the COMMIT or ROLLBACK PREPARED in progress")
             && !stderr.contains("the commit is under way and finishes"),

@@ -138,6 +138,8 @@ impl<R: Receiver> Receiver for Stuck<R> {
 /// one's COPY is failed (nothing committed) and its connection is usable.
 #[test]
 fn stall_timeout_faults_a_stuck_receiver_while_others_complete() {
+    // The stall timeout bounds the healthy endpoints too: 2 s, which no pause of a loaded
+    // machine reaches, while the stuck one waits for ever.
     const ROWS: u64 = 300_000;
     const WINDOW: usize = 4;
     let cluster = copyman_testkit::shared();
@@ -163,7 +165,7 @@ fn stall_timeout_faults_a_stuck_receiver_while_others_complete() {
             ],
             Options::default()
                 .with_window(WINDOW)
-                .with_stall_timeout(Duration::from_millis(500)),
+                .with_stall_timeout(Duration::from_secs(2)),
         )
         .await
         .expect("start");
@@ -198,7 +200,7 @@ fn stall_timeout_faults_a_stuck_receiver_while_others_complete() {
         .expect("core's stall error");
     assert_eq!(
         error.to_string(),
-        "receiver 2 stalled: no byte moved for 500ms",
+        "receiver 2 stalled: no byte moved for 2s",
         "{error}"
     );
     let io = std::error::Error::source(error)
@@ -831,19 +833,20 @@ impl Receiver for Trickle {
 #[test]
 fn a_slow_transmit_whose_bytes_move_is_not_a_stall() {
     let lines = Arc::new(AtomicUsize::new(0));
+    // 100 ms steps against a 1 s stall timeout: slack for a loaded machine's late wake-ups.
     let receiver = Trickle {
         steps: 30,
-        step: Duration::from_millis(50),
+        step: Duration::from_millis(100),
         lines: Arc::clone(&lines),
     };
     let summary = runtime()
         .block_on(
             CopyManager::builder(copyman_async::IteratorProducer::new([vec!["1\n", "2\n"]]))
                 .to(receiver)
-                .options(Options::default().with_stall_timeout(Duration::from_millis(500)))
+                .options(Options::default().with_stall_timeout(Duration::from_secs(1)))
                 .run(),
         )
-        .expect("no stall: bytes moved every 50 ms");
+        .expect("no stall: bytes moved every 100 ms");
     assert_eq!(summary.messages, 2);
     assert_eq!(lines.load(Ordering::SeqCst), 2);
 }
@@ -1148,7 +1151,7 @@ fn a_writer_whose_flush_never_ends_stalls() {
 /// timeout (lib38 F11: it was "stalled: no byte moved").
 #[test]
 fn a_slow_writer_whose_bytes_move_is_not_stalled() {
-    /// Takes 10 KiB every 50 ms.
+    /// Takes 10 KiB every 100 ms.
     struct Trickle(Option<Instant>);
     impl tokio::io::AsyncWrite for Trickle {
         fn poll_write(
@@ -1157,7 +1160,7 @@ fn a_slow_writer_whose_bytes_move_is_not_stalled() {
             buf: &[u8],
         ) -> std::task::Poll<std::io::Result<usize>> {
             let now = Instant::now();
-            let next = *self.0.get_or_insert(now + Duration::from_millis(50));
+            let next = *self.0.get_or_insert(now + Duration::from_millis(100));
             if now < next {
                 let waker = cx.waker().clone();
                 std::thread::spawn(move || {
@@ -1166,7 +1169,7 @@ fn a_slow_writer_whose_bytes_move_is_not_stalled() {
                 });
                 return std::task::Poll::Pending;
             }
-            self.0 = Some(now + Duration::from_millis(50));
+            self.0 = Some(now + Duration::from_millis(100));
             std::task::Poll::Ready(Ok(buf.len().min(10 * 1024)))
         }
         fn poll_flush(
@@ -1184,10 +1187,11 @@ fn a_slow_writer_whose_bytes_move_is_not_stalled() {
     }
 
     runtime().block_on(async {
-        // 100 KiB in one chunk: 10 writes, 50 ms apart, half a second in all.
+        // 300 KiB in one chunk: 30 writes, 100 ms apart, 3 s in all, against a stall timeout of
+        // 1 s (slack for a loaded machine's late wake-ups).
         let line = Bytes::from(format!("{}\n", "x".repeat(1023)));
-        let lines = std::iter::once(vec![line; 100]);
-        let options = Options::default().with_stall_timeout(Duration::from_millis(150));
+        let lines = std::iter::once(vec![line; 300]);
+        let options = Options::default().with_stall_timeout(Duration::from_secs(1));
         let summary = CopyManager::builder(copyman_async::IteratorProducer::new(lines))
             .to(WriterReceiver::new(Trickle(None)))
             .options(options)

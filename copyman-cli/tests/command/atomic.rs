@@ -548,6 +548,21 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
         let set = format!("ALTER SYSTEM SET synchronous_standby_names = '{names}'");
         admin.batch_execute(&set).unwrap();
         admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        // The reload is asynchronous: a new session sees the setting once it took effect.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sync
+            .connect("postgres")
+            .query_one("SHOW synchronous_standby_names", &[])
+            .unwrap()
+            .get::<_, String>(0)
+            != names
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reload never took"
+            );
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
     };
     let run = Run::with_second(sync);
     // Its sessions wait for a standby once one is named (the test clusters' default is off).
@@ -565,7 +580,6 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
         .expect("destination 2 prepared");
     // From now on its COMMITs wait for a standby that is not there.
     standby("nosuch");
-    thread::sleep(std::time::Duration::from_millis(500));
     let mut child = paused.child;
     fs::remove_file(&paused.file.0).unwrap();
     let waits = |db: &str| {
@@ -1170,10 +1184,11 @@ fn recover_says_a_decided_transaction_someone_else_ended_must_be_checked() {
 fn a_signal_before_the_decision_calls_the_commit_off() {
     let run = Run::new();
     let copy = run.copy_args();
-    let paused = Paused::start(&args(&copy), "prepared:3");
+    let mut paused = Paused::start(&args(&copy), "prepared:3");
+    let mut stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "INT");
     // The signal noted before the run goes on.
-    thread::sleep(std::time::Duration::from_millis(300));
+    stderr.expect("SIGINT received");
     let out = paused.resume();
     assert_exit(&out, 130);
     assert_eq!(run.counts(), [0, 0, 0]);

@@ -522,21 +522,19 @@ fn a_planning_that_stops_moving_is_said() {
     ];
     let mut command = copyman();
     command.env("COPYMAN_TEST_SAY_AFTER", "2");
-    let paused = Paused::start_with(command, &args, "planning:0");
+    let mut paused = Paused::start_with(command, &args, "planning:0");
     // The destination's planning session.
     let frozen = Frozen::backend(&c.dest[0], &d1, PLANNING_SESSION);
     let pid = frozen.0;
+    let mut lines = StderrLines::take(&mut paused.child);
     let run = paused.resume_in_background();
-    std::thread::sleep(std::time::Duration::from_secs(5));
+    // Let go once it was said (however long the run took to get there).
+    let said = lines.expect("nothing has moved for 2 s while planning the job: ");
     drop(frozen);
     let out = run.join().unwrap();
-    let stderr = text(&out.stderr);
+    let stderr = lines.rest();
     assert_exit(&out, 0);
-    assert!(
-        stderr.contains("nothing has moved for 2 s while planning the job: ")
-            && stderr.contains(&format!("backend {pid}")),
-        "{stderr}"
-    );
+    assert!(said.contains(&format!("backend {pid}")), "{stderr}");
 }
 
 /// A job paused before looking up its second table, with its destination's planning session
@@ -714,12 +712,12 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
         &c.source,
         &format!("{table} INSERT INTO t SELECT generate_series(1, 150);"),
     );
-    // Destination 1 ends its COPY 4 s late: destination 2 waits, its COPY done, meanwhile.
+    // Destination 1 ends its COPY 8 s late: destination 2 waits, its COPY done, meanwhile.
     let d1 = database(
         &c.dest[0],
         &format!(
             "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql
-               AS $$BEGIN PERFORM pg_sleep(4); RETURN NULL; END$$;
+               AS $$BEGIN PERFORM pg_sleep(8); RETURN NULL; END$$;
              CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow();"
         ),
     );
@@ -805,7 +803,7 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
             "--to",
             &c.dest[1].conninfo(&d2),
             "--stall-timeout",
-            "5s",
+            "30s",
         ];
         let paused = Paused::start(&args, point);
         let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
@@ -854,7 +852,7 @@ fn a_wait_for_the_end_of_a_copy_is_said_without_the_stall_timeout() {
         &c.dest[1],
         &format!(
             "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
-               IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END$$;
+               IF NEW.id = 1 THEN PERFORM pg_sleep(8); END IF; RETURN NEW; END$$;
              CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
         ),
     );
@@ -895,7 +893,7 @@ fn a_wait_for_the_end_of_a_copy_names_only_the_destination_that_has_not_answered
         &c.dest[0],
         &format!(
             "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
-               IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END$$;
+               IF NEW.id = 1 THEN PERFORM pg_sleep(8); END IF; RETURN NEW; END$$;
              CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
         ),
     );

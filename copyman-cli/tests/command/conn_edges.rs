@@ -1125,12 +1125,38 @@ fn a_signal_at_the_password_prompt_gives_the_terminal_its_echo_back() {
             .spawn()
             .unwrap();
         let mut keys = child.stdin.take().unwrap();
-        thread::sleep(Duration::from_secs(1));
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = thread::spawn({
+            let shown = std::sync::Arc::clone(&shown);
+            move || {
+                let mut buf = [0; 4096];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let piece = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    shown.lock().unwrap().push_str(&piece);
+                }
+            }
+        });
+        // The key once the prompt is shown (however long the start took), the terminal's
+        // input closed once the shell said how copyman ended and showed the terminal's flags
+        // (`echoke` is among the last of `stty -a`'s).
+        let until = |needle: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !shown.lock().unwrap().contains(needle) && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+        };
+        until("Password:");
         keys.write_all(key).unwrap();
-        thread::sleep(Duration::from_secs(2));
+        until("rc=");
+        until("echoke");
         drop(keys);
-        let out = child.wait_with_output().unwrap();
-        let shown = text(&out.stdout);
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let shown = shown.lock().unwrap().clone();
         assert!(
             shown.contains("Password:") && shown.contains("rc=13"),
             "{shown}"

@@ -974,7 +974,7 @@ fn a_stdout_reader_that_does_not_read_is_said() {
         &format!("{T} INSERT INTO t SELECT g, repeat('v', 200) FROM generate_series(1, 20000) g;"),
     );
     let (mut reader, writer) = std::io::pipe().unwrap();
-    let child = copyman()
+    let mut child = copyman()
         .args(["table", "t", "--from", &c.source.url(&src), "--to", "-"])
         .env("COPYMAN_TEST_SAY_AFTER", "2")
         .stdin(Stdio::null())
@@ -982,16 +982,14 @@ fn a_stdout_reader_that_does_not_read_is_said() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // The pipe is read only once the wait was said (however long the run took to get there).
+    let mut lines = StderrLines::take(&mut child);
+    lines.expect("waiting for the reader of a pipe it writes to");
     let mut sink = Vec::new();
     reader.read_to_end(&mut sink).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_exit(&out, 0);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("waiting for the reader of a pipe it writes to"),
-        "{stderr}"
-    );
+    let status = child.wait().unwrap();
+    let stderr = lines.rest();
+    assert!(status.success(), "{status}: {stderr}");
     // The source waits for copyman because of the pipe: no frozen server or lost network path
     // said (a DBA went looking for one).
     assert!(
@@ -1013,7 +1011,7 @@ fn a_fifo_source_without_a_writer_is_said_as_its_wait() {
     let fifo = TempPath::new("nowriter.fifo");
     let made = Command::new("mkfifo").arg(&fifo.0).status().unwrap();
     assert!(made.success());
-    let child = copyman()
+    let mut child = copyman()
         .args([
             "copy",
             "--from",
@@ -1027,20 +1025,18 @@ fn a_fifo_source_without_a_writer_is_said_as_its_wait() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // The writer comes only once the wait was said (however long the run took to get there).
+    let mut lines = StderrLines::take(&mut child);
+    lines.expect(&format!(
+        "nothing has moved for 2 s: waiting for a writer of FIFO {}",
+        fifo.arg()
+    ));
     let mut w = fs::OpenOptions::new().write(true).open(&fifo.0).unwrap();
     w.write_all(b"1\tone\n2\ttwo\n").unwrap();
     drop(w);
-    let out = child.wait_with_output().unwrap();
-    assert_exit(&out, 0);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "nothing has moved for 2 s: waiting for a writer of FIFO {}",
-            fifo.arg()
-        )),
-        "{stderr}"
-    );
+    let status = child.wait().unwrap();
+    let stderr = lines.rest();
+    assert!(status.success(), "{status}: {stderr}");
     assert!(
         !stderr.contains("is frozen, or the network path"),
         "{stderr}"

@@ -27,6 +27,26 @@ fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
+/// Waits (bounded: 60 s) until a thread of process `pid` is blocked writing to a full pipe.
+fn wait_writing_to_a_full_pipe(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let blocked = || {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.filter_map(Result::ok).any(|task| {
+            fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write"))
+        })
+    };
+    while !blocked() {
+        assert!(
+            Instant::now() < deadline,
+            "{pid} never waited on a full pipe"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// How copyman names the mute server of [`a_signal_while_connecting_exits_at_once`].
 fn mute_display(dir: &str) -> String {
     format!("postgres@{dir}:5999/x")
@@ -710,7 +730,7 @@ fn a_signal_stops_a_jobs_dry_run_once_planned() {
     let mut paused = Paused::start(&args, "planned");
     let stderr = StderrLines::take(&mut paused.child);
     fs::remove_file(&paused.file.0).unwrap();
-    thread::sleep(Duration::from_millis(1500));
+    wait_writing_to_a_full_pipe(paused.child.id());
     signal(&paused.child, "INT");
     let status = wait_bounded(&mut paused.child);
     let said = stderr.rest();
@@ -740,7 +760,7 @@ fn a_job_interrupted_before_a_tables_first_commit_calls_it_off() {
         &format!(
             "{tables}
              CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-               BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+               BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
              CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON m DEFERRABLE INITIALLY DEFERRED
                FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION slow();"
         ),
@@ -1012,7 +1032,7 @@ fn a_destination_frozen_at_the_end_of_its_copy_is_given_up_after_one_signal() {
         &format!(
             "{table}
              CREATE FUNCTION slow_end() RETURNS trigger LANGUAGE plpgsql AS
-               $$ BEGIN PERFORM pg_sleep(4); RETURN NULL; END $$;
+               $$ BEGIN PERFORM pg_sleep(8); RETURN NULL; END $$;
              CREATE TRIGGER slow_end AFTER INSERT ON t FOR EACH STATEMENT
                EXECUTE FUNCTION slow_end();"
         ),
