@@ -1069,27 +1069,23 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let _ = display.set(Arc::clone(&render));
     let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
     let report = job::run(plan, &source, &dests, options, &|e| {
-        // A test can stop the job where a crash would leave a decided run half committed.
-        if let Event::CommitStep {
-            destination,
-            action,
-            answer: Answer::TookEffect,
-            ..
-        } = &e
-        {
-            match action {
-                Action::Prepare(_) => {
-                    crate::finish::test_pause(&format!("prepared:{}", destination + 1));
-                }
-                Action::CommitPrepared(_) => {
-                    crate::finish::test_pause(&format!("commit-prepared:{}", destination + 1));
-                }
-                Action::Commit => {
-                    crate::finish::test_pause(&format!("committed:{}", destination + 1));
-                }
-                _ => {}
-            }
-        }
+        // A test can stop the job where a crash would leave a decided run half committed: once
+        // the step is known as answered (sweep58 F3: paused before, an exit at once then said
+        // an answered COMMIT "sent, not answered" and "committed: none").
+        let pause = match &e {
+            Event::CommitStep {
+                destination,
+                action,
+                answer: Answer::TookEffect,
+                ..
+            } => match action {
+                Action::Prepare(_) => Some(format!("prepared:{}", destination + 1)),
+                Action::CommitPrepared(_) => Some(format!("commit-prepared:{}", destination + 1)),
+                Action::Commit => Some(format!("committed:{}", destination + 1)),
+                _ => None,
+            },
+            _ => None,
+        };
         if let Event::VerifyingAgain {
             destination,
             tables,
@@ -1127,6 +1123,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .event(&e);
+        if let Some(point) = pause {
+            crate::finish::test_pause(&point);
+        }
         render.event(e);
     })
     .map_err(|error| {

@@ -1128,3 +1128,51 @@ fn exiting_at_once_while_a_resume_plans_says_this_run_committed_nothing() {
     let held = count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b");
     assert_eq!(held, 1, "what the first run committed stays");
 }
+
+/// A job that exits at once (a second signal) once a table's COMMIT on destination 1 was
+/// answered, before destination 2's, says that table committed there — not "in doubt (COMMIT
+/// sent, not answered)" and "committed: none" (sweep58 F3: the test hook paused the job before it
+/// knew the answer; a stop in that moment said the same).
+#[test]
+fn a_job_exiting_at_once_after_an_answered_commit_says_it_committed() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(&c.dest[1], schema);
+    let state = TempPath::new("answered.state");
+    let args = [
+        "table",
+        "a",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    let mut paused = Paused::start(&args, "committed:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    stderr.expect("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert!(
+        !said.contains("committed: none") && !said.contains("not answered"),
+        "{said}"
+    );
+    assert!(
+        said.contains("committed: \"public\".\"a\" on destination 1"),
+        "{said}"
+    );
+}
