@@ -852,7 +852,8 @@ fn a_header_that_names_no_column_is_said() {
 /// Text on stdin that ends in the middle of a line (what a `gzip -dc` of a cut archive gives,
 /// or a writer killed half way): the copy fails, nothing committed — under `--truncate` the
 /// table keeps its rows (files50 F3: they were replaced by the part that came, its last row
-/// cut, exit 0); a regular file without its last line end is common and says nothing.
+/// cut, exit 0); a regular file without its last line end is common, and copied, with a
+/// warning that it may be cut short (sweep58 F1: a value cut, the rest missing, not a word).
 #[test]
 fn a_pipe_that_ends_mid_line_fails_the_copy() {
     let c = clusters();
@@ -886,6 +887,14 @@ fn a_pipe_that_ends_mid_line_fails_the_copy() {
     let tsv = file("no-last-newline.tsv", b"4\tfour");
     let regular = run(&["table", "t", "--from", tsv.arg(), "--to", &to]);
     assert_exit(&regular, 0);
+    assert!(
+        text(&regular.stderr).contains(&format!(
+            "warning: {}'s last line (line 1) has no line end: copied as it is",
+            tsv.arg()
+        )),
+        "{}",
+        text(&regular.stderr)
+    );
     // A header alone, without its line end: no row to be cut.
     let header = run_with_stdin(
         &["table", "t", "--from", "-", "--to", &to, "--header"],
