@@ -56,7 +56,8 @@ Exit status:
   1  the copy failed, and nothing was committed anywhere
   2  usage error (also: a destination given twice or on a standby, the source's own table, a
      table, schema or column the source or a destination does not have, or --atomic with a
-     destination that cannot prepare)
+     destination that cannot prepare; in a job, a table a destination does not have fails
+     there, as a copy does: 1 or 4)
   3  connection or authentication failure
   4  partial: some destinations committed (or may have) and others did not (also: a second
      signal during the COMMITs; a first lets them finish), or a job's --verify found a
@@ -229,7 +230,9 @@ impl LowCommand {
 pub(crate) struct LowTable {
     /// The table, in SQL syntax: items, app.items, '"My Schema"."Odd ""Name"""'. Several, or
     /// none with the selection flags below (none at all: every table), run a job: see "Many
-    /// tables" below.
+    /// tables" below. So does one table given an option of "Many tables" (--jobs, --state,
+    /// --resume, --verify, --max-rate, --split-larger-than, --no-snapshot): a job copies whole
+    /// tables between servers, keeping a state file.
     #[arg(value_name = "TABLE")]
     pub(crate) tables: Vec<String>,
     /// Where the rows come from.

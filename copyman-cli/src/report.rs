@@ -720,6 +720,11 @@ impl RunReport {
         if let Some(why) = crate::watch::waited_on_itself() {
             writeln!(out, "copyman: {why}")?;
         }
+        // One column for every line's status, as wide as the widest ("commit pending" pushed
+        // its line one column right: sweep58 F6).
+        let width = (self.destinations.iter())
+            .map(|d| d.status.name().len())
+            .fold(12, usize::max);
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
             let at = d.reached.as_ref().map(|host| format!(" (at {host})"));
@@ -741,11 +746,13 @@ impl RunReport {
             );
             let status = d.status.name();
             match (&d.error, &d.warning) {
-                (Some(error), _) => writeln!(out, "  {status:<12} {tag:<14} {endpoint}: {error}")?,
-                (None, Some(warning)) => {
-                    writeln!(out, "  {status:<12} {tag:<14} {endpoint}: {warning}")?;
+                (Some(error), _) => {
+                    writeln!(out, "  {status:<width$} {tag:<14} {endpoint}: {error}")?;
                 }
-                (None, None) => writeln!(out, "  {status:<12} {tag:<14} {endpoint}")?,
+                (None, Some(warning)) => {
+                    writeln!(out, "  {status:<width$} {tag:<14} {endpoint}: {warning}")?;
+                }
+                (None, None) => writeln!(out, "  {status:<width$} {tag:<14} {endpoint}")?,
             }
         }
         if let Some(host) = &self.source_reached {

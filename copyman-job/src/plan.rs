@@ -2914,7 +2914,7 @@ pub fn file_read_as_other_types(columns: &[Ident], dests: &[(&str, &Relation)]) 
     }
     (!said.is_empty()).then(|| {
         format!(
-            "{}: each destination reads the file's text as its own type does (rounded, cut or \
+            "{}: each destination reads the file's text as its own type does (rounded, refused or \
              read otherwise), and they may hold other values for the same row",
             said.join("; ")
         )
@@ -3064,7 +3064,7 @@ pub fn conversions(
     }
     let converted = (!said.is_empty()).then(|| {
         format!(
-            "{}: the destination converts each value to its type (it may be rounded, cut or \
+            "{}: the destination converts each value to its type (it may be rounded, refused or \
              read otherwise{})",
             said.join("; "),
             if verify {

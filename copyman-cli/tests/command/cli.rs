@@ -414,7 +414,24 @@ fn destinations_behind_a_slow_stdout_are_said_failed_only_of_their_own_errors() 
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Once the destination's COPY failed (its transaction aborted), however long that took.
+    let mut admin = c.dest[0].connect("postgres");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while admin
+        .query(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = $1 \
+             AND state = 'idle in transaction (aborted)'",
+            &[&dst],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "destination 1 never failed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let _ = stdout.read(&mut [0u8; 1024]);
     drop(stdout);
     let out = child.wait_with_output().unwrap();

@@ -467,7 +467,8 @@ fn a_fifo_destination_whose_reader_reads_nothing_gives_up_or_ends_on_a_signal() 
             .spawn()
             .unwrap();
         if !stall {
-            std::thread::sleep(Duration::from_millis(1500));
+            // Once its COPY is under way (a signal while connecting says "nothing was copied").
+            wait_for_query(&c.dest[0], &d1, "COPY%FROM STDIN%");
             signal(&child, "TERM");
         }
         let out = finish(child);

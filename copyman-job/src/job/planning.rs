@@ -2282,9 +2282,16 @@ fn plan_all(
         let earlier = held(|p| matches!(p, DestPlan::Done(_)));
         let now = held(|p| matches!(p, DestPlan::Copy { .. }));
         if !earlier.is_empty() && !now.is_empty() {
+            // "destination 1 holds", "destinations 1, 2 hold" (sweep58 F6).
+            let these = |list: &[String]| match list.len() {
+                1 => ("destination", ("holds", "gets")),
+                _ => ("destinations", ("hold", "get")),
+            };
+            let (e_name, (e_verb, _)) = these(&earlier);
+            let (n_name, (_, n_verb)) = these(&now);
             notes.push(format!(
-                "{key}: destination {} holds the copy an earlier run made, from that run's \
-                 snapshot, and destination {} gets this run's, from its own: rows the source \
+                "{key}: {e_name} {} {e_verb} the copy an earlier run made, from that run's \
+                 snapshot, and {n_name} {} {n_verb} this run's, from its own: rows the source \
                  changed in between differ between them (--verify compares each with the source \
                  as its own run's snapshot saw it)",
                 earlier.join(", "),
