@@ -68,9 +68,10 @@ pub(crate) struct LowJob {
     /// note; the last one done on a destination, whose rows name that run's transaction, is
     /// refused instead, with the way: --resume --verify; with --verify a done table is compared
     /// too, and one that differs is said and no longer recorded done: the next --resume of a
-    /// job that empties its tables copies it again); copy the others again, asking each
-    /// destination
-    /// whether an earlier run's transaction committed (done if it did; copied again, without
+    /// job that empties its tables copies it again, that of an append leaves it to you — mended,
+    /// a --resume --verify compares it again, done if it matches); copy the others again, asking
+    /// each destination whether an earlier run's transaction committed (done if it did; copied
+    /// again, without
     /// emptying the table, if not); a table is emptied first, in the same transaction, only where
     /// that cannot be told. Refused when there is no state file to resume from.
     #[arg(long)]
@@ -2132,11 +2133,13 @@ fn closing_advice(report: &JobReport, options: &Options) -> Option<String> {
         )
     } else if !report.succeeded() && !truncating(options) && differs(report) {
         // An append's resume refuses a table whose checksum differed (jobs44 F1: "run again
-        // with --resume", which was refused, exit 2); a resume of a job begun with --truncate
-        // replaces it (first47 F4: this was said of one, false).
+        // with --resume", which was refused, exit 2), unless it verifies (compared again); a
+        // resume of a job begun with --truncate replaces it (first47 F4: this was said of one,
+        // false).
         format!(
-            "copyman: state file {}: --resume alone refuses a table whose checksum differs \
-             (see its line): compare it with the source, then run again with --resume \
+            "copyman: state file {}: --resume without --verify refuses a table whose checksum \
+             differs (see its line): compare it with the source and mend it, then run again \
+             with --resume --verify (compared again: done if it matches), or with --resume \
              --truncate to replace it, or leave it out (--exclude-table) to copy the rest",
             options.state.display()
         )

@@ -33,6 +33,9 @@ const IN_PROGRESS_WAIT: Duration = Duration::from_secs(10);
 enum Settled {
     /// An earlier attempt committed, with these rows: done (recorded so, not copied again).
     Committed(u64),
+    /// Committed with these rows, found different from the source by an earlier run's
+    /// `--verify`, and compared again by this one's: not copied ([`Resumed::Recheck`]).
+    Recheck(u64),
     /// No earlier attempt committed: copied again, emptied first only when `empty` (what the
     /// earlier attempts left cannot be told otherwise); `note` says why, when it should be said.
     Again {
@@ -429,13 +432,20 @@ fn settle(
     // A table that committed with a checksum unlike the source's: emptied and copied again
     // only by a job that empties its tables anyway; an append's table may hold rows the job did
     // not write (it held some before, or got some since), which emptying it would delete.
-    if recorded.mismatched(table, dest).is_some() && !here.truncate {
+    if let Some(rows) = recorded.mismatched(table, dest)
+        && !here.truncate
+    {
+        // Compared again under --verify (mended by hand since, it may match now: sweep58 F2,
+        // the only ways on were --truncate and leaving it out).
+        if here.verify {
+            return Ok(Settled::Recheck(rows));
+        }
         return Err(format!(
             "--resume: table {table} on destination {} differs from the source (an earlier \
              run's --verify found it so): it is not emptied and copied again, \
-             since without --truncate it may hold rows this job did not write; compare it with \
-             the source, then resume with --truncate to replace it, or leave it out \
-             (--exclude-table)",
+             since without --truncate it may hold rows this job did not write; mend it and \
+             resume with --verify (it is compared again: done if it matches), or resume with \
+             --truncate to replace it, or leave it out (--exclude-table)",
             d + 1
         ));
     }
@@ -820,6 +830,14 @@ pub(crate) enum Resumed {
         /// What the user should hear.
         note: Option<String>,
     },
+    /// Found different from the source by an earlier run's `--verify` (`rows` committed):
+    /// compared again by this run's, not copied; recorded done if it matches now.
+    Recheck {
+        /// The rows the earlier run committed.
+        rows: u64,
+        /// What the user should hear.
+        note: Option<String>,
+    },
     /// Copied, emptied first when `empty`.
     Copy {
         /// Empty the table first (in the copy's transaction).
@@ -1106,6 +1124,15 @@ fn settled_here(
                 "{key}: an earlier run committed it on destination {} ({rows} rows; the \
                  server confirms its transaction) without recording it done: taken as done (a \
                  run records it so), not copied again",
+                d + 1
+            )),
+        },
+        Settled::Recheck(rows) => Resumed::Recheck {
+            rows,
+            note: Some(format!(
+                "{key}: an earlier run's --verify found it different from the source on \
+                 destination {}: compared again (--verify), not copied; recorded done if it \
+                 matches now",
                 d + 1
             )),
         },

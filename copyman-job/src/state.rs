@@ -77,7 +77,9 @@
 //! not with the source as it is by then (a live source's rows have changed: every table done
 //! earlier differed, and was copied again). `mismatch` says that the table committed
 //! there but its checksum differed (or could not be computed): it is not done, and a resume
-//! empties it and copies it again in one transaction.
+//! empties it and copies it again in one transaction — that of an append (which may not empty
+//! it) refuses it, unless it verifies: it is compared again, and recorded `done` if it matches
+//! (mended by hand since).
 //!
 //! A crash (even `kill -9`) can lose the last record, never records a table that is not
 //! committed, and never sends a `COMMIT` the file does not announce. So a resume knows of a

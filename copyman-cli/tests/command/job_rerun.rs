@@ -730,8 +730,9 @@ fn a_resume_given_truncate_does_not_make_later_resumes_empty_an_append_table() {
     // refused (jobs44 F1).
     assert!(
         text(&out.stderr).contains(
-            "--resume alone refuses a table whose checksum differs (see its line): compare it \
-             with the source, then run again with --resume --truncate to replace it"
+            "--resume without --verify refuses a table whose checksum differs (see its line): \
+             compare it with the source and mend it, then run again with --resume --verify \
+             (compared again: done if it matches), or with --resume --truncate to replace it"
         ) && !text(&out.stderr).contains("run again with --resume to copy what is missing"),
         "{}",
         text(&out.stderr)

@@ -1041,13 +1041,17 @@ fn a_table_verify_found_different_is_left_out_of_a_resume_by_exclude_table() {
     let first = job(&["--lock-timeout", "1s"]);
     holder.batch_execute("ROLLBACK").unwrap();
     assert_ne!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    let refused = job(&["--resume"]);
-    assert_exit(&refused, 2);
+    // A resume (it verifies, as its job does) compares t1 again, which still differs, and
+    // copies t2: said with the ways on.
+    let again = job(&["--resume"]);
+    assert_exit(&again, 4);
     assert!(
-        text(&refused.stderr).contains("or leave it out (--exclude-table)"),
+        text(&again.stderr).contains("compared again (--verify), not copied")
+            && text(&again.stderr).contains("or leave it out (--exclude-table)"),
         "{}",
-        text(&refused.stderr)
+        text(&again.stderr)
     );
+    assert_eq!(count(&c.dest[0], &d1, "t2"), 20);
     let out = job(&["--resume", "--exclude-table", "t1"]);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
@@ -1328,4 +1332,74 @@ fn a_destinations_verify_checksum_that_runs_long_is_said() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", stderr.rest());
     assert_eq!(count(&c.dest[0], &d1, "big"), 1_000_000);
+}
+
+/// A table an earlier run's `--verify` found different, mended by hand since: a resume with
+/// `--verify` compares it again — done once it matches, not copied — where the only ways on
+/// were copying it again with `--truncate` or leaving it out (sweep58 F2). Still different, it
+/// is said so again, nothing changed.
+#[test]
+fn a_table_found_different_and_mended_is_done_once_a_resume_verifies_it() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d0 = database(&c.dest[0], table);
+    let d1 = database(&c.dest[1], table);
+    let state = TempPath::new("mended.state");
+    let (from, to0, to1) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d0),
+        c.dest[1].conninfo(&d1),
+    );
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json", "table", "t", "--from", &from, "--to", &to0, "--to", &to1, "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 0);
+    let set = |v: &str| {
+        c.dest[1]
+            .connect(&d1)
+            .batch_execute(&format!("UPDATE t SET v = '{v}' WHERE id = 42"))
+            .unwrap();
+    };
+    set("by hand");
+    assert_exit(&job(&["--resume", "--verify"]), 4);
+    // Compared again while it still differs: said again, nothing copied.
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let t = records(&report, r#""public"."t""#);
+    assert_eq!(t[1]["verified"], false, "{report}");
+    assert!(
+        text(&out.stderr).contains("compared again (--verify), not copied"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        count(&c.dest[1], &d1, "(SELECT * FROM t WHERE v = 'by hand')"),
+        1
+    );
+    // Mended: done once compared, and the next resume needs nothing.
+    set("v42");
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let t = records(&report, r#""public"."t""#);
+    assert_eq!(t[1]["verified"], true, "{report}");
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("differs"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(digest(&c.dest[1], &d1, "t"), digest(&c.source, &src, "t"));
+    assert_eq!(count(&c.dest[1], &d1, "t"), 100);
 }

@@ -2116,6 +2116,13 @@ fn plan_all(
                     plans.push(DestPlan::Done(rows));
                     continue;
                 }
+                // Compared by the verify of the tables done earlier; recorded done there once it
+                // matches.
+                Resumed::Recheck { rows, note } => {
+                    notes.extend(note);
+                    plans.push(DestPlan::Done(rows));
+                    continue;
+                }
                 Resumed::Copy { empty, note } => {
                     notes.extend(note);
                     empty

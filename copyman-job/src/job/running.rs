@@ -1513,12 +1513,14 @@ pub(super) fn record_mismatch(shared: &Shared<'_>, key: &str, d: usize, result: 
         (true, _) => "not recorded as done: --resume empties the table there and copies it again",
         (false, false) => {
             "not recorded as done: it may hold rows this job did not write (an append, without \
-             --truncate), so --resume leaves it to you: compare it with the source, then resume \
-             with --truncate to replace it, or leave it out of the job"
+             --truncate), so --resume leaves it to you: compare it with the source and mend it \
+             (a resume with --verify compares it again: done if it matches), or resume with \
+             --truncate to replace it, or leave it out of the job"
         }
         (false, true) => {
             "not recorded as done: it may hold rows this job did not write (an append, without \
-             --truncate), so --resume leaves it to you: compare it with the source; other \
+             --truncate), so --resume leaves it to you: compare it with the source and mend it \
+             (a resume with --verify compares it again: done if it matches); other \
              tables' rows reference it, so it is replaced only with them: a resume with \
              --truncate says the one TRUNCATE that empties them together there, to run before \
              copying them again; or leave it out of the job"

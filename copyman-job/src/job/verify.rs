@@ -245,6 +245,22 @@ pub(super) fn verify_done(
         if result.verified == Some(false) {
             record_mismatch(shared, &key, d, result);
         }
+        // One an earlier run found different, matching now (mended there since): done, with the
+        // rows it holds.
+        let dest = &shared.plan.keys[d];
+        if result.verified == Some(true) && shared.plan.recorded.mismatched(&key, dest).is_some() {
+            let held = (result.checksum.as_deref())
+                .and_then(|sum| sum.split(':').next()?.parse().ok())
+                .or(result.rows)
+                .unwrap_or(0);
+            result.rows = Some(held);
+            if let Err(e) = (shared.state).done(&key, dest, held, result.checksum.as_deref()) {
+                result.error = Some(TableError::new(format!(
+                    "verify: it matches the source now, but the state file could not record it \
+                     done (a resume compares it again): {e}"
+                )));
+            }
+        }
     }
 }
 
