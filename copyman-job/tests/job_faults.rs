@@ -280,16 +280,27 @@ fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_d
         .batch_execute("CREATE TABLE r (t_id int REFERENCES t (id)); INSERT INTO r VALUES (1);")
         .unwrap();
     // Not without --truncate: the tables may hold rows the job did not write, which emptying
-    // them would delete.
+    // them would delete. A resume that verifies (as this job's must) compares them again there
+    // instead, not copied (sweep58 F2: mended by hand, they are done once they match).
     let append = Options {
         resume: true,
         ..options.clone()
     };
-    let refused = job::plan(&source, &dests, &Selection::default(), &append).unwrap_err();
+    let again = job::plan(&source, &dests, &Selection::default(), &append).unwrap();
+    for t in &again.tables {
+        assert!(
+            matches!(t.destinations[1], DestPlan::Done(_)),
+            "{:?}",
+            t.destinations
+        );
+    }
     assert!(
-        refused.to_string().contains("differs from the source")
-            && refused.to_string().contains("--truncate"),
-        "{refused}"
+        again
+            .notes
+            .iter()
+            .any(|n| n.contains("compared again (--verify), not copied")),
+        "{:?}",
+        again.notes
     );
     let resume = Options {
         resume: true,
