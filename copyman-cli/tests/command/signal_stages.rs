@@ -1132,47 +1132,57 @@ fn exiting_at_once_while_a_resume_plans_says_this_run_committed_nothing() {
 /// A job that exits at once (a second signal) once a table's COMMIT on destination 1 was
 /// answered, before destination 2's, says that table committed there — not "in doubt (COMMIT
 /// sent, not answered)" and "committed: none" (sweep58 F3: the test hook paused the job before it
-/// knew the answer; a stop in that moment said the same).
+/// knew the answer; a stop in that moment said the same). Alike for the tables of a unit
+/// (linked by foreign keys, one transaction: recheck59 F1, one said committed, the other in
+/// doubt).
 #[test]
 fn a_job_exiting_at_once_after_an_answered_commit_says_it_committed() {
     let c = clusters();
-    let schema = "CREATE TABLE a (id int);";
-    let src = database(
-        &c.source,
-        &format!("{schema} INSERT INTO a SELECT generate_series(1, 100);"),
-    );
-    let d1 = database(&c.dest[0], schema);
-    let d2 = database(&c.dest[1], schema);
-    let state = TempPath::new("answered.state");
-    let args = [
-        "table",
-        "a",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--to",
-        &c.dest[1].conninfo(&d2),
-        "--state",
-        state.arg(),
-        "--jobs",
-        "1",
-    ];
-    let mut paused = Paused::start(&args, "committed:1");
-    let mut stderr = StderrLines::take(&mut paused.child);
-    signal(&paused.child, "INT");
-    stderr.expect("SIGINT received");
-    signal(&paused.child, "INT");
-    let status = wait_bounded(&mut paused.child);
-    let said = stderr.rest();
-    assert_eq!(status.code(), Some(4), "{said}");
-    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
-    assert!(
-        !said.contains("committed: none") && !said.contains("not answered"),
-        "{said}"
-    );
-    assert!(
-        said.contains("committed: \"public\".\"a\" on destination 1"),
-        "{said}"
-    );
+    for unit in [false, true] {
+        let schema = "CREATE TABLE a (id int PRIMARY KEY); \
+                      CREATE TABLE b (id int REFERENCES a (id));";
+        let src = database(
+            &c.source,
+            &format!(
+                "{schema} INSERT INTO a SELECT generate_series(1, 100); \
+                 INSERT INTO b SELECT generate_series(1, 50);"
+            ),
+        );
+        let d1 = database(&c.dest[0], schema);
+        let d2 = database(&c.dest[1], schema);
+        let state = TempPath::new("answered.state");
+        let (from, to1, to2) = (
+            c.source.conninfo(&src),
+            c.dest[0].conninfo(&d1),
+            c.dest[1].conninfo(&d2),
+        );
+        let mut args = vec!["table", "a"];
+        // Emptied first, a and b are copied as one unit.
+        args.extend(if unit {
+            &["b", "--truncate"][..]
+        } else {
+            &[][..]
+        });
+        args.extend(["--from", &from, "--to", &to1, "--to", &to2]);
+        args.extend(["--state", state.arg(), "--jobs", "1"]);
+        let mut paused = Paused::start(&args, "committed:1");
+        let mut stderr = StderrLines::take(&mut paused.child);
+        signal(&paused.child, "INT");
+        stderr.expect("SIGINT received");
+        signal(&paused.child, "INT");
+        let status = wait_bounded(&mut paused.child);
+        let said = stderr.rest();
+        assert_eq!(status.code(), Some(4), "{said}");
+        assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+        assert!(
+            !said.contains("committed: none") && !said.contains("not answered"),
+            "unit {unit}: {said}"
+        );
+        let committed = if unit {
+            "committed: \"public\".\"a\" on destination 1, \"public\".\"b\" on destination 1"
+        } else {
+            "committed: \"public\".\"a\" on destination 1"
+        };
+        assert!(said.contains(committed), "unit {unit}: {said}");
+    }
 }
