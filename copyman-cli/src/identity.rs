@@ -552,11 +552,12 @@ fn refused(message: String) -> Fatal {
 fn takes_no_writes(id: &Identity, conn: &Connection, name: &str) -> Option<String> {
     if id.is_standby() {
         // One host of a CONN naming several (`host=a,b`): libpq's target_session_attrs takes
-        // the primary among them (conn48 F4: "give its primary" of a list that held it).
+        // the primary among them (conn48 F4: "give its primary" of a list that held it). The
+        // name is `user@HOSTS/database`, a socket directory's host a path (recheck59 F6: the
+        // list was looked for before its first `/`, and a list of sockets never found).
         let several = name
-            .split('/')
-            .next()
-            .is_some_and(|hosts| hosts.contains(','));
+            .rsplit_once('/')
+            .is_some_and(|(hosts, _)| hosts.contains(','));
         let way = match (several, conn.peer_addr()) {
             (true, Some(reached)) => format!(
                 "its sessions reached {reached} of its CONN's hosts; target_session_attrs=\

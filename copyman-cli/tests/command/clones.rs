@@ -533,6 +533,23 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
             "job {job}: {stderr}"
         );
     }
+    // Alike for a list of socket directories, whose paths hold `/` (recheck59 F6: "give its
+    // primary").
+    let sockets = format!(
+        "host={},{} port={},{} user={} dbname={db}",
+        standby.socket_dir().display(),
+        primary.socket_dir().display(),
+        standby.port(),
+        primary.port(),
+        primary.user(),
+    );
+    let out = run(&["table", "t", "--from", &from, "--to", &sockets]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("target_session_attrs=read-write in its CONN takes the primary"),
+        "{}",
+        text(&out.stderr)
+    );
     let read_write = format!("{list} target_session_attrs=read-write");
     assert_exit(
         &run(&["table", "t", "--from", &from, "--to", &read_write]),
