@@ -668,12 +668,22 @@ fn table_plan(
                 // exit 1, "the copy failed"), with what creates it, as a job says.
                 let missing = matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000"))
                     || error.message == "not found";
-                let create = match missing {
-                    true => {
-                        " (create it there from the source's definition first, e.g. \
-                         pg_dump --section=pre-data --table of the source into it)"
-                    }
-                    false => "",
+                // Not on its search_path there, but the source's table (found on the source's)
+                // is there under its schema (recheck59 F4: "create it there", of a table it
+                // held).
+                let theirs = (source_qualified.as_ref())
+                    .filter(|_| missing && copy.target().schema.is_none() && copy.target.is_none())
+                    .filter(|here| qualified(conn, here).is_some());
+                let create = match (missing, theirs) {
+                    (true, Some(here)) => format!(
+                        " ({here}, the source's table (on the source's search_path), is there, \
+                         off its search_path: write it with --target-table '{here}')"
+                    ),
+                    (true, None) => " (create it there from the source's definition first, \
+                                     e.g. pg_dump --section=pre-data --table of the source into \
+                                     it)"
+                    .to_owned(),
+                    (false, _) => String::new(),
                 };
                 let message = format!(
                     "destination {} ({}): table {}: {error}{create}",

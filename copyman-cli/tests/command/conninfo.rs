@@ -775,3 +775,36 @@ fn monitor_sessions_carry_the_conns_application_name() {
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 2);
 }
+
+/// A table the source finds on its search_path in a schema the destination holds it in too,
+/// off the destination's search_path: the refusal names that table and --target-table, not
+/// "create it there" (recheck59 F4); and --target-table copies there.
+#[test]
+fn a_table_off_the_destinations_search_path_is_named_with_its_schema() {
+    let c = clusters();
+    let table = "CREATE SCHEMA other; CREATE TABLE other.widgets (i int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO other.widgets SELECT generate_series(1, 20);"),
+    );
+    let dst = database(&c.dest[0], table);
+    let from = format!("{} options='-c search_path=other'", c.source.conninfo(&src));
+    let to = c.dest[0].conninfo(&dst);
+    let out = run(&["table", "widgets", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            r#"("other"."widgets", the source's table (on the source's search_path), is there, off its search_path: write it with --target-table '"other"."widgets"')"#
+        ) && !text(&out.stderr).contains("create it there"),
+        "{}",
+        text(&out.stderr)
+    );
+    let target = ["--target-table", r#""other"."widgets""#];
+    let out = run(&[
+        &["table", "widgets", "--from", &from, "--to", &to][..],
+        &target,
+    ]
+    .concat());
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "other.widgets"), 20);
+}
