@@ -341,7 +341,7 @@ fn stalled_destination_with_a_timeout_faults_and_the_others_complete() {
     let summary = copy
         .finish()
         .unwrap_or_else(|e| panic!("the other destination completes: {}", chain(&e)));
-    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(started.elapsed() < Duration::from_secs(120), "a hang guard");
     assert!(matches!(
         summary.receivers[0].1,
         ReceiverOutcome::Completed(Some(ROWS))

@@ -692,7 +692,16 @@ fn raw_connection() {
         let token = unix.cancel_token().expect("a backend key");
         let started = Instant::now();
         let (slept, cancelled) = tokio::join!(unix.execute("SELECT pg_sleep(30)"), async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Once the statement runs: a cancel that comes before it is not for it.
+            let running = "SELECT 1 FROM pg_stat_activity \
+                           WHERE query = 'SELECT pg_sleep(30)' AND state = 'active' \
+                           AND datname = current_database()";
+            for _ in 0..1500 {
+                if !tcp.query(running).await.expect("activity").is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             token.cancel().await
         });
         cancelled.expect("cancel sent");
