@@ -169,6 +169,14 @@ fn kill(signal: &str, pid: i32) {
 const PLANNING_SESSION: &str =
     "pid <> pg_backend_pid() AND query <> '' AND query NOT ILIKE '%pg_stat_activity%'";
 
+/// A cluster of its own for a test that freezes a backend in the middle of its work (SIGSTOP
+/// mid-COPY): one stopped holding a lightweight lock (a WAL insertion lock) holds up every
+/// commit on its cluster, which on the shared ones are other tests' (flaky58). One per test:
+/// two such tests side by side would hold each other up alike.
+fn own_cluster(cell: &'static OnceLock<Cluster>) -> &'static Cluster {
+    cell.get_or_init(Cluster::start)
+}
+
 /// A backend frozen with SIGSTOP, continued when dropped (a failing test must not leave a
 /// stopped backend behind: its server would never shut down).
 struct Frozen(i32);
@@ -362,14 +370,20 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
         ),
     ] {
         let c = clusters();
+        static OWN: OnceLock<Cluster> = OnceLock::new();
+        // The party frozen is on a cluster of the test's own.
+        let (source, dest) = match frozen {
+            "source" => (own_cluster(&OWN), &c.dest[0]),
+            _ => (&c.source, own_cluster(&OWN)),
+        };
         let table = "CREATE TABLE t (id int8, v text);";
         let src = database(
-            &c.source,
+            source,
             &format!(
                 "{table} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 1000000) g;"
             ),
         );
-        let d1 = database(&c.dest[0], table);
+        let d1 = database(dest, table);
         let d2 = database(&c.dest[1], table);
         let state = TempPath::new("stopped-copy.state");
         let job_args = ["--state", state.arg()];
@@ -379,9 +393,9 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
                 "table",
                 "t",
                 "--from",
-                &c.source.conninfo(&src),
+                &source.conninfo(&src),
                 "--to",
-                &c.dest[0].conninfo(&d1),
+                &dest.conninfo(&d1),
                 "--to",
                 &c.dest[1].conninfo(&d2),
             ])
@@ -391,8 +405,8 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
             .unwrap();
         let mut stderr = StderrLines::take(&mut child);
         let (server, db) = match frozen {
-            "source" => (&c.source, &src),
-            _ => (&c.dest[0], &d1),
+            "source" => (source, &src),
+            _ => (dest, &d1),
         };
         wait_for_query(server, db, "COPY%");
         let pid: i32 = server
@@ -415,7 +429,7 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
         let status = child.wait().unwrap();
         let rest = stderr.rest();
         assert_eq!(status.code(), Some(0), "{frozen}: {rest}");
-        assert_eq!(count(&c.dest[0], &d1, "t"), 1_000_000);
+        assert_eq!(count(dest, &d1, "t"), 1_000_000);
         assert_eq!(count(&c.dest[1], &d2, "t"), 1_000_000);
     }
 }
@@ -428,8 +442,11 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
 /// while.
 #[test]
 fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
+    static OWN: OnceLock<Cluster> = OnceLock::new();
     for job in [false, true] {
         let c = clusters();
+        // Destination 1, frozen, is on a cluster of the test's own.
+        let dest = own_cluster(&OWN);
         let table = "CREATE TABLE t (id int8, v text);";
         let src = database(
             &c.source,
@@ -437,7 +454,7 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
                 "{table} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 1000000) g;"
             ),
         );
-        let d1 = database(&c.dest[0], table);
+        let d1 = database(dest, table);
         let d2 = database(
             &c.dest[1],
             &format!("{table} INSERT INTO t VALUES (-1, 'kept');"),
@@ -452,7 +469,7 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
                 "--from",
                 &c.source.conninfo(&src),
                 "--to",
-                &c.dest[0].conninfo(&d1),
+                &dest.conninfo(&d1),
                 "--to",
                 &c.dest[1].conninfo(&d2),
             ])
@@ -461,8 +478,8 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
             .spawn()
             .unwrap();
         let stderr = StderrLines::take(&mut child);
-        wait_for_query(&c.dest[0], &d1, "COPY%");
-        let pid: i32 = c.dest[0]
+        wait_for_query(dest, &d1, "COPY%");
+        let pid: i32 = dest
             .connect("postgres")
             .query_one(
                 "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%'",
@@ -492,8 +509,8 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
         assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
         assert_eq!(count(&c.dest[1], &d2, "t"), 1, "its own row kept: {rest}");
         drop(frozen);
-        assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
-        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(settle_backends(dest, &d1), Vec::<String>::new());
+        assert_eq!(count(dest, &d1, "t"), 0);
     }
 }
 

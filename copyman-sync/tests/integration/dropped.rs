@@ -221,7 +221,10 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
     use copyman_sync::INTERRUPT_GRACE;
     use std::time::Duration;
 
-    let cluster = copyman_testkit::shared();
+    // A cluster of the test's own: a receiver frozen mid-COPY may hold a lock that every commit
+    // on its cluster waits for (a WAL insertion lock), which on the shared one are other tests'.
+    static OWN: std::sync::OnceLock<copyman_testkit::Cluster> = std::sync::OnceLock::new();
+    let cluster = OWN.get_or_init(copyman_testkit::Cluster::start);
     let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
     let b_pid = b.session().backend_key().expect("a backend key").0;
     let dropped_in = dropped_while_frozen([&mut source, &mut a, &mut b], b_pid);
@@ -292,7 +295,10 @@ fn an_interrupter_given_to_the_connections_interrupts_a_one_call_run() {
     use copyman_sync::{CopyManager, INTERRUPT_GRACE, Interrupter};
     use std::time::{Duration, Instant};
 
-    let cluster = copyman_testkit::shared();
+    // A cluster of the test's own: a receiver frozen mid-COPY may hold a lock that every commit
+    // on its cluster waits for (a WAL insertion lock), which on the shared one are other tests'.
+    static OWN: std::sync::OnceLock<copyman_testkit::Cluster> = std::sync::OnceLock::new();
+    let cluster = OWN.get_or_init(copyman_testkit::Cluster::start);
     let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
     let stop = Interrupter::new().unwrap();
     for conn in [&mut source, &mut a, &mut b] {
