@@ -6,9 +6,9 @@
 //! copy inside `BEGIN`, so "nothing committed" is checked by counting rows afterwards.
 
 use std::error::Error as StdError;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,15 @@ use copyman_testkit::{Auth, Cluster, chain};
 
 const C2S: Direction = Direction::ClientToServer;
 const S2C: Direction = Direction::ServerToClient;
+
+/// Held while a test runs: shared by every test but the one that measures the process's memory
+/// (its resident size), which holds it alone — the others' copies would count in it (flaky58).
+static MEASURING: RwLock<()> = RwLock::new(());
+
+/// [`MEASURING`], shared.
+fn beside_others() -> RwLockReadGuard<'static, ()> {
+    MEASURING.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The trust cluster every test shares.
 fn cluster() -> &'static Cluster {
@@ -110,6 +119,7 @@ fn rss_bytes() -> u64 {
 
 #[test]
 fn source_reset_mid_frame_is_a_producer_fault_and_commits_nothing() {
+    let _beside = beside_others();
     let cluster = cluster();
     let (src_db, a_db, b_db) = (
         cluster.create_database(),
@@ -159,6 +169,7 @@ fn source_reset_mid_frame_is_a_producer_fault_and_commits_nothing() {
 
 #[test]
 fn destination_reset_mid_frame_faults_it_and_the_others_complete() {
+    let _beside = beside_others();
     const ROWS: u64 = 1_000_000;
     let cluster = cluster();
     let src_db = cluster.create_database();
@@ -216,6 +227,7 @@ fn destination_reset_mid_frame_faults_it_and_the_others_complete() {
 /// answers is not touched by it.
 #[test]
 fn an_interrupted_connection_stops_waiting_for_a_silent_server() {
+    let _beside = beside_others();
     let cluster = cluster();
     let db = cluster.create_database();
     let proxy = Proxy::for_cluster(cluster);
@@ -266,6 +278,7 @@ fn an_interrupted_connection_stops_waiting_for_a_silent_server() {
 /// wait for it.
 #[test]
 fn an_interrupter_does_not_cut_a_copys_completion() {
+    let _beside = beside_others();
     let cluster = cluster();
     let (src_db, dst_db) = (cluster.create_database(), cluster.create_database());
     let mut source = connect(&cluster.conninfo(&src_db));
@@ -298,6 +311,7 @@ fn an_interrupter_does_not_cut_a_copys_completion() {
 
 #[test]
 fn stalled_destination_with_a_timeout_faults_and_the_others_complete() {
+    let _beside = beside_others();
     const ROWS: u64 = 2_000_000;
     let cluster = cluster();
     let src_db = cluster.create_database();
@@ -363,6 +377,7 @@ fn stalled_destination_with_a_timeout_faults_and_the_others_complete() {
 /// destination completes, and once the path carries the close the server rolls it back.
 #[test]
 fn a_stalled_destination_is_closed_at_once_under_close_stalled() {
+    let _beside = beside_others();
     const ROWS: u64 = 2_000_000;
     let cluster = cluster();
     let src_db = cluster.create_database();
@@ -406,6 +421,7 @@ fn a_stalled_destination_is_closed_at_once_under_close_stalled() {
 /// with its stall, nothing committed.
 #[test]
 fn a_stalled_source_is_closed_at_once_under_close_stalled() {
+    let _beside = beside_others();
     const ROWS: u64 = 2_000_000;
     let cluster = cluster();
     let (src_db, d0_db) = (cluster.create_database(), cluster.create_database());
@@ -435,6 +451,7 @@ fn a_stalled_source_is_closed_at_once_under_close_stalled() {
 
 #[test]
 fn stalled_destination_without_a_timeout_waits_in_bounded_memory_then_completes() {
+    let _alone = MEASURING.write().unwrap_or_else(PoisonError::into_inner);
     const ROWS: u64 = 20_000_000;
     const MAX_GROWTH: u64 = 64 << 20;
     let cluster = cluster();
@@ -539,6 +556,7 @@ fn connect_fails(proxy: &Proxy, conninfo: &str, dir: Direction, cut: u64, fault:
 
 #[test]
 fn server_closing_during_auth_is_a_clear_connection_error() {
+    let _beside = beside_others();
     let cluster = scram_cluster();
     let proxy = Proxy::for_cluster(cluster);
     let conninfo = proxy.conninfo(cluster, "postgres");
@@ -586,6 +604,7 @@ fn server_closing_during_auth_is_a_clear_connection_error() {
 
 #[test]
 fn garbage_during_startup_is_a_protocol_error() {
+    let _beside = beside_others();
     let cluster = cluster();
     let proxy = Proxy::for_cluster(cluster);
     let conninfo = proxy.conninfo(cluster, "postgres");
@@ -656,6 +675,7 @@ fn copy_with_garbage(after: &[u8], garbage: Net) -> String {
 
 #[test]
 fn garbage_message_during_copy_out_is_a_protocol_error() {
+    let _beside = beside_others();
     // The end of row 40 000's CopyData frame: a message boundary.
     let text = copy_with_garbage(
         b"0000040000\n",
@@ -669,6 +689,7 @@ fn garbage_message_during_copy_out_is_a_protocol_error() {
 
 #[test]
 fn garbage_inside_a_frame_during_copy_out_fails_the_copy_cleanly() {
+    let _beside = beside_others();
     // 8 bytes into the body of row 30 000's and row 50 000's frames (a body of 11 bytes, after
     // a header whose length byte is 15).
     for (row, seed) in [(b"\x0f00000300", 11u64), (b"\x0f00000500", 12)] {
@@ -683,6 +704,7 @@ fn garbage_inside_a_frame_during_copy_out_fails_the_copy_cleanly() {
 /// waited for for ever; the other receiver is failed and usable, nothing committed.
 #[test]
 fn an_interrupted_abort_gives_up_a_frozen_receiver() {
+    let _beside = beside_others();
     let cluster = cluster();
     let src_db = cluster.create_database();
     let dbs: Vec<String> = (0..2).map(|_| cluster.create_database()).collect();
@@ -732,6 +754,7 @@ fn an_interrupted_abort_gives_up_a_frozen_receiver() {
 /// "closed … for the stall timeout", a timeout the application never set (lib38 F8).
 #[test]
 fn a_receiver_given_up_after_an_interrupt_says_so() {
+    let _beside = beside_others();
     let cluster = cluster();
     let src_db = cluster.create_database();
     let db = cluster.create_database();
