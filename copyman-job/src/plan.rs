@@ -2921,6 +2921,27 @@ pub fn file_read_as_other_types(columns: &[Ident], dests: &[(&str, &Relation)]) 
     })
 }
 
+/// What a conversion from type `from` to `to` loses or depends on that its note should say
+/// (many60 F1, F4: a json's duplicate keys dropped, verified as equal; a time's value set by a
+/// TimeZone the note did not name), after a comma; empty for the others.
+fn conversion_words(from: &str, to: &str) -> &'static str {
+    let zoned = |t: &str| t.starts_with("timestamp") && t.ends_with("with time zone");
+    let unzoned = |t: &str| t.starts_with("timestamp") && t.ends_with("without time zone");
+    match (from, to) {
+        ("json", "jsonb") => {
+            " (jsonb keeps the last value of a key given twice in one object, and --verify \
+             compares the values as jsonb: a value dropped so is not seen)"
+        }
+        (f, t) if zoned(f) && unzoned(t) => {
+            " (each value is written as the wall-clock time of the source session's TimeZone)"
+        }
+        (f, t) if unzoned(f) && zoned(t) => {
+            " (each value is read as a time of the destination session's TimeZone)"
+        }
+        _ => "",
+    }
+}
+
 /// The copied columns whose type differs between the source and a destination in a way that
 /// may change values — the destination reads each value as its own type does (a `numeric`
 /// rounded to its scale, a `float8` to a `real`, a `timestamptz` without its offset, a `json`
@@ -3038,8 +3059,10 @@ pub fn conversions(
                 && (from.leaves.iter()).any(|l| l.at.is_empty() && matches!(l.oid, 17 | 1042));
             if base_changes || !keeps_values(&from.type_name, &to.type_name) {
                 said.push(format!(
-                    "column {name} is {} on the source but {} on {label}",
-                    from.type_name, to.type_name
+                    "column {name} is {} on the source but {} on {label}{}",
+                    from.type_name,
+                    to.type_name,
+                    conversion_words(&from.type_name, &to.type_name)
                 ));
             } else if from.type_name == to.type_name
                 && let (Some(a), Some(b)) = (&from.binary, &to.binary)
@@ -3202,6 +3225,25 @@ fn modifiers(name: &str) -> (String, Vec<i64>) {
 mod tests {
     use super::*;
     use crate::sql::{Column, parse_columns};
+
+    /// A json's duplicate keys and a time's TimeZone are said where a conversion depends on
+    /// them (many60 F1, F4), nothing for the others.
+    #[test]
+    fn conversions_say_what_they_drop_or_depend_on() {
+        assert!(conversion_words("json", "jsonb").contains("a value dropped so is not seen"));
+        let tz = "timestamp(3) with time zone";
+        let plain = "timestamp without time zone";
+        assert!(conversion_words(tz, plain).contains("the source session's TimeZone"));
+        assert!(conversion_words(plain, tz).contains("the destination session's TimeZone"));
+        for (from, to) in [
+            ("jsonb", "json"),
+            ("integer", "bigint"),
+            (tz, tz),
+            ("text", "json"),
+        ] {
+            assert_eq!(conversion_words(from, to), "", "{from} to {to}");
+        }
+    }
 
     /// The destinations' settings, where they share them: a date's order with ISO output, two
     /// names of UTC as one, an interval style that reads alike as `postgres`; none where they
