@@ -425,6 +425,14 @@ impl FileSource {
             ));
         }
         let unended = unended && !header_only;
+        // Given --header and empty: not even its header came (many60 F5).
+        if self.header && self.last.is_none() && !self.scanner.is_binary() {
+            report::warn(format_args!(
+                "{} is empty: not even the header line --header says it begins with; no row \
+                 copied",
+                self.name
+            ));
+        }
         // A pipe whose writer died mid-row (a cut archive's `gzip -dc`, a killed query) ends
         // so; the server would take the torn row as the last one, and the rows never written
         // would be missing, exit 0 (files50 F3: a --truncate replaced 100 000 rows by 30 719,

@@ -909,6 +909,14 @@ fn a_pipe_that_ends_mid_line_fails_the_copy() {
         "{}",
         text(&header.stderr)
     );
+    // Nothing at all where a header was said to come (many60 F5): said.
+    let empty = run_with_stdin(&["table", "t", "--from", "-", "--to", &to, "--header"], b"");
+    assert_exit(&empty, 0);
+    assert!(
+        text(&empty.stderr).contains("warning: stdin is empty: not even the header line"),
+        "{}",
+        text(&empty.stderr)
+    );
     for out in [whole, regular, header] {
         assert!(
             !text(&out.stderr).contains("middle of line"),
