@@ -1386,6 +1386,28 @@ fn a_table_found_different_and_mended_is_done_once_a_resume_verifies_it() {
         count(&c.dest[1], &d1, "(SELECT * FROM t WHERE v = 'by hand')"),
         1
     );
+    // Stopped before it is compared: still different, not "already done".
+    let args: Vec<String> = [
+        "--json", "table", "t", "--from", &from, "--to", &to0, "--to", &to1,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .chain(["--state", state.arg(), "--resume", "--verify"].map(String::from))
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut paused = Paused::start(&args, "planned");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    stderr.expect("SIGINT received");
+    let out = paused.resume();
+    assert_exit(&out, 130);
+    let report = json(&out);
+    let t = records(&report, r#""public"."t""#);
+    assert_eq!(t[1]["status"], "differs", "{report}");
+    assert!(
+        t[1]["error"].to_string().contains("not compared again"),
+        "{report}"
+    );
     // Mended: done once compared, and the next resume needs nothing.
     set("v42");
     let out = job(&["--resume", "--verify"]);

@@ -977,12 +977,33 @@ pub fn run(
     let sums = std::mem::take(&mut *shared.sums.lock().unwrap_or_else(PoisonError::into_inner));
     verify_after_triggers(&shared, &mut reports, &sums);
     drop(coordinator);
-    let tables = plan
+    let mut tables: Vec<TableReport> = plan
         .tables
         .iter()
         .zip(reports)
         .map(|(t, report)| report.unwrap_or_else(|| unstarted(t)))
         .collect();
+    // A table an earlier run found different, to be compared again (`Resumed::Recheck`), that
+    // this run did not find matching (stopped first, or not compared): still different, not
+    // done — what the state file still says.
+    for report in &mut tables {
+        let key = report.table.to_string();
+        for (d, result) in report.destinations.iter_mut().enumerate() {
+            if result.status == Status::AlreadyDone
+                && result.verified != Some(true)
+                && plan.recorded.mismatched(&key, &plan.keys[d]).is_some()
+            {
+                result.status = Status::Differs;
+                result.error.get_or_insert_with(|| {
+                    TableError::new(
+                        "not compared again (the job stopped first, or it could not be): still \
+                         recorded different from the source, as an earlier run's --verify found \
+                         it",
+                    )
+                });
+            }
+        }
+    }
     Ok(JobReport {
         tables,
         snapshot: plan.snapshot.clone(),
