@@ -350,10 +350,10 @@ pub(crate) struct LowCopy {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub(crate) struct LowAtomic {
     /// All or nothing across destinations (in `copyman table`'s job of many tables, per table: a
-    /// table committed stays when a later one fails; with --keep-going, across the destinations that did not
-    /// fail, one that fails being left out): every destination's transaction ends with PREPARE
-    /// TRANSACTION; only when every one prepared is the decision written (fsynced) to the
-    /// decision log and each is committed (COMMIT PREPARED). A crash leaves prepared
+    /// table committed stays when a later one fails; with --keep-going, across the destinations
+    /// that did not fail, one that fails being left out): every destination's transaction ends
+    /// with PREPARE TRANSACTION; only when every one prepared is the decision written (fsynced)
+    /// to the decision log and each is committed (COMMIT PREPARED). A crash leaves prepared
     /// transactions, which hold their locks until `copyman recover` finishes them. Needs
     /// max_prepared_transactions > 0 on every destination.
     #[arg(long)]

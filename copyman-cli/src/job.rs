@@ -71,9 +71,9 @@ pub(crate) struct LowJob {
     /// job that empties its tables copies it again, that of an append leaves it to you — mended,
     /// a --resume --verify compares it again, done if it matches); copy the others again, asking
     /// each destination whether an earlier run's transaction committed (done if it did; copied
-    /// again, without
-    /// emptying the table, if not); a table is emptied first, in the same transaction, only where
-    /// that cannot be told. Refused when there is no state file to resume from.
+    /// again, without emptying the table, if not); a table is emptied first, in the same
+    /// transaction, only where that cannot be told. Refused when there is no state file to resume
+    /// from.
     #[arg(long)]
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
