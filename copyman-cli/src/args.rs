@@ -37,6 +37,10 @@ user; sslmode prefer); passwords also from -W, passfile, PGPASSFILE or ~/.pgpass
 disable, allow, prefer, require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert,
 sslkey) is as in libpq; channel_binding=require insists on SCRAM-SHA-256-PLUS. Parameters copyman
 cannot honour (gssencmode=require, sslcrl, sslpassword, require_auth, ...) are refused by name.
+As pg_dump's, copyman's sessions run with statement_timeout, lock_timeout and
+idle_in_transaction_session_timeout at 0 and READ COMMITTED transactions, whatever a role or
+database sets (a COPY is one statement; --stall-timeout and --lock-timeout bound a copy); a CONN's
+options (or PGOPTIONS) keep their statement_timeout, lock_timeout and isolation.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
