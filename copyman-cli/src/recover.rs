@@ -540,16 +540,7 @@ pub(crate) fn run(
                     let result = said_while_waiting(&what, || {
                         commit::run_on_a_live_session(&mut conn, &finish, &|| spec.connect())
                     });
-                    let emptied = match (&result, suspect) {
-                        (Ok(()), Some(suspect)) => suspect.emptied(&mut conn),
-                        _ => None,
-                    };
-                    let result = match (result, emptied) {
-                        (Ok(()), Some(emptied)) => {
-                            Err(Failure::Emptied(commit::emptied_error(&emptied)))
-                        }
-                        (result, _) => result,
-                    };
+                    let result = commit::CrashSuspect::judge(suspect, &mut conn, result);
                     // Answered with an error, it does not run there: a later recovery that
                     // finds it busy is not told this one's commit runs (best effort).
                     if commits && !no_decision_log && matches!(result, Err(Failure::Refused(_))) {

@@ -186,11 +186,7 @@ pub fn run_on_a_live_session(
     let result = match again {
         Err(Failure::Refused(e)) if e.code() == Some("42704") && gone(&mut fresh) => Ok(()),
         Err(Failure::Refused(e)) if lost && e.code() == Some("42704") => Err(Failure::Lost(e)),
-        Ok(()) => match suspect.and_then(|s| s.emptied(&mut fresh)) {
-            Some(emptied) => Err(Failure::Emptied(emptied_error(&emptied))),
-            None => Ok(()),
-        },
-        again => again,
+        again => CrashSuspect::judge(suspect, &mut fresh, again),
     };
     // What the lost session's server said (a trigger's warning, its FATAL's notice) stays.
     fresh.take_over_notices(conn);
@@ -256,6 +252,25 @@ pub struct CrashSuspect {
 }
 
 impl CrashSuspect {
+    /// What the `COMMIT PREPARED` of a transaction suspected before it was sent (`suspect`)
+    /// comes to, given its `result` on `conn` (of its database): where it took effect and a
+    /// crash took rows it wrote ([`CrashSuspect::emptied`]), that party's failure,
+    /// [`Failure::Emptied`] (its transaction committed); else `result`. One rule for a run's
+    /// new session and `copyman recover`.
+    pub fn judge(
+        suspect: Option<Self>,
+        conn: &mut Connection,
+        result: Result<(), Failure<Error>>,
+    ) -> Result<(), Failure<Error>> {
+        match (result, suspect) {
+            (Ok(()), Some(suspect)) => match suspect.emptied(conn) {
+                Some(emptied) => Err(Failure::Emptied(emptied_error(&emptied))),
+                None => Ok(()),
+            },
+            (result, _) => result,
+        }
+    }
+
     /// Once its transaction committed (on `conn`, of its database): what the crash took of the
     /// UNLOGGED tables it wrote — those holding none of its rows —, those of which that cannot
     /// be told, and the others it wrote; `None` when every one holds some of its rows. A table
