@@ -384,7 +384,7 @@ fn dropped_copy_future_commits_nothing() {
         let started = Instant::now();
         select_one(&mut source).await;
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(30),
             "the cancel stopped the source early"
         );
     });
@@ -707,7 +707,7 @@ fn raw_connection() {
         cancelled.expect("cancel sent");
         let error = slept.expect_err("the statement was cancelled");
         assert_eq!(error.code(), Some("57014"), "{error}");
-        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(30));
         select_one(&mut unix).await;
 
         let missing = Connection::connect_str(&cluster.conninfo("no_such_database")).await;
