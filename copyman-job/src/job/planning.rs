@@ -2681,10 +2681,11 @@ fn plan_all(
     // The destinations' (only they can refuse a row): a cycle the source has and the
     // destinations broke (a constraint dropped for the load) orders the tables all the same.
     let mut edges_on = vec![Vec::new(); dests.len()];
+    let mut binding_on = vec![Vec::new(); dests.len()];
     let mut ancestors = source_ancestry;
     for (d, slot) in dests.iter_mut().enumerate() {
         if let Some(conn) = answering(slot) {
-            edges_on[d] = foreign_keys(conn);
+            (edges_on[d], binding_on[d]) = foreign_keys(conn);
         }
         if let Some(conn) = answering(slot) {
             let here = partition_ancestors(conn);
@@ -2701,6 +2702,10 @@ fn plan_all(
         .map(|edges| onto_job_tables(&tables, &ancestors, edges))
         .collect();
     let edges = onto_job_tables(&tables, &ancestors, edges_on.concat());
+    let binding_on: Vec<Vec<(String, String)>> = binding_on
+        .into_iter()
+        .map(|edges| onto_job_tables(&tables, &ancestors, edges))
+        .collect();
     // A table that references itself on a destination is copied whole: a range's row may
     // reference a row of a range not committed yet there (a tree's child before its parent),
     // which would fail every run alike (23503).
@@ -2728,7 +2733,21 @@ fn plan_all(
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
         let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
         let cyclic: Vec<bool> = names.iter().map(|n| cycles.contains(n)).collect();
-        let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
+        let mut after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
+        // On a cycle, the keys that are not DEFERRABLE (checked at each row, even in the
+        // unit's transaction, which defers the others to its COMMIT) order the tables where
+        // they can: the size order put a table before the one its such key references, and
+        // the unit failed (23503) where one key of the cycle was DEFERRABLE.
+        let at = |name: &String| names.iter().position(|n| n == name);
+        for (c, p) in binding_on.iter().flatten() {
+            if let (Some(c), Some(p)) = (at(c), at(p))
+                && cyclic[c]
+                && cyclic[p]
+                && !after[c].contains(&p)
+            {
+                after[c].push(p);
+            }
+        }
         crate::plan::fk_groups(&names, (&emptied, &cyclic), &after, &edges_on)
     };
     // A cycle's tables copied as one unit commit together: none waits for another's commit,
@@ -2740,14 +2759,42 @@ fn plan_all(
             .any(|g| i.is_some_and(|i| g.members.contains(&i)))
     });
     cycles = apart;
-    if !grouped.is_empty() {
-        notes.push(format!(
-            "{}: their foreign keys on a destination form a cycle; copied as one unit (below), \
-             a row may still reference one not inserted yet (23503) unless a key of the cycle is \
-             DEFERRABLE there (the unit's transaction defers it): otherwise load them with a \
-             constraint of the cycle dropped",
-            grouped.join(", ")
-        ));
+    for g in &groups {
+        let name = |m: &usize| tables[*m].table.to_string();
+        let on_cycle: Vec<String> = (g.members.iter().map(name))
+            .filter(|n| grouped.contains(n))
+            .collect();
+        if on_cycle.is_empty() {
+            continue;
+        }
+        // Where a key that is not DEFERRABLE references a table the unit copies after its own.
+        let place = |table: &String| g.members.iter().position(|m| name(m) == *table);
+        let unmet: Vec<String> = (binding_on.iter().enumerate())
+            .filter(|(_, edges)| {
+                edges
+                    .iter()
+                    .any(|(c, p)| matches!((place(c), place(p)), (Some(c), Some(p)) if p > c))
+            })
+            .map(|(d, _)| (d + 1).to_string())
+            .collect();
+        notes.push(if unmet.is_empty() {
+            format!(
+                "{}: their foreign keys on a destination form a cycle; copied as one unit \
+                 (below), in an order that meets each key of the cycle that is not DEFERRABLE \
+                 as its rows are inserted (the unit's transaction defers the others to its \
+                 COMMIT)",
+                on_cycle.join(", ")
+            )
+        } else {
+            format!(
+                "{}: their foreign keys on destination {} form a cycle whose keys are not \
+                 DEFERRABLE: copied as one unit (below), a row that references one not \
+                 inserted yet fails (23503) there: load them with a constraint of the cycle \
+                 dropped, or made DEFERRABLE (the unit's transaction defers it)",
+                on_cycle.join(", "),
+                unmet.join(", ")
+            )
+        });
     }
     if !cycles.is_empty() {
         notes.push(format!(
@@ -3609,13 +3656,17 @@ fn copied_under_another_name(
     None
 }
 
+/// A foreign key as `(referencing, referenced)` table names.
+type Edge = (String, String);
+
 /// Every foreign key on `conn`'s database as `(referencing, referenced)` table names, between
 /// the tables themselves and between the roots of their partition trees (a partition selected by
 /// itself, or its partitioned table); a self-reference left out. Nothing when the catalog cannot
-/// be read (the tables then keep the size order).
-fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
+/// be read (the tables then keep the size order). Second, those of them that are not
+/// `DEFERRABLE`: checked at each row, even in a transaction that defers its constraints.
+fn foreign_keys(conn: &mut Connection) -> (Vec<Edge>, Vec<Edge>) {
     const SQL: &str = "SELECT DISTINCT cn.nspname::text, c.relname::text, pn.nspname::text, \
-          p.relname::text \
+          p.relname::text, (NOT k.condeferrable)::text \
         FROM pg_catalog.pg_constraint k \
         CROSS JOIN LATERAL (VALUES (k.conrelid, k.confrelid), \
             (coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid), \
@@ -3626,21 +3677,28 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
         JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
         WHERE k.contype = 'f' AND e.child <> e.parent";
     let Ok(rows) = conn.query(SQL) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    rows.into_iter()
-        .filter_map(|row| {
-            let mut row = row.into_iter();
-            let mut name = || {
-                let schema = row.next().flatten()?;
-                let name = row.next().flatten()?;
-                Some(TableName::from_parts(Some(schema), name))
-            };
-            let child = name()?;
-            let parent = name()?;
-            Some((child.to_string(), parent.to_string()))
-        })
-        .collect()
+    let (mut all, mut binding) = (Vec::new(), Vec::new());
+    for row in rows {
+        let mut row = row.into_iter();
+        let mut name = || {
+            let schema = row.next().flatten()?;
+            let name = row.next().flatten()?;
+            Some(TableName::from_parts(Some(schema), name).to_string())
+        };
+        let (Some(child), Some(parent)) = (name(), name()) else {
+            continue;
+        };
+        let edge = (child, parent);
+        if row.next().flatten().as_deref() == Some("true") {
+            binding.push(edge.clone());
+        }
+        if !all.contains(&edge) {
+            all.push(edge);
+        }
+    }
+    (all, binding)
 }
 
 /// `error` (42P01) with where tables of that name are on the source, if in other schemas
