@@ -137,6 +137,9 @@ pub(crate) fn run(
     let mut unfinished = BTreeSet::new();
     // Each server given, as a run's decision records where its transactions are.
     let mut identities = BTreeSet::new();
+    // How many servers given have each identity: more than one where clones of one server are
+    // given (two servers, which a run's decision records alike).
+    let mut given_times: BTreeMap<(String, String), usize> = BTreeMap::new();
     // The runs whose rollback this recovery recorded in the log.
     let mut aborting = BTreeSet::new();
     // The lines of servers where nothing of copyman's is prepared.
@@ -194,18 +197,30 @@ pub(crate) fn run(
         // Unreadable (a server before 9.6), it matches no recorded party: asked for by name.
         let identity = commit::server_identity(&mut conn).ok();
         // One database given twice (two spellings): each transaction would be finished once
-        // and then found gone (42704) on the second pass.
+        // and then found gone (42704) on the second pass. A clone (a copied data directory, a
+        // restored backup, a promoted standby: its origin's system identifier and databases) is
+        // another server, as a run took it (types62 F1: the CONNs the run said to give were
+        // refused): told apart by an advisory lock, as a run tells them.
         if let Some(id) = &identity
             && !identities.insert(id.clone())
         {
-            let first = conns
-                .iter()
-                .find_map(
-                    |(first, _, other): &(&ServerSpec, _, Option<(String, String)>)| {
-                        (other.as_ref() == Some(id)).then(|| first.display.clone())
+            let (first, clone) = conns
+                .iter_mut()
+                .find(
+                    |(_, _, other): &&mut (&ServerSpec, _, Option<(String, String)>)| {
+                        other.as_ref() == Some(id)
                     },
                 )
+                .map(|(first, first_conn, _)| {
+                    let clone = copyman_job::identity::one_database(first_conn, &mut conn);
+                    (first.display.clone(), clone == Some(false))
+                })
                 .unwrap_or_default();
+            if clone {
+                *given_times.entry(id.clone()).or_default() += 1;
+                conns.push((spec, conn, identity));
+                continue;
+            }
             return Err(Fatal {
                 exit: Exit::Usage,
                 server: None,
@@ -216,6 +231,9 @@ pub(crate) fn run(
                 ),
             }
             .into());
+        }
+        if let Some(id) = &identity {
+            *given_times.entry(id.clone()).or_default() += 1;
         }
         conns.push((spec, conn, identity));
     }
@@ -818,7 +836,25 @@ pub(crate) fn run(
         // the other servers alone does not ask for this one again. A server given through any
         // of its databases tells (it lists the prepared transactions of all): "not on the
         // servers given", exit 1 for ever, was said of one given through another (commit44 F2).
-        let given = |h: &commit::Holder| !h.server.is_empty() && seen_servers.contains(&h.server);
+        // Parties of the run on clones of one server (one system identifier and database,
+        // reached at other places) where fewer servers of that identity are given: a party's
+        // transaction that the one given does not list may be prepared on the other. Not
+        // "prepared there no more", nor settled (types62 F1: a clone's transaction left
+        // prepared, exit 0).
+        let twin = |h: &commit::Holder| {
+            let mut places: Vec<&str> = (holders.iter())
+                .filter(|o| !h.server.is_empty() && o.server == h.server)
+                .filter(|o| o.database == h.database)
+                .map(|o| place(&o.display))
+                .collect();
+            places.sort_unstable();
+            places.dedup();
+            let given = given_times.get(&(h.server.clone(), h.database.clone()));
+            places.len() > 1 && places.len() > given.copied().unwrap_or(0)
+        };
+        let given = |h: &commit::Holder| {
+            !h.server.is_empty() && seen_servers.contains(&h.server) && !twin(h)
+        };
         if !dry_run {
             for h in holders.iter().filter(|h| {
                 decided
@@ -899,7 +935,7 @@ pub(crate) fn run(
         // Decided commit, its server given through another database: committed or said to
         // check, above.
         let settled = |h: &commit::Holder| {
-            seen_servers.contains(&h.server)
+            given(h)
                 && !on_server.contains(&(h.server.clone(), h.gid.clone()))
                 && (decided || commit::live_run(run).is_none())
         };
@@ -910,6 +946,7 @@ pub(crate) fn run(
                     && !contents.ended.contains(&h.gid)
                     && !contents.out.contains(&h.gid)
                     && (h.server.is_empty()
+                        || twin(h)
                         || !identities.contains(&(h.server.clone(), h.database.clone())))
                     && !settled(h)
             })
@@ -959,9 +996,17 @@ pub(crate) fn run(
                          server lists its prepared transactions of every database)"
                     }
                 };
+                // Its server's clone given instead: which holds it cannot be told.
+                let clone = match twin(h) {
+                    true => {
+                        " (its run copied to clones of one server, which copyman tells apart \
+                         only by the transactions each lists: none given lists it)"
+                    }
+                    false => "",
+                };
                 format!(
-                    "{} ({}, database {}) {state} and is not on the servers given: give its \
-                     CONN too{any}",
+                    "{} ({}, database {}) {state} and is not on the servers given{clone}: give \
+                     its CONN too{any}",
                     h.gid,
                     the_runs(&h.display),
                     h.database
@@ -1129,8 +1174,12 @@ fn the_runs(display: &str) -> String {
 /// (`v@h:5432/db`) are one server and database, whoever they connect as (a CONN given with
 /// another user that could not connect was said not to be given).
 fn same_server(party: &str, given: &str) -> bool {
-    let place = |name: &str| name.rsplit(['@', ' ']).next().unwrap_or(name).to_owned();
     place(party) == place(given)
+}
+
+/// Where a server shown as `[destination N ]user@place` is: its `place`.
+fn place(shown: &str) -> &str {
+    shown.rsplit(['@', ' ']).next().unwrap_or(shown)
 }
 
 /// A `--json` record of a prepared transaction in one shape, whatever said it: `destination`

@@ -1480,3 +1480,84 @@ fn a_resume_after_a_killed_backend_copies_the_emptied_unlogged_table_again() {
     );
     assert_eq!((d.count("cache"), d.count("later")), (100, 1));
 }
+
+/// `copyman recover` after an `--atomic` run to a destination and its clone (one system
+/// identifier and database, as the run's decision log records each party): given the two, it
+/// finishes each (it refused them as one database given twice); given one, it says the
+/// other's transaction may be prepared on the clone, exit 1 — never "prepared there no more"
+/// nor "nothing pending" (types62 F1: decided or not, the clone's transaction stayed prepared
+/// with its locks, exit 0 when undecided).
+#[test]
+fn recover_tells_a_destination_from_its_clone() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 7);",
+    );
+    // (ALTER SYSTEM: the clone keeps what its data directory says.)
+    let original = Cluster::builder()
+        .setting("max_prepared_transactions", "4")
+        .start();
+    original.psql("postgres", "ALTER SYSTEM SET max_prepared_transactions = 4");
+    let db = database(&original, "CREATE TABLE t (id int PRIMARY KEY);");
+    let clone = original.clone_data();
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        original.conninfo(&db),
+        clone.conninfo(&db),
+    );
+    for (point, decided) in [("prepared:2", false), ("recorded", true)] {
+        let log = TempPath::new("clones.decisions");
+        let copy = [
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--truncate",
+            "--atomic",
+            "--decision-log",
+            log.arg(),
+        ];
+        Paused::start(&copy, point).kill();
+        assert_eq!(prepared_xacts(&original).len(), 1, "{point}");
+        assert_eq!(prepared_xacts(&clone).len(), 1, "{point}");
+        let recover = |to: &[&str], dry: bool| {
+            let mut args = vec!["recover"];
+            for to in to {
+                args.extend(["--to", to]);
+            }
+            args.extend(["--decision-log", log.arg()]);
+            if dry {
+                args.push("--dry-run");
+            }
+            run(&args)
+        };
+        // The original alone: its own finished, the clone's said, exit 1 (every time).
+        for dry in [false, true] {
+            let out = recover(&[&to1], dry);
+            assert_exit(&out, 1);
+            let said = text(&out.stderr);
+            assert!(
+                said.contains(":2 (the run's destination 2 ")
+                    && said.contains("its run copied to clones of one server")
+                    && said.contains("give its CONN too")
+                    && !said.contains("prepared there no more"),
+                "{point}: {said}"
+            );
+        }
+        assert!(prepared_xacts(&original).is_empty(), "{point}");
+        assert_eq!(prepared_xacts(&clone).len(), 1, "{point}");
+        // Both, as the run said to give them: each finished, as the run decided.
+        let out = recover(&[&to1, &to2], false);
+        assert_exit(&out, 0);
+        assert!(prepared_xacts(&clone).is_empty(), "{point}");
+        let rows = if decided { 7 } else { 0 };
+        assert_eq!(count(&original, &db, "t"), rows, "{point}");
+        assert_eq!(count(&clone, &db, "t"), rows, "{point}");
+        assert_exit(&recover(&[&to1, &to2], false), 0);
+    }
+}
