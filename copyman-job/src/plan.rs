@@ -2938,6 +2938,10 @@ fn conversion_words(from: &str, to: &str) -> &'static str {
         (f, t) if unzoned(f) && zoned(t) => {
             " (each value is read as a time of the destination session's TimeZone)"
         }
+        (f, "text") if zoned(f) => {
+            " (each value is written as the wall-clock time and offset of the source session's \
+             TimeZone: a run under another TimeZone stores other text for the same instant)"
+        }
         _ => "",
     }
 }
@@ -3153,8 +3157,13 @@ fn keeps_values(from: &str, to: &str) -> bool {
     }
     if to == "text" {
         // Every value as its text, but a `character(n)` keeps its padding ('ab   ' no longer
-        // equals 'ab'), and a `bytea` becomes its hex digits (`\x0102`), not its characters.
-        return !matches!(modifiers(from).0.as_str(), "character" | "bytea");
+        // equals 'ab'), a `bytea` becomes its hex digits (`\x0102`), not its characters, and a
+        // `timestamptz` the source session's wall clock and offset, which its `TimeZone` sets
+        // (types62 F2: two runs stored two texts, not a word).
+        return !matches!(
+            modifiers(from).0.as_str(),
+            "character" | "bytea" | "timestamp with time zone"
+        );
     }
     if let (Some(from), Some(to)) = (from.strip_suffix("[]"), to.strip_suffix("[]")) {
         return keeps_values(from, to);
@@ -3235,6 +3244,7 @@ mod tests {
         let plain = "timestamp without time zone";
         assert!(conversion_words(tz, plain).contains("the source session's TimeZone"));
         assert!(conversion_words(plain, tz).contains("the destination session's TimeZone"));
+        assert!(conversion_words(tz, "text").contains("offset of the source session's TimeZone"));
         for (from, to) in [
             ("jsonb", "json"),
             ("integer", "bigint"),
@@ -3485,7 +3495,8 @@ mod tests {
             ("numeric(6,2)", "numeric(8,3)", true),
             ("numeric(6,2)", "numeric", true),
             ("character varying(3)", "character varying(5)", true),
-            ("timestamp with time zone", "text", true),
+            ("timestamp with time zone", "text", false),
+            ("timestamp without time zone", "text", true),
             ("character(5)", "text", false),
             ("bytea", "text", false),
             ("numeric", "numeric(6,2)", false),
