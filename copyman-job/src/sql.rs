@@ -93,7 +93,7 @@ impl TableName {
         while parser.eat('.') {
             parts.push(parser.ident()?);
         }
-        parser.end()?;
+        parser.end('.')?;
         match parts.len() {
             1 => Ok(Self {
                 schema: None,
@@ -128,7 +128,7 @@ pub fn parse_columns(text: &str) -> Result<Vec<Ident>, NameError> {
         }
         columns.push(column);
     }
-    parser.end()?;
+    parser.end(',')?;
     Ok(columns)
 }
 
@@ -193,16 +193,30 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn end(&mut self) -> Result<(), NameError> {
+    /// Nothing left but white space; else an error, which for a word after a word (a name
+    /// holding a space, unquoted) shows the `parts`-separated parts quoted (types62 F5).
+    fn end(&mut self, parts: char) -> Result<(), NameError> {
         self.skip_ws();
-        match self.rest().chars().next() {
-            None => Ok(()),
-            Some(c) => Err(NameError(format!(
-                "unexpected {c:?} at character {} of {:?}",
-                self.pos + 1,
-                self.text
-            ))),
-        }
+        let Some(c) = self.rest().chars().next() else {
+            return Ok(());
+        };
+        let after_space = self.text[..self.pos].ends_with(char::is_whitespace);
+        let hint = if after_space && (c.is_alphabetic() || c == '_') && !self.text.contains('"') {
+            let quoted: Vec<String> = (self.text.split(parts))
+                .map(|p| format!("\"{}\"", p.trim()))
+                .collect();
+            format!(
+                " (a name holding a space is written in double quotes: '{}')",
+                quoted.join(&parts.to_string())
+            )
+        } else {
+            String::new()
+        };
+        Err(NameError(format!(
+            "unexpected {c:?} at character {} of {:?}{hint}",
+            self.pos + 1,
+            self.text
+        )))
     }
 
     fn ident(&mut self) -> Result<Ident, NameError> {
@@ -2236,6 +2250,25 @@ mod tests {
             t.regclass_literal(),
             "E'\"s\\\\\".\"new\nline \u{1b}[0m \"\"q\"\"\"'"
         );
+    }
+
+    /// A name holding a space, unquoted, is refused with its parts quoted (types62 F5).
+    #[test]
+    fn a_name_holding_a_space_is_shown_quoted() {
+        let said = TableName::parse("Sales Dept.Quarter Q1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            said.contains(r#"written in double quotes: '"Sales Dept"."Quarter Q1"'"#),
+            "{said}"
+        );
+        let said = parse_columns("id, two words").unwrap_err().to_string();
+        assert!(said.contains(r#"'"id","two words"'"#), "{said}");
+        // Not where the next character starts no name, nor inside quotes.
+        for other in ["items; DROP TABLE x", r#""a b" c"#] {
+            let said = TableName::parse(other).unwrap_err().to_string();
+            assert!(!said.contains("double quotes"), "{other}: {said}");
+        }
     }
 
     #[test]
