@@ -1296,6 +1296,49 @@ fn a_file_read_as_sql_ascii_and_a_binary_copys_encoding_are_refused() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 1);
 }
 
+/// A job over a SQL_ASCII source whose catalog holds a table name that is not UTF-8: the
+/// server will not send it, and the error says what it is and how to leave the table out
+/// (types62 F4: a bare 22021 naming nothing); left out, the rest is copied.
+#[test]
+fn a_sql_ascii_sources_name_that_is_not_utf8_is_said_with_the_way_out() {
+    let c = clusters();
+    let src = c.source.create_database();
+    let ascii = format!("{src}_ascii");
+    (c.source.connect("postgres"))
+        .batch_execute(&format!(
+            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    // 't', the byte 0xE5 (å in LATIN1), 'ble': made on the server, the client sends ASCII.
+    (c.source.connect(&ascii))
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('CREATE TABLE %I (id int)', 't' || chr(229) || 'ble'); \
+             END $$; CREATE TABLE plain (id int); INSERT INTO plain VALUES (1), (2);",
+        )
+        .unwrap();
+    let d1 = database(&c.dest[0], "CREATE TABLE plain (id int);");
+    let state = TempPath::new("sql-ascii-names.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table"];
+        args.extend_from_slice(extra);
+        let (from, to) = (c.source.conninfo(&ascii), c.dest[0].conninfo(&d1));
+        args.extend(["--from", &from, "--to", &to, "--state", state.arg()]);
+        run(&args)
+    };
+    let out = job(&[]);
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("22021")
+            && said.contains("is not UTF-8: its database is SQL_ASCII")
+            && said.contains("--exclude-table"),
+        "{said}"
+    );
+    assert_exit(&job(&["--exclude-table", "t?ble"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "plain"), 2);
+}
+
 /// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
 fn drop_even_table() -> String {
     format!(

@@ -1148,6 +1148,19 @@ fn plan_all(
             Some("42P01" | "3F000") => JobError::NotOnSource(elsewhere(&mut src, error)),
             // A pattern the server reads as an invalid regular expression: the user's too.
             Some("2201B") => JobError::Selection(error.message),
+            // A SQL_ASCII database takes names of any bytes, which its server will not send
+            // as UTF-8 where they are not (types62 F4: the error named no table, and no way).
+            Some("22021") if src.session().parameter("server_encoding") == Some("SQL_ASCII") => {
+                let mut error = error;
+                error.message.push_str(
+                    " (a name in the source's catalog — a table's, its schema's or a \
+                     column's — is not UTF-8: its database is SQL_ASCII, which takes names of \
+                     any bytes, and copyman reads names as UTF-8 (the bytes above are the \
+                     name's, from the first that is not UTF-8 on): leave that table out with a pattern whose ? stands for each such \
+                     byte (--exclude-table 'caf?'), or rename it there)",
+                );
+                JobError::Source(error)
+            }
             _ => JobError::Source(error),
         }
     })?;
