@@ -2271,10 +2271,18 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
     // A SQL_ASCII source's bytes read as UTF8: the way out (enc45 F6: "the error above says
     // what is wrong", which it did not, where one table's error says this).
     let ascii = (groups.iter()).any(|((whose, code), _)| whose.is_none() && *code == Some("22021"));
-    let ascii = match report::sql_ascii_source().filter(|_| ascii) {
+    let mut ascii = match report::sql_ascii_source().filter(|_| ascii) {
         Some(hint) => format!("; {hint}"),
         None => String::new(),
     };
+    // A value too long for a SQL_ASCII destination, whose lengths count bytes (types62 F3).
+    let too_long: Vec<String> = (groups.iter())
+        .filter(|((_, code), _)| *code == Some("22001"))
+        .filter_map(|((whose, _), _)| Some(format!("destination {}", (*whose)? + 1)))
+        .collect();
+    if let Some(why) = report::lengths_in_bytes(Some(&too_long)) {
+        ascii.push_str(&format!("; {why}"));
+    }
     let create = match (missing(false), missing(true)) {
         (true, _) => {
             "; a table or schema missing there is created from the source's definitions, e.g. \

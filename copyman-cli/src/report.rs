@@ -311,10 +311,48 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
             false => format!("{message} ({input})"),
         };
     }
+    // A string too long for a destination of bytes: counted as bytes there (types62 F3: 'ßßßßß'
+    // too long for character varying(5), no word of why).
+    if described.sqlstate.as_deref() == Some("22001")
+        && let Some(why) = lengths_in_bytes(None)
+    {
+        message = format!("{message} ({why})");
+    }
     ErrorInfo {
         sqlstate: described.sqlstate,
         message,
     }
+}
+
+/// The destinations (`destination 2`) whose database is `SQL_ASCII`, with a source that is
+/// not: a 22001 says that lengths count bytes there ([`describe`]).
+static SQL_ASCII_DESTINATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// What a 22001 of `destinations` (`destination 2`; `None`: any) says where their database is
+/// `SQL_ASCII` ([`SQL_ASCII_DESTINATIONS`]), or `None`.
+pub(crate) fn lengths_in_bytes(destinations: Option<&[String]>) -> Option<String> {
+    let ascii = SQL_ASCII_DESTINATIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let named: Vec<&str> = (ascii.iter())
+        .filter(|a| destinations.is_none_or(|d| d.contains(a)))
+        .map(String::as_str)
+        .collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "{}'s database is SQL_ASCII, whose lengths count bytes, not characters: a character \
+             beyond ASCII is 2 to 4 of them there",
+            named.join(", ")
+        )
+    })
+}
+
+/// Records [`SQL_ASCII_DESTINATIONS`].
+pub(crate) fn set_sql_ascii_destinations(names: &[&str]) {
+    *SQL_ASCII_DESTINATIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        names.iter().map(|n| (*n).to_owned()).collect();
 }
 
 /// What a 22021 (bytes invalid in an encoding) says of the run's source: a file's or stdin's

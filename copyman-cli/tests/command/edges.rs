@@ -1339,6 +1339,45 @@ fn a_sql_ascii_sources_name_that_is_not_utf8_is_said_with_the_way_out() {
     assert_eq!(count(&c.dest[0], &d1, "plain"), 2);
 }
 
+/// A value beyond ASCII too long for a SQL_ASCII destination's `varchar(n)`, which counts its
+/// bytes: the 22001 says why, in one table and in a job (types62 F3: no word of why 'ßßßßß'
+/// was too long for varchar(5)).
+#[test]
+fn a_sql_ascii_destinations_lengths_in_bytes_are_said_with_its_22001() {
+    let c = clusters();
+    let table = "CREATE TABLE t (v varchar(5));";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t VALUES ('ßßßßß');"),
+    );
+    let ascii = format!("{}_ascii", c.dest[0].create_database());
+    (c.dest[0].connect("postgres"))
+        .batch_execute(&format!(
+            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    c.dest[0].connect(&ascii).batch_execute(table).unwrap();
+    let state = TempPath::new("sql-ascii-lengths.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&ascii));
+    for job in [false, true] {
+        let mut args = vec!["table", "t", "--from", &from, "--to", &to];
+        if job {
+            args.extend(["--state", state.arg()]);
+        }
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("22001")
+                && said
+                    .contains("destination 1's database is SQL_ASCII, whose lengths count bytes"),
+            "job {job}: {said}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &ascii, "t"), 0);
+}
+
 /// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
 fn drop_even_table() -> String {
     format!(
