@@ -359,9 +359,11 @@ pub(super) fn verify_dest(
 fn differs_since(status: Status, theirs: &str, sum: &str, appended: bool) -> String {
     let rows = |s: &str| s.split(':').next().and_then(|n| n.parse::<u64>().ok());
     if status == Status::AlreadyDone {
+        // (Or this destination written since: recheck57 F5, the words blamed the source only.)
         return "; an earlier run copied it from its own snapshot of the source, at another \
                 moment, and this one compares it with the source as it is now: rows written on \
-                the source since differ too (compare it while the source is not written)"
+                the source since that copy, or on this destination after its COMMIT, make it \
+                differ (compare it while neither is written)"
             .to_owned();
     }
     match (rows(theirs), rows(sum)) {
@@ -501,6 +503,7 @@ mod tests {
     fn a_difference_says_what_else_it_may_be() {
         let earlier = differs_since(Status::AlreadyDone, "5:10", "5:11", true);
         assert!(earlier.contains("its own snapshot of the source, at another moment"));
+        assert!(earlier.contains("or on this destination after its COMMIT"));
         let more = differs_since(Status::Committed, "7:10", "5:11", true);
         assert!(
             more.contains("it holds 2 rows more than the source"),
