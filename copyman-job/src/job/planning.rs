@@ -2772,7 +2772,13 @@ fn plan_all(
             .any(|g| i.is_some_and(|i| g.members.contains(&i)))
     });
     cycles = apart;
-    for g in &groups {
+    // A unit a resume has nothing of to copy goes unsaid (recheck57 F5: each resume repeated
+    // its cycle's notes).
+    let settled = |g: &crate::plan::Group| {
+        (g.members.iter())
+            .all(|&m| (tables[m].destinations.iter()).all(|d| matches!(d, DestPlan::Done(_))))
+    };
+    for g in groups.iter().filter(|g| !settled(g)) {
         let name = |m: &usize| tables[*m].table.to_string();
         let on_cycle: Vec<String> = (g.members.iter().map(name))
             .filter(|n| grouped.contains(n))
@@ -2817,7 +2823,7 @@ fn plan_all(
             cycles.join(", ")
         ));
     }
-    for g in &groups {
+    for g in groups.iter().filter(|g| !settled(g)) {
         let names: Vec<String> = g
             .members
             .iter()
