@@ -129,7 +129,7 @@ where
 
 /// Expands, inside an adapter's `impl Connection`, to the methods both adapters' connections
 /// share: `session`, `is_closed`, `check`, `execute`, `query`, `take_notices`,
-/// `take_notifications`, `keep_notices`, `command_tag`, `cancel_token` (public), and
+/// `take_notifications`, `keep_notices`, `command_tag`, `take_abandoned`, `cancel_token` (public), and
 /// `run_query`, `start_copy`, `drive`, `abandon_copy_in`, `abandon_copy_out`.
 ///
 /// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
@@ -387,6 +387,16 @@ macro_rules! connection_glue {
         /// 10000` after a copy it took part in.
         pub fn command_tag(&self) -> Option<&str> {
             self.endpoint.session().command_tag()
+        }
+
+        /// What became of a COPY whose copy was dropped after its CopyDone went out (a copy
+        /// dropped during its finish: the drop cannot take a commit back), once this
+        /// connection's next call has waited for its end: `Some(Ok(Some(n)))` its `COPY n` (in
+        /// autocommit, those rows are committed), `Some(Err(e))` the server's error that ended
+        /// it (nothing of it committed); `None` when none ended so since the last call. Core's
+        /// [`take_abandoned`](crate::endpoint::Endpoint::take_abandoned).
+        pub fn take_abandoned(&mut self) -> Option<Result<Option<u64>, Error>> {
+            (self.endpoint.take_abandoned()).map(|outcome| outcome.map_err(Error::from))
         }
     };
 }

@@ -203,6 +203,9 @@ pub struct Endpoint {
     fail_reason: String,
     /// Reads taken ([`Endpoint::handle_input`], [`Endpoint::handle_eof`]).
     reads: u64,
+    /// What became of an operation abandoned under way that the next one waited for
+    /// ([`Endpoint::take_abandoned`]).
+    abandoned: Option<Result<Option<u64>, SessionError>>,
 }
 
 #[derive(Debug)]
@@ -237,7 +240,20 @@ impl Endpoint {
             failing: false,
             fail_reason: String::new(),
             reads: 0,
+            abandoned: None,
         }
+    }
+
+    /// What became of an operation its caller abandoned under way (an endpoint dropped after its
+    /// COPY's CopyDone went out: a copy dropped during its finish), as the next operation read
+    /// it while it waited for its end: `Ok(Some(n))` its count (`COPY n`: in autocommit, those
+    /// rows are committed), `Err` the server's error that ended it (nothing of it committed).
+    /// `None` when none ended so since the last call, or nothing more than its end is known (a
+    /// COPY failed on its drop). The connection read it and went on: without this it was
+    /// thrown away, and the caller could not tell a committed COPY from a failed one (lib62
+    /// F1).
+    pub fn take_abandoned(&mut self) -> Option<Result<Option<u64>, SessionError>> {
+        self.abandoned.take()
     }
 
     /// The session underneath.
@@ -606,8 +622,15 @@ impl Endpoint {
             if self.session.state() == State::Ready
                 && let Some(next) = self.next.take()
             {
-                // The abandoned operation is over, whatever its outcome (nobody wants it): the
-                // one asked for starts now.
+                // The abandoned operation is over, its outcome kept for whoever asks
+                // ([`Endpoint::take_abandoned`]): the one asked for starts now.
+                self.abandoned = match step {
+                    Step::Done(Ok(Outcome::Completed(n) | Outcome::Statement { count: n, .. })) => {
+                        Some(Ok(n))
+                    }
+                    Step::Done(Err(e)) => Some(Err(e)),
+                    _ => None,
+                };
                 if let Err(e) = self.start(next) {
                     return Step::Done(Err(e));
                 }
@@ -636,7 +659,18 @@ impl Endpoint {
     fn begin(&mut self, op: Pending) -> Result<(), SessionError> {
         if let State::Query | State::CopyInEnding | State::Draining = self.session.state() {
             let abandoned_start = matches!(self.op, Op::Start(_));
-            self.op = Self::wait(Keep::Nothing);
+            // A wait under way goes on (a CopyDone's: the count or the error it ends with is
+            // kept, [`Endpoint::take_abandoned`]), without the rows nobody will read; anything
+            // else is waited out.
+            match &mut self.op {
+                Op::Wait { keep, rows, .. } => {
+                    if *keep == Keep::Results {
+                        *keep = Keep::Count;
+                        rows.clear();
+                    }
+                }
+                _ => self.op = Self::wait(Keep::Nothing),
+            }
             if abandoned_start {
                 self.cancel_abandoned_start();
             }

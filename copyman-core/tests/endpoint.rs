@@ -341,6 +341,45 @@ fn a_dropped_copy_in_is_failed_at_once_or_closed() {
     assert_eq!(e.abandon_copy_in(&completion, true), Abandon::Nothing);
 }
 
+/// A COPY dropped after its CopyDone went out: the next statement waits for its end, and what
+/// the server answered — its count, or the error that failed it — is kept for the caller
+/// (lib62 F1: read and thrown away).
+#[test]
+fn the_end_of_a_copy_dropped_during_its_finish_is_kept() {
+    for (answer, expect) in [(complete("COPY 3"), Some(3)), (error("P0001"), None)] {
+        let mut e = endpoint();
+        start_copy_in(&mut e);
+        e.complete_copy().unwrap();
+        assert_eq!(sent(&mut e), msg(b'c', b""), "CopyDone");
+        assert!(matches!(e.poll(), Step::Read));
+        assert_eq!(
+            e.abandon_copy_in(&Completion::default(), true),
+            Abandon::Nothing
+        );
+        e.query("SELECT 1").unwrap();
+        assert!(sent(&mut e).is_empty(), "nothing before the COPY's end");
+        let mut server = answer;
+        server.extend(ready());
+        e.handle_input(&server).unwrap();
+        assert!(matches!(e.poll(), Step::Read), "the statement is under way");
+        assert_eq!(sent(&mut e)[0], b'Q');
+        let mut server = complete("SELECT 1");
+        server.extend(ready());
+        assert!(matches!(
+            finish(&mut e, &server),
+            Ok(Outcome::Statement { count: Some(1), .. })
+        ));
+        match (e.take_abandoned(), expect) {
+            (Some(Ok(Some(n))), Some(m)) => assert_eq!(n, m),
+            (Some(Err(err)), None) => {
+                assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("P0001"))
+            }
+            (other, _) => panic!("{other:?}"),
+        }
+        assert!(e.take_abandoned().is_none(), "taken once");
+    }
+}
+
 #[test]
 fn an_operation_after_an_abandoned_one_waits_for_its_end_first() {
     let mut e = endpoint();

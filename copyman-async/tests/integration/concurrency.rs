@@ -393,6 +393,62 @@ fn dropped_copy_future_commits_nothing() {
     }
 }
 
+/// A copy whose future is dropped during its finish, after its receiver's CopyDone went out
+/// (a statement trigger still runs): the receiver's next call waits for the COPY's end, and the
+/// connection then tells what became of it — its count (committed: autocommit), or the error
+/// that failed it (lib62 F1: read and thrown away, the caller could not tell the two apart).
+#[test]
+fn a_copy_dropped_during_its_finish_tells_its_end_afterwards() {
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let rt = runtime();
+    for fails in [false, true] {
+        let db = table(cluster);
+        exec(
+            cluster,
+            &db,
+            &format!(
+                "CREATE FUNCTION slow_end() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                   PERFORM pg_sleep(2);
+                   IF {fails} THEN RAISE EXCEPTION 'refused at the end'; END IF;
+                   RETURN NULL; END $$;
+                 CREATE TRIGGER slow_end AFTER INSERT ON t FOR EACH STATEMENT
+                   EXECUTE FUNCTION slow_end();"
+            ),
+        );
+        rt.block_on(async {
+            let mut source = connect(cluster, &source_db).await;
+            let mut b = connect(cluster, &db).await;
+            let mut admin = connect(cluster, "postgres").await;
+            let run = CopyManager::builder(StatementProducer::new(&mut source, rows_query(100)))
+                .to(StatementReceiver::new(&mut b, "COPY t FROM STDIN"))
+                .run();
+            // Dropped once the receiver's COPY ended and its trigger runs.
+            let in_trigger = async {
+                let sleeping = format!(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = '{db}' \
+                     AND wait_event = 'PgSleep'"
+                );
+                while admin.query(&sleeping).await.expect("activity").is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            tokio::select! {
+                ended = run => panic!("the copy ended before its drop: {ended:?}"),
+                () = in_trigger => {}
+            }
+            select_one(&mut b).await;
+            match (b.take_abandoned(), fails) {
+                (Some(Ok(Some(100))), false) => {}
+                (Some(Err(e)), true) => assert_eq!(e.code(), Some("P0001"), "{e}"),
+                (other, _) => panic!("fails {fails}: {other:?}"),
+            }
+            assert!(b.take_abandoned().is_none());
+        });
+        assert_eq!(count(cluster, &db), if fails { 0 } else { 100 });
+    }
+}
+
 /// A copy dropped while its receivers are idle (the producer has nothing more yet): each
 /// receiver writes its CopyFail at once, nothing commits, and every connection stays usable.
 #[test]
