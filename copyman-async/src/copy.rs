@@ -126,7 +126,9 @@ type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
 ///   around it, and the `Connection` fails every later call with [`Error::Closed`](crate::Error::Closed) (connect
 ///   again). Nothing commits either way — with one exception: a drop *during* `finish`, after
 ///   that receiver's CopyDone went out whole, cannot take the commit back (as with any client
-///   that disappears after sending a commit).
+///   that disappears after sending a commit): once the `Connection`'s next call has read its
+///   answer, [`Connection::take_abandoned`](crate::Connection::take_abandoned) says what it
+///   was (its `COPY n`, or the server's error).
 /// * [`StatementProducer`](crate::StatementProducer) in its COPY: its session switches to
 ///   draining and a cancel request is sent from a task spawned on the current tokio runtime;
 ///   the `Connection`'s next call waits for that cancel and reads (discarding) the rest of the
