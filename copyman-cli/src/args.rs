@@ -195,7 +195,8 @@ pub(crate) struct LowArgs {
     #[arg(short = 'W', long = "password", global = true, display_order = 100)]
     pub(crate) password: bool,
     /// Show progress even when stderr is not a terminal (a line every 5 s while data moves;
-    /// a wait is said every 10 s).
+    /// a wait is said every 10 s). A terminal without cursor codes (TERM=dumb or unset) gets
+    /// these lines without it.
     #[arg(long, global = true, conflicts_with = "quiet", display_order = 100)]
     pub(crate) progress: bool,
 }

@@ -2996,7 +2996,7 @@ impl Render {
         let now = Instant::now();
         Self {
             multi,
-            plain: !output.quiet && !terminal && output.progress,
+            plain: !output.quiet && !terminal && crate::progress::plain_lines(output.progress),
             names,
             keep_going,
             state: Mutex::new(RenderState {

@@ -189,10 +189,26 @@ pub(crate) fn println(line: &str) {
 /// set, and not `dumb`, as indicatif's own target decides); else the plain lines of
 /// `--progress`, if asked for.
 pub(crate) fn draws_bars() -> bool {
-    io::stderr().is_terminal()
-        && std::env::var_os("TERM").is_some_and(|term| term != "dumb")
-        && !(DATA_ON_STDOUT.load(Ordering::Relaxed) && io::stdout().is_terminal())
-        && !(DATA_FROM_STDIN.load(Ordering::Relaxed) && io::stdin().is_terminal())
+    io::stderr().is_terminal() && cursor_codes() && !terminal_data()
+}
+
+/// Whether `TERM` says the terminal reads ANSI cursor codes (set, and not `dumb`).
+fn cursor_codes() -> bool {
+    std::env::var_os("TERM").is_some_and(|term| term != "dumb")
+}
+
+/// Whether the run's data is on the terminal (rows written to stdout, or typed on stdin): no
+/// progress is drawn among them.
+fn terminal_data() -> bool {
+    (DATA_ON_STDOUT.load(Ordering::Relaxed) && io::stdout().is_terminal())
+        || (DATA_FROM_STDIN.load(Ordering::Relaxed) && io::stdin().is_terminal())
+}
+
+/// Whether the plain lines are printed where no bar is drawn: `asked` (`--progress`), or
+/// stderr is a terminal that draws none (`TERM=dumb` or unset: an editor's shell, a CI
+/// console), which showed nothing until the summary (progress62 F5).
+pub(crate) fn plain_lines(asked: bool) -> bool {
+    asked || (io::stderr().is_terminal() && !cursor_codes() && !terminal_data())
 }
 
 /// The bars' `{eta}`: indicatif's, but `?` while nothing moves and `>30d` beyond (a job held
@@ -420,7 +436,7 @@ impl Progress {
         let now = Instant::now();
         let mut progress = Self {
             bar,
-            plain: !quiet && !terminal && plain,
+            plain: !quiet && !terminal && plain_lines(plain),
             estimate,
             counts_rows,
             format: None,

@@ -731,6 +731,11 @@ fn a_ddl_queued_behind_the_jobs_lock_fails_its_table_rather_than_waiting_for_eve
 /// `copyman ARGS` run on a terminal (`script`): how it exited (`script -e`: as copyman did) and
 /// what the terminal showed.
 fn on_a_terminal(args: &[&str]) -> (std::process::ExitStatus, String) {
+    on_a_terminal_of("xterm", args)
+}
+
+/// [`on_a_terminal`] of the type `term` (`TERM`).
+fn on_a_terminal_of(term: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
     use std::io::Read;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let command: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_copyman"))
@@ -739,6 +744,7 @@ fn on_a_terminal(args: &[&str]) -> (std::process::ExitStatus, String) {
         .collect();
     let mut child = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &command.join(" "), "/dev/null"])
+        .env("TERM", term)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -752,6 +758,43 @@ fn on_a_terminal(args: &[&str]) -> (std::process::ExitStatus, String) {
         .unwrap();
     let status = child.wait().unwrap();
     (status, String::from_utf8_lossy(&screen).into_owned())
+}
+
+/// On a terminal without cursor codes (`TERM=dumb`: an editor's shell, a CI console), no bar
+/// is drawn, and the plain lines of `--progress` come instead (progress62 F5: nothing until
+/// the summary).
+#[test]
+fn a_dumb_terminal_gets_the_plain_lines() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int8); INSERT INTO t SELECT generate_series(1, 200000);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int8);");
+    let state = TempPath::new("dumb.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    // About 3.6 MB at 400 kB/s: some 9 s, a line after 5.
+    let (status, screen) = on_a_terminal_of(
+        "dumb",
+        &[
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--max-rate",
+            "400k",
+            "--state",
+            state.arg(),
+        ],
+    );
+    assert!(status.success(), "{screen}");
+    assert!(
+        !screen.contains('\x1b') && screen.contains("copyman: 5 s: 0/1 tables, "),
+        "{screen}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 200_000);
 }
 
 /// On a terminal, the overall bar of a job of many small tables moves as its tables finish:
