@@ -776,13 +776,19 @@ fn waits_on_itself(looks: &[&Look]) -> Option<(usize, usize)> {
     })
 }
 
-/// The waits for a lock said on stderr, for `--json`'s `waits`.
+/// The waits said on stderr — for a lock, a copy that stopped moving — for `--json`'s `waits`.
 static LOCK_WAITS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Says that the session `label` waits for a lock (`what`: on what, held by whom), once per
 /// wait, and keeps it for `--json` ([`lock_waits`]).
 fn say_lock_wait(label: &str, what: &str) {
-    let said = format!("waiting for lock on {label}: {what}");
+    say_wait(format!("waiting for lock on {label}: {what}"));
+}
+
+/// Says a wait (`said`, without the `copyman: ` that begins its line) and keeps it for
+/// `--json` ([`lock_waits`]): a copy that stopped moving was said on stderr only
+/// (progress62 F3: its document's `waits` were empty after 14 s held by a destination).
+fn say_wait(said: String) {
     progress::println(&format!("copyman: {said}"));
     LOCK_WAITS
         .lock()
@@ -790,7 +796,7 @@ fn say_lock_wait(label: &str, what: &str) {
         .push(said);
 }
 
-/// The waits for a lock this run said, in order ([`say_lock_wait`]).
+/// The waits this run said, in order ([`say_wait`]).
 pub(crate) fn lock_waits() -> Vec<String> {
     LOCK_WAITS
         .lock()
@@ -1306,8 +1312,8 @@ fn watch(
                 false => ways_out(copying.as_ref(), &looks),
             };
             drop(copying);
-            progress::println(&format!(
-                "copyman: nothing has moved for {} s: {waiting}{}{ways_out}",
+            say_wait(format!(
+                "nothing has moved for {} s: {waiting}{}{ways_out}",
                 say_after().as_secs(),
                 activities.join("; ")
             ));
@@ -2485,8 +2491,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     }
                     None => waits,
                 };
-                progress::println(&format!(
-                    "copyman: nothing has moved for {} s {whose}: {waits}{}{ways_out}",
+                say_wait(format!(
+                    "nothing has moved for {} s {whose}: {waits}{}{ways_out}",
                     say_after().as_secs(),
                     activities.join("; ")
                 ));

@@ -390,6 +390,7 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
         let mut child = copyman()
             .env("COPYMAN_TEST_SAY_AFTER", "2")
             .args([
+                "--json",
                 "table",
                 "t",
                 "--from",
@@ -400,6 +401,7 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
                 &c.dest[1].conninfo(&d2),
             ])
             .args(if job { &job_args[..] } else { &[] })
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -426,9 +428,12 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
             "{frozen}: {line}"
         );
         drop(frozen_backend);
-        let status = child.wait().unwrap();
+        let out = child.wait_with_output().unwrap();
         let rest = stderr.rest();
-        assert_eq!(status.code(), Some(0), "{frozen}: {rest}");
+        assert_eq!(out.status.code(), Some(0), "{frozen}: {rest}");
+        // Kept in the document's waits too (progress62 F3: said on stderr only).
+        let waits = json(&out)["waits"].to_string();
+        assert!(waits.contains(said), "{frozen} {job}: {waits}");
         assert_eq!(count(dest, &d1, "t"), 1_000_000);
         assert_eq!(count(&c.dest[1], &d2, "t"), 1_000_000);
     }
