@@ -1700,6 +1700,13 @@ fn to_json(
         ),
         None => (None, None, None),
     };
+    let bytes = (report.tables.iter())
+        .map(|t| t.destinations.iter().map(|d| d.bytes).max().unwrap_or(0))
+        .sum::<u64>();
+    let per_second = |n: u64| match report.seconds > 0.0 {
+        true => n as f64 / report.seconds,
+        false => 0.0,
+    };
     json!({
         // The words of a one-table run's `--json` (report.rs).
         "status": status_word(exit),
@@ -1716,9 +1723,10 @@ fn to_json(
         "source_rows": totals(report).0,
         "rows": totals(report).0,
         "committed_rows": totals(report).1,
-        "bytes": (report.tables.iter())
-            .map(|t| t.destinations.iter().map(|d| d.bytes).max().unwrap_or(0))
-            .sum::<u64>(),
+        "bytes": bytes,
+        // As a one-table document has them, over `seconds` (progress62 F9).
+        "rows_per_sec": per_second(totals(report).0),
+        "bytes_per_sec": per_second(bytes),
         "snapshot": report.snapshot,
         "notes": notes,
         "waits": crate::watch::lock_waits(),

@@ -745,6 +745,10 @@ fn source_and_committed_rows_mean_one_thing_in_both_documents() {
         let j = json(&out);
         assert_eq!(j["source_rows"], source_rows, "{extra:?}: {j}");
         assert_eq!(j["committed_rows"], 2 * source_rows, "{extra:?}: {j}");
+        // The rates too (progress62 F9: a job's document had none).
+        for rate in ["rows_per_sec", "bytes_per_sec"] {
+            assert!(j[rate].as_f64().is_some_and(|r| r > 0.0), "{extra:?}: {j}");
+        }
     }
 }
 
