@@ -537,7 +537,13 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_message(in_locale(&self.status_line()).into_owned());
         } else if self.plain && self.started.elapsed() >= PLAIN_EVERY {
-            println(&format!("copyman: {}", self.status_line()));
+            // With the time since the start, as a job's lines (progress62 F7: a log's lines
+            // could not be placed in time).
+            println(&format!(
+                "copyman: {:.0} s: {}",
+                self.started.elapsed().as_secs_f64(),
+                self.status_line()
+            ));
         }
     }
 
