@@ -1156,8 +1156,9 @@ fn plan_all(
                     " (a name in the source's catalog — a table's, its schema's or a \
                      column's — is not UTF-8: its database is SQL_ASCII, which takes names of \
                      any bytes, and copyman reads names as UTF-8 (the bytes above are the \
-                     name's, from the first that is not UTF-8 on): leave that table out with a pattern whose ? stands for each such \
-                     byte (--exclude-table 'caf?'), or rename it there)",
+                     name's, from the first that is not UTF-8 on): leave that table out with a \
+                     pattern whose ? stands for each such byte (--exclude-table 'caf?'), or \
+                     rename it there)",
                 );
                 JobError::Source(error)
             }
