@@ -3702,12 +3702,7 @@ fn foreign_keys(conn: &mut Connection) -> (Vec<Edge>, Vec<Edge>) {
     let (mut all, mut binding) = (Vec::new(), Vec::new());
     for row in rows {
         let mut row = row.into_iter();
-        let mut name = || {
-            let schema = row.next().flatten()?;
-            let name = row.next().flatten()?;
-            Some(TableName::from_parts(Some(schema), name).to_string())
-        };
-        let (Some(child), Some(parent)) = (name(), name()) else {
+        let (Some(child), Some(parent)) = (qualified(&mut row), qualified(&mut row)) else {
             continue;
         };
         let edge = (child, parent);
@@ -4099,13 +4094,16 @@ fn references_itself(conn: &mut Connection) -> Vec<String> {
         return Vec::new();
     };
     rows.into_iter()
-        .filter_map(|row| {
-            let mut row = row.into_iter();
-            let schema = row.next().flatten()?;
-            let name = row.next().flatten()?;
-            Some(TableName::from_parts(Some(schema), name).to_string())
-        })
+        .filter_map(|row| qualified(&mut row.into_iter()))
         .collect()
+}
+
+/// The next two columns of a catalog row, schema and name, as one quoted schema-qualified name
+/// (`None` where either is NULL).
+fn qualified(row: &mut impl Iterator<Item = Option<String>>) -> Option<String> {
+    let schema = row.next().flatten()?;
+    let name = row.next().flatten()?;
+    Some(TableName::from_parts(Some(schema), name).to_string())
 }
 
 /// Destination `slot`'s planning session if it still answers: not one whose question was given
@@ -4342,12 +4340,7 @@ fn partition_ancestors(conn: &mut Connection) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for row in rows {
         let mut row = row.into_iter();
-        let mut name = || {
-            let schema = row.next().flatten()?;
-            let name = row.next().flatten()?;
-            Some(TableName::from_parts(Some(schema), name).to_string())
-        };
-        let (Some(part), Some(ancestor)) = (name(), name()) else {
+        let (Some(part), Some(ancestor)) = (qualified(&mut row), qualified(&mut row)) else {
             continue;
         };
         match out.last_mut() {
