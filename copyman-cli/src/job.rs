@@ -1076,6 +1076,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .filter_map(|t| Some((t.table.to_string(), t.estimate?)))
         .collect();
     let _ = display.set(Arc::clone(&render));
+    render.start_ticking();
     let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
     // The tables of a unit (linked by foreign keys: one transaction) each told of its steps
     // before the last one is.
@@ -1146,6 +1147,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         render.event(e);
     })
     .map_err(|error| {
+        render.finish();
         let ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
         let earlier = (ledger.tables.iter()).any(|(_, cells)| cells.contains(&Cell::AlreadyDone));
         fatal_after(error, earlier)
@@ -2887,6 +2889,8 @@ struct Render {
     names: Option<Vec<String>>,
     keep_going: bool,
     state: Mutex<RenderState>,
+    /// The job is over: its ticks stop ([`Render::start_ticking`]).
+    over: std::sync::atomic::AtomicBool,
 }
 
 struct RenderState {
@@ -2923,8 +2927,13 @@ struct RenderState {
     /// TOAST, which the heap's size leaves out): it lengthens the overall bar, which else
     /// stood at 100% with its rate falling to nothing while such a table still moved data.
     done_beyond: u64,
-    /// Each job's line: what it copies, its counts, a note (a lock wait) from the watch.
-    lines: Vec<[String; 3]>,
+    /// Each job's line: what it copies, its counts, the step its table is at once its rows are
+    /// sent ([`Render::step`]), a note (a lock wait) from the watch.
+    lines: Vec<[String; 4]>,
+    /// Per job: its table's rows are all sent (it verifies or commits now), its bar's share
+    /// whole (progress62 F12: the bar stood at 80% with its ETA climbing to 8 minutes while
+    /// `--verify` read the tables again).
+    sent: Vec<bool>,
     started: Instant,
     last_plain: Instant,
     /// The failures said as they happened, by destination and words (the table's name left
@@ -2948,7 +2957,11 @@ impl RenderState {
             _ => (bytes, bytes.saturating_sub(size)),
         };
         let running = (self.running.iter().zip(&self.weights).zip(&self.current))
-            .map(|((&(rows, bytes), &size), name)| part(name, rows, bytes, size));
+            .zip(&self.sent)
+            .map(|(((&(rows, bytes), &size), name), &sent)| match sent {
+                true => (size.max(bytes), bytes.saturating_sub(size)),
+                false => part(name, rows, bytes, size),
+            });
         let held =
             (self.held.iter()).map(|(name, rows, bytes, size)| part(name, *rows, *bytes, *size));
         let (weight, beyond) = running.chain(held).fold(
@@ -2969,8 +2982,15 @@ impl RenderState {
     }
 }
 
-/// How often the plain progress line is printed.
-const PLAIN_EVERY: Duration = Duration::from_secs(5);
+/// A job's line while it has no table.
+fn idle_line(worker: usize) -> [String; 4] {
+    [
+        format!("job {}: idle", worker + 1),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]
+}
 
 impl Render {
     fn new(output: Output, jobs: usize, names: Option<Vec<String>>, keep_going: bool) -> Self {
@@ -3021,20 +3041,40 @@ impl Render {
                 running: vec![(0, 0); jobs],
                 current: vec![String::new(); jobs],
                 held: Vec::new(),
-                lines: (0..jobs)
-                    .map(|w| [format!("job {}: idle", w + 1), String::new(), String::new()])
-                    .collect(),
+                lines: (0..jobs).map(idle_line).collect(),
+                sent: vec![false; jobs],
                 started: now,
                 last_plain: now,
                 said: HashSet::new(),
                 stop_said: false,
             }),
+            over: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Off a terminal, with `--progress`: a thread that prints the overall line when it is due
+    /// though no event came (a table's `--verify` checksum or COMMIT takes its time without
+    /// one), until the job is over.
+    fn start_ticking(self: &Arc<Self>) {
+        if !self.plain {
+            return;
+        }
+        let render = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name("copyman-job-progress".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    match render.upgrade() {
+                        Some(r) if !r.over.load(std::sync::atomic::Ordering::SeqCst) => r.tick(),
+                        _ => break,
+                    }
+                }
+            });
     }
 
     fn event(&self, event: Event) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let bars = self.multi.as_ref();
         match event {
             Event::Started { tables, bytes } => {
                 s.tables = tables;
@@ -3050,7 +3090,11 @@ impl Render {
                         format!("job {}: {table} ({})", worker + 1, HumanBytes(size)),
                         String::new(),
                         String::new(),
+                        String::new(),
                     ];
+                }
+                if let Some(sent) = s.sent.get_mut(worker) {
+                    *sent = false;
                 }
                 self.draw_line(&s, worker);
                 // The job's table before, not finished: held until it is (a group's member).
@@ -3078,6 +3122,9 @@ impl Render {
                 }
                 if let Some(line) = s.lines.get_mut(worker) {
                     line[1] = format!(" — {} rows, {}", HumanCount(rows), HumanBytes(bytes));
+                    // Rows move: its step is the copy (a split table's source checksum came
+                    // before its ranges).
+                    line[2].clear();
                 }
                 self.draw_line(&s, worker);
             }
@@ -3169,17 +3216,81 @@ impl Render {
                         c.clear();
                     }
                     if let Some(line) = s.lines.get_mut(worker) {
-                        *line = [
-                            format!("job {}: idle", worker + 1),
-                            String::new(),
-                            String::new(),
-                        ];
+                        *line = idle_line(worker);
+                    }
+                    if let Some(sent) = s.sent.get_mut(worker) {
+                        *sent = false;
                     }
                     self.draw_line(&s, worker);
                 }
             }
-            _ => {}
+            ref other => {
+                if let Some((worker, step, sent)) = self.step(&s, other)
+                    && let Some(line) = s.lines.get_mut(worker)
+                {
+                    line[2] = format!(", {step}");
+                    if sent && let Some(over) = s.sent.get_mut(worker) {
+                        *over = true;
+                    }
+                    self.draw_line(&s, worker);
+                }
+            }
         }
+        self.show(&mut s);
+    }
+
+    /// The step a worker's table is at that `event` tells, once its copy is no longer what
+    /// takes its time: a `--verify` checksum, its transactions' end. With the worker, and
+    /// whether the table's rows are all sent by then (a split table's source checksum comes
+    /// before its ranges).
+    fn step(&self, s: &RenderState, event: &Event) -> Option<(usize, String, bool)> {
+        let dest = |d: usize| match &self.names {
+            Some(names) => format!("destination {} ({})", d + 1, names[d]),
+            None => format!("destination {}", d + 1),
+        };
+        Some(match event {
+            Event::Verifying { worker, .. } => {
+                let sent = s.running.get(*worker).is_some_and(|&(r, b)| r > 0 || b > 0);
+                (
+                    *worker,
+                    "verifying: its checksum on the source".to_owned(),
+                    sent,
+                )
+            }
+            Event::Checksum {
+                worker,
+                destination,
+                ..
+            } => (
+                *worker,
+                format!("verifying: its checksum on {}", dest(*destination)),
+                true,
+            ),
+            Event::Ending { worker } => (*worker, "ending its transactions".to_owned(), true),
+            Event::CommitStep {
+                worker,
+                destination,
+                action,
+                answer: Answer::Awaited,
+                ..
+            } => (
+                *worker,
+                format!(
+                    "{} on {}",
+                    crate::watch::statement_name(action),
+                    dest(*destination)
+                ),
+                true,
+            ),
+            _ => return None,
+        })
+    }
+
+    /// The overall line, on the bar or (off a terminal, with `--progress`) printed once every
+    /// [`PLAIN_EVERY`](crate::progress::PLAIN_EVERY), naming each job's step past its copy (a
+    /// log showed 38 s of 68 without a word while `--verify` read the tables again: progress62
+    /// F12).
+    fn show(&self, s: &mut RenderState) {
         let (rows, bytes) = s.copied();
         // The rate of the bytes moved: the bar's position weighs tables by their planned
         // (on-disk) size, whose rate read 300 MiB/s for 2.75 KiB copied under --max-rate 32k.
@@ -3196,25 +3307,34 @@ impl Render {
             HumanBytes(bytes),
             HumanBytes((bytes as f64 / seconds) as u64)
         );
-        if let Some((_, overall, _)) = bars {
+        if let Some((_, overall, _)) = &self.multi {
             let (position, length) = s.measured();
             overall.set_length(length);
             overall.set_position(position);
             overall.set_message(crate::progress::in_locale(&line).into_owned());
-        } else if self.plain && s.last_plain.elapsed() >= PLAIN_EVERY {
+        } else if self.plain && s.last_plain.elapsed() >= crate::progress::PLAIN_EVERY {
             s.last_plain = Instant::now();
+            let steps = (s.current.iter().zip(&s.lines))
+                .filter(|(table, line)| !table.is_empty() && !line[2].is_empty())
+                .map(|(table, line)| format!("; {table}{}", line[2].replacen(',', ":", 1)));
             crate::progress::println(&format!(
-                "copyman: {:.0} s: {line}",
-                s.started.elapsed().as_secs_f64()
+                "copyman: {:.0} s: {line}{}",
+                s.started.elapsed().as_secs_f64(),
+                steps.collect::<String>()
             ));
         }
+    }
+
+    fn tick(&self) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.show(&mut s);
     }
 
     /// Puts `note` (a lock wait, from the watch) on a job's line, or takes it off.
     fn note(&self, worker: usize, note: Option<String>) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(line) = s.lines.get_mut(worker) {
-            line[2] = note.map(|n| format!("  {n}")).unwrap_or_default();
+            line[3] = note.map(|n| format!("  {n}")).unwrap_or_default();
         }
         self.draw_line(&s, worker);
     }
@@ -3229,6 +3349,7 @@ impl Render {
     }
 
     fn finish(&self) {
+        self.over.store(true, std::sync::atomic::Ordering::SeqCst);
         crate::progress::set_active(None);
         if let Some((multi, overall, workers)) = &self.multi {
             for bar in workers {
@@ -3639,6 +3760,79 @@ mod tests {
         render.event(started("u"));
         render.event(progress(500, 100));
         assert_eq!(render.state.lock().unwrap().measured().0, 8192 + 100);
+    }
+
+    /// Once a table's rows are all sent, its job's line says the step it is at (`--verify`'s
+    /// checksums, its transactions' end) and the bar counts the table whole, fewer rows than
+    /// estimated or not: the bar stood at 80% with its ETA climbing while the job verified.
+    #[test]
+    fn a_tables_step_past_its_copy_is_said_and_counted_whole() {
+        let render = Render::new(Output::default(), 1, Some(vec!["b@h/db".to_owned()]), false);
+        render.state.lock().unwrap().estimates = HashMap::from([("\"t\"".to_owned(), 1000)]);
+        render.event(Event::Started {
+            tables: 1,
+            bytes: 8192,
+        });
+        let table = TableName::parse("t").unwrap();
+        render.event(Event::TableStarted {
+            worker: 0,
+            table: table.clone(),
+            size: 8192,
+        });
+        render.event(Event::Progress {
+            worker: 0,
+            rows: 600,
+            bytes: 100,
+        });
+        let step = || render.state.lock().unwrap().lines[0][2].clone();
+        assert_eq!(step(), "");
+        assert_eq!(render.state.lock().unwrap().measured(), (4915, 8192));
+        render.event(Event::Verifying {
+            worker: 0,
+            table: table.clone(),
+        });
+        assert_eq!(step(), ", verifying: its checksum on the source");
+        assert_eq!(render.state.lock().unwrap().measured(), (8192, 8192));
+        render.event(Event::CommitStep {
+            worker: 0,
+            table: table.clone(),
+            destination: 0,
+            pid: Some(1),
+            replaces: None,
+            action: Action::Commit,
+            answer: Answer::Awaited,
+        });
+        assert_eq!(step(), ", COMMIT on destination 1 (b@h/db)");
+        // The next table: its copy is what takes the time again.
+        render.event(Event::TableStarted {
+            worker: 0,
+            table,
+            size: 8192,
+        });
+        assert_eq!(step(), "");
+        assert!(!render.state.lock().unwrap().sent[0]);
+    }
+
+    /// A split table's source checksum comes before its ranges: said, not counted as sent, and
+    /// taken off the line once its rows move.
+    #[test]
+    fn a_checksum_before_the_rows_leaves_the_bar_where_it_was() {
+        let render = Render::new(Output::default(), 1, None, false);
+        let table = TableName::parse("t").unwrap();
+        render.event(Event::TableStarted {
+            worker: 0,
+            table: table.clone(),
+            size: 8192,
+        });
+        render.event(Event::Verifying { worker: 0, table });
+        assert!(!render.state.lock().unwrap().sent[0]);
+        assert!(render.state.lock().unwrap().lines[0][2].contains("verifying"));
+        render.event(Event::Progress {
+            worker: 0,
+            rows: 1,
+            bytes: 10,
+        });
+        assert_eq!(render.state.lock().unwrap().lines[0][2], "");
     }
 
     /// The rows and bytes copied so far never go back: a foreign-key group's member copied

@@ -65,7 +65,7 @@ pub(crate) fn rows(n: u64) -> String {
 }
 
 /// How often the plain (non-terminal) progress line is printed.
-const PLAIN_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the bar's message is rebuilt.
 const MESSAGE_EVERY: Duration = Duration::from_millis(100);

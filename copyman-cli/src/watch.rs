@@ -1735,7 +1735,7 @@ impl CommitWait {
 }
 
 /// A commit step's statement without its transaction id.
-fn statement_name(action: &Action) -> &'static str {
+pub(crate) fn statement_name(action: &Action) -> &'static str {
     match action {
         Action::CheckConstraints => "SET CONSTRAINTS ALL IMMEDIATE",
         Action::Commit => "COMMIT",

@@ -1427,3 +1427,51 @@ fn a_table_found_different_and_mended_is_done_once_a_resume_verifies_it() {
     assert_eq!(digest(&c.dest[1], &d1, "t"), digest(&c.source, &src, "t"));
     assert_eq!(count(&c.dest[1], &d1, "t"), 100);
 }
+
+/// Off a terminal, `--progress` prints its line while a table's `--verify` checksum takes the
+/// time and no row moves, naming that step: a log went 38 s of 68 without a word, its last
+/// line counting the rows as if the copy still ran (progress62 F12).
+#[test]
+fn a_jobs_progress_lines_name_the_verify_step_that_takes_the_time() {
+    let c = clusters();
+    let schema = "CREATE TABLE vs (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO vs SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("verify-step.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "vs",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--verify",
+        "--progress",
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    // Committed: the destination's checksum, next, waits for a lock taken now.
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE vs IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let done = paused.resume_in_background();
+    // Longer than the 5 s between two lines.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    holder.batch_execute("COMMIT").unwrap();
+    let out = done.join().unwrap();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("copyman: ")
+            && l.contains(" s: 0/1 tables, 100 rows")
+            && l.contains(r#"; "public"."vs": verifying: its checksum on destination 1 ("#)),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "vs"), 100);
+}

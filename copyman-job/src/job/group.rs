@@ -529,7 +529,7 @@ fn copy_group_unit(
     if options.verify {
         let conn = conns.source.as_mut().expect("connected above");
         for (k, t) in tables.iter().enumerate() {
-            match checksum(conn, t) {
+            match checksum((shared, worker), conn, t) {
                 Ok(sum) => sums[k] = Some(sum),
                 Err(e) => {
                     for &d in &live {

@@ -305,7 +305,7 @@ pub(super) fn copy_split(
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| TableError::new("the source's count(*) returned nothing"))?;
         let sum = if options.verify {
-            Some(checksum(source, t)?)
+            Some(checksum((shared, worker), source, t)?)
         } else {
             None
         };

@@ -288,6 +288,16 @@ pub enum Event {
         /// What cancels what the backend runs.
         cancel: Option<copyman_sync::CancelToken>,
     },
+    /// Under [`Options::verify`], a worker computes the source's checksum of a table (a read of
+    /// each of its rows, in the job's snapshot): no data moves meanwhile, for about as long as
+    /// the table's copy took. It stands until the worker's next event (the destinations'
+    /// checksums are [`Event::Checksum`]s).
+    Verifying {
+        /// The worker.
+        worker: usize,
+        /// The table.
+        table: TableName,
+    },
     /// A session is about to run a table's statements (its `BEGIN`, `TRUNCATE`, `COPY`): its
     /// backend, for a caller that shows lock waits or cancels the copy on a signal. It stands
     /// for that worker until [`Event::Ending`] or [`Event::TableFinished`].

@@ -101,8 +101,17 @@ enum Hashed {
     From(String),
 }
 
-/// Runs the source's checksum on `conn`, inside its open transaction ([`checksum_on`]).
-pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
+/// Runs the source's checksum of `t` on `conn`, inside its open transaction ([`checksum_on`]),
+/// told to the caller first ([`Event::Verifying`]): it reads every row while no data moves.
+pub(super) fn checksum(
+    (shared, worker): (&Shared<'_>, usize),
+    conn: &mut Connection,
+    t: &TablePlan,
+) -> Result<String, TableError> {
+    (shared.events)(Event::Verifying {
+        worker,
+        table: t.table.clone(),
+    });
     checksum_on(conn, t, &[])
 }
 
@@ -275,7 +284,7 @@ fn source_checksum(
     let source = ensure(&mut conns.source, shared.source).map_err(|e| e.prefixed("source: "))?;
     shared.announce(worker, &t.table, Side::Source, source);
     let sum = begin_source(shared, source, shared.plan.snapshot.as_deref(), &[t])
-        .and_then(|()| checksum(source, t));
+        .and_then(|()| checksum((shared, worker), source, t));
     end(Some(source));
     (shared.events)(Event::Ending { worker });
     sum

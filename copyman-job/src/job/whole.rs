@@ -343,7 +343,7 @@ pub(super) fn copy_whole(
     let mut source_sum = None;
     if options.verify && (!ok.is_empty() || !done_earlier(t).is_empty()) {
         let conn = conns.source.as_mut().expect("connected above");
-        match checksum(conn, t) {
+        match checksum((shared, worker), conn, t) {
             Ok(sum) => source_sum = Some(sum),
             Err(e) => {
                 for (d, _) in &ok {
