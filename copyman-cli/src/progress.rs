@@ -27,8 +27,9 @@ static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 /// Cycles of the copy so far (any run): moves while data moves.
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
-/// What the bar says besides the counts: a lock wait.
-static NOTE: Mutex<Option<String>> = Mutex::new(None);
+/// What the bar says besides the counts (a lock wait, a copy that does not move), and the
+/// [`ticks`] when it was said: once data moves again it no longer holds.
+static NOTE: Mutex<Option<(String, u64)>> = Mutex::new(None);
 
 /// How many cycles the copy has made: unchanged means nothing moved.
 pub(crate) fn ticks() -> u64 {
@@ -48,7 +49,7 @@ pub(crate) fn set_active(bar: Option<ProgressBar>) {
 
 /// Puts `note` (e.g. "waiting for lock on destination 2") on the bar, or takes it off.
 pub(crate) fn set_note(note: Option<String>) {
-    *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone();
+    *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone().map(|n| (n, ticks()));
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
     if let (Some(bar), Some(note)) = (active.as_ref(), note) {
         bar.set_message(in_locale(&note).into_owned());
@@ -526,7 +527,11 @@ impl Progress {
             })
             .collect();
         line.push_str(&format!("  destinations {}", states.join(" ")));
-        if let Some(note) = NOTE.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        // (One said before data moved again is over: the copy's last frame said "nothing has
+        // moved for 2 s" beside its counts.)
+        if let Some((note, _)) = (NOTE.lock().unwrap_or_else(PoisonError::into_inner).as_ref())
+            .filter(|(_, at)| *at == ticks())
+        {
             line.push_str(&format!("  {note}"));
         }
         line

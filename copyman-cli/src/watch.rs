@@ -1061,6 +1061,10 @@ fn watch(
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
+    // What the copy waits for, as the bar says it while nothing moves (": copyman waits for
+    // destination 2 to take data …"), once said; and that the bar says it.
+    let mut stuck_on = String::new();
+    let mut stall_noted = false;
     // When the wait was last said: again every `say_after`, shortly, while nothing moves.
     let mut said_at = Instant::now();
     let mut told_itself = false;
@@ -1097,7 +1101,7 @@ fn watch(
             ticks = now_ticks;
             moved = Instant::now();
             told_stuck = false;
-            let noted = storing.grew.is_some();
+            let noted = storing.grew.is_some() || std::mem::take(&mut stall_noted);
             storing.bytes_moved();
             if noted || watched.iter().any(|w| w.waiting) {
                 for w in &mut watched {
@@ -1312,11 +1316,24 @@ fn watch(
                 false => ways_out(copying.as_ref(), &looks),
             };
             drop(copying);
+            stuck_on = match waiting.trim_end_matches(": ") {
+                "" => String::new(),
+                what => format!(": {what}"),
+            };
             say_wait(format!(
                 "nothing has moved for {} s: {waiting}{}{ways_out}",
                 say_after().as_secs(),
                 activities.join("; ")
             ));
+        }
+        // On the bar too, in place of its counts: they kept the rate from before the stall and
+        // "2:ok" of the destination waited for (progress62 F2).
+        if told_stuck && notes.is_empty() && !committing.load(Ordering::SeqCst) {
+            stall_noted = true;
+            progress::set_note(Some(format!(
+                "nothing has moved for {} s{stuck_on}",
+                still.elapsed().as_secs()
+            )));
         }
     }
 }

@@ -731,11 +731,15 @@ fn a_ddl_queued_behind_the_jobs_lock_fails_its_table_rather_than_waiting_for_eve
 /// `copyman ARGS` run on a terminal (`script`): how it exited (`script -e`: as copyman did) and
 /// what the terminal showed.
 fn on_a_terminal(args: &[&str]) -> (std::process::ExitStatus, String) {
-    on_a_terminal_of("xterm", args)
+    on_a_terminal_of("xterm", &[], args)
 }
 
-/// [`on_a_terminal`] of the type `term` (`TERM`).
-fn on_a_terminal_of(term: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+/// [`on_a_terminal`] of the type `term` (`TERM`), with `env` set too.
+fn on_a_terminal_of(
+    term: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
     use std::io::Read;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let command: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_copyman"))
@@ -745,6 +749,7 @@ fn on_a_terminal_of(term: &str, args: &[&str]) -> (std::process::ExitStatus, Str
     let mut child = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &command.join(" "), "/dev/null"])
         .env("TERM", term)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -776,6 +781,7 @@ fn a_dumb_terminal_gets_the_plain_lines() {
     // About 3.6 MB at 400 kB/s: some 9 s, a line after 5.
     let (status, screen) = on_a_terminal_of(
         "dumb",
+        &[],
         &[
             "table",
             "t",
@@ -934,4 +940,47 @@ fn verbose_logs_a_jobs_steps() {
     ] {
         assert!(said.contains(step), "{step}: {said}");
     }
+}
+
+/// On a terminal, a copy that stopped moving says so on its bar, in place of its counts: they
+/// kept the rate from before the stall and "1:ok" of the destination copyman waited for
+/// (progress62 F2).
+#[test]
+fn a_bar_says_that_nothing_moves_in_place_of_its_counts() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int8); INSERT INTO t SELECT generate_series(1, 3);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int8);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    // A second a row: the source's COPY sends nothing for some 3 s.
+    let (status, screen) = on_a_terminal_of(
+        "xterm",
+        &[("COPYMAN_TEST_SAY_AFTER", "1")],
+        &[
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--where",
+            "pg_sleep(1) IS NOT NULL",
+        ],
+    );
+    assert!(status.success(), "{screen}");
+    let bar = screen
+        .split(['\r', '\n', '\x1b'])
+        .find(|s| s.contains("00:00:0") && s.contains("nothing has moved for "));
+    let bar = bar.unwrap_or_else(|| panic!("no bar said it: {screen}"));
+    assert!(!bar.contains(":ok"), "{bar}");
+    // Once the rows came, the counts again, without it.
+    assert!(
+        !screen
+            .split(['\r', '\n', '\x1b'])
+            .any(|s| s.contains(":ok") && s.contains("nothing has moved")),
+        "{screen}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 3);
 }
