@@ -10,7 +10,7 @@
 //! bars themselves (drawn on a [`draw_target`] that writes through it).
 
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,14 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// What the bar says besides the counts (a lock wait, a copy that does not move), and the
 /// [`ticks`] when it was said: once data moves again it no longer holds.
 static NOTE: Mutex<Option<(String, u64)>> = Mutex::new(None);
+
+/// The destination (0-based) that paces the copy, or `usize::MAX` ([`set_slow`]).
+static SLOW: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Marks destination `d` (0-based) as the one that paces the copy (`2:slow` on the bar), or none.
+pub(crate) fn set_slow(d: Option<usize>) {
+    SLOW.store(d.unwrap_or(usize::MAX), Ordering::Relaxed);
+}
 
 /// How many cycles the copy has made: unchanged means nothing moved.
 pub(crate) fn ticks() -> u64 {
@@ -522,6 +530,9 @@ impl Progress {
             .iter()
             .enumerate()
             .map(|(i, s)| match s {
+                DestinationState::Copying if SLOW.load(Ordering::Relaxed) == i => {
+                    format!("{}:slow", i + 1)
+                }
                 DestinationState::Copying => format!("{}:ok", i + 1),
                 DestinationState::Failed => format!("{}:FAILED", i + 1),
             })

@@ -758,6 +758,18 @@ impl RunReport {
         if let Some(why) = crate::watch::waited_on_itself() {
             writeln!(out, "copyman: {why}")?;
         }
+        if let Some((d, share)) = crate::watch::pacer()
+            && let Some(dest) = self.destinations.get(d)
+        {
+            writeln!(
+                out,
+                "copyman: destination {} ({}) paced the copy: copyman waited on it alone {:.0}% \
+                 of the time (the others wait with it)",
+                d + 1,
+                dest.endpoint,
+                share * 100.0
+            )?;
+        }
         // One column for every line's status, as wide as the widest ("commit pending" pushed
         // its line one column right: sweep58 F6).
         let width = (self.destinations.iter())
@@ -1077,6 +1089,12 @@ impl RunReport {
             "endpoint": endpoint,
             "sqlstate": sqlstate,
             "waits": crate::watch::lock_waits(),
+            // The destination copyman waited on alone the most (1-based), and how much of the
+            // time.
+            "paced_by": crate::watch::pacer().map(|(d, share)| json!({
+                "destination": d + 1,
+                "share": (share * 100.0).round() / 100.0,
+            })),
             "notices": self.notices.iter().map(Notice::to_json).collect::<Vec<_>>(),
         })
     }

@@ -232,6 +232,68 @@ pub(crate) fn copy_started(copying: Copying) {
     *COPYING.lock().unwrap_or_else(PoisonError::into_inner) = Some(copying);
 }
 
+/// How often the one-table copy waited on each destination alone (progress62 F4: one that
+/// paced the copy, a trigger slowing it fivefold, was never named): sampled by the watch every
+/// [`POLL`] while the copy streams; a sample where copyman waits for destinations' sockets, not
+/// for the source's data, counts for each of them.
+struct Pace {
+    samples: u64,
+    /// By destination (0-based).
+    waited: Vec<u64>,
+    /// How many destinations the copy had at most.
+    destinations: usize,
+}
+
+static PACE: Mutex<Pace> = Mutex::new(Pace {
+    samples: 0,
+    waited: Vec::new(),
+    destinations: 0,
+});
+
+impl Pace {
+    fn sample(&mut self, copying: &Copying) {
+        let under_way = &copying.under_way;
+        if under_way.completing() {
+            return;
+        }
+        self.samples += 1;
+        self.destinations = self.destinations.max(copying.live.len());
+        if under_way.producer() {
+            return;
+        }
+        for r in under_way.receivers() {
+            if let Some(&d) = copying.live.get(r.0) {
+                if self.waited.len() <= d {
+                    self.waited.resize(d + 1, 0);
+                }
+                self.waited[d] += 1;
+            }
+        }
+    }
+
+    /// The destination that paced a copy to several, and the share of its time copyman waited
+    /// on it alone: a third of 3 s or more, and at least twice any other's.
+    fn pacer(&self) -> Option<(usize, f64)> {
+        if self.destinations < 2 || self.samples < 30 {
+            return None;
+        }
+        let (d, most) = (self.waited.iter().copied().enumerate()).max_by_key(|(_, w)| *w)?;
+        let next = (self.waited.iter().enumerate())
+            .filter(|(o, _)| *o != d)
+            .map(|(_, w)| *w)
+            .max()
+            .unwrap_or(0);
+        let share = most as f64 / self.samples as f64;
+        (share >= 0.3 && most >= 2 * next).then_some((d, share))
+    }
+}
+
+/// The destination (0-based) that paced the one-table copy, if one did, and the share of its
+/// time copyman waited on it alone.
+pub(crate) fn pacer() -> Option<(usize, f64)> {
+    PACE.lock().unwrap_or_else(PoisonError::into_inner).pacer()
+}
+
 /// The one-table copy went on without destination `d` (0-based, `--keep-going`).
 pub(crate) fn destination_dropped(d: usize) {
     if let Some(copying) = COPYING
@@ -1081,6 +1143,13 @@ fn watch(
             said_at = moved;
             told_stuck = false;
             continue;
+        }
+        if let Some(copying) = lock_briefly(&COPYING)
+            && let Some(copying) = copying.as_ref()
+        {
+            let mut pace = PACE.lock().unwrap_or_else(PoisonError::into_inner);
+            pace.sample(copying);
+            progress::set_slow(pace.pacer().map(|(d, _)| d));
         }
         let due = last_look.is_none_or(|t| t.elapsed() >= look_every());
         if signals::received().is_some() {
@@ -2610,6 +2679,29 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
 
 #[cfg(test)]
 mod tests {
+    /// A destination is named as the copy's pace only where it stands out: alone waited on a
+    /// third of the time or more, twice as much as any other, over 3 s, of a copy to several.
+    #[test]
+    fn the_pace_is_one_destination_that_stands_out() {
+        let pace = |samples, waited: &[u64], destinations| {
+            Pace {
+                samples,
+                waited: waited.to_vec(),
+                destinations,
+            }
+            .pacer()
+            .map(|(d, _)| d)
+        };
+        assert_eq!(pace(100, &[10, 80, 5], 3), Some(1));
+        assert_eq!(pace(100, &[0, 40], 2), Some(1));
+        // Alike: the source, or all of them, set the pace.
+        assert_eq!(pace(100, &[60, 50, 55], 3), None);
+        // Seldom waited on, too short, or the only one.
+        assert_eq!(pace(100, &[0, 20], 2), None);
+        assert_eq!(pace(20, &[0, 20], 2), None);
+        assert_eq!(pace(100, &[90], 1), None);
+    }
+
     use super::*;
 
     fn look(pid: i32, started: &str, blockers: &[(i32, &str)]) -> Look {

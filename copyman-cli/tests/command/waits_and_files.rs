@@ -17,6 +17,8 @@
 //! 6. A slow destination storing what it was sent is said so, not as nothing moving; under a
 //!    `--stall-timeout` shorter than it takes to store one message, it is not stalled; one
 //!    frozen with its data unread at the end of the copy is given up at the stall timeout.
+//! 7. A destination that paces a copy to several (a slow trigger there) is named, on the bar
+//!    (`2:slow`), in the summary and in `--json`; destinations alike are not.
 //!
 //! Real clusters, shared by the binary; a fresh database per test.
 
@@ -1331,4 +1333,53 @@ fn a_file_that_cannot_be_used_is_named_in_the_json_document() {
         );
     }
     let _ = fs::remove_dir_all(&directory.0);
+}
+
+/// A destination whose trigger sleeps paces the copy: named, with the share of the time copyman
+/// waited on it alone (progress62 F4: "destinations 1:ok 2:ok" while it held the others back
+/// for 50 s).
+#[test]
+fn a_destination_that_paces_the_copy_is_named() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE pace (i int8, t text);
+         INSERT INTO pace SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g;",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE pace (i int8, t text);");
+    // 30 ms every 1,000 rows: some 6 s (a progress line after 5), for more data than the
+    // sockets hold (20 MB).
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE pace (i int8, t text);
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.i % 1000 = 0 THEN PERFORM pg_sleep(0.03); END IF; RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON pace FOR EACH ROW EXECUTE FUNCTION slow();",
+    );
+    let out = run(&[
+        "--json",
+        "table",
+        "pace",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--progress",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("copyman: destination 2 (") && stderr.contains(") paced the copy: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("destinations 1:ok 2:slow"), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["paced_by"]["destination"], 2, "{report}");
+    assert!(
+        report["paced_by"]["share"].as_f64().unwrap() >= 0.3,
+        "{report}"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "pace"), 200_000);
 }
