@@ -1078,6 +1078,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let _ = display.set(Arc::clone(&render));
     render.start_ticking();
     let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
+    let statements = match report::verbose() {
+        true => statements(&plan, &dests),
+        false => HashMap::new(),
+    };
     // The tables of a unit (linked by foreign keys: one transaction) each told of its steps
     // before the last one is.
     let told_before_the_last: HashSet<String> = (plan.groups.iter())
@@ -1119,7 +1123,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
                 triggers.join(", ")
             ));
         }
-        log_step(&e, &dests);
+        log_step(&e, &dests, &statements);
         // What a stop meanwhile waits for: copyman's own write, not the servers.
         if let Event::Recording { log } = &e {
             signals::recording(log.as_deref());
@@ -2801,21 +2805,49 @@ impl Ledger {
     }
 }
 
-/// A job's steps in the step log (`--verbose`): each table a worker takes, each statement that
-/// ends a table's transaction on a destination and its answer, and how each table ended
-/// (a job logged nothing but its planning: cli43 F7).
-fn log_step(event: &Event, dests: &[Server]) {
+/// Each table's statements, by name, as the step log says them when a worker takes it: the
+/// source's (each range's), then each destination's steps, as `--dry-run` says them.
+fn statements(plan: &job::Plan, dests: &[Server]) -> HashMap<String, Vec<String>> {
+    let mut by_table = HashMap::new();
+    for (ti, t) in plan.tables.iter().enumerate() {
+        let mut lines = vec![format!("on the source: {}", t.send)];
+        for (i, range) in t.ranges.iter().enumerate() {
+            lines.push(format!("range {} on the source: {range}", i + 1));
+        }
+        for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
+            lines.push(format!(
+                "on destination {} ({}): {}",
+                i + 1,
+                s.name,
+                dest_plan(plan, ti, i, d)
+            ));
+        }
+        by_table.insert(t.table.to_string(), lines);
+    }
+    by_table
+}
+
+/// A job's steps in the step log (`--verbose`): each table a worker takes with its statements
+/// (`statements`: a `TRUNCATE` was in no log, progress62 F6), each statement that ends a
+/// table's transaction on a destination and its answer, and how each table ended (a job logged
+/// nothing but its planning: cli43 F7).
+fn log_step(event: &Event, dests: &[Server], statements: &HashMap<String, Vec<String>>) {
     let dest = |d: &usize| format!("destination {} ({})", d + 1, dests[*d].name);
     match event {
         Event::TableStarted {
             worker,
             table,
             size,
-        } => report::log(format_args!(
-            "job {}: {table} ({})",
-            worker + 1,
-            HumanBytes(*size)
-        )),
+        } => {
+            report::log(format_args!(
+                "job {}: {table} ({})",
+                worker + 1,
+                HumanBytes(*size)
+            ));
+            for line in statements.get(&table.to_string()).into_iter().flatten() {
+                report::log(format_args!("job {}: {table} {line}", worker + 1));
+            }
+        }
         Event::CommitStep {
             table,
             destination,

@@ -97,6 +97,11 @@ pub(crate) fn set_verbose(on: bool) {
 }
 
 /// Logs a step (with `--verbose` only).
+/// Whether the step log is on (`--verbose`).
+pub(crate) fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
 pub(crate) fn log(message: impl fmt::Display) {
     if VERBOSE.load(Ordering::Relaxed) {
         progress::println(&format!("copyman: {message}"));

@@ -904,9 +904,9 @@ fn a_job_that_stopped_at_once_does_not_draw_its_bar_full() {
     assert_eq!(count(&c.dest[0], &d1, "big"), 0);
 }
 
-/// `--verbose` logs a job's steps: each table a worker takes, each statement that ends its
-/// transactions and its answer, how each table ended where (a job logged only its planning:
-/// cli43 F7).
+/// `--verbose` logs a job's steps: each table a worker takes with its statements (its
+/// `TRUNCATE` was in no log: progress62 F6), each statement that ends its transactions and its
+/// answer, how each table ended where (a job logged only its planning: cli43 F7).
 #[test]
 fn verbose_logs_a_jobs_steps() {
     let c = clusters();
@@ -927,12 +927,15 @@ fn verbose_logs_a_jobs_steps() {
         &c.dest[0].conninfo(&d1),
         "--state",
         &state.path("job.state"),
+        "--truncate",
         "-v",
     ]);
     assert_exit(&out, 0);
     let said = text(&out.stderr);
     for step in [
         "copyman: job 1: \"public\".",
+        "\"public\".\"va\" on the source: COPY \"public\".\"va\" (\"id\") TO STDOUT",
+        "): BEGIN; TRUNCATE ONLY \"public\".\"vb\"; ",
         "\"public\".\"va\" on destination 1 (",
         "): COMMIT (done)",
         "\"public\".\"vb\" → destination 1 (",
