@@ -173,8 +173,8 @@ pub(crate) struct LowArgs {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: LowCommand,
-    /// No progress and no summary on stderr (errors, warnings and notes are still shown, and a
-    /// run's summary when it did not succeed).
+    /// No progress and no summary on stderr (errors, warnings and notes are still shown; a run
+    /// that did not succeed says what failed, each destination that failed, and what committed).
     #[arg(short, long, global = true, display_order = 100)]
     pub(crate) quiet: bool,
     /// Log each step on stderr.
