@@ -1411,6 +1411,8 @@ fn dry_run(
                 json!({
                     "table": t.table.to_string(),
                     "size": t.bytes,
+                    // The source's statistics (pg_class.reltuples), where it has them.
+                    "estimated_rows": t.estimate,
                     "format": t.format.name(),
                     "format_reason": t.format_reason,
                     "statement": t.send,
@@ -1473,8 +1475,13 @@ fn dry_run(
         text.push_str(&format!("  note: {note}\n"));
     }
     for (ti, t) in plan.tables.iter().enumerate() {
+        // Its rows as the source's statistics count them (progress62 F10: sizes on disk only).
+        let rows = t
+            .estimate
+            .map(|n| format!(", about {}", crate::progress::rows(n)))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "  {} ({}, {})\n    {}\n",
+            "  {} ({}{rows}, {})\n    {}\n",
             t.table,
             HumanBytes(t.bytes),
             t.format.name(),

@@ -1358,15 +1358,16 @@ fn a_tables_toast_counts_in_its_size_and_the_jobs_order() {
         ),
     );
     let dst = database(&c.dest[0], schema);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
     let out = run(&[
         "--json",
         "table",
         "toasty",
         "heapy",
         "--from",
-        &c.source.conninfo(&src),
+        &from,
         "--to",
-        &c.dest[0].conninfo(&dst),
+        &to,
         "--dry-run",
     ]);
     assert_exit(&out, 0);
@@ -1375,6 +1376,28 @@ fn a_tables_toast_counts_in_its_size_and_the_jobs_order() {
     assert_eq!(tables[0]["table"], "\"public\".\"toasty\"", "{doc}");
     let size = |i: usize| tables[i]["size"].as_u64().unwrap_or_default();
     assert!(size(0) > 4_000_000 && size(0) > size(1), "{doc}");
+    // Its rows too, as the source's statistics count them (progress62 F10: sizes only).
+    c.source.connect(&src).batch_execute("ANALYZE").unwrap();
+    let mut args = vec![
+        "table",
+        "heapy",
+        "toasty",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--dry-run",
+    ];
+    let out = run(&args);
+    assert_exit(&out, 0);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains(" (") && plan.contains(", about 20,000 rows, "),
+        "{plan}"
+    );
+    args.insert(0, "--json");
+    let doc = json(&run(&args));
+    assert_eq!(doc["tables"][1]["estimated_rows"], 20_000, "{doc}");
 }
 
 /// A table name's control characters are written as SQL's Unicode escapes (`U&"…"`), in the
