@@ -1713,9 +1713,7 @@ fn to_json(
         ),
         None => (None, None, None),
     };
-    let bytes = (report.tables.iter())
-        .map(|t| t.destinations.iter().map(|d| d.bytes).max().unwrap_or(0))
-        .sum::<u64>();
+    let bytes = sent_bytes(report);
     let per_second = |n: u64| match report.seconds > 0.0 {
         true => n as f64 / report.seconds,
         false => 0.0,
@@ -1826,11 +1824,22 @@ fn write_human(
         true => format!(" (after {before:.1} s of planning)"),
         false => String::new(),
     };
+    // Its data and rate, as a one-table run's closing line says them (progress62 F7).
+    let bytes = sent_bytes(report);
+    let rate = match (bytes, report.seconds > 0.0) {
+        (0, _) => String::new(),
+        (_, true) => format!(
+            " ({}, {}/s)",
+            HumanBytes(bytes),
+            HumanBytes((bytes as f64 / report.seconds) as u64)
+        ),
+        (_, false) => format!(" ({})", HumanBytes(bytes)),
+    };
     if !output.quiet {
         writeln!(
             out,
             "copyman: {} of {} tables × destinations done ({} to {}){verified}, {} source {}, \
-             {} {} committed on the destinations in {:.1} s{planned}{}",
+             {} {} committed on the destinations in {:.1} s{rate}{planned}{}",
             done,
             pairs,
             plural(report.tables.len(), "table"),
@@ -2887,6 +2896,13 @@ fn log_step(event: &Event, dests: &[Server], statements: &HashMap<String, Vec<St
         }
         _ => {}
     }
+}
+
+/// The COPY data a job sent, each table's once (as much as to the destination it sent most).
+fn sent_bytes(report: &JobReport) -> u64 {
+    (report.tables.iter())
+        .map(|t| t.destinations.iter().map(|d| d.bytes).max().unwrap_or(0))
+        .sum()
 }
 
 /// A job's totals: the source's rows of the tables it copied (as a one-table run counts), and

@@ -943,6 +943,15 @@ fn verbose_logs_a_jobs_steps() {
     ] {
         assert!(said.contains(step), "{step}: {said}");
     }
+    // The closing line says the data and its rate, as a one-table run's (progress62 F7).
+    let closing = said
+        .lines()
+        .find(|l| l.contains(" committed on the destinations in "));
+    let closing = closing.unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        closing.contains(" s (") && closing.contains("B/s)"),
+        "{closing}"
+    );
 }
 
 /// On a terminal, a copy that stopped moving says so on its bar, in place of its counts: they
