@@ -558,7 +558,9 @@ pub fn large_object_columns(
     dests: &[(&str, &Relation)],
     columns: Option<&[Ident]>,
 ) -> Option<String> {
-    let found = copied_of_type(dests, columns, |t| matches!(t, "oid" | "lo"));
+    // By its base type: `lo` (contrib's) is a domain over oid, its name schema-qualified
+    // (`public.lo`: its columns were left out, dump63 F1).
+    let found = copied_of_type(dests, columns, |c| c.base_name() == "oid");
     if found.is_empty() {
         return None;
     }
@@ -577,14 +579,14 @@ pub fn large_object_columns(
 fn copied_of_type(
     dests: &[(&str, &Relation)],
     columns: Option<&[Ident]>,
-    of_type: impl Fn(&str) -> bool,
+    of_type: impl Fn(&Column) -> bool,
 ) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     for (_, rel) in dests {
         for column in &rel.columns {
             let copied = columns.is_none_or(|cols| cols.contains(&column.name));
             let name = column.name.to_string();
-            if copied && of_type(&column.type_name) && !found.contains(&name) {
+            if copied && of_type(column) && !found.contains(&name) {
                 found.push(name);
             }
         }
@@ -600,8 +602,8 @@ pub fn cut_columns_from_a_file(
     dests: &[(&str, &Relation)],
     columns: Option<&[Ident]>,
 ) -> Option<String> {
-    let names = copied_of_type(dests, columns, |t| t == "name");
-    let chars = copied_of_type(dests, columns, |t| t == "\"char\"");
+    let names = copied_of_type(dests, columns, |c| c.type_name == "name");
+    let chars = copied_of_type(dests, columns, |c| c.type_name == "\"char\"");
     let mut said = Vec::new();
     if !names.is_empty() {
         said.push(format!(

@@ -1375,9 +1375,13 @@ fn a_destination_that_paces_the_copy_is_named() {
         "{stderr}"
     );
     // On its progress line, which says its time since the start (progress62 F7).
-    let line = stderr.lines().find(|l| l.contains("destinations 1:ok 2:slow"));
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("destinations 1:ok 2:slow"));
     let line = line.unwrap_or_else(|| panic!("{stderr}"));
-    let seconds = line.strip_prefix("copyman: ").and_then(|l| l.split_once(" s: "));
+    let seconds = line
+        .strip_prefix("copyman: ")
+        .and_then(|l| l.split_once(" s: "));
     assert!(
         seconds.is_some_and(|(s, _)| s.parse::<u64>().is_ok_and(|s| s >= 5)),
         "{line}"
