@@ -2548,7 +2548,7 @@ pub fn resolve_columns(
     };
     let mut problems = Vec::new();
     for (label, rel) in dests {
-        let mut missing = Vec::new();
+        let (mut missing, mut generated_there) = (Vec::new(), Vec::new());
         for name in &columns {
             match rel.column(name) {
                 // A column there of that name but for its case is another column to the server
@@ -2565,7 +2565,7 @@ pub fn resolve_columns(
                     )),
                     None => missing.push(name.to_string()),
                 },
-                Some(c) if c.generated => missing.push(format!("{name} (generated there)")),
+                Some(c) if c.generated => generated_there.push(name.to_string()),
                 Some(_) => {}
             }
         }
@@ -2608,6 +2608,16 @@ pub fn resolve_columns(
         let mut said = Vec::new();
         if !missing.is_empty() {
             said.push(format!("lacks {}", missing.join(", ")));
+        }
+        // It has them, generated: COPY cannot write them (it said "lacks", with advice for
+        // the other way round, dump63 F2).
+        if !generated_there.is_empty() {
+            said.push(format!(
+                "generates {}, which the source stores: COPY cannot write a generated column, \
+                 whose values would be computed there, not copied (make it a plain column \
+                 there, or leave it out with --columns)",
+                generated_there.join(", ")
+            ));
         }
         for name in &columns {
             let (Some(from), Some(to)) = (source.and_then(|s| s.column(name)), rel.column(name))
@@ -2680,9 +2690,14 @@ pub fn resolve_columns(
 /// one the source has not that takes no default and refuses NULL cannot (types46 F1: the advice
 /// led to a second refusal).
 pub fn columns_may_mend(why: &str) -> bool {
-    ["lacks ", "has column ", "that the source generates"]
-        .iter()
-        .any(|said| why.contains(said))
+    [
+        "lacks ",
+        "has column ",
+        "that the source generates",
+        "which the source stores",
+    ]
+    .iter()
+    .any(|said| why.contains(said))
 }
 
 /// Why a column's values would be stored as others on the destination `to` though its type is
@@ -3593,7 +3608,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.contains(
-                r#"destination 1 lacks "b"; and has "c" that the source has not and that takes no default and refuses NULL (give it a DEFAULT there, or DROP NOT NULL); destination 2 lacks "b" (generated there)"#
+                r#"destination 1 lacks "b"; and has "c" that the source has not and that takes no default and refuses NULL (give it a DEFAULT there, or DROP NOT NULL); destination 2 generates "b", which the source stores: COPY cannot write a generated column, whose values would be computed there, not copied (make it a plain column there, or leave it out with --columns)"#
             ),
             "{err}"
         );

@@ -2184,7 +2184,8 @@ fn plan_all(
                 let way = match crate::plan::columns_may_mend(&why) {
                     true => format!(
                         "; make its columns fit the source's there (ALTER TABLE …: a column it \
-                         lacks added, one the source generates generated there too), or, where \
+                         lacks added, one the source generates generated there too, one it \
+                         generates that the source stores made plain), or, where \
                          no other table of the job is linked to it by a foreign key, copy it \
                          alone (copyman table {} --columns …) and leave it out of the job \
                          (--exclude-table)",
