@@ -76,7 +76,8 @@ pub(crate) struct LowJob {
     /// from.
     #[arg(long)]
     pub(crate) resume: bool,
-    /// Compare an order-independent checksum of every table on the source (in the job's
+    /// Compare an order-independent checksum of every table's copied columns (a column
+    /// generated there is computed, not copied) on the source (in the job's
     /// snapshot) and on each destination (after its commit; with --resume, the tables done
     /// earlier too, with the checksum recorded when they matched, so that a source that changed
     /// since is no difference); a table that differs is not recorded as done there (--resume
@@ -1814,7 +1815,9 @@ fn write_human(
         .filter(|d| d.verified == Some(true))
         .count();
     let verified = match options.verify {
-        true => format!(", {verified} verified (row count and checksum as the source's)"),
+        true => format!(
+            ", {verified} verified (row count and checksum of the copied columns as the source's)"
+        ),
         false => String::new(),
     };
     // The copy's time leaves planning out: one that took long is said beside it (progress45

@@ -238,7 +238,7 @@ fn a_verified_job_is_resumed_with_verify() {
     assert!(
         text(&first.stderr).contains(
             "1 of 1 tables × destinations done (1 table to 1 destination), 1 verified (row count \
-             and checksum as the source's)"
+             and checksum of the copied columns as the source's)"
         ),
         "{}",
         text(&first.stderr)
