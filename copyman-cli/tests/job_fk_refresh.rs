@@ -242,8 +242,8 @@ fn without_truncate_no_group_is_formed() {
 
 /// A table outside the selection that references a member still blocks the group's TRUNCATE
 /// (PostgreSQL refuses it, and copyman never empties a table it does not copy): the group's
-/// members are then emptied one by one, children first, each as a table alone is (a `DELETE`
-/// where it touches nothing else). Where that outside table holds no referencing rows the
+/// members are then emptied in parts: those no table outside references with one `TRUNCATE`,
+/// then each other one as a table alone is (a `DELETE` where it touches nothing else). Where that outside table holds no referencing rows the
 /// refresh succeeds; where it does, the group is refused while planning: its 23503 names the
 /// constraint and the one statement that empties the group with that table, and nothing of
 /// the group is committed on any destination.
@@ -269,7 +269,8 @@ fn a_referencing_table_outside_the_selection_keeps_the_delete_rule() {
     let dry = selected(&["--dry-run"]);
     let plan = text(&dry.stdout);
     assert!(
-        plan.contains("empties them one by one, children first")
+        plan.contains("empties them those no table outside references with one TRUNCATE, then")
+            && plan.contains(r#"TRUNCATE ONLY "public"."parent", ONLY "public"."child"; "#)
             && plan.contains(r#"DELETE FROM ONLY "public"."grand""#),
         "{plan}"
     );
@@ -400,7 +401,10 @@ fn a_table_of_one_destination_referencing_the_group_fails_the_group_there_only()
     let plan = text(&dry.stdout);
     assert!(
         plan.contains(r#"empties them with one TRUNCATE ONLY "public"."grand""#)
-            && plan.contains("(one by one, children first, on destination 2: a table outside"),
+            && plan.contains(
+                "(those no table outside references with one TRUNCATE, then the others one by \
+                 one, children first, on destination 2: a table outside"
+            ),
         "{plan}"
     );
     let out = job(&src, &d1, &d2, &state, &["--truncate", "--keep-going"]);
@@ -613,4 +617,57 @@ fn a_resume_of_a_truncate_run_empties_what_it_copies_as_the_run_would_have() {
         text(&resumed.stderr)
     );
     assert_equal_to_source(&src, [&d1, &d2]);
+}
+
+/// A group one member of which a table outside it references (a schema copied alone, another
+/// schema's table referencing its users): the members no table outside references are emptied
+/// with one `TRUNCATE`, then the others one by one. A member whose `DELETE` would cascade onto
+/// another member was refused (0A000), though that member was empty by then, and a job that
+/// could run did not (dump63 F3); now it copies, and where the outside table's rows reference
+/// the member emptied by a `DELETE`, that member's refusal is the job's reason.
+#[test]
+fn a_group_referenced_from_outside_truncates_the_members_no_outside_table_references() {
+    let c = two_phase_clusters();
+    let schema = "CREATE TABLE users (id int PRIMARY KEY);
+        CREATE TABLE orders (id int PRIMARY KEY, u int REFERENCES users);
+        CREATE TABLE items (id int, o int REFERENCES orders ON DELETE CASCADE);
+        CREATE TABLE cust (id int, u int REFERENCES users);";
+    let rows = "INSERT INTO users SELECT generate_series(1, 10);
+        INSERT INTO orders SELECT g, 1 + g % 10 FROM generate_series(1, 50) g;
+        INSERT INTO items SELECT g, 1 + g % 50 FROM generate_series(1, 200) g;";
+    let src = database(&c.source, &format!("{schema} {rows}"));
+    let d1 = database(&c.dest[0], &format!("{schema} {rows}"));
+    let state = TempPath::new("fk-outside-parts.state");
+    let job = || {
+        copyman()
+            .args(["table", "users", "orders", "items", "--truncate"])
+            .args(["--from", &c.source.conninfo(&src)])
+            .args(["--to", &c.dest[0].conninfo(&d1)])
+            .args(["--state", state.arg()])
+            .output()
+            .unwrap()
+    };
+    let out = job();
+    assert_exit(&out, 0);
+    for table in ["users", "orders", "items"] {
+        assert_eq!(
+            digest(&c.dest[0], &d1, table),
+            digest(&c.source, &src, table)
+        );
+    }
+    // A row of cust there references a user: users cannot be emptied, and the job says so.
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("INSERT INTO cust VALUES (1, 3)")
+        .unwrap();
+    let out = job();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    let stopped = stderr.lines().find(|l| l.contains("the job stopped"));
+    let stopped = stopped.unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        stopped.contains(r#""public"."users""#) && stopped.contains("23503"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "items"), 200);
 }

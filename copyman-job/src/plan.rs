@@ -3813,10 +3813,11 @@ mod tests {
 /// * a group is never split into ctid ranges (a table emptied first never is): one session per
 ///   destination carries the whole group;
 /// * a member that a table outside the group references (not selected, or not emptied) cannot
-///   be truncated with the others: the group then empties its members one by one, children
-///   first, each as a table alone would be ([`crate::sql::emptying`]: a `DELETE` where that
-///   touches nothing else, which fails with 23503 while that outside table's rows reference
-///   its rows), still in the group's one transaction ([`Group::truncate_together`] false).
+///   be truncated with the others: the group then empties with one `TRUNCATE` the members that
+///   no table references but one of them, then the others one by one, children first, each as
+///   a table alone would be ([`crate::sql::emptying`]: a `DELETE` where that touches nothing
+///   else, which fails with 23503 while that outside table's rows reference its rows), still
+///   in the group's one transaction ([`Group::truncate_together`] false).
 ///   That is decided on each destination: a destination's own table that references a member
 ///   does not keep the others from their one `TRUNCATE`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::drive::{Driven, drive};
 use super::error::{
     TableError, commit_pending, describe, mismatch, refused, rollback_pending, unrecorded,
 };
-use super::planning::{DestPlan, TablePlan, truncates_together};
+use super::planning::{DestPlan, TablePlan, group_emptying_steps};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
     JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry, commit_live,
@@ -39,7 +39,7 @@ const GROUP_OTHER_FAILED: &str =
 
 /// Copies an FK-linked group of tables as one unit ([`crate::plan::Group`]): on each
 /// destination one transaction empties every member (one `TRUNCATE` where no other table
-/// references them, else one by one, children first), copies each member in the group's order
+/// references them, else [`group_emptying_steps`]' parts), copies each member in the group's order
 /// from the job's snapshot, advances their sequences, and ends with one commit (two-phase under
 /// [`Options::two_phase`]); every member is recorded done there together, after that commit.
 /// A failure of any member on a destination rolls the whole group back there, and under the
@@ -260,27 +260,20 @@ fn copy_group_unit(
                 if emptied.is_empty() {
                     return guards(conn);
                 }
-                if truncates_together(&shared.plan.tables, group, d) {
-                    let sql = shared
-                        .plan
-                        .group_emptying(group, d)
-                        .expect("it empties some member");
-                    conn.execute(&sql).map_err(|e| {
-                        let e = shared.describe(&e);
-                        (
-                            emptied[0].0,
-                            TableError {
-                                message: format!("emptying its group ({sql}): {}", e.message),
-                                ..e
-                            },
-                        )
+                // The members' positions among `tables` (the group's, in its order).
+                let local = |m: usize| {
+                    let at = group.members.iter().position(|&g| g == m);
+                    at.expect("a member of the group")
+                };
+                for (members, sql) in group_emptying_steps(&shared.plan.tables, group, d) {
+                    conn.execute(&sql).map_err(|e| match &members[..] {
+                        &[m] => (local(m), shared.resumed_truncate(&e, tables[local(m)], d)),
+                        _ => {
+                            let e = shared.describe(&e);
+                            let message = format!("emptying its group ({sql}): {}", e.message);
+                            (local(members[0]), TableError { message, ..e })
+                        }
                     })?;
-                } else {
-                    // Children first: a member's DELETE meets no rows of the members after it.
-                    for &(k, kind, quiet) in emptied.iter().rev() {
-                        conn.execute(&tables[k].emptying(kind, quiet))
-                            .map_err(|e| (k, shared.resumed_truncate(&e, tables[k], d)))?;
-                    }
                 }
                 guards(conn)
             });

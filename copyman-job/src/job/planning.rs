@@ -305,42 +305,106 @@ impl Plan {
         self.groups.iter().find(|g| g.members.contains(&i))
     }
 
-    /// The statement that empties the members of `group` that destination `d` empties first:
-    /// one `TRUNCATE` of them all ([`crate::plan::Group::truncate_together`]), else each
-    /// member's own ([`TablePlan::emptying`]), children first; `None` when it empties none.
+    /// The statements that empty the members of `group` that destination `d` empties first, in
+    /// their order ([`group_emptying_steps`]), as one; `None` when it empties none.
     pub fn group_emptying(&self, group: &crate::plan::Group, d: usize) -> Option<String> {
-        let emptied: Vec<(&TablePlan, &str, bool)> = group
-            .members
-            .iter()
-            .map(|&m| &self.tables[m])
-            .filter_map(|t| match &t.destinations[d] {
-                DestPlan::Copy {
-                    truncate: true,
-                    kind,
-                    quiet_delete,
-                    ..
-                } => Some((t, kind.as_str(), *quiet_delete)),
-                _ => None,
-            })
-            .collect();
-        if emptied.is_empty() {
-            return None;
-        }
-        Some(if truncates_together(&self.tables, group, d) {
-            let list: Vec<(&TableName, &str)> = emptied
-                .iter()
-                .map(|&(t, kind, _)| (&t.table, kind))
-                .collect();
-            crate::sql::emptying_together(&list)
-        } else {
-            let each: Vec<String> = emptied
-                .iter()
-                .rev()
-                .map(|&(t, kind, quiet)| t.emptying(kind, quiet))
-                .collect();
-            each.join("; ")
+        let steps = group_emptying_steps(&self.tables, group, d);
+        (!steps.is_empty()).then(|| {
+            let sql: Vec<String> = steps.into_iter().map(|(_, sql)| sql).collect();
+            sql.join("; ")
         })
     }
+}
+
+/// How destination `d` empties the members of `group` it empties first, in order: each
+/// statement with the members (indexes into `tables`) it empties. One `TRUNCATE` of them all
+/// ([`truncates_together`]); else one `TRUNCATE` of those no table references there but one of
+/// them ([`truncated_first`]), then each other member's own ([`TablePlan::emptying`]), children
+/// first: a member's `DELETE` meets no rows of the members emptied before it.
+pub(super) fn group_emptying_steps(
+    tables: &[TablePlan],
+    group: &crate::plan::Group,
+    d: usize,
+) -> Vec<(Vec<usize>, String)> {
+    let emptied: Vec<(usize, &str, bool)> = (group.members.iter())
+        .filter_map(|&m| match &tables[m].destinations[d] {
+            DestPlan::Copy {
+                truncate: true,
+                kind,
+                quiet_delete,
+                ..
+            } => Some((m, kind.as_str(), *quiet_delete)),
+            _ => None,
+        })
+        .collect();
+    let first = match truncates_together(tables, group, d) {
+        true => emptied.iter().map(|&(m, ..)| m).collect(),
+        false => truncated_first(tables, group, d),
+    };
+    let mut steps = Vec::new();
+    if !first.is_empty() {
+        let list: Vec<(&TableName, &str)> = (emptied.iter())
+            .filter(|(m, ..)| first.contains(m))
+            .map(|&(m, kind, _)| (&tables[m].table, kind))
+            .collect();
+        steps.push((first.clone(), crate::sql::emptying_together(&list)));
+    }
+    for &(m, kind, quiet) in emptied.iter().rev().filter(|(m, ..)| !first.contains(m)) {
+        steps.push((vec![m], tables[m].emptying(kind, quiet)));
+    }
+    steps
+}
+
+/// The members of `group` that destination `d`, which does not truncate them all together
+/// ([`truncates_together`]: a table outside the group references a member there), empties
+/// with one `TRUNCATE` before the others: those emptied there that no table references but
+/// one of them (on any destination: the foreign keys of all are known as one list). A table
+/// outside the group that referenced one member made every member be emptied by itself, and a
+/// member referenced by another, whose `DELETE` would cascade, was refused, though that other
+/// was empty by then (dump63 F3).
+pub(super) fn truncated_first(
+    tables: &[TablePlan],
+    group: &crate::plan::Group,
+    d: usize,
+) -> Vec<usize> {
+    let mut first: Vec<usize> = (group.members.iter().copied())
+        .filter(|&m| {
+            matches!(
+                tables[m].destinations[d],
+                DestPlan::Copy { truncate: true, .. }
+            )
+        })
+        .collect();
+    loop {
+        let names: HashSet<String> = first.iter().map(|&m| tables[m].table.to_string()).collect();
+        let before = first.len();
+        first.retain(|&m| tables[m].referenced_by.iter().all(|by| names.contains(by)));
+        if first.len() == before {
+            return first;
+        }
+    }
+}
+
+/// For each table (by index into `tables`) and destination (`destinations` of them), whether
+/// it is emptied there with a `TRUNCATE` that names every table referencing it: its group's
+/// ([`group_emptying_steps`]' first).
+fn truncated_with_referencing(
+    tables: &[TablePlan],
+    groups: &[crate::plan::Group],
+    destinations: usize,
+) -> Vec<Vec<bool>> {
+    let mut together = vec![vec![false; destinations]; tables.len()];
+    for g in groups {
+        for (d, first) in (0..destinations).map(|d| match truncates_together(tables, g, d) {
+            true => (d, g.members.clone()),
+            false => (d, truncated_first(tables, g, d)),
+        }) {
+            for m in first {
+                together[m][d] = true;
+            }
+        }
+    }
+    together
 }
 
 /// Whether destination `d` empties `group`'s members with one `TRUNCATE`: the group is
@@ -2852,18 +2916,7 @@ fn plan_all(
     // Truncated with every table that references it, a table takes FREEZE like any other;
     // that is decided on each destination ([`truncates_together`]).
     referenced_from_outside(&mut tables, &groups, &mut dests, &mut src);
-    let together: Vec<Vec<bool>> = (0..tables.len())
-        .map(|i| {
-            (0..tables[i].destinations.len())
-                .map(|d| {
-                    groups
-                        .iter()
-                        .find(|g| g.members.contains(&i))
-                        .is_some_and(|g| truncates_together(&tables, g, d))
-                })
-                .collect()
-        })
-        .collect();
+    let together = truncated_with_referencing(&tables, &groups, dests.len());
     for (i, t) in tables.iter_mut().enumerate() {
         let referenced = t.referenced();
         for (d, dest) in t.destinations.iter_mut().enumerate() {
@@ -3747,18 +3800,7 @@ fn referenced_from_outside(
 ) {
     let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
     // Whether each member of a group is emptied with the others' one TRUNCATE there.
-    let together: Vec<Vec<bool>> = (0..tables.len())
-        .map(|i| {
-            (0..dests.len())
-                .map(|d| {
-                    groups
-                        .iter()
-                        .find(|g| g.members.contains(&i))
-                        .is_some_and(|g| truncates_together(tables, g, d))
-                })
-                .collect()
-        })
-        .collect();
+    let together = truncated_with_referencing(tables, groups, dests.len());
     // Asked once a name, whatever number of destinations have it.
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut on_source = |name: &str| {
@@ -3952,7 +3994,8 @@ fn refuse_unemptiable_members(
             if !quiet_delete {
                 return Some((by.clone(), foreign_key(conn, &by, &tables[i].table)?));
             }
-            let later = before < at || !emptied(&tables[k]);
+            // (Not one truncated before the others: empty by then.)
+            let later = !together[k][d] && (before < at || !emptied(&tables[k]));
             let key = later.then(|| referencing_rows(conn, &by, &tables[i].table, true))??;
             Some((by, key))
         });
@@ -4544,7 +4587,8 @@ fn outside_schemas(
 }
 
 /// How a group's note says its members are emptied ([`plan_all`]'s): with one `TRUNCATE` (as
-/// the first destination has them), but where and why one by one, children first.
+/// the first destination has them), but where and why otherwise ([`group_emptying_steps`]:
+/// those no other table references with one `TRUNCATE`, the others one by one, children first).
 fn group_emptying_words(tables: &[TablePlan], g: &crate::plan::Group) -> String {
     // Where one TRUNCATE is not theirs, and why.
     let apart: Vec<String> = (0..tables[g.members[0]].destinations.len())
@@ -4584,15 +4628,20 @@ fn group_emptying_words(tables: &[TablePlan], g: &crate::plan::Group) -> String 
             if apart.is_empty() {
                 String::new()
             } else {
-                format!(" (one by one, children first, {})", apart.join("; "))
+                format!(" ({BY_PARTS}, {})", apart.join("; "))
             }
         )
     } else {
-        "empties them one by one, children first (a table outside the group \
-         references one of them: TRUNCATE is refused there)"
-            .to_owned()
+        format!(
+            "empties them {BY_PARTS} (a table outside the group references one of them: a \
+             TRUNCATE of them all is refused there)"
+        )
     }
 }
+
+/// How a group is emptied where one `TRUNCATE` of its members is refused.
+const BY_PARTS: &str = "those no table outside references with one TRUNCATE, then the others \
+                        one by one, children first";
 
 /// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
 /// not a table of the job but whose ancestor is (its rows are copied, and emptied, with that
