@@ -624,14 +624,15 @@ fn a_resume_of_a_truncate_run_empties_what_it_copies_as_the_run_would_have() {
 /// with one `TRUNCATE`, then the others one by one. A member whose `DELETE` would cascade onto
 /// another member was refused (0A000), though that member was empty by then, and a job that
 /// could run did not (dump63 F3); now it copies, and where the outside table's rows reference
-/// the member emptied by a `DELETE`, that member's refusal is the job's reason.
+/// the member emptied by a `DELETE`, that member's refusal is the job's reason, its constraint
+/// named quoted.
 #[test]
 fn a_group_referenced_from_outside_truncates_the_members_no_outside_table_references() {
     let c = two_phase_clusters();
     let schema = "CREATE TABLE users (id int PRIMARY KEY);
         CREATE TABLE orders (id int PRIMARY KEY, u int REFERENCES users);
         CREATE TABLE items (id int, o int REFERENCES orders ON DELETE CASCADE);
-        CREATE TABLE cust (id int, u int REFERENCES users);";
+        CREATE TABLE cust (id int, u int, CONSTRAINT \"Cust Users\" FOREIGN KEY (u) REFERENCES users);";
     let rows = "INSERT INTO users SELECT generate_series(1, 10);
         INSERT INTO orders SELECT g, 1 + g % 10 FROM generate_series(1, 50) g;
         INSERT INTO items SELECT g, 1 + g % 50 FROM generate_series(1, 200) g;";
@@ -665,8 +666,11 @@ fn a_group_referenced_from_outside_truncates_the_members_no_outside_table_refere
     let stderr = text(&out.stderr);
     let stopped = stderr.lines().find(|l| l.contains("the job stopped"));
     let stopped = stopped.unwrap_or_else(|| panic!("{stderr}"));
+    // Its constraint named as SQL names it (it was written unquoted).
     assert!(
-        stopped.contains(r#""public"."users""#) && stopped.contains("23503"),
+        stopped.contains(r#""public"."users""#)
+            && stopped.contains("23503")
+            && stopped.contains(r#"foreign key "Cust Users""#),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "items"), 200);

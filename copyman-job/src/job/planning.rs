@@ -4074,7 +4074,7 @@ fn with_referencing(
 fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option<String> {
     let rows = conn
         .query(&format!(
-            "SELECT k.conname::text FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
+            "SELECT pg_catalog.quote_ident(k.conname)::text FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
                AND k.conrelid = pg_catalog.to_regclass({}) \
                AND k.confrelid = pg_catalog.to_regclass({}) ORDER BY 1 LIMIT 1",
             crate::sql::literal(child),
@@ -4096,7 +4096,7 @@ fn referencing_rows(
 ) -> Option<String> {
     let keys = conn
         .query(&format!(
-            "SELECT k.conname::text, (SELECT pg_catalog.string_agg(\
+            "SELECT pg_catalog.quote_ident(k.conname)::text, (SELECT pg_catalog.string_agg(\
                  pg_catalog.quote_ident(a.attname::text) || ' IS NOT NULL', ' AND ') \
                FROM pg_catalog.pg_attribute a \
                WHERE a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)) \
