@@ -342,12 +342,27 @@ fn table_plan(
                 Some("42P01" | "3F000") => Exit::Usage,
                 _ => Exit::CopyFailed,
             },
-            message: format!(
-                "source table {}: {e}{}{}",
-                copy.table,
-                copyman_job::plan::off_the_search_path(conn, &e.message),
-                copyman_job::plan::spelled_in_capitals(conn, &copy.table, &e.message)
-            ),
+            message: match e.sqlstate.as_deref() {
+                // A name of its catalog (a column's) that is not UTF-8, not its data: the
+                // advice for data (client_encoding) was refused (recheck63 F9).
+                Some("22021")
+                    if conn.session().parameter("server_encoding") == Some("SQL_ASCII") =>
+                {
+                    format!(
+                        "source table {}: SQLSTATE 22021: {}: a name of it (its schema's or a \
+                         column's) {}: rename it there",
+                        copy.table,
+                        e.message.split(" (").next().unwrap_or(&e.message),
+                        copyman_job::sql::NAME_NOT_UTF8
+                    )
+                }
+                _ => format!(
+                    "source table {}: {e}{}{}",
+                    copy.table,
+                    copyman_job::plan::off_the_search_path(conn, &e.message),
+                    copyman_job::plan::spelled_in_capitals(conn, &copy.table, &e.message)
+                ),
+            },
             server: Some(("source".to_owned(), e)),
         })?;
         let rel = rel.ok_or_else(|| Fatal {

@@ -481,8 +481,23 @@ pub fn lookup(conn: &mut Connection, table: &TableName) -> Result<Option<Relatio
         return Ok(None);
     }
     let mut relation = Relation::from_rows(&rows).map_err(LookupError::Catalog)?;
+    if let Some(why) = column_not_utf8(conn, table, &relation) {
+        return Err(LookupError::Catalog(why));
+    }
     nulls_checked(conn, &mut relation);
     Ok(Some(relation))
+}
+
+/// Why `relation` (`table` on `conn`'s server) cannot be copied where the name of a column of
+/// it is not UTF-8 ([`sql::not_utf8`]: recheck63 F9, said dropped or renamed at its COPY).
+fn column_not_utf8(conn: &Connection, table: &TableName, relation: &Relation) -> Option<String> {
+    let column = (relation.columns.iter()).find(|c| sql::not_utf8(conn, c.name.as_str()))?;
+    Some(format!(
+        "the name of its column {} {}: rename the column there, or leave the table out ({})",
+        column.name,
+        sql::NAME_NOT_UTF8,
+        sql::as_pattern(table)
+    ))
 }
 
 /// Looks `tables` up on one server in one catalog query ([`sql::catalog_batch_query`]): the
@@ -526,7 +541,10 @@ pub fn lookup_many(
             continue;
         };
         let rows: Vec<Vec<Option<String>>> = table_rows.iter().map(|r| r[1..].to_vec()).collect();
-        if let Ok(mut relation) = Relation::from_rows(&rows) {
+        // (One whose column name is not UTF-8: for `lookup` to say.)
+        if let Ok(mut relation) = Relation::from_rows(&rows)
+            && column_not_utf8(conn, table, &relation).is_none()
+        {
             nulls_checked(conn, &mut relation);
             found.insert(table.to_string(), relation);
         }

@@ -1187,6 +1187,42 @@ pub fn emptying_together(tables: &[(&TableName, &str)]) -> String {
     format!("TRUNCATE {}", list.join(", "))
 }
 
+/// What is said of a name a `SQL_ASCII` database holds that is not UTF-8 ([`not_utf8`]).
+pub const NAME_NOT_UTF8: &str = "is not UTF-8: its database is SQL_ASCII, which takes names of \
+    any bytes, and copyman reads and writes names as UTF-8, so no statement of its can name it";
+
+/// Whether `name`, read from `conn`'s server, is one whose bytes are not UTF-8: its database
+/// is `SQL_ASCII` (which takes any bytes) and the name came with bytes replaced (U+FFFD).
+pub fn not_utf8(conn: &copyman_sync::Connection, name: &str) -> bool {
+    name.contains('\u{FFFD}') && conn.session().parameter("server_encoding") == Some("SQL_ASCII")
+}
+
+/// The `--exclude-table` that selects `table`, whose replaced bytes (U+FFFD) each stand for a
+/// byte (`?`), the rest of each part quoted where a pattern would fold or read it otherwise, as
+/// pg_dump reads patterns (`public.caf?`, `"Caf"?`).
+pub fn as_pattern(table: &TableName) -> String {
+    let part = |ident: &Ident| -> String {
+        let segments: Vec<String> = (ident.as_str().split('\u{FFFD}'))
+            .map(|s| {
+                let plain = s
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                match plain {
+                    true => s.to_owned(),
+                    false => format!("\"{}\"", s.replace('"', "\"\"")),
+                }
+            })
+            .collect();
+        segments.join("?")
+    };
+    let schema = table
+        .schema
+        .as_ref()
+        .map(|s| format!("{}.", part(s)))
+        .unwrap_or_default();
+    format!("--exclude-table '{schema}{}'", part(&table.name))
+}
+
 /// A query whose one boolean says whether emptying `table` with a `DELETE` touches nothing but
 /// its rows: no foreign key into it acts on delete (`CASCADE`, `SET NULL`, `SET DEFAULT`: they
 /// would change another table's rows), no trigger or rule of its own fires on `DELETE`, and it is

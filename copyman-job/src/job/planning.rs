@@ -1216,14 +1216,13 @@ fn plan_all(
             // as UTF-8 where they are not (types62 F4: the error named no table, and no way).
             Some("22021") if src.session().parameter("server_encoding") == Some("SQL_ASCII") => {
                 let mut error = error;
-                error.message.push_str(
-                    " (a name in the source's catalog — a table's, its schema's or a \
-                     column's — is not UTF-8: its database is SQL_ASCII, which takes names of \
-                     any bytes, and copyman reads names as UTF-8 (the bytes above are the \
-                     name's, from the first that is not UTF-8 on): leave that table out with a \
-                     pattern whose ? stands for each such byte (--exclude-table 'caf?'), or \
-                     rename it there)",
-                );
+                error.message.push_str(&format!(
+                    " (a name in the source's catalog — a table's, its schema's or a column's — \
+                     {} (the bytes above are the name's, from the first that is not UTF-8 on): \
+                     leave that table out with a pattern whose ? stands for each such byte \
+                     (--exclude-table 'caf?'), or rename it there)",
+                    crate::sql::NAME_NOT_UTF8
+                ));
                 JobError::Source(error)
             }
             _ => JobError::Source(error),
@@ -1243,6 +1242,19 @@ fn plan_all(
         .map_err(JobError::Selection)?
         .into_iter()
         .partition(|s| s.within.is_some());
+    // A name a SQL_ASCII source holds that is not UTF-8 came as another (its bytes replaced):
+    // no statement can name it (recheck63 F9: "relation does not exist" of a table that does).
+    if let Some(s) =
+        (selected.iter().chain(&covered)).find(|s| crate::sql::not_utf8(&src, &s.table.to_string()))
+    {
+        return Err(JobError::Source(TableError::new(format!(
+            "table {}: its name {}: leave it out with a pattern whose ? stands for each such \
+             byte ({}), or rename it there",
+            s.table,
+            crate::sql::NAME_NOT_UTF8,
+            crate::sql::as_pattern(&s.table)
+        ))));
+    }
     let listed: HashSet<String> = covered
         .iter()
         .chain(&selected)
