@@ -403,10 +403,9 @@ pub(crate) fn warn_if_rewritten(source: &str, passes: &str, servers: &[(String, 
         .filter(|(_, server)| encoding_name(server) == "SQL_ASCII")
         .map(|(role, _)| role.as_str())
         .collect();
-    // Its `character varying(n)` counts bytes there, not characters: a 22001 says so.
-    if source != "SQL_ASCII" {
-        report::set_sql_ascii_destinations(&raw);
-    }
+    // Its `character varying(n)` counts bytes there, not characters: a 22001 says so (from a
+    // SQL_ASCII source too, whose text of UTF-8 bytes was in a wider column: recheck63 F8).
+    report::set_sql_ascii_destinations(&raw);
     if !raw.is_empty() && !matches!(source.as_str(), "UTF8" | "SQL_ASCII") && passes_name != source
     {
         report::warn(format_args!(

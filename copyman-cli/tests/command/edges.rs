@@ -1466,6 +1466,26 @@ fn a_sql_ascii_destinations_lengths_in_bytes_are_said_with_its_22001() {
         );
     }
     assert_eq!(count(&c.dest[0], &ascii, "t"), 0);
+    // From a SQL_ASCII source too, whose text of UTF-8 bytes is as long there (recheck63 F8).
+    let ascii_src = format!("{src}_ascii");
+    (c.source.connect("postgres"))
+        .batch_execute(&format!(
+            "CREATE DATABASE {ascii_src} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    (c.source.connect(&ascii_src))
+        .batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('ßßßßß');")
+        .unwrap();
+    let from = c.source.conninfo(&ascii_src);
+    let out = run(&["table", "t", "--from", &from, "--to", &to]);
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("22001")
+            && said.contains("destination 1's database is SQL_ASCII, whose lengths count bytes"),
+        "{said}"
+    );
 }
 
 /// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
