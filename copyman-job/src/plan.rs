@@ -1874,8 +1874,8 @@ pub fn read_otherwise(
             setting: "DateStyle",
             value_of: |s| s.date_style.as_deref(),
             alike: |a, b| date_order(a) == date_order(b),
-            how: "text on the source but a date on the destinations, which read it in their \
-                  own DateStyle's order of a date's fields",
+            how: "text on the source but a date (or a timestamp) on the destinations, which \
+                  read it in their own DateStyle's order of a date's fields",
             what: "date",
             given_by: "PGDATESTYLE or the CONN's options",
         },
