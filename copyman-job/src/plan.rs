@@ -2961,6 +2961,12 @@ pub fn file_read_as_other_types(columns: &[Ident], dests: &[(&str, &Relation)]) 
 /// TimeZone the note did not name), after a comma; empty for the others.
 fn conversion_words(from: &str, to: &str) -> &'static str {
     let zoned = |t: &str| t.starts_with("timestamp") && t.ends_with("with time zone");
+    // Zoned times anywhere in the value: an array's elements, a range's bounds (recheck63 F6:
+    // said of a timestamptz only).
+    let holds_zoned = |t: &str| {
+        let t = t.trim_end_matches("[]");
+        zoned(t) || matches!(t, "tstzrange" | "tstzmultirange")
+    };
     let unzoned = |t: &str| t.starts_with("timestamp") && t.ends_with("without time zone");
     match (from, to) {
         ("json", "jsonb") => {
@@ -2973,7 +2979,7 @@ fn conversion_words(from: &str, to: &str) -> &'static str {
         (f, t) if unzoned(f) && zoned(t) => {
             " (each value is read as a time of the destination session's TimeZone)"
         }
-        (f, "text") if zoned(f) => {
+        (f, "text") if holds_zoned(f) => {
             " (each value is written as the wall-clock time and offset of the source session's \
              TimeZone: a run under another TimeZone stores other text for the same instant)"
         }
@@ -3195,9 +3201,10 @@ fn keeps_values(from: &str, to: &str) -> bool {
         // equals 'ab'), a `bytea` becomes its hex digits (`\x0102`), not its characters, and a
         // `timestamptz` the source session's wall clock and offset, which its `TimeZone` sets
         // (types62 F2: two runs stored two texts, not a word).
+        // The same of an array of them, and of a range of zoned times (recheck63 F6).
         return !matches!(
-            modifiers(from).0.as_str(),
-            "character" | "bytea" | "timestamp with time zone"
+            modifiers(from.trim_end_matches("[]")).0.as_str(),
+            "character" | "bytea" | "timestamp with time zone" | "tstzrange" | "tstzmultirange"
         );
     }
     if let (Some(from), Some(to)) = (from.strip_suffix("[]"), to.strip_suffix("[]")) {
@@ -3280,6 +3287,12 @@ mod tests {
         assert!(conversion_words(tz, plain).contains("the source session's TimeZone"));
         assert!(conversion_words(plain, tz).contains("the destination session's TimeZone"));
         assert!(conversion_words(tz, "text").contains("offset of the source session's TimeZone"));
+        // In an array or a range too (recheck63 F6).
+        for zoned in ["timestamp with time zone[]", "tstzrange", "tstzmultirange[]"] {
+            assert!(conversion_words(zoned, "text").contains("source session's TimeZone"));
+            assert!(!keeps_values(zoned, "text"), "{zoned}");
+        }
+        assert!(keeps_values("integer[]", "text") && keeps_values("tsrange", "text"));
         for (from, to) in [
             ("jsonb", "json"),
             ("integer", "bigint"),
