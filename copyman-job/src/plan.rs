@@ -3288,7 +3288,11 @@ mod tests {
         assert!(conversion_words(plain, tz).contains("the destination session's TimeZone"));
         assert!(conversion_words(tz, "text").contains("offset of the source session's TimeZone"));
         // In an array or a range too (recheck63 F6).
-        for zoned in ["timestamp with time zone[]", "tstzrange", "tstzmultirange[]"] {
+        for zoned in [
+            "timestamp with time zone[]",
+            "tstzrange",
+            "tstzmultirange[]",
+        ] {
             assert!(conversion_words(zoned, "text").contains("source session's TimeZone"));
             assert!(!keeps_values(zoned, "text"), "{zoned}");
         }
