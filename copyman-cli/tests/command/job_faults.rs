@@ -959,8 +959,8 @@ fn foreign_keys_order_a_job_as_the_destinations_have_them() {
         !said(&report, "copied side by side")
             && said(
                 &report,
-                "on destination 1 form a cycle whose keys are not DEFERRABLE: copied as one \
-                 unit (below), a row that references one not inserted yet fails (23503)"
+                "on destination 1 no key of the cycle is DEFERRABLE, so no order meets them \
+                 all: a row that references one not inserted yet fails (23503)"
             ),
         "{report}"
     );
@@ -1038,9 +1038,9 @@ fn a_cycle_with_one_deferrable_key_is_ordered_by_the_other() {
     let notes = json(&out)["notes"].to_string();
     assert!(
         notes.contains(
-            "in an order that meets each key of the cycle that is not DEFERRABLE as its rows \
-             are inserted"
-        ),
+            "copied as one unit (below), in this order, as the keys that are not DEFERRABLE on \
+             a destination need"
+        ) && !notes.contains("23503"),
         "{notes}"
     );
     // A resume with nothing of the unit left to copy does not say it again (recheck57 F5).
@@ -1048,6 +1048,85 @@ fn a_cycle_with_one_deferrable_key_is_ordered_by_the_other() {
     assert_exit(&out, 0);
     let notes = json(&out)["notes"].to_string();
     assert!(!notes.contains("cycle"), "{notes}");
+}
+
+/// A foreign-key cycle whose destinations need other orders: one whose keys none is
+/// `DEFERRABLE` there (no order loads it), and two that need opposite orders (each one key
+/// `DEFERRABLE`, the other way round). The unit takes the order of the first destination an
+/// order serves, so that it loads there (recheck63 F2: any destination no order served left
+/// the size order, which served none, even under --keep-going), and the plan says why each
+/// other one fails (F1: it said of each "keys not DEFERRABLE", advising what was done).
+#[test]
+fn a_cycle_is_ordered_for_the_destinations_an_order_serves() {
+    let c = clusters();
+    let cycle = |deferrable: &str| {
+        let (p, q) = match deferrable {
+            "p" => ("DEFERRABLE", ""),
+            "q" => ("", "DEFERRABLE"),
+            _ => ("", ""),
+        };
+        format!(
+            "CREATE TABLE p (id int PRIMARY KEY, q_id int);
+             CREATE TABLE q (id int PRIMARY KEY, p_id int, pad text);
+             ALTER TABLE p ADD CONSTRAINT p_q FOREIGN KEY (q_id) REFERENCES q {p};
+             ALTER TABLE q ADD CONSTRAINT q_p FOREIGN KEY (p_id) REFERENCES p {q};"
+        )
+    };
+    // q the larger: first in the size order.
+    let src = database(
+        &c.source,
+        "CREATE TABLE p (id int PRIMARY KEY, q_id int);
+         CREATE TABLE q (id int PRIMARY KEY, p_id int, pad text);
+         INSERT INTO p SELECT g, g FROM generate_series(1, 100) g;
+         INSERT INTO q SELECT g, g, repeat('q', 300) FROM generate_series(1, 100) g;",
+    );
+    // p's key DEFERRABLE: p first; none; q's: q first.
+    let (p_first, none) = (
+        database(&c.dest[0], &cycle("p")),
+        database(&c.dest[1], &cycle("")),
+    );
+    let q_first = database(&c.dest[1], &cycle("q"));
+    let from = c.source.conninfo(&src);
+    let state = TempDir::new("cycle-orders");
+    let job = |to: [String; 2], extra: &[&str]| {
+        let mut args = vec![
+            "table",
+            "p",
+            "q",
+            "--from",
+            &from,
+            "--truncate",
+            "--keep-going",
+        ];
+        args.extend(["--to", &to[0], "--to", &to[1]]);
+        let state = state.path(&format!("{}.state", to[1].len()));
+        args.extend(["--state", &state]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = job(
+        [c.dest[1].conninfo(&none), c.dest[0].conninfo(&p_first)],
+        &[],
+    );
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &p_first, "q"), 100);
+    assert_eq!(count(&c.dest[1], &none, "q"), 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("on destination 1 no key of the cycle is DEFERRABLE"),
+        "{stderr}"
+    );
+    let out = job(
+        [c.dest[0].conninfo(&p_first), c.dest[1].conninfo(&q_first)],
+        &["--dry-run"],
+    );
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains(
+            r#"this order, an earlier destination's, does not meet the keys of destination 2 ("public"."p" references "public"."q" there by a key that is not DEFERRABLE)"#
+        ) && !plan.contains("no key of the cycle is DEFERRABLE"),
+        "{plan}"
+    );
 }
 
 /// The session holding the job's exported snapshot ends mid-job (terminated; an idle timeout

@@ -2829,14 +2829,24 @@ fn plan_all(
         // unit's transaction, which defers the others to its COMMIT) order the tables where
         // they can: the size order put a table before the one its such key references, and
         // the unit failed (23503) where one key of the cycle was DEFERRABLE.
+        // Destination by destination: one whose keys no order meets (none of a cycle's
+        // DEFERRABLE), or that need another order than those before it, orders nothing, so
+        // that the unit loads where it can (recheck63 F2: any such destination left the size
+        // order, which met none).
         let at = |name: &String| names.iter().position(|n| n == name);
-        for (c, p) in binding_on.iter().flatten() {
-            if let (Some(c), Some(p)) = (at(c), at(p))
-                && cyclic[c]
-                && cyclic[p]
-                && !after[c].contains(&p)
-            {
-                after[c].push(p);
+        for edges in &binding_on {
+            let mut tried = after.clone();
+            for (c, p) in edges {
+                if let (Some(c), Some(p)) = (at(c), at(p))
+                    && cyclic[c]
+                    && cyclic[p]
+                    && !tried[c].contains(&p)
+                {
+                    tried[c].push(p);
+                }
+            }
+            if !has_cycle(&tried) {
+                after = tried;
             }
         }
         crate::plan::fk_groups(&names, (&emptied, &cyclic), &after, &edges_on)
@@ -2864,34 +2874,58 @@ fn plan_all(
         if on_cycle.is_empty() {
             continue;
         }
-        // Where a key that is not DEFERRABLE references a table the unit copies after its own.
+        // Where a key that is not DEFERRABLE references a table the unit copies after its own:
+        // a destination whose such keys form a cycle themselves (no order meets them), and one
+        // whose keys another destination's order does not meet (recheck63 F1: both were said
+        // "keys not DEFERRABLE").
         let place = |table: &String| g.members.iter().position(|m| name(m) == *table);
-        let unmet: Vec<String> = (binding_on.iter().enumerate())
-            .filter(|(_, edges)| {
-                edges
-                    .iter()
-                    .any(|(c, p)| matches!((place(c), place(p)), (Some(c), Some(p)) if p > c))
-            })
-            .map(|(d, _)| (d + 1).to_string())
-            .collect();
-        notes.push(if unmet.is_empty() {
-            format!(
-                "{}: their foreign keys on a destination form a cycle; copied as one unit \
-                 (below), in an order that meets each key of the cycle that is not DEFERRABLE \
-                 as its rows are inserted (the unit's transaction defers the others to its \
-                 COMMIT)",
-                on_cycle.join(", ")
-            )
-        } else {
-            format!(
-                "{}: their foreign keys on destination {} form a cycle whose keys are not \
-                 DEFERRABLE: copied as one unit (below), a row that references one not \
-                 inserted yet fails (23503) there: load them with a constraint of the cycle \
-                 dropped, or made DEFERRABLE (the unit's transaction defers it)",
-                on_cycle.join(", "),
-                unmet.join(", ")
-            )
-        });
+        let (mut none_deferrable, mut other_order) = (Vec::new(), Vec::new());
+        for (d, edges) in binding_on.iter().enumerate() {
+            let within: Vec<(usize, usize)> = (edges.iter())
+                .filter_map(|(c, p)| Some((place(c)?, place(p)?)))
+                .collect();
+            let Some(&(c, p)) = within.iter().find(|(c, p)| p > c) else {
+                continue;
+            };
+            let mut graph = vec![Vec::new(); g.members.len()];
+            for &(c, p) in &within {
+                graph[c].push(p);
+            }
+            match has_cycle(&graph) {
+                true => none_deferrable.push((d + 1).to_string()),
+                false => other_order.push(format!(
+                    "destination {} ({} references {} there by a key that is not DEFERRABLE)",
+                    d + 1,
+                    name(&g.members[c]),
+                    name(&g.members[p])
+                )),
+            }
+        }
+        let mut said = format!(
+            "{}: their foreign keys on a destination form a cycle; copied as one unit (below), \
+             in this order, as the keys that are not DEFERRABLE on a destination need (the \
+             unit's transaction defers the others to its COMMIT)",
+            on_cycle.join(", ")
+        );
+        if !none_deferrable.is_empty() {
+            said.push_str(&format!(
+                "; on destination {} no key of the cycle is DEFERRABLE, so no order meets them \
+                 all: a row that references one not inserted yet fails (23503) there: load \
+                 them with a constraint of the cycle dropped, or made DEFERRABLE (the unit's \
+                 transaction defers it)",
+                none_deferrable.join(", ")
+            ));
+        }
+        if !other_order.is_empty() {
+            said.push_str(&format!(
+                "; this order, an earlier destination's, does not meet the keys of {}: a row \
+                 that references one not inserted yet fails (23503) there: copy to {} in a run \
+                 of its own, or make that key DEFERRABLE there",
+                other_order.join(", "),
+                if other_order.len() == 1 { "it" } else { "each" }
+            ));
+        }
+        notes.push(said);
     }
     if !cycles.is_empty() {
         notes.push(format!(
@@ -4051,6 +4085,39 @@ fn refuse_unemptiable_members(
             }
         });
     }
+}
+
+/// Whether the graph `after` (each node's successors) has a cycle.
+fn has_cycle(after: &[Vec<usize>]) -> bool {
+    // 0: not seen, 1: on the path, 2: done.
+    let mut state = vec![0u8; after.len()];
+    for start in 0..after.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            match after[node].get(*next) {
+                Some(&to) => {
+                    *next += 1;
+                    match state.get(to) {
+                        Some(1) => return true,
+                        Some(0) => {
+                            state[to] = 1;
+                            stack.push((to, 0));
+                        }
+                        _ => {}
+                    }
+                }
+                None => {
+                    state[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+    false
 }
 
 /// The tables outside the job (`job`) that a `TRUNCATE` of `table` on `conn`'s database must
