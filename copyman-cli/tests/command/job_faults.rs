@@ -1129,6 +1129,54 @@ fn a_cycle_is_ordered_for_the_destinations_an_order_serves() {
     );
 }
 
+/// A table the job copies that references, on a destination, a table the job leaves out and
+/// that is empty there: the plan says its rows will fail there (dump63 F5: the dry run said
+/// nothing, the run failed 23503); not where that table holds rows.
+#[test]
+fn a_referenced_table_left_out_and_empty_there_is_said() {
+    let c = clusters();
+    let schema = "CREATE TABLE users (id int PRIMARY KEY);
+                  CREATE TABLE orders (id int, u int REFERENCES users);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO users SELECT generate_series(1, 5);
+             INSERT INTO orders SELECT g, 1 + g % 5 FROM generate_series(1, 50) g; ANALYZE;"
+        ),
+    );
+    let empty = database(&c.dest[0], schema);
+    let held = database(
+        &c.dest[1],
+        &format!("{schema} INSERT INTO users SELECT generate_series(1, 5);"),
+    );
+    let state = TempDir::new("parent-left-out");
+    let plan = |to: &str, name: &str| {
+        let state = state.path(name);
+        let out = run(&[
+            "table",
+            "orders",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            to,
+            "--state",
+            &state,
+            "--verify",
+            "--dry-run",
+        ]);
+        text(&out.stdout)
+    };
+    let said = plan(&c.dest[0].conninfo(&empty), "a.state");
+    assert!(
+        said.contains(
+            r#""public"."orders": it references "public"."users" on destination 1 by a foreign key, and the job does not copy "public"."users", which is empty there"#
+        ),
+        "{said}"
+    );
+    let said = plan(&c.dest[1].conninfo(&held), "b.state");
+    assert!(!said.contains("which is empty there"), "{said}");
+}
+
 /// The session holding the job's exported snapshot ends mid-job (terminated; an idle timeout
 /// did it before copyman turned those off): every later table cannot import the snapshot
 /// (22023, "invalid snapshot identifier"), which read as an error a rerun meets again ("mend

@@ -2797,6 +2797,7 @@ fn plan_all(
         .into_iter()
         .map(|edges| onto_job_tables(&tables, &ancestors, edges))
         .collect();
+    notes.extend(parents_left_out(&tables, &edges_on, &mut dests));
     // A table that references itself on a destination is copied whole: a range's row may
     // reference a row of a range not committed yet there (a tree's child before its parent),
     // which would fail every run alike (23503).
@@ -4085,6 +4086,57 @@ fn refuse_unemptiable_members(
             }
         });
     }
+}
+
+/// The tables the job copies to a destination that reference there, by a foreign key, a table
+/// the job does not copy and that is empty there, said: a row of theirs that references one
+/// fails (23503) at its turn (dump63 F5: the dry run said nothing; the run failed, every table
+/// of the unit rolled back). Asked where the role may read that table; a table whose source
+/// holds no rows by its estimate is left unsaid.
+fn parents_left_out(
+    tables: &[TablePlan],
+    edges_on: &[Vec<(String, String)>],
+    dests: &mut [Option<Connection>],
+) -> Vec<String> {
+    let job: HashMap<String, &TablePlan> =
+        tables.iter().map(|t| (t.table.to_string(), t)).collect();
+    let mut said = Vec::new();
+    for (d, (edges, slot)) in edges_on.iter().zip(dests.iter_mut()).enumerate() {
+        let mut empty: HashMap<&str, bool> = HashMap::new();
+        for (c, p) in edges {
+            let Some(t) = job.get(c.as_str()) else {
+                continue;
+            };
+            if job.contains_key(p.as_str())
+                || !matches!(t.destinations.get(d), Some(DestPlan::Copy { .. }))
+                || t.estimate == Some(0)
+            {
+                continue;
+            }
+            let Some(conn) = answering(slot) else {
+                break;
+            };
+            let is_empty = *empty.entry(p.as_str()).or_insert_with(|| {
+                let literal = crate::sql::literal(p);
+                let readable = conn.query(&format!(
+                    "SELECT pg_catalog.has_table_privilege({literal}, 'SELECT')::text"
+                ));
+                let readable = readable.ok().and_then(|r| r.first()?.first()?.clone());
+                readable.as_deref() == Some("true")
+                    && (conn.query(&format!("SELECT 1 FROM {p} LIMIT 1")))
+                        .is_ok_and(|rows| rows.is_empty())
+            });
+            if is_empty {
+                said.push(format!(
+                    "{c}: it references {p} on destination {} by a foreign key, and the job \
+                     does not copy {p}, which is empty there: a row of {c} that references one \
+                     of it fails there (23503); copy {p} with it",
+                    d + 1
+                ));
+            }
+        }
+    }
+    said
 }
 
 /// Whether the graph `after` (each node's successors) has a cycle.
