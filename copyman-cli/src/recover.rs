@@ -140,6 +140,9 @@ pub(crate) fn run(
     // How many servers given have each identity: more than one where clones of one server are
     // given (two servers, which a run's decision records alike).
     let mut given_times: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // Where each server given keeps its data, by system identifier ([`commit::server_place`]:
+    // empty where not known).
+    let mut given_places: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // The runs whose rollback this recovery recorded in the log.
     let mut aborting = BTreeSet::new();
     // The lines of servers where nothing of copyman's is prepared.
@@ -196,6 +199,10 @@ pub(crate) fn run(
         }
         // Unreadable (a server before 9.6), it matches no recorded party: asked for by name.
         let identity = commit::server_identity(&mut conn).ok();
+        if let Some((server, _)) = &identity {
+            let place = commit::server_place(&mut conn);
+            given_places.entry(server.clone()).or_default().push(place);
+        }
         // One database given twice (two spellings): each transaction would be finished once
         // and then found gone (42704) on the second pass. A clone (a copied data directory, a
         // restored backup, a promoted standby: its origin's system identifier and databases) is
@@ -855,6 +862,16 @@ pub(crate) fn run(
         let given = |h: &commit::Holder| {
             !h.server.is_empty() && seen_servers.contains(&h.server) && !twin(h)
         };
+        // A party whose server is given only as copies of it (its identity, its data kept
+        // elsewhere: a clone made after the run, a restored backup): its transaction, found and
+        // finished there, may still be prepared on the run's own server (recheck63 F4: exit 0,
+        // "committed", while the origin held it with its locks).
+        let copied = |h: &commit::Holder| {
+            !h.place.is_empty()
+                && (given_places.get(&h.server)).is_some_and(|places| {
+                    places.iter().all(|p| !p.is_empty() && *p != h.place)
+                })
+        };
         if !dry_run {
             for h in holders.iter().filter(|h| {
                 decided
@@ -942,13 +959,13 @@ pub(crate) fn run(
         let missing: Vec<&commit::Holder> = holders
             .iter()
             .filter(|h| {
-                !gids.contains(&h.gid)
+                let elsewhere = !gids.contains(&h.gid)
                     && !contents.ended.contains(&h.gid)
-                    && !contents.out.contains(&h.gid)
                     && (h.server.is_empty()
                         || twin(h)
                         || !identities.contains(&(h.server.clone(), h.database.clone())))
-                    && !settled(h)
+                    && !settled(h);
+                !contents.out.contains(&h.gid) && (elsewhere || copied(h))
             })
             .collect();
         if missing.is_empty() {
@@ -971,7 +988,22 @@ pub(crate) fn run(
             let reached_not = unreachable
                 .iter()
                 .find(|(d, ..)| same_server(&h.display, d));
-            let what = if commit::parse_gid(&h.gid)
+            let what = if copied(h) && !twin(h) {
+                let places = given_places.get(&h.server).cloned().unwrap_or_default();
+                format!(
+                    "{} ({}, database {}) {state}, and the servers given that hold its run's \
+                     server's identity are copies of it (their data directory {}, not {}: a \
+                     clone, a restored backup), where this recovery finished what they hold: \
+                     the run's own server may still hold it prepared, with its locks, until it \
+                     is {then}: give its CONN too (were its data directory moved, nothing is \
+                     left of it)",
+                    h.gid,
+                    the_runs(&h.display),
+                    h.database,
+                    places.join(", "),
+                    h.place
+                )
+            } else if commit::parse_gid(&h.gid)
                 .is_some_and(|(_, party)| party == commit::Party::Source)
             {
                 format!(

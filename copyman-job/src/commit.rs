@@ -911,8 +911,8 @@ impl DecisionLog {
                 "party" => {
                     let mut field = || words.next().map(unescape).unwrap_or_default();
                     let (gid, server, database, display) = (field(), field(), field(), field());
-                    // An older copyman's lines end with the display.
-                    let backend = field();
+                    // An older copyman's lines end with the display, or the backend.
+                    let (backend, place) = (field(), field());
                     let known = holders.entry(run.to_owned()).or_default();
                     if parse_gid(&gid).is_some() {
                         log.named.insert(gid.clone());
@@ -925,6 +925,7 @@ impl DecisionLog {
                             database,
                             display,
                             backend,
+                            place,
                         });
                     }
                 }
@@ -1063,15 +1064,16 @@ fn read_tail_by(file: &File, since: Option<&str>, block: u64) -> io::Result<(Str
     Ok((text, whole))
 }
 
-/// A `party RUN GID SERVER DATABASE DISPLAY` line: `holder`'s server holds (or will hold) the
-/// transaction `gid` of `run`.
+/// A `party RUN GID SERVER DATABASE DISPLAY BACKEND PLACE` line: `holder`'s server holds (or
+/// will hold) the transaction `gid` of `run`.
 fn party_line(run: &str, gid: &str, holder: &Holder) -> String {
     format!(
-        "party {run} {gid} {} {} {} {}\n",
+        "party {run} {gid} {} {} {} {} {}\n",
         escape(&holder.server),
         escape(&holder.database),
         escape(&holder.display),
-        escape(&holder.backend)
+        escape(&holder.backend),
+        escape(&holder.place)
     )
 }
 
@@ -1154,6 +1156,11 @@ pub struct Holder {
     /// while that session lives, a PREPARE it has not read yet (a frozen backend, a lost network
     /// path) may still leave the transaction prepared after its run died.
     pub backend: String,
+    /// Where the server keeps its data ([`server_place`]: its data directory; empty where the
+    /// role may not read it, or an older copyman's log): a server of the same identity
+    /// elsewhere is a copy of it (a clone, a restored backup), which holds the transaction as
+    /// its origin does, and finishing it there leaves the origin's prepared.
+    pub place: String,
 }
 
 impl Holder {
@@ -1169,6 +1176,7 @@ impl Holder {
             database,
             display,
             backend: String::new(),
+            place: server_place(conn),
         }
     }
 
@@ -1233,6 +1241,25 @@ pub fn server_identity(conn: &mut Connection) -> Result<(String, String), Error>
             .unwrap_or_default()
     };
     Ok((text(0), text(1)))
+}
+
+/// Where `conn`'s server keeps its data: its data directory, which a superuser or a member of
+/// `pg_read_all_settings` may read; empty for another role (asked so that no error is raised
+/// in a transaction the session may be in).
+pub fn server_place(conn: &mut Connection) -> String {
+    // (pg_read_all_settings came with PostgreSQL 10: asked of an older server, the role's name
+    // would raise an error.)
+    if conn.session().server_version_num().is_none_or(|v| v < 100_000) {
+        return String::new();
+    }
+    conn.query(
+        "SELECT CASE WHEN (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) \
+           OR pg_catalog.pg_has_role('pg_read_all_settings', 'MEMBER') \
+         THEN pg_catalog.current_setting('data_directory') END",
+    )
+    .ok()
+    .and_then(|rows| rows.into_iter().next()?.into_iter().next().flatten())
+    .unwrap_or_default()
 }
 
 /// A log field: `%`, whitespace and control characters as `%XX` (an empty field as `%`).
@@ -1580,6 +1607,7 @@ mod tests {
             database: "my db".into(),
             display: display.into(),
             backend: "4242 2026-12-03 12:00:00+00".into(),
+            place: "/srv/pg/data".into(),
         };
         let holders = [
             holder("copyman:r1:1", "destination 1 h:1/my db"),
@@ -1650,6 +1678,7 @@ mod tests {
             database: "db".into(),
             display: display.into(),
             backend: String::new(),
+            place: String::new(),
         };
         let (d1, d2, source) = (at("destination 1"), at("destination 2"), at("the source"));
         // r1 dies before its decision; r2 decides commit for both destinations.

@@ -1561,3 +1561,54 @@ fn recover_tells_a_destination_from_its_clone() {
         assert_exit(&recover(&[&to1, &to2], false), 0);
     }
 }
+
+/// `copyman recover` given only a copy of a run's destination made after the run died (a
+/// clone, a restored backup: its identity, its data kept elsewhere): it finishes what the copy
+/// holds and says the run's own server may still hold the transaction, exit 1, the run not
+/// taken as done (recheck63 F4: "committed", exit 0, while the origin held it with its locks);
+/// given the origin then, it finishes it there.
+#[test]
+fn recover_given_only_a_copy_made_after_the_run_says_the_origin_may_hold_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 5);",
+    );
+    let original = Cluster::builder()
+        .setting("max_prepared_transactions", "4")
+        .start();
+    original.psql("postgres", "ALTER SYSTEM SET max_prepared_transactions = 4");
+    let db = database(&original, "CREATE TABLE t (id int PRIMARY KEY);");
+    let log = TempPath::new("copy-after.decisions");
+    let (from, to) = (c.source.conninfo(&src), original.conninfo(&db));
+    let copy = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    Paused::start(&copy, "recorded").kill();
+    let copied = original.clone_data();
+    assert_eq!(prepared_xacts(&copied).len(), 1);
+    let recover = |to: &str| run(&["recover", "--to", to, "--decision-log", log.arg()]);
+    let out = recover(&copied.conninfo(&db));
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("are copies of it (their data directory ")
+            && said.contains("the run's own server may still hold it prepared")
+            && said.contains("give its CONN too"),
+        "{said}"
+    );
+    assert!(prepared_xacts(&copied).is_empty());
+    assert_eq!(prepared_xacts(&original).len(), 1);
+    assert_exit(&recover(&to), 0);
+    assert!(prepared_xacts(&original).is_empty());
+    assert_eq!(count(&original, &db, "t"), 5);
+    assert_exit(&recover(&to), 0);
+}

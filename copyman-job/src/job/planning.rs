@@ -1950,6 +1950,7 @@ fn plan_all(
             database: String::new(),
             display: format!("destination {} {}", i + 1, server.name),
             backend: String::new(),
+            place: String::new(),
         })
         .collect();
     if options.two_phase.is_some() {
