@@ -717,12 +717,8 @@ fn bad_flags_exit_2() {
 
 #[test]
 fn unreachable_host_exit_3() {
-    // A port nobody listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nobody listens on.
+    let port = closed_port();
     let out = run(&[
         "table",
         "t",
