@@ -868,9 +868,8 @@ pub(crate) fn run(
         // "committed", while the origin held it with its locks).
         let copied = |h: &commit::Holder| {
             !h.place.is_empty()
-                && (given_places.get(&h.server)).is_some_and(|places| {
-                    places.iter().all(|p| !p.is_empty() && *p != h.place)
-                })
+                && (given_places.get(&h.server))
+                    .is_some_and(|places| places.iter().all(|p| !p.is_empty() && *p != h.place))
         };
         if !dry_run {
             for h in holders.iter().filter(|h| {

@@ -1249,7 +1249,11 @@ pub fn server_identity(conn: &mut Connection) -> Result<(String, String), Error>
 pub fn server_place(conn: &mut Connection) -> String {
     // (pg_read_all_settings came with PostgreSQL 10: asked of an older server, the role's name
     // would raise an error.)
-    if conn.session().server_version_num().is_none_or(|v| v < 100_000) {
+    if conn
+        .session()
+        .server_version_num()
+        .is_none_or(|v| v < 100_000)
+    {
         return String::new();
     }
     conn.query(

@@ -1210,12 +1210,21 @@ fn one_signal_gives_up_a_prepare_its_frozen_backend_never_answers() {
         if job {
             copy.extend(["--state".to_owned(), state.arg().to_owned()]);
         }
+        // The step log says when destination 2's PREPARE goes out.
+        copy.push("-v".to_owned());
         let mut paused = Paused::start(&args(&copy), "prepared:1");
+        let mut lines = StderrLines::take(&mut paused.child);
         // Destination 2 (on B) is next to prepare: its backend idles in its transaction.
         let (b, db) = &run.dests[1];
         let pid = idle_in_transaction(b, db).expect("destination 2 not prepared yet");
         kill("-STOP", pid);
         fs::remove_file(&paused.file.0).unwrap();
+        // Sent (logged as it goes out; a second lets it reach the frozen backend's socket),
+        // not merely about to be: a signal before would roll back without a PREPARE out.
+        while !lines
+            .expect("PREPARE TRANSACTION")
+            .contains("destination 2")
+        {}
         thread::sleep(std::time::Duration::from_secs(1));
         signal(&paused.child, "TERM");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -1224,10 +1233,10 @@ fn one_signal_gives_up_a_prepare_its_frozen_backend_never_answers() {
         }
         let ended = paused.child.try_wait().unwrap().is_some();
         kill("-CONT", pid);
-        let out = paused.child.wait_with_output().unwrap();
-        let said = text(&out.stderr);
+        let status = paused.child.wait().unwrap();
+        let said = lines.rest();
         assert!(ended, "job {job}: one SIGTERM did not end the run\n{said}");
-        assert_exit(&out, 143);
+        assert_eq!(status.code(), Some(143), "job {job}: {said}");
         assert!(said.contains("copyman recover"), "job {job}: {said}");
         assert_eq!(run.counts(), [0, 0, 0], "job {job}: {said}");
         // Let go, the backend reads its PREPARE, prepares, and ends with its closed session.
