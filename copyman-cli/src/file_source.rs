@@ -376,13 +376,31 @@ impl FileSource {
             .filter(|_| !self.scanner.is_binary())
             .and_then(|q| q.feed(&buf))
         {
-            return Err(format!(
-                "line {} of {} has a quote inside a field ({}): the servers read it as opening \
-                 a quoted value that runs to the next quote, across line ends, merging rows \
-                 into one without an error; quote the whole field, doubling the quotes in it \
-                 (\"5\"\" pipe\"), or give the COPY another QUOTE",
-                stray.line, self.name, stray.field
-            )
+            return Err(match stray.opened {
+                // (files63 F1: the rows between were merged into the value, exit 0.)
+                Some(opened) => format!(
+                    "line {} of {} has text right after a quote that closes a quoted value \
+                     ({}): the servers read that value as opened by a quote on line {opened} \
+                     and running to this one, {}; quote each field whole, doubling the quotes \
+                     in it, or give the COPY another QUOTE",
+                    stray.line,
+                    self.name,
+                    stray.field,
+                    match opened < stray.line {
+                        true => "merging the rows between into it without an error",
+                        false => "with the text after it joined to it (not RFC 4180 CSV)",
+                    }
+                ),
+                // (files63 F8: the next quote may be on the same line.)
+                None => format!(
+                    "line {} of {} has a quote inside a field ({}): the servers read it as \
+                     opening a quoted value that runs to the next quote, on this line or \
+                     across line ends, merging rows into one without an error (not RFC 4180 \
+                     CSV); quote the whole field, doubling the quotes in it (\"5\"\" \
+                     pipe\"), or give the COPY another QUOTE",
+                    stray.line, self.name, stray.field
+                ),
+            }
             .into());
         }
         Ok(Some(Chunk::lines(vec![Bytes::from(buf)])))

@@ -5,16 +5,22 @@
 //! backslash is data, the quote after it closes the value, the next one opens another), reads
 //! everything up to the next quote as one value, across line ends — rows merged into one, the
 //! count agreeing, without an error. Neither COPY TO nor an RFC 4180 writer puts a quote there.
+//! Nor text right after a quote that closes a value (`"open,x` … `c"d`): the server reads on
+//! as unquoted data, so a quote opened by mistake lines before closes there with the rows
+//! between merged into its value.
 //! [`StrayQuotes`] follows a stream's quotes (CSV whose ESCAPE is its QUOTE, in an encoding whose
 //! characters embed no ASCII byte) and says where the first such quote is. No IO here.
 
-/// The first quote found that opens a quoted value in the middle of an unquoted field.
+/// The first quote found that opens a quoted value in the middle of an unquoted field, or that
+/// closes one with text after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stray {
     /// The 1-based physical line it is on.
     pub line: u64,
     /// The field up to the quote and a few bytes after it, as text (lossy).
     pub field: String,
+    /// A quote that closes a value with text after it: the line the value opened on.
+    pub opened: Option<u64>,
 }
 
 /// Follows a CSV stream's quotes ([module docs](self)).
@@ -36,6 +42,11 @@ pub struct StrayQuotes {
     prev: Option<u8>,
     /// Line ends before the chunk being read.
     lines: u64,
+    /// The line the quoted value being read opened on (where `in_quote`).
+    opened: u64,
+    /// A quote closed a value at the end of the last chunk: the next byte is checked (the line
+    /// the value opened on).
+    closed: Option<u64>,
     found: Option<Stray>,
 }
 
@@ -49,13 +60,29 @@ impl StrayQuotes {
             in_quote: false,
             prev: None,
             lines: 0,
+            opened: 0,
+            closed: None,
             found: None,
         }
     }
 
     /// Reads the next chunk; the first stray quote, once one was seen (and from then on).
     pub fn feed(&mut self, chunk: &[u8]) -> Option<&Stray> {
+        // What may follow a quote that closes a value: the field's end, or another quote (a
+        // doubled one, data).
+        let ends = |b: u8| b == self.delimiter || b == b'\n' || b == b'\r' || b == self.quote;
+        if let (Some(opened), Some(&first)) = (self.closed.take(), chunk.first())
+            && self.found.is_none()
+            && !ends(first)
+        {
+            let mut stray = self.stray(chunk, 0);
+            stray.opened = Some(opened);
+            self.found = Some(stray);
+        }
         if self.found.is_none() {
+            // Line ends counted so far in the chunk, up to `upto` (each quote's line, counted
+            // on from the last: a chunk of quoted fields is not counted again at each).
+            let (mut upto, mut ends_before) = (0, 0u64);
             for at in memchr::memchr_iter(self.quote, chunk) {
                 let prev = at.checked_sub(1).map(|p| chunk[p]).or(self.prev);
                 // A quote that opens a value where a field starts (or one that follows a quote:
@@ -68,6 +95,24 @@ impl StrayQuotes {
                     self.found = Some(self.stray(chunk, at));
                     break;
                 }
+                if !self.in_quote {
+                    ends_before += memchr::memchr_iter(b'\n', &chunk[upto..at]).count() as u64;
+                    upto = at;
+                    self.opened = self.lines + ends_before + 1;
+                } else {
+                    // Closed: what follows it must end the field (at the next chunk's start
+                    // if this one ends here).
+                    match chunk.get(at + 1) {
+                        None => self.closed = Some(self.opened),
+                        Some(&next) if !ends(next) => {
+                            let mut stray = self.stray(chunk, at + 1);
+                            stray.opened = Some(self.opened);
+                            self.found = Some(stray);
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                }
                 self.in_quote = !self.in_quote;
             }
         }
@@ -78,7 +123,8 @@ impl StrayQuotes {
         self.found.as_ref()
     }
 
-    /// The stray quote at `at` in `chunk`: its line, and its field (what of it the chunk holds).
+    /// The stray quote at `at` in `chunk` (or the text after one that closed a value): its
+    /// line, and its field (what of it the chunk holds).
     fn stray(&self, chunk: &[u8], at: usize) -> Stray {
         let before = &chunk[..at];
         let line = self.lines + memchr::memchr_iter(b'\n', before).count() as u64 + 1;
@@ -96,7 +142,8 @@ impl StrayQuotes {
                 .min(12);
         Stray {
             line,
-            field: String::from_utf8_lossy(&chunk[start..end]).into_owned(),
+            field: String::from_utf8_lossy(&chunk[start..end.min(chunk.len())]).into_owned(),
+            opened: None,
         }
     }
 }
@@ -118,6 +165,19 @@ mod tests {
             b"\"\"\"\"\n",
         ] {
             assert_eq!(first(&[data]), None, "{}", String::from_utf8_lossy(data));
+        }
+    }
+
+    /// A quoted value closed with text after it: the rows since the quote that opened it were
+    /// merged into it (files63 F1); found where the text comes in the next chunk too.
+    #[test]
+    fn text_after_a_closing_quote_is_found() {
+        let stray = first(&[b"1,\"open,x\n2,a,b\n3,c\"d,e\n4,f,g\n"]).expect("c\"d");
+        assert_eq!((stray.line, stray.opened), (3, Some(1)));
+        let stray = first(&[b"1,\"ab\"", b"c,x\n"]).expect("across chunks");
+        assert_eq!((stray.line, stray.opened), (1, Some(1)));
+        for fine in [&[&b"1,\"a\"\"b\",c\n"[..]][..], &[b"1,\"a\"", b",c\r\n"]] {
+            assert_eq!(first(fine), None);
         }
     }
 

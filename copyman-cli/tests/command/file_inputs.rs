@@ -1773,24 +1773,47 @@ fn csv_on_stdin_read_as_text_is_told_to_give_format_csv() {
 
 /// A CSV quote inside an unquoted field (an inch mark, a MySQL-style `\"`): the servers read a
 /// quoted value from it to the next quote, across line ends, merging rows without an error —
-/// 3 records stored as 2, exit 0 (files44 F3). The copy fails naming the line and the field;
-/// nothing is committed. Quotes as COPY and RFC 4180 write them copy.
+/// 3 records stored as 2, exit 0 (files44 F3); and text right after a quote that closes a
+/// value, which shows a quote opened by mistake lines before, the rows between merged into its
+/// value (files63 F1). The copy fails naming the line and the field; nothing is committed.
+/// Quotes as COPY and RFC 4180 write them copy.
 #[test]
 fn a_quote_inside_a_csv_field_fails_the_copy_naming_its_line() {
     let c = clusters();
     let db = database(&c.dest[0], "CREATE TABLE q (id int, name text, note text);");
     let to = c.dest[0].conninfo(&db);
-    for (name, data) in [
-        ("inch.csv", &b"1,x,ok\n2,y,5\" pipe\n3,z,3\" nail\n"[..]),
-        ("mysql.csv", b"1,x,ok\n2,y,\"5\\\" pipe\"\n3,z,ok\n"),
+    let inside = "has a quote inside a field";
+    let after = "has text right after a quote that closes a quoted value";
+    for (name, data, line, said, merged) in [
+        (
+            "inch.csv",
+            &b"1,x,ok\n2,y,5\" pipe\n3,z,3\" nail\n"[..],
+            2,
+            inside,
+            "merging rows",
+        ),
+        (
+            "mysql.csv",
+            b"1,x,ok\n2,y,\"5\\\" pipe\"\n3,z,ok\n",
+            2,
+            after,
+            "not RFC 4180",
+        ),
+        (
+            "opened.csv",
+            b"1,\"open,x\n2,a,b\n3,c\"d,e\n4,f,g\n",
+            3,
+            after,
+            "opened by a quote on line 1 and running to this one, merging the rows between",
+        ),
     ] {
         let f = file(name, data);
         let out = run(&["table", "q", "--from", f.arg(), "--to", &to]);
         assert_exit(&out, 1);
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains(&format!("line 2 of {} has a quote inside a field", f.arg()))
-                && stderr.contains("merging rows"),
+            stderr.contains(&format!("line {line} of {} {said}", f.arg()))
+                && stderr.contains(merged),
             "{name}: {stderr}"
         );
         assert_eq!(count(&c.dest[0], &db, "q"), 0);
