@@ -477,6 +477,28 @@ impl FileSource {
                 self.scanner.line_number()
             ));
         }
+        // A pipe that gave no byte at all: what a command that failed upstream gives (files63
+        // F5: "copied 0 rows", exit 0, not a word; --truncate refuses it).
+        if self.pipe && self.last.is_none() && !self.header {
+            report::warn(format_args!(
+                "{} gave no data at all: no row copied; if a command writes it, check that it \
+                 succeeded (one that failed gives an empty input; `set -o pipefail` makes a \
+                 shell say so)",
+                self.name
+            ));
+        }
+        // Text: a line end escaped by a backslash is data, and the next line the same row
+        // (files63 F2: a Windows path ending in \ merged two rows, exit 0).
+        if let Some(line) = self.scanner.escaped_line_end() {
+            report::warn(format_args!(
+                "line {line} of {} ends in a backslash, which escapes its line end: the servers \
+                 read that line end as data and line {} as the same row (COPY writes a line \
+                 break in data as \\n and a backslash as \\\\; a path ending in \\ written \
+                 by another tool merges two rows so)",
+                self.name,
+                line + 1
+            ));
+        }
         self.done = true;
         Ok(None)
     }

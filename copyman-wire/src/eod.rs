@@ -229,6 +229,8 @@ pub struct EndOfDataScanner {
     pending: Option<Marker>,
     /// A marker with data after it (sticky).
     found: Option<Marker>,
+    /// Text: the first line whose line end a backslash escapes ([`Self::escaped_line_end`]).
+    escaped_end: Option<u64>,
     /// The bytes [`Self::skip_to_special`] stops at, by value.
     special: [bool; 256],
     /// Bytes of the stream seen so far, up to the signature's length.
@@ -260,6 +262,7 @@ impl EndOfDataScanner {
             line_bytes: false,
             pending: None,
             found: None,
+            escaped_end: None,
             special: Self::special_bytes(mode, Encoding::AsciiSafe),
             head: 0,
             head_matches: true,
@@ -459,6 +462,9 @@ impl EndOfDataScanner {
                 // Text: the escaped byte is data, whatever it is (a line end too); the server
                 // steps over that one byte, not over a character it may lead.
                 (Mode::Text, _) => {
+                    if byte == b'\n' || byte == b'\r' {
+                        self.escaped_end.get_or_insert(self.number);
+                    }
                     self.line = Line::Other;
                     return;
                 }
@@ -525,6 +531,14 @@ impl EndOfDataScanner {
         if byte >= 0x80 {
             self.skip = self.encoding.char_len(byte) - 1;
         }
+    }
+
+    /// Text: the first line (1-based) that ends in a backslash escaping its line end, if any:
+    /// the server reads that line end as data and the next line as the same row (PostgreSQL's
+    /// documented, deprecated form of a data newline, which COPY TO never writes: a tool's
+    /// Windows path ending in `\` merges two rows so).
+    pub fn escaped_line_end(&self) -> Option<u64> {
+        self.escaped_end
     }
 
     /// The stream ended. A marker with data after it, if one was seen; a marker at the very end

@@ -1826,3 +1826,33 @@ fn a_quote_inside_a_csv_field_fails_the_copy_naming_its_line() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &db, "q"), 2);
 }
+
+/// Text whose line ends in a backslash (a tool's Windows path `C:\dir\`): the backslash escapes
+/// the line end, which the servers read as data, and the next line joins that row — said, with
+/// the line (files63 F2: 3 lines loaded as 2 rows, not a word). A pipe that gave no data at all
+/// is said too (F5: "copied 0 rows", exit 0, from a command that failed upstream).
+#[test]
+fn a_line_end_escaped_by_a_backslash_and_an_empty_pipe_are_said() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE bs (id int, path text);");
+    let to = c.dest[0].conninfo(&db);
+    let f = file("paths.txt", b"1\tC:\\dir\\\n2\tc\n3\td\n");
+    let out = run(&["table", "bs", "--from", f.arg(), "--to", &to]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "line 1 of {} ends in a backslash, which escapes its line end",
+            f.arg()
+        )) && stderr.contains("line 2 as the same row"),
+        "{stderr}"
+    );
+    let out = run_with_stdin(&["table", "bs", "--from", "-", "--to", &to], b"");
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("stdin gave no data at all"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &db, "bs"), 0);
+}
