@@ -242,7 +242,8 @@ fn without_truncate_no_group_is_formed() {
 
 /// A table outside the selection that references a member still blocks the group's TRUNCATE
 /// (PostgreSQL refuses it, and copyman never empties a table it does not copy): the group's
-/// members are then emptied in parts: those no table outside references with one `TRUNCATE`,
+/// members are then emptied in parts: those no table references but those truncated with them
+/// with one `TRUNCATE`,
 /// then each other one as a table alone is (a `DELETE` where it touches nothing else). Where that outside table holds no referencing rows the
 /// refresh succeeds; where it does, the group is refused while planning: its 23503 names the
 /// constraint and the one statement that empties the group with that table, and nothing of
@@ -269,8 +270,10 @@ fn a_referencing_table_outside_the_selection_keeps_the_delete_rule() {
     let dry = selected(&["--dry-run"]);
     let plan = text(&dry.stdout);
     assert!(
-        plan.contains("empties them those no table outside references with one TRUNCATE, then")
-            && plan.contains(r#"TRUNCATE ONLY "public"."parent", ONLY "public"."child"; "#)
+        plan.contains(
+            "empties them with one TRUNCATE those that no table references but those truncated \
+             with them, then"
+        ) && plan.contains(r#"TRUNCATE ONLY "public"."parent", ONLY "public"."child"; "#)
             && plan.contains(r#"DELETE FROM ONLY "public"."grand""#),
         "{plan}"
     );
@@ -402,8 +405,9 @@ fn a_table_of_one_destination_referencing_the_group_fails_the_group_there_only()
     assert!(
         plan.contains(r#"empties them with one TRUNCATE ONLY "public"."grand""#)
             && plan.contains(
-                "(those no table outside references with one TRUNCATE, then the others one by \
-                 one, children first, on destination 2: a table outside"
+                "(with one TRUNCATE those that no table references but those truncated with \
+                 them, then the others one by one, children first, on destination 2: a table \
+                 outside"
             ),
         "{plan}"
     );

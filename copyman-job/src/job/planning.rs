@@ -4771,9 +4771,11 @@ fn group_emptying_words(tables: &[TablePlan], g: &crate::plan::Group) -> String 
     }
 }
 
-/// How a group is emptied where one `TRUNCATE` of its members is refused.
-const BY_PARTS: &str = "those no table outside references with one TRUNCATE, then the others \
-                        one by one, children first";
+/// How a group is emptied where one `TRUNCATE` of its members is refused ([`truncated_first`]:
+/// not "those no table outside references", which a member referenced by one emptied after it
+/// is not, emptying63 F6).
+const BY_PARTS: &str = "with one TRUNCATE those that no table references but those truncated \
+                        with them, then the others one by one, children first";
 
 /// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
 /// not a table of the job but whose ancestor is (its rows are copied, and emptied, with that
