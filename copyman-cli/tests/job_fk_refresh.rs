@@ -679,3 +679,46 @@ fn a_group_referenced_from_outside_truncates_the_members_no_outside_table_refere
     );
     assert_eq!(count(&c.dest[0], &d1, "items"), 200);
 }
+
+/// A member whose referencing member is refused there itself (a table outside the group
+/// references it with rows) is refused as following from that one: its rows stay. The advice
+/// was to make the key DEFERRABLE, which changed nothing (emptying63 F4).
+#[test]
+fn a_member_under_a_refused_member_is_said_to_follow_from_it() {
+    let c = two_phase_clusters();
+    let schema = "CREATE TABLE users (id int PRIMARY KEY);
+        CREATE TABLE orders (id int PRIMARY KEY, u int REFERENCES users);
+        CREATE TABLE items (id int PRIMARY KEY, o int REFERENCES orders);
+        CREATE TABLE ext (id int, i int REFERENCES items);";
+    let rows = "INSERT INTO users SELECT generate_series(1, 3);
+        INSERT INTO orders SELECT g, g FROM generate_series(1, 3) g;
+        INSERT INTO items SELECT g, g FROM generate_series(1, 3) g;";
+    let src = database(&c.source, &format!("{schema} {rows}"));
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} {rows} INSERT INTO ext VALUES (1, 2);"),
+    );
+    let state = TempPath::new("under-refused.state");
+    let out = copyman()
+        .args([
+            "table",
+            "users",
+            "orders",
+            "items",
+            "--truncate",
+            "--dry-run",
+        ])
+        .args(["--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains(r#""public"."items" there, of its group, references it"#)
+            && plan.contains("is refused there itself (said of it)"),
+        "{plan}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "ext"), 1);
+}

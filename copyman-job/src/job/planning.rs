@@ -4039,17 +4039,35 @@ fn refuse_unemptiable_members(
             if k == i || !tables[i].referenced_by.contains(&by) {
                 return None;
             }
+            // Refused there itself, it keeps its rows (emptying63 F4: the advice to make its
+            // key DEFERRABLE changed nothing).
+            let refused = matches!(tables[k].destinations[d], DestPlan::Refused(_));
             if !quiet_delete {
-                return Some((by.clone(), foreign_key(conn, &by, &tables[i].table)?));
+                return Some((
+                    by.clone(),
+                    foreign_key(conn, &by, &tables[i].table)?,
+                    refused,
+                ));
             }
             // (Not one truncated before the others: empty by then.)
             let later = !together[k][d] && (before < at || !emptied(&tables[k]));
             let key = later.then(|| referencing_rows(conn, &by, &tables[i].table, true))??;
-            Some((by, key))
+            Some((by, key, refused))
         });
-        let Some((by, constraint)) = found else {
+        let Some((by, constraint, by_refused)) = found else {
             continue;
         };
+        if by_refused {
+            tables[i].destinations[d] = DestPlan::Refused(TableError {
+                sqlstate: Some("23503".to_owned()),
+                ..TableError::lasting(format!(
+                    "{by} there, of its group, references it (foreign key {constraint}) and is \
+                     refused there itself (said of it), so keeps its rows: this table cannot be \
+                     emptied under them; mend what refuses {by} first"
+                ))
+            });
+            continue;
+        }
         // Why not one TRUNCATE there (as the group's note says it), and what would allow one.
         let (why, out) = if group.truncate_together[d] {
             (
