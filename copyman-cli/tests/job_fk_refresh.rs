@@ -423,9 +423,11 @@ fn a_table_of_one_destination_referencing_the_group_fails_the_group_there_only()
     for (t, table) in TABLES.iter().enumerate().take(3) {
         assert_eq!(digest(&c.dest[1], &d2, table), old[t], "{table}");
     }
+    // (grand's key from parent cascades onto parent, emptied before it: its DELETE would touch
+    // nothing else, and local_note's row is what stops it, emptying63 F2.)
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("SQLSTATE 0A000")
+        stderr.contains("SQLSTATE 23503")
             && stderr.contains(
                 r#""public"."local_note" there, a table of that destination's own (the source has none)"#
             ),
@@ -518,11 +520,13 @@ fn a_cycle_loads_and_empties_one_by_one_where_its_keys_are_deferrable() {
     assert_eq!(copy_backends(&c.dest[1], &d2), 0);
 }
 
-/// A member emptied with a `TRUNCATE` (a `DELETE` would cascade) in a group emptied one by one
-/// (a destination's own table references another member): another member references it, so
-/// its `TRUNCATE` alone is refused (0A000) — said while planning, never tried.
+/// A member whose key from another member cascades, in a group emptied one by one (a
+/// destination's own table references another member): that member is emptied before it, so
+/// its `DELETE` touches nothing else and the group loads there (emptying63 F2: its `TRUNCATE`
+/// alone was refused, 0A000). With a trigger on its deletes, that is refused, said while
+/// planning, never tried.
 #[test]
-fn a_truncated_member_of_a_group_emptied_one_by_one_is_refused() {
+fn a_member_whose_cascading_key_is_a_member_emptied_before_it_loads() {
     let c = two_phase_clusters();
     let cascading = SCHEMA.replace("REFERENCES grand", "REFERENCES grand ON DELETE CASCADE");
     let src = database(&c.source, &format!("{cascading} {SOURCE_ROWS}"));
@@ -535,8 +539,31 @@ fn a_truncated_member_of_a_group_emptied_one_by_one_is_refused() {
     let dry = job(&src, &d1, &d2, &state, &["--truncate", "--dry-run"]);
     let plan = text(&dry.stdout);
     assert!(
+        plan.contains(r#"DELETE FROM ONLY "public"."grand" (with its group)"#)
+            && !plan.contains("refused: "),
+        "{plan}"
+    );
+    assert_exit(&job(&src, &d1, &d2, &state, &["--truncate"]), 0);
+    for table in ["grand", "parent", "child"] {
+        assert_eq!(
+            digest(&c.dest[1], &d2, table),
+            digest(&c.source, &src, table)
+        );
+    }
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute(
+            "CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RETURN OLD; END $$;
+             CREATE TRIGGER keep BEFORE DELETE ON grand FOR EACH ROW EXECUTE FUNCTION keep();",
+        )
+        .unwrap();
+    let dry = job(&src, &d1, &d2, &state, &["--truncate", "--dry-run"]);
+    let plan = text(&dry.stdout);
+    assert!(
         plan.contains("refused: SQLSTATE 0A000")
-            && plan.contains(r#""public"."parent" there, of its group, references it"#),
+            && plan.contains(r#""public"."parent" there, of its group, references it"#)
+            && plan.contains("trigger keep fires on its deletes"),
         "{plan}"
     );
     let out = job(&src, &d1, &d2, &state, &["--truncate", "--keep-going"]);
@@ -545,10 +572,6 @@ fn a_truncated_member_of_a_group_emptied_one_by_one_is_refused() {
         !text(&out.stderr).contains("cannot truncate"),
         "never tried: {}",
         text(&out.stderr)
-    );
-    assert_eq!(
-        digest(&c.dest[0], &d1, "grand"),
-        digest(&c.source, &src, "grand")
     );
 }
 
@@ -721,4 +744,57 @@ fn a_member_under_a_refused_member_is_said_to_follow_from_it() {
         "{plan}"
     );
     assert_eq!(count(&c.dest[0], &d1, "ext"), 1);
+}
+
+/// A group a table outside it references, whose members' keys act on delete (`ON DELETE
+/// CASCADE` from child to parent, `SET NULL`): those keys act on members emptied before, so
+/// the `DELETE`s touch nothing else and the group copies (emptying63 F2: refused). What does
+/// stop a `DELETE` is named: a trigger that fires on it (F1: "it is partitioned, or foreign
+/// keys act on its deletes, or triggers or rules fire on them").
+#[test]
+fn keys_acting_on_members_emptied_before_do_not_stop_the_group() {
+    let c = two_phase_clusters();
+    let schema = "CREATE TABLE users (id int PRIMARY KEY);
+        CREATE TABLE orders (id int PRIMARY KEY, u int REFERENCES users ON DELETE CASCADE);
+        CREATE TABLE items (id int, o int REFERENCES orders ON DELETE SET NULL);
+        CREATE TABLE audit (id int, u int REFERENCES users);";
+    let rows = "INSERT INTO users SELECT generate_series(1, 4);
+        INSERT INTO orders SELECT g, g FROM generate_series(1, 4) g;
+        INSERT INTO items SELECT g, g FROM generate_series(1, 4) g;";
+    let src = database(&c.source, &format!("{schema} {rows}"));
+    let d1 = database(&c.dest[0], &format!("{schema} {rows}"));
+    let state = TempDir::new("acting-keys");
+    let job = |name: &str| {
+        copyman()
+            .args(["table", "users", "orders", "items", "--truncate"])
+            .args(["--from", &c.source.conninfo(&src)])
+            .args(["--to", &c.dest[0].conninfo(&d1)])
+            .args(["--state", &state.path(name)])
+            .output()
+            .unwrap()
+    };
+    assert_exit(&job("a.state"), 0);
+    for table in ["users", "orders", "items"] {
+        assert_eq!(
+            digest(&c.dest[0], &d1, table),
+            digest(&c.source, &src, table)
+        );
+    }
+    // A trigger on users' deletes: named in its refusal.
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute(
+            "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RETURN OLD; END $$;
+             CREATE TRIGGER t_del BEFORE DELETE ON users FOR EACH ROW EXECUTE FUNCTION noop();",
+        )
+        .unwrap();
+    let out = job("b.state");
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("trigger t_del fires on its deletes"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "users"), 4);
 }

@@ -1233,6 +1233,29 @@ pub fn delete_is_quiet_query(table: &TableName) -> String {
     format!("SELECT {}", delete_is_quiet(&t))
 }
 
+/// A query whose rows are what a `DELETE` of `table`'s rows would do besides emptying it, as
+/// [`delete_is_quiet_query`] says it does none: `partitioned` (its relkind), `key` (a foreign
+/// key acting on delete: its name, its table, its action letter), `trigger` and `rule` (their
+/// names), names quoted.
+pub fn delete_effects_query(table: &TableName) -> String {
+    let t = format!("{}::pg_catalog.regclass", table.regclass_literal());
+    let on = quoted_relation("n", "r");
+    format!(
+        "SELECT 'partitioned', c.relkind::text, NULL, NULL FROM pg_catalog.pg_class c \
+           WHERE c.oid = {t} AND c.relkind <> 'r' \
+         UNION ALL SELECT 'key', pg_catalog.quote_ident(k.conname), {on}, \
+           k.confdeltype::text \
+           FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class r ON r.oid = k.conrelid \
+           JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+           WHERE k.contype = 'f' AND k.confrelid = {t} AND k.confdeltype NOT IN ('a', 'r') \
+         UNION ALL SELECT 'trigger', pg_catalog.quote_ident(g.tgname), NULL, NULL \
+           FROM pg_catalog.pg_trigger g WHERE g.tgrelid = {t} AND NOT g.tgisinternal \
+           AND {TRIGGER_FIRES} AND (g.tgtype & 8) <> 0 \
+         UNION ALL SELECT 'rule', pg_catalog.quote_ident(w.rulename), NULL, NULL \
+           FROM pg_catalog.pg_rewrite w WHERE w.ev_class = {t} AND w.ev_type = '4'"
+    )
+}
+
 /// The relations a `TRUNCATE` of the relation `t` (an oid expression) empties, each a row `oid`:
 /// it and, partitioned, every partition at every level (PostgreSQL 12's `pg_partition_tree`),
 /// whose own TRUNCATE triggers fire too.

@@ -2963,6 +2963,7 @@ fn plan_all(
     }
     // Truncated with every table that references it, a table takes FREEZE like any other;
     // that is decided on each destination ([`truncates_together`]).
+    quiet_after_the_members_before(&mut tables, &groups, &mut dests);
     referenced_from_outside(&mut tables, &groups, &mut dests, &mut src);
     let together = truncated_with_referencing(&tables, &groups, dests.len());
     for (i, t) in tables.iter_mut().enumerate() {
@@ -3909,6 +3910,10 @@ fn referenced_from_outside(
             let alone = !together[i][d];
             if !quiet_delete && alone {
                 let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
+                let more = found
+                    .as_ref()
+                    .map(|_| delete_effects_words(conn, &t.table))
+                    .unwrap_or_default();
                 if let Some((r, constraint)) = &found
                     && !on_source(r)
                 {
@@ -3917,9 +3922,10 @@ fn referenced_from_outside(
                         ..TableError::lasting(own(
                             r,
                             constraint,
-                            "its TRUNCATE alone is refused, and a DELETE of its rows would do \
-                             more than empty it (it is partitioned, or foreign keys act on its \
-                             deletes, or triggers or rules fire on them)",
+                            &format!(
+                                "its TRUNCATE alone is refused, and a DELETE of its rows would \
+                                 do more than empty it ({more})"
+                            ),
                         ))
                     });
                 } else if let Some((r, constraint)) = found {
@@ -3929,11 +3935,10 @@ fn referenced_from_outside(
                         ..TableError::lasting(format!(
                             "{r} there, which the job does not copy, references it (foreign \
                              key {constraint}): its TRUNCATE alone is refused, and a DELETE of \
-                             its rows would do more than empty it (it is partitioned, or \
-                             foreign keys act on its deletes, or triggers or rules fire on \
-                             them), so emptying it first (--truncate) would fail; add {add} to \
-                             the job (then emptied together with it), or empty them together \
-                             there yourself (TRUNCATE {}{truncate}) and copy without --truncate",
+                             its rows would do more than empty it ({more}), so emptying it \
+                             first (--truncate) would fail; add {add} to the job (then emptied \
+                             together with it), or empty them together there yourself \
+                             (TRUNCATE {}{truncate}) and copy without --truncate",
                             own_rows(&t.table, &t.kind)
                         ))
                     });
@@ -4094,13 +4099,13 @@ fn refuse_unemptiable_members(
                 ))
             }
         } else {
+            let more = delete_effects_words(conn, &tables[i].table);
             TableError {
                 sqlstate: Some("0A000".to_owned()),
                 ..TableError::lasting(format!(
                     "{by} there, of its group, references it (foreign key {constraint}): {why}, \
                      and its TRUNCATE alone is refused (a DELETE of its rows would do more than \
-                     empty it: it is partitioned, or foreign keys act on its deletes, or \
-                     triggers or rules fire on them); {out}"
+                     empty it: {more}); {out}"
                 ))
             }
         });
@@ -4156,6 +4161,115 @@ fn parents_left_out(
         }
     }
     said
+}
+
+/// A member of a group emptied by a `DELETE` ([`group_emptying_steps`]) whose only effects
+/// besides emptying it are foreign keys of members emptied before it there (with the first
+/// `TRUNCATE`, or by a `DELETE` before its own, children first), or of itself: they act on
+/// empty tables, or on its own rows, and the `DELETE` touches nothing else (emptying63 F2: an
+/// `ON DELETE CASCADE` from child to parent inside the group refused the group).
+fn quiet_after_the_members_before(
+    tables: &mut [TablePlan],
+    groups: &[crate::plan::Group],
+    dests: &mut [Option<Connection>],
+) {
+    for g in groups {
+        for (d, slot) in dests.iter_mut().enumerate() {
+            if truncates_together(tables, g, d) {
+                continue;
+            }
+            let first = truncated_first(tables, g, d);
+            for (at, &m) in g.members.iter().enumerate() {
+                let DestPlan::Copy {
+                    truncate: true,
+                    quiet_delete: false,
+                    ..
+                } = tables[m].destinations[d]
+                else {
+                    continue;
+                };
+                if first.contains(&m) || !tables[m].referenced() {
+                    continue;
+                }
+                let Some(conn) = answering(slot) else {
+                    break;
+                };
+                // Emptied before it: the first TRUNCATE's, those after it in the group's order
+                // (emptied children first), and itself.
+                let before: HashSet<String> = (g.members.iter().enumerate())
+                    .filter(|&(k, &o)| first.contains(&o) || k > at || o == m)
+                    .filter(|&(_, &o)| {
+                        matches!(
+                            tables[o].destinations[d],
+                            DestPlan::Copy { truncate: true, .. }
+                        )
+                    })
+                    .map(|(_, &o)| tables[o].table.to_string())
+                    .collect();
+                let Some(effects) = delete_effects(conn, &tables[m].table) else {
+                    continue;
+                };
+                let only_theirs = !effects.is_empty()
+                    && effects.iter().all(|(kind, _, on, _)| {
+                        kind == "key" && on.as_ref().is_some_and(|on| before.contains(on))
+                    });
+                if only_theirs
+                    && let DestPlan::Copy { quiet_delete, .. } = &mut tables[m].destinations[d]
+                {
+                    *quiet_delete = true;
+                }
+            }
+        }
+    }
+}
+
+/// What a `DELETE` of `table`'s rows on `conn`'s database would do besides emptying it
+/// ([`crate::sql::delete_effects_query`]): each as `(kind, name, table, action)`; `None` where
+/// that cannot be asked.
+type Effect = (String, String, Option<String>, Option<String>);
+
+fn delete_effects(conn: &mut Connection, table: &TableName) -> Option<Vec<Effect>> {
+    let rows = conn.query(&crate::sql::delete_effects_query(table)).ok()?;
+    Some(
+        rows.into_iter()
+            .filter_map(|row| {
+                let mut row = row.into_iter();
+                let kind = row.next().flatten()?;
+                let name = row.next().flatten().unwrap_or_default();
+                Some((kind, name, row.next().flatten(), row.next().flatten()))
+            })
+            .collect(),
+    )
+}
+
+/// Why a `DELETE` of `table`'s rows would do more than empty it, named (emptying63 F1: "it is
+/// partitioned, or foreign keys act on its deletes, or triggers or rules fire on them", the
+/// DBA left to find which).
+fn delete_effects_words(conn: &mut Connection, table: &TableName) -> String {
+    let said: Vec<String> = (delete_effects(conn, table).unwrap_or_default().into_iter())
+        .map(|(kind, name, on, action)| match kind.as_str() {
+            "partitioned" => {
+                "it is partitioned (its partitions may have triggers of their own)".to_owned()
+            }
+            "key" => format!(
+                "foreign key {name} of {} acts on its deletes (ON DELETE {})",
+                on.unwrap_or_default(),
+                match action.as_deref() {
+                    Some("c") => "CASCADE",
+                    Some("n") => "SET NULL",
+                    _ => "SET DEFAULT",
+                }
+            ),
+            "trigger" => format!("trigger {name} fires on its deletes"),
+            _ => format!("rule {name} acts on its deletes"),
+        })
+        .collect();
+    match said.is_empty() {
+        true => "it is partitioned, or foreign keys act on its deletes, or triggers or rules \
+                 fire on them"
+            .to_owned(),
+        false => said.join("; "),
+    }
 }
 
 /// Whether the graph `after` (each node's successors) has a cycle.
