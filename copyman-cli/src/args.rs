@@ -1265,9 +1265,14 @@ pub(crate) fn endpoints(
         let compression = path.extension().and_then(OsStr::to_str);
         if let Some(compression) = compression.and_then(Compression::of_extension) {
             let (name, tool) = (d.display(), compression.name());
+            // `x.csv.gz`: CSV, which `--to -` does not write unless asked (files63 F13).
+            let csv = (path.file_stem().map(Path::new))
+                .and_then(Path::extension)
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
             return Err(ArgError::usage(format!(
                 "--to {name}: the name says {tool}-compressed, but copyman writes the COPY data \
-                 as it is, uncompressed; compress it on its way out: copyman … --to - | {} > {}",
+                 as it is, uncompressed; compress it on its way out: copyman … --to -{} | {} > {}",
+                if csv { " --format csv" } else { "" },
                 compression.compress(),
                 crate::file_source::shell_word(&name),
             )));
@@ -2386,7 +2391,7 @@ mod tests {
             "/tmp/my out.csv.GZ",
         ]);
         assert!(
-            said.ends_with("--to - | gzip > '/tmp/my out.csv.GZ'"),
+            said.ends_with("--to - --format csv | gzip > '/tmp/my out.csv.GZ'"),
             "{said}"
         );
         assert!(said.contains("the name says gzip-compressed"), "{said}");

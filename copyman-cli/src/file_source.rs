@@ -1409,9 +1409,11 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     };
     // Read to the end or to the longest signature: it can tell.
     match (Compression::of(&start, true), Foreign::of(&start)) {
-        (Some(Some(compression)), _) => {
-            Err(compressed(compression, &input(csv_named(path.file_stem()))))
-        }
+        // `x.csv.gz`, or `x.csv` holding compressed bytes (files63 F13).
+        (Some(Some(compression)), _) => Err(compressed(
+            compression,
+            &input(csv_named(path.file_stem()) || csv_named(path.file_name())),
+        )),
         (_, Some(foreign)) => Err(no_copy_data(foreign, &input(csv_named(path.file_name())))),
         _ => Ok(()),
     }

@@ -238,6 +238,14 @@ fn compressed_file_is_refused_before_connecting() {
             assert_refused_compressed(&run(&args), file.arg(), tool, &pipe);
         }
     }
+    // Named *.csv, read as CSV for its name: the way in says so (files63 F13: it read the
+    // decompressed data as text).
+    let (_, _, gzip) = COMPRESSED[0];
+    let file = TempPath::new("t.csv");
+    fs::write(&file.0, gzip).unwrap();
+    let pipe = format!("gzip -dc {} | copyman … --from - --format csv", file.arg());
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &nowhere]);
+    assert_refused_compressed(&out, file.arg(), "gzip", &pipe);
 }
 
 /// A compressed `*.csv.gz` was to be read as CSV for its name, which stdin has not: the way in
