@@ -1616,6 +1616,25 @@ pub(crate) fn check_header(
                  loaded (if it is data, leave out --header)",
                 shown(fields)
             ));
+        } else if fields.len() == columns.len() {
+            // Some fields name their columns, others none: loaded by position all the same,
+            // said (files63 F7: `id,foo,bar` into (id, a, b) without a word).
+            let unnamed: Vec<String> = (fields.iter().zip(columns))
+                .filter(|(f, _)| !names_one(f, columns))
+                .map(|(f, c)| {
+                    let label = f.as_deref().unwrap_or_default();
+                    format!("{label:?} into {}", file_start::column_name(c))
+                })
+                .collect();
+            if !unnamed.is_empty() {
+                report::warn(format_args!(
+                    "{name}: {} of its header's fields {} no column of the table: loaded by \
+                     position ({})",
+                    unnamed.len(),
+                    if unnamed.len() == 1 { "names" } else { "name" },
+                    unnamed.join(", ")
+                ));
+            }
         }
         return file_start::check_header(fields, columns).map_err(|mismatch| {
             if mismatch.by_header.is_none()

@@ -1856,3 +1856,33 @@ fn a_line_end_escaped_by_a_backslash_and_an_empty_pipe_are_said() {
     );
     assert_eq!(count(&c.dest[0], &db, "bs"), 0);
 }
+
+/// A header some of whose fields name no column of the table (`id,foo,bar` into (id, a, b)):
+/// loaded by position, said with where each goes (files63 F7: not a word).
+#[test]
+fn header_fields_naming_no_column_are_said() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE hf (id int, a text, b text);");
+    let f = file("labels.csv", b"id,foo,bar\n1,x,y\n");
+    let out = run(&[
+        "table",
+        "hf",
+        "--from",
+        f.arg(),
+        "--header",
+        "--to",
+        &c.dest[0].conninfo(&db),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(
+            r#"2 of its header's fields name no column of the table: loaded by position ("foo" into a, "bar" into b)"#
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        count(&c.dest[0], &db, "(SELECT 1 FROM hf WHERE a = 'x')"),
+        1
+    );
+}
