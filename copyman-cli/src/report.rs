@@ -292,11 +292,22 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
         let input = INPUT
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Its text fields are in the encoding of the session that wrote them, which binary
+        // data does not record either (files63 F6: a LATIN1 database's text was said to be of
+        // another type).
+        let encoding = match described.sqlstate.as_deref() {
+            Some("22021") => {
+                "; or a text field written in another encoding than the sessions read it in: \
+                 give each CONN the client_encoding it was written in (client_encoding=LATIN1 \
+                 for a LATIN1 database's)"
+            }
+            _ => "",
+        };
         message = format!(
             "{message} ({} is binary COPY data, which records no column types: each field is \
              read as the destination column's type, and one written from another type (an \
              integer read as text, an int4 as an int8) is refused so; copy from the types it \
-             was written from, or from a text or CSV file)",
+             was written from, or from a text or CSV file{encoding})",
             input.as_deref().unwrap_or("the input")
         );
     } else if described.sqlstate.as_deref() == Some("22021")
@@ -315,6 +326,21 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
             ),
             false => format!("{message} ({input})"),
         };
+    }
+    // The line a server's error names is the input's: said of which (files63 F12: "line 3" of
+    // no file named).
+    if let Some(name) = INPUT_NAME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_deref()
+        && let Some(at) = message.find("(context: COPY ")
+        && let Some(line) = message[at..]
+            .split(", line ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .filter(|n| !n.is_empty())
+    {
+        message = format!("{message} (line {line} of {name})");
     }
     // A string too long for a destination of bytes: counted as bytes there (types62 F3: 'ßßßßß'
     // too long for character varying(5), no word of why).
@@ -386,12 +412,22 @@ pub(crate) fn sql_ascii_source() -> Option<&'static str> {
     (input.as_deref() == Some(SQL_ASCII_SOURCE)).then_some(SQL_ASCII_SOURCE)
 }
 
+/// The run's file (its name) or stdin, whose line a server's error names ([`set_input`]).
+static INPUT_NAME: Mutex<Option<String>> = Mutex::new(None);
+
 /// Whether the run's file or stdin is binary COPY data ([`set_input`]).
 static INPUT_BINARY: AtomicBool = AtomicBool::new(false);
 
 /// Records what [`INPUT`] says for a run whose source is a file or stdin, or a server whose
 /// database is `SQL_ASCII` read in another encoding (`sql_ascii`).
 pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
+    *INPUT_NAME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = match &t.source {
+        crate::args::Endpoint::Server(_) => None,
+        crate::args::Endpoint::Stdio => Some("stdin".to_owned()),
+        other => Some(other.display()),
+    };
     let input = match &t.source {
         crate::args::Endpoint::Server(_) if sql_ascii => {
             set_sql_ascii_source();

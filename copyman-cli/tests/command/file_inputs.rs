@@ -1886,3 +1886,28 @@ fn header_fields_naming_no_column_are_said() {
         1
     );
 }
+
+/// A server's error on a row of a file names the line and the file (files63 F12: "line 3" of
+/// no file named).
+#[test]
+fn a_servers_error_on_a_files_row_names_the_file() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE bad (id int, v text);");
+    let f = file("bad-row.csv", b"1,a\n2,b\nthree,c\n");
+    let out = run(&[
+        "table",
+        "bad",
+        "--from",
+        f.arg(),
+        "--to",
+        &c.dest[0].conninfo(&db),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("22P02")
+            && text(&out.stderr).contains(&format!("(line 3 of {})", f.arg())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &db, "bad"), 0);
+}
