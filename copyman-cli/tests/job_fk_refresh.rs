@@ -798,3 +798,43 @@ fn keys_acting_on_members_emptied_before_do_not_stop_the_group() {
     );
     assert_eq!(count(&c.dest[0], &d1, "users"), 4);
 }
+
+/// A table of a destination's own, empty, that references a table whose DELETE would do more
+/// (a trigger): the refusal names the trigger and does not say rows would be lost, nor advise
+/// emptying that table, which changes nothing (emptying63 F1).
+#[test]
+fn an_empty_table_of_a_destinations_own_is_not_said_to_lose_rows() {
+    let c = two_phase_clusters();
+    let schema = "CREATE TABLE users (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO users SELECT generate_series(1, 3);"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{schema} CREATE TABLE audit (u int REFERENCES users);
+             CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RETURN OLD; END $$;
+             CREATE TRIGGER keep BEFORE DELETE ON users FOR EACH ROW EXECUTE FUNCTION keep();"
+        ),
+    );
+    let state = TempPath::new("own-empty.state");
+    let out = copyman()
+        .args(["table", "users", "--truncate", "--dry-run"])
+        .args(["--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("trigger keep fires on its deletes")
+            && plan.contains(
+                r#""public"."audit" holds no rows, but copyman empties no table it does not copy"#
+            )
+            && !plan.contains("no server holds a copy of"),
+        "{plan}"
+    );
+}

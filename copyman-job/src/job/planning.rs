@@ -3887,6 +3887,24 @@ fn referenced_from_outside(
             .ok()
             .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()));
         let origin = replica.as_deref() == Some("origin");
+        // For each member a DELETE would not empty quietly: the members emptied before it,
+        // whose keys act on nothing (not said as what stops it).
+        let before_of: HashMap<usize, HashSet<String>> = (groups.iter())
+            .flat_map(|g| (g.members.iter().enumerate()).map(move |(at, &m)| (g, at, m)))
+            .filter(|&(_, _, m)| {
+                !together[m][d]
+                    && matches!(
+                        tables[m].destinations[d],
+                        DestPlan::Copy {
+                            truncate: true,
+                            quiet_delete: false,
+                            ..
+                        }
+                    )
+            })
+            .map(|(g, at, m)| (m, emptied_before(tables, g, d, at)))
+            .collect();
+        let none = HashSet::new();
         for (i, t) in tables.iter_mut().enumerate() {
             let DestPlan::Copy {
                 truncate: true,
@@ -3912,21 +3930,35 @@ fn referenced_from_outside(
                 let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
                 let more = found
                     .as_ref()
-                    .map(|_| delete_effects_words(conn, &t.table))
+                    .map(|_| {
+                        delete_effects_words(conn, &t.table, before_of.get(&i).unwrap_or(&none))
+                    })
                     .unwrap_or_default();
                 if let Some((r, constraint)) = &found
                     && !on_source(r)
                 {
+                    let why = format!(
+                        "its TRUNCATE alone is refused, and a DELETE of its rows would do more \
+                         than empty it ({more})"
+                    );
+                    // Empty, it loses nothing, and emptying it changes nothing (emptying63 F1:
+                    // said to lose rows, with "empty it yourself" as the way).
+                    let empty = conn
+                        .query(&format!("SELECT 1 FROM {r} LIMIT 1"))
+                        .is_ok_and(|rows| rows.is_empty());
+                    let said = match empty {
+                        true => format!(
+                            "{r} there, a table of that destination's own (the source has \
+                             none), references it (foreign key {constraint}): {why}; {r} holds \
+                             no rows, but copyman empties no table it does not copy: copy \
+                             without --truncate, make a DELETE of it touch nothing else there, \
+                             or drop or change that foreign key there"
+                        ),
+                        false => own(r, constraint, &why),
+                    };
                     t.destinations[d] = DestPlan::Refused(TableError {
                         sqlstate: Some("0A000".to_owned()),
-                        ..TableError::lasting(own(
-                            r,
-                            constraint,
-                            &format!(
-                                "its TRUNCATE alone is refused, and a DELETE of its rows would \
-                                 do more than empty it ({more})"
-                            ),
-                        ))
+                        ..TableError::lasting(said)
                     });
                 } else if let Some((r, constraint)) = found {
                     let (add, truncate) = with_referencing(conn, &t.table, r, &job);
@@ -4099,7 +4131,8 @@ fn refuse_unemptiable_members(
                 ))
             }
         } else {
-            let more = delete_effects_words(conn, &tables[i].table);
+            let before = emptied_before(tables, group, d, at);
+            let more = delete_effects_words(conn, &tables[i].table, &before);
             TableError {
                 sqlstate: Some("0A000".to_owned()),
                 ..TableError::lasting(format!(
@@ -4194,18 +4227,7 @@ fn quiet_after_the_members_before(
                 let Some(conn) = answering(slot) else {
                     break;
                 };
-                // Emptied before it: the first TRUNCATE's, those after it in the group's order
-                // (emptied children first), and itself.
-                let before: HashSet<String> = (g.members.iter().enumerate())
-                    .filter(|&(k, &o)| first.contains(&o) || k > at || o == m)
-                    .filter(|&(_, &o)| {
-                        matches!(
-                            tables[o].destinations[d],
-                            DestPlan::Copy { truncate: true, .. }
-                        )
-                    })
-                    .map(|(_, &o)| tables[o].table.to_string())
-                    .collect();
+                let before = emptied_before(tables, g, d, at);
                 let Some(effects) = delete_effects(conn, &tables[m].table) else {
                     continue;
                 };
@@ -4221,6 +4243,31 @@ fn quiet_after_the_members_before(
             }
         }
     }
+}
+
+/// The members of `g` that destination `d` empties before, or with, its member at `at` (by
+/// name): the first `TRUNCATE`'s ([`truncated_first`]), those after it in the group's order
+/// (emptied children first), and itself.
+fn emptied_before(
+    tables: &[TablePlan],
+    g: &crate::plan::Group,
+    d: usize,
+    at: usize,
+) -> HashSet<String> {
+    let first = match truncates_together(tables, g, d) {
+        true => g.members.clone(),
+        false => truncated_first(tables, g, d),
+    };
+    (g.members.iter().enumerate())
+        .filter(|&(k, o)| first.contains(o) || k >= at)
+        .filter(|&(_, &o)| {
+            matches!(
+                tables[o].destinations[d],
+                DestPlan::Copy { truncate: true, .. }
+            )
+        })
+        .map(|(_, &o)| tables[o].table.to_string())
+        .collect()
 }
 
 /// What a `DELETE` of `table`'s rows on `conn`'s database would do besides emptying it
@@ -4245,8 +4292,18 @@ fn delete_effects(conn: &mut Connection, table: &TableName) -> Option<Vec<Effect
 /// Why a `DELETE` of `table`'s rows would do more than empty it, named (emptying63 F1: "it is
 /// partitioned, or foreign keys act on its deletes, or triggers or rules fire on them", the
 /// DBA left to find which).
-fn delete_effects_words(conn: &mut Connection, table: &TableName) -> String {
+/// Keys of the tables `before` (members emptied before it) are left out: they act on nothing
+/// (recheck63b F2: listed as what stopped it).
+fn delete_effects_words(
+    conn: &mut Connection,
+    table: &TableName,
+    before: &HashSet<String>,
+) -> String {
+    let acts = |(kind, _, on, _): &Effect| {
+        !(kind == "key" && on.as_ref().is_some_and(|on| before.contains(on)))
+    };
     let said: Vec<String> = (delete_effects(conn, table).unwrap_or_default().into_iter())
+        .filter(acts)
         .map(|(kind, name, on, action)| match kind.as_str() {
             "partitioned" => {
                 "it is partitioned (its partitions may have triggers of their own)".to_owned()
