@@ -1235,13 +1235,7 @@ fn a_file_read_as_sql_ascii_and_a_binary_copys_encoding_are_refused() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     // Beside a SQL_ASCII database (which takes any byte): said so too, not in the words of a
     // copy between servers (recheck48a F1: "the source's bytes", "leave client_encoding unset").
-    let ascii = format!("{d1}_ascii");
-    (c.dest[1].connect("postgres"))
-        .batch_execute(&format!(
-            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
-             LC_CTYPE 'C'"
-        ))
-        .unwrap();
+    let ascii = sql_ascii_database(&c.dest[1], &format!("{d1}_ascii"));
     c.dest[1].connect(&ascii).batch_execute(T).unwrap();
     let both = [
         "copy",
@@ -1311,13 +1305,7 @@ fn a_file_read_as_sql_ascii_and_a_binary_copys_encoding_are_refused() {
 fn a_sql_ascii_sources_name_that_is_not_utf8_is_said_with_the_way_out() {
     let c = clusters();
     let src = c.source.create_database();
-    let ascii = format!("{src}_ascii");
-    (c.source.connect("postgres"))
-        .batch_execute(&format!(
-            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
-             LC_CTYPE 'C'"
-        ))
-        .unwrap();
+    let ascii = sql_ascii_database(&c.source, &format!("{src}_ascii"));
     // 't', the byte 0xE5 (å in LATIN1), 'ble': made on the server, the client sends ASCII.
     (c.source.connect(&ascii))
         .batch_execute(
@@ -1358,13 +1346,7 @@ fn a_sql_ascii_sources_name_that_is_not_utf8_is_said_with_the_way_out() {
 fn sql_ascii_names_sent_as_they_are_are_said_not_utf8() {
     let c = clusters();
     let src = c.source.create_database();
-    let ascii = format!("{src}_ascii2");
-    (c.source.connect("postgres"))
-        .batch_execute(&format!(
-            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
-             LC_CTYPE 'C'"
-        ))
-        .unwrap();
+    let ascii = sql_ascii_database(&c.source, &format!("{src}_ascii2"));
     // 'n' and the byte 0xE9 (é in LATIN1); a column 'k' and that byte.
     (c.source.connect(&ascii))
         .batch_execute(
@@ -1373,13 +1355,10 @@ fn sql_ascii_names_sent_as_they_are_are_said_not_utf8() {
              CREATE TABLE plain (id int); INSERT INTO plain VALUES (1), (2);",
         )
         .unwrap();
-    let d1 = format!("{}_ascii2", c.dest[0].create_database());
-    (c.dest[0].connect("postgres"))
-        .batch_execute(&format!(
-            "CREATE DATABASE {d1} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
-             LC_CTYPE 'C'"
-        ))
-        .unwrap();
+    let d1 = sql_ascii_database(
+        &c.dest[0],
+        &format!("{}_ascii2", c.dest[0].create_database()),
+    );
     (c.dest[0].connect(&d1))
         .batch_execute("CREATE TABLE plain (id int);")
         .unwrap();
@@ -1440,13 +1419,10 @@ fn a_sql_ascii_destinations_lengths_in_bytes_are_said_with_its_22001() {
         &c.source,
         &format!("{table} INSERT INTO t VALUES ('ßßßßß');"),
     );
-    let ascii = format!("{}_ascii", c.dest[0].create_database());
-    (c.dest[0].connect("postgres"))
-        .batch_execute(&format!(
-            "CREATE DATABASE {ascii} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
-             LC_CTYPE 'C'"
-        ))
-        .unwrap();
+    let ascii = sql_ascii_database(
+        &c.dest[0],
+        &format!("{}_ascii", c.dest[0].create_database()),
+    );
     c.dest[0].connect(&ascii).batch_execute(table).unwrap();
     let state = TempPath::new("sql-ascii-lengths.state");
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&ascii));
@@ -1467,13 +1443,7 @@ fn a_sql_ascii_destinations_lengths_in_bytes_are_said_with_its_22001() {
     }
     assert_eq!(count(&c.dest[0], &ascii, "t"), 0);
     // From a SQL_ASCII source too, whose text of UTF-8 bytes is as long there (recheck63 F8).
-    let ascii_src = format!("{src}_ascii");
-    (c.source.connect("postgres"))
-        .batch_execute(&format!(
-            "CREATE DATABASE {ascii_src} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
-             LC_CTYPE 'C'"
-        ))
-        .unwrap();
+    let ascii_src = sql_ascii_database(&c.source, &format!("{src}_ascii"));
     (c.source.connect(&ascii_src))
         .batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('ßßßßß');")
         .unwrap();
@@ -2010,4 +1980,15 @@ fn a_lock_wait_behind_a_queued_statement_names_the_holder_it_waits_for() {
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dest, "t"), 100);
+}
+
+/// A database of `cluster` named `name`, in `SQL_ASCII` (which takes bytes of any encoding).
+fn sql_ascii_database(cluster: &copyman_testkit::Cluster, name: &str) -> String {
+    (cluster.connect("postgres"))
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    name.to_owned()
 }
