@@ -306,7 +306,10 @@ impl Plan {
     }
 
     /// The statements that empty the members of `group` that destination `d` empties first, in
-    /// their order ([`group_emptying_steps`]), as one; `None` when it empties none.
+    /// their order, as one: one `TRUNCATE` of them all where no other table references them
+    /// there, else one `TRUNCATE` of those no table references but those truncated with them,
+    /// then each other member's own ([`TablePlan::emptying`]), children first; `None` when it
+    /// empties none.
     pub fn group_emptying(&self, group: &crate::plan::Group, d: usize) -> Option<String> {
         let steps = group_emptying_steps(&self.tables, group, d);
         (!steps.is_empty()).then(|| {
