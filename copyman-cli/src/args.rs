@@ -1171,14 +1171,20 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
             // A file whose name holds a `=` (`x=1.csv`) reads as `key=value`: said, with the
             // way to name the file.
             // (Or one word whose key no connection has, as a file to write would be named.)
+            // (`postgres:x.csv` reads as a URL: its reason said as such, and the way on --to
+            // too, files63 F10.)
             Err(ConnError::Invalid(m))
                 if Path::new(text).exists()
                     || (!text.contains(char::is_whitespace)
-                        && m.contains("invalid connection option")) =>
+                        && (m.contains("invalid connection option")
+                            || m.contains("not a valid connection URL"))) =>
             {
+                let read_as = match text.contains('=') {
+                    true => "a connection string (it holds a \"=\")",
+                    false => "a connection URL (a name before a \":\")",
+                };
                 Err(ArgError::usage(format!(
-                    "{flag}: {m}: {} is read as a connection string (it holds a \"=\"); the \
-                     file of that name is ./{}",
+                    "{flag}: {m}: {} is read as {read_as}; the file of that name is ./{}",
                     conn::redact(text),
                     conn::redact(text)
                 )))

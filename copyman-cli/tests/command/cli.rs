@@ -1151,7 +1151,8 @@ fn a_dry_run_refuses_the_files_the_run_cannot_write() {
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
 }
 
-/// A file whose name holds a `=` (`x=1.txt`) is read as a connection string: the refusal names
+/// A file whose name holds a `=` (`x=1.txt`), or a name before a `:` (`postgres:x.csv`), is
+/// read as a connection string or URL: the refusal names
 /// the file and the way to give it (`./x=1.txt`), which copies it. A server's Unix socket given
 /// as a destination (`/run/postgresql/.s.PGSQL.5432`) is refused before connecting, with the
 /// CONN that names that server: it was written to, after the source was read ("No such device
@@ -1193,6 +1194,24 @@ fn a_file_named_like_a_conninfo_and_a_socket_given_as_a_file_are_said() {
     assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("the file of that name is ./run=2024.csv"),
+        "{}",
+        text(&out.stderr)
+    );
+    // One with a ":" reads as a URL: said so, not as holding a "=" (files63 F10).
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        "postgres:out.csv",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            "postgres:out.csv is read as a connection URL (a name before a \":\"); the file of \
+             that name is ./postgres:out.csv"
+        ),
         "{}",
         text(&out.stderr)
     );
