@@ -776,3 +776,45 @@ fn a_partitioned_table_over_the_split_size_is_said_copied_whole() {
     );
     assert_eq!(count(&c.dest[0], &d1, "meas"), 20000);
 }
+
+/// A partitioned table emptied first (`--truncate`) whose destination has a partition the
+/// source has not: the plan says `--truncate` empties it with the table (emptying63 F5: its
+/// rows went without a word).
+#[test]
+fn a_partition_only_a_destination_has_is_said_emptied_with_its_table() {
+    let c = clusters();
+    let schema = "CREATE TABLE pu (id int) PARTITION BY RANGE (id);
+                  CREATE TABLE pu_1 PARTITION OF pu FOR VALUES FROM (0) TO (100);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO pu SELECT generate_series(1, 50);"),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{schema} CREATE TABLE pu_extra PARTITION OF pu FOR VALUES FROM (100) TO (200);
+             INSERT INTO pu VALUES (150);"
+        ),
+    );
+    let state = TempPath::new("own-partition.state");
+    let out = run(&[
+        "table",
+        "pu",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--truncate",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(
+            r#""public"."pu": on destination 1 its partition "public"."pu_extra" is not the source's: --truncate empties it with it"#
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "pu"), 50);
+}

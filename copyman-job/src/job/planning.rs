@@ -2777,6 +2777,7 @@ fn plan_all(
     // destinations broke (a constraint dropped for the load) orders the tables all the same.
     let mut edges_on = vec![Vec::new(); dests.len()];
     let mut binding_on = vec![Vec::new(); dests.len()];
+    let on_source: HashSet<String> = source_ancestry.iter().map(|(p, _)| p.clone()).collect();
     let mut ancestors = source_ancestry;
     for (d, slot) in dests.iter_mut().enumerate() {
         if let Some(conn) = answering(slot) {
@@ -2785,6 +2786,7 @@ fn plan_all(
         if let Some(conn) = answering(slot) {
             let here = partition_ancestors(conn);
             refuse_emptied_within(&tables, d, &here)?;
+            notes.extend(partitions_of_its_own(&tables, d, &here, &on_source));
             ancestors.extend(here);
         }
         if let Some(conn) = answering(slot).filter(|_| options.verify) {
@@ -4330,6 +4332,44 @@ fn delete_effects_words(
             .to_owned(),
         false => said.join("; "),
     }
+}
+
+/// The partitioned tables destination `d` empties first (`--truncate`: a `TRUNCATE` of the
+/// table and its partitions) that have partitions there the source has not (`here`: each
+/// partition there and its ancestors), said: their rows are the table's there and go with it,
+/// though the source holds no copy of them (emptying63 F5: not a word).
+fn partitions_of_its_own(
+    tables: &[TablePlan],
+    d: usize,
+    here: &[(String, Vec<String>)],
+    on_source: &HashSet<String>,
+) -> Vec<String> {
+    let mut said = Vec::new();
+    for t in tables {
+        if !matches!(t.destinations.get(d), Some(DestPlan::Copy { truncate: true, kind, .. }) if kind == "p")
+        {
+            continue;
+        }
+        let name = t.table.to_string();
+        let own: Vec<&str> = (here.iter())
+            .filter(|(p, up)| up.contains(&name) && !on_source.contains(p))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if !own.is_empty() {
+            let (partitions, are, them) = match own.len() {
+                1 => ("partition", "is", "it"),
+                _ => ("partitions", "are", "them"),
+            };
+            said.push(format!(
+                "{name}: on destination {} its {partitions} {} {are} not the source's: \
+                 --truncate empties {them} with it (their rows are the table's there, and the \
+                 source holds no copy of them)",
+                d + 1,
+                own.join(", ")
+            ));
+        }
+    }
+    said
 }
 
 /// Whether the graph `after` (each node's successors) has a cycle.
