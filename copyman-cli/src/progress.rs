@@ -611,6 +611,17 @@ mod tests {
 
     /// Nothing moving, or a month and more to go, is not said as decades (indicatif's ETA of a
     /// rate decayed to nothing read `584942417355y`).
+    /// The destination that paces the copy is `N:slow` on the bar's line, the others `N:ok`.
+    #[test]
+    fn the_destination_that_paces_the_copy_is_slow_on_the_bar() {
+        let progress = Progress::start(true, false, Estimate::Unknown, true, 3);
+        set_slow(Some(1));
+        let line = progress.status_line();
+        set_slow(None);
+        assert!(line.contains("destinations 1:ok 2:slow 3:ok"), "{line}");
+        assert!(progress.status_line().contains("2:ok"));
+    }
+
     #[test]
     fn an_eta_is_said_only_when_it_means_something() {
         assert_eq!(eta_text(0.0, Duration::MAX), "?");

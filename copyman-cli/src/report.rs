@@ -96,12 +96,12 @@ pub(crate) fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
-/// Logs a step (with `--verbose` only).
 /// Whether the step log is on (`--verbose`).
 pub(crate) fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 
+/// Logs a step (with `--verbose` only).
 pub(crate) fn log(message: impl fmt::Display) {
     if VERBOSE.load(Ordering::Relaxed) {
         progress::println(&format!("copyman: {message}"));
