@@ -414,9 +414,12 @@ fn destinations_behind_a_slow_stdout_are_said_failed_only_of_their_own_errors() 
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    // Once the destination's COPY failed (its transaction aborted), however long that took.
+    // Once the destination's COPY failed (its transaction aborted), or 15 s on: its row may
+    // not have gone out whole before copyman blocked on stdout (a socket that took part of it),
+    // and then only reading stdout lets it go (it waited 60 s and failed the test). Either
+    // way it is said failed of its 23505 or rolled back, below.
     let mut admin = c.dest[0].connect("postgres");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while admin
         .query(
             "SELECT 1 FROM pg_stat_activity WHERE datname = $1 \
@@ -425,11 +428,8 @@ fn destinations_behind_a_slow_stdout_are_said_failed_only_of_their_own_errors() 
         )
         .unwrap()
         .is_empty()
+        && std::time::Instant::now() < deadline
     {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "destination 1 never failed"
-        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = stdout.read(&mut [0u8; 1024]);
