@@ -4275,11 +4275,11 @@ fn emptied_before(
         .collect()
 }
 
-/// What a `DELETE` of `table`'s rows on `conn`'s database would do besides emptying it
-/// ([`crate::sql::delete_effects_query`]): each as `(kind, name, table, action)`; `None` where
-/// that cannot be asked.
+/// One thing a `DELETE` would do besides emptying its table: `(kind, name, table, action)`.
 type Effect = (String, String, Option<String>, Option<String>);
 
+/// What a `DELETE` of `table`'s rows on `conn`'s database would do besides emptying it
+/// ([`crate::sql::delete_effects_query`]); `None` where that cannot be asked.
 fn delete_effects(conn: &mut Connection, table: &TableName) -> Option<Vec<Effect>> {
     let rows = conn.query(&crate::sql::delete_effects_query(table)).ok()?;
     Some(
