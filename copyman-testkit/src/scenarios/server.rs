@@ -114,9 +114,14 @@ pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Cl
 /// The rows of [`stalling_copy`].
 const STALLING_ROWS: u64 = 150_000;
 
+/// The stall timeout of [`stalling_copy`]: the copy's, so the producer's too — long enough that
+/// a source on a loaded 2-core machine (the full suite) never sends nothing for that long (1 s
+/// once did: a producer stall beside the receiver's).
+const STALLING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Rows of a copy (~47 MB: more than the socket buffers on both sides hold while a destination
 /// stalls) from the source to destinations 0 and 1, whose databases it makes (returned), with
-/// the copy's stall timeout 1 s; destination 0's row 1000 waits for the advisory lock `lock`
+/// the copy's stall timeout [`STALLING_TIMEOUT`]; destination 0's row 1000 waits for the advisory lock `lock`
 /// (a row trigger), so it stops reading while another session holds it.
 fn stalling_copy(clusters: &Clusters, lock: i64) -> (CopyPlan, [String; 2]) {
     let source_db = clusters.source.create_database();
@@ -146,7 +151,7 @@ fn stalling_copy(clusters: &Clusters, lock: i64) -> (CopyPlan, [String; 2]) {
         destinations: vec![
             DestinationSpec::Statement(
                 StatementSpec::new(stalled.conninfo(&stalled_db), "COPY t FROM STDIN")
-                    .timeout(Duration::from_secs(1)),
+                    .timeout(STALLING_TIMEOUT),
             ),
             DestinationSpec::Statement(StatementSpec::new(
                 other.conninfo(&other_db),
@@ -234,9 +239,9 @@ pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clust
         .receiver(0)
         .unwrap_or_else(|| panic!("[{}] receiver 0 stalled: {}", driver.name(), faults[0]));
     assert!(
-        error
-            .text
-            .contains("receiver 0 stalled: no byte moved for 1s"),
+        error.text.contains(&format!(
+            "receiver 0 stalled: no byte moved for {STALLING_TIMEOUT:?}"
+        )),
         "[{}] {error}",
         driver.name()
     );
@@ -306,11 +311,11 @@ pub fn a_receiver_heard_moving_is_not_stalled<D: CopyDriver>(driver: &D, cluster
         .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
     let under_way = copy.under_way();
     let heard = Arc::new(AtomicBool::new(true));
-    // Three seconds of a server heard moving, under a stall timeout of one.
+    // Five seconds of a server heard moving, under a stall timeout of two.
     let watchdog = {
         let heard = Arc::clone(&heard);
         thread::spawn(move || {
-            for _ in 0..15 {
+            for _ in 0..25 {
                 under_way.server_moved(EndpointId::Receiver(ReceiverId(0)));
                 thread::sleep(Duration::from_millis(200));
             }
