@@ -35,11 +35,7 @@ fn connect_plan_reports_dns_errors_and_moves_on() {
             .expect("the second host connects");
         assert_eq!(conn.execute("SELECT 1").await.unwrap(), 1);
         // A refused connection is said with why, not only in its source (lib44 F1).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = copyman_testkit::closed_port();
         let err = Connection::connect_str(&format!("host=127.0.0.1 port={port} user=postgres"))
             .await
             .expect_err("nothing listens there");

@@ -562,11 +562,7 @@ fn the_estimate_follows_a_table_grown_since_it_was_analyzed() {
 #[test]
 fn malformed_copy_statement_exit_2_without_connecting() {
     // A port nobody listens on: a connection attempt would be exit 3.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let conn = format!("host=127.0.0.1 port={port} user=u dbname=d");
     for (send, receive, said) in [
         (

@@ -512,29 +512,9 @@ impl StderrLines {
     }
 }
 
-/// A TCP port on 127.0.0.1 where nothing listens, and where nothing the tests start will: a
-/// privileged port that refuses a connection now (the clusters run as `postgres`, which may
-/// not bind one, and the proxies take ephemeral ports). An ephemeral port bound and released
-/// could be taken by a cluster or proxy starting meanwhile. Each call gives another.
-pub fn closed_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(900);
-    loop {
-        let port = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if port >= 1024 {
-            break;
-        }
-        let at = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let tried = std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(1));
-        if tried.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused) {
-            return port;
-        }
-    }
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// Not every test binary that holds this module refuses a connection.
+#[allow(unused_imports)]
+pub use copyman_testkit::closed_port;
 
 /// A session of `cluster` holding `LOCK TABLE table IN ACCESS EXCLUSIVE MODE` in an
 /// open transaction (until `ROLLBACK`).
