@@ -746,6 +746,50 @@ fn a_member_under_a_refused_member_is_said_to_follow_from_it() {
     assert_eq!(count(&c.dest[0], &d1, "ext"), 1);
 }
 
+/// A partitioned member whose partition a table outside the group references there: the
+/// refusal names that table, its key and the partition, and says which key to change — it
+/// named a key inside the group and "a table outside it" (emptying63 F3). The run refuses as
+/// the dry run says, and the destination keeps its rows.
+#[test]
+fn an_outside_key_to_a_members_partition_is_named() {
+    let c = two_phase_clusters();
+    let schema = "CREATE TABLE a (id int PRIMARY KEY) PARTITION BY RANGE (id);
+        CREATE TABLE a1 PARTITION OF a FOR VALUES FROM (0) TO (100);
+        CREATE TABLE a2 PARTITION OF a FOR VALUES FROM (100) TO (200);
+        CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a);
+        INSERT INTO a SELECT generate_series(1, 150);
+        INSERT INTO b SELECT g, g FROM generate_series(1, 150) g;";
+    let src = database(&c.source, schema);
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} CREATE TABLE o (x int CONSTRAINT o_a1 REFERENCES a1 (id));"),
+    );
+    let state = TempPath::new("outside-partition.state");
+    let job = |dry: bool| {
+        copyman()
+            .args(["table", "a", "b", "--truncate"])
+            .args(dry.then_some("--dry-run"))
+            .args(["--from", &c.source.conninfo(&src)])
+            .args(["--to", &c.dest[0].conninfo(&d1)])
+            .args(["--state", state.arg()])
+            .output()
+            .unwrap()
+    };
+    for dry in [true, false] {
+        let out = job(dry);
+        assert_exit(&out, 1);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            said.contains(
+                r#""public"."o" there, outside the group, references "public"."a1", a partition of "public"."a" (foreign key o_a1)"#
+            ) && said.contains(r#"drop or change there foreign key o_a1 of "public"."o""#),
+            "{said}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "a"), 150);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 150);
+}
+
 /// A group a table outside it references, whose members' keys act on delete (`ON DELETE
 /// CASCADE` from child to parent, `SET NULL`): those keys act on members emptied before, so
 /// the `DELETE`s touch nothing else and the group copies (emptying63 F2: refused). What does

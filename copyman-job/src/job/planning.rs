@@ -4114,16 +4114,31 @@ fn refuse_unemptiable_members(
         let (why, out) = if group.truncate_together[d] {
             (
                 "the group is emptied there one by one, not with one TRUNCATE, because a member \
-                 that references another emptied there is not emptied there itself",
-                "copy without --truncate, or empty the group there yourself and copy it again",
+                 that references another emptied there is not emptied there itself"
+                    .to_owned(),
+                "copy without --truncate, or empty the group there yourself and copy it again"
+                    .to_owned(),
             )
         } else {
-            (
-                "the group is emptied there one by one, not with one TRUNCATE, because a table \
-                 outside it references a member",
-                "copy without --truncate, or drop or change there the foreign key that \
-                 references the group from outside",
-            )
+            let members: Vec<&TableName> =
+                group.members.iter().map(|&m| &tables[m].table).collect();
+            match outside_reference(conn, &members) {
+                Some((outside, key)) => (
+                    format!(
+                        "the group is emptied there one by one, not with one TRUNCATE, because \
+                         {outside}"
+                    ),
+                    format!("copy without --truncate, or drop or change there {key}"),
+                ),
+                None => (
+                    "the group is emptied there one by one, not with one TRUNCATE, because a \
+                     table outside it references a member"
+                        .to_owned(),
+                    "copy without --truncate, or drop or change there the foreign key that \
+                     references the group from outside"
+                        .to_owned(),
+                ),
+            }
         };
         tables[i].destinations[d] = DestPlan::Refused(if quiet_delete {
             TableError {
@@ -4446,6 +4461,39 @@ fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option
         ))
         .ok()?;
     rows.first()?.first()?.clone()
+}
+
+/// A foreign key on `conn`'s database from a table outside `members` to one of them or to a
+/// partition of one, said: `"{outside}" there, outside the group, references "{member}"
+/// (foreign key {key})`, naming the partition where the key references one (emptying63 F3: the
+/// refusal named a key inside the group, and not the table that kept it from one `TRUNCATE`).
+/// `None` when there is none or it cannot be asked (before PostgreSQL 12: no
+/// `pg_partition_root`).
+fn outside_reference(conn: &mut Connection, members: &[&TableName]) -> Option<(String, String)> {
+    let list: Vec<String> = members.iter().map(|m| m.regclass_literal()).collect();
+    let list = format!("ARRAY[{}]::pg_catalog.regclass[]", list.join(", "));
+    let root = |rel: &str| format!("coalesce(pg_catalog.pg_partition_root({rel}), {rel})");
+    let rows = conn
+        .query(&format!(
+            "SELECT cn.nspname::text, c.relname::text, pn.nspname::text, p.relname::text,                  rn.nspname::text, r.relname::text, pg_catalog.quote_ident(k.conname)::text              FROM pg_catalog.pg_constraint k              JOIN pg_catalog.pg_class c ON c.oid = k.conrelid              JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace              JOIN pg_catalog.pg_class p ON p.oid = k.confrelid              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace              JOIN pg_catalog.pg_class r ON r.oid = {}              JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace              WHERE k.contype = 'f' AND k.conparentid = 0 AND {} = ANY ({list})                AND {} <> ALL ({list}) ORDER BY 1, 2, 7 LIMIT 1",
+            root("k.confrelid"),
+            root("k.confrelid"),
+            root("k.conrelid"),
+        ))
+        .ok()?;
+    let mut row = rows.into_iter().next()?.into_iter();
+    let outside = qualified(&mut row)?;
+    let referenced = qualified(&mut row)?;
+    let member = qualified(&mut row)?;
+    let key = row.next().flatten()?;
+    let what = match referenced == member {
+        true => member,
+        false => format!("{referenced}, a partition of {member}"),
+    };
+    Some((
+        format!("{outside} there, outside the group, references {what} (foreign key {key})"),
+        format!("foreign key {key} of {outside}"),
+    ))
 }
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
