@@ -1141,10 +1141,17 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
             conn::hide_misspelt_password(text)
         ))),
         Target::File(_) if conn::looks_like_a_server(text) => Err(ArgError::usage(format!(
-            "{flag} {}: this names a server without saying so, and would be taken for a file; \
+            "{flag} {}: this names a server without saying so{}, and would be taken for a file; \
              give a server as postgresql://USER@HOST:PORT/DB or 'host=HOST port=PORT user=USER', \
              a file of that name as ./{}",
             conn::redact(text),
+            match text.split(':').count() {
+                // (conn64 F5: taken for a file, password and all.)
+                5 =>
+                    " (as a password file's line, HOST:PORT:DB:USER:PASSWORD: such a line \
+                       goes into ~/.pgpass or the file PGPASSFILE names)",
+                _ => "",
+            },
             conn::redact(text)
         ))),
         Target::File(path) if is_socket(&path) => {
@@ -1253,14 +1260,15 @@ pub(crate) fn endpoints(
         let named = if conn::names_a_host(text) {
             format!("a server is `host={text}`")
         } else if !text.contains(['/', '.']) {
-            format!("a database is `dbname={text}`")
+            format!("a database is `dbname={}`", conn::redact(text))
         } else {
             continue;
         };
         crate::report::warn(format_args!(
             // (Not "written": a dry run writes nothing, docs45 F4.)
-            "--to {text} is read as the file ./{} ({named})",
-            path.display()
+            "--to {} is read as the file ./{} ({named})",
+            conn::redact(text),
+            conn::redact(&path.display().to_string())
         ));
     }
     // copyman writes COPY data as it is: into `out.csv.gz` it would be plain text that its

@@ -2041,7 +2041,7 @@ fn host_target(config: &postgres::Config) -> String {
 pub(crate) fn redact(text: &str) -> String {
     match Target::classify(text) {
         Target::Stdio => text.to_owned(),
-        Target::File(_) => redact_userinfo(text),
+        Target::File(_) => redact_password_file_line(&redact_userinfo(text)),
         Target::Server(_) if is_url(text) => redact_url(text),
         Target::Server(_) if looks_like_url(text) => scrub_text(&redact_userinfo(text)),
         Target::Server(_) => match tokenize(text) {
@@ -2075,9 +2075,11 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
             })
     };
     // `host:port`: a port of 4 or 5 digits after a host name (`dump-…T10:30` is a file), any
-    // port after an address or `localhost`.
+    // port after an address or `localhost`; then a `/database`, or more `:` fields (a password
+    // file's line, `host:port:db:user:password`, was written to a file of that name, password
+    // and all, exit 0: conn64 F5).
     let host_port = text.split_once(':').is_some_and(|(host, port)| {
-        let port = port.split('/').next().unwrap_or_default();
+        let port = port.split(['/', ':']).next().unwrap_or_default();
         let digits =
             !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
         let named = !host.is_empty()
@@ -2097,7 +2099,9 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
         .is_some_and(|(user, _)| !user.contains('/'));
     // `10.0.0.5`, `10.0.0.5/app` (an address then a database, as in a URL).
     let ipv4 = is_ipv4(text.split('/').next().unwrap_or_default());
-    user_at || host_port || ipv4 || ipv6 || text.starts_with('[')
+    // A password file's line, whatever its host and port (`db:543:app:u:pw`, `*:*:…`).
+    let password_line = redact_password_file_line(text) != text;
+    user_at || host_port || ipv4 || ipv6 || password_line || text.starts_with('[')
 }
 
 /// The connection keywords a CONN written with `:` or a blank for `=` is told by.
@@ -2201,6 +2205,21 @@ pub(crate) fn names_a_host(text: &str) -> bool {
 /// Hides what looks like the password of a `user:password@` in `text`: after a leading
 /// `scheme:`, everything from the first `:` to the last `@` (more than the password, rather than
 /// less, when the text is odd).
+/// `text` with the last of five `:`-separated fields hidden where it reads as a password file's
+/// line (`host:port:database:user:password`, its port digits or `*`), as a file's name would be
+/// shown.
+fn redact_password_file_line(text: &str) -> String {
+    let fields: Vec<&str> = text.split(':').collect();
+    let port = fields.get(1).copied().unwrap_or_default();
+    match fields.len() == 5
+        && !port.is_empty()
+        && (port == "*" || port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        true => format!("{}:***", fields[..4].join(":")),
+        false => text.to_owned(),
+    }
+}
+
 fn redact_userinfo(text: &str) -> String {
     let Some(at) = text.rfind('@') else {
         return text.to_owned();
@@ -2789,6 +2808,11 @@ mod tests {
             "::1",
             "127.0.0.1:999",
             "localhost:543",
+            "127.0.0.1:60061:db1:scr:TopSecret99",
+            "localhost:60061:db1",
+            "db.example.com:5432:db1:scr:pw",
+            "myhost:543:db1:scr:pw",
+            "*:*:db1:scr:pw",
         ] {
             assert!(looks_like_a_server(server), "{server}");
         }
@@ -2802,6 +2826,7 @@ mod tests {
             "1.2.3.csv",
             "exports/alice@corp.com.csv",
             "dump-2024-01-01T10:30",
+            "dump-2024-01-01T10:30:00.csv",
             "1.2.3/x.csv",
         ] {
             assert!(!looks_like_a_server(file), "{file}");
@@ -2952,6 +2977,13 @@ mod tests {
         assert_eq!(redact("host=db1 password=a\\ b"), "host=db1 password=***");
         let unreadable = redact("host=db1 password='never closed");
         assert!(!unreadable.contains("never"), "{unreadable}");
+        // A password file's line, refused as a server written as a file (conn64 F5).
+        assert_eq!(
+            redact("127.0.0.1:60061:db1:scr:TopSecret99"),
+            "127.0.0.1:60061:db1:scr:***"
+        );
+        assert_eq!(redact("db:*:app:u:pw"), "db:*:app:u:***");
+        assert_eq!(redact("a:b:c:d:e.csv"), "a:b:c:d:e.csv");
     }
 
     #[test]

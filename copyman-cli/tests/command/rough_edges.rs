@@ -749,6 +749,10 @@ fn a_server_written_as_a_file_name_is_refused_without_its_password() {
         format!("postgres@127.0.0.1:{port}"),
         format!("127.0.0.1:{port}"),
         "10.0.0.5".to_owned(),
+        // A password file's line (conn64 F5: written to a file of that name, exit 0, its
+        // password in the summary and --json).
+        format!("127.0.0.1:{port}:postgres:postgres:S3cretPW"),
+        "myhost:543:app:alice:S3cretPW".to_owned(),
     ] {
         let out = copyman()
             .current_dir(&dir.0)
