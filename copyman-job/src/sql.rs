@@ -1537,9 +1537,11 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
     let items = ITEMS;
     let quiet = delete_is_quiet("rel.oid");
     let tree = truncated_tree("rel.oid", version);
+    // (A partition's tree holds itself: counted once, not twice, jobs64 F1.)
     let parts = if version >= 120_000 {
         "SELECT rel.oid FROM rel UNION ALL \
-         SELECT t.relid FROM rel, pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
+         SELECT t.relid FROM rel, pg_catalog.pg_partition_tree(rel.oid) t \
+          WHERE t.isleaf AND t.relid <> rel.oid"
     } else {
         "SELECT rel.oid FROM rel"
     };

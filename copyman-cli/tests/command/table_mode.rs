@@ -559,6 +559,41 @@ fn the_estimate_follows_a_table_grown_since_it_was_analyzed() {
     );
 }
 
+/// A partition copied alone is estimated at its rows, not twice them (its partition tree holds
+/// itself: jobs64 F1); its partitioned table at the sum of its partitions'.
+#[test]
+fn a_partition_alone_is_estimated_at_its_rows() {
+    let c = clusters();
+    let schema = "CREATE TABLE e (id int8, note text) PARTITION BY RANGE (id);
+         CREATE TABLE e1 PARTITION OF e FOR VALUES FROM (0) TO (50001);
+         CREATE TABLE e2 PARTITION OF e FOR VALUES FROM (50001) TO (100001);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO e SELECT n, 'note ' || n FROM generate_series(1, 100000) n; ANALYZE e;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    for (table, rows) in [("e1", 50_000), ("e", 100_000)] {
+        let out = run(&[
+            "--json",
+            "table",
+            table,
+            "--from",
+            &c.source.url(&src),
+            "--to",
+            &c.dest[0].url(&d1),
+            "--dry-run",
+        ]);
+        assert_exit(&out, 0);
+        let estimate = json(&out)["plan"]["estimate"]["rows"].as_u64().unwrap();
+        assert!(
+            (rows * 9 / 10..=rows * 11 / 10).contains(&estimate),
+            "{table}: estimate {estimate}"
+        );
+    }
+}
+
 #[test]
 fn malformed_copy_statement_exit_2_without_connecting() {
     // A port nobody listens on: a connection attempt would be exit 3.
