@@ -1550,8 +1550,14 @@ fn dry_run(
 
 /// `names` on one line, as a job's report says a list of tables: "none", every one, or the
 /// first `shown` and how many more, with where each is said (`lists`): "a, b and 12 more
-/// (--verbose lists each)". A job of thousands of tables said every one on one line.
+/// (--verbose lists each)". A job of thousands of tables said every one on one line. One more
+/// is named, not counted (jobs64 F4: "and 1 more" took a name's room).
 fn named_briefly(names: &[String], shown: usize, lists: &str) -> String {
+    let shown = if names.len() == shown + 1 {
+        names.len()
+    } else {
+        shown
+    };
     let (first, rest) = names.split_at(names.len().min(shown));
     match rest.len() {
         _ if names.is_empty() => "none".to_owned(),
@@ -1559,6 +1565,11 @@ fn named_briefly(names: &[String], shown: usize, lists: &str) -> String {
         more => format!("{} and {more} more ({lists})", first.join(", ")),
     }
 }
+
+/// Where a run's report says a list it cut short is said whole: after the run, not by running
+/// again with `--verbose` (another run: jobs64 F4). The state file records each table's
+/// outcome on each destination, and the resume's dry run says them.
+const LISTED_AFTER: &str = "the same command with --resume --dry-run lists each";
 
 /// The `status` word of a job's `--json` for its exit: the words of a one-table run's
 /// (report.rs).
@@ -1989,7 +2000,7 @@ fn write_human(
         )?;
     }
     if !not_started.is_empty() {
-        let names = named_briefly(&not_started, 5, "--verbose lists each");
+        let names = named_briefly(&not_started, 5, LISTED_AFTER);
         writeln!(
             out,
             "  not started on some or every destination: {} ({names})",
@@ -2018,7 +2029,7 @@ fn write_human(
             writeln!(
                 out,
                 "  committed on some destinations only: {}",
-                named_briefly(&some, 5, "--verbose lists each")
+                named_briefly(&some, 5, LISTED_AFTER)
             )?;
         }
         let committed: Vec<String> = (split_tables.iter().chain(&whole))
@@ -2028,7 +2039,7 @@ fn write_human(
             writeln!(
                 out,
                 "  committed by this run: {}",
-                named_briefly(&committed, 5, "--verbose lists each")
+                named_briefly(&committed, 5, LISTED_AFTER)
             )?;
         }
     }
@@ -2052,7 +2063,7 @@ fn write_human(
         let names = |tables: &[&job::TableReport]| {
             let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
             let shown = if output.verbose { names.len() } else { 10 };
-            match named_briefly(&names, shown, "--verbose lists each") {
+            match named_briefly(&names, shown, LISTED_AFTER) {
                 said if names.len() > shown => format!("{} tables: {said}", names.len()),
                 said => said,
             }
@@ -4128,7 +4139,7 @@ mod tests {
             out.contains(
                 "  not started on some or every destination: 300 tables (\"t0\", \
                  \"t1\", \"t2\", \"t3\", \"t4\" and \
-                 295 more (--verbose lists each))\n"
+                 295 more (the same command with --resume --dry-run lists each))\n"
             ),
             "{out}"
         );
