@@ -32,7 +32,8 @@ use crate::watch::{JobWatch, NoteFn};
 /// The flags of a job (`copyman table` with many tables).
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct LowJob {
-    /// Copy every table of the schemas matching PATTERN (as pg_dump's -n); repeatable. A table
+    /// Copy every table of the schemas matching PATTERN (as pg_dump's -n; given with -t, both
+    /// select: every table either takes, where pg_dump takes only -t's); repeatable. A table
     /// the source's role cannot read is refused, never left out; a partition whose partitioned
     /// table is selected too is copied through it, once.
     #[arg(short = 'n', long = "schema", value_name = "PATTERN")]

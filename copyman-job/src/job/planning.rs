@@ -1348,7 +1348,7 @@ fn plan_all(
     if !selection.schemas.is_empty() && !selection.include.is_empty() {
         notes.push(
             "--schema and --table select together: every table of the schemas and every table \
-             the patterns match (pg_dump's -t makes its -n select nothing); give --table alone \
+             the patterns match (pg_dump, given both, takes only --table's); give --table alone \
              to copy only the tables it matches"
                 .to_owned(),
         );
