@@ -307,7 +307,8 @@ pub(crate) struct LowSafety {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) stall_timeout: Option<Duration>,
     /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: the sessions'
-    /// client_encoding (PGCLIENTENCODING, a CONN's), else UTF8, as psql's \copy]: each COPY's
+    /// client_encoding (PGCLIENTENCODING, a CONN's), else UTF8 — not a role's or database's own
+    /// client_encoding setting, which psql's \copy may follow: give it here]: each COPY's
     /// ENCODING in `table`; in `copy`, client_encoding of every server session (psql's
     /// \encoding), which its statements' ENCODING overrides (one naming another for a file is
     /// refused).

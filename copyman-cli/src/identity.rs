@@ -559,12 +559,15 @@ fn takes_no_writes(id: &Identity, conn: &Connection, name: &str) -> Option<Strin
             .rsplit_once('/')
             .is_some_and(|(hosts, _)| hosts.contains(','));
         let way = match (several, conn.peer_addr()) {
+            // (Said as what to write, whatever its CONN asked: conn64 F2, `standby` read as
+            // described.)
             (true, Some(reached)) => format!(
-                "its sessions reached {reached} of its CONN's hosts; target_session_attrs=\
-                 read-write in its CONN takes the primary among them"
+                "its sessions reached {reached} of its CONN's hosts; a destination is written \
+                 to: target_session_attrs=read-write (or primary) in its CONN takes the primary \
+                 among them"
             ),
-            (true, None) => "target_session_attrs=read-write in its CONN takes the primary \
-                             among its hosts"
+            (true, None) => "a destination is written to: target_session_attrs=read-write (or \
+                             primary) in its CONN takes the primary among its hosts"
                 .to_owned(),
             (false, _) => "give its primary".to_owned(),
         };

@@ -525,8 +525,9 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains(&format!(
-                "its sessions reached {}:{} of its CONN's hosts; target_session_attrs=read-write \
-                 in its CONN takes the primary among them",
+                "its sessions reached {}:{} of its CONN's hosts; a destination is written to: \
+                 target_session_attrs=read-write (or primary) in its CONN takes the primary \
+                 among them",
                 primary.host(),
                 standby.port()
             )),
@@ -546,7 +547,8 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
     let out = run(&["table", "t", "--from", &from, "--to", &sockets]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("target_session_attrs=read-write in its CONN takes the primary"),
+        text(&out.stderr)
+            .contains("target_session_attrs=read-write (or primary) in its CONN takes the primary"),
         "{}",
         text(&out.stderr)
     );
