@@ -225,9 +225,13 @@ pub(crate) fn check(
                     exit: Exit::Usage,
                     server: None,
                     message: format!(
+                        // (Not "every row a second time": a query that filters or changes
+                        // them is meant so, and has its statement: conn64 F3.)
                         "destination {} ({name}): its --receive table is one the --send query \
-                         reads, in the source's database ({id}): every row would be stored a \
-                         second time into the table it is read from",
+                         reads, in the source's database ({id}): the rows it returns would be \
+                         stored into the table they are read from, by a copy that can wait on \
+                         itself; within one database one statement does that: INSERT INTO \
+                         table SELECT …",
                         i + 1
                     ),
                 });

@@ -497,7 +497,8 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         let out = copy(send);
         assert_exit(&out, 2);
         assert!(
-            text(&out.stderr).contains("its --receive table is one the --send query reads"),
+            text(&out.stderr).contains("its --receive table is one the --send query reads")
+                && text(&out.stderr).contains("INSERT INTO table SELECT"),
             "{send}: {}",
             text(&out.stderr)
         );
