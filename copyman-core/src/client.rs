@@ -50,6 +50,23 @@ pub fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// What an IO error of a connect says, as libpq says it: its words without Rust's
+/// `(os error N)` (conn64 F1: noise to a DBA, who reads "Connection refused").
+///
+/// ```
+/// use std::io;
+/// let refused = io::Error::from_raw_os_error(111);
+/// assert_eq!(copyman_core::client::os_words(&refused), "Connection refused");
+/// ```
+pub fn os_words(error: &std::io::Error) -> String {
+    let words = error.to_string();
+    match error.raw_os_error() {
+        Some(code) => (words.strip_suffix(&format!(" (os error {code})")))
+            .map_or_else(|| words.clone(), str::to_owned),
+        None => words,
+    }
+}
+
 /// Expands, in an adapter's `error` module, to its `Error` type, `ClientError`, and the functions
 /// that read a client `Config`: `startup_config`, `tls_settings` and `plan`.
 ///
@@ -104,7 +121,7 @@ macro_rules! client_glue {
             Attempts(Vec<connect::Attempted<Error>>),
             /// No server could be reached: said with why (its `source()` too), as libpq and
             /// rust-postgres say it (the reason was in the source only, lib44 F1).
-            #[error("could not connect to {target}: {source}")]
+            #[error("could not connect to {target}: {}", $crate::client::os_words(.source))]
             Connect {
                 /// The address tried last (host:port or socket path).
                 target: String,
@@ -285,7 +302,7 @@ macro_rules! client_glue {
 
         /// Every attempt with its error and the error's sources, on one line each, `; ` between
         /// them: `all 2 connection attempts failed: could not connect to 10.0.0.1:5432:
-        /// Connection refused (os error 111); 10.0.0.2:5432: FATAL: …`.
+        /// Connection refused; 10.0.0.2:5432: FATAL: …`.
         fn attempts_text(attempts: &[connect::Attempted<Error>]) -> String {
             let each: Vec<String> = attempts
                 .iter()

@@ -235,7 +235,7 @@ pub trait AttemptError: From<PlanError> + From<ResolveError> + From<AllFailed<Se
 /// // TLS, then plain on the same address: both attempts' errors are reported, each named.
 /// assert_eq!(
 ///     connect(plan).unwrap_err().0,
-///     "10.0.0.1:5432 (TLS): refused (tls: true); 10.0.0.1:5432 (without TLS): refused (tls: false)"
+///     "db (10.0.0.1:5432) (TLS): refused (tls: true); db (10.0.0.1:5432) (without TLS): refused (tls: false)"
 /// );
 /// ```
 #[derive(Debug)]
@@ -597,7 +597,14 @@ pub fn abstract_name(path: &std::path::Path) -> Option<&[u8]> {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Tcp { addr, .. } => write!(f, "{addr}"),
+            // The host as given beside the address it reached, where they differ (conn64 F1: a
+            // refused `localhost` was said as 127.0.0.1 alone): `localhost (127.0.0.1:5432)`.
+            Self::Tcp { addr, name }
+                if name.is_empty() || name.parse::<IpAddr>() == Ok(addr.ip()) =>
+            {
+                write!(f, "{addr}")
+            }
+            Self::Tcp { addr, name } => write!(f, "{name} ({addr})"),
             Self::Unix(path) => write!(f, "{}", path.display()),
         }
     }

@@ -269,7 +269,9 @@ impl fmt::Display for Chain<'_> {
         let mut source = self.0.source();
         while let Some(cause) = source {
             let words = cause.to_string();
-            if !said.contains(&words) {
+            // An IO error said already without its `(os error N)` ([`crate::client::os_words`]).
+            let bare = (cause.downcast_ref::<io::Error>()).map(crate::client::os_words);
+            if !said.contains(&words) && !bare.is_some_and(|bare| said.contains(&bare)) {
                 said.push_str(": ");
                 said.push_str(&words);
             }

@@ -110,7 +110,7 @@ fn every_error_is_reported_each_with_where() {
         Error::All(vec![
             ("a".into(), Error::Resolve("a: no such host".into())),
             (
-                "10.0.0.1:5432".into(),
+                "b (10.0.0.1:5432)".into(),
                 Error::Attempt("password", Failure::Refused)
             ),
         ])
@@ -213,12 +213,12 @@ fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
         give_up(Connecting::new(plan, None), resolve, refused),
         All(vec![
             (
-                "10.0.0.1:1".into(),
-                Unreachable("refused 10.0.0.1:1".into())
+                "a (10.0.0.1:1)".into(),
+                Unreachable("refused a (10.0.0.1:1)".into())
             ),
             (
-                "10.0.0.2:2".into(),
-                Unreachable("refused 10.0.0.2:2".into())
+                "b (10.0.0.2:2)".into(),
+                Unreachable("refused b (10.0.0.2:2)".into())
             ),
         ])
     );
@@ -238,12 +238,12 @@ fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
         All(vec![
             ("nowhere".into(), Resolve("nowhere".into())),
             (
-                "10.0.0.1:7 (TLS)".into(),
-                Refused("10.0.0.1:7 tls=true".into())
+                "a (10.0.0.1:7) (TLS)".into(),
+                Refused("a (10.0.0.1:7) tls=true".into())
             ),
             (
-                "10.0.0.1:7 (without TLS)".into(),
-                Refused("10.0.0.1:7 tls=false".into())
+                "a (10.0.0.1:7) (without TLS)".into(),
+                Refused("a (10.0.0.1:7) tls=false".into())
             ),
         ])
     );
@@ -251,6 +251,6 @@ fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
     let plan = Plan::new(&hosts[1..2], &[7], &[], &[]).unwrap();
     assert_eq!(
         give_up(Connecting::new(plan, None), resolve, refused),
-        Unreachable("refused 10.0.0.1:7".into())
+        Unreachable("refused a (10.0.0.1:7)".into())
     );
 }
