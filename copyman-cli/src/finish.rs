@@ -378,17 +378,21 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         },
     );
     // Nothing of the run is left prepared (committed under its decision, or rolled back):
-    // recovery need not ask for its servers.
-    if let Some(atomic) = atomic
-        && !report.leaves_work()
-        && let Err(e) = atomic.log.finished(&atomic.run)
-    {
-        report::warn(format!(
-            "cannot record the end of run {} in {}: {e} (copyman recover will ask for its \
-             servers)",
-            atomic.run,
-            atomic.log.path().display()
-        ));
+    // recovery need not ask for its servers. Else what did end is recorded: recovery asks
+    // only for the servers of what is left.
+    if let Some(atomic) = atomic {
+        let recorded = match report.leaves_work() {
+            false => atomic.log.finished(&atomic.run),
+            true => (atomic.log).ended_all(&atomic.run, &report.ended_gids(&atomic.run)),
+        };
+        if let Err(e) = recorded {
+            report::warn(format!(
+                "cannot record the end of run {} in {}: {e} (copyman recover will ask for its \
+                 servers)",
+                atomic.run,
+                atomic.log.path().display()
+            ));
+        }
     }
     report
 }

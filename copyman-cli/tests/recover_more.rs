@@ -1380,6 +1380,98 @@ fn a_recover_not_given_a_server_of_a_run_that_died_before_its_decision_asks_for_
     }
 }
 
+/// A run whose second destination's server stops (immediate) while its PREPARE waits for a
+/// synchronous standby: the run rolls back the first destination's prepared transaction itself
+/// and leaves the second's for recovery, and records what it ended. A recover given only the
+/// second destination then finishes the run (exit 0; it asked for the first, "may still be
+/// prepared", exit 1, on every later recover too: commit64 F1).
+#[test]
+fn a_recover_given_only_the_destination_left_prepared_finishes_a_run_rolled_back_elsewhere() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let stuck = Cluster::builder()
+        .setting("synchronous_standby_names", "nosuch")
+        .setting("synchronous_commit", "local")
+        .setting("max_prepared_transactions", "5")
+        .start();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let d1 = database(&s.dest[0], T);
+    let d2 = database(&stuck, T);
+    stuck
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d2}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+    let log = TempPath::new("rolled-back-elsewhere.log");
+    let (to1, to2) = (s.dest[0].url(&d1), stuck.url(&d2));
+    let child = copyman()
+        .args([
+            "copy",
+            "--from",
+            &s.source.url(&src),
+            "--send",
+            "COPY t TO STDOUT",
+        ])
+        .args(["--to", &to1, "--to", &to2, "--receive", "COPY t FROM STDIN"])
+        .args(["--atomic", "--decision-log", log.arg(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its PREPARE written there, waiting for the standby.
+    let mut watch = stuck.connect("postgres");
+    let started = std::time::Instant::now();
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "no PREPARE waited");
+        thread::sleep(Duration::from_millis(20));
+    }
+    drop(watch);
+    stuck.stop_immediate();
+    let out = child.wait_with_output().unwrap();
+    stuck.start_again();
+    // (Else the recover's ROLLBACK PREPARED waits for the standby too.)
+    stuck
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d2}\" SET synchronous_commit = local"
+        ))
+        .unwrap();
+    let summary = json(&out);
+    assert_eq!(
+        summary["destinations"][0]["status"], "rolled back",
+        "{summary}"
+    );
+    assert_eq!(
+        summary["destinations"][1]["status"], "rollback pending",
+        "{summary}"
+    );
+    assert_eq!(prepared_in(&s.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(prepared_in(&stuck, &d2).len(), 1);
+    let ended = log_lines(&log, "ended ");
+    assert!(
+        ended.iter().any(|l| l.ends_with(":1")) && !ended.iter().any(|l| l.ends_with(":2")),
+        "destination 1's end recorded, not destination 2's: {ended:?}"
+    );
+    for _ in 0..2 {
+        let out = recover(&[&to2], log.arg());
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 0);
+        assert!(!stderr.contains("may still be prepared"), "{stderr}");
+    }
+    assert!(prepared_in(&stuck, &d2).is_empty());
+    assert_eq!(count(&s.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&stuck, &d2, "t"), 0);
+}
+
 /// A `--send` statement that writes, on a source that allows prepared transactions, prepares
 /// with the destinations: it is named in the log before it does. Killed then, a recover given
 /// only the destinations says the source's transaction may still be prepared (exit 1; it said

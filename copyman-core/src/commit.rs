@@ -521,6 +521,42 @@ impl<E> Report<E> {
         !self.succeeded() && !self.nothing_committed()
     }
 
+    /// The global ids of run `run`'s transactions that certainly ended here — committed, rolled
+    /// back, or failed with nothing kept: none of them is left prepared. A two-phase run that
+    /// [leaves work](Self::leaves_work) records them, so that a recovery given only the servers
+    /// that may still hold one does not ask for the others (commit64 F1: a run that rolled
+    /// back two of three itself left a recovery of the third asking for them, exit 1, for
+    /// ever). The source's only where it committed or rolled back.
+    ///
+    /// ```
+    /// use copyman_core::commit::{Outcome, Report};
+    /// let report: Report<String> = Report {
+    ///     destinations: vec![
+    ///         Outcome::RolledBack,
+    ///         Outcome::RollbackPending { gid: "copyman:r1:2".into(), error: None },
+    ///     ],
+    ///     source: None,
+    ///     record_error: None,
+    /// };
+    /// assert_eq!(report.ended_gids("r1"), ["copyman:r1:1"]);
+    /// ```
+    pub fn ended_gids(&self, run: &str) -> Vec<String> {
+        let destinations = (self.destinations.iter().enumerate())
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    Outcome::Committed | Outcome::RolledBack | Outcome::Failed(_)
+                )
+            })
+            .map(|(n, _)| Commit::<E>::gid(run, n));
+        let source = matches!(
+            self.source,
+            Some(SourceOutcome::Committed | SourceOutcome::RolledBack)
+        )
+        .then(|| Commit::<E>::source_gid(run));
+        destinations.chain(source).collect()
+    }
+
     /// Whether a two-phase run's report (after its decision) leaves something of the run for
     /// recovery: a transaction still prepared, or one whose end is unknown. When it leaves
     /// nothing, the run can be recorded finished and recovery need not ask for its servers.

@@ -819,6 +819,23 @@ impl DecisionLog {
         self.append(&format!("ended {run} {gid}\n"))
     }
 
+    /// Records that `run`'s transactions `gids` ended (`ended RUN GID`, as
+    /// [`DecisionLog::ended`], in one write): a run that leaves work for recovery, of those
+    /// it committed or rolled back itself ([`Report::ended_gids`]).
+    ///
+    /// # Errors
+    /// Writing or syncing failed (a recovery then asks for their servers: the safe side).
+    pub fn ended_all(&self, run: &str, gids: &[String]) -> io::Result<()> {
+        let lines: String = gids
+            .iter()
+            .map(|gid| format!("ended {run} {gid}\n"))
+            .collect();
+        match lines.is_empty() {
+            true => Ok(()),
+            false => self.append(&lines),
+        }
+    }
+
     /// Records that `run` sends its `COMMIT PREPARED` of `gid` now (`committing RUN GID`,
     /// [`Step::RecordCommitting`]): a recovery that finds `gid` gone from its server knows the
     /// run (not someone else) ended it.

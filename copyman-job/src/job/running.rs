@@ -313,6 +313,9 @@ pub(super) fn commit_table(
     // need not ask for its servers. (Not recorded, recovery asks for them all: the safe side.)
     if lock.is_ok() && !report.leaves_work() {
         let _ = two.log.finished(&run);
+    } else if lock.is_ok() {
+        // What did end, recorded: recovery asks only for the servers of what is left.
+        let _ = two.log.ended_all(&run, &report.ended_gids(&run));
     }
     drop(lock);
     report
