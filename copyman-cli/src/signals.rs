@@ -114,6 +114,18 @@ fn print_recover_at_once_json(
     }));
 }
 
+/// `names` (a commit's parties: `destination 2`, `source`) joined, each destination with its
+/// endpoint where the commit knows it (commit64 F2: with a file among the servers, "destination
+/// 3" left the user counting `--to`s). The source is one.
+fn with_endpoints<S: AsRef<str>>(names: &[S], endpoints: &[(String, String)]) -> String {
+    let named = |name: &str| match endpoints.iter().find(|(n, _)| n == name) {
+        Some((_, endpoint)) if name.starts_with("destination") => format!("{name} ({endpoint})"),
+        _ => name.to_owned(),
+    };
+    let names: Vec<String> = names.iter().map(|n| named(n.as_ref())).collect();
+    names.join(", ")
+}
+
 fn print_at_once_json(
     exit: i32,
     committed: &[String],
@@ -821,7 +833,7 @@ fn handle(signal: i32, stopping: &'static str) {
         failed => format!(
             "; failed before the commit (rolled back): {}",
             (failed.iter())
-                .map(|(name, _)| name.as_str())
+                .map(|(name, endpoint)| format!("{name} ({endpoint})"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -885,7 +897,7 @@ fn handle(signal: i32, stopping: &'static str) {
             again(signal),
             match committed.as_slice() {
                 [] => "none".to_owned(),
-                committed => committed.join(", "),
+                committed => with_endpoints(committed, &endpoints),
             }
         ));
         let exit = match (
@@ -907,7 +919,7 @@ fn handle(signal: i32, stopping: &'static str) {
         remove_temp_files();
         let list = |names: &[String]| match names {
             [] => "none".to_owned(),
-            names => names.join(", "),
+            names => with_endpoints(names, &endpoints),
         };
         let source = if unanswered.iter().any(|p| p == "source") {
             " (the source's may have committed its statement's changes, a move's DELETE: check \
@@ -1050,8 +1062,7 @@ fn handle(signal: i32, stopping: &'static str) {
                 (open, "rolled back as copyman exits"),
             ] {
                 if !names.is_empty() {
-                    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
-                    parts.push(format!("{what}: {}", names.join(", ")));
+                    parts.push(format!("{what}: {}", with_endpoints(&names, &endpoints)));
                 }
             }
             let before_decision = if prepared.is_empty()

@@ -909,7 +909,8 @@ fn a_second_signal_before_the_source_commit_says_the_rows_stay_on_the_source() {
     let said = stderr.rest();
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
-        said.contains("committed: destination 1, destination 2;")
+        said.contains("committed: destination 1 (")
+            && said.contains("), destination 2 (")
             && said.contains("not committed: source (rolled back as copyman exits)")
             && said.contains("the source's statement did not commit"),
         "{said}"

@@ -351,7 +351,7 @@ fn a_second_signal_during_the_commit_prepareds_says_recover_commits_the_rest() {
     let said = stderr.rest();
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
-        said.contains("exiting at once during the COMMITs: committed: destination 1;")
+        said.contains("exiting at once during the COMMITs: committed: destination 1 (")
             && said.contains("(prepared: copyman recover with the same --to")
             && said.contains("commits them)"),
         "{said}"

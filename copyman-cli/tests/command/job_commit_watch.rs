@@ -922,9 +922,9 @@ fn atomic_second_sigint_during_a_stuck_prepare_tells_each_destination_as_its_pre
         "{report}"
     );
     assert!(
-        rest.contains("prepared: destination 1;")
-            && rest.contains("not answered (prepared or not): destination 2;")
-            && rest.contains("rolled back as copyman exits: destination 3;"),
+        rest.contains("prepared: destination 1 (")
+            && rest.contains("not answered (prepared or not): destination 2 (")
+            && rest.contains("rolled back as copyman exits: destination 3 ("),
         "{rest}"
     );
     let prepared = |d: &str| {

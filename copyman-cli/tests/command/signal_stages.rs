@@ -185,7 +185,7 @@ fn sigquit_exits_at_once_saying_what_committed() {
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
         said.contains(
-            "SIGQUIT received: exiting at once during the COMMITs: committed: destination 1;"
+            "SIGQUIT received: exiting at once during the COMMITs: committed: destination 1 ("
         ) && !said.contains("not answered"),
         "every COMMIT sent was answered: no empty group (recheck45 F4.3): {said}"
     );
@@ -333,7 +333,7 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
         "{said}"
     );
     assert!(
-        said.contains("exiting at once during the COMMITs: committed: destination 1;")
+        said.contains("exiting at once during the COMMITs: committed: destination 1 (")
             && !said.contains("nothing committed"),
         "{said}"
     );
@@ -458,7 +458,10 @@ fn a_second_signal_never_lists_a_read_only_source_as_committing() {
         .find(|l| l.contains("received again"))
         .unwrap_or_else(|| panic!("{said}"));
     assert!(
-        again.contains("every COMMIT was answered: committed: destination 1, destination 2")
+        // Each with its endpoint (commit64 F2: by number only).
+        again.contains("every COMMIT was answered: committed: destination 1 (")
+            && again.contains(&format!("/{d1}), destination 2 ("))
+            && again.contains(&format!("/{d2})"))
             && !again.contains("source"),
         "{said}"
     );
