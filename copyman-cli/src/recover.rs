@@ -757,25 +757,35 @@ pub(crate) fn run(
         ));
     }
     for (run, (missing, present)) in &split {
+        // One or several, said as such (commit64 F4: "…:1, …:2 of it is prepared").
+        let several = |list: &[String], one: &'static str, more: &'static str| match list.len() {
+            1 => one,
+            _ => more,
+        };
+        let (is, are) = (several(missing, "is", "are"), several(present, "is", "are"));
+        let (that_one, their) = (
+            several(missing, "that one", "those"),
+            several(missing, "'s destination holds", "'s destinations hold"),
+        );
         let (missing, present) = (missing.join(", "), present.join(", "));
         if no_decision_log {
             lines.push(format!(
-                "run {run}: left alone: {missing} of it is prepared on none of the servers \
-                 given while {present} is: prepared first, that one ended since — committed, \
-                 if the run decided commit (rolling back the rest would split the run), or \
-                 rolled back — or it is on a server not given. Without the run's decision log \
-                 this cannot be told: give it (--decision-log), or check whether {missing}'s \
-                 destination holds the run's rows, then end each of the rest with COMMIT \
-                 PREPARED if it does, ROLLBACK PREPARED if not, in its database"
+                "run {run}: left alone: {missing} of it {is} prepared on none of the servers \
+                 given while {present} {are}: prepared first, {that_one} ended since — \
+                 committed, if the run decided commit (rolling back the rest would split the \
+                 run), or rolled back — or on a server not given. Without the run's decision \
+                 log this cannot be told: give it (--decision-log), or check whether \
+                 {missing}{their} the run's rows, then end each of the rest with COMMIT \
+                 PREPARED if so, ROLLBACK PREPARED if not, in its database"
             ));
             continue;
         }
         lines.push(format!(
             "run {run}: left alone: the decision log {} holds its start and no decision, yet \
-             {missing} of it is prepared on none of the servers given while {present} is: \
-             prepared first, that one ended since (committed, if the run decided commit in a \
+             {missing} of it {is} prepared on none of the servers given while {present} {are}: \
+             prepared first, {that_one} ended since (committed, if the run decided commit in a \
              later copy of the log: rolling back the rest would split the run; or rolled back), \
-             or it is on a server not given. Check that this is the run's latest decision log \
+             or on a server not given. Check that this is the run's latest decision log \
              (one with a line `commit {run}` commits the rest) and give every server the run \
              copied to; only if the run certainly decided no commit, end each with ROLLBACK \
              PREPARED in its database",
