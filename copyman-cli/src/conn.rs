@@ -592,7 +592,6 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
         "sslpassword" if set => {
             "copyman cannot read encrypted client keys: give sslkey an unencrypted key file"
         }
-        "sslcompression" if set && value != "0" => "TLS compression is not available",
         "sslcertmode" if set && value != "allow" => {
             "copyman sends a client certificate when one is at hand (sslcertmode=allow)"
         }
@@ -643,7 +642,6 @@ fn refused_by_value(key: &str) -> bool {
         key,
         "gssencmode"
             | "gssdelegation"
-            | "sslcompression"
             | "sslcertmode"
             | "sslsni"
             | "sslnegotiation"
@@ -3461,7 +3459,6 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             ("sslcrldir=/crls", "sslcrldir"),
             ("sslpassword=s3cret", "sslpassword"),
             ("require_auth=scram-sha-256", "require_auth"),
-            ("sslcompression=1", "sslcompression"),
             ("sslnegotiation=direct", "sslnegotiation"),
             ("load_balance_hosts=random", "load_balance_hosts"),
             ("replication=database", "replication"),
@@ -4160,7 +4157,9 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ("PGTZ", "Asia/Tokyo", &[], Use::Honoured),
         ("PGDATESTYLE", "SQL, DMY", &[], Use::Honoured),
         ("PGGEQO", "off", &[], Use::Honoured),
-        ("PGSSLCOMPRESSION", "1", &[], Use::Refused),
+        // As libpq 15 against a server of PostgreSQL 14 or later, which never compresses
+        // (conn64 F8: refused, it broke every run of an environment that set it).
+        ("PGSSLCOMPRESSION", "1", &[], Use::Unused),
         ("PGSSLCRL", "/crl.pem", &[], Use::Refused),
         ("PGSSLCRLDIR", "/crls", &[], Use::Refused),
         ("PGSSLSNI", "0", &[], Use::Refused),

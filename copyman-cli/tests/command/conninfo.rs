@@ -444,7 +444,6 @@ fn options_copyman_cannot_honour_are_usage_errors() {
         ("sslcrl=/tmp/crl.pem", "sslcrl"),
         ("sslpassword=hush-7731", "sslpassword"),
         ("require_auth=scram-sha-256", "require_auth"),
-        ("sslcompression=1", "sslcompression"),
         ("load_balance_hosts=random", "load_balance_hosts"),
     ] {
         let to = format!("{} {option}", c.dest[0].conninfo(&dst));
