@@ -219,8 +219,24 @@ fn notices_said(notices: &[Notice]) -> Vec<String> {
             (_, Some((first, rest))) => format!("{first} (said {times} times)\n{rest}"),
             (_, None) => format!("{said} (said {times} times)"),
         })
+        .map(|said| match said.contains(SYNC_WAIT_CANCELLED) {
+            true => format!("{said}\n{SYNC_WAIT_GLOSS}"),
+            false => said,
+        })
         .collect()
 }
+
+/// PostgreSQL's warning when a wait for a synchronous standby is cancelled (copyman cancels it
+/// on a signal): its DETAIL says "the transaction has already committed locally".
+const SYNC_WAIT_CANCELLED: &str = "canceling wait for synchronous replication";
+
+/// What copyman says after that warning: the transaction the server means is the step copyman
+/// waited on, a `PREPARE TRANSACTION` under `--atomic` (rolled back or left for recovery since,
+/// as the report says) — beside copyman's "nothing committed" it read as a contradiction
+/// (commit64 F3).
+const SYNC_WAIT_GLOSS: &str = "copyman: (the transaction the server says committed locally is \
+     the step copyman was waiting on there: under --atomic its PREPARE TRANSACTION, which \
+     commits nothing by itself; what each destination holds is what the report says)";
 
 /// Takes what the run's servers said (notices and warnings, on every connection: the source's
 /// and each destination's, in command-line order), prints each on stderr as psql does, and
@@ -1519,6 +1535,22 @@ mod tests {
         assert_eq!(
             notices_said(&[on("destination 2", &own)]),
             ["copyman: destination 2: a new session failed"]
+        );
+        // The standby wait a signal cancelled is glossed (commit64 F3).
+        let mut cancelled = DbError::new(
+            "WARNING",
+            "01000",
+            "canceling wait for synchronous replication due to user request",
+        );
+        cancelled.detail = Some(
+            "The transaction has already committed locally, but might not have been replicated \
+             to the standby."
+                .to_owned(),
+        );
+        let said = notices_said(&[on("destination 2", &cancelled)]);
+        assert!(
+            said[0].ends_with(SYNC_WAIT_GLOSS) && said[0].contains("DETAIL:  The transaction"),
+            "{said:?}"
         );
         let json = on("destination 2", &own).to_json();
         assert!(json["severity"].is_null(), "{json}");
