@@ -1909,6 +1909,11 @@ fn receive_tables(receiving: &[(&str, &Relation)], t: &Transfer) -> Option<Strin
     None
 }
 
+/// Whether two column names are one to COPY's reader of names told apart by case only.
+fn alike_names(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
 /// Where a `--send` that names a table goes to a `--receive` that reads its fields otherwise:
 /// COPY reads fields by position, so the same columns in another order (an old schema into a
 /// new one) would land in each other's places, in text as in binary; and binary COPY does not
@@ -2213,7 +2218,24 @@ fn raw_misreads(
         // swap with AS), listed or not; a table's column list written out against the
         // --receive's is a swap said in the only way a table's COPY can.
         let swap_written_out = query.is_none() && chosen;
-        if lower(&written) != lower(&taken) && sorted.0 == sorted.1 && !swap_written_out {
+        let reordered = lower(&written) != lower(&taken) && sorted.0 == sorted.1;
+        // Copied as written, but said, each pair named (types64 F1: a slip in one list stored
+        // every value in the other column without a word).
+        if reordered && swap_written_out {
+            let pairs: Vec<String> = (written.iter().zip(&taken))
+                .filter(|(w, t)| !alike_names(w, t))
+                .map(|(w, t)| format!("\"{w}\" into \"{t}\""))
+                .collect();
+            report::warn(format_args!(
+                "{label}: the --send's column list ({}) and the --receive's ({}) name the same \
+                 columns in another order: each value is stored as written, {}; if that is a \
+                 slip, give both lists one order",
+                written.join(", "),
+                taken.join(", "),
+                pairs.join(", ")
+            ));
+        }
+        if reordered && !swap_written_out {
             return Ok(Some(format!(
                 "COPY reads fields by position: the --send's {what} writes the columns ({}) and \
                  {label} reads the same columns in another order ({}): their values would land \
@@ -2225,7 +2247,7 @@ fn raw_misreads(
         // One column read into another's place while the destination has a column of its name
         // (the others renamed, or not there): its values would land in the wrong column all the
         // same. Names told apart by case only count as one here ("Name" and name).
-        let alike = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
+        let alike = alike_names;
         let misplaced = written.iter().enumerate().find_map(|(i, name)| {
             let into = taken.get(i).filter(|t| !alike(t, name))?;
             Some((i, name, into, taken.iter().position(|t| alike(t, name))?))

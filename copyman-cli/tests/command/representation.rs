@@ -863,7 +863,8 @@ fn copy_of_a_composite_with_its_fields_in_another_order_is_refused() {
 }
 
 /// A swap written out in both column lists is the user's: copied as written (it was refused as
-/// "the same columns in another order").
+/// "the same columns in another order"), and said, each pair named (types64 F1: a slip in one
+/// list stored every value in the other column without a word).
 #[test]
 fn copy_with_both_column_lists_written_out_copies_as_written() {
     let c = clusters();
@@ -887,6 +888,14 @@ fn copy_with_both_column_lists_written_out_copies_as_written() {
     assert_eq!(
         count(&c.dest[0], &dst, "(SELECT 1 FROM t WHERE a = 'y')"),
         1
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the --send's column list (b, a) and the --receive's (a, b) name the same columns in \
+             another order: each value is stored as written, \"b\" into \"a\", \"a\" into \"b\""
+        ),
+        "{stderr}"
     );
 }
 
