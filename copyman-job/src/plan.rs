@@ -2968,10 +2968,46 @@ fn conversion_words(from: &str, to: &str) -> &'static str {
         zoned(t) || matches!(t, "tstzrange" | "tstzmultirange")
     };
     let unzoned = |t: &str| t.starts_with("timestamp") && t.ends_with("without time zone");
+    // What a string's text becomes, said where --verify cannot see it: it compares the
+    // source's text read as the destination's type (types64 F2, F3, F4).
+    let string = |t: &str| {
+        matches!(
+            t,
+            "text" | "name" | "citext" | "character" | "character varying"
+        ) || t.starts_with("character(")
+            || t.starts_with("character varying(")
+    };
+    let padded = |t: &str| t == "character" || t.starts_with("character(");
+    let varying = |t: &str| t == "text" || t.starts_with("character varying");
     match (from, to) {
         ("json", "jsonb") => {
             " (jsonb keeps the last value of a key given twice in one object, and --verify \
              compares the values as jsonb: a value dropped so is not seen)"
+        }
+        (f, t) if padded(f) && varying(t) => {
+            " (its blank padding arrives as trailing blanks, which count there, and --verify \
+             does not see them; copyman copy with --send 'COPY (SELECT …, rtrim(col) …) TO \
+             STDOUT' drops them)"
+        }
+        (f, "real" | "double precision") if string(f) => {
+            " (its digits are rounded to the float's precision, and --verify compares the \
+             source's text read as that type: a rounding is not seen)"
+        }
+        (f, "jsonb") if string(f) => {
+            " (jsonb keeps the last value of a key given twice in one object, and --verify \
+             compares the values as jsonb: a value dropped so is not seen)"
+        }
+        (f, "tsvector") if string(f) => {
+            " (a tsvector sorts its words and drops the repeated, and --verify compares them as \
+             tsvector)"
+        }
+        (f, "bytea") if string(f) => {
+            " (the text is read as bytea's input: \\x41 is one byte, and --verify compares so)"
+        }
+        (f, "date") if string(f) => " (each value is read in the destination session's DateStyle)",
+        ("time without time zone", "time with time zone") => {
+            " (each value is given the offset of the destination session's TimeZone on the day \
+             of the copy)"
         }
         (f, t) if zoned(f) && unzoned(t) => {
             " (each value is written as the wall-clock time of the source session's TimeZone)"
@@ -3136,7 +3172,7 @@ pub fn conversions(
              read otherwise{})",
             said.join("; "),
             if verify {
-                "; --verify compares what was loaded"
+                "; --verify compares the source's values as the destination's type reads them"
             } else {
                 ""
             }
@@ -3297,6 +3333,32 @@ mod tests {
             assert!(!keeps_values(zoned, "text"), "{zoned}");
         }
         assert!(keeps_values("integer[]", "text") && keeps_values("tsrange", "text"));
+        // What a string becomes where --verify cannot see it (types64 F2, F3, F4).
+        for (from, to, said) in [
+            ("text", "real", "a rounding is not seen"),
+            (
+                "character varying(20)",
+                "double precision",
+                "a rounding is not seen",
+            ),
+            ("text", "jsonb", "a value dropped so is not seen"),
+            ("text", "tsvector", "drops the repeated"),
+            ("text", "bytea", "is one byte"),
+            ("character(5)", "text", "arrives as trailing blanks"),
+            (
+                "character(5)",
+                "character varying(5)",
+                "arrives as trailing blanks",
+            ),
+            ("text", "date", "destination session's DateStyle"),
+            (
+                "time without time zone",
+                "time with time zone",
+                "on the day of the copy",
+            ),
+        ] {
+            assert!(conversion_words(from, to).contains(said), "{from} to {to}");
+        }
         for (from, to) in [
             ("jsonb", "json"),
             ("integer", "bigint"),
