@@ -1759,7 +1759,7 @@ fn a_target_table_that_holds_the_source_rows_is_refused() {
     ]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("every row would be stored a second time"),
+        text(&out.stderr).contains("would be stored into the table they are read from"),
         "{}",
         text(&out.stderr)
     );
