@@ -4405,7 +4405,7 @@ mod tests {
         assert_eq!(
             grouped_notes(&notes),
             [
-                r#"4 tables ("s"."a", "s"."b", "s"."d" and 1 more): runs triggers (audit)"#,
+                r#"4 tables ("s"."a", "s"."b", "s"."d", "s"."e"): runs triggers (audit)"#,
                 "--exclude-table x matches no table on the source",
                 r#""s"."c": copied with its partitioned table "s"."p", not by itself"#,
             ]

@@ -762,10 +762,12 @@ pub(super) fn beside_running_job(path: &std::path::Path, does: &str, tables: &[&
     ))
 }
 
-/// The first three of `names`, and how many more: `a, b, c and 2 more`.
+/// The first three of `names`, and how many more: `a, b, c and 2 more` (four named all).
 pub fn first_names(names: &[&str]) -> String {
-    let shown = names[..names.len().min(3)].join(", ");
-    match names.len().saturating_sub(3) {
+    // One more is named, not counted (recheck64 F4: "and 1 more").
+    let cut = if names.len() == 4 { 4 } else { 3 };
+    let shown = names[..names.len().min(cut)].join(", ");
+    match names.len().saturating_sub(cut) {
         0 => shown,
         more => format!("{shown} and {more} more"),
     }
