@@ -1146,12 +1146,12 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
              give a server as postgresql://USER@HOST:PORT/DB or 'host=HOST port=PORT user=USER', \
              a file of that name as ./{}",
             conn::redact(text),
-            match text.split(':').count() {
+            match conn::password_file_line(text) {
                 // (conn64 F5: taken for a file, password and all.)
-                5 =>
-                    " (as a password file's line, HOST:PORT:DB:USER:PASSWORD: such a line \
-                       goes into ~/.pgpass or the file PGPASSFILE names)",
-                _ => "",
+                Some(_) =>
+                    " (as a password file's line, HOST:PORT:DB:USER:PASSWORD: such a \
+                            line goes into ~/.pgpass or the file PGPASSFILE names)",
+                None => "",
             },
             conn::redact(text)
         ))),

@@ -2098,7 +2098,7 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
     // `10.0.0.5`, `10.0.0.5/app` (an address then a database, as in a URL).
     let ipv4 = is_ipv4(text.split('/').next().unwrap_or_default());
     // A password file's line, whatever its host and port (`db:543:app:u:pw`, `*:*:…`).
-    let password_line = redact_password_file_line(text) != text;
+    let password_line = password_file_line(text).is_some();
     user_at || host_port || ipv4 || ipv6 || password_line || text.starts_with('[')
 }
 
@@ -2203,19 +2203,39 @@ pub(crate) fn names_a_host(text: &str) -> bool {
 /// Hides what looks like the password of a `user:password@` in `text`: after a leading
 /// `scheme:`, everything from the first `:` to the last `@` (more than the password, rather than
 /// less, when the text is odd).
-/// `text` with the last of five `:`-separated fields hidden where it reads as a password file's
-/// line (`host:port:database:user:password`, its port digits or `*`), as a file's name would be
-/// shown.
+/// `text` with its password hidden where it reads as a password file's line
+/// (`host:port:database:user:password`): at least five fields split at the `:`s libpq's file
+/// does not escape (`\:`; a bracketed `[::1]` host is one field), its port digits, `*` or
+/// empty. Everything after the fourth such `:` is hidden — the password, with any `:` it holds
+/// unescaped (recheck64 F1: `pw\:x`, `[::1]:…`, `::1:…` were shown whole). As a file's name
+/// would be shown.
 fn redact_password_file_line(text: &str) -> String {
-    let fields: Vec<&str> = text.split(':').collect();
-    let port = fields.get(1).copied().unwrap_or_default();
-    match fields.len() == 5
-        && !port.is_empty()
-        && (port == "*" || port.bytes().all(|b| b.is_ascii_digit()))
-    {
-        true => format!("{}:***", fields[..4].join(":")),
-        false => text.to_owned(),
+    match password_file_line(text) {
+        // (An empty password is nothing to hide: "***" there was masked again where shown.)
+        Some(at) if at + 1 < text.len() => format!("{}:***", &text[..at]),
+        _ => text.to_owned(),
     }
+}
+
+/// Where `text`, read as a password file's line ([`redact_password_file_line`]), has the `:`
+/// before its password; `None` where it does not read as one.
+pub(crate) fn password_file_line(text: &str) -> Option<usize> {
+    // The byte offsets of the `:`s that separate fields.
+    let mut separators = Vec::new();
+    let (mut escaped, mut bracket) = (false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if separators.is_empty() && i == 0 => bracket = true,
+            ']' if bracket => bracket = false,
+            ':' if !bracket => separators.push(i),
+            _ => {}
+        }
+    }
+    let (&first, &fourth) = (separators.first()?, separators.get(3)?);
+    let port = &text[first + 1..separators[1]];
+    (port.is_empty() || port == "*" || port.bytes().all(|b| b.is_ascii_digit())).then_some(fourth)
 }
 
 fn redact_userinfo(text: &str) -> String {
@@ -2982,6 +3002,21 @@ mod tests {
         );
         assert_eq!(redact("db:*:app:u:pw"), "db:*:app:u:***");
         assert_eq!(redact("a:b:c:d:e.csv"), "a:b:c:d:e.csv");
+        // Its escapes, a password holding `:`, IPv6 hosts, an empty port (recheck64 F1).
+        for (line, shown) in [
+            (r"h:5432:db:u:pw\:x", "h:5432:db:u:***"),
+            (r"h:5432:d\:b:u:Sekr1tPW", r"h:5432:d\:b:u:***"),
+            ("h:5432:db:u:pw:with:colons", "h:5432:db:u:***"),
+            ("[::1]:5432:db:u:Sekr1tPW", "[::1]:5432:db:u:***"),
+            (r"\:\:1:5432:db:u:Sekr1tPW", r"\:\:1:5432:db:u:***"),
+            ("h::db:u:Sekr1tPW", "h::db:u:***"),
+            ("h:5432:db:u:", "h:5432:db:u:"),
+        ] {
+            assert_eq!(redact(line), shown, "{line}");
+            assert!(looks_like_a_server(line), "{line}");
+        }
+        // Raw IPv6 (not libpq's form): more than the password hidden, never less.
+        assert!(!redact("::1:5432:db:u:Sekr1tPW").contains("Sekr1tPW"));
     }
 
     #[test]

@@ -753,6 +753,11 @@ fn a_server_written_as_a_file_name_is_refused_without_its_password() {
         // password in the summary and --json).
         format!("127.0.0.1:{port}:postgres:postgres:S3cretPW"),
         "myhost:543:app:alice:S3cretPW".to_owned(),
+        // libpq's escapes, a password holding `:`, IPv6 hosts (recheck64 F1: shown whole).
+        r"myhost:543:app:alice:S3cretPW\:x".to_owned(),
+        "myhost:543:app:alice:S3cretPW:more".to_owned(),
+        format!("[::1]:{port}:postgres:postgres:S3cretPW"),
+        format!(r"\:\:1:{port}:postgres:postgres:S3cretPW"),
     ] {
         let out = copyman()
             .current_dir(&dir.0)
