@@ -148,7 +148,10 @@ prepared transactions in other databases of a server given.
 A run whose log holds its start and no decision, while the servers show one of its transactions
 gone and a later one still prepared, is left alone and said: it got past its prepares, and if
 the log given is an old copy taken before its decision, some of it committed (rolling back the
-rest would split it). Give the run's latest log and every server it copied to.
+rest would split it). So is one that ended on its own (a run that dies leaves a lock file
+beside its log, which recovery finds) while one of its transactions is gone and another still
+prepared: its last word is in a log other than this one. Give the run's latest log and every
+server it copied to.
 
 Exit status: 0 nothing left pending, 1 something left pending (a run still in progress, a run
 the log does not know, a run the servers show partly ended, a transaction in another database

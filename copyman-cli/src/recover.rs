@@ -1330,17 +1330,20 @@ fn partly_ended(
     }
     found
         .into_iter()
-        .filter(|(run, _)| {
+        .filter_map(|(run, gids)| {
             // Under --no-decision-log the user says no run decided commit, yet a run whose
             // first transactions are gone while later ones are prepared may have (its COMMIT
             // PREPAREDs go in order): rolling back the rest would split it.
-            no_decision_log
+            // (Whether it died: asked before `run_in_progress` records it and removes the file.)
+            let died = contents.died.contains(run) || log.died(run);
+            let undecided = no_decision_log
                 || (!decided.contains(run)
-                    && !contents.aborted.contains(*run)
-                    && contents.runs.contains(*run)
-                    && !log.run_in_progress(run))
+                    && !contents.aborted.contains(run)
+                    && contents.runs.contains(run)
+                    && !log.run_in_progress(run));
+            undecided.then_some((run, gids, died))
         })
-        .filter_map(|(run, gids)| {
+        .filter_map(|(run, gids, died)| {
             let parties: Vec<commit::Party> = gids
                 .iter()
                 .filter_map(|gid| commit::parse_gid(gid).map(|(_, party)| party))
@@ -1355,6 +1358,23 @@ fn partly_ended(
                 })
                 .filter(|gid| !contents.out.contains(gid))
                 .collect();
+            // A run that ended on its own (its lock file removed) and leaves a transaction
+            // prepared with no decision and no rollback in this log: it did decide, in the log
+            // this is an old copy of, where a party it named at its start is gone (committed,
+            // its first destination's COMMIT PREPARED failed); a run that died before its
+            // decision leaves its lock file, and its parties never prepared are gone alike
+            // (recheck64 F5: an old copy rolled back destination 1, the others committed).
+            let missing = match missing.is_empty() && !died && !no_decision_log {
+                true => (contents.begun.get(run).into_iter().flatten())
+                    .map(|h| h.gid.clone())
+                    .filter(|gid| {
+                        !gids.contains(gid.as_str())
+                            && !contents.out.contains(gid)
+                            && !contents.ended.contains(gid)
+                    })
+                    .collect(),
+                false => missing,
+            };
             (!missing.is_empty()).then(|| {
                 let present = gids.into_iter().map(str::to_owned).collect();
                 (run.to_owned(), (missing, present))

@@ -1472,6 +1472,61 @@ fn a_recover_given_only_the_destination_left_prepared_finishes_a_run_rolled_back
     assert_eq!(count(&stuck, &d2, "t"), 0);
 }
 
+/// A copy of a run's log taken before its decision, given to recover once the run decided
+/// commit and its first destination's COMMIT PREPARED failed (its server stopped) while the
+/// second committed: the servers show the first prepared and the second gone, which reads as a
+/// run that died after its first PREPARE — but the run ended on its own (its lock file is gone),
+/// so the copy is not its last word: left alone, exit 1 (it rolled the first back, exit 0, "nothing
+/// pending": the copy split, recheck64 F5). The run's own log then commits it.
+#[test]
+fn recover_given_an_old_copy_of_the_log_never_rolls_back_a_run_that_ended_on_its_own() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let first = Cluster::builder()
+        .setting("max_prepared_transactions", "5")
+        .start();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let d1 = database(&first, T);
+    let d2 = database(&s.dest[1], T);
+    let log = TempPath::new("old-copy.log");
+    let old = TempPath::new("old-copy-taken-before.log");
+    let (to1, to2) = (first.url(&d1), s.dest[1].url(&d2));
+    let args = [
+        "copy",
+        "--from",
+        &s.source.url(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--receive",
+        "COPY t FROM STDIN",
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    let paused = Paused::start(&args, "prepared:2");
+    fs::copy(&log.0, &old.0).unwrap();
+    first.stop_immediate();
+    let out = paused.resume();
+    first.start_again();
+    assert_exit(&out, 4);
+    assert_eq!(prepared_in(&first, &d1).len(), 1, "{}", text(&out.stderr));
+    assert_eq!(count(&s.dest[1], &d2, "t"), 300);
+
+    let out = recover(&[&to1, &to2], old.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("left alone"), "{stderr}");
+    assert_eq!(prepared_in(&first, &d1).len(), 1, "{stderr}");
+    let out = recover(&[&to1, &to2], log.arg());
+    assert_exit(&out, 0);
+    assert!(prepared_in(&first, &d1).is_empty());
+    assert_eq!(count(&first, &d1, "t"), 300);
+}
+
 /// A `--send` statement that writes, on a source that allows prepared transactions, prepares
 /// with the destinations: it is named in the log before it does. Killed then, a recover given
 /// only the destinations says the source's transaction may still be prepared (exit 1; it said

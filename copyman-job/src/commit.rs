@@ -661,7 +661,8 @@ impl DecisionLog {
     }
 
     /// Whether `run` is in progress (its lock is held by a live process). A lock file left by a
-    /// run that died (killed: its guard never dropped) is removed, under its lock.
+    /// run that died (killed: its guard never dropped) is removed, under its lock, once its death
+    /// is recorded (`died RUN`, [`LogContents::died`]).
     pub fn run_in_progress(&self, run: &str) -> bool {
         let path = self.lock_path(run);
         match File::open(&path) {
@@ -670,6 +671,11 @@ impl DecisionLog {
             // its id: this one is gone for good.
             Ok(file) => match file.try_lock() {
                 Ok(()) => {
+                    // Not recorded, the file stays: the next recovery finds it again.
+                    if self.append(&format!("died {run}\n")).is_err() {
+                        let _ = file.unlock();
+                        return false;
+                    }
                     let _ = fs::remove_file(&path);
                     let _ = file.unlock();
                     false
@@ -678,6 +684,18 @@ impl DecisionLog {
             },
             Err(_) => false,
         }
+    }
+
+    /// Whether `run` left its lock file beside this log, unlocked: it died (killed, its machine
+    /// crashed) rather than ended on its own, which removes it. Asked before
+    /// [`DecisionLog::run_in_progress`], which records that death and removes the file. A copy
+    /// of the log elsewhere or under another name has no lock file of its runs.
+    pub fn died(&self, run: &str) -> bool {
+        File::open(self.lock_path(run)).is_ok_and(|file| {
+            let free = file.try_lock().is_ok();
+            let _ = file.unlock();
+            free
+        })
     }
 
     /// Appends the commit decision and makes it durable (file and directory fsynced).
@@ -908,7 +926,7 @@ impl DecisionLog {
             let (
                 Some(
                     kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended"
-                    | "committing" | "refused" | "out" | "unprepared" | "told"),
+                    | "committing" | "refused" | "out" | "unprepared" | "told" | "died"),
                 ),
                 Some(run),
             ) = (words.next(), words.next())
@@ -978,6 +996,9 @@ impl DecisionLog {
                 }
                 "told" => {
                     log.told.insert(run.to_owned());
+                }
+                "died" => {
+                    log.died.insert(run.to_owned());
                 }
                 "unprepared" => {
                     let display = words.next().map(unescape).unwrap_or_default();
@@ -1132,6 +1153,9 @@ pub struct LogContents {
     pub unprepared: HashMap<String, String>,
     /// The runs whose unprepared source a recovery said to check ([`DecisionLog::told_source`]).
     pub told: HashSet<String>,
+    /// The runs a recovery found dead: their lock file left unlocked beside the log
+    /// ([`DecisionLog::run_in_progress`]).
+    pub died: HashSet<String>,
 }
 
 impl LogContents {
