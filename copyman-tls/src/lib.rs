@@ -170,6 +170,8 @@ impl TlsError {
 /// assert!(io_error_words(&error).starts_with("the server refused the client certificate"));
 /// let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
 /// assert!(io_error_words(&reset).starts_with("i/o error on the connection: "));
+/// let reset = std::io::Error::from_raw_os_error(104);
+/// assert_eq!(io_error_words(&reset), "i/o error on the connection: Connection reset by peer");
 /// ```
 pub fn io_error_words(error: &std::io::Error) -> String {
     use rustls::AlertDescription as A;
@@ -182,7 +184,17 @@ pub fn io_error_words(error: &std::io::Error) -> String {
         });
     let refused = "the server refused the client certificate (sslcert)";
     match alert {
-        None => format!("i/o error on the connection: {error}"),
+        // Its words as libpq says them, without Rust's "(os error N)" (recheck64 F2).
+        None => {
+            let words = error.to_string();
+            let code = error
+                .raw_os_error()
+                .map(|code| format!(" (os error {code})"));
+            let words = code
+                .and_then(|code| words.strip_suffix(&code).map(str::to_owned))
+                .unwrap_or(words);
+            format!("i/o error on the connection: {words}")
+        }
         Some(A::UnknownCA) => format!(
             "{refused}: it is not signed by a CA the server trusts (its ssl_ca_file) (TLS \
              alert unknown_ca)"
