@@ -243,21 +243,39 @@ pub fn relations_read(
 /// and copyman never truncates with `CASCADE`. `None` when none does, or the question cannot be
 /// asked.
 pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option<(String, String)> {
+    // A key to one of its partitions too (PostgreSQL 12: pg_partition_root), said with the
+    // partition: its TRUNCATE is refused all the same (recheck64 F3: planned, then refused).
     let rows = conn
         .query(&format!(
-            "SELECT {}, pg_catalog.quote_ident(k.conname::pg_catalog.text) \
+            "SELECT {}, pg_catalog.quote_ident(k.conname::pg_catalog.text) || CASE WHEN \
+               k.confrelid <> t.oid THEN ', to its partition ' || {} ELSE '' END \
              FROM pg_catalog.pg_constraint k \
              JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE k.contype = 'f' \
-               AND k.confrelid = pg_catalog.to_regclass({}) AND k.conrelid <> k.confrelid \
-             ORDER BY 1, 2 LIMIT 1",
+             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+             CROSS JOIN (SELECT pg_catalog.to_regclass({})::pg_catalog.oid AS oid) t \
+             WHERE k.contype = 'f' AND {} = t.oid AND {} <> t.oid \
+             ORDER BY k.confrelid <> t.oid, 1, 2 LIMIT 1",
             sql::quoted_relation("n", "c"),
-            table.regclass_literal()
+            sql::quoted_relation("pn", "p"),
+            table.regclass_literal(),
+            partition_root(conn, "k.confrelid"),
+            partition_root(conn, "k.conrelid"),
         ))
         .ok()?;
     let row = rows.first()?;
     Some((row.first()?.clone()?, row.get(1)?.clone()?))
+}
+
+/// The root of the partition tree `relation` (an SQL expression of a relation's oid) is in, on
+/// `conn`'s server: itself where it is in none, or before PostgreSQL 12 (no
+/// `pg_partition_root`: a partition is then taken for a table of its own).
+fn partition_root(conn: &Connection, relation: &str) -> String {
+    match conn.session().server_version_num() >= Some(120_000) {
+        true => format!("coalesce(pg_catalog.pg_partition_root({relation}), {relation})"),
+        false => relation.to_owned(),
+    }
 }
 
 /// Whether `conn`'s server has a relation named `name` (quoted as statements spell it): `true`
@@ -281,13 +299,15 @@ pub fn has_relation(conn: &mut Connection, name: &str) -> bool {
 /// none does, or the question cannot be asked.
 pub fn referencing_tables(conn: &mut Connection, table: &str) -> Vec<(String, String)> {
     let table = sql::literal(table);
+    // (Referencing one of its partitions too: recheck64 F3.)
+    let referenced = partition_root(conn, "k.confrelid");
     // A key's clones on partitions (conparentid set) are the key of their partitioned table.
     let sql = format!(
         "WITH RECURSIVE r(oid, depth) AS ( \
            SELECT pg_catalog.to_regclass({table})::pg_catalog.oid, 0 \
            UNION \
            SELECT k.conrelid, r.depth + 1 FROM pg_catalog.pg_constraint k \
-           JOIN r ON k.confrelid = r.oid \
+           JOIN r ON {referenced} = r.oid \
            WHERE k.contype = 'f' AND k.conparentid = 0 AND r.depth < 32) \
          SELECT {}, c.relkind::pg_catalog.text \
          FROM r JOIN pg_catalog.pg_class c ON c.oid = r.oid \

@@ -4449,17 +4449,37 @@ fn with_referencing(
 }
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
-/// `conn`'s database, if it has one; `None` too when that cannot be asked.
+/// `conn`'s database, if it has one, or to a partition of it (then said: `k, to its partition
+/// "s"."p1"`: a lone partitioned table whose partition a table outside the job references was
+/// planned to be emptied, and its TRUNCATE failed, recheck64 F3); `None` too when that cannot
+/// be asked.
 fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option<String> {
-    let rows = conn
-        .query(&format!(
-            "SELECT pg_catalog.quote_ident(k.conname)::text FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
-               AND k.conrelid = pg_catalog.to_regclass({}) \
-               AND k.confrelid = pg_catalog.to_regclass({}) ORDER BY 1 LIMIT 1",
-            crate::sql::literal(child),
-            parent.regclass_literal()
-        ))
-        .ok()?;
+    let (child, parent) = (crate::sql::literal(child), parent.regclass_literal());
+    // The partitions' (PostgreSQL 12: pg_partition_root), the declared key's alone (a key to a
+    // partitioned table has one more of its name per partition, PostgreSQL 11: conparentid).
+    let partitions = format!(
+        "SELECT pg_catalog.quote_ident(k.conname)::text || CASE WHEN k.confrelid <> \
+           pg_catalog.to_regclass({parent}) THEN ', to its partition \"' || \
+           pg_catalog.replace(n.nspname, '\"', '\"\"') || '\".\"' || \
+           pg_catalog.replace(c.relname, '\"', '\"\"') || '\"' ELSE '' END FROM pg_catalog.pg_constraint k \
+         JOIN pg_catalog.pg_class c ON c.oid = k.confrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE k.contype = 'f' AND k.conparentid = 0 \
+           AND k.conrelid = pg_catalog.to_regclass({child}) \
+           AND coalesce(pg_catalog.pg_partition_root(k.confrelid), k.confrelid) = \
+             pg_catalog.to_regclass({parent}) \
+         ORDER BY k.confrelid <> pg_catalog.to_regclass({parent}), 1 LIMIT 1"
+    );
+    let own = format!(
+        "SELECT pg_catalog.quote_ident(k.conname)::text FROM pg_catalog.pg_constraint k \
+         WHERE k.contype = 'f' AND k.conrelid = pg_catalog.to_regclass({child}) \
+           AND k.confrelid = pg_catalog.to_regclass({parent}) ORDER BY 1 LIMIT 1"
+    );
+    let rows = match conn.session().server_version_num() >= Some(120_000) {
+        true => conn.query(&partitions),
+        false => conn.query(&own),
+    }
+    .ok()?;
     rows.first()?.first()?.clone()
 }
 
