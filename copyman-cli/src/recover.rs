@@ -783,7 +783,7 @@ pub(crate) fn run(
         lines.push(format!(
             "run {run}: left alone: the decision log {} holds its start and no decision, yet \
              {missing} of it {is} prepared on none of the servers given while {present} {are}: \
-             prepared first, {that_one} ended since (committed, if the run decided commit in a \
+             prepared, {that_one} ended since (committed, if the run decided commit in a \
              later copy of the log: rolling back the rest would split the run; or rolled back), \
              or on a server not given. Check that this is the run's latest decision log \
              (one with a line `commit {run}` commits the rest) and give every server the run \

@@ -570,7 +570,8 @@ fn a_partition_alone_is_estimated_at_its_rows() {
     let src = database(
         &c.source,
         &format!(
-            "{schema} INSERT INTO e SELECT n, 'note ' || n FROM generate_series(1, 100000) n; ANALYZE e;"
+            "{schema} INSERT INTO e SELECT n, 'note ' || n FROM generate_series(1, 100000) n; \
+             ANALYZE e;"
         ),
     );
     let d1 = database(&c.dest[0], schema);

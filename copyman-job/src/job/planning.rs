@@ -4461,7 +4461,8 @@ fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option
         "SELECT pg_catalog.quote_ident(k.conname)::text || CASE WHEN k.confrelid <> \
            pg_catalog.to_regclass({parent}) THEN ', to its partition \"' || \
            pg_catalog.replace(n.nspname, '\"', '\"\"') || '\".\"' || \
-           pg_catalog.replace(c.relname, '\"', '\"\"') || '\"' ELSE '' END FROM pg_catalog.pg_constraint k \
+           pg_catalog.replace(c.relname, '\"', '\"\"') || '\"' ELSE '' END \
+         FROM pg_catalog.pg_constraint k \
          JOIN pg_catalog.pg_class c ON c.oid = k.confrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE k.contype = 'f' AND k.conparentid = 0 \
@@ -4495,7 +4496,17 @@ fn outside_reference(conn: &mut Connection, members: &[&TableName]) -> Option<(S
     let root = |rel: &str| format!("coalesce(pg_catalog.pg_partition_root({rel}), {rel})");
     let rows = conn
         .query(&format!(
-            "SELECT cn.nspname::text, c.relname::text, pn.nspname::text, p.relname::text,                  rn.nspname::text, r.relname::text, pg_catalog.quote_ident(k.conname)::text              FROM pg_catalog.pg_constraint k              JOIN pg_catalog.pg_class c ON c.oid = k.conrelid              JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace              JOIN pg_catalog.pg_class p ON p.oid = k.confrelid              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace              JOIN pg_catalog.pg_class r ON r.oid = {}              JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace              WHERE k.contype = 'f' AND k.conparentid = 0 AND {} = ANY ({list})                AND {} <> ALL ({list}) ORDER BY 1, 2, 7 LIMIT 1",
+            "SELECT cn.nspname::text, c.relname::text, pn.nspname::text, p.relname::text, \
+                 rn.nspname::text, r.relname::text, pg_catalog.quote_ident(k.conname)::text \
+             FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+             JOIN pg_catalog.pg_class r ON r.oid = {} \
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace \
+             WHERE k.contype = 'f' AND k.conparentid = 0 AND {} = ANY ({list}) \
+               AND {} <> ALL ({list}) ORDER BY 1, 2, 7 LIMIT 1",
             root("k.confrelid"),
             root("k.confrelid"),
             root("k.conrelid"),

@@ -121,7 +121,8 @@ const STALLING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rows of a copy (~47 MB: more than the socket buffers on both sides hold while a destination
 /// stalls) from the source to destinations 0 and 1, whose databases it makes (returned), with
-/// the copy's stall timeout [`STALLING_TIMEOUT`]; destination 0's row 1000 waits for the advisory lock `lock`
+/// the copy's stall timeout [`STALLING_TIMEOUT`]; destination 0's row 1000 waits for the
+/// advisory lock `lock`
 /// (a row trigger), so it stops reading while another session holds it.
 fn stalling_copy(clusters: &Clusters, lock: i64) -> (CopyPlan, [String; 2]) {
     let source_db = clusters.source.create_database();
