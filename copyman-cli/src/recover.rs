@@ -1349,32 +1349,20 @@ fn partly_ended(
                 .filter_map(|gid| commit::parse_gid(gid).map(|(_, party)| party))
                 .collect();
             // A destination its run recorded out (failed under --keep-going) was never
-            // prepared: no gap.
-            let missing: Vec<String> = commit::partly_ended(&parties)
-                .into_iter()
-                .filter_map(|party| match party {
-                    commit::Party::Destination(n) => Some(commit::Commit::<()>::gid(run, n)),
-                    _ => None,
-                })
-                .filter(|gid| !contents.out.contains(gid))
+            // prepared: no gap. One recorded ended is no party left (a run that leaves work
+            // records those it ended itself). Under --no-decision-log, the gap rule alone.
+            let named: Vec<commit::Party> = (contents.begun.get(run).into_iter().flatten())
+                .filter_map(|h| commit::parse_gid(&h.gid).map(|(_, party)| party))
                 .collect();
-            // A run that ended on its own (its lock file removed) and leaves a transaction
-            // prepared with no decision and no rollback in this log: it did decide, in the log
-            // this is an old copy of, where a party it named at its start is gone (committed,
-            // its first destination's COMMIT PREPARED failed); a run that died before its
-            // decision leaves its lock file, and its parties never prepared are gone alike
-            // (recheck64 F5: an old copy rolled back destination 1, the others committed).
-            let missing = match missing.is_empty() && !died && !no_decision_log {
-                true => (contents.begun.get(run).into_iter().flatten())
-                    .map(|h| h.gid.clone())
-                    .filter(|gid| {
-                        !gids.contains(gid.as_str())
-                            && !contents.out.contains(gid)
-                            && !contents.ended.contains(gid)
-                    })
-                    .collect(),
-                false => missing,
-            };
+            let died = died || no_decision_log;
+            let missing: Vec<String> = commit::partly_ended_given(&parties, &named, died)
+                .into_iter()
+                .map(|party| match party {
+                    commit::Party::Destination(n) => commit::Commit::<()>::gid(run, n),
+                    commit::Party::Source => commit::Commit::<()>::source_gid(run),
+                })
+                .filter(|gid| !contents.out.contains(gid) && !contents.ended.contains(gid))
+                .collect();
             (!missing.is_empty()).then(|| {
                 let present = gids.into_iter().map(str::to_owned).collect();
                 (run.to_owned(), (missing, present))

@@ -1268,6 +1268,35 @@ pub fn partly_ended(found: &[Party]) -> Vec<Party> {
         .collect()
 }
 
+/// [`partly_ended`] for a run that recovery knows more of: `named`, the parties its log named at
+/// its start, and whether it `died` (killed, its lock file left beside its log). A run that
+/// ended on its own leaves nothing prepared without a decision or a rollback in its log: where
+/// the log given has neither, it is an old copy, and a party named and gone while another is
+/// still prepared may have committed (its first destination's COMMIT PREPARED failed, the
+/// others committed: recheck64 F5, the copy split). Those are the answer then, the gap rule's
+/// otherwise.
+///
+/// ```
+/// use copyman_core::commit::{Party, partly_ended_given};
+///
+/// let named = [Party::Destination(0), Party::Destination(1)];
+/// let found = [Party::Destination(0)];
+/// // Died after its first PREPARE: the second never prepared.
+/// assert!(partly_ended_given(&found, &named, true).is_empty());
+/// // Ended on its own: the second may have committed.
+/// assert_eq!(partly_ended_given(&found, &named, false), [Party::Destination(1)]);
+/// ```
+pub fn partly_ended_given(found: &[Party], named: &[Party], died: bool) -> Vec<Party> {
+    let gap = partly_ended(found);
+    match gap.is_empty() && !died {
+        true => (named.iter())
+            .filter(|p| !found.contains(p))
+            .copied()
+            .collect(),
+        false => gap,
+    }
+}
+
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
 /// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid
 /// (`replay PID` for a standby's startup process, which holds what its primary's transactions

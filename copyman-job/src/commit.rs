@@ -48,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, LOST_BACKEND_WAIT, Options, Outcome, Party,
     Policy, Recovery, Report, Resend, SourceOutcome, Step, lock_holders_sql, parse_gid,
-    partly_ended, recovery, valid_run_id,
+    partly_ended, partly_ended_given, recovery, valid_run_id,
 };
 
 use copyman_core::session::{DbError, SessionError};
