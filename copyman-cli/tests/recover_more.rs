@@ -1420,21 +1420,7 @@ fn a_recover_given_only_the_destination_left_prepared_finishes_a_run_rolled_back
         .spawn()
         .unwrap();
     // Its PREPARE written there, waiting for the standby.
-    let mut watch = stuck.connect("postgres");
-    let started = std::time::Instant::now();
-    while watch
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-            &[],
-        )
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(started.elapsed().as_secs() < 60, "no PREPARE waited");
-        thread::sleep(Duration::from_millis(20));
-    }
-    drop(watch);
+    wait_for_syncrep(&stuck);
     stuck.stop_immediate();
     let out = child.wait_with_output().unwrap();
     stuck.start_again();

@@ -2830,6 +2830,36 @@ pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
     None
 }
 
+/// Why a column's composite values would land in fields of other names on the destination `to`:
+/// a composite type (at the same place in the value) of as many fields there, none moved (that
+/// is [`composite_reordered`]'s), some named otherwise (`(street, city)` against `(road, town)`).
+/// COPY fills them by position: `street` into `road`, which may be what a renamed type meant,
+/// or not (types64 F5: it was copied without a word). `None` when every field is named alike.
+pub fn composite_renamed(from: &Column, to: &Column) -> Option<String> {
+    if composite_reordered(from, to).is_some() {
+        return None;
+    }
+    from.composites.iter().find_map(|(path, fields)| {
+        let (_, there) = to.composites.iter().find(|(p, _)| p == path)?;
+        let pairs: Vec<String> = (fields.iter().zip(there))
+            .filter(|(f, g)| f != g)
+            .map(|(f, g)| format!("{} into {}", Ident::new(f.clone()), Ident::new(g.clone())))
+            .collect();
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", place_in_value(path))
+        };
+        (!pairs.is_empty()).then(|| {
+            format!(
+                "a composite type{at} whose fields are named otherwise there, and COPY fills a \
+                 composite's fields by position: {}",
+                pairs.join(", ")
+            )
+        })
+    })
+}
+
 /// Where in a column's value a [`Leaf`] path points, in words: `/b/e/2` is
 /// "field 2 of the array elements of its domain's base".
 ///
@@ -3083,6 +3113,15 @@ pub fn conversions(
                     } else {
                         "23514"
                     }
+                ));
+            }
+            // A composite whose fields are named otherwise there: filled by position.
+            if let Some((to, why)) =
+                (rel.column(name)).and_then(|to| composite_renamed(from, to).map(|why| (to, why)))
+            {
+                unreadable.push(format!(
+                    "column {name} is {} on {label}, {why}",
+                    to.type_name
                 ));
             }
             let Some(to) = rel.column(name).filter(|to| !from.same_base(to)) else {

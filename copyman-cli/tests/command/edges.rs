@@ -1900,15 +1900,7 @@ fn a_lock_held_by_a_commit_waiting_for_a_synchronous_standby_is_said_so() {
             .batch_execute("SET synchronous_commit = on; INSERT INTO t VALUES (1)")
             .map_err(|e| e.to_string())
     });
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
-    let started = std::time::Instant::now();
-    while admin.query_one(waiting, &[]).unwrap().get::<_, i64>(0) == 0 {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "no COMMIT waits for a standby"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_syncrep(&dest);
     let mut child = copyman()
         .args(["table", "t", "--from", &c.source.conninfo(&src), "--to"])
         .arg(dest.conninfo(&db))

@@ -767,21 +767,7 @@ fn a_split_table_whose_range_commit_is_unanswered_says_so_and_what_a_resume_does
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut watch = d2_server.connect("postgres");
-    let started = std::time::Instant::now();
-    while watch
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-            &[],
-        )
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(started.elapsed().as_secs() < 60, "no COMMIT waited");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    drop(watch);
+    wait_for_syncrep(&d2_server);
     d2_server.stop_immediate();
     d2_server.start_again();
     let out = child.wait_with_output().unwrap();

@@ -1221,6 +1221,29 @@ fn a_composite_whose_fields_stand_in_another_order_is_refused() {
         digest(&c.dest[1], &same, "people"),
         digest(&c.source, &src, "people")
     );
+    // Fields named otherwise there, none moved: filled by position, as a renamed type may
+    // mean, and said pair by pair (types64 F5: copied without a word).
+    let renamed = database(
+        &c.dest[1],
+        &format!("CREATE TYPE addr AS (road text, city text); {table}"),
+    );
+    let out = run(&[
+        "table",
+        "people",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[1].conninfo(&renamed),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"column "home" is public.addr on "#)
+            && stderr.contains(r#", a composite type whose fields are named otherwise there, and COPY fills a composite's fields by position: "street" into "road""#),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(r#""city" into"#), "{stderr}");
+    assert_eq!(count(&c.dest[1], &renamed, "people"), 1);
 }
 
 /// Extra destination columns that would not get what an INSERT gives them are refused while

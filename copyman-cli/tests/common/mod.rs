@@ -374,6 +374,25 @@ pub fn wait_for_lock(cluster: &Cluster, db: &str) {
     }
 }
 
+/// Waits (bounded) until a backend of `cluster` waits for its synchronous standby to confirm
+/// a commit (a COMMIT, a PREPARE TRANSACTION or a COMMIT PREPARED: wait event `SyncRep`).
+pub fn wait_for_syncrep(cluster: &Cluster) {
+    let mut watch = cluster.connect("postgres");
+    let started = std::time::Instant::now();
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "no commit waited");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `copyman ARGS` while a session of `db` on `cluster` holds `held` (statements that begin
 /// a transaction and take a lock: a migration, a reload), committed once copyman waits for a
 /// lock there; copyman's output.
