@@ -1421,6 +1421,9 @@ fn dry_run(
                     "format_reason": t.format_reason,
                     "statement": t.send,
                     "ranges": t.ranges,
+                    // The tables it starts after (it references them): the run's order is not
+                    // the list's (jobs64 F5).
+                    "after": after(plan, t),
                     // Named as a run's records name theirs (docs45 F1).
                     "destinations": t.destinations.iter().zip(dests).enumerate().map(|(i, (d, s))| {
                         json!({
@@ -1467,9 +1470,13 @@ fn dry_run(
         return Ok(exit);
     }
     let mut text = format!(
-        "copyman: dry run, nothing copied: {}, largest first\n  state file: {} (the run \
+        "copyman: dry run, nothing copied: {}, largest first{}\n  state file: {} (the run \
          would keep its records there; not written now)\n",
         plural(plan.tables.len(), "table"),
+        match plan.tables.iter().any(|t| !t.after.is_empty()) {
+            true => ", each after the tables it references",
+            false => "",
+        },
         state.display()
     );
     for line in reached.lines(dests) {
@@ -1484,8 +1491,12 @@ fn dry_run(
             .estimate
             .map(|n| format!(", about {}", crate::progress::rows(n)))
             .unwrap_or_default();
+        let after = match after(plan, t).as_slice() {
+            [] => String::new(),
+            names => format!("; after {}", names.join(", ")),
+        };
         text.push_str(&format!(
-            "  {} ({}{rows}, {})\n    {}\n",
+            "  {} ({}{rows}, {}{after})\n    {}\n",
             t.table,
             HumanBytes(t.bytes),
             t.format.name(),
@@ -1584,6 +1595,16 @@ fn status_word(exit: Exit) -> &'static str {
 }
 
 /// What destination `dest` does with table `i` of `plan`: its steps, or why not.
+/// The tables `t` starts after in a run (those of the job it references by a foreign key:
+/// [`job::TablePlan::after`]), named: the dry run lists the tables largest first, which a
+/// table waiting for a smaller one it references does not keep (jobs64 F5).
+fn after(plan: &job::Plan, t: &job::TablePlan) -> Vec<String> {
+    (t.after.iter())
+        .filter_map(|&p| plan.tables.get(p))
+        .map(|p| p.table.to_string())
+        .collect()
+}
+
 fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
     let t = &plan.tables[i];
     let group = plan.group_of(i);

@@ -522,6 +522,31 @@ fn job_selection_a_referenced_table_commits_before_the_tables_that_reference_it(
         .map(|(cl, db)| cl.conninfo(db))
         .collect();
     let state = TempPath::new("fk.state");
+    // The dry run lists the tables largest first, and says which starts after which (it said
+    // "largest first" only, and the run took them in another order: jobs64 F5).
+    let dry = |extra: &[&str]| {
+        let mut args = vec!["--schema", "fk", "--state", state.arg(), "--dry-run"];
+        args.extend(extra);
+        job(&from, &to, &args)
+    };
+    let out = dry(&[]);
+    assert_exit(&out, 0);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("largest first, each after the tables it references")
+            && plan.contains(r#"binary; after "fk"."parent")"#),
+        "{plan}"
+    );
+    let out = dry(&["--json"]);
+    let tables = json(&out)["tables"].clone();
+    let child = (tables.as_array().unwrap().iter())
+        .find(|t| t["table"] == r#""fk"."child""#)
+        .unwrap();
+    assert_eq!(
+        child["after"],
+        serde_json::json!([r#""fk"."parent""#]),
+        "{tables}"
+    );
     // One job at a time: largest first would take fk.child before fk.parent (23503); two at
     // a time, fk.child's rows would not find fk.parent's uncommitted ones.
     for jobs in ["1", "2"] {
