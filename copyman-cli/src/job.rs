@@ -3407,9 +3407,14 @@ impl Render {
             overall.set_message(crate::progress::in_locale(&line).into_owned());
         } else if self.plain && s.last_plain.elapsed() >= crate::progress::PLAIN_EVERY {
             s.last_plain = Instant::now();
+            // Each table in flight, at its step or copying (a log named none while a group of
+            // tables linked by foreign keys copied one after another: jobs64 F5).
             let steps = (s.current.iter().zip(&s.lines))
-                .filter(|(table, line)| !table.is_empty() && !line[2].is_empty())
-                .map(|(table, line)| format!("; {table}{}", line[2].replacen(',', ":", 1)));
+                .filter(|(table, _)| !table.is_empty())
+                .map(|(table, line)| match line[2].is_empty() {
+                    true => format!("; {table}: copying{}", line[1].replacen(" —", ",", 1)),
+                    false => format!("; {table}{}", line[2].replacen(',', ":", 1)),
+                });
             crate::progress::println(&format!(
                 "copyman: {:.0} s: {line}{}",
                 s.started.elapsed().as_secs_f64(),

@@ -800,6 +800,11 @@ fn a_dumb_terminal_gets_the_plain_lines() {
         !screen.contains('\x1b') && screen.contains("copyman: 5 s: 0/1 tables, "),
         "{screen}"
     );
+    // The table in flight named, with its rows so far (jobs64 F5: a log named no table).
+    assert!(
+        screen.contains(r#"/s); "public"."t": copying, "#),
+        "{screen}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 200_000);
 }
 
