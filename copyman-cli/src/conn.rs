@@ -1570,7 +1570,12 @@ impl ServerSpec {
                 }
             }
         }
-        if failed.len() == 1 {
+        // One host's error alone: the only host, or the first of several that answered with an
+        // error ending the connect (a FATAL after the login), said with where it went as libpq
+        // says it (recheck64 F2: "database \"x\" does not exist" named no host of the list).
+        if failed.len() == 1
+            && (self.hosts.len() == 1 || matches!(failed[0].1, copyman_sync::Error::Attempts(_)))
+        {
             return Err(failed.remove(0).1);
         }
         let mut each = Vec::new();

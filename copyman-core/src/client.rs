@@ -302,7 +302,9 @@ macro_rules! client_glue {
 
         /// Every attempt with its error and the error's sources, on one line each, `; ` between
         /// them: `all 2 connection attempts failed: could not connect to 10.0.0.1:5432:
-        /// Connection refused; 10.0.0.2:5432: FATAL: …`.
+        /// Connection refused; 10.0.0.2:5432: FATAL: …`. One attempt alone (the first host of
+        /// several answered with an error that ends the connect, as libpq stops there) is
+        /// that attempt, where it went: `10.0.0.1:5432: FATAL: …`.
         fn attempts_text(attempts: &[connect::Attempted<Error>]) -> String {
             let each: Vec<String> = attempts
                 .iter()
@@ -321,11 +323,14 @@ macro_rules! client_glue {
                         .join(" ")
                 })
                 .collect();
-            format!(
-                "all {} connection attempts failed: {}",
-                attempts.len(),
-                each.join("; ")
-            )
+            match each.as_slice() {
+                [one] => one.clone(),
+                _ => format!(
+                    "all {} connection attempts failed: {}",
+                    attempts.len(),
+                    each.join("; ")
+                ),
+            }
         }
 
         impl From<connect::PlanError> for Error {

@@ -304,6 +304,28 @@ fn every_host_of_a_multi_host_conn_that_failed_is_named() {
     );
     assert_eq!(json(&out)["exit_code"], 3);
 
+    // The first host refuses the login: libpq tries no other, and its error is said with the
+    // host that said it (recheck64 F2: "SQLSTATE 28P01: password authentication failed" named
+    // no host of the list), the server's SQLSTATE kept.
+    let first = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{a} user=postgres password=wrong-pass-5521 \
+         dbname=postgres",
+        cluster.port()
+    );
+    let out = run(&["table", "t", "--from", &first, "--to", &to, "--json"]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "SQLSTATE 28P01: password authentication failed for user \"postgres\" (said by \
+             127.0.0.1:{}, the first of the CONN's hosts: as libpq, no other is tried",
+            cluster.port()
+        )) && !stderr.contains("attempts failed")
+            && !stderr.contains("wrong-pass-5521"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["sqlstate"], "28P01");
+
     // One host: its own error, as before.
     let one = format!("host=127.0.0.1 port={a} user=postgres dbname=postgres");
     let out = run(&["table", "t", "--from", &one, "--to", &to]);

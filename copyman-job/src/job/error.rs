@@ -269,6 +269,19 @@ const WRITES_WHILE_READ: &str = ": what the copy reads writes (nextval(), or a f
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
 pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
+    // One attempt of several hosts' (the first answered with an error that ends the connect,
+    // as libpq stops there): its error, said as any, with the host that said it.
+    if let Some(copyman_sync::Error::Attempts(each)) = error.downcast_ref::<copyman_sync::Error>()
+        && let [one] = each.as_slice()
+    {
+        let mut described = describe_with(&one.error, stall);
+        described.message = format!(
+            "{} (said by {}, the first of the CONN's hosts: as libpq, no other is tried once a \
+             server answered the login with an error)",
+            described.message, one.target
+        );
+        return described;
+    }
     // Several connection attempts failed: each is said (the server's error only for its own
     // attempt), with the last one's SQLSTATE if its server spoke.
     if let Some(all @ copyman_sync::Error::Attempts(_)) =
