@@ -1818,6 +1818,20 @@ fn a_quote_inside_a_csv_field_fails_the_copy_naming_its_line() {
         );
         assert_eq!(count(&c.dest[0], &db, "q"), 0);
     }
+    // A NUL byte in the field quoted (binary input read as CSV): the CopyFail that says it
+    // goes out, the NUL written \x00 (files65 F1: "copy fail reason contains a nul byte", each
+    // destination's connection closed mid-COPY).
+    let nul = file("nul.csv", b"1,a\x00b\"c,ok\n");
+    let out = run(&["table", "q", "--from", nul.arg(), "--to", &to]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("line 1 of {} {inside}", nul.arg()))
+            && stderr.contains("rolled back")
+            && !stderr.contains("nul byte"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &db, "q"), 0);
     let fine = file(
         "quoted.csv",
         b"1,\"say \"\"hi\"\"\",\"two\nlines\"\n2,\"\",\"a, b\"\n",

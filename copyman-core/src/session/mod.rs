@@ -815,8 +815,7 @@ impl Session {
     /// If the server already failed the COPY, nothing is sent, as for [`Session::copy_done`].
     ///
     /// # Errors
-    /// [`SessionError::Wire`] when `reason` holds a NUL byte; [`SessionError::Misuse`] outside a
-    /// COPY IN; the terminal error.
+    /// [`SessionError::Misuse`] outside a COPY IN; the terminal error.
     pub fn copy_fail(&mut self, reason: &str) -> Result<(), SessionError> {
         self.end_copy_in("copy_fail", Some(&copy_fail_reason(reason)))
     }
@@ -1678,7 +1677,9 @@ fn parse_data_row(body: &[u8], encoding: &str) -> Result<Vec<Option<String>>, Se
     Ok(row)
 }
 
-/// `reason` as a CopyFail carries it: characters beyond ASCII written `\u{XXXX}`. The server
+/// `reason` as a CopyFail carries it: characters beyond ASCII written `\u{XXXX}`, a NUL byte
+/// `\x00` (a C string ends there: the message could not be sent, and the COPY was given up by
+/// closing its connection — an excerpt of binary input read as CSV quoted one: files65 F1). The server
 /// reads it in the session's client_encoding and converts it to its own to quote it in its
 /// error: one its encoding cannot hold (another destination's error quoted into a LATIN1
 /// server) failed the COPY with 22P05 instead, said as that destination's own error
@@ -1689,16 +1690,18 @@ fn parse_data_row(body: &[u8], encoding: &str) -> Result<Vec<Option<String>>, Se
 ///
 /// assert_eq!(copy_fail_reason("plain"), "plain");
 /// assert_eq!(copy_fail_reason("ключ é"), "\\u{43a}\\u{43b}\\u{44e}\\u{447} \\u{e9}");
+/// assert_eq!(copy_fail_reason("a\0b"), "a\\x00b");
 /// ```
 pub fn copy_fail_reason(reason: &str) -> std::borrow::Cow<'_, str> {
-    if reason.is_ascii() {
+    if reason.is_ascii() && !reason.contains('\0') {
         return reason.into();
     }
     reason
         .chars()
-        .map(|c| match c.is_ascii() {
-            true => c.to_string(),
-            false => c.escape_unicode().to_string(),
+        .map(|c| match c {
+            '\0' => "\\x00".to_owned(),
+            c if c.is_ascii() => c.to_string(),
+            c => c.escape_unicode().to_string(),
         })
         .collect::<String>()
         .into()
