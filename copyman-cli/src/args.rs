@@ -53,7 +53,9 @@ before anything is sent. A file is written beside it and renamed into place once
 committed (keeping its permission bits; an existing file we may not write is refused before
 anything is sent); a symbolic link is written through to its target. What is not a regular file
 (a pipe, a device, /dev/stdout, /dev/fd/N) is written directly, as stdout is: what went out
-before a failure cannot be taken back. Binary data is not written to a terminal. Text or CSV
+before a failure cannot be taken back, and text or CSV data is ended then by a line a COPY
+reading it fails on (`\\.copyman: the copy failed here…`), so that a reader of a pipe never
+loads part of it as the whole. Binary data is not written to a terminal. Text or CSV
 data whose last line has no line end is copied with a warning from a regular file, and refused
 (nothing committed) from stdin or a pipe, whose writer may have died mid-row: end the line, or
 give it as a file.

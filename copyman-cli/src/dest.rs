@@ -39,6 +39,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) ended: Option<std::time::Instant>,
     /// Bytes that went out on stdout though the run failed: they cannot be taken back.
     pub(crate) sent_anyway: u64,
+    /// Those bytes end in a mark that fails a COPY reading them ([`Cut::mark`]).
+    pub(crate) marked_cut: bool,
     /// What its report says besides its status (`--allow-count-mismatch`: another count).
     pub(crate) warning: Option<String>,
     /// What its server is (system identifier and database), where it said: the order in which
@@ -60,6 +62,7 @@ impl<'e> Dest<'e> {
             broken_pipe: false,
             ended: None,
             sent_anyway: 0,
+            marked_cut: false,
             warning: None,
             identity: None,
         }
@@ -184,7 +187,7 @@ impl<'e> Dest<'e> {
     pub(crate) fn discard(&mut self) {
         self.rollback();
         if let Some(sink) = self.sink.take() {
-            self.sent_anyway = sink.discard();
+            (self.sent_anyway, self.marked_cut) = sink.discard();
         }
     }
 
@@ -298,6 +301,95 @@ pub(crate) struct Out {
     waits: Option<(bool, Option<Duration>)>,
     /// Bytes the descriptor took (`write(2)` said so): what a reader got, whatever failed after.
     taken: u64,
+    /// Where in the text or CSV data the bytes taken end, for [`FileSink::discard`]'s mark of
+    /// a cut ([`Cut`]); `None`: not followed (binary data, a file replaced by its rename).
+    cut: Option<Cut>,
+}
+
+/// Where text or CSV COPY data written to a pipe or stdout stands after the bytes its reader
+/// took: what a mark that makes any COPY reading it fail must follow ([`Cut::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cut {
+    /// Text: how many backslashes end the bytes taken (an odd number escapes what comes next).
+    Text { backslashes: usize },
+    /// CSV: its QUOTE and ESCAPE bytes, whether the bytes taken end inside a quoted value, and
+    /// just after an ESCAPE there.
+    Csv {
+        quote: u8,
+        escape: u8,
+        quoted: bool,
+        escaped: bool,
+    },
+}
+
+impl Cut {
+    /// How COPY data in the representation `r` is followed: text, or CSV with one-byte QUOTE
+    /// and ESCAPE; `None` for binary (a reader of it tells a cut by its missing end marker).
+    pub(crate) fn of(r: &copyman_core::statement::Representation) -> Option<Self> {
+        match (r.format.as_str(), r.quote.as_bytes(), r.escape.as_bytes()) {
+            ("text", ..) => Some(Self::Text { backslashes: 0 }),
+            ("csv", &[quote], &[escape]) => Some(Self::Csv {
+                quote,
+                escape,
+                quoted: false,
+                escaped: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Follows the bytes a reader took.
+    fn took(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Text { backslashes } => {
+                let ending = bytes.iter().rev().take_while(|&&b| b == b'\\').count();
+                *backslashes = match ending == bytes.len() {
+                    true => *backslashes + ending,
+                    false => ending,
+                };
+            }
+            Self::Csv {
+                quote,
+                escape,
+                quoted,
+                escaped,
+            } => {
+                for &b in bytes {
+                    if !*quoted {
+                        *quoted = b == *quote;
+                    } else if *escaped {
+                        *escaped = false;
+                    } else if b == *escape && escape != quote {
+                        *escaped = true;
+                    } else if b == *quote {
+                        *quoted = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What to write after the bytes taken so that a COPY reading them fails rather than load
+    /// the rows before the cut as if they were all (files65 F21: a failed `copyman … --to - |
+    /// copyman … --from -` committed 131 072 rows of 149 999, exit 0): in text a `\.` (an end
+    /// marker with more after it: "end-of-copy marker corrupt"), in CSV a quote that no quote
+    /// closes ("unterminated CSV quoted field"); nothing inside a quoted CSV value, whose end
+    /// of data fails so already. No line end: copyman reading it from a pipe refuses that too.
+    pub(crate) fn mark(&self) -> Vec<u8> {
+        const WORDS: &[u8] = b"copyman: the copy failed here: this data is cut short";
+        match *self {
+            Self::Text { backslashes } => {
+                let mut mark = match backslashes % 2 {
+                    1 => b"\\\\.".to_vec(),
+                    _ => b"\\.".to_vec(),
+                };
+                mark.extend_from_slice(WORDS);
+                mark
+            }
+            Self::Csv { quoted: true, .. } => Vec::new(),
+            Self::Csv { quote, .. } => [&[quote][..], WORDS].concat(),
+        }
+    }
 }
 
 /// Where the bytes are written: the file, or a duplicate of stdout's descriptor — not Rust's
@@ -314,6 +406,7 @@ impl Out {
             to,
             waits,
             taken: 0,
+            cut: None,
         }
     }
 
@@ -323,6 +416,9 @@ impl Out {
         self.to.0.as_raw_fd()
     }
 }
+
+/// How long [`FileSink::discard`] waits for a pipe's reader to take the mark of a cut.
+const CUT_MARK_WAIT: Duration = Duration::from_secs(2);
 
 /// What kind of pipe descriptor `fd` is: `Some(true)` a pipe or FIFO, `Some(false)` a socket,
 /// `None` anything else (a regular file, a device: written as it comes).
@@ -478,6 +574,9 @@ impl Write for Out {
                 other => {
                     if let Ok(n) = &other {
                         self.taken += *n as u64;
+                        if let Some(cut) = &mut self.cut {
+                            cut.took(&buf[..*n]);
+                        }
                     }
                     return other;
                 }
@@ -551,6 +650,14 @@ impl FileSink {
         self.out.write_all(data)
     }
 
+    /// Written directly (stdout, a pipe), data of this representation ([`Cut::of`]) is marked
+    /// where a failed run cut it ([`FileSink::discard`]).
+    pub(crate) fn mark_cuts(&mut self, cut: Option<Cut>) {
+        if self.rename.is_none() {
+            self.out.get_mut().cut = cut;
+        }
+    }
+
     /// Writes out its buffer, and makes a temporary file durable ([`Dest::seal`]).
     fn seal(&mut self) -> io::Result<()> {
         self.out.flush()?;
@@ -608,19 +715,29 @@ impl FileSink {
 
     /// Removes the temporary file; returns the bytes that went out anyway where there is none
     /// (stdout, a pipe: what its descriptor took is out already — part of a large row too;
-    /// what is buffered is dropped).
-    pub(crate) fn discard(mut self) -> u64 {
+    /// what is buffered is dropped), and whether they were marked cut ([`Cut::mark`]).
+    pub(crate) fn discard(mut self) -> (u64, bool) {
         // What is still buffered never goes out: the copy failed, and a reader that is not
         // reading would hold the failed run while it waited for room (dropping a `BufWriter`
         // writes its buffer; taking it apart does not).
-        let (out, _) = self.out.into_parts();
+        let (mut out, _) = self.out.into_parts();
         if let Some((temp, _)) = self.rename.take() {
             let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
-            0
-        } else {
-            out.taken
+            return (0, false);
         }
+        let taken = out.taken;
+        // The mark, where something went out: a reader that takes nothing for CUT_MARK_WAIT
+        // does not hold the failed run longer (nor does a signal).
+        let mark = (out.cut.take())
+            .filter(|_| taken > 0)
+            .map(|cut| cut.mark())
+            .filter(|mark| !mark.is_empty());
+        let marked = mark.is_some_and(|mark| {
+            out.waits = out.waits.map(|(pipe, _)| (pipe, Some(CUT_MARK_WAIT)));
+            out.write_all(&mark).is_ok()
+        });
+        (taken, marked)
     }
 }
 
@@ -1514,6 +1631,37 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    /// The mark of a cut follows where the bytes taken end: after an odd number of
+    /// backslashes in text (one escapes the next byte), inside a quoted CSV value (nothing: its
+    /// end fails already), after an ESCAPE there.
+    #[test]
+    fn a_cut_is_marked_by_where_the_data_stopped() {
+        let text = |chunks: &[&[u8]]| {
+            let mut cut = Cut::Text { backslashes: 0 };
+            chunks.iter().for_each(|c| cut.took(c));
+            cut.mark()
+        };
+        assert!(text(&[b"1\ta\n"]).starts_with(b"\\.copyman: "));
+        assert!(text(&[b"1\ta\\"]).starts_with(b"\\\\.copyman: "));
+        assert!(text(&[b"1\ta\\", b"\\"]).starts_with(b"\\.copyman: "));
+        assert!(text(&[b"1\ta\\", b"\\", b"\\"]).starts_with(b"\\\\.copyman: "));
+        let csv = |escape: u8, chunks: &[&[u8]]| {
+            let mut cut = Cut::Csv {
+                quote: b'"',
+                escape,
+                quoted: false,
+                escaped: false,
+            };
+            chunks.iter().for_each(|c| cut.took(c));
+            cut.mark()
+        };
+        assert!(csv(b'"', &[b"1,\"a\"\"b\"\n"]).starts_with(b"\"copyman: "));
+        assert!(csv(b'"', &[b"1,\"a\"", b"\"b"]).is_empty());
+        assert!(csv(b'"', &[b"1,\"two\nlines"]).is_empty());
+        assert!(csv(b'\\', &[b"1,\"a\\\"b\"\n"]).starts_with(b"\""));
+        assert!(csv(b'\\', &[b"1,\"a\\", b"\"b"]).is_empty());
+    }
 
     /// A full disk met by the temporary copy beside an existing file says so, and the ways out
     /// (files39 F2: "cannot write FILE: No space left on device" where the data fitted).

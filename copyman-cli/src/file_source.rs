@@ -322,6 +322,17 @@ impl FileSource {
         signals::waiting_for_input(false);
         self.waiting = None;
         let start = start?;
+        // A pipe that ended inside its header line: cut, not a header of other columns
+        // (files65 F6: said as a header of 2 fields for a table of 4).
+        if ended
+            && self.pipe
+            && reading.header
+            && !start.binary
+            && !data.is_empty()
+            && !data.iter().any(|&b| b == b'\n' || b == b'\r')
+        {
+            return Err(failed(header_cut(&self.name)));
+        }
         if start.bom {
             report::log(format_args!(
                 "{}: its UTF-8 byte order mark is not sent",
@@ -433,8 +444,13 @@ impl FileSource {
         let unended =
             !self.scanner.is_binary() && self.last.is_some_and(|b| b != b'\n' && b != b'\r');
         let header_only = self.header && self.scanner.line_number() <= 1;
+        // Only a header, and no line end after it, from a pipe: its writer failed half way, as
+        // for a row cut short below (files65 F6: exit 0, no row).
+        if unended && header_only && self.pipe {
+            return Err(header_cut(&self.name).into());
+        }
         // Only a header, and no line end after it: every row gone if it was cut (COPY writes
-        // its header with one), pipe or file (recheck59 F2: 0 rows committed, not a word).
+        // its header with one), from a file (recheck59 F2: 0 rows committed, not a word).
         if unended && header_only {
             report::warn(format_args!(
                 "{} holds only its header line, with no line end after it: no row copied; COPY \
@@ -1269,6 +1285,16 @@ impl Refused<'_> {
 /// The refusal of `input` compressed with `compression` ([`Compression::of`] in copyman-core):
 /// exit 2, what it is, that nothing was sent, and the command that decompresses it on its way
 /// in.
+/// A pipe (stdin, a FIFO) that ended inside its header line: what wrote it failed half way,
+/// and no row came; refused as a row cut short is.
+fn header_cut(name: &str) -> String {
+    format!(
+        "{name} ended in the middle of its header line (no line end after it): what wrote it \
+         failed half way, most likely, and no row came (if that is all the data, end its \
+         header line, or give it as a file)"
+    )
+}
+
 pub(crate) fn compressed(compression: Compression, input: &Refused<'_>) -> Fatal {
     let (tool, name) = (compression.name(), input.name);
     let pipe = input.way_in(compression.decompress(), compression.decompress_stdin());

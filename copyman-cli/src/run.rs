@@ -264,7 +264,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             Endpoint::File(_) if dest.error.is_some() => {}
             Endpoint::Stdio | Endpoint::File(_) => {
                 match FileSink::open(dest.endpoint, output.quiet, t.safety.stall_timeout) {
-                    Ok(sink) => dest.sink = Some(sink),
+                    Ok(mut sink) => {
+                        // What a source server sends (a file's copy is the file's bytes).
+                        let sent = (plan.send.as_deref())
+                            .and_then(copyman_core::statement::representation);
+                        sink.mark_cuts(sent.as_ref().and_then(crate::dest::Cut::of));
+                        dest.sink = Some(sink);
+                    }
                     Err(e) => dest.fail_with(ErrorInfo {
                         sqlstate: None,
                         message: format!("cannot write {}: {e}", dest.endpoint.display()),
@@ -689,6 +695,15 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         ),
                     },
                 });
+                // Its end marked, so that a COPY reading it fails rather than load a part.
+                if dest.marked_cut
+                    && let Some(error) = &mut dest.error
+                {
+                    error.message.push_str(
+                        " (its end is marked: a COPY reading it fails, on the line \
+                         \"copyman: the copy failed here: this data is cut short\")",
+                    );
+                }
             }
             // A file took every row the source sent (it has no `COPY n` of its own).
             let rows = match (&dest.conn, status) {

@@ -1627,3 +1627,67 @@ fn a_replaced_file_keeps_its_extended_attributes() {
     assert_eq!(got, 7, "the attribute is gone: {}", text(&out.stderr));
     assert_eq!(&value[..7], b"nightly");
 }
+
+/// A run that fails after data went out to stdout (or a pipe) ends that data with a mark any
+/// COPY reading it fails on: copyman's data is cut between rows, which a reader took for the
+/// whole (files65 F21: `copyman … --to - | copyman … --from -` committed 131 072 rows of
+/// 149 999 with exit 0; `--truncate` there replaced a table by the part). Text and CSV; the
+/// server's COPY and copyman's reading of a pipe both fail on it, and the summary says so.
+#[test]
+fn data_cut_by_a_failed_run_on_stdout_is_marked_so_that_a_reader_fails() {
+    let c = clusters();
+    let src = source(c);
+    let from = c.source.conninfo(&src);
+    let dest = database(&c.dest[0], "CREATE TABLE n (x int8, s text);");
+    for format in ["text", "csv"] {
+        // Rows until the 150 000th fails (22012), well after 256 KiB went out.
+        let send = format!(
+            "COPY (SELECT 1 / (150000 - g), 'a\"b\\c' FROM generate_series(1, 200000) g) \
+             TO STDOUT (FORMAT {format})"
+        );
+        let out = run(&["copy", "--from", &from, "--send", &send, "--to", "-"]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("went out before the run failed and cannot be taken back")
+                && stderr.contains("(its end is marked: a COPY reading it fails"),
+            "{format}: {stderr}"
+        );
+        assert!(
+            out.stdout.len() > 256 * 1024
+                && out
+                    .stdout
+                    .ends_with(b"copyman: the copy failed here: this data is cut short"),
+            "{format}: {} bytes",
+            out.stdout.len()
+        );
+        // The server's COPY of it fails (22P04), nothing loaded.
+        let mut client = c.dest[0].connect(&dest);
+        let mut writer = client
+            .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
+            .unwrap();
+        std::io::Write::write_all(&mut writer, &out.stdout).unwrap();
+        let error = writer.finish().unwrap_err();
+        assert_eq!(
+            error.code().map(|c| c.code()),
+            Some("22P04"),
+            "{format}: {error}"
+        );
+        // So does copyman's reading of it from a pipe.
+        let again = run_with_stdin(
+            &[
+                "table",
+                "n",
+                "--from",
+                "-",
+                "--to",
+                &c.dest[0].conninfo(&dest),
+                "--format",
+                format,
+            ],
+            &out.stdout,
+        );
+        assert_exit(&again, 1);
+        assert_eq!(count(&c.dest[0], &dest, "n"), 0, "{format}");
+    }
+}

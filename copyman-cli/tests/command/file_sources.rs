@@ -34,26 +34,6 @@ fn text_rows(rows: u64) -> String {
     data
 }
 
-/// Runs `copyman ARGS` with `input` on its stdin.
-fn run_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = copyman()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn copyman");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        // A run that fails early closes its stdin: a broken pipe here is no failure.
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("copyman output");
-    writer.join().unwrap();
-    out
-}
-
 /// Asserts that a run failed on the row count and that nothing is left on `db`.
 #[track_caller]
 fn assert_count_mismatch(out: &std::process::Output, cluster: &copyman_testkit::Cluster, db: &str) {

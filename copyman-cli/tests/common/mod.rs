@@ -97,6 +97,27 @@ pub fn run(args: &[&str]) -> Output {
     copyman().args(args).output().expect("run copyman")
 }
 
+/// Runs `copyman ARGS` with `input` on its stdin.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = copyman()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = thread::spawn(move || {
+        use std::io::Write as _;
+        // A run that fails early closes its stdin: a broken pipe here is no failure.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("copyman output");
+    writer.join().unwrap();
+    out
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
