@@ -280,9 +280,9 @@ impl<R: AsyncRead + Send + Unpin> ReaderProducer<R> {
         }
     }
 
-    /// Sets the read buffer size (at least 1 byte; the default is 64 KiB).
+    /// Sets the read buffer size (at least 1 byte, at most 256 MiB; the default is 64 KiB).
     pub fn buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = size.max(1);
+        self.buffer_size = copyman_core::manager::Options::read_size(size);
         self
     }
 }
@@ -398,9 +398,10 @@ impl<'c> ClientProducer<'c> {
         })
     }
 
-    /// Sets the size rows are gathered to per chunk (at least 1 byte; the default is 64 KiB).
+    /// Sets the size rows are gathered to per chunk (at least 1 byte, at most 256 MiB; the
+    /// default is 64 KiB).
     pub fn buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = size.max(1);
+        self.buffer_size = copyman_core::manager::Options::read_size(size);
         self
     }
 }

@@ -485,7 +485,7 @@ impl CopyOutStatement {
     pub fn new(statement: impl Into<String>, buffer_size: usize) -> Self {
         Self {
             statement: statement.into(),
-            buffer_size: buffer_size.max(1),
+            buffer_size: crate::manager::Options::read_size(buffer_size),
             buf: BytesMut::new(),
             filled: 0,
             started: false,
@@ -494,9 +494,10 @@ impl CopyOutStatement {
         }
     }
 
-    /// Sets the size of the reads (at least 1 byte).
+    /// Sets the size of the reads ([`Options::read_size`](crate::manager::Options::read_size):
+    /// at least 1 byte, at most 256 MiB).
     pub fn set_buffer_size(&mut self, size: usize) {
-        self.buffer_size = size.max(1);
+        self.buffer_size = crate::manager::Options::read_size(size);
     }
 
     /// The statement, which the adapter sends now: from then on the connection is in its COPY.
@@ -711,6 +712,20 @@ mod tests {
             Data::Lines(lines) => lines.iter().map(|l| &l[..]).collect(),
             other => panic!("not lines: {other:?}"),
         }
+    }
+
+    /// A read size past what a server reads as one message is taken as the largest there is
+    /// (lib65 F13: `usize::MAX` overflowed the headroom, a panic).
+    #[test]
+    fn a_huge_read_size_is_capped() {
+        let mut out = CopyOutStatement::new("COPY t TO STDOUT", usize::MAX);
+        assert_eq!(
+            out.read_buf().len(),
+            crate::manager::Options::MAX_BUFFER_SIZE
+        );
+        out.set_buffer_size(0);
+        out.buf.clear();
+        assert_eq!(out.read_buf().len(), 1);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct Options {
     /// lets a faulted receiver keep more chunks for a later reconcile.
     pub config: Config,
     /// The producer's read size, for producers that read in buffers; `None` keeps the
-    /// producer's own (64 KiB by default).
+    /// producer's own (64 KiB by default). At most [`Options::MAX_BUFFER_SIZE`] is used.
     pub buffer_size: Option<usize>,
     /// An endpoint that moves no byte for this long has stalled (the
     /// [`stall`](crate::stall) rule): a receiver whose transmit or CopyFail moves nothing faults
@@ -94,10 +94,30 @@ impl Options {
         self
     }
 
-    /// These options with the producer reading `size` bytes at a time (at least 1).
+    /// These options with the producer reading `size` bytes at a time (at least 1, at most
+    /// [`Options::MAX_BUFFER_SIZE`]: [`Options::read_size`]).
     pub fn with_buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = Some(size.max(1));
+        self.buffer_size = Some(Self::read_size(size));
         self
+    }
+
+    /// The largest read a producer makes, whatever size it is given: 256 MiB, a frame well
+    /// under the 1 GB a server reads as one CopyData message (a size of `usize::MAX` overflowed
+    /// the buffer's headroom and panicked, one of 1 TiB aborted the process: lib65 F13).
+    pub const MAX_BUFFER_SIZE: usize = 256 << 20;
+
+    /// The read size a producer given `size` uses: at least 1 byte, at most
+    /// [`Options::MAX_BUFFER_SIZE`].
+    ///
+    /// ```
+    /// use copyman_core::manager::Options;
+    ///
+    /// assert_eq!(Options::read_size(0), 1);
+    /// assert_eq!(Options::read_size(65536), 65536);
+    /// assert_eq!(Options::read_size(usize::MAX), Options::MAX_BUFFER_SIZE);
+    /// ```
+    pub fn read_size(size: usize) -> usize {
+        size.clamp(1, Self::MAX_BUFFER_SIZE)
     }
 
     /// These options with receivers that stall closed at once ([`Options::close_stalled`]).
