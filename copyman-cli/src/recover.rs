@@ -112,6 +112,7 @@ pub(crate) fn run(
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
     };
     let contents = log.read().map_err(unreadable)?;
+    crate::finish::test_pause("log-read");
     // A signal while connecting exits at once (nothing was finished); later, the statement in
     // progress finishes and nothing more is begun (a second signal exits at once, naming the
     // COMMIT PREPAREDs that were answered and those that were not).
@@ -811,6 +812,17 @@ pub(crate) fn run(
         .filter(|(run, _, _)| !contents.done.contains(*run))
         .collect();
     named.sort_by_key(|(run, _, _)| *run);
+    // The log as it is now, after the servers were listed: another recovery at work meanwhile
+    // records its COMMIT PREPARED before sending it, so a transaction gone from the servers
+    // since this one read the log is there (dup65 F9: two recoveries at once, one said the
+    // other's commit "may lack the run's rows", exit 1).
+    let latest = log.read().ok();
+    let commit_sent = |gid: &str| {
+        contents.commit_sent(gid) || latest.as_ref().is_some_and(|l| l.commit_sent(gid))
+    };
+    let ended = |gid: &str| {
+        contents.ended.contains(gid) || latest.as_ref().is_some_and(|l| l.ended.contains(gid))
+    };
     for (run, holders, decided) in named {
         if log.run_in_progress(run) {
             continue;
@@ -885,8 +897,8 @@ pub(crate) fn run(
             for h in holders.iter().filter(|h| {
                 decided
                     && !gids.contains(&h.gid)
-                    && !contents.ended.contains(&h.gid)
-                    && contents.commit_sent(&h.gid)
+                    && !ended(&h.gid)
+                    && commit_sent(&h.gid)
                     && given(h)
             }) {
                 let _ = log.ended(run, &h.gid);
@@ -899,8 +911,8 @@ pub(crate) fn run(
         let vanished = holders.iter().filter(|h| {
             decided
                 && !gids.contains(&h.gid)
-                && !contents.ended.contains(&h.gid)
-                && !contents.commit_sent(&h.gid)
+                && !ended(&h.gid)
+                && !commit_sent(&h.gid)
                 && !contents.out.contains(&h.gid)
                 && given(h)
         });

@@ -561,6 +561,35 @@ fn recover_says_a_signal_stops_it_after_the_statement_in_progress() {
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
 
+/// Two recoveries at once: the one that read the log before the other committed the run's
+/// transactions finds them gone from the servers, which the log records it did by now — not
+/// "prepared there no more … may lack the run's rows", exit 1, recorded as ended so that it
+/// was never taken back (dup65 F9).
+#[test]
+fn a_recover_that_read_the_log_before_another_committed_says_nothing_is_lost() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-race.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let all: Vec<&String> = urls.iter().collect();
+    let recover_args = recover_args(&all, log.arg());
+    let first = Paused::start(&strs(&recover_args), "log-read");
+    assert_exit(&recover(&all, log.arg()), 0);
+    let out = first.resume();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr.contains("prepared there no more") && !stderr.contains("may lack"),
+        "{stderr}"
+    );
+    for (c, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(c, db, "t"), 300);
+        assert!(prepared_in(c, db).is_empty());
+    }
+}
+
 /// A recover given a destination it cannot reach finishes the others as the decision log
 /// says, and says that one's part is left (exit 1): it finished nothing, the reachable
 /// destinations' decided transactions held prepared, with their locks, while one was down.
