@@ -155,6 +155,11 @@ beside its log, which recovery finds) while one of its transactions is gone and 
 prepared: its last word is in a log other than this one. Give the run's latest log and every
 server it copied to.
 
+A run not decided commit whose sessions may still be alive is left alone: its lock file beside
+the log, a copyman process of its id on this host, or a session still connected to a server
+given whose last statement names its transaction (the run's own after its PREPARE, wherever the
+run runs: --no-decision-log on another host cannot see its process or its log).
+
 Exit status: 0 nothing left pending, 1 something left pending (a run still in progress, a run
 the log does not know, a run the servers show partly ended, a transaction in another database
 or on a server not given, one a signal left) or that could not be finished, 2 usage error,

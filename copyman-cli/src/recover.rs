@@ -276,6 +276,30 @@ pub(crate) fn run(
         }
         listed.push((spec, conn, identity, found));
     }
+    // Runs a session still connected names by their transactions (dup65 F14), with where: a
+    // session seen twice, 300 ms apart (a killed run's backends end once they read its
+    // socket's end, which takes a moment).
+    let mut in_sessions: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for look in 0..2 {
+        let mut seen = BTreeMap::new();
+        for (spec, conn, ..) in &mut listed {
+            for (run, pid) in commit::runs_in_sessions(conn).unwrap_or_default() {
+                seen.entry(run).or_insert((pid, spec.display.clone()));
+            }
+        }
+        in_sessions = match look {
+            0 => seen,
+            _ => (in_sessions.into_iter())
+                .filter(|(run, at)| seen.get(run) == Some(at))
+                .collect(),
+        };
+        if in_sessions.is_empty() {
+            break;
+        }
+        if look == 0 {
+            thread::sleep(Duration::from_millis(300));
+        }
+    }
     signals::connecting(false);
     let every: Vec<&commit::Prepared> = listed.iter().flat_map(|l| &l.3).collect();
     // What each server given holds prepared, in any of its databases (`pg_prepared_xacts` is
@@ -426,6 +450,25 @@ pub(crate) fn run(
                     format!(
                         "left alone: its run may still be in progress (copyman process {pid}, \
                          which its id names, is running on this host): wait for it to end"
+                    ),
+                    None,
+                )
+            } else if let Some((pid, server)) = (!committed.contains(&p.gid))
+                .then(|| in_sessions.get(&p.run))
+                .flatten()
+            {
+                // Not decided commit, and a session still connected names the run's
+                // transaction in its last statement: the run (on this host or another, with
+                // another decision log) may yet decide commit; a rollback now would split it.
+                pending = true;
+                unfinished.insert(p.run.clone());
+                (
+                    format!(
+                        "left alone: its run may still be in progress, here or on another host: \
+                         a session still connected (backend {pid} on {server}) names its \
+                         transaction in its last statement; wait for the run to end (or, if it is \
+                         dead, end that session: SELECT pg_terminate_backend({pid}) on that \
+                         server), then run copyman recover again"
                     ),
                     None,
                 )

@@ -590,6 +590,56 @@ fn a_recover_that_read_the_log_before_another_committed_says_nothing_is_lost() {
     }
 }
 
+/// `recover --no-decision-log` where a session still connected names a run's transaction in its
+/// last statement (the run's own, idle after its PREPARE, on another host whose process and
+/// lock file this one cannot see): the run may yet decide commit, and its transaction is left
+/// alone, said with the session (dup65 F14: a second machine's recovery rolled back a live
+/// run's first destination, splitting it). Once that session is gone, it is rolled back.
+#[test]
+fn recover_leaves_a_run_whose_session_still_names_its_transaction() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-live-session.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:1").kill();
+    let gids = prepared_in(&s.dest[0], &dbs[0]);
+    assert_eq!(gids.len(), 1, "{gids:?}");
+    // The run's session, as another host's live run keeps it.
+    let mut session = s.dest[0].connect(&dbs[0]);
+    session
+        .batch_execute(&format!("SELECT '{}'", gids[0]))
+        .unwrap();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let without_log = || {
+        run(&[
+            "recover",
+            "--to",
+            &urls[0],
+            "--to",
+            &urls[1],
+            "--no-decision-log",
+        ])
+    };
+    let out = without_log();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} (prepared ", gids[0]))
+            && stderr.contains(
+                "left alone: its run may still be in progress, here or on another host: a \
+                 session still connected (backend ",
+            )
+            && stderr.contains("names its transaction in its last statement"),
+        "{stderr}"
+    );
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]), gids);
+    drop(session);
+    let out = without_log();
+    assert_exit(&out, 0);
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 0);
+}
+
 /// A recover given a destination it cannot reach finishes the others as the decision log
 /// says, and says that one's part is left (exit 1): it finished nothing, the reachable
 /// destinations' decided transactions held prepared, with their locks, while one was down.

@@ -1266,6 +1266,35 @@ pub fn live_backends(conn: &mut Connection) -> Result<HashSet<String>, Error> {
         .collect())
 }
 
+/// The runs whose global ids another session of `conn`'s server names in its last statement
+/// (a run's session idle after its `PREPARE TRANSACTION 'copyman:RUN:N'`, one sending its
+/// `COMMIT PREPARED`, another recovery's), each with that session's process id: a run that
+/// may still be in progress, on this host or another, where its lock file and its process
+/// cannot be seen (dup65 F14: `recover --no-decision-log` on a second machine rolled back a live
+/// run's first destination, splitting it). Sessions whose text the role may not see
+/// (`<insufficient privilege>`) tell nothing.
+///
+/// # Errors
+/// The query failed.
+pub fn runs_in_sessions(conn: &mut Connection) -> Result<Vec<(String, String)>, Error> {
+    let rows = conn.query(
+        "SELECT pid::text, query FROM pg_catalog.pg_stat_activity \
+         WHERE pid <> pg_catalog.pg_backend_pid() AND query LIKE '%''copyman:%'",
+    )?;
+    let mut runs = Vec::new();
+    for row in rows {
+        let (Some(Some(pid)), Some(Some(query))) = (row.first(), row.get(1)) else {
+            continue;
+        };
+        for quoted in query.split('\'').skip(1).step_by(2) {
+            if let Some((run, _)) = parse_gid(quoted) {
+                runs.push((run.to_owned(), pid.clone()));
+            }
+        }
+    }
+    Ok(runs)
+}
+
 /// A server's identity for recovery: its `system_identifier` (the same for every database of
 /// the cluster, different for every `initdb`), and the session's database.
 ///
