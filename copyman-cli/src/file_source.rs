@@ -374,8 +374,8 @@ impl FileSource {
         if let Some(marker) = self.scanner.feed(&buf) {
             return Err(format!(
                 "line {} of {} {} `\\.`, the end-of-data marker: the lines after it would be lost \
-                 (blank ones too: a blank line is a row of a one-column table); delete the \
-                 marker, or what follows it",
+                 (the servers read nothing after it; blank lines alone after it, as pg_dump ends \
+                 its data files, are let through); delete the marker, or what follows it",
                 marker.line,
                 self.name,
                 if marker.alone { "is" } else { "ends in" }

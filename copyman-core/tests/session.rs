@@ -1568,14 +1568,12 @@ fn copy_fail_sends_the_reason_and_gets_the_error() {
     session.copy_in("COPY t FROM STDIN").unwrap();
     let _ = sent(&mut session);
     session.handle_input(&copy_in_response(1)).unwrap();
-    assert!(matches!(
-        session.copy_fail("no\0pe"),
-        Err(SessionError::Wire(_))
-    ));
-    session.copy_fail("producer failed").unwrap();
+    // A NUL byte, which a C string cannot carry, is written `\x00` (files65 F1: refused,
+    // the COPY given up by closing its connection).
+    session.copy_fail("producer\0failed").unwrap();
     assert_eq!(
         frontend_messages(&sent(&mut session)),
-        vec![(b'f', cstr("producer failed"))]
+        vec![(b'f', cstr("producer\\x00failed"))]
     );
     assert_eq!(session.state(), State::CopyInEnding);
     let rest = [

@@ -308,6 +308,19 @@ impl EndOfDataScanner {
         let mut at = 0;
         while at < chunk.len() {
             if let Some(marker) = self.pending {
+                // Blank lines alone after it (pg_dump's data files end `\.` and two of them):
+                // what psql's `\copy` does not send and the server does not read, as the
+                // marker says; not data lost (files65 F7: such a file was refused). Anything
+                // else is.
+                let byte = chunk[at];
+                if matches!(byte, b'\n' | b'\r') {
+                    at += 1;
+                    if byte == b'\n' || self.prev_cr {
+                        self.number = self.number.saturating_add(1);
+                    }
+                    self.prev_cr = byte == b'\r';
+                    continue;
+                }
                 self.found = Some(marker);
                 return self.found;
             }
@@ -616,14 +629,17 @@ mod tests {
     }
 
     /// The definition, on the whole input at once: the first line (ended by LF, CRLF or a lone
-    /// CR) that is `\.`, with at least one byte after its line end; none for binary input.
+    /// CR) that is `\.`, with a byte after its line end that is no line end (blank lines alone
+    /// after it are pg_dump's trailer, which the server does not read); none for binary input.
     fn reference(input: &[u8]) -> Option<u64> {
         if input.starts_with(BINARY_SIGNATURE) {
             return None;
         }
         let mut start = 0;
         for (number, (end, next)) in (1..).zip(line_ends(input)) {
-            if &input[start..end] == b"\\." && next < input.len() {
+            if &input[start..end] == b"\\."
+                && input[next..].iter().any(|&b| b != b'\n' && b != b'\r')
+            {
                 return Some(number);
             }
             start = next;
@@ -660,10 +676,12 @@ mod tests {
         assert_eq!(scan(&[b"a\n\\.\r\n"]), None, "trailing marker, CRLF");
         assert_eq!(scan(&[b"a\n\\."]), None, "trailing marker without LF");
         assert_eq!(
-            scan(&[b"a\n\\.\n\n"]),
-            Some(2),
-            "even an empty line after it"
+            scan(&[b"a\n\\.\n\n\n"]),
+            None,
+            "blank lines alone after it: pg_dump's trailer, which the server does not read"
         );
+        assert_eq!(scan(&[b"a\n\\.\r\n\r\n", b"\n"]), None);
+        assert_eq!(scan(&[b"a\n\\.\n\n", b"\nb"]), Some(2), "then data");
         assert_eq!(scan(&[b"a\\.\nb\n"]), None, "not alone on its line");
         assert_eq!(scan(&[b" \\.\nb\n"]), None);
         assert_eq!(scan(&[b"\\.x\nb\n"]), None);

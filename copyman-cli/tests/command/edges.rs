@@ -166,6 +166,34 @@ fn eod_marker_line_in_file_fails_and_commits_nothing() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d1, "t"), 2);
     c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+    // A pg_dump directory format's data file ends `\.` and two blank lines, which psql's
+    // `\copy` does not send and the server does not read: loaded whole (files65 F7: refused);
+    // a row after them is still refused.
+    let dat = TempPath::new("3345.dat");
+    fs::write(&dat.0, "1\ta\n2\tb\n\\.\n\n\n").unwrap();
+    let load = || {
+        run(&[
+            "table",
+            "t",
+            "--from",
+            dat.arg(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+    };
+    let out = load();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+    fs::write(&dat.0, "1\ta\n2\tb\n\\.\n\n\n3\tc\n").unwrap();
+    let out = load();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line 3 of {} is `\\.`", dat.arg())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 
     // The marker's line ends exactly where copyman's first 256 KiB read ends: that chunk is
     // sent before the next one shows data after the marker, and the server, which stopped at
