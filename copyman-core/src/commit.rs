@@ -78,10 +78,30 @@ pub const LOST_BACKEND_WAIT: Duration = Duration::from_secs(10);
 pub enum Resend {
     /// No: its refusal is its answer.
     No,
-    /// After a pause: the lost session's backend still holds the transaction.
+    /// After a pause ([`Resend::pause`]): the lost session's backend still holds the
+    /// transaction.
     AfterPause,
     /// Once more, now, and that answer is final: the lost session's backend is gone.
     Last,
+}
+
+impl Resend {
+    /// How long to pause before [`Resend::AfterPause`]'s next sending, `waited` after the
+    /// first: a quarter of that, from 50 ms to 1 s — a lost backend that stays frozen is asked
+    /// a few times a second, not twenty (signals65 F1: twenty refusals a second filled its
+    /// server's log for as long as it was frozen).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use copyman_core::commit::Resend;
+    ///
+    /// assert_eq!(Resend::pause(Duration::ZERO), Duration::from_millis(50));
+    /// assert_eq!(Resend::pause(Duration::from_secs(2)), Duration::from_millis(500));
+    /// assert_eq!(Resend::pause(Duration::from_secs(30)), Duration::from_secs(1));
+    /// ```
+    pub fn pause(waited: Duration) -> Duration {
+        (waited / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
 }
 
 /// Who a step is for.

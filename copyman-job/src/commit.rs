@@ -43,7 +43,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, LOST_BACKEND_WAIT, Options, Outcome, Party,
@@ -169,9 +169,17 @@ pub fn run_on_a_live_session(
     let since = Instant::now();
     while let Err(Failure::Refused(e)) = &again {
         let alive = || old_backend.is_some_and(|pid| backend_alive(&mut fresh, pid));
+        let not_there = e.code() == Some("42704");
         match action.resend(e.code(), since.elapsed(), alive) {
             Resend::No => break,
-            Resend::AfterPause => thread::sleep(Duration::from_millis(50)),
+            Resend::AfterPause => {
+                thread::sleep(Resend::pause(since.elapsed()));
+                // Not prepared yet: asked again without an error until it shows (each
+                // refusal is an ERROR in its server's log).
+                if not_there && !prepared_now(&mut fresh, action) {
+                    continue;
+                }
+            }
             Resend::Last => {
                 again = Participant::run(&mut fresh, action);
                 break;
@@ -384,6 +392,21 @@ pub fn emptied_error(emptied: &Emptied) -> Error {
 
 /// Whether backend `pid` is still there, asked on `conn` (another session on its server);
 /// `true` when that cannot be told.
+/// Whether the transaction a `COMMIT PREPARED` or `ROLLBACK PREPARED` names is prepared on
+/// `conn`'s server now (`true` where that cannot be told: the statement then asks).
+fn prepared_now(conn: &mut Connection, action: &Action) -> bool {
+    let (Action::CommitPrepared(gid) | Action::RollbackPrepared(gid)) = action else {
+        return true;
+    };
+    conn.query(&format!(
+        "SELECT count(*) FROM pg_catalog.pg_prepared_xacts WHERE gid = '{}'",
+        gid.replace('\'', "''")
+    ))
+    .ok()
+    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+    .is_none_or(|n| n != "0")
+}
+
 pub(crate) fn backend_alive(conn: &mut Connection, pid: i32) -> bool {
     conn.query(&format!(
         "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = {pid}"

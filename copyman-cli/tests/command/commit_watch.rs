@@ -1023,3 +1023,56 @@ fn a_lock_wait_is_said_with_its_holder_and_the_lock_timeout() {
     assert_eq!(status.code(), Some(0), "{}", stderr.rest());
     assert_eq!(count(&c.dest[0], &d2, "t"), 1000);
 }
+
+/// A destination frozen before it read its `PREPARE TRANSACTION`, whose run is stopped by a
+/// signal: its `ROLLBACK PREPARED`, sent on a new session while the frozen backend may still
+/// prepare it, is not resent as fast as it is refused — twenty "prepared transaction … does
+/// not exist" ERRORs a second filled that server's log for as long as it was frozen
+/// (signals65 F1). The transaction is asked for without an error until it shows.
+#[test]
+fn a_rollback_waiting_for_a_frozen_prepare_does_not_flood_its_server_log() {
+    let c = two_phase_clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(&c.dest[1], table);
+    let args = [
+        "table",
+        "t",
+        "--atomic",
+        "--decision-log",
+        &TempPath::new("frozen-prepare.log").arg().to_owned(),
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]
+    .map(|a| a.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let paused = Paused::start(&args, "prepared:1");
+    let frozen = Frozen::backend(&c.dest[1], &d2, "application_name = 'copyman'");
+    let log_before = std::fs::read_to_string(c.dest[1].log_file())
+        .unwrap_or_default()
+        .len();
+    let (ended, out) = one_term_while_frozen(paused, frozen);
+    let stderr = text(&out.stderr);
+    assert!(ended, "one SIGTERM did not end the run\n{stderr}");
+    assert_exit(&out, 143);
+    // Its transaction there, as the summary names it (rollback pending).
+    let gid = (stderr.split(['\'', '"', ' ']))
+        .find(|w| w.starts_with("copyman:") && w.ends_with(":2"))
+        .unwrap_or_else(|| panic!("no transaction of destination 2 named\n{stderr}"))
+        .to_owned();
+    let log = std::fs::read_to_string(c.dest[1].log_file()).unwrap_or_default();
+    let refused = log[log_before.min(log.len())..]
+        .lines()
+        .filter(|l| l.contains("ERROR:") && l.contains(&format!("\"{gid}\" does not exist")))
+        .count();
+    assert!(refused <= 3, "{refused} refusals in its log\n{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
