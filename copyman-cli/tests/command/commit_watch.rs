@@ -1039,21 +1039,20 @@ fn a_rollback_waiting_for_a_frozen_prepare_does_not_flood_its_server_log() {
     );
     let d1 = database(&c.dest[0], table);
     let d2 = database(&c.dest[1], table);
+    let decisions = TempPath::new("frozen-prepare.log");
     let args = [
         "table",
         "t",
         "--atomic",
         "--decision-log",
-        &TempPath::new("frozen-prepare.log").arg().to_owned(),
+        decisions.arg(),
         "--from",
         &c.source.conninfo(&src),
         "--to",
         &c.dest[0].conninfo(&d1),
         "--to",
         &c.dest[1].conninfo(&d2),
-    ]
-    .map(|a| a.to_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ];
     let paused = Paused::start(&args, "prepared:1");
     let frozen = Frozen::backend(&c.dest[1], &d2, "application_name = 'copyman'");
     let log_before = std::fs::read_to_string(c.dest[1].log_file())
