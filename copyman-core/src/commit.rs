@@ -1320,7 +1320,8 @@ pub fn partly_ended_given(found: &[Party], named: &[Party], died: bool) -> Vec<P
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
 /// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid
 /// (`replay PID` for a standby's startup process, which holds what its primary's transactions
-/// lock; `syncrep PID` for one whose COMMIT waits for a synchronous standby; `queued PID behind
+/// lock; `syncrep PID` for one whose COMMIT waits for a synchronous standby, `syncprep PID` for
+/// one whose PREPARE TRANSACTION does; `queued PID behind
 /// PIDS` for one that holds none of that lock and waits ahead of it in its queue, with whom it
 /// waits for: live52 F7, a migration's queued ALTER TABLE was said to hold it), and `prepared
 /// GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
@@ -1334,7 +1335,10 @@ pub fn lock_holders_sql(pid: &str) -> String {
          THEN CASE WHEN (SELECT s.backend_type FROM pg_catalog.pg_stat_activity s \
          WHERE s.pid = b.pid) = 'startup' THEN 'replay ' || b.pid::text \
          WHEN (SELECT s.wait_event FROM pg_catalog.pg_stat_activity s WHERE s.pid = b.pid) \
-         = 'SyncRep' THEN 'syncrep ' || b.pid::text \
+         = 'SyncRep' THEN CASE WHEN (SELECT s.query FROM pg_catalog.pg_stat_activity s \
+         WHERE s.pid = b.pid) ~* '^\\s*PREPARE\\s+TRANSACTION' THEN 'syncprep ' \
+         ELSE 'syncrep ' END \
+         || b.pid::text \
          WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks g \
          ON g.pid = b.pid AND g.granted AND (g.locktype, g.database, g.relation, g.page, \
          g.tuple, g.virtualxid, g.transactionid, g.classid, g.objid, g.objsubid) IS NOT \
@@ -1379,6 +1383,7 @@ pub fn lock_holders_sql(pid: &str) -> String {
 ///     .starts_with("held by the prepared transaction copyman:1764479123-42-9f3a:2 (run `copyman recover"));
 /// assert!(held_by("77, prepared app-xact").ends_with("(COMMIT PREPARED or ROLLBACK PREPARED in its database ends it)"));
 /// assert!(held_by("syncrep 88").contains("backend 88, whose COMMIT waits for a synchronous standby"));
+/// assert!(held_by("syncprep 89").contains("backend 89, whose PREPARE TRANSACTION waits"));
 /// assert_eq!(held_by(""), "");
 /// ```
 pub fn held_by(holders: &str) -> String {
@@ -1450,6 +1455,16 @@ pub fn held_by_runs(holders: &str, live: impl Fn(&str) -> Option<u32>) -> String
                  (synchronous_standby_names): it commits then, or at once if it is cancelled or \
                  ended, and its rows are the table's",
                 &h["syncrep ".len()..]
+            ),
+            // Its PREPARE is written: prepared once confirmed, it holds its locks until its
+            // COMMIT or ROLLBACK PREPARED (dup65 F10: said as a COMMIT whose rows are the
+            // table's).
+            None if h.starts_with("syncprep ") => format!(
+                "backend {}, whose PREPARE TRANSACTION waits for a synchronous standby to confirm \
+                 it (synchronous_standby_names): prepared then, it holds the lock until its \
+                 COMMIT PREPARED or ROLLBACK PREPARED (a copyman run's decision, or copyman \
+                 recover)",
+                &h["syncprep ".len()..]
             ),
             None => format!("backend {h}"),
         })

@@ -1913,43 +1913,68 @@ fn a_lock_held_by_a_commit_waiting_for_a_synchronous_standby_is_said_so() {
         &c.source,
         "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
     );
-    let dest = copyman_testkit::Cluster::start();
+    let dest = copyman_testkit::Cluster::builder()
+        .setting("max_prepared_transactions", "2")
+        .start();
     let db = database(&dest, "CREATE TABLE t (id int PRIMARY KEY);");
     let mut admin = dest.connect("postgres");
     admin
         .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nosuch'")
         .unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    let mut writer = dest.connect(&db);
-    let stuck = std::thread::spawn(move || {
-        // (The test clusters do not wait for their own disk: this session does, and so for
-        // the standby.)
-        writer
-            .batch_execute("SET synchronous_commit = on; INSERT INTO t VALUES (1)")
-            .map_err(|e| e.to_string())
-    });
-    wait_for_syncrep(&dest);
-    let mut child = copyman()
-        .args(["table", "t", "--from", &c.source.conninfo(&src), "--to"])
-        .arg(dest.conninfo(&db))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = StderrLines::take(&mut child);
-    let line = stderr.expect("waiting for lock on destination 1 (");
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        line.contains("whose COMMIT waits for a synchronous standby to confirm it"),
-        "{line}"
-    );
+    // A COMMIT, then a PREPARE TRANSACTION, which once confirmed holds the lock until its
+    // COMMIT or ROLLBACK PREPARED (dup65 F10: said as a COMMIT whose rows are the table's).
+    for (ending, said) in [
+        (
+            "SET synchronous_commit = on; INSERT INTO t VALUES (1)",
+            "whose COMMIT waits for a synchronous standby to confirm it",
+        ),
+        (
+            // (The row the copy writes again, which it waits for; the DELETE not waiting.)
+            // Its PREPARE a statement of its own, as copyman sends it.
+            "SET synchronous_commit = off; DELETE FROM t; SET synchronous_commit = on; BEGIN; \
+             INSERT INTO t VALUES (1);; PREPARE TRANSACTION 'held'",
+            "whose PREPARE TRANSACTION waits for a synchronous standby to confirm it \
+             (synchronous_standby_names): prepared then, it holds the lock until its COMMIT \
+             PREPARED or ROLLBACK PREPARED",
+        ),
+    ] {
+        let mut writer = dest.connect(&db);
+        let stuck = std::thread::spawn(move || {
+            // (The test clusters do not wait for their own disk: this session does, and so
+            // for the standby.)
+            (ending.split(";;"))
+                .try_for_each(|sql| writer.batch_execute(sql))
+                .map_err(|e| e.to_string())
+        });
+        wait_for_syncrep(&dest);
+        let mut child = copyman()
+            .args(["table", "t", "--from", &c.source.conninfo(&src), "--to"])
+            .arg(dest.conninfo(&db))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = StderrLines::take(&mut child);
+        let line = stderr.expect("waiting for lock on destination 1 (");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(line.contains(said), "{line}");
+        admin
+            .batch_execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE wait_event = 'SyncRep'",
+            )
+            .unwrap();
+        let _ = stuck.join();
+    }
     admin
-        .batch_execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-        )
+        .batch_execute("ALTER SYSTEM RESET synchronous_standby_names")
         .unwrap();
-    let _ = stuck.join();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    dest.connect(&db)
+        .batch_execute("ROLLBACK PREPARED 'held'")
+        .unwrap();
 }
 
 /// A copy queued behind a migration's ALTER TABLE, itself waiting for an application's open
