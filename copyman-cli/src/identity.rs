@@ -96,10 +96,13 @@ pub(crate) fn check(
     let mut seen: Vec<(usize, Identity, String)> = Vec::new();
     // Left out under --keep-going: when none is left, the first is the run's refusal.
     let mut left_out: Vec<String> = Vec::new();
+    // Destinations that repeat one before them, said together.
+    let mut twice: Vec<String> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
+        let mut repeated = false;
         // In copy mode, the table its --receive names, as its session resolves it.
         let receives = match &t.statements {
             Statements::Raw { receive, .. } => receive.get(i).cloned().flatten(),
@@ -216,11 +219,13 @@ pub(crate) fn check(
                 } => statement::copy_query(send),
                 _ => None,
             };
-            if !table_mode
-                && id.same_database(source)
-                && let (Some(query), Some(conn)) = (query, source_conn.as_deref_mut())
-                && query_reads(conn, query, id.written()) == Some(true)
-            {
+            let reads = match (query, source_conn.as_deref_mut()) {
+                (Some(query), Some(conn)) if !table_mode && id.same_database(source) => {
+                    query_reads(conn, query, id.written())
+                }
+                _ => None,
+            };
+            if reads == Some(true) {
                 return Err(Fatal {
                     exit: Exit::Usage,
                     server: None,
@@ -236,7 +241,8 @@ pub(crate) fn check(
                     ),
                 });
             }
-            if !table_mode && id.same_database(source) {
+            // (Not where the query was found not to read it: dup65 F2.)
+            if !table_mode && id.same_database(source) && reads.is_none() {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
                      names the table --send reads, the copy can wait on itself (--lock-timeout \
@@ -301,17 +307,17 @@ pub(crate) fn check(
                         == statement(*j).map(|s| s.trim().to_owned())
                 }
             };
+            // Every such pair said at once, each destination with the first it repeats (dup65
+            // F13: the second pair was found only by the next run).
             if same_statement {
-                return Err(Fatal {
-                    exit: Exit::Usage,
-                    server: None,
-                    message: format!(
-                        "destinations {} ({other_name}) and {} ({name}) are the same database \
-                         ({id}): its rows would be copied into one table twice; give it once",
-                        j + 1,
-                        i + 1
-                    ),
-                });
+                twice.push(format!(
+                    "destinations {} ({other_name}) and {} ({name}) are the same database \
+                     ({id}): its rows would be copied into one table twice",
+                    j + 1,
+                    i + 1
+                ));
+                repeated = true;
+                break;
             }
             // Table mode found both tables, other ones: said as what it is (it spoke of
             // --receive statements table mode has not, "if they reach the same table": dupes47
@@ -338,7 +344,16 @@ pub(crate) fn check(
                 i + 1
             ));
         }
-        seen.push((i, id, name));
+        if !repeated {
+            seen.push((i, id, name));
+        }
+    }
+    if !twice.is_empty() {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!("{}; give each once", twice.join("; ")),
+        });
     }
     refuse_unidentified_twins(t, source_conn, dests, &unknown, (&table, &target))?;
     match left_out.into_iter().next() {

@@ -280,7 +280,7 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         assert!(
             stderr.contains("destinations 1 (")
                 && stderr.contains(") are the same database (system identifier ")
-                && stderr.contains("give it once")
+                && stderr.contains("give each once")
                 && !stderr.contains(c.dest[0].password()),
             "{stderr}"
         );
@@ -288,6 +288,40 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         assert_eq!(count(&c.dest[0], &d1, "t"), 0);
         assert_eq!(copy_backends(&c.dest[0], &d1), 0);
     }
+    // Two databases each given twice: both pairs said at once (dup65 F13: the second was
+    // found by the next run only).
+    let d2 = database(&c.dest[1], T);
+    let other = c.dest[1].conninfo(&d2);
+    let other_socket = format!(
+        "host={} port={} user=postgres password={} dbname={d2}",
+        c.dest[1].socket_dir().display(),
+        c.dest[1].port(),
+        c.dest[1].password()
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &tcp,
+        "--to",
+        &other,
+        "--to",
+        &socket,
+        "--to",
+        &other_socket,
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destinations 1 (")
+            && stderr.contains(") and 3 (")
+            && stderr.contains("destinations 2 (")
+            && stderr.contains(") and 4 (")
+            && stderr.contains("give each once"),
+        "{stderr}"
+    );
 
     // copy mode: the same statement twice is refused; different ones only warned about.
     let out = run(&[
@@ -535,6 +569,12 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
     let out = copy("COPY (SELECT * FROM t WHERE id <= 10) TO STDOUT");
     assert_exit(&out, 0);
     assert_eq!(count(&c.source, &src, "t2"), 110);
+    // Found not to read it: not warned that it might (dup65 F2).
+    assert!(
+        !text(&out.stderr).contains("if --receive names the table --send reads"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Table mode into another table of the source's database (--target-table) is no duplicate.
     let out = run(&[
