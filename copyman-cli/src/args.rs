@@ -1331,6 +1331,21 @@ pub(crate) fn note_truncated(what: &str, text: &str) {
     }
 }
 
+/// Where `text`, a TABLE or a `--table` pattern, holds a comma outside double quotes (a list,
+/// as pgcopydb and other movers take one): the way copyman takes several (dup65 F11: refused,
+/// or matched nothing, without a word of it).
+pub(crate) fn table_list_tip(text: &str) -> Option<&'static str> {
+    let mut quoted = false;
+    let listed = text.chars().any(|c| {
+        quoted ^= c == '"';
+        c == ',' && !quoted
+    });
+    listed.then_some(
+        "several tables are separate arguments, copyman table a b …, or --table repeated, as \
+         pg_dump's -t; a comma is part of a name only inside double quotes",
+    )
+}
+
 /// A table's name given as `what`; psql's `\copy t(a, b)` form is pointed to `--columns`
 /// (types41 F6).
 fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
@@ -1343,7 +1358,7 @@ fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
                 name.trim(),
                 list.trim().trim_end_matches(')').replace(' ', "")
             ),
-            _ => match conn::piece_tip(text) {
+            _ => match conn::piece_tip(text).or_else(|| table_list_tip(text)) {
                 Some(tip) => format!(" ({tip})"),
                 None => String::new(),
             },

@@ -249,7 +249,9 @@ impl JobArgs {
             .map(|t| {
                 crate::args::note_truncated("TABLE", t);
                 TableName::parse(t).map_err(|e| {
-                    let tip = crate::conn::piece_tip(t).map(|tip| format!(" ({tip})"));
+                    let tip = (crate::conn::piece_tip(t))
+                        .or_else(|| crate::args::table_list_tip(t))
+                        .map(|tip| format!(" ({tip})"));
                     ArgError::usage(format!("TABLE: {e}{}", tip.unwrap_or_default()))
                 })
             })
@@ -260,6 +262,12 @@ impl JobArgs {
             select::parse_schema_pattern(schema)
                 .map_err(|e| ArgError::usage(format!("--exclude-schema: {e}")))?;
             exclude.push(format!("{schema}.*"));
+        }
+        // A pattern with a comma matches a name with one: said, as it is likely a list.
+        for pattern in &low.job.include {
+            if let Some(tip) = crate::args::table_list_tip(pattern) {
+                report::warn(format_args!("--table {pattern}: {tip}"));
+            }
         }
         let selection = Selection {
             tables,

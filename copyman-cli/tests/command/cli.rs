@@ -1338,6 +1338,54 @@ fn a_quiet_failure_says_nothing_committed_once() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
 
+/// A comma-separated list of tables (as pgcopydb and other movers take one), as TABLE or as a
+/// `--table` pattern: said how copyman takes several (dup65 F11: "unexpected ','", or no
+/// table matched, without a word of it). A comma inside double quotes is a name's.
+#[test]
+fn a_comma_separated_table_list_is_told_the_way() {
+    let tip = "several tables are separate arguments, copyman table a b …, or --table repeated";
+    let unreachable = format!(
+        "host=127.0.0.1 port={} user=postgres connect_timeout=2",
+        closed_port()
+    );
+    for args in [
+        &["table", "a,b", "--from", "host=a", "--to", "host=b"][..],
+        &["table", "a", "b,c", "--from", "host=a", "--to", "host=b"],
+    ] {
+        let out = run(args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(tip),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&[
+        "table",
+        "-t",
+        "a,b",
+        "--from",
+        &unreachable,
+        "--to",
+        &unreachable,
+    ]);
+    assert!(
+        text(&out.stderr).contains(&format!("warning: --table a,b: {tip}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "table",
+        "-t",
+        "\"a,b\"",
+        "--from",
+        &unreachable,
+        "--to",
+        &unreachable,
+    ]);
+    assert!(!text(&out.stderr).contains(tip), "{}", text(&out.stderr));
+}
+
 /// A connection string given unquoted (its pairs split into arguments) and recover given a
 /// `--from`: the error says the way (it blamed the table's name, or said only "unexpected
 /// argument": cli43 F3, F4).
