@@ -109,16 +109,20 @@ impl EndpointError {
             Ok(already) => return *already,
             Err(error) => error,
         };
-        let mut diagnosis = diagnose(&*error);
+        let mut diagnosis = Diagnosis::default();
         let mut next: Option<&(dyn Error + 'static)> = Some(&*error);
         while let Some(e) = next {
+            // The adapter reads its own errors wherever they stand in the chain (one wrapped
+            // in core's `CompletionInDoubt` lost its FATAL's SQLSTATE and its close: lib65 F17).
+            let said = diagnose(e);
             if diagnosis.db_error.is_none() {
-                diagnosis.db_error = e
-                    .downcast_ref::<DbError>()
-                    .or_else(|| e.downcast_ref::<SessionError>()?.db_error())
-                    .cloned();
+                diagnosis.db_error = said.db_error.or_else(|| {
+                    e.downcast_ref::<DbError>()
+                        .or_else(|| e.downcast_ref::<SessionError>()?.db_error())
+                        .cloned()
+                });
             }
-            diagnosis.closed |= is_closed(e);
+            diagnosis.closed |= said.closed || is_closed(e);
             next = e.source();
         }
         if diagnosis.db_error.as_ref().is_some_and(DbError::is_fatal) {
@@ -399,22 +403,33 @@ impl ReceiverOutcome {
 /// CopyDone went out, then the connection was lost or the server ended the session. Its rows
 /// may or may not have committed ([`ReceiverOutcome::InDoubt`]).
 #[derive(Debug)]
-pub struct CompletionInDoubt(pub BoxError);
+pub struct CompletionInDoubt {
+    /// The error the completion met.
+    pub error: BoxError,
+    /// The server ended the session (a FATAL error came, not the COPY's answer), rather than
+    /// the connection being lost.
+    pub ended_by_server: bool,
+}
 
 impl fmt::Display for CompletionInDoubt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // (A FATAL is an answer of a kind: "no answer came" quoted it, lib65 F17.)
+        let what = match self.ended_by_server {
+            true => "its server ended the session before saying whether its COPY committed",
+            false => "no answer came",
+        };
         write!(
             f,
-            "its CopyDone went out and no answer came ({}): outside a transaction its rows may \
-             have committed",
-            Chain(&*self.0)
+            "its CopyDone went out and {what} ({}): outside a transaction its rows may have \
+             committed",
+            Chain(&*self.error)
         )
     }
 }
 
 impl Error for CompletionInDoubt {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&*self.0)
+        Some(&*self.error)
     }
 }
 
@@ -445,7 +460,10 @@ pub fn completion_error(commits: bool, answer: Option<&DbError>, error: BoxError
     if !commits || answer.is_some_and(|db| !db.is_fatal()) {
         return error;
     }
-    Box::new(CompletionInDoubt(error))
+    Box::new(CompletionInDoubt {
+        error,
+        ended_by_server: answer.is_some(),
+    })
 }
 
 /// The copy failed: every receiver still in it had its COPY failed, the producer was cancelled.

@@ -16,7 +16,9 @@ use copyman_core::connection::Closer;
 use copyman_core::manager::Options;
 use copyman_core::run::UnderWay;
 use copyman_core::session::{DbError, Notification, SessionError};
-use copyman_core::{CopyFail, Fault, ReceiverId, ReceiverOutcome, ReconcileError, Summary};
+use copyman_core::{
+    CopyFail, EndpointError, Fault, ReceiverId, ReceiverOutcome, ReconcileError, Summary,
+};
 
 use super::{
     Endpoint, ErrorInfo, FailInfo, FaultInfo, NoticeInfo, OpenError, ReceiverEnd, Rows,
@@ -265,6 +267,12 @@ impl Infos {
         ErrorInfo::from_error(error, self.sqlstate(error))
     }
 
+    /// An endpoint's `error` as plain data, its SQLSTATE as core's [`EndpointError::code`]
+    /// gives it to a caller (never read through the adapter's own types: the caller cannot).
+    pub fn endpoint_error(self, error: &EndpointError) -> ErrorInfo {
+        ErrorInfo::from_error(&**error, error.code().map(str::to_owned))
+    }
+
     /// A fault as plain data.
     pub fn fault(self, fault: &Fault) -> FaultInfo {
         match fault {
@@ -291,9 +299,9 @@ impl Infos {
             receiver_faults: fail
                 .receiver_faults
                 .iter()
-                .map(|(id, e)| (id.0, self.error(&**e)))
+                .map(|(id, e)| (id.0, self.endpoint_error(e)))
                 .collect(),
-            producer_fault: fail.producer_fault.as_ref().map(|e| self.error(&**e)),
+            producer_fault: fail.producer_fault.as_ref().map(|e| self.endpoint_error(e)),
             text: fail.to_string(),
         }
     }
