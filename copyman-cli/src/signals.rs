@@ -1025,7 +1025,24 @@ fn handle(signal: i32, stopping: &'static str) {
         // No COMMIT was sent: the servers roll back the open transactions; prepared
         // ones stay, for copyman recover (which commits them if the decision was
         // recorded: they will hold the rows).
-        let (said, exit) = if two_phase && point {
+        // The decision being written now (its log's lock, its write, its fsync): whether it
+        // reached the log is not known (signals65 F5: "the commit decision is recorded", exit 4,
+        // while the run waited for the log's lock, and recover rolled everything back).
+        let recording = two_phase
+            && point
+            && crate::watch::lock_briefly(&RECORDING).is_some_and(|r| r.is_some());
+        let (said, exit) = if recording {
+            (
+                format!(
+                    "the commit decision was being written to the decision log (its lock, its \
+                     write or its fsync): nothing is committed (no COMMIT PREPARED was sent), and \
+                     whether the decision reached the log is not known: copyman recover {} \
+                     commits the prepared transactions if it did, else rolls them back",
+                    crate::recover::same_as_this_run()
+                ),
+                at_once_exit(signal, false),
+            )
+        } else if two_phase && point {
             (
                 format!(
                     "the commit decision is recorded, so the prepared transactions commit: \
@@ -1085,9 +1102,10 @@ fn handle(signal: i32, stopping: &'static str) {
         };
         // Decided: the COMMIT PREPAREDs begin as it exits (it said "before any COMMIT was sent"
         // of a run whose first one was out).
-        let when = match two_phase && point {
-            true => "once the commit was decided",
-            false => "before any COMMIT was sent",
+        let when = match (recording, two_phase && point) {
+            (true, _) => "while the commit decision was being recorded",
+            (false, true) => "once the commit was decided",
+            (false, false) => "before any COMMIT was sent",
         };
         let error = say(&format!(
             "copyman: {}{} exiting at once {when}: {said}{failed_earlier}",
@@ -1095,6 +1113,7 @@ fn handle(signal: i32, stopping: &'static str) {
             again(signal)
         ));
         let rest = |name: &str| match (two_phase, point) {
+            (true, true) if recording => "in doubt",
             (true, true) => "commit pending",
             (true, false) if rolled_back.iter().any(|p| p == name) => "rolled back",
             (true, false) if prepared.iter().any(|p| p == name) => "rollback pending",

@@ -339,6 +339,50 @@ fn atomic_exiting_at_once_after_the_decision_says_it_commits() {
     recovered_all_committed(&dbs, &log);
 }
 
+/// A signal exiting at once while the commit decision is being written (its log's lock taken
+/// by another process, its fsync slow): not "the commit decision is recorded, so the prepared
+/// transactions commit", exit 4 — recover then rolled everything back (signals65 F5). Nothing
+/// is committed and whether the decision reached the log is not known: said so, with the
+/// signal's exit, every destination in doubt; recover finishes as the log says (here: not
+/// reached, rolled back).
+#[test]
+fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
+    let s = two_phase_clusters();
+    let log = TempPath::new("recording.log");
+    let (dbs, mut paused) = paused_atomic_copy(&log, &["--json"], "recording");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let out = paused.resume();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(131), "{said}");
+    assert!(
+        said.contains("exiting at once while the commit decision was being recorded")
+            && said.contains("whether the decision reached the log is not known")
+            && !said.contains("the commit decision is recorded"),
+        "{said}"
+    );
+    let document = json(&out);
+    assert_eq!(
+        document["destinations"][0]["status"], "in doubt",
+        "{document}"
+    );
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let out = run(&[
+        "recover",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert!(prepared_in(cluster, db).is_empty(), "{db}");
+    }
+}
+
 /// A destination lost after the commit decision, before its COMMIT PREPARED, and not reachable
 /// again: its line says to run recover with the run's `--decision-log` — recover without it
 /// reads the default log, finds no line of the run, and leaves the transaction alone
