@@ -356,7 +356,11 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .filter(|n| !n.is_empty())
     {
-        message = format!("{message} (line {line} of {name})");
+        // Binary data has no lines: the server's count is of its rows (files65 F3).
+        message = match binary_input {
+            true => format!("{message} (row {line} of {name})"),
+            false => format!("{message} (line {line} of {name})"),
+        };
     }
     // A string too long for a destination of bytes: counted as bytes there (types62 F3: 'ßßßßß'
     // too long for character varying(5), no word of why).

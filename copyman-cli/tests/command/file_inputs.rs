@@ -404,6 +404,33 @@ fn pgcopy_file_without_a_format_is_read_as_binary() {
     }
 }
 
+/// A server's error in binary input names its row there, not a line, which binary data has not
+/// (files65 F3: "(line 11 of FILE)" of bytes after the end marker).
+#[test]
+fn an_error_in_binary_input_names_its_row() {
+    let c = clusters();
+    let db = database(&c.dest[0], T);
+    let (mut data, _) = pgcopy(c, 10);
+    data.extend_from_slice(b"junk");
+    let bin = file("trailing.dat", &data);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        bin.arg(),
+        "--to",
+        &c.dest[0].conninfo(&db),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("(row 11 of {})", bin.arg()))
+            && !stderr.contains(&format!("(line 11 of {})", bin.arg())),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &db, "t"), 0);
+}
+
 #[test]
 fn pgcopy_file_read_as_text_is_refused_and_text_read_as_binary_too() {
     let c = clusters();
