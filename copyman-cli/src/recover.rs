@@ -945,6 +945,18 @@ pub(crate) fn run(
                     && given(h)
             }) {
                 let _ = log.ended(run, &h.gid);
+                // The one a run said was sent and not answered: settled in words (signals65
+                // F2: "nothing pending" was all a DBA told to run recover heard of it).
+                let what = format!(
+                    "{} ({}, database {}): committed: a COMMIT PREPARED of it went out (the run \
+                     decided commit; sent by the run or a recovery, as the log records) and it is \
+                     prepared there no more",
+                    h.gid,
+                    the_runs(&h.display),
+                    h.database
+                );
+                lines.push(what.clone());
+                records.push(holder_record(h, run, what));
             }
         }
         // Decided commit, on a server given, prepared there no more, and neither did its run

@@ -590,6 +590,33 @@ fn a_recover_that_read_the_log_before_another_committed_says_nothing_is_lost() {
     }
 }
 
+/// A run killed once its first COMMIT PREPARED was answered, before it recorded so: recover
+/// finds that transaction gone, and says it committed — the run had said it "sent, not
+/// answered (may have committed …): copyman recover … finishes it", and recover said only
+/// "nothing pending" there (signals65 F2).
+#[test]
+fn recover_says_a_transaction_its_run_committed_before_dying_is_committed() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-committed-first.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "commit-prepared:1").kill();
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let all: Vec<&String> = urls.iter().collect();
+    let out = recover(&all, log.arg());
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("committed: a COMMIT PREPARED of it went out (the run decided commit"),
+        "{stderr}"
+    );
+    for (c, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(c, db, "t"), 300);
+        assert!(prepared_in(c, db).is_empty());
+    }
+}
+
 /// `recover --no-decision-log` where a session still connected names a run's transaction in its
 /// last statement (the run's own, idle after its PREPARE, on another host whose process and
 /// lock file this one cannot see): the run may yet decide commit, and its transaction is left
