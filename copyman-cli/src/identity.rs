@@ -735,6 +735,8 @@ pub(crate) fn check_job(
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
      -> Result<(Option<Identity>, Encodings, Connection), NotReached> {
+        // A signal while it connects names it, as a one-table run's does (signals65 F3).
+        crate::signals::connecting_to(role, &server.name);
         let mut conn = (server.connect)().map_err(|e| {
             let unreachable = Unreachable {
                 role: role.to_owned(),

@@ -120,18 +120,15 @@ fn a_signal_while_connecting_exits_at_once() {
         let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
         assert_eq!(status.code(), Some(130), "{tables:?}: {stderr}");
-        // A one-table run and recover name whom they connected to (ops54 F5: the one-table
-        // document named none); a job connects its own way.
+        // Each names whom it connected to (ops54 F5: the one-table document named none;
+        // signals65 F3: a job named none either).
         let one_table = tables[0] == "table" && !tables.contains(&"u");
-        let whom = match one_table || tables[0] == "recover" {
-            true => format!(" to destination 1 ({})", mute_display(dir.arg())),
-            false => String::new(),
-        };
+        let whom = format!(" to destination 1 ({})", mute_display(dir.arg()));
         assert!(
             stderr.contains(&format!("SIGINT received while connecting{whom}: {said}")),
             "{tables:?}: {stderr}"
         );
-        if one_table {
+        if tables[0] == "table" {
             let report = json(&out);
             assert_eq!(report["server"], "destination 1", "{report}");
             assert_eq!(report["endpoint"], mute_display(dir.arg()), "{report}");
