@@ -122,7 +122,6 @@ fn a_signal_while_connecting_exits_at_once() {
         assert_eq!(status.code(), Some(130), "{tables:?}: {stderr}");
         // Each names whom it connected to (ops54 F5: the one-table document named none;
         // signals65 F3: a job named none either).
-        let one_table = tables[0] == "table" && !tables.contains(&"u");
         let whom = format!(" to destination 1 ({})", mute_display(dir.arg()));
         assert!(
             stderr.contains(&format!("SIGINT received while connecting{whom}: {said}")),
