@@ -89,6 +89,22 @@ impl fmt::Display for Fatal {
 
 impl Error for Fatal {}
 
+impl Fatal {
+    /// This refusal, said of the source (its file, its input) where it names no server:
+    /// `--json`'s `server` and `endpoint` say so (files65 F2: null for a compressed file, a
+    /// header in another order, where a missing file named the source).
+    pub(crate) fn of_source(mut self) -> Self {
+        if self.server.is_none() {
+            let said = ErrorInfo {
+                sqlstate: None,
+                message: self.message.clone(),
+            };
+            self.server = Some(("source".to_owned(), said));
+        }
+        self
+    }
+}
+
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// Turns the `--verbose` log on.

@@ -114,7 +114,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     crate::dest::refuse_same_file(&t.source, &t.destinations)?;
     let unopenable = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     // A compressed source file (stdin and FIFOs: on their first read, in `check_start`).
-    crate::file_source::refuse_compressed(t)?;
+    crate::file_source::refuse_compressed(t).map_err(Fatal::of_source)?;
     // A signal while connecting exits at once: nothing began anywhere.
     signals::connecting(true);
     // Before the run's own sessions: the source's database asked how it reads the user's text.
@@ -150,13 +150,12 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // regular file's start being read ahead, recheck48a F2.)
     let mut signed = false;
     if let Some(source) = file_source.as_mut() {
-        let start = crate::file_source::check_start(
-            t,
-            source,
-            &mut plan,
-            source_conn.as_mut(),
-            &mut dests,
-        )?;
+        let start =
+            crate::file_source::check_start(t, source, &mut plan, source_conn.as_mut(), &mut dests)
+                .map_err(|e| match e.downcast::<Fatal>() {
+                    Ok(fatal) => fatal.of_source().into(),
+                    Err(e) => e,
+                })?;
         signed = start.binary;
     }
     for (((dest, receive), truncate), guard) in dests

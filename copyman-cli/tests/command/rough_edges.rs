@@ -246,6 +246,19 @@ fn compressed_file_is_refused_before_connecting() {
     let pipe = format!("gzip -dc {} | copyman … --from - --format csv", file.arg());
     let out = run(&["table", "t", "--from", file.arg(), "--to", &nowhere]);
     assert_refused_compressed(&out, file.arg(), "gzip", &pipe);
+    // --json says whose refusal it is: the source's (files65 F2: null).
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &nowhere,
+        "--json",
+    ]);
+    let document = json(&out);
+    assert_eq!(document["server"], "source", "{document}");
+    assert_eq!(document["endpoint"], file.arg(), "{document}");
 }
 
 /// A compressed `*.csv.gz` was to be read as CSV for its name, which stdin has not: the way in
