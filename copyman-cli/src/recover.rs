@@ -955,8 +955,8 @@ pub(crate) fn run(
                     the_runs(&h.display),
                     h.database
                 );
-                lines.push(what.clone());
-                records.push(holder_record(h, run, what));
+                lines.push(what);
+                records.push(holder_record(h, run, "committed".to_owned()));
             }
         }
         // Decided commit, on a server given, prepared there no more, and neither did its run
@@ -1357,8 +1357,14 @@ fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
 
 /// A `--json` record of a run's party `h` that recover did not finish, with what it says of it.
 fn holder_record(h: &commit::Holder, run: &str, outcome: String) -> Value {
+    let party = commit::parse_gid(&h.gid).map(|(_, party)| match party {
+        commit::Party::Source => "source".to_owned(),
+        commit::Party::Destination(n) => format!("destination {}", n + 1),
+    });
     json!({
         "destination": h.display,
+        "endpoint": h.display,
+        "party": party,
         "gid": h.gid,
         "run": run,
         "database": h.database,

@@ -352,7 +352,8 @@ fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
     let (dbs, mut paused) = paused_atomic_copy(&log, &["--json"], "recording");
     let stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "QUIT");
-    let out = paused.resume();
+    // Not let go on: it would write the decision while the signal's exit is on its way.
+    let out = paused.child.wait_with_output().unwrap();
     let said = stderr.rest();
     assert_eq!(out.status.code(), Some(131), "{said}");
     assert!(
