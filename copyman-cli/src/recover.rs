@@ -947,16 +947,16 @@ pub(crate) fn run(
                 let _ = log.ended(run, &h.gid);
                 // The one a run said was sent and not answered: settled in words (signals65
                 // F2: "nothing pending" was all a DBA told to run recover heard of it).
-                let what = format!(
-                    "{} ({}, database {}): committed: a COMMIT PREPARED of it went out (the run \
-                     decided commit; sent by the run or a recovery, as the log records) and it is \
-                     prepared there no more",
+                let what = "committed: a COMMIT PREPARED of it went out (the run decided \
+                            commit; sent by the run or a recovery, as the log records) and it is \
+                            prepared there no more";
+                lines.push(format!(
+                    "{} ({}, database {}): {what}",
                     h.gid,
                     the_runs(&h.display),
                     h.database
-                );
-                lines.push(what);
-                records.push(holder_record(h, run, "committed".to_owned()));
+                ));
+                records.push(holder_record(h, run, what.to_owned()));
             }
         }
         // Decided commit, on a server given, prepared there no more, and neither did its run
@@ -1355,16 +1355,11 @@ fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
     })
 }
 
-/// A `--json` record of a run's party `h` that recover did not finish, with what it says of it.
+/// A `--json` record of a run's party `h` that recover did not find prepared, with what it says
+/// of it (put in one shape by [`one_shape`]).
 fn holder_record(h: &commit::Holder, run: &str, outcome: String) -> Value {
-    let party = commit::parse_gid(&h.gid).map(|(_, party)| match party {
-        commit::Party::Source => "source".to_owned(),
-        commit::Party::Destination(n) => format!("destination {}", n + 1),
-    });
     json!({
         "destination": h.display,
-        "endpoint": h.display,
-        "party": party,
         "gid": h.gid,
         "run": run,
         "database": h.database,
