@@ -2660,6 +2660,13 @@ fn described_in_transaction(
             Some("42701") => renamed.is_some() && Some(way) != renamed.as_ref(),
             _ => false,
         };
+        if !next && error.sqlstate.as_deref() == Some("42701") && names.is_none() {
+            conn.execute("ROLLBACK TO SAVEPOINT copyman_describe")
+                .map_err(|e| failed(&e))?;
+            if let Some(apart) = unnamed_apart(conn, query) {
+                return described_in_transaction(conn, query, Some(&apart));
+            }
+        }
         if !next {
             return Err(undescribed(error));
         }
@@ -2674,6 +2681,34 @@ fn described_in_transaction(
     }
 }
 
+/// Names for `query`'s columns where only unnamed ones share a name (`SELECT 1, 'q'`: two
+/// `?column?`, which a view cannot have, 42701): each unnamed one called by its place
+/// (`?column? (field 2)`), under which it is described as a `--receive`'s column list would
+/// read it. They name no column a destination could have, so nothing of the check is lost;
+/// it was refused quoting the view's 42701 as the query's (recheck65 F1). `None` where named
+/// columns share a name (`SELECT a.id, b.id`: which is which is the user's to say) or the
+/// query cannot be asked so.
+fn unnamed_apart(conn: &mut Connection, query: &str) -> Option<Vec<String>> {
+    const UNNAMED: &str = "?column?";
+    conn.execute("SAVEPOINT copyman_names").ok()?;
+    let sql = format!("SELECT * FROM (\n{query}\n) AS copyman_send LIMIT 0");
+    let own = match conn.execute(&sql) {
+        Ok(_) => conn.session().result_columns().to_vec(),
+        Err(_) => Vec::new(),
+    };
+    conn.execute("ROLLBACK TO SAVEPOINT copyman_names").ok()?;
+    let mut seen = std::collections::HashSet::new();
+    let named_twice = (own.iter()).any(|n| !seen.insert(n.as_str()) && n != UNNAMED);
+    if own.is_empty() || named_twice {
+        return None;
+    }
+    let place = |(i, n): (usize, &String)| match n == UNNAMED {
+        true => format!("{UNNAMED} (field {})", i + 1),
+        false => n.clone(),
+    };
+    Some(own.iter().enumerate().map(place).collect())
+}
+
 /// What the source's refusal to describe a query means: it cannot describe it so (no TEMP
 /// privilege, a read-only transaction, two columns of one name, a column a view or a table
 /// cannot have — a `ROW(…)`'s pseudo-type `record`, 42P16 —, an event trigger that raises, a
@@ -2682,7 +2717,13 @@ fn described_in_transaction(
 /// timeout, a stall).
 fn undescribed(error: ErrorInfo) -> Undescribed {
     match error.sqlstate.as_deref() {
-        Some("42501" | "25006" | "42701" | "42P16" | "42611" | "0A000" | "P0001") => {
+        // Said by the view copyman made, not by the query, which the source runs as it is
+        // (recheck65 F1: quoted as the source's error).
+        Some("42701") => Undescribed::Refused(format!(
+            "two of its columns have one name, which the temporary view copyman describes a \
+             query through cannot have ({error})"
+        )),
+        Some("42501" | "25006" | "42P16" | "42611" | "0A000" | "P0001") => {
             Undescribed::Refused(error.to_string())
         }
         _ => Undescribed::Failed(error),

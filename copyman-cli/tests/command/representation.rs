@@ -1937,6 +1937,31 @@ fn copy_mode_says_the_way_out_of_a_query_with_two_columns_of_one_name() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &dst, "ab"), 0);
+    // Unnamed columns only (`SELECT 2, 3`): no name to tell apart, so described by place and
+    // checked as any query (refused quoting the view's 42701 as the source's, recheck65 F1).
+    let send = "COPY (SELECT 2::int8 + 0, 3) TO STDOUT (FORMAT binary)";
+    let out = copy_between(&from, send, &to, "COPY ab FROM STDIN (FORMAT binary)", &[]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"?column? (field 1)\" is bigint"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("42701"), "{stderr}");
+    let out = copy_between(
+        &from,
+        "COPY (SELECT 2, 3) TO STDOUT",
+        &to,
+        "COPY ab FROM STDIN",
+        &[],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("42701"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(c.dest[0].psql(&dst, "SELECT x + y FROM ab").trim(), "5");
 }
 
 /// A `--receive` writing an identity column: `copy` does not advance its sequence (table mode
