@@ -686,27 +686,41 @@ impl DecisionLog {
     /// Whether `run` is in progress (its lock is held by a live process). A lock file left by a
     /// run that died (killed: its guard never dropped) is removed, under its lock, once its death
     /// is recorded (`died RUN`, [`LogContents::died`]).
+    ///
+    /// Another recovery holds the lock of a dead run for a moment while it records that death:
+    /// a lock found held is asked again for a while (a run holds it for its whole life), and one
+    /// whose file is gone meanwhile was that (recheck65 F3: the second of two recoveries said
+    /// "its run is still in progress" of a killed run, exit 1).
     pub fn run_in_progress(&self, run: &str) -> bool {
+        const TRIES: u32 = 5;
         let path = self.lock_path(run);
-        match File::open(&path) {
+        let Ok(file) = File::open(&path) else {
+            return false;
+        };
+        for tried in 1..=TRIES {
             // Unlocked: left by a run that died, which decides nothing any more. A run locks its
             // file before it can be seen ([`DecisionLog::lock_run_with`]) and no other run has
             // its id: this one is gone for good.
-            Ok(file) => match file.try_lock() {
-                Ok(()) => {
-                    // Not recorded, the file stays: the next recovery finds it again.
-                    if self.append(&format!("died {run}\n")).is_err() {
-                        let _ = file.unlock();
-                        return false;
-                    }
-                    let _ = fs::remove_file(&path);
+            if file.try_lock().is_ok() {
+                // Not recorded, the file stays: the next recovery finds it again.
+                if self.append(&format!("died {run}\n")).is_err() {
                     let _ = file.unlock();
-                    false
+                    return false;
                 }
-                Err(_) => true,
-            },
-            Err(_) => false,
+                let _ = fs::remove_file(&path);
+                let _ = file.unlock();
+                return false;
+            }
+            if tried == TRIES {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(40));
+            // Removed by the recovery that held it, its death recorded.
+            if !path.exists() {
+                return false;
+            }
         }
+        true
     }
 
     /// Whether `run` left its lock file beside this log, unlocked: it died (killed, its machine
@@ -1755,6 +1769,19 @@ mod tests {
         File::create(&left).unwrap();
         assert!(!log.run_in_progress(&dead));
         assert!(!left.exists());
+        // Held for a moment by another recovery recording that death: not in progress
+        // (recheck65 F3).
+        let dead = DecisionLog::new_run_id();
+        let left = log.lock_path(&dead);
+        let other = File::create(&left).unwrap();
+        other.lock().unwrap();
+        let recording = thread::spawn(move || {
+            thread::sleep(std::time::Duration::from_millis(60));
+            fs::remove_file(&left).unwrap();
+            other.unlock().unwrap();
+        });
+        assert!(!log.run_in_progress(&dead));
+        recording.join().unwrap();
         let files: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
