@@ -300,6 +300,8 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
     let files: Vec<bool> = (parties.iter())
         .map(|p| (p.dest.as_ref()).is_some_and(|d| d.conn.is_none() && d.can_roll_back()))
         .collect();
+    // The parties' names, by their places in the commit (a decision names them so).
+    let names: Vec<String> = parties.iter().map(|p| p.name.clone()).collect();
     let mut refs: Vec<&mut dyn Participant<Error = ErrorInfo>> = parties
         .iter_mut()
         .map(|p| p as &mut dyn Participant<Error = ErrorInfo>)
@@ -332,13 +334,17 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 ));
             }
             let servers: Vec<Option<&Holder>> = atomic.servers.iter().map(Option::as_ref).collect();
-            signals::recording(Some(atomic.log.path()));
+            let gids: Vec<(String, String)> = (decision.gids.iter())
+                .map(|(i, gid)| (names[*i].clone(), gid.clone()))
+                .chain((decision.source.iter()).map(|gid| ("source".to_owned(), gid.clone())))
+                .collect();
+            signals::recording(Some(atomic.log.path()), &gids);
             test_pause("recording");
             let recorded =
                 atomic
                     .log
                     .record_parties(decision, &servers, atomic.source_server.as_ref());
-            signals::recording(None);
+            signals::recording(None, &[]);
             let recorded = recorded.map_err(|e| ErrorInfo {
                 sqlstate: None,
                 message: format!(

@@ -167,6 +167,7 @@ fn print_at_once_json(
             rest(name)
         }
     };
+    let gids = recording_gids();
     // Every party, in the commit's order; one the list of parties lacks (not known yet) too;
     // and, in their places, the destinations that failed before the commit.
     let names = endpoints.iter().map(|(name, _)| name);
@@ -176,7 +177,15 @@ fn print_at_once_json(
         .filter(|name| !endpoints.iter().any(|(n, _)| n == *name));
     let mut destinations: Vec<(usize, serde_json::Value)> = names
         .chain(unlisted)
-        .map(|d| serde_json::json!({ "server": d, "endpoint": endpoint(d), "status": status(d) }))
+        .map(|d| {
+            let mut record =
+                serde_json::json!({ "server": d, "endpoint": endpoint(d), "status": status(d) });
+            // Its prepared transaction, where the decision being recorded names it.
+            if let Some((_, gid)) = gids.iter().find(|(name, _)| name == d) {
+                record["gid"] = gid.as_str().into();
+            }
+            record
+        })
         .chain(
             (commits().map(|c| c.failed_before).unwrap_or_default().into_iter())
                 .filter(|(d, _)| !endpoints.iter().any(|(n, _)| n == d))
@@ -1032,13 +1041,20 @@ fn handle(signal: i32, stopping: &'static str) {
             && point
             && crate::watch::lock_briefly(&RECORDING).is_some_and(|r| r.is_some());
         let (said, exit) = if recording {
+            let held: Vec<String> = (recording_gids().iter())
+                .map(|(name, gid)| format!("{} as {gid}", with_endpoints(&[name], &endpoints)))
+                .collect();
             (
                 format!(
                     "the commit decision was being written to the decision log (its lock, its \
                      write or its fsync): nothing is committed (no COMMIT PREPARED was sent), and \
                      whether the decision reached the log is not known: copyman recover {} \
-                     commits the prepared transactions if it did, else rolls them back",
-                    crate::recover::same_as_this_run()
+                     commits the prepared transactions if it did, else rolls them back{}",
+                    crate::recover::same_as_this_run(),
+                    match held.is_empty() {
+                        true => String::new(),
+                        false => format!("; prepared, in doubt: {}", held.join(", ")),
+                    }
                 ),
                 at_once_exit(signal, false),
             )
@@ -1242,12 +1258,25 @@ fn remind_once(signal: i32, since: Instant) {
 /// The decision log copyman writes a line to now, and since when: a write made durable
 /// (fsync), which a slow disk or a network file system can make last (dups49 F1: said as a
 /// wait for the servers, which waited for copyman).
-static RECORDING: Mutex<Option<(PathBuf, Instant)>> = Mutex::new(None);
+static RECORDING: Mutex<Option<Recording>> = Mutex::new(None);
 
-/// copyman writes its commit decision to `log` now (`None`: done).
-pub(crate) fn recording(log: Option<&Path>) {
+/// [`RECORDING`]'s: the log, since when, and each party's prepared transaction the decision
+/// names (its name, its global id).
+type Recording = (PathBuf, Instant, Vec<(String, String)>);
+
+/// copyman writes its commit decision to `log` now (`None`: done), the decision naming each
+/// party's prepared transaction in `gids` (party name, global id).
+pub(crate) fn recording(log: Option<&Path>, gids: &[(String, String)]) {
     *RECORDING.lock().unwrap_or_else(PoisonError::into_inner) =
-        log.map(|log| (log.to_owned(), Instant::now()));
+        log.map(|log| (log.to_owned(), Instant::now(), gids.to_vec()));
+}
+
+/// The prepared transactions of the decision being recorded now (party name, global id): held
+/// where they are, in doubt, if copyman exits at once (recheck65 F2: said of none).
+fn recording_gids() -> Vec<(String, String)> {
+    crate::watch::lock_briefly(&RECORDING)
+        .and_then(|r| r.as_ref().map(|(_, _, gids)| gids.clone()))
+        .unwrap_or_default()
 }
 
 /// What copyman itself does while the servers wait for it, in words, if it writes its decision
@@ -1255,7 +1284,7 @@ pub(crate) fn recording(log: Option<&Path>) {
 /// far: the servers wait for it)`.
 pub(crate) fn recording_words() -> Option<String> {
     let recording = crate::watch::lock_briefly(&RECORDING)?;
-    let (log, since) = recording.as_ref()?;
+    let (log, since, _) = recording.as_ref()?;
     Some(format!(
         "copyman's own write of its commit decision to {} (made durable on disk, fsync; {} s so \
          far: the servers wait for it)",

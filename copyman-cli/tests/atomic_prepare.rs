@@ -350,8 +350,8 @@ fn atomic_exiting_at_once_after_the_decision_says_it_commits() {
 /// by another process, its fsync slow): not "the commit decision is recorded, so the prepared
 /// transactions commit", exit 4 — recover then rolled everything back (signals65 F5). Nothing
 /// is committed and whether the decision reached the log is not known: said so, with the
-/// signal's exit, every destination in doubt; recover finishes as the log says (here: not
-/// reached, rolled back).
+/// signal's exit, every destination in doubt with its prepared transaction named (recheck65 F2:
+/// none was); recover finishes as the log says (here: not reached, rolled back).
 #[test]
 fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
     let log = TempPath::new("recording.log");
@@ -373,6 +373,23 @@ fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
         document["destinations"][0]["status"], "in doubt",
         "{document}"
     );
+    for (i, destination) in document["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let gid = destination["gid"].as_str().unwrap_or_default();
+        assert!(
+            gid.starts_with("copyman:") && gid.ends_with(&format!(":{}", i + 1)),
+            "{document}"
+        );
+        assert!(
+            said.contains(&format!("destination {} (", i + 1))
+                && said.contains(&format!("as {gid}")),
+            "{said}"
+        );
+    }
     // The decision never reached the log: rolled back everywhere.
     recovered_all(&dbs, &log, 0);
 }
