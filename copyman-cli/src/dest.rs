@@ -369,6 +369,9 @@ impl Cut {
         }
     }
 
+    /// The words of [`Cut::mark`]'s line, as the run's report quotes them.
+    pub(crate) const WORDS: &str = "copyman: the copy failed here: this data is cut short";
+
     /// What to write after the bytes taken so that a COPY reading them fails rather than load
     /// the rows before the cut as if they were all (files65 F21: a failed `copyman … --to - |
     /// copyman … --from -` committed 131 072 rows of 149 999, exit 0): in text a `\.` (an end
@@ -376,7 +379,7 @@ impl Cut {
     /// closes ("unterminated CSV quoted field"); nothing inside a quoted CSV value, whose end
     /// of data fails so already. No line end: copyman reading it from a pipe refuses that too.
     pub(crate) fn mark(&self) -> Vec<u8> {
-        const WORDS: &[u8] = b"copyman: the copy failed here: this data is cut short";
+        const WORDS: &[u8] = Cut::WORDS.as_bytes();
         match *self {
             Self::Text { backslashes } => {
                 let mut mark = match backslashes % 2 {

@@ -698,10 +698,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 if dest.marked_cut
                     && let Some(error) = &mut dest.error
                 {
-                    error.message.push_str(
-                        " (its end is marked: a COPY reading it fails, on the line \
-                         \"copyman: the copy failed here: this data is cut short\")",
-                    );
+                    error.message.push_str(&format!(
+                        " (its end is marked: a COPY reading it fails, on the line \"{}\")",
+                        crate::dest::Cut::WORDS
+                    ));
                 }
             }
             // A file took every row the source sent (it has no `COPY n` of its own).
