@@ -89,6 +89,7 @@ pub(crate) fn plan(
     beyond_ascii(t, source.as_deref(), dests)?;
     match &t.statements {
         Statements::Raw { send, receive } => {
+            receive_lacking(t, receive, dests)?;
             let mut guards = (vec![None; dests.len()], None);
             let mut measure = None;
             let refused = match (send, source) {
@@ -3151,8 +3152,46 @@ fn input(
     ))))
 }
 
+/// A `--receive` naming a table, schema or column its destination does not have: the command's
+/// error, exit 2 with what creates it, as table mode's (files65 F10: exit 1, "could not start
+/// its COPY", where the help says 2); under `--keep-going` that destination is left out.
+fn receive_lacking(
+    t: &Transfer,
+    receive: &[Option<String>],
+    dests: &mut [Dest<'_>],
+) -> anyhow::Result<()> {
+    for (i, dest) in dests.iter_mut().enumerate() {
+        let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
+            continue;
+        };
+        let Some(error) = copy_fails(conn, sql) else {
+            continue;
+        };
+        let create = match error.sqlstate.as_deref() {
+            Some("42P01" | "3F000") => {
+                " (create it there first, e.g. from its definition on the server the data comes \
+                 from: pg_dump --section=pre-data --table)"
+            }
+            _ => "",
+        };
+        let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        let message = format!("{whom}: the --receive's COPY cannot start there: {error}{create}");
+        if !t.keep_going {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message,
+                server: Some((whom, error)),
+            }
+            .into());
+        }
+        report::log(&message);
+        dest.fail_with(error);
+    }
+    Ok(())
+}
+
 /// Why a `COPY table [(columns)] …` statement fails on `conn`'s server at its start: its table or
-/// a column it names is not there (42P01, 42703), as a `SELECT` of them says; `None` where it
+/// a column it names is not there (42P01, 42703; its schema, 3F000), as a `SELECT` of them says; `None` where it
 /// starts (or is a `COPY (query)`, described elsewhere). Only those: a role that may INSERT and
 /// not SELECT fails the probe (42501), not its COPY FROM.
 fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
@@ -3166,7 +3205,7 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     };
     let probe = format!("SELECT {columns} FROM {table} LIMIT 0");
     let error = describe_sync(&conn.query(&probe).err()?);
-    matches!(error.sqlstate.as_deref(), Some("42P01" | "42703")).then_some(error)
+    matches!(error.sqlstate.as_deref(), Some("42P01" | "42703" | "3F000")).then_some(error)
 }
 
 /// What `conn`'s server (destination `i`, 0-based) says when `sql`, a `--receive`, starts: its

@@ -1592,7 +1592,7 @@ fn a_style_changed_during_the_sources_copy_is_refused_for_text() {
 }
 
 /// `copy --dry-run` exits as the run would where its statements name a table or column their
-/// server does not have (42P01, 42703), or where the two ends' columns differ in number (22P04):
+/// server does not have (42P01, 42703: exit 2, the run's as well), or where the two ends' columns differ in number (22P04):
 /// it said "ok", exit 0, and the run failed.
 #[test]
 fn a_copy_dry_run_fails_where_its_statements_would() {
@@ -1628,8 +1628,34 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
             text(&out.stderr)
         );
     }
+    // A destination's, too, as table mode's and the help say, the dry run and the run alike
+    // (files65 F10: exit 1, "could not start its COPY"); with what creates a missing table.
+    for (receive, said) in [
+        ("COPY t (nocol) FROM STDIN", "SQLSTATE 42703"),
+        ("COPY nosuch.t FROM STDIN", "SQLSTATE 42P01"),
+    ] {
+        for out in [
+            dry("COPY t TO STDOUT", receive),
+            copy_between(&from, "COPY t TO STDOUT", &to, receive, &[]),
+        ] {
+            assert_exit(&out, 2);
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("destination 1 (") && stderr.contains(said),
+                "{receive}: {stderr}"
+            );
+        }
+    }
+    // Under --keep-going that destination is left out, the others copied (exit 4).
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int, v text);");
+    let to2 = c.dest[1].conninfo(&d2);
+    let (receive, more) = ("COPY nosuch FROM STDIN", "COPY t FROM STDIN");
+    let extra = ["--to", &to2, "--receive", more, "--keep-going"];
+    let out = copy_between(&from, "COPY t TO STDOUT", &to, receive, &extra);
+    assert_exit(&out, 4);
+    assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1);
     for (send, receive, said) in [
-        ("COPY t TO STDOUT", "COPY t (nocol) FROM STDIN", "42703"),
         ("COPY t TO STDOUT", "COPY t (id) FROM STDIN", "22P04"),
         // A query's columns, as the source describes them (types36 F10: exit 0).
         (

@@ -848,7 +848,8 @@ fn a_server_written_as_a_file_name_is_refused_without_its_password() {
 }
 
 /// `copy --dry-run` with a `--receive` into a table its server does not have ends as the run
-/// does (exit 1, 42P01 named); it exited 0.
+/// does (exit 2, the command's error as the help says, 42P01 named, with what creates it); it
+/// exited 0.
 #[test]
 fn a_dry_run_into_a_missing_table_ends_as_the_run() {
     let c = clusters();
@@ -873,10 +874,12 @@ fn a_dry_run_into_a_missing_table_ends_as_the_run() {
     };
     for dry in [true, false] {
         let out = copyman().args(args(dry)).output().unwrap();
-        assert_exit(&out, 1);
+        assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("nosuch") && stderr.contains("42P01"),
+            stderr.contains("nosuch")
+                && stderr.contains("42P01")
+                && stderr.contains("pg_dump --section=pre-data"),
             "{stderr}"
         );
     }
