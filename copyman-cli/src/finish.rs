@@ -177,7 +177,11 @@ impl Atomic {
         // source is named only if it comes to prepare: a `--send` statement that only read
         // never does.)
         let named: Vec<Option<&Holder>> = servers.iter().map(Option::as_ref).collect();
-        let lock = log.lock_run_with(&run, &named, None).map_err(io)?;
+        // Its lock may be held by another process: the wait is said as copyman's own.
+        signals::recording(Some(path), signals::Written::Start, &[]);
+        let lock = log.lock_run_with(&run, &named, None);
+        signals::recording(None, signals::Written::Start, &[]);
+        let lock = lock.map_err(io)?;
         report::log(format_args!(
             "two-phase commit: run {run}, decision log {}",
             path.display()
@@ -338,13 +342,13 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 .map(|(i, gid)| (names[*i].clone(), gid.clone()))
                 .chain((decision.source.iter()).map(|gid| ("source".to_owned(), gid.clone())))
                 .collect();
-            signals::recording(Some(atomic.log.path()), &gids);
+            signals::recording(Some(atomic.log.path()), signals::Written::Decision, &gids);
             test_pause("recording");
             let recorded =
                 atomic
                     .log
                     .record_parties(decision, &servers, atomic.source_server.as_ref());
-            signals::recording(None, &[]);
+            signals::recording(None, signals::Written::Decision, &[]);
             let recorded = recorded.map_err(|e| ErrorInfo {
                 sqlstate: None,
                 message: format!(

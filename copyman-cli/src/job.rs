@@ -1136,7 +1136,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         log_step(&e, &dests, &statements);
         // What a stop meanwhile waits for: copyman's own write, not the servers.
         if let Event::Recording { log } = &e {
-            signals::recording(log.as_deref(), &[]);
+            signals::recording(log.as_deref(), signals::Written::Decision, &[]);
             if log.is_some() {
                 crate::finish::test_pause("recording");
             }

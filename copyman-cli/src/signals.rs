@@ -1039,7 +1039,8 @@ fn handle(signal: i32, stopping: &'static str) {
         // while the run waited for the log's lock, and recover rolled everything back).
         let recording = two_phase
             && point
-            && crate::watch::lock_briefly(&RECORDING).is_some_and(|r| r.is_some());
+            && crate::watch::lock_briefly(&RECORDING)
+                .is_some_and(|r| r.as_ref().is_some_and(|r| r.what == Written::Decision));
         let (said, exit) = if recording {
             let held: Vec<String> = (recording_gids().iter())
                 .map(|(name, gid)| format!("{} as {gid}", with_endpoints(&[name], &endpoints)))
@@ -1260,22 +1261,41 @@ fn remind_once(signal: i32, since: Instant) {
 /// wait for the servers, which waited for copyman).
 static RECORDING: Mutex<Option<Recording>> = Mutex::new(None);
 
-/// [`RECORDING`]'s: the log, since when, and each party's prepared transaction the decision
-/// names (its name, its global id).
-type Recording = (PathBuf, Instant, Vec<(String, String)>);
+/// [`RECORDING`]'s: the log, since when, what is written (the run's start, its commit
+/// decision), and each party's prepared transaction the decision names (its name, its global
+/// id).
+struct Recording {
+    log: PathBuf,
+    since: Instant,
+    what: Written,
+    gids: Vec<(String, String)>,
+}
 
-/// copyman writes its commit decision to `log` now (`None`: done), the decision naming each
-/// party's prepared transaction in `gids` (party name, global id).
-pub(crate) fn recording(log: Option<&Path>, gids: &[(String, String)]) {
-    *RECORDING.lock().unwrap_or_else(PoisonError::into_inner) =
-        log.map(|log| (log.to_owned(), Instant::now(), gids.to_vec()));
+/// What copyman writes to its decision log (and may wait for the log's lock to write).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The run's start: its id and the servers it may prepare on, before anything is prepared.
+    Start,
+    /// The commit decision.
+    Decision,
+}
+
+/// copyman writes `what` to `log` now (`None`: done), a decision naming each party's prepared
+/// transaction in `gids` (party name, global id).
+pub(crate) fn recording(log: Option<&Path>, what: Written, gids: &[(String, String)]) {
+    *RECORDING.lock().unwrap_or_else(PoisonError::into_inner) = log.map(|log| Recording {
+        log: log.to_owned(),
+        since: Instant::now(),
+        what,
+        gids: gids.to_vec(),
+    });
 }
 
 /// The prepared transactions of the decision being recorded now (party name, global id): held
 /// where they are, in doubt, if copyman exits at once (recheck65 F2: said of none).
 fn recording_gids() -> Vec<(String, String)> {
     crate::watch::lock_briefly(&RECORDING)
-        .and_then(|r| r.as_ref().map(|(_, _, gids)| gids.clone()))
+        .and_then(|r| r.as_ref().map(|r| r.gids.clone()))
         .unwrap_or_default()
 }
 
@@ -1283,14 +1303,37 @@ fn recording_gids() -> Vec<(String, String)> {
 /// log now: `copyman's own write of its commit decision to LOG (made durable on disk; 12 s so
 /// far: the servers wait for it)`.
 pub(crate) fn recording_words() -> Option<String> {
+    let (log, since, what) = {
+        let recording = crate::watch::lock_briefly(&RECORDING)?;
+        let r = recording.as_ref()?;
+        (r.log.clone(), r.since, r.what)
+    };
+    let what = match what {
+        Written::Start => "the run's start",
+        Written::Decision => "its commit decision",
+    };
+    let waited = since.elapsed().as_secs();
+    // Its lock held by another process (a run or recover sharing the log, a script's `flock`):
+    // named, not left to be taken for a slow disk (signals65 F6: blamed on the servers).
+    Some(match copyman_job::commit::lock_holder(&log) {
+        Some((pid, command)) => format!(
+            "copyman's own wait for the lock on the decision log {}, to write {what}: process \
+             {pid} holds it ({command}), another run or recover sharing the log, or a script's \
+             flock ({waited} s so far: the servers wait for it)",
+            log.display()
+        ),
+        None => format!(
+            "copyman's own write of {what} to {} (made durable on disk, fsync; {waited} s so \
+             far: the servers wait for it)",
+            log.display()
+        ),
+    })
+}
+
+/// How long copyman has been writing to its decision log (or waiting for its lock), if it is.
+pub(crate) fn recording_for() -> Option<Duration> {
     let recording = crate::watch::lock_briefly(&RECORDING)?;
-    let (log, since, _) = recording.as_ref()?;
-    Some(format!(
-        "copyman's own write of its commit decision to {} (made durable on disk, fsync; {} s so \
-         far: the servers wait for it)",
-        log.display(),
-        since.elapsed().as_secs()
-    ))
+    recording.as_ref().map(|r| r.since.elapsed())
 }
 
 /// The first signal received, if any.

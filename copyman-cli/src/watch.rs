@@ -1123,6 +1123,8 @@ fn watch(
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
+    // When copyman's own wait to write its commit decision was last said.
+    let mut told_recording: Option<Instant> = None;
     // What the copy waits for, as the bar says it while nothing moves (": copyman waits for
     // destination 2 to take data …"), once said; and that the bar says it.
     let mut stuck_on = String::new();
@@ -1338,6 +1340,20 @@ fn watch(
         {
             said_at = Instant::now();
             say_still(still, "", &looks);
+        }
+        // Its own write of the commit decision (the log's lock held by another process, a slow
+        // fsync) while the prepared transactions hold their locks: said as the servers' waits
+        // are, even under --quiet (signals65 F6: nothing in 12 s).
+        if committing.load(Ordering::SeqCst)
+            && signals::recording_for().is_some_and(|d| d >= say_after())
+            && told_recording.is_none_or(|t| t.elapsed() >= say_after())
+            && let Some(words) = signals::recording_words()
+        {
+            told_recording = Some(Instant::now());
+            progress::println(&format!(
+                "copyman: the commit decision is not recorded yet: {words}; the prepared \
+                 transactions hold their locks meanwhile"
+            ));
         }
         if !told_stuck
             && !quiet

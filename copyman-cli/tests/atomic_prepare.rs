@@ -198,6 +198,16 @@ fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
 /// `copyman [pre] table mv --atomic --decision-log LOG` between them, paused at `point`: the
 /// destinations' databases and the paused run.
 fn paused_atomic_copy(log: &TempPath, pre: &[&str], point: &str) -> ([String; 2], Paused) {
+    paused_atomic_copy_with(copyman(), log, pre, point)
+}
+
+/// [`paused_atomic_copy`] with `command` (its environment).
+fn paused_atomic_copy_with(
+    command: std::process::Command,
+    log: &TempPath,
+    pre: &[&str],
+    point: &str,
+) -> ([String; 2], Paused) {
     let s = two_phase_clusters();
     let src = database(
         &s.source,
@@ -212,7 +222,7 @@ fn paused_atomic_copy(log: &TempPath, pre: &[&str], point: &str) -> ([String; 2]
     let mut args = pre.to_vec();
     args.extend(["table", "mv", "--from", &from, "--to", &to1, "--to", &to2]);
     args.extend(["--atomic", "--decision-log", log.arg()]);
-    let paused = Paused::start(&args, point);
+    let paused = Paused::start_with(command, &args, point);
     (dbs, paused)
 }
 
@@ -392,6 +402,37 @@ fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
     }
     // The decision never reached the log: rolled back everywhere.
     recovered_all(&dbs, &log, 0);
+}
+
+/// The commit decision's write waiting for the decision log's lock, which another process holds
+/// (a run or recover sharing the log, a script's `flock`): said every few seconds, naming that
+/// process, while the prepared transactions hold their locks — it said nothing (signals65 F6);
+/// once the lock is free the run commits.
+#[test]
+fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
+    let log = TempPath::new("held.log");
+    let mut command = copyman();
+    command.env("COPYMAN_TEST_SAY_AFTER", "1");
+    let (dbs, mut paused) = paused_atomic_copy_with(command, &log, &[], "prepared:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    let held = std::fs::File::open(&log.0).unwrap();
+    held.lock().unwrap();
+    let run = paused.resume_in_background();
+    let said = stderr.wait_for("the commit decision is not recorded yet");
+    held.unlock().unwrap();
+    let said = said.expect("the wait for the log's lock said");
+    assert!(
+        said.contains(&format!("process {} holds it", std::process::id()))
+            && said.contains("the prepared transactions hold their locks"),
+        "{said}"
+    );
+    let out = run.join().unwrap();
+    assert_exit(&out, 0);
+    let s = two_phase_clusters();
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
 }
 
 /// A destination lost after the commit decision, before its COMMIT PREPARED, and not reachable

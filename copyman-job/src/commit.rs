@@ -1510,6 +1510,36 @@ pub fn live_run(run: &str) -> Option<u32> {
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
 }
 
+/// The process that holds the lock on the file at `path` (an `flock`, as [`DecisionLog`] takes
+/// on its log), with its command line, from `/proc/locks`: who keeps a run waiting to write its
+/// log (another run or recover sharing it, a `flock` of a script). `None` where none holds it,
+/// or it cannot be told (no `/proc`).
+pub fn lock_holder(path: &Path) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    // `/proc/locks` names a file `MAJOR:MINOR:INODE`, the device numbers in hex.
+    let dev = meta.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    // `1: FLOCK  ADVISORY  WRITE 31259 fe:00:10010809 0 EOF`; a waiter's line has `->` after
+    // its number.
+    let pid = locks.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let held = words.get(1).is_some_and(|w| *w != "->");
+        (held && words.get(5) == Some(&file.as_str())).then(|| words.get(4)?.parse().ok())?
+    })?;
+    let command = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let command: Vec<String> = (command.split(|b| *b == 0))
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    Some((pid, command.join(" ")))
+}
+
 /// When process `pid` started, in seconds since the epoch (`/proc/PID/stat`'s start in clock
 /// ticks since boot, which Linux counts at 100 a second for `/proc`, plus `/proc/stat`'s boot
 /// time); `None` where that cannot be read.
@@ -1782,6 +1812,14 @@ mod tests {
         });
         assert!(!log.run_in_progress(&dead));
         recording.join().unwrap();
+        // Who holds the log's lock, as a run waiting for it says.
+        assert_eq!(lock_holder(&path), None);
+        let held = File::open(&path).unwrap();
+        held.lock().unwrap();
+        let (pid, command) = lock_holder(&path).unwrap();
+        assert_eq!(pid, std::process::id());
+        assert!(!command.is_empty());
+        held.unlock().unwrap();
         let files: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
