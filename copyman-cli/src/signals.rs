@@ -860,6 +860,7 @@ fn handle(signal: i32, stopping: &'static str) {
             .and_then(|f| f.as_ref().map(|f| f()))
             .unwrap_or_default();
         let job_finishing;
+        let standby_finishing;
         let stopping = if stopping == RECOVER_STOPPING {
             stopping
         } else if stopping == JOB_STOPPING && JOB_PLANNING.load(Ordering::SeqCst) {
@@ -884,6 +885,16 @@ fn handle(signal: i32, stopping: &'static str) {
                 },
             );
             &job_finishing
+        } else if (committing || point) && !crate::watch::standby_waits().is_empty() {
+            // Its end waits on a standby that may never come (psql's Ctrl-C there cancels the
+            // wait, the server then says "committed locally"): said, and the way out.
+            standby_finishing = format!(
+                "the commit is under way and finishes: {} waits for a synchronous standby to \
+                 confirm it, and ends only when one does (or when its session is ended: then it \
+                 stays committed on that server); the report says what committed",
+                crate::watch::standby_waits().join(", ")
+            );
+            &standby_finishing
         } else if committing || point {
             "the commit is under way and finishes; the report says what committed"
         } else if ending.is_some() {

@@ -1023,6 +1023,18 @@ fn not_running_hint(state: &str, statement: &str) -> String {
     }
 }
 
+/// The statements ending a one-table run's transactions that wait for a synchronous standby
+/// (`IPC SyncRep`; "destination 2 (…)'s COMMIT"), as the watch's last look found them: a stop then
+/// waits for that standby, which the first signal's words say (signals65 F7: "finishes").
+static STANDBY_WAITS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// [`STANDBY_WAITS`].
+pub(crate) fn standby_waits() -> Vec<String> {
+    lock_briefly(&STANDBY_WAITS)
+        .map(|w| w.clone())
+        .unwrap_or_default()
+}
+
 /// The statements ending a one-table run's transactions that are sent and not yet answered, by
 /// backend: (process id, statement, when it was sent). The watch says a backend that does not
 /// run its statement ([`not_running_hint`]), which the server alone cannot tell from one that
@@ -1189,6 +1201,7 @@ fn watch(
         let mut notes = Vec::new();
         let mut activities = Vec::new();
         let mut looks = Vec::new();
+        let mut standby_waits = Vec::new();
         for w in &mut watched {
             let look = w.monitor.look(w.target.pid);
             if stop.load(Ordering::SeqCst) {
@@ -1206,6 +1219,20 @@ fn watch(
                 (Some(_), false) => w.idle_looks + 1,
                 _ => 0,
             };
+            let for_standby =
+                (look.wait.as_ref()).is_some_and(|(k, e)| k == "IPC" && e == "SyncRep");
+            if committing.load(Ordering::SeqCst) && active && for_standby {
+                let statement = look.statement.as_deref().unwrap_or("COMMIT");
+                let wait = format!("{}'s {statement}", w.target.label);
+                // Known at once (the look's end may come after a signal the wait's words
+                // brought); the whole look's list replaces it below.
+                if let Some(mut waits) = lock_briefly(&STANDBY_WAITS)
+                    && !waits.contains(&wait)
+                {
+                    waits.push(wait.clone());
+                }
+                standby_waits.push(wait);
+            }
             if committing.load(Ordering::SeqCst)
                 && (active || w.idle_looks >= 2)
                 && w.told_commit.is_none_or(|t| t.elapsed() >= say_after())
@@ -1234,6 +1261,9 @@ fn watch(
             looks.push(look);
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+        if let Some(mut waits) = lock_briefly(&STANDBY_WAITS) {
+            *waits = standby_waits;
+        }
         if let Some(copying) = lock_briefly(&COPYING) {
             let destinations = watched
                 .iter()

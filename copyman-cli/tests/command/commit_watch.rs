@@ -108,7 +108,9 @@ fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() 
 /// A COMMIT waiting for a synchronous standby whose session is terminated: the server sends a
 /// WARNING ("already committed locally, but might not have been replicated") and closes the
 /// connection without answering the COMMIT. The rows are committed there, so copyman says
-/// committed (it said "in doubt"), shows the server's warning, and commits the others.
+/// committed (it said "in doubt"), shows the server's warning, and commits the others. A
+/// first signal meanwhile says the COMMIT waits for the standby and how it ends (it said "the
+/// commit is under way and finishes", which it never would: signals65 F7).
 #[test]
 fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
     let c = clusters();
@@ -138,6 +140,14 @@ fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
         .unwrap();
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("waiting");
+    signal(&child, "INT");
+    let stopping = stderr.expect("SIGINT received");
+    assert!(
+        stopping.contains("destination 1 (")
+            && stopping.contains("COMMIT waits for a synchronous standby to confirm it")
+            && stopping.contains("when its session is ended"),
+        "{stopping}"
+    );
     end_standby_wait(&stuck, "pg_terminate_backend");
     let out = child.wait_with_output().unwrap();
     let rest = stderr.rest();
