@@ -132,7 +132,9 @@ pub fn unadvanceable(
 /// Of `carries` (tables' on one destination), the ones whose source sequence already stands
 /// beyond the bounds of the destination's (an identity column narrower there: `smallint` where
 /// the source's is `integer`): its `setval` would fail the copy (22003) after every row was sent,
-/// every row fitting. Asked while planning, in one question on each side, so that the dry run
+/// every row fitting. Only those the copy would advance ([`step`]): one already ahead there (a
+/// server's own id range, `START WITH 1000000 MINVALUE 1000000`) is left alone, and its bounds
+/// are no matter (types66 F10: refused, with advice that could not help). Asked while planning, in one question on each side, so that the dry run
 /// fails as the run would; by [`Carry::destination`], with what the refusal says (the way out:
 /// widen the sequence there). Empty where that cannot be asked (the copy then says what it met).
 pub fn beyond_bounds<'c>(
@@ -151,7 +153,7 @@ pub fn beyond_bounds<'c>(
     // pg_sequences' reading: NULL where the role may not read it, or it was never called.
     let Ok(at) = source.query(&format!(
         "SELECT s.oid::text, CASE WHEN pg_catalog.has_sequence_privilege(s.oid, 'SELECT,USAGE') \
-           THEN pg_catalog.pg_sequence_last_value(s.oid)::text END \
+           THEN pg_catalog.pg_sequence_last_value(s.oid)::text END, q.seqincrement::text \
          FROM pg_catalog.unnest(ARRAY[{}]::pg_catalog.oid[]) AS s(oid) \
          JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid",
         oids(carries.iter().map(|c| c.source).collect())
@@ -160,7 +162,11 @@ pub fn beyond_bounds<'c>(
     };
     let Ok(bounds) = destination.query(&format!(
         "SELECT q.seqrelid::text, q.seqrelid::pg_catalog.regclass::text, q.seqmin::text, \
-           q.seqmax::text, pg_catalog.format_type(q.seqtypid, NULL) \
+           q.seqmax::text, pg_catalog.format_type(q.seqtypid, NULL), q.seqincrement::text, \
+           q.seqstart::text, \
+           pg_catalog.has_sequence_privilege(q.seqrelid, 'SELECT,USAGE')::text, \
+           CASE WHEN pg_catalog.has_sequence_privilege(q.seqrelid, 'SELECT,USAGE') \
+             THEN pg_catalog.pg_sequence_last_value(q.seqrelid)::text END \
          FROM pg_catalog.pg_sequence q WHERE q.seqrelid = ANY (ARRAY[{}]::pg_catalog.oid[])",
         oids(carries.iter().map(|c| c.destination).collect())
     )) else {
@@ -169,8 +175,13 @@ pub fn beyond_bounds<'c>(
     let number = |row: &Vec<Option<String>>, i: usize| -> Option<i64> {
         row.get(i)?.as_deref()?.parse().ok()
     };
-    let at: HashMap<u32, i64> = (at.iter())
-        .filter_map(|row| Some((u32::try_from(number(row, 0)?).ok()?, number(row, 1)?)))
+    // Where each source sequence stands (called: a copy advances only to one that was), and
+    // its increment.
+    let at: HashMap<u32, (i64, i64)> = (at.iter())
+        .filter_map(|row| {
+            let oid = u32::try_from(number(row, 0)?).ok()?;
+            Some((oid, (number(row, 1)?, number(row, 2)?)))
+        })
         .collect();
     let mut beyond = HashMap::new();
     for row in &bounds {
@@ -183,11 +194,31 @@ pub fn beyond_bounds<'c>(
             continue;
         };
         let ty = row.get(4).cloned().flatten().unwrap_or_default();
+        let increment = number(row, 5).unwrap_or(1);
+        // Unread (no privilege): not advanced by the copy either ([`Step::Unknown`]).
+        let there = match (row.get(7).cloned().flatten().as_deref(), number(row, 8)) {
+            (Some("true"), Some(last)) => Position::At { last, called: true },
+            (Some("true"), None) => match number(row, 6) {
+                Some(start) => Position::At {
+                    last: start,
+                    called: false,
+                },
+                None => Position::Unreadable,
+            },
+            _ => Position::Unreadable,
+        };
         for carry in carries.iter().filter(|c| c.destination == oid) {
-            let Some(&last) = at.get(&carry.source) else {
+            let Some(&(last, source_increment)) = at.get(&carry.source) else {
                 continue;
             };
             if (min..=max).contains(&last) {
+                continue;
+            }
+            let here = Position::At { last, called: true };
+            if !matches!(
+                step(here, source_increment, there, increment, true),
+                Step::Advance { .. }
+            ) {
                 continue;
             }
             beyond.insert(
@@ -327,7 +358,10 @@ pub enum Step {
 
 /// Decides, for a destination sequence that counts by `increment`, given where the source's
 /// (counting by `source_increment`) and the destination's stand and whether the role may
-/// `UPDATE` it: behind when its next value comes before the source's, in its direction.
+/// `UPDATE` it: behind when its next value comes before the source's, in its direction. Two
+/// that count in opposite directions are left alone: the source's position says nothing of
+/// where the copied rows lie in the destination's direction, and set to it the destination's
+/// next values were the copied rows' (types66 F9: the next INSERT there failed, 23505).
 pub fn step(
     source: Position,
     source_increment: i64,
@@ -339,6 +373,9 @@ pub fn step(
     else {
         return Step::Unknown;
     };
+    if (source_increment < 0) != (increment < 0) {
+        return Step::Keep;
+    }
     let behind = if increment < 0 {
         ours > theirs
     } else {
@@ -718,6 +755,10 @@ mod tests {
             step(at(-100, true), -1, at(-500, true), -1, true),
             Step::Keep
         );
+        // Counting the other way there: the source's position says nothing of the copied
+        // rows' place in its direction; left alone (types66 F9: set among the rows).
+        assert_eq!(step(at(20, true), 1, at(1000, false), -1, true), Step::Keep);
+        assert_eq!(step(at(-20, true), -1, at(1, false), 1, true), Step::Keep);
     }
 
     #[test]
