@@ -928,7 +928,7 @@ fn table_plan(
     let mut measure = None;
     if let (Some(conn), Some(rel), Some(columns)) = (source.as_deref_mut(), &source_rel, &columns) {
         let passes = passing_encoding(t, conn, dests);
-        let encoded: Vec<(&str, &Relation, String)> = dest_rels
+        let (mut encoded, mut whose): (Vec<(&str, &Relation, String)>, Vec<usize>) = dest_rels
             .iter()
             .filter_map(|(i, r)| {
                 let encoding = dests[*i]
@@ -937,16 +937,45 @@ fn table_plan(
                     .session()
                     .parameter("server_encoding");
                 let measured = copyman_job::plan::measured_in(encoding?, &passes);
-                Some((labels[*i].as_str(), r, measured))
+                Some(((labels[*i].as_str(), r, measured), *i))
             })
-            .collect();
+            .unzip();
         let rows = copyman_job::plan::table_rows(&copy.table, copy.condition.as_deref());
-        let measured = copyman_job::plan::values_cut(conn, Ok(&rows), columns, rel, &encoded)
-            .map_err(|message| Fatal {
-                exit: Exit::Usage,
-                server: None,
-                message,
-            })?;
+        let usage = |message| Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message,
+        };
+        let mut values_cut =
+            |encoded: &[_]| copyman_job::plan::values_cut(conn, Ok(&rows), columns, rel, encoded);
+        let measured = if t.keep_going && encoded.len() > 1 {
+            // Each destination on its own: one whose column would cut the values is left
+            // out, as one whose columns differ is, and the others copied (types66 F16: none
+            // was). Refused where every one would.
+            let mut measured = false;
+            let mut cut = Vec::new();
+            for (k, one) in encoded.iter().enumerate() {
+                match values_cut(std::slice::from_ref(one)) {
+                    Ok(m) => measured |= m,
+                    Err(message) => cut.push((k, message)),
+                }
+            }
+            if cut.len() == encoded.len() {
+                return Err(usage(cut.swap_remove(0).1).into());
+            }
+            for (k, message) in cut.into_iter().rev() {
+                report::log(&message);
+                dests[whose[k]].fail_with(ErrorInfo {
+                    sqlstate: None,
+                    message,
+                });
+                encoded.remove(k);
+                whose.remove(k);
+            }
+            measured
+        } else {
+            values_cut(&encoded).map_err(usage)?
+        };
         measure =
             measured.then(|| copyman_job::plan::Measure::new(rows, columns, rel, &encoded, false));
     }
@@ -1200,6 +1229,14 @@ fn table_plan(
                             sqlstate: Some("22003".to_owned()),
                             message: format!("{table} on {}: {why}", labels[*i]),
                         };
+                        // Under --keep-going left out, as one whose columns differ (types66
+                        // F16: the others got nothing).
+                        if t.keep_going && dests.iter().filter(|d| d.error.is_none()).count() > 1 {
+                            report::log(&said.message);
+                            dests[*i].fail_with(said);
+                            sequences[*i].clear();
+                            continue;
+                        }
                         return Err(Fatal {
                             exit: Exit::CopyFailed,
                             message: said.to_string(),
@@ -3164,11 +3201,11 @@ fn receive_lacking(
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        let Some(error) = copy_fails(conn, sql) else {
+        let Some(error) = receive_lacks(conn, sql) else {
             continue;
         };
         let create = match error.sqlstate.as_deref() {
-            Some("42P01" | "3F000") => {
+            Some("42P01") => {
                 " (create it there first, e.g. from its definition on the server the data comes \
                  from: pg_dump --section=pre-data --table)"
             }
@@ -3190,8 +3227,48 @@ fn receive_lacking(
     Ok(())
 }
 
+/// The table or a column a `COPY table [(columns)] FROM STDIN` names that `conn`'s server does
+/// not have, as its COPY would say it (42P01, 42703), from the catalog: no lock taken (a probe
+/// `SELECT` of the table would wait behind a migration's, before anything watches). `None`
+/// where it has them or that cannot be told (a `COPY (query)`, a name not read here).
+fn receive_lacks(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
+    let table = statement::copy_table(sql)?;
+    let columns = copyman_core::file_start::copy_columns(sql)?;
+    let found = |conn: &mut Connection, query: &str| -> Option<Vec<String>> {
+        let rows = conn.query(query).ok()?;
+        Some(
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next()?)
+                .collect(),
+        )
+    };
+    let oid = format!(
+        "pg_catalog.to_regclass({})",
+        copyman_job::sql::literal(table)
+    );
+    let exists = found(conn, &format!("SELECT ({oid} IS NOT NULL)::text"))?;
+    if exists.first().map(String::as_str) == Some("false") {
+        return Some(ErrorInfo {
+            sqlstate: Some("42P01".to_owned()),
+            message: format!("relation \"{table}\" does not exist"),
+        });
+    }
+    let has = found(
+        conn,
+        &format!(
+            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = {oid} \
+             AND attnum > 0 AND NOT attisdropped"
+        ),
+    )?;
+    let missing = columns?.into_iter().find(|c| !has.contains(c))?;
+    Some(ErrorInfo {
+        sqlstate: Some("42703".to_owned()),
+        message: format!("column \"{missing}\" of relation \"{table}\" does not exist"),
+    })
+}
+
 /// Why a `COPY table [(columns)] …` statement fails on `conn`'s server at its start: its table or
-/// a column it names is not there (42P01, 42703; its schema, 3F000), as a `SELECT` of them says; `None` where it
+/// a column it names is not there (42P01, 42703), as a `SELECT` of them says; `None` where it
 /// starts (or is a `COPY (query)`, described elsewhere). Only those: a role that may INSERT and
 /// not SELECT fails the probe (42501), not its COPY FROM.
 fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
@@ -3205,7 +3282,7 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     };
     let probe = format!("SELECT {columns} FROM {table} LIMIT 0");
     let error = describe_sync(&conn.query(&probe).err()?);
-    matches!(error.sqlstate.as_deref(), Some("42P01" | "42703" | "3F000")).then_some(error)
+    matches!(error.sqlstate.as_deref(), Some("42P01" | "42703")).then_some(error)
 }
 
 /// What `conn`'s server (destination `i`, 0-based) says when `sql`, a `--receive`, starts: its
