@@ -932,6 +932,32 @@ fn error_in_query_then_ready() {
     session.query("ROLLBACK").unwrap();
 }
 
+/// A session whose `client_encoding` is LATIN1 (two LATIN1 servers' data passed as it is):
+/// its notices and errors are read in LATIN1 (a value in an error's context was printed as
+/// U+FFFDs, types66 F14).
+#[test]
+fn messages_are_read_in_the_sessions_client_encoding() {
+    let latin1 = |tag: u8, severity: &str, text: &[u8]| {
+        let mut body = [b"S", severity.as_bytes(), b"\0C22001\0M"].concat();
+        body.extend_from_slice(text);
+        body.extend_from_slice(b"\0\0");
+        msg(tag, &body)
+    };
+    let input = [
+        param("client_encoding", "LATIN1"),
+        latin1(b'N', "NOTICE", b"caf\xe9"),
+        latin1(b'E', "ERROR", b"column v: \"Zo\xeb\""),
+        ready(b'E'),
+    ]
+    .concat();
+    let (_, events, _) = run(session_running(|s| s.query("SELECT").unwrap()), &input);
+    let [_, Event::Notice(notice), Event::Error(error), _] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(notice.message, "café");
+    assert_eq!(error.message, "column v: \"Zoë\"");
+}
+
 #[test]
 fn empty_query_and_notices_and_parameter_changes() {
     let input = [

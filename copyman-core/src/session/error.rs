@@ -86,8 +86,10 @@ impl DbError {
 
     /// Parses the body of an ErrorResponse (`tag` `E`) or NoticeResponse (`N`) with
     /// postgres-protocol's `backend::Message::parse` and its field iterator (fields of a type
-    /// byte and a NUL-terminated string, ended by a zero byte). Strings are decoded lossily.
-    pub(crate) fn parse(tag: u8, body: &[u8]) -> Result<Self, String> {
+    /// byte and a NUL-terminated string, ended by a zero byte). Strings are decoded from the
+    /// session's `client_encoding` ([`crate::statement::decode_text`]: a LATIN1 session's
+    /// `"ééééé"` was printed as U+FFFDs, the value lost, types66 F14), lossily.
+    pub(crate) fn parse(tag: u8, body: &[u8], encoding: &str) -> Result<Self, String> {
         use bytes::{BufMut, BytesMut};
         use fallible_iterator::FallibleIterator;
         use postgres_protocol::message::backend::Message;
@@ -115,7 +117,7 @@ impl DbError {
         };
         let mut error = Self::default();
         while let Some(field) = fields.next().map_err(|e| e.to_string())? {
-            let value = String::from_utf8_lossy(field.value_bytes()).into_owned();
+            let value = crate::statement::decode_text(field.value_bytes(), encoding);
             match field.type_() {
                 b'S' => error.severity = value,
                 b'V' => error.severity_nonlocalized = Some(value),

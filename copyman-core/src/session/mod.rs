@@ -695,6 +695,12 @@ impl Session {
         self.parameters.get(name).map(String::as_str)
     }
 
+    /// The encoding the server sends text in (`client_encoding`, as it reported it; UTF8
+    /// before it did).
+    fn client_encoding(&self) -> &str {
+        self.parameter("client_encoding").unwrap_or("UTF8")
+    }
+
     /// The server version as a number, parsed from `server_version`, as in
     /// `server_version_num`: `15.18 (Debian 15.18-1)` → 150018, `9.6.24` → 90624.
     ///
@@ -1165,8 +1171,8 @@ impl Session {
             }
             (_, b'E') => self.on_error(body),
             (_, b'N') => {
-                let notice =
-                    DbError::parse(tag, body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
+                let notice = DbError::parse(tag, body, self.client_encoding())
+                    .map_err(|e| Reader::new(tag, body).malformed(&e))?;
                 self.notices_seen += 1;
                 self.keep_notice(notice.clone());
                 self.events.push_back(Event::Notice(notice));
@@ -1241,8 +1247,8 @@ impl Session {
 
     /// ErrorResponse, in any state.
     fn on_error(&mut self, body: &[u8]) -> Result<(), SessionError> {
-        let error =
-            DbError::parse(b'E', body).map_err(|e| Reader::new(b'E', body).malformed(&e))?;
+        let error = DbError::parse(b'E', body, self.client_encoding())
+            .map_err(|e| Reader::new(b'E', body).malformed(&e))?;
         match self.phase {
             // Any error before the session is up ends it (the server closes the connection).
             _ if error.is_fatal() => return Err(SessionError::db(error)),
