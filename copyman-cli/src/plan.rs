@@ -789,10 +789,14 @@ fn table_plan(
                 }
                 (true, ..) => "",
             };
+            let renamed = match hint.is_empty() {
+                true => String::new(),
+                false => renamed_hint(source_rel.as_ref(), &dest_view, &copy.table, copy.target()),
+            };
             Fatal {
                 exit: Exit::Usage,
                 server: None,
-                message: format!("{message}{hint}"),
+                message: format!("{message}{hint}{renamed}"),
             }
         })?;
 
@@ -2779,6 +2783,60 @@ fn qualified(conn: &mut Connection, table: &TableName) -> Option<TableName> {
     let mut parts = row.into_iter();
     let (schema, name) = (parts.next()?, parts.next()??);
     Some(TableName::from_parts(schema, name))
+}
+
+/// Where a destination's table lacks a source column and has one the source has not (a column
+/// renamed there, which table mode, pairing by name, cannot fill: `--columns` alone left it
+/// NULL, types66 F2): those named, with the `copy` that pairs them by place.
+fn renamed_hint(
+    source: Option<&Relation>,
+    dests: &[(&str, &Relation)],
+    from: &TableName,
+    to: &TableName,
+) -> String {
+    let Some(source) = source else {
+        return String::new();
+    };
+    for (label, rel) in dests {
+        let lacks: Vec<&Column> = (source.columns.iter())
+            .filter(|c| !c.generated && rel.column(&c.name).is_none())
+            .collect();
+        let extra: Vec<&Column> = (rel.columns.iter())
+            .filter(|c| !c.generated && source.column(&c.name).is_none())
+            .collect();
+        let ([lost], [new]) = (&lacks[..], &extra[..]) else {
+            continue;
+        };
+        let sent: Vec<Ident> = (source.columns.iter())
+            .filter(|c| !c.generated && (rel.column(&c.name).is_some() || c.name == lost.name))
+            .map(|c| c.name.clone())
+            .collect();
+        let read: Vec<Ident> = (sent.iter())
+            .map(|n| match *n == lost.name {
+                true => new.name.clone(),
+                false => n.clone(),
+            })
+            .collect();
+        // As a user writes them: quoted only where they must be.
+        let plain = |n: &Ident| copyman_core::file_start::column_name(n.as_str());
+        let list = |names: &[Ident]| names.iter().map(plain).collect::<Vec<_>>().join(", ");
+        let table = |t: &TableName| match &t.schema {
+            Some(schema) => format!("{}.{}", plain(schema), plain(&t.name)),
+            None => plain(&t.name),
+        };
+        return format!(
+            "; {label} has {}, which the source has not: if it is {} renamed, copy into it with \
+             copyman copy --send 'COPY {} ({}) TO STDOUT' --receive 'COPY {} ({}) FROM \
+             STDIN', which pairs the columns by their places",
+            new.name,
+            lost.name,
+            table(from),
+            list(&sent),
+            table(to),
+            list(&read)
+        );
+    }
+    String::new()
 }
 
 fn show_columns(columns: &[Ident]) -> String {

@@ -1781,3 +1781,48 @@ fn a_number_with_a_fraction_into_an_integer_is_said_to_fail() {
     );
     assert_eq!(count(&c.dest[0], &d1, "ni"), 0);
 }
+
+/// A column renamed on a destination (`name` there `full_name`): table mode pairs columns by
+/// name and refuses; the refusal names the destination's column the source has not and the
+/// `copy` that pairs them by place — which copies (`--columns` alone left it NULL, types66 F2).
+#[test]
+fn a_column_renamed_on_a_destination_is_said_with_the_copy_that_pairs_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE rn (id int, name text, age int); INSERT INTO rn VALUES (1, 'ada', 36);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE rn (id int, full_name text, age int);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "rn", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let (send, receive) = (
+        "COPY rn (id, name, age) TO STDOUT",
+        "COPY rn (id, full_name, age) FROM STDIN",
+    );
+    assert!(
+        stderr.contains("has \"full_name\", which the source has not: if it is \"name\" renamed")
+            && stderr.contains(&format!("--send '{send}' --receive '{receive}'")),
+        "{stderr}"
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        send,
+        "--to",
+        &to,
+        "--receive",
+        receive,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        c.dest[0].psql(&dst, "SELECT full_name FROM rn").trim(),
+        "ada"
+    );
+}
