@@ -454,6 +454,37 @@ fn a_job_that_would_empty_a_partition_tree_twice_on_a_destination_is_refused() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "pb"), 2000);
     assert_eq!(count(&c.dest[0], &dst, "pa_low"), 110);
+    // A resume that would empty `pa` where `pb`, done, is its partition: refused as well (it
+    // wiped the rows `pb` committed and recorded done, exit 0, "verified": jobs66 F8).
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(
+            "TRUNCATE pa; CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN RAISE EXCEPTION 'not now'; END$$;
+             CREATE TRIGGER no BEFORE INSERT ON pa_low FOR EACH ROW EXECUTE FUNCTION no();",
+        )
+        .unwrap();
+    let resumed = TempPath::new("partition-tree-resumed.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "pa", "pb", "--from", &from, "--to", &to];
+        args.extend(["--jobs", "1", "--state", resumed.arg()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &dst, "pb"), 2000);
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TRIGGER no ON pa_low")
+        .unwrap();
+    let out = job(&["--resume", "--truncate"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("on destination 1, \"public\".\"pb\" is a partition of \"public\".\"pa\""),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "pb"), 2000, "not emptied");
 }
 
 /// A table the earlier run committed, attached since as a partition of a partitioned table that

@@ -4730,7 +4730,9 @@ fn refuse_unprivileged(
 /// Refuses a job that empties a table of its own which is, on destination `d`, a partition (at
 /// any depth, `ancestry` says) of another table of the job: a partitioned table's TRUNCATE
 /// empties its partitions (one copied and committed before lost its rows), and a partition's
-/// takes the rows its ancestor's copy routed into it.
+/// takes the rows its ancestor's copy routed into it. The same where one of them is done there
+/// (a resume that empties the other: `--resume --truncate` wiped a partition the job had
+/// committed and recorded done, exit 0 — jobs66 F8).
 fn refuse_emptied_within(
     tables: &[TablePlan],
     d: usize,
@@ -4742,7 +4744,12 @@ fn refuse_emptied_within(
             Some(DestPlan::Copy { truncate: true, .. })
         )
     };
-    let copied_on = |t: &TablePlan| matches!(t.destinations.get(d), Some(DestPlan::Copy { .. }));
+    let copied_on = |t: &TablePlan| {
+        matches!(
+            t.destinations.get(d),
+            Some(DestPlan::Copy { .. } | DestPlan::Done(_))
+        )
+    };
     for part in tables.iter().filter(|t| copied_on(t)) {
         let name = part.table.to_string();
         let Some((_, above)) = ancestry.iter().find(|(p, _)| *p == name) else {
