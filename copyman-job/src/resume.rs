@@ -264,6 +264,9 @@ fn settle(
     // Only one that committed is asked further (its rows counted, a scan of the table): one
     // that did not is what a kill mid-copy leaves, copied again as before.
     let mut commits = attempts.commits.clone();
+    // The transactions a restart leaves in doubt (their ids perhaps given again), whose rows
+    // there, once deleted, let it be copied again.
+    let mut doubtful: Vec<u64> = Vec::new();
     // A server started since the attempts began may have forgotten an id of theirs that was
     // never durable (a crash) and given it to another transaction since: a commit of it is not
     // known to be theirs, whatever rows it wrote (crash51 F1, recheck51b F1: an application's
@@ -283,9 +286,14 @@ fn settle(
         .any(|&x| here.fate(conn, x) == Fate::Committed)
     {
         match crate::identity::rows_of(conn, table, &attempts.began) {
-            _ if restarted => unknown = Some(given_again()),
-            // (One that wrote nothing there duplicates nothing if it is copied again.)
+            // (One that wrote nothing there duplicates nothing if it is copied again, whoever
+            // it was: the rows deleted since, as the refusal below says — it refused for good
+            // after a restart, jobs66 F10.)
             Some(0) => {}
+            _ if restarted => {
+                unknown = Some(given_again());
+                doubtful.extend(&attempts.began);
+            }
             Some(rows) => commits.push(Committing {
                 rows,
                 xids: attempts.began.clone(),
@@ -329,7 +337,13 @@ fn settle(
             && recorded.atomic.is_none()
             && fates.iter().any(|(_, f)| *f == Fate::Committed)
         {
+            // None of the rows they wrote there now: copied again as an append, duplicating
+            // nothing, whoever committed under those ids (jobs66 F10).
+            if crate::identity::rows_of(conn, table, &commit.xids) == Some(0) {
+                continue;
+            }
             unknown.get_or_insert_with(given_again);
+            doubtful.extend(&commit.xids);
             continue;
         }
         if !fates.is_empty() && fates.iter().all(|(_, f)| *f == Fate::Committed) {
@@ -408,16 +422,27 @@ fn settle(
         let note = note
             .split_once(": it is emptied")
             .map_or(note.as_str(), |(what, _)| what);
-        let delete = if told && partial {
-            // `xmin` is the id without its epoch.
-            let xids: Vec<String> = committed
-                .iter()
+        // `xmin` is the id without its epoch.
+        let xmins = |xids: &[u64]| -> String {
+            let xids: Vec<String> = (xids.iter())
                 .map(|x| format!("'{}'", x & 0xFFFF_FFFF))
                 .collect();
+            xids.join(", ")
+        };
+        let delete = if told && partial {
             format!(
                 "delete the rows the earlier run committed there (DELETE FROM {table} WHERE \
                  xmin IN ({})) and resume again: it is then copied again; or ",
-                xids.join(", ")
+                xmins(&committed)
+            )
+        } else if !doubtful.is_empty() {
+            doubtful.sort_unstable();
+            doubtful.dedup();
+            format!(
+                "if the rows those ids wrote there are the earlier run's (look at them: SELECT \
+                 … FROM {table} WHERE xmin IN ({0})), delete them (DELETE FROM {table} WHERE \
+                 xmin IN ({0})) and resume again: it is then copied again; or ",
+                xmins(&doubtful)
             )
         } else {
             String::new()

@@ -2060,6 +2060,16 @@ struct Crashed {
 
 impl Crashed {
     fn new(d2_b: &str, crash: impl FnOnce(&copyman_testkit::Cluster, &str), after: &str) -> Self {
+        Self::with_setup(d2_b, |_| {}, crash, after)
+    }
+
+    /// [`Crashed::new`], with `setup` of the destination's server before the job starts.
+    fn with_setup(
+        d2_b: &str,
+        setup: impl FnOnce(&copyman_testkit::Cluster),
+        crash: impl FnOnce(&copyman_testkit::Cluster, &str),
+        after: &str,
+    ) -> Self {
         let c = clusters();
         let src = database(
             &c.source,
@@ -2072,6 +2082,7 @@ impl Crashed {
         );
         let server = copyman_testkit::Cluster::start();
         let d2 = database(&server, &format!("CREATE TABLE a (id int); {d2_b}"));
+        setup(&server);
         let state = TempPath::new("crashed.state");
         let (from, to1, to2) = (
             c.source.conninfo(&src),
@@ -2183,6 +2194,54 @@ fn a_resume_after_a_crash_does_not_take_another_transaction_for_the_copys() {
     );
     assert_exit(&(crashed.job)(&["--resume", "--truncate"]), 0);
     assert_eq!(crashed.b(), 3);
+}
+
+/// A destination that crashed while a table's COMMIT waited for a synchronous standby (committed
+/// there, durable, unanswered): after its restart whether the copy committed cannot be told
+/// (its id may be another's), and the resume refuses with the rows to look at and delete; once
+/// deleted, the resume copies it again as an append — it refused for good (jobs66 F10).
+#[test]
+fn a_resume_after_a_crash_copies_again_once_the_rows_in_doubt_are_deleted() {
+    let settings = |server: &copyman_testkit::Cluster, set: bool| {
+        let mut admin = server.connect("postgres");
+        for setting in [
+            "synchronous_standby_names = 'nosuch'",
+            "synchronous_commit = on",
+        ] {
+            let sql = match set {
+                true => format!("ALTER SYSTEM SET {setting}"),
+                false => format!("ALTER SYSTEM RESET {}", setting.split(' ').next().unwrap()),
+            };
+            admin.batch_execute(&sql).unwrap();
+        }
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    };
+    let crashed = Crashed::with_setup(
+        "CREATE TABLE b (id int);",
+        |server| settings(server, true),
+        |server, _| {
+            wait_for_syncrep(server);
+            server.stop_immediate();
+        },
+        "",
+    );
+    settings(&crashed.d2.0, false);
+    let out = (crashed.job)(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let delete = (stderr.split("(DELETE FROM ").nth(1))
+        .and_then(|rest| rest.split(')').next().map(|s| format!("DELETE FROM {s})")))
+        .unwrap_or_else(|| panic!("no DELETE said: {stderr}"));
+    crashed
+        .d2
+        .0
+        .connect(&crashed.d2.1)
+        .batch_execute(&delete)
+        .unwrap();
+    let out = (crashed.job)(&["--resume"]);
+    assert_exit(&out, 0);
+    let a = count(&crashed.d2.0, &crashed.d2.1, "a");
+    assert_eq!((a, crashed.b()), (3, 3), "{}", text(&out.stderr));
 }
 
 /// A job under `--keep-going` connects to a destination it cannot reach once, not at each of
