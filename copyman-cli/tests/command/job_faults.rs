@@ -2043,6 +2043,24 @@ fn a_resume_that_cannot_reach_a_destination_reports_what_it_holds_as_done() {
     assert_eq!(status("a", 1).as_deref(), Some("already done"), "{report}");
     d2_server.start_again();
     assert_eq!(count(&d2_server, &d2, "a"), 10, "nothing written there");
+    // Every table done on both, then destination 2 not reached: partial, not "ok" — exit 0 of
+    // a destination it never looked at, which may have lost a table since (jobs66 F16).
+    d2_server
+        .connect(&d2)
+        .batch_execute("CREATE TABLE b (id int)")
+        .unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    d2_server.stop_immediate();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("destination 2 not reached (left out, --keep-going)"),
+        "{said}"
+    );
+    d2_server.start_again();
 }
 
 /// A run of copyman with more arguments.
