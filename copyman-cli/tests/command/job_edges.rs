@@ -156,9 +156,13 @@ fn job_lock_timeout_during_the_copy_fails_that_table_with_55p03_and_nothing_of_i
         "{report}"
     );
     let stderr = text(&out.stderr);
+    // Its context copyman's own lock, said as such, without the frame of the `DO` block it ran
+    // in (jobs66 F1: "PL/pgSQL function inline_code_block line 1 at SQL statement").
     assert!(
         stderr.contains(r#"table "public"."later_t" on destination 1 ("#)
-            && stderr.contains("SQLSTATE 55P03: canceling statement due to lock timeout"),
+            && stderr.contains("SQLSTATE 55P03: canceling statement due to lock timeout")
+            && stderr.contains("copyman's own statement \"LOCK TABLE")
+            && !stderr.contains("inline_code_block"),
         "{stderr}"
     );
     for (cluster, db) in [(&c.dest[0], &d0), (&c.dest[1], &d1)] {

@@ -301,14 +301,27 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             ("context", &db.context),
         ]
         .iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
-        // Where copyman's own `DO` block raised (a check of its own): no code of the user's.
-        .filter(|(name, v)| {
-            !(**name == "context"
-                && v.starts_with("PL/pgSQL function inline_code_block line ")
-                && v.ends_with(" at RAISE"))
+        .filter_map(|(name, value)| {
+            let value = value.as_ref()?;
+            if *name != "context" {
+                return Some(format!("{name}: {}", context_lines(value)));
+            }
+            // Copyman's own `DO` blocks (its checks, its locks before a copy) are no code of
+            // the user's: their frame is left out ("PL/pgSQL function inline_code_block line
+            // 1 at SQL statement", jobs66 F1), the statement it ran said as copyman's.
+            let own = |line: &str| line.starts_with("PL/pgSQL function inline_code_block line ");
+            if !value.lines().any(own) {
+                return Some(format!("{name}: {}", context_lines(value)));
+            }
+            let rest: Vec<String> = (value.lines())
+                .filter(|line| !own(line))
+                .map(|line| match line.strip_prefix("SQL statement ") {
+                    Some(statement) => format!("copyman's own statement {statement}"),
+                    None => line.to_owned(),
+                })
+                .collect();
+            (!rest.is_empty()).then(|| format!("{name}: {}", context_lines(&rest.join("\n"))))
         })
-        .map(|(name, v)| format!("{name}: {}", context_lines(v)))
         .collect();
         let mut message = match extras.is_empty() {
             true => db.message.clone(),
