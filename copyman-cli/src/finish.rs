@@ -370,6 +370,11 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                         "a recovery of the run, if it dies before its end, will say that server \
                          must be checked",
                     ),
+                    Step::RecordRefused { gid, .. } => (
+                        format!("that the COMMIT PREPARED of {gid} was refused"),
+                        "a recovery of the run may take it for committed: check what that \
+                         server holds",
+                    ),
                     Step::RecordOut { gids, .. } => (
                         format!("that {} will not be prepared", gids.join(", ")),
                         "a recovery of the run if it dies before its decision will refuse it as \

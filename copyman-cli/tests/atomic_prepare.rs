@@ -435,6 +435,43 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
     }
 }
 
+/// A prepared transaction rolled back by hand after the commit decision, before its COMMIT
+/// PREPARED: the run finds it gone (42704, in doubt, exit 4) and records that its statement
+/// was refused, so that recover does not say "committed: a COMMIT PREPARED of it went out" of a
+/// destination that holds none of the rows (commit66 F7): it says to check it.
+#[test]
+fn atomic_a_commit_prepared_that_found_it_gone_is_not_said_committed_by_recover() {
+    let s = two_phase_clusters();
+    let log = TempPath::new("gone.log");
+    let (dbs, paused) = paused_atomic_copy(&log, &[], "recorded");
+    let gid = prepared_in(&s.dest[0], &dbs[0]).pop().expect("prepared");
+    s.dest[0]
+        .connect(&dbs[0])
+        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let out = run(&[
+        "recover",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--decision-log",
+        log.arg(),
+    ]);
+    let said = text(&out.stderr);
+    assert!(
+        !said.contains("committed: a COMMIT PREPARED of it went out")
+            && said.contains(&format!("{gid} ("))
+            && said.contains("may lack the run's rows: check what it holds"),
+        "{said}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "mv"), 0);
+    assert_eq!(count(&s.dest[1], &dbs[1], "mv"), 100);
+}
+
 /// A destination lost after the commit decision, before its COMMIT PREPARED, and not reachable
 /// again: its line says to run recover with the run's `--decision-log` — recover without it
 /// reads the default log, finds no line of the run, and leaves the transaction alone

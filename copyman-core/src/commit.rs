@@ -315,6 +315,17 @@ pub enum Step {
         /// The transaction's global id.
         gid: String,
     },
+    /// Record that the server answered this transaction's `COMMIT PREPARED` with an error
+    /// (`refused RUN GID run`), best effort; nothing to report back. Two-phase commit only. The
+    /// statement did not run: a recovery that finds the transaction gone (a `ROLLBACK
+    /// PREPARED` by hand ended it first) does not take the run's [`Step::RecordCommitting`]
+    /// for its commit.
+    RecordRefused {
+        /// The run's id.
+        run: String,
+        /// The transaction's global id.
+        gid: String,
+    },
 }
 
 /// The two-phase commit decision, as it must be recorded before the second phase.
@@ -666,6 +677,8 @@ pub struct Commit<E> {
     out_said: Vec<bool>,
     /// The global id of the last [`Step::RecordCommitting`].
     committing: Option<String>,
+    /// A `COMMIT PREPARED` the server refused, for [`Step::RecordRefused`].
+    refused: Option<String>,
     /// The order the destinations commit in ([`Commit::commit_last`]).
     order: Vec<usize>,
 }
@@ -714,6 +727,7 @@ impl<E> Commit<E> {
             deferred: None,
             out_said: vec![false; completed.len()],
             committing: None,
+            refused: None,
             order: (0..completed.len()).collect(),
         };
         // Nothing completed: nothing to check or commit.
@@ -772,6 +786,12 @@ impl<E> Commit<E> {
         );
         if let Some((party, action)) = self.deferred.take() {
             return Some(self.ask(party, action));
+        }
+        if let (Some(gid), Some(run)) = (self.refused.take(), &self.options.two_phase) {
+            return Some(Step::RecordRefused {
+                run: run.clone(),
+                gid,
+            });
         }
         loop {
             match self.phase {
@@ -1123,6 +1143,12 @@ impl<E> Commit<E> {
             // The decision is commit and it is recorded: every other destination still commits;
             // this one is finished by recovery.
             (Action::CommitPrepared(gid), Err(f)) => {
+                // Answered with an error, it did not run: said to the log, so that a recovery
+                // finding it gone does not take it for the run's commit (commit66 F7: a
+                // ROLLBACK PREPARED by hand was said "committed", its rows not there).
+                if matches!(f, Failure::Refused(_)) {
+                    self.refused = Some(gid.clone());
+                }
                 *slot = Slot::Done(Outcome::CommitPending {
                     gid,
                     error: f.into_error(),

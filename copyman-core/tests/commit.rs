@@ -47,7 +47,10 @@ fn run(
             } else {
                 Err("the disk is full".to_owned())
             }),
-            Step::RecordAbort(_) | Step::RecordOut { .. } | Step::RecordCommitting { .. } => {}
+            Step::RecordAbort(_)
+            | Step::RecordOut { .. }
+            | Step::RecordCommitting { .. }
+            | Step::RecordRefused { .. } => {}
             _ => unreachable!(),
         }
     }
@@ -487,6 +490,42 @@ fn two_phase_prepares_records_then_commits_prepared() {
         ]
     );
     assert!(report.succeeded());
+}
+
+/// A `COMMIT PREPARED` the server refuses (the transaction gone: a `ROLLBACK PREPARED` by
+/// hand ended it) did not run: said to the log after it, so that a recovery does not take the
+/// `committing` line before it for a commit (commit66 F7); one whose answer was lost may have
+/// run, and is not said so.
+#[test]
+fn two_phase_a_refused_commit_prepared_is_recorded_refused() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        ..Options::default()
+    };
+    for (answer, said) in [(Answer::Refused, true), (Answer::Lost, false)] {
+        let (steps, _) = run(
+            options.clone(),
+            &[true, true],
+            |p, a| match (p == d(0), a) {
+                (true, Action::CommitPrepared(_)) => answer,
+                _ => Answer::Ok,
+            },
+            true,
+        );
+        let at = |wanted: &dyn Fn(&Step) -> bool| steps.iter().position(wanted);
+        let sent = at(
+            &|s| matches!(s, Step::Run { party, action: Action::CommitPrepared(_) } if *party == d(0)),
+        );
+        let refused = at(
+            &|s| matches!(s, Step::RecordRefused { run, gid } if run == "r" && gid == "copyman:r:1"),
+        );
+        match said {
+            true => assert!(refused.is_some() && refused > sent, "{steps:?}"),
+            false => assert_eq!(refused, None, "{steps:?}"),
+        }
+        // The others commit all the same.
+        assert!(runs(&steps).contains(&(d(1), "COMMIT PREPARED 'copyman:r:2'".to_owned())));
+    }
 }
 
 #[test]

@@ -446,7 +446,8 @@ pub fn run<E>(
             Step::Record(decision) => commit.handle_recorded(record(&decision)),
             step @ (Step::RecordAbort(_)
             | Step::RecordOut { .. }
-            | Step::RecordCommitting { .. }) => note(&step),
+            | Step::RecordCommitting { .. }
+            | Step::RecordRefused { .. }) => note(&step),
             _ => unreachable!("a step this driver does not know"),
         }
     }
@@ -860,6 +861,7 @@ impl DecisionLog {
             Step::RecordAbort(run) => self.aborted(run),
             Step::RecordOut { run, gids } => self.left_out(run, gids),
             Step::RecordCommitting { run, gid } => self.committing(run, gid),
+            Step::RecordRefused { run, gid } => self.append(&format!("refused {run} {gid} run\n")),
             _ => Ok(()),
         }
     }
@@ -1023,11 +1025,15 @@ impl DecisionLog {
                 }
                 // One recovery's statement refused: the others' may still run (a recovery
                 // killed while its COMMIT PREPARED waits, then one refused as busy by it).
-                "refused" => {
-                    if let Some(gid) = words.next() {
-                        *recoveries_sent.entry(gid.to_owned()).or_default() -= 1;
+                // The run's own refused (`refused RUN GID run`): its `committing` line sent
+                // nothing that ran (commit66 F7).
+                "refused" => match (words.next(), words.next()) {
+                    (Some(gid), Some("run")) => {
+                        log.committing.remove(gid);
                     }
-                }
+                    (Some(gid), _) => *recoveries_sent.entry(gid.to_owned()).or_default() -= 1,
+                    (None, _) => {}
+                },
                 "abort" => {
                     log.aborted.insert(run.to_owned());
                 }
