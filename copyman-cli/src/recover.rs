@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 /// one otherwise and refuses (signals41 F1).
 static GIVEN_LOG: OnceLock<PathBuf> = OnceLock::new();
 
-/// Notes the decision log given with `--decision-log` ([`same_as_this_run`]).
+/// Notes the decision log given with `--decision-log` ([`same_as_this_run`]), made absolute:
+/// the advice is pasted later, from another directory, where a relative path names another
+/// log or none (commit66 F4).
 pub(crate) fn log_given(path: &Path) {
-    let _ = GIVEN_LOG.set(path.to_owned());
+    let _ = GIVEN_LOG.set(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
 }
 
 /// The run's source prepares its transaction too (a `--send` that writes, under `--atomic`):
@@ -1255,7 +1257,10 @@ pub(crate) fn run(
                 (false, false, false) => "ok",
             },
             "exit_code": exit.code(),
-            "decision_log": log_path.display().to_string(),
+            "decision_log": std::path::absolute(log_path)
+                .unwrap_or_else(|_| log_path.to_path_buf())
+                .display()
+                .to_string(),
             "prepared": records,
             "warnings": report::warnings(),
         });
@@ -1489,5 +1494,15 @@ mod tests {
             "v@/tmp/s:5432/db"
         ));
         assert!(!same_server("destination 2 u@h:5432/db", "u@h:5433/db"));
+    }
+
+    /// A relative `--decision-log` is said absolute in the advice, which is pasted later from
+    /// another directory (commit66 F4). (The only test of this process-wide setting.)
+    #[test]
+    fn the_advice_names_the_decision_log_by_its_absolute_path() {
+        log_given(Path::new("rel.log"));
+        let cwd = std::env::current_dir().unwrap();
+        let expected = crate::file_source::shell_word(&cwd.join("rel.log").to_string_lossy());
+        assert_eq!(log_option(), format!(" --decision-log {expected}"));
     }
 }

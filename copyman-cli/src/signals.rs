@@ -81,6 +81,8 @@ pub(crate) fn connecting_to(role: &str, endpoint: &str) {
 
 /// The run is `copyman recover` with the decision log `log` ([`RECOVERING`]).
 pub(crate) fn set_recovering(log: &Path) {
+    // Absolute, as the advice says it (commit66 F4).
+    let log = std::path::absolute(log).unwrap_or_else(|_| log.to_path_buf());
     *RECOVERING.lock().unwrap_or_else(PoisonError::into_inner) = Some(log.display().to_string());
 }
 
