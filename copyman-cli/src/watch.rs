@@ -523,10 +523,22 @@ impl Monitor {
                 Err(e) => {
                     let said = report::describe(&e);
                     let why = said.to_string();
-                    report::log(format_args!(
-                        "cannot open a monitoring connection for {}: {why}",
-                        self.label
-                    ));
+                    // Under --stall-timeout that session is how a destination storing rows is
+                    // told from a stalled one: without it, said (conn66 F5: a busy destination
+                    // failed as "no byte moved", the reason in -v only).
+                    match STALL_TIMEOUT.get().copied().flatten() {
+                        Some(limit) => report::warn(format_args!(
+                            "cannot open a monitoring connection for {}: {why}: --stall-timeout \
+                             ({} s) cannot see its server read or store rows, and a wait of its \
+                             own that long (a large row stored, a trigger) fails it as stalled",
+                            self.label,
+                            limit.as_secs_f64()
+                        )),
+                        None => report::log(format_args!(
+                            "cannot open a monitoring connection for {}: {why}",
+                            self.label
+                        )),
+                    }
                     self.answered = said.sqlstate.is_some();
                     self.why = Some(why);
                     self.unreachable = true;

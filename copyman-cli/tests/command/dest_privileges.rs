@@ -279,3 +279,38 @@ fn one_table_whose_source_role_may_not_read_a_column_is_refused_while_planning()
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 10);
 }
+
+/// A destination role whose connection limit leaves no session for copyman's watch: under
+/// `--stall-timeout` that watch is how a destination storing rows is told from a stalled one,
+/// and without it a busy destination was failed as "no byte moved", the reason said under -v
+/// only (conn66 F5). Said as a warning; the copy, which moves, goes through.
+#[test]
+fn a_watch_the_role_cannot_open_under_a_stall_timeout_is_said() {
+    let c = clusters();
+    let (from, _, dst, to) = servers(
+        c,
+        "ALTER USER ROLE CONNECTION LIMIT 1;
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN IF NEW.id = 50 THEN PERFORM pg_sleep(3); END IF; RETURN NEW; END$$;
+         CREATE TRIGGER slow BEFORE INSERT ON big FOR EACH ROW EXECUTE FUNCTION slow();",
+    );
+    let out = run(&[
+        "table",
+        "big",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--stall-timeout",
+        "30s",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: cannot open a monitoring connection for destination 1")
+            && stderr.contains("53300")
+            && stderr.contains("--stall-timeout (30 s) cannot see its server read or store rows"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "big"), 100);
+}
