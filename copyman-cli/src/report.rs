@@ -236,6 +236,10 @@ fn notices_said(notices: &[Notice]) -> Vec<String> {
             (_, None) => format!("{said} (said {times} times)"),
         })
         .map(|said| match said.contains(SYNC_WAIT_CANCELLED) {
+            // A plain COMMIT's wait: it did commit there (commit66 F3: said as a PREPARE's).
+            true if signals::two_phase() == Some(false) => {
+                format!("{said}\n{SYNC_WAIT_GLOSS_COMMIT}")
+            }
             true => format!("{said}\n{SYNC_WAIT_GLOSS}"),
             false => said,
         })
@@ -253,6 +257,11 @@ const SYNC_WAIT_CANCELLED: &str = "canceling wait for synchronous replication";
 const SYNC_WAIT_GLOSS: &str = "copyman: (the transaction the server says committed locally is \
      the step copyman was waiting on there: under --atomic its PREPARE TRANSACTION, which \
      commits nothing by itself; what each destination holds is what the report says)";
+
+/// [`SYNC_WAIT_GLOSS`] where the step was a plain `COMMIT` (no `--atomic`).
+const SYNC_WAIT_GLOSS_COMMIT: &str = "copyman: (the transaction the server says committed locally \
+     is the COMMIT copyman was waiting on there: it committed on that server, and its standby \
+     may not have it yet; what each destination holds is what the report says)";
 
 /// Takes what the run's servers said (notices and warnings, on every connection: the source's
 /// and each destination's, in command-line order), prints each on stderr as psql does, and
@@ -830,9 +839,10 @@ impl RunReport {
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
             _ if self.partial() => writeln!(
                 out,
-                "copyman: PARTIAL: {} of {} destinations committed{}; see each below{}",
+                "copyman: PARTIAL: {} of {} destinations committed{}{}; see each below{}",
                 self.committed(),
                 self.destinations.len(),
+                self.in_doubt(),
                 self.error
                     .as_ref()
                     .map(|e| format!(" ({e})"))
@@ -911,6 +921,18 @@ impl RunReport {
             .iter()
             .filter(|d| d.status == Status::Committed)
             .count()
+    }
+
+    /// `, 1 in doubt` where COMMITs went unanswered: the headline's count of those committed
+    /// leaves them out, and they may have (commit66 F5).
+    fn in_doubt(&self) -> String {
+        match (self.destinations.iter())
+            .filter(|d| d.status == Status::InDoubt)
+            .count()
+        {
+            0 => String::new(),
+            n => format!(", {n} in doubt"),
+        }
     }
 
     /// A hint to run `copyman recover` when a prepared transaction was left.
@@ -1030,9 +1052,10 @@ impl RunReport {
         if self.partial() {
             writeln!(
                 out,
-                "copyman: PARTIAL: {} of {} destinations committed{}",
+                "copyman: PARTIAL: {} of {} destinations committed{}{}",
                 self.committed(),
                 self.destinations.len(),
+                self.in_doubt(),
                 self.pending_hint()
             )?;
         }

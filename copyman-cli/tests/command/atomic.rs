@@ -1145,6 +1145,12 @@ fn a_decided_transaction_finished_elsewhere_is_said_so() {
             .contains("to finish the prepared transactions"),
         "{report}"
     );
+    // The headline counts it too, as in doubt (commit66 F5: "1 of 2 committed" only).
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("PARTIAL: 2 of 3 destinations committed, 1 in doubt"),
+        "{stderr}"
+    );
     assert_eq!(run.counts()[1], 0);
     assert!(run.prepared().is_empty());
 }

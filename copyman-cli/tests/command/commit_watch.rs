@@ -307,6 +307,13 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
         let status = child.wait().unwrap();
         let rest = stderr.rest();
         assert_eq!(status.code(), Some(0), "job {job}: {rest}");
+        // The server's "committed locally" is glossed as the COMMIT's, not as an --atomic
+        // PREPARE's (commit66 F3).
+        assert!(
+            job || (rest.contains("is the COMMIT copyman was waiting on there")
+                && !rest.contains("under --atomic")),
+            "{rest}"
+        );
         assert_eq!(count(syncrep(), &stuck, "t"), 1000);
         assert_eq!(count(&c.dest[0], &d2, "t"), 1000);
     }
