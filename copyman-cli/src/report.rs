@@ -1000,10 +1000,31 @@ impl RunReport {
             true => ", or again with every --to (--truncate empties each and loads it again)",
             false => "",
         };
+        // One never reached was never told apart from the others: it may be one of them under
+        // another name (conn66 F14: the advice, followed, loaded that database twice).
+        let unreached: Vec<String> = (self.destinations.iter().enumerate())
+            .filter(|(_, d)| {
+                (d.error.as_ref()).is_some_and(|e| e.message.starts_with("cannot connect to"))
+            })
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        let unreached = match unreached.as_slice() {
+            [] => String::new(),
+            [_] => format!(
+                "; {} was never reached, so copyman could not tell whether it is one of the \
+                 others under another name: check that first",
+                numbers(&unreached)
+            ),
+            _ => format!(
+                "; {} were never reached, so copyman could not tell whether one is one of the \
+                 others under another name: check that first",
+                numbers(&unreached)
+            ),
+        };
         if doubt.is_empty() {
             return Some(format!(
                 "copyman: {} committed and {} did not: to bring them level, run again with only \
-                 the --to of {} (mend what failed first){truncate}",
+                 the --to of {} (mend what failed first){truncate}{unreached}",
                 numbers(&committed),
                 numbers(&others),
                 numbers(&others)

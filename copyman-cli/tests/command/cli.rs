@@ -734,6 +734,40 @@ fn unreachable_host_exit_3() {
     assert!(!stderr.contains("pw-unreachable"), "{stderr}");
 }
 
+/// Under --keep-going a destination that cannot be reached is left out; the advice to bring the
+/// destinations level says it was never told apart from the others — it may be one of them
+/// under another name, and the advice followed loaded that database twice (conn66 F14).
+#[test]
+fn the_level_advice_says_a_destination_was_never_reached() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let nowhere = format!("host=127.0.0.1 port={} user=u dbname=d", closed_port());
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--to",
+        &nowhere,
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("run again with only the --to of destination 2")
+            && stderr.contains("destination 2 was never reached, so copyman could not tell"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 1);
+}
+
 #[test]
 fn fan_out_over_verified_tls_and_clear_tls_failures() {
     let cluster = tls_cluster();
