@@ -2912,8 +2912,14 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     crate::file_source::refuse_compressed(t)?;
     // The user's SQL, as the run reads it (the dry run exited 0 where the run refused it).
-    let unasked = crate::users_sql::refuse_text_read_otherwise(t)?;
-    let (mut source_conn, mut dests) = connect_all(t)?;
+    // A signal while connecting exits at once, said as the run says it.
+    crate::signals::connecting(true);
+    let connected = (|| -> anyhow::Result<_> {
+        let unasked = crate::users_sql::refuse_text_read_otherwise(t)?;
+        Ok((unasked, connect_all(t)?))
+    })();
+    crate::signals::connecting(false);
+    let (unasked, (mut source_conn, mut dests)) = connected?;
     crate::users_sql::read_users_sql(t, source_conn.as_mut())?;
     // A database given twice, or a table copied into itself: refused by the run's own check
     // (its queries only read what the server says of itself), with its exit status and words;
@@ -3010,6 +3016,20 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     if let Some(input) = &input {
         value["plan"]["source"]["input"] = input.to_json();
     }
+    // A signal that came while it planned stops it there, said (not the plan, exit 0).
+    if let Some(signal) = crate::signals::received() {
+        return Err(Fatal {
+            exit: Exit::interrupted(signal),
+            message: format!(
+                "interrupted by {} while planning: nothing was copied",
+                crate::signals::name(signal)
+            ),
+            server: None,
+        }
+        .into());
+    }
+    // A signal now exits without a document of its own: this one is being printed.
+    crate::signals::printing_dry_run();
     if output.json {
         report::print_json(&value)?;
     } else {

@@ -60,7 +60,15 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
         _ => {}
     }
     match args.command {
-        Command::Transfer(t) if t.dry_run => crate::plan::dry_run(&t, args.output),
+        Command::Transfer(t) if t.dry_run => {
+            // A signal while it connects is said, with --json's document, as a run's is (it
+            // ended silently, exit 143: conn66 F3).
+            if let Err(e) = signals::install() {
+                report::warn(format_args!("cannot handle signals: {e}"));
+            }
+            signals::set_json(args.output.json);
+            crate::plan::dry_run(&t, args.output)
+        }
         Command::Transfer(t) => {
             if let Err(e) = signals::install() {
                 report::warn(format_args!("cannot handle signals: {e}"));

@@ -68,10 +68,24 @@ fn a_signal_while_connecting_exits_at_once() {
     let mute = format!("host={} port=5999 user=postgres dbname=x", dir.arg());
     let log = TempPath::new("mute-recover.log");
     fs::write(&log.0, "").unwrap();
-    // One table, a job of two, and recover (which copies nothing: it finished nothing).
-    let runs: [(&[&str], &str); 3] = [
+    // One table, its dry run (it ended silently, no document: conn66 F3), a job of two, and
+    // recover (which copies nothing: it finished nothing).
+    let runs: [(&[&str], &str); 4] = [
         (
             &["table", "t", "--from", &from, "--to", &mute, "--json"],
+            "nothing was copied",
+        ),
+        (
+            &[
+                "table",
+                "t",
+                "--from",
+                &from,
+                "--to",
+                &mute,
+                "--json",
+                "--dry-run",
+            ],
             "nothing was copied",
         ),
         (
