@@ -581,16 +581,32 @@ impl DecisionLog {
         for (gid, holder) in parties {
             lines.push_str(&party_line(run, &gid, holder));
         }
-        self.append(&lines)?;
         // Locked under another name, then renamed into place: a lock file that can be seen is
         // locked by its live run or left by a dead one, never not yet locked (a recovery
-        // removes one it finds unlocked: `run_in_progress`).
+        // removes one it finds unlocked: `run_in_progress`). Made before the run's start is
+        // written, and named where it cannot be: a log writable in a directory that is not
+        // was said "Permission denied" of the log, its start left there (commit66 F10).
         let path = self.lock_path(run);
         let mut fresh = path.clone().into_os_string();
         fresh.push(".new");
-        let file = File::create(&fresh)?;
-        file.lock()?;
-        fs::rename(&fresh, &path)?;
+        let file = File::create(&fresh).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create the run's lock file {} beside it (its directory must be \
+                     writable): {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        let locked = file
+            .lock()
+            .and_then(|()| self.append(&lines))
+            .and_then(|()| fs::rename(&fresh, &path));
+        if let Err(e) = locked {
+            let _ = fs::remove_file(&fresh);
+            return Err(e);
+        }
         Ok(RunLock { file, path })
     }
 
@@ -1818,6 +1834,21 @@ mod tests {
         });
         assert!(!log.run_in_progress(&dead));
         recording.join().unwrap();
+        // A lock file that cannot be made (an unwritable directory; here a directory in its
+        // way): said as such, and the run's start not written (commit66 F10).
+        let blocked = DecisionLog::new_run_id();
+        let mut fresh = log.lock_path(&blocked).into_os_string();
+        fresh.push(".new");
+        fs::create_dir(&fresh).unwrap();
+        let error = log.lock_run(&blocked).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("cannot create the run's lock file"),
+            "{error}"
+        );
+        assert!(!log.runs().unwrap().contains(&blocked));
+        fs::remove_dir(&fresh).unwrap();
         // Who holds the log's lock, as a run waiting for it says.
         assert_eq!(lock_holder(&path), None);
         let held = File::open(&path).unwrap();
