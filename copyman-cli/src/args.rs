@@ -546,9 +546,18 @@ pub(crate) fn usage_text(error: &clap::Error) -> String {
     }
 }
 
+/// `arg`'s option name, `--tables` read as `table`'s `--table` (what a pgcopydb or many-table
+/// habit types: it got clap's bare "unexpected argument", jobs66 F12).
+fn option_name(arg: &str) -> &str {
+    match arg.split('=').next().unwrap_or_default() {
+        "--tables" => "--table",
+        name => name,
+    }
+}
+
 /// Whether `arg` (`--verify`, `-t`) is an option of `copyman table`.
 fn is_table_option(arg: &str) -> bool {
-    let name = arg.split('=').next().unwrap_or_default();
+    let name = option_name(arg);
     let command = LowArgs::command();
     (command.find_subcommand("table")).is_some_and(|table| {
         table
@@ -566,7 +575,7 @@ fn is_table_option(arg: &str) -> bool {
 /// What `copy` says instead of `table`'s option `arg`: its statements carry a COPY's options,
 /// columns and rows; a job's options are `table`'s (recheck50 F5: one sentence for all).
 fn copy_says_it(arg: &str) -> String {
-    let given = arg.split('=').next().unwrap_or_default();
+    let given = option_name(arg);
     // A short option as its long one (recheck50b F6: `-j` was told otherwise than `--jobs`).
     let long = (given.strip_prefix('-'))
         .filter(|short| !short.starts_with('-'))

@@ -1490,6 +1490,17 @@ fn an_unquoted_connection_string_and_recovers_from_are_told_the_way() {
             "{stderr}"
         );
     }
+    // `--tables`, as a many-table habit types it, read as `--table` (jobs66 F12: clap's bare
+    // "unexpected argument").
+    let out = run(&[
+        "copy", "--tables", "a,b", "--from", "host=a", "--to", "host=b",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("tip: --table is `copyman table`'s: it selects a job's tables"),
+        "{}",
+        text(&out.stderr)
+    );
     // A whole one, quoted, without --to: not told to quote it (jobs44 F3a).
     let out = run(&[
         "recover",
