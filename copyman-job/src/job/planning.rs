@@ -932,18 +932,25 @@ fn rows_beside(
     let Some(d) = on else {
         return Ok(());
     };
+    // Leaving them out is the way that keeps what is there (jobs66 F13: not offered to a job,
+    // whose other two ways copy again or double).
+    let exclude: Vec<String> = (again.iter())
+        .map(|t| t.split(" (as ").next().unwrap_or(t))
+        .map(|t| format!("--exclude-table '{t}'"))
+        .collect();
+    let leave_out = format!("leave them out ({}), ", exclude.join(" "));
     let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let job_way = format!(
+        "{leave_out}or --truncate, which empties each table and copies it again (a --state in \
+         another directory, or removing that file, adds the rows once more)"
+    );
     let (what, way) = match how {
         Beside::Resuming => (
             "which this job has not begun: resumed",
             "resume with --truncate (empties each table and copies it again), or leave them out \
              (--exclude-table)",
         ),
-        Beside::Job => (
-            "copied again without emptying them",
-            "--truncate empties each table and copies it again, and a --state in another \
-             directory (or removing that file) adds the rows once more",
-        ),
+        Beside::Job => ("copied again without emptying them", job_way.as_str()),
         Beside::OneTable => (
             "appended again by this copy",
             "--truncate empties the table and copies it again (removing that file adds the \
