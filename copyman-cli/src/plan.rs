@@ -89,6 +89,7 @@ pub(crate) fn plan(
     beyond_ascii(t, source.as_deref(), dests)?;
     match &t.statements {
         Statements::Raw { send, receive } => {
+            named_twice(send.as_deref(), receive)?;
             receive_lacking(t, receive, dests)?;
             let mut guards = (vec![None; dests.len()], None);
             let mut measure = None;
@@ -3265,6 +3266,38 @@ fn input(
     Ok(Some(Input::Read(crate::file_source::describe_start(
         t, &start, plan,
     ))))
+}
+
+/// A `--send` or `--receive` whose column list names a column twice, which PostgreSQL refuses
+/// (42701): said as such before anything (types66 F7: refused as columns in another order, with
+/// advice that did not mend it).
+fn named_twice(send: Option<&str>, receive: &[Option<String>]) -> anyhow::Result<()> {
+    let statements = (send.map(|s| ("the --send".to_owned(), s)).into_iter()).chain(
+        (receive.iter().enumerate()).filter_map(|(i, r)| {
+            Some((
+                format!("the --receive of destination {}", i + 1),
+                r.as_deref()?,
+            ))
+        }),
+    );
+    for (whose, sql) in statements {
+        let Some(Some(names)) = copyman_core::file_start::copy_columns(sql) else {
+            continue;
+        };
+        let twice = (names.iter().enumerate()).find(|(i, n)| names[..*i].contains(n));
+        if let Some((_, name)) = twice {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "{whose} names column \"{name}\" twice in its column list, which COPY \
+                     refuses (SQLSTATE 42701: column \"{name}\" specified more than once)"
+                ),
+                server: None,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A `--receive` naming a table, schema or column its destination does not have: the command's

@@ -2545,8 +2545,33 @@ pub fn resolve_columns(
                 .map(ToString::to_string)
                 .collect();
             if !missing.is_empty() {
+                // A name folded to lower case where the table has it in capitals (`Email`):
+                // its quoted form, as a table name's is given (types66 F5).
+                let folded = |c: &Ident| {
+                    (source.column(c).is_none())
+                        .then(|| {
+                            (source.columns.iter()).find(|s| {
+                                s.name.as_str().to_lowercase() == c.as_str().to_lowercase()
+                            })
+                        })
+                        .flatten()
+                };
+                let hint = match requested.iter().any(|c| folded(c).is_some()) {
+                    false => String::new(),
+                    true => {
+                        let given: Vec<String> = (requested.iter())
+                            .map(|c| folded(c).map_or(c, |s| &s.name))
+                            .map(|c| copyman_core::file_start::column_name(c.as_str()))
+                            .collect();
+                        format!(
+                            " (a name's letters fold to lower case unless it is quoted: give \
+                             --columns '{}')",
+                            given.join(",")
+                        )
+                    }
+                };
                 return Err(format!(
-                    "--columns: the source table has no column {}",
+                    "--columns: the source table has no column {}{hint}",
                     missing.join(", ")
                 ));
             }

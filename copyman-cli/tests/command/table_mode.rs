@@ -1826,3 +1826,78 @@ fn a_column_renamed_on_a_destination_is_said_with_the_copy_that_pairs_it() {
         "ada"
     );
 }
+
+/// `--columns id,Email` where the table's column is `"Email"`: the name folds to `email`, which
+/// the source has not; said with its quoted form to give, as a table name's is (types66 F5).
+/// And a `copy` statement naming a column twice, which COPY refuses (42701), is said as such,
+/// not as columns in another order (types66 F7).
+#[test]
+fn a_folded_or_doubled_column_name_is_said_as_such() {
+    let c = clusters();
+    let table = r#"CREATE TABLE mc (id int, "Email" text);"#;
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO mc VALUES (1, 'a@b');"),
+    );
+    let dst = database(&c.dest[0], table);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&[
+        "table",
+        "mc",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--columns",
+        "id,Email",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"give --columns 'id,"Email"'"#),
+        "{stderr}"
+    );
+    let out = run(&[
+        "table",
+        "mc",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--columns",
+        r#"id,"Email""#,
+    ]);
+    assert_exit(&out, 0);
+    let send = "COPY mc TO STDOUT";
+    for (send, receive, whose) in [
+        (
+            send,
+            "COPY mc (id, id) FROM STDIN",
+            "the --receive of destination 1",
+        ),
+        (
+            "COPY mc (id, id) TO STDOUT",
+            "COPY mc FROM STDIN",
+            "the --send",
+        ),
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{whose} names column \"id\" twice")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "mc"), 1);
+}
