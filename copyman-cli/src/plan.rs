@@ -2825,16 +2825,15 @@ fn renamed_hint(
             Some(schema) => format!("{}.{}", plain(schema), plain(&t.name)),
             None => plain(&t.name),
         };
+        // Quoted for a shell (a name may hold a `'`: recheck66 F3).
+        let word = crate::file_source::shell_word;
         return format!(
             "; {label} has {}, which the source has not: if it is {} renamed, copy into it with \
-             copyman copy --send 'COPY {} ({}) TO STDOUT' --receive 'COPY {} ({}) FROM \
-             STDIN', which pairs the columns by their places",
+             copyman copy --send {} --receive {}, which pairs the columns by their places",
             new.name,
             lost.name,
-            table(from),
-            list(&sent),
-            table(to),
-            list(&read)
+            word(&format!("COPY {} ({}) TO STDOUT", table(from), list(&sent))),
+            word(&format!("COPY {} ({}) FROM STDIN", table(to), list(&read)))
         );
     }
     String::new()
@@ -2924,8 +2923,9 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     crate::users_sql::read_users_sql(t, source_conn.as_mut())?;
     // A database given twice, or a table copied into itself: refused by the run's own check
     // (its queries only read what the server says of itself), with its exit status and words;
-    // the run's limits and settings.
-    crate::limits::ready(t, source_conn.as_mut(), &mut dests)?;
+    // the run's limits and settings; and the run's watch, which says a wait for a lock as the
+    // run does (a catalog read waiting behind a migration's lock was silent: recheck66 F1).
+    let _watch = crate::limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     for (i, message) in dropped.into_iter().chain(unasked) {
         dests[i].fail_with(ErrorInfo {
             sqlstate: None,
@@ -3315,12 +3315,13 @@ fn receive_lacking(
         let Some(error) = receive_lacks(conn, sql) else {
             continue;
         };
+        let written = statement::copy_table(sql).unwrap_or_default();
         let create = match error.sqlstate.as_deref() {
-            Some("42P01") => {
+            Some("42P01" | "3F000") => format!(
                 " (create it there first, e.g. from its definition on the server the data comes \
-                 from: pg_dump --section=pre-data --table)"
-            }
-            _ => "",
+                 from: pg_dump --section=pre-data --table '{written}' of that server, into it)"
+            ),
+            _ => String::new(),
         };
         let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
         let message = format!("{whom}: the --receive's COPY cannot start there: {error}{create}");
@@ -3353,15 +3354,39 @@ fn receive_lacks(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
                 .collect(),
         )
     };
-    let oid = format!(
-        "pg_catalog.to_regclass({})",
-        copyman_job::sql::literal(table)
-    );
+    // Named as the server names it: unquoted, its schema first where given (it read
+    // `relation ""M""`, and a missing schema as a missing table: recheck66 F2); read as the
+    // server reads it (`U&"t\0061ble"` is `table`).
+    let parsed = TableName::parse(table).ok()?;
+    let oid = format!("pg_catalog.to_regclass({})", parsed.regclass_literal());
+    let shown = match &parsed.schema {
+        Some(schema) => format!("{}.{}", schema.as_str(), parsed.name.as_str()),
+        None => parsed.name.as_str().to_owned(),
+    };
     let exists = found(conn, &format!("SELECT ({oid} IS NOT NULL)::text"))?;
     if exists.first().map(String::as_str) == Some("false") {
-        return Some(ErrorInfo {
-            sqlstate: Some("42P01".to_owned()),
-            message: format!("relation \"{table}\" does not exist"),
+        let schema_exists = match &parsed.schema {
+            Some(schema) => found(
+                conn,
+                &format!(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = {})::text",
+                    copyman_job::sql::literal(schema.as_str())
+                ),
+            )?
+            .first()
+            .map(String::as_str)
+                != Some("false"),
+            None => true,
+        };
+        return Some(match (schema_exists, &parsed.schema) {
+            (false, Some(schema)) => ErrorInfo {
+                sqlstate: Some("3F000".to_owned()),
+                message: format!("schema \"{}\" does not exist", schema.as_str()),
+            },
+            _ => ErrorInfo {
+                sqlstate: Some("42P01".to_owned()),
+                message: format!("relation \"{shown}\" does not exist"),
+            },
         });
     }
     let has = found(
@@ -3374,7 +3399,10 @@ fn receive_lacks(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     let missing = columns?.into_iter().find(|c| !has.contains(c))?;
     Some(ErrorInfo {
         sqlstate: Some("42703".to_owned()),
-        message: format!("column \"{missing}\" of relation \"{table}\" does not exist"),
+        message: format!(
+            "column \"{missing}\" of relation \"{}\" does not exist",
+            parsed.name.as_str()
+        ),
     })
 }
 

@@ -134,9 +134,11 @@ pub fn unadvanceable(
 /// the source's is `integer`): its `setval` would fail the copy (22003) after every row was sent,
 /// every row fitting. Only those the copy would advance ([`step`]): one already ahead there (a
 /// server's own id range, `START WITH 1000000 MINVALUE 1000000`) is left alone, and its bounds
-/// are no matter (types66 F10: refused, with advice that could not help). Asked while planning, in one question on each side, so that the dry run
-/// fails as the run would; by [`Carry::destination`], with what the refusal says (the way out:
-/// widen the sequence there). Empty where that cannot be asked (the copy then says what it met).
+/// are no matter (types66 F10: refused, with advice that could not help). Asked while
+/// planning, in one question on each side (and where a destination sequence stands, of the few
+/// beyond bounds), so that the dry run fails as the run would; by [`Carry::destination`], with
+/// what the refusal says (the way out: widen the sequence there). Empty where that cannot be
+/// asked (the copy then says what it met).
 pub fn beyond_bounds<'c>(
     source: &mut Connection,
     destination: &mut Connection,
@@ -163,10 +165,7 @@ pub fn beyond_bounds<'c>(
     let Ok(bounds) = destination.query(&format!(
         "SELECT q.seqrelid::text, q.seqrelid::pg_catalog.regclass::text, q.seqmin::text, \
            q.seqmax::text, pg_catalog.format_type(q.seqtypid, NULL), q.seqincrement::text, \
-           q.seqstart::text, \
-           pg_catalog.has_sequence_privilege(q.seqrelid, 'SELECT,USAGE')::text, \
-           CASE WHEN pg_catalog.has_sequence_privilege(q.seqrelid, 'SELECT,USAGE') \
-             THEN pg_catalog.pg_sequence_last_value(q.seqrelid)::text END \
+           q.seqstart::text \
          FROM pg_catalog.pg_sequence q WHERE q.seqrelid = ANY (ARRAY[{}]::pg_catalog.oid[])",
         oids(carries.iter().map(|c| c.destination).collect())
     )) else {
@@ -174,6 +173,28 @@ pub fn beyond_bounds<'c>(
     };
     let number = |row: &Vec<Option<String>>, i: usize| -> Option<i64> {
         row.get(i)?.as_deref()?.parse().ok()
+    };
+    // Where a destination sequence stands, asked only of one the source's position lies
+    // beyond (reading it takes the sequence's lock, which a migration's ALTER SEQUENCE holds:
+    // the plan waited there for every table). Unread: not advanced by the copy either
+    // ([`Step::Unknown`]).
+    let mut there = |oid: u32, start: Option<i64>| -> Position {
+        let Ok(rows) = destination.query(&format!(
+            "SELECT pg_catalog.has_sequence_privilege({oid}, 'SELECT,USAGE')::text, \
+               CASE WHEN pg_catalog.has_sequence_privilege({oid}, 'SELECT,USAGE') \
+                 THEN pg_catalog.pg_sequence_last_value({oid})::text END"
+        )) else {
+            return Position::Unreadable;
+        };
+        let row = rows.into_iter().next().unwrap_or_default();
+        match (row.first().cloned().flatten().as_deref(), number(&row, 1)) {
+            (Some("true"), Some(last)) => Position::At { last, called: true },
+            (Some("true"), None) => start.map_or(Position::Unreadable, |last| Position::At {
+                last,
+                called: false,
+            }),
+            _ => Position::Unreadable,
+        }
     };
     // Where each source sequence stands (called: a copy advances only to one that was), and
     // its increment.
@@ -195,18 +216,6 @@ pub fn beyond_bounds<'c>(
         };
         let ty = row.get(4).cloned().flatten().unwrap_or_default();
         let increment = number(row, 5).unwrap_or(1);
-        // Unread (no privilege): not advanced by the copy either ([`Step::Unknown`]).
-        let there = match (row.get(7).cloned().flatten().as_deref(), number(row, 8)) {
-            (Some("true"), Some(last)) => Position::At { last, called: true },
-            (Some("true"), None) => match number(row, 6) {
-                Some(start) => Position::At {
-                    last: start,
-                    called: false,
-                },
-                None => Position::Unreadable,
-            },
-            _ => Position::Unreadable,
-        };
         for carry in carries.iter().filter(|c| c.destination == oid) {
             let Some(&(last, source_increment)) = at.get(&carry.source) else {
                 continue;
@@ -215,6 +224,7 @@ pub fn beyond_bounds<'c>(
                 continue;
             }
             let here = Position::At { last, called: true };
+            let there = there(oid, number(row, 6));
             if !matches!(
                 step(here, source_increment, there, increment, true),
                 Step::Advance { .. }

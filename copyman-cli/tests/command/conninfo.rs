@@ -197,9 +197,9 @@ fn pgoptions_search_path_takes_effect() {
                 ]),
         )
     };
-    // Without the search path, `t` is not found on the destination.
+    // Without the search path, `t` is not found on the destination (exit 2, before anything).
     let out = copy(&mut cm(&home), &c.dest[0].conninfo(&dst));
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &dst, "loading.t"), 0);
 

@@ -1901,3 +1901,34 @@ fn a_folded_or_doubled_column_name_is_said_as_such() {
     }
     assert_eq!(count(&c.dest[0], &dst, "mc"), 1);
 }
+
+/// A dry run whose catalog read waits behind a lock a migration holds on a destination's table
+/// says the wait as the run does (it waited in silence, for as long as the lock was held:
+/// recheck66 F1), then prints its plan once the lock is gone.
+#[test]
+fn a_dry_run_waiting_for_a_lock_says_so() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let mut holder = c.dest[0].connect(&dst);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = copyman()
+        .args(["table", "t", "--dry-run", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args(["--to", &c.dest[0].conninfo(&dst)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("waiting for lock on destination 1");
+    holder.batch_execute("ROLLBACK").unwrap();
+    let said = said.unwrap_or_else(|| panic!("the wait unsaid: {}", stderr.seen()));
+    assert!(said.contains("held by backend"), "{said}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
