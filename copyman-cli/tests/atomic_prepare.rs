@@ -435,6 +435,66 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
     }
 }
 
+/// A recovery waiting for its decision log's lock, which another process holds (a backup
+/// script's `flock`): said after a second, naming that process (it waited without a word for
+/// as long as the lock was held: recheck66 F5); once the lock is free it finishes the run. A
+/// second recovery meanwhile finds the run's lock held by the first, not by the run: not "its
+/// run is still in progress", exit 1 (recheck66 F6).
+#[test]
+fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
+    let log = TempPath::new("recover-held.log");
+    let (dbs, paused) = paused_atomic_copy(&log, &[], "prepared:2");
+    paused.kill();
+    let held = std::fs::File::open(&log.0).unwrap();
+    held.lock().unwrap();
+    let s = two_phase_clusters();
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let mut child = copyman()
+        .args([
+            "recover",
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--decision-log",
+            log.arg(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("for the lock on the decision log");
+    let second = copyman()
+        .args([
+            "recover",
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--decision-log",
+            log.arg(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    held.unlock().unwrap();
+    let said = said.unwrap_or_else(|| panic!("the wait unsaid: {}", stderr.seen()));
+    assert!(
+        said.contains(&format!("process {} holds it", std::process::id())),
+        "{said}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", stderr.rest());
+    let second = second.wait_with_output().unwrap();
+    let second_said = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "{second_said}");
+    assert!(!second_said.contains("still in progress"), "{second_said}");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
+
 /// A prepared transaction rolled back by hand after the commit decision, before its COMMIT
 /// PREPARED: the run finds it gone (42704, in doubt, exit 4) and records that its statement
 /// was refused, so that recover does not say "committed: a COMMIT PREPARED of it went out" of a

@@ -737,7 +737,13 @@ impl DecisionLog {
                 return false;
             }
         }
-        true
+        // Held by a `copyman recover` (its command line says so): recording the death, itself
+        // waiting for the log (recheck66 F6: said "in progress"). Anything else — the run, or
+        // a process this one cannot see as it is (another PID namespace) — is the run.
+        !lock_holder(&path).is_some_and(|(_, command)| {
+            let mut words = command.split(' ');
+            words.next().is_some_and(|exe| exe.contains("copyman")) && words.any(|w| w == "recover")
+        })
     }
 
     /// Whether `run` left its lock file beside this log, unlocked: it died (killed, its machine
@@ -1537,6 +1543,26 @@ pub fn live_run(run: &str) -> Option<u32> {
 /// log (another run or recover sharing it, a `flock` of a script). `None` where none holds it,
 /// or it cannot be told (no `/proc`).
 pub fn lock_holder(path: &Path) -> Option<(u32, String)> {
+    let pid = file_locks(path)?
+        .into_iter()
+        .find_map(|(waits, pid)| (!waits).then_some(pid))?;
+    let command = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let command: Vec<String> = (command.split(|b| *b == 0))
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    Some((pid, command.join(" ")))
+}
+
+/// Whether process `pid` waits for the lock on the file at `path` (blocked in its `flock`), as
+/// `/proc/locks` says: a recovery blocked so says it ([`lock_holder`] names who it waits for).
+pub fn waits_for_lock(path: &Path, pid: u32) -> bool {
+    file_locks(path).is_some_and(|locks| locks.contains(&(true, pid)))
+}
+
+/// The `flock`s on the file at `path`, from `/proc/locks`: (whether it is a waiter's, the
+/// process). `None` where that cannot be read.
+fn file_locks(path: &Path) -> Option<Vec<(bool, u32)>> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path).ok()?;
     // `/proc/locks` names a file `MAJOR:MINOR:INODE`, the device numbers in hex.
@@ -1548,18 +1574,18 @@ pub fn lock_holder(path: &Path) -> Option<(u32, String)> {
     let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
     let locks = fs::read_to_string("/proc/locks").ok()?;
     // `1: FLOCK  ADVISORY  WRITE 31259 fe:00:10010809 0 EOF`; a waiter's line has `->` after
-    // its number.
-    let pid = locks.lines().find_map(|line| {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let held = words.get(1).is_some_and(|w| *w != "->");
-        (held && words.get(5) == Some(&file.as_str())).then(|| words.get(4)?.parse().ok())?
-    })?;
-    let command = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let command: Vec<String> = (command.split(|b| *b == 0))
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect();
-    Some((pid, command.join(" ")))
+    // its number, the rest one word later.
+    Some(
+        (locks.lines())
+            .filter_map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let waits = words.get(1) == Some(&"->");
+                let at = usize::from(waits);
+                (words.get(5 + at) == Some(&file.as_str()))
+                    .then(|| Some((waits, words.get(4 + at)?.parse().ok()?)))?
+            })
+            .collect(),
+    )
 }
 
 /// When process `pid` started, in seconds since the epoch (`/proc/PID/stat`'s start in clock
@@ -1856,7 +1882,18 @@ mod tests {
         let (pid, command) = lock_holder(&path).unwrap();
         assert_eq!(pid, std::process::id());
         assert!(!command.is_empty());
+        // And one that waits for it.
+        let waiting = thread::spawn({
+            let path = path.clone();
+            move || File::open(&path).unwrap().lock().unwrap()
+        });
+        let started = Instant::now();
+        while !waits_for_lock(&path, std::process::id()) {
+            assert!(started.elapsed().as_secs() < 10, "never seen waiting");
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
         held.unlock().unwrap();
+        waiting.join().unwrap();
         let files: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
