@@ -873,8 +873,9 @@ impl DecisionLog {
     }
 
     /// Writes what a commit's best-effort step records: [`Step::RecordAbort`]
-    /// ([`DecisionLog::aborted`]), [`Step::RecordOut`] ([`DecisionLog::left_out`]) and
-    /// [`Step::RecordCommitting`] ([`DecisionLog::committing`]); other steps write nothing.
+    /// ([`DecisionLog::aborted`]), [`Step::RecordOut`] ([`DecisionLog::left_out`]),
+    /// [`Step::RecordCommitting`] ([`DecisionLog::committing`]) and [`Step::RecordRefused`]
+    /// (`refused RUN GID run`); other steps write nothing.
     ///
     /// # Errors
     /// As those.

@@ -313,11 +313,17 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             if !value.lines().any(own) {
                 return Some(format!("{name}: {}", context_lines(value)));
             }
-            let rest: Vec<String> = (value.lines())
-                .filter(|line| !own(line))
-                .map(|line| match line.strip_prefix("SQL statement ") {
-                    Some(statement) => format!("copyman's own statement {statement}"),
-                    None => line.to_owned(),
+            // (The statement said as copyman's is the one the frame after it ran: one a user's
+            // trigger ran stands before that trigger's own frame.)
+            let lines: Vec<&str> = value.lines().collect();
+            let rest: Vec<String> = (lines.iter().enumerate())
+                .filter(|(_, line)| !own(line))
+                .map(|(i, line)| {
+                    let framed = lines.get(i + 1).is_some_and(|next| own(next));
+                    match line.strip_prefix("SQL statement ").filter(|_| framed) {
+                        Some(statement) => format!("copyman's own statement {statement}"),
+                        None => (*line).to_owned(),
+                    }
                 })
                 .collect();
             (!rest.is_empty()).then(|| format!("{name}: {}", context_lines(&rest.join("\n"))))
