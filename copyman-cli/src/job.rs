@@ -944,6 +944,11 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         ));
         options.two_phase = Some(log);
     }
+    // Its waits for its decision log's lock said while they last (recheck66 F9: silent).
+    let _log_wait = options
+        .two_phase
+        .as_deref()
+        .map(crate::watch::LogWait::watch);
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
     // --jobs within what the servers accept (max_connections, max_prepared_transactions),

@@ -696,6 +696,11 @@ fn table_plan(
                         " ({here}, the source's table (on the source's search_path), is there, \
                          off its search_path: write it with --target-table '{here}')"
                     ),
+                    // pg_dump --table writes no CREATE SCHEMA (recheck66 F13: the hint,
+                    // followed, failed again).
+                    (true, None) if error.sqlstate.as_deref() == Some("3F000") => {
+                        schema_hint(&copy.target().to_string())
+                    }
                     (true, None) => " (create it there from the source's definition first, \
                                      e.g. pg_dump --section=pre-data --table of the source into \
                                      it)"
@@ -3268,6 +3273,16 @@ fn input(
     ))))
 }
 
+/// What creates a table whose schema its destination lacks: the schema first, as pg_dump's
+/// `--table` writes none (recheck66 F13).
+fn schema_hint(table: &str) -> String {
+    format!(
+        " (create the schema there first, then the table: e.g. pg_dump --section=pre-data \
+         --schema of the source for the schema's tables, or CREATE SCHEMA, then pg_dump \
+         --section=pre-data --table '{table}' of the source, into it)"
+    )
+}
+
 /// A `--send` or `--receive` whose column list names a column twice, which PostgreSQL refuses
 /// (42701): said as such before anything (types66 F7: refused as columns in another order, with
 /// advice that did not mend it).
@@ -3308,6 +3323,10 @@ fn receive_lacking(
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
 ) -> anyhow::Result<()> {
+    // Under --keep-going each is left out, but where none would be left the first is the
+    // command's error, as without it (recheck66 F11: exit 1, "copy failed", no hint).
+    let live = dests.iter().filter(|d| d.error.is_none()).count();
+    let mut left_out = 0;
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
@@ -3315,9 +3334,11 @@ fn receive_lacking(
         let Some(error) = receive_lacks(conn, sql) else {
             continue;
         };
+        left_out += 1;
         let written = statement::copy_table(sql).unwrap_or_default();
         let create = match error.sqlstate.as_deref() {
-            Some("42P01" | "3F000") => format!(
+            Some("3F000") => schema_hint(written),
+            Some("42P01") => format!(
                 " (create it there first, e.g. from its definition on the server the data comes \
                  from: pg_dump --section=pre-data --table '{written}' of that server, into it)"
             ),
@@ -3325,7 +3346,7 @@ fn receive_lacking(
         };
         let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
         let message = format!("{whom}: the --receive's COPY cannot start there: {error}{create}");
-        if !t.keep_going {
+        if !t.keep_going || left_out == live {
             return Err(Fatal {
                 exit: Exit::Usage,
                 message,

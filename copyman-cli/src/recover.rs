@@ -114,7 +114,7 @@ pub(crate) fn run(
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
     };
     // Its waits for the log's lock (another process holding it) said while they last.
-    let _log_wait = (!no_decision_log).then(|| LogWait::watch(log_path));
+    let _log_wait = (!no_decision_log).then(|| crate::watch::LogWait::watch(log_path));
     let contents = log.read().map_err(unreadable)?;
     crate::finish::test_pause("log-read");
     // A signal while connecting exits at once (nothing was finished); later, the statement in
@@ -674,11 +674,18 @@ pub(crate) fn run(
                         }
                         // Gone (42704) since it was listed, and the log says a recovery ended it:
                         // another recovery running at once finished it (two operators, a cron
-                        // job and a human).
+                        // job and a human) — asked for a moment, as that one records it just
+                        // after its statement's answer (recheck66 F12: "could not be committed"
+                        // of a transaction the other had just committed).
                         Err(Failure::Refused(e))
                             if e.code() == Some("42704")
                                 && !no_decision_log
-                                && log.read().is_ok_and(|now| now.ended.contains(&p.gid)) =>
+                                && (0..20).any(|tried| {
+                                    if tried > 0 {
+                                        thread::sleep(Duration::from_millis(100));
+                                    }
+                                    log.read().is_ok_and(|now| now.ended.contains(&p.gid))
+                                }) =>
                         {
                             (
                                 "finished meanwhile by another recovery (the decision log \
@@ -1444,68 +1451,6 @@ fn partly_ended(
             })
         })
         .collect()
-}
-
-/// Says, after a second and every 10 s after, that this recovery waits for the lock on its
-/// decision log and which process holds it (another run or recover sharing the log, a script's
-/// `flock`): it waited without a word for as long as the lock was held (recheck66 F5). Stops
-/// when dropped.
-struct LogWait(
-    Option<(
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-        thread::JoinHandle<()>,
-    )>,
-);
-
-impl LogWait {
-    fn watch(log: &Path) -> Self {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let done = std::sync::Arc::new(AtomicBool::new(false));
-        let (stop, log) = (std::sync::Arc::clone(&done), log.to_path_buf());
-        let spawned = thread::Builder::new()
-            .name("copyman-log-wait".to_owned())
-            .spawn(move || {
-                let (me, tick) = (std::process::id(), Duration::from_millis(200));
-                let mut since: Option<Instant> = None;
-                let mut said: Option<Instant> = None;
-                while !stop.load(Ordering::SeqCst) {
-                    thread::sleep(tick);
-                    if !commit::waits_for_lock(&log, me) {
-                        (since, said) = (None, None);
-                        continue;
-                    }
-                    let waited = since.get_or_insert_with(Instant::now).elapsed();
-                    let due = match said {
-                        None => waited >= Duration::from_secs(1),
-                        Some(at) => at.elapsed() >= crate::watch::say_after(),
-                    };
-                    if !due {
-                        continue;
-                    }
-                    said = Some(Instant::now());
-                    let holder = commit::lock_holder(&log).map_or_else(String::new, |(pid, cmd)| {
-                        format!(": process {pid} holds it ({cmd})")
-                    });
-                    progress::println(&format!(
-                        "copyman: waiting {} s for the lock on the decision log {}{holder}, another \
-                         run or recover sharing the log, or a script's flock",
-                        waited.as_secs(),
-                        log.display()
-                    ));
-                }
-            })
-            .ok();
-        Self(spawned.map(|handle| (done, handle)))
-    }
-}
-
-impl Drop for LogWait {
-    fn drop(&mut self) {
-        if let Some((done, handle)) = self.0.take() {
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = handle.join();
-        }
-    }
 }
 
 /// Runs `statement` (a COMMIT or ROLLBACK PREPARED, which is never cancelled: only its answer

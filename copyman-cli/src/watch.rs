@@ -86,6 +86,62 @@ pub(crate) fn say_after() -> Duration {
     })
 }
 
+/// Says, after a second and every 10 s after, that this process (a recovery, a job) waits for
+/// the lock on its decision log and which process holds it (another run or recover sharing the
+/// log, a script's `flock`): each waited without a word for as long as the lock was held
+/// (recheck66 F5, F9). Stops when dropped.
+pub(crate) struct LogWait(Option<(Arc<AtomicBool>, thread::JoinHandle<()>)>);
+
+impl LogWait {
+    pub(crate) fn watch(log: &std::path::Path) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let (stop, log) = (Arc::clone(&done), log.to_path_buf());
+        let spawned = thread::Builder::new()
+            .name("copyman-log-wait".to_owned())
+            .spawn(move || {
+                let (me, tick) = (std::process::id(), Duration::from_millis(200));
+                let mut since: Option<Instant> = None;
+                let mut said: Option<Instant> = None;
+                while !stop.load(Ordering::SeqCst) {
+                    thread::sleep(tick);
+                    if !commit::waits_for_lock(&log, me) {
+                        (since, said) = (None, None);
+                        continue;
+                    }
+                    let waited = since.get_or_insert_with(Instant::now).elapsed();
+                    let due = match said {
+                        None => waited >= Duration::from_secs(1),
+                        Some(at) => at.elapsed() >= say_after(),
+                    };
+                    if !due {
+                        continue;
+                    }
+                    said = Some(Instant::now());
+                    let holder = commit::lock_holder(&log).map_or_else(String::new, |(pid, cmd)| {
+                        format!(": process {pid} holds it ({cmd})")
+                    });
+                    progress::println(&format!(
+                        "copyman: waiting {} s for the lock on the decision log {}{holder}, another \
+                         run or recover sharing the log, or a script's flock",
+                        waited.as_secs(),
+                        log.display()
+                    ));
+                }
+            })
+            .ok();
+        Self(spawned.map(|handle| (done, handle)))
+    }
+}
+
+impl Drop for LogWait {
+    fn drop(&mut self) {
+        if let Some((done, handle)) = self.0.take() {
+            done.store(true, Ordering::SeqCst);
+            let _ = handle.join();
+        }
+    }
+}
+
 /// Connect and statement timeout of a monitoring connection.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
 

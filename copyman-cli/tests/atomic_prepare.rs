@@ -495,6 +495,54 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
     }
 }
 
+/// A job under `--atomic` whose decision log's lock another process holds: the wait is said,
+/// naming that process (it waited without a word, its destinations' sessions holding their
+/// tables: recheck66 F9); once the lock is free the job commits every table.
+#[test]
+fn atomic_a_job_waiting_for_the_logs_lock_says_who_holds_it() {
+    let s = two_phase_clusters();
+    let tables = format!("{MV} CREATE TABLE mw (id int);");
+    let src = database(
+        &s.source,
+        &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
+    );
+    let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
+    let log = TempPath::new("job-held.log");
+    std::fs::write(&log.0, "").unwrap();
+    let state = TempPath::new("job-held.state");
+    let held = std::fs::File::open(&log.0).unwrap();
+    held.lock().unwrap();
+    let mut child = copyman()
+        .args(["table", "mv", "mw", "--atomic", "--decision-log", log.arg()])
+        .args(["--state", state.arg(), "--from", &s.source.url(&src)])
+        .args([
+            "--to",
+            &s.dest[0].url(&dbs[0]),
+            "--to",
+            &s.dest[1].url(&dbs[1]),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("for the lock on the decision log");
+    held.unlock().unwrap();
+    let said = said.unwrap_or_else(|| panic!("the wait unsaid: {}", stderr.seen()));
+    assert!(
+        said.contains(&format!("process {} holds it", std::process::id())),
+        "{said}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", stderr.rest());
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(
+            (count(cluster, db, "mv"), count(cluster, db, "mw")),
+            (1, 1),
+            "{db}"
+        );
+    }
+}
+
 /// A prepared transaction rolled back by hand after the commit decision, before its COMMIT
 /// PREPARED: the run finds it gone (42704, in doubt, exit 4) and records that its statement
 /// was refused, so that recover does not say "committed: a COMMIT PREPARED of it went out" of a

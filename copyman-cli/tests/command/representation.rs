@@ -1637,6 +1637,8 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
             "COPY nosuch.t FROM STDIN",
             "SQLSTATE 3F000: schema \"nosuch\" does not exist",
         ),
+        // (pg_dump's --table creates no schema: recheck66 F13.)
+        ("COPY nosuch.t FROM STDIN", "create the schema there first"),
         (
             "COPY \"T\" FROM STDIN",
             "SQLSTATE 42P01: relation \"T\" does not exist",
@@ -1663,6 +1665,14 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
     assert_exit(&out, 4);
     assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[1], &d2, "t"), 1);
+    // None left: the command's error all the same, with its hint (recheck66 F11: exit 1).
+    let out = copy_between(&from, "COPY t TO STDOUT", &to, receive, &["--keep-going"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("pg_dump"),
+        "{}",
+        text(&out.stderr)
+    );
     for (send, receive, said) in [
         ("COPY t TO STDOUT", "COPY t (id) FROM STDIN", "22P04"),
         // A query's columns, as the source describes them (types36 F10: exit 0).

@@ -1932,3 +1932,27 @@ fn a_dry_run_waiting_for_a_lock_says_so() {
     assert!(said.contains("held by backend"), "{said}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// A destination lacking the table's schema: the way given creates the schema first, as
+/// pg_dump's `--table` writes no CREATE SCHEMA (recheck66 F13: the hint, followed, failed
+/// again).
+#[test]
+fn a_destination_lacking_the_schema_is_told_to_create_it_first() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE SCHEMA sx; CREATE TABLE sx.tt (id int);");
+    let dst = database(&c.dest[0], "");
+    let out = run(&[
+        "table",
+        "sx.tt",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SQLSTATE 3F000") && stderr.contains("create the schema there first"),
+        "{stderr}"
+    );
+}
