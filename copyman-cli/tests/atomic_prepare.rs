@@ -48,6 +48,13 @@ fn recovered_all(dbs: &[String; 2], log: &TempPath, rows: i64) {
         log.arg(),
     ]);
     assert_exit(&out, 0);
+    each_holds(dbs, rows);
+}
+
+/// Each destination holds `rows` of `mv` and nothing of copyman's prepared.
+#[track_caller]
+fn each_holds(dbs: &[String; 2], rows: i64) {
+    let s = two_phase_clusters();
     for (cluster, db) in s.dest.iter().zip(dbs) {
         assert_eq!(count(cluster, db, "mv"), rows, "{db}");
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
@@ -101,10 +108,7 @@ fn atomic_a_source_whose_prepare_fails_gets_no_rollback_after_it() {
         "{stderr}"
     );
     assert_no_stray_rollback(&stderr);
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 0);
     assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
     assert_eq!(
         count(&s.source, &src, "mv"),
@@ -173,10 +177,7 @@ fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
     assert_no_stray_rollback(&stderr);
     let report = json(&out);
     assert_eq!(report["notices"], serde_json::json!([]), "{report}");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 0);
     let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
     // The run's start (`begin RUN` and its parties), its own rollback (`abort RUN` before its
     // ROLLBACK PREPAREDs) and its end (`done RUN`: nothing left prepared); no `commit` line.
@@ -232,7 +233,6 @@ fn paused_atomic_copy_with(
 /// a second signal in between left them prepared, holding their locks).
 #[test]
 fn atomic_a_signal_before_the_prepares_prepares_nothing() {
-    let s = two_phase_clusters();
     let log = TempPath::new("decisions.log");
     let (dbs, mut paused) = paused_atomic_copy(&log, &["-v"], "checked:1");
     let mut stderr = StderrLines::take(&mut paused.child);
@@ -242,10 +242,7 @@ fn atomic_a_signal_before_the_prepares_prepares_nothing() {
     let said = stderr.rest();
     assert_eq!(out.status.code(), Some(129), "{said}");
     assert!(!said.contains("PREPARE TRANSACTION"), "{said}");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 0);
 }
 
 /// The decision log moved away after every destination prepared, before the decision: the run
@@ -253,7 +250,6 @@ fn atomic_a_signal_before_the_prepares_prepares_nothing() {
 /// rolls everything back (it wrote `commit` into a new log and committed, unnoticed).
 #[test]
 fn atomic_a_decision_log_moved_during_the_run_decides_nothing() {
-    let s = two_phase_clusters();
     let log = TempPath::new("moved-decisions.log");
     let away = TempPath::new("moved-decisions.log.old");
     let (dbs, paused) = paused_atomic_copy(&log, &[], "prepared:2");
@@ -268,10 +264,7 @@ fn atomic_a_decision_log_moved_during_the_run_decides_nothing() {
         "{stderr}"
     );
     assert!(!log.0.exists(), "a new log was made at its path");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 0);
 }
 
 /// An `--atomic` job fits `--jobs` to the prepared transactions its destinations have free: a
@@ -428,11 +421,7 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
     );
     let out = run.join().unwrap();
     assert_exit(&out, 0);
-    let s = two_phase_clusters();
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 100, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 100);
 }
 
 /// A recovery waiting for its decision log's lock, which another process holds (a backup
@@ -489,10 +478,7 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
     let second_said = text(&second.stderr);
     assert_eq!(second.status.code(), Some(0), "{second_said}");
     assert!(!second_said.contains("still in progress"), "{second_said}");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 0);
 }
 
 /// A job under `--atomic` whose decision log's lock another process holds: the wait is said,
@@ -760,10 +746,7 @@ fn atomic_a_second_signal_during_the_rollback_says_what_rolled_back() {
         report["destinations"][0]["status"], "rolled back",
         "{report}"
     );
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
-    }
+    each_holds(&dbs, 0);
 }
 
 /// A run under `--keep-going` that left a destination out (its deferred check failed before its
