@@ -909,6 +909,8 @@ fn rows_beside(
         std::iter::once(table.clone()).chain(renamed).collect()
     };
     let mut again: Vec<String> = Vec::new();
+    // Each as `--exclude-table` reads it, quoted for a shell.
+    let mut exclude: Vec<String> = Vec::new();
     let mut on = None;
     // (A job that runs may commit what it began: its rows not there yet are no sign.)
     let running = state::running(path);
@@ -920,6 +922,10 @@ fn rows_beside(
             };
             if let Some((d, _)) = keys.iter().enumerate().find(held) {
                 on.get_or_insert(d);
+                exclude.push(format!(
+                    "--exclude-table '{}'",
+                    table.replace('\'', r"'\''")
+                ));
                 again.push(if name == *table {
                     table.clone()
                 } else {
@@ -934,22 +940,17 @@ fn rows_beside(
     };
     // Leaving them out is the way that keeps what is there (jobs66 F13: not offered to a job,
     // whose other two ways copy again or double).
-    let exclude: Vec<String> = (again.iter())
-        .map(|t| t.split(" (as ").next().unwrap_or(t))
-        .map(|t| format!("--exclude-table '{t}'"))
-        .collect();
-    let leave_out = format!("leave them out ({}), ", exclude.join(" "));
+    let leave_out = format!("leave them out ({})", exclude.join(" "));
     let again: Vec<&str> = again.iter().map(String::as_str).collect();
-    let job_way = format!(
-        "{leave_out}or --truncate, which empties each table and copies it again (a --state in \
-         another directory, or removing that file, adds the rows once more)"
+    let (resume_way, job_way) = (
+        format!("resume with --truncate (empties each table and copies it again), or {leave_out}"),
+        format!(
+            "{leave_out}, or --truncate, which empties each table and copies it again (a --state \
+             in another directory, or removing that file, adds the rows once more)"
+        ),
     );
     let (what, way) = match how {
-        Beside::Resuming => (
-            "which this job has not begun: resumed",
-            "resume with --truncate (empties each table and copies it again), or leave them out \
-             (--exclude-table)",
-        ),
+        Beside::Resuming => ("which this job has not begun: resumed", resume_way.as_str()),
         Beside::Job => ("copied again without emptying them", job_way.as_str()),
         Beside::OneTable => (
             "appended again by this copy",
