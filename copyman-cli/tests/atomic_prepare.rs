@@ -438,34 +438,18 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
     held.lock().unwrap();
     let s = two_phase_clusters();
     let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
-    let mut child = copyman()
-        .args([
-            "recover",
-            "--to",
-            &to1,
-            "--to",
-            &to2,
-            "--decision-log",
-            log.arg(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let recover = || {
+        copyman()
+            .args(["recover", "--to", &to1, "--to", &to2])
+            .args(["--decision-log", log.arg()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = recover();
     let mut stderr = StderrLines::take(&mut child);
     let said = stderr.wait_for("for the lock on the decision log");
-    let second = copyman()
-        .args([
-            "recover",
-            "--to",
-            &to1,
-            "--to",
-            &to2,
-            "--decision-log",
-            log.arg(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let second = recover();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     held.unlock().unwrap();
     let said = said.unwrap_or_else(|| panic!("the wait unsaid: {}", stderr.seen()));
@@ -473,11 +457,16 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
         said.contains(&format!("process {} holds it", std::process::id())),
         "{said}"
     );
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", stderr.rest());
+    let first = (child.wait().unwrap().code(), stderr.rest());
     let second = second.wait_with_output().unwrap();
-    let second_said = text(&second.stderr);
-    assert_eq!(second.status.code(), Some(0), "{second_said}");
-    assert!(!second_said.contains("still in progress"), "{second_said}");
+    let second = (second.status.code(), text(&second.stderr));
+    // Each finishes, or finds the other's ROLLBACK PREPARED of a transaction running right
+    // then (busy, 55000: "run copyman recover again"); neither takes the other for the run.
+    for (code, said) in [first, second] {
+        let busy = said.contains("in use by another session right now");
+        assert!(code == Some(0) || (code == Some(1) && busy), "{said}");
+        assert!(!said.contains("still in progress"), "{said}");
+    }
     each_holds(&dbs, 0);
 }
 
