@@ -778,6 +778,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         let watch = Arc::clone(&watch);
         signals::set_waiting(move || watch.waiting_for());
     }
+    {
+        let watch = Arc::clone(&watch);
+        signals::set_standby_waits(move || watch.standby_waits());
+    }
     let ledger: Arc<Mutex<Ledger>> = Arc::new(Mutex::new(Ledger::default()));
     {
         let ledger = Arc::clone(&ledger);

@@ -596,6 +596,43 @@ pub(crate) fn set_waiting(waiting: impl Fn() -> Vec<String> + Send + Sync + 'sta
     *WAITING.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(waiting));
 }
 
+/// What a job's first signal names as waiting for a synchronous standby
+/// ([`set_standby_waits`]).
+static STANDBY_WAITS: Mutex<Option<WaitingFn>> = Mutex::new(None);
+
+/// Sets what a job's first signal names as waiting for a synchronous standby ("destination 2
+/// (…)'s COMMIT of table …"): a stop waits for that standby too.
+pub(crate) fn set_standby_waits(waits: impl Fn() -> Vec<String> + Send + Sync + 'static) {
+    *STANDBY_WAITS.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(waits));
+}
+
+/// The statements ending a transaction that wait for a synchronous standby: a job's
+/// ([`set_standby_waits`]), else a one-table run's watch's.
+fn standby_waits() -> Vec<String> {
+    match crate::watch::lock_briefly(&STANDBY_WAITS) {
+        Some(waits) => match waits.as_ref() {
+            Some(f) => f(),
+            None => crate::watch::standby_waits(),
+        },
+        None => crate::watch::standby_waits(),
+    }
+}
+
+/// The words of a first signal for statements ending a transaction that wait for a synchronous
+/// standby (psql's Ctrl-C there cancels the wait, the server then says "committed locally").
+fn standby_words(waits: &[String]) -> String {
+    format!(
+        "{} {} for a synchronous standby to confirm it, and ends only when one does (or when \
+         its session is ended: then it stays committed on that server)",
+        waits.join(", "),
+        if waits.len() == 1 {
+            "waits"
+        } else {
+            "each wait"
+        }
+    )
+}
+
 /// Sends a CancelRequest to each backend of the run that may be running a statement.
 type CancelFn = Arc<dyn Fn() + Send + Sync>;
 
@@ -876,10 +913,14 @@ fn handle(signal: i32, stopping: &'static str) {
         } else if stopping == JOB_STOPPING && JOB_PLANNING.load(Ordering::SeqCst) {
             JOB_PLANNING_STOPPING
         } else if stopping == JOB_STOPPING && !finishing.is_empty() {
+            let standby = match standby_waits() {
+                waits if waits.is_empty() => String::new(),
+                waits => format!(" ({})", standby_words(&waits)),
+            };
             job_finishing = format!(
-                "stopping the job: {} {}: {} began and finish; the other tables being copied \
-                 are rolled back, the tables committed stay committed and recorded in the state \
-                 file",
+                "stopping the job: {} {}: {} began and finish{standby}; the other tables being \
+                 copied are rolled back, the tables committed stay committed and recorded in the \
+                 state file",
                 if finishing.len() == 1 {
                     "table"
                 } else {
@@ -895,14 +936,11 @@ fn handle(signal: i32, stopping: &'static str) {
                 },
             );
             &job_finishing
-        } else if (committing || point) && !crate::watch::standby_waits().is_empty() {
-            // Its end waits on a standby that may never come (psql's Ctrl-C there cancels the
-            // wait, the server then says "committed locally"): said, and the way out.
+        } else if (committing || point) && !standby_waits().is_empty() {
+            // Its end waits on a standby that may never come: said, and the way out.
             standby_finishing = format!(
-                "the commit is under way and finishes: {} waits for a synchronous standby to \
-                 confirm it, and ends only when one does (or when its session is ended: then it \
-                 stays committed on that server); the report says what committed",
-                crate::watch::standby_waits().join(", ")
+                "the commit is under way and finishes: {}; the report says what committed",
+                standby_words(&standby_waits())
             );
             &standby_finishing
         } else if committing || point {

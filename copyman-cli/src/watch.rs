@@ -2106,6 +2106,23 @@ impl JobWatch {
         true
     }
 
+    /// The statements ending a table's transactions that wait for a synchronous standby (`IPC
+    /// SyncRep`, as the last look found them): "destination 2 (…)'s COMMIT of table
+    /// "public"."t2"" — a first signal's words say a stop waits for that standby (recheck66
+    /// F10: "their COMMITs began and finish", of COMMITs that wait for ever). A ROLLBACK
+    /// PREPARED's wait is cancelled, not waited for ([`look_at_commits`]).
+    pub(crate) fn standby_waits(&self) -> Vec<String> {
+        let Some(workers) = lock_briefly(&self.shared.workers) else {
+            return Vec::new();
+        };
+        (workers.iter().flat_map(|w| &w.commits))
+            .filter(|c| {
+                c.wait.as_deref() == Some("IPC SyncRep") && !c.statement.starts_with("ROLLBACK")
+            })
+            .map(|c| format!("{}'s {} of table {}", c.target.label, c.statement, c.table))
+            .collect()
+    }
+
     /// What the job waits for now, in words (for the reminder after a signal): each statement
     /// ending a transaction that is not answered yet ("destination 2's COMMIT of "public"."t2"
     /// (backend 1234, IPC SyncRep)"), each copy whose backends were cancelled and did not end

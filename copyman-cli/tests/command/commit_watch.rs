@@ -164,6 +164,61 @@ fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
 
+/// A job's first signal while a table's COMMIT waits for a synchronous standby says that wait
+/// and how it ends, as one table does (recheck66 F10: "their COMMITs began and finish", of a
+/// COMMIT that waits for ever); the COMMIT answered, the table is committed and the job stops.
+#[test]
+fn a_jobs_first_signal_names_a_commit_waiting_for_the_standby() {
+    let c = clusters();
+    let tables = "CREATE TABLE t (id int8 PRIMARY KEY, v text); CREATE TABLE u (id int8);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g; \
+             INSERT INTO u SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let stuck = stuck_database(tables);
+
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "u",
+            "--jobs",
+            "1",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &syncrep().conninfo(&stuck),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("IPC/SyncRep");
+    signal(&child, "INT");
+    let stopping = stderr.expect("SIGINT received");
+    assert!(
+        stopping.contains("stopping the job")
+            && stopping.contains("destination 1 (")
+            && stopping
+                .contains("'s COMMIT of table \"public\".\"t\" waits for a synchronous standby")
+            && stopping.contains("when its session is ended"),
+        "{stopping}"
+    );
+    end_standby_wait(&stuck, "pg_cancel_backend");
+    let out = child.wait_with_output().unwrap();
+    let rest = stderr.rest();
+    assert_ne!(out.status.code(), Some(0), "{rest}");
+    assert_eq!(count(syncrep(), &stuck, "t"), 1000, "{rest}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000, "{rest}");
+}
+
 /// Sends `signal` (`STOP`, `CONT`) to a server's backend process (the test runs as root or as
 /// the clusters' owner).
 fn kill(signal: &str, pid: i32) {
