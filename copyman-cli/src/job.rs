@@ -1147,13 +1147,6 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             ));
         }
         log_step(&e, &dests, &statements);
-        // What a stop meanwhile waits for: copyman's own write, not the servers.
-        if let Event::Recording { log } = &e {
-            signals::recording(log.as_deref(), signals::Written::Decision, &[]);
-            if log.is_some() {
-                crate::finish::test_pause("recording");
-            }
-        }
         if let Event::TableFinished { report, .. } = &e {
             report::print_notices(&notices(report).collect::<Vec<_>>());
             if report.notices_dropped > 0 {
@@ -1168,6 +1161,14 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .event(&e);
+        // What a stop meanwhile waits for: copyman's own write, not the servers (the ledger
+        // knows whose decision it is).
+        if let Event::Recording { log, .. } = &e {
+            signals::recording(log.as_deref(), signals::Written::Decision, &[]);
+            if log.is_some() {
+                crate::finish::test_pause("recording");
+            }
+        }
         if let Some(point) = pause {
             crate::finish::test_pause(&point);
         }
@@ -2440,6 +2441,9 @@ struct Ledger {
     /// Under `--atomic`, the tables whose commit decision is recorded ([`Event::Decided`]):
     /// what is prepared of them commits (`copyman recover` commits it).
     decided: HashSet<String>,
+    /// Under `--atomic`, the tables whose commit decision is being written to the decision log
+    /// now ([`Event::Recording`]): what is prepared of them is in doubt if copyman exits.
+    recording: HashSet<String>,
 }
 
 /// A backend's statement that ends a table's transaction ([`Cell::Ending`]).
@@ -2506,6 +2510,7 @@ impl Ledger {
                 .map(|t| (t.table.to_string(), t.ranges.len()))
                 .collect(),
             decided: HashSet::new(),
+            recording: HashSet::new(),
         }
     }
 
@@ -2570,6 +2575,15 @@ impl Ledger {
             }
             Event::Decided { tables } => {
                 self.decided.extend(tables.iter().map(ToString::to_string));
+            }
+            Event::Recording { log, tables } => {
+                let tables = tables.iter().map(ToString::to_string);
+                match log {
+                    Some(_) => self.recording.extend(tables),
+                    None => tables.for_each(|t| {
+                        self.recording.remove(&t);
+                    }),
+                }
             }
             Event::TableFinished { report, .. } => {
                 if let Some(cells) = self.cells(&report.table.to_string()) {
@@ -2744,7 +2758,28 @@ impl Ledger {
         let mut unlisted: std::collections::BTreeMap<&str, usize> = Default::default();
         for (table, cells) in &self.tables {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
-                let (status, note) = self.verdict(cell, self.decided.contains(table));
+                let (status, mut note) = self.verdict(cell, self.decided.contains(table));
+                // Its decision being written: whether it reached the log is not known, recover
+                // reads it there (recheck66 F8: "if the run recorded it", of a write cut short).
+                let recording = self.recording.contains(table);
+                if recording && matches!(status, "prepared" | "prepared or not") {
+                    note = "its commit decision was being written to the decision log when \
+                            copyman exited: whether it reached the log is not known; copyman \
+                            recover commits it if it did, else rolls it back";
+                }
+                // Its prepared transactions, as recover and pg_prepared_xacts name them (one
+                // per range of a split table).
+                let gids: Vec<&str> = match cell {
+                    Cell::Ending(_, steps) => (steps.iter())
+                        .filter_map(|s| match &s.action {
+                            Action::Prepare(gid)
+                            | Action::CommitPrepared(gid)
+                            | Action::RollbackPrepared(gid) => Some(gid.as_str()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let (in_flight, refused) = match cell {
                     Cell::Ending(_, steps) => (
                         (steps.iter().find(|s| s.answer.is_awaited())).map(|s| s.action.sql()),
@@ -2764,6 +2799,8 @@ impl Ledger {
                     "unanswered": in_flight,
                     "refused": refused,
                     "note": (!note.is_empty()).then_some(note),
+                    "gid": (gids.len() == 1).then(|| gids[0]),
+                    "gids": (gids.len() > 1).then_some(&gids),
                 }));
                 let at = format!("{table} on destination {}", i + 1);
                 match status {
@@ -2787,6 +2824,9 @@ impl Ledger {
                 let mut line = format!("  {table} → destination {} ({dest}): {status}", i + 1);
                 if let Some(sql) = &in_flight {
                     line.push_str(&format!(" ({sql} sent, not answered)"));
+                }
+                if !gids.is_empty() {
+                    line.push_str(&format!(" as {}", gids.join(", ")));
                 }
                 if !note.is_empty() {
                     line.push_str(&format!(": {note}"));
@@ -3512,6 +3552,7 @@ mod tests {
             tables: Vec::new(),
             ranges: HashMap::new(),
             decided: HashSet::new(),
+            recording: HashSet::new(),
         };
         let step = |pid, answer| Step {
             pid: Some(pid),
@@ -3579,6 +3620,7 @@ mod tests {
             tables: vec![("\"public\".\"t\"".to_owned(), vec![prepared(), prepared()])],
             ranges: HashMap::new(),
             decided: HashSet::new(),
+            recording: HashSet::new(),
         };
         assert_eq!(ledger.at_once(3).0, 131, "not decided: nothing commits");
         ledger.event(&Event::Decided {
@@ -3608,6 +3650,7 @@ mod tests {
             tables: vec![("\"public\".\"t\"".to_owned(), vec![Cell::NotStarted])],
             ranges: HashMap::new(),
             decided: HashSet::new(),
+            recording: HashSet::new(),
         };
         let step = |pid, replaces, answer| Event::CommitStep {
             worker: 0,
@@ -3665,6 +3708,7 @@ mod tests {
             tables,
             ranges: HashMap::new(),
             decided: HashSet::new(),
+            recording: HashSet::new(),
         };
         let (_, said, document) = ledger.at_once(3);
         let lines: Vec<&str> = said.lines().collect();
@@ -3710,6 +3754,7 @@ mod tests {
             )],
             ranges: HashMap::new(),
             decided: HashSet::new(),
+            recording: HashSet::new(),
         };
         let preparing = ledger(Cell::Ending(
             1,

@@ -397,6 +397,76 @@ fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
     recovered_all(&dbs, &log, 0);
 }
 
+/// A job's exit at once while a table's commit decision is being written names each
+/// destination's prepared transaction of that table and says whether the decision reached the
+/// log is not known, on stderr and in `--json` (recheck66 F8: no transaction named, "if the run
+/// recorded its commit decision"); recover then finishes as the log says (not reached: rolled
+/// back).
+#[test]
+fn atomic_a_jobs_exit_at_once_while_recording_names_the_prepared_transactions() {
+    let s = two_phase_clusters();
+    let tables = format!("{MV} CREATE TABLE mw (id int);");
+    let src = database(
+        &s.source,
+        &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
+    );
+    let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
+    let log = TempPath::new("job-recording.log");
+    let state = TempPath::new("job-recording.state");
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let args = [
+        "--json",
+        "table",
+        "mv",
+        "mw",
+        "--jobs",
+        "1",
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--state",
+        state.arg(),
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+    ];
+    let mut paused = Paused::start(&args, "recording");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let out = paused.child.wait_with_output().unwrap();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(131), "{said}");
+    let document = json(&out);
+    let recorded: Vec<&serde_json::Value> = (document["tables"].as_array().unwrap().iter())
+        .filter(|t| t["gid"].is_string())
+        .collect();
+    assert_eq!(recorded.len(), 2, "{document}");
+    for (i, t) in recorded.iter().enumerate() {
+        let gid = t["gid"].as_str().unwrap();
+        assert!(
+            gid.starts_with("copyman:") && gid.ends_with(&format!(":{}", i + 1)),
+            "{document}"
+        );
+        assert!(
+            said.contains(&format!("destination {} (", i + 1))
+                && said.contains(&format!("as {gid}: its commit decision was being written")),
+            "{said}"
+        );
+    }
+    assert!(
+        said.contains("whether it reached the log is not known"),
+        "{said}"
+    );
+    recovered_all(&dbs, &log, 0);
+}
+
 /// The commit decision's write waiting for the decision log's lock, which another process holds
 /// (a run or recover sharing the log, a script's `flock`): said every few seconds, naming that
 /// process, while the prepared transactions hold their locks — it said nothing (signals65 F6);

@@ -381,6 +381,9 @@ pub enum Event {
     Recording {
         /// The decision log, while the write lasts.
         log: Option<std::path::PathBuf>,
+        /// The tables of the decision (a table, or the members of a foreign-key group): what
+        /// is prepared of them is in doubt while the write lasts.
+        tables: Vec<TableName>,
     },
     /// While planning ([`plan_with`]), before a resume waits for a transaction an earlier run
     /// announced on a destination and that is still in progress there: what it waits for, and

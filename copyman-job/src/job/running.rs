@@ -278,9 +278,13 @@ pub(super) fn commit_table(
             }
             (shared.events)(Event::Recording {
                 log: Some(two.log.path().to_owned()),
+                tables: tables.to_vec(),
             });
             let recorded = two.log.record_parties(d, &holders, None);
-            (shared.events)(Event::Recording { log: None });
+            (shared.events)(Event::Recording {
+                log: None,
+                tables: tables.to_vec(),
+            });
             recorded.map_err(|e| {
                 log_failed("the commit decision (every PREPARE is rolled back)", &e)
             })?;
