@@ -409,7 +409,8 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
 }
 
 /// A table recorded done on a destination where it does not exist now (dropped since): the
-/// resume took it as done, its rows reported there (exit 0). Refused, naming it.
+/// resume took it as done, its rows reported there (exit 0). Refused, naming it — and each
+/// other table refused so, at once (recheck66 F7: a table per resume).
 #[test]
 fn a_resume_refuses_a_done_table_dropped_since() {
     let c = two_phase_clusters();
@@ -427,7 +428,7 @@ fn a_resume_refuses_a_done_table_dropped_since() {
     let me = identity(&c.dest[0], &dest);
     c.dest[0]
         .connect(&dest)
-        .batch_execute("DROP TABLE jk.k3")
+        .batch_execute("DROP TABLE jk.k3; DROP TABLE jk.k1")
         .unwrap();
     let state = TempPath::new("exact-dropped.state");
     std::fs::write(
@@ -435,7 +436,9 @@ fn a_resume_refuses_a_done_table_dropped_since() {
         format!(
             "copyman-job 3\n\
              begin\t\"jk\".\"k3\"\t{me}\texact\n\
-             done\t\"jk\".\"k3\"\t{me}\t20\n"
+             done\t\"jk\".\"k3\"\t{me}\t20\n\
+             begin\t\"jk\".\"k1\"\t{me}\texact\n\
+             done\t\"jk\".\"k1\"\t{me}\t100\n"
         ),
     )
     .unwrap();
@@ -447,14 +450,16 @@ fn a_resume_refuses_a_done_table_dropped_since() {
     );
     assert_exit(&resumed, 2);
     let stderr = text(&resumed.stderr);
-    assert!(
-        stderr.contains(
-            "table \"jk\".\"k3\", which the earlier run began or committed on destination 1, \
-             does not exist there now"
-        ),
-        "{stderr}"
-    );
-    assert_eq!(count(&c.dest[0], &dest, "jk.k1"), 0);
+    for table in ["k1", "k3"] {
+        assert!(
+            stderr.contains(&format!(
+                "table \"jk\".\"{table}\", which the earlier run began or committed on \
+                 destination 1, does not exist there now"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("--resume refuses 2 tables"), "{stderr}");
 }
 
 /// A table partitioned on the destination and not on the source holds its rows in its

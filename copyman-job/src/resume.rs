@@ -440,7 +440,7 @@ fn settle(
             doubtful.dedup();
             format!(
                 "if the rows those ids wrote there are the earlier run's (look at them: SELECT \
-                 … FROM {table} WHERE xmin IN ({0})), delete them (DELETE FROM {table} WHERE \
+                 * FROM {table} WHERE xmin IN ({0})), delete them (DELETE FROM {table} WHERE \
                  xmin IN ({0})) and resume again: it is then copied again; or ",
                 xmins(&doubtful)
             )

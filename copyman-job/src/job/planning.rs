@@ -2068,6 +2068,8 @@ fn plan_all(
     // Each server's catalog, read LOOKED_UP_AT_ONCE tables at a time (see `lookup_many`).
     let mut source_catalog = HashMap::new();
     let mut dest_catalogs: Vec<HashMap<String, Relation>> = vec![HashMap::new(); dests.len()];
+    // What --resume refuses, table by table: the job refused once every table was looked at.
+    let mut resume_refusals: Vec<String> = Vec::new();
     for (done, sel) in selected.into_iter().enumerate() {
         events(Event::Planning { done, total });
         if let Some(reason) = options.interrupt.reason() {
@@ -2209,7 +2211,17 @@ fn plan_all(
                 copied_with: copied_with[i].get(&key).map(String::as_str),
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
-            let empty_first = match here.map_err(JobError::Refused)? {
+            let empty_first = match here {
+                // Each table's refusal is said, the job planned on to find the others' (recheck66
+                // F7: a job in doubt on a restarted destination refused a table per resume).
+                Err(why) => {
+                    resume_refusals.push(why.clone());
+                    plans.push(DestPlan::Refused(TableError::lasting(why)));
+                    continue;
+                }
+                Ok(resumed) => resumed,
+            };
+            let empty_first = match empty_first {
                 Resumed::Done { rows, note } => {
                     notes.extend(note);
                     if done.is_none() {
@@ -2725,6 +2737,20 @@ fn plan_all(
                  ASCII statements (U&\"\\8868\" escapes a name's character)",
                 plan.table
             ));
+        }
+    }
+    match resume_refusals.as_slice() {
+        [] => {}
+        [one] => return Err(JobError::Refused(one.clone())),
+        all => {
+            let each: Vec<&str> = (all.iter())
+                .map(|why| why.strip_prefix("--resume: ").unwrap_or(why))
+                .collect();
+            return Err(JobError::Refused(format!(
+                "--resume refuses {} tables:\n  {}",
+                all.len(),
+                each.join("\n  ")
+            )));
         }
     }
     // The carried sequences each destination's role may not advance, asked once for every
