@@ -2595,18 +2595,34 @@ fn plan_all(
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| "UTF8".to_owned());
-        let encoded: Vec<(&str, &Relation, String)> = view
+        let each: Vec<(usize, (&str, &Relation, String))> = view
             .iter()
             .zip(&rels)
             .filter_map(|((label, rel), (i, _))| {
                 let encoding = dests[*i].as_ref()?.session().parameter("server_encoding");
-                Some((*label, *rel, crate::plan::measured_in(encoding?, &passes)))
+                Some((
+                    *i,
+                    (*label, *rel, crate::plan::measured_in(encoding?, &passes)),
+                ))
             })
             .collect();
         let rows = crate::plan::table_rows(&sel.table, None);
-        let measured =
-            crate::plan::values_cut(&mut src, Ok(&rows), &columns, &source_rel, &encoded)
-                .map_err(|why| JobError::Refused(format!("table {}: {why}", sel.table)))?;
+        // Each destination on its own: one whose column would cut the source's values is
+        // refused there, as one whose columns differ is — the job stops before copying
+        // anything, or copies the rest under --keep-going (recheck66 F4: the whole job was
+        // refused, exit 2, --keep-going or not).
+        let mut measured = false;
+        let mut encoded = Vec::with_capacity(each.len());
+        for (i, one) in each {
+            let one = [one];
+            match crate::plan::values_cut(&mut src, Ok(&rows), &columns, &source_rel, &one) {
+                Ok(m) => {
+                    measured |= m;
+                    encoded.extend(one);
+                }
+                Err(why) => plans[i] = DestPlan::Refused(TableError::lasting(why)),
+            }
+        }
         if measured {
             measure_again.push((
                 sel.table.clone(),
