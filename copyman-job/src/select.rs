@@ -412,6 +412,26 @@ pub fn off_path_query(pattern: &str) -> Result<Option<String>, PatternError> {
     )))
 }
 
+/// The catalog query that lists what a `--table` pattern matches that patterns never select —
+/// views, materialized views, foreign tables — where it would look for tables: the quoted
+/// schema and name, and the kind (`v`, `m`, `f`), a row each, at most seven. A pattern that
+/// matched no table is said with them (jobs66 F7: `-t 'v_*'` said only "no table matches",
+/// `-t v_orders` that it is a view).
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn other_kinds_query(pattern: &str) -> Result<String, PatternError> {
+    let p = parse_pattern(pattern)?;
+    Ok(format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), \
+         c.relkind::text \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('v', 'm', 'f') AND n.nspname <> 'information_schema' \
+         AND n.nspname !~ '^pg_' AND {} ORDER BY 1 LIMIT 7",
+        pattern_sql(&p)
+    ))
+}
+
 /// `name` (a condition on `c.relname`) in the schemas `schema` matches, or in one the search
 /// path makes visible.
 fn in_schema(name: &str, schema: Option<&str>) -> String {

@@ -1648,6 +1648,12 @@ fn job_selection_a_pattern_that_matches_nothing_is_told_why() {
              TABLE argument to copy its rows",
         ),
         ("pg_class", "pg_catalog.pg_class is a system catalog"),
+        // A wildcard matching only a view (jobs66 F7: "no table matches", nothing more).
+        (
+            "v_*",
+            "public.v_parts is a view, which patterns and schemas never select: name it as a \
+             TABLE argument to copy its rows",
+        ),
         // Off the search path, where a pattern without a schema never looks: every table it
         // would match there, not one of them blamed on case and dots (jobs49 F5).
         (

@@ -1341,6 +1341,11 @@ fn plan_all(
                 }
             });
             let hint = elsewhere.map_or(hint, |hint| format!(": {hint}"));
+            // A wildcard that matches only what patterns never select: those named.
+            let hint = match (hint.is_empty(), flag.as_str()) {
+                (true, "--table") => other_kinds(&mut src, pattern).unwrap_or(hint),
+                _ => hint,
+            };
             if !hint.is_empty() {
                 spelled.push(hint[2..].to_owned());
             }
@@ -3336,6 +3341,38 @@ fn off_path(src: &mut Connection, pattern: &str, on_path: &[String]) -> Option<S
          schema looks on the search path only, as pg_dump's -t: {way}",
         names.join(", ")
     ))
+}
+
+/// What a `--table` pattern that matched no table matches of what patterns never select (views,
+/// materialized views, foreign tables), as a hint ("`: public.v_a is a view, …`").
+fn other_kinds(src: &mut Connection, pattern: &str) -> Option<String> {
+    let rows = src.query(&select::other_kinds_query(pattern).ok()?).ok()?;
+    let found: Vec<String> = (rows.iter().take(6))
+        .filter_map(|row| match &row[..] {
+            [Some(name), Some(kind)] => Some(format!(
+                "{name} is {}",
+                match kind.as_str() {
+                    "v" => "a view",
+                    "m" => "a materialized view",
+                    _ => "a foreign table",
+                }
+            )),
+            _ => None,
+        })
+        .collect();
+    let more = if rows.len() > found.len() {
+        ", …"
+    } else {
+        ""
+    };
+    (!found.is_empty()).then(|| {
+        format!(
+            ": {}{more}, which patterns and schemas never select: name {} as a TABLE argument \
+             to copy its rows",
+            found.join(", "),
+            if found.len() == 1 { "it" } else { "each" }
+        )
+    })
 }
 
 /// The schema (`schema`) or table the source has whose name is `pattern` taken literally,
