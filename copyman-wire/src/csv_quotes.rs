@@ -23,6 +23,9 @@ pub struct Stray {
     pub opened: Option<u64>,
 }
 
+/// The most of a field said before its stray quote ([`Stray::field`]).
+const SHOWN_BEFORE: usize = 60;
+
 /// Follows a CSV stream's quotes ([module docs](self)).
 ///
 /// ```
@@ -124,7 +127,9 @@ impl StrayQuotes {
     }
 
     /// The stray quote at `at` in `chunk` (or the text after one that closed a value): its
-    /// line, and its field (what of it the chunk holds).
+    /// line, and its field (what of it the chunk holds: at most [`SHOWN_BEFORE`] bytes before
+    /// the quote, after a `…`, as the server's own context cuts a line — a 5 MB field was said
+    /// whole, files67 F4).
     fn stray(&self, chunk: &[u8], at: usize) -> Stray {
         let before = &chunk[..at];
         let line = self.lines + memchr::memchr_iter(b'\n', before).count() as u64 + 1;
@@ -132,6 +137,13 @@ impl StrayQuotes {
             .iter()
             .rposition(|&b| b == self.delimiter || b == b'\n' || b == b'\r')
             .map_or(0, |p| p + 1);
+        let mut cut = start.max(at.saturating_sub(SHOWN_BEFORE));
+        // On a character's first byte (UTF-8's continuation bytes are 0b10xxxxxx).
+        while cut < at && chunk[cut] & 0xC0 == 0x80 {
+            cut += 1;
+        }
+        let mark = if cut > start { "…" } else { "" };
+        let start = cut;
         let rest = &chunk[at + 1..];
         let end = at
             + 1
@@ -142,7 +154,10 @@ impl StrayQuotes {
                 .min(12);
         Stray {
             line,
-            field: String::from_utf8_lossy(&chunk[start..end.min(chunk.len())]).into_owned(),
+            field: format!(
+                "{mark}{}",
+                String::from_utf8_lossy(&chunk[start..end.min(chunk.len())])
+            ),
             opened: None,
         }
     }
@@ -187,5 +202,21 @@ mod tests {
         assert_eq!(stray.line, 2);
         let stray = first(&[b"1,\"5\\\" pipe\",2\n"]).expect("a backslash-escaped quote");
         assert_eq!((stray.line, stray.field.as_str()), (1, "\"5\\\" pipe\",2"));
+    }
+
+    /// A long field is said by its end before the quote, cut on a character (files67 F4: a
+    /// 5 MB field was said whole).
+    #[test]
+    fn a_long_fields_excerpt_is_bounded() {
+        let line = format!("1,{}\"y,2\n", "ж".repeat(3000));
+        let stray = first(&[line.as_bytes()]).expect("the stray quote");
+        assert!(stray.field.starts_with('…'), "{}", stray.field);
+        assert!(stray.field.ends_with("ж\"y,2"), "{}", stray.field);
+        assert!(!stray.field.contains('\u{FFFD}'), "{}", stray.field);
+        assert!(
+            stray.field.len() <= SHOWN_BEFORE + 3 + 13,
+            "{}",
+            stray.field.len()
+        );
     }
 }

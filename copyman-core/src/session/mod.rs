@@ -1689,26 +1689,42 @@ fn parse_data_row(body: &[u8], encoding: &str) -> Result<Vec<Option<String>>, Se
 /// reads it in the session's client_encoding and converts it to its own to quote it in its
 /// error: one its encoding cannot hold (another destination's error quoted into a LATIN1
 /// server) failed the COPY with 22P05 instead, said as that destination's own error
-/// (recheck43 F2).
+/// (recheck43 F2). It is cut to [`COPY_FAIL_REASON_MAX`] bytes, ending `...`: the server reads
+/// a CopyFail of at most 10 000 bytes (`PQ_SMALL_MESSAGE_LIMIT`), and a longer one (an excerpt
+/// of a 5 MB field, a source's long error) lost the protocol's synchronization: every
+/// destination's connection was closed, not its COPY failed (files67 F4).
 ///
 /// ```
-/// use copyman_core::session::copy_fail_reason;
+/// use copyman_core::session::{copy_fail_reason, COPY_FAIL_REASON_MAX};
 ///
 /// assert_eq!(copy_fail_reason("plain"), "plain");
 /// assert_eq!(copy_fail_reason("ключ é"), "\\u{43a}\\u{43b}\\u{44e}\\u{447} \\u{e9}");
 /// assert_eq!(copy_fail_reason("a\0b"), "a\\x00b");
+/// let field = "ж".repeat(5000);
+/// let long = copy_fail_reason(&field);
+/// assert!(long.len() <= COPY_FAIL_REASON_MAX && long.ends_with("\\u{436}..."));
 /// ```
 pub fn copy_fail_reason(reason: &str) -> std::borrow::Cow<'_, str> {
-    if reason.is_ascii() && !reason.contains('\0') {
+    if reason.is_ascii() && !reason.contains('\0') && reason.len() <= COPY_FAIL_REASON_MAX {
         return reason.into();
     }
-    reason
-        .chars()
-        .map(|c| match c {
+    let mut said = String::with_capacity(reason.len().min(COPY_FAIL_REASON_MAX));
+    for c in reason.chars() {
+        let escaped = match c {
             '\0' => "\\x00".to_owned(),
             c if c.is_ascii() => c.to_string(),
             c => c.escape_unicode().to_string(),
-        })
-        .collect::<String>()
-        .into()
+        };
+        // Whole characters only, room left for the mark.
+        if said.len() + escaped.len() > COPY_FAIL_REASON_MAX - 3 {
+            said.push_str("...");
+            break;
+        }
+        said.push_str(&escaped);
+    }
+    said.into()
 }
+
+/// The longest reason a CopyFail carries ([`copy_fail_reason`]), in bytes: well inside the
+/// 10 000 bytes a server reads of that message.
+pub const COPY_FAIL_REASON_MAX: usize = 2000;

@@ -376,6 +376,28 @@ pub fn seed_copy_fail_attributes<D: CopyDriver>(driver: &D, clusters: &Clusters)
     select_one(&mut copy, Endpoint::Destination(0));
     drop(copy);
 
+    // A reason longer than a server reads of a CopyFail (10 000 bytes; beyond ASCII, which
+    // grows escaped): cut, the COPY failed there and its connection usable (files67 F4: the
+    // server lost the protocol's synchronization and closed it).
+    let long = format!("{} {}", "x".repeat(20_000), "ж".repeat(2_000));
+    let mut copy = open(
+        driver,
+        CopyPlan {
+            source: source(),
+            destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+                d0.conninfo(&d0_db),
+                "COPY t FROM STDIN",
+            ))],
+        },
+    );
+    copy.start().expect("start");
+    assert!(matches!(copy.next(), Some(Ok(_))));
+    let fail = copy.abort(&long);
+    assert!(fail.receiver_faults.is_empty(), "{fail}");
+    assert_eq!(count(d0, &d0_db, "t"), 0);
+    select_one(&mut copy, Endpoint::Destination(0));
+    drop(copy);
+
     // A receiver whose COPY fails on completion: an AFTER … FOR EACH STATEMENT trigger raises
     // when the COPY ends, so the error can only come from completing it.
     let (d1, d1_db) = (
