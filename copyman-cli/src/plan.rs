@@ -254,9 +254,9 @@ fn prepared_left(t: &Transfer, dests: &mut [Dest<'_>]) -> Result<(), Fatal> {
 pub(crate) fn refuse_rows_of_jobs(
     t: &Transfer,
     plan: &Plan,
+    source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
-    // (Into a --target-table, another table than the one a job copies.)
     let Statements::Table {
         truncate: false,
         copy,
@@ -266,27 +266,41 @@ pub(crate) fn refuse_rows_of_jobs(
         return Ok(());
     };
     // (A --where load beside what a job copied selects other rows: a batch appended on purpose.)
-    if copy.target.is_some() || copy.condition.is_some() {
+    if copy.condition.is_some() {
         return Ok(());
     }
     let dir = crate::job::default_state_dir(&crate::conn::Env::from_process());
     let (Some(table), Some(dir), true) = (&plan.table, dir, t.source.is_server()) else {
         return Ok(());
     };
+    // Into a --target-table, another table than the one a job copies — unless it is that very
+    // table, as each destination resolves it (dup67 F2: `--target-table public.nokey` for
+    // `nokey` appended the job's rows again, exit 0).
+    if let Some(target) = &copy.target {
+        let same = |there: &TableName| there.name == table.name && there.schema == table.schema;
+        let into_it = match &target.schema {
+            Some(_) => same(target),
+            None => (dests.iter_mut().filter_map(|d| d.conn.as_mut()))
+                .any(|conn| qualified(conn, target).is_some_and(|there| same(&there))),
+        };
+        if !into_it {
+            return Ok(());
+        }
+    }
     // (One that could not say who it is matches no record.)
     let keys: Vec<String> = dests
         .iter()
         .map(|d| d.identity.clone().unwrap_or_default())
         .collect();
     let labels = dest_labels(dests);
-    let source = crate::identity::source_key();
+    let source_key = crate::identity::source_key();
     let mut conns: Vec<Option<&mut Connection>> =
         dests.iter_mut().map(|d| d.conn.as_mut()).collect();
     copyman_job::job::refuse_rows_of_jobs(
         &dir,
-        &table.to_string(),
+        table,
         (&keys, &labels),
-        source.as_ref(),
+        (source_key.as_ref(), source),
         &mut conns,
     )
     .map_err(|e| Fatal {
@@ -2938,7 +2952,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
-    refuse_rows_of_jobs(t, &plan, &mut dests)?;
+    refuse_rows_of_jobs(t, &plan, source_conn.as_mut(), &mut dests)?;
     // A statement whose table or columns its server does not have fails the run at its COPY
     // (42P01, 42703), and so do columns of other numbers on the two ends (22P04): the dry run
     // says so as the run would end (it exited 0, "ok").

@@ -150,7 +150,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
 
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
-    crate::plan::refuse_rows_of_jobs(t, &plan, &mut dests)?;
+    crate::plan::refuse_rows_of_jobs(t, &plan, source_conn.as_mut(), &mut dests)?;
     // The input's start, read once the plan stands (a missing table is said without waiting
     // for stdin) and before anything is sent: its format, a byte order mark, a header. A PGCOPY
     // file without a format is planned again, as binary.

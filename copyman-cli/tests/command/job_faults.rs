@@ -2601,10 +2601,14 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
         &run_in(&["table", "-t", "t", "--from", &from, "--to", &to]),
         0,
     );
-    for dry_run in [true, false] {
+    // Into the same table spelled out with --target-table too (dup67 F2: appended, exit 0).
+    for (dry_run, target) in [(true, None), (false, None), (false, Some("public.t"))] {
         let mut args = vec!["table", "t", "--from", &from, "--to", &to];
         if dry_run {
             args.push("--dry-run");
+        }
+        if let Some(target) = target {
+            args.extend(["--target-table", target]);
         }
         let out = run_in(&args);
         assert_exit(&out, 2);
@@ -2629,6 +2633,52 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
     assert_exit(&run_in(&more), 0);
     assert_eq!(count(&c.dest[0], &d1, "t"), 15);
     let _ = std::fs::remove_dir_all(&cache.0);
+}
+
+/// One table's copy of a partition after a job copied its partitioned table — or of the
+/// partitioned table after a job copied its partitions — is refused: the same source relations,
+/// by another name (dup67 F1: every row twice, exit 0, where the job form was refused).
+#[test]
+fn one_tables_copy_of_a_partition_relative_a_job_committed_is_refused() {
+    let c = clusters();
+    let schema = "CREATE TABLE parts (id int, k int) PARTITION BY RANGE (k);
+        CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100);
+        CREATE TABLE parts_2 PARTITION OF parts FOR VALUES FROM (100) TO (200);
+        CREATE TABLE other (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO parts SELECT g, g % 200 FROM generate_series(1, 400) g;"),
+    );
+    let from = c.source.conninfo(&src);
+    for (job, then) in [
+        (&["parts", "other"][..], "parts_1"),
+        (&["parts_1", "parts_2"][..], "parts"),
+    ] {
+        let d1 = database(&c.dest[0], schema);
+        let to = c.dest[0].conninfo(&d1);
+        let cache = TempPath::new("relative-cache");
+        std::fs::create_dir_all(&cache.0).unwrap();
+        let run_in = |args: &[&str]| {
+            copyman()
+                .env("XDG_CACHE_HOME", &cache.0)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let mut args = vec!["table"];
+        args.extend(job);
+        args.extend(["--from", &from, "--to", &to]);
+        assert_exit(&run_in(&args), 0);
+        let out = run_in(&["table", then, "--from", &from, "--to", &to]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("appended again by this copy, their rows would be there twice"),
+            "{then} after {job:?}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "parts"), 400, "{then} after {job:?}");
+        let _ = std::fs::remove_dir_all(&cache.0);
+    }
 }
 
 /// One table's copy started while a job copies that table into the same destination (its COPY

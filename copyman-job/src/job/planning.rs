@@ -993,17 +993,25 @@ enum Beside {
 /// records that table committed there, as the job's own run again refuses it (`rows_beside`):
 /// appended, its rows were stored twice (first47 F2: `-t t` refused, `copyman table t` exit 0).
 /// Not where the destination's table (asked on its session in `conns`) holds none of the rows
-/// that job's transactions inserted: emptied since (live52 F3).
+/// that job's transactions inserted: emptied since (live52 F3). A table a job copied by another
+/// name of the same source relations (a partition of the table it copied, or the partitioned
+/// table whose partitions it copied) is found by them, asked on the `source`'s session (dup67
+/// F1: `copyman table parts_1` after a job of `parts`, every row twice, exit 0).
 ///
 /// # Errors
 /// [`JobError::Refused`], naming the state file, the table and the destination.
 pub fn refuse_rows_of_jobs(
     dir: &Path,
-    table: &str,
+    table_name: &TableName,
     (keys, labels): (&[String], &[String]),
-    source_key: Option<&String>,
+    (source_key, source): (Option<&String>, Option<&mut Connection>),
     conns: &mut [Option<&mut Connection>],
 ) -> Result<(), JobError> {
+    let table = table_name.to_string();
+    let table = table.as_str();
+    let covers = source
+        .and_then(|src| source_covers(src, std::iter::once(table_name)))
+        .unwrap_or_default();
     let mut notes = Vec::new();
     let mut holds = |d: usize, table: &str, xids: &[u64]| {
         let conn = conns.get_mut(d)?.as_deref_mut()?;
@@ -1030,7 +1038,7 @@ pub fn refuse_rows_of_jobs(
             &path,
             false,
             &tables,
-            &[],
+            &covers,
             who,
             source_key,
             Beside::OneTable,
