@@ -4,7 +4,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use copyman_core::commit::Action;
@@ -36,7 +37,7 @@ pub(crate) struct Dest<'e> {
     /// It failed because the reader of its pipe (stdout, a FIFO) went away.
     pub(crate) broken_pipe: bool,
     /// When its transaction (or file) was committed or discarded.
-    pub(crate) ended: Option<std::time::Instant>,
+    pub(crate) ended: Option<Instant>,
     /// Bytes that went out on stdout though the run failed: they cannot be taken back.
     pub(crate) sent_anyway: u64,
     /// Those bytes end in a mark that fails a COPY reading them ([`Cut::mark`]).
@@ -304,6 +305,85 @@ pub(crate) struct Out {
     /// Where in the text or CSV data the bytes taken end, for [`FileSink::discard`]'s mark of
     /// a cut ([`Cut`]); `None`: not followed (binary data, a file replaced by its rename).
     cut: Option<Cut>,
+    /// What an exit at once marks ([`mark_at_exit`]), kept under its lock by each write.
+    marking: Option<Arc<Mutex<Marking>>>,
+}
+
+/// A text or CSV output written directly (stdout, a pipe), as an exit at once finds it: the
+/// bytes its descriptor took and where they end ([`mark_at_exit`]).
+struct Marking {
+    /// A duplicate of its descriptor.
+    to: File,
+    /// What it is called (`stdout`, a path).
+    name: String,
+    taken: u64,
+    cut: Option<Cut>,
+    /// Complete, or its end marked: written no more.
+    ended: bool,
+}
+
+/// Every output an exit at once marks ([`mark_at_exit`]).
+static MARKINGS: Mutex<Vec<Arc<Mutex<Marking>>>> = Mutex::new(Vec::new());
+
+/// Marks the end of each text or CSV output written directly that is neither complete nor
+/// marked yet, as a failed run's [`FileSink::discard`] does, for an exit at once (a SIGQUIT, a
+/// second signal): the reader of a pipe got a clean end of data, and `… | psql -c "COPY …"`
+/// committed part of the table, exit 0, while copyman said "nothing committed" (signals67 F1).
+/// A write under way is waited for a moment; a reader that takes nothing for a second gets no
+/// mark. Returns what each output cut is called, the bytes it took, and whether its end is
+/// marked (CSV cut inside a quoted value needs none: its reader fails on that).
+pub(crate) fn mark_at_exit() -> Vec<(String, u64, bool)> {
+    let all: Vec<Arc<Mutex<Marking>>> = match MARKINGS.try_lock() {
+        Ok(all) => all.clone(),
+        Err(_) => return Vec::new(),
+    };
+    let mut marked = Vec::new();
+    for one in all {
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut m = loop {
+            match one.try_lock() {
+                Ok(m) => break Some(m),
+                Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break None,
+            }
+        };
+        let Some(m) = m.as_deref_mut() else { continue };
+        let mark = match (m.ended, m.cut) {
+            (false, Some(cut)) if m.taken > 0 => cut.mark(),
+            _ => continue,
+        };
+        m.ended = true;
+        // (Shorter than PIPE_BUF: a pipe with room takes it whole.)
+        let written = mark.is_empty()
+            || (room_within(&m.to, Duration::from_secs(1)).is_ok()
+                && m.to.write_all(&mark).is_ok());
+        marked.push((m.name.clone(), m.taken, written && !mark.is_empty()));
+    }
+    marked
+}
+
+/// `mutex`'s guard, poisoned or not (a panicking writer leaves what it wrote).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits up to `limit` for `file` to take a write.
+fn room_within(file: &File, limit: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(limit.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one `pollfd` on this stack frame, its count 1, for the call only.
+    match unsafe { libc::poll(&raw mut poll, 1, ms) } {
+        1 if poll.revents & libc::POLLOUT != 0 => Ok(()),
+        _ => Err(io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// Where text or CSV COPY data written to a pipe or stdout stands after the bytes its reader
@@ -410,6 +490,7 @@ impl Out {
             waits,
             taken: 0,
             cut: None,
+            marking: None,
         }
     }
 
@@ -467,12 +548,12 @@ fn room(fd: i32, pipe: bool) -> usize {
 
 /// Core's stall rule for a wait of this file's (`give_up`: `--stall-timeout`), started now.
 fn stall_timer(endpoint: EndpointId, give_up: Option<Duration>) -> Option<StallTimer> {
-    give_up.map(|limit| StallTimer::new(endpoint, limit, std::time::Instant::now()))
+    give_up.map(|limit| StallTimer::new(endpoint, limit, Instant::now()))
 }
 
 /// Whether the wait `timer` bounds moved no byte for its whole limit (core's rule), now.
 fn stalled(timer: Option<&StallTimer>) -> Option<Stalled> {
-    timer?.handle_timeout(std::time::Instant::now()).err()
+    timer?.handle_timeout(Instant::now()).err()
 }
 
 /// Waits until `fd` can take a write: a signal ends the wait (an error saying so), and so does
@@ -566,11 +647,17 @@ impl Write for Out {
             _ => buf,
         };
         loop {
+            // Written and followed under its lock: an exit at once marks what was taken.
+            let marking = self.marking.as_ref().map(|m| lock(m));
+            if marking.as_ref().is_some_and(|m| m.ended) {
+                return Err(io::Error::other("its end is marked: the run exits"));
+            }
             let written = self.to.0.write(buf);
             match written {
                 // A descriptor left non-blocking by whoever opened it (a CI runner's pipe): the
                 // write waits for room as a blocking one would.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drop(marking);
                     let give_up = self.waits.and_then(|(_, give_up)| give_up);
                     wait_for_room(self.fd(), give_up)?;
                 }
@@ -579,6 +666,9 @@ impl Write for Out {
                         self.taken += *n as u64;
                         if let Some(cut) = &mut self.cut {
                             cut.took(&buf[..*n]);
+                        }
+                        if let Some(mut m) = marking {
+                            (m.taken, m.cut) = (self.taken, self.cut);
                         }
                     }
                     return other;
@@ -655,9 +745,23 @@ impl FileSink {
 
     /// Written directly (stdout, a pipe), data of this representation ([`Cut::of`]) is marked
     /// where a failed run cut it ([`FileSink::discard`]).
-    pub(crate) fn mark_cuts(&mut self, cut: Option<Cut>) {
-        if self.rename.is_none() {
-            self.out.get_mut().cut = cut;
+    /// `name`: what the run's words call it (`stdout`, a path).
+    pub(crate) fn mark_cuts(&mut self, cut: Option<Cut>, name: &str) {
+        if self.rename.is_some() {
+            return;
+        }
+        let out = self.out.get_mut();
+        out.cut = cut;
+        if let (Some(_), Ok(to)) = (cut, out.to.0.try_clone()) {
+            let marking = Arc::new(Mutex::new(Marking {
+                to,
+                name: name.to_owned(),
+                taken: 0,
+                cut,
+                ended: false,
+            }));
+            lock(&MARKINGS).push(Arc::clone(&marking));
+            out.marking = Some(marking);
         }
     }
 
@@ -679,6 +783,10 @@ impl FileSink {
     /// have committed elsewhere: it is the only complete copy of what they got).
     pub(crate) fn commit(mut self) -> Result<(), String> {
         let written = self.seal();
+        // Complete: an exit at once marks it no more.
+        if let Some(m) = self.out.get_mut().marking.take() {
+            lock(&m).ended = true;
+        }
         let Some((temp, path)) = self.rename.take() else {
             return written.map_err(|e| e.to_string());
         };
@@ -730,6 +838,15 @@ impl FileSink {
             return (0, false);
         }
         let taken = out.taken;
+        // Marked here, not again at an exit at once (nor here if that marked it already).
+        let marking = out.marking.take();
+        let mut marking = marking.as_ref().map(|m| lock(m));
+        if let Some(m) = marking.as_deref_mut() {
+            if m.ended {
+                return (taken, true);
+            }
+            m.ended = true;
+        }
         // The mark, where something went out: a reader that takes nothing for CUT_MARK_WAIT
         // does not hold the failed run longer (nor does a signal).
         let mark = (out.cut.take())
@@ -740,6 +857,7 @@ impl FileSink {
             out.waits = out.waits.map(|(pipe, _)| (pipe, Some(CUT_MARK_WAIT)));
             out.write_all(&mark).is_ok()
         });
+        drop(marking);
         (taken, marked)
     }
 }
@@ -896,7 +1014,7 @@ pub(crate) fn open_fifo(
                 FifoEnd::Read => File::open(&fifo),
             });
         })?;
-    let since = std::time::Instant::now();
+    let since = Instant::now();
     let endpoint = match end {
         FifoEnd::Write => EndpointId::Receiver(ReceiverId(0)),
         FifoEnd::Read => EndpointId::Producer,

@@ -275,7 +275,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         // What a source server sends (a file's copy is the file's bytes).
                         let sent = (plan.send.as_deref())
                             .and_then(copyman_core::statement::representation);
-                        sink.mark_cuts(sent.as_ref().and_then(crate::dest::Cut::of));
+                        let name = match dest.endpoint {
+                            Endpoint::Stdio => "stdout".to_owned(),
+                            other => other.display(),
+                        };
+                        sink.mark_cuts(sent.as_ref().and_then(crate::dest::Cut::of), &name);
                         dest.sink = Some(sink);
                     }
                     Err(e) => dest.fail_with(ErrorInfo {

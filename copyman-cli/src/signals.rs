@@ -784,6 +784,24 @@ fn say(line: &str) -> String {
 /// (it ended as this signal came), with that document's exit code: the document and the status
 /// say one thing (it said 143, the process exited 129).
 fn exit_at_once(exit: i32) -> ! {
+    // Text or CSV written to stdout or a pipe, cut here: its end marked, as a failed run's is,
+    // so that a COPY reading it fails rather than load a part as the whole (signals67 F1).
+    for (name, taken, marked) in crate::dest::mark_at_exit() {
+        let end = match marked {
+            true => format!(
+                "their end is marked, so that a COPY reading them fails (on the line \"{}\")",
+                crate::dest::Cut::WORDS
+            ),
+            false => "discard them: a part of the rows".to_owned(),
+        };
+        progress::write_stderr(
+            format!(
+                "copyman: {taken} bytes of data went out to {name} before the exit and cannot be \
+                 taken back: {end}\n"
+            )
+            .as_bytes(),
+        );
+    }
     std::process::exit(crate::report::printed_exit_code().unwrap_or(exit))
 }
 

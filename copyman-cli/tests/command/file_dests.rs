@@ -1691,3 +1691,49 @@ fn data_cut_by_a_failed_run_on_stdout_is_marked_so_that_a_reader_fails() {
         assert_eq!(count(&c.dest[0], &dest, "n"), 0, "{format}");
     }
 }
+
+/// An exit at once (SIGQUIT, a second signal) while text or CSV goes out to a pipe marks its
+/// end as a failed run does, and says so: the reader got a clean end of data, and `… | psql -c
+/// "COPY …"` committed part of the table, exit 0, while copyman said "nothing committed"
+/// (signals67 F1).
+#[test]
+fn an_exit_at_once_marks_the_end_of_data_cut_on_a_pipe() {
+    use std::io::Read;
+    let c = clusters();
+    let src = source(c);
+    let from = c.source.conninfo(&src);
+    for format in ["text", "csv"] {
+        let send = format!(
+            "COPY (SELECT g, 'v' || g FROM generate_series(1, 2000000) g) TO STDOUT \
+             (FORMAT {format})"
+        );
+        let mut child = copyman()
+            .args(["copy", "--from", &from, "--send", &send, "--to", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        // Data under way: the pipe full, the run waiting for its reader.
+        let mut first = vec![0u8; 4096];
+        stdout.read_exact(&mut first).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        signal(&child, "QUIT");
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(131), "{format}: {stderr}");
+        assert!(
+            rest.ends_with(b"copyman: the copy failed here: this data is cut short"),
+            "{format}: {} bytes, ending {:?}",
+            rest.len(),
+            String::from_utf8_lossy(&rest[rest.len().saturating_sub(80)..])
+        );
+        assert!(
+            stderr.contains("bytes of data went out to stdout before the exit")
+                && stderr.contains("their end is marked"),
+            "{format}: {stderr}"
+        );
+    }
+}
