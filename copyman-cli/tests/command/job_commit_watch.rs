@@ -283,7 +283,9 @@ fn job_signal_reminder_names_the_commit_it_waits_for() {
     // table being copied was rolled back, and they committed (jobs35 F9).
     assert!(
         seen.contains("SIGINT received: stopping the job: table")
-            && seen.contains("began and finish; the other tables being copied are rolled back"),
+            && seen.contains("began and finish (destination 2 (")
+            && seen.contains("waits for a synchronous standby to confirm it")
+            && seen.contains("; the other tables being copied are rolled back"),
         "{seen}"
     );
     let releaser = release(s.d2.clone(), &STOP);
