@@ -438,6 +438,19 @@ pub fn rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option<u64> 
     rows.first()?.first()?.as_deref()?.parse().ok()
 }
 
+/// Whether `table` on the server of `conn` holds at least `rows` rows (read no further than
+/// that many); `None` where it cannot be asked.
+pub fn holds_at_least(conn: &mut Connection, table: &str, rows: u64) -> Option<bool> {
+    if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
+        return None;
+    }
+    let sql = format!(
+        "SELECT (pg_catalog.count(*) >= {rows})::text FROM (SELECT 1 FROM {table} LIMIT {rows}) s"
+    );
+    let rows = conn.query(&sql).ok()?;
+    Some(rows.first()?.first()?.as_deref()? == "true")
+}
+
 /// Whether `table` on the server of `conn` holds a row that one of the transactions `xids`
 /// (`txid_current()`'s, with epoch) inserted: its `xmin`, which freezing keeps. `None` where it
 /// cannot be asked (no SELECT on the table, the table gone, `conn` in a transaction).

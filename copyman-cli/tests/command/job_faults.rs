@@ -2681,6 +2681,48 @@ fn one_tables_copy_of_a_partition_relative_a_job_committed_is_refused() {
     }
 }
 
+/// A job (or one table's copy) from a server a job copied tables into, back into that job's
+/// source — `--from` and `--to` swapped — is refused: the rows are the destination's own, and
+/// appended they were there twice (dup67 F12: exit 0). Into an emptied table it restores them.
+#[test]
+fn a_copy_back_into_the_source_of_a_job_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE sw (id int); INSERT INTO sw SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE sw (id int);");
+    let cache = TempPath::new("swapped-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let (a, b) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let run_in = |args: &[&str]| {
+        copyman()
+            .env("XDG_CACHE_HOME", &cache.0)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_exit(&run_in(&["table", "-t", "sw", "--from", &a, "--to", &b]), 0);
+    for args in [
+        &["table", "-t", "sw", "--from", &b, "--to", &a][..],
+        &["table", "sw", "--from", &b, "--to", &a][..],
+    ] {
+        let out = run_in(args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("records a job that copied \"public\".\"sw\" from destination 1")
+                && stderr.contains("the wrong way round"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.source, &src, "sw"), 10);
+    c.source.connect(&src).batch_execute("TRUNCATE sw").unwrap();
+    assert_exit(&run_in(&["table", "sw", "--from", &b, "--to", &a]), 0);
+    assert_eq!(count(&c.source, &src, "sw"), 10);
+    let _ = std::fs::remove_dir_all(&cache.0);
+}
+
 /// One table's copy started while a job copies that table into the same destination (its COPY
 /// waiting there on a lock) is refused: the job's rows are not there yet, and both appended
 /// (recheck53 F4: every destination held the table twice, both exit 0).
@@ -2739,7 +2781,9 @@ fn one_tables_copy_beside_a_job_copying_the_table_is_refused() {
 /// there after): one table's copy and the job run again append it, the job's rows being there
 /// no more — both were refused, "their rows would be there twice", leaving `--truncate`, which
 /// deletes the application's row, as the way (live52 F3). Once the job's rows are there again,
-/// it is refused as before.
+/// it is refused as before. Rows updated since (their `xmin` changed), or as many rows as the
+/// job's copy wrote whoever wrote them, are not taken for gone (dup67 F4: a job run again after
+/// an UPDATE of every row appended them all a second time, exit 0).
 #[test]
 fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     let c = clusters();
@@ -2762,17 +2806,35 @@ fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     let one = ["table", "t", "--from", &from, "--to", &to];
     assert_exit(&run_in(&job), 0);
     assert_exit(&run_in(&one), 2);
-    c.dest[0]
-        .connect(&d1)
-        .batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
+    let refused = |args: &[&str]| {
+        let out = run_in(args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("their rows would be there twice"),
+            "{}",
+            text(&out.stderr)
+        );
+    };
+    // Every row updated since: still the copy's rows.
+    let mut d = c.dest[0].connect(&d1);
+    d.batch_execute("UPDATE t SET id = id").unwrap();
+    refused(&job);
+    refused(&one);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+    d.batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
         .unwrap();
     let out = run_in(&one);
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d1, "t"), 11, "{}", text(&out.stderr));
+    // One table's copy leaves no record: the table holds as many rows as the job's copy wrote
+    // (they are its rows again), refused.
+    refused(&job);
+    d.batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
+        .unwrap();
     // The job's own state file records its copy, whose rows are gone: run again, it appends.
     let out = run_in(&job);
     assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 21, "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d1, "t"), 11, "{}", text(&out.stderr));
     // Its new copy is there: refused again, by the job and by one table's copy.
     for args in [&job[..], &one[..]] {
         let out = run_in(args);
@@ -2783,7 +2845,7 @@ fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
             text(&out.stderr)
         );
     }
-    assert_eq!(count(&c.dest[0], &d1, "t"), 21);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 11);
     let _ = std::fs::remove_dir_all(&cache.0);
 }
 

@@ -747,8 +747,20 @@ fn narrowed(
 }
 
 /// Whether destination `d`'s table (this name) holds a row one of these transactions inserted
-/// (`identity::holds_rows_of` on its session); `None` where it cannot be asked.
-pub(super) type Holds<'a> = dyn FnMut(usize, &str, &[u64]) -> Option<bool> + 'a;
+/// (`identity::holds_rows_of` on its session), or at least this many rows ([`holds_there`]);
+/// `None` where it cannot be asked.
+pub(super) type Holds<'a> = dyn FnMut(usize, &str, &[u64], u64) -> Option<bool> + 'a;
+
+/// [`Holds`] on one destination's session: a row `xids` inserted, or `at_least` rows (0: not
+/// asked) — rows whose `xmin` an UPDATE of each, or a rewrite, changed are still the copy's
+/// (dup67 F4: a job run again after an UPDATE of every row took them for gone, and appended
+/// every row a second time, exit 0).
+fn holds_there(conn: &mut Connection, table: &str, xids: &[u64], at_least: u64) -> Option<bool> {
+    match crate::identity::holds_rows_of(conn, table, xids)? {
+        false if at_least > 0 => crate::identity::holds_at_least(conn, table, at_least),
+        held => Some(held),
+    }
+}
 
 /// Whether what the state file `recorded` says an earlier run may have committed of `table`
 /// (`name` there, the name it recorded) on destination `d` (key `key`) is there no more: the
@@ -762,18 +774,27 @@ fn gone_since(
     (d, key): (usize, &str),
     holds: &mut Holds<'_>,
 ) -> bool {
+    // As many rows as the copy wrote, none of them by its ids: its rows updated or rewritten
+    // since, not gone.
+    let rows = (recorded.attempts(name, key).commits.iter())
+        .map(|c| c.rows)
+        .chain(recorded.done(name, key))
+        .max()
+        .unwrap_or(0);
     match recorded.copies_xids(name, key) {
         Some(xids) if xids.is_empty() => true,
-        Some(xids) => holds(d, table, &xids) == Some(false),
+        Some(xids) => holds(d, table, &xids, rows) == Some(false),
         None => false,
     }
 }
 
 /// [`Holds`] asked on the destinations' sessions `dests` (none where one is not connected).
-fn holds_on(dests: &mut [Option<Connection>]) -> impl FnMut(usize, &str, &[u64]) -> Option<bool> {
-    |d, table, xids| {
+fn holds_on(
+    dests: &mut [Option<Connection>],
+) -> impl FnMut(usize, &str, &[u64], u64) -> Option<bool> {
+    |d, table, xids, at_least| {
         let conn = dests.get_mut(d)?.as_mut()?;
-        crate::identity::holds_rows_of(conn, table, xids)
+        holds_there(conn, table, xids, at_least)
     }
 }
 
@@ -892,6 +913,30 @@ fn rows_beside(
     let Some(recorded) = read_beside(path, notes) else {
         return Ok(());
     };
+    // The other way round: a job that copied these tables from one of these destinations into
+    // this source. The source's rows are that destination's own, copied here: appended there,
+    // they would be there twice — the classic slip of --from and --to swapped (dup67 F12: a
+    // job from staging back into production doubled every row, exit 0).
+    if let (Some(theirs), Some(ours)) = (&recorded.source, source_key)
+        && let Some(d) = keys.iter().position(|k| k == theirs && k != ours)
+    {
+        // (An empty one there holds nothing to double: restored from this source, as meant.)
+        let back: Vec<&str> = (tables.iter())
+            .filter(|t| recorded.may_hold_rows(t, ours) && holds(d, t, &[], 1) != Some(false))
+            .map(String::as_str)
+            .collect();
+        if !back.is_empty() {
+            let label = labels.get(d).map_or("a destination", String::as_str);
+            return Err(JobError::Refused(format!(
+                "the state file {} records a job that copied {} from {label} into this run's \
+                 source: the source's rows of them are that destination's own, copied there; \
+                 appended to it, they would be there twice (are --from and --to the wrong way \
+                 round?); --truncate replaces that destination's rows with the source's",
+                path.display(),
+                super::running::first_names(&back),
+            )));
+        }
+    }
     if let (Some(theirs), Some(ours)) = (&recorded.source, source_key)
         && theirs != ours
     {
@@ -1013,9 +1058,9 @@ pub fn refuse_rows_of_jobs(
         .and_then(|src| source_covers(src, std::iter::once(table_name)))
         .unwrap_or_default();
     let mut notes = Vec::new();
-    let mut holds = |d: usize, table: &str, xids: &[u64]| {
+    let mut holds = |d: usize, table: &str, xids: &[u64], at_least: u64| {
         let conn = conns.get_mut(d)?.as_deref_mut()?;
-        crate::identity::holds_rows_of(conn, table, xids)
+        holds_there(conn, table, xids, at_least)
     };
     // (Every state file of the directory: `beside` leaves out only the one it is given.)
     for path in state::beside(&dir.join(".copyman-one-table")) {
