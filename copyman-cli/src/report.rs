@@ -769,9 +769,35 @@ impl RunReport {
             Exit::Partial
         } else if let Some(signal) = self.interrupted() {
             Exit::interrupted(signal)
+        } else if self.statement_refused() {
+            Exit::Usage
         } else {
             Exit::CopyFailed
         }
+    }
+
+    /// A destination's server refused its statement as written when its COPY started, before
+    /// any byte went out and with nothing held anywhere: a syntax error, an option or column it
+    /// does not take (SQLSTATE class 42 but a privilege's 42501, or 22023) — the command's
+    /// mistake, exit 2, as a missing column in its column list is (files67 F2: FORCE_NOT_NULL's
+    /// missing column, an unknown option, exit 1, "the copy failed", which scripts retry).
+    fn statement_refused(&self) -> bool {
+        let refused = |e: &ErrorInfo| {
+            e.sqlstate
+                .as_deref()
+                .is_some_and(|c| (c.starts_with("42") && c != "42501") || c == "22023")
+        };
+        self.bytes == 0
+            && self.source_error.is_none()
+            && self.source_rows.is_none()
+            && !self
+                .destinations
+                .iter()
+                .any(|d| d.status.may_hold_rows() || d.status == Status::Sent)
+            && self
+                .destinations
+                .iter()
+                .any(|d| d.error.as_ref().is_some_and(refused))
     }
 
     /// The signal that interrupted the run, if one did and the run did not succeed.

@@ -1656,6 +1656,25 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
             );
         }
     }
+    // An option or a column its server refuses when its COPY starts, before anything went
+    // out: the command's mistake too (files67 F2: exit 1, "the copy failed").
+    for (receive, said) in [
+        (
+            "COPY t FROM STDIN (FORMAT csv, FORCE_NOT_NULL (nocol))",
+            "SQLSTATE 42703",
+        ),
+        ("COPY t FROM STDIN (FORMAT csv, bogus 1)", "SQLSTATE 42601"),
+    ] {
+        let args = ["copy", "--from", "-", "--to", &to, "--receive", receive];
+        let out = run_with_stdin(&args, b"1,a\n");
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(said),
+            "{receive}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    }
     // Under --keep-going that destination is left out, the others copied (exit 4).
     let d2 = database(&c.dest[1], "CREATE TABLE t (id int, v text);");
     let to2 = c.dest[1].conninfo(&d2);
