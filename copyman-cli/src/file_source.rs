@@ -1713,6 +1713,26 @@ pub(crate) fn check_header(
             if undecoded && !listed && fields.len() == columns.len() {
                 return Err(unreadable());
             }
+            // Not skipped under HEADER MATCH: the server fails it (files67 F3: said skipped,
+            // then failed by the server after connecting everywhere).
+            if statement::header_must_match(&sql) {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "{name}: its header ({}) names none of the columns ({}) the --receive \
+                         of destination {} loads, which its HEADER MATCH requires (the server \
+                         fails it, SQLSTATE 22P04): if its first line is data, leave HEADER out \
+                         of the --receive",
+                        shown(fields),
+                        (columns.iter())
+                            .map(|c| file_start::column_name(c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        i + 1
+                    ),
+                });
+            }
             said_no_column = true;
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not loaded \

@@ -1873,6 +1873,19 @@ fn copy_mode_checks_a_header_match_against_the_columns_sent() {
     assert_eq!(count(&c.dest[0], &dst, "cm"), 0);
     assert_exit(&copy("SELECT id, name FROM t1", &[]), 0);
     assert_eq!(count(&c.dest[0], &dst, "cm"), 2);
+    // A file without a header: refused as not matching, not said skipped (files67 F3).
+    let receive = "COPY cm FROM STDIN (FORMAT csv, HEADER MATCH)";
+    let args = ["copy", "--from", "-", "--to", &to, "--receive", receive];
+    let out = run_with_stdin(&args, b"1,alice\n2,bob\n");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("names none of the columns (id, name)")
+            && stderr.contains("HEADER MATCH requires")
+            && !stderr.contains("skipped"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "cm"), 2);
     // Two columns of one name, described under the --receive's list: the header it writes is
     // still its own (recheck43 F8: the check was skipped, the server refused line 1).
     let send = "COPY (SELECT id, name, name FROM t1) TO STDOUT (FORMAT csv, HEADER)";
