@@ -1461,6 +1461,23 @@ pub(crate) fn no_copy_data(foreign: Foreign, input: &Refused<'_>) -> Fatal {
                  {pipe}"
             )
         }
+        Foreign::WideTextUnmarked(encoding) => {
+            let convert = format!("iconv -f {encoding} -t UTF-8");
+            let pipe = input.way_in(&convert, &convert);
+            format!(
+                "{name} is {encoding} text without a byte order mark (every other byte is NUL), \
+                 which PostgreSQL reads in no encoding, so nothing was sent; convert it on its \
+                 way in: {pipe}"
+            )
+        }
+        Foreign::NotText { at, kind } => format!(
+            "{name} is not text: it holds a NUL byte (at byte {at}), which PostgreSQL text holds \
+             in no encoding, so nothing was sent{}",
+            kind.map_or_else(
+                || "; is it the file meant (a database, a spreadsheet, an archive)?".to_owned(),
+                |kind| format!(": it is {kind}")
+            )
+        ),
         Foreign::PgDumpArchive => format!(
             "{name} is a pg_dump archive (it starts with PGDMP), not COPY data, so nothing was \
              sent: restore its data with pg_restore (pg_restore --data-only --table TABLE \

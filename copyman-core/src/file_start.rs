@@ -1273,11 +1273,24 @@ pub enum Foreign {
     /// A pg_dump or pg_dumpall plain script (`--\n-- PostgreSQL database dump`, `… database
     /// cluster dump`): its SQL loaded as rows.
     PgDumpScript,
+    /// UTF-16 text without a byte order mark (every other byte NUL, from its start): the
+    /// encoding's name, as `iconv` takes it (`UTF-16LE`, `UTF-16BE`).
+    WideTextUnmarked(&'static str),
+    /// Bytes that are no text at all: a NUL byte (at `at`), which PostgreSQL text holds in no
+    /// encoding — a database file, a spreadsheet, an archive, a program — what it is where its
+    /// signature tells (`kind`, with the way to its rows): sent, it was diagnosed as a quote
+    /// inside a field or a wrong encoding, after connecting everywhere (files67 F1).
+    NotText {
+        /// The first NUL byte's offset.
+        at: usize,
+        /// What it is, and how its rows are had, where its signature says.
+        kind: Option<&'static str>,
+    },
 }
 
 impl Foreign {
-    /// How many first bytes [`Foreign::of`] looks at.
-    pub const LONGEST: usize = PG_DUMP_SCRIPTS[1].len();
+    /// How many first bytes [`Foreign::of`] looks at (a tar archive's signature is at 257).
+    pub const LONGEST: usize = 512;
 
     /// What the input's first bytes `start` are, where they are no COPY data.
     ///
@@ -1290,17 +1303,63 @@ impl Foreign {
     /// assert_eq!(Foreign::of(b"--\n-- PostgreSQL database dump\n--\n"), Some(Foreign::PgDumpScript));
     /// assert_eq!(Foreign::of(b"--\r\n-- PostgreSQL database cluster dump"), Some(Foreign::PgDumpScript));
     /// assert_eq!(Foreign::of(b"\xef\xbb\xbfa,b"), None);
+    /// assert_eq!(Foreign::of(b"i\x00d\x00,\x00v\x00"), Some(Foreign::WideTextUnmarked("UTF-16LE")));
+    /// assert!(matches!(
+    ///     Foreign::of(b"SQLite format 3\x00\x10\x00"),
+    ///     Some(Foreign::NotText { at: 15, kind: Some(_) })
+    /// ));
+    /// assert_eq!(Foreign::of(b"PGCOPY\n\xff\r\n\x00\x00"), None);
     /// ```
     pub fn of(start: &[u8]) -> Option<Self> {
+        let start = &start[..start.len().min(Self::LONGEST)];
         match start {
             [0xff, 0xfe, 0, 0, ..] | [0, 0, 0xfe, 0xff, ..] => Some(Self::WideText("UTF-32")),
             [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(Self::WideText("UTF-16")),
             _ if start.starts_with(b"PGDMP") => Some(Self::PgDumpArchive),
             _ if PG_DUMP_SCRIPTS.iter().any(|s| start.starts_with(s)) => Some(Self::PgDumpScript),
-            _ => None,
+            // Binary COPY data holds NUL bytes, after its signature.
+            _ if start.starts_with(&PGCOPY[..start.len().min(PGCOPY.len())]) => None,
+            _ => {
+                let at = start.iter().position(|&b| b == 0)?;
+                // Every other byte NUL from the start, the others not: UTF-16 without its mark.
+                let head = &start[..start.len().min(64) & !1];
+                let nul_at = |odd: usize| {
+                    head.len() >= 4
+                        && head.iter().skip(odd).step_by(2).all(|&b| b == 0)
+                        && head.iter().skip(1 - odd).step_by(2).all(|&b| b != 0)
+                };
+                if nul_at(1) {
+                    return Some(Self::WideTextUnmarked("UTF-16LE"));
+                }
+                if nul_at(0) {
+                    return Some(Self::WideTextUnmarked("UTF-16BE"));
+                }
+                let kind = match start {
+                    _ if start.starts_with(b"SQLite format 3\0") => Some(
+                        "an SQLite database (its rows as CSV: sqlite3 -csv -header FILE 'SELECT * \
+                         FROM t')",
+                    ),
+                    [0xd0, 0xcf, 0x11, 0xe0, ..] => {
+                        Some("an Excel 97-2003 workbook or another OLE2 document (save it as CSV)")
+                    }
+                    _ if start.starts_with(b"PAR1") => {
+                        Some("a Parquet file (its rows as CSV with a tool that reads Parquet)")
+                    }
+                    _ if start.starts_with(b"\x7fELF") => Some("a program (ELF)"),
+                    _ if start.get(257..262) == Some(b"ustar") => Some(
+                        "a tar archive (one file of it on its way in: tar -xOf ARCHIVE MEMBER | \
+                         copyman … --from -)",
+                    ),
+                    _ => None,
+                };
+                Some(Self::NotText { at, kind })
+            }
         }
     }
 }
+
+/// The signature binary COPY data begins with.
+const PGCOPY: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 /// How pg_dump and pg_dumpall begin a plain script (`database dump`, `database cluster dump`),
 /// with its line ends as written (a script passed through Windows has `\r\n`).

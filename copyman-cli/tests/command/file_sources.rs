@@ -462,7 +462,8 @@ fn copy_statements_with_csv_and_a_header_are_counted() {
 
 /// A NUL byte in the input (UTF-16 without a byte order mark, padding) is in no encoding: the
 /// error says so and what such input usually is, not "give its encoding with --encoding, e.g.
-/// --encoding LATIN1", which fails the same way (files39 F3).
+/// --encoding LATIN1", which fails the same way (files39 F3) — before connecting, by its first
+/// bytes (files67 F1).
 #[test]
 fn a_nul_byte_is_not_said_as_another_encoding() {
     let c = clusters();
@@ -474,10 +475,10 @@ fn a_nul_byte_is_not_said_as_another_encoding() {
         let mut args = vec!["table", "t", "--from", file.arg(), "--to", &to];
         args.extend(encoding.map(|e| ["--encoding", e]).into_iter().flatten());
         let out = run(&args);
-        assert_exit(&out, 1);
+        assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("PostgreSQL text never holds a NUL byte (0x00), in any encoding")
+            stderr.contains("is UTF-16LE text without a byte order mark")
                 && stderr.contains("iconv -f UTF-16LE -t UTF-8")
                 && !stderr.contains("e.g. --encoding LATIN1"),
             "{stderr}"

@@ -410,6 +410,78 @@ fn pg_dump_output_is_refused_with_the_way_to_its_rows() {
     }
 }
 
+/// A file that holds NUL bytes is no text in any encoding: refused before connecting, what it
+/// is said where its signature tells — an SQLite database, a workbook, a tar archive — and
+/// UTF-16 without its byte order mark converted (files67 F1: sent, and said to hold "a quote
+/// inside a field", or to need --encoding LATIN1, after connecting everywhere).
+#[test]
+fn a_file_holding_nul_bytes_is_refused_as_no_text() {
+    let nowhere = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=5",
+        closed_port()
+    );
+    let mut tar = vec![b'x'; 100];
+    tar.extend([0u8; 157]);
+    tar.extend(b"ustar\x0000");
+    let files: [(&str, &[u8], &str); 5] = [
+        (
+            "t.sqlite",
+            b"SQLite format 3\x00\x10\x00\x01\x01",
+            "an SQLite database",
+        ),
+        (
+            "x.csv",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00",
+            "an Excel 97-2003 workbook",
+        ),
+        ("d.csv", &tar, "a tar archive"),
+        (
+            "n.csv",
+            b"1,a\n2,b\x00c\n",
+            "it holds a NUL byte (at byte 7)",
+        ),
+        (
+            "w.csv",
+            b"i\x00d\x00,\x00v\x00\n\x00",
+            "is UTF-16LE text without a byte order mark",
+        ),
+    ];
+    for (name, bytes, said) in files {
+        let file = TempPath::new(name);
+        fs::write(&file.0, bytes).unwrap();
+        let out = run(&["table", "t", "--from", file.arg(), "--to", &nowhere]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(said) && !stderr.contains("connect"),
+            "{name}: {stderr}"
+        );
+    }
+    // From a pipe alike, by its first read.
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&d1);
+    let out = run_with_stdin(
+        &[
+            "copy",
+            "--from",
+            "-",
+            "--to",
+            &to,
+            "--receive",
+            "COPY t FROM STDIN",
+        ],
+        b"SQLite format 3\x00\x10\x00\x01\x01",
+    );
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("stdin is not text"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
 /// A FIFO likewise: its writer's first bytes show the signature.
 #[test]
 fn compressed_fifo_is_refused_on_its_first_read() {
