@@ -1189,6 +1189,20 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
                 _ => format!("{flag} {text}: this is a Unix socket, not a file"),
             }))
         }
+        // A directory of server sockets (`/var/run/postgresql`, psql's `-h`): its servers said,
+        // not "Is a directory" after connecting (files67 F8).
+        Target::File(path) if !socket_ports(&path).is_empty() => {
+            let ports = socket_ports(&path);
+            Err(ArgError::usage(format!(
+                "{flag} {text}: this is a directory of server sockets ({}), not a file: give the \
+                 server as 'host={text} port={}'",
+                (ports.iter())
+                    .map(|p| format!(".s.PGSQL.{p}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ports[0]
+            )))
+        }
         Target::File(path) => Ok(Endpoint::File(path)),
         Target::Server(conn) => match conn::resolve(&conn, env) {
             Ok(spec) => match spec.check_tls_files() {
@@ -2009,6 +2023,27 @@ fn refuse_two_file_encodings(
         ))),
         None => Ok(()),
     }
+}
+
+/// The ports of the server sockets (`.s.PGSQL.PORT`) a directory `path` holds, sorted; none
+/// where it is no directory or cannot be read.
+fn socket_ports(path: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Vec::new();
+    };
+    let mut ports: Vec<String> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_type()
+                .is_ok_and(|t| std::os::unix::fs::FileTypeExt::is_socket(&t))
+        })
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some(name.strip_prefix(".s.PGSQL.")?.to_owned())
+        })
+        .collect();
+    ports.sort();
+    ports
 }
 
 /// Gives each destination its `--receive`: the one right after its `--to`, or the single one

@@ -1272,6 +1272,31 @@ fn a_file_named_like_a_conninfo_and_a_socket_given_as_a_file_are_said() {
             )),
         "{stderr}"
     );
+    // Its directory alike, as psql's -h names it (files67 F8: "Is a directory", after the
+    // source was read; with --receive, "for server destinations").
+    let dir = c.dest[0].socket_dir();
+    let dir = dir.to_str().unwrap();
+    let from = c.dest[0].conninfo(&d1);
+    for extra in [&[][..], &["--receive", "COPY t FROM STDIN"][..]] {
+        let mut args = vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            "COPY t TO STDOUT",
+            "--to",
+            dir,
+        ];
+        args.extend(extra);
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("this is a directory of server sockets")
+                && stderr.contains(&format!("'host={dir} port={}'", c.dest[0].port())),
+            "{stderr}"
+        );
+    }
 }
 
 /// Under a locale that is not UTF-8 (`LC_ALL=C`, a cron job's or a minimal container's), the
