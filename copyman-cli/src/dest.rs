@@ -352,7 +352,7 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, bool)> {
         };
         let Some(m) = m.as_deref_mut() else { continue };
         let mark = match (m.ended, m.cut) {
-            (false, Some(cut)) if m.taken > 0 => cut.mark(),
+            (false, Some(cut)) => cut.mark(),
             _ => continue,
         };
         m.ended = true;
@@ -847,10 +847,11 @@ impl FileSink {
             }
             m.ended = true;
         }
-        // The mark, where something went out: a reader that takes nothing for CUT_MARK_WAIT
-        // does not hold the failed run longer (nor does a signal).
+        // The mark, whatever went out — nothing, too: an empty stream read downstream is an
+        // empty table, committed (files67 F16: `COPY 0`, exit 0, of a run that failed). A
+        // reader that takes nothing for CUT_MARK_WAIT does not hold the failed run longer (nor
+        // does a signal).
         let mark = (out.cut.take())
-            .filter(|_| taken > 0)
             .map(|cut| cut.mark())
             .filter(|mark| !mark.is_empty());
         let marked = mark.is_some_and(|mark| {

@@ -684,6 +684,22 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             if cancelled {
                 dest.error = None;
             }
+            // Nothing went out before the failure but the mark of it: said, as a reader of it
+            // fails on it.
+            if status != Status::Committed && dest.sent_anyway == 0 && dest.marked_cut {
+                let said = format!(
+                    "no data went out before the run failed, only a line that fails a COPY \
+                     reading it (\"{}\"), so that an empty stream is not taken for an empty table",
+                    crate::dest::Cut::WORDS
+                );
+                match &mut dest.error {
+                    Some(error) => error.message.push_str(&format!(" ({said})")),
+                    None => dest.fail_with(ErrorInfo {
+                        sqlstate: None,
+                        message: said,
+                    }),
+                }
+            }
             // Stdout (or a pipe) has no rollback: what went out before the failure is out.
             if status != Status::Committed && dest.sent_anyway > 0 {
                 status = Status::Sent;

@@ -794,13 +794,18 @@ fn exit_at_once(exit: i32) -> ! {
             ),
             false => "discard them: a part of the rows".to_owned(),
         };
-        progress::write_stderr(
-            format!(
+        let said = match taken {
+            0 => format!(
+                "copyman: no data went out to {name} before the exit, only a line that fails a \
+                 COPY reading it (\"{}\")\n",
+                crate::dest::Cut::WORDS
+            ),
+            _ => format!(
                 "copyman: {taken} bytes of data went out to {name} before the exit and cannot be \
                  taken back: {end}\n"
-            )
-            .as_bytes(),
-        );
+            ),
+        };
+        progress::write_stderr(said.as_bytes());
     }
     std::process::exit(crate::report::printed_exit_code().unwrap_or(exit))
 }

@@ -1690,6 +1690,43 @@ fn data_cut_by_a_failed_run_on_stdout_is_marked_so_that_a_reader_fails() {
         assert_exit(&again, 1);
         assert_eq!(count(&c.dest[0], &dest, "n"), 0, "{format}");
     }
+    // Failed before any row went out: the mark alone, an empty stream being an empty table to
+    // a reader (files67 F16: `COPY 0`, exit 0).
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY (SELECT 1/0) TO STDOUT",
+        "--to",
+        "-",
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        out.stdout
+            .ends_with(b"copyman: the copy failed here: this data is cut short")
+            && out.stdout.len() < 80,
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("no data went out before the run failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let again = run_with_stdin(
+        &[
+            "table",
+            "n",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&dest),
+        ],
+        &out.stdout,
+    );
+    assert_exit(&again, 1);
+    assert_eq!(count(&c.dest[0], &dest, "n"), 0);
 }
 
 /// An exit at once (SIGQUIT, a second signal) while text or CSV goes out to a pipe marks its
