@@ -2753,6 +2753,9 @@ impl Ledger {
         let mut lines = Vec::new();
         let (mut committed, mut doubt, mut prepared) = (Vec::new(), Vec::new(), Vec::new());
         let mut pending = Vec::new();
+        // A split table some of whose ranges' COMMITs (or COMMIT PREPAREDs) were answered on a
+        // destination, not all: committed in part there (signals67 F2: "committed: none").
+        let mut partly = Vec::new();
         // The first destination whose COMMIT is in doubt: what a script looks at first.
         let mut doubt_on: Option<(usize, &str)> = None;
         let mut unlisted: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -2803,6 +2806,11 @@ impl Ledger {
                     "gids": (gids.len() > 1).then_some(&gids),
                 }));
                 let at = format!("{table} on destination {}", i + 1);
+                let some_committed = matches!(cell, Cell::Ending(_, steps)
+                    if steps.iter().any(|s| s.commits() && s.answer.took_effect()));
+                if status != "committed" && some_committed {
+                    partly.push(at.clone());
+                }
                 match status {
                     "committed" => committed.push(at),
                     "in doubt" => {
@@ -2862,9 +2870,18 @@ impl Ledger {
         } else {
             // An empty category is left out, its explanation with it (signals43 F6).
             format!(
-                "exited at once: committed: {}; {}{}{}nothing else was \
+                "exited at once: committed: {}; {}{}{}{}nothing else was \
                  committed by this run (the servers roll back the open transactions)",
                 list(&committed),
+                if partly.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "committed in part (some of its ranges' COMMITs were answered, the \
+                         others not): {}; ",
+                        list(&partly)
+                    )
+                },
                 if pending.is_empty() {
                     String::new()
                 } else {
@@ -3636,6 +3653,45 @@ mod tests {
         assert_eq!(document["tables"][0]["status"], "commit pending");
         // Nothing in doubt: that category is not said, nor its explanation (signals43 F6).
         assert!(!said.contains("in doubt"), "{said}");
+    }
+
+    /// A split table some of whose ranges' COMMITs were answered on a destination, not all, is
+    /// said committed in part, never "committed: none … nothing else was committed" (signals67
+    /// F2: 400 010 rows were there); with its COMMIT PREPAREDs alike.
+    #[test]
+    fn a_split_table_committed_in_part_is_said_so_when_exiting_at_once() {
+        for (two_phase, action) in [
+            (false, Action::Commit),
+            (true, Action::CommitPrepared("g".into())),
+        ] {
+            let step = |pid, answer| Step {
+                pid: Some(pid),
+                action: action.clone(),
+                answer,
+            };
+            let ledger = Ledger {
+                dests: vec!["d1".to_owned()],
+                state: "job.state".to_owned(),
+                two_phase,
+                tables: vec![(
+                    "\"public\".\"t\"".to_owned(),
+                    vec![Cell::Ending(
+                        2,
+                        vec![step(1, Answer::TookEffect), step(2, Answer::Awaited)],
+                    )],
+                )],
+                ranges: HashMap::from([("\"public\".\"t\"".to_owned(), 2)]),
+                decided: HashSet::new(),
+                recording: HashSet::new(),
+            };
+            let (exit, said, _) = ledger.at_once(3);
+            assert_eq!(exit, 4, "{said}");
+            assert!(
+                said.contains("committed in part (some of its ranges' COMMITs were answered")
+                    && said.contains("\"public\".\"t\" on destination 1"),
+                "{two_phase}: {said}"
+            );
+        }
     }
 
     /// A ROLLBACK PREPARED sent again on a new session (the first lost) and not answered there
