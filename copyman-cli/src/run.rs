@@ -377,6 +377,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             Ok(summary) => {
                 source_rows = summary.producer_count;
                 record_summary(&summary, &live, &mut dests);
+                signals::copied(
+                    source_rows,
+                    (dests.iter().enumerate()).filter_map(|(i, d)| Some((i, d.rows?))),
+                );
                 break;
             }
             Err(fail) if driven.start_failed => {

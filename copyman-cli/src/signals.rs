@@ -205,8 +205,22 @@ fn print_at_once_json(
         })
         .collect();
     destinations.sort_by_key(|(number, _)| *number);
-    let destinations: Vec<serde_json::Value> =
-        destinations.into_iter().map(|(_, record)| record).collect();
+    let (source_rows, counted) = crate::watch::lock_briefly(&COPIED)
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let rows_of = |record: &serde_json::Value| {
+        let server = record["server"].as_str()?;
+        counted.iter().find(|(d, _)| d == server).map(|(_, n)| *n)
+    };
+    let destinations: Vec<serde_json::Value> = (destinations.into_iter())
+        .map(|(_, mut record)| {
+            record["rows"] = rows_of(&record).into();
+            record
+        })
+        .collect();
+    let committed_records = destinations.iter().filter(|r| r["status"] == "committed");
+    let committed_count = committed_records.clone().count();
+    let committed_rows = committed_records.map(rows_of).sum::<Option<u64>>();
     // A COMMIT not answered is what a script must look at: its server first.
     let doubt = unanswered.first();
     // The signal that stopped it, as a run that ends on its first signal says it (recheck43b F8).
@@ -219,9 +233,30 @@ fn print_at_once_json(
         "error": error,
         "server": doubt,
         "endpoint": doubt.and_then(endpoint),
+        "source_rows": source_rows,
+        "committed": committed_count,
+        "committed_rows": committed_rows,
         "destinations": destinations,
         "others": note,
     }));
+}
+
+/// What the copy counted, once it ended: the source's rows and each destination's `COPY n` by
+/// its party name (`destination 2`), for an exit at once's `--json` (signals67 F4: `rows`,
+/// `committed_rows` null of a destination whose COMMIT was answered).
+static COPIED: Mutex<Counted> = Mutex::new((None, Vec::new()));
+
+/// The source's rows, and each destination's (by party name) ([`COPIED`]).
+type Counted = (Option<u64>, Vec<(String, u64)>);
+
+/// Records what the copy counted ([`COPIED`]): `rows` by destination (0-based).
+pub(crate) fn copied(source_rows: Option<u64>, rows: impl IntoIterator<Item = (usize, u64)>) {
+    *COPIED.lock().unwrap_or_else(PoisonError::into_inner) = (
+        source_rows,
+        rows.into_iter()
+            .map(|(i, n)| (format!("destination {}", i + 1), n))
+            .collect(),
+    );
 }
 
 /// Temporary files of file destinations, removed if the process exits at once.

@@ -361,6 +361,11 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     let committed = &report["destinations"][0];
     assert_eq!(committed["server"], "destination 1", "{report}");
     assert_eq!(committed["status"], "committed", "{report}");
+    // With the counts the run had (signals67 F4: null).
+    assert_eq!(committed["rows"], 100, "{report}");
+    assert_eq!(report["source_rows"], 100, "{report}");
+    assert_eq!(report["committed"], 1, "{report}");
+    assert_eq!(report["committed_rows"], 100, "{report}");
     // Named by its endpoint too, as the report names destinations (it had only "destination 1").
     assert!(
         committed["endpoint"]
