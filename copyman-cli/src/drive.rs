@@ -128,11 +128,17 @@ pub(crate) fn drive<'a>(
                     {
                         for (id, error) in &faulted.faults {
                             watch::destination_dropped(live[id.0]);
+                            // A pipe's reader gone, said as the report says it, not as the
+                            // write's bare "Broken pipe (os error 32)" (signals67 F7).
+                            let why = match report::is_broken_pipe(&**error) {
+                                true => ": its reader went away (broken pipe): the copy did not \
+                                         complete there"
+                                    .to_owned(),
+                                false => format!(" failed: {}", report::describe(&**error)),
+                            };
                             report::warn(format_args!(
-                                "destination {} failed: {}; the copy goes on without it \
-                                 (--keep-going)",
+                                "destination {}{why}; the copy goes on without it (--keep-going)",
                                 live[id.0] + 1,
-                                report::describe(&**error)
                             ));
                         }
                     }

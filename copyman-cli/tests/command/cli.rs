@@ -379,6 +379,28 @@ fn a_stdout_reader_that_goes_away_beside_a_server_is_said() {
     assert!(!stderr.contains("os error 32"), "{stderr}");
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
     assert_eq!(settle_backends(&c.dest[0], &dst), Vec::<String>::new());
+    // Under --keep-going the server commits, and the warning as the copy goes on says it in
+    // the same words (signals67 F7: "destination 1 failed: Broken pipe (os error 32)").
+    let out = reader_goes_away(
+        &c.source.url(&src),
+        &[
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--send",
+            "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
+            "--receive",
+            "COPY t FROM STDIN",
+            "--keep-going",
+        ],
+    );
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("its reader went away (broken pipe): the copy did not complete there; the copy goes on without it")
+            && !stderr.contains("os error 32"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 2_000_000);
 }
 
 /// A destination server that failed of its own (a duplicate key at its first row) while
