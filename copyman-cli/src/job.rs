@@ -2514,16 +2514,23 @@ impl Ledger {
         }
     }
 
-    /// The tables whose COMMITs (or COMMIT PREPAREDs) began on some destination: a first
+    /// The tables whose COMMITs (or COMMIT PREPAREDs) began on some destination, or whose
+    /// commit decision is being recorded (it commits once written: signals67 F9, a first
+    /// signal then said "the tables being copied are rolled back", and it committed): a first
     /// signal lets them finish.
     fn committing(&self) -> Vec<String> {
         (self.tables.iter())
-            .filter(|(_, cells)| {
-                cells.iter().any(|cell| {
-                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(Step::commits))
-                })
+            .filter_map(|(table, cells)| {
+                if self.recording.contains(table) {
+                    return Some(format!("{table} (its commit decision being recorded)"));
+                }
+                cells
+                    .iter()
+                    .any(|cell| {
+                        matches!(cell, Cell::Ending(_, steps) if steps.iter().any(Step::commits))
+                    })
+                    .then(|| table.clone())
             })
-            .map(|(table, _)| table.clone())
             .collect()
     }
 

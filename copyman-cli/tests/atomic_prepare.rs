@@ -540,6 +540,76 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
     each_holds(&dbs, 0);
 }
 
+/// A first signal while a job's table waits for the decision log's lock to record its commit
+/// decision says that table commits (its decision being recorded), not that the tables being
+/// copied roll back (signals67 F9: it then committed); once the lock is free it commits, and
+/// the job stops.
+#[test]
+fn atomic_a_jobs_first_signal_while_recording_says_the_table_commits() {
+    let s = two_phase_clusters();
+    let tables = format!("{MV} CREATE TABLE mw (id int);");
+    let src = database(
+        &s.source,
+        &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
+    );
+    let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
+    let log = TempPath::new("job-signal-held.log");
+    let state = TempPath::new("job-signal-held.state");
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let args = [
+        "table",
+        "mv",
+        "mw",
+        "--jobs",
+        "1",
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--state",
+        state.arg(),
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+    ];
+    // Every PREPARE answered; then the log's lock is held by another process.
+    let mut paused = Paused::start(&args, "prepared:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    let pid = paused.child.id().to_string();
+    let held = std::fs::File::open(&log.0).unwrap();
+    held.lock().unwrap();
+    let run = paused.resume_in_background();
+    let waiting = stderr.wait_for("for the lock on the decision log");
+    assert!(waiting.is_some(), "the wait unsaid: {}", stderr.seen());
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let said = stderr.wait_for("SIGINT received");
+    held.unlock().unwrap();
+    let said = said.unwrap_or_else(|| panic!("{}", stderr.seen()));
+    assert!(
+        said.contains("\"public\".\"mv\" (its commit decision being recorded)")
+            && said.contains("began and finish")
+            && !said.contains("stopping the job: the tables being copied are rolled back"),
+        "{said}"
+    );
+    let out = run.join().unwrap();
+    let rest = stderr.rest();
+    assert_ne!(out.status.code(), Some(0), "{rest}");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1, "{db}: {rest}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}
+
 /// A job under `--atomic` whose decision log's lock another process holds: the wait is said,
 /// naming that process (it waited without a word, its destinations' sessions holding their
 /// tables: recheck66 F9); once the lock is free the job commits every table.
