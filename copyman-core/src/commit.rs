@@ -1365,6 +1365,8 @@ pub fn lock_holders_sql(pid: &str) -> String {
          WHERE s.pid = b.pid) ~* '^\\s*PREPARE\\s+TRANSACTION' THEN 'syncprep ' \
          ELSE 'syncrep ' END \
          || b.pid::text \
+         WHEN (SELECT s.application_name = 'copyman' AND s.state = 'idle in transaction' \
+         FROM pg_catalog.pg_stat_activity s WHERE s.pid = b.pid) THEN 'copyman ' || b.pid::text \
          WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks g \
          ON g.pid = b.pid AND g.granted AND (g.locktype, g.database, g.relation, g.page, \
          g.tuple, g.virtualxid, g.transactionid, g.classid, g.objid, g.objsubid) IS NOT \
@@ -1410,6 +1412,7 @@ pub fn lock_holders_sql(pid: &str) -> String {
 /// assert!(held_by("77, prepared app-xact").ends_with("(COMMIT PREPARED or ROLLBACK PREPARED in its database ends it)"));
 /// assert!(held_by("syncrep 88").contains("backend 88, whose COMMIT waits for a synchronous standby"));
 /// assert!(held_by("syncprep 89").contains("backend 89, whose PREPARE TRANSACTION waits"));
+/// assert!(held_by("copyman 90").contains("backend 90, a session of another copyman"));
 /// assert_eq!(held_by(""), "");
 /// ```
 pub fn held_by(holders: &str) -> String {
@@ -1491,6 +1494,16 @@ pub fn held_by_runs(holders: &str, live: impl Fn(&str) -> Option<u32>) -> String
                  COMMIT PREPARED or ROLLBACK PREPARED (a copyman run's decision, or copyman \
                  recover)",
                 &h["syncprep ".len()..]
+            ),
+            // Another copyman's session, between its statements (a source's snapshot, read
+            // under its lock): held until that copy ends — and never, where that copy waits on
+            // this one (dup67 F13: two runs copying one table each way waited on each other for
+            // ever, each saying only "held by backend N").
+            None if h.starts_with("copyman ") => format!(
+                "backend {}, a session of another copyman (application_name copyman, idle in \
+                 its transaction): it holds the lock until its copy ends; if that copy waits \
+                 on this one (a table copied each way at once), neither ends: stop one",
+                &h["copyman ".len()..]
             ),
             None => format!("backend {h}"),
         })

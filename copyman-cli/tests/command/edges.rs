@@ -2078,3 +2078,39 @@ fn sql_ascii_database(cluster: &copyman_testkit::Cluster, name: &str) -> String 
         .unwrap();
     name.to_owned()
 }
+
+/// A lock held by another copyman's session between its statements (its source's snapshot, read
+/// under its lock) is said as that, and that it is held until that copy ends — two runs
+/// copying one table each way at once waited on each other for ever, each saying only "held by
+/// backend N" (dup67 F13).
+#[test]
+fn a_lock_held_by_another_copyman_is_said_as_such() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("SET application_name = 'copyman'; BEGIN; LOCK TABLE t IN ACCESS SHARE MODE")
+        .unwrap();
+    let mut child = copyman()
+        .args(["table", "t", "--truncate", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    assert!(
+        line.contains("a session of another copyman") && line.contains("neither ends: stop one"),
+        "{line}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+}
