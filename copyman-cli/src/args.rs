@@ -1870,6 +1870,16 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
                 path.display()
             )));
         }
+        // Another file (a CSV, the run's own --from): a run cut its last row and appended its
+        // records to it, exit 0 (files67 F18).
+        if let Some(why) = copyman_job::commit::not_a_log(&path) {
+            return Err(ArgError::usage(format!(
+                "--decision-log {} is not a copyman decision log ({why}): a run appends its \
+                 records to one, and recover finds none in it; give the decision log's path, or \
+                 a new file's",
+                path.display()
+            )));
+        }
         let path = in_a_directory("--decision-log", &path)?;
         crate::recover::log_given(&path);
         return Ok(path);

@@ -227,6 +227,53 @@ fn paused_atomic_copy_with(
     (dbs, paused)
 }
 
+/// A file that is no decision log (a CSV, the run's own `--from`) given as one is refused by a
+/// run and by recover, and left as it was: a run cut its last row and appended its records,
+/// exit 0 (files67 F18).
+#[test]
+fn atomic_a_file_that_is_no_decision_log_is_refused() {
+    let s = two_phase_clusters();
+    let src = database(&s.source, MV);
+    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
+    let csv = TempPath::new("rows.csv");
+    std::fs::write(&csv.0, "1,a\n2,b").unwrap();
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let copy = run(&[
+        "copy",
+        "--from",
+        csv.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--receive",
+        "COPY mv FROM STDIN (FORMAT csv)",
+        "--atomic",
+        "--decision-log",
+        csv.arg(),
+    ]);
+    let recover = run(&[
+        "recover",
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--decision-log",
+        csv.arg(),
+    ]);
+    for out in [copy, recover] {
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("is not a copyman decision log"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&csv.0).unwrap(), "1,a\n2,b");
+    each_holds(&dbs, 0);
+    let _ = src;
+}
+
 /// A signal once the data is copied, before any PREPARE (the deferred constraints checked on
 /// destination 1): the commit is called off, and nothing more is checked or prepared — every
 /// open transaction rolls back (it went on to PREPARE every destination, then rolled them back:

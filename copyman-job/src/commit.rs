@@ -40,7 +40,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -452,6 +452,74 @@ pub fn run<E>(
         }
     }
     commit.outcome()
+}
+
+/// The words a decision log's lines begin with ([`DecisionLog`]).
+const RECORDS: [&str; 12] = [
+    "begin",
+    "commit",
+    "party",
+    "done",
+    "abort",
+    "ended",
+    "committing",
+    "refused",
+    "out",
+    "unprepared",
+    "told",
+    "died",
+];
+
+/// Why the file at `path` is no decision log, where it exists and holds something: its first
+/// line (shortened) is no record of one, or it is not text. `None` where it is empty, missing,
+/// unreadable (the open says why), or begins as a log does — a first line cut short by a crash
+/// included. A run appends to it (cutting a last line that does not end back to its last line
+/// end): given a data file by mistake, it cut the file's last row and appended its records,
+/// exit 0, the run's own `--from` file too (files67 F18).
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("copyman-doc-log-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// use copyman_job::commit::not_a_log;
+///
+/// let log = dir.join("decisions.log");
+/// std::fs::write(&log, "begin 1764479123-42-9f3a\nparty 1764479123-42-9f3a g s d x\n").unwrap();
+/// assert_eq!(not_a_log(&log), None);
+/// let csv = dir.join("rows.csv");
+/// std::fs::write(&csv, "1,alice\n2,bob\n").unwrap();
+/// assert!(not_a_log(&csv).is_some_and(|why| why.contains("1,alice")));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn not_a_log(path: &Path) -> Option<String> {
+    let mut start = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut start)
+        .ok()?;
+    if start.is_empty() {
+        return None;
+    }
+    let Ok(text) = std::str::from_utf8(&start[..start.len().min(4096)]) else {
+        return Some("it is not text".to_owned());
+    };
+    let (first, ended) = match text.split_once('\n') {
+        Some((first, _)) => (first, true),
+        None => (text, false),
+    };
+    let word = first.split_whitespace().next().unwrap_or_default();
+    // A first line cut short by a crash reads as the start of a record's word.
+    let begun = |kind: &&str| kind.starts_with(word) && !word.is_empty();
+    if RECORDS.contains(&word) || (!ended && RECORDS.iter().any(begun)) {
+        return None;
+    }
+    let shown: String = first.chars().take(40).collect();
+    let cut = if first.chars().count() > 40 {
+        "…"
+    } else {
+        ""
+    };
+    Some(format!("its first line ({shown}{cut}) is no record of one"))
 }
 
 /// The two-phase commit decisions, one line per run in a file: `commit RUN GID…`, written and
@@ -985,16 +1053,12 @@ impl DecisionLog {
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
-            let (
-                Some(
-                    kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended"
-                    | "committing" | "refused" | "out" | "unprepared" | "told" | "died"),
-                ),
-                Some(run),
-            ) = (words.next(), words.next())
-            else {
+            let (Some(kind), Some(run)) = (words.next(), words.next()) else {
                 continue;
             };
+            if !RECORDS.contains(&kind) {
+                continue;
+            }
             log.runs.insert(run.to_owned());
             match kind {
                 "commit" => {

@@ -451,6 +451,21 @@ fn job_selection_a_resume_recognises_a_destination_spelled_otherwise() {
     );
     assert_eq!(fs::read_to_string(&precious.0).unwrap(), "copyman-job 3\n");
     check("a state file as the decision log");
+    // A user's file as the decision log: refused, not cut back to its last line end and
+    // appended to (files67 F18: its last row lost, exit 0).
+    fs::write(&precious.0, "id,name\n1,precious").unwrap();
+    let out = run_job(&d1, &["--atomic", "--decision-log", precious.arg()], &[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is not a copyman decision log (its first line (id,name)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(&precious.0).unwrap(),
+        "id,name\n1,precious"
+    );
+    check("a user's file as the decision log");
 
     // A device as --state: refused before anything (it planned, then failed writing: exit 1).
     for extra in [&[][..], &["--resume"][..]] {
