@@ -70,6 +70,11 @@ pub(crate) const FILE_CHUNK: usize = 256 * 1024;
 /// How often a wait for the next chunk looks at signals and the stall timeout.
 const POLL: Duration = Duration::from_millis(100);
 
+/// A CSV value quoted over more line ends than this is said ([`StrayQuotes::longest_quoted`]):
+/// a text of many lines quoted on purpose (a pretty-printed JSON document) stays below it, as
+/// a rule; rows merged by a stray quote are often many more.
+const QUOTED_LINES_SAID: u64 = 100;
+
 /// How long a wait for the input's first bytes goes before it is said.
 const SAY_WAIT: Duration = Duration::from_secs(1);
 
@@ -459,6 +464,22 @@ impl FileSource {
             ));
         }
         let unended = unended && !header_only;
+        // A quoted value over many line ends: a quote opening a field that was not meant to
+        // merges the rows after it into one value, silently (files67 F19: 100 000 lines
+        // loaded as 10 010 rows, exit 0). Said before anything commits.
+        if let Some((opened, closed)) = (self.stray_quotes.as_ref())
+            .and_then(StrayQuotes::longest_quoted)
+            .filter(|(opened, closed)| closed - opened > QUOTED_LINES_SAID)
+        {
+            report::warn(format_args!(
+                "{}: a quoted value opened on line {opened} closes only on line {closed}: the \
+                 {} line ends between are data of that one value, not rows (a quote at the \
+                 start of a field that was not meant to quote merges the rows after it into \
+                 it); if so, fix that line and copy again",
+                self.name,
+                closed - opened
+            ));
+        }
         // Given --header and empty: not even its header came (many60 F5).
         if self.header && self.last.is_none() && !self.scanner.is_binary() {
             report::warn(format_args!(
