@@ -1189,6 +1189,19 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
                 _ => format!("{flag} {text}: this is a Unix socket, not a file"),
             }))
         }
+        // A disk (`/dev/sdb`, `/dev/loop0`, a typo for a file): written over from its first
+        // byte, its partition table with it (files67 F23: "committed", exit 0).
+        Target::File(path)
+            if flag == "--to"
+                && std::fs::metadata(&path).is_ok_and(|m| {
+                    std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type())
+                }) =>
+        {
+            Err(ArgError::usage(format!(
+                "{flag} {text}: this is a block device (a disk): copyman does not write COPY \
+                 data over it; give a file"
+            )))
+        }
         // A directory of server sockets (`/var/run/postgresql`, psql's `-h`): its servers said,
         // not "Is a directory" after connecting (files67 F8).
         Target::File(path) if !socket_ports(&path).is_empty() => {

@@ -743,6 +743,15 @@ impl FileSink {
         self.out.write_all(data)
     }
 
+    /// The file it replaces and that file's size, where it replaces one that holds something,
+    /// and nothing was written to take its place.
+    pub(crate) fn empties(&self) -> Option<(&Path, u64)> {
+        let (_, path) = self.rename.as_ref()?;
+        let written = self.out.get_ref().taken + self.out.buffer().len() as u64;
+        let size = fs::metadata(path).ok()?.len();
+        (written == 0 && size > 0).then_some((path.as_path(), size))
+    }
+
     /// Written directly (stdout, a pipe), data of this representation ([`Cut::of`]) is marked
     /// where a failed run cut it ([`FileSink::discard`]).
     /// `name`: what the run's words call it (`stdout`, a path).

@@ -500,6 +500,22 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 .to_owned(),
         );
     }
+    // A file or stdin that held nothing would replace a file destination that holds something
+    // by an empty one, as --truncate a table (files67 F20: `producer | copyman --from - --to
+    // latest.csv` lost the last good file when the producer failed, exit 0).
+    if run_error.is_none()
+        && source_conn.is_none()
+        && let Some((path, size)) = (dests.iter())
+            .filter(|d| d.error.is_none())
+            .find_map(|d| d.sink.as_ref()?.empties())
+    {
+        run_error = Some(format!(
+            "the input held no data: {} ({}) would be replaced by an empty file (a command that \
+             failed upstream gives an empty input); it is kept; to empty it, : > FILE",
+            crate::conn::redact(&path.to_string_lossy()),
+            indicatif::HumanBytes(size)
+        ));
+    }
     // File destinations write out what they buffered before anything commits: one that cannot
     // take it fails the copy, as a server destination's failure does.
     if run_error.is_none() {

@@ -1774,3 +1774,65 @@ fn an_exit_at_once_marks_the_end_of_data_cut_on_a_pipe() {
         );
     }
 }
+
+/// An empty input (stdin of a producer that failed, an empty file) does not replace a file
+/// destination that holds something by an empty one, as --truncate refuses to empty a table so
+/// (files67 F20: the last good file lost, exit 0); a server's empty result does.
+#[test]
+fn an_empty_input_keeps_the_file_it_would_replace() {
+    let keep = TempPath::new("keep.csv");
+    fs::write(&keep.0, "1,a\n2,b\n").unwrap();
+    let empty = TempPath::new("empty.csv");
+    fs::write(&empty.0, "").unwrap();
+    for out in [
+        run_with_stdin(&["copy", "--from", "-", "--to", keep.arg()], b""),
+        run(&["copy", "--from", empty.arg(), "--to", keep.arg()]),
+    ] {
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("would be replaced by an empty file") && stderr.contains("it is kept"),
+            "{stderr}"
+        );
+        assert_eq!(fs::read_to_string(&keep.0).unwrap(), "1,a\n2,b\n");
+    }
+    // A new file from an empty input is made, empty.
+    let new = TempPath::new("new.csv");
+    assert_exit(&run(&["copy", "--from", empty.arg(), "--to", new.arg()]), 0);
+    assert_eq!(fs::read_to_string(&new.0).unwrap(), "");
+}
+
+/// A block device given as `--to` (a disk, a typo for a file) is refused before anything: it
+/// was written over from its first byte (files67 F23). Asked of a dry run whose source cannot
+/// be reached, so that nothing could be written even if it were not refused.
+#[test]
+fn a_block_device_is_no_destination() {
+    use std::os::unix::fs::FileTypeExt;
+    let Some(device) = fs::read_dir("/dev").ok().and_then(|entries| {
+        entries
+            .flatten()
+            .find(|e| e.file_type().is_ok_and(|t| t.is_block_device()))
+            .map(|e| e.path())
+    }) else {
+        eprintln!("SKIPPED a_block_device_is_no_destination: no block device under /dev here");
+        return;
+    };
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let device = device.to_str().unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        &nowhere,
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        device,
+        "--dry-run",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("this is a block device (a disk)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
