@@ -1304,6 +1304,13 @@ pub(crate) fn endpoints(
         let (Endpoint::File(path), Some(text)) = (d, text.to_str()) else {
             continue;
         };
+        // psql's `\copy … to stdout` words (files67 F14: a file ./stdout was written).
+        if ["stdout", "pstdout"].contains(&text.to_ascii_lowercase().as_str()) && !path.exists() {
+            return Err(ArgError::usage(format!(
+                "--to {text}: stdout is written - here (--to -); to write a file named {text}, \
+                 give ./{text}"
+            )));
+        }
         let named = if conn::names_a_host(text) {
             format!("a server is `host={text}`")
         } else if !text.contains(['/', '.']) {

@@ -1356,15 +1356,24 @@ fn unopenable(t: &Transfer, path: &Path, e: &io::Error) -> Fatal {
     let name = path.to_string_lossy();
     // As `--to WORD` says it: psql takes a bare word for a database name.
     let missing = e.kind() == io::ErrorKind::NotFound;
-    let hint = if missing && crate::conn::names_a_host(&name) {
+    // psql's `\copy … from stdin` words (files67 F14: the hint was `dbname=stdin`).
+    let hint = if missing && ["stdin", "pstdin"].contains(&name.to_ascii_lowercase().as_str()) {
+        " (stdin is written - here: --from -)".to_owned()
+    } else if missing && crate::conn::names_a_host(&name) {
         format!(" (a server is `host={name}`)")
     } else if missing && !name.contains(['/', '.']) {
         format!(" (a database is `dbname={name}`)")
     } else {
         String::new()
     };
+    // A path through a file, a loop of links, a name too long: the command's too (files67
+    // F15: exit 1, "the copy failed").
     let exit = match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => Exit::Usage,
+        io::ErrorKind::NotFound
+        | io::ErrorKind::PermissionDenied
+        | io::ErrorKind::NotADirectory
+        | io::ErrorKind::InvalidFilename => Exit::Usage,
+        _ if e.raw_os_error() == Some(libc::ELOOP) => Exit::Usage,
         _ => Exit::CopyFailed,
     };
     let message = format!("cannot open source file {}: {e}{hint}", t.source.display());

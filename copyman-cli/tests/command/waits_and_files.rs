@@ -1382,3 +1382,47 @@ fn a_destination_that_paces_the_copy_is_named() {
     );
     assert_eq!(count(&c.dest[1], &d2, "pace"), 200_000);
 }
+
+/// psql's `stdin` and `stdout` words are said as copyman writes them (`-`), not taken for a
+/// file named so — a `./stdout` written, `dbname=stdin` advised (files67 F14) — and a source
+/// path that cannot be opened for what it is (through a file, a loop of links) is the
+/// command's mistake, exit 2, as a missing one is (files67 F15: exit 1).
+#[test]
+fn stdin_and_stdout_words_and_unopenable_sources_are_the_commands_mistakes() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE t (x int)");
+    let src = database(&c.source, "CREATE TABLE t (x int)");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let out = run(&["table", "t", "--from", "stdin", "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("stdin is written - here: --from -"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["table", "t", "--from", &from, "--to", "stdout"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("stdout is written - here (--to -)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let file = TempPath::new("a-file.csv");
+    fs::write(&file.0, "1\n").unwrap();
+    let links = TempPath::new("links");
+    fs::create_dir_all(&links.0).unwrap();
+    std::os::unix::fs::symlink("loop2", links.0.join("loop1")).unwrap();
+    std::os::unix::fs::symlink("loop1", links.0.join("loop2")).unwrap();
+    let through = format!("{}/x.csv", file.arg());
+    let looped = links.0.join("loop1");
+    for source in [through.as_str(), looped.to_str().unwrap()] {
+        let out = run(&["table", "t", "--from", source, "--to", &to]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("cannot open source file"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
