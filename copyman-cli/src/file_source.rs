@@ -1212,21 +1212,26 @@ fn generated_fields(
         1 => ("is a generated column", "that field"),
         _ => ("are generated columns", "those fields"),
     };
+    // Quoted for a shell, the delimiter and the file's name (files67 F10: a `'` delimiter
+    // left an unterminated quote, `./my gen.csv` was cut as two files).
+    let delimited = |delimiter: u8| {
+        format!(
+            "cut -d{} -f{}",
+            shell_word(&char::from(delimiter).to_string()),
+            keep.join(",")
+        )
+    };
     let cut = match layout {
-        Layout::Csv { delimiter, .. } => {
-            format!("cut -d'{}' -f{}", char::from(*delimiter), keep.join(","))
-        }
+        Layout::Csv { delimiter, .. } => delimited(*delimiter),
         Layout::Text {
             delimiter: b'\t', ..
         } => format!("cut -f{}", keep.join(",")),
-        Layout::Text { delimiter, .. } => {
-            format!("cut -d'{}' -f{}", char::from(*delimiter), keep.join(","))
-        }
+        Layout::Text { delimiter, .. } => delimited(*delimiter),
         _ => format!("keep fields {}", keep.join(",")),
     };
     let way = match source.stdin {
         true => format!("… | {cut} | copyman … --from -"),
-        false => format!("{cut} {name} | copyman … --from -"),
+        false => format!("{cut} {} | copyman … --from -", shell_word(name)),
     };
     // cut splits at every delimiter, quoted ones too.
     let way = match layout {
@@ -1961,7 +1966,10 @@ fn check_first_line(
                 } else if name == "stdin" {
                     format!("leave it out (… | tail -n +2 | copyman … --from -{columns})")
                 } else {
-                    format!("leave it out (tail -n +2 {name} | copyman … --from -{columns})")
+                    format!(
+                        "leave it out (tail -n +2 {} | copyman … --from -{columns})",
+                        shell_word(name)
+                    )
                 };
                 Err(refuse(&if by_header.is_some() {
                     format!("{skip}, reading the rows by the columns it names")

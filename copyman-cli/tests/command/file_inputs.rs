@@ -1288,8 +1288,29 @@ fn a_field_for_a_generated_column_is_said() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("d is a generated column")
-            && stderr.contains("(cut -d',' -f1,3 ")
+            && stderr.contains("(cut -d, -f1,3 ")
             && stderr.contains("| copyman … --from -, where no field holds the delimiter"),
+        "{stderr}"
+    );
+    // Its name and delimiter quoted for a shell (files67 F10: a name with a space was cut as
+    // two files, a `'` delimiter left a quote open).
+    let spaced = file("with generated.csv", b"1'2'x\n");
+    let receive = "COPY g FROM STDIN (FORMAT csv, DELIMITER '''')";
+    let out = run(&[
+        "copy",
+        "--from",
+        spaced.arg(),
+        "--to",
+        &to,
+        "--receive",
+        receive,
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            r"(cut -d''\''' -f1,3 '{}' | copyman",
+            spaced.arg()
+        )),
         "{stderr}"
     );
     // `copy` with a --receive that lists no columns, or every column COPY loads in the table's
@@ -1842,13 +1863,16 @@ fn a_quote_inside_a_csv_field_fails_the_copy_naming_its_line() {
     }
     // A NUL byte in the field quoted (binary input read as CSV): the CopyFail that says it
     // goes out, the NUL written \x00 (files65 F1: "copy fail reason contains a nul byte", each
-    // destination's connection closed mid-COPY).
-    let nul = file("nul.csv", b"1,a\x00b\"c,ok\n");
+    // destination's connection closed mid-COPY). Past the input's first bytes, which a NUL
+    // among refuses as no text before anything (files67 F1).
+    let mut data = b"2,a,b\n".repeat(100);
+    data.extend(b"1,a\x00b\"c,ok\n");
+    let nul = file("nul.csv", &data);
     let out = run(&["table", "q", "--from", nul.arg(), "--to", &to]);
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("line 1 of {} {inside}", nul.arg()))
+        stderr.contains(&format!("line 101 of {} {inside}", nul.arg()))
             && stderr.contains("rolled back")
             && !stderr.contains("nul byte"),
         "{stderr}"
