@@ -472,6 +472,7 @@ const RECORDS: [&str; 12] = [
 
 /// Why the file at `path` is no decision log, where it exists and holds something: its first
 /// line (shortened) is no record of one, or it is not text. `None` where it is empty, missing,
+/// no regular file (a FIFO, whose open would wait: refused apart),
 /// unreadable (the open says why), or begins as a log does — a first line cut short by a crash
 /// included. A run appends to it (cutting a last line that does not end back to its last line
 /// end): given a data file by mistake, it cut the file's last row and appended its records,
@@ -491,6 +492,10 @@ const RECORDS: [&str; 12] = [
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn not_a_log(path: &Path) -> Option<String> {
+    // A regular file only: a FIFO's open would wait for its other end (refused apart).
+    if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
     let mut start = Vec::new();
     File::open(path)
         .ok()?
