@@ -776,18 +776,21 @@ impl RunReport {
         }
     }
 
-    /// A destination's server refused its statement as written when its COPY started, before
+    /// A destination's server refused the `--receive` as written when its COPY started, before
     /// any byte went out and with nothing held anywhere: a syntax error, an option or column it
     /// does not take (SQLSTATE class 42 but a privilege's 42501, or 22023) — the command's
     /// mistake, exit 2, as a missing column in its column list is (files67 F2: FORCE_NOT_NULL's
-    /// missing column, an unknown option, exit 1, "the copy failed", which scripts retry).
+    /// missing column, an unknown option, exit 1, "the copy failed", which scripts retry). Copy
+    /// mode's only: table mode's statements are copyman's, refused so only where the table
+    /// changed under the run (a column dropped meanwhile: the copy failed, exit 1).
     fn statement_refused(&self) -> bool {
         let refused = |e: &ErrorInfo| {
             e.sqlstate
                 .as_deref()
                 .is_some_and(|c| (c.starts_with("42") && c != "42501") || c == "22023")
         };
-        self.bytes == 0
+        self.command == "copy"
+            && self.bytes == 0
             && self.source_error.is_none()
             && self.source_rows.is_none()
             && !self
