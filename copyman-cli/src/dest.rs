@@ -41,7 +41,7 @@ pub(crate) struct Dest<'e> {
     /// Bytes that went out on stdout though the run failed: they cannot be taken back.
     pub(crate) sent_anyway: u64,
     /// Those bytes end in a mark that fails a COPY reading them ([`Cut::mark`]).
-    pub(crate) marked_cut: bool,
+    pub(crate) marked_cut: Option<String>,
     /// What its report says besides its status (`--allow-count-mismatch`: another count).
     pub(crate) warning: Option<String>,
     /// What its server is (system identifier and database), where it said: the order in which
@@ -63,7 +63,7 @@ impl<'e> Dest<'e> {
             broken_pipe: false,
             ended: None,
             sent_anyway: 0,
-            marked_cut: false,
+            marked_cut: None,
             warning: None,
             identity: None,
         }
@@ -330,9 +330,10 @@ static MARKINGS: Mutex<Vec<Arc<Mutex<Marking>>>> = Mutex::new(Vec::new());
 /// second signal): the reader of a pipe got a clean end of data, and `… | psql -c "COPY …"`
 /// committed part of the table, exit 0, while copyman said "nothing committed" (signals67 F1).
 /// A write under way is waited for a moment; a reader that takes nothing for a second gets no
-/// mark. Returns what each output cut is called, the bytes it took, and whether its end is
-/// marked (CSV cut inside a quoted value needs none: its reader fails on that).
-pub(crate) fn mark_at_exit() -> Vec<(String, u64, bool)> {
+/// mark. Returns what each output cut is called, the bytes it took, and how a reader fails on
+/// its end where it is marked (CSV cut inside a quoted value, binary inside a field, need none:
+/// their readers fail on that).
+pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<String>)> {
     let all: Vec<Arc<Mutex<Marking>>> = match MARKINGS.try_lock() {
         Ok(all) => all.clone(),
         Err(_) => return Vec::new(),
@@ -360,7 +361,12 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, bool)> {
         let written = mark.is_empty()
             || (room_within(&m.to, Duration::from_secs(1)).is_ok()
                 && m.to.write_all(&mark).is_ok());
-        marked.push((m.name.clone(), m.taken, written && !mark.is_empty()));
+        let fails = m.cut.as_ref().map(Cut::fails);
+        marked.push((
+            m.name.clone(),
+            m.taken,
+            fails.filter(|_| written && !mark.is_empty()),
+        ));
     }
     marked
 }
@@ -400,14 +406,145 @@ pub(crate) enum Cut {
         quoted: bool,
         escaped: bool,
     },
+    /// Binary: where in its structure the bytes taken end ([`Binary`]).
+    Binary(Binary),
+}
+
+/// Where binary COPY data taken so far ends: in its header, a tuple's field count, a field's
+/// length or data, or after its trailer. A reader of binary COPY takes an end of data where a
+/// tuple's field count begins (or half way into it) for the data's end, the trailer or not:
+/// cut there, `… --format binary | psql -c "COPY … (FORMAT binary)"` committed a part of the
+/// table, exit 0 (signals67 F13). Inside a field, its end fails the reader already.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Binary {
+    at: BinaryAt,
+    /// Bytes of the part being read still to come.
+    left: u32,
+    /// The count or length being read, its bytes so far (high first).
+    word: u32,
+    /// Fields of the tuple being read still to come.
+    fields: u16,
+    /// The last tuple's field count.
+    count: Option<u16>,
+}
+
+/// The part of binary COPY data being read ([`Binary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BinaryAt {
+    /// The signature and the flags (15 bytes).
+    Fixed,
+    /// The header extension's length (4 bytes), then the extension.
+    ExtensionLength,
+    Extension,
+    /// A tuple's field count (2 bytes; -1: the trailer).
+    Count,
+    /// A field's length (4 bytes; -1: NULL), then its data.
+    Length,
+    Data,
+    /// After the trailer.
+    Trailer,
+}
+
+impl Binary {
+    fn new() -> Self {
+        Self {
+            at: BinaryAt::Fixed,
+            left: 15,
+            word: 0,
+            fields: 0,
+            count: None,
+        }
+    }
+
+    /// Starts reading `at`, `left` bytes of it.
+    fn to(&mut self, at: BinaryAt, left: u32) {
+        (self.at, self.left, self.word) = (at, left, 0);
+    }
+
+    /// The next field of the tuple, or the next tuple's count.
+    fn next_field(&mut self) {
+        match self.fields {
+            0 => self.to(BinaryAt::Count, 2),
+            _ => self.to(BinaryAt::Length, 4),
+        }
+    }
+
+    /// The part read whole: on to the next.
+    fn read(&mut self) {
+        match self.at {
+            BinaryAt::Fixed => self.to(BinaryAt::ExtensionLength, 4),
+            BinaryAt::ExtensionLength => match self.word {
+                0 => self.to(BinaryAt::Count, 2),
+                length => self.to(BinaryAt::Extension, length),
+            },
+            BinaryAt::Extension => self.to(BinaryAt::Count, 2),
+            BinaryAt::Count => match self.word as u16 {
+                0xFFFF => self.to(BinaryAt::Trailer, 0),
+                count => {
+                    (self.count, self.fields) = (Some(count), count);
+                    self.next_field();
+                }
+            },
+            BinaryAt::Length => match self.word as i32 {
+                length if length > 0 => self.to(BinaryAt::Data, length.unsigned_abs()),
+                _ => {
+                    self.fields -= 1;
+                    self.next_field();
+                }
+            },
+            BinaryAt::Data => {
+                self.fields -= 1;
+                self.next_field();
+            }
+            BinaryAt::Trailer => {}
+        }
+    }
+
+    fn took(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.at != BinaryAt::Trailer {
+            match self.at {
+                BinaryAt::ExtensionLength | BinaryAt::Count | BinaryAt::Length => {
+                    self.word = self.word << 8 | u32::from(bytes[0]);
+                    (bytes, self.left) = (&bytes[1..], self.left - 1);
+                }
+                _ => {
+                    let n = bytes.len().min(self.left as usize);
+                    (bytes, self.left) = (&bytes[n..], self.left - n as u32);
+                }
+            }
+            if self.left == 0 {
+                self.read();
+            }
+        }
+    }
+
+    /// A field count no tuple of the table has (32767, or where one byte of the count went
+    /// out already, one the last tuple's is not), where the bytes end where a count begins or
+    /// after the trailer; nothing elsewhere (a reader fails on the header or a field cut).
+    fn mark(&self) -> Vec<u8> {
+        match self.at {
+            BinaryAt::Count if self.left == 2 => vec![0x7F, 0xFF],
+            BinaryAt::Count => {
+                let high = (self.word as u16) << 8;
+                let low = match self.count == Some(high | 0xFE) {
+                    true => 0xFD,
+                    false => 0xFE,
+                };
+                vec![low as u8]
+            }
+            BinaryAt::Trailer => vec![0x7F, 0xFF],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl Cut {
-    /// How COPY data in the representation `r` is followed: text, or CSV with one-byte QUOTE
-    /// and ESCAPE; `None` for binary (a reader of it tells a cut by its missing end marker).
+    /// How COPY data in the representation `r` is followed: text, CSV with one-byte QUOTE and
+    /// ESCAPE, binary.
     pub(crate) fn of(r: &copyman_core::statement::Representation) -> Option<Self> {
         match (r.format.as_str(), r.quote.as_bytes(), r.escape.as_bytes()) {
             ("text", ..) => Some(Self::Text { backslashes: 0 }),
+            ("binary", ..) => Some(Self::Binary(Binary::new())),
             ("csv", &[quote], &[escape]) => Some(Self::Csv {
                 quote,
                 escape,
@@ -421,6 +558,7 @@ impl Cut {
     /// Follows the bytes a reader took.
     fn took(&mut self, bytes: &[u8]) {
         match self {
+            Self::Binary(binary) => binary.took(bytes),
             Self::Text { backslashes } => {
                 let ending = bytes.iter().rev().take_while(|&&b| b == b'\\').count();
                 *backslashes = match ending == bytes.len() {
@@ -471,6 +609,15 @@ impl Cut {
             }
             Self::Csv { quoted: true, .. } => Vec::new(),
             Self::Csv { quote, .. } => [&[quote][..], WORDS].concat(),
+            Self::Binary(binary) => binary.mark(),
+        }
+    }
+
+    /// How a COPY reading data ending in [`Cut::mark`] fails, in words.
+    pub(crate) fn fails(&self) -> String {
+        match self {
+            Self::Binary(_) => "on a tuple of a field count no table has".to_owned(),
+            _ => format!("on the line \"{}\"", Self::WORDS),
         }
     }
 }
@@ -835,8 +982,9 @@ impl FileSink {
 
     /// Removes the temporary file; returns the bytes that went out anyway where there is none
     /// (stdout, a pipe: what its descriptor took is out already — part of a large row too;
-    /// what is buffered is dropped), and whether they were marked cut ([`Cut::mark`]).
-    pub(crate) fn discard(mut self) -> (u64, bool) {
+    /// what is buffered is dropped), and how a reader fails on their end where it is marked cut
+    /// ([`Cut::mark`], [`Cut::fails`]).
+    pub(crate) fn discard(mut self) -> (u64, Option<String>) {
         // What is still buffered never goes out: the copy failed, and a reader that is not
         // reading would hold the failed run while it waited for room (dropping a `BufWriter`
         // writes its buffer; taking it apart does not).
@@ -844,7 +992,7 @@ impl FileSink {
         if let Some((temp, _)) = self.rename.take() {
             let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
-            return (0, false);
+            return (0, None);
         }
         let taken = out.taken;
         // Marked here, not again at an exit at once (nor here if that marked it already).
@@ -852,7 +1000,7 @@ impl FileSink {
         let mut marking = marking.as_ref().map(|m| lock(m));
         if let Some(m) = marking.as_deref_mut() {
             if m.ended {
-                return (taken, true);
+                return (taken, m.cut.as_ref().map(Cut::fails));
             }
             m.ended = true;
         }
@@ -860,15 +1008,16 @@ impl FileSink {
         // empty table, committed (files67 F16: `COPY 0`, exit 0, of a run that failed). A
         // reader that takes nothing for CUT_MARK_WAIT does not hold the failed run longer (nor
         // does a signal).
-        let mark = (out.cut.take())
-            .map(|cut| cut.mark())
+        let cut = out.cut.take();
+        let mark = (cut.as_ref())
+            .map(Cut::mark)
             .filter(|mark| !mark.is_empty());
         let marked = mark.is_some_and(|mark| {
             out.waits = out.waits.map(|(pipe, _)| (pipe, Some(CUT_MARK_WAIT)));
             out.write_all(&mark).is_ok()
         });
         drop(marking);
-        (taken, marked)
+        (taken, cut.filter(|_| marked).as_ref().map(Cut::fails))
     }
 }
 
@@ -1758,6 +1907,37 @@ pub(crate) fn refuse_same_file(source: &Endpoint, destinations: &[Endpoint]) -> 
 
 #[cfg(test)]
 mod tests {
+    /// Binary data is followed through its header, tuples and trailer, whatever the chunks: its
+    /// mark is a field count no table has where a count begins (or half of one went out) and
+    /// after the trailer, nothing inside the header or a field (its reader fails there).
+    #[test]
+    fn binary_data_is_marked_where_a_reader_would_take_its_end() {
+        let mut data = b"PGCOPY\n\xff\r\n\0".to_vec();
+        data.extend([0, 0, 0, 0, 0, 0, 0, 2, 0xAA, 0xBB]);
+        let header = data.len();
+        let tuple = [0u8, 2, 0, 0, 0, 1, b'a', 0xFF, 0xFF, 0xFF, 0xFF];
+        data.extend(tuple);
+        data.extend(tuple);
+        data.extend([0xFF, 0xFF]);
+        let boundaries = [header, header + tuple.len(), header + 2 * tuple.len()];
+        for k in 0..=data.len() {
+            let mut cut = Binary::new();
+            // In chunks of 3 bytes: the same as whole.
+            for chunk in data[..k].chunks(3) {
+                cut.took(chunk);
+            }
+            let mark = cut.mark();
+            let expected: &[u8] = if boundaries.contains(&k) || k == data.len() {
+                &[0x7F, 0xFF]
+            } else if boundaries.iter().any(|b| k == b + 1) {
+                &[0xFE]
+            } else {
+                &[]
+            };
+            assert_eq!(mark, expected, "cut after {k} bytes");
+        }
+    }
+
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
 

@@ -706,11 +706,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             }
             // Nothing went out before the failure but the mark of it: said, as a reader of it
             // fails on it.
-            if status != Status::Committed && dest.sent_anyway == 0 && dest.marked_cut {
+            if status != Status::Committed
+                && dest.sent_anyway == 0
+                && let Some(fails) = &dest.marked_cut
+            {
                 let said = format!(
-                    "no data went out before the run failed, only a line that fails a COPY \
-                     reading it (\"{}\"), so that an empty stream is not taken for an empty table",
-                    crate::dest::Cut::WORDS
+                    "no data went out before the run failed, only a mark that fails a COPY \
+                     reading it ({fails}), so that an empty stream is not taken for an empty table"
                 );
                 match &mut dest.error {
                     Some(error) => error.message.push_str(&format!(" ({said})")),
@@ -743,12 +745,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     },
                 });
                 // Its end marked, so that a COPY reading it fails rather than load a part.
-                if dest.marked_cut
-                    && let Some(error) = &mut dest.error
-                {
+                if let (Some(fails), Some(error)) = (&dest.marked_cut, &mut dest.error) {
                     error.message.push_str(&format!(
-                        " (its end is marked: a COPY reading it fails, on the line \"{}\")",
-                        crate::dest::Cut::WORDS
+                        " (its end is marked: a COPY reading it fails, {fails})"
                     ));
                 }
             }

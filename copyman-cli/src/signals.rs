@@ -822,18 +822,16 @@ fn exit_at_once(exit: i32) -> ! {
     // Text or CSV written to stdout or a pipe, cut here: its end marked, as a failed run's is,
     // so that a COPY reading it fails rather than load a part as the whole (signals67 F1).
     for (name, taken, marked) in crate::dest::mark_at_exit() {
-        let end = match marked {
-            true => format!(
-                "their end is marked, so that a COPY reading them fails (on the line \"{}\")",
-                crate::dest::Cut::WORDS
-            ),
-            false => "discard them: a part of the rows".to_owned(),
+        let end = match &marked {
+            Some(fails) => {
+                format!("their end is marked, so that a COPY reading them fails ({fails})")
+            }
+            None => "discard them: a part of the rows".to_owned(),
         };
-        let said = match taken {
-            0 => format!(
-                "copyman: no data went out to {name} before the exit, only a line that fails a \
-                 COPY reading it (\"{}\")\n",
-                crate::dest::Cut::WORDS
+        let said = match (taken, &marked) {
+            (0, Some(fails)) => format!(
+                "copyman: no data went out to {name} before the exit, only a mark that fails a \
+                 COPY reading it ({fails})\n"
             ),
             _ => format!(
                 "copyman: {taken} bytes of data went out to {name} before the exit and cannot be \
