@@ -572,6 +572,28 @@ pub(crate) fn run(
                         ),
                         None => (format!("would be {word}"), None),
                     }
+                } else if let Some(signal) = (action == Recovery::Commit && !no_decision_log)
+                    .then(|| {
+                        // As a run does: a later recovery that finds it gone knows copyman sent
+                        // it (best effort: unrecorded, that recovery says to check the server).
+                        // A signal while this waited for the log's lock (another process held
+                        // it) stops here: nothing of it was sent (signals67 F12: its COMMIT
+                        // PREPARED went out after the signal, the run left split).
+                        let _ = log.recovery_committing(&p.run, &p.gid);
+                        signals::received()
+                    })
+                    .flatten()
+                {
+                    pending = true;
+                    unfinished.insert(p.run.clone());
+                    (
+                        format!(
+                            "left alone: interrupted by {} while the decision log's lock was \
+                             waited for: nothing of it was sent",
+                            signals::name(signal)
+                        ),
+                        None,
+                    )
                 } else if let Some(e) = unrecorded {
                     failed = true;
                     unfinished.insert(p.run.clone());
@@ -592,11 +614,6 @@ pub(crate) fn run(
                     let commits = action == Recovery::Commit;
                     let party = format!("{} on {}", p.gid, spec.display);
                     if commits {
-                        // As a run does: a later recovery that finds it gone knows copyman sent
-                        // it (best effort: unrecorded, that recovery says to check the server).
-                        if !no_decision_log {
-                            let _ = log.recovery_committing(&p.run, &p.gid);
-                        }
                         signals::commit_sent(&party);
                     } else {
                         signals::rollback_prepared_sent(&party);

@@ -587,6 +587,45 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
     each_holds(&dbs, 0);
 }
 
+/// A recovery of a run decided commit, signalled while it waits for the decision log's lock to
+/// record a COMMIT PREPARED it is about to send: it sends none after the signal, and says so —
+/// it sent one once the lock came, leaving the run committed on one destination and prepared on
+/// the other (signals67 F12). Recovered again, both commit.
+#[test]
+fn atomic_a_recovery_signalled_while_waiting_for_the_logs_lock_sends_nothing_more() {
+    let log = TempPath::new("recover-signalled.log");
+    let (dbs, paused) = paused_atomic_copy(&log, &[], "recorded");
+    paused.kill();
+    let held = std::fs::File::open(&log.0).unwrap();
+    held.lock().unwrap();
+    let s = two_phase_clusters();
+    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let mut child = copyman()
+        .args(["recover", "--to", &to1, "--to", &to2])
+        .args(["--decision-log", log.arg()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("for the lock on the decision log");
+    assert!(said.is_some(), "the wait unsaid: {}", stderr.seen());
+    signal(&child, "TERM");
+    let _ = stderr.wait_for("SIGTERM received");
+    held.unlock().unwrap();
+    let code = child.wait().unwrap().code();
+    let said = stderr.rest();
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("interrupted by SIGTERM while the decision log's lock was waited for"),
+        "{said}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}: {said}");
+        assert_eq!(prepared_in(cluster, db).len(), 1, "{db}: {said}");
+    }
+    recovered_all_committed(&dbs, &log);
+}
+
 /// A first signal while a job's table waits for the decision log's lock to record its commit
 /// decision says that table commits (its decision being recorded), not that the tables being
 /// copied roll back (signals67 F9: it then committed); once the lock is free it commits, and
