@@ -509,6 +509,12 @@ impl EndOfDataScanner {
             Line::DotCr => {
                 if byte == b'\n' {
                     self.end_marker();
+                } else if byte == b'\r' {
+                    // The marker's lone CR, then a blank line of a CR file: after the marker,
+                    // as blank lines after an LF one are (the proptest's reference: a CR after
+                    // it was taken for data).
+                    self.end_marker();
+                    self.prev_cr = true;
                 } else {
                     // A byte after the marker's lone CR: data the server would drop.
                     self.found = Some(self.marker());
@@ -760,6 +766,11 @@ mod tests {
             _ => (false, 0, None),
         };
         let len = input.len();
+        let data_after = |i: usize| {
+            input
+                .get(i..)
+                .is_some_and(|rest| rest.iter().any(|&b| b != b'\n' && b != b'\r'))
+        };
         let mut rows = 0;
         let mut i = 0;
         while i < len {
@@ -801,14 +812,16 @@ mod tests {
                         let end = input.get(i).copied();
                         i += 1;
                         match end {
+                            // Data after it: a byte that is no line end (blank lines alone after
+                            // it, pg_dump's trailer, lose nothing).
                             Some(b'\r') => {
                                 if input.get(i) == Some(&b'\n') {
                                     i += 1;
                                 }
-                                return Some((rows + u64::from(at > start), i < len));
+                                return Some((rows + u64::from(at > start), data_after(i)));
                             }
                             Some(b'\n') => {
-                                return Some((rows + u64::from(at > start), i < len));
+                                return Some((rows + u64::from(at > start), data_after(i)));
                             }
                             _ if csv => i = at + 1,
                             _ => return None,
