@@ -2519,17 +2519,24 @@ impl Ledger {
     /// signal then said "the tables being copied are rolled back", and it committed): a first
     /// signal lets them finish.
     fn committing(&self) -> Vec<String> {
+        // Committed on every destination already (its --verify running): no COMMIT of it
+        // finishes — "the tables committed stay committed" says it (signals67 F3: "its
+        // COMMITs began and finish" of a checksum being cancelled).
+        let committed = |cell: &Cell| match cell {
+            Cell::Ending(_, steps) => {
+                !steps.is_empty() && steps.iter().all(|s| s.commits() && s.answer.took_effect())
+            }
+            _ => true,
+        };
         (self.tables.iter())
             .filter_map(|(table, cells)| {
                 if self.recording.contains(table) {
                     return Some(format!("{table} (its commit decision being recorded)"));
                 }
-                cells
-                    .iter()
-                    .any(|cell| {
-                        matches!(cell, Cell::Ending(_, steps) if steps.iter().any(Step::commits))
-                    })
-                    .then(|| table.clone())
+                let began = cells.iter().any(|cell| {
+                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(Step::commits))
+                });
+                (began && !cells.iter().all(committed)).then(|| table.clone())
             })
             .collect()
     }
@@ -3660,6 +3667,34 @@ mod tests {
         assert_eq!(document["tables"][0]["status"], "commit pending");
         // Nothing in doubt: that category is not said, nor its explanation (signals43 F6).
         assert!(!said.contains("in doubt"), "{said}");
+    }
+
+    /// A table whose COMMITs began is named as finishing on a first signal; not once every
+    /// destination answered them (its --verify running: signals67 F3).
+    #[test]
+    fn a_table_committed_everywhere_is_not_said_finishing() {
+        let step = |answer| Step {
+            pid: Some(1),
+            action: Action::Commit,
+            answer,
+        };
+        let ledger = |second| Ledger {
+            dests: vec!["d1".to_owned(), "d2".to_owned()],
+            state: "job.state".to_owned(),
+            two_phase: false,
+            tables: vec![(
+                "\"public\".\"t\"".to_owned(),
+                vec![
+                    Cell::Ending(1, vec![step(Answer::TookEffect)]),
+                    Cell::Ending(1, vec![step(second)]),
+                ],
+            )],
+            ranges: HashMap::new(),
+            decided: HashSet::new(),
+            recording: HashSet::new(),
+        };
+        assert_eq!(ledger(Answer::Awaited).committing(), ["\"public\".\"t\""]);
+        assert!(ledger(Answer::TookEffect).committing().is_empty());
     }
 
     /// A split table some of whose ranges' COMMITs were answered on a destination, not all, is
