@@ -96,8 +96,9 @@ pub(crate) fn check(
     let mut seen: Vec<(usize, Identity, String)> = Vec::new();
     // Left out under --keep-going: when none is left, the first is the run's refusal.
     let mut left_out: Vec<String> = Vec::new();
-    // Destinations that repeat one before them, said together.
-    let mut twice: Vec<String> = Vec::new();
+    // Destinations that repeat one before them, said together: by the first of each database
+    // (its number, its name and identity), those that repeat it.
+    let mut twice: Vec<Twice> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
@@ -310,12 +311,15 @@ pub(crate) fn check(
             // Every such pair said at once, each destination with the first it repeats (dup65
             // F13: the second pair was found only by the next run).
             if same_statement {
-                twice.push(format!(
-                    "destinations {} ({other_name}) and {} ({name}) are the same database \
-                     ({id}): its rows would be copied into one table twice",
-                    j + 1,
-                    i + 1
-                ));
+                match twice.iter_mut().find(|(first, ..)| *first == *j) {
+                    Some((.., again)) => again.push((i, name.clone())),
+                    None => twice.push((
+                        *j,
+                        other_name.clone(),
+                        id.to_string(),
+                        vec![(i, name.clone())],
+                    )),
+                }
                 repeated = true;
                 break;
             }
@@ -352,7 +356,7 @@ pub(crate) fn check(
         return Err(Fatal {
             exit: Exit::Usage,
             server: None,
-            message: format!("{}; give each once", twice.join("; ")),
+            message: format!("{}; give each once", said_twice(&twice)),
         });
     }
     refuse_unidentified_twins(t, source_conn, dests, &unknown, (&table, &target))?;
@@ -360,6 +364,36 @@ pub(crate) fn check(
         Some(first) if dests.iter().all(|d| d.error.is_some()) => Err(refused(first)),
         _ => Ok(()),
     }
+}
+
+/// A database given as several destinations: the first (its number and name), its identity,
+/// and those that repeat it.
+type Twice = (usize, String, String, Vec<(usize, String)>);
+
+/// Destinations that are one database, each group in one clause (dup67 F7: three spellings
+/// of one database were said as two pairs, each with the whole explanation): "destinations 1
+/// (a), 3 (b) and 5 (c) are the same database (…): its rows would be copied into one table 3
+/// times".
+fn said_twice(groups: &[Twice]) -> String {
+    let clauses: Vec<String> = groups
+        .iter()
+        .map(|(first, first_name, id, again)| {
+            let mut named: Vec<String> = std::iter::once(format!("{} ({first_name})", first + 1))
+                .chain(again.iter().map(|(i, name)| format!("{} ({name})", i + 1)))
+                .collect();
+            let last = named.pop().unwrap_or_default();
+            let times = match named.len() + 1 {
+                2 => "twice".to_owned(),
+                n => format!("{n} times"),
+            };
+            format!(
+                "destinations {} and {last} are the same database ({id}): its rows would be \
+                 copied into one table {times}",
+                named.join(", ")
+            )
+        })
+        .collect();
+    clauses.join("; ")
 }
 
 /// Whether `query` (a `--send`'s `COPY (query) TO STDOUT`) reads one of the relations

@@ -322,6 +322,30 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
             && stderr.contains("give each once"),
         "{stderr}"
     );
+    // Three spellings of one database: one clause (dup67 F7: said as two pairs).
+    let url = c.dest[0].url(&d1);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &tcp,
+        "--to",
+        &socket,
+        "--to",
+        &url,
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destinations 1 (")
+            && stderr.contains("), 2 (")
+            && stderr.contains(") and 3 (")
+            && stderr.contains("into one table 3 times")
+            && stderr.matches("are the same database").count() == 1,
+        "{stderr}"
+    );
 
     // copy mode: the same statement twice is refused; different ones only warned about.
     let out = run(&[
