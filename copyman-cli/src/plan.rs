@@ -664,9 +664,17 @@ fn table_plan(
                             // F6: offered, then refused).
                             let catalog = (here.schema.as_ref())
                                 .is_some_and(|s| copyman_job::sql::is_system_schema(s.as_str()));
+                            // Or each destination's own, unqualified: where destinations are one
+                            // database reached with two search_paths, the only way that writes
+                            // both (dup67 F3: the two offered were both refused as the same
+                            // database twice).
                             let choice = match catalog {
                                 true => format!("'{there}' (the other is a system catalog)"),
-                                false => format!("'{here}' or '{there}'"),
+                                false => format!(
+                                    "'{here}' or '{there}'; or '{}', which each destination \
+                                     finds on its own search_path",
+                                    copy.target()
+                                ),
                             };
                             return Err(Fatal {
                                 exit: Exit::Usage,

@@ -386,7 +386,7 @@ fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
     assert!(
         stderr.contains(
             r#""t" is "staging"."t" there (on its search_path), "public"."t" on the source, and it holds "public"."t" too: name the one to write with --target-table"#
-        ),
+        ) && stderr.contains(r#"or '"t"', which each destination finds on its own search_path"#),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[1], &both, "staging.t"), 0);
