@@ -1432,10 +1432,11 @@ pub(crate) fn recording_words() -> Option<String> {
     // named, not left to be taken for a slow disk (signals65 F6: blamed on the servers).
     Some(match copyman_job::commit::lock_holder(&log) {
         Some((pid, command)) => format!(
-            "copyman's own wait for the lock on the decision log {}, to write {what}: process \
-             {pid} holds it ({command}), another run or recover sharing the log, or a script's \
-             flock ({waited} s so far: the servers wait for it)",
-            log.display()
+            "copyman's own wait for the lock on the decision log {}, to write {what}: {}, \
+             another run or recover sharing the log, or a script's flock ({waited} s so far: \
+             the servers wait for it)",
+            log.display(),
+            crate::watch::holds(pid, &command)
         ),
         None => format!(
             "copyman's own write of {what} to {} (made durable on disk, fsync; {waited} s so \

@@ -117,9 +117,8 @@ impl LogWait {
                         continue;
                     }
                     said = Some(Instant::now());
-                    let holder = commit::lock_holder(&log).map_or_else(String::new, |(pid, cmd)| {
-                        format!(": process {pid} holds it ({cmd})")
-                    });
+                    let holder = commit::lock_holder(&log)
+                        .map_or_else(String::new, |(pid, cmd)| format!(": {}", holds(pid, &cmd)));
                     progress::println(&format!(
                         "copyman: waiting {} s for the lock on the decision log {}{holder}, another \
                          run or recover sharing the log, or a script's flock",
@@ -1088,6 +1087,18 @@ fn not_running_hint(state: &str, statement: &str) -> String {
             ": it is not running the {statement}: it has not read it, or its answer has not \
              come back ({why})"
         )
+    }
+}
+
+/// Who holds a decision log's lock, in words: `process 123 holds it (flock … sleep 30)`; a
+/// process that took it and has exited since (its command line gone) is said so: a process it
+/// started holds it on (signals67 F10: "process 18018 holds it ()").
+pub(crate) fn holds(pid: u32, command: &str) -> String {
+    match command.trim() {
+        "" => {
+            format!("process {pid} took it and has exited since: a process it started holds it on")
+        }
+        command => format!("process {pid} holds it ({command})"),
     }
 }
 
@@ -2810,6 +2821,17 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
 
 #[cfg(test)]
 mod tests {
+    /// A decision log's lock held by a process whose command line is gone (it exited, a
+    /// process it started holds the lock on) is said so, not as "()" (signals67 F10).
+    #[test]
+    fn a_lock_holder_without_a_command_line_is_said_so() {
+        assert_eq!(
+            holds(42, "flock log sleep 30"),
+            "process 42 holds it (flock log sleep 30)"
+        );
+        assert!(holds(42, "").contains("has exited since"));
+    }
+
     /// A destination is named as the copy's pace only where it stands out: alone waited on a
     /// third of the time or more, twice as much as any other, over 3 s, of a copy to several.
     #[test]
