@@ -274,6 +274,64 @@ fn atomic_a_file_that_is_no_decision_log_is_refused() {
     let _ = src;
 }
 
+/// An `--atomic` job of `mv` and `mw` (a row each) to both destinations, a table at a time,
+/// with its decision log and state file named after `name` (the log made, empty): the
+/// destinations' databases, the log, the state file, and the job's arguments.
+struct TwoTables {
+    dbs: [String; 2],
+    log: TempPath,
+    _state: TempPath,
+    args: Vec<String>,
+}
+
+impl TwoTables {
+    fn new(name: &str) -> Self {
+        let s = two_phase_clusters();
+        let tables = format!("{MV} CREATE TABLE mw (id int);");
+        let src = database(
+            &s.source,
+            &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
+        );
+        let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
+        let log = TempPath::new(&format!("{name}.log"));
+        std::fs::write(&log.0, "").unwrap();
+        let state = TempPath::new(&format!("{name}.state"));
+        let args = [
+            "table",
+            "mv",
+            "mw",
+            "--jobs",
+            "1",
+            "--atomic",
+            "--decision-log",
+            log.arg(),
+            "--state",
+            state.arg(),
+            "--from",
+            &s.source.url(&src),
+            "--to",
+            &s.dest[0].url(&dbs[0]),
+            "--to",
+            &s.dest[1].url(&dbs[1]),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        Self {
+            dbs,
+            log,
+            _state: state,
+            args,
+        }
+    }
+
+    /// Its arguments, after `pre`.
+    fn args<'a>(&'a self, pre: &[&'a str]) -> Vec<&'a str> {
+        let mut args = pre.to_vec();
+        args.extend(self.args.iter().map(String::as_str));
+        args
+    }
+}
+
 /// A signal once the data is copied, before any PREPARE (the deferred constraints checked on
 /// destination 1): the commit is called off, and nothing more is checked or prepared — every
 /// open transaction rolls back (it went on to PREPARE every destination, then rolled them back:
@@ -451,39 +509,9 @@ fn atomic_exiting_at_once_while_recording_the_decision_says_it_is_not_known() {
 /// back).
 #[test]
 fn atomic_a_jobs_exit_at_once_while_recording_names_the_prepared_transactions() {
-    let s = two_phase_clusters();
-    let tables = format!("{MV} CREATE TABLE mw (id int);");
-    let src = database(
-        &s.source,
-        &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
-    );
-    let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
-    let log = TempPath::new("job-recording.log");
-    let state = TempPath::new("job-recording.state");
-    let (from, to1, to2) = (
-        s.source.url(&src),
-        s.dest[0].url(&dbs[0]),
-        s.dest[1].url(&dbs[1]),
-    );
-    let args = [
-        "--json",
-        "table",
-        "mv",
-        "mw",
-        "--jobs",
-        "1",
-        "--atomic",
-        "--decision-log",
-        log.arg(),
-        "--state",
-        state.arg(),
-        "--from",
-        &from,
-        "--to",
-        &to1,
-        "--to",
-        &to2,
-    ];
+    let job = TwoTables::new("job-recording");
+    let (dbs, log) = (&job.dbs, &job.log);
+    let args = job.args(&["--json"]);
     let mut paused = Paused::start(&args, "recording");
     let stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "QUIT");
@@ -511,7 +539,7 @@ fn atomic_a_jobs_exit_at_once_while_recording_names_the_prepared_transactions() 
         said.contains("whether it reached the log is not known"),
         "{said}"
     );
-    recovered_all(&dbs, &log, 0);
+    recovered_all(dbs, log, 0);
 }
 
 /// The commit decision's write waiting for the decision log's lock, which another process holds
@@ -633,37 +661,9 @@ fn atomic_a_recovery_signalled_while_waiting_for_the_logs_lock_sends_nothing_mor
 #[test]
 fn atomic_a_jobs_first_signal_while_recording_says_the_table_commits() {
     let s = two_phase_clusters();
-    let tables = format!("{MV} CREATE TABLE mw (id int);");
-    let src = database(
-        &s.source,
-        &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
-    );
-    let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
-    let log = TempPath::new("job-signal-held.log");
-    let state = TempPath::new("job-signal-held.state");
-    let (from, to1, to2) = (
-        s.source.url(&src),
-        s.dest[0].url(&dbs[0]),
-        s.dest[1].url(&dbs[1]),
-    );
-    let args = [
-        "table",
-        "mv",
-        "mw",
-        "--jobs",
-        "1",
-        "--atomic",
-        "--decision-log",
-        log.arg(),
-        "--state",
-        state.arg(),
-        "--from",
-        &from,
-        "--to",
-        &to1,
-        "--to",
-        &to2,
-    ];
+    let job = TwoTables::new("job-signal-held");
+    let (dbs, log) = (&job.dbs, &job.log);
+    let args = job.args(&[]);
     // Every PREPARE answered; then the log's lock is held by another process.
     let mut paused = Paused::start(&args, "prepared:2");
     let mut stderr = StderrLines::take(&mut paused.child);
@@ -690,7 +690,7 @@ fn atomic_a_jobs_first_signal_while_recording_says_the_table_commits() {
     let out = run.join().unwrap();
     let rest = stderr.rest();
     assert_ne!(out.status.code(), Some(0), "{rest}");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
+    for (cluster, db) in s.dest.iter().zip(dbs.iter()) {
         assert_eq!(count(cluster, db, "mv"), 1, "{db}: {rest}");
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
@@ -702,26 +702,12 @@ fn atomic_a_jobs_first_signal_while_recording_says_the_table_commits() {
 #[test]
 fn atomic_a_job_waiting_for_the_logs_lock_says_who_holds_it() {
     let s = two_phase_clusters();
-    let tables = format!("{MV} CREATE TABLE mw (id int);");
-    let src = database(
-        &s.source,
-        &format!("{tables} INSERT INTO mv VALUES (1, 'a'); INSERT INTO mw VALUES (2);"),
-    );
-    let dbs = [database(&s.dest[0], &tables), database(&s.dest[1], &tables)];
-    let log = TempPath::new("job-held.log");
-    std::fs::write(&log.0, "").unwrap();
-    let state = TempPath::new("job-held.state");
+    let job = TwoTables::new("job-held");
+    let (dbs, log) = (&job.dbs, &job.log);
     let held = std::fs::File::open(&log.0).unwrap();
     held.lock().unwrap();
     let mut child = copyman()
-        .args(["table", "mv", "mw", "--atomic", "--decision-log", log.arg()])
-        .args(["--state", state.arg(), "--from", &s.source.url(&src)])
-        .args([
-            "--to",
-            &s.dest[0].url(&dbs[0]),
-            "--to",
-            &s.dest[1].url(&dbs[1]),
-        ])
+        .args(job.args(&[]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -735,7 +721,7 @@ fn atomic_a_job_waiting_for_the_logs_lock_says_who_holds_it() {
         "{said}"
     );
     assert_eq!(child.wait().unwrap().code(), Some(0), "{}", stderr.rest());
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
+    for (cluster, db) in s.dest.iter().zip(dbs.iter()) {
         assert_eq!(
             (count(cluster, db, "mv"), count(cluster, db, "mw")),
             (1, 1),
