@@ -756,6 +756,10 @@ pub(super) type Holds<'a> = dyn FnMut(usize, &str, &[u64], u64) -> Option<bool> 
 /// (dup67 F4: a job run again after an UPDATE of every row took them for gone, and appended
 /// every row a second time, exit 0).
 fn holds_there(conn: &mut Connection, table: &str, xids: &[u64], at_least: u64) -> Option<bool> {
+    // (No ids: the rows only, not a scan for none.)
+    if xids.is_empty() {
+        return crate::identity::holds_at_least(conn, table, at_least);
+    }
     match crate::identity::holds_rows_of(conn, table, xids)? {
         false if at_least > 0 => crate::identity::holds_at_least(conn, table, at_least),
         held => Some(held),
