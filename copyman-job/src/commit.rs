@@ -472,9 +472,8 @@ const RECORDS: [&str; 12] = [
 
 /// Why the file at `path` is no decision log, where it exists and holds something: its first
 /// line (shortened) is no record of one, or it is not text. `None` where it is empty, missing,
-/// no regular file (a FIFO, whose open would wait: refused apart),
-/// unreadable (the open says why), or begins as a log does — a first line cut short by a crash
-/// included. A run appends to it (cutting a last line that does not end back to its last line
+/// no regular file (a FIFO, whose open would wait, is refused apart), unreadable (the open says
+/// why), or begins as a log does — a first line cut short by a crash included. A run appends to it (cutting a last line that does not end back to its last line
 /// end): given a data file by mistake, it cut the file's last row and appended its records,
 /// exit 0, the run's own `--from` file too (files67 F18).
 ///
@@ -505,12 +504,13 @@ pub fn not_a_log(path: &Path) -> Option<String> {
     if start.is_empty() {
         return None;
     }
-    let Ok(text) = std::str::from_utf8(&start[..start.len().min(4096)]) else {
-        return Some("it is not text".to_owned());
+    // Its first line (its first 4 096 bytes where it has no line end there).
+    let (first, ended) = match start.iter().position(|&b| b == b'\n') {
+        Some(end) => (&start[..end], true),
+        None => (&start[..], false),
     };
-    let (first, ended) = match text.split_once('\n') {
-        Some((first, _)) => (first, true),
-        None => (text, false),
+    let Ok(first) = std::str::from_utf8(first) else {
+        return Some("it is not text".to_owned());
     };
     let word = first.split_whitespace().next().unwrap_or_default();
     // A first line cut short by a crash reads as the start of a record's word.
