@@ -302,15 +302,15 @@ pub(crate) struct Out {
     waits: Option<(bool, Option<Duration>)>,
     /// Bytes the descriptor took (`write(2)` said so): what a reader got, whatever failed after.
     taken: u64,
-    /// Where in the text or CSV data the bytes taken end, for [`FileSink::discard`]'s mark of
-    /// a cut ([`Cut`]); `None`: not followed (binary data, a file replaced by its rename).
+    /// Where in the text, CSV or binary data the bytes taken end, for [`FileSink::discard`]'s
+    /// mark of a cut ([`Cut`]); `None`: not followed (a file replaced by its rename).
     cut: Option<Cut>,
     /// What an exit at once marks ([`mark_at_exit`]), kept under its lock by each write.
     marking: Option<Arc<Mutex<Marking>>>,
 }
 
-/// A text or CSV output written directly (stdout, a pipe), as an exit at once finds it: the
-/// bytes its descriptor took and where they end ([`mark_at_exit`]).
+/// COPY data written directly (stdout, a pipe), as an exit at once finds it: the bytes its
+/// descriptor took and where they end ([`mark_at_exit`]).
 struct Marking {
     /// A duplicate of its descriptor.
     to: File,
@@ -325,7 +325,7 @@ struct Marking {
 /// Every output an exit at once marks ([`mark_at_exit`]).
 static MARKINGS: Mutex<Vec<Arc<Mutex<Marking>>>> = Mutex::new(Vec::new());
 
-/// Marks the end of each text or CSV output written directly that is neither complete nor
+/// Marks the end of each output of COPY data written directly that is neither complete nor
 /// marked yet, as a failed run's [`FileSink::discard`] does, for an exit at once (a SIGQUIT, a
 /// second signal): the reader of a pipe got a clean end of data, and `… | psql -c "COPY …"`
 /// committed part of the table, exit 0, while copyman said "nothing committed" (signals67 F1).

@@ -819,8 +819,8 @@ fn say(line: &str) -> String {
 /// (it ended as this signal came), with that document's exit code: the document and the status
 /// say one thing (it said 143, the process exited 129).
 fn exit_at_once(exit: i32) -> ! {
-    // Text or CSV written to stdout or a pipe, cut here: its end marked, as a failed run's is,
-    // so that a COPY reading it fails rather than load a part as the whole (signals67 F1).
+    // COPY data written to stdout or a pipe, cut here: its end marked, as a failed run's is, so
+    // that a COPY reading it fails rather than load a part as the whole (signals67 F1, F13).
     for (name, taken, marked) in crate::dest::mark_at_exit() {
         let end = match &marked {
             Some(fails) => {
