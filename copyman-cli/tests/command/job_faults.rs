@@ -2575,6 +2575,16 @@ fn a_resume_counts_a_table_committed_on_some_destinations_once() {
     );
 }
 
+/// copyman run with `args`, and `cache` as its `XDG_CACHE_HOME`: the default directory of jobs'
+/// state files, of its own.
+fn in_cache(cache: &TempPath, args: &[&str]) -> std::process::Output {
+    copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// One table's copy (not a job's) into a table a job's state file in the default directory
 /// records committed on that destination is refused, as the job run again refuses it (first47
 /// F2: `-t t` refused, `copyman table t` appended, rows twice, exit 0); `--truncate` replaces
@@ -2590,13 +2600,7 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
     let cache = TempPath::new("one-table-cache");
     std::fs::create_dir_all(&cache.0).unwrap();
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let run_in = |args: &[&str]| {
-        copyman()
-            .env("XDG_CACHE_HOME", &cache.0)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run_in = |args: &[&str]| in_cache(&cache, args);
     assert_exit(
         &run_in(&["table", "-t", "t", "--from", &from, "--to", &to]),
         0,
@@ -2658,13 +2662,7 @@ fn one_tables_copy_of_a_partition_relative_a_job_committed_is_refused() {
         let to = c.dest[0].conninfo(&d1);
         let cache = TempPath::new("relative-cache");
         std::fs::create_dir_all(&cache.0).unwrap();
-        let run_in = |args: &[&str]| {
-            copyman()
-                .env("XDG_CACHE_HOME", &cache.0)
-                .args(args)
-                .output()
-                .unwrap()
-        };
+        let run_in = |args: &[&str]| in_cache(&cache, args);
         let mut args = vec!["table"];
         args.extend(job);
         args.extend(["--from", &from, "--to", &to]);
@@ -2695,13 +2693,7 @@ fn a_copy_back_into_the_source_of_a_job_is_refused() {
     let cache = TempPath::new("swapped-cache");
     std::fs::create_dir_all(&cache.0).unwrap();
     let (a, b) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let run_in = |args: &[&str]| {
-        copyman()
-            .env("XDG_CACHE_HOME", &cache.0)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run_in = |args: &[&str]| in_cache(&cache, args);
     assert_exit(&run_in(&["table", "-t", "sw", "--from", &a, "--to", &b]), 0);
     for args in [
         &["table", "-t", "sw", "--from", &b, "--to", &a][..],
@@ -2795,13 +2787,7 @@ fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     let cache = TempPath::new("emptied-since-cache");
     std::fs::create_dir_all(&cache.0).unwrap();
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let run_in = |args: &[&str]| {
-        copyman()
-            .env("XDG_CACHE_HOME", &cache.0)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run_in = |args: &[&str]| in_cache(&cache, args);
     let job = ["table", "-t", "t", "--from", &from, "--to", &to];
     let one = ["table", "t", "--from", &from, "--to", &to];
     assert_exit(&run_in(&job), 0);
