@@ -569,6 +569,38 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
     each_holds(&dbs, 100);
 }
 
+/// An `--atomic` copy killed at `point`, its decision log (named after `name`) locked by this
+/// process, as a backup script's `flock` holds it: the destinations' databases, the log and the
+/// file its lock is on.
+struct HeldLog {
+    dbs: [String; 2],
+    log: TempPath,
+    file: std::fs::File,
+}
+
+impl HeldLog {
+    fn new(name: &str, point: &str) -> Self {
+        let log = TempPath::new(&format!("{name}.log"));
+        let (dbs, paused) = paused_atomic_copy(&log, &[], point);
+        paused.kill();
+        let file = std::fs::File::open(&log.0).unwrap();
+        file.lock().unwrap();
+        Self { dbs, log, file }
+    }
+
+    /// A `copyman recover` of both destinations with the log, its stderr piped.
+    fn recover(&self) -> std::process::Child {
+        let s = two_phase_clusters();
+        copyman()
+            .args(["recover", "--to", &s.dest[0].url(&self.dbs[0])])
+            .args(["--to", &s.dest[1].url(&self.dbs[1])])
+            .args(["--decision-log", self.log.arg()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
 /// A recovery waiting for its decision log's lock, which another process holds (a backup
 /// script's `flock`): said after a second, naming that process (it waited without a word for
 /// as long as the lock was held: recheck66 F5); once the lock is free it finishes the run. A
@@ -576,27 +608,13 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
 /// run is still in progress", exit 1 (recheck66 F6).
 #[test]
 fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
-    let log = TempPath::new("recover-held.log");
-    let (dbs, paused) = paused_atomic_copy(&log, &[], "prepared:2");
-    paused.kill();
-    let held = std::fs::File::open(&log.0).unwrap();
-    held.lock().unwrap();
-    let s = two_phase_clusters();
-    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
-    let recover = || {
-        copyman()
-            .args(["recover", "--to", &to1, "--to", &to2])
-            .args(["--decision-log", log.arg()])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut child = recover();
+    let held = HeldLog::new("recover-held", "prepared:2");
+    let mut child = held.recover();
     let mut stderr = StderrLines::take(&mut child);
     let said = stderr.wait_for("for the lock on the decision log");
-    let second = recover();
+    let second = held.recover();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    held.unlock().unwrap();
+    held.file.unlock().unwrap();
     let said = said.unwrap_or_else(|| panic!("the wait unsaid: {}", stderr.seen()));
     assert!(
         said.contains(&format!("process {} holds it", std::process::id())),
@@ -612,7 +630,7 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
         assert!(code == Some(0) || (code == Some(1) && busy), "{said}");
         assert!(!said.contains("still in progress"), "{said}");
     }
-    each_holds(&dbs, 0);
+    each_holds(&held.dbs, 0);
 }
 
 /// A recovery of a run decided commit, signalled while it waits for the decision log's lock to
@@ -621,25 +639,14 @@ fn atomic_a_recovery_waiting_for_the_logs_lock_says_who_holds_it() {
 /// the other (signals67 F12). Recovered again, both commit.
 #[test]
 fn atomic_a_recovery_signalled_while_waiting_for_the_logs_lock_sends_nothing_more() {
-    let log = TempPath::new("recover-signalled.log");
-    let (dbs, paused) = paused_atomic_copy(&log, &[], "recorded");
-    paused.kill();
-    let held = std::fs::File::open(&log.0).unwrap();
-    held.lock().unwrap();
-    let s = two_phase_clusters();
-    let (to1, to2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
-    let mut child = copyman()
-        .args(["recover", "--to", &to1, "--to", &to2])
-        .args(["--decision-log", log.arg()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let held = HeldLog::new("recover-signalled", "recorded");
+    let mut child = held.recover();
     let mut stderr = StderrLines::take(&mut child);
     let said = stderr.wait_for("for the lock on the decision log");
     assert!(said.is_some(), "the wait unsaid: {}", stderr.seen());
     signal(&child, "TERM");
     let _ = stderr.wait_for("SIGTERM received");
-    held.unlock().unwrap();
+    held.file.unlock().unwrap();
     let code = child.wait().unwrap().code();
     let said = stderr.rest();
     assert_ne!(code, Some(0), "{said}");
@@ -647,11 +654,11 @@ fn atomic_a_recovery_signalled_while_waiting_for_the_logs_lock_sends_nothing_mor
         said.contains("interrupted by SIGTERM while the decision log's lock was waited for"),
         "{said}"
     );
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
+    for (cluster, db) in two_phase_clusters().dest.iter().zip(&held.dbs) {
         assert_eq!(count(cluster, db, "mv"), 0, "{db}: {said}");
         assert_eq!(prepared_in(cluster, db).len(), 1, "{db}: {said}");
     }
-    recovered_all_committed(&dbs, &log);
+    recovered_all_committed(&held.dbs, &held.log);
 }
 
 /// A first signal while a job's table waits for the decision log's lock to record its commit
