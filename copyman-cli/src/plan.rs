@@ -1104,6 +1104,23 @@ fn table_plan(
         (Some(rel), None) => rel.estimate.map_or(Estimate::Unknown, Estimate::Rows),
         _ => Estimate::Unknown,
     };
+    // Said where the copy appends to rows there: a one-table run keeps no record a rerun could
+    // read (dup67 F8). Not with --where, whose rows are meant to be added.
+    let holding: Vec<usize> = (dests.iter_mut().enumerate())
+        .filter(|_| !truncate && copy.condition.is_none())
+        .filter_map(|(i, dest)| {
+            let (_, rel) = dest_rels.iter().find(|(d, _)| *d == i)?;
+            let conn = dest.conn.as_mut()?;
+            copyman_job::plan::holds_rows(conn, copy.target(), rel).then_some(i + 1)
+        })
+        .collect();
+    if !holding.is_empty() {
+        report::warn(format_args!(
+            "table {}: {}",
+            copy.target(),
+            copyman_job::plan::appends_note(&holding)
+        ));
+    }
     let truncate: Vec<Option<String>> = dests
         .iter_mut()
         .enumerate()

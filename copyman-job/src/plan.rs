@@ -773,6 +773,39 @@ pub fn truncate_triggers_note(names: &str) -> String {
     )
 }
 
+/// Whether `table` (`rel` on `conn`'s server) holds rows: a copy that does not empty it first
+/// appends to them. Asked only where the catalog's estimate says it may (a table never filled
+/// or emptied by `TRUNCATE` has no pages), and only of a table or a partitioned one (a view's
+/// rows are its query's); `false` where the question cannot be asked (no `SELECT` on it).
+///
+/// A one-table run keeps no record a later job could read (dup67 F8: a job after
+/// `copyman table t` appended every row again without a word): the job says what it appends
+/// to.
+pub fn holds_rows(conn: &mut Connection, table: &TableName, rel: &Relation) -> bool {
+    if rel.estimate.is_none() || !matches!(rel.kind.as_str(), "r" | "p") {
+        return false;
+    }
+    conn.query(&format!("SELECT EXISTS (SELECT FROM {table})"))
+        .ok()
+        .and_then(|rows| rows.first()?.first().cloned().flatten())
+        .is_some_and(|v| v == "t" || v == "true")
+}
+
+/// What a copy that appends says of a table that holds rows on `dests` (their 1-based
+/// numbers) already ([`holds_rows`]).
+pub fn appends_note(dests: &[usize]) -> String {
+    let (name, verb) = match dests.len() {
+        1 => ("destination", "holds"),
+        _ => ("destinations", "hold"),
+    };
+    let list: Vec<String> = dests.iter().map(usize::to_string).collect();
+    format!(
+        "{name} {} {verb} rows already: the source's rows are added to them (--truncate \
+         empties the table first)",
+        list.join(", ")
+    )
+}
+
 /// The `name` type's OID: a server cuts a longer value to 63 bytes without an error.
 const NAME: u32 = 19;
 

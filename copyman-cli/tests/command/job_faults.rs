@@ -2639,6 +2639,64 @@ fn one_tables_copy_of_a_table_a_job_committed_there_is_refused() {
     let _ = std::fs::remove_dir_all(&cache.0);
 }
 
+/// A copy that appends to rows a destination's table holds already says so, a job's (a note)
+/// and one table's (a warning): a one-table run keeps no record, and a job after it appended
+/// every row again without a word (dup67 F8). Not said of a table emptied since (its pages
+/// left), under `--truncate`, or of a `--where` load, whose rows are meant to be added.
+#[test]
+fn appending_to_rows_already_there_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);
+         CREATE TABLE u (id int); INSERT INTO u SELECT generate_series(1, 5);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int); CREATE TABLE u (id int);",
+    );
+    let cache = TempPath::new("appends-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let run_in = |args: &[&str]| in_cache(&cache, args);
+    let said = "destination 1 holds rows already: the source's rows are added to them";
+    let first = run_in(&["table", "t", "--from", &from, "--to", &to]);
+    assert_exit(&first, 0);
+    assert!(
+        !text(&first.stderr).contains(said),
+        "{}",
+        text(&first.stderr)
+    );
+    let again = run_in(&["table", "t", "--from", &from, "--to", &to]);
+    assert_exit(&again, 0);
+    let stderr = text(&again.stderr);
+    assert!(stderr.contains(&format!("table \"t\": {said}")), "{stderr}");
+    for args in [&["--truncate"][..], &["--where", "id > 5"]] {
+        let out = run_in(&[&["table", "t", "--from", &from, "--to", &to], args].concat());
+        assert_exit(&out, 0);
+        assert!(!text(&out.stderr).contains(said), "{}", text(&out.stderr));
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 15);
+    // The job after the one-table runs: said of t, not of u (empty there).
+    let job = run_in(&["table", "t", "u", "--from", &from, "--to", &to]);
+    assert_exit(&job, 0);
+    let stderr = text(&job.stderr);
+    assert!(
+        stderr.contains(&format!("note: \"public\".\"t\": {said}"))
+            && !stderr.contains("\"u\": destination 1 holds"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 25);
+    // Emptied by a DELETE (its pages kept): no rows, nothing said.
+    (c.dest[0].connect(&d1))
+        .batch_execute("DELETE FROM t; DELETE FROM u;")
+        .unwrap();
+    let out = run_in(&["table", "t", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    assert!(!text(&out.stderr).contains(said), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&cache.0);
+}
+
 /// One table's copy of a partition after a job copied its partitioned table — or of the
 /// partitioned table after a job copied its partitions — is refused: the same source relations,
 /// by another name (dup67 F1: every row twice, exit 0, where the job form was refused).

@@ -2231,6 +2231,8 @@ fn plan_all(
             .collect();
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
+        // Destinations (1-based) whose table holds rows this copy appends to.
+        let mut holding = Vec::new();
         for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
             let done = recorded.done(&key, &keys[i]);
             if let Some(rows @ 0) = done {
@@ -2434,6 +2436,9 @@ fn plan_all(
             if let Some(note) = &truncate_triggers {
                 notes.push(format!("{} on destination {}: {note}", sel.table, i + 1));
             }
+            if !truncate && crate::plan::holds_rows(conn, &sel.table, &rel) {
+                holding.push(i + 1);
+            }
             let quiet_delete = truncate && rel.quiet_delete;
             plans.push(DestPlan::Copy {
                 truncate,
@@ -2452,6 +2457,9 @@ fn plan_all(
                 &uncarried,
             ));
             rels.push((i, rel));
+        }
+        if !holding.is_empty() {
+            notes.push(format!("{key}: {}", crate::plan::appends_note(&holding)));
         }
         // Done on some destinations by an earlier run, copied on others now: each holds the
         // source as its own snapshot saw it.
