@@ -427,6 +427,13 @@ pub(crate) fn run(
             runs.insert(p.run.clone());
             gids.insert(p.gid.clone());
         }
+        // Named as what its COMMIT or ROLLBACK PREPARED is sent as.
+        signals::recovery_found((found.iter()).map(|p| {
+            (
+                format!("{} on {}", p.gid, spec.display),
+                spec.display.clone(),
+            )
+        }));
         for p in found {
             let age = format!("prepared {} s ago", p.age_secs);
             let (done, error) = if let Some(signal) = signals::received() {

@@ -104,6 +104,17 @@ fn print_recover_at_once_json(
     others: Option<&str>,
     error: Option<&str>,
 ) {
+    let untouched = commits()
+        .map(|c| recovery_untouched(&c))
+        .unwrap_or_default();
+    let prepared: Vec<serde_json::Value> = (prepared.into_iter())
+        .chain(untouched.iter().map(|p| {
+            serde_json::json!({
+                "transaction": p,
+                "outcome": "still prepared: not reached (copyman recover finishes it)",
+            })
+        }))
+        .collect();
     let _ = crate::report::print_json(&serde_json::json!({
         "status": "interrupted",
         "exit_code": exit,
@@ -152,6 +163,7 @@ fn print_at_once_json(
                     "outcome": "COMMIT PREPARED sent, not answered: it may have committed",
                 })
             }))
+            .chain(recovery_rolled_back())
             .collect();
         print_recover_at_once_json(&log, exit, prepared, Some(note), error);
         return;
@@ -402,6 +414,50 @@ pub(crate) fn commit_parties(names: Vec<(String, String)>, failed: Vec<(String, 
         *parties = Some(names);
         *failed_before = failed;
     }
+}
+
+/// `copyman recover` found these prepared transactions (each `GID on SERVER`, with its server)
+/// on the server it asked now: an exit at once names those it had not finished yet as still
+/// prepared (signals67 F6: its `--json` left out one it had not reached).
+pub(crate) fn recovery_found(found: impl IntoIterator<Item = (String, String)>) {
+    if let Stage::Running { parties, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        parties.get_or_insert_with(Vec::new).extend(found);
+    }
+}
+
+/// The prepared transactions `copyman recover` found and had not finished ([`recovery_found`])
+/// when it exits at once: no COMMIT or ROLLBACK PREPARED sent to them.
+fn recovery_untouched(c: &Commits) -> Vec<String> {
+    let touched = |name: &String| {
+        [&c.committed, &c.unanswered, &c.rolled_back, &c.rolling_back]
+            .iter()
+            .any(|list| list.contains(name))
+            || c.refused.iter().any(|(r, _)| r == name)
+    };
+    (c.endpoints.iter())
+        .map(|(name, _)| name)
+        .filter(|name| !touched(name))
+        .cloned()
+        .collect()
+}
+
+/// The prepared transactions `copyman recover` rolled back, or sent a ROLLBACK PREPARED
+/// unanswered, when it exits at once, as its `--json` lists them.
+fn recovery_rolled_back() -> Vec<serde_json::Value> {
+    let Some(c) = commits() else {
+        return Vec::new();
+    };
+    (c.rolled_back.iter())
+        .map(|p| serde_json::json!({ "transaction": p, "outcome": "rolled back" }))
+        .chain(c.rolling_back.iter().map(|p| {
+            serde_json::json!({
+                "transaction": p,
+                "outcome": "ROLLBACK PREPARED sent, not answered: it may have rolled back",
+            })
+        }))
+        .collect()
 }
 
 /// A PREPARE TRANSACTION goes to `party` now.
@@ -1054,7 +1110,14 @@ fn handle(signal: i32, stopping: &'static str) {
         // The source's COMMIT not sent: what its statement changed (a move's DELETE) rolls
         // back as copyman exits, and the rows it returned are on both sides.
         let known = not_sent.is_some();
-        let not_sent = not_sent.unwrap_or_default();
+        let recovering = crate::watch::lock_briefly(&RECOVERING).is_some_and(|log| log.is_some());
+        let not_sent = match recovering {
+            // Those it rolled back are not "not committed" (or prepared still).
+            true => (not_sent.unwrap_or_default().into_iter())
+                .filter(|p| !rolled_back.contains(p) && !rolling_back.contains(p))
+                .collect(),
+            false => not_sent.unwrap_or_default(),
+        };
         let source_prepared = prepared.iter().any(|p| p == "source");
         let kept = match (not_sent.iter().any(|p| p == "source"), source_prepared) {
             (false, _) => "",
@@ -1077,8 +1140,7 @@ fn handle(signal: i32, stopping: &'static str) {
         // Under --atomic the COMMITs are COMMIT PREPAREDs: one not answered may still be
         // prepared, and those not sent are (recover finishes both); without it nothing is
         // prepared, and what was not sent rolls back as copyman exits.
-        let two_phase = ending == Some(true)
-            || crate::watch::lock_briefly(&RECOVERING).is_some_and(|log| log.is_some());
+        let two_phase = ending == Some(true) || recovering;
         // Recover told how to find this run's decisions (its own --decision-log: recheck41 F5).
         let recover = crate::recover::same_as_this_run();
         let (statement, doubt, rest) = if two_phase {
@@ -1087,7 +1149,11 @@ fn handle(signal: i32, stopping: &'static str) {
                 format!(
                     "may have committed or still be prepared: copyman recover {recover} finishes it"
                 ),
-                format!("prepared: copyman recover {recover} commits them"),
+                // (recover's others: some it would have rolled back, or left alone.)
+                match recovering {
+                    true => format!("still prepared: copyman recover {recover} finishes them"),
+                    false => format!("prepared: copyman recover {recover} commits them"),
+                },
             )
         } else {
             (
@@ -1128,7 +1194,9 @@ fn handle(signal: i32, stopping: &'static str) {
         let exit = at_once_exit(signal, true);
         // Not sent: prepared under the decision (recover commits them), else rolled back as
         // the connections close.
-        let rest = if ending == Some(true) && point {
+        let rest = if recovering {
+            "still prepared"
+        } else if ending == Some(true) && point {
             "commit pending"
         } else {
             "rolled back"
@@ -1282,16 +1350,7 @@ fn handle(signal: i32, stopping: &'static str) {
         ));
         let exit = at_once_exit(signal, false);
         if JSON.load(Ordering::SeqCst) {
-            let prepared: Vec<serde_json::Value> = (rolled_back.iter())
-                .map(|p| serde_json::json!({ "transaction": p, "outcome": "rolled back" }))
-                .chain(rolling_back.iter().map(|p| {
-                    serde_json::json!({
-                        "transaction": p,
-                        "outcome": "ROLLBACK PREPARED sent, not answered: it may have rolled back",
-                    })
-                }))
-                .collect();
-            print_recover_at_once_json(&log, exit, prepared, None, Some(&said));
+            print_recover_at_once_json(&log, exit, recovery_rolled_back(), None, Some(&said));
         }
         exit_at_once(exit);
     } else {

@@ -1724,15 +1724,17 @@ fn recover_waiting_for_a_standby(
     n: &str,
     json: bool,
 ) -> (Cluster, String, String, TempPath, std::process::Child) {
-    recover_waiting_for_a_standby_to(n, json, true)
+    recover_waiting_for_a_standby_to(n, json, true, 1)
 }
 
 /// [`recover_waiting_for_a_standby`], its run decided commit or (`commit` false) not decided:
-/// then its ROLLBACK PREPARED waits.
+/// then its ROLLBACK PREPARED waits; with `gids` transactions of the run prepared there (the
+/// first returned: the one recover reaches first).
 fn recover_waiting_for_a_standby_to(
     n: &str,
     json: bool,
     commit: bool,
+    gids: usize,
 ) -> (Cluster, String, String, TempPath, std::process::Child) {
     let stuck = Cluster::builder()
         .setting("synchronous_standby_names", "nosuch")
@@ -1741,17 +1743,25 @@ fn recover_waiting_for_a_standby_to(
         .start();
     let db = database(&stuck, T);
     let id = format!("1764000000-{n}-abcd");
-    let gid = format!("copyman:{id}:1");
+    let all: Vec<String> = (1..=gids).map(|i| format!("copyman:{id}:{i}")).collect();
+    for (i, gid) in all.iter().enumerate() {
+        stuck
+            .connect(&db)
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO t VALUES ({i}, 'x'); PREPARE TRANSACTION '{gid}';"
+            ))
+            .unwrap();
+    }
     stuck
         .connect(&db)
         .batch_execute(&format!(
-            "BEGIN; INSERT INTO t VALUES (1, 'x'); PREPARE TRANSACTION '{gid}';
-             ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
+            "ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
         ))
         .unwrap();
+    let gid = all[0].clone();
     let log = TempPath::new(&format!("stuck-{n}.log"));
     let decision = match commit {
-        true => format!("commit {id} {gid}\n"),
+        true => format!("commit {id} {}\n", all.join(" ")),
         false => String::new(),
     };
     fs::write(&log.0, format!("begin {id}\n{decision}")).unwrap();
@@ -1771,11 +1781,14 @@ fn recover_waiting_for_a_standby_to(
 
 /// A recover whose COMMIT PREPARED waits for a synchronous standby that is not there: a signal
 /// is said and the statement is never cancelled; a second exits at once naming the COMMIT
-/// PREPARED sent and not answered (it was killed without a word, leaving no account).
+/// PREPARED sent and not answered (it was killed without a word, leaving no account), and the
+/// run's other transaction, not reached, as still prepared (signals67 F6: left out of
+/// `--json`, and said "rolled back").
 #[test]
 fn a_recover_stopped_by_signals_says_what_it_had_sent() {
     let _serial = serial();
-    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby("3", true);
+    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby_to("3", true, true, 2);
+    let other = format!("{}:2", gid.trim_end_matches(":1"));
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("COMMIT PREPARED");
     signal(&child, "TERM");
@@ -1794,13 +1807,26 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
             .is_some_and(|o| o.contains("not answered")),
         "{document}"
     );
+    let untouched = (document["prepared"].as_array().unwrap().iter()).find(|p| {
+        p["transaction"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&format!("{other} on ")))
+    });
+    assert_eq!(
+        untouched.map(|p| p["outcome"].clone()),
+        Some("still prepared: not reached (copyman recover finishes it)".into()),
+        "{document}"
+    );
     assert!(
         said.contains("received again: exiting at once during the COMMITs")
             && said.contains(&format!(
                 "COMMIT PREPARED sent, not answered (may have committed or still be prepared: \
                  copyman recover with the same --to and --decision-log {} finishes it): {gid} on ",
                 log.arg()
-            )),
+            ))
+            && said.contains(&format!("; not committed: {other} on "))
+            && said.contains("(still prepared: copyman recover with the same --to")
+            && !said.contains("rolled back"),
         "{said}"
     );
     // The server finishes it (the wait given up: committed locally).
@@ -1817,7 +1843,7 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
 #[test]
 fn a_recover_stopped_by_signals_during_a_rollback_says_what_it_had_sent() {
     let _serial = serial();
-    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby_to("7", true, false);
+    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby_to("7", true, false, 1);
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("ROLLBACK PREPARED");
     signal(&child, "TERM");
