@@ -126,6 +126,9 @@ pub(crate) fn run(
     // A second signal's exit at once prints its document too (it printed none).
     signals::set_json(output.json);
     signals::set_recovering(log_path);
+    // What a first signal finds unanswered: said, and how it ends (signals67 F6: "finishing"
+    // of a COMMIT PREPARED that waits for a standby that is not there, for ever).
+    signals::set_standby_waits(unanswered);
     signals::connecting(true);
     let (committed, logged) = (&contents.committed, &contents.runs);
     let mut warned = BTreeSet::new();
@@ -1477,10 +1480,26 @@ fn partly_ended(
         .collect()
 }
 
+/// The statement [`said_while_waiting`] runs now, and since when.
+static WAITING: std::sync::Mutex<Option<(String, Instant)>> = std::sync::Mutex::new(None);
+
+/// The statement in progress, if its server has not answered it for a second or more: a
+/// server waiting for a synchronous standby that is not there answers nothing.
+fn unanswered() -> Vec<String> {
+    let Some(waiting) = crate::watch::lock_briefly(&WAITING) else {
+        return Vec::new();
+    };
+    (waiting.iter())
+        .filter(|(_, since)| since.elapsed() >= Duration::from_secs(1))
+        .map(|(what, _)| what.clone())
+        .collect()
+}
+
 /// Runs `statement` (a COMMIT or ROLLBACK PREPARED, which is never cancelled: only its answer
 /// says what the server did) and, while it has not returned, says so after a second and every
 /// 10 s after: a server waiting for a synchronous standby that is not there answers nothing.
 fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send) -> T {
+    let _waiting = Waiting::now(what);
     let (done, finished) = mpsc::channel::<()>();
     thread::scope(|s| {
         s.spawn(move || {
@@ -1502,6 +1521,27 @@ fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send)
         drop(done);
         result
     })
+}
+
+/// [`WAITING`] set while it lives.
+struct Waiting;
+
+impl Waiting {
+    fn now(what: &str) -> Self {
+        *WAITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((what.to_owned(), Instant::now()));
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        *WAITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
 }
 
 #[cfg(test)]

@@ -1020,8 +1020,22 @@ fn handle(signal: i32, stopping: &'static str) {
             .unwrap_or_default();
         let job_finishing;
         let standby_finishing;
+        let recover_finishing;
         let stopping = if stopping == RECOVER_STOPPING {
-            stopping
+            match standby_waits().as_slice() {
+                [] => stopping,
+                waits => {
+                    recover_finishing = format!(
+                        "finishing {} (never cancelled; its server has not answered: if it \
+                         waits for a synchronous standby that is not there, it ends only when \
+                         one confirms it, or when its session is ended on that server, and then \
+                         it stays done there), then stopping: the transactions not reached are \
+                         left prepared",
+                        waits.join(", ")
+                    );
+                    &recover_finishing
+                }
+            }
         } else if stopping == JOB_STOPPING && JOB_PLANNING.load(Ordering::SeqCst) {
             JOB_PLANNING_STOPPING
         } else if stopping == JOB_STOPPING && !finishing.is_empty() {

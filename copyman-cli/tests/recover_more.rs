@@ -1792,7 +1792,17 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("COMMIT PREPARED");
     signal(&child, "TERM");
-    stderr.expect("SIGTERM received");
+    // The statement it finishes, and how it ends (signals67 F6: "finishing", for ever).
+    let first = stderr.expect("SIGTERM received");
+    assert!(
+        first.contains("finishing postgres@")
+            && first.contains(&format!(
+                "'s COMMIT PREPARED '{gid}' (never cancelled; its server \
+                 has not answered: if it waits for a synchronous standby that is not there, it \
+                 ends only when one confirms it"
+            )),
+        "{first}"
+    );
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     let said = stderr.rest();
