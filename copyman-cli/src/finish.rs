@@ -170,7 +170,11 @@ impl Atomic {
                 can
             }
         };
-        let log = DecisionLog::open(path).map_err(io)?;
+        // A signal stops its waits for the log's lock, but for a COMMIT PREPARED's record
+        // (signals67 F5: a run signalled while another process held the lock waited for it).
+        let log = DecisionLog::open(path)
+            .map_err(io)?
+            .stopped_by(|| signals::received().is_some());
         let run = DecisionLog::new_run_id();
         // Every destination the run may prepare a transaction on, named before anything is: a
         // recovery after a crash before the decision asks for those it is not given. (The
@@ -179,9 +183,22 @@ impl Atomic {
         let named: Vec<Option<&Holder>> = servers.iter().map(Option::as_ref).collect();
         // Its lock may be held by another process: the wait is said as copyman's own.
         signals::recording(Some(path), signals::Written::Start, &[]);
+        // (A signal meanwhile stops the wait: nothing is prepared yet.)
         let lock = log.lock_run_with(&run, &named, None);
         signals::recording(None, signals::Written::Start, &[]);
-        let lock = lock.map_err(io)?;
+        let lock = lock.map_err(|e| match signals::received() {
+            Some(signal) if e.kind() == std::io::ErrorKind::Interrupted => Fatal {
+                exit: Exit::interrupted(signal),
+                server: None,
+                message: format!(
+                    "interrupted by {} while waiting for the lock on the decision log {} to \
+                     record the run's start: nothing was copied",
+                    signals::name(signal),
+                    path.display()
+                ),
+            },
+            _ => io(e),
+        })?;
         report::log(format_args!(
             "two-phase commit: run {run}, decision log {}",
             path.display()
@@ -318,10 +335,27 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             .map(|p| p as &mut dyn Participant<Error = ErrorInfo>),
         |decision| {
             let atomic = atomic.expect("a decision only in a two-phase run");
-            // A signal before the decision calls the commit off: every PREPARE rolls back.
-            if let Some(signal) = signals::commit_point() {
+            // A signal before the decision calls the commit off: every PREPARE rolls back. The
+            // decision's point is passed once the log's lock is held (a signal while another
+            // process holds it calls the commit off too, signals67 F5).
+            if let Some(signal) = signals::received() {
                 return Err(interrupted_before_commit(signal));
             }
+            let stopped = std::cell::Cell::new(None);
+            let taken = || {
+                stopped.set(signals::commit_point());
+                if stopped.get().is_none() {
+                    test_pause("recording");
+                }
+                stopped.get().is_some()
+            };
+            let gave_up = |e: &std::io::Error| {
+                let signal = stopped.get().or_else(signals::received);
+                (e.kind() == std::io::ErrorKind::Interrupted)
+                    .then_some(signal)
+                    .flatten()
+                    .map(interrupted_before_commit)
+            };
             report::log(format_args!(
                 "recording the commit decision of run {} in {}",
                 decision.run,
@@ -330,6 +364,9 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             if let Some(display) = &unprepared_source
                 && let Err(e) = atomic.log.unprepared_source(&decision.run, display)
             {
+                if let Some(stop) = gave_up(&e) {
+                    return Err(stop);
+                }
                 report::warn(format!(
                     "cannot record in {} that the source of run {} commits after the \
                      destinations: {e} (a recovery of the run will not say to check it)",
@@ -343,18 +380,21 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 .chain((decision.source.iter()).map(|gid| ("source".to_owned(), gid.clone())))
                 .collect();
             signals::recording(Some(atomic.log.path()), signals::Written::Decision, &gids);
-            test_pause("recording");
-            let recorded =
-                atomic
-                    .log
-                    .record_parties(decision, &servers, atomic.source_server.as_ref());
+            let recorded = atomic.log.record_parties_unless(
+                decision,
+                &servers,
+                atomic.source_server.as_ref(),
+                &taken,
+            );
             signals::recording(None, signals::Written::Decision, &[]);
-            let recorded = recorded.map_err(|e| ErrorInfo {
-                sqlstate: None,
-                message: format!(
-                    "cannot record the commit decision in {}: {e}",
-                    atomic.log.path().display()
-                ),
+            let recorded = recorded.map_err(|e| {
+                gave_up(&e).unwrap_or_else(|| ErrorInfo {
+                    sqlstate: None,
+                    message: format!(
+                        "cannot record the commit decision in {}: {e}",
+                        atomic.log.path().display()
+                    ),
+                })
             });
             if recorded.is_ok() {
                 test_pause("recorded");

@@ -569,6 +569,96 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
     each_holds(&dbs, 100);
 }
 
+/// Sends `name` to process `pid` (a child another thread waits for).
+fn kill(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Waits up to 15 s for `run` to end while this process holds the decision log's lock (`held`),
+/// then lets the lock go: whether it ended without the lock, and its output.
+fn ended_without_the_lock(
+    run: std::thread::JoinHandle<std::process::Output>,
+    held: &std::fs::File,
+) -> (bool, std::process::Output) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !run.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ended = run.is_finished();
+    held.unlock().unwrap();
+    (ended, run.join().unwrap())
+}
+
+/// A signal while the commit decision waits for the decision log's lock, which another process
+/// holds, calls the commit off: nothing is decided yet, so every PREPARE rolls back and the run
+/// ends at once, exit 130 — it waited for the holder to let go, then committed (signals67 F5).
+/// A signal while the run's start waits so ends the run too: nothing was copied.
+#[test]
+fn atomic_a_signal_while_waiting_for_the_logs_lock_calls_the_run_off() {
+    let log = TempPath::new("held-signal.log");
+    let mut command = copyman();
+    command.env("COPYMAN_TEST_SAY_AFTER", "1");
+    let (dbs, mut paused) = paused_atomic_copy_with(command, &log, &[], "prepared:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    let held = std::fs::File::open(&log.0).unwrap();
+    held.lock().unwrap();
+    let pid = paused.child.id();
+    let run = paused.resume_in_background();
+    stderr.expect("the commit decision is not recorded yet");
+    kill(pid, "INT");
+    let (ended, out) = ended_without_the_lock(run, &held);
+    let said = stderr.rest();
+    assert!(ended, "it waited for the lock after the signal: {said}");
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("nothing is committed yet: the commit is called off")
+            && said.contains("interrupted by SIGINT after")
+            && said.contains(": nothing committed"),
+        "{said}"
+    );
+    let written = std::fs::read_to_string(&log.0).unwrap();
+    assert!(
+        !written.lines().any(|l| l.starts_with("commit ")),
+        "{written}"
+    );
+    each_holds(&dbs, 0);
+    // The run's start.
+    held.lock().unwrap();
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{MV} INSERT INTO mv VALUES (1, 'v');"));
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let mut child = copyman()
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .args(["table", "mv", "--from", &from, "--to", &to1, "--to", &to2])
+        .args(["--atomic", "--decision-log", log.arg()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("lock on the decision log");
+    let pid = child.id();
+    let run = std::thread::spawn(move || child.wait_with_output().unwrap());
+    kill(pid, "INT");
+    let (ended, out) = ended_without_the_lock(run, &held);
+    let said = stderr.rest();
+    assert!(ended, "it waited for the lock after the signal: {said}");
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("while waiting for the lock on the decision log")
+            && said.contains("to record the run's start: nothing was copied"),
+        "{said}"
+    );
+    each_holds(&dbs, 0);
+}
+
 /// An `--atomic` copy killed at `point`, its decision log (named after `name`) locked by this
 /// process, as a backup script's `flock` holds it: the destinations' databases, the log and the
 /// file its lock is on.

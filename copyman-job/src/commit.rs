@@ -527,6 +527,75 @@ pub fn not_a_log(path: &Path) -> Option<String> {
     Some(format!("its first line ({shown}{cut}) is no record of one"))
 }
 
+/// How often a wait for the decision log's lock asks whether to give up
+/// ([`DecisionLog::stopped_by`]).
+pub const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The error of a write given up ([`DecisionLog::stopped_by`]).
+fn called_off() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Interrupted,
+        "given up, the run stopped while another process held the log's lock: nothing was \
+         written",
+    )
+}
+
+/// Takes `file`'s lock (an exclusive `flock`), waiting for whoever holds it, unless `give_up`
+/// (asked every [`LOCK_POLL`] of the wait) says to stop waiting: then the error of
+/// [`called_off`]. The wait is a `flock` of its own thread, blocked on a duplicate of the
+/// file's descriptor (one open file, one lock), so that `/proc/locks` shows this process
+/// waiting ([`waits_for_lock`], which a run's words of the wait read); a wait given up lets go
+/// of the lock as soon as that thread takes it.
+fn lock_unless(file: &File, give_up: &dyn Fn() -> bool) -> io::Result<()> {
+    use std::sync::{Arc, Condvar, Mutex, PoisonError};
+    match file.try_lock() {
+        Ok(()) => return Ok(()),
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+        Err(fs::TryLockError::WouldBlock) => {}
+    }
+    if give_up() {
+        return Err(called_off());
+    }
+    /// The waiting thread's state: `None` waiting, `Some(Ok(true))` taken, `Some(Ok(false))`
+    /// given up by the caller, `Some(Err)` failed.
+    type State = (Mutex<Option<io::Result<bool>>>, Condvar);
+    let waiter = file.try_clone()?;
+    let state: Arc<State> = Arc::new((Mutex::new(None), Condvar::new()));
+    let theirs = Arc::clone(&state);
+    thread::Builder::new()
+        .name("copyman-log-lock".to_owned())
+        .spawn(move || {
+            let locked = waiter.lock();
+            let (cell, woken) = &*theirs;
+            let mut cell = cell.lock().unwrap_or_else(PoisonError::into_inner);
+            match (&*cell, locked) {
+                // Given up meanwhile: let go of it at once.
+                (Some(Ok(false)), Ok(())) => {
+                    let _ = waiter.unlock();
+                }
+                (_, locked) => *cell = Some(locked.map(|()| true)),
+            }
+            woken.notify_all();
+        })?;
+    let (cell, woken) = &*state;
+    let mut cell = cell.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        match cell.take() {
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+        if give_up() {
+            *cell = Some(Ok(false));
+            return Err(called_off());
+        }
+        cell = woken
+            .wait_timeout(cell, LOCK_POLL)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
 /// The two-phase commit decisions, one line per run in a file: `commit RUN GID…`, written and
 /// fsynced before the first `COMMIT PREPARED` of the run. A run with no line here committed
 /// nothing, so recovery rolls its prepared transactions back.
@@ -543,6 +612,8 @@ pub struct DecisionLog {
     path: PathBuf,
     /// The file it opened (device, inode), if it opened one.
     file: Option<(u64, u64)>,
+    /// The caller's stop ([`DecisionLog::stopped_by`]).
+    stop: Option<fn() -> bool>,
 }
 
 impl DecisionLog {
@@ -559,7 +630,11 @@ impl DecisionLog {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.sync_all()?;
         let file = Some(identity(&file.metadata()?));
-        Ok(Self { path, file })
+        Ok(Self {
+            path,
+            file,
+            stop: None,
+        })
     }
 
     /// The log at `path`, for recovery: it must exist (a run creates it before it prepares
@@ -570,7 +645,11 @@ impl DecisionLog {
     pub fn existing(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
         let file = Some(identity(&fs::metadata(&path)?));
-        Ok(Self { path, file })
+        Ok(Self {
+            path,
+            file,
+            stop: None,
+        })
     }
 
     /// The log at `path` whether or not it exists (missing, it reads as empty): for recovery when
@@ -579,7 +658,30 @@ impl DecisionLog {
         Self {
             path: path.into(),
             file: None,
+            stop: None,
         }
+    }
+
+    /// The log, its writes that wait for its lock (another process holds it: a run or recovery
+    /// sharing the log, a script's `flock`) given up once `stop` says so (asked every
+    /// [`LOCK_POLL`]): a run stopped then has nothing to wait for (signals67 F5: a run
+    /// signalled while it waited to record its start, or its decision, waited for the holder to
+    /// let go, then went on). The records a log's reader can do without are given up so — a
+    /// run's start and parties (nothing is prepared yet), a decision not yet written
+    /// ([`DecisionLog::record_parties_unless`]), its rollback and its end — never one of a
+    /// COMMIT PREPARED being sent. A write given up writes nothing and fails with an error of
+    /// kind [`io::ErrorKind::Interrupted`].
+    #[must_use]
+    pub fn stopped_by(self, stop: fn() -> bool) -> Self {
+        Self {
+            stop: Some(stop),
+            ..self
+        }
+    }
+
+    /// Whether the caller's stop says to give up a wait for the lock ([`DecisionLog::stopped_by`]).
+    fn stopping(&self) -> bool {
+        self.stop.is_some_and(|stop| stop())
     }
 
     /// Where it is.
@@ -713,8 +815,16 @@ impl DecisionLog {
     }
 
     /// Appends `line` (whole lines) and makes it durable (file and directory fsynced).
+    /// A wait for the lock is given up once the caller's stop says so
+    /// ([`DecisionLog::stopped_by`]).
     fn append(&self, line: &str) -> io::Result<()> {
-        self.append_checked(None, |_| Ok(line.to_owned()))
+        self.append_checked(None, &|| self.stopping(), |_| Ok(line.to_owned()))
+    }
+
+    /// [`DecisionLog::append`], waiting for the lock whatever the caller's stop says: a record
+    /// of a COMMIT PREPARED being sent, which goes out once it is written.
+    fn append_waiting(&self, line: &str) -> io::Result<()> {
+        self.append_checked(None, &|| false, |_| Ok(line.to_owned()))
     }
 
     /// [`DecisionLog::append`] of the lines `lines` makes of the log's whole lines from the last
@@ -727,9 +837,11 @@ impl DecisionLog {
     /// before this line is written — written after it, the two would read as one whole line (a
     /// `commit` whose cut-off gids run into the next line's words). A write that fails is cut
     /// back the same way. Only the log's end is read (a log grows by a few lines per run).
+    /// A wait for the lock is given up when `give_up` says so ([`lock_unless`]).
     fn append_checked(
         &self,
         since: Option<&str>,
+        give_up: &dyn Fn() -> bool,
         lines: impl FnOnce(&str) -> io::Result<String>,
     ) -> io::Result<()> {
         let moved = |why: &dyn std::fmt::Display| {
@@ -752,7 +864,7 @@ impl DecisionLog {
         {
             return Err(moved(&"another file is at its path"));
         }
-        file.lock()?;
+        lock_unless(&file, give_up)?;
         let (tail, whole) = read_tail(&file, since)?;
         if whole < file.metadata()?.len() {
             file.set_len(whole)?;
@@ -848,8 +960,23 @@ impl DecisionLog {
     /// # Errors
     /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
     pub fn record_with_holders(&self, decision: &Decision, holders: &[Holder]) -> io::Result<()> {
+        self.record_unless(decision, holders, &|| false)
+    }
+
+    /// [`DecisionLog::record_with_holders`], unless it is called off ([`record_parties_unless`]).
+    ///
+    /// [`record_parties_unless`]: DecisionLog::record_parties_unless
+    fn record_unless(
+        &self,
+        decision: &Decision,
+        holders: &[Holder],
+        taken: &dyn Fn() -> bool,
+    ) -> io::Result<()> {
         let run = decision.run.as_str();
-        self.append_checked(Some(&format!("begin {run}")), |log| {
+        self.append_checked(Some(&format!("begin {run}")), &|| self.stopping(), |log| {
+            if taken() {
+                return Err(called_off());
+            }
             // Never after a recovery began to roll the run back (`abort RUN`, written first):
             // some of its transactions may be gone already.
             if log.lines().any(|l| l.split_whitespace().eq(["abort", run])) {
@@ -900,6 +1027,24 @@ impl DecisionLog {
         destinations: &[Option<&Holder>],
         source: Option<&Holder>,
     ) -> io::Result<()> {
+        self.record_parties_unless(decision, destinations, source, &|| false)
+    }
+
+    /// [`DecisionLog::record_parties`], called off by the caller's stop while it waits for the
+    /// log's lock ([`DecisionLog::stopped_by`]: a run stopped then commits nothing, signals67
+    /// F5), or by `taken`, asked once the lock is held, before the decision is written. The
+    /// lock keeps every other writer out: a caller's stop checked in `taken` either comes
+    /// before the decision or finds it written.
+    ///
+    /// # Errors
+    /// As [`DecisionLog::record_parties`]; called off, of kind [`io::ErrorKind::Interrupted`].
+    pub fn record_parties_unless(
+        &self,
+        decision: &Decision,
+        destinations: &[Option<&Holder>],
+        source: Option<&Holder>,
+        taken: &dyn Fn() -> bool,
+    ) -> io::Result<()> {
         let holders: Vec<Holder> = decision
             .gids
             .iter()
@@ -910,7 +1055,7 @@ impl DecisionLog {
                 ..holder.clone()
             })
             .collect();
-        self.record_with_holders(decision, &holders)
+        self.record_unless(decision, &holders, taken)
     }
 
     /// Records that nothing of `run` is left prepared anywhere (`done RUN`): recovery no longer
@@ -957,7 +1102,9 @@ impl DecisionLog {
             Step::RecordAbort(run) => self.aborted(run),
             Step::RecordOut { run, gids } => self.left_out(run, gids),
             Step::RecordCommitting { run, gid } => self.committing(run, gid),
-            Step::RecordRefused { run, gid } => self.append(&format!("refused {run} {gid} run\n")),
+            Step::RecordRefused { run, gid } => {
+                self.append_waiting(&format!("refused {run} {gid} run\n"))
+            }
             _ => Ok(()),
         }
     }
@@ -997,7 +1144,7 @@ impl DecisionLog {
     /// Writing or syncing failed (a recovery then says that server must be checked: the safe
     /// side).
     pub fn committing(&self, run: &str, gid: &str) -> io::Result<()> {
-        self.append(&format!("committing {run} {gid}\n"))
+        self.append_waiting(&format!("committing {run} {gid}\n"))
     }
 
     /// Records that a recovery sends `run`'s `COMMIT PREPARED` of `gid` now (`committing RUN
@@ -1802,6 +1949,58 @@ mod tests {
             "copyman-sync-{}-{name}/decisions.log",
             std::process::id()
         ))
+    }
+
+    /// A write waiting for the log's lock is given up once the caller's stop says so, and a
+    /// decision is called off under the lock: nothing written; the lock taken meanwhile by the
+    /// wait's thread is let go as soon as it is taken. Without a stop it waits.
+    #[test]
+    fn a_wait_for_the_logs_lock_is_given_up_on_the_callers_stop() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let path = temp_log("stop");
+        let log = DecisionLog::open(&path)
+            .unwrap()
+            .stopped_by(|| STOP.load(Ordering::SeqCst));
+        let decision = Decision {
+            run: "r1".into(),
+            gids: vec![(0, "copyman:r1:1".into())],
+            source: None,
+        };
+        let held = File::open(&path).unwrap();
+        held.lock().unwrap();
+        let stopper = thread::spawn(|| {
+            thread::sleep(std::time::Duration::from_millis(200));
+            STOP.store(true, Ordering::SeqCst);
+        });
+        let e = log.record(&decision).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{e}");
+        stopper.join().unwrap();
+        held.unlock().unwrap();
+        // The given-up wait's thread takes the lock, and lets it go at once.
+        let other = File::open(&path).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while other.try_lock().is_err() {
+            assert!(Instant::now() < deadline, "the lock was never let go");
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        other.unlock().unwrap();
+        assert!(log.committed().unwrap().is_empty());
+        // Called off under the lock: nothing written either.
+        STOP.store(false, Ordering::SeqCst);
+        let e = (log.record_parties_unless(&decision, &[], None, &|| true)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{e}");
+        assert!(log.committed().unwrap().is_empty());
+        // Not stopped: it waits for the holder, then writes.
+        held.lock().unwrap();
+        let letting_go = thread::spawn(move || {
+            thread::sleep(std::time::Duration::from_millis(200));
+            held.unlock().unwrap();
+        });
+        log.record(&decision).unwrap();
+        letting_go.join().unwrap();
+        assert!(log.committed().unwrap().contains("copyman:r1:1"));
+        let _ = fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
