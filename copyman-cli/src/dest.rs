@@ -40,8 +40,9 @@ pub(crate) struct Dest<'e> {
     pub(crate) ended: Option<Instant>,
     /// Bytes that went out on stdout though the run failed: they cannot be taken back.
     pub(crate) sent_anyway: u64,
-    /// Those bytes end in a mark that fails a COPY reading them ([`Cut::mark`]).
-    pub(crate) marked_cut: Option<String>,
+    /// How those bytes end for a COPY reading them: in a mark that fails it ([`Cut::mark`]),
+    /// or cut short unmarked (its reader never took the mark).
+    pub(crate) marked_cut: Option<CutEnd>,
     /// What its report says besides its status (`--allow-count-mismatch`: another count).
     pub(crate) warning: Option<String>,
     /// What its server is (system identifier and database), where it said: the order in which
@@ -320,6 +321,9 @@ struct Marking {
     cut: Option<Cut>,
     /// Complete, or its end marked: written no more.
     ended: bool,
+    /// Its end is to be marked by the failed run's [`FileSink::discard`], which waits for the
+    /// reader to make room (without this lock): an exit at once marks it instead, if it can.
+    pending: bool,
 }
 
 /// Every output an exit at once marks ([`mark_at_exit`]).
@@ -333,7 +337,7 @@ static MARKINGS: Mutex<Vec<Arc<Mutex<Marking>>>> = Mutex::new(Vec::new());
 /// mark. Returns what each output cut is called, the bytes it took, and how a reader fails on
 /// its end where it is marked (CSV cut inside a quoted value, binary inside a field, need none:
 /// their readers fail on that).
-pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<String>)> {
+pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<CutEnd>)> {
     let all: Vec<Arc<Mutex<Marking>>> = match MARKINGS.try_lock() {
         Ok(all) => all.clone(),
         Err(_) => return Vec::new(),
@@ -352,21 +356,24 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<String>)> {
             }
         };
         let Some(m) = m.as_deref_mut() else { continue };
-        let mark = match (m.ended, m.cut) {
-            (false, Some(cut)) => cut.mark(),
+        let cut = match (m.ended, m.pending, m.cut) {
+            (false, _, Some(cut)) | (true, true, Some(cut)) => cut,
             _ => continue,
         };
-        m.ended = true;
-        // (Shorter than PIPE_BUF: a pipe with room takes it whole.)
-        let written = mark.is_empty()
-            || (room_within(&m.to, Duration::from_secs(1)).is_ok()
-                && m.to.write_all(&mark).is_ok());
-        let fails = m.cut.as_ref().map(Cut::fails);
-        marked.push((
-            m.name.clone(),
-            m.taken,
-            fails.filter(|_| written && !mark.is_empty()),
-        ));
+        let mark = cut.mark();
+        (m.ended, m.pending) = (true, false);
+        // (Shorter than PIPE_BUF: a pipe with room takes it whole. One that takes nothing more,
+        // its reader gone, is read by none.)
+        let end = match (mark.is_empty(), room_within(&m.to, Duration::from_secs(1))) {
+            (true, _) => None,
+            (false, Ok(())) => {
+                m.to.write_all(&mark)
+                    .ok()
+                    .map(|()| CutEnd::Marked(cut.fails()))
+            }
+            (false, Err(_)) => Some(CutEnd::Unmarked),
+        };
+        marked.push((m.name.clone(), m.taken, end));
     }
     marked
 }
@@ -648,8 +655,95 @@ impl Out {
     }
 }
 
-/// How long [`FileSink::discard`] waits for a pipe's reader to take the mark of a cut.
-const CUT_MARK_WAIT: Duration = Duration::from_secs(2);
+/// How the end of data cut short on stdout or a pipe was left for its reader
+/// ([`FileSink::discard`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CutEnd {
+    /// Marked: how a COPY reading it fails ([`Cut::fails`]).
+    Marked(String),
+    /// Its reader never took the mark (it read nothing for the run's `--stall-timeout`, or
+    /// went away): a COPY reading it may load the rows before the cut as the whole.
+    Unmarked,
+}
+
+/// Writes `mark` after the data cut short on `out` (`name`: what it is called), waiting for
+/// its reader to make room however long it takes but for the run's `--stall-timeout`: a first
+/// signal does not end this wait, as it ends a wait to write data (recheck67 F1: a reader not
+/// reading when the run was stopped got no mark, and `| psql -c "COPY …"` committed part of
+/// the table with a cut-short last row, exit 0); a second exits at once. Said after a second
+/// and every 10 s. The mark is shorter than `PIPE_BUF`: a pipe with a free slot takes it whole.
+/// Written under `marking`'s lock, unless an exit at once took it over ([`Marking::pending`]).
+/// Whether it was written (`Some(false)`: its reader never made room for it), or `None` where
+/// the output takes nothing more (its reader gone, a full device): none reads a part then.
+fn take_mark(
+    out: &mut Out,
+    mark: &[u8],
+    name: &str,
+    marking: Option<&Mutex<Marking>>,
+) -> Option<bool> {
+    let give_up = out.waits.and_then(|(_, give_up)| give_up);
+    let started = Instant::now();
+    let mut say_at = Duration::from_secs(1);
+    let mut rest = mark;
+    signals::marking_end(Some(name));
+    let _said = Unmark;
+    while !rest.is_empty() {
+        if room_within(&out.to.0, Duration::from_millis(100)).is_ok() {
+            let mut m = marking.map(lock);
+            if m.as_ref().is_some_and(|m| !m.pending) {
+                return Some(false);
+            }
+            let written = out.to.0.write(rest);
+            if let Some(m) = m.as_deref_mut()
+                && matches!(written, Ok(n) if n == rest.len())
+            {
+                m.pending = false;
+            }
+            drop(m);
+            match written {
+                Ok(0) => return None,
+                Ok(n) => rest = &rest[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return None,
+            }
+            continue;
+        }
+        let waited = started.elapsed();
+        if give_up.is_some_and(|limit| waited >= limit) {
+            return Some(false);
+        }
+        // (After a signal, its reminders say it.)
+        if waited >= say_at
+            && signals::received().is_none()
+            && let Some(words) = signals::marking_end_words()
+        {
+            say_at += Duration::from_secs(10);
+            crate::progress::println(&format!(
+                "copyman: waiting {} s for {words} (SIGQUIT, or a signal given twice, exits \
+                 without it{})",
+                waited.as_secs(),
+                match give_up {
+                    Some(limit) => format!("; --stall-timeout after {} s", limit.as_secs()),
+                    None => String::new(),
+                }
+            ));
+        }
+    }
+    Some(true)
+}
+
+/// Clears [`signals::marking_end`] when dropped.
+struct Unmark;
+
+impl Drop for Unmark {
+    fn drop(&mut self) {
+        signals::marking_end(None);
+    }
+}
 
 /// What kind of pipe descriptor `fd` is: `Some(true)` a pipe or FIFO, `Some(false)` a socket,
 /// `None` anything else (a regular file, a device: written as it comes).
@@ -915,6 +1009,7 @@ impl FileSink {
                 taken: 0,
                 cut,
                 ended: false,
+                pending: false,
             }));
             lock(&MARKINGS).push(Arc::clone(&marking));
             out.marking = Some(marking);
@@ -984,7 +1079,7 @@ impl FileSink {
     /// (stdout, a pipe: what its descriptor took is out already — part of a large row too;
     /// what is buffered is dropped), and how a reader fails on their end where it is marked cut
     /// ([`Cut::mark`], [`Cut::fails`]).
-    pub(crate) fn discard(mut self) -> (u64, Option<String>) {
+    pub(crate) fn discard(mut self) -> (u64, Option<CutEnd>) {
         // What is still buffered never goes out: the copy failed, and a reader that is not
         // reading would hold the failed run while it waited for room (dropping a `BufWriter`
         // writes its buffer; taking it apart does not).
@@ -997,27 +1092,31 @@ impl FileSink {
         let taken = out.taken;
         // Marked here, not again at an exit at once (nor here if that marked it already).
         let marking = out.marking.take();
-        let mut marking = marking.as_ref().map(|m| lock(m));
-        if let Some(m) = marking.as_deref_mut() {
+        let mut name = "-".to_owned();
+        if let Some(m) = &marking {
+            let mut m = lock(m);
             if m.ended {
-                return (taken, m.cut.as_ref().map(Cut::fails));
+                return (
+                    taken,
+                    (m.cut.as_ref()).map(|cut| CutEnd::Marked(cut.fails())),
+                );
             }
-            m.ended = true;
+            (m.ended, m.pending) = (true, true);
+            name.clone_from(&m.name);
         }
         // The mark, whatever went out — nothing, too: an empty stream read downstream is an
-        // empty table, committed (files67 F16: `COPY 0`, exit 0, of a run that failed). A
-        // reader that takes nothing for CUT_MARK_WAIT does not hold the failed run longer (nor
-        // does a signal).
+        // empty table, committed (files67 F16: `COPY 0`, exit 0, of a run that failed).
         let cut = out.cut.take();
         let mark = (cut.as_ref())
             .map(Cut::mark)
             .filter(|mark| !mark.is_empty());
-        let marked = mark.is_some_and(|mark| {
-            out.waits = out.waits.map(|(pipe, _)| (pipe, Some(CUT_MARK_WAIT)));
-            out.write_all(&mark).is_ok()
-        });
-        drop(marking);
-        (taken, cut.filter(|_| marked).as_ref().map(Cut::fails))
+        let marked = mark.and_then(|mark| take_mark(&mut out, &mark, &name, marking.as_deref()));
+        let end = match (marked, &cut) {
+            (Some(true), Some(cut)) => Some(CutEnd::Marked(cut.fails())),
+            (Some(false), _) => Some(CutEnd::Unmarked),
+            _ => None,
+        };
+        (taken, end)
     }
 }
 

@@ -31,7 +31,7 @@ use copyman_job::commit::Outcome;
 use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;
 use crate::demo;
-use crate::dest::{Dest, FileSink};
+use crate::dest::{CutEnd, Dest, FileSink};
 use crate::drive::{
     carry_sequences, check_counts, copy_options, dest_error, disagreement, drive, record_summary,
 };
@@ -708,12 +708,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             // fails on it.
             if status != Status::Committed
                 && dest.sent_anyway == 0
-                && let Some(fails) = &dest.marked_cut
+                && let Some(end) = &dest.marked_cut
             {
-                let said = format!(
-                    "no data went out before the run failed, only a mark that fails a COPY \
-                     reading it ({fails}), so that an empty stream is not taken for an empty table"
-                );
+                let said = match end {
+                    CutEnd::Marked(fails) => format!(
+                        "no data went out before the run failed, only a mark that fails a COPY \
+                         reading it ({fails}), so that an empty stream is not taken for an empty \
+                         table"
+                    ),
+                    CutEnd::Unmarked => "no data went out before the run failed, and its reader \
+                         never took the mark that fails a COPY reading it: an empty stream may \
+                         be taken for an empty table"
+                        .to_owned(),
+                };
                 match &mut dest.error {
                     Some(error) => error.message.push_str(&format!(" ({said})")),
                     None => dest.fail_with(ErrorInfo {
@@ -744,11 +751,18 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         ),
                     },
                 });
-                // Its end marked, so that a COPY reading it fails rather than load a part.
-                if let (Some(fails), Some(error)) = (&dest.marked_cut, &mut dest.error) {
-                    error.message.push_str(&format!(
+                // Its end marked, so that a COPY reading it fails rather than load a part; or
+                // said plainly that it is not.
+                match (&dest.marked_cut, &mut dest.error) {
+                    (Some(CutEnd::Marked(fails)), Some(error)) => error.message.push_str(&format!(
                         " (its end is marked: a COPY reading it fails, {fails})"
-                    ));
+                    )),
+                    (Some(CutEnd::Unmarked), Some(error)) => error.message.push_str(
+                        " (its end is NOT marked: its reader never took the mark, so a COPY \
+                         reading it may load the rows before the cut as the whole, a cut-short \
+                         last row among them)",
+                    ),
+                    _ => {}
                 }
             }
             // A file took every row the source sent (it has no `COPY n` of its own).

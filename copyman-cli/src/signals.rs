@@ -364,6 +364,25 @@ pub(crate) fn printing_dry_run() {
 /// A file destination waits for its reader to read (a full pipe or FIFO): said by the watch.
 static WAITING_FOR_READER: AtomicBool = AtomicBool::new(false);
 
+/// The output whose reader a failed run waits for, to write the mark of its data's cut-short
+/// end ([`marking_end`]).
+static MARKING_END: Mutex<Option<String>> = Mutex::new(None);
+
+/// A failed (or stopped) run waits for the reader of `name` to make room for the mark of its
+/// data's cut-short end (`None`: no more): a stop's reminders say so.
+pub(crate) fn marking_end(name: Option<&str>) {
+    *MARKING_END.lock().unwrap_or_else(PoisonError::into_inner) = name.map(str::to_owned);
+}
+
+/// The words of a wait of [`marking_end`]'s, if one is under way.
+pub(crate) fn marking_end_words() -> Option<String> {
+    let name = crate::watch::lock_briefly(&MARKING_END)?.clone()?;
+    Some(format!(
+        "the reader of {name} to read: the data it got is cut short, and the mark that makes a \
+         COPY reading it fail rather than load part of it as the whole is not written yet"
+    ))
+}
+
 /// Whether a file destination waits for its reader to read ([`waiting_for_reader`]).
 pub(crate) fn is_waiting_for_reader() -> bool {
     WAITING_FOR_READER.load(Ordering::SeqCst)
@@ -878,14 +897,20 @@ fn exit_at_once(exit: i32) -> ! {
     // COPY data written to stdout or a pipe, cut here: its end marked, as a failed run's is, so
     // that a COPY reading it fails rather than load a part as the whole (signals67 F1, F13).
     for (name, taken, marked) in crate::dest::mark_at_exit() {
+        use crate::dest::CutEnd;
         let end = match &marked {
-            Some(fails) => {
+            Some(CutEnd::Marked(fails)) => {
                 format!("their end is marked, so that a COPY reading them fails ({fails})")
             }
+            // Said plainly (recheck67 F1: the same "discard them" as a marked end).
+            Some(CutEnd::Unmarked) => "their end is NOT marked (its reader took nothing for a \
+                 second): a COPY reading them may load the rows before the cut as the whole, a \
+                 cut-short last row among them: discard them"
+                .to_owned(),
             None => "discard them: a part of the rows".to_owned(),
         };
         let said = match (taken, &marked) {
-            (0, Some(fails)) => format!(
+            (0, Some(CutEnd::Marked(fails))) => format!(
                 "copyman: no data went out to {name} before the exit, only a mark that fails a \
                  COPY reading it ({fails})\n"
             ),
@@ -1432,6 +1457,8 @@ fn remind_once(signal: i32, since: Instant) {
         .unwrap_or_default();
     let what = if let Some(recording) = recording_words() {
         recording
+    } else if let Some(marking) = marking_end_words() {
+        marking
     } else if waits.is_empty() {
         "the servers to answer".to_owned()
     } else {
