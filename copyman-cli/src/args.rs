@@ -1767,7 +1767,20 @@ impl Transfer {
                 file.display()
             )));
         }
-        self.atomic = Some(decision_log_to_write(low.decision_log, env)?);
+        let log = decision_log_to_write(low.decision_log, env)?;
+        // The file the run reads (its --from, or stdin's): an empty one was taken for a new
+        // log, and the next run read its records as rows (recheck67 F2).
+        if let Some(read) = crate::dest::source_identity(&self.source) {
+            use std::os::unix::fs::MetadataExt;
+            if std::fs::metadata(&log).is_ok_and(|m| (m.dev(), m.ino()) == read) {
+                return Err(ArgError::usage(format!(
+                    "--decision-log {} is the file the run reads its data from: a run appends \
+                     its records to its decision log; give the log another path",
+                    log.display()
+                )));
+            }
+        }
+        self.atomic = Some(log);
         Ok(self)
     }
 }

@@ -1851,7 +1851,7 @@ fn same_file_as(path: &Path, stdio: Option<(u64, u64)>) -> bool {
 
 /// The device and inode of the regular file or FIFO a source reads: its path's, or what stdin
 /// is redirected from (a pipe too; `None` for a server, a terminal).
-fn source_identity(source: &Endpoint) -> Option<(u64, u64)> {
+pub(crate) fn source_identity(source: &Endpoint) -> Option<(u64, u64)> {
     use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 

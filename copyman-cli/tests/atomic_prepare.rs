@@ -272,6 +272,29 @@ fn atomic_a_file_that_is_no_decision_log_is_refused() {
     assert_eq!(std::fs::read_to_string(&csv.0).unwrap(), "1,a\n2,b");
     each_holds(&dbs, 0);
     let _ = src;
+    // The run's own --from, empty (which a log may be): refused by what it is (recheck67 F2:
+    // taken for a new log, the next run read its records as rows).
+    let empty = TempPath::new("empty.csv");
+    std::fs::write(&empty.0, "").unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        empty.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY mv FROM STDIN (FORMAT csv)",
+        "--atomic",
+        "--decision-log",
+        empty.arg(),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is the file the run reads its data from"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&empty.0).unwrap(), "");
 }
 
 /// An `--atomic` job of `mv` and `mw` (a row each) to both destinations, a table at a time,
