@@ -2733,6 +2733,34 @@ fn one_tables_copy_of_a_partition_relative_a_job_committed_is_refused() {
             "{then} after {job:?}: {stderr}"
         );
         assert_eq!(count(&c.dest[0], &d1, "parts"), 400, "{then} after {job:?}");
+        if then == "parts_1" {
+            // Poured into the parent the job copied, and a partition copied back the wrong way
+            // round (recheck67 F5: every row twice, exit 0).
+            for args in [
+                &[
+                    "table",
+                    "parts_1",
+                    "--from",
+                    &from,
+                    "--to",
+                    &to,
+                    "--target-table",
+                    "parts",
+                ][..],
+                &["table", "parts_2", "--from", &to, "--to", &from],
+            ] {
+                let out = run_in(args);
+                assert_exit(&out, 2);
+                let stderr = text(&out.stderr);
+                assert!(
+                    stderr.contains("their rows would be there twice")
+                        || stderr.contains("they would be there twice"),
+                    "{args:?}: {stderr}"
+                );
+            }
+            assert_eq!(count(&c.dest[0], &d1, "parts"), 400);
+            assert_eq!(count(&c.source, &src, "parts"), 400);
+        }
         let _ = std::fs::remove_dir_all(&cache.0);
     }
 }

@@ -64,7 +64,7 @@ pub use self::error::{
 };
 pub use self::options::{Connect, DEFAULT_JOBS, Interrupt, Options, Server};
 pub use self::planning::{
-    DestPlan, Plan, TablePlan, identity, plan, plan_with, refuse_rows_of_jobs, split,
+    DestPlan, Plan, TablePlan, covered_by, identity, plan, plan_with, refuse_rows_of_jobs, split,
 };
 pub use self::report::{Answer, DestResult, Event, JobReport, Notice, Side, Status, TableReport};
 pub use self::running::{first_names, run};

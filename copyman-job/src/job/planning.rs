@@ -907,7 +907,7 @@ fn rows_beside(
     covers: &[(String, Vec<u64>)],
     (keys, labels): (&[String], &[String]),
     source_key: Option<&String>,
-    how: Beside,
+    how: Beside<'_>,
     notes: &mut Vec<String>,
     holds: &mut Holds<'_>,
 ) -> Result<(), JobError> {
@@ -925,8 +925,16 @@ fn rows_beside(
         && let Some(d) = keys.iter().position(|k| k == theirs && k != ours)
     {
         // (An empty one there holds nothing to double: restored from this source, as meant.)
+        let above = match how {
+            Beside::OneTable(above) => above,
+            _ => &[],
+        };
         let back: Vec<&str> = (tables.iter())
-            .filter(|t| recorded.may_hold_rows(t, ours) && holds(d, t, &[], 1) != Some(false))
+            .filter(|t| {
+                let mut named = std::iter::once(*t).chain(above);
+                named.any(|name| recorded.may_hold_rows(name, ours))
+                    && holds(d, t, &[], 1) != Some(false)
+            })
             .map(String::as_str)
             .collect();
         if !back.is_empty() {
@@ -1001,7 +1009,7 @@ fn rows_beside(
     let (what, way) = match how {
         Beside::Resuming => ("which this job has not begun: resumed", resume_way.as_str()),
         Beside::Job => ("copied again without emptying them", job_way.as_str()),
-        Beside::OneTable => (
+        Beside::OneTable(_) => (
             "appended again by this copy",
             "--truncate empties the table and copies it again (removing that file adds the \
              rows once more)",
@@ -1016,7 +1024,7 @@ fn rows_beside(
             ""
         },
         path.display(),
-        if how == Beside::OneTable {
+        if matches!(how, Beside::OneTable(_)) {
             "a"
         } else {
             "another"
@@ -1028,13 +1036,15 @@ fn rows_beside(
 
 /// Whose copy [`rows_beside`] checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Beside {
+enum Beside<'a> {
     /// A job's run.
     Job,
     /// A job's resume: the tables it never began.
     Resuming,
-    /// One table's copy.
-    OneTable,
+    /// One table's copy, with the partitioned tables above it on its source, by name: a job
+    /// that copied one of them from this source's server holds its rows too (recheck67 F5: a
+    /// partition copied back the wrong way round, every row twice, exit 0).
+    OneTable(&'a [String]),
 }
 
 /// One table's copy (not a job's) into `table` on destinations `keys` (named `labels`), from
@@ -1058,8 +1068,12 @@ pub fn refuse_rows_of_jobs(
 ) -> Result<(), JobError> {
     let table = table_name.to_string();
     let table = table.as_str();
-    let covers = source
+    let mut source = source;
+    let covers = (source.as_deref_mut())
         .and_then(|src| source_covers(src, std::iter::once(table_name)))
+        .unwrap_or_default();
+    let above = source
+        .map(|src| partitioned_above(src, table_name))
         .unwrap_or_default();
     let mut notes = Vec::new();
     let mut holds = |d: usize, table: &str, xids: &[u64], at_least: u64| {
@@ -1090,7 +1104,7 @@ pub fn refuse_rows_of_jobs(
             &covers,
             who,
             source_key,
-            Beside::OneTable,
+            Beside::OneTable(&above),
             &mut notes,
             &mut holds,
         )?;
@@ -3627,6 +3641,50 @@ pub(super) fn source_columns<'a>(
             })
             .collect(),
     )
+}
+
+/// The partitioned tables above `table` on `conn`'s server, nearest first, named as
+/// [`TableName`] spells them; none where it is no partition, or that cannot be asked.
+fn partitioned_above(conn: &mut Connection, table: &TableName) -> Vec<String> {
+    if conn
+        .session()
+        .server_version_num()
+        .is_none_or(|v| v < 120_000)
+    {
+        return Vec::new();
+    }
+    let sql = format!(
+        "SELECT {} FROM pg_catalog.pg_partition_ancestors(pg_catalog.to_regclass({})) \
+           WITH ORDINALITY a(relid, depth) \
+         JOIN pg_catalog.pg_class c ON c.oid = a.relid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE a.depth > 1 ORDER BY a.depth",
+        crate::sql::quoted_relation("n", "c"),
+        table.regclass_literal()
+    );
+    (conn.query(&sql).unwrap_or_default().into_iter())
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect()
+}
+
+/// Whether a copy of `by` on `conn`'s server reads every relation a copy of `table` does: `by`
+/// is `table`, or a partitioned table above it. A one-table run that pours a partition into its
+/// parent with `--target-table` writes rows a job of that parent committed there (recheck67
+/// F5: every row twice, exit 0). `false` where it cannot be asked.
+pub fn covered_by(conn: &mut Connection, table: &TableName, by: &TableName) -> bool {
+    let Some(covers) = source_covers(conn, [by, table].into_iter()) else {
+        return false;
+    };
+    let oids = |name: &TableName| {
+        let name = name.to_string();
+        (covers.iter())
+            .find(|(t, _)| *t == name)
+            .map(|(_, o)| o.clone())
+    };
+    match (oids(by), oids(table)) {
+        (Some(theirs), Some(ours)) => !ours.is_empty() && ours.iter().all(|o| theirs.contains(o)),
+        _ => false,
+    }
 }
 
 /// Each of `tables` with the source's oids of the relations its copy covers, sorted (itself, and
