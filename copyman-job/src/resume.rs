@@ -419,6 +419,13 @@ fn settle(
                 )),
             });
         }
+        // Left in doubt by a restart only: compared with the source under --verify, done if it
+        // matches — whoever wrote its rows, it then holds the source's (jobs67 F9: the only
+        // ways on deleted the run's rows there, or emptied every table).
+        if here.verify && !partial && !doubtful.is_empty() {
+            let rows = crate::identity::rows_of(conn, table, &doubtful).unwrap_or_default();
+            return Ok(Settled::Recheck(rows));
+        }
         let note = note
             .split_once(": it is emptied")
             .map_or(note.as_str(), |(what, _)| what);
@@ -439,9 +446,10 @@ fn settle(
             doubtful.sort_unstable();
             doubtful.dedup();
             format!(
-                "if the rows those ids wrote there are the earlier run's (look at them: SELECT \
-                 * FROM {table} WHERE xmin IN ({0})), delete them (DELETE FROM {table} WHERE \
-                 xmin IN ({0})) and resume again: it is then copied again; or ",
+                "resume with --verify, which compares it with the source (done if it matches); \
+                 or, if the rows those ids wrote there are the earlier run's (look at them: \
+                 SELECT * FROM {table} WHERE xmin IN ({0})), delete them (DELETE FROM {table} \
+                 WHERE xmin IN ({0})) and resume again: it is then copied again; or ",
                 xmins(&doubtful)
             )
         } else {

@@ -900,8 +900,13 @@ fn foreign_keys_order_a_job_as_the_destinations_have_them() {
     );
     let broken = database(&c.dest[0], schema);
     let kept = database(&c.dest[1], &format!("{schema} {cycle}"));
-    let state = TempPath::new("fk-cycle.state");
+    // (A state file each: one destination's record is not replaced by the other's job.)
+    let states = [
+        TempPath::new("fk-cycle.state"),
+        TempPath::new("fk-cycle-kept.state"),
+    ];
     let job = |db: &str, extra: &[&str]| {
+        let state = &states[usize::from(db.contains(&kept))];
         copyman()
             .args([
                 "--json",
@@ -2217,7 +2222,9 @@ fn a_resume_after_a_crash_does_not_take_another_transaction_for_the_copys() {
 /// A destination that crashed while a table's COMMIT waited for a synchronous standby (committed
 /// there, durable, unanswered): after its restart whether the copy committed cannot be told
 /// (its id may be another's), and the resume refuses with the rows to look at and delete; once
-/// deleted, the resume copies it again as an append — it refused for good (jobs66 F10).
+/// deleted, the resume copies it again as an append — it refused for good (jobs66 F10). Or a
+/// resume with `--verify` compares it with the source: it matches, done, not copied again
+/// (jobs67 F9: the only ways on deleted the rows or emptied every table).
 #[test]
 fn a_resume_after_a_crash_copies_again_once_the_rows_in_doubt_are_deleted() {
     let settings = |server: &copyman_testkit::Cluster, set: bool| {
@@ -2234,19 +2241,36 @@ fn a_resume_after_a_crash_copies_again_once_the_rows_in_doubt_are_deleted() {
         }
         admin.batch_execute("SELECT pg_reload_conf()").unwrap();
     };
-    let crashed = Crashed::with_setup(
-        "CREATE TABLE b (id int);",
-        |server| settings(server, true),
-        |server, _| {
-            wait_for_syncrep(server);
-            server.stop_immediate();
-        },
-        "",
-    );
-    settings(&crashed.d2.0, false);
+    let crashed_in_commit = || {
+        let crashed = Crashed::with_setup(
+            "CREATE TABLE b (id int);",
+            |server| settings(server, true),
+            |server, _| {
+                wait_for_syncrep(server);
+                server.stop_immediate();
+            },
+            "",
+        );
+        settings(&crashed.d2.0, false);
+        crashed
+    };
+    let crashed = crashed_in_commit();
+    let out = (crashed.job)(&["--resume", "--verify"]);
+    assert_exit(&out, 0);
+    let a = count(&crashed.d2.0, &crashed.d2.1, "a");
+    assert_eq!((a, crashed.b()), (3, 3), "{}", text(&out.stderr));
+    // Recorded done: nothing left to do.
+    let out = (crashed.job)(&["--resume"]);
+    assert_exit(&out, 0);
+    assert_eq!(crashed.b(), 3, "{}", text(&out.stderr));
+    let crashed = crashed_in_commit();
     let out = (crashed.job)(&["--resume"]);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("resume with --verify, which compares it"),
+        "{stderr}"
+    );
     let delete = (stderr.split("(DELETE FROM ").nth(1))
         .and_then(|rest| rest.split(')').next().map(|s| format!("DELETE FROM {s})")))
         .unwrap_or_else(|| panic!("no DELETE said: {stderr}"));

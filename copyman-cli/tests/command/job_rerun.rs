@@ -474,10 +474,48 @@ fn a_state_file_of_another_unfinished_job_is_not_replaced() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d1, "a1"), 500);
     assert_eq!(count(&c.dest[0], &d1, "a2"), 1);
-    // Finished, it may be replaced by another job's.
+    // Finished, it is kept too: replaced, the first job run again appended its tables a second
+    // time, exit 0 (jobs67 F13); so is an earlier run's record of other destinations.
     let out = job(&["b1"], &[]);
-    assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &d1, "b1"), 1);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("records a job of another selection (")
+            && stderr.contains("that committed \"public\".\"a1\", \"public\".\"a2\"")
+            && stderr.contains("give this job another --state"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "b1"), 0);
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE a1 (id int); CREATE TABLE a2 (id int);",
+    );
+    let to2 = c.dest[1].conninfo(&d2);
+    let out = run(&[
+        "table",
+        "a1",
+        "a2",
+        "--from",
+        &from,
+        "--to",
+        &to2,
+        "--jobs",
+        "1",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("records this job's earlier run committing")
+            && stderr.contains("on destinations this run does not copy to"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "a1"), 0);
+    // The first job run again is refused, as it was before (its record kept).
+    let out = job(&["a1", "a2"], &[]);
+    assert_exit(&out, 2);
+    assert_eq!(count(&c.dest[0], &d1, "a1"), 500);
 }
 
 /// A job is unfinished too where a table never began on a destination: missing there while it

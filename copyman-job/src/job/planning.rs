@@ -252,6 +252,10 @@ pub struct Plan {
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     pub(super) confirmed: Vec<(String, usize, u64)>,
+    /// Tables whose earlier copy a restart of the destination left in doubt, compared under
+    /// `--verify` as those an earlier run found different are: `(table, destination)`, recorded
+    /// done if they match, different if not (jobs67 F9).
+    pub(super) doubted: Vec<(String, usize)>,
     /// The tables the earlier runs copied under a name that a resume found renamed since
     /// (`(old, Some(new))`) or made again (`(name, None)`): recorded by [`run`] before anything
     /// else ([`StateFile::renamed`](crate::state::StateFile::renamed),
@@ -1115,20 +1119,44 @@ pub fn refuse_rows_of_jobs(
 /// A job that is not a resume replaces the state file at `path`: one that records another
 /// selection's job that did not finish (a table it began not done somewhere) is kept for that
 /// job's resume. Replaced, that record was lost: the other job could no longer be resumed, and
-/// run again it appended the tables it had committed a second time (exit 0).
+/// run again it appended the tables it had committed a second time (exit 0). So is one that
+/// records rows committed that this job's records (its `tables` on destinations `keys`) will
+/// not hold: another selection's tables, or this one's on other destinations (jobs67 F13: a
+/// runbook's jobs given one --state, the first run again doubled its tables, exit 0).
 ///
 /// # Errors
 /// [`JobError::Refused`], naming the other job and what to do instead.
-fn kept_for_its_resume(path: &Path, selection: &Selection) -> Result<(), JobError> {
+fn kept_for_its_resume(
+    path: &Path,
+    selection: &Selection,
+    tables: &[String],
+    keys: &[String],
+) -> Result<(), JobError> {
     let Ok(recorded) = state::read(path) else {
         return Ok(());
     };
-    let Some(other) = recorded
-        .selection
-        .as_deref()
-        .filter(|s| !selection.is_recorded_as(s))
-    else {
-        return Ok(());
+    let other = (recorded.selection.as_deref()).filter(|s| !selection.is_recorded_as(s));
+    let mut lost: Vec<&str> = (recorded.done.iter())
+        .filter(|((t, k), rows)| {
+            **rows > 0 && (!keys.contains(k) || (other.is_some() && !tables.contains(t)))
+        })
+        .map(|((t, _), _)| t.as_str())
+        .collect();
+    lost.sort_unstable();
+    lost.dedup();
+    let Some(other) = other else {
+        return match lost.is_empty() {
+            true => Ok(()),
+            false => Err(JobError::Refused(format!(
+                "the state file {} records this job's earlier run committing {} on destinations \
+                 this run does not copy to: replaced by this run's records, that record would \
+                 be lost, and the earlier run's command run again would copy them a second \
+                 time; resume it with the destinations added (--resume), give this run another \
+                 --state, or remove the file if that record is no longer needed",
+                path.display(),
+                super::running::first_names(&lost),
+            ))),
+        };
     };
     // A table it copies (one it recorded what it covers for: a partition relative is claimed,
     // never copied itself) not done on a destination, begun there or not (missing there at
@@ -1141,7 +1169,17 @@ fn kept_for_its_resume(path: &Path, selection: &Selection) -> Result<(), JobErro
     // table) committed nothing a rerun could copy twice: its file is replaced.
     let began = !recorded.done.is_empty() || !recorded.begun.is_empty();
     if !unfinished || !began {
-        return Ok(());
+        return match lost.is_empty() {
+            true => Ok(()),
+            false => Err(JobError::Refused(format!(
+                "the state file {} records a job of another selection ({other}) that committed \
+                 {}: replaced by this job's records, that record would be lost, and that job run \
+                 again would copy them a second time; give this job another --state, or remove \
+                 the file if that record is no longer needed",
+                path.display(),
+                super::running::first_names(&lost),
+            ))),
+        };
     }
     Err(JobError::Refused(format!(
         "the state file {} records a job of another selection ({other}) that did not finish: \
@@ -1674,7 +1712,7 @@ fn plan_all(
             .map(|s| s.table.to_string())
             .chain(relatives.iter().cloned())
             .collect();
-        kept_for_its_resume(&options.state, selection)?;
+        kept_for_its_resume(&options.state, selection, &tables, &keys)?;
         fresh(
             &options.state,
             options.truncate,
@@ -2121,6 +2159,7 @@ fn plan_all(
     });
     let mut tables = Vec::new();
     let mut confirmed = renamed_pairs;
+    let mut doubted = Vec::new();
     // Values measured for a destination column that cuts them: measured again in the job's
     // snapshot, which the copies read (a longer value committed in between arrived cut, copy44
     // F1).
@@ -2316,6 +2355,9 @@ fn plan_all(
                 // matches.
                 Resumed::Recheck { rows, note } => {
                     notes.extend(note);
+                    if recorded.mismatched(&key, &keys[i]).is_none() {
+                        doubted.push((key.clone(), i));
+                    }
                     plans.push(DestPlan::Done(rows));
                     continue;
                 }
@@ -3376,12 +3418,22 @@ fn plan_all(
         covers,
         columns: columns_before.unwrap_or_default(),
         confirmed,
+        doubted,
         retaken,
         moved,
         parties,
         coordinator,
         block_size,
     })
+}
+
+impl Plan {
+    /// Whether `table` on destination `d` (0-based) is compared to be recorded done: an earlier
+    /// run's `--verify` found it different, or a restart left its copy in doubt.
+    pub(super) fn rechecked(&self, table: &str, d: usize) -> bool {
+        self.doubted.iter().any(|(t, at)| t == table && *at == d)
+            || (self.keys.get(d)).is_some_and(|k| self.recorded.mismatched(table, k).is_some())
+    }
 }
 
 /// The tables a `--table` pattern without a schema part matches in the source's schemas off its

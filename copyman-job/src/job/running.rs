@@ -1000,15 +1000,25 @@ pub fn run(
         for (d, result) in report.destinations.iter_mut().enumerate() {
             if result.status == Status::AlreadyDone
                 && result.verified != Some(true)
-                && plan.recorded.mismatched(&key, &plan.keys[d]).is_some()
+                && plan.rechecked(&key, d)
             {
-                result.status = Status::Differs;
+                let doubted = plan.doubted.iter().any(|(t, at)| *t == key && *at == d);
+                result.status = match doubted {
+                    true => Status::InDoubt,
+                    false => Status::Differs,
+                };
                 result.error.get_or_insert_with(|| {
-                    TableError::new(
-                        "not compared again (the job stopped first, or it could not be): still \
-                         recorded different from the source, as an earlier run's --verify found \
-                         it",
-                    )
+                    TableError::new(match doubted {
+                        true => {
+                            "not compared (the job stopped first, or it could not be): whether an \
+                             earlier run's copy committed there is still not known"
+                        }
+                        false => {
+                            "not compared again (the job stopped first, or it could not be): \
+                             still recorded different from the source, as an earlier run's \
+                             --verify found it"
+                        }
+                    })
                 });
             }
         }

@@ -257,7 +257,7 @@ pub(super) fn verify_done(
         // One an earlier run found different, matching now (mended there since): done, with the
         // rows it holds.
         let dest = &shared.plan.keys[d];
-        if result.verified == Some(true) && shared.plan.recorded.mismatched(&key, dest).is_some() {
+        if result.verified == Some(true) && shared.plan.rechecked(&key, d) {
             let held = (result.checksum.as_deref())
                 .and_then(|sum| sum.split(':').next()?.parse().ok())
                 .or(result.rows)
