@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::run::{CopyRun, Order, Report, Step};
 use copyman_core::stall::{EndpointId, StallTimer, Stalled, Written};
-use copyman_core::{BoxError, CopyFail, Data, Fault, Input, ReceiverId, Summary};
+use copyman_core::{BoxError, CopyFail, Fault, Input, ReceiverId, Summary};
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
 use crate::{Producer, Receiver};
@@ -369,7 +369,7 @@ impl<'a> CopyManager<'a> {
                     if close_stalled && stalled {
                         endpoint.stalled();
                     }
-                    let written = written.get().min(data_len(&data));
+                    let written = written.get().min(data.len());
                     let input = Input::transmitted(receiver, result, written);
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
@@ -460,13 +460,6 @@ async fn watched<T>(
                 }
             }
         }
-    }
-}
-
-fn data_len(data: &Data) -> usize {
-    match data {
-        Data::PQv3(bytes) => bytes.len(),
-        _ => 0,
     }
 }
 

@@ -312,9 +312,11 @@ where
         Protocol::Chunks
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
         if let Some(buf) = joined(lines(data, "a sink receiver")?) {
-            self.sink.send(buf).await.map_err(Into::into)?;
+            fed(&mut self.sink, buf, written)
+                .await
+                .map_err(Into::into)?;
         }
         Ok(())
     }
@@ -327,6 +329,19 @@ where
     async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
         Ok(())
     }
+}
+
+/// Sends `buf` into `sink`, counting it written once the sink took it (`start_send`), before its
+/// flush: a flush the stall timeout cuts leaves it taken, and a reconcile goes on after it
+/// (lib67 F16: the cut cycle was sent again, rows twice).
+async fn fed<S, E>(sink: &mut S, buf: Bytes, written: &Written) -> Result<(), E>
+where
+    S: Sink<Bytes, Error = E> + Unpin,
+{
+    let len = buf.len();
+    sink.feed(buf).await?;
+    written.add(len);
+    sink.flush().await
 }
 
 /// Writes COPY data into any [`AsyncWrite`] (a file, a pipe, a socket).
@@ -369,8 +384,10 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
         while !rest.is_empty() {
             match self.writer.write(rest).await? {
                 0 => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                // Counted: a reconcile after a stall goes on after them (lib67 F16: the cut
+                // cycle was written again from its start, rows twice in the output).
                 n => {
-                    written.moved();
+                    written.add(n);
                     rest = &rest[n..];
                 }
             }
@@ -511,10 +528,10 @@ impl Receiver for ClientReceiver<'_> {
         true
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
         let sink = self.sink.as_mut().ok_or(Error::State("the COPY is over"))?;
         if let Some(buf) = joined(lines(data, "a client receiver")?) {
-            sink.send(buf).await.map_err(Error::from)?;
+            fed(sink, buf, written).await.map_err(Error::from)?;
         }
         Ok(())
     }

@@ -336,6 +336,34 @@ fn reconcile_chunks_receiver_gets_its_pending_lines_again() {
     );
 }
 
+/// Reconciliation of a Chunks receiver that took part of its lines before it faulted (a writer
+/// whose write the stall timeout cut): it is given the rest, from the byte it stopped at — the
+/// whole cycle was given again, rows twice in its output (lib67 F16).
+#[test]
+fn reconcile_chunks_receiver_goes_on_after_what_it_took() {
+    for taken in [1, 7, 30] {
+        let (bodies, _, chunks) = source(12, 20);
+        let receivers = vec![
+            ScriptedReceiver::chunks().fail_on(3, taken),
+            ScriptedReceiver::null(),
+        ];
+        let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 1, Schedule::Fifo);
+        loop {
+            match next_event(&mut h) {
+                Event::ReceiverFault(_) => break,
+                Event::Progress { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        h.input(Input::Reconcile(R0));
+        assert!(matches!(next_event(&mut h), Event::Reconciled(R0)));
+        h.drive_to_end().expect("the copy succeeds");
+        let got: Vec<u8> = h.rx(R0).lines.iter().flatten().copied().collect();
+        let sent: Vec<u8> = bodies.iter().flatten().copied().collect();
+        assert_eq!(got, sent, "taken {taken}");
+    }
+}
+
 /// Reconcile is refused for a receiver that has not faulted, an unknown one, and one that missed
 /// chunks while it was out of the copy (rejoining would lose them); the refusal changes nothing.
 #[test]

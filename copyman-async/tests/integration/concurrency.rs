@@ -1266,3 +1266,92 @@ fn a_slow_writer_whose_bytes_move_is_not_stalled() {
         assert!(summary.all_completed(), "{summary:?}");
     });
 }
+
+/// A writer reconciled after a stall (its reader stopped reading for a while) goes on after the
+/// bytes it took: every byte once in its output. The cut cycle was written again from its
+/// start, rows twice and one cut short, and the copy said it completed (lib67 F16).
+#[test]
+fn a_writer_reconciled_after_a_stall_gets_each_byte_once() {
+    use std::sync::Mutex;
+    /// Takes 10 KiB a write, and nothing for 1.5 s once it has 50 KiB.
+    struct Pausing {
+        got: Arc<Mutex<Vec<u8>>>,
+        until: Option<Instant>,
+    }
+    impl tokio::io::AsyncWrite for Pausing {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let now = Instant::now();
+            let full = self.got.lock().unwrap().len() >= 50 * 1024;
+            let until = match (full, self.until) {
+                (true, None) => *self.until.insert(now + Duration::from_millis(1500)),
+                (_, until) => until.unwrap_or(now),
+            };
+            if now < until {
+                let waker = cx.waker().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(until - now);
+                    waker.wake();
+                });
+                return std::task::Poll::Pending;
+            }
+            let n = buf.len().min(10 * 1024);
+            self.got.lock().unwrap().extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    runtime().block_on(async {
+        // 3 cycles of 100 lines of 1 KiB; the pause comes in the first, midway.
+        let lines: Vec<Vec<Bytes>> = (0..3)
+            .map(|c| {
+                (0..100)
+                    .map(|i| Bytes::from(format!("{c:03}{i:04}{}\n", "x".repeat(1016))))
+                    .collect()
+            })
+            .collect();
+        let sent: Vec<u8> = lines.iter().flatten().flatten().copied().collect();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let writer = Pausing {
+            got: Arc::clone(&got),
+            until: None,
+        };
+        let options = Options::default().with_stall_timeout(Duration::from_millis(500));
+        let mut copy = CopyManager::builder(copyman_async::IteratorProducer::new(lines))
+            .to(WriterReceiver::new(writer))
+            .options(options)
+            .start()
+            .await
+            .expect("started");
+        let mut reconciled = 0;
+        while let Some(step) = copy.next().await {
+            if step.is_err() {
+                // Past the pause: it writes again.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                copy.reconcile(ReceiverId(0)).await.expect("reconciled");
+                reconciled += 1;
+            }
+        }
+        let summary = copy.finish().await.expect("the copy completes");
+        assert!(summary.all_completed(), "{summary:?}");
+        assert_eq!(reconciled, 1, "it stalled once");
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), sent.len(), "every byte once");
+        assert!(got == sent, "the output is the data, in order");
+    });
+}

@@ -1072,16 +1072,22 @@ impl Manager {
         }
         if slot.busy {
             slot.busy = false;
-            if let Some(unit) = slot.queue.front()
-                && let Data::PQv3(bytes) = &unit.data
-            {
-                let already = slot.written;
-                let upto = already.saturating_add(written).min(bytes.len());
-                let mut framer = Framer::at(unit.start);
-                // Bytes that went out were whole-frame data the manager already walked.
-                let _ = framer.advance(&bytes[..upto]);
-                slot.position = framer.position();
-                slot.written = upto;
+            match slot.queue.front().map(|unit| (unit, &unit.data)) {
+                Some((unit, Data::PQv3(bytes))) => {
+                    let already = slot.written;
+                    let upto = already.saturating_add(written).min(bytes.len());
+                    let mut framer = Framer::at(unit.start);
+                    // Bytes that went out were whole-frame data the manager already walked.
+                    let _ = framer.advance(&bytes[..upto]);
+                    slot.position = framer.position();
+                    slot.written = upto;
+                }
+                // Lines a writer or a sink took: a reconcile goes on after them (lib67 F16:
+                // they were sent again, rows twice in the output, the copy said complete).
+                Some((_, data @ Data::Lines(_))) => {
+                    slot.written = slot.written.saturating_add(written).min(data.len());
+                }
+                _ => {}
             }
         }
         slot.state = ReceiverState::Faulted;
@@ -1220,9 +1226,7 @@ impl Manager {
             {
                 slot.busy = true;
                 let data = match &unit.data {
-                    Data::PQv3(bytes) if slot.written > 0 => {
-                        Data::PQv3(bytes.slice(slot.written..))
-                    }
+                    data if slot.written > 0 => data.after(slot.written),
                     data => data.clone(),
                 };
                 return Output::Transmit {

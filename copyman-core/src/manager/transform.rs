@@ -56,6 +56,39 @@ impl Data {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// What is left of it after its first `n` bytes (lines: those wholly within them left out,
+    /// the one they end in cut): what a receiver that took `n` bytes of it before it faulted is
+    /// owed when it is reconciled.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use copyman_core::manager::Data;
+    ///
+    /// let lines = Data::Lines(vec![Bytes::from("1\n"), Bytes::from("22\n")].into());
+    /// assert_eq!(lines.after(3), Data::Lines(vec![Bytes::from("2\n")].into()));
+    /// assert_eq!(Data::PQv3(Bytes::from("abc")).after(1), Data::PQv3(Bytes::from("bc")));
+    /// ```
+    #[must_use]
+    pub fn after(&self, n: usize) -> Self {
+        match self {
+            Self::PQv3(bytes) => Self::PQv3(bytes.slice(n.min(bytes.len())..)),
+            Self::Lines(lines) => {
+                let mut skip = n;
+                let mut rest = Vec::with_capacity(lines.len());
+                for line in lines.iter() {
+                    if skip >= line.len() {
+                        skip -= line.len();
+                    } else {
+                        rest.push(line.slice(skip..));
+                        skip = 0;
+                    }
+                }
+                Self::Lines(rest.into())
+            }
+            Self::Null => Self::Null,
+        }
+    }
 }
 
 /// A producer's chunk: its data and what it counts as progress.

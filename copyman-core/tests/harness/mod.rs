@@ -768,6 +768,24 @@ impl Harness {
                     written,
                 };
             }
+            // A writer's lines: its first `w` bytes taken, the line they end in cut.
+            (Some(w), Data::Lines(lines)) => {
+                let mut left = w;
+                for line in lines.iter() {
+                    let take = left.min(line.len());
+                    if take > 0 {
+                        rx.lines.push(line.slice(..take));
+                    }
+                    left -= take;
+                }
+                let message = format!("receiver {receiver} failed on transmit {k}");
+                rx.errors.push(message.clone());
+                return Input::ReceiverError {
+                    receiver,
+                    error: boxed(&message),
+                    written: w - left,
+                };
+            }
             (Some(_), _) => {
                 let message = format!("receiver {receiver} failed on transmit {k}");
                 rx.errors.push(message.clone());
