@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -597,6 +598,9 @@ impl Cut {
     /// The words of [`Cut::mark`]'s line, as the run's report quotes them.
     pub(crate) const WORDS: &str = "copyman: the copy failed here: this data is cut short";
 
+    /// The words of the mark of a run that failed before any data ([`mark_unopened_stdout`]).
+    pub(crate) const UNSENT: &str = "copyman: the run failed before any data was sent";
+
     /// What to write after the bytes taken so that a COPY reading them fails rather than load
     /// the rows before the cut as if they were all (files65 F21: a failed `copyman … --to - |
     /// copyman … --from -` committed 131 072 rows of 149 999, exit 0): in text a `\.` (an end
@@ -652,6 +656,45 @@ impl Out {
         use std::os::fd::AsRawFd;
 
         self.to.0.as_raw_fd()
+    }
+}
+
+/// Stdout as a destination of this run: not one, one ([`stdout_is_a_destination`]), or opened
+/// ([`FileSink::open`]).
+static STDOUT: AtomicU8 = AtomicU8::new(0);
+const STDOUT_GIVEN: u8 = 1;
+const STDOUT_OPENED: u8 = 2;
+
+/// This run writes COPY data to stdout (`--to -`, not a dry run).
+pub(crate) fn stdout_is_a_destination() {
+    STDOUT.store(STDOUT_GIVEN, Ordering::SeqCst);
+}
+
+/// Marks stdout, a destination of a run that failed before it was opened, where it is a pipe, a
+/// FIFO or a socket: its reader got an empty stream, which a COPY reads as an empty table
+/// (recheck67 F16: `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0,
+/// of a run that could not connect). `"\.` fails a COPY reading it as text (an end marker with
+/// more after it) and as CSV (a quote no quote closes) alike; binary data lacks its signature.
+/// A reader that takes nothing for a second gets none.
+pub(crate) fn mark_unopened_stdout() {
+    use std::os::fd::{AsFd, AsRawFd};
+    if STDOUT.load(Ordering::SeqCst) != STDOUT_GIVEN {
+        return;
+    }
+    let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let mut out = File::from(fd);
+    if pipe_kind(out.as_raw_fd()).is_none() {
+        return;
+    }
+    let mark = format!("\"\\.{}", Cut::UNSENT);
+    if room_within(&out, Duration::from_secs(1)).is_ok() && out.write_all(mark.as_bytes()).is_ok() {
+        report::warn(format_args!(
+            "nothing went out to stdout before the run failed but a mark that fails a COPY \
+             reading it (\"{}\"), so that an empty stream is not taken for an empty table",
+            Cut::UNSENT
+        ));
     }
 }
 
@@ -968,6 +1011,7 @@ impl FileSink {
             },
             _ => {
                 use std::os::fd::AsFd;
+                STDOUT.store(STDOUT_OPENED, Ordering::SeqCst);
                 (
                     To(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
                     None,

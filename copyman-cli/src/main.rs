@@ -342,6 +342,9 @@ fn fail(
 ) -> ExitCode {
     let message = report::one_line(message);
     progress::println(&format!("copyman: error: {message}"));
+    if !json {
+        dest::mark_unopened_stdout();
+    }
     if json {
         let _ = report::print_json(&report::fatal_json(exit, &message, server, endpoint));
     }

@@ -55,6 +55,9 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
         Command::Transfer(t) => {
             report::set_source_endpoint(t.source.display());
             report::set_destination_endpoints(t.destinations.iter().map(|d| d.display()).collect());
+            if !t.dry_run && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio)) {
+                crate::dest::stdout_is_a_destination();
+            }
         }
         Command::Job(job) => report::set_source_endpoint(job.source.display.clone()),
         _ => {}

@@ -234,7 +234,7 @@ fn a_destination_that_is_stdout_is_written_in_place_and_only_once() {
             "{}",
             text(&out.stderr)
         );
-        assert!(out.stdout.is_empty(), "nothing written");
+        assert_eq!(out.stdout, UNSENT, "nothing written but the mark");
     }
     // `--json` prints on stdout: not with a path that is stdout.
     let out = run(&[
@@ -1844,6 +1844,59 @@ fn a_stop_waits_for_the_pipes_reader_to_take_the_mark() {
         assert!(writer.finish().is_err(), "{format}: a part loaded");
         assert_eq!(count(&c.dest[0], &dest, "n"), 0, "{format}");
     }
+}
+
+/// A run to stdout (a pipe) that fails before any data — its source unreachable, its table
+/// missing — marks it so that a COPY reading it fails, text or CSV: its reader got an empty
+/// stream, and `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0
+/// (recheck67 F16). Not a dry run's.
+#[test]
+fn a_run_that_fails_before_any_data_marks_stdout() {
+    let c = clusters();
+    let src = source(c);
+    let dest = database(&c.dest[0], "CREATE TABLE n (g int, v text);");
+    let unreachable = "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2";
+    for (args, code) in [
+        (&["table", "n", "--from", unreachable, "--to", "-"][..], 3),
+        (
+            &[
+                "table",
+                "nosuch",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                "-",
+            ],
+            2,
+        ),
+    ] {
+        let out = run(args);
+        assert_exit(&out, code);
+        assert_eq!(out.stdout, UNSENT, "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("a mark that fails a COPY reading it"),
+            "{}",
+            text(&out.stderr)
+        );
+        for format in ["text", "csv"] {
+            let mut client = c.dest[0].connect(&dest);
+            let mut writer = client
+                .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
+                .unwrap();
+            std::io::Write::write_all(&mut writer, &out.stdout).unwrap();
+            assert!(writer.finish().is_err(), "{format}: read as an empty table");
+        }
+    }
+    let out = run(&[
+        "table",
+        "n",
+        "--from",
+        unreachable,
+        "--to",
+        "-",
+        "--dry-run",
+    ]);
+    assert!(!out.stdout.starts_with(UNSENT), "{}", text(&out.stdout));
 }
 
 /// An empty input (stdin of a producer that failed, an empty file) does not replace a file

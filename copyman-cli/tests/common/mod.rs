@@ -118,6 +118,10 @@ pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
     out
 }
 
+/// What stdout (a pipe) holds after a run to `--to -` that failed before any data: the mark that
+/// fails a COPY reading it, text or CSV.
+pub const UNSENT: &[u8] = b"\"\\.copyman: the run failed before any data was sent";
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
