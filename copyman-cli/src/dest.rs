@@ -372,6 +372,7 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<CutEnd>)> {
                     .ok()
                     .map(|()| CutEnd::Marked(cut.fails()))
             }
+            (false, Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => None,
             (false, Err(_)) => Some(CutEnd::Unmarked),
         };
         marked.push((m.name.clone(), m.taken, end));
@@ -384,7 +385,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Waits up to `limit` for `file` to take a write.
+/// Waits up to `limit` for `file` to take a write: an error of kind `BrokenPipe` where its
+/// reader is gone (or it failed), `WouldBlock` where the time ran out.
 fn room_within(file: &File, limit: Duration) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut poll = libc::pollfd {
@@ -395,6 +397,9 @@ fn room_within(file: &File, limit: Duration) -> io::Result<()> {
     let ms = libc::c_int::try_from(limit.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: one `pollfd` on this stack frame, its count 1, for the call only.
     match unsafe { libc::poll(&raw mut poll, 1, ms) } {
+        1 if poll.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 => {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
         1 if poll.revents & libc::POLLOUT != 0 => Ok(()),
         _ => Err(io::ErrorKind::WouldBlock.into()),
     }
@@ -731,7 +736,15 @@ fn take_mark(
     signals::marking_end(Some(name));
     let _said = Unmark;
     while !rest.is_empty() {
-        if room_within(&out.to.0, Duration::from_millis(100)).is_ok() {
+        let room = room_within(&out.to.0, Duration::from_millis(100));
+        // Its reader gone: none reads a part of it.
+        if room
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return None;
+        }
+        if room.is_ok() {
             let mut m = marking.map(lock);
             if m.as_ref().is_some_and(|m| !m.pending) {
                 return Some(false);

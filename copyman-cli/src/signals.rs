@@ -1530,7 +1530,10 @@ pub(crate) fn recording_words() -> Option<String> {
     let waited = since.elapsed().as_secs();
     // Its lock held by another process (a run or recover sharing the log, a script's `flock`):
     // named, not left to be taken for a slow disk (signals65 F6: blamed on the servers).
-    Some(match copyman_job::commit::lock_holder(&log) {
+    // (Held by this process: its own write goes on under it.)
+    let holder =
+        copyman_job::commit::lock_holder(&log).filter(|(pid, _)| *pid != std::process::id());
+    Some(match holder {
         Some((pid, command)) => format!(
             "copyman's own wait for the lock on the decision log {}, to write {what}: {}, \
              another run or recover sharing the log, or a script's flock ({waited} s so far: \
