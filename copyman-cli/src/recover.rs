@@ -103,6 +103,10 @@ pub(crate) fn run(
             Err(e) => return Err(log_error(&e).into()),
         }
     };
+    // A signal stops a wait for the log's lock (another process holds it): what was waiting
+    // to be recorded is then not sent (recheck67 F7: it waited on for the holder, saying it
+    // finished a statement in progress).
+    let log = log.stopped_by(|| signals::received().is_some());
     // A directory, a file it may not read: the command's to mend (exit 2, nothing looked at),
     // not "something is pending" (exit 1, which a script retries).
     let unreadable = |e: io::Error| Fatal {

@@ -759,9 +759,16 @@ fn atomic_a_recovery_signalled_while_waiting_for_the_logs_lock_sends_nothing_mor
     assert!(said.is_some(), "the wait unsaid: {}", stderr.seen());
     signal(&child, "TERM");
     let _ = stderr.wait_for("SIGTERM received");
+    // It ends with the lock still held (recheck67 F7: it waited for the holder).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ended = child.try_wait().unwrap().is_some();
     held.file.unlock().unwrap();
     let code = child.wait().unwrap().code();
     let said = stderr.rest();
+    assert!(ended, "it waited for the lock after the signal: {said}");
     assert_ne!(code, Some(0), "{said}");
     assert!(
         said.contains("interrupted by SIGTERM while the decision log's lock was waited for"),
