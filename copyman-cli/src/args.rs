@@ -1822,6 +1822,15 @@ pub(crate) fn in_a_directory(flag: &str, path: &Path) -> Result<PathBuf, ArgErro
 /// # Errors
 /// As [`in_a_directory`], or why no file can be made there.
 pub(crate) fn to_be_written(flag: &str, path: &Path) -> Result<PathBuf, ArgError> {
+    no_dash(flag, path)?;
+    // A loop of links: refused as a source path through one is (recheck67 F4: exit 1 when
+    // the file was opened, nothing tried).
+    if std::fs::metadata(path).is_err_and(|e| e.raw_os_error() == Some(libc::ELOOP)) {
+        return Err(ArgError::usage(format!(
+            "{flag} {}: its symbolic links lead round in a loop; give a file",
+            path.display()
+        )));
+    }
     let path = in_a_directory(flag, path)?;
     // Where copyman's own output goes: written over by it (ops54 F4: a job's records, or the
     // decisions of every run, replaced by the closing summary, without a word).
@@ -1854,6 +1863,18 @@ pub(crate) fn to_be_written(flag: &str, path: &Path) -> Result<PathBuf, ArgError
         let _ = std::fs::remove_file(&probe);
     }
     Ok(path)
+}
+
+/// Refuses `-` given to `flag`, a file copyman records to: everywhere else `-` is stdin or
+/// stdout, and a file of that name was made where nobody would look for it (recheck67 F14).
+fn no_dash(flag: &str, path: &Path) -> Result<(), ArgError> {
+    match path.as_os_str() == "-" {
+        true => Err(ArgError::usage(format!(
+            "{flag} -: copyman records to a file there, not to stdout: give its path (./- for a \
+             file named -)"
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// A decision log given that exists: a regular file this user may append to — as the run
@@ -1895,6 +1916,7 @@ pub(crate) fn decision_log_to_write(
 /// The decision log: as given, else under the user's state directory.
 pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
     if let Some(path) = given {
+        no_dash("--decision-log", &path)?;
         // A job's state file is no decision log: decisions appended to it would be read by
         // neither (the reverse is refused as a state file that is not one).
         if copyman_job::state::found(&path) == copyman_job::state::Found::StateFile {
@@ -3020,6 +3042,26 @@ mod tests {
         );
         assert!(in_a_directory("--state", Path::new("/tmp/x.state")).is_ok());
         assert!(in_a_directory("--decision-log", Path::new("d.log")).is_ok());
+    }
+
+    /// `-` as a file copyman records to is refused, not made a file of that name; so is a loop
+    /// of symbolic links (recheck67 F14, F4: exit 1 once it was opened).
+    #[test]
+    fn a_dash_or_a_loop_of_links_is_no_file_to_record_to() {
+        let dash = to_be_written("--state", Path::new("-")).unwrap_err();
+        assert!(dash.message.contains("./- for a file named -"), "{dash}");
+        let env = Env::default();
+        let dash = decision_log(Some(PathBuf::from("-")), &env).unwrap_err();
+        assert!(dash.message.starts_with("--decision-log -:"), "{dash}");
+        let dir = std::env::temp_dir().join(format!("copyman-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let _ = (std::fs::remove_file(&a), std::fs::remove_file(&b));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let looped = to_be_written("--state", &a).unwrap_err();
+        assert!(looped.message.contains("lead round in a loop"), "{looped}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// psql's `-h HOST` among a command's arguments is refused (exit 2), not taken for the help
