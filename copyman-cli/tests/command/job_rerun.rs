@@ -122,6 +122,15 @@ fn a_job_beside_an_earlier_jobs_state_file_does_not_copy_its_tables_again() {
     );
     assert_eq!(count(&c.dest[0], &d1, "big"), 2000, "not twice");
     assert_eq!(count(&c.dest[0], &d1, "unl"), 0);
+    // Where every table the job takes is among them, leaving them out leaves nothing: said so
+    // (jobs67 F4: an --exclude-table for each of 112, which left nothing to copy).
+    let all = job(&["big"], &shared.path("c.state"));
+    assert_exit(&all, 2);
+    assert!(
+        text(&all.stderr).contains("every table this job takes is among them"),
+        "{}",
+        text(&all.stderr)
+    );
     // Leaving them out, the way it gives first, copies the rest (jobs66 F13: not offered).
     let exclude = r#"--exclude-table '"public"."big"'"#;
     assert!(

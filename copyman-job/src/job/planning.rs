@@ -947,7 +947,8 @@ fn rows_beside(
                 "the state file {} records a job that copied {} from {label} into this run's \
                  source: the source's rows of them are that destination's own, copied there; \
                  appended to it, they would be there twice (are --from and --to the wrong way \
-                 round?); --truncate replaces that destination's rows with the source's",
+                 round? then swap them); --truncate would instead EMPTY them on {label}, the \
+                 job's source, and fill them from this run's source",
                 path.display(),
                 super::running::first_names(&back),
             )));
@@ -1001,7 +1002,21 @@ fn rows_beside(
     };
     // Leaving them out is the way that keeps what is there (jobs66 F13: not offered to a job,
     // whose other two ways copy again or double).
-    let leave_out = format!("leave them out ({})", exclude.join(" "));
+    // (Not a screenful of options: jobs67 F4, 112 of them.)
+    const SHOWN: usize = 5;
+    let leave_out = if exclude.len() >= tables.len() {
+        "leave them out (every table this job takes is among them: nothing would be left to \
+         copy)"
+            .to_owned()
+    } else if exclude.len() > SHOWN {
+        format!(
+            "leave them out ({} … and {} more --exclude-table, one for each)",
+            exclude[..SHOWN].join(" "),
+            exclude.len() - SHOWN
+        )
+    } else {
+        format!("leave them out ({})", exclude.join(" "))
+    };
     let again: Vec<&str> = again.iter().map(String::as_str).collect();
     let (resume_way, job_way) = (
         format!("resume with --truncate (empties each table and copies it again), or {leave_out}"),
@@ -2185,7 +2200,7 @@ fn plan_all(
     let mut source_catalog = HashMap::new();
     let mut dest_catalogs: Vec<HashMap<String, Relation>> = vec![HashMap::new(); dests.len()];
     // What --resume refuses, table by table: the job refused once every table was looked at.
-    let mut resume_refusals: Vec<String> = Vec::new();
+    let mut resume_refusals: Vec<(String, String)> = Vec::new();
     for (done, sel) in selected.into_iter().enumerate() {
         events(Event::Planning { done, total });
         if let Some(reason) = options.interrupt.reason() {
@@ -2336,7 +2351,7 @@ fn plan_all(
                 // Each table's refusal is said, the job planned on to find the others' (recheck66
                 // F7: a job in doubt on a restarted destination refused a table per resume).
                 Err(why) => {
-                    resume_refusals.push(why.clone());
+                    resume_refusals.push((key.clone(), why.clone()));
                     plans.push(DestPlan::Refused(TableError::lasting(why)));
                     continue;
                 }
@@ -2887,15 +2902,28 @@ fn plan_all(
     }
     match resume_refusals.as_slice() {
         [] => {}
-        [one] => return Err(JobError::Refused(one.clone())),
+        [(_, one)] => return Err(JobError::Refused(one.clone())),
         all => {
-            let each: Vec<&str> = (all.iter())
-                .map(|why| why.strip_prefix("--resume: ").unwrap_or(why))
+            // Numbered, as the error is said on one line (jobs67 F1: "2 tables" of one table
+            // on two destinations, its reasons run together).
+            let each: Vec<String> = (all.iter().enumerate())
+                .map(|(i, (_, why))| {
+                    format!(
+                        "({}) {}",
+                        i + 1,
+                        why.strip_prefix("--resume: ").unwrap_or(why)
+                    )
+                })
                 .collect();
+            let mut tables: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
+            tables.dedup();
+            let what = match tables.as_slice() {
+                [one] => format!("{one} on {} destinations", all.len()),
+                many => format!("{} tables ({} refusals)", many.len(), all.len()),
+            };
             return Err(JobError::Refused(format!(
-                "--resume refuses {} tables:\n  {}",
-                all.len(),
-                each.join("\n  ")
+                "--resume refuses {what}: {}",
+                each.join("; ")
             )));
         }
     }
