@@ -709,8 +709,9 @@ pub(crate) fn mark_unopened_stdout() {
 pub(crate) enum CutEnd {
     /// Marked: how a COPY reading it fails ([`Cut::fails`]).
     Marked(String),
-    /// Its reader never took the mark (it read nothing for the run's `--stall-timeout`, or
-    /// went away): a COPY reading it may load the rows before the cut as the whole.
+    /// Its reader never took the mark (it read nothing for the run's `--stall-timeout`, or for
+    /// the second an exit at once waits): a COPY reading it may load the rows before the cut
+    /// as the whole.
     Unmarked,
 }
 
