@@ -571,14 +571,15 @@ fn atomic_a_jobs_exit_at_once_while_recording_names_the_prepared_transactions() 
 /// once the lock is free the run commits.
 #[test]
 fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
-    let log = TempPath::new("held.log");
-    let mut command = copyman();
-    command.env("COPYMAN_TEST_SAY_AFTER", "1");
-    let (dbs, mut paused) = paused_atomic_copy_with(command, &log, &[], "prepared:2");
-    let mut stderr = StderrLines::take(&mut paused.child);
-    let held = std::fs::File::open(&log.0).unwrap();
-    held.lock().unwrap();
-    let run = paused.resume_in_background();
+    // (The log bound: dropped, its file would go.)
+    let HeldDecision {
+        dbs,
+        log: _log,
+        held,
+        mut stderr,
+        run,
+        ..
+    } = HeldDecision::new("held");
     let said = stderr.wait_for("the commit decision is not recorded yet");
     held.unlock().unwrap();
     let said = said.expect("the wait for the log's lock said");
@@ -590,6 +591,43 @@ fn atomic_a_decision_waiting_for_the_logs_lock_says_who_holds_it() {
     let out = run.join().unwrap();
     assert_exit(&out, 0);
     each_holds(&dbs, 100);
+}
+
+/// An `--atomic` copy (its log named after `name`) paused with every PREPARE answered, then let
+/// go while this process holds the decision log's lock, as another run's or a script's `flock`
+/// would (its waits said after a second).
+struct HeldDecision {
+    /// The destinations' databases.
+    dbs: [String; 2],
+    log: TempPath,
+    /// The log, locked.
+    held: std::fs::File,
+    /// The run's stderr, its process, and the thread that waits for its end.
+    stderr: StderrLines,
+    pid: u32,
+    run: std::thread::JoinHandle<std::process::Output>,
+}
+
+impl HeldDecision {
+    fn new(name: &str) -> Self {
+        let log = TempPath::new(&format!("{name}.log"));
+        let mut command = copyman();
+        command.env("COPYMAN_TEST_SAY_AFTER", "1");
+        let (dbs, mut paused) = paused_atomic_copy_with(command, &log, &[], "prepared:2");
+        let stderr = StderrLines::take(&mut paused.child);
+        let held = std::fs::File::open(&log.0).unwrap();
+        held.lock().unwrap();
+        let pid = paused.child.id();
+        let run = paused.resume_in_background();
+        Self {
+            dbs,
+            log,
+            held,
+            stderr,
+            pid,
+            run,
+        }
+    }
 }
 
 /// Sends `name` to process `pid` (a child another thread waits for).
@@ -622,15 +660,14 @@ fn ended_without_the_lock(
 /// A signal while the run's start waits so ends the run too: nothing was copied.
 #[test]
 fn atomic_a_signal_while_waiting_for_the_logs_lock_calls_the_run_off() {
-    let log = TempPath::new("held-signal.log");
-    let mut command = copyman();
-    command.env("COPYMAN_TEST_SAY_AFTER", "1");
-    let (dbs, mut paused) = paused_atomic_copy_with(command, &log, &[], "prepared:2");
-    let mut stderr = StderrLines::take(&mut paused.child);
-    let held = std::fs::File::open(&log.0).unwrap();
-    held.lock().unwrap();
-    let pid = paused.child.id();
-    let run = paused.resume_in_background();
+    let HeldDecision {
+        dbs,
+        log,
+        held,
+        mut stderr,
+        pid,
+        run,
+    } = HeldDecision::new("held-signal");
     stderr.expect("the commit decision is not recorded yet");
     kill(pid, "INT");
     let (ended, out) = ended_without_the_lock(run, &held);
@@ -760,13 +797,9 @@ fn atomic_a_recovery_signalled_while_waiting_for_the_logs_lock_sends_nothing_mor
     signal(&child, "TERM");
     let _ = stderr.wait_for("SIGTERM received");
     // It ends with the lock still held (recheck67 F7: it waited for the holder).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let ended = child.try_wait().unwrap().is_some();
-    held.file.unlock().unwrap();
-    let code = child.wait().unwrap().code();
+    let run = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let (ended, out) = ended_without_the_lock(run, &held.file);
+    let code = out.status.code();
     let said = stderr.rest();
     assert!(ended, "it waited for the lock after the signal: {said}");
     assert_ne!(code, Some(0), "{said}");

@@ -308,6 +308,17 @@ fn reconcile_after_transient_error_resends_only_the_rest_first() {
     }
 }
 
+/// Drives `h` to its first receiver fault (only progress before it).
+fn to_a_fault(h: &mut Harness) {
+    loop {
+        match next_event(h) {
+            Event::ReceiverFault(_) => break,
+            Event::Progress { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 /// Reconciliation of a Chunks receiver: the lines it failed to take are given again, whole.
 #[test]
 fn reconcile_chunks_receiver_gets_its_pending_lines_again() {
@@ -317,13 +328,7 @@ fn reconcile_chunks_receiver_gets_its_pending_lines_again() {
         ScriptedReceiver::null(),
     ];
     let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 1, Schedule::Fifo);
-    loop {
-        match next_event(&mut h) {
-            Event::ReceiverFault(_) => break,
-            Event::Progress { .. } => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    to_a_fault(&mut h);
     h.input(Input::Reconcile(R0));
     assert!(matches!(next_event(&mut h), Event::Reconciled(R0)));
     h.drive_to_end().expect("the copy succeeds");
@@ -348,13 +353,7 @@ fn reconcile_chunks_receiver_goes_on_after_what_it_took() {
             ScriptedReceiver::null(),
         ];
         let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 1, Schedule::Fifo);
-        loop {
-            match next_event(&mut h) {
-                Event::ReceiverFault(_) => break,
-                Event::Progress { .. } => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        to_a_fault(&mut h);
         h.input(Input::Reconcile(R0));
         assert!(matches!(next_event(&mut h), Event::Reconciled(R0)));
         h.drive_to_end().expect("the copy succeeds");

@@ -1729,6 +1729,52 @@ fn data_cut_by_a_failed_run_on_stdout_is_marked_so_that_a_reader_fails() {
     assert_eq!(count(&c.dest[0], &dest, "n"), 0);
 }
 
+/// `copyman copy` of two million generated rows in `format` to stdout, a pipe: the child, its
+/// stdout, and the first 4 KiB read of it (data under way, the pipe full behind them).
+fn piped_copy(
+    from: &str,
+    format: &str,
+) -> (std::process::Child, std::process::ChildStdout, Vec<u8>) {
+    use std::io::Read;
+    let send = format!(
+        "COPY (SELECT g, 'v' || g FROM generate_series(1, 2000000) g) TO STDOUT (FORMAT {format})"
+    );
+    let mut child = copyman()
+        .args(["copy", "--from", from, "--send", &send, "--to", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 4096];
+    stdout.read_exact(&mut first).unwrap();
+    (child, stdout, first)
+}
+
+/// A server's COPY of `data` in `format` into `n` of `dest` fails: nothing of it loaded.
+#[track_caller]
+fn assert_fails_a_copy(cluster: &copyman_testkit::Cluster, dest: &str, format: &str, data: &[u8]) {
+    let mut client = cluster.connect(dest);
+    let mut writer = client
+        .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
+        .unwrap();
+    std::io::Write::write_all(&mut writer, data).unwrap();
+    assert!(writer.finish().is_err(), "{format}: read as a table");
+    assert_eq!(count(cluster, dest, "n"), 0, "{format}");
+}
+
+/// Whether text or CSV data ends in the mark of its cut (binary is followed otherwise).
+#[track_caller]
+fn assert_ends_marked(format: &str, rest: &[u8]) {
+    assert!(
+        format == "binary"
+            || rest.ends_with(b"copyman: the copy failed here: this data is cut short"),
+        "{format}: {} bytes, ending {:?}",
+        rest.len(),
+        String::from_utf8_lossy(&rest[rest.len().saturating_sub(80)..])
+    );
+}
+
 /// An exit at once (SIGQUIT, a second signal) while text or CSV goes out to a pipe marks its
 /// end as a failed run does, and says so: the reader got a clean end of data, and `… | psql -c
 /// "COPY …"` committed part of the table, exit 0, while copyman said "nothing committed"
@@ -1741,20 +1787,7 @@ fn an_exit_at_once_marks_the_end_of_data_cut_on_a_pipe() {
     let from = c.source.conninfo(&src);
     let dest = database(&c.dest[0], "CREATE TABLE n (g int, v text);");
     for format in ["text", "csv", "binary"] {
-        let send = format!(
-            "COPY (SELECT g, 'v' || g FROM generate_series(1, 2000000) g) TO STDOUT \
-             (FORMAT {format})"
-        );
-        let mut child = copyman()
-            .args(["copy", "--from", &from, "--send", &send, "--to", "-"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        // Data under way: the pipe full, the run waiting for its reader.
-        let mut first = vec![0u8; 4096];
-        stdout.read_exact(&mut first).unwrap();
+        let (child, mut stdout, first) = piped_copy(&from, format);
         std::thread::sleep(std::time::Duration::from_millis(300));
         signal(&child, "QUIT");
         let mut rest = Vec::new();
@@ -1762,13 +1795,7 @@ fn an_exit_at_once_marks_the_end_of_data_cut_on_a_pipe() {
         let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(131), "{format}: {stderr}");
-        assert!(
-            format == "binary"
-                || rest.ends_with(b"copyman: the copy failed here: this data is cut short"),
-            "{format}: {} bytes, ending {:?}",
-            rest.len(),
-            String::from_utf8_lossy(&rest[rest.len().saturating_sub(80)..])
-        );
+        assert_ends_marked(format, &rest);
         assert!(
             stderr.contains("bytes of data went out to stdout before the exit")
                 && (stderr.contains("their end is marked") || format == "binary"),
@@ -1776,13 +1803,7 @@ fn an_exit_at_once_marks_the_end_of_data_cut_on_a_pipe() {
         );
         // A server's COPY of it fails — binary data too, which a reader took for whole at a
         // tuple's boundary (signals67 F13: a part committed, exit 0).
-        let mut client = c.dest[0].connect(&dest);
-        let mut writer = client
-            .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
-            .unwrap();
-        std::io::Write::write_all(&mut writer, &[first, rest].concat()).unwrap();
-        assert!(writer.finish().is_err(), "{format}: a part loaded");
-        assert_eq!(count(&c.dest[0], &dest, "n"), 0, "{format}");
+        assert_fails_a_copy(&c.dest[0], &dest, format, &[first, rest].concat());
     }
 }
 
@@ -1798,19 +1819,7 @@ fn a_stop_waits_for_the_pipes_reader_to_take_the_mark() {
     let from = c.source.conninfo(&src);
     let dest = database(&c.dest[0], "CREATE TABLE n (g int, v text);");
     for format in ["text", "csv", "binary"] {
-        let send = format!(
-            "COPY (SELECT g, 'v' || g FROM generate_series(1, 2000000) g) TO STDOUT \
-             (FORMAT {format})"
-        );
-        let mut child = copyman()
-            .args(["copy", "--from", &from, "--send", &send, "--to", "-"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut first = vec![0u8; 4096];
-        stdout.read_exact(&mut first).unwrap();
+        let (mut child, mut stdout, first) = piped_copy(&from, format);
         // The pipe full, its reader not reading when the signal comes, nor for a while after.
         std::thread::sleep(std::time::Duration::from_millis(500));
         signal(&child, "INT");
@@ -1825,24 +1834,12 @@ fn a_stop_waits_for_the_pipes_reader_to_take_the_mark() {
         let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{format}: {stderr}");
-        assert!(
-            format == "binary"
-                || rest.ends_with(b"copyman: the copy failed here: this data is cut short"),
-            "{format}: {} bytes, ending {:?}",
-            rest.len(),
-            String::from_utf8_lossy(&rest[rest.len().saturating_sub(80)..])
-        );
+        assert_ends_marked(format, &rest);
         assert!(
             format == "binary" || stderr.contains("(its end is marked: a COPY reading it fails"),
             "{format}: {stderr}"
         );
-        let mut client = c.dest[0].connect(&dest);
-        let mut writer = client
-            .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
-            .unwrap();
-        std::io::Write::write_all(&mut writer, &[first, rest].concat()).unwrap();
-        assert!(writer.finish().is_err(), "{format}: a part loaded");
-        assert_eq!(count(&c.dest[0], &dest, "n"), 0, "{format}");
+        assert_fails_a_copy(&c.dest[0], &dest, format, &[first, rest].concat());
     }
 }
 
@@ -1879,12 +1876,7 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             text(&out.stderr)
         );
         for format in ["text", "csv"] {
-            let mut client = c.dest[0].connect(&dest);
-            let mut writer = client
-                .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
-                .unwrap();
-            std::io::Write::write_all(&mut writer, &out.stdout).unwrap();
-            assert!(writer.finish().is_err(), "{format}: read as an empty table");
+            assert_fails_a_copy(&c.dest[0], &dest, format, &out.stdout);
         }
     }
     let out = run(&[

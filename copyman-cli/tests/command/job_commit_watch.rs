@@ -284,7 +284,8 @@ fn job_signal_reminder_names_the_commit_it_waits_for() {
     assert!(
         seen.contains("SIGINT received: stopping the job: table")
             && seen.contains("began and finish (destination 2 (")
-            && seen.contains("waits for a synchronous standby to confirm it")
+            // ("… waits", or "… each wait" where both tables' COMMITs wait by then.)
+            && seen.contains(" for a synchronous standby to confirm it")
             && seen.contains("; the other tables being copied are rolled back"),
         "{seen}"
     );
