@@ -401,6 +401,18 @@ fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copym
         .and_then(|row| row.into_iter().next().flatten()))
 }
 
+/// Where `table` on the server of `conn` keeps its rows (`pg_relation_filenode`), as its
+/// session sees it (in its transaction, after a TRUNCATE of its own): a TRUNCATE, or a rewrite
+/// (`VACUUM FULL`, `CLUSTER`, a column's type changed), gives it another; a DELETE or an UPDATE
+/// does not. `None` where it has none (a partitioned table) or it cannot be asked.
+pub fn storage(conn: &mut Connection, table: &str) -> Option<u32> {
+    let sql = format!(
+        "SELECT pg_catalog.pg_relation_filenode({})::text",
+        sql::relation_regclass(table)
+    );
+    first_value(conn, &sql).ok().flatten()?.parse().ok()
+}
+
 /// A transaction id the server of `conn` gives now (with its epoch, as `txid_current()`
 /// counts): above every one it gave before, whether those ended or not (a snapshot's `xmax`
 /// is not: transactions still running may have higher ones). It takes one, in a transaction of

@@ -2885,7 +2885,9 @@ fn one_tables_copy_beside_a_job_copying_the_table_is_refused() {
 /// deletes the application's row, as the way (live52 F3). Once the job's rows are there again,
 /// it is refused as before. Rows updated since (their `xmin` changed), or as many rows as the
 /// job's copy wrote whoever wrote them, are not taken for gone (dup67 F4: a job run again after
-/// an UPDATE of every row appended them all a second time, exit 0).
+/// an UPDATE of every row appended them all a second time, exit 0); nor are fewer of them,
+/// updated, in the table's storage of then, which no TRUNCATE replaced (recheck67 F15: one row
+/// deleted besides, the other nine were appended again, exit 0).
 #[test]
 fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     let c = clusters();
@@ -2917,6 +2919,11 @@ fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     refused(&job);
     refused(&one);
     assert_eq!(count(&c.dest[0], &d1, "t"), 10);
+    d.batch_execute("DELETE FROM t WHERE id = 10; UPDATE t SET id = id")
+        .unwrap();
+    refused(&job);
+    refused(&one);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 9);
     d.batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
         .unwrap();
     let out = run_in(&one);

@@ -750,22 +750,38 @@ fn narrowed(
     Ok(notes)
 }
 
-/// Whether destination `d`'s table (this name) holds a row one of these transactions inserted
-/// (`identity::holds_rows_of` on its session), or at least this many rows ([`holds_there`]);
-/// `None` where it cannot be asked.
-pub(super) type Holds<'a> = dyn FnMut(usize, &str, &[u64], u64) -> Option<bool> + 'a;
+/// What says that destination `d`'s table (this name) still holds an earlier copy's rows
+/// ([`holds_there`]); `None` where it cannot be asked.
+pub(super) type Holds<'a> = dyn FnMut(usize, &str, Kept<'_>) -> Option<bool> + 'a;
 
-/// [`Holds`] on one destination's session: a row `xids` inserted, or `at_least` rows (0: not
-/// asked) — rows whose `xmin` an UPDATE of each, or a rewrite, changed are still the copy's
-/// (dup67 F4: a job run again after an UPDATE of every row took them for gone, and appended
-/// every row a second time, exit 0).
-fn holds_there(conn: &mut Connection, table: &str, xids: &[u64], at_least: u64) -> Option<bool> {
+/// What an earlier copy of a table left on a destination, as a state file records it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Kept<'a> {
+    /// The ids of its transactions there (none: only its rows are asked).
+    pub xids: &'a [u64],
+    /// The rows it wrote (0: not asked).
+    pub rows: u64,
+    /// Where the table kept its rows as it committed ([`identity::storage`](crate::identity::storage)).
+    pub storage: Option<u32>,
+}
+
+/// [`Holds`] on one destination's session: a row the copy's transactions inserted, or as many
+/// rows as it wrote — rows whose `xmin` an UPDATE of each, or a rewrite, changed are still the
+/// copy's (dup67 F4: a job run again after an UPDATE of every row took them for gone, and
+/// appended every row a second time, exit 0) —, or any row at all where the table keeps its
+/// rows where it did then: not emptied by a TRUNCATE since, its rows updated and some deleted
+/// (recheck67 F15: one row deleted besides, the rest were appended again, exit 0).
+fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<bool> {
+    use crate::identity::{holds_at_least, holds_rows_of, storage};
     // (No ids: the rows only, not a scan for none.)
-    if xids.is_empty() {
-        return crate::identity::holds_at_least(conn, table, at_least);
+    if kept.xids.is_empty() {
+        return holds_at_least(conn, table, kept.rows);
     }
-    match crate::identity::holds_rows_of(conn, table, xids)? {
-        false if at_least > 0 => crate::identity::holds_at_least(conn, table, at_least),
+    match holds_rows_of(conn, table, kept.xids)? {
+        false if kept.rows > 0 => {
+            let emptied = kept.storage.is_none() || storage(conn, table) != kept.storage;
+            holds_at_least(conn, table, if emptied { kept.rows } else { 1 })
+        }
         held => Some(held),
     }
 }
@@ -789,20 +805,29 @@ fn gone_since(
         .chain(recorded.done(name, key))
         .max()
         .unwrap_or(0);
+    let storage = recorded
+        .storage
+        .get(&(name.to_owned(), key.to_owned()))
+        .copied();
     match recorded.copies_xids(name, key) {
         Some(xids) if xids.is_empty() => true,
-        Some(xids) => holds(d, table, &xids, rows) == Some(false),
+        Some(xids) => {
+            let kept = Kept {
+                xids: &xids,
+                rows,
+                storage,
+            };
+            holds(d, table, kept) == Some(false)
+        }
         None => false,
     }
 }
 
 /// [`Holds`] asked on the destinations' sessions `dests` (none where one is not connected).
-fn holds_on(
-    dests: &mut [Option<Connection>],
-) -> impl FnMut(usize, &str, &[u64], u64) -> Option<bool> {
-    |d, table, xids, at_least| {
+fn holds_on(dests: &mut [Option<Connection>]) -> impl FnMut(usize, &str, Kept<'_>) -> Option<bool> {
+    |d, table, kept| {
         let conn = dests.get_mut(d)?.as_mut()?;
-        holds_there(conn, table, xids, at_least)
+        holds_there(conn, table, kept)
     }
 }
 
@@ -937,7 +962,14 @@ fn rows_beside(
             .filter(|t| {
                 let mut named = std::iter::once(*t).chain(above);
                 named.any(|name| recorded.may_hold_rows(name, ours))
-                    && holds(d, t, &[], 1) != Some(false)
+                    && holds(
+                        d,
+                        t,
+                        Kept {
+                            rows: 1,
+                            ..Kept::default()
+                        },
+                    ) != Some(false)
             })
             .map(String::as_str)
             .collect();
@@ -1095,9 +1127,9 @@ pub fn refuse_rows_of_jobs(
         .map(|src| partitioned_above(src, table_name))
         .unwrap_or_default();
     let mut notes = Vec::new();
-    let mut holds = |d: usize, table: &str, xids: &[u64], at_least: u64| {
+    let mut holds = |d: usize, table: &str, kept: Kept<'_>| {
         let conn = conns.get_mut(d)?.as_deref_mut()?;
-        holds_there(conn, table, xids, at_least)
+        holds_there(conn, table, kept)
     };
     // (Every state file of the directory: `beside` leaves out only the one it is given.)
     for path in state::beside(&dir.join(".copyman-one-table")) {
