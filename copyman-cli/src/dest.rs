@@ -1043,12 +1043,14 @@ impl FileSink {
     }
 
     /// The file it replaces and that file's size, where it replaces one that holds something,
-    /// and nothing was written to take its place.
-    pub(crate) fn empties(&self) -> Option<(&Path, u64)> {
+    /// and nothing was written to take its place — or, where the input held no rows (`no_rows`),
+    /// less than it holds: a CSV header alone (recheck67 F18: a producer that failed after its
+    /// header replaced a 100 001-line file with that line, exit 0).
+    pub(crate) fn empties(&self, no_rows: bool) -> Option<(&Path, u64)> {
         let (_, path) = self.rename.as_ref()?;
         let written = self.out.get_ref().taken + self.out.buffer().len() as u64;
         let size = fs::metadata(path).ok()?.len();
-        (written == 0 && size > 0).then_some((path.as_path(), size))
+        (size > written && (written == 0 || no_rows)).then_some((path.as_path(), size))
     }
 
     /// Written directly (stdout, a pipe), data of this representation ([`Cut::of`]) is marked

@@ -503,20 +503,27 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 .to_owned(),
         );
     }
-    // A file or stdin that held nothing would replace a file destination that holds something
-    // by an empty one, as --truncate a table (files67 F20: `producer | copyman --from - --to
-    // latest.csv` lost the last good file when the producer failed, exit 0).
+    // A file or stdin that held nothing (or no row: a header) would replace a file destination
+    // that holds more by an empty one, as --truncate a table (files67 F20: `producer | copyman
+    // --from - --to latest.csv` lost the last good file when the producer failed, exit 0).
+    let no_rows = source_rows == Some(0);
     if run_error.is_none()
         && source_conn.is_none()
         && let Some((path, size)) = (dests.iter())
             .filter(|d| d.error.is_none())
-            .find_map(|d| d.sink.as_ref()?.empties())
+            .find_map(|d| d.sink.as_ref()?.empties(no_rows))
     {
         run_error = Some(format!(
-            "the input held no data: {} ({}) would be replaced by an empty file (a command that \
-             failed upstream gives an empty input); it is kept; to empty it, : > FILE",
+            "the input held no {}: {} ({}) would be replaced by {} (a command that failed \
+             upstream gives an empty input); it is kept; to empty it, : > FILE",
+            if no_rows { "rows" } else { "data" },
             crate::conn::redact(&path.to_string_lossy()),
-            indicatif::HumanBytes(size)
+            indicatif::HumanBytes(size),
+            if no_rows {
+                "one without rows"
+            } else {
+                "an empty file"
+            },
         ));
     }
     // File destinations write out what they buffered before anything commits: one that cannot

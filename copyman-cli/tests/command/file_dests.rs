@@ -1916,6 +1916,22 @@ fn an_empty_input_keeps_the_file_it_would_replace() {
     let new = TempPath::new("new.csv");
     assert_exit(&run(&["copy", "--from", empty.arg(), "--to", new.arg()]), 0);
     assert_eq!(fs::read_to_string(&new.0).unwrap(), "");
+    // A CSV header and no row (a producer that failed after its header) keeps it too
+    // (recheck67 F18); a file holding only its header is replaced by another.
+    let csv = ["table", "t", "--from", "-", "--format", "csv", "--header"];
+    let out = run_with_stdin(&[&csv[..], &["--to", keep.arg()]].concat(), b"a,b\n");
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("the input held no rows")
+            && text(&out.stderr).contains("would be replaced by one without rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&keep.0).unwrap(), "1,a\n2,b\n");
+    fs::write(&new.0, "a,b\n").unwrap();
+    let out = run_with_stdin(&[&csv[..], &["--to", new.arg()]].concat(), b"x,y\n");
+    assert_exit(&out, 0);
+    assert_eq!(fs::read_to_string(&new.0).unwrap(), "x,y\n");
 }
 
 /// A block device given as `--to` (a disk, a typo for a file) is refused before anything: it
