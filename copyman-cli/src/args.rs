@@ -1880,11 +1880,11 @@ fn no_dash(flag: &str, path: &Path) -> Result<(), ArgError> {
 /// A decision log given that exists: a regular file this user may append to — as the run
 /// opens it, asked before anything is done, so that a dry run refuses what the run would
 /// (ops54 F1: a directory, `/dev/null`, passed the dry run, exit 0, and failed the run).
-fn appendable(path: &Path) -> Result<(), ArgError> {
+fn appendable(path: &Path, given: bool) -> Result<(), ArgError> {
     let refused = |why: String| {
         ArgError::usage(format!(
-            "--decision-log {}: {why}: give a file, where the decisions last",
-            path.display()
+            "{}: {why}: give a file, where the decisions last",
+            log_named(path, given)
         ))
     };
     match std::fs::metadata(path) {
@@ -1908,33 +1908,54 @@ pub(crate) fn decision_log_to_write(
 ) -> Result<PathBuf, ArgError> {
     if let Some(path) = &given {
         to_be_written("--decision-log", path)?;
-        appendable(path)?;
     }
-    decision_log(given, env)
+    let named = given.is_some();
+    let path = decision_log(given, env)?;
+    appendable(&path, named)?;
+    Ok(path)
+}
+
+/// How the words name the decision log at `path`: as the `--decision-log` given, or as the
+/// default one (recheck67 F12: a file there that was no log was refused only when given).
+fn log_named(path: &Path, given: bool) -> String {
+    if given {
+        format!("--decision-log {}", path.display())
+    } else {
+        format!(
+            "the decision log {} (the default, --decision-log not given)",
+            path.display()
+        )
+    }
+}
+
+/// Refuses a decision log at `path` that is some other file: a job's state file, or a file
+/// that holds no decision log's records.
+fn is_a_log(path: &Path, given: bool) -> Result<(), ArgError> {
+    // A job's state file is no decision log: decisions appended to it would be read by
+    // neither (the reverse is refused as a state file that is not one).
+    if copyman_job::state::found(path) == copyman_job::state::Found::StateFile {
+        return Err(ArgError::usage(format!(
+            "{}: that is a job's state file, not a decision log",
+            log_named(path, given)
+        )));
+    }
+    // Another file (a CSV, the run's own --from): a run cut its last row and appended its
+    // records to it, exit 0 (files67 F18).
+    if let Some(why) = copyman_job::commit::not_a_log(path) {
+        return Err(ArgError::usage(format!(
+            "{} is not a copyman decision log ({why}): a run appends its records to one, and \
+             recover finds none in it; give the decision log's path, or a new file's",
+            log_named(path, given)
+        )));
+    }
+    Ok(())
 }
 
 /// The decision log: as given, else under the user's state directory.
 pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
     if let Some(path) = given {
         no_dash("--decision-log", &path)?;
-        // A job's state file is no decision log: decisions appended to it would be read by
-        // neither (the reverse is refused as a state file that is not one).
-        if copyman_job::state::found(&path) == copyman_job::state::Found::StateFile {
-            return Err(ArgError::usage(format!(
-                "--decision-log {}: that is a job's state file, not a decision log",
-                path.display()
-            )));
-        }
-        // Another file (a CSV, the run's own --from): a run cut its last row and appended its
-        // records to it, exit 0 (files67 F18).
-        if let Some(why) = copyman_job::commit::not_a_log(&path) {
-            return Err(ArgError::usage(format!(
-                "--decision-log {} is not a copyman decision log ({why}): a run appends its \
-                 records to one, and recover finds none in it; give the decision log's path, or \
-                 a new file's",
-                path.display()
-            )));
-        }
+        is_a_log(&path, true)?;
         let path = in_a_directory("--decision-log", &path)?;
         crate::recover::log_given(&path);
         return Ok(path);
@@ -1946,7 +1967,18 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
         .ok_or_else(|| {
             ArgError::usage("--decision-log is needed: neither XDG_STATE_HOME nor HOME is set")
         })?;
-    Ok(state.join("copyman").join("decisions.log"))
+    let dir = state.join("copyman");
+    // (Made when a run first writes there: a file in its place was a bare "File exists".)
+    if dir.exists() && !dir.is_dir() {
+        return Err(ArgError::usage(format!(
+            "{} is not a directory: the default decision log cannot be kept there; give \
+             --decision-log",
+            dir.display()
+        )));
+    }
+    let path = dir.join("decisions.log");
+    is_a_log(&path, false)?;
+    Ok(path)
 }
 
 /// Refuses ends that read the data as something else than it was written: every `--receive`

@@ -272,6 +272,49 @@ fn atomic_a_file_that_is_no_decision_log_is_refused() {
     assert_eq!(std::fs::read_to_string(&csv.0).unwrap(), "1,a\n2,b");
     each_holds(&dbs, 0);
     let _ = src;
+    // The same file in the default decision log's place is refused alike (recheck67 F12: cut
+    // to its last line end and appended to, exit 0); a file where its directory goes is said.
+    let state = TempPath::new("state");
+    std::fs::create_dir_all(state.0.join("copyman")).unwrap();
+    std::fs::copy(&csv.0, state.0.join("copyman/decisions.log")).unwrap();
+    let defaulted = |args: &[&str]| {
+        copyman()
+            .env("XDG_STATE_HOME", &state.0)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let copy = [
+        "copy",
+        "--from",
+        csv.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY mv FROM STDIN (FORMAT csv)",
+        "--atomic",
+    ];
+    for out in [defaulted(&copy), defaulted(&["recover", "--to", &to1])] {
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr)
+                .contains("(the default, --decision-log not given) is not a copyman decision log"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let log = std::fs::read_to_string(state.0.join("copyman/decisions.log")).unwrap();
+    assert_eq!(log, "1,a\n2,b");
+    std::fs::remove_dir_all(state.0.join("copyman")).unwrap();
+    std::fs::write(state.0.join("copyman"), "").unwrap();
+    let out = defaulted(&copy);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("copyman is not a directory: the default decision log"),
+        "{}",
+        text(&out.stderr)
+    );
+    each_holds(&dbs, 0);
     // The run's own --from, empty (which a log may be): refused by what it is (recheck67 F2:
     // taken for a new log, the next run read its records as rows).
     let empty = TempPath::new("empty.csv");
