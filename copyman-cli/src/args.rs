@@ -2036,7 +2036,12 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
     // In text a value whose field is the NULL string is read back as NULL by a destination
     // server: the string 'NULL' under NULL 'NULL', every empty string under NULL '', a tab
     // under NULL E'\\t' (a file is written as asked: it is for another reader).
-    if let Some(rep) = send.as_ref().filter(|r| r.null_collides())
+    // (Core's rule, start::NullMisread, which a copy's start applies again; said here in the
+    // command's words, before connecting.)
+    let misread = send.as_ref().and_then(start::NullMisread::of);
+    if let Some(rep) = send
+        .as_ref()
+        .filter(|_| misread.as_ref().is_some_and(|m| !m.marker))
         && receive.iter().any(Option::is_some)
     {
         return Err(ArgError::usage(format!(
@@ -2051,11 +2056,7 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
     // A NULL string that is the end-of-data marker: a row that ends in a NULL (a one-column
     // row in csv) is written as `\.`, where every reader, a destination server or psql, stops
     // (rows lost; the count mismatch blamed triggers and advised --allow-count-mismatch).
-    if let Some(rep) = send.as_ref().filter(|r| match r.format.as_str() {
-        "text" => r.null.starts_with("\\."),
-        "csv" => r.null == "\\.",
-        _ => false,
-    }) {
+    if let Some(rep) = send.as_ref().filter(|_| misread.is_some_and(|m| m.marker)) {
         return Err(ArgError::usage(format!(
             "--send writes FORMAT {} with NULL '{}', the end-of-data marker: a row ending in a \
              NULL would be written as it, and every reader stops there (the rows after it would \

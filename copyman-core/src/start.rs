@@ -149,6 +149,50 @@ pub struct StylesDiffer {
     pub reads: String,
 }
 
+/// The producer's NULL string is a value's spelling too, and a receiver reads its data back
+/// with it: in text, every value written as that string (the string `NULL` under `NULL 'NULL'`,
+/// every empty string under `NULL ''`) arrives as a NULL; a NULL string that is the end-of-data
+/// marker `\.` (in text, one that begins with it) stops the reader at the first row ending in a
+/// NULL (lib67 F12: the command refused such a pair, the library copied it, `Ok`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the COPY TO STDOUT writes FORMAT {format} with NULL '{null}': {}",
+    if *.marker {
+        "that is the end-of-data marker, which a row ending in a NULL would be written as; the \
+         COPY FROM STDIN would stop there, the rows after it lost; give another NULL string"
+    } else {
+        "in text a value is written as that string (its characters and the escapes COPY \
+         writes), and the COPY FROM STDIN reads it back as NULL, so such values would arrive \
+         as NULLs; leave NULL at its default (\\N), give one with a backslash before a \
+         character COPY never escapes (E'\\\\Z'), or use FORMAT csv, which quotes such a value"
+    }
+)]
+pub struct NullMisread {
+    /// `text` or `csv`.
+    pub format: String,
+    /// The NULL string, quotes doubled.
+    pub null: String,
+    /// It is (or in text begins with) the end-of-data marker.
+    pub marker: bool,
+}
+
+impl NullMisread {
+    /// What a producer writing data of `representation` would have a receiver misread, if
+    /// anything.
+    pub fn of(representation: &Representation) -> Option<Self> {
+        let marker = match representation.format.as_str() {
+            "text" => representation.null.starts_with("\\."),
+            "csv" => representation.null == "\\.",
+            _ => false,
+        };
+        (marker || representation.null_collides()).then(|| Self {
+            format: representation.format.clone(),
+            null: representation.null.replace('\'', "''"),
+            marker,
+        })
+    }
+}
+
 /// What an endpoint's COPY data is, as the endpoint knows it once its COPY started: the overall
 /// format its server announced, and its statement's representation when it can be told. The
 /// start of a copy compares every endpoint's ([`check_formats`], [`check_representations`]).
@@ -490,6 +534,14 @@ pub fn check_data_formats(
                 reads,
             };
             refused.push((*id, differ.into()));
+        }
+    }
+    // Data a receiver reads with a NULL string that is also a value's spelling, or the end.
+    if let Some(misread) = representation(producer).and_then(NullMisread::of) {
+        for (id, format) in receivers {
+            if representation(format.as_ref()).is_some() && refused.iter().all(|(r, _)| r != id) {
+                refused.push((*id, misread.clone().into()));
+            }
         }
     }
     let mut ordered: Vec<_> = receivers

@@ -18,6 +18,21 @@ fn failed_start<D: CopyDriver>(
     source_copy: &str,
     dest1_copy: &str,
 ) -> FailInfo {
+    failed_start_of(
+        driver,
+        clusters,
+        source_copy,
+        ["COPY t FROM STDIN", dest1_copy],
+    )
+}
+
+/// [`failed_start`] with each destination's statement given.
+fn failed_start_of<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+    source_copy: &str,
+    [dest0_copy, dest1_copy]: [&str; 2],
+) -> FailInfo {
     let source_db = clusters.source.create_database();
     exec(&clusters.source, &source_db, "CREATE TABLE t (i int8)");
     let dests: Vec<(&Cluster, String)> = clusters.destinations[..2]
@@ -36,7 +51,7 @@ fn failed_start<D: CopyDriver>(
         destinations: vec![
             DestinationSpec::Statement(StatementSpec::new(
                 dests[0].0.conninfo(&dests[0].1),
-                "COPY t FROM STDIN",
+                dest0_copy,
             )),
             DestinationSpec::Statement(StatementSpec::new(
                 dests[1].0.conninfo(&dests[1].1),
@@ -241,6 +256,23 @@ pub fn mismatched_representations<D: CopyDriver>(driver: &D, clusters: &Clusters
         &error.text,
         &["copyman cannot read the options of the COPY FROM STDIN"],
     );
+    // Both ends alike, with a NULL string that is a value's spelling in text (the value `x`
+    // stored as NULL, `Ok`: lib67 F12), or the end-of-data marker in CSV (a row ending in a
+    // NULL stops the reader): every receiver refused, as the command refuses them.
+    let csv_marker = ("(FORMAT csv, NULL '\\.')", "end-of-data marker");
+    for (options, said) in [("(NULL 'x')", "would arrive as NULLs"), csv_marker] {
+        let receive = format!("COPY t FROM STDIN {options}");
+        let fail = failed_start_of(
+            driver,
+            clusters,
+            &format!("{} {options}", series(10)),
+            [&receive, &receive],
+        );
+        for r in 0..2 {
+            let error = (fail.receiver_fault(r)).unwrap_or_else(|| panic!("receiver {r}: {fail}"));
+            names(&error.text, &["the COPY TO STDOUT writes FORMAT", said]);
+        }
+    }
 }
 
 /// Spellings of one encoding are one encoding, and an ENCODING left out is the session's
