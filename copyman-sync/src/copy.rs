@@ -64,6 +64,13 @@ use crate::{PollSocket, Producer, Receiver};
 /// database given twice): give each table one receiver, and set
 /// [`Options::stall_timeout`](crate::Options::stall_timeout) to bound any wait.
 ///
+/// A receiver on the producer's own server waits the same way where its COPY needs a lock the
+/// producer's transaction holds (the producer's session took `LOCK TABLE … IN SHARE MODE`, or
+/// its `COPY (DELETE … RETURNING *) TO STDOUT` deletes rows the receiver's inserts meet in a
+/// unique index): the receiver's COPY never starts, the producer's waits for the copy, and
+/// nothing is said. The `copyman` command asks the server who blocks whom (`pg_blocking_pids`)
+/// and fails such a copy at once; here only the stall timeout ends it.
+///
 /// # All or nothing across destinations
 ///
 /// A copy that fails before its end completes no receiver's COPY. A failure *at* the end is
