@@ -598,10 +598,14 @@ pub struct CountsDisagree {
     pub counts: Vec<(ReceiverId, u64)>,
 }
 
-/// A receiver's `COPY n` differs from the producer's.
+/// A receiver's `COPY n` differs from the producer's: said with the usual causes and the way to
+/// keep what each receiver stored (lib67 F4: the words named neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "row count mismatch: the producer sent {producer} row{}, the receiver stored {receiver}",
+    "row count mismatch: the producer sent {producer} row{}, the receiver stored {receiver} \
+     (a BEFORE trigger returning NULL, a rule, or the COPY's WHERE dropping rows, or a trigger \
+     routing them elsewhere? Options::with_check_counts(false) keeps what each receiver \
+     stored, its count in the Summary)",
     if *.producer == 1 { "" } else { "s" }
 )]
 pub struct CountMismatch {
