@@ -906,6 +906,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         // in another directory is how to copy again on purpose.
         options.other_states = copyman_job::state::beside(&options.state);
     }
+    report::job_state(&options.state);
     // A resume commits as the job began: with two-phase commit if it began with --atomic, in
     // its decision log (jobs46 F3: it went on with plain COMMITs, unsaid), or the one given.
     // (No state file: its own refusal says so, not this: recheck57 F3.)

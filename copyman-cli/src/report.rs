@@ -146,6 +146,17 @@ pub(crate) fn warn(message: impl fmt::Display) {
 /// Every warning said so far, for `--json` (`warnings`): what stderr said is in the document too.
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// A job's state file, once the job knew it: a job refused before copying names it in its
+/// `--json` document too (jobs67 F7: only the text did, which a wrapper's retry needs).
+static JOB_STATE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records the job's state file ([`JOB_STATE`]).
+pub(crate) fn job_state(path: &std::path::Path) {
+    *JOB_STATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(path.display().to_string());
+}
+
 /// The warnings said so far ([`warn`]), in order.
 pub(crate) fn warnings() -> Vec<String> {
     WARNINGS
@@ -1273,7 +1284,9 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 /// The `--json` document for a run that ended before copying (connection, usage): `server`
 /// and `sqlstate` say which server could not be connected to and what it said, if it did.
 /// Whatever the command, every list its own document has is there, empty (a one-table run's
-/// `destinations`, a job's `tables`, recover's `prepared`): a script reads one shape.
+/// `destinations`, a job's `tables` and `notes`, recover's `prepared`), and so are the totals,
+/// nothing (`source_rows` not read): a script reads one shape (jobs67 F7: a job refused before
+/// copying lacked `committed_rows`, `source_rows` and its `state`).
 pub(crate) fn fatal_json(
     exit: Exit,
     message: &str,
@@ -1295,6 +1308,12 @@ pub(crate) fn fatal_json(
         "endpoint": endpoint.or_else(|| server.and_then(|(whom, _)| given_endpoint(whom))),
         "sqlstate": server.and_then(|(_, error)| error.sqlstate.as_deref()),
         "committed": 0,
+        "source_rows": null,
+        "rows": 0,
+        "committed_rows": 0,
+        "bytes": 0,
+        "state": JOB_STATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        "notes": [],
         "destinations": [],
         "tables": [],
         "prepared": [],

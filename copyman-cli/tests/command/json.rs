@@ -137,8 +137,18 @@ fn early_failures_and_usage_errors_are_json_too() {
         let out = run(&args);
         let j = json(&out);
         assert!(j["exit_code"].as_i64().is_some_and(|c| c > 0), "{j}");
-        for list in ["destinations", "tables", "prepared"] {
+        for list in ["destinations", "tables", "prepared", "notes"] {
             assert_eq!(j[list], serde_json::json!([]), "{list} in {j}");
+        }
+        // And a job's totals, nothing (jobs67 F7: a refused job's lacked them).
+        for total in ["rows", "committed_rows", "bytes"] {
+            assert_eq!(j[total], 0, "{total} in {j}");
+        }
+        for unknown in ["source_rows", "state"] {
+            assert!(
+                j.get(unknown).is_some_and(|v| v.is_null()),
+                "{unknown} in {j}"
+            );
         }
     }
 }
@@ -173,6 +183,27 @@ fn a_refused_connection_names_the_server_and_its_sqlstate() {
         );
         assert!(!text(&out.stdout).contains(c.source.password()));
     }
+    // A job refused once it knew its state file names it (jobs67 F7: only the text did).
+    let state = TempPath::new("never-written.state");
+    let from = c.source.conninfo(&src);
+    let ok = c.dest[0].conninfo(&database(&c.dest[0], ""));
+    let out = run(&[
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &ok,
+        "--state",
+        state.arg(),
+        "--resume",
+        "--json",
+    ]);
+    assert_exit(&out, 2);
+    let j = json(&out);
+    assert_eq!(j["state"], state.arg(), "{j}");
+    assert_eq!(j["committed_rows"], 0, "{j}");
     // recover given it beside a destination it reaches: the others are finished, this one's
     // transactions left pending (exit 1), named with what its server said (only in warnings).
     let log = TempPath::new("refused-recover.log");
