@@ -606,6 +606,9 @@ impl Cut {
     /// The words of the mark of a run that failed before any data ([`mark_unopened_stdout`]).
     pub(crate) const UNSENT: &str = "copyman: the run failed before any data was sent";
 
+    /// The words of the mark of a dry run ([`mark_unopened_stdout`]), which sends no data.
+    pub(crate) const DRY_RUN: &str = "copyman: a dry run sends no data";
+
     /// What to write after the bytes taken so that a COPY reading them fails rather than load
     /// the rows before the cut as if they were all (files65 F21: a failed `copyman … --to - |
     /// copyman … --from -` committed 131 072 rows of 149 999, exit 0): in text a `\.` (an end
@@ -670,9 +673,41 @@ static STDOUT: AtomicU8 = AtomicU8::new(0);
 const STDOUT_GIVEN: u8 = 1;
 const STDOUT_OPENED: u8 = 2;
 
-/// This run writes COPY data to stdout (`--to -`, not a dry run).
+/// This run writes COPY data to stdout (`--to -`), or its command line says so (a run refused
+/// for its arguments, a dry run: [`stdout_named`]).
 pub(crate) fn stdout_is_a_destination() {
-    STDOUT.store(STDOUT_GIVEN, Ordering::SeqCst);
+    let _ = STDOUT.compare_exchange(0, STDOUT_GIVEN, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// Whether this run's command line gives stdout as a destination (`--to -`, `--to=-`, a path
+/// that names it: `/dev/stdout`, `/dev/fd/1`), read before the arguments are checked: a run
+/// refused for them marks it too (recheck68 F2: a typo in an option left the pipe empty, and
+/// `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0).
+pub(crate) fn stdout_named(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    const STDOUT: [&str; 4] = ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"];
+    let mut after_to = false;
+    for arg in args {
+        if arg == "--" {
+            return false;
+        }
+        let given = match arg.to_str() {
+            Some(arg) if after_to => Some(arg),
+            Some(arg) => arg.strip_prefix("--to="),
+            None => None,
+        };
+        if given.is_some_and(|given| STDOUT.contains(&given)) {
+            return true;
+        }
+        after_to = arg == "--to";
+    }
+    false
+}
+
+/// Whether stdout is (or was named as) a destination of this run: its `--json` document would
+/// go where the data goes (recheck68 F3: the refusal of `--json` with `--to -` wrote its
+/// document into the pipe, loaded as 19 rows).
+pub(crate) fn stdout_carries_data() -> bool {
+    STDOUT.load(Ordering::SeqCst) != 0
 }
 
 /// Marks stdout, a destination of a run that failed before it was opened, where it is a pipe, a
@@ -682,6 +717,19 @@ pub(crate) fn stdout_is_a_destination() {
 /// more after it) and as CSV (a quote no quote closes) alike; binary data lacks its signature.
 /// A reader that takes nothing for a second gets none.
 pub(crate) fn mark_unopened_stdout() {
+    mark_stdout_unused(Cut::UNSENT, "before the run failed");
+}
+
+/// Marks stdout, given as a destination of a dry run, as [`mark_unopened_stdout`] does: a dry
+/// run sends no data, and `--dry-run` added to a pipeline to see its plan first emptied the
+/// table its reader loads (recheck68 F4).
+pub(crate) fn mark_dry_run_stdout() {
+    mark_stdout_unused(Cut::DRY_RUN, "from a dry run");
+}
+
+/// Writes a mark of `words` to stdout, given as a destination and never opened, where it is a
+/// pipe, a FIFO or a socket; said `when` nothing went out.
+fn mark_stdout_unused(words: &str, when: &str) {
     use std::os::fd::{AsFd, AsRawFd};
     if STDOUT.load(Ordering::SeqCst) != STDOUT_GIVEN {
         return;
@@ -693,12 +741,11 @@ pub(crate) fn mark_unopened_stdout() {
     if pipe_kind(out.as_raw_fd()).is_none() {
         return;
     }
-    let mark = format!("\"\\.{}", Cut::UNSENT);
+    let mark = format!("\"\\.{words}");
     if room_within(&out, Duration::from_secs(1)).is_ok() && out.write_all(mark.as_bytes()).is_ok() {
         report::warn(format_args!(
-            "nothing went out to stdout before the run failed but a mark that fails a COPY \
-             reading it (\"{}\"), so that an empty stream is not taken for an empty table",
-            Cut::UNSENT
+            "nothing went out to stdout {when} but a mark that fails a COPY reading it \
+             (\"{words}\"), so that an empty stream is not taken for an empty table"
         ));
     }
 }

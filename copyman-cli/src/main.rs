@@ -207,14 +207,20 @@ pub(crate) fn closed_at_start(fd: u8) -> bool {
 
 fn main() -> ExitCode {
     report::mark_start();
+    // Stdout given as a destination: marked on any failure, of the arguments too.
+    if dest::stdout_named(std::env::args_os().skip(1)) {
+        dest::stdout_is_a_destination();
+    }
     let low = match LowArgs::parse_from_args(std::env::args_os()) {
         Ok(low) => low,
         Err(e) if e.use_stderr() => {
             // clap may quote the command line: never a password (its help as it is).
             let message = args::usage_text(&e);
             progress::eprint(&message);
-            // `--json` asked for a document whatever happens, a usage error included.
-            if std::env::args_os().any(|a| a == "--json") {
+            // `--json` asked for a document whatever happens, a usage error included — but not
+            // into the data's stdout, which is marked instead.
+            dest::mark_unopened_stdout();
+            if std::env::args_os().any(|a| a == "--json") && !dest::stdout_carries_data() {
                 // The error, on one line: its lines up to the usage (`the following required
                 // arguments were not provided: --to <CONN>`), not its first line alone.
                 let error: Vec<&str> = message
@@ -342,6 +348,8 @@ fn fail(
 ) -> ExitCode {
     let message = report::one_line(message);
     progress::println(&format!("copyman: error: {message}"));
+    // (Never the document into the data's stdout: recheck68 F3.)
+    let json = json && !dest::stdout_carries_data();
     if !json {
         dest::mark_unopened_stdout();
     }

@@ -70,7 +70,9 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
                 report::warn(format_args!("cannot handle signals: {e}"));
             }
             signals::set_json(args.output.json);
-            crate::plan::dry_run(&t, args.output)
+            let planned = crate::plan::dry_run(&t, args.output)?;
+            crate::dest::mark_dry_run_stdout();
+            Ok(planned)
         }
         Command::Transfer(t) => {
             if let Err(e) = signals::install() {

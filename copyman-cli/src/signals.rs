@@ -224,9 +224,25 @@ fn print_at_once_json(
         let server = record["server"].as_str()?;
         counted.iter().find(|(d, _)| d == server).map(|(_, n)| *n)
     };
+    // Data that went out to stdout or a pipe is sent, not rolled back: said with how its end
+    // was left ([`cut_at_once`]).
+    let cut = cut_at_once();
     let destinations: Vec<serde_json::Value> = (destinations.into_iter())
         .map(|(_, mut record)| {
             record["rows"] = rows_of(&record).into();
+            let given = record["endpoint"].as_str().map(|e| match e {
+                "-" => "stdout",
+                e => e,
+            });
+            if let Some((_, taken, marked)) = cut.iter().find(|(name, ..)| Some(&**name) == given) {
+                record["status"] = "sent".into();
+                record["bytes"] = (*taken).into();
+                record["message"] = format!(
+                    "{taken} bytes went out before the exit and cannot be taken back: {}",
+                    cut_end_words(marked.as_ref())
+                )
+                .into();
+            }
             record
         })
         .collect();
@@ -893,23 +909,38 @@ fn say(line: &str) -> String {
 /// Exits at once with `exit`; or, where the run's own `--json` document was printed already
 /// (it ended as this signal came), with that document's exit code: the document and the status
 /// say one thing (it said 143, the process exited 129).
+/// COPY data written to stdout or a pipe, cut by an exit at once: its end marked, as a failed
+/// run's is, so that a COPY reading it fails rather than load a part as the whole (signals67
+/// F1, F13) — once, before the exit's `--json` document, which says it (recheck68 F5: a FIFO
+/// that got 64 KiB was "rolled back" there, its end NOT marked unsaid).
+fn cut_at_once() -> &'static [(String, u64, Option<crate::dest::CutEnd>)] {
+    static CUT: std::sync::OnceLock<Vec<(String, u64, Option<crate::dest::CutEnd>)>> =
+        std::sync::OnceLock::new();
+    CUT.get_or_init(crate::dest::mark_at_exit)
+}
+
+/// How the end of data cut by an exit at once was left ([`cut_at_once`]), as its words say.
+fn cut_end_words(marked: Option<&crate::dest::CutEnd>) -> String {
+    use crate::dest::CutEnd;
+    match marked {
+        Some(CutEnd::Marked(fails)) => {
+            format!("their end is marked, so that a COPY reading them fails ({fails})")
+        }
+        // Said plainly (recheck67 F1: the same "discard them" as a marked end).
+        Some(CutEnd::Unmarked) => "their end is NOT marked (its reader took nothing for a \
+             second): a COPY reading them may load the rows before the cut as the whole, a \
+             cut-short last row among them: discard them"
+            .to_owned(),
+        None => "discard them: a part of the rows".to_owned(),
+    }
+}
+
 fn exit_at_once(exit: i32) -> ! {
-    // COPY data written to stdout or a pipe, cut here: its end marked, as a failed run's is, so
-    // that a COPY reading it fails rather than load a part as the whole (signals67 F1, F13).
-    for (name, taken, marked) in crate::dest::mark_at_exit() {
+    for (name, taken, marked) in cut_at_once() {
         use crate::dest::CutEnd;
-        let end = match &marked {
-            Some(CutEnd::Marked(fails)) => {
-                format!("their end is marked, so that a COPY reading them fails ({fails})")
-            }
-            // Said plainly (recheck67 F1: the same "discard them" as a marked end).
-            Some(CutEnd::Unmarked) => "their end is NOT marked (its reader took nothing for a \
-                 second): a COPY reading them may load the rows before the cut as the whole, a \
-                 cut-short last row among them: discard them"
-                .to_owned(),
-            None => "discard them: a part of the rows".to_owned(),
-        };
-        let said = match (taken, &marked) {
+        let (taken, marked) = (*taken, marked.as_ref());
+        let end = cut_end_words(marked);
+        let said = match (taken, marked) {
             (0, Some(CutEnd::Marked(fails))) => format!(
                 "copyman: no data went out to {name} before the exit, only a mark that fails a \
                  COPY reading it ({fails})\n"

@@ -236,7 +236,8 @@ fn a_destination_that_is_stdout_is_written_in_place_and_only_once() {
         );
         assert_eq!(out.stdout, UNSENT, "nothing written but the mark");
     }
-    // `--json` prints on stdout: not with a path that is stdout.
+    // `--json` prints on stdout: not with a path that is stdout. Refused on stderr, its
+    // document not written into the data's stdout, which is marked (recheck68 F3).
     let out = run(&[
         "table",
         "t",
@@ -247,25 +248,20 @@ fn a_destination_that_is_stdout_is_written_in_place_and_only_once() {
         "--json",
     ]);
     assert_exit(&out, 2);
-    let doc = json(&out);
-    assert_eq!(doc["status"], "failed");
+    assert_eq!(out.stdout, UNSENT);
     assert!(
-        doc["error"]
-            .as_str()
-            .unwrap()
-            .contains("cannot go with --to /dev/stdout, which is stdout"),
-        "{doc}"
+        text(&out.stderr).contains("cannot go with --to /dev/stdout, which is stdout"),
+        "{}",
+        text(&out.stderr)
     );
     // `-` too, with the way that works (docs45 F5).
     let out = run(&["table", "t", "--from", &url, "--to", "-", "--json"]);
     assert_exit(&out, 2);
-    let doc = json(&out);
+    assert_eq!(out.stdout, UNSENT);
     assert!(
-        doc["error"]
-            .as_str()
-            .unwrap()
-            .contains("cannot go with --to - (data on stdout); write the data to a file, or to another descriptor: --to /dev/fd/3 3>FILE"),
-        "{doc}"
+        text(&out.stderr).contains("cannot go with --to - (data on stdout); write the data to a file, or to another descriptor: --to /dev/fd/3 3>FILE"),
+        "{}",
+        text(&out.stderr)
     );
     // `/dev/null` is not stdout here: fine with `--json`.
     let out = run(&["table", "t", "--from", &url, "--to", "/dev/null", "--json"]);
@@ -1405,7 +1401,8 @@ fn an_append_only_file_destination_is_refused_before_the_copy() {
 /// A dry run whose data would go to stdout (`--to -`, `--to /dev/stdout`) prints its plan on
 /// stderr: on stdout, a pipeline checked with `--dry-run` (`| psql -c '\copy …'`, `| copyman …
 /// --from -`) loaded the plan as rows, every process exiting 0 (files39 F7). A plan whose data
-/// goes elsewhere stays on stdout.
+/// goes elsewhere stays on stdout. Stdout, a pipe, gets the mark that fails a COPY reading it
+/// (recheck68 F4: an empty stream, read as an empty table).
 #[test]
 fn a_dry_run_with_data_on_stdout_prints_its_plan_on_stderr() {
     let c = clusters();
@@ -1415,7 +1412,11 @@ fn a_dry_run_with_data_on_stdout_prints_its_plan_on_stderr() {
     for to in ["-", "/dev/stdout"] {
         let out = run(&["table", "t", "--from", &from, "--to", to, "--dry-run"]);
         assert_exit(&out, 0);
-        assert_eq!(text(&out.stdout), "", "--to {to}");
+        assert_eq!(
+            text(&out.stdout),
+            "\"\\.copyman: a dry run sends no data",
+            "--to {to}"
+        );
         assert!(
             text(&out.stderr).contains("dry run, nothing copied"),
             "--to {to}: {}",
@@ -1805,6 +1806,45 @@ fn an_exit_at_once_marks_the_end_of_data_cut_on_a_pipe() {
         // tuple's boundary (signals67 F13: a part committed, exit 0).
         assert_fails_a_copy(&c.dest[0], &dest, format, &[first, rest].concat());
     }
+    // To a FIFO, under --json: its document says the data sent and its end marked (recheck68
+    // F1: "rolled back", as a server's, the end unsaid).
+    let dir = TempDir::new("at-once-fifo");
+    let fifo = dir.path("ff");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let send = "COPY (SELECT g, 'v' || g FROM generate_series(1, 2000000) g) TO STDOUT";
+    let child = copyman()
+        .args([
+            "copy", "--from", &from, "--send", send, "--to", &fifo, "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = fs::File::open(&fifo).unwrap();
+    let mut first = vec![0u8; 4096];
+    reader.read_exact(&mut first).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, "QUIT");
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(131), "{}", text(&out.stderr));
+    assert_ends_marked("text", &rest);
+    let document = json(&out);
+    let record = &document["destinations"][0];
+    assert_eq!(record["status"], "sent", "{document}");
+    assert!(
+        record["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("their end is marked")),
+        "{document}"
+    );
 }
 
 /// A first signal while the reader of the pipe is not reading (its COPY waits for a lock, it is
@@ -1846,7 +1886,9 @@ fn a_stop_waits_for_the_pipes_reader_to_take_the_mark() {
 /// A run to stdout (a pipe) that fails before any data — its source unreachable, its table
 /// missing — marks it so that a COPY reading it fails, text or CSV: its reader got an empty
 /// stream, and `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0
-/// (recheck67 F16). Not a dry run's.
+/// (recheck67 F16). So does one refused for its arguments (recheck68 F2: a typo in an option
+/// left the pipe empty), one with `--json`, whose document does not go into the data's pipe
+/// (recheck68 F3: it was loaded as rows), and a dry run, which sends no data (recheck68 F4).
 #[test]
 fn a_run_that_fails_before_any_data_marks_stdout() {
     let c = clusters();
@@ -1879,16 +1921,35 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             assert_fails_a_copy(&c.dest[0], &dest, format, &out.stdout);
         }
     }
-    let out = run(&[
-        "table",
-        "n",
-        "--from",
-        unreachable,
-        "--to",
-        "-",
-        "--dry-run",
-    ]);
-    assert!(!out.stdout.starts_with(UNSENT), "{}", text(&out.stdout));
+    let from = c.source.conninfo(&src);
+    for args in [
+        &["table", "n", "--from", &from, "--to", "-", "--trunacte"][..],
+        &["table", "n", "--from", &from, "--to=-", "--truncate"],
+        &["table", "n", "--from", &from, "--to", "-", "--json"],
+        &[
+            "table",
+            "n",
+            "--from",
+            unreachable,
+            "--to",
+            "-",
+            "--dry-run",
+        ],
+    ] {
+        let out = run(args);
+        assert!(out.status.code().is_some_and(|c| c > 0), "{args:?}");
+        assert_eq!(out.stdout, UNSENT, "{args:?}: {}", text(&out.stderr));
+    }
+    let out = run(&["table", "t", "--from", &from, "--to", "-", "--dry-run"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout, b"\"\\.copyman: a dry run sends no data");
+    for format in ["text", "csv"] {
+        assert_fails_a_copy(&c.dest[0], &dest, format, &out.stdout);
+    }
+    // Not where stdout is no destination, whatever else failed.
+    let out = run(&["table", "n", "--from", &from, "--to", "x.csv", "--trunacte"]);
+    assert_exit(&out, 2);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }
 
 /// An empty input (stdin of a producer that failed, an empty file) does not replace a file
