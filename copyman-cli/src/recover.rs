@@ -331,6 +331,17 @@ pub(crate) fn run(
         .flat_map(|l| l.3.iter().filter(|p| p.here).map(|p| p.gid.clone()))
         .collect();
     let split = partly_ended(&every, &contents, no_decision_log, &log);
+    // Every server's, before any is finished: an exit at once names those not reached yet as
+    // still prepared (recheck68 F5: only the server under way's were), each as what its COMMIT
+    // or ROLLBACK PREPARED is sent as.
+    for (spec, _, _, found) in &listed {
+        signals::recovery_found((found.iter()).map(|p| {
+            (
+                format!("{} on {}", p.gid, spec.display),
+                spec.display.clone(),
+            )
+        }));
+    }
     for (spec, mut conn, identity, found) in listed {
         // A prepared transaction can be finished only from its own database: one in another
         // database of this server is that database's CONN's, if it was given too; one of a run
@@ -434,13 +445,6 @@ pub(crate) fn run(
             runs.insert(p.run.clone());
             gids.insert(p.gid.clone());
         }
-        // Named as what its COMMIT or ROLLBACK PREPARED is sent as.
-        signals::recovery_found((found.iter()).map(|p| {
-            (
-                format!("{} on {}", p.gid, spec.display),
-                spec.display.clone(),
-            )
-        }));
         for p in found {
             let age = format!("prepared {} s ago", p.age_secs);
             let (done, error) = if let Some(signal) = signals::received() {
@@ -1013,8 +1017,26 @@ pub(crate) fn run(
                 && !contents.out.contains(&h.gid)
                 && given(h)
         });
+        // Said once: recorded as ended, which a later recover reads — or said that it could not
+        // be (commit68 F1: "recorded now" of a log on a full or read-only file system, and the
+        // same said by every recover after).
+        let said_once = |gid: &str, dry: &'static str, done: &'static str| match dry_run {
+            true => dry.to_owned(),
+            false => match log.ended(run, gid) {
+                Ok(()) => done.to_owned(),
+                Err(e) => format!(
+                    "it could not be recorded in the decision log ({e}): the next recover \
+                     says this again"
+                ),
+            },
+        };
         for h in vanished {
             check = true;
+            let once = said_once(
+                &h.gid,
+                "a recover without --dry-run records it as ended: said once",
+                "said once: it is recorded as ended now",
+            );
             let what = format!(
                 "{} ({}, database {}) was decided commit, but it is prepared there no more, and \
                  the log records no COMMIT PREPARED of it, by its run or a recovery: another \
@@ -1026,16 +1048,10 @@ pub(crate) fn run(
                 the_runs(&h.display),
                 h.database,
                 // (A dry run records nothing: it said "recorded now" every time, atomic45 F1.)
-                match dry_run {
-                    true => "a recover without --dry-run records it as ended: said once",
-                    false => "said once: it is recorded as ended now",
-                }
+                once
             );
             lines.push(what.clone());
             records.push(holder_record(h, run, what));
-            if !dry_run {
-                let _ = log.ended(run, &h.gid);
-            }
         }
         // Left out of a run decided commit (under keep-going, it failed before its PREPARE, or
         // at it: a PREPARE whose answer was lost, commit50 F1): it holds none of the run's rows,
@@ -1045,6 +1061,11 @@ pub(crate) fn run(
             .filter(|h| decided && !contents.ended.contains(&h.gid));
         for h in left {
             check = true;
+            let once = said_once(
+                &h.gid,
+                "a recover without --dry-run records it as said: said once",
+                "said once: recorded now",
+            );
             let what = format!(
                 "{} ({}, database {}) was left out of run {run}, which decided commit: it failed \
                  before its PREPARE, or at it (a transaction it left prepared is rolled back), \
@@ -1053,16 +1074,10 @@ pub(crate) fn run(
                 h.gid,
                 the_runs(&h.display),
                 h.database,
-                match dry_run {
-                    true => "a recover without --dry-run records it as said: said once",
-                    false => "said once: recorded now",
-                }
+                once
             );
             lines.push(what.clone());
             records.push(holder_record(h, run, what));
-            if !dry_run {
-                let _ = log.ended(run, &h.gid);
-            }
         }
         // Not decided commit, its server given (through any database) and prepared there in
         // none, its run gone: nothing of it is left to roll back (its database dropped since,

@@ -630,6 +630,26 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         },
         &mut dests,
     );
+    // The sessions copyman closed with their statement under way (a stall, no byte after an
+    // interrupt): ended on their servers, which may not have heard (conn68 F2).
+    let closed_source = (source_conn.as_ref()).is_some_and(Connection::is_closed);
+    let closed: Vec<Option<usize>> = (dests.iter().enumerate())
+        .filter(|(_, d)| {
+            matches!(d.endpoint, Endpoint::Server(_))
+                && d.error.is_some()
+                && d.conn.as_ref().is_none_or(Connection::is_closed)
+        })
+        .map(|(i, _)| Some(i))
+        .chain(closed_source.then_some(None))
+        .collect();
+    if !closed.is_empty() {
+        for (endpoint, words) in watch.end_orphans(&closed) {
+            match endpoint.and_then(|i| dests[i].error.as_mut()) {
+                Some(error) => error.message = format!("{}; {words}", error.message),
+                None => report::warn(format_args!("source: {words}")),
+            }
+        }
+    }
     if run_error.is_none() {
         run_error = ended
             .record_error

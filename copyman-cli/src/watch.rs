@@ -435,6 +435,8 @@ pub(crate) struct Target {
     pub(crate) destination: Option<usize>,
     /// What closes its connection from the watch ([`Unread`]).
     pub(crate) closer: Option<Closer>,
+    /// When its session was known: its backend began before ([`Watch::end_orphans`]).
+    known: Instant,
 }
 
 impl Target {
@@ -447,6 +449,7 @@ impl Target {
             cancel: conn.cancel_token().ok().map(|t| t.within(MONITOR_TIMEOUT)),
             destination: None,
             closer: conn.closer().ok(),
+            known: Instant::now(),
         })
     }
 
@@ -469,6 +472,7 @@ impl Target {
 pub(crate) struct Watch {
     stop: Arc<AtomicBool>,
     committing: Arc<AtomicBool>,
+    targets: Arc<Vec<Target>>,
 }
 
 impl Watch {
@@ -503,6 +507,7 @@ impl Watch {
             vec![format!("the servers to answer: {}", backends.join(", "))]
         });
         let targets = Arc::new(targets);
+        let kept = Arc::clone(&targets);
         let cancelled = Arc::clone(&targets);
         signals::set_cancel(move || {
             for target in cancelled.iter() {
@@ -523,7 +528,68 @@ impl Watch {
         if let Err(e) = spawned {
             report::warn(format_args!("cannot watch for lock waits: {e}"));
         }
-        Self { stop, committing }
+        Self {
+            stop,
+            committing,
+            targets: kept,
+        }
+    }
+
+    /// Ends on its server the session of each endpoint copyman closed with its statement under
+    /// way (`closed`: a destination by its index, `None` the source) — one given up for a stall,
+    /// or for moving no byte after an interrupt. Behind a lost network path its server never
+    /// hears the close, and its backend stays in its COPY, in the run's transaction, holding its
+    /// locks until the server's keepalive gives up, hours later (conn68 F2: --truncate's ACCESS
+    /// EXCLUSIVE lock held, every reader of the table waiting). Terminated through a new
+    /// session (`pg_terminate_backend`: a role may end its own backends) where it is still
+    /// there, and its backend began before its session was known (not another that took its
+    /// process id since). What was done, or the statement that does it, for each endpoint
+    /// whose backend was still there or could not be asked.
+    pub(crate) fn end_orphans(&self, closed: &[Option<usize>]) -> Vec<(Option<usize>, String)> {
+        let mut said = Vec::new();
+        for target in self.targets.iter() {
+            if !closed.contains(&target.destination) {
+                continue;
+            }
+            let pid = target.pid;
+            let began = target.known.elapsed().as_secs_f64() - 1.0;
+            let sql = format!(
+                "SELECT pg_catalog.pg_terminate_backend(a.pid)::text \
+                 FROM pg_catalog.pg_stat_activity a WHERE a.pid = {pid} \
+                   AND a.backend_type = 'client backend' \
+                   AND a.backend_start < pg_catalog.now() \
+                       - pg_catalog.make_interval(secs => {began:.3})"
+            );
+            let asked = target
+                .spec
+                .connect_monitor(MONITOR_TIMEOUT)
+                .and_then(|mut conn| conn.query(&sql));
+            let words = match asked {
+                Ok(rows) if rows.is_empty() => continue,
+                Ok(rows) if rows[0].first().cloned().flatten().as_deref() == Some("true") => {
+                    format!(
+                        "its session there (backend {pid}), which copyman had closed and its \
+                         server had not heard so, was terminated: it held the run's transaction \
+                         and its locks"
+                    )
+                }
+                Ok(_) => format!(
+                    "its session there (backend {pid}) may still run its statement in the run's \
+                     transaction, holding its locks, until its server notices that copyman \
+                     closed it (terminating it was refused); end it there: SELECT \
+                     pg_terminate_backend({pid})"
+                ),
+                Err(e) => format!(
+                    "its session there (backend {pid}) may still run its statement in the run's \
+                     transaction, holding its locks, until its server notices that copyman \
+                     closed it (a new session could not ask it: {}); end it there: SELECT \
+                     pg_terminate_backend({pid})",
+                    report::describe(&e)
+                ),
+            };
+            said.push((target.destination, words));
+        }
+        said
     }
 
     /// The run ends its transactions now: a signal no longer cancels anything (a COMMIT or
@@ -2248,6 +2314,7 @@ impl JobWatch {
                             cancel: None,
                             destination: None,
                             closer: None,
+                            known: Instant::now(),
                         },
                         table: table.to_string(),
                         statement: statement_name(action),
@@ -2286,6 +2353,7 @@ impl JobWatch {
                     cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
                     destination: None,
                     closer: closer.clone(),
+                    known: Instant::now(),
                 };
                 // A split table's ranges each have their own backends: keep them all.
                 w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);
@@ -2313,6 +2381,7 @@ impl JobWatch {
                         cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
                         destination: None,
                         closer: None,
+                        known: Instant::now(),
                     },
                 ));
             }

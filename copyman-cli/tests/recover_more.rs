@@ -1724,7 +1724,7 @@ fn recover_waiting_for_a_standby(
     n: &str,
     json: bool,
 ) -> (Cluster, String, String, TempPath, std::process::Child) {
-    recover_waiting_for_a_standby_to(n, json, true, 1)
+    recover_waiting_for_a_standby_to(n, json, true, 1, false)
 }
 
 /// [`recover_waiting_for_a_standby`], its run decided commit or (`commit` false) not decided:
@@ -1735,6 +1735,7 @@ fn recover_waiting_for_a_standby_to(
     json: bool,
     commit: bool,
     gids: usize,
+    apart: bool,
 ) -> (Cluster, String, String, TempPath, std::process::Child) {
     let stuck = Cluster::builder()
         .setting("synchronous_standby_names", "nosuch")
@@ -1742,11 +1743,13 @@ fn recover_waiting_for_a_standby_to(
         .setting("max_prepared_transactions", "5")
         .start();
     let db = database(&stuck, T);
+    // (`apart`: the transactions after the first in a database of their own, another --to.)
+    let other_db = database(&stuck, T);
     let id = format!("1764000000-{n}-abcd");
     let all: Vec<String> = (1..=gids).map(|i| format!("copyman:{id}:{i}")).collect();
     for (i, gid) in all.iter().enumerate() {
         stuck
-            .connect(&db)
+            .connect(if apart && i > 0 { &other_db } else { &db })
             .batch_execute(&format!(
                 "BEGIN; INSERT INTO t VALUES ({i}, 'x'); PREPARE TRANSACTION '{gid}';"
             ))
@@ -1765,8 +1768,11 @@ fn recover_waiting_for_a_standby_to(
         false => String::new(),
     };
     fs::write(&log.0, format!("begin {id}\n{decision}")).unwrap();
-    let url = stuck.url(&db);
+    let (url, other_url) = (stuck.url(&db), stuck.url(&other_db));
     let mut args = vec!["recover", "--to", &url, "--decision-log", log.arg()];
+    if apart {
+        args.extend(["--to", &other_url]);
+    }
     if json {
         args.push("--json");
     }
@@ -1787,7 +1793,8 @@ fn recover_waiting_for_a_standby_to(
 #[test]
 fn a_recover_stopped_by_signals_says_what_it_had_sent() {
     let _serial = serial();
-    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby_to("3", true, true, 2);
+    let (stuck, _db, gid, log, mut child) =
+        recover_waiting_for_a_standby_to("3", true, true, 2, false);
     let other = format!("{}:2", gid.trim_end_matches(":1"));
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("COMMIT PREPARED");
@@ -1849,11 +1856,15 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
 }
 
 /// The same for a ROLLBACK PREPARED: the second signal names it sent and not answered, never
-/// "its backends cancelled: nothing committed" (dups49 F2: it was not cancelled, and stayed).
+/// "its backends cancelled: nothing committed" (dups49 F2: it was not cancelled, and stayed),
+/// and the run's transaction on another server, not reached yet, as still prepared (recheck68
+/// F5: only the server under way's were named).
 #[test]
 fn a_recover_stopped_by_signals_during_a_rollback_says_what_it_had_sent() {
     let _serial = serial();
-    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby_to("7", true, false, 1);
+    let (stuck, _db, gid, log, mut child) =
+        recover_waiting_for_a_standby_to("7", true, false, 2, true);
+    let other = format!("{}:2", gid.trim_end_matches(":1"));
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("ROLLBACK PREPARED");
     signal(&child, "TERM");
@@ -1880,6 +1891,16 @@ fn a_recover_stopped_by_signals_during_a_rollback_says_what_it_had_sent() {
         document["prepared"][0]["outcome"]
             .as_str()
             .is_some_and(|o| o.starts_with("ROLLBACK PREPARED sent, not answered")),
+        "{document}"
+    );
+    let untouched = (document["prepared"].as_array().unwrap().iter()).find(|p| {
+        p["transaction"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&format!("{other} on ")))
+    });
+    assert_eq!(
+        untouched.map(|p| p["outcome"].clone()),
+        Some("still prepared: not reached (copyman recover finishes it)".into()),
         "{document}"
     );
     stuck

@@ -1160,12 +1160,25 @@ fn settled_here(
                 d + 1
             )),
         },
+        // (Found different by a --verify, or left in doubt by its server's restart: recheck68
+        // F7, the doubt was said as a --verify's finding.)
+        Settled::Recheck(rows) if recorded.mismatched(&key, here.key).is_some() => {
+            Resumed::Recheck {
+                rows,
+                note: Some(format!(
+                    "{key}: an earlier run's --verify found it different from the source on \
+                     destination {}: compared again (--verify), not copied; recorded done if it \
+                     matches now",
+                    d + 1
+                )),
+            }
+        }
         Settled::Recheck(rows) => Resumed::Recheck {
             rows,
             note: Some(format!(
-                "{key}: an earlier run's --verify found it different from the source on \
-                 destination {}: compared again (--verify), not copied; recorded done if it \
-                 matches now",
+                "{key}: an earlier run's COMMIT there was left in doubt by its server's restart \
+                 on destination {}: compared with the source (--verify), not copied; recorded \
+                 done if it matches",
                 d + 1
             )),
         },

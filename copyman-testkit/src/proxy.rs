@@ -101,6 +101,10 @@ pub enum Fault {
     HalfClose,
     /// Send these bytes to this direction's receiver, then go on forwarding.
     Garbage(Vec<u8>),
+    /// Stop forwarding this connection, both ways, for good, its sockets left open: a network
+    /// path lost under it (neither end hears anything more, nor a close). Other connections,
+    /// open and new, go on.
+    Freeze,
 }
 
 impl Fault {
@@ -189,6 +193,8 @@ struct Conn {
     client: TcpStream,
     server: TcpStream,
     closed: AtomicBool,
+    /// [`Fault::Freeze`]: nothing more is forwarded either way.
+    frozen: AtomicBool,
     /// One-shot faults given to [`Proxy::set`], per direction, not yet carried out.
     pending: Mutex<[Vec<Fault>; 2]>,
 }
@@ -455,6 +461,7 @@ fn open(client: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
         client,
         server,
         closed: AtomicBool::new(false),
+        frozen: AtomicBool::new(false),
         pending: Mutex::default(),
     });
     let mut state = shared.lock();
@@ -618,8 +625,9 @@ impl Pump {
             if data.is_empty() {
                 return Ok(());
             }
-            // A stall (set now, or fired by the trigger mid-chunk) holds what was read.
-            while self.mode() == Fault::Stall {
+            // A stall (set now, or fired by the trigger mid-chunk) holds what was read; a frozen
+            // connection, for good.
+            while self.mode() == Fault::Stall || self.conn.frozen.load(Ordering::SeqCst) {
                 self.live()?;
                 thread::sleep(POLL);
             }
@@ -646,6 +654,10 @@ impl Pump {
                 Err(Stop::DirectionDone)
             }
             Fault::Garbage(bytes) => self.write_all(&bytes),
+            Fault::Freeze => {
+                self.conn.frozen.store(true, Ordering::SeqCst);
+                Ok(())
+            }
             mode => {
                 self.shared.lock().dirs[self.dir.index()].mode = mode;
                 Ok(())

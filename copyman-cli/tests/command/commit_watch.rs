@@ -420,6 +420,49 @@ fn a_commit_whose_server_cannot_be_asked_is_said() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
 
+/// A destination whose network path is lost mid-copy (its connection frozen both ways, its
+/// sockets open), given up at the stall timeout: its backend, which never heard copyman close
+/// the connection, stayed in its COPY in the run's transaction, holding --truncate's ACCESS
+/// EXCLUSIVE lock, every reader of the table waiting (conn68 F2). It is terminated through a
+/// new session, and said.
+#[test]
+fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{table} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 200000) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], table);
+    let proxy = Proxy::for_cluster(&c.dest[0]);
+    proxy.after_bytes(Direction::ClientToServer, 2 << 20, Fault::Freeze);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &proxy.conninfo(&c.dest[0], &d1),
+        "--truncate",
+        "--stall-timeout",
+        "3s",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("which copyman had closed and its server had not heard so, was terminated"),
+        "{stderr}"
+    );
+    // Gone from its server: the table can be read.
+    let mut check = c.dest[0].connect(&d1);
+    check.batch_execute("SET lock_timeout = '5s'").unwrap();
+    let rows = check.query_one("SELECT count(*) FROM t", &[]).unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 0);
+}
+
 /// A copy that stops moving because one backend froze (SIGSTOP here; a lost network path alike)
 /// says which endpoint copyman waits for — the frozen destination that takes no data, or the
 /// frozen source that sends none — not only what each server shows (a frozen backend shows the

@@ -2259,6 +2259,12 @@ fn a_resume_after_a_crash_copies_again_once_the_rows_in_doubt_are_deleted() {
     assert_exit(&out, 0);
     let a = count(&crashed.d2.0, &crashed.d2.1, "a");
     assert_eq!((a, crashed.b()), (3, 3), "{}", text(&out.stderr));
+    // Said as the restart's doubt, not as a --verify's finding (recheck68 F7).
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("left in doubt by its server's restart") && !stderr.contains("found it"),
+        "{stderr}"
+    );
     // Recorded done: nothing left to do.
     let out = (crashed.job)(&["--resume"]);
     assert_exit(&out, 0);
@@ -2783,6 +2789,14 @@ fn one_tables_copy_of_a_partition_relative_a_job_committed_is_refused() {
                 );
             }
             assert_eq!(count(&c.dest[0], &d1, "parts"), 400);
+            assert_eq!(count(&c.source, &src, "parts"), 400);
+        } else {
+            // The partitions' parent copied back the wrong way round (recheck68 F6: every row
+            // twice on the job's source, exit 0).
+            let out = run_in(&["table", "parts", "--from", &to, "--to", &from]);
+            assert_exit(&out, 2);
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains("they would be there twice"), "{stderr}");
             assert_eq!(count(&c.source, &src, "parts"), 400);
         }
         let _ = std::fs::remove_dir_all(&cache.0);

@@ -954,13 +954,13 @@ fn rows_beside(
         && let Some(d) = keys.iter().position(|k| k == theirs && k != ours)
     {
         // (An empty one there holds nothing to double: restored from this source, as meant.)
-        let above = match how {
-            Beside::OneTable(above) => above,
+        let related = match how {
+            Beside::OneTable(related) => related,
             _ => &[],
         };
         let back: Vec<&str> = (tables.iter())
             .filter(|t| {
-                let mut named = std::iter::once(*t).chain(above);
+                let mut named = std::iter::once(*t).chain(related);
                 named.any(|name| recorded.may_hold_rows(name, ours))
                     && holds(
                         d,
@@ -1092,9 +1092,10 @@ enum Beside<'a> {
     Job,
     /// A job's resume: the tables it never began.
     Resuming,
-    /// One table's copy, with the partitioned tables above it on its source, by name: a job
-    /// that copied one of them from this source's server holds its rows too (recheck67 F5: a
-    /// partition copied back the wrong way round, every row twice, exit 0).
+    /// One table's copy, with the partitioned tables above it and the partitions below it on
+    /// its source, by name: a job that copied one of them from this source's server holds its
+    /// rows too (recheck67 F5: a partition copied back the wrong way round, every row twice,
+    /// exit 0; recheck68 F6: a job's partitions' parent, the same).
     OneTable(&'a [String]),
 }
 
@@ -1123,8 +1124,12 @@ pub fn refuse_rows_of_jobs(
     let covers = (source.as_deref_mut())
         .and_then(|src| source_covers(src, std::iter::once(table_name)))
         .unwrap_or_default();
-    let above = source
-        .map(|src| partitioned_above(src, table_name))
+    let related: Vec<String> = source
+        .map(|src| {
+            let mut related = partitioned_above(src, table_name);
+            related.extend(partitions_below(src, table_name));
+            related
+        })
         .unwrap_or_default();
     let mut notes = Vec::new();
     let mut holds = |d: usize, table: &str, kept: Kept<'_>| {
@@ -1155,7 +1160,7 @@ pub fn refuse_rows_of_jobs(
             &covers,
             who,
             source_key,
-            Beside::OneTable(&above),
+            Beside::OneTable(&related),
             &mut notes,
             &mut holds,
         )?;
@@ -3771,6 +3776,29 @@ fn partitioned_above(conn: &mut Connection, table: &TableName) -> Vec<String> {
          JOIN pg_catalog.pg_class c ON c.oid = a.relid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE a.depth > 1 ORDER BY a.depth",
+        crate::sql::quoted_relation("n", "c"),
+        table.regclass_literal()
+    );
+    (conn.query(&sql).unwrap_or_default().into_iter())
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect()
+}
+
+/// The partitions below `table` on `conn`'s server, at every level, quoted as a state file names
+/// tables; none where it has none or it cannot be asked.
+fn partitions_below(conn: &mut Connection, table: &TableName) -> Vec<String> {
+    if conn
+        .session()
+        .server_version_num()
+        .is_none_or(|v| v < 120_000)
+    {
+        return Vec::new();
+    }
+    let sql = format!(
+        "SELECT {} FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass({})) t \
+         JOIN pg_catalog.pg_class c ON c.oid = t.relid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE t.level > 0 ORDER BY t.level",
         crate::sql::quoted_relation("n", "c"),
         table.regclass_literal()
     );
