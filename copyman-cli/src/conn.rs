@@ -1620,6 +1620,9 @@ impl ServerSpec {
             .chain(self.startup.iter().cloned())
             .collect();
         let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &startup)?;
+        // Its first questions bounded as its login was (conn68 F3: a server that stopped
+        // answering once the login was over held the run past --stall-timeout).
+        conn.set_timeout(config.get_connect_timeout().copied())?;
         conn.execute(DURABLE_COMMITS)?;
         // Settings a pooler may have dropped (PgBouncer's ignore_startup_parameters): refused,
         // not copied under another server's money locale or array syntax.
@@ -1646,6 +1649,7 @@ impl ServerSpec {
         if isolation {
             conn.execute(READ_COMMITTED)?;
         }
+        conn.set_timeout(None)?;
         Ok(conn)
     }
 

@@ -10,8 +10,8 @@ use crate::report::{self, Exit, Fatal};
 use crate::watch::{self, Target, Watch};
 
 /// Sets `lock_timeout` and `client_encoding` (`--encoding`, unless `in_copy_options`: `table`
-/// names it in each COPY), and the socket timeouts of `--stall-timeout`, on `conn` (`role` names
-/// it in errors).
+/// names it in each COPY) on `conn` (`role` names it in errors). (The socket timeouts of
+/// `--stall-timeout` are set before anything is asked: [`ready`].)
 ///
 /// # Errors
 /// [`Fatal`]: exit 2 for an encoding the server does not know, 1 for other server errors.
@@ -68,10 +68,6 @@ pub(crate) fn apply(
         }
         None => {}
     }
-    if let Some(limit) = safety.stall_timeout {
-        conn.set_timeout(Some(limit))
-            .map_err(|e| fail("--stall-timeout", &e, Exit::CopyFailed))?;
-    }
     Ok(())
 }
 
@@ -92,9 +88,26 @@ pub(crate) fn ready(
     mut source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
-    identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
     watch::set_stall_timeout(t.safety.stall_timeout);
+    // The first question asked bounded too (conn68 F3: a server that stopped answering once
+    // the session was made held the run, silent, past --stall-timeout).
+    if let Some(limit) = t.safety.stall_timeout {
+        let roles = std::iter::once(("source".to_owned(), source.as_deref_mut())).chain(
+            (dests.iter_mut().enumerate())
+                .map(|(i, d)| (format!("destination {}", i + 1), d.conn.as_mut())),
+        );
+        for (role, conn) in roles {
+            if let Some(conn) = conn {
+                conn.set_timeout(Some(limit)).map_err(|e| Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("--stall-timeout on {role}: {}", report::describe(&e)),
+                    server: None,
+                })?;
+            }
+        }
+    }
+    identity::check(t, source.as_deref_mut(), dests)?;
     watch::set_keep_going(t.keep_going);
     let ascii = source.as_deref().is_some_and(|c| {
         c.session().parameter("server_encoding") == Some("SQL_ASCII")
@@ -104,7 +117,8 @@ pub(crate) fn ready(
     apply_all(t, source, dests)
 }
 
-/// [`ready`], then starts the [`Watch`] over the sessions' backends (it stops when dropped).
+/// Starts the [`Watch`] over the sessions' backends (it stops when dropped), then [`ready`]:
+/// a server that stops answering its first questions is said as any wait (conn68 F3: silent).
 ///
 /// # Errors
 /// [`Fatal`], from [`ready`].
@@ -114,12 +128,11 @@ pub(crate) fn prepare(
     dests: &mut [Dest<'_>],
     quiet: bool,
 ) -> Result<Watch, Fatal> {
-    ready(t, source.as_deref_mut(), dests)?;
     // A signal cuts the sessions' waits short (the commit's participants take it off for an
     // answer that decides).
     let asking = Interrupter::new().ok();
     let mut targets = Vec::new();
-    if let (Some(conn), Endpoint::Server(spec)) = (source, &t.source) {
+    if let (Some(conn), Endpoint::Server(spec)) = (source.as_deref_mut(), &t.source) {
         conn.set_interrupter(asking.clone());
         targets.extend(Target::of(format!("source ({})", spec.display), spec, conn));
     }
@@ -131,7 +144,9 @@ pub(crate) fn prepare(
             targets.extend(target.map(|t| t.destination(i)));
         }
     }
-    Ok(Watch::start(targets, quiet, asking))
+    let watch = Watch::start(targets, quiet, asking);
+    ready(t, source, dests)?;
+    Ok(watch)
 }
 
 /// Applies the limits to every server session ([`apply`]); `--dry-run` does it too, so that it

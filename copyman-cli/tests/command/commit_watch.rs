@@ -463,6 +463,63 @@ fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
     assert_eq!(rows.get::<_, i64>(0), 0);
 }
 
+/// A destination whose server stops answering once its session is made (its network path lost
+/// after the login): the run's first questions wait — said as any wait, and bounded by
+/// `--stall-timeout` (conn68 F3: silent for as long as it lasted, past the stall timeout).
+#[test]
+fn a_server_that_stops_answering_after_the_login_is_said_and_bounded() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8, v text);";
+    let src = database(&c.source, table);
+    let d1 = database(&c.dest[0], table);
+    let from = c.source.conninfo(&src);
+    // Nothing more from the server after its first ReadyForQuery (the login's end), or nothing
+    // more to it once the run asks who it is.
+    let after_login = (Direction::ServerToClient, &b"Z\0\0\0\x05I"[..]);
+    let asked = (Direction::ClientToServer, &b"pg_control_system"[..]);
+    for (bounded, (dir, pattern)) in [
+        (true, after_login),
+        (false, after_login),
+        (true, asked),
+        (false, asked),
+    ] {
+        let proxy = Proxy::for_cluster(&c.dest[0]);
+        proxy.after_pattern(dir, pattern, Fault::Stall);
+        let to = proxy.conninfo(&c.dest[0], &d1);
+        let mut args = vec!["table", "t", "--from", &from, "--to", &to];
+        if bounded {
+            args.extend(["--stall-timeout", "3s"]);
+        }
+        let mut child = copyman()
+            .env("COPYMAN_TEST_SAY_AFTER", "2")
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = StderrLines::take(&mut child);
+        if bounded {
+            let status = child.wait().unwrap();
+            let said = stderr.rest();
+            assert!(status.code().is_some_and(|c| c > 0), "{said}");
+            assert!(said.contains(&d1) && said.contains("3 s"), "{said}");
+        } else {
+            let said = loop {
+                let line = stderr.expect(&d1);
+                if line.contains("no answer after") || line.contains("nothing has moved") {
+                    break line;
+                }
+            };
+            assert!(said.contains("2 s"), "{said}");
+            signal(&child, "TERM");
+            signal(&child, "TERM");
+            let status = child.wait().unwrap();
+            assert_eq!(status.code(), Some(143), "{}", stderr.rest());
+        }
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    }
+}
+
 /// A copy that stops moving because one backend froze (SIGSTOP here; a lost network path alike)
 /// says which endpoint copyman waits for — the frozen destination that takes no data, or the
 /// frozen source that sends none — not only what each server shows (a frozen backend shows the
