@@ -361,7 +361,7 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<CutEnd>)> {
             (false, _, Some(cut)) | (true, true, Some(cut)) => cut,
             _ => continue,
         };
-        let mark = cut.mark();
+        let mark = cut.mark_after(m.taken);
         (m.ended, m.pending) = (true, false);
         // (Shorter than PIPE_BUF: a pipe with room takes it whole. One that takes nothing more,
         // its reader gone, is read by none.)
@@ -632,6 +632,19 @@ impl Cut {
         }
     }
 
+    /// [`Cut::mark`] after `taken` bytes: where nothing went out, on a second line too — a
+    /// reader that skips a first line as a header (`COPY … (FORMAT csv, HEADER)`) skipped a
+    /// one-line mark, and committed an empty table (recheck68 F10). The first line holds no
+    /// quote: a header is read as a CSV line, and a quote there would pair with the second's.
+    pub(crate) fn mark_after(&self, taken: u64) -> Vec<u8> {
+        let mark = self.mark();
+        match (taken, self) {
+            (0, Self::Text { .. }) => on_two_lines(&mark, mark.clone()),
+            (0, Self::Csv { quoted: false, .. }) => on_two_lines(Self::WORDS.as_bytes(), mark),
+            _ => mark,
+        }
+    }
+
     /// How a COPY reading data ending in [`Cut::mark`] fails, in words.
     pub(crate) fn fails(&self) -> String {
         match self {
@@ -639,6 +652,11 @@ impl Cut {
             _ => format!("on the line \"{}\"", Self::WORDS),
         }
     }
+}
+
+/// A mark on two lines, `first` then `mark` ([`Cut::mark_after`]).
+fn on_two_lines(first: &[u8], mark: Vec<u8>) -> Vec<u8> {
+    [first, b"\n", &mark[..]].concat()
 }
 
 /// Where the bytes are written: the file, or a duplicate of stdout's descriptor — not Rust's
@@ -683,12 +701,23 @@ pub(crate) fn stdout_is_a_destination() {
 /// that names it: `/dev/stdout`, `/dev/fd/1`), read before the arguments are checked: a run
 /// refused for them marks it too (recheck68 F2: a typo in an option left the pipe empty, and
 /// `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0).
+/// Only `table` and `copy` write COPY data (recheck68 F15: `recover --to - --json` printed the
+/// mark, not its document).
 pub(crate) fn stdout_named(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
     const STDOUT: [&str; 4] = ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"];
     let mut after_to = false;
+    let mut copies = false;
     for arg in args {
         if arg == "--" {
             return false;
+        }
+        if !copies {
+            match arg.to_str() {
+                Some("table" | "copy") => copies = true,
+                Some("recover" | "demo") => return false,
+                _ => {}
+            }
+            continue;
         }
         let given = match arg.to_str() {
             Some(arg) if after_to => Some(arg),
@@ -741,8 +770,13 @@ fn mark_stdout_unused(words: &str, when: &str) {
     if pipe_kind(out.as_raw_fd()).is_none() {
         return;
     }
-    let mark = format!("\"\\.{words}");
-    if room_within(&out, Duration::from_secs(1)).is_ok() && out.write_all(mark.as_bytes()).is_ok() {
+    // (`\.` fails a text reader, and a CSV one on the second line's open quote, even where
+    // the first is skipped as a header.)
+    let mark = on_two_lines(
+        format!("\\.{words}").as_bytes(),
+        format!("\"\\.{words}").into_bytes(),
+    );
+    if room_within(&out, Duration::from_secs(1)).is_ok() && out.write_all(&mark).is_ok() {
         report::warn(format_args!(
             "nothing went out to stdout {when} but a mark that fails a COPY reading it \
              (\"{words}\"), so that an empty stream is not taken for an empty table"
@@ -1215,7 +1249,7 @@ impl FileSink {
         // empty table, committed (files67 F16: `COPY 0`, exit 0, of a run that failed).
         let cut = out.cut.take();
         let mark = (cut.as_ref())
-            .map(Cut::mark)
+            .map(|cut| cut.mark_after(taken))
             .filter(|mark| !mark.is_empty());
         let marked = mark.and_then(|mark| take_mark(&mut out, &mark, &name, marking.as_deref()));
         let end = match (marked, &cut) {
@@ -2178,6 +2212,23 @@ mod tests {
         assert!(csv(b'"', &[b"1,\"two\nlines"]).is_empty());
         assert!(csv(b'\\', &[b"1,\"a\\\"b\"\n"]).starts_with(b"\""));
         assert!(csv(b'\\', &[b"1,\"a\\", b"\"b"]).is_empty());
+        // Nothing went out: on two lines, the first without a quote, which a header line's
+        // reading would pair with the second's (recheck68 F10).
+        let start = Cut::Csv {
+            quote: b'"',
+            escape: b'"',
+            quoted: false,
+            escaped: false,
+        };
+        let mark = start.mark_after(0);
+        let (first, second) = mark.split_at(mark.iter().position(|&b| b == b'\n').unwrap());
+        assert!(!first.contains(&b'"') && second.starts_with(b"\n\"copyman: "));
+        assert_eq!(start.mark_after(5), start.mark());
+        let text = Cut::Text { backslashes: 0 }.mark_after(0);
+        assert!(
+            text.starts_with(b"\\.copyman: ")
+                && text.ends_with(&Cut::Text { backslashes: 0 }.mark())
+        );
     }
 
     /// A full disk met by the temporary copy beside an existing file says so, and the ways out

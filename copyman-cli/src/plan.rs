@@ -34,6 +34,11 @@ use copyman_core::statement;
 pub(crate) struct Plan {
     pub(crate) send: Option<String>,
     pub(crate) receive: Vec<Option<String>>,
+    /// A COPY statement of the data's representation, where it is known: the `--send`'s, else
+    /// a `--receive`'s, else (`table`, from a file) the one a destination server would read it
+    /// with — what follows a cut on stdout or a pipe ([`crate::dest::Cut`]; recheck68 F12: a
+    /// file's data cut there was never marked).
+    pub(crate) data: Option<String>,
     /// Per destination, `--truncate`'s statement (as its table's kind there says).
     pub(crate) truncate: Vec<Option<String>>,
     /// Per destination, and on the source, a binary copy's check in its transaction before the
@@ -113,6 +118,9 @@ pub(crate) fn plan(
             Ok(Plan {
                 send: send.clone(),
                 receive: receive.clone(),
+                data: send
+                    .clone()
+                    .or_else(|| receive.iter().flatten().next().cloned()),
                 truncate: vec![None; dests.len()],
                 guards: guards.0,
                 source_guard: guards.1,
@@ -1327,9 +1335,11 @@ fn table_plan(
             .collect(),
         _ => Vec::new(),
     };
+    let data = send.clone().or_else(|| Some(resolved.copy_in(format)));
     Ok(Plan {
         send,
         receive,
+        data,
         truncate,
         guards,
         source_guard,

@@ -277,8 +277,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             Endpoint::Stdio | Endpoint::File(_) => {
                 match FileSink::open(dest.endpoint, output.quiet, t.safety.stall_timeout) {
                     Ok(mut sink) => {
-                        // What a source server sends (a file's copy is the file's bytes).
-                        let sent = (plan.send.as_deref())
+                        // What goes out: a source server's, or a file's as it is read.
+                        let sent = (plan.data.as_deref())
                             .and_then(copyman_core::statement::representation);
                         let name = match dest.endpoint {
                             Endpoint::Stdio => "stdout".to_owned(),

@@ -952,6 +952,9 @@ fn exit_at_once(exit: i32) -> ! {
         };
         progress::write_stderr(said.as_bytes());
     }
+    // Stdout given and not opened yet (a signal while connecting, or while the source waits for
+    // a lock): marked as a failed run's is (recheck68 F14: left empty, read as an empty table).
+    crate::dest::mark_unopened_stdout();
     std::process::exit(crate::report::printed_exit_code().unwrap_or(exit))
 }
 

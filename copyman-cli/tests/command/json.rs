@@ -133,6 +133,8 @@ fn early_failures_and_usage_errors_are_json_too() {
             "/nonexistent/copyman.log",
             "--json",
         ],
+        // (recover's stdout is never data: its document, not a mark — recheck68 F15.)
+        vec!["recover", "--to", "-", "--json"],
     ] {
         let out = run(&args);
         let j = json(&out);

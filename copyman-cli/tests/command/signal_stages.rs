@@ -158,6 +158,30 @@ fn a_signal_while_connecting_exits_at_once() {
             assert_eq!(report["tables"], serde_json::json!([]), "{report}");
         }
     }
+    // Its stdout given as the destination, a pipe: marked as a failed run's (recheck68 F14:
+    // left empty, which `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` read as an empty table).
+    let mut child = copyman()
+        .args(["table", "t", "--from", &mute, "--to", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let _held = loop {
+        match listener.accept() {
+            Ok((held, _)) => break held,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "copyman never connected");
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, UNSENT, "{}", text(&out.stderr));
     drop(listener);
     let _ = fs::remove_dir_all(&dir.0);
 }

@@ -119,8 +119,10 @@ pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
 }
 
 /// What stdout (a pipe) holds after a run to `--to -` that failed before any data: the mark that
-/// fails a COPY reading it, text or CSV.
-pub const UNSENT: &[u8] = b"\"\\.copyman: the run failed before any data was sent";
+/// fails a COPY reading it, text or CSV, on two lines (a reader skipping a header line fails
+/// on the second).
+pub const UNSENT: &[u8] = b"\\.copyman: the run failed before any data was sent\n\
+                            \"\\.copyman: the run failed before any data was sent";
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
