@@ -523,10 +523,14 @@ pub(crate) fn run(
                 )
             } else {
                 // --no-decision-log: the user says the log is lost, and no run decided commit.
+                // (Without a log, only the command's own run ids: commit68 F7.)
                 let action = recovery(
                     &p.gid,
                     |gid| committed.contains(gid),
-                    |run| no_decision_log || logged.contains(run),
+                    |run| {
+                        (no_decision_log && DecisionLog::is_commands_run_id(run))
+                            || logged.contains(run)
+                    },
                 );
                 let (finish, word) = match action {
                     Recovery::Commit => (Action::CommitPrepared(p.gid.clone()), "committed"),
@@ -534,17 +538,36 @@ pub(crate) fn run(
                     Recovery::UnknownRun => {
                         pending = true;
                         unfinished.insert(p.run.clone());
-                        lines.push(format!(
-                            "{}: {} ({age}): left alone: the decision log {} has no line of run \
-                             {}, so it is not that run's log and cannot say whether it decided \
-                             commit: give the run's --decision-log (a run of an older copyman \
-                             recorded no start: --no-decision-log rolls it back, if no commit \
-                             was decided)",
-                            spec.shown(),
-                            p.gid,
-                            log_path.display(),
-                            p.run
-                        ));
+                        let line = match no_decision_log {
+                            true => format!(
+                                "{}: {} ({age}): left alone: run {} is no id a copyman command \
+                                 makes (SECONDS-PID-HEX): another program's transaction named as \
+                                 copyman's, or a run of copyman's library; give its run's \
+                                 --decision-log, or end it by hand if it is to go (ROLLBACK \
+                                 PREPARED '{}')",
+                                spec.shown(),
+                                p.gid,
+                                p.run,
+                                p.gid
+                            ),
+                            false => format!(
+                                "{}: {} ({age}): left alone: the decision log {} has no line of \
+                                 run {}, so it is not that run's log and cannot say whether it \
+                                 decided commit: give the run's --decision-log{}",
+                                spec.shown(),
+                                p.gid,
+                                log_path.display(),
+                                p.run,
+                                match DecisionLog::is_commands_run_id(&p.run) {
+                                    true =>
+                                        " (a run of an older copyman recorded no start: \
+                                             --no-decision-log rolls it back, if no commit was \
+                                             decided)",
+                                    false => "",
+                                }
+                            ),
+                        };
+                        lines.push(line);
                         records.push(json!({
                             "destination": spec.display,
                             "gid": p.gid,

@@ -689,6 +689,21 @@ impl DecisionLog {
         &self.path
     }
 
+    /// Whether `run` has the shape of the ids [`new_run_id`](Self::new_run_id) makes (a job's
+    /// with its table's number after them: `1764479123-4242-9f3a-2`): a prepared transaction
+    /// named `copyman:1:1` by another program is not a run of the command's (commit68 F7:
+    /// `recover --no-decision-log` rolled it back).
+    pub fn is_commands_run_id(run: &str) -> bool {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let parts: Vec<&str> = run.split('-').collect();
+        let salt = |s: &str| s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        match parts[..] {
+            [secs, pid, hex] => digits(secs) && digits(pid) && salt(hex),
+            [secs, pid, hex, n] => digits(secs) && digits(pid) && salt(hex) && digits(n),
+            _ => false,
+        }
+    }
+
     /// A new run id: the time, this process and a little randomness (`1764479123-4242-9f3a`).
     pub fn new_run_id() -> String {
         let now = SystemTime::now()
@@ -2100,6 +2115,18 @@ mod tests {
         let log = DecisionLog::open(&path).unwrap();
         let run = DecisionLog::new_run_id();
         assert!(valid_run_id(&run), "{run}");
+        assert!(DecisionLog::is_commands_run_id(&run), "{run}");
+        assert!(DecisionLog::is_commands_run_id(&format!("{run}-12")));
+        for other in [
+            "1",
+            "r1",
+            "nightly-backup",
+            "1-2-xyz0",
+            "1-2-abcd-",
+            "1-2-abcd-3-4",
+        ] {
+            assert!(!DecisionLog::is_commands_run_id(other), "{other}");
+        }
         assert_ne!(run, DecisionLog::new_run_id());
         assert!(!log.runs().unwrap().contains(&run));
         let guard = log.lock_run(&run).unwrap();

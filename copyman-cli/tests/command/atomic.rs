@@ -969,7 +969,29 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
         ),
         "{said}"
     );
-    for gid in ["app-xact-1", "copyman:manual"] {
+    // One of copyman's shape but of no run id the command makes is left alone even without
+    // a decision log (commit68 F7: `copyman:1:1` of another program was rolled back).
+    a.connect(db)
+        .batch_execute(
+            "BEGIN; INSERT INTO m VALUES (-3, 'other'); PREPARE TRANSACTION 'copyman:1:1'",
+        )
+        .unwrap();
+    let mut no_log = vec!["recover".to_owned()];
+    for url in run.urls() {
+        no_log.extend(["--to".to_owned(), url]);
+    }
+    no_log.push("--no-decision-log".to_owned());
+    let out = copyman().args(&no_log).output().unwrap();
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("copyman:1:1") && said.contains("is no id a copyman command makes"),
+        "{said}"
+    );
+    assert!(
+        prepared_xacts(a).contains(&"copyman:1:1".to_owned()),
+        "{said}"
+    );
+    for gid in ["app-xact-1", "copyman:manual", "copyman:1:1"] {
         a.connect(db)
             .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
             .unwrap();
