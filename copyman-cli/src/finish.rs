@@ -683,7 +683,7 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
             ),
         }),
         // 42704: no such prepared transaction — another session finished it meanwhile.
-        Outcome::CommitPending { gid, error } if error.sqlstate.as_deref() == Some("42704") => {
+        Outcome::CommitPending { gid, error, .. } if error.sqlstate.as_deref() == Some("42704") => {
             Some(ErrorInfo {
                 sqlstate: error.sqlstate.clone(),
                 message: format!(
@@ -696,7 +696,21 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
                 ),
             })
         }
-        Outcome::CommitPending { gid, error } => Some(ErrorInfo {
+        Outcome::CommitPending {
+            gid,
+            error,
+            sent: true,
+        } => Some(ErrorInfo {
+            sqlstate: error.sqlstate.clone(),
+            message: format!(
+                "prepared as {gid} and decided commit; its COMMIT PREPARED was sent and not \
+                 answered ({}): it may have committed, else it is still prepared: run copyman \
+                 recover {} to finish it",
+                error.message,
+                crate::recover::same_as_this_run()
+            ),
+        }),
+        Outcome::CommitPending { gid, error, .. } => Some(ErrorInfo {
             sqlstate: error.sqlstate.clone(),
             message: format!(
                 "prepared as {gid} and decided commit, but COMMIT PREPARED failed ({}): \

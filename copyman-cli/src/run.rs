@@ -709,8 +709,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 Outcome::InDoubt(_) => Status::InDoubt,
                 // Gone by its COMMIT PREPARED (42704): another session ended it, either way;
                 // nothing is left for recover, and whether it committed is unknown.
-                Outcome::CommitPending { error, .. }
-                    if error.sqlstate.as_deref() == Some("42704") =>
+                Outcome::CommitPending { error, sent, .. }
+                    if *sent || error.sqlstate.as_deref() == Some("42704") =>
                 {
                     Status::InDoubt
                 }

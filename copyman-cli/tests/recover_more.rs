@@ -2370,3 +2370,56 @@ fn recover_of_two_databases_of_a_server_that_cannot_say_who_it_is_ends_at_zero()
     assert_eq!(count(&s.dest[0], &d2, "t"), 300);
     assert!(prepared_in(&s.dest[0], &d1).is_empty() && prepared_in(&s.dest[0], &d2).is_empty());
 }
+
+/// A destination whose COMMIT PREPARED its server ran (committed, waiting for a synchronous
+/// standby that is not there) and whose connection was then lost with its server (an
+/// immediate stop): the run says it in doubt — sent, not answered, it may have committed —
+/// not "COMMIT PREPARED failed", commit pending (commit68 F5: the destination held every row).
+#[test]
+fn a_commit_prepared_sent_and_unanswered_is_in_doubt() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    // (Its commits wait for a standby once one is named: not "local", as the tests' are.)
+    let own = Cluster::builder()
+        .setting("max_prepared_transactions", "5")
+        .setting("synchronous_commit", "on")
+        .start();
+    let src = database(&s.source, &format!("{T}{FILL}"));
+    let d1 = database(&s.dest[0], T);
+    let d2 = database(&own, T);
+    let log = TempPath::new("sent-unanswered.log");
+    let (from, to1, to2) = (s.source.url(&src), s.dest[0].url(&d1), own.url(&d2));
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    // Both prepared and the decision recorded; destination 2's commit now waits for a standby.
+    let paused = Paused::start(&args, "recorded");
+    let mut admin = own.connect("postgres");
+    admin
+        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nosuch'")
+        .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let run = paused.resume_in_background();
+    wait_for_syncrep(&own);
+    own.stop_immediate();
+    let out = run.join().unwrap();
+    let said = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        said.contains("its COMMIT PREPARED was sent and not answered")
+            && said.contains("in doubt")
+            && !said.contains("COMMIT PREPARED failed"),
+        "{said}"
+    );
+    assert_eq!(count(&s.dest[0], &d1, "t"), 300);
+}

@@ -426,6 +426,10 @@ pub enum Outcome<E> {
         gid: String,
         /// Why the commit was not confirmed.
         error: E,
+        /// Its `COMMIT PREPARED` was sent and its answer lost (the connection broke): it may
+        /// have committed already (commit68 F5: said "COMMIT PREPARED failed" of one its
+        /// server had run).
+        sent: bool,
     },
     /// Possibly prepared, and the decision is rollback, but `ROLLBACK PREPARED` was not
     /// confirmed: nothing is visible; `copyman recover` removes the prepared transaction (it
@@ -1149,9 +1153,11 @@ impl<E> Commit<E> {
                 if matches!(f, Failure::Refused(_)) {
                     self.refused = Some(gid.clone());
                 }
+                let sent = matches!(f, Failure::Lost(_));
                 *slot = Slot::Done(Outcome::CommitPending {
                     gid,
                     error: f.into_error(),
+                    sent,
                 });
             }
         }

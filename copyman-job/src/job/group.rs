@@ -631,7 +631,7 @@ fn copy_group_unit(
                     result.status = Status::InDoubt;
                     result.error = Some(describe(e).prefixed("COMMIT in doubt: "));
                 }
-                Outcome::CommitPending { gid, error } => {
+                Outcome::CommitPending { gid, error, .. } => {
                     result.status = Status::InDoubt;
                     result.error = Some(commit_pending(gid, describe(error)));
                 }

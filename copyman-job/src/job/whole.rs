@@ -450,7 +450,7 @@ pub(super) fn copy_whole(
                 result.status = Status::InDoubt;
                 result.error = Some(describe(&e).prefixed("COMMIT in doubt: "));
             }
-            Outcome::CommitPending { gid, error } => {
+            Outcome::CommitPending { gid, error, .. } => {
                 result.status = Status::InDoubt;
                 result.error = Some(commit_pending(&gid, describe(&error)));
             }
