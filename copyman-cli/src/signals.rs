@@ -1413,6 +1413,16 @@ fn handle(signal: i32, stopping: &'static str) {
         if parts.is_empty() {
             parts.push("nothing was finished".to_owned());
         }
+        // Every server's not reached yet, named as its `--json` names them (recheck68 F5).
+        let untouched = commits()
+            .map(|c| recovery_untouched(&c))
+            .unwrap_or_default();
+        if !untouched.is_empty() {
+            parts.push(format!(
+                "not reached, still prepared: {}",
+                untouched.join(", ")
+            ));
+        }
         let said = say(&format!(
             "copyman: {}{} exiting at once: {}; what is still prepared stays so: copyman \
              recover {} finishes it",

@@ -553,27 +553,18 @@ impl Watch {
             }
             let pid = target.pid;
             let began = target.known.elapsed().as_secs_f64() - 1.0;
-            let sql = format!(
-                "SELECT pg_catalog.pg_terminate_backend(a.pid)::text \
-                 FROM pg_catalog.pg_stat_activity a WHERE a.pid = {pid} \
-                   AND a.backend_type = 'client backend' \
-                   AND a.backend_start < pg_catalog.now() \
-                       - pg_catalog.make_interval(secs => {began:.3})"
-            );
-            let asked = target
-                .spec
-                .connect_monitor(MONITOR_TIMEOUT)
-                .and_then(|mut conn| conn.query(&sql));
+            let asked = (target.spec.connect_monitor(MONITOR_TIMEOUT))
+                .map(|mut conn| commit::end_orphan(&mut conn, pid, began));
             let words = match asked {
-                Ok(rows) if rows.is_empty() => continue,
-                Ok(rows) if rows[0].first().cloned().flatten().as_deref() == Some("true") => {
+                Ok(Some(false)) => continue,
+                Ok(Some(true)) => {
                     format!(
                         "its session there (backend {pid}), which copyman had closed and its \
                          server had not heard so, was terminated: it held the run's transaction \
                          and its locks"
                     )
                 }
-                Ok(_) => format!(
+                Ok(None) => format!(
                     "its session there (backend {pid}) may still run its statement in the run's \
                      transaction, holding its locks, until its server notices that copyman \
                      closed it (terminating it was refused); end it there: SELECT \

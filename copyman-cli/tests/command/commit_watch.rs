@@ -424,43 +424,50 @@ fn a_commit_whose_server_cannot_be_asked_is_said() {
 /// sockets open), given up at the stall timeout: its backend, which never heard copyman close
 /// the connection, stayed in its COPY in the run's transaction, holding --truncate's ACCESS
 /// EXCLUSIVE lock, every reader of the table waiting (conn68 F2). It is terminated through a
-/// new session, and said.
+/// new session, and said; one table's run and a job's alike.
 #[test]
 fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
     use copyman_testkit::proxy::{Direction, Fault, Proxy};
     let c = clusters();
     let table = "CREATE TABLE t (id int8, v text);";
-    let src = database(
-        &c.source,
-        &format!(
-            "{table} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 200000) g;"
+    let fill = "INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 200000) g;";
+    let src = database(&c.source, &format!("{table} {fill}"));
+    let state = TempPath::new("lost-path.state");
+    for (job, said) in [
+        (
+            false,
+            "which copyman had closed and its server had not heard so, was terminated",
         ),
-    );
-    let d1 = database(&c.dest[0], table);
-    let proxy = Proxy::for_cluster(&c.dest[0]);
-    proxy.after_bytes(Direction::ClientToServer, 2 << 20, Fault::Freeze);
-    let out = run(&[
-        "table",
-        "t",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &proxy.conninfo(&c.dest[0], &d1),
-        "--truncate",
-        "--stall-timeout",
-        "3s",
-    ]);
-    assert_exit(&out, 1);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("which copyman had closed and its server had not heard so, was terminated"),
-        "{stderr}"
-    );
-    // Gone from its server: the table can be read.
-    let mut check = c.dest[0].connect(&d1);
-    check.batch_execute("SET lock_timeout = '5s'").unwrap();
-    let rows = check.query_one("SELECT count(*) FROM t", &[]).unwrap();
-    assert_eq!(rows.get::<_, i64>(0), 0);
+        (true, "which had not heard so, was terminated"),
+    ] {
+        let d1 = database(&c.dest[0], table);
+        let proxy = Proxy::for_cluster(&c.dest[0]);
+        proxy.after_bytes(Direction::ClientToServer, 2 << 20, Fault::Freeze);
+        let (from, to) = (c.source.conninfo(&src), proxy.conninfo(&c.dest[0], &d1));
+        let mut args = vec![
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--truncate",
+            "--stall-timeout",
+            "3s",
+        ];
+        if job {
+            args.extend(["--state", state.arg()]);
+        }
+        let out = run(&args);
+        assert!(out.status.code().is_some_and(|c| c > 0), "{job}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(said), "{job}: {stderr}");
+        // Gone from its server: the table can be read.
+        let mut check = c.dest[0].connect(&d1);
+        check.batch_execute("SET lock_timeout = '5s'").unwrap();
+        let rows = check.query_one("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(rows.get::<_, i64>(0), 0, "{job}");
+    }
 }
 
 /// A destination whose server stops answering once its session is made (its network path lost

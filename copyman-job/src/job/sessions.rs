@@ -26,10 +26,25 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
         return None;
     }
     let old = slot.take().expect("checked just above");
-    // Closed by its copy (its server took no byte for the stall timeout): nothing to cancel or
-    // ask, and a new session now would wait on the same silent path; the next use connects.
+    // Closed by its copy (its server took no byte for the stall timeout): nothing to cancel,
+    // but its backend, which may never hear the close (a lost network path), is ended on a new
+    // session if one can be made — within the connect timeout, the stall timeout's (conn68
+    // F2: one backend per table stayed in its COPY, holding its locks). The next use connects.
     if old.is_closed() {
-        return Some(CLOSED.to_owned());
+        let pid = backend_pid(&old);
+        let ended = pid
+            .zip((server.connect)().ok())
+            .map(|(pid, mut conn)| commit::end_orphan(&mut conn, pid, 0.0));
+        return Some(match (pid, ended) {
+            (Some(pid), Some(Some(true))) => format!(
+                "{CLOSED}; its backend there ({pid}), which had not heard so, was terminated"
+            ),
+            (Some(pid), Some(None) | None) => format!(
+                "{CLOSED}; its backend there ({pid}) may stay in its COPY, holding its locks, \
+                 until its server hears: end it there: SELECT pg_terminate_backend({pid})"
+            ),
+            _ => CLOSED.to_owned(),
+        });
     }
     let mut fresh = (server.connect)().ok();
     let pid = backend_pid(&old);
