@@ -778,15 +778,16 @@ pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<
              destination rolled back: {e}"
         )),
         Some(SourceOutcome::CommitPending { gid, error }) => Some(format!(
-            "every destination committed; the source's transaction was prepared as {gid} and \
-             decided commit, but COMMIT PREPARED failed ({error}): run copyman recover with the \
-             source as a --to{} to finish it (its changes are not visible until then)",
+            "the source's transaction was prepared as {gid} and decided commit, but COMMIT \
+             PREPARED failed ({error}): run copyman recover --to SOURCE{} (SOURCE: the source's \
+             CONN) to finish it (its changes are not visible until then)",
             crate::recover::log_option()
         )),
         Some(SourceOutcome::RollbackPending { gid, error }) => Some(format!(
             "source: the connection was lost during its PREPARE TRANSACTION, so every destination \
              rolled back; the source may hold the prepared transaction {gid} (nothing visible; it \
-             holds its locks): run copyman recover with the source as a --to{} to roll it back{}",
+             holds its locks): run copyman recover --to SOURCE{} (SOURCE: the source's CONN) \
+             to roll it back{}",
             crate::recover::log_option(),
             error
                 .as_ref()

@@ -879,9 +879,8 @@ impl RunReport {
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
             _ if self.partial() => writeln!(
                 out,
-                "copyman: PARTIAL: {} of {} destinations committed{}{}; see each below{}",
-                self.committed(),
-                self.destinations.len(),
+                "copyman: PARTIAL: {}{}{}; see each below{}",
+                self.committed_of_all(),
                 self.in_doubt(),
                 self.error
                     .as_ref()
@@ -961,6 +960,16 @@ impl RunReport {
             .iter()
             .filter(|d| d.status == Status::Committed)
             .count()
+    }
+
+    /// "1 of 2 destinations committed", or where every one did (the source's part is what is
+    /// partial) "every destination committed" (commit68 F6: "2 of 2 destinations committed"
+    /// read as PARTIAL's contradiction).
+    fn committed_of_all(&self) -> String {
+        match (self.committed(), self.destinations.len()) {
+            (n, all) if n == all => "every destination committed".to_owned(),
+            (n, all) => format!("{n} of {all} destinations committed"),
+        }
     }
 
     /// `, 1 in doubt` where COMMITs went unanswered: the headline's count of those committed
@@ -1113,9 +1122,8 @@ impl RunReport {
         if self.partial() {
             writeln!(
                 out,
-                "copyman: PARTIAL: {} of {} destinations committed{}{}",
-                self.committed(),
-                self.destinations.len(),
+                "copyman: PARTIAL: {}{}{}",
+                self.committed_of_all(),
                 self.in_doubt(),
                 self.pending_hint()
             )?;

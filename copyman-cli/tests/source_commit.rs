@@ -1069,3 +1069,41 @@ fn recover_after_the_destinations_committed_still_says_to_check_an_unprepared_so
         text(&out.stderr)
     );
 }
+
+/// A move under `--atomic` whose source's server goes down once every destination committed
+/// and before the source's own COMMIT PREPARED: PARTIAL, said as every destination committed
+/// and the source's part pending, with the recover that finishes it (commit68 F6: "2 of 2
+/// destinations committed", and "with the source as a --to --decision-log").
+#[test]
+fn atomic_a_source_down_after_the_destinations_committed_is_said_as_its_part() {
+    let s = two_phase_clusters();
+    let source = Cluster::builder()
+        .setting("max_prepared_transactions", "5")
+        .start();
+    let src = database(&source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("source-down.log");
+    let args = move_args(
+        s,
+        &source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let paused = Paused::start(&args, "commit-prepared:2");
+    source.stop_immediate();
+    let out = paused.resume();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("PARTIAL: every destination committed (the source's transaction was")
+            && stderr.contains(&format!(
+                "run copyman recover --to SOURCE --decision-log {} (SOURCE: the source's CONN)",
+                log.arg()
+            )),
+        "{stderr}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1000);
+    }
+}
