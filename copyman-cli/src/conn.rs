@@ -1901,7 +1901,7 @@ fn find_service(
         if fs::metadata(&file).is_err() {
             continue;
         }
-        let content = fs::read(&file).map_err(|e| {
+        let content = copyman_tls::read_settings_file(&file).map_err(|e| {
             ConnError::Invalid(format!(
                 "service file \"{}\" cannot be read: {e}",
                 file.display()

@@ -11,6 +11,7 @@
 //!   turned into a rustls [`ClientConfig`](rustls::ClientConfig) ([`TlsSettings::client_config`]);
 //! - [`negotiate`], which reads the server's answer to the SSLRequest under a mode;
 //! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS;
+//! - [`read_settings_file`], the files those settings name, a pipe read once per process;
 //! - [`TlsClient`] ([`nonblocking`]), rustls' session over a socket the adapters lend it: the
 //!   rules of TLS IO on a socket that may not block, written once for both adapters.
 //!
@@ -21,6 +22,7 @@
 //! TLS is only spoken over TCP: for Unix sockets `sslmode` is ignored, as in libpq.
 
 mod binding;
+mod files;
 mod mode;
 pub mod nonblocking;
 mod settings;
@@ -29,6 +31,7 @@ mod verify;
 use std::path::PathBuf;
 
 pub use binding::server_end_point;
+pub use files::read_settings_file;
 pub use mode::{Encryption, SslMode};
 pub use nonblocking::TlsClient;
 pub use settings::{PARAMETERS, TlsSettings, TlsVersion, server_name};

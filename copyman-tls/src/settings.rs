@@ -511,7 +511,7 @@ fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         path: path.to_owned(),
         reason,
     };
-    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let pem = crate::read_settings_file(path).map_err(|e| error(e.to_string()))?;
     let has = |marker: &[u8]| pem.windows(marker.len()).any(|w| w == marker);
     if has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED") {
         return Err(error(format!(
@@ -588,8 +588,8 @@ fn default_crls() -> Result<Option<Vec<CertificateRevocationListDer<'static>>>, 
         path: path.clone(),
         reason,
     };
-    let crls = CertificateRevocationListDer::pem_file_iter(&path)
-        .map_err(|e| file_error(pem_reason(&e)))?
+    let pem = crate::read_settings_file(&path).map_err(|e| file_error(e.to_string()))?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error(pem_reason(&e)))?;
     if crls.is_empty() {
@@ -612,8 +612,8 @@ fn read_certificates(
         path: path.to_owned(),
         reason,
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error(pem_reason(&e)))?
+    let pem = crate::read_settings_file(path).map_err(|e| file_error(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error(pem_reason(&e)))?;
     if certs.is_empty() {

@@ -169,6 +169,37 @@ fn service_files_name_the_clusters() {
         "{}",
         text(&out.stderr)
     );
+
+    // A service file given as a pipe (`PGSERVICEFILE=<(…)`), written once: every CONN's
+    // service is read from it (conn68 F5: the second CONN found it empty, "not found").
+    let pipe = home.0.join("services.pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let services = fs::read(&user_file).unwrap();
+    let writer = {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || fs::write(pipe, services).unwrap())
+    };
+    let out = output(
+        cm(&home)
+            .env("PGSERVICEFILE", &pipe)
+            .args([
+                "table",
+                "items",
+                "--from",
+                "service=source",
+                "--to",
+                "service=first",
+            ])
+            .arg("--dry-run"),
+    );
+    writer.join().unwrap();
+    assert_exit(&out, 0);
 }
 
 #[test]
