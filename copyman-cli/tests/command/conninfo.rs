@@ -174,7 +174,7 @@ fn service_files_name_the_clusters() {
     // service is read from it (conn68 F5: the second CONN found it empty, "not found").
     let pipe = home.0.join("services.pipe");
     assert!(
-        std::process::Command::new("mkfifo")
+        Command::new("mkfifo")
             .arg(&pipe)
             .status()
             .unwrap()
