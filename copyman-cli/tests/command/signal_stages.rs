@@ -52,6 +52,29 @@ fn mute_display(dir: &str) -> String {
     format!("postgres@{dir}:5999/x")
 }
 
+/// The connection `child` (run with `args`) makes to the mute server `listener`, once it came
+/// (within 30 s: a run that ends before it dials fails the test).
+fn accepted(
+    listener: &UnixListener,
+    child: &mut std::process::Child,
+    args: &[&str],
+) -> std::os::unix::net::UnixStream {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match listener.accept() {
+            Ok((held, _)) => return held,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("copyman {args:?} ended ({status}) before it connected");
+                }
+                assert!(Instant::now() < deadline, "copyman never connected");
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
 #[test]
 fn a_signal_while_connecting_exits_at_once() {
     let c = clusters();
@@ -115,20 +138,7 @@ fn a_signal_while_connecting_exits_at_once() {
             .unwrap();
         // Its startup packet is waiting when the connection was accepted (bounded: a run that
         // ends before it dials fails the test).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let _held = loop {
-            match listener.accept() {
-                Ok((held, _)) => break held,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Some(status) = child.try_wait().unwrap() {
-                        panic!("copyman {tables:?} ended ({status}) before it connected");
-                    }
-                    assert!(Instant::now() < deadline, "copyman never connected");
-                    thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
+        let _held = accepted(&listener, &mut child, tables);
         signal(&child, "INT");
         let status = wait_bounded(&mut child);
         let out = child.wait_with_output().unwrap();
@@ -166,17 +176,7 @@ fn a_signal_while_connecting_exits_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let _held = loop {
-        match listener.accept() {
-            Ok((held, _)) => break held,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "copyman never connected");
-                thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
+    let _held = accepted(&listener, &mut child, &[]);
     signal(&child, "INT");
     let status = wait_bounded(&mut child);
     let out = child.wait_with_output().unwrap();

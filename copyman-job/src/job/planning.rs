@@ -1125,11 +1125,7 @@ pub fn refuse_rows_of_jobs(
         .and_then(|src| source_covers(src, std::iter::once(table_name)))
         .unwrap_or_default();
     let related: Vec<String> = source
-        .map(|src| {
-            let mut related = partitioned_above(src, table_name);
-            related.extend(partitions_below(src, table_name));
-            related
-        })
+        .map(|src| partition_relatives(src, table_name))
         .unwrap_or_default();
     let mut notes = Vec::new();
     let mut holds = |d: usize, table: &str, kept: Kept<'_>| {
@@ -3760,9 +3756,10 @@ pub(super) fn source_columns<'a>(
     )
 }
 
-/// The partitioned tables above `table` on `conn`'s server, nearest first, named as
-/// [`TableName`] spells them; none where it is no partition, or that cannot be asked.
-fn partitioned_above(conn: &mut Connection, table: &TableName) -> Vec<String> {
+/// The partitioned tables above `table` on `conn`'s server, nearest first, then the partitions
+/// below it at every level, named as [`TableName`] spells them; none where it is in no
+/// partition tree, or that cannot be asked.
+fn partition_relatives(conn: &mut Connection, table: &TableName) -> Vec<String> {
     if conn
         .session()
         .server_version_num()
@@ -3770,37 +3767,18 @@ fn partitioned_above(conn: &mut Connection, table: &TableName) -> Vec<String> {
     {
         return Vec::new();
     }
+    let regclass = format!("pg_catalog.to_regclass({})", table.regclass_literal());
     let sql = format!(
-        "SELECT {} FROM pg_catalog.pg_partition_ancestors(pg_catalog.to_regclass({})) \
-           WITH ORDINALITY a(relid, depth) \
-         JOIN pg_catalog.pg_class c ON c.oid = a.relid \
+        "SELECT {} FROM (\
+           SELECT relid, depth FROM pg_catalog.pg_partition_ancestors({regclass}) \
+             WITH ORDINALITY a(relid, depth) WHERE depth > 1 \
+           UNION ALL \
+           SELECT relid, 1000 + level FROM pg_catalog.pg_partition_tree({regclass}) \
+             WHERE level > 0) r \
+         JOIN pg_catalog.pg_class c ON c.oid = r.relid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE a.depth > 1 ORDER BY a.depth",
+         ORDER BY r.depth",
         crate::sql::quoted_relation("n", "c"),
-        table.regclass_literal()
-    );
-    (conn.query(&sql).unwrap_or_default().into_iter())
-        .filter_map(|row| row.into_iter().next().flatten())
-        .collect()
-}
-
-/// The partitions below `table` on `conn`'s server, at every level, quoted as a state file names
-/// tables; none where it has none or it cannot be asked.
-fn partitions_below(conn: &mut Connection, table: &TableName) -> Vec<String> {
-    if conn
-        .session()
-        .server_version_num()
-        .is_none_or(|v| v < 120_000)
-    {
-        return Vec::new();
-    }
-    let sql = format!(
-        "SELECT {} FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass({})) t \
-         JOIN pg_catalog.pg_class c ON c.oid = t.relid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE t.level > 0 ORDER BY t.level",
-        crate::sql::quoted_relation("n", "c"),
-        table.regclass_literal()
     );
     (conn.query(&sql).unwrap_or_default().into_iter())
         .filter_map(|row| row.into_iter().next().flatten())
