@@ -564,19 +564,21 @@ impl Watch {
                          and its locks"
                     )
                 }
-                Ok(None) => format!(
-                    "its session there (backend {pid}) may still run its statement in the run's \
-                     transaction, holding its locks, until its server notices that copyman \
-                     closed it (terminating it was refused); end it there: SELECT \
-                     pg_terminate_backend({pid})"
-                ),
-                Err(e) => format!(
-                    "its session there (backend {pid}) may still run its statement in the run's \
-                     transaction, holding its locks, until its server notices that copyman \
-                     closed it (a new session could not ask it: {}); end it there: SELECT \
-                     pg_terminate_backend({pid})",
-                    report::describe(&e)
-                ),
+                unended => {
+                    let why = match unended {
+                        Err(e) => {
+                            format!("a new session could not ask it: {}", report::describe(&e))
+                        }
+                        Ok(_) => "its session's role may not see it, or terminating it was refused"
+                            .to_owned(),
+                    };
+                    format!(
+                        "its session there (backend {pid}) may still run its statement in the \
+                         run's transaction, holding its locks, until its server notices that \
+                         copyman closed it ({why}); end it there: SELECT \
+                         pg_terminate_backend({pid})"
+                    )
+                }
             };
             said.push((target.destination, words));
         }

@@ -410,24 +410,32 @@ fn prepared_now(conn: &mut Connection, action: &Action) -> bool {
 /// Ends backend `pid` on the server of `conn` (another session there), a session copyman closed
 /// with its statement under way: behind a lost network path its server never hears the close,
 /// and the backend stays in its COPY, in its transaction, holding its locks until the server's
-/// keepalive gives up, hours later (conn68 F2). Only a client backend of this role that began
-/// at least `older_than` seconds ago (when its session was made: not another that took its
-/// process id since). `Some(true)`: terminated; `Some(false)`: not there (its server heard);
-/// `None`: it could not be asked, or terminating it was refused.
+/// keepalive gives up, hours later (conn68 F2). Only a client backend of this login (its session
+/// user: a CONN's `-c role=…` changes the current one) that began at least `older_than` seconds
+/// ago (when its session was made: not another that took its process id since).
+/// `Some(true)`: terminated; `Some(false)`: not there (its server heard); `None`: it could not
+/// be asked (its session's role may not see it: a CONN's `-c role=…` without
+/// `pg_read_all_stats`), or terminating it was refused.
 pub fn end_orphan(conn: &mut Connection, pid: i32, older_than: f64) -> Option<bool> {
     let rows = conn
         .query(&format!(
-            "SELECT pg_catalog.pg_terminate_backend(a.pid)::text \
-             FROM pg_catalog.pg_stat_activity a WHERE a.pid = {pid} \
-               AND a.backend_type = 'client backend' AND a.usename = current_user \
-               AND a.backend_start < pg_catalog.now() \
-                   - pg_catalog.make_interval(secs => {:.3})",
+            "SELECT CASE WHEN a.backend_start IS NULL THEN 'hidden' \
+               WHEN a.backend_type = 'client backend' AND a.usename = session_user \
+                 AND a.backend_start < pg_catalog.now() \
+                     - pg_catalog.make_interval(secs => {:.3}) \
+               THEN pg_catalog.pg_terminate_backend(a.pid)::text ELSE 'another' END \
+             FROM pg_catalog.pg_stat_activity a WHERE a.pid = {pid}",
             older_than.max(0.0)
         ))
         .ok()?;
-    match rows.first() {
-        None => Some(false),
-        Some(row) => (row.first().cloned().flatten().as_deref() == Some("true")).then_some(true),
+    match rows
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .as_deref()
+    {
+        None | Some("another") => Some(false),
+        Some("true") => Some(true),
+        Some(_) => None,
     }
 }
 

@@ -424,7 +424,8 @@ fn a_commit_whose_server_cannot_be_asked_is_said() {
 /// sockets open), given up at the stall timeout: its backend, which never heard copyman close
 /// the connection, stayed in its COPY in the run's transaction, holding --truncate's ACCESS
 /// EXCLUSIVE lock, every reader of the table waiting (conn68 F2). It is terminated through a
-/// new session, and said; one table's run and a job's alike.
+/// new session, and said; one table's run and a job's alike, and a CONN that sets another role
+/// (`-c role=…`: the backend's user is its login's).
 #[test]
 fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
     use copyman_testkit::proxy::{Direction, Fault, Proxy};
@@ -433,17 +434,32 @@ fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
     let fill = "INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 200000) g;";
     let src = database(&c.source, &format!("{table} {fill}"));
     let state = TempPath::new("lost-path.state");
-    for (job, said) in [
+    // (The role, which may not see the login's backends, is told the statement that ends it.)
+    for (job, role, said) in [
         (
+            false,
             false,
             "which copyman had closed and its server had not heard so, was terminated",
         ),
-        (true, "which had not heard so, was terminated"),
+        (true, false, "which had not heard so, was terminated"),
+        (
+            false,
+            true,
+            "its session's role may not see it, or terminating it was refused); end it there",
+        ),
     ] {
-        let d1 = database(&c.dest[0], table);
+        let grant = "DO $$ BEGIN CREATE ROLE copyman_lost_path; \
+                    EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
+                    GRANT ALL ON t TO copyman_lost_path;";
+        let d1 = database(&c.dest[0], &format!("{table} {grant}"));
         let proxy = Proxy::for_cluster(&c.dest[0]);
         proxy.after_bytes(Direction::ClientToServer, 2 << 20, Fault::Freeze);
-        let (from, to) = (c.source.conninfo(&src), proxy.conninfo(&c.dest[0], &d1));
+        let to = proxy.conninfo(&c.dest[0], &d1);
+        let to = match role {
+            false => to,
+            true => format!("{to} options='-c role=copyman_lost_path'"),
+        };
+        let from = c.source.conninfo(&src);
         let mut args = vec![
             "table",
             "t",
@@ -462,6 +478,17 @@ fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
         assert!(out.status.code().is_some_and(|c| c > 0), "{job}");
         let stderr = text(&out.stderr);
         assert!(stderr.contains(said), "{job}: {stderr}");
+        // The statement said ends it, run as a DBA would.
+        if role {
+            let statement = (stderr.split("end it there: ").nth(1))
+                .and_then(|rest| rest.split(')').next())
+                .map(|s| format!("{s})"))
+                .unwrap_or_else(|| panic!("no statement said: {stderr}"));
+            c.dest[0]
+                .connect("postgres")
+                .batch_execute(&statement)
+                .unwrap();
+        }
         // Gone from its server: the table can be read.
         let mut check = c.dest[0].connect(&d1);
         check.batch_execute("SET lock_timeout = '5s'").unwrap();
