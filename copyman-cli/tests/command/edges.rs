@@ -1986,6 +1986,22 @@ fn a_lock_held_by_a_commit_waiting_for_a_synchronous_standby_is_said_so() {
         .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nosuch'")
         .unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // Taken by the postmaster before the writer's session starts (a session started before
+    // the reload was read committed without waiting: "no commit waited", under load).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while dest
+        .connect(&db)
+        .query_one("SHOW synchronous_standby_names", &[])
+        .unwrap()
+        .get::<_, String>(0)
+        != "nosuch"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the setting was never taken"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // A COMMIT, then a PREPARE TRANSACTION, which once confirmed holds the lock until its
     // COMMIT or ROLLBACK PREPARED (dup65 F10: said as a COMMIT whose rows are the table's).
     for (ending, said) in [
