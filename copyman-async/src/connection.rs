@@ -196,8 +196,11 @@ pub(crate) async fn cancel_at(key: &CancelKey) -> io::Result<()> {
 /// e.g. to copy inside a transaction.
 /// A `SET` of those on the session since it connected changes what its COPY writes or reads:
 /// `client_encoding`, `DateStyle` and `IntervalStyle` (which the server reports) are compared at
-/// a copy's start, and a copy whose ends would read text otherwise is refused; the others
-/// (`extra_float_digits`, `array_nulls` …) are the caller's to keep.
+/// a copy's start, and a copy whose ends would read text otherwise is refused; after a query
+/// that sets `extra_float_digits`, `lc_monetary` or `array_nulls` (a `SET`, a `set_config`),
+/// which the server does not report, each COPY asks for them in its own Query and a text copy
+/// an end of which would write or read its values otherwise is refused. A function that sets
+/// one in its body is not seen.
 ///
 /// Every method is cancel-safe in the sense that matters: a future dropped midway never leaves
 /// half a message on the wire (what is left is written first by the next call), and the answer

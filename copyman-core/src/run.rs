@@ -159,6 +159,9 @@ impl Order {
 /// The result of an [`Order`].
 #[derive(Debug)]
 #[non_exhaustive]
+// `Started` comes once per endpoint and copy, moved straight into the run: boxing its data
+// format would allocate for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Report {
     /// An endpoint's COPY started (with the format its server announced, if it has a server)
     /// or could not start.

@@ -6,7 +6,8 @@
 
 use bytes::BytesMut;
 
-use crate::session::{CopyFormat, Event, Session, SessionError};
+use crate::session::config::{SHAPE_READING, SHAPE_WRITING};
+use crate::session::{CopyFormat, Event, Session, SessionError, Unreported};
 use crate::statement::{self, Direction, Representation};
 use crate::{BoxError, ReceiverId};
 
@@ -41,6 +42,10 @@ pub struct Started {
     pub representation: Option<Representation>,
     /// The session's `DateStyle` and `IntervalStyle` as its server reported them.
     pub styles: Option<Styles>,
+    /// The settings copyman pinned at connect that shape this end's text data and that a `SET`
+    /// since has changed, each as "array_nulls is off, not on" (asked only of a session a query
+    /// of which named one: [`Session::settings_named`]).
+    pub changed_settings: Vec<String>,
 }
 
 /// How a session writes and reads dates and intervals in text: its `DateStyle` and
@@ -149,6 +154,28 @@ pub struct StylesDiffer {
     pub reads: String,
 }
 
+/// A session's setting that copyman pins at connect and its server does not report, changed
+/// since by a `SET` on the connection, would have its end's text data written or read otherwise:
+/// `SET array_nulls = off` on a receiver stores the array element `NULL` as the string `"NULL"`,
+/// `SET extra_float_digits = 0` on the producer writes floats with fewer digits (lib67 F1) — and
+/// the copy said OK.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{end}'s session has {} since it connected (a SET on the connection): its text data would \
+     be {} otherwise and stored as other values without an error; RESET it (copyman's sessions \
+     start with it pinned) or copy in binary",
+    .changed.join(", "),
+    if *.writes { "written" } else { "read" }
+)]
+pub struct SettingsChanged {
+    /// "the COPY TO STDOUT" or "the COPY FROM STDIN".
+    pub end: &'static str,
+    /// Each setting, as "array_nulls is off, not on".
+    pub changed: Vec<String>,
+    /// The end is the producer (its data written otherwise), not a receiver.
+    pub writes: bool,
+}
+
 /// The producer's NULL string is a value's spelling too, and a receiver reads its data back
 /// with it: in text, every value written as that string (the string `NULL` under `NULL 'NULL'`,
 /// every empty string under `NULL ''`) arrives as a NULL; a NULL string that is the end-of-data
@@ -210,6 +237,8 @@ pub struct DataFormat {
     pub unreadable_options: bool,
     /// Its session's date and interval styles, where it has a session ([`Styles`]).
     pub styles: Option<Styles>,
+    /// Its session's pinned settings changed since it connected ([`Started::changed_settings`]).
+    pub changed_settings: Vec<String>,
 }
 
 impl DataFormat {
@@ -221,6 +250,7 @@ impl DataFormat {
             representation,
             unreadable_options: false,
             styles: None,
+            changed_settings: Vec::new(),
         }
     }
 
@@ -230,6 +260,7 @@ impl DataFormat {
         let mut data = Self::new(format, started.representation.clone());
         data.unreadable_options = data.representation.is_none();
         data.styles = started.styles.clone();
+        data.changed_settings = started.changed_settings.clone();
         Some(data)
     }
 
@@ -536,6 +567,31 @@ pub fn check_data_formats(
             refused.push((*id, differ.into()));
         }
     }
+    // Text written or read otherwise by a session whose pinned settings a SET changed.
+    let text = |format: Option<&DataFormat>| format.is_some_and(|f| f.format == CopyFormat::Text);
+    let written = producer
+        .filter(|p| text(Some(p)) && !p.changed_settings.is_empty())
+        .map(|p| SettingsChanged {
+            end: "the COPY TO STDOUT",
+            changed: p.changed_settings.clone(),
+            writes: true,
+        });
+    for (id, format) in receivers {
+        if !text(format.as_ref()) || refused.iter().any(|(r, _)| r == id) {
+            continue;
+        }
+        let read = format.as_ref().filter(|f| !f.changed_settings.is_empty());
+        let changed = written.clone().or_else(|| {
+            read.map(|f| SettingsChanged {
+                end: "the COPY FROM STDIN",
+                changed: f.changed_settings.clone(),
+                writes: false,
+            })
+        });
+        if let Some(changed) = changed {
+            refused.push((*id, changed.into()));
+        }
+    }
     // Data a receiver reads with a NULL string that is also a value's spelling, or the end.
     if let Some(misread) = representation(producer).and_then(NullMisread::of) {
         for (id, format) in receivers {
@@ -588,6 +644,8 @@ pub fn check_data_formats(
 pub struct CopyStart {
     /// Its COPY TO STDOUT runs in a read-only transaction of its own (its session was in none).
     read_only: bool,
+    /// The pinned settings asked before the COPY, in the same Query, and what they were.
+    pinned: Option<(Unreported, Vec<String>)>,
     started: bool,
     format: Option<CopyFormat>,
     representation: Option<Representation>,
@@ -643,15 +701,32 @@ impl CopyStart {
             .then(|| statement::representation(sql))
             .flatten()
             .map(|r| r.in_session(data_encoding(session)));
+        // The pinned settings that shape this end's text, where a query since the startup named
+        // one: asked in the COPY's own Query, at no round trip.
+        let shaping = match direction {
+            Direction::ToStdout => &SHAPE_WRITING,
+            Direction::FromStdin => &SHAPE_READING,
+        };
+        let pinned = session
+            .settings_named()
+            .then(|| session.config().unreported().only(shaping))
+            .and_then(|pinned| Some((pinned.query()?, pinned)));
+        let mut query = String::new();
+        if read_only {
+            query.push_str("SET TRANSACTION READ ONLY; ");
+        }
+        if let Some((question, _)) = &pinned {
+            query.push_str(question);
+            query.push_str("; ");
+        }
+        query.push_str(sql);
         match direction {
-            Direction::ToStdout if read_only => {
-                session.copy_out(&format!("SET TRANSACTION READ ONLY; {sql}"))?;
-            }
-            Direction::ToStdout => session.copy_out(sql)?,
-            Direction::FromStdin => session.copy_in(sql)?,
+            Direction::ToStdout => session.copy_out(&query)?,
+            Direction::FromStdin => session.copy_in(&query)?,
         }
         Ok(Self {
             read_only,
+            pinned: pinned.map(|(_, pinned)| (pinned, Vec::new())),
             started: false,
             format: None,
             representation,
@@ -659,6 +734,14 @@ impl CopyStart {
             early: None,
             count: None,
         })
+    }
+
+    /// The pinned settings its question found changed.
+    fn changed_settings(&self) -> Vec<String> {
+        self.pinned
+            .as_ref()
+            .map(|(_, changed)| changed.clone())
+            .unwrap_or_default()
     }
 
     /// Takes the session's events and says what to do next.
@@ -673,6 +756,11 @@ impl CopyStart {
                 Event::CopyOutStarted { format, .. } | Event::CopyInStarted { format, .. } => {
                     self.started = true;
                     self.format = Some(format);
+                }
+                Event::Row(row) if !self.started => {
+                    if let Some((pinned, changed)) = &mut self.pinned {
+                        *changed = pinned.differences(&row);
+                    }
                 }
                 Event::CopyData(bytes) => match &mut self.early {
                     Some(early) => early.extend_from_slice(&bytes),
@@ -699,6 +787,7 @@ impl CopyStart {
                         format: self.format,
                         representation: self.representation.clone(),
                         styles: Styles::of(session),
+                        changed_settings: self.changed_settings(),
                     }));
                 }
                 Event::Ready(_) => {
@@ -720,6 +809,7 @@ impl CopyStart {
                 format: self.format,
                 representation: self.representation.clone(),
                 styles: Styles::of(session),
+                changed_settings: self.changed_settings(),
             }))
         } else {
             Ok(StartStep::ReadMore)
@@ -730,6 +820,49 @@ impl CopyStart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A producer's changed pinned setting refuses every text receiver, a receiver's its own;
+    /// binary data is not shaped by them.
+    #[test]
+    fn changed_pinned_settings_refuse_text() {
+        let with = |format: CopyFormat, changed: &[&str]| {
+            let mut data = DataFormat::new(format, None);
+            data.changed_settings = changed.iter().map(|c| (*c).to_owned()).collect();
+            data
+        };
+        let text = CopyFormat::Text;
+        let receivers = [
+            (ReceiverId(0), Some(with(text, &[]))),
+            (
+                ReceiverId(1),
+                Some(with(text, &["array_nulls is off, not on"])),
+            ),
+        ];
+        let refused = check_data_formats(Some(&with(text, &[])), &receivers);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, ReceiverId(1));
+        assert!(
+            refused[0]
+                .1
+                .to_string()
+                .contains("COPY FROM STDIN's session has array_nulls")
+        );
+        let producer = with(text, &["extra_float_digits is 0, not 3"]);
+        let refused = check_data_formats(Some(&producer), &receivers);
+        assert_eq!(refused.len(), 2);
+        assert!(
+            refused
+                .iter()
+                .all(|(_, e)| e.to_string().contains("written otherwise"))
+        );
+        let binary = CopyFormat::Binary;
+        let receivers = [(
+            ReceiverId(0),
+            Some(with(binary, &["array_nulls is off, not on"])),
+        )];
+        let producer = with(binary, &["extra_float_digits is 0, not 3"]);
+        assert!(check_data_formats(Some(&producer), &receivers).is_empty());
+    }
 
     #[test]
     fn formats_must_agree_when_known() {

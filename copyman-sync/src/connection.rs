@@ -150,8 +150,11 @@ fn open(
 /// [`Connection::query`] before and after a copy, e.g. to copy inside a transaction.
 /// A `SET` of those on the session since it connected changes what its COPY writes or reads:
 /// `client_encoding`, `DateStyle` and `IntervalStyle` (which the server reports) are compared at
-/// a copy's start, and a copy whose ends would read text otherwise is refused; the others
-/// (`extra_float_digits`, `array_nulls` …) are the caller's to keep.
+/// a copy's start, and a copy whose ends would read text otherwise is refused; after a query
+/// that sets `extra_float_digits`, `lc_monetary` or `array_nulls` (a `SET`, a `set_config`),
+/// which the server does not report, each COPY asks for them in its own Query and a text copy
+/// an end of which would write or read its values otherwise is refused. A function that sets
+/// one in its body is not seen.
 ///
 /// ```no_run
 /// use copyman_sync::Connection;

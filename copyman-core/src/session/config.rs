@@ -66,6 +66,29 @@ const UNREPORTED: [(&str, &str); 8] = [
     ("row_security", "off"),
 ];
 
+/// The pinned settings the server does not report whose change since connecting has a text
+/// COPY written otherwise, without an error: floats with fewer digits, money in another
+/// locale's form.
+pub(crate) const SHAPE_WRITING: [&str; 2] = ["extra_float_digits", "lc_monetary"];
+
+/// Those whose change has a text COPY read otherwise: an array's `NULL` element stored as the
+/// string `NULL` (`array_nulls = off`), money in another locale's form.
+pub(crate) const SHAPE_READING: [&str; 2] = ["array_nulls", "lc_monetary"];
+
+/// Whether `sql` may set a setting of [`SHAPE_WRITING`] or [`SHAPE_READING`]: it names one,
+/// and a `SET` or a `set_config` (a question of `current_setting` does not count). The
+/// session's COPYs then ask whether it still holds its pinned value
+/// ([`crate::start::CopyStart`]). A function that sets one in its body is not seen.
+pub(crate) fn names_a_shaping_setting(sql: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    let mut words = sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let sets = words.any(|word| word == "set" || word == "set_config");
+    sets && SHAPE_WRITING
+        .iter()
+        .chain(&SHAPE_READING)
+        .any(|name| sql.contains(name))
+}
+
 /// What a [`Session`](super::Session) says in its StartupMessage, and the password it answers
 /// authentication requests with.
 ///
@@ -218,6 +241,15 @@ impl Unreported {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// Those of them named in `names`.
+    pub(crate) fn only(&self, names: &[&str]) -> Self {
+        let kept = self
+            .0
+            .iter()
+            .filter(|(n, _)| names.iter().any(|name| name.eq_ignore_ascii_case(n)));
+        Self(kept.cloned().collect())
+    }
+
     /// The query that reads them back: one row, a column each in [`Unreported::settings`]'s
     /// order (`None` if there are none).
     pub fn query(&self) -> Option<String> {
@@ -238,7 +270,17 @@ impl Unreported {
     /// [`SessionError::SettingsIgnored`](super::SessionError::SettingsIgnored) naming each one
     /// that is not (or a row of another shape).
     pub fn check(&self, row: &[Option<String>]) -> Result<(), super::SessionError> {
-        let ignored: Vec<String> = if row.len() == self.0.len() {
+        let ignored = self.differences(row);
+        match ignored.is_empty() {
+            true => Ok(()),
+            false => Err(super::SessionError::SettingsIgnored { ignored }),
+        }
+    }
+
+    /// Each setting the query's `row` shows with another value than sent, as
+    /// "lc_monetary is es_AR.utf8, not C" (or the row's other shape).
+    pub(crate) fn differences(&self, row: &[Option<String>]) -> Vec<String> {
+        if row.len() == self.0.len() {
             self.0
                 .iter()
                 .zip(row)
@@ -255,10 +297,6 @@ impl Unreported {
                 row.len(),
                 self.0.len()
             )]
-        };
-        match ignored.is_empty() {
-            true => Ok(()),
-            false => Err(super::SessionError::SettingsIgnored { ignored }),
         }
     }
 }
@@ -303,5 +341,30 @@ mod tests {
         assert!(unreported.check(&row(&|_| None)).is_err());
         assert!(unreported.check(&[]).is_err());
         assert_eq!(StartupConfig::new("u").unreported().settings().count(), 6);
+        let shaping = StartupConfig::new("u").unreported().only(&SHAPE_READING);
+        let names: Vec<&str> = shaping.settings().map(|(n, _)| n).collect();
+        assert_eq!(names, ["lc_monetary", "array_nulls"]);
+    }
+
+    /// A query that may set a value-shaping setting marks its session; one that only asks, or
+    /// sets another setting, does not.
+    #[test]
+    fn a_set_of_a_shaping_setting_is_seen() {
+        for sql in [
+            "SET array_nulls = off",
+            "set LOCAL Extra_Float_Digits TO 0",
+            "SELECT pg_catalog.set_config('lc_monetary', 'de_DE', false)",
+            "BEGIN; SET array_nulls=off",
+        ] {
+            assert!(names_a_shaping_setting(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT pg_catalog.current_setting('array_nulls')",
+            "SET DateStyle = 'ISO'",
+            "SELECT offset_array_nulls FROM settings_table",
+            "SELECT set_config('synchronous_commit', 'local', false)",
+        ] {
+            assert!(!names_a_shaping_setting(sql), "{sql}");
+        }
     }
 }

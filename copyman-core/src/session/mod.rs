@@ -14,7 +14,7 @@
 //! [`Event::CopyOutStarted`]).
 
 mod backend;
-mod config;
+pub(crate) mod config;
 mod error;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -139,7 +139,8 @@ pub enum CopyFormat {
 pub enum Event {
     /// ReadyForQuery: the startup or the current operation is over and the session is usable.
     Ready(TransactionStatus),
-    /// A row of a [`Session::query`], as text (`None` for NULL; invalid UTF-8 is replaced).
+    /// A row of a [`Session::query`] (or of a statement before a COPY in a COPY's Query), as
+    /// text (`None` for NULL; invalid UTF-8 is replaced).
     Row(Vec<Option<String>>),
     /// A statement completed. `rows` is the count at the end of the tag: `COPY 1000` → 1000,
     /// `INSERT 0 5` → 5; tags without one (`BEGIN`) give `None`.
@@ -435,6 +436,8 @@ pub struct Session {
     notices_seen: u64,
     /// Bytes given to [`Session::handle_input`] so far.
     received: u64,
+    /// A query named a pinned setting that shapes COPY data ([`Session::settings_named`]).
+    settings_named: bool,
 }
 
 /// The error a server sends in the old protocol's form before any message of the session (`E`,
@@ -565,6 +568,7 @@ impl Session {
             dropped_messages: 0,
             notices_seen: 0,
             received: 0,
+            settings_named: false,
         };
         let mut startup = BytesMut::new();
         match frontend::startup_message(session.config.parameters(), &mut startup) {
@@ -769,7 +773,17 @@ impl Session {
     /// `client_encoding` is neither UTF8 nor SQL_ASCII into a UTF8 or SQL_ASCII database; the
     /// terminal error.
     pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
-        self.start(OpKind::Query, sql, "query")
+        self.start(OpKind::Query, sql, "query")?;
+        self.settings_named |= config::names_a_shaping_setting(sql);
+        Ok(())
+    }
+
+    /// Whether a [`Session::query`] since the startup named a setting copyman pins, which the
+    /// server does not report and which shapes text COPY data (`extra_float_digits`,
+    /// `lc_monetary`, `array_nulls`): a `SET` of it may have changed it, and the session's
+    /// COPYs ask ([`crate::start::CopyStart`]).
+    pub fn settings_named(&self) -> bool {
+        self.settings_named
     }
 
     /// Sends `sql`, which should start a `COPY … TO STDOUT`, as a simple Query.
@@ -1320,11 +1334,11 @@ impl Session {
             }
             b'n' => Ok(()),
             b'D' => {
-                if self.op.kind == OpKind::Query {
-                    let encoding = self.parameter("client_encoding").unwrap_or("UTF8");
-                    let row = parse_data_row(body, encoding)?;
-                    self.events.push_back(Event::Row(row));
-                }
+                // In a COPY's Query too: a statement before the COPY (`CopyStart`'s question
+                // of the pinned settings).
+                let encoding = self.parameter("client_encoding").unwrap_or("UTF8");
+                let row = parse_data_row(body, encoding)?;
+                self.events.push_back(Event::Row(row));
                 Ok(())
             }
             b'C' => {

@@ -462,3 +462,87 @@ pub fn styles_set_since_connecting_are_compared<D: CopyDriver>(driver: &D, clust
         assert_eq!(stored, "2026-12-02", "[{}] {source_copy}", driver.name());
     }
 }
+
+/// A `SET` since connecting of a setting copyman pins and its server does not report, which
+/// shapes text data (lib67 F1): `extra_float_digits = 0` on the producer (floats written with
+/// fewer digits), `array_nulls = off` on a receiver (an array's `NULL` element stored as the
+/// string `"NULL"`). Refused before any row, naming the setting and its value; binary data, or a
+/// setting set back to its pin, copies.
+pub fn pinned_settings_set_since_connecting_are_refused<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    let source_db = clusters.source.create_database();
+    exec(
+        &clusters.source,
+        &source_db,
+        "CREATE TABLE f (x float8, a text[]); INSERT INTO f VALUES (0.1::float8 + 0.2, '{x,NULL}')",
+    );
+    let dest = &clusters.destinations[0];
+    let attempt = |source_set: &[&str], dest_set: &[&str], binary: bool| {
+        let db = dest.create_database();
+        exec(dest, &db, "CREATE TABLE f (x float8, a text[])");
+        let format = if binary { " (FORMAT binary)" } else { "" };
+        let mut sending = StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            format!("COPY f TO STDOUT{format}"),
+        );
+        for sql in source_set {
+            sending = sending.before(*sql);
+        }
+        let mut receiving =
+            StatementSpec::new(dest.conninfo(&db), format!("COPY f FROM STDIN{format}"));
+        for sql in dest_set {
+            receiving = receiving.before(*sql);
+        }
+        let plan = CopyPlan {
+            source: SourceSpec::Statement(sending),
+            destinations: vec![DestinationSpec::Statement(receiving)],
+        };
+        let result = open(driver, plan).run();
+        let stored = dest.psql(
+            &db,
+            "SELECT string_agg(x::text || ' ' || a::text || ' ' || (a[2] IS NULL)::text, ',') FROM f",
+        );
+        (result, stored.trim().to_owned())
+    };
+    let (result, stored) = attempt(&["SET extra_float_digits = 0"], &[], false);
+    let fail = result.expect_err("refused");
+    assert!(
+        fail.text.contains("extra_float_digits is 0, not 3")
+            && fail.text.contains("written otherwise"),
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(stored, "", "[{}]", driver.name());
+    let (result, stored) = attempt(&[], &["SET array_nulls = off"], false);
+    let fail = result.expect_err("refused");
+    assert!(
+        fail.text.contains("array_nulls is off, not on") && fail.text.contains("read otherwise"),
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(stored, "", "[{}]", driver.name());
+    let whole = "0.30000000000000004 {x,NULL} true";
+    for (source_set, dest_set, binary) in [
+        (
+            &["SET extra_float_digits = 0"][..],
+            &["SET array_nulls = off"][..],
+            true,
+        ),
+        (
+            &["SET extra_float_digits = 0", "RESET extra_float_digits"][..],
+            &["SELECT set_config('array_nulls', 'on', false)"][..],
+            false,
+        ),
+    ] {
+        let (result, stored) = attempt(source_set, dest_set, binary);
+        result.unwrap_or_else(|e| panic!("[{}] {source_set:?} {dest_set:?}: {e}", driver.name()));
+        assert_eq!(
+            stored,
+            whole,
+            "[{}] {source_set:?} {dest_set:?}",
+            driver.name()
+        );
+    }
+}

@@ -25,7 +25,8 @@
 //!   [`destination_server_stopped_midstream`], [`stopped_early`], [`dropped_mid_copy`];
 //! * bad input: [`not_a_copy_statement`],
 //!   [`a_writing_source_query_outside_a_transaction_is_refused`], [`wrong_direction`],
-//!   [`mismatched_formats`], [`mismatched_representations`], [`styles_set_since_connecting_are_compared`] (and what is
+//!   [`mismatched_formats`], [`mismatched_representations`], [`styles_set_since_connecting_are_compared`],
+//!   [`pinned_settings_set_since_connecting_are_refused`] (and what is
 //!   not a mismatch: [`encoding_spellings_agree`]),
 //!   [`missing_table`], [`wrong_password`];
 //! * row sizes: [`tiny_and_huge_rows`];
@@ -82,7 +83,8 @@ pub use faults::{
 pub use input::{
     a_writing_source_query_outside_a_transaction_is_refused, encoding_spellings_agree,
     mismatched_formats, mismatched_representations, missing_table, not_a_copy_statement,
-    styles_set_since_connecting_are_compared, wrong_direction, wrong_password,
+    pinned_settings_set_since_connecting_are_refused, styles_set_since_connecting_are_compared,
+    wrong_direction, wrong_password,
 };
 pub use options::{
     a_slow_destination_draining_its_buffers_is_not_stalled, a_slow_server_is_not_stalled,
@@ -207,6 +209,7 @@ macro_rules! scenario_tests {
             mismatched_formats,
             mismatched_representations,
             styles_set_since_connecting_are_compared,
+            pinned_settings_set_since_connecting_are_refused,
             encoding_spellings_agree,
             missing_table,
             wrong_password,
