@@ -91,6 +91,9 @@ struct Room {
     free: i64,
     limit: String,
     endpoints: Vec<bool>,
+    /// The reserved slots the job's role may take besides (a superuser's), where `free` is
+    /// `max_connections`'s.
+    reserved: i64,
 }
 
 /// The tightest destination's prepared transactions: its name, free, `max_prepared_transactions`.
@@ -108,7 +111,8 @@ pub(crate) struct Rooms {
 
 impl Rooms {
     /// Asks every server how many connections it accepts now (`max_connections`, less its
-    /// reserved slots, left free for a DBA even when the role is a superuser, less the
+    /// reserved slots, left free for a DBA even when the role is a superuser unless not one
+    /// worker fits without them ([`Rooms::fit`]), less the
     /// connections it holds; a role's limit), and under `atomic` every destination how many
     /// prepared transactions it has free. A server that cannot be asked is not counted (the
     /// job says so when it connects).
@@ -147,7 +151,13 @@ impl Rooms {
                 field(2),
             );
             let reserved = field(3);
-            if limit.starts_with("max_connections") && !matches!(reserved.as_str(), "" | "0") {
+            let by_server = limit.starts_with("max_connections");
+            // A superuser may take them where nothing else limits it (a last resort).
+            let takes = match (by_server, field(4).as_str()) {
+                (true, "t") => reserved.parse().unwrap_or(0),
+                _ => 0,
+            };
+            if by_server && !matches!(reserved.as_str(), "" | "0") {
                 // A job leaves them free: a DBA can still connect to it.
                 limit = format!(
                     "{limit}, less the {reserved} that superuser_reserved_connections keeps \
@@ -159,7 +169,7 @@ impl Rooms {
                     s.names.push(role);
                     // Another role or database of the server may have a lower limit of its own.
                     if free < s.free {
-                        (s.free, s.limit) = (free, limit);
+                        (s.free, s.limit, s.reserved) = (free, limit, takes);
                     }
                     s.endpoints.push(is_source);
                 }
@@ -169,6 +179,7 @@ impl Rooms {
                     free,
                     limit,
                     endpoints: vec![is_source],
+                    reserved: takes,
                 }),
             }
         }
@@ -187,7 +198,8 @@ impl Rooms {
     /// transactions) for `demand` (by workers), with a warning for each cap: a job of more
     /// workers than that fails table after table with "too many clients", or at its PREPARE
     /// (53200), every row copied and thrown away. `plan_ranges`: the most ranges the plan cut
-    /// a table into (said where the cap takes fewer).
+    /// a table into (said where the cap takes fewer). Where not one worker fits but in the
+    /// slots a superuser may take, one worker takes them, said.
     ///
     /// # Errors
     /// [`Fatal`] when not even one worker fits: exit 3 for connections, 2 for prepared
@@ -258,6 +270,26 @@ impl Rooms {
             tightest.limit
         );
         let Some(jobs) = (1..wanted).rev().find(|&j| fits(j)) else {
+            // A superuser's last resort, as a one-table copy's sessions and psql take them: one
+            // worker in the slots kept for a DBA, said (conn68 F1: refused, exit 3, while the
+            // server would let the DBA in).
+            let with_reserved = |s: &Room| need(1, &s.endpoints) <= s.free + s.reserved;
+            if self.connections.iter().all(with_reserved) {
+                let taken = need(1, &tightest.endpoints) - tightest.free.max(0);
+                warnings.push(format!(
+                    "{what}: a job needs {} there even with --jobs 1, so it takes {} of the {} \
+                     kept for a DBA, as its superuser may (copying {}, --jobs 1): another \
+                     superuser's connection there may be refused meanwhile",
+                    need(1, &tightest.endpoints),
+                    taken,
+                    plural(
+                        usize::try_from(tightest.reserved).unwrap_or(0),
+                        "reserved slot"
+                    ),
+                    demand(1).said(plan_ranges)
+                ));
+                return Ok(1);
+            }
             // The limit's name, without its value.
             let limit = tightest
                 .limit

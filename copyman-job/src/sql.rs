@@ -857,17 +857,18 @@ pub fn reads_pinned(kind: &str) -> bool {
 /// (`max_connections 30`, `the role's CONNECTION LIMIT 3`, `the database's CONNECTION LIMIT 5`).
 /// The fewest of: `max_connections`, less its reserved slots (for a superuser too: a job leaves
 /// them free, so that the DBA can still connect to look at it or cancel it, as
-/// `superuser_reserved_connections` means), less the backends connected to any database
+/// `superuser_reserved_connections` means, unless not one worker fits without them), less the backends connected to any database
 /// (`pg_stat_database`, which every role sees whole: `pg_stat_activity` hides other roles'
 /// backend types); the role's `CONNECTION LIMIT` less its sessions; the database's less its
-/// backends (those two not for a superuser). Then the reserved slots left free.
+/// backends (those two not for a superuser). Then the reserved slots left free, and whether the
+/// role is a superuser (who may take them).
 pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
         CASE WHEN rol IS NOT NULL AND rol <= server AND (db IS NULL OR rol <= db)
                THEN 'the role''s CONNECTION LIMIT ' || rolconnlimit
              WHEN db IS NOT NULL AND db <= server
                THEN 'the database''s CONNECTION LIMIT ' || datconnlimit
              ELSE 'max_connections ' || pg_catalog.current_setting('max_connections') END,
-        reserved
+        reserved, rolsuper
    FROM (SELECT pg_catalog.to_char(pg_catalog.pg_postmaster_start_time() AT TIME ZONE 'UTC',
                                    'YYYY-MM-DD HH24:MI:SS.US') || ':'
                   || pg_catalog.current_setting('port') AS key,
@@ -883,7 +884,7 @@ pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
                      ELSE d.datconnlimit - ((SELECT numbackends FROM pg_catalog.pg_stat_database s
                                               WHERE s.datid = d.oid) - 1)
                 END AS db,
-                r.rolconnlimit, d.datconnlimit, reserved
+                r.rolconnlimit, d.datconnlimit, reserved, r.rolsuper
            FROM pg_catalog.pg_roles r, pg_catalog.pg_database d,
                 (SELECT pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4
                           + coalesce(pg_catalog.current_setting('reserved_connections', true),

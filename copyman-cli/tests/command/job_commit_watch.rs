@@ -642,11 +642,26 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
         ),
         "{stderr}"
     );
-    // With 11 of the 12 connections it may take held, not even one worker fits (its session
-    // and the watch's): refused before copying.
+    // With 11 of the 12 ordinary connections held, not even one worker fits (its session and
+    // the watch's) but in the reserved slots, which a superuser may take: one worker, said
+    // (conn68 F1: refused, exit 3, while the server let the DBA in).
     let held: Vec<postgres::Client> = (0..11).map(|_| tight.connect("postgres")).collect();
     let out = job(&["--resume"]);
-    drop(held);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        stderr.contains(
+            " now (max_connections 15, less the 3 that superuser_reserved_connections keeps \
+             for a DBA, left free): a job needs 2 there even with --jobs 1, so it takes 1 of the \
+             3 reserved slots kept for a DBA, as its superuser may (copying 1 table at a time, \
+             --jobs 1)"
+        ),
+        "{stderr}"
+    );
+    // With 14 held, not even those: refused before copying.
+    let more: Vec<postgres::Client> = (0..3).map(|_| tight.connect("postgres")).collect();
+    let out = job(&["--resume"]);
+    drop((held, more));
     assert_exit(&out, 3);
     let stderr = text(&out.stderr);
     assert!(
