@@ -493,6 +493,169 @@ struct Party<'a, 'e> {
     commits_nothing: bool,
 }
 
+/// A PREPARE TRANSACTION's wait bounded by `--stall-timeout` ([`PrepareBound::arm`]).
+struct PrepareBound {
+    limit: Duration,
+    /// The connection's interrupter (a signal's), put back after.
+    shared: Option<copyman_sync::Interrupter>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    timer: std::thread::JoinHandle<()>,
+}
+
+impl PrepareBound {
+    /// Gives `conn` an interrupter of its own that a timer interrupts once `limit` passed (or
+    /// a signal's interrupter is): the wait then ends as a signal's does, once its server moved
+    /// nothing for the interrupt's grace — the connection closed, its backend cancelled, the
+    /// transaction maybe prepared and rolled back prepared by the commit's abort.
+    fn arm(conn: &mut Connection, limit: Duration) -> Option<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let own = copyman_sync::Interrupter::new().ok()?;
+        let shared = conn.take_interrupter();
+        conn.set_interrupter(Some(own.clone()));
+        let (done, fired) = (
+            std::sync::Arc::new(AtomicBool::new(false)),
+            std::sync::Arc::new(AtomicBool::new(false)),
+        );
+        let (stop, fire, signal) = (done.clone(), fired.clone(), shared.clone());
+        let timer = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                if signal.as_ref().is_some_and(|s| s.is_interrupted()) {
+                    own.interrupt();
+                    return;
+                }
+                if started.elapsed() >= limit {
+                    fire.store(true, Ordering::SeqCst);
+                    own.interrupt();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Some(Self {
+            limit,
+            shared,
+            done,
+            fired,
+            timer,
+        })
+    }
+
+    /// Puts the connection's interrupter back; a PREPARE the timer gave up is said so.
+    fn disarm(
+        self,
+        conn: &mut Connection,
+        result: Result<(), Failure<ErrorInfo>>,
+    ) -> Result<(), Failure<ErrorInfo>> {
+        use std::sync::atomic::Ordering;
+        self.done.store(true, Ordering::SeqCst);
+        let _ = self.timer.join();
+        conn.set_interrupter(self.shared);
+        match result {
+            Err(Failure::Lost(e)) if self.fired.load(Ordering::SeqCst) => {
+                Err(Failure::Lost(ErrorInfo {
+                    sqlstate: e.sqlstate,
+                    message: format!(
+                        "its PREPARE TRANSACTION was not answered within --stall-timeout {:?} \
+                         (a synchronous standby that is not there?): given up, its backend \
+                         cancelled",
+                        self.limit
+                    ),
+                }))
+            }
+            result => result,
+        }
+    }
+}
+
+/// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
+/// synchronous standby (`IPC SyncRep`), until dropped.
+struct StandbyRollback {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StandbyRollback {
+    fn watch(spec: ServerSpec, gid: &str, name: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let (stop, gid, name) = (done.clone(), gid.replace('\'', "''"), name.to_owned());
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let mut monitor = None;
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(200));
+                if started.elapsed() < Duration::from_secs(1) || stop.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if monitor.is_none() {
+                    match spec.connect_monitor(Duration::from_secs(5)) {
+                        Ok(conn) => monitor = Some(conn),
+                        Err(_) => return,
+                    }
+                }
+                let Some(conn) = monitor.as_mut() else { return };
+                let cancelled = conn.query(&format!(
+                    "SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity \
+                     WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' \
+                     AND query LIKE 'ROLLBACK PREPARED%' \
+                     AND pg_catalog.strpos(query, '{gid}') > 0"
+                ));
+                match cancelled {
+                    Ok(rows) if !rows.is_empty() => {
+                        report::warn(format!(
+                            "{name}'s ROLLBACK PREPARED waits for a synchronous standby \
+                             (synchronous_standby_names on that server): rolled back there \
+                             already, only the standby's word is waited for: its wait is \
+                             cancelled"
+                        ));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        Self {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StandbyRollback {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Party<'_, '_> {
+    /// Its server, if it has one.
+    fn server(&self) -> Option<&ServerSpec> {
+        match (&self.spec, &self.dest) {
+            (Some(spec), _) => Some(spec),
+            (None, Some(dest)) => match dest.endpoint {
+                Endpoint::Server(spec) => Some(spec),
+                _ => None,
+            },
+            (None, None) => None,
+        }
+    }
+
+    /// Its server session, if it has one.
+    fn connection(&mut self) -> Option<&mut Connection> {
+        match (&mut self.conn, &mut self.dest) {
+            (Some(conn), _) => Some(&mut **conn),
+            (None, Some(dest)) => dest.conn.as_mut(),
+            (None, None) => None,
+        }
+    }
+}
+
 /// The source's naming before it prepares ([`Party::named_before_prepare`]).
 fn atomic_named(atomic: Option<&Atomic>) -> Option<(&DecisionLog, &str, &Holder)> {
     let atomic = atomic?;
@@ -565,6 +728,22 @@ impl Participant for Party<'_, '_> {
         .and_then(|conn| conn.session().backend_key())
         .map(|(pid, _)| pid);
         let _sending = crate::watch::sending(backend, action);
+        // A PREPARE decides nothing: bounded by --stall-timeout, as the copy was (commit68 F10:
+        // one waiting for a synchronous standby that is not there held the run past it; the
+        // watch hears its backend active, so a socket's timeout never ends that wait).
+        let bound = report::stall_timeout()
+            .filter(|_| matches!(action, Action::Prepare(_)))
+            .and_then(|limit| Some((limit, self.connection()?)))
+            .and_then(|(limit, conn)| PrepareBound::arm(conn, limit));
+        // A ROLLBACK PREPARED waiting for a synchronous standby is cancelled, on whichever
+        // session it runs (the run's, or a new one after its session was lost): rolled back
+        // there already, only the standby's word is waited for (as a job's watch does).
+        let standby = match (action, self.server()) {
+            (Action::RollbackPrepared(gid), Some(spec)) => {
+                Some(StandbyRollback::watch(spec.clone(), gid, &self.name))
+            }
+            _ => None,
+        };
         let result = match (&mut self.conn, &mut self.dest) {
             (Some(conn), _) => match self.spec {
                 Some(spec) => commit::run_on_a_live_session(conn, action, &|| spec.connect())
@@ -589,6 +768,11 @@ impl Participant for Party<'_, '_> {
             },
             (None, None) => unreachable!("a party is a destination or the source"),
         };
+        let result = match (bound, self.connection()) {
+            (Some(bound), Some(conn)) => bound.disarm(conn, result),
+            _ => result,
+        };
+        drop(standby);
         // A copy of no rows lost none to the crash (commit55 F3: failed, exit 4).
         let result = match result {
             Err(Failure::Emptied(_)) if self.dest.as_ref().is_some_and(|d| d.rows == Some(0)) => {

@@ -12,14 +12,15 @@ use std::sync::OnceLock;
 use common::*;
 use copyman_testkit::Cluster;
 
-/// A cluster whose sessions' COMMITs wait for the synchronous standby "nosuch" in databases set
-/// so; `synchronous_commit = local` everywhere else (setup commits at once).
+/// A cluster whose sessions' COMMITs (and PREPAREs) wait for the synchronous standby "nosuch" in
+/// databases set so; `synchronous_commit = local` everywhere else (setup commits at once).
 fn syncrep() -> &'static Cluster {
     static SYNC: OnceLock<Cluster> = OnceLock::new();
     SYNC.get_or_init(|| {
         Cluster::builder()
             .setting("synchronous_standby_names", "nosuch")
             .setting("synchronous_commit", "local")
+            .setting("max_prepared_transactions", "10")
             .start()
     })
 }
@@ -1280,4 +1281,73 @@ fn a_rollback_waiting_for_a_frozen_prepare_does_not_flood_its_server_log() {
         .count();
     assert!(refused <= 3, "{refused} refusals in its log\n{stderr}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+/// `--stall-timeout` bounds an `--atomic` PREPARE, which decides nothing: one waiting for a
+/// synchronous standby that is not there held the run for ever, said every ten seconds
+/// (commit68 F10). Given up at the limit, cancelled (prepared by then, its server says), and
+/// the commit called off: nothing committed, nothing left prepared, exit 1.
+#[test]
+fn a_prepare_waiting_for_a_standby_is_given_up_at_the_stall_timeout() {
+    let c = two_phase_clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let stuck = stuck_database(table);
+    let decisions = TempPath::new("prepare-stall.log");
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--atomic",
+            "--decision-log",
+            decisions.arg(),
+            "--stall-timeout",
+            "2s",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &syncrep().conninfo(&stuck),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = StderrLines::take(&mut child);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            end_standby_wait(&stuck, "pg_cancel_backend");
+            let _ = child.kill();
+            panic!(
+                "the run waited on past its stall timeout: {}",
+                stderr.seen()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains("nothing committed"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(syncrep(), &stuck, "t"), 0);
+    for (cluster, db) in [(&c.dest[0], &d1), (syncrep(), &stuck)] {
+        let prepared: i64 = cluster
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+                &[db],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(prepared, 0, "left prepared: {said}");
+    }
 }
