@@ -623,25 +623,44 @@ pub fn names_word(sql: &str, word: &str) -> bool {
 /// assert!(!casts_to("m > 12.34::numeric::money AND n < s::int8::money", "money"));
 /// assert!(casts_to("m > s2::money", "money"));
 /// assert!(!casts_to("m > 5", "money"));
+/// // However the type is written (types69 F8: these passed).
+/// assert!(casts_to("s::pg_catalog.money", "money") && casts_to("s::\"money\"", "money"));
+/// assert!(casts_to("CAST(s AS \"pg_catalog\" . Interval)", "interval"));
+/// assert!(!casts_to("s::myschema.money", "money"));
+/// assert!(!casts_to("s::pg_catalog.numeric::pg_catalog.money", "money"));
 /// ```
 pub fn casts_to(sql: &str, type_name: &str) -> bool {
     let Ok(tokens) = tokens(sql, true) else {
         return true;
     };
-    tokens.iter().enumerate().any(|(i, t)| {
-        if t.literal || !t.text.eq_ignore_ascii_case(type_name) {
+    fn ends_with_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+        let cut = text.len().checked_sub(word.len())?;
+        let (rest, end) = (text.get(..cut)?, text.get(cut..)?);
+        let whole = !rest.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        (end.eq_ignore_ascii_case(word) && whole).then_some(rest)
+    }
+    tokens.iter().any(|t| {
+        let name = (t.text.strip_prefix('"').and_then(|n| n.strip_suffix('"'))).unwrap_or(&t.text);
+        if t.literal || !name.eq_ignore_ascii_case(type_name) {
             return false;
         }
-        let before = sql[..t.at].trim_end();
+        let mut before = sql[..t.at].trim_end();
+        // Qualified by its schema: `pg_catalog.money`, `"pg_catalog"."money"` (another
+        // schema's type of that name is another type).
+        if let Some(qualified) = before.strip_suffix('.') {
+            let qualified = qualified.trim_end();
+            match (qualified.strip_suffix("\"pg_catalog\""))
+                .or_else(|| ends_with_word(qualified, "pg_catalog"))
+            {
+                Some(rest) => before = rest.trim_end(),
+                None => return false,
+            }
+        }
         if let Some(cast) = before.strip_suffix("::") {
             return casts_text(cast);
         }
         // CAST(x AS type): what comes before `AS` is what is cast.
-        let previous = i.checked_sub(1).map(|j| &tokens[j]);
-        match previous {
-            Some(p) if !p.literal && p.text.eq_ignore_ascii_case("as") => casts_text(&sql[..p.at]),
-            _ => false,
-        }
+        ends_with_word(before, "as").is_some_and(casts_text)
     })
 }
 
@@ -661,8 +680,12 @@ fn casts_text(cast: &str) -> bool {
     let start = cast.rfind(|c: char| !word(c)).map_or(0, |at| at + 1);
     let tail = &cast[start..];
     let number = tail.starts_with(|c: char| c.is_ascii_digit()) && tail.parse::<f64>().is_ok();
+    let bare = match tail.split_once('.') {
+        Some((schema, name)) if schema.eq_ignore_ascii_case("pg_catalog") => name,
+        _ => tail,
+    };
     let to_number = cast[..start].trim_end().ends_with("::")
-        && NUMBER_TYPES.iter().any(|t| t.eq_ignore_ascii_case(tail));
+        && NUMBER_TYPES.iter().any(|t| t.eq_ignore_ascii_case(bare));
     !(number || to_number)
 }
 
