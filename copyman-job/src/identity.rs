@@ -404,10 +404,18 @@ fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copym
 /// Where `table` on the server of `conn` keeps its rows (`pg_relation_filenode`), as its
 /// session sees it (in its transaction, after a TRUNCATE of its own): a TRUNCATE, or a rewrite
 /// (`VACUUM FULL`, `CLUSTER`, a column's type changed), gives it another; a DELETE or an UPDATE
-/// does not. `None` where it has none (a partitioned table) or it cannot be asked.
+/// does not. A partitioned table's is a hash of its leaf partitions' (recheck69 F13: it had
+/// none, and its rows updated since were taken for emptied, copied a second time): any of
+/// them truncated or rewritten changes it. `None` where it cannot be asked, or where it has
+/// no partition.
 pub fn storage(conn: &mut Connection, table: &str) -> Option<u32> {
     let sql = format!(
-        "SELECT pg_catalog.pg_relation_filenode({})::text",
+        "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT (pg_catalog.hashtext(pg_catalog.string_agg(\
+         pg_catalog.pg_relation_filenode(t.relid)::pg_catalog.text, ',' ORDER BY t.relid))\
+         ::pg_catalog.int8 + 2147483648)::pg_catalog.text \
+         FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf) \
+         ELSE pg_catalog.pg_relation_filenode(c.oid)::pg_catalog.text END \
+         FROM pg_catalog.pg_class c WHERE c.oid = {}",
         sql::relation_regclass(table)
     );
     first_value(conn, &sql).ok().flatten()?.parse().ok()

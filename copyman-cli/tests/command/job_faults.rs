@@ -2901,15 +2901,27 @@ fn one_tables_copy_beside_a_job_copying_the_table_is_refused() {
 /// job's copy wrote whoever wrote them, are not taken for gone (dup67 F4: a job run again after
 /// an UPDATE of every row appended them all a second time, exit 0); nor are fewer of them,
 /// updated, in the table's storage of then, which no TRUNCATE replaced (recheck67 F15: one row
-/// deleted besides, the other nine were appended again, exit 0).
+/// deleted besides, the other nine were appended again, exit 0). A partitioned table alike,
+/// its storage its partitions' (recheck69 F13: it had none recorded, and was taken for emptied).
 #[test]
 fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
+    emptied_since_a_job_committed_it("CREATE TABLE t (id int);");
+    emptied_since_a_job_committed_it(
+        "CREATE TABLE t (id int) PARTITION BY RANGE (id); \
+         CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (0) TO (5); \
+         CREATE TABLE t_high PARTITION OF t FOR VALUES FROM (5) TO (1000);",
+    );
+}
+
+/// [`a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate`] for a table
+/// `t` made by `create`.
+fn emptied_since_a_job_committed_it(create: &str) {
     let c = clusters();
     let src = database(
         &c.source,
-        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+        &format!("{create} INSERT INTO t SELECT generate_series(1, 10);"),
     );
-    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let d1 = database(&c.dest[0], create);
     let cache = TempPath::new("emptied-since-cache");
     std::fs::create_dir_all(&cache.0).unwrap();
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));

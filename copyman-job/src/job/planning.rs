@@ -779,7 +779,9 @@ fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<boo
     }
     match holds_rows_of(conn, table, kept.xids)? {
         false if kept.rows > 0 => {
-            let emptied = kept.storage.is_none() || storage(conn, table) != kept.storage;
+            // Storage not recorded (an older state file), or not asked: not taken for emptied.
+            let now = kept.storage.and_then(|_| storage(conn, table));
+            let emptied = now.is_some() && now != kept.storage;
             holds_at_least(conn, table, if emptied { kept.rows } else { 1 })
         }
         held => Some(held),
