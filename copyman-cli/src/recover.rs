@@ -172,9 +172,16 @@ pub(crate) fn run(
     // decided transactions prepared, with their locks, as long as it was down. Without the log
     // whether a run is partly committed is seen across every server: one down stops it.
     let mut unreachable = Vec::new();
+    // A server that stops answering once connected is said while it keeps recover waiting
+    // (recheck69 F6: silent for ever), its questions bounded by its CONN's connect_timeout.
+    let _said = AskingSaid::start();
     for (i, spec) in destinations.iter().enumerate() {
-        let mut conn = match connect(spec, &format!("destination {}", i + 1), &mut warned) {
-            Ok(conn) => conn,
+        let role = format!("destination {}", i + 1);
+        let mut conn = match connect(spec, &role, &mut warned) {
+            Ok(conn) => {
+                signals::connecting_to(&role, &format!("{}, connected, being asked", spec.display));
+                conn
+            }
             Err(e) if !no_decision_log && destinations.len() > 1 => {
                 let why = e.to_string();
                 report::warn(format_args!(
@@ -189,6 +196,8 @@ pub(crate) fn run(
             }
             Err(e) => return Err(e),
         };
+        let _asking = Asking::now(&format!("{role} ({})", spec.display));
+        let _ = conn.set_timeout(spec.config.get_connect_timeout().copied());
         // A standby shares its primary's identity and lists nothing it could finish: it would
         // stand for the primary, where the run's transactions wait, and say nothing is pending.
         let standby = conn
@@ -275,6 +284,7 @@ pub(crate) fn run(
     // that still lives may yet read a PREPARE it was sent.
     let mut alive: HashSet<(String, String)> = HashSet::new();
     for (spec, mut conn, identity) in conns {
+        let _asking = Asking::now(&spec.display);
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             server: None,
@@ -294,6 +304,7 @@ pub(crate) fn run(
     for look in 0..2 {
         let mut seen = BTreeMap::new();
         for (spec, conn, ..) in &mut listed {
+            let _asking = Asking::now(&spec.display);
             for (run, pid) in commit::runs_in_sessions(conn).unwrap_or_default() {
                 seen.entry(run).or_insert((pid, spec.display.clone()));
             }
@@ -312,6 +323,12 @@ pub(crate) fn run(
         }
     }
     signals::connecting(false);
+    drop(_said);
+    // Its COMMIT and ROLLBACK PREPAREDs are waited for whatever comes: only their answers say
+    // what they did.
+    for (_, conn, ..) in &mut listed {
+        let _ = conn.set_timeout(None);
+    }
     let every: Vec<&commit::Prepared> = listed.iter().flat_map(|l| &l.3).collect();
     // What each server given holds prepared, in any of its databases (`pg_prepared_xacts` is
     // the cluster's): a run's transaction that is not there, on its server, is prepared
@@ -1563,6 +1580,84 @@ fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send)
         drop(done);
         result
     })
+}
+
+/// The server recover asks its questions now (before it finishes anything), and since when.
+static ASKING: std::sync::Mutex<Option<(String, Instant)>> = std::sync::Mutex::new(None);
+
+/// [`ASKING`] set while it lives.
+struct Asking;
+
+impl Asking {
+    fn now(whom: &str) -> Self {
+        *ASKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((whom.to_owned(), Instant::now()));
+        Self
+    }
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        *ASKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// Says, after 10 s and every 10 s after, that the server [`ASKING`] names has not answered
+/// recover's questions, until dropped.
+struct AskingSaid {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl AskingSaid {
+    fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::Builder::new()
+            .name("copyman-asking".to_owned())
+            .spawn(move || {
+                let mut told: Option<(Instant, Instant)> = None;
+                while !stopped.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(200));
+                    let asking = crate::watch::lock_briefly(&ASKING).and_then(|a| a.clone());
+                    let Some((whom, since)) = asking else {
+                        continue;
+                    };
+                    let after = crate::watch::say_after();
+                    let due = match told {
+                        Some((of, at)) if of == since => at.elapsed() >= after,
+                        _ => since.elapsed() >= after,
+                    };
+                    if due {
+                        told = Some((since, Instant::now()));
+                        progress::println(&format!(
+                            "copyman: waiting {} s for {whom} to answer: connected, its server \
+                             has not answered recover's questions since (a frozen server, or \
+                             the network path to it lost?); nothing is changed until every \
+                             server given has answered (connect_timeout in its CONN bounds the \
+                             wait; Ctrl-C stops)",
+                            since.elapsed().as_secs()
+                        ));
+                    }
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for AskingSaid {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// [`WAITING`] set while it lives.

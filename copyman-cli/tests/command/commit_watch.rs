@@ -555,6 +555,51 @@ fn a_server_that_stops_answering_after_the_login_is_said_and_bounded() {
     }
 }
 
+/// `copyman recover` against a server that stops answering once connected: said while
+/// it waits, and bounded by its CONN's `connect_timeout` (recheck69 F6: silent for as long as
+/// it lasted, and a signal said it came "while connecting").
+#[test]
+fn recover_says_a_server_that_stops_answering_after_the_login_and_bounds_it() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let log = TempPath::new("asking-recover.log");
+    for bounded in [true, false] {
+        let proxy = Proxy::for_cluster(&c.dest[0]);
+        // Nothing more to it once recover asks its first question (the login and the
+        // session's setup, bounded as a connect, are over).
+        proxy.after_pattern(
+            Direction::ClientToServer,
+            b"pg_is_in_recovery",
+            Fault::Stall,
+        );
+        let mut to = proxy.conninfo(&c.dest[0], &d1);
+        if bounded {
+            to.push_str(" connect_timeout=3");
+        }
+        let mut child = copyman()
+            .env("COPYMAN_TEST_SAY_AFTER", "2")
+            .args(["recover", "--to", &to, "--decision-log", log.arg()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = StderrLines::take(&mut child);
+        let said = stderr.expect("to answer: connected");
+        assert!(said.contains(&d1) && said.contains("waiting 2 s"), "{said}");
+        if bounded {
+            let status = child.wait().unwrap();
+            let rest = stderr.rest();
+            assert!(status.code().is_some_and(|c| c > 0), "{rest}");
+        } else {
+            signal(&child, "TERM");
+            let status = child.wait().unwrap();
+            let rest = stderr.rest();
+            assert_eq!(status.code(), Some(143), "{rest}");
+            assert!(rest.contains("connected, being asked"), "{rest}");
+        }
+    }
+}
+
 /// A copy that stops moving because one backend froze (SIGSTOP here; a lost network path alike)
 /// says which endpoint copyman waits for — the frozen destination that takes no data, or the
 /// frozen source that sends none — not only what each server shows (a frozen backend shows the
