@@ -868,13 +868,46 @@ fn table_plan(
         }
         .into());
     }
+    // Under --keep-going a destination that would read the source's text otherwise is left
+    // out, as one whose columns differ is, while another is left to copy to (types69 F15: the
+    // run was refused, a job left it out).
+    if t.keep_going
+        && dest_rels.len() > 1
+        && let (Some(rel), Some(columns)) = (&source_rel, &columns)
+    {
+        let mut refused = Vec::new();
+        for (i, to) in &dest_rels {
+            let one = [(*i, to.clone())];
+            let why = servers_read_otherwise(rel, columns, dests, &one, &labels).or_else(|| {
+                let source = (&t.source, source.as_deref_mut(), rel);
+                text_read_otherwise(source, columns, dests, &[(*i, to)], &labels, false)
+            });
+            refused.extend(why.map(|why| (*i, why)));
+        }
+        if !refused.is_empty() && refused.len() < dest_rels.len() {
+            for (i, why) in refused {
+                // (Said after its name already.)
+                let named = format!("{} ", labels[i]);
+                let error = ErrorInfo {
+                    sqlstate: None,
+                    message: why.strip_prefix(&named).map_or(why.clone(), str::to_owned),
+                };
+                dests[i].leave_out(i, error);
+                dest_rels.retain(|(j, _)| *j != i);
+            }
+        }
+    }
+    let dest_view: Vec<(&str, &Relation)> = dest_rels
+        .iter()
+        .map(|(i, rel)| (labels[*i].as_str(), rel))
+        .collect();
     if let (Some(rel), Some(columns)) = (&source_rel, &columns)
         && let Some(message) = servers_read_otherwise(rel, columns, dests, &dest_rels, &labels)
             .or_else(|| {
                 let pairs: Vec<(usize, &Relation)> =
                     dest_rels.iter().map(|(i, to)| (*i, to)).collect();
                 let source = (&t.source, source.as_deref_mut(), rel);
-                text_read_otherwise(source, columns, dests, &pairs, &labels)
+                text_read_otherwise(source, columns, dests, &pairs, &labels, true)
             })
     {
         return Err(Fatal {
@@ -1511,14 +1544,15 @@ fn dest_labels(dests: &[Dest<'_>]) -> Vec<String> {
 /// ([`copyman_job::plan::arrays_read_otherwise`]): each side's database asked on a session in
 /// its own settings and its copy session as it is, only where a copied column holds money or
 /// an array there. Money written in another form than its database's is warned of
-/// ([`copyman_job::plan::money_written_otherwise`]). `pairs`: each destination (index into
-/// `dests`) with what it reads into.
+/// ([`copyman_job::plan::money_written_otherwise`]) where `warn`. `pairs`: each destination
+/// (index into `dests`) with what it reads into.
 fn text_read_otherwise(
     (source, source_conn, rel): (&Endpoint, Option<&mut Connection>, &Relation),
     columns: &[Ident],
     dests: &mut [Dest<'_>],
     pairs: &[(usize, &Relation)],
     labels: &[String],
+    warn: bool,
 ) -> Option<String> {
     let sides: Vec<(usize, MoneySides, ArraySides)> = pairs
         .iter()
@@ -1560,7 +1594,7 @@ fn text_read_otherwise(
         .collect();
     let refused = copyman_job::plan::money_meant_otherwise(from.as_ref(), &money)
         .or_else(|| copyman_job::plan::arrays_read_otherwise(&arrays));
-    if refused.is_none() {
+    if refused.is_none() && warn {
         let written: Vec<(&str, MoneySides)> = money.iter().map(|(l, m, _)| (*l, *m)).collect();
         if let Some(warning) = copyman_job::plan::money_written_otherwise(from.as_ref(), &written) {
             report::warn(warning);
@@ -2547,7 +2581,7 @@ fn raw_misreads(
         .collect();
     let all_labels = dest_labels(dests);
     let source = (&t.source, Some(&mut *source), &sent_rel);
-    if let Some(why) = text_read_otherwise(source, &columns, dests, &pairs, &all_labels) {
+    if let Some(why) = text_read_otherwise(source, &columns, dests, &pairs, &all_labels, true) {
         return Ok(Some(why));
     }
     for warning in converted {

@@ -3217,6 +3217,30 @@ fn array_text_into_a_database_of_array_nulls_off_is_refused_unless_told() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[1], &pinned, "an"), 0);
+    // Under --keep-going the destination that would read it otherwise is left out, and the
+    // other copied to (types69 F15: the whole run was refused, as a job does not).
+    let fresh = database_setting(&c.dest[0], &off, tables);
+    let to_fresh = c.dest[0].conninfo(&fresh);
+    let out = run(&[
+        "table",
+        "an",
+        "--from",
+        &from,
+        "--to",
+        &to_fresh,
+        "--to",
+        &to_pinned,
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("has array_nulls off"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &fresh, "an"), 0);
+    assert_eq!(count(&c.dest[1], &pinned, "an"), 1);
+    c.dest[1].psql(&pinned, "TRUNCATE an");
     let other = database_setting(&c.dest[0], &off, tables);
     let other_off = format!(
         "{} options='-c array_nulls=off'",
