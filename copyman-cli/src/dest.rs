@@ -712,9 +712,11 @@ pub(crate) fn stdout_named(args: impl IntoIterator<Item = std::ffi::OsString>) -
             return false;
         }
         if !copies {
+            // The subcommand: `table` or `copy`, or a word clap refuses (`tabel`, a table's
+            // name with the subcommand left out: recheck69 F4, the pipe was left unmarked).
             match arg.to_str() {
-                Some("table" | "copy") => copies = true,
-                Some("recover" | "demo") => return false,
+                Some("recover" | "demo" | "help") => return false,
+                Some(word) if !word.starts_with('-') => copies = true,
                 _ => {}
             }
             continue;

@@ -118,9 +118,19 @@ pub(crate) fn plan(
             Ok(Plan {
                 send: send.clone(),
                 receive: receive.clone(),
+                // A file or stdin passed through with no statement: COPY's default, text, unless
+                // it starts with the binary signature (recheck69 F3: a stdin cut short was
+                // written to a pipe unmarked, and its reader committed the rows before the cut).
                 data: send
                     .clone()
-                    .or_else(|| receive.iter().flatten().next().cloned()),
+                    .or_else(|| receive.iter().flatten().next().cloned())
+                    .or_else(|| {
+                        let binary = reads_binary(t, None);
+                        (!t.source.is_server()).then(|| match binary {
+                            true => "COPY data FROM STDIN (FORMAT binary)".to_owned(),
+                            false => "COPY data FROM STDIN".to_owned(),
+                        })
+                    }),
                 truncate: vec![None; dests.len()],
                 guards: guards.0,
                 source_guard: guards.1,

@@ -1927,6 +1927,9 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     let from = c.source.conninfo(&src);
     for args in [
         &["table", "n", "--from", &from, "--to", "-", "--trunacte"][..],
+        // The subcommand misspelt, or left out (recheck69 F4: unmarked).
+        &["tabel", "n", "--from", &from, "--to", "-"],
+        &["n", "--from", &from, "--to", "-"],
         &["table", "n", "--from", &from, "--to=-", "--truncate"],
         &["table", "n", "--from", &from, "--to", "-", "--json"],
         &[
@@ -1962,6 +1965,18 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     assert_exit(&out, 1);
     assert!(out.stdout.len() > 1 << 20, "{}", text(&out.stderr));
     assert_fails_a_copy(&c.dest[0], &dest, "text", &out.stdout);
+    // And passed through with no statement, in COPY's default, text (recheck69 F3: copy mode
+    // wrote it unmarked, and the reader committed the rows before the cut).
+    for input in [&input[..], b"1\tx\n2\ty"] {
+        let out = run_with_stdin(&["copy", "--from", "-", "--to", "-"], input);
+        assert_exit(&out, 1);
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("its end is marked") || said.contains("only a mark that fails a COPY"),
+            "{said}"
+        );
+        assert_fails_a_copy(&c.dest[0], &dest, "text", &out.stdout);
+    }
     // Not where stdout is no destination, whatever else failed.
     let out = run(&["table", "n", "--from", &from, "--to", "x.csv", "--trunacte"]);
     assert_exit(&out, 2);
