@@ -1221,6 +1221,10 @@ impl<E> Commit<E> {
 pub fn parse_gid(gid: &str) -> Option<(&str, Party)> {
     let rest = gid.strip_prefix(GID_PREFIX)?;
     let (run, n) = rest.rsplit_once(':')?;
+    // As copyman writes it: digits, no sign, no leading zero (`:01` is another program's).
+    if !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0')) {
+        return None;
+    }
     let n: usize = n.parse().ok()?;
     let party = match n {
         0 => Party::Source,

@@ -675,6 +675,9 @@ fn gids_parse_and_recovery_never_touches_foreign_ones() {
     assert_eq!(parse_gid("copyman:abc:0"), Some(("abc", Party::Source)));
     assert_eq!(parse_gid("copyman:a b:1"), None);
     assert_eq!(parse_gid("other:abc:1"), None);
+    // Its number as copyman writes it: no leading zero, no sign (recheck69 F7).
+    assert_eq!(parse_gid("copyman:abc:01"), None);
+    assert_eq!(parse_gid("copyman:abc:+1"), None);
     let logged = |run: &str| run == "x";
     assert_eq!(recovery("pgbouncer-1", |_| true, logged), Recovery::NotOurs);
     assert_eq!(

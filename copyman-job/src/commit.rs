@@ -726,12 +726,28 @@ impl DecisionLog {
     /// named `copyman:1:1` by another program is not a run of the command's (commit68 F7:
     /// `recover --no-decision-log` rolled it back).
     pub fn is_commands_run_id(run: &str) -> bool {
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let parts: Vec<&str> = run.split('-').collect();
-        let salt = |s: &str| s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit());
-        match parts[..] {
-            [secs, pid, hex] => digits(secs) && digits(pid) && salt(hex),
-            [secs, pid, hex, n] => digits(secs) && digits(pid) && salt(hex) && digits(n),
+        // Decimal as copyman writes it: no sign, no leading zero (recheck69 F7: `01…`, an
+        // upper-case salt, process 0 or a time to come were taken for the command's).
+        let number = |s: &str| {
+            let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (digits && (s.len() == 1 || !s.starts_with('0')))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+        };
+        let salt =
+            |s: &str| s.len() == 4 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        // Not from the future (a day's margin for clocks apart), nor process 0.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(u64::MAX, |d| d.as_secs());
+        let made = |secs: &str, pid: &str, hex: &str| {
+            number(secs).is_some_and(|s| s <= now.saturating_add(86_400))
+                && number(pid).is_some_and(|p| p > 0)
+                && salt(hex)
+        };
+        match run.split('-').collect::<Vec<_>>()[..] {
+            [secs, pid, hex] => made(secs, pid, hex),
+            [secs, pid, hex, n] => made(secs, pid, hex) && number(n).is_some(),
             _ => false,
         }
     }
@@ -2156,6 +2172,11 @@ mod tests {
             "1-2-xyz0",
             "1-2-abcd-",
             "1-2-abcd-3-4",
+            "1796664594-18849-AD29",
+            "01796664594-18849-ad29",
+            "9999999999-1-ab12",
+            "1796664594-0-ab12",
+            "1796664594-018849-ab12",
         ] {
             assert!(!DecisionLog::is_commands_run_id(other), "{other}");
         }
