@@ -569,7 +569,9 @@ impl Watch {
                         Err(e) => {
                             format!("a new session could not ask it: {}", report::describe(&e))
                         }
-                        Ok(_) => "its session's role may not see it, or terminating it was refused"
+                        Ok(_) => "its session's role may not see it, terminating it was refused, \
+                                  or it did not end within 2 s of being told to (a frozen \
+                                  backend)"
                             .to_owned(),
                     };
                     format!(

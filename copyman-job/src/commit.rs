@@ -413,21 +413,33 @@ fn prepared_now(conn: &mut Connection, action: &Action) -> bool {
 /// keepalive gives up, hours later (conn68 F2). Only a client backend of this login (its session
 /// user: a CONN's `-c role=…` changes the current one) that began at least `older_than` seconds
 /// ago (when its session was made: not another that took its process id since).
-/// `Some(true)`: terminated; `Some(false)`: not there (its server heard); `None`: it could not
-/// be asked (its session's role may not see it: a CONN's `-c role=…` without
-/// `pg_read_all_stats`), or terminating it was refused.
+/// `Some(true)`: terminated (gone, where the server can wait for it: PostgreSQL 14 and later);
+/// `Some(false)`: not there (its server heard); `None`: it could not be asked (its session's
+/// role may not see it: a CONN's `-c role=…` without `pg_read_all_stats`), terminating it was
+/// refused, or it was still there two seconds after (a frozen backend: recheck69 F5, said
+/// terminated while it held its locks on).
 pub fn end_orphan(conn: &mut Connection, pid: i32, older_than: f64) -> Option<bool> {
+    let waits = conn
+        .session()
+        .server_version_num()
+        .is_some_and(|v| v >= 140_000);
+    let terminate = match waits {
+        true => "pg_catalog.pg_terminate_backend(a.pid, 2000)",
+        false => "pg_catalog.pg_terminate_backend(a.pid)",
+    };
     let rows = conn
         .query(&format!(
             "SELECT CASE WHEN a.backend_start IS NULL THEN 'hidden' \
                WHEN a.backend_type = 'client backend' AND a.usename = session_user \
                  AND a.backend_start < pg_catalog.now() \
                      - pg_catalog.make_interval(secs => {:.3}) \
-               THEN pg_catalog.pg_terminate_backend(a.pid)::text ELSE 'another' END \
+               THEN {terminate}::text ELSE 'another' END \
              FROM pg_catalog.pg_stat_activity a WHERE a.pid = {pid}",
             older_than.max(0.0)
         ))
         .ok()?;
+    // (Its warning that the backend did not end in time says nothing the caller does not.)
+    let _ = conn.take_notices();
     match rows
         .first()
         .and_then(|row| row.first().cloned().flatten())

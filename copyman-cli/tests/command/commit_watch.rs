@@ -446,7 +446,8 @@ fn a_destination_given_up_behind_a_lost_path_is_terminated_there() {
         (
             false,
             true,
-            "its session's role may not see it, or terminating it was refused); end it there",
+            "its session's role may not see it, terminating it was refused, or it did not end \
+             within 2 s of being told to (a frozen backend)); end it there",
         ),
     ] {
         let grant = "DO $$ BEGIN CREATE ROLE copyman_lost_path; \
@@ -553,6 +554,37 @@ fn a_server_that_stops_answering_after_the_login_is_said_and_bounded() {
         }
         assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     }
+}
+
+/// A destination's backend that does not end once told to (frozen: SIGSTOP here), given up at
+/// the stall timeout, is not said terminated while it holds its locks on (recheck69 F5): the
+/// statement that ends it is said.
+#[test]
+fn a_frozen_backend_told_to_end_is_not_said_terminated() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8, v text);";
+    let fill = "INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 200000) g;";
+    let src = database(&c.source, &format!("{table} {fill}"));
+    let d1 = database(&c.dest[0], table);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let child = copyman()
+        .args(["table", "t", "--from", &from, "--to", &to, "--truncate"])
+        .args(["--stall-timeout", "3s", "--max-rate", "2M"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let frozen = Frozen::backend(&c.dest[0], &d1, "query LIKE 'COPY%'");
+    let out = child.wait_with_output().unwrap();
+    let pid = frozen.0;
+    drop(frozen);
+    let stderr = text(&out.stderr);
+    assert!(out.status.code().is_some_and(|c| c > 0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("end it there: SELECT pg_terminate_backend({pid})"))
+            && !stderr.contains("was terminated"),
+        "{stderr}"
+    );
 }
 
 /// `copyman recover` against a server that stops answering once connected: said while
