@@ -107,6 +107,7 @@ pub(crate) fn ready(
             }
         }
     }
+    crate::finish::test_pause("connected");
     identity::check(t, source.as_deref_mut(), dests)?;
     watch::set_keep_going(t.keep_going);
     let ascii = source.as_deref().is_some_and(|c| {

@@ -601,6 +601,11 @@ impl Drop for Watch {
     }
 }
 
+/// Why a session whose server answered nothing before the copy for the stall timeout is closed.
+const SILENT_SINCE_CONNECTED: &str = "its server has answered nothing for the stall timeout, \
+     neither its session's question nor a new session (a frozen server, or the network path \
+     to it lost)";
+
 /// A look's activity when the monitoring connection could not ask.
 const CANNOT_BE_ASKED: &str = "its server cannot be asked";
 
@@ -1289,6 +1294,8 @@ fn watch(
     let mut on_prepared: Vec<i32> = Vec::new();
     // The waiters on them said so far.
     let mut said_on_prepared: Vec<i32> = Vec::new();
+    // The backends whose server answered nothing before the copy, given up.
+    let mut silent: Vec<i32> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         // copyman itself stopped (Ctrl-Z, SIGSTOP) for a while: that time is not the servers'
         // (dups49 F3: a destination said frozen after `fg`).
@@ -1403,6 +1410,32 @@ fn watch(
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
         if let Some(mut waits) = lock_briefly(&STANDBY_WAITS) {
             *waits = standby_waits;
+        }
+        // Before the copy, under --stall-timeout, a server that answered nothing for that long,
+        // neither its session's question nor a new session, is given up: its session closed,
+        // so that the run ends now, not after the limit again on each question that follows
+        // (recheck69 F6: seven questions, the limit each, said bounded all the while).
+        let before_copy = lock_briefly(&COPYING).is_some_and(|c| c.is_none());
+        if let Some(limit) = STALL_TIMEOUT.get().copied().flatten()
+            && before_copy
+            && !committing.load(Ordering::SeqCst)
+            && moved.elapsed() >= limit
+        {
+            for (w, look) in watched.iter().zip(&looks) {
+                let Some(closer) = w.target.closer.as_ref().filter(|_| look.unseen) else {
+                    continue;
+                };
+                if !silent.contains(&w.target.pid) {
+                    silent.push(w.target.pid);
+                    progress::println(&format!(
+                        "copyman: {}: {} (--stall-timeout {} s): its session is given up",
+                        w.target.label,
+                        SILENT_SINCE_CONNECTED,
+                        limit.as_secs_f64()
+                    ));
+                    closer.close(SILENT_SINCE_CONNECTED);
+                }
+            }
         }
         if let Some(copying) = lock_briefly(&COPYING) {
             let destinations = watched

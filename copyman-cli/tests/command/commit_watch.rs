@@ -556,6 +556,43 @@ fn a_server_that_stops_answering_after_the_login_is_said_and_bounded() {
     }
 }
 
+/// A server that stops answering once its session is made, new sessions too, is given up at
+/// the stall timeout before the copy, its session closed: not after the limit again on each
+/// question that follows, said bounded all the while (recheck69 F6: seven questions, the limit
+/// each).
+#[test]
+fn a_server_silent_before_the_copy_is_given_up_once() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8, v text);";
+    let src = database(&c.source, table);
+    let d1 = database(&c.dest[0], table);
+    let proxy = Proxy::for_cluster(&c.dest[0]);
+    let (from, to) = (c.source.conninfo(&src), proxy.conninfo(&c.dest[0], &d1));
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--stall-timeout",
+        "3s",
+    ];
+    let paused = Paused::start(&args, "connected");
+    proxy.set(Direction::ServerToClient, Fault::Stall);
+    let out = paused.resume();
+    let said = text(&out.stderr);
+    assert!(out.status.code().is_some_and(|c| c > 0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{d1}): its server has answered nothing for the stall timeout"
+        )) && said.contains("its session is given up"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
 /// A destination's backend that does not end once told to (frozen: SIGSTOP here), given up at
 /// the stall timeout, is not said terminated while it holds its locks on (recheck69 F5): the
 /// statement that ends it is said.
