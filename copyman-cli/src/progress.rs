@@ -57,7 +57,16 @@ pub(crate) fn set_active(bar: Option<ProgressBar>) {
 
 /// Puts `note` (e.g. "waiting for lock on destination 2") on the bar, or takes it off.
 pub(crate) fn set_note(note: Option<String>) {
-    *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone().map(|n| (n, ticks()));
+    set_note_as_of(note, ticks());
+}
+
+/// [`set_note`], said of the copy as it stood at `at` ([`ticks`]): data that moved since ends
+/// it.
+pub(crate) fn set_note_as_of(note: Option<String>, at: u64) {
+    *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone().map(|n| (n, at));
+    if at != ticks() {
+        return;
+    }
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
     if let (Some(bar), Some(note)) = (active.as_ref(), note) {
         bar.set_message(in_locale(&note).into_owned());

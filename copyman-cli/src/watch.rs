@@ -1618,10 +1618,15 @@ fn watch(
         // "2:ok" of the destination waited for (progress62 F2).
         if told_stuck && notes.is_empty() && !committing.load(Ordering::SeqCst) {
             stall_noted = true;
-            progress::set_note(Some(format!(
-                "nothing has moved for {} s{stuck_on}",
-                still.elapsed().as_secs()
-            )));
+            // As of the ticks this look saw: rows that came since end it (the last frame said
+            // "nothing has moved" beside the counts that had just come, under load).
+            progress::set_note_as_of(
+                Some(format!(
+                    "nothing has moved for {} s{stuck_on}",
+                    still.elapsed().as_secs()
+                )),
+                ticks,
+            );
         }
     }
 }
