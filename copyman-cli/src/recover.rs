@@ -196,7 +196,7 @@ pub(crate) fn run(
             }
             Err(e) => return Err(e),
         };
-        let _asking = Asking::now(&format!("{role} ({})", spec.display));
+        let _asking = Now::set(&ASKING, &format!("{role} ({})", spec.display));
         let _ = conn.set_timeout(spec.config.get_connect_timeout().copied());
         // A standby shares its primary's identity and lists nothing it could finish: it would
         // stand for the primary, where the run's transactions wait, and say nothing is pending.
@@ -284,7 +284,7 @@ pub(crate) fn run(
     // that still lives may yet read a PREPARE it was sent.
     let mut alive: HashSet<(String, String)> = HashSet::new();
     for (spec, mut conn, identity) in conns {
-        let _asking = Asking::now(&spec.display);
+        let _asking = Now::set(&ASKING, &spec.display);
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             server: None,
@@ -304,7 +304,7 @@ pub(crate) fn run(
     for look in 0..2 {
         let mut seen = BTreeMap::new();
         for (spec, conn, ..) in &mut listed {
-            let _asking = Asking::now(&spec.display);
+            let _asking = Now::set(&ASKING, &spec.display);
             for (run, pid) in commit::runs_in_sessions(conn).unwrap_or_default() {
                 seen.entry(run).or_insert((pid, spec.display.clone()));
             }
@@ -1540,7 +1540,7 @@ fn partly_ended(
 }
 
 /// The statement [`said_while_waiting`] runs now, and since when.
-static WAITING: std::sync::Mutex<Option<(String, Instant)>> = std::sync::Mutex::new(None);
+static WAITING: Since = std::sync::Mutex::new(None);
 
 /// The statement in progress, if its server has not answered it for a second or more: a
 /// server waiting for a synchronous standby that is not there answers nothing.
@@ -1558,7 +1558,7 @@ fn unanswered() -> Vec<String> {
 /// says what the server did) and, while it has not returned, says so after a second and every
 /// 10 s after: a server waiting for a synchronous standby that is not there answers nothing.
 fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send) -> T {
-    let _waiting = Waiting::now(what);
+    let _waiting = Now::set(&WAITING, what);
     let (done, finished) = mpsc::channel::<()>();
     thread::scope(|s| {
         s.spawn(move || {
@@ -1582,29 +1582,9 @@ fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send)
     })
 }
 
-/// The server recover asks its questions now (before it finishes anything), and since when.
-static ASKING: std::sync::Mutex<Option<(String, Instant)>> = std::sync::Mutex::new(None);
-
-/// [`ASKING`] set while it lives.
-struct Asking;
-
-impl Asking {
-    fn now(whom: &str) -> Self {
-        *ASKING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((whom.to_owned(), Instant::now()));
-        Self
-    }
-}
-
-impl Drop for Asking {
-    fn drop(&mut self) {
-        *ASKING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-    }
-}
+/// The server recover asks its questions now (before it finishes anything), and since when
+/// ([`Now`]).
+static ASKING: Since = std::sync::Mutex::new(None);
 
 /// Says, after 10 s and every 10 s after, that the server [`ASKING`] names has not answered
 /// recover's questions, until dropped.
@@ -1660,22 +1640,26 @@ impl Drop for AskingSaid {
     }
 }
 
-/// [`WAITING`] set while it lives.
-struct Waiting;
+/// What recover waits for, and since when ([`WAITING`], [`ASKING`]).
+type Since = std::sync::Mutex<Option<(String, Instant)>>;
 
-impl Waiting {
-    fn now(what: &str) -> Self {
-        *WAITING
+/// A [`Since`] set to what is waited for now while it lives.
+struct Now(&'static Since);
+
+impl Now {
+    fn set(slot: &'static Since, what: &str) -> Self {
+        *slot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((what.to_owned(), Instant::now()));
-        Self
+        Self(slot)
     }
 }
 
-impl Drop for Waiting {
+impl Drop for Now {
     fn drop(&mut self) {
-        *WAITING
+        *self
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
