@@ -1122,16 +1122,28 @@ impl Look {
                     .get(..s.len())
                     .is_some_and(|w| w.eq_ignore_ascii_case(s))
             });
+        // One table's PREPARE is given up at the stall timeout (commit68 F10).
+        let bounded = STALL_TIMEOUT
+            .get()
+            .copied()
+            .flatten()
+            .filter(|_| table.is_empty());
+        let not_cancelled = |why: &str| format!("not cancelled: {why}");
         let why = if statement.starts_with("COMMIT") {
-            "only its answer says whether it committed"
+            not_cancelled("only its answer says whether it committed")
+        } else if let Some(limit) = bounded.filter(|_| statement.starts_with("PREPARE")) {
+            format!(
+                "given up at --stall-timeout {} s: nothing is decided before every PREPARE is \
+                 answered",
+                limit.as_secs_f64()
+            )
         } else if ends_transaction {
-            "only its answer says what it did"
+            not_cancelled("only its answer says what it did")
         } else {
-            "its transaction is ended once it returns; nothing of it is committed"
+            not_cancelled("its transaction is ended once it returns; nothing of it is committed")
         };
         format!(
-            "copyman: waiting {} s for {label}'s {statement}{table}: {}{hint} (not cancelled: \
-             {why})",
+            "copyman: waiting {} s for {label}'s {statement}{table}: {}{hint} ({why})",
             waited.as_secs(),
             self.activity
         )

@@ -1451,6 +1451,12 @@ fn a_prepare_waiting_for_a_standby_is_given_up_at_the_stall_timeout() {
     let said = stderr.rest();
     assert_eq!(status.code(), Some(1), "{said}");
     assert!(said.contains("nothing committed"), "{said}");
+    // Its wait said as one that ends (it said "not cancelled").
+    assert!(
+        said.contains("'s PREPARE TRANSACTION")
+            && said.contains("(given up at --stall-timeout 2 s: nothing is decided"),
+        "{said}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(syncrep(), &stuck, "t"), 0);
     for (cluster, db) in [(&c.dest[0], &d1), (syncrep(), &stuck)] {
