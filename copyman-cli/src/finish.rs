@@ -605,10 +605,8 @@ impl StandbyRollback {
                 match cancelled {
                     Ok(rows) if !rows.is_empty() => {
                         report::warn(format!(
-                            "{name}'s ROLLBACK PREPARED waits for a synchronous standby \
-                             (synchronous_standby_names on that server): rolled back there \
-                             already, only the standby's word is waited for: its wait is \
-                             cancelled"
+                            "{name}'s ROLLBACK PREPARED {}",
+                            crate::watch::STANDBY_ROLLBACK_CANCELLED
                         ));
                         return;
                     }

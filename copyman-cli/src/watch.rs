@@ -606,6 +606,12 @@ const SILENT_SINCE_CONNECTED: &str = "its server has answered nothing for the st
      neither its session's question nor a new session (a frozen server, or the network path \
      to it lost)";
 
+/// What is said of a ROLLBACK PREPARED waiting for a synchronous standby, whose wait copyman
+/// cancels (a job's watch, one table's commit), after its name.
+pub(crate) const STANDBY_ROLLBACK_CANCELLED: &str = "waits for a synchronous standby \
+     (synchronous_standby_names on that server): rolled back there already, only the standby's \
+     word is waited for: its wait is cancelled";
+
 /// A look's activity when the monitoring connection could not ask.
 const CANNOT_BE_ASKED: &str = "its server cannot be asked";
 
@@ -2907,9 +2913,7 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
             (on_standby && c.statement.starts_with("ROLLBACK") && !c.cancelled).then(|| {
                 c.cancelled = true;
                 format!(
-                    "copyman: {}'s {} of table {} waits for a synchronous standby \
-                 (synchronous_standby_names on that server): rolled back there already, only \
-                 the standby's word is waited for: its wait is cancelled",
+                    "copyman: {}'s {} of table {} {STANDBY_ROLLBACK_CANCELLED}",
                     c.target.label, c.statement, c.table
                 )
             });

@@ -1457,6 +1457,12 @@ fn a_prepare_waiting_for_a_standby_is_given_up_at_the_stall_timeout() {
             && said.contains("(given up at --stall-timeout 2 s: nothing is decided"),
         "{said}"
     );
+    // Its ROLLBACK PREPARED waited for the standby in turn: cancelled, said as a job says it.
+    assert!(
+        said.contains("'s ROLLBACK PREPARED waits for a synchronous standby")
+            && said.contains("its wait is cancelled"),
+        "{said}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(syncrep(), &stuck, "t"), 0);
     for (cluster, db) in [(&c.dest[0], &d1), (syncrep(), &stuck)] {
