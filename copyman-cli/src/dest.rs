@@ -691,6 +691,16 @@ static STDOUT: AtomicU8 = AtomicU8::new(0);
 const STDOUT_GIVEN: u8 = 1;
 const STDOUT_OPENED: u8 = 2;
 
+/// The QUOTE of the CSV a `--send` declares for stdout, where not `"` ([`stdout_quotes_with`]).
+static STDOUT_QUOTE: AtomicU8 = AtomicU8::new(b'"');
+
+/// The `--send`'s CSV quotes with `quote`: the mark of a run that sends no data opens a value
+/// with it, where a reader of that format sees a quote (recheck69 F12: `QUOTE "'"` read the
+/// mark's `"` as a character, and loaded it as a row, exit 0).
+pub(crate) fn stdout_quotes_with(quote: u8) {
+    STDOUT_QUOTE.store(quote, Ordering::SeqCst);
+}
+
 /// This run writes COPY data to stdout (`--to -`), or its command line says so (a run refused
 /// for its arguments, a dry run: [`stdout_named`]).
 pub(crate) fn stdout_is_a_destination() {
@@ -744,7 +754,7 @@ pub(crate) fn stdout_carries_data() -> bool {
 /// Marks stdout, a destination of a run that failed before it was opened, where it is a pipe, a
 /// FIFO or a socket: its reader got an empty stream, which a COPY reads as an empty table
 /// (recheck67 F16: `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0,
-/// of a run that could not connect). `"\.` fails a COPY reading it as text (an end marker with
+/// of a run that could not connect). `"'\.` fails a COPY reading it as text (an end marker with
 /// more after it) and as CSV (a quote no quote closes) alike; binary data lacks its signature.
 /// A reader that takes nothing for a second gets none.
 pub(crate) fn mark_unopened_stdout() {
@@ -773,10 +783,15 @@ fn mark_stdout_unused(words: &str, when: &str) {
         return;
     }
     // (`\.` fails a text reader, and a CSV one on the second line's open quote, even where
-    // the first is skipped as a header.)
+    // the first is skipped as a header: the `--send`'s quote, or `"` and `'` where none is
+    // known — a command line refused before it was read may declare either.)
+    let quotes = match STDOUT_QUOTE.load(Ordering::SeqCst) {
+        b'"' => b"\"'".to_vec(),
+        quote => vec![quote],
+    };
     let mark = on_two_lines(
         format!("\\.{words}").as_bytes(),
-        format!("\"\\.{words}").into_bytes(),
+        [&quotes[..], format!("\\.{words}").as_bytes()].concat(),
     );
     if room_within(&out, Duration::from_secs(1)).is_ok() && out.write_all(&mark).is_ok() {
         report::warn(format_args!(

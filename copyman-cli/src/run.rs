@@ -53,6 +53,16 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
     match &args.command {
         Command::Transfer(t) => {
+            if let Statements::Raw {
+                send: Some(send), ..
+            } = &t.statements
+            {
+                if let Some(rep) = copyman_core::statement::representation(send) {
+                    if let ("csv", &[quote]) = (rep.format.as_str(), rep.quote.as_bytes()) {
+                        crate::dest::stdout_quotes_with(quote);
+                    }
+                }
+            }
             report::set_source_endpoint(t.source.display());
             report::set_destination_endpoints(t.destinations.iter().map(|d| d.display()).collect());
             if !t.dry_run && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio)) {

@@ -1757,13 +1757,25 @@ fn piped_copy(
 /// A server's COPY of `data` in `format` into `n` of `dest` fails: nothing of it loaded.
 #[track_caller]
 fn assert_fails_a_copy(cluster: &copyman_testkit::Cluster, dest: &str, format: &str, data: &[u8]) {
+    assert_fails_a_copy_into(cluster, dest, "n", format, data);
+}
+
+/// [`assert_fails_a_copy`] into `table`.
+#[track_caller]
+fn assert_fails_a_copy_into(
+    cluster: &copyman_testkit::Cluster,
+    dest: &str,
+    table: &str,
+    format: &str,
+    data: &[u8],
+) {
     let mut client = cluster.connect(dest);
     let mut writer = client
-        .copy_in(&format!("COPY n FROM STDIN (FORMAT {format})"))
+        .copy_in(&format!("COPY {table} FROM STDIN (FORMAT {format})"))
         .unwrap();
     std::io::Write::write_all(&mut writer, data).unwrap();
     assert!(writer.finish().is_err(), "{format}: read as a table");
-    assert_eq!(count(cluster, dest, "n"), 0, "{format}");
+    assert_eq!(count(cluster, dest, table), 0, "{format}");
 }
 
 /// Whether text or CSV data ends in the mark of its cut (binary is followed otherwise).
@@ -1895,7 +1907,10 @@ fn a_stop_waits_for_the_pipes_reader_to_take_the_mark() {
 fn a_run_that_fails_before_any_data_marks_stdout() {
     let c = clusters();
     let src = source(c);
-    let dest = database(&c.dest[0], "CREATE TABLE n (g int, v text);");
+    let dest = database(
+        &c.dest[0],
+        "CREATE TABLE n (g int, v text); CREATE TABLE one (body text);",
+    );
     let unreachable = "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2";
     for (args, code) in [
         (&["table", "n", "--from", unreachable, "--to", "-"][..], 3),
@@ -1919,10 +1934,25 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             "{}",
             text(&out.stderr)
         );
-        // (A reader that skips a header line too: recheck68 F10.)
-        for format in ["text", "csv", "csv, HEADER"] {
+        // (A reader that skips a header line too: recheck68 F10; one with a quote of its
+        // own into a table of one text column, which reads the mark as a value unless it
+        // opens a quote: recheck69 F12.)
+        for format in ["text", "csv", "csv, HEADER", "csv, HEADER, QUOTE ''''"] {
             assert_fails_a_copy(&c.dest[0], &dest, format, &out.stdout);
+            assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
+    }
+    // A `--send` that declares its quote: the mark opens a value with it.
+    let from_src = c.source.conninfo(&src);
+    for quote in ["''''", "'|'"] {
+        let send = format!("COPY nosuch TO STDOUT (FORMAT csv, HEADER, QUOTE {quote})");
+        let out = run(&["copy", "--from", &from_src, "--send", &send, "--to", "-"]);
+        assert_exit(&out, 2);
+        let words = "\\.copyman: the run failed before any data was sent";
+        let q = &quote[1..quote.len() - 1].replace("''", "'");
+        assert_eq!(text(&out.stdout), format!("{words}\n{q}{words}"));
+        let format = format!("csv, HEADER, QUOTE {quote}");
+        assert_fails_a_copy_into(&c.dest[0], &dest, "one", &format, &out.stdout);
     }
     let from = c.source.conninfo(&src);
     for args in [
@@ -1950,7 +1980,7 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     assert_exit(&out, 0);
     assert_eq!(
         out.stdout,
-        b"\\.copyman: a dry run sends no data\n\"\\.copyman: a dry run sends no data"
+        b"\\.copyman: a dry run sends no data\n\"'\\.copyman: a dry run sends no data"
     );
     for format in ["text", "csv", "csv, HEADER"] {
         assert_fails_a_copy(&c.dest[0], &dest, format, &out.stdout);

@@ -122,7 +122,7 @@ pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
 /// fails a COPY reading it, text or CSV, on two lines (a reader skipping a header line fails
 /// on the second).
 pub const UNSENT: &[u8] = b"\\.copyman: the run failed before any data was sent\n\
-                            \"\\.copyman: the run failed before any data was sent";
+                            \"'\\.copyman: the run failed before any data was sent";
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
