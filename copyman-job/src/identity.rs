@@ -421,6 +421,46 @@ pub fn storage(conn: &mut Connection, table: &str) -> Option<u32> {
     first_value(conn, &sql).ok().flatten()?.parse().ok()
 }
 
+/// Whether `table` on the server of `conn` holds rows its storage ([`storage`]; a partition's,
+/// for a partitioned table) was last replaced with, or before: rows a rewrite kept, not a
+/// TRUNCATE's table refilled (recheck69 F1: rows updated and one deleted, then rewritten, were
+/// taken for emptied and appended again, exit 0). The catalog row that names the storage is
+/// written again with it, in the same transaction: `VACUUM FULL` and `CLUSTER` keep each row's
+/// `xmin`, older than that row's; a column's type changed writes every row in that
+/// transaction, and the column's catalog row too — which a TRUNCATE, refilled in its own
+/// transaction, does not write. A catalog row frozen is old: taken for one before every row.
+/// `None` where it cannot be asked.
+pub fn rows_predate_storage(conn: &mut Connection, table: &str) -> Option<bool> {
+    if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
+        return None;
+    }
+    // (Each relation's catalog row asked once: a recursive query's rows are kept, not asked
+    // again for each of the table's rows.)
+    let relation = |from: &str| {
+        format!(
+            "SELECT c.oid, c.xmin, pg_catalog.age(c.xmin), EXISTS (SELECT 1 FROM \
+             pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
+             AND a.xmin = c.xmin) FROM {from}"
+        )
+    };
+    let sql = format!(
+        "WITH RECURSIVE s(oid, x, age, altered) AS ({} UNION ALL {}) \
+         SELECT EXISTS (SELECT 1 FROM {table} t JOIN s ON s.oid = t.tableoid \
+         WHERE s.age = 2147483647 OR pg_catalog.age(t.xmin) > s.age \
+         OR (s.altered AND t.xmin = s.x))::text",
+        relation(&format!(
+            "pg_catalog.pg_class c WHERE c.oid = {}",
+            sql::relation_regclass(table)
+        )),
+        relation(
+            "pg_catalog.pg_inherits i JOIN s ON i.inhparent = s.oid \
+             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+        ),
+    );
+    let rows = conn.query(&sql).ok()?;
+    Some(rows.first()?.first()?.as_deref()? == "true")
+}
+
 /// A transaction id the server of `conn` gives now (with its epoch, as `txid_current()`
 /// counts): above every one it gave before, whether those ended or not (a snapshot's `xmax`
 /// is not: transactions still running may have higher ones). It takes one, in a transaction of

@@ -2901,8 +2901,10 @@ fn one_tables_copy_beside_a_job_copying_the_table_is_refused() {
 /// job's copy wrote whoever wrote them, are not taken for gone (dup67 F4: a job run again after
 /// an UPDATE of every row appended them all a second time, exit 0); nor are fewer of them,
 /// updated, in the table's storage of then, which no TRUNCATE replaced (recheck67 F15: one row
-/// deleted besides, the other nine were appended again, exit 0). A partitioned table alike,
-/// its storage its partitions' (recheck69 F13: it had none recorded, and was taken for emptied).
+/// deleted besides, the other nine were appended again, exit 0), nor those rewritten since
+/// (recheck69 F1: `VACUUM FULL`, a column's type changed, gave the table other storage, taken
+/// for a TRUNCATE's). A partitioned table alike, its storage its partitions' (recheck69 F13:
+/// it had none recorded, and was taken for emptied).
 #[test]
 fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     emptied_since_a_job_committed_it("CREATE TABLE t (id int);");
@@ -2949,6 +2951,16 @@ fn emptied_since_a_job_committed_it(create: &str) {
         .unwrap();
     refused(&job);
     refused(&one);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 9);
+    // Rewritten since, in other storage: still the copy's rows.
+    d.batch_execute("VACUUM FULL t").unwrap();
+    refused(&job);
+    if !create.contains("PARTITION") {
+        d.batch_execute("ALTER TABLE t ALTER id TYPE bigint")
+            .unwrap();
+        refused(&job);
+        d.batch_execute("ALTER TABLE t ALTER id TYPE int").unwrap();
+    }
     assert_eq!(count(&c.dest[0], &d1, "t"), 9);
     d.batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
         .unwrap();

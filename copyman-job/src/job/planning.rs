@@ -770,9 +770,12 @@ pub(super) struct Kept<'a> {
 /// copy's (dup67 F4: a job run again after an UPDATE of every row took them for gone, and
 /// appended every row a second time, exit 0) —, or any row at all where the table keeps its
 /// rows where it did then: not emptied by a TRUNCATE since, its rows updated and some deleted
-/// (recheck67 F15: one row deleted besides, the rest were appended again, exit 0).
+/// (recheck67 F15: one row deleted besides, the rest were appended again, exit 0), nor in
+/// storage a rewrite gave it, which keeps rows written before ([`rows_predate_storage`]).
+///
+/// [`rows_predate_storage`]: crate::identity::rows_predate_storage
 fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<bool> {
-    use crate::identity::{holds_at_least, holds_rows_of, storage};
+    use crate::identity::{holds_at_least, holds_rows_of, rows_predate_storage, storage};
     // (No ids: the rows only, not a scan for none.)
     if kept.xids.is_empty() {
         return holds_at_least(conn, table, kept.rows);
@@ -782,6 +785,9 @@ fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<boo
             // Storage not recorded (an older state file), or not asked: not taken for emptied.
             let now = kept.storage.and_then(|_| storage(conn, table));
             let emptied = now.is_some() && now != kept.storage;
+            if emptied && rows_predate_storage(conn, table)? {
+                return Some(true);
+            }
             holds_at_least(conn, table, if emptied { kept.rows } else { 1 })
         }
         held => Some(held),
