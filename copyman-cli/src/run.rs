@@ -53,15 +53,14 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
     match &args.command {
         Command::Transfer(t) => {
-            if let Statements::Raw {
-                send: Some(send), ..
-            } = &t.statements
+            let send = match &t.statements {
+                Statements::Raw { send, .. } => send.as_deref(),
+                _ => None,
+            };
+            if let Some(rep) = send.and_then(copyman_core::statement::representation)
+                && let ("csv", &[quote]) = (rep.format.as_str(), rep.quote.as_bytes())
             {
-                if let Some(rep) = copyman_core::statement::representation(send) {
-                    if let ("csv", &[quote]) = (rep.format.as_str(), rep.quote.as_bytes()) {
-                        crate::dest::stdout_quotes_with(quote);
-                    }
-                }
+                crate::dest::stdout_quotes_with(quote);
             }
             report::set_source_endpoint(t.source.display());
             report::set_destination_endpoints(t.destinations.iter().map(|d| d.display()).collect());
