@@ -1695,6 +1695,22 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     )?;
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said.
     let written = low.send.as_deref().and_then(statement::representation);
+    // A NULL string a text value is written as too: a file is written as asked, for another
+    // reader, but a value and a NULL are then the same bytes there (recheck69 F9: refused
+    // toward a server, written to a file without a word).
+    let misread = written.as_ref().and_then(start::NullMisread::of);
+    if let Some(misread) = misread.filter(|m| !m.marker) {
+        for d in destinations.iter().filter(|d| !d.is_server()) {
+            crate::report::warn(format_args!(
+                "--to {}: the --send writes FORMAT text with NULL '{}': a value that is that \
+                 string is written as it too, the same bytes as a NULL, which no reader of the \
+                 file tells apart (one with the same NULL reads both as NULL); leave NULL at \
+                 its default (\\N), or use FORMAT csv, to keep them apart",
+                d.display(),
+                misread.null
+            ));
+        }
+    }
     if let Some(rep) = written.filter(|r| r.format != "csv") {
         for d in &destinations {
             let text = d.display();

@@ -1292,7 +1292,8 @@ fn copy_in_text_with_a_null_string_a_value_can_equal_is_refused() {
         );
         assert_eq!(count(&c.dest[0], &dst, "nul"), 0, "{options}");
     }
-    // A file is written as asked: it is for another reader.
+    // A file is written as asked: it is for another reader — said, as its empty strings and
+    // its NULLs are the same bytes there (recheck69 F9: not a word).
     let file = TempPath::new("null-empty.txt");
     let out = run(&[
         "copy",
@@ -1304,6 +1305,15 @@ fn copy_in_text_with_a_null_string_a_value_can_equal_is_refused() {
         file.arg(),
     ]);
     assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "--to {}: the --send writes FORMAT text with NULL '': a value that is that string \
+             is written as it too, the same bytes as a NULL",
+            file.arg()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
     for options in ["", "(NULL E'\\\\Z')", "(FORMAT csv, NULL 'NULL')"] {
         c.dest[0]
             .connect(&dst)
