@@ -895,9 +895,9 @@ pub(crate) fn run(
         let (is, are) = (several(missing, "is", "are"), several(present, "is", "are"));
         let (that_one, their) = (
             several(missing, "that one", "those"),
-            several(missing, "'s destination holds", "'s destinations hold"),
+            several(missing, "its destination holds", "their destinations hold"),
         );
-        let (missing, present) = (missing.join(", "), present.join(", "));
+        let (missing, present) = (gids_said(missing), gids_said(present));
         if no_decision_log {
             lines.push(format!(
                 "run {run}: left alone: {missing} of it {is} prepared on none of the servers \
@@ -905,7 +905,7 @@ pub(crate) fn run(
                  committed, if the run decided commit (rolling back the rest would split the \
                  run), or rolled back — or on a server not given. Without the run's decision \
                  log this cannot be told: give it (--decision-log), or check whether \
-                 {missing}{their} the run's rows, then end each of the rest with COMMIT \
+                 {their} the run's rows, then end each of the rest with COMMIT \
                  PREPARED if so, ROLLBACK PREPARED if not, in its database"
             ));
             continue;
@@ -1476,6 +1476,17 @@ fn databases(prepared: &[commit::Prepared]) -> String {
     names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
+/// Transactions' names, said in a line: a long list by its ends and its length (recheck69 F8:
+/// a transaction `copyman:RUN:99` not copyman's made a line of 97 names, said twice).
+fn gids_said(gids: &[String]) -> String {
+    match gids {
+        [first, second, .., last] if gids.len() > 4 => {
+            format!("{first}, {second}, … {last} ({} transactions)", gids.len())
+        }
+        _ => gids.join(", "),
+    }
+}
+
 /// The runs with no decision in the log (known to it, neither commit nor recovery's abort;
 /// not in progress; under --no-decision-log, every run found) whose prepared transactions, across
 /// `listed` (every one of copyman's found on the servers given), show that some of their
@@ -1668,6 +1679,22 @@ impl Drop for Now {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A long list of transactions is said by its ends and its length; a short one whole.
+    #[test]
+    fn long_lists_of_transactions_are_said_by_their_ends() {
+        let gids =
+            |n: usize| -> Vec<String> { (2..2 + n).map(|i| format!("copyman:r:{i}")).collect() };
+        assert_eq!(gids_said(&gids(1)), "copyman:r:2");
+        assert_eq!(
+            gids_said(&gids(4)),
+            "copyman:r:2, copyman:r:3, copyman:r:4, copyman:r:5"
+        );
+        assert_eq!(
+            gids_said(&gids(97)),
+            "copyman:r:2, copyman:r:3, … copyman:r:98 (97 transactions)"
+        );
+    }
 
     /// A run's party is named as the run's, and known among the servers given whoever they
     /// connect as (a server given with another user that could not connect was said "not on
