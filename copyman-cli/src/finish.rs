@@ -466,6 +466,13 @@ fn interrupted_before_commit(signal: i32) -> ErrorInfo {
 /// How [`interrupted_before_commit`] ends.
 const CALLED_OFF: &str = "rolled back";
 
+/// What a destination's words say of a COMMIT PREPARED sent and not answered, after `prepared
+/// as GID`: it may be prepared still, which the run's advice says first ([`RunReport`]'s).
+///
+/// [`RunReport`]: crate::report::RunReport
+pub(crate) const COMMIT_PREPARED_UNANSWERED: &str =
+    "and decided commit; its COMMIT PREPARED was sent and not answered";
+
 /// Whether `error` is a commit called off by a signal ([`interrupted_before_commit`]): the
 /// user's stop, not the destination's failure.
 pub(crate) fn is_called_off(error: &ErrorInfo) -> bool {
@@ -885,9 +892,8 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
         } => Some(ErrorInfo {
             sqlstate: error.sqlstate.clone(),
             message: format!(
-                "prepared as {gid} and decided commit; its COMMIT PREPARED was sent and not \
-                 answered ({}): it may have committed, else it is still prepared: run copyman \
-                 recover {} to finish it",
+                "prepared as {gid} {COMMIT_PREPARED_UNANSWERED} ({}): it may have committed, \
+                 else it is still prepared: run copyman recover {} to finish it",
                 error.message,
                 crate::recover::same_as_this_run()
             ),

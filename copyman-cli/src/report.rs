@@ -1079,6 +1079,48 @@ impl RunReport {
                 numbers(&others)
             ));
         }
+        // (Nothing to mend where none failed: recheck48b F7.)
+        let mend = match self.destinations.iter().any(|d| d.status == Status::Failed) {
+            true => " (mend what failed first)",
+            false => "",
+        };
+        // Each in doubt prepared and decided commit (`--atomic`): still prepared, it holds none
+        // of the rows, visibly, until copyman recover commits it — the look would advise a copy
+        // again exactly where it would add them twice (recheck69 F10).
+        let prepared = (self.destinations.iter())
+            .filter(|d| d.status == Status::InDoubt)
+            .all(|d| {
+                (d.error.as_ref()).is_some_and(|e| {
+                    e.message.starts_with("prepared as ")
+                        && e.message
+                            .contains(crate::finish::COMMIT_PREPARED_UNANSWERED)
+                })
+            });
+        if prepared {
+            let (is, its, it) = match doubt.len() {
+                1 => ("is", "its transaction was", "it"),
+                _ => ("are", "their transactions were", "them"),
+            };
+            let rest = match others.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "; to bring {} level, run again with only {} --to{mend}{truncate}",
+                    numbers(&others),
+                    match others.len() {
+                        1 => "its",
+                        _ => "their",
+                    },
+                ),
+            };
+            return Some(format!(
+                "copyman: {} {is} in doubt: {its} prepared and decided commit: run copyman \
+                 recover {} once the server answers, which commits {it} where still prepared \
+                 (never copy into {it} again before: a prepared transaction's rows are not seen \
+                 there){rest}",
+                numbers(&doubt),
+                crate::recover::same_as_this_run()
+            ));
+        }
         let (is, look, of_doubt) = match doubt.len() {
             1 => (
                 "is",
@@ -1094,11 +1136,6 @@ impl RunReport {
         let rerun = match others.is_empty() {
             true => of_doubt,
             false => format!("{}, and of {of_doubt}", numbers(&others)),
-        };
-        // (Nothing to mend where none failed: recheck48b F7.)
-        let mend = match self.destinations.iter().any(|d| d.status == Status::Failed) {
-            true => " (mend what failed first)",
-            false => "",
         };
         Some(format!(
             "copyman: {} {is} in doubt: once {look} this run's rows; to bring every destination \
@@ -1932,6 +1969,29 @@ mod tests {
                 .as_str()
                 .is_some_and(|a| a.starts_with("destination 1 is in doubt: once its server")),
             "{json}"
+        );
+        // Prepared and its COMMIT PREPARED unanswered: recover first, never a copy into it
+        // (recheck69 F10: "run again with only the --to of destination 2 if it holds none").
+        let mut prepared = doubt.clone();
+        prepared.destinations[1].status = Status::Failed;
+        prepared.destinations[0].error = Some(ErrorInfo {
+            sqlstate: None,
+            message: format!(
+                "prepared as copyman:r:1 {} (i/o error): it may have committed",
+                crate::finish::COMMIT_PREPARED_UNANSWERED
+            ),
+        });
+        let advice = prepared.level_advice().unwrap();
+        assert!(
+            advice.starts_with(
+                "copyman: destination 1 is in doubt: its transaction was prepared and decided \
+                 commit: run copyman recover with the same --to"
+            ) && advice.contains("once the server answers, which commits it where still prepared")
+                && advice.ends_with(
+                "; to bring destination 2 level, run again with only its --to (mend what failed \
+                 first)"
+            ),
+            "{advice}"
         );
         let mut rolled = doubt.clone();
         rolled.destinations[1].status = Status::RolledBack;
