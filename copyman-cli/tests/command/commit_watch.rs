@@ -765,7 +765,9 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
 /// once — the healthy destination rolls back and releases the lock its `--truncate` took, and the
 /// run exits with the signal's code, nothing committed; one table and a job alike. It waited
 /// for the frozen backend until a second signal, the healthy destination's table locked all the
-/// while.
+/// while. The frozen backend, which hears neither the cancel nor the close, is not said rolled
+/// back while it holds its transaction: the statement that ends it is said (recheck69 F11: a
+/// job said "rolled back, nothing of it committed").
 #[test]
 fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
     static OWN: OnceLock<Cluster> = OnceLock::new();
@@ -832,6 +834,12 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
         // Before destination 1 goes on: destination 2 rolled back, its lock released.
         let rest = stderr.rest();
         assert_eq!(status.code(), Some(143), "job {job}: {rest}");
+        assert!(
+            rest.contains(&format!("end it there: SELECT pg_terminate_backend({pid})"))
+                && !(rest.lines())
+                    .any(|l| l.contains("destination 1 (") && l.contains("rolled back")),
+            "job {job}: {rest}"
+        );
         assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
         assert_eq!(count(&c.dest[1], &d2, "t"), 1, "its own row kept: {rest}");
         drop(frozen);

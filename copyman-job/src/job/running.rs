@@ -1436,10 +1436,18 @@ pub(super) fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
             _ => false,
         };
         if cut_short {
+            // A backend its session was given up on, which may stay in its transaction, is
+            // said with the statement that ends it, not "rolled back" (recheck69 F11).
+            let lingering = (d.error.as_ref())
+                .filter(|e| e.message.contains(super::sessions::MAY_STAY))
+                .and_then(|e| {
+                    Some(e.message[e.message.rfind("its backend there (")?..].to_owned())
+                });
             d.status = Status::Interrupted;
-            d.error = Some(TableError::new(format!(
-                "rolled back, nothing of it committed: {reason}"
-            )));
+            d.error = Some(TableError::new(match lingering {
+                None => format!("rolled back, nothing of it committed: {reason}"),
+                Some(lingering) => format!("not committed: {reason}; {lingering}"),
+            }));
         }
     }
 }

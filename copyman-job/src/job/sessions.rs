@@ -39,10 +39,7 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
             (Some(pid), Some(Some(true))) => format!(
                 "{CLOSED}; its backend there ({pid}), which had not heard so, was terminated"
             ),
-            (Some(pid), Some(None) | None) => format!(
-                "{CLOSED}; its backend there ({pid}) may stay in its COPY, holding its locks, \
-                 until its server hears: end it there: SELECT pg_terminate_backend({pid})"
-            ),
+            (Some(pid), Some(None) | None) => format!("{CLOSED}; {}", lingering(pid)),
             _ => CLOSED.to_owned(),
         });
     }
@@ -66,12 +63,36 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
     };
     // Its socket closes with it: a backend that ends its wait finds no one and rolls back.
     drop(old);
+    // One the cancel does not end (frozen, or behind a lost network path: it never acts on
+    // the request) stays in its statement, in its transaction, holding its locks: ended on
+    // the new session, or said with the statement that ends it (recheck69 F11: a job's
+    // backends frozen in their COPY were said "rolled back" and kept their locks).
+    let ended = match (gone, pid, fresh.as_mut()) {
+        (false, Some(pid), Some(conn)) => commit::end_orphan(conn, pid, 0.0).is_some(),
+        _ => true,
+    };
+    let cancelled = match (ended, pid) {
+        (false, Some(pid)) => format!("{cancelled}; {}", lingering(pid)),
+        _ => cancelled,
+    };
     *slot = fresh;
     Some(match waited {
         Some(waited) => format!("{waited}; {cancelled}"),
         None => cancelled,
     })
 }
+
+/// What [`give_up`] says of backend `pid` that did not end when told to, or could not be told.
+fn lingering(pid: i32) -> String {
+    format!(
+        "its backend there ({pid}) {MAY_STAY}, holding its locks, until its server hears: end \
+         it there: SELECT pg_terminate_backend({pid})"
+    )
+}
+
+/// What [`give_up`] says of a backend that may outlive its session (after "its backend there
+/// (N) "): its transaction may be open still, not rolled back.
+pub(super) const MAY_STAY: &str = "may stay in its statement, in its transaction";
 
 /// What [`give_up`] says of a statement it cancelled.
 pub(super) const CANCELLED: &str = "its statement was cancelled";
