@@ -2276,6 +2276,15 @@ fn written_at<'a>(column: &'a Column, at: &'a str) -> impl Iterator<Item = &'a L
     column.leaves.iter().filter(move |l| l.at == at)
 }
 
+/// The currency of a money form ([`TextForms::money`]): what is left of it without its digits,
+/// signs, separators and spaces — `$` for `-$1,234.56`, `€` for `-1.234,56 €`.
+fn currency(money: &str) -> String {
+    money
+        .chars()
+        .filter(|c| !c.is_ascii_digit() && !c.is_whitespace() && !"-+.,()'’".contains(*c))
+        .collect()
+}
+
 /// `count` (of a money's smallest unit) as an amount of `digits` decimals: 1234 is `12.34` in
 /// cents, `1234` in yen.
 fn amount(count: u64, digits: u32) -> String {
@@ -2321,6 +2330,28 @@ pub fn money_meant_otherwise(
                 lc(&dst.database),
                 amount(1234, src.database.digits),
                 amount(1234, dst.database.digits),
+            ));
+        }
+        // In another currency: the count carries over, its currency does not (types69 F2:
+        // `$12.34` became `£12.34` and `12,34 €`, exit 0; pg_dump's data fails to load there).
+        if let (true, Some(src), Some(dst)) = (sides.both, source, forms)
+            && currency(&src.database.money) != currency(&dst.database.money)
+        {
+            return Some(format!(
+                "a money value is copied as a count of its database's smallest unit, without \
+                 its currency, which the database's lc_monetary names: the source's database \
+                 has lc_monetary '{}' ({}), {label}'s '{}' ({}): an amount of {} on the source \
+                 would be {} there; give the databases one lc_monetary (ALTER DATABASE … SET \
+                 lc_monetary), leave the money columns out, or convert them to numeric on the \
+                 source (copyman copy --send); a destination's CONN that names the source's \
+                 locale (options='-c lc_monetary={}') is taken at its word",
+                src.database.locale,
+                src.database.money,
+                dst.database.locale,
+                dst.database.money,
+                src.database.money,
+                dst.database.money,
+                src.database.locale,
             ));
         }
         if let (true, Some(src)) = (sides.source_only, source)
@@ -4203,6 +4234,46 @@ mod group_tests {
                 members: vec![0, 1],
                 truncate_together: vec![true, false]
             }]
+        );
+    }
+
+    /// Money between databases of one fraction and other currencies is refused: its count
+    /// carries over, its currency does not (types69 F2: `$12.34` became `£12.34`); of one
+    /// currency written otherwise (separators, the symbol's place), it goes.
+    #[test]
+    fn money_into_another_currency_is_refused() {
+        assert_eq!(currency("-$1,234.56"), "$");
+        assert_eq!(currency("-$ 1.234,56"), "$");
+        assert_eq!(currency("-1\u{202f}234,56 €"), "€");
+        assert_eq!(currency("-1.234,56 €"), "€");
+        assert_eq!(currency("-￥1,235"), "￥");
+        let both = MoneySides {
+            both: true,
+            ..MoneySides::default()
+        };
+        let server = |f: TextForms| ServerForms {
+            database: f.clone(),
+            session: forms("C", "-$1,234.56", true),
+        };
+        let us = server(forms("en_US.UTF-8", "-$1,234.56", true));
+        let de = server(forms("de_DE.UTF-8", "-1.234,56 €", true));
+        let fr = server(forms("fr_FR.UTF-8", "-1\u{202f}234,56 €", true));
+        let ar = server(forms("es_AR.UTF-8", "-$ 1.234,56", true));
+        let why = money_meant_otherwise(Some(&us), &[("destination 1", both, Some(&de))]);
+        assert!(
+            why.as_deref().is_some_and(|w| w.contains(
+                "the source's database has lc_monetary 'en_US.UTF-8' (-$1,234.56), destination \
+                 1's 'de_DE.UTF-8' (-1.234,56 €)"
+            )),
+            "{why:?}"
+        );
+        assert_eq!(
+            money_meant_otherwise(Some(&de), &[("destination 1", both, Some(&fr))]),
+            None
+        );
+        assert_eq!(
+            money_meant_otherwise(Some(&us), &[("destination 1", both, Some(&ar))]),
+            None
         );
     }
 
