@@ -130,6 +130,40 @@ fn copy_statements_read_alike_where_standard_conforming_strings_is_off() {
     assert_eq!(values(&c.dest[0], &dst), expected);
 }
 
+/// A bytea copied into text is stored in hex whatever the source's database sets: its
+/// `bytea_output = escape` stored `\000\377A` where another run stored `\x00ff41` (types69 F1).
+#[test]
+fn bytea_into_text_is_hex_whatever_the_sources_bytea_output() {
+    let c = clusters();
+    let src = database_setting(
+        &c.source,
+        &["bytea_output = escape"],
+        "CREATE TABLE bt (id int, b bytea); INSERT INTO bt VALUES (1, '\\x00ff41'), (2, 'abc');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE bt (id int, b text)");
+    for format in ["text", "csv"] {
+        let out = run(&[
+            "table",
+            "bt",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--truncate",
+            "--format",
+            format,
+        ]);
+        assert_exit(&out, 0);
+        let stored: Vec<String> = (c.dest[0].connect(&dst))
+            .query("SELECT b FROM bt ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(stored, ["\\x00ff41", "\\x616263"], "{format}");
+    }
+}
+
 /// `client_encoding` SQL_ASCII converts nothing: between a UTF8 source and a LATIN1 destination
 /// the source's bytes were stored as they are (`café` as `cafÃ©`, in text and binary alike,
 /// exit 0, and `--verify` agreed). Such sessions' data is in their server's encoding: they are

@@ -703,7 +703,7 @@ impl CopyStart {
             .map(|r| r.in_session(data_encoding(session)));
         // The pinned settings that shape this end's text, where a query since the startup named
         // one: asked in the COPY's own Query, at no round trip.
-        let shaping = match direction {
+        let shaping: &[&str] = match direction {
             Direction::ToStdout => &SHAPE_WRITING,
             Direction::FromStdin => &SHAPE_READING,
         };

@@ -9,10 +9,12 @@ use std::fmt;
 /// unquoted `NULL` in an array a NULL element (`array_nulls = off` read it as the string);
 /// standard string literals in statements (`NULL '\N'` meant `NULL 'N'` where
 /// `standard_conforming_strings` is off); type and object names printed unquoted where they can
-/// be (`quote_all_identifiers` made every type name differ from its server's); and XML values
-/// read as content, as pg_dump does (`xmloption = document` refused a fragment).
+/// be (`quote_all_identifiers` made every type name differ from its server's); XML values
+/// read as content, as pg_dump does (`xmloption = document` refused a fragment); and `bytea`
+/// written in hex (a bytea copied into text stored the source's `bytea_output`, `\000\377A`
+/// or `\x00ff41` by the database's setting: types69 F1).
 /// `client_encoding` joins them from [`StartupConfig::client_encoding`].
-pub const PORTABILITY_SETTINGS: [(&str, &str); 8] = [
+pub const PORTABILITY_SETTINGS: [(&str, &str); 9] = [
     ("DateStyle", "ISO"),
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "3"),
@@ -21,6 +23,7 @@ pub const PORTABILITY_SETTINGS: [(&str, &str); 8] = [
     ("standard_conforming_strings", "on"),
     ("quote_all_identifiers", "off"),
     ("xmloption", "content"),
+    ("bytea_output", "hex"),
 ];
 
 /// The startup parameters every session sends so that the server does not end it while it
@@ -55,8 +58,9 @@ pub fn sent_by_copyman(name: &str) -> bool {
 /// The settings a startup message may pin that the server does not report back (no
 /// ParameterStatus), each with the value it is pinned to, as `current_setting` shows it: whether
 /// they took is seen only by asking ([`StartupConfig::unreported`]).
-const UNREPORTED: [(&str, &str); 8] = [
+const UNREPORTED: [(&str, &str); 9] = [
     ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
     ("lc_monetary", "C"),
     ("array_nulls", "on"),
     ("quote_all_identifiers", "off"),
@@ -68,8 +72,8 @@ const UNREPORTED: [(&str, &str); 8] = [
 
 /// The pinned settings the server does not report whose change since connecting has a text
 /// COPY written otherwise, without an error: floats with fewer digits, money in another
-/// locale's form.
-pub(crate) const SHAPE_WRITING: [&str; 2] = ["extra_float_digits", "lc_monetary"];
+/// locale's form, bytea in the escape form.
+pub(crate) const SHAPE_WRITING: [&str; 3] = ["extra_float_digits", "lc_monetary", "bytea_output"];
 
 /// Those whose change has a text COPY read otherwise: an array's `NULL` element stored as the
 /// string `NULL` (`array_nulls = off`), money in another locale's form.
@@ -340,7 +344,7 @@ mod tests {
         assert_eq!(unreported.check(&row(&|v| Some(v.to_uppercase()))), Ok(()));
         assert!(unreported.check(&row(&|_| None)).is_err());
         assert!(unreported.check(&[]).is_err());
-        assert_eq!(StartupConfig::new("u").unreported().settings().count(), 6);
+        assert_eq!(StartupConfig::new("u").unreported().settings().count(), 7);
         let shaping = StartupConfig::new("u").unreported().only(&SHAPE_READING);
         let names: Vec<&str> = shaping.settings().map(|(n, _)| n).collect();
         assert_eq!(names, ["lc_monetary", "array_nulls"]);
@@ -355,6 +359,7 @@ mod tests {
             "set LOCAL Extra_Float_Digits TO 0",
             "SELECT pg_catalog.set_config('lc_monetary', 'de_DE', false)",
             "BEGIN; SET array_nulls=off",
+            "SET bytea_output = escape",
         ] {
             assert!(names_a_shaping_setting(sql), "{sql}");
         }
