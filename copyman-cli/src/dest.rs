@@ -291,6 +291,8 @@ pub(crate) struct FileSink {
     pub(crate) out: BufWriter<Out>,
     /// The temporary file and its final name.
     pub(crate) rename: Option<(PathBuf, PathBuf)>,
+    /// How it is named, until its first bytes are written ([`FileSink::write_all`]).
+    unwritten: Option<String>,
 }
 
 /// Where a file destination's bytes go.
@@ -1133,10 +1135,24 @@ impl FileSink {
         Ok(Self {
             out: BufWriter::with_capacity(FILE_CHUNK, Out::new(out, give_up)),
             rename,
+            unwritten: Some(endpoint.display()),
         })
     }
 
+    /// Writes `data`. Text or CSV data that begins with U+FEFF (its first value's first
+    /// character) is said: a reader takes those bytes for a UTF-8 byte order mark and drops
+    /// them, copyman reading the file too (types69 F7: a round trip lost it, exit 0).
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if !data.is_empty()
+            && let Some(name) = self.unwritten.take()
+            && data.starts_with(&copyman_core::file_start::UTF8_BOM)
+        {
+            report::warn(format_args!(
+                "--to {name}: the data begins with the character U+FEFF (its first value's \
+                 first), whose bytes a reader of the file takes for a UTF-8 byte order mark \
+                 and drops, copyman too: that character would be lost there"
+            ));
+        }
         self.out.write_all(data)
     }
 

@@ -339,8 +339,11 @@ impl FileSource {
             return Err(failed(header_cut(&self.name)));
         }
         if start.bom {
-            report::log(format_args!(
-                "{}: its UTF-8 byte order mark is not sent",
+            // Said: a first value that began with U+FEFF loses it, where psql's `\copy` sends
+            // the bytes (types69 F7: said only under -v).
+            crate::progress::println(&format!(
+                "copyman: note: {} begins with a UTF-8 byte order mark, which is not sent (read \
+                 as a mark, not as its first value's first character, U+FEFF)",
                 self.name
             ));
             data.drain(..file_start::UTF8_BOM.len());
