@@ -1963,6 +1963,35 @@ fn name_values_a_destination_would_cut_are_refused() {
         ),
         1
     );
+    // Into LATIN9, which PostgreSQL converts LATIN1 to only through UTF8: measured so (types69
+    // F14: 42883, refused), its 63 `é` 63 bytes there too.
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE n SET nm = repeat('é', 63) WHERE id = 1")
+        .unwrap();
+    let latin9 = database_in(
+        &c.dest[0],
+        format!("{base}_latin9"),
+        "LATIN9",
+        "CREATE TABLE n (id int, nm name);",
+    );
+    let out = run(&[
+        "table",
+        "n",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&latin9),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &latin9,
+            "(SELECT 1 FROM n WHERE nm = repeat('é', 63))"
+        ),
+        1
+    );
 }
 
 /// A `--send`'s values for a name column are measured once for every destination that holds one

@@ -990,9 +990,13 @@ pub fn values_cut(
                         to.type_name
                     )
                 };
+                // Through UTF8, as the data passes: PostgreSQL has no conversion between some
+                // pairs of encodings (LATIN1 to LATIN9: 42883, types69 F14), and every one to and
+                // from UTF8.
                 let query = format!(
                     "SELECT count(*)::text, min(v) FROM (SELECT v::text AS v FROM ({values}) q) q \
-                     WHERE pg_catalog.octet_length(pg_catalog.convert_to(v, {})) {cut_if}",
+                     WHERE pg_catalog.octet_length(pg_catalog.convert(pg_catalog.convert_to(v, \
+                     'UTF8'), 'UTF8', {})) {cut_if}",
                     sql::literal(dest_encoding)
                 );
                 let answer = match asked.get(&query) {
