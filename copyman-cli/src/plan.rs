@@ -1071,6 +1071,9 @@ fn table_plan(
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view, false) {
         report::warn(warning);
     }
+    if let Some(warning) = copyman_job::plan::insert_rules(&dest_view) {
+        report::warn(warning);
+    }
     if let Some(warning) = copyman_job::plan::large_object_columns(&dest_view, columns.as_deref()) {
         report::warn(warning);
     }
@@ -2051,6 +2054,9 @@ fn receive_tables(receiving: &[(&str, &Relation)], t: &Transfer) -> Option<Strin
         }
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(receiving, false) {
+        report::warn(format_args!("the --receive's table: {warning}"));
+    }
+    if let Some(warning) = copyman_job::plan::insert_rules(receiving) {
         report::warn(format_args!("the --receive's table: {warning}"));
     }
     None

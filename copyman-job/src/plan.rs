@@ -665,6 +665,28 @@ pub fn cut_columns_from_a_file(
     })
 }
 
+/// What a plan says of the destinations whose table has rules on INSERT ([`Relation::insert_rules`]):
+/// a `COPY … FROM` runs none, and stores each row in the table itself where an application's
+/// INSERT is rewritten by them (types69 F6: said of triggers, not of rules). `None` without any.
+pub fn insert_rules(dests: &[(&str, &Relation)]) -> Option<String> {
+    let each: Vec<(&str, &str)> = dests
+        .iter()
+        .filter_map(|(label, rel)| Some((*label, rel.insert_rules.as_deref()?)))
+        .collect();
+    let who = match each.as_slice() {
+        [] => return None,
+        [(label, names)] => format!("{label} has rules on INSERT into it ({names})"),
+        _ => {
+            let each: Vec<String> = each.iter().map(|(l, n)| format!("{l} ({n})")).collect();
+            format!("rules on INSERT into it are on {}", each.join(", "))
+        }
+    };
+    Some(format!(
+        "{who}: a COPY runs none of them, and stores each row in the table itself, where an \
+         INSERT of it would be rewritten by them"
+    ))
+}
+
 /// The destinations whose table runs triggers on INSERT ([`Relation::insert_triggers`]), said:
 /// what they do to a copied row is the destination's own, and neither COPY's count nor copyman
 /// sees it (an AFTER trigger that moves the row elsewhere, a BEFORE trigger that sets a value);
@@ -687,6 +709,7 @@ pub fn cut_columns_from_a_file(
 ///     quiet_delete: true,
 ///     system: false,
 ///     populated: true,
+///     insert_rules: None,
 /// };
 /// let (plain, audited) = (rel(None), rel(Some("audit, route")));
 /// assert_eq!(insert_triggers(&[("destination 1", &plain)], false), None);
@@ -3159,8 +3182,13 @@ fn conversion_words(from: &str, to: &str) -> &'static str {
         (f, t) if zoned(f) && unzoned(t) => {
             " (each value is written as the wall-clock time of the source session's TimeZone)"
         }
-        (f, t) if unzoned(f) && zoned(t) => {
+        // (A date too: read as its midnight there, types69 F17.)
+        (f, t) if (unzoned(f) || f == "date") && zoned(t) => {
             " (each value is read as a time of the destination session's TimeZone)"
+        }
+        // `oidin` wraps a negative number (types69 F19: -1 stored as 4294967295).
+        ("smallint" | "integer" | "bigint", "oid" | "xid" | "regclass" | "regproc" | "regtype") => {
+            " (a negative number is read as 2^32 plus it: -1 as 4294967295)"
         }
         (f, "text") if holds_zoned(f) => {
             " (each value is written as the wall-clock time and offset of the source session's \
@@ -3478,6 +3506,8 @@ mod tests {
         let plain = "timestamp without time zone";
         assert!(conversion_words(tz, plain).contains("the source session's TimeZone"));
         assert!(conversion_words(plain, tz).contains("the destination session's TimeZone"));
+        assert!(conversion_words("date", tz).contains("the destination session's TimeZone"));
+        assert!(conversion_words("integer", "oid").contains("-1 as 4294967295"));
         assert!(conversion_words(tz, "text").contains("offset of the source session's TimeZone"));
         // In an array or a range too (recheck63 F6).
         for zoned in [
@@ -3573,6 +3603,7 @@ mod tests {
             quiet_delete: true,
             system: false,
             populated: true,
+            insert_rules: None,
             columns: columns
                 .iter()
                 .map(|&(name, type_name, generated, binary)| Column {

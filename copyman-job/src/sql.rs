@@ -1667,7 +1667,11 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
                  AND d.typnotnull) checks), \
            (SELECT CASE WHEN {SYSTEM_SCHEMA} THEN 'system' \
                WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'unpopulated' END \
-             FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace) \
+             FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace), \
+           (SELECT pg_catalog.string_agg(DISTINCT \
+              pg_catalog.quote_ident(w.rulename::text), ', ') \
+            FROM parts JOIN pg_catalog.pg_rewrite w ON w.ev_class = parts.oid \
+            WHERE w.ev_type = '3' AND w.ev_enabled <> 'D') \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
            CROSS JOIN fires CROSS JOIN quiet \
          LEFT JOIN pg_catalog.pg_attribute a \
@@ -1967,6 +1971,9 @@ pub struct Relation {
     /// Its rows can be read: `false` for a materialized view not populated yet (`WITH NO
     /// DATA`), whose COPY fails (55000) until it is refreshed.
     pub populated: bool,
+    /// The rules on INSERT of it or its partitions, by name, comma-separated: a `COPY … FROM`
+    /// runs none of them.
+    pub insert_rules: Option<String>,
 }
 
 impl Relation {
@@ -2059,6 +2066,7 @@ impl Relation {
             quiet_delete: field(first, 16).as_deref() == Some("true"),
             system: field(first, 20).as_deref() == Some("system"),
             populated: field(first, 20).as_deref() != Some("unpopulated"),
+            insert_rules: field(first, 21),
         })
     }
 

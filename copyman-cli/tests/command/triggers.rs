@@ -566,3 +566,38 @@ fn triggers_replica_mode_does_not_stop_are_said_with_the_way_that_does() {
         );
     }
 }
+
+/// A destination's rules on INSERT are said: COPY runs none, and stores the rows in the table
+/// itself, where an application's INSERT is rewritten into another table (types69 F6: not a
+/// word, though its triggers are said). One table and a job alike; a disabled rule is not.
+#[test]
+fn a_destinations_insert_rules_are_said() {
+    let c = clusters();
+    let src = database(&c.source, SOURCE);
+    let rules = "CREATE TABLE p (id int PRIMARY KEY);
+        CREATE TABLE t (id int PRIMARY KEY, v text);
+        CREATE TABLE archive (id int, v text);
+        CREATE RULE to_archive AS ON INSERT TO t DO INSTEAD INSERT INTO archive VALUES (NEW.*);
+        CREATE RULE off AS ON INSERT TO p DO INSTEAD NOTHING;
+        ALTER TABLE p DISABLE RULE off;";
+    for job in [false, true] {
+        let dest = database(&c.dest[0], rules);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+        let mut args = vec!["table", "t", "--from", &from, "--to", &to];
+        if job {
+            args.insert(2, "p");
+        }
+        let out = run(&args);
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "has rules on INSERT into it (to_archive): a COPY runs none of them, and stores \
+                 each row in the table itself"
+            ) && stderr.matches("rules on INSERT").count() == 1,
+            "job {job}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dest, "t"), 100, "job {job}");
+        assert_eq!(count(&c.dest[0], &dest, "archive"), 0, "job {job}");
+    }
+}

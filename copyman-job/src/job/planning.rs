@@ -2770,6 +2770,9 @@ fn plan_all(
         if let Some(warning) = crate::plan::insert_triggers(&view, true) {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        if let Some(warning) = crate::plan::insert_rules(&view) {
+            notes.push(format!("{}: {warning}", sel.table));
+        }
         if let Some(warning) = crate::plan::large_object_columns(&view, Some(&columns)) {
             notes.push(format!("{}: {warning}", sel.table));
         }
