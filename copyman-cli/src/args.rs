@@ -40,7 +40,11 @@ cannot honour (gssencmode=require, sslcrl, sslpassword, require_auth, ...) are r
 As pg_dump's, copyman's sessions run with statement_timeout, lock_timeout and
 idle_in_transaction_session_timeout at 0 and READ COMMITTED transactions, whatever a role or
 database sets (a COPY is one statement; --stall-timeout and --lock-timeout bound a copy); a CONN's
-options (or PGOPTIONS) keep their statement_timeout, lock_timeout and isolation.
+options (or PGOPTIONS) keep their statement_timeout, lock_timeout and isolation. They write and
+read values in the forms every server reads alike: DateStyle ISO, IntervalStyle postgres,
+extra_float_digits 3, lc_monetary C, array_nulls on, bytea_output hex, standard_conforming_strings
+on, xmloption content — SQL of yours (a --send, a --where, a view, a destination's defaults and
+triggers) computes under them too.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
