@@ -429,8 +429,11 @@ pub fn storage(conn: &mut Connection, table: &str) -> Option<u32> {
 /// `xmin`, older than that row's; a column's type changed writes every row in that
 /// transaction, and the column's catalog row too — which a TRUNCATE, refilled in its own
 /// transaction, does not write. A catalog row frozen is old: taken for one before every row.
-/// `None` where it cannot be asked.
-pub fn rows_predate_storage(conn: &mut Connection, table: &str) -> Option<bool> {
+/// And rows in a relation (a partition) whose catalog row is older than `since` (the copy's
+/// transaction, with epoch): its storage was not replaced since (recheck70 F5: another
+/// partition detached, the rest updated, was taken for emptied). `None` where it cannot be
+/// asked.
+pub fn rows_predate_storage(conn: &mut Connection, table: &str, since: u64) -> Option<bool> {
     if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
         return None;
     }
@@ -447,7 +450,8 @@ pub fn rows_predate_storage(conn: &mut Connection, table: &str) -> Option<bool> 
         "WITH RECURSIVE s(oid, x, age, altered) AS ({} UNION ALL {}) \
          SELECT EXISTS (SELECT 1 FROM {table} t JOIN s ON s.oid = t.tableoid \
          WHERE s.age = 2147483647 OR pg_catalog.age(t.xmin) > s.age \
-         OR (s.altered AND t.xmin = s.x))::text",
+         OR (s.altered AND t.xmin = s.x) \
+         OR s.age > pg_catalog.age('{}'::pg_catalog.xid))::text",
         relation(&format!(
             "pg_catalog.pg_class c WHERE c.oid = {}",
             sql::relation_regclass(table)
@@ -456,6 +460,8 @@ pub fn rows_predate_storage(conn: &mut Connection, table: &str) -> Option<bool> 
             "pg_catalog.pg_inherits i JOIN s ON i.inhparent = s.oid \
              JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
         ),
+        // (`xid` is the id without its epoch.)
+        since & 0xFFFF_FFFF,
     );
     let rows = conn.query(&sql).ok()?;
     Some(rows.first()?.first()?.as_deref()? == "true")

@@ -785,7 +785,8 @@ fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<boo
             // Storage not recorded (an older state file), or not asked: not taken for emptied.
             let now = kept.storage.and_then(|_| storage(conn, table));
             let emptied = now.is_some() && now != kept.storage;
-            if emptied && rows_predate_storage(conn, table)? {
+            let since = kept.xids.iter().max().copied().unwrap_or(0);
+            if emptied && rows_predate_storage(conn, table, since)? {
                 return Some(true);
             }
             holds_at_least(conn, table, if emptied { kept.rows } else { 1 })
