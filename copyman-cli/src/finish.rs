@@ -500,82 +500,6 @@ struct Party<'a, 'e> {
     commits_nothing: bool,
 }
 
-/// A PREPARE TRANSACTION's wait bounded by `--stall-timeout` ([`PrepareBound::arm`]).
-struct PrepareBound {
-    limit: Duration,
-    /// The connection's interrupter (a signal's), put back after.
-    shared: Option<copyman_sync::Interrupter>,
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    timer: std::thread::JoinHandle<()>,
-}
-
-impl PrepareBound {
-    /// Gives `conn` an interrupter of its own that a timer interrupts once `limit` passed (or
-    /// a signal's interrupter is): the wait then ends as a signal's does, once its server moved
-    /// nothing for the interrupt's grace — the connection closed, its backend cancelled, the
-    /// transaction maybe prepared and rolled back prepared by the commit's abort.
-    fn arm(conn: &mut Connection, limit: Duration) -> Option<Self> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let own = copyman_sync::Interrupter::new().ok()?;
-        let shared = conn.take_interrupter();
-        conn.set_interrupter(Some(own.clone()));
-        let (done, fired) = (
-            std::sync::Arc::new(AtomicBool::new(false)),
-            std::sync::Arc::new(AtomicBool::new(false)),
-        );
-        let (stop, fire, signal) = (done.clone(), fired.clone(), shared.clone());
-        let timer = std::thread::spawn(move || {
-            let started = std::time::Instant::now();
-            while !stop.load(Ordering::SeqCst) {
-                if signal.as_ref().is_some_and(|s| s.is_interrupted()) {
-                    own.interrupt();
-                    return;
-                }
-                if started.elapsed() >= limit {
-                    fire.store(true, Ordering::SeqCst);
-                    own.interrupt();
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Some(Self {
-            limit,
-            shared,
-            done,
-            fired,
-            timer,
-        })
-    }
-
-    /// Puts the connection's interrupter back; a PREPARE the timer gave up is said so.
-    fn disarm(
-        self,
-        conn: &mut Connection,
-        result: Result<(), Failure<ErrorInfo>>,
-    ) -> Result<(), Failure<ErrorInfo>> {
-        use std::sync::atomic::Ordering;
-        self.done.store(true, Ordering::SeqCst);
-        let _ = self.timer.join();
-        conn.set_interrupter(self.shared);
-        match result {
-            Err(Failure::Lost(e)) if self.fired.load(Ordering::SeqCst) => {
-                Err(Failure::Lost(ErrorInfo {
-                    sqlstate: e.sqlstate,
-                    message: format!(
-                        "its PREPARE TRANSACTION was not answered within --stall-timeout {:?} \
-                         (a synchronous standby that is not there?): given up, its backend \
-                         cancelled",
-                        self.limit
-                    ),
-                }))
-            }
-            result => result,
-        }
-    }
-}
-
 /// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
 /// synchronous standby (`IPC SyncRep`), until dropped.
 struct StandbyRollback {
@@ -739,7 +663,7 @@ impl Participant for Party<'_, '_> {
         let bound = report::stall_timeout()
             .filter(|_| matches!(action, Action::Prepare(_)))
             .and_then(|limit| Some((limit, self.connection()?)))
-            .and_then(|(limit, conn)| PrepareBound::arm(conn, limit));
+            .and_then(|(limit, conn)| commit::PrepareBound::arm(conn, limit));
         // A ROLLBACK PREPARED waiting for a synchronous standby is cancelled, on whichever
         // session it runs (the run's, or a new one after its session was lost): rolled back
         // there already, only the standby's word is waited for (as a job's watch does).
@@ -774,7 +698,13 @@ impl Participant for Party<'_, '_> {
             (None, None) => unreachable!("a party is a destination or the source"),
         };
         let result = match (bound, self.connection()) {
-            (Some(bound), Some(conn)) => bound.disarm(conn, result),
+            (Some(bound), Some(conn)) => match (bound.disarm(conn), result) {
+                (true, Err(Failure::Lost(e))) => Err(Failure::Lost(ErrorInfo {
+                    sqlstate: e.sqlstate,
+                    message: commit::PrepareBound::given_up(report::stall_timeout()),
+                })),
+                (_, result) => result,
+            },
             _ => result,
         };
         drop(standby);

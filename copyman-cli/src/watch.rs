@@ -1128,12 +1128,8 @@ impl Look {
                     .get(..s.len())
                     .is_some_and(|w| w.eq_ignore_ascii_case(s))
             });
-        // One table's PREPARE is given up at the stall timeout (commit68 F10).
-        let bounded = STALL_TIMEOUT
-            .get()
-            .copied()
-            .flatten()
-            .filter(|_| table.is_empty());
+        // A PREPARE is given up at the stall timeout (commit68 F10; a job's: recheck70 F4).
+        let bounded = STALL_TIMEOUT.get().copied().flatten();
         let not_cancelled = |why: &str| format!("not cancelled: {why}");
         let why = if statement.starts_with("COMMIT") {
             not_cancelled("only its answer says whether it committed")

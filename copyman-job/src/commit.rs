@@ -407,6 +407,76 @@ fn prepared_now(conn: &mut Connection, action: &Action) -> bool {
     .is_none_or(|n| n != "0")
 }
 
+/// A PREPARE TRANSACTION's wait bounded by `--stall-timeout` ([`PrepareBound::arm`]): it decides
+/// nothing, and one waiting for a synchronous standby that is not there held the run for ever
+/// (commit68 F10; a job's, recheck70 F4), its backend active, so that no socket's timeout ends
+/// it.
+pub struct PrepareBound {
+    /// The connection's interrupter (a signal's), put back after.
+    shared: Option<copyman_sync::Interrupter>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    timer: thread::JoinHandle<()>,
+}
+
+impl PrepareBound {
+    /// Gives `conn` an interrupter of its own that a timer interrupts once `limit` passed (or
+    /// once the signal's interrupter it had is): the wait then ends as a signal's does, once
+    /// its server moved nothing for the interrupt's grace — the connection closed, its backend
+    /// cancelled, the transaction maybe prepared and rolled back prepared by the commit's
+    /// abort. `None` where no interrupter can be made (the wait is then not bounded).
+    pub fn arm(conn: &mut Connection, limit: std::time::Duration) -> Option<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let own = copyman_sync::Interrupter::new().ok()?;
+        let shared = conn.take_interrupter();
+        conn.set_interrupter(Some(own.clone()));
+        let (done, fired) = (
+            std::sync::Arc::new(AtomicBool::new(false)),
+            std::sync::Arc::new(AtomicBool::new(false)),
+        );
+        let (stop, fire, signal) = (done.clone(), fired.clone(), shared.clone());
+        let timer = thread::spawn(move || {
+            let started = Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                if signal.as_ref().is_some_and(|s| s.is_interrupted()) {
+                    own.interrupt();
+                    return;
+                }
+                if started.elapsed() >= limit {
+                    fire.store(true, Ordering::SeqCst);
+                    own.interrupt();
+                    return;
+                }
+                thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        Some(Self {
+            shared,
+            done,
+            fired,
+            timer,
+        })
+    }
+
+    /// Puts the connection's interrupter back; whether the timer gave the wait up.
+    pub fn disarm(self, conn: &mut Connection) -> bool {
+        use std::sync::atomic::Ordering;
+        self.done.store(true, Ordering::SeqCst);
+        let _ = self.timer.join();
+        conn.set_interrupter(self.shared);
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// What is said of a PREPARE given up at `limit`.
+    pub fn given_up(limit: Option<std::time::Duration>) -> String {
+        format!(
+            "its PREPARE TRANSACTION was not answered within --stall-timeout {} s (a \
+             synchronous standby that is not there?): given up, its backend cancelled",
+            limit.unwrap_or_default().as_secs_f64()
+        )
+    }
+}
+
 /// Ends backend `pid` on the server of `conn` (another session there), a session copyman closed
 /// with its statement under way: behind a lost network path its server never hears the close,
 /// and the backend stays in its COPY, in its transaction, holding its locks until the server's

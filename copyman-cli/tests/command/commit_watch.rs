@@ -1407,8 +1407,9 @@ fn a_rollback_waiting_for_a_frozen_prepare_does_not_flood_its_server_log() {
 
 /// `--stall-timeout` bounds an `--atomic` PREPARE, which decides nothing: one waiting for a
 /// synchronous standby that is not there held the run for ever, said every ten seconds
-/// (commit68 F10). Given up at the limit, cancelled (prepared by then, its server says), and
-/// the commit called off: nothing committed, nothing left prepared, exit 1.
+/// (commit68 F10; a job's too, recheck70 F4). Given up at the limit, cancelled (prepared by
+/// then, its server says), and the commit called off: nothing committed, nothing left
+/// prepared, exit 1; one table and a job alike.
 #[test]
 fn a_prepare_waiting_for_a_standby_is_given_up_at_the_stall_timeout() {
     let c = two_phase_clusters();
@@ -1417,71 +1418,84 @@ fn a_prepare_waiting_for_a_standby_is_given_up_at_the_stall_timeout() {
         &c.source,
         &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
     );
-    let d1 = database(&c.dest[0], table);
-    let stuck = stuck_database(table);
-    let decisions = TempPath::new("prepare-stall.log");
-    let mut child = copyman()
-        .args([
-            "table",
-            "t",
-            "--atomic",
-            "--decision-log",
-            decisions.arg(),
-            "--stall-timeout",
-            "2s",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &c.dest[0].conninfo(&d1),
-            "--to",
-            &syncrep().conninfo(&stuck),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = StderrLines::take(&mut child);
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            end_standby_wait(&stuck, "pg_cancel_backend");
-            let _ = child.kill();
-            panic!(
-                "the run waited on past its stall timeout: {}",
-                stderr.seen()
+    for job in [false, true] {
+        let d1 = database(&c.dest[0], table);
+        let stuck = stuck_database(table);
+        let decisions = TempPath::new("prepare-stall.log");
+        let state = TempPath::new("prepare-stall.state");
+        let job_args = ["--state", state.arg()];
+        let mut child = copyman()
+            .args([
+                "table",
+                "t",
+                "--atomic",
+                "--decision-log",
+                decisions.arg(),
+                "--stall-timeout",
+                "2s",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--to",
+                &syncrep().conninfo(&stuck),
+            ])
+            .args(if job { &job_args[..] } else { &[] })
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = StderrLines::take(&mut child);
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                end_standby_wait(&stuck, "pg_cancel_backend");
+                let _ = child.kill();
+                panic!(
+                    "job {job}: the run waited on past its stall timeout: {}",
+                    stderr.seen()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let said = stderr.rest();
+        assert_eq!(status.code(), Some(1), "job {job}: {said}");
+        if job {
+            assert!(
+                said.contains(
+                    "its PREPARE TRANSACTION was not answered within --stall-timeout 2 s"
+                ),
+                "{said}"
+            );
+        } else {
+            assert!(said.contains("nothing committed"), "{said}");
+            // Its wait said as one that ends (it said "not cancelled").
+            assert!(
+                said.contains("'s PREPARE TRANSACTION")
+                    && said.contains("(given up at --stall-timeout 2 s: nothing is decided"),
+                "{said}"
             );
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let said = stderr.rest();
-    assert_eq!(status.code(), Some(1), "{said}");
-    assert!(said.contains("nothing committed"), "{said}");
-    // Its wait said as one that ends (it said "not cancelled").
-    assert!(
-        said.contains("'s PREPARE TRANSACTION")
-            && said.contains("(given up at --stall-timeout 2 s: nothing is decided"),
-        "{said}"
-    );
-    // Its ROLLBACK PREPARED waited for the standby in turn: cancelled, said as a job says it.
-    assert!(
-        said.contains("'s ROLLBACK PREPARED waits for a synchronous standby")
-            && said.contains("its wait is cancelled"),
-        "{said}"
-    );
-    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
-    assert_eq!(count(syncrep(), &stuck, "t"), 0);
-    for (cluster, db) in [(&c.dest[0], &d1), (syncrep(), &stuck)] {
-        let prepared: i64 = cluster
-            .connect("postgres")
-            .query_one(
-                "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
-                &[db],
-            )
-            .unwrap()
-            .get(0);
-        assert_eq!(prepared, 0, "left prepared: {said}");
+        // Its ROLLBACK PREPARED waited for the standby in turn: cancelled, said as a job says it.
+        assert!(
+            said.contains("ROLLBACK PREPARED") && said.contains("its wait is cancelled"),
+            "job {job}: {said}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(count(syncrep(), &stuck, "t"), 0);
+        for (cluster, db) in [(&c.dest[0], &d1), (syncrep(), &stuck)] {
+            let prepared: i64 = cluster
+                .connect("postgres")
+                .query_one(
+                    "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+                    &[db],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(prepared, 0, "job {job}: left prepared: {said}");
+        }
     }
 }

@@ -155,7 +155,21 @@ impl Participant for Announced<'_, '_, '_> {
             tell(on.get(), Answer::Awaited);
             Ok(fresh)
         };
+        // A PREPARE decides nothing: bounded by the stall timeout, as the copy was.
+        let stall = self.shared.options.stall_timeout;
+        let bound = stall
+            .filter(|_| matches!(action, commit::Action::Prepare(_)))
+            .and_then(|limit| commit::PrepareBound::arm(self.conn, limit));
         let result = commit::run_on_a_live_session(self.conn, action, &fresh);
+        let result = match (bound.map(|b| b.disarm(self.conn)), result) {
+            (Some(true), Err(commit::Failure::Lost(_))) => Err(commit::Failure::Lost(
+                copyman_sync::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    commit::PrepareBound::given_up(stall),
+                )),
+            )),
+            (_, result) => result,
+        };
         tell(
             on.get(),
             match &result {
