@@ -2371,7 +2371,12 @@ fn redact_arguments(text: &str, args: impl Iterator<Item = OsString>) -> String 
     let mut pieces: Vec<(String, String)> = Vec::new();
     for arg in &args {
         let shown = redact(arg);
-        if shown != *arg {
+        // A word that is no connection string at all (a statement: `--send "… WHERE a=1"`)
+        // is not hidden unless it may hold a password (recheck70 F2: a --send's error quoted
+        // it as "(unreadable connection string, not shown)").
+        let unreadable = !shown.contains("***");
+        let may_hold_one = arg.to_ascii_lowercase().contains("password") || arg.contains('@');
+        if shown != *arg && (!unreadable || may_hold_one) {
             pieces.push((arg.clone(), shown));
         }
         let starts: Vec<usize> = std::iter::once(0)
@@ -3073,6 +3078,14 @@ mod tests {
             redact_arguments("5 s", std::iter::once("5 s".into())),
             "5 s"
         );
+        // A statement is no connection string: shown (recheck70 F2); one that cannot be read
+        // and may hold a password is not.
+        let sql = "SELECT * FROM t WHERE a=1";
+        let said = format!("--send: the statement is not a COPY: {sql}");
+        assert_eq!(redact_arguments(&said, std::iter::once(sql.into())), said);
+        let unread = "host=h password=Qs'ecret";
+        let shown = redact_arguments(&format!("bad: {unread}"), std::iter::once(unread.into()));
+        assert!(!shown.contains("ecret"), "{shown}");
     }
 
     fn env(vars: &[(&str, &str)]) -> Env {
