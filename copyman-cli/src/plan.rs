@@ -1260,6 +1260,20 @@ fn table_plan(
                 .then(|| sql::lock_itself(&resolved.table, "ACCESS SHARE"))
         })
     });
+    // A --where the source cannot read (a column misspelt, a syntax error, a constant of the
+    // wrong type): the command's, said as --where's before anything is opened (ux70 F3: exit
+    // 1, "source: …", after the destinations began and rolled back).
+    if let (Some(condition), Some(conn), Some(_)) =
+        (&copy.condition, source.as_deref_mut(), &source_rel)
+        && let Some(error) = where_refused(conn, &resolved.table, condition)
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            message: format!("--where: the source cannot read it: {error}"),
+            server: Some(("source".to_owned(), error)),
+        }
+        .into());
+    }
     // The relations a --where reads, locked before the snapshot as the table is (a lookup
     // table's TRUNCATE and reload, waited for, was read empty by the older snapshot: no row
     // copied, exit 0); those the role may lock.
@@ -2722,6 +2736,26 @@ fn query_columns(
     let described = described_in_transaction(conn, query, names);
     let _ = conn.execute("ROLLBACK");
     described
+}
+
+/// Why the source refuses `condition` as a `--where` of `table`, where it is the command's
+/// mistake (class 42 but a permission, 22: a constant of the wrong type): asked with `LIMIT 0`
+/// in a read-only transaction, which parses and plans it and reads no row. `None` where it
+/// reads, or where the error is another's (said by the copy, as before).
+fn where_refused(conn: &mut Connection, table: &TableName, condition: &str) -> Option<ErrorInfo> {
+    use copyman_core::session::TransactionStatus;
+    if conn.session().transaction_status() != TransactionStatus::Idle {
+        return None;
+    }
+    conn.execute("BEGIN READ ONLY").ok()?;
+    let asked = conn.execute(&format!(
+        "SELECT 1 FROM {table} {}\nLIMIT 0",
+        sql::where_clause(condition)
+    ));
+    let _ = conn.execute("ROLLBACK");
+    let error = describe_sync(&asked.err()?);
+    let code = error.sqlstate.as_deref().unwrap_or_default();
+    ((code.starts_with("42") && code != "42501") || code.starts_with("22")).then_some(error)
 }
 
 /// The column list of the first `--receive` that has one: the names under which a query with

@@ -1025,6 +1025,42 @@ fn a_where_ending_in_a_line_comment_is_read_as_psql_reads_it() {
     assert_eq!(count(&c.dest[0], &dst, "t"), 4);
 }
 
+/// A `--where` the source cannot read (a column misspelt, a constant of the wrong type) is the
+/// command's mistake, said as --where's with the server's words, exit 2, before any
+/// destination began — a dry run alike (ux70 F3: exit 1, "copy failed: source: …", after the
+/// destinations began and rolled back).
+#[test]
+fn a_where_the_source_cannot_read_is_a_usage_error() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let dst = database(&c.dest[0], T);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    for (condition, said) in [
+        ("idd > 5", "SQLSTATE 42703"),
+        ("id >> 'x'", "SQLSTATE 22P02"),
+        ("id >", "SQLSTATE 42601"),
+    ] {
+        for dry in [false, true] {
+            let mut args = vec![
+                "table", "t", "--from", &from, "--to", &to, "--where", condition,
+            ];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = run(&args);
+            assert_exit(&out, 2);
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("error: --where: the source cannot read it: ")
+                    && stderr.contains(said)
+                    && !stderr.contains("rolled back"),
+                "{condition}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}
+
 /// A destination whose database is read-only by default (`default_transaction_read_only`, a
 /// soft freeze) is refused while planning, as a standby is, one table and a job, dry run and
 /// run alike (the run failed at its first write, 25006, and its dry run exited 0); its CONN may
