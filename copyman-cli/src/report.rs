@@ -591,6 +591,9 @@ pub(crate) fn every_destination_failed(failed: &[(usize, Option<ErrorInfo>)]) ->
     }
 }
 
+/// How [`every_destination_failed`] begins where it names each destination's error.
+const EACH_FAILED: &str = "every destination failed: destination ";
+
 /// Whether `error` (or one of its sources) is a broken pipe.
 pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
     let mut current = Some(error);
@@ -889,6 +892,18 @@ impl RunReport {
                 self.pending_hint()
             )?,
             None => writeln!(out, "copyman: copy failed; {}", self.nothing_committed())?,
+            // Each destination's error is on its line below: named there only (ux70 F1: a
+            // long error said twice, in the headline and on its line).
+            Some(error)
+                if error.starts_with(EACH_FAILED)
+                    && self.destinations.iter().all(|d| d.error.is_some()) =>
+            {
+                writeln!(
+                    out,
+                    "copyman: copy failed: every destination failed (each says why below); {}",
+                    self.nothing_committed()
+                )?
+            }
             Some(error) => writeln!(
                 out,
                 "copyman: copy failed: {error}; {}",
@@ -2025,5 +2040,28 @@ mod tests {
         let json = failed.to_json();
         assert_eq!(json["server"], "destination 2", "{json}");
         assert_eq!(json["sqlstate"], "23514", "{json}");
+        // Every destination failed, each for its own reason: each says why on its line, the
+        // headline does not again (ux70 F1).
+        let mut each = failed.clone();
+        each.destinations[0].status = Status::Failed;
+        let errors: Vec<(usize, Option<ErrorInfo>)> = (each.destinations.iter())
+            .enumerate()
+            .map(|(d, r)| (d, r.error.clone()))
+            .collect();
+        each.error = Some(every_destination_failed(&errors));
+        let mut said = Vec::new();
+        each.write_human(&mut said).unwrap();
+        let said = String::from_utf8(said).unwrap();
+        assert!(
+            said.starts_with(
+                "copyman: copy failed: every destination failed (each says why below)"
+            ) && said.matches("went out before the run failed").count() == 1,
+            "{said}"
+        );
+        assert!(
+            each.to_json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("destination 1: "))
+        );
     }
 }
