@@ -423,6 +423,10 @@ pub(crate) enum Cut {
     },
     /// Binary: where in its structure the bytes taken end ([`Binary`]).
     Binary(Binary),
+    /// Text or CSV, which the run cannot tell (a file or stdin passed through with no
+    /// statement): followed as both, text's backslashes and a CSV quote `"`, so that its mark
+    /// fails either reader (recheck70 F7: CSV marked as text was read as one more row).
+    Either { backslashes: usize, quoted: bool },
 }
 
 /// Where binary COPY data taken so far ends: in its header, a tuple's field count, a field's
@@ -570,16 +574,34 @@ impl Cut {
         }
     }
 
+    /// Data of a format the run does not know: text or CSV ([`Cut::Either`]).
+    pub(crate) fn either() -> Self {
+        Self::Either {
+            backslashes: 0,
+            quoted: false,
+        }
+    }
+
     /// Follows the bytes a reader took.
     fn took(&mut self, bytes: &[u8]) {
+        let ending = |bytes: &[u8], backslashes: usize| {
+            let ending = bytes.iter().rev().take_while(|&&b| b == b'\\').count();
+            match ending == bytes.len() {
+                true => backslashes + ending,
+                false => ending,
+            }
+        };
         match self {
             Self::Binary(binary) => binary.took(bytes),
-            Self::Text { backslashes } => {
-                let ending = bytes.iter().rev().take_while(|&&b| b == b'\\').count();
-                *backslashes = match ending == bytes.len() {
-                    true => *backslashes + ending,
-                    false => ending,
-                };
+            Self::Text { backslashes } => *backslashes = ending(bytes, *backslashes),
+            // (A quote that is its own escape: a doubled one inside a value toggles twice.)
+            Self::Either {
+                backslashes,
+                quoted,
+            } => {
+                *backslashes = ending(bytes, *backslashes);
+                let quotes = bytes.iter().filter(|&&b| b == b'"').count();
+                *quoted ^= quotes % 2 == 1;
             }
             Self::Csv {
                 quote,
@@ -619,13 +641,26 @@ impl Cut {
     /// of data fails so already. No line end: copyman reading it from a pipe refuses that too.
     pub(crate) fn mark(&self) -> Vec<u8> {
         const WORDS: &[u8] = Cut::WORDS.as_bytes();
+        let text = |backslashes: usize| {
+            let mut mark = match backslashes % 2 {
+                1 => b"\\\\.".to_vec(),
+                _ => b"\\.".to_vec(),
+            };
+            mark.extend_from_slice(WORDS);
+            mark
+        };
         match *self {
-            Self::Text { backslashes } => {
-                let mut mark = match backslashes % 2 {
-                    1 => b"\\\\.".to_vec(),
-                    _ => b"\\.".to_vec(),
-                };
-                mark.extend_from_slice(WORDS);
+            Self::Text { backslashes } => text(backslashes),
+            // Text's, then a quote CSV opens and never closes (nothing inside a quoted value,
+            // whose end fails so already): a CSV reader takes `\.` there for data.
+            Self::Either {
+                backslashes,
+                quoted,
+            } => {
+                let mut mark = text(backslashes);
+                if !quoted {
+                    mark.push(b'"');
+                }
                 mark
             }
             Self::Csv { quoted: true, .. } => Vec::new(),
@@ -642,6 +677,7 @@ impl Cut {
         let mark = self.mark();
         match (taken, self) {
             (0, Self::Text { .. }) => on_two_lines(&mark, mark.clone()),
+            (0, Self::Either { .. }) => on_two_lines(&Self::Text { backslashes: 0 }.mark(), mark),
             (0, Self::Csv { quoted: false, .. }) => on_two_lines(Self::WORDS.as_bytes(), mark),
             _ => mark,
         }
@@ -2262,6 +2298,23 @@ mod tests {
             text.starts_with(b"\\.copyman: ")
                 && text.ends_with(&Cut::Text { backslashes: 0 }.mark())
         );
+        // Text or CSV, unknown: text's mark, and a quote that opens a CSV value where none is
+        // open (recheck70 F7).
+        let either = |chunks: &[&[u8]]| {
+            let mut cut = Cut::either();
+            chunks.iter().for_each(|c| cut.took(c));
+            cut.mark()
+        };
+        assert!(
+            either(&[b"1,a\n"]).starts_with(b"\\.copyman: ")
+                && either(&[b"1,a\n"]).ends_with(b"\"")
+        );
+        assert!(either(&[b"1,\"a\"\"b"]).starts_with(b"\\.copyman: "));
+        assert!(!either(&[b"1,\"a\"\"b"]).ends_with(b"\""));
+        assert!(either(&[b"1\ta\\"]).starts_with(b"\\\\.copyman: "));
+        let nothing = Cut::either().mark_after(0);
+        let (first, second) = nothing.split_at(nothing.iter().position(|&b| b == b'\n').unwrap());
+        assert!(!first.contains(&b'"') && first.starts_with(b"\\.") && second.ends_with(b"\""));
     }
 
     /// A full disk met by the temporary copy beside an existing file says so, and the ways out

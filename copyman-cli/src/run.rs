@@ -293,7 +293,17 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                             Endpoint::Stdio => "stdout".to_owned(),
                             other => other.display(),
                         };
-                        sink.mark_cuts(sent.as_ref().and_then(crate::dest::Cut::of), &name);
+                        // A file or stdin passed through with no statement: text or CSV, which
+                        // the run cannot tell (recheck70 F7).
+                        let unknown = !t.source.is_server()
+                            && matches!(t.statements, Statements::Raw { send: None, .. })
+                            && plan.receive.iter().all(Option::is_none)
+                            && sent.as_ref().is_some_and(|r| r.format == "text");
+                        let cut = match unknown {
+                            true => Some(crate::dest::Cut::either()),
+                            false => sent.as_ref().and_then(crate::dest::Cut::of),
+                        };
+                        sink.mark_cuts(cut, &name);
                         dest.sink = Some(sink);
                     }
                     Err(e) => dest.fail_with(ErrorInfo {
