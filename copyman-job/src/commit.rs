@@ -818,18 +818,20 @@ impl DecisionLog {
         };
         let salt =
             |s: &str| s.len() == 4 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        // Not from the future (a day's margin for clocks apart), nor process 0.
+        // Not from the future (a day's margin for clocks apart) nor from before copyman (2020),
+        // a process id as the system gives one (1 to 2^32 - 1), a job's table counted from 1
+        // (recheck70 F8: 2001, process 2^32 and a table 0 were taken for the command's).
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(u64::MAX, |d| d.as_secs());
         let made = |secs: &str, pid: &str, hex: &str| {
-            number(secs).is_some_and(|s| s <= now.saturating_add(86_400))
-                && number(pid).is_some_and(|p| p > 0)
+            number(secs).is_some_and(|s| (1_600_000_000..=now.saturating_add(86_400)).contains(&s))
+                && number(pid).is_some_and(|p| (1..=u64::from(u32::MAX)).contains(&p))
                 && salt(hex)
         };
         match run.split('-').collect::<Vec<_>>()[..] {
             [secs, pid, hex] => made(secs, pid, hex),
-            [secs, pid, hex, n] => made(secs, pid, hex) && number(n).is_some(),
+            [secs, pid, hex, n] => made(secs, pid, hex) && number(n).is_some_and(|n| n > 0),
             _ => false,
         }
     }
@@ -2259,6 +2261,10 @@ mod tests {
             "9999999999-1-ab12",
             "1796664594-0-ab12",
             "1796664594-018849-ab12",
+            // (recheck70 F8.)
+            "1000000000-123-abcd",
+            "1796664594-4294967296-abcd",
+            "1796664594-123-abcd-0",
         ] {
             assert!(!DecisionLog::is_commands_run_id(other), "{other}");
         }
