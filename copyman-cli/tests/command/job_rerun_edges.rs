@@ -1403,6 +1403,52 @@ fn a_resume_without_a_state_file_is_refused_before_planning() {
     holder.batch_execute("ROLLBACK").unwrap();
 }
 
+/// A resume whose state file is not there names the state files beside it of jobs to its
+/// destinations (ux70 F4: a resume given one destination of two has another default file, and
+/// "give the earlier run's --state" left the user among dozens of hash-named files).
+#[test]
+fn a_resume_without_its_state_file_names_those_of_jobs_to_its_destinations() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE t (id int);");
+    let (d1, d2) = (
+        database(&c.dest[0], "CREATE TABLE t (id int);"),
+        database(&c.dest[1], "CREATE TABLE t (id int);"),
+    );
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let earlier = TempPath::new("both-destinations.state");
+    let job = [
+        "table", "-t", "t", "--from", &from, "--to", &to1, "--to", &to2,
+    ];
+    assert_exit(&run(&[&job[..], &["--state", earlier.arg()]].concat()), 0);
+    let missing = TempPath::new("second-only.state");
+    let out = run(&[
+        "table",
+        "-t",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to2,
+        "--state",
+        missing.arg(),
+        "--resume",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("there is no state file at")
+            && stderr.contains(&format!(
+                "of jobs to this destination: --state {}",
+                earlier.arg()
+            )),
+        "{stderr}"
+    );
+}
+
 /// A state file restored from a copy taken while its job ran (whole lines: nothing torn) lacks
 /// the `commit` line of a table that committed after the copy was taken: the resume asks the
 /// destination about the transaction the file records it began in, finds it committed, and

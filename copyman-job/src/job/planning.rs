@@ -500,20 +500,50 @@ fn server_forms<'a>(
 }
 
 /// Why a resume from `path` is refused before anything: no state file there (or an empty one,
-/// or another kind of file). `None` where there is one to read.
-fn nothing_to_resume(path: &Path) -> Option<JobError> {
+/// or another kind of file). `None` where there is one to read. Where there is none, the state
+/// files beside it of jobs to every one of `destinations` (by their names) are named, the
+/// newest first: a resume given fewer destinations than its run, or more, has another default
+/// file (ux70 F4: "give the earlier run's --state", among dozens of hash-named files).
+fn nothing_to_resume(path: &Path, destinations: &[Server]) -> Option<JobError> {
     let missing = match state::found(path) {
         state::Found::StateFile => return None,
         state::Found::Nothing => "there is no state file",
         state::Found::Empty => "the state file is empty",
         state::Found::Other => "the file is not a copyman state file",
     };
+    let mut candidates: Vec<(std::time::SystemTime, std::path::PathBuf)> = state::beside(path)
+        .into_iter()
+        .filter(|other| {
+            state::read(other).is_ok_and(|recorded| {
+                (destinations.iter()).all(|d| recorded.names.contains_key(&d.name))
+            })
+        })
+        .map(|other| {
+            let written = std::fs::metadata(&other).and_then(|m| m.modified());
+            (written.unwrap_or(std::time::UNIX_EPOCH), other)
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    let beside = match candidates.as_slice() {
+        [] => String::new(),
+        found => format!(
+            " (beside it, of jobs to {}: {})",
+            match destinations.len() {
+                1 => "this destination",
+                _ => "these destinations",
+            },
+            (found.iter().take(3))
+                .map(|(_, p)| format!("--state {}", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     Some(JobError::Refused(format!(
         "--resume: {missing} at {} to resume from (a resume copies again only what that file \
          records as not done; without its records, tables an earlier run committed would be \
-         copied twice): give the earlier run's --state; where no run of this job committed \
-         anything (it stopped while planning, or before its first COMMIT), run the same command \
-         without --resume",
+         copied twice): give the earlier run's --state{beside}; where no run of this job \
+         committed anything (it stopped while planning, or before its first COMMIT), run the \
+         same command without --resume",
         path.display()
     )))
 }
@@ -557,7 +587,7 @@ fn resumed(
         path: path.to_owned(),
         error,
     };
-    if let Some(refused) = nothing_to_resume(path) {
+    if let Some(refused) = nothing_to_resume(path, destinations) {
         return Err(refused);
     }
     let recorded = state::read(path).map_err(state_error)?;
@@ -1310,7 +1340,7 @@ fn plan_all(
     // (what is not a regular file is refused as such, below).
     let file_or_none = options.state.is_file() || !options.state.exists();
     if let Some(refused) = (options.resume && file_or_none)
-        .then(|| nothing_to_resume(&options.state))
+        .then(|| nothing_to_resume(&options.state, destinations))
         .flatten()
     {
         return Err(refused);
