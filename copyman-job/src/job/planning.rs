@@ -523,7 +523,7 @@ fn nothing_to_resume(path: &Path, destinations: &[Server]) -> Option<JobError> {
             (written.unwrap_or(std::time::UNIX_EPOCH), other)
         })
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let beside = match candidates.as_slice() {
         [] => String::new(),
         found => format!(
