@@ -82,6 +82,8 @@ pub struct CopyOutSource {
     failed: Option<SessionError>,
     /// A text COPY: its data's dates, intervals and timestamps follow the session's styles.
     text: bool,
+    /// The pinned settings asked after the COPY in its Query ([`Started::asked_after`]).
+    asked_after: Option<crate::session::Unreported>,
 }
 
 /// What aborting a COPY OUT leaves the caller to do; see [`CopyOutSource::abort`].
@@ -110,6 +112,7 @@ impl CopyOutSource {
             end_seen: false,
             failed: None,
             text: true,
+            asked_after: None,
         }
     }
 
@@ -124,6 +127,7 @@ impl CopyOutSource {
     ) -> Result<Self, SessionError> {
         let mut source = Self::new(reblock);
         source.text = started.format != Some(CopyFormat::Binary);
+        source.asked_after = started.asked_after;
         if let Some(early) = started.early {
             source.handle_stream_bytes(session, &early)?;
         }
@@ -267,7 +271,19 @@ impl CopyOutSource {
                     // Copy data resumed after a notice: back to the framer.
                     self.handle_stream_bytes(session, &bytes)?;
                 }
-                Event::CommandComplete { rows, .. } => self.count = rows,
+                // (The COPY's: not the question's after it.)
+                Event::CommandComplete { tag, rows } if tag.starts_with("COPY") => {
+                    self.count = rows;
+                }
+                // The pinned settings asked after it: one a function its query ran set wrote
+                // the rows after that otherwise (recheck70 F1).
+                Event::Row(row) => {
+                    if let Some((name, value)) =
+                        (self.asked_after.as_ref()).and_then(|after| after.first_changed(&row))
+                    {
+                        changed.get_or_insert(SessionError::OutputChanged { name, value });
+                    }
+                }
                 Event::Error(error) => {
                     self.mode = Mode::Ended;
                     // The session goes on to ReadyForQuery by itself; the copy is over.

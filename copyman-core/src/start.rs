@@ -46,6 +46,10 @@ pub struct Started {
     /// since has changed, each as "array_nulls is off, not on" (asked only of a session a query
     /// of which named one: [`Session::settings_named`]).
     pub changed_settings: Vec<String>,
+    /// A text COPY OUT's pinned settings that shape what it writes, asked again after it in
+    /// its own Query ([`CopyStart::begin`]): the stream's source compares their answer
+    /// ([`CopyOutSource`](crate::source::CopyOutSource)).
+    pub asked_after: Option<Unreported>,
 }
 
 /// How a session writes and reads dates and intervals in text: its `DateStyle` and
@@ -646,6 +650,8 @@ pub struct CopyStart {
     read_only: bool,
     /// The pinned settings asked before the COPY, in the same Query, and what they were.
     pinned: Option<(Unreported, Vec<String>)>,
+    /// Those asked after a text COPY OUT, in the same Query ([`Started::asked_after`]).
+    asked_after: Option<Unreported>,
     started: bool,
     format: Option<CopyFormat>,
     representation: Option<Representation>,
@@ -711,6 +717,14 @@ impl CopyStart {
             .settings_named()
             .then(|| session.config().unreported().only(shaping))
             .and_then(|pinned| Some((pinned.query()?, pinned)));
+        // And after a text COPY OUT: a function its query ran may have set one meanwhile
+        // (`set_config('extra_float_digits', '0', false)`: floats written with fewer digits,
+        // recheck70 F1), which no ParameterStatus says. (After a line end: the statement may
+        // end in a `--` comment.)
+        let asked_after = (direction == Direction::ToStdout
+            && representation.as_ref().is_none_or(|r| r.format != "binary"))
+        .then(|| session.config().unreported().only(&SHAPE_WRITING))
+        .and_then(|after| Some((after.query()?, after)));
         let mut query = String::new();
         if read_only {
             query.push_str("SET TRANSACTION READ ONLY; ");
@@ -720,6 +734,10 @@ impl CopyStart {
             query.push_str("; ");
         }
         query.push_str(sql);
+        if let Some((question, _)) = &asked_after {
+            query.push_str("\n; ");
+            query.push_str(question);
+        }
         match direction {
             Direction::ToStdout => session.copy_out(&query)?,
             Direction::FromStdin => session.copy_in(&query)?,
@@ -727,6 +745,7 @@ impl CopyStart {
         Ok(Self {
             read_only,
             pinned: pinned.map(|(_, pinned)| (pinned, Vec::new())),
+            asked_after: asked_after.map(|(_, after)| after),
             started: false,
             format: None,
             representation,
@@ -734,6 +753,14 @@ impl CopyStart {
             early: None,
             count: None,
         })
+    }
+
+    /// The settings asked after its COPY, for its source to compare: none where the question
+    /// before it found one changed already (the start's to refuse, in its words).
+    fn asked_after(&self) -> Option<Unreported> {
+        self.asked_after
+            .clone()
+            .filter(|_| self.changed_settings().is_empty())
     }
 
     /// The pinned settings its question found changed.
@@ -762,6 +789,16 @@ impl CopyStart {
                         *changed = pinned.differences(&row);
                     }
                 }
+                // A COPY OUT over in the read that started it, then the question after it (a
+                // setting changed before it is the start's to refuse, in its words).
+                Event::Row(row) if self.changed_settings().is_empty() => {
+                    if let Some((name, value)) =
+                        (self.asked_after.as_ref()).and_then(|after| after.first_changed(&row))
+                    {
+                        self.error
+                            .get_or_insert(SessionError::OutputChanged { name, value });
+                    }
+                }
                 Event::CopyData(bytes) => match &mut self.early {
                     Some(early) => early.extend_from_slice(&bytes),
                     None => self.early = Some(bytes),
@@ -778,7 +815,9 @@ impl CopyStart {
                 Event::CancelNeeded => return Ok(StartStep::SendCancel),
                 // A COPY OUT of no rows can be over in the read that starts it: the session took
                 // its CopyDone, CommandComplete and ReadyForQuery with the CopyOutResponse.
-                Event::CommandComplete { rows, .. } if self.started => self.count = rows,
+                Event::CommandComplete { tag, rows } if self.started && tag.starts_with("COPY") => {
+                    self.count = rows;
+                }
                 Event::Ready(_) if self.started && self.error.is_none() => {
                     let early = self.early.take();
                     return Ok(StartStep::Started(Started {
@@ -788,6 +827,7 @@ impl CopyStart {
                         representation: self.representation.clone(),
                         styles: Styles::of(session),
                         changed_settings: self.changed_settings(),
+                        asked_after: self.asked_after(),
                     }));
                 }
                 Event::Ready(_) => {
@@ -810,6 +850,7 @@ impl CopyStart {
                 representation: self.representation.clone(),
                 styles: Styles::of(session),
                 changed_settings: self.changed_settings(),
+                asked_after: self.asked_after(),
             }))
         } else {
             Ok(StartStep::ReadMore)

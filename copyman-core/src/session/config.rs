@@ -281,6 +281,17 @@ impl Unreported {
         }
     }
 
+    /// The first setting the query's `row` shows with another value than sent: its name and
+    /// that value (`None` where each is as sent, or the row is of another shape).
+    pub(crate) fn first_changed(&self, row: &[Option<String>]) -> Option<(String, String)> {
+        (row.len() == self.0.len()).then_some(())?;
+        self.0
+            .iter()
+            .zip(row)
+            .find(|((_, sent), now)| !now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(sent)))
+            .map(|((name, _), now)| (name.clone(), now.clone().unwrap_or_else(|| "NULL".into())))
+    }
+
     /// Each setting the query's `row` shows with another value than sent, as
     /// "lc_monetary is es_AR.utf8, not C" (or the row's other shape).
     pub(crate) fn differences(&self, row: &[Option<String>]) -> Vec<String> {

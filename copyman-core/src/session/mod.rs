@@ -979,7 +979,8 @@ impl Session {
     }
 
     /// The command tag of the last statement that completed (`COPY 10000`, `INSERT 0 5`,
-    /// `BEGIN`, `EMPTY QUERY`), until the next operation starts.
+    /// `BEGIN`, `EMPTY QUERY`), until the next operation starts; in a Query with a COPY, the
+    /// COPY's (copyman asks its settings after a COPY TO STDOUT, in the same Query).
     pub fn command_tag(&self) -> Option<&str> {
         self.op.tag.as_deref()
     }
@@ -1346,7 +1347,10 @@ impl Session {
                 let command = r.string()?;
                 r.finish()?;
                 let rows = command.rsplit_once(' ').and_then(|(_, n)| n.parse().ok());
-                self.op.tag = Some(command.clone());
+                // A COPY's tag stays its Query's: the question asked after it is copyman's.
+                if !(self.op.tag.as_deref()).is_some_and(|t| t.starts_with("COPY")) {
+                    self.op.tag = Some(command.clone());
+                }
                 self.events
                     .push_back(Event::CommandComplete { tag: command, rows });
                 Ok(())

@@ -545,4 +545,32 @@ pub fn pinned_settings_set_since_connecting_are_refused<D: CopyDriver>(
             driver.name()
         );
     }
+    // Set by the COPY's own query (a function it runs), which no question before it sees: asked
+    // after it, in its Query, and the copy given up (recheck70 F1: floats stored rounded).
+    let db = dest.create_database();
+    exec(dest, &db, "CREATE TABLE f (x float8, a text[])");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            "COPY (SELECT f.* FROM f, pg_catalog.set_config('extra_float_digits', '0', false) s) \
+             TO STDOUT",
+        )),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            dest.conninfo(&db),
+            "COPY f FROM STDIN",
+        ))],
+    };
+    let fail = open(driver, plan).run().expect_err("refused");
+    assert!(
+        fail.text
+            .contains("extra_float_digits changed to '0' during its COPY"),
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(
+        dest.psql(&db, "SELECT count(*) FROM f").trim(),
+        "0",
+        "[{}]",
+        driver.name()
+    );
 }
