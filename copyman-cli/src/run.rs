@@ -655,7 +655,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     let closed: Vec<Option<usize>> = (dests.iter().enumerate())
         .filter(|(_, d)| {
             matches!(d.endpoint, Endpoint::Server(_))
-                && d.error.is_some()
+                && d.error.as_ref().is_some_and(|e| {
+                    !copyman_job::commit::ended_by_its_server(e.sqlstate.as_deref())
+                })
                 && d.conn.as_ref().is_none_or(Connection::is_closed)
         })
         .map(|(i, _)| Some(i))

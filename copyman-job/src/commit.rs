@@ -477,6 +477,14 @@ impl PrepareBound {
     }
 }
 
+/// Whether an error of SQLSTATE `code` says the server ended the session's backend itself — its
+/// shutdown (57P01, 57P02), its start not done (57P03), its database dropped (57P04), an idle
+/// session's timeout (57P05) —: no backend of it stays, and none is to be ended or said (ux70
+/// F6: "may stay … holding its locks" of one a fast shutdown had ended, on a server down).
+pub fn ended_by_its_server(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("57P0"))
+}
+
 /// Ends backend `pid` on the server of `conn` (another session there), a session copyman closed
 /// with its statement under way: behind a lost network path its server never hears the close,
 /// and the backend stays in its COPY, in its transaction, holding its locks until the server's

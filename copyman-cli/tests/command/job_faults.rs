@@ -839,7 +839,9 @@ fn a_job_of_a_partitioned_table_after_one_of_its_partition_is_refused() {
 
 /// A destination backend terminated mid-copy (pg_terminate_backend) is said as the server said
 /// it (57P01), and not as a statement copyman cancelled: it said "its statement was cancelled",
-/// though nothing was.
+/// though nothing was. Nor as one that may stay, where no new session can be made there (ux70
+/// F6: a server shut down, "may stay … end it there: SELECT pg_terminate_backend(N)"), one
+/// table and a job alike.
 #[test]
 fn a_terminated_destination_backend_is_not_said_cancelled() {
     let c = clusters();
@@ -851,33 +853,51 @@ fn a_terminated_destination_backend_is_not_said_cancelled() {
              INSERT INTO small VALUES (1);"
         ),
     );
-    let d1 = database(&c.dest[0], schema);
-    let state = TempPath::new("terminated.state");
-    let job = copyman()
-        .args(["table", "big", "small", "--from", &c.source.conninfo(&src)])
-        .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
-        .args(["--jobs", "1", "--max-rate", "2M"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_query(&c.dest[0], &d1, "COPY%big%FROM STDIN%");
-    c.dest[0]
-        .connect("postgres")
-        .execute(
-            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
-             WHERE datname = $1 AND query ILIKE 'COPY%big%FROM STDIN%'",
-            &[&d1],
-        )
-        .unwrap();
-    let out = job.wait_with_output().unwrap();
-    assert_exit(&out, 1);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("57P01") && !stderr.contains("its statement was cancelled"),
-        "{stderr}"
-    );
-    assert_eq!(count(&c.dest[0], &d1, "big"), 0);
+    for job in [true, false] {
+        let d1 = database(&c.dest[0], schema);
+        let state = TempPath::new("terminated.state");
+        let tables: &[&str] = if job { &["big", "small"] } else { &["big"] };
+        let run = copyman()
+            .arg("table")
+            .args(tables)
+            .args(["--from", &c.source.conninfo(&src)])
+            .args(["--to", &c.dest[0].conninfo(&d1), "--max-rate", "2M"])
+            .args(if job {
+                vec!["--state", state.arg(), "--jobs", "1"]
+            } else {
+                vec![]
+            })
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&c.dest[0], &d1, "COPY%big%FROM STDIN%");
+        // No new session there from now on, as on a server shut down.
+        let mut admin = c.dest[0].connect("postgres");
+        admin
+            .batch_execute(&format!("ALTER DATABASE {d1} ALLOW_CONNECTIONS false"))
+            .unwrap();
+        admin
+            .execute(
+                "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+                 WHERE datname = $1 AND query ILIKE 'COPY%big%FROM STDIN%'",
+                &[&d1],
+            )
+            .unwrap();
+        let out = run.wait_with_output().unwrap();
+        admin
+            .batch_execute(&format!("ALTER DATABASE {d1} ALLOW_CONNECTIONS true"))
+            .unwrap();
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("57P01")
+                && !stderr.contains("its statement was cancelled")
+                && !stderr.contains("pg_terminate_backend("),
+            "job {job}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "big"), 0);
+    }
 }
 
 /// Foreign keys order a job by the destinations' constraints (only they refuse a row): a cycle

@@ -1419,6 +1419,7 @@ pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &m
         if let Some(note) = give_up(slot, &shared.destinations[d])
             && let Some(error) = &mut result.error
             && !error.holds_prepared()
+            && !commit::ended_by_its_server(error.sqlstate.as_deref())
             && ![CANCELLED, ENDED, CLOSED]
                 .iter()
                 .any(|said| error.message.contains(said))
