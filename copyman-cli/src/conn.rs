@@ -844,11 +844,16 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         }
         // The values the client crate's parser would refuse without saying them, in libpq's
         // words (its `keepalives_count` said as `keepalives_retries`).
+        // (libpq's integers are C ints: a larger number is no integer to it, conn68 F4.)
         let keepalive = matches!(
             *key,
-            "keepalives" | "keepalives_idle" | "keepalives_interval" | "keepalives_count"
+            "keepalives"
+                | "keepalives_idle"
+                | "keepalives_interval"
+                | "keepalives_count"
+                | "tcp_user_timeout"
         );
-        if keepalive && !value.is_empty() && value.trim().parse::<i64>().is_err() {
+        if keepalive && !value.is_empty() && value.trim().parse::<i32>().is_err() {
             return Err(ConnError::Invalid(format!(
                 "invalid integer value \"{value}\" for connection option \"{key}\"{from}"
             )));
@@ -856,18 +861,23 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         // A keepalive time or count of 0 or less is one the socket refuses, where libpq fails
         // the connection (its setsockopt's EINVAL): said so, by name, not taken silently or as
         // a network fault (conn46 F3).
+        // Nor one above the system's limit (Linux: 32767 seconds, 127 probes): said by name, not
+        // as a connection's "Invalid argument" (conn68 F4).
         let socket_option = match *key {
-            "keepalives_idle" => Some("TCP_KEEPIDLE"),
-            "keepalives_interval" => Some("TCP_KEEPINTVL"),
-            "keepalives_count" => Some("TCP_KEEPCNT"),
+            "keepalives_idle" => Some(("TCP_KEEPIDLE", 32_767)),
+            "keepalives_interval" => Some(("TCP_KEEPINTVL", 32_767)),
+            "keepalives_count" => Some(("TCP_KEEPCNT", 127)),
             _ => None,
         };
-        if let Some(option) = socket_option
-            && value.trim().parse::<i64>().is_ok_and(|n| n <= 0)
+        if let Some((option, most)) = socket_option
+            && value
+                .trim()
+                .parse::<i64>()
+                .is_ok_and(|n| n <= 0 || n > most)
         {
             return Err(ConnError::Invalid(format!(
                 "invalid value \"{value}\" for connection option \"{key}\"{from}: \
-                 setsockopt({option}) takes 1 or more (libpq fails with \"Invalid argument\")"
+                 setsockopt({option}) takes 1 to {most} (libpq fails with \"Invalid argument\")"
             )));
         }
         if *key == "hostaddr"
@@ -4349,6 +4359,17 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             said("host=h user=u keepalives_count=x", &[]).as_deref(),
             Some("invalid integer value \"x\" for connection option \"keepalives_count\"")
         );
+        // A number no C int holds, as libpq says it (the crate's name keepalives_retries).
+        assert_eq!(
+            said("host=h user=u keepalives_count=99999999999", &[]).as_deref(),
+            Some(
+                "invalid integer value \"99999999999\" for connection option \"keepalives_count\""
+            )
+        );
+        assert!(
+            said("host=h user=u tcp_user_timeout=99999999999", &[])
+                .is_some_and(|e| e.contains("\"tcp_user_timeout\"")),
+        );
         // What the socket refuses, as libpq fails on it (conn46 F3: taken silently, or said
         // "Invalid argument (os error 22)" as a network fault, exit 3).
         for bad in [
@@ -4356,10 +4377,14 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             "keepalives_interval=0",
             "keepalives_count=0",
             "keepalives_idle=-5",
+            // Above the system's limit (conn68 F4: "could not connect …: Invalid argument").
+            "keepalives_idle=2147483647",
+            "keepalives_interval=40000",
+            "keepalives_count=128",
         ] {
             assert!(
                 said(&format!("host=h user=u {bad}"), &[])
-                    .is_some_and(|e| e.contains("takes 1 or more")),
+                    .is_some_and(|e| e.contains("takes 1 to ")),
                 "{bad}"
             );
         }
