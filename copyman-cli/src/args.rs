@@ -512,6 +512,19 @@ pub(crate) fn usage_text(error: &clap::Error) -> String {
         _ => return text,
     };
     let subcommand = std::env::args().nth(1);
+    // Another tool's option (pg_dump's, pg_restore's, pgcopydb's): copyman's way, not clap's
+    // nearest spelling (ux70 F7: `--snapshot` was told to be `--no-snapshot`, `--clean`
+    // `--schema`) nor its "use '-- --x'".
+    if let Some(tip) = other_tools_option(unexpected) {
+        let text = (text.lines())
+            .filter(|l| !l.contains("a similar argument exists") && !l.contains("to pass '"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return match text.split_once('\n') {
+            Some((first, rest)) => format!("{first}\n  tip: {tip}\n{rest}\n"),
+            None => format!("{text}\n  tip: {tip}\n"),
+        };
+    }
     let tip = if let Some(tip) = conn::piece_tip(unexpected) {
         tip.to_owned()
     } else if unexpected == "--from" && subcommand.as_deref() == Some("recover") {
@@ -548,6 +561,35 @@ pub(crate) fn usage_text(error: &clap::Error) -> String {
         Some((first, rest)) => format!("{first}\n  tip: {tip}\n{rest}"),
         None => format!("{text}\n  tip: {tip}\n"),
     }
+}
+
+/// copyman's way to what another tool's option `arg` does (pg_dump's, pg_restore's,
+/// pgcopydb's), where copyman has none of that name.
+fn other_tools_option(arg: &str) -> Option<&'static str> {
+    Some(match arg.split('=').next().unwrap_or_default() {
+        "--source" => "the source is --from CONN (pgcopydb's --source)",
+        "--target" => "each destination is a --to CONN, repeated for several (pgcopydb's --target)",
+        "--table-jobs" | "--parallel" => "--jobs N copies N tables at once",
+        "--snapshot" => {
+            "copyman reads the source in a snapshot of its own (--no-snapshot reads each table \
+             in its own transaction); it cannot take an exported one, as pg_dump's and \
+             pgcopydb's --snapshot do"
+        }
+        "--clean" | "-c" => {
+            "copyman copies data, not objects: --truncate empties each destination's table \
+             before loading it"
+        }
+        "--disable-triggers" => {
+            "options='-c session_replication_role=replica' in a destination's CONN keeps its \
+             triggers from running, as pg_dump's --disable-triggers does"
+        }
+        "--single-transaction" | "-1" => {
+            "each table is one transaction on each destination already; --atomic commits every \
+             destination or none"
+        }
+        "--filters" => "select tables with -t, -T, -n and -N (copyman reads no filter file)",
+        _ => return None,
+    })
 }
 
 /// `arg`'s option name, `--tables` read as `table`'s `--table` (what a pgcopydb or many-table
@@ -1932,7 +1974,66 @@ pub(crate) fn decision_log_to_write(
     let named = given.is_some();
     let path = decision_log(given, env)?;
     appendable(&path, named)?;
+    // In memory, it is gone at the reboot after a crash of this host, when a recovery needs it
+    // most (commit68 F3: taken on /dev/shm without a word).
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(kind) = in_memory(dir.unwrap_or(Path::new("."))) {
+        crate::report::warn(format_args!(
+            "{} is on a {kind} file system, held in memory: its decisions are gone at a reboot \
+             of this host — after a crash, when copyman recover needs them; give a file on a disk",
+            log_named(&path, named)
+        ));
+    }
     Ok(path)
+}
+
+/// The kind of file system `dir` is on where it is held in memory (`tmpfs`, `ramfs`): what it
+/// holds is gone at the host's reboot. Read from `/proc/self/mountinfo` (the longest mount
+/// point that holds `dir`); `None` where it is not, or cannot be told.
+fn in_memory(dir: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // `ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPER`, with a
+    // blank in a path written `\040`.
+    let unescaped = |field: &str| {
+        let mut out = String::new();
+        let mut rest = field;
+        while let Some(at) = rest.find('\\') {
+            out.push_str(&rest[..at]);
+            let code = rest
+                .get(at + 1..at + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok());
+            match code {
+                Some(byte) => {
+                    out.push(char::from(byte));
+                    rest = &rest[at + 4..];
+                }
+                None => {
+                    out.push('\\');
+                    rest = &rest[at + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    };
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let Some(kind) = fields.get(dash + 1) else {
+            continue;
+        };
+        let point = unescaped(point);
+        if dir.starts_with(&point) && best.as_ref().is_none_or(|(len, _)| point.len() >= *len) {
+            best = Some((point.len(), (*kind).to_owned()));
+        }
+    }
+    best.map(|(_, kind)| kind)
+        .filter(|kind| kind == "tmpfs" || kind == "ramfs")
 }
 
 /// How the words name the decision log at `path`: as the `--decision-log` given, or as the

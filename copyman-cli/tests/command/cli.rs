@@ -1577,3 +1577,90 @@ fn demo_json_times_the_whole_demo() {
         .expect("copy's");
     assert!(whole > copy, "{doc}");
 }
+
+/// A decision log on a file system held in memory (tmpfs: /dev/shm) is said: it is gone at the
+/// reboot after a crash of the host, when copyman recover needs it (commit68 F3: taken without
+/// a word).
+#[test]
+fn a_decision_log_in_memory_is_said() {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if !mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some("/dev/shm") && l.contains(" tmpfs "))
+    {
+        eprintln!("SKIPPED a_decision_log_in_memory_is_said: /dev/shm is no tmpfs on this machine");
+        return;
+    }
+    let log = format!("/dev/shm/copyman-test-{}.log", std::process::id());
+    let unreachable = "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2";
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        unreachable,
+        "--to",
+        unreachable,
+        "--atomic",
+        "--decision-log",
+        &log,
+    ]);
+    let _ = fs::remove_file(&log);
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "--decision-log {log} is on a tmpfs file system, held in memory"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    // A log on a disk is not.
+    let disk = TempPath::new("on-disk.log");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        unreachable,
+        "--to",
+        unreachable,
+        "--atomic",
+        "--decision-log",
+        disk.arg(),
+    ]);
+    assert!(
+        !text(&out.stderr).contains("held in memory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Another tool's option (pg_dump's, pg_restore's, pgcopydb's) gets copyman's way to it, not
+/// clap's nearest spelling (ux70 F7: `--snapshot` was told to be `--no-snapshot`, `--clean`
+/// `--schema`) nor its "use '-- --x'".
+#[test]
+fn another_tools_options_are_told_copymans_way() {
+    let conn = "host=127.0.0.1 port=1 user=x dbname=x";
+    for (option, tip) in [
+        (
+            &["--snapshot", "00000003-00001176-1"][..],
+            "it cannot take an exported one",
+        ),
+        (&["--clean"], "--truncate empties each destination's table"),
+        (&["--table-jobs", "4"], "--jobs N copies N tables at once"),
+        (&["--source", conn], "the source is --from CONN"),
+        (&["--disable-triggers"], "session_replication_role=replica"),
+    ] {
+        let out = run(&[
+            &["table", "-n", "audit", "--from", conn, "--to", conn][..],
+            option,
+        ]
+        .concat());
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("  tip: ")
+                && stderr.contains(tip)
+                && !stderr.contains("a similar argument exists")
+                && !stderr.contains("to pass '"),
+            "{option:?}: {stderr}"
+        );
+    }
+}
