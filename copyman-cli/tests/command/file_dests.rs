@@ -1414,7 +1414,7 @@ fn a_dry_run_with_data_on_stdout_prints_its_plan_on_stderr() {
         assert_exit(&out, 0);
         assert_eq!(
             text(&out.stdout),
-            "\\.copyman: a dry run sends no data\n\"\\.copyman: a dry run sends no data",
+            "\\.copyman: a dry run sends no data\n\"'\\.copyman: a dry run sends no data",
             "--to {to}"
         );
         assert!(
@@ -2009,6 +2009,23 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     }
     // CSV passed through so: its mark fails a CSV reader too, wherever the output stopped
     // (recheck70 F7: marked as text, `\.` was data there, and 94 388 rows were committed).
+    // An empty stdin, what a command that failed upstream gives: failed, stdout marked
+    // (recheck70 F13: exit 0, nothing written, and the reader emptied its table).
+    for args in [
+        &["copy", "--from", "-", "--to", "-"][..],
+        &["table", "one", "--from", "-", "--to", "-"],
+    ] {
+        let out = run_with_stdin(args, b"");
+        assert_exit(&out, 1);
+        assert!(
+            text(&out.stderr).contains("gave no data at all"),
+            "{}",
+            text(&out.stderr)
+        );
+        for format in ["text", "csv", "csv, HEADER"] {
+            assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
+        }
+    }
     // (One column, as a reader into a table of one text column takes any line.)
     let mut csv: Vec<u8> = (1..=200_000)
         .flat_map(|g| format!("\"v \"\"{g}\"\"\"\nplain {g}\n").into_bytes())
