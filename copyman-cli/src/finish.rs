@@ -501,14 +501,14 @@ struct Party<'a, 'e> {
 }
 
 /// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
-/// synchronous standby (`IPC SyncRep`), until dropped.
-struct StandbyRollback {
+/// synchronous standby (`IPC SyncRep`), until dropped (a run's abort, and copyman recover's).
+pub(crate) struct StandbyRollback {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StandbyRollback {
-    fn watch(spec: ServerSpec, gid: &str, name: &str) -> Self {
+    pub(crate) fn watch(spec: ServerSpec, gid: &str, name: &str) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let done = std::sync::Arc::new(AtomicBool::new(false));
         let (stop, gid, name) = (done.clone(), gid.replace('\'', "''"), name.to_owned());

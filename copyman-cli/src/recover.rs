@@ -685,7 +685,17 @@ pub(crate) fn run(
                     let suspect = commits
                         .then(|| commit::crash_suspect(&mut conn, &p.gid))
                         .flatten();
-                    let result = said_while_waiting(&what, || {
+                    // A ROLLBACK PREPARED waiting for a synchronous standby is cancelled: rolled
+                    // back there already, only the standby's word is waited for, as a run
+                    // cancels it (recheck70 F11: recover waited for ever, holding its locks).
+                    let _standby = (!commits).then(|| {
+                        crate::finish::StandbyRollback::watch(
+                            (*spec).clone(),
+                            &p.gid,
+                            &spec.display,
+                        )
+                    });
+                    let result = said_while_waiting(&what, !commits, || {
                         commit::run_on_a_live_session(&mut conn, &finish, &|| spec.connect())
                     });
                     let result = commit::CrashSuspect::judge(suspect, &mut conn, result);
@@ -1565,10 +1575,15 @@ fn unanswered() -> Vec<String> {
         .collect()
 }
 
-/// Runs `statement` (a COMMIT or ROLLBACK PREPARED, which is never cancelled: only its answer
-/// says what the server did) and, while it has not returned, says so after a second and every
-/// 10 s after: a server waiting for a synchronous standby that is not there answers nothing.
-fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send) -> T {
+/// Runs `statement` (a COMMIT PREPARED, which is never cancelled: only its answer says what the
+/// server did; or a ROLLBACK PREPARED, whose wait for a standby is: `rolls_back`) and, while it
+/// has not returned, says so after a second and every 10 s after: a server waiting for a
+/// synchronous standby that is not there answers nothing.
+fn said_while_waiting<T: Send>(
+    what: &str,
+    rolls_back: bool,
+    statement: impl FnOnce() -> T + Send,
+) -> T {
     let _waiting = Now::set(&WAITING, what);
     let (done, finished) = mpsc::channel::<()>();
     thread::scope(|s| {
@@ -1581,8 +1596,12 @@ fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send)
                 progress::println(&format!(
                     "copyman: waiting {} s for {what}: the server has not answered (a \
                      synchronous standby that is not there? see synchronous_standby_names on \
-                     that server); not cancelled: only its answer says what it did",
-                    started.elapsed().as_secs()
+                     that server); {}",
+                    started.elapsed().as_secs(),
+                    match rolls_back {
+                        true => "a wait for a standby is cancelled once seen: it rolled back there",
+                        false => "not cancelled: only its answer says what it did",
+                    }
                 ));
                 next += Duration::from_secs(10);
             }

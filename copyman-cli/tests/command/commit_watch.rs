@@ -1499,3 +1499,92 @@ fn a_prepare_waiting_for_a_standby_is_given_up_at_the_stall_timeout() {
         }
     }
 }
+
+/// `copyman recover` rolling back a transaction that a server waiting for a missing synchronous
+/// standby holds: its ROLLBACK PREPARED, rolled back there already and only waiting for the
+/// standby's word, is cancelled, as a run cancels its own (recheck70 F11: recover waited for
+/// ever, and a first signal did not end it, the transaction's locks held all the while).
+#[test]
+fn recover_cancels_a_rollback_prepared_waiting_for_a_standby() {
+    let c = two_phase_clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let stuck = stuck_database(table);
+    let decisions = TempPath::new("recover-standby.log");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        syncrep().conninfo(&stuck),
+    );
+    // Given up at the stall timeout under --keep-going: left prepared there, for recover.
+    let out = run(&[
+        "table",
+        "t",
+        "--atomic",
+        "--keep-going",
+        "--stall-timeout",
+        "2s",
+        "--decision-log",
+        decisions.arg(),
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+    ]);
+    assert_exit(&out, 4);
+    let prepared = |cluster: &copyman_testkit::Cluster, db: &str| -> i64 {
+        cluster
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+                &[&db],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(prepared(syncrep(), &stuck), 1, "{}", text(&out.stderr));
+    let mut child = copyman()
+        .args([
+            "recover",
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--decision-log",
+            decisions.arg(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = StderrLines::take(&mut child);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            end_standby_wait(&stuck, "pg_cancel_backend");
+            let _ = child.kill();
+            panic!("recover waited for the standby: {}", stderr.seen());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let said = stderr.rest();
+    // (Exit 1: the destination left out needs the run's rows, which recover says.)
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("its wait is cancelled")
+            && said.contains(": rolled back")
+            && said.contains("copy to it again"),
+        "{said}"
+    );
+    assert_eq!(prepared(syncrep(), &stuck), 0, "{said}");
+    assert_eq!(count(syncrep(), &stuck, "t"), 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}
