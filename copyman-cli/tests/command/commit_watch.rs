@@ -1538,7 +1538,7 @@ fn recover_cancels_a_rollback_prepared_waiting_for_a_standby() {
         &to2,
     ]);
     assert_exit(&out, 4);
-    let prepared = |cluster: &copyman_testkit::Cluster, db: &str| -> i64 {
+    let prepared = |cluster: &Cluster, db: &str| -> i64 {
         cluster
             .connect("postgres")
             .query_one(
