@@ -892,8 +892,8 @@ pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<
              anything: {e}"
         )),
         Some(SourceOutcome::CheckFailed(e)) => Some(format!(
-            "source: its transaction failed its check before anything was committed, so every \
-             destination rolled back: {e}"
+            "source: its transaction failed its check (or its PREPARE, rolled back since) before \
+             anything was committed, so every destination rolled back: {e}"
         )),
         Some(SourceOutcome::CommitPending { gid, error }) => Some(format!(
             "the source's transaction was prepared as {gid} and decided commit, but COMMIT \

@@ -1013,12 +1013,17 @@ impl<E> Commit<E> {
                             Failure::Refused(e) | Failure::Emptied(e) => {
                                 Some(SourceOutcome::CheckFailed(e))
                             }
-                            // It may have prepared before the connection broke: recovery rolls
-                            // it back (no decision names it).
-                            Failure::Lost(e) => Some(SourceOutcome::RollbackPending {
-                                gid,
-                                error: Some(e),
-                            }),
+                            // It may have prepared before the connection broke: rolled back
+                            // prepared at the end, on a new session, as a destination's is;
+                            // else recovery rolls it back (no decision names it). (recheck70
+                            // F14: left prepared, holding a move's row locks.)
+                            Failure::Lost(e) => {
+                                self.source_prepared = Some(gid.clone());
+                                Some(SourceOutcome::RollbackPending {
+                                    gid,
+                                    error: Some(e),
+                                })
+                            }
                         }
                     }
                     // (A source's rows a crash emptied since are gone from it, as a move wants.)
@@ -1033,6 +1038,10 @@ impl<E> Commit<E> {
                     }
                     (Action::RollbackPrepared(_), Ok(())) => match self.source.take() {
                         Some(failed @ SourceOutcome::CheckFailed(_)) => Some(failed),
+                        // Its PREPARE lost, rolled back now: that failure is why.
+                        Some(SourceOutcome::RollbackPending { error: Some(e), .. }) => {
+                            Some(SourceOutcome::CheckFailed(e))
+                        }
                         _ => Some(SourceOutcome::RolledBack),
                     },
                     (Action::RollbackPrepared(gid), Err(failure)) => {

@@ -428,7 +428,9 @@ fn two_phase_a_source_that_can_prepare_is_a_participant() {
     );
     assert!(!report.succeeded());
 
-    // Its PREPARE lost: it may be prepared; nothing is decided, everything rolls back.
+    // Its PREPARE lost: it may be prepared; nothing is decided, everything rolls back, it too,
+    // prepared, on a new session (recheck70 F14: left prepared for recover); its failure is
+    // why.
     let (steps, report) = run(
         options.clone(),
         &[true],
@@ -443,6 +445,24 @@ fn two_phase_a_source_that_can_prepare_is_a_participant() {
     );
     assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
     assert!(report.nothing_committed());
+    assert_eq!(
+        runs(&steps).last(),
+        Some(&(Party::Source, "ROLLBACK PREPARED 'copyman:r:0'".to_owned()))
+    );
+    assert_eq!(
+        report.source,
+        Some(SourceOutcome::CheckFailed("Source lost".to_owned()))
+    );
+    // Its ROLLBACK PREPARED lost in turn: pending, for recovery.
+    let (_, report) = run(
+        options.clone(),
+        &[true],
+        |p, a| match (p, a) {
+            (Party::Source, Action::Prepare(_) | Action::RollbackPrepared(_)) => Answer::Lost,
+            _ => Answer::Ok,
+        },
+        true,
+    );
     assert!(matches!(
         report.source,
         Some(SourceOutcome::RollbackPending { .. })

@@ -1588,3 +1588,72 @@ fn recover_cancels_a_rollback_prepared_waiting_for_a_standby() {
     assert_eq!(count(syncrep(), &stuck, "t"), 0);
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
+
+/// A writing `--send` under `--atomic` whose source waits for a missing synchronous standby in
+/// its PREPARE: given up at the stall timeout, and rolled back prepared by the run itself, as a
+/// destination's is — nothing left prepared on the source holding the move's row locks
+/// (recheck70 F14: left for recover, said "the connection was lost").
+#[test]
+fn a_sources_prepare_given_up_is_rolled_back_by_the_run() {
+    let c = two_phase_clusters();
+    let table = "CREATE TABLE q (id int PRIMARY KEY, v text);";
+    let stuck = stuck_database(&format!(
+        "{table} INSERT INTO q SELECT g, 'q' FROM generate_series(1, 100) g;"
+    ));
+    let d1 = database(&c.dest[0], table);
+    let decisions = TempPath::new("source-prepare-stall.log");
+    let mut child = copyman()
+        .args(["copy", "--from", &syncrep().conninfo(&stuck)])
+        .args(["--send", "COPY (DELETE FROM q RETURNING *) TO STDOUT"])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--receive",
+            "COPY q FROM STDIN",
+        ])
+        .args([
+            "--atomic",
+            "--stall-timeout",
+            "2s",
+            "--decision-log",
+            decisions.arg(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = StderrLines::take(&mut child);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            end_standby_wait(&stuck, "pg_cancel_backend");
+            let _ = child.kill();
+            panic!(
+                "the run waited on past its stall timeout: {}",
+                stderr.seen()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("its PREPARE TRANSACTION was not answered within --stall-timeout 2 s")
+            && said.contains("nothing committed")
+            && !said.contains("run copyman recover"),
+        "{said}"
+    );
+    let prepared: i64 = syncrep()
+        .connect("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+            &[&stuck],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(prepared, 0, "{said}");
+    assert_eq!(count(syncrep(), &stuck, "q"), 100, "the move's rows stay");
+    assert_eq!(count(&c.dest[0], &d1, "q"), 0);
+}
