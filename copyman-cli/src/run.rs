@@ -163,7 +163,36 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         Endpoint::Server(_) => None,
     };
 
-    let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    let mut plan = match plan(t, source_conn.as_mut(), &mut dests) {
+        Ok(plan) => plan,
+        Err(e) => {
+            // A session given up while planning (a stall: its backend frozen, its path lost)
+            // may stay on its server, holding what its question locked: ended there, or the
+            // statement that ends it said (recheck70 F12: not a word, its lock held).
+            let given_up =
+                |conn: Option<&Connection>| conn.is_some_and(|c| c.is_closed() || !c.is_ready());
+            let closed: Vec<Option<usize>> = (dests.iter().enumerate())
+                .filter(|(_, d)| {
+                    matches!(d.endpoint, Endpoint::Server(_)) && given_up(d.conn.as_ref())
+                })
+                .map(|(i, _)| Some(i))
+                .chain(given_up(source_conn.as_ref()).then_some(None))
+                .collect();
+            if !closed.is_empty() {
+                for (endpoint, words) in watch.end_orphans(&closed) {
+                    match endpoint {
+                        Some(i) => report::warn(format_args!(
+                            "destination {} ({}): {words}",
+                            i + 1,
+                            dests[i].endpoint.display()
+                        )),
+                        None => report::warn(format_args!("source: {words}")),
+                    }
+                }
+            }
+            return Err(e);
+        }
+    };
     crate::plan::refuse_rows_of_jobs(t, &plan, source_conn.as_mut(), &mut dests)?;
     // The input's start, read once the plan stands (a missing table is said without waiting
     // for stdin) and before anything is sent: its format, a byte order mark, a header. A PGCOPY

@@ -1657,3 +1657,54 @@ fn a_sources_prepare_given_up_is_rolled_back_by_the_run() {
     assert_eq!(count(syncrep(), &stuck, "q"), 100, "the move's rows stay");
     assert_eq!(count(&c.dest[0], &d1, "q"), 0);
 }
+
+/// A one-table run whose destination's backend freezes while it plans (here in a wait for a
+/// lock): given up at the stall timeout, its backend — which stays, holding what its question
+/// locked — is ended there or said with the statement that ends it (recheck70 F12: one error
+/// line, not a word of it).
+#[test]
+fn a_backend_frozen_while_planning_is_said() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t VALUES (1, 'a');"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--stall-timeout",
+            "3s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let frozen = Frozen::backend(
+        &c.dest[0],
+        &d1,
+        "wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let pid = frozen.0;
+    drop(frozen);
+    let stderr = text(&out.stderr);
+    assert!(out.status.code().is_some_and(|c| c > 0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("end it there: SELECT pg_terminate_backend({pid})")),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
