@@ -190,8 +190,11 @@ impl UsersText<'_> {
             false => constants.iter().filter(naming_null).cloned().collect(),
         };
         let casts = ["interval", "money"].map(|name| statement::casts_to(sql, name));
-        let casts = [casts[0] && source, casts[1]];
-        if numbers.is_empty() && arrays.is_empty() && !casts.contains(&true) {
+        let mut casts = [casts[0] && source, casts[1]];
+        // A cast to a type of the database's own (a domain over money, an array of one, a
+        // composite with an interval): asked there below.
+        let casts_otherwise = sql.contains("::") || statement::names_word(sql, "cast");
+        if numbers.is_empty() && arrays.is_empty() && !casts.contains(&true) && !casts_otherwise {
             return Ok(());
         }
         let unasked = |e: copyman_sync::Error| Unchecked::Unasked(describe_sync(&e).to_string());
@@ -222,6 +225,39 @@ impl UsersText<'_> {
         };
         let said = |i: usize| theirs.get(i).cloned().flatten().unwrap_or_default();
         let (style, locale, nulls) = (said(0), said(1), said(2));
+        // The database's types whose text input is an interval's or money's somewhere (a domain
+        // over one, an array of it, a composite holding it, in turn): a cast of text to one
+        // reads as the type it holds (recheck70 F6: `s::dmoney`, a domain over money, stored
+        // 1.234,00 € as $1.23, exit 0).
+        if casts_otherwise {
+            let holding = "WITH RECURSIVE held(oid, root) AS ( \
+                 SELECT t.oid, t.typname::pg_catalog.text FROM pg_catalog.pg_type t \
+                 WHERE t.oid IN ('pg_catalog.interval'::pg_catalog.regtype, \
+                   'pg_catalog.money'::pg_catalog.regtype) \
+                 UNION SELECT t.oid, held.root FROM pg_catalog.pg_type t JOIN held \
+                   ON t.typbasetype = held.oid OR t.typelem = held.oid OR EXISTS (SELECT \
+                   FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid \
+                   AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = held.oid)) \
+                 SELECT held.root, t.typname::pg_catalog.text FROM held \
+                 JOIN pg_catalog.pg_type t ON t.oid = held.oid \
+                 WHERE t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
+            for row in own.query(holding).map_err(unasked)? {
+                let (Some(root), Some(name)) = (
+                    row.first().cloned().flatten(),
+                    row.get(1).cloned().flatten(),
+                ) else {
+                    continue;
+                };
+                // (An array type's name is its element's with `_` before it: `dmoney[]`.)
+                let named = name.strip_prefix('_').unwrap_or(&name);
+                if statement::casts_to(sql, named) {
+                    match root.as_str() {
+                        "interval" => casts[0] |= source,
+                        _ => casts[1] = true,
+                    }
+                }
+            }
+        }
         let money_here = said(3) == "true" || casts[1] || statement::names_word(sql, "money");
         // A setting the CONN names is the user's word: the session reads in it.
         let our_locale = match spec.sets("lc_monetary") {

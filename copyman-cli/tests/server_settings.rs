@@ -3141,7 +3141,9 @@ fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
         &["IntervalStyle = 'sql_standard'"],
         "CREATE TABLE ivt (id int, iv interval, d date); \
          INSERT INTO ivt VALUES (1, '-1 days -02:00:00', '2024-01-02'), \
-           (2, '-1 days +02:00:00', '2024-01-02');",
+           (2, '-1 days +02:00:00', '2024-01-02'); \
+         CREATE DOMAIN div AS interval; CREATE DOMAIN divs AS interval[]; \
+         CREATE TYPE ipair AS (i interval);",
     );
     let from = c.source.conninfo(&src);
     let copy = |from: &str, condition: &str| {
@@ -3206,6 +3208,12 @@ fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
         "iv::text::pg_catalog.interval = iv",
         "iv::text::\"interval\" = iv",
         "CAST(iv::text AS pg_catalog.\"interval\") = iv",
+        // A domain over it, an array of one, a composite holding one (recheck70 F6).
+        "iv::text::div = iv",
+        "CAST(iv::text AS div) = iv",
+        "ARRAY[iv::text]::div[] = ARRAY[iv]",
+        "('{' || iv::text || '}')::divs = ARRAY[iv]",
+        "('(\"' || iv::text || '\")')::ipair = ROW(iv)::ipair",
     ] {
         let (out, ids) = copy(&from, condition);
         assert_exit(&out, 2);
