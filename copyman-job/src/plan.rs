@@ -2348,11 +2348,12 @@ pub fn money_meant_otherwise(
             && src.database.digits != dst.database.digits
         {
             return Some(format!(
-                "a money value is stored as a count of its database's smallest unit, which the \
-                 database's lc_monetary names, and copied as that count: the source's database \
-                 has {}, {label}'s {}: an amount of {} on the source would be {} there; give \
-                 the databases one lc_monetary (ALTER DATABASE … SET lc_monetary), or leave \
-                 the money columns out",
+                "a money value is stored as a count of the smallest unit of the lc_monetary its \
+                 session reads it in (its database's, its role's or its CONN's setting), and \
+                 copied as that count: the source's is {}, {label}'s {}: an amount of {} on the \
+                 source would be {} there; give both one lc_monetary (ALTER DATABASE … SET \
+                 lc_monetary; or where a role or a CONN sets it, there), or leave the money \
+                 columns out",
                 lc(&src.database),
                 lc(&dst.database),
                 amount(1234, src.database.digits),
@@ -2365,13 +2366,14 @@ pub fn money_meant_otherwise(
             && currency(&src.database.money) != currency(&dst.database.money)
         {
             return Some(format!(
-                "a money value is copied as a count of its database's smallest unit, without \
-                 its currency, which the database's lc_monetary names: the source's database \
-                 has lc_monetary '{}' ({}), {label}'s '{}' ({}): an amount of {} on the source \
-                 would be {} there; give the databases one lc_monetary (ALTER DATABASE … SET \
-                 lc_monetary), leave the money columns out, or convert them to numeric on the \
-                 source (copyman copy --send); a destination's CONN that names the source's \
-                 locale (options='-c lc_monetary={}') is taken at its word",
+                "a money value is copied as a count of its smallest unit, without its currency, \
+                 which the lc_monetary its session reads it in names (its database's, its \
+                 role's or its CONN's setting): the source's is lc_monetary '{}' ({}), \
+                 {label}'s '{}' ({}): an amount of {} on the source would be {} there; give \
+                 both one lc_monetary (ALTER DATABASE … SET lc_monetary; or where a role or a \
+                 CONN sets it, there), leave the money columns out, or convert them to numeric \
+                 on the source (copyman copy --send); a destination's CONN that names the \
+                 source's locale (options='-c lc_monetary={}') is taken at its word",
                 src.database.locale,
                 src.database.money,
                 dst.database.locale,
@@ -4297,7 +4299,7 @@ mod group_tests {
         let why = money_meant_otherwise(Some(&us), &[("destination 1", both, Some(&de))]);
         assert!(
             why.as_deref().is_some_and(|w| w.contains(
-                "the source's database has lc_monetary 'en_US.UTF-8' (-$1,234.56), destination \
+                "the source's is lc_monetary 'en_US.UTF-8' (-$1,234.56), destination \
                  1's 'de_DE.UTF-8' (-1.234,56 €)"
             )),
             "{why:?}"
