@@ -1435,6 +1435,17 @@ pub(crate) fn table_list_tip(text: &str) -> Option<&'static str> {
     )
 }
 
+/// A pattern given where a table's name is (`'sales.*'`, `log_202?`): pg_dump's `-t` takes
+/// patterns, copyman's `--table` too (ux70 F5: the error pointed nowhere).
+pub(crate) fn table_pattern_tip(text: &str) -> Option<&'static str> {
+    let mut quoted = false;
+    let pattern = text.chars().any(|c| {
+        quoted ^= c == '"';
+        matches!(c, '*' | '?') && !quoted
+    });
+    pattern.then_some("a pattern is given with --table (-t), as pg_dump's: -t 'sales.*'")
+}
+
 /// A table's name given as `what`; psql's `\copy t(a, b)` form is pointed to `--columns`
 /// (types41 F6).
 fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
@@ -1447,7 +1458,10 @@ fn table_arg(what: &str, text: &str) -> Result<TableName, ArgError> {
                 name.trim(),
                 list.trim().trim_end_matches(')').replace(' ', "")
             ),
-            _ => match conn::piece_tip(text).or_else(|| table_list_tip(text)) {
+            _ => match (conn::piece_tip(text))
+                .or_else(|| table_list_tip(text))
+                .or_else(|| table_pattern_tip(text))
+            {
                 Some(tip) => format!(" ({tip})"),
                 None => String::new(),
             },
@@ -1689,8 +1703,20 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     };
     if let Some(send) = &low.send {
         an_option("--send", send)?;
-        statement::check(send, Direction::ToStdout)
-            .map_err(|e| ArgError::usage(format!("--send: {e}")))?;
+        statement::check(send, Direction::ToStdout).map_err(|e| {
+            // A query alone: its COPY said (ux70 F5).
+            let first = send.split_whitespace().next().unwrap_or_default();
+            let query = ["select", "with", "values", "table"]
+                .iter()
+                .any(|w| first.eq_ignore_ascii_case(w));
+            ArgError::usage(match query {
+                true => format!(
+                    "--send: {e}; a query's rows are copied with COPY ({}) TO STDOUT",
+                    send.trim().trim_end_matches(';').trim_end()
+                ),
+                false => format!("--send: {e}"),
+            })
+        })?;
     }
     for receive in receive.iter().flatten() {
         an_option("--receive", receive)?;
@@ -3047,6 +3073,12 @@ mod tests {
         assert!(
             copy("SELECT 1", "COPY t FROM STDIN").contains("--send: the statement is not a COPY")
         );
+        // A pattern where a name is: pointed to --table (ux70 F5); a quoted `*` is a name's.
+        assert!(table_pattern_tip("sales.*").is_some() && table_pattern_tip("log_202?").is_some());
+        assert!(table_pattern_tip("\"a*b\"").is_none() && table_pattern_tip("t").is_none());
+        // A query alone: its COPY said (ux70 F5).
+        assert!(copy("SELECT 1;", "COPY t FROM STDIN").contains("COPY (SELECT 1) TO STDOUT"));
+        assert!(!copy("DELETE FROM t", "COPY t FROM STDIN").contains("a query's rows"));
         assert!(
             copy("COPY t TO STDOUT", "COPY t TO STDOUT")
                 .contains("--receive: expected a COPY FROM STDIN")

@@ -182,18 +182,33 @@ pub(crate) fn default_state_dir(env: &Env) -> Option<PathBuf> {
 /// The lowest `--max-rate`, in bytes per second (pg_basebackup's).
 const MIN_RATE: u64 = 32 << 10;
 
-/// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
+/// Reads a size: a number (a fraction with a unit: `1.5M`) with an optional k, M or G (powers of
+/// 1024; `KiB`, `MiB`, `GiB` as copyman prints them too: ux70 F5), an optional `B` and `/s`.
 pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
     let t = t.strip_suffix("/s").unwrap_or(t);
     let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+    let t = t.strip_suffix(['i', 'I']).unwrap_or(t);
     let (digits, factor) = match t.chars().last()? {
         'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
         'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
         'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    digits.parse::<u64>().ok()?.checked_mul(factor)
+    let digits = digits.trim_end();
+    match digits.split_once('.') {
+        Some((whole, fraction)) if factor > 1 && !fraction.is_empty() => {
+            let ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+            if !ok(whole) || !ok(fraction) || whole.is_empty() || fraction.len() > 9 {
+                return None;
+            }
+            let scale = 10u64.pow(fraction.len() as u32);
+            let whole = whole.parse::<u64>().ok()?.checked_mul(factor)?;
+            let part = fraction.parse::<u64>().ok()?.checked_mul(factor)? / scale;
+            whole.checked_add(part)
+        }
+        _ => digits.parse::<u64>().ok()?.checked_mul(factor),
+    }
 }
 
 /// A stable 64-bit FNV-1a hash (the default state file's name).
@@ -251,6 +266,7 @@ impl JobArgs {
                 TableName::parse(t).map_err(|e| {
                     let tip = (crate::conn::piece_tip(t))
                         .or_else(|| crate::args::table_list_tip(t))
+                        .or_else(|| crate::args::table_pattern_tip(t))
                         .map(|tip| format!(" ({tip})"));
                     ArgError::usage(format!("TABLE: {e}{}", tip.unwrap_or_default()))
                 })
@@ -294,7 +310,7 @@ impl JobArgs {
                 let rate = parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
                     ArgError::usage(format!(
                         "--max-rate {text:?}: give bytes per second, a number with K, M or G \
-                         (1024-based, B optional), e.g. 50M"
+                         (1024-based, B optional: KiB, MiB), e.g. 50M or 1.5MiB"
                     ))
                 })?;
                 // pg_basebackup's floor: below it a job of any size runs for days, and a bare
@@ -4652,5 +4668,13 @@ mod tests {
         assert_eq!(parse_size("1G"), Some(1 << 30));
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_size(""), None);
+        // As copyman prints sizes, and a fraction with a unit (ux70 F5).
+        assert_eq!(parse_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size("2 GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5M"), Some(3 << 19));
+        assert_eq!(parse_size("0.5K/s"), Some(512));
+        assert_eq!(parse_size("1.5"), None);
+        assert_eq!(parse_size("1.M"), None);
+        assert_eq!(parse_size("Mi"), None);
     }
 }
