@@ -1056,10 +1056,14 @@ fn try_connect(
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
     signals::connecting_to(role, &spec.display);
-    let conn = spec.connect().map_err(|e| Unreachable {
-        role: role.to_owned(),
-        endpoint: spec.display.clone(),
-        error: describe_sync(&e),
+    let conn = spec.connect().map_err(|e| {
+        let mut error = describe_sync(&e);
+        error.message.push_str(connect_hint(&e));
+        Unreachable {
+            role: role.to_owned(),
+            endpoint: spec.display.clone(),
+            error,
+        }
     })?;
     report::log(format_args!(
         "connected to {role} {} (PostgreSQL {})",
@@ -1067,6 +1071,26 @@ fn try_connect(
         conn.session().parameter("server_version").unwrap_or("?")
     ));
     Ok(conn)
+}
+
+/// libpq's question after a connection refused (nothing listens there) or a socket that is not
+/// there, as psql asks it: what a DBA looks at first (ux70 F5). Empty for other failures, and
+/// for several attempts (each its own).
+fn connect_hint(error: &copyman_sync::Error) -> &'static str {
+    use std::io::ErrorKind;
+    let copyman_sync::Error::Connect { target, source } = error else {
+        return "";
+    };
+    let socket = target.starts_with('/') || target.starts_with('@');
+    match (socket, source.kind()) {
+        (false, ErrorKind::ConnectionRefused) => {
+            " (is the server running on that host and accepting TCP/IP connections?)"
+        }
+        (true, ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
+            " (is the server running locally and accepting connections on that socket?)"
+        }
+        _ => "",
+    }
 }
 
 /// The source failed before the copy: the run ends (exit 1) with its error, said and in
