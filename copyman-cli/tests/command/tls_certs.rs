@@ -333,7 +333,8 @@ fn every_host_of_a_multi_host_conn_that_failed_is_named() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "could not connect to 127.0.0.1:{a}: Connection refused"
+            "could not connect to 127.0.0.1:{a}: Connection refused (is the server running on \
+             that host and accepting TCP/IP connections?)"
         )) && !stderr.contains("attempts failed"),
         "{stderr}"
     );
