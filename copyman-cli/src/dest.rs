@@ -424,9 +424,15 @@ pub(crate) enum Cut {
     /// Binary: where in its structure the bytes taken end ([`Binary`]).
     Binary(Binary),
     /// Text or CSV, which the run cannot tell (a file or stdin passed through with no
-    /// statement): followed as both, text's backslashes and a CSV quote `"`, so that its mark
-    /// fails either reader (recheck70 F7: CSV marked as text was read as one more row).
-    Either { backslashes: usize, quoted: bool },
+    /// statement): followed as both, text's backslashes and whether a CSV value quoted with `"`
+    /// (`double`) or with `'` (`single`, a reader's `QUOTE ''''`) is open, so that its mark
+    /// fails either reader (recheck70 F7: CSV marked as text was read as one more row; recheck71
+    /// F1: one quoting with `'` read the mark's `"` as data).
+    Either {
+        backslashes: usize,
+        double: bool,
+        single: bool,
+    },
 }
 
 /// Where binary COPY data taken so far ends: in its header, a tuple's field count, a field's
@@ -578,7 +584,8 @@ impl Cut {
     pub(crate) fn either() -> Self {
         Self::Either {
             backslashes: 0,
-            quoted: false,
+            double: false,
+            single: false,
         }
     }
 
@@ -597,11 +604,13 @@ impl Cut {
             // (A quote that is its own escape: a doubled one inside a value toggles twice.)
             Self::Either {
                 backslashes,
-                quoted,
+                double,
+                single,
             } => {
                 *backslashes = ending(bytes, *backslashes);
-                let quotes = bytes.iter().filter(|&&b| b == b'"').count();
-                *quoted ^= quotes % 2 == 1;
+                let odd = |quote: u8| bytes.iter().filter(|&&b| b == quote).count() % 2 == 1;
+                *double ^= odd(b'"');
+                *single ^= odd(b'\'');
             }
             Self::Csv {
                 quote,
@@ -651,15 +660,20 @@ impl Cut {
         };
         match *self {
             Self::Text { backslashes } => text(backslashes),
-            // Text's, then a quote CSV opens and never closes (nothing inside a quoted value,
-            // whose end fails so already): a CSV reader takes `\.` there for data.
+            // Text's, then each quote a CSV reader opens and never closes (none where a value
+            // quoted with it is open, whose end fails so already; a reader of one quote takes
+            // the other for data, and `\.` too).
             Self::Either {
                 backslashes,
-                quoted,
+                double,
+                single,
             } => {
                 let mut mark = text(backslashes);
-                if !quoted {
+                if !double {
                     mark.push(b'"');
+                }
+                if !single {
+                    mark.push(b'\'');
                 }
                 mark
             }
@@ -2296,9 +2310,9 @@ mod tests {
         assert!(!first.contains(&b'"') && second.starts_with(b"\n\"copyman: "));
         assert_eq!(start.mark_after(5), start.mark());
         let text = Cut::Text { backslashes: 0 }.mark_after(0);
-        assert!(text.starts_with(b"\\.copyman: ") && text.ends_with(b"short\""));
-        // Text or CSV, unknown: text's mark, and a quote that opens a CSV value where none is
-        // open (recheck70 F7).
+        assert!(text.starts_with(b"\\.copyman: ") && text.ends_with(b"short\"'"));
+        // Text or CSV, unknown: text's mark, and each quote that opens a CSV value where none
+        // quoted with it is open (recheck70 F7; `'` too, recheck71 F1).
         let either = |chunks: &[&[u8]]| {
             let mut cut = Cut::either();
             chunks.iter().for_each(|c| cut.took(c));
@@ -2306,14 +2320,15 @@ mod tests {
         };
         assert!(
             either(&[b"1,a\n"]).starts_with(b"\\.copyman: ")
-                && either(&[b"1,a\n"]).ends_with(b"\"")
+                && either(&[b"1,a\n"]).ends_with(b"short\"'")
         );
         assert!(either(&[b"1,\"a\"\"b"]).starts_with(b"\\.copyman: "));
-        assert!(!either(&[b"1,\"a\"\"b"]).ends_with(b"\""));
+        assert!(either(&[b"1,\"a\"\"b"]).ends_with(b"short'"));
+        assert!(either(&[b"1,'a"]).ends_with(b"short\""));
         assert!(either(&[b"1\ta\\"]).starts_with(b"\\\\.copyman: "));
         let nothing = Cut::either().mark_after(0);
         let (first, second) = nothing.split_at(nothing.iter().position(|&b| b == b'\n').unwrap());
-        assert!(!first.contains(&b'"') && first.starts_with(b"\\.") && second.ends_with(b"\""));
+        assert!(!first.contains(&b'"') && first.starts_with(b"\\.") && second.ends_with(b"\"'"));
     }
 
     /// A full disk met by the temporary copy beside an existing file says so, and the ways out

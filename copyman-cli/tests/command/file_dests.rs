@@ -2022,7 +2022,13 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             "{}",
             text(&out.stderr)
         );
-        for format in ["text", "csv", "csv, HEADER"] {
+        for format in [
+            "text",
+            "csv",
+            "csv, HEADER",
+            "csv, QUOTE ''''",
+            "csv, HEADER, QUOTE ''''",
+        ] {
             assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
     }
@@ -2034,7 +2040,13 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     for input in [&csv[..], b"x\ny"] {
         let out = run_with_stdin(&["copy", "--from", "-", "--to", "-"], input);
         assert_exit(&out, 1);
-        for format in ["text", "csv", "csv, HEADER"] {
+        for format in [
+            "text",
+            "csv",
+            "csv, HEADER",
+            "csv, QUOTE ''''",
+            "csv, HEADER, QUOTE ''''",
+        ] {
             assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
     }
