@@ -931,6 +931,12 @@ impl<E> Commit<E> {
                     self.release[n] = false;
                     Action::Rollback
                 }
+                // Left out of the decision (keep-going) after its PREPARE's answer was lost,
+                // recorded out: rolled back prepared now, on a new session, rather than left
+                // holding its locks for recovery (recheck71 F3: a job's given-up PREPAREs were).
+                (Phase::Release, Slot::MaybePrepared(gid, _)) => {
+                    Action::RollbackPrepared(gid.clone())
+                }
                 _ => continue,
             };
             return Some(self.ask(Party::Destination(n), action));
@@ -939,9 +945,13 @@ impl<E> Commit<E> {
     }
 
     fn ask(&mut self, party: Party, action: Action) -> Step {
-        if let (Action::RollbackPrepared(_), Some(run), false) =
-            (&action, &self.options.two_phase, self.abort_said)
-        {
+        // (A run decided commit rolls back only what its decision left out: not an abort.)
+        if let (Action::RollbackPrepared(_), Some(run), false, false) = (
+            &action,
+            &self.options.two_phase,
+            self.abort_said,
+            self.decided,
+        ) {
             self.abort_said = true;
             let run = run.clone();
             self.deferred = Some((party, action));
