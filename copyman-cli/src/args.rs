@@ -588,6 +588,13 @@ fn other_tools_option(arg: &str) -> Option<&'static str> {
              destination or none"
         }
         "--filters" => "select tables with -t, -T, -n and -N (copyman reads no filter file)",
+        // psql's and pg_dump's connection options (recheck71 F5: `--port` was told to be
+        // `--format`, `-p` to be given after `--`, where it is a TABLE).
+        "-p" | "--port" | "-U" | "--username" | "-d" | "--dbname" | "--host" => {
+            "a server is named whole by its CONN, as libpq's connection string: --from \
+             'host=db1 port=5433 user=app dbname=shop' or postgresql://app@db1:5433/shop, each \
+             --to alike"
+        }
         _ => return None,
     })
 }

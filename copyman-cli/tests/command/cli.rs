@@ -1647,6 +1647,9 @@ fn another_tools_options_are_told_copymans_way() {
         (&["--table-jobs", "4"], "--jobs N copies N tables at once"),
         (&["--source", conn], "the source is --from CONN"),
         (&["--disable-triggers"], "session_replication_role=replica"),
+        // psql's connection options (recheck71 F5).
+        (&["--port", "5433"], "a server is named whole by its CONN"),
+        (&["-U", "app"], "a server is named whole by its CONN"),
     ] {
         let out = run(&[
             &["table", "-n", "audit", "--from", conn, "--to", conn][..],
