@@ -1992,6 +1992,28 @@ fn name_values_a_destination_would_cut_are_refused() {
         ),
         1
     );
+    // A character LATIN9 has not (LATIN1's ¤): said as such, not as a measure that failed
+    // (recheck71 F4).
+    c.source
+        .connect(&src)
+        .batch_execute("INSERT INTO n VALUES (3, '¤')")
+        .unwrap();
+    let out = run(&[
+        "table",
+        "n",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&latin9),
+        "--truncate",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("holds a character destination 1")
+            && text(&out.stderr).contains("(LATIN9) cannot hold"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A `--send`'s values for a name column are measured once for every destination that holds one

@@ -1039,6 +1039,17 @@ pub fn values_cut(
                             "the --send's query writes, and is not run again to measure them",
                         ));
                     }
+                    // A character the destination's encoding has not: the copy would fail on it
+                    // there (22P05), whatever its length — that is what to say (recheck71 F4:
+                    // "could not be measured", and a cast that would not help).
+                    Err(e) if e.code() == Some("22P05") => {
+                        return Err(format!(
+                            "column {name}: a source value holds a character {label}'s encoding \
+                             ({dest_encoding}) cannot hold ({}): the copy would fail on it there; \
+                             leave that row out (--where) or change the value on the source",
+                            crate::job::describe(&e)
+                        ));
+                    }
                     Err(e) => return Err(unmeasured(&crate::job::describe(&e).to_string())),
                 };
                 measured = true;
