@@ -1693,7 +1693,7 @@ fn data_cut_by_a_failed_run_on_stdout_is_marked_so_that_a_reader_fails() {
     }
     // Failed before any row went out: the mark alone, an empty stream being an empty table to
     // a reader (files67 F16: `COPY 0`, exit 0), on two lines (one a reader skips as a header:
-    // recheck68 F10).
+    // recheck68 F10), the second opening a CSV value too, with `"` and `'`.
     let out = run(&[
         "copy",
         "--from",
@@ -1706,7 +1706,7 @@ fn data_cut_by_a_failed_run_on_stdout_is_marked_so_that_a_reader_fails() {
     assert_exit(&out, 1);
     assert!(
         out.stdout
-            .ends_with(b"copyman: the copy failed here: this data is cut short")
+            .ends_with(b"copyman: the copy failed here: this data is cut short\"'")
             && out.stdout.len() < 120
             && out.stdout.contains(&b'\n'),
         "{:?}",
