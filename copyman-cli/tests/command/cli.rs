@@ -1593,17 +1593,20 @@ fn a_decision_log_in_memory_is_said() {
     }
     let log = format!("/dev/shm/copyman-test-{}.log", std::process::id());
     let unreachable = "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2";
-    let out = run(&[
-        "table",
-        "t",
-        "--from",
-        unreachable,
-        "--to",
-        unreachable,
-        "--atomic",
-        "--decision-log",
-        &log,
-    ]);
+    let logged = |log: &str| {
+        run(&[
+            "table",
+            "t",
+            "--from",
+            unreachable,
+            "--to",
+            unreachable,
+            "--atomic",
+            "--decision-log",
+            log,
+        ])
+    };
+    let out = logged(&log);
     let _ = fs::remove_file(&log);
     assert!(
         text(&out.stderr).contains(&format!(
@@ -1614,17 +1617,7 @@ fn a_decision_log_in_memory_is_said() {
     );
     // A log on a disk is not.
     let disk = TempPath::new("on-disk.log");
-    let out = run(&[
-        "table",
-        "t",
-        "--from",
-        unreachable,
-        "--to",
-        unreachable,
-        "--atomic",
-        "--decision-log",
-        disk.arg(),
-    ]);
+    let out = logged(disk.arg());
     assert!(
         !text(&out.stderr).contains("held in memory"),
         "{}",

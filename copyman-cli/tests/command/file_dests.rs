@@ -1897,6 +1897,16 @@ fn a_stop_waits_for_the_pipes_reader_to_take_the_mark() {
     }
 }
 
+/// The formats of the COPY readers a mark on stdout must fail: text, and CSV with or without a
+/// header line, quoting with `"` or with `'`.
+const READERS: [&str; 5] = [
+    "text",
+    "csv",
+    "csv, HEADER",
+    "csv, QUOTE ''''",
+    "csv, HEADER, QUOTE ''''",
+];
+
 /// A run to stdout (a pipe) that fails before any data — its source unreachable, its table
 /// missing — marks it so that a COPY reading it fails, text or CSV: its reader got an empty
 /// stream, and `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0
@@ -2022,13 +2032,7 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             "{}",
             text(&out.stderr)
         );
-        for format in [
-            "text",
-            "csv",
-            "csv, HEADER",
-            "csv, QUOTE ''''",
-            "csv, HEADER, QUOTE ''''",
-        ] {
+        for format in READERS {
             assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
     }
@@ -2040,13 +2044,7 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     for input in [&csv[..], b"x\ny"] {
         let out = run_with_stdin(&["copy", "--from", "-", "--to", "-"], input);
         assert_exit(&out, 1);
-        for format in [
-            "text",
-            "csv",
-            "csv, HEADER",
-            "csv, QUOTE ''''",
-            "csv, HEADER, QUOTE ''''",
-        ] {
+        for format in READERS {
             assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
     }
