@@ -272,7 +272,9 @@ pub(crate) struct LowTable {
     /// Empty each destination table first, in the same transaction as the copy. Tables of a
     /// job linked by foreign keys are emptied together (one TRUNCATE) and copied as one unit:
     /// one transaction per destination, parents first, one commit. A file or stdin that holds
-    /// no rows is refused (nothing committed): TRUNCATE the table to empty it.
+    /// no rows is refused (nothing committed): TRUNCATE the table to empty it. The TRUNCATE's
+    /// ACCESS EXCLUSIVE lock holds until the COMMIT: readers of the table there wait for the
+    /// whole copy.
     #[arg(long)]
     pub(crate) truncate: bool,
     /// Data format [default: binary between servers of one major version when every column's

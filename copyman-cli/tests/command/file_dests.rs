@@ -2019,11 +2019,15 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     }
     // CSV passed through so: its mark fails a CSV reader too, wherever the output stopped
     // (recheck70 F7: marked as text, `\.` was data there, and 94 388 rows were committed).
-    // An empty stdin, what a command that failed upstream gives: failed, stdout marked
-    // (recheck70 F13: exit 0, nothing written, and the reader emptied its table).
+    // An empty stdin, what a command that failed upstream gives, or an empty file: failed,
+    // stdout marked (recheck70 F13, recheck71 F7: exit 0, nothing written, and the reader
+    // emptied its table).
+    let empty = TempPath::new("empty-input.txt");
+    fs::write(&empty.0, "").unwrap();
     for args in [
         &["copy", "--from", "-", "--to", "-"][..],
         &["table", "one", "--from", "-", "--to", "-"],
+        &["copy", "--from", empty.arg(), "--to", "-"],
     ] {
         let out = run_with_stdin(args, b"");
         assert_exit(&out, 1);
