@@ -2012,7 +2012,7 @@ pub(crate) fn decision_log_to_write(
     // In memory, it is gone at the reboot after a crash of this host, when a recovery needs it
     // most (commit68 F3: taken on /dev/shm without a word).
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(kind) = in_memory(dir.unwrap_or(Path::new("."))) {
+    if let Some(kind) = crate::dest::held_in_memory(dir.unwrap_or(Path::new("."))) {
         crate::report::warn(format_args!(
             "{} is on a {kind} file system, held in memory: its decisions are gone at a reboot \
              of this host — after a crash, when copyman recover needs them; give a file on a disk",
@@ -2020,55 +2020,6 @@ pub(crate) fn decision_log_to_write(
         ));
     }
     Ok(path)
-}
-
-/// The kind of file system `dir` is on where it is held in memory (`tmpfs`, `ramfs`): what it
-/// holds is gone at the host's reboot. Read from `/proc/self/mountinfo` (the longest mount
-/// point that holds `dir`); `None` where it is not, or cannot be told.
-fn in_memory(dir: &Path) -> Option<String> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    // `ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPER`, with a
-    // blank in a path written `\040`.
-    let unescaped = |field: &str| {
-        let mut out = String::new();
-        let mut rest = field;
-        while let Some(at) = rest.find('\\') {
-            out.push_str(&rest[..at]);
-            let code = rest
-                .get(at + 1..at + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok());
-            match code {
-                Some(byte) => {
-                    out.push(char::from(byte));
-                    rest = &rest[at + 4..];
-                }
-                None => {
-                    out.push('\\');
-                    rest = &rest[at + 1..];
-                }
-            }
-        }
-        out.push_str(rest);
-        out
-    };
-    let mut best: Option<(usize, String)> = None;
-    for line in mounts.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
-        else {
-            continue;
-        };
-        let Some(kind) = fields.get(dash + 1) else {
-            continue;
-        };
-        let point = unescaped(point);
-        if dir.starts_with(&point) && best.as_ref().is_none_or(|(len, _)| point.len() >= *len) {
-            best = Some((point.len(), (*kind).to_owned()));
-        }
-    }
-    best.map(|(_, kind)| kind)
-        .filter(|kind| kind == "tmpfs" || kind == "ramfs")
 }
 
 /// How the words name the decision log at `path`: as the `--decision-log` given, or as the

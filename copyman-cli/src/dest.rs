@@ -1751,14 +1751,34 @@ fn replaceable(
     Ok(())
 }
 
-/// Whether `path` is where something is mounted, as `/proc/self/mountinfo` lists mount points
-/// (its fifth field, with `\ooo` escapes): a file bind-mounted from the same file system has
-/// its directory's device.
+/// Whether `path` is where something is mounted ([`mounts`]): a file bind-mounted from the same
+/// file system has its directory's device.
 fn is_mount_point(path: &Path) -> bool {
+    let Ok(path) = fs::canonicalize(path) else {
+        return false;
+    };
+    mounts().iter().any(|(point, _)| *point == path)
+}
+
+/// The kind of file system `dir` is on where it is held in memory (`tmpfs`, `ramfs`): what it
+/// holds is gone at the host's reboot (the longest mount point of [`mounts`] that holds it);
+/// `None` where it is not, or cannot be told.
+pub(crate) fn held_in_memory(dir: &Path) -> Option<String> {
+    let dir = fs::canonicalize(dir).ok()?;
+    let mounts = mounts();
+    let (_, kind) = (mounts.iter())
+        .filter(|(point, _)| dir.starts_with(point))
+        .max_by_key(|(point, _)| point.as_os_str().len())?;
+    matches!(kind.as_str(), "tmpfs" | "ramfs").then(|| kind.clone())
+}
+
+/// Every mount point `/proc/self/mountinfo` lists (its fifth field, with `\ooo` escapes) and the
+/// kind of its file system (the field after `-`), in its order; none where it cannot be read.
+fn mounts() -> Vec<(PathBuf, String)> {
     use std::os::unix::ffi::OsStrExt;
 
-    let (Ok(path), Ok(mounts)) = (fs::canonicalize(path), fs::read("/proc/self/mountinfo")) else {
-        return false;
+    let Ok(mounts) = fs::read("/proc/self/mountinfo") else {
+        return Vec::new();
     };
     let unescape = |field: &[u8]| {
         let mut out = Vec::with_capacity(field.len());
@@ -1780,8 +1800,14 @@ fn is_mount_point(path: &Path) -> bool {
     };
     mounts
         .split(|&b| b == b'\n')
-        .filter_map(|line| line.split(|&b| b == b' ').nth(4))
-        .any(|point| unescape(point) == path.as_os_str().as_bytes())
+        .filter_map(|line| {
+            let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let dash = fields.iter().position(|f| *f == b"-")?;
+            let kind = String::from_utf8_lossy(fields.get(dash + 1)?).into_owned();
+            let point = std::ffi::OsStr::from_bytes(&unescape(fields.get(4)?)).to_owned();
+            Some((PathBuf::from(point), kind))
+        })
+        .collect()
 }
 
 /// `FS_APPEND_FL` and `FS_IMMUTABLE_FL` of `<linux/fs.h>` (not in libc): a file that only grows,
