@@ -251,7 +251,8 @@ impl LowCommand {
 #[derive(clap::Args)]
 pub(crate) struct LowTable {
     /// The table, in SQL syntax: items, app.items, '"My Schema"."Odd ""Name"""'. Several, or
-    /// none with the selection flags below (none at all: every table), run a job: see "Many
+    /// none with the selection flags below (none at all: every table; with --truncate, say it:
+    /// --schema '*'), run a job: see "Many
     /// tables" below. So does one table given an option of "Many tables" (--jobs, --state,
     /// --resume, --verify, --max-rate, --split-larger-than, --no-snapshot): a job copies whole
     /// tables between servers, keeping a state file.

@@ -285,6 +285,21 @@ impl JobArgs {
                 report::warn(format_args!("--table {pattern}: {tip}"));
             }
         }
+        // No table and no selection flag is every table: with --truncate, every table of each
+        // destination emptied — also what a `copyman table $T … --truncate` with `$T` unset
+        // says (ux70 F13). Said in words, as pg_dump's --clean takes no default either.
+        if low.truncate
+            && tables.is_empty()
+            && low.job.schemas.is_empty()
+            && low.job.include.is_empty()
+            && exclude.is_empty()
+        {
+            return Err(ArgError::usage(
+                "--truncate with no TABLE and no --schema or --table would empty every table of \
+                 each destination and refill it from the source: name the tables, or say every \
+                 table with --schema '*'",
+            ));
+        }
         let selection = Selection {
             tables,
             schemas: low.job.schemas.clone(),
@@ -4503,6 +4518,21 @@ mod tests {
         assert_eq!(n.selection.exclude, ["audit.*", "\"Old\".*"]);
         // No table at all: every table.
         assert_eq!(job(&with(&[])).selection, Selection::default());
+        // ... but not emptied on a word left out (ux70 F13: `copyman table $T … --truncate`
+        // with `$T` unset): every table is said.
+        let err = hi(&with(&["--truncate"]), &[("HOME", "/h")]).unwrap_err();
+        assert!(err.to_string().contains("--schema '*'"), "{err}");
+        assert!(hi(&with(&["--truncate", "-j", "2"]), &[("HOME", "/h")]).is_err());
+        for selected in [
+            &["-n", "*"][..],
+            &["-T", "audit"],
+            &["-N", "x"],
+            &["a", "b"],
+        ] {
+            let mut args = with(&["--truncate"]);
+            args.extend_from_slice(selected);
+            assert!(job(&args).options.truncate, "{selected:?}");
+        }
         // The limits of one table mean the same for a job.
         let j = job(&with(&[
             "a",

@@ -1144,9 +1144,14 @@ impl Look {
         } else {
             not_cancelled("its transaction is ended once it returns; nothing of it is committed")
         };
+        // Tenths under 10 s: a wait said near a short limit is not "0 s" (nor 4 s of a 5-s one
+        // at its end).
+        let waited = match waited.as_secs() {
+            0..10 => format!("{:.1}", waited.as_secs_f64()),
+            whole => whole.to_string(),
+        };
         format!(
-            "copyman: waiting {} s for {label}'s {statement}{table}: {}{hint} ({why})",
-            waited.as_secs(),
+            "copyman: waiting {waited} s for {label}'s {statement}{table}: {}{hint} ({why})",
             self.activity
         )
     }
