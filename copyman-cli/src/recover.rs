@@ -177,11 +177,10 @@ pub(crate) fn run(
     let _said = AskingSaid::start();
     for (i, spec) in destinations.iter().enumerate() {
         let role = format!("destination {}", i + 1);
-        let mut conn = match connect(spec, &role, &mut warned) {
-            Ok(conn) => {
-                signals::connecting_to(&role, &format!("{}, connected, being asked", spec.display));
-                conn
-            }
+        let mut conn = match connect(spec, &role, &mut warned)
+            .and_then(|conn| first_answer(spec, &role, conn))
+        {
+            Ok(conn) => conn,
             Err(e) if !no_decision_log && destinations.len() > 1 => {
                 let why = e.to_string();
                 report::warn(format_args!(
@@ -197,7 +196,7 @@ pub(crate) fn run(
             Err(e) => return Err(e),
         };
         let _asking = Now::set(&ASKING, &format!("{role} ({})", spec.display));
-        let _ = conn.set_timeout(spec.config.get_connect_timeout().copied());
+        let _bound = Bounded::set(&conn, spec);
         // A standby shares its primary's identity and lists nothing it could finish: it would
         // stand for the primary, where the run's transactions wait, and say nothing is pending.
         let standby = conn
@@ -285,6 +284,7 @@ pub(crate) fn run(
     let mut alive: HashSet<(String, String)> = HashSet::new();
     for (spec, mut conn, identity) in conns {
         let _asking = Now::set(&ASKING, &spec.display);
+        let _bound = Bounded::set(&conn, spec);
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             server: None,
@@ -295,7 +295,21 @@ pub(crate) fn run(
         {
             alive.extend(backends.into_iter().map(|b| (server.clone(), b)));
         }
-        listed.push((spec, conn, identity, found));
+        // Another program's prepared transactions are never touched, and said: they hold locks.
+        // Every one not of copyman's shape (a `copyman:manual` was left alone unsaid: atomic45
+        // F4). Asked here, bounded as every question (it was asked once the waits were
+        // unbounded for the COMMIT PREPAREDs: a server frozen then held recover for ever).
+        let others_here: Vec<String> = conn
+            .query(
+                "SELECT gid FROM pg_catalog.pg_prepared_xacts \
+                 WHERE database = pg_catalog.current_database() ORDER BY prepared",
+            )
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r.first().cloned().flatten())
+            .filter(|gid| commit::parse_gid(gid).is_none())
+            .collect();
+        listed.push((spec, conn, identity, found, others_here));
     }
     // Runs a session still connected names by their transactions (dup65 F14), with where: a
     // session seen twice, 300 ms apart (a killed run's backends end once they read its
@@ -305,6 +319,7 @@ pub(crate) fn run(
         let mut seen = BTreeMap::new();
         for (spec, conn, ..) in &mut listed {
             let _asking = Now::set(&ASKING, &spec.display);
+            let _bound = Bounded::set(conn, spec);
             for (run, pid) in commit::runs_in_sessions(conn).unwrap_or_default() {
                 seen.entry(run).or_insert((pid, spec.display.clone()));
             }
@@ -351,7 +366,7 @@ pub(crate) fn run(
     // Every server's, before any is finished: an exit at once names those not reached yet as
     // still prepared (recheck68 F5: only the server under way's were), each as what its COMMIT
     // or ROLLBACK PREPARED is sent as.
-    for (spec, _, _, found) in &listed {
+    for (spec, _, _, found, _) in &listed {
         signals::recovery_found((found.iter()).map(|p| {
             (
                 format!("{} on {}", p.gid, spec.display),
@@ -359,7 +374,7 @@ pub(crate) fn run(
             )
         }));
     }
-    for (spec, mut conn, identity, found) in listed {
+    for (spec, mut conn, identity, found, others_here) in listed {
         // A prepared transaction can be finished only from its own database: one in another
         // database of this server is that database's CONN's, if it was given too; one of a run
         // still in progress is not a crash's leftover.
@@ -435,19 +450,6 @@ pub(crate) fn run(
             quiet_servers.push(lines.len());
             lines.push(format!("{}: nothing pending", spec.shown()));
         }
-        // Another program's prepared transactions are never touched, and said: they hold locks.
-        // Every one not of copyman's shape (a `copyman:manual` was left alone unsaid: atomic45
-        // F4).
-        let others_here: Vec<String> = conn
-            .query(
-                "SELECT gid FROM pg_catalog.pg_prepared_xacts \
-                 WHERE database = pg_catalog.current_database() ORDER BY prepared",
-            )
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|r| r.first().cloned().flatten())
-            .filter(|gid| commit::parse_gid(gid).is_none())
-            .collect();
         if !others_here.is_empty() {
             let gids = others_here;
             lines.push(format!(
@@ -1634,6 +1636,7 @@ impl AskingSaid {
                 let mut told: Option<(Instant, Instant)> = None;
                 while !stopped.load(Ordering::SeqCst) {
                     thread::sleep(Duration::from_millis(200));
+                    Bounded::close_when_due();
                     let asking = crate::watch::lock_briefly(&ASKING).and_then(|a| a.clone());
                     let Some((whom, since)) = asking else {
                         continue;
@@ -1670,6 +1673,52 @@ impl Drop for AskingSaid {
     }
 }
 
+/// The connection of the server [`ASKING`] names, its CONN's `connect_timeout` and since when:
+/// [`AskingSaid`] closes it once its questions, together, took that long (recheck70 F9: a
+/// server that stopped answering once connected took the limit on each question, each waiting
+/// for the one before: 45 s for a `connect_timeout=15`); every question after, on it, fails at
+/// once. The one bound of recover's questions: its COMMIT and ROLLBACK PREPAREDs have none
+/// (only their answers say what they did).
+static ASKING_BOUND: std::sync::Mutex<Option<(copyman_sync::Closer, Instant, Duration)>> =
+    std::sync::Mutex::new(None);
+
+/// [`ASKING_BOUND`] set while it lives, where the CONN gives a `connect_timeout`.
+struct Bounded;
+
+impl Bounded {
+    fn set(conn: &copyman_sync::Connection, spec: &ServerSpec) -> Self {
+        let limit = spec.config.get_connect_timeout().copied();
+        if let (Some(limit), Ok(closer)) = (limit, conn.closer())
+            && let Some(mut bound) = crate::watch::lock_briefly(&ASKING_BOUND)
+        {
+            *bound = Some((closer, Instant::now(), limit));
+        }
+        Self
+    }
+
+    /// Closes the connection [`ASKING_BOUND`] holds once its time is out.
+    fn close_when_due() {
+        let Some(mut bound) = crate::watch::lock_briefly(&ASKING_BOUND) else {
+            return;
+        };
+        if bound
+            .as_ref()
+            .is_some_and(|(_, since, limit)| since.elapsed() >= *limit)
+            && let Some((closer, ..)) = bound.take()
+        {
+            closer.close("connected, then no answer to recover's questions within connect_timeout");
+        }
+    }
+}
+
+impl Drop for Bounded {
+    fn drop(&mut self) {
+        if let Some(mut bound) = crate::watch::lock_briefly(&ASKING_BOUND) {
+            *bound = None;
+        }
+    }
+}
+
 /// What recover waits for, and since when ([`WAITING`], [`ASKING`]).
 type Since = std::sync::Mutex<Option<(String, Instant)>>;
 
@@ -1692,6 +1741,36 @@ impl Drop for Now {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// A connection's first question answered within its CONN's `connect_timeout` ([`Bounded`]): a
+/// server that accepts the connection and then answers nothing (a frozen backend, a lost
+/// network path) is unreachable, as one that does not accept it.
+fn first_answer(
+    spec: &ServerSpec,
+    role: &str,
+    mut conn: copyman_sync::Connection,
+) -> anyhow::Result<copyman_sync::Connection> {
+    signals::connecting_to(role, &format!("{}, connected, being asked", spec.display));
+    let _asking = Now::set(&ASKING, &format!("{role} ({})", spec.display));
+    let limit = spec.config.get_connect_timeout().copied();
+    let _bound = Bounded::set(&conn, spec);
+    match conn.query("SELECT 1") {
+        Err(e @ copyman_sync::Error::Closed { .. }) => {
+            let mut error = describe_sync(&e);
+            error.message = format!(
+                "connected, then no answer to a question within connect_timeout ({} s)",
+                limit.map_or(0, |l| l.as_secs())
+            );
+            Err(crate::run::Unreachable {
+                role: role.to_owned(),
+                endpoint: spec.display.clone(),
+                error,
+            }
+            .into())
+        }
+        _ => Ok(conn),
     }
 }
 

@@ -732,6 +732,59 @@ fn recover_finishes_what_it_reaches_when_a_destination_never_answers() {
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
 
+/// A destination whose server stops answering once connected (its network path lost under the
+/// connection): unreachable at its `connect_timeout` on its first question, the others finished;
+/// lost after recover's first questions, its questions as a whole are bounded by it, once —
+/// each waited the limit for the one before (recheck70 F9: 45 s for a `connect_timeout=15`).
+#[test]
+fn recover_bounds_a_server_that_stops_answering_once_connected() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-lost-path.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
+    let proxy = Proxy::for_cluster(&s.dest[1]);
+    let through = format!("{} connect_timeout=3", proxy.conninfo(&s.dest[1], &dbs[1]));
+    let first = s.dest[0].url(&dbs[0]);
+    // Lost on its first question: unreachable, the other destination finished.
+    proxy.after_pattern(Direction::ClientToServer, b"SELECT 1\0", Fault::Freeze);
+    let out = recover(&[&first, &through], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("connected, then no answer to a question within connect_timeout (3 s)")
+            && stderr.contains("its transactions are left as they are"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    // Lost after its first questions: said once, at the limit, not after one per question.
+    proxy.after_pattern(
+        Direction::ClientToServer,
+        b"pg_is_in_recovery",
+        Fault::Freeze,
+    );
+    let began = std::time::Instant::now();
+    let out = recover(&[&through], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no answer to recover's questions within connect_timeout"),
+        "{stderr}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    drop(proxy);
+    let direct = s.dest[1].url(&dbs[1]);
+    assert_exit(&recover(&[&first, &direct], log.arg()), 0);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
+
 /// A decided transaction on the destination that could not be reached is said to wait there,
 /// not "not on the servers given: give its CONN too" (its CONN was given).
 #[test]
