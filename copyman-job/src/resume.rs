@@ -1201,10 +1201,7 @@ pub(crate) fn xid(conn: &mut Connection) -> Result<u64, TableError> {
 /// its key in the state file), the ids of its open transactions (`conns`: one, or one per
 /// range), with the `rows` copied: a resume then asks the destination whether they committed;
 /// under `--verify`, with the source's checksum (`source_sum`: what a resume compares the
-/// destination with, should this run stop before it did), and where the destination's table
-/// keeps its rows, as every one of those transactions sees it
-/// ([`storage`](crate::identity::storage)): a job run again tells its rows updated since from
-/// rows an application wrote after a TRUNCATE.
+/// destination with, should this run stop before it did).
 ///
 /// # Errors
 /// An id could not be read, or the line not written: that destination must not commit (a
@@ -1216,21 +1213,11 @@ pub(crate) fn announce_commit(
     conns: Vec<&mut Connection>,
     source_sum: Option<&str>,
 ) -> Result<(), TableError> {
-    let mut storages = Vec::new();
     let xids = conns
         .into_iter()
-        .map(|conn| {
-            storages.push(crate::identity::storage(conn, table));
-            xid(conn)
-        })
+        .map(xid)
         .collect::<Result<Vec<u64>, TableError>>()?;
-    // (Not where the transactions disagree: a split table's range that emptied it.)
-    let storage = storages
-        .first()
-        .copied()
-        .flatten()
-        .filter(|s| storages.iter().all(|t| *t == Some(*s)));
     state
-        .commit(table, dest, rows, &xids, storage, source_sum)
+        .commit(table, dest, rows, &xids, source_sum)
         .map_err(|e| TableError::new(format!("state file: cannot record its commit: {e}")))
 }

@@ -70,10 +70,8 @@
 //! from a copy taken while the job ran, which lacks a later `commit` line, asks whether it
 //! committed); `commit`, before its
 //! `COMMIT` (or `PREPARE TRANSACTION`) is sent, with the rows copied and the destination's
-//! transaction ids (`txid_current()`; one per range of a split table), after a `storage  TABLE
-//! DESTINATION  FILENODE` line where the table keeps its rows there (`pg_relation_filenode`: a
-//! job run again tells its rows, updated since and so without its transaction's `xmin`, from
-//! those an application wrote after emptying the table with TRUNCATE); `done` only after its
+//! transaction ids (`txid_current()`; one per range of a split table) (a `storage` line before
+//! it, where the table kept its rows, is an earlier version's: read and left aside); `done` only after its
 //! `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
 //! the destination's checksum matched the source's, after a `checksum  TABLE  DESTINATION  SUM`
 //! line with the checksum both had: a resume that verifies compares the table there with that,
@@ -191,9 +189,6 @@ pub struct Recorded {
     /// `(table, destination)` pairs done under `--verify`, with the checksum the destination
     /// and the source had then ([`StateFile::done`]).
     pub checksums: HashMap<(String, String), String>,
-    /// `(table, destination)` pairs a COMMIT was announced for, with where the destination's
-    /// table kept its rows in that transaction (its last `storage` line: [`StateFile::commit`]).
-    pub storage: HashMap<(String, String), u32>,
     /// `(table, destination)` pairs whose copy began (done or not).
     pub begun: HashSet<(String, String)>,
     /// `(table, destination)` pairs committed whose `--verify` checksum differed from the
@@ -419,7 +414,6 @@ impl Recorded {
         rekey(&mut self.mismatched, from, to);
         rekey(&mut self.attempts, from, to);
         rekey(&mut self.done_covers, from, to);
-        rekey(&mut self.storage, from, to);
         for set in [&mut self.begun, &mut self.claimed] {
             let moved: Vec<(String, String)> =
                 set.iter().filter(|(t, _)| t == from).cloned().collect();
@@ -444,7 +438,6 @@ impl Recorded {
         self.mismatched.retain(|k, _| other(k));
         self.attempts.retain(|k, _| other(k));
         self.done_covers.retain(|k, _| other(k));
-        self.storage.retain(|k, _| other(k));
         self.begun.retain(other);
         self.claimed.retain(other);
         self.covers.remove(table);
@@ -775,12 +768,8 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 attempts.started = started;
                 attempts.reset = reset;
             }
-            [kind, table, dest, node] if kind == "storage" => {
-                let Ok(node) = node.parse() else {
-                    return Err(line_damaged());
-                };
-                recorded.storage.insert((table.clone(), dest.clone()), node);
-            }
+            // Where the table kept its rows, an earlier version wrote: nothing goes by it now.
+            [kind, _, _, _] if kind == "storage" => {}
             [kind, table, dest, rows, xids] if kind == "commit" => {
                 let xids: Option<Vec<u64>> = xids.split(',').map(|x| x.parse().ok()).collect();
                 let (Ok(rows), Some(xids)) = (rows.parse(), xids) else {
@@ -1235,8 +1224,7 @@ impl StateFile {
     }
 
     /// Records that `table`, `rows` rows copied to `destination` in its transactions `xids`
-    /// (one per range of a split table), where the table there keeps its rows (`storage`, as
-    /// those transactions see it), is about to commit there. Call before sending the
+    /// (one per range of a split table), is about to commit there. Call before sending the
     /// `COMMIT` (or `PREPARE TRANSACTION`), and send none if this fails: a resume takes an
     /// attempt without this record for one that never committed.
     ///
@@ -1254,7 +1242,6 @@ impl StateFile {
         destination: &str,
         rows: u64,
         xids: &[u64],
-        storage: Option<u32>,
         source_sum: Option<&str>,
     ) -> io::Result<()> {
         let xids = xids
@@ -1265,9 +1252,6 @@ impl StateFile {
         let mut lines = source_sum
             .map(|sum| line(&["checksum", table, destination, sum]))
             .unwrap_or_default();
-        if let Some(node) = storage {
-            lines.push_str(&line(&["storage", table, destination, &node.to_string()]));
-        }
         lines.push_str(&line(&[
             "commit",
             table,
@@ -1570,38 +1554,22 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
-    /// Where a table kept its rows as its COMMIT was announced is read back, the newest
-    /// announcement's, and follows the table renamed; a commit that could not say (a partitioned
-    /// table, split ranges that disagree) keeps the one before.
+    /// A `storage` line an earlier version wrote before a `commit` is read and left aside.
     #[test]
-    fn a_commits_storage_is_read_back() {
+    fn an_earlier_versions_storage_line_is_read() {
         let dir = std::env::temp_dir().join(format!("copyman-job-storage-{}", std::process::id()));
         let path = dir.join("job.state");
         let state = StateFile::open(&path, false).unwrap();
-        let key = |t: &str| (t.to_owned(), "host=x".to_owned());
         state.begin("\"a\"", "host=x").unwrap();
         state
-            .commit("\"a\"", "host=x", 7, &[41], Some(16_384), None)
+            .write(
+                &line(&["storage", "\"a\"", "host=x", "16384"]),
+                Durable::Now,
+            )
             .unwrap();
+        state.commit("\"a\"", "host=x", 7, &[41], None).unwrap();
         state.done("\"a\"", "host=x", 7, None).unwrap();
-        assert_eq!(
-            read(&path).unwrap().storage.get(&key("\"a\"")),
-            Some(&16_384)
-        );
-        state.begin("\"a\"", "host=x").unwrap();
-        state
-            .commit("\"a\"", "host=x", 7, &[42], Some(16_390), None)
-            .unwrap();
-        state.begin("\"a\"", "host=x").unwrap();
-        state
-            .commit("\"a\"", "host=x", 7, &[43], None, None)
-            .unwrap();
-        let mut recorded = read(&path).unwrap();
-        assert_eq!(recorded.storage.get(&key("\"a\"")), Some(&16_390));
-        recorded.move_records("\"a\"", "\"b\"");
-        assert_eq!(recorded.storage.get(&key("\"b\"")), Some(&16_390));
-        recorded.forget("\"b\"");
-        assert!(recorded.storage.is_empty());
+        assert_eq!(read(&path).unwrap().done("\"a\"", "host=x"), Some(7));
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -1613,9 +1581,7 @@ mod tests {
         let path = dir.join("job.state");
         let state = StateFile::open(&path, false).unwrap();
         state.begin("\"a\"", "host=x").unwrap();
-        state
-            .commit("\"a\"", "host=x", 7, &[41], None, None)
-            .unwrap();
+        state.commit("\"a\"", "host=x", 7, &[41], None).unwrap();
         drop(state);
         assert!(read(&path).is_ok());
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -1641,7 +1607,7 @@ mod tests {
         let state = StateFile::open(&path, false).unwrap();
         for (table, xid) in [("a", 10), ("c", 12), ("b", 11)] {
             state.begin(table, "d1").unwrap();
-            state.commit(table, "d1", 5, &[xid], None, None).unwrap();
+            state.commit(table, "d1", 5, &[xid], None).unwrap();
             state.done(table, "d1", 5, None).unwrap();
         }
         let newest = |path: &Path| read(path).unwrap().last_done.get("d1").cloned().unwrap();
@@ -1693,7 +1659,7 @@ mod tests {
         state.covers([("b", &[10][..]), ("c", &[20][..])]).unwrap();
         for table in ["b", "c"] {
             state.begin(table, "d1").unwrap();
-            state.commit(table, "d1", 5, &[41], None, None).unwrap();
+            state.commit(table, "d1", 5, &[41], None).unwrap();
             state.done(table, "d1", 5, None).unwrap();
         }
         state.renamed("b", "b_old").unwrap();
@@ -1724,9 +1690,7 @@ mod tests {
         let path = dir.join("job.state");
         let state = StateFile::open(&path, false).unwrap();
         state.begin("\"a\"", "host=x").unwrap();
-        state
-            .commit("\"a\"", "host=x", 7, &[41], None, None)
-            .unwrap();
+        state.commit("\"a\"", "host=x", 7, &[41], None).unwrap();
         let len = fs::metadata(&path).unwrap().len();
         OpenOptions::new()
             .write(true)
@@ -1788,15 +1752,11 @@ mod tests {
         state.done("\"n\"", "host=x", 4, Some("4:99")).unwrap();
         // An attempt announces its commit; a `begin` of format 2 does not; done forgets both.
         state.begin("\"c\"", "host=x").unwrap();
-        state
-            .commit("\"c\"", "host=x", 7, &[41, 42], None, None)
-            .unwrap();
+        state.commit("\"c\"", "host=x", 7, &[41, 42], None).unwrap();
         state.begin("\"c\"", "host=x").unwrap();
         state.append(&["begin", "\"c\"", "host=x"]).unwrap();
         state.begin("\"d\"", "host=x").unwrap();
-        state
-            .commit("\"d\"", "host=x", 2, &[43], None, None)
-            .unwrap();
+        state.commit("\"d\"", "host=x", 2, &[43], None).unwrap();
         state.done("\"d\"", "host=x", 2, None).unwrap();
         drop(state);
         let recorded = read(&path).unwrap();

@@ -2913,18 +2913,16 @@ fn one_tables_copy_beside_a_job_copying_the_table_is_refused() {
     let _ = std::fs::remove_dir_all(&cache.0);
 }
 
-/// A table a job committed, emptied on the destination since (an application's row written
-/// there after): one table's copy and the job run again append it, the job's rows being there
-/// no more — both were refused, "their rows would be there twice", leaving `--truncate`, which
-/// deletes the application's row, as the way (live52 F3). Once the job's rows are there again,
-/// it is refused as before. Rows updated since (their `xmin` changed), or as many rows as the
-/// job's copy wrote whoever wrote them, are not taken for gone (dup67 F4: a job run again after
-/// an UPDATE of every row appended them all a second time, exit 0); nor are fewer of them,
-/// updated, in the table's storage of then, which no TRUNCATE replaced (recheck67 F15: one row
-/// deleted besides, the other nine were appended again, exit 0), nor those rewritten since
-/// (recheck69 F1: `VACUUM FULL`, a column's type changed, gave the table other storage, taken
-/// for a TRUNCATE's). A partitioned table alike, its storage its partitions' (recheck69 F13:
-/// it had none recorded, and was taken for emptied).
+/// A table a job committed, emptied on the destination since: one table's copy and the job run
+/// again copy it, the job's rows being there no more — both were refused, "their rows would be
+/// there twice" (live52 F3). Once the job's rows are there again, it is refused as before. Rows
+/// updated since (their `xmin` changed) are not taken for gone (dup67 F4: a job run again
+/// after an UPDATE of every row appended them all a second time, exit 0); nor fewer of them
+/// (recheck67 F15: one row deleted besides), nor those rewritten since (recheck69 F1: `VACUUM
+/// FULL`, a column's type changed), before or after the UPDATE (recheck72 F1: rewritten
+/// first, every row was appended again, exit 0) — nor, then, an emptied table written again
+/// since, which reads the same: refused too (the refusal's way: another --state). A
+/// partitioned table alike (recheck69 F13).
 #[test]
 fn a_table_emptied_since_a_job_committed_it_is_copied_again_without_truncate() {
     emptied_since_a_job_committed_it("CREATE TABLE t (id int);");
@@ -2984,9 +2982,18 @@ fn emptied_since_a_job_committed_it(create: &str) {
         refused(&job);
         assert_eq!(count(&c.dest[0], &d1, "t"), 4);
     }
-    // Rewritten since, in other storage: still the copy's rows.
+    // Rewritten since, in other storage: still the copy's rows; rewritten, then updated and
+    // one row deleted, too (recheck72 F1).
     d.batch_execute("VACUUM FULL t").unwrap();
     refused(&job);
+    let before = count(&c.dest[0], &d1, "t");
+    d.batch_execute("VACUUM FULL t").unwrap();
+    d.batch_execute("UPDATE t SET id = id; DELETE FROM t WHERE id = 4")
+        .unwrap();
+    refused(&job);
+    refused(&one);
+    assert_eq!(count(&c.dest[0], &d1, "t"), before - 1);
+    d.batch_execute("INSERT INTO t VALUES (4)").unwrap();
     if !create.contains("PARTITION") {
         d.batch_execute("ALTER TABLE t ALTER id TYPE bigint")
             .unwrap();
@@ -2994,20 +3001,25 @@ fn emptied_since_a_job_committed_it(create: &str) {
         d.batch_execute("ALTER TABLE t ALTER id TYPE int").unwrap();
         assert_eq!(count(&c.dest[0], &d1, "t"), 9);
     }
+    // Emptied and written again: read as rewritten and updated, refused.
     d.batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
         .unwrap();
+    refused(&one);
+    refused(&job);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1);
+    // Emptied: copied.
+    d.batch_execute("TRUNCATE t").unwrap();
     let out = run_in(&one);
     assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 11, "{}", text(&out.stderr));
-    // One table's copy leaves no record: the table holds as many rows as the job's copy wrote
-    // (they are its rows again), refused.
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10, "{}", text(&out.stderr));
+    // One table's copy leaves no record: the table holds rows (they are the job's rows again),
+    // refused.
     refused(&job);
-    d.batch_execute("TRUNCATE t; INSERT INTO t VALUES (100);")
-        .unwrap();
-    // The job's own state file records its copy, whose rows are gone: run again, it appends.
+    d.batch_execute("TRUNCATE t").unwrap();
+    // The job's own state file records its copy, whose rows are gone: run again, it copies.
     let out = run_in(&job);
     assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 11, "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10, "{}", text(&out.stderr));
     // Its new copy is there: refused again, by the job and by one table's copy.
     for args in [&job[..], &one[..]] {
         let out = run_in(args);
@@ -3018,7 +3030,7 @@ fn emptied_since_a_job_committed_it(create: &str) {
             text(&out.stderr)
         );
     }
-    assert_eq!(count(&c.dest[0], &d1, "t"), 11);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 10);
     let _ = std::fs::remove_dir_all(&cache.0);
 }
 

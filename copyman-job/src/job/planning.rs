@@ -791,36 +791,26 @@ pub(super) struct Kept<'a> {
     pub xids: &'a [u64],
     /// The rows it wrote (0: not asked).
     pub rows: u64,
-    /// Where the table kept its rows as it committed ([`identity::storage`](crate::identity::storage)).
-    pub storage: Option<u32>,
 }
 
-/// [`Holds`] on one destination's session: a row the copy's transactions inserted, or as many
-/// rows as it wrote — rows whose `xmin` an UPDATE of each, or a rewrite, changed are still the
+/// [`Holds`] on one destination's session: a row the copy's transactions inserted, or, where
+/// it wrote any, any row at all. Rows whose `xmin` an UPDATE of each changed are still the
 /// copy's (dup67 F4: a job run again after an UPDATE of every row took them for gone, and
-/// appended every row a second time, exit 0) —, or any row at all where the table keeps its
-/// rows where it did then: not emptied by a TRUNCATE since, its rows updated and some deleted
-/// (recheck67 F15: one row deleted besides, the rest were appended again, exit 0), nor in
-/// storage a rewrite gave it, which keeps rows written before ([`rows_predate_storage`]).
-///
-/// [`rows_predate_storage`]: crate::identity::rows_predate_storage
+/// appended every row a second time, exit 0), and nothing tells a table emptied and written
+/// again from one rewritten (`VACUUM FULL`, `CLUSTER`, a column's type changed: other storage,
+/// each row's `xmin` kept) whose rows were then updated and some deleted: the catalogs read the
+/// same (recheck72 F1: rewritten first, then updated, one row deleted, every row was appended
+/// a second time, exit 0). Only an empty table is taken for emptied; its other rows, whoever
+/// wrote them, keep a copy that does not empty it out (the refusal gives the ways: a
+/// `--state` elsewhere adds the rows all the same).
 fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<bool> {
-    use crate::identity::{holds_at_least, holds_rows_of, rows_predate_storage, storage};
+    use crate::identity::{holds_at_least, holds_rows_of};
     // (No ids: the rows only, not a scan for none.)
     if kept.xids.is_empty() {
         return holds_at_least(conn, table, kept.rows);
     }
     match holds_rows_of(conn, table, kept.xids)? {
-        false if kept.rows > 0 => {
-            // Storage not recorded (an older state file), or not asked: not taken for emptied.
-            let now = kept.storage.and_then(|_| storage(conn, table));
-            let emptied = now.is_some() && now != kept.storage;
-            let since = kept.xids.iter().max().copied().unwrap_or(0);
-            if emptied && rows_predate_storage(conn, table, since)? {
-                return Some(true);
-            }
-            holds_at_least(conn, table, if emptied { kept.rows } else { 1 })
-        }
+        false if kept.rows > 0 => holds_at_least(conn, table, 1),
         held => Some(held),
     }
 }
@@ -828,34 +818,25 @@ fn holds_there(conn: &mut Connection, table: &str, kept: Kept<'_>) -> Option<boo
 /// Whether what the state file `recorded` says an earlier run may have committed of `table`
 /// (`name` there, the name it recorded) on destination `d` (key `key`) is there no more: the
 /// ids of every such copy's transactions are known, and that destination's table holds no row
-/// any of them inserted (emptied since: live52 F3, a plain copy into a destination emptied
-/// since was refused, "their rows would be there twice", leaving `--truncate` — which would
-/// have deleted an application's rows written since — as its way).
+/// any of them inserted, nor any other row where it wrote some ([`holds_there`]: emptied since,
+/// live52 F3 — a plain copy into a destination emptied since was refused, "their rows would be
+/// there twice"; one written again since is refused all the same, recheck72 F1).
 fn gone_since(
     recorded: &Recorded,
     (name, table): (&str, &str),
     (d, key): (usize, &str),
     holds: &mut Holds<'_>,
 ) -> bool {
-    // As many rows as the copy wrote, none of them by its ids: its rows updated or rewritten
-    // since, not gone.
+    // Whether the copy wrote rows: then any row there may be one of them, updated.
     let rows = (recorded.attempts(name, key).commits.iter())
         .map(|c| c.rows)
         .chain(recorded.done(name, key))
         .max()
         .unwrap_or(0);
-    let storage = recorded
-        .storage
-        .get(&(name.to_owned(), key.to_owned()))
-        .copied();
     match recorded.copies_xids(name, key) {
         Some(xids) if xids.is_empty() => true,
         Some(xids) => {
-            let kept = Kept {
-                xids: &xids,
-                rows,
-                storage,
-            };
+            let kept = Kept { xids: &xids, rows };
             holds(d, table, kept) == Some(false)
         }
         None => false,
