@@ -639,6 +639,9 @@ impl Cut {
     /// The words of the mark of a run that failed before any data ([`mark_unopened_stdout`]).
     pub(crate) const UNSENT: &str = "copyman: the run failed before any data was sent";
 
+    /// The byte after [`Cut::mark`] of data of unknown format cut short ([`Cut::mark_after`]).
+    const NOT_TEXT: u8 = 0xFF;
+
     /// The words of the mark of a dry run ([`mark_unopened_stdout`]), which sends no data.
     pub(crate) const DRY_RUN: &str = "copyman: a dry run sends no data";
 
@@ -695,6 +698,13 @@ impl Cut {
             (0, Self::Text { .. }) => Self::either().mark_after(0),
             (0, Self::Either { .. }) => on_two_lines(&Self::Text { backslashes: 0 }.mark(), mark),
             (0, Self::Csv { quoted: false, .. }) => on_two_lines(Self::WORDS.as_bytes(), mark),
+            // Data of unknown format cut where its quotes were followed: a CSV reader whose
+            // ESCAPE is not its QUOTE (`ESCAPE '\'`) reads `\"` as data where the count took
+            // it for a value closed, and the mark's quote closed its value (recheck72 F2: the
+            // row before the cut loaded, the mark in it, exit 0). A byte no UTF-8 text holds
+            // (nor EUC, SJIS, BIG5, GB18030) fails such a reader, however it quotes; one of a
+            // one-byte encoding is left to the quotes.
+            (_, Self::Either { .. }) => [mark, vec![Self::NOT_TEXT]].concat(),
             _ => mark,
         }
     }
@@ -2352,6 +2362,12 @@ mod tests {
         assert!(either(&[b"1,\"a\"\"b"]).ends_with(b"short'"));
         assert!(either(&[b"1,'a"]).ends_with(b"short\""));
         assert!(either(&[b"1\ta\\"]).starts_with(b"\\\\.copyman: "));
+        // Cut where a CSV reader with `ESCAPE '\'` is in a value the count took for closed: a
+        // byte no UTF-8 reader takes, after the quotes (recheck72 F2).
+        let mut cut = Cut::either();
+        cut.took(b"1,\"say \\\"h");
+        let mark = cut.mark_after(12);
+        assert!(mark.ends_with(b"short\"'\xFF"), "{}", mark.escape_ascii());
         let nothing = Cut::either().mark_after(0);
         let (first, second) = nothing.split_at(nothing.iter().position(|&b| b == b'\n').unwrap());
         assert!(!first.contains(&b'"') && first.starts_with(b"\\.") && second.ends_with(b"\"'"));

@@ -2052,6 +2052,23 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
     }
+    // Cut where a CSV reader whose ESCAPE is `\` holds a value open that the quote count took
+    // for closed (`\"`): the mark's quote closes it and the row loads (recheck72 F2: 32 347
+    // rows committed, the mark in the last); the byte after it, no UTF-8, fails the reader.
+    let cut = b"1,\"say \\\"h\\.copyman: the copy failed here: this data is cut short\"'";
+    let mut client = c.dest[0].connect(&dest);
+    let mut writer = client
+        .copy_in("COPY n FROM STDIN (FORMAT csv, ESCAPE '\\')")
+        .unwrap();
+    std::io::Write::write_all(&mut writer, cut).unwrap();
+    assert_eq!(
+        writer.finish().unwrap(),
+        1,
+        "the quotes alone fail it no more"
+    );
+    client.batch_execute("TRUNCATE n").unwrap();
+    let marked = [&cut[..], b"\xFF"].concat();
+    assert_fails_a_copy_into(&c.dest[0], &dest, "n", "csv, ESCAPE '\\'", &marked);
     // Not where stdout is no destination, whatever else failed.
     let out = run(&["table", "n", "--from", &from, "--to", "x.csv", "--trunacte"]);
     assert_exit(&out, 2);
