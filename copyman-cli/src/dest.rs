@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -815,6 +815,18 @@ pub(crate) fn stdout_carries_data() -> bool {
     STDOUT.load(Ordering::SeqCst) != 0
 }
 
+/// A destination written directly is a pipe, a FIFO or a socket (`>(…)`, `/dev/fd/N`, a FIFO's
+/// name): a reader takes what it gets as the data ([`pipe_carries_data`]).
+static PIPE_OPENED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stdout, or another destination written directly that is a pipe, a FIFO or a
+/// socket, carries this run's data to a reader (recheck72 F3: an empty input into `>(psql …)`
+/// exited 0 with nothing written, and the reader emptied its table, where into stdout it
+/// failed and was marked).
+pub(crate) fn pipe_carries_data() -> bool {
+    stdout_carries_data() || PIPE_OPENED.load(Ordering::SeqCst)
+}
+
 /// Marks stdout, a destination of a run that failed before it was opened, where it is a pipe, a
 /// FIFO or a socket: its reader got an empty stream, which a COPY reads as an empty table
 /// (recheck67 F16: `| psql -c 'TRUNCATE t' -c 'COPY t FROM STDIN'` emptied the table, exit 0,
@@ -1153,7 +1165,16 @@ impl FileSink {
     ) -> io::Result<Self> {
         let (out, rename) = match endpoint {
             Endpoint::File(path) => match target(path)? {
-                FileTarget::Direct => (To(open_direct(path, quiet, give_up)?), None),
+                FileTarget::Direct => {
+                    let file = open_direct(path, quiet, give_up)?;
+                    if file.metadata().is_ok_and(|meta| {
+                        use std::os::unix::fs::FileTypeExt;
+                        meta.file_type().is_fifo() || meta.file_type().is_socket()
+                    }) {
+                        PIPE_OPENED.store(true, Ordering::SeqCst);
+                    }
+                    (To(file), None)
+                }
                 FileTarget::Replace { path, existing } => {
                     say_leftovers(&path);
                     let (temp, file) = create_temp(&path, existing.is_some())?;

@@ -518,15 +518,16 @@ impl FileSource {
             ));
         }
         // A pipe that gave no byte at all: what a command that failed upstream gives (files63
-        // F5: "copied 0 rows", exit 0, not a word; --truncate refuses it). Into stdout, whose
-        // reader may empty its table first, an empty input — a pipe's, a file's — fails, and
-        // stdout is marked, as an empty input does not replace a file (recheck70 F13, recheck71
-        // F7: `| psql -c 'TRUNCATE t' -c 'COPY t …'` emptied the table, exit 0).
-        if self.last.is_none() && !self.header && crate::dest::stdout_carries_data() {
+        // F5: "copied 0 rows", exit 0, not a word; --truncate refuses it). Into stdout or
+        // another pipe, whose reader may empty its table first, an empty input — a pipe's, a
+        // file's — fails, and the pipe is marked, as an empty input does not replace a file
+        // (recheck70 F13, recheck71 F7: `| psql -c 'TRUNCATE t' -c 'COPY t …'` emptied the
+        // table, exit 0; recheck72 F3: `>(psql …)`, a FIFO, the same).
+        if self.last.is_none() && !self.header && crate::dest::pipe_carries_data() {
             return Err(format!(
                 "{} gave no data at all: an empty input is what a command that failed upstream \
-                 gives, and a reader of stdout that empties its table first would be left \
-                 empty; nothing is written there but a mark that fails a COPY reading it",
+                 gives, and a reader of a pipe (stdout too) that empties its table first would \
+                 be left empty; nothing is written there but a mark that fails a COPY reading it",
                 self.name
             )
             .into());

@@ -216,7 +216,7 @@ fn force_password_without_a_terminal_never_takes_a_row_of_stdin_data_for_it() {
 // Point 3: a FIFO destination without a reader.
 
 /// A FIFO at `path`.
-fn mkfifo(path: &Path) {
+pub(crate) fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
     assert!(status.success());
 }

@@ -2040,6 +2040,18 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
             assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &out.stdout);
         }
     }
+    // Into a pipe given by its name (a FIFO; `>(…)` is a `/dev/fd/N` pipe) alike (recheck72 F3:
+    // exit 0, nothing written, the reader emptied its table).
+    let fifo = TempPath::new("empty-into.fifo");
+    crate::conn_edges::mkfifo(&fifo.0);
+    let path = fifo.0.clone();
+    let reader = std::thread::spawn(move || fs::read(path).unwrap());
+    let out = run_with_stdin(&["copy", "--from", empty.arg(), "--to", fifo.arg()], b"");
+    assert_exit(&out, 1);
+    let read = reader.join().unwrap();
+    for format in READERS {
+        assert_fails_a_copy_into(&c.dest[0], &dest, "one", format, &read);
+    }
     // (One column, as a reader into a table of one text column takes any line.)
     let mut csv: Vec<u8> = (1..=200_000)
         .flat_map(|g| format!("\"v \"\"{g}\"\"\"\nplain {g}\n").into_bytes())
