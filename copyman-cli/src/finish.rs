@@ -500,8 +500,13 @@ struct Party<'a, 'e> {
     commits_nothing: bool,
 }
 
+/// How long copyman recover lets a `COMMIT PREPARED` wait for a synchronous standby before it
+/// cancels that wait ([`StandbyRollback::watch_commit`]).
+pub(crate) const STANDBY_COMMIT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
-/// synchronous standby (`IPC SyncRep`), until dropped (a run's abort, and copyman recover's).
+/// synchronous standby (`IPC SyncRep`), until dropped (a run's abort, and copyman recover's);
+/// recover's `COMMIT PREPARED` too, after [`STANDBY_COMMIT_PATIENCE`].
 pub(crate) struct StandbyRollback {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -509,15 +514,41 @@ pub(crate) struct StandbyRollback {
 
 impl StandbyRollback {
     pub(crate) fn watch(spec: ServerSpec, gid: &str, name: &str) -> Self {
+        Self::watching(spec, gid, name, false)
+    }
+
+    /// A `COMMIT PREPARED` of `gid` that waits for a synchronous standby for
+    /// [`STANDBY_COMMIT_PATIENCE`]: committed there already (its record flushed), only the
+    /// standby's word is waited for — cancelled, so that copyman recover finishes the other
+    /// servers, whose prepared transactions hold their locks meanwhile (conn72 F1: one server's
+    /// wait held every later one's for ever; a first signal did not get past it). The standby
+    /// gets it when it catches up.
+    pub(crate) fn watch_commit(spec: ServerSpec, gid: &str, name: &str) -> Self {
+        Self::watching(spec, gid, name, true)
+    }
+
+    fn watching(spec: ServerSpec, gid: &str, name: &str, commits: bool) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let done = std::sync::Arc::new(AtomicBool::new(false));
         let (stop, gid, name) = (done.clone(), gid.replace('\'', "''"), name.to_owned());
+        let (statement, patience, words) = match commits {
+            true => (
+                "COMMIT PREPARED",
+                STANDBY_COMMIT_PATIENCE,
+                crate::watch::STANDBY_COMMIT_CANCELLED,
+            ),
+            false => (
+                "ROLLBACK PREPARED",
+                Duration::from_secs(1),
+                crate::watch::STANDBY_ROLLBACK_CANCELLED,
+            ),
+        };
         let thread = std::thread::spawn(move || {
             let started = std::time::Instant::now();
             let mut monitor = None;
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(200));
-                if started.elapsed() < Duration::from_secs(1) || stop.load(Ordering::SeqCst) {
+                if started.elapsed() < patience || stop.load(Ordering::SeqCst) {
                     continue;
                 }
                 if monitor.is_none() {
@@ -530,15 +561,12 @@ impl StandbyRollback {
                 let cancelled = conn.query(&format!(
                     "SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity \
                      WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' \
-                     AND query LIKE 'ROLLBACK PREPARED%' \
+                     AND query LIKE '{statement}%' \
                      AND pg_catalog.strpos(query, '{gid}') > 0"
                 ));
                 match cancelled {
                     Ok(rows) if !rows.is_empty() => {
-                        report::warn(format!(
-                            "{name}'s ROLLBACK PREPARED {}",
-                            crate::watch::STANDBY_ROLLBACK_CANCELLED
-                        ));
+                        report::warn(format!("{name}'s {statement} {words}"));
                         return;
                     }
                     Ok(_) => {}

@@ -689,14 +689,20 @@ pub(crate) fn run(
                         .flatten();
                     // A ROLLBACK PREPARED waiting for a synchronous standby is cancelled: rolled
                     // back there already, only the standby's word is waited for, as a run
-                    // cancels it (recheck70 F11: recover waited for ever, holding its locks).
-                    let _standby = (!commits).then(|| {
-                        crate::finish::StandbyRollback::watch(
+                    // cancels it (recheck70 F11: recover waited for ever, holding its locks);
+                    // a COMMIT PREPARED, committed there already, after 10 s (conn72 F1).
+                    let _standby = match commits {
+                        true => crate::finish::StandbyRollback::watch_commit(
                             (*spec).clone(),
                             &p.gid,
                             &spec.display,
-                        )
-                    });
+                        ),
+                        false => crate::finish::StandbyRollback::watch(
+                            (*spec).clone(),
+                            &p.gid,
+                            &spec.display,
+                        ),
+                    };
                     let result = said_while_waiting(&what, !commits, || {
                         commit::run_on_a_live_session(&mut conn, &finish, &|| spec.connect())
                     });
@@ -1602,7 +1608,9 @@ fn said_while_waiting<T: Send>(
                     started.elapsed().as_secs(),
                     match rolls_back {
                         true => "a wait for a standby is cancelled once seen: it rolled back there",
-                        false => "not cancelled: only its answer says what it did",
+                        false =>
+                            "not cancelled (but a wait for a standby, after 10 s: it \
+                                  committed there): only its answer says what it did",
                     }
                 ));
                 next += Duration::from_secs(10);

@@ -612,6 +612,13 @@ pub(crate) const STANDBY_ROLLBACK_CANCELLED: &str = "waits for a synchronous sta
      (synchronous_standby_names on that server): rolled back there already, only the standby's \
      word is waited for: its wait is cancelled";
 
+/// What copyman recover says of a `COMMIT PREPARED` whose wait for a synchronous standby it
+/// cancelled ([`crate::finish::StandbyRollback::watch_commit`]).
+pub(crate) const STANDBY_COMMIT_CANCELLED: &str = "waited 10 s for a synchronous standby \
+     (synchronous_standby_names on that server): committed there already, only the standby's \
+     word is waited for: its wait is cancelled, so that the other servers are finished (the \
+     standby gets it when it catches up)";
+
 /// A look's activity when the monitoring connection could not ask.
 const CANNOT_BE_ASKED: &str = "its server cannot be asked";
 

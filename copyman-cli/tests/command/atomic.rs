@@ -681,6 +681,29 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
     assert_exit(&run.recover(), 0);
     run.assert_all();
     assert!(run.prepared().is_empty());
+    // Recover's own COMMIT PREPARED waiting for the standby: committed there already, its wait
+    // cancelled after 10 s and the destination after it finished (conn72 F1: it waited for
+    // ever, the later servers' transactions held prepared with their locks).
+    let run = Run::with_second(sync);
+    sync.connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET synchronous_commit = on",
+            run.dests[1].1
+        ))
+        .unwrap();
+    Paused::start(&args(&run.copy_args()), "recorded").kill();
+    standby("nosuch");
+    let out = run.recover();
+    standby("");
+    let said = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        said.contains("COMMIT PREPARED waited 10 s for a synchronous standby")
+            && said.contains("committed there already"),
+        "{said}"
+    );
+    run.assert_all();
+    assert!(run.prepared().is_empty());
 }
 
 /// Recovered one server at a time, as recover itself advises: a transaction its run committed
