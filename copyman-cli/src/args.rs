@@ -591,6 +591,20 @@ fn other_tools_option(arg: &str) -> Option<&'static str> {
              destination or none"
         }
         "--filters" => "select tables with -t, -T, -n and -N (copyman reads no filter file)",
+        // pg_dump's what-to-dump options (recheck72 F5: clap's tip made `--data-only` a TABLE).
+        "--data-only" | "-a" => {
+            "copyman copies rows only, into tables that exist on every destination: leave it out"
+        }
+        "--schema-only" | "-s" => {
+            "copyman copies rows, not objects: pg_dump --section=pre-data SRC | psql DST makes \
+             the tables"
+        }
+        "--no-owner" | "-O" | "--no-privileges" | "--no-acl" | "-x" | "--if-exists"
+        | "--create" | "-C" => "copyman creates no objects, it copies rows: leave it out",
+        format if format.starts_with("-F") => {
+            "copyman writes COPY data (--format text, csv or binary), not pg_dump's archives: \
+             leave -F out"
+        }
         // psql's and pg_dump's connection options (recheck71 F5: `--port` was told to be
         // `--format`, `-p` to be given after `--`, where it is a TABLE).
         "-p" | "--port" | "-U" | "--username" | "-d" | "--dbname" | "--host" => {

@@ -1643,6 +1643,13 @@ fn another_tools_options_are_told_copymans_way() {
         // psql's connection options (recheck71 F5).
         (&["--port", "5433"], "a server is named whole by its CONN"),
         (&["-U", "app"], "a server is named whole by its CONN"),
+        // pg_dump's what-to-dump options (recheck72 F5).
+        (&["--data-only"], "copyman copies rows only"),
+        (&["-a"], "copyman copies rows only"),
+        (&["--no-owner"], "copyman creates no objects"),
+        (&["--if-exists"], "copyman creates no objects"),
+        (&["-Fc"], "not pg_dump's archives"),
+        (&["--schema-only"], "--section=pre-data"),
     ] {
         let out = run(&[
             &["table", "-n", "audit", "--from", conn, "--to", conn][..],
