@@ -2031,8 +2031,18 @@ fn resolved_name(config: &postgres::Config) -> String {
             format!("{host}:{port}")
         })
         .collect();
+    // The address connected to where `hostaddr` gives one: `host` then only names the server
+    // for TLS and the password file, as psql's \conninfo says (conn72 F3: the rows went to
+    // the address, the words named another server's socket directory).
+    let addresses: Vec<String> = (config.get_hostaddrs().iter())
+        .map(ToString::to_string)
+        .collect();
+    let at = match addresses.is_empty() {
+        true => String::new(),
+        false => format!(" (address {})", addresses.join(",")),
+    };
     format!(
-        "{}@{}/{}",
+        "{}@{}/{}{at}",
         config.get_user().unwrap_or_default(),
         hosts.join(","),
         config.get_dbname().unwrap_or_default()
@@ -3163,6 +3173,13 @@ mod tests {
         .unwrap();
         let c = &spec.config;
         assert_eq!(c.get_hosts(), &[Host::Tcp("h1".into())]);
+        // A `hostaddr`, where the connection goes, is said beside the host (conn72 F3).
+        let addressed = resolve(
+            "host=/run/pg hostaddr=127.0.0.1 port=6001 user=u dbname=d",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(addressed.display, "u@/run/pg:6001/d (address 127.0.0.1)");
         assert_eq!(c.get_ports(), &[6000]);
         assert_eq!(c.get_user(), Some("carol"));
         assert_eq!(c.get_dbname(), Some("db1"));
