@@ -930,6 +930,11 @@ impl RunReport {
         let width = (self.destinations.iter())
             .map(|d| d.status.name().len())
             .fold(12, usize::max);
+        // The error the headline said as every destination's: not said again on each line
+        // (recheck72 F4: a long error three times).
+        let said_above = (self.error.as_deref())
+            .and_then(|e| e.strip_prefix("every destination failed: "))
+            .filter(|_| self.destinations.len() > 1);
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
             let at = d.reached.as_ref().map(|host| format!(" (at {host})"));
@@ -951,6 +956,12 @@ impl RunReport {
             );
             let status = d.status.name();
             match (&d.error, &d.warning) {
+                (Some(error), _) if said_above == Some(error.to_string().as_str()) => {
+                    writeln!(
+                        out,
+                        "  {status:<width$} {tag:<14} {endpoint}: the error above"
+                    )?;
+                }
                 (Some(error), _) => {
                     writeln!(out, "  {status:<width$} {tag:<14} {endpoint}: {error}")?;
                 }
@@ -2062,6 +2073,26 @@ mod tests {
             each.to_json()["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("destination 1: "))
+        );
+        // Every one for the same reason: the headline says it, once (recheck72 F4).
+        let mut same = each.clone();
+        let error = same.destinations[1].error.clone();
+        for d in &mut same.destinations {
+            (d.status, d.error) = (Status::Failed, error.clone());
+        }
+        let errors: Vec<(usize, Option<ErrorInfo>)> = (same.destinations.iter())
+            .enumerate()
+            .map(|(d, r)| (d, r.error.clone()))
+            .collect();
+        same.error = Some(every_destination_failed(&errors));
+        let mut said = Vec::new();
+        same.write_human(&mut said).unwrap();
+        let said = String::from_utf8(said).unwrap();
+        let message = &error.unwrap().message;
+        assert!(
+            said.matches(message.as_str()).count() == 1
+                && said.matches(": the error above").count() == same.destinations.len(),
+            "{said}"
         );
     }
 }
