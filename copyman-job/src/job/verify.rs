@@ -377,9 +377,8 @@ fn differs_since(status: Status, theirs: &str, sum: &str, appended: bool) -> Str
     }
     match (rows(theirs), rows(sum)) {
         (Some(here), Some(there)) if here > there => format!(
-            "; it holds {} row{} more than the source: {}rows another session wrote there after \
-             the COMMIT (an application, a subscription: compare it while nothing else writes \
-             there)",
+            "; it holds {} row{} more than the source: {}{ANOTHER_SESSION} (an application, a \
+             subscription: compare it while nothing else writes there)",
             here - there,
             if here - there == 1 { "" } else { "s" },
             if appended {
@@ -391,6 +390,10 @@ fn differs_since(status: Status, theirs: &str, sum: &str, appended: bool) -> Str
         _ => String::new(),
     }
 }
+
+/// Who else [`differs_since`] says may have written rows a destination holds more than the
+/// source.
+const ANOTHER_SESSION: &str = "rows another session wrote there after the COMMIT";
 
 /// Under [`Options::verify`], once every worker is done: on each destination where a table this
 /// run committed fired triggers of the user's (`DestPlan::Copy`'s `triggers`: on `INSERT`, or on
@@ -477,7 +480,7 @@ pub(super) fn verify_after_triggers(
                 continue;
             }
             if let Some(error) = &mut now.error {
-                error.message = format!("{why}{}", error.message);
+                error.message = format!("{why}{}", triggers_first(&error.message, &fired));
             }
             if now.verified == Some(false) {
                 record_mismatch(shared, &t.table.to_string(), d, &mut now);
@@ -485,6 +488,19 @@ pub(super) fn verify_after_triggers(
             reports[i].as_mut().expect("verified above").destinations[d] = now;
         }
     }
+}
+
+/// `message` of a difference found after triggers of the job's tables (`fired`) ran there, rows
+/// more than the source's blamed on them first (jobs72 F2: the job's own trigger's rows were
+/// blamed on "another session … an application").
+fn triggers_first(message: &str, fired: &[String]) -> String {
+    let theirs = format!(
+        "rows the triggers of {} wrote there in this job (options='-c \
+         session_replication_role=replica' in the destination's CONN keeps them from running), \
+         or {ANOTHER_SESSION}",
+        fired.join(", ")
+    );
+    message.replace(ANOTHER_SESSION, &theirs)
 }
 
 /// The checksum recorded for table `key` on destination `d` when an earlier run found it equal
@@ -524,6 +540,15 @@ mod tests {
         );
         let one = differs_since(Status::Committed, "6:10", "5:11", false);
         assert!(one.contains("1 row more"), "{one}");
+        // Compared again after the job's triggers ran there: they come first (jobs72 F2).
+        let fired = ["\"public\".\"moves\"".to_owned()];
+        let blamed = triggers_first(&one, &fired);
+        assert!(
+            blamed.contains("rows the triggers of \"public\".\"moves\" wrote there in this job")
+                && blamed.contains("session_replication_role=replica")
+                && blamed.contains("or rows another session wrote there after the COMMIT"),
+            "{blamed}"
+        );
         assert!(
             more.contains("(an append)") && !one.contains("(an append)"),
             "{one}"
