@@ -154,14 +154,7 @@ impl Producer for StatementProducer<'_> {
                 match stream.read(self.out.read_buf()).await {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let session = self.conn.endpoint.session_mut();
-                        return Err(match self.out.ended_by_server(session) {
-                            Some(ended) => Error::Session(ended),
-                            None => Error::Io(e),
-                        }
-                        .into());
-                    }
+                    Err(e) => return Err(Error::Io(e).into()),
                 }
             };
             let session = self.conn.endpoint.session_mut();

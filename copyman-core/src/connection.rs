@@ -121,10 +121,6 @@ where
         Err(e) if crate::stall::is_timeout(&e) => return Err(e.into()),
         Err(e) => {
             endpoint.handle_eof();
-            // Reset after its server said it ends the session: said as that.
-            if let Some(notice) = endpoint.session().ending_notice() {
-                return Err(SessionError::db(notice.clone()).into());
-            }
             return Err(e.into());
         }
     }

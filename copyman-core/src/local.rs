@@ -600,22 +600,8 @@ impl CopyOutStatement {
     pub fn handle_eof(&mut self, session: &mut Session) -> SessionError {
         match self.source.as_mut() {
             Some(source) => source.handle_eof(session),
-            None => {
-                session.handle_eof();
-                session
-                    .ended_with()
-                    .cloned()
-                    .unwrap_or(SessionError::Closed)
-            }
+            None => SessionError::Closed,
         }
-    }
-
-    /// A read that failed (a reset) after the server said it ends the session (SQLSTATE
-    /// 57P0x): the COPY's end, said as the server said it ([`CopyOutStatement::handle_eof`]);
-    /// `None` otherwise, the read's error being the reason.
-    pub fn ended_by_server(&mut self, session: &mut Session) -> Option<SessionError> {
-        session.ending_notice()?;
-        Some(self.handle_eof(session))
     }
 
     /// Stops its COPY before the end: `true` when the adapter must drive the endpoint now (a

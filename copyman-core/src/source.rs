@@ -155,18 +155,11 @@ impl CopyOutSource {
         self.failed.as_ref()
     }
 
-    /// The socket reached its end in the middle of the COPY: the session's end, as its server
-    /// said it where it did ([`Session::handle_eof`]).
+    /// The socket reached its end in the middle of the COPY.
     pub fn handle_eof(&mut self, session: &mut Session) -> SessionError {
         session.handle_eof();
         self.mode = Mode::Ended;
-        let ended = || {
-            session
-                .ended_with()
-                .cloned()
-                .unwrap_or(SessionError::Closed)
-        };
-        self.failed.get_or_insert_with(ended).clone()
+        self.failed.get_or_insert(SessionError::Closed).clone()
     }
 
     /// Starts with bytes the session already read past the CopyOutResponse (its

@@ -825,48 +825,6 @@ fn eof_mid_startup_closes_the_session() {
     assert_eq!(session.poll_event(), None);
 }
 
-/// A server stopped at once (or after another backend's crash) sends a WARNING 57P01 or
-/// 57P02, then closes the socket: the session's end is said as that notice, as a FATAL 57P01
-/// would be, so that no one takes its backend for one that may stay (jobs72 F1).
-#[test]
-fn eof_after_a_notice_that_the_server_ends_the_session_is_said_as_it() {
-    let mut session = ready_session();
-    session.query("SELECT pg_sleep(10)").unwrap();
-    let _ = sent(&mut session);
-    let ending = msg(
-        b'N',
-        &fields(&[
-            (b'S', "WARNING"),
-            (b'V', "WARNING"),
-            (b'C', "57P01"),
-            (
-                b'M',
-                "terminating connection due to immediate shutdown command",
-            ),
-        ]),
-    );
-    session.handle_input(&ending).unwrap();
-    assert_eq!(
-        session.ending_notice().map(|n| n.code.as_str()),
-        Some("57P01")
-    );
-    session.handle_eof();
-    let said = events(&mut session);
-    let error = closed(&said);
-    assert_eq!(
-        error.db_error().map(|e| e.code.as_str()),
-        Some("57P01"),
-        "{error}"
-    );
-    assert_eq!(session.state(), State::Closed);
-    // Another notice says nothing of an end: a plain close.
-    let mut session = ready_session();
-    session.handle_input(&notice("hello")).unwrap();
-    assert!(session.ending_notice().is_none());
-    session.handle_eof();
-    assert_eq!(closed(&events(&mut session)), &SessionError::Closed);
-}
-
 #[test]
 fn startup_parameter_with_nul_fails_the_session() {
     let mut config = config();

@@ -712,8 +712,8 @@ impl Connection {
                 }
                 Ok(n) => self.endpoint.handle_input(&self.scratch[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                // (The session's end: said as its server said it, where it did.)
-                read @ Err(_) => return handle_read(&mut self.endpoint, read, &self.scratch),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }

@@ -195,13 +195,7 @@ impl StatementProducer<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.out.has_filled() && eager
                 }
-                Err(e) => {
-                    let session = self.conn.endpoint.session_mut();
-                    return Err(match self.out.ended_by_server(session) {
-                        Some(ended) => ended.into(),
-                        None => e.into(),
-                    });
-                }
+                Err(e) => return Err(e.into()),
             };
             if !read {
                 return Ok(Poll::Pending);

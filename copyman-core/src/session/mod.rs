@@ -426,10 +426,6 @@ pub struct Session {
     authenticated: bool,
     /// NoticeResponses not yet taken by [`Session::take_notices`].
     notices: Vec<DbError>,
-    /// A notice that the server ends the session (SQLSTATE 57P0x, a WARNING where a server
-    /// stops at once or another backend crashed): the session's end that follows is said as
-    /// it ([`Session::handle_eof`]), not as a connection lost.
-    ending: Option<DbError>,
     /// Their size, as [`KEPT_NOTICE_BYTES`] counts it.
     notice_bytes: usize,
     /// NotificationResponses not yet taken by [`Session::take_notifications`].
@@ -567,7 +563,6 @@ impl Session {
             tls_given_up: None,
             authenticated: false,
             notices: Vec::new(),
-            ending: None,
             notice_bytes: 0,
             notifications: Vec::new(),
             dropped_messages: 0,
@@ -661,25 +656,12 @@ impl Session {
         self.check_live()
     }
 
-    /// The socket reached end of stream (or failed). Unless the session was already over, that
-    /// ends it with [`SessionError::Closed`] — or with the notice its server sent that it ends
-    /// it (SQLSTATE 57P0x: an immediate shutdown's, a crash's WARNING), as its FATAL would be
-    /// said: no backend of it stays (jobs72 F1: "may stay … pg_terminate_backend" of a backend
-    /// an immediate shutdown had ended, its pid free for another session).
+    /// The socket reached end of stream. Unless the session was already over, that ends it with
+    /// [`SessionError::Closed`].
     pub fn handle_eof(&mut self) {
         if !matches!(self.phase, Phase::Closed | Phase::Failed) {
-            let error = match self.ending.clone() {
-                Some(notice) => SessionError::db(notice),
-                None => SessionError::Closed,
-            };
-            self.fail(error);
+            self.fail(SessionError::Closed);
         }
-    }
-
-    /// The notice its server sent that it ends the session (SQLSTATE 57P0x), if one came: the
-    /// reason of a connection's end that follows, a read's error too.
-    pub fn ending_notice(&self) -> Option<&DbError> {
-        self.ending.as_ref()
     }
 
     /// Where the session stands.
@@ -1207,9 +1189,6 @@ impl Session {
                 let notice = DbError::parse(tag, body, self.client_encoding())
                     .map_err(|e| Reader::new(tag, body).malformed(&e))?;
                 self.notices_seen += 1;
-                if notice.code.starts_with("57P0") {
-                    self.ending = Some(notice.clone());
-                }
                 self.keep_notice(notice.clone());
                 self.events.push_back(Event::Notice(notice));
                 Ok(())
