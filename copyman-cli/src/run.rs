@@ -680,7 +680,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     );
     // The sessions copyman closed with their statement under way (a stall, no byte after an
     // interrupt): ended on their servers, which may not have heard (conn68 F2).
-    let closed_source = (source_conn.as_ref()).is_some_and(Connection::is_closed);
+    let closed_source = (source_conn.as_ref())
+        .is_some_and(|c| c.is_closed() && c.session().ending_notice().is_none());
     let closed: Vec<Option<usize>> = (dests.iter().enumerate())
         .filter(|(_, d)| {
             matches!(d.endpoint, Endpoint::Server(_))
@@ -688,6 +689,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     !copyman_job::commit::ended_by_its_server(e.sqlstate.as_deref())
                 })
                 && d.conn.as_ref().is_none_or(Connection::is_closed)
+                // (Nor one whose server said it ends it: an immediate shutdown's WARNING.)
+                && d.conn.as_ref().is_none_or(|c| c.session().ending_notice().is_none())
         })
         .map(|(i, _)| Some(i))
         .chain(closed_source.then_some(None))

@@ -825,6 +825,36 @@ fn eof_mid_startup_closes_the_session() {
     assert_eq!(session.poll_event(), None);
 }
 
+/// A server stopped at once (or after another backend's crash) sends a WARNING 57P01 or
+/// 57P02, then closes the socket: the session keeps that notice, which says no backend of it
+/// stays (jobs72 F1); its end is still a connection's end, not an answer (a COMMIT it cut short
+/// is in doubt).
+#[test]
+fn a_notice_that_the_server_ends_the_session_is_kept() {
+    let mut session = ready_session();
+    session.handle_input(&notice("hello")).unwrap();
+    assert!(session.ending_notice().is_none());
+    let ending = msg(
+        b'N',
+        &fields(&[
+            (b'S', "WARNING"),
+            (b'V', "WARNING"),
+            (b'C', "57P01"),
+            (
+                b'M',
+                "terminating connection due to immediate shutdown command",
+            ),
+        ]),
+    );
+    session.handle_input(&ending).unwrap();
+    assert_eq!(
+        session.ending_notice().map(|n| n.code.as_str()),
+        Some("57P01")
+    );
+    session.handle_eof();
+    assert_eq!(closed(&events(&mut session)), &SessionError::Closed);
+}
+
 #[test]
 fn startup_parameter_with_nul_fails_the_session() {
     let mut config = config();

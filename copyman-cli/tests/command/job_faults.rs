@@ -2470,6 +2470,22 @@ fn a_resume_refuses_a_table_committed_on_some_destinations_the_source_has_no_mor
         )) && stderr.contains("did not finish it on every destination"),
         "{stderr}"
     );
+    // A destination added on this resume lacks it too: named as new (jobs72 F3: it was said
+    // "did not finish it on every destination", the new one not named).
+    let d3 = database(
+        &c.dest[1],
+        "CREATE SCHEMA s2; CREATE TABLE s2.t (id int); CREATE TABLE s2.u (id int);",
+    );
+    let d3 = c.dest[1].conninfo(&d3);
+    resume.extend(["--to", d3.as_str()]);
+    let out = run(&resume);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("not on destination 3 (new in this resume)")
+            && stderr.contains("give the new destinations a job of their own"),
+        "{stderr}"
+    );
 }
 
 /// The source's failure during a job (its sessions ended: a restart) is said, as it happens, as

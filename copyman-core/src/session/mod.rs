@@ -426,6 +426,9 @@ pub struct Session {
     authenticated: bool,
     /// NoticeResponses not yet taken by [`Session::take_notices`].
     notices: Vec<DbError>,
+    /// A notice that the server ends the session (SQLSTATE 57P0x: a WARNING where a server
+    /// stops at once or another backend crashed), kept ([`Session::ending_notice`]).
+    ending: Option<DbError>,
     /// Their size, as [`KEPT_NOTICE_BYTES`] counts it.
     notice_bytes: usize,
     /// NotificationResponses not yet taken by [`Session::take_notifications`].
@@ -563,6 +566,7 @@ impl Session {
             tls_given_up: None,
             authenticated: false,
             notices: Vec::new(),
+            ending: None,
             notice_bytes: 0,
             notifications: Vec::new(),
             dropped_messages: 0,
@@ -662,6 +666,15 @@ impl Session {
         if !matches!(self.phase, Phase::Closed | Phase::Failed) {
             self.fail(SessionError::Closed);
         }
+    }
+
+    /// The notice its server sent that it ends the session (SQLSTATE 57P0x: an immediate
+    /// shutdown's WARNING, a crash's), if one came: no backend of it stays, whatever the
+    /// connection's end then looks like (a reset; jobs72 F1: "may stay … pg_terminate_backend"
+    /// was said of a backend an immediate shutdown had ended, its pid free for another
+    /// session). Its end is not an answer: a COMMIT it cut short is in doubt all the same.
+    pub fn ending_notice(&self) -> Option<&DbError> {
+        self.ending.as_ref()
     }
 
     /// Where the session stands.
@@ -1189,6 +1202,9 @@ impl Session {
                 let notice = DbError::parse(tag, body, self.client_encoding())
                     .map_err(|e| Reader::new(tag, body).malformed(&e))?;
                 self.notices_seen += 1;
+                if notice.code.starts_with("57P0") {
+                    self.ending = Some(notice.clone());
+                }
                 self.keep_notice(notice.clone());
                 self.events.push_back(Event::Notice(notice));
                 Ok(())

@@ -3357,13 +3357,36 @@ fn plan_all(
             });
         if let Some((table, holding)) = split {
             let on: Vec<String> = holding.iter().map(usize::to_string).collect();
+            // Where it is not done: destinations the earlier run had too, or new in this
+            // resume (jobs72 F3: a destination added was not named, and the words said the
+            // earlier run did not finish a table it had finished on all of its own).
+            let lacking: Vec<(usize, bool)> = (keys.iter().enumerate())
+                .filter(|(_, k)| !recorded.may_hold_rows(table, k))
+                .map(|(d, k)| (d + 1, !recorded.begun.iter().any(|(_, key)| key == k)))
+                .collect();
+            let new = !lacking.is_empty() && lacking.iter().all(|(_, new)| *new);
+            let not_on = match lacking.is_empty() {
+                true => " and did not finish it on every destination".to_owned(),
+                false => {
+                    let each: Vec<String> = (lacking.iter())
+                        .map(|(d, new)| {
+                            format!("{d}{}", if *new { " (new in this resume)" } else { "" })
+                        })
+                        .collect();
+                    format!(", not on destination {}", each.join(", "))
+                }
+            };
+            let way = match new {
+                true => "give the new destinations a job of their own (another --state), ",
+                false => "",
+            };
             return Err(JobError::Refused(format!(
-                "--resume: the earlier run may have committed {table} on destination {} and did \
-                 not finish it on every destination, and this resume does not copy it (the \
-                 source has it no more under that name: dropped, or moved to another schema \
-                 since): the destinations would differ there without a word; put it back on the \
-                 source and resume, or empty it where it was committed and start a new job",
-                on.join(", ")
+                "--resume: the earlier run may have committed {table} on destination {}{not_on}, \
+                 and this resume cannot copy it (the source has it no more under that name: \
+                 dropped, or moved to another schema since): the destinations would differ \
+                 there without a word; put it back on the source and resume, {way}or empty it \
+                 where it was committed and start a new job",
+                on.join(", "),
             )));
         }
     }

@@ -26,6 +26,10 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
         return None;
     }
     let old = slot.take().expect("checked just above");
+    // Its server said it ends it (an immediate shutdown, a crash): no backend stays.
+    if old.session().ending_notice().is_some() {
+        return None;
+    }
     // Closed by its copy (its server took no byte for the stall timeout): nothing to cancel,
     // but its backend, which may never hear the close (a lost network path), is ended on a new
     // session if one can be made — within the connect timeout, the stall timeout's (conn68
