@@ -287,8 +287,10 @@ impl JobArgs {
         }
         // No table and no selection flag is every table: with --truncate, every table of each
         // destination emptied — also what a `copyman table $T … --truncate` with `$T` unset
-        // says (ux70 F13). Said in words, as pg_dump's --clean takes no default either.
+        // says (ux70 F13). Said in words, as pg_dump's --clean takes no default either. (Not a
+        // resume's: its selection is the earlier run's, whose first command chose it.)
         if low.truncate
+            && !low.job.resume
             && tables.is_empty()
             && low.job.schemas.is_empty()
             && low.job.include.is_empty()
@@ -4523,6 +4525,7 @@ mod tests {
         let err = hi(&with(&["--truncate"]), &[("HOME", "/h")]).unwrap_err();
         assert!(err.to_string().contains("--schema '*'"), "{err}");
         assert!(hi(&with(&["--truncate", "-j", "2"]), &[("HOME", "/h")]).is_err());
+        assert!(job(&with(&["--truncate", "--resume"])).options.truncate);
         for selected in [
             &["-n", "*"][..],
             &["-T", "audit"],

@@ -344,7 +344,16 @@ fn a_resume_copies_a_differing_member_again_with_its_unit() {
     let d1 = database(&c.dest[0], schema);
     let state = TempPath::new("fk-review-unit.state");
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
-    let job = ["table", "--from", &from, "--to", &to, "--truncate"];
+    let job = [
+        "table",
+        "--schema",
+        "*",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--truncate",
+    ];
     let job = [&job[..], &["--state", state.arg()]].concat();
     assert_exit(&run(&job), 0);
     c.dest[0]

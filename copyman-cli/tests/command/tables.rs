@@ -300,6 +300,8 @@ fn tables_jobs_to_three_destinations_are_verified_row_for_row() {
         "--jobs",
         "3",
         "--truncate",
+        "--schema",
+        "*",
         "--verify",
         "--state",
         state.arg(),
@@ -332,6 +334,8 @@ fn tables_jobs_to_three_destinations_are_verified_row_for_row() {
         "--to",
         &to[2],
         "--resume",
+        "--schema",
+        "*",
         "--state",
         state.arg(),
     ]);
@@ -681,7 +685,7 @@ fn tables_split_larger_than_copies_a_table_as_ctid_ranges_verified() {
     );
     // A table emptied first is copied whole: its TRUNCATE commits with its rows.
     let out = copyman()
-        .args(args(&["--dry-run", "--truncate"]))
+        .args(args(&["--dry-run", "--truncate", "--schema", "*"]))
         .output()
         .unwrap();
     assert_exit(&out, 0);
