@@ -695,9 +695,14 @@ impl Participant for Party<'_, '_> {
         // A ROLLBACK PREPARED waiting for a synchronous standby is cancelled, on whichever
         // session it runs (the run's, or a new one after its session was lost): rolled back
         // there already, only the standby's word is waited for (as a job's watch does).
+        // A COMMIT PREPARED, committed there already, after 10 s: the others then commit too
+        // (recheck73 F1: they stayed prepared, holding their locks, for ever).
         let standby = match (action, self.server()) {
             (Action::RollbackPrepared(gid), Some(spec)) => {
                 Some(StandbyRollback::watch(spec.clone(), gid, &self.name))
+            }
+            (Action::CommitPrepared(gid), Some(spec)) => {
+                Some(StandbyRollback::watch_commit(spec.clone(), gid, &self.name))
             }
             _ => None,
         };

@@ -612,8 +612,8 @@ pub(crate) const STANDBY_ROLLBACK_CANCELLED: &str = "waits for a synchronous sta
      (synchronous_standby_names on that server): rolled back there already, only the standby's \
      word is waited for: its wait is cancelled";
 
-/// What copyman recover says of a `COMMIT PREPARED` whose wait for a synchronous standby it
-/// cancelled ([`crate::finish::StandbyRollback::watch_commit`]).
+/// What copyman (a run, a job, recover) says of a `COMMIT` (`PREPARED`) whose wait for a
+/// synchronous standby it cancelled ([`crate::finish::StandbyRollback::watch_commit`]).
 pub(crate) const STANDBY_COMMIT_CANCELLED: &str = "waited 10 s for a synchronous standby \
      (synchronous_standby_names on that server): committed there already, only the standby's \
      word is waited for: its wait is cancelled, so that the other servers are finished (the \
@@ -2916,12 +2916,26 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
         // already, only the standby's word is waited for, which a standby that is not there
         // never gives; cancelled, it answers at once, nothing lost (commit48 F5: a stop waited
         // for it until a second signal, and said it "may have committed").
+        // A COMMIT (PREPARED) waiting so is committed there already: cancelled after
+        // STANDBY_COMMIT_PATIENCE, so that the others are committed too (recheck73 F1: the
+        // later destinations stayed prepared, their locks held, for ever).
         let on_standby = (look.wait.as_ref()).is_some_and(|(k, e)| k == "IPC" && e == "SyncRep");
-        let cancel =
-            (on_standby && c.statement.starts_with("ROLLBACK") && !c.cancelled).then(|| {
+        let words = match c.statement {
+            s if s.starts_with("ROLLBACK") => Some(STANDBY_ROLLBACK_CANCELLED),
+            s if s.starts_with("COMMIT")
+                && c.since.elapsed() >= crate::finish::STANDBY_COMMIT_PATIENCE =>
+            {
+                Some(STANDBY_COMMIT_CANCELLED)
+            }
+            _ => None,
+        };
+        let cancel = (on_standby && !c.cancelled)
+            .then_some(words)
+            .flatten()
+            .map(|words| {
                 c.cancelled = true;
                 format!(
-                    "copyman: {}'s {} of table {} {STANDBY_ROLLBACK_CANCELLED}",
+                    "copyman: {}'s {} of table {} {words}",
                     c.target.label, c.statement, c.table
                 )
             });

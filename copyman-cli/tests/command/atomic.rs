@@ -704,6 +704,28 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
     );
     run.assert_all();
     assert!(run.prepared().is_empty());
+    // The run's own COMMIT PREPARED alike: the destination after it committed too, exit 0
+    // (recheck73 F1: its transaction stayed prepared, its locks held, until a second signal).
+    let run = Run::with_second(sync);
+    sync.connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET synchronous_commit = on",
+            run.dests[1].1
+        ))
+        .unwrap();
+    let paused = Paused::start(&args(&run.copy_args()), "recorded");
+    standby("nosuch");
+    fs::remove_file(&paused.file.0).unwrap();
+    let out = paused.child.wait_with_output().unwrap();
+    standby("");
+    let said = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        said.contains("COMMIT PREPARED waited 10 s for a synchronous standby"),
+        "{said}"
+    );
+    run.assert_all();
+    assert!(run.prepared().is_empty());
 }
 
 /// Recovered one server at a time, as recover itself advises: a transaction its run committed
