@@ -285,11 +285,31 @@ pub(crate) fn run(
     for (spec, mut conn, identity) in conns {
         let _asking = Now::set(&ASKING, &spec.display);
         let _bound = Bounded::set(&conn, spec);
-        let found = commit::prepared(&mut conn).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
-            server: None,
-            message: format!("{}: {}", spec.display, describe_sync(&e)),
-        })?;
+        let found = match commit::prepared(&mut conn) {
+            Ok(found) => found,
+            // Lost since it was reached (its server stopped answering: recheck73 F3, the
+            // whole recovery ended there, exit 1, another server's decided transaction left
+            // prepared): with the decision log, unreachable as one that never connected.
+            Err(e) if !no_decision_log && destinations.len() > 1 => {
+                let error = describe_sync(&e);
+                let why = format!("{}: {error}", spec.display);
+                report::warn(format_args!(
+                    "{why}: its transactions are left as they are; the other destinations are \
+                     finished as the decision log says"
+                ));
+                let i = (destinations.iter().position(|d| std::ptr::eq(d, spec))).unwrap_or(0);
+                unreachable.push((spec.display.clone(), why, (i, error.sqlstate.clone())));
+                continue;
+            }
+            Err(e) => {
+                return Err(Fatal {
+                    exit: Exit::CopyFailed,
+                    server: None,
+                    message: format!("{}: {}", spec.display, describe_sync(&e)),
+                }
+                .into());
+            }
+        };
         if let Some((server, _)) = &identity
             && let Ok(backends) = commit::live_backends(&mut conn)
         {

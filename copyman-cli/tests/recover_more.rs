@@ -747,7 +747,25 @@ fn recover_bounds_a_server_that_stops_answering_once_connected() {
     let proxy = Proxy::for_cluster(&s.dest[1]);
     let through = format!("{} connect_timeout=3", proxy.conninfo(&s.dest[1], &dbs[1]));
     let first = s.dest[0].url(&dbs[0]);
-    // Lost on its first question: unreachable, the other destination finished.
+    // Lost after its first questions, before the list of what it holds: unreachable too, the
+    // other destination finished (recheck73 F3: the recovery ended there, exit 1, the other's
+    // decided transaction left prepared).
+    proxy.after_pattern(
+        Direction::ClientToServer,
+        b"pg_is_in_recovery",
+        Fault::Freeze,
+    );
+    let out = recover(&[&through, &first], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no answer to recover's questions within connect_timeout")
+            && stderr.contains("its transactions are left as they are"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    // Lost on its first question: unreachable, as one that did not connect.
     proxy.after_pattern(Direction::ClientToServer, b"SELECT 1\0", Fault::Freeze);
     let out = recover(&[&first, &through], log.arg());
     assert_exit(&out, 1);
@@ -757,7 +775,6 @@ fn recover_bounds_a_server_that_stops_answering_once_connected() {
             && stderr.contains("its transactions are left as they are"),
         "{stderr}"
     );
-    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
     assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
     // Lost after its first questions: said once, at the limit, not after one per question.
     proxy.after_pattern(
