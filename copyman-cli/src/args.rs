@@ -1736,7 +1736,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             ArgError::usage(match query {
                 true => format!(
                     "--send: {e}; a query's rows are copied with COPY ({}) TO STDOUT",
-                    send.trim().trim_end_matches(';').trim_end()
+                    (send.trim()).trim_end_matches(|c: char| c == ';' || c.is_whitespace())
                 ),
                 false => format!("--send: {e}"),
             })

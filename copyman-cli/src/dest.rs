@@ -639,7 +639,8 @@ impl Cut {
     /// The words of the mark of a run that failed before any data ([`mark_unopened_stdout`]).
     pub(crate) const UNSENT: &str = "copyman: the run failed before any data was sent";
 
-    /// The byte after [`Cut::mark`] of data of unknown format cut short ([`Cut::mark_after`]).
+    /// The byte after [`Cut::mark`] of data of unknown format cut short ([`Cut::mark_after`]):
+    /// no UTF-8 (nor EUC, SJIS, BIG5, GB18030) text holds it.
     const NOT_TEXT: u8 = 0xFF;
 
     /// The words of the mark of a dry run ([`mark_unopened_stdout`]), which sends no data.
@@ -702,9 +703,14 @@ impl Cut {
             // ESCAPE is not its QUOTE (`ESCAPE '\'`) reads `\"` as data where the count took
             // it for a value closed, and the mark's quote closed its value (recheck72 F2: the
             // row before the cut loaded, the mark in it, exit 0). A byte no UTF-8 text holds
-            // (nor EUC, SJIS, BIG5, GB18030) fails such a reader, however it quotes; one of a
-            // one-byte encoding is left to the quotes.
-            (_, Self::Either { .. }) => [mark, vec![Self::NOT_TEXT]].concat(),
+            // fails a UTF-8 reader however it quotes; in a one-byte encoding it is a letter
+            // (recheck73 F2), and more fields than a table may have (1 600) after it fail that
+            // reader where its value closed, as an open quote does where it did not. (Not a
+            // NUL: psql drops what follows one on its line.)
+            (_, Self::Either { .. }) => {
+                let fields = b",;|\t".repeat(1601);
+                [mark, vec![Self::NOT_TEXT], fields].concat()
+            }
             _ => mark,
         }
     }
@@ -2384,11 +2390,12 @@ mod tests {
         assert!(either(&[b"1,'a"]).ends_with(b"short\""));
         assert!(either(&[b"1\ta\\"]).starts_with(b"\\\\.copyman: "));
         // Cut where a CSV reader with `ESCAPE '\'` is in a value the count took for closed: a
-        // byte no UTF-8 reader takes, after the quotes (recheck72 F2).
+        // byte no reader takes, after the quotes (recheck72 F2, recheck73 F2).
         let mut cut = Cut::either();
         cut.took(b"1,\"say \\\"h");
         let mark = cut.mark_after(12);
-        assert!(mark.ends_with(b"short\"'\xFF"), "{}", mark.escape_ascii());
+        let tail = [&b"short\"'\xFF"[..], &b",;|\t".repeat(1601)].concat();
+        assert!(mark.ends_with(&tail), "{}", mark.escape_ascii());
         let nothing = Cut::either().mark_after(0);
         let (first, second) = nothing.split_at(nothing.iter().position(|&b| b == b'\n').unwrap());
         assert!(!first.contains(&b'"') && first.starts_with(b"\\.") && second.ends_with(b"\"'"));

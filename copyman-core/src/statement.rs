@@ -1561,7 +1561,7 @@ pub fn name_parts(name: &str) -> Option<Vec<&str>> {
 /// `sql` on one line, cut to 60 characters, for messages.
 fn shortened(sql: &str) -> String {
     // A statement's closing `;` is left out: the words go on with one of their own.
-    let sql = sql.trim_end().trim_end_matches(';');
+    let sql = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(60) {
         Some((at, _)) => format!("{}…", &one_line[..at]),
@@ -2145,6 +2145,9 @@ mod tests {
         );
         assert!(
             matches!(check("select 1 ; ", out), Err(E::NotCopy { statement, .. }) if statement == "select 1")
+        );
+        assert!(
+            matches!(check("select 1 ;  ;", out), Err(E::NotCopy { statement, .. }) if statement == "select 1")
         );
         assert!(matches!(
             check("COPY t FROM STDIN", out),

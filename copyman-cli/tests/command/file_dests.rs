@@ -2066,7 +2066,9 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
     }
     // Cut where a CSV reader whose ESCAPE is `\` holds a value open that the quote count took
     // for closed (`\"`): the mark's quote closes it and the row loads (recheck72 F2: 32 347
-    // rows committed, the mark in the last); the byte after it, no UTF-8, fails the reader.
+    // rows committed, the mark in the last); the byte after it, no UTF-8, fails a UTF-8 reader,
+    // and the fields after it one of a one-byte encoding (recheck73 F2: 0xFF was a letter in
+    // LATIN1).
     let cut = b"1,\"say \\\"h\\.copyman: the copy failed here: this data is cut short\"'";
     let mut client = c.dest[0].connect(&dest);
     let mut writer = client
@@ -2079,8 +2081,11 @@ fn a_run_that_fails_before_any_data_marks_stdout() {
         "the quotes alone fail it no more"
     );
     client.batch_execute("TRUNCATE n").unwrap();
-    let marked = [&cut[..], b"\xFF"].concat();
-    assert_fails_a_copy_into(&c.dest[0], &dest, "n", "csv, ESCAPE '\\'", &marked);
+    let marked = [&cut[..], b"\xFF", &b",;|\t".repeat(1601)].concat();
+    for encoding in ["UTF8", "LATIN1", "SQL_ASCII"] {
+        let format = format!("csv, ESCAPE '\\', ENCODING '{encoding}'");
+        assert_fails_a_copy_into(&c.dest[0], &dest, "n", &format, &marked);
+    }
     // Not where stdout is no destination, whatever else failed.
     let out = run(&["table", "n", "--from", &from, "--to", "x.csv", "--trunacte"]);
     assert_exit(&out, 2);
