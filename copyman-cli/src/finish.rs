@@ -500,13 +500,13 @@ struct Party<'a, 'e> {
     commits_nothing: bool,
 }
 
-/// How long copyman recover lets a `COMMIT PREPARED` wait for a synchronous standby before it
-/// cancels that wait ([`StandbyRollback::watch_commit`]).
+/// How long a run, a job or copyman recover lets a `COMMIT` (`PREPARED`) wait for a synchronous
+/// standby before it cancels that wait ([`StandbyRollback::watch_commit`], the job's watch).
 pub(crate) const STANDBY_COMMIT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
 /// synchronous standby (`IPC SyncRep`), until dropped (a run's abort, and copyman recover's);
-/// recover's `COMMIT PREPARED` too, after [`STANDBY_COMMIT_PATIENCE`].
+/// a `COMMIT PREPARED` too (a run's, recover's), after [`STANDBY_COMMIT_PATIENCE`].
 pub(crate) struct StandbyRollback {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -519,10 +519,10 @@ impl StandbyRollback {
 
     /// A `COMMIT PREPARED` of `gid` that waits for a synchronous standby for
     /// [`STANDBY_COMMIT_PATIENCE`]: committed there already (its record flushed), only the
-    /// standby's word is waited for — cancelled, so that copyman recover finishes the other
-    /// servers, whose prepared transactions hold their locks meanwhile (conn72 F1: one server's
-    /// wait held every later one's for ever; a first signal did not get past it). The standby
-    /// gets it when it catches up.
+    /// standby's word is waited for — cancelled, so that the run or copyman recover finishes
+    /// the other servers, whose prepared transactions hold their locks meanwhile (conn72 F1,
+    /// recheck73 F1: one server's wait held every later one's for ever; a first signal did not
+    /// get past it). The standby gets it when it catches up.
     pub(crate) fn watch_commit(spec: ServerSpec, gid: &str, name: &str) -> Self {
         Self::watching(spec, gid, name, true)
     }
