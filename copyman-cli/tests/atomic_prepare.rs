@@ -11,20 +11,6 @@ use copyman_testkit::Cluster;
 
 const MV: &str = "CREATE TABLE mv (id int PRIMARY KEY, v text);";
 
-/// The prepared transactions of database `db` (the tests run side by side on shared clusters).
-fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
-    cluster
-        .connect("postgres")
-        .query(
-            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
-            &[&db],
-        )
-        .expect("pg_prepared_xacts")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 /// `copyman recover` of both destinations' databases `dbs` with the run's decision `log`: exit 0,
 /// every one holding `mv`'s 100 rows, nothing left prepared.
 #[track_caller]

@@ -36,20 +36,6 @@ fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The prepared transactions of database `db`.
-fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
-    cluster
-        .connect("postgres")
-        .query(
-            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
-            &[&db],
-        )
-        .expect("pg_prepared_xacts")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 /// `recover --to URL … --decision-log LOG`.
 fn recover_args(to: &[&String], log: &str) -> Vec<String> {
     let mut args = vec!["recover".to_owned()];

@@ -10,27 +10,12 @@ use std::process::Stdio;
 use std::sync::{Mutex, MutexGuard};
 
 use common::*;
-use copyman_testkit::Cluster;
 use serde_json::Value;
 
 const Q: &str = "CREATE TABLE q (id int PRIMARY KEY, v text);";
 const FILL: &str = "INSERT INTO q SELECT g, 'v' || g FROM generate_series(1, 100) AS g;";
 const SEND: &str = "COPY (DELETE FROM q WHERE id <= 20 RETURNING *) TO STDOUT";
 const RECEIVE: &str = "COPY q FROM STDIN";
-
-/// The prepared transactions of database `db` (the tests run side by side on shared clusters).
-fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
-    cluster
-        .connect("postgres")
-        .query(
-            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
-            &[&db],
-        )
-        .expect("pg_prepared_xacts")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
 
 /// One test at a time: each leaves prepared transactions that a recover of another, on the same
 /// servers, rightly counts as pending (in another database).

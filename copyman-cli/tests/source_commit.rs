@@ -37,20 +37,6 @@ fn empty_destinations(s: &Clusters, extra: &str) -> [String; 2] {
     ]
 }
 
-/// The prepared transactions of database `db` (the tests run side by side on shared clusters).
-fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
-    cluster
-        .connect("postgres")
-        .query(
-            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
-            &[&db],
-        )
-        .expect("pg_prepared_xacts")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 #[track_caller]
 fn assert_nothing_committed(s: &Clusters, dbs: &[String; 2]) {
     for (cluster, db) in s.dest.iter().zip(dbs) {

@@ -95,17 +95,7 @@ fn assert_copied(src: &str, dests: &[(&Cluster, String)]) {
 #[track_caller]
 fn assert_no_prepared<'a>(dests: impl IntoIterator<Item = (&'a Cluster, &'a str)>) {
     for (cluster, db) in dests {
-        let left: Vec<String> = cluster
-            .connect("postgres")
-            .query(
-                "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
-                &[&db],
-            )
-            .expect("pg_prepared_xacts")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert_eq!(left, Vec::<String>::new(), "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
 

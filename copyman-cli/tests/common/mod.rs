@@ -314,6 +314,21 @@ impl Paused {
     }
 }
 
+/// The prepared transactions of database `db` on `cluster` (the tests run side by side on shared
+/// clusters: another database's are another test's).
+pub fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
+            &[&db],
+        )
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The global ids of the prepared transactions on `cluster` (any database).
 pub fn prepared_xacts(cluster: &Cluster) -> Vec<String> {
     cluster
