@@ -501,20 +501,21 @@ struct Party<'a, 'e> {
 }
 
 /// How long a run, a job or copyman recover lets a `COMMIT` (`PREPARED`) wait for a synchronous
-/// standby before it cancels that wait ([`StandbyRollback::watch_commit`], the job's watch).
+/// standby before it cancels that wait ([`StandbyWait::watch_commit`], the job's watch).
 pub(crate) const STANDBY_COMMIT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
 /// synchronous standby (`IPC SyncRep`), until dropped (a run's abort, and copyman recover's);
-/// a `COMMIT PREPARED` too (a run's, recover's), after [`STANDBY_COMMIT_PATIENCE`].
-pub(crate) struct StandbyRollback {
+/// a `COMMIT PREPARED` too (a run's, recover's), and a one-table run's `COMMIT`, after
+/// [`STANDBY_COMMIT_PATIENCE`].
+pub(crate) struct StandbyWait {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl StandbyRollback {
+impl StandbyWait {
     pub(crate) fn watch(spec: ServerSpec, gid: &str, name: &str) -> Self {
-        Self::watching(spec, gid, name, false)
+        Self::watching(spec, &by_gid(gid), name, "ROLLBACK PREPARED")
     }
 
     /// A `COMMIT PREPARED` of `gid` that waits for a synchronous standby for
@@ -524,23 +525,28 @@ impl StandbyRollback {
     /// recheck73 F1: one server's wait held every later one's for ever; a first signal did not
     /// get past it). The standby gets it when it catches up.
     pub(crate) fn watch_commit(spec: ServerSpec, gid: &str, name: &str) -> Self {
-        Self::watching(spec, gid, name, true)
+        Self::watching(spec, &by_gid(gid), name, "COMMIT PREPARED")
     }
 
-    fn watching(spec: ServerSpec, gid: &str, name: &str, commits: bool) -> Self {
+    /// A one-table run's plain `COMMIT` on backend `pid`, as [`Self::watch_commit`] (the
+    /// destinations after it waited, their transactions open, for ever).
+    pub(crate) fn watch_plain_commit(spec: ServerSpec, pid: i32, name: &str) -> Self {
+        Self::watching(spec, &format!("pid = {pid}"), name, "COMMIT")
+    }
+
+    /// `statement` on the backend `which` picks (an SQL condition on `pg_stat_activity`).
+    fn watching(spec: ServerSpec, which: &str, name: &str, statement: &'static str) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let done = std::sync::Arc::new(AtomicBool::new(false));
-        let (stop, gid, name) = (done.clone(), gid.replace('\'', "''"), name.to_owned());
-        let (statement, patience, words) = match commits {
-            true => (
-                "COMMIT PREPARED",
-                STANDBY_COMMIT_PATIENCE,
-                crate::watch::STANDBY_COMMIT_CANCELLED,
-            ),
-            false => (
-                "ROLLBACK PREPARED",
+        let (stop, which, name) = (done.clone(), which.to_owned(), name.to_owned());
+        let (patience, words) = match statement {
+            "ROLLBACK PREPARED" => (
                 Duration::from_secs(1),
                 crate::watch::STANDBY_ROLLBACK_CANCELLED,
+            ),
+            _ => (
+                STANDBY_COMMIT_PATIENCE,
+                crate::watch::STANDBY_COMMIT_CANCELLED,
             ),
         };
         let thread = std::thread::spawn(move || {
@@ -561,8 +567,7 @@ impl StandbyRollback {
                 let cancelled = conn.query(&format!(
                     "SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity \
                      WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' \
-                     AND query LIKE '{statement}%' \
-                     AND pg_catalog.strpos(query, '{gid}') > 0"
+                     AND query LIKE '{statement}%' AND {which}"
                 ));
                 match cancelled {
                     Ok(rows) if !rows.is_empty() => {
@@ -581,7 +586,15 @@ impl StandbyRollback {
     }
 }
 
-impl Drop for StandbyRollback {
+/// The condition picking the backend whose statement names `gid`.
+fn by_gid(gid: &str) -> String {
+    format!(
+        "pg_catalog.strpos(query, '{}') > 0",
+        gid.replace('\'', "''")
+    )
+}
+
+impl Drop for StandbyWait {
     fn drop(&mut self) {
         self.done.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
@@ -699,10 +712,13 @@ impl Participant for Party<'_, '_> {
         // (recheck73 F1: they stayed prepared, holding their locks, for ever).
         let standby = match (action, self.server()) {
             (Action::RollbackPrepared(gid), Some(spec)) => {
-                Some(StandbyRollback::watch(spec.clone(), gid, &self.name))
+                Some(StandbyWait::watch(spec.clone(), gid, &self.name))
             }
             (Action::CommitPrepared(gid), Some(spec)) => {
-                Some(StandbyRollback::watch_commit(spec.clone(), gid, &self.name))
+                Some(StandbyWait::watch_commit(spec.clone(), gid, &self.name))
+            }
+            (Action::Commit, Some(spec)) => {
+                backend.map(|pid| StandbyWait::watch_plain_commit(spec.clone(), pid, &self.name))
             }
             _ => None,
         };

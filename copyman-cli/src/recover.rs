@@ -712,12 +712,12 @@ pub(crate) fn run(
                     // cancels it (recheck70 F11: recover waited for ever, holding its locks);
                     // a COMMIT PREPARED, committed there already, after 10 s (conn72 F1).
                     let _standby = match commits {
-                        true => crate::finish::StandbyRollback::watch_commit(
+                        true => crate::finish::StandbyWait::watch_commit(
                             (*spec).clone(),
                             &p.gid,
                             &spec.display,
                         ),
-                        false => crate::finish::StandbyRollback::watch(
+                        false => crate::finish::StandbyWait::watch(
                             (*spec).clone(),
                             &p.gid,
                             &spec.display,

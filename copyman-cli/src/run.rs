@@ -688,9 +688,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 && d.error.as_ref().is_some_and(|e| {
                     !copyman_job::commit::ended_by_its_server(e.sqlstate.as_deref())
                 })
-                && d.conn.as_ref().is_none_or(Connection::is_closed)
-                // (Nor one whose server said it ends it: an immediate shutdown's WARNING.)
-                && d.conn.as_ref().is_none_or(|c| c.session().ending_notice().is_none())
+                // (Not one whose server said it ends it: an immediate shutdown's WARNING.)
+                && (d.conn.as_ref())
+                    .is_none_or(|c| c.is_closed() && c.session().ending_notice().is_none())
         })
         .map(|(i, _)| Some(i))
         .chain(closed_source.then_some(None))

@@ -613,7 +613,7 @@ pub(crate) const STANDBY_ROLLBACK_CANCELLED: &str = "waits for a synchronous sta
      word is waited for: its wait is cancelled";
 
 /// What copyman (a run, a job, recover) says of a `COMMIT` (`PREPARED`) whose wait for a
-/// synchronous standby it cancelled ([`crate::finish::StandbyRollback::watch_commit`]).
+/// synchronous standby it cancelled ([`crate::finish::StandbyWait::watch_commit`]).
 pub(crate) const STANDBY_COMMIT_CANCELLED: &str = "waited 10 s for a synchronous standby \
      (synchronous_standby_names on that server): committed there already, only the standby's \
      word is waited for: its wait is cancelled, so that the other servers are finished (the \
@@ -1138,7 +1138,13 @@ impl Look {
         // A PREPARE is given up at the stall timeout (commit68 F10; a job's: recheck70 F4).
         let bounded = STALL_TIMEOUT.get().copied().flatten();
         let not_cancelled = |why: &str| format!("not cancelled: {why}");
-        let why = if statement.starts_with("COMMIT") {
+        let for_standby = (self.wait.as_ref()).is_some_and(|(k, e)| k == "IPC" && e == "SyncRep");
+        let why = if statement.starts_with("COMMIT") && for_standby {
+            format!(
+                "committed there already: its wait is cancelled at {} s",
+                crate::finish::STANDBY_COMMIT_PATIENCE.as_secs()
+            )
+        } else if statement.starts_with("COMMIT") {
             not_cancelled("only its answer says whether it committed")
         } else if let Some(limit) = bounded.filter(|_| statement.starts_with("PREPARE")) {
             format!(
@@ -2953,7 +2959,12 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
         }
         if let Some(cancel) = cancel {
             progress::println(&cancel);
-            let _ = monitors[server].query(&format!("SELECT pg_cancel_backend({pid})"));
+            // Only while it still waits there: a wait that ended since the look leaves the
+            // backend to its next statement (a table's BEGIN, COPY), not to be cancelled.
+            let _ = monitors[server].query(&format!(
+                "SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity \
+                 WHERE pid = {pid} AND wait_event_type = 'IPC' AND wait_event = 'SyncRep'"
+            ));
         }
         (shared.note)(worker, Some(note));
     }

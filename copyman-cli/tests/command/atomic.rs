@@ -564,13 +564,18 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
             thread::sleep(std::time::Duration::from_millis(20));
         }
     };
-    let run = Run::with_second(sync);
-    // Its sessions wait for a standby once one is named (the test clusters' default is off).
-    let on = format!(
-        "ALTER DATABASE \"{}\" SET synchronous_commit = on",
-        run.dests[1].1
-    );
-    sync.connect("postgres").batch_execute(&on).unwrap();
+    // A run whose second destination is on `sync`: its sessions wait for a standby once one is
+    // named (the test clusters' default is off).
+    let sync_run = || {
+        let run = Run::with_second(sync);
+        let on = format!(
+            "ALTER DATABASE \"{}\" SET synchronous_commit = on",
+            run.dests[1].1
+        );
+        sync.connect("postgres").batch_execute(&on).unwrap();
+        run
+    };
+    let run = sync_run();
     let copy = run.copy_args();
     let paused = Paused::start(&args(&copy), "recorded");
     let gid = run
@@ -648,12 +653,7 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
     assert!(run.prepared().is_empty());
     // A run killed before its COMMIT PREPAREDs, then a recover killed while its own waits:
     // the next recover says it is that earlier recover's, not the run's (signals43 F3).
-    let run = Run::with_second(sync);
-    let on = format!(
-        "ALTER DATABASE \"{}\" SET synchronous_commit = on",
-        run.dests[1].1
-    );
-    sync.connect("postgres").batch_execute(&on).unwrap();
+    let run = sync_run();
     Paused::start(&args(&run.copy_args()), "recorded").kill();
     standby("nosuch");
     thread::sleep(std::time::Duration::from_millis(500));
@@ -684,13 +684,7 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
     // Recover's own COMMIT PREPARED waiting for the standby: committed there already, its wait
     // cancelled after 10 s and the destination after it finished (conn72 F1: it waited for
     // ever, the later servers' transactions held prepared with their locks).
-    let run = Run::with_second(sync);
-    sync.connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{}\" SET synchronous_commit = on",
-            run.dests[1].1
-        ))
-        .unwrap();
+    let run = sync_run();
     Paused::start(&args(&run.copy_args()), "recorded").kill();
     standby("nosuch");
     let out = run.recover();
@@ -706,13 +700,7 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
     assert!(run.prepared().is_empty());
     // The run's own COMMIT PREPARED alike: the destination after it committed too, exit 0
     // (recheck73 F1: its transaction stayed prepared, its locks held, until a second signal).
-    let run = Run::with_second(sync);
-    sync.connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{}\" SET synchronous_commit = on",
-            run.dests[1].1
-        ))
-        .unwrap();
+    let run = sync_run();
     let paused = Paused::start(&args(&run.copy_args()), "recorded");
     standby("nosuch");
     fs::remove_file(&paused.file.0).unwrap();
