@@ -221,34 +221,53 @@ fn a_decision_that_leaves_out_a_party_the_log_names_is_not_taken_for_a_rollback(
 /// An `--atomic` job killed once its transactions were prepared, before its decision: a
 /// `--resume` refuses the table still prepared, naming the recover that finishes it with the
 /// job's decision log (it said "copyman recover", which read the default log, found no line of
-/// the run, and left it alone: signals45 F5). Followed, it finishes the run.
+/// the run, and left it alone: signals45 F5), and which way it goes, as the log records it
+/// (jobs72 F4: "cannot be told yet", of a transaction whose commit the log recorded). Followed,
+/// it finishes the run, and the resume then copies exactly what is missing.
 #[test]
 fn a_resume_refused_by_a_prepared_table_names_the_runs_decision_log() {
     let _serial = serial();
     let s = two_phase_clusters();
-    let (src, dbs) = databases(s, T, FILL);
-    let (state, log) = (
-        TempPath::new("job-prep.state"),
-        TempPath::new("job-prep.log"),
-    );
-    let mut args = job_args(s, &src, &dbs, &["t"], &state, &log);
-    Paused::start(&strs(&args), "prepared:2").kill();
-    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
-    args.push("--resume".into());
-    let out = copyman().args(&args).output().unwrap();
-    assert_exit(&out, 2);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "finish it with copyman recover given this job's --to and --decision-log {}",
-            log.arg()
-        )),
-        "{stderr}"
-    );
-    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
-    assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), log.arg()), 0);
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert!(prepared_in(cluster, db).is_empty());
+    // Killed before the decision (rolled back), and after the first COMMIT PREPARED.
+    for (pause, way) in [
+        (
+            "prepared:2",
+            "its run's decision log records no commit of it: it rolls it back",
+        ),
+        (
+            "commit-prepared:1",
+            "its run's decision log records commit: it commits it",
+        ),
+    ] {
+        let (src, dbs) = databases(s, T, FILL);
+        let (state, log) = (
+            TempPath::new("job-prep.state"),
+            TempPath::new("job-prep.log"),
+        );
+        let mut args = job_args(s, &src, &dbs, &["t"], &state, &log);
+        Paused::start(&strs(&args), pause).kill();
+        assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1, "{pause}");
+        args.push("--resume".into());
+        let out = copyman().args(&args).output().unwrap();
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "finish it with copyman recover given this job's --to and --decision-log {} \
+                 ({way}), then resume",
+                log.arg()
+            )) && stderr.contains("is prepared as copyman:"),
+            "{pause}: {stderr}"
+        );
+        let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+        assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), log.arg()), 0);
+        for (cluster, db) in s.dest.iter().zip(&dbs) {
+            assert!(prepared_in(cluster, db).is_empty());
+        }
+        assert_exit(&copyman().args(&args).output().unwrap(), 0);
+        for (cluster, db) in s.dest.iter().zip(&dbs) {
+            assert_eq!(count(cluster, db, "t"), 300, "{pause}");
+        }
     }
 }
 

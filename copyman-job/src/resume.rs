@@ -510,39 +510,58 @@ pub(crate) fn committed_nothing(
             .all(|&xid| fate(conn, xid) == Fate::Aborted)
 }
 
-/// The refusal for a transaction still in progress: prepared (an `--atomic` run stopped
-/// before its decision) or still running.
+/// The refusal for a transaction still in progress: prepared (an `--atomic` run that did not
+/// finish it: stopped, or one whose COMMIT or ROLLBACK PREPARED failed there) or still running.
 fn in_progress(conn: &mut Connection, table: &str, xid: u64, here: &Here<'_>) -> String {
     let d = here.d;
-    let what = match prepared(conn, xid) {
-        Some(gid) => {
-            let recover = match run_log(&gid, here) {
-                Some(log) => format!(
-                    "copyman recover given this job's --to and --decision-log {}",
-                    log.display()
-                ),
-                None => {
-                    "copyman recover given this job's --to and its run's --decision-log".to_owned()
-                }
-            };
-            format!(
-                "it is prepared as {gid} and not finished (an --atomic run stopped between its \
-                 PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with {recover} (the run's \
-                 decision log says which way), then resume"
-            )
-        }
-        None => format!(
-            "the earlier run's session there has not ended (waited {} s): end it \
+    let Some(gid) = prepared(conn, xid) else {
+        return format!(
+            "--resume: table {table}: the earlier run's transaction {xid} on destination {} \
+             is still in progress, so whether its rows will be there cannot be told yet; the \
+             earlier run's session there has not ended (waited {} s): end it \
              (pg_terminate_backend) or wait for it, then resume",
+            d + 1,
             IN_PROGRESS_WAIT.as_secs()
+        );
+    };
+    let (recover, decided) = match run_log(&gid, here) {
+        Some(log) => (
+            format!(
+                "copyman recover given this job's --to and --decision-log {}",
+                log.display()
+            ),
+            decided(log, &gid),
+        ),
+        None => (
+            "copyman recover given this job's --to and its run's --decision-log".to_owned(),
+            None,
         ),
     };
+    let how = match decided {
+        Some(true) => "its run's decision log records commit: it commits it".to_owned(),
+        Some(false) => {
+            "its run's decision log records no commit of it: it rolls it back".to_owned()
+        }
+        None => "the run's decision log says which way".to_owned(),
+    };
     format!(
-        "--resume: table {table}: the earlier run's transaction {xid} on destination {} \
-         is still in progress, so whether its rows will be there cannot be told yet; \
-         {what}",
+        "--resume: table {table}: the earlier run's transaction {xid} on destination {} is \
+         prepared as {gid} and not finished (its --atomic run did not get to its COMMIT or \
+         ROLLBACK PREPARED there); finish it with {recover} ({how}), then resume",
         d + 1
     )
+}
+
+/// Whether the decision log at `log` records a commit of the prepared transaction `gid`
+/// (`Some(false)`: its run decided without it, or never decided: a resume runs after it
+/// ended); `None` when the log cannot tell (unreadable, no line of its run).
+fn decided(log: &std::path::Path, gid: &str) -> Option<bool> {
+    let contents = crate::commit::DecisionLog::none(log).read().ok()?;
+    let (run, _) = copyman_core::commit::parse_gid(gid)?;
+    if contents.committed.contains(gid) {
+        return Some(true);
+    }
+    contents.runs.contains(run).then_some(false)
 }
 
 /// The decision log a recover of the prepared transaction `gid` reads: of the logs the job's
