@@ -1465,6 +1465,9 @@ fn read_otherwise(
             "the time zone of a time written without one",
         ),
     ];
+    // Every setting that differs, said in one error (types74 F1: a file refused three times,
+    // a setting a run).
+    let (mut differ, mut fixes, mut ways) = (Vec::new(), Vec::new(), String::new());
     for (setting, kinds, meaning, what) in rules {
         let mut seen: Option<(&str, String, String)> = None;
         for (i, rel) in dest_rels {
@@ -1482,34 +1485,48 @@ fn read_otherwise(
                 None => seen = Some((&labels[*i], value.to_owned(), meaning(value))),
                 Some((first, first_value, means)) if *means != meaning(value) => {
                     // A file of ISO dates (as copyman writes them) reads alike under every
-                    // order: said with the setting that lets it (files44 F6).
-                    let way = match setting {
-                        "DateStyle" => {
+                    // order: said with the setting that gives every destination one (files44
+                    // F6; types74 F1: `PGDATESTYLE=ISO` alone keeps each server's order).
+                    if setting == "DateStyle" {
+                        ways = format!(
                             "; a file of ISO dates (2024-01-02, as copyman writes them) reads \
-                             alike under any: PGDATESTYLE=ISO"
-                        }
-                        _ => "",
-                    };
+                             alike under any order, but each destination needs the same one: \
+                             PGDATESTYLE='ISO, {means}'"
+                        );
+                    }
                     // What sets it for a session (files48 F3: PGDATESTYLE and PGTZ were said
                     // of IntervalStyle, which neither sets).
-                    let how = match setting {
+                    fixes.push(match setting {
                         "DateStyle" => "PGDATESTYLE, or -c datestyle=… in the CONN's options",
                         "TimeZone" => "PGTZ, or -c timezone=… in the CONN's options",
                         _ => "-c intervalstyle=… in the CONN's options, or in PGOPTIONS",
-                    };
-                    return Some(format!(
-                        "a file's values are read in each destination's own settings, and \
-                         {what} differs: {first} has {setting} {first_value}, {} has {value}; \
-                         one file may load differently into each: give both the same \
-                         {setting} ({how}), or copy into each alone{way}",
-                        labels[*i]
+                    });
+                    differ.push((
+                        setting,
+                        format!(
+                            "{what} differs: {first} has {setting} {first_value}, {} has {value}",
+                            labels[*i]
+                        ),
                     ));
+                    break;
                 }
                 Some(_) => {}
             }
         }
     }
-    None
+    if differ.is_empty() {
+        return None;
+    }
+    let settings: Vec<&str> = differ.iter().map(|(s, _)| *s).collect();
+    let said: Vec<String> = differ.into_iter().map(|(_, said)| said).collect();
+    Some(format!(
+        "a file's values are read in each destination's own settings, and {}; one file may \
+         load differently into each: give every destination the same {} ({}), or copy into \
+         each alone{ways}",
+        said.join("; "),
+        settings.join(", "),
+        fixes.join("; ")
+    ))
 }
 
 /// Between servers, where destinations would read a copied column's text in settings of their

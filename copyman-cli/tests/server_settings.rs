@@ -482,14 +482,43 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
     let out = load("f", file.arg());
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
+    // Every setting that differs, in one error, and a way that works (types74 F1: refused a
+    // setting a run, and `PGDATESTYLE=ISO` said, which keeps each server's order).
     assert!(
         stderr.contains("the order of a date's fields differs")
             && stderr.contains("DateStyle ISO, DMY")
-            && stderr.contains("a file of ISO dates (2024-01-02, as copyman writes them) reads alike under any: PGDATESTYLE=ISO"),
+            && stderr.contains("has IntervalStyle sql_standard")
+            && stderr.contains("has TimeZone Asia/Tokyo")
+            && stderr.contains("give every destination the same DateStyle, IntervalStyle, TimeZone")
+            && stderr.contains("reads alike under any order, but each destination needs the same one: PGDATESTYLE='ISO, DMY'"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dmy, "f"), 0);
     assert_eq!(count(&c.dest[1], &mdy, "f"), 0);
+    let followed = copyman()
+        .env("PGDATESTYLE", "ISO, DMY")
+        .env("PGTZ", "UTC")
+        .env("PGOPTIONS", "-c intervalstyle=postgres")
+        .args([
+            "table",
+            "f",
+            "--from",
+            file.arg(),
+            "--to",
+            &c.dest[0].conninfo(&dmy),
+            "--to",
+            &c.dest[1].conninfo(&mdy),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&followed, 0);
+    let alike = "(SELECT 1 FROM f WHERE d = '2024-03-04' AND ts = '2024-01-01 00:00:00+00' \
+                 AND iv = make_interval(days => -1, hours => 2))";
+    assert_eq!(count(&c.dest[0], &dmy, alike), 1);
+    assert_eq!(count(&c.dest[1], &mdy, alike), 1);
+    for (cluster, db) in [(&c.dest[0], &dmy), (&c.dest[1], &mdy)] {
+        cluster.connect(db).batch_execute("TRUNCATE f").unwrap();
+    }
     // An interval alone: the way said is what sets IntervalStyle, and it works (files48 F3: it
     // said PGDATESTYLE or PGTZ, which set none).
     for (cluster, db) in [(&c.dest[0], &dmy), (&c.dest[1], &mdy)] {
