@@ -365,17 +365,12 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<CutEnd>)> {
         };
         let mark = cut.mark_after(m.taken);
         (m.ended, m.pending) = (true, false);
-        // (Shorter than PIPE_BUF: a pipe with room takes it whole. One that takes nothing more,
-        // its reader gone, is read by none.)
-        let end = match (mark.is_empty(), room_within(&m.to, Duration::from_secs(1))) {
+        // (One that takes nothing more, its reader gone, is read by none.)
+        let end = match (mark.is_empty(), write_paced(&mut m.to, &mark)) {
             (true, _) => None,
-            (false, Ok(())) => {
-                m.to.write_all(&mark)
-                    .ok()
-                    .map(|()| CutEnd::Marked(cut.fails()))
-            }
-            (false, Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => None,
-            (false, Err(_)) => Some(CutEnd::Unmarked),
+            (false, Ok(())) => Some(CutEnd::Marked(cut.fails())),
+            (false, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Some(CutEnd::Unmarked),
+            (false, Err(_)) => None,
         };
         marked.push((m.name.clone(), m.taken, end));
     }
@@ -385,6 +380,21 @@ pub(crate) fn mark_at_exit() -> Vec<(String, u64, Option<CutEnd>)> {
 /// `mutex`'s guard, poisoned or not (a panicking writer leaves what it wrote).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The most a pipe with room takes at once without blocking (`PIPE_BUF`): a mark is written in
+/// pieces of it, so that a reader that stops taking it is waited for a while, not for ever.
+const PIPE_PIECE: usize = 4096;
+
+/// Writes `bytes` to `file` a [`PIPE_PIECE`] at a time, each once there is room for it within
+/// a second: `WouldBlock` where a piece found none (its reader stopped reading), `BrokenPipe`
+/// where its reader is gone.
+fn write_paced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    for piece in bytes.chunks(PIPE_PIECE) {
+        room_within(file, Duration::from_secs(1))?;
+        file.write_all(piece)?;
+    }
+    Ok(())
 }
 
 /// Waits up to `limit` for `file` to take a write: an error of kind `BrokenPipe` where its
@@ -639,9 +649,37 @@ impl Cut {
     /// The words of the mark of a run that failed before any data ([`mark_unopened_stdout`]).
     pub(crate) const UNSENT: &str = "copyman: the run failed before any data was sent";
 
-    /// The byte after [`Cut::mark`] of data of unknown format cut short ([`Cut::mark_after`]):
-    /// no UTF-8 (nor EUC, SJIS, BIG5, GB18030) text holds it.
-    const NOT_TEXT: u8 = 0xFF;
+    /// What follows [`Cut::mark`] of data of unknown format ([`Cut::mark_after`]), on its line,
+    /// so that a CSV reader of any one-byte QUOTE, DELIMITER and ESCAPE fails: every byte but
+    /// NUL (psql drops what follows one on its line), LF and CR, each [`Self::RUN`] times in a
+    /// row, 0xFF first (no UTF-8, EUC, SJIS, BIG5 or GB18030 text holds it: a reader in those
+    /// fails at once). A run of even length leaves a reader's quote as it found it: a QUOTE
+    /// run toggles it an even number of times, and an ESCAPE run escapes its own bytes in
+    /// pairs, not the next run's first — only the line's byte before the tail may escape the
+    /// first run (0xFF: no mark ends with one, so its first run is no ESCAPE run passing an
+    /// escape on), whose state then holds to the end. So a reader in a quoted value at its end
+    /// fails there ("unterminated CSV quoted field"), and one that is not meets its DELIMITER
+    /// run unquoted: more fields than a table may have (1 600). (recheck74 F1: a "whole lines"
+    /// reader, `QUOTE E'\x01', DELIMITER E'\x02'`, loaded the mark; `,;|\t` covered four
+    /// delimiters.)
+    ///
+    /// The usual DELIMITERs and QUOTEs come next, so that what a pipe holds (64 KiB: 40 runs)
+    /// fails them where a reader not reading yet is given up before the rest.
+    fn unreadable() -> Vec<u8> {
+        const FIRST: [u8; 11] = [
+            0xFF, 0x01, 0x02, b'\t', b',', b';', b'|', b' ', b'"', b'\'', 0x1F,
+        ];
+        let rest = (1..0xFF).filter(|b| ![b'\n', b'\r'].contains(b) && !FIRST.contains(b));
+        FIRST
+            .into_iter()
+            .chain(rest)
+            .flat_map(|b| [b; Self::RUN])
+            .collect()
+    }
+
+    /// How many times each byte stands in a row in [`Self::unreadable`]: even, and more than a
+    /// table's 1 600 columns.
+    const RUN: usize = 1602;
 
     /// The words of the mark of a dry run ([`mark_unopened_stdout`]), which sends no data.
     pub(crate) const DRY_RUN: &str = "copyman: a dry run sends no data";
@@ -697,20 +735,18 @@ impl Cut {
             // (Text read as CSV too where nothing went out: its reader's format is not known
             // to fail on a text mark.)
             (0, Self::Text { .. }) => Self::either().mark_after(0),
-            (0, Self::Either { .. }) => on_two_lines(&Self::Text { backslashes: 0 }.mark(), mark),
+            (0, Self::Either { .. }) => on_two_lines(
+                &Self::Text { backslashes: 0 }.mark(),
+                [mark, Self::unreadable()].concat(),
+            ),
             (0, Self::Csv { quoted: false, .. }) => on_two_lines(Self::WORDS.as_bytes(), mark),
             // Data of unknown format cut where its quotes were followed: a CSV reader whose
             // ESCAPE is not its QUOTE (`ESCAPE '\'`) reads `\"` as data where the count took
             // it for a value closed, and the mark's quote closed its value (recheck72 F2: the
             // row before the cut loaded, the mark in it, exit 0). A byte no UTF-8 text holds
-            // fails a UTF-8 reader however it quotes; in a one-byte encoding it is a letter
-            // (recheck73 F2), and more fields than a table may have (1 600) after it fail that
-            // reader where its value closed, as an open quote does where it did not. (Not a
-            // NUL: psql drops what follows one on its line.)
-            (_, Self::Either { .. }) => {
-                let fields = b",;|\t".repeat(1601);
-                [mark, vec![Self::NOT_TEXT], fields].concat()
-            }
+            // fails a UTF-8 reader however it quotes; in a one-byte encoding, a tail no
+            // QUOTE, DELIMITER and ESCAPE read (recheck73 F2, recheck74 F1).
+            (_, Self::Either { .. }) => [mark, Self::unreadable()].concat(),
             _ => mark,
         }
     }
@@ -871,11 +907,17 @@ fn mark_stdout_unused(words: &str, when: &str) {
         b'"' => b"\"'".to_vec(),
         quote => vec![quote],
     };
+    // (And a tail no CSV reader of other one-byte QUOTEs and DELIMITERs reads: recheck74 F1.)
     let mark = on_two_lines(
         format!("\\.{words}").as_bytes(),
-        [&quotes[..], format!("\\.{words}").as_bytes()].concat(),
+        [
+            &quotes[..],
+            format!("\\.{words}").as_bytes(),
+            &Cut::unreadable(),
+        ]
+        .concat(),
     );
-    if room_within(&out, Duration::from_secs(1)).is_ok() && out.write_all(&mark).is_ok() {
+    if write_paced(&mut out, &mark).is_ok() {
         report::warn(format_args!(
             "nothing went out to stdout {when} but a mark that fails a COPY reading it \
              (\"{words}\"), so that an empty stream is not taken for an empty table"
@@ -930,7 +972,9 @@ fn take_mark(
             if m.as_ref().is_some_and(|m| !m.pending) {
                 return Some(false);
             }
-            let written = out.to.0.write(rest);
+            // (A piece a pipe with room takes whole: a write of all of it would block until
+            // its reader took it all, however long, with no word.)
+            let written = out.to.0.write(&rest[..rest.len().min(PIPE_PIECE)]);
             if let Some(m) = m.as_deref_mut()
                 && matches!(written, Ok(n) if n == rest.len())
             {
@@ -2373,7 +2417,7 @@ mod tests {
         assert!(!first.contains(&b'"') && second.starts_with(b"\n\"copyman: "));
         assert_eq!(start.mark_after(5), start.mark());
         let text = Cut::Text { backslashes: 0 }.mark_after(0);
-        assert!(text.starts_with(b"\\.copyman: ") && text.ends_with(b"short\"'"));
+        assert!(text.starts_with(b"\\.copyman: ") && text.ends_with(&Cut::unreadable()));
         // Text or CSV, unknown: text's mark, and each quote that opens a CSV value where none
         // quoted with it is open (recheck70 F7; `'` too, recheck71 F1).
         let either = |chunks: &[&[u8]]| {
@@ -2394,11 +2438,103 @@ mod tests {
         let mut cut = Cut::either();
         cut.took(b"1,\"say \\\"h");
         let mark = cut.mark_after(12);
-        let tail = [&b"short\"'\xFF"[..], &b",;|\t".repeat(1601)].concat();
+        let tail = [&b"short\"'"[..], &Cut::unreadable()].concat();
         assert!(mark.ends_with(&tail), "{}", mark.escape_ascii());
+        assert!(Cut::unreadable().starts_with(&[0xFF; Cut::RUN]));
         let nothing = Cut::either().mark_after(0);
         let (first, second) = nothing.split_at(nothing.iter().position(|&b| b == b'\n').unwrap());
-        assert!(!first.contains(&b'"') && first.starts_with(b"\\.") && second.ends_with(b"\"'"));
+        assert!(!first.contains(&b'"') && first.starts_with(b"\\."));
+        assert!(second.ends_with(&tail));
+    }
+
+    /// Whether PostgreSQL's CSV reading (`CopyReadLineText`'s quote tracking, then
+    /// `CopyReadAttributesCSV`'s fields) of `data`, one-byte `quote`, `delimiter` and `escape`,
+    /// into a table of `columns` columns, loads it without an error: every line's quotes close
+    /// on it, and no line holds more fields than the table.
+    fn pg_csv_loads(data: &[u8], quote: u8, delimiter: u8, escape: u8, columns: usize) -> bool {
+        // Lines, as the line reader ends them (an escape equal to the quote is no escape).
+        let line_escape = (escape != quote).then_some(escape);
+        let (mut lines, mut start, mut in_quote, mut last_was_esc) = (Vec::new(), 0, false, false);
+        for (i, &c) in data.iter().enumerate() {
+            if in_quote && Some(c) == line_escape {
+                last_was_esc = !last_was_esc;
+            }
+            if c == quote && !last_was_esc {
+                in_quote = !in_quote;
+            }
+            if Some(c) != line_escape {
+                last_was_esc = false;
+            }
+            if c == b'\n' && !in_quote {
+                lines.push(&data[start..i]);
+                start = i + 1;
+            }
+        }
+        lines.push(&data[start..]);
+        lines.iter().filter(|l| !l.is_empty()).all(|line| {
+            let (mut fields, mut i) = (1, 0);
+            while i < line.len() {
+                let c = line[i];
+                i += 1;
+                if c == delimiter {
+                    fields += 1;
+                } else if c == quote {
+                    loop {
+                        let Some(&c) = line.get(i) else {
+                            return false; // unterminated CSV quoted field
+                        };
+                        i += 1;
+                        if c == escape && line.get(i).is_some_and(|&n| n == escape || n == quote) {
+                            i += 1;
+                        } else if c == quote {
+                            break;
+                        }
+                    }
+                }
+            }
+            fields <= columns
+        })
+    }
+
+    /// The tail of the mark of data of unknown format fails a CSV reader of any QUOTE,
+    /// DELIMITER and ESCAPE, in a quoted value or not, after an ESCAPE or not (recheck74 F1: a
+    /// reader of `QUOTE E'\x01', DELIMITER E'\x02'` loaded the mark as a row).
+    #[test]
+    fn the_unknown_formats_mark_fails_a_csv_reader_of_any_quote_and_delimiter() {
+        let tail = Cut::unreadable();
+        // A fair sample of every kind of byte: controls, the usual, `\`, high ones, 0xFF.
+        let bytes = [
+            0x01, 0x02, b'\t', b'"', b'\'', b',', b'\\', 0x7F, 0xFE, 0xFF,
+        ];
+        let mut tried = 0;
+        for quote in bytes {
+            for delimiter in bytes.into_iter().filter(|&d| d != quote) {
+                for escape in [quote, b'\\', 0xFF, delimiter] {
+                    // Out of a value, inside a quoted one, just after its ESCAPE there; and
+                    // nothing sent.
+                    for before in [&b"1,x"[..], &[quote], &[quote, escape], b""] {
+                        let data = [b"1\n", before].concat();
+                        let mut cut = Cut::either();
+                        cut.took(&data);
+                        let data = match before.is_empty() {
+                            true => cut.mark_after(0),
+                            false => [&data[..], &cut.mark_after(data.len() as u64)].concat(),
+                        };
+                        assert!(data.ends_with(&tail));
+                        assert!(
+                            !pg_csv_loads(&data, quote, delimiter, escape, 1600),
+                            "QUOTE {quote:#x} DELIMITER {delimiter:#x} ESCAPE {escape:#x} after \
+                             {before:x?}"
+                        );
+                        tried += 1;
+                    }
+                }
+            }
+        }
+        assert!(tried > 1000);
+        // The model is no straw man: the mark's old tail loaded under this reader.
+        let old = [&b",;|\t".repeat(1601)[..], b"\n"].concat();
+        assert!(pg_csv_loads(&old, 0x01, 0x02, 0x01, 1));
     }
 
     /// A full disk met by the temporary copy beside an existing file says so, and the ways out

@@ -2399,7 +2399,7 @@ fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
     ]);
     // A usage error, said as the --send's, not as a failure on the source (docs43 F9).
     assert_exit(&out, 2);
-    assert_eq!(out.stdout, UNSENT, "nothing written but the mark");
+    assert_eq!(out.stdout, unsent(), "nothing written but the mark");
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("--send: the statement holds characters beyond ASCII")

@@ -527,7 +527,7 @@ fn a_documented_version_1_client_certificate_logs_in_and_its_key_is_checked_as_i
         let stderr = text(&out.stderr);
         assert!(stderr.contains(&readable), "{tls}: {stderr}");
         // (Refused before the run or failed in it: the mark of no data, recheck68 F2.)
-        assert_eq!(out.stdout, UNSENT, "{tls}");
+        assert_eq!(out.stdout, unsent(), "{tls}");
     }
 }
 

@@ -120,9 +120,27 @@ pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
 
 /// What stdout (a pipe) holds after a run to `--to -` that failed before any data: the mark that
 /// fails a COPY reading it, text or CSV, on two lines (a reader skipping a header line fails
-/// on the second).
-pub const UNSENT: &[u8] = b"\\.copyman: the run failed before any data was sent\n\
-                            \"'\\.copyman: the run failed before any data was sent";
+/// on the second), and [`mark_tail`].
+pub fn unsent() -> Vec<u8> {
+    let words = b"\\.copyman: the run failed before any data was sent\n\
+                  \"'\\.copyman: the run failed before any data was sent";
+    [&words[..], &mark_tail()].concat()
+}
+
+/// What ends the mark of data of unknown format, and of a stdout that got none: each byte but
+/// NUL, LF and CR 1 602 times in a row, 0xFF and the usual DELIMITERs and QUOTEs first, which
+/// no CSV reader of any QUOTE and DELIMITER loads (recheck74 F1).
+pub fn mark_tail() -> Vec<u8> {
+    const FIRST: [u8; 11] = [
+        0xFF, 0x01, 0x02, b'\t', b',', b';', b'|', b' ', b'"', b'\'', 0x1F,
+    ];
+    let rest = (1..0xFF).filter(|b| ![b'\n', b'\r'].contains(b) && !FIRST.contains(b));
+    FIRST
+        .into_iter()
+        .chain(rest)
+        .flat_map(|b| [b; 1602])
+        .collect()
+}
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
