@@ -309,8 +309,7 @@ fn a_resume_refuses_while_an_announced_commit_is_prepared_and_undecided() {
     assert_exit(&refused, 2);
     let stderr = text(&refused.stderr);
     assert!(
-        stderr.contains("still in progress")
-            && stderr.contains(&gid)
+        stderr.contains(&format!("is prepared as {gid} and not finished"))
             && stderr.contains("copyman recover"),
         "{stderr}"
     );
