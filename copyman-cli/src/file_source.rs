@@ -1092,7 +1092,9 @@ pub(crate) fn check_start(
         .into());
     }
     // CSV read as text (stdin, or a file whose name says nothing, without --format): every
-    // line would fail at its first field, 22P02, with no word of CSV (cli43 F6).
+    // line would fail at its first field, 22P02, with no word of CSV (cli43 F6); of one column,
+    // it would load, its quotes in the values, a NULL as an empty string, a value of two lines
+    // as two rows, exit 0 (types74 F2).
     if let Statements::Table {
         format: None | Some(Format::Text),
         format_given: false,
@@ -1105,12 +1107,23 @@ pub(crate) fn check_start(
         return Err(Fatal {
             exit: Exit::Usage,
             server: None,
-            message: format!(
-                "{} is read as text COPY data, but its lines are CSV (commas, not tabs, split \
-                 each into the table's columns), which text would fail at their first field; \
-                 give --format csv (with --header if its first line names the columns)",
-                source.name()
-            ),
+            message: match columns.len() {
+                1 => format!(
+                    "{} is read as text COPY data, but its lines are CSV (a value quoted as \
+                     only CSV quotes one: a \"\" or a comma inside, a line break, or \"\", CSV's \
+                     empty string), which text would load with its quotes in the values and \
+                     a value of two lines as two rows, so nothing was sent; give --format csv \
+                     (or --format text if it is text)",
+                    source.name()
+                ),
+                _ => format!(
+                    "{} is read as text COPY data, but its lines are CSV (commas, not tabs, \
+                     split each into the table's columns), which text would fail at their \
+                     first field; give --format csv (with --header if its first line names \
+                     the columns)",
+                    source.name()
+                ),
+            },
         }
         .into());
     }

@@ -1157,10 +1157,31 @@ pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
 /// assert!(!csv_sign(b"1,a\n2\tb\n", 2));
 /// assert!(!csv_sign(b"a,b\n", 1));
 /// ```
+///
+/// For one column, where any line is one text value and commas split none: every value is
+/// CSV of one field, and one at least is quoted as only CSV quotes (a `""` inside, a comma, a
+/// line break: as text its quotes were stored in the value, and its lines split into rows;
+/// types74 F2) or is `""`, CSV's empty string.
+///
+/// ```
+/// use copyman_core::file_start::csv_sign;
+///
+/// assert!(csv_sign(b"plain\n\"a,b\"\n\n", 1));
+/// assert!(csv_sign(b"\"x\"\"y\"\n", 1));
+/// assert!(csv_sign(b"\"multi\nline\"\nnext\n", 1));
+/// assert!(csv_sign(b"\"\"\n", 1));
+/// // Quotes a text value may hold: not CSV's.
+/// assert!(!csv_sign(b"say \"hi\"\n", 1));
+/// assert!(!csv_sign(b"\"quoted\"\n", 1));
+/// assert!(!csv_sign(b"\"a,b\"\nx,y\n", 1));
+/// ```
 pub fn csv_sign(data: &[u8], columns: usize) -> bool {
     let Some(end) = data.iter().rposition(|b| *b == b'\n') else {
         return false;
     };
+    if columns == 1 {
+        return one_column_csv(&data[..=end]);
+    }
     let mut lines = data[..end]
         .split(|b| *b == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
@@ -1170,6 +1191,53 @@ pub fn csv_sign(data: &[u8], columns: usize) -> bool {
         && lines.all(|line| {
             !line.contains(&b'\t') && csv_fields(line).is_some_and(|(n, _)| n == columns)
         })
+}
+
+/// Whether `data` (whole lines) is CSV of one column quoted as only CSV quotes ([`csv_sign`]):
+/// each record one field, its quotes closing at its end, one at least holding `""`, a comma
+/// or a line break inside its quotes, or being `""`.
+fn one_column_csv(data: &[u8]) -> bool {
+    let (mut i, mut telling) = (0, false);
+    while i < data.len() {
+        if data[i] != b'"' {
+            // An unquoted value: up to its line's end, no quote nor comma in it.
+            let line_end = data[i..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |n| i + n);
+            if data[i..line_end].iter().any(|&b| b == b'"' || b == b',') {
+                return false;
+            }
+            i = line_end + 1;
+            continue;
+        }
+        // A quoted value: to its closing quote, which ends the line.
+        let start = i + 1;
+        i = start;
+        let mut inner_quote = false;
+        loop {
+            match data.get(i) {
+                None => return false,
+                Some(b'"') if data.get(i + 1) == Some(&b'"') => {
+                    inner_quote = true;
+                    i += 2;
+                }
+                Some(b'"') => break,
+                Some(_) => i += 1,
+            }
+        }
+        let value = &data[start..i];
+        telling |=
+            inner_quote || value.is_empty() || value.iter().any(|&b| b == b',' || b == b'\n');
+        i += 1;
+        match data.get(i) {
+            Some(b'\n') => i += 1,
+            Some(b'\r') if data.get(i + 1) == Some(&b'\n') => i += 2,
+            None => {}
+            Some(_) => return false,
+        }
+    }
+    telling
 }
 
 /// How many fields a CSV line (comma-separated, `"` quoting, `""` a quote within) holds, and

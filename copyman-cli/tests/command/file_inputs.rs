@@ -1845,6 +1845,68 @@ fn csv_on_stdin_read_as_text_is_told_to_give_format_csv() {
     assert_eq!(count(&c.dest[0], &d1, "cs"), 2);
 }
 
+/// CSV of one column on stdin read as text: every line is a text value, so it loaded, its
+/// quotes in the values, a NULL as '', a value of two lines as two rows — 6 rows of 5, exit 0
+/// (types74 F2). Refused, nothing sent; `--format csv` loads it as it was, and text whose
+/// quotes are its own (`say "hi"`, a JSON string) loads as before.
+#[test]
+fn csv_of_one_column_read_as_text_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE one1 (s text); INSERT INTO one1 VALUES ('a,b'), (NULL), (''), ('x\"y'), \
+         (E'multi\nline'), ('plain');",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE one1 (s text);");
+    let to = c.dest[0].conninfo(&d1);
+    let csv = run(&[
+        "table",
+        "one1",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        "-",
+        "--format",
+        "csv",
+    ]);
+    assert_exit(&csv, 0);
+    let out = run_with_stdin(&["table", "one1", "--from", "-", "--to", &to], &csv.stdout);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is read as text COPY data, but its lines are CSV")
+            && text(&out.stderr).contains("give --format csv (or --format text if it is text)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "one1"), 0);
+    let out = run_with_stdin(
+        &[
+            "table", "one1", "--from", "-", "--to", &to, "--format", "csv",
+        ],
+        &csv.stdout,
+    );
+    assert_exit(&out, 0);
+    let same =
+        "(SELECT 1 FROM one1 WHERE s IS NULL OR s IN ('a,b', '', 'x\"y', E'multi\nline', 'plain'))";
+    assert_eq!(count(&c.dest[0], &d1, "one1"), 6);
+    assert_eq!(count(&c.dest[0], &d1, same), 6);
+    assert_eq!(
+        count(&c.dest[0], &d1, "(SELECT 1 FROM one1 WHERE s IS NULL)"),
+        1
+    );
+    let own = b"say \"hi\"\n\"quoted\"\nplain\n";
+    let out = run_with_stdin(&["table", "one1", "--from", "-", "--to", &to], own);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &d1,
+            "(SELECT 1 FROM one1 WHERE s = 'say \"hi\"')"
+        ),
+        1
+    );
+}
+
 /// A CSV quote inside an unquoted field (an inch mark, a MySQL-style `\"`): the servers read a
 /// quoted value from it to the next quote, across line ends, merging rows without an error —
 /// 3 records stored as 2, exit 0 (files44 F3); and text right after a quote that closes a
