@@ -528,6 +528,13 @@ impl StandbyWait {
         Self::watching(spec, &by_gid(gid), name, "COMMIT PREPARED")
     }
 
+    /// A `PREPARE TRANSACTION` of `gid`, as [`Self::watch_commit`]: prepared there already, only
+    /// the standby's word is waited for (recheck74 F2: a standby missing from the start held
+    /// every `--atomic` run there for ever, the others' transactions open).
+    pub(crate) fn watch_prepare(spec: ServerSpec, gid: &str, name: &str) -> Self {
+        Self::watching(spec, &by_gid(gid), name, "PREPARE TRANSACTION")
+    }
+
     /// A one-table run's plain `COMMIT` on backend `pid`, as [`Self::watch_commit`] (the
     /// destinations after it waited, their transactions open, for ever).
     pub(crate) fn watch_plain_commit(spec: ServerSpec, pid: i32, name: &str) -> Self {
@@ -543,6 +550,10 @@ impl StandbyWait {
             "ROLLBACK PREPARED" => (
                 Duration::from_secs(1),
                 crate::watch::STANDBY_ROLLBACK_CANCELLED,
+            ),
+            "PREPARE TRANSACTION" => (
+                STANDBY_COMMIT_PATIENCE,
+                crate::watch::STANDBY_PREPARE_CANCELLED,
             ),
             _ => (
                 STANDBY_COMMIT_PATIENCE,
@@ -716,6 +727,9 @@ impl Participant for Party<'_, '_> {
             }
             (Action::CommitPrepared(gid), Some(spec)) => {
                 Some(StandbyWait::watch_commit(spec.clone(), gid, &self.name))
+            }
+            (Action::Prepare(gid), Some(spec)) => {
+                Some(StandbyWait::watch_prepare(spec.clone(), gid, &self.name))
             }
             (Action::Commit, Some(spec)) => {
                 backend.map(|pid| StandbyWait::watch_plain_commit(spec.clone(), pid, &self.name))

@@ -993,6 +993,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // asked before the plan's own sessions count against it: the workers an unsplit job takes
     // first (a table is split into no more ranges than that), then fitted to what the plan
     // holds (which tables are split), said once.
+    report::set_atomic(options.two_phase.is_some());
     let rooms = Rooms::ask(&source, &dests, options.two_phase.is_some(), &passed_over);
     let wanted = options.jobs;
     let (unsplit_jobs, _) = rooms.fit(wanted, &Demand::unsplit, 0)?;

@@ -247,8 +247,9 @@ fn notices_said(notices: &[Notice]) -> Vec<String> {
             (_, None) => format!("{said} (said {times} times)"),
         })
         .map(|said| match said.contains(SYNC_WAIT_CANCELLED) {
-            // A plain COMMIT's wait: it did commit there (commit66 F3: said as a PREPARE's).
-            true if signals::two_phase() == Some(false) => {
+            // A plain COMMIT's wait: it did commit there (commit66 F3: said as a PREPARE's; a
+            // job's too, recheck74 F2).
+            true if !ATOMIC.load(Ordering::Relaxed) => {
                 format!("{said}\n{SYNC_WAIT_GLOSS_COMMIT}")
             }
             true => format!("{said}\n{SYNC_WAIT_GLOSS}"),
@@ -266,8 +267,18 @@ const SYNC_WAIT_CANCELLED: &str = "canceling wait for synchronous replication";
 /// as the report says) — beside copyman's "nothing committed" it read as a contradiction
 /// (commit64 F3).
 const SYNC_WAIT_GLOSS: &str = "copyman: (the transaction the server says committed locally is \
-     the step copyman was waiting on there: under --atomic its PREPARE TRANSACTION, which \
-     commits nothing by itself; what each destination holds is what the report says)";
+     the step copyman was waiting on there: under --atomic a PREPARE TRANSACTION, which \
+     commits nothing by itself, or a COMMIT PREPARED; what each destination holds is what the \
+     report says)";
+
+/// Whether the run or job commits with `--atomic` ([`set_atomic`]), for the gloss of a
+/// cancelled standby wait.
+static ATOMIC: AtomicBool = AtomicBool::new(false);
+
+/// Records that the run or job commits with `--atomic` (a resumed job: as it began).
+pub(crate) fn set_atomic(atomic: bool) {
+    ATOMIC.store(atomic, Ordering::Relaxed);
+}
 
 /// [`SYNC_WAIT_GLOSS`] where the step was a plain `COMMIT` (no `--atomic`).
 const SYNC_WAIT_GLOSS_COMMIT: &str = "copyman: (the transaction the server says committed locally \
@@ -1732,7 +1743,8 @@ mod tests {
         );
         let said = notices_said(&[on("destination 2", &cancelled)]);
         assert!(
-            said[0].ends_with(SYNC_WAIT_GLOSS) && said[0].contains("DETAIL:  The transaction"),
+            said[0].ends_with(SYNC_WAIT_GLOSS_COMMIT)
+                && said[0].contains("DETAIL:  The transaction"),
             "{said:?}"
         );
         let json = on("destination 2", &own).to_json();

@@ -265,6 +265,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         plan.send.as_deref(),
         &plan.receive,
     )?;
+    report::set_atomic(t.atomic.is_some());
     let atomic = match &t.atomic {
         Some(log) => Some(Atomic::prepare(
             log,

@@ -532,14 +532,6 @@ pub(crate) fn rolled_back_prepared(party: &str) {
     }
 }
 
-/// Whether the run's commit is a two-phase one (`None`: it has not begun).
-pub(crate) fn two_phase() -> Option<bool> {
-    match &*crate::watch::lock_briefly(&STAGE)? {
-        Stage::Running { ending, .. } => *ending,
-        _ => None,
-    }
-}
-
 /// The commit begins (`two_phase`: with PREPAREs and a decision): from now on a signal does not
 /// stop it, and says so. Returns the signal received before, if any: the run must not commit
 /// then. (Checked under the stage's lock, which the signal thread takes after it noted the

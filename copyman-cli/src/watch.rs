@@ -619,6 +619,13 @@ pub(crate) const STANDBY_COMMIT_CANCELLED: &str = "waited 10 s for a synchronous
      word is waited for: its wait is cancelled, so that the other servers are finished (the \
      standby gets it when it catches up)";
 
+/// What copyman (a run, a job) says of a `PREPARE TRANSACTION` whose wait for a synchronous
+/// standby it cancelled ([`crate::finish::StandbyWait::watch_prepare`]).
+pub(crate) const STANDBY_PREPARE_CANCELLED: &str = "waited 10 s for a synchronous standby \
+     (synchronous_standby_names on that server): prepared there already, only the standby's \
+     word is waited for: its wait is cancelled, so that the commit goes on (the standby gets it \
+     when it catches up)";
+
 /// A look's activity when the monitoring connection could not ask.
 const CANNOT_BE_ASKED: &str = "its server cannot be asked";
 
@@ -1139,10 +1146,18 @@ impl Look {
         let bounded = STALL_TIMEOUT.get().copied().flatten();
         let not_cancelled = |why: &str| format!("not cancelled: {why}");
         let for_standby = (self.wait.as_ref()).is_some_and(|(k, e)| k == "IPC" && e == "SyncRep");
-        let why = if statement.starts_with("COMMIT") && for_standby {
+        let patience = crate::finish::STANDBY_COMMIT_PATIENCE;
+        // (A PREPARE given up at a shorter --stall-timeout first.)
+        let prepare_waits =
+            statement.starts_with("PREPARE") && bounded.is_none_or(|limit| limit >= patience);
+        let why = if for_standby && (statement.starts_with("COMMIT") || prepare_waits) {
             format!(
-                "committed there already: its wait is cancelled at {} s",
-                crate::finish::STANDBY_COMMIT_PATIENCE.as_secs()
+                "{} there already: its wait is cancelled at {} s",
+                match prepare_waits {
+                    true => "prepared",
+                    false => "committed",
+                },
+                patience.as_secs()
             )
         } else if statement.starts_with("COMMIT") {
             not_cancelled("only its answer says whether it committed")
@@ -2932,6 +2947,12 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
                 && c.since.elapsed() >= crate::finish::STANDBY_COMMIT_PATIENCE =>
             {
                 Some(STANDBY_COMMIT_CANCELLED)
+            }
+            // (recheck74 F2: a standby missing from the start held every --atomic job here.)
+            s if s.starts_with("PREPARE")
+                && c.since.elapsed() >= crate::finish::STANDBY_COMMIT_PATIENCE =>
+            {
+                Some(STANDBY_PREPARE_CANCELLED)
             }
             _ => None,
         };

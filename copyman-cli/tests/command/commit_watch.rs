@@ -158,6 +158,65 @@ fn a_commit_waiting_for_a_missing_standby_is_said_and_its_wait_cancelled_at_ten_
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
 
+/// Under --atomic, a destination whose synchronous standby is missing from the start: its
+/// PREPARE TRANSACTION waits for it too, prepared there already; cancelled at 10 s, as its
+/// COMMIT PREPARED is next, and the run (a job alike) commits everywhere (recheck74 F2: it
+/// waited for ever, the other destinations' transactions open).
+#[test]
+fn an_atomic_prepare_waiting_for_a_missing_standby_is_cancelled_at_ten_seconds() {
+    let c = two_phase_clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    for job in [false, true] {
+        let d1 = database(&c.dest[0], table);
+        let stuck = stuck_database(table);
+        let (log, state) = (
+            TempPath::new("prepare-standby.log"),
+            TempPath::new("prepare-standby.state"),
+        );
+        let (from, to1, to2) = (
+            c.source.conninfo(&src),
+            syncrep().conninfo(&stuck),
+            c.dest[0].conninfo(&d1),
+        );
+        let mut args = vec![
+            "table",
+            "t",
+            "--atomic",
+            "--decision-log",
+            log.arg(),
+            "--from",
+            &from,
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+        ];
+        if job {
+            args.extend(["--state", state.arg()]);
+        }
+        let child = copyman()
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (status, said) = ended_within_a_minute(child, &stuck, &format!("job {job}"));
+        assert_eq!(status.code(), Some(0), "job {job}: {said}");
+        assert!(
+            said.contains("PREPARE TRANSACTION")
+                && said.contains("waited 10 s for a synchronous standby")
+                && said.contains("prepared there already"),
+            "job {job}: {said}"
+        );
+        assert_eq!(count(syncrep(), &stuck, "t"), 1000, "job {job}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 1000, "job {job}");
+        assert_eq!(prepared_in_db(syncrep(), &stuck), 0, "job {job}");
+    }
+}
+
 /// A COMMIT waiting for a synchronous standby whose session is terminated: the server sends a
 /// WARNING ("already committed locally, but might not have been replicated") and closes the
 /// connection without answering the COMMIT. The rows are committed there, so copyman says
