@@ -1893,6 +1893,51 @@ fn values_naming_objects_read_on_the_sources_search_path_are_said() {
     assert_eq!(rc, "app.r");
 }
 
+/// A destination `varchar(n)` narrower than the source's column cuts a longer value whose
+/// excess is spaces without an error (`'ab   '` arrived as `'ab'`, exit 0: types74 F3).
+/// Measured on the source and refused, one table and a job alike; values that fit copy.
+#[test]
+fn trailing_spaces_a_narrower_varchar_would_cut_are_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE vc (id int, v text, w varchar(10)); \
+         INSERT INTO vc VALUES (1, 'ab   ', 'xy'), (2, 'cd', 'zz');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE vc (id int, v varchar(2), w varchar(2));",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let state = TempPath::new("varchar-cut.state");
+    for job in [false, true] {
+        let mut args = vec!["table", "vc", "--from", &from, "--to", &to];
+        if job {
+            args.extend(["--state", state.arg()]);
+        }
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "job {job}: {stderr}");
+        assert!(
+            stderr.contains(
+                "which cuts a longer value's trailing spaces without an error: 1 of the \
+                 source's values would lose some, e.g. 'ab   '"
+            ) && stderr.contains(
+                "column \"v\" is text on the source but character varying(2) on destination 1"
+            ),
+            "job {job}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dst, "vc"), 0, "job {job}");
+    }
+    // Trimmed on the source: copied.
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE vc SET v = rtrim(v)")
+        .unwrap();
+    assert_exit(&run(&["table", "vc", "--from", &from, "--to", &to]), 0);
+    assert_eq!(count(&c.dest[0], &dst, "vc"), 2);
+}
+
 /// A destination `name` column cuts a text value longer than 63 bytes without an error: a
 /// LATIN1 source's 63 `é` (126 bytes in UTF8), or a `text` value of 100 characters, arrived cut
 /// with exit 0. Measured on the source in each destination's encoding and refused, one table and

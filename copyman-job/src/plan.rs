@@ -933,6 +933,46 @@ pub fn values_cut(
             let Some(to) = rel.column(name) else {
                 continue;
             };
+            if let Some(width) = narrower_varchar(&from.type_name, &to.type_name) {
+                let Ok(rows) = rows else {
+                    // (A writing --send, not run again: cast there, and the types are alike.)
+                    return Err(format!(
+                        "column {name} is {} on {label}, which cuts a longer value's trailing \
+                         spaces without an error, and the source's values could not be \
+                         measured: cast it in the --send's query (…::varchar({width})) to take \
+                         the cut as yours",
+                        to.type_name
+                    ));
+                };
+                let query = format!(
+                    "SELECT count(*)::text, min(v) FROM (SELECT {name}::text AS v FROM {rows}) q \
+                     WHERE pg_catalog.char_length(v) > {width} \
+                     AND pg_catalog.char_length(pg_catalog.rtrim(v, ' ')) <= {width}"
+                );
+                let found = source.query(&query).map_err(|e| {
+                    format!(
+                        "column {name} is {} on {label}, which cuts a longer value's trailing \
+                         spaces without an error, and the source's values could not be \
+                         measured ({}): widen it there, or cast it in a `copy` --send query \
+                         (…::varchar({width})) to take the cut as yours",
+                        to.type_name,
+                        crate::job::describe(&e)
+                    )
+                })?;
+                measured = true;
+                let field = |i: usize| found.first().and_then(|r| r.get(i).cloned().flatten());
+                if let (Some(n), Some(example)) = (field(0), field(1)) {
+                    return Err(format!(
+                        "column {name} is {} on the source but {} on {label}, which cuts a \
+                         longer value's trailing spaces without an error: {n} of the source's \
+                         values would lose some, e.g. '{}'; widen it there, or trim them in a \
+                         `copy` --send query (rtrim) to take the cut as yours",
+                        from.type_name,
+                        to.type_name,
+                        example.chars().take(20 + width).collect::<String>()
+                    ));
+                }
+            }
             for leaf in to.leaves.iter().filter(|l| [NAME, CHAR].contains(&l.oid)) {
                 // The same type at the same place on the source (and, for a name, the same
                 // encoding): its values fit.
@@ -1080,6 +1120,35 @@ pub fn values_cut(
         }
     }
     Ok(measured)
+}
+
+/// The width of a destination column `to` of type `character varying(n)` narrower than the
+/// source's `from` (`text`, `character varying` unbounded or wider): a longer value whose excess
+/// is spaces is cut to it without an error (the SQL standard's rule), a longer one fails
+/// (types74 F3: `'ab   '` arrived as `'ab'`, exit 0).
+///
+/// ```
+/// use copyman_job::plan::narrower_varchar;
+///
+/// assert_eq!(narrower_varchar("text", "character varying(2)"), Some(2));
+/// assert_eq!(narrower_varchar("character varying(10)", "character varying(2)"), Some(2));
+/// assert_eq!(narrower_varchar("character varying", "character varying(5)"), Some(5));
+/// assert_eq!(narrower_varchar("character varying(2)", "character varying(5)"), None);
+/// assert_eq!(narrower_varchar("integer", "character varying(2)"), None);
+/// assert_eq!(narrower_varchar("text", "text"), None);
+/// ```
+pub fn narrower_varchar(from: &str, to: &str) -> Option<usize> {
+    let width = |t: &str| {
+        t.strip_prefix("character varying(")?
+            .strip_suffix(')')?
+            .parse::<usize>()
+            .ok()
+    };
+    let to = width(to)?;
+    match from {
+        "text" | "character varying" => Some(to),
+        from => width(from).filter(|&w| w > to).map(|_| to),
+    }
 }
 
 /// A measure of the source's values for a destination column that cuts them without an error
