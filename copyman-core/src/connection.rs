@@ -270,7 +270,20 @@ macro_rules! connection_glue {
                     if !unsent.is_closed() {
                         return Err(unsent);
                     }
-                    return Err(match self.read_into_session()$(.$await)? {
+                    // Read to its end (a lost connection's socket gives what it holds, then its
+                    // end, at once): the session is then known closed, and every later call
+                    // says so alike in both adapters (lib73 F2: an immediate shutdown's WARNING
+                    // read, the session left open, one said "Broken pipe" again).
+                    let mut said = Ok(());
+                    for _ in 0..64 {
+                        said = self.read_into_session()$(.$await)?;
+                        let closed = self.endpoint.session().state()
+                            == $crate::session::State::Closed;
+                        if said.is_err() || closed {
+                            break;
+                        }
+                    }
+                    return Err(match said {
                         Err(said) if said.db_error().is_some() => said,
                         _ => unsent,
                     });

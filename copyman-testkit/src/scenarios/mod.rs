@@ -43,7 +43,7 @@
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
 //!   [`check_reads_why_the_server_ended_a_session`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`],
-//!   [`abstract_unix_socket`];
+//!   [`abstract_unix_socket`], [`a_session_its_server_shut_down_immediately_is_closed_alike`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
 //!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`],
 //!   [`a_slow_destination_draining_its_buffers_is_not_stalled`],
@@ -97,7 +97,8 @@ pub use seed::{
 };
 pub use server::{
     a_closer_ends_a_wait_from_another_thread, a_receiver_heard_moving_is_not_stalled,
-    a_session_ended_by_its_server_says_why, abstract_unix_socket,
+    a_session_ended_by_its_server_says_why,
+    a_session_its_server_shut_down_immediately_is_closed_alike, abstract_unix_socket,
     an_autocommit_receiver_ended_after_copydone_is_in_doubt,
     check_reads_why_the_server_ended_a_session, connect_timeout_expires_then_next_host,
     execute_of_copy_out_is_cancelled,
@@ -233,6 +234,7 @@ macro_rules! scenario_tests {
             notices_reach_the_caller,
             connect_timeout_expires_then_next_host,
             abstract_unix_socket,
+            a_session_its_server_shut_down_immediately_is_closed_alike,
             tcp_keepalives_are_set_as_libpq_sets_them,
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,

@@ -1021,6 +1021,48 @@ pub fn connect_timeout_expires_then_next_host<D: CopyDriver>(driver: &D, cluster
     select_one(&mut copy, Endpoint::Source);
 }
 
+/// A session whose server was stopped with `-m immediate` (its backend sends a WARNING 57P01
+/// and is gone): the first statement after it fails with the connection lost, and every later
+/// one says the connection closed by the server, alike in both adapters (lib73 F2: one said
+/// "Broken pipe" again, the connection not known closed).
+pub fn a_session_its_server_shut_down_immediately_is_closed_alike<D: CopyDriver>(
+    driver: &D,
+    _clusters: &Clusters,
+) {
+    let cluster = Cluster::start();
+    let db = cluster.create_database();
+    // Over its Unix socket: a write after the server's end fails at once there (EPIPE).
+    let socket = format!(
+        "host={} port={} user=postgres password={} dbname={db}",
+        cluster.socket_dir().display(),
+        cluster.port(),
+        cluster.password()
+    );
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(socket, series(10))),
+        destinations: Vec::new(),
+    };
+    let mut copy = open(driver, plan);
+    copy.sql(Endpoint::Source, "BEGIN")
+        .unwrap_or_else(|e| panic!("[{}] BEGIN: {e}", driver.name()));
+    cluster.stop_immediate();
+    let first = copy
+        .sql(Endpoint::Source, "SELECT 1")
+        .expect_err("the server is gone");
+    for _ in 0..2 {
+        let later = copy
+            .sql(Endpoint::Source, "SELECT 1")
+            .expect_err("the server is gone");
+        assert_eq!(
+            later.text,
+            "connection closed by the server",
+            "[{}] after {first}",
+            driver.name()
+        );
+    }
+    cluster.start_again();
+}
+
 /// libpq 14's `host=@name` reaches a server listening on a socket in Linux's abstract namespace
 /// (`unix_socket_directories = '@name'`): it was looked up as a host name and failed.
 pub fn abstract_unix_socket<D: CopyDriver>(driver: &D, _clusters: &Clusters) {
