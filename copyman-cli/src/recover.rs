@@ -1247,9 +1247,22 @@ pub(crate) fn run(
                     }
                     false => "",
                 };
+                // A server given that could not be reached may be it, under another address
+                // (recheck73 F3, recheck74 F3: "not on the servers given" of one given).
+                let where_not = match unreachable.is_empty() {
+                    true => format!("is not on the servers given{clone}: give its CONN too"),
+                    false => format!(
+                        "is on none of the servers reached{clone}: it may be on one given that \
+                         could not be reached ({}: copyman recover given it once it can be \
+                         finishes it), else give its CONN too",
+                        (unreachable.iter())
+                            .map(|(display, ..)| display.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 format!(
-                    "{} ({}, database {}) {state} and is not on the servers given{clone}: give \
-                     its CONN too{any}",
+                    "{} ({}, database {}) {state} and {where_not}{any}",
                     h.gid,
                     the_runs(&h.display),
                     h.database
@@ -1266,6 +1279,7 @@ pub(crate) fn run(
                 // One given that could not be reached is not one left out (atomic45 F3).
                 "outcome": match reached_not {
                     Some(_) => format!("not reached: {what}"),
+                    None if !unreachable.is_empty() => format!("not on the servers reached: {what}"),
                     None => format!("not on the servers given: {what}"),
                 },
                 "error": reached_not.map(|(_, why, _)| why.clone()),
