@@ -1930,11 +1930,23 @@ fn write_human(
         ),
         (_, false) => format!(" ({})", HumanBytes(bytes)),
     };
+    // The source's rows are counted of the tables committed somewhere: one that failed
+    // everywhere is said beside them (recheck74 F4: "0 source rows" beside the bytes sent).
+    let uncounted = (report.tables.iter())
+        .filter(|t| (t.destinations.iter()).all(|d| d.status == Status::Failed))
+        .count();
+    let uncounted = match uncounted {
+        0 => String::new(),
+        n => format!(
+            " (of the tables committed somewhere; {} failed everywhere)",
+            plural(n, "table")
+        ),
+    };
     if !output.quiet {
         writeln!(
             out,
-            "copyman: {} of {} tables × destinations done ({} to {}){verified}, {} source {}, \
-             {} {} committed on the destinations in {:.1} s{rate}{planned}{}",
+            "copyman: {} of {} tables × destinations done ({} to {}){verified}, {} source \
+             {}{uncounted}, {} {} committed on the destinations in {:.1} s{rate}{planned}{}",
             done,
             pairs,
             plural(report.tables.len(), "table"),

@@ -3164,3 +3164,44 @@ fn a_fresh_job_waits_for_a_locked_table_once_per_catalog_question() {
     assert!(waits <= 2, "{waits} lock timeouts:\n{log}");
     assert_eq!(count(&c.dest[0], &d1, "a"), 1);
 }
+
+/// A job whose table fails alike on every destination (a CHECK each one has): the stop names
+/// every destination, not the first alone, and the summary says the source's count of that
+/// table is not known rather than "0 source rows" beside the bytes sent (recheck74 F4).
+#[test]
+fn a_job_whose_table_fails_alike_everywhere_says_so_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE u (id int); INSERT INTO u VALUES (1), (7);",
+    );
+    let checked = "CREATE TABLE u (id int CHECK (id < 5));";
+    let (d1, d2) = (database(&c.dest[0], checked), database(&c.dest[1], checked));
+    let state = TempPath::new("fails-alike.state");
+    let out = run(&[
+        "table",
+        "-t",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "copyman: the job stopped: table \"public\".\"u\" on every destination (2): SQLSTATE \
+             23514"
+        ) && stderr.contains(
+            "0 source rows (of the tables committed somewhere; 1 table failed everywhere)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "u"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "u"), 0);
+}

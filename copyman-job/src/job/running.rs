@@ -1164,15 +1164,33 @@ fn finish_table(shared: &Shared<'_>, worker: usize, i: usize, report: TableRepor
                     ..e.clone()
                 }
             ),
-            None => format!(
-                "table {} on destination {} ({}): {}",
-                t.table,
-                d + 1,
-                shared.destinations[d].name,
-                r.error
-                    .as_ref()
-                    .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
-            ),
+            None => {
+                let said = |r: &DestResult| {
+                    (r.error.as_ref())
+                        .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
+                };
+                // The same error on every destination: said of all, not of the first alone
+                // (recheck74 F4).
+                let alike = report
+                    .destinations
+                    .iter()
+                    .filter(|o| said(o) == said(r))
+                    .count();
+                match alike == report.destinations.len() && alike > 1 {
+                    true => format!(
+                        "table {} on every destination ({alike}): {}",
+                        t.table,
+                        said(r)
+                    ),
+                    false => format!(
+                        "table {} on destination {} ({}): {}",
+                        t.table,
+                        d + 1,
+                        shared.destinations[d].name,
+                        said(r)
+                    ),
+                }
+            }
         };
         shared.stop(stopped);
     }
