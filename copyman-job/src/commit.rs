@@ -43,7 +43,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, LOST_BACKEND_WAIT, Options, Outcome, Party,
@@ -145,7 +145,7 @@ pub fn run_on_a_live_session(
     if !action.finishes_anywhere() {
         return first;
     }
-    let mut fresh = match connect() {
+    let mut fresh = match connect_while_restarting(connect) {
         Ok(fresh) => fresh,
         Err(refused) => {
             // The error that decides the outcome, and what must be fixed before a recovery can
@@ -200,6 +200,34 @@ pub fn run_on_a_live_session(
     fresh.take_over_notices(conn);
     *conn = fresh;
     result
+}
+
+/// How long a new session to finish a statement is asked for again while its server restarts.
+const RESTART_PATIENCE: Duration = Duration::from_secs(10);
+
+/// `connect()`, asked again for up to [`RESTART_PATIENCE`] while its server says it cannot take
+/// a session yet (57P03: starting up, in recovery after a crash of one of its backends): a
+/// backend killed takes its server through a crash restart of well under a second, and a
+/// retry at once was refused, leaving the transaction prepared for a recover (commit74 F1). A
+/// server that refuses the connection (stopped) or shuts down is not waited for.
+fn connect_while_restarting(
+    connect: &dyn Fn() -> Result<Connection, Error>,
+) -> Result<Connection, Error> {
+    let since = Instant::now();
+    loop {
+        match connect() {
+            Err(e) if since.elapsed() < RESTART_PATIENCE && restarting(&e) => {
+                thread::sleep(Duration::from_millis(250));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether a connect's error says its server is on its way back: 57P03, not for a shutdown.
+fn restarting(e: &Error) -> bool {
+    e.db_error()
+        .is_some_and(|db| db.code == "57P03" && !db.message.contains("shutting down"))
 }
 
 /// The severity of a notice in copyman's own words, which no server said (a server's is never
@@ -425,7 +453,7 @@ impl PrepareBound {
     /// its server moved nothing for the interrupt's grace — the connection closed, its backend
     /// cancelled, the transaction maybe prepared and rolled back prepared by the commit's
     /// abort. `None` where no interrupter can be made (the wait is then not bounded).
-    pub fn arm(conn: &mut Connection, limit: std::time::Duration) -> Option<Self> {
+    pub fn arm(conn: &mut Connection, limit: Duration) -> Option<Self> {
         use std::sync::atomic::{AtomicBool, Ordering};
         let own = copyman_sync::Interrupter::new().ok()?;
         let shared = conn.take_interrupter();
@@ -447,7 +475,7 @@ impl PrepareBound {
                     own.interrupt();
                     return;
                 }
-                thread::sleep(std::time::Duration::from_millis(50));
+                thread::sleep(Duration::from_millis(50));
             }
         });
         Some(Self {
@@ -468,7 +496,7 @@ impl PrepareBound {
     }
 
     /// What is said of a PREPARE given up at `limit`.
-    pub fn given_up(limit: Option<std::time::Duration>) -> String {
+    pub fn given_up(limit: Option<Duration>) -> String {
         format!(
             "its PREPARE TRANSACTION was not answered within --stall-timeout {} s (a \
              synchronous standby that is not there?): given up, its backend cancelled",
@@ -651,7 +679,7 @@ pub fn not_a_log(path: &Path) -> Option<String> {
 
 /// How often a wait for the decision log's lock asks whether to give up
 /// ([`DecisionLog::stopped_by`]).
-pub const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+pub const LOCK_POLL: Duration = Duration::from_millis(50);
 
 /// The error of a write given up ([`DecisionLog::stopped_by`]).
 fn called_off() -> io::Error {
@@ -1071,7 +1099,7 @@ impl DecisionLog {
             if tried == TRIES {
                 break;
             }
-            thread::sleep(std::time::Duration::from_millis(40));
+            thread::sleep(Duration::from_millis(40));
             // Removed by the recovery that held it, its death recorded.
             if !path.exists() {
                 return false;
@@ -2125,7 +2153,7 @@ mod tests {
         let held = File::open(&path).unwrap();
         held.lock().unwrap();
         let stopper = thread::spawn(|| {
-            thread::sleep(std::time::Duration::from_millis(200));
+            thread::sleep(Duration::from_millis(200));
             STOP.store(true, Ordering::SeqCst);
         });
         let e = log.record(&decision).unwrap_err();
@@ -2134,10 +2162,10 @@ mod tests {
         held.unlock().unwrap();
         // The given-up wait's thread takes the lock, and lets it go at once.
         let other = File::open(&path).unwrap();
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while other.try_lock().is_err() {
             assert!(Instant::now() < deadline, "the lock was never let go");
-            thread::sleep(std::time::Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(20));
         }
         other.unlock().unwrap();
         assert!(log.committed().unwrap().is_empty());
@@ -2149,7 +2177,7 @@ mod tests {
         // Not stopped: it waits for the holder, then writes.
         held.lock().unwrap();
         let letting_go = thread::spawn(move || {
-            thread::sleep(std::time::Duration::from_millis(200));
+            thread::sleep(Duration::from_millis(200));
             held.unlock().unwrap();
         });
         log.record(&decision).unwrap();
@@ -2299,7 +2327,7 @@ mod tests {
         let other = File::create(&left).unwrap();
         other.lock().unwrap();
         let recording = thread::spawn(move || {
-            thread::sleep(std::time::Duration::from_millis(60));
+            thread::sleep(Duration::from_millis(60));
             fs::remove_file(&left).unwrap();
             other.unlock().unwrap();
         });
@@ -2335,7 +2363,7 @@ mod tests {
         let started = Instant::now();
         while !waits_for_lock(&path, std::process::id()) {
             assert!(started.elapsed().as_secs() < 10, "never seen waiting");
-            thread::sleep(std::time::Duration::from_millis(10));
+            thread::sleep(Duration::from_millis(10));
         }
         held.unlock().unwrap();
         waiting.join().unwrap();

@@ -1333,6 +1333,48 @@ fn a_destination_session_lost_after_its_prepare_is_finished_on_a_new_one() {
     assert!(run.prepared().is_empty());
 }
 
+/// A destination whose backend is killed (-9) after its PREPARE: its server goes through a crash
+/// restart, refusing sessions a moment (57P03, "in recovery mode"); the COMMIT PREPARED is sent
+/// on a new session once it takes one, and the run commits everywhere (commit74 F1: one retry
+/// at once was refused, and the transaction was left prepared, exit 4).
+#[test]
+fn a_destination_through_a_crash_restart_after_its_prepare_is_finished() {
+    static CRASHING: OnceLock<Cluster> = OnceLock::new();
+    // No checkpoint meanwhile: its crash recovery replays the filler's WAL, a second or more
+    // of "in recovery mode".
+    let crashing = CRASHING.get_or_init(|| {
+        Cluster::builder()
+            .setting("max_prepared_transactions", "10")
+            .setting("checkpoint_timeout", "1h")
+            .setting("max_wal_size", "10GB")
+            .start()
+    });
+    database(
+        crashing,
+        "CREATE TABLE filler AS SELECT g, repeat('x', 300) AS v FROM generate_series(1, 400000) g",
+    );
+    let run = Run::with_second(crashing);
+    let paused = Paused::start(&args(&run.copy_args()), "recorded");
+    // (Any backend of its server: one killed resets them all.)
+    let pid: i32 = crashing
+        .connect("postgres")
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&run.dests[1].1],
+        )
+        .unwrap()[0]
+        .get(0);
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
 /// The same in a job: a destination whose session is lost after its PREPARE (here after the
 /// first destination's COMMIT PREPARED of a table) is finished by the job on a new session.
 #[test]
