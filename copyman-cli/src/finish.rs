@@ -945,8 +945,12 @@ pub(crate) fn source_wrote(conn: &mut Connection) -> bool {
 /// source that wrote nothing could not commit (that changes nothing).
 pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<String> {
     match source {
+        // (It wrote: a move's DELETE, rolled back with it. commit74 F4: not said.)
         Some(SourceOutcome::CommitFailed(e)) => Some(format!(
-            "every destination committed, but the source's transaction did not commit: {e}"
+            "every destination committed, but the source's transaction did not commit, and its \
+             changes (a move's DELETE) rolled back there: the rows copied are on the source and \
+             on every destination now, so check the source before moving them again (the same \
+             command again copies them twice): {e}"
         )),
         Some(SourceOutcome::InDoubt(e)) => Some(format!(
             "every destination committed, but the connection to the source was lost during its \

@@ -891,17 +891,21 @@ impl RunReport {
                 self.nothing_committed()
             )?,
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
-            _ if self.partial() => writeln!(
-                out,
-                "copyman: PARTIAL: {}{}{}; see each below{}",
-                self.committed_of_all(),
-                self.in_doubt(),
-                self.error
-                    .as_ref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default(),
-                self.pending_hint()
-            )?,
+            _ if self.partial() => {
+                let committed = format!("{}{}", self.committed_of_all(), self.in_doubt());
+                // An error that says it already, once (commit74 F4: "every destination
+                // committed (every destination committed, but the source's …)").
+                let said = match &self.error {
+                    Some(e) if e.starts_with(&committed) => e.clone(),
+                    Some(e) => format!("{committed} ({e})"),
+                    None => committed,
+                };
+                writeln!(
+                    out,
+                    "copyman: PARTIAL: {said}; see each below{}",
+                    self.pending_hint()
+                )?;
+            }
             None => writeln!(out, "copyman: copy failed; {}", self.nothing_committed())?,
             // Each destination's error is on its line below: named there only (ux70 F1: a
             // long error said twice, in the headline and on its line).

@@ -1093,3 +1093,32 @@ fn atomic_a_source_down_after_the_destinations_committed_is_said_as_its_part() {
         assert_eq!(count(cluster, db, "mv"), 1000);
     }
 }
+
+/// A move whose source session ends after every destination committed: its COMMIT fails, the
+/// DELETE rolls back, and the rows are on both sides. Said once in the headline, with what that
+/// means for the same command again (commit74 F4: "every destination committed (every
+/// destination committed, but …)", nothing of the rows being on both sides), exit 4.
+#[test]
+fn a_move_whose_source_commit_fails_says_the_rows_are_on_both_sides() {
+    let s = clusters();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let args = move_args(s, &s.source.url(&src), &dbs, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let paused = Paused::start(&args, "committed:2");
+    assert!(s.source.terminate_backends(&src) >= 1);
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "copyman: PARTIAL: every destination committed, but the source's transaction did \
+             not commit"
+        ) && stderr.contains("the rows copied are on the source and on every destination now"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.source, &src, "mv"), 1000, "the DELETE rolled back");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1000);
+    }
+}
