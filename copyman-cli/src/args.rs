@@ -855,6 +855,10 @@ pub(crate) enum Statements {
         /// The format was said (`--format` or `--header`), not guessed from a `.csv` name: a
         /// binary COPY file is then refused as that format, not read as binary.
         format_given: bool,
+        /// CSV only for `--header` (no `--format`): data that is text is then refused as for a
+        /// `.csv` name (input75 F6: a one-column text file with a header loaded `\N` as a
+        /// string).
+        csv_for_header: bool,
     },
     /// `copyman copy`: the source's statement, and each destination's (`None` for files).
     Raw {
@@ -1671,6 +1675,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             truncate: low.truncate,
             format,
             format_given: low.format.is_some() || low.header,
+            csv_for_header: low.format.is_none() && low.header,
         },
         keep_going: low.keep_going,
         safety,

@@ -169,6 +169,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             truncate: false,
             format: None,
             format_given: false,
+            csv_for_header: false,
         },
         keep_going: false,
         safety: Safety::default(),

@@ -491,6 +491,21 @@ impl FileSource {
                 self.name
             ));
         }
+        // A last line whose line end a backslash escapes: its row goes on past it, and nothing
+        // ends it — as cut short as one without a line end (input75 F5: committed, exit 0,
+        // a line break added to its last value).
+        let escaped_last = !self.scanner.is_binary() && self.scanner.ends_escaped();
+        if escaped_last && self.pipe {
+            return Err(format!(
+                "{} ended with a backslash escaping the line end of line {} (text COPY reads it \
+                 as data and the row as going on): what wrote it failed half way, most likely, \
+                 and that row is cut short (if the data is whole, the backslash belongs to the \
+                 value: write it as \\\\, or give it as a file)",
+                self.name,
+                self.scanner.line_number().saturating_sub(1).max(1)
+            )
+            .into());
+        }
         // A pipe whose writer died mid-row (a cut archive's `gzip -dc`, a killed query) ends
         // so; the server would take the torn row as the last one, and the rows never written
         // would be missing, exit 0 (files50 F3: a --truncate replaced 100 000 rows by 30 719,
@@ -542,7 +557,16 @@ impl FileSource {
         }
         // Text: a line end escaped by a backslash is data, and the next line the same row
         // (files63 F2: a Windows path ending in \ merged two rows, exit 0).
-        if let Some(line) = self.scanner.escaped_line_end() {
+        if escaped_last {
+            report::warn(format_args!(
+                "the last line of {} (line {}) ends in a backslash, which escapes its line end, \
+                 and no line follows: the servers read that line end as data, the last value of that row \
+                 ending in a line break (a path ending in \\ written by another tool ends so; \
+                 COPY writes a backslash as \\\\)",
+                self.name,
+                self.scanner.line_number().saturating_sub(1).max(1)
+            ));
+        } else if let Some(line) = self.scanner.escaped_line_end() {
             report::warn(format_args!(
                 "line {line} of {} ends in a backslash, which escapes its line end: the servers \
                  read that line end as data and line {} as the same row (COPY writes a line \
@@ -1068,14 +1092,18 @@ pub(crate) fn check_start(
             source.name()
         ));
     }
-    // A *.csv file read as CSV for its name whose lines are text COPY data (psql's `\copy t to
-    // 't.csv'` without `csv`): its NULLs would load as the string \N, its empty strings as NULL.
+    // A *.csv file read as CSV for its name (or for --header alone) whose lines are text COPY
+    // data (psql's `\copy t to 't.csv'` without `csv`): its NULLs would load as the string \N,
+    // its empty strings as NULL.
     if let Statements::Table {
         format: Some(Format::Csv),
-        format_given: false,
+        format_given,
+        csv_for_header,
         ..
     } = &t.statements
         && let (Some(front), Some(columns)) = (&source.front, &plan.file_columns)
+        // (Of more columns, --header's tab-split header is refused with its own words.)
+        && (!format_given || (*csv_for_header && columns.len() == 1))
         && let Some(sign) = file_start::text_sign(front, columns.len())
         && !start.binary
     {
@@ -1083,10 +1111,18 @@ pub(crate) fn check_start(
             exit: Exit::Usage,
             server: None,
             message: format!(
-                "{} is read as CSV for its name, but it holds {sign}, as text COPY data does \
-                 (whose NULLs, empty strings and escapes CSV would load as other values), so \
-                 nothing was sent; give --format text (or --format csv if it is CSV)",
-                source.name()
+                "{} is read as CSV for {}, but it holds {sign}, as text COPY data does (whose \
+                 NULLs, empty strings and escapes CSV would load as other values), so nothing \
+                 was sent; give --format text{} (or --format csv if it is CSV)",
+                source.name(),
+                match csv_for_header {
+                    true => "--header (which reads CSV unless --format says otherwise)",
+                    false => "its name",
+                },
+                match csv_for_header {
+                    true => " --header",
+                    false => "",
+                }
             ),
         }
         .into());
@@ -1541,6 +1577,13 @@ pub(crate) fn no_copy_data(foreign: Foreign, input: &Refused<'_>) -> Fatal {
                 || "; is it the file meant (a database, a spreadsheet, an archive)?".to_owned(),
                 |kind| format!(": it is {kind}")
             )
+        ),
+        Foreign::CopyStatement => format!(
+            "{name} begins with a `COPY … FROM stdin;` line, the statement of a pg_dump \
+             script's section, not COPY data (it would be loaded as a row, or fail as one), so \
+             nothing was sent: leave that line out ({}); the column list it names is the \
+             --columns to give",
+            input.way_in("tail -n +2", "tail -n +2")
         ),
         Foreign::PgDumpArchive => format!(
             "{name} is a pg_dump archive (it starts with PGDMP), not COPY data, so nothing was \

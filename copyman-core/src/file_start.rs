@@ -1292,7 +1292,47 @@ fn csv_fields(line: &[u8]) -> Option<(usize, bool)> {
 /// assert!(!windows_bytes_in_latin1(b"1,\x80\n", "WIN1252"));
 /// ```
 pub fn windows_bytes_in_latin1(data: &[u8], encoding: &str) -> bool {
-    encoding.eq_ignore_ascii_case("LATIN1") && data.iter().any(|b| (0x80..=0x9f).contains(b))
+    encoding_key(encoding) == "latin1" && data.iter().any(|b| (0x80..=0x9f).contains(b))
+}
+
+/// An encoding's name as PostgreSQL matches it (`clean_encoding_name`: its letters and digits,
+/// lower case), its ISO 8859 aliases as the LATIN names they are: `ISO-8859-1`, `iso88591`,
+/// `latin-1` and `LATIN1` are one (input75 F3: only some spellings were warned of).
+///
+/// ```
+/// use copyman_core::file_start::encoding_key;
+///
+/// for name in ["LATIN1", "latin-1", "ISO-8859-1", "iso88591", "ISO_8859_1"] {
+///     assert_eq!(encoding_key(name), "latin1");
+/// }
+/// assert_eq!(encoding_key("ISO-8859-15"), "latin9");
+/// assert_eq!(encoding_key("ISO_8859_5"), "iso88595");
+/// assert_eq!(encoding_key("Windows-1252"), "win1252");
+/// ```
+pub fn encoding_key(name: &str) -> String {
+    let clean: String = (name.chars())
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let latin = [
+        ("iso88591", "latin1"),
+        ("iso88592", "latin2"),
+        ("iso88593", "latin3"),
+        ("iso88594", "latin4"),
+        ("iso88599", "latin5"),
+        ("iso885910", "latin6"),
+        ("iso885913", "latin7"),
+        ("iso885914", "latin8"),
+        ("iso885915", "latin9"),
+        ("iso885916", "latin10"),
+    ];
+    match latin.iter().find(|(iso, _)| *iso == clean) {
+        Some((_, name)) => (*name).to_owned(),
+        None => match clean.strip_prefix("windows") {
+            Some(page) => format!("win{page}"),
+            None => clean,
+        },
+    }
 }
 
 /// Whether `data` (the input's first bytes) read in the single-byte `encoding` (`LATIN1`,
@@ -1310,10 +1350,10 @@ pub fn windows_bytes_in_latin1(data: &[u8], encoding: &str) -> bool {
 /// assert!(!utf8_read_as_single_byte("1\tcafé\n".as_bytes(), "SJIS"));
 /// ```
 pub fn utf8_read_as_single_byte(data: &[u8], encoding: &str) -> bool {
-    let upper = encoding.to_ascii_uppercase();
-    let single_byte = ["LATIN", "WIN", "ISO_8859", "ISO8859", "KOI8"]
+    let key = encoding_key(encoding);
+    let single_byte = ["latin", "win", "iso8859", "koi8"]
         .iter()
-        .any(|prefix| upper.starts_with(prefix));
+        .any(|prefix| key.starts_with(prefix));
     let valid = match std::str::from_utf8(data) {
         Ok(text) => text,
         // Cut in the middle of a character where the bytes stop: what came before.
@@ -1341,6 +1381,9 @@ pub enum Foreign {
     /// A pg_dump or pg_dumpall plain script (`--\n-- PostgreSQL database dump`, `… database
     /// cluster dump`): its SQL loaded as rows.
     PgDumpScript,
+    /// A pg_dump script's section cut out with its statement, its first line `COPY … FROM
+    /// stdin;`: loaded as a row of a one-column table (input75 F10), a 22P02 of another.
+    CopyStatement,
     /// UTF-16 text without a byte order mark (every other byte NUL, from its start): the
     /// encoding's name, as `iconv` takes it (`UTF-16LE`, `UTF-16BE`).
     WideTextUnmarked(&'static str),
@@ -1354,6 +1397,16 @@ pub enum Foreign {
         /// What it is, and how its rows are had, where its signature says.
         kind: Option<&'static str>,
     },
+}
+
+/// Whether `start`'s first line is a `COPY … FROM stdin;` statement, as pg_dump writes one.
+fn copy_statement_first(start: &[u8]) -> bool {
+    let Some(end) = start.iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let line = start[..end].strip_suffix(b"\r").unwrap_or(&start[..end]);
+    let upper = line.to_ascii_uppercase();
+    upper.starts_with(b"COPY ") && upper.ends_with(b" FROM STDIN;")
 }
 
 impl Foreign {
@@ -1370,6 +1423,8 @@ impl Foreign {
     /// assert_eq!(Foreign::of(b"PGDMP\x01\x0e"), Some(Foreign::PgDumpArchive));
     /// assert_eq!(Foreign::of(b"--\n-- PostgreSQL database dump\n--\n"), Some(Foreign::PgDumpScript));
     /// assert_eq!(Foreign::of(b"--\r\n-- PostgreSQL database cluster dump"), Some(Foreign::PgDumpScript));
+    /// assert_eq!(Foreign::of(b"COPY public.one (v) FROM stdin;\na\n"), Some(Foreign::CopyStatement));
+    /// assert_eq!(Foreign::of(b"COPY is a word\n"), None);
     /// assert_eq!(Foreign::of(b"\xef\xbb\xbfa,b"), None);
     /// assert_eq!(Foreign::of(b"i\x00d\x00,\x00v\x00"), Some(Foreign::WideTextUnmarked("UTF-16LE")));
     /// assert!(matches!(
@@ -1385,6 +1440,7 @@ impl Foreign {
             [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(Self::WideText("UTF-16")),
             _ if start.starts_with(b"PGDMP") => Some(Self::PgDumpArchive),
             _ if PG_DUMP_SCRIPTS.iter().any(|s| start.starts_with(s)) => Some(Self::PgDumpScript),
+            _ if copy_statement_first(start) => Some(Self::CopyStatement),
             // Binary COPY data holds NUL bytes, after its signature.
             _ if start.starts_with(&PGCOPY[..start.len().min(PGCOPY.len())]) => None,
             _ => {

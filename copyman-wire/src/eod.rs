@@ -231,6 +231,8 @@ pub struct EndOfDataScanner {
     found: Option<Marker>,
     /// Text: the first line whose line end a backslash escapes ([`Self::escaped_line_end`]).
     escaped_end: Option<u64>,
+    /// Text: the last byte seen was a line end a backslash escapes ([`Self::ends_escaped`]).
+    ends_escaped: bool,
     /// The bytes [`Self::skip_to_special`] stops at, by value.
     special: [bool; 256],
     /// Bytes of the stream seen so far, up to the signature's length.
@@ -263,6 +265,7 @@ impl EndOfDataScanner {
             pending: None,
             found: None,
             escaped_end: None,
+            ends_escaped: false,
             special: Self::special_bytes(mode, Encoding::AsciiSafe),
             head: 0,
             head_matches: true,
@@ -336,6 +339,7 @@ impl EndOfDataScanner {
                     }
                     // None of them was an escape (inside quotes it is stopped at).
                     self.last_was_esc = false;
+                    self.ends_escaped = false;
                 }
                 if at == chunk.len() {
                     // Nothing that matters in the rest of the chunk.
@@ -344,6 +348,7 @@ impl EndOfDataScanner {
             }
             let byte = chunk[at];
             at += 1;
+            self.ends_escaped = false;
             self.step(byte);
             // The physical line number, for messages: LF, CRLF and a lone CR each end a line
             // (counted once the byte after the CR is known), escaped and quoted or not.
@@ -478,6 +483,7 @@ impl EndOfDataScanner {
                     if byte == b'\n' || byte == b'\r' {
                         self.escaped_end.get_or_insert(self.number);
                     }
+                    self.ends_escaped = byte == b'\n';
                     self.line = Line::Other;
                     return;
                 }
@@ -558,6 +564,23 @@ impl EndOfDataScanner {
     /// Windows path ending in `\` merges two rows so).
     pub fn escaped_line_end(&self) -> Option<u64> {
         self.escaped_end
+    }
+
+    /// Text: whether the stream so far ends in a line feed a backslash escapes — its last row
+    /// goes on past it, and nothing ends it (a writer that died after it, as one that died
+    /// mid-row).
+    ///
+    /// ```
+    /// use copyman_wire::eod::{EndOfDataScanner, Mode};
+    ///
+    /// let mut scanner = EndOfDataScanner::new(Mode::Text);
+    /// scanner.feed(b"1\tfirst\n2\tsecond\\\n");
+    /// assert!(scanner.ends_escaped());
+    /// scanner.feed(b"part\n");
+    /// assert!(!scanner.ends_escaped());
+    /// ```
+    pub fn ends_escaped(&self) -> bool {
+        self.ends_escaped
     }
 
     /// The stream ended. A marker with data after it, if one was seen; a marker at the very end

@@ -887,6 +887,90 @@ fn a_header_that_names_no_column_is_said() {
     );
 }
 
+/// A one-column text file with a header (psql's `\copy one to 'f.txt' (format text, header)`)
+/// given `--header`, which reads CSV: refused as for a `.csv` name (input75 F6: `\N` stored as
+/// the string `\N`, exit 0); `--format text --header` loads it as it is.
+#[test]
+fn text_read_as_csv_for_header_is_refused() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE one (v text);");
+    let to = c.dest[0].conninfo(&db);
+    let path = file("one-header.txt", b"v\na\n\\N\n");
+    let out = run(&[
+        "table",
+        "one",
+        "--from",
+        path.arg(),
+        "--header",
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is read as CSV for --header")
+            && text(&out.stderr).contains("give --format text --header"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &db, "one"), 0);
+    let out = run(&[
+        "table",
+        "one",
+        "--from",
+        path.arg(),
+        "--header",
+        "--format",
+        "text",
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&c.dest[0], &db, "(SELECT 1 FROM one WHERE v IS NULL)"),
+        1
+    );
+    assert_eq!(count(&c.dest[0], &db, "one"), 2);
+}
+
+/// Text on stdin whose last line end a backslash escapes: its row goes on past it and nothing
+/// ends it, as cut short as a row without a line end — refused, nothing committed (input75 F5:
+/// committed with a line break added to its last value, exit 0); from a file, said as the
+/// last line.
+#[test]
+fn a_pipe_whose_last_line_end_is_escaped_fails_the_copy() {
+    let c = clusters();
+    let db = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&db);
+    let out = run_with_stdin(
+        &["table", "t", "--from", "-", "--to", &to],
+        b"1\tfirst\n2\tsecond part\\\n",
+    );
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdin ended with a backslash escaping the line end of line 2")
+            && stderr.contains("nothing committed"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &db, "t"), 0);
+    // An escaped line end within the data, the row going on: as before.
+    let within = run_with_stdin(
+        &["table", "t", "--from", "-", "--to", &to],
+        b"1\tfirst\\\nline\n",
+    );
+    assert_exit(&within, 0);
+    let path = file("escaped-last.txt", b"2\tsecond part\\\n");
+    let regular = run(&["table", "t", "--from", path.arg(), "--to", &to]);
+    assert_exit(&regular, 0);
+    assert!(
+        text(&regular.stderr).contains(
+            "(line 1) ends in a backslash, which escapes its line end, and no line follows"
+        ),
+        "{}",
+        text(&regular.stderr)
+    );
+}
+
 /// Text on stdin that ends in the middle of a line (what a `gzip -dc` of a cut archive gives,
 /// or a writer killed half way): the copy fails, nothing committed — under `--truncate` the
 /// table keeps its rows (files50 F3: they were replaced by the part that came, its last row
@@ -1598,28 +1682,31 @@ fn a_csv_file_copyman_wrote_with_a_tab_or_a_backslash_n_reads_back() {
 
 /// A file read as LATIN1 that holds bytes 0x80–0x9F (WIN1252's `€`, `“ ”`: a Windows file,
 /// which loaded as invisible control characters, as psql's `\copy` loads it) is said, with the
-/// encoding that reads it.
+/// encoding that reads it — under any spelling of LATIN1 the server takes (input75 F3:
+/// `ISO-8859-1`, as `file -i` says it, was not warned of).
 #[test]
 fn a_windows_file_read_as_latin1_is_said() {
     let c = clusters();
     let d1 = database(&c.dest[0], "CREATE TABLE w (id int, v text);");
     let data = file("w1252.txt", b"1\t\x80 euro\n");
-    let out = run(&[
-        "table",
-        "w",
-        "--from",
-        data.arg(),
-        "--encoding",
-        "LATIN1",
-        "--to",
-        &c.dest[0].conninfo(&d1),
-    ]);
-    assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("--encoding WIN1252"),
-        "{}",
-        text(&out.stderr)
-    );
+    for spelling in ["LATIN1", "ISO-8859-1", "latin-1"] {
+        let out = run(&[
+            "table",
+            "w",
+            "--from",
+            data.arg(),
+            "--encoding",
+            spelling,
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ]);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("--encoding WIN1252"),
+            "{spelling}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// A spreadsheet's empty columns past the table's (`a,b,c,,`) are said as such, with the way to
@@ -2063,4 +2150,33 @@ fn a_servers_error_on_a_files_row_names_the_file() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &db, "bad"), 0);
+}
+
+/// A pg_dump script's section cut out with its `COPY … FROM stdin;` line: refused, nothing
+/// sent, with the way to leave the line out (input75 F10: loaded as a row of a one-column table,
+/// exit 0); without that line, it loads.
+#[test]
+fn a_dump_section_with_its_copy_statement_is_refused() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE one (v text);");
+    let to = c.dest[0].conninfo(&db);
+    let section = file(
+        "dump-section.txt",
+        b"COPY public.one (v) FROM stdin;\na\nb\n\\.\n",
+    );
+    let out = run(&["table", "one", "--from", section.arg(), "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("begins with a `COPY … FROM stdin;` line")
+            && text(&out.stderr).contains("tail -n +2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &db, "one"), 0);
+    let rows = run_with_stdin(
+        &["table", "one", "--from", "-", "--to", &to],
+        b"a\nb\n\\.\n",
+    );
+    assert_exit(&rows, 0);
+    assert_eq!(count(&c.dest[0], &db, "one"), 2);
 }
