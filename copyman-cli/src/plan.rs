@@ -1490,8 +1490,9 @@ fn read_otherwise(
                     if setting == "DateStyle" {
                         ways = format!(
                             "; a file of ISO dates (2024-01-02, as copyman writes them) reads \
-                             alike under any order, but each destination needs the same one: \
-                             PGDATESTYLE='ISO, {means}'"
+                             alike under any order, but each destination needs the same one, \
+                             the order the file's dates are written in (DMY, MDY or YMD): \
+                             PGDATESTYLE='ISO, {means}' if {means}"
                         );
                     }
                     // What sets it for a session (files48 F3: PGDATESTYLE and PGTZ were said

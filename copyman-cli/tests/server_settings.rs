@@ -490,7 +490,7 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
             && stderr.contains("has IntervalStyle sql_standard")
             && stderr.contains("has TimeZone Asia/Tokyo")
             && stderr.contains("give every destination the same DateStyle, IntervalStyle, TimeZone")
-            && stderr.contains("reads alike under any order, but each destination needs the same one: PGDATESTYLE='ISO, DMY'"),
+            && stderr.contains("reads alike under any order, but each destination needs the same one, the order the file's dates are written in (DMY, MDY or YMD): PGDATESTYLE='ISO, DMY' if DMY"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dmy, "f"), 0);
@@ -1936,6 +1936,30 @@ fn trailing_spaces_a_narrower_varchar_would_cut_are_refused() {
         .unwrap();
     assert_exit(&run(&["table", "vc", "--from", &from, "--to", &to]), 0);
     assert_eq!(count(&c.dest[0], &dst, "vc"), 2);
+    // An array's elements, and character(n), alike (recheck75 F2).
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "CREATE TABLE va (id int, v text[]); INSERT INTO va VALUES (1, '{ab}'), (2, '{\"ab   \"}'); \
+             CREATE TABLE vh (id int, v text); INSERT INTO vh VALUES (1, 'ab'), (2, 'ab   ');",
+        )
+        .unwrap();
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(
+            "CREATE TABLE va (id int, v varchar(2)[]); CREATE TABLE vh (id int, v char(2));",
+        )
+        .unwrap();
+    for table in ["va", "vh"] {
+        let out = run(&["table", table, "--from", &from, "--to", &to]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("which cuts a longer value's trailing spaces"),
+            "{table}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &dst, table), 0, "{table}");
+    }
 }
 
 /// A destination `name` column cuts a text value longer than 63 bytes without an error: a

@@ -933,7 +933,7 @@ pub fn values_cut(
             let Some(to) = rel.column(name) else {
                 continue;
             };
-            if let Some(width) = narrower_varchar(&from.type_name, &to.type_name) {
+            if let Some((width, array)) = narrower_varchar(&from.type_name, &to.type_name) {
                 let Ok(rows) = rows else {
                     // (A writing --send, not run again: cast there, and the types are alike.)
                     return Err(format!(
@@ -944,8 +944,13 @@ pub fn values_cut(
                         to.type_name
                     ));
                 };
+                // (An array's elements each.)
+                let value = match array {
+                    true => format!("pg_catalog.unnest({name})::text"),
+                    false => format!("{name}::text"),
+                };
                 let query = format!(
-                    "SELECT count(*)::text, min(v) FROM (SELECT {name}::text AS v FROM {rows}) q \
+                    "SELECT count(*)::text, min(v) FROM (SELECT {value} AS v FROM {rows}) q \
                      WHERE pg_catalog.char_length(v) > {width} \
                      AND pg_catalog.char_length(pg_catalog.rtrim(v, ' ')) <= {width}"
                 );
@@ -1122,32 +1127,50 @@ pub fn values_cut(
     Ok(measured)
 }
 
-/// The width of a destination column `to` of type `character varying(n)` narrower than the
-/// source's `from` (`text`, `character varying` unbounded or wider): a longer value whose excess
-/// is spaces is cut to it without an error (the SQL standard's rule), a longer one fails
-/// (types74 F3: `'ab   '` arrived as `'ab'`, exit 0).
+/// The width of a destination column `to` of type `character varying(n)` or `character(n)` (or
+/// an array of either) narrower than the source's `from` (`text`, `character varying`
+/// unbounded or wider, or an array of it): a longer value whose excess is spaces is cut to it
+/// without an error (the SQL standard's rule), a longer one fails (types74 F3, recheck75 F2:
+/// `'ab   '` arrived as `'ab'`, exit 0). A domain over one, or a composite's field, is not
+/// measured here.
 ///
 /// ```
 /// use copyman_job::plan::narrower_varchar;
 ///
-/// assert_eq!(narrower_varchar("text", "character varying(2)"), Some(2));
-/// assert_eq!(narrower_varchar("character varying(10)", "character varying(2)"), Some(2));
-/// assert_eq!(narrower_varchar("character varying", "character varying(5)"), Some(5));
+/// assert_eq!(narrower_varchar("text", "character varying(2)"), Some((2, false)));
+/// assert_eq!(narrower_varchar("character varying(10)", "character varying(2)"), Some((2, false)));
+/// assert_eq!(narrower_varchar("character varying", "character varying(5)"), Some((5, false)));
 /// assert_eq!(narrower_varchar("character varying(2)", "character varying(5)"), None);
 /// assert_eq!(narrower_varchar("integer", "character varying(2)"), None);
 /// assert_eq!(narrower_varchar("text", "text"), None);
+/// // An array's elements, and character(n) from a type whose trailing spaces count.
+/// assert_eq!(narrower_varchar("text[]", "character varying(2)[]"), Some((2, true)));
+/// assert_eq!(narrower_varchar("text", "character(2)"), Some((2, false)));
+/// assert_eq!(narrower_varchar("character(5)", "character(2)"), None);
 /// ```
-pub fn narrower_varchar(from: &str, to: &str) -> Option<usize> {
+///
+/// Returns the width, and whether the values are an array's elements.
+pub fn narrower_varchar(from: &str, to: &str) -> Option<(usize, bool)> {
+    let (from, to, array) = match (from.strip_suffix("[]"), to.strip_suffix("[]")) {
+        (Some(from), Some(to)) => (from, to, true),
+        (None, None) => (from, to, false),
+        _ => return None,
+    };
     let width = |t: &str| {
-        t.strip_prefix("character varying(")?
+        (t.strip_prefix("character varying("))
+            .or_else(|| t.strip_prefix("character("))?
             .strip_suffix(')')?
             .parse::<usize>()
             .ok()
     };
     let to = width(to)?;
+    // (character(n)'s own trailing spaces count for nothing: cut from one, nothing is lost.)
     match from {
-        "text" | "character varying" => Some(to),
-        from => width(from).filter(|&w| w > to).map(|_| to),
+        "text" | "character varying" => Some((to, array)),
+        from if from.starts_with("character varying(") => {
+            width(from).filter(|&w| w > to).map(|_| (to, array))
+        }
+        _ => None,
     }
 }
 
