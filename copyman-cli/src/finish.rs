@@ -500,14 +500,15 @@ struct Party<'a, 'e> {
     commits_nothing: bool,
 }
 
-/// How long a run, a job or copyman recover lets a `COMMIT` (`PREPARED`) wait for a synchronous
-/// standby before it cancels that wait ([`StandbyWait::watch_commit`], the job's watch).
+/// How long a run, a job or copyman recover lets a `COMMIT` (`PREPARED`) or a `PREPARE
+/// TRANSACTION` wait for a synchronous standby before it cancels that wait
+/// ([`StandbyWait::watch_commit`], the job's watch).
 pub(crate) const STANDBY_COMMIT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Cancels, from a monitoring session, a `ROLLBACK PREPARED` of `gid` once it waits for a
 /// synchronous standby (`IPC SyncRep`), until dropped (a run's abort, and copyman recover's);
-/// a `COMMIT PREPARED` too (a run's, recover's), and a one-table run's `COMMIT`, after
-/// [`STANDBY_COMMIT_PATIENCE`].
+/// a `COMMIT PREPARED` too (a run's, recover's), a one-table run's `COMMIT` and its `--atomic`
+/// `PREPARE TRANSACTION`, after [`STANDBY_COMMIT_PATIENCE`].
 pub(crate) struct StandbyWait {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
