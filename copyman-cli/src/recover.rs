@@ -1254,7 +1254,7 @@ pub(crate) fn run(
                     false => format!(
                         "is on none of the servers reached{clone}: it may be on one given that \
                          could not be reached ({}: copyman recover given it once it can be \
-                         finishes it), else give its CONN too",
+                         reached finishes it), else give its CONN too",
                         (unreachable.iter())
                             .map(|(display, ..)| display.as_str())
                             .collect::<Vec<_>>()
